@@ -1,0 +1,56 @@
+/* liberzmq error codes and the per-thread error detail.
+ *
+ * Every fallible function returns 0 (LZ_OK) on success or a negative lz_error_t;
+ * constructors return NULL. Either way the calling thread's detail message
+ * (lz_last_error) says what went wrong in words a person can act on. */
+#ifndef LIBERZMQ_ERROR_H
+#define LIBERZMQ_ERROR_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// The categories follow the Python LiberZMQ exception tree, so a failure has
+// the same name on both sides of a mixed fleet.
+typedef enum lz_error {
+    LZ_OK = 0,
+    LZ_EINVAL = -1,         // invalid argument (NULL handle, bad URL, bad option)
+    LZ_ENOMEM = -2,         // out of memory
+    LZ_ECONFIG = -3,        // configuration: unknown key, bad value, unreadable file
+    LZ_ECONNECTION = -4,    // bind/connect failed, peer unreachable
+    LZ_ETIMEOUT = -5,       // an operation did not complete in time
+    LZ_ESERIALIZATION = -6, // a value could not be encoded or bytes decoded
+    LZ_EVALIDATION = -7,    // a value has the wrong shape for the operation
+    LZ_ECLOSED = -8,        // the node or context is closed or stopping
+    LZ_EPROTOCOL = -9,      // a message on the wire does not follow docs/protocol.md
+    LZ_ENOTFOUND = -10,     // unknown name: serializer, action, config key...
+    LZ_EAGAIN = -11,        // would block: high water mark reached (backpressure)
+    LZ_EREMOTE = -12,       // the peer answered with an error reply
+    LZ_ESTATE = -13,        // not allowed in the current state (already started...)
+    LZ_EIO = -14,           // operating system I/O error (files, pipes, threads)
+    LZ_EUNREACHABLE = -15,  // no route to the given peer identity
+    LZ_EZMQ = -16           // an unexpected libzmq error (the detail names it)
+} lz_error_t;
+
+// lz_strerror returns a static, human-readable description of an error code
+// ("timed out"). Unknown codes give "unknown error". Thread safe.
+const char *lz_strerror(int code);
+
+// lz_error_name returns the symbolic name of an error code ("LZ_ETIMEOUT"),
+// or "LZ_EUNKNOWN". Static string, thread safe.
+const char *lz_error_name(int code);
+
+// lz_last_error returns the detail message of the last failure on the calling
+// thread, e.g. "config: key 'zmq.linger' from env LIBERZMQ_ZMQ__LINGER: not an
+// integer: 'abc'". The string is owned by the thread and valid until its next
+// liberzmq call; it is "" when nothing has failed yet.
+const char *lz_last_error(void);
+
+// lz_last_error_code returns the code of the last failure on the calling
+// thread (LZ_OK if none).
+int lz_last_error_code(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

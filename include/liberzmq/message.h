@@ -1,0 +1,57 @@
+/* liberzmq received messages: what a handler or a receive call gets.
+ *
+ * A message handed to a handler is borrowed: valid during the call only.
+ * One returned by a *_recv function is owned: free it with
+ * lz_message_destroy. Reading a message from several threads is safe. */
+#ifndef LIBERZMQ_MESSAGE_H
+#define LIBERZMQ_MESSAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lz_message lz_message_t;
+
+// A message handler, for subscribers and pullers. Return 0 when handled; a
+// non-zero return counts in the node's errors metric and is logged. The
+// message is borrowed for the call. Handlers may run on several threads at
+// once (up to zmq.handler_max_concurrency): arg must be safe for that.
+typedef int (*lz_handler_fn)(const lz_message_t *msg, void *arg);
+
+// lz_message_destroy frees an owned message and sets *msg_p to NULL.
+void lz_message_destroy(lz_message_t **msg_p);
+
+// lz_message_topic: the topic (pub/sub), the task type (push/pull) or the
+// action (request/reply). Never NULL ("" when absent; "unknown" for a task
+// that was not an object).
+const char *lz_message_topic(const lz_message_t *msg);
+const char *lz_message_type(const lz_message_t *msg); // same field, for tasks and requests
+
+// lz_message_value: the decoded data (for tasks and requests the envelope's
+// "data" member; for pub/sub the whole payload). Never NULL (a null value
+// when the data is absent). Borrowed from the message.
+const lz_value_t *lz_message_value(const lz_message_t *msg);
+
+// lz_message_payload: the payload frame exactly as received.
+const void *lz_message_payload(const lz_message_t *msg, size_t *size);
+
+// lz_message_envelope: the whole decoded envelope object for tasks and
+// requests (with extension keys such as "task_id", "request_id",
+// "message_id", "traceparent"); NULL for pub/sub and raw payloads.
+const lz_value_t *lz_message_envelope(const lz_message_t *msg);
+
+// Envelope fields, when present: task or request id ("" if absent),
+// priority (0 if absent), timestamp in seconds since the epoch (0 if absent).
+const char *lz_message_id(const lz_message_t *msg);
+int64_t lz_message_priority(const lz_message_t *msg);
+double lz_message_timestamp(const lz_message_t *msg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,91 @@
+/* liberzmq publish/subscribe.
+ *
+ * Wire (docs/protocol.md): [topic, payload] where payload is the serialized
+ * value itself, exactly what the Python LiberZMQ and plain pyzmq peers send
+ * and expect. Subscriptions are libzmq prefix filters on the topic frame. */
+#ifndef LIBERZMQ_PUBSUB_H
+#define LIBERZMQ_PUBSUB_H
+
+#include <stddef.h>
+
+#include "context.h"
+#include "message.h"
+#include "node.h"
+#include "value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lz_pub lz_pub_t;
+typedef struct lz_sub lz_sub_t;
+
+// lz_pub_new creates a publisher on ctx with the given endpoints (see
+// node.h; default side: bind). NULL on failure with the detail set.
+lz_pub_t *lz_pub_new(lz_context_t *ctx, const char *endpoints);
+
+// lz_pub_destroy closes the socket (bounded by zmq.linger), frees *pub_p and
+// sets it to NULL. Not concurrent with other calls on the same publisher.
+void lz_pub_destroy(lz_pub_t **pub_p);
+
+lz_node_t *lz_pub_node(lz_pub_t *pub);
+
+// lz_pub_publish encodes value with the node's serializer and sends
+// [topic, payload]. Thread safe. Returns 0, LZ_ESERIALIZATION (nothing
+// sent), LZ_EAGAIN when the high water mark holds it past zmq.send_timeout
+// (counted in outbound_dropped and backpressure_events), LZ_EINVAL.
+int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value);
+
+// lz_pub_publish_bytes sends [topic, data] with data as it is, whatever the
+// serializer. Thread safe; same errors.
+int lz_pub_publish_bytes(lz_pub_t *pub, const char *topic, const void *data, size_t size);
+
+// lz_sub_new creates a subscriber (default side: connect). It receives
+// nothing until it subscribes (lz_sub_subscribe or lz_sub_on).
+lz_sub_t *lz_sub_new(lz_context_t *ctx, const char *endpoints);
+
+// lz_sub_destroy stops the subscriber if started, frees *sub_p, sets it NULL.
+void lz_sub_destroy(lz_sub_t **sub_p);
+
+lz_node_t *lz_sub_node(lz_sub_t *sub);
+
+// lz_sub_subscribe / lz_sub_unsubscribe add or drop a topic prefix filter
+// ("" is everything). Thread safe.
+int lz_sub_subscribe(lz_sub_t *sub, const char *prefix);
+int lz_sub_unsubscribe(lz_sub_t *sub, const char *prefix);
+
+// lz_sub_on subscribes to prefix and routes its messages to handler; the
+// longest matching registered prefix wins. lz_sub_on_default takes the
+// messages no handler matches. Register before lz_sub_start.
+int lz_sub_on(lz_sub_t *sub, const char *prefix, lz_handler_fn handler, void *arg);
+int lz_sub_on_default(lz_sub_t *sub, lz_handler_fn handler, void *arg);
+
+// lz_sub_start runs the subscriber on its own threads: one receiver plus up
+// to zmq.handler_max_concurrency handler workers (with 1, handlers run on
+// the receiver thread in arrival order). LZ_ESTATE if already started.
+int lz_sub_start(lz_sub_t *sub);
+
+// lz_sub_stop stops receiving, waits for running handlers and joins the
+// threads. Messages still queued are dropped and counted. Idempotent.
+int lz_sub_stop(lz_sub_t *sub);
+
+// Driving from the caller's loop instead of lz_sub_start:
+// lz_sub_fd gives a file descriptor that becomes readable when messages
+// may be waiting (libzmq's ZMQ_FD: edge-triggered, so after it fires call
+// lz_sub_dispatch until it returns 0). lz_sub_dispatch receives and
+// dispatches every waiting message on the calling thread, waiting up to
+// timeout_ms (0: do not wait, -1: forever) for the first; it returns how
+// many it dispatched, or a negative lz_error_t.
+int lz_sub_fd(lz_sub_t *sub, int *fd);
+int lz_sub_dispatch(lz_sub_t *sub, int timeout_ms);
+
+// lz_sub_recv returns the next good message, owned by the caller, waiting
+// up to timeout_ms (-1: forever). NULL with LZ_ETIMEOUT, LZ_ECLOSED or
+// LZ_ESTATE (started: handlers own the messages). Malformed messages are
+// counted and skipped, never returned.
+lz_message_t *lz_sub_recv(lz_sub_t *sub, int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

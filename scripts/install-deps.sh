@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages liberzmq needs to build, test, demo and benchmark.
+# Idempotent: only asks apt-get for what is missing, so a ready machine pays nothing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libzmq3-dev          # the engine
+  libyajl-dev          # JSON: streaming parser + generator (see README: "Why yajl")
+  libmsgpack-dev       # MessagePack (msgpack-c)
+  libyaml-dev          # YAML configuration files
+  libzstd-dev          # the compressed-JSON example serializer
+  python3-zmq          # interop tests with /usr/bin/python3
+)
+if [ "${LZ_BENCH_DEPS:-0}" = 1 ]; then
+  packages+=(libczmq-dev libnng-dev)   # peers measured by bench/
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,16 @@
+/* The lz tool: each subcommand is one function taking its own argv
+ * (argv[0] is the subcommand name). They return the process exit code:
+ * 0 success, 1 runtime failure (timeout, error reply...), 2 bad usage. */
+#ifndef LZ_CLI_H
+#define LZ_CLI_H
+
+int lz_cmd_pub(int argc, char **argv);
+int lz_cmd_sub(int argc, char **argv);
+int lz_cmd_push(int argc, char **argv);
+int lz_cmd_pull(int argc, char **argv);
+int lz_cmd_req(int argc, char **argv);
+int lz_cmd_rep(int argc, char **argv);
+int lz_cmd_proxy(int argc, char **argv);
+int lz_cmd_bench(int argc, char **argv);
+
+#endif

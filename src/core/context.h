@@ -1,0 +1,60 @@
+/* Internal view of the context: the settings every node reads, reference
+ * counting by nodes, and the registries it owns. */
+#ifndef LZ_CORE_CONTEXT_H
+#define LZ_CORE_CONTEXT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "liberzmq/context.h"
+#include "liberzmq/serializer.h"
+
+typedef struct lz_node lz_node_t;
+typedef struct lz_registry lz_registry_t;
+
+// The configuration read once into plain fields when the context is made
+// (a context's configuration never changes afterwards), so hot paths never
+// look keys up. Times are milliseconds; -1 means "no limit" where libzmq
+// allows it.
+typedef struct lz_settings {
+    int io_threads;
+    int max_sockets;
+    int linger;
+    int hwm_outbound;
+    int hwm_inbound;
+    int send_timeout;
+    int receive_timeout;
+    int request_timeout;
+    int request_retries;
+    int failed_socket_cooldown;
+    int handler_max_concurrency;
+    int reconnect_interval;
+    int reconnect_interval_max;
+    int heartbeat_interval;
+    int64_t max_message_size;
+    const char *default_serializer; // owned by the context's config
+} lz_settings_t;
+
+// lz__settings_read fills *out from config; LZ_ECONFIG on an inconsistent
+// combination. Implemented in config.c next to the key table.
+int lz__settings_read(const lz_config_t *config, lz_settings_t *out);
+
+const lz_settings_t *lz__context_settings(const lz_context_t *ctx);
+lz_registry_t *lz__context_registry(lz_context_t *ctx);
+
+// Nodes hold a reference on their context, so the zmq context outlives
+// every socket made in it (see lz_context_destroy).
+void lz__context_ref(lz_context_t *ctx);
+void lz__context_unref(lz_context_t *ctx);
+
+// Nodes register so that context metrics sum them; a node detaching folds
+// its final counters into the context's retired total.
+void lz__context_attach(lz_context_t *ctx, lz_node_t *node);
+void lz__context_detach(lz_context_t *ctx, lz_node_t *node);
+
+// The context's socket monitor: one thread per context reads libzmq
+// monitor events for all its nodes and keeps active_connections true.
+int lz__context_monitor_add(lz_context_t *ctx, lz_node_t *node);
+void lz__context_monitor_remove(lz_context_t *ctx, lz_node_t *node);
+
+#endif

@@ -1,0 +1,81 @@
+/* Internal: the frames on the wire for every pattern (docs/protocol.md),
+ * encoded and decoded in one place. Decoders build lz_message_t. */
+#ifndef LZ_CORE_ENVELOPE_H
+#define LZ_CORE_ENVELOPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "liberzmq/message.h"
+#include "liberzmq/serializer.h"
+#include "liberzmq/value.h"
+
+// What a message holds. value may point into envelope (then it is not freed
+// separately); payload is either owned bytes or a zmq_msg_t kept alive so
+// raw payloads are read without a copy.
+struct lz_message {
+    char *topic;              // topic, task type or action; never NULL
+    lz_value_t *value;        // decoded data; never NULL after decode
+    lz_value_t *envelope;     // decoded envelope object (tasks, requests) or NULL
+    bool value_in_envelope;   // value is borrowed from envelope
+    const char *id;           // task_id / request_id inside envelope, or ""
+    int64_t priority;
+    double timestamp;
+    zmq_msg_t payload;        // the payload frame, moved from the receive
+    bool has_payload;
+};
+
+// lz__message_new returns an empty message (topic "", value null).
+lz_message_t *lz__message_new(void);
+
+// lz__uuid4 writes a random UUID v4 ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx")
+// into out (37 bytes).
+void lz__uuid4(char out[37]);
+
+// lz__now_seconds: wall-clock time as a double, like Python's time.time().
+double lz__now_seconds(void);
+
+// --- Tasks (push/pull): one frame. ---
+// lz__envelope_encode_task appends the task object
+// {"type","data","priority","timestamp","task_id"} encoded with serializer.
+int lz__envelope_encode_task(const lz_serializer_t *serializer, const char *type,
+                             const lz_value_t *data, int priority, lz_buffer_t *out);
+// lz__envelope_decode_task decodes one frame (moved into the message) into
+// a task. A structured payload that is not an object becomes type "unknown"
+// with the whole value as data; an opaque serializer gives type "" and the
+// bytes as data. LZ_ESERIALIZATION when the bytes do not decode.
+int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame,
+                             lz_message_t **out);
+
+// --- Pub/sub: [topic, payload, (extension frames)]. ---
+// lz__envelope_decode_pub takes frames[0] as the topic and frames[1] as the
+// payload (moved into the message). LZ_EPROTOCOL for fewer than 2 frames or
+// a topic that is not UTF-8; LZ_ESERIALIZATION when the payload does not decode.
+int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic,
+                            zmq_msg_t *payload, lz_message_t **out);
+
+// --- Request/reply: one payload frame after the routing envelope. ---
+// lz__envelope_encode_request appends {"type": action, "data", "timestamp",
+// "request_id"}.
+int lz__envelope_encode_request(const lz_serializer_t *serializer, const char *action,
+                                const lz_value_t *data, const char *request_id,
+                                lz_buffer_t *out);
+// lz__envelope_decode_request decodes a request frame (moved into the
+// message). The action is "type" (the Python LiberZMQ), or "action" as a
+// fallback; a missing action is LZ_EPROTOCOL.
+int lz__envelope_decode_request(const lz_serializer_t *serializer, zmq_msg_t *frame,
+                                lz_message_t **out);
+// lz__envelope_encode_error appends the error reply
+// {"status": "error", "message", "request_type", "code", "error"}.
+int lz__envelope_encode_error(const lz_serializer_t *serializer, int code, const char *message,
+                              const char *request_type, lz_buffer_t *out);
+// lz__envelope_is_error tells whether a decoded reply is an error reply
+// ({"status": "error", ...}).
+bool lz__envelope_is_error(const lz_value_t *reply);
+
+// lz__utf8_valid checks that size bytes are well-formed UTF-8.
+bool lz__utf8_valid(const void *data, size_t size);
+
+#endif

@@ -1,0 +1,95 @@
+/* Error codes, their descriptions, and the per-thread detail message. */
+#include "core/error.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <zmq.h>
+
+#define LZ_DETAIL_MAX 512
+
+static _Thread_local char last_detail[LZ_DETAIL_MAX];
+static _Thread_local int last_code;
+
+typedef struct { int code; const char *name; const char *text; } error_entry_t;
+
+static const error_entry_t errors[] = {
+    {LZ_OK, "LZ_OK", "success"},
+    {LZ_EINVAL, "LZ_EINVAL", "invalid argument"},
+    {LZ_ENOMEM, "LZ_ENOMEM", "out of memory"},
+    {LZ_ECONFIG, "LZ_ECONFIG", "configuration error"},
+    {LZ_ECONNECTION, "LZ_ECONNECTION", "connection error"},
+    {LZ_ETIMEOUT, "LZ_ETIMEOUT", "timed out"},
+    {LZ_ESERIALIZATION, "LZ_ESERIALIZATION", "serialization error"},
+    {LZ_EVALIDATION, "LZ_EVALIDATION", "validation error"},
+    {LZ_ECLOSED, "LZ_ECLOSED", "closed"},
+    {LZ_EPROTOCOL, "LZ_EPROTOCOL", "protocol error: malformed message"},
+    {LZ_ENOTFOUND, "LZ_ENOTFOUND", "not found"},
+    {LZ_EAGAIN, "LZ_EAGAIN", "resource temporarily unavailable (high water mark reached)"},
+    {LZ_EREMOTE, "LZ_EREMOTE", "the peer replied with an error"},
+    {LZ_ESTATE, "LZ_ESTATE", "operation not allowed in the current state"},
+    {LZ_EIO, "LZ_EIO", "input/output error"},
+    {LZ_EUNREACHABLE, "LZ_EUNREACHABLE", "peer unreachable"},
+    {LZ_EZMQ, "LZ_EZMQ", "libzmq error"},
+};
+
+static const error_entry_t *find(int code) {
+    for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
+        if (errors[i].code == code) return &errors[i];
+    return NULL;
+}
+
+const char *lz_strerror(int code) {
+    const error_entry_t *e = find(code);
+    return e ? e->text : "unknown error";
+}
+
+const char *lz_error_name(int code) {
+    const error_entry_t *e = find(code);
+    return e ? e->name : "LZ_EUNKNOWN";
+}
+
+const char *lz_last_error(void) { return last_detail; }
+
+int lz_last_error_code(void) { return last_code; }
+
+static void record(int code, const char *format, va_list args) {
+    last_code = code;
+    vsnprintf(last_detail, sizeof last_detail, format, args);
+}
+
+int lz__fail(int code, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    record(code, format, args);
+    va_end(args);
+    return code;
+}
+
+void *lz__fail_null(int code, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    record(code, format, args);
+    va_end(args);
+    return NULL;
+}
+
+int lz__zmq_error_code(int err) {
+    switch (err) {
+    case EAGAIN: return LZ_EAGAIN;
+    case ETERM: return LZ_ECLOSED;
+    case ENOTSOCK: return LZ_ECLOSED;
+    case EHOSTUNREACH: return LZ_EUNREACHABLE;
+    case EINVAL: case EPROTONOSUPPORT: case ENOCOMPATPROTO: return LZ_EINVAL;
+    case ENOMEM: return LZ_ENOMEM;
+    case EADDRINUSE: case EADDRNOTAVAIL: case ENODEV: case ECONNREFUSED: return LZ_ECONNECTION;
+    case EMSGSIZE: return LZ_EVALIDATION;
+    case EINTR: return LZ_EIO;
+    default: return LZ_EZMQ;
+    }
+}
+
+int lz__fail_zmq(const char *what) {
+    int err = zmq_errno();
+    return lz__fail(lz__zmq_error_code(err), "%s: %s", what, zmq_strerror(err));
+}

@@ -1,0 +1,32 @@
+/* Internal error reporting: every failure path sets the calling thread's
+ * detail message and returns its code in one call. */
+#ifndef LZ_CORE_ERROR_H
+#define LZ_CORE_ERROR_H
+
+#include "liberzmq/error.h"
+
+// lz__fail sets the thread's last error to code and the formatted detail,
+// and returns code, so failure paths read `return lz__fail(LZ_EINVAL, ...)`.
+int lz__fail(int code, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+// lz__fail_null is lz__fail for constructors: it returns NULL.
+void *lz__fail_null(int code, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+// lz__fail_zmq maps the current zmq_errno() to an lz_error_t (EAGAIN ->
+// LZ_EAGAIN, ETERM -> LZ_ECLOSED, EHOSTUNREACH -> LZ_EUNREACHABLE, EINVAL /
+// EPROTONOSUPPORT -> LZ_EINVAL, ...), records "<what>: <zmq_strerror>" and
+// returns the code.
+int lz__fail_zmq(const char *what);
+
+// lz__zmq_error_code maps an errno value from libzmq to an lz_error_t.
+int lz__zmq_error_code(int err);
+
+#endif

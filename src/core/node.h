@@ -1,0 +1,137 @@
+/* Internal: the part every pattern object shares. One place sets a socket up
+ * from the configuration, binds and connects, sends and receives frames
+ * under the node's lock, and counts everything in the node's metrics. */
+#ifndef LZ_CORE_NODE_H
+#define LZ_CORE_NODE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "core/context.h"
+#include "liberzmq/log.h"
+#include "liberzmq/node.h"
+#include "liberzmq/serializer.h"
+
+// Counters are atomics so handler threads, senders and metric readers
+// never take the socket lock to count.
+typedef struct lz_counters {
+    atomic_uint_fast64_t messages_sent, messages_received, bytes_sent, bytes_received;
+    atomic_uint_fast64_t errors, outbound_dropped, inbound_dropped, backpressure_events;
+    atomic_uint_fast64_t failed_bind_count, request_timeouts, retries, socket_rebuilds;
+    atomic_uint_fast64_t late_replies;
+    atomic_int_fast64_t active_connections;
+} lz_counters_t;
+
+#define LZ_COUNT(node, field) atomic_fetch_add_explicit(&(node)->counters.field, 1, memory_order_relaxed)
+#define LZ_COUNT_N(node, field, n) atomic_fetch_add_explicit(&(node)->counters.field, (n), memory_order_relaxed)
+
+#define LZ_NODE_ENDPOINT_MAX 256
+#define LZ_NODE_NAME_MAX 64
+
+struct lz_node {
+    lz_context_t *ctx;
+    const lz_settings_t *settings;  // the context's, read-only
+    lz_logger_t *log;               // the context's
+    void *socket;                   // libzmq socket; guarded by lock
+    int zmq_type;
+    char default_side;              // '@' bind or '>' connect
+    pthread_mutex_t lock;           // libzmq sockets are not thread safe
+    const lz_serializer_t *serializer;
+    lz_counters_t counters;
+    char name[LZ_NODE_NAME_MAX];
+    char endpoint[LZ_NODE_ENDPOINT_MAX]; // last bound, resolved
+    char **attached;                // every "@url"/">url" applied, for rebuilds
+    size_t attached_count;
+    char monitor_endpoint[64];      // inproc address of this socket's monitor
+    lz_node_t *next, *prev;         // the context's list of nodes
+};
+
+// lz__node_init makes the socket (type zmq_type) with every option from the
+// context's settings, registers the node with the context and its monitor,
+// then applies endpoints (see node.h). name is the pattern ("pub"). On
+// failure everything is undone and a negative lz_error_t returned.
+int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *name,
+                  char default_side, const char *endpoints);
+
+// lz__node_close folds the counters into the context, closes the socket
+// (bounded by zmq.linger) and drops the context reference. Idempotent.
+void lz__node_close(lz_node_t *node);
+
+// lz__node_attach applies one endpoint list ("@a,>b,c") with default_side
+// for entries without a prefix.
+int lz__node_attach(lz_node_t *node, const char *endpoints);
+
+// lz__node_rebuild closes the socket and makes a fresh one with the same
+// options and endpoints (Lazy Pirate). Counts socket_rebuilds. Caller holds
+// no lock; the node's lock is taken inside.
+int lz__node_rebuild(lz_node_t *node);
+
+// A frame to send: a pointer and a size, sent as a copy.
+typedef struct lz_frame {
+    const void *data;
+    size_t size;
+} lz_frame_t;
+
+// lz__node_send sends frames as one multipart message under the node's
+// lock, waiting up to zmq.send_timeout. Counts messages_sent and bytes_sent,
+// or on a full high water mark outbound_dropped + backpressure_events and
+// returns LZ_EAGAIN; other failures count errors.
+int lz__node_send(lz_node_t *node, const lz_frame_t *frames, size_t count);
+
+// lz__node_send_locked: the same for a caller already holding node->lock
+// (sending several messages, or a socket only one thread uses).
+int lz__node_send_locked(lz_node_t *node, const lz_frame_t *frames, size_t count, int flags);
+
+// A received multipart message, its frames kept as zmq_msg_t so payloads
+// are read in place (no copy).
+#define LZ_MAX_FRAMES 8
+typedef struct lz_frames {
+    zmq_msg_t part[LZ_MAX_FRAMES];
+    size_t count;      // frames kept (at most LZ_MAX_FRAMES)
+    size_t total;      // frames the message had (more are discarded)
+    size_t bytes;      // total payload bytes
+} lz_frames_t;
+
+// lz__node_recv reads one whole multipart message into *frames, waiting up
+// to timeout_ms (-1 forever, 0 not at all). Frames past LZ_MAX_FRAMES are
+// drained and dropped (frames->total tells). Counts messages_received and
+// bytes_received. Returns 0, LZ_ETIMEOUT, LZ_ECLOSED or another error. The
+// caller owns the socket for reading (one reader thread) and must call
+// lz__frames_close after.
+int lz__node_recv(lz_node_t *node, lz_frames_t *frames, int timeout_ms);
+void lz__frames_close(lz_frames_t *frames);
+
+static inline const void *lz__frame_data(const lz_frames_t *f, size_t i) {
+    return zmq_msg_data((zmq_msg_t *)&f->part[i]);
+}
+static inline size_t lz__frame_size(const lz_frames_t *f, size_t i) {
+    return zmq_msg_size((zmq_msg_t *)&f->part[i]);
+}
+
+// lz__node_drop counts an inbound message we reject (inbound_dropped) and
+// logs why at WARNING. Returns LZ_EPROTOCOL for convenience.
+int lz__node_drop(lz_node_t *node, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+// lz__node_error counts an error and logs it at ERROR; returns code.
+int lz__node_error(lz_node_t *node, int code, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+// lz__node_snapshot reads the counters into a public struct.
+void lz__node_snapshot(const lz_node_t *node, lz_metrics_t *out);
+
+// lz__node_wait_readable waits until the socket has a message or timeout_ms
+// passes (zmq_poll). Returns 1 readable, 0 timeout, negative on error.
+int lz__node_wait_readable(lz_node_t *node, int timeout_ms);
+
+#endif

@@ -1,0 +1,139 @@
+/* A tiny test harness: LZ_TEST functions, checks that report file:line and
+ * keep going, a whole-program alarm so no test can hang, and helpers for
+ * free endpoints and Python peers. */
+#ifndef LZ_TEST_H
+#define LZ_TEST_H
+
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "liberzmq.h"
+
+extern char **environ;
+
+static int lz_test_failures;
+static int lz_test_checks;
+
+#define LZ_CHECK(cond)                                                          \
+    do {                                                                        \
+        lz_test_checks++;                                                       \
+        if (!(cond)) {                                                          \
+            lz_test_failures++;                                                 \
+            fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n",       \
+                    __FILE__, __LINE__, #cond, lz_last_error());                \
+        }                                                                       \
+    } while (0)
+
+#define LZ_CHECK_INT(a, b)                                                      \
+    do {                                                                        \
+        long long lz_a_ = (long long)(a), lz_b_ = (long long)(b);               \
+        lz_test_checks++;                                                       \
+        if (lz_a_ != lz_b_) {                                                   \
+            lz_test_failures++;                                                 \
+            fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld (last error: %s)\n", \
+                    __FILE__, __LINE__, #a, lz_a_, #b, lz_b_, lz_last_error()); \
+        }                                                                       \
+    } while (0)
+
+#define LZ_CHECK_STR(a, b)                                                      \
+    do {                                                                        \
+        const char *lz_a_ = (a), *lz_b_ = (b);                                  \
+        lz_test_checks++;                                                       \
+        if (!lz_a_ || !lz_b_ || strcmp(lz_a_, lz_b_) != 0) {                    \
+            lz_test_failures++;                                                 \
+            fprintf(stderr, "%s:%d: %s == \"%s\", expected \"%s\"\n", __FILE__,  \
+                    __LINE__, #a, lz_a_ ? lz_a_ : "(null)", lz_b_ ? lz_b_ : "(null)"); \
+        }                                                                       \
+    } while (0)
+
+typedef void (*lz_test_fn)(void);
+typedef struct { const char *name; lz_test_fn fn; } lz_test_case_t;
+
+#define LZ_TEST(name) static void name(void)
+
+// lz_test_run runs each case in turn and prints "N passed, N failed".
+static inline int lz_test_run(const lz_test_case_t *cases, size_t n, unsigned alarm_seconds) {
+    alarm(alarm_seconds ? alarm_seconds : 90); // a hung test dies loudly instead of stalling ctest
+    signal(SIGPIPE, SIG_IGN);
+    int passed = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        int before = lz_test_failures;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        cases[i].fn();
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+        int ok = lz_test_failures == before;
+        printf("%s %s (%.0f ms)\n", ok ? "ok  " : "FAIL", cases[i].name, ms);
+        ok ? passed++ : failed++;
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
+
+#define LZ_TEST_MAIN(...)                                                       \
+    int main(void) {                                                            \
+        static const lz_test_case_t cases[] = {__VA_ARGS__};                    \
+        return lz_test_run(cases, sizeof cases / sizeof cases[0], 0);           \
+    }
+#define LZ_CASE(fn) {#fn, fn}
+
+// lz_test_ipc_endpoint writes a fresh ipc:// endpoint in a private temp dir.
+static inline const char *lz_test_ipc_endpoint(char *buf, size_t size) {
+    static char dir[64];
+    static int counter;
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/lztest.XXXXXX");
+        if (!mkdtemp(dir)) { perror("mkdtemp"); exit(2); }
+    }
+    snprintf(buf, size, "ipc://%s/s%d", dir, counter++);
+    return buf;
+}
+
+// lz_test_inproc_endpoint writes a fresh inproc:// endpoint.
+static inline const char *lz_test_inproc_endpoint(char *buf, size_t size) {
+    static int counter;
+    snprintf(buf, size, "inproc://lztest-%d-%d", (int)getpid(), counter++);
+    return buf;
+}
+
+// lz_test_spawn_python starts /usr/bin/python3 on tests/interop/<script>
+// with args; returns the pid (or -1). Reap with lz_test_wait.
+static inline pid_t lz_test_spawn_python(const char *script, const char *arg1, const char *arg2) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/interop/%s", LZ_TEST_DIR, script);
+    char *argv[] = {(char *)LZ_PYTHON, path, (char *)arg1, (char *)arg2, NULL};
+    if (!arg1) argv[2] = NULL;
+    else if (!arg2) argv[3] = NULL;
+    pid_t pid;
+    if (posix_spawn(&pid, LZ_PYTHON, NULL, NULL, argv, environ) != 0) return -1;
+    return pid;
+}
+
+// lz_test_wait waits up to timeout_ms for pid; kills it after that.
+// Returns its exit status, or -1 if it had to be killed.
+static inline int lz_test_wait(pid_t pid, int timeout_ms) {
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static inline void lz_test_sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
+
+#endif
