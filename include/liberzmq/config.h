@@ -10,6 +10,7 @@
 #define LIBERZMQ_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus

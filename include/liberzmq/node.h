@@ -3,7 +3,7 @@
  * node with lz_<type>_node(); these functions then work on any of them.
  *
  * Endpoint lists, accepted by every constructor: comma-separated URLs, each
- * prefixed '@' to bind or '>' to connect ("@tcp://*:5556,>ipc:///tmp/a").
+ * prefixed '@' to bind or '>' to connect ("@tcp://0.0.0.0:5556,>ipc:///tmp/a").
  * Without a prefix the pattern's natural side is used (publisher, puller and
  * server bind; subscriber, pusher and client connect). NULL means none yet. */
 #ifndef LIBERZMQ_NODE_H

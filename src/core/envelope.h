@@ -17,6 +17,7 @@
 // raw payloads are read without a copy.
 struct lz_message {
     char *topic;              // topic, task type or action; never NULL
+    char topic_inline[48];    // topic points here when it fits (no allocation)
     lz_value_t *value;        // decoded data; never NULL after decode
     lz_value_t *envelope;     // decoded envelope object (tasks, requests) or NULL
     bool value_in_envelope;   // value is borrowed from envelope

@@ -1,0 +1,59 @@
+/* liberzmq proxies: the two ZeroMQ devices as library calls.
+ *
+ * A forwarder (XSUB frontend, XPUB backend) joins many publishers to many
+ * subscribers; subscriptions travel upstream to the publishers. A queue
+ * (ROUTER frontend, DEALER backend) joins many clients to many servers,
+ * spreading requests over the servers and routing replies back. Either can
+ * copy all traffic to a capture socket (PUB) and be paused, resumed and
+ * stopped from any thread. */
+#ifndef LIBERZMQ_PROXY_H
+#define LIBERZMQ_PROXY_H
+
+#include "context.h"
+#include "node.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lz_proxy lz_proxy_t;
+
+typedef enum lz_proxy_kind {
+    LZ_PROXY_FORWARDER = 0, // XSUB frontend (publishers connect) / XPUB backend (subscribers connect)
+    LZ_PROXY_QUEUE = 1      // ROUTER frontend (clients connect) / DEALER backend (servers connect)
+} lz_proxy_kind_t;
+
+// lz_proxy_new creates a proxy of kind with its sockets on the given
+// endpoint lists (see node.h; default side: bind for all three). capture
+// may be NULL; otherwise every message passing either way is also
+// published there (multipart, as it crossed). Nothing moves until
+// lz_proxy_start. NULL on failure with the detail set.
+lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *frontend,
+                         const char *backend, const char *capture);
+
+// lz_proxy_destroy stops the proxy if running, closes its sockets, frees
+// *proxy_p and sets it to NULL. NULL is a no-op.
+void lz_proxy_destroy(lz_proxy_t **proxy_p);
+
+// The proxy's sockets, for lz_node_endpoint and lz_node_metrics (the
+// counters hold no proxied traffic: libzmq moves it). Do not bind, connect
+// or use the socket while the proxy runs. capture is NULL without one.
+lz_node_t *lz_proxy_frontend(lz_proxy_t *proxy);
+lz_node_t *lz_proxy_backend(lz_proxy_t *proxy);
+lz_node_t *lz_proxy_capture(lz_proxy_t *proxy);
+
+// lz_proxy_start runs the proxy on its own thread. LZ_ESTATE if running.
+int lz_proxy_start(lz_proxy_t *proxy);
+
+// lz_proxy_pause holds traffic (messages wait in libzmq's queues, up to the
+// high water marks); lz_proxy_resume lets it flow again. lz_proxy_stop
+// ends the thread; the proxy may be started again. Each returns once the
+// proxy thread has the command. Thread safe; LZ_ESTATE if not running.
+int lz_proxy_pause(lz_proxy_t *proxy);
+int lz_proxy_resume(lz_proxy_t *proxy);
+int lz_proxy_stop(lz_proxy_t *proxy);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,295 @@
+/* The context: owns the libzmq context, configuration, logger, serializer
+ * registry and the metrics of its nodes. Nodes hold references, so the
+ * libzmq context terminates only after the last socket is closed. One
+ * monitor thread per context reads every node's libzmq socket events. */
+#include "core/context.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/node.h"
+#include "serial/registry.h"
+
+typedef struct monitor_entry {
+    lz_node_t *node;
+    void *pair; // connected to the node's monitor endpoint
+} monitor_entry_t;
+
+typedef struct monitor {
+    pthread_t thread;
+    pthread_mutex_t lock; // serialises requests on control
+    void *control;        // our end of the control pipe
+    char endpoint[64];
+    // Owned by the monitor thread only:
+    monitor_entry_t *entries;
+    size_t count, capacity;
+} monitor_t;
+
+struct lz_context {
+    void *zmq;
+    lz_config_t *config;
+    lz_settings_t settings;
+    lz_logger_t *logger;
+    lz_registry_t *registry;
+    atomic_int refs;
+    pthread_mutex_t lock; // guards nodes and retired
+    lz_node_t *nodes;
+    lz_metrics_t retired;
+    monitor_t monitor;
+};
+
+enum { MONITOR_ADD = 1, MONITOR_REMOVE = 2, MONITOR_STOP = 3 };
+typedef struct { int op; lz_node_t *node; } monitor_request_t;
+
+/* ---- monitor thread ---------------------------------------------------- */
+
+static int monitor_entry_add(monitor_t *mon, void *zmq, lz_node_t *node) {
+    if (mon->count == mon->capacity) {
+        size_t cap = mon->capacity ? mon->capacity * 2 : 8;
+        monitor_entry_t *grown = realloc(mon->entries, cap * sizeof *grown);
+        if (!grown) return LZ_ENOMEM;
+        mon->entries = grown;
+        mon->capacity = cap;
+    }
+    void *pair = zmq_socket(zmq, ZMQ_PAIR);
+    if (!pair) return LZ_EZMQ;
+    int linger = 0;
+    zmq_setsockopt(pair, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(pair, node->monitor_endpoint) != 0) {
+        zmq_close(pair);
+        return LZ_EZMQ;
+    }
+    mon->entries[mon->count++] = (monitor_entry_t){node, pair};
+    return LZ_OK;
+}
+
+static void monitor_entry_remove(monitor_t *mon, lz_node_t *node) {
+    for (size_t i = 0; i < mon->count; i++) {
+        if (mon->entries[i].node != node) continue;
+        zmq_close(mon->entries[i].pair);
+        mon->entries[i] = mon->entries[--mon->count];
+        return;
+    }
+}
+
+// A libzmq monitor event is [6 bytes: uint16 event, uint32 value][endpoint].
+static void monitor_read_event(monitor_entry_t *entry) {
+    zmq_msg_t head, addr;
+    zmq_msg_init(&head);
+    zmq_msg_init(&addr);
+    if (zmq_msg_recv(&head, entry->pair, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&head))
+        zmq_msg_recv(&addr, entry->pair, 0);
+    if (zmq_msg_size(&head) >= 2) {
+        uint16_t event;
+        memcpy(&event, zmq_msg_data(&head), sizeof event);
+        if (event == ZMQ_EVENT_CONNECTED || event == ZMQ_EVENT_ACCEPTED)
+            atomic_fetch_add(&entry->node->counters.active_connections, 1);
+        else if (event == ZMQ_EVENT_DISCONNECTED)
+            atomic_fetch_sub(&entry->node->counters.active_connections, 1);
+    }
+    zmq_msg_close(&head);
+    zmq_msg_close(&addr);
+}
+
+static bool monitor_serve_request(monitor_t *mon, void *zmq, void *control) {
+    monitor_request_t req;
+    if (zmq_recv(control, &req, sizeof req, 0) != (int)sizeof req) return true;
+    int status = LZ_OK;
+    if (req.op == MONITOR_ADD) status = monitor_entry_add(mon, zmq, req.node);
+    else if (req.op == MONITOR_REMOVE) monitor_entry_remove(mon, req.node);
+    zmq_send(control, &status, sizeof status, 0);
+    return req.op != MONITOR_STOP;
+}
+
+static void *monitor_main(void *self) {
+    lz_context_t *ctx = self;
+    monitor_t *mon = &ctx->monitor;
+    void *control = zmq_socket(ctx->zmq, ZMQ_PAIR);
+    zmq_bind(control, mon->endpoint);
+    zmq_pollitem_t *items = NULL;
+    size_t items_cap = 0;
+    for (bool go = true; go;) {
+        if (items_cap < mon->count + 1) {
+            items_cap = (mon->count + 1) * 2;
+            zmq_pollitem_t *grown = realloc(items, items_cap * sizeof *items);
+            if (!grown) break;
+            items = grown;
+        }
+        items[0] = (zmq_pollitem_t){control, 0, ZMQ_POLLIN, 0};
+        for (size_t i = 0; i < mon->count; i++)
+            items[i + 1] = (zmq_pollitem_t){mon->entries[i].pair, 0, ZMQ_POLLIN, 0};
+        size_t polled = mon->count;
+        if (zmq_poll(items, (int)polled + 1, -1) < 0) break;
+        for (size_t i = 0; i < polled && i < mon->count; i++)
+            if (items[i + 1].revents & ZMQ_POLLIN) monitor_read_event(&mon->entries[i]);
+        if (items[0].revents & ZMQ_POLLIN) go = monitor_serve_request(mon, ctx->zmq, control);
+    }
+    for (size_t i = 0; i < mon->count; i++) zmq_close(mon->entries[i].pair);
+    free(mon->entries);
+    free(items);
+    zmq_close(control);
+    return NULL;
+}
+
+static int monitor_request(lz_context_t *ctx, int op, lz_node_t *node) {
+    monitor_t *mon = &ctx->monitor;
+    monitor_request_t req = {op, node};
+    int status = LZ_EZMQ;
+    pthread_mutex_lock(&mon->lock);
+    if (zmq_send(mon->control, &req, sizeof req, 0) == (int)sizeof req)
+        zmq_recv(mon->control, &status, sizeof status, 0);
+    pthread_mutex_unlock(&mon->lock);
+    return status;
+}
+
+static int monitor_start(lz_context_t *ctx) {
+    monitor_t *mon = &ctx->monitor;
+    pthread_mutex_init(&mon->lock, NULL);
+    snprintf(mon->endpoint, sizeof mon->endpoint, "inproc://lz-monitor-%p", (void *)ctx);
+    mon->control = zmq_socket(ctx->zmq, ZMQ_PAIR);
+    if (!mon->control) return lz__fail_zmq("context: monitor control socket");
+    if (pthread_create(&mon->thread, NULL, monitor_main, ctx) != 0) {
+        zmq_close(mon->control);
+        mon->control = NULL;
+        return lz__fail(LZ_EIO, "context: cannot start the monitor thread");
+    }
+    // inproc connect before bind is allowed since libzmq 4.0, so no wait here.
+    if (zmq_connect(mon->control, mon->endpoint) != 0) return lz__fail_zmq("context: monitor connect");
+    return LZ_OK;
+}
+
+static void monitor_stop(lz_context_t *ctx) {
+    monitor_t *mon = &ctx->monitor;
+    if (!mon->control) return;
+    monitor_request(ctx, MONITOR_STOP, NULL);
+    pthread_join(mon->thread, NULL);
+    zmq_close(mon->control);
+    mon->control = NULL;
+    pthread_mutex_destroy(&mon->lock);
+}
+
+int lz__context_monitor_add(lz_context_t *ctx, lz_node_t *node) {
+    int status = monitor_request(ctx, MONITOR_ADD, node);
+    return status == LZ_OK ? LZ_OK : lz__fail(status, "context: cannot monitor socket %s", node->name);
+}
+
+void lz__context_monitor_remove(lz_context_t *ctx, lz_node_t *node) {
+    monitor_request(ctx, MONITOR_REMOVE, node);
+}
+
+/* ---- context ----------------------------------------------------------- */
+
+static lz_config_t *config_from_environment(void) {
+    lz_config_t *config = lz_config_new();
+    if (!config) return lz__fail_null(LZ_ENOMEM, "context: out of memory");
+    const char *file = getenv("LIBERZMQ_CONFIG");
+    if ((file && *file && lz_config_load_file(config, file) != LZ_OK) || lz_config_load_env(config) != LZ_OK) {
+        lz_config_destroy(&config);
+        return NULL; // the loader's detail stands
+    }
+    return config;
+}
+
+static int zmq_context_open(lz_context_t *ctx) {
+    ctx->zmq = zmq_ctx_new();
+    if (!ctx->zmq) return lz__fail_zmq("context: zmq_ctx_new");
+    if (zmq_ctx_set(ctx->zmq, ZMQ_IO_THREADS, ctx->settings.io_threads) != 0 ||
+        zmq_ctx_set(ctx->zmq, ZMQ_MAX_SOCKETS, ctx->settings.max_sockets) != 0)
+        return lz__fail_zmq("context: zmq_ctx_set");
+    return LZ_OK;
+}
+
+static void context_free(lz_context_t *ctx) {
+    monitor_stop(ctx);
+    if (ctx->zmq) zmq_ctx_term(ctx->zmq);
+    lz__registry_destroy(&ctx->registry);
+    lz_logger_destroy(&ctx->logger);
+    lz_config_destroy(&ctx->config);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx);
+}
+
+lz_context_t *lz_context_new(const lz_config_t *config) {
+    lz_context_t *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return lz__fail_null(LZ_ENOMEM, "context: out of memory");
+    pthread_mutex_init(&ctx->lock, NULL);
+    atomic_init(&ctx->refs, 1);
+    ctx->config = config ? lz_config_dup(config) : config_from_environment();
+    int rc = ctx->config ? lz__settings_read(ctx->config, &ctx->settings) : lz_last_error_code();
+    if (rc == LZ_OK) {
+        ctx->logger = lz_logger_new();
+        ctx->registry = lz__registry_new();
+        rc = ctx->logger && ctx->registry ? lz__logger_configure(ctx->logger, ctx->config)
+                                          : lz__fail(LZ_ENOMEM, "context: out of memory");
+    }
+    if (rc == LZ_OK) rc = zmq_context_open(ctx);
+    if (rc == LZ_OK) rc = monitor_start(ctx);
+    if (rc != LZ_OK) {
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", lz_last_error());
+        context_free(ctx);
+        return lz__fail_null(rc ? rc : LZ_ECONFIG, "%s", detail);
+    }
+    LZ_LOG(ctx->logger, LZ_LOG_DEBUG, "context", "created (io_threads=%d, serializer=%s)",
+           ctx->settings.io_threads, ctx->settings.default_serializer);
+    return ctx;
+}
+
+void lz__context_ref(lz_context_t *ctx) { atomic_fetch_add(&ctx->refs, 1); }
+
+void lz__context_unref(lz_context_t *ctx) {
+    if (ctx && atomic_fetch_sub(&ctx->refs, 1) == 1) context_free(ctx);
+}
+
+void lz_context_destroy(lz_context_t **ctx_p) {
+    if (!ctx_p || !*ctx_p) return;
+    lz__context_unref(*ctx_p);
+    *ctx_p = NULL;
+}
+
+const lz_config_t *lz_context_config(const lz_context_t *ctx) { return ctx ? ctx->config : NULL; }
+lz_logger_t *lz_context_logger(lz_context_t *ctx) { return ctx ? ctx->logger : NULL; }
+void *lz_context_zmq(lz_context_t *ctx) { return ctx ? ctx->zmq : NULL; }
+const lz_settings_t *lz__context_settings(const lz_context_t *ctx) { return &ctx->settings; }
+lz_registry_t *lz__context_registry(lz_context_t *ctx) { return ctx->registry; }
+
+void lz__context_attach(lz_context_t *ctx, lz_node_t *node) {
+    pthread_mutex_lock(&ctx->lock);
+    node->prev = NULL;
+    node->next = ctx->nodes;
+    if (ctx->nodes) ctx->nodes->prev = node;
+    ctx->nodes = node;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+void lz__context_detach(lz_context_t *ctx, lz_node_t *node) {
+    lz_metrics_t final;
+    lz__node_snapshot(node, &final);
+    final.active_connections = 0; // a closed node holds no connections
+    pthread_mutex_lock(&ctx->lock);
+    if (node->prev) node->prev->next = node->next;
+    else ctx->nodes = node->next;
+    if (node->next) node->next->prev = node->prev;
+    lz_metrics_add(&ctx->retired, &final);
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+int lz_context_metrics(lz_context_t *ctx, lz_metrics_t *out) {
+    if (!ctx || !out) return lz__fail(LZ_EINVAL, "context_metrics: NULL argument");
+    pthread_mutex_lock(&ctx->lock);
+    *out = ctx->retired;
+    for (lz_node_t *n = ctx->nodes; n; n = n->next) {
+        lz_metrics_t m;
+        lz__node_snapshot(n, &m);
+        lz_metrics_add(out, &m);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return LZ_OK;
+}

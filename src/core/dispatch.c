@@ -1,0 +1,216 @@
+/* Receive, decode, route, run: the loop behind subscribers and pullers.
+ * The node lock is held only for slices of a receive, so subscribing from
+ * another thread waits at most one slice while a receiver is idle. */
+#include "core/dispatch.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+
+#define LZ_RECV_SLICE_MS 50
+#define LZ_QUEUE_PER_WORKER 64
+
+typedef struct job {
+    lz_message_t *msg;
+    const lz_route_t *route;
+} job_t;
+
+void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_decode_fn decode, bool prefix_match) {
+    memset(d, 0, sizeof *d);
+    d->node = node;
+    d->decode = decode;
+    d->prefix_match = prefix_match;
+    atomic_init(&d->stopping, false);
+}
+
+void lz__dispatcher_fini(lz_dispatcher_t *d) {
+    lz__dispatcher_stop(d);
+    for (size_t i = 0; i < d->route_count; i++) free(d->routes[i].key);
+    free(d->routes);
+    d->routes = NULL;
+    d->route_count = 0;
+}
+
+int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg) {
+    if (!handler) return lz__fail(LZ_EINVAL, "%s: NULL handler", d->node->name);
+    if (d->started) return lz__fail(LZ_ESTATE, "%s: register handlers before start", d->node->name);
+    if (!key) {
+        d->fallback = (lz_route_t){NULL, 0, handler, arg};
+        return LZ_OK;
+    }
+    for (size_t i = 0; i < d->route_count; i++) {
+        if (strcmp(d->routes[i].key, key) == 0) { // a second registration replaces the first
+            d->routes[i].handler = handler;
+            d->routes[i].arg = arg;
+            return LZ_OK;
+        }
+    }
+    lz_route_t *grown = realloc(d->routes, (d->route_count + 1) * sizeof *grown);
+    char *copy = strdup(key);
+    if (!grown || !copy) {
+        free(copy);
+        if (grown) d->routes = grown;
+        return lz__fail(LZ_ENOMEM, "%s: out of memory", d->node->name);
+    }
+    d->routes = grown;
+    d->routes[d->route_count++] = (lz_route_t){copy, strlen(key), handler, arg};
+    return LZ_OK;
+}
+
+static const lz_route_t *route_for(const lz_dispatcher_t *d, const char *key) {
+    const lz_route_t *best = NULL;
+    for (size_t i = 0; i < d->route_count; i++) {
+        const lz_route_t *r = &d->routes[i];
+        bool match = d->prefix_match ? strncmp(key, r->key, r->key_len) == 0 : strcmp(key, r->key) == 0;
+        if (match && (!best || r->key_len > best->key_len)) best = r;
+    }
+    return best ? best : d->fallback.handler ? &d->fallback : NULL;
+}
+
+static void run(lz_dispatcher_t *d, lz_message_t *msg, const lz_route_t *route) {
+    int rc = route->handler(msg, route->arg);
+    if (rc != 0)
+        lz__node_error(d->node, LZ_EREMOTE, "%s: handler for '%s' returned %d", d->node->name,
+                       lz_message_topic(msg), rc);
+    lz_message_destroy(&msg);
+}
+
+static void run_job(void *self, void *arg) {
+    job_t *job = self;
+    run(arg, job->msg, job->route);
+    free(job);
+}
+
+static void drop_job(void *self, void *arg) {
+    job_t *job = self;
+    lz_dispatcher_t *d = arg;
+    lz__node_drop(d->node, "%s: stopping: queued message '%s' dropped", d->node->name, lz_message_topic(job->msg));
+    lz_message_destroy(&job->msg);
+    free(job);
+}
+
+// recv_sliced receives one message, holding the node lock for one slice at
+// a time. Gives up early when the dispatcher is stopping.
+static int recv_sliced(lz_dispatcher_t *d, lz_frames_t *frames, int timeout_ms) {
+    for (int waited = 0;;) {
+        int slice = timeout_ms < 0 || timeout_ms - waited > LZ_RECV_SLICE_MS ? LZ_RECV_SLICE_MS : timeout_ms - waited;
+        pthread_mutex_lock(&d->node->lock);
+        int rc = d->node->socket ? lz__node_recv(d->node, frames, slice)
+                                 : lz__fail(LZ_ECLOSED, "%s: closed", d->node->name);
+        pthread_mutex_unlock(&d->node->lock);
+        waited += slice;
+        if (rc != LZ_ETIMEOUT || (timeout_ms >= 0 && waited >= timeout_ms)) return rc;
+        if (atomic_load(&d->stopping)) return lz__fail(LZ_ECLOSED, "%s: stopping", d->node->name);
+    }
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// next_message receives until a message decodes or timeout_ms passes,
+// counting and dropping what does not decode.
+static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) {
+    int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+    for (;;) {
+        lz_frames_t frames;
+        int rc = recv_sliced(d, &frames, timeout_ms);
+        if (rc != LZ_OK) return rc;
+        rc = d->decode(d->node, &frames, out);
+        lz__frames_close(&frames);
+        if (rc == LZ_OK) return LZ_OK;
+        lz__node_drop(d->node, "%s: dropped a malformed message: %s", d->node->name, lz_last_error());
+        if (timeout_ms > 0) timeout_ms = deadline > now_ms() ? (int)(deadline - now_ms()) : 0;
+    }
+}
+
+// deliver routes msg and runs or queues its handler; unrouted messages are
+// counted, not lost silently.
+static void deliver(lz_dispatcher_t *d, lz_message_t *msg, bool inline_only) {
+    const lz_route_t *route = route_for(d, lz_message_topic(msg));
+    if (!route) {
+        lz__node_drop(d->node, "%s: no handler for '%s'", d->node->name, lz_message_topic(msg));
+        lz_message_destroy(&msg);
+        return;
+    }
+    if (inline_only || !d->pool) {
+        run(d, msg, route);
+        return;
+    }
+    job_t *job = malloc(sizeof *job);
+    if (!job) {
+        lz__node_error(d->node, LZ_ENOMEM, "%s: out of memory queueing a message", d->node->name);
+        lz_message_destroy(&msg);
+        return;
+    }
+    *job = (job_t){msg, route};
+    if (lz__pool_submit(d->pool, job) != LZ_OK) drop_job(job, d);
+}
+
+static void *receiver_main(void *self) {
+    lz_dispatcher_t *d = self;
+    while (!atomic_load(&d->stopping)) {
+        lz_message_t *msg = NULL;
+        int rc = next_message(d, -1, &msg);
+        if (rc == LZ_OK) deliver(d, msg, false);
+        else if (rc != LZ_ETIMEOUT && rc != LZ_ECLOSED)
+            lz__node_error(d->node, rc, "%s: receive failed: %s", d->node->name, lz_last_error());
+    }
+    return NULL;
+}
+
+int lz__dispatcher_start(lz_dispatcher_t *d, int workers) {
+    if (d->started) return lz__fail(LZ_ESTATE, "%s: already started", d->node->name);
+    if (workers > 1) {
+        d->pool = lz__pool_new(workers, (size_t)workers * LZ_QUEUE_PER_WORKER, run_job, d);
+        if (!d->pool) return lz_last_error_code();
+    }
+    atomic_store(&d->stopping, false);
+    if (pthread_create(&d->receiver, NULL, receiver_main, d) != 0) {
+        lz__pool_destroy(&d->pool, NULL);
+        return lz__fail(LZ_EIO, "%s: cannot start the receiver thread", d->node->name);
+    }
+    d->started = true;
+    LZ_LOG(d->node->log, LZ_LOG_DEBUG, d->node->name, "started with %d handler thread(s)", workers > 1 ? workers : 1);
+    return LZ_OK;
+}
+
+int lz__dispatcher_stop(lz_dispatcher_t *d) {
+    if (!d->started) return LZ_OK;
+    atomic_store(&d->stopping, true);
+    pthread_join(d->receiver, NULL);
+    lz__pool_destroy(&d->pool, drop_job);
+    d->started = false;
+    return LZ_OK;
+}
+
+int lz__dispatcher_dispatch(lz_dispatcher_t *d, int timeout_ms) {
+    if (d->started) return lz__fail(LZ_ESTATE, "%s: started: its own threads dispatch", d->node->name);
+    int count = 0;
+    for (lz_message_t *msg = NULL;; timeout_ms = 0) {
+        int rc = next_message(d, timeout_ms, &msg);
+        if (rc == LZ_ETIMEOUT) return count;
+        if (rc != LZ_OK) return rc;
+        deliver(d, msg, true);
+        count++;
+    }
+}
+
+lz_message_t *lz__dispatcher_recv(lz_dispatcher_t *d, int timeout_ms) {
+    if (d->started) return lz__fail_null(LZ_ESTATE, "%s: started: handlers own the messages", d->node->name);
+    lz_message_t *msg = NULL;
+    return next_message(d, timeout_ms, &msg) == LZ_OK ? msg : NULL;
+}
+
+int lz__dispatcher_fd(lz_dispatcher_t *d, int *fd) {
+    if (!fd) return lz__fail(LZ_EINVAL, "%s: NULL fd", d->node->name);
+    size_t size = sizeof *fd;
+    pthread_mutex_lock(&d->node->lock);
+    int rc = zmq_getsockopt(d->node->socket, ZMQ_FD, fd, &size) == 0 ? LZ_OK : lz__fail_zmq("getsockopt ZMQ_FD");
+    pthread_mutex_unlock(&d->node->lock);
+    return rc;
+}

@@ -1,0 +1,57 @@
+/* Internal: the receive-decode-route-run machinery that subscribers and
+ * pullers share. A dispatcher owns the reading side of its node: either a
+ * receiver thread feeding a worker pool, or the caller's own loop. */
+#ifndef LZ_CORE_DISPATCH_H
+#define LZ_CORE_DISPATCH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "core/node.h"
+#include "core/pool.h"
+#include "liberzmq/message.h"
+
+// A decoder turns one received multipart message into a message, or
+// returns an error after which the dispatcher counts and drops it (the
+// decoder's lz_last_error() detail is logged).
+typedef int (*lz_decode_fn)(lz_node_t *node, lz_frames_t *frames, lz_message_t **out);
+
+typedef struct lz_route {
+    char *key;
+    size_t key_len;
+    lz_handler_fn handler;
+    void *arg;
+} lz_route_t;
+
+typedef struct lz_dispatcher {
+    lz_node_t *node;
+    lz_decode_fn decode;
+    bool prefix_match;       // pub/sub: longest prefix; tasks: exact type
+    lz_route_t *routes;
+    size_t route_count;
+    lz_route_t fallback;     // handler NULL when none
+    pthread_t receiver;
+    bool started;
+    atomic_bool stopping;
+    lz_pool_t *pool;         // NULL: handlers run on the receiver thread
+} lz_dispatcher_t;
+
+void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_decode_fn decode, bool prefix_match);
+// lz__dispatcher_fini stops the dispatcher and frees its routes.
+void lz__dispatcher_fini(lz_dispatcher_t *d);
+
+// lz__dispatcher_on adds a route (key NULL: the fallback). LZ_ESTATE once started.
+int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg);
+
+// lz__dispatcher_start: a receiver thread plus workers handler threads
+// (workers <= 1: handlers run on the receiver, in arrival order).
+int lz__dispatcher_start(lz_dispatcher_t *d, int workers);
+int lz__dispatcher_stop(lz_dispatcher_t *d);
+
+// Caller-driven use (see lz_sub_dispatch, lz_sub_recv, lz_sub_fd).
+int lz__dispatcher_dispatch(lz_dispatcher_t *d, int timeout_ms);
+lz_message_t *lz__dispatcher_recv(lz_dispatcher_t *d, int timeout_ms);
+int lz__dispatcher_fd(lz_dispatcher_t *d, int *fd);
+
+#endif

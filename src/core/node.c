@@ -1,0 +1,364 @@
+/* The node: socket set-up from the configuration, bind/connect, and framed
+ * send/receive with metrics. Every pattern is a node plus its own logic, so
+ * these rules live here once. */
+#include "core/node.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/metrics.h"
+#include "serial/registry.h"
+
+/* ---- socket set-up ------------------------------------------------------ */
+
+static int set_int(void *socket, int option, int value) {
+    return zmq_setsockopt(socket, option, &value, sizeof value);
+}
+
+static int apply_options(lz_node_t *node, void *socket) {
+    const lz_settings_t *s = node->settings;
+    int64_t max_size = s->max_message_size;
+    int rc = set_int(socket, ZMQ_LINGER, s->linger) | set_int(socket, ZMQ_SNDHWM, s->hwm_outbound) |
+             set_int(socket, ZMQ_RCVHWM, s->hwm_inbound) | set_int(socket, ZMQ_SNDTIMEO, s->send_timeout) |
+             set_int(socket, ZMQ_RECONNECT_IVL, s->reconnect_interval) |
+             set_int(socket, ZMQ_RECONNECT_IVL_MAX, s->reconnect_interval_max) |
+             zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size);
+    if (s->heartbeat_interval > 0)
+        rc |= set_int(socket, ZMQ_HEARTBEAT_IVL, s->heartbeat_interval) |
+              set_int(socket, ZMQ_HEARTBEAT_TIMEOUT, s->heartbeat_interval * 3);
+    if (node->zmq_type == ZMQ_XPUB) rc |= set_int(socket, ZMQ_XPUB_NODROP, 1);
+    if (node->zmq_type == ZMQ_ROUTER) rc |= set_int(socket, ZMQ_ROUTER_MANDATORY, 1);
+    return rc == 0 ? LZ_OK : lz__fail_zmq("node: setting socket options");
+}
+
+// open_socket makes the libzmq socket and hooks it to the context monitor.
+static int open_socket(lz_node_t *node) {
+    void *socket = zmq_socket(lz_context_zmq(node->ctx), node->zmq_type);
+    if (!socket) return lz__fail_zmq("node: zmq_socket");
+    int rc = apply_options(node, socket);
+    if (rc == LZ_OK && zmq_socket_monitor(socket, node->monitor_endpoint,
+                                          ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED |
+                                              ZMQ_EVENT_DISCONNECTED) != 0)
+        rc = lz__fail_zmq("node: zmq_socket_monitor");
+    node->socket = socket;
+    if (rc == LZ_OK) rc = lz__context_monitor_add(node->ctx, node);
+    if (rc != LZ_OK) {
+        zmq_close(socket);
+        node->socket = NULL;
+    }
+    return rc;
+}
+
+static void close_socket(lz_node_t *node) {
+    if (!node->socket) return;
+    lz__context_monitor_remove(node->ctx, node);
+    zmq_socket_monitor(node->socket, NULL, 0);
+    zmq_close(node->socket);
+    node->socket = NULL;
+    atomic_store(&node->counters.active_connections, 0);
+}
+
+/* ---- endpoints ---------------------------------------------------------- */
+
+static int remember(lz_node_t *node, char side, const char *url) {
+    char **grown = realloc(node->attached, (node->attached_count + 1) * sizeof *grown);
+    if (!grown) return lz__fail(LZ_ENOMEM, "node: out of memory");
+    node->attached = grown;
+    size_t len = strlen(url);
+    char *entry = malloc(len + 2);
+    if (!entry) return lz__fail(LZ_ENOMEM, "node: out of memory");
+    entry[0] = side;
+    memcpy(entry + 1, url, len + 1);
+    node->attached[node->attached_count++] = entry;
+    return LZ_OK;
+}
+
+// endpoint_failure reports a failed bind or connect: a malformed URL is the
+// caller's mistake (LZ_EINVAL), anything else a connection problem.
+static int endpoint_failure(lz_node_t *node, const char *verb, const char *url, int err) {
+    int code = lz__zmq_error_code(err) == LZ_EINVAL ? LZ_EINVAL : LZ_ECONNECTION;
+    LZ_LOG(node->log, LZ_LOG_ERROR, node->name, "%s %s failed: %s", verb, url, zmq_strerror(err));
+    return lz__fail(code, "%s: %s %s: %s", node->name, verb, url, zmq_strerror(err));
+}
+
+// apply_endpoint binds or connects one URL on the current socket (lock held).
+static int apply_endpoint(lz_node_t *node, char side, const char *url) {
+    if (side == '@') {
+        if (zmq_bind(node->socket, url) != 0) {
+            LZ_COUNT(node, failed_bind_count);
+            return endpoint_failure(node, "bind", url, zmq_errno());
+        }
+        size_t size = sizeof node->endpoint;
+        zmq_getsockopt(node->socket, ZMQ_LAST_ENDPOINT, node->endpoint, &size);
+        return LZ_OK;
+    }
+    return zmq_connect(node->socket, url) == 0 ? LZ_OK : endpoint_failure(node, "connect", url, zmq_errno());
+}
+
+static int attach_one(lz_node_t *node, char side, const char *url) {
+    if (!url || !*url) return lz__fail(LZ_EINVAL, "%s: empty endpoint", node->name);
+    pthread_mutex_lock(&node->lock);
+    int rc = apply_endpoint(node, side, url);
+    if (rc == LZ_OK) rc = remember(node, side, url);
+    pthread_mutex_unlock(&node->lock);
+    if (rc == LZ_OK)
+        LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "%s %s", side == '@' ? "bound" : "connected", url);
+    return rc;
+}
+
+int lz__node_attach(lz_node_t *node, const char *endpoints) {
+    if (!endpoints) return LZ_OK;
+    char *copy = strdup(endpoints);
+    if (!copy) return lz__fail(LZ_ENOMEM, "node: out of memory");
+    int rc = LZ_OK;
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item && rc == LZ_OK; item = strtok_r(NULL, ",", &save)) {
+        while (*item == ' ') item++;
+        char side = node->default_side;
+        if (*item == '@' || *item == '>') side = *item++;
+        rc = attach_one(node, side, item);
+    }
+    free(copy);
+    return rc;
+}
+
+int lz_node_bind(lz_node_t *node, const char *url) {
+    if (!node) return lz__fail(LZ_EINVAL, "bind: NULL node");
+    return attach_one(node, '@', url);
+}
+
+int lz_node_connect(lz_node_t *node, const char *url) {
+    if (!node) return lz__fail(LZ_EINVAL, "connect: NULL node");
+    return attach_one(node, '>', url);
+}
+
+const char *lz_node_endpoint(lz_node_t *node) { return node ? node->endpoint : ""; }
+
+/* ---- life cycle --------------------------------------------------------- */
+
+int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *name, char default_side,
+                  const char *endpoints) {
+    if (!ctx) return lz__fail(LZ_EINVAL, "%s: NULL context", name);
+    memset(node, 0, sizeof *node);
+    node->ctx = ctx;
+    node->settings = lz__context_settings(ctx);
+    node->log = lz_context_logger(ctx);
+    node->zmq_type = zmq_type;
+    node->default_side = default_side;
+    snprintf(node->name, sizeof node->name, "%s", name);
+    snprintf(node->monitor_endpoint, sizeof node->monitor_endpoint, "inproc://lz-node-%p", (void *)node);
+    node->serializer = lz__registry_find(lz__context_registry(ctx), node->settings->default_serializer);
+    if (!node->serializer)
+        return lz__fail(LZ_ECONFIG, "%s: serialization.default: %s", name, lz_last_error());
+    pthread_mutex_init(&node->lock, NULL);
+    lz__context_ref(ctx);
+    int rc = open_socket(node);
+    if (rc == LZ_OK) {
+        lz__context_attach(ctx, node);
+        rc = lz__node_attach(node, endpoints);
+    }
+    if (rc != LZ_OK) {
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", lz_last_error());
+        lz__node_close(node);
+        return lz__fail(rc, "%s", detail);
+    }
+    return LZ_OK;
+}
+
+static void forget_endpoints(lz_node_t *node) {
+    for (size_t i = 0; i < node->attached_count; i++) free(node->attached[i]);
+    free(node->attached);
+    node->attached = NULL;
+    node->attached_count = 0;
+}
+
+void lz__node_close(lz_node_t *node) {
+    if (!node || !node->ctx) return;
+    lz_context_t *ctx = node->ctx;
+    bool attached = node->socket != NULL;
+    close_socket(node);
+    if (attached) lz__context_detach(ctx, node);
+    forget_endpoints(node);
+    pthread_mutex_destroy(&node->lock);
+    node->ctx = NULL;
+    lz__context_unref(ctx);
+}
+
+int lz__node_rebuild(lz_node_t *node) {
+    pthread_mutex_lock(&node->lock);
+    close_socket(node);
+    int rc = open_socket(node);
+    for (size_t i = 0; rc == LZ_OK && i < node->attached_count; i++)
+        rc = apply_endpoint(node, node->attached[i][0], node->attached[i] + 1);
+    pthread_mutex_unlock(&node->lock);
+    LZ_COUNT(node, socket_rebuilds);
+    if (rc != LZ_OK) return lz__node_error(node, rc, "%s: socket rebuild failed: %s", node->name, lz_last_error());
+    LZ_LOG(node->log, LZ_LOG_INFO, node->name, "socket rebuilt");
+    return LZ_OK;
+}
+
+/* ---- naming, serializer, metrics --------------------------------------- */
+
+int lz_node_set_serializer(lz_node_t *node, const char *name) {
+    if (!node || !name) return lz__fail(LZ_EINVAL, "set_serializer: NULL argument");
+    const lz_serializer_t *s = lz__registry_find(lz__context_registry(node->ctx), name);
+    if (!s) return lz_last_error_code();
+    node->serializer = s;
+    return LZ_OK;
+}
+
+const char *lz_node_serializer_name(const lz_node_t *node) {
+    return node ? lz_serializer_name(node->serializer) : "";
+}
+
+int lz_node_set_name(lz_node_t *node, const char *name) {
+    if (!node || !name) return lz__fail(LZ_EINVAL, "set_name: NULL argument");
+    snprintf(node->name, sizeof node->name, "%s", name);
+    return LZ_OK;
+}
+
+const char *lz_node_name(const lz_node_t *node) { return node ? node->name : ""; }
+
+void lz__node_snapshot(const lz_node_t *node, lz_metrics_t *out) {
+    lz_counters_t *c = (lz_counters_t *)&node->counters;
+#define LZ_READ(f) out->f = atomic_load_explicit(&c->f, memory_order_relaxed);
+    LZ_METRIC_COUNTERS(LZ_READ)
+#undef LZ_READ
+    out->active_connections = atomic_load_explicit(&c->active_connections, memory_order_relaxed);
+}
+
+int lz_node_metrics(const lz_node_t *node, lz_metrics_t *out) {
+    if (!node || !out) return lz__fail(LZ_EINVAL, "node_metrics: NULL argument");
+    lz__node_snapshot(node, out);
+    return LZ_OK;
+}
+
+void *lz_node_zmq_socket(lz_node_t *node) { return node ? node->socket : NULL; }
+
+/* ---- counting helpers --------------------------------------------------- */
+
+static void log_counted(lz_node_t *node, lz_log_level_t level, const char *format, va_list args) {
+    if (level >= lz_logger_level(node->log)) lz_logger_vwrite(node->log, level, node->name, format, args);
+}
+
+int lz__node_drop(lz_node_t *node, const char *format, ...) {
+    LZ_COUNT(node, inbound_dropped);
+    va_list args;
+    va_start(args, format);
+    log_counted(node, LZ_LOG_WARNING, format, args);
+    va_end(args);
+    return LZ_EPROTOCOL;
+}
+
+int lz__node_error(lz_node_t *node, int code, const char *format, ...) {
+    LZ_COUNT(node, errors);
+    va_list args;
+    va_start(args, format);
+    log_counted(node, LZ_LOG_ERROR, format, args);
+    va_end(args);
+    return code;
+}
+
+/* ---- send and receive --------------------------------------------------- */
+
+int lz__node_send_locked(lz_node_t *node, const lz_frame_t *frames, size_t count, int flags) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < count; i++) {
+        int more = i + 1 < count ? ZMQ_SNDMORE : 0;
+        if (zmq_send(node->socket, frames[i].data, frames[i].size, more | flags) < 0) {
+            int err = zmq_errno();
+            // Only the first frame can fail: libzmq queues a multipart whole.
+            if (err == EAGAIN) {
+                LZ_COUNT(node, backpressure_events);
+                LZ_COUNT(node, outbound_dropped);
+                return lz__fail(LZ_EAGAIN, "%s: send: high water mark reached (waited %d ms)", node->name,
+                                node->settings->send_timeout);
+            }
+            LZ_COUNT(node, outbound_dropped);
+            int code = lz__fail_zmq("send");
+            return lz__node_error(node, code, "%s: send failed: %s", node->name, zmq_strerror(err));
+        }
+        bytes += frames[i].size;
+    }
+    LZ_COUNT(node, messages_sent);
+    LZ_COUNT_N(node, bytes_sent, bytes);
+    return LZ_OK;
+}
+
+int lz__node_send(lz_node_t *node, const lz_frame_t *frames, size_t count) {
+    pthread_mutex_lock(&node->lock);
+    int rc = node->socket ? lz__node_send_locked(node, frames, count, 0)
+                          : lz__fail(LZ_ECLOSED, "%s: closed", node->name);
+    pthread_mutex_unlock(&node->lock);
+    return rc;
+}
+
+int lz__node_wait_readable(lz_node_t *node, int timeout_ms) {
+    zmq_pollitem_t item = {node->socket, 0, ZMQ_POLLIN, 0};
+    int n = zmq_poll(&item, 1, timeout_ms);
+    if (n < 0) return zmq_errno() == EINTR ? 0 : lz__fail_zmq("poll");
+    return n;
+}
+
+// recv_rest reads the remaining frames of a message whose first frame is
+// in; frames past LZ_MAX_FRAMES are read and discarded so the next receive
+// starts on a message boundary.
+static void recv_rest(lz_node_t *node, lz_frames_t *frames) {
+    for (int more = 1; more;) {
+        zmq_msg_t extra;
+        zmq_msg_t *part = frames->count < LZ_MAX_FRAMES ? &frames->part[frames->count] : &extra;
+        zmq_msg_init(part);
+        if (zmq_msg_recv(part, node->socket, 0) < 0) {
+            zmq_msg_close(part);
+            break;
+        }
+        frames->total++;
+        frames->bytes += zmq_msg_size(part);
+        more = zmq_msg_more(part);
+        if (part == &extra) zmq_msg_close(part);
+        else frames->count++;
+    }
+}
+
+int lz__node_recv(lz_node_t *node, lz_frames_t *frames, int timeout_ms) {
+    frames->count = frames->total = frames->bytes = 0;
+    zmq_msg_init(&frames->part[0]);
+    // Try first without waiting: at high rates the message is usually there
+    // and the poll would only cost time.
+    while (zmq_msg_recv(&frames->part[0], node->socket, ZMQ_DONTWAIT) < 0) {
+        int err = zmq_errno();
+        if (err != EAGAIN && err != EINTR) {
+            zmq_msg_close(&frames->part[0]);
+            return err == ETERM ? lz__fail(LZ_ECLOSED, "%s: context terminated", node->name) : lz__fail_zmq("recv");
+        }
+        if (timeout_ms == 0) {
+            zmq_msg_close(&frames->part[0]);
+            return lz__fail(LZ_ETIMEOUT, "%s: no message", node->name);
+        }
+        int ready = lz__node_wait_readable(node, timeout_ms);
+        if (ready < 0) {
+            zmq_msg_close(&frames->part[0]);
+            return ready;
+        }
+        if (ready == 0) {
+            zmq_msg_close(&frames->part[0]);
+            return lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
+        }
+    }
+    frames->count = frames->total = 1;
+    frames->bytes = zmq_msg_size(&frames->part[0]);
+    if (zmq_msg_more(&frames->part[0])) recv_rest(node, frames);
+    LZ_COUNT(node, messages_received);
+    LZ_COUNT_N(node, bytes_received, frames->bytes);
+    return LZ_OK;
+}
+
+void lz__frames_close(lz_frames_t *frames) {
+    for (size_t i = 0; i < frames->count; i++) zmq_msg_close(&frames->part[i]);
+    frames->count = 0;
+}

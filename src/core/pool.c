@@ -1,0 +1,109 @@
+/* A fixed pool of worker threads behind a bounded ring of jobs. Handlers of
+ * subscribers, pullers and servers run here, so a slow handler occupies one
+ * worker, never the receiver. */
+#include "core/pool.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "core/error.h"
+
+struct lz_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t not_empty, not_full;
+    void **ring;
+    size_t capacity, head, count;
+    bool stopping;
+    lz_job_fn fn;
+    void *arg;
+    pthread_t *threads;
+    int thread_count;
+};
+
+static void *worker_main(void *self) {
+    lz_pool_t *pool = self;
+    pthread_mutex_lock(&pool->lock);
+    for (;;) {
+        while (pool->count == 0 && !pool->stopping)
+            pthread_cond_wait(&pool->not_empty, &pool->lock);
+        if (pool->count == 0) break; // stopping and drained
+        void *job = pool->ring[pool->head];
+        pool->head = (pool->head + 1) % pool->capacity;
+        pool->count--;
+        pthread_cond_signal(&pool->not_full);
+        pthread_mutex_unlock(&pool->lock);
+        pool->fn(job, pool->arg);
+        pthread_mutex_lock(&pool->lock);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
+}
+
+lz_pool_t *lz__pool_new(int threads, size_t queue_max, lz_job_fn fn, void *arg) {
+    if (threads < 1 || queue_max < 1 || !fn)
+        return lz__fail_null(LZ_EINVAL, "pool: need at least one thread, one queue slot and a job function");
+    lz_pool_t *pool = calloc(1, sizeof *pool);
+    if (!pool) return lz__fail_null(LZ_ENOMEM, "pool: out of memory");
+    pool->ring = calloc(queue_max, sizeof *pool->ring);
+    pool->threads = calloc((size_t)threads, sizeof *pool->threads);
+    if (!pool->ring || !pool->threads) {
+        free(pool->ring);
+        free(pool->threads);
+        free(pool);
+        return lz__fail_null(LZ_ENOMEM, "pool: out of memory");
+    }
+    pool->capacity = queue_max;
+    pool->fn = fn;
+    pool->arg = arg;
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->not_empty, NULL);
+    pthread_cond_init(&pool->not_full, NULL);
+    for (; pool->thread_count < threads; pool->thread_count++) {
+        if (pthread_create(&pool->threads[pool->thread_count], NULL, worker_main, pool) != 0) {
+            lz__pool_destroy(&pool, NULL);
+            return lz__fail_null(LZ_EIO, "pool: cannot start worker thread");
+        }
+    }
+    return pool;
+}
+
+int lz__pool_submit(lz_pool_t *pool, void *job) {
+    pthread_mutex_lock(&pool->lock);
+    while (pool->count == pool->capacity && !pool->stopping)
+        pthread_cond_wait(&pool->not_full, &pool->lock);
+    if (pool->stopping) {
+        pthread_mutex_unlock(&pool->lock);
+        return lz__fail(LZ_ECLOSED, "pool: stopping");
+    }
+    pool->ring[(pool->head + pool->count) % pool->capacity] = job;
+    pool->count++;
+    pthread_cond_signal(&pool->not_empty);
+    pthread_mutex_unlock(&pool->lock);
+    return LZ_OK;
+}
+
+void lz__pool_destroy(lz_pool_t **pool_p, void (*drop)(void *job, void *arg)) {
+    lz_pool_t *pool = pool_p ? *pool_p : NULL;
+    if (!pool) return;
+    pthread_mutex_lock(&pool->lock);
+    pool->stopping = true;
+    // Queued jobs are handed back instead of run: stopping means no new work.
+    while (pool->count > 0) {
+        void *job = pool->ring[pool->head];
+        pool->head = (pool->head + 1) % pool->capacity;
+        pool->count--;
+        if (drop) drop(job, pool->arg);
+    }
+    pthread_cond_broadcast(&pool->not_empty);
+    pthread_cond_broadcast(&pool->not_full);
+    pthread_mutex_unlock(&pool->lock);
+    for (int i = 0; i < pool->thread_count; i++) pthread_join(pool->threads[i], NULL);
+    pthread_mutex_destroy(&pool->lock);
+    pthread_cond_destroy(&pool->not_empty);
+    pthread_cond_destroy(&pool->not_full);
+    free(pool->ring);
+    free(pool->threads);
+    free(pool);
+    *pool_p = NULL;
+}

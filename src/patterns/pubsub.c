@@ -1,0 +1,153 @@
+/* Publish/subscribe. The publisher is an XPUB with XPUB_NODROP so a full
+ * subscriber queue is reported (LZ_EAGAIN, counted) instead of dropped in
+ * silence as a plain PUB would; the subscriber is a SUB behind a dispatcher. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dispatch.h"
+#include "core/envelope.h"
+#include "core/error.h"
+#include "core/node.h"
+#include "core/scratch.h"
+#include "liberzmq/pubsub.h"
+
+// XPUB queues subscription notices for us to read; reading them now and
+// then keeps that queue short without a receive on every publish.
+#define LZ_DRAIN_EVERY 1024
+
+struct lz_pub {
+    lz_node_t node;
+    unsigned sends_since_drain; // guarded by node.lock
+};
+
+struct lz_sub {
+    lz_node_t node;
+    lz_dispatcher_t dispatcher;
+};
+
+/* ---- publisher ---------------------------------------------------------- */
+
+lz_pub_t *lz_pub_new(lz_context_t *ctx, const char *endpoints) {
+    lz_pub_t *pub = calloc(1, sizeof *pub);
+    if (!pub) return lz__fail_null(LZ_ENOMEM, "pub: out of memory");
+    int rc = lz__node_init(&pub->node, ctx, ZMQ_XPUB, "pub", '@', endpoints);
+    if (rc != LZ_OK) {
+        free(pub);
+        return NULL;
+    }
+    return pub;
+}
+
+void lz_pub_destroy(lz_pub_t **pub_p) {
+    if (!pub_p || !*pub_p) return;
+    lz__node_close(&(*pub_p)->node);
+    free(*pub_p);
+    *pub_p = NULL;
+}
+
+lz_node_t *lz_pub_node(lz_pub_t *pub) { return pub ? &pub->node : NULL; }
+
+static void drain_subscriptions(lz_pub_t *pub) {
+    char notice[256];
+    while (zmq_recv(pub->node.socket, notice, sizeof notice, ZMQ_DONTWAIT) >= 0) {
+    }
+    pub->sends_since_drain = 0;
+}
+
+static int publish_frames(lz_pub_t *pub, const char *topic, const void *data, size_t size) {
+    lz_frame_t frames[2] = {{topic, strlen(topic)}, {data, size}};
+    pthread_mutex_lock(&pub->node.lock);
+    int rc = pub->node.socket ? lz__node_send_locked(&pub->node, frames, 2, 0)
+                              : lz__fail(LZ_ECLOSED, "pub: closed");
+    if (rc == LZ_EAGAIN || ++pub->sends_since_drain >= LZ_DRAIN_EVERY) drain_subscriptions(pub);
+    pthread_mutex_unlock(&pub->node.lock);
+    return rc;
+}
+
+int lz_pub_publish_bytes(lz_pub_t *pub, const char *topic, const void *data, size_t size) {
+    if (!pub || !topic || (!data && size)) return lz__fail(LZ_EINVAL, "pub: NULL argument");
+    return publish_frames(pub, topic, data, size);
+}
+
+int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value) {
+    if (!pub || !topic) return lz__fail(LZ_EINVAL, "pub: NULL argument");
+    lz_buffer_t *buffer = lz__scratch_buffer();
+    if (!buffer) return lz__fail(LZ_ENOMEM, "pub: out of memory");
+    int rc = lz_serializer_encode(pub->node.serializer, value, buffer);
+    if (rc != LZ_OK) return lz__node_error(&pub->node, rc, "pub: cannot encode for '%s': %s", topic, lz_last_error());
+    return publish_frames(pub, topic, lz_buffer_data(buffer), lz_buffer_size(buffer));
+}
+
+/* ---- subscriber --------------------------------------------------------- */
+
+// decode_pub takes [topic, payload, extension frames...]; extension frames
+// are ignored so later protocol additions do not break older subscribers.
+static int decode_pub(lz_node_t *node, lz_frames_t *frames, lz_message_t **out) {
+    if (frames->total < 2)
+        return lz__fail(LZ_EPROTOCOL, "expected [topic, payload], got %zu frame(s)", frames->total);
+    return lz__envelope_decode_pub(node->serializer, &frames->part[0], &frames->part[1], out);
+}
+
+lz_sub_t *lz_sub_new(lz_context_t *ctx, const char *endpoints) {
+    lz_sub_t *sub = calloc(1, sizeof *sub);
+    if (!sub) return lz__fail_null(LZ_ENOMEM, "sub: out of memory");
+    if (lz__node_init(&sub->node, ctx, ZMQ_SUB, "sub", '>', endpoints) != LZ_OK) {
+        free(sub);
+        return NULL;
+    }
+    lz__dispatcher_init(&sub->dispatcher, &sub->node, decode_pub, true);
+    return sub;
+}
+
+void lz_sub_destroy(lz_sub_t **sub_p) {
+    if (!sub_p || !*sub_p) return;
+    lz__dispatcher_fini(&(*sub_p)->dispatcher);
+    lz__node_close(&(*sub_p)->node);
+    free(*sub_p);
+    *sub_p = NULL;
+}
+
+lz_node_t *lz_sub_node(lz_sub_t *sub) { return sub ? &sub->node : NULL; }
+
+static int set_filter(lz_sub_t *sub, int option, const char *prefix) {
+    if (!sub || !prefix) return lz__fail(LZ_EINVAL, "sub: NULL argument");
+    pthread_mutex_lock(&sub->node.lock);
+    int rc = zmq_setsockopt(sub->node.socket, option, prefix, strlen(prefix)) == 0
+                 ? LZ_OK
+                 : lz__fail_zmq(option == ZMQ_SUBSCRIBE ? "subscribe" : "unsubscribe");
+    pthread_mutex_unlock(&sub->node.lock);
+    return rc;
+}
+
+int lz_sub_subscribe(lz_sub_t *sub, const char *prefix) { return set_filter(sub, ZMQ_SUBSCRIBE, prefix); }
+int lz_sub_unsubscribe(lz_sub_t *sub, const char *prefix) { return set_filter(sub, ZMQ_UNSUBSCRIBE, prefix); }
+
+int lz_sub_on(lz_sub_t *sub, const char *prefix, lz_handler_fn handler, void *arg) {
+    if (!sub || !prefix) return lz__fail(LZ_EINVAL, "sub: NULL argument");
+    int rc = lz__dispatcher_on(&sub->dispatcher, prefix, handler, arg);
+    return rc == LZ_OK ? lz_sub_subscribe(sub, prefix) : rc;
+}
+
+int lz_sub_on_default(lz_sub_t *sub, lz_handler_fn handler, void *arg) {
+    if (!sub) return lz__fail(LZ_EINVAL, "sub: NULL subscriber");
+    return lz__dispatcher_on(&sub->dispatcher, NULL, handler, arg);
+}
+
+int lz_sub_start(lz_sub_t *sub) {
+    if (!sub) return lz__fail(LZ_EINVAL, "sub: NULL subscriber");
+    return lz__dispatcher_start(&sub->dispatcher, sub->node.settings->handler_max_concurrency);
+}
+
+int lz_sub_stop(lz_sub_t *sub) { return sub ? lz__dispatcher_stop(&sub->dispatcher) : LZ_OK; }
+
+int lz_sub_fd(lz_sub_t *sub, int *fd) {
+    return sub ? lz__dispatcher_fd(&sub->dispatcher, fd) : lz__fail(LZ_EINVAL, "sub: NULL subscriber");
+}
+
+int lz_sub_dispatch(lz_sub_t *sub, int timeout_ms) {
+    return sub ? lz__dispatcher_dispatch(&sub->dispatcher, timeout_ms) : lz__fail(LZ_EINVAL, "sub: NULL subscriber");
+}
+
+lz_message_t *lz_sub_recv(lz_sub_t *sub, int timeout_ms) {
+    return sub ? lz__dispatcher_recv(&sub->dispatcher, timeout_ms) : lz__fail_null(LZ_EINVAL, "sub: NULL subscriber");
+}

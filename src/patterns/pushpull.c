@@ -1,0 +1,124 @@
+/* Push/pull: a pusher spreads tasks round-robin over connected pullers;
+ * a puller routes each task by its type to a handler on its worker pool. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dispatch.h"
+#include "core/envelope.h"
+#include "core/error.h"
+#include "core/node.h"
+#include "core/scratch.h"
+#include "liberzmq/pushpull.h"
+
+struct lz_push {
+    lz_node_t node;
+};
+
+struct lz_pull {
+    lz_node_t node;
+    lz_dispatcher_t dispatcher;
+};
+
+/* ---- pusher ------------------------------------------------------------- */
+
+lz_push_t *lz_push_new(lz_context_t *ctx, const char *endpoints) {
+    lz_push_t *push = calloc(1, sizeof *push);
+    if (!push) return lz__fail_null(LZ_ENOMEM, "push: out of memory");
+    if (lz__node_init(&push->node, ctx, ZMQ_PUSH, "push", '>', endpoints) != LZ_OK) {
+        free(push);
+        return NULL;
+    }
+    return push;
+}
+
+void lz_push_destroy(lz_push_t **push_p) {
+    if (!push_p || !*push_p) return;
+    lz__node_close(&(*push_p)->node);
+    free(*push_p);
+    *push_p = NULL;
+}
+
+lz_node_t *lz_push_node(lz_push_t *push) { return push ? &push->node : NULL; }
+
+int lz_push_send_bytes(lz_push_t *push, const void *data, size_t size) {
+    if (!push || (!data && size)) return lz__fail(LZ_EINVAL, "push: NULL argument");
+    lz_frame_t frame = {data, size};
+    return lz__node_send(&push->node, &frame, 1);
+}
+
+int lz_push_send(lz_push_t *push, const char *type, const lz_value_t *data, int priority) {
+    if (!push) return lz__fail(LZ_EINVAL, "push: NULL pusher");
+    if (lz_serializer_flags(push->node.serializer) & LZ_SERIALIZER_OPAQUE) {
+        // An opaque codec carries the bytes alone: there is no envelope for the type.
+        size_t size;
+        const void *bytes = lz_value_get_bytes(data, &size);
+        if (!bytes) return lz__fail(LZ_EVALIDATION, "push: serializer '%s' sends bytes or strings only, not %s",
+                                    lz_serializer_name(push->node.serializer), lz_value_type_name(lz_value_type(data)));
+        return lz_push_send_bytes(push, bytes, size);
+    }
+    lz_buffer_t *buffer = lz__scratch_buffer();
+    if (!buffer) return lz__fail(LZ_ENOMEM, "push: out of memory");
+    int rc = lz__envelope_encode_task(push->node.serializer, type, data, priority, buffer);
+    if (rc != LZ_OK)
+        return lz__node_error(&push->node, rc, "push: cannot encode task '%s': %s", type ? type : "default",
+                              lz_last_error());
+    return lz_push_send_bytes(push, lz_buffer_data(buffer), lz_buffer_size(buffer));
+}
+
+/* ---- puller ------------------------------------------------------------- */
+
+static int decode_task(lz_node_t *node, lz_frames_t *frames, lz_message_t **out) {
+    if (frames->total != 1)
+        return lz__fail(LZ_EPROTOCOL, "expected one frame per task, got %zu", frames->total);
+    return lz__envelope_decode_task(node->serializer, &frames->part[0], out);
+}
+
+lz_pull_t *lz_pull_new(lz_context_t *ctx, const char *endpoints) {
+    lz_pull_t *pull = calloc(1, sizeof *pull);
+    if (!pull) return lz__fail_null(LZ_ENOMEM, "pull: out of memory");
+    if (lz__node_init(&pull->node, ctx, ZMQ_PULL, "pull", '@', endpoints) != LZ_OK) {
+        free(pull);
+        return NULL;
+    }
+    lz__dispatcher_init(&pull->dispatcher, &pull->node, decode_task, false);
+    return pull;
+}
+
+void lz_pull_destroy(lz_pull_t **pull_p) {
+    if (!pull_p || !*pull_p) return;
+    lz__dispatcher_fini(&(*pull_p)->dispatcher);
+    lz__node_close(&(*pull_p)->node);
+    free(*pull_p);
+    *pull_p = NULL;
+}
+
+lz_node_t *lz_pull_node(lz_pull_t *pull) { return pull ? &pull->node : NULL; }
+
+int lz_pull_on(lz_pull_t *pull, const char *type, lz_handler_fn handler, void *arg) {
+    if (!pull || !type) return lz__fail(LZ_EINVAL, "pull: NULL argument");
+    return lz__dispatcher_on(&pull->dispatcher, type, handler, arg);
+}
+
+int lz_pull_on_default(lz_pull_t *pull, lz_handler_fn handler, void *arg) {
+    if (!pull) return lz__fail(LZ_EINVAL, "pull: NULL puller");
+    return lz__dispatcher_on(&pull->dispatcher, NULL, handler, arg);
+}
+
+int lz_pull_start(lz_pull_t *pull, int workers) {
+    if (!pull || workers < 0) return lz__fail(LZ_EINVAL, "pull: NULL puller or negative worker count");
+    return lz__dispatcher_start(&pull->dispatcher, workers ? workers : pull->node.settings->handler_max_concurrency);
+}
+
+int lz_pull_stop(lz_pull_t *pull) { return pull ? lz__dispatcher_stop(&pull->dispatcher) : LZ_OK; }
+
+int lz_pull_fd(lz_pull_t *pull, int *fd) {
+    return pull ? lz__dispatcher_fd(&pull->dispatcher, fd) : lz__fail(LZ_EINVAL, "pull: NULL puller");
+}
+
+int lz_pull_dispatch(lz_pull_t *pull, int timeout_ms) {
+    return pull ? lz__dispatcher_dispatch(&pull->dispatcher, timeout_ms) : lz__fail(LZ_EINVAL, "pull: NULL puller");
+}
+
+lz_message_t *lz_pull_recv(lz_pull_t *pull, int timeout_ms) {
+    return pull ? lz__dispatcher_recv(&pull->dispatcher, timeout_ms) : lz__fail_null(LZ_EINVAL, "pull: NULL puller");
+}
