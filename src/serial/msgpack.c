@@ -1,0 +1,212 @@
+/* The "msgpack" codec on msgpack-c: a msgpack_packer whose write callback
+ * appends to the caller's lz_buffer_t, and msgpack_unpack_next into a zone
+ * whose object tree is then converted to lz_value_t. Strings travel as str,
+ * bytes as bin, so Python's msgpack (raw=False) sees str and bytes again. */
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "serial/registry.h"
+#include "serial/value.h"
+
+// libmsgpackc was built with MSGPACK_EMBED_STACK_SIZE 32: its unpacker
+// holds at most 32 open containers. Refusing to encode deeper keeps every
+// encoding decodable (tests/test_serializer.c checks the boundary).
+#define LZ_MSGPACK_MAX_DEPTH 32
+
+/* ---- encoding -------------------------------------------------------- */
+
+static int on_write(void *data, const char *buf, size_t len) {
+    return lz_buffer_append(data, buf, len) < 0 ? -1 : 0;
+}
+
+static int pack_value(msgpack_packer *pk, const lz_value_t *value, int depth);
+
+static int pack_blob(msgpack_packer *pk, const lz_value_t *value) {
+    size_t size;
+    const void *data = lz_value_get_bytes(value, &size);
+    if (lz_value_type(value) == LZ_VALUE_STRING)
+        return msgpack_pack_str(pk, size) || msgpack_pack_str_body(pk, data, size);
+    return msgpack_pack_bin(pk, size) || msgpack_pack_bin_body(pk, data, size);
+}
+
+static int pack_container(msgpack_packer *pk, const lz_value_t *value, int depth) {
+    if (depth >= LZ_MSGPACK_MAX_DEPTH)
+        return lz__fail(LZ_ESERIALIZATION, "msgpack: nesting deeper than %d levels", LZ_MSGPACK_MAX_DEPTH);
+    bool object = lz_value_type(value) == LZ_VALUE_OBJECT;
+    size_t n = lz_value_size(value);
+    if (object ? msgpack_pack_map(pk, n) : msgpack_pack_array(pk, n)) return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *key = object ? lz_value_key_at(value, i) : NULL;
+        size_t len = key ? strlen(key) : 0;
+        if (key && (msgpack_pack_str(pk, len) || msgpack_pack_str_body(pk, key, len))) return -1;
+        int rc = pack_value(pk, lz_value_at(value, i), depth + 1);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+// pack_value returns 0, a negative lz_error_t it recorded, or -1 when the
+// buffer could not grow (also recorded, by lz_buffer_append).
+static int pack_value(msgpack_packer *pk, const lz_value_t *value, int depth) {
+    switch (lz_value_type(value)) {
+    case LZ_VALUE_NULL: return msgpack_pack_nil(pk);
+    case LZ_VALUE_BOOL: return lz_value_get_bool(value) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    case LZ_VALUE_INT: return msgpack_pack_int64(pk, lz_value_get_int(value));
+    case LZ_VALUE_DOUBLE: return msgpack_pack_double(pk, lz_value_get_double(value));
+    case LZ_VALUE_STRING:
+    case LZ_VALUE_BYTES: return pack_blob(pk, value);
+    case LZ_VALUE_ARRAY:
+    case LZ_VALUE_OBJECT: return pack_container(pk, value, depth);
+    }
+    return lz__fail(LZ_ESERIALIZATION, "msgpack: unknown value type");
+}
+
+static int msgpack_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, on_write);
+    int rc = pack_value(&pk, value, 0);
+    return rc == -1 ? lz_last_error_code() : rc;
+}
+
+/* ---- decoding -------------------------------------------------------- */
+
+// utf8_valid follows RFC 3629: no overlong forms, no surrogates, nothing
+// past U+10FFFF, the same rule yajl applies to JSON strings.
+static bool utf8_valid(const unsigned char *s, size_t len) {
+    for (size_t i = 0; i < len;) {
+        unsigned c = s[i];
+        size_t n; // continuation bytes after the lead byte
+        if (c < 0x80) n = 0;
+        else if (c >= 0xC2 && c <= 0xDF) n = 1;
+        else if (c >= 0xE0 && c <= 0xEF) n = 2;
+        else if (c >= 0xF0 && c <= 0xF4) n = 3;
+        else return false;
+        if (n >= len - i) return false;
+        unsigned lo = 0x80, hi = 0xBF; // the second byte's range depends on the lead
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+        for (size_t k = 1; k <= n; k++) {
+            unsigned next = s[i + k];
+            if (next < (k == 1 ? lo : 0x80) || next > (k == 1 ? hi : 0xBF)) return false;
+        }
+        i += n + 1;
+    }
+    return true;
+}
+
+static lz_value_t *convert(const msgpack_object *o);
+
+static lz_value_t *convert_array(const msgpack_object_array *a) {
+    lz_value_t *array = lz_value_array();
+    for (uint32_t i = 0; array && i < a->size; i++) {
+        lz_value_t *item = convert(&a->ptr[i]);
+        if (!item || lz_value_array_append(array, item) < 0) lz_value_destroy(&array);
+    }
+    return array;
+}
+
+// Map keys become C strings, so they must be text without NUL bytes.
+static lz_value_t *convert_map(const msgpack_object_map *m) {
+    lz_value_t *object = lz_value_object();
+    char small[64];
+    for (uint32_t i = 0; object && i < m->size; i++) {
+        const msgpack_object *key = &m->ptr[i].key;
+        if (key->type != MSGPACK_OBJECT_STR || memchr(key->via.str.ptr, '\0', key->via.str.size) ||
+            !utf8_valid((const unsigned char *)key->via.str.ptr, key->via.str.size)) {
+            lz_value_destroy(&object);
+            return lz__fail_null(LZ_ESERIALIZATION, "msgpack: map key %u is not a text string", i);
+        }
+        size_t len = key->via.str.size;
+        char *text = len < sizeof small ? small : malloc(len + 1);
+        lz_value_t *item = text ? convert(&m->ptr[i].val) : NULL;
+        if (item) {
+            memcpy(text, key->via.str.ptr, len);
+            text[len] = '\0';
+        }
+        if (!item || lz_value_object_set(object, text, item) < 0) lz_value_destroy(&object);
+        if (text != small) free(text);
+    }
+    return object;
+}
+
+static lz_value_t *convert(const msgpack_object *o) {
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: return lz_value_null();
+    case MSGPACK_OBJECT_BOOLEAN: return lz_value_bool(o->via.boolean);
+    // Beyond int64 a uint64 keeps its magnitude as a double, as JSON does.
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return o->via.u64 > INT64_MAX ? lz_value_double((double)o->via.u64) : lz_value_int((int64_t)o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return lz_value_int(o->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return lz_value_double(o->via.f64);
+    case MSGPACK_OBJECT_STR:
+        if (!utf8_valid((const unsigned char *)o->via.str.ptr, o->via.str.size))
+            return lz__fail_null(LZ_ESERIALIZATION, "msgpack: str is not valid UTF-8");
+        return lz_value_stringn(o->via.str.ptr, o->via.str.size);
+    case MSGPACK_OBJECT_BIN: return lz_value_bytes(o->via.bin.ptr, o->via.bin.size);
+    case MSGPACK_OBJECT_ARRAY: return convert_array(&o->via.array);
+    case MSGPACK_OBJECT_MAP: return convert_map(&o->via.map);
+    case MSGPACK_OBJECT_EXT: break;
+    }
+    return lz__fail_null(LZ_ESERIALIZATION, "msgpack: unsupported type %d (ext types are not values)", (int)o->type);
+}
+
+static int unpack_failure(msgpack_unpack_return ret, size_t off, size_t size) {
+    if (ret == MSGPACK_UNPACK_SUCCESS || ret == MSGPACK_UNPACK_EXTRA_BYTES)
+        return lz__fail(LZ_ESERIALIZATION, "msgpack: trailing data at byte %zu of %zu", off, size);
+    if (ret == MSGPACK_UNPACK_CONTINUE)
+        return lz__fail(LZ_ESERIALIZATION, "msgpack: truncated input at byte %zu", size);
+    if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
+        return lz__fail(LZ_ESERIALIZATION, "msgpack: out of memory or nesting deeper than %d levels",
+                        LZ_MSGPACK_MAX_DEPTH);
+    return lz__fail(LZ_ESERIALIZATION, "msgpack: invalid data near byte %zu", off);
+}
+
+static pthread_key_t zone_key;
+static pthread_once_t zone_once = PTHREAD_ONCE_INIT;
+
+static void zone_release(void *zone) { msgpack_zone_free(zone); }
+static void zone_key_init(void) { (void)pthread_key_create(&zone_key, zone_release); }
+
+// thread_zone returns this thread's unpack zone. A fresh zone costs an 8 KiB
+// malloc, more than unpacking a small message, so each thread keeps one and
+// clears it after every decode (freed by the key's destructor at exit).
+static msgpack_zone *thread_zone(void) {
+    pthread_once(&zone_once, zone_key_init);
+    msgpack_zone *zone = pthread_getspecific(zone_key);
+    if (zone) return zone;
+    zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    if (zone && pthread_setspecific(zone_key, zone) != 0) {
+        msgpack_zone_free(zone);
+        zone = NULL;
+    }
+    return zone;
+}
+
+static int msgpack_decode(void *state, const void *data, size_t size, lz_value_t **out) {
+    *out = NULL;
+    msgpack_zone *zone = thread_zone();
+    if (!zone) return lz__fail(LZ_ENOMEM, "msgpack: cannot allocate an unpack zone");
+    msgpack_object object;
+    size_t off = 0;
+    msgpack_unpack_return ret = msgpack_unpack(data, size, &off, zone, &object);
+    int rc = 0;
+    if (ret != MSGPACK_UNPACK_SUCCESS) rc = unpack_failure(ret, off, size);
+    else if (!(*out = convert(&object))) rc = lz_last_error_code();
+    msgpack_zone_clear(zone);
+    return rc;
+}
+
+const lz_serializer_ops_t lz__msgpack_ops = {
+    .name = "msgpack",
+    .content_type = "application/msgpack",
+    .flags = 0,
+    .encode = msgpack_encode,
+    .decode = msgpack_decode,
+    .destroy = NULL,
+};

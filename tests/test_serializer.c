@@ -1,0 +1,454 @@
+/* The built-in codecs (json, msgpack, raw) and the registry: round trips of
+ * every value type, exact JSON text where peers depend on it, hostile and
+ * malformed input, limits, zero-copy raw decoding and registry rules. */
+#include <math.h>
+#include <pthread.h>
+
+#include "lz_test.h"
+#include "serial/base64.h"
+#include "serial/registry.h"
+
+static const lz_serializer_t *codec(const char *name) {
+    const lz_serializer_t *s = lz_serializer_builtin(name);
+    LZ_CHECK(s != NULL);
+    return s;
+}
+
+// round_trip encodes then decodes value and returns the decoded value.
+static lz_value_t *round_trip(const char *name, const lz_value_t *value) {
+    lz_buffer_t *buf = lz_buffer_new();
+    lz_value_t *back = NULL;
+    LZ_CHECK_INT(lz_serializer_encode(codec(name), value, buf), 0);
+    LZ_CHECK_INT(lz_serializer_decode(codec(name), lz_buffer_data(buf), lz_buffer_size(buf), &back), 0);
+    lz_buffer_destroy(&buf);
+    return back;
+}
+
+static bool survives(const char *name, const lz_value_t *value) {
+    lz_value_t *back = round_trip(name, value);
+    bool same = lz_value_equal(value, back);
+    lz_value_destroy(&back);
+    return same;
+}
+
+// decode_fails checks that bytes are refused with LZ_ESERIALIZATION and that
+// the detail contains want (e.g. the byte offset).
+static void decode_fails(const char *name, const void *data, size_t size, const char *want) {
+    lz_value_t *out = (lz_value_t *)1;
+    LZ_CHECK_INT(lz_serializer_decode(codec(name), data, size, &out), LZ_ESERIALIZATION);
+    LZ_CHECK(out == NULL);
+    if (out != (lz_value_t *)1) lz_value_destroy(&out);
+    if (want && !strstr(lz_last_error(), want))
+        LZ_CHECK_STR(lz_last_error(), want); // reports both texts
+}
+
+static lz_value_t *every_type(bool with_bytes) {
+    lz_value_t *o = lz_value_object();
+    lz_value_object_set(o, "null", lz_value_null());
+    lz_value_object_set_bool(o, "yes", true);
+    lz_value_object_set_bool(o, "no", false);
+    lz_value_object_set_int(o, "max", INT64_MAX);
+    lz_value_object_set_int(o, "min", INT64_MIN);
+    lz_value_object_set_int(o, "zero", 0);
+    lz_value_object_set_double(o, "pi", 3.141592653589793);
+    lz_value_object_set_double(o, "tiny", 5e-324);
+    lz_value_object_set_double(o, "huge", 1.7976931348623157e308);
+    lz_value_object_set_double(o, "negzero", -0.0);
+    lz_value_object_set_string(o, "unicode", "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x98\x80 \xe4\xb8\xad");
+    lz_value_object_set_string(o, "escapes", "\"\\/\b\f\n\r\t\x01\x1f");
+    lz_value_object_set_string(o, "", "empty key");
+    lz_value_object_set(o, "nul", lz_value_stringn("a\0b", 3));
+    lz_value_object_set(o, "empty_array", lz_value_array());
+    lz_value_object_set(o, "empty_object", lz_value_object());
+    lz_value_object_set_string(o, "empty_string", "");
+    lz_value_t *a = lz_value_array();
+    for (int i = 0; i < 100; i++) lz_value_array_append(a, i % 2 ? lz_value_int(i) : lz_value_double(i + 0.5));
+    lz_value_object_set(o, "array", a);
+    if (with_bytes) lz_value_object_set(o, "bytes", lz_value_bytes("\x00\x01\xfe\xff", 4));
+    return o;
+}
+
+LZ_TEST(every_type_round_trips_through_json_and_msgpack) {
+    lz_value_t *json_value = every_type(false), *msgpack_value = every_type(true);
+    LZ_CHECK(survives("json", json_value));
+    LZ_CHECK(survives("msgpack", msgpack_value));
+    lz_value_t *back = round_trip("msgpack", msgpack_value);
+    LZ_CHECK(signbit(lz_value_find_double(back, "negzero", 1)));
+    LZ_CHECK_INT(lz_value_type(lz_value_get(back, "bytes")), LZ_VALUE_BYTES); // bin stays bytes
+    lz_value_destroy(&back);
+    // Scalars at the top level are valid documents too.
+    lz_value_t *scalars[] = {lz_value_null(), lz_value_int(-1), lz_value_string("x"), lz_value_double(0.1)};
+    for (size_t i = 0; i < 4; i++) {
+        LZ_CHECK(survives("json", scalars[i]));
+        LZ_CHECK(survives("msgpack", scalars[i]));
+        lz_value_destroy(&scalars[i]);
+    }
+    lz_value_destroy(&json_value);
+    lz_value_destroy(&msgpack_value);
+}
+
+LZ_TEST(json_text_matches_what_python_peers_write_and_read) {
+    struct { double d; const char *text; } cases[] = {
+        {43210.5, "43210.5"}, {0.1, "0.1"},     {1.0, "1.0"},       {-0.0, "-0.0"},
+        {100.0, "100.0"},     {1e20, "1e+20"},  {1e-7, "1e-07"},    {-2.5e-3, "-0.0025"},
+        {123456.789, "123456.789"}, {1.0 / 3, "0.3333333333333333"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        lz_value_t *v = lz_value_double(cases[i].d);
+        char *text = lz_value_to_json(v);
+        LZ_CHECK_STR(text, cases[i].text);
+        free(text);
+        lz_value_destroy(&v);
+    }
+    lz_value_t *o = lz_value_object();
+    lz_value_object_set_string(o, "s", "\xc3\xa9\"\n\x01");
+    lz_value_object_set(o, "b", lz_value_bytes("foob", 4));
+    lz_value_object_set_int(o, "i", INT64_MIN);
+    char *text = lz_value_to_json(o);
+    LZ_CHECK_STR(text, "{\"s\":\"\xc3\xa9\\\"\\n\\u0001\",\"b\":\"Zm9vYg==\",\"i\":-9223372036854775808}");
+    free(text);
+    lz_value_destroy(&o);
+}
+
+LZ_TEST(json_decodes_escapes_numbers_and_duplicate_keys) {
+    const char *text = "{\"u\":\"\\u00e9\\ud83d\\ude00\\n\",\"big\":9223372036854775808,"
+                       "\"low\":-9223372036854775809,\"min\":-9223372036854775808,\"e\":2.5E+3,"
+                       "\"k\":1,\"k\":2,\"long\":1.00000000000000000001,\"neg\":-0}";
+    lz_value_t *v = lz_value_from_json(text, strlen(text));
+    LZ_CHECK_STR(lz_value_find_string(v, "u", ""), "\xc3\xa9\xf0\x9f\x98\x80\n");
+    LZ_CHECK_INT(lz_value_type(lz_value_get(v, "big")), LZ_VALUE_DOUBLE); // past int64
+    LZ_CHECK(lz_value_find_double(v, "big", 0) == 9223372036854775808.0);
+    LZ_CHECK(lz_value_find_double(v, "low", 0) == -9223372036854775809.0);
+    LZ_CHECK(lz_value_find_int(v, "min", 0) == INT64_MIN);
+    LZ_CHECK(lz_value_find_double(v, "e", 0) == 2500.0);
+    LZ_CHECK_INT(lz_value_find_int(v, "k", 0), 2); // the last duplicate wins
+    LZ_CHECK_INT(lz_value_size(v), 8);
+    LZ_CHECK(lz_value_find_double(v, "long", 0) == 1.0);
+    LZ_CHECK_INT(lz_value_type(lz_value_get(v, "neg")), LZ_VALUE_INT);
+    lz_value_destroy(&v);
+}
+
+LZ_TEST(doubles_round_trip_bit_for_bit) {
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    int checked = 0;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17; // xorshift: every exponent and mantissa
+        double d;
+        memcpy(&d, &x, sizeof d);
+        if (!isfinite(d)) continue;
+        if (i % 2) d = (double)(int64_t)(x % 100000000) / 100; // prices with cents
+        lz_value_t *v = lz_value_double(d), *back = round_trip("json", v);
+        double e = lz_value_get_double(back);
+        if (memcmp(&d, &e, sizeof d) != 0) {
+            char *text = lz_value_to_json(v);
+            fprintf(stderr, "double %.17g came back as %.17g via %s\n", d, e, text ? text : "?");
+            free(text);
+            LZ_CHECK(false);
+            break;
+        }
+        checked++;
+        lz_value_destroy(&v), lz_value_destroy(&back);
+    }
+    LZ_CHECK(checked > 15000);
+}
+
+LZ_TEST(json_refuses_values_it_cannot_write) {
+    lz_buffer_t *buf = lz_buffer_new();
+    lz_value_t *bad[] = {lz_value_double(NAN), lz_value_double(INFINITY), lz_value_double(-INFINITY),
+                         lz_value_string("\xff\xfe"), lz_value_array()};
+    lz_value_array_append(bad[4], lz_value_string("ok"));
+    lz_value_array_append(bad[4], lz_value_double(NAN)); // fails mid-way
+    for (size_t i = 0; i < 5; i++) {
+        LZ_CHECK_INT(lz_serializer_encode(codec("json"), bad[i], buf), LZ_ESERIALIZATION);
+        LZ_CHECK_INT(lz_buffer_size(buf), 0); // nothing half-written is left
+        lz_value_destroy(&bad[i]);
+    }
+    // The thread's generator is reset after a failure: the next encode is clean.
+    lz_value_t *ok = lz_value_int(7);
+    LZ_CHECK_INT(lz_serializer_encode(codec("json"), ok, buf), 0);
+    LZ_CHECK_INT(lz_buffer_size(buf), 1);
+    LZ_CHECK_INT(lz_serializer_encode(codec("json"), NULL, buf), LZ_EINVAL);
+    lz_value_destroy(&ok);
+    lz_buffer_destroy(&buf);
+}
+
+LZ_TEST(json_rejects_malformed_input_with_the_offset) {
+    decode_fails("json", "", 0, "byte 0");
+    decode_fails("json", "{\"a\":", 5, "byte 5");                   // truncated
+    decode_fails("json", "[1,2] x", 7, "byte 6");                    // trailing garbage
+    decode_fails("json", "{} {}", 5, "byte");                        // two documents
+    decode_fails("json", "[1,]", 4, "byte 3");
+    decode_fails("json", "\"\xff\"", 3, "UTF8");                     // invalid UTF-8
+    decode_fails("json", "\"a\xe2\x82\"", 5, "UTF8");              // cut-off sequence
+    decode_fails("json", "{1:2}", 5, "byte 1");                      // key not a string
+    decode_fails("json", "\x89PNG\r\n\x1a\n\0\0", 10, "byte 0");     // binary garbage
+    decode_fails("json", "[nan]", 5, "byte");
+    decode_fails("json", "tru", 3, "byte");
+    decode_fails("json", "// c\n1", 6, "byte 0");                    // no comments
+}
+
+static char *nested(int depth, char open, char close) {
+    char *text = malloc((size_t)depth * 2 + 1);
+    memset(text, open, (size_t)depth);
+    memset(text + depth, close, (size_t)depth);
+    text[depth * 2] = '\0';
+    return text;
+}
+
+static lz_value_t *nested_value(int depth) {
+    lz_value_t *v = lz_value_array();
+    for (int i = 1; i < depth; i++) {
+        lz_value_t *outer = lz_value_array();
+        lz_value_array_append(outer, v);
+        v = outer;
+    }
+    return v;
+}
+
+LZ_TEST(nesting_is_bounded_so_hostile_input_cannot_exhaust_the_stack) {
+    char *ok = nested(127, '[', ']'), *deep = nested(128, '[', ']'), *hostile = nested(100000, '[', ']');
+    lz_value_t *v = lz_value_from_json(ok, strlen(ok));
+    LZ_CHECK(v != NULL);
+    lz_value_destroy(&v);
+    decode_fails("json", deep, strlen(deep), "127 levels at byte 127");
+    decode_fails("json", hostile, strlen(hostile), "nesting");
+    free(ok), free(deep), free(hostile);
+    char *objects = malloc(200 * 5 + 1);
+    for (int i = 0; i < 200; i++) memcpy(objects + i * 5, "{\"a\":", 5);
+    decode_fails("json", objects, 200 * 5, "nesting");
+    free(objects);
+
+    lz_buffer_t *buf = lz_buffer_new();
+    lz_value_t *max = nested_value(127), *over = nested_value(128);
+    LZ_CHECK(survives("json", max));
+    LZ_CHECK_INT(lz_serializer_encode(codec("json"), over, buf), LZ_ESERIALIZATION);
+    lz_value_destroy(&max), lz_value_destroy(&over);
+    // msgpack-c's unpacker stops at 32 open containers: encode refuses more.
+    lz_value_t *mp_max = nested_value(32), *mp_over = nested_value(33);
+    LZ_CHECK(survives("msgpack", mp_max));
+    LZ_CHECK_INT(lz_serializer_encode(codec("msgpack"), mp_over, buf), LZ_ESERIALIZATION);
+    lz_value_destroy(&mp_max), lz_value_destroy(&mp_over);
+    unsigned char deep_mp[34];
+    memset(deep_mp, 0x91, 33); // 33 arrays of one element, then nil
+    deep_mp[33] = 0xc0;
+    decode_fails("msgpack", deep_mp, sizeof deep_mp, "nesting");
+    lz_buffer_destroy(&buf);
+}
+
+LZ_TEST(msgpack_uses_str_bin_and_compact_ints) {
+    lz_buffer_t *buf = lz_buffer_new();
+    lz_value_t *o = lz_value_object();
+    lz_value_object_set_string(o, "s", "hi");
+    lz_value_object_set(o, "b", lz_value_bytes("\x01", 1));
+    lz_value_object_set_int(o, "i", 1);
+    lz_value_object_set_int(o, "n", -1);
+    lz_value_object_set_double(o, "d", 0.5);
+    LZ_CHECK_INT(lz_serializer_encode(codec("msgpack"), o, buf), 0);
+    static const unsigned char want[] = {0x85, 0xa1, 's', 0xa2, 'h', 'i', 0xa1, 'b', 0xc4, 0x01, 0x01,
+                                         0xa1, 'i', 0x01, 0xa1, 'n', 0xff, 0xa1, 'd',
+                                         0xcb, 0x3f, 0xe0, 0, 0, 0, 0, 0, 0};
+    LZ_CHECK_INT(lz_buffer_size(buf), sizeof want);
+    LZ_CHECK(memcmp(lz_buffer_data(buf), want, sizeof want) == 0);
+    lz_value_destroy(&o);
+    lz_buffer_destroy(&buf);
+
+    // uint64 past INT64_MAX keeps its magnitude as a double; float32 reads.
+    static const unsigned char big[] = {0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    static const unsigned char f32[] = {0xca, 0x3f, 0xc0, 0, 0};
+    lz_value_t *v = NULL;
+    LZ_CHECK_INT(lz_serializer_decode(codec("msgpack"), big, sizeof big, &v), 0);
+    LZ_CHECK_INT(lz_value_type(v), LZ_VALUE_DOUBLE);
+    LZ_CHECK(lz_value_get_double(v) == 18446744073709551615.0);
+    lz_value_destroy(&v);
+    LZ_CHECK_INT(lz_serializer_decode(codec("msgpack"), f32, sizeof f32, &v), 0);
+    LZ_CHECK(lz_value_get_double(v) == 1.5);
+    lz_value_destroy(&v);
+}
+
+LZ_TEST(msgpack_rejects_malformed_input) {
+    decode_fails("msgpack", "", 0, "truncated");
+    decode_fails("msgpack", "\x92\x01", 2, "truncated");           // array of 2, one element
+    decode_fails("msgpack", "\x01\x02", 2, "trailing data at byte 1");
+    decode_fails("msgpack", "\x81\x01\x02", 3, "map key");          // {1: 2}
+    decode_fails("msgpack", "\xd4\x01\x00", 3, "ext");              // fixext 1
+    decode_fails("msgpack", "\xa1\xff", 2, "UTF-8");                // str with invalid UTF-8
+    decode_fails("msgpack", "\xa2\xed\xa0", 3, "UTF-8");            // truncated str, bad bytes
+    decode_fails("msgpack", "\xa3\xed\xa0\x80", 4, "UTF-8");        // a surrogate
+    decode_fails("msgpack", "\xc1", 1, "invalid");                  // never-used byte
+    decode_fails("msgpack", "\xdb\xff\xff\xff\xff", 5, "truncated"); // 4 GiB str, no data
+}
+
+LZ_TEST(raw_is_zero_copy_and_takes_only_bytes_or_strings) {
+    const lz_serializer_t *raw = codec("raw");
+    LZ_CHECK(lz_serializer_flags(raw) & LZ_SERIALIZER_OPAQUE);
+    LZ_CHECK(!(lz_serializer_flags(codec("json")) & LZ_SERIALIZER_OPAQUE));
+    static const char frame[] = "\x00payload\xff";
+    lz_value_t *v = NULL;
+    LZ_CHECK_INT(lz_serializer_decode(raw, frame, sizeof frame - 1, &v), 0);
+    size_t size;
+    LZ_CHECK(lz_value_get_bytes(v, &size) == frame); // the frame itself, not a copy
+    LZ_CHECK_INT(size, sizeof frame - 1);
+    LZ_CHECK_INT(lz_value_type(v), LZ_VALUE_BYTES);
+    lz_buffer_t *buf = lz_buffer_new();
+    LZ_CHECK_INT(lz_serializer_encode(raw, v, buf), 0);
+    lz_value_t *s = lz_value_string("text");
+    LZ_CHECK_INT(lz_serializer_encode(raw, s, buf), 0);
+    LZ_CHECK_INT(lz_buffer_size(buf), sizeof frame - 1 + 4);
+    LZ_CHECK(memcmp((const char *)lz_buffer_data(buf) + sizeof frame - 1, "text", 4) == 0);
+    lz_value_t *i = lz_value_int(1), *o = lz_value_object();
+    LZ_CHECK_INT(lz_serializer_encode(raw, i, buf), LZ_ESERIALIZATION);
+    LZ_CHECK_INT(lz_serializer_encode(raw, o, buf), LZ_ESERIALIZATION);
+    lz_value_t *empty = NULL;
+    LZ_CHECK_INT(lz_serializer_decode(raw, NULL, 0, &empty), 0);
+    LZ_CHECK_INT(lz_value_type(empty), LZ_VALUE_BYTES);
+    LZ_CHECK_INT(lz_serializer_decode(raw, NULL, 3, &empty), LZ_EINVAL);
+    lz_value_destroy(&v), lz_value_destroy(&s), lz_value_destroy(&i), lz_value_destroy(&o);
+    lz_value_destroy(&empty);
+    lz_buffer_destroy(&buf);
+}
+
+LZ_TEST(base64_matches_rfc4648_vectors) {
+    const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        char out[16] = {0}, back[16] = {0};
+        size_t len = strlen(plain[i]);
+        LZ_CHECK_INT(lz__base64_encoded_size(len), strlen(coded[i]));
+        lz__base64_encode(plain[i], len, out);
+        LZ_CHECK_STR(out, coded[i]);
+        LZ_CHECK_INT(lz__base64_decode(coded[i], strlen(coded[i]), back), len);
+        LZ_CHECK_STR(back, plain[i]);
+    }
+    char junk[8];
+    LZ_CHECK_INT(lz__base64_decode("Zm9", 3, junk), -1);
+    LZ_CHECK_INT(lz__base64_decode("Zm!v", 4, junk), -1);
+}
+
+LZ_TEST(builtins_are_found_by_name_and_unknown_names_list_the_known) {
+    LZ_CHECK_STR(lz_serializer_name(codec("json")), "json");
+    LZ_CHECK_STR(lz_serializer_content_type(codec("json")), "application/json");
+    LZ_CHECK_STR(lz_serializer_content_type(codec("msgpack")), "application/msgpack");
+    LZ_CHECK_STR(lz_serializer_name(codec("raw")), "raw");
+    LZ_CHECK(lz_serializer_builtin("yaml") == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ENOTFOUND);
+    LZ_CHECK(strstr(lz_last_error(), "raw, json, msgpack") != NULL);
+    LZ_CHECK(lz_serializer_builtin(NULL) == NULL);
+    LZ_CHECK(lz_serializer_name(NULL) == NULL);
+    LZ_CHECK(lz_serializer_find(NULL, "json") == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
+}
+
+static int destroyed;
+static void count_destroy(void *state) {
+    destroyed++;
+    free(state);
+}
+static int null_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
+    return lz_buffer_append(out, "n", 1);
+}
+static int null_decode(void *state, const void *data, size_t size, lz_value_t **out) {
+    if (size == 1) *out = lz_value_null();
+    return size <= 1 ? 0 : LZ_ESERIALIZATION; // size 0: claims success, gives nothing
+}
+static const lz_serializer_ops_t null_ops = {"null", "application/x-null", 0, null_encode, null_decode,
+                                             count_destroy};
+
+LZ_TEST(registry_adds_custom_codecs_and_owns_their_state) {
+    destroyed = 0;
+    lz_registry_t *reg = lz__registry_new();
+    LZ_CHECK_INT(lz__registry_add(reg, &null_ops, malloc(8)), 0);
+    const lz_serializer_t *s = lz__registry_find(reg, "null");
+    LZ_CHECK_STR(lz_serializer_name(s), "null");
+    LZ_CHECK(lz__registry_find(reg, "json") == codec("json"));
+    LZ_CHECK_INT(lz__registry_add(reg, &null_ops, malloc(8)), LZ_ESTATE); // taken
+    LZ_CHECK_INT(destroyed, 1);                                           // refused state freed
+    lz_serializer_ops_t clash = null_ops;
+    clash.name = "json";
+    LZ_CHECK_INT(lz__registry_add(reg, &clash, malloc(8)), LZ_ESTATE);
+    clash.name = "broken";
+    clash.decode = NULL;
+    LZ_CHECK_INT(lz__registry_add(reg, &clash, malloc(8)), LZ_EINVAL);
+    LZ_CHECK_INT(destroyed, 3);
+    LZ_CHECK(lz__registry_find(reg, "nope") == NULL);
+    LZ_CHECK(strstr(lz_last_error(), "raw, json, msgpack, null") != NULL);
+
+    lz_value_t *v = NULL;
+    LZ_CHECK_INT(lz_serializer_decode(s, "n", 1, &v), 0);
+    LZ_CHECK_INT(lz_value_type(v), LZ_VALUE_NULL);
+    lz_value_destroy(&v);
+    LZ_CHECK_INT(lz_serializer_decode(s, "", 0, &v), LZ_ESERIALIZATION); // success without a value
+    LZ_CHECK_INT(lz_serializer_decode(s, "xx", 2, &v), LZ_ESERIALIZATION);
+    lz__registry_destroy(&reg);
+    LZ_CHECK(reg == NULL);
+    LZ_CHECK_INT(destroyed, 4);
+}
+
+typedef struct { lz_registry_t *reg; int found; } finder_t;
+
+static void *find_loop(void *arg) {
+    finder_t *f = arg;
+    for (int i = 0; i < 20000; i++) f->found += lz__registry_find(f->reg, "json") != NULL;
+    return NULL;
+}
+
+LZ_TEST(registry_finds_while_another_thread_registers) {
+    lz_registry_t *reg = lz__registry_new();
+    finder_t f = {reg, 0};
+    pthread_t thread;
+    pthread_create(&thread, NULL, find_loop, &f);
+    static const char *names[] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"};
+    for (int i = 0; i < 10; i++) {
+        lz_serializer_ops_t ops = null_ops;
+        ops.name = names[i];
+        ops.destroy = NULL;
+        LZ_CHECK_INT(lz__registry_add(reg, &ops, NULL), 0);
+    }
+    pthread_join(thread, NULL);
+    LZ_CHECK_INT(f.found, 20000);
+    LZ_CHECK_STR(lz_serializer_name(lz__registry_find(reg, "c9")), "c9");
+    lz__registry_destroy(&reg);
+}
+
+static void *encode_loop(void *arg) {
+    lz_value_t *v = arg;
+    lz_buffer_t *buf = lz_buffer_new();
+    bool ok = true;
+    for (int i = 0; i < 2000 && ok; i++) {
+        lz_buffer_reset(buf);
+        lz_value_t *back = NULL;
+        ok = lz_serializer_encode(lz_serializer_builtin("json"), v, buf) == 0 &&
+             lz_serializer_decode(lz_serializer_builtin("json"), lz_buffer_data(buf), lz_buffer_size(buf), &back) == 0 &&
+             lz_value_equal(v, back);
+        lz_value_destroy(&back);
+    }
+    lz_buffer_destroy(&buf);
+    return ok ? arg : NULL;
+}
+
+LZ_TEST(json_codec_is_safe_from_many_threads) {
+    lz_value_t *v = every_type(false);
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) pthread_create(&threads[i], NULL, encode_loop, v);
+    for (int i = 0; i < 4; i++) {
+        void *result;
+        pthread_join(threads[i], &result);
+        LZ_CHECK(result == v);
+    }
+    lz_value_destroy(&v);
+}
+
+LZ_TEST_MAIN(LZ_CASE(every_type_round_trips_through_json_and_msgpack),
+             LZ_CASE(json_text_matches_what_python_peers_write_and_read),
+             LZ_CASE(json_decodes_escapes_numbers_and_duplicate_keys),
+             LZ_CASE(doubles_round_trip_bit_for_bit),
+             LZ_CASE(json_refuses_values_it_cannot_write),
+             LZ_CASE(json_rejects_malformed_input_with_the_offset),
+             LZ_CASE(nesting_is_bounded_so_hostile_input_cannot_exhaust_the_stack),
+             LZ_CASE(msgpack_uses_str_bin_and_compact_ints),
+             LZ_CASE(msgpack_rejects_malformed_input),
+             LZ_CASE(raw_is_zero_copy_and_takes_only_bytes_or_strings),
+             LZ_CASE(base64_matches_rfc4648_vectors),
+             LZ_CASE(builtins_are_found_by_name_and_unknown_names_list_the_known),
+             LZ_CASE(registry_adds_custom_codecs_and_owns_their_state),
+             LZ_CASE(registry_finds_while_another_thread_registers),
+             LZ_CASE(json_codec_is_safe_from_many_threads))

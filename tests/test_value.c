@@ -1,0 +1,239 @@
+/* Dynamic values and the byte buffer: construction, access, ownership
+ * (items are taken even on failure), copy/equal semantics, the borrowed
+ * bytes of zero-copy decoding, and buffer growth. */
+#include <math.h>
+
+#include "lz_test.h"
+#include "serial/value.h"
+
+LZ_TEST(scalars_read_back_and_mismatched_reads_give_zero) {
+    lz_value_t *n = lz_value_null(), *b = lz_value_bool(true), *i = lz_value_int(INT64_MIN),
+               *d = lz_value_double(2.5), *s = lz_value_string("héllo"), *y = lz_value_bytes("a\0b", 3);
+    LZ_CHECK_INT(lz_value_type(n), LZ_VALUE_NULL);
+    LZ_CHECK(lz_value_get_bool(b));
+    LZ_CHECK(lz_value_get_int(i) == INT64_MIN);
+    LZ_CHECK(lz_value_get_double(d) == 2.5);
+    LZ_CHECK(lz_value_get_double(i) == (double)INT64_MIN); // ints read as doubles too
+    size_t len = 0;
+    LZ_CHECK_STR(lz_value_get_string(s, &len), "héllo");
+    LZ_CHECK_INT(len, 6);
+    const char *bytes = lz_value_get_bytes(y, &len);
+    LZ_CHECK_INT(len, 3);
+    LZ_CHECK(bytes && memcmp(bytes, "a\0b", 3) == 0);
+    LZ_CHECK(lz_value_get_bytes(s, &len) != NULL); // a string's bytes are readable
+    // Wrong-type reads fall back to zero values instead of failing.
+    LZ_CHECK(!lz_value_get_bool(i));
+    LZ_CHECK_INT(lz_value_get_int(d), 0);
+    LZ_CHECK(lz_value_get_string(y, &len) == NULL);
+    LZ_CHECK_INT(len, 0);
+    LZ_CHECK(lz_value_get_double(s) == 0);
+    LZ_CHECK_INT(lz_value_type(NULL), LZ_VALUE_NULL);
+    LZ_CHECK_STR(lz_value_type_name(LZ_VALUE_BYTES), "bytes");
+    LZ_CHECK_STR(lz_value_type_name(LZ_VALUE_OBJECT), "object");
+    lz_value_destroy(&n), lz_value_destroy(&b), lz_value_destroy(&i);
+    lz_value_destroy(&d), lz_value_destroy(&s), lz_value_destroy(&y);
+    LZ_CHECK(s == NULL);
+    lz_value_destroy(&s); // destroying twice is a no-op
+}
+
+LZ_TEST(strings_keep_embedded_nul_and_null_is_rejected) {
+    lz_value_t *s = lz_value_stringn("a\0b", 3);
+    size_t len;
+    const char *text = lz_value_get_string(s, &len);
+    LZ_CHECK_INT(len, 3);
+    LZ_CHECK(text && text[3] == '\0' && text[1] == '\0');
+    lz_value_destroy(&s);
+    LZ_CHECK(lz_value_string(NULL) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
+    lz_value_t *empty = lz_value_bytes(NULL, 0);
+    LZ_CHECK(empty && lz_value_get_bytes(empty, &len) && len == 0);
+    lz_value_destroy(&empty);
+}
+
+LZ_TEST(objects_keep_order_replace_and_look_up) {
+    lz_value_t *o = lz_value_object();
+    LZ_CHECK_INT(lz_value_object_set_string(o, "symbol", "BTC"), 0);
+    LZ_CHECK_INT(lz_value_object_set_double(o, "price", 43210.5), 0);
+    LZ_CHECK_INT(lz_value_object_set_int(o, "a_key_longer_than_sixteen_bytes", 7), 0);
+    LZ_CHECK_INT(lz_value_object_set_bool(o, "ok", true), 0);
+    LZ_CHECK_INT(lz_value_object_set_int(o, "price", 1), 0); // replaces in place
+    LZ_CHECK_INT(lz_value_size(o), 4);
+    LZ_CHECK_STR(lz_value_key_at(o, 0), "symbol");
+    LZ_CHECK_STR(lz_value_key_at(o, 1), "price");
+    LZ_CHECK_STR(lz_value_key_at(o, 2), "a_key_longer_than_sixteen_bytes");
+    LZ_CHECK(lz_value_key_at(o, 4) == NULL);
+    LZ_CHECK(lz_value_at(o, 4) == NULL);
+    LZ_CHECK_INT(lz_value_get_int(lz_value_at(o, 1)), 1);
+    LZ_CHECK_INT(lz_value_get_int(lz_value_get(o, "a_key_longer_than_sixteen_bytes")), 7);
+    LZ_CHECK(lz_value_get(o, "missing") == NULL);
+    LZ_CHECK_STR(lz_value_find_string(o, "symbol", "x"), "BTC");
+    LZ_CHECK_STR(lz_value_find_string(o, "price", "x"), "x"); // wrong type
+    LZ_CHECK_INT(lz_value_find_int(o, "price", -1), 1);
+    LZ_CHECK_INT(lz_value_find_int(o, "symbol", -1), -1);
+    LZ_CHECK(lz_value_find_double(o, "price", -1) == 1.0); // an int fits a double
+    LZ_CHECK(lz_value_find_double(o, "nope", -1) == -1.0);
+    LZ_CHECK(lz_value_find_int(NULL, "x", 5) == 5);
+    lz_value_destroy(&o);
+}
+
+LZ_TEST(borrowed_children_stay_valid_while_the_container_grows) {
+    lz_value_t *a = lz_value_array();
+    lz_value_array_append(a, lz_value_string("first"));
+    lz_value_t *first = lz_value_at(a, 0);
+    for (int i = 0; i < 1000; i++) lz_value_array_append(a, lz_value_int(i));
+    LZ_CHECK(lz_value_at(a, 0) == first);
+    LZ_CHECK_STR(lz_value_get_string(first, NULL), "first");
+    LZ_CHECK_INT(lz_value_size(a), 1001);
+    LZ_CHECK_INT(lz_value_get_int(lz_value_at(a, 1000)), 999);
+    lz_value_destroy(&a);
+}
+
+LZ_TEST(containers_take_items_even_when_they_refuse_them) {
+    lz_value_t *s = lz_value_string("not a container");
+    // Each refused item is freed by the call: ASan's leak check proves it.
+    LZ_CHECK_INT(lz_value_array_append(s, lz_value_int(1)), LZ_EINVAL);
+    LZ_CHECK_INT(lz_value_object_set(s, "k", lz_value_int(1)), LZ_EINVAL);
+    lz_value_t *o = lz_value_object();
+    LZ_CHECK_INT(lz_value_object_set(o, NULL, lz_value_int(1)), LZ_EINVAL);
+    LZ_CHECK_INT(lz_value_object_set(o, "k", NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_value_array_append(NULL, lz_value_int(1)), LZ_EINVAL);
+    LZ_CHECK_INT(lz_value_object_set_string(o, "k", NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_value_size(o), 0);
+    lz_value_destroy(&s);
+    lz_value_destroy(&o);
+}
+
+LZ_TEST(take_detaches_a_member_and_keeps_the_others_in_order) {
+    lz_value_t *o = lz_value_object();
+    lz_value_object_set_string(o, "type", "task");
+    lz_value_object_set(o, "data", lz_value_array());
+    lz_value_object_set_int(o, "a_long_key_on_the_heap_here", 3);
+    lz_value_t *data = lz__value_object_take(o, "data");
+    LZ_CHECK_INT(lz_value_type(data), LZ_VALUE_ARRAY);
+    LZ_CHECK_INT(lz_value_size(o), 2);
+    LZ_CHECK_STR(lz_value_key_at(o, 1), "a_long_key_on_the_heap_here");
+    LZ_CHECK(lz_value_get(o, "data") == NULL);
+    LZ_CHECK(lz__value_object_take(o, "data") == NULL);
+    LZ_CHECK(lz__value_object_take(data, "x") == NULL); // not an object
+    lz_value_destroy(&data);
+    lz_value_destroy(&o);
+}
+
+static lz_value_t *sample(void) {
+    lz_value_t *o = lz_value_object();
+    lz_value_object_set_string(o, "s", "text");
+    lz_value_object_set_int(o, "i", 42);
+    lz_value_object_set_double(o, "d", 0.25);
+    lz_value_object_set(o, "n", lz_value_null());
+    lz_value_object_set(o, "b", lz_value_bytes("\x00\xff", 2));
+    lz_value_t *a = lz_value_array();
+    lz_value_array_append(a, lz_value_bool(false));
+    lz_value_array_append(a, lz_value_object());
+    lz_value_object_set(o, "a", a);
+    return o;
+}
+
+LZ_TEST(copy_is_deep_and_equal_ignores_member_order) {
+    lz_value_t *o = sample(), *copy = lz_value_copy(o);
+    LZ_CHECK(copy != o && lz_value_equal(o, copy));
+    LZ_CHECK(lz_value_get(copy, "a") != lz_value_get(o, "a"));
+    lz_value_object_set_int(copy, "i", 43);
+    LZ_CHECK(!lz_value_equal(o, copy));
+    lz_value_destroy(&copy);
+
+    lz_value_t *x = lz_value_object(), *y = lz_value_object();
+    lz_value_object_set_int(x, "p", 1), lz_value_object_set_int(x, "q", 2);
+    lz_value_object_set_int(y, "q", 2), lz_value_object_set_int(y, "p", 1);
+    LZ_CHECK(lz_value_equal(x, y));
+    lz_value_object_set_int(y, "r", 3);
+    LZ_CHECK(!lz_value_equal(x, y));
+    lz_value_destroy(&x), lz_value_destroy(&y);
+
+    lz_value_t *i = lz_value_int(1), *d = lz_value_double(1.0), *nan = lz_value_double(NAN);
+    LZ_CHECK(!lz_value_equal(i, d)); // an int and a double are different values
+    LZ_CHECK(lz_value_equal(nan, nan));
+    lz_value_t *s = lz_value_string("ab"), *b = lz_value_bytes("ab", 2);
+    LZ_CHECK(!lz_value_equal(s, b));
+    LZ_CHECK(!lz_value_equal(s, NULL));
+    LZ_CHECK(lz_value_equal(NULL, NULL));
+    LZ_CHECK(lz_value_copy(NULL) == NULL);
+    lz_value_destroy(&i), lz_value_destroy(&d), lz_value_destroy(&nan);
+    lz_value_destroy(&s), lz_value_destroy(&b), lz_value_destroy(&o);
+}
+
+LZ_TEST(borrowed_bytes_point_at_the_source_and_copies_own_theirs) {
+    char frame[] = "zero copy payload";
+    lz_value_t *v = lz__value_bytes_borrowed(frame, sizeof frame - 1);
+    size_t size;
+    LZ_CHECK(lz_value_get_bytes(v, &size) == frame);
+    LZ_CHECK_INT(size, sizeof frame - 1);
+    lz_value_t *copy = lz_value_copy(v);
+    LZ_CHECK(lz_value_get_bytes(copy, NULL) != frame);
+    LZ_CHECK(lz_value_equal(v, copy));
+    frame[0] = 'Z';
+    LZ_CHECK(((const char *)lz_value_get_bytes(copy, NULL))[0] == 'z');
+    lz_value_destroy(&v); // must not free frame (it is on the stack)
+    lz_value_destroy(&copy);
+}
+
+LZ_TEST(json_helpers_render_and_parse) {
+    lz_value_t *o = lz_value_object();
+    lz_value_object_set_string(o, "symbol", "BTC");
+    lz_value_object_set_double(o, "price", 43210.5);
+    lz_value_object_set_int(o, "seq", -7);
+    char *text = lz_value_to_json(o);
+    LZ_CHECK_STR(text, "{\"symbol\":\"BTC\",\"price\":43210.5,\"seq\":-7}");
+    lz_value_t *back = text ? lz_value_from_json(text, strlen(text)) : NULL;
+    LZ_CHECK(lz_value_equal(o, back));
+    free(text);
+    lz_value_destroy(&back), lz_value_destroy(&o);
+    LZ_CHECK(lz_value_from_json("{", 1) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ESERIALIZATION);
+    lz_value_t *nan = lz_value_double(NAN);
+    LZ_CHECK(lz_value_to_json(nan) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ESERIALIZATION);
+    lz_value_destroy(&nan);
+}
+
+LZ_TEST(buffer_grows_keeps_content_and_reuses_memory) {
+    lz_buffer_t *buf = lz_buffer_new();
+    LZ_CHECK_INT(lz_buffer_size(buf), 0);
+    LZ_CHECK(lz_buffer_reserve(buf, 0) != NULL); // a real address even for nothing
+    unsigned char chunk[1000];
+    for (int i = 0; i < 1000; i++) {
+        memset(chunk, i & 0xff, sizeof chunk);
+        LZ_CHECK_INT(lz_buffer_append(buf, chunk, (size_t)(i % 7) * 100 + 1), 0);
+    }
+    size_t expect = 0;
+    for (int i = 0; i < 1000; i++) expect += (size_t)(i % 7) * 100 + 1;
+    LZ_CHECK_INT(lz_buffer_size(buf), expect);
+    const unsigned char *data = lz_buffer_data(buf);
+    LZ_CHECK(data[0] == 0 && data[1] == 1 && data[expect - 1] == (999 & 0xff));
+    lz_buffer_reset(buf);
+    LZ_CHECK_INT(lz_buffer_size(buf), 0);
+    char *at = lz_buffer_reserve(buf, 10);
+    LZ_CHECK(at == (const void *)data); // reset kept the block
+    memcpy(at, "0123456789", 10);
+    lz_buffer_commit(buf, 4);
+    lz_buffer_commit(buf, (size_t)1 << 40); // over-commit is ignored
+    LZ_CHECK_INT(lz_buffer_size(buf), 4);
+    LZ_CHECK(memcmp(lz_buffer_data(buf), "0123", 4) == 0);
+    LZ_CHECK_INT(lz_buffer_append(buf, NULL, 3), LZ_EINVAL);
+    LZ_CHECK_INT(lz_buffer_append(NULL, "x", 1), LZ_EINVAL);
+    LZ_CHECK(lz_buffer_reserve(buf, SIZE_MAX) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ENOMEM);
+    lz_buffer_destroy(&buf);
+    LZ_CHECK(buf == NULL);
+    lz_buffer_destroy(&buf);
+}
+
+LZ_TEST_MAIN(LZ_CASE(scalars_read_back_and_mismatched_reads_give_zero),
+             LZ_CASE(strings_keep_embedded_nul_and_null_is_rejected),
+             LZ_CASE(objects_keep_order_replace_and_look_up),
+             LZ_CASE(borrowed_children_stay_valid_while_the_container_grows),
+             LZ_CASE(containers_take_items_even_when_they_refuse_them),
+             LZ_CASE(take_detaches_a_member_and_keeps_the_others_in_order),
+             LZ_CASE(copy_is_deep_and_equal_ignores_member_order),
+             LZ_CASE(borrowed_bytes_point_at_the_source_and_copies_own_theirs),
+             LZ_CASE(json_helpers_render_and_parse),
+             LZ_CASE(buffer_grows_keeps_content_and_reuses_memory))
