@@ -152,7 +152,7 @@ static int monitor_request(lz_context_t *ctx, int op, lz_node_t *node) {
 static int monitor_start(lz_context_t *ctx) {
     monitor_t *mon = &ctx->monitor;
     pthread_mutex_init(&mon->lock, NULL);
-    snprintf(mon->endpoint, sizeof mon->endpoint, "inproc://lz-monitor-%p", (void *)ctx);
+    snprintf(mon->endpoint, sizeof mon->endpoint, "inproc://lz-monitor-control");
     mon->control = zmq_socket(ctx->zmq, ZMQ_PAIR);
     if (!mon->control) return lz__fail_zmq("context: monitor control socket");
     if (pthread_create(&mon->thread, NULL, monitor_main, ctx) != 0) {

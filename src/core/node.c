@@ -150,7 +150,12 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
     node->zmq_type = zmq_type;
     node->default_side = default_side;
     snprintf(node->name, sizeof node->name, "%s", name);
-    snprintf(node->monitor_endpoint, sizeof node->monitor_endpoint, "inproc://lz-node-%p", (void *)node);
+    // A counter, not the node's address: libzmq releases an inproc name only
+    // when the closed socket is reaped, so a new node at a recycled address
+    // would find its monitor name still taken.
+    static atomic_uint_fast64_t monitor_serial;
+    snprintf(node->monitor_endpoint, sizeof node->monitor_endpoint, "inproc://lz-monitor-%llu",
+             (unsigned long long)atomic_fetch_add(&monitor_serial, 1));
     node->serializer = lz__registry_find(lz__context_registry(ctx), node->settings->default_serializer);
     if (!node->serializer)
         return lz__fail(LZ_ECONFIG, "%s: serialization.default: %s", name, lz_last_error());

@@ -1,0 +1,712 @@
+/* Configuration: one table of typed keys, each value remembering the rank
+ * of its source so defaults < file < env < api holds whatever the call
+ * order. Files are YAML (JSON read as YAML) parsed with libyaml. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "core/context.h"
+#include "core/error.h"
+#include "core/log.h"
+
+typedef enum { KEY_INT, KEY_BOOL, KEY_STRING } key_type_t;
+
+// A string validator returns NULL when text is acceptable, else what is expected.
+typedef const char *(*string_check_fn)(const char *text);
+
+typedef struct {
+    const char *name;
+    key_type_t type;
+    int64_t def_int; // also the default of a bool
+    int64_t min, max;
+    const char *def_str;
+    string_check_fn check;
+} key_def_t;
+
+static const char *check_level(const char *text);
+static const char *check_format(const char *text);
+static const char *check_target(const char *text);
+static const char *check_nonempty(const char *text);
+
+// Index names keep lz__settings_read and the key table in step at compile time.
+enum key_id {
+    K_IO_THREADS, K_MAX_SOCKETS, K_LINGER, K_HWM, K_HWM_OUT, K_HWM_IN, K_SEND_TIMEOUT,
+    K_RECEIVE_TIMEOUT, K_REQUEST_TIMEOUT, K_REQUEST_RETRIES, K_COOLDOWN, K_HANDLER_MAX,
+    K_RECONNECT, K_RECONNECT_MAX, K_HEARTBEAT, K_MAX_MESSAGE,
+    K_LOG_LEVEL, K_LOG_FORMAT, K_LOG_TARGET, K_LOG_FILE, K_LOG_MAX_SIZE, K_LOG_BACKUPS,
+    K_LOG_CONSOLE, K_LOG_IDENT,
+    K_SER_DEFAULT, K_SER_ASCII, K_SER_INDENT, K_SER_VALIDATE,
+    K_DEBUG, K_VALIDATE_DATA,
+    K_COUNT
+};
+
+#define INT_KEY(n, d, lo, hi) {n, KEY_INT, d, lo, hi, NULL, NULL}
+#define BOOL_KEY(n, d) {n, KEY_BOOL, d, 0, 1, NULL, NULL}
+#define STR_KEY(n, d, check) {n, KEY_STRING, 0, 0, 0, d, check}
+
+// Section keys are grouped: lz_config_to_json relies on it.
+static const key_def_t keys[K_COUNT] = {
+    [K_IO_THREADS] = INT_KEY("zmq.io_threads", 1, 1, 64),
+    [K_MAX_SOCKETS] = INT_KEY("zmq.max_sockets", 1024, 1, INT_MAX),
+    [K_LINGER] = INT_KEY("zmq.linger", 1000, -1, INT_MAX),
+    [K_HWM] = INT_KEY("zmq.high_water_mark", 1000, 0, INT_MAX),
+    [K_HWM_OUT] = INT_KEY("zmq.hwm_outbound", -1, -1, INT_MAX),
+    [K_HWM_IN] = INT_KEY("zmq.hwm_inbound", -1, -1, INT_MAX),
+    [K_SEND_TIMEOUT] = INT_KEY("zmq.send_timeout", 5000, -1, INT_MAX),
+    [K_RECEIVE_TIMEOUT] = INT_KEY("zmq.receive_timeout", 5000, -1, INT_MAX),
+    [K_REQUEST_TIMEOUT] = INT_KEY("zmq.request_timeout", 5000, 1, INT_MAX),
+    [K_REQUEST_RETRIES] = INT_KEY("zmq.request_retries", 3, 0, 100),
+    [K_COOLDOWN] = INT_KEY("zmq.failed_socket_cooldown", 10000, 0, INT_MAX),
+    [K_HANDLER_MAX] = INT_KEY("zmq.handler_max_concurrency", 4, 1, 1024),
+    [K_RECONNECT] = INT_KEY("zmq.reconnect_interval", 100, -1, INT_MAX),
+    [K_RECONNECT_MAX] = INT_KEY("zmq.reconnect_interval_max", 0, 0, INT_MAX),
+    [K_HEARTBEAT] = INT_KEY("zmq.heartbeat_interval", 0, 0, INT_MAX),
+    [K_MAX_MESSAGE] = INT_KEY("zmq.max_message_size", -1, -1, INT64_MAX),
+    [K_LOG_LEVEL] = STR_KEY("logging.level", "INFO", check_level),
+    [K_LOG_FORMAT] = STR_KEY("logging.format", "text", check_format),
+    [K_LOG_TARGET] = STR_KEY("logging.target", "stderr", check_target),
+    [K_LOG_FILE] = STR_KEY("logging.file_path", "", NULL),
+    [K_LOG_MAX_SIZE] = INT_KEY("logging.max_file_size", 10485760, 0, INT64_MAX),
+    [K_LOG_BACKUPS] = INT_KEY("logging.backup_count", 5, 0, 1000),
+    [K_LOG_CONSOLE] = BOOL_KEY("logging.console_output", true),
+    [K_LOG_IDENT] = STR_KEY("logging.syslog_ident", "liberzmq", check_nonempty),
+    [K_SER_DEFAULT] = STR_KEY("serialization.default", "json", check_nonempty),
+    [K_SER_ASCII] = BOOL_KEY("serialization.json_ensure_ascii", false),
+    [K_SER_INDENT] = INT_KEY("serialization.json_indent", -1, -1, 64),
+    [K_SER_VALIDATE] = BOOL_KEY("serialization.protobuf_validate", true),
+    [K_DEBUG] = BOOL_KEY("debug", false),
+    [K_VALIDATE_DATA] = BOOL_KEY("validate_data", true),
+};
+
+// Other names for a key, accepted everywhere a key name is.
+static const struct { const char *alias, *name; } aliases[] = {
+    {"zmq.socket_timeout", "zmq.receive_timeout"}, // the Python LiberZMQ's name
+};
+
+static const char *const sections[] = {"zmq", "logging", "serialization"};
+
+enum { RANK_DEFAULT = 0, RANK_FILE = 1, RANK_ENV = 2, RANK_API = 3 };
+
+typedef struct {
+    int64_t i;    // int and bool values
+    char *s;      // string values
+    int rank;
+    char *source; // "file <path>", "env <NAME>", "api"; NULL for the default
+} slot_t;
+
+struct lz_config {
+    slot_t slots[K_COUNT];
+};
+
+// Where a value comes from, for precedence and for error details.
+typedef struct {
+    int rank;
+    const char *label; // "file <path>", "env <NAME>", "api"
+    unsigned long line; // 1-based line in a file, 0 otherwise
+} origin_t;
+
+// A parsed, validated value; s is borrowed until assigned.
+typedef struct {
+    int64_t i;
+    const char *s;
+} value_t;
+
+static const char *check_level(const char *text) {
+    lz_log_level_t level;
+    return lz_log_level_parse(text, &level) == LZ_OK
+               ? NULL : "a log level (trace, debug, info, warning, error, critical, off)";
+}
+
+static const char *check_format(const char *text) {
+    bool ok = strcasecmp(text, "text") == 0 || strcasecmp(text, "json") == 0 ||
+              strstr(text, "%(") != NULL; // a Python logging format string means text
+    return ok ? NULL : "text, json or a Python %(...)s format string";
+}
+
+static const char *check_target(const char *text) {
+    static const char *const targets[] = {"stderr", "file", "syslog", "none"};
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++)
+        if (strcasecmp(text, targets[i]) == 0) return NULL;
+    return "stderr, file, syslog or none";
+}
+
+static const char *check_nonempty(const char *text) {
+    return *text ? NULL : "a non-empty string";
+}
+
+static int key_find(const char *name) {
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcmp(name, aliases[i].alias) == 0) name = aliases[i].name;
+    for (int k = 0; k < K_COUNT; k++)
+        if (strcmp(name, keys[k].name) == 0) return k;
+    return -1;
+}
+
+static bool is_section(const char *name) {
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+        if (strcmp(name, sections[i]) == 0) return true;
+    return false;
+}
+
+/* ---- slots: construction, copy, assignment ---- */
+
+static void slot_clear(slot_t *slot) {
+    free(slot->s);
+    free(slot->source);
+    slot->s = NULL;
+    slot->source = NULL;
+}
+
+static void config_free_slots(lz_config_t *config) {
+    for (int k = 0; k < K_COUNT; k++) slot_clear(&config->slots[k]);
+}
+
+// slot_store replaces the slot's value and source; the slot is untouched on ENOMEM.
+static int slot_store(slot_t *slot, int64_t i, const char *s, int rank, const char *source) {
+    char *s_copy = s ? strdup(s) : NULL;
+    char *source_copy = source ? strdup(source) : NULL;
+    if ((s && !s_copy) || (source && !source_copy)) {
+        free(s_copy);
+        free(source_copy);
+        return lz__fail(LZ_ENOMEM, "config: out of memory");
+    }
+    slot_clear(slot);
+    slot->i = i;
+    slot->s = s_copy;
+    slot->rank = rank;
+    slot->source = source_copy;
+    return LZ_OK;
+}
+
+static int slot_reset(slot_t *slot, int k) {
+    return slot_store(slot, keys[k].def_int, keys[k].def_str, RANK_DEFAULT, NULL);
+}
+
+lz_config_t *lz_config_new(void) {
+    lz_config_t *config = calloc(1, sizeof *config);
+    if (!config) return lz__fail_null(LZ_ENOMEM, "config: out of memory");
+    for (int k = 0; k < K_COUNT; k++) {
+        if (slot_reset(&config->slots[k], k) < 0) {
+            lz_config_destroy(&config);
+            return NULL;
+        }
+    }
+    return config;
+}
+
+lz_config_t *lz_config_dup(const lz_config_t *config) {
+    if (!config) return lz__fail_null(LZ_EINVAL, "config: NULL configuration");
+    lz_config_t *copy = calloc(1, sizeof *copy);
+    if (!copy) return lz__fail_null(LZ_ENOMEM, "config: out of memory");
+    for (int k = 0; k < K_COUNT; k++) {
+        const slot_t *from = &config->slots[k];
+        if (slot_store(&copy->slots[k], from->i, from->s, from->rank, from->source) < 0) {
+            lz_config_destroy(&copy);
+            return NULL;
+        }
+    }
+    return copy;
+}
+
+void lz_config_destroy(lz_config_t **config_p) {
+    if (!config_p || !*config_p) return;
+    config_free_slots(*config_p);
+    free(*config_p);
+    *config_p = NULL;
+}
+
+// commit moves staging's values into config (a load succeeded) and frees staging.
+static void commit(lz_config_t *config, lz_config_t *staging) {
+    lz_config_t old = *config;
+    *config = *staging;
+    *staging = old;
+    lz_config_destroy(&staging);
+}
+
+/* ---- values: parsing text, validating, assigning with precedence ---- */
+
+static bool parse_int(const char *text, int64_t *out) {
+    if (!((*text >= '0' && *text <= '9') || *text == '-' || *text == '+')) return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0') return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_bool(const char *text, bool *out) {
+    static const char *const truths[] = {"true", "yes", "on", "1"};
+    static const char *const lies[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(text, truths[i]) == 0) { *out = true; return true; }
+        if (strcasecmp(text, lies[i]) == 0) { *out = false; return true; }
+    }
+    return false;
+}
+
+// where formats an origin for an error detail: "file /p:3", "env NAME", "api".
+static const char *where(const origin_t *o, char *buf, size_t size) {
+    if (o->line) snprintf(buf, size, "%s:%lu", o->label, o->line);
+    else snprintf(buf, size, "%s", o->label);
+    return buf;
+}
+
+// fail_value reports a bad value with the key, where it came from and the value.
+static int fail_value(const char *name, const origin_t *o, const char *why, const char *text) {
+    char at[PATH_MAX + 32];
+    return lz__fail(LZ_ECONFIG, "config: key '%s' from %s: %s: '%.80s'", name,
+                    where(o, at, sizeof at), why, text);
+}
+
+// fail_unknown reports an unknown key; text is its value when there is one.
+static int fail_unknown(const char *name, const origin_t *o, const char *text) {
+    char at[PATH_MAX + 32];
+    return lz__fail(o->rank == RANK_API ? LZ_ENOTFOUND : LZ_ECONFIG,
+                    "config: unknown key '%.80s' from %s%s%.80s%s", name, where(o, at, sizeof at),
+                    text ? " (value '" : "", text ? text : "", text ? "')" : "");
+}
+
+// validate checks a typed value against its key's range or string check.
+static int validate(int k, const char *name, const value_t *v, const origin_t *o) {
+    const key_def_t *def = &keys[k];
+    char why[96];
+    char text[32];
+    if (def->type == KEY_STRING) {
+        const char *expected = def->check ? def->check(v->s) : NULL;
+        if (!expected) return LZ_OK;
+        snprintf(why, sizeof why, "expected %s", expected);
+        return fail_value(name, o, why, v->s);
+    }
+    if (v->i >= def->min && v->i <= def->max) return LZ_OK;
+    snprintf(why, sizeof why, "out of range [%" PRId64 "..%" PRId64 "]", def->min, def->max);
+    snprintf(text, sizeof text, "%" PRId64, v->i);
+    return fail_value(name, o, why, text);
+}
+
+// store assigns a validated value unless a higher-ranked source already set it.
+static int store(lz_config_t *config, int k, const value_t *v, const origin_t *o) {
+    slot_t *slot = &config->slots[k];
+    if (o->rank < slot->rank) return LZ_OK;
+    const char *s = v->s;
+    if (k == K_LOG_LEVEL) { // stored canonically, so Python reads it too
+        lz_log_level_t level = LZ_LOG_INFO;
+        lz_log_level_parse(v->s, &level);
+        s = lz_log_level_name(level);
+    }
+    return slot_store(slot, v->i, s, o->rank, o->label);
+}
+
+// set_text parses a key's value from text (file scalar, env value, API).
+static int set_text(lz_config_t *config, const char *name, const char *text, const origin_t *o) {
+    int k = key_find(name);
+    if (k < 0) return fail_unknown(name, o, text);
+    value_t v = {0, text};
+    bool b;
+    if (keys[k].type == KEY_INT && !parse_int(text, &v.i))
+        return fail_value(name, o, "not an integer", text);
+    if (keys[k].type == KEY_BOOL) {
+        if (!parse_bool(text, &b)) return fail_value(name, o, "not a boolean", text);
+        v.i = b;
+    }
+    int rc = validate(k, name, &v, o);
+    return rc < 0 ? rc : store(config, k, &v, o);
+}
+
+// set_null gives a key back its default (YAML null), respecting precedence.
+static int set_null(lz_config_t *config, const char *name, const origin_t *o) {
+    int k = key_find(name);
+    if (k < 0) return fail_unknown(name, o, "null");
+    if (o->rank < config->slots[k].rank) return LZ_OK;
+    return slot_reset(&config->slots[k], k);
+}
+
+/* ---- files ---- */
+
+typedef struct {
+    lz_config_t *config;
+    yaml_document_t *doc;
+    const char *path;
+    char label[PATH_MAX + 8];
+} file_load_t;
+
+static origin_t file_origin(const file_load_t *fl, const yaml_node_t *node) {
+    origin_t o = {RANK_FILE, fl->label, (unsigned long)node->start_mark.line + 1};
+    return o;
+}
+
+static bool is_null(const yaml_node_t *node) {
+    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *s = (const char *)node->data.scalar.value;
+    return !*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
+           strcmp(s, "NULL") == 0;
+}
+
+// node_text is a node's scalar text, or what it is instead, for error details.
+static const char *node_text(const yaml_node_t *node) {
+    if (node->type == YAML_SCALAR_NODE) return (const char *)node->data.scalar.value;
+    return node->type == YAML_SEQUENCE_NODE ? "a list" : "a mapping";
+}
+
+static int file_scalar(file_load_t *fl, const char *name, const yaml_node_t *key,
+                       const yaml_node_t *value) {
+    origin_t o = file_origin(fl, key);
+    if (key_find(name) < 0) return fail_unknown(name, &o, node_text(value));
+    if (is_null(value)) return set_null(fl->config, name, &o);
+    if (value->type != YAML_SCALAR_NODE)
+        return fail_value(name, &o, "expected a single value", node_text(value));
+    return set_text(fl->config, name, node_text(value), &o);
+}
+
+static const char *key_text(const yaml_node_t *key) {
+    return key->type == YAML_SCALAR_NODE ? (const char *)key->data.scalar.value : NULL;
+}
+
+static int file_section(file_load_t *fl, const char *section, const yaml_node_t *map) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *key = yaml_document_get_node(fl->doc, p->key);
+        yaml_node_t *value = yaml_document_get_node(fl->doc, p->value);
+        const char *text = key_text(key);
+        char name[160];
+        snprintf(name, sizeof name, "%s.%s", section, text ? text : "?");
+        int rc = file_scalar(fl, name, key, value);
+        if (rc < 0) return rc;
+    }
+    return LZ_OK;
+}
+
+static int file_top_entry(file_load_t *fl, const yaml_node_t *key, const yaml_node_t *value) {
+    const char *name = key_text(key);
+    origin_t o = file_origin(fl, key);
+    if (!name) return fail_unknown(node_text(key), &o, NULL);
+    if (!is_section(name)) return file_scalar(fl, name, key, value);
+    if (value->type == YAML_MAPPING_NODE) return file_section(fl, name, value);
+    if (is_null(value)) return LZ_OK; // "zmq:" with nothing under it
+    return fail_value(name, &o, "expected a mapping of keys", node_text(value));
+}
+
+static int file_document(file_load_t *fl) {
+    yaml_node_t *root = yaml_document_get_root_node(fl->doc);
+    if (!root || is_null(root)) return LZ_OK; // an empty file changes nothing
+    if (root->type != YAML_MAPPING_NODE)
+        return lz__fail(LZ_ECONFIG, "config: file %s:%lu: expected a mapping at the top level",
+                        fl->path, (unsigned long)root->start_mark.line + 1);
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+        int rc = file_top_entry(fl, yaml_document_get_node(fl->doc, p->key),
+                                yaml_document_get_node(fl->doc, p->value));
+        if (rc < 0) return rc;
+    }
+    return LZ_OK;
+}
+
+// file_parse loads the first YAML document of file into staging.
+static int file_parse(lz_config_t *staging, const char *path, FILE *file) {
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) return lz__fail(LZ_ENOMEM, "config: out of memory");
+    yaml_parser_set_input_file(&parser, file);
+    int rc;
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = lz__fail(LZ_ECONFIG, "config: file %s:%lu: not valid YAML or JSON: %s%s%s", path,
+                      (unsigned long)parser.problem_mark.line + 1,
+                      parser.problem ? parser.problem : "parse error",
+                      parser.context ? " " : "", parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        return rc;
+    }
+    file_load_t fl = {staging, &doc, path, ""};
+    snprintf(fl.label, sizeof fl.label, "file %s", path);
+    rc = file_document(&fl);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+int lz_config_load_file(lz_config_t *config, const char *path) {
+    if (!config || !path) return lz__fail(LZ_EINVAL, "config: config and path are required");
+    if (strlen(path) >= PATH_MAX) return lz__fail(LZ_ECONFIG, "config: file path too long");
+    FILE *file = fopen(path, "rb");
+    if (!file) return lz__fail(LZ_ECONFIG, "config: cannot read file %s: %s", path, strerror(errno));
+    lz_config_t *staging = lz_config_dup(config);
+    int rc = staging ? file_parse(staging, path, file) : LZ_ENOMEM;
+    fclose(file);
+    if (rc < 0) {
+        lz_config_destroy(&staging);
+        return rc;
+    }
+    commit(config, staging);
+    return LZ_OK;
+}
+
+/* ---- environment ---- */
+
+#define ENV_PREFIX "LIBERZMQ_"
+
+// env_key_name maps the part after LIBERZMQ_ to a dotted key name:
+// ZMQ__IO_THREADS and ZMQ_IO_THREADS -> zmq.io_threads, DEBUG -> debug.
+static void env_key_name(const char *rest, char *out, size_t size) {
+    char low[160];
+    size_t n = 0;
+    for (; rest[n] && n < sizeof low - 1; n++) low[n] = (char)tolower((unsigned char)rest[n]);
+    low[n] = '\0';
+    char *sep = strstr(low, "__");
+    if (sep) {
+        *sep = '\0';
+        snprintf(out, size, "%s.%s", low, sep + 2);
+        return;
+    }
+    snprintf(out, size, "%s", low);
+    if (key_find(low) >= 0) return;
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+        size_t len = strlen(sections[i]);
+        if (strncmp(low, sections[i], len) == 0 && low[len] == '_') {
+            snprintf(out, size, "%s.%s", sections[i], low + len + 1);
+            return;
+        }
+    }
+}
+
+static int env_apply(lz_config_t *staging, const char *entry) {
+    const char *eq = strchr(entry, '=');
+    if (!eq || strncmp(entry, ENV_PREFIX, strlen(ENV_PREFIX)) != 0) return LZ_OK;
+    char var[160]; // longer names are no key: cut, they fail as unknown
+    snprintf(var, sizeof var, "%.*s", (int)(eq - entry), entry);
+    if (strcmp(var, "LIBERZMQ_CONFIG") == 0) return LZ_OK;
+    char label[176], name[176];
+    snprintf(label, sizeof label, "env %s", var);
+    env_key_name(var + strlen(ENV_PREFIX), name, sizeof name);
+    origin_t o = {RANK_ENV, label, 0};
+    return set_text(staging, name, eq + 1, &o);
+}
+
+int lz_config_load_env(lz_config_t *config) {
+    if (!config) return lz__fail(LZ_EINVAL, "config: NULL configuration");
+    lz_config_t *staging = lz_config_dup(config);
+    if (!staging) return LZ_ENOMEM;
+    for (char **e = environ; e && *e; e++) {
+        int rc = env_apply(staging, *e);
+        if (rc < 0) {
+            lz_config_destroy(&staging);
+            return rc;
+        }
+    }
+    commit(config, staging);
+    return LZ_OK;
+}
+
+/* ---- API setters and getters ---- */
+
+static const origin_t api_origin = {RANK_API, "api", 0};
+
+int lz_config_set(lz_config_t *config, const char *key, const char *value) {
+    if (!config || !key || !value)
+        return lz__fail(LZ_EINVAL, "config: config, key and value are required");
+    return set_text(config, key, value, &api_origin);
+}
+
+// set_typed is the typed setters' shared path: key lookup, type, range, store.
+static int set_typed(lz_config_t *config, const char *key, key_type_t type, int64_t i) {
+    if (!config || !key) return lz__fail(LZ_EINVAL, "config: config and key are required");
+    int k = key_find(key);
+    char text[32];
+    if (type == KEY_BOOL) snprintf(text, sizeof text, "%s", i ? "true" : "false");
+    else snprintf(text, sizeof text, "%" PRId64, i);
+    if (k < 0) return fail_unknown(key, &api_origin, text);
+    if (keys[k].type != type) {
+        return fail_value(key, &api_origin,
+                          keys[k].type == KEY_STRING ? "expected a string" :
+                          keys[k].type == KEY_BOOL ? "expected a boolean" : "expected an integer",
+                          text);
+    }
+    value_t v = {i, NULL};
+    int rc = validate(k, key, &v, &api_origin);
+    return rc < 0 ? rc : store(config, k, &v, &api_origin);
+}
+
+int lz_config_set_int(lz_config_t *config, const char *key, int64_t value) {
+    return set_typed(config, key, KEY_INT, value);
+}
+
+int lz_config_set_bool(lz_config_t *config, const char *key, bool value) {
+    return set_typed(config, key, KEY_BOOL, value);
+}
+
+// get_slot finds key's slot and checks it has the wanted type.
+static const slot_t *get_slot(const lz_config_t *config, const char *key, key_type_t type,
+                              const void *out) {
+    if (!config || !key || !out) {
+        lz__fail(LZ_EINVAL, "config: config, key and out are required");
+        return NULL;
+    }
+    int k = key_find(key);
+    if (k < 0) {
+        lz__fail(LZ_ENOTFOUND, "config: unknown key '%.80s'", key);
+        return NULL;
+    }
+    if (keys[k].type != type) {
+        lz__fail(LZ_EVALIDATION, "config: key '%s' is not of the requested type", key);
+        return NULL;
+    }
+    return &config->slots[k];
+}
+
+int lz_config_get_int(const lz_config_t *config, const char *key, int64_t *out) {
+    const slot_t *slot = get_slot(config, key, KEY_INT, out);
+    if (!slot) return lz_last_error_code();
+    *out = slot->i;
+    return LZ_OK;
+}
+
+int lz_config_get_double(const lz_config_t *config, const char *key, double *out) {
+    const slot_t *slot = get_slot(config, key, KEY_INT, out);
+    if (!slot) return lz_last_error_code();
+    *out = (double)slot->i;
+    return LZ_OK;
+}
+
+int lz_config_get_bool(const lz_config_t *config, const char *key, bool *out) {
+    const slot_t *slot = get_slot(config, key, KEY_BOOL, out);
+    if (!slot) return lz_last_error_code();
+    *out = slot->i != 0;
+    return LZ_OK;
+}
+
+int lz_config_get_string(const lz_config_t *config, const char *key, const char **out) {
+    const slot_t *slot = get_slot(config, key, KEY_STRING, out);
+    if (!slot) return lz_last_error_code();
+    *out = slot->s;
+    return LZ_OK;
+}
+
+const char *lz_config_source(const lz_config_t *config, const char *key) {
+    int k = config && key ? key_find(key) : -1;
+    if (k < 0) return NULL;
+    return config->slots[k].source ? config->slots[k].source : "default";
+}
+
+size_t lz_config_key_count(void) { return K_COUNT; }
+
+const char *lz_config_key_at(size_t index) {
+    return index < K_COUNT ? keys[index].name : NULL;
+}
+
+/* ---- output ---- */
+
+static void json_value(FILE *out, int k, const slot_t *slot) {
+    if (keys[k].type == KEY_STRING) lz__json_write_string(out, slot->s);
+    else if (keys[k].type == KEY_BOOL) fputs(slot->i ? "true" : "false", out);
+    else fprintf(out, "%" PRId64, slot->i);
+}
+
+char *lz_config_to_json(const lz_config_t *config) {
+    if (!config) return lz__fail_null(LZ_EINVAL, "config: NULL configuration");
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *out = open_memstream(&text, &text_len);
+    if (!out) return lz__fail_null(LZ_ENOMEM, "config: out of memory");
+    const char *section = NULL; // the section object now open, if any
+    size_t section_len = 0;
+    fputc('{', out);
+    for (int k = 0; k < K_COUNT; k++) {
+        const char *name = keys[k].name, *dot = strchr(name, '.');
+        size_t len = dot ? (size_t)(dot - name) : 0;
+        bool same = section && len == section_len && strncmp(name, section, len) == 0;
+        if (!same && section) fputc('}', out);
+        if (k > 0) fputc(',', out);
+        if (!same && len) fprintf(out, "\"%.*s\":{", (int)len, name);
+        fprintf(out, "\"%s\":", dot ? dot + 1 : name);
+        json_value(out, k, &config->slots[k]);
+        section = len ? name : NULL;
+        section_len = len;
+    }
+    if (section) fputc('}', out);
+    fputc('}', out);
+    if (fclose(out) != 0) {
+        free(text);
+        return lz__fail_null(LZ_ENOMEM, "config: out of memory");
+    }
+    return text;
+}
+
+/* ---- internal views ---- */
+
+static int get_i(const lz_config_t *config, int k) { return (int)config->slots[k].i; }
+
+// hwm resolves an hwm_* key: -1 inherits zmq.high_water_mark.
+static int hwm(const lz_config_t *config, int k) {
+    return get_i(config, k) < 0 ? get_i(config, K_HWM) : get_i(config, k);
+}
+
+int lz__settings_read(const lz_config_t *config, lz_settings_t *out) {
+    if (!config || !out) return lz__fail(LZ_EINVAL, "config: config and out are required");
+    if (get_i(config, K_RECONNECT_MAX) > 0 && get_i(config, K_RECONNECT_MAX) < get_i(config, K_RECONNECT))
+        return lz__fail(LZ_ECONFIG, "config: zmq.reconnect_interval_max (%d) is below "
+                        "zmq.reconnect_interval (%d); use 0 for no backoff",
+                        get_i(config, K_RECONNECT_MAX), get_i(config, K_RECONNECT));
+    *out = (lz_settings_t){
+        .io_threads = get_i(config, K_IO_THREADS),
+        .max_sockets = get_i(config, K_MAX_SOCKETS),
+        .linger = get_i(config, K_LINGER),
+        .hwm_outbound = hwm(config, K_HWM_OUT),
+        .hwm_inbound = hwm(config, K_HWM_IN),
+        .send_timeout = get_i(config, K_SEND_TIMEOUT),
+        .receive_timeout = get_i(config, K_RECEIVE_TIMEOUT),
+        .request_timeout = get_i(config, K_REQUEST_TIMEOUT),
+        .request_retries = get_i(config, K_REQUEST_RETRIES),
+        .failed_socket_cooldown = get_i(config, K_COOLDOWN),
+        .handler_max_concurrency = get_i(config, K_HANDLER_MAX),
+        .reconnect_interval = get_i(config, K_RECONNECT),
+        .reconnect_interval_max = get_i(config, K_RECONNECT_MAX),
+        .heartbeat_interval = get_i(config, K_HEARTBEAT),
+        .max_message_size = config->slots[K_MAX_MESSAGE].i,
+        .default_serializer = config->slots[K_SER_DEFAULT].s,
+    };
+    return LZ_OK;
+}
+
+// log_target reads logging.target, redirected to the file when only
+// file_path was given (the Python layout has file_path but no target).
+static int log_target(const lz_config_t *config, lz_log_target_t *out) {
+    const slot_t *target = &config->slots[K_LOG_TARGET];
+    const char *path = config->slots[K_LOG_FILE].s;
+    if (strcasecmp(target->s, "file") == 0 && !*path)
+        return lz__fail(LZ_ECONFIG, "config: logging.target is 'file' but logging.file_path is empty");
+    if (strcasecmp(target->s, "file") == 0 || (target->rank == RANK_DEFAULT && *path))
+        *out = LZ_LOG_TARGET_FILE;
+    else if (strcasecmp(target->s, "syslog") == 0)
+        *out = LZ_LOG_TARGET_SYSLOG;
+    else if (strcasecmp(target->s, "none") == 0 || !config->slots[K_LOG_CONSOLE].i)
+        *out = LZ_LOG_TARGET_NONE; // what is left is stderr, the console
+    else
+        *out = LZ_LOG_TARGET_STDERR;
+    return LZ_OK;
+}
+
+int lz__log_settings_read(const lz_config_t *config, lz_log_settings_t *out) {
+    if (!config || !out) return lz__fail(LZ_EINVAL, "config: config and out are required");
+    lz_log_settings_t s = {
+        .level = LZ_LOG_INFO,
+        .format = strcasecmp(config->slots[K_LOG_FORMAT].s, "json") == 0 ? LZ_LOG_JSON : LZ_LOG_TEXT,
+        .file_path = config->slots[K_LOG_FILE].s,
+        .max_file_size = config->slots[K_LOG_MAX_SIZE].i,
+        .backup_count = get_i(config, K_LOG_BACKUPS),
+        .syslog_ident = config->slots[K_LOG_IDENT].s,
+    };
+    lz_log_level_parse(config->slots[K_LOG_LEVEL].s, &s.level); // validated when stored
+    const slot_t *debug = &config->slots[K_DEBUG];
+    if (debug->i && debug->rank > config->slots[K_LOG_LEVEL].rank && s.level > LZ_LOG_DEBUG)
+        s.level = LZ_LOG_DEBUG;
+    int rc = log_target(config, &s.target);
+    if (rc < 0) return rc;
+    *out = s;
+    return LZ_OK;
+}

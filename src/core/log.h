@@ -1,0 +1,47 @@
+/* Internal view of logging: the logging.* keys resolved into one plain
+ * struct (config.c knows the sources, so it resolves debug and the target),
+ * the context's hook to apply them, and the JSON string writer that both the
+ * JSON log format and lz_config_to_json use. */
+#ifndef LZ_CORE_LOG_H
+#define LZ_CORE_LOG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "liberzmq/config.h"
+#include "liberzmq/log.h"
+
+// Where records go. CALLBACK is only reachable through lz_logger_to_callback.
+typedef enum lz_log_target {
+    LZ_LOG_TARGET_STDERR = 0,
+    LZ_LOG_TARGET_FILE,
+    LZ_LOG_TARGET_SYSLOG,
+    LZ_LOG_TARGET_NONE,
+    LZ_LOG_TARGET_CALLBACK
+} lz_log_target_t;
+
+// The effective logging settings. Strings are owned by the config.
+typedef struct lz_log_settings {
+    lz_log_level_t level;      // logging.level, lowered to DEBUG by debug
+    lz_log_format_t format;
+    lz_log_target_t target;    // file when file_path is set and target defaulted
+    const char *file_path;
+    int64_t max_file_size;     // bytes; 0 never rotates
+    int backup_count;          // 0 never rotates
+    const char *syslog_ident;
+} lz_log_settings_t;
+
+// lz__log_settings_read resolves logging.* and debug from config; LZ_ECONFIG
+// when they contradict (target file without a path). Implemented in config.c
+// next to the key table, because it needs each key's source.
+int lz__log_settings_read(const lz_config_t *config, lz_log_settings_t *out);
+
+// lz__logger_configure applies the config's logging settings to logger. On
+// failure (LZ_ECONFIG, or LZ_EIO when the file cannot be opened) the logger
+// is left as it was.
+int lz__logger_configure(lz_logger_t *logger, const lz_config_t *config);
+
+// lz__json_write_string writes text as a quoted, escaped JSON string.
+void lz__json_write_string(FILE *out, const char *text);
+
+#endif

@@ -1,0 +1,541 @@
+/* Configuration: defaults, YAML and JSON files in the Python LiberZMQ layout,
+ * environment variables, precedence in every call order, error details that
+ * name the key and its source, and the settings a context reads. */
+#include "lz_test.h"
+
+#include <ftw.h>
+
+#include "core/context.h"
+#include "core/log.h"
+
+static char scratch[64];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void remove_scratch(void) { nftw(scratch, remove_entry, 8, FTW_DEPTH | FTW_PHYS); }
+
+// A scratch directory per process, removed at exit; tests use distinct names.
+static const char *scratch_dir(void) {
+    if (!scratch[0]) {
+        snprintf(scratch, sizeof scratch, "/tmp/lzconfig.XXXXXX");
+        if (!mkdtemp(scratch)) { perror("mkdtemp"); exit(2); }
+        atexit(remove_scratch);
+    }
+    return scratch;
+}
+
+static const char *write_file(char *path, size_t size, const char *name, const char *text) {
+    snprintf(path, size, "%s/%s", scratch_dir(), name);
+    FILE *f = fopen(path, "w");
+    if (!f) { perror(path); exit(2); }
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static int64_t get_int(const lz_config_t *c, const char *key) {
+    int64_t v = -12345;
+    LZ_CHECK_INT(lz_config_get_int(c, key, &v), LZ_OK);
+    return v;
+}
+
+static const char *get_str(const lz_config_t *c, const char *key) {
+    const char *s = NULL;
+    LZ_CHECK_INT(lz_config_get_string(c, key, &s), LZ_OK);
+    return s;
+}
+
+static bool get_bool(const lz_config_t *c, const char *key) {
+    bool b = false;
+    LZ_CHECK_INT(lz_config_get_bool(c, key, &b), LZ_OK);
+    return b;
+}
+
+static bool error_mentions(const char *a, const char *b, const char *c) {
+    const char *e = lz_last_error();
+    return strstr(e, a) && (!b || strstr(e, b)) && (!c || strstr(e, c));
+}
+
+LZ_TEST(test_defaults) {
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK(c != NULL);
+    LZ_CHECK_INT(get_int(c, "zmq.io_threads"), 1);
+    LZ_CHECK_INT(get_int(c, "zmq.max_sockets"), 1024);
+    LZ_CHECK_INT(get_int(c, "zmq.linger"), 1000);
+    LZ_CHECK_INT(get_int(c, "zmq.high_water_mark"), 1000);
+    LZ_CHECK_INT(get_int(c, "zmq.hwm_outbound"), -1);
+    LZ_CHECK_INT(get_int(c, "zmq.send_timeout"), 5000);
+    LZ_CHECK_INT(get_int(c, "zmq.receive_timeout"), 5000);
+    LZ_CHECK_INT(get_int(c, "zmq.socket_timeout"), 5000); // the Python alias
+    LZ_CHECK_INT(get_int(c, "zmq.request_retries"), 3);
+    LZ_CHECK_INT(get_int(c, "zmq.failed_socket_cooldown"), 10000);
+    LZ_CHECK_INT(get_int(c, "zmq.max_message_size"), -1);
+    LZ_CHECK_INT(get_int(c, "logging.max_file_size"), 10485760);
+    LZ_CHECK_INT(get_int(c, "serialization.json_indent"), -1);
+    LZ_CHECK_STR(get_str(c, "logging.level"), "INFO");
+    LZ_CHECK_STR(get_str(c, "logging.format"), "text");
+    LZ_CHECK_STR(get_str(c, "logging.target"), "stderr");
+    LZ_CHECK_STR(get_str(c, "logging.file_path"), "");
+    LZ_CHECK_STR(get_str(c, "serialization.default"), "json");
+    LZ_CHECK(get_bool(c, "logging.console_output"));
+    LZ_CHECK(!get_bool(c, "debug"));
+    LZ_CHECK(get_bool(c, "validate_data"));
+    LZ_CHECK(lz_config_key_count() >= 30);
+    for (size_t i = 0; i < lz_config_key_count(); i++)
+        LZ_CHECK_STR(lz_config_source(c, lz_config_key_at(i)), "default");
+    LZ_CHECK(lz_config_key_at(lz_config_key_count()) == NULL);
+    LZ_CHECK(lz_config_source(c, "zmq.nope") == NULL);
+    lz_config_destroy(&c);
+    LZ_CHECK(c == NULL);
+    lz_config_destroy(&c); // NULL is a no-op
+}
+
+static const char python_yaml[] =
+    "# written for the Python LiberZMQ too\n"
+    "zmq:\n"
+    "  io_threads: 2\n"
+    "  linger: 500\n"
+    "  send_timeout: 3000\n"
+    "  socket_timeout: 700\n"
+    "  high_water_mark: 2000\n"
+    "logging:\n"
+    "  level: debug\n"
+    "  format: '%(asctime)s - %(name)s - %(levelname)s - %(message)s'\n"
+    "  file_path: /tmp/lz-service.log\n"
+    "  console_output: Yes\n"
+    "serialization:\n"
+    "  default: msgpack\n"
+    "  json_indent: null\n"
+    "debug: false\n"
+    "validate_data: off\n";
+
+LZ_TEST(test_yaml_file_python_layout) {
+    char path[256];
+    write_file(path, sizeof path, "python.yaml", python_yaml);
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_OK);
+    LZ_CHECK_INT(get_int(c, "zmq.io_threads"), 2);
+    LZ_CHECK_INT(get_int(c, "zmq.linger"), 500);
+    LZ_CHECK_INT(get_int(c, "zmq.send_timeout"), 3000);
+    LZ_CHECK_INT(get_int(c, "zmq.receive_timeout"), 700);
+    LZ_CHECK_INT(get_int(c, "zmq.high_water_mark"), 2000);
+    LZ_CHECK_STR(get_str(c, "logging.level"), "DEBUG");
+    LZ_CHECK(strstr(get_str(c, "logging.format"), "%(message)s") != NULL);
+    LZ_CHECK_STR(get_str(c, "logging.file_path"), "/tmp/lz-service.log");
+    LZ_CHECK_STR(get_str(c, "serialization.default"), "msgpack");
+    LZ_CHECK_INT(get_int(c, "serialization.json_indent"), -1);
+    LZ_CHECK(!get_bool(c, "validate_data"));
+    char source[300];
+    snprintf(source, sizeof source, "file %s", path);
+    LZ_CHECK_STR(lz_config_source(c, "zmq.linger"), source);
+    LZ_CHECK_STR(lz_config_source(c, "zmq.receive_timeout"), source);
+    LZ_CHECK_STR(lz_config_source(c, "zmq.max_sockets"), "default");
+
+    lz_log_settings_t ls;
+    LZ_CHECK_INT(lz__log_settings_read(c, &ls), LZ_OK);
+    LZ_CHECK_INT(ls.format, LZ_LOG_TEXT); // a Python format string means text
+    LZ_CHECK_INT(ls.target, LZ_LOG_TARGET_FILE); // file_path with target left default
+    LZ_CHECK_INT(ls.level, LZ_LOG_DEBUG);
+    lz_config_destroy(&c);
+}
+
+LZ_TEST(test_json_file_python_layout) {
+    // What Python's Config.to_file writes for a .json path.
+    static const char json[] =
+        "{\n"
+        "  \"zmq\": {\"io_threads\": 3, \"max_sockets\": 64, \"socket_timeout\": 900,\n"
+        "          \"linger\": 0, \"send_timeout\": -1, \"high_water_mark\": 10},\n"
+        "  \"logging\": {\"level\": \"WARNING\", \"format\": \"json\", \"file_path\": null,\n"
+        "              \"max_file_size\": 1048576, \"backup_count\": 2, \"console_output\": true},\n"
+        "  \"serialization\": {\"default\": \"msgpack\", \"json_ensure_ascii\": true,\n"
+        "                    \"json_indent\": null, \"protobuf_validate\": false},\n"
+        "  \"debug\": false,\n"
+        "  \"validate_data\": true\n"
+        "}\n";
+    char path[256];
+    write_file(path, sizeof path, "python.json", json);
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_OK);
+    LZ_CHECK_INT(get_int(c, "zmq.io_threads"), 3);
+    LZ_CHECK_INT(get_int(c, "zmq.max_sockets"), 64);
+    LZ_CHECK_INT(get_int(c, "zmq.receive_timeout"), 900);
+    LZ_CHECK_INT(get_int(c, "zmq.linger"), 0);
+    LZ_CHECK_INT(get_int(c, "zmq.send_timeout"), -1);
+    LZ_CHECK_INT(get_int(c, "zmq.high_water_mark"), 10);
+    LZ_CHECK_STR(get_str(c, "logging.level"), "WARNING");
+    LZ_CHECK_STR(get_str(c, "logging.format"), "json");
+    LZ_CHECK_STR(get_str(c, "logging.file_path"), "");
+    LZ_CHECK_INT(get_int(c, "logging.backup_count"), 2);
+    LZ_CHECK_STR(get_str(c, "serialization.default"), "msgpack");
+    LZ_CHECK(get_bool(c, "serialization.json_ensure_ascii"));
+    LZ_CHECK(!get_bool(c, "serialization.protobuf_validate"));
+    lz_config_destroy(&c);
+}
+
+// Each source sets some keys; the expected winner does not depend on order.
+static void apply_source(lz_config_t *c, char which, const char *file) {
+    if (which == 'f') LZ_CHECK_INT(lz_config_load_file(c, file), LZ_OK);
+    if (which == 'e') LZ_CHECK_INT(lz_config_load_env(c), LZ_OK);
+    if (which == 'a') LZ_CHECK_INT(lz_config_set(c, "zmq.linger", "300"), LZ_OK);
+}
+
+LZ_TEST(test_precedence_every_order) {
+    char path[256];
+    write_file(path, sizeof path, "precedence.yaml",
+               "zmq: {linger: 100, io_threads: 2, max_sockets: 10}\n");
+    setenv("LIBERZMQ_ZMQ__LINGER", "200", 1);
+    setenv("LIBERZMQ_ZMQ_IO_THREADS", "3", 1);
+    static const char *const orders[] = {"fea", "fae", "efa", "eaf", "afe", "aef"};
+    for (size_t i = 0; i < 6; i++) {
+        lz_config_t *c = lz_config_new();
+        for (const char *o = orders[i]; *o; o++) apply_source(c, *o, path);
+        LZ_CHECK_INT(get_int(c, "zmq.linger"), 300);
+        LZ_CHECK_STR(lz_config_source(c, "zmq.linger"), "api");
+        LZ_CHECK_INT(get_int(c, "zmq.io_threads"), 3);
+        LZ_CHECK_STR(lz_config_source(c, "zmq.io_threads"), "env LIBERZMQ_ZMQ_IO_THREADS");
+        LZ_CHECK_INT(get_int(c, "zmq.max_sockets"), 10);
+        LZ_CHECK_INT(get_int(c, "zmq.request_retries"), 3);
+        LZ_CHECK_STR(lz_config_source(c, "zmq.request_retries"), "default");
+        lz_config_destroy(&c);
+    }
+    unsetenv("LIBERZMQ_ZMQ__LINGER");
+    unsetenv("LIBERZMQ_ZMQ_IO_THREADS");
+}
+
+LZ_TEST(test_env_both_forms) {
+    setenv("LIBERZMQ_ZMQ__IO_THREADS", "4", 1);
+    setenv("LIBERZMQ_ZMQ_LINGER", "250", 1);
+    setenv("LIBERZMQ_LOGGING__LEVEL", "warn", 1);
+    setenv("LIBERZMQ_SERIALIZATION_DEFAULT", "msgpack", 1);
+    setenv("LIBERZMQ_ZMQ__SOCKET_TIMEOUT", "1500", 1);
+    setenv("LIBERZMQ_VALIDATE_DATA", "NO", 1);
+    setenv("LIBERZMQ_CONFIG", "/does/not/matter.yaml", 1); // a path, not a key
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK_INT(lz_config_load_env(c), LZ_OK);
+    LZ_CHECK_INT(get_int(c, "zmq.io_threads"), 4);
+    LZ_CHECK_STR(lz_config_source(c, "zmq.io_threads"), "env LIBERZMQ_ZMQ__IO_THREADS");
+    LZ_CHECK_INT(get_int(c, "zmq.linger"), 250);
+    LZ_CHECK_STR(lz_config_source(c, "zmq.linger"), "env LIBERZMQ_ZMQ_LINGER");
+    LZ_CHECK_STR(get_str(c, "logging.level"), "WARNING");
+    LZ_CHECK_STR(get_str(c, "serialization.default"), "msgpack");
+    LZ_CHECK_INT(get_int(c, "zmq.receive_timeout"), 1500);
+    LZ_CHECK(!get_bool(c, "validate_data"));
+    lz_config_destroy(&c);
+    unsetenv("LIBERZMQ_ZMQ__IO_THREADS");
+    unsetenv("LIBERZMQ_ZMQ_LINGER");
+    unsetenv("LIBERZMQ_LOGGING__LEVEL");
+    unsetenv("LIBERZMQ_SERIALIZATION_DEFAULT");
+    unsetenv("LIBERZMQ_ZMQ__SOCKET_TIMEOUT");
+    unsetenv("LIBERZMQ_VALIDATE_DATA");
+    unsetenv("LIBERZMQ_CONFIG");
+}
+
+LZ_TEST(test_env_errors_name_the_variable) {
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK_INT(lz_config_set(c, "zmq.io_threads", "7"), LZ_OK);
+    setenv("LIBERZMQ_ZMQ__MAX_SOCKETS", "50", 1);
+    setenv("LIBERZMQ_ZMQ__LINGER", "abc", 1);
+    LZ_CHECK_INT(lz_config_load_env(c), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("zmq.linger", "LIBERZMQ_ZMQ__LINGER", "'abc'"));
+    LZ_CHECK_INT(get_int(c, "zmq.max_sockets"), 1024); // unchanged: all or nothing
+    LZ_CHECK_INT(get_int(c, "zmq.io_threads"), 7);
+    unsetenv("LIBERZMQ_ZMQ__LINGER");
+
+    setenv("LIBERZMQ_ZMQ__BOGUS_KEY", "1", 1);
+    LZ_CHECK_INT(lz_config_load_env(c), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("zmq.bogus_key", "LIBERZMQ_ZMQ__BOGUS_KEY", NULL));
+    LZ_CHECK_INT(get_int(c, "zmq.max_sockets"), 1024);
+    unsetenv("LIBERZMQ_ZMQ__BOGUS_KEY");
+    unsetenv("LIBERZMQ_ZMQ__MAX_SOCKETS");
+    lz_config_destroy(&c);
+}
+
+LZ_TEST(test_file_errors_name_key_file_and_line) {
+    char path[256];
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK_INT(lz_config_set(c, "zmq.send_timeout", "42"), LZ_OK);
+    char *before = lz_config_to_json(c);
+
+    write_file(path, sizeof path, "unknown.yaml", "zmq:\n  linger: 50\n  bogus: 1\n");
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("zmq.bogus", path, ":3"));
+
+    write_file(path, sizeof path, "range.yaml", "logging:\n  level: info\nzmq:\n  linger: 5\n  io_threads: 0\n");
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("zmq.io_threads", ":5", "'0'"));
+    LZ_CHECK(error_mentions(path, "out of range", NULL));
+
+    write_file(path, sizeof path, "junk.yaml", "zmq:\n  linger: 10ms\n");
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("zmq.linger", ":2", "'10ms'"));
+
+    write_file(path, sizeof path, "bool.yaml", "debug: maybe\n");
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("debug", ":1", "'maybe'"));
+
+    write_file(path, sizeof path, "level.yaml", "logging: {level: loud}\n");
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("logging.level", "'loud'", NULL));
+
+    write_file(path, sizeof path, "top.yaml", "zmq: {linger: 1}\nretries: 3\n");
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("'retries'", ":2", NULL));
+
+    write_file(path, sizeof path, "nested.yaml", "zmq:\n  linger: [1, 2]\n");
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("zmq.linger", ":2", NULL));
+
+    write_file(path, sizeof path, "syntax.yaml", "zmq:\n  linger: 1\n   bad: [\n");
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions(path, NULL, NULL));
+
+    write_file(path, sizeof path, "list.yaml", "- 1\n- 2\n");
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+
+    LZ_CHECK_INT(lz_config_load_file(c, "/nonexistent/liberzmq.yaml"), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("/nonexistent/liberzmq.yaml", NULL, NULL));
+
+    char *after = lz_config_to_json(c); // every failed load left it unchanged
+    LZ_CHECK_STR(after, before);
+    LZ_CHECK_STR(lz_config_source(c, "zmq.linger"), "default");
+    free(before);
+    free(after);
+    lz_config_destroy(&c);
+}
+
+LZ_TEST(test_null_values_reset_to_default) {
+    char first[256], second[256];
+    write_file(first, sizeof first, "set.yaml",
+               "zmq: {linger: 5}\nlogging: {file_path: /tmp/a.log, syslog_ident: svc}\n"
+               "serialization: {json_indent: 2}\n");
+    write_file(second, sizeof second, "null.yaml",
+               "zmq:\n  linger: ~\nlogging:\n  file_path: null\n  syslog_ident: 'null'\n"
+               "serialization:\n  json_indent:\n");
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK_INT(lz_config_load_file(c, first), LZ_OK);
+    LZ_CHECK_INT(get_int(c, "zmq.linger"), 5);
+    LZ_CHECK_INT(lz_config_load_file(c, second), LZ_OK);
+    LZ_CHECK_INT(get_int(c, "zmq.linger"), 1000);
+    LZ_CHECK_STR(lz_config_source(c, "zmq.linger"), "default");
+    LZ_CHECK_STR(get_str(c, "logging.file_path"), "");
+    LZ_CHECK_STR(get_str(c, "logging.syslog_ident"), "null"); // quoted: a string
+    LZ_CHECK_INT(get_int(c, "serialization.json_indent"), -1);
+    // A null in a file does not undo a value set through the API.
+    LZ_CHECK_INT(lz_config_set_int(c, "zmq.linger", 9), LZ_OK);
+    LZ_CHECK_INT(lz_config_load_file(c, second), LZ_OK);
+    LZ_CHECK_INT(get_int(c, "zmq.linger"), 9);
+    lz_config_destroy(&c);
+}
+
+LZ_TEST(test_api_set_and_get) {
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK_INT(lz_config_set(c, "zmq.nope", "1"), LZ_ENOTFOUND);
+    LZ_CHECK(error_mentions("zmq.nope", NULL, NULL));
+    LZ_CHECK_INT(lz_config_set_int(c, "nope", 1), LZ_ENOTFOUND);
+    static const char *const bad_ints[] = {"", " 1", "1 ", "12x", "0x10", "1.5",
+                                           "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad_ints / sizeof bad_ints[0]; i++) {
+        LZ_CHECK_INT(lz_config_set(c, "zmq.max_sockets", bad_ints[i]), LZ_ECONFIG);
+        LZ_CHECK(error_mentions("zmq.max_sockets", "api", NULL));
+    }
+    LZ_CHECK_INT(lz_config_set(c, "zmq.linger", "-2"), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set(c, "zmq.linger", "-1"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(c, "zmq.request_timeout", "0"), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set_int(c, "zmq.io_threads", 65), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set_int(c, "zmq.io_threads", 64), LZ_OK);
+    LZ_CHECK_INT(lz_config_set_int(c, "zmq.max_message_size", INT64_C(1) << 40), LZ_OK);
+    LZ_CHECK_INT(get_int(c, "zmq.max_message_size"), INT64_C(1) << 40);
+    LZ_CHECK_INT(lz_config_set_int(c, "debug", 1), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set_bool(c, "zmq.linger", true), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set_int(c, "logging.level", 1), LZ_ECONFIG);
+
+    static const char *const truths[] = {"true", "TRUE", "yes", "On", "1"};
+    static const char *const lies[] = {"false", "No", "OFF", "0"};
+    for (size_t i = 0; i < 5; i++) {
+        LZ_CHECK_INT(lz_config_set(c, "debug", truths[i]), LZ_OK);
+        LZ_CHECK(get_bool(c, "debug"));
+        if (i < 4) {
+            LZ_CHECK_INT(lz_config_set(c, "debug", lies[i]), LZ_OK);
+            LZ_CHECK(!get_bool(c, "debug"));
+        }
+    }
+    LZ_CHECK_INT(lz_config_set(c, "debug", "2"), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set_bool(c, "logging.console_output", false), LZ_OK);
+
+    LZ_CHECK_INT(lz_config_set(c, "logging.format", "xml"), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set(c, "logging.target", "syslog"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(c, "logging.target", "printer"), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set(c, "serialization.default", ""), LZ_ECONFIG);
+
+    double d = 0;
+    LZ_CHECK_INT(lz_config_get_double(c, "zmq.linger", &d), LZ_OK);
+    LZ_CHECK(d == -1.0);
+    int64_t i64;
+    bool b;
+    const char *s;
+    LZ_CHECK_INT(lz_config_get_int(c, "logging.level", &i64), LZ_EVALIDATION);
+    LZ_CHECK_INT(lz_config_get_bool(c, "zmq.linger", &b), LZ_EVALIDATION);
+    LZ_CHECK_INT(lz_config_get_string(c, "debug", &s), LZ_EVALIDATION);
+    LZ_CHECK_INT(lz_config_get_double(c, "debug", &d), LZ_EVALIDATION);
+    LZ_CHECK_INT(lz_config_get_int(c, "zmq.nope", &i64), LZ_ENOTFOUND);
+
+    lz_config_t *copy = lz_config_dup(c);
+    LZ_CHECK_INT(lz_config_set(c, "zmq.linger", "77"), LZ_OK);
+    LZ_CHECK_INT(get_int(copy, "zmq.linger"), -1);
+    LZ_CHECK_STR(lz_config_source(copy, "zmq.linger"), "api");
+    LZ_CHECK(lz_config_dup(NULL) == NULL);
+    lz_config_destroy(&copy);
+    lz_config_destroy(&c);
+}
+
+LZ_TEST(test_to_json_round_trips) {
+    lz_config_t *c = lz_config_new();
+    char *json = lz_config_to_json(c);
+    LZ_CHECK(json != NULL);
+    LZ_CHECK(json && json[0] == '{' && json[strlen(json) - 1] == '}');
+    LZ_CHECK(strstr(json, "\"zmq\":{\"io_threads\":1,") != NULL);
+    LZ_CHECK(strstr(json, "\"logging\":{\"level\":\"INFO\",") != NULL);
+    LZ_CHECK(strstr(json, "\"serialization\":{\"default\":\"json\",") != NULL);
+    LZ_CHECK(strstr(json, "\"max_message_size\":-1}") != NULL);
+    LZ_CHECK(strstr(json, "\"debug\":false,\"validate_data\":true}") != NULL);
+    LZ_CHECK(strstr(json, "socket_timeout") == NULL); // aliases are not keys
+    free(json);
+
+    // A value needing escapes, then the output read back as a config file.
+    LZ_CHECK_INT(lz_config_set(c, "logging.file_path", "/tmp/a \"quoted\"\\dir\tx.log"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(c, "zmq.linger", "12"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(c, "debug", "on"), LZ_OK);
+    json = lz_config_to_json(c);
+    LZ_CHECK(strstr(json, "\"file_path\":\"/tmp/a \\\"quoted\\\"\\\\dir\\tx.log\"") != NULL);
+    char path[256];
+    write_file(path, sizeof path, "roundtrip.json", json);
+    lz_config_t *back = lz_config_new();
+    LZ_CHECK_INT(lz_config_load_file(back, path), LZ_OK);
+    LZ_CHECK_STR(get_str(back, "logging.file_path"), "/tmp/a \"quoted\"\\dir\tx.log");
+    LZ_CHECK_INT(get_int(back, "zmq.linger"), 12);
+    LZ_CHECK(get_bool(back, "debug"));
+    char *again = lz_config_to_json(back);
+    LZ_CHECK_STR(again, json);
+    free(again);
+    free(json);
+    lz_config_destroy(&back);
+    lz_config_destroy(&c);
+}
+
+LZ_TEST(test_settings_read) {
+    lz_config_t *c = lz_config_new();
+    lz_settings_t s;
+    LZ_CHECK_INT(lz__settings_read(c, &s), LZ_OK);
+    LZ_CHECK_INT(s.hwm_outbound, 1000);
+    LZ_CHECK_INT(s.hwm_inbound, 1000);
+    LZ_CHECK_INT(s.io_threads, 1);
+    LZ_CHECK_INT(s.receive_timeout, 5000);
+    LZ_CHECK_INT(s.max_message_size, -1);
+    LZ_CHECK_STR(s.default_serializer, "json");
+
+    LZ_CHECK_INT(lz_config_set(c, "zmq.high_water_mark", "50"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(c, "zmq.hwm_inbound", "7"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(c, "zmq.socket_timeout", "250"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(c, "serialization.default", "msgpack"), LZ_OK);
+    LZ_CHECK_INT(lz__settings_read(c, &s), LZ_OK);
+    LZ_CHECK_INT(s.hwm_outbound, 50);
+    LZ_CHECK_INT(s.hwm_inbound, 7);
+    LZ_CHECK_INT(s.receive_timeout, 250);
+    LZ_CHECK_STR(s.default_serializer, "msgpack");
+    const char *owned = NULL;
+    lz_config_get_string(c, "serialization.default", &owned);
+    LZ_CHECK(s.default_serializer == owned); // points into the config
+
+    LZ_CHECK_INT(lz_config_set(c, "zmq.hwm_outbound", "0"), LZ_OK); // 0: no limit, not inherit
+    LZ_CHECK_INT(lz_config_set(c, "zmq.reconnect_interval", "500"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(c, "zmq.reconnect_interval_max", "100"), LZ_OK);
+    LZ_CHECK_INT(lz__settings_read(c, &s), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("reconnect_interval_max", NULL, NULL));
+    LZ_CHECK_INT(lz_config_set(c, "zmq.reconnect_interval_max", "5000"), LZ_OK);
+    LZ_CHECK_INT(lz__settings_read(c, &s), LZ_OK);
+    LZ_CHECK_INT(s.hwm_outbound, 0);
+    LZ_CHECK_INT(s.reconnect_interval_max, 5000);
+    lz_config_destroy(&c);
+}
+
+static lz_log_level_t effective_level(lz_config_t *c) {
+    lz_log_settings_t ls = {.level = LZ_LOG_OFF};
+    LZ_CHECK_INT(lz__log_settings_read(c, &ls), LZ_OK);
+    return ls.level;
+}
+
+LZ_TEST(test_debug_lowers_level_by_precedence) {
+    char debug_file[256], both_file[256];
+    write_file(debug_file, sizeof debug_file, "debug.yaml", "debug: true\n");
+    write_file(both_file, sizeof both_file, "both.yaml", "debug: true\nlogging: {level: error}\n");
+
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK_INT(lz_config_load_file(c, debug_file), LZ_OK);
+    LZ_CHECK_INT(effective_level(c), LZ_LOG_DEBUG); // level at default
+    LZ_CHECK_STR(get_str(c, "logging.level"), "INFO"); // the key itself is untouched
+    LZ_CHECK_INT(lz_config_set(c, "logging.level", "warning"), LZ_OK);
+    LZ_CHECK_INT(effective_level(c), LZ_LOG_WARNING); // api outranks the file's debug
+    lz_config_destroy(&c);
+
+    c = lz_config_new();
+    LZ_CHECK_INT(lz_config_load_file(c, both_file), LZ_OK);
+    LZ_CHECK_INT(effective_level(c), LZ_LOG_ERROR); // same source: level wins
+    setenv("LIBERZMQ_DEBUG", "1", 1);
+    LZ_CHECK_INT(lz_config_load_env(c), LZ_OK);
+    LZ_CHECK_INT(effective_level(c), LZ_LOG_DEBUG); // env outranks the file's level
+    unsetenv("LIBERZMQ_DEBUG");
+    LZ_CHECK_INT(lz_config_set(c, "logging.level", "trace"), LZ_OK);
+    LZ_CHECK_INT(effective_level(c), LZ_LOG_TRACE); // debug only lowers
+    lz_config_destroy(&c);
+}
+
+LZ_TEST(test_log_target_resolution) {
+    lz_config_t *c = lz_config_new();
+    lz_log_settings_t ls;
+    LZ_CHECK_INT(lz__log_settings_read(c, &ls), LZ_OK);
+    LZ_CHECK_INT(ls.target, LZ_LOG_TARGET_STDERR);
+    LZ_CHECK_INT(ls.format, LZ_LOG_TEXT);
+    LZ_CHECK_INT(lz_config_set(c, "logging.console_output", "false"), LZ_OK);
+    LZ_CHECK_INT(lz__log_settings_read(c, &ls), LZ_OK);
+    LZ_CHECK_INT(ls.target, LZ_LOG_TARGET_NONE);
+    LZ_CHECK_INT(lz_config_set(c, "logging.target", "file"), LZ_OK);
+    LZ_CHECK_INT(lz__log_settings_read(c, &ls), LZ_ECONFIG); // file without a path
+    LZ_CHECK(error_mentions("logging.file_path", NULL, NULL));
+    LZ_CHECK_INT(lz_config_set(c, "logging.file_path", "/tmp/x.log"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(c, "logging.format", "JSON"), LZ_OK);
+    LZ_CHECK_INT(lz__log_settings_read(c, &ls), LZ_OK);
+    LZ_CHECK_INT(ls.target, LZ_LOG_TARGET_FILE);
+    LZ_CHECK_INT(ls.format, LZ_LOG_JSON);
+    LZ_CHECK_STR(ls.file_path, "/tmp/x.log");
+    LZ_CHECK_INT(lz_config_set(c, "logging.target", "stderr"), LZ_OK); // explicit: path ignored
+    LZ_CHECK_INT(lz_config_set(c, "logging.console_output", "true"), LZ_OK);
+    LZ_CHECK_INT(lz__log_settings_read(c, &ls), LZ_OK);
+    LZ_CHECK_INT(ls.target, LZ_LOG_TARGET_STDERR);
+    lz_config_destroy(&c);
+}
+
+LZ_TEST(test_empty_file_changes_nothing) {
+    char path[256];
+    write_file(path, sizeof path, "empty.yaml", "# nothing here\n");
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_OK);
+    LZ_CHECK_STR(lz_config_source(c, "zmq.linger"), "default");
+    write_file(path, sizeof path, "sections.yaml", "zmq:\nlogging: ~\n");
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_OK);
+    LZ_CHECK_INT(lz_config_load_file(NULL, path), LZ_EINVAL);
+    LZ_CHECK_INT(lz_config_load_file(c, NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_config_load_env(NULL), LZ_EINVAL);
+    lz_config_destroy(&c);
+}
+
+LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_yaml_file_python_layout),
+             LZ_CASE(test_json_file_python_layout), LZ_CASE(test_precedence_every_order),
+             LZ_CASE(test_env_both_forms), LZ_CASE(test_env_errors_name_the_variable),
+             LZ_CASE(test_file_errors_name_key_file_and_line),
+             LZ_CASE(test_null_values_reset_to_default), LZ_CASE(test_api_set_and_get),
+             LZ_CASE(test_to_json_round_trips), LZ_CASE(test_settings_read),
+             LZ_CASE(test_debug_lowers_level_by_precedence),
+             LZ_CASE(test_log_target_resolution), LZ_CASE(test_empty_file_changes_nothing))

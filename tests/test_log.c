@@ -1,0 +1,342 @@
+/* Logging: level filtering, the callback target, text and JSON-lines records,
+ * the file target with rotation, lazy argument evaluation, whole lines from
+ * concurrent writers, and configuration from logging.* keys. */
+#include "lz_test.h"
+
+#include <ftw.h>
+#include <pthread.h>
+
+#include "core/log.h"
+
+static char scratch[64];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void remove_scratch(void) { nftw(scratch, remove_entry, 8, FTW_DEPTH | FTW_PHYS); }
+
+// scratch_path names a file in a per-process directory removed at exit.
+static const char *scratch_path(char *out, size_t size, const char *name) {
+    if (!scratch[0]) {
+        snprintf(scratch, sizeof scratch, "/tmp/lzlog.XXXXXX");
+        if (!mkdtemp(scratch)) { perror("mkdtemp"); exit(2); }
+        atexit(remove_scratch);
+    }
+    snprintf(out, size, "%s/%s", scratch, name);
+    return out;
+}
+
+// read_all returns the file's contents (caller frees), or NULL if missing.
+static char *read_all(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = calloc(1, (size_t)size + 1);
+    if (fread(text, 1, (size_t)size, f) != (size_t)size) size = 0;
+    text[size] = '\0';
+    fclose(f);
+    return text;
+}
+
+static long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+typedef struct {
+    pthread_mutex_t lock;
+    int count;
+    lz_log_level_t levels[16];
+    char messages[16][128];
+    char components[16][32];
+} captured_t;
+
+static void capture(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    captured_t *cap = arg;
+    pthread_mutex_lock(&cap->lock);
+    if (cap->count < 16) {
+        cap->levels[cap->count] = level;
+        snprintf(cap->messages[cap->count], sizeof cap->messages[0], "%s", message);
+        snprintf(cap->components[cap->count], sizeof cap->components[0], "%s", component);
+    }
+    cap->count++;
+    pthread_mutex_unlock(&cap->lock);
+}
+
+LZ_TEST(test_callback_receives_enabled_levels_only) {
+    captured_t cap = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK(log != NULL);
+    LZ_CHECK_INT(lz_logger_level(log), LZ_LOG_INFO);
+    LZ_CHECK_INT(lz_logger_to_callback(log, capture, &cap), LZ_OK);
+    lz_logger_set_level(log, LZ_LOG_WARNING);
+    LZ_CHECK_INT(lz_logger_level(log), LZ_LOG_WARNING);
+    lz_logger_write(log, LZ_LOG_TRACE, "pub", "trace %d", 1);
+    lz_logger_write(log, LZ_LOG_DEBUG, "pub", "debug %d", 2);
+    lz_logger_write(log, LZ_LOG_INFO, "pub", "info %d", 3);
+    lz_logger_write(log, LZ_LOG_WARNING, "sub", "warning %d", 4);
+    lz_logger_write(log, LZ_LOG_ERROR, "req", "error %s", "five");
+    LZ_LOG(log, LZ_LOG_CRITICAL, "rep", "critical %d", 6);
+    lz_logger_write(log, LZ_LOG_OFF, "rep", "never"); // OFF is not a record level
+    LZ_CHECK_INT(cap.count, 3);
+    LZ_CHECK_INT(cap.levels[0], LZ_LOG_WARNING);
+    LZ_CHECK_STR(cap.messages[0], "warning 4");
+    LZ_CHECK_STR(cap.components[0], "sub");
+    LZ_CHECK_INT(cap.levels[1], LZ_LOG_ERROR);
+    LZ_CHECK_STR(cap.messages[1], "error five");
+    LZ_CHECK_INT(cap.levels[2], LZ_LOG_CRITICAL);
+    lz_logger_set_level(log, LZ_LOG_OFF);
+    lz_logger_write(log, LZ_LOG_CRITICAL, "rep", "silenced");
+    LZ_CHECK_INT(cap.count, 3);
+    lz_logger_destroy(&log);
+    LZ_CHECK(log == NULL);
+    lz_logger_destroy(&log);
+}
+
+LZ_TEST(test_level_names_and_parsing) {
+    lz_log_level_t level = LZ_LOG_OFF;
+    LZ_CHECK_INT(lz_log_level_parse("debug", &level), LZ_OK);
+    LZ_CHECK_INT(level, LZ_LOG_DEBUG);
+    LZ_CHECK_INT(lz_log_level_parse("WARN", &level), LZ_OK);
+    LZ_CHECK_INT(level, LZ_LOG_WARNING);
+    LZ_CHECK_INT(lz_log_level_parse("Critical", &level), LZ_OK);
+    LZ_CHECK_INT(level, LZ_LOG_CRITICAL);
+    LZ_CHECK_INT(lz_log_level_parse("off", &level), LZ_OK);
+    LZ_CHECK_INT(level, LZ_LOG_OFF);
+    LZ_CHECK_INT(lz_log_level_parse("verbose", &level), LZ_EINVAL);
+    LZ_CHECK(strstr(lz_last_error(), "verbose") != NULL);
+    LZ_CHECK_INT(lz_log_level_parse(NULL, &level), LZ_EINVAL);
+    LZ_CHECK_STR(lz_log_level_name(LZ_LOG_TRACE), "TRACE");
+    LZ_CHECK_STR(lz_log_level_name(LZ_LOG_WARNING), "WARNING");
+    LZ_CHECK_STR(lz_log_level_name(LZ_LOG_OFF), "OFF");
+    LZ_CHECK_STR(lz_log_level_name((lz_log_level_t)42), "UNKNOWN");
+}
+
+LZ_TEST(test_bad_arguments) {
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK_INT(lz_logger_to_callback(log, NULL, NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_logger_to_callback(NULL, capture, NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_logger_to_file(log, NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_logger_to_file(log, "/nonexistent-dir/x.log"), LZ_EIO);
+    LZ_CHECK(strstr(lz_last_error(), "/nonexistent-dir/x.log") != NULL);
+    LZ_CHECK_INT(lz_logger_to_stderr(NULL), LZ_EINVAL);
+    lz_logger_write(NULL, LZ_LOG_ERROR, "x", "no-op");
+    LZ_LOG((lz_logger_t *)NULL, LZ_LOG_ERROR, "x", "no-op");
+    LZ_CHECK_INT(lz_logger_level(NULL), LZ_LOG_OFF);
+    lz_logger_set_level(log, (lz_log_level_t)99); // ignored
+    LZ_CHECK_INT(lz_logger_level(log), LZ_LOG_INFO);
+    lz_logger_destroy(&log);
+}
+
+LZ_TEST(test_text_format_line) {
+    char path[256];
+    scratch_path(path, sizeof path, "text.log");
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK_INT(lz_logger_to_file(log, path), LZ_OK);
+    lz_logger_write(log, LZ_LOG_INFO, "pub", "bound %s", "tcp://*:5555");
+    lz_logger_write(log, LZ_LOG_ERROR, "sub", "lost");
+    lz_logger_destroy(&log);
+    char *text = read_all(path);
+    LZ_CHECK(text != NULL);
+    // "2026-11-21T12:00:00.123Z INFO  pub: bound tcp://*:5555"
+    int y, mo, d, h, mi, s, ms;
+    char z;
+    LZ_CHECK_INT(sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &y, &mo, &d, &h, &mi, &s, &ms, &z), 8);
+    LZ_CHECK(z == 'Z' && y >= 2024 && mo >= 1 && mo <= 12);
+    LZ_CHECK(strncmp(text + 24, " INFO  pub: bound tcp://*:5555\n", 31) == 0);
+    LZ_CHECK(strstr(text, "Z ERROR sub: lost\n") != NULL);
+    struct stat st;
+    LZ_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0644);
+    free(text);
+}
+
+LZ_TEST(test_json_lines_are_valid) {
+    char path[256];
+    scratch_path(path, sizeof path, "json.log");
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK_INT(lz_logger_to_file(log, path), LZ_OK);
+    lz_logger_set_format(log, LZ_LOG_JSON);
+    lz_logger_write(log, LZ_LOG_WARNING, "p\"ub", "say \"hi\"\\ now\nnext\tcol\x01 end");
+    lz_logger_write(log, LZ_LOG_INFO, "req", "plain");
+    lz_logger_write(log, LZ_LOG_INFO, "utf8", "caf\xc3\xa9 \xff\xc3 \xed\xa0\x80!");
+    lz_logger_destroy(&log);
+    char *text = read_all(path);
+    LZ_CHECK(text != NULL);
+    LZ_CHECK(strncmp(text, "{\"ts\":\"", 7) == 0);
+    LZ_CHECK(text[7 + 23] == 'Z' && text[7 + 10] == 'T'); // ISO 8601 UTC with ms
+    LZ_CHECK(strstr(text, "Z\",\"level\":\"WARNING\",\"component\":\"p\\\"ub\","
+                          "\"msg\":\"say \\\"hi\\\"\\\\ now\\nnext\\tcol\\u0001 end\"}\n") != NULL);
+    LZ_CHECK(strstr(text, "\"level\":\"INFO\",\"component\":\"req\",\"msg\":\"plain\"}\n") != NULL);
+    // Valid UTF-8 passes through; stray bytes and surrogates become U+FFFD.
+    LZ_CHECK(strstr(text, "\"msg\":\"caf\xc3\xa9 \\ufffd\\ufffd \\ufffd\\ufffd\\ufffd!\"}\n") != NULL);
+    // Exactly three lines: the escapes kept the newline inside the record.
+    int lines = 0;
+    for (const char *p = text; *p; p++) lines += *p == '\n';
+    LZ_CHECK_INT(lines, 3);
+    free(text);
+}
+
+LZ_TEST(test_file_rotation) {
+    char path[256], name[300];
+    scratch_path(path, sizeof path, "rotate.log");
+    lz_config_t *config = lz_config_new();
+    LZ_CHECK_INT(lz_config_set(config, "logging.file_path", path), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(config, "logging.max_file_size", "300"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(config, "logging.backup_count", "2"), LZ_OK);
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK_INT(lz__logger_configure(log, config), LZ_OK);
+    for (int i = 0; i < 42; i++) // 70-byte lines: a rotation every 5 records
+        lz_logger_write(log, LZ_LOG_INFO, "rot", "record %02d padded to a fair length", i);
+    lz_logger_destroy(&log);
+    lz_config_destroy(&config);
+
+    LZ_CHECK(file_size(path) >= 0 && file_size(path) < 300);
+    for (int i = 1; i <= 2; i++) {
+        snprintf(name, sizeof name, "%s.%d", path, i);
+        long size = file_size(name);
+        LZ_CHECK(size >= 300 && size < 400); // rotated just after passing the limit
+        char *text = read_all(name);
+        LZ_CHECK(text && text[strlen(text) - 1] == '\n');
+        free(text);
+    }
+    snprintf(name, sizeof name, "%s.3", path);
+    LZ_CHECK_INT(file_size(name), -1); // backup_count bounds the set
+    // The newest records are in the live file, the older in .1, then .2.
+    char *live = read_all(path);
+    LZ_CHECK(live && strstr(live, "record 41") != NULL && strstr(live, "record 39") == NULL);
+    free(live);
+    snprintf(name, sizeof name, "%s.1", path);
+    char *older = read_all(name);
+    LZ_CHECK(older && strstr(older, "record 39") != NULL && strstr(older, "record 41") == NULL);
+    free(older);
+}
+
+LZ_TEST(test_disabled_level_skips_arguments) {
+    captured_t cap = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK_INT(lz_logger_to_callback(log, capture, &cap), LZ_OK);
+    int evaluated = 0;
+    LZ_LOG(log, LZ_LOG_DEBUG, "pub", "%d", ++evaluated);
+    LZ_LOG(log, LZ_LOG_TRACE, "pub", "%d", ++evaluated);
+    LZ_CHECK_INT(evaluated, 0);
+    LZ_CHECK_INT(cap.count, 0);
+    LZ_LOG(log, LZ_LOG_INFO, "pub", "%d", ++evaluated);
+    LZ_CHECK_INT(evaluated, 1);
+    LZ_CHECK_INT(cap.count, 1);
+    LZ_CHECK_STR(cap.messages[0], "1");
+    lz_logger_destroy(&log);
+}
+
+#define WRITERS 4
+#define RECORDS 500
+#define PAYLOAD 300
+
+typedef struct { lz_logger_t *log; char letter; } writer_t;
+
+static void *writer_main(void *arg) {
+    writer_t *w = arg;
+    char payload[PAYLOAD + 1];
+    memset(payload, w->letter, PAYLOAD);
+    payload[PAYLOAD] = '\0';
+    for (int i = 0; i < RECORDS; i++) lz_logger_write(w->log, LZ_LOG_INFO, "mt", "%c:%s", w->letter, payload);
+    return NULL;
+}
+
+// line_is_whole checks a record line carries one writer's full payload.
+static bool line_is_whole(const char *line, size_t len) {
+    const char *msg = strstr(line, " mt: ");
+    if (!msg || (size_t)(msg - line) > len) return false;
+    msg += 5;
+    char letter = msg[0];
+    if (msg[1] != ':' || (size_t)(line + len - (msg + 2)) != PAYLOAD) return false;
+    for (int i = 0; i < PAYLOAD; i++)
+        if (msg[2 + i] != letter) return false;
+    return true;
+}
+
+LZ_TEST(test_concurrent_writers_produce_whole_lines) {
+    char path[256];
+    scratch_path(path, sizeof path, "threads.log");
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK_INT(lz_logger_to_file(log, path), LZ_OK);
+    pthread_t threads[WRITERS];
+    writer_t writers[WRITERS];
+    for (int t = 0; t < WRITERS; t++) {
+        writers[t] = (writer_t){log, (char)('a' + t)};
+        pthread_create(&threads[t], NULL, writer_main, &writers[t]);
+    }
+    for (int t = 0; t < WRITERS; t++) pthread_join(threads[t], NULL);
+    lz_logger_destroy(&log);
+
+    char *text = read_all(path);
+    LZ_CHECK(text != NULL);
+    int lines = 0, whole = 0, per_letter[WRITERS] = {0};
+    for (char *line = text, *nl; text && (nl = strchr(line, '\n')); line = nl + 1) {
+        lines++;
+        if (line_is_whole(line, (size_t)(nl - line))) {
+            whole++;
+            per_letter[strstr(line, " mt: ")[5] - 'a']++;
+        }
+    }
+    LZ_CHECK_INT(lines, WRITERS * RECORDS);
+    LZ_CHECK_INT(whole, WRITERS * RECORDS);
+    for (int t = 0; t < WRITERS; t++) LZ_CHECK_INT(per_letter[t], RECORDS);
+    free(text);
+}
+
+LZ_TEST(test_configure_from_config) {
+    char path[256];
+    scratch_path(path, sizeof path, "configured.log");
+    lz_config_t *config = lz_config_new();
+    LZ_CHECK_INT(lz_config_set(config, "logging.file_path", path), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(config, "logging.format", "json"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(config, "debug", "true"), LZ_OK);
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK_INT(lz__logger_configure(log, config), LZ_OK);
+    LZ_CHECK_INT(lz_logger_level(log), LZ_LOG_DEBUG);
+    lz_logger_write(log, LZ_LOG_DEBUG, "cfg", "to the file");
+    char *text = read_all(path);
+    LZ_CHECK(text && strstr(text, "\"level\":\"DEBUG\",\"component\":\"cfg\",\"msg\":\"to the file\"}"));
+    free(text);
+
+    // A failed configure leaves the logger as it was: still the callback.
+    captured_t cap = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    LZ_CHECK_INT(lz_logger_to_callback(log, capture, &cap), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(config, "logging.file_path", "/nonexistent-dir/x.log"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(config, "logging.level", "error"), LZ_OK);
+    LZ_CHECK_INT(lz__logger_configure(log, config), LZ_EIO);
+    LZ_CHECK_INT(lz_logger_level(log), LZ_LOG_DEBUG);
+    lz_logger_write(log, LZ_LOG_INFO, "cfg", "still here");
+    LZ_CHECK_INT(cap.count, 1);
+
+    // target none: the level is kept, nothing is written anywhere.
+    LZ_CHECK_INT(lz_config_set(config, "logging.target", "none"), LZ_OK);
+    LZ_CHECK_INT(lz__logger_configure(log, config), LZ_OK);
+    LZ_CHECK_INT(lz_logger_level(log), LZ_LOG_ERROR);
+    lz_logger_write(log, LZ_LOG_ERROR, "cfg", "dropped");
+    LZ_CHECK_INT(cap.count, 1);
+    LZ_CHECK_INT(lz__logger_configure(NULL, config), LZ_EINVAL);
+    lz_logger_destroy(&log);
+    lz_config_destroy(&config);
+}
+
+LZ_TEST(test_syslog_and_stderr_targets) {
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK_INT(lz_logger_to_syslog(log, "liberzmq-test"), LZ_OK);
+    lz_logger_set_level(log, LZ_LOG_CRITICAL); // a test need not fill the system log
+    lz_logger_write(log, LZ_LOG_ERROR, "test", "filtered before syslog");
+    LZ_CHECK_INT(lz_logger_to_stderr(log), LZ_OK);
+    LZ_CHECK_INT(lz_logger_to_syslog(log, NULL), LZ_OK);
+    lz_logger_destroy(&log);
+}
+
+LZ_TEST_MAIN(LZ_CASE(test_callback_receives_enabled_levels_only),
+             LZ_CASE(test_level_names_and_parsing), LZ_CASE(test_bad_arguments),
+             LZ_CASE(test_text_format_line), LZ_CASE(test_json_lines_are_valid),
+             LZ_CASE(test_file_rotation), LZ_CASE(test_disabled_level_skips_arguments),
+             LZ_CASE(test_concurrent_writers_produce_whole_lines),
+             LZ_CASE(test_configure_from_config), LZ_CASE(test_syslog_and_stderr_targets))
