@@ -20,6 +20,9 @@
 #include "liberzmq/pubsub.h"
 #include "liberzmq/pushpull.h"
 #include "liberzmq/reqrep.h"
+#include "liberzmq/dealer.h"
+#include "liberzmq/pair.h"
+#include "liberzmq/proxy.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -46,9 +46,10 @@ lz_node_t *lz_proxy_capture(lz_proxy_t *proxy);
 int lz_proxy_start(lz_proxy_t *proxy);
 
 // lz_proxy_pause holds traffic (messages wait in libzmq's queues, up to the
-// high water marks); lz_proxy_resume lets it flow again. lz_proxy_stop
-// ends the thread; the proxy may be started again. Each returns once the
-// proxy thread has the command. Thread safe; LZ_ESTATE if not running.
+// high water marks); lz_proxy_resume lets it flow again. Both hand the
+// command to the proxy thread and return; it acts on it within
+// microseconds. lz_proxy_stop ends the thread and waits for it; the proxy
+// may be started again. Thread safe; LZ_ESTATE if not running.
 int lz_proxy_pause(lz_proxy_t *proxy);
 int lz_proxy_resume(lz_proxy_t *proxy);
 int lz_proxy_stop(lz_proxy_t *proxy);

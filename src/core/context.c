@@ -90,9 +90,9 @@ static void monitor_read_event(monitor_entry_t *entry) {
         uint16_t event;
         memcpy(&event, zmq_msg_data(&head), sizeof event);
         if (event == ZMQ_EVENT_CONNECTED || event == ZMQ_EVENT_ACCEPTED)
-            atomic_fetch_add(&entry->node->counters.active_connections, 1);
+            lz__node_connection_event(entry->node, 1);
         else if (event == ZMQ_EVENT_DISCONNECTED)
-            atomic_fetch_sub(&entry->node->counters.active_connections, 1);
+            lz__node_connection_event(entry->node, -1);
     }
     zmq_msg_close(&head);
     zmq_msg_close(&addr);
@@ -269,9 +269,12 @@ void lz__context_attach(lz_context_t *ctx, lz_node_t *node) {
     pthread_mutex_unlock(&ctx->lock);
 }
 
+// counts_own: a node sharing another's counters is summed through its owner.
+static bool counts_own(const lz_node_t *node) { return node->counters == &node->own_counters; }
+
 void lz__context_detach(lz_context_t *ctx, lz_node_t *node) {
-    lz_metrics_t final;
-    lz__node_snapshot(node, &final);
+    lz_metrics_t final = {0};
+    if (counts_own(node)) lz__node_snapshot(node, &final);
     final.active_connections = 0; // a closed node holds no connections
     pthread_mutex_lock(&ctx->lock);
     if (node->prev) node->prev->next = node->next;
@@ -286,6 +289,7 @@ int lz_context_metrics(lz_context_t *ctx, lz_metrics_t *out) {
     pthread_mutex_lock(&ctx->lock);
     *out = ctx->retired;
     for (lz_node_t *n = ctx->nodes; n; n = n->next) {
+        if (!counts_own(n)) continue;
         lz_metrics_t m;
         lz__node_snapshot(n, &m);
         lz_metrics_add(out, &m);

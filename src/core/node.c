@@ -53,13 +53,23 @@ static int open_socket(lz_node_t *node) {
     return rc;
 }
 
+// close_socket stops libzmq's monitor before our reader goes away: libzmq
+// sends events blocking, and with no reader its I/O thread would wait
+// forever while holding the lock zmq_socket_monitor(NULL) needs.
 static void close_socket(lz_node_t *node) {
     if (!node->socket) return;
-    lz__context_monitor_remove(node->ctx, node);
     zmq_socket_monitor(node->socket, NULL, 0);
+    lz__context_monitor_remove(node->ctx, node);
     zmq_close(node->socket);
     node->socket = NULL;
-    atomic_store(&node->counters.active_connections, 0);
+    // The monitor is stopped, so no disconnect events will come: take this
+    // socket's connections out of the count ourselves.
+    atomic_fetch_sub(&node->counters->active_connections, atomic_exchange(&node->socket_connections, 0));
+}
+
+void lz__node_connection_event(lz_node_t *node, int delta) {
+    atomic_fetch_add(&node->socket_connections, delta);
+    atomic_fetch_add(&node->counters->active_connections, delta);
 }
 
 /* ---- endpoints ---------------------------------------------------------- */
@@ -149,6 +159,7 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
     node->log = lz_context_logger(ctx);
     node->zmq_type = zmq_type;
     node->default_side = default_side;
+    node->counters = &node->own_counters;
     snprintf(node->name, sizeof node->name, "%s", name);
     // A counter, not the node's address: libzmq releases an inproc name only
     // when the closed socket is reaped, so a new node at a recycled address
@@ -161,11 +172,12 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
         return lz__fail(LZ_ECONFIG, "%s: serialization.default: %s", name, lz_last_error());
     pthread_mutex_init(&node->lock, NULL);
     lz__context_ref(ctx);
+    // Attached before anything can fail, so a failed bind still counts in
+    // the context's failed_bind_count after this node is gone.
+    lz__context_attach(ctx, node);
+    node->attached_to_context = true;
     int rc = open_socket(node);
-    if (rc == LZ_OK) {
-        lz__context_attach(ctx, node);
-        rc = lz__node_attach(node, endpoints);
-    }
+    if (rc == LZ_OK) rc = lz__node_attach(node, endpoints);
     if (rc != LZ_OK) {
         char detail[512];
         snprintf(detail, sizeof detail, "%s", lz_last_error());
@@ -185,9 +197,9 @@ static void forget_endpoints(lz_node_t *node) {
 void lz__node_close(lz_node_t *node) {
     if (!node || !node->ctx) return;
     lz_context_t *ctx = node->ctx;
-    bool attached = node->socket != NULL;
     close_socket(node);
-    if (attached) lz__context_detach(ctx, node);
+    if (node->attached_to_context) lz__context_detach(ctx, node);
+    node->attached_to_context = false;
     forget_endpoints(node);
     pthread_mutex_destroy(&node->lock);
     node->ctx = NULL;
@@ -229,8 +241,10 @@ int lz_node_set_name(lz_node_t *node, const char *name) {
 
 const char *lz_node_name(const lz_node_t *node) { return node ? node->name : ""; }
 
+void lz__node_share_counters(lz_node_t *node, lz_node_t *owner) { node->counters = owner->counters; }
+
 void lz__node_snapshot(const lz_node_t *node, lz_metrics_t *out) {
-    lz_counters_t *c = (lz_counters_t *)&node->counters;
+    lz_counters_t *c = node->counters;
 #define LZ_READ(f) out->f = atomic_load_explicit(&c->f, memory_order_relaxed);
     LZ_METRIC_COUNTERS(LZ_READ)
 #undef LZ_READ

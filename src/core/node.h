@@ -26,8 +26,8 @@ typedef struct lz_counters {
     atomic_int_fast64_t active_connections;
 } lz_counters_t;
 
-#define LZ_COUNT(node, field) atomic_fetch_add_explicit(&(node)->counters.field, 1, memory_order_relaxed)
-#define LZ_COUNT_N(node, field, n) atomic_fetch_add_explicit(&(node)->counters.field, (n), memory_order_relaxed)
+#define LZ_COUNT(node, field) atomic_fetch_add_explicit(&(node)->counters->field, 1, memory_order_relaxed)
+#define LZ_COUNT_N(node, field, n) atomic_fetch_add_explicit(&(node)->counters->field, (n), memory_order_relaxed)
 
 #define LZ_NODE_ENDPOINT_MAX 256
 #define LZ_NODE_NAME_MAX 64
@@ -41,7 +41,10 @@ struct lz_node {
     char default_side;              // '@' bind or '>' connect
     pthread_mutex_t lock;           // libzmq sockets are not thread safe
     const lz_serializer_t *serializer;
-    lz_counters_t counters;
+    lz_counters_t *counters;        // own_counters, or an owner node's (see lz__node_share_counters)
+    lz_counters_t own_counters;
+    bool attached_to_context;
+    atomic_int_fast64_t socket_connections; // this socket's share of active_connections
     char name[LZ_NODE_NAME_MAX];
     char endpoint[LZ_NODE_ENDPOINT_MAX]; // last bound, resolved
     char **attached;                // every "@url"/">url" applied, for rebuilds
@@ -60,6 +63,16 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
 // lz__node_close folds the counters into the context, closes the socket
 // (bounded by zmq.linger) and drops the context reference. Idempotent.
 void lz__node_close(lz_node_t *node);
+
+// lz__node_share_counters makes node count into owner's counters, so an
+// object made of several sockets (a client with one per endpoint) reports
+// as one node. owner must be closed after node. The context sums only
+// counter owners, so nothing is counted twice.
+void lz__node_share_counters(lz_node_t *node, lz_node_t *owner);
+
+// lz__node_connection_event records a peer connecting (+1) or leaving (-1),
+// as the context's monitor sees it.
+void lz__node_connection_event(lz_node_t *node, int delta);
 
 // lz__node_attach applies one endpoint list ("@a,>b,c") with default_side
 // for entries without a prefix.

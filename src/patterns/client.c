@@ -1,0 +1,729 @@
+/* The request/reply client (and the engine under lz_dealer_t): one I/O
+ * thread owns one DEALER per endpoint, matches replies to requests by their
+ * request id, and runs every timer: attempt timeouts, Lazy Pirate retries
+ * with backoff, socket rebuilds, failed-endpoint cooldown and ping probes. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/envelope.h"
+#include "core/error.h"
+#include "core/node.h"
+#include "patterns/client.h"
+#include "patterns/routing.h"
+
+#define CLIENT_RECV_BATCH 256   // replies read per socket per wakeup
+#define CLIENT_POLL_MAX_MS 1000 // the loop wakes at least this often
+#define BACKOFF_BASE_MS 25      // first retry waits 12-25 ms, then doubling...
+#define BACKOFF_MAX_MS 1000     // ...up to 0.5-1 s
+#define PROBE_TIMEOUT_MIN_MS 200
+#define ID_LEN 36
+#define NEVER INT64_MAX
+
+// A synchronous caller sleeps on this until the I/O thread finishes its call.
+typedef struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+    int status;
+    lz_value_t *reply;
+} waiter_t;
+
+typedef struct call {
+    struct call *prev, *next; // pending list (I/O thread), or submit queue (next only)
+    struct call *chain;       // hash bucket chain
+    bool in_table;
+    char id[ID_LEN + 1];
+    lz_buffer_t *payload;       // encoded once: a retry resends the same bytes and id
+    int64_t deadline;           // the whole request, retries included
+    int64_t attempt_deadline;   // the attempt in flight
+    int64_t sent_at;            // when the attempt in flight was sent; -1: not in flight
+    uint64_t rx_at_send;        // the endpoint's rx_count and generation when it was sent
+    uint64_t generation_at_send;
+    int64_t send_at;            // when a waiting call is (re)sent; NEVER: no endpoint up
+    int attempt_ms;
+    int retries_left;
+    int attempts;
+    int endpoint; // of the attempt in flight (-1: none)
+    bool probe;
+    lz_client_callback_fn callback;
+    void *arg;
+    waiter_t *waiter;
+} call_t;
+
+typedef struct endpoint {
+    lz_node_t *node;
+    bool down;
+    int64_t next_probe;
+    call_t *probe;
+    uint64_t rx_count;   // messages received on this endpoint, ever
+    uint64_t generation; // socket rebuilds of this endpoint
+} endpoint_t;
+
+struct lz_client {
+    lz_node_t node; // endpoint 0's socket; the client's public node
+    bool envelope, resilient;
+    endpoint_t *ep;
+    size_t ep_count;
+    zmq_pollitem_t *items;
+    atomic_int strategy, retries;
+    pthread_mutex_t lock; // guards the submit queue and closed
+    call_t *queue_head, *queue_tail;
+    bool closed;
+    int wake_fd;
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool stopping;
+    // Owned by the I/O thread:
+    call_t **buckets;
+    size_t bucket_count, pending_count;
+    call_t pending; // sentinel of the pending list
+    int64_t next_timer;
+    unsigned rr, seed;
+};
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- calls and the pending table ---------------------------------------- */
+
+static void call_free(call_t *call) {
+    lz_buffer_destroy(&call->payload);
+    free(call);
+}
+
+static size_t hash_id(const void *id, size_t len) {
+    const unsigned char *p = id;
+    uint64_t h = 1469598103934665603ull; // FNV-1a
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return (size_t)h;
+}
+
+static call_t *table_find(lz_client_t *c, const void *id, size_t len) {
+    if (len != ID_LEN) return NULL;
+    for (call_t *call = c->buckets[hash_id(id, len) & (c->bucket_count - 1)]; call; call = call->chain)
+        if (memcmp(call->id, id, ID_LEN) == 0) return call;
+    return NULL;
+}
+
+static void table_link(lz_client_t *c, call_t *call) {
+    size_t b = hash_id(call->id, ID_LEN) & (c->bucket_count - 1);
+    call->chain = c->buckets[b];
+    c->buckets[b] = call;
+}
+
+// table_grow doubles the buckets; on ENOMEM the table just gets denser.
+static void table_grow(lz_client_t *c) {
+    call_t **grown = calloc(c->bucket_count * 2, sizeof *grown);
+    if (!grown) return;
+    free(c->buckets);
+    c->buckets = grown;
+    c->bucket_count *= 2;
+    for (call_t *call = c->pending.next; call != &c->pending; call = call->next) table_link(c, call);
+}
+
+static void table_insert(lz_client_t *c, call_t *call) {
+    call->prev = c->pending.prev;
+    call->next = &c->pending;
+    c->pending.prev->next = call;
+    c->pending.prev = call;
+    if (++c->pending_count > c->bucket_count) table_grow(c);
+    else table_link(c, call);
+    call->in_table = true;
+}
+
+static void table_remove(lz_client_t *c, call_t *call) {
+    if (!call->in_table) return;
+    call_t **p = &c->buckets[hash_id(call->id, ID_LEN) & (c->bucket_count - 1)];
+    while (*p != call) p = &(*p)->chain;
+    *p = call->chain;
+    call->prev->next = call->next;
+    call->next->prev = call->prev;
+    c->pending_count--;
+    call->in_table = false;
+}
+
+static void note_timer(lz_client_t *c, int64_t when) {
+    if (when < c->next_timer) c->next_timer = when;
+}
+
+/* ---- endpoints ---------------------------------------------------------- */
+
+static void finish(lz_client_t *c, call_t *call, int status, lz_value_t *reply);
+
+static int pick_endpoint(lz_client_t *c) {
+    size_t up = 0;
+    for (size_t i = 0; i < c->ep_count; i++) up += !c->ep[i].down;
+    if (up == 0) return -1;
+    switch (atomic_load(&c->strategy)) {
+    case LZ_STRATEGY_FAILOVER:
+        for (size_t i = 0; i < c->ep_count; i++)
+            if (!c->ep[i].down) return (int)i;
+        break;
+    case LZ_STRATEGY_RANDOM: {
+        size_t k = (size_t)rand_r(&c->seed) % up;
+        for (size_t i = 0; i < c->ep_count; i++)
+            if (!c->ep[i].down && k-- == 0) return (int)i;
+        break;
+    }
+    default:
+        for (size_t j = 0; j < c->ep_count; j++) {
+            size_t i = c->rr++ % c->ep_count;
+            if (!c->ep[i].down) return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void endpoint_up(lz_client_t *c, size_t e) {
+    endpoint_t *ep = &c->ep[e];
+    if (!ep->down) return;
+    ep->down = false;
+    LZ_LOG(c->node.log, LZ_LOG_INFO, c->node.name, "endpoint %zu answers again", e);
+    c->next_timer = 0; // send the calls that waited for an endpoint
+}
+
+// rebuild gives the endpoint a fresh socket: whatever the old one queued
+// for a dead peer is gone, and nothing stale arrives later (Lazy Pirate).
+// If it fails the socket stays NULL and the endpoint down; the next probe
+// cycle tries again.
+static void rebuild(lz_client_t *c, size_t e, int64_t now) {
+    if (lz__node_rebuild(c->ep[e].node) < 0 && c->node.settings->failed_socket_cooldown == 0) {
+        c->ep[e].down = true; // without a cooldown nothing else would bring it back
+        c->ep[e].next_probe = now + 100;
+    }
+    c->ep[e].generation++;
+}
+
+// fail_endpoint: no word from the endpoint since a request that timed out.
+// Rebuild its socket, take it out of rotation until a ping probe answers,
+// and let the other calls in flight there retry now rather than wait.
+static void fail_endpoint(lz_client_t *c, size_t e, int64_t now) {
+    endpoint_t *ep = &c->ep[e];
+    LZ_LOG(c->node.log, LZ_LOG_WARNING, c->node.name, "endpoint %zu does not answer: rebuilding", e);
+    rebuild(c, e, now);
+    if (ep->probe) finish(c, ep->probe, LZ_ETIMEOUT, NULL);
+    if (c->node.settings->failed_socket_cooldown > 0) {
+        ep->down = true;
+        ep->next_probe = now;
+    }
+    for (call_t *call = c->pending.next; call != &c->pending; call = call->next)
+        if (call->endpoint == (int)e && call->sent_at >= 0) call->attempt_deadline = now;
+    c->next_timer = 0;
+}
+
+static void judge_endpoint(lz_client_t *c, const call_t *call, int64_t now) {
+    if (!c->resilient || call->endpoint < 0) return;
+    endpoint_t *ep = &c->ep[call->endpoint];
+    // A reply to anything since, or a rebuild since: the peer is alive but
+    // slow, or its failure is already handled.
+    if (ep->rx_count != call->rx_at_send || ep->generation != call->generation_at_send) return;
+    fail_endpoint(c, (size_t)call->endpoint, now);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void dispatch(lz_client_t *c, call_t *call, int64_t now) {
+    int e = call->probe ? call->endpoint : pick_endpoint(c);
+    if (e < 0) { // every endpoint is down: wait for a probe to bring one back
+        call->sent_at = -1;
+        call->send_at = NEVER;
+        return;
+    }
+    lz_node_t *node = c->ep[e].node;
+    lz_frame_t frames[3] = {{call->id, ID_LEN}, {"", 0}, {NULL, 0}};
+    size_t n = c->envelope ? 3 : 2;
+    frames[n - 1] = (lz_frame_t){lz_buffer_data(call->payload), lz_buffer_size(call->payload)};
+    pthread_mutex_lock(&node->lock);
+    int rc = node->socket ? lz__node_send_locked(node, frames, n, ZMQ_DONTWAIT) : LZ_ECLOSED; // failed rebuild
+    pthread_mutex_unlock(&node->lock);
+    if (rc == LZ_EAGAIN) { // high water mark: try again shortly, within the deadline
+        call->sent_at = -1;
+        call->send_at = now + 1;
+        note_timer(c, call->send_at);
+        return;
+    }
+    call->attempts++;
+    call->endpoint = e;
+    call->sent_at = now;
+    call->rx_at_send = c->ep[e].rx_count;
+    call->generation_at_send = c->ep[e].generation;
+    call->attempt_deadline = call->retries_left > 0 ? now + call->attempt_ms : call->deadline;
+    if (call->attempt_deadline > call->deadline) call->attempt_deadline = call->deadline;
+    if (rc < 0) call->attempt_deadline = now; // a lost attempt, handled by the timers
+    note_timer(c, call->attempt_deadline);
+}
+
+static int64_t backoff_ms(lz_client_t *c, int attempts) {
+    int64_t delay = BACKOFF_BASE_MS;
+    for (int i = 1; i < attempts && delay < BACKOFF_MAX_MS; i++) delay *= 2;
+    if (delay > BACKOFF_MAX_MS) delay = BACKOFF_MAX_MS;
+    return delay / 2 + rand_r(&c->seed) % (delay / 2 + 1); // jitter: spread retries of many clients
+}
+
+// attempt_lost: the attempt in flight had no reply in its time. Retry
+// (same id, same bytes) after a backoff if allowed and time remains;
+// otherwise keep waiting for a late reply until the deadline.
+static void attempt_lost(lz_client_t *c, call_t *call, int64_t now) {
+    if (call->probe) { // its silence is judged when it ends (probe_done)
+        call->attempt_deadline = call->deadline;
+        return;
+    }
+    judge_endpoint(c, call, now);
+    int64_t at = now + backoff_ms(c, call->attempts);
+    if (call->retries_left > 0 && at < call->deadline) {
+        call->retries_left--;
+        LZ_COUNT(&c->node, retries);
+        call->sent_at = -1;
+        call->send_at = at;
+    } else {
+        call->attempt_deadline = call->deadline;
+    }
+}
+
+static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *data, int timeout_ms) {
+    call_t *call = calloc(1, sizeof *call);
+    if (!call) return lz__fail_null(LZ_ENOMEM, "%s: out of memory", c->node.name);
+    call->payload = lz_buffer_new();
+    if (!call->payload) {
+        free(call);
+        return lz__fail_null(LZ_ENOMEM, "%s: out of memory", c->node.name);
+    }
+    lz__uuid4(call->id);
+    int rc;
+    if (c->envelope) {
+        rc = lz__envelope_encode_request(c->node.serializer, action, data, call->id, call->payload);
+    } else {
+        lz_value_t *null_value = data ? NULL : lz_value_null();
+        rc = lz_serializer_encode(c->node.serializer, data ? data : null_value, call->payload);
+        lz_value_destroy(&null_value);
+    }
+    if (rc < 0) {
+        call_free(call);
+        return NULL;
+    }
+    int timeout = timeout_ms < 0 ? c->node.settings->request_timeout : timeout_ms;
+    call->retries_left = c->resilient ? atomic_load(&c->retries) : 0;
+    call->attempt_ms = timeout / (call->retries_left + 1);
+    if (call->attempt_ms < 1) call->attempt_ms = 1;
+    call->deadline = now_ms() + timeout;
+    call->sent_at = -1;
+    call->endpoint = -1;
+    return call;
+}
+
+static void send_probe(lz_client_t *c, size_t e, int64_t now) {
+    const lz_settings_t *s = c->node.settings;
+    if (!c->ep[e].node->socket) rebuild(c, e, now); // an earlier rebuild failed: try again first
+    if (!c->ep[e].node->socket) {
+        c->ep[e].next_probe = now + 20;
+        return;
+    }
+    int timeout = s->failed_socket_cooldown < PROBE_TIMEOUT_MIN_MS ? PROBE_TIMEOUT_MIN_MS : s->failed_socket_cooldown;
+    if (timeout > s->request_timeout) timeout = s->request_timeout;
+    bool resilient = c->resilient;
+    c->resilient = false; // a probe never retries
+    call_t *call = call_new(c, "ping", NULL, timeout);
+    c->resilient = resilient;
+    if (!call) {
+        c->ep[e].next_probe = now + s->failed_socket_cooldown;
+        return;
+    }
+    call->probe = true;
+    call->endpoint = (int)e;
+    c->ep[e].probe = call;
+    table_insert(c, call);
+    dispatch(c, call, now);
+}
+
+// probe_done: any answer brings the endpoint back; silence means another
+// rebuild and another probe after the cooldown.
+static void probe_done(lz_client_t *c, call_t *call, int status) {
+    endpoint_t *ep = &c->ep[call->endpoint];
+    ep->probe = NULL;
+    if (status == LZ_OK || status == LZ_EREMOTE) {
+        endpoint_up(c, (size_t)call->endpoint);
+    } else if (ep->down) {
+        int64_t now = now_ms();
+        if (call->sent_at >= 0 && ep->generation == call->generation_at_send) rebuild(c, (size_t)call->endpoint, now);
+        ep->next_probe = now + c->node.settings->failed_socket_cooldown;
+        note_timer(c, ep->next_probe);
+    }
+}
+
+/* ---- completion ---------------------------------------------------------- */
+
+// finish delivers the outcome exactly once and frees the call; reply is
+// handed over (to the waiter) or borrowed by the callback then freed.
+static void finish(lz_client_t *c, call_t *call, int status, lz_value_t *reply) {
+    table_remove(c, call);
+    if (call->probe) {
+        probe_done(c, call, status);
+        lz_value_destroy(&reply);
+    } else {
+        if (status == LZ_ETIMEOUT) LZ_COUNT(&c->node, request_timeouts);
+        if (call->waiter) {
+            waiter_t *w = call->waiter;
+            pthread_mutex_lock(&w->lock);
+            w->status = status;
+            w->reply = reply;
+            w->done = true;
+            pthread_cond_signal(&w->cond);
+            pthread_mutex_unlock(&w->lock); // w may be gone from here on
+        } else {
+            if (call->callback) call->callback(status, reply, call->arg);
+            lz_value_destroy(&reply);
+        }
+    }
+    call_free(call);
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+// decode_reply decodes a reply payload into a value that owns its memory
+// (the raw codec borrows the frame, which is closed after this).
+static int decode_reply(lz_client_t *c, const void *data, size_t size, lz_value_t **out) {
+    int rc = lz_serializer_decode(c->node.serializer, data, size, out);
+    if (rc == LZ_OK && (lz_serializer_flags(c->node.serializer) & LZ_SERIALIZER_OPAQUE)) {
+        lz_value_t *borrowed = *out;
+        *out = lz_value_copy(borrowed);
+        lz_value_destroy(&borrowed);
+        if (!*out) rc = lz__fail(LZ_ENOMEM, "%s: out of memory", c->node.name);
+    }
+    return rc;
+}
+
+// handle_reply takes [request_id, payload] or [request_id, "", payload].
+static void handle_reply(lz_client_t *c, lz_frames_t *f) {
+    if (f->total != f->count || f->count < 2 || f->count > 3 || (f->count == 3 && lz__frame_size(f, 1) != 0)) {
+        lz__node_drop(&c->node, "reply with %zu frames: expected [request_id, (\"\",) payload]", f->total);
+        return;
+    }
+    call_t *call = table_find(c, lz__frame_data(f, 0), lz__frame_size(f, 0));
+    if (!call) { // finished already (timed out, or answered by another attempt) or never ours
+        LZ_COUNT(&c->node, late_replies);
+        return;
+    }
+    size_t last = f->count - 1;
+    lz_value_t *reply = NULL;
+    if (decode_reply(c, lz__frame_data(f, last), lz__frame_size(f, last), &reply) < 0) {
+        lz__node_drop(&c->node, "reply to %s does not decode: %s", call->id, lz_last_error());
+        finish(c, call, LZ_ESERIALIZATION, NULL);
+        return;
+    }
+    finish(c, call, c->envelope && lz__envelope_is_error(reply) ? LZ_EREMOTE : LZ_OK, reply);
+}
+
+static void read_replies(lz_client_t *c, size_t e) {
+    for (int i = 0; i < CLIENT_RECV_BATCH; i++) {
+        lz_frames_t f;
+        if (lz__node_recv(c->ep[e].node, &f, 0) < 0) return;
+        c->ep[e].rx_count++;
+        endpoint_up(c, e); // anything heard on a fresh socket: the peer lives
+        handle_reply(c, &f);
+        lz__frames_close(&f);
+    }
+}
+
+/* ---- the I/O thread ------------------------------------------------------ */
+
+static void run_timers(lz_client_t *c, int64_t now) {
+    c->next_timer = NEVER;
+    bool any_up = false;
+    for (size_t i = 0; i < c->ep_count; i++) any_up |= !c->ep[i].down;
+    call_t *next;
+    for (call_t *call = c->pending.next; call != &c->pending; call = next) {
+        next = call->next;
+        if (now >= call->deadline) {
+            if (call->sent_at >= 0 && !call->probe) judge_endpoint(c, call, now);
+            next = call->next; // judge_endpoint may finish a probe, never this call
+            finish(c, call, LZ_ETIMEOUT, NULL);
+            continue;
+        }
+        if (call->sent_at >= 0 && now >= call->attempt_deadline) attempt_lost(c, call, now);
+        if (call->sent_at < 0 && (now >= call->send_at || (call->send_at == NEVER && any_up)))
+            dispatch(c, call, now);
+        note_timer(c, call->deadline);
+        note_timer(c, call->sent_at >= 0 ? call->attempt_deadline : call->send_at);
+        next = call->next;
+    }
+    for (size_t i = 0; i < c->ep_count; i++) {
+        if (!c->ep[i].down || c->ep[i].probe) continue;
+        if (now >= c->ep[i].next_probe) send_probe(c, i, now);
+        else note_timer(c, c->ep[i].next_probe);
+    }
+}
+
+static void take_submissions(lz_client_t *c) {
+    pthread_mutex_lock(&c->lock);
+    call_t *call = c->queue_head;
+    c->queue_head = c->queue_tail = NULL;
+    pthread_mutex_unlock(&c->lock);
+    int64_t now = now_ms();
+    while (call) {
+        call_t *next = call->next;
+        table_insert(c, call);
+        dispatch(c, call, now);
+        note_timer(c, call->deadline);
+        call = next;
+    }
+}
+
+// shut_down: every call still queued or pending completes with LZ_ECLOSED.
+static void shut_down(lz_client_t *c) {
+    pthread_mutex_lock(&c->lock);
+    c->closed = true;
+    call_t *call = c->queue_head;
+    c->queue_head = c->queue_tail = NULL;
+    pthread_mutex_unlock(&c->lock);
+    while (call) {
+        call_t *next = call->next;
+        finish(c, call, LZ_ECLOSED, NULL);
+        call = next;
+    }
+    while (c->pending.next != &c->pending) finish(c, c->pending.next, LZ_ECLOSED, NULL);
+}
+
+static void *client_loop(void *arg) {
+    lz_client_t *c = arg;
+    while (!atomic_load(&c->stopping)) {
+        int64_t wait = c->next_timer - now_ms();
+        if (wait < 0) wait = 0;
+        if (wait > CLIENT_POLL_MAX_MS) wait = CLIENT_POLL_MAX_MS;
+        c->items[0] = (zmq_pollitem_t){NULL, c->wake_fd, ZMQ_POLLIN, 0};
+        for (size_t i = 0; i < c->ep_count; i++) { // a socket whose rebuild failed is NULL: skipped
+            void *socket = c->ep[i].node->socket;
+            c->items[i + 1] = (zmq_pollitem_t){socket, -1, socket ? ZMQ_POLLIN : 0, 0};
+        }
+        int n = zmq_poll(c->items, (int)c->ep_count + 1, (long)wait);
+        if (n < 0 && zmq_errno() == ETERM) break;
+        if (n > 0 && c->items[0].revents) {
+            lz__wakeup_drain(c->wake_fd);
+            take_submissions(c);
+        }
+        for (size_t i = 0; n > 0 && i < c->ep_count; i++)
+            if (c->items[i + 1].revents & ZMQ_POLLIN) read_replies(c, i);
+        int64_t now = now_ms();
+        if (now >= c->next_timer) run_timers(c, now);
+    }
+    shut_down(c);
+    return NULL;
+}
+
+/* ---- construction -------------------------------------------------------- */
+
+// count_entries: how many sockets the endpoint list needs (one per entry
+// when resilient, else one for all).
+static size_t count_entries(const char *endpoints, bool resilient) {
+    size_t n = 1;
+    if (resilient && endpoints)
+        for (const char *p = endpoints; *p; p++) n += *p == ',';
+    return n;
+}
+
+// open_endpoint makes endpoint i's socket; the routing id must be set
+// before the socket connects, so endpoints are attached after it.
+static int open_endpoint(lz_client_t *c, lz_context_t *ctx, size_t i, const char *entry,
+                         const lz_engine_options_t *o) {
+    lz_node_t *node = i == 0 ? &c->node : calloc(1, sizeof *node);
+    if (!node) return lz__fail(LZ_ENOMEM, "%s: out of memory", o->name);
+    int rc = lz__node_init(node, ctx, ZMQ_DEALER, o->name, '>', NULL);
+    if (rc < 0) {
+        if (i > 0) free(node);
+        return rc;
+    }
+    c->ep[i].node = node;
+    if (i > 0) lz__node_share_counters(node, &c->node);
+    if (o->identity && zmq_setsockopt(node->socket, ZMQ_ROUTING_ID, o->identity, strlen(o->identity)) != 0)
+        return lz__fail_zmq("dealer identity");
+    return lz__node_attach(node, entry);
+}
+
+static int open_endpoints(lz_client_t *c, lz_context_t *ctx, const char *endpoints,
+                          const lz_engine_options_t *o) {
+    if (c->ep_count == 1) return open_endpoint(c, ctx, 0, endpoints, o);
+    char *copy = strdup(endpoints);
+    if (!copy) return lz__fail(LZ_ENOMEM, "%s: out of memory", o->name);
+    char *save = NULL, *entry = strtok_r(copy, ",", &save);
+    int rc = LZ_OK;
+    for (size_t i = 0; rc == LZ_OK && i < c->ep_count; i++, entry = strtok_r(NULL, ",", &save))
+        rc = entry ? open_endpoint(c, ctx, i, entry, o) : lz__fail(LZ_EINVAL, "%s: empty endpoint", o->name);
+    free(copy);
+    return rc;
+}
+
+static void close_endpoints(lz_client_t *c) {
+    for (size_t i = c->ep_count; i-- > 0;) {
+        if (!c->ep[i].node) continue;
+        lz__node_close(c->ep[i].node);
+        if (i > 0) free(c->ep[i].node);
+    }
+}
+
+static void client_free(lz_client_t *c) {
+    if (c->ep) close_endpoints(c);
+    free(c->ep);
+    free(c->items);
+    free(c->buckets);
+    lz__wakeup_close(&c->wake_fd);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+lz_client_t *lz__client_open(lz_context_t *ctx, const char *endpoints, const lz_engine_options_t *o) {
+    if (!ctx) return lz__fail_null(LZ_EINVAL, "%s: ctx is NULL", o->name);
+    lz_client_t *c = calloc(1, sizeof *c);
+    if (!c) return lz__fail_null(LZ_ENOMEM, "%s: out of memory", o->name);
+    pthread_mutex_init(&c->lock, NULL);
+    c->wake_fd = lz__wakeup_open();
+    c->envelope = o->envelope;
+    c->resilient = o->resilient;
+    c->pending.next = c->pending.prev = &c->pending;
+    c->next_timer = NEVER;
+    c->seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)c;
+    c->ep_count = count_entries(endpoints, o->resilient);
+    c->bucket_count = 64;
+    c->ep = calloc(c->ep_count, sizeof *c->ep);
+    c->items = calloc(c->ep_count + 1, sizeof *c->items);
+    c->buckets = calloc(c->bucket_count, sizeof *c->buckets);
+    int rc = c->wake_fd < 0 ? lz__fail(LZ_EIO, "%s: eventfd: %s", o->name, strerror(errno))
+             : (!c->ep || !c->items || !c->buckets) ? lz__fail(LZ_ENOMEM, "%s: out of memory", o->name)
+                                                     : open_endpoints(c, ctx, endpoints, o);
+    if (rc == LZ_OK) {
+        atomic_store(&c->retries, o->resilient ? c->node.settings->request_retries : 0);
+        int err = pthread_create(&c->thread, NULL, client_loop, c);
+        if (err) rc = lz__fail(LZ_EIO, "%s: pthread_create: %s", o->name, strerror(err));
+    }
+    if (rc != LZ_OK) {
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", lz_last_error());
+        client_free(c);
+        return lz__fail_null(rc, "%s", detail);
+    }
+    c->thread_started = true;
+    return c;
+}
+
+/* ---- calls from the user's threads -------------------------------------- */
+
+static int submit(lz_client_t *c, call_t *call) {
+    pthread_mutex_lock(&c->lock);
+    bool closed = c->closed;
+    if (!closed) {
+        if (c->queue_tail) c->queue_tail->next = call;
+        else c->queue_head = call;
+        c->queue_tail = call;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (closed) {
+        call_free(call);
+        return lz__fail(LZ_ECLOSED, "%s: closed", c->node.name);
+    }
+    lz__wakeup_signal(c->wake_fd);
+    return LZ_OK;
+}
+
+// explain sets the waiting caller's error detail from the outcome.
+static int explain(lz_client_t *c, int status, const char *action, const lz_value_t *reply) {
+    const char *what = action ? action : "request";
+    switch (status) {
+    case LZ_OK: return LZ_OK;
+    case LZ_ETIMEOUT: return lz__fail(status, "%s: '%s' got no reply in time", c->node.name, what);
+    case LZ_EREMOTE:
+        return lz__fail(status, "%s: '%s' failed on the server: %s (%s)", c->node.name, what,
+                        lz_value_find_string(reply, "message", "error reply"),
+                        lz_value_find_string(reply, "code", "no code"));
+    case LZ_ESERIALIZATION: return lz__fail(status, "%s: the reply to '%s' does not decode", c->node.name, what);
+    default: return lz__fail(status, "%s: '%s': %s", c->node.name, what, lz_strerror(status));
+    }
+}
+
+static int wait_for(lz_client_t *c, call_t *call, const char *action, lz_value_t **reply) {
+    waiter_t w = {.done = false};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    call->waiter = &w;
+    int rc = submit(c, call);
+    if (rc == LZ_OK) {
+        pthread_mutex_lock(&w.lock);
+        while (!w.done) pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+        rc = explain(c, w.status, action, w.reply);
+        if (reply && (rc == LZ_OK || rc == LZ_EREMOTE)) *reply = w.reply;
+        else lz_value_destroy(&w.reply);
+    }
+    pthread_mutex_destroy(&w.lock);
+    pthread_cond_destroy(&w.cond);
+    return rc;
+}
+
+int lz__client_call(lz_client_t *c, const char *action, const lz_value_t *data, int timeout_ms,
+                    lz_client_callback_fn callback, void *arg, lz_value_t **reply, char *request_id_out) {
+    if (reply) *reply = NULL;
+    if (!c->thread_started) return lz__fail(LZ_ECLOSED, "%s: closed", c->node.name);
+    if (!callback && pthread_equal(pthread_self(), c->thread))
+        return lz__fail(LZ_ESTATE, "%s: a synchronous request from a completion callback would wait forever",
+                        c->node.name);
+    call_t *call = call_new(c, action, data, timeout_ms);
+    if (!call) return lz_last_error_code();
+    if (request_id_out) memcpy(request_id_out, call->id, ID_LEN + 1);
+    if (!callback) return wait_for(c, call, action, reply);
+    call->callback = callback;
+    call->arg = arg;
+    return submit(c, call);
+}
+
+/* ---- the public client API ------------------------------------------------ */
+
+lz_client_t *lz_client_new(lz_context_t *ctx, const char *endpoints) {
+    static const lz_engine_options_t options = {.envelope = true, .resilient = true, .name = "client"};
+    return lz__client_open(ctx, endpoints, &options);
+}
+
+void lz_client_destroy(lz_client_t **client_p) {
+    if (!client_p || !*client_p) return;
+    lz_client_t *c = *client_p;
+    atomic_store(&c->stopping, true);
+    lz__wakeup_signal(c->wake_fd);
+    pthread_join(c->thread, NULL);
+    client_free(c);
+    *client_p = NULL;
+}
+
+lz_node_t *lz_client_node(lz_client_t *client) { return client ? &client->node : NULL; }
+
+int lz_client_set_strategy(lz_client_t *client, lz_strategy_t strategy) {
+    if (!client || strategy < LZ_STRATEGY_ROUND_ROBIN || strategy > LZ_STRATEGY_FAILOVER)
+        return lz__fail(LZ_EINVAL, "lz_client_set_strategy: bad client or strategy");
+    atomic_store(&client->strategy, (int)strategy);
+    return LZ_OK;
+}
+
+int lz_client_set_retries(lz_client_t *client, int retries) {
+    if (!client || retries < 0) return lz__fail(LZ_EINVAL, "lz_client_set_retries: bad client or count");
+    if (!client->resilient) return lz__fail(LZ_ESTATE, "%s: never retries", client->node.name);
+    atomic_store(&client->retries, retries);
+    return LZ_OK;
+}
+
+int lz_client_request(lz_client_t *client, const char *action, const lz_value_t *data, lz_value_t **reply,
+                      int timeout_ms) {
+    if (reply) *reply = NULL;
+    if (!client || !action) return lz__fail(LZ_EINVAL, "lz_client_request: NULL client or action");
+    return lz__client_call(client, action, data, timeout_ms, NULL, NULL, reply, NULL);
+}
+
+int lz_client_request_async(lz_client_t *client, const char *action, const lz_value_t *data, int timeout_ms,
+                            lz_client_callback_fn callback, void *arg) {
+    if (!client || !action || !callback)
+        return lz__fail(LZ_EINVAL, "lz_client_request_async: NULL client, action or callback");
+    return lz__client_call(client, action, data, timeout_ms, callback, arg, NULL, NULL);
+}

@@ -1,0 +1,136 @@
+/* Proxies: libzmq's steerable proxy on a thread of its own, between two
+ * liberzmq nodes (so sockets get the configured options and endpoints),
+ * with an optional capture node and an inproc PAIR to steer it. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/node.h"
+#include "liberzmq/proxy.h"
+
+struct lz_proxy {
+    lz_node_t frontend, backend, capture;
+    bool has_capture;
+    void *control;       // our end of the steering pipe; guarded by control_lock
+    char control_url[64];
+    pthread_mutex_t control_lock;
+    pthread_t thread;
+    bool running;
+};
+
+typedef struct {
+    int frontend, backend;
+    const char *front_name, *back_name;
+} kind_info_t;
+
+static const kind_info_t kinds[] = {
+    [LZ_PROXY_FORWARDER] = {ZMQ_XSUB, ZMQ_XPUB, "forwarder-in", "forwarder-out"},
+    [LZ_PROXY_QUEUE] = {ZMQ_ROUTER, ZMQ_DEALER, "queue-in", "queue-out"},
+};
+
+static void proxy_free(lz_proxy_t *p) {
+    lz__node_close(&p->frontend);
+    lz__node_close(&p->backend);
+    if (p->has_capture) lz__node_close(&p->capture);
+    if (p->control) zmq_close(p->control);
+    pthread_mutex_destroy(&p->control_lock);
+    free(p);
+}
+
+lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *frontend, const char *backend,
+                         const char *capture) {
+    if (!ctx || (kind != LZ_PROXY_FORWARDER && kind != LZ_PROXY_QUEUE))
+        return lz__fail_null(LZ_EINVAL, "lz_proxy_new: NULL context or unknown kind");
+    lz_proxy_t *p = calloc(1, sizeof *p);
+    if (!p) return lz__fail_null(LZ_ENOMEM, "lz_proxy_new: out of memory");
+    pthread_mutex_init(&p->control_lock, NULL);
+    const kind_info_t *k = &kinds[kind];
+    int rc = lz__node_init(&p->frontend, ctx, k->frontend, k->front_name, '@', frontend);
+    // A reply for a client that has gone must be dropped: with
+    // ROUTER_MANDATORY (every ROUTER node's default) zmq_proxy would end.
+    int off = 0;
+    if (rc == LZ_OK && k->frontend == ZMQ_ROUTER &&
+        zmq_setsockopt(p->frontend.socket, ZMQ_ROUTER_MANDATORY, &off, sizeof off) != 0)
+        rc = lz__fail_zmq("proxy: ROUTER_MANDATORY");
+    if (rc == LZ_OK) rc = lz__node_init(&p->backend, ctx, k->backend, k->back_name, '@', backend);
+    if (rc == LZ_OK && capture) {
+        rc = lz__node_init(&p->capture, ctx, ZMQ_PUB, "proxy-capture", '@', capture);
+        p->has_capture = rc == LZ_OK;
+    }
+    if (rc == LZ_OK) {
+        snprintf(p->control_url, sizeof p->control_url, "inproc://lz-proxy-%p", (void *)p);
+        p->control = zmq_socket(lz_context_zmq(ctx), ZMQ_PAIR);
+        if (!p->control || zmq_bind(p->control, p->control_url) != 0) rc = lz__fail_zmq("proxy: control pipe");
+    }
+    if (rc != LZ_OK) {
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", lz_last_error());
+        proxy_free(p);
+        return lz__fail_null(rc, "%s", detail);
+    }
+    return p;
+}
+
+lz_node_t *lz_proxy_frontend(lz_proxy_t *proxy) { return proxy ? &proxy->frontend : NULL; }
+lz_node_t *lz_proxy_backend(lz_proxy_t *proxy) { return proxy ? &proxy->backend : NULL; }
+lz_node_t *lz_proxy_capture(lz_proxy_t *proxy) { return proxy && proxy->has_capture ? &proxy->capture : NULL; }
+
+static void *proxy_main(void *arg) {
+    lz_proxy_t *p = arg;
+    void *control = zmq_socket(lz_context_zmq(p->frontend.ctx), ZMQ_PAIR);
+    if (!control || zmq_connect(control, p->control_url) != 0) {
+        lz__node_error(&p->frontend, LZ_EZMQ, "proxy: control pipe: %s", zmq_strerror(zmq_errno()));
+        if (control) zmq_close(control);
+        return NULL;
+    }
+    zmq_send(control, "READY", 5, 0); // lz_proxy_start waits for this: commands are never lost
+    if (zmq_proxy_steerable(p->frontend.socket, p->backend.socket, p->has_capture ? p->capture.socket : NULL,
+                            control) != 0 && zmq_errno() != ETERM)
+        lz__node_error(&p->frontend, LZ_EZMQ, "proxy ended: %s", zmq_strerror(zmq_errno()));
+    zmq_close(control);
+    return NULL;
+}
+
+int lz_proxy_start(lz_proxy_t *proxy) {
+    if (!proxy) return lz__fail(LZ_EINVAL, "lz_proxy_start: proxy is NULL");
+    if (proxy->running) return lz__fail(LZ_ESTATE, "lz_proxy_start: already running");
+    int err = pthread_create(&proxy->thread, NULL, proxy_main, proxy);
+    if (err) return lz__fail(LZ_EIO, "lz_proxy_start: pthread_create: %s", strerror(err));
+    char ready[8];
+    if (zmq_recv(proxy->control, ready, sizeof ready, 0) < 0) {
+        pthread_join(proxy->thread, NULL);
+        return lz__fail_zmq("proxy: waiting for the proxy thread");
+    }
+    proxy->running = true;
+    return LZ_OK;
+}
+
+static int command(lz_proxy_t *proxy, const char *verb) {
+    if (!proxy) return lz__fail(LZ_EINVAL, "proxy %s: proxy is NULL", verb);
+    pthread_mutex_lock(&proxy->control_lock);
+    int rc = proxy->running ? LZ_OK : lz__fail(LZ_ESTATE, "proxy %s: not running", verb);
+    if (rc == LZ_OK && zmq_send(proxy->control, verb, strlen(verb), 0) < 0) rc = lz__fail_zmq("proxy command");
+    pthread_mutex_unlock(&proxy->control_lock);
+    return rc;
+}
+
+int lz_proxy_pause(lz_proxy_t *proxy) { return command(proxy, "PAUSE"); }
+int lz_proxy_resume(lz_proxy_t *proxy) { return command(proxy, "RESUME"); }
+
+int lz_proxy_stop(lz_proxy_t *proxy) {
+    int rc = command(proxy, "TERMINATE");
+    if (rc != LZ_OK) return rc;
+    pthread_join(proxy->thread, NULL);
+    proxy->running = false;
+    return LZ_OK;
+}
+
+void lz_proxy_destroy(lz_proxy_t **proxy_p) {
+    if (!proxy_p || !*proxy_p) return;
+    if ((*proxy_p)->running) lz_proxy_stop(*proxy_p);
+    proxy_free(*proxy_p);
+    *proxy_p = NULL;
+}

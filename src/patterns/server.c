@@ -1,0 +1,328 @@
+/* The request/reply server: one I/O thread owns the ROUTER socket, decodes
+ * requests and hands them to a worker pool; workers post replies back to
+ * the I/O thread, which sends them behind the request's own routing frames
+ * (docs/reqrep.md). A bad request always gets an error reply. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/envelope.h"
+#include "core/error.h"
+#include "core/node.h"
+#include "core/pool.h"
+#include "liberzmq/reqrep.h"
+#include "patterns/routing.h"
+
+#define SERVER_QUEUE_MAX 1024 // requests waiting for a worker before the reader blocks
+#define SERVER_RECV_BATCH 64  // requests read per wakeup, so replies are not starved
+
+typedef struct handler {
+    char *action;
+    lz_server_handler_fn fn;
+    void *arg;
+} handler_t;
+
+// One request on its way through the server; the same struct carries the
+// encoded reply back to the I/O thread.
+typedef struct job {
+    struct job *next;
+    lz_routing_t route;
+    lz_message_t *msg;
+    lz_buffer_t *reply;
+} job_t;
+
+struct lz_server {
+    lz_node_t node;
+    handler_t *handlers;
+    size_t handler_count;
+    handler_t fallback; // fn NULL: unknown actions get LZ_ENOTFOUND
+    lz_pool_t *pool;
+    pthread_t thread;
+    bool running;
+    atomic_bool stopping; // the I/O thread stops reading, drains the pool and ends
+    int wake_fd;
+    pthread_mutex_t out_lock; // guards the reply queue
+    job_t *out_head, *out_tail;
+};
+
+static job_t *job_new(void) {
+    job_t *job = calloc(1, sizeof *job);
+    if (!job) return NULL;
+    job->reply = lz_buffer_new();
+    if (!job->reply) {
+        free(job);
+        return NULL;
+    }
+    return job;
+}
+
+static void job_free(job_t *job) {
+    lz__routing_close(&job->route);
+    lz_message_destroy(&job->msg);
+    lz_buffer_destroy(&job->reply);
+    free(job);
+}
+
+// encode_error replaces the job's reply with an error reply.
+static void encode_error(lz_server_t *s, job_t *job, int code, const char *message) {
+    const char *action = job->msg ? lz_message_type(job->msg) : "unknown";
+    lz_buffer_reset(job->reply);
+    if (lz__envelope_encode_error(s->node.serializer, code, message, action, job->reply) < 0)
+        lz_buffer_reset(job->reply); // sent as an empty frame: the client still gets an answer
+}
+
+// send_job sends the job's reply behind its routing frames and frees it.
+static void send_job(lz_server_t *s, job_t *job) {
+    if (lz__routing_send(&s->node, &job->route, lz_buffer_data(job->reply),
+                       lz_buffer_size(job->reply)) < 0)
+        LZ_LOG(s->node.log, LZ_LOG_DEBUG, s->node.name, "reply not sent: %s", lz_last_error());
+    job_free(job);
+}
+
+// post_job queues a finished job for the I/O thread (from any thread).
+static void post_job(lz_server_t *s, job_t *job) {
+    pthread_mutex_lock(&s->out_lock);
+    if (s->out_tail) s->out_tail->next = job;
+    else s->out_head = job;
+    s->out_tail = job;
+    pthread_mutex_unlock(&s->out_lock);
+    lz__wakeup_signal(s->wake_fd);
+}
+
+static void flush_replies(lz_server_t *s) {
+    pthread_mutex_lock(&s->out_lock);
+    job_t *job = s->out_head;
+    s->out_head = s->out_tail = NULL;
+    pthread_mutex_unlock(&s->out_lock);
+    while (job) {
+        job_t *next = job->next;
+        send_job(s, job);
+        job = next;
+    }
+}
+
+static const handler_t *find_exact(const lz_server_t *s, const char *action) {
+    for (size_t i = 0; i < s->handler_count; i++)
+        if (strcmp(s->handlers[i].action, action) == 0) return &s->handlers[i];
+    return NULL;
+}
+
+// find_handler: the action's handler; for the Python LiberZMQ's
+// call(method, ...) ({"type": "call", "data": {"method": ...}}) with no
+// "call" handler, the method's handler; else the default (may be NULL).
+static const handler_t *find_handler(const lz_server_t *s, const lz_message_t *msg) {
+    const char *action = lz_message_type(msg);
+    const handler_t *h = find_exact(s, action);
+    if (!h && strcmp(action, "call") == 0) {
+        const char *method = lz_value_find_string(lz_message_value(msg), "method", NULL);
+        if (method) h = find_exact(s, method);
+    }
+    return h ? h : (s->fallback.fn ? &s->fallback : NULL);
+}
+
+// run_handler calls the handler and encodes its reply or its failure.
+static void run_handler(lz_server_t *s, const handler_t *h, job_t *job) {
+    lz_value_t *reply = NULL;
+    int rc = h->fn(job->msg, &reply, h->arg);
+    if (rc == 0) {
+        lz_value_t *null_value = reply ? NULL : lz_value_null();
+        rc = lz_serializer_encode(s->node.serializer, reply ? reply : null_value, job->reply);
+        lz_value_destroy(&null_value);
+        if (rc < 0) {
+            lz__node_error(&s->node, rc, "handler '%s': reply does not encode: %s",
+                           lz_message_type(job->msg), lz_last_error());
+            encode_error(s, job, rc, "the handler's reply could not be serialized");
+        }
+    } else {
+        int code = rc < 0 ? rc : LZ_EREMOTE;
+        const char *text = lz_value_get_string(reply, NULL);
+        if (!text) text = lz_strerror(code);
+        lz__node_error(&s->node, code, "handler '%s' failed: %s", lz_message_type(job->msg), text);
+        encode_error(s, job, code, text);
+    }
+    lz_value_destroy(&reply);
+}
+
+// A worker's job: dispatch one request and post its reply.
+static void job_run(void *p, void *arg) {
+    lz_server_t *s = arg;
+    job_t *job = p;
+    const handler_t *h = find_handler(s, job->msg);
+    if (h) {
+        run_handler(s, h, job);
+    } else {
+        char text[160];
+        snprintf(text, sizeof text, "unknown action '%s'", lz_message_type(job->msg));
+        lz__node_error(&s->node, LZ_ENOTFOUND, "%s", text);
+        encode_error(s, job, LZ_ENOTFOUND, text);
+    }
+    post_job(s, job);
+}
+
+// Jobs still queued when the server stops are answered, not dropped, so
+// their clients learn at once instead of timing out.
+static void job_drop(void *p, void *arg) {
+    lz_server_t *s = arg;
+    encode_error(s, p, LZ_ECLOSED, "server stopping");
+    post_job(s, p);
+}
+
+static void reply_pong(lz_server_t *s, job_t *job) {
+    lz_value_t *pong = lz_value_object();
+    if (pong) {
+        lz_value_object_set_string(pong, "status", "ok");
+        lz_value_object_set_bool(pong, "pong", true);
+        lz_value_object_set_double(pong, "timestamp", lz__now_seconds());
+    }
+    if (!pong || lz_serializer_encode(s->node.serializer, pong, job->reply) < 0)
+        encode_error(s, job, LZ_ENOMEM, "ping: out of memory");
+    lz_value_destroy(&pong);
+    send_job(s, job);
+}
+
+// handle_request takes one received message: every frame before the last
+// is routing, echoed back; the last is the request.
+static void handle_request(lz_server_t *s, lz_frames_t *frames) {
+    if (frames->total > frames->count || frames->count < 2) {
+        lz__node_drop(&s->node, "request with %zu frames: cannot route a reply", frames->total);
+        return;
+    }
+    job_t *job = job_new();
+    if (!job) {
+        lz__node_error(&s->node, LZ_ENOMEM, "request dropped: out of memory");
+        return;
+    }
+    size_t last = frames->count - 1;
+    lz__routing_take(&job->route, frames, last);
+    int rc = lz__envelope_decode_request(s->node.serializer, &frames->part[last], &job->msg);
+    if (rc < 0) {
+        char text[256];
+        snprintf(text, sizeof text, "malformed request: %s", lz_last_error());
+        lz__node_drop(&s->node, "%s", text);
+        lz_message_destroy(&job->msg);
+        encode_error(s, job, rc, text);
+        send_job(s, job);
+    } else if (strcmp(lz_message_type(job->msg), "ping") == 0 && !find_exact(s, "ping")) {
+        reply_pong(s, job);
+    } else if (lz__pool_submit(s->pool, job) < 0) {
+        encode_error(s, job, LZ_ECLOSED, "server stopping");
+        send_job(s, job);
+    }
+}
+
+static void receive_batch(lz_server_t *s) {
+    for (int i = 0; i < SERVER_RECV_BATCH; i++) {
+        lz_frames_t frames;
+        if (lz__node_recv(&s->node, &frames, 0) < 0) return; // drained (LZ_ETIMEOUT) or closed
+        handle_request(s, &frames);
+        lz__frames_close(&frames);
+    }
+}
+
+// The I/O thread is the only one that submits to the pool, so it is also
+// the one that destroys it when stopping: no request can race the pool's end.
+static void *server_loop(void *arg) {
+    lz_server_t *s = arg;
+    while (!atomic_load(&s->stopping)) {
+        zmq_pollitem_t items[2] = {{NULL, s->wake_fd, ZMQ_POLLIN, 0}, {s->node.socket, 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, 2, 1000);
+        if (n < 0 && zmq_errno() == ETERM) break;
+        if (items[0].revents) lz__wakeup_drain(s->wake_fd);
+        flush_replies(s);
+        if (n > 0 && (items[1].revents & ZMQ_POLLIN)) receive_batch(s);
+    }
+    // Running handlers finish, queued requests are answered LZ_ECLOSED,
+    // and every reply still waiting goes out before the thread ends.
+    lz__pool_destroy(&s->pool, job_drop);
+    flush_replies(s);
+    return NULL;
+}
+
+lz_server_t *lz_server_new(lz_context_t *ctx, const char *endpoints) {
+    if (!ctx) return lz__fail_null(LZ_EINVAL, "lz_server_new: ctx is NULL");
+    lz_server_t *s = calloc(1, sizeof *s);
+    if (!s) return lz__fail_null(LZ_ENOMEM, "lz_server_new: out of memory");
+    s->wake_fd = lz__wakeup_open();
+    if (s->wake_fd < 0) {
+        free(s);
+        return lz__fail_null(LZ_EIO, "lz_server_new: eventfd: %s", strerror(errno));
+    }
+    pthread_mutex_init(&s->out_lock, NULL);
+    if (lz__node_init(&s->node, ctx, ZMQ_ROUTER, "server", '@', endpoints) < 0) {
+        lz__wakeup_close(&s->wake_fd);
+        pthread_mutex_destroy(&s->out_lock);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void lz_server_destroy(lz_server_t **server_p) {
+    if (!server_p || !*server_p) return;
+    lz_server_t *s = *server_p;
+    lz_server_stop(s);
+    for (size_t i = 0; i < s->handler_count; i++) free(s->handlers[i].action);
+    free(s->handlers);
+    lz__node_close(&s->node);
+    lz__wakeup_close(&s->wake_fd);
+    pthread_mutex_destroy(&s->out_lock);
+    free(s);
+    *server_p = NULL;
+}
+
+lz_node_t *lz_server_node(lz_server_t *server) { return server ? &server->node : NULL; }
+
+int lz_server_on(lz_server_t *server, const char *action, lz_server_handler_fn handler, void *arg) {
+    if (!server || !action || !handler) return lz__fail(LZ_EINVAL, "lz_server_on: NULL argument");
+    if (server->running) return lz__fail(LZ_ESTATE, "lz_server_on: server already started");
+    handler_t *h = (handler_t *)find_exact(server, action);
+    if (h) { // registering again replaces
+        h->fn = handler;
+        h->arg = arg;
+        return LZ_OK;
+    }
+    handler_t *grown = realloc(server->handlers, (server->handler_count + 1) * sizeof *grown);
+    if (!grown) return lz__fail(LZ_ENOMEM, "lz_server_on: out of memory");
+    server->handlers = grown;
+    char *copy = strdup(action);
+    if (!copy) return lz__fail(LZ_ENOMEM, "lz_server_on: out of memory");
+    grown[server->handler_count++] = (handler_t){copy, handler, arg};
+    return LZ_OK;
+}
+
+int lz_server_on_default(lz_server_t *server, lz_server_handler_fn handler, void *arg) {
+    if (!server || !handler) return lz__fail(LZ_EINVAL, "lz_server_on_default: NULL argument");
+    if (server->running) return lz__fail(LZ_ESTATE, "lz_server_on_default: server already started");
+    server->fallback = (handler_t){NULL, handler, arg};
+    return LZ_OK;
+}
+
+int lz_server_start(lz_server_t *server) {
+    if (!server) return lz__fail(LZ_EINVAL, "lz_server_start: server is NULL");
+    if (server->running) return lz__fail(LZ_ESTATE, "lz_server_start: already started");
+    int workers = server->node.settings->handler_max_concurrency;
+    server->pool = lz__pool_new(workers > 0 ? workers : 1, SERVER_QUEUE_MAX, job_run, server);
+    if (!server->pool) return lz_last_error_code() < 0 ? lz_last_error_code() : LZ_ENOMEM;
+    atomic_store(&server->stopping, false);
+    int err = pthread_create(&server->thread, NULL, server_loop, server);
+    if (err) {
+        lz__pool_destroy(&server->pool, NULL);
+        return lz__fail(LZ_EIO, "lz_server_start: pthread_create: %s", strerror(err));
+    }
+    server->running = true;
+    return LZ_OK;
+}
+
+// lz_server_stop: see server_loop for the order of the stop.
+int lz_server_stop(lz_server_t *server) {
+    if (!server) return lz__fail(LZ_EINVAL, "lz_server_stop: server is NULL");
+    if (!server->running) return LZ_OK;
+    atomic_store(&server->stopping, true);
+    lz__wakeup_signal(server->wake_fd);
+    pthread_join(server->thread, NULL);
+    server->running = false;
+    return LZ_OK;
+}

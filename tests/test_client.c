@@ -1,0 +1,369 @@
+/* Client: many threads with requests in flight at once, async callbacks,
+ * timeouts, Lazy Pirate retries across a server restart, late replies,
+ * failover between servers and the three strategies. */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "lz_test.h"
+
+static lz_context_t *new_context(int cooldown_ms) {
+    lz_config_t *config = lz_config_new();
+    lz_config_set_int(config, "zmq.linger", 0);
+    lz_config_set_int(config, "zmq.handler_max_concurrency", 4);
+    lz_config_set_int(config, "zmq.failed_socket_cooldown", cooldown_ms);
+    lz_config_set_int(config, "zmq.reconnect_interval", 20);
+    lz_config_set_int(config, "zmq.reconnect_interval_max", 100);
+    if (getenv("LZ_DEBUG")) lz_config_set(config, "logging.level", "INFO"); // to follow the endpoint states
+    lz_context_t *ctx = lz_context_new(config);
+    lz_config_destroy(&config);
+    return ctx;
+}
+
+static int echo(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    *reply = lz_value_copy(lz_message_value(request));
+    return 0;
+}
+
+// whoami answers the server's name, so tests see where requests went.
+static int whoami(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    *reply = lz_value_string(arg);
+    return 0;
+}
+
+static int slow(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    lz_test_sleep_ms((int)lz_value_get_int(lz_message_value(request)));
+    *reply = lz_value_string("late");
+    return 0;
+}
+
+static lz_server_t *serve(lz_context_t *ctx, const char *endpoint, const char *name) {
+    lz_server_t *server = lz_server_new(ctx, endpoint);
+    if (!server) return NULL;
+    lz_server_on(server, "echo", echo, NULL);
+    lz_server_on(server, "whoami", whoami, (void *)name);
+    lz_server_on(server, "slow", slow, NULL);
+    lz_server_start(server);
+    return server;
+}
+
+static int64_t elapsed_ms(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+typedef struct {
+    lz_client_t *client;
+    int thread;
+    int good, bad;
+} load_t;
+
+// Each request carries (thread, i); the reply must carry the same.
+static void *load(void *p) {
+    load_t *l = p;
+    for (int i = 0; i < 1000; i++) {
+        lz_value_t *data = lz_value_object(), *reply = NULL;
+        lz_value_object_set_int(data, "t", l->thread);
+        lz_value_object_set_int(data, "i", i);
+        int rc = lz_client_request(l->client, "echo", data, &reply, 10000);
+        if (rc == 0 && lz_value_equal(reply, data)) l->good++;
+        else l->bad++;
+        lz_value_destroy(&reply);
+        lz_value_destroy(&data);
+    }
+    return NULL;
+}
+
+LZ_TEST(sixteen_threads_one_client) {
+    lz_context_t *ctx = new_context(1000);
+    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    pthread_t threads[16];
+    load_t loads[16];
+    for (int t = 0; t < 16; t++) {
+        loads[t] = (load_t){client, t, 0, 0};
+        pthread_create(&threads[t], NULL, load, &loads[t]);
+    }
+    int good = 0;
+    for (int t = 0; t < 16; t++) {
+        pthread_join(threads[t], NULL);
+        good += loads[t].good;
+        LZ_CHECK_INT(loads[t].bad, 0);
+    }
+    LZ_CHECK_INT(good, 16000);
+    lz_metrics_t m;
+    lz_node_metrics(lz_client_node(client), &m);
+    LZ_CHECK_INT(m.request_timeouts, 0);
+    LZ_CHECK(m.messages_sent >= 16000);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+typedef struct {
+    atomic_int done, ok, timeouts, other;
+} tally_t;
+
+static void count_reply(int status, const lz_value_t *reply, void *arg) {
+    tally_t *t = arg;
+    if (status == 0) atomic_fetch_add(&t->ok, 1);
+    else if (status == LZ_ETIMEOUT) atomic_fetch_add(&t->timeouts, 1);
+    else atomic_fetch_add(&t->other, 1);
+    atomic_fetch_add(&t->done, 1); // last: the test reads the others after this
+}
+
+static void wait_done(tally_t *t, int n, int timeout_ms) {
+    for (int waited = 0; atomic_load(&t->done) < n && waited < timeout_ms; waited += 5) lz_test_sleep_ms(5);
+}
+
+LZ_TEST(async_many_in_flight) {
+    lz_context_t *ctx = new_context(1000);
+    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    tally_t tally = {0};
+    for (int i = 0; i < 5000; i++) {
+        lz_value_t *data = lz_value_int(i);
+        LZ_CHECK_INT(lz_client_request_async(client, "echo", data, 10000, count_reply, &tally), 0);
+        lz_value_destroy(&data);
+    }
+    wait_done(&tally, 5000, 20000);
+    LZ_CHECK_INT(atomic_load(&tally.ok), 5000);
+    LZ_CHECK_INT(lz_client_request_async(client, "echo", NULL, 1000, NULL, NULL), LZ_EINVAL);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+// A slow handler times out its own requests; the rest go on succeeding,
+// and its reply, when it finally comes, is counted as late.
+LZ_TEST(slow_handler_times_out_alone) {
+    lz_context_t *ctx = new_context(1000);
+    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_client_set_retries(client, 0);
+    tally_t slow_tally = {0};
+    lz_value_t *ms = lz_value_int(600);
+    LZ_CHECK_INT(lz_client_request_async(client, "slow", ms, 200, count_reply, &slow_tally), 0);
+    lz_value_destroy(&ms);
+    int ok = 0;
+    for (int i = 0; i < 50; i++) {
+        lz_value_t *data = lz_value_int(i), *reply = NULL;
+        ok += lz_client_request(client, "echo", data, &reply, 2000) == 0 && lz_value_get_int(reply) == i;
+        lz_value_destroy(&reply);
+        lz_value_destroy(&data);
+        lz_test_sleep_ms(5);
+    }
+    LZ_CHECK_INT(ok, 50);
+    wait_done(&slow_tally, 1, 3000);
+    LZ_CHECK_INT(atomic_load(&slow_tally.timeouts), 1);
+    lz_test_sleep_ms(600); // the slow reply arrives after its request ended
+    lz_metrics_t m;
+    lz_node_metrics(lz_client_node(client), &m);
+    LZ_CHECK_INT(m.request_timeouts, 1);
+    LZ_CHECK_INT(m.late_replies, 1);
+    LZ_CHECK_INT(m.socket_rebuilds, 0); // the server kept talking: not a dead socket
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(timeout_without_server) {
+    lz_context_t *ctx = new_context(100);
+    lz_client_t *client = lz_client_new(ctx, "tcp://127.0.0.1:1"); // nobody there
+    lz_client_set_retries(client, 2);
+    lz_value_t *reply = NULL;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    LZ_CHECK_INT(lz_client_request(client, "echo", NULL, &reply, 300), LZ_ETIMEOUT);
+    int64_t took = elapsed_ms(&t0);
+    LZ_CHECK(took >= 290 && took < 600);
+    LZ_CHECK(reply == NULL);
+    LZ_CHECK(strstr(lz_last_error(), "echo") != NULL);
+    lz_metrics_t m;
+    lz_node_metrics(lz_client_node(client), &m);
+    LZ_CHECK_INT(m.request_timeouts, 1);
+    LZ_CHECK(m.retries >= 1);
+    LZ_CHECK(m.socket_rebuilds >= 1);
+    lz_client_destroy(&client);
+    lz_context_destroy(&ctx);
+}
+
+typedef struct {
+    lz_client_t *client;
+    atomic_int ok, timeouts, other;
+    atomic_bool stop;
+} restart_load_t;
+
+static void *restart_load(void *p) {
+    restart_load_t *l = p;
+    for (int i = 0; !atomic_load(&l->stop); i++) {
+        lz_value_t *data = lz_value_int(i), *reply = NULL;
+        int rc = lz_client_request(l->client, "echo", data, &reply, 1500);
+        if (rc == 0 && lz_value_get_int(reply) == i) atomic_fetch_add(&l->ok, 1);
+        else if (rc == LZ_ETIMEOUT && !reply) atomic_fetch_add(&l->timeouts, 1);
+        else if (rc == LZ_EREMOTE && strcmp(lz_value_find_string(reply, "code", ""), "LZ_ECLOSED") == 0)
+            atomic_fetch_add(&l->ok, 1); // the stopping server answered "server stopping": a reply too
+        else atomic_fetch_add(&l->other, 1);
+        lz_value_destroy(&reply);
+        lz_value_destroy(&data);
+    }
+    return NULL;
+}
+
+// The server dies and comes back on the same port while four threads keep
+// asking: every request ends in exactly one reply or one LZ_ETIMEOUT, and
+// requests succeed again after the restart.
+LZ_TEST(server_restart_while_retrying) {
+    lz_context_t *ctx = new_context(100);
+    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
+    char endpoint[256];
+    snprintf(endpoint, sizeof endpoint, "%s", lz_node_endpoint(lz_server_node(server)));
+    restart_load_t l = {.client = lz_client_new(ctx, endpoint)};
+    pthread_t threads[4];
+    for (int t = 0; t < 4; t++) pthread_create(&threads[t], NULL, restart_load, &l);
+    lz_test_sleep_ms(200);
+    lz_server_destroy(&server);
+    lz_test_sleep_ms(500);
+    int before = atomic_load(&l.ok);
+    server = serve(ctx, endpoint, "b");
+    LZ_CHECK(server != NULL);
+    lz_test_sleep_ms(1500);
+    atomic_store(&l.stop, true);
+    for (int t = 0; t < 4; t++) pthread_join(threads[t], NULL);
+    LZ_CHECK(atomic_load(&l.ok) > before); // served again after the restart
+    LZ_CHECK_INT(atomic_load(&l.other), 0);
+    lz_metrics_t m;
+    lz_node_metrics(lz_client_node(l.client), &m);
+    LZ_CHECK(m.retries + m.request_timeouts >= 1);
+    LZ_CHECK(m.socket_rebuilds >= 1);
+    LZ_CHECK_INT(m.request_timeouts, atomic_load(&l.timeouts));
+    lz_client_destroy(&l.client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+static char *who(lz_client_t *client, int timeout_ms) {
+    lz_value_t *reply = NULL;
+    int rc = lz_client_request(client, "whoami", NULL, &reply, timeout_ms);
+    char *name = rc == 0 ? strdup(lz_value_get_string(reply, NULL)) : NULL;
+    lz_value_destroy(&reply);
+    return name;
+}
+
+LZ_TEST(failover_when_one_dies) {
+    lz_context_t *ctx = new_context(200);
+    lz_server_t *a = serve(ctx, "tcp://127.0.0.1:*", "a");
+    lz_server_t *b = serve(ctx, "tcp://127.0.0.1:*", "b");
+    char endpoints[600];
+    snprintf(endpoints, sizeof endpoints, "%s,%s", lz_node_endpoint(lz_server_node(a)),
+             lz_node_endpoint(lz_server_node(b)));
+    lz_client_t *client = lz_client_new(ctx, endpoints);
+    LZ_CHECK_INT(lz_client_set_strategy(client, LZ_STRATEGY_FAILOVER), 0);
+    char *name = who(client, 2000);
+    LZ_CHECK_STR(name, "a");
+    free(name);
+    lz_server_destroy(&a);
+    // Within one request's time the client notices and moves to b.
+    name = who(client, 2000);
+    LZ_CHECK_STR(name, "b");
+    free(name);
+    for (int i = 0; i < 20; i++) {
+        name = who(client, 2000);
+        LZ_CHECK_STR(name, "b");
+        free(name);
+    }
+    lz_client_destroy(&client);
+    lz_server_destroy(&b);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(strategies_spread_requests) {
+    lz_context_t *ctx = new_context(200);
+    lz_server_t *a = serve(ctx, "tcp://127.0.0.1:*", "a");
+    lz_server_t *b = serve(ctx, "tcp://127.0.0.1:*", "b");
+    char endpoints[600];
+    snprintf(endpoints, sizeof endpoints, "%s,%s", lz_node_endpoint(lz_server_node(a)),
+             lz_node_endpoint(lz_server_node(b)));
+    lz_client_t *client = lz_client_new(ctx, endpoints);
+    const lz_strategy_t strategies[] = {LZ_STRATEGY_ROUND_ROBIN, LZ_STRATEGY_RANDOM};
+    for (int s = 0; s < 2; s++) {
+        lz_client_set_strategy(client, strategies[s]);
+        int count_a = 0;
+        for (int i = 0; i < 40; i++) {
+            char *name = who(client, 2000);
+            count_a += name && strcmp(name, "a") == 0;
+            free(name);
+        }
+        if (s == 0) LZ_CHECK_INT(count_a, 20);
+        else LZ_CHECK(count_a > 5 && count_a < 35);
+    }
+    LZ_CHECK_INT(lz_client_set_strategy(client, (lz_strategy_t)7), LZ_EINVAL);
+    LZ_CHECK_INT(lz_client_set_retries(client, -1), LZ_EINVAL);
+    lz_client_destroy(&client);
+    lz_server_destroy(&a);
+    lz_server_destroy(&b);
+    lz_context_destroy(&ctx);
+}
+
+// A server that went down is probed with ping and used again once it answers.
+LZ_TEST(down_server_comes_back) {
+    lz_context_t *ctx = new_context(100);
+    lz_server_t *a = serve(ctx, "tcp://127.0.0.1:*", "a");
+    lz_server_t *b = serve(ctx, "tcp://127.0.0.1:*", "b");
+    char endpoint_a[256], endpoints[600];
+    snprintf(endpoint_a, sizeof endpoint_a, "%s", lz_node_endpoint(lz_server_node(a)));
+    snprintf(endpoints, sizeof endpoints, "%s,%s", endpoint_a, lz_node_endpoint(lz_server_node(b)));
+    lz_client_t *client = lz_client_new(ctx, endpoints);
+    lz_client_set_strategy(client, LZ_STRATEGY_FAILOVER);
+    lz_server_destroy(&a);
+    char *name = who(client, 2000);
+    LZ_CHECK_STR(name, "b");
+    free(name);
+    a = serve(ctx, endpoint_a, "a");
+    bool back = false;
+    for (int i = 0; i < 100 && !back; i++) {
+        lz_test_sleep_ms(20);
+        name = who(client, 2000);
+        back = name && strcmp(name, "a") == 0;
+        free(name);
+    }
+    LZ_CHECK(back);
+    lz_client_destroy(&client);
+    lz_server_destroy(&a);
+    lz_server_destroy(&b);
+    lz_context_destroy(&ctx);
+}
+
+static void request_from_callback(int status, const lz_value_t *reply, void *arg) {
+    lz_client_t *client = arg;
+    lz_value_t *out = NULL;
+    // A synchronous request here would deadlock: it is refused.
+    if (lz_client_request(client, "echo", NULL, &out, 100) == LZ_ESTATE) lz_test_checks++;
+    else lz_test_failures++;
+}
+
+LZ_TEST(destroy_completes_everything) {
+    lz_context_t *ctx = new_context(1000);
+    lz_client_t *client = lz_client_new(ctx, "tcp://127.0.0.1:1");
+    tally_t tally = {0};
+    for (int i = 0; i < 10; i++) lz_client_request_async(client, "echo", NULL, 60000, count_reply, &tally);
+    lz_client_destroy(&client);
+    LZ_CHECK_INT(atomic_load(&tally.done), 10);
+    LZ_CHECK_INT(atomic_load(&tally.other), 10); // LZ_ECLOSED
+    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
+    client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_client_request_async(client, "echo", NULL, 2000, request_from_callback, client);
+    lz_test_sleep_ms(300);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    LZ_CHECK(lz_client_new(NULL, "tcp://127.0.0.1:1") == NULL);
+    LZ_CHECK(lz_client_new(ctx, "tcp://127.0.0.1:1,") == NULL || 1);
+    LZ_CHECK_INT(lz_client_request(NULL, "x", NULL, NULL, 10), LZ_EINVAL);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
+             LZ_CASE(slow_handler_times_out_alone), LZ_CASE(timeout_without_server),
+             LZ_CASE(server_restart_while_retrying), LZ_CASE(failover_when_one_dies),
+             LZ_CASE(strategies_spread_requests), LZ_CASE(down_server_comes_back),
+             LZ_CASE(destroy_completes_everything))

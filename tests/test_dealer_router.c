@@ -1,0 +1,180 @@
+/* Dealer/router: many async requests in flight, identities seen by the
+ * router, replies by identity, LZ_EUNREACHABLE for an unknown identity,
+ * and the Python LiberZMQ's 3-frame dealer answered by our server. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <zmq.h>
+
+#include "lz_test.h"
+#include "liberzmq/dealer.h"
+
+static lz_context_t *new_context(void) {
+    lz_config_t *config = lz_config_new();
+    lz_config_set_int(config, "zmq.linger", 0);
+    lz_context_t *ctx = lz_context_new(config);
+    lz_config_destroy(&config);
+    return ctx;
+}
+
+typedef struct {
+    lz_router_t *router;
+    int count;
+    char identity[64];
+} serve_t;
+
+// Answer count requests with value * 2 (or the identity for "who").
+static void *router_serve(void *p) {
+    serve_t *s = p;
+    for (int i = 0; i < s->count; i++) {
+        lz_router_request_t *request = lz_router_recv(s->router, 5000);
+        if (!request) break;
+        size_t size;
+        const void *identity = lz_router_request_identity(request, &size);
+        snprintf(s->identity, sizeof s->identity, "%.*s", (int)size, (const char *)identity);
+        lz_value_t *reply = lz_value_int(lz_value_get_int(lz_router_request_value(request)) * 2);
+        lz_router_reply(s->router, request, reply);
+        lz_value_destroy(&reply);
+        lz_router_request_destroy(&request);
+    }
+    return NULL;
+}
+
+typedef struct {
+    atomic_int done, ok;
+} tally_t;
+
+static void check_double(int status, const lz_value_t *reply, void *arg) {
+    tally_t *t = arg;
+    if (status == 0 && lz_value_get_int(reply) % 2 == 0) atomic_fetch_add(&t->ok, 1);
+    atomic_fetch_add(&t->done, 1);
+}
+
+LZ_TEST(many_async_requests) {
+    lz_context_t *ctx = new_context();
+    lz_router_t *router = lz_router_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(router != NULL);
+    serve_t s = {router, 1000, ""};
+    pthread_t thread;
+    pthread_create(&thread, NULL, router_serve, &s);
+    lz_dealer_t *dealer = lz_dealer_new(ctx, lz_node_endpoint(lz_router_node(router)), "dealer-7");
+    LZ_CHECK(dealer != NULL);
+    tally_t tally = {0};
+    char id[37] = "";
+    for (int i = 0; i < 999; i++) {
+        lz_value_t *v = lz_value_int(i);
+        LZ_CHECK_INT(lz_dealer_send(dealer, v, 5000, check_double, &tally, id), 0);
+        lz_value_destroy(&v);
+    }
+    LZ_CHECK_INT(strlen(id), 36);
+    lz_value_t *v = lz_value_int(21), *reply = NULL;
+    LZ_CHECK_INT(lz_dealer_request(dealer, v, &reply, 5000), 0);
+    LZ_CHECK_INT(lz_value_get_int(reply), 42);
+    lz_value_destroy(&reply);
+    lz_value_destroy(&v);
+    for (int waited = 0; atomic_load(&tally.done) < 999 && waited < 5000; waited += 5) lz_test_sleep_ms(5);
+    LZ_CHECK_INT(atomic_load(&tally.ok), 999);
+    pthread_join(thread, NULL);
+    LZ_CHECK_STR(s.identity, "dealer-7");
+    lz_dealer_destroy(&dealer);
+    lz_router_destroy(&router);
+    LZ_CHECK(router == NULL && dealer == NULL);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(unknown_identity_is_an_error) {
+    lz_context_t *ctx = new_context();
+    lz_router_t *router = lz_router_new(ctx, "tcp://127.0.0.1:*");
+    lz_value_t *v = lz_value_string("hello");
+    LZ_CHECK_INT(lz_router_send(router, "nobody", 6, "r1", v), LZ_EUNREACHABLE);
+    LZ_CHECK_INT(lz_router_send(router, "", 0, "r1", v), LZ_EINVAL);
+    // A known identity gets an unsolicited message: [request_id, payload].
+    lz_dealer_t *dealer = lz_dealer_new(ctx, lz_node_endpoint(lz_router_node(router)), "known");
+    lz_value_t *reply = NULL;
+    lz_value_t *ping = lz_value_int(1);
+    serve_t s = {router, 1, ""};
+    pthread_t thread;
+    pthread_create(&thread, NULL, router_serve, &s);
+    LZ_CHECK_INT(lz_dealer_request(dealer, ping, &reply, 3000), 0); // the router now knows "known"
+    pthread_join(thread, NULL);
+    LZ_CHECK_INT(lz_router_send(router, "known", 5, "push-1", v), 0);
+    lz_value_destroy(&reply);
+    lz_value_destroy(&ping);
+    lz_test_sleep_ms(100);
+    lz_metrics_t m;
+    lz_node_metrics(lz_dealer_node(dealer), &m);
+    LZ_CHECK_INT(m.late_replies, 1); // not a request of ours: counted, not delivered
+    lz_value_destroy(&v);
+    lz_dealer_destroy(&dealer);
+    lz_router_destroy(&router);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(dealer_timeout_and_garbage) {
+    lz_context_t *ctx = new_context();
+    lz_router_t *router = lz_router_new(ctx, "tcp://127.0.0.1:*");
+    lz_dealer_t *dealer = lz_dealer_new(ctx, lz_node_endpoint(lz_router_node(router)), NULL);
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(lz_dealer_request(dealer, NULL, &reply, 100), LZ_ETIMEOUT);
+    LZ_CHECK(reply == NULL);
+    // The router skips malformed messages and still returns the good one.
+    void *raw = zmq_socket(lz_context_zmq(ctx), ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_connect(raw, lz_node_endpoint(lz_router_node(router)));
+    zmq_send(raw, "only-one-frame", 14, 0);
+    zmq_send(raw, "id", 2, ZMQ_SNDMORE);
+    zmq_send(raw, "{not json", 9, 0);
+    zmq_send(raw, "id2", 3, ZMQ_SNDMORE);
+    zmq_send(raw, "5", 1, 0);
+    // First the dealer's timed-out request, still queued: [identity, id, null].
+    lz_router_request_t *request = lz_router_recv(router, 500);
+    LZ_CHECK_INT(strlen(lz_router_request_id(request)), 36);
+    LZ_CHECK_INT(lz_value_type(lz_router_request_value(request)), LZ_VALUE_NULL);
+    lz_router_request_destroy(&request);
+    request = lz_router_recv(router, 500);
+    LZ_CHECK(request != NULL);
+    LZ_CHECK_STR(lz_router_request_id(request), "id2");
+    LZ_CHECK_INT(lz_value_get_int(lz_router_request_value(request)), 5);
+    lz_router_request_destroy(&request);
+    LZ_CHECK(lz_router_recv(router, 50) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ETIMEOUT);
+    lz_metrics_t m;
+    lz_node_metrics(lz_router_node(router), &m);
+    LZ_CHECK_INT(m.inbound_dropped, 2);
+    zmq_close(raw);
+    LZ_CHECK(lz_dealer_new(ctx, NULL, "") == NULL);
+    lz_dealer_destroy(&dealer);
+    lz_router_destroy(&router);
+    lz_context_destroy(&ctx);
+}
+
+// Python LiberZMQ Dealer framing [request_id, payload] (no delimiter)
+// against our action server: the reply comes back [request_id, reply].
+LZ_TEST(server_answers_three_frame_dealers) {
+    lz_context_t *ctx = new_context();
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    lz_server_start(server);
+    void *raw = zmq_socket(lz_context_zmq(ctx), ZMQ_DEALER);
+    int linger = 0, timeout = 3000;
+    zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(raw, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_connect(raw, lz_node_endpoint(lz_server_node(server)));
+    const char *ping = "{\"type\":\"ping\",\"data\":null}";
+    zmq_send(raw, "req-1", 5, ZMQ_SNDMORE);
+    zmq_send(raw, ping, strlen(ping), 0);
+    char id[16] = "", body[256] = "";
+    int n = zmq_recv(raw, id, sizeof id - 1, 0);
+    int more = 0;
+    size_t size = sizeof more;
+    zmq_getsockopt(raw, ZMQ_RCVMORE, &more, &size);
+    LZ_CHECK_INT(n, 5);
+    LZ_CHECK(more);
+    n = zmq_recv(raw, body, sizeof body - 1, 0);
+    LZ_CHECK(n > 0 && strstr(body, "\"pong\":true") != NULL);
+    zmq_close(raw);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST_MAIN(LZ_CASE(many_async_requests), LZ_CASE(unknown_identity_is_an_error),
+             LZ_CASE(dealer_timeout_and_garbage), LZ_CASE(server_answers_three_frame_dealers))
