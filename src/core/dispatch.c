@@ -185,6 +185,7 @@ int lz__dispatcher_stop(lz_dispatcher_t *d) {
     pthread_join(d->receiver, NULL);
     lz__pool_destroy(&d->pool, drop_job);
     d->started = false;
+    atomic_store(&d->stopping, false); // a stopped dispatcher serves the caller's loop again
     return LZ_OK;
 }
 
