@@ -40,9 +40,10 @@ const lz_value_t *lz_message_value(const lz_message_t *msg);
 // lz_message_payload: the payload frame exactly as received.
 const void *lz_message_payload(const lz_message_t *msg, size_t *size);
 
-// lz_message_envelope: the whole decoded envelope object for tasks and
-// requests (with extension keys such as "task_id", "request_id",
-// "message_id", "traceparent"); NULL for pub/sub and raw payloads.
+// lz_message_envelope: the decoded envelope object of a task or request
+// (type, request_id / task_id, timestamp, priority and any extension keys
+// such as "message_id" or "traceparent"), without its "data" member, which
+// is lz_message_value. NULL for pub/sub, raw payloads and plain-peer tasks.
 const lz_value_t *lz_message_envelope(const lz_message_t *msg);
 
 // Envelope fields, when present: task or request id ("" if absent),

@@ -26,6 +26,10 @@ lz_pub_t *lz_pub_new(lz_context_t *ctx, const char *endpoints);
 
 // lz_pub_destroy closes the socket (bounded by zmq.linger), frees *pub_p and
 // sets it to NULL. Not concurrent with other calls on the same publisher.
+// Note: libzmq's linger does not cover messages a slow subscriber has not
+// yet taken from the publisher's queue (libzmq issue #4660); a publisher
+// that must deliver its last messages should give subscribers time (or an
+// acknowledgement) before destroying.
 void lz_pub_destroy(lz_pub_t **pub_p);
 
 lz_node_t *lz_pub_node(lz_pub_t *pub);

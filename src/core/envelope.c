@@ -132,9 +132,9 @@ static int encode_with_data(const lz_serializer_t *serializer, lz_value_t *objec
                             lz_buffer_t *out) {
     lz_value_t *null_data = lz_value_null();
     int rc = null_data ? lz_value_object_set(object, "data", null_data) : lz__fail(LZ_ENOMEM, "envelope: out of memory");
-    if (rc == LZ_OK && data) rc = lz_value_object_set(object, "data", (lz_value_t *)data);
+    bool placed = rc == LZ_OK && data && lz_value_object_set(object, "data", (lz_value_t *)data) == LZ_OK;
     if (rc == LZ_OK) rc = lz_serializer_encode(serializer, object, out);
-    if (rc == LZ_OK && data) lz__value_object_take(object, "data");
+    if (placed) lz__value_object_take(object, "data"); // whatever the result: it is the caller's
     lz_value_destroy(&object);
     return rc;
 }

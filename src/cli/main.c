@@ -1,0 +1,85 @@
+/* lz: the command-line tool to poke at any ZeroMQ system. main dispatches
+ * to one function per subcommand (cli.h); `version` and help live here. */
+#include <signal.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "cli/cli.h"
+#include "cli/options.h"
+
+typedef struct lz_cli_entry {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} lz_cli_entry_t;
+
+static int lz_cmd_version(int argc, char **argv);
+
+static const lz_cli_entry_t lz_cli_commands[] = {
+    {"pub", lz_cmd_pub, "publish standard input, one message per line"},
+    {"sub", lz_cmd_sub, "print received messages as JSON lines"},
+    {"push", lz_cmd_push, "send standard input as tasks, one per line"},
+    {"pull", lz_cmd_pull, "print received tasks as JSON lines"},
+    {"req", lz_cmd_req, "send one request and print the reply"},
+    {"rep", lz_cmd_rep, "answer requests (--echo or --exec CMD)"},
+    {"proxy", lz_cmd_proxy, "run a forwarder (pub/sub) or queue (req/rep) proxy"},
+    {"bench", lz_cmd_bench, "measure throughput and latency"},
+    {"version", lz_cmd_version, "print the versions of lz, liberzmq and libzmq"},
+};
+
+static const lz_cli_command_t version_command = {
+    .name = "version",
+    .usage = "lz version",
+    .help = "Print the versions of lz, the liberzmq library it runs on and libzmq.\n"
+            "\nExample:\n  lz version\n",
+};
+
+static int version_run(const lz_cli_opts_t *opts) {
+    int major, minor, patch;
+    zmq_version(&major, &minor, &patch);
+    printf("lz %s (liberzmq %s, libzmq %d.%d.%d)\n", LZ_VERSION_STRING, lz_version(), major, minor, patch);
+    return LZ_EXIT_OK;
+}
+
+static int lz_cmd_version(int argc, char **argv) {
+    return lz_cli_main(&version_command, argc, argv, version_run);
+}
+
+static void print_overview(FILE *out) {
+    fprintf(out, "usage: lz <command> [options]   (lz <command> --help for details)\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof lz_cli_commands / sizeof lz_cli_commands[0]; i++)
+        fprintf(out, "  %-9s %s\n", lz_cli_commands[i].name, lz_cli_commands[i].summary);
+    fprintf(out, "\nEndpoints are --bind URL or --connect URL (repeatable); every command takes\n"
+                 "--config FILE and reads LIBERZMQ_* variables like the library.\n"
+                 "Exit codes: 0 ok, 1 runtime failure, 2 bad usage, 3 timeout,\n"
+                 "  4 error reply, 5 bind/connect failed.\n");
+}
+
+static const lz_cli_entry_t *find_command(const char *name) {
+    for (size_t i = 0; i < sizeof lz_cli_commands / sizeof lz_cli_commands[0]; i++)
+        if (strcmp(lz_cli_commands[i].name, name) == 0) return &lz_cli_commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    // A closed pipe (lz sub | head) becomes a write error we report, not a death.
+    signal(SIGPIPE, SIG_IGN);
+    const char *name = argc > 1 ? argv[1] : NULL;
+    if (name && (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0)) {
+        if (argc > 2 && find_command(argv[2])) {
+            char help[] = "--help";
+            char *help_argv[] = {argv[2], help, NULL};
+            return find_command(argv[2])->run(2, help_argv);
+        }
+        print_overview(stdout);
+        return LZ_EXIT_OK;
+    }
+    if (name && strcmp(name, "--version") == 0) return lz_cmd_version(1, argv + 1);
+    const lz_cli_entry_t *command = name ? find_command(name) : NULL;
+    if (!command) {
+        if (name) fprintf(stderr, "lz: unknown command '%s' (usage: lz <command> [options]; see 'lz --help')\n", name);
+        else fprintf(stderr, "lz: no command given (usage: lz <command> [options]; see 'lz --help')\n");
+        return LZ_EXIT_USAGE;
+    }
+    return command->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,492 @@
+/* The lz tool's shared plumbing: one table-driven option parser for every
+ * subcommand, configuration and context setup, stdin lines to messages,
+ * messages to JSON lines, and library errors to exit codes. */
+#include "cli/options.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+// A stream sender keeps queued messages this long at exit unless the
+// configuration says otherwise, so "exits once flushed" holds.
+#define LZ_CLI_FLUSH_LINGER_MS 2000
+
+typedef struct lz_cli_option {
+    const char *name;
+    unsigned bit;
+    const char *metavar; // NULL: a flag without value
+} lz_cli_option_t;
+
+static const lz_cli_option_t lz_cli_options[] = {
+    {"bind", LZ_OPT_BIND, "URL"},       {"connect", LZ_OPT_CONNECT, "URL"},
+    {"topic", LZ_OPT_TOPIC, "T"},       {"type", LZ_OPT_TYPE, "T"},
+    {"raw", LZ_OPT_RAW, NULL},          {"format", LZ_OPT_FORMAT, "NAME"},
+    {"count", LZ_OPT_COUNT, "N"},       {"timeout", LZ_OPT_TIMEOUT, "T"},
+    {"retries", LZ_OPT_RETRIES, "N"},   {"strategy", LZ_OPT_STRATEGY, "S"},
+    {"settle", LZ_OPT_SETTLE, "MS"},    {"echo", LZ_OPT_ECHO, NULL},
+    {"exec", LZ_OPT_EXEC, "CMD"},       {"frontend", LZ_OPT_FRONTEND, "URL"},
+    {"backend", LZ_OPT_BACKEND, "URL"}, {"capture", LZ_OPT_CAPTURE, "URL"},
+    {"config", LZ_OPT_CONFIG, "FILE"},
+};
+
+// Options that may be given several times; the others only once.
+#define LZ_CLI_REPEATABLE (LZ_OPT_BIND | LZ_OPT_CONNECT | LZ_OPT_TOPIC)
+
+static const char lz_cli_exit_help[] =
+    "Exit codes: 0 ok, 1 runtime failure, 2 bad usage, 3 timeout,\n"
+    "  4 error reply, 5 bind/connect failed.\n";
+
+// print_line writes one diagnostic line: control characters from odd
+// arguments (a newline in a URL...) must not split it.
+static void print_line(const char *text) {
+    char line[1024];
+    snprintf(line, sizeof line, "%s", text);
+    for (char *p = line; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    fprintf(stderr, "%s\n", line);
+}
+
+int lz_cli_usage_error(const lz_cli_command_t *cmd, const char *format, ...) {
+    char message[512], line[1024];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    snprintf(line, sizeof line, "lz %s: %s (usage: %s; see 'lz %s --help')", cmd->name, message, cmd->usage,
+             cmd->name);
+    print_line(line);
+    return LZ_EXIT_USAGE;
+}
+
+static void print_help(const lz_cli_command_t *cmd) {
+    printf("usage: %s\n\n%s\nCommon options:\n", cmd->usage, cmd->help);
+    if (cmd->options & LZ_OPT_CONFIG)
+        printf("  --config FILE     configuration file (YAML or JSON, as the library's;\n"
+               "                    default $LIBERZMQ_CONFIG); LIBERZMQ_* variables override it\n");
+    printf("  --help            this help\n\n%s", lz_cli_exit_help);
+}
+
+static const lz_cli_option_t *find_option(const char *name, size_t len) {
+    for (size_t i = 0; i < sizeof lz_cli_options / sizeof lz_cli_options[0]; i++)
+        if (strlen(lz_cli_options[i].name) == len && strncmp(lz_cli_options[i].name, name, len) == 0)
+            return &lz_cli_options[i];
+    return NULL;
+}
+
+// A lone "-" and negative numbers ("-5", a JSON argument) are not options.
+static bool is_option(const char *arg) {
+    return arg[0] == '-' && arg[1] != '\0' && !isdigit((unsigned char)arg[1]);
+}
+
+static bool parse_long(const char *text, long min, long max, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < min || v > max) return false;
+    *out = v;
+    return true;
+}
+
+// parse_timeout reads a non-negative number of unit_ms milliseconds
+// (fractions allowed) into whole milliseconds.
+static bool parse_timeout(const char *text, int unit_ms, int *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !isfinite(v) || v < 0 || v * unit_ms > INT_MAX) return false;
+    double ms = v * unit_ms;
+    *out = (int)ms;
+    if (*out == 0 && ms > 0) *out = 1;
+    return true;
+}
+
+// A URL is scheme://address; commas would split the endpoint list.
+static bool valid_url(const char *url) {
+    const char *sep = strstr(url, "://");
+    if (!sep || sep == url || sep[3] == '\0' || strchr(url, ',')) return false;
+    for (const char *p = url; p < sep; p++)
+        if (!isalnum((unsigned char)*p) && *p != '+' && *p != '-') return false;
+    return true;
+}
+
+// An endpoint spec is a URL with an optional '@' (bind) or '>' (connect).
+static bool valid_spec(const char *spec) {
+    return valid_url(spec + (spec[0] == '@' || spec[0] == '>'));
+}
+
+static int add_endpoint(lz_cli_opts_t *opts, char side, const char *url) {
+    if (!valid_url(url))
+        return lz_cli_usage_error(opts->cmd, "bad endpoint '%s' (expected tcp://HOST:PORT, ipc://PATH or inproc://NAME)", url);
+    size_t old = opts->endpoints ? strlen(opts->endpoints) : 0, len = strlen(url);
+    char *list = realloc(opts->endpoints, old + len + 3);
+    if (!list) return lz_cli_fail(opts, LZ_ENOMEM, "endpoints");
+    char *end = list + old;
+    if (old) *end++ = ',';
+    *end++ = side;
+    memcpy(end, url, len + 1);
+    opts->endpoints = list;
+    opts->endpoint_count++;
+    return LZ_CLI_CONTINUE;
+}
+
+static int bad_value(const lz_cli_opts_t *opts, const lz_cli_option_t *opt, const char *value) {
+    return lz_cli_usage_error(opts->cmd, "bad value '%s' for --%s", value, opt->name);
+}
+
+static int store_spec(lz_cli_opts_t *opts, const lz_cli_option_t *opt, const char *value, const char **field) {
+    if (!valid_spec(value)) return lz_cli_usage_error(opts->cmd, "bad endpoint '%s' for --%s", value, opt->name);
+    *field = value;
+    return LZ_CLI_CONTINUE;
+}
+
+// store_option records one option; returns LZ_CLI_CONTINUE or an exit code.
+static int store_option(lz_cli_opts_t *opts, const lz_cli_option_t *opt, const char *value) {
+    long n;
+    switch (opt->bit) {
+    case LZ_OPT_BIND: return add_endpoint(opts, '@', value);
+    case LZ_OPT_CONNECT: return add_endpoint(opts, '>', value);
+    case LZ_OPT_TOPIC: opts->topics[opts->topic_count++] = value; break;
+    case LZ_OPT_TYPE: opts->type = value; break;
+    case LZ_OPT_RAW: opts->raw = true; break;
+    case LZ_OPT_FORMAT: opts->format = value; break;
+    case LZ_OPT_CONFIG: opts->config = value; break;
+    case LZ_OPT_STRATEGY: opts->strategy = value; break;
+    case LZ_OPT_ECHO: opts->echo = true; break;
+    case LZ_OPT_EXEC: opts->exec = value; break;
+    case LZ_OPT_FRONTEND: return store_spec(opts, opt, value, &opts->frontend);
+    case LZ_OPT_BACKEND: return store_spec(opts, opt, value, &opts->backend);
+    case LZ_OPT_CAPTURE: return store_spec(opts, opt, value, &opts->capture);
+    case LZ_OPT_COUNT:
+        if (!parse_long(value, 1, LONG_MAX, &opts->count)) return bad_value(opts, opt, value);
+        break;
+    case LZ_OPT_RETRIES:
+        if (!parse_long(value, 0, 1000, &n)) return bad_value(opts, opt, value);
+        opts->retries = (int)n;
+        break;
+    case LZ_OPT_SETTLE:
+        if (!parse_long(value, 0, 600000, &n)) return bad_value(opts, opt, value);
+        opts->settle_ms = (int)n;
+        break;
+    case LZ_OPT_TIMEOUT:
+        if (!parse_timeout(value, opts->cmd->timeout_unit_ms, &opts->timeout_ms))
+            return bad_value(opts, opt, value);
+        break;
+    default: break;
+    }
+    return LZ_CLI_CONTINUE;
+}
+
+// parse_one handles argv[*i] (an option), consuming its value if separate.
+static int parse_one(lz_cli_opts_t *opts, int argc, char **argv, int *i, unsigned *seen) {
+    const char *arg = argv[*i];
+    const char *name = arg + (arg[1] == '-' ? 2 : 1);
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const lz_cli_option_t *opt = arg[1] == '-' ? find_option(name, len) : NULL;
+    if (!opt || !(opts->cmd->options & opt->bit))
+        return lz_cli_usage_error(opts->cmd, "unknown option '%.*s'", (int)(name - arg + len), arg);
+    if ((*seen & opt->bit) && !(opt->bit & LZ_CLI_REPEATABLE))
+        return lz_cli_usage_error(opts->cmd, "option --%s given twice", opt->name);
+    *seen |= opt->bit;
+    const char *value = NULL;
+    if (opt->metavar && eq) value = eq + 1;
+    else if (opt->metavar && *i + 1 < argc) value = argv[++*i];
+    else if (opt->metavar) return lz_cli_usage_error(opts->cmd, "option --%s needs a value %s", opt->name, opt->metavar);
+    else if (eq) return lz_cli_usage_error(opts->cmd, "option --%s takes no value", opt->name);
+    return store_option(opts, opt, value);
+}
+
+static bool wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return true;
+    return false;
+}
+
+static int check_counts(const lz_cli_opts_t *opts) {
+    const lz_cli_command_t *cmd = opts->cmd;
+    if (opts->arg_count < cmd->min_args)
+        return lz_cli_usage_error(cmd, "missing argument");
+    if (opts->arg_count > cmd->max_args)
+        return lz_cli_usage_error(cmd, "unexpected argument '%s'", opts->args[cmd->max_args]);
+    if (cmd->needs_endpoints && opts->endpoint_count == 0)
+        return lz_cli_usage_error(cmd, "no endpoint: give --bind URL or --connect URL");
+    return LZ_CLI_CONTINUE;
+}
+
+int lz_cli_parse(const lz_cli_command_t *cmd, int argc, char **argv, lz_cli_opts_t *opts) {
+    memset(opts, 0, sizeof *opts);
+    opts->cmd = cmd;
+    opts->timeout_ms = -1;
+    opts->retries = -1;
+    opts->settle_ms = cmd->default_settle_ms;
+    if (wants_help(argc, argv)) {
+        print_help(cmd);
+        return LZ_EXIT_OK;
+    }
+    opts->topics = calloc((size_t)argc + 1, sizeof *opts->topics);
+    opts->args = calloc((size_t)argc + 1, sizeof *opts->args);
+    if (!opts->topics || !opts->args) return lz_cli_fail(opts, LZ_ENOMEM, "arguments");
+    unsigned seen = 0;
+    bool options_done = false;
+    int rc = LZ_CLI_CONTINUE;
+    for (int i = 1; i < argc && rc == LZ_CLI_CONTINUE; i++) {
+        if (!options_done && strcmp(argv[i], "--") == 0) options_done = true;
+        else if (options_done || !is_option(argv[i])) opts->args[opts->arg_count++] = argv[i];
+        else rc = parse_one(opts, argc, argv, &i, &seen);
+    }
+    return rc == LZ_CLI_CONTINUE ? check_counts(opts) : rc;
+}
+
+void lz_cli_opts_free(lz_cli_opts_t *opts) {
+    free(opts->endpoints);
+    free(opts->topics);
+    free(opts->args);
+    memset(opts, 0, sizeof *opts);
+}
+
+int lz_cli_main(const lz_cli_command_t *cmd, int argc, char **argv, lz_cli_run_fn run) {
+    lz_cli_opts_t opts;
+    int rc = lz_cli_parse(cmd, argc, argv, &opts);
+    if (rc == LZ_CLI_CONTINUE) rc = run(&opts);
+    lz_cli_opts_free(&opts);
+    return rc;
+}
+
+int lz_cli_exit_code(int err) {
+    switch (err) {
+    case LZ_OK: return LZ_EXIT_OK;
+    case LZ_EINVAL: return LZ_EXIT_USAGE;
+    case LZ_ETIMEOUT:
+    case LZ_EAGAIN: return LZ_EXIT_TIMEOUT;
+    case LZ_EREMOTE: return LZ_EXIT_REMOTE;
+    case LZ_ECONNECTION:
+    case LZ_EUNREACHABLE: return LZ_EXIT_CONNECTION;
+    default: return LZ_EXIT_FAILURE;
+    }
+}
+
+int lz_cli_fail(const lz_cli_opts_t *opts, int err, const char *what) {
+    // The thread's detail belongs to err only if it was the last failure.
+    const char *detail = lz_last_error();
+    if (lz_last_error_code() != err || !detail || !*detail) detail = lz_strerror(err);
+    char line[1024];
+    snprintf(line, sizeof line, "lz %s: %s: %s", opts->cmd->name, what, detail);
+    print_line(line);
+    return lz_cli_exit_code(err);
+}
+
+static bool is_default(const lz_config_t *config, const char *key) {
+    const char *source = lz_config_source(config, key);
+    return source && strcmp(source, "default") == 0;
+}
+
+// tool_defaults adapts defaults nobody configured to a command-line tool:
+// - zmq.linger: a stream sender keeps queued messages long enough to leave
+//   ("exits once flushed"); a receiver has nothing worth waiting for.
+// - logging.level: off, since lz reports every failure itself on one line;
+//   LIBERZMQ_LOGGING__LEVEL or LIBERZMQ_DEBUG bring the library's log back.
+static int tool_defaults(lz_config_t *config, bool flush) {
+    int64_t linger = 0;
+    int err = 0;
+    if (is_default(config, "logging.level") && is_default(config, "debug"))
+        err = lz_config_set(config, "logging.level", "off");
+    if (err || !is_default(config, "zmq.linger")) return err;
+    if (flush && lz_config_get_int(config, "zmq.linger", &linger) == 0 &&
+        (linger < 0 || linger >= LZ_CLI_FLUSH_LINGER_MS))
+        return 0;
+    return lz_config_set_int(config, "zmq.linger", flush ? LZ_CLI_FLUSH_LINGER_MS : 0);
+}
+
+// load_config layers the file and the environment onto the defaults.
+static int load_config(const lz_cli_opts_t *opts, lz_config_t *config) {
+    const char *file = opts->config ? opts->config : getenv("LIBERZMQ_CONFIG");
+    int err;
+    if (file && *file && (err = lz_config_load_file(config, file)) != 0)
+        return lz_cli_fail(opts, err, "configuration");
+    if ((err = lz_config_load_env(config)) != 0) return lz_cli_fail(opts, err, "environment");
+    if ((err = tool_defaults(config, opts->cmd->flush_on_exit)) != 0)
+        return lz_cli_fail(opts, err, "configuration");
+    return 0;
+}
+
+int lz_cli_open(const lz_cli_opts_t *opts, lz_context_t **ctx) {
+    *ctx = NULL;
+    lz_config_t *config = lz_config_new();
+    if (!config) return lz_cli_fail(opts, LZ_ENOMEM, "configuration");
+    int rc = load_config(opts, config);
+    if (rc == 0 && !(*ctx = lz_context_new(config)))
+        rc = lz_cli_fail(opts, lz_last_error_code(), "context");
+    lz_config_destroy(&config);
+    return rc;
+}
+
+int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,
+                      const lz_serializer_t **serializer) {
+    if (opts->format && !lz_serializer_find(ctx, opts->format))
+        return lz_cli_usage_error(opts->cmd, "unknown format '%s' (json, msgpack, raw or a registered codec)",
+                                  opts->format);
+    int err = opts->format ? lz_node_set_serializer(node, opts->format) : 0;
+    if (err) return lz_cli_fail(opts, err, "format");
+    const lz_serializer_t *found = lz_serializer_find(ctx, lz_node_serializer_name(node));
+    if (!found) return lz_cli_fail(opts, lz_last_error_code(), "format");
+    if (serializer) *serializer = found;
+    return 0;
+}
+
+void lz_cli_node_release(lz_node_t *node) {
+    void *socket = node ? lz_node_zmq_socket(node) : NULL;
+    if (socket) zmq_socket_monitor(socket, NULL, 0);
+}
+
+void lz_cli_block_stop_signals(sigset_t *stop) {
+    sigemptyset(stop);
+    sigaddset(stop, SIGINT);
+    sigaddset(stop, SIGTERM);
+    sigaddset(stop, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, stop, NULL);
+}
+
+void lz_cli_sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+bool lz_cli_utf8_valid(const void *data, size_t size) {
+    const unsigned char *s = data;
+    size_t i = 0;
+    while (i < size) {
+        uint32_t c = s[i], min;
+        size_t n;
+        if (c < 0x80) { i++; continue; }
+        if ((c & 0xE0) == 0xC0) { n = 1; min = 0x80; c &= 0x1F; }
+        else if ((c & 0xF0) == 0xE0) { n = 2; min = 0x800; c &= 0x0F; }
+        else if ((c & 0xF8) == 0xF0) { n = 3; min = 0x10000; c &= 0x07; }
+        else return false;
+        if (size - i <= n) return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            c = (c << 6) | (s[i + k] & 0x3F);
+        }
+        // Overlong forms, surrogates and values past Unicode are not UTF-8.
+        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+lz_value_t *lz_cli_value_from_text(const char *text, size_t len) {
+    lz_value_t *value = lz_value_from_json(text, len);
+    if (value) return value;
+    return lz_cli_utf8_valid(text, len) ? lz_value_stringn(text, len) : lz_value_bytes(text, len);
+}
+
+// line_length drops the newline (and a CR before it unless raw).
+static size_t line_length(const char *line, size_t len, bool raw) {
+    if (len > 0 && line[len - 1] == '\n') len--;
+    if (!raw && len > 0 && line[len - 1] == '\r') len--;
+    return len;
+}
+
+// send_line sends one line; a failure is reported and returned.
+static int send_line(const lz_cli_opts_t *opts, bool raw, const char *line, size_t len, long lineno,
+                     lz_cli_send_fn send, void *arg) {
+    int err;
+    if (raw) {
+        err = send(arg, NULL, line, len);
+    } else {
+        lz_value_t *value = lz_cli_value_from_text(line, len);
+        err = value ? send(arg, value, NULL, 0) : LZ_ENOMEM;
+        lz_value_destroy(&value);
+    }
+    if (err) {
+        char what[48];
+        snprintf(what, sizeof what, "line %ld", lineno);
+        lz_cli_fail(opts, err, what);
+    }
+    return err;
+}
+
+int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send_fn send, void *arg) {
+    lz_cli_sleep_ms(opts->settle_ms);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long lineno = 0;
+    int rc = 0;
+    bool skipped = false;
+    while (rc == 0 && (n = getline(&line, &cap, in)) >= 0) {
+        int err = send_line(opts, raw, line, line_length(line, (size_t)n, raw), ++lineno, send, arg);
+        // A value the codec cannot carry costs that line only.
+        if (err == LZ_ESERIALIZATION || err == LZ_EVALIDATION) skipped = true;
+        else if (err) rc = lz_cli_exit_code(err);
+    }
+    if (rc == 0 && ferror(in)) {
+        fprintf(stderr, "lz %s: reading standard input: %s\n", opts->cmd->name, strerror(errno));
+        rc = LZ_EXIT_FAILURE;
+    }
+    free(line);
+    // libzmq's linger does not cover what a slow peer has not taken yet
+    // (libzmq issue #4660): give it the settle time on the way out too.
+    if (rc == 0) lz_cli_sleep_ms(opts->settle_ms);
+    return rc ? rc : skipped ? LZ_EXIT_FAILURE : LZ_EXIT_OK;
+}
+
+int lz_cli_print_value(const lz_value_t *value) {
+    char *json = lz_value_to_json(value);
+    if (!json) {
+        fprintf(stderr, "lz: message skipped, not printable as JSON: %s\n", lz_last_error());
+        return LZ_ESERIALIZATION;
+    }
+    bool ok = fputs(json, stdout) >= 0 && putchar('\n') != EOF && fflush(stdout) == 0;
+    free(json);
+    if (!ok) fprintf(stderr, "lz: writing standard output: %s\n", strerror(errno));
+    return ok ? 0 : LZ_EIO;
+}
+
+// undecoded turns a payload into text when allowed and well-formed, else bytes.
+static lz_value_t *undecoded(const void *payload, size_t size, bool text_ok) {
+    if (text_ok && lz_cli_utf8_valid(payload, size)) return lz_value_stringn(payload, size);
+    return lz_value_bytes(payload, size);
+}
+
+int lz_cli_print_record(const char *key, const char *name, const lz_value_t *data,
+                        const void *payload, size_t size, bool text_ok) {
+    lz_value_t *record = lz_value_object();
+    lz_value_t *shown = data ? lz_value_copy(data) : undecoded(payload, size, text_ok);
+    bool base64 = lz_value_type(shown) == LZ_VALUE_BYTES;
+    int err = record && shown ? 0 : LZ_ENOMEM;
+    if (!err) err = lz_value_object_set_string(record, key, name);
+    if (!err) {
+        err = lz_value_object_set(record, "data", shown);
+        shown = NULL; // owned by record now, even on failure
+    }
+    if (!err && base64) err = lz_value_object_set_string(record, "encoding", "base64");
+    if (!err) err = lz_cli_print_value(record);
+    else fprintf(stderr, "lz: message skipped: %s\n", lz_strerror(err));
+    lz_value_destroy(&shown);
+    lz_value_destroy(&record);
+    return err == LZ_EIO ? LZ_EIO : err ? LZ_ESERIALIZATION : 0;
+}
+
+int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_cli_recv_fn recv, lz_cli_show_fn show, void *arg) {
+    for (long shown = 0; opts->count == 0 || shown < opts->count; shown++) {
+        lz_message_t *msg = recv(arg, opts->timeout_ms);
+        if (!msg && lz_last_error_code() == LZ_ETIMEOUT) {
+            fprintf(stderr, "lz %s: timeout: nothing received for %d ms\n", opts->cmd->name, opts->timeout_ms);
+            return LZ_EXIT_TIMEOUT;
+        }
+        if (!msg) return lz_cli_fail(opts, lz_last_error_code(), "receive");
+        int err = show(arg, msg);
+        lz_message_destroy(&msg);
+        if (err == LZ_EIO) return LZ_EXIT_FAILURE;
+    }
+    return LZ_EXIT_OK;
+}

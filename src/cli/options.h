@@ -1,0 +1,168 @@
+/* Plumbing shared by every lz subcommand: the one option parser, the
+ * context/endpoint/serializer setup, stdin line pumping, JSON line output
+ * and the mapping from library errors to documented exit codes. */
+#ifndef LZ_CLI_OPTIONS_H
+#define LZ_CLI_OPTIONS_H
+
+#include <stdbool.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "liberzmq.h"
+
+// Exit codes, documented in docs/lz.md and every --help.
+enum {
+    LZ_EXIT_OK = 0,
+    LZ_EXIT_FAILURE = 1,    // runtime failure: config, I/O, bad data, library error
+    LZ_EXIT_USAGE = 2,      // bad arguments
+    LZ_EXIT_TIMEOUT = 3,    // nothing arrived / could not send in time
+    LZ_EXIT_REMOTE = 4,     // the server answered with an error reply
+    LZ_EXIT_CONNECTION = 5  // bind or connect failed
+};
+
+// lz_cli_parse returns this when the command should go on running.
+#define LZ_CLI_CONTINUE (-1)
+
+// Option bits: which options a subcommand accepts.
+enum {
+    LZ_OPT_BIND = 1u << 0,
+    LZ_OPT_CONNECT = 1u << 1,
+    LZ_OPT_TOPIC = 1u << 2,
+    LZ_OPT_TYPE = 1u << 3,
+    LZ_OPT_RAW = 1u << 4,
+    LZ_OPT_FORMAT = 1u << 5,
+    LZ_OPT_COUNT = 1u << 6,
+    LZ_OPT_TIMEOUT = 1u << 7,
+    LZ_OPT_RETRIES = 1u << 8,
+    LZ_OPT_STRATEGY = 1u << 9,
+    LZ_OPT_SETTLE = 1u << 10,
+    LZ_OPT_ECHO = 1u << 11,
+    LZ_OPT_EXEC = 1u << 12,
+    LZ_OPT_FRONTEND = 1u << 13,
+    LZ_OPT_BACKEND = 1u << 14,
+    LZ_OPT_CAPTURE = 1u << 15,
+    LZ_OPT_CONFIG = 1u << 16,
+    LZ_OPT_ENDPOINTS = LZ_OPT_BIND | LZ_OPT_CONNECT
+};
+
+// What a subcommand is: its options, arguments and help.
+typedef struct lz_cli_command {
+    const char *name;       // "sub"
+    const char *usage;      // one line, after "usage: "
+    const char *help;       // the rest of --help: options, examples
+    unsigned options;       // LZ_OPT_* bits accepted
+    int min_args, max_args; // positional arguments
+    bool needs_endpoints;   // at least one --bind or --connect
+    int timeout_unit_ms;    // --timeout is in seconds (1000) or ms (1)
+    int default_settle_ms;  // --settle default
+    bool flush_on_exit;     // a stream sender: linger so queued messages leave
+} lz_cli_command_t;
+
+// The parsed command line. Strings point into argv unless noted.
+typedef struct lz_cli_opts {
+    const lz_cli_command_t *cmd;
+    char *endpoints;        // "@url,>url" for the constructors; owned
+    size_t endpoint_count;
+    const char **topics;    // owned array
+    size_t topic_count;
+    const char *type, *format, *config, *strategy, *exec;
+    const char *frontend, *backend, *capture;
+    bool raw, echo;
+    long count;             // 0: no limit
+    int timeout_ms;         // -1: none / library default
+    int retries;            // -1: library default
+    int settle_ms;
+    char **args;            // positional arguments
+    int arg_count;
+} lz_cli_opts_t;
+
+// lz_cli_parse reads argv (argv[0] is the subcommand) into *opts. Returns
+// LZ_CLI_CONTINUE, or the exit code to return at once: 0 after --help,
+// LZ_EXIT_USAGE after printing a one-line error with the usage. *opts is
+// always initialised; free it with lz_cli_opts_free.
+int lz_cli_parse(const lz_cli_command_t *cmd, int argc, char **argv, lz_cli_opts_t *opts);
+void lz_cli_opts_free(lz_cli_opts_t *opts);
+
+// lz_cli_main is every subcommand's entry: parse argv for cmd, call run
+// unless --help or a usage error ends it, free the options, return the
+// exit code.
+typedef int (*lz_cli_run_fn)(const lz_cli_opts_t *opts);
+int lz_cli_main(const lz_cli_command_t *cmd, int argc, char **argv, lz_cli_run_fn run);
+
+// lz_cli_usage_error prints "lz CMD: <message> (usage: ...)" on one line
+// and returns LZ_EXIT_USAGE.
+int lz_cli_usage_error(const lz_cli_command_t *cmd, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+// lz_cli_fail prints "lz CMD: <what>: <library detail>" and returns the
+// exit code for err (lz_cli_exit_code).
+int lz_cli_fail(const lz_cli_opts_t *opts, int err, const char *what);
+int lz_cli_exit_code(int err);
+
+// lz_cli_open builds the configuration (defaults < --config FILE or
+// $LIBERZMQ_CONFIG < LIBERZMQ_* environment) and the context. Returns 0
+// or an exit code after printing why.
+int lz_cli_open(const lz_cli_opts_t *opts, lz_context_t **ctx);
+
+// lz_cli_node_setup applies --format to node (validating the name) and
+// stores the node's serializer in *serializer. Returns 0 or an exit code.
+int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,
+                      const lz_serializer_t **serializer);
+
+// lz_cli_node_release stops the node's libzmq socket monitor; call it
+// right before destroying the node (NULL is a no-op). It works around a
+// library race that can hang the close: src/core/node.c close_socket
+// removes the monitor reader before stopping the monitor, so an event
+// (a peer disconnecting) may block libzmq's I/O thread on a reader-less
+// PAIR while zmq_close waits for it. Drop it once node.c stops first.
+void lz_cli_node_release(lz_node_t *node);
+
+// A sender for lz_cli_pump_lines: value, or when value is NULL the line's
+// bytes untouched. Returns 0 or a negative lz_error_t.
+typedef int (*lz_cli_send_fn)(void *arg, const lz_value_t *value, const void *bytes, size_t size);
+
+// lz_cli_pump_lines sends each line of in (without its newline): as its
+// JSON value, else as a JSON string; as bytes when raw. Waits --settle
+// before the first line and after the last. Returns an exit code: a line that cannot be encoded is reported
+// and skipped (exit 1 at the end); a failed send stops at once.
+int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send_fn send, void *arg);
+
+// lz_cli_print_record prints {key: name, "data": ...} as one JSON line on
+// stdout and flushes it. data NULL means "undecoded": payload is shown as
+// text when text_ok and valid UTF-8, else as base64 with "encoding":
+// "base64" (so is a bytes value). Returns 0, LZ_ESERIALIZATION (reported,
+// nothing printed: e.g. a NaN) or LZ_EIO (stdout is gone, reported).
+int lz_cli_print_record(const char *key, const char *name, const lz_value_t *data,
+                        const void *payload, size_t size, bool text_ok);
+
+// The receive side of a subcommand: recv waits up to timeout_ms (-1:
+// forever) and returns an owned message or NULL with the error set; show
+// prints one message (0, LZ_ESERIALIZATION: skipped, LZ_EIO: stop).
+typedef lz_message_t *(*lz_cli_recv_fn)(void *arg, int timeout_ms);
+typedef int (*lz_cli_show_fn)(void *arg, const lz_message_t *msg);
+
+// lz_cli_recv_loop shows messages until --count of them (0: no limit), or
+// until nothing arrives for --timeout (exit 3). Returns an exit code.
+int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_cli_recv_fn recv, lz_cli_show_fn show, void *arg);
+
+// lz_cli_print_value prints value as one JSON line on stdout. 0 or LZ_EIO/LZ_ESERIALIZATION.
+int lz_cli_print_value(const lz_value_t *value);
+
+// lz_cli_value_from_text: JSON text as its value, anything else as a
+// string (or bytes when not UTF-8). NULL only when out of memory.
+lz_value_t *lz_cli_value_from_text(const char *text, size_t len);
+
+// lz_cli_utf8_valid tells whether size bytes are well-formed UTF-8.
+bool lz_cli_utf8_valid(const void *data, size_t size);
+
+// lz_cli_block_stop_signals blocks SIGINT, SIGTERM and SIGHUP in the
+// calling thread and stores them in *stop. Call it before any thread is
+// made (before lz_cli_open), so all inherit the mask and a server's main
+// loop takes the signals with sigtimedwait(stop) and stops cleanly.
+void lz_cli_block_stop_signals(sigset_t *stop);
+
+// lz_cli_sleep_ms sleeps, restarting after signals.
+void lz_cli_sleep_ms(int ms);
+
+#endif

@@ -1,0 +1,313 @@
+/* lz rep: a server answering every action, either with the request's data
+ * (--echo) or with what a shell command prints (--exec CMD, run per request
+ * with the request JSON on its standard input, bounded by --timeout). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/options.h"
+
+#define REP_EXEC_TIMEOUT_MS 10000
+#define REP_OUTPUT_MAX (16u << 20) // a runaway command cannot eat memory
+#define REP_DRAIN_MS 2000          // --count: time for the last reply to leave
+
+static const lz_cli_command_t rep_command = {
+    .name = "rep",
+    .usage = "lz rep --bind|--connect URL (--echo | --exec CMD) [--timeout MS] [--count N]",
+    .help =
+        "Serve requests for every action until interrupted (SIGINT/SIGTERM: exit 0).\n"
+        "--echo replies with the request's data. --exec runs CMD with /bin/sh -c\n"
+        "per request, the request as one JSON line on its standard input:\n"
+        "  {\"type\": ACTION, \"timestamp\": ..., \"request_id\": ..., \"data\": ...}\n"
+        "Its standard output is the reply: JSON as that value, other text as a\n"
+        "string, nothing as null. A command that fails (non-zero status) or runs\n"
+        "past --timeout gets an error reply. The built-in action \"ping\" is always\n"
+        "answered.\n"
+        "\nOptions:\n"
+        "  --bind URL        bind to URL (repeatable)\n"
+        "  --connect URL     connect to URL (repeatable, e.g. to a queue proxy)\n"
+        "  --echo            reply with the request's data\n"
+        "  --exec CMD        reply with CMD's output\n"
+        "  --timeout MS      kill a command running longer (default 10000)\n"
+        "  --count N         exit 0 after answering N requests\n"
+        "  --format NAME     json or msgpack (default serialization.default)\n"
+        "\nExamples:\n"
+        "  lz rep --bind 'tcp://*:5555' --echo\n"
+        "  lz rep --bind 'tcp://*:5555' --exec 'jq .data.x'\n"
+        "  lz rep --connect tcp://broker:5560 --exec 'date +%s'\n",
+    .options = LZ_OPT_ENDPOINTS | LZ_OPT_ECHO | LZ_OPT_EXEC | LZ_OPT_TIMEOUT | LZ_OPT_COUNT | LZ_OPT_FORMAT |
+               LZ_OPT_CONFIG,
+    .needs_endpoints = true,
+    .timeout_unit_ms = 1,
+    .flush_on_exit = true,
+};
+
+typedef struct rep_state {
+    const lz_cli_opts_t *opts;
+    atomic_long handled;
+} rep_state_t;
+
+// A running command: its pid and our ends of its stdin and stdout.
+typedef struct rep_child {
+    pid_t pid;
+    int in_fd, out_fd;
+} rep_child_t;
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void close_fd(int *fd) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+}
+
+// spawn_attr gives the command default signals and its own process group
+// (so a timeout kills all it started), whatever the server blocks.
+static void spawn_attr(posix_spawnattr_t *attr) {
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGTERM);
+    sigaddset(&defaults, SIGHUP);
+    posix_spawnattr_init(attr);
+    posix_spawnattr_setsigmask(attr, &none);
+    posix_spawnattr_setsigdefault(attr, &defaults);
+    posix_spawnattr_setpgroup(attr, 0);
+    posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+}
+
+// child_start runs /bin/sh -c cmd with pipes on its stdin and stdout
+// (close-on-exec, so concurrent handlers never leak them to each other).
+static int child_start(const char *cmd, rep_child_t *child) {
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) != 0) return errno;
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        int err = errno;
+        close(in[0]);
+        close(in[1]);
+        return err;
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    spawn_attr(&attr);
+    char sh[] = "sh", dash_c[] = "-c";
+    char *argv[] = {sh, dash_c, (char *)cmd, NULL};
+    int err = posix_spawn(&child->pid, "/bin/sh", &actions, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    close(in[0]);
+    close(out[1]);
+    child->in_fd = in[1];
+    child->out_fd = out[0];
+    if (err) {
+        close_fd(&child->in_fd);
+        close_fd(&child->out_fd);
+        return err;
+    }
+    fcntl(child->in_fd, F_SETFL, O_NONBLOCK);
+    fcntl(child->out_fd, F_SETFL, O_NONBLOCK);
+    return 0;
+}
+
+// feed writes what it can of input; the pipe closes once all is written or
+// the command stopped reading (EPIPE: SIGPIPE is ignored by lz).
+static void feed(rep_child_t *child, const void *input, size_t size, size_t *written) {
+    ssize_t n = write(child->in_fd, (const char *)input + *written, size - *written);
+    if (n > 0) *written += (size_t)n;
+    if ((n < 0 && errno != EAGAIN && errno != EINTR) || *written == size) close_fd(&child->in_fd);
+}
+
+// drain reads what is ready; the pipe closes at end of output.
+static int drain(rep_child_t *child, lz_buffer_t *out) {
+    char *room = lz_buffer_reserve(out, 65536);
+    if (!room) return LZ_ENOMEM;
+    ssize_t n = read(child->out_fd, room, 65536);
+    if (n > 0) lz_buffer_commit(out, (size_t)n);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close_fd(&child->out_fd);
+    return lz_buffer_size(out) > REP_OUTPUT_MAX ? LZ_EVALIDATION : 0;
+}
+
+// exchange feeds input and collects output until end of output.
+static int exchange(rep_child_t *child, const void *input, size_t size, lz_buffer_t *out, int64_t deadline) {
+    size_t written = 0;
+    if (size == 0) close_fd(&child->in_fd);
+    while (child->out_fd >= 0) {
+        struct pollfd fds[2] = {{child->out_fd, POLLIN, 0}, {child->in_fd, POLLOUT, 0}};
+        int64_t left = deadline - now_ms();
+        if (left <= 0) return LZ_ETIMEOUT;
+        if (poll(fds, child->in_fd >= 0 ? 2 : 1, (int)left) < 0 && errno != EINTR) return LZ_EIO;
+        if (child->in_fd >= 0 && fds[1].revents) feed(child, input, size, &written);
+        int err = fds[0].revents ? drain(child, out) : 0;
+        if (err) return err;
+    }
+    return 0;
+}
+
+// reap waits for the command until deadline, then kills its group.
+// Returns the wait status, or -1 when it had to be killed.
+static int reap(pid_t pid, int64_t deadline) {
+    int status;
+    while (now_ms() < deadline) {
+        pid_t done = waitpid(pid, &status, WNOHANG);
+        if (done == pid) return status;
+        if (done < 0 && errno != EINTR) return -1;
+        lz_cli_sleep_ms(5);
+    }
+    kill(-pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return -1;
+}
+
+// error_reply stores a message for the error reply and returns err.
+static int error_reply(lz_value_t **reply, int err, const char *format, long detail) {
+    char text[160];
+    snprintf(text, sizeof text, format, detail);
+    *reply = lz_value_string(text);
+    return err;
+}
+
+// output_reply makes the reply from the command's output.
+static int output_reply(int status, lz_buffer_t *out, lz_value_t **reply) {
+    if (WIFSIGNALED(status)) return error_reply(reply, LZ_EIO, "command killed by signal %ld", WTERMSIG(status));
+    if (WEXITSTATUS(status) != 0)
+        return error_reply(reply, LZ_EIO, "command exited with status %ld", WEXITSTATUS(status));
+    const char *text = lz_buffer_data(out);
+    size_t size = lz_buffer_size(out);
+    while (size > 0 && strchr(" \t\r\n", text[size - 1])) size--;
+    *reply = size ? lz_cli_value_from_text(text, size) : lz_value_null();
+    return *reply ? 0 : LZ_ENOMEM;
+}
+
+static int run_command(const char *cmd, const void *input, size_t size, int timeout_ms, lz_value_t **reply) {
+    rep_child_t child = {0, -1, -1};
+    int64_t deadline = now_ms() + timeout_ms;
+    int err = child_start(cmd, &child);
+    if (err) {
+        *reply = lz_value_string(strerror(err));
+        return LZ_EIO;
+    }
+    lz_buffer_t *out = lz_buffer_new();
+    err = out ? exchange(&child, input, size, out, deadline) : LZ_ENOMEM;
+    close_fd(&child.in_fd);
+    close_fd(&child.out_fd);
+    int status = reap(child.pid, err ? 0 : deadline);
+    if (err == LZ_ETIMEOUT || (!err && status < 0))
+        err = error_reply(reply, LZ_ETIMEOUT, "command timed out after %ld ms", timeout_ms);
+    else if (err == LZ_EVALIDATION)
+        err = error_reply(reply, err, "command output larger than %ld bytes", REP_OUTPUT_MAX);
+    else if (!err)
+        err = output_reply(status, out, reply);
+    lz_buffer_destroy(&out);
+    return err;
+}
+
+// request_text renders the request as one JSON line: the envelope with
+// its "data" (a newline at the end so `read` and line tools take it
+// whole). NULL without an envelope (raw format) or memory.
+static char *request_text(const lz_message_t *request, size_t *size) {
+    const lz_value_t *envelope = lz_message_envelope(request);
+    lz_value_t *whole = envelope ? lz_value_copy(envelope) : NULL;
+    // The library hands "data" apart (lz_message_value); put it back.
+    if (whole && !lz_value_get(whole, "data"))
+        lz_value_object_set(whole, "data", lz_value_copy(lz_message_value(request)));
+    char *json = whole ? lz_value_to_json(whole) : NULL;
+    lz_value_destroy(&whole);
+    char *line = json ? realloc(json, strlen(json) + 2) : NULL;
+    if (!line) {
+        free(json);
+        return NULL;
+    }
+    *size = strlen(line);
+    memcpy(line + *size, "\n", 2);
+    *size += 1;
+    return line;
+}
+
+// rep_exec hands the command the request as JSON (or the raw payload when
+// the format carries no envelope).
+static int rep_exec(const lz_cli_opts_t *opts, const lz_message_t *request, lz_value_t **reply) {
+    size_t size = 0;
+    char *text = request_text(request, &size);
+    const void *input = text ? text : lz_message_payload(request, &size);
+    int timeout_ms = opts->timeout_ms >= 0 ? opts->timeout_ms : REP_EXEC_TIMEOUT_MS;
+    int err = run_command(opts->exec, input, size, timeout_ms, reply);
+    free(text);
+    return err;
+}
+
+static int rep_handle(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    rep_state_t *state = arg;
+    int err = 0;
+    if (state->opts->echo) {
+        *reply = lz_value_copy(lz_message_value(request));
+        err = *reply ? 0 : LZ_ENOMEM;
+    } else {
+        err = rep_exec(state->opts, request, reply);
+    }
+    atomic_fetch_add(&state->handled, 1);
+    return err;
+}
+
+// rep_wait returns on a stop signal, or once --count requests are answered.
+static void rep_wait(const lz_cli_opts_t *opts, rep_state_t *state, lz_server_t *server, const sigset_t *stop) {
+    const struct timespec tick = {0, 50 * 1000000L};
+    while (sigtimedwait(stop, NULL, &tick) < 0) {
+        long handled = atomic_load(&state->handled);
+        if (opts->count == 0 || handled < opts->count) continue;
+        lz_metrics_t m = {0};
+        for (int64_t end = now_ms() + REP_DRAIN_MS; now_ms() < end; lz_cli_sleep_ms(10))
+            if (lz_node_metrics(lz_server_node(server), &m) == 0 && m.messages_sent >= (uint64_t)handled) break;
+        return;
+    }
+}
+
+static int rep_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigset_t *stop) {
+    rep_state_t state = {opts, 0};
+    lz_server_t *server = lz_server_new(ctx, opts->endpoints);
+    if (!server) return lz_cli_fail(opts, lz_last_error_code(), "endpoints");
+    int rc = lz_cli_node_setup(opts, ctx, lz_server_node(server), NULL);
+    int err = rc ? 0 : lz_server_on_default(server, rep_handle, &state);
+    if (!rc && !err) err = lz_server_start(server);
+    if (!rc && err) rc = lz_cli_fail(opts, err, "server");
+    if (rc == 0) {
+        rep_wait(opts, &state, server, stop);
+        lz_server_stop(server);
+    }
+    lz_cli_node_release(lz_server_node(server));
+    lz_server_destroy(&server);
+    return rc;
+}
+
+static int rep_run(const lz_cli_opts_t *opts) {
+    if (opts->echo == (opts->exec != NULL)) return lz_cli_usage_error(opts->cmd, "give either --echo or --exec CMD");
+    if (opts->exec && !*opts->exec) return lz_cli_usage_error(opts->cmd, "empty --exec command");
+    sigset_t stop;
+    lz_cli_block_stop_signals(&stop);
+    lz_context_t *ctx = NULL;
+    int rc = lz_cli_open(opts, &ctx);
+    if (rc == 0) rc = rep_serve(opts, ctx, &stop);
+    lz_context_destroy(&ctx);
+    return rc;
+}
+
+int lz_cmd_rep(int argc, char **argv) {
+    return lz_cli_main(&rep_command, argc, argv, rep_run);
+}

@@ -1,0 +1,33 @@
+"""A plain pyzmq publisher for tests/test_cli.c: binds ENDPOINT, waits for
+a subscriber (XPUB shows subscriptions; on the wire it is a PUB), then sends
+2-frame [topic, payload] messages, one of them not UTF-8, and exits."""
+import sys
+
+import zmq
+
+MESSAGES = [
+    (b"plain", b'{"x": 1}'),
+    (b"plain", b'"text"'),
+    (b"plain", b"not json"),
+    (b"plain", b"\xff\x00\xfe"),
+]
+
+
+def main():
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.XPUB)
+    pub.setsockopt(zmq.LINGER, 2000)
+    pub.bind(sys.argv[1])
+    if not pub.poll(10000):  # the subscription message
+        print("cli_pub.py: no subscriber", file=sys.stderr)
+        return 1
+    pub.recv()
+    for topic, payload in MESSAGES:
+        pub.send_multipart([topic, payload])
+    pub.close()
+    ctx.term()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+/* The lz tool end to end: spawn the built binary with pipes on its standard
+ * streams and check the contract of docs/lz.md (output lines, exit codes,
+ * usage errors), including plain pyzmq peers from tests/interop/cli_*.py. */
+#include <fcntl.h>
+#include <poll.h>
+
+#include "lz_test.h"
+
+#define LZ_TOOL LZ_BINARY_DIR "/lz"
+#define OUT_MAX 16384
+
+// A spawned lz (or python) with our ends of its stdin, stdout and stderr.
+typedef struct proc {
+    pid_t pid;
+    int in, out, err;
+} proc_t;
+
+typedef struct result {
+    int status; // exit code, -1 if it had to be killed
+    char out[OUT_MAX], err[OUT_MAX];
+} result_t;
+
+// proc_start spawns argv[0] with argv; env (may be NULL) is one extra
+// NAME=VALUE for its environment.
+static proc_t proc_start(char *const argv[], const char *env) {
+    proc_t p = {-1, -1, -1, -1};
+    int in[2], out[2], err[2];
+    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) return p;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    size_t n = 0;
+    while (environ[n]) n++;
+    char **envp = calloc(n + 2, sizeof *envp);
+    memcpy(envp, environ, n * sizeof *envp);
+    envp[n] = (char *)env;
+    if (posix_spawn(&p.pid, argv[0], &fa, NULL, argv, envp) != 0) p.pid = -1;
+    free(envp);
+    posix_spawn_file_actions_destroy(&fa);
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    p.in = in[1];
+    p.out = out[0];
+    p.err = err[0];
+    return p;
+}
+
+// proc_feed writes text to the process's stdin and closes it.
+static void proc_feed(proc_t *p, const char *text) {
+    size_t len = text ? strlen(text) : 0, done = 0;
+    while (done < len) {
+        ssize_t n = write(p->in, text + done, len - done);
+        if (n <= 0) break;
+        done += (size_t)n;
+    }
+    close(p->in);
+    p->in = -1;
+}
+
+static void take(int *fd, char *buf, size_t *len) {
+    ssize_t n = read(*fd, buf + *len, OUT_MAX - 1 - *len);
+    if (n > 0) *len += (size_t)n;
+    else { close(*fd); *fd = -1; }
+    buf[*len] = '\0';
+}
+
+// proc_finish collects stdout and stderr until both close, then reaps the
+// process; past timeout_ms it is killed (status -1).
+static void proc_finish(proc_t *p, int timeout_ms, result_t *r) {
+    size_t out_len = 0, err_len = 0;
+    r->out[0] = r->err[0] = '\0';
+    if (p->in >= 0) proc_feed(p, NULL);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int left = timeout_ms;
+    while ((p->out >= 0 || p->err >= 0) && left > 0) {
+        struct pollfd fds[2] = {{p->out, POLLIN, 0}, {p->err, POLLIN, 0}};
+        poll(fds, 2, left);
+        if (p->out >= 0 && fds[0].revents) take(&p->out, r->out, &out_len);
+        if (p->err >= 0 && fds[1].revents) take(&p->err, r->err, &err_len);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        left = timeout_ms - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+    }
+    if (p->out >= 0) close(p->out);
+    if (p->err >= 0) close(p->err);
+    r->status = lz_test_wait(p->pid, left > 0 ? left : 1);
+}
+
+// lz_start spawns the tool with the NULL-terminated arguments.
+static proc_t lz_start(const char *env, ...) {
+    char *argv[32] = {(char *)LZ_TOOL};
+    va_list args;
+    va_start(args, env);
+    for (int i = 1; i < 31 && (argv[i] = va_arg(args, char *)) != NULL; i++) {
+    }
+    va_end(args);
+    return proc_start(argv, env);
+}
+
+#define LZ_START(...) lz_start(NULL, __VA_ARGS__, (char *)NULL)
+#define LZ_RUN(r, input, ...) run_lz((r), (input), LZ_START(__VA_ARGS__))
+
+static int run_lz(result_t *r, const char *input, proc_t p) {
+    proc_feed(&p, input);
+    proc_finish(&p, 20000, r);
+    return r->status;
+}
+
+static int count_lines(const char *text) {
+    int n = 0;
+    for (; *text; text++) n += *text == '\n';
+    return n;
+}
+
+// wait_ipc waits until an ipc:// endpoint's file exists: its binder is up.
+static void wait_ipc(const char *endpoint) {
+    struct stat st;
+    for (int i = 0; i < 500 && stat(endpoint + strlen("ipc://"), &st) != 0; i++) lz_test_sleep_ms(10);
+}
+
+static result_t r; // one result buffer at a time: tests run one after another
+
+LZ_TEST(test_help_every_command) {
+    const char *commands[] = {"pub", "sub", "push", "pull", "req", "rep", "proxy", "bench", "version"};
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        LZ_CHECK_INT(LZ_RUN(&r, NULL, commands[i], "--help"), 0);
+        char expect[64];
+        snprintf(expect, sizeof expect, "lz %s", commands[i]);
+        if (!strstr(r.out, expect)) fprintf(stderr, "help of %s: %s\n", commands[i], r.out);
+        LZ_CHECK(strstr(r.out, expect) != NULL);
+    }
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "--help"), 0);
+    LZ_CHECK(strstr(r.out, "proxy") != NULL);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "help", "sub"), 0);
+    LZ_CHECK(strstr(r.out, "usage: lz sub") != NULL);
+}
+
+LZ_TEST(test_version) {
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "version"), 0);
+    LZ_CHECK(strncmp(r.out, "lz " LZ_VERSION_STRING " (liberzmq ", strlen("lz " LZ_VERSION_STRING)) == 0);
+    LZ_CHECK_INT(count_lines(r.out), 1);
+}
+
+// Each bad command line exits 2 with exactly one line on stderr.
+LZ_TEST(test_bad_arguments) {
+    static const char *const cases[][8] = {
+        {NULL},
+        {"frobnicate"},
+        {"sub"},
+        {"sub", "--bind"},
+        {"sub", "--bind", "nope"},
+        {"sub", "--connect", "tcp://127.0.0.1:1", "--count", "x"},
+        {"sub", "--connect", "tcp://127.0.0.1:1", "--count", "0"},
+        {"sub", "--connect", "tcp://127.0.0.1:1", "--timeout", "-1"},
+        {"sub", "--connect", "tcp://127.0.0.1:1", "--format", "nope"},
+        {"sub", "--connect", "tcp://127.0.0.1:1", "--count=3", "--count=4"},
+        {"sub", "--connect", "tcp://127.0.0.1:1", "extra"},
+        {"pub", "--connect", "tcp://127.0.0.1:1", "--wat"},
+        {"pub", "--connect", "tcp://127.0.0.1:1", "--raw=yes"},
+        {"pub", "-x"},
+        {"req", "--connect", "tcp://127.0.0.1:1"},
+        {"req", "--connect", "tcp://127.0.0.1:1", "ping", "null", "more"},
+        {"req", "--connect", "tcp://127.0.0.1:1", "--strategy", "zzz", "ping"},
+        {"req", "--connect", "tcp://127.0.0.1:1", "--retries", "-3", "ping"},
+        {"rep", "--bind", "tcp://127.0.0.1:1"},
+        {"rep", "--bind", "tcp://127.0.0.1:1", "--echo", "--exec", "cat"},
+        {"proxy", "nonsense", "--frontend", "tcp://127.0.0.1:1", "--backend", "tcp://127.0.0.1:2"},
+        {"proxy", "queue", "--frontend", "tcp://127.0.0.1:1"},
+        {"proxy", "queue", "--frontend", "bad", "--backend", "tcp://127.0.0.1:2"},
+        {"version", "extra"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[10] = {(char *)LZ_TOOL};
+        for (int k = 0; k < 8 && cases[i][k]; k++) argv[k + 1] = (char *)cases[i][k];
+        LZ_CHECK_INT(run_lz(&r, NULL, proc_start(argv, NULL)), 2);
+        if (count_lines(r.err) != 1 || r.out[0])
+            fprintf(stderr, "case %zu (%s): stderr \"%s\" stdout \"%s\"\n", i, cases[i][0] ? cases[i][0] : "", r.err, r.out);
+        LZ_CHECK_INT(count_lines(r.err), 1);
+        LZ_CHECK_STR(r.out, "");
+    }
+}
+
+LZ_TEST(test_pub_sub_lines) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t sub = LZ_START("sub", "--bind", ep, "--topic", "news", "--count", "5", "--timeout", "10");
+    wait_ipc(ep);
+    const char *input = "{\"a\": [1, 2]}\nhello world\n42\n\"quoted\"\n\n";
+    LZ_CHECK_INT(LZ_RUN(&r, input, "pub", "--connect", ep, "--topic", "news", "--settle", "300"), 0);
+    LZ_CHECK_STR(r.err, "");
+    proc_finish(&sub, 10000, &r);
+    LZ_CHECK_INT(r.status, 0);
+    LZ_CHECK_STR(r.out, "{\"topic\":\"news\",\"data\":{\"a\":[1,2]}}\n"
+                        "{\"topic\":\"news\",\"data\":\"hello world\"}\n"
+                        "{\"topic\":\"news\",\"data\":42}\n"
+                        "{\"topic\":\"news\",\"data\":\"quoted\"}\n"
+                        "{\"topic\":\"news\",\"data\":\"\"}\n");
+}
+
+// --raw sends bytes untouched: the subscriber decodes JSON payloads and
+// shows the others as base64.
+LZ_TEST(test_pub_raw) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t sub = LZ_START("sub", "--bind", ep, "--count", "2", "--timeout", "10");
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, "{\"k\": true}\nhello\n", "pub", "--connect", ep, "--raw", "--topic", "t"), 0);
+    proc_finish(&sub, 10000, &r);
+    LZ_CHECK_INT(r.status, 0);
+    LZ_CHECK_STR(r.out, "{\"topic\":\"t\",\"data\":{\"k\":true}}\n"
+                        "{\"topic\":\"t\",\"data\":\"aGVsbG8=\",\"encoding\":\"base64\"}\n");
+}
+
+// A plain pyzmq SUB sees [topic, JSON payload] from lz pub.
+LZ_TEST(test_pub_to_plain_sub) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    char script[512];
+    snprintf(script, sizeof script, "%s/interop/cli_sub.py", LZ_TEST_DIR);
+    char *argv[] = {(char *)LZ_PYTHON, script, ep, (char *)"2", NULL};
+    proc_t py = proc_start(argv, NULL);
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, "{\"a\": 1}\nplain text\n", "pub", "--connect", ep, "--topic", "tp", "--settle", "300"), 0);
+    proc_finish(&py, 15000, &r);
+    LZ_CHECK_INT(r.status, 0);
+    LZ_CHECK_STR(r.out, "[\"tp\", \"{\\\"a\\\":1}\"]\n[\"tp\", \"\\\"plain text\\\"\"]\n");
+}
+
+// A plain pyzmq PUB's [topic, payload] prints like ours; a payload that is
+// not JSON (or not UTF-8) appears as base64.
+LZ_TEST(test_sub_from_plain_pub) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    pid_t py = lz_test_spawn_python("cli_pub.py", ep, NULL);
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", ep, "--count", "4", "--timeout", "10"), 0);
+    LZ_CHECK_STR(r.out, "{\"topic\":\"plain\",\"data\":{\"x\":1}}\n"
+                        "{\"topic\":\"plain\",\"data\":\"text\"}\n"
+                        "{\"topic\":\"plain\",\"data\":\"bm90IGpzb24=\",\"encoding\":\"base64\"}\n"
+                        "{\"topic\":\"plain\",\"data\":\"/wD+\",\"encoding\":\"base64\"}\n");
+    LZ_CHECK_INT(lz_test_wait(py, 10000), 0);
+}
+
+LZ_TEST(test_sub_timeout) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", ep, "--timeout", "0.3"), 3);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    LZ_CHECK(t1.tv_sec - t0.tv_sec < 5);
+    LZ_CHECK_INT(count_lines(r.err), 1);
+    LZ_CHECK_STR(r.out, "");
+}
+
+LZ_TEST(test_push_pull) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t pull = LZ_START("pull", "--bind", ep, "--count", "3", "--timeout", "10");
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, "{\"n\": 1}\nwork\n[true]\n", "push", "--connect", ep, "--type", "job"), 0);
+    proc_finish(&pull, 10000, &r);
+    LZ_CHECK_INT(r.status, 0);
+    LZ_CHECK_STR(r.out, "{\"type\":\"job\",\"data\":{\"n\":1}}\n"
+                        "{\"type\":\"job\",\"data\":\"work\"}\n"
+                        "{\"type\":\"job\",\"data\":[true]}\n");
+}
+
+LZ_TEST(test_req_rep_echo) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t rep = LZ_START("rep", "--bind", ep, "--echo", "--count", "2");
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "5000", "anything", "{\"k\": [1, \"x\"]}"), 0);
+    LZ_CHECK_STR(r.out, "{\"k\":[1,\"x\"]}\n");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "5000", "neg", "-5"), 0);
+    LZ_CHECK_STR(r.out, "-5\n");
+    proc_finish(&rep, 10000, &r);
+    LZ_CHECK_INT(r.status, 0);
+}
+
+// --exec: the command's JSON output is the reply, other text a string; a
+// failing command is an error reply (exit 4 on the client).
+LZ_TEST(test_req_rep_exec) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    const char *script = "read -r req; case \"$req\" in *'\"fail\"'*) exit 7;; *'\"text\"'*) echo hi there;; "
+                         "*'\"back\"'*) echo \"$req\";; *) echo '{\"ok\": 1}';; esac";
+    proc_t rep = LZ_START("rep", "--bind", ep, "--exec", script, "--timeout", "5000");
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "json"), 0);
+    LZ_CHECK_STR(r.out, "{\"ok\":1}\n");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "text"), 0);
+    LZ_CHECK_STR(r.out, "\"hi there\"\n");
+    // The command reads the whole request: action, id and data.
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "back", "{\"v\": 2}"), 0);
+    LZ_CHECK(strncmp(r.out, "{\"type\":\"back\",", strlen("{\"type\":\"back\",")) == 0);
+    LZ_CHECK(strstr(r.out, "\"request_id\":") != NULL);
+    LZ_CHECK(strstr(r.out, "\"data\":{\"v\":2}") != NULL);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "fail"), 4);
+    LZ_CHECK_STR(r.out, "");
+    LZ_CHECK_INT(count_lines(r.err), 1);
+    LZ_CHECK(strstr(r.err, "status 7") != NULL);
+    kill(rep.pid, SIGTERM);
+    proc_finish(&rep, 10000, &r);
+    LZ_CHECK_INT(r.status, 0);
+}
+
+LZ_TEST(test_req_timeout) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "300", "--retries", "0", "ping"), 3);
+    LZ_CHECK_INT(count_lines(r.err), 1);
+    LZ_CHECK_STR(r.out, "");
+}
+
+LZ_TEST(test_proxy_forwarder) {
+    char front[128], back[128];
+    lz_test_ipc_endpoint(front, sizeof front);
+    lz_test_ipc_endpoint(back, sizeof back);
+    proc_t proxy = LZ_START("proxy", "forwarder", "--frontend", front, "--backend", back);
+    wait_ipc(front);
+    wait_ipc(back);
+    proc_t sub = LZ_START("sub", "--connect", back, "--count", "1", "--timeout", "10");
+    lz_test_sleep_ms(300);
+    LZ_CHECK_INT(LZ_RUN(&r, "{\"via\": \"proxy\"}\n", "pub", "--connect", front, "--topic", "p", "--settle", "500"), 0);
+    proc_finish(&sub, 10000, &r);
+    LZ_CHECK_INT(r.status, 0);
+    LZ_CHECK_STR(r.out, "{\"topic\":\"p\",\"data\":{\"via\":\"proxy\"}}\n");
+    kill(proxy.pid, SIGTERM);
+    proc_finish(&proxy, 10000, &r);
+    LZ_CHECK_INT(r.status, 0);
+}
+
+// A queue joins clients to servers that connect to it.
+LZ_TEST(test_proxy_queue) {
+    char front[128], back[128];
+    lz_test_ipc_endpoint(front, sizeof front);
+    lz_test_ipc_endpoint(back, sizeof back);
+    proc_t proxy = LZ_START("proxy", "queue", "--frontend", front, "--backend", back);
+    wait_ipc(front);
+    wait_ipc(back);
+    proc_t rep = LZ_START("rep", "--connect", back, "--echo", "--count", "1");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", front, "--timeout", "8000", "via", "[1, 2]"), 0);
+    LZ_CHECK_STR(r.out, "[1,2]\n");
+    proc_finish(&rep, 10000, &r);
+    LZ_CHECK_INT(r.status, 0);
+    kill(proxy.pid, SIGTERM);
+    proc_finish(&proxy, 10000, &r);
+    LZ_CHECK_INT(r.status, 0);
+}
+
+// A bad configuration file or variable fails with one line, exit 1.
+LZ_TEST(test_config_errors) {
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", "tcp://127.0.0.1:1", "--config", "/nonexistent/lz.yaml"), 1);
+    LZ_CHECK_INT(count_lines(r.err), 1);
+    proc_t p = lz_start("LIBERZMQ_ZMQ__LINGER=abc", "sub", "--connect", "tcp://127.0.0.1:1", (char *)NULL);
+    LZ_CHECK_INT(run_lz(&r, NULL, p), 1);
+    LZ_CHECK(strstr(r.err, "LIBERZMQ_ZMQ__LINGER") != NULL);
+}
+
+LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments),
+             LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_to_plain_sub),
+             LZ_CASE(test_sub_from_plain_pub), LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull),
+             LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_req_timeout),
+             LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue), LZ_CASE(test_config_errors))
