@@ -1,0 +1,132 @@
+/* Benchmark program for CZMQ, the high-level C binding: zsock sockets and
+ * zframe messages (its cheapest message type), as a CZMQ user writes them.
+ * Arguments and output are the harness's (see harness.h). */
+#include <czmq.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+typedef struct czmq_state {
+    zsock_t *tx, *rx; // sender and receiver; for reqrep the REQ and REP
+    lzb_pattern_t pattern;
+    size_t size;
+    char *buf;
+} czmq_state_t;
+
+static const char *czmq_version(void) {
+    static char v[32];
+    int major, minor, patch;
+    zsys_version(&major, &minor, &patch);
+    snprintf(v, sizeof v, "%d.%d.%d", major, minor, patch);
+    return v;
+}
+
+static void czmq_close(void *arg) {
+    czmq_state_t *s = arg;
+    zsock_destroy(&s->tx);
+    zsock_destroy(&s->rx);
+    free(s->buf);
+    free(s);
+}
+
+static zsock_t *czmq_socket(int type) {
+    zsock_t *sock = zsock_new(type);
+    if (sock) {
+        zsock_set_linger(sock, 0);
+        zsock_set_sndtimeo(sock, LZB_IO_TIMEOUT_MS);
+        zsock_set_rcvtimeo(sock, LZB_IO_TIMEOUT_MS);
+    }
+    return sock;
+}
+
+static void *czmq_open(const lzb_spec_t *spec) {
+    static const int types[][2] = {
+        [LZB_PUSHPULL] = {ZMQ_PUSH, ZMQ_PULL},
+        [LZB_PUBSUB] = {ZMQ_PUB, ZMQ_SUB},
+        [LZB_REQREP] = {ZMQ_REQ, ZMQ_REP},
+    };
+    czmq_state_t *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->pattern = spec->pattern;
+    s->size = spec->size;
+    s->buf = malloc(spec->size);
+    s->tx = czmq_socket(types[spec->pattern][0]);
+    s->rx = czmq_socket(types[spec->pattern][1]);
+    if (!s->buf || !s->tx || !s->rx) goto fail;
+    memset(s->buf, 'x', spec->size);
+    if (spec->pattern == LZB_PUBSUB) {
+        zsock_set_subscribe(s->rx, LZB_TOPIC);
+        zsock_set_xpub_nodrop(s->tx, 1); // flow control, as for every contender
+    }
+    if (zsock_bind(s->rx, "%s", spec->endpoint) < 0 || zsock_connect(s->tx, "%s", spec->endpoint) < 0)
+        goto fail;
+    return s;
+fail:
+    czmq_close(s);
+    return NULL;
+}
+
+static int send_frame(zsock_t *sock, const void *data, size_t size, int flags) {
+    zframe_t *f = zframe_new(data, size);
+    return f ? zframe_send(&f, sock, flags) : -1;
+}
+
+static long czmq_send(void *arg, long n) {
+    czmq_state_t *s = arg;
+    for (long i = 0; i < n; i++) {
+        if (s->pattern == LZB_PUBSUB && send_frame(s->tx, LZB_TOPIC, strlen(LZB_TOPIC), ZFRAME_MORE) != 0)
+            return i;
+        if (send_frame(s->tx, s->buf, s->size, 0) != 0) return i;
+    }
+    return n;
+}
+
+// recv_message reads every frame of one message; 0 or -1 on timeout.
+static int recv_message(zsock_t *sock) {
+    int more;
+    do {
+        zframe_t *f = zframe_recv(sock);
+        if (!f) return -1;
+        more = zframe_more(f);
+        zframe_destroy(&f);
+    } while (more);
+    return 0;
+}
+
+static long czmq_recv(void *arg, long n) {
+    czmq_state_t *s = arg;
+    for (long i = 0; i < n; i++)
+        if (recv_message(s->rx) != 0) return i;
+    return n;
+}
+
+static void czmq_serve(void *arg, const atomic_int *stop) {
+    czmq_state_t *s = arg;
+    while (!atomic_load(stop)) {
+        zframe_t *f = zframe_recv(s->rx);
+        if (f) zframe_send(&f, s->rx, 0);
+    }
+}
+
+static int czmq_request(void *arg) {
+    czmq_state_t *s = arg;
+    if (send_frame(s->tx, s->buf, s->size, 0) != 0) return -1;
+    return recv_message(s->tx);
+}
+
+static const lzb_ops_t czmq_ops = {
+    .name = "czmq",
+    .version = czmq_version,
+    .open = czmq_open,
+    .send = czmq_send,
+    .recv = czmq_recv,
+    .serve = czmq_serve,
+    .request = czmq_request,
+    .close = czmq_close,
+};
+
+int main(int argc, char **argv) {
+    zsys_handler_set(NULL); // keep the default signal handling
+    return lzb_main(argc, argv, &czmq_ops);
+}

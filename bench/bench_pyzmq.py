@@ -1,0 +1,299 @@
+#!/usr/bin/python3
+"""Benchmark program for pyzmq, raw bytes or JSON (--codec json: what the
+Python LiberZMQ does per message: json.dumps/json.loads of its envelope).
+Same arguments, drivers and JSON-lines output as the C harness (bench/harness.c)."""
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import threading
+import time
+import uuid
+
+import zmq
+
+TOPIC = b"bench"          # LZB_TOPIC
+IO_TIMEOUT_MS = 200       # LZB_IO_TIMEOUT_MS
+BATCH = 256               # LZB_BATCH
+JOIN_SECONDS = 5.0
+
+
+def seed(seq):
+    return {"symbol": "BTC", "price": 43210.5, "seq": seq}
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("pattern", choices=["pushpull", "pubsub", "reqrep", "memory"])
+    p.add_argument("--transport", choices=["tcp", "ipc", "inproc"], default="tcp")
+    p.add_argument("--size", type=int, default=16)
+    p.add_argument("--count", type=int, default=0)
+    p.add_argument("--max-seconds", type=float, default=1.0)
+    p.add_argument("--reps", type=int, default=1)
+    p.add_argument("--pin", action="store_true")
+    p.add_argument("--codec", choices=["raw", "json"], default="raw")
+    a = p.parse_args()
+    if a.count <= 0:
+        a.count = 20000 if a.pattern == "reqrep" else 10000000
+    if a.codec == "json":
+        a.size = len(json.dumps(seed(0), separators=(",", ":")))
+    return a
+
+
+_serial = 0
+
+
+def endpoint(transport):
+    """A fresh endpoint per run, like the C harness (tcp: a free port)."""
+    global _serial
+    _serial += 1
+    if transport == "tcp":
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return "tcp://127.0.0.1:%d" % port
+    if transport == "ipc":
+        return "ipc:///tmp/lzb-py-%d-%d" % (os.getpid(), _serial)
+    return "inproc://lzb-py-%d" % _serial
+
+
+def make_socket(ctx, kind):
+    s = ctx.socket(kind)
+    s.linger = 0
+    s.sndtimeo = IO_TIMEOUT_MS
+    s.rcvtimeo = IO_TIMEOUT_MS
+    return s
+
+
+class Ends:
+    """What one side sends or receives for a pattern and codec."""
+
+    def __init__(self, args):
+        self.pattern, self.json = args.pattern, args.codec == "json"
+        self.buf = b"x" * args.size
+        self.seq = 0
+
+    def payload(self):
+        if not self.json:
+            return self.buf
+        self.seq += 1
+        if self.pattern == "pubsub":
+            return json.dumps(seed(self.seq)).encode()
+        # The Python LiberZMQ's task envelope.
+        return json.dumps({"type": "tick", "data": seed(self.seq), "priority": 0,
+                           "timestamp": time.time(), "task_id": str(uuid.uuid4())}).encode()
+
+    def send(self, sock, n):
+        for i in range(n):
+            try:
+                if self.pattern == "pubsub":
+                    sock.send_multipart([TOPIC, self.payload()])
+                else:
+                    sock.send(self.payload())
+            except zmq.Again:
+                return i
+        return n
+
+    def recv(self, sock, n):
+        for i in range(n):
+            try:
+                frames = sock.recv_multipart()
+            except zmq.Again:
+                return i
+            if self.json:
+                json.loads(frames[-1])
+        return n
+
+
+def in_process(args):
+    """tcp/ipc peers run in a child process (no GIL shared with the measuring
+    side, as separate Python services); inproc and memory use a thread."""
+    return args.transport == "inproc" or getattr(args, "one_process", False)
+
+
+def runner(args, target, argv):
+    if in_process(args):
+        t = threading.Thread(target=target, args=argv)
+    else:
+        t = mp.get_context("fork").Process(target=target, args=argv)
+    t.start()
+    return t
+
+
+# ---- Throughput ----
+
+def sender_main(args, ep, ctx, ready, stop, done):
+    own = ctx is None
+    ctx = ctx or zmq.Context()
+    sock = make_socket(ctx, zmq.PUB if args.pattern == "pubsub" else zmq.PUSH)
+    if args.pattern == "pubsub":
+        sock.setsockopt(zmq.XPUB_NODROP, 1)  # flow control, as for every contender
+    sock.connect(ep)
+    ends = Ends(args)
+    while not ready.is_set() and not stop.is_set():
+        ends.send(sock, 1)
+        time.sleep(0.001)
+    sent = 0
+    while sent < args.count and not stop.is_set():
+        sent += ends.send(sock, min(BATCH, args.count - sent))
+    done.set()
+    sock.close()
+    if own:
+        ctx.term()
+
+
+def wait_first(ends, sock):
+    t0 = time.monotonic()
+    while ends.recv(sock, 1) < 1:
+        if time.monotonic() - t0 > JOIN_SECONDS:
+            raise RuntimeError("no messages arrived")
+
+
+def receive(args, ends, sock, ready, done):
+    wait_first(ends, sock)
+    ready.set()
+    wait_first(ends, sock)
+    t0 = t_last = time.perf_counter()
+    timed = 0
+    while timed < args.count - 1:
+        want = min(BATCH, args.count - 1 - timed)
+        got = ends.recv(sock, want)
+        t = time.perf_counter()
+        if got < want and done.is_set():
+            break
+        if got > 0:
+            timed, t_last = timed + got, t
+        if t - t0 > args.max_seconds:
+            break
+    secs = t_last - t0
+    return timed, (timed / secs if secs > 0 else 0.0)
+
+
+def throughput(args, ctx):
+    ep = endpoint(args.transport)
+    sock = make_socket(ctx, zmq.SUB if args.pattern == "pubsub" else zmq.PULL)
+    if args.pattern == "pubsub":
+        sock.setsockopt(zmq.SUBSCRIBE, TOPIC)
+    sock.bind(ep)
+    ev = threading.Event if in_process(args) else mp.get_context("fork").Event
+    ready, stop, done = ev(), ev(), ev()
+    peer = runner(args, sender_main, (args, ep, ctx if in_process(args) else None, ready, stop, done))
+    try:
+        received, rate = receive(args, Ends(args), sock, ready, done)
+    finally:
+        stop.set()
+        peer.join()
+        sock.close()
+    return {"received": received, "msgs_per_sec": round(rate),
+            "mb_per_sec": round(rate * args.size / 1e6, 2)}
+
+
+# ---- Latency ----
+
+def server_main(args, ep, ctx, stop, bound):
+    own = ctx is None
+    ctx = ctx or zmq.Context()
+    sock = make_socket(ctx, zmq.REP)
+    sock.bind(ep)
+    bound.set()
+    while not stop.is_set():
+        try:
+            req = sock.recv()
+        except zmq.Again:
+            continue
+        if args.codec == "json":
+            req = json.dumps(json.loads(req)["data"]).encode()
+        sock.send(req)
+    sock.close()
+    if own:
+        ctx.term()
+
+
+def request(args, sock, buf):
+    if args.codec == "json":
+        sock.send(json.dumps({"type": "echo", "data": seed(0), "timestamp": time.time(),
+                              "request_id": str(uuid.uuid4())}).encode())
+        json.loads(sock.recv())
+    else:
+        sock.send(buf)
+        sock.recv()
+
+
+def latency(args, ctx):
+    ep = endpoint(args.transport)
+    ev = threading.Event if in_process(args) else mp.get_context("fork").Event
+    stop, bound = ev(), ev()
+    peer = runner(args, server_main, (args, ep, ctx if in_process(args) else None, stop, bound))
+    bound.wait(JOIN_SECONDS)
+    sock = make_socket(ctx, zmq.REQ)
+    sock.connect(ep)
+    buf = b"x" * args.size
+    samples = []
+    try:
+        for _ in range(100):
+            request(args, sock, buf)
+        start = time.perf_counter()
+        while len(samples) < args.count and time.perf_counter() - start < args.max_seconds:
+            t = time.perf_counter()
+            request(args, sock, buf)
+            samples.append((time.perf_counter() - t) * 1e6)
+    finally:
+        stop.set()
+        peer.join()
+        sock.close()
+    samples.sort()
+    n = len(samples)
+    pick = lambda p: samples[min(n - 1, int(p * (n - 1) + 0.5))]
+    return {"pinned": args.pin, "round_trips": n, "p50_us": round(pick(0.5), 2),
+            "p99_us": round(pick(0.99), 2), "mean_us": round(sum(samples) / n, 2)}
+
+
+# ---- Memory ----
+
+def rss_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def memory(args, ctx):
+    """A push/pull pair in this process over tcp (threads: RSS is per process)."""
+    args.pattern, args.one_process = "pushpull", True
+    start = rss_kb("VmRSS")
+    one = argparse.Namespace(**vars(args))
+    one.count = 2
+    throughput(one, ctx)
+    time.sleep(0.1)
+    idle = rss_kb("VmRSS")
+    throughput(args, ctx)
+    args.pattern = "memory"
+    return {"rss_start_kb": start, "rss_idle_kb": idle, "rss_loaded_kb": rss_kb("VmRSS"),
+            "rss_peak_kb": rss_kb("VmHWM")}
+
+
+def main():
+    args = parse()
+    if args.pin:
+        os.sched_setaffinity(0, {0})  # children and threads inherit it
+    ctx = zmq.Context()
+    measure = {"reqrep": latency, "memory": memory}.get(args.pattern, throughput)
+    name = "pyzmq-json" if args.codec == "json" else "pyzmq"
+    for _ in range(args.reps):
+        transport = args.transport
+        result = measure(args, ctx)
+        head = {"contender": name, "version": zmq.pyzmq_version(), "pattern": args.pattern,
+                "transport": transport, "size": args.size, "codec": args.codec}
+        if args.pattern in ("pushpull", "pubsub"):
+            head["pinned"] = args.pin
+        head.update(result)
+        print(json.dumps(head, separators=(",", ":")), flush=True)
+    ctx.term()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+/* The raw libzmq contender: the baseline every ratio is taken against.
+ * It does what a careful libzmq user does: one frame per push (topic +
+ * payload for pub/sub), zmq_msg_t reused on receive, REQ/REP echo. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "contenders.h"
+
+typedef struct raw_state {
+    void *ctx;
+    void *tx, *rx;       // sender and receiver; for reqrep the REQ and REP
+    lzb_pattern_t pattern;
+    size_t size;
+    char *buf;           // the payload, sent again and again
+    zmq_msg_t rx_msg;    // receiver/server side
+    zmq_msg_t tx_msg;    // client side replies
+} raw_state_t;
+
+static const char *raw_version(void) {
+    static char v[32];
+    int major, minor, patch;
+    zmq_version(&major, &minor, &patch);
+    snprintf(v, sizeof v, "%d.%d.%d", major, minor, patch);
+    return v;
+}
+
+static void raw_close(void *arg) {
+    raw_state_t *s = arg;
+    if (s->tx) zmq_close(s->tx);
+    if (s->rx) zmq_close(s->rx);
+    zmq_msg_close(&s->rx_msg);
+    zmq_msg_close(&s->tx_msg);
+    if (s->ctx) zmq_ctx_term(s->ctx);
+    free(s->buf);
+    free(s);
+}
+
+// Options both ends share: no linger at close, and timeouts so no driver
+// waits forever on a peer that has stopped.
+static void *raw_socket(void *ctx, int type) {
+    void *sock = zmq_socket(ctx, type);
+    int linger = 0, timeout = LZB_IO_TIMEOUT_MS;
+    if (sock) {
+        zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
+        zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    }
+    return sock;
+}
+
+int lzb_raw_nodrop(void *pub) {
+    int on = 1;
+    return zmq_setsockopt(pub, ZMQ_XPUB_NODROP, &on, sizeof on);
+}
+
+static void *raw_open(const lzb_spec_t *spec) {
+    static const int types[][2] = {
+        [LZB_PUSHPULL] = {ZMQ_PUSH, ZMQ_PULL},
+        [LZB_PUBSUB] = {ZMQ_PUB, ZMQ_SUB},
+        [LZB_REQREP] = {ZMQ_REQ, ZMQ_REP},
+    };
+    raw_state_t *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->pattern = spec->pattern;
+    s->size = spec->size;
+    s->buf = malloc(spec->size);
+    zmq_msg_init(&s->rx_msg);
+    zmq_msg_init(&s->tx_msg);
+    s->ctx = zmq_ctx_new();
+    if (!s->buf || !s->ctx) goto fail;
+    memset(s->buf, 'x', spec->size);
+    s->tx = raw_socket(s->ctx, types[spec->pattern][0]);
+    s->rx = raw_socket(s->ctx, types[spec->pattern][1]);
+    if (!s->tx || !s->rx) goto fail;
+    if (spec->pattern == LZB_PUBSUB && (zmq_setsockopt(s->rx, ZMQ_SUBSCRIBE, LZB_TOPIC, strlen(LZB_TOPIC)) != 0 ||
+                                        lzb_raw_nodrop(s->tx) != 0))
+        goto fail;
+    // The receiving side binds, as liberzmq's pull, pub and server do.
+    if (zmq_bind(s->rx, spec->endpoint) != 0 || zmq_connect(s->tx, spec->endpoint) != 0) goto fail;
+    return s;
+fail:
+    fprintf(stderr, "raw: %s\n", zmq_strerror(zmq_errno()));
+    raw_close(s);
+    return NULL;
+}
+
+static long raw_send(void *arg, long n) {
+    raw_state_t *s = arg;
+    for (long i = 0; i < n; i++) {
+        if (s->pattern == LZB_PUBSUB && zmq_send(s->tx, LZB_TOPIC, strlen(LZB_TOPIC), ZMQ_SNDMORE) < 0)
+            return i;
+        if (zmq_send(s->tx, s->buf, s->size, 0) < 0) return i;
+    }
+    return n;
+}
+
+// raw_recv reads whole messages, whatever their frame count.
+static long raw_recv(void *arg, long n) {
+    raw_state_t *s = arg;
+    for (long i = 0; i < n; i++) {
+        do {
+            if (zmq_msg_recv(&s->rx_msg, s->rx, 0) < 0) return i;
+        } while (zmq_msg_more(&s->rx_msg));
+    }
+    return n;
+}
+
+static void raw_serve(void *arg, const atomic_int *stop) {
+    raw_state_t *s = arg;
+    while (!atomic_load(stop))
+        if (zmq_msg_recv(&s->rx_msg, s->rx, 0) >= 0) zmq_msg_send(&s->rx_msg, s->rx, 0);
+}
+
+static int raw_request(void *arg) {
+    raw_state_t *s = arg;
+    if (zmq_send(s->tx, s->buf, s->size, 0) < 0) return -1;
+    return zmq_msg_recv(&s->tx_msg, s->tx, 0) < 0 ? -1 : 0;
+}
+
+const lzb_ops_t lzb_raw_ops = {
+    .name = "raw",
+    .version = raw_version,
+    .open = raw_open,
+    .send = raw_send,
+    .recv = raw_recv,
+    .serve = raw_serve,
+    .request = raw_request,
+    .close = raw_close,
+};

@@ -1,0 +1,425 @@
+/* The benchmark harness: one set of drivers (one-way throughput, round-trip
+ * latency, memory) and one output format for every C contender, so the
+ * contenders differ only in the library calls they make. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+// Messages per send/recv call between looks at the clock and stop flags:
+// big enough that the checks cost nothing, small enough to stop on time.
+#define LZB_BATCH 256
+// How long the first message may take (connecting, pub/sub joining).
+#define LZB_JOIN_SECONDS 5.0
+
+uint64_t lzb_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static double seconds_since(uint64_t t0) { return (double)(lzb_now_ns() - t0) / 1e9; }
+
+void lzb_sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// percentile of sorted values, nearest rank.
+static double percentile(const double *sorted, size_t n, double p) {
+    if (n == 0) return 0;
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return sorted[i < n ? i : n - 1];
+}
+
+double lzb_median(double *values, size_t n) {
+    qsort(values, n, sizeof *values, cmp_double);
+    if (n == 0) return 0;
+    return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+long lzb_rss_kb(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    size_t len = strlen(field);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, len) == 0 && line[len] == ':') {
+            kb = strtol(line + len + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+int lzb_pin_self(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (cpu >= 0) {
+        CPU_SET(cpu, &set);
+    } else {
+        long n = sysconf(_SC_NPROCESSORS_CONF);
+        for (long i = 0; i < n && i < CPU_SETSIZE; i++) CPU_SET((int)i, &set);
+    }
+    return sched_setaffinity(0, sizeof set, &set);
+}
+
+size_t lzb_seed_json(char *buf, size_t len, long seq) {
+    int n = snprintf(buf, len, "{\"symbol\":\"%s\",\"price\":%.1f,\"seq\":%ld}", LZB_SEED_SYMBOL,
+                     LZB_SEED_PRICE, seq);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+const char *lzb_pattern_name(lzb_pattern_t pattern) {
+    static const char *const names[] = {"pushpull", "pubsub", "reqrep", "memory"};
+    return names[pattern];
+}
+
+// A free loopback TCP port: bind port 0 and read what the kernel chose. The
+// port is closed again before the contender binds it; nothing else on this
+// machine races for ports during a benchmark.
+static int free_tcp_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+// Every open gets a fresh endpoint, so repetitions never meet old peers.
+static int make_endpoint(lzb_spec_t *spec) {
+    static int serial;
+    serial++;
+    if (strcmp(spec->transport, "tcp") == 0) {
+        int port = free_tcp_port();
+        if (port < 0) return -1;
+        snprintf(spec->endpoint, sizeof spec->endpoint, "tcp://127.0.0.1:%d", port);
+    } else if (strcmp(spec->transport, "ipc") == 0) {
+        snprintf(spec->endpoint, sizeof spec->endpoint, "ipc:///tmp/lzb-%d-%d", (int)getpid(), serial);
+    } else {
+        snprintf(spec->endpoint, sizeof spec->endpoint, "inproc://lzb-%d", serial);
+    }
+    return 0;
+}
+
+// close_contender also removes an ipc socket file some libraries leave.
+static void close_contender(const lzb_ops_t *ops, void *st, const lzb_spec_t *spec) {
+    ops->close(st);
+    if (strncmp(spec->endpoint, "ipc://", 6) == 0) unlink(spec->endpoint + 6);
+    if (spec->pinned) lzb_pin_self(-1);
+}
+
+// Pinning before open makes every thread the contender starts (libzmq I/O
+// threads, server workers) and the drivers' threads inherit CPU 0, as
+// taskset -c 0 would; close_contender undoes it.
+static void *open_contender(const lzb_ops_t *ops, lzb_spec_t *spec) {
+    if (spec->pinned && lzb_pin_self(0) != 0) perror("sched_setaffinity");
+    void *st = NULL;
+    if (make_endpoint(spec) != 0)
+        fprintf(stderr, "%s: no free endpoint\n", ops->name);
+    else if (!(st = ops->open(spec)))
+        fprintf(stderr, "%s: cannot open %s over %s\n", ops->name,
+                lzb_pattern_name(spec->pattern), spec->endpoint);
+    if (!st && spec->pinned) lzb_pin_self(-1);
+    return st;
+}
+
+// ---- Throughput: a sender thread, the receiver on the calling thread. ----
+
+typedef struct tp_run {
+    const lzb_ops_t *ops;
+    void *st;
+    long count;
+    atomic_int ready;       // the receiver got a warm-up message
+    atomic_int stop;        // the receiver is done
+    atomic_int sender_done; // every message was sent
+} tp_run_t;
+
+static void *tp_sender(void *arg) {
+    tp_run_t *run = arg;
+    // Warm up one message at a time until the receiver sees one: a
+    // subscriber joins late and would miss the start of the stream.
+    while (!atomic_load(&run->ready) && !atomic_load(&run->stop)) {
+        run->ops->send(run->st, 1);
+        lzb_sleep_ms(1);
+    }
+    long sent = 0;
+    while (sent < run->count && !atomic_load(&run->stop)) {
+        long want = run->count - sent < LZB_BATCH ? run->count - sent : LZB_BATCH;
+        sent += run->ops->send(run->st, want);
+    }
+    atomic_store(&run->sender_done, 1);
+    return NULL;
+}
+
+// wait_first receives one message, giving up after LZB_JOIN_SECONDS.
+static int wait_first(tp_run_t *run) {
+    uint64_t t0 = lzb_now_ns();
+    while (run->ops->recv(run->st, 1) < 1)
+        if (seconds_since(t0) > LZB_JOIN_SECONDS) return -1;
+    return 0;
+}
+
+// tp_receive times from the first data message to the last one of the last
+// whole batch: a short batch ended in an idle timeout whose wait is not
+// traffic (a publisher dropped messages, or the sender stopped).
+static int tp_receive(tp_run_t *run, double max_seconds, lzb_tput_t *out) {
+    if (wait_first(run) != 0) return -1;
+    atomic_store(&run->ready, 1);
+    if (wait_first(run) != 0) return -1;
+    uint64_t t0 = lzb_now_ns(), t_last = t0;
+    long timed = 0;
+    while (timed < run->count - 1) {
+        long want = run->count - 1 - timed < LZB_BATCH ? run->count - 1 - timed : LZB_BATCH;
+        long got = run->ops->recv(run->st, want);
+        uint64_t t = lzb_now_ns();
+        if (got < want && atomic_load(&run->sender_done)) break;
+        if (got > 0) {
+            timed += got;
+            t_last = t;
+        }
+        if ((double)(t - t0) / 1e9 > max_seconds) break;
+    }
+    double secs = (double)(t_last - t0) / 1e9;
+    out->received = timed;
+    out->msgs_per_sec = secs > 0 ? (double)timed / secs : 0;
+    return timed > 0 ? 0 : -1;
+}
+
+static int tp_measure(const lzb_ops_t *ops, void *st, const lzb_spec_t *spec, lzb_tput_t *out) {
+    tp_run_t run = {.ops = ops, .st = st, .count = spec->count};
+    pthread_t sender;
+    if (pthread_create(&sender, NULL, tp_sender, &run) != 0) return -1;
+    int rc = tp_receive(&run, spec->max_seconds, out);
+    atomic_store(&run.stop, 1);
+    pthread_join(sender, NULL);
+    out->mb_per_sec = out->msgs_per_sec * (double)spec->size / 1e6;
+    if (rc != 0) fprintf(stderr, "%s: no messages arrived\n", ops->name);
+    return rc;
+}
+
+int lzb_throughput(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_tput_t *out) {
+    void *st = open_contender(ops, spec);
+    if (!st) return -1;
+    int rc = tp_measure(ops, st, spec, out);
+    close_contender(ops, st, spec);
+    return rc;
+}
+
+// ---- Latency: the server on a thread (or its own), round trips here. ----
+
+typedef struct rr_server {
+    const lzb_ops_t *ops;
+    void *st;
+    atomic_int stop;
+} rr_server_t;
+
+static void *rr_serve(void *arg) {
+    rr_server_t *s = arg;
+    s->ops->serve(s->st, &s->stop);
+    return NULL;
+}
+
+// rr_measure: a few warm-up round trips, then count timed ones (or fewer
+// when max_seconds runs out).
+static int rr_measure(const lzb_ops_t *ops, void *st, const lzb_spec_t *spec, lzb_latency_t *out) {
+    for (int i = 0; i < 100; i++)
+        if (ops->request(st) != 0) return -1;
+    double *us = malloc((size_t)spec->count * sizeof *us);
+    if (!us) return -1;
+    long n = 0;
+    uint64_t start = lzb_now_ns();
+    while (n < spec->count && seconds_since(start) < spec->max_seconds) {
+        uint64_t t = lzb_now_ns();
+        if (ops->request(st) != 0) break;
+        us[n++] = (double)(lzb_now_ns() - t) / 1e3;
+    }
+    double sum = 0;
+    for (long i = 0; i < n; i++) sum += us[i];
+    qsort(us, (size_t)n, sizeof *us, cmp_double);
+    *out = (lzb_latency_t){.round_trips = n,
+                           .p50_us = percentile(us, (size_t)n, 0.50),
+                           .p99_us = percentile(us, (size_t)n, 0.99),
+                           .mean_us = n ? sum / (double)n : 0};
+    free(us);
+    return n > 0 ? 0 : -1;
+}
+
+int lzb_latency(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_latency_t *out) {
+    int rc = -1;
+    rr_server_t server = {.ops = ops};
+    pthread_t thread;
+    server.st = open_contender(ops, spec);
+    if (!server.st) return -1;
+    if (ops->serve && pthread_create(&thread, NULL, rr_serve, &server) != 0) goto close;
+    rc = rr_measure(ops, server.st, spec, out);
+    if (ops->serve) {
+        atomic_store(&server.stop, 1);
+        pthread_join(thread, NULL);
+    }
+    if (rc != 0) fprintf(stderr, "%s: a round trip failed\n", ops->name);
+close:
+    close_contender(ops, server.st, spec);
+    return rc;
+}
+
+// ---- Memory: a push/pull pair over tcp, idle then after a load. ----
+
+int lzb_memory(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_memory_t *out) {
+    lzb_spec_t s = *spec;
+    s.pattern = LZB_PUSHPULL;
+    out->start_kb = lzb_rss_kb("VmRSS");
+    void *st = open_contender(ops, &s);
+    if (!st) return -1;
+    lzb_tput_t warm;
+    // One message through makes the connection (and its buffers) real.
+    lzb_spec_t one = s;
+    one.count = 2;
+    int rc = tp_measure(ops, st, &one, &warm);
+    lzb_sleep_ms(100);
+    out->idle_kb = lzb_rss_kb("VmRSS");
+    if (rc == 0) rc = tp_measure(ops, st, &s, &warm);
+    out->loaded_kb = lzb_rss_kb("VmRSS");
+    out->peak_kb = lzb_rss_kb("VmHWM");
+    close_contender(ops, st, &s);
+    return rc;
+}
+
+// ---- Output ----
+
+static void print_head(const lzb_ops_t *ops, const lzb_spec_t *spec) {
+    printf("{\"contender\":\"%s\",\"version\":\"%s\",\"pattern\":\"%s\",\"transport\":\"%s\","
+           "\"size\":%zu,\"codec\":\"%s\"",
+           ops->name, ops->version ? ops->version() : "", lzb_pattern_name(spec->pattern),
+           spec->transport, spec->size, spec->codec);
+}
+
+void lzb_print_tput(const lzb_ops_t *ops, const lzb_spec_t *spec, const lzb_tput_t *r) {
+    print_head(ops, spec);
+    printf(",\"pinned\":%s,\"received\":%ld,\"msgs_per_sec\":%.0f,\"mb_per_sec\":%.2f}\n",
+           spec->pinned ? "true" : "false", r->received,
+           r->msgs_per_sec, r->mb_per_sec);
+    fflush(stdout);
+}
+
+void lzb_print_latency(const lzb_ops_t *ops, const lzb_spec_t *spec, const lzb_latency_t *r) {
+    print_head(ops, spec);
+    printf(",\"pinned\":%s,\"round_trips\":%ld,\"p50_us\":%.2f,\"p99_us\":%.2f,\"mean_us\":%.2f}\n",
+           spec->pinned ? "true" : "false", r->round_trips, r->p50_us, r->p99_us, r->mean_us);
+    fflush(stdout);
+}
+
+void lzb_print_memory(const lzb_ops_t *ops, const lzb_spec_t *spec, const lzb_memory_t *r) {
+    print_head(ops, spec);
+    printf(",\"rss_start_kb\":%ld,\"rss_idle_kb\":%ld,\"rss_loaded_kb\":%ld,\"rss_peak_kb\":%ld}\n",
+           r->start_kb, r->idle_kb, r->loaded_kb, r->peak_kb);
+    fflush(stdout);
+}
+
+// ---- Arguments ----
+
+void lzb_usage(const char *prog) {
+    fprintf(stderr,
+            "usage: %s pushpull|pubsub|reqrep|memory [--transport tcp|ipc|inproc] [--size BYTES]\n"
+            "       [--count N] [--max-seconds S] [--reps R] [--pin] [--codec raw|json] [--json]\n",
+            prog);
+}
+
+static int parse_pattern(const char *s, lzb_pattern_t *out) {
+    for (int p = LZB_PUSHPULL; p <= LZB_MEMORY; p++)
+        if (strcmp(s, lzb_pattern_name((lzb_pattern_t)p)) == 0) {
+            *out = (lzb_pattern_t)p;
+            return 0;
+        }
+    return -1;
+}
+
+static int copy_choice(char *dst, size_t len, const char *s, const char *const *choices) {
+    for (; *choices; choices++)
+        if (strcmp(s, *choices) == 0) {
+            snprintf(dst, len, "%s", s);
+            return 0;
+        }
+    return -1;
+}
+
+static int parse_option(lzb_spec_t *spec, const char *opt, const char *val) {
+    static const char *const transports[] = {"tcp", "ipc", "inproc", NULL};
+    static const char *const codecs[] = {"raw", "json", NULL};
+    char *end = NULL;
+    if (strcmp(opt, "--transport") == 0)
+        return copy_choice(spec->transport, sizeof spec->transport, val, transports);
+    if (strcmp(opt, "--codec") == 0) return copy_choice(spec->codec, sizeof spec->codec, val, codecs);
+    if (strcmp(opt, "--size") == 0) spec->size = strtoul(val, &end, 10);
+    else if (strcmp(opt, "--count") == 0) spec->count = strtol(val, &end, 10);
+    else if (strcmp(opt, "--reps") == 0) spec->reps = (int)strtol(val, &end, 10);
+    else if (strcmp(opt, "--max-seconds") == 0) spec->max_seconds = strtod(val, &end);
+    else return -1;
+    return *end == '\0' ? 0 : -1;
+}
+
+int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json) {
+    *spec = (lzb_spec_t){.transport = "tcp", .size = 16, .count = 0, .max_seconds = 1.0, .reps = 1,
+                         .codec = "raw"};
+    *json = 0;
+    if (argc < 1 || parse_pattern(argv[0], &spec->pattern) != 0) return 2;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--pin") == 0) spec->pinned = 1;
+        else if (strcmp(argv[i], "--json") == 0) *json = 1;
+        else if (i + 1 >= argc || parse_option(spec, argv[i], argv[i + 1]) != 0) return 2;
+        else i++;
+    }
+    if (spec->count <= 0) spec->count = spec->pattern == LZB_REQREP ? 20000 : 10000000;
+    if (spec->count < 2 || spec->size < 1 || spec->reps < 1 || spec->max_seconds <= 0) return 2;
+    if (strcmp(spec->codec, "json") == 0) {
+        char buf[128];
+        spec->size = lzb_seed_json(buf, sizeof buf, 0);
+    }
+    return 0;
+}
+
+int lzb_main(int argc, char **argv, const lzb_ops_t *ops) {
+    lzb_spec_t spec;
+    int json;
+    if (lzb_parse(argc - 1, argv + 1, &spec, &json) != 0) {
+        lzb_usage(argv[0]);
+        return 2;
+    }
+    for (int rep = 0; rep < spec.reps; rep++) {
+        lzb_tput_t t;
+        lzb_latency_t l;
+        lzb_memory_t m;
+        if (spec.pattern == LZB_REQREP) {
+            if (lzb_latency(ops, &spec, &l) != 0) return 1;
+            lzb_print_latency(ops, &spec, &l);
+        } else if (spec.pattern == LZB_MEMORY) {
+            if (lzb_memory(ops, &spec, &m) != 0) return 1;
+            lzb_print_memory(ops, &spec, &m);
+        } else {
+            if (lzb_throughput(ops, &spec, &t) != 0) return 1;
+            lzb_print_tput(ops, &spec, &t);
+        }
+    }
+    return 0;
+}

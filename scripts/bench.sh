@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Regenerates BENCHMARKS.md: builds the bench programs, runs every contender
+# interleaved row by row (LZ_BENCH_REPS repetitions, rotating who goes first),
+# keeps every result line in $BUILD/bench-results.jsonl and lets
+# bench/report.py take the medians and write the tables. About 6-8 minutes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+REPS=${LZ_BENCH_REPS:-3}          # repetitions per row and contender
+SECS=${LZ_BENCH_SECONDS:-0.4}     # each throughput/latency measurement stops after this
+BUILD=${LZ_BENCH_BUILD:-build-bench}
+PY=/usr/bin/python3               # the Python with pyzmq (Debian's python3-zmq)
+OUT=$BUILD/bench-results.jsonl
+B=$BUILD/bench
+
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null || exit 1
+# Only the bench targets: the rest of the tree need not build for a benchmark.
+cmake --build "$BUILD" -j2 --target bench_raw bench_liberzmq || exit 1
+cmake --build "$BUILD" -j2 --target bench_czmq 2>/dev/null || echo "bench: no CZMQ, skipped"
+cmake --build "$BUILD" -j2 --target bench_nng 2>/dev/null || echo "bench: no nng, skipped"
+
+# Each contender: its command, and options that go after the pattern.
+declare -A CMD=(
+  [raw]="$B/bench_raw"
+  [liberzmq]="$B/bench_liberzmq"
+  [liberzmq-json]="$B/bench_liberzmq"
+  [czmq]="$B/bench_czmq"
+  [nng]="$B/bench_nng"
+  [pyzmq]="$PY bench/bench_pyzmq.py"
+  [pyzmq-json]="$PY bench/bench_pyzmq.py"
+)
+declare -A OPTS=([liberzmq-json]="--codec json" [pyzmq-json]="--codec json")
+available() { [ -x "${CMD[$1]%% *}" ]; }
+
+: >"$OUT"
+# row CONTENDERS... -- ARGS: every repetition runs each contender once, the
+# first one rotating, so drift hits all of them alike.
+row() {
+  local names=() args
+  while [ "$1" != -- ]; do available "$1" && names+=("$1"); shift; done
+  shift
+  args="$*"
+  echo "bench: $args (${names[*]})" >&2
+  for ((rep = 0; rep < REPS; rep++)); do
+    for ((k = 0; k < ${#names[@]}; k++)); do
+      local name=${names[$(((rep + k) % ${#names[@]}))]}
+      timeout 120 ${CMD[$name]} $args ${OPTS[$name]:-} --max-seconds "$SECS" >>"$OUT" ||
+        echo "bench: $name $args failed" >&2
+    done
+  done
+}
+
+THROUGHPUT=(raw liberzmq czmq nng pyzmq)
+for pattern in pushpull pubsub; do
+  for transport in tcp ipc inproc; do
+    for size in 16 256 4096 65536; do
+      row "${THROUGHPUT[@]}" -- $pattern --transport $transport --size $size
+    done
+    # JSON: the seeds' message against pyzmq + json and liberzmq raw bytes of its size.
+    row liberzmq-json pyzmq-json -- $pattern --transport $transport
+    row liberzmq -- $pattern --transport $transport --size 40
+  done
+done
+
+LATENCY=(raw liberzmq liberzmq-json czmq nng pyzmq pyzmq-json)
+for transport in tcp ipc; do
+  for pin in "" --pin; do
+    row "${LATENCY[@]}" -- reqrep --transport $transport --size 16 $pin
+  done
+done
+
+for name in "${LATENCY[@]}"; do
+  row "$name" -- memory --transport tcp --size 256
+done
+
+# The machine and library versions, for the report.
+MACHINE="nproc=$(nproc); cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+MACHINE+="; kernel=$(uname -r); os=$(. /etc/os-release && echo "$PRETTY_NAME")"
+MACHINE+="; python=$($PY -c 'import platform; print(platform.python_version())')"
+MACHINE+="; date=$(date -u +%Y-%m-%dT%H:%MZ); reps=$REPS; seconds=$SECS"
+$PY bench/report.py "$OUT" "$MACHINE" >BENCHMARKS.md && echo "bench: wrote BENCHMARKS.md" >&2

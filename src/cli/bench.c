@@ -1,0 +1,112 @@
+/* `lz bench`: liberzmq against raw libzmq in the same run, interleaved,
+ * with the median of repetitions and the ratio. The measuring code is the
+ * benchmark harness's (bench/, library lz_bench_core), so the numbers match
+ * the bench programs and BENCHMARKS.md. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "contenders.h"
+
+#define BENCH_MAX_REPS 64
+
+// One contender's results over the repetitions.
+typedef struct series {
+    double a[BENCH_MAX_REPS], b[BENCH_MAX_REPS]; // msgs/s and MB/s, or p50 and p99
+    size_t n;
+} series_t;
+
+static int measure(const lzb_ops_t *ops, lzb_spec_t *spec, series_t *s) {
+    if (spec->pattern == LZB_REQREP) {
+        lzb_latency_t l;
+        if (lzb_latency(ops, spec, &l) != 0) return -1;
+        s->a[s->n] = l.p50_us;
+        s->b[s->n++] = l.p99_us;
+    } else {
+        lzb_tput_t t;
+        if (lzb_throughput(ops, spec, &t) != 0) return -1;
+        s->a[s->n] = t.msgs_per_sec;
+        s->b[s->n++] = t.mb_per_sec;
+    }
+    return 0;
+}
+
+// run alternates which contender goes first, so a drift of the machine
+// during the run does not favour either.
+static int run(const lzb_ops_t *lz, lzb_spec_t *spec, series_t *mine, series_t *raw) {
+    for (int rep = 0; rep < spec->reps; rep++) {
+        const lzb_ops_t *order[2] = {lz, &lzb_raw_ops};
+        series_t *into[2] = {mine, raw};
+        for (int k = 0; k < 2; k++) {
+            int i = (rep + k) % 2;
+            if (measure(order[i], spec, into[i]) != 0) return -1;
+        }
+    }
+    return 0;
+}
+
+static void print_result(const lzb_spec_t *spec, const lzb_ops_t *lz, series_t *mine, series_t *raw,
+                         int json) {
+    double a = lzb_median(mine->a, mine->n), b = lzb_median(mine->b, mine->n);
+    double ra = lzb_median(raw->a, raw->n), rb = lzb_median(raw->b, raw->n);
+    const char *pattern = lzb_pattern_name(spec->pattern);
+    if (spec->pattern == LZB_REQREP) {
+        double ratio = a > 0 ? ra / a : 0; // higher is better, as for throughput
+        if (json)
+            printf("{\"pattern\":\"%s\",\"transport\":\"%s\",\"size\":%zu,\"codec\":\"%s\",\"pinned\":%s,"
+                   "\"reps\":%d,\"p50_us\":%.2f,\"p99_us\":%.2f,\"raw_p50_us\":%.2f,\"raw_p99_us\":%.2f,"
+                   "\"ratio\":%.3f}\n",
+                   pattern, spec->transport, spec->size, spec->codec, spec->pinned ? "true" : "false",
+                   spec->reps, a, b, ra, rb, ratio);
+        else
+            printf("%s %s %zu B%s, median of %d: %s p50 %.1f us p99 %.1f us; raw libzmq p50 %.1f us "
+                   "p99 %.1f us; ratio (raw p50 / %s p50) %.2f\n",
+                   pattern, spec->transport, spec->size, spec->pinned ? " pinned to CPU 0" : "",
+                   spec->reps, lz->name, a, b, ra, rb, lz->name, ratio);
+        return;
+    }
+    double ratio = ra > 0 ? a / ra : 0;
+    if (json)
+        printf("{\"pattern\":\"%s\",\"transport\":\"%s\",\"size\":%zu,\"codec\":\"%s\",\"pinned\":%s,"
+               "\"reps\":%d,\"msgs_per_sec\":%.0f,\"mb_per_sec\":%.2f,\"raw_msgs_per_sec\":%.0f,"
+               "\"raw_mb_per_sec\":%.2f,\"ratio\":%.3f}\n",
+               pattern, spec->transport, spec->size, spec->codec, spec->pinned ? "true" : "false",
+               spec->reps, a, b, ra, rb, ratio);
+    else
+        printf("%s %s %zu B, median of %d: %s %.0f msg/s (%.1f MB/s); raw libzmq %.0f msg/s "
+               "(%.1f MB/s); ratio %.2f\n",
+               pattern, spec->transport, spec->size, spec->reps, lz->name, a, b, ra, rb, ratio);
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: lz bench pushpull|pubsub|reqrep [--transport tcp|ipc|inproc] [--size BYTES]\n"
+            "                [--count N] [--max-seconds S] [--reps R] [--pin] [--codec raw|json] [--json]\n"
+            "Measures liberzmq and raw libzmq in the same run (interleaved, median of R\n"
+            "repetitions, default 3) and prints the ratio: liberzmq over raw for throughput,\n"
+            "raw over liberzmq for request/reply p50 latency (higher is better).\n"
+            "--pin runs both ends on CPU 0; each measurement stops after --max-seconds (1).\n");
+}
+
+int lz_cmd_bench(int argc, char **argv) {
+    lzb_spec_t spec;
+    int json, reps_given = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage();
+            return 0;
+        }
+        reps_given |= strcmp(argv[i], "--reps") == 0;
+    }
+    if (argc < 2 || lzb_parse(argc - 1, argv + 1, &spec, &json) != 0 || spec.pattern == LZB_MEMORY ||
+        spec.reps > BENCH_MAX_REPS) {
+        usage();
+        return 2;
+    }
+    if (!reps_given) spec.reps = 3;
+    const lzb_ops_t *lz = strcmp(spec.codec, "json") == 0 ? &lzb_liberzmq_json_ops : &lzb_liberzmq_ops;
+    series_t mine = {.n = 0}, raw = {.n = 0};
+    if (run(lz, &spec, &mine, &raw) != 0) return 1;
+    print_result(&spec, lz, &mine, &raw, json);
+    return 0;
+}
