@@ -21,9 +21,12 @@ build-asan: deps
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
 # The tests run twice: on the normal build, then under ASan+UBSan.
+# Both runs always happen; the target fails if either did.
 test: build build-asan
-	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 180
-	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300
+	@status=0; \
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 180 || status=1; \
+	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300 || status=1; \
+	exit $$status
 
 test-asan: build-asan
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300

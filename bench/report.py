@@ -194,6 +194,9 @@ METHOD = """\
 - **Memory**: RSS of one process holding a connected push/pull pair over tcp (`/proc/self/status`):
   at start, idle after one message, after a {seconds} s load of 256 B messages, and the peak (VmHWM).
   Python's interpreter is most of its start figure.
+- A contender run that fails is logged by `scripts/bench.sh` and leaves fewer repetitions in its cell:
+  libzmq 4.3.4 now and then aborts with `Resource temporarily unavailable (src/session_base.cpp:260)`
+  under `ZMQ_XPUB_NODROP`, and nng pub/sub sometimes delivers nothing within the 5 s join time.
 - `lz bench pushpull|pubsub|reqrep` runs the liberzmq and raw libzmq parts of this harness in one
   process and prints their ratio (`--json` for JSON lines).
 """

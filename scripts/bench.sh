@@ -2,12 +2,12 @@
 # Regenerates BENCHMARKS.md: builds the bench programs, runs every contender
 # interleaved row by row (LZ_BENCH_REPS repetitions, rotating who goes first),
 # keeps every result line in $BUILD/bench-results.jsonl and lets
-# bench/report.py take the medians and write the tables. About 6-8 minutes.
+# bench/report.py take the medians and write the tables. About 9-10 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 REPS=${LZ_BENCH_REPS:-3}          # repetitions per row and contender
-SECS=${LZ_BENCH_SECONDS:-0.4}     # each throughput/latency measurement stops after this
+SECS=${LZ_BENCH_SECONDS:-0.3}     # each throughput/latency measurement stops after this
 BUILD=${LZ_BENCH_BUILD:-build-bench}
 PY=/usr/bin/python3               # the Python with pyzmq (Debian's python3-zmq)
 OUT=$BUILD/bench-results.jsonl
@@ -78,4 +78,5 @@ MACHINE="nproc=$(nproc); cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2
 MACHINE+="; kernel=$(uname -r); os=$(. /etc/os-release && echo "$PRETTY_NAME")"
 MACHINE+="; python=$($PY -c 'import platform; print(platform.python_version())')"
 MACHINE+="; date=$(date -u +%Y-%m-%dT%H:%MZ); reps=$REPS; seconds=$SECS"
+echo "$MACHINE" >"$BUILD/bench-machine.txt"  # report.py can be rerun on the same results
 $PY bench/report.py "$OUT" "$MACHINE" >BENCHMARKS.md && echo "bench: wrote BENCHMARKS.md" >&2

@@ -78,14 +78,27 @@ static void print_result(const lzb_spec_t *spec, const lzb_ops_t *lz, series_t *
                pattern, spec->transport, spec->size, spec->reps, lz->name, a, b, ra, rb, ratio);
 }
 
-static void usage(void) {
-    fprintf(stderr,
-            "usage: lz bench pushpull|pubsub|reqrep [--transport tcp|ipc|inproc] [--size BYTES]\n"
-            "                [--count N] [--max-seconds S] [--reps R] [--pin] [--codec raw|json] [--json]\n"
-            "Measures liberzmq and raw libzmq in the same run (interleaved, median of R\n"
-            "repetitions, default 3) and prints the ratio: liberzmq over raw for throughput,\n"
-            "raw over liberzmq for request/reply p50 latency (higher is better).\n"
-            "--pin runs both ends on CPU 0; each measurement stops after --max-seconds (1).\n");
+#define BENCH_USAGE                                                                              \
+    "lz bench pushpull|pubsub|reqrep [--transport tcp|ipc|inproc] [--size BYTES] [--count N] "    \
+    "[--max-seconds S] [--reps R] [--pin] [--codec raw|json] [--json]"
+
+static void help(void) {
+    printf("usage: " BENCH_USAGE "\n"
+           "Measures liberzmq and raw libzmq in the same run (interleaved, median of R\n"
+           "repetitions, default 3) and prints the ratio: liberzmq over raw for throughput,\n"
+           "raw over liberzmq for request/reply p50 latency (higher is better).\n"
+           "--pin runs both ends on CPU 0; each measurement stops after --max-seconds (1).\n"
+           "\nexamples:\n"
+           "  lz bench pushpull --transport tcp --size 16\n"
+           "  lz bench pubsub --transport ipc --size 4096 --reps 5 --json\n"
+           "  lz bench pushpull --transport inproc --size 64 --codec json\n"
+           "  lz bench reqrep --transport tcp --size 16 --pin\n");
+}
+
+// usage_error: the tool's contract for bad arguments, one line and exit 2.
+static int usage_error(void) {
+    fprintf(stderr, "lz bench: invalid arguments (usage: " BENCH_USAGE ")\n");
+    return 2;
 }
 
 int lz_cmd_bench(int argc, char **argv) {
@@ -93,16 +106,14 @@ int lz_cmd_bench(int argc, char **argv) {
     int json, reps_given = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage();
+            help();
             return 0;
         }
         reps_given |= strcmp(argv[i], "--reps") == 0;
     }
     if (argc < 2 || lzb_parse(argc - 1, argv + 1, &spec, &json) != 0 || spec.pattern == LZB_MEMORY ||
-        spec.reps > BENCH_MAX_REPS) {
-        usage();
-        return 2;
-    }
+        spec.reps > BENCH_MAX_REPS)
+        return usage_error();
     if (!reps_given) spec.reps = 3;
     const lzb_ops_t *lz = strcmp(spec.codec, "json") == 0 ? &lzb_liberzmq_json_ops : &lzb_liberzmq_ops;
     series_t mine = {.n = 0}, raw = {.n = 0};

@@ -340,11 +340,6 @@ int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *n
     return 0;
 }
 
-void lz_cli_node_release(lz_node_t *node) {
-    void *socket = node ? lz_node_zmq_socket(node) : NULL;
-    if (socket) zmq_socket_monitor(socket, NULL, 0);
-}
-
 void lz_cli_block_stop_signals(sigset_t *stop) {
     sigemptyset(stop);
     sigaddset(stop, SIGINT);

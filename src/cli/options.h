@@ -110,24 +110,14 @@ int lz_cli_open(const lz_cli_opts_t *opts, lz_context_t **ctx);
 int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,
                       const lz_serializer_t **serializer);
 
-// lz_cli_node_release stops the node's libzmq socket monitor; call it
-// right before destroying the node (NULL is a no-op). It works around a
-// library race that can hang the close: src/core/node.c close_socket
-// removes the monitor reader before stopping the monitor, so an event
-// (a peer disconnecting) may block libzmq's I/O thread on a reader-less
-// PAIR while zmq_close waits for it. Drop it once node.c stops first.
-void lz_cli_node_release(lz_node_t *node);
-
 // A sender for lz_cli_pump_lines: value, or when value is NULL the line's
 // bytes untouched. Returns 0 or a negative lz_error_t.
 typedef int (*lz_cli_send_fn)(void *arg, const lz_value_t *value, const void *bytes, size_t size);
-
 // lz_cli_pump_lines sends each line of in (without its newline): as its
 // JSON value, else as a JSON string; as bytes when raw. Waits --settle
 // before the first line and after the last. Returns an exit code: a line that cannot be encoded is reported
 // and skipped (exit 1 at the end); a failed send stops at once.
 int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send_fn send, void *arg);
-
 // lz_cli_print_record prints {key: name, "data": ...} as one JSON line on
 // stdout and flushes it. data NULL means "undecoded": payload is shown as
 // text when text_ok and valid UTF-8, else as base64 with "encoding":
@@ -135,17 +125,14 @@ int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send
 // nothing printed: e.g. a NaN) or LZ_EIO (stdout is gone, reported).
 int lz_cli_print_record(const char *key, const char *name, const lz_value_t *data,
                         const void *payload, size_t size, bool text_ok);
-
 // The receive side of a subcommand: recv waits up to timeout_ms (-1:
 // forever) and returns an owned message or NULL with the error set; show
 // prints one message (0, LZ_ESERIALIZATION: skipped, LZ_EIO: stop).
 typedef lz_message_t *(*lz_cli_recv_fn)(void *arg, int timeout_ms);
 typedef int (*lz_cli_show_fn)(void *arg, const lz_message_t *msg);
-
 // lz_cli_recv_loop shows messages until --count of them (0: no limit), or
 // until nothing arrives for --timeout (exit 3). Returns an exit code.
 int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_cli_recv_fn recv, lz_cli_show_fn show, void *arg);
-
 // lz_cli_print_value prints value as one JSON line on stdout. 0 or LZ_EIO/LZ_ESERIALIZATION.
 int lz_cli_print_value(const lz_value_t *value);
 
@@ -155,13 +142,11 @@ lz_value_t *lz_cli_value_from_text(const char *text, size_t len);
 
 // lz_cli_utf8_valid tells whether size bytes are well-formed UTF-8.
 bool lz_cli_utf8_valid(const void *data, size_t size);
-
 // lz_cli_block_stop_signals blocks SIGINT, SIGTERM and SIGHUP in the
 // calling thread and stores them in *stop. Call it before any thread is
 // made (before lz_cli_open), so all inherit the mask and a server's main
 // loop takes the signals with sigtimedwait(stop) and stops cleanly.
 void lz_cli_block_stop_signals(sigset_t *stop);
-
 // lz_cli_sleep_ms sleeps, restarting after signals.
 void lz_cli_sleep_ms(int ms);
 

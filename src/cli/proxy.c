@@ -48,9 +48,6 @@ static int proxy_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigse
         }
         lz_proxy_stop(proxy);
     }
-    lz_cli_node_release(lz_proxy_frontend(proxy));
-    lz_cli_node_release(lz_proxy_backend(proxy));
-    lz_cli_node_release(lz_proxy_capture(proxy));
     lz_proxy_destroy(&proxy);
     return rc;
 }

@@ -56,7 +56,6 @@ static int pub_run(const lz_cli_opts_t *opts) {
         bool raw = opts->raw || (lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE);
         rc = lz_cli_pump_lines(opts, stdin, raw, pub_send, &state);
     }
-    lz_cli_node_release(lz_pub_node(state.pub));
     lz_pub_destroy(&state.pub);
     lz_context_destroy(&ctx);
     return rc;

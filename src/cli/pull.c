@@ -54,7 +54,6 @@ static int pull_run(const lz_cli_opts_t *opts) {
         state.opaque = lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE;
         rc = lz_cli_recv_loop(opts, pull_recv, pull_show, &state);
     }
-    lz_cli_node_release(lz_pull_node(state.pull));
     lz_pull_destroy(&state.pull);
     lz_context_destroy(&ctx);
     return rc;

@@ -58,7 +58,6 @@ static int push_run(const lz_cli_opts_t *opts) {
         bool raw = opts->raw || (lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE);
         rc = lz_cli_pump_lines(opts, stdin, raw, push_send, &state);
     }
-    lz_cli_node_release(lz_push_node(state.push));
     lz_push_destroy(&state.push);
     lz_context_destroy(&ctx);
     return rc;

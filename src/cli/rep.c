@@ -291,7 +291,6 @@ static int rep_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigset_
         rep_wait(opts, &state, server, stop);
         lz_server_stop(server);
     }
-    lz_cli_node_release(lz_server_node(server));
     lz_server_destroy(&server);
     return rc;
 }

@@ -97,7 +97,6 @@ static int req_run(const lz_cli_opts_t *opts) {
     if (rc == 0) rc = lz_cli_node_setup(opts, ctx, lz_client_node(client), NULL);
     if (rc == 0) rc = req_configure(opts, client);
     if (rc == 0) rc = req_send(opts, client);
-    lz_cli_node_release(lz_client_node(client));
     lz_client_destroy(&client);
     lz_context_destroy(&ctx);
     return rc;

@@ -36,7 +36,13 @@ static int apply_options(lz_node_t *node, void *socket) {
 }
 
 // open_socket makes the libzmq socket and hooks it to the context monitor.
+// Each socket gets a fresh monitor name from a counter: libzmq releases an
+// inproc name only when the closed socket is reaped, so a name reused by a
+// rebuild or a node at a recycled address could still be taken.
 static int open_socket(lz_node_t *node) {
+    static atomic_uint_fast64_t monitor_serial;
+    snprintf(node->monitor_endpoint, sizeof node->monitor_endpoint, "inproc://lz-monitor-%llu",
+             (unsigned long long)atomic_fetch_add(&monitor_serial, 1));
     void *socket = zmq_socket(lz_context_zmq(node->ctx), node->zmq_type);
     if (!socket) return lz__fail_zmq("node: zmq_socket");
     int rc = apply_options(node, socket);
@@ -161,12 +167,6 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
     node->default_side = default_side;
     node->counters = &node->own_counters;
     snprintf(node->name, sizeof node->name, "%s", name);
-    // A counter, not the node's address: libzmq releases an inproc name only
-    // when the closed socket is reaped, so a new node at a recycled address
-    // would find its monitor name still taken.
-    static atomic_uint_fast64_t monitor_serial;
-    snprintf(node->monitor_endpoint, sizeof node->monitor_endpoint, "inproc://lz-monitor-%llu",
-             (unsigned long long)atomic_fetch_add(&monitor_serial, 1));
     node->serializer = lz__registry_find(lz__context_registry(ctx), node->settings->default_serializer);
     if (!node->serializer)
         return lz__fail(LZ_ECONFIG, "%s: serialization.default: %s", name, lz_last_error());

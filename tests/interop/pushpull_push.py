@@ -1,0 +1,36 @@
+#!/usr/bin/python3
+"""Interop (c): a plain pyzmq PUSH writes the Python LiberZMQ task frame by
+hand and a liberzmq puller dispatches it on "type".
+argv: <endpoint to connect> <task_id to use>. Sends a "resize" task, then a
+"stop" task, waits for them to be delivered (linger) and exits 0."""
+import json
+import sys
+import time
+
+import zmq
+
+
+def main():
+    endpoint, task_id = sys.argv[1], sys.argv[2]
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.linger = 5000
+    push.sndtimeo = 5000
+    push.connect(endpoint)
+    task = {
+        "type": "resize",
+        "data": {"width": 640, "height": 480, "path": "/img/\u00e9t\u00e9.png"},
+        "priority": 1,
+        "timestamp": time.time(),
+        "task_id": task_id,
+    }
+    push.send(json.dumps(task).encode("utf-8"))
+    push.send(json.dumps({"type": "stop", "data": None, "priority": 0, "timestamp": time.time(),
+                          "task_id": "00000000-0000-4000-8000-000000000000"}).encode())
+    push.close()  # waits up to linger for delivery
+    ctx.term()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,656 @@
+/* The context: configuration from the environment and files, life cycle
+ * with nodes outliving it, bounded shutdown with dead peers, and metrics
+ * summed over every node it has had. */
+#include <stdbool.h>
+#include <zmq.h>
+
+#include "lz_test.h"
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// write_file writes text to a fresh file in /tmp and stores its path.
+static void write_file(char *path, size_t size, const char *suffix, const char *text) {
+    snprintf(path, size, "/tmp/lztest-ctx-%d-XXXXXX%s", (int)getpid(), suffix);
+    int fd = mkstemps(path, (int)strlen(suffix));
+    if (fd < 0) {
+        perror("mkstemps");
+        exit(2);
+    }
+    size_t len = strlen(text);
+    if (write(fd, text, len) != (ssize_t)len) {
+        perror("write");
+        exit(2);
+    }
+    close(fd);
+}
+
+// A configuration that keeps shutdown and failures quick in tests.
+static lz_config_t *quick_config(void) {
+    lz_config_t *cfg = lz_config_new();
+    LZ_CHECK(cfg != NULL);
+    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.linger", 200), LZ_OK);
+    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.send_timeout", 1000), LZ_OK);
+    return cfg;
+}
+
+static lz_context_t *quick_context(void) {
+    lz_config_t *cfg = quick_config();
+    lz_context_t *ctx = lz_context_new(cfg);
+    lz_config_destroy(&cfg);
+    LZ_CHECK(ctx != NULL);
+    return ctx;
+}
+
+static int64_t config_int(lz_context_t *ctx, const char *key) {
+    int64_t v = -12345;
+    LZ_CHECK_INT(lz_config_get_int(lz_context_config(ctx), key, &v), LZ_OK);
+    return v;
+}
+
+/* ---- configuration sources ---------------------------------------------- */
+
+LZ_TEST(context_defaults_without_environment) {
+    unsetenv("LIBERZMQ_CONFIG");
+    lz_context_t *ctx = lz_context_new(NULL);
+    LZ_CHECK(ctx != NULL);
+    if (!ctx) return;
+    LZ_CHECK_INT(config_int(ctx, "zmq.linger"), 1000);
+    LZ_CHECK_STR(lz_config_source(lz_context_config(ctx), "zmq.linger"), "default");
+    LZ_CHECK(lz_context_zmq(ctx) != NULL);
+    LZ_CHECK(lz_context_logger(ctx) != NULL);
+    lz_context_destroy(&ctx);
+    LZ_CHECK(ctx == NULL);
+    lz_context_destroy(&ctx); // NULL is a no-op
+    lz_context_destroy(NULL);
+}
+
+LZ_TEST(context_reads_environment) {
+    unsetenv("LIBERZMQ_CONFIG");
+    setenv("LIBERZMQ_ZMQ__LINGER", "123", 1);
+    setenv("LIBERZMQ_ZMQ_HANDLER_MAX_CONCURRENCY", "3", 1);
+    setenv("LIBERZMQ_SERIALIZATION__DEFAULT", "msgpack", 1);
+    lz_context_t *ctx = lz_context_new(NULL);
+    unsetenv("LIBERZMQ_ZMQ__LINGER");
+    unsetenv("LIBERZMQ_ZMQ_HANDLER_MAX_CONCURRENCY");
+    unsetenv("LIBERZMQ_SERIALIZATION__DEFAULT");
+    LZ_CHECK(ctx != NULL);
+    if (!ctx) return;
+    LZ_CHECK_INT(config_int(ctx, "zmq.linger"), 123);
+    LZ_CHECK_INT(config_int(ctx, "zmq.handler_max_concurrency"), 3);
+    LZ_CHECK_STR(lz_config_source(lz_context_config(ctx), "zmq.linger"), "env LIBERZMQ_ZMQ__LINGER");
+    // The default serializer reaches the nodes.
+    lz_pub_t *pub = lz_pub_new(ctx, NULL);
+    LZ_CHECK(pub != NULL);
+    LZ_CHECK_STR(lz_node_serializer_name(lz_pub_node(pub)), "msgpack");
+    lz_pub_destroy(&pub);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(context_reads_config_file_then_environment) {
+    char path[128];
+    write_file(path, sizeof path, ".yaml",
+               "zmq:\n"
+               "  linger: 77\n"
+               "  handler_max_concurrency: 2\n"
+               "  high_water_mark: 500\n"
+               "serialization:\n"
+               "  default: msgpack\n");
+    setenv("LIBERZMQ_CONFIG", path, 1);
+    setenv("LIBERZMQ_ZMQ__HIGH_WATER_MARK", "600", 1); // env beats the file
+    lz_context_t *ctx = lz_context_new(NULL);
+    unsetenv("LIBERZMQ_ZMQ__HIGH_WATER_MARK");
+    unsetenv("LIBERZMQ_CONFIG");
+    LZ_CHECK(ctx != NULL);
+    if (ctx) {
+        LZ_CHECK_INT(config_int(ctx, "zmq.linger"), 77);
+        LZ_CHECK_INT(config_int(ctx, "zmq.handler_max_concurrency"), 2);
+        LZ_CHECK_INT(config_int(ctx, "zmq.high_water_mark"), 600);
+        const char *src = lz_config_source(lz_context_config(ctx), "zmq.linger");
+        LZ_CHECK(src && strncmp(src, "file ", 5) == 0 && strstr(src, path));
+        lz_pull_t *pull = lz_pull_new(ctx, NULL);
+        LZ_CHECK(pull != NULL);
+        LZ_CHECK_STR(lz_node_serializer_name(lz_pull_node(pull)), "msgpack");
+        // The socket got the configured options.
+        int linger = -2, hwm = -2;
+        size_t size = sizeof linger;
+        zmq_getsockopt(lz_node_zmq_socket(lz_pull_node(pull)), ZMQ_LINGER, &linger, &size);
+        size = sizeof hwm;
+        zmq_getsockopt(lz_node_zmq_socket(lz_pull_node(pull)), ZMQ_RCVHWM, &hwm, &size);
+        LZ_CHECK_INT(linger, 77);
+        LZ_CHECK_INT(hwm, 600);
+        lz_pull_destroy(&pull);
+        lz_context_destroy(&ctx);
+    }
+    unlink(path);
+
+    // A JSON file is read the same way.
+    write_file(path, sizeof path, ".json", "{\"zmq\": {\"linger\": 42}, \"logging\": {\"level\": \"ERROR\"}}");
+    setenv("LIBERZMQ_CONFIG", path, 1);
+    ctx = lz_context_new(NULL);
+    unsetenv("LIBERZMQ_CONFIG");
+    LZ_CHECK(ctx != NULL);
+    if (ctx) {
+        LZ_CHECK_INT(config_int(ctx, "zmq.linger"), 42);
+        LZ_CHECK_INT(lz_logger_level(lz_context_logger(ctx)), LZ_LOG_ERROR);
+        lz_context_destroy(&ctx);
+    }
+    unlink(path);
+}
+
+// expect_config_failure: lz_context_new(NULL) fails with LZ_ECONFIG and a
+// detail that names what was wrong.
+static void expect_config_failure(const char *must_name, int line) {
+    lz_context_t *ctx = lz_context_new(NULL);
+    if (ctx) {
+        fprintf(stderr, "test_context.c:%d: context created despite a bad configuration\n", line);
+        lz_test_failures++;
+        lz_context_destroy(&ctx);
+        return;
+    }
+    if (lz_last_error_code() != LZ_ECONFIG || !strstr(lz_last_error(), must_name)) {
+        fprintf(stderr, "test_context.c:%d: expected LZ_ECONFIG naming '%s', got %s: %s\n", line,
+                must_name, lz_error_name(lz_last_error_code()), lz_last_error());
+        lz_test_failures++;
+    }
+    lz_test_checks++;
+}
+
+LZ_TEST(context_bad_config_fails_naming_the_key) {
+    char path[128];
+    // An unknown key in the file.
+    write_file(path, sizeof path, ".yaml", "zmq:\n  linger: 10\n  no_such_key: 5\n");
+    setenv("LIBERZMQ_CONFIG", path, 1);
+    expect_config_failure("zmq.no_such_key", __LINE__);
+    unlink(path);
+    // A bad value in the file.
+    write_file(path, sizeof path, ".yaml", "zmq:\n  io_threads: lots\n");
+    setenv("LIBERZMQ_CONFIG", path, 1);
+    expect_config_failure("zmq.io_threads", __LINE__);
+    unlink(path);
+    // An out-of-range value in the file.
+    write_file(path, sizeof path, ".yaml", "zmq:\n  handler_max_concurrency: 0\n");
+    setenv("LIBERZMQ_CONFIG", path, 1);
+    expect_config_failure("zmq.handler_max_concurrency", __LINE__);
+    unlink(path);
+    // A file that is not YAML.
+    write_file(path, sizeof path, ".yaml", "zmq: [linger: {\n");
+    setenv("LIBERZMQ_CONFIG", path, 1);
+    expect_config_failure(path, __LINE__);
+    unlink(path);
+    // A file that does not exist.
+    setenv("LIBERZMQ_CONFIG", "/nonexistent/lztest/config.yaml", 1);
+    expect_config_failure("/nonexistent/lztest/config.yaml", __LINE__);
+    unsetenv("LIBERZMQ_CONFIG");
+
+    // A bad environment value names the key and the variable.
+    setenv("LIBERZMQ_ZMQ__LINGER", "abc", 1);
+    expect_config_failure("zmq.linger", __LINE__);
+    expect_config_failure("LIBERZMQ_ZMQ__LINGER", __LINE__);
+    unsetenv("LIBERZMQ_ZMQ__LINGER");
+    // An unknown LIBERZMQ_ variable.
+    setenv("LIBERZMQ_ZMQ__BOGUS", "1", 1);
+    expect_config_failure("LIBERZMQ_ZMQ__BOGUS", __LINE__);
+    unsetenv("LIBERZMQ_ZMQ__BOGUS");
+    // An unknown serializer as the default.
+    setenv("LIBERZMQ_SERIALIZATION__DEFAULT", "nosuchcodec", 1);
+    lz_context_t *ctx = lz_context_new(NULL);
+    unsetenv("LIBERZMQ_SERIALIZATION__DEFAULT");
+    if (ctx) { // allowed to be caught at node creation instead
+        lz_pub_t *pub = lz_pub_new(ctx, NULL);
+        LZ_CHECK(pub == NULL);
+        LZ_CHECK_INT(lz_last_error_code(), LZ_ECONFIG);
+        LZ_CHECK(strstr(lz_last_error(), "serialization.default") != NULL);
+        lz_pub_destroy(&pub);
+        lz_context_destroy(&ctx);
+    } else {
+        LZ_CHECK_INT(lz_last_error_code(), LZ_ECONFIG);
+    }
+
+    // An explicit configuration with an inconsistent combination.
+    lz_config_t *cfg = lz_config_new();
+    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.reconnect_interval", 500), LZ_OK);
+    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.reconnect_interval_max", 100), LZ_OK);
+    ctx = lz_context_new(cfg);
+    LZ_CHECK(ctx == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "zmq.reconnect_interval_max") != NULL);
+    lz_context_destroy(&ctx);
+    lz_config_destroy(&cfg);
+
+    // After all that, a good context still comes up.
+    ctx = lz_context_new(NULL);
+    LZ_CHECK(ctx != NULL);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(context_copies_its_config) {
+    lz_config_t *cfg = quick_config();
+    lz_context_t *ctx = lz_context_new(cfg);
+    LZ_CHECK(ctx != NULL);
+    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.linger", 999), LZ_OK);
+    lz_config_destroy(&cfg); // the context keeps its own copy
+    if (!ctx) return;
+    LZ_CHECK_INT(config_int(ctx, "zmq.linger"), 200);
+    lz_context_destroy(&ctx);
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+static lz_message_t *recv_synced(lz_pub_t *pub, lz_sub_t *sub, const char *topic, const lz_value_t *v) {
+    int64_t deadline = now_ms() + 5000;
+    while (now_ms() < deadline) {
+        lz_pub_publish(pub, topic, v);
+        lz_message_t *msg = lz_sub_recv(sub, 20);
+        if (msg) return msg;
+    }
+    return NULL;
+}
+
+LZ_TEST(context_destroyed_before_its_nodes) {
+    lz_context_t *ctx = quick_context();
+    if (!ctx) return;
+    char ep[128];
+    lz_pub_t *pub = lz_pub_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep));
+    lz_sub_t *sub = lz_sub_new(ctx, ep);
+    LZ_CHECK(pub && sub);
+    lz_context_destroy(&ctx);
+    LZ_CHECK(ctx == NULL);
+    if (!pub || !sub) {
+        lz_pub_destroy(&pub);
+        lz_sub_destroy(&sub);
+        return;
+    }
+    // The nodes still work: they keep the context alive.
+    LZ_CHECK_INT(lz_sub_subscribe(sub, "t"), LZ_OK);
+    lz_value_t *v = lz_value_int(7);
+    lz_message_t *msg = recv_synced(pub, sub, "t", v);
+    LZ_CHECK(msg != NULL);
+    LZ_CHECK_INT(lz_value_get_int(lz_message_value(msg)), 7);
+    lz_message_destroy(&msg);
+    lz_value_destroy(&v);
+    // A new node cannot be made any more, but the old ones close cleanly,
+    // the last one terminating the libzmq context.
+    int64_t t0 = now_ms();
+    lz_sub_destroy(&sub);
+    lz_pub_destroy(&pub);
+    LZ_CHECK(now_ms() - t0 < 3000);
+    LZ_CHECK(sub == NULL && pub == NULL);
+}
+
+// A pusher with queued tasks for a peer that does not exist: closing waits
+// at most the linger, in either order of destruction.
+static void dead_peer_case(bool destroy_ctx_first) {
+    lz_context_t *ctx = quick_context();
+    if (!ctx) return;
+    // Find a port nobody listens on: bind one, then close it.
+    lz_pull_t *probe = lz_pull_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(probe != NULL);
+    if (!probe) {
+        lz_context_destroy(&ctx);
+        return;
+    }
+    char dead[128];
+    snprintf(dead, sizeof dead, "%s", lz_node_endpoint(lz_pull_node(probe)));
+    lz_pull_destroy(&probe);
+    lz_push_t *push = lz_push_new(ctx, dead);
+    LZ_CHECK(push != NULL);
+    if (!push) {
+        lz_context_destroy(&ctx);
+        return;
+    }
+    lz_value_t *v = lz_value_string("for nobody");
+    for (int i = 0; i < 5; i++) LZ_CHECK_INT(lz_push_send(push, "job", v, 0), LZ_OK);
+    lz_value_destroy(&v);
+    int64_t t0 = now_ms();
+    if (destroy_ctx_first) {
+        lz_context_destroy(&ctx);
+        LZ_CHECK(now_ms() - t0 < 100); // releasing the caller's reference never blocks
+        // The pusher still works after the context handle is gone.
+        LZ_CHECK_INT(lz_push_send_bytes(push, "late", 4), LZ_OK);
+    }
+    t0 = now_ms();
+    lz_push_destroy(&push);
+    if (!destroy_ctx_first) lz_context_destroy(&ctx);
+    int64_t elapsed = now_ms() - t0;
+    // linger is 200 ms: shutdown takes about that, never the send timeout or forever.
+    LZ_CHECK(elapsed < 1500);
+    if (elapsed >= 1500) fprintf(stderr, "shutdown with a dead peer took %lld ms\n", (long long)elapsed);
+}
+
+LZ_TEST(context_shutdown_bounded_with_dead_peer_ctx_first) { dead_peer_case(true); }
+LZ_TEST(context_shutdown_bounded_with_dead_peer_node_first) { dead_peer_case(false); }
+
+// Closing a node and making another at once (the usual restart) works
+// every time, whatever memory the new node gets.
+LZ_TEST(context_nodes_recreated_at_once) {
+    lz_context_t *ctx = quick_context();
+    if (!ctx) return;
+    int failures = 0;
+    for (int i = 0; i < 50; i++) {
+        lz_push_t *push = lz_push_new(ctx, NULL);
+        lz_pull_t *pull = lz_pull_new(ctx, NULL);
+        lz_pub_t *pub = lz_pub_new(ctx, NULL);
+        lz_sub_t *sub = lz_sub_new(ctx, NULL);
+        if (!push || !pull || !pub || !sub) {
+            if (!failures) fprintf(stderr, "round %d: %s\n", i, lz_last_error());
+            failures++;
+        }
+        lz_push_destroy(&push);
+        lz_pull_destroy(&pull);
+        lz_pub_destroy(&pub);
+        lz_sub_destroy(&sub);
+    }
+    LZ_CHECK_INT(failures, 0);
+    lz_metrics_t m;
+    LZ_CHECK_INT(lz_context_metrics(ctx, &m), LZ_OK);
+    LZ_CHECK_INT(m.active_connections, 0);
+    lz_context_destroy(&ctx);
+}
+
+// Closing a node while its peer is going away (both ends closed one after
+// the other, the usual shutdown) never hangs: the socket's monitor events
+// keep flowing while it closes.
+LZ_TEST(context_close_while_peer_disconnects) {
+    lz_context_t *ctx = quick_context();
+    if (!ctx) return;
+    int64_t t0 = now_ms();
+    for (int i = 0; i < 60; i++) {
+        lz_pull_t *pull = lz_pull_new(ctx, "tcp://127.0.0.1:*");
+        lz_push_t *push = pull ? lz_push_new(ctx, lz_node_endpoint(lz_pull_node(pull))) : NULL;
+        LZ_CHECK(pull && push);
+        if (push) LZ_CHECK_INT(lz_push_send_bytes(push, "x", 1), LZ_OK);
+        for (int64_t deadline = now_ms() + 2000; push && now_ms() < deadline;) {
+            lz_metrics_t m;
+            lz_node_metrics(lz_pull_node(pull), &m);
+            if (m.active_connections == 1) break;
+            lz_test_sleep_ms(1);
+        }
+        if (i % 2) {
+            lz_push_destroy(&push);
+            lz_pull_destroy(&pull);
+        } else {
+            lz_pull_destroy(&pull);
+            lz_push_destroy(&push);
+        }
+    }
+    LZ_CHECK(now_ms() - t0 < 20000);
+    lz_context_destroy(&ctx);
+}
+
+/* ---- metrics -------------------------------------------------------------- */
+
+static lz_metrics_t ctx_metrics(lz_context_t *ctx) {
+    lz_metrics_t m;
+    memset(&m, 0xAB, sizeof m);
+    LZ_CHECK_INT(lz_context_metrics(ctx, &m), LZ_OK);
+    return m;
+}
+
+static lz_metrics_t node_metrics(lz_node_t *node) {
+    lz_metrics_t m;
+    memset(&m, 0xAB, sizeof m);
+    LZ_CHECK_INT(lz_node_metrics(node, &m), LZ_OK);
+    return m;
+}
+
+LZ_TEST(context_metrics_sum_live_and_closed_nodes) {
+    lz_context_t *ctx = quick_context();
+    if (!ctx) return;
+    lz_metrics_t m = ctx_metrics(ctx);
+    LZ_CHECK_INT(m.messages_sent, 0);
+    LZ_CHECK_INT(m.messages_received, 0);
+    LZ_CHECK_INT(m.active_connections, 0);
+    LZ_CHECK_INT(lz_context_metrics(NULL, &m), LZ_EINVAL);
+    LZ_CHECK_INT(lz_context_metrics(ctx, NULL), LZ_EINVAL);
+
+    char ep1[128], ep2[128];
+    lz_pull_t *pull1 = lz_pull_new(ctx, lz_test_inproc_endpoint(ep1, sizeof ep1));
+    lz_pull_t *pull2 = lz_pull_new(ctx, lz_test_inproc_endpoint(ep2, sizeof ep2));
+    lz_push_t *push1 = lz_push_new(ctx, ep1);
+    lz_push_t *push2 = lz_push_new(ctx, ep2);
+    LZ_CHECK(pull1 && pull2 && push1 && push2);
+    if (!pull1 || !pull2 || !push1 || !push2) goto out;
+    for (int i = 0; i < 3; i++) LZ_CHECK_INT(lz_push_send_bytes(push1, "abcd", 4), LZ_OK);
+    for (int i = 0; i < 5; i++) LZ_CHECK_INT(lz_push_send_bytes(push2, "xy", 2), LZ_OK);
+    // Not JSON: received, then dropped; lz_pull_recv never returns them.
+    for (int tries = 0; tries < 100 && node_metrics(lz_pull_node(pull1)).inbound_dropped < 3; tries++) {
+        lz_message_t *msg = lz_pull_recv(pull1, 50);
+        LZ_CHECK(msg == NULL);
+        lz_message_destroy(&msg);
+    }
+    lz_value_t *v = lz_value_int(1);
+    LZ_CHECK_INT(lz_push_send(push2, "t", v, 0), LZ_OK);
+    lz_value_destroy(&v);
+    for (int got = 0, tries = 0; got < 1 && tries < 100; tries++) {
+        lz_message_t *msg = lz_pull_recv(pull2, 50);
+        if (msg) got++;
+        lz_message_destroy(&msg);
+    }
+    lz_metrics_t p1 = node_metrics(lz_push_node(push1)), p2 = node_metrics(lz_push_node(push2));
+    lz_metrics_t q1 = node_metrics(lz_pull_node(pull1)), q2 = node_metrics(lz_pull_node(pull2));
+    LZ_CHECK_INT(p1.messages_sent, 3);
+    LZ_CHECK_INT(p1.bytes_sent, 12);
+    LZ_CHECK_INT(p2.messages_sent, 6);
+    LZ_CHECK_INT(q1.messages_received, 3);
+    LZ_CHECK_INT(q1.bytes_received, 12);
+    LZ_CHECK_INT(q1.inbound_dropped, 3);
+    LZ_CHECK_INT(q2.messages_received, 6); // five "xy" dropped, then the task
+    LZ_CHECK_INT(q2.inbound_dropped, 5);
+    LZ_CHECK_INT(q2.bytes_received, p2.bytes_sent);
+
+    m = ctx_metrics(ctx);
+    LZ_CHECK_INT(m.messages_sent, 9);
+    LZ_CHECK_INT(m.messages_received, 9);
+    LZ_CHECK_INT(m.bytes_sent, p1.bytes_sent + p2.bytes_sent);
+    LZ_CHECK_INT(m.bytes_received, q1.bytes_received + q2.bytes_received);
+    LZ_CHECK_INT(m.inbound_dropped, 8);
+
+    // Closed nodes still count, as they were at close.
+    lz_push_destroy(&push1);
+    lz_pull_destroy(&pull1);
+    m = ctx_metrics(ctx);
+    LZ_CHECK_INT(m.messages_sent, 9);
+    LZ_CHECK_INT(m.messages_received, 9);
+    LZ_CHECK_INT(m.inbound_dropped, 8);
+    LZ_CHECK_INT(lz_push_send_bytes(push2, "z", 1), LZ_OK);
+    m = ctx_metrics(ctx);
+    LZ_CHECK_INT(m.messages_sent, 10);
+    lz_push_destroy(&push2);
+    lz_pull_destroy(&pull2);
+    m = ctx_metrics(ctx);
+    LZ_CHECK_INT(m.messages_sent, 10);
+    LZ_CHECK_INT(m.bytes_sent, p1.bytes_sent + p2.bytes_sent + 1);
+    LZ_CHECK_INT(m.active_connections, 0);
+out:
+    lz_push_destroy(&push1);
+    lz_push_destroy(&push2);
+    lz_pull_destroy(&pull1);
+    lz_pull_destroy(&pull2);
+    lz_context_destroy(&ctx);
+}
+
+// wait_connections polls until the node's (or, node NULL, the context's)
+// active_connections equals want; returns the last value seen.
+static int64_t wait_connections(lz_context_t *ctx, lz_node_t *node, int64_t want, int timeout_ms) {
+    int64_t deadline = now_ms() + timeout_ms, seen = -999;
+    for (;;) {
+        lz_metrics_t m;
+        if (node) lz_node_metrics(node, &m);
+        else lz_context_metrics(ctx, &m);
+        seen = m.active_connections;
+        if (seen == want || now_ms() >= deadline) return seen;
+        lz_test_sleep_ms(5);
+    }
+}
+
+static void active_connections_case(const char *bind_url) {
+    lz_context_t *ctx = quick_context();
+    if (!ctx) return;
+    lz_pull_t *pull = lz_pull_new(ctx, bind_url);
+    LZ_CHECK(pull != NULL);
+    if (!pull) {
+        lz_context_destroy(&ctx);
+        return;
+    }
+    char ep[256];
+    snprintf(ep, sizeof ep, "%s", lz_node_endpoint(lz_pull_node(pull)));
+    LZ_CHECK_INT(wait_connections(ctx, NULL, 0, 0), 0);
+    lz_push_t *push = lz_push_new(ctx, ep);
+    LZ_CHECK(push != NULL);
+    // The puller accepted one, the pusher connected one.
+    LZ_CHECK_INT(wait_connections(ctx, lz_pull_node(pull), 1, 5000), 1);
+    LZ_CHECK_INT(wait_connections(ctx, lz_push_node(push), 1, 5000), 1);
+    LZ_CHECK_INT(wait_connections(ctx, NULL, 2, 5000), 2);
+    // A second pusher: two on the puller's side.
+    lz_push_t *push2 = lz_push_new(ctx, ep);
+    LZ_CHECK(push2 != NULL);
+    LZ_CHECK_INT(wait_connections(ctx, lz_pull_node(pull), 2, 5000), 2);
+    LZ_CHECK_INT(wait_connections(ctx, NULL, 4, 5000), 4);
+    // Disconnecting brings them back down.
+    lz_push_destroy(&push);
+    LZ_CHECK_INT(wait_connections(ctx, lz_pull_node(pull), 1, 5000), 1);
+    LZ_CHECK_INT(wait_connections(ctx, NULL, 2, 5000), 2);
+    lz_push_destroy(&push2);
+    LZ_CHECK_INT(wait_connections(ctx, lz_pull_node(pull), 0, 5000), 0);
+    LZ_CHECK_INT(wait_connections(ctx, NULL, 0, 5000), 0);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(context_active_connections_tcp) { active_connections_case("tcp://127.0.0.1:*"); }
+
+LZ_TEST(context_active_connections_ipc) {
+    char ep[128];
+    active_connections_case(lz_test_ipc_endpoint(ep, sizeof ep));
+}
+
+// The peer going away (not us closing) is seen too.
+LZ_TEST(context_active_connections_peer_dies) {
+    lz_context_t *ctx = quick_context();
+    lz_context_t *other = quick_context();
+    if (!ctx || !other) {
+        lz_context_destroy(&ctx);
+        lz_context_destroy(&other);
+        return;
+    }
+    lz_pull_t *pull = lz_pull_new(other, "tcp://127.0.0.1:*");
+    LZ_CHECK(pull != NULL);
+    lz_push_t *push = pull ? lz_push_new(ctx, lz_node_endpoint(lz_pull_node(pull))) : NULL;
+    LZ_CHECK(push != NULL);
+    if (push) {
+        LZ_CHECK_INT(wait_connections(ctx, NULL, 1, 5000), 1);
+        lz_pull_destroy(&pull);
+        lz_context_destroy(&other); // the peer's whole context is gone
+        LZ_CHECK_INT(wait_connections(ctx, NULL, 0, 5000), 0);
+    }
+    lz_push_destroy(&push);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&other);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(context_failed_bind_counted) {
+    lz_context_t *ctx = quick_context();
+    if (!ctx) return;
+    lz_pub_t *pub = lz_pub_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(pub != NULL);
+    if (!pub) {
+        lz_context_destroy(&ctx);
+        return;
+    }
+    char ep[128];
+    snprintf(ep, sizeof ep, "%s", lz_node_endpoint(lz_pub_node(pub)));
+    LZ_CHECK(strncmp(ep, "tcp://127.0.0.1:", 16) == 0 && strcmp(ep, "tcp://127.0.0.1:*") != 0);
+
+    // Binding the same port again on the same node.
+    LZ_CHECK_INT(lz_node_bind(lz_pub_node(pub), ep), LZ_ECONNECTION);
+    LZ_CHECK(strstr(lz_last_error(), ep) != NULL);
+    LZ_CHECK_INT(node_metrics(lz_pub_node(pub)).failed_bind_count, 1);
+    LZ_CHECK_STR(lz_node_endpoint(lz_pub_node(pub)), ep); // the good one stays
+    // A second node on the same port: its constructor fails, the failure still counts.
+    lz_pub_t *again = lz_pub_new(ctx, ep);
+    LZ_CHECK(again == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONNECTION);
+    lz_pull_t *pull = lz_pull_new(ctx, NULL);
+    LZ_CHECK(pull != NULL);
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), ep), LZ_ECONNECTION);
+    // A malformed URL is the caller's mistake, not a connection failure.
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "nonsense://x"), LZ_EINVAL);
+    lz_metrics_t m = ctx_metrics(ctx);
+    LZ_CHECK(m.failed_bind_count >= 3);
+    LZ_CHECK(m.failed_bind_count <= 4); // whether "nonsense://" counts is the library's call
+    uint64_t before = m.failed_bind_count;
+    lz_pull_destroy(&pull);
+    lz_pub_destroy(&pub);
+    LZ_CHECK_INT(ctx_metrics(ctx).failed_bind_count, before);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(context_metrics_to_json_has_every_field) {
+    static const char *const fields[] = {
+        "messages_sent", "messages_received", "bytes_sent", "bytes_received", "errors",
+        "outbound_dropped", "inbound_dropped", "backpressure_events", "failed_bind_count",
+        "active_connections", "request_timeouts", "retries", "socket_rebuilds", "late_replies"};
+    const size_t nfields = sizeof fields / sizeof fields[0];
+    lz_metrics_t m = {
+        .messages_sent = 101, .messages_received = 102, .bytes_sent = 103, .bytes_received = 104,
+        .errors = 105, .outbound_dropped = 106, .inbound_dropped = 107, .backpressure_events = 108,
+        .failed_bind_count = 109, .active_connections = -3, .request_timeouts = 111, .retries = 112,
+        .socket_rebuilds = 113, .late_replies = UINT64_C(18446744073709551615)};
+    char buf[1024];
+    int n = lz_metrics_to_json(&m, buf, sizeof buf);
+    LZ_CHECK(n > 0 && (size_t)n == strlen(buf));
+    lz_value_t *obj = lz_value_from_json(buf, strlen(buf));
+    LZ_CHECK(obj != NULL);
+    LZ_CHECK_INT(lz_value_type(obj), LZ_VALUE_OBJECT);
+    LZ_CHECK_INT(lz_value_size(obj), nfields);
+    for (size_t i = 0; i < nfields; i++) {
+        const lz_value_t *f = lz_value_get(obj, fields[i]);
+        if (!f) {
+            fprintf(stderr, "metrics JSON lacks \"%s\": %s\n", fields[i], buf);
+            lz_test_failures++;
+        }
+        lz_test_checks++;
+    }
+    char expect[64];
+    for (size_t i = 0; i < 9; i++) {
+        snprintf(expect, sizeof expect, "\"%s\":%zu", fields[i], 101 + i);
+        LZ_CHECK(strstr(buf, expect) != NULL);
+    }
+    LZ_CHECK(strstr(buf, "\"active_connections\":-3") != NULL);
+    LZ_CHECK(strstr(buf, "\"late_replies\":18446744073709551615") != NULL);
+    lz_value_destroy(&obj);
+
+    // snprintf-style: a short buffer gets a terminated prefix and the full length.
+    char small[16];
+    int needed = lz_metrics_to_json(&m, small, sizeof small);
+    LZ_CHECK_INT(needed, n);
+    LZ_CHECK_INT(strlen(small), sizeof small - 1);
+    LZ_CHECK(strncmp(small, buf, sizeof small - 1) == 0);
+    LZ_CHECK_INT(lz_metrics_to_json(&m, NULL, 0), n);
+    LZ_CHECK(lz_metrics_to_json(NULL, buf, sizeof buf) < 0);
+
+    // Zeroed metrics of a fresh context render too.
+    lz_context_t *ctx = quick_context();
+    if (ctx) {
+        lz_metrics_t z = ctx_metrics(ctx);
+        n = lz_metrics_to_json(&z, buf, sizeof buf);
+        LZ_CHECK(n > 0 && strstr(buf, "\"messages_sent\":0") && strstr(buf, "\"active_connections\":0"));
+        lz_context_destroy(&ctx);
+    }
+}
+
+LZ_TEST_MAIN(LZ_CASE(context_defaults_without_environment), LZ_CASE(context_reads_environment),
+             LZ_CASE(context_reads_config_file_then_environment),
+             LZ_CASE(context_bad_config_fails_naming_the_key), LZ_CASE(context_copies_its_config),
+             LZ_CASE(context_destroyed_before_its_nodes),
+             LZ_CASE(context_shutdown_bounded_with_dead_peer_ctx_first),
+             LZ_CASE(context_shutdown_bounded_with_dead_peer_node_first), LZ_CASE(context_nodes_recreated_at_once),
+             LZ_CASE(context_close_while_peer_disconnects),
+             LZ_CASE(context_metrics_sum_live_and_closed_nodes), LZ_CASE(context_active_connections_tcp),
+             LZ_CASE(context_active_connections_ipc), LZ_CASE(context_active_connections_peer_dies),
+             LZ_CASE(context_failed_bind_counted), LZ_CASE(context_metrics_to_json_has_every_field))

@@ -1,0 +1,890 @@
+/* Publish/subscribe over inproc, ipc and tcp: values in every serializer,
+ * bytes, prefix filtering, handler routing, threaded and caller-driven
+ * dispatch, concurrent publishers and the metrics they leave. */
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "lz_test.h"
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static lz_context_t *make_context(int handler_max_concurrency) {
+    lz_config_t *cfg = lz_config_new();
+    LZ_CHECK(cfg != NULL);
+    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.linger", 200), LZ_OK);
+    if (handler_max_concurrency > 0)
+        LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.handler_max_concurrency", handler_max_concurrency), LZ_OK);
+    lz_context_t *ctx = lz_context_new(cfg);
+    lz_config_destroy(&cfg);
+    LZ_CHECK(ctx != NULL);
+    return ctx;
+}
+
+static const char *const transports[] = {"inproc", "ipc", "tcp"};
+#define NTRANSPORTS 3
+
+// A publisher bound on a fresh endpoint of the transport, and a subscriber
+// connected to it.
+typedef struct {
+    lz_context_t *ctx;
+    lz_pub_t *pub;
+    lz_sub_t *sub;
+} pair_t;
+
+static bool pair_open(pair_t *p, lz_context_t *ctx, const char *transport) {
+    char ep[256];
+    memset(p, 0, sizeof *p);
+    p->ctx = ctx;
+    if (strcmp(transport, "inproc") == 0) lz_test_inproc_endpoint(ep, sizeof ep);
+    else if (strcmp(transport, "ipc") == 0) lz_test_ipc_endpoint(ep, sizeof ep);
+    else snprintf(ep, sizeof ep, "tcp://127.0.0.1:*");
+    p->pub = lz_pub_new(ctx, ep);
+    LZ_CHECK(p->pub != NULL);
+    if (!p->pub) return false;
+    const char *bound = lz_node_endpoint(lz_pub_node(p->pub));
+    LZ_CHECK(strncmp(bound, transport, strlen(transport)) == 0);
+    LZ_CHECK(strchr(bound, '*') == NULL);
+    p->sub = lz_sub_new(ctx, bound);
+    LZ_CHECK(p->sub != NULL);
+    return p->sub != NULL;
+}
+
+static void pair_close(pair_t *p) {
+    lz_sub_destroy(&p->sub);
+    lz_pub_destroy(&p->pub);
+}
+
+// sync_pair beats the slow joiner: it subscribes to "sync", publishes on it
+// until one arrives, then drains the extra ones already on their way.
+// Call before the subscriber is started.
+static bool sync_pair(pair_t *p) {
+    LZ_CHECK_INT(lz_sub_subscribe(p->sub, "sync"), LZ_OK);
+    lz_value_t *v = lz_value_null();
+    bool ok = false;
+    for (int64_t deadline = now_ms() + 5000; !ok && now_ms() < deadline;) {
+        LZ_CHECK_INT(lz_pub_publish(p->pub, "sync", v), LZ_OK);
+        lz_message_t *msg = lz_sub_recv(p->sub, 20);
+        ok = msg != NULL;
+        if (msg) LZ_CHECK_STR(lz_message_topic(msg), "sync");
+        lz_message_destroy(&msg);
+    }
+    lz_value_destroy(&v);
+    LZ_CHECK(ok);
+    for (lz_message_t *msg; (msg = lz_sub_recv(p->sub, 50));) lz_message_destroy(&msg);
+    return ok;
+}
+
+static lz_metrics_t metrics_of(lz_node_t *node) {
+    lz_metrics_t m;
+    memset(&m, 0, sizeof m);
+    LZ_CHECK_INT(lz_node_metrics(node, &m), LZ_OK);
+    return m;
+}
+
+static lz_value_t *sample_value(int n) {
+    lz_value_t *obj = lz_value_object();
+    lz_value_object_set_int(obj, "n", n);
+    lz_value_object_set_string(obj, "name", "caf\xc3\xa9");
+    lz_value_object_set_double(obj, "ratio", 0.25);
+    lz_value_object_set_bool(obj, "ok", true);
+    lz_value_object_set(obj, "nothing", lz_value_null());
+    lz_value_t *arr = lz_value_array();
+    lz_value_array_append(arr, lz_value_int(-1));
+    lz_value_array_append(arr, lz_value_string("two"));
+    lz_value_object_set(obj, "list", arr);
+    return obj;
+}
+
+/* ---- values and bytes over every transport ----------------------------- */
+
+static void values_case(const char *transport, const char *serializer) {
+    lz_context_t *ctx = make_context(0);
+    pair_t p = {0};
+    if (!ctx || !pair_open(&p, ctx, transport)) goto out;
+    if (serializer) {
+        LZ_CHECK_INT(lz_node_set_serializer(lz_pub_node(p.pub), serializer), LZ_OK);
+        LZ_CHECK_INT(lz_node_set_serializer(lz_sub_node(p.sub), serializer), LZ_OK);
+    }
+    const char *name = serializer ? serializer : "json";
+    LZ_CHECK_STR(lz_node_serializer_name(lz_pub_node(p.pub)), name);
+    if (!sync_pair(&p)) goto out;
+    LZ_CHECK_INT(lz_sub_subscribe(p.sub, "data."), LZ_OK);
+    // Subscriptions travel asynchronously: sync again on the new prefix.
+    lz_value_t *probe = lz_value_null();
+    bool ready = false;
+    for (int64_t deadline = now_ms() + 5000; !ready && now_ms() < deadline;) {
+        lz_pub_publish(p.pub, "data.probe", probe);
+        lz_message_t *msg = lz_sub_recv(p.sub, 20);
+        ready = msg != NULL;
+        lz_message_destroy(&msg);
+    }
+    lz_value_destroy(&probe);
+    for (lz_message_t *msg; (msg = lz_sub_recv(p.sub, 50));) lz_message_destroy(&msg);
+    LZ_CHECK(ready);
+
+    lz_metrics_t pub0 = metrics_of(lz_pub_node(p.pub)), sub0 = metrics_of(lz_sub_node(p.sub));
+    const int N = 10;
+    for (int i = 0; i < N; i++) {
+        lz_value_t *v = sample_value(i);
+        LZ_CHECK_INT(lz_pub_publish(p.pub, "data.value", v), LZ_OK);
+        lz_value_destroy(&v);
+    }
+    // Scalars and a long topic (past any inline buffer).
+    char long_topic[200];
+    memset(long_topic, 'x', sizeof long_topic - 1);
+    memcpy(long_topic, "data.", 5);
+    long_topic[sizeof long_topic - 1] = '\0';
+    lz_value_t *s = lz_value_string("just a string");
+    LZ_CHECK_INT(lz_pub_publish(p.pub, long_topic, s), LZ_OK);
+    lz_value_destroy(&s);
+
+    size_t expect_bytes = 0;
+    for (int i = 0; i < N; i++) {
+        lz_message_t *msg = lz_sub_recv(p.sub, 5000);
+        LZ_CHECK(msg != NULL);
+        if (!msg) break;
+        LZ_CHECK_STR(lz_message_topic(msg), "data.value");
+        lz_value_t *want = sample_value(i);
+        LZ_CHECK(lz_value_equal(lz_message_value(msg), want));
+        size_t size = 0;
+        const char *payload = lz_message_payload(msg, &size);
+        LZ_CHECK(payload != NULL && size > 0);
+        if (payload && strcmp(name, "json") == 0) {
+            // What is on the wire is the JSON of the value itself, no envelope.
+            lz_value_t *parsed = lz_value_from_json(payload, size);
+            LZ_CHECK(lz_value_equal(parsed, want));
+            lz_value_destroy(&parsed);
+        } else if (payload) {
+            LZ_CHECK(((unsigned char)payload[0] & 0xF0) == 0x80); // a msgpack fixmap
+        }
+        LZ_CHECK(lz_message_envelope(msg) == NULL);
+        expect_bytes += strlen("data.value") + size;
+        lz_value_destroy(&want);
+        lz_message_destroy(&msg);
+    }
+    lz_message_t *msg = lz_sub_recv(p.sub, 5000);
+    LZ_CHECK(msg != NULL);
+    if (msg) {
+        LZ_CHECK_STR(lz_message_topic(msg), long_topic);
+        LZ_CHECK_STR(lz_value_get_string(lz_message_value(msg), NULL), "just a string");
+        size_t size = 0;
+        lz_message_payload(msg, &size);
+        expect_bytes += strlen(long_topic) + size;
+        lz_message_destroy(&msg);
+    }
+
+    lz_metrics_t pub1 = metrics_of(lz_pub_node(p.pub)), sub1 = metrics_of(lz_sub_node(p.sub));
+    LZ_CHECK_INT(pub1.messages_sent - pub0.messages_sent, N + 1);
+    LZ_CHECK_INT(sub1.messages_received - sub0.messages_received, N + 1);
+    LZ_CHECK_INT(pub1.bytes_sent - pub0.bytes_sent, expect_bytes);
+    LZ_CHECK_INT(sub1.bytes_received - sub0.bytes_received, expect_bytes);
+    LZ_CHECK_INT(sub1.inbound_dropped, 0);
+    LZ_CHECK_INT(pub1.errors + sub1.errors, 0);
+out:
+    pair_close(&p);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(pubsub_json_values) {
+    for (int t = 0; t < NTRANSPORTS; t++) values_case(transports[t], NULL);
+}
+
+LZ_TEST(pubsub_msgpack_values) {
+    for (int t = 0; t < NTRANSPORTS; t++) values_case(transports[t], "msgpack");
+}
+
+LZ_TEST(pubsub_bytes) {
+    for (int t = 0; t < NTRANSPORTS; t++) {
+        lz_context_t *ctx = make_context(0);
+        pair_t p = {0};
+        if (!ctx || !pair_open(&p, ctx, transports[t])) {
+            pair_close(&p);
+            lz_context_destroy(&ctx);
+            continue;
+        }
+        if (sync_pair(&p)) {
+            // Bytes to a JSON subscriber: decoded as JSON when they are JSON.
+            const char *json = "{\"a\":[1,2,3]}";
+            LZ_CHECK_INT(lz_pub_publish_bytes(p.pub, "sync.bytes", json, strlen(json)), LZ_OK);
+            lz_message_t *msg = lz_sub_recv(p.sub, 5000);
+            LZ_CHECK(msg != NULL);
+            if (msg) {
+                LZ_CHECK_STR(lz_message_topic(msg), "sync.bytes");
+                lz_value_t *want = lz_value_from_json(json, strlen(json));
+                LZ_CHECK(lz_value_equal(lz_message_value(msg), want));
+                lz_value_destroy(&want);
+                size_t size;
+                const void *payload = lz_message_payload(msg, &size);
+                LZ_CHECK(size == strlen(json) && memcmp(payload, json, size) == 0);
+            }
+            lz_message_destroy(&msg);
+            // Binary bytes (with NULs) to a raw subscriber arrive untouched,
+            // whatever the publisher's serializer.
+            LZ_CHECK_INT(lz_node_set_serializer(lz_sub_node(p.sub), "raw"), LZ_OK);
+            unsigned char bin[300];
+            for (size_t i = 0; i < sizeof bin; i++) bin[i] = (unsigned char)(i * 7);
+            LZ_CHECK_INT(lz_pub_publish_bytes(p.pub, "sync.bin", bin, sizeof bin), LZ_OK);
+            LZ_CHECK_INT(lz_pub_publish_bytes(p.pub, "sync.empty", NULL, 0), LZ_OK);
+            msg = lz_sub_recv(p.sub, 5000);
+            LZ_CHECK(msg != NULL);
+            if (msg) {
+                LZ_CHECK_STR(lz_message_topic(msg), "sync.bin");
+                LZ_CHECK_INT(lz_value_type(lz_message_value(msg)), LZ_VALUE_BYTES);
+                size_t size = 0;
+                const void *data = lz_value_get_bytes(lz_message_value(msg), &size);
+                LZ_CHECK(size == sizeof bin && data && memcmp(data, bin, size) == 0);
+            }
+            lz_message_destroy(&msg);
+            msg = lz_sub_recv(p.sub, 5000);
+            LZ_CHECK(msg != NULL);
+            if (msg) {
+                LZ_CHECK_STR(lz_message_topic(msg), "sync.empty");
+                size_t size = 99;
+                lz_value_get_bytes(lz_message_value(msg), &size);
+                LZ_CHECK_INT(size, 0);
+            }
+            lz_message_destroy(&msg);
+            // A raw publisher refuses structured values, and sends nothing.
+            LZ_CHECK_INT(lz_node_set_serializer(lz_pub_node(p.pub), "raw"), LZ_OK);
+            lz_metrics_t before = metrics_of(lz_pub_node(p.pub));
+            lz_value_t *obj = sample_value(1);
+            LZ_CHECK_INT(lz_pub_publish(p.pub, "sync.obj", obj), LZ_ESERIALIZATION);
+            lz_value_destroy(&obj);
+            LZ_CHECK_INT(metrics_of(lz_pub_node(p.pub)).messages_sent, before.messages_sent);
+            LZ_CHECK_INT(lz_pub_publish_bytes(NULL, "t", "x", 1), LZ_EINVAL);
+            LZ_CHECK_INT(lz_pub_publish_bytes(p.pub, NULL, "x", 1), LZ_EINVAL);
+            LZ_CHECK_INT(lz_node_set_serializer(lz_pub_node(p.pub), "no-such-codec"), LZ_ENOTFOUND);
+            LZ_CHECK_STR(lz_node_serializer_name(lz_pub_node(p.pub)), "raw");
+        }
+        pair_close(&p);
+        lz_context_destroy(&ctx);
+    }
+}
+
+/* ---- filtering ------------------------------------------------------------ */
+
+// sync_on publishes on topic until one arrives (the subscription for it
+// has reached the publisher), then drains the extra copies.
+static bool sync_on(pair_t *p, const char *topic) {
+    lz_value_t *v = lz_value_null();
+    bool ok = false;
+    for (int64_t deadline = now_ms() + 5000; !ok && now_ms() < deadline;) {
+        lz_pub_publish(p->pub, topic, v);
+        lz_message_t *msg = lz_sub_recv(p->sub, 20);
+        ok = msg != NULL;
+        if (msg) LZ_CHECK_STR(lz_message_topic(msg), topic);
+        lz_message_destroy(&msg);
+    }
+    lz_value_destroy(&v);
+    for (lz_message_t *msg; (msg = lz_sub_recv(p->sub, 50));) {
+        LZ_CHECK_STR(lz_message_topic(msg), topic);
+        lz_message_destroy(&msg);
+    }
+    LZ_CHECK(ok);
+    return ok;
+}
+
+static void expect_topics(lz_sub_t *sub, const char *const *want, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        lz_message_t *msg = lz_sub_recv(sub, 5000);
+        LZ_CHECK(msg != NULL);
+        if (msg) LZ_CHECK_STR(lz_message_topic(msg), want[i]);
+        lz_message_destroy(&msg);
+    }
+    lz_message_t *extra = lz_sub_recv(sub, 100);
+    LZ_CHECK(extra == NULL);
+    if (extra) fprintf(stderr, "unexpected topic '%s'\n", lz_message_topic(extra));
+    lz_message_destroy(&extra);
+}
+
+LZ_TEST(pubsub_prefix_filtering) {
+    for (int t = 0; t < NTRANSPORTS; t++) {
+        lz_context_t *ctx = make_context(0);
+        pair_t p = {0};
+        if (ctx && pair_open(&p, ctx, transports[t])) {
+            // Nothing subscribed: nothing arrives.
+            lz_value_t *v = lz_value_int(0);
+            LZ_CHECK_INT(lz_pub_publish(p.pub, "weather.paris", v), LZ_OK);
+            LZ_CHECK_INT(lz_sub_subscribe(p.sub, "weather."), LZ_OK);
+            if (sync_on(&p, "weather.sync")) {
+                lz_metrics_t before = metrics_of(lz_sub_node(p.sub));
+                const char *topics[] = {"news.x", "weather.paris", "weatherman", "weather", "weather.",
+                                        "WEATHER.x", "xweather.x", "weather.london"};
+                for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++)
+                    LZ_CHECK_INT(lz_pub_publish(p.pub, topics[i], v), LZ_OK);
+                const char *want[] = {"weather.paris", "weather.", "weather.london"};
+                expect_topics(p.sub, want, 3);
+                // Filtering happens before the subscriber: nothing else was received.
+                LZ_CHECK_INT(metrics_of(lz_sub_node(p.sub)).messages_received - before.messages_received, 3);
+
+                // Changing subscriptions: drop "weather.", take "news.".
+                LZ_CHECK_INT(lz_sub_unsubscribe(p.sub, "weather."), LZ_OK);
+                LZ_CHECK_INT(lz_sub_subscribe(p.sub, "news."), LZ_OK);
+                if (sync_on(&p, "news.sync")) { // in order: the unsubscribe got there first
+                    LZ_CHECK_INT(lz_pub_publish(p.pub, "weather.paris", v), LZ_OK);
+                    LZ_CHECK_INT(lz_pub_publish(p.pub, "news.today", v), LZ_OK);
+                    const char *want2[] = {"news.today"};
+                    expect_topics(p.sub, want2, 1);
+                }
+                // "" is everything.
+                LZ_CHECK_INT(lz_sub_subscribe(p.sub, ""), LZ_OK);
+                if (sync_on(&p, "all.sync")) {
+                    LZ_CHECK_INT(lz_pub_publish(p.pub, "", v), LZ_OK);
+                    LZ_CHECK_INT(lz_pub_publish(p.pub, "zzz", v), LZ_OK);
+                    const char *want3[] = {"", "zzz"};
+                    expect_topics(p.sub, want3, 2);
+                }
+            }
+            LZ_CHECK_INT(lz_sub_subscribe(p.sub, NULL), LZ_EINVAL);
+            lz_value_destroy(&v);
+        }
+        pair_close(&p);
+        lz_context_destroy(&ctx);
+    }
+}
+
+/* ---- handlers -------------------------------------------------------------- */
+
+#define MAX_SEEN 256
+
+typedef struct {
+    pthread_mutex_t lock;
+    int count;
+    char topic[MAX_SEEN][64];
+    char who[MAX_SEEN][16];
+    int64_t n[MAX_SEEN];
+    pthread_t thread[MAX_SEEN];
+    atomic_int running, max_running;
+    int sleep_ms;
+    int fail;
+} seen_t;
+
+static void seen_init(seen_t *s) {
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->lock, NULL);
+    atomic_init(&s->running, 0);
+    atomic_init(&s->max_running, 0);
+}
+
+static int seen_count(seen_t *s) {
+    pthread_mutex_lock(&s->lock);
+    int n = s->count;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+static bool seen_wait(seen_t *s, int want, int timeout_ms) {
+    for (int64_t deadline = now_ms() + timeout_ms; seen_count(s) < want;) {
+        if (now_ms() >= deadline) return false;
+        lz_test_sleep_ms(2);
+    }
+    return true;
+}
+
+static int record(seen_t *s, const char *who, const lz_message_t *msg) {
+    int now = atomic_fetch_add(&s->running, 1) + 1;
+    for (int m = atomic_load(&s->max_running); now > m && !atomic_compare_exchange_weak(&s->max_running, &m, now);) {
+    }
+    if (s->sleep_ms) lz_test_sleep_ms(s->sleep_ms);
+    pthread_mutex_lock(&s->lock);
+    if (s->count < MAX_SEEN) {
+        snprintf(s->topic[s->count], sizeof s->topic[0], "%s", lz_message_topic(msg));
+        snprintf(s->who[s->count], sizeof s->who[0], "%s", who);
+        s->n[s->count] = lz_value_find_int(lz_message_value(msg), "n", -1);
+        s->thread[s->count] = pthread_self();
+        s->count++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    atomic_fetch_sub(&s->running, 1);
+    return s->fail;
+}
+
+static int on_a(const lz_message_t *msg, void *arg) { return record(arg, "a", msg); }
+static int on_ab(const lz_message_t *msg, void *arg) { return record(arg, "ab", msg); }
+static int on_default(const lz_message_t *msg, void *arg) { return record(arg, "default", msg); }
+
+static const char *who_for(seen_t *s, const char *topic) {
+    for (int i = 0; i < s->count; i++)
+        if (strcmp(s->topic[i], topic) == 0) return s->who[i];
+    return "(none)";
+}
+
+static void publish_n(lz_pub_t *pub, const char *topic, int n) {
+    lz_value_t *v = lz_value_object();
+    lz_value_object_set_int(v, "n", n);
+    LZ_CHECK_INT(lz_pub_publish(pub, topic, v), LZ_OK);
+    lz_value_destroy(&v);
+}
+
+LZ_TEST(pubsub_handlers_longest_prefix_and_default) {
+    for (int t = 0; t < NTRANSPORTS; t++) {
+        lz_context_t *ctx = make_context(1);
+        pair_t p = {0};
+        seen_t seen;
+        seen_init(&seen);
+        if (ctx && pair_open(&p, ctx, transports[t])) {
+            LZ_CHECK_INT(lz_sub_on(p.sub, "sync.a", on_a, &seen), LZ_OK);
+            LZ_CHECK_INT(lz_sub_on(p.sub, "sync.a.b", on_ab, &seen), LZ_OK);
+            LZ_CHECK_INT(lz_sub_on_default(p.sub, on_default, &seen), LZ_OK);
+            LZ_CHECK_INT(lz_sub_on(p.sub, "sync.a", NULL, &seen), LZ_EINVAL);
+            if (sync_pair(&p)) { // lz_sub_on subscribed already, so these arrive
+                const char *topics[] = {"sync.a.x", "sync.a.b.c", "sync.a.b", "sync.ab", "sync.z", "sync.a"};
+                for (int i = 0; i < 6; i++) publish_n(p.pub, topics[i], i);
+                int64_t deadline = now_ms() + 5000;
+                while (seen_count(&seen) < 6 && now_ms() < deadline) {
+                    int n = lz_sub_dispatch(p.sub, 100);
+                    LZ_CHECK(n >= 0);
+                }
+                LZ_CHECK_INT(seen_count(&seen), 6);
+                LZ_CHECK_STR(who_for(&seen, "sync.a.x"), "a");
+                LZ_CHECK_STR(who_for(&seen, "sync.a.b.c"), "ab");
+                LZ_CHECK_STR(who_for(&seen, "sync.a.b"), "ab");
+                LZ_CHECK_STR(who_for(&seen, "sync.ab"), "a"); // a prefix, not a word
+                LZ_CHECK_STR(who_for(&seen, "sync.z"), "default");
+                LZ_CHECK_STR(who_for(&seen, "sync.a"), "a");
+                // Caller-driven handlers run on the caller's thread, in order.
+                for (int i = 0; i < seen.count; i++) {
+                    LZ_CHECK(pthread_equal(seen.thread[i], pthread_self()));
+                    LZ_CHECK_INT(seen.n[i], i);
+                }
+                LZ_CHECK_INT(lz_sub_dispatch(p.sub, 0), 0);
+            }
+        }
+        pair_close(&p);
+        lz_context_destroy(&ctx);
+        pthread_mutex_destroy(&seen.lock);
+    }
+}
+
+LZ_TEST(pubsub_unrouted_and_failing_handlers_are_counted) {
+    lz_context_t *ctx = make_context(1);
+    pair_t p = {0};
+    seen_t seen;
+    seen_init(&seen);
+    if (ctx && pair_open(&p, ctx, "inproc")) {
+        LZ_CHECK_INT(lz_sub_on(p.sub, "sync.a", on_a, &seen), LZ_OK);
+        if (sync_pair(&p)) {
+            lz_metrics_t before = metrics_of(lz_sub_node(p.sub));
+            publish_n(p.pub, "sync.other", 1); // subscribed ("sync") but no handler, no default
+            publish_n(p.pub, "sync.a", 2);
+            int64_t deadline = now_ms() + 5000;
+            while (seen_count(&seen) < 1 && now_ms() < deadline) lz_sub_dispatch(p.sub, 100);
+            lz_metrics_t after = metrics_of(lz_sub_node(p.sub));
+            LZ_CHECK_INT(seen_count(&seen), 1);
+            LZ_CHECK_INT(after.messages_received - before.messages_received, 2);
+            LZ_CHECK_INT(after.inbound_dropped - before.inbound_dropped, 1);
+            // A handler returning non-zero counts as an error.
+            seen.fail = 1;
+            publish_n(p.pub, "sync.a", 3);
+            deadline = now_ms() + 5000;
+            while (seen_count(&seen) < 2 && now_ms() < deadline) lz_sub_dispatch(p.sub, 100);
+            LZ_CHECK_INT(seen_count(&seen), 2);
+            LZ_CHECK_INT(metrics_of(lz_sub_node(p.sub)).errors - after.errors, 1);
+        }
+    }
+    pair_close(&p);
+    lz_context_destroy(&ctx);
+    pthread_mutex_destroy(&seen.lock);
+}
+
+// start_case: a started subscriber with concurrency handler threads.
+static void start_case(const char *transport, int concurrency) {
+    lz_context_t *ctx = make_context(concurrency);
+    pair_t p = {0};
+    seen_t seen;
+    seen_init(&seen);
+    if (!ctx || !pair_open(&p, ctx, transport)) goto out;
+    LZ_CHECK_INT(lz_sub_on(p.sub, "sync.job", on_a, &seen), LZ_OK);
+    if (!sync_pair(&p)) goto out;
+    // First: ordering, with quick handlers.
+    LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
+    LZ_CHECK_INT(lz_sub_start(p.sub), LZ_ESTATE);
+    LZ_CHECK(lz_sub_recv(p.sub, 0) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ESTATE);
+    LZ_CHECK_INT(lz_sub_dispatch(p.sub, 0), LZ_ESTATE);
+    LZ_CHECK_INT(lz_sub_on(p.sub, "sync.late", on_a, &seen), LZ_ESTATE);
+    const int N = 50;
+    for (int i = 0; i < N; i++) publish_n(p.pub, "sync.job", i);
+    LZ_CHECK(seen_wait(&seen, N, 5000));
+    pthread_mutex_lock(&seen.lock);
+    int distinct_threads = 0;
+    for (int i = 0; i < seen.count; i++) {
+        LZ_CHECK(!pthread_equal(seen.thread[i], pthread_self()));
+        bool fresh = true;
+        for (int j = 0; j < i; j++)
+            if (pthread_equal(seen.thread[i], seen.thread[j])) fresh = false;
+        distinct_threads += fresh;
+        if (concurrency == 1) LZ_CHECK_INT(seen.n[i], i); // one thread: arrival order
+    }
+    pthread_mutex_unlock(&seen.lock);
+    LZ_CHECK(distinct_threads >= 1 && distinct_threads <= concurrency);
+    if (concurrency == 1) LZ_CHECK_INT(distinct_threads, 1);
+    if (concurrency == 1) LZ_CHECK_INT(atomic_load(&seen.max_running), 1);
+
+    // Then: slow handlers run concurrently up to the limit, never past it.
+    pthread_mutex_lock(&seen.lock);
+    seen.count = 0;
+    seen.sleep_ms = 100;
+    pthread_mutex_unlock(&seen.lock);
+    atomic_store(&seen.max_running, 0);
+    int64_t t0 = now_ms();
+    const int SLOW = 8;
+    for (int i = 0; i < SLOW; i++) publish_n(p.pub, "sync.job", i);
+    LZ_CHECK(seen_wait(&seen, SLOW, 5000));
+    int64_t elapsed = now_ms() - t0;
+    int max_running = atomic_load(&seen.max_running);
+    LZ_CHECK(max_running <= concurrency);
+    if (concurrency == 1) {
+        LZ_CHECK_INT(max_running, 1);
+        LZ_CHECK(elapsed >= SLOW * 100 - 20);
+    } else {
+        LZ_CHECK(max_running >= 2);
+        LZ_CHECK(elapsed < SLOW * 100 / 2); // 4 at a time: about 200 ms, not 800
+    }
+
+    // Stop: waits for running handlers, joins, and is idempotent.
+    t0 = now_ms();
+    LZ_CHECK_INT(lz_sub_stop(p.sub), LZ_OK);
+    LZ_CHECK(now_ms() - t0 < 1000);
+    LZ_CHECK_INT(atomic_load(&seen.running), 0);
+    LZ_CHECK_INT(lz_sub_stop(p.sub), LZ_OK);
+    // Stopped, the subscriber can be driven by the caller again.
+    seen.sleep_ms = 0;
+    publish_n(p.pub, "sync.job", 1000);
+    lz_message_t *msg = lz_sub_recv(p.sub, 5000);
+    LZ_CHECK(msg != NULL);
+    if (msg) LZ_CHECK_INT(lz_value_find_int(lz_message_value(msg), "n", -1), 1000);
+    lz_message_destroy(&msg);
+    // And started again; destroying a started subscriber stops it.
+    LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
+    int before = seen_count(&seen);
+    publish_n(p.pub, "sync.job", 2000);
+    LZ_CHECK(seen_wait(&seen, before + 1, 5000));
+out:
+    pair_close(&p);
+    lz_context_destroy(&ctx);
+    pthread_mutex_destroy(&seen.lock);
+}
+
+LZ_TEST(pubsub_start_concurrency_1) {
+    for (int t = 0; t < NTRANSPORTS; t++) start_case(transports[t], 1);
+}
+
+LZ_TEST(pubsub_start_concurrency_4) {
+    for (int t = 0; t < NTRANSPORTS; t++) start_case(transports[t], 4);
+}
+
+LZ_TEST(pubsub_stop_is_quick_and_clean) {
+    lz_context_t *ctx = make_context(4);
+    pair_t p = {0};
+    seen_t seen;
+    seen_init(&seen);
+    if (ctx && pair_open(&p, ctx, "tcp")) {
+        LZ_CHECK_INT(lz_sub_stop(p.sub), LZ_OK); // never started: fine
+        LZ_CHECK_INT(lz_sub_on(p.sub, "x", on_a, &seen), LZ_OK);
+        for (int i = 0; i < 3; i++) {
+            LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
+            int64_t t0 = now_ms();
+            LZ_CHECK_INT(lz_sub_stop(p.sub), LZ_OK);
+            LZ_CHECK(now_ms() - t0 < 500); // an idle receiver notices within a slice
+        }
+        // Stopped, the caller drives it again with the usual timeouts: a
+        // timed receive or dispatch waits its whole timeout, then LZ_ETIMEOUT.
+        int64_t t0 = now_ms();
+        lz_message_t *msg = lz_sub_recv(p.sub, 300);
+        int64_t waited = now_ms() - t0;
+        LZ_CHECK(msg == NULL);
+        LZ_CHECK_INT(lz_last_error_code(), LZ_ETIMEOUT);
+        LZ_CHECK(waited >= 280);
+        lz_message_destroy(&msg);
+        t0 = now_ms();
+        LZ_CHECK_INT(lz_sub_dispatch(p.sub, 300), 0);
+        LZ_CHECK(now_ms() - t0 >= 280);
+        LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
+    }
+    int64_t t0 = now_ms();
+    pair_close(&p); // destroy while started
+    LZ_CHECK(now_ms() - t0 < 1500);
+    lz_context_destroy(&ctx);
+    pthread_mutex_destroy(&seen.lock);
+}
+
+// Stopping with handlers busy and messages queued: stop waits only for the
+// running handlers; every message received is either handled or counted
+// as dropped, none lost without a trace.
+LZ_TEST(pubsub_stop_accounts_for_queued_messages) {
+    lz_context_t *ctx = make_context(2);
+    pair_t p = {0};
+    seen_t seen;
+    seen_init(&seen);
+    seen.sleep_ms = 100;
+    if (ctx && pair_open(&p, ctx, "ipc")) {
+        LZ_CHECK_INT(lz_sub_on(p.sub, "sync.slow", on_a, &seen), LZ_OK);
+        if (sync_pair(&p)) {
+            lz_metrics_t before = metrics_of(lz_sub_node(p.sub));
+            LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
+            for (int i = 0; i < 20; i++) publish_n(p.pub, "sync.slow", i);
+            // Wait until the first handlers are running and more are queued.
+            for (int64_t deadline = now_ms() + 5000; atomic_load(&seen.running) < 2 && now_ms() < deadline;)
+                lz_test_sleep_ms(1);
+            for (int64_t deadline = now_ms() + 5000;; lz_test_sleep_ms(1)) {
+                lz_metrics_t m = metrics_of(lz_sub_node(p.sub));
+                if (m.messages_received - before.messages_received >= 10 || now_ms() >= deadline) break;
+            }
+            int64_t t0 = now_ms();
+            LZ_CHECK_INT(lz_sub_stop(p.sub), LZ_OK);
+            int64_t took = now_ms() - t0;
+            LZ_CHECK(took < 600); // the two running handlers, not all twenty
+            LZ_CHECK_INT(atomic_load(&seen.running), 0);
+            lz_metrics_t after = metrics_of(lz_sub_node(p.sub));
+            uint64_t received = after.messages_received - before.messages_received;
+            uint64_t dropped = after.inbound_dropped - before.inbound_dropped;
+            LZ_CHECK((uint64_t)seen_count(&seen) + dropped == received);
+            LZ_CHECK(seen_count(&seen) < 20);
+            LZ_CHECK(dropped > 0);
+            // Handlers do not run after stop returned.
+            int handled = seen_count(&seen);
+            lz_test_sleep_ms(150);
+            LZ_CHECK_INT(seen_count(&seen), handled);
+        }
+    }
+    pair_close(&p);
+    lz_context_destroy(&ctx);
+    pthread_mutex_destroy(&seen.lock);
+}
+
+// A subscriber that does not read: once the queues are full the publisher
+// reports it (LZ_EAGAIN after zmq.send_timeout, counted) instead of
+// dropping in silence, and recovers when the subscriber reads again.
+LZ_TEST(pubsub_backpressure_reported) {
+    lz_config_t *cfg = lz_config_new();
+    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.high_water_mark", 10), LZ_OK);
+    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.send_timeout", 100), LZ_OK);
+    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.linger", 0), LZ_OK);
+    lz_context_t *ctx = lz_context_new(cfg);
+    lz_config_destroy(&cfg);
+    LZ_CHECK(ctx != NULL);
+    pair_t p = {0};
+    if (ctx && pair_open(&p, ctx, "inproc") && sync_pair(&p)) {
+        lz_metrics_t before = metrics_of(lz_pub_node(p.pub));
+        int sent = 0, rc = LZ_OK;
+        int64_t t0 = 0;
+        for (int i = 0; i < 1000 && rc == LZ_OK; i++) {
+            t0 = now_ms();
+            rc = lz_pub_publish_bytes(p.pub, "sync.bp", "1", 1);
+            if (rc == LZ_OK) sent++;
+        }
+        int64_t blocked = now_ms() - t0;
+        LZ_CHECK_INT(rc, LZ_EAGAIN);
+        LZ_CHECK(sent >= 10 && sent < 1000);
+        LZ_CHECK(blocked >= 80 && blocked < 1000); // waited about send_timeout
+        lz_metrics_t after = metrics_of(lz_pub_node(p.pub));
+        LZ_CHECK_INT(after.messages_sent - before.messages_sent, sent);
+        LZ_CHECK_INT(after.backpressure_events - before.backpressure_events, 1);
+        LZ_CHECK_INT(after.outbound_dropped - before.outbound_dropped, 1);
+        // Everything accepted arrives; then there is room again.
+        int got = 0;
+        for (lz_message_t *msg; (msg = lz_sub_recv(p.sub, 200)); got++) lz_message_destroy(&msg);
+        LZ_CHECK_INT(got, sent);
+        LZ_CHECK_INT(lz_pub_publish_bytes(p.pub, "sync.bp", "2", 1), LZ_OK);
+        lz_message_t *msg = lz_sub_recv(p.sub, 5000);
+        LZ_CHECK(msg != NULL);
+        lz_message_destroy(&msg);
+    }
+    pair_close(&p);
+    lz_context_destroy(&ctx);
+}
+
+/* ---- caller-driven loop ---------------------------------------------------- */
+
+typedef struct {
+    lz_pub_t *pub;
+    int count, delay_ms;
+} publisher_arg_t;
+
+static void *delayed_publisher(void *self) {
+    publisher_arg_t *a = self;
+    lz_test_sleep_ms(a->delay_ms);
+    for (int i = 0; i < a->count; i++) publish_n(a->pub, "sync.fd", i);
+    return NULL;
+}
+
+LZ_TEST(pubsub_caller_loop_with_fd_and_poll) {
+    for (int t = 0; t < NTRANSPORTS; t++) {
+        lz_context_t *ctx = make_context(0);
+        pair_t p = {0};
+        seen_t seen;
+        seen_init(&seen);
+        if (ctx && pair_open(&p, ctx, transports[t])) {
+            LZ_CHECK_INT(lz_sub_on(p.sub, "sync.fd", on_a, &seen), LZ_OK);
+            int fd = -1;
+            LZ_CHECK_INT(lz_sub_fd(p.sub, &fd), LZ_OK);
+            LZ_CHECK(fd >= 0);
+            LZ_CHECK_INT(lz_sub_fd(p.sub, NULL), LZ_EINVAL);
+            if (sync_pair(&p)) {
+                while (lz_sub_dispatch(p.sub, 0) > 0) {
+                }
+                const int N = 200;
+                publisher_arg_t arg = {p.pub, N, 50};
+                pthread_t thread;
+                pthread_create(&thread, NULL, delayed_publisher, &arg);
+                int polls_ready = 0, dispatched = 0;
+                for (int64_t deadline = now_ms() + 5000; dispatched < N && now_ms() < deadline;) {
+                    struct pollfd pfd = {fd, POLLIN, 0};
+                    int ready = poll(&pfd, 1, 1000);
+                    LZ_CHECK(ready >= 0);
+                    if (ready > 0) polls_ready++;
+                    // Edge-triggered: dispatch until nothing is left.
+                    for (int n; (n = lz_sub_dispatch(p.sub, 0)) > 0;) dispatched += n;
+                }
+                pthread_join(thread, NULL);
+                LZ_CHECK_INT(dispatched, N);
+                LZ_CHECK_INT(seen_count(&seen), N);
+                LZ_CHECK(polls_ready > 0);
+                for (int i = 0; i < seen.count; i++) LZ_CHECK_INT(seen.n[i], i);
+                // With nothing waiting, a timed dispatch waits and returns 0.
+                int64_t t0 = now_ms();
+                LZ_CHECK_INT(lz_sub_dispatch(p.sub, 100), 0);
+                int64_t waited = now_ms() - t0;
+                LZ_CHECK(waited >= 80 && waited < 1000);
+            }
+        }
+        pair_close(&p);
+        lz_context_destroy(&ctx);
+        pthread_mutex_destroy(&seen.lock);
+    }
+}
+
+LZ_TEST(pubsub_recv_times_out) {
+    lz_context_t *ctx = make_context(0);
+    pair_t p = {0};
+    if (ctx && pair_open(&p, ctx, "ipc")) {
+        LZ_CHECK_INT(lz_sub_subscribe(p.sub, ""), LZ_OK);
+        int64_t t0 = now_ms();
+        lz_message_t *msg = lz_sub_recv(p.sub, 150);
+        int64_t waited = now_ms() - t0;
+        LZ_CHECK(msg == NULL);
+        LZ_CHECK_INT(lz_last_error_code(), LZ_ETIMEOUT);
+        LZ_CHECK(waited >= 130 && waited < 1000);
+        t0 = now_ms();
+        msg = lz_sub_recv(p.sub, 0);
+        LZ_CHECK(msg == NULL);
+        LZ_CHECK_INT(lz_last_error_code(), LZ_ETIMEOUT);
+        LZ_CHECK(now_ms() - t0 < 100);
+        LZ_CHECK(lz_sub_recv(NULL, 0) == NULL);
+        LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
+    }
+    pair_close(&p);
+    lz_context_destroy(&ctx);
+}
+
+/* ---- several publishing threads ----------------------------------------------- */
+
+#define MT_THREADS 4
+#define MT_PER_THREAD 250
+
+typedef struct {
+    lz_pub_t *pub;
+    int id;
+    int failures;
+} mt_arg_t;
+
+static void *mt_publisher(void *self) {
+    mt_arg_t *a = self;
+    char topic[32];
+    snprintf(topic, sizeof topic, "sync.mt.%d", a->id);
+    for (int i = 0; i < MT_PER_THREAD; i++) {
+        lz_value_t *v = lz_value_object();
+        lz_value_object_set_int(v, "t", a->id);
+        lz_value_object_set_int(v, "n", i);
+        if (lz_pub_publish(a->pub, topic, v) != LZ_OK) a->failures++;
+        lz_value_destroy(&v);
+    }
+    return NULL;
+}
+
+LZ_TEST(pubsub_publish_from_many_threads) {
+    for (int t = 0; t < NTRANSPORTS; t++) {
+        lz_context_t *ctx = make_context(0);
+        pair_t p = {0};
+        if (ctx && pair_open(&p, ctx, transports[t]) && sync_pair(&p)) {
+            lz_metrics_t pub0 = metrics_of(lz_pub_node(p.pub)), sub0 = metrics_of(lz_sub_node(p.sub));
+            pthread_t threads[MT_THREADS];
+            mt_arg_t args[MT_THREADS];
+            for (int i = 0; i < MT_THREADS; i++) {
+                args[i] = (mt_arg_t){p.pub, i, 0};
+                pthread_create(&threads[i], NULL, mt_publisher, &args[i]);
+            }
+            int next[MT_THREADS] = {0}, received = 0, out_of_order = 0, bad = 0;
+            for (int64_t deadline = now_ms() + 10000; received < MT_THREADS * MT_PER_THREAD && now_ms() < deadline;) {
+                lz_message_t *msg = lz_sub_recv(p.sub, 200);
+                if (!msg) continue;
+                int64_t tid = lz_value_find_int(lz_message_value(msg), "t", -1);
+                int64_t n = lz_value_find_int(lz_message_value(msg), "n", -1);
+                char topic[32];
+                snprintf(topic, sizeof topic, "sync.mt.%d", (int)tid);
+                if (tid < 0 || tid >= MT_THREADS || strcmp(topic, lz_message_topic(msg)) != 0) bad++;
+                else if (n != next[tid]++) out_of_order++;
+                received++;
+                lz_message_destroy(&msg);
+            }
+            for (int i = 0; i < MT_THREADS; i++) {
+                pthread_join(threads[i], NULL);
+                LZ_CHECK_INT(args[i].failures, 0);
+                LZ_CHECK_INT(next[i], MT_PER_THREAD);
+            }
+            LZ_CHECK_INT(received, MT_THREADS * MT_PER_THREAD);
+            LZ_CHECK_INT(bad, 0);
+            LZ_CHECK_INT(out_of_order, 0); // each thread's messages keep their order
+            lz_metrics_t pub1 = metrics_of(lz_pub_node(p.pub)), sub1 = metrics_of(lz_sub_node(p.sub));
+            LZ_CHECK_INT(pub1.messages_sent - pub0.messages_sent, MT_THREADS * MT_PER_THREAD);
+            LZ_CHECK_INT(sub1.messages_received - sub0.messages_received, MT_THREADS * MT_PER_THREAD);
+            LZ_CHECK_INT(sub1.bytes_received - sub0.bytes_received, pub1.bytes_sent - pub0.bytes_sent);
+            LZ_CHECK_INT(pub1.outbound_dropped, 0);
+        }
+        pair_close(&p);
+        lz_context_destroy(&ctx);
+    }
+}
+
+// Many subscribers on one publisher each get every message.
+LZ_TEST(pubsub_fan_out) {
+    lz_context_t *ctx = make_context(0);
+    pair_t p = {0};
+    if (ctx && pair_open(&p, ctx, "tcp") && sync_pair(&p)) {
+        lz_sub_t *sub2 = lz_sub_new(ctx, lz_node_endpoint(lz_pub_node(p.pub)));
+        LZ_CHECK(sub2 != NULL);
+        pair_t p2 = {ctx, p.pub, sub2};
+        if (sub2 && sync_pair(&p2)) {
+            for (lz_message_t *m; (m = lz_sub_recv(p.sub, 50));) lz_message_destroy(&m);
+            for (int i = 0; i < 5; i++) publish_n(p.pub, "sync.fan", i);
+            for (int i = 0; i < 5; i++) {
+                lz_message_t *a = lz_sub_recv(p.sub, 5000), *b = lz_sub_recv(sub2, 5000);
+                LZ_CHECK(a && b);
+                if (a) LZ_CHECK_INT(lz_value_find_int(lz_message_value(a), "n", -1), i);
+                if (b) LZ_CHECK_INT(lz_value_find_int(lz_message_value(b), "n", -1), i);
+                lz_message_destroy(&a);
+                lz_message_destroy(&b);
+            }
+        }
+        lz_sub_destroy(&sub2);
+    }
+    pair_close(&p);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST_MAIN(LZ_CASE(pubsub_json_values), LZ_CASE(pubsub_msgpack_values), LZ_CASE(pubsub_bytes),
+             LZ_CASE(pubsub_prefix_filtering), LZ_CASE(pubsub_handlers_longest_prefix_and_default),
+             LZ_CASE(pubsub_unrouted_and_failing_handlers_are_counted),
+             LZ_CASE(pubsub_start_concurrency_1), LZ_CASE(pubsub_start_concurrency_4),
+             LZ_CASE(pubsub_stop_is_quick_and_clean), LZ_CASE(pubsub_stop_accounts_for_queued_messages),
+             LZ_CASE(pubsub_backpressure_reported),
+             LZ_CASE(pubsub_caller_loop_with_fd_and_poll),
+             LZ_CASE(pubsub_recv_times_out), LZ_CASE(pubsub_publish_from_many_threads),
+             LZ_CASE(pubsub_fan_out))

@@ -1,0 +1,672 @@
+/* Push/pull: tasks routed by type, the "unknown" type, worker pools,
+ * round robin, the ventilator/worker/sink shape, the raw serializer and
+ * the task envelope on the wire. */
+#include <ctype.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <zmq.h>
+
+#include "lz_test.h"
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static lz_context_t *make_context(int handler_max_concurrency) {
+    lz_config_t *cfg = lz_config_new();
+    LZ_CHECK(cfg != NULL);
+    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.linger", 200), LZ_OK);
+    if (handler_max_concurrency > 0)
+        LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.handler_max_concurrency", handler_max_concurrency), LZ_OK);
+    lz_context_t *ctx = lz_context_new(cfg);
+    lz_config_destroy(&cfg);
+    LZ_CHECK(ctx != NULL);
+    return ctx;
+}
+
+static lz_metrics_t metrics_of(lz_node_t *node) {
+    lz_metrics_t m;
+    memset(&m, 0, sizeof m);
+    LZ_CHECK_INT(lz_node_metrics(node, &m), LZ_OK);
+    return m;
+}
+
+// A puller bound on tcp, and a pusher connected to it.
+typedef struct {
+    lz_pull_t *pull;
+    lz_push_t *push;
+} pp_t;
+
+static bool pp_open(pp_t *p, lz_context_t *ctx) {
+    memset(p, 0, sizeof *p);
+    p->pull = lz_pull_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(p->pull != NULL);
+    if (!p->pull) return false;
+    p->push = lz_push_new(ctx, lz_node_endpoint(lz_pull_node(p->pull)));
+    LZ_CHECK(p->push != NULL);
+    return p->push != NULL;
+}
+
+static void pp_close(pp_t *p) {
+    lz_push_destroy(&p->push);
+    lz_pull_destroy(&p->pull);
+}
+
+/* ---- what handlers saw ------------------------------------------------------ */
+
+#define MAX_SEEN 64
+
+typedef struct {
+    pthread_mutex_t lock;
+    int count;
+    char who[MAX_SEEN][16];
+    char type[MAX_SEEN][32];
+    lz_value_t *data[MAX_SEEN];
+    int64_t priority[MAX_SEEN];
+    atomic_int running, max_running;
+    int sleep_ms;
+} seen_t;
+
+static void seen_init(seen_t *s) {
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->lock, NULL);
+    atomic_init(&s->running, 0);
+    atomic_init(&s->max_running, 0);
+}
+
+static void seen_fini(seen_t *s) {
+    for (int i = 0; i < s->count; i++) lz_value_destroy(&s->data[i]);
+    pthread_mutex_destroy(&s->lock);
+}
+
+static int seen_count(seen_t *s) {
+    pthread_mutex_lock(&s->lock);
+    int n = s->count;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+static bool seen_wait(seen_t *s, int want, int timeout_ms) {
+    for (int64_t deadline = now_ms() + timeout_ms; seen_count(s) < want;) {
+        if (now_ms() >= deadline) return false;
+        lz_test_sleep_ms(1);
+    }
+    return true;
+}
+
+static int record(seen_t *s, const char *who, const lz_message_t *msg) {
+    int now = atomic_fetch_add(&s->running, 1) + 1;
+    for (int m = atomic_load(&s->max_running); now > m && !atomic_compare_exchange_weak(&s->max_running, &m, now);) {
+    }
+    if (s->sleep_ms) lz_test_sleep_ms(s->sleep_ms);
+    pthread_mutex_lock(&s->lock);
+    if (s->count < MAX_SEEN) {
+        snprintf(s->who[s->count], sizeof s->who[0], "%s", who);
+        snprintf(s->type[s->count], sizeof s->type[0], "%s", lz_message_type(msg));
+        s->data[s->count] = lz_value_copy(lz_message_value(msg));
+        s->priority[s->count] = lz_message_priority(msg);
+        s->count++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    atomic_fetch_sub(&s->running, 1);
+    return 0;
+}
+
+static int on_resize(const lz_message_t *msg, void *arg) { return record(arg, "resize", msg); }
+static int on_email(const lz_message_t *msg, void *arg) { return record(arg, "email", msg); }
+static int on_default(const lz_message_t *msg, void *arg) { return record(arg, "default", msg); }
+
+static int find_seen(seen_t *s, const char *type) {
+    for (int i = 0; i < s->count; i++)
+        if (strcmp(s->type[i], type) == 0) return i;
+    return -1;
+}
+
+// dispatch_until drives the puller from this thread until want handlers ran.
+static void dispatch_until(lz_pull_t *pull, seen_t *s, int want) {
+    for (int64_t deadline = now_ms() + 5000; seen_count(s) < want && now_ms() < deadline;)
+        LZ_CHECK(lz_pull_dispatch(pull, 100) >= 0);
+}
+
+static lz_value_t *json(const char *text) {
+    lz_value_t *v = lz_value_from_json(text, strlen(text));
+    LZ_CHECK(v != NULL);
+    return v;
+}
+
+/* ---- routing -------------------------------------------------------------- */
+
+LZ_TEST(pushpull_tasks_reach_their_handler) {
+    lz_context_t *ctx = make_context(0);
+    pp_t p = {0};
+    seen_t seen;
+    seen_init(&seen);
+    if (ctx && pp_open(&p, ctx)) {
+        LZ_CHECK_INT(lz_pull_on(p.pull, "resize", on_resize, &seen), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on(p.pull, "email", on_email, &seen), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on_default(p.pull, on_default, &seen), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on(p.pull, NULL, on_email, &seen), LZ_EINVAL);
+        LZ_CHECK_INT(lz_pull_on(p.pull, "x", NULL, &seen), LZ_EINVAL);
+        lz_value_t *resize = json("{\"width\":640,\"height\":480,\"path\":\"/img/a.png\"}");
+        lz_value_t *email = json("[\"to@example.com\",\"hello\"]");
+        lz_value_t *other = lz_value_string("x");
+        LZ_CHECK_INT(lz_push_send(p.push, "resize", resize, 2), LZ_OK);
+        LZ_CHECK_INT(lz_push_send(p.push, "email", email, -5), LZ_OK);
+        LZ_CHECK_INT(lz_push_send(p.push, "resize.more", other, 0), LZ_OK); // exact match only
+        LZ_CHECK_INT(lz_push_send(p.push, NULL, NULL, 9), LZ_OK);            // type "default", data null
+        dispatch_until(p.pull, &seen, 4);
+        LZ_CHECK_INT(seen_count(&seen), 4);
+        int i = find_seen(&seen, "resize");
+        LZ_CHECK(i >= 0);
+        if (i >= 0) {
+            LZ_CHECK_STR(seen.who[i], "resize");
+            LZ_CHECK(lz_value_equal(seen.data[i], resize));
+            LZ_CHECK_INT(seen.priority[i], 2);
+        }
+        i = find_seen(&seen, "email");
+        LZ_CHECK(i >= 0);
+        if (i >= 0) {
+            LZ_CHECK_STR(seen.who[i], "email");
+            LZ_CHECK(lz_value_equal(seen.data[i], email));
+            LZ_CHECK_INT(seen.priority[i], -5);
+        }
+        i = find_seen(&seen, "resize.more");
+        LZ_CHECK(i >= 0);
+        if (i >= 0) {
+            LZ_CHECK_STR(seen.who[i], "default");
+            LZ_CHECK(lz_value_equal(seen.data[i], other));
+        }
+        i = find_seen(&seen, "default");
+        LZ_CHECK(i >= 0);
+        if (i >= 0) {
+            LZ_CHECK_STR(seen.who[i], "default");
+            LZ_CHECK_INT(lz_value_type(seen.data[i]), LZ_VALUE_NULL);
+            LZ_CHECK_INT(seen.priority[i], 9);
+        }
+        lz_metrics_t m = metrics_of(lz_pull_node(p.pull));
+        LZ_CHECK_INT(m.messages_received, 4);
+        LZ_CHECK_INT(m.inbound_dropped, 0);
+        LZ_CHECK_INT(m.bytes_received, metrics_of(lz_push_node(p.push)).bytes_sent);
+        lz_value_destroy(&resize);
+        lz_value_destroy(&email);
+        lz_value_destroy(&other);
+    }
+    pp_close(&p);
+    lz_context_destroy(&ctx);
+    seen_fini(&seen);
+}
+
+LZ_TEST(pushpull_unknown_type_for_non_objects) {
+    lz_context_t *ctx = make_context(0);
+    pp_t p = {0};
+    seen_t seen;
+    seen_init(&seen);
+    if (ctx && pp_open(&p, ctx)) {
+        LZ_CHECK_INT(lz_pull_on(p.pull, "resize", on_resize, &seen), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on_default(p.pull, on_default, &seen), LZ_OK);
+        const char *frames[] = {"[1,2,3]", "42", "\"text\"", "null", "{\"no_type\":true}"};
+        for (int i = 0; i < 5; i++) LZ_CHECK_INT(lz_push_send_bytes(p.push, frames[i], strlen(frames[i])), LZ_OK);
+        dispatch_until(p.pull, &seen, 5);
+        LZ_CHECK_INT(seen_count(&seen), 5);
+        for (int i = 0; i < seen.count && i < 5; i++) {
+            LZ_CHECK_STR(seen.who[i], "default");
+            LZ_CHECK_STR(seen.type[i], "unknown");
+            lz_value_t *want = json(frames[i]); // the whole value is the data
+            LZ_CHECK(lz_value_equal(seen.data[i], want));
+            lz_value_destroy(&want);
+        }
+        LZ_CHECK_INT(metrics_of(lz_pull_node(p.pull)).inbound_dropped, 0);
+        // Without a default handler, an unknown task is counted as dropped.
+        pp_close(&p);
+        if (pp_open(&p, ctx)) {
+            LZ_CHECK_INT(lz_pull_on(p.pull, "resize", on_resize, &seen), LZ_OK);
+            LZ_CHECK_INT(lz_push_send_bytes(p.push, "[1]", 3), LZ_OK);
+            lz_value_t *v = lz_value_int(1);
+            LZ_CHECK_INT(lz_push_send(p.push, "nobody", v, 0), LZ_OK);
+            LZ_CHECK_INT(lz_push_send(p.push, "resize", v, 0), LZ_OK);
+            lz_value_destroy(&v);
+            dispatch_until(p.pull, &seen, 6);
+            LZ_CHECK_INT(seen_count(&seen), 6);
+            LZ_CHECK_STR(seen.who[5], "resize");
+            lz_metrics_t m = metrics_of(lz_pull_node(p.pull));
+            LZ_CHECK_INT(m.messages_received, 3);
+            LZ_CHECK_INT(m.inbound_dropped, 2);
+        }
+    }
+    pp_close(&p);
+    lz_context_destroy(&ctx);
+    seen_fini(&seen);
+}
+
+/* ---- worker pools ----------------------------------------------------------- */
+
+static void pool_case(int workers, int configured, int tasks, int expect_max) {
+    lz_context_t *ctx = make_context(configured);
+    pp_t p = {0};
+    seen_t seen;
+    seen_init(&seen);
+    seen.sleep_ms = 100;
+    if (ctx && pp_open(&p, ctx)) {
+        LZ_CHECK_INT(lz_pull_on(p.pull, "slow", on_resize, &seen), LZ_OK);
+        LZ_CHECK_INT(lz_pull_start(p.pull, workers), LZ_OK);
+        LZ_CHECK_INT(lz_pull_start(p.pull, workers), LZ_ESTATE);
+        LZ_CHECK_INT(lz_pull_dispatch(p.pull, 0), LZ_ESTATE);
+        LZ_CHECK(lz_pull_recv(p.pull, 0) == NULL);
+        LZ_CHECK_INT(lz_last_error_code(), LZ_ESTATE);
+        int64_t t0 = now_ms();
+        for (int i = 0; i < tasks; i++) {
+            lz_value_t *v = lz_value_int(i);
+            LZ_CHECK_INT(lz_push_send(p.push, "slow", v, 0), LZ_OK);
+            lz_value_destroy(&v);
+        }
+        LZ_CHECK(seen_wait(&seen, tasks, 5000));
+        int64_t elapsed = now_ms() - t0;
+        int rounds = (tasks + expect_max - 1) / expect_max;
+        LZ_CHECK_INT(atomic_load(&seen.max_running), expect_max);
+        // expect_max at a time: rounds x 100 ms, well under tasks x 100 ms.
+        LZ_CHECK(elapsed >= rounds * 100 - 20);
+        LZ_CHECK(elapsed < rounds * 100 + 250);
+        if (elapsed >= rounds * 100 + 250)
+            fprintf(stderr, "%d tasks on %d workers took %lld ms\n", tasks, expect_max, (long long)elapsed);
+        int64_t sum = 0;
+        for (int i = 0; i < seen.count; i++) sum += lz_value_get_int(seen.data[i]);
+        LZ_CHECK_INT(sum, (int64_t)tasks * (tasks - 1) / 2); // each task once
+        t0 = now_ms();
+        LZ_CHECK_INT(lz_pull_stop(p.pull), LZ_OK);
+        LZ_CHECK(now_ms() - t0 < 1000);
+        LZ_CHECK_INT(lz_pull_stop(p.pull), LZ_OK);
+        // Stopped, it is the caller's again: a timed receive waits it out.
+        t0 = now_ms();
+        LZ_CHECK(lz_pull_recv(p.pull, 300) == NULL);
+        LZ_CHECK_INT(lz_last_error_code(), LZ_ETIMEOUT);
+        LZ_CHECK(now_ms() - t0 >= 280);
+        lz_value_t *v = lz_value_int(77);
+        LZ_CHECK_INT(lz_push_send(p.push, "slow", v, 0), LZ_OK);
+        lz_value_destroy(&v);
+        lz_message_t *msg = lz_pull_recv(p.pull, 5000);
+        LZ_CHECK(msg != NULL);
+        if (msg) LZ_CHECK_INT(lz_value_get_int(lz_message_value(msg)), 77);
+        lz_message_destroy(&msg);
+    }
+    pp_close(&p);
+    lz_context_destroy(&ctx);
+    seen_fini(&seen);
+}
+
+LZ_TEST(pushpull_pool_of_4_runs_8_tasks_concurrently) { pool_case(4, 0, 8, 4); }
+LZ_TEST(pushpull_pool_size_from_config) { pool_case(0, 2, 6, 2); }
+LZ_TEST(pushpull_single_worker_is_sequential) { pool_case(1, 8, 3, 1); }
+
+LZ_TEST(pushpull_bad_arguments) {
+    lz_context_t *ctx = make_context(0);
+    pp_t p = {0};
+    if (ctx && pp_open(&p, ctx)) {
+        LZ_CHECK_INT(lz_pull_start(p.pull, -1), LZ_EINVAL);
+        LZ_CHECK_INT(lz_pull_start(NULL, 1), LZ_EINVAL);
+        LZ_CHECK_INT(lz_push_send(NULL, "t", NULL, 0), LZ_EINVAL);
+        LZ_CHECK_INT(lz_push_send_bytes(p.push, NULL, 3), LZ_EINVAL);
+        LZ_CHECK_INT(lz_push_send_bytes(p.push, NULL, 0), LZ_OK); // an empty frame is fine
+        LZ_CHECK_INT(lz_pull_stop(NULL), LZ_OK);
+        LZ_CHECK(lz_pull_recv(NULL, 0) == NULL);
+        LZ_CHECK(lz_push_new(NULL, NULL) == NULL);
+        LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
+        LZ_CHECK(lz_pull_new(ctx, "bogus://x") == NULL);
+        LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
+    }
+    pp_close(&p);
+    lz_context_destroy(&ctx);
+}
+
+// A pusher with nowhere to send waits zmq.send_timeout, then reports
+// LZ_EAGAIN and counts the task as dropped.
+LZ_TEST(pushpull_no_peer_times_out) {
+    lz_config_t *cfg = lz_config_new();
+    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.send_timeout", 100), LZ_OK);
+    lz_context_t *ctx = lz_context_new(cfg);
+    lz_config_destroy(&cfg);
+    LZ_CHECK(ctx != NULL);
+    lz_push_t *push = ctx ? lz_push_new(ctx, NULL) : NULL;
+    LZ_CHECK(push != NULL);
+    if (push) {
+        int64_t t0 = now_ms();
+        LZ_CHECK_INT(lz_push_send_bytes(push, "x", 1), LZ_EAGAIN);
+        int64_t waited = now_ms() - t0;
+        LZ_CHECK(waited >= 80 && waited < 1000);
+        lz_metrics_t m = metrics_of(lz_push_node(push));
+        LZ_CHECK_INT(m.messages_sent, 0);
+        LZ_CHECK_INT(m.outbound_dropped, 1);
+    }
+    lz_push_destroy(&push);
+    lz_context_destroy(&ctx);
+}
+
+/* ---- distribution ------------------------------------------------------------ */
+
+LZ_TEST(pushpull_round_robin_across_two_pullers) {
+    lz_context_t *ctx = make_context(0);
+    char ipc[128];
+    lz_pull_t *a = ctx ? lz_pull_new(ctx, "tcp://127.0.0.1:*") : NULL;
+    lz_pull_t *b = ctx ? lz_pull_new(ctx, lz_test_ipc_endpoint(ipc, sizeof ipc)) : NULL;
+    LZ_CHECK(a && b);
+    lz_push_t *push = NULL;
+    if (a && b) {
+        char eps[512];
+        snprintf(eps, sizeof eps, "%s,>%s", lz_node_endpoint(lz_pull_node(a)), lz_node_endpoint(lz_pull_node(b)));
+        push = lz_push_new(ctx, eps); // connects to both before anything is sent
+        LZ_CHECK(push != NULL);
+    }
+    if (push) {
+        const int N = 20;
+        for (int i = 0; i < N; i++) {
+            lz_value_t *v = lz_value_int(i);
+            LZ_CHECK_INT(lz_push_send(push, "rr", v, 0), LZ_OK);
+            lz_value_destroy(&v);
+        }
+        int got_a = 0, got_b = 0;
+        int64_t seen_a[32], seen_b[32];
+        for (int64_t deadline = now_ms() + 5000; got_a + got_b < N && now_ms() < deadline;) {
+            lz_message_t *m = lz_pull_recv(a, 10);
+            if (m && got_a < 32) seen_a[got_a++] = lz_value_get_int(lz_message_value(m));
+            lz_message_destroy(&m);
+            m = lz_pull_recv(b, 10);
+            if (m && got_b < 32) seen_b[got_b++] = lz_value_get_int(lz_message_value(m));
+            lz_message_destroy(&m);
+        }
+        LZ_CHECK_INT(got_a + got_b, N);
+        // libzmq's load balancer alternates strictly between ready pipes.
+        LZ_CHECK_INT(got_a, N / 2);
+        LZ_CHECK_INT(got_b, N / 2);
+        for (int i = 1; i < got_a; i++) LZ_CHECK_INT(seen_a[i] - seen_a[i - 1], 2);
+        for (int i = 1; i < got_b; i++) LZ_CHECK_INT(seen_b[i] - seen_b[i - 1], 2);
+    }
+    lz_push_destroy(&push);
+    lz_pull_destroy(&a);
+    lz_pull_destroy(&b);
+    lz_context_destroy(&ctx);
+}
+
+/* ---- ventilator, workers, sink --------------------------------------------------- */
+
+typedef struct {
+    lz_push_t *to_sink;
+    atomic_int handled;
+} worker_t;
+
+static int square(const lz_message_t *msg, void *arg) {
+    worker_t *w = arg;
+    int64_t n = lz_value_get_int(lz_message_value(msg));
+    lz_value_t *result = lz_value_object();
+    lz_value_object_set_int(result, "n", n);
+    lz_value_object_set_int(result, "square", n * n);
+    int rc = lz_push_send(w->to_sink, "result", result, (int)lz_message_priority(msg));
+    lz_value_destroy(&result);
+    atomic_fetch_add(&w->handled, 1);
+    return rc;
+}
+
+LZ_TEST(pushpull_ventilator_workers_sink) {
+    lz_context_t *ctx = make_context(3);
+    if (!ctx) return;
+    // The ventilator connects to every worker: libzmq makes each pipe at
+    // connect time, so the work is dealt out evenly from the first task.
+    lz_push_t *ventilator = lz_push_new(ctx, NULL);
+    lz_pull_t *sink = lz_pull_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(ventilator && sink);
+    enum { WORKERS = 3, TASKS = 30 };
+    lz_pull_t *in[WORKERS] = {0};
+    worker_t w[WORKERS];
+    memset(w, 0, sizeof w);
+    bool ok = ventilator && sink;
+    for (int i = 0; ok && i < WORKERS; i++) {
+        atomic_init(&w[i].handled, 0);
+        char ep[128];
+        in[i] = lz_pull_new(ctx, i == 1 ? lz_test_ipc_endpoint(ep, sizeof ep) : "tcp://127.0.0.1:*");
+        w[i].to_sink = lz_push_new(ctx, lz_node_endpoint(lz_pull_node(sink)));
+        ok = in[i] && w[i].to_sink;
+        LZ_CHECK(ok);
+        if (ok) LZ_CHECK_INT(lz_pull_on(in[i], "square", square, &w[i]), LZ_OK);
+        if (ok) LZ_CHECK_INT(lz_pull_start(in[i], 0), LZ_OK);
+        if (ok) LZ_CHECK_INT(lz_node_connect(lz_push_node(ventilator), lz_node_endpoint(lz_pull_node(in[i]))), LZ_OK);
+    }
+    if (ok) {
+        for (int i = 0; i < TASKS; i++) {
+            lz_value_t *v = lz_value_int(i);
+            LZ_CHECK_INT(lz_push_send(ventilator, "square", v, i % 3), LZ_OK);
+            lz_value_destroy(&v);
+        }
+        int64_t sum = 0, results = 0;
+        bool seen[TASKS] = {false};
+        for (int64_t deadline = now_ms() + 5000; results < TASKS && now_ms() < deadline;) {
+            lz_message_t *m = lz_pull_recv(sink, 100);
+            if (!m) continue;
+            LZ_CHECK_STR(lz_message_type(m), "result");
+            int64_t n = lz_value_find_int(lz_message_value(m), "n", -1);
+            LZ_CHECK(n >= 0 && n < TASKS);
+            if (n >= 0 && n < TASKS) {
+                LZ_CHECK(!seen[n]);
+                seen[n] = true;
+                LZ_CHECK_INT(lz_message_priority(m), n % 3);
+            }
+            sum += lz_value_find_int(lz_message_value(m), "square", 0);
+            results++;
+            lz_message_destroy(&m);
+        }
+        LZ_CHECK_INT(results, TASKS);
+        LZ_CHECK_INT(sum, (int64_t)(TASKS - 1) * TASKS * (2 * TASKS - 1) / 6);
+        // A result can reach the sink before its handler has returned.
+        for (int64_t deadline = now_ms() + 2000; now_ms() < deadline;) {
+            int handled = 0;
+            for (int i = 0; i < WORKERS; i++) handled += atomic_load(&w[i].handled);
+            if (handled == TASKS) break;
+            lz_test_sleep_ms(1);
+        }
+        for (int i = 0; i < WORKERS; i++) LZ_CHECK_INT(atomic_load(&w[i].handled), TASKS / WORKERS);
+        lz_metrics_t total;
+        LZ_CHECK_INT(lz_context_metrics(ctx, &total), LZ_OK);
+        LZ_CHECK_INT(total.messages_sent, 2 * TASKS);
+        LZ_CHECK_INT(total.messages_received, 2 * TASKS);
+        LZ_CHECK_INT(total.errors, 0);
+    }
+    for (int i = 0; i < WORKERS; i++) {
+        lz_pull_destroy(&in[i]); // stops its workers first
+        lz_push_destroy(&w[i].to_sink);
+    }
+    lz_pull_destroy(&sink);
+    lz_push_destroy(&ventilator);
+    lz_context_destroy(&ctx);
+}
+
+/* ---- raw serializer ---------------------------------------------------------- */
+
+LZ_TEST(pushpull_raw_sends_one_frame_of_bytes) {
+    lz_context_t *ctx = make_context(0);
+    if (!ctx) return;
+    void *raw = zmq_socket(lz_context_zmq(ctx), ZMQ_PULL);
+    int linger = 0, timeout = 5000;
+    zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(raw, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    char ep[256];
+    size_t size = sizeof ep;
+    LZ_CHECK_INT(zmq_bind(raw, "tcp://127.0.0.1:*"), 0);
+    zmq_getsockopt(raw, ZMQ_LAST_ENDPOINT, ep, &size);
+    lz_push_t *push = lz_push_new(ctx, ep);
+    LZ_CHECK(push != NULL);
+    if (push) {
+        LZ_CHECK_INT(lz_node_set_serializer(lz_push_node(push), "raw"), LZ_OK);
+        unsigned char bin[100];
+        for (size_t i = 0; i < sizeof bin; i++) bin[i] = (unsigned char)(255 - i);
+        lz_value_t *bytes = lz_value_bytes(bin, sizeof bin);
+        lz_value_t *text = lz_value_string("plain text");
+        lz_value_t *number = lz_value_int(5);
+        LZ_CHECK_INT(lz_push_send(push, "ignored-type", bytes, 7), LZ_OK);
+        LZ_CHECK_INT(lz_push_send(push, NULL, text, 0), LZ_OK);
+        LZ_CHECK_INT(lz_push_send(push, "x", number, 0), LZ_EVALIDATION); // bytes or strings only
+        LZ_CHECK_INT(lz_push_send(push, "x", NULL, 0), LZ_EVALIDATION);
+        const void *want[] = {bin, "plain text"};
+        size_t want_size[] = {sizeof bin, 10};
+        for (int i = 0; i < 2; i++) {
+            zmq_msg_t msg;
+            zmq_msg_init(&msg);
+            int n = zmq_msg_recv(&msg, raw, 0);
+            LZ_CHECK(n >= 0);
+            if (n >= 0) {
+                LZ_CHECK_INT(zmq_msg_size(&msg), want_size[i]);
+                LZ_CHECK(zmq_msg_size(&msg) == want_size[i] && memcmp(zmq_msg_data(&msg), want[i], want_size[i]) == 0);
+                LZ_CHECK_INT(zmq_msg_more(&msg), 0); // exactly one frame
+            }
+            zmq_msg_close(&msg);
+        }
+        char buf[8];
+        int flags = ZMQ_DONTWAIT;
+        LZ_CHECK(zmq_recv(raw, buf, sizeof buf, flags) < 0); // the refused ones sent nothing
+        lz_value_destroy(&bytes);
+        lz_value_destroy(&text);
+        lz_value_destroy(&number);
+    }
+    lz_push_destroy(&push);
+    zmq_close(raw);
+
+    // A raw puller hands any frame to the default handler as bytes.
+    pp_t p = {0};
+    seen_t seen;
+    seen_init(&seen);
+    if (pp_open(&p, ctx)) {
+        LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(p.pull), "raw"), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on_default(p.pull, on_default, &seen), LZ_OK);
+        LZ_CHECK_INT(lz_push_send_bytes(p.push, "\x00\x01\xff", 3), LZ_OK);
+        lz_value_t *v = lz_value_int(3);
+        LZ_CHECK_INT(lz_push_send(p.push, "json-task", v, 1), LZ_OK); // JSON bytes, as bytes
+        lz_value_destroy(&v);
+        dispatch_until(p.pull, &seen, 2);
+        LZ_CHECK_INT(seen_count(&seen), 2);
+        if (seen.count >= 2) {
+            LZ_CHECK_STR(seen.type[0], "");
+            size_t n = 0;
+            const void *data = lz_value_get_bytes(seen.data[0], &n);
+            LZ_CHECK(n == 3 && data && memcmp(data, "\x00\x01\xff", 3) == 0);
+            LZ_CHECK_INT(lz_value_type(seen.data[1]), LZ_VALUE_BYTES);
+            data = lz_value_get_bytes(seen.data[1], &n);
+            LZ_CHECK(data && n > 0 && ((const char *)data)[0] == '{');
+        }
+    }
+    pp_close(&p);
+    seen_fini(&seen);
+    lz_context_destroy(&ctx);
+}
+
+/* ---- receiving and the envelope --------------------------------------------------- */
+
+static bool is_uuid4(const char *s) {
+    if (!s || strlen(s) != 36) return false;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') return false;
+        } else if (!isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return s[14] == '4' && strchr("89ab", s[19]) != NULL;
+}
+
+static void envelope_case(const char *serializer) {
+    lz_context_t *ctx = make_context(0);
+    pp_t p = {0};
+    if (ctx && pp_open(&p, ctx)) {
+        if (serializer) {
+            LZ_CHECK_INT(lz_node_set_serializer(lz_push_node(p.push), serializer), LZ_OK);
+            LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(p.pull), serializer), LZ_OK);
+        }
+        lz_value_t *data = json("{\"w\":1,\"tags\":[\"a\",\"b\"],\"f\":1.5}");
+        LZ_CHECK_INT(lz_push_send(p.push, "resize", data, 7), LZ_OK);
+        LZ_CHECK_INT(lz_push_send(p.push, "resize", data, 7), LZ_OK);
+        double now = (double)time(NULL);
+        lz_message_t *a = lz_pull_recv(p.pull, 5000), *b = lz_pull_recv(p.pull, 5000);
+        LZ_CHECK(a && b);
+        if (a && b) {
+            LZ_CHECK_STR(lz_message_type(a), "resize");
+            LZ_CHECK_STR(lz_message_topic(a), "resize");
+            LZ_CHECK(lz_value_equal(lz_message_value(a), data));
+            LZ_CHECK_INT(lz_message_priority(a), 7);
+            double ts = lz_message_timestamp(a);
+            LZ_CHECK(ts > now - 5 && ts < now + 5);
+            LZ_CHECK(is_uuid4(lz_message_id(a)));
+            if (!is_uuid4(lz_message_id(a))) fprintf(stderr, "not a UUID v4: '%s'\n", lz_message_id(a));
+            LZ_CHECK(is_uuid4(lz_message_id(b)));
+            LZ_CHECK(strcmp(lz_message_id(a), lz_message_id(b)) != 0);
+            const lz_value_t *env = lz_message_envelope(a);
+            LZ_CHECK_INT(lz_value_type(env), LZ_VALUE_OBJECT);
+            LZ_CHECK_STR(lz_value_find_string(env, "type", NULL), "resize");
+            LZ_CHECK_INT(lz_value_find_int(env, "priority", -1), 7);
+            LZ_CHECK_STR(lz_value_find_string(env, "task_id", NULL), lz_message_id(a));
+            LZ_CHECK(lz_value_get(env, "timestamp") != NULL);
+            // The payload frame holds the whole task object.
+            size_t size = 0;
+            const void *payload = lz_message_payload(a, &size);
+            LZ_CHECK(payload && size > 0);
+            const lz_serializer_t *codec = lz_serializer_find(ctx, serializer ? serializer : "json");
+            lz_value_t *task = NULL;
+            if (payload && codec) LZ_CHECK_INT(lz_serializer_decode(codec, payload, size, &task), LZ_OK);
+            LZ_CHECK_INT(lz_value_size(task), 5);
+            LZ_CHECK(lz_value_equal(lz_value_get(task, "data"), data));
+            LZ_CHECK_STR(lz_value_find_string(task, "task_id", NULL), lz_message_id(a));
+            LZ_CHECK(lz_value_find_double(task, "timestamp", 0) == ts);
+            lz_value_destroy(&task);
+        }
+        lz_message_destroy(&a);
+        lz_message_destroy(&b);
+        LZ_CHECK(a == NULL);
+        lz_message_destroy(&a); // twice is fine
+        lz_message_destroy(NULL);
+        lz_value_destroy(&data);
+        // Nothing more: a timed receive times out.
+        int64_t t0 = now_ms();
+        LZ_CHECK(lz_pull_recv(p.pull, 100) == NULL);
+        LZ_CHECK_INT(lz_last_error_code(), LZ_ETIMEOUT);
+        LZ_CHECK(now_ms() - t0 >= 80);
+    }
+    pp_close(&p);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(pushpull_recv_and_envelope_json) { envelope_case(NULL); }
+LZ_TEST(pushpull_recv_and_envelope_msgpack) { envelope_case("msgpack"); }
+
+// The caller-driven loop with the puller's fd, as for subscribers.
+LZ_TEST(pushpull_fd_dispatch) {
+    lz_context_t *ctx = make_context(0);
+    pp_t p = {0};
+    seen_t seen;
+    seen_init(&seen);
+    if (ctx && pp_open(&p, ctx)) {
+        LZ_CHECK_INT(lz_pull_on(p.pull, "resize", on_resize, &seen), LZ_OK);
+        int fd = -1;
+        LZ_CHECK_INT(lz_pull_fd(p.pull, &fd), LZ_OK);
+        LZ_CHECK(fd >= 0);
+        lz_value_t *v = lz_value_int(1);
+        for (int i = 0; i < 10; i++) LZ_CHECK_INT(lz_push_send(p.push, "resize", v, 0), LZ_OK);
+        lz_value_destroy(&v);
+        int dispatched = 0;
+        for (int64_t deadline = now_ms() + 5000; dispatched < 10 && now_ms() < deadline;) {
+            struct pollfd pfd = {fd, POLLIN, 0};
+            LZ_CHECK(poll(&pfd, 1, 200) >= 0);
+            for (int n; (n = lz_pull_dispatch(p.pull, 0)) > 0;) dispatched += n;
+        }
+        LZ_CHECK_INT(dispatched, 10);
+        LZ_CHECK_INT(seen_count(&seen), 10);
+    }
+    pp_close(&p);
+    lz_context_destroy(&ctx);
+    seen_fini(&seen);
+}
+
+LZ_TEST_MAIN(LZ_CASE(pushpull_tasks_reach_their_handler), LZ_CASE(pushpull_unknown_type_for_non_objects),
+             LZ_CASE(pushpull_pool_of_4_runs_8_tasks_concurrently), LZ_CASE(pushpull_pool_size_from_config),
+             LZ_CASE(pushpull_single_worker_is_sequential), LZ_CASE(pushpull_bad_arguments),
+             LZ_CASE(pushpull_no_peer_times_out),
+             LZ_CASE(pushpull_round_robin_across_two_pullers), LZ_CASE(pushpull_ventilator_workers_sink),
+             LZ_CASE(pushpull_raw_sends_one_frame_of_bytes), LZ_CASE(pushpull_recv_and_envelope_json),
+             LZ_CASE(pushpull_recv_and_envelope_msgpack), LZ_CASE(pushpull_fd_dispatch))
