@@ -87,6 +87,8 @@ static inline int lz_test_run(const lz_test_case_t *cases, size_t n, unsigned al
         return lz_test_run(cases, sizeof cases / sizeof cases[0], 0);           \
     }
 #define LZ_CASE(fn) {#fn, fn}
+#define LZ_STR_(x) #x
+#define LZ_STR(x) LZ_STR_(x)
 
 // lz_test_ipc_endpoint writes a fresh ipc:// endpoint in a private temp dir.
 static inline const char *lz_test_ipc_endpoint(char *buf, size_t size) {
@@ -135,5 +137,43 @@ static inline int lz_test_wait(pid_t pid, int timeout_ms) {
 }
 
 static inline void lz_test_sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
+
+// lz_test_now_ms: a monotonic clock in milliseconds, for bounded waits.
+static inline int64_t lz_test_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// lz_test_context_from makes a context from the defaults plus "key=value"
+// settings (a NULL-terminated list); a refused setting fails the test.
+// Use LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=error").
+static inline lz_context_t *lz_test_context_from(const char *const *settings) {
+    lz_config_t *cfg = lz_config_new();
+    LZ_CHECK(cfg != NULL);
+    for (size_t i = 0; cfg && settings[i]; i++) {
+        char key[128];
+        const char *eq = strchr(settings[i], '=');
+        size_t len = eq ? (size_t)(eq - settings[i]) : 0;
+        LZ_CHECK(eq != NULL && len < sizeof key);
+        if (!eq || len >= sizeof key) continue;
+        memcpy(key, settings[i], len);
+        key[len] = '\0';
+        LZ_CHECK_INT(lz_config_set(cfg, key, eq + 1), LZ_OK);
+    }
+    lz_context_t *ctx = cfg ? lz_context_new(cfg) : NULL;
+    lz_config_destroy(&cfg);
+    LZ_CHECK(ctx != NULL);
+    return ctx;
+}
+#define LZ_TEST_CONTEXT(...) lz_test_context_from((const char *const[]){__VA_ARGS__, NULL})
+
+// lz_test_metrics: a node's counters, zeroed if they cannot be read.
+static inline lz_metrics_t lz_test_metrics(lz_node_t *node) {
+    lz_metrics_t m;
+    memset(&m, 0, sizeof m);
+    LZ_CHECK_INT(lz_node_metrics(node, &m), LZ_OK);
+    return m;
+}
 
 #endif

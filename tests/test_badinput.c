@@ -10,31 +10,13 @@
 
 #define MAX_MESSAGE 4096
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static lz_context_t *make_context(void) {
-    lz_config_t *cfg = lz_config_new();
-    LZ_CHECK(cfg != NULL);
-    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.linger", 0), LZ_OK);
-    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.max_message_size", MAX_MESSAGE), LZ_OK);
-    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.reconnect_interval", 20), LZ_OK);
-    LZ_CHECK_INT(lz_config_set(cfg, "logging.level", "error"), LZ_OK); // drops are logged at WARNING
-    lz_context_t *ctx = lz_context_new(cfg);
-    lz_config_destroy(&cfg);
-    LZ_CHECK(ctx != NULL);
-    return ctx;
+    // drops are logged at WARNING: keep the test output readable
+    return LZ_TEST_CONTEXT("zmq.linger=0", "zmq.max_message_size=" LZ_STR(MAX_MESSAGE), "zmq.reconnect_interval=20",
+                           "logging.level=error");
 }
 
-static lz_metrics_t metrics_of(lz_node_t *node) {
-    lz_metrics_t m;
-    memset(&m, 0, sizeof m);
-    LZ_CHECK_INT(lz_node_metrics(node, &m), LZ_OK);
-    return m;
-}
 
 // A raw libzmq socket of type, bound on tcp; its endpoint goes to ep.
 static void *raw_bound(lz_context_t *ctx, int type, char *ep, size_t size) {
@@ -91,7 +73,7 @@ static void expect_good_sub(void *pub, lz_sub_t *sub, const char *after, int lin
 // connection was dropped and made again), then drains the extra ones.
 static bool resync_sub(void *pub, lz_sub_t *sub) {
     bool ok = false;
-    for (int64_t deadline = now_ms() + 5000; !ok && now_ms() < deadline;) {
+    for (int64_t deadline = lz_test_now_ms() + 5000; !ok && lz_test_now_ms() < deadline;) {
         send_good_pub(pub, 0);
         lz_message_t *msg = lz_sub_recv(sub, 20);
         ok = msg != NULL;
@@ -104,7 +86,7 @@ static bool resync_sub(void *pub, lz_sub_t *sub) {
 
 #define CHECK_DROPPED(node, before, n)                                                              \
     do {                                                                                            \
-        lz_metrics_t m_ = metrics_of(node);                                                         \
+        lz_metrics_t m_ = lz_test_metrics(node);                                                         \
         LZ_CHECK_INT(m_.inbound_dropped - (before).inbound_dropped, (n));                           \
         (before) = m_;                                                                              \
     } while (0)
@@ -120,7 +102,7 @@ LZ_TEST(badinput_subscriber_survives_raw_publisher) {
     LZ_CHECK_INT(lz_sub_subscribe(sub, ""), LZ_OK);
     if (!resync_sub(pub, sub)) goto out;
     lz_node_t *node = lz_sub_node(sub);
-    lz_metrics_t before = metrics_of(node);
+    lz_metrics_t before = lz_test_metrics(node);
 
     // Garbage bytes as the payload.
     static const unsigned char garbage[] = {0xff, 0xfe, 0x00, 0x01, 0x80, 0x7f, '{', '[', 0xc3};
@@ -192,8 +174,8 @@ LZ_TEST(badinput_subscriber_survives_raw_publisher) {
     lz_message_destroy(&msg);
 
     // Good messages still count as received and nothing else was dropped.
-    LZ_CHECK_INT(metrics_of(node).inbound_dropped, before.inbound_dropped);
-    LZ_CHECK_INT(metrics_of(node).errors, 0);
+    LZ_CHECK_INT(lz_test_metrics(node).inbound_dropped, before.inbound_dropped);
+    LZ_CHECK_INT(lz_test_metrics(node).errors, 0);
 out:
     lz_sub_destroy(&sub);
     if (pub) zmq_close(pub);
@@ -216,13 +198,13 @@ LZ_TEST(badinput_oversize_to_bound_subscriber) {
         LZ_CHECK_INT(lz_sub_subscribe(sub, ""), LZ_OK);
         if (resync_sub(pub, sub)) {
             lz_node_t *node = lz_sub_node(sub);
-            lz_metrics_t m0 = metrics_of(node);
+            lz_metrics_t m0 = lz_test_metrics(node);
             static char big[MAX_MESSAGE * 4];
             memset(big, '1', sizeof big); // a valid JSON number, were it delivered
             send2(pub, "big", 3, big, sizeof big);
             LZ_CHECK(resync_sub(pub, sub));
             expect_good_sub(pub, sub, "an oversize message", __LINE__);
-            lz_metrics_t m1 = metrics_of(node);
+            lz_metrics_t m1 = lz_test_metrics(node);
             LZ_CHECK(m1.bytes_received - m0.bytes_received < sizeof big); // it never got in
             LZ_CHECK_INT(m1.inbound_dropped, m0.inbound_dropped);
             LZ_CHECK_INT(m1.errors, 0);
@@ -261,7 +243,7 @@ LZ_TEST(badinput_oversize_to_connected_subscriber) {
             send2(pub1, "big", 3, big, sizeof big);
             expect_good_sub(pub2, sub, "an oversize message from the other publisher", __LINE__);
             expect_good_sub(pub2, sub, "an oversize message from the other publisher", __LINE__);
-            LZ_CHECK_INT(metrics_of(lz_sub_node(sub)).inbound_dropped, 0);
+            LZ_CHECK_INT(lz_test_metrics(lz_sub_node(sub)).inbound_dropped, 0);
         }
     }
     lz_sub_destroy(&sub);
@@ -291,14 +273,14 @@ LZ_TEST(badinput_started_subscriber_survives) {
         if (resync_sub(pub, sub)) {
             LZ_CHECK_INT(lz_sub_on(sub, "good", count_good, &good), LZ_OK);
             LZ_CHECK_INT(lz_sub_start(sub), LZ_OK);
-            lz_metrics_t before = metrics_of(lz_sub_node(sub));
+            lz_metrics_t before = lz_test_metrics(lz_sub_node(sub));
             for (int i = 0; i < 20; i++) {
                 send2(pub, "t", 1, "garbage", 7);
                 LZ_CHECK_INT(zmq_send(pub, "one", 3, 0), 3);
                 send2(pub, "\xff", 1, "{}", 2);
                 send_good_pub(pub, i);
             }
-            for (int64_t deadline = now_ms() + 5000; atomic_load(&good) < 20 && now_ms() < deadline;)
+            for (int64_t deadline = lz_test_now_ms() + 5000; atomic_load(&good) < 20 && lz_test_now_ms() < deadline;)
                 lz_test_sleep_ms(2);
             LZ_CHECK_INT(atomic_load(&good), 20);
             CHECK_DROPPED(lz_sub_node(sub), before, 60);
@@ -345,7 +327,7 @@ static void send_good_task(void *push, int n) {
 static void expect_good_pull(void *push, lz_pull_t *pull, pull_seen_t *s, const char *after, int line) {
     int n = ++good_seq, before = s->good;
     send_good_task(push, n);
-    for (int64_t deadline = now_ms() + 5000; s->good == before && now_ms() < deadline;)
+    for (int64_t deadline = lz_test_now_ms() + 5000; s->good == before && lz_test_now_ms() < deadline;)
         LZ_CHECK(lz_pull_dispatch(pull, 100) >= 0);
     lz_test_checks++;
     if (s->good != before + 1 || s->last_n != n) {
@@ -376,7 +358,7 @@ LZ_TEST(badinput_puller_survives_raw_pusher) {
     LZ_CHECK_INT(lz_pull_on(pull, "job", on_job, &seen), LZ_OK); // no default handler
     lz_node_t *node = lz_pull_node(pull);
     expect_good_pull(push, pull, &seen, "nothing", __LINE__);
-    lz_metrics_t before = metrics_of(node);
+    lz_metrics_t before = lz_test_metrics(node);
 
     // Garbage bytes and an empty frame.
     static const unsigned char garbage[] = {0x00, 0xff, 0x13, 0x37, 0x80};
@@ -440,7 +422,7 @@ LZ_TEST(badinput_puller_survives_raw_pusher) {
     // Oversize: libzmq drops it at the transport and the connection with it;
     // the pusher reconnects and the puller keeps serving.
     {
-        lz_metrics_t m0 = metrics_of(node);
+        lz_metrics_t m0 = lz_test_metrics(node);
         static char big[MAX_MESSAGE * 4];
         memset(big, ' ', sizeof big);
         memcpy(big, "{\"type\":\"good\",\"data\":-7}", 25);
@@ -448,7 +430,7 @@ LZ_TEST(badinput_puller_survives_raw_pusher) {
         // Good tasks sent while the connection is being dropped may be lost
         // with it: send until one gets through.
         int got = seen.good;
-        for (int64_t deadline = now_ms() + 5000; seen.good == got && now_ms() < deadline;) {
+        for (int64_t deadline = lz_test_now_ms() + 5000; seen.good == got && lz_test_now_ms() < deadline;) {
             send_good_task(push, 0);
             lz_pull_dispatch(pull, 20);
         }
@@ -456,12 +438,12 @@ LZ_TEST(badinput_puller_survives_raw_pusher) {
         while (lz_pull_dispatch(pull, 50) > 0) {
         }
         expect_good_pull(push, pull, &seen, "an oversize task", __LINE__);
-        lz_metrics_t m1 = metrics_of(node);
+        lz_metrics_t m1 = lz_test_metrics(node);
         LZ_CHECK(m1.bytes_received - m0.bytes_received < sizeof big);
         LZ_CHECK(seen.last_n != -7);
         before = m1;
     }
-    LZ_CHECK_INT(metrics_of(node).errors, 0);
+    LZ_CHECK_INT(lz_test_metrics(node).errors, 0);
 
     // lz_pull_recv skips what does not decode, too.
     LZ_CHECK_INT(zmq_send(push, "garbage", 7, 0), 7);
@@ -502,7 +484,7 @@ LZ_TEST(badinput_msgpack_puller) {
             LZ_CHECK_INT(lz_value_get_int(lz_message_value(msg)), 99);
         }
         lz_message_destroy(&msg);
-        LZ_CHECK_INT(metrics_of(lz_pull_node(pull)).inbound_dropped, 3);
+        LZ_CHECK_INT(lz_test_metrics(lz_pull_node(pull)).inbound_dropped, 3);
     }
     lz_push_destroy(&good);
     lz_pull_destroy(&pull);

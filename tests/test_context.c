@@ -6,11 +6,6 @@
 
 #include "lz_test.h"
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 // write_file writes text to a fresh file in /tmp and stores its path.
 static void write_file(char *path, size_t size, const char *suffix, const char *text) {
@@ -241,8 +236,8 @@ LZ_TEST(context_copies_its_config) {
 /* ---- life cycle ---------------------------------------------------------- */
 
 static lz_message_t *recv_synced(lz_pub_t *pub, lz_sub_t *sub, const char *topic, const lz_value_t *v) {
-    int64_t deadline = now_ms() + 5000;
-    while (now_ms() < deadline) {
+    int64_t deadline = lz_test_now_ms() + 5000;
+    while (lz_test_now_ms() < deadline) {
         lz_pub_publish(pub, topic, v);
         lz_message_t *msg = lz_sub_recv(sub, 20);
         if (msg) return msg;
@@ -274,10 +269,10 @@ LZ_TEST(context_destroyed_before_its_nodes) {
     lz_value_destroy(&v);
     // A new node cannot be made any more, but the old ones close cleanly,
     // the last one terminating the libzmq context.
-    int64_t t0 = now_ms();
+    int64_t t0 = lz_test_now_ms();
     lz_sub_destroy(&sub);
     lz_pub_destroy(&pub);
-    LZ_CHECK(now_ms() - t0 < 3000);
+    LZ_CHECK(lz_test_now_ms() - t0 < 3000);
     LZ_CHECK(sub == NULL && pub == NULL);
 }
 
@@ -305,17 +300,17 @@ static void dead_peer_case(bool destroy_ctx_first) {
     lz_value_t *v = lz_value_string("for nobody");
     for (int i = 0; i < 5; i++) LZ_CHECK_INT(lz_push_send(push, "job", v, 0), LZ_OK);
     lz_value_destroy(&v);
-    int64_t t0 = now_ms();
+    int64_t t0 = lz_test_now_ms();
     if (destroy_ctx_first) {
         lz_context_destroy(&ctx);
-        LZ_CHECK(now_ms() - t0 < 100); // releasing the caller's reference never blocks
+        LZ_CHECK(lz_test_now_ms() - t0 < 100); // releasing the caller's reference never blocks
         // The pusher still works after the context handle is gone.
         LZ_CHECK_INT(lz_push_send_bytes(push, "late", 4), LZ_OK);
     }
-    t0 = now_ms();
+    t0 = lz_test_now_ms();
     lz_push_destroy(&push);
     if (!destroy_ctx_first) lz_context_destroy(&ctx);
-    int64_t elapsed = now_ms() - t0;
+    int64_t elapsed = lz_test_now_ms() - t0;
     // linger is 200 ms: shutdown takes about that, never the send timeout or forever.
     LZ_CHECK(elapsed < 1500);
     if (elapsed >= 1500) fprintf(stderr, "shutdown with a dead peer took %lld ms\n", (long long)elapsed);
@@ -357,13 +352,13 @@ LZ_TEST(context_nodes_recreated_at_once) {
 LZ_TEST(context_close_while_peer_disconnects) {
     lz_context_t *ctx = quick_context();
     if (!ctx) return;
-    int64_t t0 = now_ms();
+    int64_t t0 = lz_test_now_ms();
     for (int i = 0; i < 60; i++) {
         lz_pull_t *pull = lz_pull_new(ctx, "tcp://127.0.0.1:*");
         lz_push_t *push = pull ? lz_push_new(ctx, lz_node_endpoint(lz_pull_node(pull))) : NULL;
         LZ_CHECK(pull && push);
         if (push) LZ_CHECK_INT(lz_push_send_bytes(push, "x", 1), LZ_OK);
-        for (int64_t deadline = now_ms() + 2000; push && now_ms() < deadline;) {
+        for (int64_t deadline = lz_test_now_ms() + 2000; push && lz_test_now_ms() < deadline;) {
             lz_metrics_t m;
             lz_node_metrics(lz_pull_node(pull), &m);
             if (m.active_connections == 1) break;
@@ -377,7 +372,7 @@ LZ_TEST(context_close_while_peer_disconnects) {
             lz_push_destroy(&push);
         }
     }
-    LZ_CHECK(now_ms() - t0 < 20000);
+    LZ_CHECK(lz_test_now_ms() - t0 < 20000);
     lz_context_destroy(&ctx);
 }
 
@@ -476,13 +471,13 @@ out:
 // wait_connections polls until the node's (or, node NULL, the context's)
 // active_connections equals want; returns the last value seen.
 static int64_t wait_connections(lz_context_t *ctx, lz_node_t *node, int64_t want, int timeout_ms) {
-    int64_t deadline = now_ms() + timeout_ms, seen = -999;
+    int64_t deadline = lz_test_now_ms() + timeout_ms, seen = -999;
     for (;;) {
         lz_metrics_t m;
         if (node) lz_node_metrics(node, &m);
         else lz_context_metrics(ctx, &m);
         seen = m.active_connections;
-        if (seen == want || now_ms() >= deadline) return seen;
+        if (seen == want || lz_test_now_ms() >= deadline) return seen;
         lz_test_sleep_ms(5);
     }
 }

@@ -5,21 +5,8 @@
 
 #include "lz_test.h"
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
-static lz_context_t *make_context(void) {
-    lz_config_t *cfg = lz_config_new();
-    LZ_CHECK(cfg != NULL);
-    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.linger", 500), LZ_OK);
-    lz_context_t *ctx = lz_context_new(cfg);
-    lz_config_destroy(&cfg);
-    LZ_CHECK(ctx != NULL);
-    return ctx;
-}
+static lz_context_t *make_context(void) { return LZ_TEST_CONTEXT("zmq.linger=500"); }
 
 static bool python_ready(void) {
     if (access(LZ_PYTHON, X_OK) != 0) {
@@ -47,7 +34,7 @@ LZ_TEST(interop_pyzmq_pub_to_lz_sub) {
         LZ_CHECK_INT(lz_sub_subscribe(sub, "interop."), LZ_OK);
         int got = 0;
         int64_t last_seq = -1;
-        for (int64_t deadline = now_ms() + 8000; got < 3 && now_ms() < deadline;) {
+        for (int64_t deadline = lz_test_now_ms() + 8000; got < 3 && lz_test_now_ms() < deadline;) {
             lz_message_t *msg = lz_sub_recv(sub, 200);
             if (!msg) continue;
             got++;
@@ -178,7 +165,7 @@ LZ_TEST(interop_pyzmq_push_to_lz_pull) {
     }
     if (pid > 0) {
         double now = (double)time(NULL);
-        for (int64_t deadline = now_ms() + 8000; t.stop == 0 && now_ms() < deadline;)
+        for (int64_t deadline = lz_test_now_ms() + 8000; t.stop == 0 && lz_test_now_ms() < deadline;)
             LZ_CHECK(lz_pull_dispatch(pull, 100) >= 0);
         LZ_CHECK_INT(t.resize, 1);
         LZ_CHECK_INT(t.stop, 1);

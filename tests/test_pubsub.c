@@ -8,22 +8,12 @@
 
 #include "lz_test.h"
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static lz_context_t *make_context(int handler_max_concurrency) {
-    lz_config_t *cfg = lz_config_new();
-    LZ_CHECK(cfg != NULL);
-    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.linger", 200), LZ_OK);
-    if (handler_max_concurrency > 0)
-        LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.handler_max_concurrency", handler_max_concurrency), LZ_OK);
-    lz_context_t *ctx = lz_context_new(cfg);
-    lz_config_destroy(&cfg);
-    LZ_CHECK(ctx != NULL);
-    return ctx;
+    char concurrency[64];
+    snprintf(concurrency, sizeof concurrency, "zmq.handler_max_concurrency=%d",
+             handler_max_concurrency > 0 ? handler_max_concurrency : 4);
+    return LZ_TEST_CONTEXT("zmq.linger=200", concurrency);
 }
 
 static const char *const transports[] = {"inproc", "ipc", "tcp"};
@@ -67,7 +57,7 @@ static bool sync_pair(pair_t *p) {
     LZ_CHECK_INT(lz_sub_subscribe(p->sub, "sync"), LZ_OK);
     lz_value_t *v = lz_value_null();
     bool ok = false;
-    for (int64_t deadline = now_ms() + 5000; !ok && now_ms() < deadline;) {
+    for (int64_t deadline = lz_test_now_ms() + 5000; !ok && lz_test_now_ms() < deadline;) {
         LZ_CHECK_INT(lz_pub_publish(p->pub, "sync", v), LZ_OK);
         lz_message_t *msg = lz_sub_recv(p->sub, 20);
         ok = msg != NULL;
@@ -80,12 +70,6 @@ static bool sync_pair(pair_t *p) {
     return ok;
 }
 
-static lz_metrics_t metrics_of(lz_node_t *node) {
-    lz_metrics_t m;
-    memset(&m, 0, sizeof m);
-    LZ_CHECK_INT(lz_node_metrics(node, &m), LZ_OK);
-    return m;
-}
 
 static lz_value_t *sample_value(int n) {
     lz_value_t *obj = lz_value_object();
@@ -118,7 +102,7 @@ static void values_case(const char *transport, const char *serializer) {
     // Subscriptions travel asynchronously: sync again on the new prefix.
     lz_value_t *probe = lz_value_null();
     bool ready = false;
-    for (int64_t deadline = now_ms() + 5000; !ready && now_ms() < deadline;) {
+    for (int64_t deadline = lz_test_now_ms() + 5000; !ready && lz_test_now_ms() < deadline;) {
         lz_pub_publish(p.pub, "data.probe", probe);
         lz_message_t *msg = lz_sub_recv(p.sub, 20);
         ready = msg != NULL;
@@ -128,7 +112,7 @@ static void values_case(const char *transport, const char *serializer) {
     for (lz_message_t *msg; (msg = lz_sub_recv(p.sub, 50));) lz_message_destroy(&msg);
     LZ_CHECK(ready);
 
-    lz_metrics_t pub0 = metrics_of(lz_pub_node(p.pub)), sub0 = metrics_of(lz_sub_node(p.sub));
+    lz_metrics_t pub0 = lz_test_metrics(lz_pub_node(p.pub)), sub0 = lz_test_metrics(lz_sub_node(p.sub));
     const int N = 10;
     for (int i = 0; i < N; i++) {
         lz_value_t *v = sample_value(i);
@@ -179,7 +163,7 @@ static void values_case(const char *transport, const char *serializer) {
         lz_message_destroy(&msg);
     }
 
-    lz_metrics_t pub1 = metrics_of(lz_pub_node(p.pub)), sub1 = metrics_of(lz_sub_node(p.sub));
+    lz_metrics_t pub1 = lz_test_metrics(lz_pub_node(p.pub)), sub1 = lz_test_metrics(lz_sub_node(p.sub));
     LZ_CHECK_INT(pub1.messages_sent - pub0.messages_sent, N + 1);
     LZ_CHECK_INT(sub1.messages_received - sub0.messages_received, N + 1);
     LZ_CHECK_INT(pub1.bytes_sent - pub0.bytes_sent, expect_bytes);
@@ -252,11 +236,11 @@ LZ_TEST(pubsub_bytes) {
             lz_message_destroy(&msg);
             // A raw publisher refuses structured values, and sends nothing.
             LZ_CHECK_INT(lz_node_set_serializer(lz_pub_node(p.pub), "raw"), LZ_OK);
-            lz_metrics_t before = metrics_of(lz_pub_node(p.pub));
+            lz_metrics_t before = lz_test_metrics(lz_pub_node(p.pub));
             lz_value_t *obj = sample_value(1);
             LZ_CHECK_INT(lz_pub_publish(p.pub, "sync.obj", obj), LZ_ESERIALIZATION);
             lz_value_destroy(&obj);
-            LZ_CHECK_INT(metrics_of(lz_pub_node(p.pub)).messages_sent, before.messages_sent);
+            LZ_CHECK_INT(lz_test_metrics(lz_pub_node(p.pub)).messages_sent, before.messages_sent);
             LZ_CHECK_INT(lz_pub_publish_bytes(NULL, "t", "x", 1), LZ_EINVAL);
             LZ_CHECK_INT(lz_pub_publish_bytes(p.pub, NULL, "x", 1), LZ_EINVAL);
             LZ_CHECK_INT(lz_node_set_serializer(lz_pub_node(p.pub), "no-such-codec"), LZ_ENOTFOUND);
@@ -274,7 +258,7 @@ LZ_TEST(pubsub_bytes) {
 static bool sync_on(pair_t *p, const char *topic) {
     lz_value_t *v = lz_value_null();
     bool ok = false;
-    for (int64_t deadline = now_ms() + 5000; !ok && now_ms() < deadline;) {
+    for (int64_t deadline = lz_test_now_ms() + 5000; !ok && lz_test_now_ms() < deadline;) {
         lz_pub_publish(p->pub, topic, v);
         lz_message_t *msg = lz_sub_recv(p->sub, 20);
         ok = msg != NULL;
@@ -313,7 +297,7 @@ LZ_TEST(pubsub_prefix_filtering) {
             LZ_CHECK_INT(lz_pub_publish(p.pub, "weather.paris", v), LZ_OK);
             LZ_CHECK_INT(lz_sub_subscribe(p.sub, "weather."), LZ_OK);
             if (sync_on(&p, "weather.sync")) {
-                lz_metrics_t before = metrics_of(lz_sub_node(p.sub));
+                lz_metrics_t before = lz_test_metrics(lz_sub_node(p.sub));
                 const char *topics[] = {"news.x", "weather.paris", "weatherman", "weather", "weather.",
                                         "WEATHER.x", "xweather.x", "weather.london"};
                 for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++)
@@ -321,7 +305,7 @@ LZ_TEST(pubsub_prefix_filtering) {
                 const char *want[] = {"weather.paris", "weather.", "weather.london"};
                 expect_topics(p.sub, want, 3);
                 // Filtering happens before the subscriber: nothing else was received.
-                LZ_CHECK_INT(metrics_of(lz_sub_node(p.sub)).messages_received - before.messages_received, 3);
+                LZ_CHECK_INT(lz_test_metrics(lz_sub_node(p.sub)).messages_received - before.messages_received, 3);
 
                 // Changing subscriptions: drop "weather.", take "news.".
                 LZ_CHECK_INT(lz_sub_unsubscribe(p.sub, "weather."), LZ_OK);
@@ -380,8 +364,8 @@ static int seen_count(seen_t *s) {
 }
 
 static bool seen_wait(seen_t *s, int want, int timeout_ms) {
-    for (int64_t deadline = now_ms() + timeout_ms; seen_count(s) < want;) {
-        if (now_ms() >= deadline) return false;
+    for (int64_t deadline = lz_test_now_ms() + timeout_ms; seen_count(s) < want;) {
+        if (lz_test_now_ms() >= deadline) return false;
         lz_test_sleep_ms(2);
     }
     return true;
@@ -436,8 +420,8 @@ LZ_TEST(pubsub_handlers_longest_prefix_and_default) {
             if (sync_pair(&p)) { // lz_sub_on subscribed already, so these arrive
                 const char *topics[] = {"sync.a.x", "sync.a.b.c", "sync.a.b", "sync.ab", "sync.z", "sync.a"};
                 for (int i = 0; i < 6; i++) publish_n(p.pub, topics[i], i);
-                int64_t deadline = now_ms() + 5000;
-                while (seen_count(&seen) < 6 && now_ms() < deadline) {
+                int64_t deadline = lz_test_now_ms() + 5000;
+                while (seen_count(&seen) < 6 && lz_test_now_ms() < deadline) {
                     int n = lz_sub_dispatch(p.sub, 100);
                     LZ_CHECK(n >= 0);
                 }
@@ -470,22 +454,22 @@ LZ_TEST(pubsub_unrouted_and_failing_handlers_are_counted) {
     if (ctx && pair_open(&p, ctx, "inproc")) {
         LZ_CHECK_INT(lz_sub_on(p.sub, "sync.a", on_a, &seen), LZ_OK);
         if (sync_pair(&p)) {
-            lz_metrics_t before = metrics_of(lz_sub_node(p.sub));
+            lz_metrics_t before = lz_test_metrics(lz_sub_node(p.sub));
             publish_n(p.pub, "sync.other", 1); // subscribed ("sync") but no handler, no default
             publish_n(p.pub, "sync.a", 2);
-            int64_t deadline = now_ms() + 5000;
-            while (seen_count(&seen) < 1 && now_ms() < deadline) lz_sub_dispatch(p.sub, 100);
-            lz_metrics_t after = metrics_of(lz_sub_node(p.sub));
+            int64_t deadline = lz_test_now_ms() + 5000;
+            while (seen_count(&seen) < 1 && lz_test_now_ms() < deadline) lz_sub_dispatch(p.sub, 100);
+            lz_metrics_t after = lz_test_metrics(lz_sub_node(p.sub));
             LZ_CHECK_INT(seen_count(&seen), 1);
             LZ_CHECK_INT(after.messages_received - before.messages_received, 2);
             LZ_CHECK_INT(after.inbound_dropped - before.inbound_dropped, 1);
             // A handler returning non-zero counts as an error.
             seen.fail = 1;
             publish_n(p.pub, "sync.a", 3);
-            deadline = now_ms() + 5000;
-            while (seen_count(&seen) < 2 && now_ms() < deadline) lz_sub_dispatch(p.sub, 100);
+            deadline = lz_test_now_ms() + 5000;
+            while (seen_count(&seen) < 2 && lz_test_now_ms() < deadline) lz_sub_dispatch(p.sub, 100);
             LZ_CHECK_INT(seen_count(&seen), 2);
-            LZ_CHECK_INT(metrics_of(lz_sub_node(p.sub)).errors - after.errors, 1);
+            LZ_CHECK_INT(lz_test_metrics(lz_sub_node(p.sub)).errors - after.errors, 1);
         }
     }
     pair_close(&p);
@@ -533,11 +517,11 @@ static void start_case(const char *transport, int concurrency) {
     seen.sleep_ms = 100;
     pthread_mutex_unlock(&seen.lock);
     atomic_store(&seen.max_running, 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = lz_test_now_ms();
     const int SLOW = 8;
     for (int i = 0; i < SLOW; i++) publish_n(p.pub, "sync.job", i);
     LZ_CHECK(seen_wait(&seen, SLOW, 5000));
-    int64_t elapsed = now_ms() - t0;
+    int64_t elapsed = lz_test_now_ms() - t0;
     int max_running = atomic_load(&seen.max_running);
     LZ_CHECK(max_running <= concurrency);
     if (concurrency == 1) {
@@ -549,9 +533,9 @@ static void start_case(const char *transport, int concurrency) {
     }
 
     // Stop: waits for running handlers, joins, and is idempotent.
-    t0 = now_ms();
+    t0 = lz_test_now_ms();
     LZ_CHECK_INT(lz_sub_stop(p.sub), LZ_OK);
-    LZ_CHECK(now_ms() - t0 < 1000);
+    LZ_CHECK(lz_test_now_ms() - t0 < 1000);
     LZ_CHECK_INT(atomic_load(&seen.running), 0);
     LZ_CHECK_INT(lz_sub_stop(p.sub), LZ_OK);
     // Stopped, the subscriber can be driven by the caller again.
@@ -590,27 +574,27 @@ LZ_TEST(pubsub_stop_is_quick_and_clean) {
         LZ_CHECK_INT(lz_sub_on(p.sub, "x", on_a, &seen), LZ_OK);
         for (int i = 0; i < 3; i++) {
             LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
-            int64_t t0 = now_ms();
+            int64_t t0 = lz_test_now_ms();
             LZ_CHECK_INT(lz_sub_stop(p.sub), LZ_OK);
-            LZ_CHECK(now_ms() - t0 < 500); // an idle receiver notices within a slice
+            LZ_CHECK(lz_test_now_ms() - t0 < 500); // an idle receiver notices within a slice
         }
         // Stopped, the caller drives it again with the usual timeouts: a
         // timed receive or dispatch waits its whole timeout, then LZ_ETIMEOUT.
-        int64_t t0 = now_ms();
+        int64_t t0 = lz_test_now_ms();
         lz_message_t *msg = lz_sub_recv(p.sub, 300);
-        int64_t waited = now_ms() - t0;
+        int64_t waited = lz_test_now_ms() - t0;
         LZ_CHECK(msg == NULL);
         LZ_CHECK_INT(lz_last_error_code(), LZ_ETIMEOUT);
         LZ_CHECK(waited >= 280);
         lz_message_destroy(&msg);
-        t0 = now_ms();
+        t0 = lz_test_now_ms();
         LZ_CHECK_INT(lz_sub_dispatch(p.sub, 300), 0);
-        LZ_CHECK(now_ms() - t0 >= 280);
+        LZ_CHECK(lz_test_now_ms() - t0 >= 280);
         LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
     }
-    int64_t t0 = now_ms();
+    int64_t t0 = lz_test_now_ms();
     pair_close(&p); // destroy while started
-    LZ_CHECK(now_ms() - t0 < 1500);
+    LZ_CHECK(lz_test_now_ms() - t0 < 1500);
     lz_context_destroy(&ctx);
     pthread_mutex_destroy(&seen.lock);
 }
@@ -627,22 +611,22 @@ LZ_TEST(pubsub_stop_accounts_for_queued_messages) {
     if (ctx && pair_open(&p, ctx, "ipc")) {
         LZ_CHECK_INT(lz_sub_on(p.sub, "sync.slow", on_a, &seen), LZ_OK);
         if (sync_pair(&p)) {
-            lz_metrics_t before = metrics_of(lz_sub_node(p.sub));
+            lz_metrics_t before = lz_test_metrics(lz_sub_node(p.sub));
             LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
             for (int i = 0; i < 20; i++) publish_n(p.pub, "sync.slow", i);
             // Wait until the first handlers are running and more are queued.
-            for (int64_t deadline = now_ms() + 5000; atomic_load(&seen.running) < 2 && now_ms() < deadline;)
+            for (int64_t deadline = lz_test_now_ms() + 5000; atomic_load(&seen.running) < 2 && lz_test_now_ms() < deadline;)
                 lz_test_sleep_ms(1);
-            for (int64_t deadline = now_ms() + 5000;; lz_test_sleep_ms(1)) {
-                lz_metrics_t m = metrics_of(lz_sub_node(p.sub));
-                if (m.messages_received - before.messages_received >= 10 || now_ms() >= deadline) break;
+            for (int64_t deadline = lz_test_now_ms() + 5000;; lz_test_sleep_ms(1)) {
+                lz_metrics_t m = lz_test_metrics(lz_sub_node(p.sub));
+                if (m.messages_received - before.messages_received >= 10 || lz_test_now_ms() >= deadline) break;
             }
-            int64_t t0 = now_ms();
+            int64_t t0 = lz_test_now_ms();
             LZ_CHECK_INT(lz_sub_stop(p.sub), LZ_OK);
-            int64_t took = now_ms() - t0;
+            int64_t took = lz_test_now_ms() - t0;
             LZ_CHECK(took < 600); // the two running handlers, not all twenty
             LZ_CHECK_INT(atomic_load(&seen.running), 0);
-            lz_metrics_t after = metrics_of(lz_sub_node(p.sub));
+            lz_metrics_t after = lz_test_metrics(lz_sub_node(p.sub));
             uint64_t received = after.messages_received - before.messages_received;
             uint64_t dropped = after.inbound_dropped - before.inbound_dropped;
             LZ_CHECK((uint64_t)seen_count(&seen) + dropped == received);
@@ -672,19 +656,19 @@ LZ_TEST(pubsub_backpressure_reported) {
     LZ_CHECK(ctx != NULL);
     pair_t p = {0};
     if (ctx && pair_open(&p, ctx, "inproc") && sync_pair(&p)) {
-        lz_metrics_t before = metrics_of(lz_pub_node(p.pub));
+        lz_metrics_t before = lz_test_metrics(lz_pub_node(p.pub));
         int sent = 0, rc = LZ_OK;
         int64_t t0 = 0;
         for (int i = 0; i < 1000 && rc == LZ_OK; i++) {
-            t0 = now_ms();
+            t0 = lz_test_now_ms();
             rc = lz_pub_publish_bytes(p.pub, "sync.bp", "1", 1);
             if (rc == LZ_OK) sent++;
         }
-        int64_t blocked = now_ms() - t0;
+        int64_t blocked = lz_test_now_ms() - t0;
         LZ_CHECK_INT(rc, LZ_EAGAIN);
         LZ_CHECK(sent >= 10 && sent < 1000);
         LZ_CHECK(blocked >= 80 && blocked < 1000); // waited about send_timeout
-        lz_metrics_t after = metrics_of(lz_pub_node(p.pub));
+        lz_metrics_t after = lz_test_metrics(lz_pub_node(p.pub));
         LZ_CHECK_INT(after.messages_sent - before.messages_sent, sent);
         LZ_CHECK_INT(after.backpressure_events - before.backpressure_events, 1);
         LZ_CHECK_INT(after.outbound_dropped - before.outbound_dropped, 1);
@@ -735,7 +719,7 @@ LZ_TEST(pubsub_caller_loop_with_fd_and_poll) {
                 pthread_t thread;
                 pthread_create(&thread, NULL, delayed_publisher, &arg);
                 int polls_ready = 0, dispatched = 0;
-                for (int64_t deadline = now_ms() + 5000; dispatched < N && now_ms() < deadline;) {
+                for (int64_t deadline = lz_test_now_ms() + 5000; dispatched < N && lz_test_now_ms() < deadline;) {
                     struct pollfd pfd = {fd, POLLIN, 0};
                     int ready = poll(&pfd, 1, 1000);
                     LZ_CHECK(ready >= 0);
@@ -749,9 +733,9 @@ LZ_TEST(pubsub_caller_loop_with_fd_and_poll) {
                 LZ_CHECK(polls_ready > 0);
                 for (int i = 0; i < seen.count; i++) LZ_CHECK_INT(seen.n[i], i);
                 // With nothing waiting, a timed dispatch waits and returns 0.
-                int64_t t0 = now_ms();
+                int64_t t0 = lz_test_now_ms();
                 LZ_CHECK_INT(lz_sub_dispatch(p.sub, 100), 0);
-                int64_t waited = now_ms() - t0;
+                int64_t waited = lz_test_now_ms() - t0;
                 LZ_CHECK(waited >= 80 && waited < 1000);
             }
         }
@@ -766,17 +750,17 @@ LZ_TEST(pubsub_recv_times_out) {
     pair_t p = {0};
     if (ctx && pair_open(&p, ctx, "ipc")) {
         LZ_CHECK_INT(lz_sub_subscribe(p.sub, ""), LZ_OK);
-        int64_t t0 = now_ms();
+        int64_t t0 = lz_test_now_ms();
         lz_message_t *msg = lz_sub_recv(p.sub, 150);
-        int64_t waited = now_ms() - t0;
+        int64_t waited = lz_test_now_ms() - t0;
         LZ_CHECK(msg == NULL);
         LZ_CHECK_INT(lz_last_error_code(), LZ_ETIMEOUT);
         LZ_CHECK(waited >= 130 && waited < 1000);
-        t0 = now_ms();
+        t0 = lz_test_now_ms();
         msg = lz_sub_recv(p.sub, 0);
         LZ_CHECK(msg == NULL);
         LZ_CHECK_INT(lz_last_error_code(), LZ_ETIMEOUT);
-        LZ_CHECK(now_ms() - t0 < 100);
+        LZ_CHECK(lz_test_now_ms() - t0 < 100);
         LZ_CHECK(lz_sub_recv(NULL, 0) == NULL);
         LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
     }
@@ -814,7 +798,7 @@ LZ_TEST(pubsub_publish_from_many_threads) {
         lz_context_t *ctx = make_context(0);
         pair_t p = {0};
         if (ctx && pair_open(&p, ctx, transports[t]) && sync_pair(&p)) {
-            lz_metrics_t pub0 = metrics_of(lz_pub_node(p.pub)), sub0 = metrics_of(lz_sub_node(p.sub));
+            lz_metrics_t pub0 = lz_test_metrics(lz_pub_node(p.pub)), sub0 = lz_test_metrics(lz_sub_node(p.sub));
             pthread_t threads[MT_THREADS];
             mt_arg_t args[MT_THREADS];
             for (int i = 0; i < MT_THREADS; i++) {
@@ -822,7 +806,7 @@ LZ_TEST(pubsub_publish_from_many_threads) {
                 pthread_create(&threads[i], NULL, mt_publisher, &args[i]);
             }
             int next[MT_THREADS] = {0}, received = 0, out_of_order = 0, bad = 0;
-            for (int64_t deadline = now_ms() + 10000; received < MT_THREADS * MT_PER_THREAD && now_ms() < deadline;) {
+            for (int64_t deadline = lz_test_now_ms() + 10000; received < MT_THREADS * MT_PER_THREAD && lz_test_now_ms() < deadline;) {
                 lz_message_t *msg = lz_sub_recv(p.sub, 200);
                 if (!msg) continue;
                 int64_t tid = lz_value_find_int(lz_message_value(msg), "t", -1);
@@ -842,7 +826,7 @@ LZ_TEST(pubsub_publish_from_many_threads) {
             LZ_CHECK_INT(received, MT_THREADS * MT_PER_THREAD);
             LZ_CHECK_INT(bad, 0);
             LZ_CHECK_INT(out_of_order, 0); // each thread's messages keep their order
-            lz_metrics_t pub1 = metrics_of(lz_pub_node(p.pub)), sub1 = metrics_of(lz_sub_node(p.sub));
+            lz_metrics_t pub1 = lz_test_metrics(lz_pub_node(p.pub)), sub1 = lz_test_metrics(lz_sub_node(p.sub));
             LZ_CHECK_INT(pub1.messages_sent - pub0.messages_sent, MT_THREADS * MT_PER_THREAD);
             LZ_CHECK_INT(sub1.messages_received - sub0.messages_received, MT_THREADS * MT_PER_THREAD);
             LZ_CHECK_INT(sub1.bytes_received - sub0.bytes_received, pub1.bytes_sent - pub0.bytes_sent);

@@ -10,30 +10,14 @@
 
 #include "lz_test.h"
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static lz_context_t *make_context(int handler_max_concurrency) {
-    lz_config_t *cfg = lz_config_new();
-    LZ_CHECK(cfg != NULL);
-    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.linger", 200), LZ_OK);
-    if (handler_max_concurrency > 0)
-        LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.handler_max_concurrency", handler_max_concurrency), LZ_OK);
-    lz_context_t *ctx = lz_context_new(cfg);
-    lz_config_destroy(&cfg);
-    LZ_CHECK(ctx != NULL);
-    return ctx;
+    char concurrency[64];
+    snprintf(concurrency, sizeof concurrency, "zmq.handler_max_concurrency=%d",
+             handler_max_concurrency > 0 ? handler_max_concurrency : 4);
+    return LZ_TEST_CONTEXT("zmq.linger=200", concurrency);
 }
 
-static lz_metrics_t metrics_of(lz_node_t *node) {
-    lz_metrics_t m;
-    memset(&m, 0, sizeof m);
-    LZ_CHECK_INT(lz_node_metrics(node, &m), LZ_OK);
-    return m;
-}
 
 // A puller bound on tcp, and a pusher connected to it.
 typedef struct {
@@ -91,8 +75,8 @@ static int seen_count(seen_t *s) {
 }
 
 static bool seen_wait(seen_t *s, int want, int timeout_ms) {
-    for (int64_t deadline = now_ms() + timeout_ms; seen_count(s) < want;) {
-        if (now_ms() >= deadline) return false;
+    for (int64_t deadline = lz_test_now_ms() + timeout_ms; seen_count(s) < want;) {
+        if (lz_test_now_ms() >= deadline) return false;
         lz_test_sleep_ms(1);
     }
     return true;
@@ -128,7 +112,7 @@ static int find_seen(seen_t *s, const char *type) {
 
 // dispatch_until drives the puller from this thread until want handlers ran.
 static void dispatch_until(lz_pull_t *pull, seen_t *s, int want) {
-    for (int64_t deadline = now_ms() + 5000; seen_count(s) < want && now_ms() < deadline;)
+    for (int64_t deadline = lz_test_now_ms() + 5000; seen_count(s) < want && lz_test_now_ms() < deadline;)
         LZ_CHECK(lz_pull_dispatch(pull, 100) >= 0);
 }
 
@@ -187,10 +171,10 @@ LZ_TEST(pushpull_tasks_reach_their_handler) {
             LZ_CHECK_INT(lz_value_type(seen.data[i]), LZ_VALUE_NULL);
             LZ_CHECK_INT(seen.priority[i], 9);
         }
-        lz_metrics_t m = metrics_of(lz_pull_node(p.pull));
+        lz_metrics_t m = lz_test_metrics(lz_pull_node(p.pull));
         LZ_CHECK_INT(m.messages_received, 4);
         LZ_CHECK_INT(m.inbound_dropped, 0);
-        LZ_CHECK_INT(m.bytes_received, metrics_of(lz_push_node(p.push)).bytes_sent);
+        LZ_CHECK_INT(m.bytes_received, lz_test_metrics(lz_push_node(p.push)).bytes_sent);
         lz_value_destroy(&resize);
         lz_value_destroy(&email);
         lz_value_destroy(&other);
@@ -219,7 +203,7 @@ LZ_TEST(pushpull_unknown_type_for_non_objects) {
             LZ_CHECK(lz_value_equal(seen.data[i], want));
             lz_value_destroy(&want);
         }
-        LZ_CHECK_INT(metrics_of(lz_pull_node(p.pull)).inbound_dropped, 0);
+        LZ_CHECK_INT(lz_test_metrics(lz_pull_node(p.pull)).inbound_dropped, 0);
         // Without a default handler, an unknown task is counted as dropped.
         pp_close(&p);
         if (pp_open(&p, ctx)) {
@@ -232,7 +216,7 @@ LZ_TEST(pushpull_unknown_type_for_non_objects) {
             dispatch_until(p.pull, &seen, 6);
             LZ_CHECK_INT(seen_count(&seen), 6);
             LZ_CHECK_STR(seen.who[5], "resize");
-            lz_metrics_t m = metrics_of(lz_pull_node(p.pull));
+            lz_metrics_t m = lz_test_metrics(lz_pull_node(p.pull));
             LZ_CHECK_INT(m.messages_received, 3);
             LZ_CHECK_INT(m.inbound_dropped, 2);
         }
@@ -257,14 +241,14 @@ static void pool_case(int workers, int configured, int tasks, int expect_max) {
         LZ_CHECK_INT(lz_pull_dispatch(p.pull, 0), LZ_ESTATE);
         LZ_CHECK(lz_pull_recv(p.pull, 0) == NULL);
         LZ_CHECK_INT(lz_last_error_code(), LZ_ESTATE);
-        int64_t t0 = now_ms();
+        int64_t t0 = lz_test_now_ms();
         for (int i = 0; i < tasks; i++) {
             lz_value_t *v = lz_value_int(i);
             LZ_CHECK_INT(lz_push_send(p.push, "slow", v, 0), LZ_OK);
             lz_value_destroy(&v);
         }
         LZ_CHECK(seen_wait(&seen, tasks, 5000));
-        int64_t elapsed = now_ms() - t0;
+        int64_t elapsed = lz_test_now_ms() - t0;
         int rounds = (tasks + expect_max - 1) / expect_max;
         LZ_CHECK_INT(atomic_load(&seen.max_running), expect_max);
         // expect_max at a time: rounds x 100 ms, well under tasks x 100 ms.
@@ -275,15 +259,15 @@ static void pool_case(int workers, int configured, int tasks, int expect_max) {
         int64_t sum = 0;
         for (int i = 0; i < seen.count; i++) sum += lz_value_get_int(seen.data[i]);
         LZ_CHECK_INT(sum, (int64_t)tasks * (tasks - 1) / 2); // each task once
-        t0 = now_ms();
+        t0 = lz_test_now_ms();
         LZ_CHECK_INT(lz_pull_stop(p.pull), LZ_OK);
-        LZ_CHECK(now_ms() - t0 < 1000);
+        LZ_CHECK(lz_test_now_ms() - t0 < 1000);
         LZ_CHECK_INT(lz_pull_stop(p.pull), LZ_OK);
         // Stopped, it is the caller's again: a timed receive waits it out.
-        t0 = now_ms();
+        t0 = lz_test_now_ms();
         LZ_CHECK(lz_pull_recv(p.pull, 300) == NULL);
         LZ_CHECK_INT(lz_last_error_code(), LZ_ETIMEOUT);
-        LZ_CHECK(now_ms() - t0 >= 280);
+        LZ_CHECK(lz_test_now_ms() - t0 >= 280);
         lz_value_t *v = lz_value_int(77);
         LZ_CHECK_INT(lz_push_send(p.push, "slow", v, 0), LZ_OK);
         lz_value_destroy(&v);
@@ -332,11 +316,11 @@ LZ_TEST(pushpull_no_peer_times_out) {
     lz_push_t *push = ctx ? lz_push_new(ctx, NULL) : NULL;
     LZ_CHECK(push != NULL);
     if (push) {
-        int64_t t0 = now_ms();
+        int64_t t0 = lz_test_now_ms();
         LZ_CHECK_INT(lz_push_send_bytes(push, "x", 1), LZ_EAGAIN);
-        int64_t waited = now_ms() - t0;
+        int64_t waited = lz_test_now_ms() - t0;
         LZ_CHECK(waited >= 80 && waited < 1000);
-        lz_metrics_t m = metrics_of(lz_push_node(push));
+        lz_metrics_t m = lz_test_metrics(lz_push_node(push));
         LZ_CHECK_INT(m.messages_sent, 0);
         LZ_CHECK_INT(m.outbound_dropped, 1);
     }
@@ -368,7 +352,7 @@ LZ_TEST(pushpull_round_robin_across_two_pullers) {
         }
         int got_a = 0, got_b = 0;
         int64_t seen_a[32], seen_b[32];
-        for (int64_t deadline = now_ms() + 5000; got_a + got_b < N && now_ms() < deadline;) {
+        for (int64_t deadline = lz_test_now_ms() + 5000; got_a + got_b < N && lz_test_now_ms() < deadline;) {
             lz_message_t *m = lz_pull_recv(a, 10);
             if (m && got_a < 32) seen_a[got_a++] = lz_value_get_int(lz_message_value(m));
             lz_message_destroy(&m);
@@ -440,7 +424,7 @@ LZ_TEST(pushpull_ventilator_workers_sink) {
         }
         int64_t sum = 0, results = 0;
         bool seen[TASKS] = {false};
-        for (int64_t deadline = now_ms() + 5000; results < TASKS && now_ms() < deadline;) {
+        for (int64_t deadline = lz_test_now_ms() + 5000; results < TASKS && lz_test_now_ms() < deadline;) {
             lz_message_t *m = lz_pull_recv(sink, 100);
             if (!m) continue;
             LZ_CHECK_STR(lz_message_type(m), "result");
@@ -458,7 +442,7 @@ LZ_TEST(pushpull_ventilator_workers_sink) {
         LZ_CHECK_INT(results, TASKS);
         LZ_CHECK_INT(sum, (int64_t)(TASKS - 1) * TASKS * (2 * TASKS - 1) / 6);
         // A result can reach the sink before its handler has returned.
-        for (int64_t deadline = now_ms() + 2000; now_ms() < deadline;) {
+        for (int64_t deadline = lz_test_now_ms() + 2000; lz_test_now_ms() < deadline;) {
             int handled = 0;
             for (int i = 0; i < WORKERS; i++) handled += atomic_load(&w[i].handled);
             if (handled == TASKS) break;
@@ -623,10 +607,10 @@ static void envelope_case(const char *serializer) {
         lz_message_destroy(NULL);
         lz_value_destroy(&data);
         // Nothing more: a timed receive times out.
-        int64_t t0 = now_ms();
+        int64_t t0 = lz_test_now_ms();
         LZ_CHECK(lz_pull_recv(p.pull, 100) == NULL);
         LZ_CHECK_INT(lz_last_error_code(), LZ_ETIMEOUT);
-        LZ_CHECK(now_ms() - t0 >= 80);
+        LZ_CHECK(lz_test_now_ms() - t0 >= 80);
     }
     pp_close(&p);
     lz_context_destroy(&ctx);
@@ -650,7 +634,7 @@ LZ_TEST(pushpull_fd_dispatch) {
         for (int i = 0; i < 10; i++) LZ_CHECK_INT(lz_push_send(p.push, "resize", v, 0), LZ_OK);
         lz_value_destroy(&v);
         int dispatched = 0;
-        for (int64_t deadline = now_ms() + 5000; dispatched < 10 && now_ms() < deadline;) {
+        for (int64_t deadline = lz_test_now_ms() + 5000; dispatched < 10 && lz_test_now_ms() < deadline;) {
             struct pollfd pfd = {fd, POLLIN, 0};
             LZ_CHECK(poll(&pfd, 1, 200) >= 0);
             for (int n; (n = lz_pull_dispatch(p.pull, 0)) > 0;) dispatched += n;

@@ -7,13 +7,7 @@
 #include "lz_test.h"
 #include "liberzmq/dealer.h"
 
-static lz_context_t *new_context(void) {
-    lz_config_t *config = lz_config_new();
-    lz_config_set_int(config, "zmq.linger", 0);
-    lz_context_t *ctx = lz_context_new(config);
-    lz_config_destroy(&config);
-    return ctx;
-}
+static lz_context_t *new_context(void) { return LZ_TEST_CONTEXT("zmq.linger=0"); }
 
 static int echo(const lz_message_t *request, lz_value_t **reply, void *arg) {
     *reply = lz_value_copy(lz_message_value(request));
