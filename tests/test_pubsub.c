@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "lz_seen.h"
 #include "lz_test.h"
 
 
@@ -335,63 +336,10 @@ LZ_TEST(pubsub_prefix_filtering) {
 
 /* ---- handlers -------------------------------------------------------------- */
 
-#define MAX_SEEN 256
 
-typedef struct {
-    pthread_mutex_t lock;
-    int count;
-    char topic[MAX_SEEN][64];
-    char who[MAX_SEEN][16];
-    int64_t n[MAX_SEEN];
-    pthread_t thread[MAX_SEEN];
-    atomic_int running, max_running;
-    int sleep_ms;
-    int fail;
-} seen_t;
-
-static void seen_init(seen_t *s) {
-    memset(s, 0, sizeof *s);
-    pthread_mutex_init(&s->lock, NULL);
-    atomic_init(&s->running, 0);
-    atomic_init(&s->max_running, 0);
-}
-
-static int seen_count(seen_t *s) {
-    pthread_mutex_lock(&s->lock);
-    int n = s->count;
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-static bool seen_wait(seen_t *s, int want, int timeout_ms) {
-    for (int64_t deadline = lz_test_now_ms() + timeout_ms; seen_count(s) < want;) {
-        if (lz_test_now_ms() >= deadline) return false;
-        lz_test_sleep_ms(2);
-    }
-    return true;
-}
-
-static int record(seen_t *s, const char *who, const lz_message_t *msg) {
-    int now = atomic_fetch_add(&s->running, 1) + 1;
-    for (int m = atomic_load(&s->max_running); now > m && !atomic_compare_exchange_weak(&s->max_running, &m, now);) {
-    }
-    if (s->sleep_ms) lz_test_sleep_ms(s->sleep_ms);
-    pthread_mutex_lock(&s->lock);
-    if (s->count < MAX_SEEN) {
-        snprintf(s->topic[s->count], sizeof s->topic[0], "%s", lz_message_topic(msg));
-        snprintf(s->who[s->count], sizeof s->who[0], "%s", who);
-        s->n[s->count] = lz_value_find_int(lz_message_value(msg), "n", -1);
-        s->thread[s->count] = pthread_self();
-        s->count++;
-    }
-    pthread_mutex_unlock(&s->lock);
-    atomic_fetch_sub(&s->running, 1);
-    return s->fail;
-}
-
-static int on_a(const lz_message_t *msg, void *arg) { return record(arg, "a", msg); }
-static int on_ab(const lz_message_t *msg, void *arg) { return record(arg, "ab", msg); }
-static int on_default(const lz_message_t *msg, void *arg) { return record(arg, "default", msg); }
+static int on_a(const lz_message_t *msg, void *arg) { return seen_record(arg, "a", msg); }
+static int on_ab(const lz_message_t *msg, void *arg) { return seen_record(arg, "ab", msg); }
+static int on_default(const lz_message_t *msg, void *arg) { return seen_record(arg, "default", msg); }
 
 static const char *who_for(seen_t *s, const char *topic) {
     for (int i = 0; i < s->count; i++)
@@ -442,7 +390,7 @@ LZ_TEST(pubsub_handlers_longest_prefix_and_default) {
         }
         pair_close(&p);
         lz_context_destroy(&ctx);
-        pthread_mutex_destroy(&seen.lock);
+        seen_fini(&seen);
     }
 }
 
@@ -474,7 +422,7 @@ LZ_TEST(pubsub_unrouted_and_failing_handlers_are_counted) {
     }
     pair_close(&p);
     lz_context_destroy(&ctx);
-    pthread_mutex_destroy(&seen.lock);
+    seen_fini(&seen);
 }
 
 // start_case: a started subscriber with concurrency handler threads.
@@ -553,7 +501,7 @@ static void start_case(const char *transport, int concurrency) {
 out:
     pair_close(&p);
     lz_context_destroy(&ctx);
-    pthread_mutex_destroy(&seen.lock);
+    seen_fini(&seen);
 }
 
 LZ_TEST(pubsub_start_concurrency_1) {
@@ -596,7 +544,7 @@ LZ_TEST(pubsub_stop_is_quick_and_clean) {
     pair_close(&p); // destroy while started
     LZ_CHECK(lz_test_now_ms() - t0 < 1500);
     lz_context_destroy(&ctx);
-    pthread_mutex_destroy(&seen.lock);
+    seen_fini(&seen);
 }
 
 // Stopping with handlers busy and messages queued: stop waits only for the
@@ -640,7 +588,7 @@ LZ_TEST(pubsub_stop_accounts_for_queued_messages) {
     }
     pair_close(&p);
     lz_context_destroy(&ctx);
-    pthread_mutex_destroy(&seen.lock);
+    seen_fini(&seen);
 }
 
 // A subscriber that does not read: once the queues are full the publisher
@@ -741,7 +689,7 @@ LZ_TEST(pubsub_caller_loop_with_fd_and_poll) {
         }
         pair_close(&p);
         lz_context_destroy(&ctx);
-        pthread_mutex_destroy(&seen.lock);
+        seen_fini(&seen);
     }
 }
 

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <zmq.h>
 
+#include "lz_seen.h"
 #include "lz_test.h"
 
 
@@ -42,71 +43,14 @@ static void pp_close(pp_t *p) {
 
 /* ---- what handlers saw ------------------------------------------------------ */
 
-#define MAX_SEEN 64
 
-typedef struct {
-    pthread_mutex_t lock;
-    int count;
-    char who[MAX_SEEN][16];
-    char type[MAX_SEEN][32];
-    lz_value_t *data[MAX_SEEN];
-    int64_t priority[MAX_SEEN];
-    atomic_int running, max_running;
-    int sleep_ms;
-} seen_t;
-
-static void seen_init(seen_t *s) {
-    memset(s, 0, sizeof *s);
-    pthread_mutex_init(&s->lock, NULL);
-    atomic_init(&s->running, 0);
-    atomic_init(&s->max_running, 0);
-}
-
-static void seen_fini(seen_t *s) {
-    for (int i = 0; i < s->count; i++) lz_value_destroy(&s->data[i]);
-    pthread_mutex_destroy(&s->lock);
-}
-
-static int seen_count(seen_t *s) {
-    pthread_mutex_lock(&s->lock);
-    int n = s->count;
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-static bool seen_wait(seen_t *s, int want, int timeout_ms) {
-    for (int64_t deadline = lz_test_now_ms() + timeout_ms; seen_count(s) < want;) {
-        if (lz_test_now_ms() >= deadline) return false;
-        lz_test_sleep_ms(1);
-    }
-    return true;
-}
-
-static int record(seen_t *s, const char *who, const lz_message_t *msg) {
-    int now = atomic_fetch_add(&s->running, 1) + 1;
-    for (int m = atomic_load(&s->max_running); now > m && !atomic_compare_exchange_weak(&s->max_running, &m, now);) {
-    }
-    if (s->sleep_ms) lz_test_sleep_ms(s->sleep_ms);
-    pthread_mutex_lock(&s->lock);
-    if (s->count < MAX_SEEN) {
-        snprintf(s->who[s->count], sizeof s->who[0], "%s", who);
-        snprintf(s->type[s->count], sizeof s->type[0], "%s", lz_message_type(msg));
-        s->data[s->count] = lz_value_copy(lz_message_value(msg));
-        s->priority[s->count] = lz_message_priority(msg);
-        s->count++;
-    }
-    pthread_mutex_unlock(&s->lock);
-    atomic_fetch_sub(&s->running, 1);
-    return 0;
-}
-
-static int on_resize(const lz_message_t *msg, void *arg) { return record(arg, "resize", msg); }
-static int on_email(const lz_message_t *msg, void *arg) { return record(arg, "email", msg); }
-static int on_default(const lz_message_t *msg, void *arg) { return record(arg, "default", msg); }
+static int on_resize(const lz_message_t *msg, void *arg) { return seen_record(arg, "resize", msg); }
+static int on_email(const lz_message_t *msg, void *arg) { return seen_record(arg, "email", msg); }
+static int on_default(const lz_message_t *msg, void *arg) { return seen_record(arg, "default", msg); }
 
 static int find_seen(seen_t *s, const char *type) {
     for (int i = 0; i < s->count; i++)
-        if (strcmp(s->type[i], type) == 0) return i;
+        if (strcmp(s->topic[i], type) == 0) return i;
     return -1;
 }
 
@@ -198,7 +142,7 @@ LZ_TEST(pushpull_unknown_type_for_non_objects) {
         LZ_CHECK_INT(seen_count(&seen), 5);
         for (int i = 0; i < seen.count && i < 5; i++) {
             LZ_CHECK_STR(seen.who[i], "default");
-            LZ_CHECK_STR(seen.type[i], "unknown");
+            LZ_CHECK_STR(seen.topic[i], "unknown");
             lz_value_t *want = json(frames[i]); // the whole value is the data
             LZ_CHECK(lz_value_equal(seen.data[i], want));
             lz_value_destroy(&want);
@@ -528,7 +472,7 @@ LZ_TEST(pushpull_raw_sends_one_frame_of_bytes) {
         dispatch_until(p.pull, &seen, 2);
         LZ_CHECK_INT(seen_count(&seen), 2);
         if (seen.count >= 2) {
-            LZ_CHECK_STR(seen.type[0], "");
+            LZ_CHECK_STR(seen.topic[0], "");
             size_t n = 0;
             const void *data = lz_value_get_bytes(seen.data[0], &n);
             LZ_CHECK(n == 3 && data && memcmp(data, "\x00\x01\xff", 3) == 0);
