@@ -37,6 +37,14 @@ static inline void seen_fini(seen_t *s) {
     pthread_mutex_destroy(&s->lock);
 }
 
+// seen_reset forgets what was recorded (keeping sleep_ms and fail).
+static inline void seen_reset(seen_t *s) {
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->count; i++) lz_value_destroy(&s->data[i]);
+    s->count = 0;
+    pthread_mutex_unlock(&s->lock);
+}
+
 static inline int seen_count(seen_t *s) {
     pthread_mutex_lock(&s->lock);
     int n = s->count;

@@ -460,10 +460,8 @@ static void start_case(const char *transport, int concurrency) {
     if (concurrency == 1) LZ_CHECK_INT(atomic_load(&seen.max_running), 1);
 
     // Then: slow handlers run concurrently up to the limit, never past it.
-    pthread_mutex_lock(&seen.lock);
-    seen.count = 0;
+    seen_reset(&seen);
     seen.sleep_ms = 100;
-    pthread_mutex_unlock(&seen.lock);
     atomic_store(&seen.max_running, 0);
     int64_t t0 = lz_test_now_ms();
     const int SLOW = 8;
