@@ -3,21 +3,26 @@
  * so Python and C services interoperate; extensions ride as extra keys. */
 #include "core/envelope.h"
 
-#include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
 
 #include "core/error.h"
+#include "serial/registry.h"
+#include "serial/utf8.h"
 #include "serial/value.h"
 
 /* ---- small shared pieces ------------------------------------------------ */
 
+// Microseconds, like the Python side's timestamps in practice: a whole
+// number of microseconds divided once by 10^6 is the double nearest that
+// decimal, so the JSON writer prints it exactly without printf.
 double lz__now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000) / 1e6;
 }
 
 // A per-thread xorshift generator seeded from the kernel: ids must be
@@ -32,30 +37,32 @@ static uint64_t next_random(void) {
     return state;
 }
 
+// Hex digits by table: snprintf's format parsing cost more than the rest
+// of building an id.
 void lz__uuid4(char out[37]) {
+    static const char hex[] = "0123456789abcdef";
     uint64_t hi = next_random(), lo = next_random();
     hi = (hi & ~UINT64_C(0xF000)) | UINT64_C(0x4000);                   // version 4
     lo = (lo & ~(UINT64_C(0xC) << 60)) | (UINT64_C(0x8) << 60);         // variant 10
-    snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(hi >> 32), (unsigned)(hi >> 16) & 0xFFFF,
-             (unsigned)hi & 0xFFFF, (unsigned)(lo >> 48), (unsigned long long)(lo & UINT64_C(0xFFFFFFFFFFFF)));
+    char *at = out;
+    for (int nibble = 0; nibble < 32; nibble++) {
+        if (nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20) *at++ = '-';
+        uint64_t word = nibble < 16 ? hi : lo;
+        *at++ = hex[(word >> (60 - 4 * (nibble & 15))) & 15];
+    }
+    *at = '\0';
 }
 
 bool lz__utf8_valid(const void *data, size_t size) {
     const unsigned char *p = data, *end = p + size;
     while (p < end) {
-        unsigned c = *p++;
-        if (c < 0x80) continue;
-        size_t n = c >= 0xF0 && c <= 0xF4 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 && c < 0xE0 ? 1 : 0;
-        if (n == 0 || (size_t)(end - p) < n) return false;
-        unsigned cp = c & (0x3F >> n);
-        for (size_t i = 0; i < n; i++, p++) {
-            if ((*p & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (*p & 0x3F);
+        if (*p < 0x80) {
+            p++;
+            continue;
         }
-        // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
+        size_t n = lz__utf8_sequence(p, (size_t)(end - p));
+        if (n == 0) return false;
+        p += n;
     }
     return true;
 }
@@ -83,7 +90,8 @@ static int take_payload(const lz_serializer_t *serializer, zmq_msg_t *frame, lz_
     zmq_msg_init(&msg->payload);
     zmq_msg_move(&msg->payload, frame);
     msg->has_payload = true;
-    int rc = lz_serializer_decode(serializer, zmq_msg_data(&msg->payload), zmq_msg_size(&msg->payload), decoded);
+    int rc = lz__serializer_decode_in(serializer, zmq_msg_data(&msg->payload), zmq_msg_size(&msg->payload),
+                                      &msg->value_slot, decoded);
     if (rc != LZ_OK) {
         lz_message_destroy(&msg);
         return rc;
@@ -123,19 +131,97 @@ int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic,
 
 /* ---- tasks ------------------------------------------------------------- */
 
-// encode_with_data encodes object after placing the caller's data in it
-// under "data" without copying, then takes it back out: the caller's value
-// is borrowed, never owned. "data" is created as null first, so placing the
-// borrowed value only replaces a member and cannot fail (a failing set would
-// free the item, here the caller's).
-static int encode_with_data(const lz_serializer_t *serializer, lz_value_t *object, const lz_value_t *data,
-                            lz_buffer_t *out) {
-    lz_value_t *null_data = lz_value_null();
-    int rc = null_data ? lz_value_object_set(object, "data", null_data) : lz__fail(LZ_ENOMEM, "envelope: out of memory");
-    bool placed = rc == LZ_OK && data && lz_value_object_set(object, "data", (lz_value_t *)data) == LZ_OK;
-    if (rc == LZ_OK) rc = lz_serializer_encode(serializer, object, out);
-    if (placed) lz__value_object_take(object, "data"); // whatever the result: it is the caller's
-    lz_value_destroy(&object);
+// An envelope kind: its keys in wire order (the order the Python LiberZMQ
+// writes them, "data" last) and which of them carry what.
+typedef struct envelope_kind {
+    const char *keys[5];
+    size_t count;
+    size_t type, timestamp, id, data, priority; // member indexes; priority == count: none
+} envelope_kind_t;
+
+static const envelope_kind_t task_kind = {
+    {"type", "priority", "timestamp", "task_id", "data"}, 5, 0, 2, 3, 4, 1};
+static const envelope_kind_t request_kind = {
+    {"type", "timestamp", "request_id", "data"}, 4, 0, 1, 2, 3, 4};
+
+// envelope_new builds kind's object once: strings borrowed (rebound per
+// send), numbers set in place, "data" a null placeholder the caller's value
+// is swapped in for while encoding. Senders keep one per thread, so a send
+// allocates nothing for its envelope.
+static lz_value_t *envelope_new(const envelope_kind_t *kind) {
+    lz_value_t *object = lz_value_object();
+    for (size_t i = 0; object && i < kind->count; i++) {
+        lz_value_t *member = i == kind->type || i == kind->id ? lz__value_string_borrowed("", 0)
+                             : i == kind->timestamp            ? lz_value_double(0)
+                             : i == kind->priority             ? lz_value_int(0)
+                                                               : lz_value_null();
+        if (!member || lz_value_object_set(object, kind->keys[i], member) != LZ_OK) lz_value_destroy(&object);
+    }
+    return object;
+}
+
+typedef struct envelope_cache {
+    lz_value_t *task, *request;
+    bool busy; // a codec that sends from inside its encode gets fresh envelopes
+} envelope_cache_t;
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+// The cached envelopes hold only borrowed strings and their own placeholder
+// (encode always swaps the caller's data back out), so freeing them at
+// thread exit frees nothing of anyone else's.
+static void cache_free(void *arg) {
+    envelope_cache_t *cache = arg;
+    lz_value_destroy(&cache->task);
+    lz_value_destroy(&cache->request);
+    free(cache);
+}
+
+static void cache_key_init(void) { (void)pthread_key_create(&cache_key, cache_free); }
+
+// cached_envelope returns the thread's envelope of kind and marks the cache
+// busy, or NULL when it is in use or cannot be made (then the caller builds
+// a fresh one).
+static lz_value_t *cached_envelope(const envelope_kind_t *kind, envelope_cache_t **cache_out) {
+    pthread_once(&cache_once, cache_key_init);
+    envelope_cache_t *cache = pthread_getspecific(cache_key);
+    if (!cache) {
+        cache = calloc(1, sizeof *cache);
+        if (!cache || pthread_setspecific(cache_key, cache) != 0) {
+            free(cache);
+            return NULL;
+        }
+    }
+    if (cache->busy) return NULL;
+    lz_value_t **slot = kind == &task_kind ? &cache->task : &cache->request;
+    if (!*slot && !(*slot = envelope_new(kind))) return NULL;
+    cache->busy = true;
+    *cache_out = cache;
+    return *slot;
+}
+
+// encode_envelope fills kind's envelope with the send's fields, lends it
+// the caller's data (borrowed, never owned: swapped back out whatever the
+// result) and encodes it.
+static int encode_envelope(const lz_serializer_t *serializer, const envelope_kind_t *kind, const char *type,
+                           const lz_value_t *data, const char *id, int priority, lz_buffer_t *out) {
+    envelope_cache_t *cache = NULL;
+    lz_value_t *object = cached_envelope(kind, &cache);
+    lz_value_t *fresh = object ? NULL : envelope_new(kind);
+    if (!object && !(object = fresh)) return lz__fail(LZ_ENOMEM, "envelope: out of memory");
+    lz__value_rebind(lz_value_at(object, kind->type), type, strlen(type));
+    lz__value_rebind(lz_value_at(object, kind->id), id, strlen(id));
+    lz__value_set_double(lz_value_at(object, kind->timestamp), lz__now_seconds());
+    lz__value_set_int(lz_value_at(object, kind->priority), priority);
+    lz_value_t *placeholder = data ? lz__value_member_swap(object, kind->data, (lz_value_t *)data) : NULL;
+    int rc = lz_serializer_encode(serializer, object, out);
+    if (placeholder) lz__value_member_swap(object, kind->data, placeholder);
+    // The borrowed strings must not outlive this call.
+    lz__value_rebind(lz_value_at(object, kind->type), "", 0);
+    lz__value_rebind(lz_value_at(object, kind->id), "", 0);
+    if (cache) cache->busy = false;
+    lz_value_destroy(&fresh);
     return rc;
 }
 
@@ -143,15 +229,7 @@ int lz__envelope_encode_task(const lz_serializer_t *serializer, const char *type
                              int priority, lz_buffer_t *out) {
     char task_id[37];
     lz__uuid4(task_id);
-    lz_value_t *task = lz_value_object();
-    if (!task || lz_value_object_set_string(task, "type", type ? type : "default") != LZ_OK ||
-        lz_value_object_set_int(task, "priority", priority) != LZ_OK ||
-        lz_value_object_set_double(task, "timestamp", lz__now_seconds()) != LZ_OK ||
-        lz_value_object_set_string(task, "task_id", task_id) != LZ_OK) {
-        lz_value_destroy(&task);
-        return lz__fail(LZ_ENOMEM, "envelope: out of memory");
-    }
-    return encode_with_data(serializer, task, data, out);
+    return encode_envelope(serializer, &task_kind, type ? type : "default", data, task_id, priority, out);
 }
 
 int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame, lz_message_t **out) {
@@ -180,14 +258,8 @@ int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame
 
 int lz__envelope_encode_request(const lz_serializer_t *serializer, const char *action, const lz_value_t *data,
                                 const char *request_id, lz_buffer_t *out) {
-    lz_value_t *request = lz_value_object();
-    if (!request || lz_value_object_set_string(request, "type", action) != LZ_OK ||
-        lz_value_object_set_double(request, "timestamp", lz__now_seconds()) != LZ_OK ||
-        lz_value_object_set_string(request, "request_id", request_id) != LZ_OK) {
-        lz_value_destroy(&request);
-        return lz__fail(LZ_ENOMEM, "envelope: out of memory");
-    }
-    return encode_with_data(serializer, request, data, out);
+    if (!action || !request_id) return lz__fail(LZ_EINVAL, "envelope: NULL action or request id");
+    return encode_envelope(serializer, &request_kind, action, data, request_id, 0, out);
 }
 
 int lz__envelope_decode_request(const lz_serializer_t *serializer, zmq_msg_t *frame, lz_message_t **out) {

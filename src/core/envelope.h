@@ -11,6 +11,7 @@
 #include "liberzmq/message.h"
 #include "liberzmq/serializer.h"
 #include "liberzmq/value.h"
+#include "serial/value.h"
 
 // What a message holds. value may point into envelope (then it is not freed
 // separately); payload is either owned bytes or a zmq_msg_t kept alive so
@@ -26,6 +27,7 @@ struct lz_message {
     double timestamp;
     zmq_msg_t payload;        // the payload frame, moved from the receive
     bool has_payload;
+    lz_value_slot_t value_slot; // holds value for raw payloads (no allocation)
 };
 
 // lz__message_new returns an empty message (topic "", value null).

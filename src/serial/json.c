@@ -1,7 +1,8 @@
-/* The "json" codec on yajl. Decoding drives yajl's callback parser and
- * builds lz_value_t nodes as tokens arrive (no intermediate tree); encoding
- * drives a per-thread cached yajl_gen whose print callback appends straight
- * to the caller's lz_buffer_t. Numbers are formatted and parsed here, in the
+/* The "json" codec. Decoding drives yajl's callback parser and builds
+ * lz_value_t nodes as tokens arrive (no intermediate tree); encoding writes
+ * compact JSON straight into the caller's lz_buffer_t with our own writer
+ * (yajl_gen's per-token callbacks and per-character escaping cost more than
+ * the rest of a send). Numbers are formatted and parsed here, in the
  * C locale, so int64 range and double round trips do not depend on yajl. */
 #include <errno.h>
 #include <locale.h>
@@ -11,18 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
 #include "core/error.h"
 #include "serial/base64.h"
 #include "serial/registry.h"
+#include "serial/utf8.h"
 #include "serial/value.h"
 
 // Hostile input must not be able to nest deep enough to exhaust the stack
 // of the recursive walks (destroy, copy, encode) that later touch the value.
-// yajl_gen refuses to open container number YAJL_MAX_DEPTH (128), so 127 is
-// also the most that can be encoded: decode accepts exactly what encodes.
+// The writer refuses to open container number YAJL_MAX_DEPTH (128), as
+// yajl_gen did, so decode accepts exactly what encodes.
 #define LZ_JSON_MAX_DEPTH (YAJL_MAX_DEPTH - 1)
 #define LZ_JSON_DEPTH_TEXT "127"
 #define LZ_NUMBER_MAX 64 // longer number text goes through a heap copy
@@ -49,25 +50,35 @@ static size_t format_int(int64_t i, char *out) {
 }
 
 // format_decimal handles the common "few decimal places" double without
-// printf: when d == m / 10^k exactly for an integer m < 2^53, the text of m
-// with the point moved k places parses back (correctly rounded) to d.
+// printf. m = round(|d| * 10^6) is tried as the digits: when m / 10^6 (one
+// correctly rounded division, as strtod rounds) gives back |d|, the text of
+// m with the point moved 6 places reads back as d, and dropping trailing
+// zeros leaves the fewest decimals that do. Below 2^31 the product is
+// within 0.25 of the exact decimal, so m is the right integer whenever one
+// exists; integral doubles up to 2^53 print as they are with ".0".
 static size_t format_decimal(double d, char *out) {
-    double scale = 1;
-    for (int k = 0; k <= 6; k++, scale *= 10) {
-        double m = fabs(d) * scale;
-        if (m >= 9007199254740992.0 || m != floor(m) || m / scale != fabs(d)) continue;
-        size_t len = 0;
-        if (signbit(d)) out[len++] = '-';
-        char digits[24];
-        size_t n = format_uint((uint64_t)m, k + 1, digits);
-        memcpy(out + len, digits, n - (size_t)k);
-        len += n - (size_t)k;
-        out[len++] = '.';
-        if (k == 0) out[len++] = '0';
-        memcpy(out + len, digits + n - k, (size_t)k);
-        return len + (size_t)k;
+    double a = fabs(d);
+    uint64_t m;
+    int k = 0;
+    if (a < 2147483648.0) {
+        m = (uint64_t)(a * 1e6 + 0.5);
+        if ((double)m / 1e6 != a) return 0;
+        for (k = 6; k > 0 && m % 10 == 0; k--) m /= 10;
+    } else if (a < 9007199254740992.0 && a == floor(a)) {
+        m = (uint64_t)a;
+    } else {
+        return 0;
     }
-    return 0;
+    size_t len = 0;
+    if (signbit(d)) out[len++] = '-';
+    char digits[24];
+    size_t n = format_uint(m, k + 1, digits);
+    memcpy(out + len, digits, n - (size_t)k);
+    len += n - (size_t)k;
+    out[len++] = '.';
+    if (k == 0) out[len++] = '0';
+    memcpy(out + len, digits + n - (size_t)k, (size_t)k);
+    return len + (size_t)k;
 }
 
 // format_double writes the shortest of %.15g..%.17g that reads back as d,
@@ -131,9 +142,10 @@ static decimal_t scan_decimal(const char *text, size_t len) {
 }
 
 // number_value makes an int when the text is an integer that fits int64,
-// else a double. Clinger's fast path covers most doubles: with at most 15
-// significant digits the mantissa and 10^|e| <= 10^22 are exact doubles, so
-// one multiply or divide rounds exactly as strtod would.
+// else a double. Clinger's fast path covers most doubles: when the
+// mantissa is below 2^53 and |e| <= 22, both it and 10^|e| are exact
+// doubles, so one multiply or divide rounds exactly as strtod would
+// (a microsecond timestamp has 16 digits, and still fits).
 static lz_value_t *number_value(const char *text, size_t len) {
     static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -142,7 +154,7 @@ static lz_value_t *number_value(const char *text, size_t len) {
     uint64_t limit = d.negative ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
     if (d.integral && d.digits <= 19 && d.mantissa <= limit)
         return lz_value_int(d.negative ? (int64_t)(0 - d.mantissa) : (int64_t)d.mantissa);
-    if (d.digits <= 15 && d.exponent >= -22 && d.exponent <= 22) {
+    if (d.digits <= 19 && d.mantissa <= (UINT64_C(1) << 53) && d.exponent >= -22 && d.exponent <= 22) {
         double x = (double)d.mantissa;
         x = d.exponent < 0 ? x / pow10[-d.exponent] : x * pow10[d.exponent];
         return lz_value_double(d.negative ? -x : x);
@@ -209,7 +221,7 @@ typedef struct json_parse {
     lz_value_t *stack[LZ_JSON_MAX_DEPTH]; // the open containers, innermost last
     int depth;
     char *key; // the pending object key, NUL-terminated
-    size_t key_cap;
+    size_t key_len, key_cap;
     char key_small[64];
     const char *reason; // why a callback stopped the parse
 } json_parse_t;
@@ -227,7 +239,7 @@ static int attach(json_parse_t *p, lz_value_t *item) {
     }
     lz_value_t *parent = p->stack[p->depth - 1];
     int rc = lz_value_type(parent) == LZ_VALUE_ARRAY ? lz_value_array_append(parent, item)
-                                                     : lz_value_object_set(parent, p->key, item);
+                                                     : lz__value_object_setn(parent, p->key, p->key_len, item);
     if (rc < 0) p->reason = "out of memory";
     return rc == 0;
 }
@@ -275,6 +287,9 @@ static int on_key(void *ctx, const unsigned char *key, size_t len) {
     }
     memcpy(p->key, key, len);
     p->key[len] = '\0';
+    // Keys are C strings in lz_value_t: one holding "\u0000" ends there.
+    const char *nul = memchr(p->key, '\0', len);
+    p->key_len = nul ? (size_t)(nul - p->key) : len;
     return 1;
 }
 
@@ -303,9 +318,16 @@ static int parse_failure(yajl_handle h, json_parse_t *p, const void *data, size_
 }
 
 static int json_decode(void *state, const void *data, size_t size, lz_value_t **out) {
-    json_parse_t p = {.key_cap = sizeof p.key_small};
+    // Field by field: zeroing the 1 KB container stack (only read below
+    // depth) cost more than some whole parses.
+    json_parse_t p;
+    p.root = NULL;
+    p.depth = 0;
     p.key = p.key_small;
     p.key[0] = '\0';
+    p.key_len = 0;
+    p.key_cap = sizeof p.key_small;
+    p.reason = NULL;
     arena_t arena;
     arena.used = 0;
     yajl_alloc_funcs funcs = {arena_malloc, arena_realloc, arena_free, &arena};
@@ -328,144 +350,179 @@ static int json_decode(void *state, const void *data, size_t size, lz_value_t **
 
 /* ---- encoding -------------------------------------------------------- */
 
-// yajl prints every token in small pieces (a quote, a key, a colon...), so
-// they are gathered in stage and reach the buffer in one append per message.
-typedef struct json_gen {
-    yajl_gen gen;
+// The writer appends compact JSON straight into the caller's buffer: it
+// reserves room, writes through a cursor and commits once at the end (or
+// when it needs more room), so a small message costs no per-token calls.
+// Output is what yajl_gen printed before: no spaces, '/' unescaped, control
+// characters as \b \f \n \r \t or \u00XX (upper-case hex), other bytes as
+// they are once checked to be UTF-8.
+typedef struct json_writer {
     lz_buffer_t *out;
-    bool out_of_memory;
-    size_t staged;
-    char stage[2048];
-} json_gen_t;
+    char *start; // reserved, not yet committed
+    char *at;    // next byte to write
+    char *end;   // end of the reserved room
+} json_writer_t;
 
-static pthread_key_t gen_key;
-static pthread_once_t gen_once = PTHREAD_ONCE_INIT;
+#define LZ_WRITER_CHUNK 256
 
-static void gen_free(void *arg) {
-    json_gen_t *j = arg;
-    yajl_gen_free(j->gen);
-    free(j);
+// refill commits what is written and reserves room for at least n bytes.
+static int refill(json_writer_t *w, size_t n) {
+    lz_buffer_commit(w->out, (size_t)(w->at - w->start));
+    size_t want = n > LZ_WRITER_CHUNK ? n : LZ_WRITER_CHUNK;
+    char *room = lz_buffer_reserve(w->out, want);
+    w->start = w->at = w->end = room;
+    if (!room) return lz__fail(LZ_ENOMEM, "json: out of memory writing output");
+    w->end = room + want;
+    return 0;
 }
 
-static void gen_key_init(void) { (void)pthread_key_create(&gen_key, gen_free); }
-
-static void flush(json_gen_t *j) {
-    if (j->staged && lz_buffer_append(j->out, j->stage, j->staged) < 0) j->out_of_memory = true;
-    j->staged = 0;
+static inline int need(json_writer_t *w, size_t n) {
+    return (size_t)(w->end - w->at) >= n ? 0 : refill(w, n);
 }
 
-static void on_print(void *ctx, const char *s, size_t len) {
-    json_gen_t *j = ctx;
-    if (len > sizeof j->stage - j->staged) {
-        flush(j);
-        if (len > sizeof j->stage) {
-            if (lz_buffer_append(j->out, s, len) < 0) j->out_of_memory = true;
-            return;
+static int put(json_writer_t *w, const char *text, size_t len) {
+    int rc = need(w, len);
+    if (rc == 0) {
+        memcpy(w->at, text, len);
+        w->at += len;
+    }
+    return rc;
+}
+
+// escape_of: 0 for bytes copied as they are, 1 for bytes that need an
+// escape, 2 for the first byte of a multibyte UTF-8 sequence (or garbage).
+static const unsigned char escape_of[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+// write_escape writes the escape for byte c (escape_of[c] == 1); at most 6 bytes.
+static char *write_escape(char *at, unsigned char c) {
+    static const char hex[] = "0123456789ABCDEF";
+    static const char short_form[32] = {['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
+    *at++ = '\\';
+    if (c == '"' || c == '\\') {
+        *at++ = (char)c;
+    } else if (short_form[c]) {
+        *at++ = short_form[c];
+    } else {
+        memcpy(at, "u00", 3);
+        at[3] = hex[c >> 4];
+        at[4] = hex[c & 15];
+        at += 5;
+    }
+    return at;
+}
+
+// write_string writes text as a quoted JSON string, checking that it is
+// UTF-8 while copying it. Runs of plain bytes are copied whole. The room
+// reserved always covers the rest of the text plus the closing quote, so
+// only an escape (up to 6 bytes for 1) has to ask for more.
+static int write_string(json_writer_t *w, const char *text, size_t len, const char *what) {
+    const unsigned char *p = (const unsigned char *)text, *end = p + len;
+    int rc = need(w, len + 2);
+    if (rc < 0) return rc;
+    *w->at++ = '"';
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && escape_of[*p] == 0) p++;
+        memcpy(w->at, run, (size_t)(p - run));
+        w->at += p - run;
+        if (p == end) break;
+        if (escape_of[*p] == 2) {
+            size_t n = lz__utf8_sequence(p, (size_t)(end - p));
+            if (n == 0) return lz__fail(LZ_ESERIALIZATION, "json: %s is not valid UTF-8", what);
+            memcpy(w->at, p, n);
+            w->at += n;
+            p += n;
+            continue;
         }
+        if ((rc = need(w, (size_t)(end - p) + 6)) < 0) return rc;
+        w->at = write_escape(w->at, *p++);
     }
-    memcpy(j->stage + j->staged, s, len);
-    j->staged += len;
+    *w->at++ = '"';
+    return 0;
 }
 
-// thread_gen returns this thread's generator: yajl_gen_alloc and its
-// configuration cost more than encoding a small message, so each thread
-// keeps one (freed by the key's destructor when the thread exits).
-static json_gen_t *thread_gen(void) {
-    pthread_once(&gen_once, gen_key_init);
-    json_gen_t *j = pthread_getspecific(gen_key);
-    if (j) return j;
-    j = calloc(1, sizeof *j);
-    if (j) j->gen = yajl_gen_alloc(NULL);
-    if (!j || !j->gen || !yajl_gen_config(j->gen, yajl_gen_print_callback, on_print, j) ||
-        !yajl_gen_config(j->gen, yajl_gen_validate_utf8, 1) || pthread_setspecific(gen_key, j) != 0) {
-        if (j && j->gen) yajl_gen_free(j->gen);
-        free(j);
-        return NULL;
-    }
-    return j;
-}
-
-static int gen_status(yajl_gen_status status, const char *what) {
-    if (status == yajl_gen_status_ok) return 0;
-    if (status == yajl_gen_invalid_string)
-        return lz__fail(LZ_ESERIALIZATION, "json: %s is not valid UTF-8", what);
-    return lz__fail(LZ_ESERIALIZATION, "json: cannot encode %s (yajl status %d)", what, (int)status);
-}
-
-static int encode_double(yajl_gen g, double d) {
+static int write_double(json_writer_t *w, double d) {
     if (!isfinite(d))
         return lz__fail(LZ_ESERIALIZATION, "json: cannot encode %s (not representable in JSON)",
                         isnan(d) ? "NaN" : "an infinite double");
-    char text[40];
-    return gen_status(yajl_gen_number(g, text, format_double(d, text, sizeof text)), "a double");
-}
-
-static int encode_int(yajl_gen g, int64_t i) {
-    char text[24];
-    return gen_status(yajl_gen_number(g, text, format_int(i, text)), "an integer");
-}
-
-static int encode_bytes(yajl_gen g, const lz_value_t *value) {
-    size_t size;
-    const void *data = lz_value_get_bytes(value, &size);
-    char small[256];
-    size_t len = lz__base64_encoded_size(size);
-    char *text = len <= sizeof small ? small : malloc(len);
-    if (!text) return lz__fail(LZ_ENOMEM, "json: out of memory encoding %zu bytes", size);
-    lz__base64_encode(data, size, text);
-    int rc = gen_status(yajl_gen_string(g, (const unsigned char *)text, len), "bytes");
-    if (text != small) free(text);
+    int rc = need(w, 40);
+    if (rc == 0) w->at += format_double(d, w->at, 40);
     return rc;
 }
 
-static int encode_value(yajl_gen g, const lz_value_t *value, int depth);
+static int write_int(json_writer_t *w, int64_t i) {
+    int rc = need(w, 24);
+    if (rc == 0) w->at += format_int(i, w->at);
+    return rc;
+}
 
-static int encode_container(yajl_gen g, const lz_value_t *value, int depth) {
+// Bytes travel as a base64 string, which needs no escaping.
+static int write_bytes(json_writer_t *w, const lz_value_t *value) {
+    size_t size;
+    const void *data = lz_value_get_bytes(value, &size);
+    size_t len = lz__base64_encoded_size(size);
+    int rc = need(w, len + 2);
+    if (rc < 0) return rc;
+    *w->at++ = '"';
+    lz__base64_encode(data, size, w->at);
+    w->at += len;
+    *w->at++ = '"';
+    return 0;
+}
+
+static int write_value(json_writer_t *w, const lz_value_t *value, int depth);
+
+static int write_container(json_writer_t *w, const lz_value_t *value, int depth) {
     bool object = lz_value_type(value) == LZ_VALUE_OBJECT;
     if (depth >= LZ_JSON_MAX_DEPTH)
         return lz__fail(LZ_ESERIALIZATION, "json: nesting deeper than %d levels", LZ_JSON_MAX_DEPTH);
-    int rc = gen_status(object ? yajl_gen_map_open(g) : yajl_gen_array_open(g), "a container");
+    int rc = put(w, object ? "{" : "[", 1);
     size_t n = lz_value_size(value);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (object) {
+        if (i) rc = put(w, ",", 1);
+        if (object && rc == 0) {
             const char *key = lz_value_key_at(value, i);
-            rc = gen_status(yajl_gen_string(g, (const unsigned char *)key, strlen(key)), "a key");
+            rc = write_string(w, key, strlen(key), "a key");
+            if (rc == 0) rc = put(w, ":", 1);
         }
-        if (rc == 0) rc = encode_value(g, lz_value_at(value, i), depth + 1);
+        if (rc == 0) rc = write_value(w, lz_value_at(value, i), depth + 1);
     }
-    if (rc == 0) rc = gen_status(object ? yajl_gen_map_close(g) : yajl_gen_array_close(g), "a container");
+    if (rc == 0) rc = put(w, object ? "}" : "]", 1);
     return rc;
 }
 
-static int encode_value(yajl_gen g, const lz_value_t *value, int depth) {
+static int write_value(json_writer_t *w, const lz_value_t *value, int depth) {
     size_t len;
     const char *s;
     switch (lz_value_type(value)) {
-    case LZ_VALUE_NULL: return gen_status(yajl_gen_null(g), "null");
-    case LZ_VALUE_BOOL: return gen_status(yajl_gen_bool(g, lz_value_get_bool(value)), "a bool");
-    case LZ_VALUE_INT: return encode_int(g, lz_value_get_int(value));
-    case LZ_VALUE_DOUBLE: return encode_double(g, lz_value_get_double(value));
+    case LZ_VALUE_NULL: return put(w, "null", 4);
+    case LZ_VALUE_BOOL: return lz_value_get_bool(value) ? put(w, "true", 4) : put(w, "false", 5);
+    case LZ_VALUE_INT: return write_int(w, lz_value_get_int(value));
+    case LZ_VALUE_DOUBLE: return write_double(w, lz_value_get_double(value));
     case LZ_VALUE_STRING:
         s = lz_value_get_string(value, &len);
-        return gen_status(yajl_gen_string(g, (const unsigned char *)s, len), "a string");
-    case LZ_VALUE_BYTES: return encode_bytes(g, value);
+        return write_string(w, s, len, "a string");
+    case LZ_VALUE_BYTES: return write_bytes(w, value);
     case LZ_VALUE_ARRAY:
-    case LZ_VALUE_OBJECT: return encode_container(g, value, depth);
+    case LZ_VALUE_OBJECT: return write_container(w, value, depth);
     }
     return lz__fail(LZ_ESERIALIZATION, "json: unknown value type");
 }
 
 static int json_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
-    json_gen_t *j = thread_gen();
-    if (!j) return lz__fail(LZ_ENOMEM, "json: cannot allocate a generator");
-    yajl_gen_reset(j->gen, NULL); // a failed encode may have left it mid-value
-    j->out = out;
-    j->out_of_memory = false;
-    j->staged = 0;
-    int rc = encode_value(j->gen, value, 0);
-    if (rc == 0) flush(j);
-    j->out = NULL;
-    if (rc == 0 && j->out_of_memory) rc = lz__fail(LZ_ENOMEM, "json: out of memory writing output");
+    json_writer_t w = {.out = out};
+    int rc = refill(&w, 0);
+    if (rc == 0) rc = write_value(&w, value, 0);
+    if (rc == 0) lz_buffer_commit(out, (size_t)(w.at - w.start));
     return rc;
 }
 

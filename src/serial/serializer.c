@@ -186,3 +186,12 @@ int lz_serializer_decode(const lz_serializer_t *serializer, const void *data, si
         return lz__fail(LZ_ESERIALIZATION, "serializer: '%s' decoded no value", serializer->ops->name);
     return 0;
 }
+
+int lz__serializer_decode_in(const lz_serializer_t *serializer, const void *data, size_t size,
+                             lz_value_slot_t *slot, lz_value_t **out) {
+    if (serializer && serializer->ops == &lz__raw_ops && out && (data || !size)) {
+        *out = lz__value_bytes_borrowed_in(slot, data, size);
+        return 0;
+    }
+    return lz_serializer_decode(serializer, data, size, out);
+}

@@ -3,6 +3,7 @@
  * child pointers (so borrowed children stay put while siblings are added),
  * and short object keys are stored inside the member array itself. */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,9 @@
 // Keys up to this length minus one avoid their own allocation; envelope
 // keys ("request_id", "traceparent") and typical field names fit.
 #define LZ_KEY_INLINE 16
-#define LZ_CONTAINER_MIN 4
+// Eight members on the first allocation: the envelopes on the wire have
+// five, and growing from four cost a realloc per decoded message.
+#define LZ_CONTAINER_MIN 8
 
 typedef struct lz_member {
     lz_value_t *value;
@@ -26,9 +29,12 @@ typedef struct lz_member {
 
 struct lz_value {
     unsigned char type;
-    // A borrowed bytes value points at memory someone else owns (the raw
-    // codec's zero-copy decode): the node must never free or copy into it.
+    // A borrowed string or bytes value points at memory someone else owns
+    // (the raw codec's zero-copy decode, the envelope cache): the node must
+    // never free or copy into it.
     unsigned char borrowed;
+    // A node built in an lz_value_slot_t is not freed with the value.
+    unsigned char in_slot;
     union {
         bool b;
         int64_t i;
@@ -40,10 +46,104 @@ struct lz_value {
     char payload[]; // string/bytes content, NUL-terminated, when owned
 };
 
+_Static_assert(sizeof(lz_value_t) <= sizeof(lz_value_slot_t), "lz_value_slot_t too small for a value node");
+
+/* ---- node allocation ---------------------------------------------------- */
+
+// Each thread keeps short lists of freed nodes in two sizes: a bare node,
+// and a node with room for a short string (symbols, types, UUIDs). Decoding
+// a message makes a dozen nodes and frees them right after; glibc's
+// per-thread cache holds only seven blocks of a size, so most of those
+// frees took its slow path. The caps bound what a thread keeps. Under
+// AddressSanitizer nodes go straight to malloc/free, so it still sees every
+// use after free.
+#if defined(__SANITIZE_ADDRESS__)
+#define LZ_NODE_CACHE 0
+#else
+#define LZ_NODE_CACHE 1
+#endif
+#define LZ_NODE_SHORT_PAYLOAD 48
+#define LZ_NODE_CACHE_MAX 128
+
+static const size_t node_class_size[2] = {sizeof(lz_value_t), sizeof(lz_value_t) + LZ_NODE_SHORT_PAYLOAD};
+
+typedef struct node_cache {
+    void *head[2]; // linked through each free block's first bytes
+    unsigned count[2];
+} node_cache_t;
+
+// The key frees a thread's lists when it exits; the thread-local pointer
+// is the fast way to them (pthread_once plus pthread_getspecific on every
+// node cost more than the allocation they save).
+static pthread_key_t node_key;
+static pthread_once_t node_once = PTHREAD_ONCE_INIT;
+static _Thread_local node_cache_t *thread_node_cache;
+
+static void node_cache_free(void *arg) {
+    node_cache_t *cache = arg;
+    thread_node_cache = NULL; // a later destructor freeing values starts afresh
+    for (int c = 0; c < 2; c++) {
+        while (cache->head[c]) {
+            void *next;
+            memcpy(&next, cache->head[c], sizeof next);
+            free(cache->head[c]);
+            cache->head[c] = next;
+        }
+    }
+    free(cache);
+}
+
+static void node_key_init(void) { (void)pthread_key_create(&node_key, node_cache_free); }
+
+// thread_nodes returns the thread's lists (NULL: allocate plainly).
+static node_cache_t *thread_nodes(void) {
+    if (!LZ_NODE_CACHE || thread_node_cache) return thread_node_cache;
+    pthread_once(&node_once, node_key_init);
+    node_cache_t *cache = calloc(1, sizeof *cache);
+    if (cache && pthread_setspecific(node_key, cache) != 0) {
+        free(cache);
+        cache = NULL;
+    }
+    return thread_node_cache = cache;
+}
+
+// node_class: which list a node of size bytes belongs to, or -1.
+static int node_class(size_t size) {
+    return size <= node_class_size[0] ? 0 : size <= node_class_size[1] ? 1 : -1;
+}
+
+static void *node_alloc(size_t size) {
+    int c = node_class(size);
+    if (c < 0) return malloc(size);
+    node_cache_t *cache = thread_nodes();
+    if (cache && cache->head[c]) {
+        void *block = cache->head[c];
+        memcpy(&cache->head[c], block, sizeof block);
+        cache->count[c]--;
+        return block;
+    }
+    return malloc(node_class_size[c]); // full class size, so it can be cached when freed
+}
+
+// node_release frees a node's own block (children are freed by the caller).
+static void node_release(lz_value_t *value) {
+    if (value->in_slot) return;
+    bool owned_blob = (value->type == LZ_VALUE_STRING || value->type == LZ_VALUE_BYTES) && !value->borrowed;
+    int c = node_class(sizeof *value + (owned_blob ? value->u.blob.len + 1 : 0));
+    node_cache_t *cache = c < 0 ? NULL : thread_nodes();
+    if (cache && cache->count[c] < LZ_NODE_CACHE_MAX) {
+        memcpy(value, &cache->head[c], sizeof cache->head[c]);
+        cache->head[c] = value;
+        cache->count[c]++;
+        return;
+    }
+    free(value);
+}
+
 static lz_value_t *node_new(lz_value_type_t type, size_t payload) {
     if (payload > SIZE_MAX - sizeof(lz_value_t))
         return lz__fail_null(LZ_ENOMEM, "value: %zu bytes is too large", payload);
-    lz_value_t *value = malloc(sizeof *value + payload);
+    lz_value_t *value = node_alloc(sizeof *value + payload);
     if (!value) return lz__fail_null(LZ_ENOMEM, "value: out of memory");
     memset(value, 0, sizeof *value);
     value->type = (unsigned char)type;
@@ -99,14 +199,45 @@ lz_value_t *lz_value_array(void) { return node_new(LZ_VALUE_ARRAY, 0); }
 
 lz_value_t *lz_value_object(void) { return node_new(LZ_VALUE_OBJECT, 0); }
 
-lz_value_t *lz__value_bytes_borrowed(const void *data, size_t size) {
-    if (!data && size) return lz__fail_null(LZ_EINVAL, "value: NULL data of %zu bytes", size);
-    lz_value_t *value = node_new(LZ_VALUE_BYTES, 0);
-    if (!value) return NULL;
+// borrow points value (a fresh node) at data someone else owns.
+static lz_value_t *borrow(lz_value_t *value, lz_value_type_t type, const void *data, size_t size) {
+    value->type = (unsigned char)type;
     value->borrowed = 1;
     value->u.blob.data = data ? data : "";
     value->u.blob.len = size;
     return value;
+}
+
+lz_value_t *lz__value_bytes_borrowed(const void *data, size_t size) {
+    if (!data && size) return lz__fail_null(LZ_EINVAL, "value: NULL data of %zu bytes", size);
+    lz_value_t *value = node_new(LZ_VALUE_BYTES, 0);
+    return value ? borrow(value, LZ_VALUE_BYTES, data, size) : NULL;
+}
+
+lz_value_t *lz__value_bytes_borrowed_in(lz_value_slot_t *slot, const void *data, size_t size) {
+    if (!data && size) return lz__fail_null(LZ_EINVAL, "value: NULL data of %zu bytes", size);
+    lz_value_t *value = (lz_value_t *)slot->bytes;
+    memset(value, 0, sizeof *value);
+    value->in_slot = 1;
+    return borrow(value, LZ_VALUE_BYTES, data, size);
+}
+
+lz_value_t *lz__value_string_borrowed(const char *s, size_t len) {
+    if (!s) return lz__fail_null(LZ_EINVAL, "value: NULL string");
+    lz_value_t *value = node_new(LZ_VALUE_STRING, 0);
+    return value ? borrow(value, LZ_VALUE_STRING, s, len) : NULL;
+}
+
+void lz__value_rebind(lz_value_t *value, const void *data, size_t len) {
+    if (value && value->borrowed) borrow(value, (lz_value_type_t)value->type, data, len);
+}
+
+void lz__value_set_int(lz_value_t *value, int64_t i) {
+    if (value && value->type == LZ_VALUE_INT) value->u.i = i;
+}
+
+void lz__value_set_double(lz_value_t *value, double d) {
+    if (value && value->type == LZ_VALUE_DOUBLE) value->u.d = d;
 }
 
 static const char *member_key(const lz_member_t *member) {
@@ -129,7 +260,7 @@ static void value_free(lz_value_t *value) {
         }
         free(value->u.object.members);
     }
-    free(value);
+    node_release(value);
 }
 
 void lz_value_destroy(lz_value_t **value_p) {
@@ -215,6 +346,13 @@ int lz_value_object_set(lz_value_t *object, const char *key, lz_value_t *item) {
     return rc;
 }
 
+int lz__value_object_setn(lz_value_t *object, const char *key, size_t len, lz_value_t *item) {
+    if (!object || object->type != LZ_VALUE_OBJECT || !key) return lz_value_object_set(object, key, item);
+    int rc = object_add(object, key, len, item);
+    if (rc < 0) value_free(item);
+    return rc;
+}
+
 // A NULL item means its constructor failed and already set the detail.
 static int set_made(lz_value_t *object, const char *key, lz_value_t *item) {
     return item ? lz_value_object_set(object, key, item) : lz_last_error_code();
@@ -245,6 +383,13 @@ lz_value_t *lz__value_object_take(lz_value_t *object, const char *key) {
     memmove(member, member + 1, (size_t)(end - member - 1) * sizeof *member); // keep order
     object->u.object.len--;
     return taken;
+}
+
+lz_value_t *lz__value_member_swap(lz_value_t *object, size_t index, lz_value_t *item) {
+    if (lz_value_type(object) != LZ_VALUE_OBJECT || index >= object->u.object.len) return NULL;
+    lz_value_t *previous = object->u.object.members[index].value;
+    object->u.object.members[index].value = item;
+    return previous;
 }
 
 static lz_value_t *copy_array(const lz_value_t *value) {

@@ -2,11 +2,49 @@
 #ifndef LZ_SERIAL_VALUE_H
 #define LZ_SERIAL_VALUE_H
 
+#include <stdint.h>
+
 #include "liberzmq/value.h"
+
+// Room for one value node inside another structure, so a message's raw
+// payload value needs no allocation of its own (value.c checks the size).
+#define LZ_VALUE_SLOT_SIZE 32
+typedef union lz_value_slot {
+    void *align_pointer;
+    int64_t align_int;
+    double align_double;
+    unsigned char bytes[LZ_VALUE_SLOT_SIZE];
+} lz_value_slot_t;
 
 // lz__value_bytes_borrowed makes a bytes value that points at data without
 // copying (the raw codec's zero-copy decode); data must outlive the value.
 lz_value_t *lz__value_bytes_borrowed(const void *data, size_t size);
+
+// lz__value_bytes_borrowed_in is lz__value_bytes_borrowed built in slot:
+// lz_value_destroy then leaves the memory alone. slot must outlive the value.
+lz_value_t *lz__value_bytes_borrowed_in(lz_value_slot_t *slot, const void *data, size_t size);
+
+// lz__value_string_borrowed makes a string value that points at s (len
+// bytes, NUL-terminated) without copying; s must outlive the value or be
+// replaced first with lz__value_rebind.
+lz_value_t *lz__value_string_borrowed(const char *s, size_t len);
+
+// In-place updates for values a sender keeps and re-encodes (the envelope
+// cache): rebind points a borrowed string or bytes value at new data; the
+// setters change an int's or a double's number. Wrong types are left alone.
+void lz__value_rebind(lz_value_t *value, const void *data, size_t len);
+void lz__value_set_int(lz_value_t *value, int64_t i);
+void lz__value_set_double(lz_value_t *value, double d);
+
+// lz__value_member_swap stores item as the index-th member's value of
+// object and returns the value that was there, which is not freed: lets an
+// envelope lend the caller's data to an encode and take it back. NULL (and
+// nothing changes) when object has no such member.
+lz_value_t *lz__value_member_swap(lz_value_t *object, size_t index, lz_value_t *item);
+
+// lz__value_object_setn is lz_value_object_set with the key's length
+// given (a decoder has it), so the key needs no strlen.
+int lz__value_object_setn(lz_value_t *object, const char *key, size_t len, lz_value_t *item);
 
 // lz__value_object_take detaches and returns the member under key (the
 // caller owns it), or NULL; lets envelopes lift "data" out without a copy.

@@ -1,0 +1,27 @@
+/* Internal: strict UTF-8 decoding of one sequence, shared by the envelope's
+ * topic check and the JSON writer's string escaping (which validates as it
+ * copies, so strings are walked once). */
+#ifndef LZ_SERIAL_UTF8_H
+#define LZ_SERIAL_UTF8_H
+
+#include <stddef.h>
+
+// lz__utf8_sequence returns the length (2 to 4) of the well-formed multibyte
+// sequence at p, which starts with a byte >= 0x80, reading at most avail
+// bytes; 0 when it is not UTF-8 (a stray continuation byte, a truncated
+// sequence, an overlong form, a surrogate or a value past U+10FFFF).
+static inline size_t lz__utf8_sequence(const unsigned char *p, size_t avail) {
+    unsigned c = p[0];
+    size_t n = c >= 0xF0 && c <= 0xF4 ? 3 : c >= 0xE0 && c < 0xF0 ? 2 : c >= 0xC2 && c < 0xE0 ? 1 : 0;
+    if (n == 0 || avail - 1 < n) return 0;
+    unsigned cp = c & (0x3F >> n);
+    for (size_t i = 1; i <= n; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n + 1;
+}
+
+#endif
