@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libzmq3-dev          # the engine
-  libyajl-dev          # JSON: streaming parser + generator (see README: "Why yajl")
+  libsimdjson-dev g++  # JSON reading (simdjson, C++; see README "Choices")
+  libyajl-dev          # JSON: precise error positions for rejected input
   libmsgpack-dev       # MessagePack (msgpack-c)
   libyaml-dev          # YAML configuration files
   libzstd-dev          # the compressed-JSON example serializer
