@@ -24,7 +24,9 @@ typedef struct lz_client lz_client_t;
 // (ownership passes to the server; leaving it NULL replies null). To fail,
 // return a negative lz_error_t and optionally store a string value in
 // *reply: it becomes the error reply's message. Handlers run on up to
-// zmq.handler_max_concurrency threads at once.
+// zmq.handler_max_concurrency threads at once; with 1 they run on the
+// server's I/O thread (the fastest round trip, but a running handler then
+// also delays "ping").
 typedef int (*lz_server_handler_fn)(const lz_message_t *request, lz_value_t **reply, void *arg);
 
 // lz_server_new creates a server (ROUTER; default side: bind). It answers
@@ -67,7 +69,9 @@ int lz_client_set_retries(lz_client_t *client, int retries);
 // stores the decoded reply (owned by the caller) in *reply and returns 0.
 // Returns LZ_ETIMEOUT, LZ_EREMOTE for an error reply (the reply object, with
 // "message", is still stored in *reply), LZ_ESERIALIZATION, LZ_ECLOSED.
-// Thread safe: many threads may have requests in flight at once.
+// Thread safe: many threads may have requests in flight at once. While it
+// is the only request in flight on a single-endpoint client, the calling
+// thread sends and receives it itself (no hand-off to the client's thread).
 int lz_client_request(lz_client_t *client, const char *action, const lz_value_t *data,
                       lz_value_t **reply, int timeout_ms);
 

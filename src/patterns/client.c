@@ -1,7 +1,16 @@
 /* The request/reply client (and the engine under lz_dealer_t): one I/O
  * thread owns one DEALER per endpoint, matches replies to requests by their
  * request id, and runs every timer: attempt timeouts, Lazy Pirate retries
- * with backoff, socket rebuilds, failed-endpoint cooldown and ping probes. */
+ * with backoff, socket rebuilds, failed-endpoint cooldown and ping probes.
+ *
+ * The direct path (see lend_socket): handing each request to the I/O thread
+ * and its reply back costs two thread wake-ups per round trip, more than the
+ * network. So while requests flow on a single-endpoint client and nothing
+ * else is in flight, the I/O thread lends its socket and all its state to
+ * one synchronous caller at a time, which sends, polls and reads as the I/O
+ * thread would, with the same functions. At the first sign of anything else
+ * (another request, the attempt's timeout, a stop) the caller gives the
+ * socket and its request back and the usual machinery takes over. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,6 +31,7 @@
 #define BACKOFF_BASE_MS 25      // first retry waits 12-25 ms, then doubling...
 #define BACKOFF_MAX_MS 1000     // ...up to 0.5-1 s
 #define PROBE_TIMEOUT_MIN_MS 200
+#define LEND_IDLE_MS 10 // a lent socket unused this long goes back to the I/O thread
 #define ID_LEN 36
 #define NEVER INT64_MAX
 
@@ -72,10 +82,17 @@ struct lz_client {
     size_t ep_count;
     zmq_pollitem_t *items;
     atomic_int strategy, retries;
-    pthread_mutex_t lock; // guards the submit queue and closed
+    pthread_mutex_t lock; // guards the submit queue, closed and the lending state
     call_t *queue_head, *queue_tail;
     bool closed;
     int wake_fd;
+    // Lending (lend_socket): while lent the I/O thread touches neither the
+    // sockets nor anything it owns; a direct caller owns them all.
+    bool lent;           // the I/O thread has lent its socket
+    bool direct;         // a caller is using it
+    bool yield;          // the I/O thread asked the direct caller to give it back
+    int64_t last_direct; // when the last direct request gave the socket back
+    int direct_fd;       // wakes the direct caller to yield
     pthread_t thread;
     bool thread_started;
     atomic_bool stopping;
@@ -85,6 +102,7 @@ struct lz_client {
     call_t pending; // sentinel of the pending list
     int64_t next_timer;
     unsigned rr, seed;
+    bool lend_ok; // requests are flowing: lend when idle (cleared when a loan goes unused)
 };
 
 static int64_t now_ms(void) {
@@ -422,8 +440,18 @@ static void handle_reply(lz_client_t *c, lz_frames_t *f) {
     finish(c, call, c->envelope && lz__envelope_is_error(reply) ? LZ_EREMOTE : LZ_OK, reply);
 }
 
-static void read_replies(lz_client_t *c, size_t e) {
-    for (int i = 0; i < CLIENT_RECV_BATCH; i++) {
+static bool waiter_done(waiter_t *w) {
+    pthread_mutex_lock(&w->lock);
+    bool done = w->done;
+    pthread_mutex_unlock(&w->lock);
+    return done;
+}
+
+// read_replies reads a batch from endpoint e; with until (a direct caller's
+// waiter) it stops once that request is done: trying for one more message
+// costs libzmq a system call, and whoever reads next finds the rest.
+static void read_replies(lz_client_t *c, size_t e, waiter_t *until) {
+    for (int i = 0; i < CLIENT_RECV_BATCH && !(until && waiter_done(until)); i++) {
         lz_frames_t f;
         if (lz__node_recv(c->ep[e].node, &f, 0) < 0) return;
         c->ep[e].rx_count++;
@@ -468,6 +496,7 @@ static void take_submissions(lz_client_t *c) {
     c->queue_head = c->queue_tail = NULL;
     pthread_mutex_unlock(&c->lock);
     int64_t now = now_ms();
+    if (call) c->lend_ok = true;
     while (call) {
         call_t *next = call->next;
         table_insert(c, call);
@@ -475,6 +504,96 @@ static void take_submissions(lz_client_t *c) {
         note_timer(c, call->deadline);
         call = next;
     }
+}
+
+/* ---- lending the socket to a synchronous caller --------------------------- */
+
+// can_lend: one socket, healthy, nothing in flight, and requests have been
+// flowing lately (an idle client keeps watching for late replies itself).
+static bool can_lend(const lz_client_t *c) {
+    return c->lend_ok && c->ep_count == 1 && c->pending_count == 0 && !c->ep[0].down && !c->ep[0].probe &&
+           c->ep[0].node->socket;
+}
+
+// lend_socket lends the socket if it can, and returns once it is back
+// (true), the I/O thread then owning everything again. It takes the socket
+// back when someone submits a request, a direct caller hands its request
+// back, the client stops, or no direct request ran for LEND_IDLE_MS: then
+// late replies are read as they come again, and lending waits for the next
+// submitted request.
+static bool lend_socket(lz_client_t *c) {
+    if (!can_lend(c)) return false;
+    pthread_mutex_lock(&c->lock);
+    bool lend = !c->queue_head && !c->closed;
+    if (lend) {
+        c->lent = true;
+        c->last_direct = now_ms();
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!lend) return false;
+    for (;;) {
+        zmq_pollitem_t item = {NULL, c->wake_fd, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, LEND_IDLE_MS) > 0) lz__wakeup_drain(c->wake_fd);
+        pthread_mutex_lock(&c->lock);
+        // pending_count is read only when no caller holds the loan.
+        bool wanted = atomic_load(&c->stopping) || c->queue_head || (!c->direct && c->pending_count > 0);
+        bool unused = !c->direct && now_ms() - c->last_direct >= LEND_IDLE_MS;
+        if (!c->direct && (wanted || unused)) {
+            c->lent = false;
+            pthread_mutex_unlock(&c->lock);
+            if (!wanted) c->lend_ok = false;
+            return true;
+        }
+        if (c->direct && wanted && !c->yield) {
+            c->yield = true;
+            lz__wakeup_signal(c->direct_fd);
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+}
+
+// borrow takes the lent socket for the caller's request, if it is lent and free.
+static bool borrow(lz_client_t *c) {
+    pthread_mutex_lock(&c->lock);
+    bool ok = c->lent && !c->direct && !c->closed && !c->queue_head;
+    if (ok) c->direct = true;
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}
+
+// run_direct: the caller does the I/O thread's work for its own request
+// until it ends or its attempt times out or the I/O thread wants the socket
+// back. An unfinished request stays in the pending table and is handed back
+// as it stands (sent, or waiting to be), so timeouts, retries, rebuilds and
+// late replies go on exactly as if the I/O thread had sent it.
+static void run_direct(lz_client_t *c, call_t *call) {
+    waiter_t *w = call->waiter;
+    int64_t now = now_ms();
+    table_insert(c, call);
+    dispatch(c, call, now);
+    bool done = false;
+    while (call->sent_at >= 0 && now < call->attempt_deadline) {
+        zmq_pollitem_t items[2] = {{c->ep[0].node->socket, -1, ZMQ_POLLIN, 0}, {NULL, c->direct_fd, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, 2, (long)(call->attempt_deadline - now));
+        if (n < 0 && zmq_errno() != EINTR) break; // context ending: the I/O thread finishes it
+        if (n > 0 && (items[0].revents & ZMQ_POLLIN)) {
+            read_replies(c, 0, w);
+            if ((done = waiter_done(w))) break; // call is freed
+        }
+        if (n > 0 && items[1].revents) break;
+        now = now_ms();
+    }
+    if (!done) c->next_timer = 0; // the I/O thread looks at the handed-back request at once
+    pthread_mutex_lock(&c->lock);
+    c->direct = false;
+    c->last_direct = now_ms();
+    if (c->yield) { // its signal may still be unread: the next direct caller must not see it
+        c->yield = false;
+        lz__wakeup_drain(c->direct_fd);
+    }
+    bool wake = !done || c->queue_head || atomic_load(&c->stopping);
+    pthread_mutex_unlock(&c->lock);
+    if (wake) lz__wakeup_signal(c->wake_fd);
 }
 
 // shut_down: every call still queued or pending completes with LZ_ECLOSED.
@@ -495,6 +614,10 @@ static void shut_down(lz_client_t *c) {
 static void *client_loop(void *arg) {
     lz_client_t *c = arg;
     while (!atomic_load(&c->stopping)) {
+        if (lend_socket(c)) { // its wakeup is consumed: take what was submitted meanwhile
+            take_submissions(c);
+            continue;
+        }
         int64_t wait = c->next_timer - now_ms();
         if (wait < 0) wait = 0;
         if (wait > CLIENT_POLL_MAX_MS) wait = CLIENT_POLL_MAX_MS;
@@ -510,7 +633,7 @@ static void *client_loop(void *arg) {
             take_submissions(c);
         }
         for (size_t i = 0; n > 0 && i < c->ep_count; i++)
-            if (c->items[i + 1].revents & ZMQ_POLLIN) read_replies(c, i);
+            if (c->items[i + 1].revents & ZMQ_POLLIN) read_replies(c, i, NULL);
         int64_t now = now_ms();
         if (now >= c->next_timer) run_timers(c, now);
     }
@@ -574,6 +697,7 @@ static void client_free(lz_client_t *c) {
     free(c->items);
     free(c->buckets);
     lz__wakeup_close(&c->wake_fd);
+    lz__wakeup_close(&c->direct_fd);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -584,6 +708,7 @@ lz_client_t *lz__client_open(lz_context_t *ctx, const char *endpoints, const lz_
     if (!c) return lz__fail_null(LZ_ENOMEM, "%s: out of memory", o->name);
     pthread_mutex_init(&c->lock, NULL);
     c->wake_fd = lz__wakeup_open();
+    c->direct_fd = lz__wakeup_open();
     c->envelope = o->envelope;
     c->resilient = o->resilient;
     c->pending.next = c->pending.prev = &c->pending;
@@ -594,7 +719,7 @@ lz_client_t *lz__client_open(lz_context_t *ctx, const char *endpoints, const lz_
     c->ep = calloc(c->ep_count, sizeof *c->ep);
     c->items = calloc(c->ep_count + 1, sizeof *c->items);
     c->buckets = calloc(c->bucket_count, sizeof *c->buckets);
-    int rc = c->wake_fd < 0 ? lz__fail(LZ_EIO, "%s: eventfd: %s", o->name, strerror(errno))
+    int rc = c->wake_fd < 0 || c->direct_fd < 0 ? lz__fail(LZ_EIO, "%s: eventfd: %s", o->name, strerror(errno))
              : (!c->ep || !c->items || !c->buckets) ? lz__fail(LZ_ENOMEM, "%s: out of memory", o->name)
                                                      : open_endpoints(c, ctx, endpoints, o);
     if (rc == LZ_OK) {
@@ -651,7 +776,9 @@ static int wait_for(lz_client_t *c, call_t *call, const char *action, lz_value_t
     pthread_mutex_init(&w.lock, NULL);
     pthread_cond_init(&w.cond, NULL);
     call->waiter = &w;
-    int rc = submit(c, call);
+    int rc = LZ_OK;
+    if (borrow(c)) run_direct(c, call);
+    else rc = submit(c, call);
     if (rc == LZ_OK) {
         pthread_mutex_lock(&w.lock);
         while (!w.done) pthread_cond_wait(&w.cond, &w.lock);

@@ -1,7 +1,14 @@
-/* The request/reply server: one I/O thread owns the ROUTER socket, decodes
- * requests and hands them to a worker pool; workers post replies back to
- * the I/O thread, which sends them behind the request's own routing frames
- * (docs/reqrep.md). A bad request always gets an error reply. */
+/* The request/reply server: one I/O thread reads the ROUTER socket, decodes
+ * requests and hands them to a worker pool (or, with a concurrency of 1,
+ * runs the handler itself); whoever ran the handler sends the reply behind
+ * the request's own routing frames (docs/reqrep.md). A bad request always
+ * gets an error reply.
+ *
+ * Every use of the socket is under the node's lock, so a worker sends its
+ * reply itself instead of waking the I/O thread to do it: on a busy core
+ * each such hand-off is a context switch, more than the network costs. The
+ * I/O thread therefore never blocks inside libzmq with the socket: it polls
+ * the socket's ZMQ_FD like any file descriptor (see server_loop). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,10 +32,8 @@ typedef struct handler {
     void *arg;
 } handler_t;
 
-// One request on its way through the server; the same struct carries the
-// encoded reply back to the I/O thread.
+// One request on its way through the server, and then its encoded reply.
 typedef struct job {
-    struct job *next;
     lz_routing_t route;
     lz_message_t *msg;
     lz_buffer_t *reply;
@@ -39,13 +44,11 @@ struct lz_server {
     handler_t *handlers;
     size_t handler_count;
     handler_t fallback; // fn NULL: unknown actions get LZ_ENOTFOUND
-    lz_pool_t *pool;
+    lz_pool_t *pool; // NULL with a concurrency of 1: handlers run on the I/O thread
     pthread_t thread;
     bool running;
     atomic_bool stopping; // the I/O thread stops reading, drains the pool and ends
-    int wake_fd;
-    pthread_mutex_t out_lock; // guards the reply queue
-    job_t *out_head, *out_tail;
+    int wake_fd;          // stop, or a message the I/O thread must read (send_job)
 };
 
 static job_t *job_new(void) {
@@ -74,34 +77,23 @@ static void encode_error(lz_server_t *s, job_t *job, int code, const char *messa
         lz_buffer_reset(job->reply); // sent as an empty frame: the client still gets an answer
 }
 
-// send_job sends the job's reply behind its routing frames and frees it.
+// send_job sends the job's reply behind its routing frames and frees it;
+// any thread may call it. A send processes libzmq's pending commands, which
+// may include "a request arrived" and so clear ZMQ_FD without the I/O thread
+// hearing of it; if a request is now readable, the I/O thread is woken.
 static void send_job(lz_server_t *s, job_t *job) {
-    if (lz__routing_send(&s->node, &job->route, lz_buffer_data(job->reply),
-                       lz_buffer_size(job->reply)) < 0)
-        LZ_LOG(s->node.log, LZ_LOG_DEBUG, s->node.name, "reply not sent: %s", lz_last_error());
+    lz_node_t *node = &s->node;
+    lz_frame_t frames[LZ_MAX_FRAMES + 1];
+    size_t count = lz__routing_frames(&job->route, lz_buffer_data(job->reply), lz_buffer_size(job->reply), frames);
+    int events = 0;
+    size_t len = sizeof events;
+    pthread_mutex_lock(&node->lock); // the socket lives until the server is destroyed, after its threads
+    int rc = lz__node_send_locked(node, frames, count, 0);
+    if (zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &len) != 0) events = ZMQ_POLLIN; // let it look
+    pthread_mutex_unlock(&node->lock);
+    if (rc < 0) LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "reply not sent: %s", lz_last_error());
+    if (events & ZMQ_POLLIN) lz__wakeup_signal(s->wake_fd);
     job_free(job);
-}
-
-// post_job queues a finished job for the I/O thread (from any thread).
-static void post_job(lz_server_t *s, job_t *job) {
-    pthread_mutex_lock(&s->out_lock);
-    if (s->out_tail) s->out_tail->next = job;
-    else s->out_head = job;
-    s->out_tail = job;
-    pthread_mutex_unlock(&s->out_lock);
-    lz__wakeup_signal(s->wake_fd);
-}
-
-static void flush_replies(lz_server_t *s) {
-    pthread_mutex_lock(&s->out_lock);
-    job_t *job = s->out_head;
-    s->out_head = s->out_tail = NULL;
-    pthread_mutex_unlock(&s->out_lock);
-    while (job) {
-        job_t *next = job->next;
-        send_job(s, job);
-        job = next;
-    }
 }
 
 static const handler_t *find_exact(const lz_server_t *s, const char *action) {
@@ -146,7 +138,8 @@ static void run_handler(lz_server_t *s, const handler_t *h, job_t *job) {
     lz_value_destroy(&reply);
 }
 
-// A worker's job: dispatch one request and post its reply.
+// A worker's job (or the I/O thread's, with a concurrency of 1): dispatch
+// one request and send its reply.
 static void job_run(void *p, void *arg) {
     lz_server_t *s = arg;
     job_t *job = p;
@@ -159,7 +152,7 @@ static void job_run(void *p, void *arg) {
         lz__node_error(&s->node, LZ_ENOTFOUND, "%s", text);
         encode_error(s, job, LZ_ENOTFOUND, text);
     }
-    post_job(s, job);
+    send_job(s, job);
 }
 
 // Jobs still queued when the server stops are answered, not dropped, so
@@ -167,7 +160,7 @@ static void job_run(void *p, void *arg) {
 static void job_drop(void *p, void *arg) {
     lz_server_t *s = arg;
     encode_error(s, p, LZ_ECLOSED, "server stopping");
-    post_job(s, p);
+    send_job(s, p);
 }
 
 static void reply_pong(lz_server_t *s, job_t *job) {
@@ -207,37 +200,54 @@ static void handle_request(lz_server_t *s, lz_frames_t *frames) {
         send_job(s, job);
     } else if (strcmp(lz_message_type(job->msg), "ping") == 0 && !find_exact(s, "ping")) {
         reply_pong(s, job);
+    } else if (!s->pool) {
+        job_run(job, s);
     } else if (lz__pool_submit(s->pool, job) < 0) {
         encode_error(s, job, LZ_ECLOSED, "server stopping");
         send_job(s, job);
     }
 }
 
-static void receive_batch(lz_server_t *s) {
+// receive_batch reads and handles up to SERVER_RECV_BATCH requests. Returns
+// how many, or -1 once the context is terminated.
+static int receive_batch(lz_server_t *s) {
     for (int i = 0; i < SERVER_RECV_BATCH; i++) {
         lz_frames_t frames;
-        if (lz__node_recv(&s->node, &frames, 0) < 0) return; // drained (LZ_ETIMEOUT) or closed
+        pthread_mutex_lock(&s->node.lock);
+        int rc = lz__node_recv(&s->node, &frames, 0);
+        pthread_mutex_unlock(&s->node.lock);
+        if (rc < 0) return rc == LZ_ECLOSED ? -1 : i; // drained (LZ_ETIMEOUT) or closed
         handle_request(s, &frames);
         lz__frames_close(&frames);
     }
+    return SERVER_RECV_BATCH;
 }
 
+// The I/O thread reads until the socket is drained, then sleeps on ZMQ_FD,
+// which libzmq signals when the socket has news, and on the wakeup. ZMQ_FD
+// only tells of news since the socket last processed its commands; reading
+// to EAGAIN here and the check in send_job cover every path to that.
 // The I/O thread is the only one that submits to the pool, so it is also
 // the one that destroys it when stopping: no request can race the pool's end.
 static void *server_loop(void *arg) {
     lz_server_t *s = arg;
+    int zmq_fd = -1;
+    size_t len = sizeof zmq_fd;
+    pthread_mutex_lock(&s->node.lock);
+    if (zmq_getsockopt(s->node.socket, ZMQ_FD, &zmq_fd, &len) != 0) zmq_fd = -1;
+    pthread_mutex_unlock(&s->node.lock);
     while (!atomic_load(&s->stopping)) {
-        zmq_pollitem_t items[2] = {{NULL, s->wake_fd, ZMQ_POLLIN, 0}, {s->node.socket, 0, ZMQ_POLLIN, 0}};
-        int n = zmq_poll(items, 2, 1000);
-        if (n < 0 && zmq_errno() == ETERM) break;
-        if (items[0].revents) lz__wakeup_drain(s->wake_fd);
-        flush_replies(s);
-        if (n > 0 && (items[1].revents & ZMQ_POLLIN)) receive_batch(s);
+        int n = receive_batch(s);
+        if (n < 0) break;
+        if (n == SERVER_RECV_BATCH) continue; // maybe more: read on before sleeping
+        zmq_pollitem_t items[2] = {{NULL, s->wake_fd, ZMQ_POLLIN, 0}, {NULL, zmq_fd, ZMQ_POLLIN, 0}};
+        // Without ZMQ_FD (never in practice) a short poll keeps requests moving.
+        if (zmq_poll(items, zmq_fd >= 0 ? 2 : 1, zmq_fd >= 0 ? 1000 : 1) > 0 && items[0].revents)
+            lz__wakeup_drain(s->wake_fd);
     }
-    // Running handlers finish, queued requests are answered LZ_ECLOSED,
-    // and every reply still waiting goes out before the thread ends.
+    // Running handlers finish and send their replies; queued requests are
+    // answered LZ_ECLOSED.
     lz__pool_destroy(&s->pool, job_drop);
-    flush_replies(s);
     return NULL;
 }
 
@@ -250,10 +260,8 @@ lz_server_t *lz_server_new(lz_context_t *ctx, const char *endpoints) {
         free(s);
         return lz__fail_null(LZ_EIO, "lz_server_new: eventfd: %s", strerror(errno));
     }
-    pthread_mutex_init(&s->out_lock, NULL);
     if (lz__node_init(&s->node, ctx, ZMQ_ROUTER, "server", '@', endpoints) < 0) {
         lz__wakeup_close(&s->wake_fd);
-        pthread_mutex_destroy(&s->out_lock);
         free(s);
         return NULL;
     }
@@ -268,7 +276,6 @@ void lz_server_destroy(lz_server_t **server_p) {
     free(s->handlers);
     lz__node_close(&s->node);
     lz__wakeup_close(&s->wake_fd);
-    pthread_mutex_destroy(&s->out_lock);
     free(s);
     *server_p = NULL;
 }
@@ -303,9 +310,11 @@ int lz_server_on_default(lz_server_t *server, lz_server_handler_fn handler, void
 int lz_server_start(lz_server_t *server) {
     if (!server) return lz__fail(LZ_EINVAL, "lz_server_start: server is NULL");
     if (server->running) return lz__fail(LZ_ESTATE, "lz_server_start: already started");
+    // One handler at a time needs no pool: the I/O thread runs it, which
+    // saves two thread hand-offs per request.
     int workers = server->node.settings->handler_max_concurrency;
-    server->pool = lz__pool_new(workers > 0 ? workers : 1, SERVER_QUEUE_MAX, job_run, server);
-    if (!server->pool) return lz_last_error_code() < 0 ? lz_last_error_code() : LZ_ENOMEM;
+    server->pool = workers > 1 ? lz__pool_new(workers, SERVER_QUEUE_MAX, job_run, server) : NULL;
+    if (workers > 1 && !server->pool) return lz_last_error_code() < 0 ? lz_last_error_code() : LZ_ENOMEM;
     atomic_store(&server->stopping, false);
     int err = pthread_create(&server->thread, NULL, server_loop, server);
     if (err) {
