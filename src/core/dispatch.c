@@ -10,7 +10,13 @@
 #include "core/error.h"
 
 #define LZ_RECV_SLICE_MS 50
+// Messages read ahead per lock round trip: enough to make the lock's cost
+// per message small, few enough that the slots (LZ_MAX_FRAMES zmq_msg_t
+// each) stay under ten kilobytes per dispatcher.
+#define LZ_RECV_BURST 16
 #define LZ_QUEUE_PER_WORKER 64
+
+static void drop_burst(lz_dispatcher_t *d);
 
 typedef struct job {
     lz_message_t *msg;
@@ -23,10 +29,12 @@ void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_decode_fn decod
     d->decode = decode;
     d->prefix_match = prefix_match;
     atomic_init(&d->stopping, false);
+    atomic_init(&d->reading, false);
 }
 
 void lz__dispatcher_fini(lz_dispatcher_t *d) {
     lz__dispatcher_stop(d);
+    drop_burst(d);
     for (size_t i = 0; i < d->route_count; i++) free(d->routes[i].key);
     free(d->routes);
     d->routes = NULL;
@@ -91,41 +99,112 @@ static void drop_job(void *self, void *arg) {
     free(job);
 }
 
-// recv_sliced receives one message, holding the node lock for one slice at
-// a time. Gives up early when the dispatcher is stopping.
-static int recv_sliced(lz_dispatcher_t *d, lz_frames_t *frames, int timeout_ms) {
-    for (int waited = 0;;) {
-        int slice = timeout_ms < 0 || timeout_ms - waited > LZ_RECV_SLICE_MS ? LZ_RECV_SLICE_MS : timeout_ms - waited;
-        pthread_mutex_lock(&d->node->lock);
-        int rc = d->node->socket ? lz__node_recv(d->node, frames, slice)
-                                 : lz__fail(LZ_ECLOSED, "%s: closed", d->node->name);
-        pthread_mutex_unlock(&d->node->lock);
-        waited += slice;
-        if (rc != LZ_ETIMEOUT || (timeout_ms >= 0 && waited >= timeout_ms)) return rc;
-        if (atomic_load(&d->stopping)) return lz__fail(LZ_ECLOSED, "%s: stopping", d->node->name);
-    }
-}
-
 static int64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-// next_message receives until a message decodes or timeout_ms passes,
-// counting and dropping what does not decode.
-static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) {
-    int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+// recv_sliced reads up to max messages into frames (see
+// lz__node_recv_burst), holding the node lock for one slice at a time so
+// subscribing from another thread waits at most a slice. It looks once
+// without waiting first; only when it must wait does it note the time in
+// *wait_start (when still 0), so the busy path never reads the clock.
+// Returns how many it read, or an error; gives up early when stopping.
+static int recv_sliced(lz_dispatcher_t *d, lz_frames_t *frames, size_t max, int timeout_ms, int64_t *wait_start) {
+    lz_node_t *node = d->node;
+    for (int waited = 0, slice = 0;;) {
+        pthread_mutex_lock(&node->lock);
+        int rc = node->socket ? lz__node_recv_burst(node, frames, max, slice)
+                              : lz__fail(LZ_ECLOSED, "%s: closed", node->name);
+        pthread_mutex_unlock(&node->lock);
+        if (rc != LZ_ETIMEOUT) return rc;
+        if (timeout_ms >= 0 && waited >= timeout_ms)
+            return lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
+        if (atomic_load(&d->stopping)) return lz__fail(LZ_ECLOSED, "%s: stopping", node->name);
+        if (*wait_start == 0) *wait_start = now_ms();
+        slice = timeout_ms < 0 || timeout_ms - waited > LZ_RECV_SLICE_MS ? LZ_RECV_SLICE_MS : timeout_ms - waited;
+        waited += slice;
+    }
+}
+
+// next_frames hands out the next read-ahead message, reading a new burst
+// when the last one is used up. Only the reader holding d->reading calls it.
+static int next_frames(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start, lz_frames_t **frames) {
+    if (d->burst_next == d->burst_count) {
+        int n = recv_sliced(d, d->burst, LZ_RECV_BURST, timeout_ms, wait_start);
+        if (n < 0) return n;
+        d->burst_next = 0;
+        d->burst_count = (unsigned)n;
+    }
+    *frames = &d->burst[d->burst_next++];
+    return LZ_OK;
+}
+
+// next_message_alone is next_message for a reader that found the
+// read-ahead in use by another: one message at a time under the lock.
+static int next_message_alone(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) {
+    int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0, start = 0;
     for (;;) {
         lz_frames_t frames;
-        int rc = recv_sliced(d, &frames, timeout_ms);
-        if (rc != LZ_OK) return rc;
+        int rc = recv_sliced(d, &frames, 1, timeout_ms, &start);
+        if (rc < 0) return rc;
         rc = d->decode(d->node, &frames, out);
         lz__frames_close(&frames);
         if (rc == LZ_OK) return LZ_OK;
         lz__node_drop(d->node, "%s: dropped a malformed message: %s", d->node->name, lz_last_error());
         if (timeout_ms > 0) timeout_ms = deadline > now_ms() ? (int)(deadline - now_ms()) : 0;
     }
+}
+
+// next_message receives until a message decodes or timeout_ms passes,
+// counting and dropping what does not decode.
+static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) {
+    // One reader at a time uses the read-ahead; a concurrent second one
+    // (callers may share a puller between threads) reads alone, locked.
+    bool owner = !atomic_exchange_explicit(&d->reading, true, memory_order_acquire);
+    if (owner && !d->burst && !(d->burst = malloc(LZ_RECV_BURST * sizeof *d->burst))) {
+        atomic_store_explicit(&d->reading, false, memory_order_release);
+        owner = false;
+    }
+    if (!owner) return next_message_alone(d, timeout_ms, out);
+    int64_t start = 0; // when this call began waiting, read only if it must
+    int rc;
+    for (;;) {
+        lz_frames_t *frames;
+        rc = next_frames(d, timeout_ms, &start, &frames);
+        if (rc < 0) break;
+        rc = d->decode(d->node, frames, out);
+        lz__frames_close(frames);
+        if (rc == LZ_OK) break;
+        lz__node_drop(d->node, "%s: dropped a malformed message: %s", d->node->name, lz_last_error());
+        if (timeout_ms > 0) {
+            // Time not spent waiting went to decoding, which is short: the
+            // first wait (or this failure) starts the clock.
+            int64_t now = now_ms();
+            if (start == 0) start = now;
+            int64_t left = start + timeout_ms - now;
+            start = now;
+            timeout_ms = left > 0 ? (int)left : 0;
+        }
+    }
+    atomic_store_explicit(&d->reading, false, memory_order_release);
+    return rc;
+}
+
+// drop_burst closes read-ahead messages nobody will take (the dispatcher
+// is going away); they were counted received, so they count as dropped.
+static void drop_burst(lz_dispatcher_t *d) {
+    if (!d->burst) return;
+    size_t left = d->burst_count - d->burst_next;
+    for (unsigned i = d->burst_next; i < d->burst_count; i++) lz__frames_close(&d->burst[i]);
+    if (left) {
+        LZ_COUNT_N(d->node, inbound_dropped, left);
+        LZ_LOG(d->node->log, LZ_LOG_DEBUG, d->node->name, "closing: %zu read-ahead message(s) dropped", left);
+    }
+    free(d->burst);
+    d->burst = NULL;
+    d->burst_next = d->burst_count = 0;
 }
 
 // deliver routes msg and runs or queues its handler; unrouted messages are

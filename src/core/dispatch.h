@@ -35,6 +35,13 @@ typedef struct lz_dispatcher {
     bool started;
     atomic_bool stopping;
     lz_pool_t *pool;         // NULL: handlers run on the receiver thread
+    // Read-ahead: one lock round trip takes every message already waiting
+    // (up to a burst), handed out one by one without the lock. The reader
+    // holding `reading` owns the burst; a second concurrent reader reads
+    // one message at a time under the lock instead, as before.
+    atomic_bool reading;
+    lz_frames_t *burst;      // LZ_RECV_BURST slots, made on first use
+    unsigned burst_next, burst_count;
 } lz_dispatcher_t;
 
 void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_decode_fn decode, bool prefix_match);

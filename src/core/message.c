@@ -7,6 +7,7 @@
  * of instructions. A message freed on another thread (a pool worker) goes to
  * that thread's list; the cap keeps each list's memory small and bounded. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,9 +23,16 @@ typedef struct message_cache {
 
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+// The calling thread's list, for the per-message path: one TLS read instead
+// of pthread_once + pthread_getspecific. The key remains so the list is
+// freed when the thread exits.
+static _Thread_local message_cache_t *thread_list;
 
 static void cache_free(void *arg) {
     message_cache_t *cache = arg;
+    // Runs on the exiting thread: later messages it frees go to malloc's free
+    // (or a fresh list, which the key frees again) instead of this one.
+    if (thread_list == cache) thread_list = NULL;
     while (cache->head) {
         lz_message_t *next;
         memcpy(&next, cache->head, sizeof next);
@@ -36,18 +44,22 @@ static void cache_free(void *arg) {
 
 static void cache_key_init(void) { (void)pthread_key_create(&cache_key, cache_free); }
 
-// thread_cache returns the calling thread's list, made on first use; NULL
-// (no recycling, plain malloc/free) when that fails.
-static message_cache_t *thread_cache(void) {
+// make_cache makes the calling thread's list on first use; NULL (no
+// recycling, plain malloc/free) when that fails.
+static message_cache_t *make_cache(void) {
     pthread_once(&cache_once, cache_key_init);
-    message_cache_t *cache = pthread_getspecific(cache_key);
-    if (cache) return cache;
-    cache = calloc(1, sizeof *cache);
+    message_cache_t *cache = calloc(1, sizeof *cache);
     if (cache && pthread_setspecific(cache_key, cache) != 0) {
         free(cache);
         cache = NULL;
     }
+    thread_list = cache;
     return cache;
+}
+
+static inline message_cache_t *thread_cache(void) {
+    message_cache_t *cache = thread_list;
+    return cache ? cache : make_cache();
 }
 
 lz_message_t *lz__message_new(void) {
@@ -78,8 +90,11 @@ lz_message_t *lz__message_new(void) {
 void lz_message_destroy(lz_message_t **msg_p) {
     lz_message_t *msg = msg_p ? *msg_p : NULL;
     if (!msg) return;
-    if (!msg->value_in_envelope) lz_value_destroy(&msg->value);
-    lz_value_destroy(&msg->envelope);
+    // A raw payload's value lives in value_slot and borrows the payload
+    // frame: there is nothing to free, so skip the call per message.
+    bool in_slot = (void *)msg->value == (void *)&msg->value_slot && lz_value_type(msg->value) == LZ_VALUE_BYTES;
+    if (!msg->value_in_envelope && !in_slot) lz_value_destroy(&msg->value);
+    if (msg->envelope) lz_value_destroy(&msg->envelope);
     if (msg->topic != msg->topic_inline) free(msg->topic);
     if (msg->has_payload) zmq_msg_close(&msg->payload);
     *msg_p = NULL;

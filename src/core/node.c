@@ -4,6 +4,7 @@
 #include "core/node.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,7 +242,10 @@ int lz_node_set_name(lz_node_t *node, const char *name) {
 
 const char *lz_node_name(const lz_node_t *node) { return node ? node->name : ""; }
 
-void lz__node_share_counters(lz_node_t *node, lz_node_t *owner) { node->counters = owner->counters; }
+void lz__node_share_counters(lz_node_t *node, lz_node_t *owner) {
+    owner->counters_shared = true; // several locks now guard one set of counters: count with RMW
+    node->counters = owner->counters;
+}
 
 void lz__node_snapshot(const lz_node_t *node, lz_metrics_t *out) {
     lz_counters_t *c = node->counters;
@@ -285,27 +289,44 @@ int lz__node_error(lz_node_t *node, int code, const char *format, ...) {
 
 /* ---- send and receive --------------------------------------------------- */
 
+// count_traffic adds one message of bytes to a pair of traffic counters.
+// Senders count under the node lock and receivers on the one reader, so a
+// node that counts alone needs no lock-prefixed update (see LZ_COUNT_OWNED_N).
+#define count_traffic(node, messages, bytes_field, bytes)                                                 \
+    do {                                                                                                 \
+        if (lz__node_counts_alone(node)) {                                                               \
+            LZ_COUNT_OWNED_N(node, messages, 1);                                                         \
+            LZ_COUNT_OWNED_N(node, bytes_field, (bytes));                                                \
+        } else {                                                                                         \
+            LZ_COUNT(node, messages);                                                                    \
+            LZ_COUNT_N(node, bytes_field, (bytes));                                                      \
+        }                                                                                                \
+    } while (0)
+
+// send_failed counts and reports a failed zmq_send (err from zmq_errno).
+static int send_failed(lz_node_t *node, int err) {
+    if (err == EAGAIN) {
+        LZ_COUNT(node, backpressure_events);
+        LZ_COUNT(node, outbound_dropped);
+        return lz__fail(LZ_EAGAIN, "%s: send: high water mark reached (waited %d ms)", node->name,
+                        node->settings->send_timeout);
+    }
+    LZ_COUNT(node, outbound_dropped);
+    errno = err;
+    int code = lz__fail_zmq("send");
+    return lz__node_error(node, code, "%s: send failed: %s", node->name, zmq_strerror(err));
+}
+
 int lz__node_send_locked(lz_node_t *node, const lz_frame_t *frames, size_t count, int flags) {
     size_t bytes = 0;
     for (size_t i = 0; i < count; i++) {
         int more = i + 1 < count ? ZMQ_SNDMORE : 0;
-        if (zmq_send(node->socket, frames[i].data, frames[i].size, more | flags) < 0) {
-            int err = zmq_errno();
-            // Only the first frame can fail: libzmq queues a multipart whole.
-            if (err == EAGAIN) {
-                LZ_COUNT(node, backpressure_events);
-                LZ_COUNT(node, outbound_dropped);
-                return lz__fail(LZ_EAGAIN, "%s: send: high water mark reached (waited %d ms)", node->name,
-                                node->settings->send_timeout);
-            }
-            LZ_COUNT(node, outbound_dropped);
-            int code = lz__fail_zmq("send");
-            return lz__node_error(node, code, "%s: send failed: %s", node->name, zmq_strerror(err));
-        }
+        // Only the first frame can fail: libzmq queues a multipart whole.
+        if (zmq_send(node->socket, frames[i].data, frames[i].size, more | flags) < 0)
+            return send_failed(node, zmq_errno());
         bytes += frames[i].size;
     }
-    LZ_COUNT(node, messages_sent);
-    LZ_COUNT_N(node, bytes_sent, bytes);
+    count_traffic(node, messages_sent, bytes_sent, bytes);
     return LZ_OK;
 }
 
@@ -344,37 +365,64 @@ static void recv_rest(lz_node_t *node, lz_frames_t *frames) {
     }
 }
 
-int lz__node_recv(lz_node_t *node, lz_frames_t *frames, int timeout_ms) {
+// recv_message reads one whole message into frames without counting it.
+// quiet: with nothing waiting and timeout_ms 0, return LZ_ETIMEOUT without
+// formatting a last error (the expected end of every burst).
+static int recv_message(lz_node_t *node, lz_frames_t *frames, int timeout_ms, bool quiet) {
     frames->count = frames->total = frames->bytes = 0;
-    zmq_msg_init(&frames->part[0]);
+    zmq_msg_t *first = &frames->part[0];
+    zmq_msg_init(first);
     // Try first without waiting: at high rates the message is usually there
     // and the poll would only cost time.
-    while (zmq_msg_recv(&frames->part[0], node->socket, ZMQ_DONTWAIT) < 0) {
+    int size;
+    while ((size = zmq_msg_recv(first, node->socket, ZMQ_DONTWAIT)) < 0) {
         int err = zmq_errno();
         if (err != EAGAIN && err != EINTR) {
-            zmq_msg_close(&frames->part[0]);
+            zmq_msg_close(first);
             return err == ETERM ? lz__fail(LZ_ECLOSED, "%s: context terminated", node->name) : lz__fail_zmq("recv");
         }
         if (timeout_ms == 0) {
-            zmq_msg_close(&frames->part[0]);
-            return lz__fail(LZ_ETIMEOUT, "%s: no message", node->name);
+            zmq_msg_close(first);
+            return quiet ? LZ_ETIMEOUT : lz__fail(LZ_ETIMEOUT, "%s: no message", node->name);
         }
         int ready = lz__node_wait_readable(node, timeout_ms);
         if (ready < 0) {
-            zmq_msg_close(&frames->part[0]);
+            zmq_msg_close(first);
             return ready;
         }
         if (ready == 0) {
-            zmq_msg_close(&frames->part[0]);
+            zmq_msg_close(first);
             return lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
         }
     }
     frames->count = frames->total = 1;
-    frames->bytes = zmq_msg_size(&frames->part[0]);
-    if (zmq_msg_more(&frames->part[0])) recv_rest(node, frames);
-    LZ_COUNT(node, messages_received);
-    LZ_COUNT_N(node, bytes_received, frames->bytes);
+    // zmq_msg_recv returns the frame's size, capped at INT_MAX.
+    frames->bytes = size < INT_MAX ? (size_t)size : zmq_msg_size(first);
+    if (zmq_msg_more(first)) recv_rest(node, frames);
     return LZ_OK;
+}
+
+int lz__node_recv(lz_node_t *node, lz_frames_t *frames, int timeout_ms) {
+    int rc = recv_message(node, frames, timeout_ms, false);
+    if (rc == LZ_OK) count_traffic(node, messages_received, bytes_received, frames->bytes);
+    return rc;
+}
+
+int lz__node_recv_burst(lz_node_t *node, lz_frames_t *frames, size_t max, int timeout_ms) {
+    int rc = recv_message(node, &frames[0], timeout_ms, timeout_ms == 0);
+    if (rc != LZ_OK) return rc;
+    size_t n = 1, bytes = frames[0].bytes;
+    // The rest only while already queued. A failure here (EAGAIN, or a
+    // closing context) ends the burst; the next receive reports it.
+    while (n < max && recv_message(node, &frames[n], 0, true) == LZ_OK) bytes += frames[n++].bytes;
+    if (lz__node_counts_alone(node)) {
+        LZ_COUNT_OWNED_N(node, messages_received, n);
+        LZ_COUNT_OWNED_N(node, bytes_received, bytes);
+    } else {
+        LZ_COUNT_N(node, messages_received, n);
+        LZ_COUNT_N(node, bytes_received, bytes);
+    }
+    return (int)n;
 }
 
 void lz__frames_close(lz_frames_t *frames) {

@@ -29,6 +29,18 @@ typedef struct lz_counters {
 #define LZ_COUNT(node, field) atomic_fetch_add_explicit(&(node)->counters->field, 1, memory_order_relaxed)
 #define LZ_COUNT_N(node, field, n) atomic_fetch_add_explicit(&(node)->counters->field, (n), memory_order_relaxed)
 
+// LZ_COUNT_OWNED_N is for a counter only one thread at a time updates (its
+// updates all happen under one lock, or on one thread): a plain load and
+// store, no lock-prefixed read-modify-write, which on the per-message path
+// costs as much as the rest of our bookkeeping. Readers still see a whole
+// value since the counter stays an atomic. Anything else counts with
+// LZ_COUNT; lz__node_counts_alone tells which applies to a node's traffic
+// counters.
+#define LZ_COUNT_OWNED_N(node, field, n)                                                                  \
+    atomic_store_explicit(&(node)->counters->field,                                                      \
+                          atomic_load_explicit(&(node)->counters->field, memory_order_relaxed) + (n),    \
+                          memory_order_relaxed)
+
 #define LZ_NODE_ENDPOINT_MAX 256
 #define LZ_NODE_NAME_MAX 64
 
@@ -43,6 +55,7 @@ struct lz_node {
     const lz_serializer_t *serializer;
     lz_counters_t *counters;        // own_counters, or an owner node's (see lz__node_share_counters)
     lz_counters_t own_counters;
+    bool counters_shared;           // other nodes count into own_counters (set up before any traffic)
     bool attached_to_context;
     atomic_int_fast64_t socket_connections; // this socket's share of active_connections
     char name[LZ_NODE_NAME_MAX];
@@ -69,6 +82,13 @@ void lz__node_close(lz_node_t *node);
 // as one node. owner must be closed after node. The context sums only
 // counter owners, so nothing is counted twice.
 void lz__node_share_counters(lz_node_t *node, lz_node_t *owner);
+
+// lz__node_counts_alone: true when only this node counts into its counters,
+// so the traffic counters (messages/bytes sent under the node lock,
+// received by the one reader) have a single updater at a time.
+static inline bool lz__node_counts_alone(const lz_node_t *node) {
+    return node->counters == &node->own_counters && !node->counters_shared;
+}
 
 // lz__node_connection_event records a peer connecting (+1) or leaving (-1),
 // as the context's monitor sees it.
@@ -117,6 +137,16 @@ typedef struct lz_frames {
 // lz__frames_close after.
 int lz__node_recv(lz_node_t *node, lz_frames_t *frames, int timeout_ms);
 void lz__frames_close(lz_frames_t *frames);
+
+// lz__node_recv_burst reads up to max whole messages into frames[0..max):
+// the first as lz__node_recv does (waiting up to timeout_ms), the rest only
+// while they are already waiting, so one lock round trip serves a burst.
+// The caller holds node->lock and is the only reader. Counts as
+// lz__node_recv. Returns how many were read (at least 1) or the first
+// message's error; each frames[i] read needs lz__frames_close. With
+// timeout_ms 0 and nothing waiting it returns LZ_ETIMEOUT without setting
+// the last error: a poll that finds nothing is the common case, not a failure.
+int lz__node_recv_burst(lz_node_t *node, lz_frames_t *frames, size_t max, int timeout_ms);
 
 static inline const void *lz__frame_data(const lz_frames_t *f, size_t i) {
     return zmq_msg_data((zmq_msg_t *)&f->part[i]);
