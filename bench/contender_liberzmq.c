@@ -45,7 +45,11 @@ static lz_context_t *bench_context(void) {
     if (lz_config_set_int(cfg, "zmq.linger", 0) == 0 &&
         lz_config_set_int(cfg, "zmq.high_water_mark", 1000) == 0 &&
         lz_config_set_int(cfg, "zmq.send_timeout", LZB_IO_TIMEOUT_MS) == 0 &&
-        lz_config_set_int(cfg, "zmq.receive_timeout", LZB_IO_TIMEOUT_MS) == 0)
+        lz_config_set_int(cfg, "zmq.receive_timeout", LZB_IO_TIMEOUT_MS) == 0 &&
+        // Like for like with raw REP, which answers on its one thread: the
+        // server runs handlers inline (the concurrency-1 rule of reqrep.h).
+        // Push/pull and pub/sub receive through lz_*_recv, unaffected.
+        lz_config_set_int(cfg, "zmq.handler_max_concurrency", 1) == 0)
         ctx = lz_context_new(cfg);
     lz_config_destroy(&cfg);
     return ctx;

@@ -128,6 +128,105 @@ LZ_TEST(json_decodes_escapes_numbers_and_duplicate_keys) {
     lz_value_destroy(&v);
 }
 
+// Numbers simdjson will not give (past 64 bits, past double range) and
+// those it gives as unsigned still read as the nearest double, alone or
+// anywhere inside a larger document.
+LZ_TEST(json_reads_integers_past_int64_as_doubles) {
+    static const struct {
+        const char *text;
+        double want;
+    } cases[] = {
+        {"9223372036854775807", 0},                  // INT64_MAX stays an int
+        {"18446744073709551615", 18446744073709551615.0}, // UINT64_MAX
+        {"18446744073709551616", 18446744073709551616.0}, // past 64 bits
+        {"-9223372036854775809", -9223372036854775809.0},
+        {"123456789012345678901234567890", 123456789012345678901234567890.0},
+        {"1e-400", 0.0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        lz_value_t *v = lz_value_from_json(cases[i].text, strlen(cases[i].text));
+        LZ_CHECK(v != NULL);
+        if (i == 0) {
+            LZ_CHECK_INT(lz_value_type(v), LZ_VALUE_INT);
+            LZ_CHECK(lz_value_get_int(v) == INT64_MAX);
+        } else {
+            LZ_CHECK_INT(lz_value_type(v), LZ_VALUE_DOUBLE);
+            LZ_CHECK(lz_value_get_double(v) == cases[i].want);
+        }
+        lz_value_destroy(&v);
+    }
+    const char *mixed = "{\"a\":[1,18446744073709551616,\"x\",{\"k\":-1.5}],\"b\":true,\"a\":7}";
+    lz_value_t *v = lz_value_from_json(mixed, strlen(mixed));
+    LZ_CHECK_INT(lz_value_size(v), 2);
+    LZ_CHECK_INT(lz_value_find_int(v, "a", 0), 7); // the last duplicate wins here too
+    LZ_CHECK(lz_value_get_bool(lz_value_get(v, "b")));
+    lz_value_destroy(&v);
+    const char *inner = "[1,18446744073709551616,\"x\",{\"k\":-1.5}]";
+    v = lz_value_from_json(inner, strlen(inner));
+    LZ_CHECK_INT(lz_value_size(v), 4);
+    LZ_CHECK_INT(lz_value_get_int(lz_value_at(v, 0)), 1);
+    LZ_CHECK(lz_value_get_double(lz_value_at(v, 1)) == 18446744073709551616.0);
+    LZ_CHECK_STR(lz_value_get_string(lz_value_at(v, 2), NULL), "x");
+    LZ_CHECK(lz_value_find_double(lz_value_at(v, 3), "k", 0) == -1.5);
+    lz_value_destroy(&v);
+}
+
+// Objects with many keys, some repeated: each key keeps its first place and
+// its last value, and a key holding "\u0000" is cut there (and can then
+// repeat another key).
+LZ_TEST(json_repeated_keys_keep_first_place_and_last_value) {
+    lz_buffer_t *buf = lz_buffer_new();
+    lz_buffer_append(buf, "{", 1);
+    char member[64];
+    for (int round = 0; round < 3; round++) {
+        for (int k = 0; k < 300; k++) {
+            int n = snprintf(member, sizeof member, "%s\"key%d\":%d", round || k ? "," : "", k, round * 1000 + k);
+            lz_buffer_append(buf, member, (size_t)n);
+        }
+    }
+    const char *tail = ",\"key7\\u0000tail\":-1,\"\":0,\"\":1}";
+    lz_buffer_append(buf, tail, strlen(tail));
+    lz_value_t *v = lz_value_from_json(lz_buffer_data(buf), lz_buffer_size(buf));
+    LZ_CHECK_INT(lz_value_size(v), 301);
+    for (int k = 0; k < 300; k++) {
+        snprintf(member, sizeof member, "key%d", k);
+        LZ_CHECK_STR(lz_value_key_at(v, (size_t)k), member);
+        LZ_CHECK_INT(lz_value_find_int(v, member, -2), k == 7 ? -1 : 2000 + k);
+    }
+    LZ_CHECK_STR(lz_value_key_at(v, 300), "");
+    LZ_CHECK_INT(lz_value_find_int(v, "", -2), 1);
+    lz_value_destroy(&v);
+    lz_buffer_destroy(&buf);
+}
+
+// Documents past the size a thread's reader keeps are read by a reader of
+// their own; small ones after them still work.
+LZ_TEST(json_reads_large_documents_and_small_ones_after) {
+    lz_value_t *a = lz_value_array();
+    for (int i = 0; i < 30000; i++) lz_value_array_append(a, i % 3 ? lz_value_int(i) : lz_value_string("abc\n\xc3\xa9"));
+    LZ_CHECK(survives("json", a));
+    lz_value_destroy(&a);
+    lz_value_t *v = lz_value_from_json("[1]", 3);
+    LZ_CHECK_INT(lz_value_size(v), 1);
+    lz_value_destroy(&v);
+}
+
+// Decode refuses what encode cannot write: bytes that are not UTF-8
+// (overlong forms, surrogates, past U+10FFFF), escapes of lone UTF-16
+// surrogates, and whitespace JSON does not allow.
+LZ_TEST(json_refuses_to_decode_what_it_could_not_encode) {
+    decode_fails("json", "\"\xc0\x80\"", 4, "UTF-8");
+    decode_fails("json", "\"\xed\xa0\x80\"", 5, "UTF-8");
+    decode_fails("json", "\"\xf4\x90\x80\x80\"", 6, "UTF-8");
+    decode_fails("json", "\"\\ud800\"", 8, "json: ");
+    decode_fails("json", "[\"\\udc00\"]", 10, "json: ");
+    decode_fails("json", "\f1", 2, "json: ");
+    decode_fails("json", "{\"a\":1}\0", 8, "byte 7");
+    lz_value_t *v = lz_value_from_json("\"\\ud83d\\ude00\"", 14); // a proper pair
+    LZ_CHECK_STR(lz_value_get_string(v, NULL), "\xf0\x9f\x98\x80");
+    lz_value_destroy(&v);
+}
+
 LZ_TEST(doubles_round_trip_bit_for_bit) {
     uint64_t x = 0x9E3779B97F4A7C15u;
     int checked = 0;
@@ -217,6 +316,24 @@ LZ_TEST(nesting_is_bounded_so_hostile_input_cannot_exhaust_the_stack) {
     for (int i = 0; i < 200; i++) memcpy(objects + i * 5, "{\"a\":", 5);
     decode_fails("json", objects, 200 * 5, "nesting");
     free(objects);
+    // Objects count as levels too, at the same limit.
+    char *objects_ok = malloc(127 * 6 + 2), *objects_deep = malloc(128 * 6 + 2);
+    for (int i = 0; i < 127; i++) memcpy(objects_ok + i * 5, "{\"a\":", 5);
+    memcpy(objects_ok + 127 * 5, "1", 1);
+    memset(objects_ok + 127 * 5 + 1, '}', 127);
+    v = lz_value_from_json(objects_ok, 127 * 6 + 1);
+    LZ_CHECK(v != NULL);
+    LZ_CHECK(survives("json", v));
+    lz_value_destroy(&v);
+    for (int i = 0; i < 128; i++) memcpy(objects_deep + i * 5, "{\"a\":", 5);
+    memcpy(objects_deep + 128 * 5, "1", 1);
+    memset(objects_deep + 128 * 5 + 1, '}', 128);
+    decode_fails("json", objects_deep, 128 * 6 + 1, "127 levels at byte 635");
+    // 128 levels whose innermost is empty are one too many as well.
+    memcpy(objects_deep + 127 * 5, "{}", 2);
+    memset(objects_deep + 127 * 5 + 2, '}', 127);
+    decode_fails("json", objects_deep, 127 * 6 + 2, "127 levels at byte 635");
+    free(objects_ok), free(objects_deep);
 
     lz_buffer_t *buf = lz_buffer_new();
     lz_value_t *max = nested_value(127), *over = nested_value(128);
@@ -440,6 +557,10 @@ LZ_TEST(json_codec_is_safe_from_many_threads) {
 LZ_TEST_MAIN(LZ_CASE(every_type_round_trips_through_json_and_msgpack),
              LZ_CASE(json_text_matches_what_python_peers_write_and_read),
              LZ_CASE(json_decodes_escapes_numbers_and_duplicate_keys),
+             LZ_CASE(json_reads_integers_past_int64_as_doubles),
+             LZ_CASE(json_repeated_keys_keep_first_place_and_last_value),
+             LZ_CASE(json_reads_large_documents_and_small_ones_after),
+             LZ_CASE(json_refuses_to_decode_what_it_could_not_encode),
              LZ_CASE(doubles_round_trip_bit_for_bit),
              LZ_CASE(json_refuses_values_it_cannot_write),
              LZ_CASE(json_rejects_malformed_input_with_the_offset),

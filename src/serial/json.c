@@ -1,9 +1,13 @@
-/* The "json" codec. Decoding drives yajl's callback parser and builds
- * lz_value_t nodes as tokens arrive (no intermediate tree); encoding writes
- * compact JSON straight into the caller's lz_buffer_t with our own writer
- * (yajl_gen's per-token callbacks and per-character escaping cost more than
- * the rest of a send). Numbers are formatted and parsed here, in the
- * C locale, so int64 range and double round trips do not depend on yajl. */
+/* The "json" codec. Decoding hands the bytes to the simdjson reader
+ * (json_reader.cpp), which validates and builds lz_value_t nodes in a
+ * fraction of yajl's time. yajl's callback parser stays for what simdjson
+ * will not read: it gives the error detail (with the byte offset) for
+ * rejected input, and the value of numbers simdjson refuses (integers past
+ * 64 bits, doubles past range). Encoding writes compact JSON straight into
+ * the caller's lz_buffer_t with our own writer (yajl_gen's per-token
+ * callbacks and per-character escaping cost more than the rest of a send).
+ * Numbers are formatted and parsed here, in the C locale, so int64 range and
+ * double round trips do not depend on yajl. */
 #include <errno.h>
 #include <locale.h>
 #include <math.h>
@@ -16,15 +20,15 @@
 
 #include "core/error.h"
 #include "serial/base64.h"
+#include "serial/json_reader.h"
 #include "serial/registry.h"
 #include "serial/utf8.h"
 #include "serial/value.h"
 
-// Hostile input must not be able to nest deep enough to exhaust the stack
-// of the recursive walks (destroy, copy, encode) that later touch the value.
-// The writer refuses to open container number YAJL_MAX_DEPTH (128), as
-// yajl_gen did, so decode accepts exactly what encodes.
-#define LZ_JSON_MAX_DEPTH (YAJL_MAX_DEPTH - 1)
+// LZ_JSON_MAX_DEPTH (json_reader.h) bounds both directions: the writer
+// refuses to open container number YAJL_MAX_DEPTH, as yajl_gen did, and both
+// readers refuse the same.
+_Static_assert(LZ_JSON_MAX_DEPTH == YAJL_MAX_DEPTH - 1, "the writer's depth limit is yajl_gen's");
 #define LZ_JSON_DEPTH_TEXT "127"
 #define LZ_NUMBER_MAX 64 // longer number text goes through a heap copy
 
@@ -214,7 +218,7 @@ static void *arena_realloc(void *ctx, void *p, size_t size) {
     return grown;
 }
 
-/* ---- decoding -------------------------------------------------------- */
+/* ---- decoding with yajl: rejected input and out-of-range numbers --- */
 
 typedef struct json_parse {
     lz_value_t *root;
@@ -317,7 +321,7 @@ static int parse_failure(yajl_handle h, json_parse_t *p, const void *data, size_
     return rc;
 }
 
-static int json_decode(void *state, const void *data, size_t size, lz_value_t **out) {
+static int yajl_decode(const void *data, size_t size, lz_value_t **out) {
     // Field by field: zeroing the 1 KB container stack (only read below
     // depth) cost more than some whole parses.
     json_parse_t p;
@@ -345,6 +349,28 @@ static int json_decode(void *state, const void *data, size_t size, lz_value_t **
     if (p.key != p.key_small) free(p.key);
     if (rc < 0) lz_value_destroy(&p.root);
     *out = p.root;
+    return rc;
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+static int json_decode(void *state, const void *data, size_t size, lz_value_t **out) {
+    const char *reason = NULL;
+    switch (lz__json_read(data, size, out, &reason)) {
+    case LZ_JSON_READ_OK: return 0;
+    case LZ_JSON_READ_NOMEM: return lz__fail(LZ_ENOMEM, "json: out of memory");
+    case LZ_JSON_READ_DECLINED: return yajl_decode(data, size, out);
+    case LZ_JSON_READ_INVALID: break;
+    }
+    // Rejected input is rare, so it is read a second time, by yajl, only to
+    // report where and why with the byte offset and wording callers see.
+    // Should yajl accept what simdjson refused, simdjson's verdict stands:
+    // one reader decides what is valid.
+    int rc = yajl_decode(data, size, out);
+    if (rc == 0) {
+        lz_value_destroy(out);
+        rc = lz__fail(LZ_ESERIALIZATION, "json: %s", reason);
+    }
     return rc;
 }
 

@@ -74,10 +74,14 @@ typedef struct node_cache {
 
 // The key frees a thread's lists when it exits; the thread-local pointer
 // is the fast way to them (pthread_once plus pthread_getspecific on every
-// node cost more than the allocation they save).
+// node cost more than the allocation they save). It is initial-exec: in a
+// shared library the default model calls __tls_get_addr on every node
+// allocated and freed (a tenth of a decode's own work); eight bytes of
+// static TLS are well within what glibc keeps spare for a dlopen()ed
+// library using this model.
 static pthread_key_t node_key;
 static pthread_once_t node_once = PTHREAD_ONCE_INIT;
-static _Thread_local node_cache_t *thread_node_cache;
+static _Thread_local node_cache_t *thread_node_cache __attribute__((tls_model("initial-exec")));
 
 static void node_cache_free(void *arg) {
     node_cache_t *cache = arg;
@@ -332,6 +336,54 @@ static int object_add(lz_value_t *object, const char *key, size_t len, lz_value_
     if (rc == 0) rc = member_init_key(&object->u.object.members[object->u.object.len], key, len);
     if (rc < 0) return rc;
     object->u.object.members[object->u.object.len++].value = item;
+    return 0;
+}
+
+// object_append_slow is lz__value_object_append when the members array is
+// full or the key needs its own block; kept apart so the common case saves
+// and restores no registers for it.
+static __attribute__((noinline)) int object_append_slow(lz_value_t *object, const char *key, size_t len,
+                                                        lz_value_t *item) {
+    int rc = grow((void **)&object->u.object.members, &object->u.object.cap, object->u.object.len,
+                  sizeof(lz_member_t));
+    if (rc == 0) rc = member_init_key(&object->u.object.members[object->u.object.len], key, len);
+    if (rc < 0) {
+        value_free(item);
+        return rc;
+    }
+    object->u.object.members[object->u.object.len++].value = item;
+    return 0;
+}
+
+int lz__value_object_append(lz_value_t *object, const char *key, size_t len, lz_value_t *item) {
+    if (object->u.object.len == object->u.object.cap || len >= LZ_KEY_INLINE)
+        return object_append_slow(object, key, len, item);
+    lz_member_t *member = &object->u.object.members[object->u.object.len++];
+    member->key_len = len;
+    memcpy(member->key.small, key, len);
+    member->key.small[len] = '\0';
+    member->value = item;
+    return 0;
+}
+
+int lz__value_reserve(lz_value_t *container, size_t n) {
+    size_t elem_size, *cap;
+    void **items;
+    if (container->type == LZ_VALUE_ARRAY) {
+        items = (void **)&container->u.array.items;
+        cap = &container->u.array.cap;
+        elem_size = sizeof(lz_value_t *);
+    } else {
+        items = (void **)&container->u.object.members;
+        cap = &container->u.object.cap;
+        elem_size = sizeof(lz_member_t);
+    }
+    if (n <= *cap) return 0;
+    if (n > SIZE_MAX / elem_size) return lz__fail(LZ_ENOMEM, "value: container too large");
+    void *grown = realloc(*items, n * elem_size);
+    if (!grown) return lz__fail(LZ_ENOMEM, "value: out of memory growing a container");
+    *items = grown;
+    *cap = n;
     return 0;
 }
 

@@ -6,6 +6,11 @@
 
 #include "liberzmq/value.h"
 
+// json_reader.cpp (C++) builds values through these helpers too.
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // Room for one value node inside another structure, so a message's raw
 // payload value needs no allocation of its own (value.c checks the size).
 #define LZ_VALUE_SLOT_SIZE 32
@@ -46,8 +51,22 @@ lz_value_t *lz__value_member_swap(lz_value_t *object, size_t index, lz_value_t *
 // given (a decoder has it), so the key needs no strlen.
 int lz__value_object_setn(lz_value_t *object, const char *key, size_t len, lz_value_t *item);
 
+// lz__value_object_append adds item under key (len bytes, no NUL inside)
+// as the last member without looking for an earlier member under the same
+// key: for a decoder that already knows the key is new. object must be an
+// object. Takes ownership of item (freed on failure).
+int lz__value_object_append(lz_value_t *object, const char *key, size_t len, lz_value_t *item);
+
+// lz__value_reserve makes room for n elements (an array) or members (an
+// object, which container must otherwise be), so a decoder that knows the
+// count allocates once instead of growing.
+int lz__value_reserve(lz_value_t *container, size_t n);
+
 // lz__value_object_take detaches and returns the member under key (the
 // caller owns it), or NULL; lets envelopes lift "data" out without a copy.
 lz_value_t *lz__value_object_take(lz_value_t *object, const char *key);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

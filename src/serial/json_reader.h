@@ -1,0 +1,48 @@
+/* Internal: the JSON reader on simdjson (json_reader.cpp), behind a C
+ * interface so json.c stays C. It only reads valid input fast; json.c keeps
+ * the policy for everything else (see lz__json_read's statuses). */
+#ifndef LZ_SERIAL_JSON_READER_H
+#define LZ_SERIAL_JSON_READER_H
+
+#include <stddef.h>
+
+#include "serial/value.h"
+
+#ifdef __cplusplus
+// C++ must not unwind into C callers: a stray exception ends the process.
+#define LZ_JSON_NOEXCEPT noexcept
+extern "C" {
+#else
+#define LZ_JSON_NOEXCEPT
+#endif
+
+// Deepest nesting decode accepts: the writer refuses to open container
+// number 128 (yajl_gen's YAJL_MAX_DEPTH), so decode accepts exactly what
+// encode can write, and the recursive walks over a decoded value (destroy,
+// copy, encode) stay within a small stack.
+#define LZ_JSON_MAX_DEPTH 127
+
+typedef enum lz_json_read_status {
+    LZ_JSON_READ_OK = 0,   // *out holds the document
+    LZ_JSON_READ_INVALID,  // not JSON we accept; *reason is simdjson's text
+    LZ_JSON_READ_DECLINED, // maybe valid, but simdjson cannot give its value
+                           // (an integer past 64 bits, a number past double
+                           // range, a document past its capacity, no memory
+                           // for its own buffers): read it another way
+    LZ_JSON_READ_NOMEM     // out of memory building the value
+} lz_json_read_status_t;
+
+// lz__json_read parses size bytes of data as one JSON document (nothing but
+// whitespace after it, at most LZ_JSON_MAX_DEPTH containers deep) into a
+// new value in *out. Integers that fit int64 become ints, every other
+// number a double; strings are checked to be UTF-8; a repeated key keeps
+// its first place and its last value; a key holding "\u0000" ends there
+// (keys are C strings). *out is NULL unless LZ_JSON_READ_OK. Sets no error
+// detail: the caller words it. Each thread keeps one parser, reused, so a
+// small document costs no allocation in the parser after the first.
+lz_json_read_status_t lz__json_read(const void *data, size_t size, lz_value_t **out, const char **reason) LZ_JSON_NOEXCEPT;
+
+#ifdef __cplusplus
+}
+#endif
+#endif
