@@ -193,14 +193,15 @@ static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) 
 }
 
 // drop_burst closes read-ahead messages nobody will take (the dispatcher
-// is going away); they were counted received, so they count as dropped.
+// is stopping or going away); like the pool's queue, they were counted
+// received, so they count as dropped.
 static void drop_burst(lz_dispatcher_t *d) {
     if (!d->burst) return;
     size_t left = d->burst_count - d->burst_next;
     for (unsigned i = d->burst_next; i < d->burst_count; i++) lz__frames_close(&d->burst[i]);
     if (left) {
         LZ_COUNT_N(d->node, inbound_dropped, left);
-        LZ_LOG(d->node->log, LZ_LOG_DEBUG, d->node->name, "closing: %zu read-ahead message(s) dropped", left);
+        LZ_LOG(d->node->log, LZ_LOG_DEBUG, d->node->name, "stopping: %zu read-ahead message(s) dropped", left);
     }
     free(d->burst);
     d->burst = NULL;
@@ -263,6 +264,7 @@ int lz__dispatcher_stop(lz_dispatcher_t *d) {
     atomic_store(&d->stopping, true);
     pthread_join(d->receiver, NULL);
     lz__pool_destroy(&d->pool, drop_job);
+    drop_burst(d); // the receiver is joined: its read-ahead is ours to drop
     d->started = false;
     atomic_store(&d->stopping, false); // a stopped dispatcher serves the caller's loop again
     return LZ_OK;
