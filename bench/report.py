@@ -188,7 +188,9 @@ METHOD = """\
   (or {seconds} s), p50 and p99. Raw libzmq, CZMQ and nng use REQ/REP echo servers on a thread (pyzmq:
   a process); liberzmq uses `lz_client_request` against an `lz_server` whose `echo` action returns the
   request's data (a 16-character string, in the JSON envelope of docs/protocol.md; liberzmq-json sends
-  the seeds' message). A wake-up on the other vCPU costs about 100 us on this VM and swamps every
+  the seeds' message). The liberzmq server runs with `zmq.handler_max_concurrency` 1, so its
+  handler runs on the server's I/O thread like a REP socket's loop (with more, each request also
+  crosses to a worker thread and back). A wake-up on the other vCPU costs about 100 us on this VM and swamps every
   library, so latency is measured twice: unpinned, and with every thread of both ends on CPU 0
   (`--pin`: `sched_setaffinity` before the sockets exist, as `taskset -c 0`). Judge on the pinned rows.
 - **Memory**: RSS of one process holding a connected push/pull pair over tcp (`/proc/self/status`):
