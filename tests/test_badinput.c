@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <zmq.h>
 
+#include <pthread.h>
+
 #include "lz_test.h"
 
 #define MAX_MESSAGE 4096
@@ -491,6 +493,65 @@ LZ_TEST(badinput_msgpack_puller) {
     lz_context_destroy(&ctx);
 }
 
+/* ---- logging of drops ------------------------------------------------------ */
+
+typedef struct {
+    pthread_mutex_t lock;
+    int warnings;
+    bool summary_seen; // a record said how many drops were not logged
+} drop_log_t;
+
+static void on_log(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    drop_log_t *log = arg;
+    if (level != LZ_LOG_WARNING || strcmp(component, "pull") != 0) return;
+    pthread_mutex_lock(&log->lock);
+    log->warnings++;
+    if (strstr(message, "more drop(s) not logged")) log->summary_seen = true;
+    pthread_mutex_unlock(&log->lock);
+}
+
+static bool wait_dropped(lz_pull_t *pull, uint64_t want) {
+    for (int64_t deadline = lz_test_now_ms() + 5000; lz_test_now_ms() < deadline; lz_test_sleep_ms(2)) {
+        lz_message_t *msg = lz_pull_recv(pull, 10); // drives the receive; garbage never returns
+        lz_message_destroy(&msg);
+        if (lz_test_metrics(lz_pull_node(pull)).inbound_dropped >= want) return true;
+    }
+    return false;
+}
+
+// A peer sending garbage must not flood the log: every drop is counted, but
+// at most one is logged per second, and the next record says how many were
+// not.
+LZ_TEST(badinput_drop_logging_is_rate_limited) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=warning");
+    drop_log_t log = {.warnings = 0};
+    pthread_mutex_init(&log.lock, NULL);
+    lz_pull_t *pull = ctx ? lz_pull_new(ctx, "@inproc://drop-log") : NULL;
+    void *push = ctx ? zmq_socket(lz_context_zmq(ctx), ZMQ_PUSH) : NULL;
+    if (pull && push && lz_logger_to_callback(lz_context_logger(ctx), on_log, &log) == LZ_OK &&
+        zmq_connect(push, "inproc://drop-log") == 0) {
+        int64_t t0 = lz_test_now_ms();
+        for (int i = 0; i < 200; i++) LZ_CHECK_INT(zmq_send(push, "{bad", 4, 0), 4);
+        LZ_CHECK(wait_dropped(pull, 200));
+        int64_t seconds = (lz_test_now_ms() - t0) / 1000 + 2; // second boundaries crossed, at most
+        pthread_mutex_lock(&log.lock);
+        LZ_CHECK(log.warnings >= 1);
+        LZ_CHECK(log.warnings <= seconds);
+        pthread_mutex_unlock(&log.lock);
+        lz_test_sleep_ms(1100);
+        LZ_CHECK_INT(zmq_send(push, "{bad", 4, 0), 4);
+        LZ_CHECK(wait_dropped(pull, 201));
+        pthread_mutex_lock(&log.lock);
+        LZ_CHECK(log.summary_seen);
+        pthread_mutex_unlock(&log.lock);
+    }
+    if (push) zmq_close(push);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&ctx);
+    pthread_mutex_destroy(&log.lock);
+}
+
 LZ_TEST_MAIN(LZ_CASE(badinput_subscriber_survives_raw_publisher), LZ_CASE(badinput_oversize_to_bound_subscriber),
              LZ_CASE(badinput_oversize_to_connected_subscriber), LZ_CASE(badinput_started_subscriber_survives),
-             LZ_CASE(badinput_puller_survives_raw_pusher), LZ_CASE(badinput_msgpack_puller))
+             LZ_CASE(badinput_puller_survives_raw_pusher), LZ_CASE(badinput_msgpack_puller),
+             LZ_CASE(badinput_drop_logging_is_rate_limited))

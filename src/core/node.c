@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/error.h"
 #include "core/metrics.h"
@@ -269,12 +270,38 @@ static void log_counted(lz_node_t *node, lz_log_level_t level, const char *forma
     if (level >= lz_logger_level(node->log)) lz_logger_vwrite(node->log, level, node->name, format, args);
 }
 
+static int64_t monotonic_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+// drop_log_turn tells whether this drop may be logged: the first in each
+// second wins the turn and learns how many were skipped before it.
+static bool drop_log_turn(lz_node_t *node, uint64_t *skipped) {
+    int64_t now = monotonic_seconds(), last = atomic_load(&node->drop_log_second);
+    if (now == last || !atomic_compare_exchange_strong(&node->drop_log_second, &last, now)) {
+        atomic_fetch_add(&node->drop_log_skipped, 1);
+        return false;
+    }
+    *skipped = atomic_exchange(&node->drop_log_skipped, 0);
+    return true;
+}
+
 int lz__node_drop(lz_node_t *node, const char *format, ...) {
     LZ_COUNT(node, inbound_dropped);
+    uint64_t skipped = 0;
+    if (LZ_LOG_WARNING < lz_logger_level(node->log) || !drop_log_turn(node, &skipped)) return LZ_EPROTOCOL;
+    char reason[512];
     va_list args;
     va_start(args, format);
-    log_counted(node, LZ_LOG_WARNING, format, args);
+    vsnprintf(reason, sizeof reason, format, args);
     va_end(args);
+    if (skipped)
+        lz_logger_write(node->log, LZ_LOG_WARNING, node->name, "%s (and %llu more drop(s) not logged)", reason,
+                        (unsigned long long)skipped);
+    else
+        lz_logger_write(node->log, LZ_LOG_WARNING, node->name, "%s", reason);
     return LZ_EPROTOCOL;
 }
 

@@ -58,6 +58,8 @@ struct lz_node {
     bool counters_shared;           // other nodes count into own_counters (set up before any traffic)
     bool attached_to_context;
     atomic_int_fast64_t socket_connections; // this socket's share of active_connections
+    atomic_int_fast64_t drop_log_second;    // when a drop was last logged (monotonic s)
+    atomic_uint_fast64_t drop_log_skipped;  // drops not logged since then
     char name[LZ_NODE_NAME_MAX];
     char endpoint[LZ_NODE_ENDPOINT_MAX]; // last bound, resolved
     char **attached;                // every "@url"/">url" applied, for rebuilds
@@ -156,7 +158,9 @@ static inline size_t lz__frame_size(const lz_frames_t *f, size_t i) {
 }
 
 // lz__node_drop counts an inbound message we reject (inbound_dropped) and
-// logs why at WARNING. Returns LZ_EPROTOCOL for convenience.
+// logs why at WARNING, at most once per second per node (the next record
+// says how many were not logged): a peer sending garbage must not flood
+// the log. Every drop is counted. Returns LZ_EPROTOCOL for convenience.
 int lz__node_drop(lz_node_t *node, const char *format, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
