@@ -458,6 +458,9 @@ LZ_TEST(test_settings_read) {
     LZ_CHECK_INT(lz__settings_read(c, &s), LZ_OK);
     LZ_CHECK_INT(s.hwm_outbound, 0);
     LZ_CHECK_INT(s.reconnect_interval_max, 5000);
+    LZ_CHECK_INT(lz_config_set(c, "zmq.max_message_size", "0"), LZ_OK); // a valid integer...
+    LZ_CHECK_INT(lz__settings_read(c, &s), LZ_ECONFIG);                // ...but no usable setting
+    LZ_CHECK(error_mentions("zmq.max_message_size", NULL, NULL));
     lz_config_destroy(&c);
 }
 

@@ -652,6 +652,9 @@ int lz__settings_read(const lz_config_t *config, lz_settings_t *out) {
         return lz__fail(LZ_ECONFIG, "config: zmq.reconnect_interval_max (%d) is below "
                         "zmq.reconnect_interval (%d); use 0 for no backoff",
                         get_i(config, K_RECONNECT_MAX), get_i(config, K_RECONNECT));
+    if (config->slots[K_MAX_MESSAGE].i == 0)
+        return lz__fail(LZ_ECONFIG, "config: zmq.max_message_size 0 would refuse every non-empty message "
+                        "and cut each connection on its first one; use -1 for no limit");
     *out = (lz_settings_t){
         .io_threads = get_i(config, K_IO_THREADS),
         .max_sockets = get_i(config, K_MAX_SOCKETS),
