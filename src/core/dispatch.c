@@ -146,11 +146,17 @@ static int next_frames(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start, 
 static int next_message_alone(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) {
     int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0, start = 0;
     for (;;) {
+        // A slot of its own for this one message: the rare path pays the
+        // slot's set-up so the read-ahead's receive can skip it.
         lz_frames_t frames;
+        lz__frames_ready(&frames);
         int rc = recv_sliced(d, &frames, 1, timeout_ms, &start);
-        if (rc < 0) return rc;
+        if (rc < 0) {
+            lz__frames_fini(&frames);
+            return rc;
+        }
         rc = d->decode(d->node, &frames, out);
-        lz__frames_close(&frames);
+        lz__frames_fini(&frames);
         if (rc == LZ_OK) return LZ_OK;
         lz__node_drop(d->node, "%s: dropped a malformed message: %s", d->node->name, lz_last_error());
         if (timeout_ms > 0) timeout_ms = deadline > now_ms() ? (int)(deadline - now_ms()) : 0;
@@ -163,9 +169,13 @@ static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) 
     // One reader at a time uses the read-ahead; a concurrent second one
     // (callers may share a puller between threads) reads alone, locked.
     bool owner = !atomic_exchange_explicit(&d->reading, true, memory_order_acquire);
-    if (owner && !d->burst && !(d->burst = malloc(LZ_RECV_BURST * sizeof *d->burst))) {
-        atomic_store_explicit(&d->reading, false, memory_order_release);
-        owner = false;
+    if (owner && !d->burst) {
+        if ((d->burst = malloc(LZ_RECV_BURST * sizeof *d->burst))) {
+            for (size_t i = 0; i < LZ_RECV_BURST; i++) lz__frames_ready(&d->burst[i]);
+        } else {
+            atomic_store_explicit(&d->reading, false, memory_order_release);
+            owner = false;
+        }
     }
     if (!owner) return next_message_alone(d, timeout_ms, out);
     int64_t start = 0; // when this call began waiting, read only if it must
@@ -175,7 +185,7 @@ static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) 
         rc = next_frames(d, timeout_ms, &start, &frames);
         if (rc < 0) break;
         rc = d->decode(d->node, frames, out);
-        lz__frames_close(frames);
+        lz__frames_release(frames);
         if (rc == LZ_OK) break;
         lz__node_drop(d->node, "%s: dropped a malformed message: %s", d->node->name, lz_last_error());
         if (timeout_ms > 0) {
@@ -198,7 +208,8 @@ static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) 
 static void drop_burst(lz_dispatcher_t *d) {
     if (!d->burst) return;
     size_t left = d->burst_count - d->burst_next;
-    for (unsigned i = d->burst_next; i < d->burst_count; i++) lz__frames_close(&d->burst[i]);
+    // Every slot is initialised whether or not it holds a message.
+    for (size_t i = 0; i < LZ_RECV_BURST; i++) lz__frames_fini(&d->burst[i]);
     if (left) {
         LZ_COUNT_N(d->node, inbound_dropped, left);
         LZ_LOG(d->node->log, LZ_LOG_DEBUG, d->node->name, "stopping: %zu read-ahead message(s) dropped", left);

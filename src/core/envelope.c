@@ -82,16 +82,18 @@ static int set_topic(lz_message_t *msg, const void *data, size_t size) {
     return LZ_OK;
 }
 
-// take_payload moves frame into a new message and decodes it.
-static int take_payload(const lz_serializer_t *serializer, zmq_msg_t *frame, lz_message_t **out,
+// take_payload moves frame into a new message and decodes it. size is the
+// frame's size when the caller already knows it (the receive returned it),
+// else SIZE_MAX: each libzmq accessor is a call through the PLT.
+static int take_payload(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size, lz_message_t **out,
                         lz_value_t **decoded) {
     lz_message_t *msg = lz__message_new();
     if (!msg) return LZ_ENOMEM;
     zmq_msg_init(&msg->payload);
     zmq_msg_move(&msg->payload, frame);
     msg->has_payload = true;
-    int rc = lz__serializer_decode_in(serializer, zmq_msg_data(&msg->payload), zmq_msg_size(&msg->payload),
-                                      &msg->value_slot, decoded);
+    if (size == SIZE_MAX) size = zmq_msg_size(&msg->payload);
+    int rc = lz__serializer_decode_in(serializer, zmq_msg_data(&msg->payload), size, &msg->value_slot, decoded);
     if (rc != LZ_OK) {
         lz_message_destroy(&msg);
         return rc;
@@ -122,7 +124,7 @@ static int lift_envelope(lz_message_t *msg, lz_value_t *object, const char *id_k
 int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic, zmq_msg_t *payload,
                             lz_message_t **out) {
     lz_value_t *value = NULL;
-    int rc = take_payload(serializer, payload, out, &value);
+    int rc = take_payload(serializer, payload, SIZE_MAX, out, &value);
     if (rc != LZ_OK) return rc;
     (*out)->value = value;
     rc = set_topic(*out, zmq_msg_data(topic), zmq_msg_size(topic));
@@ -233,8 +235,13 @@ int lz__envelope_encode_task(const lz_serializer_t *serializer, const char *type
 }
 
 int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame, lz_message_t **out) {
+    return lz__envelope_decode_task_sized(serializer, frame, SIZE_MAX, out);
+}
+
+int lz__envelope_decode_task_sized(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size,
+                                   lz_message_t **out) {
     lz_value_t *value = NULL;
-    int rc = take_payload(serializer, frame, out, &value);
+    int rc = take_payload(serializer, frame, size, out, &value);
     if (rc != LZ_OK) return rc;
     lz_message_t *msg = *out;
     if (lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE) {
@@ -264,7 +271,7 @@ int lz__envelope_encode_request(const lz_serializer_t *serializer, const char *a
 
 int lz__envelope_decode_request(const lz_serializer_t *serializer, zmq_msg_t *frame, lz_message_t **out) {
     lz_value_t *value = NULL;
-    int rc = take_payload(serializer, frame, out, &value);
+    int rc = take_payload(serializer, frame, SIZE_MAX, out, &value);
     if (rc != LZ_OK) return rc;
     const char *action = lz_value_find_string(value, "type", NULL);
     if (!action) action = lz_value_find_string(value, "action", NULL);

@@ -51,6 +51,10 @@ int lz__envelope_encode_task(const lz_serializer_t *serializer, const char *type
 // bytes as data. LZ_ESERIALIZATION when the bytes do not decode.
 int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame,
                              lz_message_t **out);
+// lz__envelope_decode_task_sized is the same for a caller that knows the
+// frame's size (size bytes) from the receive, sparing a libzmq call.
+int lz__envelope_decode_task_sized(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size,
+                                   lz_message_t **out);
 
 // --- Pub/sub: [topic, payload, (extension frames)]. ---
 // lz__envelope_decode_pub takes frames[0] as the topic and frames[1] as the

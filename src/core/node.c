@@ -365,6 +365,16 @@ int lz__node_send(lz_node_t *node, const lz_frame_t *frames, size_t count) {
     return rc;
 }
 
+int lz__node_send_one(lz_node_t *node, const void *data, size_t size) {
+    pthread_mutex_lock(&node->lock);
+    int rc = LZ_OK;
+    if (!node->socket) rc = lz__fail(LZ_ECLOSED, "%s: closed", node->name);
+    else if (zmq_send(node->socket, data, size, 0) < 0) rc = send_failed(node, zmq_errno());
+    else count_traffic(node, messages_sent, bytes_sent, size); // under the lock, as count_traffic needs
+    pthread_mutex_unlock(&node->lock);
+    return rc;
+}
+
 int lz__node_wait_readable(lz_node_t *node, int timeout_ms) {
     zmq_pollitem_t item = {node->socket, 0, ZMQ_POLLIN, 0};
     int n = zmq_poll(&item, 1, timeout_ms);
@@ -374,14 +384,17 @@ int lz__node_wait_readable(lz_node_t *node, int timeout_ms) {
 
 // recv_rest reads the remaining frames of a message whose first frame is
 // in; frames past LZ_MAX_FRAMES are read and discarded so the next receive
-// starts on a message boundary.
-static void recv_rest(lz_node_t *node, lz_frames_t *frames) {
+// starts on a message boundary. ready: the parts are initialised slots (see
+// lz__frames_ready), which zmq_msg_recv refills in place and which stay
+// initialised when a receive fails.
+static void recv_rest(lz_node_t *node, lz_frames_t *frames, bool ready) {
     for (int more = 1; more;) {
         zmq_msg_t extra;
         zmq_msg_t *part = frames->count < LZ_MAX_FRAMES ? &frames->part[frames->count] : &extra;
-        zmq_msg_init(part);
+        bool owned = part == &extra || !ready; // initialised here, so closed here on failure
+        if (owned) zmq_msg_init(part);
         if (zmq_msg_recv(part, node->socket, 0) < 0) {
-            zmq_msg_close(part);
+            if (owned) zmq_msg_close(part);
             break;
         }
         frames->total++;
@@ -394,54 +407,63 @@ static void recv_rest(lz_node_t *node, lz_frames_t *frames) {
 
 // recv_message reads one whole message into frames without counting it.
 // quiet: with nothing waiting and timeout_ms 0, return LZ_ETIMEOUT without
-// formatting a last error (the expected end of every burst).
-static int recv_message(lz_node_t *node, lz_frames_t *frames, int timeout_ms, bool quiet) {
+// formatting a last error (the expected end of every burst). ready: the
+// parts are initialised slots. zmq_msg_recv frees what a message held
+// before refilling it, and a failed receive leaves it a valid empty
+// message, so a slot needs no init before nor close after: that pair per
+// message is what keeping the burst's slots initialised saves.
+static int recv_message(lz_node_t *node, lz_frames_t *frames, int timeout_ms, bool quiet, bool ready) {
     frames->count = frames->total = frames->bytes = 0;
+    frames->moved = 0;
     zmq_msg_t *first = &frames->part[0];
-    zmq_msg_init(first);
+    if (!ready) zmq_msg_init(first);
     // Try first without waiting: at high rates the message is usually there
     // and the poll would only cost time.
-    int size;
+    int size, rc = LZ_OK;
     while ((size = zmq_msg_recv(first, node->socket, ZMQ_DONTWAIT)) < 0) {
         int err = zmq_errno();
         if (err != EAGAIN && err != EINTR) {
-            zmq_msg_close(first);
-            return err == ETERM ? lz__fail(LZ_ECLOSED, "%s: context terminated", node->name) : lz__fail_zmq("recv");
+            rc = err == ETERM ? lz__fail(LZ_ECLOSED, "%s: context terminated", node->name) : lz__fail_zmq("recv");
+            break;
         }
         if (timeout_ms == 0) {
-            zmq_msg_close(first);
-            return quiet ? LZ_ETIMEOUT : lz__fail(LZ_ETIMEOUT, "%s: no message", node->name);
+            rc = quiet ? LZ_ETIMEOUT : lz__fail(LZ_ETIMEOUT, "%s: no message", node->name);
+            break;
         }
-        int ready = lz__node_wait_readable(node, timeout_ms);
-        if (ready < 0) {
-            zmq_msg_close(first);
-            return ready;
+        int readable = lz__node_wait_readable(node, timeout_ms);
+        if (readable < 0) {
+            rc = readable;
+            break;
         }
-        if (ready == 0) {
-            zmq_msg_close(first);
-            return lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
+        if (readable == 0) {
+            rc = lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
+            break;
         }
+    }
+    if (rc != LZ_OK) {
+        if (!ready) zmq_msg_close(first);
+        return rc;
     }
     frames->count = frames->total = 1;
     // zmq_msg_recv returns the frame's size, capped at INT_MAX.
     frames->bytes = size < INT_MAX ? (size_t)size : zmq_msg_size(first);
-    if (zmq_msg_more(first)) recv_rest(node, frames);
+    if (zmq_msg_more(first)) recv_rest(node, frames, ready);
     return LZ_OK;
 }
 
 int lz__node_recv(lz_node_t *node, lz_frames_t *frames, int timeout_ms) {
-    int rc = recv_message(node, frames, timeout_ms, false);
+    int rc = recv_message(node, frames, timeout_ms, false, false);
     if (rc == LZ_OK) count_traffic(node, messages_received, bytes_received, frames->bytes);
     return rc;
 }
 
 int lz__node_recv_burst(lz_node_t *node, lz_frames_t *frames, size_t max, int timeout_ms) {
-    int rc = recv_message(node, &frames[0], timeout_ms, timeout_ms == 0);
+    int rc = recv_message(node, &frames[0], timeout_ms, timeout_ms == 0, true);
     if (rc != LZ_OK) return rc;
     size_t n = 1, bytes = frames[0].bytes;
     // The rest only while already queued. A failure here (EAGAIN, or a
     // closing context) ends the burst; the next receive reports it.
-    while (n < max && recv_message(node, &frames[n], 0, true) == LZ_OK) bytes += frames[n++].bytes;
+    while (n < max && recv_message(node, &frames[n], 0, true, true) == LZ_OK) bytes += frames[n++].bytes;
     if (lz__node_counts_alone(node)) {
         LZ_COUNT_OWNED_N(node, messages_received, n);
         LZ_COUNT_OWNED_N(node, bytes_received, bytes);
@@ -454,5 +476,29 @@ int lz__node_recv_burst(lz_node_t *node, lz_frames_t *frames, size_t max, int ti
 
 void lz__frames_close(lz_frames_t *frames) {
     for (size_t i = 0; i < frames->count; i++) zmq_msg_close(&frames->part[i]);
+    frames->count = 0;
+}
+
+void lz__frames_ready(lz_frames_t *frames) {
+    for (size_t i = 0; i < LZ_MAX_FRAMES; i++) zmq_msg_init(&frames->part[i]);
+    frames->count = frames->total = frames->bytes = 0;
+    frames->moved = 0;
+}
+
+void lz__frames_release_slow(lz_frames_t *frames) {
+    // A part the decoder moved out is already an empty message (the usual
+    // case: nothing to do, not even a libzmq call). What a part still
+    // holds is freed now, not when the slot is next refilled, so an idle
+    // reader keeps no large frame alive.
+    for (size_t i = 0; i < frames->count; i++) {
+        if (frames->moved & (1u << i)) continue;
+        zmq_msg_close(&frames->part[i]);
+        zmq_msg_init(&frames->part[i]);
+    }
+    frames->count = 0;
+}
+
+void lz__frames_fini(lz_frames_t *frames) {
+    for (size_t i = 0; i < LZ_MAX_FRAMES; i++) zmq_msg_close(&frames->part[i]);
     frames->count = 0;
 }

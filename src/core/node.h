@@ -117,6 +117,11 @@ typedef struct lz_frame {
 // returns LZ_EAGAIN; other failures count errors.
 int lz__node_send(lz_node_t *node, const lz_frame_t *frames, size_t count);
 
+// lz__node_send_one is lz__node_send for one frame (a task, a pair
+// message): the per-message path without the multipart loop, counting and
+// failing exactly as lz__node_send does.
+int lz__node_send_one(lz_node_t *node, const void *data, size_t size);
+
 // lz__node_send_locked: the same for a caller already holding node->lock
 // (sending several messages, or a socket only one thread uses).
 int lz__node_send_locked(lz_node_t *node, const lz_frame_t *frames, size_t count, int flags);
@@ -129,6 +134,8 @@ typedef struct lz_frames {
     size_t count;      // frames kept (at most LZ_MAX_FRAMES)
     size_t total;      // frames the message had (more are discarded)
     size_t bytes;      // total payload bytes
+    unsigned moved;    // bit i: a decoder moved part i out (it is empty);
+                       // cleared by each receive, read by lz__frames_release
 } lz_frames_t;
 
 // lz__node_recv reads one whole multipart message into *frames, waiting up
@@ -140,12 +147,28 @@ typedef struct lz_frames {
 int lz__node_recv(lz_node_t *node, lz_frames_t *frames, int timeout_ms);
 void lz__frames_close(lz_frames_t *frames);
 
-// lz__node_recv_burst reads up to max whole messages into frames[0..max):
-// the first as lz__node_recv does (waiting up to timeout_ms), the rest only
-// while they are already waiting, so one lock round trip serves a burst.
-// The caller holds node->lock and is the only reader. Counts as
-// lz__node_recv. Returns how many were read (at least 1) or the first
-// message's error; each frames[i] read needs lz__frames_close. With
+// Slots for lz__node_recv_burst keep every part initialised between
+// messages, so each receive skips a zmq_msg_init and each release a
+// zmq_msg_close. lz__frames_ready initialises a slot; lz__frames_release
+// empties the parts a message left (a part the decoder moved out is
+// already empty), keeping them initialised for the next receive;
+// lz__frames_fini closes every part when the slot goes away.
+void lz__frames_ready(lz_frames_t *frames);
+void lz__frames_release_slow(lz_frames_t *frames);
+void lz__frames_fini(lz_frames_t *frames);
+// Inline for the common case, every part moved out: nothing left to free.
+static inline void lz__frames_release(lz_frames_t *frames) {
+    if (frames->count <= 1 && frames->moved == (frames->count ? 1u : 0u)) frames->count = 0;
+    else lz__frames_release_slow(frames);
+}
+
+// lz__node_recv_burst reads up to max whole messages into frames[0..max),
+// slots made with lz__frames_ready: the first as lz__node_recv does
+// (waiting up to timeout_ms), the rest only while they are already
+// waiting, so one lock round trip serves a burst. The caller holds
+// node->lock and is the only reader. Counts as lz__node_recv. Returns how
+// many were read (at least 1) or the first message's error; each frames[i]
+// read needs lz__frames_release (not lz__frames_close). With
 // timeout_ms 0 and nothing waiting it returns LZ_ETIMEOUT without setting
 // the last error: a poll that finds nothing is the common case, not a failure.
 int lz__node_recv_burst(lz_node_t *node, lz_frames_t *frames, size_t max, int timeout_ms);

@@ -85,7 +85,11 @@ int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value) {
 static int decode_pub(lz_node_t *node, lz_frames_t *frames, lz_message_t **out) {
     if (frames->total < 2)
         return lz__fail(LZ_EPROTOCOL, "expected [topic, payload], got %zu frame(s)", frames->total);
-    return lz__envelope_decode_pub(node->serializer, &frames->part[0], &frames->part[1], out);
+    int rc = lz__envelope_decode_pub(node->serializer, &frames->part[0], &frames->part[1], out);
+    // A decoded message took the payload frame (lz__frames_release then
+    // skips it); the topic frame is only read, so it is released as before.
+    if (rc == LZ_OK) frames->moved |= 1u << 1;
+    return rc;
 }
 
 lz_sub_t *lz_sub_new(lz_context_t *ctx, const char *endpoints) {

@@ -42,8 +42,7 @@ lz_node_t *lz_push_node(lz_push_t *push) { return push ? &push->node : NULL; }
 
 int lz_push_send_bytes(lz_push_t *push, const void *data, size_t size) {
     if (!push || (!data && size)) return lz__fail(LZ_EINVAL, "push: NULL argument");
-    lz_frame_t frame = {data, size};
-    return lz__node_send(&push->node, &frame, 1);
+    return lz__node_send_one(&push->node, data, size);
 }
 
 int lz_push_send(lz_push_t *push, const char *type, const lz_value_t *data, int priority) {
@@ -70,7 +69,12 @@ int lz_push_send(lz_push_t *push, const char *type, const lz_value_t *data, int 
 static int decode_task(lz_node_t *node, lz_frames_t *frames, lz_message_t **out) {
     if (frames->total != 1)
         return lz__fail(LZ_EPROTOCOL, "expected one frame per task, got %zu", frames->total);
-    return lz__envelope_decode_task(node->serializer, &frames->part[0], out);
+    // One frame, so the receive's byte count is its size.
+    int rc = lz__envelope_decode_task_sized(node->serializer, &frames->part[0], frames->bytes, out);
+    // A decoded task took the frame (lz__frames_release then skips it);
+    // after a failure the frame may still hold its bytes.
+    if (rc == LZ_OK) frames->moved |= 1u;
+    return rc;
 }
 
 lz_pull_t *lz_pull_new(lz_context_t *ctx, const char *endpoints) {
