@@ -168,6 +168,14 @@ static inline lz_context_t *lz_test_context_from(const char *const *settings) {
 }
 #define LZ_TEST_CONTEXT(...) lz_test_context_from((const char *const[]){__VA_ARGS__, NULL})
 
+// lz_test_pattern_context: the pattern tests' context, linger 200 ms and
+// handler_max_concurrency n (0: the default, 4).
+static inline lz_context_t *lz_test_pattern_context(int n) {
+    char concurrency[64];
+    snprintf(concurrency, sizeof concurrency, "zmq.handler_max_concurrency=%d", n > 0 ? n : 4);
+    return LZ_TEST_CONTEXT("zmq.linger=200", concurrency);
+}
+
 // lz_test_metrics: a node's counters, zeroed if they cannot be read.
 static inline lz_metrics_t lz_test_metrics(lz_node_t *node) {
     lz_metrics_t m;

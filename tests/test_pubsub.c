@@ -10,12 +10,6 @@
 #include "lz_test.h"
 
 
-static lz_context_t *make_context(int handler_max_concurrency) {
-    char concurrency[64];
-    snprintf(concurrency, sizeof concurrency, "zmq.handler_max_concurrency=%d",
-             handler_max_concurrency > 0 ? handler_max_concurrency : 4);
-    return LZ_TEST_CONTEXT("zmq.linger=200", concurrency);
-}
 
 static const char *const transports[] = {"inproc", "ipc", "tcp"};
 #define NTRANSPORTS 3
@@ -89,7 +83,7 @@ static lz_value_t *sample_value(int n) {
 /* ---- values and bytes over every transport ----------------------------- */
 
 static void values_case(const char *transport, const char *serializer) {
-    lz_context_t *ctx = make_context(0);
+    lz_context_t *ctx = lz_test_pattern_context(0);
     pair_t p = {0};
     if (!ctx || !pair_open(&p, ctx, transport)) goto out;
     if (serializer) {
@@ -186,7 +180,7 @@ LZ_TEST(pubsub_msgpack_values) {
 
 LZ_TEST(pubsub_bytes) {
     for (int t = 0; t < NTRANSPORTS; t++) {
-        lz_context_t *ctx = make_context(0);
+        lz_context_t *ctx = lz_test_pattern_context(0);
         pair_t p = {0};
         if (!ctx || !pair_open(&p, ctx, transports[t])) {
             pair_close(&p);
@@ -290,7 +284,7 @@ static void expect_topics(lz_sub_t *sub, const char *const *want, size_t n) {
 
 LZ_TEST(pubsub_prefix_filtering) {
     for (int t = 0; t < NTRANSPORTS; t++) {
-        lz_context_t *ctx = make_context(0);
+        lz_context_t *ctx = lz_test_pattern_context(0);
         pair_t p = {0};
         if (ctx && pair_open(&p, ctx, transports[t])) {
             // Nothing subscribed: nothing arrives.
@@ -356,7 +350,7 @@ static void publish_n(lz_pub_t *pub, const char *topic, int n) {
 
 LZ_TEST(pubsub_handlers_longest_prefix_and_default) {
     for (int t = 0; t < NTRANSPORTS; t++) {
-        lz_context_t *ctx = make_context(1);
+        lz_context_t *ctx = lz_test_pattern_context(1);
         pair_t p = {0};
         seen_t seen;
         seen_init(&seen);
@@ -395,7 +389,7 @@ LZ_TEST(pubsub_handlers_longest_prefix_and_default) {
 }
 
 LZ_TEST(pubsub_unrouted_and_failing_handlers_are_counted) {
-    lz_context_t *ctx = make_context(1);
+    lz_context_t *ctx = lz_test_pattern_context(1);
     pair_t p = {0};
     seen_t seen;
     seen_init(&seen);
@@ -427,7 +421,7 @@ LZ_TEST(pubsub_unrouted_and_failing_handlers_are_counted) {
 
 // start_case: a started subscriber with concurrency handler threads.
 static void start_case(const char *transport, int concurrency) {
-    lz_context_t *ctx = make_context(concurrency);
+    lz_context_t *ctx = lz_test_pattern_context(concurrency);
     pair_t p = {0};
     seen_t seen;
     seen_init(&seen);
@@ -511,7 +505,7 @@ LZ_TEST(pubsub_start_concurrency_4) {
 }
 
 LZ_TEST(pubsub_stop_is_quick_and_clean) {
-    lz_context_t *ctx = make_context(4);
+    lz_context_t *ctx = lz_test_pattern_context(4);
     pair_t p = {0};
     seen_t seen;
     seen_init(&seen);
@@ -549,7 +543,7 @@ LZ_TEST(pubsub_stop_is_quick_and_clean) {
 // running handlers; every message received is either handled or counted
 // as dropped, none lost without a trace.
 LZ_TEST(pubsub_stop_accounts_for_queued_messages) {
-    lz_context_t *ctx = make_context(2);
+    lz_context_t *ctx = lz_test_pattern_context(2);
     pair_t p = {0};
     seen_t seen;
     seen_init(&seen);
@@ -647,7 +641,7 @@ static void *delayed_publisher(void *self) {
 
 LZ_TEST(pubsub_caller_loop_with_fd_and_poll) {
     for (int t = 0; t < NTRANSPORTS; t++) {
-        lz_context_t *ctx = make_context(0);
+        lz_context_t *ctx = lz_test_pattern_context(0);
         pair_t p = {0};
         seen_t seen;
         seen_init(&seen);
@@ -692,7 +686,7 @@ LZ_TEST(pubsub_caller_loop_with_fd_and_poll) {
 }
 
 LZ_TEST(pubsub_recv_times_out) {
-    lz_context_t *ctx = make_context(0);
+    lz_context_t *ctx = lz_test_pattern_context(0);
     pair_t p = {0};
     if (ctx && pair_open(&p, ctx, "ipc")) {
         LZ_CHECK_INT(lz_sub_subscribe(p.sub, ""), LZ_OK);
@@ -741,7 +735,7 @@ static void *mt_publisher(void *self) {
 
 LZ_TEST(pubsub_publish_from_many_threads) {
     for (int t = 0; t < NTRANSPORTS; t++) {
-        lz_context_t *ctx = make_context(0);
+        lz_context_t *ctx = lz_test_pattern_context(0);
         pair_t p = {0};
         if (ctx && pair_open(&p, ctx, transports[t]) && sync_pair(&p)) {
             lz_metrics_t pub0 = lz_test_metrics(lz_pub_node(p.pub)), sub0 = lz_test_metrics(lz_sub_node(p.sub));
@@ -785,7 +779,7 @@ LZ_TEST(pubsub_publish_from_many_threads) {
 
 // Many subscribers on one publisher each get every message.
 LZ_TEST(pubsub_fan_out) {
-    lz_context_t *ctx = make_context(0);
+    lz_context_t *ctx = lz_test_pattern_context(0);
     pair_t p = {0};
     if (ctx && pair_open(&p, ctx, "tcp") && sync_pair(&p)) {
         lz_sub_t *sub2 = lz_sub_new(ctx, lz_node_endpoint(lz_pub_node(p.pub)));

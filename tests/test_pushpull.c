@@ -12,12 +12,6 @@
 #include "lz_test.h"
 
 
-static lz_context_t *make_context(int handler_max_concurrency) {
-    char concurrency[64];
-    snprintf(concurrency, sizeof concurrency, "zmq.handler_max_concurrency=%d",
-             handler_max_concurrency > 0 ? handler_max_concurrency : 4);
-    return LZ_TEST_CONTEXT("zmq.linger=200", concurrency);
-}
 
 
 // A puller bound on tcp, and a pusher connected to it.
@@ -69,7 +63,7 @@ static lz_value_t *json(const char *text) {
 /* ---- routing -------------------------------------------------------------- */
 
 LZ_TEST(pushpull_tasks_reach_their_handler) {
-    lz_context_t *ctx = make_context(0);
+    lz_context_t *ctx = lz_test_pattern_context(0);
     pp_t p = {0};
     seen_t seen;
     seen_init(&seen);
@@ -129,7 +123,7 @@ LZ_TEST(pushpull_tasks_reach_their_handler) {
 }
 
 LZ_TEST(pushpull_unknown_type_for_non_objects) {
-    lz_context_t *ctx = make_context(0);
+    lz_context_t *ctx = lz_test_pattern_context(0);
     pp_t p = {0};
     seen_t seen;
     seen_init(&seen);
@@ -173,7 +167,7 @@ LZ_TEST(pushpull_unknown_type_for_non_objects) {
 /* ---- worker pools ----------------------------------------------------------- */
 
 static void pool_case(int workers, int configured, int tasks, int expect_max) {
-    lz_context_t *ctx = make_context(configured);
+    lz_context_t *ctx = lz_test_pattern_context(configured);
     pp_t p = {0};
     seen_t seen;
     seen_init(&seen);
@@ -230,7 +224,7 @@ LZ_TEST(pushpull_pool_size_from_config) { pool_case(0, 2, 6, 2); }
 LZ_TEST(pushpull_single_worker_is_sequential) { pool_case(1, 8, 3, 1); }
 
 LZ_TEST(pushpull_bad_arguments) {
-    lz_context_t *ctx = make_context(0);
+    lz_context_t *ctx = lz_test_pattern_context(0);
     pp_t p = {0};
     if (ctx && pp_open(&p, ctx)) {
         LZ_CHECK_INT(lz_pull_start(p.pull, -1), LZ_EINVAL);
@@ -275,7 +269,7 @@ LZ_TEST(pushpull_no_peer_times_out) {
 /* ---- distribution ------------------------------------------------------------ */
 
 LZ_TEST(pushpull_round_robin_across_two_pullers) {
-    lz_context_t *ctx = make_context(0);
+    lz_context_t *ctx = lz_test_pattern_context(0);
     char ipc[128];
     lz_pull_t *a = ctx ? lz_pull_new(ctx, "tcp://127.0.0.1:*") : NULL;
     lz_pull_t *b = ctx ? lz_pull_new(ctx, lz_test_ipc_endpoint(ipc, sizeof ipc)) : NULL;
@@ -337,7 +331,7 @@ static int square(const lz_message_t *msg, void *arg) {
 }
 
 LZ_TEST(pushpull_ventilator_workers_sink) {
-    lz_context_t *ctx = make_context(3);
+    lz_context_t *ctx = lz_test_pattern_context(3);
     if (!ctx) return;
     // The ventilator connects to every worker: libzmq makes each pipe at
     // connect time, so the work is dealt out evenly from the first task.
@@ -411,7 +405,7 @@ LZ_TEST(pushpull_ventilator_workers_sink) {
 /* ---- raw serializer ---------------------------------------------------------- */
 
 LZ_TEST(pushpull_raw_sends_one_frame_of_bytes) {
-    lz_context_t *ctx = make_context(0);
+    lz_context_t *ctx = lz_test_pattern_context(0);
     if (!ctx) return;
     void *raw = zmq_socket(lz_context_zmq(ctx), ZMQ_PULL);
     int linger = 0, timeout = 5000;
@@ -501,7 +495,7 @@ static bool is_uuid4(const char *s) {
 }
 
 static void envelope_case(const char *serializer) {
-    lz_context_t *ctx = make_context(0);
+    lz_context_t *ctx = lz_test_pattern_context(0);
     pp_t p = {0};
     if (ctx && pp_open(&p, ctx)) {
         if (serializer) {
@@ -565,7 +559,7 @@ LZ_TEST(pushpull_recv_and_envelope_msgpack) { envelope_case("msgpack"); }
 
 // The caller-driven loop with the puller's fd, as for subscribers.
 LZ_TEST(pushpull_fd_dispatch) {
-    lz_context_t *ctx = make_context(0);
+    lz_context_t *ctx = lz_test_pattern_context(0);
     pp_t p = {0};
     seen_t seen;
     seen_init(&seen);

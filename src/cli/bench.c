@@ -2,6 +2,7 @@
  * with the median of repetitions and the ratio. The measuring code is the
  * benchmark harness's (bench/, library lz_bench_core), so the numbers match
  * the bench programs and BENCHMARKS.md. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,37 +46,43 @@ static int run(const lzb_ops_t *lz, lzb_spec_t *spec, series_t *mine, series_t *
     return 0;
 }
 
+// The two measures a pattern reports, with their JSON names and precision
+// (the raw libzmq ones carry the same names prefixed "raw_").
+typedef struct measure_names {
+    const char *first, *second;
+    int first_digits, second_digits;
+} measure_names_t;
+
+static void print_json(const lzb_spec_t *spec, const measure_names_t *n, double a, double b, double ra,
+                       double rb, double ratio) {
+    printf("{\"pattern\":\"%s\",\"transport\":\"%s\",\"size\":%zu,\"codec\":\"%s\",\"pinned\":%s,"
+           "\"reps\":%d,\"%s\":%.*f,\"%s\":%.*f,\"raw_%s\":%.*f,\"raw_%s\":%.*f,\"ratio\":%.3f}\n",
+           lzb_pattern_name(spec->pattern), spec->transport, spec->size, spec->codec,
+           spec->pinned ? "true" : "false", spec->reps, n->first, n->first_digits, a, n->second, n->second_digits,
+           b, n->first, n->first_digits, ra, n->second, n->second_digits, rb, ratio);
+}
+
 static void print_result(const lzb_spec_t *spec, const lzb_ops_t *lz, series_t *mine, series_t *raw,
                          int json) {
+    static const measure_names_t latency = {"p50_us", "p99_us", 2, 2};
+    static const measure_names_t throughput = {"msgs_per_sec", "mb_per_sec", 0, 2};
     double a = lzb_median(mine->a, mine->n), b = lzb_median(mine->b, mine->n);
     double ra = lzb_median(raw->a, raw->n), rb = lzb_median(raw->b, raw->n);
-    const char *pattern = lzb_pattern_name(spec->pattern);
-    if (spec->pattern == LZB_REQREP) {
-        double ratio = a > 0 ? ra / a : 0; // higher is better, as for throughput
-        if (json)
-            printf("{\"pattern\":\"%s\",\"transport\":\"%s\",\"size\":%zu,\"codec\":\"%s\",\"pinned\":%s,"
-                   "\"reps\":%d,\"p50_us\":%.2f,\"p99_us\":%.2f,\"raw_p50_us\":%.2f,\"raw_p99_us\":%.2f,"
-                   "\"ratio\":%.3f}\n",
-                   pattern, spec->transport, spec->size, spec->codec, spec->pinned ? "true" : "false",
-                   spec->reps, a, b, ra, rb, ratio);
-        else
-            printf("%s %s %zu B%s, median of %d: %s p50 %.1f us p99 %.1f us; raw libzmq p50 %.1f us "
-                   "p99 %.1f us; ratio (raw p50 / %s p50) %.2f\n",
-                   pattern, spec->transport, spec->size, spec->pinned ? " pinned to CPU 0" : "",
-                   spec->reps, lz->name, a, b, ra, rb, lz->name, ratio);
+    bool reqrep = spec->pattern == LZB_REQREP;
+    // Higher is better for both: raw over liberzmq for latency.
+    double ratio = reqrep ? (a > 0 ? ra / a : 0) : (ra > 0 ? a / ra : 0);
+    if (json) {
+        print_json(spec, reqrep ? &latency : &throughput, a, b, ra, rb, ratio);
         return;
     }
-    double ratio = ra > 0 ? a / ra : 0;
-    if (json)
-        printf("{\"pattern\":\"%s\",\"transport\":\"%s\",\"size\":%zu,\"codec\":\"%s\",\"pinned\":%s,"
-               "\"reps\":%d,\"msgs_per_sec\":%.0f,\"mb_per_sec\":%.2f,\"raw_msgs_per_sec\":%.0f,"
-               "\"raw_mb_per_sec\":%.2f,\"ratio\":%.3f}\n",
-               pattern, spec->transport, spec->size, spec->codec, spec->pinned ? "true" : "false",
-               spec->reps, a, b, ra, rb, ratio);
+    printf("%s %s %zu B%s, median of %d: ", lzb_pattern_name(spec->pattern), spec->transport, spec->size,
+           spec->pinned ? " pinned to CPU 0" : "", spec->reps);
+    if (reqrep)
+        printf("%s p50 %.1f us p99 %.1f us; raw libzmq p50 %.1f us p99 %.1f us; ratio (raw p50 / %s p50) %.2f\n",
+               lz->name, a, b, ra, rb, lz->name, ratio);
     else
-        printf("%s %s %zu B, median of %d: %s %.0f msg/s (%.1f MB/s); raw libzmq %.0f msg/s "
-               "(%.1f MB/s); ratio %.2f\n",
-               pattern, spec->transport, spec->size, spec->reps, lz->name, a, b, ra, rb, ratio);
+        printf("%s %.0f msg/s (%.1f MB/s); raw libzmq %.0f msg/s (%.1f MB/s); ratio %.2f\n", lz->name, a, b, ra,
+               rb, ratio);
 }
 
 #define BENCH_USAGE                                                                              \
