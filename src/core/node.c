@@ -53,6 +53,7 @@ static int open_socket(lz_node_t *node) {
                                               ZMQ_EVENT_DISCONNECTED) != 0)
         rc = lz__fail_zmq("node: zmq_socket_monitor");
     node->socket = socket;
+    node->recv_timeout = -1; // libzmq's default ZMQ_RCVTIMEO
     if (rc == LZ_OK) rc = lz__context_monitor_add(node->ctx, node);
     if (rc != LZ_OK) {
         zmq_close(socket);
@@ -375,11 +376,13 @@ int lz__node_send_one(lz_node_t *node, const void *data, size_t size) {
     return rc;
 }
 
-int lz__node_wait_readable(lz_node_t *node, int timeout_ms) {
-    zmq_pollitem_t item = {node->socket, 0, ZMQ_POLLIN, 0};
-    int n = zmq_poll(&item, 1, timeout_ms);
-    if (n < 0) return zmq_errno() == EINTR ? 0 : lz__fail_zmq("poll");
-    return n;
+// use_recv_timeout makes the socket's blocking receive wait timeout_ms
+// (-1: forever), setting ZMQ_RCVTIMEO only when it changes.
+static int use_recv_timeout(lz_node_t *node, int timeout_ms) {
+    if (node->recv_timeout == timeout_ms) return LZ_OK;
+    if (set_int(node->socket, ZMQ_RCVTIMEO, timeout_ms) != 0) return lz__fail_zmq("setsockopt ZMQ_RCVTIMEO");
+    node->recv_timeout = timeout_ms;
+    return LZ_OK;
 }
 
 // recv_rest reads the remaining frames of a message whose first frame is
@@ -417,12 +420,15 @@ static int recv_message(lz_node_t *node, lz_frames_t *frames, int timeout_ms, bo
     frames->moved = 0;
     zmq_msg_t *first = &frames->part[0];
     if (!ready) zmq_msg_init(first);
-    // Try first without waiting: at high rates the message is usually there
-    // and the poll would only cost time.
-    int size, rc = LZ_OK;
-    while ((size = zmq_msg_recv(first, node->socket, ZMQ_DONTWAIT)) < 0) {
+    // Try first without waiting: at high rates the message is usually
+    // there. Then wait inside libzmq's blocking receive, as a plain libzmq
+    // reader does: one wait on the socket's mailbox, where zmq_poll would
+    // add a descriptor look-up and an event read on each side of its poll.
+    int size, rc = LZ_OK, flags = ZMQ_DONTWAIT;
+    while ((size = zmq_msg_recv(first, node->socket, flags)) < 0) {
         int err = zmq_errno();
-        if (err != EAGAIN && err != EINTR) {
+        if (err == EINTR) continue;
+        if (err != EAGAIN) {
             rc = err == ETERM ? lz__fail(LZ_ECLOSED, "%s: context terminated", node->name) : lz__fail_zmq("recv");
             break;
         }
@@ -430,15 +436,12 @@ static int recv_message(lz_node_t *node, lz_frames_t *frames, int timeout_ms, bo
             rc = quiet ? LZ_ETIMEOUT : lz__fail(LZ_ETIMEOUT, "%s: no message", node->name);
             break;
         }
-        int readable = lz__node_wait_readable(node, timeout_ms);
-        if (readable < 0) {
-            rc = readable;
-            break;
-        }
-        if (readable == 0) {
+        if (flags == 0) {
             rc = lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
             break;
         }
+        if ((rc = use_recv_timeout(node, timeout_ms)) != LZ_OK) break;
+        flags = 0;
     }
     if (rc != LZ_OK) {
         if (!ready) zmq_msg_close(first);

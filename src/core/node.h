@@ -50,6 +50,7 @@ struct lz_node {
     lz_logger_t *log;               // the context's
     void *socket;                   // libzmq socket; guarded by lock
     int zmq_type;
+    int recv_timeout;               // the socket's ZMQ_RCVTIMEO, so it is set only on change
     char default_side;              // '@' bind or '>' connect
     pthread_mutex_t lock;           // libzmq sockets are not thread safe
     const lz_serializer_t *serializer;
@@ -200,8 +201,5 @@ int lz__node_error(lz_node_t *node, int code, const char *format, ...)
 // lz__node_snapshot reads the counters into a public struct.
 void lz__node_snapshot(const lz_node_t *node, lz_metrics_t *out);
 
-// lz__node_wait_readable waits until the socket has a message or timeout_ms
-// passes (zmq_poll). Returns 1 readable, 0 timeout, negative on error.
-int lz__node_wait_readable(lz_node_t *node, int timeout_ms);
 
 #endif
