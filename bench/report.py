@@ -37,6 +37,18 @@ class Results:
         values = [r[field] for r in rows if field in r]
         return statistics.median(values) if values else None
 
+    def paired_ratio(self, field, a, b, pattern, transport, size, pinned=False, size_b=None):
+        """Median over repetitions of a's figure over b's from the same
+        repetition (results keep run order, and scripts/bench.sh runs every
+        contender of a row once per repetition): contenders measured seconds
+        apart share the VM's drift, which the ratio of two medians would not
+        cancel."""
+        rows_a = self.groups.get((a, pattern, transport, size, pinned), [])
+        rows_b = self.groups.get((b, pattern, transport, size if size_b is None else size_b, pinned), [])
+        pairs = [(x.get(field), y.get(field)) for x, y in zip(rows_a, rows_b)]
+        values = [x / y for x, y in pairs if x and y]
+        return statistics.median(values) if values else None
+
     def count(self, contender, pattern, transport, size, pinned=False):
         return len(self.groups.get((contender, pattern, transport, size, pinned), []))
 
@@ -51,8 +63,8 @@ def rate(v):
     return "%.0f" % v
 
 
-def ratio(a, b):
-    return "%.2f" % (a / b) if a and b else "-"
+def ratio(v):
+    return "-" if v is None else "%.2f" % v
 
 
 def mbs(v):
@@ -81,17 +93,17 @@ def throughput_table(res, pattern, targets):
     for t in TRANSPORTS:
         for s in SIZES:
             m = {c: res.median("msgs_per_sec", c, pattern, t, s) for c in ("raw", "liberzmq", "czmq", "nng", "pyzmq")}
-            lz = m["liberzmq"]
+            r = {c: res.paired_ratio("msgs_per_sec", "liberzmq", c, pattern, t, s) for c in ("raw", "czmq", "nng", "pyzmq")}
             name = "%s %s %d B" % (pattern, t, s)
-            ok = [targets.check(name + ": liberzmq / raw libzmq", lz / m["raw"] if lz and m["raw"] else None, 0.95)]
+            ok = [targets.check(name + ": liberzmq / raw libzmq", r["raw"], 0.95)]
             for peer in ("czmq", "nng"):
                 if m[peer]:
-                    ok.append(targets.check(name + ": liberzmq / " + peer, lz / m[peer] if lz else None, 1.0))
+                    ok.append(targets.check(name + ": liberzmq / " + peer, r[peer], 1.0))
             met = "yes" if all(x == "yes" for x in ok) else "**no**"
             out.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                t, s, rate(m["raw"]), rate(lz), mbs(res.median("mb_per_sec", "liberzmq", pattern, t, s)),
-                ratio(lz, m["raw"]), rate(m["czmq"]), ratio(lz, m["czmq"]), rate(m["nng"]),
-                ratio(lz, m["nng"]), rate(m["pyzmq"]), ratio(lz, m["pyzmq"]), met))
+                t, s, rate(m["raw"]), rate(m["liberzmq"]), mbs(res.median("mb_per_sec", "liberzmq", pattern, t, s)),
+                ratio(r["raw"]), rate(m["czmq"]), ratio(r["czmq"]), rate(m["nng"]),
+                ratio(r["nng"]), rate(m["pyzmq"]), ratio(r["pyzmq"]), met))
     return out
 
 
@@ -105,11 +117,13 @@ def json_table(res, targets):
             lz = res.median("msgs_per_sec", "liberzmq-json", p, t, size)
             py = res.median("msgs_per_sec", "pyzmq-json", p, t, size)
             raw = res.median("msgs_per_sec", "liberzmq", p, t, size)
+            vs_py = res.paired_ratio("msgs_per_sec", "liberzmq-json", "pyzmq-json", p, t, size)
+            vs_raw = res.paired_ratio("msgs_per_sec", "liberzmq-json", "liberzmq", p, t, size)
             name = "JSON %s %s" % (p, t)
-            targets.check(name + ": liberzmq / pyzmq+json", lz / py if lz and py else None, 10)
-            targets.check(name + ": JSON / liberzmq raw", lz / raw if lz and raw else None, 0.5)
+            targets.check(name + ": liberzmq / pyzmq+json", vs_py, 10)
+            targets.check(name + ": JSON / liberzmq raw", vs_raw, 0.5)
             out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-                p, t, rate(lz), rate(py), ratio(lz, py), rate(raw), ratio(lz, raw)))
+                p, t, rate(lz), rate(py), ratio(vs_py), rate(raw), ratio(vs_raw)))
     return out
 
 
@@ -127,9 +141,8 @@ def latency_table(res, targets):
                 p50 = res.median("p50_us", c, "reqrep", t, 16 if not c.endswith("json") else json_size(res, c), pinned)
                 p99 = res.median("p99_us", c, "reqrep", t, 16 if not c.endswith("json") else json_size(res, c), pinned)
                 cells.append("-" if p50 is None else "%.1f / %.0f" % (p50, p99))
-            lz = res.median("p50_us", "liberzmq", "reqrep", t, 16, pinned)
-            raw = res.median("p50_us", "raw", "reqrep", t, 16, pinned)
-            value = raw / lz if lz and raw else None  # higher is better, as lz bench prints
+            # higher is better, as lz bench prints
+            value = res.paired_ratio("p50_us", "raw", "liberzmq", "reqrep", t, 16, pinned)
             if pinned:  # the issue judges latency on the pinned figures
                 targets.check("reqrep %s pinned: raw p50 / liberzmq p50" % t, value, 1 / 1.1)
             out.append("| %s | %s | %s | %s |" % (t, "yes" if pinned else "no", " | ".join(cells),
@@ -161,8 +174,9 @@ METHOD = """\
 - One harness (`bench/harness.c`, mirrored by `bench/bench_pyzmq.py`) drives every contender with the
   same arguments; each contender is a small program (`bench/bench_*.c`) that only makes library calls.
   `scripts/bench.sh` runs each row's contenders one after the other, {reps} repetitions, rotating which
-  goes first, and this report takes the **median** of the repetitions. Throughput on this VM drifts
-  10-50% between runs, so compare the ratios within a row, not absolute figures across rows.
+  goes first. Figures are the **median** of the repetitions; every ratio is the median of the ratios
+  of the same repetition (contenders of a row run seconds apart, so they share the VM's drift, which
+  throughput shows at 10-50% between runs). Compare ratios within a row, not absolute figures across rows.
 - **Throughput** is one-way: the receiver times from the first data message to the last one, each
   measurement lasting at most {seconds} s. The sender first sends one warm-up message per millisecond
   until the receiver has one (a subscriber joins late). Sender and receiver are two threads of one
@@ -183,7 +197,8 @@ METHOD = """\
   type, priority, timestamp and a UUID task_id) or `lz_pub_publish`, and the receiver gets it decoded;
   pyzmq + json does what the Python LiberZMQ does: `json.dumps` of the same envelope (`uuid4`,
   `time.time()`) or of the message, and `json.loads` on receipt. "liberzmq raw 40 B" is liberzmq raw
-  bytes of the same size, for the JSON / raw ratio.
+  bytes of the same size, measured in the same row (interleaved with the two JSON contenders), for the
+  JSON / raw ratio.
 - **Latency**: request/reply round trips (16 B payload), 100 warm-up round trips, then up to 20000
   (or {seconds} s), p50 and p99. Raw libzmq, CZMQ and nng use REQ/REP echo servers on a thread (pyzmq:
   a process); liberzmq uses `lz_client_request` against an `lz_server` whose `echo` action returns the

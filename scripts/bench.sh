@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-REPS=${LZ_BENCH_REPS:-3}          # repetitions per row and contender
+REPS=${LZ_BENCH_REPS:-5}          # repetitions per row and contender
 SECS=${LZ_BENCH_SECONDS:-0.3}     # each throughput/latency measurement stops after this
 BUILD=${LZ_BENCH_BUILD:-build-bench}
 PY=/usr/bin/python3               # the Python with pyzmq (Debian's python3-zmq)
@@ -24,12 +24,14 @@ declare -A CMD=(
   [raw]="$B/bench_raw"
   [liberzmq]="$B/bench_liberzmq"
   [liberzmq-json]="$B/bench_liberzmq"
+  [liberzmq-40]="$B/bench_liberzmq"
   [czmq]="$B/bench_czmq"
   [nng]="$B/bench_nng"
   [pyzmq]="$PY bench/bench_pyzmq.py"
   [pyzmq-json]="$PY bench/bench_pyzmq.py"
 )
-declare -A OPTS=([liberzmq-json]="--codec json" [pyzmq-json]="--codec json")
+# liberzmq-40: raw bytes the size of the JSON rows' message, in their row.
+declare -A OPTS=([liberzmq-json]="--codec json" [pyzmq-json]="--codec json" [liberzmq-40]="--size 40")
 available() { [ -x "${CMD[$1]%% *}" ]; }
 
 : >"$OUT"
@@ -57,8 +59,7 @@ for pattern in pushpull pubsub; do
       row "${THROUGHPUT[@]}" -- $pattern --transport $transport --size $size
     done
     # JSON: the seeds' message against pyzmq + json and liberzmq raw bytes of its size.
-    row liberzmq-json pyzmq-json -- $pattern --transport $transport
-    row liberzmq -- $pattern --transport $transport --size 40
+    row liberzmq-json pyzmq-json liberzmq-40 -- $pattern --transport $transport
   done
 done
 
