@@ -26,7 +26,7 @@ static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 // The calling thread's list, for the per-message path: one TLS read instead
 // of pthread_once + pthread_getspecific. The key remains so the list is
 // freed when the thread exits.
-static _Thread_local message_cache_t *thread_list;
+static _Thread_local message_cache_t *thread_list __attribute__((tls_model("initial-exec")));
 
 static void cache_free(void *arg) {
     message_cache_t *cache = arg;

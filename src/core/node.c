@@ -417,7 +417,7 @@ static void recv_rest(lz_node_t *node, lz_frames_t *frames, bool ready) {
 // message is what keeping the burst's slots initialised saves.
 static int recv_message(lz_node_t *node, lz_frames_t *frames, int timeout_ms, bool quiet, bool ready) {
     frames->count = frames->total = frames->bytes = 0;
-    frames->moved = 0;
+    frames->settled = 0;
     zmq_msg_t *first = &frames->part[0];
     if (!ready) zmq_msg_init(first);
     // Try first without waiting: at high rates the message is usually
@@ -485,16 +485,16 @@ void lz__frames_close(lz_frames_t *frames) {
 void lz__frames_ready(lz_frames_t *frames) {
     for (size_t i = 0; i < LZ_MAX_FRAMES; i++) zmq_msg_init(&frames->part[i]);
     frames->count = frames->total = frames->bytes = 0;
-    frames->moved = 0;
+    frames->settled = 0;
 }
 
 void lz__frames_release_slow(lz_frames_t *frames) {
-    // A part the decoder moved out is already an empty message (the usual
-    // case: nothing to do, not even a libzmq call). What a part still
+    // A settled part is empty or small (the next receive frees it): no
+    // libzmq call for it. What any other part still
     // holds is freed now, not when the slot is next refilled, so an idle
     // reader keeps no large frame alive.
     for (size_t i = 0; i < frames->count; i++) {
-        if (frames->moved & (1u << i)) continue;
+        if (frames->settled & (1u << i)) continue;
         zmq_msg_close(&frames->part[i]);
         zmq_msg_init(&frames->part[i]);
     }

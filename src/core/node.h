@@ -135,8 +135,10 @@ typedef struct lz_frames {
     size_t count;      // frames kept (at most LZ_MAX_FRAMES)
     size_t total;      // frames the message had (more are discarded)
     size_t bytes;      // total payload bytes
-    unsigned moved;    // bit i: a decoder moved part i out (it is empty);
-                       // cleared by each receive, read by lz__frames_release
+    unsigned settled;  // bit i: part i needs no release now: a decoder moved
+                       // it out (it is empty), or it is small and the next
+                       // receive into the slot frees it (see
+                       // lz__frames_release); cleared by each receive
 } lz_frames_t;
 
 // lz__node_recv reads one whole multipart message into *frames, waiting up
@@ -151,15 +153,15 @@ void lz__frames_close(lz_frames_t *frames);
 // Slots for lz__node_recv_burst keep every part initialised between
 // messages, so each receive skips a zmq_msg_init and each release a
 // zmq_msg_close. lz__frames_ready initialises a slot; lz__frames_release
-// empties the parts a message left (a part the decoder moved out is
-// already empty), keeping them initialised for the next receive;
+// empties the parts a message left, except settled ones, keeping them
+// initialised for the next receive;
 // lz__frames_fini closes every part when the slot goes away.
 void lz__frames_ready(lz_frames_t *frames);
 void lz__frames_release_slow(lz_frames_t *frames);
 void lz__frames_fini(lz_frames_t *frames);
-// Inline for the common case, every part moved out: nothing left to free.
+// Inline for the common case, every part settled: nothing to free now.
 static inline void lz__frames_release(lz_frames_t *frames) {
-    if (frames->count <= 1 && frames->moved == (frames->count ? 1u : 0u)) frames->count = 0;
+    if (frames->settled == (1u << frames->count) - 1u) frames->count = 0;
     else lz__frames_release_slow(frames);
 }
 

@@ -73,7 +73,7 @@ static int decode_task(lz_node_t *node, lz_frames_t *frames, lz_message_t **out)
     int rc = lz__envelope_decode_task_sized(node->serializer, &frames->part[0], frames->bytes, out);
     // A decoded task took the frame (lz__frames_release then skips it);
     // after a failure the frame may still hold its bytes.
-    if (rc == LZ_OK) frames->moved |= 1u;
+    if (rc == LZ_OK) frames->settled |= 1u;
     return rc;
 }
 
