@@ -317,6 +317,9 @@ int lz__node_error(lz_node_t *node, int code, const char *format, ...) {
 
 /* ---- send and receive --------------------------------------------------- */
 
+// A burst stops reading ahead once it holds this many payload bytes.
+#define LZ_BURST_BYTES (16 * 1024)
+
 // count_traffic adds one message of bytes to a pair of traffic counters.
 // Senders count under the node lock and receivers on the one reader, so a
 // node that counts alone needs no lock-prefixed update (see LZ_COUNT_OWNED_N).
@@ -464,9 +467,13 @@ int lz__node_recv_burst(lz_node_t *node, lz_frames_t *frames, size_t max, int ti
     int rc = recv_message(node, &frames[0], timeout_ms, timeout_ms == 0, true);
     if (rc != LZ_OK) return rc;
     size_t n = 1, bytes = frames[0].bytes;
-    // The rest only while already queued. A failure here (EAGAIN, or a
+    // The rest only while already queued, and only while small: the burst
+    // saves a lock round trip per message, which matters for small ones,
+    // while large ones held ahead would only push each other out of the
+    // cache before the reader gets to them. A failure here (EAGAIN, or a
     // closing context) ends the burst; the next receive reports it.
-    while (n < max && recv_message(node, &frames[n], 0, true, true) == LZ_OK) bytes += frames[n++].bytes;
+    while (n < max && bytes < LZ_BURST_BYTES && recv_message(node, &frames[n], 0, true, true) == LZ_OK)
+        bytes += frames[n++].bytes;
     if (lz__node_counts_alone(node)) {
         LZ_COUNT_OWNED_N(node, messages_received, n);
         LZ_COUNT_OWNED_N(node, bytes_received, bytes);
