@@ -4,6 +4,9 @@
 #include <math.h>
 #include <pthread.h>
 
+#include <inttypes.h>
+
+#include "core/envelope.h"
 #include "lz_test.h"
 #include "serial/base64.h"
 #include "serial/registry.h"
@@ -554,6 +557,151 @@ LZ_TEST(json_codec_is_safe_from_many_threads) {
     lz_value_destroy(&v);
 }
 
+// json_of returns the JSON text of v (destroyed) in out.
+static void json_of(lz_value_t *v, char *out, size_t size) {
+    char *text = lz_value_to_json(v);
+    snprintf(out, size, "%s", text ? text : "(null)");
+    free(text);
+    lz_value_destroy(&v);
+}
+
+// The writer's own double formatting (a fast path for few decimals, then
+// simdjson's shortest round-trip one): the text must read back through
+// strtod as exactly the same double, for random bit patterns, timestamps,
+// prices, integral doubles and subnormals, and look as Python writes it.
+LZ_TEST(json_double_text_reads_back_exactly_through_strtod) {
+    uint64_t x = 0x2545F4914F6CDD1Du;
+    long checked = 0;
+    for (long i = 0; i < 400000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double d;
+        switch (i % 5) {
+        case 0: memcpy(&d, &x, sizeof d); break;                                       // any bits
+        case 1: d = (double)(int64_t)(1700000000000000 + x % 100000000000000) / 1e6; break; // µs timestamps
+        case 2: d = (double)(int64_t)(x % 2000000000) / 1000 - 1e6; break;                // 3 decimals
+        case 3: d = (double)(int64_t)(x >> 11) * (x & 1 ? 1 : -1); break;                  // integral, to 2^53
+        default: d = (double)(x >> 12) * 4.9406564584124654e-324; break;                    // subnormal and small
+        }
+        if (!isfinite(d)) continue;
+        char text[64];
+        json_of(lz_value_double(d), text, sizeof text);
+        double back = strtod(text, NULL);
+        if (memcmp(&back, &d, sizeof d) != 0 || !strpbrk(text, ".e")) {
+            fprintf(stderr, "double %.17g written as %s\n", d, text);
+            LZ_CHECK(false);
+            break;
+        }
+        checked++;
+    }
+    LZ_CHECK(checked > 350000);
+    struct { double d; const char *text; } cases[] = {
+        {1e15, "1000000000000000.0"}, {1e16, "1e+16"}, {5e-324, "5e-324"}, {1e-5, "1e-05"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"}, {0.0001, "0.0001"},
+        {1712345678.123456, "1712345678.123456"}, {-1712345678.5, "-1712345678.5"},
+        {9007199254740992.0, "9007199254740992.0"}, {2147483648.25, "2147483648.25"},
+        {0.30000000000000004, "0.30000000000000004"}, {-123.0, "-123.0"}, {0.0, "0.0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[64];
+        json_of(lz_value_double(cases[i].d), text, sizeof text);
+        LZ_CHECK_STR(text, cases[i].text);
+    }
+}
+
+// Integers at every digit-count boundary read as printf writes them.
+LZ_TEST(json_int_text_matches_printf_at_every_digit_count) {
+    uint64_t p = 1;
+    for (int digits = 1; digits <= 19; digits++, p *= 10) {
+        int64_t around[] = {(int64_t)p - 1, (int64_t)p, (int64_t)p + 1, -(int64_t)p, -(int64_t)p + 1};
+        for (size_t i = 0; i < 5; i++) {
+            char text[64], want[64];
+            json_of(lz_value_int(around[i]), text, sizeof text);
+            snprintf(want, sizeof want, "%" PRId64, around[i]);
+            LZ_CHECK_STR(text, want);
+        }
+    }
+    char text[64];
+    json_of(lz_value_int(INT64_MAX), text, sizeof text);
+    LZ_CHECK_STR(text, "9223372036854775807");
+    json_of(lz_value_int(INT64_MIN), text, sizeof text);
+    LZ_CHECK_STR(text, "-9223372036854775808");
+}
+
+// escape_into writes what the writer must print for one byte of plain or
+// escaped text (the reference the word-at-a-time scan is checked against).
+static size_t escape_into(unsigned char c, char *out) {
+    switch (c) {
+    case '"': return (size_t)sprintf(out, "\\\"");
+    case '\\': return (size_t)sprintf(out, "\\\\");
+    case '\b': return (size_t)sprintf(out, "\\b");
+    case '\f': return (size_t)sprintf(out, "\\f");
+    case '\n': return (size_t)sprintf(out, "\\n");
+    case '\r': return (size_t)sprintf(out, "\\r");
+    case '\t': return (size_t)sprintf(out, "\\t");
+    default: return c < 0x20 ? (size_t)sprintf(out, "\\u%04X", c) : (size_t)sprintf(out, "%c", c);
+    }
+}
+
+// Strings are scanned eight bytes at a time: one special byte (each kind,
+// at every position of strings up to 24 bytes) must still be escaped, and
+// UTF-8 kept or refused, wherever it falls in a word or the tail.
+LZ_TEST(json_string_escaping_holds_at_every_position) {
+    const unsigned char specials[] = {'"', '\\', '\n', 0x01, 0x1f, '\t', 0x7f, ' ', '/', '~'};
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (size_t k = 0; k < sizeof specials; k++) {
+                char s[32], want[256] = "\"";
+                size_t w = 1;
+                for (size_t i = 0; i < len; i++) {
+                    s[i] = i == at ? (char)specials[k] : (char)('a' + i);
+                    w += escape_into((unsigned char)s[i], want + w);
+                }
+                memcpy(want + w, "\"", 2);
+                char text[256];
+                json_of(lz_value_stringn(s, len), text, sizeof text);
+                LZ_CHECK_STR(text, want);
+            }
+            // A two-byte UTF-8 character kept as it is, a stray byte refused.
+            char u[32];
+            memset(u, 'x', sizeof u);
+            memcpy(u + at, "\xc3\xa9", 2);
+            lz_value_t *v = lz_value_stringn(u, len + 1);
+            char *text = lz_value_to_json(v);
+            LZ_CHECK(text && strstr(text, "\xc3\xa9") != NULL);
+            free(text);
+            lz_value_destroy(&v);
+            u[at] = (char)0xff;
+            v = lz_value_stringn(u, len + 1);
+            lz_buffer_t *buf = lz_buffer_new();
+            LZ_CHECK_INT(lz_serializer_encode(codec("json"), v, buf), LZ_ESERIALIZATION);
+            lz_buffer_destroy(&buf);
+            lz_value_destroy(&v);
+        }
+    }
+}
+
+// Task ids: UUID v4 text, lower-case hex, every hex digit showing up at
+// every random position (the digits are made eight at a time).
+LZ_TEST(uuid4_is_lower_case_hex_with_version_and_variant) {
+    unsigned seen[36] = {0};
+    for (int n = 0; n < 2000; n++) {
+        char id[37];
+        lz__uuid4(id);
+        LZ_CHECK_INT(strlen(id), 36);
+        LZ_CHECK(id[8] == '-' && id[13] == '-' && id[18] == '-' && id[23] == '-');
+        LZ_CHECK(id[14] == '4' && strchr("89ab", id[19]) != NULL);
+        for (int i = 0; i < 36; i++) {
+            if (i == 8 || i == 13 || i == 18 || i == 23) continue;
+            const char *digit = strchr("0123456789abcdef", id[i]);
+            LZ_CHECK(digit != NULL && id[i] != '\0');
+            if (digit && id[i]) seen[i] |= 1u << (digit - "0123456789abcdef");
+        }
+    }
+    for (int i = 0; i < 36; i++)
+        if (i != 8 && i != 13 && i != 18 && i != 23 && i != 14 && i != 19) LZ_CHECK_INT(seen[i], 0xFFFF);
+    LZ_CHECK_INT(seen[19], 0x0F00);
+}
+
 LZ_TEST_MAIN(LZ_CASE(every_type_round_trips_through_json_and_msgpack),
              LZ_CASE(json_text_matches_what_python_peers_write_and_read),
              LZ_CASE(json_decodes_escapes_numbers_and_duplicate_keys),
@@ -572,4 +720,8 @@ LZ_TEST_MAIN(LZ_CASE(every_type_round_trips_through_json_and_msgpack),
              LZ_CASE(builtins_are_found_by_name_and_unknown_names_list_the_known),
              LZ_CASE(registry_adds_custom_codecs_and_owns_their_state),
              LZ_CASE(registry_finds_while_another_thread_registers),
-             LZ_CASE(json_codec_is_safe_from_many_threads))
+             LZ_CASE(json_codec_is_safe_from_many_threads),
+             LZ_CASE(json_double_text_reads_back_exactly_through_strtod),
+             LZ_CASE(json_int_text_matches_printf_at_every_digit_count),
+             LZ_CASE(json_string_escaping_holds_at_every_position),
+             LZ_CASE(uuid4_is_lower_case_hex_with_version_and_variant))

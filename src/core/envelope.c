@@ -37,20 +37,37 @@ static uint64_t next_random(void) {
     return state;
 }
 
-// Hex digits by table: snprintf's format parsing cost more than the rest
-// of building an id.
+// hex8 writes the 8 hex digits of v, most significant first: the nibbles
+// are spread one per byte (and put in memory order) with shifts and masks,
+// then made digits by adding '0', plus 39 more where a nibble is above 9
+// (nibble + 6 carries into bit 4), all eight at once. A loop per digit cost
+// more than the rest of encoding a task.
+static void hex8(uint32_t v, char out[8]) {
+    uint64_t x = v;
+    x = (x | x << 16) & UINT64_C(0x0000FFFF0000FFFF);
+    x = (x | x << 8) & UINT64_C(0x00FF00FF00FF00FF);
+    x = (x | x << 4) & UINT64_C(0x0F0F0F0F0F0F0F0F); // byte i: nibble i
+    x = __builtin_bswap64(x);                          // byte i: nibble 7 - i
+    uint64_t above9 = ((x + UINT64_C(0x0606060606060606)) >> 4) & UINT64_C(0x0101010101010101);
+    x += UINT64_C(0x3030303030303030) + above9 * ('a' - '0' - 10);
+    memcpy(out, &x, 8);
+}
+
 void lz__uuid4(char out[37]) {
-    static const char hex[] = "0123456789abcdef";
     uint64_t hi = next_random(), lo = next_random();
-    hi = (hi & ~UINT64_C(0xF000)) | UINT64_C(0x4000);                   // version 4
-    lo = (lo & ~(UINT64_C(0xC) << 60)) | (UINT64_C(0x8) << 60);         // variant 10
-    char *at = out;
-    for (int nibble = 0; nibble < 32; nibble++) {
-        if (nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20) *at++ = '-';
-        uint64_t word = nibble < 16 ? hi : lo;
-        *at++ = hex[(word >> (60 - 4 * (nibble & 15))) & 15];
-    }
-    *at = '\0';
+    hi = (hi & ~UINT64_C(0xF000)) | UINT64_C(0x4000);           // version 4
+    lo = (lo & ~(UINT64_C(0xC) << 60)) | (UINT64_C(0x8) << 60); // variant 10
+    char mid[8];
+    hex8((uint32_t)(hi >> 32), out); // xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx
+    hex8((uint32_t)hi, mid);
+    memcpy(out + 9, mid, 4);
+    memcpy(out + 14, mid + 4, 4);
+    hex8((uint32_t)(lo >> 32), mid);
+    memcpy(out + 19, mid, 4);
+    memcpy(out + 24, mid + 4, 4);
+    hex8((uint32_t)lo, out + 28);
+    out[8] = out[13] = out[18] = out[23] = '-';
+    out[36] = '\0';
 }
 
 bool lz__utf8_valid(const void *data, size_t size) {
@@ -107,16 +124,53 @@ static int fail_message(lz_message_t **msg_p, int rc) {
     return rc;
 }
 
+// The members of a decoded envelope a receiver reads, found in one pass
+// over the object (a lookup per field scanned it five times). Keys are
+// unique in a decoded object, so the first match is the only one.
+typedef struct envelope_fields {
+    const lz_value_t *type, *action, *id, *priority, *timestamp;
+    size_t data; // the index of "data", or SIZE_MAX
+} envelope_fields_t;
+
+static bool key_is(const lz_member_t *member, const char *key, size_t len) {
+    return member->key_len == len && memcmp(lz__member_key(member), key, len) == 0;
+}
+
+// scan_envelope finds the fields of value, an object or not (then none);
+// id_key is "task_id" or "request_id".
+static envelope_fields_t scan_envelope(const lz_value_t *value, const char *id_key, size_t id_len) {
+    envelope_fields_t f = {.data = SIZE_MAX};
+    if (lz_value_type(value) != LZ_VALUE_OBJECT) return f;
+    for (size_t i = 0; i < value->u.object.len; i++) {
+        const lz_member_t *member = &value->u.object.members[i];
+        if (key_is(member, "type", 4)) f.type = member->value;
+        else if (key_is(member, "data", 4)) f.data = i;
+        else if (key_is(member, id_key, id_len)) f.id = member->value;
+        else if (key_is(member, "priority", 8)) f.priority = member->value;
+        else if (key_is(member, "timestamp", 9)) f.timestamp = member->value;
+        else if (key_is(member, "action", 6)) f.action = member->value;
+    }
+    return f;
+}
+
 // lift_envelope keeps object as the message's envelope and makes its member
 // "data" (or null) the message's value, and reads the optional fields.
-static int lift_envelope(lz_message_t *msg, lz_value_t *object, const char *id_key) {
+static int lift_envelope(lz_message_t *msg, lz_value_t *object, const envelope_fields_t *f) {
     msg->envelope = object;
-    msg->value = lz__value_object_take(object, "data");
+    const char *id = lz_value_get_string(f->id, NULL); // values stay put when "data" is taken
+    msg->id = id ? id : "";
+    msg->priority = lz_value_get_int(f->priority);
+    msg->timestamp = lz_value_get_double(f->timestamp);
+    msg->value = lz__value_member_take(object, f->data);
     if (!msg->value && !(msg->value = lz_value_null())) return lz__fail(LZ_ENOMEM, "message: out of memory");
-    msg->id = lz_value_find_string(object, id_key, "");
-    msg->priority = lz_value_find_int(object, "priority", 0);
-    msg->timestamp = lz_value_find_double(object, "timestamp", 0);
     return LZ_OK;
+}
+
+// set_type sets the message's topic to the string value type, up to a NUL
+// it may hold (as a C string reads).
+static int set_type(lz_message_t *msg, const lz_value_t *type) {
+    const char *text = lz_value_get_string(type, NULL);
+    return set_topic(msg, text, strlen(text));
 }
 
 /* ---- pub/sub ----------------------------------------------------------- */
@@ -248,14 +302,14 @@ int lz__envelope_decode_task_sized(const lz_serializer_t *serializer, zmq_msg_t 
         msg->value = value; // raw: no envelope, default handler
         return LZ_OK;
     }
-    const char *type = lz_value_find_string(value, "type", NULL);
-    if (!type) {
+    envelope_fields_t f = scan_envelope(value, "task_id", 7);
+    if (lz_value_type(f.type) != LZ_VALUE_STRING) {
         // Not a LiberZMQ task (a plain peer's JSON): the whole value is data.
         msg->value = value;
         rc = set_topic(msg, "unknown", 7);
     } else {
-        rc = set_topic(msg, type, strlen(type));
-        if (rc == LZ_OK) rc = lift_envelope(msg, value, "task_id");
+        rc = set_type(msg, f.type);
+        if (rc == LZ_OK) rc = lift_envelope(msg, value, &f);
         else lz_value_destroy(&value);
     }
     return rc == LZ_OK ? LZ_OK : fail_message(out, rc);
@@ -273,14 +327,14 @@ int lz__envelope_decode_request(const lz_serializer_t *serializer, zmq_msg_t *fr
     lz_value_t *value = NULL;
     int rc = take_payload(serializer, frame, SIZE_MAX, out, &value);
     if (rc != LZ_OK) return rc;
-    const char *action = lz_value_find_string(value, "type", NULL);
-    if (!action) action = lz_value_find_string(value, "action", NULL);
-    if (!action) {
+    envelope_fields_t f = scan_envelope(value, "request_id", 10);
+    const lz_value_t *action = lz_value_type(f.type) == LZ_VALUE_STRING ? f.type : f.action;
+    if (lz_value_type(action) != LZ_VALUE_STRING) {
         lz_value_destroy(&value);
         return fail_message(out, lz__fail(LZ_EPROTOCOL, "request has no \"type\" (action) string"));
     }
-    rc = set_topic(*out, action, strlen(action));
-    if (rc == LZ_OK) rc = lift_envelope(*out, value, "request_id");
+    rc = set_type(*out, action);
+    if (rc == LZ_OK) rc = lift_envelope(*out, value, &f);
     else lz_value_destroy(&value);
     return rc == LZ_OK ? LZ_OK : fail_message(out, rc);
 }

@@ -34,16 +34,42 @@ _Static_assert(LZ_JSON_MAX_DEPTH == YAJL_MAX_DEPTH - 1, "the writer's depth limi
 
 /* ---- number formatting and parsing ---------------------------------- */
 
-// format_uint writes the decimal digits of n, at least min_digits of them.
+// digit_count: how many decimal digits n has (at least 1). bits * 1233 /
+// 4096 is floor(log10(2^bits)), one short of the count or exact.
+static int digit_count(uint64_t n) {
+    static const uint64_t pow10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+                                       10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
+                                       100000000000ull, 1000000000000ull, 10000000000000ull,
+                                       100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+                                       100000000000000000ull, 1000000000000000000ull,
+                                       10000000000000000000ull};
+    int bits = 64 - __builtin_clzll(n | 1);
+    int t = (bits * 1233) >> 12;
+    return t + (n >= pow10[t]);
+}
+
+// format_uint writes the decimal digits of n, at least min_digits of them
+// (zero-padded), two digits per division: a microsecond timestamp has 16.
 static size_t format_uint(uint64_t n, int min_digits, char *out) {
-    char tmp[24];
-    int len = 0;
-    do {
-        tmp[len++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n || len < min_digits);
-    for (int i = 0; i < len; i++) out[i] = tmp[len - 1 - i];
-    return (size_t)len;
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                   "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                   "8081828384858687888990919293949596979899";
+    int digits = digit_count(n);
+    size_t len = (size_t)(digits > min_digits ? digits : min_digits);
+    char *at = out + len;
+    while (n >= 100) {
+        at -= 2;
+        memcpy(at, pairs + 2 * (n % 100), 2);
+        n /= 100;
+    }
+    if (n >= 10) {
+        at -= 2;
+        memcpy(at, pairs + 2 * n, 2);
+    } else {
+        *--at = (char)('0' + n);
+    }
+    while (at > out) *--at = '0';
+    return len;
 }
 
 static size_t format_int(int64_t i, char *out) {
@@ -54,53 +80,46 @@ static size_t format_int(int64_t i, char *out) {
 }
 
 // format_decimal handles the common "few decimal places" double without
-// printf. m = round(|d| * 10^6) is tried as the digits: when m / 10^6 (one
-// correctly rounded division, as strtod rounds) gives back |d|, the text of
-// m with the point moved 6 places reads back as d, and dropping trailing
-// zeros leaves the fewest decimals that do. Below 2^31 the product is
-// within 0.25 of the exact decimal, so m is the right integer whenever one
-// exists; integral doubles up to 2^53 print as they are with ".0".
+// the general algorithm. m = round(|d| * 10^6) is tried as the digits: when
+// m / 10^6 (one correctly rounded division, as strtod rounds) gives back
+// |d|, the text of m with the point moved 6 places reads back as d, and
+// dropping trailing zeros leaves the fewest decimals that do. Below 2^31 the
+// product is within 0.25 of the exact decimal, so m is the right integer
+// whenever one exists; integral doubles below 10^16 print as they are with
+// ".0". Both as Python's repr does: fixed notation from 1e-4 up to 10^16
+// (1e15 is "1000000000000000.0"), exponents outside (format_double's).
 static size_t format_decimal(double d, char *out) {
     double a = fabs(d);
     uint64_t m;
     int k = 0;
-    if (a < 2147483648.0) {
+    if (a < 1e-4 && a != 0) {
+        return 0;
+    } else if (a < 2147483648.0) {
         m = (uint64_t)(a * 1e6 + 0.5);
         if ((double)m / 1e6 != a) return 0;
         for (k = 6; k > 0 && m % 10 == 0; k--) m /= 10;
-    } else if (a < 9007199254740992.0 && a == floor(a)) {
+    } else if (a < 1e16 && a == floor(a)) { // exact integers, 16 digits at most
         m = (uint64_t)a;
     } else {
         return 0;
     }
     size_t len = 0;
     if (signbit(d)) out[len++] = '-';
-    char digits[24];
-    size_t n = format_uint(m, k + 1, digits);
-    memcpy(out + len, digits, n - (size_t)k);
+    size_t n = format_uint(m, k + 1, out + len); // the point goes before the last k digits
     len += n - (size_t)k;
+    memmove(out + len + 1, out + len, (size_t)k);
     out[len++] = '.';
     if (k == 0) out[len++] = '0';
-    memcpy(out + len, digits + n - (size_t)k, (size_t)k);
     return len + (size_t)k;
 }
 
-// format_double writes the shortest of %.15g..%.17g that reads back as d,
-// with ".0" added to integral text so the peer still sees a float.
-static size_t format_double(double d, char *out, size_t size) {
+// format_double writes text that reads back as exactly d, the way Python's
+// repr does: format_decimal's digits when it has them, else simdjson's
+// shortest round-trip formatter (Grisu2), which also writes Python's
+// exponent form ("1e+20", "1e-07") and ".0" on integral text.
+static size_t format_double(double d, char *out) {
     size_t len = format_decimal(d, out);
-    if (len) return len;
-    for (int precision = 15; precision <= 17; precision++) {
-        len = (size_t)snprintf(out, size, "%.*g", precision, d);
-        if (strtod(out, NULL) == d) break;
-    }
-    char *comma = strchr(out, ','); // a process locale may print a decimal comma
-    if (comma) *comma = '.';
-    if (strspn(out, "-0123456789") == len) {
-        memcpy(out + len, ".0", 3);
-        len += 2;
-    }
-    return len;
+    return len ? len : lz__json_format_double(d, out);
 }
 
 static locale_t c_locale;
@@ -446,6 +465,25 @@ static char *write_escape(char *at, unsigned char c) {
     return at;
 }
 
+// plain_prefix returns how many leading bytes of [p, end) are plain
+// (escape_of 0), eight at a time: a word is plain when no byte is below
+// 0x20, '"', '\\' or 0x80 and above, which the has-less-than and has-zero
+// byte tricks (exact for the word as a whole) tell in a few operations;
+// UUIDs, keys and symbols are all plain.
+static size_t plain_prefix(const unsigned char *p, const unsigned char *end) {
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+    const unsigned char *at = p;
+    for (; end - at >= 8; at += 8) {
+        uint64_t w;
+        memcpy(&w, at, sizeof w);
+        uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+        uint64_t special = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | w;
+        if (special & highs) break; // the byte loop below finds which
+    }
+    while (at < end && escape_of[*at] == 0) at++;
+    return (size_t)(at - p);
+}
+
 // write_string writes text as a quoted JSON string, checking that it is
 // UTF-8 while copying it. Runs of plain bytes are copied whole. The room
 // reserved always covers the rest of the text plus the closing quote, so
@@ -456,10 +494,10 @@ static int write_string(json_writer_t *w, const char *text, size_t len, const ch
     if (rc < 0) return rc;
     *w->at++ = '"';
     while (p < end) {
-        const unsigned char *run = p;
-        while (p < end && escape_of[*p] == 0) p++;
-        memcpy(w->at, run, (size_t)(p - run));
-        w->at += p - run;
+        size_t run = plain_prefix(p, end);
+        memcpy(w->at, p, run);
+        w->at += run;
+        p += run;
         if (p == end) break;
         if (escape_of[*p] == 2) {
             size_t n = lz__utf8_sequence(p, (size_t)(end - p));
@@ -480,8 +518,8 @@ static int write_double(json_writer_t *w, double d) {
     if (!isfinite(d))
         return lz__fail(LZ_ESERIALIZATION, "json: cannot encode %s (not representable in JSON)",
                         isnan(d) ? "NaN" : "an infinite double");
-    int rc = need(w, 40);
-    if (rc == 0) w->at += format_double(d, w->at, 40);
+    int rc = need(w, LZ_JSON_DOUBLE_MAX);
+    if (rc == 0) w->at += format_double(d, w->at);
     return rc;
 }
 
@@ -493,13 +531,11 @@ static int write_int(json_writer_t *w, int64_t i) {
 
 // Bytes travel as a base64 string, which needs no escaping.
 static int write_bytes(json_writer_t *w, const lz_value_t *value) {
-    size_t size;
-    const void *data = lz_value_get_bytes(value, &size);
-    size_t len = lz__base64_encoded_size(size);
+    size_t len = lz__base64_encoded_size(value->u.blob.len);
     int rc = need(w, len + 2);
     if (rc < 0) return rc;
     *w->at++ = '"';
-    lz__base64_encode(data, size, w->at);
+    lz__base64_encode(value->u.blob.data, value->u.blob.len, w->at);
     w->at += len;
     *w->at++ = '"';
     return 0;
@@ -507,39 +543,43 @@ static int write_bytes(json_writer_t *w, const lz_value_t *value) {
 
 static int write_value(json_writer_t *w, const lz_value_t *value, int depth);
 
-static int write_container(json_writer_t *w, const lz_value_t *value, int depth) {
-    bool object = lz_value_type(value) == LZ_VALUE_OBJECT;
-    if (depth >= LZ_JSON_MAX_DEPTH)
-        return lz__fail(LZ_ESERIALIZATION, "json: nesting deeper than %d levels", LZ_JSON_MAX_DEPTH);
-    int rc = put(w, object ? "{" : "[", 1);
-    size_t n = lz_value_size(value);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
+// The walks read the nodes directly (serial/value.h): an accessor call per
+// member and per field cost as much as writing the text.
+static int write_array(json_writer_t *w, const lz_value_t *array, int depth) {
+    int rc = put(w, "[", 1);
+    for (size_t i = 0; rc == 0 && i < array->u.array.len; i++) {
         if (i) rc = put(w, ",", 1);
-        if (object && rc == 0) {
-            const char *key = lz_value_key_at(value, i);
-            rc = write_string(w, key, strlen(key), "a key");
-            if (rc == 0) rc = put(w, ":", 1);
-        }
-        if (rc == 0) rc = write_value(w, lz_value_at(value, i), depth + 1);
+        if (rc == 0) rc = write_value(w, array->u.array.items[i], depth + 1);
     }
-    if (rc == 0) rc = put(w, object ? "}" : "]", 1);
-    return rc;
+    return rc == 0 ? put(w, "]", 1) : rc;
+}
+
+static int write_object(json_writer_t *w, const lz_value_t *object, int depth) {
+    int rc = put(w, "{", 1);
+    for (size_t i = 0; rc == 0 && i < object->u.object.len; i++) {
+        const lz_member_t *member = &object->u.object.members[i];
+        if (i) rc = put(w, ",", 1);
+        if (rc == 0) rc = write_string(w, lz__member_key(member), member->key_len, "a key");
+        if (rc == 0) rc = put(w, ":", 1);
+        if (rc == 0) rc = write_value(w, member->value, depth + 1);
+    }
+    return rc == 0 ? put(w, "}", 1) : rc;
 }
 
 static int write_value(json_writer_t *w, const lz_value_t *value, int depth) {
-    size_t len;
-    const char *s;
-    switch (lz_value_type(value)) {
+    if (!value) return put(w, "null", 4); // lz_value_to_json(NULL), as lz_value_type(NULL) says
+    switch ((lz_value_type_t)value->type) {
     case LZ_VALUE_NULL: return put(w, "null", 4);
-    case LZ_VALUE_BOOL: return lz_value_get_bool(value) ? put(w, "true", 4) : put(w, "false", 5);
-    case LZ_VALUE_INT: return write_int(w, lz_value_get_int(value));
-    case LZ_VALUE_DOUBLE: return write_double(w, lz_value_get_double(value));
-    case LZ_VALUE_STRING:
-        s = lz_value_get_string(value, &len);
-        return write_string(w, s, len, "a string");
+    case LZ_VALUE_BOOL: return value->u.b ? put(w, "true", 4) : put(w, "false", 5);
+    case LZ_VALUE_INT: return write_int(w, value->u.i);
+    case LZ_VALUE_DOUBLE: return write_double(w, value->u.d);
+    case LZ_VALUE_STRING: return write_string(w, value->u.blob.data, value->u.blob.len, "a string");
     case LZ_VALUE_BYTES: return write_bytes(w, value);
     case LZ_VALUE_ARRAY:
-    case LZ_VALUE_OBJECT: return write_container(w, value, depth);
+    case LZ_VALUE_OBJECT:
+        if (depth >= LZ_JSON_MAX_DEPTH)
+            return lz__fail(LZ_ESERIALIZATION, "json: nesting deeper than %d levels", LZ_JSON_MAX_DEPTH);
+        return value->type == LZ_VALUE_ARRAY ? write_array(w, value, depth) : write_object(w, value, depth);
     }
     return lz__fail(LZ_ESERIALIZATION, "json: unknown value type");
 }

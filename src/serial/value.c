@@ -11,48 +11,14 @@
 #include "core/error.h"
 #include "serial/value.h"
 
-// Keys up to this length minus one avoid their own allocation; envelope
-// keys ("request_id", "traceparent") and typical field names fit.
-#define LZ_KEY_INLINE 16
-// Eight members on the first allocation: the envelopes on the wire have
-// five, and growing from four cost a realloc per decoded message.
-#define LZ_CONTAINER_MIN 8
-
-typedef struct lz_member {
-    lz_value_t *value;
-    size_t key_len;
-    union {
-        char *heap;
-        char small[LZ_KEY_INLINE];
-    } key;
-} lz_member_t;
-
-struct lz_value {
-    unsigned char type;
-    // A borrowed string or bytes value points at memory someone else owns
-    // (the raw codec's zero-copy decode, the envelope cache): the node must
-    // never free or copy into it.
-    unsigned char borrowed;
-    // A node built in an lz_value_slot_t is not freed with the value.
-    unsigned char in_slot;
-    union {
-        bool b;
-        int64_t i;
-        double d;
-        struct { const char *data; size_t len; } blob;
-        struct { lz_value_t **items; size_t len, cap; } array;
-        struct { lz_member_t *members; size_t len, cap; } object;
-    } u;
-    char payload[]; // string/bytes content, NUL-terminated, when owned
-};
-
 _Static_assert(sizeof(lz_value_t) <= sizeof(lz_value_slot_t), "lz_value_slot_t too small for a value node");
 
 /* ---- node allocation ---------------------------------------------------- */
 
-// Each thread keeps short lists of freed nodes in two sizes: a bare node,
-// and a node with room for a short string (symbols, types, UUIDs). Decoding
-// a message makes a dozen nodes and frees them right after; glibc's
+// Each thread keeps short lists of freed blocks in three sizes: a bare
+// node, a node with room for a short string (symbols, types, UUIDs), and a
+// container's first child array (LZ_ITEMS_BLOCK bytes). Decoding a message
+// makes a dozen nodes and two member arrays and frees them right after; glibc's
 // per-thread cache holds only seven blocks of a size, so most of those
 // frees took its slow path. The caps bound what a thread keeps. Under
 // AddressSanitizer nodes go straight to malloc/free, so it still sees every
@@ -64,12 +30,18 @@ _Static_assert(sizeof(lz_value_t) <= sizeof(lz_value_slot_t), "lz_value_slot_t t
 #endif
 #define LZ_NODE_SHORT_PAYLOAD 48
 #define LZ_NODE_CACHE_MAX 128
+#define LZ_CLASSES 3
+// A container's first child array: 8 members or 32 items (the envelopes on
+// the wire have five members).
+#define LZ_ITEMS_BLOCK 256
+#define LZ_ITEMS_CLASS 2
 
-static const size_t node_class_size[2] = {sizeof(lz_value_t), sizeof(lz_value_t) + LZ_NODE_SHORT_PAYLOAD};
+static const size_t class_size[LZ_CLASSES] = {sizeof(lz_value_t), sizeof(lz_value_t) + LZ_NODE_SHORT_PAYLOAD,
+                                              LZ_ITEMS_BLOCK};
 
 typedef struct node_cache {
-    void *head[2]; // linked through each free block's first bytes
-    unsigned count[2];
+    void *head[LZ_CLASSES]; // linked through each free block's first bytes
+    unsigned count[LZ_CLASSES];
 } node_cache_t;
 
 // The key frees a thread's lists when it exits; the thread-local pointer
@@ -86,7 +58,7 @@ static _Thread_local node_cache_t *thread_node_cache __attribute__((tls_model("i
 static void node_cache_free(void *arg) {
     node_cache_t *cache = arg;
     thread_node_cache = NULL; // a later destructor freeing values starts afresh
-    for (int c = 0; c < 2; c++) {
+    for (int c = 0; c < LZ_CLASSES; c++) {
         while (cache->head[c]) {
             void *next;
             memcpy(&next, cache->head[c], sizeof next);
@@ -113,12 +85,12 @@ static node_cache_t *thread_nodes(void) {
 
 // node_class: which list a node of size bytes belongs to, or -1.
 static int node_class(size_t size) {
-    return size <= node_class_size[0] ? 0 : size <= node_class_size[1] ? 1 : -1;
+    return size <= class_size[0] ? 0 : size <= class_size[1] ? 1 : -1;
 }
 
-static void *node_alloc(size_t size) {
-    int c = node_class(size);
-    if (c < 0) return malloc(size);
+// block_alloc returns a block of class c's full size (so it can be cached
+// when freed), from the thread's list when it has one.
+static void *block_alloc(int c) {
     node_cache_t *cache = thread_nodes();
     if (cache && cache->head[c]) {
         void *block = cache->head[c];
@@ -126,7 +98,25 @@ static void *node_alloc(size_t size) {
         cache->count[c]--;
         return block;
     }
-    return malloc(node_class_size[c]); // full class size, so it can be cached when freed
+    return malloc(class_size[c]);
+}
+
+// block_release keeps a block of class c (malloc'ed, at least its size) for
+// the thread, or frees it when the list is full.
+static void block_release(int c, void *block) {
+    node_cache_t *cache = thread_nodes();
+    if (cache && cache->count[c] < LZ_NODE_CACHE_MAX) {
+        memcpy(block, &cache->head[c], sizeof cache->head[c]);
+        cache->head[c] = block;
+        cache->count[c]++;
+        return;
+    }
+    free(block);
+}
+
+static void *node_alloc(size_t size) {
+    int c = node_class(size);
+    return c < 0 ? malloc(size) : block_alloc(c);
 }
 
 // node_release frees a node's own block (children are freed by the caller).
@@ -134,17 +124,32 @@ static void node_release(lz_value_t *value) {
     if (value->in_slot) return;
     bool owned_blob = (value->type == LZ_VALUE_STRING || value->type == LZ_VALUE_BYTES) && !value->borrowed;
     int c = node_class(sizeof *value + (owned_blob ? value->u.blob.len + 1 : 0));
-    node_cache_t *cache = c < 0 ? NULL : thread_nodes();
-    if (cache && cache->count[c] < LZ_NODE_CACHE_MAX) {
-        memcpy(value, &cache->head[c], sizeof cache->head[c]);
-        cache->head[c] = value;
-        cache->count[c]++;
-        return;
-    }
-    free(value);
+    if (c < 0) free(value);
+    else block_release(c, value);
 }
 
-static lz_value_t *node_new(lz_value_type_t type, size_t payload) {
+// items_resize gives a container's child array (items, cap elements of
+// elem_size) room for want elements, at least: the first array comes from
+// the thread's list, a bigger one from realloc (the listed blocks are
+// malloc'ed, so realloc takes them too).
+static int items_resize(void **items, size_t *cap, size_t want, size_t elem_size) {
+    if (want > SIZE_MAX / elem_size) return lz__fail(LZ_ENOMEM, "value: container too large");
+    bool first = !*items && want * elem_size <= LZ_ITEMS_BLOCK;
+    void *grown = first ? block_alloc(LZ_ITEMS_CLASS) : realloc(*items, want * elem_size);
+    if (!grown) return lz__fail(LZ_ENOMEM, "value: out of memory growing a container");
+    *items = grown;
+    *cap = first ? LZ_ITEMS_BLOCK / elem_size : want;
+    return 0;
+}
+
+// items_free frees a child array; one of exactly LZ_ITEMS_BLOCK bytes goes
+// back to the thread's list.
+static void items_free(void *items, size_t cap, size_t elem_size) {
+    if (items && cap * elem_size == LZ_ITEMS_BLOCK) block_release(LZ_ITEMS_CLASS, items);
+    else free(items);
+}
+
+lz_value_t *lz__value_new(lz_value_type_t type, size_t payload) {
     if (payload > SIZE_MAX - sizeof(lz_value_t))
         return lz__fail_null(LZ_ENOMEM, "value: %zu bytes is too large", payload);
     lz_value_t *value = node_alloc(sizeof *value + payload);
@@ -154,54 +159,63 @@ static lz_value_t *node_new(lz_value_type_t type, size_t payload) {
     return value;
 }
 
-static lz_value_t *blob_new(lz_value_type_t type, const void *data, size_t len) {
+lz_value_t *lz__value_blob(lz_value_type_t type, const void *data, size_t len) {
     if (!data && len) return lz__fail_null(LZ_EINVAL, "value: NULL data of %zu bytes", len);
     if (len == SIZE_MAX) return lz__fail_null(LZ_ENOMEM, "value: string too large");
-    lz_value_t *value = node_new(type, len + 1);
+    lz_value_t *value = lz__value_new(type, len + 1);
     if (!value) return NULL;
-    if (len) memcpy(value->payload, data, len);
-    value->payload[len] = '\0';
-    value->u.blob.data = value->payload;
+    char *payload = lz__value_payload(value);
+    if (len) memcpy(payload, data, len);
+    payload[len] = '\0';
+    value->u.blob.data = payload;
     value->u.blob.len = len;
     return value;
 }
 
-lz_value_t *lz_value_null(void) { return node_new(LZ_VALUE_NULL, 0); }
+lz_value_t *lz_value_null(void) { return lz__value_new(LZ_VALUE_NULL, 0); }
 
-lz_value_t *lz_value_bool(bool b) {
-    lz_value_t *value = node_new(LZ_VALUE_BOOL, 0);
+// The scalar constructors, for the public ones and the setters (a call to
+// an exported function goes through the PLT).
+static lz_value_t *bool_new(bool b) {
+    lz_value_t *value = lz__value_new(LZ_VALUE_BOOL, 0);
     if (value) value->u.b = b;
     return value;
 }
 
-lz_value_t *lz_value_int(int64_t i) {
-    lz_value_t *value = node_new(LZ_VALUE_INT, 0);
+static lz_value_t *int_new(int64_t i) {
+    lz_value_t *value = lz__value_new(LZ_VALUE_INT, 0);
     if (value) value->u.i = i;
     return value;
 }
 
-lz_value_t *lz_value_double(double d) {
-    lz_value_t *value = node_new(LZ_VALUE_DOUBLE, 0);
+static lz_value_t *double_new(double d) {
+    lz_value_t *value = lz__value_new(LZ_VALUE_DOUBLE, 0);
     if (value) value->u.d = d;
     return value;
 }
 
+lz_value_t *lz_value_bool(bool b) { return bool_new(b); }
+
+lz_value_t *lz_value_int(int64_t i) { return int_new(i); }
+
+lz_value_t *lz_value_double(double d) { return double_new(d); }
+
 lz_value_t *lz_value_string(const char *s) {
     if (!s) return lz__fail_null(LZ_EINVAL, "value: NULL string");
-    return blob_new(LZ_VALUE_STRING, s, strlen(s));
+    return lz__value_blob(LZ_VALUE_STRING, s, strlen(s));
 }
 
 lz_value_t *lz_value_stringn(const char *s, size_t len) {
-    return blob_new(LZ_VALUE_STRING, s, len);
+    return lz__value_blob(LZ_VALUE_STRING, s, len);
 }
 
 lz_value_t *lz_value_bytes(const void *data, size_t size) {
-    return blob_new(LZ_VALUE_BYTES, data, size);
+    return lz__value_blob(LZ_VALUE_BYTES, data, size);
 }
 
-lz_value_t *lz_value_array(void) { return node_new(LZ_VALUE_ARRAY, 0); }
+lz_value_t *lz_value_array(void) { return lz__value_new(LZ_VALUE_ARRAY, 0); }
 
-lz_value_t *lz_value_object(void) { return node_new(LZ_VALUE_OBJECT, 0); }
+lz_value_t *lz_value_object(void) { return lz__value_new(LZ_VALUE_OBJECT, 0); }
 
 // borrow points value (a fresh node) at data someone else owns.
 static lz_value_t *borrow(lz_value_t *value, lz_value_type_t type, const void *data, size_t size) {
@@ -214,7 +228,7 @@ static lz_value_t *borrow(lz_value_t *value, lz_value_type_t type, const void *d
 
 lz_value_t *lz__value_bytes_borrowed(const void *data, size_t size) {
     if (!data && size) return lz__fail_null(LZ_EINVAL, "value: NULL data of %zu bytes", size);
-    lz_value_t *value = node_new(LZ_VALUE_BYTES, 0);
+    lz_value_t *value = lz__value_new(LZ_VALUE_BYTES, 0);
     return value ? borrow(value, LZ_VALUE_BYTES, data, size) : NULL;
 }
 
@@ -228,7 +242,7 @@ lz_value_t *lz__value_bytes_borrowed_in(lz_value_slot_t *slot, const void *data,
 
 lz_value_t *lz__value_string_borrowed(const char *s, size_t len) {
     if (!s) return lz__fail_null(LZ_EINVAL, "value: NULL string");
-    lz_value_t *value = node_new(LZ_VALUE_STRING, 0);
+    lz_value_t *value = lz__value_new(LZ_VALUE_STRING, 0);
     return value ? borrow(value, LZ_VALUE_STRING, s, len) : NULL;
 }
 
@@ -244,10 +258,6 @@ void lz__value_set_double(lz_value_t *value, double d) {
     if (value && value->type == LZ_VALUE_DOUBLE) value->u.d = d;
 }
 
-static const char *member_key(const lz_member_t *member) {
-    return member->key_len < LZ_KEY_INLINE ? member->key.small : member->key.heap;
-}
-
 static void member_free_key(lz_member_t *member) {
     if (member->key_len >= LZ_KEY_INLINE) free(member->key.heap);
 }
@@ -256,13 +266,13 @@ static void value_free(lz_value_t *value) {
     if (!value) return;
     if (value->type == LZ_VALUE_ARRAY) {
         for (size_t i = 0; i < value->u.array.len; i++) value_free(value->u.array.items[i]);
-        free(value->u.array.items);
+        items_free(value->u.array.items, value->u.array.cap, sizeof(lz_value_t *));
     } else if (value->type == LZ_VALUE_OBJECT) {
         for (size_t i = 0; i < value->u.object.len; i++) {
             member_free_key(&value->u.object.members[i]);
             value_free(value->u.object.members[i].value);
         }
-        free(value->u.object.members);
+        items_free(value->u.object.members, value->u.object.cap, sizeof(lz_member_t));
     }
     node_release(value);
 }
@@ -276,13 +286,7 @@ void lz_value_destroy(lz_value_t **value_p) {
 // grow makes room for one more element in a container's array.
 static int grow(void **items, size_t *cap, size_t len, size_t elem_size) {
     if (len < *cap) return 0;
-    size_t new_cap = *cap ? *cap * 2 : LZ_CONTAINER_MIN;
-    if (new_cap > SIZE_MAX / elem_size) return lz__fail(LZ_ENOMEM, "value: container too large");
-    void *grown = realloc(*items, new_cap * elem_size);
-    if (!grown) return lz__fail(LZ_ENOMEM, "value: out of memory growing a container");
-    *items = grown;
-    *cap = new_cap;
-    return 0;
+    return items_resize(items, cap, *cap ? *cap * 2 : 1, elem_size);
 }
 
 int lz_value_array_append(lz_value_t *array, lz_value_t *item) {
@@ -307,7 +311,7 @@ static lz_member_t *find_member(const lz_value_t *object, const char *key, size_
     if (!object || object->type != LZ_VALUE_OBJECT || !key) return NULL;
     for (size_t i = 0; i < object->u.object.len; i++) {
         lz_member_t *member = &object->u.object.members[i];
-        if (member->key_len == len && memcmp(member_key(member), key, len) == 0) return member;
+        if (member->key_len == len && memcmp(lz__member_key(member), key, len) == 0) return member;
     }
     return NULL;
 }
@@ -378,63 +382,65 @@ int lz__value_reserve(lz_value_t *container, size_t n) {
         cap = &container->u.object.cap;
         elem_size = sizeof(lz_member_t);
     }
-    if (n <= *cap) return 0;
-    if (n > SIZE_MAX / elem_size) return lz__fail(LZ_ENOMEM, "value: container too large");
-    void *grown = realloc(*items, n * elem_size);
-    if (!grown) return lz__fail(LZ_ENOMEM, "value: out of memory growing a container");
-    *items = grown;
-    *cap = n;
-    return 0;
+    return n <= *cap ? 0 : items_resize(items, cap, n, elem_size);
 }
 
-int lz_value_object_set(lz_value_t *object, const char *key, lz_value_t *item) {
+// object_set is lz_value_object_set; the public setters call it directly
+// (a call to an exported function goes through the PLT).
+static int object_set(lz_value_t *object, const char *key, size_t len, lz_value_t *item) {
     int rc = 0;
     if (!item || !key) rc = lz__fail(LZ_EINVAL, "value: NULL %s", key ? "item" : "key");
     else if (!object || object->type != LZ_VALUE_OBJECT)
         rc = lz__fail(LZ_EINVAL, "value: set '%s' on a %s, not an object", key,
                       lz_value_type_name(lz_value_type(object)));
-    else rc = object_add(object, key, strlen(key), item);
+    else rc = object_add(object, key, len, item);
     if (rc < 0) value_free(item);
     return rc;
 }
 
+int lz_value_object_set(lz_value_t *object, const char *key, lz_value_t *item) {
+    return object_set(object, key, key ? strlen(key) : 0, item);
+}
+
 int lz__value_object_setn(lz_value_t *object, const char *key, size_t len, lz_value_t *item) {
-    if (!object || object->type != LZ_VALUE_OBJECT || !key) return lz_value_object_set(object, key, item);
-    int rc = object_add(object, key, len, item);
-    if (rc < 0) value_free(item);
-    return rc;
+    return object_set(object, key, len, item);
 }
 
 // A NULL item means its constructor failed and already set the detail.
 static int set_made(lz_value_t *object, const char *key, lz_value_t *item) {
-    return item ? lz_value_object_set(object, key, item) : lz_last_error_code();
+    return item ? object_set(object, key, key ? strlen(key) : 0, item) : lz_last_error_code();
 }
 
 int lz_value_object_set_string(lz_value_t *object, const char *key, const char *s) {
-    return set_made(object, key, lz_value_string(s));
+    return set_made(object, key, s ? lz__value_blob(LZ_VALUE_STRING, s, strlen(s)) : lz_value_string(s));
 }
 
 int lz_value_object_set_int(lz_value_t *object, const char *key, int64_t i) {
-    return set_made(object, key, lz_value_int(i));
+    return set_made(object, key, int_new(i));
 }
 
 int lz_value_object_set_double(lz_value_t *object, const char *key, double d) {
-    return set_made(object, key, lz_value_double(d));
+    return set_made(object, key, double_new(d));
 }
 
 int lz_value_object_set_bool(lz_value_t *object, const char *key, bool b) {
-    return set_made(object, key, lz_value_bool(b));
+    return set_made(object, key, bool_new(b));
 }
 
-lz_value_t *lz__value_object_take(lz_value_t *object, const char *key) {
-    lz_member_t *member = find_member(object, key, key ? strlen(key) : 0);
-    if (!member) return NULL;
+lz_value_t *lz__value_member_take(lz_value_t *object, size_t index) {
+    if (lz_value_type(object) != LZ_VALUE_OBJECT || index >= object->u.object.len) return NULL;
+    lz_member_t *member = &object->u.object.members[index];
     lz_value_t *taken = member->value;
     member_free_key(member);
     lz_member_t *end = object->u.object.members + object->u.object.len;
     memmove(member, member + 1, (size_t)(end - member - 1) * sizeof *member); // keep order
     object->u.object.len--;
     return taken;
+}
+
+lz_value_t *lz__value_object_take(lz_value_t *object, const char *key) {
+    lz_member_t *member = find_member(object, key, key ? strlen(key) : 0);
+    return member ? lz__value_member_take(object, (size_t)(member - object->u.object.members)) : NULL;
 }
 
 lz_value_t *lz__value_member_swap(lz_value_t *object, size_t index, lz_value_t *item) {
@@ -458,7 +464,7 @@ static lz_value_t *copy_object(const lz_value_t *value) {
     for (size_t i = 0; copy && i < value->u.object.len; i++) {
         const lz_member_t *member = &value->u.object.members[i];
         lz_value_t *item = lz_value_copy(member->value);
-        if (!item || object_add(copy, member_key(member), member->key_len, item) < 0) {
+        if (!item || object_add(copy, lz__member_key(member), member->key_len, item) < 0) {
             value_free(item);
             lz_value_destroy(&copy);
         }
@@ -469,13 +475,13 @@ static lz_value_t *copy_object(const lz_value_t *value) {
 lz_value_t *lz_value_copy(const lz_value_t *value) {
     if (!value) return lz__fail_null(LZ_EINVAL, "value: copy of NULL");
     switch ((lz_value_type_t)value->type) {
-    case LZ_VALUE_BOOL: return lz_value_bool(value->u.b);
-    case LZ_VALUE_INT: return lz_value_int(value->u.i);
-    case LZ_VALUE_DOUBLE: return lz_value_double(value->u.d);
+    case LZ_VALUE_BOOL: return bool_new(value->u.b);
+    case LZ_VALUE_INT: return int_new(value->u.i);
+    case LZ_VALUE_DOUBLE: return double_new(value->u.d);
     // A copy owns its bytes even when the original borrowed them.
     case LZ_VALUE_STRING:
     case LZ_VALUE_BYTES:
-        return blob_new((lz_value_type_t)value->type, value->u.blob.data, value->u.blob.len);
+        return lz__value_blob((lz_value_type_t)value->type, value->u.blob.data, value->u.blob.len);
     case LZ_VALUE_ARRAY: return copy_array(value);
     case LZ_VALUE_OBJECT: return copy_object(value);
     case LZ_VALUE_NULL: break;
@@ -533,34 +539,37 @@ lz_value_t *lz_value_at(const lz_value_t *value, size_t index) {
 
 const char *lz_value_key_at(const lz_value_t *value, size_t index) {
     if (lz_value_type(value) != LZ_VALUE_OBJECT || index >= value->u.object.len) return NULL;
-    return member_key(&value->u.object.members[index]);
+    return lz__member_key(&value->u.object.members[index]);
 }
 
-lz_value_t *lz_value_get(const lz_value_t *object, const char *key) {
+// get is lz_value_get, for the finders below without a PLT call.
+static lz_value_t *get(const lz_value_t *object, const char *key) {
     lz_member_t *member = find_member(object, key, key ? strlen(key) : 0);
     return member ? member->value : NULL;
 }
 
+lz_value_t *lz_value_get(const lz_value_t *object, const char *key) { return get(object, key); }
+
 const char *lz_value_find_string(const lz_value_t *object, const char *key, const char *fallback) {
-    const char *s = lz_value_get_string(lz_value_get(object, key), NULL);
-    return s ? s : fallback;
+    const lz_value_t *value = get(object, key);
+    return value && value->type == LZ_VALUE_STRING ? value->u.blob.data : fallback;
 }
 
 int64_t lz_value_find_int(const lz_value_t *object, const char *key, int64_t fallback) {
-    const lz_value_t *value = lz_value_get(object, key);
-    return lz_value_type(value) == LZ_VALUE_INT ? value->u.i : fallback;
+    const lz_value_t *value = get(object, key);
+    return value && value->type == LZ_VALUE_INT ? value->u.i : fallback;
 }
 
 double lz_value_find_double(const lz_value_t *object, const char *key, double fallback) {
-    const lz_value_t *value = lz_value_get(object, key);
-    lz_value_type_t type = lz_value_type(value);
-    return type == LZ_VALUE_DOUBLE || type == LZ_VALUE_INT ? lz_value_get_double(value) : fallback;
+    const lz_value_t *value = get(object, key);
+    if (!value) return fallback;
+    return value->type == LZ_VALUE_DOUBLE ? value->u.d : value->type == LZ_VALUE_INT ? (double)value->u.i : fallback;
 }
 
 static bool objects_equal(const lz_value_t *a, const lz_value_t *b) {
     for (size_t i = 0; i < a->u.object.len; i++) {
         const lz_member_t *member = &a->u.object.members[i];
-        const lz_member_t *other = find_member(b, member_key(member), member->key_len);
+        const lz_member_t *other = find_member(b, lz__member_key(member), member->key_len);
         if (!other || !lz_value_equal(member->value, other->value)) return false;
     }
     return true;
