@@ -70,23 +70,23 @@ void lz__uuid4(char out[37]) {
     out[36] = '\0';
 }
 
-bool lz__utf8_valid(const void *data, size_t size) {
-    const unsigned char *p = data, *end = p + size;
-    while (p < end) {
-        if (*p < 0x80) {
-            p++;
+// topic_text: the bytes are UTF-8 with no NUL (a topic becomes a C
+// string), checked in one pass that steps over ASCII a byte at a time.
+static bool topic_text(const unsigned char *p, size_t size) {
+    for (size_t i = 0; i < size;) {
+        if ((unsigned)p[i] - 1u < 0x7Fu) { // 0x01-0x7F
+            i++;
             continue;
         }
-        size_t n = lz__utf8_sequence(p, (size_t)(end - p));
+        size_t n = p[i] ? lz__utf8_sequence(p + i, size - i) : 0;
         if (n == 0) return false;
-        p += n;
+        i += n;
     }
     return true;
 }
 
 static int set_topic(lz_message_t *msg, const void *data, size_t size) {
-    if (memchr(data, '\0', size) || !lz__utf8_valid(data, size))
-        return lz__fail(LZ_EPROTOCOL, "topic is not UTF-8 text");
+    if (!topic_text(data, size)) return lz__fail(LZ_EPROTOCOL, "topic is not UTF-8 text");
     if (size >= sizeof msg->topic_inline) {
         msg->topic = malloc(size + 1);
         if (!msg->topic) {
@@ -106,9 +106,7 @@ static int take_payload(const lz_serializer_t *serializer, zmq_msg_t *frame, siz
                         lz_value_t **decoded) {
     lz_message_t *msg = lz__message_new();
     if (!msg) return LZ_ENOMEM;
-    zmq_msg_init(&msg->payload);
-    zmq_msg_move(&msg->payload, frame);
-    msg->has_payload = true;
+    lz__message_take_payload(msg, frame);
     if (size == SIZE_MAX) size = zmq_msg_size(&msg->payload);
     int rc = lz__serializer_decode_in(serializer, zmq_msg_data(&msg->payload), size, &msg->value_slot, decoded);
     if (rc != LZ_OK) {

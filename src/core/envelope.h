@@ -33,6 +33,10 @@ struct lz_message {
 // lz__message_new returns an empty message (topic "", value null).
 lz_message_t *lz__message_new(void);
 
+// lz__message_take_payload moves frame, a message just received, into
+// msg's payload (msg has none yet) and leaves frame empty but initialised.
+void lz__message_take_payload(lz_message_t *msg, zmq_msg_t *frame);
+
 // lz__uuid4 writes a random UUID v4 ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx")
 // into out (37 bytes).
 void lz__uuid4(char out[37]);
@@ -82,7 +86,5 @@ int lz__envelope_encode_error(const lz_serializer_t *serializer, int code, const
 // ({"status": "error", ...}).
 bool lz__envelope_is_error(const lz_value_t *reply);
 
-// lz__utf8_valid checks that size bytes are well-formed UTF-8.
-bool lz__utf8_valid(const void *data, size_t size);
 
 #endif
