@@ -167,6 +167,49 @@ LZ_TEST(slow_handler_times_out_alone) {
     lz_context_destroy(&ctx);
 }
 
+// quick_echo: 50 ms in, one echo that must not wait behind the slow request
+// the main thread has in flight.
+static void *quick_echo(void *p) {
+    load_t *l = p;
+    lz_test_sleep_ms(50);
+    int64_t t0 = lz_test_now_ms();
+    lz_value_t *reply = NULL;
+    bool ok = lz_client_request(l->client, "echo", NULL, &reply, 2000) == 0;
+    lz_value_destroy(&reply);
+    if (ok && lz_test_now_ms() - t0 < 250) l->good = 1; // not ~450 ms behind it
+    return NULL;
+}
+
+// A caller using the lent socket for a slow request gives it back when
+// another request comes: that one does not wait for the slow reply.
+LZ_TEST(direct_caller_yields) {
+    lz_context_t *ctx = new_context(1000);
+    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_client_set_retries(client, 0);
+    lz_value_t *reply = NULL, *ms = lz_value_int(500);
+    for (int i = 0; i < 20; i++) { // requests flowing: the socket is lent
+        LZ_CHECK_INT(lz_client_request(client, "echo", NULL, &reply, 2000), 0);
+        lz_value_destroy(&reply);
+    }
+    load_t quick = {client, 0, 0, 0};
+    pthread_t thread;
+    pthread_create(&thread, NULL, quick_echo, &quick);
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_client_request(client, "slow", ms, &reply, 3000), 0);
+    LZ_CHECK(lz_test_now_ms() - t0 >= 450);
+    pthread_join(thread, NULL);
+    LZ_CHECK_INT(quick.good, 1);
+    lz_metrics_t m;
+    lz_node_metrics(lz_client_node(client), &m);
+    LZ_CHECK_INT(m.late_replies + m.request_timeouts, 0);
+    lz_value_destroy(&reply);
+    lz_value_destroy(&ms);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST(timeout_without_server) {
     lz_context_t *ctx = new_context(100);
     lz_client_t *client = lz_client_new(ctx, "tcp://127.0.0.1:1"); // nobody there
@@ -363,7 +406,7 @@ LZ_TEST(destroy_completes_everything) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
-             LZ_CASE(slow_handler_times_out_alone), LZ_CASE(timeout_without_server),
+             LZ_CASE(slow_handler_times_out_alone), LZ_CASE(direct_caller_yields), LZ_CASE(timeout_without_server),
              LZ_CASE(server_restart_while_retrying), LZ_CASE(failover_when_one_dies),
              LZ_CASE(strategies_spread_requests), LZ_CASE(down_server_comes_back),
              LZ_CASE(destroy_completes_everything))

@@ -231,6 +231,39 @@ LZ_TEST(lifecycle_errors) {
     lz_context_destroy(&ctx);
 }
 
+// With a concurrency of 1 the I/O thread runs handlers and waits in a
+// blocking receive: every kind of reply still goes out, and a stop is seen
+// within a slice of that wait, idle or not.
+LZ_TEST(inline_handlers) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.handler_max_concurrency=1");
+    lz_server_t *server = start_server(ctx, false);
+    const char *endpoint = lz_node_endpoint(lz_server_node(server));
+    lz_client_t *client = lz_client_new(ctx, endpoint);
+    for (int round = 0; round < 2; round++) { // again after a stop and a start
+        lz_value_t *data = lz_value_int(round), *reply = NULL;
+        LZ_CHECK_INT(lz_client_request(client, "echo", data, &reply, 3000), 0);
+        LZ_CHECK_INT(lz_value_get_int(reply), round);
+        lz_value_destroy(&reply);
+        lz_value_destroy(&data);
+        LZ_CHECK_INT(lz_client_request(client, "ping", NULL, &reply, 3000), 0);
+        LZ_CHECK(lz_value_get_bool(lz_value_get(reply, "pong")));
+        lz_value_destroy(&reply);
+        LZ_CHECK_INT(lz_client_request(client, "fail", NULL, &reply, 3000), LZ_EREMOTE);
+        lz_value_destroy(&reply);
+        char *text = req_roundtrip(ctx, endpoint, "not json");
+        LZ_CHECK(text && strstr(text, "\"status\":\"error\"") != NULL);
+        free(text);
+        lz_test_sleep_ms(30); // the I/O thread is waiting again
+        int64_t t0 = lz_test_now_ms();
+        LZ_CHECK_INT(lz_server_stop(server), 0);
+        LZ_CHECK(lz_test_now_ms() - t0 < 300);
+        LZ_CHECK_INT(lz_server_start(server), 0);
+    }
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(dispatches_by_action), LZ_CASE(error_replies), LZ_CASE(default_handler_and_ping),
              LZ_CASE(answers_req_sockets), LZ_CASE(survives_garbage), LZ_CASE(handlers_run_concurrently),
-             LZ_CASE(lifecycle_errors))
+             LZ_CASE(lifecycle_errors), LZ_CASE(inline_handlers))

@@ -423,28 +423,22 @@ static int recv_message(lz_node_t *node, lz_frames_t *frames, int timeout_ms, bo
     frames->settled = 0;
     zmq_msg_t *first = &frames->part[0];
     if (!ready) zmq_msg_init(first);
-    // Try first without waiting: at high rates the message is usually
-    // there. Then wait inside libzmq's blocking receive, as a plain libzmq
-    // reader does: one wait on the socket's mailbox, where zmq_poll would
-    // add a descriptor look-up and an event read on each side of its poll.
-    int size, rc = LZ_OK, flags = ZMQ_DONTWAIT;
-    while ((size = zmq_msg_recv(first, node->socket, flags)) < 0) {
+    // A wait happens inside libzmq's blocking receive, as a plain libzmq
+    // reader's does: it takes a queued message without a system call and
+    // otherwise waits on the socket's mailbox once. A non-blocking try
+    // first would cost a poll and a getpid on every wait, and zmq_poll
+    // adds a descriptor look-up and an event read on each side of its own.
+    int size, rc = timeout_ms == 0 ? LZ_OK : use_recv_timeout(node, timeout_ms);
+    int flags = timeout_ms == 0 ? ZMQ_DONTWAIT : 0;
+    while (rc == LZ_OK && (size = zmq_msg_recv(first, node->socket, flags)) < 0) {
         int err = zmq_errno();
         if (err == EINTR) continue;
-        if (err != EAGAIN) {
-            rc = err == ETERM ? lz__fail(LZ_ECLOSED, "%s: context terminated", node->name) : lz__fail_zmq("recv");
-            break;
-        }
-        if (timeout_ms == 0) {
+        if (err == EAGAIN && timeout_ms == 0)
             rc = quiet ? LZ_ETIMEOUT : lz__fail(LZ_ETIMEOUT, "%s: no message", node->name);
-            break;
-        }
-        if (flags == 0) {
+        else if (err == EAGAIN)
             rc = lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
-            break;
-        }
-        if ((rc = use_recv_timeout(node, timeout_ms)) != LZ_OK) break;
-        flags = 0;
+        else
+            rc = err == ETERM ? lz__fail(LZ_ECLOSED, "%s: context terminated", node->name) : lz__fail_zmq("recv");
     }
     if (rc != LZ_OK) {
         if (!ready) zmq_msg_close(first);

@@ -7,11 +7,13 @@
  * and its reply back costs two thread wake-ups per round trip, more than the
  * network. So while requests flow on a single-endpoint client and nothing
  * else is in flight, the I/O thread lends its socket and all its state to
- * one synchronous caller at a time, which sends, polls and reads as the I/O
- * thread would, with the same functions. At the first sign of anything else
- * (another request, the attempt's timeout, a stop) the caller gives the
- * socket and its request back and the usual machinery takes over. */
+ * one synchronous caller at a time, which sends and reads as the I/O thread
+ * would, with the same functions, waiting in libzmq's blocking receive as a
+ * REQ socket does. At the first sign of anything else (another request, the
+ * attempt's timeout, a stop) the caller gives the socket and its request
+ * back and the usual machinery takes over. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -32,6 +34,7 @@
 #define BACKOFF_MAX_MS 1000     // ...up to 0.5-1 s
 #define PROBE_TIMEOUT_MIN_MS 200
 #define LEND_IDLE_MS 10 // a lent socket unused this long goes back to the I/O thread
+#define DIRECT_SLICE_MS 2 // a direct caller still waiting looks this often whether to yield
 #define ID_LEN 36
 #define NEVER INT64_MAX
 
@@ -49,6 +52,7 @@ typedef struct call {
     struct call *chain;       // hash bucket chain
     bool in_table;
     char id[ID_LEN + 1];
+    size_t hash;                // of id, computed once: linking and unlinking need it
     lz_buffer_t *payload;       // encoded once: a retry resends the same bytes and id
     int64_t deadline;           // the whole request, retries included
     int64_t attempt_deadline;   // the attempt in flight
@@ -90,9 +94,8 @@ struct lz_client {
     // sockets nor anything it owns; a direct caller owns them all.
     bool lent;           // the I/O thread has lent its socket
     bool direct;         // a caller is using it
-    bool yield;          // the I/O thread asked the direct caller to give it back
+    atomic_bool yield;   // the I/O thread asked the direct caller to give it back
     int64_t last_direct; // when the last direct request gave the socket back
-    int direct_fd;       // wakes the direct caller to yield
     pthread_t thread;
     bool thread_started;
     atomic_bool stopping;
@@ -133,7 +136,7 @@ static call_t *table_find(lz_client_t *c, const void *id, size_t len) {
 }
 
 static void table_link(lz_client_t *c, call_t *call) {
-    size_t b = hash_id(call->id, ID_LEN) & (c->bucket_count - 1);
+    size_t b = call->hash & (c->bucket_count - 1);
     call->chain = c->buckets[b];
     c->buckets[b] = call;
 }
@@ -160,7 +163,7 @@ static void table_insert(lz_client_t *c, call_t *call) {
 
 static void table_remove(lz_client_t *c, call_t *call) {
     if (!call->in_table) return;
-    call_t **p = &c->buckets[hash_id(call->id, ID_LEN) & (c->bucket_count - 1)];
+    call_t **p = &c->buckets[call->hash & (c->bucket_count - 1)];
     while (*p != call) p = &(*p)->chain;
     *p = call->chain;
     call->prev->next = call->next;
@@ -316,6 +319,7 @@ static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *da
         return lz__fail_null(LZ_ENOMEM, "%s: out of memory", c->node.name);
     }
     lz__uuid4(call->id);
+    call->hash = hash_id(call->id, ID_LEN);
     int rc;
     if (c->envelope) {
         rc = lz__envelope_encode_request(c->node.serializer, action, data, call->id, call->payload);
@@ -447,17 +451,20 @@ static bool waiter_done(waiter_t *w) {
     return done;
 }
 
-// read_replies reads a batch from endpoint e; with until (a direct caller's
-// waiter) it stops once that request is done: trying for one more message
-// costs libzmq a system call, and whoever reads next finds the rest.
-static void read_replies(lz_client_t *c, size_t e, waiter_t *until) {
-    for (int i = 0; i < CLIENT_RECV_BATCH && !(until && waiter_done(until)); i++) {
+// take_reply handles one message received on endpoint e and closes it.
+static void take_reply(lz_client_t *c, size_t e, lz_frames_t *f) {
+    c->ep[e].rx_count++;
+    endpoint_up(c, e); // anything heard on a fresh socket: the peer lives
+    handle_reply(c, f);
+    lz__frames_close(f);
+}
+
+// read_replies reads what endpoint e has queued, up to a batch.
+static void read_replies(lz_client_t *c, size_t e) {
+    for (int i = 0; i < CLIENT_RECV_BATCH; i++) {
         lz_frames_t f;
         if (lz__node_recv(c->ep[e].node, &f, 0) < 0) return;
-        c->ep[e].rx_count++;
-        endpoint_up(c, e); // anything heard on a fresh socket: the peer lives
-        handle_reply(c, &f);
-        lz__frames_close(&f);
+        take_reply(c, e, &f);
     }
 }
 
@@ -532,8 +539,8 @@ static bool lend_socket(lz_client_t *c) {
     pthread_mutex_unlock(&c->lock);
     if (!lend) return false;
     for (;;) {
-        zmq_pollitem_t item = {NULL, c->wake_fd, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, LEND_IDLE_MS) > 0) lz__wakeup_drain(c->wake_fd);
+        struct pollfd wake = {c->wake_fd, POLLIN, 0}; // a plain descriptor: poll(2), no zmq_poll passes
+        if (poll(&wake, 1, LEND_IDLE_MS) > 0) lz__wakeup_drain(c->wake_fd);
         pthread_mutex_lock(&c->lock);
         // pending_count is read only when no caller holds the loan.
         bool wanted = atomic_load(&c->stopping) || c->queue_head || (!c->direct && c->pending_count > 0);
@@ -544,10 +551,7 @@ static bool lend_socket(lz_client_t *c) {
             if (!wanted) c->lend_ok = false;
             return true;
         }
-        if (c->direct && wanted && !c->yield) {
-            c->yield = true;
-            lz__wakeup_signal(c->direct_fd);
-        }
+        if (c->direct && wanted) atomic_store(&c->yield, true); // seen within DIRECT_SLICE_MS
         pthread_mutex_unlock(&c->lock);
     }
 }
@@ -561,36 +565,43 @@ static bool borrow(lz_client_t *c) {
     return ok;
 }
 
+// direct_wait: the direct caller waits for its reply as a REQ socket does,
+// in libzmq's blocking receive (no zmq_poll around it: that would add a
+// descriptor look-up and an event read on each side of its poll), in slices
+// of DIRECT_SLICE_MS so a request to yield is seen within one. Returns
+// true once the call is done (and freed); false when it must be handed
+// back: its attempt timed out, the I/O thread wants the socket, or the
+// context is ending.
+static bool direct_wait(lz_client_t *c, call_t *call) {
+    waiter_t *w = call->waiter;
+    for (int64_t now = call->sent_at; call->sent_at >= 0 && now < call->attempt_deadline; now = now_ms()) {
+        if (atomic_load_explicit(&c->yield, memory_order_relaxed)) return false;
+        int64_t left = call->attempt_deadline - now;
+        lz_frames_t f;
+        int rc = lz__node_recv(c->ep[0].node, &f, left < DIRECT_SLICE_MS ? (int)left : DIRECT_SLICE_MS);
+        if (rc == LZ_ETIMEOUT) continue;
+        if (rc < 0) return false;
+        take_reply(c, 0, &f); // a late reply to an earlier request, or ours
+        if (waiter_done(w)) return true;
+    }
+    return false;
+}
+
 // run_direct: the caller does the I/O thread's work for its own request
 // until it ends or its attempt times out or the I/O thread wants the socket
 // back. An unfinished request stays in the pending table and is handed back
 // as it stands (sent, or waiting to be), so timeouts, retries, rebuilds and
 // late replies go on exactly as if the I/O thread had sent it.
 static void run_direct(lz_client_t *c, call_t *call) {
-    waiter_t *w = call->waiter;
     int64_t now = now_ms();
     table_insert(c, call);
     dispatch(c, call, now);
-    bool done = false;
-    while (call->sent_at >= 0 && now < call->attempt_deadline) {
-        zmq_pollitem_t items[2] = {{c->ep[0].node->socket, -1, ZMQ_POLLIN, 0}, {NULL, c->direct_fd, ZMQ_POLLIN, 0}};
-        int n = zmq_poll(items, 2, (long)(call->attempt_deadline - now));
-        if (n < 0 && zmq_errno() != EINTR) break; // context ending: the I/O thread finishes it
-        if (n > 0 && (items[0].revents & ZMQ_POLLIN)) {
-            read_replies(c, 0, w);
-            if ((done = waiter_done(w))) break; // call is freed
-        }
-        if (n > 0 && items[1].revents) break;
-        now = now_ms();
-    }
+    bool done = direct_wait(c, call);
     if (!done) c->next_timer = 0; // the I/O thread looks at the handed-back request at once
     pthread_mutex_lock(&c->lock);
     c->direct = false;
     c->last_direct = now_ms();
-    if (c->yield) { // its signal may still be unread: the next direct caller must not see it
-        c->yield = false;
-        lz__wakeup_drain(c->direct_fd);
-    }
+    atomic_store(&c->yield, false); // asked of this caller only
     bool wake = !done || c->queue_head || atomic_load(&c->stopping);
     pthread_mutex_unlock(&c->lock);
     if (wake) lz__wakeup_signal(c->wake_fd);
@@ -633,7 +644,7 @@ static void *client_loop(void *arg) {
             take_submissions(c);
         }
         for (size_t i = 0; n > 0 && i < c->ep_count; i++)
-            if (c->items[i + 1].revents & ZMQ_POLLIN) read_replies(c, i, NULL);
+            if (c->items[i + 1].revents & ZMQ_POLLIN) read_replies(c, i);
         int64_t now = now_ms();
         if (now >= c->next_timer) run_timers(c, now);
     }
@@ -697,7 +708,6 @@ static void client_free(lz_client_t *c) {
     free(c->items);
     free(c->buckets);
     lz__wakeup_close(&c->wake_fd);
-    lz__wakeup_close(&c->direct_fd);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -708,7 +718,6 @@ lz_client_t *lz__client_open(lz_context_t *ctx, const char *endpoints, const lz_
     if (!c) return lz__fail_null(LZ_ENOMEM, "%s: out of memory", o->name);
     pthread_mutex_init(&c->lock, NULL);
     c->wake_fd = lz__wakeup_open();
-    c->direct_fd = lz__wakeup_open();
     c->envelope = o->envelope;
     c->resilient = o->resilient;
     c->pending.next = c->pending.prev = &c->pending;
@@ -719,7 +728,7 @@ lz_client_t *lz__client_open(lz_context_t *ctx, const char *endpoints, const lz_
     c->ep = calloc(c->ep_count, sizeof *c->ep);
     c->items = calloc(c->ep_count + 1, sizeof *c->items);
     c->buckets = calloc(c->bucket_count, sizeof *c->buckets);
-    int rc = c->wake_fd < 0 || c->direct_fd < 0 ? lz__fail(LZ_EIO, "%s: eventfd: %s", o->name, strerror(errno))
+    int rc = c->wake_fd < 0 ? lz__fail(LZ_EIO, "%s: eventfd: %s", o->name, strerror(errno))
              : (!c->ep || !c->items || !c->buckets) ? lz__fail(LZ_ENOMEM, "%s: out of memory", o->name)
                                                      : open_endpoints(c, ctx, endpoints, o);
     if (rc == LZ_OK) {

@@ -6,10 +6,13 @@
  *
  * Every use of the socket is under the node's lock, so a worker sends its
  * reply itself instead of waking the I/O thread to do it: on a busy core
- * each such hand-off is a context switch, more than the network costs. The
- * I/O thread therefore never blocks inside libzmq with the socket: it polls
- * the socket's ZMQ_FD like any file descriptor (see server_loop). */
+ * each such hand-off is a context switch, more than the network costs. With
+ * workers the I/O thread therefore never blocks inside libzmq with the
+ * socket: it polls the socket's ZMQ_FD like any file descriptor (see
+ * serve_pooled). Without them it is the socket's only user and waits in
+ * libzmq's blocking receive, as a REP loop does (see serve_inline). */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -25,6 +28,7 @@
 
 #define SERVER_QUEUE_MAX 1024 // requests waiting for a worker before the reader blocks
 #define SERVER_RECV_BATCH 64  // requests read per wakeup, so replies are not starved
+#define SERVER_STOP_SLICE_MS 50 // a server running handlers inline sees a stop this often
 
 typedef struct handler {
     char *action;
@@ -78,10 +82,13 @@ static void encode_error(lz_server_t *s, job_t *job, int code, const char *messa
 }
 
 // send_job sends the job's reply behind its routing frames and frees it;
-// any thread may call it. A send processes libzmq's pending commands, which
-// may include "a request arrived" and so clear ZMQ_FD without the I/O thread
-// hearing of it; if a request is now readable, the I/O thread is woken.
-static void send_job(lz_server_t *s, job_t *job) {
+// any thread may call it. wake_reader: the I/O thread may be asleep on
+// ZMQ_FD (a worker's send). Such a send processes libzmq's pending
+// commands, which may include "a request arrived" and so clear ZMQ_FD
+// without the I/O thread hearing of it; if a request is now readable, the
+// I/O thread is woken. The I/O thread's own sends need no such check: it
+// reads on until the socket is drained, or blocks in a receive.
+static void send_job(lz_server_t *s, job_t *job, bool wake_reader) {
     lz_node_t *node = &s->node;
     lz_frame_t frames[LZ_MAX_FRAMES + 1];
     size_t count = lz__routing_frames(&job->route, lz_buffer_data(job->reply), lz_buffer_size(job->reply), frames);
@@ -89,7 +96,7 @@ static void send_job(lz_server_t *s, job_t *job) {
     size_t len = sizeof events;
     pthread_mutex_lock(&node->lock); // the socket lives until the server is destroyed, after its threads
     int rc = lz__node_send_locked(node, frames, count, 0);
-    if (zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &len) != 0) events = ZMQ_POLLIN; // let it look
+    if (wake_reader && zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &len) != 0) events = ZMQ_POLLIN; // let it look
     pthread_mutex_unlock(&node->lock);
     if (rc < 0) LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "reply not sent: %s", lz_last_error());
     if (events & ZMQ_POLLIN) lz__wakeup_signal(s->wake_fd);
@@ -138,11 +145,8 @@ static void run_handler(lz_server_t *s, const handler_t *h, job_t *job) {
     lz_value_destroy(&reply);
 }
 
-// A worker's job (or the I/O thread's, with a concurrency of 1): dispatch
-// one request and send its reply.
-static void job_run(void *p, void *arg) {
-    lz_server_t *s = arg;
-    job_t *job = p;
+// answer dispatches one request and encodes its reply.
+static void answer(lz_server_t *s, job_t *job) {
     const handler_t *h = find_handler(s, job->msg);
     if (h) {
         run_handler(s, h, job);
@@ -152,15 +156,21 @@ static void job_run(void *p, void *arg) {
         lz__node_error(&s->node, LZ_ENOTFOUND, "%s", text);
         encode_error(s, job, LZ_ENOTFOUND, text);
     }
-    send_job(s, job);
+}
+
+// A worker's job: answer one request and send the reply.
+static void job_run(void *p, void *arg) {
+    answer(arg, p);
+    send_job(arg, p, true);
 }
 
 // Jobs still queued when the server stops are answered, not dropped, so
-// their clients learn at once instead of timing out.
+// their clients learn at once instead of timing out. The I/O thread drops
+// them after its last read.
 static void job_drop(void *p, void *arg) {
     lz_server_t *s = arg;
     encode_error(s, p, LZ_ECLOSED, "server stopping");
-    send_job(s, p);
+    send_job(s, p, false);
 }
 
 static void reply_pong(lz_server_t *s, job_t *job) {
@@ -173,11 +183,11 @@ static void reply_pong(lz_server_t *s, job_t *job) {
     if (!pong || lz_serializer_encode(s->node.serializer, pong, job->reply) < 0)
         encode_error(s, job, LZ_ENOMEM, "ping: out of memory");
     lz_value_destroy(&pong);
-    send_job(s, job);
+    send_job(s, job, false);
 }
 
 // handle_request takes one received message: every frame before the last
-// is routing, echoed back; the last is the request.
+// is routing, echoed back; the last is the request. Runs on the I/O thread.
 static void handle_request(lz_server_t *s, lz_frames_t *frames) {
     if (frames->total > frames->count || frames->count < 2) {
         lz__node_drop(&s->node, "request with %zu frames: cannot route a reply", frames->total);
@@ -197,40 +207,47 @@ static void handle_request(lz_server_t *s, lz_frames_t *frames) {
         lz__node_drop(&s->node, "%s", text);
         lz_message_destroy(&job->msg);
         encode_error(s, job, rc, text);
-        send_job(s, job);
+        send_job(s, job, false);
     } else if (strcmp(lz_message_type(job->msg), "ping") == 0 && !find_exact(s, "ping")) {
         reply_pong(s, job);
     } else if (!s->pool) {
-        job_run(job, s);
+        answer(s, job);
+        send_job(s, job, false);
     } else if (lz__pool_submit(s->pool, job) < 0) {
         encode_error(s, job, LZ_ECLOSED, "server stopping");
-        send_job(s, job);
+        send_job(s, job, false);
     }
+}
+
+// receive_one reads one request, waiting up to timeout_ms, and handles it.
+static int receive_one(lz_server_t *s, int timeout_ms) {
+    lz_frames_t frames;
+    pthread_mutex_lock(&s->node.lock);
+    int rc = lz__node_recv(&s->node, &frames, timeout_ms);
+    pthread_mutex_unlock(&s->node.lock);
+    if (rc < 0) return rc;
+    handle_request(s, &frames);
+    lz__frames_close(&frames);
+    return LZ_OK;
 }
 
 // receive_batch reads and handles up to SERVER_RECV_BATCH requests. Returns
 // how many, or -1 once the context is terminated.
 static int receive_batch(lz_server_t *s) {
     for (int i = 0; i < SERVER_RECV_BATCH; i++) {
-        lz_frames_t frames;
-        pthread_mutex_lock(&s->node.lock);
-        int rc = lz__node_recv(&s->node, &frames, 0);
-        pthread_mutex_unlock(&s->node.lock);
+        int rc = receive_one(s, 0);
         if (rc < 0) return rc == LZ_ECLOSED ? -1 : i; // drained (LZ_ETIMEOUT) or closed
-        handle_request(s, &frames);
-        lz__frames_close(&frames);
     }
     return SERVER_RECV_BATCH;
 }
 
-// The I/O thread reads until the socket is drained, then sleeps on ZMQ_FD,
-// which libzmq signals when the socket has news, and on the wakeup. ZMQ_FD
-// only tells of news since the socket last processed its commands; reading
-// to EAGAIN here and the check in send_job cover every path to that.
-// The I/O thread is the only one that submits to the pool, so it is also
-// the one that destroys it when stopping: no request can race the pool's end.
-static void *server_loop(void *arg) {
-    lz_server_t *s = arg;
+// serve_pooled: the I/O thread reads until the socket is drained, then
+// sleeps on ZMQ_FD, which libzmq signals when the socket has news, and on
+// the wakeup; both are plain descriptors, so poll(2) watches them (zmq_poll
+// would add a poll with no wait first). ZMQ_FD only tells of news since the
+// socket last processed its commands; reading to EAGAIN here and the check
+// in send_job cover every path to that.
+static void serve_pooled(lz_server_t *s) {
     int zmq_fd = -1;
     size_t len = sizeof zmq_fd;
     pthread_mutex_lock(&s->node.lock);
@@ -240,11 +257,28 @@ static void *server_loop(void *arg) {
         int n = receive_batch(s);
         if (n < 0) break;
         if (n == SERVER_RECV_BATCH) continue; // maybe more: read on before sleeping
-        zmq_pollitem_t items[2] = {{NULL, s->wake_fd, ZMQ_POLLIN, 0}, {NULL, zmq_fd, ZMQ_POLLIN, 0}};
+        struct pollfd fds[2] = {{s->wake_fd, POLLIN, 0}, {zmq_fd, POLLIN, 0}};
         // Without ZMQ_FD (never in practice) a short poll keeps requests moving.
-        if (zmq_poll(items, zmq_fd >= 0 ? 2 : 1, zmq_fd >= 0 ? 1000 : 1) > 0 && items[0].revents)
-            lz__wakeup_drain(s->wake_fd);
+        if (poll(fds, zmq_fd >= 0 ? 2 : 1, zmq_fd >= 0 ? 1000 : 1) > 0 && fds[0].revents) lz__wakeup_drain(s->wake_fd);
     }
+}
+
+// serve_inline: with a concurrency of 1 the I/O thread is the socket's only
+// user (it sends every reply itself), so it may hold the socket while it
+// waits: one blocking receive per request, like a REP loop, with no poll
+// and no descriptor look-ups. It waits in slices of SERVER_STOP_SLICE_MS so
+// a stop is seen within one.
+static void serve_inline(lz_server_t *s) {
+    while (!atomic_load(&s->stopping))
+        if (receive_one(s, SERVER_STOP_SLICE_MS) == LZ_ECLOSED) return;
+}
+
+// The I/O thread is the only one that submits to the pool, so it is also
+// the one that destroys it when stopping: no request can race the pool's end.
+static void *server_loop(void *arg) {
+    lz_server_t *s = arg;
+    if (s->pool) serve_pooled(s);
+    else serve_inline(s);
     // Running handlers finish and send their replies; queued requests are
     // answered LZ_ECLOSED.
     lz__pool_destroy(&s->pool, job_drop);
