@@ -8,6 +8,7 @@ packages=(
   libzmq3-dev          # the engine
   libsimdjson-dev g++  # JSON reading (simdjson, C++; see README "Choices")
   libyajl-dev          # JSON: precise error positions for rejected input
+  libfmt-dev           # JSON: shortest round-trip doubles ({fmt})
   libmsgpack-dev       # MessagePack (msgpack-c)
   libyaml-dev          # YAML configuration files
   libzstd-dev          # the compressed-JSON example serializer

@@ -600,6 +600,10 @@ LZ_TEST(json_double_text_reads_back_exactly_through_strtod) {
         {1712345678.123456, "1712345678.123456"}, {-1712345678.5, "-1712345678.5"},
         {9007199254740992.0, "9007199254740992.0"}, {2147483648.25, "2147483648.25"},
         {0.30000000000000004, "0.30000000000000004"}, {-123.0, "-123.0"}, {0.0, "0.0"},
+        // Where a Grisu2 formatter gave more digits than needed, or the
+        // exponent form below 1e16: Python's repr is the shortest, fixed.
+        {53165205877497296.0, "5.31652058774973e+16"}, {2.0533158386420102e-43, "2.05331583864201e-43"},
+        {-1324845932296262.2, "-1324845932296262.2"}, {-1994245284410862.8, "-1994245284410862.8"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char text[64];
@@ -702,8 +706,68 @@ LZ_TEST(uuid4_is_lower_case_hex_with_version_and_variant) {
     LZ_CHECK_INT(seen[19], 0x0F00);
 }
 
+// envelope_text encodes a task (priority >= 0) or a request with the json
+// codec; the text is NUL-terminated for the checks.
+static char *envelope_text(const char *type, const lz_value_t *data, int priority, int *rc) {
+    lz_buffer_t *buf = lz_buffer_new();
+    *rc = priority >= 0 ? lz__envelope_encode_task(codec("json"), type, data, priority, buf)
+                        : lz__envelope_encode_request(codec("json"), type, data, "req-1", buf);
+    char *text = calloc(1, lz_buffer_size(buf) + 1);
+    memcpy(text, lz_buffer_data(buf), lz_buffer_size(buf));
+    lz_buffer_destroy(&buf);
+    return text;
+}
+
+// The json codec writes envelopes as text around the data: the bytes must be
+// what encoding the envelope's value tree writes (the tree is read back from
+// the text, which keeps member order and doubles exactly), in the Python
+// LiberZMQ's key order.
+LZ_TEST(json_envelopes_are_the_bytes_of_their_value_tree) {
+    lz_value_t *data = lz_value_object();
+    lz_value_object_set_string(data, "symbol", "BTC");
+    lz_value_object_set_double(data, "price", 43210.5);
+    lz_value_object_set_int(data, "seq", 7);
+    static const struct {
+        const char *type;
+        int priority;
+        bool data;
+        const char *head, *tail;
+    } cases[] = {
+        {"resize", 3, true, "{\"type\":\"resize\",\"priority\":3,\"timestamp\":",
+         "\",\"data\":{\"symbol\":\"BTC\",\"price\":43210.5,\"seq\":7}}"},
+        {"q\"\n\xc3\xa9", 0, false, "{\"type\":\"q\\\"\\n\xc3\xa9\",\"priority\":0,\"timestamp\":",
+         "\",\"data\":null}"},
+        {"add", -1, true, "{\"type\":\"add\",\"timestamp\":",
+         ",\"request_id\":\"req-1\",\"data\":{\"symbol\":\"BTC\",\"price\":43210.5,\"seq\":7}}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc;
+        char *text = envelope_text(cases[i].type, cases[i].data ? data : NULL, cases[i].priority, &rc);
+        LZ_CHECK_INT(rc, 0);
+        size_t len = strlen(text), head = strlen(cases[i].head), tail = strlen(cases[i].tail);
+        LZ_CHECK(len > head + tail && memcmp(text, cases[i].head, head) == 0);
+        if (len > tail) LZ_CHECK_STR(text + len - tail, cases[i].tail);
+        lz_value_t *tree = lz_value_from_json(text, len);
+        LZ_CHECK_INT(lz_value_size(tree), cases[i].priority >= 0 ? 5 : 4);
+        char *again = lz_value_to_json(tree);
+        LZ_CHECK_STR(again, text);
+        free(again);
+        lz_value_destroy(&tree);
+        free(text);
+    }
+    // A type that is not UTF-8 fails as a value tree's string would, and
+    // leaves the buffer empty.
+    lz_buffer_t *buf = lz_buffer_new();
+    LZ_CHECK_INT(lz__envelope_encode_task(codec("json"), "\xff", data, 0, buf), LZ_ESERIALIZATION);
+    LZ_CHECK(strstr(lz_last_error(), "not valid UTF-8") != NULL);
+    LZ_CHECK_INT(lz_buffer_size(buf), 0);
+    lz_buffer_destroy(&buf);
+    lz_value_destroy(&data);
+}
+
 LZ_TEST_MAIN(LZ_CASE(every_type_round_trips_through_json_and_msgpack),
              LZ_CASE(json_text_matches_what_python_peers_write_and_read),
+             LZ_CASE(json_envelopes_are_the_bytes_of_their_value_tree),
              LZ_CASE(json_decodes_escapes_numbers_and_duplicate_keys),
              LZ_CASE(json_reads_integers_past_int64_as_doubles),
              LZ_CASE(json_repeated_keys_keep_first_place_and_last_value),

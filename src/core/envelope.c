@@ -255,20 +255,21 @@ static lz_value_t *cached_envelope(const envelope_kind_t *kind, envelope_cache_t
     return *slot;
 }
 
-// encode_envelope fills kind's envelope with the send's fields, lends it
-// the caller's data (borrowed, never owned: swapped back out whatever the
-// result) and encodes it.
-static int encode_envelope(const lz_serializer_t *serializer, const envelope_kind_t *kind, const char *type,
-                           const lz_value_t *data, const char *id, int priority, lz_buffer_t *out) {
+// encode_tree fills kind's envelope with text's fields, lends it the
+// caller's data (borrowed, never owned: swapped back out whatever the
+// result) and encodes it, for codecs that only encode values.
+static int encode_tree(const lz_serializer_t *serializer, const envelope_kind_t *kind,
+                       const lz_envelope_text_t *text, lz_buffer_t *out) {
     envelope_cache_t *cache = NULL;
     lz_value_t *object = cached_envelope(kind, &cache);
     lz_value_t *fresh = object ? NULL : envelope_new(kind);
     if (!object && !(object = fresh)) return lz__fail(LZ_ENOMEM, "envelope: out of memory");
-    lz__value_rebind(lz_value_at(object, kind->type), type, strlen(type));
-    lz__value_rebind(lz_value_at(object, kind->id), id, strlen(id));
-    lz__value_set_double(lz_value_at(object, kind->timestamp), lz__now_seconds());
-    lz__value_set_int(lz_value_at(object, kind->priority), priority);
-    lz_value_t *placeholder = data ? lz__value_member_swap(object, kind->data, (lz_value_t *)data) : NULL;
+    lz__value_rebind(lz_value_at(object, kind->type), text->type, strlen(text->type));
+    lz__value_rebind(lz_value_at(object, kind->id), text->id, strlen(text->id));
+    lz__value_set_double(lz_value_at(object, kind->timestamp), text->timestamp);
+    lz__value_set_int(lz_value_at(object, kind->priority), text->priority);
+    lz_value_t *placeholder =
+        text->data ? lz__value_member_swap(object, kind->data, (lz_value_t *)text->data) : NULL;
     int rc = lz_serializer_encode(serializer, object, out);
     if (placeholder) lz__value_member_swap(object, kind->data, placeholder);
     // The borrowed strings must not outlive this call.
@@ -277,6 +278,17 @@ static int encode_envelope(const lz_serializer_t *serializer, const envelope_kin
     if (cache) cache->busy = false;
     lz_value_destroy(&fresh);
     return rc;
+}
+
+// encode_envelope encodes kind's envelope for a send: as text around the
+// data when the codec can (json), else as a value tree.
+static int encode_envelope(const lz_serializer_t *serializer, const envelope_kind_t *kind, const char *type,
+                           const lz_value_t *data, const char *id, int priority, lz_buffer_t *out) {
+    lz_envelope_text_t text = {.type = type, .has_priority = kind->priority < kind->count, .priority = priority,
+                               .timestamp = lz__now_seconds(), .id_key = kind->keys[kind->id], .id = id,
+                               .data = data};
+    int rc = lz__serializer_encode_envelope(serializer, &text, out);
+    return rc <= 0 ? rc : encode_tree(serializer, kind, &text, out);
 }
 
 int lz__envelope_encode_task(const lz_serializer_t *serializer, const char *type, const lz_value_t *data,

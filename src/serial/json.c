@@ -114,9 +114,8 @@ static size_t format_decimal(double d, char *out) {
 }
 
 // format_double writes text that reads back as exactly d, the way Python's
-// repr does: format_decimal's digits when it has them, else simdjson's
-// shortest round-trip formatter (Grisu2), which also writes Python's
-// exponent form ("1e+20", "1e-07") and ".0" on integral text.
+// repr does: format_decimal's digits when it has them, else {fmt}'s
+// shortest round-trip formatter (lz__json_format_double).
 static size_t format_double(double d, char *out) {
     size_t len = format_decimal(d, out);
     return len ? len : lz__json_format_double(d, out);
@@ -588,6 +587,40 @@ static int json_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
     json_writer_t w = {.out = out};
     int rc = refill(&w, 0);
     if (rc == 0) rc = write_value(&w, value, 0);
+    if (rc == 0) lz_buffer_commit(out, (size_t)(w.at - w.start));
+    return rc;
+}
+
+// put_key writes ,"key": for a key of plain text.
+static int put_key(json_writer_t *w, const char *key) {
+    size_t len = strlen(key);
+    int rc = need(w, len + 4);
+    if (rc == 0) {
+        memcpy(w->at, ",\"", 2);
+        memcpy(w->at + 2, key, len);
+        memcpy(w->at + 2 + len, "\":", 2);
+        w->at += len + 4;
+    }
+    return rc;
+}
+
+// The envelope's fixed parts are written as text around the caller's data,
+// the bytes json_encode writes for the envelope as a value tree (its
+// members at depth 1), without filling and walking one.
+int lz__json_encode_envelope(const lz_envelope_text_t *e, lz_buffer_t *out) {
+    json_writer_t w = {.out = out};
+    int rc = refill(&w, 0);
+    if (rc == 0) rc = put(&w, "{\"type\":", 8);
+    if (rc == 0) rc = write_string(&w, e->type, strlen(e->type), "a string");
+    if (rc == 0 && e->has_priority) rc = put_key(&w, "priority");
+    if (rc == 0 && e->has_priority) rc = write_int(&w, e->priority);
+    if (rc == 0) rc = put_key(&w, "timestamp");
+    if (rc == 0) rc = write_double(&w, e->timestamp);
+    if (rc == 0) rc = put_key(&w, e->id_key);
+    if (rc == 0) rc = write_string(&w, e->id, strlen(e->id), "a string");
+    if (rc == 0) rc = put_key(&w, "data");
+    if (rc == 0) rc = write_value(&w, e->data, 1);
+    if (rc == 0) rc = put(&w, "}", 1);
     if (rc == 0) lz_buffer_commit(out, (size_t)(w.at - w.start));
     return rc;
 }

@@ -42,9 +42,9 @@ typedef enum lz_json_read_status {
 // small document costs no allocation in the parser after the first.
 lz_json_read_status_t lz__json_read(const void *data, size_t size, lz_value_t **out, const char **reason) LZ_JSON_NOEXCEPT;
 
-// lz__json_format_double writes finite d as the shortest text (in all but
-// rare cases; always text that reads back as exactly d) in Python's repr
-// form, at most LZ_JSON_DOUBLE_MAX bytes, no NUL; returns the length.
+// lz__json_format_double writes finite d as the shortest text that reads
+// back as exactly d, in Python's repr form (what repr(d) prints), at most
+// LZ_JSON_DOUBLE_MAX bytes, no NUL; returns the length.
 #define LZ_JSON_DOUBLE_MAX 32
 LZ_HIDDEN size_t lz__json_format_double(double d, char *out) LZ_JSON_NOEXCEPT;
 

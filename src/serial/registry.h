@@ -2,6 +2,9 @@
 #ifndef LZ_SERIAL_REGISTRY_H
 #define LZ_SERIAL_REGISTRY_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "liberzmq/serializer.h"
 #include "serial/value.h"
 
@@ -21,6 +24,30 @@ const lz_serializer_t *lz__registry_find(lz_registry_t *registry, const char *na
 // instead of allocating one (a message keeps the slot beside its frame).
 int lz__serializer_decode_in(const lz_serializer_t *serializer, const void *data, size_t size,
                              lz_value_slot_t *slot, lz_value_t **out);
+
+// The fixed fields of a task or request envelope (core/envelope.c), for a
+// codec that writes them as text around the data instead of walking an
+// envelope value: {"type", ["priority",] "timestamp", id_key, "data"}, in
+// that order (the Python LiberZMQ's).
+typedef struct lz_envelope_text {
+    const char *type;
+    bool has_priority;
+    int64_t priority;
+    double timestamp;
+    const char *id_key; // "task_id" or "request_id": plain text, no escapes
+    const char *id;
+    const lz_value_t *data; // NULL: null
+} lz_envelope_text_t;
+
+// lz__serializer_encode_envelope appends envelope to out when serializer
+// writes envelopes as text (the built-in json codec), exactly the bytes
+// lz_serializer_encode writes for the envelope's value tree; returns 1,
+// writing nothing, for any other codec.
+LZ_HIDDEN int lz__serializer_encode_envelope(const lz_serializer_t *serializer, const lz_envelope_text_t *envelope,
+                                             lz_buffer_t *out);
+
+// lz__json_encode_envelope is that writer, for lz__serializer_encode_envelope.
+LZ_HIDDEN int lz__json_encode_envelope(const lz_envelope_text_t *envelope, lz_buffer_t *out);
 
 // The built-in codecs' operations, for the registry and for
 // lz_value_to_json / lz_value_from_json.

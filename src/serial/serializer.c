@@ -162,15 +162,26 @@ unsigned lz_serializer_flags(const lz_serializer_t *serializer) {
     return serializer ? serializer->ops->flags : 0;
 }
 
+// encoded finishes an encode into out, which held before bytes: without a
+// truncate call only an encode into an empty buffer can be undone on
+// failure; that is how the patterns use it.
+static int encoded(int rc, size_t before, lz_buffer_t *out) {
+    if (rc < 0 && before == 0) lz_buffer_reset(out);
+    return rc < 0 ? rc : 0;
+}
+
 int lz_serializer_encode(const lz_serializer_t *serializer, const lz_value_t *value, lz_buffer_t *out) {
     if (!serializer || !value || !out)
         return lz__fail(LZ_EINVAL, "serializer: encode needs a serializer, a value and a buffer");
     size_t before = lz_buffer_size(out);
-    int rc = serializer->ops->encode(serializer->state, value, out);
-    // Without a truncate call only an encode into an empty buffer can be
-    // undone; that is how the patterns use it.
-    if (rc < 0 && before == 0) lz_buffer_reset(out);
-    return rc < 0 ? rc : 0;
+    return encoded(serializer->ops->encode(serializer->state, value, out), before, out);
+}
+
+int lz__serializer_encode_envelope(const lz_serializer_t *serializer, const lz_envelope_text_t *envelope,
+                                   lz_buffer_t *out) {
+    if (!serializer || !out || serializer->ops != &lz__json_ops) return 1;
+    size_t before = lz_buffer_size(out);
+    return encoded(lz__json_encode_envelope(envelope, out), before, out);
 }
 
 int lz_serializer_decode(const lz_serializer_t *serializer, const void *data, size_t size, lz_value_t **out) {
