@@ -25,6 +25,7 @@
 #include "core/envelope.h"
 #include "core/error.h"
 #include "core/node.h"
+#include "core/spare.h"
 #include "patterns/client.h"
 #include "patterns/routing.h"
 
@@ -106,6 +107,7 @@ struct lz_client {
     int64_t next_timer;
     unsigned rr, seed;
     bool lend_ok; // requests are flowing: lend when idle (cleared when a loan goes unused)
+    lz_spare_t spare_call; // the last call finished, for the next request
 };
 
 static int64_t now_ms(void) {
@@ -116,9 +118,31 @@ static int64_t now_ms(void) {
 
 /* ---- calls and the pending table ---------------------------------------- */
 
-static void call_free(call_t *call) {
+static void call_destroy(call_t *call) {
+    if (!call) return;
     lz_buffer_destroy(&call->payload);
     free(call);
+}
+
+// call_free keeps a finished call as the client's spare (freeing the one
+// before): call_alloc hands it to the next request.
+static void call_free(lz_client_t *c, call_t *call) { call_destroy(lz__spare_put(&c->spare_call, call)); }
+
+// call_alloc returns a zeroed call with an empty payload buffer.
+static call_t *call_alloc(lz_client_t *c) {
+    call_t *call = lz__spare_take(&c->spare_call);
+    if (call) {
+        lz_buffer_t *payload = call->payload;
+        lz_buffer_reset(payload);
+        *call = (call_t){.payload = payload};
+        return call;
+    }
+    if (!(call = calloc(1, sizeof *call))) return NULL;
+    if (!(call->payload = lz_buffer_new())) {
+        free(call);
+        return NULL;
+    }
+    return call;
 }
 
 static size_t hash_id(const void *id, size_t len) {
@@ -311,13 +335,8 @@ static void attempt_lost(lz_client_t *c, call_t *call, int64_t now) {
 }
 
 static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *data, int timeout_ms) {
-    call_t *call = calloc(1, sizeof *call);
+    call_t *call = call_alloc(c);
     if (!call) return lz__fail_null(LZ_ENOMEM, "%s: out of memory", c->node.name);
-    call->payload = lz_buffer_new();
-    if (!call->payload) {
-        free(call);
-        return lz__fail_null(LZ_ENOMEM, "%s: out of memory", c->node.name);
-    }
     lz__uuid4(call->id);
     call->hash = hash_id(call->id, ID_LEN);
     int rc;
@@ -329,7 +348,7 @@ static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *da
         lz_value_destroy(&null_value);
     }
     if (rc < 0) {
-        call_free(call);
+        call_free(c, call);
         return NULL;
     }
     int timeout = timeout_ms < 0 ? c->node.settings->request_timeout : timeout_ms;
@@ -405,7 +424,7 @@ static void finish(lz_client_t *c, call_t *call, int status, lz_value_t *reply) 
             lz_value_destroy(&reply);
         }
     }
-    call_free(call);
+    call_free(c, call);
 }
 
 /* ---- receiving ---------------------------------------------------------- */
@@ -709,6 +728,7 @@ static void client_free(lz_client_t *c) {
     free(c->buckets);
     lz__wakeup_close(&c->wake_fd);
     pthread_mutex_destroy(&c->lock);
+    call_destroy(lz__spare_take(&c->spare_call));
     free(c);
 }
 
@@ -758,7 +778,7 @@ static int submit(lz_client_t *c, call_t *call) {
     }
     pthread_mutex_unlock(&c->lock);
     if (closed) {
-        call_free(call);
+        call_free(c, call);
         return lz__fail(LZ_ECLOSED, "%s: closed", c->node.name);
     }
     lz__wakeup_signal(c->wake_fd);

@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/node.h"
 #include "core/pool.h"
+#include "core/spare.h"
 #include "liberzmq/reqrep.h"
 #include "patterns/routing.h"
 
@@ -53,24 +54,35 @@ struct lz_server {
     bool running;
     atomic_bool stopping; // the I/O thread stops reading, drains the pool and ends
     int wake_fd;          // stop, or a message the I/O thread must read (send_job)
+    lz_spare_t spare_job; // the last job finished, for the next request
 };
 
-static job_t *job_new(void) {
-    job_t *job = calloc(1, sizeof *job);
-    if (!job) return NULL;
-    job->reply = lz_buffer_new();
-    if (!job->reply) {
+static void job_destroy(job_t *job) {
+    if (!job) return;
+    lz_buffer_destroy(&job->reply);
+    free(job);
+}
+
+// job_new returns an empty job, the server's spare one when there is one.
+static job_t *job_new(lz_server_t *s) {
+    job_t *job = lz__spare_take(&s->spare_job);
+    if (job) {
+        lz_buffer_reset(job->reply);
+        return job;
+    }
+    if (!(job = calloc(1, sizeof *job))) return NULL;
+    if (!(job->reply = lz_buffer_new())) {
         free(job);
         return NULL;
     }
     return job;
 }
 
-static void job_free(job_t *job) {
+// job_free empties job and keeps it as the spare (freeing the one before).
+static void job_free(lz_server_t *s, job_t *job) {
     lz__routing_close(&job->route);
     lz_message_destroy(&job->msg);
-    lz_buffer_destroy(&job->reply);
-    free(job);
+    job_destroy(lz__spare_put(&s->spare_job, job));
 }
 
 // encode_error replaces the job's reply with an error reply.
@@ -100,7 +112,7 @@ static void send_job(lz_server_t *s, job_t *job, bool wake_reader) {
     pthread_mutex_unlock(&node->lock);
     if (rc < 0) LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "reply not sent: %s", lz_last_error());
     if (events & ZMQ_POLLIN) lz__wakeup_signal(s->wake_fd);
-    job_free(job);
+    job_free(s, job);
 }
 
 static const handler_t *find_exact(const lz_server_t *s, const char *action) {
@@ -193,7 +205,7 @@ static void handle_request(lz_server_t *s, lz_frames_t *frames) {
         lz__node_drop(&s->node, "request with %zu frames: cannot route a reply", frames->total);
         return;
     }
-    job_t *job = job_new();
+    job_t *job = job_new(s);
     if (!job) {
         lz__node_error(&s->node, LZ_ENOMEM, "request dropped: out of memory");
         return;
@@ -310,6 +322,7 @@ void lz_server_destroy(lz_server_t **server_p) {
     free(s->handlers);
     lz__node_close(&s->node);
     lz__wakeup_close(&s->wake_fd);
+    job_destroy(lz__spare_take(&s->spare_job));
     free(s);
     *server_p = NULL;
 }
