@@ -361,6 +361,19 @@ int lz__node_send_locked(lz_node_t *node, const lz_frame_t *frames, size_t count
     return LZ_OK;
 }
 
+int lz__node_send_parts_locked(lz_node_t *node, zmq_msg_t *parts, size_t count, const void *data, size_t size) {
+    size_t bytes = size;
+    for (size_t i = 0; i < count; i++) {
+        size_t part_size = zmq_msg_size(&parts[i]);
+        // Only the first frame can fail: libzmq queues a multipart whole.
+        if (zmq_msg_send(&parts[i], node->socket, ZMQ_SNDMORE) < 0) return send_failed(node, zmq_errno());
+        bytes += part_size;
+    }
+    if (zmq_send(node->socket, data, size, 0) < 0) return send_failed(node, zmq_errno());
+    count_traffic(node, messages_sent, bytes_sent, bytes);
+    return LZ_OK;
+}
+
 int lz__node_send(lz_node_t *node, const lz_frame_t *frames, size_t count) {
     pthread_mutex_lock(&node->lock);
     int rc = node->socket ? lz__node_send_locked(node, frames, count, 0)

@@ -102,12 +102,12 @@ static void encode_error(lz_server_t *s, job_t *job, int code, const char *messa
 // reads on until the socket is drained, or blocks in a receive.
 static void send_job(lz_server_t *s, job_t *job, bool wake_reader) {
     lz_node_t *node = &s->node;
-    lz_frame_t frames[LZ_MAX_FRAMES + 1];
-    size_t count = lz__routing_frames(&job->route, lz_buffer_data(job->reply), lz_buffer_size(job->reply), frames);
     int events = 0;
     size_t len = sizeof events;
     pthread_mutex_lock(&node->lock); // the socket lives until the server is destroyed, after its threads
-    int rc = lz__node_send_locked(node, frames, count, 0);
+    // The route goes back as the frames it came in: a reply is sent once.
+    int rc = lz__node_send_parts_locked(node, job->route.part, job->route.count, lz_buffer_data(job->reply),
+                                        lz_buffer_size(job->reply));
     if (wake_reader && zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &len) != 0) events = ZMQ_POLLIN; // let it look
     pthread_mutex_unlock(&node->lock);
     if (rc < 0) LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "reply not sent: %s", lz_last_error());
