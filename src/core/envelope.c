@@ -108,7 +108,8 @@ static int take_payload(const lz_serializer_t *serializer, zmq_msg_t *frame, siz
     if (!msg) return LZ_ENOMEM;
     lz__message_take_payload(msg, frame);
     if (size == SIZE_MAX) size = zmq_msg_size(&msg->payload);
-    int rc = lz__serializer_decode_in(serializer, zmq_msg_data(&msg->payload), size, &msg->value_slot, decoded);
+    int rc = lz__serializer_decode_in(serializer, zmq_msg_data(&msg->payload), size, &msg->value_slot, &msg->arena,
+                                      decoded);
     if (rc != LZ_OK) {
         lz_message_destroy(&msg);
         return rc;
@@ -160,7 +161,8 @@ static int lift_envelope(lz_message_t *msg, lz_value_t *object, const envelope_f
     msg->priority = lz_value_get_int(f->priority);
     msg->timestamp = lz_value_get_double(f->timestamp);
     msg->value = lz__value_member_take(object, f->data);
-    if (!msg->value && !(msg->value = lz_value_null())) return lz__fail(LZ_ENOMEM, "message: out of memory");
+    if (!msg->value && !(msg->value = lz__arena_node(&msg->arena, LZ_VALUE_NULL, 0)))
+        return lz__fail(LZ_ENOMEM, "message: out of memory");
     return LZ_OK;
 }
 

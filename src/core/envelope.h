@@ -13,21 +13,30 @@
 #include "liberzmq/value.h"
 #include "serial/value.h"
 
-// What a message holds. value may point into envelope (then it is not freed
-// separately); payload is either owned bytes or a zmq_msg_t kept alive so
-// raw payloads are read without a copy.
+// The first block of a message's arena: a task envelope with a few fields
+// of data takes about 600 bytes, a larger document chains more blocks.
+#define LZ_MESSAGE_ARENA 1024
+
+// What a message holds. payload is the frame kept alive, so raw payloads
+// are read without a copy. value and envelope are each either the
+// message's own tree (lz_value_destroy frees it) or unowned: in value_slot
+// (raw) or in arena (json, "data" lifted out of the envelope).
 struct lz_message {
     char *topic;              // topic, task type or action; never NULL
     char topic_inline[48];    // topic points here when it fits (no allocation)
     lz_value_t *value;        // decoded data; never NULL after decode
     lz_value_t *envelope;     // decoded envelope object (tasks, requests) or NULL
-    bool value_in_envelope;   // value is borrowed from envelope
     const char *id;           // task_id / request_id inside envelope, or ""
     int64_t priority;
     double timestamp;
     zmq_msg_t payload;        // the payload frame, moved from the receive
     bool has_payload;
     lz_value_slot_t value_slot; // holds value for raw payloads (no allocation)
+    // A JSON payload's tree, released at once with the message. Its first
+    // block travels with the message through message.c's per-thread list,
+    // so a small document allocates nothing.
+    lz_arena_t arena;
+    _Alignas(8) unsigned char arena_block[LZ_MESSAGE_ARENA];
 };
 
 // lz__message_new returns an empty message (topic "", value null).

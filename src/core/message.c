@@ -79,11 +79,11 @@ lz_message_t *lz__message_new(void) {
     msg->topic_inline[0] = '\0';
     msg->value = NULL;
     msg->envelope = NULL;
-    msg->value_in_envelope = false;
     msg->id = "";
     msg->priority = 0;
     msg->timestamp = 0;
     msg->has_payload = false;
+    lz__arena_init(&msg->arena, msg->arena_block, sizeof msg->arena_block);
     return msg;
 }
 
@@ -99,14 +99,18 @@ void lz__message_take_payload(lz_message_t *msg, zmq_msg_t *frame) {
     msg->has_payload = true;
 }
 
+// free_owned frees a value the message owns; an unowned one (in
+// value_slot or the arena) goes with them, so the call is skipped.
+static inline void free_owned(lz_value_t *value) {
+    if (value && !value->unowned) lz_value_destroy(&value);
+}
+
 void lz_message_destroy(lz_message_t **msg_p) {
     lz_message_t *msg = msg_p ? *msg_p : NULL;
     if (!msg) return;
-    // A raw payload's value lives in value_slot and borrows the payload
-    // frame: there is nothing to free, so skip the call per message.
-    bool in_slot = (void *)msg->value == (void *)&msg->value_slot && lz_value_type(msg->value) == LZ_VALUE_BYTES;
-    if (!msg->value_in_envelope && !in_slot) lz_value_destroy(&msg->value);
-    if (msg->envelope) lz_value_destroy(&msg->envelope);
+    free_owned(msg->value);
+    free_owned(msg->envelope);
+    lz__arena_release(&msg->arena); // a decoded tree, all at once
     if (msg->topic != msg->topic_inline) free(msg->topic);
     if (msg->has_payload) zmq_msg_close(&msg->payload);
     *msg_p = NULL;

@@ -372,9 +372,12 @@ static int yajl_decode(const void *data, size_t size, lz_value_t **out) {
 
 /* ---- decoding ---------------------------------------------------------- */
 
-static int json_decode(void *state, const void *data, size_t size, lz_value_t **out) {
+// json_read is json_decode with the nodes made in arena when it is not
+// NULL (what yajl reads is the caller's all the same: lz_value_destroy
+// frees either).
+static int json_read(lz_arena_t *arena, const void *data, size_t size, lz_value_t **out) {
     const char *reason = NULL;
-    switch (lz__json_read(data, size, out, &reason)) {
+    switch (lz__json_read(data, size, arena, out, &reason)) {
     case LZ_JSON_READ_OK: return 0;
     case LZ_JSON_READ_NOMEM: return lz__fail(LZ_ENOMEM, "json: out of memory");
     case LZ_JSON_READ_DECLINED: return yajl_decode(data, size, out);
@@ -390,6 +393,15 @@ static int json_decode(void *state, const void *data, size_t size, lz_value_t **
         rc = lz__fail(LZ_ESERIALIZATION, "json: %s", reason);
     }
     return rc;
+}
+
+static int json_decode(void *state, const void *data, size_t size, lz_value_t **out) {
+    (void)state;
+    return json_read(NULL, data, size, out);
+}
+
+int lz__json_decode_in(lz_arena_t *arena, const void *data, size_t size, lz_value_t **out) {
+    return json_read(arena, data, size, out);
 }
 
 /* ---- encoding -------------------------------------------------------- */

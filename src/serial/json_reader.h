@@ -34,13 +34,16 @@ typedef enum lz_json_read_status {
 
 // lz__json_read parses size bytes of data as one JSON document (nothing but
 // whitespace after it, at most LZ_JSON_MAX_DEPTH containers deep) into a
-// new value in *out. Integers that fit int64 become ints, every other
+// new value in *out: the caller's (lz_value_destroy) when arena is NULL,
+// else made in arena (unowned, freed with it; a failed read may leave
+// nodes there). Integers that fit int64 become ints, every other
 // number a double; strings are checked to be UTF-8; a repeated key keeps
 // its first place and its last value; a key holding "\u0000" ends there
 // (keys are C strings). *out is NULL unless LZ_JSON_READ_OK. Sets no error
 // detail: the caller words it. Each thread keeps one parser, reused, so a
 // small document costs no allocation in the parser after the first.
-lz_json_read_status_t lz__json_read(const void *data, size_t size, lz_value_t **out, const char **reason) LZ_JSON_NOEXCEPT;
+lz_json_read_status_t lz__json_read(const void *data, size_t size, lz_arena_t *arena, lz_value_t **out,
+                                    const char **reason) LZ_JSON_NOEXCEPT;
 
 // lz__json_format_double writes finite d as the shortest text that reads
 // back as exactly d, in Python's repr form (what repr(d) prints), at most

@@ -19,11 +19,16 @@ int lz__registry_add(lz_registry_t *registry, const lz_serializer_ops_t *ops, vo
 // lz__registry_find: NULL with LZ_ENOTFOUND (detail lists the known names).
 const lz_serializer_t *lz__registry_find(lz_registry_t *registry, const char *name);
 
-// lz__serializer_decode_in is lz_serializer_decode for a receiver that
-// offers slot: the raw codec then builds its borrowed bytes value there
-// instead of allocating one (a message keeps the slot beside its frame).
+// lz__serializer_decode_in is lz_serializer_decode for a received message,
+// which offers slot and arena and frees them itself: the raw codec builds
+// its borrowed bytes value in slot, the json codec its tree in arena
+// (neither allocates per node then); others allocate as usual. *out is
+// then unowned or the caller's; lz_value_destroy is right for both.
 int lz__serializer_decode_in(const lz_serializer_t *serializer, const void *data, size_t size,
-                             lz_value_slot_t *slot, lz_value_t **out);
+                             lz_value_slot_t *slot, lz_arena_t *arena, lz_value_t **out);
+
+// lz__json_decode_in is the json codec's decode with its nodes in arena.
+LZ_HIDDEN int lz__json_decode_in(lz_arena_t *arena, const void *data, size_t size, lz_value_t **out);
 
 // The fixed fields of a task or request envelope (core/envelope.c), for a
 // codec that writes them as text around the data instead of walking an

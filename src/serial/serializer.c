@@ -199,10 +199,15 @@ int lz_serializer_decode(const lz_serializer_t *serializer, const void *data, si
 }
 
 int lz__serializer_decode_in(const lz_serializer_t *serializer, const void *data, size_t size,
-                             lz_value_slot_t *slot, lz_value_t **out) {
-    if (serializer && serializer->ops == &lz__raw_ops && out && (data || !size)) {
+                             lz_value_slot_t *slot, lz_arena_t *arena, lz_value_t **out) {
+    bool usable = serializer && out && (data || !size);
+    if (usable && serializer->ops == &lz__raw_ops) {
         *out = lz__value_bytes_borrowed_in(slot, data, size);
         return 0;
+    }
+    if (usable && serializer->ops == &lz__json_ops) {
+        *out = NULL;
+        return lz__json_decode_in(arena, data ? data : "", size, out);
     }
     return lz_serializer_decode(serializer, data, size, out);
 }

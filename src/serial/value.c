@@ -1,7 +1,9 @@
 /* Dynamic values. Each node is one allocation: a string's or bytes' payload
  * lives in the same block as its node, containers hold growable arrays of
  * child pointers (so borrowed children stay put while siblings are added),
- * and short object keys are stored inside the member array itself. */
+ * and short object keys are stored inside the member array itself. A
+ * received message's tree lives in an arena instead (value.h), freed with
+ * the message as a whole. */
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -121,7 +123,6 @@ static void *node_alloc(size_t size) {
 
 // node_release frees a node's own block (children are freed by the caller).
 static void node_release(lz_value_t *value) {
-    if (value->in_slot) return;
     bool owned_blob = (value->type == LZ_VALUE_STRING || value->type == LZ_VALUE_BYTES) && !value->borrowed;
     int c = node_class(sizeof *value + (owned_blob ? value->u.blob.len + 1 : 0));
     if (c < 0) free(value);
@@ -148,6 +149,40 @@ static void items_free(void *items, size_t cap, size_t elem_size) {
     if (items && cap * elem_size == LZ_ITEMS_BLOCK) block_release(LZ_ITEMS_CLASS, items);
     else free(items);
 }
+
+/* ---- arenas ------------------------------------------------------------ */
+
+// Blocks an arena takes past its first: big enough that a large document
+// needs few; a request of more than a quarter of one gets a block of its
+// own, so the room left in the current block still serves what follows.
+#define LZ_ARENA_CHUNK 8192
+
+void *lz__arena_more(lz_arena_t *arena, size_t size) {
+    if (size > SIZE_MAX / 2) return NULL;
+    size = (size + 7) & ~(size_t)7;
+    bool own = !LZ_ARENA_BUMP || size > LZ_ARENA_CHUNK / 4;
+    size_t room = own ? size : LZ_ARENA_CHUNK - sizeof(void *);
+    void **chunk = malloc(sizeof(void *) + room);
+    if (!chunk) return NULL;
+    *chunk = arena->chunks;
+    arena->chunks = chunk;
+    char *p = (char *)(chunk + 1);
+    if (!own) {
+        arena->at = p + size;
+        arena->end = p + room;
+    }
+    return p;
+}
+
+void lz__arena_free_chunks(lz_arena_t *arena) {
+    while (arena->chunks) {
+        void *next = *(void **)arena->chunks;
+        free(arena->chunks);
+        arena->chunks = next;
+    }
+}
+
+/* ---- heap nodes --------------------------------------------------------- */
 
 lz_value_t *lz__value_new(lz_value_type_t type, size_t payload) {
     if (payload > SIZE_MAX - sizeof(lz_value_t))
@@ -236,7 +271,7 @@ lz_value_t *lz__value_bytes_borrowed_in(lz_value_slot_t *slot, const void *data,
     if (!data && size) return lz__fail_null(LZ_EINVAL, "value: NULL data of %zu bytes", size);
     lz_value_t *value = (lz_value_t *)slot->bytes;
     memset(value, 0, sizeof *value);
-    value->in_slot = 1;
+    value->unowned = 1;
     return borrow(value, LZ_VALUE_BYTES, data, size);
 }
 
@@ -263,7 +298,7 @@ static void member_free_key(lz_member_t *member) {
 }
 
 static void value_free(lz_value_t *value) {
-    if (!value) return;
+    if (!value || value->unowned) return; // its owner frees it, children and all
     if (value->type == LZ_VALUE_ARRAY) {
         for (size_t i = 0; i < value->u.array.len; i++) value_free(value->u.array.items[i]);
         items_free(value->u.array.items, value->u.array.cap, sizeof(lz_value_t *));
@@ -283,6 +318,11 @@ void lz_value_destroy(lz_value_t **value_p) {
     *value_p = NULL;
 }
 
+// read_only refuses a change to an unowned container: a received
+// message's value, which users may only read (its arrays are exactly sized
+// in the message's arena and cannot grow).
+static int read_only(void) { return lz__fail(LZ_EINVAL, "value: a received message's value is read-only"); }
+
 // grow makes room for one more element in a container's array.
 static int grow(void **items, size_t *cap, size_t len, size_t elem_size) {
     if (len < *cap) return 0;
@@ -295,6 +335,7 @@ int lz_value_array_append(lz_value_t *array, lz_value_t *item) {
     else if (!array || array->type != LZ_VALUE_ARRAY)
         rc = lz__fail(LZ_EINVAL, "value: append to a %s, not an array",
                       lz_value_type_name(lz_value_type(array)));
+    else if (array->unowned) rc = read_only();
     else rc = grow((void **)&array->u.array.items, &array->u.array.cap, array->u.array.len,
                    sizeof(lz_value_t *));
     if (rc < 0) {
@@ -305,9 +346,9 @@ int lz_value_array_append(lz_value_t *array, lz_value_t *item) {
     return 0;
 }
 
-// find_member returns the member under key, or NULL. Linear: objects on the
+// lz__value_find_member: linear, since objects on the
 // wire are small, and a scan over a packed array beats hashing them.
-static lz_member_t *find_member(const lz_value_t *object, const char *key, size_t len) {
+lz_member_t *lz__value_find_member(const lz_value_t *object, const char *key, size_t len) {
     if (!object || object->type != LZ_VALUE_OBJECT || !key) return NULL;
     for (size_t i = 0; i < object->u.object.len; i++) {
         lz_member_t *member = &object->u.object.members[i];
@@ -329,7 +370,7 @@ static int member_init_key(lz_member_t *member, const char *key, size_t len) {
 }
 
 static int object_add(lz_value_t *object, const char *key, size_t len, lz_value_t *item) {
-    lz_member_t *member = find_member(object, key, len);
+    lz_member_t *member = lz__value_find_member(object, key, len);
     if (member) { // a repeated key replaces, as in Python dicts and JSON.parse
         value_free(member->value);
         member->value = item;
@@ -393,6 +434,7 @@ static int object_set(lz_value_t *object, const char *key, size_t len, lz_value_
     else if (!object || object->type != LZ_VALUE_OBJECT)
         rc = lz__fail(LZ_EINVAL, "value: set '%s' on a %s, not an object", key,
                       lz_value_type_name(lz_value_type(object)));
+    else if (object->unowned) rc = read_only();
     else rc = object_add(object, key, len, item);
     if (rc < 0) value_free(item);
     return rc;
@@ -431,7 +473,7 @@ lz_value_t *lz__value_member_take(lz_value_t *object, size_t index) {
     if (lz_value_type(object) != LZ_VALUE_OBJECT || index >= object->u.object.len) return NULL;
     lz_member_t *member = &object->u.object.members[index];
     lz_value_t *taken = member->value;
-    member_free_key(member);
+    if (!object->unowned) member_free_key(member); // an arena's key goes with the arena
     lz_member_t *end = object->u.object.members + object->u.object.len;
     memmove(member, member + 1, (size_t)(end - member - 1) * sizeof *member); // keep order
     object->u.object.len--;
@@ -439,7 +481,7 @@ lz_value_t *lz__value_member_take(lz_value_t *object, size_t index) {
 }
 
 lz_value_t *lz__value_object_take(lz_value_t *object, const char *key) {
-    lz_member_t *member = find_member(object, key, key ? strlen(key) : 0);
+    lz_member_t *member = lz__value_find_member(object, key, key ? strlen(key) : 0);
     return member ? lz__value_member_take(object, (size_t)(member - object->u.object.members)) : NULL;
 }
 
@@ -544,7 +586,7 @@ const char *lz_value_key_at(const lz_value_t *value, size_t index) {
 
 // get is lz_value_get, for the finders below without a PLT call.
 static lz_value_t *get(const lz_value_t *object, const char *key) {
-    lz_member_t *member = find_member(object, key, key ? strlen(key) : 0);
+    lz_member_t *member = lz__value_find_member(object, key, key ? strlen(key) : 0);
     return member ? member->value : NULL;
 }
 
@@ -569,7 +611,7 @@ double lz_value_find_double(const lz_value_t *object, const char *key, double fa
 static bool objects_equal(const lz_value_t *a, const lz_value_t *b) {
     for (size_t i = 0; i < a->u.object.len; i++) {
         const lz_member_t *member = &a->u.object.members[i];
-        const lz_member_t *other = find_member(b, lz__member_key(member), member->key_len);
+        const lz_member_t *other = lz__value_find_member(b, lz__member_key(member), member->key_len);
         if (!other || !lz_value_equal(member->value, other->value)) return false;
     }
     return true;

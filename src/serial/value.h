@@ -3,6 +3,7 @@
 #define LZ_SERIAL_VALUE_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "liberzmq/value.h"
 
@@ -38,8 +39,10 @@ struct lz_value {
     // (the raw codec's zero-copy decode, the envelope cache): the node must
     // never free or copy into it.
     unsigned char borrowed;
-    // A node built in an lz_value_slot_t is not freed with the value.
-    unsigned char in_slot;
+    // The node lives in memory something else owns and frees (an
+    // lz_value_slot_t, a message's arena), and so do its children:
+    // lz_value_destroy leaves it alone, and the public setters refuse it.
+    unsigned char unowned;
     union {
         bool b;
         int64_t i;
@@ -57,6 +60,142 @@ static inline char *lz__value_payload(lz_value_t *value) { return (char *)(value
 static inline const char *lz__member_key(const lz_member_t *member) {
     return member->key_len < LZ_KEY_INLINE ? member->key.small : member->key.heap;
 }
+
+/* ---- arenas --------------------------------------------------------- */
+
+// An arena holds a whole decoded tree for a received message: nodes, child
+// arrays, keys and string contents are carved from its blocks by bumping a
+// cursor, and all of it goes at once (lz__arena_release) without a walk
+// over the tree. Its nodes are unowned. The first block is the caller's
+// (a message keeps one inside itself); more are malloc'ed and chained.
+typedef struct lz_arena {
+    char *at, *end;  // the current block's free room
+    void *chunks;    // malloc'ed blocks, chained through their first bytes
+} lz_arena_t;
+
+// Under AddressSanitizer every allocation from an arena is its own malloc
+// (chained, freed on release), so ASan still sees overflows past a node
+// and any use of a message's value after the message is destroyed.
+#if defined(__SANITIZE_ADDRESS__)
+#define LZ_ARENA_BUMP 0
+#else
+#define LZ_ARENA_BUMP 1
+#endif
+
+// lz__arena_more is lz__arena_alloc when the current block is full (or
+// under ASan): NULL when out of memory.
+LZ_HIDDEN void *lz__arena_more(lz_arena_t *arena, size_t size);
+// lz__arena_free_chunks frees what lz__arena_more allocated.
+LZ_HIDDEN void lz__arena_free_chunks(lz_arena_t *arena);
+
+// lz__arena_init starts arena empty on block (size bytes, 8-aligned).
+static inline void lz__arena_init(lz_arena_t *arena, void *block, size_t size) {
+    arena->at = LZ_ARENA_BUMP ? (char *)block : NULL;
+    arena->end = LZ_ARENA_BUMP ? arena->at + (size & ~(size_t)7) : NULL;
+    arena->chunks = NULL;
+}
+
+// lz__arena_alloc returns size bytes, 8-aligned, valid until the release.
+// The block's room stays a multiple of 8, so rounding up cannot pass it.
+static inline void *lz__arena_alloc(lz_arena_t *arena, size_t size) {
+    if (size > (size_t)(arena->end - arena->at)) return lz__arena_more(arena, size);
+    void *p = arena->at;
+    arena->at += (size + 7) & ~(size_t)7;
+    return p;
+}
+
+// lz__arena_release frees everything allocated from arena but its first
+// block; arena must be initialised again before further use.
+static inline void lz__arena_release(lz_arena_t *arena) {
+    if (arena->chunks) lz__arena_free_chunks(arena);
+}
+
+// lz__arena_node returns a zeroed unowned node of type from arena, with
+// payload bytes of room after it (lz__value_payload), or NULL.
+static inline lz_value_t *lz__arena_node(lz_arena_t *arena, lz_value_type_t type, size_t payload) {
+    if (payload > SIZE_MAX / 2) return NULL;
+    lz_value_t *value = (lz_value_t *)lz__arena_alloc(arena, sizeof *value + payload);
+    if (!value) return NULL;
+    memset(value, 0, sizeof *value);
+    value->type = (unsigned char)type;
+    value->unowned = 1;
+    return value;
+}
+
+// lz__copy_short copies n bytes, at most LZ_KEY_INLINE, without a call to
+// memcpy: keys and short strings are most of what a decoder copies, and a
+// libc call with its size dispatch cost more than the copy.
+static inline void lz__copy_short(char *dst, const char *src, size_t n) {
+    if (n >= 8) {
+        memcpy(dst, src, 8); // constant sizes: plain moves, overlapping
+        memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else if (n) {
+        dst[0] = src[0];
+        dst[n / 2] = src[n / 2];
+        dst[n - 1] = src[n - 1];
+    }
+}
+
+// lz__arena_blob is lz__value_blob in arena.
+static inline lz_value_t *lz__arena_blob(lz_arena_t *arena, lz_value_type_t type, const void *data, size_t len) {
+    lz_value_t *value = lz__arena_node(arena, type, len + 1);
+    if (!value) return NULL;
+    char *payload = lz__value_payload(value);
+    if (len <= LZ_KEY_INLINE) lz__copy_short(payload, (const char *)data, len);
+    else memcpy(payload, data, len);
+    payload[len] = '\0';
+    value->u.blob.data = payload;
+    value->u.blob.len = len;
+    return value;
+}
+
+// lz__arena_children gives container (an arena array or object, empty)
+// room for exactly n elements or members, from arena; false when out of
+// memory. A decoder knows n before it builds the children.
+static inline bool lz__arena_children(lz_arena_t *arena, lz_value_t *container, size_t n) {
+    bool array = container->type == LZ_VALUE_ARRAY;
+    size_t elem = array ? sizeof(lz_value_t *) : sizeof(lz_member_t);
+    if (n > SIZE_MAX / 2 / elem) return false;
+    void *items = lz__arena_alloc(arena, n * elem);
+    if (!items) return false;
+    if (array) {
+        container->u.array.items = (lz_value_t **)items;
+        container->u.array.cap = n;
+    } else {
+        container->u.object.members = (lz_member_t *)items;
+        container->u.object.cap = n;
+    }
+    return true;
+}
+
+// lz__arena_append adds item under key (len bytes, no NUL inside) as the
+// last member of object, an arena object with room left (children); a
+// long key is copied into arena. false when out of memory.
+static inline bool lz__arena_append(lz_arena_t *arena, lz_value_t *object, const char *key, size_t len,
+                                    lz_value_t *item) {
+    lz_member_t *member = &object->u.object.members[object->u.object.len];
+    char *text = member->key.small;
+    if (len < LZ_KEY_INLINE) {
+        lz__copy_short(text, key, len);
+    } else {
+        if (!(text = member->key.heap = (char *)lz__arena_alloc(arena, len + 1))) return false;
+        memcpy(text, key, len);
+    }
+    text[len] = '\0';
+    member->key_len = len;
+    member->value = item;
+    object->u.object.len++;
+    return true;
+}
+
+// lz__value_find_member returns object's member under key (len bytes), or
+// NULL (also when object is not an object).
+LZ_HIDDEN lz_member_t *lz__value_find_member(const lz_value_t *object, const char *key, size_t len);
+
+/* ---- heap nodes ------------------------------------------------------ */
 
 // lz__value_new returns a zeroed node of type with payload bytes of room
 // after it (for a string's or bytes' content), from the thread's node cache.
@@ -79,8 +218,8 @@ typedef union lz_value_slot {
 // copying (the raw codec's zero-copy decode); data must outlive the value.
 lz_value_t *lz__value_bytes_borrowed(const void *data, size_t size);
 
-// lz__value_bytes_borrowed_in is lz__value_bytes_borrowed built in slot:
-// lz_value_destroy then leaves the memory alone. slot must outlive the value.
+// lz__value_bytes_borrowed_in is lz__value_bytes_borrowed built in slot,
+// unowned: lz_value_destroy leaves it alone. slot must outlive the value.
 lz_value_t *lz__value_bytes_borrowed_in(lz_value_slot_t *slot, const void *data, size_t size);
 
 // lz__value_string_borrowed makes a string value that points at s (len
