@@ -1,8 +1,10 @@
 /* The JSON reader: simdjson's DOM parser validates the whole document
- * (grammar, UTF-8, depth) into its tape in one pass, then one walk over the
- * tape builds the lz_value_t tree. yajl's token-by-token callbacks cost about
- * five times as much for a small message. Only simdjson's error-code API is
- * used, and lz__json_read is noexcept: nothing can unwind into C. */
+ * (grammar, UTF-8, depth) in one pass, then one walk over its elements
+ * builds the lz_value_t tree. yajl's token-by-token callbacks cost about
+ * five times as much for a small message. Only simdjson's public DOM API
+ * (no internal namespace, no private members: they may change in any
+ * release) and its error-code API are used, and lz__json_read is
+ * noexcept: nothing can unwind into C. */
 #include <fmt/compile.h>
 #include <simdjson.h>
 
@@ -95,16 +97,12 @@ struct arena_nodes {
     void drop(lz_value_t *) noexcept {}
 };
 
-// What one walk over the tape needs.
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+// What one walk over the document needs besides the element.
 template <class Nodes> struct walk {
     Nodes nodes;
-    // The document simdjson's stage 2 wrote: one word per element (two for
-    // a number), its type character in the top byte and an index or offset
-    // below (simdjson's doc/tape.md). Read directly: its element API
-    // re-derives the type and bounds of every element it is asked about,
-    // and cost as much as building our nodes.
-    const uint64_t *tape;
-    const uint8_t *strings; // each a 32-bit length, the bytes and a NUL
     // Whether the input holds a backslash at all: without one no key can
     // hold "\u0000", so keys need no scan for a NUL.
     bool escapes;
@@ -113,60 +111,38 @@ template <class Nodes> struct walk {
     bool too_deep;
 };
 
-constexpr uint64_t tape_payload = simdjson::internal::JSON_VALUE_MASK;
-constexpr uint32_t tape_count = simdjson::internal::JSON_COUNT_MASK;
+// simdjson's size() of an array or object is exact below this value, and
+// means "this many or more" at it (its documented saturation).
+constexpr size_t size_saturated = 0xFFFFFF;
 
-inline char tape_type(uint64_t word) noexcept { return static_cast<char>(word >> 56); }
-
-// A container's word holds the index just past its closing word.
-inline size_t tape_after_container(uint64_t word) noexcept { return static_cast<uint32_t>(word); }
-
-// tape_after returns the index of the element after the one at i.
-inline size_t tape_after(const uint64_t *tape, size_t i) noexcept {
-    switch (tape_type(tape[i])) {
-    case '{':
-    case '[': return tape_after_container(tape[i]);
-    case 'l':
-    case 'u':
-    case 'd': return i + 2;
-    default: return i + 1;
-    }
-}
-
-// tape_children returns how many elements (members: key and value) the
-// container at i holds: stage 2 counts them, up to a saturated 0xFFFFFF.
-inline size_t tape_children(const uint64_t *tape, size_t i, bool object) noexcept {
-    size_t n = (tape[i] >> 32) & tape_count;
-    if (n < tape_count) return n;
-    size_t close = tape_after_container(tape[i]) - 1;
+// exact_size returns how many elements (an array) or members (an object)
+// container holds, counting them when simdjson's size() saturates, so the
+// child array is made once at its exact size.
+template <class Container> size_t exact_size(const Container &container) noexcept {
+    size_t n = container.size();
+    if (n < size_saturated) return n;
     n = 0;
-    for (size_t j = i + 1; j < close; j = tape_after(tape, object ? j + 1 : j)) n++;
+    for (auto it = container.begin(), end = container.end(); it != end; ++it) n++;
     return n;
 }
 
-template <class Nodes> std::string_view tape_string(const walk<Nodes> &w, uint64_t word) noexcept {
-    const uint8_t *at = w.strings + (word & tape_payload);
-    uint32_t len;
-    std::memcpy(&len, at, sizeof len);
-    return std::string_view(reinterpret_cast<const char *>(at + sizeof len), len);
-}
-
-// build makes the value of the element at tape index i and moves i past
-// it; NULL when out of memory or too deep. It is inlined into the loops
-// over a container's children, so only a child container costs a call;
-// recursion is bounded by the depth limits of simdjson and of the walk.
+// build makes the value of e; NULL when out of memory or too deep. It is
+// inlined into the loops over a container's children, so only a child
+// container costs a call; recursion is bounded by the depth limits of
+// simdjson and of the walk.
 #define LZ_JSON_INLINE inline __attribute__((always_inline))
-template <class Nodes> LZ_JSON_INLINE lz_value_t *build(walk<Nodes> &w, size_t &i, int depth) noexcept;
+template <class Nodes> LZ_JSON_INLINE lz_value_t *build(walk<Nodes> &w, element e, int depth) noexcept;
 
-// container makes an array or object node with room for the children of
-// the container at i, or NULL (past the depth limit, or out of memory).
-template <class Nodes> lz_value_t *container(walk<Nodes> &w, lz_value_type_t type, size_t i, int depth) noexcept {
+// container makes an array or object node with room for n children, or
+// NULL (past the depth limit, or out of memory). Inlined: a call for each
+// container measured 45 instructions a task message.
+template <class Nodes>
+LZ_JSON_INLINE lz_value_t *container(walk<Nodes> &w, lz_value_type_t type, size_t n, int depth) noexcept {
     if (depth > LZ_JSON_MAX_DEPTH) {
         w.too_deep = true;
         return nullptr;
     }
     lz_value_t *value = w.nodes.node(type);
-    size_t n = tape_children(w.tape, i, type == LZ_VALUE_OBJECT);
     if (value && n && !w.nodes.children(value, n)) {
         w.nodes.drop(value);
         return nullptr;
@@ -174,19 +150,23 @@ template <class Nodes> lz_value_t *container(walk<Nodes> &w, lz_value_type_t typ
     return value;
 }
 
-template <class Nodes> __attribute__((noinline)) lz_value_t *build_array(walk<Nodes> &w, size_t &i, int depth) noexcept {
-    lz_value_t *value = container(w, LZ_VALUE_ARRAY, i, depth);
+template <class Nodes>
+__attribute__((noinline)) lz_value_t *build_array(walk<Nodes> &w, simdjson::dom::array array, int depth) noexcept {
+    lz_value_t *value = container(w, LZ_VALUE_ARRAY, exact_size(array), depth);
     if (!value) return nullptr;
-    size_t close = tape_after_container(w.tape[i]) - 1;
-    for (i++; i < close;) {
-        lz_value_t *item = build(w, i, depth + 1);
+    for (auto it = array.begin(), end = array.end(); it != end;) {
+        element child = *it;
+        // Stepping past the child before building it lets the compiler
+        // reuse what it read of the document: once a node is written it
+        // must assume the document changed, and read it all again.
+        ++it;
+        lz_value_t *item = build(w, child, depth + 1);
         if (!item) {
             w.nodes.drop(value);
             return nullptr;
         }
         value->u.array.items[value->u.array.len++] = item; // room made above
     }
-    i = close + 1;
     return value;
 }
 
@@ -200,91 +180,85 @@ inline unsigned key_bit(const char *key, size_t len) noexcept {
     return h >> 24;
 }
 
-template <class Nodes> __attribute__((noinline)) lz_value_t *build_object(walk<Nodes> &w, size_t &i, int depth) noexcept {
-    lz_value_t *value = container(w, LZ_VALUE_OBJECT, i, depth);
+template <class Nodes>
+__attribute__((noinline)) lz_value_t *build_object(walk<Nodes> &w, simdjson::dom::object object, int depth) noexcept {
+    lz_value_t *value = container(w, LZ_VALUE_OBJECT, exact_size(object), depth);
     if (!value) return nullptr;
-    size_t close = tape_after_container(w.tape[i]) - 1;
     // Keys seen so far, as bits: checking every key against all earlier
     // ones for a repeat cost more than the rest of building the object.
     uint64_t seen[4] = {0, 0, 0, 0};
-    for (i++; i < close;) {
-        std::string_view key = tape_string(w, w.tape[i++]);
-        size_t len = key.size();
+    for (auto it = object.begin(), end = object.end(); it != end;) {
+        const char *key = it.key_c_str();
+        size_t len = it.key_length();
+        element child = it.value();
+        ++it; // before building the child, as in build_array
         // Keys are C strings in lz_value_t: one holding "\u0000" ends there.
         if (w.escapes) {
-            const void *nul = std::memchr(key.data(), '\0', len);
-            if (nul) len = static_cast<size_t>(static_cast<const char *>(nul) - key.data());
+            const void *nul = std::memchr(key, '\0', len);
+            if (nul) len = static_cast<size_t>(static_cast<const char *>(nul) - key);
         }
-        lz_value_t *item = build(w, i, depth + 1);
+        lz_value_t *item = build(w, child, depth + 1);
         if (!item) {
             w.nodes.drop(value);
             return nullptr;
         }
-        unsigned bit = key_bit(key.data(), len);
+        unsigned bit = key_bit(key, len);
         uint64_t mask = uint64_t(1) << (bit & 63);
         bool maybe_seen = seen[bit >> 6] & mask;
         seen[bit >> 6] |= mask;
         // A repeated key keeps its first place and takes the last value
         // (replace looks for it); a new one is simply appended.
-        bool added = maybe_seen ? w.nodes.replace(value, key.data(), len, item)
-                                : w.nodes.append(value, key.data(), len, item);
+        bool added = maybe_seen ? w.nodes.replace(value, key, len, item) : w.nodes.append(value, key, len, item);
         if (!added) {
             w.nodes.drop(value);
             return nullptr;
         }
     }
-    i = close + 1;
     return value;
 }
 
-// number makes a number node from the bits after the word at i (an int
-// for type 'l', else a double) and moves i past both.
-template <class Nodes> LZ_JSON_INLINE lz_value_t *number(walk<Nodes> &w, size_t &i, char type) noexcept {
-    uint64_t bits = w.tape[i + 1];
-    i += 2;
-    lz_value_t *value = w.nodes.node(type == 'l' ? LZ_VALUE_INT : LZ_VALUE_DOUBLE);
+// number makes a node of type (an int or a double) holding n. The number
+// is read from the document before the node is made: the compiler cannot
+// know that filling a node leaves the document alone, and would read it
+// again.
+template <class Nodes, class Number>
+LZ_JSON_INLINE lz_value_t *number(walk<Nodes> &w, lz_value_type_t type, Number n) noexcept {
+    lz_value_t *value = w.nodes.node(type);
     if (!value) return nullptr;
-    if (type == 'l') value->u.i = static_cast<int64_t>(bits);
+    if (type == LZ_VALUE_INT) value->u.i = static_cast<int64_t>(n);
+    else value->u.d = static_cast<double>(n);
+    return value;
+}
+
+// depth counts the containers e is in plus e itself, if it is one. The
+// type() switch already checked each get_*'s type, so value_unsafe().
+template <class Nodes> LZ_JSON_INLINE lz_value_t *build(walk<Nodes> &w, element e, int depth) noexcept {
+    switch (e.type()) {
+    case element_type::OBJECT: return build_object(w, e.get_object().value_unsafe(), depth);
+    case element_type::ARRAY: return build_array(w, e.get_array().value_unsafe(), depth);
+    case element_type::STRING: return w.nodes.string(e.get_string().value_unsafe());
+    case element_type::INT64: return number(w, LZ_VALUE_INT, e.get_int64().value_unsafe());
     // simdjson only keeps an integer unsigned when it is past INT64_MAX:
     // such a number reads as the nearest double, as a longer one would.
-    else if (type == 'u') value->u.d = static_cast<double>(bits);
-    else std::memcpy(&value->u.d, &bits, sizeof value->u.d);
-    return value;
-}
-
-// depth counts the containers the element is in plus itself, if it is one.
-template <class Nodes> LZ_JSON_INLINE lz_value_t *build(walk<Nodes> &w, size_t &i, int depth) noexcept {
-    uint64_t word = w.tape[i];
-    char type = tape_type(word);
-    switch (type) {
-    case '{': return build_object(w, i, depth);
-    case '[': return build_array(w, i, depth);
-    case 'l':
-    case 'u':
-    case 'd': return number(w, i, type);
-    default: break;
-    }
-    i++;
-    switch (type) {
-    case '"': return w.nodes.string(tape_string(w, word));
-    case 't':
-    case 'f': {
+    case element_type::UINT64: return number(w, LZ_VALUE_DOUBLE, e.get_uint64().value_unsafe());
+    case element_type::DOUBLE: return number(w, LZ_VALUE_DOUBLE, e.get_double().value_unsafe());
+    case element_type::BOOL: {
+        bool b = e.get_bool().value_unsafe();
         lz_value_t *value = w.nodes.node(LZ_VALUE_BOOL);
-        if (value) value->u.b = type == 't';
+        if (value) value->u.b = b;
         return value;
     }
-    case 'n': return w.nodes.node(LZ_VALUE_NULL);
-    default: return nullptr; // no other word starts a value on a valid tape
+    case element_type::NULL_VALUE: return w.nodes.node(LZ_VALUE_NULL);
     }
+    return nullptr; // no other type exists
 }
 
-// walk_tape builds the parsed document's value into *out with nodes.
+// build_root builds the parsed document's value (root) into *out with nodes.
 template <class Nodes>
-lz_json_read_status_t walk_tape(Nodes nodes, const simdjson::dom::document &doc, bool escapes, lz_value_t **out,
-                                const char **reason) noexcept {
-    walk<Nodes> w = {nodes, doc.tape.get(), doc.string_buf.get(), escapes, false};
-    size_t i = 1; // after the root word
-    *out = build(w, i, 1);
+lz_json_read_status_t build_root(Nodes nodes, element root, bool escapes, lz_value_t **out,
+                                 const char **reason) noexcept {
+    walk<Nodes> w = {nodes, escapes, false};
+    *out = build(w, root, 1);
     if (*out) return LZ_JSON_READ_OK;
     if (!w.too_deep) return LZ_JSON_READ_NOMEM;
     *reason = simdjson::error_message(simdjson::DEPTH_ERROR);
@@ -313,15 +287,16 @@ lz_json_read_status_t classify(simdjson::error_code error) noexcept {
 lz_json_read_status_t parse_and_build(reader &r, const void *data, size_t size, lz_arena_t *arena, lz_value_t **out,
                                       const char **reason) noexcept {
     simdjson::error_code error = r.reserve(size);
+    element root;
     if (!data) data = ""; // size is 0: simdjson then says EMPTY
-    if (!error) error = r.parser.parse(static_cast<const uint8_t *>(data), size, true).error();
+    if (!error) error = r.parser.parse(static_cast<const uint8_t *>(data), size, true).get(root);
     if (error) {
         *reason = simdjson::error_message(error);
         return classify(error);
     }
     bool escapes = size && std::memchr(data, '\\', size) != nullptr;
-    return arena ? walk_tape(arena_nodes{arena}, r.parser.doc, escapes, out, reason)
-                 : walk_tape(heap_nodes{}, r.parser.doc, escapes, out, reason);
+    return arena ? build_root(arena_nodes{arena}, root, escapes, out, reason)
+                 : build_root(heap_nodes{}, root, escapes, out, reason);
 }
 
 } // namespace
