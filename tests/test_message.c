@@ -91,6 +91,45 @@ LZ_TEST(repeated_keys_keep_the_first_place_and_the_last_value) {
     lz_message_destroy(&msg);
 }
 
+// big_object writes {"k0":0,"k1":1,...} with keys keys, then every key again
+// with its number negated (repeats): n keys, 2n members.
+static char *big_object(int keys, size_t *len) {
+    size_t cap = (size_t)keys * 2 * 24 + 16, at = 0;
+    char *text = malloc(cap);
+    text[at++] = '{';
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < keys; i++)
+            at += (size_t)snprintf(text + at, cap - at, "%s\"k%d\":%d", at > 1 ? "," : "", i, round ? -i : i);
+    text[at++] = '}';
+    *len = at;
+    return text;
+}
+
+// A large object finds its repeated keys in time proportional to its size:
+// looked for one by one, 400k members would take minutes.
+LZ_TEST(a_large_object_with_repeated_keys_decodes_in_linear_time) {
+    const int keys = 200000;
+    size_t len;
+    char *text = big_object(keys, &len);
+    int64_t t0 = lz_test_now_ms();
+    lz_value_t *heap = lz_value_from_json(text, len); // the heap flavour
+    zmq_msg_t topic = frame_of("big", 3), frame = frame_of(text, len); // the arena flavour
+    lz_message_t *msg = NULL;
+    LZ_CHECK_INT(lz__envelope_decode_pub(lz_serializer_builtin("json"), &topic, &frame, &msg), LZ_OK);
+    int64_t elapsed = lz_test_now_ms() - t0;
+    LZ_CHECK(elapsed < 20000);
+    for (const lz_value_t *v = heap; v; v = v == heap && msg ? lz_message_value(msg) : NULL) {
+        LZ_CHECK_INT(lz_value_size(v), keys);
+        LZ_CHECK_STR(lz_value_key_at(v, keys - 1), "k199999");
+        LZ_CHECK_INT(lz_value_find_int(v, "k12345", 0), -12345);
+    }
+    zmq_msg_close(&topic);
+    zmq_msg_close(&frame);
+    lz_message_destroy(&msg);
+    lz_value_destroy(&heap);
+    free(text);
+}
+
 LZ_TEST(a_key_holding_nul_ends_there) {
     lz_message_t *msg = json_task("{\"type\":\"t\",\"data\":{\"ab\\u0000cd\":1,\"x\\u0000\":2}}");
     const lz_value_t *data = lz_message_value(msg);
@@ -244,6 +283,7 @@ LZ_TEST(messages_decoded_on_one_thread_are_destroyed_on_another) {
 LZ_TEST_MAIN(LZ_CASE(a_task_reads_back_its_envelope_and_nested_data),
              LZ_CASE(a_task_without_data_reads_null_and_a_plain_value_is_unknown),
              LZ_CASE(repeated_keys_keep_the_first_place_and_the_last_value),
+             LZ_CASE(a_large_object_with_repeated_keys_decodes_in_linear_time),
              LZ_CASE(a_key_holding_nul_ends_there),
              LZ_CASE(long_strings_and_big_documents_overflow_the_first_block),
              LZ_CASE(a_copy_of_a_message_value_outlives_the_message),
