@@ -765,7 +765,45 @@ LZ_TEST(json_envelopes_are_the_bytes_of_their_value_tree) {
     lz_value_destroy(&data);
 }
 
+// A msgpack map of 2n entries: keys "k0".."k<n-1>" with their numbers,
+// then every key again with its number negated (repeats).
+static unsigned char *big_msgpack_map(uint32_t keys, size_t *len) {
+    unsigned char *out = malloc((size_t)keys * 2 * 16 + 8), *at = out;
+    uint32_t entries = keys * 2;
+    *at++ = 0xdf; // map 32
+    for (int shift = 24; shift >= 0; shift -= 8) *at++ = (unsigned char)(entries >> shift);
+    for (int round = 0; round < 2; round++) {
+        for (uint32_t i = 0; i < keys; i++) {
+            int n = snprintf((char *)at + 1, 16, "k%u", i);
+            *at = (unsigned char)(0xa0 | n); // fixstr
+            at += 1 + n;
+            int32_t v = round ? -(int32_t)i : (int32_t)i;
+            *at++ = 0xd2; // int 32, big-endian
+            for (int shift = 24; shift >= 0; shift -= 8) *at++ = (unsigned char)((uint32_t)v >> shift);
+        }
+    }
+    *len = (size_t)(at - out);
+    return out;
+}
+
+// Repeated keys in a large map are found in time proportional to its size
+// (one by one, 400k entries would take minutes), and the last value wins.
+LZ_TEST(msgpack_large_map_with_repeated_keys_decodes_in_linear_time) {
+    size_t len;
+    unsigned char *bytes = big_msgpack_map(200000, &len);
+    lz_value_t *v = NULL;
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_serializer_decode(codec("msgpack"), bytes, len, &v), LZ_OK);
+    LZ_CHECK(lz_test_now_ms() - t0 < 20000);
+    LZ_CHECK_INT(lz_value_size(v), 200000);
+    LZ_CHECK_STR(lz_value_key_at(v, 199999), "k199999");
+    LZ_CHECK_INT(lz_value_find_int(v, "k4321", 0), -4321);
+    lz_value_destroy(&v);
+    free(bytes);
+}
+
 LZ_TEST_MAIN(LZ_CASE(every_type_round_trips_through_json_and_msgpack),
+             LZ_CASE(msgpack_large_map_with_repeated_keys_decodes_in_linear_time),
              LZ_CASE(json_text_matches_what_python_peers_write_and_read),
              LZ_CASE(json_envelopes_are_the_bytes_of_their_value_tree),
              LZ_CASE(json_decodes_escapes_numbers_and_duplicate_keys),

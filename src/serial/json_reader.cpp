@@ -8,8 +8,6 @@
 #include <fmt/compile.h>
 #include <simdjson.h>
 
-#include <sys/auxv.h>
-
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -74,9 +72,8 @@ struct heap_nodes {
     bool replace(lz_value_t *object, const char *key, size_t len, lz_value_t *item) noexcept {
         return lz__value_object_setn(object, key, len, item) == 0;
     }
-    void replace_at(lz_value_t *object, size_t position, lz_value_t *item) noexcept {
-        lz_value_destroy(&object->u.object.members[position].value);
-        object->u.object.members[position].value = item;
+    bool add(lz_value_t *object, lz_key_index_t *index, const char *key, size_t len, lz_value_t *item) noexcept {
+        return lz__value_object_add(object, index, key, len, item) == 0;
     }
     void drop(lz_value_t *value) noexcept { lz_value_destroy(&value); }
 };
@@ -100,8 +97,12 @@ struct arena_nodes {
         member->value = item;
         return true;
     }
-    void replace_at(lz_value_t *object, size_t position, lz_value_t *item) noexcept {
-        object->u.object.members[position].value = item;
+    // With an index (a large object): the earlier value stays in the arena.
+    bool add(lz_value_t *object, lz_key_index_t *index, const char *key, size_t len, lz_value_t *item) noexcept {
+        size_t earlier = lz__key_index_find_or_add(index, object, key, len, object->u.object.len);
+        if (earlier == SIZE_MAX) return append(object, key, len, item);
+        object->u.object.members[earlier].value = item;
+        return true;
     }
     void drop(lz_value_t *) noexcept {}
 };
@@ -189,73 +190,14 @@ inline unsigned key_bit(const char *key, size_t len) noexcept {
     return h >> 24;
 }
 
-// Objects with more members than this find a repeated key through a
-// key_index instead of key_bit and a scan of the members: past a few
-// hundred keys the filter is full and every key would be looked for one by
-// one, so a large object (one sent to tie the reader up, say) would cost
-// time in the square of its size.
-constexpr size_t scan_members_max = 64;
-
-// key_index: the positions of an object's members by key, in an open
-// addressing table. Its hash is seeded from the 16 random bytes the kernel
-// gives every process (AT_RANDOM), so keys cannot be chosen to collide.
-class key_index {
-    uint32_t *slots_ = nullptr; // member position + 1; 0 is empty
-    size_t mask_ = 0;
-
-    static uint64_t seed() noexcept {
-        static const uint64_t value = [] {
-            uint64_t s = 0x9E3779B97F4A7C15ull;
-            if (const void *random = reinterpret_cast<const void *>(getauxval(AT_RANDOM)))
-                std::memcpy(&s, random, sizeof s);
-            return s;
-        }();
-        return value;
-    }
-
-    static uint64_t hash(const char *key, size_t len) noexcept {
-        uint64_t h = seed() ^ (len * 0xC2B2AE3D27D4EB4Full);
-        for (; len >= 8; key += 8, len -= 8) {
-            uint64_t word;
-            std::memcpy(&word, key, 8);
-            h = (h ^ word) * 0x9E3779B97F4A7C15ull;
-            h ^= h >> 29;
-        }
-        uint64_t tail = 0;
-        std::memcpy(&tail, key, len);
-        h = (h ^ tail) * 0xBF58476D1CE4E5B9ull;
-        return h ^ (h >> 31);
-    }
-
-public:
+// key_index owns an lz_key_index_t (see value.h) for one large object.
+struct key_index {
+    lz_key_index_t index{nullptr, 0};
     key_index() noexcept = default;
     key_index(const key_index &) = delete;
     key_index &operator=(const key_index &) = delete;
-    ~key_index() { std::free(slots_); }
-
-    bool active() const noexcept { return slots_ != nullptr; }
-
-    // init makes room for members keys (load at most one half).
-    bool init(size_t members) noexcept {
-        size_t cap = 128;
-        while (cap < members * 2) cap *= 2;
-        slots_ = static_cast<uint32_t *>(std::calloc(cap, sizeof *slots_));
-        mask_ = cap - 1;
-        return slots_ != nullptr;
-    }
-
-    // find_or_add returns the position of object's earlier member under
-    // key, or SIZE_MAX after noting that key will be at position.
-    size_t find_or_add(const lz_value_t *object, const char *key, size_t len, size_t position) noexcept {
-        for (size_t i = hash(key, len) & mask_;; i = (i + 1) & mask_) {
-            if (slots_[i] == 0) {
-                slots_[i] = static_cast<uint32_t>(position + 1);
-                return SIZE_MAX;
-            }
-            const lz_member_t *member = &object->u.object.members[slots_[i] - 1];
-            if (member->key_len == len && std::memcmp(lz__member_key(member), key, len) == 0) return slots_[i] - 1;
-        }
-    }
+    ~key_index() { lz__key_index_fini(&index); }
+    bool active() const noexcept { return index.slots != nullptr; }
 };
 
 template <class Nodes>
@@ -264,7 +206,7 @@ __attribute__((noinline)) lz_value_t *build_object(walk<Nodes> &w, simdjson::dom
     lz_value_t *value = container(w, LZ_VALUE_OBJECT, members, depth);
     if (!value) return nullptr;
     key_index index;
-    if (members > scan_members_max && (members > UINT32_MAX / 2 || !index.init(members))) {
+    if (members > LZ_KEY_SCAN_MAX && lz__key_index_init(&index.index, members) != 0) {
         w.nodes.drop(value);
         return nullptr;
     }
@@ -290,9 +232,7 @@ __attribute__((noinline)) lz_value_t *build_object(walk<Nodes> &w, simdjson::dom
         // new one is simply appended.
         bool added;
         if (index.active()) {
-            size_t earlier = index.find_or_add(value, key, len, value->u.object.len);
-            if (earlier != SIZE_MAX) w.nodes.replace_at(value, earlier, item);
-            added = earlier != SIZE_MAX || w.nodes.append(value, key, len, item);
+            added = w.nodes.add(value, &index.index, key, len, item);
         } else {
             unsigned bit = key_bit(key, len);
             uint64_t mask = uint64_t(1) << (bit & 63);

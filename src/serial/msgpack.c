@@ -111,9 +111,12 @@ static lz_value_t *convert_array(const msgpack_object_array *a) {
 }
 
 // Map keys become C strings, so they must be text without NUL bytes.
+// A repeated key keeps its first place and takes the last value, as in
+// JSON; a large map finds repeats through a key index (see value.h).
 static lz_value_t *convert_map(const msgpack_object_map *m) {
     lz_value_t *object = lz_value_object();
-    char small[64];
+    lz_key_index_t index = {NULL, 0};
+    if (object && m->size > LZ_KEY_SCAN_MAX && lz__key_index_init(&index, m->size) != LZ_OK) lz_value_destroy(&object);
     for (uint32_t i = 0; object && i < m->size; i++) {
         const msgpack_object *key = &m->ptr[i].key;
         if (key->type != MSGPACK_OBJECT_STR || memchr(key->via.str.ptr, '\0', key->via.str.size) ||
@@ -121,16 +124,11 @@ static lz_value_t *convert_map(const msgpack_object_map *m) {
             lz_value_destroy(&object);
             return lz__fail_null(LZ_ESERIALIZATION, "msgpack: map key %u is not a text string", i);
         }
-        size_t len = key->via.str.size;
-        char *text = len < sizeof small ? small : malloc(len + 1);
-        lz_value_t *item = text ? convert(&m->ptr[i].val) : NULL;
-        if (item) {
-            memcpy(text, key->via.str.ptr, len);
-            text[len] = '\0';
-        }
-        if (!item || lz_value_object_set(object, text, item) < 0) lz_value_destroy(&object);
-        if (text != small) free(text);
+        lz_value_t *item = convert(&m->ptr[i].val);
+        if (!item || lz__value_object_add(object, &index, key->via.str.ptr, key->via.str.size, item) < 0)
+            lz_value_destroy(&object);
     }
+    lz__key_index_fini(&index);
     return object;
 }
 

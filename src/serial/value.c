@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 #include "core/error.h"
 #include "serial/value.h"
@@ -355,6 +356,67 @@ lz_member_t *lz__value_find_member(const lz_value_t *object, const char *key, si
         if (member->key_len == len && memcmp(lz__member_key(member), key, len) == 0) return member;
     }
     return NULL;
+}
+
+/* ---- key index ---------------------------------------------------------- */
+
+static uint64_t key_seed_value = 0x9E3779B97F4A7C15ull;
+static pthread_once_t key_seed_once = PTHREAD_ONCE_INIT;
+
+static void key_seed_init(void) {
+    const void *random = (const void *)getauxval(AT_RANDOM);
+    if (random) memcpy(&key_seed_value, random, sizeof key_seed_value);
+}
+
+static uint64_t key_hash(const char *key, size_t len) {
+    uint64_t h = key_seed_value ^ (len * 0xC2B2AE3D27D4EB4Full);
+    for (; len >= 8; key += 8, len -= 8) {
+        uint64_t word;
+        memcpy(&word, key, 8);
+        h = (h ^ word) * 0x9E3779B97F4A7C15ull;
+        h ^= h >> 29;
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, key, len);
+    h = (h ^ tail) * 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 31);
+}
+
+int lz__key_index_init(lz_key_index_t *index, size_t members) {
+    pthread_once(&key_seed_once, key_seed_init);
+    size_t cap = 128;
+    while (cap < members * 2 && cap <= UINT32_MAX) cap *= 2; // at most half full
+    index->slots = members <= UINT32_MAX / 2 ? calloc(cap, sizeof *index->slots) : NULL;
+    index->mask = cap - 1;
+    return index->slots ? LZ_OK : lz__fail(LZ_ENOMEM, "value: out of memory indexing %zu keys", members);
+}
+
+size_t lz__key_index_find_or_add(lz_key_index_t *index, const lz_value_t *object, const char *key, size_t len,
+                                 size_t position) {
+    for (size_t i = key_hash(key, len) & index->mask;; i = (i + 1) & index->mask) {
+        uint32_t slot = index->slots[i];
+        if (slot == 0) {
+            index->slots[i] = (uint32_t)(position + 1);
+            return SIZE_MAX;
+        }
+        const lz_member_t *member = &object->u.object.members[slot - 1];
+        if (member->key_len == len && memcmp(lz__member_key(member), key, len) == 0) return slot - 1;
+    }
+}
+
+void lz__key_index_fini(lz_key_index_t *index) {
+    free(index->slots);
+    index->slots = NULL;
+}
+
+int lz__value_object_add(lz_value_t *object, lz_key_index_t *index, const char *key, size_t len, lz_value_t *item) {
+    if (!index || !index->slots) return lz__value_object_setn(object, key, len, item);
+    size_t earlier = lz__key_index_find_or_add(index, object, key, len, object->u.object.len);
+    if (earlier == SIZE_MAX) return lz__value_object_append(object, key, len, item);
+    lz_member_t *member = &object->u.object.members[earlier];
+    lz_value_destroy(&member->value);
+    member->value = item;
+    return LZ_OK;
 }
 
 static int member_init_key(lz_member_t *member, const char *key, size_t len) {

@@ -195,6 +195,35 @@ static inline bool lz__arena_append(lz_arena_t *arena, lz_value_t *object, const
 // NULL (also when object is not an object).
 LZ_HIDDEN lz_member_t *lz__value_find_member(const lz_value_t *object, const char *key, size_t len);
 
+// A decoder filling an object with more than LZ_KEY_SCAN_MAX members finds
+// repeated keys through a key index: scanning the members for each key
+// would cost time in the square of the object's size, so a large object
+// (one sent to tie a reader up, say) would stall it for minutes. The index
+// holds member positions by key in an open addressing table, its hash
+// seeded from the kernel's per-process random bytes (AT_RANDOM) so keys
+// cannot be chosen to collide.
+#define LZ_KEY_SCAN_MAX 64
+typedef struct lz_key_index {
+    uint32_t *slots; // member position + 1; 0 is empty
+    size_t mask;
+} lz_key_index_t;
+
+// lz__key_index_init makes room for members keys: LZ_OK or LZ_ENOMEM.
+LZ_HIDDEN int lz__key_index_init(lz_key_index_t *index, size_t members);
+// lz__key_index_find_or_add returns the position of object's earlier member
+// under key (len bytes), or SIZE_MAX after noting that key will be at
+// position (the next member appended).
+LZ_HIDDEN size_t lz__key_index_find_or_add(lz_key_index_t *index, const lz_value_t *object, const char *key,
+                                           size_t len, size_t position);
+LZ_HIDDEN void lz__key_index_fini(lz_key_index_t *index);
+
+// lz__value_object_add adds item under key (len bytes) to object, a heap
+// object: a repeated key keeps its first place and takes item (the earlier
+// value is freed), a new one is appended. index: NULL, or the object's key
+// index (see above). Takes ownership of item (freed on failure).
+LZ_HIDDEN int lz__value_object_add(lz_value_t *object, lz_key_index_t *index, const char *key, size_t len,
+                                   lz_value_t *item);
+
 /* ---- heap nodes ------------------------------------------------------ */
 
 // lz__value_new returns a zeroed node of type with payload bytes of room
