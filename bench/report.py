@@ -216,6 +216,8 @@ METHOD = """\
   under `ZMQ_XPUB_NODROP`, and nng pub/sub sometimes delivers nothing within the 5 s join time.
 - `lz bench pushpull|pubsub|reqrep` runs the liberzmq and raw libzmq parts of this harness in one
   process and prints their ratio (`--json` for JSON lines).
+- Why the figures are what they are (instructions and system calls per message, from callgrind and
+  strace), what was done about them and what is left: [docs/performance.md](docs/performance.md).
 """
 
 

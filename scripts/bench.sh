@@ -2,7 +2,7 @@
 # Regenerates BENCHMARKS.md: builds the bench programs, runs every contender
 # interleaved row by row (LZ_BENCH_REPS repetitions, rotating who goes first),
 # keeps every result line in $BUILD/bench-results.jsonl and lets
-# bench/report.py take the medians and write the tables. About 9-10 minutes.
+# bench/report.py take the medians and write the tables. About 20 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

@@ -34,7 +34,9 @@ const char *lz_message_type(const lz_message_t *msg); // same field, for tasks a
 
 // lz_message_value: the decoded data (for tasks and requests the envelope's
 // "data" member; for pub/sub the whole payload). Never NULL (a null value
-// when the data is absent). Borrowed from the message.
+// when the data is absent). Borrowed from the message and read-only: it
+// lives in the message's own memory until lz_message_destroy (setters on
+// it fail with LZ_EINVAL; lz_value_copy makes a tree of your own).
 const lz_value_t *lz_message_value(const lz_message_t *msg);
 
 // lz_message_payload: the payload frame exactly as received.

@@ -48,11 +48,15 @@ void lz_value_destroy(lz_value_t **value_p);
 lz_value_t *lz_value_copy(const lz_value_t *value);
 
 // lz_value_array_append takes ownership of item (even on failure, when it
-// is freed) and appends it. LZ_EINVAL if array is not an array.
+// is freed) and appends it. LZ_EINVAL if array is not an array, or is part
+// of a received message's value (read-only; see lz_message_value).
 int lz_value_array_append(lz_value_t *array, lz_value_t *item);
 
 // lz_value_object_set takes ownership of item (even on failure) and stores
 // it under key (copied), replacing and freeing any previous value there.
+// LZ_EINVAL if object is not an object, or is part of a received message's
+// value (read-only). Looking for the key scans the members: build large
+// objects once, not key by key in a loop over thousands of keys.
 int lz_value_object_set(lz_value_t *object, const char *key, lz_value_t *item);
 
 // Shorthands for lz_value_object_set with a scalar.
