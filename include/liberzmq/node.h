@@ -49,6 +49,8 @@ int lz_node_metrics(const lz_node_t *node, lz_metrics_t *out);
 
 // lz_node_zmq_socket returns the libzmq socket for options liberzmq does not
 // cover. It is not thread safe: use it only while no other thread uses the node.
+// Leave ZMQ_RCVTIMEO alone: liberzmq sets it for each timed receive and
+// remembers the value it set.
 void *lz_node_zmq_socket(lz_node_t *node);
 
 #ifdef __cplusplus
