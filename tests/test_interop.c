@@ -74,7 +74,8 @@ LZ_TEST(interop_pyzmq_pub_to_lz_sub) {
 
 static lz_value_t *expected_value(int seq) {
     const char *json = "{\"name\":\"liberzmq\",\"pi\":3.5,\"ok\":true,\"none\":null,"
-                       "\"list\":[1,\"two\",{\"k\":\"v\"}],\"text\":\"h\\u00e9llo \\u2603\"}";
+                       "\"list\":[1,\"two\",{\"k\":\"v\"}],\"text\":\"h\\u00e9llo \\u2603\","
+                       "\"doubles\":[43210.5,1e-05,1e+16,2.0,0.1,-1324845932296262.2,1.2345678901234568e+20]}";
     lz_value_t *v = lz_value_from_json(json, strlen(json));
     LZ_CHECK(v != NULL);
     lz_value_object_set_int(v, "seq", seq);
