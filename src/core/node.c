@@ -320,16 +320,17 @@ int lz__node_error(lz_node_t *node, int code, const char *format, ...) {
 // A burst stops reading ahead once it holds this many payload bytes.
 #define LZ_BURST_BYTES (16 * 1024)
 
-// count_traffic adds one message of bytes to a pair of traffic counters.
-// Senders count under the node lock and receivers on the one reader, so a
-// node that counts alone needs no lock-prefixed update (see LZ_COUNT_OWNED_N).
-#define count_traffic(node, messages, bytes_field, bytes)                                                 \
+// count_traffic adds n messages of bytes in all to a pair of traffic
+// counters. Senders count under the node lock and receivers on the one
+// reader, so a node that counts alone needs no lock-prefixed update (see
+// LZ_COUNT_OWNED_N).
+#define count_traffic(node, messages, bytes_field, n, bytes)                                              \
     do {                                                                                                 \
         if (lz__node_counts_alone(node)) {                                                               \
-            LZ_COUNT_OWNED_N(node, messages, 1);                                                         \
+            LZ_COUNT_OWNED_N(node, messages, (n));                                                       \
             LZ_COUNT_OWNED_N(node, bytes_field, (bytes));                                                \
         } else {                                                                                         \
-            LZ_COUNT(node, messages);                                                                    \
+            LZ_COUNT_N(node, messages, (n));                                                             \
             LZ_COUNT_N(node, bytes_field, (bytes));                                                      \
         }                                                                                                \
     } while (0)
@@ -357,7 +358,7 @@ int lz__node_send_locked(lz_node_t *node, const lz_frame_t *frames, size_t count
             return send_failed(node, zmq_errno());
         bytes += frames[i].size;
     }
-    count_traffic(node, messages_sent, bytes_sent, bytes);
+    count_traffic(node, messages_sent, bytes_sent, 1, bytes);
     return LZ_OK;
 }
 
@@ -370,7 +371,7 @@ int lz__node_send_parts_locked(lz_node_t *node, zmq_msg_t *parts, size_t count, 
         bytes += part_size;
     }
     if (zmq_send(node->socket, data, size, 0) < 0) return send_failed(node, zmq_errno());
-    count_traffic(node, messages_sent, bytes_sent, bytes);
+    count_traffic(node, messages_sent, bytes_sent, 1, bytes);
     return LZ_OK;
 }
 
@@ -387,7 +388,7 @@ int lz__node_send_one(lz_node_t *node, const void *data, size_t size) {
     int rc = LZ_OK;
     if (!node->socket) rc = lz__fail(LZ_ECLOSED, "%s: closed", node->name);
     else if (zmq_send(node->socket, data, size, 0) < 0) rc = send_failed(node, zmq_errno());
-    else count_traffic(node, messages_sent, bytes_sent, size); // under the lock, as count_traffic needs
+    else count_traffic(node, messages_sent, bytes_sent, 1, size); // under the lock, as count_traffic needs
     pthread_mutex_unlock(&node->lock);
     return rc;
 }
@@ -466,7 +467,7 @@ static int recv_message(lz_node_t *node, lz_frames_t *frames, int timeout_ms, bo
 
 int lz__node_recv(lz_node_t *node, lz_frames_t *frames, int timeout_ms) {
     int rc = recv_message(node, frames, timeout_ms, false, false);
-    if (rc == LZ_OK) count_traffic(node, messages_received, bytes_received, frames->bytes);
+    if (rc == LZ_OK) count_traffic(node, messages_received, bytes_received, 1, frames->bytes);
     return rc;
 }
 
@@ -481,13 +482,7 @@ int lz__node_recv_burst(lz_node_t *node, lz_frames_t *frames, size_t max, int ti
     // closing context) ends the burst; the next receive reports it.
     while (n < max && bytes < LZ_BURST_BYTES && recv_message(node, &frames[n], 0, true, true) == LZ_OK)
         bytes += frames[n++].bytes;
-    if (lz__node_counts_alone(node)) {
-        LZ_COUNT_OWNED_N(node, messages_received, n);
-        LZ_COUNT_OWNED_N(node, bytes_received, bytes);
-    } else {
-        LZ_COUNT_N(node, messages_received, n);
-        LZ_COUNT_N(node, bytes_received, bytes);
-    }
+    count_traffic(node, messages_received, bytes_received, n, bytes);
     return (int)n;
 }
 
