@@ -34,24 +34,19 @@ static inline void lz__routing_close(lz_routing_t *route) {
     route->count = 0;
 }
 
-// lz__routing_frames lays out [route..., payload] in frames (LZ_MAX_FRAMES + 1
-// of them) and returns how many.
-static inline size_t lz__routing_frames(const lz_routing_t *route, const void *payload, size_t size,
-                                        lz_frame_t *frames) {
+// lz__routing_send sends [route..., payload] on node (taking its lock),
+// copying the route's frames: a router may answer one request more than
+// once. (The server, which answers once, gives the frames themselves to
+// lz__node_send_parts_locked.)
+static inline int lz__routing_send(lz_node_t *node, const lz_routing_t *route, const void *payload,
+                                   size_t size) {
+    lz_frame_t frames[LZ_MAX_FRAMES + 1];
     for (size_t i = 0; i < route->count; i++) {
         frames[i].data = zmq_msg_data((zmq_msg_t *)&route->part[i]);
         frames[i].size = zmq_msg_size((zmq_msg_t *)&route->part[i]);
     }
-    frames[route->count].data = payload;
-    frames[route->count].size = size;
-    return route->count + 1;
-}
-
-// lz__routing_send sends [route..., payload] on node (taking its lock).
-static inline int lz__routing_send(lz_node_t *node, const lz_routing_t *route, const void *payload,
-                                   size_t size) {
-    lz_frame_t frames[LZ_MAX_FRAMES + 1];
-    return lz__node_send(node, frames, lz__routing_frames(route, payload, size, frames));
+    frames[route->count] = (lz_frame_t){payload, size};
+    return lz__node_send(node, frames, route->count + 1);
 }
 
 // Wakeups: an eventfd that zmq_poll watches next to the sockets.
