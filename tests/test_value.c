@@ -108,13 +108,13 @@ LZ_TEST(take_detaches_a_member_and_keeps_the_others_in_order) {
     lz_value_object_set_string(o, "type", "task");
     lz_value_object_set(o, "data", lz_value_array());
     lz_value_object_set_int(o, "a_long_key_on_the_heap_here", 3);
-    lz_value_t *data = lz__value_object_take(o, "data");
+    lz_value_t *data = lz__value_member_take(o, 1);
     LZ_CHECK_INT(lz_value_type(data), LZ_VALUE_ARRAY);
     LZ_CHECK_INT(lz_value_size(o), 2);
     LZ_CHECK_STR(lz_value_key_at(o, 1), "a_long_key_on_the_heap_here");
     LZ_CHECK(lz_value_get(o, "data") == NULL);
-    LZ_CHECK(lz__value_object_take(o, "data") == NULL);
-    LZ_CHECK(lz__value_object_take(data, "x") == NULL); // not an object
+    LZ_CHECK(lz__value_member_take(o, 2) == NULL); // past the end
+    LZ_CHECK(lz__value_member_take(data, 0) == NULL); // not an object
     lz_value_destroy(&data);
     lz_value_destroy(&o);
 }

@@ -542,11 +542,6 @@ lz_value_t *lz__value_member_take(lz_value_t *object, size_t index) {
     return taken;
 }
 
-lz_value_t *lz__value_object_take(lz_value_t *object, const char *key) {
-    lz_member_t *member = lz__value_find_member(object, key, key ? strlen(key) : 0);
-    return member ? lz__value_member_take(object, (size_t)(member - object->u.object.members)) : NULL;
-}
-
 lz_value_t *lz__value_member_swap(lz_value_t *object, size_t index, lz_value_t *item) {
     if (lz_value_type(object) != LZ_VALUE_OBJECT || index >= object->u.object.len) return NULL;
     lz_value_t *previous = object->u.object.members[index].value;

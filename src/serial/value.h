@@ -284,10 +284,9 @@ LZ_HIDDEN int lz__value_object_append(lz_value_t *object, const char *key, size_
 // count allocates once instead of growing.
 LZ_HIDDEN int lz__value_reserve(lz_value_t *container, size_t n);
 
-// lz__value_object_take detaches and returns the member under key (the
-// caller owns it), or NULL; lets envelopes lift "data" out without a copy.
-lz_value_t *lz__value_object_take(lz_value_t *object, const char *key);
-// lz__value_member_take is the same for the index-th member.
+// lz__value_member_take detaches and returns the index-th member's value
+// (the caller owns it), or NULL past the end or for a non-object; the
+// others keep their order. Lets envelopes lift "data" out without a copy.
 LZ_HIDDEN lz_value_t *lz__value_member_take(lz_value_t *object, size_t index);
 
 #ifdef __cplusplus
