@@ -123,8 +123,9 @@ static inline pid_t lz_test_spawn_python(const char *script, const char *arg1, c
 }
 
 // lz_test_wait waits up to timeout_ms for pid; kills it after that.
-// Returns its exit status, or -1 if it had to be killed.
+// Returns its exit status, or -1 if it never started or had to be killed.
 static inline int lz_test_wait(pid_t pid, int timeout_ms) {
+    if (pid <= 0) return -1; // a failed spawn: kill(-1, ...) would hit every process we own
     for (int waited = 0; waited < timeout_ms; waited += 10) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid)
@@ -145,10 +146,10 @@ static inline int64_t lz_test_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-// lz_test_context_from makes a context from the defaults plus "key=value"
+// lz_test_config_from makes a config from the defaults plus "key=value"
 // settings (a NULL-terminated list); a refused setting fails the test.
-// Use LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=error").
-static inline lz_context_t *lz_test_context_from(const char *const *settings) {
+// Use LZ_TEST_CONFIG("logging.format=json", "debug=true").
+static inline lz_config_t *lz_test_config_from(const char *const *settings) {
     lz_config_t *cfg = lz_config_new();
     LZ_CHECK(cfg != NULL);
     for (size_t i = 0; cfg && settings[i]; i++) {
@@ -161,6 +162,14 @@ static inline lz_context_t *lz_test_context_from(const char *const *settings) {
         key[len] = '\0';
         LZ_CHECK_INT(lz_config_set(cfg, key, eq + 1), LZ_OK);
     }
+    return cfg;
+}
+#define LZ_TEST_CONFIG(...) lz_test_config_from((const char *const[]){__VA_ARGS__, NULL})
+
+// lz_test_context_from makes a context from such settings.
+// Use LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=error").
+static inline lz_context_t *lz_test_context_from(const char *const *settings) {
+    lz_config_t *cfg = lz_test_config_from(settings);
     lz_context_t *ctx = cfg ? lz_context_new(cfg) : NULL;
     lz_config_destroy(&cfg);
     LZ_CHECK(ctx != NULL);

@@ -123,6 +123,29 @@ static void wait_ipc(const char *endpoint) {
 
 static result_t r; // one result buffer at a time: tests run one after another
 
+// finish_ok reaps p, its output in r, and expects exit status 0.
+static void finish_ok(proc_t *p) {
+    proc_finish(p, 10000, &r);
+    LZ_CHECK_INT(r.status, 0);
+}
+
+// stop_ok: a long-running command stops cleanly on SIGTERM.
+static void stop_ok(proc_t *p) {
+    if (p->pid > 0) kill(p->pid, SIGTERM); // never kill(-1, ...)
+    finish_ok(p);
+}
+
+// start_proxy runs `lz proxy kind` between two fresh ipc endpoints and waits
+// until it has bound both.
+static proc_t start_proxy(const char *kind, char *front, char *back, size_t size) {
+    lz_test_ipc_endpoint(front, size);
+    lz_test_ipc_endpoint(back, size);
+    proc_t proxy = LZ_START("proxy", kind, "--frontend", front, "--backend", back);
+    wait_ipc(front);
+    wait_ipc(back);
+    return proxy;
+}
+
 LZ_TEST(test_help_every_command) {
     const char *commands[] = {"pub", "sub", "push", "pull", "req", "rep", "proxy", "bench", "version"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
@@ -191,8 +214,7 @@ LZ_TEST(test_pub_sub_lines) {
     const char *input = "{\"a\": [1, 2]}\nhello world\n42\n\"quoted\"\n\n";
     LZ_CHECK_INT(LZ_RUN(&r, input, "pub", "--connect", ep, "--topic", "news", "--settle", "300"), 0);
     LZ_CHECK_STR(r.err, "");
-    proc_finish(&sub, 10000, &r);
-    LZ_CHECK_INT(r.status, 0);
+    finish_ok(&sub);
     LZ_CHECK_STR(r.out, "{\"topic\":\"news\",\"data\":{\"a\":[1,2]}}\n"
                         "{\"topic\":\"news\",\"data\":\"hello world\"}\n"
                         "{\"topic\":\"news\",\"data\":42}\n"
@@ -208,8 +230,7 @@ LZ_TEST(test_pub_raw) {
     proc_t sub = LZ_START("sub", "--bind", ep, "--count", "2", "--timeout", "10");
     wait_ipc(ep);
     LZ_CHECK_INT(LZ_RUN(&r, "{\"k\": true}\nhello\n", "pub", "--connect", ep, "--raw", "--topic", "t"), 0);
-    proc_finish(&sub, 10000, &r);
-    LZ_CHECK_INT(r.status, 0);
+    finish_ok(&sub);
     LZ_CHECK_STR(r.out, "{\"topic\":\"t\",\"data\":{\"k\":true}}\n"
                         "{\"topic\":\"t\",\"data\":\"aGVsbG8=\",\"encoding\":\"base64\"}\n");
 }
@@ -262,8 +283,7 @@ LZ_TEST(test_push_pull) {
     proc_t pull = LZ_START("pull", "--bind", ep, "--count", "3", "--timeout", "10");
     wait_ipc(ep);
     LZ_CHECK_INT(LZ_RUN(&r, "{\"n\": 1}\nwork\n[true]\n", "push", "--connect", ep, "--type", "job"), 0);
-    proc_finish(&pull, 10000, &r);
-    LZ_CHECK_INT(r.status, 0);
+    finish_ok(&pull);
     LZ_CHECK_STR(r.out, "{\"type\":\"job\",\"data\":{\"n\":1}}\n"
                         "{\"type\":\"job\",\"data\":\"work\"}\n"
                         "{\"type\":\"job\",\"data\":[true]}\n");
@@ -278,8 +298,7 @@ LZ_TEST(test_req_rep_echo) {
     LZ_CHECK_STR(r.out, "{\"k\":[1,\"x\"]}\n");
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "5000", "neg", "-5"), 0);
     LZ_CHECK_STR(r.out, "-5\n");
-    proc_finish(&rep, 10000, &r);
-    LZ_CHECK_INT(r.status, 0);
+    finish_ok(&rep);
 }
 
 // --exec: the command's JSON output is the reply, other text a string; a
@@ -304,9 +323,7 @@ LZ_TEST(test_req_rep_exec) {
     LZ_CHECK_STR(r.out, "");
     LZ_CHECK_INT(count_lines(r.err), 1);
     LZ_CHECK(strstr(r.err, "status 7") != NULL);
-    kill(rep.pid, SIGTERM);
-    proc_finish(&rep, 10000, &r);
-    LZ_CHECK_INT(r.status, 0);
+    stop_ok(&rep);
 }
 
 LZ_TEST(test_req_timeout) {
@@ -319,38 +336,24 @@ LZ_TEST(test_req_timeout) {
 
 LZ_TEST(test_proxy_forwarder) {
     char front[128], back[128];
-    lz_test_ipc_endpoint(front, sizeof front);
-    lz_test_ipc_endpoint(back, sizeof back);
-    proc_t proxy = LZ_START("proxy", "forwarder", "--frontend", front, "--backend", back);
-    wait_ipc(front);
-    wait_ipc(back);
+    proc_t proxy = start_proxy("forwarder", front, back, sizeof front);
     proc_t sub = LZ_START("sub", "--connect", back, "--count", "1", "--timeout", "10");
     lz_test_sleep_ms(300);
     LZ_CHECK_INT(LZ_RUN(&r, "{\"via\": \"proxy\"}\n", "pub", "--connect", front, "--topic", "p", "--settle", "500"), 0);
-    proc_finish(&sub, 10000, &r);
-    LZ_CHECK_INT(r.status, 0);
+    finish_ok(&sub);
     LZ_CHECK_STR(r.out, "{\"topic\":\"p\",\"data\":{\"via\":\"proxy\"}}\n");
-    kill(proxy.pid, SIGTERM);
-    proc_finish(&proxy, 10000, &r);
-    LZ_CHECK_INT(r.status, 0);
+    stop_ok(&proxy);
 }
 
 // A queue joins clients to servers that connect to it.
 LZ_TEST(test_proxy_queue) {
     char front[128], back[128];
-    lz_test_ipc_endpoint(front, sizeof front);
-    lz_test_ipc_endpoint(back, sizeof back);
-    proc_t proxy = LZ_START("proxy", "queue", "--frontend", front, "--backend", back);
-    wait_ipc(front);
-    wait_ipc(back);
+    proc_t proxy = start_proxy("queue", front, back, sizeof front);
     proc_t rep = LZ_START("rep", "--connect", back, "--echo", "--count", "1");
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", front, "--timeout", "8000", "via", "[1, 2]"), 0);
     LZ_CHECK_STR(r.out, "[1,2]\n");
-    proc_finish(&rep, 10000, &r);
-    LZ_CHECK_INT(r.status, 0);
-    kill(proxy.pid, SIGTERM);
-    proc_finish(&proxy, 10000, &r);
-    LZ_CHECK_INT(r.status, 0);
+    finish_ok(&rep);
+    stop_ok(&proxy);
 }
 
 // A bad configuration file or variable fails with one line, exit 1.

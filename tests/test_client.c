@@ -46,10 +46,55 @@ static lz_server_t *serve(lz_context_t *ctx, const char *endpoint, const char *n
     return server;
 }
 
+// A context, servers "a" (and "b" when servers is 2) on tcp ports, and a
+// client given the endpoints of all of them.
+typedef struct {
+    lz_context_t *ctx;
+    lz_server_t *a, *b;
+    lz_client_t *client;
+} rig_t;
+
+static rig_t rig_open(int cooldown_ms, int servers) {
+    rig_t r = {.ctx = new_context(cooldown_ms)};
+    r.a = serve(r.ctx, "tcp://127.0.0.1:*", "a");
+    if (servers > 1) r.b = serve(r.ctx, "tcp://127.0.0.1:*", "b");
+    LZ_CHECK(r.a && (servers < 2 || r.b));
+    char endpoints[600];
+    snprintf(endpoints, sizeof endpoints, "%s%s%s", lz_node_endpoint(lz_server_node(r.a)), r.b ? "," : "",
+             r.b ? lz_node_endpoint(lz_server_node(r.b)) : "");
+    r.client = lz_client_new(r.ctx, endpoints);
+    return r;
+}
+
+static void rig_close(rig_t *r) {
+    lz_client_destroy(&r->client);
+    lz_server_destroy(&r->a);
+    lz_server_destroy(&r->b);
+    lz_context_destroy(&r->ctx);
+}
+
 static int64_t elapsed_ms(const struct timespec *t0) {
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+typedef enum { ECHOED, TIMED_OUT, SERVER_STOPPING, WRONG } echo_outcome_t;
+
+// echo_once sends data (and destroys it) as an "echo" request and judges
+// the answer: the same value back, a clean timeout with no reply, the
+// stopping server's LZ_ECLOSED error reply, or anything else.
+static echo_outcome_t echo_once(lz_client_t *client, lz_value_t *data, int timeout_ms) {
+    lz_value_t *reply = NULL;
+    int rc = lz_client_request(client, "echo", data, &reply, timeout_ms);
+    echo_outcome_t outcome = WRONG;
+    if (rc == 0 && lz_value_equal(reply, data)) outcome = ECHOED;
+    else if (rc == LZ_ETIMEOUT && !reply) outcome = TIMED_OUT;
+    else if (rc == LZ_EREMOTE && strcmp(lz_value_find_string(reply, "code", ""), "LZ_ECLOSED") == 0)
+        outcome = SERVER_STOPPING;
+    lz_value_destroy(&reply);
+    lz_value_destroy(&data);
+    return outcome;
 }
 
 typedef struct {
@@ -62,26 +107,21 @@ typedef struct {
 static void *load(void *p) {
     load_t *l = p;
     for (int i = 0; i < 1000; i++) {
-        lz_value_t *data = lz_value_object(), *reply = NULL;
+        lz_value_t *data = lz_value_object();
         lz_value_object_set_int(data, "t", l->thread);
         lz_value_object_set_int(data, "i", i);
-        int rc = lz_client_request(l->client, "echo", data, &reply, 10000);
-        if (rc == 0 && lz_value_equal(reply, data)) l->good++;
+        if (echo_once(l->client, data, 10000) == ECHOED) l->good++;
         else l->bad++;
-        lz_value_destroy(&reply);
-        lz_value_destroy(&data);
     }
     return NULL;
 }
 
 LZ_TEST(sixteen_threads_one_client) {
-    lz_context_t *ctx = new_context(1000);
-    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
-    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    rig_t r = rig_open(1000, 1);
     pthread_t threads[16];
     load_t loads[16];
     for (int t = 0; t < 16; t++) {
-        loads[t] = (load_t){client, t, 0, 0};
+        loads[t] = (load_t){r.client, t, 0, 0};
         pthread_create(&threads[t], NULL, load, &loads[t]);
     }
     int good = 0;
@@ -91,13 +131,10 @@ LZ_TEST(sixteen_threads_one_client) {
         LZ_CHECK_INT(loads[t].bad, 0);
     }
     LZ_CHECK_INT(good, 16000);
-    lz_metrics_t m;
-    lz_node_metrics(lz_client_node(client), &m);
+    lz_metrics_t m = lz_test_metrics(lz_client_node(r.client));
     LZ_CHECK_INT(m.request_timeouts, 0);
     LZ_CHECK(m.messages_sent >= 16000);
-    lz_client_destroy(&client);
-    lz_server_destroy(&server);
-    lz_context_destroy(&ctx);
+    rig_close(&r);
 }
 
 typedef struct {
@@ -117,29 +154,24 @@ static void wait_done(tally_t *t, int n, int timeout_ms) {
 }
 
 LZ_TEST(async_many_in_flight) {
-    lz_context_t *ctx = new_context(1000);
-    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
-    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    rig_t r = rig_open(1000, 1);
     tally_t tally = {0};
     for (int i = 0; i < 5000; i++) {
         lz_value_t *data = lz_value_int(i);
-        LZ_CHECK_INT(lz_client_request_async(client, "echo", data, 10000, count_reply, &tally), 0);
+        LZ_CHECK_INT(lz_client_request_async(r.client, "echo", data, 10000, count_reply, &tally), 0);
         lz_value_destroy(&data);
     }
     wait_done(&tally, 5000, 20000);
     LZ_CHECK_INT(atomic_load(&tally.ok), 5000);
-    LZ_CHECK_INT(lz_client_request_async(client, "echo", NULL, 1000, NULL, NULL), LZ_EINVAL);
-    lz_client_destroy(&client);
-    lz_server_destroy(&server);
-    lz_context_destroy(&ctx);
+    LZ_CHECK_INT(lz_client_request_async(r.client, "echo", NULL, 1000, NULL, NULL), LZ_EINVAL);
+    rig_close(&r);
 }
 
 // A slow handler times out its own requests; the rest go on succeeding,
 // and its reply, when it finally comes, is counted as late.
 LZ_TEST(slow_handler_times_out_alone) {
-    lz_context_t *ctx = new_context(1000);
-    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
-    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    rig_t r = rig_open(1000, 1);
+    lz_client_t *client = r.client;
     lz_client_set_retries(client, 0);
     tally_t slow_tally = {0};
     lz_value_t *ms = lz_value_int(600);
@@ -147,24 +179,18 @@ LZ_TEST(slow_handler_times_out_alone) {
     lz_value_destroy(&ms);
     int ok = 0;
     for (int i = 0; i < 50; i++) {
-        lz_value_t *data = lz_value_int(i), *reply = NULL;
-        ok += lz_client_request(client, "echo", data, &reply, 2000) == 0 && lz_value_get_int(reply) == i;
-        lz_value_destroy(&reply);
-        lz_value_destroy(&data);
+        ok += echo_once(client, lz_value_int(i), 2000) == ECHOED;
         lz_test_sleep_ms(5);
     }
     LZ_CHECK_INT(ok, 50);
     wait_done(&slow_tally, 1, 3000);
     LZ_CHECK_INT(atomic_load(&slow_tally.timeouts), 1);
     lz_test_sleep_ms(600); // the slow reply arrives after its request ended
-    lz_metrics_t m;
-    lz_node_metrics(lz_client_node(client), &m);
+    lz_metrics_t m = lz_test_metrics(lz_client_node(client));
     LZ_CHECK_INT(m.request_timeouts, 1);
     LZ_CHECK_INT(m.late_replies, 1);
     LZ_CHECK_INT(m.socket_rebuilds, 0); // the server kept talking: not a dead socket
-    lz_client_destroy(&client);
-    lz_server_destroy(&server);
-    lz_context_destroy(&ctx);
+    rig_close(&r);
 }
 
 // quick_echo: 50 ms in, one echo that must not wait behind the slow request
@@ -183,9 +209,8 @@ static void *quick_echo(void *p) {
 // A caller using the lent socket for a slow request gives it back when
 // another request comes: that one does not wait for the slow reply.
 LZ_TEST(direct_caller_yields) {
-    lz_context_t *ctx = new_context(1000);
-    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
-    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    rig_t r = rig_open(1000, 1);
+    lz_client_t *client = r.client;
     lz_client_set_retries(client, 0);
     lz_value_t *reply = NULL, *ms = lz_value_int(500);
     for (int i = 0; i < 20; i++) { // requests flowing: the socket is lent
@@ -200,14 +225,11 @@ LZ_TEST(direct_caller_yields) {
     LZ_CHECK(lz_test_now_ms() - t0 >= 450);
     pthread_join(thread, NULL);
     LZ_CHECK_INT(quick.good, 1);
-    lz_metrics_t m;
-    lz_node_metrics(lz_client_node(client), &m);
+    lz_metrics_t m = lz_test_metrics(lz_client_node(client));
     LZ_CHECK_INT(m.late_replies + m.request_timeouts, 0);
     lz_value_destroy(&reply);
     lz_value_destroy(&ms);
-    lz_client_destroy(&client);
-    lz_server_destroy(&server);
-    lz_context_destroy(&ctx);
+    rig_close(&r);
 }
 
 LZ_TEST(timeout_without_server) {
@@ -222,8 +244,7 @@ LZ_TEST(timeout_without_server) {
     LZ_CHECK(took >= 290 && took < 600);
     LZ_CHECK(reply == NULL);
     LZ_CHECK(strstr(lz_last_error(), "echo") != NULL);
-    lz_metrics_t m;
-    lz_node_metrics(lz_client_node(client), &m);
+    lz_metrics_t m = lz_test_metrics(lz_client_node(client));
     LZ_CHECK_INT(m.request_timeouts, 1);
     LZ_CHECK(m.retries >= 1);
     LZ_CHECK(m.socket_rebuilds >= 1);
@@ -240,15 +261,11 @@ typedef struct {
 static void *restart_load(void *p) {
     restart_load_t *l = p;
     for (int i = 0; !atomic_load(&l->stop); i++) {
-        lz_value_t *data = lz_value_int(i), *reply = NULL;
-        int rc = lz_client_request(l->client, "echo", data, &reply, 1500);
-        if (rc == 0 && lz_value_get_int(reply) == i) atomic_fetch_add(&l->ok, 1);
-        else if (rc == LZ_ETIMEOUT && !reply) atomic_fetch_add(&l->timeouts, 1);
-        else if (rc == LZ_EREMOTE && strcmp(lz_value_find_string(reply, "code", ""), "LZ_ECLOSED") == 0)
-            atomic_fetch_add(&l->ok, 1); // the stopping server answered "server stopping": a reply too
+        echo_outcome_t outcome = echo_once(l->client, lz_value_int(i), 1500);
+        // The stopping server's "server stopping" answer is a reply too.
+        if (outcome == ECHOED || outcome == SERVER_STOPPING) atomic_fetch_add(&l->ok, 1);
+        else if (outcome == TIMED_OUT) atomic_fetch_add(&l->timeouts, 1);
         else atomic_fetch_add(&l->other, 1);
-        lz_value_destroy(&reply);
-        lz_value_destroy(&data);
     }
     return NULL;
 }
@@ -257,32 +274,28 @@ static void *restart_load(void *p) {
 // asking: every request ends in exactly one reply or one LZ_ETIMEOUT, and
 // requests succeed again after the restart.
 LZ_TEST(server_restart_while_retrying) {
-    lz_context_t *ctx = new_context(100);
-    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
+    rig_t r = rig_open(100, 1);
     char endpoint[256];
-    snprintf(endpoint, sizeof endpoint, "%s", lz_node_endpoint(lz_server_node(server)));
-    restart_load_t l = {.client = lz_client_new(ctx, endpoint)};
+    snprintf(endpoint, sizeof endpoint, "%s", lz_node_endpoint(lz_server_node(r.a)));
+    restart_load_t l = {.client = r.client};
     pthread_t threads[4];
     for (int t = 0; t < 4; t++) pthread_create(&threads[t], NULL, restart_load, &l);
     lz_test_sleep_ms(200);
-    lz_server_destroy(&server);
+    lz_server_destroy(&r.a);
     lz_test_sleep_ms(500);
     int before = atomic_load(&l.ok);
-    server = serve(ctx, endpoint, "b");
-    LZ_CHECK(server != NULL);
+    r.a = serve(r.ctx, endpoint, "b");
+    LZ_CHECK(r.a != NULL);
     lz_test_sleep_ms(1500);
     atomic_store(&l.stop, true);
     for (int t = 0; t < 4; t++) pthread_join(threads[t], NULL);
     LZ_CHECK(atomic_load(&l.ok) > before); // served again after the restart
     LZ_CHECK_INT(atomic_load(&l.other), 0);
-    lz_metrics_t m;
-    lz_node_metrics(lz_client_node(l.client), &m);
+    lz_metrics_t m = lz_test_metrics(lz_client_node(l.client));
     LZ_CHECK(m.retries + m.request_timeouts >= 1);
     LZ_CHECK(m.socket_rebuilds >= 1);
     LZ_CHECK_INT(m.request_timeouts, atomic_load(&l.timeouts));
-    lz_client_destroy(&l.client);
-    lz_server_destroy(&server);
-    lz_context_destroy(&ctx);
+    rig_close(&r);
 }
 
 static char *who(lz_client_t *client, int timeout_ms) {
@@ -294,18 +307,13 @@ static char *who(lz_client_t *client, int timeout_ms) {
 }
 
 LZ_TEST(failover_when_one_dies) {
-    lz_context_t *ctx = new_context(200);
-    lz_server_t *a = serve(ctx, "tcp://127.0.0.1:*", "a");
-    lz_server_t *b = serve(ctx, "tcp://127.0.0.1:*", "b");
-    char endpoints[600];
-    snprintf(endpoints, sizeof endpoints, "%s,%s", lz_node_endpoint(lz_server_node(a)),
-             lz_node_endpoint(lz_server_node(b)));
-    lz_client_t *client = lz_client_new(ctx, endpoints);
+    rig_t r = rig_open(200, 2);
+    lz_client_t *client = r.client;
     LZ_CHECK_INT(lz_client_set_strategy(client, LZ_STRATEGY_FAILOVER), 0);
     char *name = who(client, 2000);
     LZ_CHECK_STR(name, "a");
     free(name);
-    lz_server_destroy(&a);
+    lz_server_destroy(&r.a);
     // Within one request's time the client notices and moves to b.
     name = who(client, 2000);
     LZ_CHECK_STR(name, "b");
@@ -315,19 +323,12 @@ LZ_TEST(failover_when_one_dies) {
         LZ_CHECK_STR(name, "b");
         free(name);
     }
-    lz_client_destroy(&client);
-    lz_server_destroy(&b);
-    lz_context_destroy(&ctx);
+    rig_close(&r);
 }
 
 LZ_TEST(strategies_spread_requests) {
-    lz_context_t *ctx = new_context(200);
-    lz_server_t *a = serve(ctx, "tcp://127.0.0.1:*", "a");
-    lz_server_t *b = serve(ctx, "tcp://127.0.0.1:*", "b");
-    char endpoints[600];
-    snprintf(endpoints, sizeof endpoints, "%s,%s", lz_node_endpoint(lz_server_node(a)),
-             lz_node_endpoint(lz_server_node(b)));
-    lz_client_t *client = lz_client_new(ctx, endpoints);
+    rig_t r = rig_open(200, 2);
+    lz_client_t *client = r.client;
     const lz_strategy_t strategies[] = {LZ_STRATEGY_ROUND_ROBIN, LZ_STRATEGY_RANDOM};
     for (int s = 0; s < 2; s++) {
         lz_client_set_strategy(client, strategies[s]);
@@ -342,27 +343,21 @@ LZ_TEST(strategies_spread_requests) {
     }
     LZ_CHECK_INT(lz_client_set_strategy(client, (lz_strategy_t)7), LZ_EINVAL);
     LZ_CHECK_INT(lz_client_set_retries(client, -1), LZ_EINVAL);
-    lz_client_destroy(&client);
-    lz_server_destroy(&a);
-    lz_server_destroy(&b);
-    lz_context_destroy(&ctx);
+    rig_close(&r);
 }
 
 // A server that went down is probed with ping and used again once it answers.
 LZ_TEST(down_server_comes_back) {
-    lz_context_t *ctx = new_context(100);
-    lz_server_t *a = serve(ctx, "tcp://127.0.0.1:*", "a");
-    lz_server_t *b = serve(ctx, "tcp://127.0.0.1:*", "b");
-    char endpoint_a[256], endpoints[600];
-    snprintf(endpoint_a, sizeof endpoint_a, "%s", lz_node_endpoint(lz_server_node(a)));
-    snprintf(endpoints, sizeof endpoints, "%s,%s", endpoint_a, lz_node_endpoint(lz_server_node(b)));
-    lz_client_t *client = lz_client_new(ctx, endpoints);
+    rig_t r = rig_open(100, 2);
+    lz_client_t *client = r.client;
+    char endpoint_a[256];
+    snprintf(endpoint_a, sizeof endpoint_a, "%s", lz_node_endpoint(lz_server_node(r.a)));
     lz_client_set_strategy(client, LZ_STRATEGY_FAILOVER);
-    lz_server_destroy(&a);
+    lz_server_destroy(&r.a);
     char *name = who(client, 2000);
     LZ_CHECK_STR(name, "b");
     free(name);
-    a = serve(ctx, endpoint_a, "a");
+    r.a = serve(r.ctx, endpoint_a, "a");
     bool back = false;
     for (int i = 0; i < 100 && !back; i++) {
         lz_test_sleep_ms(20);
@@ -371,10 +366,7 @@ LZ_TEST(down_server_comes_back) {
         free(name);
     }
     LZ_CHECK(back);
-    lz_client_destroy(&client);
-    lz_server_destroy(&a);
-    lz_server_destroy(&b);
-    lz_context_destroy(&ctx);
+    rig_close(&r);
 }
 
 static void request_from_callback(int status, const lz_value_t *reply, void *arg) {

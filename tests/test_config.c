@@ -54,6 +54,34 @@ static bool get_bool(const lz_config_t *c, const char *key) {
     return b;
 }
 
+// An integer key and the value a test expects it to hold.
+typedef struct {
+    const char *key;
+    int64_t want;
+} int_key_t;
+
+static void check_ints(const lz_config_t *c, const int_key_t *keys, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int64_t got = get_int(c, keys[i].key);
+        LZ_CHECK_INT(got, keys[i].want);
+        if (got != keys[i].want) fprintf(stderr, "  (key %s)\n", keys[i].key);
+    }
+}
+#define CHECK_INTS(c, ...)                                                      \
+    do {                                                                        \
+        const int_key_t keys_[] = {__VA_ARGS__};                                \
+        check_ints((c), keys_, sizeof keys_ / sizeof keys_[0]);                 \
+    } while (0)
+
+// loaded_config writes text to the scratch file name (its path into path)
+// and loads it over the defaults.
+static lz_config_t *loaded_config(char *path, size_t size, const char *name, const char *text) {
+    write_file(path, size, name, text);
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_OK);
+    return c;
+}
+
 static bool error_mentions(const char *a, const char *b, const char *c) {
     const char *e = lz_last_error();
     return strstr(e, a) && (!b || strstr(e, b)) && (!c || strstr(e, c));
@@ -62,19 +90,12 @@ static bool error_mentions(const char *a, const char *b, const char *c) {
 LZ_TEST(test_defaults) {
     lz_config_t *c = lz_config_new();
     LZ_CHECK(c != NULL);
-    LZ_CHECK_INT(get_int(c, "zmq.io_threads"), 1);
-    LZ_CHECK_INT(get_int(c, "zmq.max_sockets"), 1024);
-    LZ_CHECK_INT(get_int(c, "zmq.linger"), 1000);
-    LZ_CHECK_INT(get_int(c, "zmq.high_water_mark"), 1000);
-    LZ_CHECK_INT(get_int(c, "zmq.hwm_outbound"), -1);
-    LZ_CHECK_INT(get_int(c, "zmq.send_timeout"), 5000);
-    LZ_CHECK_INT(get_int(c, "zmq.receive_timeout"), 5000);
-    LZ_CHECK_INT(get_int(c, "zmq.socket_timeout"), 5000); // the Python alias
-    LZ_CHECK_INT(get_int(c, "zmq.request_retries"), 3);
-    LZ_CHECK_INT(get_int(c, "zmq.failed_socket_cooldown"), 10000);
-    LZ_CHECK_INT(get_int(c, "zmq.max_message_size"), -1);
-    LZ_CHECK_INT(get_int(c, "logging.max_file_size"), 10485760);
-    LZ_CHECK_INT(get_int(c, "serialization.json_indent"), -1);
+    CHECK_INTS(c, {"zmq.io_threads", 1}, {"zmq.max_sockets", 1024}, {"zmq.linger", 1000},
+               {"zmq.high_water_mark", 1000}, {"zmq.hwm_outbound", -1}, {"zmq.send_timeout", 5000},
+               {"zmq.receive_timeout", 5000}, {"zmq.socket_timeout", 5000}, // the Python alias
+               {"zmq.request_retries", 3}, {"zmq.failed_socket_cooldown", 10000},
+               {"zmq.max_message_size", -1}, {"logging.max_file_size", 10485760},
+               {"serialization.json_indent", -1});
     LZ_CHECK_STR(get_str(c, "logging.level"), "INFO");
     LZ_CHECK_STR(get_str(c, "logging.format"), "text");
     LZ_CHECK_STR(get_str(c, "logging.target"), "stderr");
@@ -114,14 +135,9 @@ static const char python_yaml[] =
 
 LZ_TEST(test_yaml_file_python_layout) {
     char path[256];
-    write_file(path, sizeof path, "python.yaml", python_yaml);
-    lz_config_t *c = lz_config_new();
-    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_OK);
-    LZ_CHECK_INT(get_int(c, "zmq.io_threads"), 2);
-    LZ_CHECK_INT(get_int(c, "zmq.linger"), 500);
-    LZ_CHECK_INT(get_int(c, "zmq.send_timeout"), 3000);
-    LZ_CHECK_INT(get_int(c, "zmq.receive_timeout"), 700);
-    LZ_CHECK_INT(get_int(c, "zmq.high_water_mark"), 2000);
+    lz_config_t *c = loaded_config(path, sizeof path, "python.yaml", python_yaml);
+    CHECK_INTS(c, {"zmq.io_threads", 2}, {"zmq.linger", 500}, {"zmq.send_timeout", 3000},
+               {"zmq.receive_timeout", 700}, {"zmq.high_water_mark", 2000});
     LZ_CHECK_STR(get_str(c, "logging.level"), "DEBUG");
     LZ_CHECK(strstr(get_str(c, "logging.format"), "%(message)s") != NULL);
     LZ_CHECK_STR(get_str(c, "logging.file_path"), "/tmp/lz-service.log");
@@ -156,15 +172,9 @@ LZ_TEST(test_json_file_python_layout) {
         "  \"validate_data\": true\n"
         "}\n";
     char path[256];
-    write_file(path, sizeof path, "python.json", json);
-    lz_config_t *c = lz_config_new();
-    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_OK);
-    LZ_CHECK_INT(get_int(c, "zmq.io_threads"), 3);
-    LZ_CHECK_INT(get_int(c, "zmq.max_sockets"), 64);
-    LZ_CHECK_INT(get_int(c, "zmq.receive_timeout"), 900);
-    LZ_CHECK_INT(get_int(c, "zmq.linger"), 0);
-    LZ_CHECK_INT(get_int(c, "zmq.send_timeout"), -1);
-    LZ_CHECK_INT(get_int(c, "zmq.high_water_mark"), 10);
+    lz_config_t *c = loaded_config(path, sizeof path, "python.json", json);
+    CHECK_INTS(c, {"zmq.io_threads", 3}, {"zmq.max_sockets", 64}, {"zmq.receive_timeout", 900},
+               {"zmq.linger", 0}, {"zmq.send_timeout", -1}, {"zmq.high_water_mark", 10});
     LZ_CHECK_STR(get_str(c, "logging.level"), "WARNING");
     LZ_CHECK_STR(get_str(c, "logging.format"), "json");
     LZ_CHECK_STR(get_str(c, "logging.file_path"), "");
@@ -522,9 +532,7 @@ LZ_TEST(test_log_target_resolution) {
 
 LZ_TEST(test_empty_file_changes_nothing) {
     char path[256];
-    write_file(path, sizeof path, "empty.yaml", "# nothing here\n");
-    lz_config_t *c = lz_config_new();
-    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_OK);
+    lz_config_t *c = loaded_config(path, sizeof path, "empty.yaml", "# nothing here\n");
     LZ_CHECK_STR(lz_config_source(c, "zmq.linger"), "default");
     write_file(path, sizeof path, "sections.yaml", "zmq:\nlogging: ~\n");
     LZ_CHECK_INT(lz_config_load_file(c, path), LZ_OK);

@@ -47,6 +47,16 @@ static long file_size(const char *path) {
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
+// configured_file_logger points config's logging.file_path at the scratch
+// file name (its path into path) and configures a new logger from it.
+static lz_logger_t *configured_file_logger(lz_config_t *config, char *path, size_t size, const char *name) {
+    scratch_path(path, size, name);
+    LZ_CHECK_INT(lz_config_set(config, "logging.file_path", path), LZ_OK);
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK_INT(lz__logger_configure(log, config), LZ_OK);
+    return log;
+}
+
 typedef struct {
     pthread_mutex_t lock;
     int count;
@@ -182,13 +192,8 @@ LZ_TEST(test_json_lines_are_valid) {
 
 LZ_TEST(test_file_rotation) {
     char path[256], name[300];
-    scratch_path(path, sizeof path, "rotate.log");
-    lz_config_t *config = lz_config_new();
-    LZ_CHECK_INT(lz_config_set(config, "logging.file_path", path), LZ_OK);
-    LZ_CHECK_INT(lz_config_set(config, "logging.max_file_size", "300"), LZ_OK);
-    LZ_CHECK_INT(lz_config_set(config, "logging.backup_count", "2"), LZ_OK);
-    lz_logger_t *log = lz_logger_new();
-    LZ_CHECK_INT(lz__logger_configure(log, config), LZ_OK);
+    lz_config_t *config = LZ_TEST_CONFIG("logging.max_file_size=300", "logging.backup_count=2");
+    lz_logger_t *log = configured_file_logger(config, path, sizeof path, "rotate.log");
     for (int i = 0; i < 42; i++) // 70-byte lines: a rotation every 5 records
         lz_logger_write(log, LZ_LOG_INFO, "rot", "record %02d padded to a fair length", i);
     lz_logger_destroy(&log);
@@ -290,13 +295,8 @@ LZ_TEST(test_concurrent_writers_produce_whole_lines) {
 
 LZ_TEST(test_configure_from_config) {
     char path[256];
-    scratch_path(path, sizeof path, "configured.log");
-    lz_config_t *config = lz_config_new();
-    LZ_CHECK_INT(lz_config_set(config, "logging.file_path", path), LZ_OK);
-    LZ_CHECK_INT(lz_config_set(config, "logging.format", "json"), LZ_OK);
-    LZ_CHECK_INT(lz_config_set(config, "debug", "true"), LZ_OK);
-    lz_logger_t *log = lz_logger_new();
-    LZ_CHECK_INT(lz__logger_configure(log, config), LZ_OK);
+    lz_config_t *config = LZ_TEST_CONFIG("logging.format=json", "debug=true");
+    lz_logger_t *log = configured_file_logger(config, path, sizeof path, "configured.log");
     LZ_CHECK_INT(lz_logger_level(log), LZ_LOG_DEBUG);
     lz_logger_write(log, LZ_LOG_DEBUG, "cfg", "to the file");
     char *text = read_all(path);

@@ -14,18 +14,18 @@
 static const char *const transports[] = {"inproc", "ipc", "tcp"};
 #define NTRANSPORTS 3
 
-// A publisher bound on a fresh endpoint of the transport, and a subscriber
-// connected to it.
+// A context, a publisher bound on a fresh endpoint of the transport, a
+// subscriber connected to it, and what the subscriber's handlers saw.
 typedef struct {
     lz_context_t *ctx;
     lz_pub_t *pub;
     lz_sub_t *sub;
+    seen_t seen;
 } pair_t;
 
-static bool pair_open(pair_t *p, lz_context_t *ctx, const char *transport) {
+static bool pair_connect(pair_t *p, const char *transport) {
+    lz_context_t *ctx = p->ctx;
     char ep[256];
-    memset(p, 0, sizeof *p);
-    p->ctx = ctx;
     if (strcmp(transport, "inproc") == 0) lz_test_inproc_endpoint(ep, sizeof ep);
     else if (strcmp(transport, "ipc") == 0) lz_test_ipc_endpoint(ep, sizeof ep);
     else snprintf(ep, sizeof ep, "tcp://127.0.0.1:*");
@@ -40,9 +40,29 @@ static bool pair_open(pair_t *p, lz_context_t *ctx, const char *transport) {
     return p->sub != NULL;
 }
 
-static void pair_close(pair_t *p) {
+static void pair_disconnect(pair_t *p) {
     lz_sub_destroy(&p->sub);
     lz_pub_destroy(&p->pub);
+}
+
+// pair_open_in: the pair owns ctx from here on, connected or not.
+static bool pair_open_in(pair_t *p, lz_context_t *ctx, const char *transport) {
+    memset(p, 0, sizeof *p);
+    seen_init(&p->seen);
+    p->ctx = ctx;
+    return ctx && pair_connect(p, transport);
+}
+
+// pair_open: in a pattern context with handler_max_concurrency concurrency
+// (0: the default).
+static bool pair_open(pair_t *p, int concurrency, const char *transport) {
+    return pair_open_in(p, lz_test_pattern_context(concurrency), transport);
+}
+
+static void pair_close(pair_t *p) {
+    pair_disconnect(p);
+    lz_context_destroy(&p->ctx);
+    seen_fini(&p->seen);
 }
 
 // sync_pair beats the slow joiner: it subscribes to "sync", publishes on it
@@ -83,9 +103,8 @@ static lz_value_t *sample_value(int n) {
 /* ---- values and bytes over every transport ----------------------------- */
 
 static void values_case(const char *transport, const char *serializer) {
-    lz_context_t *ctx = lz_test_pattern_context(0);
-    pair_t p = {0};
-    if (!ctx || !pair_open(&p, ctx, transport)) goto out;
+    pair_t p;
+    if (!pair_open(&p, 0, transport)) goto out;
     if (serializer) {
         LZ_CHECK_INT(lz_node_set_serializer(lz_pub_node(p.pub), serializer), LZ_OK);
         LZ_CHECK_INT(lz_node_set_serializer(lz_sub_node(p.sub), serializer), LZ_OK);
@@ -167,7 +186,6 @@ static void values_case(const char *transport, const char *serializer) {
     LZ_CHECK_INT(pub1.errors + sub1.errors, 0);
 out:
     pair_close(&p);
-    lz_context_destroy(&ctx);
 }
 
 LZ_TEST(pubsub_json_values) {
@@ -180,14 +198,8 @@ LZ_TEST(pubsub_msgpack_values) {
 
 LZ_TEST(pubsub_bytes) {
     for (int t = 0; t < NTRANSPORTS; t++) {
-        lz_context_t *ctx = lz_test_pattern_context(0);
-        pair_t p = {0};
-        if (!ctx || !pair_open(&p, ctx, transports[t])) {
-            pair_close(&p);
-            lz_context_destroy(&ctx);
-            continue;
-        }
-        if (sync_pair(&p)) {
+        pair_t p;
+        if (pair_open(&p, 0, transports[t]) && sync_pair(&p)) {
             // Bytes to a JSON subscriber: decoded as JSON when they are JSON.
             const char *json = "{\"a\":[1,2,3]}";
             LZ_CHECK_INT(lz_pub_publish_bytes(p.pub, "sync.bytes", json, strlen(json)), LZ_OK);
@@ -242,7 +254,6 @@ LZ_TEST(pubsub_bytes) {
             LZ_CHECK_STR(lz_node_serializer_name(lz_pub_node(p.pub)), "raw");
         }
         pair_close(&p);
-        lz_context_destroy(&ctx);
     }
 }
 
@@ -284,9 +295,8 @@ static void expect_topics(lz_sub_t *sub, const char *const *want, size_t n) {
 
 LZ_TEST(pubsub_prefix_filtering) {
     for (int t = 0; t < NTRANSPORTS; t++) {
-        lz_context_t *ctx = lz_test_pattern_context(0);
-        pair_t p = {0};
-        if (ctx && pair_open(&p, ctx, transports[t])) {
+        pair_t p;
+        if (pair_open(&p, 0, transports[t])) {
             // Nothing subscribed: nothing arrives.
             lz_value_t *v = lz_value_int(0);
             LZ_CHECK_INT(lz_pub_publish(p.pub, "weather.paris", v), LZ_OK);
@@ -324,7 +334,6 @@ LZ_TEST(pubsub_prefix_filtering) {
             lz_value_destroy(&v);
         }
         pair_close(&p);
-        lz_context_destroy(&ctx);
     }
 }
 
@@ -350,83 +359,70 @@ static void publish_n(lz_pub_t *pub, const char *topic, int n) {
 
 LZ_TEST(pubsub_handlers_longest_prefix_and_default) {
     for (int t = 0; t < NTRANSPORTS; t++) {
-        lz_context_t *ctx = lz_test_pattern_context(1);
-        pair_t p = {0};
-        seen_t seen;
-        seen_init(&seen);
-        if (ctx && pair_open(&p, ctx, transports[t])) {
-            LZ_CHECK_INT(lz_sub_on(p.sub, "sync.a", on_a, &seen), LZ_OK);
-            LZ_CHECK_INT(lz_sub_on(p.sub, "sync.a.b", on_ab, &seen), LZ_OK);
-            LZ_CHECK_INT(lz_sub_on_default(p.sub, on_default, &seen), LZ_OK);
-            LZ_CHECK_INT(lz_sub_on(p.sub, "sync.a", NULL, &seen), LZ_EINVAL);
+        pair_t p;
+        if (pair_open(&p, 1, transports[t])) {
+            LZ_CHECK_INT(lz_sub_on(p.sub, "sync.a", on_a, &p.seen), LZ_OK);
+            LZ_CHECK_INT(lz_sub_on(p.sub, "sync.a.b", on_ab, &p.seen), LZ_OK);
+            LZ_CHECK_INT(lz_sub_on_default(p.sub, on_default, &p.seen), LZ_OK);
+            LZ_CHECK_INT(lz_sub_on(p.sub, "sync.a", NULL, &p.seen), LZ_EINVAL);
             if (sync_pair(&p)) { // lz_sub_on subscribed already, so these arrive
                 const char *topics[] = {"sync.a.x", "sync.a.b.c", "sync.a.b", "sync.ab", "sync.z", "sync.a"};
                 for (int i = 0; i < 6; i++) publish_n(p.pub, topics[i], i);
                 int64_t deadline = lz_test_now_ms() + 5000;
-                while (seen_count(&seen) < 6 && lz_test_now_ms() < deadline) {
+                while (seen_count(&p.seen) < 6 && lz_test_now_ms() < deadline) {
                     int n = lz_sub_dispatch(p.sub, 100);
                     LZ_CHECK(n >= 0);
                 }
-                LZ_CHECK_INT(seen_count(&seen), 6);
-                LZ_CHECK_STR(who_for(&seen, "sync.a.x"), "a");
-                LZ_CHECK_STR(who_for(&seen, "sync.a.b.c"), "ab");
-                LZ_CHECK_STR(who_for(&seen, "sync.a.b"), "ab");
-                LZ_CHECK_STR(who_for(&seen, "sync.ab"), "a"); // a prefix, not a word
-                LZ_CHECK_STR(who_for(&seen, "sync.z"), "default");
-                LZ_CHECK_STR(who_for(&seen, "sync.a"), "a");
+                LZ_CHECK_INT(seen_count(&p.seen), 6);
+                LZ_CHECK_STR(who_for(&p.seen, "sync.a.x"), "a");
+                LZ_CHECK_STR(who_for(&p.seen, "sync.a.b.c"), "ab");
+                LZ_CHECK_STR(who_for(&p.seen, "sync.a.b"), "ab");
+                LZ_CHECK_STR(who_for(&p.seen, "sync.ab"), "a"); // a prefix, not a word
+                LZ_CHECK_STR(who_for(&p.seen, "sync.z"), "default");
+                LZ_CHECK_STR(who_for(&p.seen, "sync.a"), "a");
                 // Caller-driven handlers run on the caller's thread, in order.
-                for (int i = 0; i < seen.count; i++) {
-                    LZ_CHECK(pthread_equal(seen.thread[i], pthread_self()));
-                    LZ_CHECK_INT(seen.n[i], i);
+                for (int i = 0; i < p.seen.count; i++) {
+                    LZ_CHECK(pthread_equal(p.seen.thread[i], pthread_self()));
+                    LZ_CHECK_INT(p.seen.n[i], i);
                 }
                 LZ_CHECK_INT(lz_sub_dispatch(p.sub, 0), 0);
             }
         }
         pair_close(&p);
-        lz_context_destroy(&ctx);
-        seen_fini(&seen);
     }
 }
 
 LZ_TEST(pubsub_unrouted_and_failing_handlers_are_counted) {
-    lz_context_t *ctx = lz_test_pattern_context(1);
-    pair_t p = {0};
-    seen_t seen;
-    seen_init(&seen);
-    if (ctx && pair_open(&p, ctx, "inproc")) {
-        LZ_CHECK_INT(lz_sub_on(p.sub, "sync.a", on_a, &seen), LZ_OK);
+    pair_t p;
+    if (pair_open(&p, 1, "inproc")) {
+        LZ_CHECK_INT(lz_sub_on(p.sub, "sync.a", on_a, &p.seen), LZ_OK);
         if (sync_pair(&p)) {
             lz_metrics_t before = lz_test_metrics(lz_sub_node(p.sub));
             publish_n(p.pub, "sync.other", 1); // subscribed ("sync") but no handler, no default
             publish_n(p.pub, "sync.a", 2);
             int64_t deadline = lz_test_now_ms() + 5000;
-            while (seen_count(&seen) < 1 && lz_test_now_ms() < deadline) lz_sub_dispatch(p.sub, 100);
+            while (seen_count(&p.seen) < 1 && lz_test_now_ms() < deadline) lz_sub_dispatch(p.sub, 100);
             lz_metrics_t after = lz_test_metrics(lz_sub_node(p.sub));
-            LZ_CHECK_INT(seen_count(&seen), 1);
+            LZ_CHECK_INT(seen_count(&p.seen), 1);
             LZ_CHECK_INT(after.messages_received - before.messages_received, 2);
             LZ_CHECK_INT(after.inbound_dropped - before.inbound_dropped, 1);
             // A handler returning non-zero counts as an error.
-            seen.fail = 1;
+            p.seen.fail = 1;
             publish_n(p.pub, "sync.a", 3);
             deadline = lz_test_now_ms() + 5000;
-            while (seen_count(&seen) < 2 && lz_test_now_ms() < deadline) lz_sub_dispatch(p.sub, 100);
-            LZ_CHECK_INT(seen_count(&seen), 2);
+            while (seen_count(&p.seen) < 2 && lz_test_now_ms() < deadline) lz_sub_dispatch(p.sub, 100);
+            LZ_CHECK_INT(seen_count(&p.seen), 2);
             LZ_CHECK_INT(lz_test_metrics(lz_sub_node(p.sub)).errors - after.errors, 1);
         }
     }
     pair_close(&p);
-    lz_context_destroy(&ctx);
-    seen_fini(&seen);
 }
 
 // start_case: a started subscriber with concurrency handler threads.
 static void start_case(const char *transport, int concurrency) {
-    lz_context_t *ctx = lz_test_pattern_context(concurrency);
-    pair_t p = {0};
-    seen_t seen;
-    seen_init(&seen);
-    if (!ctx || !pair_open(&p, ctx, transport)) goto out;
-    LZ_CHECK_INT(lz_sub_on(p.sub, "sync.job", on_a, &seen), LZ_OK);
+    pair_t p;
+    if (!pair_open(&p, concurrency, transport)) goto out;
+    LZ_CHECK_INT(lz_sub_on(p.sub, "sync.job", on_a, &p.seen), LZ_OK);
     if (!sync_pair(&p)) goto out;
     // First: ordering, with quick handlers.
     LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
@@ -434,35 +430,35 @@ static void start_case(const char *transport, int concurrency) {
     LZ_CHECK(lz_sub_recv(p.sub, 0) == NULL);
     LZ_CHECK_INT(lz_last_error_code(), LZ_ESTATE);
     LZ_CHECK_INT(lz_sub_dispatch(p.sub, 0), LZ_ESTATE);
-    LZ_CHECK_INT(lz_sub_on(p.sub, "sync.late", on_a, &seen), LZ_ESTATE);
+    LZ_CHECK_INT(lz_sub_on(p.sub, "sync.late", on_a, &p.seen), LZ_ESTATE);
     const int N = 50;
     for (int i = 0; i < N; i++) publish_n(p.pub, "sync.job", i);
-    LZ_CHECK(seen_wait(&seen, N, 5000));
-    pthread_mutex_lock(&seen.lock);
+    LZ_CHECK(seen_wait(&p.seen, N, 5000));
+    pthread_mutex_lock(&p.seen.lock);
     int distinct_threads = 0;
-    for (int i = 0; i < seen.count; i++) {
-        LZ_CHECK(!pthread_equal(seen.thread[i], pthread_self()));
+    for (int i = 0; i < p.seen.count; i++) {
+        LZ_CHECK(!pthread_equal(p.seen.thread[i], pthread_self()));
         bool fresh = true;
         for (int j = 0; j < i; j++)
-            if (pthread_equal(seen.thread[i], seen.thread[j])) fresh = false;
+            if (pthread_equal(p.seen.thread[i], p.seen.thread[j])) fresh = false;
         distinct_threads += fresh;
-        if (concurrency == 1) LZ_CHECK_INT(seen.n[i], i); // one thread: arrival order
+        if (concurrency == 1) LZ_CHECK_INT(p.seen.n[i], i); // one thread: arrival order
     }
-    pthread_mutex_unlock(&seen.lock);
+    pthread_mutex_unlock(&p.seen.lock);
     LZ_CHECK(distinct_threads >= 1 && distinct_threads <= concurrency);
     if (concurrency == 1) LZ_CHECK_INT(distinct_threads, 1);
-    if (concurrency == 1) LZ_CHECK_INT(atomic_load(&seen.max_running), 1);
+    if (concurrency == 1) LZ_CHECK_INT(atomic_load(&p.seen.max_running), 1);
 
     // Then: slow handlers run concurrently up to the limit, never past it.
-    seen_reset(&seen);
-    seen.sleep_ms = 100;
-    atomic_store(&seen.max_running, 0);
+    seen_reset(&p.seen);
+    p.seen.sleep_ms = 100;
+    atomic_store(&p.seen.max_running, 0);
     int64_t t0 = lz_test_now_ms();
     const int SLOW = 8;
     for (int i = 0; i < SLOW; i++) publish_n(p.pub, "sync.job", i);
-    LZ_CHECK(seen_wait(&seen, SLOW, 5000));
+    LZ_CHECK(seen_wait(&p.seen, SLOW, 5000));
     int64_t elapsed = lz_test_now_ms() - t0;
-    int max_running = atomic_load(&seen.max_running);
+    int max_running = atomic_load(&p.seen.max_running);
     LZ_CHECK(max_running <= concurrency);
     if (concurrency == 1) {
         LZ_CHECK_INT(max_running, 1);
@@ -476,10 +472,10 @@ static void start_case(const char *transport, int concurrency) {
     t0 = lz_test_now_ms();
     LZ_CHECK_INT(lz_sub_stop(p.sub), LZ_OK);
     LZ_CHECK(lz_test_now_ms() - t0 < 1000);
-    LZ_CHECK_INT(atomic_load(&seen.running), 0);
+    LZ_CHECK_INT(atomic_load(&p.seen.running), 0);
     LZ_CHECK_INT(lz_sub_stop(p.sub), LZ_OK);
     // Stopped, the subscriber can be driven by the caller again.
-    seen.sleep_ms = 0;
+    p.seen.sleep_ms = 0;
     publish_n(p.pub, "sync.job", 1000);
     lz_message_t *msg = lz_sub_recv(p.sub, 5000);
     LZ_CHECK(msg != NULL);
@@ -487,13 +483,11 @@ static void start_case(const char *transport, int concurrency) {
     lz_message_destroy(&msg);
     // And started again; destroying a started subscriber stops it.
     LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
-    int before = seen_count(&seen);
+    int before = seen_count(&p.seen);
     publish_n(p.pub, "sync.job", 2000);
-    LZ_CHECK(seen_wait(&seen, before + 1, 5000));
+    LZ_CHECK(seen_wait(&p.seen, before + 1, 5000));
 out:
     pair_close(&p);
-    lz_context_destroy(&ctx);
-    seen_fini(&seen);
 }
 
 LZ_TEST(pubsub_start_concurrency_1) {
@@ -505,13 +499,10 @@ LZ_TEST(pubsub_start_concurrency_4) {
 }
 
 LZ_TEST(pubsub_stop_is_quick_and_clean) {
-    lz_context_t *ctx = lz_test_pattern_context(4);
-    pair_t p = {0};
-    seen_t seen;
-    seen_init(&seen);
-    if (ctx && pair_open(&p, ctx, "tcp")) {
+    pair_t p;
+    if (pair_open(&p, 4, "tcp")) {
         LZ_CHECK_INT(lz_sub_stop(p.sub), LZ_OK); // never started: fine
-        LZ_CHECK_INT(lz_sub_on(p.sub, "x", on_a, &seen), LZ_OK);
+        LZ_CHECK_INT(lz_sub_on(p.sub, "x", on_a, &p.seen), LZ_OK);
         for (int i = 0; i < 3; i++) {
             LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
             int64_t t0 = lz_test_now_ms();
@@ -533,29 +524,25 @@ LZ_TEST(pubsub_stop_is_quick_and_clean) {
         LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
     }
     int64_t t0 = lz_test_now_ms();
-    pair_close(&p); // destroy while started
+    pair_disconnect(&p); // destroy while started
     LZ_CHECK(lz_test_now_ms() - t0 < 1500);
-    lz_context_destroy(&ctx);
-    seen_fini(&seen);
+    pair_close(&p);
 }
 
 // Stopping with handlers busy and messages queued: stop waits only for the
 // running handlers; every message received is either handled or counted
 // as dropped, none lost without a trace.
 LZ_TEST(pubsub_stop_accounts_for_queued_messages) {
-    lz_context_t *ctx = lz_test_pattern_context(2);
-    pair_t p = {0};
-    seen_t seen;
-    seen_init(&seen);
-    seen.sleep_ms = 100;
-    if (ctx && pair_open(&p, ctx, "ipc")) {
-        LZ_CHECK_INT(lz_sub_on(p.sub, "sync.slow", on_a, &seen), LZ_OK);
+    pair_t p;
+    if (pair_open(&p, 2, "ipc")) {
+        p.seen.sleep_ms = 100;
+        LZ_CHECK_INT(lz_sub_on(p.sub, "sync.slow", on_a, &p.seen), LZ_OK);
         if (sync_pair(&p)) {
             lz_metrics_t before = lz_test_metrics(lz_sub_node(p.sub));
             LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
             for (int i = 0; i < 20; i++) publish_n(p.pub, "sync.slow", i);
             // Wait until the first handlers are running and more are queued.
-            for (int64_t deadline = lz_test_now_ms() + 5000; atomic_load(&seen.running) < 2 && lz_test_now_ms() < deadline;)
+            for (int64_t deadline = lz_test_now_ms() + 5000; atomic_load(&p.seen.running) < 2 && lz_test_now_ms() < deadline;)
                 lz_test_sleep_ms(1);
             for (int64_t deadline = lz_test_now_ms() + 5000;; lz_test_sleep_ms(1)) {
                 lz_metrics_t m = lz_test_metrics(lz_sub_node(p.sub));
@@ -565,37 +552,29 @@ LZ_TEST(pubsub_stop_accounts_for_queued_messages) {
             LZ_CHECK_INT(lz_sub_stop(p.sub), LZ_OK);
             int64_t took = lz_test_now_ms() - t0;
             LZ_CHECK(took < 600); // the two running handlers, not all twenty
-            LZ_CHECK_INT(atomic_load(&seen.running), 0);
+            LZ_CHECK_INT(atomic_load(&p.seen.running), 0);
             lz_metrics_t after = lz_test_metrics(lz_sub_node(p.sub));
             uint64_t received = after.messages_received - before.messages_received;
             uint64_t dropped = after.inbound_dropped - before.inbound_dropped;
-            LZ_CHECK((uint64_t)seen_count(&seen) + dropped == received);
-            LZ_CHECK(seen_count(&seen) < 20);
+            LZ_CHECK((uint64_t)seen_count(&p.seen) + dropped == received);
+            LZ_CHECK(seen_count(&p.seen) < 20);
             LZ_CHECK(dropped > 0);
             // Handlers do not run after stop returned.
-            int handled = seen_count(&seen);
+            int handled = seen_count(&p.seen);
             lz_test_sleep_ms(150);
-            LZ_CHECK_INT(seen_count(&seen), handled);
+            LZ_CHECK_INT(seen_count(&p.seen), handled);
         }
     }
     pair_close(&p);
-    lz_context_destroy(&ctx);
-    seen_fini(&seen);
 }
 
 // A subscriber that does not read: once the queues are full the publisher
 // reports it (LZ_EAGAIN after zmq.send_timeout, counted) instead of
 // dropping in silence, and recovers when the subscriber reads again.
 LZ_TEST(pubsub_backpressure_reported) {
-    lz_config_t *cfg = lz_config_new();
-    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.high_water_mark", 10), LZ_OK);
-    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.send_timeout", 100), LZ_OK);
-    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.linger", 0), LZ_OK);
-    lz_context_t *ctx = lz_context_new(cfg);
-    lz_config_destroy(&cfg);
-    LZ_CHECK(ctx != NULL);
-    pair_t p = {0};
-    if (ctx && pair_open(&p, ctx, "inproc") && sync_pair(&p)) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.high_water_mark=10", "zmq.send_timeout=100", "zmq.linger=0");
+    pair_t p;
+    if (pair_open_in(&p, ctx, "inproc") && sync_pair(&p)) {
         lz_metrics_t before = lz_test_metrics(lz_pub_node(p.pub));
         int sent = 0, rc = LZ_OK;
         int64_t t0 = 0;
@@ -622,7 +601,6 @@ LZ_TEST(pubsub_backpressure_reported) {
         lz_message_destroy(&msg);
     }
     pair_close(&p);
-    lz_context_destroy(&ctx);
 }
 
 /* ---- caller-driven loop ---------------------------------------------------- */
@@ -641,12 +619,9 @@ static void *delayed_publisher(void *self) {
 
 LZ_TEST(pubsub_caller_loop_with_fd_and_poll) {
     for (int t = 0; t < NTRANSPORTS; t++) {
-        lz_context_t *ctx = lz_test_pattern_context(0);
-        pair_t p = {0};
-        seen_t seen;
-        seen_init(&seen);
-        if (ctx && pair_open(&p, ctx, transports[t])) {
-            LZ_CHECK_INT(lz_sub_on(p.sub, "sync.fd", on_a, &seen), LZ_OK);
+        pair_t p;
+        if (pair_open(&p, 0, transports[t])) {
+            LZ_CHECK_INT(lz_sub_on(p.sub, "sync.fd", on_a, &p.seen), LZ_OK);
             int fd = -1;
             LZ_CHECK_INT(lz_sub_fd(p.sub, &fd), LZ_OK);
             LZ_CHECK(fd >= 0);
@@ -669,9 +644,9 @@ LZ_TEST(pubsub_caller_loop_with_fd_and_poll) {
                 }
                 pthread_join(thread, NULL);
                 LZ_CHECK_INT(dispatched, N);
-                LZ_CHECK_INT(seen_count(&seen), N);
+                LZ_CHECK_INT(seen_count(&p.seen), N);
                 LZ_CHECK(polls_ready > 0);
-                for (int i = 0; i < seen.count; i++) LZ_CHECK_INT(seen.n[i], i);
+                for (int i = 0; i < p.seen.count; i++) LZ_CHECK_INT(p.seen.n[i], i);
                 // With nothing waiting, a timed dispatch waits and returns 0.
                 int64_t t0 = lz_test_now_ms();
                 LZ_CHECK_INT(lz_sub_dispatch(p.sub, 100), 0);
@@ -680,15 +655,12 @@ LZ_TEST(pubsub_caller_loop_with_fd_and_poll) {
             }
         }
         pair_close(&p);
-        lz_context_destroy(&ctx);
-        seen_fini(&seen);
     }
 }
 
 LZ_TEST(pubsub_recv_times_out) {
-    lz_context_t *ctx = lz_test_pattern_context(0);
-    pair_t p = {0};
-    if (ctx && pair_open(&p, ctx, "ipc")) {
+    pair_t p;
+    if (pair_open(&p, 0, "ipc")) {
         LZ_CHECK_INT(lz_sub_subscribe(p.sub, ""), LZ_OK);
         int64_t t0 = lz_test_now_ms();
         lz_message_t *msg = lz_sub_recv(p.sub, 150);
@@ -705,7 +677,6 @@ LZ_TEST(pubsub_recv_times_out) {
         LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
     }
     pair_close(&p);
-    lz_context_destroy(&ctx);
 }
 
 /* ---- several publishing threads ----------------------------------------------- */
@@ -735,9 +706,8 @@ static void *mt_publisher(void *self) {
 
 LZ_TEST(pubsub_publish_from_many_threads) {
     for (int t = 0; t < NTRANSPORTS; t++) {
-        lz_context_t *ctx = lz_test_pattern_context(0);
-        pair_t p = {0};
-        if (ctx && pair_open(&p, ctx, transports[t]) && sync_pair(&p)) {
+        pair_t p;
+        if (pair_open(&p, 0, transports[t]) && sync_pair(&p)) {
             lz_metrics_t pub0 = lz_test_metrics(lz_pub_node(p.pub)), sub0 = lz_test_metrics(lz_sub_node(p.sub));
             pthread_t threads[MT_THREADS];
             mt_arg_t args[MT_THREADS];
@@ -773,18 +743,16 @@ LZ_TEST(pubsub_publish_from_many_threads) {
             LZ_CHECK_INT(pub1.outbound_dropped, 0);
         }
         pair_close(&p);
-        lz_context_destroy(&ctx);
     }
 }
 
 // Many subscribers on one publisher each get every message.
 LZ_TEST(pubsub_fan_out) {
-    lz_context_t *ctx = lz_test_pattern_context(0);
-    pair_t p = {0};
-    if (ctx && pair_open(&p, ctx, "tcp") && sync_pair(&p)) {
-        lz_sub_t *sub2 = lz_sub_new(ctx, lz_node_endpoint(lz_pub_node(p.pub)));
+    pair_t p;
+    if (pair_open(&p, 0, "tcp") && sync_pair(&p)) {
+        lz_sub_t *sub2 = lz_sub_new(p.ctx, lz_node_endpoint(lz_pub_node(p.pub)));
         LZ_CHECK(sub2 != NULL);
-        pair_t p2 = {ctx, p.pub, sub2};
+        pair_t p2 = {.ctx = p.ctx, .pub = p.pub, .sub = sub2};
         if (sub2 && sync_pair(&p2)) {
             for (lz_message_t *m; (m = lz_sub_recv(p.sub, 50));) lz_message_destroy(&m);
             for (int i = 0; i < 5; i++) publish_n(p.pub, "sync.fan", i);
@@ -800,7 +768,6 @@ LZ_TEST(pubsub_fan_out) {
         lz_sub_destroy(&sub2);
     }
     pair_close(&p);
-    lz_context_destroy(&ctx);
 }
 
 LZ_TEST_MAIN(LZ_CASE(pubsub_json_values), LZ_CASE(pubsub_msgpack_values), LZ_CASE(pubsub_bytes),
