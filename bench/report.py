@@ -39,13 +39,14 @@ class Results:
 
     def paired_ratio(self, field, a, b, pattern, transport, size, pinned=False, size_b=None):
         """Median over repetitions of a's figure over b's from the same
-        repetition (results keep run order, and scripts/bench.sh runs every
-        contender of a row once per repetition): contenders measured seconds
-        apart share the VM's drift, which the ratio of two medians would not
-        cancel."""
+        repetition: contenders measured seconds apart share the VM's drift,
+        which the ratio of two medians would not cancel. Results carry their
+        repetition ("rep", from scripts/bench.sh); older result files without
+        it pair in run order."""
         rows_a = self.groups.get((a, pattern, transport, size, pinned), [])
         rows_b = self.groups.get((b, pattern, transport, size if size_b is None else size_b, pinned), [])
-        pairs = [(x.get(field), y.get(field)) for x, y in zip(rows_a, rows_b)]
+        by_rep = {r.get("rep", i): r for i, r in enumerate(rows_b)}
+        pairs = [(x.get(field), by_rep.get(x.get("rep", i), {}).get(field)) for i, x in enumerate(rows_a)]
         values = [x / y for x, y in pairs if x and y]
         return statistics.median(values) if values else None
 
@@ -173,10 +174,13 @@ METHOD = """\
 
 - One harness (`bench/harness.c`, mirrored by `bench/bench_pyzmq.py`) drives every contender with the
   same arguments; each contender is a small program (`bench/bench_*.c`) that only makes library calls.
-  `scripts/bench.sh` runs each row's contenders one after the other, {reps} repetitions, rotating which
-  goes first. Figures are the **median** of the repetitions; every ratio is the median of the ratios
-  of the same repetition (contenders of a row run seconds apart, so they share the VM's drift, which
-  throughput shows at 10-50% between runs). Compare ratios within a row, not absolute figures across rows.
+  `scripts/bench.sh` runs each row's contenders one after the other, {reps} repetitions. The pair a
+  row's main ratio is judged on (raw libzmq and liberzmq; in the JSON rows liberzmq JSON and liberzmq
+  raw 40 B) always runs back to back, in alternating order, and the pair's place among the other
+  contenders rotates. Figures are the **median** of the repetitions; every ratio is the median of the
+  ratios of the same repetition (contenders of a row run seconds apart, so they share most of the
+  VM's drift, which throughput shows at 10-50% between runs and up to 2-3x between minutes). Compare
+  ratios within a row, not absolute figures across rows.
 - **Throughput** is one-way: the receiver times from the first data message to the last one, each
   measurement lasting at most {seconds} s. The sender first sends one warm-up message per millisecond
   until the receiver has one (a subscriber joins late). Sender and receiver are two threads of one
@@ -211,9 +215,10 @@ METHOD = """\
 - **Memory**: RSS of one process holding a connected push/pull pair over tcp (`/proc/self/status`):
   at start, idle after one message, after a {seconds} s load of 256 B messages, and the peak (VmHWM).
   Python's interpreter is most of its start figure.
-- A contender run that fails is logged by `scripts/bench.sh` and leaves fewer repetitions in its cell:
-  libzmq 4.3.4 now and then aborts with `Resource temporarily unavailable (src/session_base.cpp:260)`
-  under `ZMQ_XPUB_NODROP`, and nng pub/sub sometimes delivers nothing within the 5 s join time.
+- A contender run that fails is logged by `scripts/bench.sh` and leaves a gap in its cell (ratios pair
+  results by repetition, so the other pairs stay matched): nng pub/sub sometimes delivers nothing
+  within the 5 s join time (about one run in ten), and libzmq 4.3.4 has been seen to abort with
+  `Resource temporarily unavailable (src/session_base.cpp:260)` under `ZMQ_XPUB_NODROP`.
 - `lz bench pushpull|pubsub|reqrep` runs the liberzmq and raw libzmq parts of this harness in one
   process and prints their ratio (`--json` for JSON lines).
 - Why the figures are what they are (instructions and system calls per message, from callgrind and
