@@ -2,6 +2,7 @@
  * streams and check the contract of docs/lz.md (output lines, exit codes,
  * usage errors), including plain pyzmq peers from tests/interop/cli_*.py. */
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 
 #include "lz_test.h"
@@ -356,6 +357,104 @@ LZ_TEST(test_proxy_queue) {
     stop_ok(&proxy);
 }
 
+// --format msgpack: a msgpack subscriber gets the values back, and one that
+// reads JSON shows the frame's bytes, which are msgpack ({"a":1} is 81 a1
+// 61 01).
+LZ_TEST(test_pub_sub_msgpack) {
+    char packed[128], plain[128];
+    lz_test_ipc_endpoint(packed, sizeof packed);
+    lz_test_ipc_endpoint(plain, sizeof plain);
+    proc_t sub = LZ_START("sub", "--bind", packed, "--format", "msgpack", "--count", "2", "--timeout", "10");
+    proc_t json_sub = LZ_START("sub", "--bind", plain, "--count", "1", "--timeout", "10");
+    wait_ipc(packed);
+    wait_ipc(plain);
+    LZ_CHECK_INT(LZ_RUN(&r, "{\"a\": 1}\n[\"x\", 2.5]\n", "pub", "--connect", packed, "--connect", plain, "--topic",
+                        "m", "--format", "msgpack", "--settle", "300"),
+                 0);
+    finish_ok(&sub);
+    LZ_CHECK_STR(r.out, "{\"topic\":\"m\",\"data\":{\"a\":1}}\n{\"topic\":\"m\",\"data\":[\"x\",2.5]}\n");
+    finish_ok(&json_sub);
+    LZ_CHECK_STR(r.out, "{\"topic\":\"m\",\"data\":\"gaFhAQ==\",\"encoding\":\"base64\"}\n");
+}
+
+// Several --connect make the multi-endpoint client: a request that times
+// out on a server that is not there is retried on the next one.
+LZ_TEST(test_req_several_endpoints) {
+    char live[128], dead[128];
+    lz_test_ipc_endpoint(live, sizeof live);
+    lz_test_ipc_endpoint(dead, sizeof dead);
+    proc_t rep = LZ_START("rep", "--bind", live, "--echo", "--count", "2");
+    wait_ipc(live);
+    const char *strategies[] = {"round-robin", "failover"};
+    for (int i = 0; i < 2; i++) {
+        LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", dead, "--connect", live, "--strategy", strategies[i],
+                            "--timeout", "8000", "--retries", "3", "act", "\"x\""),
+                     0);
+        LZ_CHECK_STR(r.out, "\"x\"\n");
+    }
+    finish_ok(&rep);
+}
+
+// --capture publishes what crosses a forwarder: the watcher sees the data
+// message as it crossed (subscription frames, one part each, are not
+// messages a subscriber prints).
+LZ_TEST(test_proxy_capture) {
+    char front[128], back[128], tap[128];
+    lz_test_ipc_endpoint(front, sizeof front);
+    lz_test_ipc_endpoint(back, sizeof back);
+    lz_test_ipc_endpoint(tap, sizeof tap);
+    proc_t proxy = LZ_START("proxy", "forwarder", "--frontend", front, "--backend", back, "--capture", tap);
+    wait_ipc(tap);
+    proc_t watch = LZ_START("sub", "--connect", tap, "--format", "raw", "--count", "1", "--timeout", "10");
+    proc_t sub = LZ_START("sub", "--connect", back, "--count", "1", "--timeout", "10");
+    lz_test_sleep_ms(300);
+    LZ_CHECK_INT(LZ_RUN(&r, "{\"tapped\": true}\n", "pub", "--connect", front, "--topic", "c", "--settle", "500"), 0);
+    finish_ok(&sub);
+    LZ_CHECK_STR(r.out, "{\"topic\":\"c\",\"data\":{\"tapped\":true}}\n");
+    finish_ok(&watch); // --format raw shows UTF-8 text as a string, undecoded
+    LZ_CHECK_STR(r.out, "{\"topic\":\"c\",\"data\":\"{\\\"tapped\\\":true}\"}\n");
+    stop_ok(&proxy);
+}
+
+// check_bench_line checks one `lz bench --json` line: the fields of the
+// contract (docs/lz.md), each a positive number, and the ratio they imply.
+static void check_bench_line(const char *line, const char *pattern, const char *const fields[], size_t n,
+                             const char *ours, const char *theirs) {
+    lz_value_t *v = NULL;
+    LZ_CHECK_INT(lz_serializer_decode(lz_serializer_builtin("json"), line, strlen(line), &v), 0);
+    LZ_CHECK_STR(lz_value_find_string(v, "pattern", ""), pattern);
+    LZ_CHECK_STR(lz_value_find_string(v, "transport", ""), strcmp(pattern, "reqrep") ? "inproc" : "ipc");
+    LZ_CHECK_INT(lz_value_find_int(v, "size", 0), 16);
+    for (size_t i = 0; i < n; i++) {
+        if (!(lz_value_find_double(v, fields[i], -1) > 0)) fprintf(stderr, "field %s in %s\n", fields[i], line);
+        LZ_CHECK(lz_value_find_double(v, fields[i], -1) > 0);
+    }
+    double expected = lz_value_find_double(v, ours, 0) / lz_value_find_double(v, theirs, 1);
+    LZ_CHECK(fabs(lz_value_find_double(v, "ratio", 0) - expected) < 0.001 + expected * 0.001);
+    lz_value_destroy(&v);
+}
+
+// lz bench --json: one JSON object per result with the fields;
+// ratios are liberzmq over raw for throughput, raw over liberzmq for latency.
+LZ_TEST(test_bench_json) {
+    static const char *const throughput[] = {"msgs_per_sec", "mb_per_sec", "raw_msgs_per_sec", "raw_mb_per_sec",
+                                             "ratio"};
+    static const char *const latency[] = {"p50_us", "p99_us", "raw_p50_us", "raw_p99_us", "ratio"};
+    const char *patterns[] = {"pushpull", "pubsub"};
+    for (int i = 0; i < 2; i++) {
+        LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", patterns[i], "--transport", "inproc", "--size", "16", "--count",
+                            "2000", "--reps", "1", "--max-seconds", "0.2", "--json"),
+                     0);
+        LZ_CHECK_INT(count_lines(r.out), 1);
+        check_bench_line(r.out, patterns[i], throughput, 5, "msgs_per_sec", "raw_msgs_per_sec");
+    }
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "reqrep", "--transport", "ipc", "--size", "16", "--count", "200",
+                        "--reps", "1", "--max-seconds", "0.2", "--json"),
+                 0);
+    LZ_CHECK_INT(count_lines(r.out), 1);
+    check_bench_line(r.out, "reqrep", latency, 5, "raw_p50_us", "p50_us");
+}
+
 // A bad configuration file or variable fails with one line, exit 1.
 LZ_TEST(test_config_errors) {
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", "tcp://127.0.0.1:1", "--config", "/nonexistent/lz.yaml"), 1);
@@ -369,4 +468,6 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(te
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_to_plain_sub),
              LZ_CASE(test_sub_from_plain_pub), LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull),
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_req_timeout),
-             LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue), LZ_CASE(test_config_errors))
+             LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue), LZ_CASE(test_config_errors),
+             LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_several_endpoints), LZ_CASE(test_proxy_capture),
+             LZ_CASE(test_bench_json))
