@@ -455,6 +455,40 @@ LZ_TEST(test_bench_json) {
     check_bench_line(r.out, "reqrep", latency, 5, "raw_p50_us", "p50_us");
 }
 
+// msgpack_published runs `lz pub` (with env, then the arguments after the
+// endpoint) to a JSON subscriber and tells whether {"a": 1} went out as
+// msgpack, which that subscriber shows as base64 of 81 a1 61 01.
+static bool msgpack_published(const char *env, const char *arg1, const char *arg2) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t sub = LZ_START("sub", "--bind", ep, "--count", "1", "--timeout", "10");
+    wait_ipc(ep);
+    proc_t pub = lz_start(env, "pub", "--connect", ep, "--settle", "300", "--topic", "f", arg1, arg2, (char *)NULL);
+    LZ_CHECK_INT(run_lz(&r, "{\"a\": 1}\n", pub), 0);
+    finish_ok(&sub);
+    if (strstr(r.out, "gaFhAQ==")) return true;
+    LZ_CHECK_STR(r.out, "{\"topic\":\"f\",\"data\":{\"a\":1}}\n");
+    return false;
+}
+
+// --config FILE and LIBERZMQ_* variables set what the library reads (here
+// the default serializer); --format on the command line wins over both.
+LZ_TEST(test_config_applies) {
+    char path[160];
+    lz_test_ipc_endpoint(path, sizeof path);
+    memmove(path, path + strlen("ipc://"), strlen(path) - strlen("ipc://") + 1);
+    strcat(path, ".yaml");
+    FILE *f = fopen(path, "w");
+    LZ_CHECK(f != NULL);
+    fputs("serialization:\n  default: msgpack\n", f);
+    fclose(f);
+    LZ_CHECK(!msgpack_published(NULL, NULL, NULL));
+    LZ_CHECK(msgpack_published(NULL, "--config", path));
+    LZ_CHECK(msgpack_published("LIBERZMQ_SERIALIZATION__DEFAULT=msgpack", NULL, NULL));
+    LZ_CHECK(!msgpack_published("LIBERZMQ_SERIALIZATION__DEFAULT=msgpack", "--format", "json"));
+    unlink(path);
+}
+
 // A bad configuration file or variable fails with one line, exit 1.
 LZ_TEST(test_config_errors) {
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", "tcp://127.0.0.1:1", "--config", "/nonexistent/lz.yaml"), 1);
@@ -470,4 +504,4 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(te
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_req_timeout),
              LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue), LZ_CASE(test_config_errors),
              LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_several_endpoints), LZ_CASE(test_proxy_capture),
-             LZ_CASE(test_bench_json))
+             LZ_CASE(test_bench_json), LZ_CASE(test_config_applies))
