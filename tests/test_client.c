@@ -1,8 +1,10 @@
 /* Client: many threads with requests in flight at once, async callbacks,
  * timeouts, Lazy Pirate retries across a server restart, late replies,
- * failover between servers and the three strategies. */
+ * failover between servers and the three strategies, and a server that
+ * answers junk. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <zmq.h>
 
 #include "lz_test.h"
 
@@ -397,8 +399,91 @@ LZ_TEST(destroy_completes_everything) {
     lz_context_destroy(&ctx);
 }
 
+// A raw ROUTER standing in for a server that misbehaves: it answers the
+// first request with a reply for a request nobody made, a reply of the
+// wrong shape and then one that does not decode, and the second properly.
+typedef struct {
+    void *ctx, *router;
+    char endpoint[128];
+} bad_server_t;
+
+// raw_router_send sends the client's identity then the n frames of parts.
+static void raw_router_send(void *router, zmq_msg_t *identity, const char *const parts[], int n) {
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, identity);
+    zmq_msg_send(&copy, router, ZMQ_SNDMORE);
+    for (int i = 0; i < n; i++) zmq_send(router, parts[i], strlen(parts[i]), i + 1 < n ? ZMQ_SNDMORE : 0);
+}
+
+// raw_router_take receives one request: its identity and its request id.
+static bool raw_router_take(void *router, zmq_msg_t *identity, char *id, size_t id_size) {
+    if (zmq_msg_recv(identity, router, 0) < 0) return false;
+    int n = zmq_recv(router, id, id_size - 1, 0);
+    if (n < 0 || n >= (int)id_size) return false;
+    id[n] = '\0';
+    char rest[4096];
+    int more = 1;
+    size_t more_size = sizeof more;
+    while (zmq_getsockopt(router, ZMQ_RCVMORE, &more, &more_size) == 0 && more)
+        if (zmq_recv(router, rest, sizeof rest, 0) < 0) return false;
+    return true;
+}
+
+static void *misbehave(void *arg) {
+    bad_server_t *b = arg;
+    zmq_msg_t identity;
+    zmq_msg_init(&identity);
+    char id[128];
+    if (raw_router_take(b->router, &identity, id, sizeof id)) {
+        raw_router_send(b->router, &identity, (const char *const[]){"no-such-request", "", "1"}, 3);
+        raw_router_send(b->router, &identity, (const char *const[]){id, "x", "y", "z"}, 4);
+        raw_router_send(b->router, &identity, (const char *const[]){id, "", "{not json"}, 3);
+    }
+    if (raw_router_take(b->router, &identity, id, sizeof id))
+        raw_router_send(b->router, &identity, (const char *const[]){id, "", "42"}, 3);
+    zmq_msg_close(&identity);
+    return NULL;
+}
+
+// A server's junk is counted and dropped; a reply that does not decode
+// fails its request with LZ_ESERIALIZATION; the client goes on working.
+LZ_TEST(client_survives_bad_server) {
+    bad_server_t b = {.ctx = zmq_ctx_new()};
+    b.router = zmq_socket(b.ctx, ZMQ_ROUTER);
+    int linger = 0, timeout = 10000;
+    zmq_setsockopt(b.router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(b.router, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    LZ_CHECK_INT(zmq_bind(b.router, "tcp://127.0.0.1:*"), 0);
+    size_t size = sizeof b.endpoint;
+    zmq_getsockopt(b.router, ZMQ_LAST_ENDPOINT, b.endpoint, &size);
+    pthread_t thread;
+    pthread_create(&thread, NULL, misbehave, &b);
+
+    lz_context_t *ctx = new_context(100);
+    lz_client_t *client = lz_client_new(ctx, b.endpoint);
+    LZ_CHECK(client != NULL);
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(lz_client_request(client, "echo", NULL, &reply, 5000), LZ_ESERIALIZATION);
+    LZ_CHECK(reply == NULL);
+    LZ_CHECK_INT(lz_client_request(client, "echo", NULL, &reply, 5000), 0);
+    LZ_CHECK_INT(lz_value_get_int(reply), 42);
+    lz_value_destroy(&reply);
+    lz_metrics_t m;
+    lz_node_metrics(lz_client_node(client), &m);
+    LZ_CHECK_INT(m.late_replies, 1);
+    LZ_CHECK_INT(m.inbound_dropped, 2); // the wrong shape and the undecodable reply
+    LZ_CHECK_INT(m.messages_received, 4);
+
+    pthread_join(thread, NULL);
+    lz_client_destroy(&client);
+    lz_context_destroy(&ctx);
+    zmq_close(b.router);
+    zmq_ctx_term(b.ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
              LZ_CASE(slow_handler_times_out_alone), LZ_CASE(direct_caller_yields), LZ_CASE(timeout_without_server),
              LZ_CASE(server_restart_while_retrying), LZ_CASE(failover_when_one_dies),
              LZ_CASE(strategies_spread_requests), LZ_CASE(down_server_comes_back),
-             LZ_CASE(destroy_completes_everything))
+             LZ_CASE(destroy_completes_everything), LZ_CASE(client_survives_bad_server))
