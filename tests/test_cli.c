@@ -290,6 +290,23 @@ LZ_TEST(test_push_pull) {
                         "{\"type\":\"job\",\"data\":[true]}\n");
 }
 
+// A task towards a puller that is not there is an error, not a silent loss;
+// a puller that binds within zmq.send_timeout still gets it.
+LZ_TEST(test_push_needs_a_puller) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t push = lz_start("LIBERZMQ_ZMQ__SEND_TIMEOUT=300", "push", "--connect", ep, (char *)NULL);
+    LZ_CHECK_INT(run_lz(&r, "lost?\n", push), 3);
+    LZ_CHECK_INT(count_lines(r.err), 1);
+    LZ_CHECK(strstr(r.err, "no peer took") != NULL);
+    push = LZ_START("push", "--connect", ep);
+    proc_feed(&push, "late\n");
+    lz_test_sleep_ms(300);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "pull", "--bind", ep, "--count", "1", "--timeout", "10"), 0);
+    LZ_CHECK_STR(r.out, "{\"type\":\"default\",\"data\":\"late\"}\n");
+    finish_ok(&push);
+}
+
 LZ_TEST(test_req_rep_echo) {
     char ep[128];
     lz_test_ipc_endpoint(ep, sizeof ep);
@@ -500,7 +517,7 @@ LZ_TEST(test_config_errors) {
 
 LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_to_plain_sub),
-             LZ_CASE(test_sub_from_plain_pub), LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull),
+             LZ_CASE(test_sub_from_plain_pub), LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_needs_a_puller),
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_req_timeout),
              LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue), LZ_CASE(test_config_errors),
              LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_several_endpoints), LZ_CASE(test_proxy_capture),

@@ -103,6 +103,7 @@ LZ_TEST(test_defaults) {
     LZ_CHECK_STR(get_str(c, "serialization.default"), "json");
     LZ_CHECK(get_bool(c, "logging.console_output"));
     LZ_CHECK(!get_bool(c, "debug"));
+    LZ_CHECK(!get_bool(c, "zmq.immediate"));
     LZ_CHECK(get_bool(c, "validate_data"));
     LZ_CHECK(lz_config_key_count() >= 30);
     for (size_t i = 0; i < lz_config_key_count(); i++)

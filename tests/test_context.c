@@ -92,6 +92,7 @@ LZ_TEST(context_reads_config_file_then_environment) {
                "  linger: 77\n"
                "  handler_max_concurrency: 2\n"
                "  high_water_mark: 500\n"
+               "  immediate: true\n"
                "serialization:\n"
                "  default: msgpack\n");
     setenv("LIBERZMQ_CONFIG", path, 1);
@@ -110,13 +111,16 @@ LZ_TEST(context_reads_config_file_then_environment) {
         LZ_CHECK(pull != NULL);
         LZ_CHECK_STR(lz_node_serializer_name(lz_pull_node(pull)), "msgpack");
         // The socket got the configured options.
-        int linger = -2, hwm = -2;
+        int linger = -2, hwm = -2, immediate = -2;
         size_t size = sizeof linger;
         zmq_getsockopt(lz_node_zmq_socket(lz_pull_node(pull)), ZMQ_LINGER, &linger, &size);
         size = sizeof hwm;
         zmq_getsockopt(lz_node_zmq_socket(lz_pull_node(pull)), ZMQ_RCVHWM, &hwm, &size);
+        size = sizeof immediate;
+        zmq_getsockopt(lz_node_zmq_socket(lz_pull_node(pull)), ZMQ_IMMEDIATE, &immediate, &size);
         LZ_CHECK_INT(linger, 77);
         LZ_CHECK_INT(hwm, 600);
+        LZ_CHECK_INT(immediate, 1);
         lz_pull_destroy(&pull);
         lz_context_destroy(&ctx);
     }

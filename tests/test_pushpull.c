@@ -262,6 +262,43 @@ LZ_TEST(pushpull_no_peer_times_out) {
     lz_context_destroy(&ctx);
 }
 
+// Connecting to where nobody listens: by default the task waits in the
+// connection's queue (the send succeeds, and a puller that binds later gets
+// it); with zmq.immediate it is refused after zmq.send_timeout, and sent
+// once a puller is up.
+LZ_TEST(pushpull_immediate_needs_a_live_puller) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    char connect[140];
+    snprintf(connect, sizeof connect, ">%s", ep);
+    lz_context_t *queued = LZ_TEST_CONTEXT("zmq.send_timeout=100", "zmq.linger=0");
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.send_timeout=100", "zmq.linger=0", "zmq.immediate=true");
+    lz_push_t *lax = lz_push_new(queued, connect), *push = lz_push_new(ctx, connect);
+    LZ_CHECK(lax && push);
+    LZ_CHECK_INT(lz_push_send_bytes(lax, "x", 1), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(push, "x", 1), LZ_EAGAIN);
+    lz_pull_t *pull = lz_pull_new(ctx, ep);
+    LZ_CHECK(pull && lz_node_set_serializer(lz_pull_node(pull), "raw") == LZ_OK);
+    int rc = LZ_EAGAIN;
+    for (int i = 0; i < 50 && rc == LZ_EAGAIN; i++) rc = lz_push_send_bytes(push, "y", 1);
+    LZ_CHECK_INT(rc, LZ_OK);
+    char got[3] = "";
+    for (int i = 0; i < 2; i++) {
+        lz_message_t *msg = lz_pull_recv(pull, 5000);
+        size_t size = 0;
+        const char *payload = lz_message_payload(msg, &size);
+        LZ_CHECK(msg && size == 1);
+        if (msg && size == 1) got[payload[0] == 'y'] = payload[0];
+        lz_message_destroy(&msg);
+    }
+    LZ_CHECK_STR(got, "xy"); // the queued task and the refused-then-sent one
+    lz_pull_destroy(&pull);
+    lz_push_destroy(&push);
+    lz_push_destroy(&lax);
+    lz_context_destroy(&ctx);
+    lz_context_destroy(&queued);
+}
+
 /* ---- distribution ------------------------------------------------------------ */
 
 LZ_TEST(pushpull_round_robin_across_two_pullers) {
@@ -574,7 +611,7 @@ LZ_TEST(pushpull_fd_dispatch) {
     pp_close(&p);
 }
 
-LZ_TEST_MAIN(LZ_CASE(pushpull_tasks_reach_their_handler), LZ_CASE(pushpull_unknown_type_for_non_objects),
+LZ_TEST_MAIN(LZ_CASE(pushpull_immediate_needs_a_live_puller), LZ_CASE(pushpull_tasks_reach_their_handler), LZ_CASE(pushpull_unknown_type_for_non_objects),
              LZ_CASE(pushpull_pool_of_4_runs_8_tasks_concurrently), LZ_CASE(pushpull_pool_size_from_config),
              LZ_CASE(pushpull_single_worker_is_sequential), LZ_CASE(pushpull_bad_arguments),
              LZ_CASE(pushpull_no_peer_times_out),

@@ -288,15 +288,21 @@ static bool is_default(const lz_config_t *config, const char *key) {
 }
 
 // tool_defaults adapts defaults nobody configured to a command-line tool:
+// - zmq.immediate, for a sender whose messages each need a taker: a task
+//   sent towards a puller that never comes would otherwise wait in its
+//   connection's queue and be dropped at exit, after exit code 0.
 // - zmq.linger: a stream sender keeps queued messages long enough to leave
 //   ("exits once flushed"); a receiver has nothing worth waiting for.
 // - logging.level: off, since lz reports every failure itself on one line;
 //   LIBERZMQ_LOGGING__LEVEL or LIBERZMQ_DEBUG bring the library's log back.
-static int tool_defaults(lz_config_t *config, bool flush) {
+static int tool_defaults(lz_config_t *config, const lz_cli_command_t *cmd) {
+    bool flush = cmd->flush_on_exit;
     int64_t linger = 0;
     int err = 0;
     if (is_default(config, "logging.level") && is_default(config, "debug"))
         err = lz_config_set(config, "logging.level", "off");
+    if (!err && cmd->needs_peer && is_default(config, "zmq.immediate"))
+        err = lz_config_set_bool(config, "zmq.immediate", true);
     if (err || !is_default(config, "zmq.linger")) return err;
     if (flush && lz_config_get_int(config, "zmq.linger", &linger) == 0 &&
         (linger < 0 || linger >= LZ_CLI_FLUSH_LINGER_MS))
@@ -311,7 +317,7 @@ static int load_config(const lz_cli_opts_t *opts, lz_config_t *config) {
     if (file && *file && (err = lz_config_load_file(config, file)) != 0)
         return lz_cli_fail(opts, err, "configuration");
     if ((err = lz_config_load_env(config)) != 0) return lz_cli_fail(opts, err, "environment");
-    if ((err = tool_defaults(config, opts->cmd->flush_on_exit)) != 0)
+    if ((err = tool_defaults(config, opts->cmd)) != 0)
         return lz_cli_fail(opts, err, "configuration");
     return 0;
 }

@@ -57,6 +57,7 @@ typedef struct lz_cli_command {
     int timeout_unit_ms;    // --timeout is in seconds (1000) or ms (1)
     int default_settle_ms;  // --settle default
     bool flush_on_exit;     // a stream sender: linger so queued messages leave
+    bool needs_peer;        // a send must reach a live peer: zmq.immediate
 } lz_cli_command_t;
 
 // The parsed command line. Strings point into argv unless noted.

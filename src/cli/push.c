@@ -16,6 +16,8 @@ static const lz_cli_command_t push_command = {
         "line's bytes are sent alone, as plain ZeroMQ does. Exits 0 at end of\n"
         "input once every task has left (zmq.linger is raised to 2000 ms unless\n"
         "configured); exit 3 if no puller takes a task within zmq.send_timeout.\n"
+        "Tasks go only to connections that are up (zmq.immediate is on unless\n"
+        "configured), so a --connect to where no puller listens is exit 3 too.\n"
         "\nOptions:\n"
         "  --bind URL        bind to URL (repeatable)\n"
         "  --connect URL     connect to URL (repeatable)\n"
@@ -31,6 +33,7 @@ static const lz_cli_command_t push_command = {
     .needs_endpoints = true,
     .timeout_unit_ms = 1,
     .flush_on_exit = true,
+    .needs_peer = true,
 };
 
 typedef struct push_state {

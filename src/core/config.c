@@ -40,7 +40,7 @@ static const char *check_nonempty(const char *text);
 enum key_id {
     K_IO_THREADS, K_MAX_SOCKETS, K_LINGER, K_HWM, K_HWM_OUT, K_HWM_IN, K_SEND_TIMEOUT,
     K_RECEIVE_TIMEOUT, K_REQUEST_TIMEOUT, K_REQUEST_RETRIES, K_COOLDOWN, K_HANDLER_MAX,
-    K_RECONNECT, K_RECONNECT_MAX, K_HEARTBEAT, K_MAX_MESSAGE,
+    K_RECONNECT, K_RECONNECT_MAX, K_HEARTBEAT, K_IMMEDIATE, K_MAX_MESSAGE,
     K_LOG_LEVEL, K_LOG_FORMAT, K_LOG_TARGET, K_LOG_FILE, K_LOG_MAX_SIZE, K_LOG_BACKUPS,
     K_LOG_CONSOLE, K_LOG_IDENT,
     K_SER_DEFAULT, K_SER_ASCII, K_SER_INDENT, K_SER_VALIDATE,
@@ -69,6 +69,7 @@ static const key_def_t keys[K_COUNT] = {
     [K_RECONNECT] = INT_KEY("zmq.reconnect_interval", 100, -1, INT_MAX),
     [K_RECONNECT_MAX] = INT_KEY("zmq.reconnect_interval_max", 0, 0, INT_MAX),
     [K_HEARTBEAT] = INT_KEY("zmq.heartbeat_interval", 0, 0, INT_MAX),
+    [K_IMMEDIATE] = BOOL_KEY("zmq.immediate", false),
     [K_MAX_MESSAGE] = INT_KEY("zmq.max_message_size", -1, -1, INT64_MAX),
     [K_LOG_LEVEL] = STR_KEY("logging.level", "INFO", check_level),
     [K_LOG_FORMAT] = STR_KEY("logging.format", "text", check_format),
@@ -670,6 +671,7 @@ int lz__settings_read(const lz_config_t *config, lz_settings_t *out) {
         .reconnect_interval = get_i(config, K_RECONNECT),
         .reconnect_interval_max = get_i(config, K_RECONNECT_MAX),
         .heartbeat_interval = get_i(config, K_HEARTBEAT),
+        .immediate = get_i(config, K_IMMEDIATE) != 0,
         .max_message_size = config->slots[K_MAX_MESSAGE].i,
         .default_serializer = config->slots[K_SER_DEFAULT].s,
     };

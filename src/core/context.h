@@ -31,6 +31,7 @@ typedef struct lz_settings {
     int reconnect_interval;
     int reconnect_interval_max;
     int heartbeat_interval;
+    bool immediate; // ZMQ_IMMEDIATE: queue only to connections that are up
     int64_t max_message_size;
     const char *default_serializer; // owned by the context's config
 } lz_settings_t;

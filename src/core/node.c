@@ -32,6 +32,7 @@ static int apply_options(lz_node_t *node, void *socket) {
     if (s->heartbeat_interval > 0)
         rc |= set_int(socket, ZMQ_HEARTBEAT_IVL, s->heartbeat_interval) |
               set_int(socket, ZMQ_HEARTBEAT_TIMEOUT, s->heartbeat_interval * 3);
+    if (s->immediate) rc |= set_int(socket, ZMQ_IMMEDIATE, 1);
     if (node->zmq_type == ZMQ_XPUB) rc |= set_int(socket, ZMQ_XPUB_NODROP, 1);
     if (node->zmq_type == ZMQ_ROUTER) rc |= set_int(socket, ZMQ_ROUTER_MANDATORY, 1);
     return rc == 0 ? LZ_OK : lz__fail_zmq("node: setting socket options");
@@ -340,8 +341,11 @@ static int send_failed(lz_node_t *node, int err) {
     if (err == EAGAIN) {
         LZ_COUNT(node, backpressure_events);
         LZ_COUNT(node, outbound_dropped);
-        return lz__fail(LZ_EAGAIN, "%s: send: high water mark reached (waited %d ms)", node->name,
-                        node->settings->send_timeout);
+        // libzmq says EAGAIN both when every peer's queue is full and when
+        // there is no peer to queue for (nothing connected, or zmq.immediate
+        // and no connection up).
+        return lz__fail(LZ_EAGAIN, "%s: send: no peer took the message within %d ms (none connected, or every "
+                        "queue at its high water mark)", node->name, node->settings->send_timeout);
     }
     LZ_COUNT(node, outbound_dropped);
     errno = err;
