@@ -99,15 +99,12 @@ static int set_topic(lz_message_t *msg, const void *data, size_t size) {
     return LZ_OK;
 }
 
-// take_payload moves frame into a new message and decodes it. size is the
-// frame's size when the caller already knows it (the receive returned it),
-// else SIZE_MAX: each libzmq accessor is a call through the PLT.
+// take_payload moves frame, of size bytes, into a new message and decodes it.
 static int take_payload(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size, lz_message_t **out,
                         lz_value_t **decoded) {
     lz_message_t *msg = lz__message_new();
     if (!msg) return LZ_ENOMEM;
     lz__message_take_payload(msg, frame);
-    if (size == SIZE_MAX) size = zmq_msg_size(&msg->payload);
     int rc = lz__serializer_decode_in(serializer, zmq_msg_data(&msg->payload), size, &msg->value_slot, &msg->arena,
                                       decoded);
     if (rc != LZ_OK) {
@@ -175,13 +172,13 @@ static int set_type(lz_message_t *msg, const lz_value_t *type) {
 
 /* ---- pub/sub ----------------------------------------------------------- */
 
-int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic, zmq_msg_t *payload,
-                            lz_message_t **out) {
+int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic, size_t topic_size,
+                            zmq_msg_t *payload, size_t payload_size, lz_message_t **out) {
     lz_value_t *value = NULL;
-    int rc = take_payload(serializer, payload, SIZE_MAX, out, &value);
+    int rc = take_payload(serializer, payload, payload_size, out, &value);
     if (rc != LZ_OK) return rc;
     (*out)->value = value;
-    rc = set_topic(*out, zmq_msg_data(topic), zmq_msg_size(topic));
+    rc = set_topic(*out, zmq_msg_data(topic), topic_size);
     return rc == LZ_OK ? LZ_OK : fail_message(out, rc);
 }
 
@@ -300,12 +297,8 @@ int lz__envelope_encode_task(const lz_serializer_t *serializer, const char *type
     return encode_envelope(serializer, &task_kind, type ? type : "default", data, task_id, priority, out);
 }
 
-int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame, lz_message_t **out) {
-    return lz__envelope_decode_task_sized(serializer, frame, SIZE_MAX, out);
-}
-
-int lz__envelope_decode_task_sized(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size,
-                                   lz_message_t **out) {
+int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size,
+                             lz_message_t **out) {
     lz_value_t *value = NULL;
     int rc = take_payload(serializer, frame, size, out, &value);
     if (rc != LZ_OK) return rc;
@@ -335,9 +328,10 @@ int lz__envelope_encode_request(const lz_serializer_t *serializer, const char *a
     return encode_envelope(serializer, &request_kind, action, data, request_id, 0, out);
 }
 
-int lz__envelope_decode_request(const lz_serializer_t *serializer, zmq_msg_t *frame, lz_message_t **out) {
+int lz__envelope_decode_request(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size,
+                                lz_message_t **out) {
     lz_value_t *value = NULL;
-    int rc = take_payload(serializer, frame, SIZE_MAX, out, &value);
+    int rc = take_payload(serializer, frame, size, out, &value);
     if (rc != LZ_OK) return rc;
     envelope_fields_t f = scan_envelope(value, "request_id", 10);
     const lz_value_t *action = lz_value_type(f.type) == LZ_VALUE_STRING ? f.type : f.action;

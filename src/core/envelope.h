@@ -58,23 +58,23 @@ double lz__now_seconds(void);
 // {"type","data","priority","timestamp","task_id"} encoded with serializer.
 int lz__envelope_encode_task(const lz_serializer_t *serializer, const char *type,
                              const lz_value_t *data, int priority, lz_buffer_t *out);
-// lz__envelope_decode_task decodes one frame (moved into the message) into
-// a task. A structured payload that is not an object becomes type "unknown"
-// with the whole value as data; an opaque serializer gives type "" and the
-// bytes as data. LZ_ESERIALIZATION when the bytes do not decode.
-int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame,
+// The decoders below take each frame with its size, as the receive
+// returned it (lz__frame_size), which spares a libzmq call per frame.
+//
+// lz__envelope_decode_task decodes one frame of size bytes (moved into the
+// message) into a task. A structured payload that is not an object becomes
+// type "unknown" with the whole value as data; an opaque serializer gives
+// type "" and the bytes as data. LZ_ESERIALIZATION when the bytes do not
+// decode.
+int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size,
                              lz_message_t **out);
-// lz__envelope_decode_task_sized is the same for a caller that knows the
-// frame's size (size bytes) from the receive, sparing a libzmq call.
-int lz__envelope_decode_task_sized(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size,
-                                   lz_message_t **out);
 
 // --- Pub/sub: [topic, payload, (extension frames)]. ---
 // lz__envelope_decode_pub takes frames[0] as the topic and frames[1] as the
 // payload (moved into the message). LZ_EPROTOCOL for fewer than 2 frames or
 // a topic that is not UTF-8; LZ_ESERIALIZATION when the payload does not decode.
-int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic,
-                            zmq_msg_t *payload, lz_message_t **out);
+int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic, size_t topic_size,
+                            zmq_msg_t *payload, size_t payload_size, lz_message_t **out);
 
 // --- Request/reply: one payload frame after the routing envelope. ---
 // lz__envelope_encode_request appends {"type": action, "data", "timestamp",
@@ -85,7 +85,7 @@ int lz__envelope_encode_request(const lz_serializer_t *serializer, const char *a
 // lz__envelope_decode_request decodes a request frame (moved into the
 // message). The action is "type" (the Python LiberZMQ), or "action" as a
 // fallback; a missing action is LZ_EPROTOCOL.
-int lz__envelope_decode_request(const lz_serializer_t *serializer, zmq_msg_t *frame,
+int lz__envelope_decode_request(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size,
                                 lz_message_t **out);
 // lz__envelope_encode_error appends the error reply
 // {"status": "error", "message", "request_type", "code", "error"}.

@@ -13,6 +13,7 @@
 
 #include "core/envelope.h"
 #include "core/error.h"
+#include "core/node.h"
 
 #define LZ_MESSAGE_CACHE_MAX 32
 
@@ -88,14 +89,7 @@ lz_message_t *lz__message_new(void) {
 }
 
 void lz__message_take_payload(lz_message_t *msg, zmq_msg_t *frame) {
-    // zmq_msg_move into a payload that holds nothing, spelled out: libzmq's
-    // msg_t::move closes the target, copies the struct and initialises the
-    // source (a msg_t has no pointer into itself; shared content is counted
-    // where it lives, not in the struct). Done here it costs a copy and one
-    // call, where init + move cost two calls and their validity checks on
-    // every message received.
-    memcpy(&msg->payload, frame, sizeof msg->payload);
-    zmq_msg_init(frame);
+    lz__msg_move_to_empty(&msg->payload, frame); // payload holds nothing yet
     msg->has_payload = true;
 }
 

@@ -406,6 +406,12 @@ static int use_recv_timeout(lz_node_t *node, int timeout_ms) {
     return LZ_OK;
 }
 
+// frame_size is the size of a frame zmq_msg_recv just returned `received`
+// for: that count, unless capped at INT_MAX.
+static size_t frame_size(zmq_msg_t *frame, int received) {
+    return received < INT_MAX ? (size_t)received : zmq_msg_size(frame);
+}
+
 // recv_rest reads the remaining frames of a message whose first frame is
 // in; frames past LZ_MAX_FRAMES are read and discarded so the next receive
 // starts on a message boundary. ready: the parts are initialised slots (see
@@ -417,15 +423,17 @@ static void recv_rest(lz_node_t *node, lz_frames_t *frames, bool ready) {
         zmq_msg_t *part = frames->count < LZ_MAX_FRAMES ? &frames->part[frames->count] : &extra;
         bool owned = part == &extra || !ready; // initialised here, so closed here on failure
         if (owned) zmq_msg_init(part);
-        if (zmq_msg_recv(part, node->socket, 0) < 0) {
+        int received = zmq_msg_recv(part, node->socket, 0);
+        if (received < 0) {
             if (owned) zmq_msg_close(part);
             break;
         }
+        size_t size = frame_size(part, received);
         frames->total++;
-        frames->bytes += zmq_msg_size(part);
+        frames->bytes += size;
         more = zmq_msg_more(part);
         if (part == &extra) zmq_msg_close(part);
-        else frames->count++;
+        else frames->size[frames->count++] = size;
     }
 }
 
@@ -463,8 +471,7 @@ static int recv_message(lz_node_t *node, lz_frames_t *frames, int timeout_ms, bo
         return rc;
     }
     frames->count = frames->total = 1;
-    // zmq_msg_recv returns the frame's size, capped at INT_MAX.
-    frames->bytes = size < INT_MAX ? (size_t)size : zmq_msg_size(first);
+    frames->bytes = frames->size[0] = frame_size(first, size);
     if (zmq_msg_more(first)) recv_rest(node, frames, ready);
     return LZ_OK;
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <zmq.h>
 
 #include "core/context.h"
@@ -138,6 +139,7 @@ int lz__node_send_parts_locked(lz_node_t *node, zmq_msg_t *parts, size_t count, 
 #define LZ_MAX_FRAMES 8
 typedef struct lz_frames {
     zmq_msg_t part[LZ_MAX_FRAMES];
+    size_t size[LZ_MAX_FRAMES]; // each kept part's size, from the receive
     size_t count;      // frames kept (at most LZ_MAX_FRAMES)
     size_t total;      // frames the message had (more are discarded)
     size_t bytes;      // total payload bytes
@@ -185,8 +187,19 @@ int lz__node_recv_burst(lz_node_t *node, lz_frames_t *frames, size_t max, int ti
 static inline const void *lz__frame_data(const lz_frames_t *f, size_t i) {
     return zmq_msg_data((zmq_msg_t *)&f->part[i]);
 }
-static inline size_t lz__frame_size(const lz_frames_t *f, size_t i) {
-    return zmq_msg_size((zmq_msg_t *)&f->part[i]);
+// The size as received: a field, where zmq_msg_size is a call through the
+// PLT. A part a decoder has moved out keeps its old size here.
+static inline size_t lz__frame_size(const lz_frames_t *f, size_t i) { return f->size[i]; }
+
+// lz__msg_move_to_empty is zmq_msg_move into a message that holds nothing,
+// spelled out: libzmq's msg_t::move closes the target, copies the struct
+// and initialises the source (a msg_t has no pointer into itself; shared
+// content is counted where it lives, not in the struct). Done here it
+// costs a copy and one call, where init + move cost two calls and their
+// validity checks on every message received.
+static inline void lz__msg_move_to_empty(zmq_msg_t *to, zmq_msg_t *from) {
+    memcpy(to, from, sizeof *to);
+    zmq_msg_init(from);
 }
 
 // lz__node_drop counts an inbound message we reject (inbound_dropped) and

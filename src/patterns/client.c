@@ -40,10 +40,15 @@
 #define NEVER INT64_MAX
 
 // A synchronous caller sleeps on this until the I/O thread finishes its call.
+// A call the caller finishes itself (it ran the request directly) needs
+// neither: the caller cannot be asleep, so the fields are set without the
+// lock and finished_here tells the caller not to wait.
 typedef struct waiter {
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    pthread_t thread; // the caller's
     bool done;
+    bool finished_here; // set and read on the caller's thread only
     int status;
     lz_value_t *reply;
 } waiter_t;
@@ -415,7 +420,12 @@ static void finish(lz_client_t *c, call_t *call, int status, lz_value_t *reply) 
         lz_value_destroy(&reply);
     } else {
         if (status == LZ_ETIMEOUT) LZ_COUNT(&c->node, request_timeouts);
-        if (call->waiter) {
+        if (call->waiter && pthread_equal(call->waiter->thread, pthread_self())) {
+            waiter_t *w = call->waiter;
+            w->status = status;
+            w->reply = reply;
+            w->done = w->finished_here = true;
+        } else if (call->waiter) {
             waiter_t *w = call->waiter;
             pthread_mutex_lock(&w->lock);
             w->status = status;
@@ -468,6 +478,7 @@ static void handle_reply(lz_client_t *c, lz_frames_t *f) {
 }
 
 static bool waiter_done(waiter_t *w) {
+    if (w->finished_here) return true;
     pthread_mutex_lock(&w->lock);
     bool done = w->done;
     pthread_mutex_unlock(&w->lock);
@@ -805,7 +816,7 @@ static int explain(lz_client_t *c, int status, const char *action, const lz_valu
 }
 
 static int wait_for(lz_client_t *c, call_t *call, const char *action, lz_value_t **reply) {
-    waiter_t w = {.done = false};
+    waiter_t w = {.done = false, .thread = pthread_self()};
     pthread_mutex_init(&w.lock, NULL);
     pthread_cond_init(&w.cond, NULL);
     call->waiter = &w;
@@ -813,9 +824,11 @@ static int wait_for(lz_client_t *c, call_t *call, const char *action, lz_value_t
     if (borrow(c)) run_direct(c, call);
     else rc = submit(c, call);
     if (rc == LZ_OK) {
-        pthread_mutex_lock(&w.lock);
-        while (!w.done) pthread_cond_wait(&w.cond, &w.lock);
-        pthread_mutex_unlock(&w.lock);
+        if (!w.finished_here) {
+            pthread_mutex_lock(&w.lock);
+            while (!w.done) pthread_cond_wait(&w.cond, &w.lock);
+            pthread_mutex_unlock(&w.lock);
+        }
         rc = explain(c, w.status, action, w.reply);
         if (reply && (rc == LZ_OK || rc == LZ_EREMOTE)) *reply = w.reply;
         else lz_value_destroy(&w.reply);

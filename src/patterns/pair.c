@@ -73,15 +73,12 @@ int lz_pair_send(lz_pair_t *pair, const lz_value_t *value) {
 
 // to_message moves the frame into a message and decodes it in place (a raw
 // value borrows the frame, which the message keeps).
-static lz_message_t *to_message(lz_pair_t *pair, zmq_msg_t *frame) {
+static lz_message_t *to_message(lz_pair_t *pair, zmq_msg_t *frame, size_t size) {
     lz_message_t *msg = lz__message_new();
     if (!msg) return NULL;
-    zmq_msg_init(&msg->payload);
-    zmq_msg_move(&msg->payload, frame);
-    msg->has_payload = true;
+    lz__message_take_payload(msg, frame);
     lz_value_t *value = NULL;
-    if (lz_serializer_decode(pair->node.serializer, zmq_msg_data(&msg->payload), zmq_msg_size(&msg->payload),
-                             &value) < 0) {
+    if (lz_serializer_decode(pair->node.serializer, zmq_msg_data(&msg->payload), size, &value) < 0) {
         lz__node_drop(&pair->node, "payload does not decode: %s", lz_last_error());
         lz_message_destroy(&msg);
         return NULL;
@@ -96,7 +93,7 @@ lz_message_t *lz_pair_recv(lz_pair_t *pair, int timeout_ms) {
     for (;;) {
         lz_frames_t f;
         if (lz__node_recv(&pair->node, &f, timeout_ms) < 0) return NULL;
-        lz_message_t *msg = f.count == 1 ? to_message(pair, &f.part[0]) : NULL;
+        lz_message_t *msg = f.count == 1 ? to_message(pair, &f.part[0], lz__frame_size(&f, 0)) : NULL;
         if (f.count != 1) lz__node_drop(&pair->node, "message with %zu frames, expected 1", f.total);
         lz__frames_close(&f);
         if (msg) return msg;

@@ -85,7 +85,8 @@ int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value) {
 static int decode_pub(lz_node_t *node, lz_frames_t *frames, lz_message_t **out) {
     if (frames->total < 2)
         return lz__fail(LZ_EPROTOCOL, "expected [topic, payload], got %zu frame(s)", frames->total);
-    int rc = lz__envelope_decode_pub(node->serializer, &frames->part[0], &frames->part[1], out);
+    int rc = lz__envelope_decode_pub(node->serializer, &frames->part[0], lz__frame_size(frames, 0), &frames->part[1],
+                                     lz__frame_size(frames, 1), out);
     // A decoded message took the payload frame. Its topic was copied out;
     // when short (it fit inline) the topic frame is left for the slot's
     // next receive to free, which saves a close and an init per message.

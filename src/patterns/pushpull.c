@@ -69,8 +69,7 @@ int lz_push_send(lz_push_t *push, const char *type, const lz_value_t *data, int 
 static int decode_task(lz_node_t *node, lz_frames_t *frames, lz_message_t **out) {
     if (frames->total != 1)
         return lz__fail(LZ_EPROTOCOL, "expected one frame per task, got %zu", frames->total);
-    // One frame, so the receive's byte count is its size.
-    int rc = lz__envelope_decode_task_sized(node->serializer, &frames->part[0], frames->bytes, out);
+    int rc = lz__envelope_decode_task(node->serializer, &frames->part[0], lz__frame_size(frames, 0), out);
     // A decoded task took the frame (lz__frames_release then skips it);
     // after a failure the frame may still hold its bytes.
     if (rc == LZ_OK) frames->settled |= 1u;

@@ -23,10 +23,7 @@ typedef struct lz_routing {
 // lz__routing_take moves the first n frames of f into route (n < LZ_MAX_FRAMES).
 static inline void lz__routing_take(lz_routing_t *route, lz_frames_t *f, size_t n) {
     route->count = n;
-    for (size_t i = 0; i < n; i++) {
-        zmq_msg_init(&route->part[i]);
-        zmq_msg_move(&route->part[i], &f->part[i]);
-    }
+    for (size_t i = 0; i < n; i++) lz__msg_move_to_empty(&route->part[i], &f->part[i]);
 }
 
 static inline void lz__routing_close(lz_routing_t *route) {

@@ -212,7 +212,8 @@ static void handle_request(lz_server_t *s, lz_frames_t *frames) {
     }
     size_t last = frames->count - 1;
     lz__routing_take(&job->route, frames, last);
-    int rc = lz__envelope_decode_request(s->node.serializer, &frames->part[last], &job->msg);
+    int rc = lz__envelope_decode_request(s->node.serializer, &frames->part[last], lz__frame_size(frames, last),
+                                         &job->msg);
     if (rc < 0) {
         char text[256];
         snprintf(text, sizeof text, "malformed request: %s", lz_last_error());
