@@ -52,6 +52,14 @@ LZ_TEST(test_fail_records_code_and_detail) {
     LZ_CHECK(len > 100 && len < sizeof big - 1);
 }
 
+// Callers add context to the failure below them by passing its detail back in.
+LZ_TEST(test_fail_can_wrap_the_previous_detail) {
+    lz__fail(LZ_ENOTFOUND, "unknown serializer '%s' (known: %s)", "bogus", "raw, json, msgpack");
+    lz__fail(LZ_ECONFIG, "%s: serialization.default: %s", "sub", lz_last_error());
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONFIG);
+    LZ_CHECK_STR(lz_last_error(), "sub: serialization.default: unknown serializer 'bogus' (known: raw, json, msgpack)");
+}
+
 typedef struct {
     pthread_barrier_t *barrier;
     int code;
@@ -142,5 +150,6 @@ LZ_TEST(test_fail_zmq_from_real_errors) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(test_every_code_has_name_and_text), LZ_CASE(test_unknown_codes),
-             LZ_CASE(test_fail_records_code_and_detail), LZ_CASE(test_detail_is_per_thread),
+             LZ_CASE(test_fail_records_code_and_detail),
+             LZ_CASE(test_fail_can_wrap_the_previous_detail), LZ_CASE(test_detail_is_per_thread),
              LZ_CASE(test_zmq_errno_mapping), LZ_CASE(test_fail_zmq_from_real_errors))

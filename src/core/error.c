@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <zmq.h>
 
 #define LZ_DETAIL_MAX 512
@@ -53,9 +54,13 @@ const char *lz_last_error(void) { return last_detail; }
 
 int lz_last_error_code(void) { return last_code; }
 
+// record formats into a scratch buffer first: callers add context to the
+// previous failure by passing lz_last_error() itself as an argument.
 static void record(int code, const char *format, va_list args) {
+    char detail[LZ_DETAIL_MAX];
+    vsnprintf(detail, sizeof detail, format, args);
+    memcpy(last_detail, detail, sizeof detail);
     last_code = code;
-    vsnprintf(last_detail, sizeof last_detail, format, args);
 }
 
 int lz__fail(int code, const char *format, ...) {
