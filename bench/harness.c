@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -364,19 +365,36 @@ static int copy_choice(char *dst, size_t len, const char *s, const char *const *
     return -1;
 }
 
+// parse_long_in reads a decimal integer within [min, max].
+static int parse_long_in(const char *s, long min, long max, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+// parse_option reads one option with its value, within sane bounds (a
+// size past LZB_SIZE_MAX or a negative count is a usage error, not a
+// failed allocation later).
 static int parse_option(lzb_spec_t *spec, const char *opt, const char *val) {
     static const char *const transports[] = {"tcp", "ipc", "inproc", NULL};
     static const char *const codecs[] = {"raw", "json", NULL};
-    char *end = NULL;
+    long n = 0;
     if (strcmp(opt, "--transport") == 0)
         return copy_choice(spec->transport, sizeof spec->transport, val, transports);
     if (strcmp(opt, "--codec") == 0) return copy_choice(spec->codec, sizeof spec->codec, val, codecs);
-    if (strcmp(opt, "--size") == 0) spec->size = strtoul(val, &end, 10);
-    else if (strcmp(opt, "--count") == 0) spec->count = strtol(val, &end, 10);
-    else if (strcmp(opt, "--reps") == 0) spec->reps = (int)strtol(val, &end, 10);
-    else if (strcmp(opt, "--max-seconds") == 0) spec->max_seconds = strtod(val, &end);
-    else return -1;
-    return *end == '\0' ? 0 : -1;
+    if (strcmp(opt, "--max-seconds") == 0) {
+        char *end;
+        spec->max_seconds = strtod(val, &end);
+        return end != val && *end == '\0' && spec->max_seconds > 0 && spec->max_seconds <= 3600 ? 0 : -1;
+    }
+    int rc = -1;
+    if (strcmp(opt, "--size") == 0 && (rc = parse_long_in(val, 1, LZB_SIZE_MAX, &n)) == 0) spec->size = (size_t)n;
+    else if (strcmp(opt, "--count") == 0 && (rc = parse_long_in(val, 2, LONG_MAX, &n)) == 0) spec->count = n;
+    else if (strcmp(opt, "--reps") == 0 && (rc = parse_long_in(val, 1, LZB_REPS_MAX, &n)) == 0) spec->reps = (int)n;
+    return rc;
 }
 
 int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json) {
@@ -385,6 +403,8 @@ int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json) {
     *json = 0;
     if (argc < 1 || parse_pattern(argv[0], &spec->pattern) != 0) return 2;
     for (int i = 1; i < argc; i++) {
+        for (int k = 1; k < i; k++) // each option once
+            if (argv[k][0] == '-' && strcmp(argv[k], argv[i]) == 0) return 2;
         if (strcmp(argv[i], "--pin") == 0) spec->pinned = 1;
         else if (strcmp(argv[i], "--json") == 0) *json = 1;
         else if (i + 1 >= argc || parse_option(spec, argv[i], argv[i + 1]) != 0) return 2;

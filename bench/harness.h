@@ -62,9 +62,13 @@ typedef struct lzb_memory {
     long start_kb, idle_kb, loaded_kb, peak_kb;
 } lzb_memory_t;
 
+#define LZB_SIZE_MAX (64L << 20) // --size limit: 64 MiB messages
+#define LZB_REPS_MAX 64           // --reps limit
+
 // Parsing: argv[0] is the pattern ("pushpull", "pubsub", "reqrep",
-// "memory"), then --transport, --size, --count, --max-seconds, --pin,
-// --reps, --codec. Returns 0, or 2 after printing usage on stderr.
+// "memory"), then --transport, --size (1..LZB_SIZE_MAX), --count (at least
+// 2), --max-seconds, --pin, --reps (1..LZB_REPS_MAX), --codec, --json, each
+// at most once. Returns 0, or 2 for bad arguments (the caller prints usage).
 int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json);
 const char *lzb_pattern_name(lzb_pattern_t pattern);
 void lzb_usage(const char *prog);

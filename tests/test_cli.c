@@ -168,6 +168,19 @@ LZ_TEST(test_version) {
     LZ_CHECK_INT(count_lines(r.out), 1);
 }
 
+// Output that cannot be written is a failure, even when it was buffered
+// until exit (version, help).
+LZ_TEST(test_stdout_full) {
+    const char *commands[] = {LZ_TOOL " version >/dev/full", LZ_TOOL " --help >/dev/full",
+                              LZ_TOOL " sub --help >/dev/full"};
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)commands[i], NULL};
+        LZ_CHECK_INT(run_lz(&r, NULL, proc_start(argv, NULL)), 1);
+        LZ_CHECK_INT(count_lines(r.err), 1);
+        LZ_CHECK(strstr(r.err, "writing standard output") != NULL);
+    }
+}
+
 // Each bad command line exits 2 with exactly one line on stderr.
 LZ_TEST(test_bad_arguments) {
     static const char *const cases[][8] = {
@@ -195,6 +208,22 @@ LZ_TEST(test_bad_arguments) {
         {"proxy", "queue", "--frontend", "tcp://127.0.0.1:1"},
         {"proxy", "queue", "--frontend", "bad", "--backend", "tcp://127.0.0.1:2"},
         {"version", "extra"},
+        {"help", "bogus"},
+        {"help", "sub", "extra"},
+        {"pub", "--connect", "tcp://127.0.0.1:1", "--topic", "\xff"},
+        {"push", "--connect", "tcp://127.0.0.1:1", "--type", "\xc3("},
+        {"sub", "--connect", "tcp://127.0.0.1:1", "--timeout", "0x10"},
+        {"sub", "--connect", "tcp://127.0.0.1:1", "--timeout", "0"},
+        {"sub", "--connect", "tcp://127.0.0.1:1", "--timeout", "1e3"},
+        {"sub", "--connect", "tcp://127.0.0.1:1", "--config="},
+        // Requests carry an action: a format without an envelope cannot.
+        {"req", "--connect", "tcp://127.0.0.1:1", "--format", "raw", "ping"},
+        {"rep", "--connect", "tcp://127.0.0.1:1", "--echo", "--format", "raw"},
+        {"bench", "pushpull", "--size", "-1"},
+        {"bench", "pushpull", "--size", "99999999999"},
+        {"bench", "pushpull", "--count", "-5"},
+        {"bench", "pushpull", "--json", "--json"},
+        {"bench", "pushpull", "--reps", "65"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *argv[10] = {(char *)LZ_TOOL};
@@ -347,9 +376,31 @@ LZ_TEST(test_req_rep_exec) {
 LZ_TEST(test_req_timeout) {
     char ep[128];
     lz_test_ipc_endpoint(ep, sizeof ep);
-    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "300", "--retries", "0", "ping"), 3);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--connect", "tcp://127.0.0.1:1", "--timeout", "300",
+                        "--retries", "0", "ping"), 3);
     LZ_CHECK_INT(count_lines(r.err), 1);
     LZ_CHECK_STR(r.out, "");
+    // The endpoints as given, not the library's bind/connect markers.
+    char expect[256];
+    snprintf(expect, sizeof expect, "no reply from %s, tcp://127.0.0.1:1\n", ep);
+    LZ_CHECK(strstr(r.err, expect) != NULL);
+}
+
+// --count N answers exactly N requests, even when handlers run on several
+// threads: one more that arrives meanwhile is refused with an error reply.
+LZ_TEST(test_rep_count_is_exact) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t rep = LZ_START("rep", "--bind", ep, "--exec", "sleep 1; echo done", "--count", "1");
+    wait_ipc(ep);
+    proc_t first = LZ_START("req", "--connect", ep, "--timeout", "8000", "--retries", "0", "a");
+    lz_test_sleep_ms(300); // the first is running its command
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "--retries", "0", "b"), 4);
+    LZ_CHECK(strstr(r.err, "server stopping") != NULL);
+    LZ_CHECK_INT(count_lines(r.err), 1);
+    finish_ok(&first);
+    LZ_CHECK_STR(r.out, "\"done\"\n");
+    finish_ok(&rep);
 }
 
 LZ_TEST(test_proxy_forwarder) {
@@ -518,7 +569,8 @@ LZ_TEST(test_config_errors) {
 LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_to_plain_sub),
              LZ_CASE(test_sub_from_plain_pub), LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_needs_a_puller),
-             LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_req_timeout),
+             LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_req_timeout), LZ_CASE(test_rep_count_is_exact),
+             LZ_CASE(test_stdout_full),
              LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue), LZ_CASE(test_config_errors),
              LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_several_endpoints), LZ_CASE(test_proxy_capture),
              LZ_CASE(test_bench_json), LZ_CASE(test_config_applies))

@@ -9,11 +9,9 @@
 #include "cli/cli.h"
 #include "contenders.h"
 
-#define BENCH_MAX_REPS 64
-
 // One contender's results over the repetitions.
 typedef struct series {
-    double a[BENCH_MAX_REPS], b[BENCH_MAX_REPS]; // msgs/s and MB/s, or p50 and p99
+    double a[LZB_REPS_MAX], b[LZB_REPS_MAX]; // msgs/s and MB/s, or p50 and p99
     size_t n;
 } series_t;
 
@@ -118,8 +116,7 @@ int lz_cmd_bench(int argc, char **argv) {
         }
         reps_given |= strcmp(argv[i], "--reps") == 0;
     }
-    if (argc < 2 || lzb_parse(argc - 1, argv + 1, &spec, &json) != 0 || spec.pattern == LZB_MEMORY ||
-        spec.reps > BENCH_MAX_REPS)
+    if (argc < 2 || lzb_parse(argc - 1, argv + 1, &spec, &json) != 0 || spec.pattern == LZB_MEMORY)
         return usage_error();
     if (!reps_given) spec.reps = 3;
     const lzb_ops_t *lz = strcmp(spec.codec, "json") == 0 ? &lzb_liberzmq_json_ops : &lzb_liberzmq_ops;

@@ -1,5 +1,6 @@
 /* lz: the command-line tool to poke at any ZeroMQ system. main dispatches
  * to one function per subcommand (cli.h); `version` and help live here. */
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
 #include <zmq.h>
@@ -61,25 +62,46 @@ static const lz_cli_entry_t *find_command(const char *name) {
     return NULL;
 }
 
-int main(int argc, char **argv) {
-    // A closed pipe (lz sub | head) becomes a write error we report, not a death.
-    signal(SIGPIPE, SIG_IGN);
-    const char *name = argc > 1 ? argv[1] : NULL;
-    if (name && (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0)) {
-        if (argc > 2 && find_command(argv[2])) {
-            char help[] = "--help";
-            char *help_argv[] = {argv[2], help, NULL};
-            return find_command(argv[2])->run(2, help_argv);
-        }
+static int unknown_command(const char *name) {
+    if (name) fprintf(stderr, "lz: unknown command '%s' (usage: lz <command> [options]; see 'lz --help')\n", name);
+    else fprintf(stderr, "lz: no command given (usage: lz <command> [options]; see 'lz --help')\n");
+    return LZ_EXIT_USAGE;
+}
+
+// help: `lz help`, `lz --help` and `lz help COMMAND`.
+static int help(int argc, char **argv) {
+    if (argc < 3) {
         print_overview(stdout);
         return LZ_EXIT_OK;
     }
-    if (name && strcmp(name, "--version") == 0) return lz_cmd_version(1, argv + 1);
-    const lz_cli_entry_t *command = name ? find_command(name) : NULL;
-    if (!command) {
-        if (name) fprintf(stderr, "lz: unknown command '%s' (usage: lz <command> [options]; see 'lz --help')\n", name);
-        else fprintf(stderr, "lz: no command given (usage: lz <command> [options]; see 'lz --help')\n");
+    const lz_cli_entry_t *command = find_command(argv[2]);
+    if (!command) return unknown_command(argv[2]);
+    if (argc > 3) {
+        fprintf(stderr, "lz help: unexpected argument '%s' (usage: lz help [COMMAND])\n", argv[3]);
         return LZ_EXIT_USAGE;
     }
-    return command->run(argc - 1, argv + 1);
+    char help_flag[] = "--help";
+    char *help_argv[] = {argv[2], help_flag, NULL};
+    return command->run(2, help_argv);
+}
+
+static int run(int argc, char **argv) {
+    const char *name = argc > 1 ? argv[1] : NULL;
+    if (name && (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0))
+        return help(argc, argv);
+    if (name && strcmp(name, "--version") == 0) return lz_cmd_version(1, argv + 1);
+    const lz_cli_entry_t *command = name ? find_command(name) : NULL;
+    return command ? command->run(argc - 1, argv + 1) : unknown_command(name);
+}
+
+int main(int argc, char **argv) {
+    // A closed pipe (lz sub | head) becomes a write error we report, not a death.
+    signal(SIGPIPE, SIG_IGN);
+    int rc = run(argc, argv);
+    // Output still buffered (help, version) must reach its reader too.
+    if ((fflush(stdout) != 0 || ferror(stdout)) && rc == LZ_EXIT_OK) {
+        fprintf(stderr, "lz: writing standard output: %s\n", errno ? strerror(errno) : "failed");
+        rc = LZ_EXIT_FAILURE;
+    }
+    return rc;
 }

@@ -53,6 +53,20 @@ static void print_line(const char *text) {
     fprintf(stderr, "%s\n", line);
 }
 
+// The command this process runs (one per process), for diagnostics from
+// code that has no options at hand.
+static const lz_cli_command_t *current_command;
+
+void lz_cli_errorf(const char *format, ...) {
+    char message[768], line[1024];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    snprintf(line, sizeof line, "lz %s: %s", current_command ? current_command->name : "", message);
+    print_line(line);
+}
+
 int lz_cli_usage_error(const lz_cli_command_t *cmd, const char *format, ...) {
     char message[512], line[1024];
     va_list args;
@@ -94,13 +108,25 @@ static bool parse_long(const char *text, long min, long max, long *out) {
     return true;
 }
 
-// parse_timeout reads a non-negative number of unit_ms milliseconds
+// is_decimal: digits with at most one '.', nothing else (strtod would
+// also take hex, exponents, "inf" and leading blanks).
+static bool is_decimal(const char *text) {
+    bool digit = false, dot = false;
+    for (; *text; text++) {
+        if (isdigit((unsigned char)*text)) digit = true;
+        else if (*text == '.' && !dot) dot = true;
+        else return false;
+    }
+    return digit;
+}
+
+// parse_timeout reads a positive decimal number of unit_ms milliseconds
 // (fractions allowed) into whole milliseconds.
 static bool parse_timeout(const char *text, int unit_ms, int *out) {
-    char *end;
+    if (!is_decimal(text)) return false;
     errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || *end || !isfinite(v) || v < 0 || v * unit_ms > INT_MAX) return false;
+    double v = strtod(text, NULL);
+    if (errno || v <= 0 || v * unit_ms > INT_MAX) return false;
     double ms = v * unit_ms;
     *out = (int)ms;
     if (*out == 0 && ms > 0) *out = 1;
@@ -140,6 +166,10 @@ static int bad_value(const lz_cli_opts_t *opts, const lz_cli_option_t *opt, cons
     return lz_cli_usage_error(opts->cmd, "bad value '%s' for --%s", value, opt->name);
 }
 
+static int bad_text(const lz_cli_opts_t *opts, const lz_cli_option_t *opt) {
+    return lz_cli_usage_error(opts->cmd, "--%s must be UTF-8 text", opt->name);
+}
+
 static int store_spec(lz_cli_opts_t *opts, const lz_cli_option_t *opt, const char *value, const char **field) {
     if (!valid_spec(value)) return lz_cli_usage_error(opts->cmd, "bad endpoint '%s' for --%s", value, opt->name);
     *field = value;
@@ -152,11 +182,20 @@ static int store_option(lz_cli_opts_t *opts, const lz_cli_option_t *opt, const c
     switch (opt->bit) {
     case LZ_OPT_BIND: return add_endpoint(opts, '@', value);
     case LZ_OPT_CONNECT: return add_endpoint(opts, '>', value);
-    case LZ_OPT_TOPIC: opts->topics[opts->topic_count++] = value; break;
-    case LZ_OPT_TYPE: opts->type = value; break;
+    case LZ_OPT_TOPIC:
+        if (!lz_cli_utf8_valid(value, strlen(value))) return bad_text(opts, opt);
+        opts->topics[opts->topic_count++] = value;
+        break;
+    case LZ_OPT_TYPE:
+        if (!lz_cli_utf8_valid(value, strlen(value))) return bad_text(opts, opt);
+        opts->type = value;
+        break;
     case LZ_OPT_RAW: opts->raw = true; break;
     case LZ_OPT_FORMAT: opts->format = value; break;
-    case LZ_OPT_CONFIG: opts->config = value; break;
+    case LZ_OPT_CONFIG:
+        if (!*value) return bad_value(opts, opt, value);
+        opts->config = value;
+        break;
     case LZ_OPT_STRATEGY: opts->strategy = value; break;
     case LZ_OPT_ECHO: opts->echo = true; break;
     case LZ_OPT_EXEC: opts->exec = value; break;
@@ -253,6 +292,7 @@ void lz_cli_opts_free(lz_cli_opts_t *opts) {
 
 int lz_cli_main(const lz_cli_command_t *cmd, int argc, char **argv, lz_cli_run_fn run) {
     lz_cli_opts_t opts;
+    current_command = cmd;
     int rc = lz_cli_parse(cmd, argc, argv, &opts);
     if (rc == LZ_CLI_CONTINUE) rc = run(&opts);
     lz_cli_opts_free(&opts);
@@ -280,6 +320,22 @@ int lz_cli_fail(const lz_cli_opts_t *opts, int err, const char *what) {
     snprintf(line, sizeof line, "lz %s: %s: %s", opts->cmd->name, what, detail);
     print_line(line);
     return lz_cli_exit_code(err);
+}
+
+const char *lz_cli_endpoint_urls(const lz_cli_opts_t *opts, char *buf, size_t size) {
+    size_t len = 0;
+    buf[0] = '\0';
+    for (const char *spec = opts->endpoints; spec && *spec && len < size;) {
+        size_t n = strcspn(++spec, ","); // past the '@' or '>' add_endpoint put first
+        len += (size_t)snprintf(buf + len, size - len, "%s%.*s", len ? ", " : "", (int)n, spec);
+        spec += n + (spec[n] == ',');
+    }
+    return buf;
+}
+
+int lz_cli_fail_node(const lz_cli_opts_t *opts) {
+    int err = lz_last_error_code();
+    return lz_cli_fail(opts, err, err == LZ_ECONFIG || err == LZ_ENOTFOUND ? "configuration" : "endpoints");
 }
 
 static bool is_default(const lz_config_t *config, const char *key) {
@@ -342,6 +398,9 @@ int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *n
     if (err) return lz_cli_fail(opts, err, "format");
     const lz_serializer_t *found = lz_serializer_find(ctx, lz_node_serializer_name(node));
     if (!found) return lz_cli_fail(opts, lz_last_error_code(), "format");
+    if (opts->cmd->needs_envelope && (lz_serializer_flags(found) & LZ_SERIALIZER_OPAQUE))
+        return lz_cli_usage_error(opts->cmd, "format '%s' carries no action: requests need json, msgpack or another "
+                                             "codec with an envelope", lz_serializer_name(found));
     if (serializer) *serializer = found;
     return 0;
 }
@@ -430,7 +489,7 @@ int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send
         else if (err) rc = lz_cli_exit_code(err);
     }
     if (rc == 0 && ferror(in)) {
-        fprintf(stderr, "lz %s: reading standard input: %s\n", opts->cmd->name, strerror(errno));
+        lz_cli_errorf("reading standard input: %s", strerror(errno));
         rc = LZ_EXIT_FAILURE;
     }
     free(line);
@@ -443,12 +502,12 @@ int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send
 int lz_cli_print_value(const lz_value_t *value) {
     char *json = lz_value_to_json(value);
     if (!json) {
-        fprintf(stderr, "lz: message skipped, not printable as JSON: %s\n", lz_last_error());
+        lz_cli_errorf("message skipped, not printable as JSON: %s", lz_last_error());
         return LZ_ESERIALIZATION;
     }
     bool ok = fputs(json, stdout) >= 0 && putchar('\n') != EOF && fflush(stdout) == 0;
     free(json);
-    if (!ok) fprintf(stderr, "lz: writing standard output: %s\n", strerror(errno));
+    if (!ok) lz_cli_errorf("writing standard output: %s", strerror(errno));
     return ok ? 0 : LZ_EIO;
 }
 
@@ -471,7 +530,7 @@ int lz_cli_print_record(const char *key, const char *name, const lz_value_t *dat
     }
     if (!err && base64) err = lz_value_object_set_string(record, "encoding", "base64");
     if (!err) err = lz_cli_print_value(record);
-    else fprintf(stderr, "lz: message skipped: %s\n", lz_strerror(err));
+    else lz_cli_errorf("message skipped: %s", lz_strerror(err));
     lz_value_destroy(&shown);
     lz_value_destroy(&record);
     return err == LZ_EIO ? LZ_EIO : err ? LZ_ESERIALIZATION : 0;
@@ -481,7 +540,7 @@ int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_cli_recv_fn recv, lz_cli_show
     for (long shown = 0; opts->count == 0 || shown < opts->count; shown++) {
         lz_message_t *msg = recv(arg, opts->timeout_ms);
         if (!msg && lz_last_error_code() == LZ_ETIMEOUT) {
-            fprintf(stderr, "lz %s: timeout: nothing received for %d ms\n", opts->cmd->name, opts->timeout_ms);
+            lz_cli_errorf("timeout: nothing received for %d ms", opts->timeout_ms);
             return LZ_EXIT_TIMEOUT;
         }
         if (!msg) return lz_cli_fail(opts, lz_last_error_code(), "receive");

@@ -58,6 +58,7 @@ typedef struct lz_cli_command {
     int default_settle_ms;  // --settle default
     bool flush_on_exit;     // a stream sender: linger so queued messages leave
     bool needs_peer;        // a send must reach a live peer: zmq.immediate
+    bool needs_envelope;    // requests carry an action: no opaque format
 } lz_cli_command_t;
 
 // The parsed command line. Strings point into argv unless noted.
@@ -99,6 +100,15 @@ int lz_cli_usage_error(const lz_cli_command_t *cmd, const char *format, ...)
 // lz_cli_fail prints "lz CMD: <what>: <library detail>" and returns the
 // exit code for err (lz_cli_exit_code).
 int lz_cli_fail(const lz_cli_opts_t *opts, int err, const char *what);
+// lz_cli_endpoint_urls writes the endpoint URLs, comma separated and
+// without their bind/connect markers, into buf (cut to size); returns buf.
+const char *lz_cli_endpoint_urls(const lz_cli_opts_t *opts, char *buf, size_t size);
+// lz_cli_fail_node reports a node constructor's failure (the thread's last
+// error): its configuration or its endpoints.
+int lz_cli_fail_node(const lz_cli_opts_t *opts);
+// lz_cli_errorf prints "lz CMD: <message>" as one line on stderr (control
+// characters, such as a newline in a peer's error text, become '?').
+void lz_cli_errorf(const char *format, ...) __attribute__((format(printf, 1, 2)));
 int lz_cli_exit_code(int err);
 
 // lz_cli_open builds the configuration (defaults < --config FILE or

@@ -40,7 +40,7 @@ static int proxy_kind(const char *name) {
 static int proxy_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigset_t *stop) {
     lz_proxy_t *proxy = lz_proxy_new(ctx, (lz_proxy_kind_t)proxy_kind(opts->args[0]), opts->frontend,
                                      opts->backend, opts->capture);
-    if (!proxy) return lz_cli_fail(opts, lz_last_error_code(), "endpoints");
+    if (!proxy) return lz_cli_fail_node(opts);
     int err = lz_proxy_start(proxy);
     int rc = err ? lz_cli_fail(opts, err, "proxy") : 0;
     if (rc == 0) {

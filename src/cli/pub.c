@@ -50,7 +50,7 @@ static int pub_run(const lz_cli_opts_t *opts) {
     const lz_serializer_t *serializer = NULL;
     int rc = lz_cli_open(opts, &ctx);
     if (rc == 0 && !(state.pub = lz_pub_new(ctx, opts->endpoints)))
-        rc = lz_cli_fail(opts, lz_last_error_code(), "endpoints");
+        rc = lz_cli_fail_node(opts);
     if (rc == 0) rc = lz_cli_node_setup(opts, ctx, lz_pub_node(state.pub), &serializer);
     if (rc == 0) {
         bool raw = opts->raw || (lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE);

@@ -48,7 +48,7 @@ static int pull_run(const lz_cli_opts_t *opts) {
     const lz_serializer_t *serializer = NULL;
     int rc = lz_cli_open(opts, &ctx);
     if (rc == 0 && !(state.pull = lz_pull_new(ctx, opts->endpoints)))
-        rc = lz_cli_fail(opts, lz_last_error_code(), "endpoints");
+        rc = lz_cli_fail_node(opts);
     if (rc == 0) rc = lz_cli_node_setup(opts, ctx, lz_pull_node(state.pull), &serializer);
     if (rc == 0) {
         state.opaque = lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE;

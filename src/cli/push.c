@@ -1,6 +1,5 @@
 /* lz push: send standard input as tasks, one per line, to pullers
  * (round-robin). Lines are JSON values (or strings), or bytes with --raw. */
-#include <string.h>
 
 #include "cli/cli.h"
 #include "cli/options.h"
@@ -48,14 +47,12 @@ static int push_send(void *arg, const lz_value_t *value, const void *bytes, size
 }
 
 static int push_run(const lz_cli_opts_t *opts) {
-    if (opts->type && !lz_cli_utf8_valid(opts->type, strlen(opts->type)))
-        return lz_cli_usage_error(opts->cmd, "--type must be UTF-8 text");
     lz_context_t *ctx = NULL;
     push_state_t state = {NULL, opts->type};
     const lz_serializer_t *serializer = NULL;
     int rc = lz_cli_open(opts, &ctx);
     if (rc == 0 && !(state.push = lz_push_new(ctx, opts->endpoints)))
-        rc = lz_cli_fail(opts, lz_last_error_code(), "endpoints");
+        rc = lz_cli_fail_node(opts);
     if (rc == 0) rc = lz_cli_node_setup(opts, ctx, lz_push_node(state.push), &serializer);
     if (rc == 0) {
         bool raw = opts->raw || (lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE);

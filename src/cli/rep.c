@@ -18,20 +18,21 @@
 
 #define REP_EXEC_TIMEOUT_MS 10000
 #define REP_OUTPUT_MAX (16u << 20) // a runaway command cannot eat memory
-#define REP_DRAIN_MS 2000          // --count: time for the last reply to leave
 
 static const lz_cli_command_t rep_command = {
     .name = "rep",
     .usage = "lz rep --bind|--connect URL (--echo | --exec CMD) [--timeout MS] [--count N]",
     .help =
-        "Serve requests for every action until interrupted (SIGINT/SIGTERM: exit 0).\n"
+        "Serve requests for every action until interrupted (SIGINT, SIGTERM or\n"
+        "SIGHUP: exit 0 once running commands have answered).\n"
         "--echo replies with the request's data. --exec runs CMD with /bin/sh -c\n"
         "per request, the request as one JSON line on its standard input:\n"
         "  {\"type\": ACTION, \"timestamp\": ..., \"request_id\": ..., \"data\": ...}\n"
         "Its standard output is the reply: JSON as that value, other text as a\n"
         "string, nothing as null. A command that fails (non-zero status) or runs\n"
         "past --timeout gets an error reply. The built-in action \"ping\" is always\n"
-        "answered.\n"
+        "answered (and not counted by --count). Requests that arrive after the\n"
+        "--count-th get the error reply \"server stopping\".\n"
         "\nOptions:\n"
         "  --bind URL        bind to URL (repeatable)\n"
         "  --connect URL     connect to URL (repeatable, e.g. to a queue proxy)\n"
@@ -49,10 +50,12 @@ static const lz_cli_command_t rep_command = {
     .needs_endpoints = true,
     .timeout_unit_ms = 1,
     .flush_on_exit = true,
+    .needs_envelope = true,
 };
 
 typedef struct rep_state {
     const lz_cli_opts_t *opts;
+    atomic_long claimed; // requests taken, counting those refused past --count
     atomic_long handled;
 } rep_state_t;
 
@@ -221,7 +224,8 @@ static int run_command(const char *cmd, const void *input, size_t size, int time
 
 // request_text renders the request as one JSON line: the envelope with
 // its "data" (a newline at the end so `read` and line tools take it
-// whole). NULL without an envelope (raw format) or memory.
+// whole). NULL when the request has no JSON form (a msgpack binary, a
+// NaN) or memory is short.
 static char *request_text(const lz_message_t *request, size_t *size) {
     const lz_value_t *envelope = lz_message_envelope(request);
     lz_value_t *whole = envelope ? lz_value_copy(envelope) : NULL;
@@ -241,20 +245,29 @@ static char *request_text(const lz_message_t *request, size_t *size) {
     return line;
 }
 
-// rep_exec hands the command the request as JSON (or the raw payload when
-// the format carries no envelope).
+// rep_exec hands the command the request as one JSON line.
 static int rep_exec(const lz_cli_opts_t *opts, const lz_message_t *request, lz_value_t **reply) {
     size_t size = 0;
     char *text = request_text(request, &size);
-    const void *input = text ? text : lz_message_payload(request, &size);
+    if (!text) {
+        *reply = lz_value_string("request has no JSON form for the command");
+        return LZ_ESERIALIZATION;
+    }
     int timeout_ms = opts->timeout_ms >= 0 ? opts->timeout_ms : REP_EXEC_TIMEOUT_MS;
-    int err = run_command(opts->exec, input, size, timeout_ms, reply);
+    int err = run_command(opts->exec, text, size, timeout_ms, reply);
     free(text);
     return err;
 }
 
+// rep_handle answers one request. With --count, handlers on several
+// threads may race past the count before rep_wait sees it: each request
+// claims a number first, and those past the count are refused like the
+// queued requests of any stopping server.
 static int rep_handle(const lz_message_t *request, lz_value_t **reply, void *arg) {
     rep_state_t *state = arg;
+    long count = state->opts->count;
+    if (count && atomic_fetch_add(&state->claimed, 1) >= count)
+        return error_reply(reply, LZ_ECLOSED, "server stopping after %ld requests", count);
     int err = 0;
     if (state->opts->echo) {
         *reply = lz_value_copy(lz_message_value(request));
@@ -262,33 +275,30 @@ static int rep_handle(const lz_message_t *request, lz_value_t **reply, void *arg
     } else {
         err = rep_exec(state->opts, request, reply);
     }
-    atomic_fetch_add(&state->handled, 1);
+    // The last one wakes rep_wait at once (stop signals are blocked in
+    // every thread, so this is only queued for its sigtimedwait).
+    if (atomic_fetch_add(&state->handled, 1) + 1 == count) kill(getpid(), SIGHUP);
     return err;
 }
 
-// rep_wait returns on a stop signal, or once --count requests are answered.
-static void rep_wait(const lz_cli_opts_t *opts, rep_state_t *state, lz_server_t *server, const sigset_t *stop) {
-    const struct timespec tick = {0, 50 * 1000000L};
-    while (sigtimedwait(stop, NULL, &tick) < 0) {
-        long handled = atomic_load(&state->handled);
-        if (opts->count == 0 || handled < opts->count) continue;
-        lz_metrics_t m = {0};
-        for (int64_t end = now_ms() + REP_DRAIN_MS; now_ms() < end; lz_cli_sleep_ms(10))
-            if (lz_node_metrics(lz_server_node(server), &m) == 0 && m.messages_sent >= (uint64_t)handled) break;
-        return;
+// rep_wait returns on a stop signal, which rep_handle also sends itself
+// after the --count-th request. lz_server_stop then lets running handlers
+// send their replies, and the context's linger lets them leave.
+static void rep_wait(const sigset_t *stop) {
+    while (sigwaitinfo(stop, NULL) < 0 && errno == EINTR) {
     }
 }
 
 static int rep_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigset_t *stop) {
-    rep_state_t state = {opts, 0};
+    rep_state_t state = {opts, 0, 0};
     lz_server_t *server = lz_server_new(ctx, opts->endpoints);
-    if (!server) return lz_cli_fail(opts, lz_last_error_code(), "endpoints");
+    if (!server) return lz_cli_fail_node(opts);
     int rc = lz_cli_node_setup(opts, ctx, lz_server_node(server), NULL);
     int err = rc ? 0 : lz_server_on_default(server, rep_handle, &state);
     if (!rc && !err) err = lz_server_start(server);
     if (!rc && err) rc = lz_cli_fail(opts, err, "server");
     if (rc == 0) {
-        rep_wait(opts, &state, server, stop);
+        rep_wait(stop);
         lz_server_stop(server);
     }
     lz_server_destroy(&server);

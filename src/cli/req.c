@@ -7,7 +7,8 @@
 
 static const lz_cli_command_t req_command = {
     .name = "req",
-    .usage = "lz req --connect URL [--connect URL]... ACTION [JSON] [--timeout MS] [--retries N]",
+    .usage = "lz req --connect URL [--connect URL]... ACTION [JSON] [--timeout MS] [--retries N] "
+             "[--strategy S] [--format NAME]",
     .help =
         "Send the request ACTION with JSON data (default null; text that is not\n"
         "JSON is sent as a string) and print the reply as one JSON line. Several\n"
@@ -33,6 +34,7 @@ static const lz_cli_command_t req_command = {
     .max_args = 2,
     .needs_endpoints = true,
     .timeout_unit_ms = 1,
+    .needs_envelope = true,
 };
 
 static const struct {
@@ -59,13 +61,14 @@ static int req_configure(const lz_cli_opts_t *opts, lz_client_t *client) {
 }
 
 static int req_report(const lz_cli_opts_t *opts, int err, const lz_value_t *reply) {
+    char urls[1024];
     if (err == 0) return lz_cli_print_value(reply) == 0 ? LZ_EXIT_OK : LZ_EXIT_FAILURE;
     if (err == LZ_EREMOTE) {
-        fprintf(stderr, "lz req: error reply: %s\n", lz_value_find_string(reply, "message", "(no message)"));
+        lz_cli_errorf("error reply: %s", lz_value_find_string(reply, "message", "(no message)"));
         return LZ_EXIT_REMOTE;
     }
     if (err == LZ_ETIMEOUT) {
-        fprintf(stderr, "lz req: timeout: no reply from %s\n", opts->endpoints);
+        lz_cli_errorf("timeout: no reply from %s", lz_cli_endpoint_urls(opts, urls, sizeof urls));
         return LZ_EXIT_TIMEOUT;
     }
     return lz_cli_fail(opts, err, "request");
@@ -93,7 +96,7 @@ static int req_run(const lz_cli_opts_t *opts) {
     lz_client_t *client = NULL;
     int rc = lz_cli_open(opts, &ctx);
     if (rc == 0 && !(client = lz_client_new(ctx, opts->endpoints)))
-        rc = lz_cli_fail(opts, lz_last_error_code(), "endpoints");
+        rc = lz_cli_fail_node(opts);
     if (rc == 0) rc = lz_cli_node_setup(opts, ctx, lz_client_node(client), NULL);
     if (rc == 0) rc = req_configure(opts, client);
     if (rc == 0) rc = req_send(opts, client);

@@ -63,7 +63,7 @@ static int sub_run(const lz_cli_opts_t *opts) {
     sub_state_t state = {NULL, NULL};
     int rc = lz_cli_open(opts, &ctx);
     if (rc == 0 && !(state.sub = lz_sub_new(ctx, opts->endpoints)))
-        rc = lz_cli_fail(opts, lz_last_error_code(), "endpoints");
+        rc = lz_cli_fail_node(opts);
     if (rc == 0) rc = lz_cli_node_setup(opts, ctx, lz_sub_node(state.sub), &state.decoder);
     if (rc == 0 && lz_node_set_serializer(lz_sub_node(state.sub), "raw") != 0)
         rc = lz_cli_fail(opts, lz_last_error_code(), "format");
