@@ -208,6 +208,9 @@ LZ_TEST(test_bad_arguments) {
         {"proxy", "queue", "--frontend", "tcp://127.0.0.1:1"},
         {"proxy", "queue", "--frontend", "bad", "--backend", "tcp://127.0.0.1:2"},
         {"version", "extra"},
+        {"sub", "--connect", "tcp://127.0.0.1:99999"},
+        {"sub", "--connect", "tcp://127.0.0.1"},
+        {"sub", "--connect", "foo://x", "--timeout", "1"}, // refused by libzmq itself
         {"help", "bogus"},
         {"help", "sub", "extra"},
         {"pub", "--connect", "tcp://127.0.0.1:1", "--topic", "\xff"},
@@ -293,6 +296,30 @@ LZ_TEST(test_sub_from_plain_pub) {
                         "{\"topic\":\"plain\",\"data\":\"bm90IGpzb24=\",\"encoding\":\"base64\"}\n"
                         "{\"topic\":\"plain\",\"data\":\"/wD+\",\"encoding\":\"base64\"}\n");
     LZ_CHECK_INT(lz_test_wait(py, 10000), 0);
+}
+
+// A task that does not decode is dropped with one line on stderr, not in
+// silence, and the next one is printed.
+LZ_TEST(test_pull_reports_a_dropped_task) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t pull = LZ_START("pull", "--bind", ep, "--count", "1", "--timeout", "10");
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, "not json\n{\"x\": 1}\n", "push", "--connect", ep, "--raw"), 0);
+    finish_ok(&pull);
+    LZ_CHECK_STR(r.out, "{\"type\":\"unknown\",\"data\":{\"x\":1}}\n");
+    LZ_CHECK_INT(count_lines(r.err), 1);
+    LZ_CHECK(strncmp(r.err, "lz pull: dropped a malformed message: ", 38) == 0);
+}
+
+// A closed standard input is an empty one (libzmq must not get its number).
+LZ_TEST(test_closed_stdin) {
+    char ep[128], command[512];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    snprintf(command, sizeof command, "%s pub --connect %s --settle 0 <&-", LZ_TOOL, ep);
+    char *argv[] = {(char *)"/bin/sh", (char *)"-c", command, NULL};
+    LZ_CHECK_INT(run_lz(&r, NULL, proc_start(argv, NULL)), 0);
+    LZ_CHECK_STR(r.err, "");
 }
 
 LZ_TEST(test_sub_timeout) {
@@ -571,6 +598,7 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(te
              LZ_CASE(test_sub_from_plain_pub), LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_needs_a_puller),
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_req_timeout), LZ_CASE(test_rep_count_is_exact),
              LZ_CASE(test_stdout_full),
+             LZ_CASE(test_pull_reports_a_dropped_task), LZ_CASE(test_closed_stdin),
              LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue), LZ_CASE(test_config_errors),
              LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_several_endpoints), LZ_CASE(test_proxy_capture),
              LZ_CASE(test_bench_json), LZ_CASE(test_config_applies))

@@ -1,8 +1,10 @@
 /* lz: the command-line tool to poke at any ZeroMQ system. main dispatches
  * to one function per subcommand (cli.h); `version` and help live here. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "cli/cli.h"
@@ -94,7 +96,17 @@ static int run(int argc, char **argv) {
     return command ? command->run(argc - 1, argv + 1) : unknown_command(name);
 }
 
+// open_standard_streams puts /dev/null on a closed standard descriptor:
+// otherwise libzmq's next socket or eventfd takes its number, and lz would
+// read its input from, or write diagnostics into, that. A closed standard
+// input is then an empty one.
+static void open_standard_streams(void) {
+    for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF && open("/dev/null", O_RDWR) != fd) return;
+}
+
 int main(int argc, char **argv) {
+    open_standard_streams();
     // A closed pipe (lz sub | head) becomes a write error we report, not a death.
     signal(SIGPIPE, SIG_IGN);
     int rc = run(argc, argv);

@@ -133,13 +133,26 @@ static bool parse_timeout(const char *text, int unit_ms, int *out) {
     return true;
 }
 
+// A tcp address ends in ":PORT", PORT being '*' (any free port) or 0 to
+// 65535: libzmq would take "99999" for a connect and fail only later.
+static bool valid_tcp_port(const char *address) {
+    const char *colon = strrchr(address, ':');
+    if (!colon || colon[1] == '\0') return false;
+    if (strcmp(colon + 1, "*") == 0) return true;
+    long port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (!isdigit((unsigned char)*p) || (port = port * 10 + (*p - '0')) > 65535) return false;
+    }
+    return true;
+}
+
 // A URL is scheme://address; commas would split the endpoint list.
 static bool valid_url(const char *url) {
     const char *sep = strstr(url, "://");
     if (!sep || sep == url || sep[3] == '\0' || strchr(url, ',')) return false;
     for (const char *p = url; p < sep; p++)
         if (!isalnum((unsigned char)*p) && *p != '+' && *p != '-') return false;
-    return true;
+    return strncmp(url, "tcp://", 6) != 0 || valid_tcp_port(sep + 3);
 }
 
 // An endpoint spec is a URL with an optional '@' (bind) or '>' (connect).
@@ -335,6 +348,8 @@ const char *lz_cli_endpoint_urls(const lz_cli_opts_t *opts, char *buf, size_t si
 
 int lz_cli_fail_node(const lz_cli_opts_t *opts) {
     int err = lz_last_error_code();
+    // libzmq refused the URL itself (unknown transport, bad address).
+    if (err == LZ_EINVAL) return lz_cli_usage_error(opts->cmd, "bad endpoint: %s", lz_last_error());
     return lz_cli_fail(opts, err, err == LZ_ECONFIG || err == LZ_ENOTFOUND ? "configuration" : "endpoints");
 }
 
@@ -343,20 +358,25 @@ static bool is_default(const lz_config_t *config, const char *key) {
     return source && strcmp(source, "default") == 0;
 }
 
+// Whether tool_defaults took the library's log over (nobody configured it).
+static bool log_taken_over;
+
 // tool_defaults adapts defaults nobody configured to a command-line tool:
 // - zmq.immediate, for a sender whose messages each need a taker: a task
 //   sent towards a puller that never comes would otherwise wait in its
 //   connection's queue and be dropped at exit, after exit code 0.
 // - zmq.linger: a stream sender keeps queued messages long enough to leave
 //   ("exits once flushed"); a receiver has nothing worth waiting for.
-// - logging.level: off, since lz reports every failure itself on one line;
-//   LIBERZMQ_LOGGING__LEVEL or LIBERZMQ_DEBUG bring the library's log back.
+// - logging.level: off while the nodes are made, since lz reports a failed
+//   bind or connect itself; then a receiver's warnings (a dropped message)
+//   come back as lz lines (lz_cli_node_setup).
+//   LIBERZMQ_LOGGING__LEVEL or LIBERZMQ_DEBUG bring the library's own log.
 static int tool_defaults(lz_config_t *config, const lz_cli_command_t *cmd) {
     bool flush = cmd->flush_on_exit;
     int64_t linger = 0;
     int err = 0;
-    if (is_default(config, "logging.level") && is_default(config, "debug"))
-        err = lz_config_set(config, "logging.level", "off");
+    log_taken_over = is_default(config, "logging.level") && is_default(config, "debug");
+    if (log_taken_over) err = lz_config_set(config, "logging.level", "off");
     if (!err && cmd->needs_peer && is_default(config, "zmq.immediate"))
         err = lz_config_set_bool(config, "zmq.immediate", true);
     if (err || !is_default(config, "zmq.linger")) return err;
@@ -389,6 +409,27 @@ int lz_cli_open(const lz_cli_opts_t *opts, lz_context_t **ctx) {
     return rc;
 }
 
+// tool_log prints a library record as one lz diagnostic line, "lz CMD:"
+// standing for the node's name where the record starts with it.
+static void tool_log(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    (void)level;
+    (void)arg;
+    size_t len = strlen(component);
+    if (strncmp(message, component, len) == 0 && strncmp(message + len, ": ", 2) == 0) message += len + 2;
+    lz_cli_errorf("%s", message);
+}
+
+// take_log_over shows a receiver the library's warnings and errors
+// (nothing received is dropped without a word) once lz has made its nodes.
+// A sender or req reports its own failures; the rest would be noise there.
+static int take_log_over(const lz_cli_command_t *cmd, lz_context_t *ctx) {
+    if (!log_taken_over || !cmd->reports_drops) return 0;
+    lz_logger_t *log = lz_context_logger(ctx);
+    int err = lz_logger_to_callback(log, tool_log, NULL);
+    if (!err) lz_logger_set_level(log, LZ_LOG_WARNING);
+    return err;
+}
+
 int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,
                       const lz_serializer_t **serializer) {
     if (opts->format && !lz_serializer_find(ctx, opts->format))
@@ -401,6 +442,7 @@ int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *n
     if (opts->cmd->needs_envelope && (lz_serializer_flags(found) & LZ_SERIALIZER_OPAQUE))
         return lz_cli_usage_error(opts->cmd, "format '%s' carries no action: requests need json, msgpack or another "
                                              "codec with an envelope", lz_serializer_name(found));
+    if ((err = take_log_over(opts->cmd, ctx)) != 0) return lz_cli_fail(opts, err, "logging");
     if (serializer) *serializer = found;
     return 0;
 }

@@ -59,6 +59,7 @@ typedef struct lz_cli_command {
     bool flush_on_exit;     // a stream sender: linger so queued messages leave
     bool needs_peer;        // a send must reach a live peer: zmq.immediate
     bool needs_envelope;    // requests carry an action: no opaque format
+    bool reports_drops;     // a receiver: the library's warnings (drops) become lz lines
 } lz_cli_command_t;
 
 // The parsed command line. Strings point into argv unless noted.

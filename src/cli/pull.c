@@ -22,6 +22,7 @@ static const lz_cli_command_t pull_command = {
         "  lz pull --connect tcp://localhost:5557 --count 10 --timeout 30\n",
     .options = LZ_OPT_ENDPOINTS | LZ_OPT_COUNT | LZ_OPT_TIMEOUT | LZ_OPT_FORMAT | LZ_OPT_CONFIG,
     .needs_endpoints = true,
+    .reports_drops = true,
     .timeout_unit_ms = 1000,
 };
 

@@ -48,6 +48,7 @@ static const lz_cli_command_t rep_command = {
     .options = LZ_OPT_ENDPOINTS | LZ_OPT_ECHO | LZ_OPT_EXEC | LZ_OPT_TIMEOUT | LZ_OPT_COUNT | LZ_OPT_FORMAT |
                LZ_OPT_CONFIG,
     .needs_endpoints = true,
+    .reports_drops = true,
     .timeout_unit_ms = 1,
     .flush_on_exit = true,
     .needs_envelope = true,

@@ -24,6 +24,7 @@ static const lz_cli_command_t sub_command = {
         "  lz sub --bind ipc:///tmp/bus --count 1 --timeout 5 | jq .data\n",
     .options = LZ_OPT_ENDPOINTS | LZ_OPT_TOPIC | LZ_OPT_COUNT | LZ_OPT_TIMEOUT | LZ_OPT_FORMAT | LZ_OPT_CONFIG,
     .needs_endpoints = true,
+    .reports_drops = true,
     .timeout_unit_ms = 1000,
 };
 

@@ -262,7 +262,9 @@ static void rebuild(lz_client_t *c, size_t e, int64_t now) {
 // and let the other calls in flight there retry now rather than wait.
 static void fail_endpoint(lz_client_t *c, size_t e, int64_t now) {
     endpoint_t *ep = &c->ep[e];
-    LZ_LOG(c->node.log, LZ_LOG_WARNING, c->node.name, "endpoint %zu does not answer: rebuilding", e);
+    const lz_node_t *node = ep->node;
+    LZ_LOG(c->node.log, LZ_LOG_WARNING, c->node.name, "endpoint %zu (%s) does not answer: rebuilding its socket", e,
+           node->attached_count ? node->attached[0] + 1 : "no address");
     rebuild(c, e, now);
     if (ep->probe) finish(c, ep->probe, LZ_ETIMEOUT, NULL);
     if (c->node.settings->failed_socket_cooldown > 0) {
