@@ -21,7 +21,7 @@
 
 static const lz_cli_command_t rep_command = {
     .name = "rep",
-    .usage = "lz rep --bind|--connect URL (--echo | --exec CMD) [--timeout MS] [--count N]",
+    .usage = "lz rep --bind|--connect URL (--echo | --exec CMD) [--timeout MS] [--count N] [--format NAME]",
     .help =
         "Serve requests for every action until interrupted (SIGINT, SIGTERM or\n"
         "SIGHUP: exit 0 once running commands have answered).\n"
