@@ -24,8 +24,8 @@ static const char *czmq_version(void) {
 
 static void czmq_close(void *arg) {
     czmq_state_t *s = arg;
+    zsock_destroy(&s->rx); // receiver first, see drain in harness.c
     zsock_destroy(&s->tx);
-    zsock_destroy(&s->rx);
     free(s->buf);
     free(s);
 }

@@ -29,8 +29,8 @@ static const char *nngb_version(void) { return nng_version(); }
 
 static void nngb_close(void *arg) {
     nng_state_t *s = arg;
+    if (s->opened > 1) nng_close(s->rx); // receiver first, as for the others
     if (s->opened > 0) nng_close(s->tx);
-    if (s->opened > 1) nng_close(s->rx);
     free(s->msg);
     free(s);
 }

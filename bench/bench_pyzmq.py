@@ -172,6 +172,15 @@ def receive(args, ends, sock, ready, done):
     return timed, (timed / secs if secs > 0 else 0.0)
 
 
+def drain(ends, sock, stop, done, peer):
+    """Stops the sender and takes what is still queued, as harness.c's drain."""
+    stop.set()
+    while True:
+        sender_done = done.is_set() or not peer.is_alive()
+        if ends.recv(sock, BATCH) < BATCH and sender_done:
+            return
+
+
 def throughput(args, ctx):
     ep = endpoint(args.transport)
     sock = make_socket(ctx, zmq.SUB if args.pattern == "pubsub" else zmq.PULL)
@@ -181,10 +190,11 @@ def throughput(args, ctx):
     ev = threading.Event if in_process(args) else mp.get_context("fork").Event
     ready, stop, done = ev(), ev(), ev()
     peer = runner(args, sender_main, (args, ep, ctx if in_process(args) else None, ready, stop, done))
+    ends = Ends(args)
     try:
-        received, rate = receive(args, Ends(args), sock, ready, done)
+        received, rate = receive(args, ends, sock, ready, done)
     finally:
-        stop.set()
+        drain(ends, sock, stop, done, peer)
         peer.join()
         sock.close()
     return {"received": received, "msgs_per_sec": round(rate),

@@ -60,10 +60,11 @@ static void lzc_close(void *arg) {
     if (s->server) lz_server_stop(s->server);
     lz_client_destroy(&s->client);
     lz_server_destroy(&s->server);
-    lz_push_destroy(&s->push);
+    // Receivers first, as for every contender (see drain in harness.c).
     lz_pull_destroy(&s->pull);
-    lz_pub_destroy(&s->pub);
+    lz_push_destroy(&s->push);
     lz_sub_destroy(&s->sub);
+    lz_pub_destroy(&s->pub);
     lz_value_destroy(&s->request);
     lz_context_destroy(&s->ctx);
     free(s->buf);

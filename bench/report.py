@@ -217,8 +217,11 @@ METHOD = """\
   Python's interpreter is most of its start figure.
 - A contender run that fails is logged by `scripts/bench.sh` and leaves a gap in its cell (ratios pair
   results by repetition, so the other pairs stay matched): nng pub/sub sometimes delivers nothing
-  within the 5 s join time (about one run in ten), and libzmq 4.3.4 has been seen to abort with
-  `Resource temporarily unavailable (src/session_base.cpp:260)` under `ZMQ_XPUB_NODROP`.
+  within the 5 s join time (about one run in ten). libzmq 4.3.4 aborts with `Resource temporarily
+  unavailable (src/session_base.cpp:260)` when a publisher is closed while its subscriber's
+  connection drops and its session is half way through a `[topic, payload]` message; so after
+  each measurement the harness stops the sender and receives what is still queued before any
+  socket closes.
 - `lz bench pushpull|pubsub|reqrep` runs the liberzmq and raw libzmq parts of this harness in one
   process and prints their ratio (`--json` for JSON lines).
 - Why the figures are what they are (instructions and system calls per message, from callgrind and

@@ -30,6 +30,11 @@ lz_pub_t *lz_pub_new(lz_context_t *ctx, const char *endpoints);
 // yet taken from the publisher's queue (libzmq issue #4660); a publisher
 // that must deliver its last messages should give subscribers time (or an
 // acknowledgement) before destroying.
+// When a publisher and its subscriber live in one process, stop publishing
+// and let the subscriber take what is queued before destroying either:
+// libzmq 4.3.4 aborts (session_base.cpp:260, as in libzmq issue #3442) when
+// a publisher is closed while its subscriber's connection drops and the
+// publisher's session is half way through a [topic, payload] message.
 void lz_pub_destroy(lz_pub_t **pub_p);
 
 lz_node_t *lz_pub_node(lz_pub_t *pub);
