@@ -202,7 +202,7 @@ LZ_TEST(badinput_oversize_to_bound_subscriber) {
             lz_node_t *node = lz_sub_node(sub);
             lz_metrics_t m0 = lz_test_metrics(node);
             static char big[MAX_MESSAGE * 4];
-            memset(big, '1', sizeof big); // a valid JSON number, were it delivered
+            memset(big, '1', sizeof big); // digits: JSON, were it delivered and in range
             send2(pub, "big", 3, big, sizeof big);
             LZ_CHECK(resync_sub(pub, sub));
             expect_good_sub(pub, sub, "an oversize message", __LINE__);
@@ -210,9 +210,10 @@ LZ_TEST(badinput_oversize_to_bound_subscriber) {
             LZ_CHECK(m1.bytes_received - m0.bytes_received < sizeof big); // it never got in
             LZ_CHECK_INT(m1.inbound_dropped, m0.inbound_dropped);
             LZ_CHECK_INT(m1.errors, 0);
-            // Just under the limit is fine.
+            // Just under the limit is fine: a JSON string of that size.
             static char fits[MAX_MESSAGE - 64];
             memset(fits, '2', sizeof fits);
+            fits[0] = fits[sizeof fits - 1] = '"';
             send2(pub, "fits", 4, fits, sizeof fits);
             lz_message_t *msg = lz_sub_recv(sub, 5000);
             LZ_CHECK(msg != NULL);

@@ -225,6 +225,12 @@ LZ_TEST(json_refuses_to_decode_what_it_could_not_encode) {
     decode_fails("json", "[\"\\udc00\"]", 10, "json: ");
     decode_fails("json", "\f1", 2, "json: ");
     decode_fails("json", "{\"a\":1}\0", 8, "byte 7");
+    // Past the double range a number would read as an infinity.
+    decode_fails("json", "1e400", 5, "json: number out of the double range at byte");
+    decode_fails("json", "[0,-1e309]", 10, "json: number out of the double range at byte");
+    lz_value_t *tiny = lz_value_from_json("1e-400", 6); // underflow reads as 0, as strtod and Python do
+    LZ_CHECK(tiny && lz_value_get_double(tiny) == 0);
+    lz_value_destroy(&tiny);
     lz_value_t *v = lz_value_from_json("\"\\ud83d\\ude00\"", 14); // a proper pair
     LZ_CHECK_STR(lz_value_get_string(v, NULL), "\xf0\x9f\x98\x80");
     lz_value_destroy(&v);
@@ -396,6 +402,31 @@ LZ_TEST(msgpack_rejects_malformed_input) {
     decode_fails("msgpack", "\xa3\xed\xa0\x80", 4, "UTF-8");        // a surrogate
     decode_fails("msgpack", "\xc1", 1, "invalid");                  // never-used byte
     decode_fails("msgpack", "\xdb\xff\xff\xff\xff", 5, "truncated"); // 4 GiB str, no data
+    // Containers declaring more values than the bytes left are refused
+    // before msgpack-c allocates for them (it would ask for 96 GiB here).
+    decode_fails("msgpack", "\xdd\xff\xff\xff\xff", 5, "4294967295 values declared by byte 5, 0 bytes left");
+    decode_fails("msgpack", "\xdf\x7f\xff\xff\xff\xc0", 6, "values declared by byte 5");
+    decode_fails("msgpack", "\x92\xc0\x91\xdc\xff\xff\xc0", 7, "65535 values declared by byte 6, 1 bytes left");
+    // A large honest array passes: 1000 nils after an array16 header.
+    static uint8_t nils[3 + 1000] = {0xdc, 0x03, 0xe8};
+    memset(nils + 3, 0xc0, 1000);
+    lz_value_t *v = NULL;
+    LZ_CHECK_INT(lz_serializer_decode(codec("msgpack"), nils, sizeof nils, &v), 0);
+    LZ_CHECK_INT(lz_value_size(v), 1000);
+    lz_value_destroy(&v);
+}
+
+// An empty key is a key: msgpack-c gives its str no pointer, which once
+// made {"": ...} fail to decode (found by test_mutation).
+LZ_TEST(empty_keys_decode_in_msgpack_and_json) {
+    lz_value_t *v = NULL;
+    LZ_CHECK_INT(lz_serializer_decode(codec("msgpack"), "\x81\xa0\x81\xa0\xa0", 5, &v), 0); // {"": {"": ""}}
+    const char *text = "{\"\":{\"\":\"\"}}";
+    lz_value_t *want = lz_value_from_json(text, strlen(text));
+    LZ_CHECK(want && lz_value_equal(v, want));
+    LZ_CHECK(survives("msgpack", want) && survives("json", want));
+    lz_value_destroy(&v);
+    lz_value_destroy(&want);
 }
 
 LZ_TEST(raw_is_zero_copy_and_takes_only_bytes_or_strings) {
@@ -816,7 +847,7 @@ LZ_TEST_MAIN(LZ_CASE(every_type_round_trips_through_json_and_msgpack),
              LZ_CASE(json_rejects_malformed_input_with_the_offset),
              LZ_CASE(nesting_is_bounded_so_hostile_input_cannot_exhaust_the_stack),
              LZ_CASE(msgpack_uses_str_bin_and_compact_ints),
-             LZ_CASE(msgpack_rejects_malformed_input),
+             LZ_CASE(msgpack_rejects_malformed_input), LZ_CASE(empty_keys_decode_in_msgpack_and_json),
              LZ_CASE(raw_is_zero_copy_and_takes_only_bytes_or_strings),
              LZ_CASE(base64_matches_rfc4648_vectors),
              LZ_CASE(builtins_are_found_by_name_and_unknown_names_list_the_known),

@@ -280,8 +280,16 @@ static int open_container(json_parse_t *p, lz_value_t *container) {
 static int on_null(void *ctx) { return attach(ctx, lz_value_null()); }
 static int on_bool(void *ctx, int b) { return attach(ctx, lz_value_bool(b)); }
 
+// A number past the double range would read as an infinity, which JSON
+// cannot write back: refused, as the writer refuses infinities.
 static int on_number(void *ctx, const char *text, size_t len) {
-    return attach(ctx, number_value(text, len));
+    lz_value_t *value = number_value(text, len);
+    if (value && lz_value_type(value) == LZ_VALUE_DOUBLE && !isfinite(lz_value_get_double(value))) {
+        lz_value_destroy(&value);
+        ((json_parse_t *)ctx)->reason = "number out of the double range";
+        return 0;
+    }
+    return attach(ctx, value);
 }
 
 static int on_string(void *ctx, const unsigned char *s, size_t len) {

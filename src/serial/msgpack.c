@@ -3,6 +3,7 @@
  * whose object tree is then converted to lz_value_t. Strings travel as str,
  * bytes as bin, so Python's msgpack (raw=False) sees str and bytes again. */
 #include <msgpack.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -119,13 +120,15 @@ static lz_value_t *convert_map(const msgpack_object_map *m) {
     if (object && m->size > LZ_KEY_SCAN_MAX && lz__key_index_init(&index, m->size) != LZ_OK) lz_value_destroy(&object);
     for (uint32_t i = 0; object && i < m->size; i++) {
         const msgpack_object *key = &m->ptr[i].key;
-        if (key->type != MSGPACK_OBJECT_STR || memchr(key->via.str.ptr, '\0', key->via.str.size) ||
-            !utf8_valid((const unsigned char *)key->via.str.ptr, key->via.str.size)) {
+        // msgpack-c leaves an empty str without a pointer; "" is a key.
+        const char *name = key->type == MSGPACK_OBJECT_STR && key->via.str.size ? key->via.str.ptr : "";
+        if (key->type != MSGPACK_OBJECT_STR || memchr(name, '\0', key->via.str.size) ||
+            !utf8_valid((const unsigned char *)name, key->via.str.size)) {
             lz_value_destroy(&object);
             return lz__fail_null(LZ_ESERIALIZATION, "msgpack: map key %u is not a text string", i);
         }
         lz_value_t *item = convert(&m->ptr[i].val);
-        if (!item || lz__value_object_add(object, &index, key->via.str.ptr, key->via.str.size, item) < 0)
+        if (!item || lz__value_object_add(object, &index, name, key->via.str.size, item) < 0)
             lz_value_destroy(&object);
     }
     lz__key_index_fini(&index);
@@ -186,8 +189,69 @@ static msgpack_zone *thread_zone(void) {
     return zone;
 }
 
+// The shape of the headers 0xc0-0xdf (the others are fixint, fixmap,
+// fixarray and fixstr): header bytes, then for sized ones the length (or
+// count) as that many big-endian bytes at offset 1.
+typedef enum { FIXED, SIZED, ARRAY, MAP, RESERVED } header_kind_t;
+static const struct {
+    uint8_t head, length_bytes, kind;
+} headers[32] = {
+    {1, 0, FIXED},  {0, 0, RESERVED}, {1, 0, FIXED},  {1, 0, FIXED},  // nil, (c1), false, true
+    {2, 1, SIZED},  {3, 2, SIZED},    {5, 4, SIZED},                  // bin 8/16/32
+    {3, 1, SIZED},  {4, 2, SIZED},    {6, 4, SIZED},                  // ext 8/16/32 (+ type byte)
+    {5, 0, FIXED},  {9, 0, FIXED},                                    // float 32/64
+    {2, 0, FIXED},  {3, 0, FIXED},    {5, 0, FIXED},  {9, 0, FIXED},  // uint 8-64
+    {2, 0, FIXED},  {3, 0, FIXED},    {5, 0, FIXED},  {9, 0, FIXED},  // int 8-64
+    {3, 0, FIXED},  {4, 0, FIXED},    {6, 0, FIXED},  {10, 0, FIXED}, {18, 0, FIXED}, // fixext 1-16
+    {2, 1, SIZED},  {3, 2, SIZED},    {5, 4, SIZED},                  // str 8/16/32
+    {3, 2, ARRAY},  {5, 4, ARRAY},    {3, 2, MAP},    {5, 4, MAP},    // array, map 16/32
+};
+
+static uint64_t big_endian(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = v << 8 | p[i];
+    return v;
+}
+
+// check_declared_sizes refuses input whose containers declare more values
+// than the bytes left could hold (each takes one byte at least).
+// msgpack-c allocates a container's declared size before reading what is
+// in it: a 5-byte array32 header asks for 96 GiB. This walk reads headers
+// and lengths only; what it cannot size (the reserved byte, a header cut
+// short) is left for msgpack-c to report in its own words.
+static int check_declared_sizes(const uint8_t *data, size_t size) {
+    uint64_t pending = 1; // values still to come
+    for (size_t at = 0; pending && at < size; pending--) {
+        uint8_t b = data[at];
+        uint64_t head = 1, body = 0, values = 0;
+        if (b >= 0x80 && b <= 0x8f) {
+            values = 2u * (b & 0x0fu);
+        } else if (b >= 0x90 && b <= 0x9f) {
+            values = b & 0x0fu;
+        } else if (b >= 0xa0 && b <= 0xbf) {
+            body = b & 0x1fu;
+        } else if (b >= 0xc0 && b <= 0xdf) {
+            head = headers[b - 0xc0].head;
+            if (headers[b - 0xc0].kind == RESERVED || at + head > size) return 0;
+            uint64_t length = big_endian(data + at + 1, headers[b - 0xc0].length_bytes);
+            if (headers[b - 0xc0].kind == SIZED) body = length;
+            else if (headers[b - 0xc0].kind == ARRAY) values = length;
+            else if (headers[b - 0xc0].kind == MAP) values = 2 * length;
+        }
+        if (head + body > size - at) return 0;
+        at += head + body;
+        pending += values;
+        if (pending - 1 > size - at)
+            return lz__fail(LZ_ESERIALIZATION,
+                            "msgpack: truncated input: %" PRIu64 " values declared by byte %zu, %zu bytes left",
+                            pending - 1, at, size - at);
+    }
+    return 0;
+}
+
 static int msgpack_decode(void *state, const void *data, size_t size, lz_value_t **out) {
     *out = NULL;
+    if (check_declared_sizes(data, size) != 0) return LZ_ESERIALIZATION;
     msgpack_zone *zone = thread_zone();
     if (!zone) return lz__fail(LZ_ENOMEM, "msgpack: cannot allocate an unpack zone");
     msgpack_object object;
