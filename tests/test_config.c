@@ -7,6 +7,7 @@
 
 #include "core/context.h"
 #include "core/log.h"
+#include "lz_mutate.h"
 
 static char scratch[64];
 
@@ -159,21 +160,22 @@ LZ_TEST(test_yaml_file_python_layout) {
     lz_config_destroy(&c);
 }
 
+// What Python's Config.to_file writes for a .json path.
+static const char python_json[] =
+    "{\n"
+    "  \"zmq\": {\"io_threads\": 3, \"max_sockets\": 64, \"socket_timeout\": 900,\n"
+    "          \"linger\": 0, \"send_timeout\": -1, \"high_water_mark\": 10},\n"
+    "  \"logging\": {\"level\": \"WARNING\", \"format\": \"json\", \"file_path\": null,\n"
+    "              \"max_file_size\": 1048576, \"backup_count\": 2, \"console_output\": true},\n"
+    "  \"serialization\": {\"default\": \"msgpack\", \"json_ensure_ascii\": true,\n"
+    "                    \"json_indent\": null, \"protobuf_validate\": false},\n"
+    "  \"debug\": false,\n"
+    "  \"validate_data\": true\n"
+    "}\n";
+
 LZ_TEST(test_json_file_python_layout) {
-    // What Python's Config.to_file writes for a .json path.
-    static const char json[] =
-        "{\n"
-        "  \"zmq\": {\"io_threads\": 3, \"max_sockets\": 64, \"socket_timeout\": 900,\n"
-        "          \"linger\": 0, \"send_timeout\": -1, \"high_water_mark\": 10},\n"
-        "  \"logging\": {\"level\": \"WARNING\", \"format\": \"json\", \"file_path\": null,\n"
-        "              \"max_file_size\": 1048576, \"backup_count\": 2, \"console_output\": true},\n"
-        "  \"serialization\": {\"default\": \"msgpack\", \"json_ensure_ascii\": true,\n"
-        "                    \"json_indent\": null, \"protobuf_validate\": false},\n"
-        "  \"debug\": false,\n"
-        "  \"validate_data\": true\n"
-        "}\n";
     char path[256];
-    lz_config_t *c = loaded_config(path, sizeof path, "python.json", json);
+    lz_config_t *c = loaded_config(path, sizeof path, "python.json", python_json);
     CHECK_INTS(c, {"zmq.io_threads", 3}, {"zmq.max_sockets", 64}, {"zmq.receive_timeout", 900},
                {"zmq.linger", 0}, {"zmq.send_timeout", -1}, {"zmq.high_water_mark", 10});
     LZ_CHECK_STR(get_str(c, "logging.level"), "WARNING");
@@ -543,7 +545,51 @@ LZ_TEST(test_empty_file_changes_nothing) {
     lz_config_destroy(&c);
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_yaml_file_python_layout),
+// Damaged configuration files: each load either takes the whole file or
+// fails with LZ_ECONFIG naming the file and leaves the configuration as it
+// was; what loads writes out (lz_config_to_json) as a file that loads to
+// the same settings.
+LZ_TEST(test_damaged_files_load_whole_or_not_at_all) {
+    const char *seeds[] = {python_yaml, python_json};
+    static uint8_t text[LZ_MUTATE_MAX + 1];
+    char path[256], again[256];
+    int loaded = 0, refused = 0;
+    for (int s = 0; s < 2; s++) {
+        for (int m = 0; m < 2000; m++) {
+            size_t len = strlen(seeds[s]);
+            memcpy(text, seeds[s], len);
+            len = lz_mutate(text, len);
+            snprintf(path, sizeof path, "%s/damaged.yaml", scratch_dir());
+            FILE *f = fopen(path, "wb");
+            LZ_CHECK(f && fwrite(text, 1, len, f) == len);
+            if (f) fclose(f);
+            lz_config_t *c = lz_config_new();
+            char *before = lz_config_to_json(c);
+            int rc = lz_config_load_file(c, path);
+            char *after = lz_config_to_json(c);
+            if (rc != LZ_OK) {
+                refused++;
+                LZ_CHECK_INT(rc, LZ_ECONFIG);
+                LZ_CHECK(strstr(lz_last_error(), path) != NULL);
+                LZ_CHECK_STR(after, before);
+            } else {
+                loaded++;
+                lz_config_t *back = loaded_config(again, sizeof again, "again.json", after);
+                char *reread = lz_config_to_json(back);
+                LZ_CHECK_STR(reread, after);
+                free(reread);
+                lz_config_destroy(&back);
+            }
+            free(before);
+            free(after);
+            lz_config_destroy(&c);
+        }
+    }
+    printf("  %d loaded, %d refused\n", loaded, refused);
+    LZ_CHECK(loaded > 0 && refused > 0);
+}
+
+LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_damaged_files_load_whole_or_not_at_all), LZ_CASE(test_yaml_file_python_layout),
              LZ_CASE(test_json_file_python_layout), LZ_CASE(test_precedence_every_order),
              LZ_CASE(test_env_both_forms), LZ_CASE(test_env_errors_name_the_variable),
              LZ_CASE(test_file_errors_name_key_file_and_line),

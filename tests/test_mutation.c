@@ -10,10 +10,10 @@
 #include <zmq.h>
 
 #include "core/envelope.h"
+#include "lz_mutate.h"
 #include "lz_test.h"
 
 #define MUTATIONS_PER_SEED 10000
-#define MAX_INPUT 4096
 
 // Valid documents in the shapes peers send: the Python LiberZMQ's task and
 // request objects, an error reply, and the corners of the JSON grammar.
@@ -36,67 +36,6 @@ static const char *const json_seeds[] = {
 typedef struct tally {
     long accepted, refused;
 } tally_t;
-
-// xorshift64*: small, fast and the same on every machine.
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-static uint64_t next_random(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1du;
-}
-static size_t below(size_t n) { return n ? (size_t)(next_random() % n) : 0; }
-
-// Bytes that steer parsers into their edge cases more often than random ones.
-static uint8_t interesting_byte(void) {
-    static const uint8_t bytes[] = {0x00, 0xff, '"', '\\', '{', '}', '[', ']', ',', ':', '-', 'e', '0', '9',
-                                    0x80, 0xbf, 0xc0, 0xdf, 0xed, 0xf4, 0x90, 0xdc, 0xde, 0xcb, 0xd9};
-    return next_random() & 1 ? bytes[below(sizeof bytes)] : (uint8_t)next_random();
-}
-
-// mutate applies one to four kinds of damage to buf (len bytes, room for
-// MAX_INPUT) and returns the new length.
-static size_t mutate(uint8_t *buf, size_t len) {
-    for (int rounds = 1 + (int)below(4); rounds > 0; rounds--) {
-        size_t at = below(len + 1), span = 1 + below(8);
-        switch (below(6)) {
-        case 0: // flip a bit
-            if (len) buf[below(len)] ^= (uint8_t)(1u << below(8));
-            break;
-        case 1: // replace a byte
-            if (len) buf[below(len)] = interesting_byte();
-            break;
-        case 2: // insert a byte
-            if (len < MAX_INPUT) {
-                memmove(buf + at + 1, buf + at, len - at);
-                buf[at] = interesting_byte();
-                len++;
-            }
-            break;
-        case 3: // delete a few bytes
-            if (at < len) {
-                if (span > len - at) span = len - at;
-                memmove(buf + at, buf + at + span, len - at - span);
-                len -= span;
-            }
-            break;
-        case 4: // truncate
-            len = below(len + 1);
-            break;
-        default: { // insert a copy of a chunk of the document elsewhere
-            size_t from = below(len), n = len ? 1 + below(len - from) : 0;
-            if (n > MAX_INPUT - len) n = MAX_INPUT - len;
-            uint8_t chunk[MAX_INPUT];
-            memcpy(chunk, buf + from, n);
-            memmove(buf + at + n, buf + at, len - at);
-            memcpy(buf + at, chunk, n);
-            len += n;
-            break;
-        }
-        }
-    }
-    return len;
-}
 
 static lz_buffer_t *encoded(const lz_serializer_t *codec, const lz_value_t *value) {
     lz_buffer_t *buf = lz_buffer_new();
@@ -178,7 +117,7 @@ static size_t seed_bytes(const lz_serializer_t *codec, size_t i, uint8_t *out) {
                  LZ_OK);
     lz_buffer_t *buf = encoded(codec, value);
     size_t size = lz_buffer_size(buf);
-    LZ_CHECK(size <= MAX_INPUT);
+    LZ_CHECK(size <= LZ_MUTATE_MAX);
     memcpy(out, lz_buffer_data(buf), size);
     lz_buffer_destroy(&buf);
     lz_value_destroy(&value);
@@ -190,13 +129,13 @@ static void fuzz(const char *codec_name, void (*check)(const lz_serializer_t *, 
                  tally_t *tally) {
     const lz_serializer_t *codec = lz_serializer_builtin(codec_name);
     LZ_CHECK(codec != NULL);
-    static uint8_t seed[MAX_INPUT], input[MAX_INPUT];
+    static uint8_t seed[LZ_MUTATE_MAX], input[LZ_MUTATE_MAX];
     for (size_t i = 0; i < SEED_COUNT; i++) {
         size_t seed_size = seed_bytes(codec, i, seed);
         check(codec, seed, seed_size, tally); // the undamaged seed is accepted
         for (int m = 0; m < MUTATIONS_PER_SEED; m++) {
             memcpy(input, seed, seed_size);
-            check(codec, input, mutate(input, seed_size), tally);
+            check(codec, input, lz_mutate(input, seed_size), tally);
         }
     }
     printf("  %s: %ld accepted, %ld refused\n", codec_name, tally->accepted, tally->refused);
