@@ -1,10 +1,10 @@
-/* Decoders under damaged input: the JSON and MessagePack codecs and the task
- * and request envelope readers get valid documents with random damage
- * (flipped bits, replaced, inserted and deleted bytes, truncation, spliced
- * copies) from a fixed seed, so a failure repeats. Whatever they accept must
- * re-encode to a fixed point; whatever they refuse must come back as the
- * documented error with a detail; nothing may crash or leak (the sanitizer
- * build runs this too). */
+/* Damaged input: the JSON and MessagePack codecs and the task and request
+ * envelope readers get valid documents with random damage (tests/
+ * lz_mutate.h, a fixed seed, so a failure repeats). Whatever they accept
+ * must re-encode to a fixed point; whatever they refuse must come back as
+ * the documented error with a detail; nothing may crash or leak (the
+ * sanitizer build runs this too). Then over a socket: a server answers
+ * every damaged request, a puller delivers or counts every damaged task. */
 #include <inttypes.h>
 #include <stdint.h>
 #include <zmq.h>
@@ -172,5 +172,121 @@ LZ_TEST(task_and_request_readers_survive_damaged_frames) {
     }
 }
 
+// The default action answers with the request's data.
+static int echo(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    (void)arg;
+    *reply = lz_value_copy(lz_message_value(request));
+    return *reply ? LZ_OK : LZ_ENOMEM;
+}
+
+// ask sends payload as a request from a plain DEALER, [id, "", payload],
+// and tells whether exactly one reply came back with that id and the empty
+// delimiter, and whether it was an error reply.
+static bool ask(void *dealer, unsigned id, const uint8_t *payload, size_t size, bool *error_reply) {
+    char tag[16];
+    int tag_len = snprintf(tag, sizeof tag, "r%u", id);
+    if (zmq_send(dealer, tag, (size_t)tag_len, ZMQ_SNDMORE) < 0 || zmq_send(dealer, "", 0, ZMQ_SNDMORE) < 0 ||
+        zmq_send(dealer, payload, size, 0) < 0)
+        return false;
+    zmq_msg_t frames[3];
+    int n = 0, more = 1;
+    for (; more && n < 3; n++) {
+        zmq_msg_init(&frames[n]);
+        if (zmq_msg_recv(&frames[n], dealer, 0) < 0) {
+            zmq_msg_close(&frames[n]);
+            break;
+        }
+        more = zmq_msg_more(&frames[n]);
+    }
+    bool ok = n == 3 && !more && zmq_msg_size(&frames[0]) == (size_t)tag_len &&
+              memcmp(zmq_msg_data(&frames[0]), tag, (size_t)tag_len) == 0 && zmq_msg_size(&frames[1]) == 0;
+    lz_value_t *reply = NULL;
+    ok = ok && lz_serializer_decode(lz_serializer_builtin("json"), zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2]),
+                                    &reply) == LZ_OK;
+    *error_reply = ok && lz_value_type(reply) == LZ_VALUE_OBJECT &&
+                   strcmp(lz_value_find_string(reply, "status", ""), "error") == 0;
+    lz_value_destroy(&reply);
+    for (int i = 0; i < n; i++) zmq_msg_close(&frames[i]);
+    return ok;
+}
+
+// A server answers every request whose routing frames are intact, however
+// damaged its payload: with the handler's reply or an error reply, never
+// with silence (a client would wait out its timeout and retry).
+LZ_TEST(server_answers_every_damaged_request) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.handler_max_concurrency=1");
+    char endpoint[128];
+    lz_test_inproc_endpoint(endpoint, sizeof endpoint);
+    lz_server_t *server = lz_server_new(ctx, endpoint);
+    LZ_CHECK(server != NULL);
+    LZ_CHECK_INT(lz_server_on_default(server, echo, NULL), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    void *dealer = zmq_socket(lz_context_zmq(ctx), ZMQ_DEALER);
+    int zero = 0, timeout = 5000;
+    zmq_setsockopt(dealer, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    LZ_CHECK_INT(zmq_connect(dealer, endpoint), 0);
+    static uint8_t input[LZ_MUTATE_MAX];
+    int answered = 0, errors = 0, asked = 0;
+    for (unsigned i = 0; i < 2000 && asked == answered; i++) {
+        const char *seed = json_seeds[1 - (i & 1)]; // the request and the task
+        size_t size = strlen(seed);
+        memcpy(input, seed, size);
+        size = lz_mutate(input, size);
+        bool error_reply = false;
+        asked++;
+        if (ask(dealer, i, input, size, &error_reply)) answered++;
+        errors += error_reply;
+    }
+    printf("  %d requests, %d answered, %d with an error reply\n", asked, answered, errors);
+    LZ_CHECK_INT(answered, asked);
+    LZ_CHECK(errors > 0 && errors < answered);
+    zmq_close(dealer);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+// A puller loses nothing silently: of damaged tasks from a plain PUSH, each
+// is either handed to the caller or counted in inbound_dropped.
+LZ_TEST(puller_delivers_or_counts_every_damaged_task) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    char endpoint[128];
+    lz_test_inproc_endpoint(endpoint, sizeof endpoint);
+    lz_pull_t *pull = lz_pull_new(ctx, endpoint);
+    LZ_CHECK(pull != NULL);
+    void *push = zmq_socket(lz_context_zmq(ctx), ZMQ_PUSH);
+    int zero = 0;
+    zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
+    LZ_CHECK_INT(zmq_connect(push, endpoint), 0);
+    static uint8_t input[LZ_MUTATE_MAX];
+    const int sent = 2000;
+    int delivered = 0;
+    bool last_seen = false;
+    for (int i = 0; i <= sent; i++) {
+        size_t size = strlen(json_seeds[0]);
+        memcpy(input, json_seeds[0], size);
+        if (i < sent) size = lz_mutate(input, size);
+        else size = (size_t)snprintf((char *)input, sizeof input, "{\"type\":\"last\",\"data\":null}");
+        LZ_CHECK_INT(zmq_send(push, input, size, 0), (int)size);
+        // Receive as we go: the queue between the two stays short.
+        for (lz_message_t *msg; (msg = lz_pull_recv(pull, i < sent ? 0 : 5000)) != NULL;) {
+            last_seen = strcmp(lz_message_type(msg), "last") == 0;
+            delivered += !last_seen;
+            lz_message_destroy(&msg);
+            if (last_seen) break;
+        }
+    }
+    lz_metrics_t m = lz_test_metrics(lz_pull_node(pull));
+    printf("  %d damaged tasks: %d delivered, %llu dropped\n", sent, delivered, (unsigned long long)m.inbound_dropped);
+    LZ_CHECK(last_seen);
+    LZ_CHECK_INT(m.messages_received, (uint64_t)sent + 1);
+    LZ_CHECK_INT((uint64_t)delivered + m.inbound_dropped, (uint64_t)sent);
+    LZ_CHECK(delivered > 0 && m.inbound_dropped > 0);
+    zmq_close(push);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(json_decoder_survives_damaged_documents), LZ_CASE(msgpack_decoder_survives_damaged_documents),
-             LZ_CASE(task_and_request_readers_survive_damaged_frames))
+             LZ_CASE(task_and_request_readers_survive_damaged_frames), LZ_CASE(server_answers_every_damaged_request),
+             LZ_CASE(puller_delivers_or_counts_every_damaged_task))
