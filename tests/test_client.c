@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <zmq.h>
 
+#include "lz_mutate.h"
 #include "lz_test.h"
 
 static lz_context_t *new_context(int cooldown_ms) {
@@ -405,15 +406,27 @@ LZ_TEST(destroy_completes_everything) {
 typedef struct {
     void *ctx, *router;
     char endpoint[128];
+    pthread_t thread;
+    lz_context_t *client_ctx; // the client under test, connected to router
+    lz_client_t *client;
 } bad_server_t;
 
-// raw_router_send sends the client's identity then the n frames of parts.
-static void raw_router_send(void *router, zmq_msg_t *identity, const char *const parts[], int n) {
+// raw_router_send_sized sends the client's identity then the n frames of
+// parts, sizes[i] bytes each.
+static void raw_router_send_sized(void *router, zmq_msg_t *identity, const void *const parts[], const size_t sizes[],
+                                  int n) {
     zmq_msg_t copy;
     zmq_msg_init(&copy);
     zmq_msg_copy(&copy, identity);
     zmq_msg_send(&copy, router, ZMQ_SNDMORE);
-    for (int i = 0; i < n; i++) zmq_send(router, parts[i], strlen(parts[i]), i + 1 < n ? ZMQ_SNDMORE : 0);
+    for (int i = 0; i < n; i++) zmq_send(router, parts[i], sizes[i], i + 1 < n ? ZMQ_SNDMORE : 0);
+}
+
+// raw_router_send sends text frames.
+static void raw_router_send(void *router, zmq_msg_t *identity, const char *const parts[], int n) {
+    size_t sizes[8];
+    for (int i = 0; i < n; i++) sizes[i] = strlen(parts[i]);
+    raw_router_send_sized(router, identity, (const void *const *)parts, sizes, n);
 }
 
 // raw_router_take receives one request: its identity and its request id.
@@ -446,23 +459,37 @@ static void *misbehave(void *arg) {
     return NULL;
 }
 
+// bad_server_start binds the raw ROUTER, runs behave on a thread and
+// connects a client; bad_server_stop undoes it all.
+static void bad_server_start(bad_server_t *b, void *(*behave)(void *)) {
+    b->ctx = zmq_ctx_new();
+    b->router = zmq_socket(b->ctx, ZMQ_ROUTER);
+    int linger = 0, timeout = 10000;
+    zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(b->router, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    LZ_CHECK_INT(zmq_bind(b->router, "tcp://127.0.0.1:*"), 0);
+    size_t size = sizeof b->endpoint;
+    zmq_getsockopt(b->router, ZMQ_LAST_ENDPOINT, b->endpoint, &size);
+    LZ_CHECK_INT(pthread_create(&b->thread, NULL, behave, b), 0);
+    b->client_ctx = new_context(100);
+    b->client = lz_client_new(b->client_ctx, b->endpoint);
+    LZ_CHECK(b->client != NULL);
+}
+
+static void bad_server_stop(bad_server_t *b) {
+    lz_client_destroy(&b->client);
+    lz_context_destroy(&b->client_ctx);
+    pthread_join(b->thread, NULL);
+    zmq_close(b->router);
+    zmq_ctx_term(b->ctx);
+}
+
 // A server's junk is counted and dropped; a reply that does not decode
 // fails its request with LZ_ESERIALIZATION; the client goes on working.
 LZ_TEST(client_survives_bad_server) {
-    bad_server_t b = {.ctx = zmq_ctx_new()};
-    b.router = zmq_socket(b.ctx, ZMQ_ROUTER);
-    int linger = 0, timeout = 10000;
-    zmq_setsockopt(b.router, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(b.router, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    LZ_CHECK_INT(zmq_bind(b.router, "tcp://127.0.0.1:*"), 0);
-    size_t size = sizeof b.endpoint;
-    zmq_getsockopt(b.router, ZMQ_LAST_ENDPOINT, b.endpoint, &size);
-    pthread_t thread;
-    pthread_create(&thread, NULL, misbehave, &b);
-
-    lz_context_t *ctx = new_context(100);
-    lz_client_t *client = lz_client_new(ctx, b.endpoint);
-    LZ_CHECK(client != NULL);
+    bad_server_t b;
+    bad_server_start(&b, misbehave);
+    lz_client_t *client = b.client;
     lz_value_t *reply = NULL;
     LZ_CHECK_INT(lz_client_request(client, "echo", NULL, &reply, 5000), LZ_ESERIALIZATION);
     LZ_CHECK(reply == NULL);
@@ -474,16 +501,65 @@ LZ_TEST(client_survives_bad_server) {
     LZ_CHECK_INT(m.late_replies, 1);
     LZ_CHECK_INT(m.inbound_dropped, 2); // the wrong shape and the undecodable reply
     LZ_CHECK_INT(m.messages_received, 4);
+    bad_server_stop(&b);
+}
 
-    pthread_join(thread, NULL);
-    lz_client_destroy(&client);
-    lz_context_destroy(&ctx);
-    zmq_close(b.router);
-    zmq_ctx_term(b.ctx);
+#define DAMAGED_REPLIES 1000
+
+// answer_damaged answers each request with a damaged copy of an error reply
+// or of a data object, the routing frames intact.
+static void *answer_damaged(void *arg) {
+    bad_server_t *b = arg;
+    static const char *const seeds[] = {
+        "{\"status\":\"error\",\"message\":\"division by zero\",\"request_type\":\"divide\",\"code\":\"LZ_EINVAL\"}",
+        "{\"symbol\":\"BTC\",\"price\":43210.5,\"seq\":7,\"tags\":[\"a\",null,true]}"};
+    static uint8_t payload[LZ_MUTATE_MAX];
+    zmq_msg_t identity;
+    zmq_msg_init(&identity);
+    char id[128];
+    for (int i = 0; i < DAMAGED_REPLIES && raw_router_take(b->router, &identity, id, sizeof id); i++) {
+        size_t size = strlen(seeds[i & 1]);
+        memcpy(payload, seeds[i & 1], size);
+        size = lz_mutate(payload, size);
+        raw_router_send_sized(b->router, &identity, (const void *const[]){id, "", payload},
+                              (const size_t[]){strlen(id), 0, size}, 3);
+    }
+    zmq_msg_close(&identity);
+    return NULL;
+}
+
+// Every request to a server whose replies are damaged ends at once: with
+// the reply, as an error reply (LZ_EREMOTE, the object kept), or as
+// LZ_ESERIALIZATION, which is also counted in inbound_dropped. None waits
+// out its timeout, none is counted late.
+LZ_TEST(client_ends_every_request_with_a_damaged_reply) {
+    bad_server_t b;
+    bad_server_start(&b, answer_damaged);
+    lz_client_t *client = b.client;
+    int ok = 0, remote = 0, undecodable = 0;
+    for (int i = 0; i < DAMAGED_REPLIES; i++) {
+        lz_value_t *reply = NULL;
+        int rc = lz_client_request(client, "echo", NULL, &reply, 5000);
+        if (rc == LZ_OK) ok++;
+        else if (rc == LZ_EREMOTE && lz_value_type(reply) == LZ_VALUE_OBJECT) remote++;
+        else if (rc == LZ_ESERIALIZATION && reply == NULL) undecodable++;
+        else fprintf(stderr, "request %d: %d (%s)\n", i, rc, lz_last_error());
+        lz_value_destroy(&reply);
+    }
+    printf("  %d replies: %d ok, %d error replies, %d undecodable\n", DAMAGED_REPLIES, ok, remote, undecodable);
+    LZ_CHECK_INT(ok + remote + undecodable, DAMAGED_REPLIES);
+    LZ_CHECK(ok > 0 && remote > 0 && undecodable > 0);
+    lz_metrics_t m = lz_test_metrics(lz_client_node(client));
+    LZ_CHECK_INT(m.messages_received, DAMAGED_REPLIES);
+    LZ_CHECK_INT(m.inbound_dropped, (uint64_t)undecodable);
+    LZ_CHECK_INT(m.request_timeouts, 0);
+    LZ_CHECK_INT(m.late_replies, 0);
+    bad_server_stop(&b);
 }
 
 LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
              LZ_CASE(slow_handler_times_out_alone), LZ_CASE(direct_caller_yields), LZ_CASE(timeout_without_server),
              LZ_CASE(server_restart_while_retrying), LZ_CASE(failover_when_one_dies),
              LZ_CASE(strategies_spread_requests), LZ_CASE(down_server_comes_back),
-             LZ_CASE(destroy_completes_everything), LZ_CASE(client_survives_bad_server))
+             LZ_CASE(destroy_completes_everything), LZ_CASE(client_survives_bad_server),
+             LZ_CASE(client_ends_every_request_with_a_damaged_reply))
