@@ -3,8 +3,9 @@
  * lz_mutate.h, a fixed seed, so a failure repeats). Whatever they accept
  * must re-encode to a fixed point; whatever they refuse must come back as
  * the documented error with a detail; nothing may crash or leak (the
- * sanitizer build runs this too). Then over a socket: a server answers
- * every damaged request, a puller delivers or counts every damaged task. */
+ * sanitizer build runs this too). Then over sockets: a server answers
+ * every damaged request; a puller and a subscriber deliver or count every
+ * damaged message. */
 #include <inttypes.h>
 #include <stdint.h>
 #include <zmq.h>
@@ -246,47 +247,126 @@ LZ_TEST(server_answers_every_damaged_request) {
     lz_context_destroy(&ctx);
 }
 
-// A puller loses nothing silently: of damaged tasks from a plain PUSH, each
-// is either handed to the caller or counted in inbound_dropped.
-LZ_TEST(puller_delivers_or_counts_every_damaged_task) {
-    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
-    char endpoint[128];
-    lz_test_inproc_endpoint(endpoint, sizeof endpoint);
-    lz_pull_t *pull = lz_pull_new(ctx, endpoint);
-    LZ_CHECK(pull != NULL);
-    void *push = zmq_socket(lz_context_zmq(ctx), ZMQ_PUSH);
-    int zero = 0;
-    zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
-    LZ_CHECK_INT(zmq_connect(push, endpoint), 0);
-    static uint8_t input[LZ_MUTATE_MAX];
+// A receiver under test: a plain libzmq sender and the node's receive.
+typedef struct receiver_rig {
+    void *peer; // PUSH, or XPUB for a subscriber
+    lz_node_t *node;
+    lz_message_t *(*recv)(void *receiver, int timeout_ms);
+    void *receiver;
+    bool with_topic; // [topic, payload] frames
+} receiver_rig_t;
+
+static lz_message_t *pull_recv(void *pull, int timeout_ms) { return lz_pull_recv(pull, timeout_ms); }
+static lz_message_t *sub_recv(void *sub, int timeout_ms) { return lz_sub_recv(sub, timeout_ms); }
+
+// send_damaged sends message i: a damaged copy of the task seed (with a
+// topic frame, damaged every third time, for a subscriber), or for i ==
+// sent the undamaged message "last".
+static void send_damaged(const receiver_rig_t *rig, int i, int sent) {
+    static uint8_t topic[LZ_MUTATE_MAX], payload[LZ_MUTATE_MAX];
+    size_t topic_size = (size_t)snprintf((char *)topic, sizeof topic, "%s", i < sent ? "topic/\xc3\xa9" : "last");
+    size_t size = strlen(json_seeds[0]);
+    memcpy(payload, json_seeds[0], size);
+    if (i < sent) {
+        size = lz_mutate(payload, size);
+        if (rig->with_topic && i % 3 == 0) topic_size = lz_mutate(topic, topic_size);
+    } else {
+        size = (size_t)snprintf((char *)payload, sizeof payload, "{\"type\":\"last\",\"data\":null}");
+    }
+    if (rig->with_topic) LZ_CHECK_INT(zmq_send(rig->peer, topic, topic_size, ZMQ_SNDMORE), (int)topic_size);
+    LZ_CHECK_INT(zmq_send(rig->peer, payload, size, 0), (int)size);
+}
+
+// The first record a node logs, to check how a drop reads.
+typedef struct first_record {
+    char component[64], message[256];
+} first_record_t;
+
+static void keep_first(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    first_record_t *first = arg;
+    (void)level;
+    if (first->message[0]) return;
+    snprintf(first->component, sizeof first->component, "%s", component);
+    snprintf(first->message, sizeof first->message, "%s", message);
+}
+
+// check_nothing_lost sends 2000 damaged messages and the last one; each
+// damaged one must be handed to the caller or counted in inbound_dropped.
+static void check_nothing_lost(const receiver_rig_t *rig) {
     const int sent = 2000;
     int delivered = 0;
     bool last_seen = false;
-    for (int i = 0; i <= sent; i++) {
-        size_t size = strlen(json_seeds[0]);
-        memcpy(input, json_seeds[0], size);
-        if (i < sent) size = lz_mutate(input, size);
-        else size = (size_t)snprintf((char *)input, sizeof input, "{\"type\":\"last\",\"data\":null}");
-        LZ_CHECK_INT(zmq_send(push, input, size, 0), (int)size);
+    for (int i = 0; i <= sent && !last_seen; i++) {
+        send_damaged(rig, i, sent);
         // Receive as we go: the queue between the two stays short.
-        for (lz_message_t *msg; (msg = lz_pull_recv(pull, i < sent ? 0 : 5000)) != NULL;) {
-            last_seen = strcmp(lz_message_type(msg), "last") == 0;
+        for (lz_message_t *msg; !last_seen && (msg = rig->recv(rig->receiver, i < sent ? 0 : 5000)) != NULL;) {
+            last_seen = strcmp(lz_message_topic(msg), "last") == 0;
             delivered += !last_seen;
             lz_message_destroy(&msg);
-            if (last_seen) break;
         }
     }
-    lz_metrics_t m = lz_test_metrics(lz_pull_node(pull));
-    printf("  %d damaged tasks: %d delivered, %llu dropped\n", sent, delivered, (unsigned long long)m.inbound_dropped);
+    lz_metrics_t m = lz_test_metrics(rig->node);
+    printf("  %d damaged messages: %d delivered, %llu dropped\n", sent, delivered,
+           (unsigned long long)m.inbound_dropped);
     LZ_CHECK(last_seen);
     LZ_CHECK_INT(m.messages_received, (uint64_t)sent + 1);
     LZ_CHECK_INT((uint64_t)delivered + m.inbound_dropped, (uint64_t)sent);
     LZ_CHECK(delivered > 0 && m.inbound_dropped > 0);
-    zmq_close(push);
+}
+
+// check_drop_record: the first drop logged names the node once, as the
+// record's component, and says what happened.
+static void check_drop_record(const first_record_t *first, const char *node_name) {
+    LZ_CHECK_STR(first->component, node_name);
+    const char *want = "dropped a malformed message: ";
+    if (strncmp(first->message, want, strlen(want)) != 0) LZ_CHECK_STR(first->message, want);
+}
+
+static void *plain_socket(lz_context_t *ctx, int type, const char *endpoint) {
+    void *socket = zmq_socket(lz_context_zmq(ctx), type);
+    int zero = 0, nodrop = 1;
+    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof zero);
+    if (type == ZMQ_XPUB) zmq_setsockopt(socket, ZMQ_XPUB_NODROP, &nodrop, sizeof nodrop);
+    LZ_CHECK_INT(zmq_connect(socket, endpoint), 0);
+    return socket;
+}
+
+// A puller and a subscriber lose nothing silently: of damaged messages from
+// a plain PUSH or XPUB, each is handed to the caller or counted as dropped.
+LZ_TEST(receivers_deliver_or_count_every_damaged_message) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    first_record_t first = {{0}, {0}};
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), keep_first, &first), LZ_OK);
+    char endpoint[128];
+    lz_test_inproc_endpoint(endpoint, sizeof endpoint);
+    lz_pull_t *pull = lz_pull_new(ctx, endpoint);
+    LZ_CHECK(pull != NULL);
+    receiver_rig_t pulling = {plain_socket(ctx, ZMQ_PUSH, endpoint), lz_pull_node(pull), pull_recv, pull, false};
+    check_nothing_lost(&pulling);
+    check_drop_record(&first, lz_node_name(lz_pull_node(pull)));
+    zmq_close(pulling.peer);
     lz_pull_destroy(&pull);
+
+    lz_test_inproc_endpoint(endpoint, sizeof endpoint);
+    char bound[160]; // the subscriber binds, the plain publisher connects
+    snprintf(bound, sizeof bound, "@%s", endpoint);
+    lz_sub_t *sub = lz_sub_new(ctx, bound);
+    LZ_CHECK(sub != NULL);
+    LZ_CHECK_INT(lz_sub_subscribe(sub, ""), LZ_OK);
+    receiver_rig_t subscribing = {plain_socket(ctx, ZMQ_XPUB, endpoint), lz_sub_node(sub), sub_recv, sub, true};
+    // Wait for the subscription to reach the publisher (from then on nothing
+    // is dropped for joining late). An inproc subscriber that binds sends
+    // it once its socket runs, so keep it receiving meanwhile.
+    char notice[16];
+    int64_t deadline = lz_test_now_ms() + 5000;
+    while (zmq_recv(subscribing.peer, notice, sizeof notice, ZMQ_DONTWAIT) < 0 && lz_test_now_ms() < deadline)
+        LZ_CHECK(lz_sub_recv(sub, 10) == NULL);
+    check_nothing_lost(&subscribing);
+    zmq_close(subscribing.peer);
+    lz_sub_destroy(&sub);
     lz_context_destroy(&ctx);
 }
 
 LZ_TEST_MAIN(LZ_CASE(json_decoder_survives_damaged_documents), LZ_CASE(msgpack_decoder_survives_damaged_documents),
              LZ_CASE(task_and_request_readers_survive_damaged_frames), LZ_CASE(server_answers_every_damaged_request),
-             LZ_CASE(puller_delivers_or_counts_every_damaged_task))
+             LZ_CASE(receivers_deliver_or_count_every_damaged_message))

@@ -80,8 +80,7 @@ static const lz_route_t *route_for(const lz_dispatcher_t *d, const char *key) {
 static void run(lz_dispatcher_t *d, lz_message_t *msg, const lz_route_t *route) {
     int rc = route->handler(msg, route->arg);
     if (rc != 0)
-        lz__node_error(d->node, LZ_EREMOTE, "%s: handler for '%s' returned %d", d->node->name,
-                       lz_message_topic(msg), rc);
+        lz__node_error(d->node, LZ_EREMOTE, "handler for '%s' returned %d", lz_message_topic(msg), rc);
     lz_message_destroy(&msg);
 }
 
@@ -94,7 +93,7 @@ static void run_job(void *self, void *arg) {
 static void drop_job(void *self, void *arg) {
     job_t *job = self;
     lz_dispatcher_t *d = arg;
-    lz__node_drop(d->node, "%s: stopping: queued message '%s' dropped", d->node->name, lz_message_topic(job->msg));
+    lz__node_drop(d->node, "stopping: queued message '%s' dropped", lz_message_topic(job->msg));
     lz_message_destroy(&job->msg);
     free(job);
 }
@@ -158,7 +157,7 @@ static int next_message_alone(lz_dispatcher_t *d, int timeout_ms, lz_message_t *
         rc = d->decode(d->node, &frames, out);
         lz__frames_fini(&frames);
         if (rc == LZ_OK) return LZ_OK;
-        lz__node_drop(d->node, "%s: dropped a malformed message: %s", d->node->name, lz_last_error());
+        lz__node_drop(d->node, "dropped a malformed message: %s", lz_last_error());
         if (timeout_ms > 0) timeout_ms = deadline > now_ms() ? (int)(deadline - now_ms()) : 0;
     }
 }
@@ -187,7 +186,7 @@ static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) 
         rc = d->decode(d->node, frames, out);
         lz__frames_release(frames);
         if (rc == LZ_OK) break;
-        lz__node_drop(d->node, "%s: dropped a malformed message: %s", d->node->name, lz_last_error());
+        lz__node_drop(d->node, "dropped a malformed message: %s", lz_last_error());
         if (timeout_ms > 0) {
             // Time not spent waiting went to decoding, which is short: the
             // first wait (or this failure) starts the clock.
@@ -224,7 +223,7 @@ static void drop_burst(lz_dispatcher_t *d) {
 static void deliver(lz_dispatcher_t *d, lz_message_t *msg, bool inline_only) {
     const lz_route_t *route = route_for(d, lz_message_topic(msg));
     if (!route) {
-        lz__node_drop(d->node, "%s: no handler for '%s'", d->node->name, lz_message_topic(msg));
+        lz__node_drop(d->node, "no handler for '%s'", lz_message_topic(msg));
         lz_message_destroy(&msg);
         return;
     }
@@ -234,7 +233,7 @@ static void deliver(lz_dispatcher_t *d, lz_message_t *msg, bool inline_only) {
     }
     job_t *job = malloc(sizeof *job);
     if (!job) {
-        lz__node_error(d->node, LZ_ENOMEM, "%s: out of memory queueing a message", d->node->name);
+        lz__node_error(d->node, LZ_ENOMEM, "out of memory queueing a message");
         lz_message_destroy(&msg);
         return;
     }
@@ -249,7 +248,7 @@ static void *receiver_main(void *self) {
         int rc = next_message(d, -1, &msg);
         if (rc == LZ_OK) deliver(d, msg, false);
         else if (rc != LZ_ETIMEOUT && rc != LZ_ECLOSED)
-            lz__node_error(d->node, rc, "%s: receive failed: %s", d->node->name, lz_last_error());
+            lz__node_error(d->node, rc, "receive failed: %s", lz_last_error());
     }
     return NULL;
 }

@@ -74,7 +74,7 @@ int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value) {
     lz_buffer_t *buffer = lz__scratch_buffer();
     if (!buffer) return lz__fail(LZ_ENOMEM, "pub: out of memory");
     int rc = lz_serializer_encode(pub->node.serializer, value, buffer);
-    if (rc != LZ_OK) return lz__node_error(&pub->node, rc, "pub: cannot encode for '%s': %s", topic, lz_last_error());
+    if (rc != LZ_OK) return lz__node_error(&pub->node, rc, "cannot encode for '%s': %s", topic, lz_last_error());
     return publish_frames(pub, topic, lz_buffer_data(buffer), lz_buffer_size(buffer));
 }
 

@@ -59,7 +59,7 @@ int lz_push_send(lz_push_t *push, const char *type, const lz_value_t *data, int 
     if (!buffer) return lz__fail(LZ_ENOMEM, "push: out of memory");
     int rc = lz__envelope_encode_task(push->node.serializer, type, data, priority, buffer);
     if (rc != LZ_OK)
-        return lz__node_error(&push->node, rc, "push: cannot encode task '%s': %s", type ? type : "default",
+        return lz__node_error(&push->node, rc, "cannot encode task '%s': %s", type ? type : "default",
                               lz_last_error());
     return lz_push_send_bytes(push, lz_buffer_data(buffer), lz_buffer_size(buffer));
 }
