@@ -218,7 +218,7 @@ int lz__node_rebuild(lz_node_t *node) {
         rc = apply_endpoint(node, node->attached[i][0], node->attached[i] + 1);
     pthread_mutex_unlock(&node->lock);
     LZ_COUNT(node, socket_rebuilds);
-    if (rc != LZ_OK) return lz__node_error(node, rc, "%s: socket rebuild failed: %s", node->name, lz_last_error());
+    if (rc != LZ_OK) return lz__node_error(node, rc, "socket rebuild failed: %s", lz_last_error());
     LZ_LOG(node->log, LZ_LOG_INFO, node->name, "socket rebuilt");
     return LZ_OK;
 }
@@ -350,7 +350,7 @@ static int send_failed(lz_node_t *node, int err) {
     LZ_COUNT(node, outbound_dropped);
     errno = err;
     int code = lz__fail_zmq("send");
-    return lz__node_error(node, code, "%s: send failed: %s", node->name, zmq_strerror(err));
+    return lz__node_error(node, code, "send failed: %s", zmq_strerror(err));
 }
 
 int lz__node_send_locked(lz_node_t *node, const lz_frame_t *frames, size_t count, int flags) {
