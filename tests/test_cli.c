@@ -4,11 +4,14 @@
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <zmq.h>
 
+#include "lz_mutate.h"
 #include "lz_test.h"
+#include "serial/base64.h"
 
 #define LZ_TOOL LZ_BINARY_DIR "/lz"
-#define OUT_MAX 16384
+#define OUT_MAX (1024 * 1024)
 
 // A spawned lz (or python) with our ends of its stdin, stdout and stderr.
 typedef struct proc {
@@ -280,6 +283,73 @@ LZ_TEST(test_pub_sends_an_out_of_range_number_as_text) {
     finish_ok(&sub);
     LZ_CHECK_STR(r.out, "{\"topic\":\"t\",\"data\":1}\n{\"topic\":\"t\",\"data\":\"1e400\"}\n"
                         "{\"topic\":\"t\",\"data\":3}\n");
+}
+
+#define DAMAGED_PAYLOADS 300
+
+// check_shown: one line of lz sub shows payload exactly, as its JSON value
+// when it decodes, else as base64 of the very bytes. Counts which.
+static void check_shown(const char *line, size_t len, const uint8_t *payload, size_t size, int *decoded,
+                        int *base64) {
+    lz_value_t *record = NULL, *want = NULL;
+    LZ_CHECK_INT(lz_serializer_decode(lz_serializer_builtin("json"), line, len, &record), LZ_OK);
+    LZ_CHECK_STR(lz_value_find_string(record, "topic", ""), "t");
+    const lz_value_t *data = lz_value_get(record, "data");
+    const char *encoding = lz_value_find_string(record, "encoding", "");
+    if (lz_serializer_decode(lz_serializer_builtin("json"), payload, size, &want) == LZ_OK) {
+        LZ_CHECK_STR(encoding, "");
+        LZ_CHECK(lz_value_equal(data, want));
+        ++*decoded;
+    } else {
+        LZ_CHECK_STR(encoding, "base64");
+        size_t text_len = 0;
+        const char *text = lz_value_get_string(data, &text_len);
+        static uint8_t bytes[LZ_MUTATE_MAX];
+        long n = text && text_len / 4 * 3 <= sizeof bytes ? lz__base64_decode(text, text_len, bytes) : -1;
+        LZ_CHECK(n == (long)size && memcmp(bytes, payload, size) == 0);
+        ++*base64;
+    }
+    lz_value_destroy(&want);
+    lz_value_destroy(&record);
+}
+
+// lz sub shows every payload exactly: 300 damaged JSON payloads from a
+// plain XPUB come out as their values where they decode and as base64 of
+// their bytes where they do not, one line each, in order.
+LZ_TEST(test_sub_shows_every_damaged_payload_exactly) {
+    char ep[128], count[16];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    snprintf(count, sizeof count, "%d", DAMAGED_PAYLOADS);
+    proc_t sub = LZ_START("sub", "--bind", ep, "--count", count, "--timeout", "20");
+    wait_ipc(ep);
+    void *ctx = zmq_ctx_new();
+    void *pub = zmq_socket(ctx, ZMQ_XPUB);
+    int nodrop = 1, timeout = 10000;
+    zmq_setsockopt(pub, ZMQ_XPUB_NODROP, &nodrop, sizeof nodrop);
+    zmq_setsockopt(pub, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
+    zmq_setsockopt(pub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    LZ_CHECK_INT(zmq_connect(pub, ep), 0);
+    char notice[16]; // lz sub's subscription: from now on nothing is missed
+    LZ_CHECK_INT(zmq_recv(pub, notice, sizeof notice, 0), 1);
+    static uint8_t payloads[DAMAGED_PAYLOADS][LZ_MUTATE_MAX];
+    static size_t sizes[DAMAGED_PAYLOADS];
+    const char *seed = "{\"type\":\"order\",\"data\":{\"symbol\":\"BTC\",\"price\":43210.5,\"tags\":[\"\u00e9\",null]}}";
+    for (int i = 0; i < DAMAGED_PAYLOADS; i++) {
+        memcpy(payloads[i], seed, strlen(seed));
+        sizes[i] = lz_mutate(payloads[i], strlen(seed));
+        LZ_CHECK_INT(zmq_send(pub, "t", 1, ZMQ_SNDMORE), 1);
+        LZ_CHECK_INT(zmq_send(pub, payloads[i], sizes[i], 0), (int)sizes[i]);
+    }
+    finish_ok(&sub);
+    zmq_close(pub);
+    zmq_ctx_term(ctx);
+    LZ_CHECK_STR(r.err, "");
+    LZ_CHECK_INT(count_lines(r.out), DAMAGED_PAYLOADS);
+    int decoded = 0, base64 = 0, i = 0;
+    for (const char *line = r.out, *end; i < DAMAGED_PAYLOADS && (end = strchr(line, '\n')) != NULL; line = end + 1, i++)
+        check_shown(line, (size_t)(end - line), payloads[i], sizes[i], &decoded, &base64);
+    printf("  %d payloads: %d shown as values, %d as base64\n", DAMAGED_PAYLOADS, decoded, base64);
+    LZ_CHECK(decoded > 0 && base64 > 0);
 }
 
 // A plain pyzmq SUB sees [topic, JSON payload] from lz pub.
@@ -624,7 +694,7 @@ LZ_TEST(test_config_errors) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments),
-             LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text), LZ_CASE(test_pub_to_plain_sub),
+             LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text), LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_sub_from_plain_pub), LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_needs_a_puller),
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_req_timeout), LZ_CASE(test_rep_count_is_exact),
              LZ_CASE(test_stdout_full),
