@@ -4,8 +4,8 @@
  * must re-encode to a fixed point; whatever they refuse must come back as
  * the documented error with a detail; nothing may crash or leak (the
  * sanitizer build runs this too). Then over sockets: a server answers
- * every damaged request; a puller and a subscriber deliver or count every
- * damaged message. */
+ * every damaged request; a puller, a subscriber and a router deliver or
+ * count every damaged message. */
 #include <inttypes.h>
 #include <stdint.h>
 #include <zmq.h>
@@ -247,17 +247,34 @@ LZ_TEST(server_answers_every_damaged_request) {
     lz_context_destroy(&ctx);
 }
 
+// What a receive gave: nothing (within the timeout), a message, or the
+// message "last" that ends a run.
+typedef enum { TOOK_NOTHING, TOOK_ONE, TOOK_LAST } took_t;
+
 // A receiver under test: a plain libzmq sender and the node's receive.
 typedef struct receiver_rig {
-    void *peer; // PUSH, or XPUB for a subscriber
+    void *peer; // PUSH, XPUB or DEALER
     lz_node_t *node;
-    lz_message_t *(*recv)(void *receiver, int timeout_ms);
+    took_t (*take)(void *receiver, int timeout_ms);
     void *receiver;
-    bool with_topic; // [topic, payload] frames
+    bool with_topic; // a frame before the payload: the topic, or a request id
 } receiver_rig_t;
 
-static lz_message_t *pull_recv(void *pull, int timeout_ms) { return lz_pull_recv(pull, timeout_ms); }
-static lz_message_t *sub_recv(void *sub, int timeout_ms) { return lz_sub_recv(sub, timeout_ms); }
+static took_t took_message(lz_message_t *msg) {
+    took_t took = !msg ? TOOK_NOTHING : strcmp(lz_message_topic(msg), "last") == 0 ? TOOK_LAST : TOOK_ONE;
+    lz_message_destroy(&msg);
+    return took;
+}
+
+static took_t pull_take(void *pull, int timeout_ms) { return took_message(lz_pull_recv(pull, timeout_ms)); }
+static took_t sub_take(void *sub, int timeout_ms) { return took_message(lz_sub_recv(sub, timeout_ms)); }
+
+static took_t router_take(void *router, int timeout_ms) {
+    lz_router_request_t *request = lz_router_recv(router, timeout_ms);
+    took_t took = !request ? TOOK_NOTHING : strcmp(lz_router_request_id(request), "last") == 0 ? TOOK_LAST : TOOK_ONE;
+    lz_router_request_destroy(&request);
+    return took;
+}
 
 // send_damaged sends message i: a damaged copy of the task seed (with a
 // topic frame, damaged every third time, for a subscriber), or for i ==
@@ -299,10 +316,9 @@ static void check_nothing_lost(const receiver_rig_t *rig) {
     for (int i = 0; i <= sent && !last_seen; i++) {
         send_damaged(rig, i, sent);
         // Receive as we go: the queue between the two stays short.
-        for (lz_message_t *msg; !last_seen && (msg = rig->recv(rig->receiver, i < sent ? 0 : 5000)) != NULL;) {
-            last_seen = strcmp(lz_message_topic(msg), "last") == 0;
+        for (took_t took; !last_seen && (took = rig->take(rig->receiver, i < sent ? 0 : 5000)) != TOOK_NOTHING;) {
+            last_seen = took == TOOK_LAST;
             delivered += !last_seen;
-            lz_message_destroy(&msg);
         }
     }
     lz_metrics_t m = lz_test_metrics(rig->node);
@@ -331,8 +347,9 @@ static void *plain_socket(lz_context_t *ctx, int type, const char *endpoint) {
     return socket;
 }
 
-// A puller and a subscriber lose nothing silently: of damaged messages from
-// a plain PUSH or XPUB, each is handed to the caller or counted as dropped.
+// A puller, a subscriber and a router lose nothing silently: of damaged
+// messages from a plain PUSH, XPUB or DEALER, each is handed to the caller or
+// counted as dropped.
 LZ_TEST(receivers_deliver_or_count_every_damaged_message) {
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
     first_record_t first = {{0}, {0}};
@@ -341,7 +358,7 @@ LZ_TEST(receivers_deliver_or_count_every_damaged_message) {
     lz_test_inproc_endpoint(endpoint, sizeof endpoint);
     lz_pull_t *pull = lz_pull_new(ctx, endpoint);
     LZ_CHECK(pull != NULL);
-    receiver_rig_t pulling = {plain_socket(ctx, ZMQ_PUSH, endpoint), lz_pull_node(pull), pull_recv, pull, false};
+    receiver_rig_t pulling = {plain_socket(ctx, ZMQ_PUSH, endpoint), lz_pull_node(pull), pull_take, pull, false};
     check_nothing_lost(&pulling);
     check_drop_record(&first, lz_node_name(lz_pull_node(pull)));
     zmq_close(pulling.peer);
@@ -353,7 +370,7 @@ LZ_TEST(receivers_deliver_or_count_every_damaged_message) {
     lz_sub_t *sub = lz_sub_new(ctx, bound);
     LZ_CHECK(sub != NULL);
     LZ_CHECK_INT(lz_sub_subscribe(sub, ""), LZ_OK);
-    receiver_rig_t subscribing = {plain_socket(ctx, ZMQ_XPUB, endpoint), lz_sub_node(sub), sub_recv, sub, true};
+    receiver_rig_t subscribing = {plain_socket(ctx, ZMQ_XPUB, endpoint), lz_sub_node(sub), sub_take, sub, true};
     // Wait for the subscription to reach the publisher (from then on nothing
     // is dropped for joining late). An inproc subscriber that binds sends
     // it once its socket runs, so keep it receiving meanwhile.
@@ -364,6 +381,16 @@ LZ_TEST(receivers_deliver_or_count_every_damaged_message) {
     check_nothing_lost(&subscribing);
     zmq_close(subscribing.peer);
     lz_sub_destroy(&sub);
+
+    // A router: [request_id, payload] from a plain DEALER, ids damaged too.
+    lz_test_inproc_endpoint(endpoint, sizeof endpoint);
+    lz_router_t *router = lz_router_new(ctx, endpoint);
+    LZ_CHECK(router != NULL);
+    receiver_rig_t routing = {plain_socket(ctx, ZMQ_DEALER, endpoint), lz_router_node(router), router_take, router,
+                              true};
+    check_nothing_lost(&routing);
+    zmq_close(routing.peer);
+    lz_router_destroy(&router);
     lz_context_destroy(&ctx);
 }
 
