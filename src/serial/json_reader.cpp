@@ -302,7 +302,8 @@ lz_json_read_status_t classify(simdjson::error_code error) noexcept {
     case simdjson::SUCCESS: return LZ_JSON_READ_OK;
     // simdjson refuses integers outside [INT64_MIN, UINT64_MAX] and doubles
     // that overflow (and also malformed numbers, which yajl then rejects
-    // with its own words); we read such numbers as doubles.
+    // with its own words); yajl reads such integers as doubles, and refuses
+    // the overflowing doubles with the byte offset (json.c, on_number).
     case simdjson::NUMBER_ERROR:
     case simdjson::NUMBER_OUT_OF_RANGE:
     // Nothing to do with the input itself.
