@@ -75,7 +75,8 @@ int lz_sub_on_default(lz_sub_t *sub, lz_handler_fn handler, void *arg);
 int lz_sub_start(lz_sub_t *sub);
 
 // lz_sub_stop stops receiving, waits for running handlers and joins the
-// threads. Messages still queued are dropped and counted. Idempotent.
+// threads. Messages still queued are dropped and counted. Idempotent: a
+// subscriber never started, or NULL, is LZ_OK.
 int lz_sub_stop(lz_sub_t *sub);
 
 // Driving from the caller's loop instead of lz_sub_start:

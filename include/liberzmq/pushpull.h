@@ -51,6 +51,9 @@ int lz_pull_on_default(lz_pull_t *pull, lz_handler_fn handler, void *arg);
 // lz_pull_start runs a pool of workers threads (0: zmq.handler_max_concurrency)
 // fed by one receiver. LZ_ESTATE if already started.
 int lz_pull_start(lz_pull_t *pull, int workers);
+// lz_pull_stop stops receiving, waits for running handlers and joins the
+// threads; queued tasks are dropped and counted. Idempotent: a puller never
+// started, or NULL, is LZ_OK.
 int lz_pull_stop(lz_pull_t *pull);
 
 // Caller-driven use, as for subscribers (see pubsub.h).

@@ -1,0 +1,309 @@
+/* Every public function given NULL where it takes a pointer: a call that
+ * returns a status fails with a negative code and a detail, a constructor or
+ * lookup returns NULL with a detail, a destroy is a no-op, and nothing
+ * crashes (the sanitizer build runs this too). First with no object at all,
+ * then with real objects and NULL for their other arguments. */
+#include "core/error.h"
+#include "lz_test.h"
+
+// fails checks a status call that must be refused with a detail of its
+// own (the detail is set to a marker first).
+#define fails(call)                                                                                           \
+    do {                                                                                                      \
+        lz__fail(LZ_EINVAL, "marker");                                                                        \
+        int rc_ = (call);                                                                                     \
+        bool ok_ = rc_ < 0 && lz_last_error()[0] && strcmp(lz_last_error(), "marker") != 0;                   \
+        if (!ok_) fprintf(stderr, "%s:%d: %s gave %d (%s)\n", __FILE__, __LINE__, #call, rc_, lz_last_error()); \
+        LZ_CHECK(ok_);                                                                                        \
+    } while (0)
+
+// nothing checks a call that must return NULL.
+#define nothing(call)                                                                                         \
+    do {                                                                                                      \
+        if ((call) != NULL) fprintf(stderr, "%s:%d: %s was not NULL\n", __FILE__, __LINE__, #call);           \
+        LZ_CHECK((call) == NULL);                                                                             \
+    } while (0)
+
+static int handler(const lz_message_t *msg, void *arg) {
+    (void)msg, (void)arg;
+    return 0;
+}
+static int server_handler(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    (void)request, (void)reply, (void)arg;
+    return 0;
+}
+static void client_callback(int status, const lz_value_t *reply, void *arg) { (void)status, (void)reply, (void)arg; }
+static void log_callback(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    (void)level, (void)component, (void)message, (void)arg;
+}
+
+LZ_TEST(no_object_at_all) {
+    lz_metrics_t m;
+    int64_t i;
+    double d;
+    bool b;
+    const char *s;
+    int fd;
+    lz_value_t *v = NULL;
+    // Destroys of NULL and of a NULL pointer are no-ops.
+    lz_config_destroy(NULL), lz_context_destroy(NULL), lz_dealer_destroy(NULL), lz_router_destroy(NULL);
+    lz_router_request_destroy(NULL), lz_logger_destroy(NULL), lz_message_destroy(NULL), lz_pair_destroy(NULL);
+    lz_proxy_destroy(NULL), lz_pub_destroy(NULL), lz_sub_destroy(NULL), lz_push_destroy(NULL);
+    lz_pull_destroy(NULL), lz_server_destroy(NULL), lz_client_destroy(NULL), lz_buffer_destroy(NULL);
+    lz_value_destroy(NULL), lz_value_destroy(&v);
+
+    // Configuration and context.
+    nothing(lz_config_dup(NULL));
+    fails(lz_config_load_file(NULL, "x.yaml"));
+    fails(lz_config_load_env(NULL));
+    fails(lz_config_set(NULL, "zmq.linger", "1"));
+    fails(lz_config_set_int(NULL, "zmq.linger", 1));
+    fails(lz_config_set_bool(NULL, "debug", true));
+    fails(lz_config_get_int(NULL, "zmq.linger", &i));
+    fails(lz_config_get_double(NULL, "zmq.linger", &d));
+    fails(lz_config_get_bool(NULL, "debug", &b));
+    fails(lz_config_get_string(NULL, "logging.level", &s));
+    nothing(lz_config_source(NULL, "debug"));
+    nothing(lz_config_to_json(NULL));
+    nothing(lz_context_config(NULL));
+    nothing(lz_context_logger(NULL));
+    fails(lz_context_metrics(NULL, &m));
+    nothing(lz_context_zmq(NULL));
+
+    // Constructors without a context.
+    nothing(lz_dealer_new(NULL, "inproc://x", NULL));
+    nothing(lz_router_new(NULL, "inproc://x"));
+    nothing(lz_pair_new(NULL, "inproc://x"));
+    nothing(lz_proxy_new(NULL, LZ_PROXY_QUEUE, "inproc://a", "inproc://b", NULL));
+    nothing(lz_pub_new(NULL, "inproc://x"));
+    nothing(lz_sub_new(NULL, "inproc://x"));
+    nothing(lz_push_new(NULL, "inproc://x"));
+    nothing(lz_pull_new(NULL, "inproc://x"));
+    nothing(lz_server_new(NULL, "inproc://x"));
+    nothing(lz_client_new(NULL, "inproc://x"));
+    lz_pair_t *a = NULL, *bp = NULL;
+    fails(lz_pair_pipe(NULL, &a, &bp));
+
+    // Pattern calls without their object.
+    nothing(lz_dealer_node(NULL));
+    fails(lz_dealer_send(NULL, NULL, 100, NULL, NULL, NULL));
+    fails(lz_dealer_request(NULL, NULL, &v, 100));
+    nothing(lz_router_node(NULL));
+    nothing(lz_router_recv(NULL, 0));
+    fails(lz_router_reply(NULL, NULL, NULL));
+    fails(lz_router_send(NULL, "id", 2, "r1", NULL));
+    nothing(lz_pair_node(NULL));
+    fails(lz_pair_send(NULL, NULL));
+    fails(lz_pair_send_bytes(NULL, "x", 1));
+    nothing(lz_pair_recv(NULL, 0));
+    nothing(lz_proxy_frontend(NULL));
+    nothing(lz_proxy_backend(NULL));
+    nothing(lz_proxy_capture(NULL));
+    fails(lz_proxy_start(NULL));
+    fails(lz_proxy_pause(NULL));
+    fails(lz_proxy_resume(NULL));
+    fails(lz_proxy_stop(NULL));
+    nothing(lz_pub_node(NULL));
+    fails(lz_pub_publish(NULL, "t", NULL));
+    fails(lz_pub_publish_bytes(NULL, "t", "x", 1));
+    nothing(lz_sub_node(NULL));
+    fails(lz_sub_subscribe(NULL, ""));
+    fails(lz_sub_unsubscribe(NULL, ""));
+    fails(lz_sub_on(NULL, "t", handler, NULL));
+    fails(lz_sub_on_default(NULL, handler, NULL));
+    fails(lz_sub_start(NULL));
+    LZ_CHECK_INT(lz_sub_stop(NULL), LZ_OK); // idempotent, like a destroy
+    fails(lz_sub_fd(NULL, &fd));
+    fails(lz_sub_dispatch(NULL, 0));
+    nothing(lz_sub_recv(NULL, 0));
+    nothing(lz_push_node(NULL));
+    fails(lz_push_send(NULL, "t", NULL, 0));
+    fails(lz_push_send_bytes(NULL, "x", 1));
+    nothing(lz_pull_node(NULL));
+    fails(lz_pull_on(NULL, "t", handler, NULL));
+    fails(lz_pull_on_default(NULL, handler, NULL));
+    fails(lz_pull_start(NULL, 1));
+    LZ_CHECK_INT(lz_pull_stop(NULL), LZ_OK);
+    fails(lz_pull_fd(NULL, &fd));
+    fails(lz_pull_dispatch(NULL, 0));
+    nothing(lz_pull_recv(NULL, 0));
+    nothing(lz_server_node(NULL));
+    fails(lz_server_on(NULL, "a", server_handler, NULL));
+    fails(lz_server_on_default(NULL, server_handler, NULL));
+    fails(lz_server_start(NULL));
+    fails(lz_server_stop(NULL));
+    nothing(lz_client_node(NULL));
+    fails(lz_client_set_strategy(NULL, LZ_STRATEGY_ROUND_ROBIN));
+    fails(lz_client_set_retries(NULL, 1));
+    fails(lz_client_request(NULL, "a", NULL, &v, 100));
+    fails(lz_client_request_async(NULL, "a", NULL, 100, client_callback, NULL));
+
+    // Nodes, messages, requests, logger, metrics.
+    fails(lz_node_bind(NULL, "inproc://x"));
+    fails(lz_node_connect(NULL, "inproc://x"));
+    fails(lz_node_set_serializer(NULL, "json"));
+    fails(lz_node_set_name(NULL, "n"));
+    fails(lz_node_metrics(NULL, &m));
+    nothing(lz_node_zmq_socket(NULL));
+    (void)lz_node_endpoint(NULL), (void)lz_node_serializer_name(NULL), (void)lz_node_name(NULL);
+    size_t size = 7;
+    (void)lz_message_topic(NULL), (void)lz_message_type(NULL), (void)lz_message_id(NULL);
+    nothing(lz_message_value(NULL));
+    nothing(lz_message_envelope(NULL));
+    nothing(lz_message_payload(NULL, &size));
+    (void)lz_message_priority(NULL), (void)lz_message_timestamp(NULL);
+    nothing(lz_router_request_identity(NULL, &size));
+    nothing(lz_router_request_value(NULL));
+    (void)lz_router_request_id(NULL);
+    lz_logger_set_level(NULL, LZ_LOG_DEBUG), lz_logger_set_format(NULL, LZ_LOG_JSON);
+    (void)lz_logger_level(NULL);
+    fails(lz_logger_to_stderr(NULL));
+    fails(lz_logger_to_file(NULL, "/tmp/x.log"));
+    fails(lz_logger_to_syslog(NULL, "lz"));
+    fails(lz_logger_to_callback(NULL, log_callback, NULL));
+    lz_logger_write(NULL, LZ_LOG_ERROR, "c", "%s", "nobody hears this");
+    lz_log_level_t level;
+    fails(lz_log_level_parse(NULL, &level));
+    char json[64];
+    fails(lz_metrics_to_json(NULL, json, sizeof json));
+    lz_metrics_add(NULL, NULL);
+
+    // Buffers, serializers, values.
+    fails(lz_buffer_append(NULL, "x", 1));
+    nothing(lz_buffer_reserve(NULL, 8));
+    lz_buffer_commit(NULL, 0), lz_buffer_reset(NULL);
+    (void)lz_buffer_data(NULL), (void)lz_buffer_size(NULL);
+    fails(lz_serializer_register(NULL, NULL, NULL));
+    nothing(lz_serializer_find(NULL, "json"));
+    nothing(lz_serializer_builtin(NULL));
+    (void)lz_serializer_name(NULL), (void)lz_serializer_content_type(NULL), (void)lz_serializer_flags(NULL);
+    fails(lz_serializer_encode(NULL, NULL, NULL));
+    fails(lz_serializer_decode(NULL, "1", 1, &v));
+    nothing(lz_value_copy(NULL));
+    fails(lz_value_array_append(NULL, lz_value_int(1))); // the item is freed: ASan would see a leak
+    fails(lz_value_object_set(NULL, "k", lz_value_int(1)));
+    fails(lz_value_object_set_string(NULL, "k", "v"));
+    fails(lz_value_object_set_int(NULL, "k", 1));
+    fails(lz_value_object_set_double(NULL, "k", 1));
+    fails(lz_value_object_set_bool(NULL, "k", true));
+    LZ_CHECK_INT(lz_value_type(NULL), LZ_VALUE_NULL);
+    (void)lz_value_get_bool(NULL), (void)lz_value_get_int(NULL), (void)lz_value_get_double(NULL);
+    (void)lz_value_get_string(NULL, &size), (void)lz_value_get_bytes(NULL, &size);
+    LZ_CHECK_INT(lz_value_size(NULL), 0);
+    nothing(lz_value_at(NULL, 0));
+    nothing(lz_value_key_at(NULL, 0));
+    nothing(lz_value_get(NULL, "k"));
+    LZ_CHECK_STR(lz_value_find_string(NULL, "k", "fallback"), "fallback");
+    LZ_CHECK_INT(lz_value_find_int(NULL, "k", 42), 42);
+    LZ_CHECK(lz_value_find_double(NULL, "k", 0.5) == 0.5);
+    (void)lz_value_equal(NULL, NULL);
+    char *text = lz_value_to_json(NULL); // a NULL value reads as null
+    LZ_CHECK_STR(text, "null");
+    free(text);
+    nothing(lz_value_from_json(NULL, 3));
+    nothing(lz_value_string(NULL));
+    nothing(lz_value_stringn(NULL, 3));
+    nothing(lz_value_bytes(NULL, 3));
+}
+
+// Real objects, NULL for their other pointer arguments.
+LZ_TEST(objects_with_null_arguments) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    lz_config_t *config = lz_config_new();
+    int64_t i;
+    fails(lz_config_load_file(config, NULL));
+    fails(lz_config_set(config, NULL, "1"));
+    fails(lz_config_set(config, "zmq.linger", NULL));
+    fails(lz_config_set_int(config, NULL, 1));
+    fails(lz_config_get_int(config, NULL, &i));
+    fails(lz_config_get_int(config, "zmq.linger", NULL));
+    fails(lz_config_get_string(config, "logging.level", NULL));
+    nothing(lz_config_source(config, NULL));
+    lz_config_destroy(&config);
+
+    // NULL endpoints mean none yet (node.h): bound or connected later.
+    lz_pub_t *unbound = lz_pub_new(ctx, NULL);
+    LZ_CHECK(unbound != NULL);
+    lz_pub_destroy(&unbound);
+    lz_proxy_t *proxy = lz_proxy_new(ctx, LZ_PROXY_QUEUE, NULL, NULL, NULL);
+    LZ_CHECK(proxy != NULL);
+    lz_proxy_destroy(&proxy);
+    char endpoint[128];
+    lz_pub_t *pub = lz_pub_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    fails(lz_pub_publish(pub, NULL, NULL));
+    fails(lz_pub_publish_bytes(pub, NULL, "x", 1));
+    fails(lz_pub_publish_bytes(pub, "t", NULL, 1));
+    fails(lz_node_bind(lz_pub_node(pub), NULL));
+    fails(lz_node_connect(lz_pub_node(pub), NULL));
+    fails(lz_node_set_serializer(lz_pub_node(pub), NULL));
+    fails(lz_node_set_name(lz_pub_node(pub), NULL));
+    fails(lz_node_metrics(lz_pub_node(pub), NULL));
+    lz_pub_destroy(&pub);
+
+    lz_sub_t *sub = lz_sub_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    fails(lz_sub_subscribe(sub, NULL));
+    fails(lz_sub_unsubscribe(sub, NULL));
+    fails(lz_sub_on(sub, "t", NULL, NULL));
+    fails(lz_sub_on_default(sub, NULL, NULL));
+    fails(lz_sub_fd(sub, NULL));
+    lz_sub_destroy(&sub);
+
+    lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    fails(lz_pull_on(pull, "t", NULL, NULL));
+    fails(lz_pull_fd(pull, NULL));
+    lz_pull_destroy(&pull);
+
+    lz_push_t *push = lz_push_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    fails(lz_push_send_bytes(push, NULL, 1));
+    lz_push_destroy(&push);
+
+    lz_server_t *server = lz_server_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    fails(lz_server_on(server, NULL, server_handler, NULL));
+    fails(lz_server_on(server, "a", NULL, NULL));
+    fails(lz_server_on_default(server, NULL, NULL));
+    lz_server_destroy(&server);
+
+    lz_client_t *client = lz_client_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    fails(lz_client_request(client, NULL, NULL, NULL, 10));
+    fails(lz_client_request_async(client, "a", NULL, 10, NULL, NULL));
+    lz_client_destroy(&client);
+
+    lz_router_t *router = lz_router_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    fails(lz_router_reply(router, NULL, NULL));
+    fails(lz_router_send(router, NULL, 2, "r1", NULL));
+    lz_router_destroy(&router);
+
+    lz_pair_t *a = NULL;
+    fails(lz_pair_pipe(ctx, &a, NULL));
+    fails(lz_pair_pipe(ctx, NULL, &a));
+
+    lz_logger_t *logger = lz_logger_new();
+    fails(lz_logger_to_file(logger, NULL));
+    fails(lz_logger_to_callback(logger, NULL, NULL));
+    lz_logger_write(logger, LZ_LOG_ERROR, NULL, "%s", "no component");
+    lz_logger_destroy(&logger);
+
+    lz_buffer_t *buffer = lz_buffer_new();
+    fails(lz_buffer_append(buffer, NULL, 1));
+    const lz_serializer_t *json = lz_serializer_builtin("json");
+    fails(lz_serializer_encode(json, NULL, buffer));
+    fails(lz_serializer_encode(json, NULL, NULL));
+    fails(lz_serializer_decode(json, NULL, 1, NULL));
+    lz_value_t *out = NULL;
+    fails(lz_serializer_decode(json, NULL, 1, &out));
+    fails(lz_serializer_register(ctx, NULL, NULL));
+    nothing(lz_serializer_find(ctx, NULL));
+    lz_buffer_destroy(&buffer);
+
+    lz_value_t *object = lz_value_object(), *array = lz_value_array();
+    fails(lz_value_object_set(object, NULL, lz_value_int(1)));
+    fails(lz_value_object_set(object, "k", NULL));
+    fails(lz_value_object_set_string(object, "k", NULL));
+    fails(lz_value_array_append(array, NULL));
+    nothing(lz_value_get(object, NULL));
+    lz_value_destroy(&object);
+    lz_value_destroy(&array);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST_MAIN(LZ_CASE(no_object_at_all), LZ_CASE(objects_with_null_arguments))
