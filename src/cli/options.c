@@ -14,6 +14,8 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "serial/utf8.h"
+
 // A stream sender keeps queued messages this long at exit unless the
 // configuration says otherwise, so "exits once flushed" holds.
 #define LZ_CLI_FLUSH_LINGER_MS 2000
@@ -196,11 +198,11 @@ static int store_option(lz_cli_opts_t *opts, const lz_cli_option_t *opt, const c
     case LZ_OPT_BIND: return add_endpoint(opts, '@', value);
     case LZ_OPT_CONNECT: return add_endpoint(opts, '>', value);
     case LZ_OPT_TOPIC:
-        if (!lz_cli_utf8_valid(value, strlen(value))) return bad_text(opts, opt);
+        if (!lz__utf8_valid(value, strlen(value))) return bad_text(opts, opt);
         opts->topics[opts->topic_count++] = value;
         break;
     case LZ_OPT_TYPE:
-        if (!lz_cli_utf8_valid(value, strlen(value))) return bad_text(opts, opt);
+        if (!lz__utf8_valid(value, strlen(value))) return bad_text(opts, opt);
         opts->type = value;
         break;
     case LZ_OPT_RAW: opts->raw = true; break;
@@ -461,33 +463,10 @@ void lz_cli_sleep_ms(int ms) {
     }
 }
 
-bool lz_cli_utf8_valid(const void *data, size_t size) {
-    const unsigned char *s = data;
-    size_t i = 0;
-    while (i < size) {
-        uint32_t c = s[i], min;
-        size_t n;
-        if (c < 0x80) { i++; continue; }
-        if ((c & 0xE0) == 0xC0) { n = 1; min = 0x80; c &= 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { n = 2; min = 0x800; c &= 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { n = 3; min = 0x10000; c &= 0x07; }
-        else return false;
-        if (size - i <= n) return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return false;
-            c = (c << 6) | (s[i + k] & 0x3F);
-        }
-        // Overlong forms, surrogates and values past Unicode are not UTF-8.
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return false;
-        i += n + 1;
-    }
-    return true;
-}
-
 lz_value_t *lz_cli_value_from_text(const char *text, size_t len) {
     lz_value_t *value = lz_value_from_json(text, len);
     if (value) return value;
-    return lz_cli_utf8_valid(text, len) ? lz_value_stringn(text, len) : lz_value_bytes(text, len);
+    return lz__utf8_valid(text, len) ? lz_value_stringn(text, len) : lz_value_bytes(text, len);
 }
 
 // line_length drops the newline (and a CR before it unless raw).
@@ -555,7 +534,7 @@ int lz_cli_print_value(const lz_value_t *value) {
 
 // undecoded turns a payload into text when allowed and well-formed, else bytes.
 static lz_value_t *undecoded(const void *payload, size_t size, bool text_ok) {
-    if (text_ok && lz_cli_utf8_valid(payload, size)) return lz_value_stringn(payload, size);
+    if (text_ok && lz__utf8_valid(payload, size)) return lz_value_stringn(payload, size);
     return lz_value_bytes(payload, size);
 }
 

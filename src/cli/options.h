@@ -152,8 +152,6 @@ int lz_cli_print_value(const lz_value_t *value);
 // string (or bytes when not UTF-8). NULL only when out of memory.
 lz_value_t *lz_cli_value_from_text(const char *text, size_t len);
 
-// lz_cli_utf8_valid tells whether size bytes are well-formed UTF-8.
-bool lz_cli_utf8_valid(const void *data, size_t size);
 // lz_cli_block_stop_signals blocks SIGINT, SIGTERM and SIGHUP in the
 // calling thread and stores them in *stop. Call it before any thread is
 // made (before lz_cli_open), so all inherit the mask and a server's main

@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "serial/utf8.h"
 
 static const lz_cli_command_t req_command = {
     .name = "req",
@@ -90,7 +91,7 @@ static int req_run(const lz_cli_opts_t *opts) {
     if (opts->strategy && req_strategy(opts->strategy) < 0)
         return lz_cli_usage_error(opts->cmd, "unknown strategy '%s' (round-robin, random or failover)",
                                   opts->strategy);
-    if (!*opts->args[0] || !lz_cli_utf8_valid(opts->args[0], strlen(opts->args[0])))
+    if (!*opts->args[0] || !lz__utf8_valid(opts->args[0], strlen(opts->args[0])))
         return lz_cli_usage_error(opts->cmd, "ACTION must be non-empty UTF-8 text");
     lz_context_t *ctx = NULL;
     lz_client_t *client = NULL;

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "serial/registry.h"
+#include "serial/utf8.h"
 #include "serial/value.h"
 
 // libmsgpackc was built with MSGPACK_EMBED_STACK_SIZE 32: its unpacker
@@ -74,32 +75,6 @@ static int msgpack_encode(void *state, const lz_value_t *value, lz_buffer_t *out
 
 /* ---- decoding -------------------------------------------------------- */
 
-// utf8_valid follows RFC 3629: no overlong forms, no surrogates, nothing
-// past U+10FFFF, the same rule yajl applies to JSON strings.
-static bool utf8_valid(const unsigned char *s, size_t len) {
-    for (size_t i = 0; i < len;) {
-        unsigned c = s[i];
-        size_t n; // continuation bytes after the lead byte
-        if (c < 0x80) n = 0;
-        else if (c >= 0xC2 && c <= 0xDF) n = 1;
-        else if (c >= 0xE0 && c <= 0xEF) n = 2;
-        else if (c >= 0xF0 && c <= 0xF4) n = 3;
-        else return false;
-        if (n >= len - i) return false;
-        unsigned lo = 0x80, hi = 0xBF; // the second byte's range depends on the lead
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-        for (size_t k = 1; k <= n; k++) {
-            unsigned next = s[i + k];
-            if (next < (k == 1 ? lo : 0x80) || next > (k == 1 ? hi : 0xBF)) return false;
-        }
-        i += n + 1;
-    }
-    return true;
-}
-
 static lz_value_t *convert(const msgpack_object *o);
 
 static lz_value_t *convert_array(const msgpack_object_array *a) {
@@ -123,7 +98,7 @@ static lz_value_t *convert_map(const msgpack_object_map *m) {
         // msgpack-c leaves an empty str without a pointer; "" is a key.
         const char *name = key->type == MSGPACK_OBJECT_STR && key->via.str.size ? key->via.str.ptr : "";
         if (key->type != MSGPACK_OBJECT_STR || memchr(name, '\0', key->via.str.size) ||
-            !utf8_valid((const unsigned char *)name, key->via.str.size)) {
+            !lz__utf8_valid(name, key->via.str.size)) {
             lz_value_destroy(&object);
             return lz__fail_null(LZ_ESERIALIZATION, "msgpack: map key %u is not a text string", i);
         }
@@ -146,7 +121,7 @@ static lz_value_t *convert(const msgpack_object *o) {
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64: return lz_value_double(o->via.f64);
     case MSGPACK_OBJECT_STR:
-        if (!utf8_valid((const unsigned char *)o->via.str.ptr, o->via.str.size))
+        if (!lz__utf8_valid(o->via.str.ptr, o->via.str.size))
             return lz__fail_null(LZ_ESERIALIZATION, "msgpack: str is not valid UTF-8");
         return lz_value_stringn(o->via.str.ptr, o->via.str.size);
     case MSGPACK_OBJECT_BIN: return lz_value_bytes(o->via.bin.ptr, o->via.bin.size);
