@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <zmq.h>
 
 #include "lz_mutate.h"
@@ -352,6 +353,79 @@ LZ_TEST(test_sub_shows_every_damaged_payload_exactly) {
     LZ_CHECK(decoded > 0 && base64 > 0);
 }
 
+#define DAMAGED_REPLIES 60
+
+// A raw ROUTER answering request i with damaged reply i, routing intact.
+typedef struct damaged_server {
+    void *router;
+    uint8_t replies[DAMAGED_REPLIES][LZ_MUTATE_MAX];
+    size_t sizes[DAMAGED_REPLIES];
+} damaged_server_t;
+
+static void *serve_damaged(void *arg) {
+    damaged_server_t *s = arg;
+    for (int i = 0; i < DAMAGED_REPLIES; i++) {
+        zmq_msg_t frames[8];
+        int n = 0, more = 1;
+        for (; more && n < 8; n++) {
+            zmq_msg_init(&frames[n]);
+            if (zmq_msg_recv(&frames[n], s->router, 0) < 0) return NULL;
+            more = zmq_msg_more(&frames[n]);
+        }
+        for (int k = 0; k + 1 < n; k++) zmq_msg_send(&frames[k], s->router, ZMQ_SNDMORE); // routing, echoed
+        zmq_send(s->router, s->replies[i], s->sizes[i], 0);
+        zmq_msg_close(&frames[n - 1]);
+    }
+    return NULL;
+}
+
+// lz req against damaged replies keeps its contract on every one: the reply
+// as one JSON line and exit 0, an error reply on stderr and exit 4, or a
+// reply that does not decode as one stderr line and exit 1.
+LZ_TEST(test_req_keeps_its_exit_codes_on_damaged_replies) {
+    static damaged_server_t s;
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    void *ctx = zmq_ctx_new();
+    s.router = zmq_socket(ctx, ZMQ_ROUTER);
+    int timeout = 10000;
+    zmq_setsockopt(s.router, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    LZ_CHECK_INT(zmq_bind(s.router, ep), 0);
+    const char *seed = "{\"status\":\"error\",\"message\":\"no such account\",\"sum\":[1,2.5,\"x\"]}";
+    for (int i = 0; i < DAMAGED_REPLIES; i++) {
+        memcpy(s.replies[i], seed, strlen(seed));
+        s.sizes[i] = lz_mutate(s.replies[i], strlen(seed));
+    }
+    pthread_t thread;
+    LZ_CHECK_INT(pthread_create(&thread, NULL, serve_damaged, &s), 0);
+    int seen[5] = {0};
+    for (int i = 0; i < DAMAGED_REPLIES; i++) {
+        LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "5000", "echo");
+        lz_value_t *want = NULL, *got = NULL;
+        bool decodes = lz_serializer_decode(lz_serializer_builtin("json"), s.replies[i], s.sizes[i], &want) == LZ_OK;
+        bool error_reply = decodes && strcmp(lz_value_find_string(want, "status", ""), "error") == 0;
+        int expected = !decodes ? 1 : error_reply ? 4 : 0;
+        if (r.status != expected) fprintf(stderr, "reply %d: exit %d, expected %d (%s)\n", i, r.status, expected, r.err);
+        LZ_CHECK_INT(r.status, expected);
+        if (expected == 0) {
+            LZ_CHECK_INT(count_lines(r.out), 1);
+            LZ_CHECK(lz_serializer_decode(lz_serializer_builtin("json"), r.out, strlen(r.out) - 1, &got) == LZ_OK &&
+                     lz_value_equal(got, want));
+        } else {
+            LZ_CHECK_STR(r.out, "");
+            LZ_CHECK_INT(count_lines(r.err), 1);
+        }
+        seen[expected]++;
+        lz_value_destroy(&want);
+        lz_value_destroy(&got);
+    }
+    pthread_join(thread, NULL);
+    zmq_close(s.router);
+    zmq_ctx_term(ctx);
+    printf("  %d replies: %d printed, %d error replies, %d undecodable\n", DAMAGED_REPLIES, seen[0], seen[4], seen[1]);
+    LZ_CHECK(seen[1] > 0 && seen[0] + seen[4] > 0);
+}
+
 // A plain pyzmq SUB sees [topic, JSON payload] from lz pub.
 LZ_TEST(test_pub_to_plain_sub) {
     char ep[128];
@@ -695,6 +769,7 @@ LZ_TEST(test_config_errors) {
 
 LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text), LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
+             LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies),
              LZ_CASE(test_sub_from_plain_pub), LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_needs_a_puller),
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_req_timeout), LZ_CASE(test_rep_count_is_exact),
              LZ_CASE(test_stdout_full),
