@@ -73,4 +73,11 @@ static inline size_t lz_mutate(uint8_t *buf, size_t len) {
     return len;
 }
 
+// lz_mutated_copy copies size bytes of seed into buf (room for
+// LZ_MUTATE_MAX), damages the copy and returns its length.
+static inline size_t lz_mutated_copy(uint8_t *buf, const void *seed, size_t size) {
+    memcpy(buf, seed, size);
+    return lz_mutate(buf, size);
+}
+
 #endif

@@ -518,9 +518,7 @@ static void *answer_damaged(void *arg) {
     zmq_msg_init(&identity);
     char id[128];
     for (int i = 0; i < DAMAGED_REPLIES && raw_router_take(b->router, &identity, id, sizeof id); i++) {
-        size_t size = strlen(seeds[i & 1]);
-        memcpy(payload, seeds[i & 1], size);
-        size = lz_mutate(payload, size);
+        size_t size = lz_mutated_copy(payload, seeds[i & 1], strlen(seeds[i & 1]));
         raw_router_send_sized(b->router, &identity, (const void *const[]){id, "", payload},
                               (const size_t[]){strlen(id), 0, size}, 3);
     }

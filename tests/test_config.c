@@ -556,9 +556,7 @@ LZ_TEST(test_damaged_files_load_whole_or_not_at_all) {
     int loaded = 0, refused = 0;
     for (int s = 0; s < 2; s++) {
         for (int m = 0; m < 2000; m++) {
-            size_t len = strlen(seeds[s]);
-            memcpy(text, seeds[s], len);
-            len = lz_mutate(text, len);
+            size_t len = lz_mutated_copy(text, seeds[s], strlen(seeds[s]));
             snprintf(path, sizeof path, "%s/damaged.yaml", scratch_dir());
             FILE *f = fopen(path, "wb");
             LZ_CHECK(f && fwrite(text, 1, len, f) == len);

@@ -135,8 +135,7 @@ static void fuzz(const char *codec_name, void (*check)(const lz_serializer_t *, 
         size_t seed_size = seed_bytes(codec, i, seed);
         check(codec, seed, seed_size, tally); // the undamaged seed is accepted
         for (int m = 0; m < MUTATIONS_PER_SEED; m++) {
-            memcpy(input, seed, seed_size);
-            check(codec, input, lz_mutate(input, seed_size), tally);
+            check(codec, input, lz_mutated_copy(input, seed, seed_size), tally);
         }
     }
     printf("  %s: %ld accepted, %ld refused\n", codec_name, tally->accepted, tally->refused);
@@ -231,9 +230,7 @@ LZ_TEST(server_answers_every_damaged_request) {
     int answered = 0, errors = 0, asked = 0;
     for (unsigned i = 0; i < 2000 && asked == answered; i++) {
         const char *seed = json_seeds[1 - (i & 1)]; // the request and the task
-        size_t size = strlen(seed);
-        memcpy(input, seed, size);
-        size = lz_mutate(input, size);
+        size_t size = lz_mutated_copy(input, seed, strlen(seed));
         bool error_reply = false;
         asked++;
         if (ask(dealer, i, input, size, &error_reply)) answered++;

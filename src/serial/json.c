@@ -4,9 +4,9 @@
  * will not read: it gives the error detail (with the byte offset) for
  * rejected input, and the value of integers past 64 bits, which simdjson
  * refuses (doubles past the double range it refuses too, with an offset).
- * Encoding writes compact JSON straight into
- * the caller's lz_buffer_t with our own writer (yajl_gen's per-token
- * callbacks and per-character escaping cost more than the rest of a send).
+ * Encoding writes compact JSON straight into the caller's lz_buffer_t with
+ * our own writer (yajl_gen's per-token callbacks and per-character escaping
+ * cost more than the rest of a send).
  * Numbers are formatted and parsed here, in the C locale, so int64 range and
  * double round trips do not depend on yajl. */
 #include <errno.h>

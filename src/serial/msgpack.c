@@ -168,9 +168,10 @@ static msgpack_zone *thread_zone(void) {
 // fixarray and fixstr): header bytes, then for sized ones the length (or
 // count) as that many big-endian bytes at offset 1.
 typedef enum { FIXED, SIZED, ARRAY, MAP, RESERVED } header_kind_t;
-static const struct {
+typedef struct header_shape {
     uint8_t head, length_bytes, kind;
-} headers[32] = {
+} header_shape_t;
+static const header_shape_t headers[32] = {
     {1, 0, FIXED},  {0, 0, RESERVED}, {1, 0, FIXED},  {1, 0, FIXED},  // nil, (c1), false, true
     {2, 1, SIZED},  {3, 2, SIZED},    {5, 4, SIZED},                  // bin 8/16/32
     {3, 1, SIZED},  {4, 2, SIZED},    {6, 4, SIZED},                  // ext 8/16/32 (+ type byte)
@@ -206,12 +207,13 @@ static int check_declared_sizes(const uint8_t *data, size_t size) {
         } else if (b >= 0xa0 && b <= 0xbf) {
             body = b & 0x1fu;
         } else if (b >= 0xc0 && b <= 0xdf) {
-            head = headers[b - 0xc0].head;
-            if (headers[b - 0xc0].kind == RESERVED || at + head > size) return 0;
-            uint64_t length = big_endian(data + at + 1, headers[b - 0xc0].length_bytes);
-            if (headers[b - 0xc0].kind == SIZED) body = length;
-            else if (headers[b - 0xc0].kind == ARRAY) values = length;
-            else if (headers[b - 0xc0].kind == MAP) values = 2 * length;
+            const header_shape_t *shape = &headers[b - 0xc0];
+            head = shape->head;
+            if (shape->kind == RESERVED || at + head > size) return 0;
+            uint64_t length = big_endian(data + at + 1, shape->length_bytes);
+            if (shape->kind == SIZED) body = length;
+            else if (shape->kind == ARRAY) values = length;
+            else if (shape->kind == MAP) values = 2 * length;
         }
         if (head + body > size - at) return 0;
         at += head + body;
