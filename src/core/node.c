@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/metrics.h"
+#include "core/sendbuf.h"
 #include "serial/registry.h"
 
 /* ---- socket set-up ------------------------------------------------------ */
@@ -358,7 +359,7 @@ int lz__node_send_locked(lz_node_t *node, const lz_frame_t *frames, size_t count
     for (size_t i = 0; i < count; i++) {
         int more = i + 1 < count ? ZMQ_SNDMORE : 0;
         // Only the first frame can fail: libzmq queues a multipart whole.
-        if (zmq_send(node->socket, frames[i].data, frames[i].size, more | flags) < 0)
+        if (lz__sendbuf_send(node->socket, frames[i].data, frames[i].size, more | flags) < 0)
             return send_failed(node, zmq_errno());
         bytes += frames[i].size;
     }
@@ -374,7 +375,7 @@ int lz__node_send_parts_locked(lz_node_t *node, zmq_msg_t *parts, size_t count, 
         if (zmq_msg_send(&parts[i], node->socket, ZMQ_SNDMORE) < 0) return send_failed(node, zmq_errno());
         bytes += part_size;
     }
-    if (zmq_send(node->socket, data, size, 0) < 0) return send_failed(node, zmq_errno());
+    if (lz__sendbuf_send(node->socket, data, size, 0) < 0) return send_failed(node, zmq_errno());
     count_traffic(node, messages_sent, bytes_sent, 1, bytes);
     return LZ_OK;
 }
@@ -391,7 +392,7 @@ int lz__node_send_one(lz_node_t *node, const void *data, size_t size) {
     pthread_mutex_lock(&node->lock);
     int rc = LZ_OK;
     if (!node->socket) rc = lz__fail(LZ_ECLOSED, "%s: closed", node->name);
-    else if (zmq_send(node->socket, data, size, 0) < 0) rc = send_failed(node, zmq_errno());
+    else if (lz__sendbuf_send(node->socket, data, size, 0) < 0) rc = send_failed(node, zmq_errno());
     else count_traffic(node, messages_sent, bytes_sent, 1, size); // under the lock, as count_traffic needs
     pthread_mutex_unlock(&node->lock);
     return rc;
