@@ -107,3 +107,22 @@ size_t lz__sendbuf_kept(size_t frame_size) {
     pthread_mutex_unlock(&s->lock);
     return count;
 }
+
+// At exit the kept buffers go back to malloc, so leak checkers see none
+// still held. A frame sent after this (by a thread still running) is kept
+// again, which is harmless: the shelves never go away.
+__attribute__((destructor)) static void free_kept(void) {
+    for (unsigned i = 0; i < SHELF_COUNT; i++) {
+        pthread_mutex_lock(&shelves[i].lock);
+        kept_t *k = shelves[i].top;
+        shelves[i].top = NULL;
+        shelves[i].count = 0;
+        pthread_mutex_unlock(&shelves[i].lock);
+        while (k) {
+            KEPT_UNPOISON(k, shelf_size(i));
+            kept_t *next = k->next;
+            free(k);
+            k = next;
+        }
+    }
+}
