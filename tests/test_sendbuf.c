@@ -2,8 +2,9 @@
  * byte for byte on each transport, a buffer is only reused once libzmq has
  * given it back (concurrent senders whose frames each carry their own
  * pattern would show a reuse in flight), the number kept stays bounded, a
- * received frame outlives its sender's socket and context, and a send that
- * fails gives its buffer back. */
+ * received frame outlives its sender's socket and context, a frame shared
+ * by several subscribers reaches each whole, and a send that fails gives
+ * its buffer back. */
 #include <pthread.h>
 #include <zmq.h>
 
@@ -224,6 +225,56 @@ LZ_TEST(test_received_frame_outlives_its_sender) {
     lz_message_destroy(&msg);
 }
 
+// A published frame is one buffer shared by every subscriber's queue
+// (libzmq counts references to it): each of three subscribers gets every
+// frame whole, and the buffer goes back once, after the last one is done.
+#define SUBSCRIBERS 3
+#define PUBLISHED 200
+
+LZ_TEST(test_every_subscriber_gets_the_shared_frame_whole) {
+    char ep[128];
+    lz_context_t *ctx = lz_test_pattern_context(0);
+    lz_pub_t *pub = lz_pub_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep));
+    lz_sub_t *subs[SUBSCRIBERS] = {0};
+    for (int i = 0; i < SUBSCRIBERS; i++) {
+        subs[i] = lz_sub_new(ctx, ep);
+        LZ_CHECK(subs[i] && lz_sub_subscribe(subs[i], "big") == LZ_OK);
+        if (subs[i]) LZ_CHECK_INT(lz_node_set_serializer(lz_sub_node(subs[i]), "raw"), LZ_OK);
+    }
+    // A subscription reaches the publisher on its next send: warm up until
+    // every subscriber has a message, then empty their queues.
+    for (int i = 0; i < SUBSCRIBERS; i++) {
+        lz_message_t *msg = NULL;
+        for (int tries = 0; subs[i] && !msg && tries < 500; tries++) {
+            lz_pub_publish_bytes(pub, "big", "w", 1);
+            msg = lz_sub_recv(subs[i], 10);
+        }
+        LZ_CHECK(msg != NULL);
+        lz_message_destroy(&msg);
+    }
+    for (int i = 0; i < SUBSCRIBERS; i++)
+        for (lz_message_t *msg; subs[i] && (msg = lz_sub_recv(subs[i], 0));) lz_message_destroy(&msg);
+    unsigned char *buf = malloc(65536);
+    int wrong = 0;
+    for (unsigned n = 0; n < PUBLISHED; n++) {
+        fill(buf, 65536, n);
+        LZ_CHECK_INT(lz_pub_publish_bytes(pub, "big", buf, 65536), LZ_OK);
+        for (int i = 0; i < SUBSCRIBERS; i++) {
+            lz_message_t *msg = subs[i] ? lz_sub_recv(subs[i], 5000) : NULL;
+            size_t size = 0;
+            const void *data = msg ? lz_message_payload(msg, &size) : NULL;
+            if (!data || size != 65536 || !matches(data, 65536, n)) wrong++;
+            lz_message_destroy(&msg);
+        }
+    }
+    LZ_CHECK_INT(wrong, 0);
+    LZ_CHECK(lz__sendbuf_kept(65536) >= 1); // back once all three let go
+    free(buf);
+    for (int i = 0; i < SUBSCRIBERS; i++) lz_sub_destroy(&subs[i]);
+    lz_pub_destroy(&pub);
+    lz_context_destroy(&ctx);
+}
+
 // A send that cannot go (no peer, ZMQ_DONTWAIT) reports EAGAIN and puts its
 // buffer back on the shelf, where the next send finds it.
 LZ_TEST(test_failed_send_gives_its_buffer_back) {
@@ -246,4 +297,5 @@ LZ_TEST_MAIN(LZ_CASE(test_every_size_arrives_over_inproc), LZ_CASE(test_every_si
              LZ_CASE(test_every_size_arrives_over_tcp), LZ_CASE(test_multipart_keeps_its_frames_together),
              LZ_CASE(test_concurrent_senders_never_share_a_buffer_in_flight),
              LZ_CASE(test_kept_buffers_stay_bounded), LZ_CASE(test_received_frame_outlives_its_sender),
+             LZ_CASE(test_every_subscriber_gets_the_shared_frame_whole),
              LZ_CASE(test_failed_send_gives_its_buffer_back))
