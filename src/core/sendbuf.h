@@ -1,23 +1,32 @@
-/* Internal: sending a frame of 4 KiB or more through recycled buffers.
+/* Internal: sending a frame of 81 bytes or more through recycled buffers.
  *
- * zmq_send copies each frame into a block libzmq mallocs and frees once the
- * frame is delivered. At 64 KiB those blocks come from the top of a glibc
- * heap that shrinks back (trimming) as often as it grows, so every frame
- * touches fresh pages: the sending loop spends most of its time in page
- * faults (inproc 64 KiB runs 7x faster with trimming switched off). Here
- * the frame is copied into a buffer kept from an earlier frame instead, and
- * libzmq hands the buffer back (zmq_msg_init_data's free function) when it
- * is done with it, on whichever thread that is. Buffers are kept per power
- * of two from 4 KiB to 1 MiB, a bounded number of each; smaller frames go
- * through zmq_send, where malloc's per-thread cache is already quicker. */
+ * zmq_send copies each frame into a block libzmq mallocs on the sending
+ * thread, and the block is freed on another one (the receiver over inproc,
+ * an I/O thread over tcp and ipc). Two costs follow, both measured:
+ * - Past malloc's fast bins (frames over about 80 bytes), every such
+ *   free and every malloc takes the sending thread's arena lock, so the
+ *   two threads wait on each other: in a JSON task stream (~170-byte
+ *   frames) half of the time went to malloc, free and futex calls.
+ * - At 64 KiB the blocks come from the top of a heap that glibc trims back
+ *   after every burst, so every frame faults in fresh pages (inproc 64 KiB
+ *   runs 7x faster with trimming switched off).
+ * Here the frame is copied into a buffer kept from an earlier frame
+ * instead, and libzmq hands the buffer back (zmq_msg_init_data's free
+ * function) when it is done with it, on whichever thread that is, without
+ * a lock (see sendbuf.c). Buffers are kept per power of two from 128 B to
+ * 1 MiB, at most LZ_SENDBUF_KEEP bytes on each shelf plus what a sending
+ * thread has taken in hand. Smaller frames go through zmq_send: up to 33
+ * bytes libzmq stores them inside the message, and up to 80 its block
+ * (frame and 40-byte header) comes from malloc's fast bins, which take
+ * no lock, where a recycled buffer would only add work. */
 #ifndef LZ_CORE_SENDBUF_H
 #define LZ_CORE_SENDBUF_H
 
 #include <stddef.h>
 
-#define LZ_SENDBUF_MIN 4096            // smaller frames: plain zmq_send
-#define LZ_SENDBUF_MAX (1024 * 1024)   // larger frames: plain zmq_send
-#define LZ_SENDBUF_KEEP (2 * 1024 * 1024) // bytes kept per size, at most
+#define LZ_SENDBUF_MIN 81             // smaller frames: plain zmq_send
+#define LZ_SENDBUF_MAX (1024 * 1024)  // larger frames: plain zmq_send
+#define LZ_SENDBUF_KEEP (1024 * 1024) // bytes kept per shelf, at most
 
 // lz__sendbuf_send sends size bytes at data as one frame on socket, as
 // zmq_send(socket, data, size, flags) does: it returns size, or -1 with
@@ -25,8 +34,9 @@
 // socket's, as zmq_send; the buffers are shared by all threads.
 int lz__sendbuf_send(void *socket, const void *data, size_t size, int flags);
 
-// lz__sendbuf_kept: how many buffers are kept now for frames of
-// frame_size bytes (0 outside LZ_SENDBUF_MIN .. LZ_SENDBUF_MAX). For tests.
+// lz__sendbuf_kept: how many buffers for frames of frame_size bytes are
+// kept now, on their shelf and in the calling thread's hand (0 outside
+// LZ_SENDBUF_MIN .. LZ_SENDBUF_MAX). For tests.
 size_t lz__sendbuf_kept(size_t frame_size);
 
 #endif
