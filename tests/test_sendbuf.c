@@ -14,57 +14,53 @@
 // Each frame's bytes follow from its seed, so a frame overwritten by
 // another one (a buffer reused too early) does not pass for itself.
 static void fill(unsigned char *buf, size_t size, unsigned seed) {
-  for (size_t i = 0; i < size; i++)
-    buf[i] = (unsigned char)(seed * 131u + i * 7u + (i >> 9));
+    for (size_t i = 0; i < size; i++) buf[i] = (unsigned char)(seed * 131u + i * 7u + (i >> 9));
 }
 
 static bool matches(const unsigned char *buf, size_t size, unsigned seed) {
-  for (size_t i = 0; i < size; i++)
-    if (buf[i] != (unsigned char)(seed * 131u + i * 7u + (i >> 9)))
-      return false;
-  return true;
+    for (size_t i = 0; i < size; i++)
+        if (buf[i] != (unsigned char)(seed * 131u + i * 7u + (i >> 9))) return false;
+    return true;
 }
 
 // A raw PUSH/PULL pair on endpoint (bound by the puller).
 typedef struct {
-  void *ctx, *push, *pull;
+    void *ctx, *push, *pull;
 } pair_t;
 
 static bool pair_open(pair_t *p, const char *endpoint, int hwm) {
-  int linger = 0, timeout = 5000;
-  p->ctx = zmq_ctx_new();
-  p->pull = zmq_socket(p->ctx, ZMQ_PULL);
-  p->push = zmq_socket(p->ctx, ZMQ_PUSH);
-  zmq_setsockopt(p->push, ZMQ_LINGER, &linger, sizeof linger);
-  zmq_setsockopt(p->pull, ZMQ_LINGER, &linger, sizeof linger);
-  zmq_setsockopt(p->push, ZMQ_SNDHWM, &hwm, sizeof hwm);
-  zmq_setsockopt(p->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
-  zmq_setsockopt(p->pull, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-  zmq_setsockopt(p->push, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
-  char bound[256];
-  size_t len = sizeof bound;
-  bool ok = zmq_bind(p->pull, endpoint) == 0 &&
-            zmq_getsockopt(p->pull, ZMQ_LAST_ENDPOINT, bound, &len) == 0 &&
-            zmq_connect(p->push, bound) == 0;
-  LZ_CHECK(ok);
-  return ok;
+    int linger = 0, timeout = 5000;
+    p->ctx = zmq_ctx_new();
+    p->pull = zmq_socket(p->ctx, ZMQ_PULL);
+    p->push = zmq_socket(p->ctx, ZMQ_PUSH);
+    zmq_setsockopt(p->push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(p->pull, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(p->push, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(p->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(p->pull, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_setsockopt(p->push, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
+    char bound[256];
+    size_t len = sizeof bound;
+    bool ok = zmq_bind(p->pull, endpoint) == 0 && zmq_getsockopt(p->pull, ZMQ_LAST_ENDPOINT, bound, &len) == 0 &&
+              zmq_connect(p->push, bound) == 0;
+    LZ_CHECK(ok);
+    return ok;
 }
 
 static void pair_close(pair_t *p) {
-  zmq_close(p->pull);
-  zmq_close(p->push);
-  zmq_ctx_term(p->ctx);
+    zmq_close(p->pull);
+    zmq_close(p->push);
+    zmq_ctx_term(p->ctx);
 }
 
 // expect_frame receives one frame and checks its size and bytes.
 static bool expect_frame(void *socket, size_t size, unsigned seed) {
-  zmq_msg_t msg;
-  zmq_msg_init(&msg);
-  int n = zmq_msg_recv(&msg, socket, 0);
-  bool ok = n >= 0 && zmq_msg_size(&msg) == size &&
-            matches(zmq_msg_data(&msg), size, seed);
-  zmq_msg_close(&msg);
-  return ok;
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    int n = zmq_msg_recv(&msg, socket, 0);
+    bool ok = n >= 0 && zmq_msg_size(&msg) == size && matches(zmq_msg_data(&msg), size, seed);
+    zmq_msg_close(&msg);
+    return ok;
 }
 
 static const size_t sizes[] = {0,
@@ -92,63 +88,55 @@ static const size_t sizes[] = {0,
 // Every size, below, on and past each edge, sent twice (the second time
 // from a recycled buffer) arrives whole.
 static void every_size_arrives(const char *endpoint) {
-  pair_t p;
-  if (!pair_open(&p, endpoint, 1000))
-    return;
-  unsigned char *buf = malloc(LZ_SENDBUF_MAX + 1);
-  for (int round = 0; round < 2; round++) {
-    for (size_t i = 0; i < SIZE_COUNT; i++) {
-      unsigned seed = (unsigned)(round * 100 + i);
-      fill(buf, sizes[i], seed);
-      LZ_CHECK_INT(lz__sendbuf_send(p.push, buf, sizes[i], 0),
-                   (long long)sizes[i]);
-      memset(
-          buf, 0,
-          sizes[i]); // the frame is a copy: the caller's buffer is free again
+    pair_t p;
+    if (!pair_open(&p, endpoint, 1000)) return;
+    unsigned char *buf = malloc(LZ_SENDBUF_MAX + 1);
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < SIZE_COUNT; i++) {
+            unsigned seed = (unsigned)(round * 100 + i);
+            fill(buf, sizes[i], seed);
+            LZ_CHECK_INT(lz__sendbuf_send(p.push, buf, sizes[i], 0), (long long)sizes[i]);
+            memset(buf, 0,
+                   sizes[i]); // the frame is a copy: the caller's buffer is free again
+        }
+        for (size_t i = 0; i < SIZE_COUNT; i++) LZ_CHECK(expect_frame(p.pull, sizes[i], (unsigned)(round * 100 + i)));
     }
-    for (size_t i = 0; i < SIZE_COUNT; i++)
-      LZ_CHECK(expect_frame(p.pull, sizes[i], (unsigned)(round * 100 + i)));
-  }
-  free(buf);
-  pair_close(&p);
+    free(buf);
+    pair_close(&p);
 }
 
 LZ_TEST(test_every_size_arrives_over_inproc) {
-  char ep[128];
-  every_size_arrives(lz_test_inproc_endpoint(ep, sizeof ep));
+    char ep[128];
+    every_size_arrives(lz_test_inproc_endpoint(ep, sizeof ep));
 }
 
 LZ_TEST(test_every_size_arrives_over_ipc) {
-  char ep[128];
-  every_size_arrives(lz_test_ipc_endpoint(ep, sizeof ep));
+    char ep[128];
+    every_size_arrives(lz_test_ipc_endpoint(ep, sizeof ep));
 }
 
-LZ_TEST(test_every_size_arrives_over_tcp) {
-  every_size_arrives("tcp://127.0.0.1:*");
-}
+LZ_TEST(test_every_size_arrives_over_tcp) { every_size_arrives("tcp://127.0.0.1:*"); }
 
 // Multipart: a pooled frame with SNDMORE and a plain last one stay one message.
 LZ_TEST(test_multipart_keeps_its_frames_together) {
-  char ep[128];
-  pair_t p;
-  if (!pair_open(&p, lz_test_inproc_endpoint(ep, sizeof ep), 1000))
-    return;
-  unsigned char big[8192], small[16];
-  fill(big, sizeof big, 1);
-  fill(small, sizeof small, 2);
-  LZ_CHECK_INT(lz__sendbuf_send(p.push, big, sizeof big, ZMQ_SNDMORE),
-               sizeof big);
-  LZ_CHECK_INT(lz__sendbuf_send(p.push, small, sizeof small, 0), sizeof small);
-  zmq_msg_t msg;
-  zmq_msg_init(&msg);
-  LZ_CHECK_INT(zmq_msg_recv(&msg, p.pull, 0), sizeof big);
-  LZ_CHECK(zmq_msg_more(&msg));
-  LZ_CHECK(matches(zmq_msg_data(&msg), sizeof big, 1));
-  LZ_CHECK_INT(zmq_msg_recv(&msg, p.pull, 0), sizeof small);
-  LZ_CHECK(!zmq_msg_more(&msg));
-  LZ_CHECK(matches(zmq_msg_data(&msg), sizeof small, 2));
-  zmq_msg_close(&msg);
-  pair_close(&p);
+    char ep[128];
+    pair_t p;
+    if (!pair_open(&p, lz_test_inproc_endpoint(ep, sizeof ep), 1000)) return;
+    unsigned char big[8192], small[16];
+    fill(big, sizeof big, 1);
+    fill(small, sizeof small, 2);
+    LZ_CHECK_INT(lz__sendbuf_send(p.push, big, sizeof big, ZMQ_SNDMORE), sizeof big);
+    LZ_CHECK_INT(lz__sendbuf_send(p.push, small, sizeof small, 0), sizeof small);
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    LZ_CHECK_INT(zmq_msg_recv(&msg, p.pull, 0), sizeof big);
+    LZ_CHECK(zmq_msg_more(&msg));
+    LZ_CHECK(matches(zmq_msg_data(&msg), sizeof big, 1));
+    LZ_CHECK_INT(zmq_msg_recv(&msg, p.pull, 0), sizeof small);
+    LZ_CHECK(!zmq_msg_more(&msg));
+    LZ_CHECK(matches(zmq_msg_data(&msg), sizeof small, 2));
+    zmq_msg_close(&msg);
+    pair_close(&p);
 }
 
 // Four lanes, each a sending and a receiving thread on their own inproc
@@ -160,116 +148,106 @@ LZ_TEST(test_multipart_keeps_its_frames_together) {
 #define FRAMES_EACH 2000
 
 typedef struct {
-  pair_t pair;
-  int id;
-  int bad_sends, bad_frames;
+    pair_t pair;
+    int id;
+    int bad_sends, bad_frames;
 } lane_t;
 
 static const size_t lane_sizes[4] = {65536, 5000, 170, 100};
 
-static unsigned lane_seed(const lane_t *lane, unsigned n) {
-  return (unsigned)lane->id * 100000u + n;
-}
+static unsigned lane_seed(const lane_t *lane, unsigned n) { return (unsigned)lane->id * 100000u + n; }
 
 static void *lane_send(void *arg) {
-  lane_t *lane = arg;
-  unsigned char *buf = malloc(65536);
-  for (unsigned n = 0; n < FRAMES_EACH; n++) {
-    size_t size = lane_sizes[n % 4];
-    fill(buf, size, lane_seed(lane, n));
-    if (lz__sendbuf_send(lane->pair.push, buf, size, 0) != (int)size)
-      lane->bad_sends++;
-  }
-  free(buf);
-  return NULL;
+    lane_t *lane = arg;
+    unsigned char *buf = malloc(65536);
+    for (unsigned n = 0; n < FRAMES_EACH; n++) {
+        size_t size = lane_sizes[n % 4];
+        fill(buf, size, lane_seed(lane, n));
+        if (lz__sendbuf_send(lane->pair.push, buf, size, 0) != (int)size) lane->bad_sends++;
+    }
+    free(buf);
+    return NULL;
 }
 
 static void *lane_receive(void *arg) {
-  lane_t *lane = arg;
-  for (unsigned n = 0; n < FRAMES_EACH; n++)
-    if (!expect_frame(lane->pair.pull, lane_sizes[n % 4], lane_seed(lane, n)))
-      lane->bad_frames++;
-  return NULL;
+    lane_t *lane = arg;
+    for (unsigned n = 0; n < FRAMES_EACH; n++)
+        if (!expect_frame(lane->pair.pull, lane_sizes[n % 4], lane_seed(lane, n))) lane->bad_frames++;
+    return NULL;
 }
 
 LZ_TEST(test_buffers_given_back_on_other_threads_are_never_shared_in_flight) {
-  lane_t lanes[LANES];
-  pthread_t senders[LANES], receivers[LANES];
-  for (int i = 0; i < LANES; i++) {
-    char ep[128];
-    lanes[i] = (lane_t){.id = i};
-    if (!pair_open(&lanes[i].pair, lz_test_inproc_endpoint(ep, sizeof ep), 50))
-      return;
-  }
-  for (int i = 0; i < LANES; i++) {
-    pthread_create(&receivers[i], NULL, lane_receive, &lanes[i]);
-    pthread_create(&senders[i], NULL, lane_send, &lanes[i]);
-  }
-  for (int i = 0; i < LANES; i++) {
-    pthread_join(senders[i], NULL);
-    pthread_join(receivers[i], NULL);
-    LZ_CHECK_INT(lanes[i].bad_sends, 0);
-    LZ_CHECK_INT(lanes[i].bad_frames, 0);
-    pair_close(&lanes[i].pair);
-  }
+    lane_t lanes[LANES];
+    pthread_t senders[LANES], receivers[LANES];
+    for (int i = 0; i < LANES; i++) {
+        char ep[128];
+        lanes[i] = (lane_t){.id = i};
+        if (!pair_open(&lanes[i].pair, lz_test_inproc_endpoint(ep, sizeof ep), 50)) return;
+    }
+    for (int i = 0; i < LANES; i++) {
+        pthread_create(&receivers[i], NULL, lane_receive, &lanes[i]);
+        pthread_create(&senders[i], NULL, lane_send, &lanes[i]);
+    }
+    for (int i = 0; i < LANES; i++) {
+        pthread_join(senders[i], NULL);
+        pthread_join(receivers[i], NULL);
+        LZ_CHECK_INT(lanes[i].bad_sends, 0);
+        LZ_CHECK_INT(lanes[i].bad_frames, 0);
+        pair_close(&lanes[i].pair);
+    }
 }
 
 // More frames of each shelf's size than it keeps, queued at once, come back
 // together; the shelf then keeps LZ_SENDBUF_KEEP bytes' worth, frees the rest.
 LZ_TEST(test_kept_buffers_stay_bounded) {
-  char ep[128];
-  pair_t p;
-  if (!pair_open(&p, lz_test_inproc_endpoint(ep, sizeof ep), 0))
-    return; // no high water mark: all queued
-  unsigned char *buf = malloc(LZ_SENDBUF_MAX);
-  size_t first =
-      1; // the first shelf's size: LZ_SENDBUF_MIN rounded up to a power of two
-  while (first < LZ_SENDBUF_MIN)
-    first *= 2;
-  for (size_t size = first; size <= LZ_SENDBUF_MAX; size *= 2) {
-    int frames = (int)(LZ_SENDBUF_KEEP / size) + 8;
-    for (int i = 0; i < frames; i++) {
-      fill(buf, size, (unsigned)i);
-      LZ_CHECK_INT(lz__sendbuf_send(p.push, buf, size, 0), (long long)size);
+    char ep[128];
+    pair_t p;
+    if (!pair_open(&p, lz_test_inproc_endpoint(ep, sizeof ep), 0)) return; // no high water mark: all queued
+    unsigned char *buf = malloc(LZ_SENDBUF_MAX);
+    size_t first = 1; // the first shelf's size: LZ_SENDBUF_MIN rounded up to a power of two
+    while (first < LZ_SENDBUF_MIN) first *= 2;
+    for (size_t size = first; size <= LZ_SENDBUF_MAX; size *= 2) {
+        int frames = (int)(LZ_SENDBUF_KEEP / size) + 8;
+        for (int i = 0; i < frames; i++) {
+            fill(buf, size, (unsigned)i);
+            LZ_CHECK_INT(lz__sendbuf_send(p.push, buf, size, 0), (long long)size);
+        }
+        for (int i = 0; i < frames; i++) LZ_CHECK(expect_frame(p.pull, size, (unsigned)i));
+        size_t most = LZ_SENDBUF_KEEP / size;
+        LZ_CHECK_INT(lz__sendbuf_kept(size), most);
+        // One shelf per power of two: the smallest frames it serves count the same.
+        LZ_CHECK_INT(lz__sendbuf_kept(size == first ? LZ_SENDBUF_MIN : size / 2 + 1), most);
     }
-    for (int i = 0; i < frames; i++)
-      LZ_CHECK(expect_frame(p.pull, size, (unsigned)i));
-    size_t most = LZ_SENDBUF_KEEP / size;
-    LZ_CHECK_INT(lz__sendbuf_kept(size), most);
-    // One shelf per power of two: the smallest frames it serves count the same.
-    LZ_CHECK_INT(
-        lz__sendbuf_kept(size == first ? LZ_SENDBUF_MIN : size / 2 + 1), most);
-  }
-  LZ_CHECK_INT(lz__sendbuf_kept(LZ_SENDBUF_MIN - 1), 0);
-  LZ_CHECK_INT(lz__sendbuf_kept(LZ_SENDBUF_MAX + 1), 0);
-  free(buf);
-  pair_close(&p);
+    LZ_CHECK_INT(lz__sendbuf_kept(LZ_SENDBUF_MIN - 1), 0);
+    LZ_CHECK_INT(lz__sendbuf_kept(LZ_SENDBUF_MAX + 1), 0);
+    free(buf);
+    pair_close(&p);
 }
 
 // A frame received over inproc holds the sender's buffer itself: it stays
 // readable after the sending socket, the receiving one and both contexts
 // are gone, and destroying it then gives the buffer back.
 LZ_TEST(test_received_frame_outlives_its_sender) {
-  char ep[128];
-  lz_context_t *ctx = lz_test_pattern_context(0);
-  lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep));
-  lz_push_t *push = lz_push_new(ctx, ep);
-  LZ_CHECK(pull && push);
-  LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(pull), "raw"), LZ_OK);
-  unsigned char *buf = malloc(65536);
-  fill(buf, 65536, 7);
-  LZ_CHECK_INT(lz_push_send_bytes(push, buf, 65536), LZ_OK);
-  free(buf);
-  lz_message_t *msg = lz_pull_recv(pull, 5000);
-  LZ_CHECK(msg != NULL);
-  lz_push_destroy(&push);
-  lz_pull_destroy(&pull);
-  lz_context_destroy(&ctx);
-  size_t size = 0;
-  const void *data = msg ? lz_message_payload(msg, &size) : NULL;
-  LZ_CHECK_INT(size, 65536);
-  LZ_CHECK(data && matches(data, 65536, 7));
-  lz_message_destroy(&msg);
+    char ep[128];
+    lz_context_t *ctx = lz_test_pattern_context(0);
+    lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep));
+    lz_push_t *push = lz_push_new(ctx, ep);
+    LZ_CHECK(pull && push);
+    LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(pull), "raw"), LZ_OK);
+    unsigned char *buf = malloc(65536);
+    fill(buf, 65536, 7);
+    LZ_CHECK_INT(lz_push_send_bytes(push, buf, 65536), LZ_OK);
+    free(buf);
+    lz_message_t *msg = lz_pull_recv(pull, 5000);
+    LZ_CHECK(msg != NULL);
+    lz_push_destroy(&push);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&ctx);
+    size_t size = 0;
+    const void *data = msg ? lz_message_payload(msg, &size) : NULL;
+    LZ_CHECK_INT(size, 65536);
+    LZ_CHECK(data && matches(data, 65536, 7));
+    lz_message_destroy(&msg);
 }
 
 // A published frame is one buffer shared by every subscriber's queue
@@ -279,80 +257,71 @@ LZ_TEST(test_received_frame_outlives_its_sender) {
 #define PUBLISHED 200
 
 LZ_TEST(test_every_subscriber_gets_the_shared_frame_whole) {
-  char ep[128];
-  lz_context_t *ctx = lz_test_pattern_context(0);
-  lz_pub_t *pub = lz_pub_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep));
-  lz_sub_t *subs[SUBSCRIBERS] = {0};
-  for (int i = 0; i < SUBSCRIBERS; i++) {
-    subs[i] = lz_sub_new(ctx, ep);
-    LZ_CHECK(subs[i] && lz_sub_subscribe(subs[i], "big") == LZ_OK);
-    if (subs[i])
-      LZ_CHECK_INT(lz_node_set_serializer(lz_sub_node(subs[i]), "raw"), LZ_OK);
-  }
-  // A subscription reaches the publisher on its next send: warm up until
-  // every subscriber has a message, then empty their queues.
-  for (int i = 0; i < SUBSCRIBERS; i++) {
-    lz_message_t *msg = NULL;
-    for (int tries = 0; subs[i] && !msg && tries < 500; tries++) {
-      lz_pub_publish_bytes(pub, "big", "w", 1);
-      msg = lz_sub_recv(subs[i], 10);
-    }
-    LZ_CHECK(msg != NULL);
-    lz_message_destroy(&msg);
-  }
-  for (int i = 0; i < SUBSCRIBERS; i++)
-    for (lz_message_t *msg; subs[i] && (msg = lz_sub_recv(subs[i], 0));)
-      lz_message_destroy(&msg);
-  unsigned char *buf = malloc(65536);
-  int wrong = 0;
-  for (unsigned n = 0; n < PUBLISHED; n++) {
-    fill(buf, 65536, n);
-    LZ_CHECK_INT(lz_pub_publish_bytes(pub, "big", buf, 65536), LZ_OK);
+    char ep[128];
+    lz_context_t *ctx = lz_test_pattern_context(0);
+    lz_pub_t *pub = lz_pub_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep));
+    lz_sub_t *subs[SUBSCRIBERS] = {0};
     for (int i = 0; i < SUBSCRIBERS; i++) {
-      lz_message_t *msg = subs[i] ? lz_sub_recv(subs[i], 5000) : NULL;
-      size_t size = 0;
-      const void *data = msg ? lz_message_payload(msg, &size) : NULL;
-      if (!data || size != 65536 || !matches(data, 65536, n))
-        wrong++;
-      lz_message_destroy(&msg);
+        subs[i] = lz_sub_new(ctx, ep);
+        LZ_CHECK(subs[i] && lz_sub_subscribe(subs[i], "big") == LZ_OK);
+        if (subs[i]) LZ_CHECK_INT(lz_node_set_serializer(lz_sub_node(subs[i]), "raw"), LZ_OK);
     }
-  }
-  LZ_CHECK_INT(wrong, 0);
-  LZ_CHECK(lz__sendbuf_kept(65536) >= 1); // back once all three let go
-  free(buf);
-  for (int i = 0; i < SUBSCRIBERS; i++)
-    lz_sub_destroy(&subs[i]);
-  lz_pub_destroy(&pub);
-  lz_context_destroy(&ctx);
+    // A subscription reaches the publisher on its next send: warm up until
+    // every subscriber has a message, then empty their queues.
+    for (int i = 0; i < SUBSCRIBERS; i++) {
+        lz_message_t *msg = NULL;
+        for (int tries = 0; subs[i] && !msg && tries < 500; tries++) {
+            lz_pub_publish_bytes(pub, "big", "w", 1);
+            msg = lz_sub_recv(subs[i], 10);
+        }
+        LZ_CHECK(msg != NULL);
+        lz_message_destroy(&msg);
+    }
+    for (int i = 0; i < SUBSCRIBERS; i++)
+        for (lz_message_t *msg; subs[i] && (msg = lz_sub_recv(subs[i], 0));) lz_message_destroy(&msg);
+    unsigned char *buf = malloc(65536);
+    int wrong = 0;
+    for (unsigned n = 0; n < PUBLISHED; n++) {
+        fill(buf, 65536, n);
+        LZ_CHECK_INT(lz_pub_publish_bytes(pub, "big", buf, 65536), LZ_OK);
+        for (int i = 0; i < SUBSCRIBERS; i++) {
+            lz_message_t *msg = subs[i] ? lz_sub_recv(subs[i], 5000) : NULL;
+            size_t size = 0;
+            const void *data = msg ? lz_message_payload(msg, &size) : NULL;
+            if (!data || size != 65536 || !matches(data, 65536, n)) wrong++;
+            lz_message_destroy(&msg);
+        }
+    }
+    LZ_CHECK_INT(wrong, 0);
+    LZ_CHECK(lz__sendbuf_kept(65536) >= 1); // back once all three let go
+    free(buf);
+    for (int i = 0; i < SUBSCRIBERS; i++) lz_sub_destroy(&subs[i]);
+    lz_pub_destroy(&pub);
+    lz_context_destroy(&ctx);
 }
 
 // A send that cannot go (no peer, ZMQ_DONTWAIT) reports EAGAIN and puts its
 // buffer back on the shelf, where the next send finds it. First in the list:
 // its shelf must be short of full, or a buffer given back is let go.
 LZ_TEST(test_failed_send_gives_its_buffer_back) {
-  void *ctx = zmq_ctx_new();
-  void *push = zmq_socket(ctx, ZMQ_PUSH);
-  unsigned char buf[6000] = {0};
-  LZ_CHECK_INT(lz__sendbuf_send(push, buf, sizeof buf, ZMQ_DONTWAIT), -1);
-  size_t kept = lz__sendbuf_kept(sizeof buf);
-  LZ_CHECK(kept >= 1); // the first failure's buffer, at least
-  for (int i = 0; i < 3; i++) {
+    void *ctx = zmq_ctx_new();
+    void *push = zmq_socket(ctx, ZMQ_PUSH);
+    unsigned char buf[6000] = {0};
     LZ_CHECK_INT(lz__sendbuf_send(push, buf, sizeof buf, ZMQ_DONTWAIT), -1);
-    LZ_CHECK_INT(zmq_errno(), EAGAIN);
-    LZ_CHECK_INT(lz__sendbuf_kept(sizeof buf), kept); // taken and given back
-  }
-  zmq_close(push);
-  zmq_ctx_term(ctx);
+    size_t kept = lz__sendbuf_kept(sizeof buf);
+    LZ_CHECK(kept >= 1); // the first failure's buffer, at least
+    for (int i = 0; i < 3; i++) {
+        LZ_CHECK_INT(lz__sendbuf_send(push, buf, sizeof buf, ZMQ_DONTWAIT), -1);
+        LZ_CHECK_INT(zmq_errno(), EAGAIN);
+        LZ_CHECK_INT(lz__sendbuf_kept(sizeof buf), kept); // taken and given back
+    }
+    zmq_close(push);
+    zmq_ctx_term(ctx);
 }
 
-LZ_TEST_MAIN(
-    LZ_CASE(test_failed_send_gives_its_buffer_back),
-    LZ_CASE(test_every_size_arrives_over_inproc),
-    LZ_CASE(test_every_size_arrives_over_ipc),
-    LZ_CASE(test_every_size_arrives_over_tcp),
-    LZ_CASE(test_multipart_keeps_its_frames_together),
-    LZ_CASE(
-        test_buffers_given_back_on_other_threads_are_never_shared_in_flight),
-    LZ_CASE(test_kept_buffers_stay_bounded),
-    LZ_CASE(test_received_frame_outlives_its_sender),
-    LZ_CASE(test_every_subscriber_gets_the_shared_frame_whole))
+LZ_TEST_MAIN(LZ_CASE(test_failed_send_gives_its_buffer_back), LZ_CASE(test_every_size_arrives_over_inproc),
+             LZ_CASE(test_every_size_arrives_over_ipc), LZ_CASE(test_every_size_arrives_over_tcp),
+             LZ_CASE(test_multipart_keeps_its_frames_together),
+             LZ_CASE(test_buffers_given_back_on_other_threads_are_never_shared_in_flight),
+             LZ_CASE(test_kept_buffers_stay_bounded), LZ_CASE(test_received_frame_outlives_its_sender),
+             LZ_CASE(test_every_subscriber_gets_the_shared_frame_whole))

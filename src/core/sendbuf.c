@@ -32,21 +32,19 @@
 
 #define SHELF_MIN_SHIFT 7 // 128 B
 #define SHELF_COUNT 14    // 128 B .. 1 MiB
-_Static_assert((1u << SHELF_MIN_SHIFT) >= LZ_SENDBUF_MIN &&
-                   (1u << (SHELF_MIN_SHIFT - 1)) < LZ_SENDBUF_MIN,
+_Static_assert((1u << SHELF_MIN_SHIFT) >= LZ_SENDBUF_MIN && (1u << (SHELF_MIN_SHIFT - 1)) < LZ_SENDBUF_MIN,
                "the first shelf holds LZ_SENDBUF_MIN");
-_Static_assert((1u << (SHELF_MIN_SHIFT + SHELF_COUNT - 1)) == LZ_SENDBUF_MAX,
-               "the last shelf holds LZ_SENDBUF_MAX");
+_Static_assert((1u << (SHELF_MIN_SHIFT + SHELF_COUNT - 1)) == LZ_SENDBUF_MAX, "the last shelf holds LZ_SENDBUF_MAX");
 
 // A kept buffer's first bytes link it to the next one on its stack.
 typedef struct kept {
-  struct kept *next;
+    struct kept *next;
 } kept_t;
 
 // A shelf: the buffers given back and not yet taken into a sender's hand.
 typedef struct shelf {
-  _Atomic(kept_t *) top;
-  atomic_size_t count;
+    _Atomic(kept_t *) top;
+    atomic_size_t count;
 } shelf_t;
 
 static shelf_t shelves[SHELF_COUNT];
@@ -56,173 +54,154 @@ static shelf_t shelves[SHELF_COUNT];
 // the hand then settles what it took in one subtraction, instead of
 // walking each list it grabs (the count errs on the side of letting go).
 typedef struct hand {
-  kept_t *top[SHELF_COUNT];
-  size_t taken[SHELF_COUNT]; // used since the shelf's count was settled
+    kept_t *top[SHELF_COUNT];
+    size_t taken[SHELF_COUNT]; // used since the shelf's count was settled
 } hand_t;
 
 static pthread_key_t hand_key;
 static pthread_once_t hand_once = PTHREAD_ONCE_INIT;
-static _Thread_local hand_t *thread_hand
-    __attribute__((tls_model("initial-exec")));
+static _Thread_local hand_t *thread_hand __attribute__((tls_model("initial-exec")));
 
 // shelf_of: the shelf whose buffers hold size bytes (size within
 // LZ_SENDBUF_MIN .. LZ_SENDBUF_MAX).
 static unsigned shelf_of(size_t size) {
-  unsigned bits = 64u - (unsigned)__builtin_clzll((unsigned long long)size - 1);
-  return bits <= SHELF_MIN_SHIFT ? 0 : bits - SHELF_MIN_SHIFT;
+    unsigned bits = 64u - (unsigned)__builtin_clzll((unsigned long long)size - 1);
+    return bits <= SHELF_MIN_SHIFT ? 0 : bits - SHELF_MIN_SHIFT;
 }
 
-static size_t shelf_size(unsigned shelf) {
-  return (size_t)1 << (SHELF_MIN_SHIFT + shelf);
-}
+static size_t shelf_size(unsigned shelf) { return (size_t)1 << (SHELF_MIN_SHIFT + shelf); }
 
 // shelve pushes a buffer already counted onto its shelf.
 static void shelve(kept_t *k, unsigned shelf) {
-  shelf_t *s = &shelves[shelf];
-  KEPT_POISON((char *)k + sizeof *k, shelf_size(shelf) - sizeof *k);
-  kept_t *top = atomic_load_explicit(&s->top, memory_order_relaxed);
-  do {
-    k->next = top;
-  } while (!atomic_compare_exchange_weak_explicit(
-      &s->top, &top, k, memory_order_release, memory_order_relaxed));
+    shelf_t *s = &shelves[shelf];
+    KEPT_POISON((char *)k + sizeof *k, shelf_size(shelf) - sizeof *k);
+    kept_t *top = atomic_load_explicit(&s->top, memory_order_relaxed);
+    do {
+        k->next = top;
+    } while (!atomic_compare_exchange_weak_explicit(&s->top, &top, k, memory_order_release, memory_order_relaxed));
 }
 
 // give_back is libzmq's free function for a frame's buffer (hint: its
 // shelf). A full shelf (LZ_SENDBUF_KEEP bytes) lets the buffer go.
 static void give_back(void *data, void *hint) {
-  unsigned shelf = (unsigned)(uintptr_t)hint;
-  shelf_t *s = &shelves[shelf];
-  if (atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed) >=
-      LZ_SENDBUF_KEEP / shelf_size(shelf)) {
-    atomic_fetch_sub_explicit(&s->count, 1, memory_order_relaxed);
-    free(data);
-    return;
-  }
-  shelve(data, shelf);
+    unsigned shelf = (unsigned)(uintptr_t)hint;
+    shelf_t *s = &shelves[shelf];
+    if (atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed) >= LZ_SENDBUF_KEEP / shelf_size(shelf)) {
+        atomic_fetch_sub_explicit(&s->count, 1, memory_order_relaxed);
+        free(data);
+        return;
+    }
+    shelve(data, shelf);
 }
 
 // settle takes what hand used of shelf off the shelf's count.
 static void settle(hand_t *hand, unsigned shelf) {
-  if (hand->taken[shelf])
-    atomic_fetch_sub_explicit(&shelves[shelf].count, hand->taken[shelf],
-                              memory_order_relaxed);
-  hand->taken[shelf] = 0;
+    if (hand->taken[shelf]) atomic_fetch_sub_explicit(&shelves[shelf].count, hand->taken[shelf], memory_order_relaxed);
+    hand->taken[shelf] = 0;
 }
 
 // drop_hand runs when a thread exits: what it still holds goes back on the
 // shelves for other threads (still counted).
 static void drop_hand(void *arg) {
-  hand_t *hand = arg;
-  if (thread_hand == hand)
-    thread_hand = NULL;
-  for (unsigned i = 0; i < SHELF_COUNT; i++) {
-    settle(hand, i);
-    for (kept_t *k = hand->top[i], *next; k; k = next) {
-      next = k->next;
-      shelve(k, i);
+    hand_t *hand = arg;
+    if (thread_hand == hand) thread_hand = NULL;
+    for (unsigned i = 0; i < SHELF_COUNT; i++) {
+        settle(hand, i);
+        for (kept_t *k = hand->top[i], *next; k; k = next) {
+            next = k->next;
+            shelve(k, i);
+        }
     }
-  }
-  free(hand);
+    free(hand);
 }
 
-static void hand_key_init(void) {
-  (void)pthread_key_create(&hand_key, drop_hand);
-}
+static void hand_key_init(void) { (void)pthread_key_create(&hand_key, drop_hand); }
 
 // make_hand makes the calling thread's hand on first use; NULL (every take
 // a malloc) when that fails.
 static hand_t *make_hand(void) {
-  pthread_once(&hand_once, hand_key_init);
-  hand_t *hand = calloc(1, sizeof *hand);
-  if (hand && pthread_setspecific(hand_key, hand) != 0) {
-    free(hand);
-    hand = NULL;
-  }
-  thread_hand = hand;
-  return hand;
+    pthread_once(&hand_once, hand_key_init);
+    hand_t *hand = calloc(1, sizeof *hand);
+    if (hand && pthread_setspecific(hand_key, hand) != 0) {
+        free(hand);
+        hand = NULL;
+    }
+    thread_hand = hand;
+    return hand;
 }
 
 // take gives a buffer for shelf: from the hand, else from the shelf
 // emptied into the hand, else from malloc.
 static void *take(unsigned shelf) {
-  hand_t *hand = thread_hand ? thread_hand : make_hand();
-  if (!hand)
-    return malloc(shelf_size(shelf));
-  kept_t *k = hand->top[shelf];
-  if (!k) {
-    settle(hand, shelf);
-    if (atomic_load_explicit(&shelves[shelf].top, memory_order_relaxed))
-      k = atomic_exchange_explicit(&shelves[shelf].top, NULL,
-                                   memory_order_acquire);
-    if (!k)
-      return malloc(shelf_size(shelf));
-  }
-  hand->top[shelf] = k->next;
-  hand->taken[shelf]++;
-  KEPT_UNPOISON(k, shelf_size(shelf));
-  return k;
+    hand_t *hand = thread_hand ? thread_hand : make_hand();
+    if (!hand) return malloc(shelf_size(shelf));
+    kept_t *k = hand->top[shelf];
+    if (!k) {
+        settle(hand, shelf);
+        if (atomic_load_explicit(&shelves[shelf].top, memory_order_relaxed))
+            k = atomic_exchange_explicit(&shelves[shelf].top, NULL, memory_order_acquire);
+        if (!k) return malloc(shelf_size(shelf));
+    }
+    hand->top[shelf] = k->next;
+    if (k->next) __builtin_prefetch(k->next, 1); // the next take reads its link: fetch it meanwhile
+    hand->taken[shelf]++;
+    KEPT_UNPOISON(k, shelf_size(shelf));
+    return k;
 }
 
 int lz__sendbuf_send(void *socket, const void *data, size_t size, int flags) {
-  if (size < LZ_SENDBUF_MIN || size > LZ_SENDBUF_MAX)
-    return zmq_send(socket, data, size, flags);
-  unsigned shelf = shelf_of(size);
-  void *buffer = take(shelf);
-  if (!buffer) {
-    errno = ENOMEM;
+    if (size < LZ_SENDBUF_MIN || size > LZ_SENDBUF_MAX) return zmq_send(socket, data, size, flags);
+    unsigned shelf = shelf_of(size);
+    void *buffer = take(shelf);
+    if (!buffer) {
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(buffer, data, size);
+    zmq_msg_t msg;
+    if (zmq_msg_init_data(&msg, buffer, size, give_back, (void *)(uintptr_t)shelf) != 0) {
+        give_back(buffer, (void *)(uintptr_t)shelf);
+        return -1;
+    }
+    if (zmq_msg_send(&msg, socket, flags) >= 0) return (int)size;
+    int err = zmq_errno();
+    zmq_msg_close(&msg); // not sent: still ours, and closing it gives the buffer back
+    errno = err;
     return -1;
-  }
-  memcpy(buffer, data, size);
-  zmq_msg_t msg;
-  if (zmq_msg_init_data(&msg, buffer, size, give_back,
-                        (void *)(uintptr_t)shelf) != 0) {
-    give_back(buffer, (void *)(uintptr_t)shelf);
-    return -1;
-  }
-  if (zmq_msg_send(&msg, socket, flags) >= 0)
-    return (int)size;
-  int err = zmq_errno();
-  zmq_msg_close(
-      &msg); // not sent: still ours, and closing it gives the buffer back
-  errno = err;
-  return -1;
 }
 
 size_t lz__sendbuf_kept(size_t frame_size) {
-  if (frame_size < LZ_SENDBUF_MIN || frame_size > LZ_SENDBUF_MAX)
-    return 0;
-  unsigned shelf = shelf_of(frame_size);
-  return atomic_load(&shelves[shelf].count) -
-         (thread_hand ? thread_hand->taken[shelf] : 0);
+    if (frame_size < LZ_SENDBUF_MIN || frame_size > LZ_SENDBUF_MAX) return 0;
+    unsigned shelf = shelf_of(frame_size);
+    return atomic_load(&shelves[shelf].count) - (thread_hand ? thread_hand->taken[shelf] : 0);
 }
 
 // free_list frees a list of kept buffers.
 static void free_list(kept_t *k, unsigned shelf) {
-  for (kept_t *next; k; k = next) {
-    next = k->next;
-    KEPT_UNPOISON(k, shelf_size(shelf));
-    free(k);
-  }
+    for (kept_t *next; k; k = next) {
+        next = k->next;
+        KEPT_UNPOISON(k, shelf_size(shelf));
+        free(k);
+    }
 }
 
 // At exit the kept buffers (the shelves' and this thread's hand) go back to
 // malloc, so leak checkers see none still held. A frame sent after this,
 // by a thread still running, is kept again, which is harmless.
 __attribute__((destructor)) static void free_kept(void) {
-  hand_t *hand = thread_hand;
-  thread_hand = NULL;
-  for (unsigned i = 0; i < SHELF_COUNT; i++) {
-    if (hand) {
-      settle(hand, i);
-      free_list(hand->top[i], i);
+    hand_t *hand = thread_hand;
+    thread_hand = NULL;
+    for (unsigned i = 0; i < SHELF_COUNT; i++) {
+        if (hand) {
+            settle(hand, i);
+            free_list(hand->top[i], i);
+        }
+        kept_t *list = atomic_exchange(&shelves[i].top, NULL);
+        for (kept_t *k = list; k; k = k->next) atomic_fetch_sub(&shelves[i].count, 1);
+        free_list(list, i);
     }
-    kept_t *list = atomic_exchange(&shelves[i].top, NULL);
-    for (kept_t *k = list; k; k = k->next)
-      atomic_fetch_sub(&shelves[i].count, 1);
-    free_list(list, i);
-  }
-  if (hand) {
-    (void)pthread_setspecific(hand_key, NULL);
-    free(hand);
-  }
+    if (hand) {
+        (void)pthread_setspecific(hand_key, NULL);
+        free(hand);
+    }
 }
