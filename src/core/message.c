@@ -14,6 +14,7 @@
 #include "core/envelope.h"
 #include "core/error.h"
 #include "core/node.h"
+#include "core/thread_object.h"
 
 #define LZ_MESSAGE_CACHE_MAX 32
 
@@ -48,14 +49,7 @@ static void cache_key_init(void) { (void)pthread_key_create(&cache_key, cache_fr
 // make_cache makes the calling thread's list on first use; NULL (no
 // recycling, plain malloc/free) when that fails.
 static message_cache_t *make_cache(void) {
-    pthread_once(&cache_once, cache_key_init);
-    message_cache_t *cache = calloc(1, sizeof *cache);
-    if (cache && pthread_setspecific(cache_key, cache) != 0) {
-        free(cache);
-        cache = NULL;
-    }
-    thread_list = cache;
-    return cache;
+    return thread_list = lz__thread_object_new(&cache_once, cache_key_init, &cache_key, sizeof(message_cache_t));
 }
 
 static inline message_cache_t *thread_cache(void) {

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "core/thread_object.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #define KEPT_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
@@ -120,14 +122,7 @@ static void hand_key_init(void) { (void)pthread_key_create(&hand_key, drop_hand)
 // make_hand makes the calling thread's hand on first use; NULL (every take
 // a malloc) when that fails.
 static hand_t *make_hand(void) {
-    pthread_once(&hand_once, hand_key_init);
-    hand_t *hand = calloc(1, sizeof *hand);
-    if (hand && pthread_setspecific(hand_key, hand) != 0) {
-        free(hand);
-        hand = NULL;
-    }
-    thread_hand = hand;
-    return hand;
+    return thread_hand = lz__thread_object_new(&hand_once, hand_key_init, &hand_key, sizeof(hand_t));
 }
 
 // take gives a buffer for shelf: from the hand, else from the shelf
