@@ -14,11 +14,11 @@
  * instead, and libzmq hands the buffer back (zmq_msg_init_data's free
  * function) when it is done with it, on whichever thread that is, without
  * a lock (see sendbuf.c). Buffers are kept per power of two from 128 B to
- * 1 MiB, at most LZ_SENDBUF_KEEP bytes on each shelf plus what a sending
- * thread has taken in hand. Smaller frames go through zmq_send: up to 33
- * bytes libzmq stores them inside the message, and up to 80 its block
- * (frame and 40-byte header) comes from malloc's fast bins, which take
- * no lock, where a recycled buffer would only add work. */
+ * 1 MiB, at most LZ_SENDBUF_KEEP bytes of each size (on its shelf and in
+ * sending threads' hands together). Smaller frames go through zmq_send:
+ * up to 33 bytes libzmq stores them inside the message, and up to 80 its
+ * block (frame and 40-byte header) comes from malloc's fast bins, which
+ * take no lock, where a recycled buffer would only add work. */
 #ifndef LZ_CORE_SENDBUF_H
 #define LZ_CORE_SENDBUF_H
 
@@ -26,7 +26,7 @@
 
 #define LZ_SENDBUF_MIN 81             // smaller frames: plain zmq_send
 #define LZ_SENDBUF_MAX (1024 * 1024)  // larger frames: plain zmq_send
-#define LZ_SENDBUF_KEEP (1024 * 1024) // bytes kept per shelf, at most
+#define LZ_SENDBUF_KEEP (1024 * 1024) // bytes kept per size (shelf and hands), at most
 
 // lz__sendbuf_send sends size bytes at data as one frame on socket, as
 // zmq_send(socket, data, size, flags) does: it returns size, or -1 with
