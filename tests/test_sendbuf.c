@@ -195,6 +195,13 @@ LZ_TEST(test_buffers_given_back_on_other_threads_are_never_shared_in_flight) {
         LZ_CHECK_INT(lanes[i].bad_frames, 0);
         pair_close(&lanes[i].pair);
     }
+    // The threads are gone, their hands back on the shelves: still within bounds.
+    for (int i = 0; i < 4; i++) {
+        size_t shelf = 1;
+        while (shelf < lane_sizes[i]) shelf *= 2;
+        LZ_CHECK(lz__sendbuf_kept(lane_sizes[i]) <= LZ_SENDBUF_KEEP / shelf);
+        LZ_CHECK(lz__sendbuf_kept(lane_sizes[i]) > 0);
+    }
 }
 
 // More frames of each shelf's size than it keeps, queued at once, come back
