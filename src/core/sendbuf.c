@@ -44,8 +44,10 @@ typedef struct kept {
 } kept_t;
 
 // A shelf: the buffers given back and not yet taken into a sender's hand.
+// One cache line each, so threads sending frames of different sizes do not
+// bounce each other's line.
 typedef struct shelf {
-    _Atomic(kept_t *) top;
+    _Alignas(64) _Atomic(kept_t *) top;
     atomic_size_t count;
 } shelf_t;
 
