@@ -173,13 +173,15 @@ size_t lz__sendbuf_kept(size_t frame_size) {
     return atomic_load(&shelves[shelf].count) - (thread_hand ? thread_hand->taken[shelf] : 0);
 }
 
-// free_list frees a list of kept buffers.
-static void free_list(kept_t *k, unsigned shelf) {
-    for (kept_t *next; k; k = next) {
+// free_list frees a list of kept buffers and says how many there were.
+static size_t free_list(kept_t *k, unsigned shelf) {
+    size_t n = 0;
+    for (kept_t *next; k; k = next, n++) {
         next = k->next;
         KEPT_UNPOISON(k, shelf_size(shelf));
         free(k);
     }
+    return n;
 }
 
 // At exit the kept buffers (the shelves' and this thread's hand) go back to
@@ -189,13 +191,13 @@ __attribute__((destructor)) static void free_kept(void) {
     hand_t *hand = thread_hand;
     thread_hand = NULL;
     for (unsigned i = 0; i < SHELF_COUNT; i++) {
+        size_t freed = free_list(atomic_exchange(&shelves[i].top, NULL), i);
         if (hand) {
             settle(hand, i);
-            free_list(hand->top[i], i);
+            freed += free_list(hand->top[i], i);
+            hand->top[i] = NULL;
         }
-        kept_t *list = atomic_exchange(&shelves[i].top, NULL);
-        for (kept_t *k = list; k; k = k->next) atomic_fetch_sub(&shelves[i].count, 1);
-        free_list(list, i);
+        atomic_fetch_sub(&shelves[i].count, freed);
     }
     if (hand) {
         (void)pthread_setspecific(hand_key, NULL);
