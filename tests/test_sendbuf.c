@@ -13,14 +13,24 @@
 
 // Each frame's bytes follow from its seed, so a frame overwritten by
 // another one (a buffer reused too early) does not pass for itself.
+static unsigned char pattern_byte(unsigned seed, size_t i) { return (unsigned char)(seed * 131u + i * 7u + (i >> 9)); }
+
 static void fill(unsigned char *buf, size_t size, unsigned seed) {
-    for (size_t i = 0; i < size; i++) buf[i] = (unsigned char)(seed * 131u + i * 7u + (i >> 9));
+    for (size_t i = 0; i < size; i++) buf[i] = pattern_byte(seed, i);
 }
 
 static bool matches(const unsigned char *buf, size_t size, unsigned seed) {
     for (size_t i = 0; i < size; i++)
-        if (buf[i] != (unsigned char)(seed * 131u + i * 7u + (i >> 9))) return false;
+        if (buf[i] != pattern_byte(seed, i)) return false;
     return true;
+}
+
+// shelf_bytes: the size of the buffers that hold frames of size bytes (a
+// power of two, one shelf each).
+static size_t shelf_bytes(size_t size) {
+    size_t shelf = 1;
+    while (shelf < size) shelf *= 2;
+    return shelf;
 }
 
 // A raw PUSH/PULL pair on endpoint (bound by the puller).
@@ -63,26 +73,10 @@ static bool expect_frame(void *socket, size_t size, unsigned seed) {
     return ok;
 }
 
-static const size_t sizes[] = {0,
-                               1,
-                               80,
-                               81,
-                               82,
-                               127,
-                               128,
-                               129,
-                               170,
-                               4095,
-                               4096,
-                               4097,
-                               8191,
-                               8192,
-                               65535,
-                               65536,
-                               65537,
-                               LZ_SENDBUF_MAX - 1,
-                               LZ_SENDBUF_MAX,
-                               LZ_SENDBUF_MAX + 1};
+// clang-format off
+static const size_t sizes[] = {0, 1, 80, 81, 82, 127, 128, 129, 170, 4095, 4096, 4097, 8191, 8192,
+                               65535, 65536, 65537, LZ_SENDBUF_MAX - 1, LZ_SENDBUF_MAX, LZ_SENDBUF_MAX + 1};
+// clang-format on
 #define SIZE_COUNT (sizeof sizes / sizeof sizes[0])
 
 // Every size, below, on and past each edge, sent twice (the second time
@@ -197,9 +191,7 @@ LZ_TEST(test_buffers_given_back_on_other_threads_are_never_shared_in_flight) {
     }
     // The threads are gone, their hands back on the shelves: still within bounds.
     for (int i = 0; i < 4; i++) {
-        size_t shelf = 1;
-        while (shelf < lane_sizes[i]) shelf *= 2;
-        LZ_CHECK(lz__sendbuf_kept(lane_sizes[i]) <= LZ_SENDBUF_KEEP / shelf);
+        LZ_CHECK(lz__sendbuf_kept(lane_sizes[i]) <= LZ_SENDBUF_KEEP / shelf_bytes(lane_sizes[i]));
         LZ_CHECK(lz__sendbuf_kept(lane_sizes[i]) > 0);
     }
 }
@@ -211,8 +203,7 @@ LZ_TEST(test_kept_buffers_stay_bounded) {
     pair_t p;
     if (!pair_open(&p, lz_test_inproc_endpoint(ep, sizeof ep), 0)) return; // no high water mark: all queued
     unsigned char *buf = malloc(LZ_SENDBUF_MAX);
-    size_t first = 1; // the first shelf's size: LZ_SENDBUF_MIN rounded up to a power of two
-    while (first < LZ_SENDBUF_MIN) first *= 2;
+    size_t first = shelf_bytes(LZ_SENDBUF_MIN);
     for (size_t size = first; size <= LZ_SENDBUF_MAX; size *= 2) {
         int frames = (int)(LZ_SENDBUF_KEEP / size) + 8;
         for (int i = 0; i < frames; i++) {

@@ -173,34 +173,23 @@ size_t lz__sendbuf_kept(size_t frame_size) {
     return atomic_load(&shelves[shelf].count) - (thread_hand ? thread_hand->taken[shelf] : 0);
 }
 
-// free_list frees a list of kept buffers and says how many there were.
-static size_t free_list(kept_t *k, unsigned shelf) {
-    size_t n = 0;
-    for (kept_t *next; k; k = next, n++) {
-        next = k->next;
-        KEPT_UNPOISON(k, shelf_size(shelf));
-        free(k);
-    }
-    return n;
-}
-
-// At exit the kept buffers (the shelves' and this thread's hand) go back to
-// malloc, so leak checkers see none still held. A frame sent after this,
-// by a thread still running, is kept again, which is harmless.
+// At exit the kept buffers go back to malloc, so leak checkers see none
+// still held: this thread's hand goes back on the shelves as at any thread's
+// exit (the key's destructor does not run for the main thread), then the
+// shelves are emptied. A frame sent after this, by a thread still running,
+// is kept again, which is harmless.
 __attribute__((destructor)) static void free_kept(void) {
-    hand_t *hand = thread_hand;
-    thread_hand = NULL;
+    if (thread_hand) {
+        (void)pthread_setspecific(hand_key, NULL);
+        drop_hand(thread_hand);
+    }
     for (unsigned i = 0; i < SHELF_COUNT; i++) {
-        size_t freed = free_list(atomic_exchange(&shelves[i].top, NULL), i);
-        if (hand) {
-            settle(hand, i);
-            freed += free_list(hand->top[i], i);
-            hand->top[i] = NULL;
+        size_t freed = 0;
+        for (kept_t *k = atomic_exchange(&shelves[i].top, NULL), *next; k; k = next, freed++) {
+            next = k->next;
+            KEPT_UNPOISON(k, shelf_size(i));
+            free(k);
         }
         atomic_fetch_sub(&shelves[i].count, freed);
-    }
-    if (hand) {
-        (void)pthread_setspecific(hand_key, NULL);
-        free(hand);
     }
 }
