@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Benchmark program for pyzmq, raw bytes or JSON (--codec json: what the
-Python LiberZMQ does per message: json.dumps/json.loads of its envelope).
+"""Benchmark program for pyzmq: raw bytes; --codec json: json.dumps/json.loads of the
+message (pub/sub) or of a task envelope (push/pull), the least a Python service pays;
+--codec python-liberzmq: what the Python LiberZMQ does per message (python_liberzmq.py).
 Same arguments, drivers and JSON-lines output as the C harness (bench/harness.c)."""
 import argparse
 import json
@@ -12,6 +13,8 @@ import time
 import uuid
 
 import zmq
+
+import python_liberzmq
 
 TOPIC = b"bench"          # LZB_TOPIC
 IO_TIMEOUT_MS = 200       # LZB_IO_TIMEOUT_MS
@@ -32,11 +35,13 @@ def parse():
     p.add_argument("--max-seconds", type=float, default=1.0)
     p.add_argument("--reps", type=int, default=1)
     p.add_argument("--pin", action="store_true")
-    p.add_argument("--codec", choices=["raw", "json"], default="raw")
+    p.add_argument("--codec", choices=["raw", "json", "python-liberzmq"], default="raw")
     a = p.parse_args()
     if a.count <= 0:
         a.count = 20000 if a.pattern == "reqrep" else 10000000
-    if a.codec == "json":
+    if a.codec == "python-liberzmq" and a.pattern not in ("pushpull", "pubsub"):
+        p.error("--codec python-liberzmq is for pushpull and pubsub")
+    if a.codec != "raw":
         a.size = len(json.dumps(seed(0), separators=(",", ":")))
     return a
 
@@ -75,6 +80,7 @@ class Ends:
         self.pattern, self.json = args.pattern, args.codec == "json"
         self.buf = b"x" * args.size
         self.seq = 0
+        self.node = python_liberzmq.Node() if args.codec == "python-liberzmq" else None
 
     def payload(self):
         if not self.json:
@@ -87,6 +93,8 @@ class Ends:
                            "timestamp": time.time(), "task_id": str(uuid.uuid4())}).encode()
 
     def send(self, sock, n):
+        if self.node:
+            return self.send_python_liberzmq(sock, n)
         for i in range(n):
             try:
                 if self.pattern == "pubsub":
@@ -97,7 +105,27 @@ class Ends:
                 return i
         return n
 
+    def send_python_liberzmq(self, sock, n):
+        for i in range(n):
+            self.seq += 1
+            try:
+                if self.pattern == "pubsub":
+                    self.node.publish(sock, TOPIC.decode(), seed(self.seq))
+                else:
+                    self.node.push_task(sock, "tick", seed(self.seq))
+            except zmq.Again:
+                return i
+        return n
+
     def recv(self, sock, n):
+        if self.node:
+            take = self.node.receive_message if self.pattern == "pubsub" else self.node.pull_task
+            for i in range(n):
+                try:
+                    take(sock)
+                except zmq.Again:
+                    return i
+            return n
         for i in range(n):
             try:
                 frames = sock.recv_multipart()
@@ -292,7 +320,7 @@ def main():
         os.sched_setaffinity(0, {0})  # children and threads inherit it
     ctx = zmq.Context()
     measure = {"reqrep": latency, "memory": memory}.get(args.pattern, throughput)
-    name = "pyzmq-json" if args.codec == "json" else "pyzmq"
+    name = {"json": "pyzmq-json", "python-liberzmq": "python-liberzmq"}.get(args.codec, "pyzmq")
     for _ in range(args.reps):
         transport = args.transport
         result = measure(args, ctx)

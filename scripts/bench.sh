@@ -30,9 +30,11 @@ declare -A CMD=(
   [nng]="$B/bench_nng"
   [pyzmq]="$PY bench/bench_pyzmq.py"
   [pyzmq-json]="$PY bench/bench_pyzmq.py"
+  [python-liberzmq]="$PY bench/bench_pyzmq.py"
 )
 # liberzmq-40: raw bytes the size of the JSON rows' message, in their row.
-declare -A OPTS=([liberzmq-json]="--codec json" [pyzmq-json]="--codec json" [liberzmq-40]="--size 40")
+declare -A OPTS=([liberzmq-json]="--codec json" [pyzmq-json]="--codec json" [liberzmq-40]="--size 40"
+  [python-liberzmq]="--codec python-liberzmq")
 available() { [ -x "${CMD[$1]%% *}" ]; }
 
 : >"$OUT"
@@ -78,8 +80,9 @@ for pattern in pushpull pubsub; do
     for size in 16 256 4096 65536; do
       row "${THROUGHPUT[@]}" -- $pattern --transport $transport --size $size
     done
-    # JSON: the seeds' message against pyzmq + json and liberzmq raw bytes of its size.
-    row liberzmq-json liberzmq-40 pyzmq-json -- $pattern --transport $transport
+    # JSON: the seeds' message against pyzmq + json, the Python LiberZMQ's
+    # per-message work on pyzmq, and liberzmq raw bytes of its size.
+    row liberzmq-json liberzmq-40 pyzmq-json python-liberzmq -- $pattern --transport $transport
   done
 done
 
