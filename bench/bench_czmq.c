@@ -40,27 +40,36 @@ static zsock_t *czmq_socket(int type) {
     return sock;
 }
 
-static void *czmq_open(const lzb_spec_t *spec) {
+// czmq_open_end makes one end: the sender connects, the receiver binds.
+static zsock_t *czmq_open_end(const lzb_spec_t *spec, int sending) {
     static const int types[][2] = {
         [LZB_PUSHPULL] = {ZMQ_PUSH, ZMQ_PULL},
         [LZB_PUBSUB] = {ZMQ_PUB, ZMQ_SUB},
         [LZB_REQREP] = {ZMQ_REQ, ZMQ_REP},
     };
+    zsock_t *sock = czmq_socket(types[spec->pattern][sending ? 0 : 1]);
+    if (!sock) return NULL;
+    if (spec->pattern == LZB_PUBSUB) {
+        if (sending)
+            zsock_set_xpub_nodrop(sock, 1); // flow control, as for every contender
+        else
+            zsock_set_subscribe(sock, LZB_TOPIC);
+    }
+    int rc = sending ? zsock_connect(sock, "%s", spec->endpoint) : zsock_bind(sock, "%s", spec->endpoint);
+    if (rc < 0) zsock_destroy(&sock);
+    return sock;
+}
+
+static void *czmq_open(const lzb_spec_t *spec) {
     czmq_state_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->pattern = spec->pattern;
     s->size = spec->size;
     s->buf = malloc(spec->size);
-    s->tx = czmq_socket(types[spec->pattern][0]);
-    s->rx = czmq_socket(types[spec->pattern][1]);
-    if (!s->buf || !s->tx || !s->rx) goto fail;
+    if (!s->buf) goto fail;
     memset(s->buf, 'x', spec->size);
-    if (spec->pattern == LZB_PUBSUB) {
-        zsock_set_subscribe(s->rx, LZB_TOPIC);
-        zsock_set_xpub_nodrop(s->tx, 1); // flow control, as for every contender
-    }
-    if (zsock_bind(s->rx, "%s", spec->endpoint) < 0 || zsock_connect(s->tx, "%s", spec->endpoint) < 0)
-        goto fail;
+    if (lzb_makes(spec, LZB_RECEIVING_END) && !(s->rx = czmq_open_end(spec, 0))) goto fail;
+    if (lzb_makes(spec, LZB_SENDING_END) && !(s->tx = czmq_open_end(spec, 1))) goto fail;
     return s;
 fail:
     czmq_close(s);
@@ -75,8 +84,7 @@ static int send_frame(zsock_t *sock, const void *data, size_t size, int flags) {
 static long czmq_send(void *arg, long n) {
     czmq_state_t *s = arg;
     for (long i = 0; i < n; i++) {
-        if (s->pattern == LZB_PUBSUB && send_frame(s->tx, LZB_TOPIC, strlen(LZB_TOPIC), ZFRAME_MORE) != 0)
-            return i;
+        if (s->pattern == LZB_PUBSUB && send_frame(s->tx, LZB_TOPIC, strlen(LZB_TOPIC), ZFRAME_MORE) != 0) return i;
         if (send_frame(s->tx, s->buf, s->size, 0) != 0) return i;
     }
     return n;

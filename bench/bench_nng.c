@@ -20,8 +20,8 @@
 
 typedef struct nng_state {
     nng_socket tx, rx;
-    int opened; // sockets opened so far, for close
-    char *msg;  // the message: topic prefix (pub/sub) then payload
+    int has_tx, has_rx; // which are open, for close
+    char *msg;          // the message: topic prefix (pub/sub) then payload
     size_t len;
 } nng_state_t;
 
@@ -29,28 +29,22 @@ static const char *nngb_version(void) { return nng_version(); }
 
 static void nngb_close(void *arg) {
     nng_state_t *s = arg;
-    if (s->opened > 1) nng_close(s->rx); // receiver first, as for the others
-    if (s->opened > 0) nng_close(s->tx);
+    if (s->has_rx) nng_close(s->rx); // receiver first, as for the others
+    if (s->has_tx) nng_close(s->tx);
     free(s->msg);
     free(s);
 }
 
-static int open_pair(nng_state_t *s, lzb_pattern_t pattern) {
-    int rc;
+// open_socket opens the socket of one end of pattern: the sender (push,
+// pub, req) or the receiver.
+static int open_socket(nng_socket *sock, lzb_pattern_t pattern, int sending) {
     switch (pattern) {
     case LZB_PUBSUB:
-        if ((rc = nng_pub0_open(&s->tx)) == 0 && ++s->opened && (rc = nng_sub0_open(&s->rx)) == 0 &&
-            ++s->opened)
-            rc = nng_socket_set(s->rx, NNG_OPT_SUB_SUBSCRIBE, LZB_TOPIC, strlen(LZB_TOPIC));
-        return rc;
+        return sending ? nng_pub0_open(sock) : nng_sub0_open(sock);
     case LZB_REQREP:
-        if ((rc = nng_req0_open(&s->tx)) == 0 && ++s->opened && (rc = nng_rep0_open(&s->rx)) == 0)
-            ++s->opened;
-        return rc;
+        return sending ? nng_req0_open(sock) : nng_rep0_open(sock);
     default:
-        if ((rc = nng_push0_open(&s->tx)) == 0 && ++s->opened && (rc = nng_pull0_open(&s->rx)) == 0)
-            ++s->opened;
-        return rc;
+        return sending ? nng_push0_open(sock) : nng_pull0_open(sock);
     }
 }
 
@@ -65,21 +59,38 @@ static int set_options(nng_socket sock, lzb_pattern_t pattern) {
     return rc;
 }
 
+static int open_receiver(nng_state_t *s, const lzb_spec_t *spec) {
+    int rc = open_socket(&s->rx, spec->pattern, 0);
+    s->has_rx = rc == 0;
+    if (rc == 0 && spec->pattern == LZB_PUBSUB)
+        rc = nng_socket_set(s->rx, NNG_OPT_SUB_SUBSCRIBE, LZB_TOPIC, strlen(LZB_TOPIC));
+    if (rc == 0) rc = set_options(s->rx, spec->pattern);
+    return rc == 0 ? nng_listen(s->rx, spec->endpoint, NULL, 0) : rc;
+}
+
+// A sender alone (its receiver in another process, maybe not listening yet)
+// dials in the background, as libzmq connects.
+static int open_sender(nng_state_t *s, const lzb_spec_t *spec) {
+    int rc = open_socket(&s->tx, spec->pattern, 1);
+    s->has_tx = rc == 0;
+    if (rc == 0) rc = set_options(s->tx, spec->pattern);
+    int flags = spec->ends == LZB_SENDING_END ? NNG_FLAG_NONBLOCK : 0;
+    return rc == 0 ? nng_dial(s->tx, spec->endpoint, NULL, flags) : rc;
+}
+
 static void *nngb_open(const lzb_spec_t *spec) {
     nng_state_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     size_t topic = spec->pattern == LZB_PUBSUB ? strlen(LZB_TOPIC) : 0;
     s->len = topic + spec->size;
     s->msg = malloc(s->len);
-    int rc = s->msg ? open_pair(s, spec->pattern) : NNG_ENOMEM;
+    int rc = s->msg ? 0 : NNG_ENOMEM;
     if (rc == 0) {
         memcpy(s->msg, LZB_TOPIC, topic);
         memset(s->msg + topic, 'x', spec->size);
-        rc = set_options(s->tx, spec->pattern);
     }
-    if (rc == 0) rc = set_options(s->rx, spec->pattern);
-    if (rc == 0) rc = nng_listen(s->rx, spec->endpoint, NULL, 0);
-    if (rc == 0) rc = nng_dial(s->tx, spec->endpoint, NULL, 0);
+    if (rc == 0 && lzb_makes(spec, LZB_RECEIVING_END)) rc = open_receiver(s, spec);
+    if (rc == 0 && lzb_makes(spec, LZB_SENDING_END)) rc = open_sender(s, spec);
     if (rc == 0) return s;
     fprintf(stderr, "nng: %s\n", nng_strerror(rc));
     nngb_close(s);

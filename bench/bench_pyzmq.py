@@ -36,6 +36,8 @@ def parse():
     p.add_argument("--reps", type=int, default=1)
     p.add_argument("--pin", action="store_true")
     p.add_argument("--codec", choices=["raw", "json", "python-liberzmq"], default="raw")
+    # The C harness's --processes; tcp and ipc default to 2 here (no shared GIL).
+    p.add_argument("--processes", type=int, choices=[1, 2], default=2)
     a = p.parse_args()
     if a.count <= 0:
         a.count = 20000 if a.pattern == "reqrep" else 10000000
@@ -138,8 +140,9 @@ class Ends:
 
 def in_process(args):
     """tcp/ipc peers run in a child process (no GIL shared with the measuring
-    side, as separate Python services); inproc and memory use a thread."""
-    return args.transport == "inproc" or getattr(args, "one_process", False)
+    side, as separate Python services) unless --processes 1; inproc and
+    memory use a thread."""
+    return args.transport == "inproc" or args.processes == 1 or getattr(args, "one_process", False)
 
 
 def runner(args, target, argv):

@@ -17,7 +17,7 @@ typedef struct lzc_state {
     lz_server_t *server;
     lz_client_t *client;
     lzb_pattern_t pattern;
-    int json;            // send lz_value_t through the json codec
+    int json; // send lz_value_t through the json codec
     size_t size;
     char *buf;           // raw payload
     lz_value_t *request; // reqrep request data
@@ -29,9 +29,9 @@ static const char *lzc_version(void) { return lz_version(); }
 // The seeds' message, built per message as an application would.
 static lz_value_t *seed_value(long seq) {
     lz_value_t *v = lz_value_object();
-    if (v && (lz_value_object_set_string(v, "symbol", LZB_SEED_SYMBOL) != 0 ||
-              lz_value_object_set_double(v, "price", LZB_SEED_PRICE) != 0 ||
-              lz_value_object_set_int(v, "seq", seq) != 0))
+    if (v &&
+        (lz_value_object_set_string(v, "symbol", LZB_SEED_SYMBOL) != 0 ||
+         lz_value_object_set_double(v, "price", LZB_SEED_PRICE) != 0 || lz_value_object_set_int(v, "seq", seq) != 0))
         lz_value_destroy(&v);
     return v;
 }
@@ -42,8 +42,7 @@ static lz_context_t *bench_context(void) {
     lz_config_t *cfg = lz_config_new();
     if (!cfg) return NULL;
     lz_context_t *ctx = NULL;
-    if (lz_config_set_int(cfg, "zmq.linger", 0) == 0 &&
-        lz_config_set_int(cfg, "zmq.high_water_mark", 1000) == 0 &&
+    if (lz_config_set_int(cfg, "zmq.linger", 0) == 0 && lz_config_set_int(cfg, "zmq.high_water_mark", 1000) == 0 &&
         lz_config_set_int(cfg, "zmq.send_timeout", LZB_IO_TIMEOUT_MS) == 0 &&
         lz_config_set_int(cfg, "zmq.receive_timeout", LZB_IO_TIMEOUT_MS) == 0 &&
         // Like for like with raw REP, which answers on its one thread: the
@@ -77,24 +76,34 @@ static int echo(const lz_message_t *request, lz_value_t **reply, void *arg) {
     return *reply ? 0 : LZ_ENOMEM;
 }
 
-static int open_pushpull(lzc_state_t *s, const char *bind, const char *connect) {
-    s->pull = lz_pull_new(s->ctx, bind);
-    s->push = s->pull ? lz_push_new(s->ctx, connect) : NULL;
-    if (!s->push) return -1;
-    if (s->json) return 0;
-    return lz_node_set_serializer(lz_pull_node(s->pull), "raw") |
-           lz_node_set_serializer(lz_push_node(s->push), "raw");
+// set_raw gives a node the raw serializer unless the contender sends JSON.
+static int set_raw(const lzc_state_t *s, lz_node_t *node) { return s->json ? 0 : lz_node_set_serializer(node, "raw"); }
+
+static int open_pushpull(lzc_state_t *s, const lzb_spec_t *spec, const char *bind, const char *connect) {
+    if (lzb_makes(spec, LZB_RECEIVING_END) &&
+        (!(s->pull = lz_pull_new(s->ctx, bind)) || set_raw(s, lz_pull_node(s->pull)) != 0))
+        return -1;
+    if (lzb_makes(spec, LZB_SENDING_END) &&
+        (!(s->push = lz_push_new(s->ctx, connect)) || set_raw(s, lz_push_node(s->push)) != 0))
+        return -1;
+    return 0;
 }
 
-static int open_pubsub(lzc_state_t *s, const char *bind, const char *connect) {
-    s->pub = lz_pub_new(s->ctx, bind);
-    s->sub = s->pub ? lz_sub_new(s->ctx, connect) : NULL;
-    if (!s->sub || lz_sub_subscribe(s->sub, LZB_TOPIC) != 0) return -1;
-    // Flow control instead of drops, as for every contender (lzb_raw_nodrop).
-    if (lzb_raw_nodrop(lz_node_zmq_socket(lz_pub_node(s->pub))) != 0) return -1;
-    if (s->json) return 0;
-    return lz_node_set_serializer(lz_sub_node(s->sub), "raw") |
-           lz_node_set_serializer(lz_pub_node(s->pub), "raw");
+// The publisher binds and the subscriber connects, as liberzmq's defaults
+// have them.
+static int open_pubsub(lzc_state_t *s, const lzb_spec_t *spec, const char *bind, const char *connect) {
+    if (lzb_makes(spec, LZB_SENDING_END)) {
+        // Flow control instead of drops, as for every contender (lzb_raw_nodrop).
+        if (!(s->pub = lz_pub_new(s->ctx, bind)) || lzb_raw_nodrop(lz_node_zmq_socket(lz_pub_node(s->pub))) != 0 ||
+            set_raw(s, lz_pub_node(s->pub)) != 0)
+            return -1;
+    }
+    if (lzb_makes(spec, LZB_RECEIVING_END)) {
+        if (!(s->sub = lz_sub_new(s->ctx, connect)) || lz_sub_subscribe(s->sub, LZB_TOPIC) != 0 ||
+            set_raw(s, lz_sub_node(s->sub)) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 static int open_reqrep(lzc_state_t *s, const char *bind, const char *connect) {
@@ -121,9 +130,9 @@ static void *lzc_open_codec(const lzb_spec_t *spec, int json) {
         memset(s->buf, 'x', spec->size);
         snprintf(bind, sizeof bind, "@%s", spec->endpoint);
         snprintf(connect, sizeof connect, ">%s", spec->endpoint);
-        rc = spec->pattern == LZB_PUBSUB   ? open_pubsub(s, bind, connect)
+        rc = spec->pattern == LZB_PUBSUB   ? open_pubsub(s, spec, bind, connect)
              : spec->pattern == LZB_REQREP ? open_reqrep(s, bind, connect)
-                                           : open_pushpull(s, bind, connect);
+                                           : open_pushpull(s, spec, bind, connect);
     }
     if (rc == 0) return s;
     fprintf(stderr, "liberzmq: %s\n", lz_last_error());
@@ -138,8 +147,7 @@ static void *lzc_open_json(const lzb_spec_t *spec) { return lzc_open_codec(spec,
 static int send_json(lzc_state_t *s) {
     lz_value_t *v = seed_value(s->seq++);
     if (!v) return -1;
-    int rc = s->pattern == LZB_PUBSUB ? lz_pub_publish(s->pub, LZB_TOPIC, v)
-                                      : lz_push_send(s->push, "tick", v, 0);
+    int rc = s->pattern == LZB_PUBSUB ? lz_pub_publish(s->pub, LZB_TOPIC, v) : lz_push_send(s->push, "tick", v, 0);
     lz_value_destroy(&v);
     return rc;
 }

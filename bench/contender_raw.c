@@ -10,12 +10,12 @@
 
 typedef struct raw_state {
     void *ctx;
-    void *tx, *rx;       // sender and receiver; for reqrep the REQ and REP
+    void *tx, *rx; // sender and receiver; for reqrep the REQ and REP
     lzb_pattern_t pattern;
     size_t size;
-    char *buf;           // the payload, sent again and again
-    zmq_msg_t rx_msg;    // receiver/server side
-    zmq_msg_t tx_msg;    // client side replies
+    char *buf;        // the payload, sent again and again
+    zmq_msg_t rx_msg; // receiver/server side
+    zmq_msg_t tx_msg; // client side replies
 } raw_state_t;
 
 static const char *raw_version(void) {
@@ -57,12 +57,26 @@ int lzb_raw_nodrop(void *pub) {
     return zmq_setsockopt(pub, ZMQ_XPUB_NODROP, &on, sizeof on);
 }
 
-static void *raw_open(const lzb_spec_t *spec) {
+// raw_open_end makes one end: the sender connects, the receiver binds, as
+// liberzmq's pull, pub and server do.
+static void *raw_open_end(raw_state_t *s, const lzb_spec_t *spec, int sending) {
     static const int types[][2] = {
         [LZB_PUSHPULL] = {ZMQ_PUSH, ZMQ_PULL},
         [LZB_PUBSUB] = {ZMQ_PUB, ZMQ_SUB},
         [LZB_REQREP] = {ZMQ_REQ, ZMQ_REP},
     };
+    void *sock = raw_socket(s->ctx, types[spec->pattern][sending ? 0 : 1]);
+    if (!sock) return NULL;
+    int rc = 0;
+    if (spec->pattern == LZB_PUBSUB)
+        rc = sending ? lzb_raw_nodrop(sock) : zmq_setsockopt(sock, ZMQ_SUBSCRIBE, LZB_TOPIC, strlen(LZB_TOPIC));
+    if (rc == 0) rc = sending ? zmq_connect(sock, spec->endpoint) : zmq_bind(sock, spec->endpoint);
+    if (rc == 0) return sock;
+    zmq_close(sock);
+    return NULL;
+}
+
+static void *raw_open(const lzb_spec_t *spec) {
     raw_state_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->pattern = spec->pattern;
@@ -73,14 +87,9 @@ static void *raw_open(const lzb_spec_t *spec) {
     s->ctx = zmq_ctx_new();
     if (!s->buf || !s->ctx) goto fail;
     memset(s->buf, 'x', spec->size);
-    s->tx = raw_socket(s->ctx, types[spec->pattern][0]);
-    s->rx = raw_socket(s->ctx, types[spec->pattern][1]);
-    if (!s->tx || !s->rx) goto fail;
-    if (spec->pattern == LZB_PUBSUB && (zmq_setsockopt(s->rx, ZMQ_SUBSCRIBE, LZB_TOPIC, strlen(LZB_TOPIC)) != 0 ||
-                                        lzb_raw_nodrop(s->tx) != 0))
-        goto fail;
-    // The receiving side binds, as liberzmq's pull, pub and server do.
-    if (zmq_bind(s->rx, spec->endpoint) != 0 || zmq_connect(s->tx, spec->endpoint) != 0) goto fail;
+    // The receiving end first, so a sender in the same process finds it bound.
+    if (lzb_makes(spec, LZB_RECEIVING_END) && !(s->rx = raw_open_end(s, spec, 0))) goto fail;
+    if (lzb_makes(spec, LZB_SENDING_END) && !(s->tx = raw_open_end(s, spec, 1))) goto fail;
     return s;
 fail:
     fprintf(stderr, "raw: %s\n", zmq_strerror(zmq_errno()));
@@ -91,8 +100,7 @@ fail:
 static long raw_send(void *arg, long n) {
     raw_state_t *s = arg;
     for (long i = 0; i < n; i++) {
-        if (s->pattern == LZB_PUBSUB && zmq_send(s->tx, LZB_TOPIC, strlen(LZB_TOPIC), ZMQ_SNDMORE) < 0)
-            return i;
+        if (s->pattern == LZB_PUBSUB && zmq_send(s->tx, LZB_TOPIC, strlen(LZB_TOPIC), ZMQ_SNDMORE) < 0) return i;
         if (zmq_send(s->tx, s->buf, s->size, 0) < 0) return i;
     }
     return n;

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,8 +84,7 @@ int lzb_pin_self(int cpu) {
 }
 
 size_t lzb_seed_json(char *buf, size_t len, long seq) {
-    int n = snprintf(buf, len, "{\"symbol\":\"%s\",\"price\":%.1f,\"seq\":%ld}", LZB_SEED_SYMBOL,
-                     LZB_SEED_PRICE, seq);
+    int n = snprintf(buf, len, "{\"symbol\":\"%s\",\"price\":%.1f,\"seq\":%ld}", LZB_SEED_SYMBOL, LZB_SEED_PRICE, seq);
     return n < 0 ? 0 : (size_t)n;
 }
 
@@ -101,8 +102,7 @@ static int free_tcp_port(void) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
     int port = -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
         port = ntohs(a.sin_port);
     close(fd);
     return port;
@@ -131,6 +131,16 @@ static void close_contender(const lzb_ops_t *ops, void *st, const lzb_spec_t *sp
     if (spec->pinned) lzb_pin_self(-1);
 }
 
+// open_ends opens the given ends at spec's endpoint.
+static void *open_ends(const lzb_ops_t *ops, const lzb_spec_t *spec, lzb_ends_t ends) {
+    lzb_spec_t made = *spec;
+    made.ends = ends;
+    void *st = ops->open(&made);
+    if (!st)
+        fprintf(stderr, "%s: cannot open %s over %s\n", ops->name, lzb_pattern_name(spec->pattern), spec->endpoint);
+    return st;
+}
+
 // Pinning before open makes every thread the contender starts (libzmq I/O
 // threads, server workers) and the drivers' threads inherit CPU 0, as
 // taskset -c 0 would; close_contender undoes it.
@@ -139,38 +149,43 @@ static void *open_contender(const lzb_ops_t *ops, lzb_spec_t *spec) {
     void *st = NULL;
     if (make_endpoint(spec) != 0)
         fprintf(stderr, "%s: no free endpoint\n", ops->name);
-    else if (!(st = ops->open(spec)))
-        fprintf(stderr, "%s: cannot open %s over %s\n", ops->name,
-                lzb_pattern_name(spec->pattern), spec->endpoint);
+    else
+        st = open_ends(ops, spec, LZB_BOTH_ENDS);
     if (!st && spec->pinned) lzb_pin_self(-1);
     return st;
 }
 
 // ---- Throughput: a sender thread, the receiver on the calling thread. ----
 
+// What the two ends tell each other; shared memory when they are processes.
+typedef struct tp_flags {
+    atomic_int ready;           // the receiver got a warm-up message
+    atomic_int stop;            // the receiver is done
+    atomic_int sender_done;     // every message was sent
+    atomic_int receiver_closed; // the sender may close (see drain)
+} tp_flags_t;
+
 typedef struct tp_run {
     const lzb_ops_t *ops;
     void *st;
     long count;
-    atomic_int ready;       // the receiver got a warm-up message
-    atomic_int stop;        // the receiver is done
-    atomic_int sender_done; // every message was sent
+    tp_flags_t *flags;
 } tp_run_t;
 
 static void *tp_sender(void *arg) {
     tp_run_t *run = arg;
     // Warm up one message at a time until the receiver sees one: a
     // subscriber joins late and would miss the start of the stream.
-    while (!atomic_load(&run->ready) && !atomic_load(&run->stop)) {
+    while (!atomic_load(&run->flags->ready) && !atomic_load(&run->flags->stop)) {
         run->ops->send(run->st, 1);
         lzb_sleep_ms(1);
     }
     long sent = 0;
-    while (sent < run->count && !atomic_load(&run->stop)) {
+    while (sent < run->count && !atomic_load(&run->flags->stop)) {
         long want = run->count - sent < LZB_BATCH ? run->count - sent : LZB_BATCH;
         sent += run->ops->send(run->st, want);
     }
-    atomic_store(&run->sender_done, 1);
+    atomic_store(&run->flags->sender_done, 1);
     return NULL;
 }
 
@@ -187,7 +202,7 @@ static int wait_first(tp_run_t *run) {
 // traffic (a publisher dropped messages, or the sender stopped).
 static int tp_receive(tp_run_t *run, double max_seconds, lzb_tput_t *out) {
     if (wait_first(run) != 0) return -1;
-    atomic_store(&run->ready, 1);
+    atomic_store(&run->flags->ready, 1);
     if (wait_first(run) != 0) return -1;
     uint64_t t0 = lzb_now_ns(), t_last = t0;
     long timed = 0;
@@ -195,7 +210,7 @@ static int tp_receive(tp_run_t *run, double max_seconds, lzb_tput_t *out) {
         long want = run->count - 1 - timed < LZB_BATCH ? run->count - 1 - timed : LZB_BATCH;
         long got = run->ops->recv(run->st, want);
         uint64_t t = lzb_now_ns();
-        if (got < want && atomic_load(&run->sender_done)) break;
+        if (got < want && atomic_load(&run->flags->sender_done)) break;
         if (got > 0) {
             timed += got;
             t_last = t;
@@ -218,26 +233,77 @@ static int tp_receive(tp_run_t *run, double max_seconds, lzb_tput_t *out) {
 // empty no session holds half a message. Draining also frees a sender
 // blocked on a full queue at once instead of after its send timeout.
 static void drain(tp_run_t *run) {
-    atomic_store(&run->stop, 1);
+    atomic_store(&run->flags->stop, 1);
     for (;;) {
-        int sender_done = atomic_load(&run->sender_done);
+        int sender_done = atomic_load(&run->flags->sender_done);
         if (run->ops->recv(run->st, LZB_BATCH) < LZB_BATCH && sender_done) return;
     }
 }
 
-static int tp_measure(const lzb_ops_t *ops, void *st, const lzb_spec_t *spec, lzb_tput_t *out) {
-    tp_run_t run = {.ops = ops, .st = st, .count = spec->count};
-    pthread_t sender;
-    if (pthread_create(&sender, NULL, tp_sender, &run) != 0) return -1;
-    int rc = tp_receive(&run, spec->max_seconds, out);
-    drain(&run);
-    pthread_join(sender, NULL);
+// tp_finish reports a measurement that got nothing and fills in MB/s.
+static int tp_finish(const lzb_ops_t *ops, const lzb_spec_t *spec, int rc, lzb_tput_t *out) {
     out->mb_per_sec = out->msgs_per_sec * (double)spec->size / 1e6;
     if (rc != 0) fprintf(stderr, "%s: no messages arrived\n", ops->name);
     return rc;
 }
 
+static int tp_measure(const lzb_ops_t *ops, void *st, const lzb_spec_t *spec, lzb_tput_t *out) {
+    tp_flags_t flags = {0};
+    tp_run_t run = {.ops = ops, .st = st, .count = spec->count, .flags = &flags};
+    pthread_t sender;
+    if (pthread_create(&sender, NULL, tp_sender, &run) != 0) return -1;
+    int rc = tp_receive(&run, spec->max_seconds, out);
+    drain(&run);
+    pthread_join(sender, NULL);
+    return tp_finish(ops, spec, rc, out);
+}
+
+// tp_sending_child is the sender's process: it opens its end, sends, and
+// closes once the receiver has (the order of one process, see drain), or
+// after LZB_JOIN_SECONDS if the receiver never gets that far.
+static int tp_sending_child(const lzb_ops_t *ops, const lzb_spec_t *spec, tp_flags_t *flags) {
+    void *st = open_ends(ops, spec, LZB_SENDING_END);
+    if (!st) {
+        atomic_store(&flags->sender_done, 1);
+        return 1;
+    }
+    tp_run_t run = {.ops = ops, .st = st, .count = spec->count, .flags = flags};
+    tp_sender(&run);
+    uint64_t t0 = lzb_now_ns();
+    while (!atomic_load(&flags->receiver_closed) && seconds_since(t0) < LZB_JOIN_SECONDS) lzb_sleep_ms(1);
+    ops->close(st);
+    return 0;
+}
+
+// tp_two_processes measures with the sender in a child process, forked
+// before either end exists (libzmq, CZMQ and nng contexts do not survive a
+// fork), as two services on one machine would run.
+static int tp_two_processes(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_tput_t *out) {
+    if (make_endpoint(spec) != 0) return -1;
+    tp_flags_t *flags = mmap(NULL, sizeof *flags, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (flags == MAP_FAILED) return -1;
+    memset(flags, 0, sizeof *flags);
+    fflush(NULL);
+    pid_t child = fork();
+    if (child == 0) _exit(tp_sending_child(ops, spec, flags));
+    int rc = -1;
+    void *st = child > 0 ? open_ends(ops, spec, LZB_RECEIVING_END) : NULL;
+    if (st) {
+        tp_run_t run = {.ops = ops, .st = st, .count = spec->count, .flags = flags};
+        rc = tp_receive(&run, spec->max_seconds, out);
+        drain(&run);
+        close_contender(ops, st, spec);
+    }
+    atomic_store(&flags->stop, 1);
+    atomic_store(&flags->receiver_closed, 1);
+    int status = 0;
+    if (child > 0 && (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)) rc = -1;
+    munmap(flags, sizeof *flags);
+    return st ? tp_finish(ops, spec, rc, out) : -1;
+}
+
 int lzb_throughput(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_tput_t *out) {
+    if (spec->processes == 2) return tp_two_processes(ops, spec, out);
     void *st = open_contender(ops, spec);
     if (!st) return -1;
     int rc = tp_measure(ops, st, spec, out);
@@ -329,15 +395,14 @@ int lzb_memory(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_memory_t *out) {
 static void print_head(const lzb_ops_t *ops, const lzb_spec_t *spec) {
     printf("{\"contender\":\"%s\",\"version\":\"%s\",\"pattern\":\"%s\",\"transport\":\"%s\","
            "\"size\":%zu,\"codec\":\"%s\"",
-           ops->name, ops->version ? ops->version() : "", lzb_pattern_name(spec->pattern),
-           spec->transport, spec->size, spec->codec);
+           ops->name, ops->version ? ops->version() : "", lzb_pattern_name(spec->pattern), spec->transport, spec->size,
+           spec->codec);
 }
 
 void lzb_print_tput(const lzb_ops_t *ops, const lzb_spec_t *spec, const lzb_tput_t *r) {
     print_head(ops, spec);
     printf(",\"pinned\":%s,\"received\":%ld,\"msgs_per_sec\":%.0f,\"mb_per_sec\":%.2f}\n",
-           spec->pinned ? "true" : "false", r->received,
-           r->msgs_per_sec, r->mb_per_sec);
+           spec->pinned ? "true" : "false", r->received, r->msgs_per_sec, r->mb_per_sec);
     fflush(stdout);
 }
 
@@ -350,8 +415,8 @@ void lzb_print_latency(const lzb_ops_t *ops, const lzb_spec_t *spec, const lzb_l
 
 void lzb_print_memory(const lzb_ops_t *ops, const lzb_spec_t *spec, const lzb_memory_t *r) {
     print_head(ops, spec);
-    printf(",\"rss_start_kb\":%ld,\"rss_idle_kb\":%ld,\"rss_loaded_kb\":%ld,\"rss_peak_kb\":%ld}\n",
-           r->start_kb, r->idle_kb, r->loaded_kb, r->peak_kb);
+    printf(",\"rss_start_kb\":%ld,\"rss_idle_kb\":%ld,\"rss_loaded_kb\":%ld,\"rss_peak_kb\":%ld}\n", r->start_kb,
+           r->idle_kb, r->loaded_kb, r->peak_kb);
     fflush(stdout);
 }
 
@@ -360,7 +425,8 @@ void lzb_print_memory(const lzb_ops_t *ops, const lzb_spec_t *spec, const lzb_me
 void lzb_usage(const char *prog) {
     fprintf(stderr,
             "usage: %s pushpull|pubsub|reqrep|memory [--transport tcp|ipc|inproc] [--size BYTES]\n"
-            "       [--count N] [--max-seconds S] [--reps R] [--pin] [--codec raw|json] [--json]\n",
+            "       [--count N] [--max-seconds S] [--reps R] [--pin] [--codec raw|json] [--processes 1|2]\n"
+            "       [--json]\n",
             prog);
 }
 
@@ -399,8 +465,7 @@ static int parse_option(lzb_spec_t *spec, const char *opt, const char *val) {
     static const char *const transports[] = {"tcp", "ipc", "inproc", NULL};
     static const char *const codecs[] = {"raw", "json", NULL};
     long n = 0;
-    if (strcmp(opt, "--transport") == 0)
-        return copy_choice(spec->transport, sizeof spec->transport, val, transports);
+    if (strcmp(opt, "--transport") == 0) return copy_choice(spec->transport, sizeof spec->transport, val, transports);
     if (strcmp(opt, "--codec") == 0) return copy_choice(spec->codec, sizeof spec->codec, val, codecs);
     if (strcmp(opt, "--max-seconds") == 0) {
         char *end;
@@ -408,27 +473,39 @@ static int parse_option(lzb_spec_t *spec, const char *opt, const char *val) {
         return end != val && *end == '\0' && spec->max_seconds > 0 && spec->max_seconds <= 3600 ? 0 : -1;
     }
     int rc = -1;
-    if (strcmp(opt, "--size") == 0 && (rc = parse_long_in(val, 1, LZB_SIZE_MAX, &n)) == 0) spec->size = (size_t)n;
-    else if (strcmp(opt, "--count") == 0 && (rc = parse_long_in(val, 2, LONG_MAX, &n)) == 0) spec->count = n;
-    else if (strcmp(opt, "--reps") == 0 && (rc = parse_long_in(val, 1, LZB_REPS_MAX, &n)) == 0) spec->reps = (int)n;
+    if (strcmp(opt, "--size") == 0 && (rc = parse_long_in(val, 1, LZB_SIZE_MAX, &n)) == 0)
+        spec->size = (size_t)n;
+    else if (strcmp(opt, "--count") == 0 && (rc = parse_long_in(val, 2, LONG_MAX, &n)) == 0)
+        spec->count = n;
+    else if (strcmp(opt, "--reps") == 0 && (rc = parse_long_in(val, 1, LZB_REPS_MAX, &n)) == 0)
+        spec->reps = (int)n;
+    else if (strcmp(opt, "--processes") == 0 && (rc = parse_long_in(val, 1, 2, &n)) == 0)
+        spec->processes = (int)n;
     return rc;
 }
 
 int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json) {
-    *spec = (lzb_spec_t){.transport = "tcp", .size = 16, .count = 0, .max_seconds = 1.0, .reps = 1,
-                         .codec = "raw"};
+    *spec = (lzb_spec_t){
+        .transport = "tcp", .size = 16, .count = 0, .max_seconds = 1.0, .reps = 1, .codec = "raw", .processes = 1};
     *json = 0;
     if (argc < 1 || parse_pattern(argv[0], &spec->pattern) != 0) return 2;
     for (int i = 1; i < argc; i++) {
         for (int k = 1; k < i; k++) // each option once
             if (argv[k][0] == '-' && strcmp(argv[k], argv[i]) == 0) return 2;
-        if (strcmp(argv[i], "--pin") == 0) spec->pinned = 1;
-        else if (strcmp(argv[i], "--json") == 0) *json = 1;
-        else if (i + 1 >= argc || parse_option(spec, argv[i], argv[i + 1]) != 0) return 2;
-        else i++;
+        if (strcmp(argv[i], "--pin") == 0)
+            spec->pinned = 1;
+        else if (strcmp(argv[i], "--json") == 0)
+            *json = 1;
+        else if (i + 1 >= argc || parse_option(spec, argv[i], argv[i + 1]) != 0)
+            return 2;
+        else
+            i++;
     }
     if (spec->count <= 0) spec->count = spec->pattern == LZB_REQREP ? 20000 : 10000000;
     if (spec->count < 2 || spec->size < 1 || spec->reps < 1 || spec->max_seconds <= 0) return 2;
+    // Two processes are two services: throughput over a transport between processes.
+    int throughput = spec->pattern == LZB_PUSHPULL || spec->pattern == LZB_PUBSUB;
+    if (spec->processes == 2 && (!throughput || strcmp(spec->transport, "inproc") == 0)) return 2;
     if (strcmp(spec->codec, "json") == 0) {
         char buf[128];
         spec->size = lzb_seed_json(buf, sizeof buf, 0);

@@ -10,18 +10,29 @@
 
 typedef enum lzb_pattern { LZB_PUSHPULL, LZB_PUBSUB, LZB_REQREP, LZB_MEMORY } lzb_pattern_t;
 
+// Which ends a contender's open makes: both, or one of them when the sender
+// runs in a child process (--processes 2).
+typedef enum lzb_ends { LZB_BOTH_ENDS, LZB_SENDING_END, LZB_RECEIVING_END } lzb_ends_t;
+
 // What to measure; the harness fills endpoint (unique per open) before open.
 typedef struct lzb_spec {
     lzb_pattern_t pattern;
-    char transport[8];   // "tcp", "ipc" or "inproc"
-    size_t size;         // payload bytes (json codecs send the seeds' message)
-    long count;          // messages (throughput) or round trips (latency)
-    double max_seconds;  // a measurement stops early after this long
-    int pinned;          // reqrep: every thread of both ends on CPU 0
-    int reps;            // repetitions in this process (lz bench; programs use 1)
-    char codec[8];       // "raw" or "json" (liberzmq and pyzmq have both)
+    char transport[8];  // "tcp", "ipc" or "inproc"
+    size_t size;        // payload bytes (json codecs send the seeds' message)
+    long count;         // messages (throughput) or round trips (latency)
+    double max_seconds; // a measurement stops early after this long
+    int pinned;         // reqrep: every thread of both ends on CPU 0
+    int reps;           // repetitions in this process (lz bench; programs use 1)
+    char codec[8];      // "raw" or "json" (liberzmq and pyzmq have both)
+    int processes;      // throughput over tcp/ipc: 2 puts the sender in a child process
+    lzb_ends_t ends;    // set by the harness before open
     char endpoint[256];
 } lzb_spec_t;
+
+// lzb_makes says whether open should make the given end.
+static inline int lzb_makes(const lzb_spec_t *spec, lzb_ends_t end) {
+    return spec->ends == LZB_BOTH_ENDS || spec->ends == end;
+}
 
 // The topic every pub/sub contender sends as its first frame (or prefix).
 #define LZB_TOPIC "bench"
@@ -29,11 +40,12 @@ typedef struct lzb_spec {
 // driver looks at its stop conditions again.
 #define LZB_IO_TIMEOUT_MS 200
 
-// A contender. open makes both ends of spec->pattern (bound and connected,
-// reqrep server started if it runs its own threads) and returns its state,
-// or NULL after printing why on stderr.
+// A contender. open makes the ends of spec->pattern that spec->ends names
+// (bound and connected, reqrep server started if it runs its own threads;
+// reqrep and memory always get both) and returns its state, or NULL after
+// printing why on stderr. close takes a state with either end missing.
 typedef struct lzb_ops {
-    const char *name;     // "raw", "czmq", "nng", "liberzmq", "liberzmq-json"
+    const char *name; // "raw", "czmq", "nng", "liberzmq", "liberzmq-json"
     const char *(*version)(void);
     void *(*open)(const lzb_spec_t *spec);
     // send: send n messages; returns how many went (fewer after a send timeout).
@@ -49,7 +61,7 @@ typedef struct lzb_ops {
 } lzb_ops_t;
 
 typedef struct lzb_tput {
-    long received;        // messages timed (after the first)
+    long received; // messages timed (after the first)
     double msgs_per_sec, mb_per_sec;
 } lzb_tput_t;
 
@@ -63,12 +75,13 @@ typedef struct lzb_memory {
 } lzb_memory_t;
 
 #define LZB_SIZE_MAX (64L << 20) // --size limit: 64 MiB messages
-#define LZB_REPS_MAX 64           // --reps limit
+#define LZB_REPS_MAX 64          // --reps limit
 
 // Parsing: argv[0] is the pattern ("pushpull", "pubsub", "reqrep",
 // "memory"), then --transport, --size (1..LZB_SIZE_MAX), --count (at least
-// 2), --max-seconds, --pin, --reps (1..LZB_REPS_MAX), --codec, --json, each
-// at most once. Returns 0, or 2 for bad arguments (the caller prints usage).
+// 2), --max-seconds, --pin, --reps (1..LZB_REPS_MAX), --codec, --processes
+// (1, or 2 for pushpull and pubsub over tcp or ipc), --json, each at most
+// once. Returns 0, or 2 for bad arguments (the caller prints usage).
 int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json);
 const char *lzb_pattern_name(lzb_pattern_t pattern);
 void lzb_usage(const char *prog);
@@ -89,8 +102,8 @@ int lzb_main(int argc, char **argv, const lzb_ops_t *ops);
 // Helpers for contenders.
 uint64_t lzb_now_ns(void);
 double lzb_median(double *values, size_t n); // sorts values
-long lzb_rss_kb(const char *field);           // "VmRSS", "VmHWM"; -1 if unknown
-int lzb_pin_self(int cpu);                    // cpu < 0: every CPU again
+long lzb_rss_kb(const char *field);          // "VmRSS", "VmHWM"; -1 if unknown
+int lzb_pin_self(int cpu);                   // cpu < 0: every CPU again
 void lzb_sleep_ms(int ms);
 // The seeds' JSON message for codec json, and its encoded size.
 #define LZB_SEED_SYMBOL "BTC"

@@ -181,10 +181,13 @@ METHOD = """\
   ratios within a row, not absolute figures across rows.
 - **Throughput** is one-way: the receiver times from the first data message to the last one, each
   measurement lasting at most {seconds} s. The sender first sends one warm-up message per millisecond
-  until the receiver has one (a subscriber joins late). Sender and receiver are two threads of one
-  process for every C contender and transport (inproc needs it anyway); pyzmq's sender is a separate
-  process for tcp and ipc (so the two ends do not share a GIL, as two Python services would not) and a
-  thread for inproc. Push/pull sends one frame; pub/sub sends `[topic, payload]` (topic `bench`) for
+  until the receiver has one (a subscriber joins late). Over tcp and ipc the sender is a separate
+  process for every contender (`--processes 2`: forked before either end exists), as two services
+  on one machine are, each with its own libzmq context and I/O thread; over inproc the two ends are
+  threads of one process. (Until the thirteenth run the C contenders ran both ends as threads of one
+  process over tcp and ipc too, sharing one I/O thread, while pyzmq, which must not share a GIL,
+  already used two processes; that cost the C contenders 30-45% over tcp, so JSON rows against pyzmq
+  were not like for like.) Push/pull sends one frame; pub/sub sends `[topic, payload]` (topic `bench`) for
   libzmq, liberzmq, CZMQ and pyzmq, and `bench` + payload as one message for nng, which has no
   multipart. Publishers use `ZMQ_XPUB_NODROP`, so a full high water mark (1000, the default, for every
   contender) makes them wait instead of dropping and pub/sub measures delivered messages with flow

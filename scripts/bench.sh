@@ -77,12 +77,16 @@ rep_order() {
 THROUGHPUT=(raw liberzmq czmq nng pyzmq)
 for pattern in pushpull pubsub; do
   for transport in tcp ipc inproc; do
+    # Over tcp and ipc the two ends are two processes, as two services are
+    # (pyzmq's too, which must not share a GIL); inproc is one process.
+    where="--transport $transport"
+    [ "$transport" = inproc ] || where+=" --processes 2"
     for size in 16 256 4096 65536; do
-      row "${THROUGHPUT[@]}" -- $pattern --transport $transport --size $size
+      row "${THROUGHPUT[@]}" -- $pattern $where --size $size
     done
     # JSON: the seeds' message against pyzmq + json, the Python LiberZMQ's
     # per-message work on pyzmq, and liberzmq raw bytes of its size.
-    row liberzmq-json liberzmq-40 pyzmq-json python-liberzmq -- $pattern --transport $transport
+    row liberzmq-json liberzmq-40 pyzmq-json python-liberzmq -- $pattern $where
   done
 done
 

@@ -67,8 +67,12 @@ static void proc_feed(proc_t *p, const char *text) {
 
 static void take(int *fd, char *buf, size_t *len) {
     ssize_t n = read(*fd, buf + *len, OUT_MAX - 1 - *len);
-    if (n > 0) *len += (size_t)n;
-    else { close(*fd); *fd = -1; }
+    if (n > 0)
+        *len += (size_t)n;
+    else {
+        close(*fd);
+        *fd = -1;
+    }
     buf[*len] = '\0';
 }
 
@@ -231,13 +235,18 @@ LZ_TEST(test_bad_arguments) {
         {"bench", "pushpull", "--count", "-5"},
         {"bench", "pushpull", "--json", "--json"},
         {"bench", "pushpull", "--reps", "65"},
+        // Two processes are for throughput between processes only.
+        {"bench", "pushpull", "--transport", "inproc", "--processes", "2"},
+        {"bench", "reqrep", "--processes", "2"},
+        {"bench", "pubsub", "--processes", "3"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *argv[10] = {(char *)LZ_TOOL};
         for (int k = 0; k < 8 && cases[i][k]; k++) argv[k + 1] = (char *)cases[i][k];
         LZ_CHECK_INT(run_lz(&r, NULL, proc_start(argv, NULL)), 2);
         if (count_lines(r.err) != 1 || r.out[0])
-            fprintf(stderr, "case %zu (%s): stderr \"%s\" stdout \"%s\"\n", i, cases[i][0] ? cases[i][0] : "", r.err, r.out);
+            fprintf(stderr, "case %zu (%s): stderr \"%s\" stdout \"%s\"\n", i, cases[i][0] ? cases[i][0] : "", r.err,
+                    r.out);
         LZ_CHECK_INT(count_lines(r.err), 1);
         LZ_CHECK_STR(r.out, "");
     }
@@ -290,8 +299,7 @@ LZ_TEST(test_pub_sends_an_out_of_range_number_as_text) {
 
 // check_shown: one line of lz sub shows payload exactly, as its JSON value
 // when it decodes, else as base64 of the very bytes. Counts which.
-static void check_shown(const char *line, size_t len, const uint8_t *payload, size_t size, int *decoded,
-                        int *base64) {
+static void check_shown(const char *line, size_t len, const uint8_t *payload, size_t size, int *decoded, int *base64) {
     lz_value_t *record = NULL, *want = NULL;
     LZ_CHECK_INT(lz_serializer_decode(lz_serializer_builtin("json"), line, len, &record), LZ_OK);
     LZ_CHECK_STR(lz_value_find_string(record, "topic", ""), "t");
@@ -334,7 +342,8 @@ LZ_TEST(test_sub_shows_every_damaged_payload_exactly) {
     LZ_CHECK_INT(zmq_recv(pub, notice, sizeof notice, 0), 1);
     static uint8_t payloads[DAMAGED_PAYLOADS][LZ_MUTATE_MAX];
     static size_t sizes[DAMAGED_PAYLOADS];
-    const char *seed = "{\"type\":\"order\",\"data\":{\"symbol\":\"BTC\",\"price\":43210.5,\"tags\":[\"\u00e9\",null]}}";
+    const char *seed =
+        "{\"type\":\"order\",\"data\":{\"symbol\":\"BTC\",\"price\":43210.5,\"tags\":[\"\u00e9\",null]}}";
     for (int i = 0; i < DAMAGED_PAYLOADS; i++) {
         sizes[i] = lz_mutated_copy(payloads[i], seed, strlen(seed));
         LZ_CHECK_INT(zmq_send(pub, "t", 1, ZMQ_SNDMORE), 1);
@@ -346,7 +355,8 @@ LZ_TEST(test_sub_shows_every_damaged_payload_exactly) {
     LZ_CHECK_STR(r.err, "");
     LZ_CHECK_INT(count_lines(r.out), DAMAGED_PAYLOADS);
     int decoded = 0, base64 = 0, i = 0;
-    for (const char *line = r.out, *end; i < DAMAGED_PAYLOADS && (end = strchr(line, '\n')) != NULL; line = end + 1, i++)
+    for (const char *line = r.out, *end; i < DAMAGED_PAYLOADS && (end = strchr(line, '\n')) != NULL;
+         line = end + 1, i++)
         check_shown(line, (size_t)(end - line), payloads[i], sizes[i], &decoded, &base64);
     printf("  %d payloads: %d shown as values, %d as base64\n", DAMAGED_PAYLOADS, decoded, base64);
     LZ_CHECK(decoded > 0 && base64 > 0);
@@ -403,7 +413,8 @@ LZ_TEST(test_req_keeps_its_exit_codes_on_damaged_replies) {
         bool decodes = lz_serializer_decode(lz_serializer_builtin("json"), s.replies[i], s.sizes[i], &want) == LZ_OK;
         bool error_reply = decodes && strcmp(lz_value_find_string(want, "status", ""), "error") == 0;
         int expected = !decodes ? 1 : error_reply ? 4 : 0;
-        if (r.status != expected) fprintf(stderr, "reply %d: exit %d, expected %d (%s)\n", i, r.status, expected, r.err);
+        if (r.status != expected)
+            fprintf(stderr, "reply %d: exit %d, expected %d (%s)\n", i, r.status, expected, r.err);
         LZ_CHECK_INT(r.status, expected);
         if (expected == 0) {
             LZ_CHECK_INT(count_lines(r.out), 1);
@@ -560,7 +571,8 @@ LZ_TEST(test_req_timeout) {
     char ep[128];
     lz_test_ipc_endpoint(ep, sizeof ep);
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--connect", "tcp://127.0.0.1:1", "--timeout", "300",
-                        "--retries", "0", "ping"), 3);
+                        "--retries", "0", "ping"),
+                 3);
     LZ_CHECK_INT(count_lines(r.err), 1);
     LZ_CHECK_STR(r.out, "");
     // The endpoints as given, not the library's bind/connect markers.
@@ -693,14 +705,14 @@ LZ_TEST(test_bench_json) {
     static const char *const latency[] = {"p50_us", "p99_us", "raw_p50_us", "raw_p99_us", "ratio"};
     const char *patterns[] = {"pushpull", "pubsub"};
     for (int i = 0; i < 2; i++) {
-        LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", patterns[i], "--transport", "inproc", "--size", "16", "--count",
-                            "2000", "--reps", "1", "--max-seconds", "0.2", "--json"),
+        LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", patterns[i], "--transport", "inproc", "--size", "16", "--count", "2000",
+                            "--reps", "1", "--max-seconds", "0.2", "--json"),
                      0);
         LZ_CHECK_INT(count_lines(r.out), 1);
         check_bench_line(r.out, patterns[i], throughput, 5, "msgs_per_sec", "raw_msgs_per_sec");
     }
-    LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "reqrep", "--transport", "ipc", "--size", "16", "--count", "200",
-                        "--reps", "1", "--max-seconds", "0.2", "--json"),
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "reqrep", "--transport", "ipc", "--size", "16", "--count", "200", "--reps",
+                        "1", "--max-seconds", "0.2", "--json"),
                  0);
     LZ_CHECK_INT(count_lines(r.out), 1);
     check_bench_line(r.out, "reqrep", latency, 5, "raw_p50_us", "p50_us");
@@ -718,6 +730,23 @@ LZ_TEST(test_bench_stops_cleanly_with_a_backlog) {
                             "--max-seconds", "0.1", "--json"),
                      0);
         LZ_CHECK_INT(count_lines(r.out), 1);
+        LZ_CHECK(strstr(r.out, "\"raw_msgs_per_sec\":") != NULL);
+    }
+}
+
+// lz bench --processes 2: the sender in a child process, over tcp and ipc,
+// for both patterns; every repetition must measure traffic (the harness
+// waits for its child, and one that failed to open or exit cleanly fails
+// the run).
+LZ_TEST(test_bench_two_processes) {
+    const char *patterns[] = {"pushpull", "pubsub"}, *transports[] = {"tcp", "ipc"};
+    for (int i = 0; i < 4; i++) {
+        LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", patterns[i % 2], "--transport", transports[i / 2], "--size", "40",
+                            "--processes", "2", "--reps", "2", "--max-seconds", "0.1", "--json"),
+                     0);
+        LZ_CHECK_INT(count_lines(r.out), 1);
+        LZ_CHECK(strstr(r.out, "\"msgs_per_sec\":0,") == NULL);
+        LZ_CHECK(strstr(r.out, "\"raw_msgs_per_sec\":0,") == NULL);
         LZ_CHECK(strstr(r.out, "\"raw_msgs_per_sec\":") != NULL);
     }
 }
@@ -768,11 +797,11 @@ LZ_TEST(test_config_errors) {
 LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
-             LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies),
-             LZ_CASE(test_sub_from_plain_pub), LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_needs_a_puller),
-             LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_req_timeout), LZ_CASE(test_rep_count_is_exact),
-             LZ_CASE(test_stdout_full),
-             LZ_CASE(test_pull_reports_a_dropped_task), LZ_CASE(test_closed_stdin),
-             LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue), LZ_CASE(test_config_errors),
-             LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_several_endpoints), LZ_CASE(test_proxy_capture),
-             LZ_CASE(test_bench_json), LZ_CASE(test_bench_stops_cleanly_with_a_backlog), LZ_CASE(test_config_applies))
+             LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies), LZ_CASE(test_sub_from_plain_pub),
+             LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_needs_a_puller),
+             LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_req_timeout),
+             LZ_CASE(test_rep_count_is_exact), LZ_CASE(test_stdout_full), LZ_CASE(test_pull_reports_a_dropped_task),
+             LZ_CASE(test_closed_stdin), LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue),
+             LZ_CASE(test_config_errors), LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_several_endpoints),
+             LZ_CASE(test_proxy_capture), LZ_CASE(test_bench_json), LZ_CASE(test_bench_stops_cleanly_with_a_backlog),
+             LZ_CASE(test_bench_two_processes), LZ_CASE(test_config_applies))

@@ -51,17 +51,16 @@ typedef struct measure_names {
     int first_digits, second_digits;
 } measure_names_t;
 
-static void print_json(const lzb_spec_t *spec, const measure_names_t *n, double a, double b, double ra,
-                       double rb, double ratio) {
+static void print_json(const lzb_spec_t *spec, const measure_names_t *n, double a, double b, double ra, double rb,
+                       double ratio) {
     printf("{\"pattern\":\"%s\",\"transport\":\"%s\",\"size\":%zu,\"codec\":\"%s\",\"pinned\":%s,"
            "\"reps\":%d,\"%s\":%.*f,\"%s\":%.*f,\"raw_%s\":%.*f,\"raw_%s\":%.*f,\"ratio\":%.3f}\n",
-           lzb_pattern_name(spec->pattern), spec->transport, spec->size, spec->codec,
-           spec->pinned ? "true" : "false", spec->reps, n->first, n->first_digits, a, n->second, n->second_digits,
-           b, n->first, n->first_digits, ra, n->second, n->second_digits, rb, ratio);
+           lzb_pattern_name(spec->pattern), spec->transport, spec->size, spec->codec, spec->pinned ? "true" : "false",
+           spec->reps, n->first, n->first_digits, a, n->second, n->second_digits, b, n->first, n->first_digits, ra,
+           n->second, n->second_digits, rb, ratio);
 }
 
-static void print_result(const lzb_spec_t *spec, const lzb_ops_t *lz, series_t *mine, series_t *raw,
-                         int json) {
+static void print_result(const lzb_spec_t *spec, const lzb_ops_t *lz, series_t *mine, series_t *raw, int json) {
     static const measure_names_t latency = {"p50_us", "p99_us", 2, 2};
     static const measure_names_t throughput = {"msgs_per_sec", "mb_per_sec", 0, 2};
     double a = lzb_median(mine->a, mine->n), b = lzb_median(mine->b, mine->n);
@@ -79,13 +78,13 @@ static void print_result(const lzb_spec_t *spec, const lzb_ops_t *lz, series_t *
         printf("%s p50 %.1f us p99 %.1f us; raw libzmq p50 %.1f us p99 %.1f us; ratio (raw p50 / %s p50) %.2f\n",
                lz->name, a, b, ra, rb, lz->name, ratio);
     else
-        printf("%s %.0f msg/s (%.1f MB/s); raw libzmq %.0f msg/s (%.1f MB/s); ratio %.2f\n", lz->name, a, b, ra,
-               rb, ratio);
+        printf("%s %.0f msg/s (%.1f MB/s); raw libzmq %.0f msg/s (%.1f MB/s); ratio %.2f\n", lz->name, a, b, ra, rb,
+               ratio);
 }
 
-#define BENCH_USAGE                                                                              \
-    "lz bench pushpull|pubsub|reqrep [--transport tcp|ipc|inproc] [--size BYTES] [--count N] "    \
-    "[--max-seconds S] [--reps R] [--pin] [--codec raw|json] [--json]"
+#define BENCH_USAGE                                                                                                    \
+    "lz bench pushpull|pubsub|reqrep [--transport tcp|ipc|inproc] [--size BYTES] [--count N] "                         \
+    "[--max-seconds S] [--reps R] [--pin] [--codec raw|json] [--processes 1|2] [--json]"
 
 static void help(void) {
     printf("usage: " BENCH_USAGE "\n"
@@ -93,9 +92,12 @@ static void help(void) {
            "repetitions, default 3) and prints the ratio: liberzmq over raw for throughput,\n"
            "raw over liberzmq for request/reply p50 latency (higher is better).\n"
            "--pin runs both ends on CPU 0; each measurement stops after --max-seconds (1).\n"
+           "--processes 2 (push/pull and pub/sub over tcp or ipc) runs the sender in a\n"
+           "child process, as two services would be; by default both are threads here.\n"
            "\nexamples:\n"
            "  lz bench pushpull --transport tcp --size 16\n"
            "  lz bench pubsub --transport ipc --size 4096 --reps 5 --json\n"
+           "  lz bench pubsub --transport tcp --size 40 --processes 2\n"
            "  lz bench pushpull --transport inproc --size 64 --codec json\n"
            "  lz bench reqrep --transport tcp --size 16 --pin\n");
 }
