@@ -232,11 +232,15 @@ static int tp_receive(tp_run_t *run, double max_seconds, lzb_tput_t *out) {
 // (src/session_base.cpp:260)", as in libzmq issue #3442). With the queues
 // empty no session holds half a message. Draining also frees a sender
 // blocked on a full queue at once instead of after its send timeout.
+// A sender that never says it is done (a child process that died) is given
+// up on after LZB_JOIN_SECONDS without a message.
 static void drain(tp_run_t *run) {
     atomic_store(&run->flags->stop, 1);
-    for (;;) {
+    for (uint64_t heard = lzb_now_ns(); seconds_since(heard) < LZB_JOIN_SECONDS;) {
         int sender_done = atomic_load(&run->flags->sender_done);
-        if (run->ops->recv(run->st, LZB_BATCH) < LZB_BATCH && sender_done) return;
+        long got = run->ops->recv(run->st, LZB_BATCH);
+        if (got < LZB_BATCH && sender_done) return;
+        if (got > 0) heard = lzb_now_ns();
     }
 }
 
@@ -297,9 +301,10 @@ static int tp_two_processes(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_tput_t *
     atomic_store(&flags->stop, 1);
     atomic_store(&flags->receiver_closed, 1);
     int status = 0;
-    if (child > 0 && (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)) rc = -1;
+    int sender_ok = child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (child > 0 && !sender_ok) fprintf(stderr, "%s: the sending process failed\n", ops->name);
     munmap(flags, sizeof *flags);
-    return st ? tp_finish(ops, spec, rc, out) : -1;
+    return st && sender_ok ? tp_finish(ops, spec, rc, out) : -1;
 }
 
 int lzb_throughput(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_tput_t *out) {
