@@ -188,7 +188,7 @@ METHOD = """\
   process over tcp and ipc too, sharing one I/O thread, while pyzmq, which must not share a GIL,
   already used two processes, so JSON rows against pyzmq were not like for like. With a process and
   an I/O thread per end, raw libzmq's 16 B and 256 B rows ran 1.2-2.6x their one-process figures
-  of the twelfth run, 4 KiB and 64 KiB ones 0.56-1.0x; four busy threads on two vCPUs also make
+  of the twelfth run, 4 KiB and 64 KiB ones 0.44-1.0x; four busy threads on two vCPUs also make
   single cells noisier.) Push/pull sends one frame; pub/sub sends `[topic, payload]` (topic `bench`) for
   libzmq, liberzmq, CZMQ and pyzmq, and `bench` + payload as one message for nng, which has no
   multipart. Publishers use `ZMQ_XPUB_NODROP`, so a full high water mark (1000, the default, for every
