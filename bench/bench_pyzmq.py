@@ -76,13 +76,21 @@ def make_socket(ctx, kind):
 
 
 class Ends:
-    """What one side sends or receives for a pattern and codec."""
+    """What one side sends or receives for a pattern and codec: one message
+    per send_one or recv_one call, chosen once here."""
 
     def __init__(self, args):
         self.pattern, self.json = args.pattern, args.codec == "json"
         self.buf = b"x" * args.size
         self.seq = 0
-        self.node = python_liberzmq.Node() if args.codec == "python-liberzmq" else None
+        pubsub = self.pattern == "pubsub"
+        if args.codec == "python-liberzmq":
+            self.node = python_liberzmq.Node()
+            self.send_one = self.publish if pubsub else self.push_task
+            self.recv_one = self.node.receive_message if pubsub else self.node.pull_task
+        else:
+            self.send_one = self.send_multipart if pubsub else self.send_single
+            self.recv_one = self.recv_frames
 
     def payload(self):
         if not self.json:
@@ -90,51 +98,43 @@ class Ends:
         self.seq += 1
         if self.pattern == "pubsub":
             return json.dumps(seed(self.seq)).encode()
-        # The Python LiberZMQ's task envelope.
+        # A task envelope like liberzmq's (type, data, priority, timestamp, UUID task_id).
         return json.dumps({"type": "tick", "data": seed(self.seq), "priority": 0,
                            "timestamp": time.time(), "task_id": str(uuid.uuid4())}).encode()
 
-    def send(self, sock, n):
-        if self.node:
-            return self.send_python_liberzmq(sock, n)
-        for i in range(n):
-            try:
-                if self.pattern == "pubsub":
-                    sock.send_multipart([TOPIC, self.payload()])
-                else:
-                    sock.send(self.payload())
-            except zmq.Again:
-                return i
-        return n
+    def send_multipart(self, sock):
+        sock.send_multipart([TOPIC, self.payload()])
 
-    def send_python_liberzmq(self, sock, n):
-        for i in range(n):
-            self.seq += 1
-            try:
-                if self.pattern == "pubsub":
-                    self.node.publish(sock, TOPIC.decode(), seed(self.seq))
-                else:
-                    self.node.push_task(sock, "tick", seed(self.seq))
-            except zmq.Again:
-                return i
-        return n
+    def send_single(self, sock):
+        sock.send(self.payload())
+
+    def publish(self, sock):
+        self.seq += 1
+        self.node.publish(sock, TOPIC.decode(), seed(self.seq))
+
+    def push_task(self, sock):
+        self.seq += 1
+        self.node.push_task(sock, "tick", seed(self.seq))
+
+    def recv_frames(self, sock):
+        frames = sock.recv_multipart()
+        if self.json:
+            json.loads(frames[-1])
+
+    def send(self, sock, n):
+        return self.repeat(self.send_one, sock, n)
 
     def recv(self, sock, n):
-        if self.node:
-            take = self.node.receive_message if self.pattern == "pubsub" else self.node.pull_task
-            for i in range(n):
-                try:
-                    take(sock)
-                except zmq.Again:
-                    return i
-            return n
+        return self.repeat(self.recv_one, sock, n)
+
+    @staticmethod
+    def repeat(one, sock, n):
+        """Calls one(sock) n times; fewer when a socket timeout (zmq.Again) ends it."""
         for i in range(n):
             try:
-                frames = sock.recv_multipart()
+                one(sock)
             except zmq.Again:
                 return i
-            if self.json:
-                json.loads(frames[-1])
         return n
 
 
