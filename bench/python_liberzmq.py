@@ -54,15 +54,14 @@ def _prepare(value):
 
 
 _RESTORE = {"datetime": datetime.fromisoformat, "date": date.fromisoformat, "decimal": Decimal,
-            "set": set, "bytes": bytes.fromhex, "tuple": tuple}
+            "set": set, "bytes": bytes.fromhex, "tuple": tuple, "object": lambda value: value}
 
 
 def _restore(obj):
-    """The serializer's json.loads object hook."""
-    if "__type__" in obj:
-        kind = obj["__type__"]
-        return _RESTORE.get(kind, lambda v: v)(obj["value"])
-    return obj
+    """The serializer's json.loads object hook: a tagged object becomes its
+    value; an unknown tag leaves the object as it is."""
+    restore = _RESTORE.get(obj["__type__"]) if "__type__" in obj else None
+    return restore(obj["value"]) if restore else obj
 
 
 def serialize(value):
