@@ -285,8 +285,7 @@ static int tp_sending_child(const lzb_ops_t *ops, const lzb_spec_t *spec, tp_fla
 static int tp_two_processes(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_tput_t *out) {
     if (make_endpoint(spec) != 0) return -1;
     tp_flags_t *flags = mmap(NULL, sizeof *flags, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (flags == MAP_FAILED) return -1;
-    memset(flags, 0, sizeof *flags);
+    if (flags == MAP_FAILED) return -1; // anonymous memory starts zeroed: every flag clear
     fflush(NULL);
     pid_t child = fork();
     if (child == 0) _exit(tp_sending_child(ops, spec, flags));
