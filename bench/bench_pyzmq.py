@@ -38,7 +38,12 @@ def parse():
     p.add_argument("--codec", choices=["raw", "json", "python-liberzmq"], default="raw")
     # The C harness's --processes; tcp and ipc default to 2 here (no shared GIL).
     p.add_argument("--processes", type=int, choices=[1, 2], default=2)
+    # The C harness's --spread: the receiving process on CPU 0, the sending one on CPU 1.
+    p.add_argument("--spread", action="store_true")
     a = p.parse_args()
+    if a.spread and (a.pin or a.processes != 2 or a.transport == "inproc" or
+                     a.pattern not in ("pushpull", "pubsub")):
+        p.error("--spread is for pushpull and pubsub over tcp or ipc in two processes, without --pin")
     if a.count <= 0:
         a.count = 20000 if a.pattern == "reqrep" else 10000000
     if a.codec == "python-liberzmq" and a.pattern not in ("pushpull", "pubsub"):
@@ -158,6 +163,8 @@ def runner(args, target, argv):
 
 def sender_main(args, ep, ctx, ready, stop, done):
     own = ctx is None
+    if args.spread:
+        os.sched_setaffinity(0, {1})  # before this process's context starts its I/O thread
     ctx = ctx or zmq.Context()
     sock = make_socket(ctx, zmq.PUB if args.pattern == "pubsub" else zmq.PUSH)
     if args.pattern == "pubsub":
@@ -319,8 +326,8 @@ def memory(args, ctx):
 
 def main():
     args = parse()
-    if args.pin:
-        os.sched_setaffinity(0, {0})  # children and threads inherit it
+    if args.pin or args.spread:
+        os.sched_setaffinity(0, {0})  # threads inherit it (a spread sender moves itself)
     ctx = zmq.Context()
     measure = {"reqrep": latency, "memory": memory}.get(args.pattern, throughput)
     name = {"json": "pyzmq-json", "python-liberzmq": "python-liberzmq"}.get(args.codec, "pyzmq")
@@ -331,6 +338,7 @@ def main():
                 "transport": transport, "size": args.size, "codec": args.codec}
         if args.pattern in ("pushpull", "pubsub"):
             head["pinned"] = args.pin
+            head["spread"] = args.spread
         head.update(result)
         print(json.dumps(head, separators=(",", ":")), flush=True)
     ctx.term()

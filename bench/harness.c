@@ -279,6 +279,16 @@ static int tp_sending_child(const lzb_ops_t *ops, const lzb_spec_t *spec, tp_fla
     return 0;
 }
 
+// spread_to pins the calling process to cpu under --spread, before its
+// library starts any thread, so its I/O threads stay on that CPU with it:
+// each end then has a CPU of its own, and no run finds both busy ends
+// sharing one while the other idles, which made single runs swing 2x.
+static int spread_to(const lzb_spec_t *spec, int cpu) {
+    if (!spec->spread || lzb_pin_self(cpu) == 0) return 0;
+    fprintf(stderr, "--spread: cannot run on CPU %d: %s\n", cpu, strerror(errno));
+    return -1;
+}
+
 // tp_two_processes measures with the sender in a child process, forked
 // before either end exists (libzmq, CZMQ and nng contexts do not survive a
 // fork), as two services on one machine would run.
@@ -288,9 +298,9 @@ static int tp_two_processes(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_tput_t *
     if (flags == MAP_FAILED) return -1; // anonymous memory starts zeroed: every flag clear
     fflush(NULL);
     pid_t child = fork();
-    if (child == 0) _exit(tp_sending_child(ops, spec, flags));
+    if (child == 0) _exit(spread_to(spec, 1) == 0 ? tp_sending_child(ops, spec, flags) : 1);
     int rc = -1;
-    void *st = child > 0 ? open_ends(ops, spec, LZB_RECEIVING_END) : NULL;
+    void *st = child > 0 && spread_to(spec, 0) == 0 ? open_ends(ops, spec, LZB_RECEIVING_END) : NULL;
     if (st) {
         tp_run_t run = {.ops = ops, .st = st, .count = spec->count, .flags = flags};
         rc = tp_receive(&run, spec->max_seconds, out);
@@ -303,6 +313,7 @@ static int tp_two_processes(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_tput_t *
     int sender_ok = child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (child > 0 && !sender_ok) fprintf(stderr, "%s: the sending process failed\n", ops->name);
     munmap(flags, sizeof *flags);
+    if (spec->spread) lzb_pin_self(-1);
     return st && sender_ok ? tp_finish(ops, spec, rc, out) : -1;
 }
 
@@ -405,8 +416,9 @@ static void print_head(const lzb_ops_t *ops, const lzb_spec_t *spec) {
 
 void lzb_print_tput(const lzb_ops_t *ops, const lzb_spec_t *spec, const lzb_tput_t *r) {
     print_head(ops, spec);
-    printf(",\"pinned\":%s,\"received\":%ld,\"msgs_per_sec\":%.0f,\"mb_per_sec\":%.2f}\n",
-           spec->pinned ? "true" : "false", r->received, r->msgs_per_sec, r->mb_per_sec);
+    printf(",\"pinned\":%s,\"spread\":%s,\"received\":%ld,\"msgs_per_sec\":%.0f,\"mb_per_sec\":%.2f}\n",
+           spec->pinned ? "true" : "false", spec->spread ? "true" : "false", r->received, r->msgs_per_sec,
+           r->mb_per_sec);
     fflush(stdout);
 }
 
@@ -430,7 +442,7 @@ void lzb_usage(const char *prog) {
     fprintf(stderr,
             "usage: %s pushpull|pubsub|reqrep|memory [--transport tcp|ipc|inproc] [--size BYTES]\n"
             "       [--count N] [--max-seconds S] [--reps R] [--pin] [--codec raw|json] [--processes 1|2]\n"
-            "       [--json]\n",
+            "       [--spread] [--json]\n",
             prog);
 }
 
@@ -498,6 +510,8 @@ int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json) {
             if (argv[k][0] == '-' && strcmp(argv[k], argv[i]) == 0) return 2;
         if (strcmp(argv[i], "--pin") == 0)
             spec->pinned = 1;
+        else if (strcmp(argv[i], "--spread") == 0)
+            spec->spread = 1;
         else if (strcmp(argv[i], "--json") == 0)
             *json = 1;
         else if (i + 1 >= argc || parse_option(spec, argv[i], argv[i + 1]) != 0)
@@ -510,6 +524,8 @@ int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json) {
     // Two processes are two services: throughput over a transport between processes.
     int throughput = spec->pattern == LZB_PUSHPULL || spec->pattern == LZB_PUBSUB;
     if (spec->processes == 2 && (!throughput || strcmp(spec->transport, "inproc") == 0)) return 2;
+    // Spreading places two processes; pinning puts everything on one CPU.
+    if (spec->spread && (spec->processes != 2 || spec->pinned)) return 2;
     if (strcmp(spec->codec, "json") == 0) {
         char buf[128];
         spec->size = lzb_seed_json(buf, sizeof buf, 0);

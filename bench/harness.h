@@ -25,6 +25,7 @@ typedef struct lzb_spec {
     int reps;           // repetitions in this process (lz bench; programs use 1)
     char codec[8];      // "raw" or "json" (liberzmq and pyzmq have both)
     int processes;      // throughput over tcp/ipc: 2 puts the sender in a child process
+    int spread;         // with processes 2: receiving process on CPU 0, sending one on CPU 1
     lzb_ends_t ends;    // set by the harness before open
     char endpoint[256];
 } lzb_spec_t;
@@ -80,8 +81,9 @@ typedef struct lzb_memory {
 // Parsing: argv[0] is the pattern ("pushpull", "pubsub", "reqrep",
 // "memory"), then --transport, --size (1..LZB_SIZE_MAX), --count (at least
 // 2), --max-seconds, --pin, --reps (1..LZB_REPS_MAX), --codec, --processes
-// (1, or 2 for pushpull and pubsub over tcp or ipc), --json, each at most
-// once. Returns 0, or 2 for bad arguments (the caller prints usage).
+// (1, or 2 for pushpull and pubsub over tcp or ipc), --spread (only with
+// --processes 2, not with --pin), --json, each at most once. Returns 0, or 2 for bad arguments (the caller prints
+// usage).
 int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json);
 const char *lzb_pattern_name(lzb_pattern_t pattern);
 void lzb_usage(const char *prog);

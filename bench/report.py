@@ -12,8 +12,14 @@ SIZES = (16, 256, 4096, 65536)
 TRANSPORTS = ("tcp", "ipc", "inproc")
 
 
+def placement(r):
+    """Where a result's ends ran: True (every thread on CPU 0, --pin),
+    "spread" (each process on its own CPU, --spread) or False (unpinned)."""
+    return "spread" if r.get("spread") else r.get("pinned", False)
+
+
 def load(path):
-    """Groups result lines by (contender, pattern, transport, size, pinned)."""
+    """Groups result lines by (contender, pattern, transport, size, placement)."""
     groups = defaultdict(list)
     versions = {}
     with open(path) as f:
@@ -23,7 +29,7 @@ def load(path):
                 continue
             r = json.loads(line)
             versions[r["contender"]] = r.get("version", "")
-            key = (r["contender"], r["pattern"], r["transport"], r["size"], r.get("pinned", False))
+            key = (r["contender"], r["pattern"], r["transport"], r["size"], placement(r))
             groups[key].append(r)
     return groups, versions
 
@@ -32,26 +38,30 @@ class Results:
     def __init__(self, groups):
         self.groups = groups
 
-    def median(self, field, contender, pattern, transport, size, pinned=False):
-        rows = self.groups.get((contender, pattern, transport, size, pinned), [])
+    def median(self, field, contender, pattern, transport, size, where=False):
+        rows = self.groups.get((contender, pattern, transport, size, where), [])
         values = [r[field] for r in rows if field in r]
         return statistics.median(values) if values else None
 
-    def paired_ratio(self, field, a, b, pattern, transport, size, pinned=False, size_b=None):
+    def paired_ratios(self, field, a, b, pattern, transport, size, where=False, size_b=None):
+        """a's figure over b's, one ratio per repetition both have."""
+        rows_a = self.groups.get((a, pattern, transport, size, where), [])
+        rows_b = self.groups.get((b, pattern, transport, size if size_b is None else size_b, where), [])
+        by_rep = {r.get("rep", i): r for i, r in enumerate(rows_b)}
+        pairs = [(x.get(field), by_rep.get(x.get("rep", i), {}).get(field)) for i, x in enumerate(rows_a)]
+        return [x / y for x, y in pairs if x and y]
+
+    def paired_ratio(self, field, a, b, pattern, transport, size, where=False, size_b=None):
         """Median over repetitions of a's figure over b's from the same
         repetition: contenders measured seconds apart share the VM's drift,
         which the ratio of two medians would not cancel. Results carry their
         repetition ("rep", from scripts/bench.sh); older result files without
-        it pair in run order."""
-        rows_a = self.groups.get((a, pattern, transport, size, pinned), [])
-        rows_b = self.groups.get((b, pattern, transport, size if size_b is None else size_b, pinned), [])
-        by_rep = {r.get("rep", i): r for i, r in enumerate(rows_b)}
-        pairs = [(x.get(field), by_rep.get(x.get("rep", i), {}).get(field)) for i, x in enumerate(rows_a)]
-        values = [x / y for x, y in pairs if x and y]
+        it pair in run order. where is a placement (see placement())."""
+        values = self.paired_ratios(field, a, b, pattern, transport, size, where, size_b)
         return statistics.median(values) if values else None
 
-    def count(self, contender, pattern, transport, size, pinned=False):
-        return len(self.groups.get((contender, pattern, transport, size, pinned), []))
+    def count(self, contender, pattern, transport, size, where=False):
+        return len(self.groups.get((contender, pattern, transport, size, where), []))
 
 
 def rate(v):
@@ -126,6 +136,34 @@ def json_table(res, targets):
     return out
 
 
+def spread_tables(res):
+    """The tcp and ipc rows again with each process on its own CPU: the
+    judged pairs only, each ratio with its range over the repetitions."""
+    def with_range(a, b, p, t, size, size_b=None):
+        values = res.paired_ratios("msgs_per_sec", a, b, p, t, size, "spread", size_b)
+        return "%.2f (%.2f-%.2f)" % (statistics.median(values), min(values), max(values)) if values else "-"
+
+    def med(contender, p, t, size):
+        return rate(res.median("msgs_per_sec", contender, p, t, size, "spread"))
+
+    raw = ["| pattern | transport | size | raw libzmq msg/s | liberzmq msg/s | liberzmq / raw (range) |",
+           "|---|---|---|---|---|---|"]
+    js = ["| pattern | transport | liberzmq JSON msg/s | liberzmq raw 40 B msg/s | JSON / raw (range) "
+          "| pyzmq + json msg/s | vs pyzmq+json (range) |",
+          "|---|---|---|---|---|---|---|"]
+    size = next((k[3] for k in res.groups if k[0] == "liberzmq-json" and k[1] != "reqrep"), 40)
+    for p in ("pushpull", "pubsub"):
+        for t in ("tcp", "ipc"):
+            for s in SIZES:
+                raw.append("| %s | %s | %d | %s | %s | %s |" % (
+                    p, t, s, med("raw", p, t, s), med("liberzmq", p, t, s), with_range("liberzmq", "raw", p, t, s)))
+            js.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                p, t, med("liberzmq-json", p, t, size), med("liberzmq", p, t, size),
+                with_range("liberzmq-json", "liberzmq", p, t, size), med("pyzmq-json", p, t, size),
+                with_range("liberzmq-json", "pyzmq-json", p, t, size)))
+    return raw + ["", "JSON messages (the seeds' message, %d B), spread the same way:" % size, ""] + js
+
+
 LAT = ("raw", "liberzmq", "liberzmq-json", "czmq", "nng", "pyzmq", "pyzmq-json")
 
 
@@ -166,6 +204,16 @@ def memory_table(res):
                                                         med("rss_idle_kb") - med("rss_start_kb")))
     return out
 
+
+SPREAD_NOTE = """\
+The throughput rows over tcp and ipc again, with the receiving process pinned to CPU 0 and the
+sending one to CPU 1 (`--spread`), each with its libzmq I/O thread, for the pairs the targets
+are judged on. Unpinned, the scheduler sometimes runs both busy ends on one CPU and sometimes
+not, so single runs of the same program swing about 2x and a cell's ratio is a draw between
+those modes; spread, the same pair's ratios stay within about 10%, so small real differences
+show. The targets above are judged on the unpinned tables, as in every earlier run; this table
+is not judged. Each end here has one CPU for its own thread and its I/O thread, so the sender's
+or the receiver's CPU time per message sets the pace."""
 
 METHOD = """\
 ## Method
@@ -273,6 +321,8 @@ def main():
         body += ["## " + title, "", *throughput_table(res, pattern, targets), ""]
     body += ["## JSON messages (the seeds' message, %s B)" % next(
         (k[3] for k in groups if k[0] == "liberzmq-json"), 40), "", *json_table(res, targets), ""]
+    if any(k[4] == "spread" for k in groups):
+        body += ["## Each process on its own CPU (tcp and ipc)", "", SPREAD_NOTE, "", *spread_tables(res), ""]
     body += ["## Request/reply latency, 16 B", "", *latency_table(res, targets), ""]
     body += ["## Memory (RSS)", "", *memory_table(res), ""]
     head = ["# liberzmq benchmarks", "",

@@ -3,7 +3,7 @@
 # interleaved row by row (LZ_BENCH_REPS repetitions, rotating who goes first),
 # keeps every result line in $BUILD/bench-results.jsonl, tagged with its
 # repetition, and lets bench/report.py take the medians and write the
-# tables. 16-30 minutes on the 2-vCPU VMs it has run on.
+# tables. 22-36 minutes on the 2-vCPU VMs it has run on.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,6 +87,19 @@ for pattern in pushpull pubsub; do
     # JSON: the seeds' message against pyzmq + json, the Python LiberZMQ's
     # per-message work on pyzmq, and liberzmq raw bytes of its size.
     row liberzmq-json liberzmq-40 pyzmq-json python-liberzmq -- $pattern $where
+  done
+done
+
+# The tcp and ipc rows again with each process on its own CPU (--spread),
+# for the judged pairs only: unpinned, one cell's pairs swing between two
+# speeds 2x apart; spread, they agree within about 10% (see BENCHMARKS.md).
+for pattern in pushpull pubsub; do
+  for transport in tcp ipc; do
+    where="--transport $transport --processes 2 --spread"
+    for size in 16 256 4096 65536; do
+      row raw liberzmq -- $pattern $where --size $size
+    done
+    row liberzmq-json liberzmq-40 pyzmq-json -- $pattern $where
   done
 done
 

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <zmq.h>
 
 #include "lz_mutate.h"
@@ -239,6 +240,9 @@ LZ_TEST(test_bad_arguments) {
         {"bench", "pushpull", "--transport", "inproc", "--processes", "2"},
         {"bench", "reqrep", "--processes", "2"},
         {"bench", "pubsub", "--processes", "3"},
+        // Spreading places two processes, and pinning is its opposite.
+        {"bench", "pushpull", "--spread"},
+        {"bench", "pushpull", "--processes", "2", "--spread", "--pin"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *argv[10] = {(char *)LZ_TOOL};
@@ -751,6 +755,23 @@ LZ_TEST(test_bench_two_processes) {
     }
 }
 
+// lz bench --spread: each process on its own CPU (0 and 1), where this
+// test may use both.
+LZ_TEST(test_bench_spread) {
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || !CPU_ISSET(0, &allowed) || !CPU_ISSET(1, &allowed)) {
+        fprintf(stderr, "test_bench_spread: skipped, CPUs 0 and 1 are not both available\n");
+        return;
+    }
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "pushpull", "--transport", "ipc", "--size", "16", "--processes", "2",
+                        "--spread", "--reps", "2", "--max-seconds", "0.1", "--json"),
+                 0);
+    LZ_CHECK_INT(count_lines(r.out), 1);
+    LZ_CHECK(strstr(r.out, "\"spread\":true,") != NULL);
+    LZ_CHECK(strstr(r.out, "\"msgs_per_sec\":0,") == NULL);
+    LZ_CHECK(strstr(r.out, "\"raw_msgs_per_sec\":0,") == NULL);
+}
+
 // msgpack_published runs `lz pub` (with env, then the arguments after the
 // endpoint) to a JSON subscriber and tells whether {"a": 1} went out as
 // msgpack, which that subscriber shows as base64 of 81 a1 61 01.
@@ -804,4 +825,4 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(te
              LZ_CASE(test_closed_stdin), LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue),
              LZ_CASE(test_config_errors), LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_several_endpoints),
              LZ_CASE(test_proxy_capture), LZ_CASE(test_bench_json), LZ_CASE(test_bench_stops_cleanly_with_a_backlog),
-             LZ_CASE(test_bench_two_processes), LZ_CASE(test_config_applies))
+             LZ_CASE(test_bench_two_processes), LZ_CASE(test_bench_spread), LZ_CASE(test_config_applies))

@@ -54,10 +54,16 @@ typedef struct measure_names {
 static void print_json(const lzb_spec_t *spec, const measure_names_t *n, double a, double b, double ra, double rb,
                        double ratio) {
     printf("{\"pattern\":\"%s\",\"transport\":\"%s\",\"size\":%zu,\"codec\":\"%s\",\"pinned\":%s,"
-           "\"reps\":%d,\"%s\":%.*f,\"%s\":%.*f,\"raw_%s\":%.*f,\"raw_%s\":%.*f,\"ratio\":%.3f}\n",
+           "\"spread\":%s,\"reps\":%d,\"%s\":%.*f,\"%s\":%.*f,\"raw_%s\":%.*f,\"raw_%s\":%.*f,\"ratio\":%.3f}\n",
            lzb_pattern_name(spec->pattern), spec->transport, spec->size, spec->codec, spec->pinned ? "true" : "false",
-           spec->reps, n->first, n->first_digits, a, n->second, n->second_digits, b, n->first, n->first_digits, ra,
-           n->second, n->second_digits, rb, ratio);
+           spec->spread ? "true" : "false", spec->reps, n->first, n->first_digits, a, n->second, n->second_digits, b,
+           n->first, n->first_digits, ra, n->second, n->second_digits, rb, ratio);
+}
+
+// placement says where the ends ran, for the human line.
+static const char *placement(const lzb_spec_t *spec) {
+    if (spec->pinned) return " pinned to CPU 0";
+    return spec->spread ? " each end on its own CPU" : "";
 }
 
 static void print_result(const lzb_spec_t *spec, const lzb_ops_t *lz, series_t *mine, series_t *raw, int json) {
@@ -73,7 +79,7 @@ static void print_result(const lzb_spec_t *spec, const lzb_ops_t *lz, series_t *
         return;
     }
     printf("%s %s %zu B%s, median of %d: ", lzb_pattern_name(spec->pattern), spec->transport, spec->size,
-           spec->pinned ? " pinned to CPU 0" : "", spec->reps);
+           placement(spec), spec->reps);
     if (reqrep)
         printf("%s p50 %.1f us p99 %.1f us; raw libzmq p50 %.1f us p99 %.1f us; ratio (raw p50 / %s p50) %.2f\n",
                lz->name, a, b, ra, rb, lz->name, ratio);
@@ -84,7 +90,7 @@ static void print_result(const lzb_spec_t *spec, const lzb_ops_t *lz, series_t *
 
 #define BENCH_USAGE                                                                                                    \
     "lz bench pushpull|pubsub|reqrep [--transport tcp|ipc|inproc] [--size BYTES] [--count N] "                         \
-    "[--max-seconds S] [--reps R] [--pin] [--codec raw|json] [--processes 1|2] [--json]"
+    "[--max-seconds S] [--reps R] [--pin] [--codec raw|json] [--processes 1|2] [--spread] [--json]"
 
 static void help(void) {
     printf("usage: " BENCH_USAGE "\n"
@@ -94,10 +100,13 @@ static void help(void) {
            "--pin runs both ends on CPU 0; each measurement stops after --max-seconds (1).\n"
            "--processes 2 (push/pull and pub/sub over tcp or ipc) runs the sender in a\n"
            "child process, as two services would be; by default both are threads here.\n"
+           "--spread (with --processes 2) pins the receiving process to CPU 0 and the\n"
+           "sending one to CPU 1, each with its libzmq threads: steadier figures.\n"
            "\nexamples:\n"
            "  lz bench pushpull --transport tcp --size 16\n"
            "  lz bench pubsub --transport ipc --size 4096 --reps 5 --json\n"
            "  lz bench pubsub --transport tcp --size 40 --processes 2\n"
+           "  lz bench pushpull --transport ipc --size 16 --processes 2 --spread\n"
            "  lz bench pushpull --transport inproc --size 64 --codec json\n"
            "  lz bench reqrep --transport tcp --size 16 --pin\n");
 }
