@@ -1,6 +1,7 @@
 /* The liberzmq contenders, through the public API only: raw bytes
- * (lz_push_send_bytes, lz_pub_publish_bytes, the "raw" serializer) and JSON
- * values (the seeds' message as an lz_value_t, the default json codec). */
+ * (lz_push_send_bytes and lz_pull_recv_bytes, lz_pub_publish_bytes and
+ * lz_sub_recv_bytes) and JSON values (the seeds' message as an lz_value_t,
+ * the default json codec). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,9 +165,24 @@ static long lzc_send(void *arg, long n) {
     return n;
 }
 
-// lzc_recv takes owned messages (decoded by the node's codec) and frees them.
+// recv_raw takes one message's bytes into the contender's buffer, as raw
+// libzmq's receive takes them into its reused zmq_msg_t.
+static int recv_raw(lzc_state_t *s) {
+    char topic[64];
+    size_t topic_size = sizeof topic, size = s->size;
+    return s->pattern == LZB_PUBSUB ? lz_sub_recv_bytes(s->sub, topic, &topic_size, s->buf, &size, LZB_IO_TIMEOUT_MS)
+                                    : lz_pull_recv_bytes(s->pull, s->buf, &size, LZB_IO_TIMEOUT_MS);
+}
+
+// lzc_recv takes raw bytes into the contender's buffer, or owned messages
+// (decoded by the node's codec) which it frees.
 static long lzc_recv(void *arg, long n) {
     lzc_state_t *s = arg;
+    if (!s->json) {
+        for (long i = 0; i < n; i++)
+            if (recv_raw(s) != LZ_OK) return i;
+        return n;
+    }
     for (long i = 0; i < n; i++) {
         lz_message_t *m = s->pattern == LZB_PUBSUB ? lz_sub_recv(s->sub, LZB_IO_TIMEOUT_MS)
                                                    : lz_pull_recv(s->pull, LZB_IO_TIMEOUT_MS);

@@ -5,11 +5,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <zmq.h>
 
 #include "lz_seen.h"
 #include "lz_test.h"
-
-
 
 static const char *const transports[] = {"inproc", "ipc", "tcp"};
 #define NTRANSPORTS 3
@@ -26,9 +25,12 @@ typedef struct {
 static bool pair_connect(pair_t *p, const char *transport) {
     lz_context_t *ctx = p->ctx;
     char ep[256];
-    if (strcmp(transport, "inproc") == 0) lz_test_inproc_endpoint(ep, sizeof ep);
-    else if (strcmp(transport, "ipc") == 0) lz_test_ipc_endpoint(ep, sizeof ep);
-    else snprintf(ep, sizeof ep, "tcp://127.0.0.1:*");
+    if (strcmp(transport, "inproc") == 0)
+        lz_test_inproc_endpoint(ep, sizeof ep);
+    else if (strcmp(transport, "ipc") == 0)
+        lz_test_ipc_endpoint(ep, sizeof ep);
+    else
+        snprintf(ep, sizeof ep, "tcp://127.0.0.1:*");
     p->pub = lz_pub_new(ctx, ep);
     LZ_CHECK(p->pub != NULL);
     if (!p->pub) return false;
@@ -84,7 +86,6 @@ static bool sync_pair(pair_t *p) {
     for (lz_message_t *msg; (msg = lz_sub_recv(p->sub, 50));) lz_message_destroy(&msg);
     return ok;
 }
-
 
 static lz_value_t *sample_value(int n) {
     lz_value_t *obj = lz_value_object();
@@ -303,8 +304,8 @@ LZ_TEST(pubsub_prefix_filtering) {
             LZ_CHECK_INT(lz_sub_subscribe(p.sub, "weather."), LZ_OK);
             if (sync_on(&p, "weather.sync")) {
                 lz_metrics_t before = lz_test_metrics(lz_sub_node(p.sub));
-                const char *topics[] = {"news.x", "weather.paris", "weatherman", "weather", "weather.",
-                                        "WEATHER.x", "xweather.x", "weather.london"};
+                const char *topics[] = {"news.x",   "weather.paris", "weatherman", "weather",
+                                        "weather.", "WEATHER.x",     "xweather.x", "weather.london"};
                 for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++)
                     LZ_CHECK_INT(lz_pub_publish(p.pub, topics[i], v), LZ_OK);
                 const char *want[] = {"weather.paris", "weather.", "weather.london"};
@@ -338,7 +339,6 @@ LZ_TEST(pubsub_prefix_filtering) {
 }
 
 /* ---- handlers -------------------------------------------------------------- */
-
 
 static int on_a(const lz_message_t *msg, void *arg) { return seen_record(arg, "a", msg); }
 static int on_ab(const lz_message_t *msg, void *arg) { return seen_record(arg, "ab", msg); }
@@ -542,7 +542,8 @@ LZ_TEST(pubsub_stop_accounts_for_queued_messages) {
             LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
             for (int i = 0; i < 20; i++) publish_n(p.pub, "sync.slow", i);
             // Wait until the first handlers are running and more are queued.
-            for (int64_t deadline = lz_test_now_ms() + 5000; atomic_load(&p.seen.running) < 2 && lz_test_now_ms() < deadline;)
+            for (int64_t deadline = lz_test_now_ms() + 5000;
+                 atomic_load(&p.seen.running) < 2 && lz_test_now_ms() < deadline;)
                 lz_test_sleep_ms(1);
             for (int64_t deadline = lz_test_now_ms() + 5000;; lz_test_sleep_ms(1)) {
                 lz_metrics_t m = lz_test_metrics(lz_sub_node(p.sub));
@@ -679,6 +680,106 @@ LZ_TEST(pubsub_recv_times_out) {
     pair_close(&p);
 }
 
+/* ---- bytes into the caller's buffers ----------------------------------------- */
+
+// recv_bytes_sizes: whole, large and cut-short topics and payloads, with
+// the full lengths reported each time.
+static void recv_bytes_sizes(pair_t *p) {
+    unsigned char big[3000];
+    for (size_t i = 0; i < sizeof big; i++) big[i] = (unsigned char)(i * 5);
+    LZ_CHECK_INT(lz_pub_publish_bytes(p->pub, "sync.a", "hello", 5), LZ_OK);
+    LZ_CHECK_INT(lz_pub_publish_bytes(p->pub, "sync.big", big, sizeof big), LZ_OK);
+    LZ_CHECK_INT(lz_pub_publish_bytes(p->pub, "sync.a-long-topic", "x", 1), LZ_OK);
+    char topic[64];
+    unsigned char buf[4096];
+    size_t topic_size = sizeof topic, size = sizeof buf;
+    LZ_CHECK_INT(lz_sub_recv_bytes(p->sub, topic, &topic_size, buf, &size, 5000), LZ_OK);
+    LZ_CHECK_STR(topic, "sync.a");
+    LZ_CHECK_INT(topic_size, 6);
+    LZ_CHECK(size == 5 && memcmp(buf, "hello", 5) == 0);
+    topic_size = sizeof topic, size = sizeof buf;
+    LZ_CHECK_INT(lz_sub_recv_bytes(p->sub, topic, &topic_size, buf, &size, 5000), LZ_OK);
+    LZ_CHECK_STR(topic, "sync.big");
+    LZ_CHECK(size == sizeof big && memcmp(buf, big, sizeof big) == 0);
+    topic_size = 5, size = sizeof buf; // room for "sync" and the NUL
+    LZ_CHECK_INT(lz_sub_recv_bytes(p->sub, topic, &topic_size, buf, &size, 5000), LZ_OK);
+    LZ_CHECK_STR(topic, "sync");
+    LZ_CHECK_INT(topic_size, 17); // strlen("sync.a-long-topic"): cut short
+    LZ_CHECK(size == 1 && buf[0] == 'x');
+    topic_size = sizeof topic, size = sizeof buf;
+    LZ_CHECK_INT(lz_sub_recv_bytes(p->sub, topic, &topic_size, buf, &size, 50), LZ_ETIMEOUT);
+    LZ_CHECK(topic_size == sizeof topic && size == sizeof buf); // untouched on failure
+    size_t zero = 0;
+    LZ_CHECK_INT(lz_sub_recv_bytes(NULL, topic, &topic_size, buf, &size, 0), LZ_EINVAL);
+    LZ_CHECK_INT(lz_sub_recv_bytes(p->sub, NULL, &topic_size, buf, &size, 0), LZ_EINVAL);
+    LZ_CHECK_INT(lz_sub_recv_bytes(p->sub, topic, &zero, buf, &size, 0), LZ_EINVAL);
+    LZ_CHECK_INT(lz_sub_recv_bytes(p->sub, topic, &topic_size, buf, NULL, 0), LZ_EINVAL);
+    LZ_CHECK_INT(lz_sub_recv_bytes(p->sub, topic, &topic_size, NULL, &size, 0), LZ_EINVAL);
+}
+
+// recv_bytes_skips_malformed: from a plain PUB socket, a one-frame message
+// and a topic that is not UTF-8 are counted and skipped, as lz_sub_recv
+// skips them, and the good message after them arrives.
+static void recv_bytes_skips_malformed(lz_context_t *ctx) {
+    void *raw = zmq_socket(lz_context_zmq(ctx), ZMQ_PUB);
+    int linger = 0;
+    zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof linger);
+    char ep[256], topic[16], buf[16];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    LZ_CHECK_INT(zmq_bind(raw, ep), 0);
+    lz_sub_t *sub = lz_sub_new(ctx, ep);
+    LZ_CHECK(sub != NULL && lz_sub_subscribe(sub, "") == LZ_OK);
+    bool joined = false;
+    for (int64_t deadline = lz_test_now_ms() + 5000; sub && !joined && lz_test_now_ms() < deadline;) {
+        zmq_send(raw, "join", 4, ZMQ_SNDMORE);
+        zmq_send(raw, "", 0, 0);
+        size_t topic_size = sizeof topic, size = sizeof buf;
+        joined = lz_sub_recv_bytes(sub, topic, &topic_size, buf, &size, 20) == LZ_OK;
+    }
+    LZ_CHECK(joined);
+    if (joined) {
+        size_t topic_size = sizeof topic, size = sizeof buf;
+        while (lz_sub_recv_bytes(sub, topic, &topic_size, buf, &size, 50) == LZ_OK) { // the other joins
+            topic_size = sizeof topic;
+            size = sizeof buf;
+        }
+        uint64_t dropped = lz_test_metrics(lz_sub_node(sub)).inbound_dropped;
+        zmq_send(raw, "lonely", 6, 0);
+        zmq_send(raw, "\xff\xfe", 2, ZMQ_SNDMORE);
+        zmq_send(raw, "payload", 7, 0);
+        zmq_send(raw, "ok", 2, ZMQ_SNDMORE);
+        zmq_send(raw, "payload", 7, 0);
+        topic_size = sizeof topic;
+        size = sizeof buf;
+        LZ_CHECK_INT(lz_sub_recv_bytes(sub, topic, &topic_size, buf, &size, 5000), LZ_OK);
+        LZ_CHECK_STR(topic, "ok");
+        LZ_CHECK(size == 7 && memcmp(buf, "payload", 7) == 0);
+        LZ_CHECK_INT(lz_test_metrics(lz_sub_node(sub)).inbound_dropped, dropped + 2);
+    }
+    lz_sub_destroy(&sub);
+    zmq_close(raw);
+}
+
+static int ignore(const lz_message_t *msg, void *arg) {
+    (void)msg;
+    (void)arg;
+    return 0;
+}
+
+LZ_TEST(pubsub_recv_bytes) {
+    pair_t p;
+    if (pair_open(&p, 0, "ipc") && sync_pair(&p)) {
+        recv_bytes_sizes(&p);
+        recv_bytes_skips_malformed(p.ctx);
+        LZ_CHECK_INT(lz_sub_on_default(p.sub, ignore, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
+        char topic[8], buf[8];
+        size_t topic_size = sizeof topic, size = sizeof buf;
+        LZ_CHECK_INT(lz_sub_recv_bytes(p.sub, topic, &topic_size, buf, &size, 0), LZ_ESTATE);
+    }
+    pair_close(&p);
+}
+
 /* ---- several publishing threads ----------------------------------------------- */
 
 #define MT_THREADS 4
@@ -716,15 +817,18 @@ LZ_TEST(pubsub_publish_from_many_threads) {
                 pthread_create(&threads[i], NULL, mt_publisher, &args[i]);
             }
             int next[MT_THREADS] = {0}, received = 0, out_of_order = 0, bad = 0;
-            for (int64_t deadline = lz_test_now_ms() + 10000; received < MT_THREADS * MT_PER_THREAD && lz_test_now_ms() < deadline;) {
+            for (int64_t deadline = lz_test_now_ms() + 10000;
+                 received < MT_THREADS * MT_PER_THREAD && lz_test_now_ms() < deadline;) {
                 lz_message_t *msg = lz_sub_recv(p.sub, 200);
                 if (!msg) continue;
                 int64_t tid = lz_value_find_int(lz_message_value(msg), "t", -1);
                 int64_t n = lz_value_find_int(lz_message_value(msg), "n", -1);
                 char topic[32];
                 snprintf(topic, sizeof topic, "sync.mt.%d", (int)tid);
-                if (tid < 0 || tid >= MT_THREADS || strcmp(topic, lz_message_topic(msg)) != 0) bad++;
-                else if (n != next[tid]++) out_of_order++;
+                if (tid < 0 || tid >= MT_THREADS || strcmp(topic, lz_message_topic(msg)) != 0)
+                    bad++;
+                else if (n != next[tid]++)
+                    out_of_order++;
                 received++;
                 lz_message_destroy(&msg);
             }
@@ -772,10 +876,8 @@ LZ_TEST(pubsub_fan_out) {
 
 LZ_TEST_MAIN(LZ_CASE(pubsub_json_values), LZ_CASE(pubsub_msgpack_values), LZ_CASE(pubsub_bytes),
              LZ_CASE(pubsub_prefix_filtering), LZ_CASE(pubsub_handlers_longest_prefix_and_default),
-             LZ_CASE(pubsub_unrouted_and_failing_handlers_are_counted),
-             LZ_CASE(pubsub_start_concurrency_1), LZ_CASE(pubsub_start_concurrency_4),
-             LZ_CASE(pubsub_stop_is_quick_and_clean), LZ_CASE(pubsub_stop_accounts_for_queued_messages),
-             LZ_CASE(pubsub_backpressure_reported),
-             LZ_CASE(pubsub_caller_loop_with_fd_and_poll),
-             LZ_CASE(pubsub_recv_times_out), LZ_CASE(pubsub_publish_from_many_threads),
-             LZ_CASE(pubsub_fan_out))
+             LZ_CASE(pubsub_unrouted_and_failing_handlers_are_counted), LZ_CASE(pubsub_start_concurrency_1),
+             LZ_CASE(pubsub_start_concurrency_4), LZ_CASE(pubsub_stop_is_quick_and_clean),
+             LZ_CASE(pubsub_stop_accounts_for_queued_messages), LZ_CASE(pubsub_backpressure_reported),
+             LZ_CASE(pubsub_caller_loop_with_fd_and_poll), LZ_CASE(pubsub_recv_times_out), LZ_CASE(pubsub_recv_bytes),
+             LZ_CASE(pubsub_publish_from_many_threads), LZ_CASE(pubsub_fan_out))

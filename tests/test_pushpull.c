@@ -11,9 +11,6 @@
 #include "lz_seen.h"
 #include "lz_test.h"
 
-
-
-
 // A pattern context, a puller bound on tcp, a pusher connected to it, and
 // what the puller's handlers saw.
 typedef struct {
@@ -54,7 +51,6 @@ static void pp_close(pp_t *p) {
 
 /* ---- what handlers saw ------------------------------------------------------ */
 
-
 static int on_resize(const lz_message_t *msg, void *arg) { return seen_record(arg, "resize", msg); }
 static int on_email(const lz_message_t *msg, void *arg) { return seen_record(arg, "email", msg); }
 static int on_default(const lz_message_t *msg, void *arg) { return seen_record(arg, "default", msg); }
@@ -93,7 +89,7 @@ LZ_TEST(pushpull_tasks_reach_their_handler) {
         LZ_CHECK_INT(lz_push_send(p.push, "resize", resize, 2), LZ_OK);
         LZ_CHECK_INT(lz_push_send(p.push, "email", email, -5), LZ_OK);
         LZ_CHECK_INT(lz_push_send(p.push, "resize.more", other, 0), LZ_OK); // exact match only
-        LZ_CHECK_INT(lz_push_send(p.push, NULL, NULL, 9), LZ_OK);            // type "default", data null
+        LZ_CHECK_INT(lz_push_send(p.push, NULL, NULL, 9), LZ_OK);           // type "default", data null
         dispatch_until(p.pull, &p.seen, 4);
         LZ_CHECK_INT(seen_count(&p.seen), 4);
         int i = find_seen(&p.seen, "resize");
@@ -513,6 +509,82 @@ LZ_TEST(pushpull_raw_sends_one_frame_of_bytes) {
     pp_close(&p);
 }
 
+/* ---- bytes into the caller's buffer ----------------------------------------- */
+
+// recv_bytes_sizes: small (inside the zmq_msg_t), large (a block of its
+// own) and cut short tasks, and the whole-frame size reported each time.
+static void recv_bytes_sizes(pp_t *p) {
+    unsigned char big[5000];
+    for (size_t i = 0; i < sizeof big; i++) big[i] = (unsigned char)(i * 7);
+    LZ_CHECK_INT(lz_push_send_bytes(p->push, "hello", 5), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(p->push, big, sizeof big), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(p->push, big, sizeof big), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(p->push, "", 0), LZ_OK);
+    unsigned char buf[6000];
+    size_t size = sizeof buf;
+    LZ_CHECK_INT(lz_pull_recv_bytes(p->pull, buf, &size, 5000), LZ_OK);
+    LZ_CHECK(size == 5 && memcmp(buf, "hello", 5) == 0);
+    size = sizeof buf;
+    LZ_CHECK_INT(lz_pull_recv_bytes(p->pull, buf, &size, 5000), LZ_OK);
+    LZ_CHECK(size == sizeof big && memcmp(buf, big, sizeof big) == 0);
+    memset(buf, 0, sizeof buf);
+    size = 10; // cut short: ten bytes copied, the full size reported
+    LZ_CHECK_INT(lz_pull_recv_bytes(p->pull, buf, &size, 5000), LZ_OK);
+    LZ_CHECK_INT(size, sizeof big);
+    LZ_CHECK(memcmp(buf, big, 10) == 0 && buf[10] == 0);
+    size = 0; // no buffer at all: the size alone
+    LZ_CHECK_INT(lz_pull_recv_bytes(p->pull, NULL, &size, 5000), LZ_OK);
+    LZ_CHECK_INT(size, 0);
+    size = sizeof buf;
+    LZ_CHECK_INT(lz_pull_recv_bytes(p->pull, buf, &size, 50), LZ_ETIMEOUT);
+    LZ_CHECK_INT(size, sizeof buf); // untouched on failure
+    lz_metrics_t m = lz_test_metrics(lz_pull_node(p->pull));
+    LZ_CHECK_INT(m.messages_received, 4);
+    LZ_CHECK_INT(m.bytes_received, 5 + 2 * sizeof big);
+}
+
+// recv_bytes_skips_multipart: a two-frame message is no task; it is counted
+// and skipped, and the task after it arrives.
+static void recv_bytes_skips_multipart(pp_t *p) {
+    void *raw = zmq_socket(lz_context_zmq(p->ctx), ZMQ_PUSH);
+    int linger = 0;
+    zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof linger);
+    LZ_CHECK_INT(zmq_connect(raw, lz_node_endpoint(lz_pull_node(p->pull))), 0);
+    LZ_CHECK_INT(zmq_send(raw, "two", 3, ZMQ_SNDMORE), 3);
+    LZ_CHECK_INT(zmq_send(raw, "frames", 6, 0), 6);
+    LZ_CHECK_INT(zmq_send(raw, "task", 4, 0), 4);
+    char buf[16];
+    size_t size = sizeof buf;
+    LZ_CHECK_INT(lz_pull_recv_bytes(p->pull, buf, &size, 5000), LZ_OK);
+    LZ_CHECK(size == 4 && memcmp(buf, "task", 4) == 0);
+    LZ_CHECK_INT(lz_test_metrics(lz_pull_node(p->pull)).inbound_dropped, 1);
+    zmq_close(raw);
+}
+
+static int never(const lz_message_t *msg, void *arg) {
+    (void)msg;
+    (void)arg;
+    return 0;
+}
+
+LZ_TEST(pushpull_recv_bytes) {
+    pp_t p;
+    if (pp_open(&p, 0)) {
+        // Whatever the serializer: the bytes are the frame's.
+        recv_bytes_sizes(&p);
+        recv_bytes_skips_multipart(&p);
+        char buf[4];
+        size_t size = sizeof buf;
+        LZ_CHECK_INT(lz_pull_recv_bytes(NULL, buf, &size, 0), LZ_EINVAL);
+        LZ_CHECK_INT(lz_pull_recv_bytes(p.pull, buf, NULL, 0), LZ_EINVAL);
+        LZ_CHECK_INT(lz_pull_recv_bytes(p.pull, NULL, &size, 0), LZ_EINVAL);
+        LZ_CHECK_INT(lz_pull_on_default(p.pull, never, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_pull_start(p.pull, 1), LZ_OK);
+        LZ_CHECK_INT(lz_pull_recv_bytes(p.pull, buf, &size, 0), LZ_ESTATE); // handlers own the tasks
+    }
+    pp_close(&p);
+}
+
 /* ---- receiving and the envelope --------------------------------------------------- */
 
 static bool is_uuid4(const char *s) {
@@ -611,10 +683,10 @@ LZ_TEST(pushpull_fd_dispatch) {
     pp_close(&p);
 }
 
-LZ_TEST_MAIN(LZ_CASE(pushpull_immediate_needs_a_live_puller), LZ_CASE(pushpull_tasks_reach_their_handler), LZ_CASE(pushpull_unknown_type_for_non_objects),
-             LZ_CASE(pushpull_pool_of_4_runs_8_tasks_concurrently), LZ_CASE(pushpull_pool_size_from_config),
-             LZ_CASE(pushpull_single_worker_is_sequential), LZ_CASE(pushpull_bad_arguments),
-             LZ_CASE(pushpull_no_peer_times_out),
+LZ_TEST_MAIN(LZ_CASE(pushpull_immediate_needs_a_live_puller), LZ_CASE(pushpull_tasks_reach_their_handler),
+             LZ_CASE(pushpull_unknown_type_for_non_objects), LZ_CASE(pushpull_pool_of_4_runs_8_tasks_concurrently),
+             LZ_CASE(pushpull_pool_size_from_config), LZ_CASE(pushpull_single_worker_is_sequential),
+             LZ_CASE(pushpull_bad_arguments), LZ_CASE(pushpull_no_peer_times_out),
              LZ_CASE(pushpull_round_robin_across_two_pullers), LZ_CASE(pushpull_ventilator_workers_sink),
              LZ_CASE(pushpull_raw_sends_one_frame_of_bytes), LZ_CASE(pushpull_recv_and_envelope_json),
-             LZ_CASE(pushpull_recv_and_envelope_msgpack), LZ_CASE(pushpull_fd_dispatch))
+             LZ_CASE(pushpull_recv_and_envelope_msgpack), LZ_CASE(pushpull_fd_dispatch), LZ_CASE(pushpull_recv_bytes))

@@ -95,6 +95,22 @@ int lz_sub_dispatch(lz_sub_t *sub, int timeout_ms);
 // counted and skipped, never returned.
 lz_message_t *lz_sub_recv(lz_sub_t *sub, int timeout_ms);
 
+// lz_sub_recv_bytes is lz_sub_recv without a message: the counterpart of
+// lz_pub_publish_bytes, for callers that want the bytes in their own
+// buffers and no allocation per message. The next good message's topic is
+// copied into topic as a C string (at most *topic_size - 1 bytes, then a
+// NUL) and its payload into data (at most *size bytes), untouched by the
+// serializer; then *topic_size and *size are set to the topic's and the
+// payload's full lengths, so a value at or past what was given (topic:
+// *topic_size or more; payload: more than *size) says that part was cut
+// short, as zmq_recv says it. Both buffers stay the caller's. The same
+// messages are good as for lz_sub_recv: a topic must be UTF-8 with no NUL;
+// others are counted and skipped. Returns 0, LZ_ETIMEOUT, LZ_ECLOSED,
+// LZ_ESTATE (started), or LZ_EINVAL (NULL sub, topic, topic_size or size,
+// *topic_size 0, or data NULL with *size above 0). Thread safe like
+// lz_sub_recv: concurrent callers each get whole messages.
+int lz_sub_recv_bytes(lz_sub_t *sub, char *topic, size_t *topic_size, void *data, size_t *size, int timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

@@ -140,9 +140,15 @@ static int next_frames(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start, 
     return LZ_OK;
 }
 
-// next_message_alone is next_message for a reader that found the
-// read-ahead in use by another: one message at a time under the lock.
-static int next_message_alone(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) {
+// take_one hands a received message to take, or to the dispatcher's
+// decoder when take is NULL (out is then an lz_message_t **).
+static inline int take_one(lz_dispatcher_t *d, lz_take_fn take, lz_frames_t *frames, void *out) {
+    return take ? take(d->node, frames, out) : d->decode(d->node, frames, (lz_message_t **)out);
+}
+
+// next_taken_alone is next_taken for a reader that found the read-ahead
+// in use by another: one message at a time under the lock.
+static int next_taken_alone(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
     int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0, start = 0;
     for (;;) {
         // A slot of its own for this one message: the rare path pays the
@@ -154,7 +160,7 @@ static int next_message_alone(lz_dispatcher_t *d, int timeout_ms, lz_message_t *
             lz__frames_fini(&frames);
             return rc;
         }
-        rc = d->decode(d->node, &frames, out);
+        rc = take_one(d, take, &frames, out);
         lz__frames_fini(&frames);
         if (rc == LZ_OK) return LZ_OK;
         lz__node_drop(d->node, "dropped a malformed message: %s", lz_last_error());
@@ -162,9 +168,9 @@ static int next_message_alone(lz_dispatcher_t *d, int timeout_ms, lz_message_t *
     }
 }
 
-// next_message receives until a message decodes or timeout_ms passes,
-// counting and dropping what does not decode.
-static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) {
+// next_taken receives until take (or the decoder) accepts a message or
+// timeout_ms passes, counting and dropping what it refuses.
+static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
     // One reader at a time uses the read-ahead; a concurrent second one
     // (callers may share a puller between threads) reads alone, locked.
     bool owner = !atomic_exchange_explicit(&d->reading, true, memory_order_acquire);
@@ -176,14 +182,14 @@ static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) 
             owner = false;
         }
     }
-    if (!owner) return next_message_alone(d, timeout_ms, out);
+    if (!owner) return next_taken_alone(d, timeout_ms, take, out);
     int64_t start = 0; // when this call began waiting, read only if it must
     int rc;
     for (;;) {
         lz_frames_t *frames;
         rc = next_frames(d, timeout_ms, &start, &frames);
         if (rc < 0) break;
-        rc = d->decode(d->node, frames, out);
+        rc = take_one(d, take, frames, out);
         lz__frames_release(frames);
         if (rc == LZ_OK) break;
         lz__node_drop(d->node, "dropped a malformed message: %s", lz_last_error());
@@ -199,6 +205,11 @@ static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) 
     }
     atomic_store_explicit(&d->reading, false, memory_order_release);
     return rc;
+}
+
+// next_message receives the next message that decodes.
+static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) {
+    return next_taken(d, timeout_ms, NULL, out);
 }
 
 // drop_burst closes read-ahead messages nobody will take (the dispatcher
@@ -296,6 +307,11 @@ lz_message_t *lz__dispatcher_recv(lz_dispatcher_t *d, int timeout_ms) {
     if (d->started) return lz__fail_null(LZ_ESTATE, "%s: started: handlers own the messages", d->node->name);
     lz_message_t *msg = NULL;
     return next_message(d, timeout_ms, &msg) == LZ_OK ? msg : NULL;
+}
+
+int lz__dispatcher_take(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
+    if (d->started) return lz__fail(LZ_ESTATE, "%s: started: handlers own the messages", d->node->name);
+    return next_taken(d, timeout_ms, take, out);
 }
 
 int lz__dispatcher_fd(lz_dispatcher_t *d, int *fd) {

@@ -17,6 +17,12 @@
 // decoder's lz_last_error() detail is logged).
 typedef int (*lz_decode_fn)(lz_node_t *node, lz_frames_t *frames, lz_message_t **out);
 
+// A taker consumes one received message in the decoder's place (the
+// *_recv_bytes calls copy its bytes out): LZ_OK, or an error after which
+// the dispatcher counts and drops the message. It may mark the parts it
+// leaves for the slot's next receive settled (see lz_frames_t).
+typedef int (*lz_take_fn)(lz_node_t *node, lz_frames_t *frames, void *out);
+
 typedef struct lz_route {
     char *key;
     size_t key_len;
@@ -59,6 +65,10 @@ int lz__dispatcher_stop(lz_dispatcher_t *d);
 // Caller-driven use (see lz_sub_dispatch, lz_sub_recv, lz_sub_fd).
 int lz__dispatcher_dispatch(lz_dispatcher_t *d, int timeout_ms);
 lz_message_t *lz__dispatcher_recv(lz_dispatcher_t *d, int timeout_ms);
+// lz__dispatcher_take is lz__dispatcher_recv with take instead of the
+// decoder: LZ_OK once take accepted a message, LZ_ETIMEOUT, LZ_ECLOSED,
+// LZ_ESTATE (started) or a receive error.
+int lz__dispatcher_take(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out);
 int lz__dispatcher_fd(lz_dispatcher_t *d, int *fd);
 
 #endif

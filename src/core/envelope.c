@@ -85,8 +85,12 @@ static bool topic_text(const unsigned char *p, size_t size) {
     return true;
 }
 
+int lz__topic_check(const void *data, size_t size) {
+    return topic_text(data, size) ? LZ_OK : lz__fail(LZ_EPROTOCOL, "topic is not UTF-8 text");
+}
+
 static int set_topic(lz_message_t *msg, const void *data, size_t size) {
-    if (!topic_text(data, size)) return lz__fail(LZ_EPROTOCOL, "topic is not UTF-8 text");
+    if (lz__topic_check(data, size) != LZ_OK) return LZ_EPROTOCOL;
     if (size >= sizeof msg->topic_inline) {
         msg->topic = malloc(size + 1);
         if (!msg->topic) {

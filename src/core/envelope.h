@@ -70,6 +70,9 @@ int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame
                              lz_message_t **out);
 
 // --- Pub/sub: [topic, payload, (extension frames)]. ---
+// lz__topic_check: LZ_OK when size bytes at data can be a topic (UTF-8
+// with no NUL, so that a C string holds all of it), else LZ_EPROTOCOL.
+int lz__topic_check(const void *data, size_t size);
 // lz__envelope_decode_pub takes frames[0] as the topic and frames[1] as the
 // payload (moved into the message). LZ_EPROTOCOL for fewer than 2 frames or
 // a topic that is not UTF-8; LZ_ESERIALIZATION when the payload does not decode.

@@ -191,6 +191,21 @@ static inline const void *lz__frame_data(const lz_frames_t *f, size_t i) {
 // PLT. A part a decoder has moved out keeps its old size here.
 static inline size_t lz__frame_size(const lz_frames_t *f, size_t i) { return f->size[i]; }
 
+// libzmq 4.3 keeps a message of up to 33 bytes inside its zmq_msg_t (a
+// "very small message" on 64-bit): closing one frees nothing.
+#define LZ_ZMQ_VSM_MAX 33
+
+// lz__frames_copy copies part i into dst, at most capacity bytes, and
+// returns the part's full size. A part small enough to live inside its
+// zmq_msg_t is marked settled (nothing to free: the slot's next receive
+// overwrites it); a larger one is released with the slot as usual.
+static inline size_t lz__frames_copy(lz_frames_t *f, size_t i, void *dst, size_t capacity) {
+    size_t size = f->size[i];
+    if (size && capacity) memcpy(dst, lz__frame_data(f, i), size < capacity ? size : capacity);
+    if (size <= LZ_ZMQ_VSM_MAX) f->settled |= 1u << i;
+    return size;
+}
+
 // lz__msg_move_to_empty is zmq_msg_move into a message that holds nothing,
 // spelled out: libzmq's msg_t::move closes the target, copies the struct
 // and initialises the source (a msg_t has no pointer into itself; shared

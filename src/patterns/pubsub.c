@@ -82,9 +82,14 @@ int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value) {
 
 // decode_pub takes [topic, payload, extension frames...]; extension frames
 // are ignored so later protocol additions do not break older subscribers.
+// two_frames_or_more: [topic, payload] and perhaps extension frames.
+static int two_frames_or_more(const lz_frames_t *frames) {
+    return frames->total >= 2 ? LZ_OK
+                              : lz__fail(LZ_EPROTOCOL, "expected [topic, payload], got %zu frame(s)", frames->total);
+}
+
 static int decode_pub(lz_node_t *node, lz_frames_t *frames, lz_message_t **out) {
-    if (frames->total < 2)
-        return lz__fail(LZ_EPROTOCOL, "expected [topic, payload], got %zu frame(s)", frames->total);
+    if (two_frames_or_more(frames) != LZ_OK) return LZ_EPROTOCOL;
     int rc = lz__envelope_decode_pub(node->serializer, &frames->part[0], lz__frame_size(frames, 0), &frames->part[1],
                                      lz__frame_size(frames, 1), out);
     // A decoded message took the payload frame. Its topic was copied out;
@@ -156,4 +161,40 @@ int lz_sub_dispatch(lz_sub_t *sub, int timeout_ms) {
 
 lz_message_t *lz_sub_recv(lz_sub_t *sub, int timeout_ms) {
     return sub ? lz__dispatcher_recv(&sub->dispatcher, timeout_ms) : lz__fail_null(LZ_EINVAL, "sub: NULL subscriber");
+}
+
+// Where lz_sub_recv_bytes wants a message's topic and payload, and how
+// long each was.
+typedef struct pub_bytes {
+    char *topic;
+    size_t topic_capacity, topic_size;
+    void *data;
+    size_t capacity, size;
+} pub_bytes_t;
+
+// take_pub_bytes accepts what decode_pub does: [topic, payload, extension
+// frames...] with a topic a C string can hold.
+static int take_pub_bytes(lz_node_t *node, lz_frames_t *frames, void *out) {
+    (void)node;
+    if (two_frames_or_more(frames) != LZ_OK) return LZ_EPROTOCOL;
+    size_t topic_size = lz__frame_size(frames, 0);
+    if (lz__topic_check(lz__frame_data(frames, 0), topic_size) != LZ_OK) return LZ_EPROTOCOL;
+    pub_bytes_t *pub = out;
+    size_t room = pub->topic_capacity - 1; // and the NUL
+    pub->topic_size = lz__frames_copy(frames, 0, pub->topic, room);
+    pub->topic[topic_size < room ? topic_size : room] = '\0';
+    pub->size = lz__frames_copy(frames, 1, pub->data, pub->capacity);
+    return LZ_OK;
+}
+
+int lz_sub_recv_bytes(lz_sub_t *sub, char *topic, size_t *topic_size, void *data, size_t *size, int timeout_ms) {
+    if (!sub || !topic || !topic_size || !*topic_size || !size || (!data && *size))
+        return lz__fail(LZ_EINVAL, "sub: NULL argument or no room for the topic");
+    pub_bytes_t pub = {topic, *topic_size, 0, data, *size, 0};
+    int rc = lz__dispatcher_take(&sub->dispatcher, timeout_ms, take_pub_bytes, &pub);
+    if (rc == LZ_OK) {
+        *topic_size = pub.topic_size;
+        *size = pub.size;
+    }
+    return rc;
 }

@@ -66,9 +66,13 @@ int lz_push_send(lz_push_t *push, const char *type, const lz_value_t *data, int 
 
 /* ---- puller ------------------------------------------------------------- */
 
+// one_frame: a task is one frame; anything else is malformed.
+static int one_frame(const lz_frames_t *frames) {
+    return frames->total == 1 ? LZ_OK : lz__fail(LZ_EPROTOCOL, "expected one frame per task, got %zu", frames->total);
+}
+
 static int decode_task(lz_node_t *node, lz_frames_t *frames, lz_message_t **out) {
-    if (frames->total != 1)
-        return lz__fail(LZ_EPROTOCOL, "expected one frame per task, got %zu", frames->total);
+    if (one_frame(frames) != LZ_OK) return LZ_EPROTOCOL;
     int rc = lz__envelope_decode_task(node->serializer, &frames->part[0], lz__frame_size(frames, 0), out);
     // A decoded task took the frame (lz__frames_release then skips it);
     // after a failure the frame may still hold its bytes.
@@ -124,4 +128,26 @@ int lz_pull_dispatch(lz_pull_t *pull, int timeout_ms) {
 
 lz_message_t *lz_pull_recv(lz_pull_t *pull, int timeout_ms) {
     return pull ? lz__dispatcher_recv(&pull->dispatcher, timeout_ms) : lz__fail_null(LZ_EINVAL, "pull: NULL puller");
+}
+
+// Where lz_pull_recv_bytes wants a task's bytes, and how many it had.
+typedef struct task_bytes {
+    void *data;
+    size_t capacity, size;
+} task_bytes_t;
+
+static int take_task_bytes(lz_node_t *node, lz_frames_t *frames, void *out) {
+    (void)node;
+    if (one_frame(frames) != LZ_OK) return LZ_EPROTOCOL;
+    task_bytes_t *task = out;
+    task->size = lz__frames_copy(frames, 0, task->data, task->capacity);
+    return LZ_OK;
+}
+
+int lz_pull_recv_bytes(lz_pull_t *pull, void *data, size_t *size, int timeout_ms) {
+    if (!pull || !size || (!data && *size)) return lz__fail(LZ_EINVAL, "pull: NULL argument");
+    task_bytes_t task = {data, *size, 0};
+    int rc = lz__dispatcher_take(&pull->dispatcher, timeout_ms, take_task_bytes, &task);
+    if (rc == LZ_OK) *size = task.size;
+    return rc;
 }
