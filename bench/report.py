@@ -208,12 +208,13 @@ def memory_table(res):
 SPREAD_NOTE = """\
 The throughput rows over tcp and ipc again, with the receiving process pinned to CPU 0 and the
 sending one to CPU 1 (`--spread`), each with its libzmq I/O thread, for the pairs the targets
-are judged on. Unpinned, the scheduler sometimes runs both busy ends on one CPU and sometimes
-not, so single runs of the same program swing about 2x and a cell's ratio is a draw between
-those modes; spread, the same pair's ratios stay within about 10%, so small real differences
-show. The targets above are judged on the unpinned tables, as in every earlier run; this table
-is not judged. Each end here has one CPU for its own thread and its I/O thread, so the sender's
-or the receiver's CPU time per message sets the pace."""
+are judged on, each ratio with its range over the repetitions. Unpinned, the scheduler sometimes
+runs both busy ends on one CPU and sometimes not, so single runs of the same program swing about
+2x and a cell's ratio is a draw between those modes. Spread, the 16 B pairs agree within about
+0.1, so a small real difference shows there; larger messages still swing, less. Each end has one
+CPU for its own thread and its I/O thread, so one end's CPU time per message sets the pace (the
+receiver's, for liberzmq at 16 B). The targets above are judged on the unpinned tables, as in
+every earlier run; this table is not judged."""
 
 METHOD = """\
 ## Method
@@ -243,8 +244,9 @@ METHOD = """\
   contender) makes them wait instead of dropping and pub/sub measures delivered messages with flow
   control, like push/pull; nng has no such option (its queues are set to 1000 messages) and drops.
 - What each contender does per message: raw libzmq `zmq_send` of the buffer and `zmq_msg_recv` into a
-  reused `zmq_msg_t`; liberzmq `lz_push_send_bytes` / `lz_pub_publish_bytes` and `lz_pull_recv` /
-  `lz_sub_recv` + `lz_message_destroy` with the `raw` serializer; CZMQ `zframe_new` + `zframe_send`,
+  reused `zmq_msg_t`; liberzmq `lz_push_send_bytes` / `lz_pub_publish_bytes` and `lz_pull_recv_bytes` /
+  `lz_sub_recv_bytes` into a reused buffer (a copy; until the sixteenth run `lz_pull_recv` /
+  `lz_sub_recv` + `lz_message_destroy`, which keep the frame without one); CZMQ `zframe_new` + `zframe_send`,
   `zframe_recv` + `zframe_destroy`; nng `nng_send` and `nng_recv(NNG_FLAG_ALLOC)` + `nng_free`;
   pyzmq `send`/`send_multipart` and `recv_multipart`.
 - **JSON** rows send the seeds' message `{{"symbol":"BTC","price":43210.5,"seq":i}}` built per message:

@@ -3,7 +3,7 @@
 # interleaved row by row (LZ_BENCH_REPS repetitions, rotating who goes first),
 # keeps every result line in $BUILD/bench-results.jsonl, tagged with its
 # repetition, and lets bench/report.py take the medians and write the
-# tables. 22-36 minutes on the 2-vCPU VMs it has run on.
+# tables. 17-35 minutes on the 2-vCPU VMs it has run on.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -92,7 +92,8 @@ done
 
 # The tcp and ipc rows again with each process on its own CPU (--spread),
 # for the judged pairs only: unpinned, one cell's pairs swing between two
-# speeds 2x apart; spread, they agree within about 10% (see BENCHMARKS.md).
+# speeds 2x apart; spread, the 16 B ones agree within about 0.1 (see
+# BENCHMARKS.md).
 for pattern in pushpull pubsub; do
   for transport in tcp ipc; do
     where="--transport $transport --processes 2 --spread"

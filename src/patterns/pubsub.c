@@ -80,14 +80,14 @@ int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value) {
 
 /* ---- subscriber --------------------------------------------------------- */
 
-// decode_pub takes [topic, payload, extension frames...]; extension frames
-// are ignored so later protocol additions do not break older subscribers.
 // two_frames_or_more: [topic, payload] and perhaps extension frames.
 static int two_frames_or_more(const lz_frames_t *frames) {
     return frames->total >= 2 ? LZ_OK
                               : lz__fail(LZ_EPROTOCOL, "expected [topic, payload], got %zu frame(s)", frames->total);
 }
 
+// decode_pub takes [topic, payload, extension frames...]; extension frames
+// are ignored so later protocol additions do not break older subscribers.
 static int decode_pub(lz_node_t *node, lz_frames_t *frames, lz_message_t **out) {
     if (two_frames_or_more(frames) != LZ_OK) return LZ_EPROTOCOL;
     int rc = lz__envelope_decode_pub(node->serializer, &frames->part[0], lz__frame_size(frames, 0), &frames->part[1],
