@@ -579,6 +579,95 @@ LZ_TEST(pushpull_recv_bytes) {
     pp_close(&p);
 }
 
+/* ---- readers sharing one puller ---------------------------------------------- */
+
+#define SHARED_READERS 4
+#define SHARED_TASKS 20000
+
+typedef struct {
+    lz_pull_t *pull;
+    bool bytes;           // lz_pull_recv_bytes, or lz_pull_recv
+    atomic_int *seen;     // per task number, how often it arrived
+    atomic_bool *sent;    // the sender is done
+    int received, errors; // this reader's
+} shared_reader_t;
+
+// shared_reader takes tasks until the sender is done and none came for
+// 300 ms, counting each task number it gets.
+static void *shared_reader(void *self) {
+    shared_reader_t *r = self;
+    for (int64_t idle_since = 0;;) {
+        uint32_t n = 0;
+        int rc;
+        if (r->bytes) {
+            size_t size = sizeof n;
+            rc = lz_pull_recv_bytes(r->pull, &n, &size, 50);
+            if (rc == LZ_OK && size != sizeof n) r->errors++;
+        } else {
+            lz_message_t *msg = lz_pull_recv(r->pull, 50);
+            rc = msg ? LZ_OK : lz_last_error_code();
+            size_t size = 0;
+            const void *data = msg ? lz_value_get_bytes(lz_message_value(msg), &size) : NULL;
+            if (msg && (!data || size != sizeof n)) r->errors++;
+            if (data && size == sizeof n) memcpy(&n, data, sizeof n);
+            lz_message_destroy(&msg);
+        }
+        if (rc == LZ_OK) {
+            if (n < SHARED_TASKS)
+                atomic_fetch_add(&r->seen[n], 1);
+            else
+                r->errors++;
+            r->received++;
+            idle_since = 0;
+        } else if (rc != LZ_ETIMEOUT) {
+            r->errors++;
+            return NULL;
+        } else if (atomic_load(r->sent)) {
+            if (idle_since == 0)
+                idle_since = lz_test_now_ms();
+            else if (lz_test_now_ms() - idle_since > 300)
+                return NULL;
+        }
+    }
+}
+
+// Callers may share a puller: one at a time holds the read-ahead, the
+// others read alone, and every task reaches exactly one of them, whether
+// it asks for bytes or for a message.
+LZ_TEST(pushpull_shared_readers) {
+    pp_t p;
+    if (pp_open(&p, 0)) {
+        LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(p.pull), "raw"), LZ_OK);
+        static atomic_int seen[SHARED_TASKS];
+        for (int i = 0; i < SHARED_TASKS; i++) atomic_init(&seen[i], 0);
+        atomic_bool sent;
+        atomic_init(&sent, false);
+        shared_reader_t readers[SHARED_READERS];
+        pthread_t threads[SHARED_READERS];
+        for (int i = 0; i < SHARED_READERS; i++) {
+            readers[i] = (shared_reader_t){p.pull, i % 2 == 0, seen, &sent, 0, 0};
+            LZ_CHECK_INT(pthread_create(&threads[i], NULL, shared_reader, &readers[i]), 0);
+        }
+        for (uint32_t n = 0; n < SHARED_TASKS; n++)
+            if (lz_push_send_bytes(p.push, &n, sizeof n) != LZ_OK) LZ_CHECK(false);
+        atomic_store(&sent, true);
+        int received = 0, readers_used = 0;
+        for (int i = 0; i < SHARED_READERS; i++) {
+            pthread_join(threads[i], NULL);
+            LZ_CHECK_INT(readers[i].errors, 0);
+            received += readers[i].received;
+            readers_used += readers[i].received > 0;
+        }
+        LZ_CHECK_INT(received, SHARED_TASKS);
+        int wrong = 0;
+        for (int i = 0; i < SHARED_TASKS; i++) wrong += atomic_load(&seen[i]) != 1;
+        LZ_CHECK_INT(wrong, 0);
+        LZ_CHECK(readers_used >= 2); // the tasks did not all go one way
+        LZ_CHECK_INT(lz_test_metrics(lz_pull_node(p.pull)).inbound_dropped, 0);
+    }
+    pp_close(&p);
+}
+
 /* ---- receiving and the envelope --------------------------------------------------- */
 
 static bool is_uuid4(const char *s) {
@@ -683,4 +772,5 @@ LZ_TEST_MAIN(LZ_CASE(pushpull_immediate_needs_a_live_puller), LZ_CASE(pushpull_t
              LZ_CASE(pushpull_bad_arguments), LZ_CASE(pushpull_no_peer_times_out),
              LZ_CASE(pushpull_round_robin_across_two_pullers), LZ_CASE(pushpull_ventilator_workers_sink),
              LZ_CASE(pushpull_raw_sends_one_frame_of_bytes), LZ_CASE(pushpull_recv_and_envelope_json),
-             LZ_CASE(pushpull_recv_and_envelope_msgpack), LZ_CASE(pushpull_fd_dispatch), LZ_CASE(pushpull_recv_bytes))
+             LZ_CASE(pushpull_recv_and_envelope_msgpack), LZ_CASE(pushpull_fd_dispatch), LZ_CASE(pushpull_recv_bytes),
+             LZ_CASE(pushpull_shared_readers))
