@@ -92,8 +92,8 @@ done
 
 # The tcp and ipc rows again with each process on its own CPU (--spread),
 # for the judged pairs only: unpinned, one cell's pairs swing between two
-# speeds 2x apart; spread, the 16 B ones agree within about 0.1 (see
-# BENCHMARKS.md).
+# speeds 2x apart; spread, a 16 B cell's ratios span about 0.2 at most
+# (see BENCHMARKS.md).
 for pattern in pushpull pubsub; do
   for transport in tcp ipc; do
     where="--transport $transport --processes 2 --spread"
