@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""bench/report.py on made-up results: medians, ratios paired by
+repetition, the three placements (unpinned, pinned, spread) kept apart,
+and which targets the summary calls met. BENCHMARKS.md's verdicts are this
+arithmetic, so it is tested like the library."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "bench"))
+import report  # noqa: E402
+
+
+def line(rep, contender, msgs, pattern="pushpull", transport="tcp", size=16, **extra):
+    r = {"rep": rep, "contender": contender, "version": "1", "pattern": pattern, "transport": transport,
+         "size": size, "codec": "raw", "pinned": False, "msgs_per_sec": msgs, "mb_per_sec": msgs * size / 1e6}
+    r.update(extra)
+    return r
+
+
+class ReportTest(unittest.TestCase):
+    def results(self, rows):
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+            f.write("bench: a log line, skipped\n")
+        self.addCleanup(os.unlink, f.name)
+        groups, versions = report.load(f.name)
+        return report.Results(groups), f.name
+
+    def test_ratio_is_the_median_of_same_repetition_ratios(self):
+        # Ratios 0.5, 1.0 and 2.0: the median of ratios is 1.0, where the
+        # ratio of the medians (200 / 200) would hide the pairing.
+        res, _ = self.results([line(0, "raw", 100), line(0, "liberzmq", 50),
+                               line(1, "raw", 200), line(1, "liberzmq", 200),
+                               line(2, "raw", 300), line(2, "liberzmq", 600)])
+        self.assertEqual(res.paired_ratio("msgs_per_sec", "liberzmq", "raw", "pushpull", "tcp", 16), 1.0)
+        self.assertEqual(res.median("msgs_per_sec", "liberzmq", "pushpull", "tcp", 16), 200)
+
+    def test_a_missing_repetition_leaves_a_gap_not_a_shift(self):
+        # The liberzmq run of repetition 1 failed: repetitions 0 and 2 pair
+        # with their own raw runs (ratios 1.0 and 1.0), not with 1's.
+        res, _ = self.results([line(0, "raw", 100), line(0, "liberzmq", 100),
+                               line(1, "raw", 900),
+                               line(2, "raw", 300), line(2, "liberzmq", 300)])
+        self.assertEqual(res.paired_ratios("msgs_per_sec", "liberzmq", "raw", "pushpull", "tcp", 16), [1.0, 1.0])
+
+    def test_placements_stay_apart(self):
+        res, _ = self.results([line(0, "raw", 100), line(0, "liberzmq", 90),
+                               line(0, "raw", 1000, spread=True), line(0, "liberzmq", 1100, spread=True),
+                               line(0, "raw", 10, pattern="reqrep", pinned=True, p50_us=10.0),
+                               line(0, "liberzmq", 10, pattern="reqrep", pinned=True, p50_us=11.0)])
+        self.assertAlmostEqual(res.paired_ratio("msgs_per_sec", "liberzmq", "raw", "pushpull", "tcp", 16), 0.9)
+        self.assertAlmostEqual(
+            res.paired_ratio("msgs_per_sec", "liberzmq", "raw", "pushpull", "tcp", 16, "spread"), 1.1)
+        self.assertAlmostEqual(res.paired_ratio("p50_us", "raw", "liberzmq", "reqrep", "tcp", 16, True), 10 / 11)
+        self.assertIsNone(res.paired_ratio("p50_us", "raw", "liberzmq", "reqrep", "tcp", 16, False))
+
+    def test_summary_counts_met_and_missed(self):
+        targets = report.Targets()
+        self.assertEqual(targets.check("a", 0.95, 0.95), "yes")
+        self.assertEqual(targets.check("b", 0.94, 0.95), "**no**")
+        self.assertEqual(targets.check("c", None, 0.95), "?")
+        summary = "\n".join(report.summary(targets))
+        self.assertIn("1 of 3 checks met, 1 missed, 1 not measured.", summary)
+        self.assertIn("- b: 0.94 (goal >= 0.95)", summary)
+
+    def report_of(self, rows):
+        _, path = self.results(rows)
+        return subprocess.run([sys.executable, os.path.join(HERE, "..", "bench", "report.py"), path,
+                               "nproc=2; cpu=test; reps=3; seconds=0.1"],
+                              check=True, capture_output=True, text=True).stdout
+
+    def test_whole_report_judges_unpinned_and_shows_spread(self):
+        unpinned, spread = [], []
+        for rep in range(3):
+            unpinned += [line(rep, "raw", 100), line(rep, "liberzmq", 90 + rep)]  # 0.90-0.92: missed
+            spread += [line(rep, "raw", 100, spread=True), line(rep, "liberzmq", 99 + rep, spread=True)]
+        out = self.report_of(unpinned + spread)
+        self.assertIn("- pushpull tcp 16 B: liberzmq / raw libzmq: 0.91 (goal >= 0.95)", out)
+        self.assertIn("| pushpull | tcp | 16 | 100 | 100 | 1.00 (0.99-1.01) |", out)
+        # The spread table is shown and not judged: the targets are the same without it.
+        targets = lambda text: text[text.index("## Targets"):text.index("## Push/pull")]
+        self.assertEqual(targets(out), targets(self.report_of(unpinned)))
+        self.assertNotIn("own CPU", self.report_of(unpinned))
+
+if __name__ == "__main__":
+    unittest.main()
