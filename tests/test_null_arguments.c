@@ -116,6 +116,9 @@ LZ_TEST(no_object_at_all) {
     fails(lz_sub_fd(NULL, &fd));
     fails(lz_sub_dispatch(NULL, 0));
     nothing(lz_sub_recv(NULL, 0));
+    char bytes[8], topic[8];
+    size_t room = sizeof bytes, topic_room = sizeof topic;
+    fails(lz_sub_recv_bytes(NULL, topic, &topic_room, bytes, &room, 0));
     nothing(lz_push_node(NULL));
     fails(lz_push_send(NULL, "t", NULL, 0));
     fails(lz_push_send_bytes(NULL, "x", 1));
@@ -127,6 +130,7 @@ LZ_TEST(no_object_at_all) {
     fails(lz_pull_fd(NULL, &fd));
     fails(lz_pull_dispatch(NULL, 0));
     nothing(lz_pull_recv(NULL, 0));
+    fails(lz_pull_recv_bytes(NULL, bytes, &room, 0));
     nothing(lz_server_node(NULL));
     fails(lz_server_on(NULL, "a", server_handler, NULL));
     fails(lz_server_on_default(NULL, server_handler, NULL));
@@ -246,11 +250,19 @@ LZ_TEST(objects_with_null_arguments) {
     fails(lz_sub_on(sub, "t", NULL, NULL));
     fails(lz_sub_on_default(sub, NULL, NULL));
     fails(lz_sub_fd(sub, NULL));
+    char bytes[8], topic[8];
+    size_t size = sizeof bytes, topic_size = sizeof topic;
+    fails(lz_sub_recv_bytes(sub, NULL, &topic_size, bytes, &size, 0));
+    fails(lz_sub_recv_bytes(sub, topic, NULL, bytes, &size, 0));
+    fails(lz_sub_recv_bytes(sub, topic, &topic_size, NULL, &size, 0)); // NULL with room claimed
+    fails(lz_sub_recv_bytes(sub, topic, &topic_size, bytes, NULL, 0));
     lz_sub_destroy(&sub);
 
     lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
     fails(lz_pull_on(pull, "t", NULL, NULL));
     fails(lz_pull_fd(pull, NULL));
+    fails(lz_pull_recv_bytes(pull, NULL, &size, 0)); // NULL with room claimed
+    fails(lz_pull_recv_bytes(pull, bytes, NULL, 0));
     lz_pull_destroy(&pull);
 
     lz_push_t *push = lz_push_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
