@@ -11,7 +11,6 @@
 
 #include "core/error.h"
 #include "serial/registry.h"
-#include "serial/utf8.h"
 #include "serial/value.h"
 
 /* ---- small shared pieces ------------------------------------------------ */
@@ -70,23 +69,8 @@ void lz__uuid4(char out[37]) {
     out[36] = '\0';
 }
 
-// topic_text: the bytes are UTF-8 with no NUL (a topic becomes a C
-// string), checked in one pass that steps over ASCII a byte at a time.
-static bool topic_text(const unsigned char *p, size_t size) {
-    for (size_t i = 0; i < size;) {
-        if ((unsigned)p[i] - 1u < 0x7Fu) { // 0x01-0x7F
-            i++;
-            continue;
-        }
-        size_t n = p[i] ? lz__utf8_sequence(p + i, size - i) : 0;
-        if (n == 0) return false;
-        i += n;
-    }
-    return true;
-}
-
 int lz__topic_check(const void *data, size_t size) {
-    return topic_text(data, size) ? LZ_OK : lz__fail(LZ_EPROTOCOL, "topic is not UTF-8 text");
+    return lz__topic_text(data, size) ? LZ_OK : lz__fail(LZ_EPROTOCOL, "topic is not UTF-8 text");
 }
 
 static int set_topic(lz_message_t *msg, const void *data, size_t size) {

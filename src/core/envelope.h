@@ -11,6 +11,7 @@
 #include "liberzmq/message.h"
 #include "liberzmq/serializer.h"
 #include "liberzmq/value.h"
+#include "serial/utf8.h"
 #include "serial/value.h"
 
 // The first block of a message's arena: a task envelope with a few fields
@@ -70,8 +71,24 @@ int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame
                              lz_message_t **out);
 
 // --- Pub/sub: [topic, payload, (extension frames)]. ---
-// lz__topic_check: LZ_OK when size bytes at data can be a topic (UTF-8
-// with no NUL, so that a C string holds all of it), else LZ_EPROTOCOL.
+// lz__topic_text tells whether size bytes at data can be a topic: UTF-8
+// with no NUL, so that a C string holds all of it. One pass that steps
+// over ASCII a byte at a time; inline, as every received message runs it.
+static inline bool lz__topic_text(const void *data, size_t size) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < size;) {
+        if ((unsigned)p[i] - 1u < 0x7Fu) { // 0x01-0x7F
+            i++;
+            continue;
+        }
+        size_t n = p[i] ? lz__utf8_sequence(p + i, size - i) : 0;
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
+// lz__topic_check: LZ_OK when lz__topic_text, else LZ_EPROTOCOL (with the
+// detail set).
 int lz__topic_check(const void *data, size_t size);
 // lz__envelope_decode_pub takes frames[0] as the topic and frames[1] as the
 // payload (moved into the message). LZ_EPROTOCOL for fewer than 2 frames or

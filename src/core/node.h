@@ -196,13 +196,17 @@ static inline size_t lz__frame_size(const lz_frames_t *f, size_t i) { return f->
 #define LZ_ZMQ_VSM_MAX 33
 
 // lz__frames_copy copies part i into dst, at most capacity bytes, and
-// returns the part's full size. A part small enough to live inside its
-// zmq_msg_t is marked settled (nothing to free: the slot's next receive
-// overwrites it); a larger one is released with the slot as usual.
+// returns the part's full size. lz__frames_settle_small marks part i
+// settled when it is small enough to live inside its zmq_msg_t (nothing to
+// free: the slot's next receive overwrites it), as lz__frames_copy does; a
+// larger one is released with the slot as usual.
+static inline void lz__frames_settle_small(lz_frames_t *f, size_t i) {
+    if (f->size[i] <= LZ_ZMQ_VSM_MAX) f->settled |= 1u << i;
+}
 static inline size_t lz__frames_copy(lz_frames_t *f, size_t i, void *dst, size_t capacity) {
     size_t size = f->size[i];
     if (size && capacity) memcpy(dst, lz__frame_data(f, i), size < capacity ? size : capacity);
-    if (size <= LZ_ZMQ_VSM_MAX) f->settled |= 1u << i;
+    lz__frames_settle_small(f, i);
     return size;
 }
 

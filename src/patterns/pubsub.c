@@ -178,11 +178,14 @@ static int take_pub_bytes(lz_node_t *node, lz_frames_t *frames, void *out) {
     (void)node;
     if (two_frames_or_more(frames) != LZ_OK) return LZ_EPROTOCOL;
     size_t topic_size = lz__frame_size(frames, 0);
-    if (lz__topic_check(lz__frame_data(frames, 0), topic_size) != LZ_OK) return LZ_EPROTOCOL;
+    const char *topic = lz__frame_data(frames, 0);
+    if (!lz__topic_text(topic, topic_size)) return lz__topic_check(topic, topic_size);
     pub_bytes_t *pub = out;
-    size_t room = pub->topic_capacity - 1; // and the NUL
-    pub->topic_size = lz__frames_copy(frames, 0, pub->topic, room);
-    pub->topic[topic_size < room ? topic_size : room] = '\0';
+    size_t room = pub->topic_capacity - 1, copied = topic_size < room ? topic_size : room; // and the NUL
+    memcpy(pub->topic, topic, copied);
+    pub->topic[copied] = '\0';
+    pub->topic_size = topic_size;
+    lz__frames_settle_small(frames, 0);
     pub->size = lz__frames_copy(frames, 1, pub->data, pub->capacity);
     return LZ_OK;
 }
