@@ -210,8 +210,8 @@ The throughput rows over tcp and ipc again, with the receiving process pinned to
 sending one to CPU 1 (`--spread`), each with its libzmq I/O thread, for the pairs the targets
 are judged on, each ratio with its range over the repetitions. Unpinned, the scheduler sometimes
 runs both busy ends on one CPU and sometimes not, so single runs of the same program swing about
-2x and a cell's ratio is a draw between those modes. Spread, a 16 B cell's ratios span about 0.2
-at most, so a real difference of that size shows there; larger messages still swing, less. Each end has one
+2x and a cell's ratio is a draw between those modes. Spread, a 16 B cell's ratios mostly span under
+0.2, so a real difference of that size shows there; larger messages still swing, less. Each end has one
 CPU for its own thread and its I/O thread, so one end's CPU time per message sets the pace (the
 receiver's, for liberzmq at 16 B). The targets above are judged on the unpinned tables, as in
 every earlier run; this table is not judged."""

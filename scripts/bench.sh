@@ -92,7 +92,7 @@ done
 
 # The tcp and ipc rows again with each process on its own CPU (--spread),
 # for the judged pairs only: unpinned, one cell's pairs swing between two
-# speeds 2x apart; spread, a 16 B cell's ratios span about 0.2 at most
+# speeds 2x apart; spread, a 16 B cell's ratios mostly span under 0.2
 # (see BENCHMARKS.md).
 for pattern in pushpull pubsub; do
   for transport in tcp ipc; do
