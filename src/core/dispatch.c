@@ -23,7 +23,7 @@ typedef struct job {
     const lz_route_t *route;
 } job_t;
 
-void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_decode_fn decode, bool prefix_match) {
+void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_take_fn decode, bool prefix_match) {
     memset(d, 0, sizeof *d);
     d->node = node;
     d->decode = decode;
@@ -140,12 +140,6 @@ static int next_frames(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start, 
     return LZ_OK;
 }
 
-// take_one hands a received message to take, or to the dispatcher's
-// decoder when take is NULL (out is then an lz_message_t **).
-static inline int take_one(lz_dispatcher_t *d, lz_take_fn take, lz_frames_t *frames, void *out) {
-    return take ? take(d->node, frames, out) : d->decode(d->node, frames, (lz_message_t **)out);
-}
-
 // next_taken_alone is next_taken for a reader that found the read-ahead
 // in use by another: one message at a time under the lock.
 static int next_taken_alone(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
@@ -160,7 +154,7 @@ static int next_taken_alone(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take,
             lz__frames_fini(&frames);
             return rc;
         }
-        rc = take_one(d, take, &frames, out);
+        rc = take(d->node, &frames, out);
         lz__frames_fini(&frames);
         if (rc == LZ_OK) return LZ_OK;
         lz__node_drop(d->node, "dropped a malformed message: %s", lz_last_error());
@@ -168,8 +162,8 @@ static int next_taken_alone(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take,
     }
 }
 
-// next_taken receives until take (or the decoder) accepts a message or
-// timeout_ms passes, counting and dropping what it refuses.
+// next_taken receives until take accepts a message or timeout_ms passes,
+// counting and dropping what it refuses.
 static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
     // One reader at a time uses the read-ahead; a concurrent second one
     // (callers may share a puller between threads) reads alone, locked.
@@ -189,7 +183,7 @@ static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void 
         lz_frames_t *frames;
         rc = next_frames(d, timeout_ms, &start, &frames);
         if (rc < 0) break;
-        rc = take_one(d, take, frames, out);
+        rc = take(d->node, frames, out);
         lz__frames_release(frames);
         if (rc == LZ_OK) break;
         lz__node_drop(d->node, "dropped a malformed message: %s", lz_last_error());
@@ -209,7 +203,7 @@ static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void 
 
 // next_message receives the next message that decodes.
 static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) {
-    return next_taken(d, timeout_ms, NULL, out);
+    return next_taken(d, timeout_ms, d->decode, out);
 }
 
 // drop_burst closes read-ahead messages nobody will take (the dispatcher

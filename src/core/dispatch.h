@@ -12,15 +12,12 @@
 #include "core/pool.h"
 #include "liberzmq/message.h"
 
-// A decoder turns one received multipart message into a message, or
-// returns an error after which the dispatcher counts and drops it (the
-// decoder's lz_last_error() detail is logged).
-typedef int (*lz_decode_fn)(lz_node_t *node, lz_frames_t *frames, lz_message_t **out);
-
-// A taker consumes one received message in the decoder's place (the
-// *_recv_bytes calls copy its bytes out): LZ_OK, or an error after which
-// the dispatcher counts and drops the message. It may mark the parts it
-// leaves for the slot's next receive settled (see lz_frames_t).
+// A taker consumes one received multipart message into out: the
+// dispatcher's decoder makes it a message (out is an lz_message_t **), the
+// *_recv_bytes calls copy its bytes into the caller's buffers. It returns
+// LZ_OK, or an error after which the dispatcher counts and drops the
+// message (the taker's lz_last_error() detail is logged). It may mark the
+// parts it leaves for the slot's next receive settled (see lz_frames_t).
 typedef int (*lz_take_fn)(lz_node_t *node, lz_frames_t *frames, void *out);
 
 typedef struct lz_route {
@@ -32,7 +29,7 @@ typedef struct lz_route {
 
 typedef struct lz_dispatcher {
     lz_node_t *node;
-    lz_decode_fn decode;
+    lz_take_fn decode;       // the taker that makes messages
     bool prefix_match;       // pub/sub: longest prefix; tasks: exact type
     lz_route_t *routes;
     size_t route_count;
@@ -50,7 +47,7 @@ typedef struct lz_dispatcher {
     unsigned burst_next, burst_count;
 } lz_dispatcher_t;
 
-void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_decode_fn decode, bool prefix_match);
+void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_take_fn decode, bool prefix_match);
 // lz__dispatcher_fini stops the dispatcher and frees its routes.
 void lz__dispatcher_fini(lz_dispatcher_t *d);
 
@@ -65,8 +62,8 @@ int lz__dispatcher_stop(lz_dispatcher_t *d);
 // Caller-driven use (see lz_sub_dispatch, lz_sub_recv, lz_sub_fd).
 int lz__dispatcher_dispatch(lz_dispatcher_t *d, int timeout_ms);
 lz_message_t *lz__dispatcher_recv(lz_dispatcher_t *d, int timeout_ms);
-// lz__dispatcher_take is lz__dispatcher_recv with take instead of the
-// decoder: LZ_OK once take accepted a message, LZ_ETIMEOUT, LZ_ECLOSED,
+// lz__dispatcher_take is lz__dispatcher_recv with take in the decoder's
+// place: LZ_OK once take accepted a message, LZ_ETIMEOUT, LZ_ECLOSED,
 // LZ_ESTATE (started) or a receive error.
 int lz__dispatcher_take(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out);
 int lz__dispatcher_fd(lz_dispatcher_t *d, int *fd);

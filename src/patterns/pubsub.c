@@ -86,16 +86,19 @@ static int two_frames_or_more(const lz_frames_t *frames) {
                               : lz__fail(LZ_EPROTOCOL, "expected [topic, payload], got %zu frame(s)", frames->total);
 }
 
-// decode_pub takes [topic, payload, extension frames...]; extension frames
-// are ignored so later protocol additions do not break older subscribers.
-static int decode_pub(lz_node_t *node, lz_frames_t *frames, lz_message_t **out) {
+// decode_pub, the subscriber's decoder (see lz_take_fn; out is an
+// lz_message_t **), takes [topic, payload, extension frames...]; extension
+// frames are ignored so later protocol additions do not break older
+// subscribers.
+static int decode_pub(lz_node_t *node, lz_frames_t *frames, void *out) {
     if (two_frames_or_more(frames) != LZ_OK) return LZ_EPROTOCOL;
+    lz_message_t **msg = out;
     int rc = lz__envelope_decode_pub(node->serializer, &frames->part[0], lz__frame_size(frames, 0), &frames->part[1],
-                                     lz__frame_size(frames, 1), out);
+                                     lz__frame_size(frames, 1), msg);
     // A decoded message took the payload frame. Its topic was copied out;
     // when short (it fit inline) the topic frame is left for the slot's
     // next receive to free, which saves a close and an init per message.
-    if (rc == LZ_OK) frames->settled |= 1u << 1 | ((*out)->topic == (*out)->topic_inline ? 1u : 0u);
+    if (rc == LZ_OK) frames->settled |= 1u << 1 | ((*msg)->topic == (*msg)->topic_inline ? 1u : 0u);
     return rc;
 }
 

@@ -71,7 +71,8 @@ static int one_frame(const lz_frames_t *frames) {
     return frames->total == 1 ? LZ_OK : lz__fail(LZ_EPROTOCOL, "expected one frame per task, got %zu", frames->total);
 }
 
-static int decode_task(lz_node_t *node, lz_frames_t *frames, lz_message_t **out) {
+// decode_task is the puller's decoder (see lz_take_fn): out is an lz_message_t **.
+static int decode_task(lz_node_t *node, lz_frames_t *frames, void *out) {
     if (one_frame(frames) != LZ_OK) return LZ_EPROTOCOL;
     int rc = lz__envelope_decode_task(node->serializer, &frames->part[0], lz__frame_size(frames, 0), out);
     // A decoded task took the frame (lz__frames_release then skips it);
