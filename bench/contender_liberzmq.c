@@ -77,16 +77,9 @@ static int echo(const lz_message_t *request, lz_value_t **reply, void *arg) {
     return *reply ? 0 : LZ_ENOMEM;
 }
 
-// set_raw gives a node the raw serializer unless the contender sends JSON.
-static int set_raw(const lzc_state_t *s, lz_node_t *node) { return s->json ? 0 : lz_node_set_serializer(node, "raw"); }
-
 static int open_pushpull(lzc_state_t *s, const lzb_spec_t *spec, const char *bind, const char *connect) {
-    if (lzb_makes(spec, LZB_RECEIVING_END) &&
-        (!(s->pull = lz_pull_new(s->ctx, bind)) || set_raw(s, lz_pull_node(s->pull)) != 0))
-        return -1;
-    if (lzb_makes(spec, LZB_SENDING_END) &&
-        (!(s->push = lz_push_new(s->ctx, connect)) || set_raw(s, lz_push_node(s->push)) != 0))
-        return -1;
+    if (lzb_makes(spec, LZB_RECEIVING_END) && !(s->pull = lz_pull_new(s->ctx, bind))) return -1;
+    if (lzb_makes(spec, LZB_SENDING_END) && !(s->push = lz_push_new(s->ctx, connect))) return -1;
     return 0;
 }
 
@@ -95,14 +88,11 @@ static int open_pushpull(lzc_state_t *s, const lzb_spec_t *spec, const char *bin
 static int open_pubsub(lzc_state_t *s, const lzb_spec_t *spec, const char *bind, const char *connect) {
     if (lzb_makes(spec, LZB_SENDING_END)) {
         // Flow control instead of drops, as for every contender (lzb_raw_nodrop).
-        if (!(s->pub = lz_pub_new(s->ctx, bind)) || lzb_raw_nodrop(lz_node_zmq_socket(lz_pub_node(s->pub))) != 0 ||
-            set_raw(s, lz_pub_node(s->pub)) != 0)
+        if (!(s->pub = lz_pub_new(s->ctx, bind)) || lzb_raw_nodrop(lz_node_zmq_socket(lz_pub_node(s->pub))) != 0)
             return -1;
     }
     if (lzb_makes(spec, LZB_RECEIVING_END)) {
-        if (!(s->sub = lz_sub_new(s->ctx, connect)) || lz_sub_subscribe(s->sub, LZB_TOPIC) != 0 ||
-            set_raw(s, lz_sub_node(s->sub)) != 0)
-            return -1;
+        if (!(s->sub = lz_sub_new(s->ctx, connect)) || lz_sub_subscribe(s->sub, LZB_TOPIC) != 0) return -1;
     }
     return 0;
 }
