@@ -97,6 +97,15 @@ class Targets:
         return "yes" if ok else "**no**"
 
 
+def json_size(res, contender="liberzmq-json", pattern=None):
+    """The size of contender's JSON messages (the seeds' message) in
+    pattern's rows, or in any throughput row when pattern is None; 40 B when
+    none was measured."""
+    sized = (k[3] for k in res.groups
+             if k[0] == contender and (k[1] == pattern if pattern else k[1] in ("pushpull", "pubsub")))
+    return next(sized, 40)
+
+
 def throughput_table(res, pattern, targets):
     out = ["| transport | size | raw libzmq msg/s | liberzmq msg/s | liberzmq MB/s | vs raw (>= 0.95) "
            "| CZMQ msg/s | vs CZMQ | nng msg/s | vs nng | pyzmq msg/s | vs pyzmq | targets met |",
@@ -124,7 +133,7 @@ def json_table(res, targets):
            "|---|---|---|---|---|---|---|---|---|"]
     for p in ("pushpull", "pubsub"):
         for t in TRANSPORTS:
-            size = next((k[3] for k in res.groups if k[0] == "liberzmq-json" and k[1] == p), 40)
+            size = json_size(res, pattern=p)
             cells = [p, t, rate(res.median("msgs_per_sec", "liberzmq-json", p, t, size))]
             for peer, label, goal in (("pyzmq-json", "liberzmq / pyzmq+json", 10),
                                       ("python-liberzmq", "liberzmq / Python LiberZMQ", 10),
@@ -139,8 +148,8 @@ def json_table(res, targets):
 def spread_tables(res):
     """The tcp and ipc rows again with each process on its own CPU: the
     judged pairs only, each ratio with its range over the repetitions."""
-    def with_range(a, b, p, t, size, size_b=None):
-        values = res.paired_ratios("msgs_per_sec", a, b, p, t, size, "spread", size_b)
+    def with_range(a, b, p, t, size):
+        values = res.paired_ratios("msgs_per_sec", a, b, p, t, size, "spread")
         return "%.2f (%.2f-%.2f)" % (statistics.median(values), min(values), max(values)) if values else "-"
 
     def med(contender, p, t, size):
@@ -151,7 +160,7 @@ def spread_tables(res):
     js = ["| pattern | transport | liberzmq JSON msg/s | liberzmq raw 40 B msg/s | JSON / raw (range) "
           "| pyzmq + json msg/s | vs pyzmq+json (range) |",
           "|---|---|---|---|---|---|---|"]
-    size = next((k[3] for k in res.groups if k[0] == "liberzmq-json" and k[1] != "reqrep"), 40)
+    size = json_size(res)
     for p in ("pushpull", "pubsub"):
         for t in ("tcp", "ipc"):
             for s in SIZES:
@@ -175,8 +184,9 @@ def latency_table(res, targets):
         for pinned in (True, False):
             cells = []
             for c in LAT:
-                p50 = res.median("p50_us", c, "reqrep", t, 16 if not c.endswith("json") else json_size(res, c), pinned)
-                p99 = res.median("p99_us", c, "reqrep", t, 16 if not c.endswith("json") else json_size(res, c), pinned)
+                size = json_size(res, c, "reqrep") if c.endswith("json") else 16
+                p50 = res.median("p50_us", c, "reqrep", t, size, pinned)
+                p99 = res.median("p99_us", c, "reqrep", t, size, pinned)
                 cells.append("-" if p50 is None else "%.1f / %.0f" % (p50, p99))
             # higher is better, as lz bench prints
             value = res.paired_ratio("p50_us", "raw", "liberzmq", "reqrep", t, 16, pinned)
@@ -185,10 +195,6 @@ def latency_table(res, targets):
             out.append("| %s | %s | %s | %s |" % (t, "yes" if pinned else "no", " | ".join(cells),
                                                    "-" if value is None else "%.2f" % value))
     return out
-
-
-def json_size(res, contender):
-    return next((k[3] for k in res.groups if k[0] == contender and k[1] == "reqrep"), 40)
 
 
 def memory_table(res):
@@ -321,8 +327,7 @@ def main():
     body = []
     for pattern, title in (("pushpull", "Push/pull throughput, raw bytes"), ("pubsub", "Pub/sub throughput, raw bytes")):
         body += ["## " + title, "", *throughput_table(res, pattern, targets), ""]
-    body += ["## JSON messages (the seeds' message, %s B)" % next(
-        (k[3] for k in groups if k[0] == "liberzmq-json"), 40), "", *json_table(res, targets), ""]
+    body += ["## JSON messages (the seeds' message, %s B)" % json_size(res), "", *json_table(res, targets), ""]
     if any(k[4] == "spread" for k in groups):
         body += ["## Each process on its own CPU (tcp and ipc)", "", SPREAD_NOTE, "", *spread_tables(res), ""]
     body += ["## Request/reply latency, 16 B", "", *latency_table(res, targets), ""]
