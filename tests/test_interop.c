@@ -17,7 +17,8 @@ static bool python_ready(void) {
     return true;
 }
 
-// (a) A plain pyzmq PUB's [topic, json] is received and decoded by lz_sub.
+// (a) A plain pyzmq PUB's [topic, json] is received and decoded by lz_sub,
+// then taken as bytes by lz_sub_recv_bytes.
 LZ_TEST(interop_pyzmq_pub_to_lz_sub) {
     if (!python_ready()) return;
     lz_context_t *ctx = make_context();
@@ -61,6 +62,19 @@ LZ_TEST(interop_pyzmq_pub_to_lz_sub) {
             lz_message_destroy(&msg);
         }
         LZ_CHECK_INT(got, 3);
+        // The same frames through lz_sub_recv_bytes: the topic as sent and
+        // pyzmq's JSON text untouched (json.dumps escapes non-ASCII).
+        char topic[32], payload[512];
+        size_t topic_size = sizeof topic, size = sizeof payload - 1;
+        LZ_CHECK_INT(lz_sub_recv_bytes(sub, topic, &topic_size, payload, &size, 5000), LZ_OK);
+        LZ_CHECK_STR(topic, "interop.py");
+        LZ_CHECK_INT(topic_size, 10);
+        LZ_CHECK(size < sizeof payload - 1);
+        payload[size < sizeof payload - 1 ? size : 0] = '\0';
+        LZ_CHECK(strstr(payload, "\"text\": \"h\\u00e9llo \\u2603\"") != NULL);
+        lz_value_t *v = lz_value_from_json(payload, size < sizeof payload - 1 ? size : 0);
+        LZ_CHECK(lz_value_find_int(v, "seq", -1) > last_seq);
+        lz_value_destroy(&v);
         lz_metrics_t m;
         lz_node_metrics(lz_sub_node(sub), &m);
         LZ_CHECK_INT(m.inbound_dropped, 0);
