@@ -29,7 +29,7 @@ void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_take_fn decode,
     d->decode = decode;
     d->prefix_match = prefix_match;
     atomic_init(&d->stopping, false);
-    atomic_init(&d->reading, false);
+    lz__bias_init(&d->reading);
 }
 
 void lz__dispatcher_fini(lz_dispatcher_t *d) {
@@ -39,6 +39,7 @@ void lz__dispatcher_fini(lz_dispatcher_t *d) {
     free(d->routes);
     d->routes = NULL;
     d->route_count = 0;
+    lz__bias_fini(&d->reading);
 }
 
 int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg) {
@@ -113,10 +114,10 @@ static int64_t now_ms(void) {
 static int recv_sliced(lz_dispatcher_t *d, lz_frames_t *frames, size_t max, int timeout_ms, int64_t *wait_start) {
     lz_node_t *node = d->node;
     for (int waited = 0, slice = 0;;) {
-        pthread_mutex_lock(&node->lock);
+        lz__bias_lock(&node->lock);
         int rc = node->socket ? lz__node_recv_burst(node, frames, max, slice)
                               : lz__fail(LZ_ECLOSED, "%s: closed", node->name);
-        pthread_mutex_unlock(&node->lock);
+        lz__bias_unlock(&node->lock);
         if (rc != LZ_ETIMEOUT) return rc;
         if (timeout_ms >= 0 && waited >= timeout_ms)
             return lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
@@ -167,12 +168,12 @@ static int next_taken_alone(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take,
 static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
     // One reader at a time uses the read-ahead; a concurrent second one
     // (callers may share a puller between threads) reads alone, locked.
-    bool owner = !atomic_exchange_explicit(&d->reading, true, memory_order_acquire);
+    bool owner = lz__bias_trylock(&d->reading);
     if (owner && !d->burst) {
         if ((d->burst = malloc(LZ_RECV_BURST * sizeof *d->burst))) {
             for (size_t i = 0; i < LZ_RECV_BURST; i++) lz__frames_ready(&d->burst[i]);
         } else {
-            atomic_store_explicit(&d->reading, false, memory_order_release);
+            lz__bias_unlock(&d->reading);
             owner = false;
         }
     }
@@ -197,7 +198,7 @@ static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void 
             timeout_ms = left > 0 ? (int)left : 0;
         }
     }
-    atomic_store_explicit(&d->reading, false, memory_order_release);
+    lz__bias_unlock(&d->reading);
     return rc;
 }
 
@@ -311,8 +312,8 @@ int lz__dispatcher_take(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, voi
 int lz__dispatcher_fd(lz_dispatcher_t *d, int *fd) {
     if (!fd) return lz__fail(LZ_EINVAL, "%s: NULL fd", d->node->name);
     size_t size = sizeof *fd;
-    pthread_mutex_lock(&d->node->lock);
+    lz__bias_lock(&d->node->lock);
     int rc = zmq_getsockopt(d->node->socket, ZMQ_FD, fd, &size) == 0 ? LZ_OK : lz__fail_zmq("getsockopt ZMQ_FD");
-    pthread_mutex_unlock(&d->node->lock);
+    lz__bias_unlock(&d->node->lock);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "core/bias.h"
 #include "core/node.h"
 #include "core/pool.h"
 #include "liberzmq/message.h"
@@ -41,8 +42,9 @@ typedef struct lz_dispatcher {
     // Read-ahead: one lock round trip takes every message already waiting
     // (up to a burst), handed out one by one without the lock. The reader
     // holding `reading` owns the burst; a second concurrent reader reads
-    // one message at a time under the lock instead, as before.
-    atomic_bool reading;
+    // one message at a time under the lock instead. A biased lock: the
+    // usual single reader takes it with plain stores.
+    lz_bias_t reading;
     lz_frames_t *burst;      // LZ_RECV_BURST slots, made on first use
     unsigned burst_next, burst_count;
 } lz_dispatcher_t;

@@ -122,10 +122,10 @@ static int apply_endpoint(lz_node_t *node, char side, const char *url) {
 
 static int attach_one(lz_node_t *node, char side, const char *url) {
     if (!url || !*url) return lz__fail(LZ_EINVAL, "%s: empty endpoint", node->name);
-    pthread_mutex_lock(&node->lock);
+    lz__bias_lock(&node->lock);
     int rc = apply_endpoint(node, side, url);
     if (rc == LZ_OK) rc = remember(node, side, url);
-    pthread_mutex_unlock(&node->lock);
+    lz__bias_unlock(&node->lock);
     if (rc == LZ_OK)
         LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "%s %s", side == '@' ? "bound" : "connected", url);
     return rc;
@@ -175,7 +175,7 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
     node->serializer = lz__registry_find(lz__context_registry(ctx), node->settings->default_serializer);
     if (!node->serializer)
         return lz__fail(LZ_ECONFIG, "%s: serialization.default: %s", name, lz_last_error());
-    pthread_mutex_init(&node->lock, NULL);
+    lz__bias_init(&node->lock);
     lz__context_ref(ctx);
     // Attached before anything can fail, so a failed bind still counts in
     // the context's failed_bind_count after this node is gone.
@@ -206,18 +206,18 @@ void lz__node_close(lz_node_t *node) {
     if (node->attached_to_context) lz__context_detach(ctx, node);
     node->attached_to_context = false;
     forget_endpoints(node);
-    pthread_mutex_destroy(&node->lock);
+    lz__bias_fini(&node->lock);
     node->ctx = NULL;
     lz__context_unref(ctx);
 }
 
 int lz__node_rebuild(lz_node_t *node) {
-    pthread_mutex_lock(&node->lock);
+    lz__bias_lock(&node->lock);
     close_socket(node);
     int rc = open_socket(node);
     for (size_t i = 0; rc == LZ_OK && i < node->attached_count; i++)
         rc = apply_endpoint(node, node->attached[i][0], node->attached[i] + 1);
-    pthread_mutex_unlock(&node->lock);
+    lz__bias_unlock(&node->lock);
     LZ_COUNT(node, socket_rebuilds);
     if (rc != LZ_OK) return lz__node_error(node, rc, "socket rebuild failed: %s", lz_last_error());
     LZ_LOG(node->log, LZ_LOG_INFO, node->name, "socket rebuilt");
@@ -381,20 +381,20 @@ int lz__node_send_parts_locked(lz_node_t *node, zmq_msg_t *parts, size_t count, 
 }
 
 int lz__node_send(lz_node_t *node, const lz_frame_t *frames, size_t count) {
-    pthread_mutex_lock(&node->lock);
+    lz__bias_lock(&node->lock);
     int rc = node->socket ? lz__node_send_locked(node, frames, count, 0)
                           : lz__fail(LZ_ECLOSED, "%s: closed", node->name);
-    pthread_mutex_unlock(&node->lock);
+    lz__bias_unlock(&node->lock);
     return rc;
 }
 
 int lz__node_send_one(lz_node_t *node, const void *data, size_t size) {
-    pthread_mutex_lock(&node->lock);
+    lz__bias_lock(&node->lock);
     int rc = LZ_OK;
     if (!node->socket) rc = lz__fail(LZ_ECLOSED, "%s: closed", node->name);
     else if (lz__sendbuf_send(node->socket, data, size, 0) < 0) rc = send_failed(node, zmq_errno());
     else count_traffic(node, messages_sent, bytes_sent, 1, size); // under the lock, as count_traffic needs
-    pthread_mutex_unlock(&node->lock);
+    lz__bias_unlock(&node->lock);
     return rc;
 }
 

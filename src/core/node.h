@@ -12,6 +12,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "core/bias.h"
 #include "core/context.h"
 #include "liberzmq/log.h"
 #include "liberzmq/node.h"
@@ -53,7 +54,7 @@ struct lz_node {
     int zmq_type;
     int recv_timeout;               // the socket's ZMQ_RCVTIMEO, so it is set only on change
     char default_side;              // '@' bind or '>' connect
-    pthread_mutex_t lock;           // libzmq sockets are not thread safe
+    lz_bias_t lock;                 // libzmq sockets are not thread safe (see bias.h)
     const lz_serializer_t *serializer;
     lz_counters_t *counters;        // own_counters, or an owner node's (see lz__node_share_counters)
     lz_counters_t own_counters;

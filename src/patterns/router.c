@@ -104,9 +104,9 @@ lz_router_request_t *lz_router_recv(lz_router_t *router, int timeout_ms) {
     int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
     for (;;) {
         lz_frames_t f;
-        pthread_mutex_lock(&router->node.lock); // senders share the socket
+        lz__bias_lock(&router->node.lock); // senders share the socket
         int rc = lz__node_recv(&router->node, &f, 0);
-        pthread_mutex_unlock(&router->node.lock);
+        lz__bias_unlock(&router->node.lock);
         if (rc == LZ_OK) {
             lz_router_request_t *request = parse_request(router, &f);
             lz__frames_close(&f);

@@ -104,12 +104,12 @@ static void send_job(lz_server_t *s, job_t *job, bool wake_reader) {
     lz_node_t *node = &s->node;
     int events = 0;
     size_t len = sizeof events;
-    pthread_mutex_lock(&node->lock); // the socket lives until the server is destroyed, after its threads
+    lz__bias_lock(&node->lock); // the socket lives until the server is destroyed, after its threads
     // The route goes back as the frames it came in: a reply is sent once.
     int rc = lz__node_send_parts_locked(node, job->route.part, job->route.count, lz_buffer_data(job->reply),
                                         lz_buffer_size(job->reply));
     if (wake_reader && zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &len) != 0) events = ZMQ_POLLIN; // let it look
-    pthread_mutex_unlock(&node->lock);
+    lz__bias_unlock(&node->lock);
     if (rc < 0) LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "reply not sent: %s", lz_last_error());
     if (events & ZMQ_POLLIN) lz__wakeup_signal(s->wake_fd);
     job_free(s, job);
@@ -235,9 +235,9 @@ static void handle_request(lz_server_t *s, lz_frames_t *frames) {
 // receive_one reads one request, waiting up to timeout_ms, and handles it.
 static int receive_one(lz_server_t *s, int timeout_ms) {
     lz_frames_t frames;
-    pthread_mutex_lock(&s->node.lock);
+    lz__bias_lock(&s->node.lock);
     int rc = lz__node_recv(&s->node, &frames, timeout_ms);
-    pthread_mutex_unlock(&s->node.lock);
+    lz__bias_unlock(&s->node.lock);
     if (rc < 0) return rc;
     handle_request(s, &frames);
     lz__frames_close(&frames);
@@ -263,9 +263,9 @@ static int receive_batch(lz_server_t *s) {
 static void serve_pooled(lz_server_t *s) {
     int zmq_fd = -1;
     size_t len = sizeof zmq_fd;
-    pthread_mutex_lock(&s->node.lock);
+    lz__bias_lock(&s->node.lock);
     if (zmq_getsockopt(s->node.socket, ZMQ_FD, &zmq_fd, &len) != 0) zmq_fd = -1;
-    pthread_mutex_unlock(&s->node.lock);
+    lz__bias_unlock(&s->node.lock);
     while (!atomic_load(&s->stopping)) {
         int n = receive_batch(s);
         if (n < 0) break;
