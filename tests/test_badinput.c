@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 
+#include "core/envelope.h"
 #include "lz_test.h"
 
 #define MAX_MESSAGE 4096
@@ -552,7 +553,37 @@ LZ_TEST(badinput_drop_logging_is_rate_limited) {
     pthread_mutex_destroy(&log.lock);
 }
 
-LZ_TEST_MAIN(LZ_CASE(badinput_subscriber_survives_raw_publisher), LZ_CASE(badinput_oversize_to_bound_subscriber),
+// The topic check reads plain ASCII a word at a time: whatever the length
+// and wherever a NUL, a stray byte or a UTF-8 character falls (inside a
+// word, across two, in the overlapping last one), it agrees with the rule
+// itself, UTF-8 without NUL.
+LZ_TEST(badinput_topic_check_agrees_at_every_position) {
+    static const struct {
+        const char *bytes;
+        size_t size;
+    } inserts[] = {{"\0", 1}, {"\x80", 1}, {"\xff", 1}, {"\xc3\xa9", 2}, {"\xc3", 1}, {"\xe2\x82\xac", 3}, {"\x7f", 1}};
+    unsigned char topic[48];
+    int checked = 0;
+    for (size_t size = 0; size <= 40; size++) {
+        memset(topic, 'a', sizeof topic);
+        LZ_CHECK(lz__topic_text(topic, size));
+        for (size_t k = 0; k < sizeof inserts / sizeof inserts[0]; k++) {
+            for (size_t at = 0; at + inserts[k].size <= size; at++) {
+                memset(topic, 'a', sizeof topic);
+                memcpy(topic + at, inserts[k].bytes, inserts[k].size);
+                bool expected = !memchr(topic, 0, size) && lz__utf8_valid(topic, size);
+                if (lz__topic_text(topic, size) != expected) {
+                    printf("  size %zu, insert %zu at %zu: got %d\n", size, k, at, !expected);
+                    LZ_CHECK(false);
+                }
+                checked++;
+            }
+        }
+    }
+    LZ_CHECK(checked > 3000);
+}
+
+LZ_TEST_MAIN(LZ_CASE(badinput_topic_check_agrees_at_every_position), LZ_CASE(badinput_subscriber_survives_raw_publisher), LZ_CASE(badinput_oversize_to_bound_subscriber),
              LZ_CASE(badinput_oversize_to_connected_subscriber), LZ_CASE(badinput_started_subscriber_survives),
              LZ_CASE(badinput_puller_survives_raw_pusher), LZ_CASE(badinput_msgpack_puller),
              LZ_CASE(badinput_drop_logging_is_rate_limited))

@@ -543,6 +543,27 @@ static void recv_bytes_sizes(pp_t *p) {
     LZ_CHECK_INT(m.bytes_received, 5 + 2 * sizeof big);
 }
 
+// recv_bytes_every_small_size: every size up to 40 bytes (the copy has a
+// path of its own below 4, 8 and 16) arrives whole, or cut short to the
+// room given, and nothing past that room is written.
+static void recv_bytes_every_small_size(pp_t *p) {
+    unsigned char sent[40], buf[48];
+    for (size_t i = 0; i < sizeof sent; i++) sent[i] = (unsigned char)(i * 13 + 1);
+    for (size_t n = 1; n <= sizeof sent; n++) {
+        for (size_t room = n - 1; room <= n; room++) {
+            LZ_CHECK_INT(lz_push_send_bytes(p->push, sent, n), LZ_OK);
+            memset(buf, 0xEE, sizeof buf);
+            size_t size = room;
+            LZ_CHECK_INT(lz_pull_recv_bytes(p->pull, room ? buf : NULL, &size, 5000), LZ_OK);
+            LZ_CHECK_INT(size, n);
+            if (memcmp(buf, sent, room) != 0 || buf[room] != 0xEE) {
+                printf("  %zu bytes into room for %zu: wrong copy\n", n, room);
+                LZ_CHECK(false);
+            }
+        }
+    }
+}
+
 // recv_bytes_skips_multipart: a two-frame message is no task; it is counted
 // and skipped, and the task after it arrives.
 static void recv_bytes_skips_multipart(pp_t *p) {
@@ -567,6 +588,7 @@ LZ_TEST(pushpull_recv_bytes) {
         // Whatever the serializer: the bytes are the frame's.
         recv_bytes_sizes(&p);
         recv_bytes_skips_multipart(&p);
+        recv_bytes_every_small_size(&p);
         char buf[4];
         size_t size = sizeof buf;
         LZ_CHECK_INT(lz_pull_recv_bytes(NULL, buf, &size, 0), LZ_EINVAL);

@@ -185,7 +185,7 @@ static int take_pub_bytes(lz_node_t *node, lz_frames_t *frames, void *out) {
     if (!lz__topic_text(topic, topic_size)) return lz__topic_check(topic, topic_size);
     pub_bytes_t *pub = out;
     size_t room = pub->topic_capacity - 1, copied = topic_size < room ? topic_size : room; // and the NUL
-    memcpy(pub->topic, topic, copied);
+    lz__copy(pub->topic, topic, copied);
     pub->topic[copied] = '\0';
     pub->topic_size = topic_size;
     lz__frames_settle_small(frames, 0);
