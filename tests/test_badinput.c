@@ -341,6 +341,58 @@ static void expect_good_pull(void *push, lz_pull_t *pull, pull_seen_t *s, const 
     }
 }
 
+// A peer sending a malformed task every few milliseconds must not keep a
+// receive with a timeout waiting past it: each drop leaves the next
+// receive only what is left of the caller's timeout.
+typedef struct garbage_feed {
+    void *push;
+    atomic_bool stop;
+} garbage_feed_t;
+
+static void *feed_garbage(void *arg) {
+    garbage_feed_t *feed = arg;
+    static const char *frames[] = {"a", "b"}; // two frames: never a task
+    const size_t sizes[] = {1, 1};
+    // Two seconds at most: a receive that garbage could stretch then ends
+    // late instead of never.
+    for (int i = 0; i < 200 && !atomic_load(&feed->stop); i++) {
+        send_frames(feed->push, (const void *const *)frames, sizes, 2);
+        lz_test_sleep_ms(10);
+    }
+    return NULL;
+}
+
+LZ_TEST(badinput_garbage_does_not_stretch_a_timeout) {
+    lz_context_t *ctx = make_context();
+    if (!ctx) return;
+    lz_pull_t *pull = lz_pull_new(ctx, "tcp://127.0.0.1:*");
+    garbage_feed_t feed = {.push = zmq_socket(lz_context_zmq(ctx), ZMQ_PUSH)};
+    atomic_init(&feed.stop, false);
+    int zero = 0;
+    zmq_setsockopt(feed.push, ZMQ_LINGER, &zero, sizeof zero);
+    LZ_CHECK(pull && zmq_connect(feed.push, lz_node_endpoint(lz_pull_node(pull))) == 0);
+    pthread_t thread;
+    pthread_create(&thread, NULL, feed_garbage, &feed);
+    for (int round = 0; pull && round < 2; round++) {
+        int64_t t0 = lz_test_now_ms();
+        char buf[16];
+        size_t size = sizeof buf;
+        lz_message_t *msg = NULL;
+        int rc = round == 0 ? lz_pull_recv_bytes(pull, buf, &size, 300)
+                            : ((msg = lz_pull_recv(pull, 300)) ? LZ_OK : lz_last_error_code());
+        int64_t took = lz_test_now_ms() - t0;
+        LZ_CHECK_INT(rc, LZ_ETIMEOUT);
+        LZ_CHECK(took >= 290 && took < 450);
+        lz_message_destroy(&msg);
+    }
+    atomic_store(&feed.stop, true);
+    pthread_join(thread, NULL);
+    if (pull) LZ_CHECK(lz_test_metrics(lz_pull_node(pull)).inbound_dropped >= 20);
+    zmq_close(feed.push);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST(badinput_puller_survives_raw_pusher) {
     lz_context_t *ctx = make_context();
     if (!ctx) return;
@@ -585,5 +637,5 @@ LZ_TEST(badinput_topic_check_agrees_at_every_position) {
 
 LZ_TEST_MAIN(LZ_CASE(badinput_topic_check_agrees_at_every_position), LZ_CASE(badinput_subscriber_survives_raw_publisher), LZ_CASE(badinput_oversize_to_bound_subscriber),
              LZ_CASE(badinput_oversize_to_connected_subscriber), LZ_CASE(badinput_started_subscriber_survives),
-             LZ_CASE(badinput_puller_survives_raw_pusher), LZ_CASE(badinput_msgpack_puller),
+             LZ_CASE(badinput_puller_survives_raw_pusher), LZ_CASE(badinput_garbage_does_not_stretch_a_timeout), LZ_CASE(badinput_msgpack_puller),
              LZ_CASE(badinput_drop_logging_is_rate_limited))
