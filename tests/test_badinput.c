@@ -382,7 +382,7 @@ LZ_TEST(badinput_garbage_does_not_stretch_a_timeout) {
                             : ((msg = lz_pull_recv(pull, 300)) ? LZ_OK : lz_last_error_code());
         int64_t took = lz_test_now_ms() - t0;
         LZ_CHECK_INT(rc, LZ_ETIMEOUT);
-        LZ_CHECK(took >= 290 && took < 450);
+        LZ_CHECK(took >= 290 && took < 800); // stretched, it would run to the feed's 2 s
         lz_message_destroy(&msg);
     }
     atomic_store(&feed.stop, true);
