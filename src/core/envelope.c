@@ -69,9 +69,7 @@ void lz__uuid4(char out[37]) {
     out[36] = '\0';
 }
 
-int lz__topic_check(const void *data, size_t size) {
-    return lz__topic_text(data, size) ? LZ_OK : lz__fail(LZ_EPROTOCOL, "topic is not UTF-8 text");
-}
+int lz__topic_refused(void) { return lz__fail(LZ_EPROTOCOL, "topic is not UTF-8 text"); }
 
 static int set_topic(lz_message_t *msg, const void *data, size_t size) {
     if (lz__topic_check(data, size) != LZ_OK) return LZ_EPROTOCOL;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "liberzmq/error.h"
 #include "liberzmq/message.h"
 #include "liberzmq/serializer.h"
 #include "liberzmq/value.h"
@@ -108,9 +109,14 @@ static inline bool lz__topic_text(const void *data, size_t size) {
     }
     return true;
 }
+// lz__topic_refused sets the last error for a topic that is not text and
+// returns LZ_EPROTOCOL.
+int lz__topic_refused(void);
 // lz__topic_check: LZ_OK when lz__topic_text, else LZ_EPROTOCOL (with the
-// detail set).
-int lz__topic_check(const void *data, size_t size);
+// detail set). Inline: every received pub/sub message runs it.
+static inline int lz__topic_check(const void *data, size_t size) {
+    return lz__topic_text(data, size) ? LZ_OK : lz__topic_refused();
+}
 // lz__envelope_decode_pub takes frames[0] as the topic and frames[1] as the
 // payload (moved into the message). LZ_EPROTOCOL for fewer than 2 frames or
 // a topic that is not UTF-8; LZ_ESERIALIZATION when the payload does not decode.

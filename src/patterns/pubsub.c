@@ -182,7 +182,7 @@ static int take_pub_bytes(lz_node_t *node, lz_frames_t *frames, void *out) {
     if (two_frames_or_more(frames) != LZ_OK) return LZ_EPROTOCOL;
     size_t topic_size = lz__frame_size(frames, 0);
     const char *topic = lz__frame_data(frames, 0);
-    if (!lz__topic_text(topic, topic_size)) return lz__topic_check(topic, topic_size);
+    if (lz__topic_check(topic, topic_size) != LZ_OK) return LZ_EPROTOCOL;
     pub_bytes_t *pub = out;
     size_t room = pub->topic_capacity - 1, copied = topic_size < room ? topic_size : room; // and the NUL
     lz__copy(pub->topic, topic, copied);
