@@ -23,6 +23,7 @@ typedef struct lzc_state {
     char *buf;           // raw payload
     lz_value_t *request; // reqrep request data
     long seq;
+    size_t frame; // the last JSON message's payload frame, in bytes
 } lzc_state_t;
 
 static const char *lzc_version(void) { return lz_version(); }
@@ -177,9 +178,15 @@ static long lzc_recv(void *arg, long n) {
         lz_message_t *m = s->pattern == LZB_PUBSUB ? lz_sub_recv(s->sub, LZB_IO_TIMEOUT_MS)
                                                    : lz_pull_recv(s->pull, LZB_IO_TIMEOUT_MS);
         if (!m) return i;
+        lz_message_payload(m, &s->frame);
         lz_message_destroy(&m);
     }
     return n;
+}
+
+static size_t lzc_frame_bytes(void *arg) {
+    lzc_state_t *s = arg;
+    return s->json ? s->frame : 0;
 }
 
 static int lzc_request(void *arg) {
@@ -210,4 +217,5 @@ const lzb_ops_t lzb_liberzmq_json_ops = {
     .serve = NULL,
     .request = lzc_request,
     .close = lzc_close,
+    .frame_bytes = lzc_frame_bytes,
 };

@@ -218,6 +218,7 @@ static int tp_receive(tp_run_t *run, double max_seconds, lzb_tput_t *out) {
         if ((double)(t - t0) / 1e9 > max_seconds) break;
     }
     double secs = (double)(t_last - t0) / 1e9;
+    out->frame_bytes = run->ops->frame_bytes ? run->ops->frame_bytes(run->st) : 0;
     out->received = timed;
     out->msgs_per_sec = secs > 0 ? (double)timed / secs : 0;
     return timed > 0 ? 0 : -1;
@@ -416,9 +417,11 @@ static void print_head(const lzb_ops_t *ops, const lzb_spec_t *spec) {
 
 void lzb_print_tput(const lzb_ops_t *ops, const lzb_spec_t *spec, const lzb_tput_t *r) {
     print_head(ops, spec);
-    printf(",\"pinned\":%s,\"spread\":%s,\"received\":%ld,\"msgs_per_sec\":%.0f,\"mb_per_sec\":%.2f}\n",
+    printf(",\"pinned\":%s,\"spread\":%s,\"received\":%ld,\"msgs_per_sec\":%.0f,\"mb_per_sec\":%.2f",
            spec->pinned ? "true" : "false", spec->spread ? "true" : "false", r->received, r->msgs_per_sec,
            r->mb_per_sec);
+    if (r->frame_bytes) printf(",\"frame_bytes\":%zu", r->frame_bytes);
+    printf("}\n");
     fflush(stdout);
 }
 

@@ -59,11 +59,16 @@ typedef struct lzb_ops {
     // request: one round trip; 0 on success.
     int (*request)(void *st);
     void (*close)(void *st);
+    // frame_bytes (optional): the size of the last data frame recv took,
+    // for a contender whose frames are not spec->size bytes (JSON ones
+    // send an envelope).
+    size_t (*frame_bytes)(void *st);
 } lzb_ops_t;
 
 typedef struct lzb_tput {
     long received; // messages timed (after the first)
     double msgs_per_sec, mb_per_sec;
+    size_t frame_bytes; // ops->frame_bytes after the run; 0 without it
 } lzb_tput_t;
 
 typedef struct lzb_latency {

@@ -29,7 +29,9 @@ def load(path):
                 continue
             r = json.loads(line)
             versions[r["contender"]] = r.get("version", "")
-            key = (r["contender"], r["pattern"], r["transport"], r["size"], placement(r))
+            # "as": the name scripts/bench.sh ran it under (liberzmq-40 and
+            # liberzmq-frame are liberzmq runs at other sizes)
+            key = (r.get("as", r["contender"]), r["pattern"], r["transport"], r["size"], placement(r))
             groups[key].append(r)
     return groups, versions
 
@@ -106,6 +108,26 @@ def json_size(res, contender="liberzmq-json", pattern=None):
     return next(sized, 40)
 
 
+def cell_size(res, contender, pattern, transport, where=False):
+    """The size contender ran at in one cell (liberzmq-frame's is the frame
+    liberzmq JSON sent there), or None."""
+    return next((k[3] for k in res.groups if k[0] == contender and k[1:3] == (pattern, transport)
+                 and k[4] == where), None)
+
+
+def frame_cells(res, p, t, where=False):
+    """The frame comparison of a JSON row: liberzmq raw at the size of the
+    frame liberzmq JSON sends (its task envelope, or its pub/sub payload),
+    and JSON over it; these isolate the codec from the envelope's bytes."""
+    frame = cell_size(res, "liberzmq-frame", p, t, where)
+    if frame is None:
+        return ["-", "-", "-"]
+    vs = res.paired_ratios("msgs_per_sec", "liberzmq-json", "liberzmq-frame", p, t, json_size(res, pattern=p), where,
+                           size_b=frame)
+    return ["%d B" % frame, rate(res.median("msgs_per_sec", "liberzmq-frame", p, t, frame, where)),
+            ratio(statistics.median(vs)) if vs else "-"]
+
+
 def throughput_table(res, pattern, targets):
     out = ["| transport | size | raw libzmq msg/s | liberzmq msg/s | liberzmq MB/s | vs raw (>= 0.95) "
            "| CZMQ msg/s | vs CZMQ | nng msg/s | vs nng | pyzmq msg/s | vs pyzmq | targets met |",
@@ -129,18 +151,20 @@ def throughput_table(res, pattern, targets):
 
 def json_table(res, targets):
     out = ["| pattern | transport | liberzmq JSON msg/s | pyzmq + json msg/s | vs pyzmq+json (>= 10) "
-           "| Python LiberZMQ msg/s | vs Python LiberZMQ (>= 10) | liberzmq raw 40 B msg/s | JSON / raw (>= 0.5) |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| Python LiberZMQ msg/s | vs Python LiberZMQ (>= 10) | liberzmq raw 40 B msg/s | JSON / raw (>= 0.5) "
+           "| frame on the wire | liberzmq raw of the frame's size msg/s | JSON / raw of the frame's size |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in ("pushpull", "pubsub"):
         for t in TRANSPORTS:
             size = json_size(res, pattern=p)
             cells = [p, t, rate(res.median("msgs_per_sec", "liberzmq-json", p, t, size))]
             for peer, label, goal in (("pyzmq-json", "liberzmq / pyzmq+json", 10),
                                       ("python-liberzmq", "liberzmq / Python LiberZMQ", 10),
-                                      ("liberzmq", "JSON / liberzmq raw", 0.5)):
+                                      ("liberzmq-40", "JSON / liberzmq raw", 0.5)):
                 vs = res.paired_ratio("msgs_per_sec", "liberzmq-json", peer, p, t, size)
                 targets.check("JSON %s %s: %s" % (p, t, label), vs, goal)
                 cells += [rate(res.median("msgs_per_sec", peer, p, t, size)), ratio(vs)]
+            cells += frame_cells(res, p, t)
             out.append("| " + " | ".join(cells) + " |")
     return out
 
@@ -158,18 +182,19 @@ def spread_tables(res):
     raw = ["| pattern | transport | size | raw libzmq msg/s | liberzmq msg/s | liberzmq / raw (range) |",
            "|---|---|---|---|---|---|"]
     js = ["| pattern | transport | liberzmq JSON msg/s | liberzmq raw 40 B msg/s | JSON / raw (range) "
-          "| pyzmq + json msg/s | vs pyzmq+json (range) |",
-          "|---|---|---|---|---|---|---|"]
+          "| pyzmq + json msg/s | vs pyzmq+json (range) | frame on the wire | liberzmq raw of the frame's size msg/s "
+          "| JSON / raw of the frame's size |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     size = json_size(res)
     for p in ("pushpull", "pubsub"):
         for t in ("tcp", "ipc"):
             for s in SIZES:
                 raw.append("| %s | %s | %d | %s | %s | %s |" % (
                     p, t, s, med("raw", p, t, s), med("liberzmq", p, t, s), with_range("liberzmq", "raw", p, t, s)))
-            js.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-                p, t, med("liberzmq-json", p, t, size), med("liberzmq", p, t, size),
-                with_range("liberzmq-json", "liberzmq", p, t, size), med("pyzmq-json", p, t, size),
-                with_range("liberzmq-json", "pyzmq-json", p, t, size)))
+            js.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                p, t, med("liberzmq-json", p, t, size), med("liberzmq-40", p, t, size),
+                with_range("liberzmq-json", "liberzmq-40", p, t, size), med("pyzmq-json", p, t, size),
+                with_range("liberzmq-json", "pyzmq-json", p, t, size), " | ".join(frame_cells(res, p, t, "spread"))))
     return raw + ["", "JSON messages (the seeds' message, %d B), spread the same way:" % size, ""] + js
 
 
@@ -265,7 +290,12 @@ METHOD = """\
   `json.loads` with its object hook), its task envelope (with `host_info` and `socket.gethostname()`
   per task) and its per-call counters and debug-log formatting, without its typeguard argument checks
   (so it errs on the fast side). "liberzmq raw 40 B" is liberzmq raw bytes of the same size, measured in
-  the same row (interleaved with the JSON contenders), for the JSON / raw ratio.
+  the same row (interleaved with the JSON contenders), for the JSON / raw ratio. The last columns
+  measure liberzmq raw bytes of the size of the frame liberzmq JSON puts on the wire in that row (the
+  task envelope, about 160 B, which the Python LiberZMQ's wire format fixes; the pub/sub payload is
+  the message itself), from a short run's `frame_bytes` just before the row: libzmq's own cost grows
+  with the frame, so JSON over raw of the frame's size is what the codec costs apart from the
+  envelope's bytes. It is shown, not judged.
 - **Latency**: request/reply round trips (16 B payload), 100 warm-up round trips, then up to 20000
   (or {seconds} s), p50 and p99. Raw libzmq, CZMQ and nng use REQ/REP echo servers on a thread (pyzmq:
   a process); liberzmq uses `lz_client_request` against an `lz_server` whose `echo` action returns the

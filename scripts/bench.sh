@@ -26,13 +26,17 @@ declare -A CMD=(
   [liberzmq]="$B/bench_liberzmq"
   [liberzmq-json]="$B/bench_liberzmq"
   [liberzmq-40]="$B/bench_liberzmq"
+  [liberzmq-frame]="$B/bench_liberzmq"
   [czmq]="$B/bench_czmq"
   [nng]="$B/bench_nng"
   [pyzmq]="$PY bench/bench_pyzmq.py"
   [pyzmq-json]="$PY bench/bench_pyzmq.py"
   [python-liberzmq]="$PY bench/bench_pyzmq.py"
 )
-# liberzmq-40: raw bytes the size of the JSON rows' message, in their row.
+# liberzmq-40: raw bytes the size of the JSON rows' message, in their row;
+# liberzmq-frame: raw bytes the size of the frame liberzmq JSON puts on the
+# wire for it (a task envelope, or the pub/sub payload), set per row by
+# the JSON rows' loops.
 declare -A OPTS=([liberzmq-json]="--codec json" [pyzmq-json]="--codec json" [liberzmq-40]="--size 40"
   [python-liberzmq]="--codec python-liberzmq")
 available() { [ -x "${CMD[$1]%% *}" ]; }
@@ -44,7 +48,8 @@ available() { [ -x "${CMD[$1]%% *}" ]; }
 # so a swing of the VM's speed (2-3x between minutes here) seldom falls
 # between them; the pair's place among the others rotates, so drift hits
 # every contender alike. Each result line gets "rep", which report.py pairs
-# on: a failed run leaves a gap instead of shifting the pairs after it.
+# on: a failed run leaves a gap instead of shifting the pairs after it; and
+# "as", the contender's name here (liberzmq-40 is a liberzmq run).
 row() {
   local names=() args
   while [ "$1" != -- ]; do available "$1" && names+=("$1"); shift; done
@@ -54,7 +59,8 @@ row() {
   for ((rep = 0; rep < REPS; rep++)); do
     local name
     for name in $(rep_order "$rep" "${names[@]}"); do
-      timeout 120 ${CMD[$name]} $args ${OPTS[$name]:-} --max-seconds "$SECS" | sed "s/^{/{\"rep\":$rep,/" >>"$OUT"
+      timeout 120 ${CMD[$name]} $args ${OPTS[$name]:-} --max-seconds "$SECS" |
+        sed "s/^{/{\"rep\":$rep,\"as\":\"$name\",/" >>"$OUT"
       [ "${PIPESTATUS[0]}" -eq 0 ] || echo "bench: $name $args failed" >&2
     done
   done
@@ -74,6 +80,14 @@ rep_order() {
   echo "${others[@]:0:at}" "${pair[@]}" "${others[@]:at}"
 }
 
+# json_frame ARGS...: the bytes of the frame liberzmq JSON sends in a row
+# of ARGS, from a short run's "frame_bytes" (what its receiver last took).
+json_frame() {
+  local frame
+  frame=$($B/bench_liberzmq "$@" --codec json --count 1000 --max-seconds 1 | grep -o '"frame_bytes":[0-9]*')
+  echo "${frame#*:}"
+}
+
 THROUGHPUT=(raw liberzmq czmq nng pyzmq)
 for pattern in pushpull pubsub; do
   for transport in tcp ipc inproc; do
@@ -85,8 +99,10 @@ for pattern in pushpull pubsub; do
       row "${THROUGHPUT[@]}" -- $pattern $where --size $size
     done
     # JSON: the seeds' message against pyzmq + json, the Python LiberZMQ's
-    # per-message work on pyzmq, and liberzmq raw bytes of its size.
-    row liberzmq-json liberzmq-40 pyzmq-json python-liberzmq -- $pattern $where
+    # per-message work on pyzmq, and liberzmq raw bytes of its size and of
+    # its frame's.
+    OPTS[liberzmq-frame]="--size $(json_frame $pattern $where)"
+    row liberzmq-json liberzmq-40 pyzmq-json python-liberzmq liberzmq-frame -- $pattern $where
   done
 done
 
@@ -100,7 +116,8 @@ for pattern in pushpull pubsub; do
     for size in 16 256 4096 65536; do
       row raw liberzmq -- $pattern $where --size $size
     done
-    row liberzmq-json liberzmq-40 pyzmq-json -- $pattern $where
+    OPTS[liberzmq-frame]="--size $(json_frame $pattern $where)"
+    row liberzmq-json liberzmq-40 pyzmq-json liberzmq-frame -- $pattern $where
   done
 done
 

@@ -22,6 +22,11 @@ def line(rep, contender, msgs, pattern="pushpull", transport="tcp", size=16, **e
     return r
 
 
+def targets_of(report_text):
+    """The Targets section of a whole report."""
+    return report_text[report_text.index("## Targets"):report_text.index("## Push/pull")]
+
+
 class ReportTest(unittest.TestCase):
     def results(self, rows):
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
@@ -84,9 +89,25 @@ class ReportTest(unittest.TestCase):
         self.assertIn("- pushpull tcp 16 B: liberzmq / raw libzmq: 0.91 (goal >= 0.95)", out)
         self.assertIn("| pushpull | tcp | 16 | 100 | 100 | 1.00 (0.99-1.01) |", out)
         # The spread table is shown and not judged: the targets are the same without it.
-        targets = lambda text: text[text.index("## Targets"):text.index("## Push/pull")]
-        self.assertEqual(targets(out), targets(self.report_of(unpinned)))
+        self.assertEqual(targets_of(out), targets_of(self.report_of(unpinned)))
         self.assertNotIn("own CPU", self.report_of(unpinned))
+
+    def test_json_rows_compare_with_raw_of_the_message_and_of_the_frame(self):
+        # liberzmq-40 and liberzmq-frame are liberzmq runs told apart by
+        # "as": JSON over raw 40 B is judged (0.4: missed), JSON over raw of
+        # the 160-byte frame is shown (0.8) and not judged.
+        rows = []
+        for rep in range(3):
+            rows += [line(rep, "liberzmq-json", 40, size=40, codec="json", frame_bytes=160),
+                     line(rep, "liberzmq", 100, size=40, **{"as": "liberzmq-40"}),
+                     line(rep, "pyzmq-json", 2, size=40, codec="json")]
+        frame = [line(rep, "liberzmq", 50, size=160, **{"as": "liberzmq-frame"}) for rep in range(3)]
+        out = self.report_of(rows + frame)
+        self.assertIn("| pushpull | tcp | 40 | 2 | 20.00 | - | - | 100 | 0.40 | 160 B | 50 | 0.80 |", out)
+        self.assertIn("- JSON pushpull tcp: JSON / liberzmq raw: 0.40 (goal >= 0.50)", out)
+        self.assertEqual(targets_of(out), targets_of(self.report_of(rows)))
+        self.assertIn("| pushpull | tcp | 40 | 2 | 20.00 | - | - | 100 | 0.40 | - | - | - |", self.report_of(rows))
+
 
 if __name__ == "__main__":
     unittest.main()
