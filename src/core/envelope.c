@@ -114,23 +114,26 @@ typedef struct envelope_fields {
     size_t data; // the index of "data", or SIZE_MAX
 } envelope_fields_t;
 
-static bool key_is(const lz_member_t *member, const char *key, size_t len) {
-    return member->key_len == len && memcmp(lz__member_key(member), key, len) == 0;
-}
+// KEY_IS compares with a literal key: memcmp of a constant size is a load
+// and a compare, not a call.
+#define KEY_IS(key, len, literal) ((len) == sizeof(literal) - 1 && memcmp((key), (literal), sizeof(literal) - 1) == 0)
 
 // scan_envelope finds the fields of value, an object or not (then none);
-// id_key is "task_id" or "request_id".
-static envelope_fields_t scan_envelope(const lz_value_t *value, const char *id_key, size_t id_len) {
+// ids are "task_id" or "request_id" (the envelope's kind), and a key is
+// told by its length first.
+static envelope_fields_t scan_envelope(const lz_value_t *value, bool task) {
     envelope_fields_t f = {.data = SIZE_MAX};
     if (lz_value_type(value) != LZ_VALUE_OBJECT) return f;
     for (size_t i = 0; i < value->u.object.len; i++) {
         const lz_member_t *member = &value->u.object.members[i];
-        if (key_is(member, "type", 4)) f.type = member->value;
-        else if (key_is(member, "data", 4)) f.data = i;
-        else if (key_is(member, id_key, id_len)) f.id = member->value;
-        else if (key_is(member, "priority", 8)) f.priority = member->value;
-        else if (key_is(member, "timestamp", 9)) f.timestamp = member->value;
-        else if (key_is(member, "action", 6)) f.action = member->value;
+        const char *key = lz__member_key(member);
+        size_t len = member->key_len;
+        if (KEY_IS(key, len, "type")) f.type = member->value;
+        else if (KEY_IS(key, len, "data")) f.data = i;
+        else if (task ? KEY_IS(key, len, "task_id") : KEY_IS(key, len, "request_id")) f.id = member->value;
+        else if (KEY_IS(key, len, "priority")) f.priority = member->value;
+        else if (KEY_IS(key, len, "timestamp")) f.timestamp = member->value;
+        else if (KEY_IS(key, len, "action")) f.action = member->value;
     }
     return f;
 }
@@ -293,7 +296,7 @@ int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame
         msg->value = value; // raw: no envelope, default handler
         return LZ_OK;
     }
-    envelope_fields_t f = scan_envelope(value, "task_id", 7);
+    envelope_fields_t f = scan_envelope(value, true);
     if (lz_value_type(f.type) != LZ_VALUE_STRING) {
         // Not a LiberZMQ task (a plain peer's JSON): the whole value is data.
         msg->value = value;
@@ -319,7 +322,7 @@ int lz__envelope_decode_request(const lz_serializer_t *serializer, zmq_msg_t *fr
     lz_value_t *value = NULL;
     int rc = take_payload(serializer, frame, size, out, &value);
     if (rc != LZ_OK) return rc;
-    envelope_fields_t f = scan_envelope(value, "request_id", 10);
+    envelope_fields_t f = scan_envelope(value, false);
     const lz_value_t *action = lz_value_type(f.type) == LZ_VALUE_STRING ? f.type : f.action;
     if (lz_value_type(action) != LZ_VALUE_STRING) {
         lz_value_destroy(&value);

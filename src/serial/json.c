@@ -485,37 +485,61 @@ static char *write_escape(char *at, unsigned char c) {
     return at;
 }
 
-// plain_prefix returns how many leading bytes of [p, end) are plain
-// (escape_of 0), eight at a time: a word is plain when no byte is below
-// 0x20, '"', '\\' or 0x80 and above, which the has-less-than and has-zero
-// byte tricks (exact for the word as a whole) tell in a few operations;
-// UUIDs, keys and symbols are all plain.
-static size_t plain_prefix(const unsigned char *p, const unsigned char *end) {
+// has_special says whether any byte of w needs more than a copy (escape_of
+// not 0): a byte below 0x20, '"', '\\' or 0x80 and above, which the
+// has-less-than and has-zero byte tricks (exact for the word as a whole)
+// tell in a few operations. UUIDs, keys and symbols have none.
+static inline bool has_special(uint64_t w) {
     const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
-    const unsigned char *at = p;
-    for (; end - at >= 8; at += 8) {
+    uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+    return (((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | w) & highs;
+}
+
+// copy_plain copies the leading plain bytes (escape_of 0) of the len bytes
+// at p to out and returns how many. Words are checked and stored eight
+// bytes at a time; the last bytes of a plain string go as one overlapping
+// word (or, under 8 bytes, two overlapping half words checked together),
+// so plain text costs neither a byte loop nor a call to memcpy. At a
+// special byte, the byte loop finds which.
+static size_t copy_plain(char *out, const unsigned char *p, size_t len) {
+    size_t i = 0;
+    if (len >= 8) {
         uint64_t w;
-        memcpy(&w, at, sizeof w);
-        uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
-        uint64_t special = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | w;
-        if (special & highs) break; // the byte loop below finds which
+        for (; len - i > 8; i += 8) {
+            memcpy(&w, p + i, 8);
+            if (has_special(w)) goto bytes;
+            memcpy(out + i, &w, 8);
+        }
+        memcpy(&w, p + len - 8, 8);
+        if (has_special(w)) goto bytes;
+        memcpy(out + len - 8, &w, 8);
+        return len;
     }
-    while (at < end && escape_of[*at] == 0) at++;
-    return (size_t)(at - p);
+    if (len >= 4) {
+        uint32_t head, tail;
+        memcpy(&head, p, 4);
+        memcpy(&tail, p + len - 4, 4);
+        if (has_special(head | (uint64_t)tail << 32)) goto bytes;
+        memcpy(out, &head, 4);
+        memcpy(out + len - 4, &tail, 4);
+        return len;
+    }
+bytes:
+    for (; i < len && escape_of[p[i]] == 0; i++) out[i] = (char)p[i];
+    return i;
 }
 
 // write_string writes text as a quoted JSON string, checking that it is
-// UTF-8 while copying it. Runs of plain bytes are copied whole. The room
-// reserved always covers the rest of the text plus the closing quote, so
-// only an escape (up to 6 bytes for 1) has to ask for more.
+// UTF-8 while copying it; copy_plain copies the runs of plain bytes. The
+// room reserved always covers the rest of the text plus the closing quote,
+// so only an escape (up to 6 bytes for 1) has to ask for more.
 static int write_string(json_writer_t *w, const char *text, size_t len, const char *what) {
     const unsigned char *p = (const unsigned char *)text, *end = p + len;
     int rc = need(w, len + 2);
     if (rc < 0) return rc;
     *w->at++ = '"';
     while (p < end) {
-        size_t run = plain_prefix(p, end);
-        memcpy(w->at, p, run);
+        size_t run = copy_plain(w->at, p, (size_t)(end - p));
         w->at += run;
         p += run;
         if (p == end) break;
@@ -612,9 +636,9 @@ static int json_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
     return rc;
 }
 
-// put_key writes ,"key": for a key of plain text.
-static int put_key(json_writer_t *w, const char *key) {
-    size_t len = strlen(key);
+// put_key writes ,"key": for a key of plain text, len bytes (PUT_KEY
+// gives a literal's length, so the envelope's keys need no strlen).
+static int put_key(json_writer_t *w, const char *key, size_t len) {
     int rc = need(w, len + 4);
     if (rc == 0) {
         memcpy(w->at, ",\"", 2);
@@ -624,6 +648,7 @@ static int put_key(json_writer_t *w, const char *key) {
     }
     return rc;
 }
+#define PUT_KEY(w, literal) put_key((w), (literal), sizeof(literal) - 1)
 
 // The envelope's fixed parts are written as text around the caller's data,
 // the bytes json_encode writes for the envelope as a value tree (its
@@ -633,13 +658,13 @@ int lz__json_encode_envelope(const lz_envelope_text_t *e, lz_buffer_t *out) {
     int rc = refill(&w, 0);
     if (rc == 0) rc = put(&w, "{\"type\":", 8);
     if (rc == 0) rc = write_string(&w, e->type, strlen(e->type), "a string");
-    if (rc == 0 && e->has_priority) rc = put_key(&w, "priority");
+    if (rc == 0 && e->has_priority) rc = PUT_KEY(&w, "priority");
     if (rc == 0 && e->has_priority) rc = write_int(&w, e->priority);
-    if (rc == 0) rc = put_key(&w, "timestamp");
+    if (rc == 0) rc = PUT_KEY(&w, "timestamp");
     if (rc == 0) rc = write_double(&w, e->timestamp);
-    if (rc == 0) rc = put_key(&w, e->id_key);
+    if (rc == 0) rc = put_key(&w, e->id_key, strlen(e->id_key));
     if (rc == 0) rc = write_string(&w, e->id, strlen(e->id), "a string");
-    if (rc == 0) rc = put_key(&w, "data");
+    if (rc == 0) rc = PUT_KEY(&w, "data");
     if (rc == 0) rc = write_value(&w, e->data, 1);
     if (rc == 0) rc = put(&w, "}", 1);
     if (rc == 0) lz_buffer_commit(out, (size_t)(w.at - w.start));
