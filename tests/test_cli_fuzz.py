@@ -146,9 +146,11 @@ def main():
             p = subprocess.Popen([lz] + server, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, env=env)
             # sub and pull end by themselves (--count, or --timeout 0.5 after
-            # the sender's last message); rep and proxy serve until SIGTERM.
+            # the sender's last message); rep and proxy serve until SIGTERM,
+            # which they block right after parsing their arguments: the
+            # half second is for a loaded machine's start-up.
             ends = [(client, run([lz] + client, standard_input(rng), env)),
-                    (server, finish(p, timeout=1.0 if kind in ("sub", "pull") else 0.3))]
+                    (server, finish(p, timeout=1.0 if kind in ("sub", "pull") else 0.5))]
             for argv, (code, err, how) in ends:
                 outcomes["%s %d" % (how, code)] = outcomes.get("%s %d" % (how, code), 0) + 1
                 problem = judge(argv, how, code, err)
