@@ -5,6 +5,8 @@
 #include <pthread.h>
 
 #include <inttypes.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/envelope.h"
 #include "lz_test.h"
@@ -737,6 +739,34 @@ LZ_TEST(uuid4_is_lower_case_hex_with_version_and_variant) {
     LZ_CHECK_INT(seen[19], 0x0F00);
 }
 
+// A forked child does not go on with its parent's id generator: the two
+// processes' next ids differ (without the child's reseed they were the
+// same, id for id).
+LZ_TEST(uuid4_after_fork_differs_from_the_parent) {
+    char before[37], mine[2][37], child[2][37];
+    lz__uuid4(before); // the parent's generator is seeded and running
+    int fds[2];
+    LZ_CHECK_INT(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        lz__uuid4(child[0]);
+        lz__uuid4(child[1]);
+        _exit(write(fds[1], child, sizeof child) == (ssize_t)sizeof child ? 0 : 1);
+    }
+    LZ_CHECK(pid > 0);
+    lz__uuid4(mine[0]);
+    lz__uuid4(mine[1]);
+    LZ_CHECK_INT(read(fds[0], child, sizeof child), sizeof child);
+    int status = -1;
+    waitpid(pid, &status, 0);
+    LZ_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(fds[0]);
+    close(fds[1]);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) LZ_CHECK(strcmp(mine[i], child[j]) != 0);
+    LZ_CHECK(strcmp(before, child[0]) != 0);
+}
+
 // envelope_text encodes a task (priority >= 0) or a request with the json
 // codec; the text is NUL-terminated for the checks.
 static char *envelope_text(const char *type, const lz_value_t *data, int priority, int *rc) {
@@ -857,4 +887,5 @@ LZ_TEST_MAIN(LZ_CASE(every_type_round_trips_through_json_and_msgpack),
              LZ_CASE(json_double_text_reads_back_exactly_through_strtod),
              LZ_CASE(json_int_text_matches_printf_at_every_digit_count),
              LZ_CASE(json_string_escaping_holds_at_every_position),
-             LZ_CASE(uuid4_is_lower_case_hex_with_version_and_variant))
+             LZ_CASE(uuid4_is_lower_case_hex_with_version_and_variant),
+             LZ_CASE(uuid4_after_fork_differs_from_the_parent))

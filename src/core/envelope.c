@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "serial/registry.h"
@@ -25,14 +26,32 @@ double lz__now_seconds(void) {
 }
 
 // A per-thread xorshift generator seeded from the kernel: ids must be
-// unique, not secret, and getrandom per id would cost a system call.
+// unique, not secret, and getrandom per id would cost a system call. The
+// state is initial-exec TLS: the default model for a shared library costs
+// two __tls_get_addr calls per id.
+static _Thread_local uint64_t random_state __attribute__((tls_model("initial-exec")));
+static pthread_once_t reseed_once = PTHREAD_ONCE_INIT;
+
+// A forked child's one thread would go on with its parent's state and
+// repeat the parent's ids: it seeds afresh instead.
+static void reseed_in_child(void) { random_state = 0; }
+static void register_reseed(void) { (void)pthread_atfork(NULL, NULL, reseed_in_child); }
+
+static __attribute__((noinline)) uint64_t random_seed(void) {
+    pthread_once(&reseed_once, register_reseed);
+    uint64_t seed = 0;
+    while (seed == 0)
+        if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+            seed = ((uint64_t)time(NULL) ^ (uint64_t)getpid() << 32) | 1;
+    return seed;
+}
+
 static uint64_t next_random(void) {
-    static _Thread_local uint64_t state;
-    while (state == 0)
-        if (getrandom(&state, sizeof state, 0) != (ssize_t)sizeof state) state = (uint64_t)time(NULL) | 1;
+    uint64_t state = random_state ? random_state : random_seed();
     state ^= state << 13;
     state ^= state >> 7;
     state ^= state << 17;
+    random_state = state;
     return state;
 }
 
