@@ -84,20 +84,28 @@ static size_t format_int(int64_t i, char *out) {
 // the general algorithm. m = round(|d| * 10^6) is tried as the digits: when
 // m / 10^6 (one correctly rounded division, as strtod rounds) gives back
 // |d|, the text of m with the point moved 6 places reads back as d, and
-// dropping trailing zeros leaves the fewest decimals that do. Below 2^31 the
-// product is within 0.25 of the exact decimal, so m is the right integer
-// whenever one exists; integral doubles below 10^16 print as they are with
-// ".0". Both as Python's repr does: fixed notation from 1e-4 up to 10^16
-// (1e15 is "1000000000000000.0"), exponents outside (format_double's).
+// dropping trailing zeros leaves the fewest decimals that do. Below 2^33
+// (microsecond timestamps until the year 2242) the product is within 1 of
+// the exact decimal (half a unit of its rounding plus 10^6 times half an
+// ulp of d, 2^-21), so the right integer is m or a neighbour; and an ulp of
+// d is under 10^-6 there, so no other text of six decimals or fewer reads
+// back as d: this is the shortest. Integral doubles below 10^16 print as
+// they are with ".0". Both as Python's repr does: fixed notation from 1e-4
+// up to 10^16 (1e15 is "1000000000000000.0"), exponents outside
+// (format_double's).
 static size_t format_decimal(double d, char *out) {
     double a = fabs(d);
     uint64_t m;
     int k = 0;
     if (a < 1e-4 && a != 0) {
         return 0;
-    } else if (a < 2147483648.0) {
+    } else if (a < 8589934592.0) {
         m = (uint64_t)(a * 1e6 + 0.5);
-        if ((double)m / 1e6 != a) return 0;
+        if ((double)m / 1e6 != a) {
+            if ((double)(m + 1) / 1e6 == a) m++;
+            else if (m > 0 && (double)(m - 1) / 1e6 == a) m--;
+            else return 0;
+        }
         for (k = 6; k > 0 && m % 10 == 0; k--) m /= 10;
     } else if (a < 1e16 && a == floor(a)) { // exact integers, 16 digits at most
         m = (uint64_t)a;
