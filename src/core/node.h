@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "core/bias.h"
+#include "core/copy.h"
 #include "core/context.h"
 #include "liberzmq/log.h"
 #include "liberzmq/node.h"
@@ -204,28 +205,6 @@ static inline size_t lz__frame_size(const lz_frames_t *f, size_t i) { return f->
 static inline void lz__frames_settle_small(lz_frames_t *f, size_t i) {
     if (f->size[i] <= LZ_ZMQ_VSM_MAX) f->settled |= 1u << i;
 }
-// lz__copy_ends copies n bytes (width to 2 * width) as two overlapping
-// moves of width bytes, both read before either is written.
-static inline void lz__copy_ends(char *d, const char *s, size_t n, size_t width) {
-    char head[8], tail[8];
-    memcpy(head, s, width);
-    memcpy(tail, s + n - width, width);
-    memcpy(d, head, width);
-    memcpy(d + n - width, tail, width);
-}
-
-// lz__copy copies n bytes; up to 16 inline, where a call to memcpy costs
-// more than the copy (a topic, a small frame).
-static inline void lz__copy(void *dst, const void *src, size_t n) {
-    char *d = dst;
-    const char *s = src;
-    if (n > 16) memcpy(d, s, n);
-    else if (n >= 8) lz__copy_ends(d, s, n, 8);
-    else if (n >= 4) lz__copy_ends(d, s, n, 4);
-    else
-        for (size_t i = 0; i < n; i++) d[i] = s[i];
-}
-
 static inline size_t lz__frames_copy(lz_frames_t *f, size_t i, void *dst, size_t capacity) {
     size_t size = f->size[i];
     if (size && capacity) lz__copy(dst, lz__frame_data(f, i), size < capacity ? size : capacity);

@@ -15,6 +15,7 @@
 #include "serial/value.h"
 
 _Static_assert(sizeof(lz_value_t) <= sizeof(lz_value_slot_t), "lz_value_slot_t too small for a value node");
+_Static_assert(LZ_KEY_INLINE <= LZ_COPY_SHORT_MAX, "lz__arena_append copies inline keys with lz__copy_short");
 
 /* ---- node allocation ---------------------------------------------------- */
 

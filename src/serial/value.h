@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/copy.h"
 #include "liberzmq/value.h"
 
 // json_reader.cpp (C++) builds values through these helpers too.
@@ -122,30 +123,12 @@ static inline lz_value_t *lz__arena_node(lz_arena_t *arena, lz_value_type_t type
     return value;
 }
 
-// lz__copy_short copies n bytes, at most LZ_KEY_INLINE, without a call to
-// memcpy: keys and short strings are most of what a decoder copies, and a
-// libc call with its size dispatch cost more than the copy.
-static inline void lz__copy_short(char *dst, const char *src, size_t n) {
-    if (n >= 8) {
-        memcpy(dst, src, 8); // constant sizes: plain moves, overlapping
-        memcpy(dst + n - 8, src + n - 8, 8);
-    } else if (n >= 4) {
-        memcpy(dst, src, 4);
-        memcpy(dst + n - 4, src + n - 4, 4);
-    } else if (n) {
-        dst[0] = src[0];
-        dst[n / 2] = src[n / 2];
-        dst[n - 1] = src[n - 1];
-    }
-}
-
 // lz__arena_blob is lz__value_blob in arena.
 static inline lz_value_t *lz__arena_blob(lz_arena_t *arena, lz_value_type_t type, const void *data, size_t len) {
     lz_value_t *value = lz__arena_node(arena, type, len + 1);
     if (!value) return NULL;
     char *payload = lz__value_payload(value);
-    if (len <= LZ_KEY_INLINE) lz__copy_short(payload, (const char *)data, len);
-    else memcpy(payload, data, len);
+    lz__copy(payload, data, len);
     payload[len] = '\0';
     value->u.blob.data = payload;
     value->u.blob.len = len;
