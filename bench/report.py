@@ -122,10 +122,9 @@ def frame_cells(res, p, t, where=False):
     frame = cell_size(res, "liberzmq-frame", p, t, where)
     if frame is None:
         return ["-", "-", "-"]
-    vs = res.paired_ratios("msgs_per_sec", "liberzmq-json", "liberzmq-frame", p, t, json_size(res, pattern=p), where,
-                           size_b=frame)
-    return ["%d B" % frame, rate(res.median("msgs_per_sec", "liberzmq-frame", p, t, frame, where)),
-            ratio(statistics.median(vs)) if vs else "-"]
+    vs = res.paired_ratio("msgs_per_sec", "liberzmq-json", "liberzmq-frame", p, t, json_size(res, pattern=p), where,
+                          size_b=frame)
+    return ["%d B" % frame, rate(res.median("msgs_per_sec", "liberzmq-frame", p, t, frame, where)), ratio(vs)]
 
 
 def throughput_table(res, pattern, targets):
