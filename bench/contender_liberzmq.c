@@ -1,7 +1,8 @@
 /* The liberzmq contenders, through the public API only: raw bytes
  * (lz_push_send_bytes and lz_pull_recv_bytes, lz_pub_publish_bytes and
- * lz_sub_recv_bytes) and JSON values (the seeds' message as an lz_value_t,
- * the default json codec). */
+ * lz_sub_recv_bytes; from 4 KiB on lz_pull_recv and lz_sub_recv with the
+ * raw codec, which do not copy the frame) and JSON values (the seeds'
+ * message as an lz_value_t, the default json codec). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,7 @@ static int echo(const lz_message_t *request, lz_value_t **reply, void *arg) {
 
 static int open_pushpull(lzc_state_t *s, const lzb_spec_t *spec, const char *bind, const char *connect) {
     if (lzb_makes(spec, LZB_RECEIVING_END) && !(s->pull = lz_pull_new(s->ctx, bind))) return -1;
+    if (s->pull && !s->json && lz_node_set_serializer(lz_pull_node(s->pull), "raw") != 0) return -1;
     if (lzb_makes(spec, LZB_SENDING_END) && !(s->push = lz_push_new(s->ctx, connect))) return -1;
     return 0;
 }
@@ -94,6 +96,7 @@ static int open_pubsub(lzc_state_t *s, const lzb_spec_t *spec, const char *bind,
     }
     if (lzb_makes(spec, LZB_RECEIVING_END)) {
         if (!(s->sub = lz_sub_new(s->ctx, connect)) || lz_sub_subscribe(s->sub, LZB_TOPIC) != 0) return -1;
+        if (!s->json && lz_node_set_serializer(lz_sub_node(s->sub), "raw") != 0) return -1;
     }
     return 0;
 }
@@ -165,22 +168,30 @@ static int recv_raw(lzc_state_t *s) {
                                     : lz_pull_recv_bytes(s->pull, s->buf, &size, LZB_IO_TIMEOUT_MS);
 }
 
-// lzc_recv takes raw bytes into the contender's buffer, or owned messages
-// (decoded by the node's codec) which it frees.
+// recv_message takes one owned message (decoded by the node's codec, or
+// the raw frame as libzmq received it) and frees it.
+static int recv_message(lzc_state_t *s) {
+    lz_message_t *m = s->pattern == LZB_PUBSUB ? lz_sub_recv(s->sub, LZB_IO_TIMEOUT_MS)
+                                               : lz_pull_recv(s->pull, LZB_IO_TIMEOUT_MS);
+    if (!m) return -1;
+    lz_message_payload(m, &s->frame);
+    lz_message_destroy(&m);
+    return LZ_OK;
+}
+
+// From this size on, raw frames are taken as messages, which keep the frame
+// libzmq received (the raw codec borrows it) where lz_*_recv_bytes copies
+// it out: 14% fewer instructions per receive at 4 KiB, 20% more at 256 B
+// (callgrind, inproc). Raw libzmq's contender never copies either.
+#define LZC_ZERO_COPY_FROM 4096
+
+// lzc_recv takes small raw frames into the contender's buffer, and large
+// ones and JSON messages as owned messages.
 static long lzc_recv(void *arg, long n) {
     lzc_state_t *s = arg;
-    if (!s->json) {
-        for (long i = 0; i < n; i++)
-            if (recv_raw(s) != LZ_OK) return i;
-        return n;
-    }
-    for (long i = 0; i < n; i++) {
-        lz_message_t *m = s->pattern == LZB_PUBSUB ? lz_sub_recv(s->sub, LZB_IO_TIMEOUT_MS)
-                                                   : lz_pull_recv(s->pull, LZB_IO_TIMEOUT_MS);
-        if (!m) return i;
-        lz_message_payload(m, &s->frame);
-        lz_message_destroy(&m);
-    }
+    int (*recv_one)(lzc_state_t *) = s->json || s->size >= LZC_ZERO_COPY_FROM ? recv_message : recv_raw;
+    for (long i = 0; i < n; i++)
+        if (recv_one(s) != LZ_OK) return i;
     return n;
 }
 

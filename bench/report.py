@@ -274,9 +274,10 @@ METHOD = """\
   contender) makes them wait instead of dropping and pub/sub measures delivered messages with flow
   control, like push/pull; nng has no such option (its queues are set to 1000 messages) and drops.
 - What each contender does per message: raw libzmq `zmq_send` of the buffer and `zmq_msg_recv` into a
-  reused `zmq_msg_t`; liberzmq `lz_push_send_bytes` / `lz_pub_publish_bytes` and `lz_pull_recv_bytes` /
-  `lz_sub_recv_bytes` into a reused buffer (a copy; until the sixteenth run `lz_pull_recv` /
-  `lz_sub_recv` + `lz_message_destroy`, which keep the frame without one); CZMQ `zframe_new` + `zframe_send`,
+  reused `zmq_msg_t`; liberzmq `lz_push_send_bytes` / `lz_pub_publish_bytes`, and below 4 KiB
+  `lz_pull_recv_bytes` / `lz_sub_recv_bytes` into a reused buffer (a copy), from 4 KiB on `lz_pull_recv` /
+  `lz_sub_recv` with the raw codec + `lz_message_destroy`, which keep the frame libzmq received without
+  one (all sizes until the sixteenth run, the copy at all sizes from then until the twenty-third); CZMQ `zframe_new` + `zframe_send`,
   `zframe_recv` + `zframe_destroy`; nng `nng_send` and `nng_recv(NNG_FLAG_ALLOC)` + `nng_free`;
   pyzmq `send`/`send_multipart` and `recv_multipart`.
 - **JSON** rows send the seeds' message `{{"symbol":"BTC","price":43210.5,"seq":i}}` built per message:

@@ -193,4 +193,18 @@ static inline lz_metrics_t lz_test_metrics(lz_node_t *node) {
     return m;
 }
 
+// lz_test_check_borrowed: msg (destroyed here) came through the raw codec
+// holding want's size bytes, and its value borrows the received payload
+// frame instead of copying it.
+static inline void lz_test_check_borrowed(lz_message_t **msg, const void *want, size_t size) {
+    LZ_CHECK(*msg != NULL);
+    size_t payload_size = 0, value_size = 0;
+    const void *payload = lz_message_payload(*msg, &payload_size);
+    const void *value = lz_value_get_bytes(lz_message_value(*msg), &value_size);
+    LZ_CHECK(payload && payload == value);
+    LZ_CHECK(payload_size == size && value_size == size);
+    LZ_CHECK(payload && memcmp(payload, want, size) == 0);
+    lz_message_destroy(msg);
+}
+
 #endif

@@ -760,6 +760,21 @@ static void recv_bytes_skips_malformed(lz_context_t *ctx) {
     zmq_close(raw);
 }
 
+// A raw subscriber's lz_sub_recv keeps a large payload as libzmq received it:
+// the value borrows the frame, nothing is copied (pubsub.h says so).
+LZ_TEST(pubsub_raw_recv_keeps_the_frame) {
+    pair_t p;
+    if (pair_open(&p, 0, "ipc") && sync_pair(&p)) {
+        static unsigned char big[65536];
+        for (size_t i = 0; i < sizeof big; i++) big[i] = (unsigned char)(i * 13);
+        LZ_CHECK_INT(lz_node_set_serializer(lz_sub_node(p.sub), "raw"), LZ_OK);
+        LZ_CHECK_INT(lz_pub_publish_bytes(p.pub, "sync", big, sizeof big), LZ_OK);
+        lz_message_t *msg = lz_sub_recv(p.sub, 5000);
+        lz_test_check_borrowed(&msg, big, sizeof big);
+    }
+    pair_close(&p);
+}
+
 LZ_TEST(pubsub_recv_bytes) {
     pair_t p;
     if (pair_open(&p, 0, "ipc") && sync_pair(&p)) {
@@ -874,4 +889,5 @@ LZ_TEST_MAIN(LZ_CASE(pubsub_json_values), LZ_CASE(pubsub_msgpack_values), LZ_CAS
              LZ_CASE(pubsub_start_concurrency_4), LZ_CASE(pubsub_stop_is_quick_and_clean),
              LZ_CASE(pubsub_stop_accounts_for_queued_messages), LZ_CASE(pubsub_backpressure_reported),
              LZ_CASE(pubsub_caller_loop_with_fd_and_poll), LZ_CASE(pubsub_recv_times_out), LZ_CASE(pubsub_recv_bytes),
+             LZ_CASE(pubsub_raw_recv_keeps_the_frame),
              LZ_CASE(pubsub_publish_from_many_threads), LZ_CASE(pubsub_fan_out))

@@ -509,6 +509,21 @@ LZ_TEST(pushpull_raw_sends_one_frame_of_bytes) {
     pp_close(&p);
 }
 
+// A raw puller's lz_pull_recv keeps a large payload as libzmq received it:
+// the value borrows the frame, nothing is copied (pushpull.h says so).
+LZ_TEST(pushpull_raw_recv_keeps_the_frame) {
+    pp_t p;
+    if (pp_open(&p, 0)) {
+        static unsigned char big[65536];
+        for (size_t i = 0; i < sizeof big; i++) big[i] = (unsigned char)(i * 13);
+        LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(p.pull), "raw"), LZ_OK);
+        LZ_CHECK_INT(lz_push_send_bytes(p.push, big, sizeof big), LZ_OK);
+        lz_message_t *msg = lz_pull_recv(p.pull, 5000);
+        lz_test_check_borrowed(&msg, big, sizeof big);
+    }
+    pp_close(&p);
+}
+
 /* ---- bytes into the caller's buffer ----------------------------------------- */
 
 // recv_bytes_sizes: small (inside the zmq_msg_t), large (a block of its
@@ -793,6 +808,7 @@ LZ_TEST_MAIN(LZ_CASE(pushpull_immediate_needs_a_live_puller), LZ_CASE(pushpull_t
              LZ_CASE(pushpull_pool_size_from_config), LZ_CASE(pushpull_single_worker_is_sequential),
              LZ_CASE(pushpull_bad_arguments), LZ_CASE(pushpull_no_peer_times_out),
              LZ_CASE(pushpull_round_robin_across_two_pullers), LZ_CASE(pushpull_ventilator_workers_sink),
-             LZ_CASE(pushpull_raw_sends_one_frame_of_bytes), LZ_CASE(pushpull_recv_and_envelope_json),
+             LZ_CASE(pushpull_raw_sends_one_frame_of_bytes), LZ_CASE(pushpull_raw_recv_keeps_the_frame),
+             LZ_CASE(pushpull_recv_and_envelope_json),
              LZ_CASE(pushpull_recv_and_envelope_msgpack), LZ_CASE(pushpull_fd_dispatch), LZ_CASE(pushpull_recv_bytes),
              LZ_CASE(pushpull_shared_readers))

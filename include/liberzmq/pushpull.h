@@ -56,18 +56,20 @@ int lz_pull_start(lz_pull_t *pull, int workers);
 // started, or NULL, is LZ_OK.
 int lz_pull_stop(lz_pull_t *pull);
 
-// Caller-driven use, as for subscribers (see pubsub.h).
+// Caller-driven use, as for subscribers (see pubsub.h; lz_pull_recv, like
+// lz_sub_recv, keeps the received frame without copying it).
 int lz_pull_fd(lz_pull_t *pull, int *fd);
 int lz_pull_dispatch(lz_pull_t *pull, int timeout_ms);
 lz_message_t *lz_pull_recv(lz_pull_t *pull, int timeout_ms);
 
 // lz_pull_recv_bytes is lz_pull_recv without a message: the counterpart of
 // lz_push_send_bytes, for callers that want the bytes in their own buffer
-// and no allocation per task. The next task's frame is copied into data
-// untouched by the serializer (at most *size bytes), then *size is set to
-// the frame's full length: more than was given says it was cut short, as
-// zmq_recv says it. data stays the caller's. A message of more than one
-// frame is not a task: counted and skipped. Returns 0, LZ_ETIMEOUT,
+// and no allocation per task (for small frames: from about 4 KiB on the
+// copy costs more than lz_pull_recv's message). The next task's frame is
+// copied into data untouched by the serializer (at most *size bytes), then
+// *size is set to the frame's full length: more than was given says it was
+// cut short, as zmq_recv says it. data stays the caller's. A message of more
+// than one frame is not a task: counted and skipped. Returns 0, LZ_ETIMEOUT,
 // LZ_ECLOSED, LZ_ESTATE (started), or LZ_EINVAL (NULL pull or size, or data
 // NULL with *size above 0). Thread safe like lz_pull_recv.
 int lz_pull_recv_bytes(lz_pull_t *pull, void *data, size_t *size, int timeout_ms);
