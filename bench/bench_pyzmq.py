@@ -312,16 +312,16 @@ def rss_kb(field):
 def memory(args, ctx):
     """A push/pull pair in this process over tcp (threads: RSS is per process)."""
     args.pattern, args.one_process = "pushpull", True
-    start = rss_kb("VmRSS")
+    start, anon_start = rss_kb("VmRSS"), rss_kb("RssAnon")
     one = argparse.Namespace(**vars(args))
     one.count = 2
     throughput(one, ctx)
     time.sleep(0.1)
-    idle = rss_kb("VmRSS")
+    idle, anon_idle = rss_kb("VmRSS"), rss_kb("RssAnon")
     throughput(args, ctx)
     args.pattern = "memory"
     return {"rss_start_kb": start, "rss_idle_kb": idle, "rss_loaded_kb": rss_kb("VmRSS"),
-            "rss_peak_kb": rss_kb("VmHWM")}
+            "rss_peak_kb": rss_kb("VmHWM"), "rss_anon_start_kb": anon_start, "rss_anon_idle_kb": anon_idle}
 
 
 def main():

@@ -390,6 +390,7 @@ int lzb_memory(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_memory_t *out) {
     lzb_spec_t s = *spec;
     s.pattern = LZB_PUSHPULL;
     out->start_kb = lzb_rss_kb("VmRSS");
+    out->anon_start_kb = lzb_rss_kb("RssAnon");
     void *st = open_contender(ops, &s);
     if (!st) return -1;
     lzb_tput_t warm;
@@ -399,6 +400,7 @@ int lzb_memory(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_memory_t *out) {
     int rc = tp_measure(ops, st, &one, &warm);
     lzb_sleep_ms(100);
     out->idle_kb = lzb_rss_kb("VmRSS");
+    out->anon_idle_kb = lzb_rss_kb("RssAnon");
     if (rc == 0) rc = tp_measure(ops, st, &s, &warm);
     out->loaded_kb = lzb_rss_kb("VmRSS");
     out->peak_kb = lzb_rss_kb("VmHWM");
@@ -434,8 +436,9 @@ void lzb_print_latency(const lzb_ops_t *ops, const lzb_spec_t *spec, const lzb_l
 
 void lzb_print_memory(const lzb_ops_t *ops, const lzb_spec_t *spec, const lzb_memory_t *r) {
     print_head(ops, spec);
-    printf(",\"rss_start_kb\":%ld,\"rss_idle_kb\":%ld,\"rss_loaded_kb\":%ld,\"rss_peak_kb\":%ld}\n", r->start_kb,
+    printf(",\"rss_start_kb\":%ld,\"rss_idle_kb\":%ld,\"rss_loaded_kb\":%ld,\"rss_peak_kb\":%ld", r->start_kb,
            r->idle_kb, r->loaded_kb, r->peak_kb);
+    printf(",\"rss_anon_start_kb\":%ld,\"rss_anon_idle_kb\":%ld}\n", r->anon_start_kb, r->anon_idle_kb);
     fflush(stdout);
 }
 

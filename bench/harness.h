@@ -76,8 +76,11 @@ typedef struct lzb_latency {
     double p50_us, p99_us, mean_us;
 } lzb_latency_t;
 
+// Resident memory (VmRSS), and of it the anonymous part (RssAnon: heap and
+// stacks, where VmRSS also counts the shared libraries' pages touched).
 typedef struct lzb_memory {
     long start_kb, idle_kb, loaded_kb, peak_kb;
+    long anon_start_kb, anon_idle_kb;
 } lzb_memory_t;
 
 #define LZB_SIZE_MAX (64L << 20) // --size limit: 64 MiB messages

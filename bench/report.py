@@ -222,16 +222,20 @@ def latency_table(res, targets):
 
 
 def memory_table(res):
-    out = ["| contender | RSS at start KiB | idle (2 sockets, connected) KiB | after load KiB | peak KiB | idle - start KiB |",
-           "|---|---|---|---|---|---|"]
+    out = ["| contender | RSS at start KiB | idle (2 sockets, connected) KiB | after load KiB | peak KiB | idle - start KiB "
+           "| of it anonymous (heap, stacks) KiB |",
+           "|---|---|---|---|---|---|---|"]
     for c in LAT:
         rows = [r for k, v in res.groups.items() if k[0] == c and k[1] == "memory" for r in v]
         if not rows:
             continue
         med = lambda f: statistics.median(r[f] for r in rows)
-        out.append("| %s | %d | %d | %d | %d | %d |" % (c, med("rss_start_kb"), med("rss_idle_kb"),
-                                                        med("rss_loaded_kb"), med("rss_peak_kb"),
-                                                        med("rss_idle_kb") - med("rss_start_kb")))
+        # Results from before the anonymous part was recorded have no such field.
+        anon = [r["rss_anon_idle_kb"] - r["rss_anon_start_kb"] for r in rows if "rss_anon_idle_kb" in r]
+        out.append("| %s | %d | %d | %d | %d | %d | %s |" % (c, med("rss_start_kb"), med("rss_idle_kb"),
+                                                             med("rss_loaded_kb"), med("rss_peak_kb"),
+                                                             med("rss_idle_kb") - med("rss_start_kb"),
+                                                             "%d" % statistics.median(anon) if anon else "-"))
     return out
 
 
@@ -307,7 +311,10 @@ METHOD = """\
   (`--pin`: `sched_setaffinity` before the sockets exist, as `taskset -c 0`). Judge on the pinned rows.
 - **Memory**: RSS of one process holding a connected push/pull pair over tcp (`/proc/self/status`):
   at start, idle after one message, after a {seconds} s load of 256 B messages, and the peak (VmHWM).
-  Python's interpreter is most of its start figure.
+  Python's interpreter is most of its start figure. Most of the idle growth is pages of the shared
+  libraries' code touched for the first time; the last column is its anonymous part (`RssAnon`: heap
+  and thread stacks), what each further node costs. liberzmq's includes the connection monitor behind
+  its connection metrics (a thread per context and an inproc socket pair per node).
 - A contender run that fails is logged by `scripts/bench.sh` and leaves a gap in its cell (ratios pair
   results by repetition, so the other pairs stay matched): nng pub/sub sometimes delivers nothing
   within the 5 s join time (about one run in ten). libzmq 4.3.4 aborts with `Resource temporarily

@@ -108,6 +108,18 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(targets_of(out), targets_of(self.report_of(rows)))
         self.assertIn("| pushpull | tcp | 40 | 2 | 20.00 | - | - | 100 | 0.40 | - | - | - |", self.report_of(rows))
 
+    def test_memory_shows_the_anonymous_part_when_recorded(self):
+        def mem(rep, contender, anon=None):
+            r = {"rep": rep, "contender": contender, "version": "1", "pattern": "memory", "transport": "tcp",
+                 "size": 256, "codec": "raw", "pinned": False, "rss_start_kb": 1000, "rss_idle_kb": 3000 + rep,
+                 "rss_loaded_kb": 4000, "rss_peak_kb": 5000}
+            if anon is not None:
+                r.update(rss_anon_start_kb=100, rss_anon_idle_kb=100 + anon)
+            return r
+        out = self.report_of([mem(rep, "raw", 150 + rep) for rep in range(3)] + [mem(rep, "liberzmq") for rep in range(3)])
+        self.assertIn("| raw | 1000 | 3001 | 4000 | 5000 | 2001 | 151 |", out)
+        self.assertIn("| liberzmq | 1000 | 3001 | 4000 | 5000 | 2001 | - |", out)  # older results: not recorded
+
 
 if __name__ == "__main__":
     unittest.main()
