@@ -313,7 +313,7 @@ METHOD = """\
   at start, idle after one message, after a {seconds} s load of 256 B messages, and the peak (VmHWM).
   Python's interpreter is most of its start figure. Most of the idle growth is pages of the shared
   libraries' code touched for the first time; the last column is its anonymous part (`RssAnon`: heap
-  and thread stacks), what each further node costs. liberzmq's includes the connection monitor behind
+  and thread stacks, not shared with other processes). liberzmq's includes the connection monitor behind
   its connection metrics (a thread per context and an inproc socket pair per node).
 - A contender run that fails is logged by `scripts/bench.sh` and leaves a gap in its cell (ratios pair
   results by repetition, so the other pairs stay matched): nng pub/sub sometimes delivers nothing
