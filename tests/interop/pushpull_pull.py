@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Interop (d): a plain pyzmq PULL receives what lz_push sends.
 argv: <endpoint to bind>. Each task must be one frame holding a JSON object
-with exactly the keys type, data, priority, timestamp, task_id. Checks two
+with exactly the keys type, data, priority, timestamp, task_id, written as
+Python's json.dumps writes it compactly (docs/protocol.md). Checks two
 tasks, exits 0 if they are right, 1 otherwise (or after 5 s of silence)."""
 import json
 import sys
@@ -37,7 +38,8 @@ def main():
                 return fail("timed out waiting for a task")
             if len(frames) != 1:
                 return fail("expected 1 frame, got %d" % len(frames))
-            task = json.loads(frames[0].decode("utf-8"))
+            text = frames[0].decode("utf-8")
+            task = json.loads(text)
             if not isinstance(task, dict) or set(task) != KEYS:
                 return fail("task keys %r != %r" % (sorted(task) if isinstance(task, dict) else task,
                                                      sorted(KEYS)))
@@ -54,6 +56,11 @@ def main():
             if tid.version != 4 or str(tid) != task["task_id"]:
                 return fail("task_id %r is not a canonical UUID v4" % task["task_id"])
             ids.add(task["task_id"])
+            # Every number, the timestamp's too, is written as Python writes
+            # it (repr: the shortest text that reads back), in compact JSON.
+            python_text = json.dumps(task, separators=(",", ":"))
+            if text != python_text:
+                return fail("frame %r is not Python's own text %r" % (text, python_text))
         if len(ids) != len(EXPECTED):
             return fail("task ids repeat: %r" % ids)
         return 0
