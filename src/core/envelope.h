@@ -79,11 +79,18 @@ static inline bool lz__ascii_word(uint64_t w) {
     return !(((w - 0x0101010101010101u) | w) & 0x8080808080808080u);
 }
 
-// lz__plain_ascii tells whether size bytes at data (at least 8) are
+// lz__plain_ascii tells whether size bytes at data (at least 4) are
 // ASCII without NUL, a word at a time: the usual topic, which then needs
-// no walk byte by byte.
+// no walk byte by byte. Under 8 bytes, the first four and the last four
+// (overlapping) make the one word.
 static inline bool lz__plain_ascii(const unsigned char *p, size_t size) {
     uint64_t w;
+    if (size < 8) {
+        uint32_t first, last;
+        memcpy(&first, p, 4);
+        memcpy(&last, p + size - 4, 4);
+        return lz__ascii_word(first | (uint64_t)last << 32);
+    }
     for (size_t i = 0; i + 8 < size; i += 8) {
         memcpy(&w, p + i, 8);
         if (!lz__ascii_word(w)) return false;
@@ -97,7 +104,7 @@ static inline bool lz__plain_ascii(const unsigned char *p, size_t size) {
 // received message runs it.
 static inline bool lz__topic_text(const void *data, size_t size) {
     const unsigned char *p = data;
-    if (size >= 8 && lz__plain_ascii(p, size)) return true;
+    if (size >= 4 && lz__plain_ascii(p, size)) return true;
     for (size_t i = 0; i < size;) {
         if ((unsigned)p[i] - 1u < 0x7Fu) { // 0x01-0x7F
             i++;
