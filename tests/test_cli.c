@@ -546,15 +546,22 @@ LZ_TEST(test_req_rep_echo) {
     finish_ok(&rep);
 }
 
+// start_exec_rep runs `lz rep --exec script --timeout timeout_ms` on a fresh
+// ipc endpoint (written to ep) and waits until it has bound.
+static proc_t start_exec_rep(char *ep, size_t size, const char *script, const char *timeout_ms) {
+    lz_test_ipc_endpoint(ep, size);
+    proc_t rep = LZ_START("rep", "--bind", ep, "--exec", script, "--timeout", timeout_ms);
+    wait_ipc(ep);
+    return rep;
+}
+
 // --exec: the command's JSON output is the reply, other text a string; a
 // failing command is an error reply (exit 4 on the client).
 LZ_TEST(test_req_rep_exec) {
     char ep[128];
-    lz_test_ipc_endpoint(ep, sizeof ep);
     const char *script = "read -r req; case \"$req\" in *'\"fail\"'*) exit 7;; *'\"text\"'*) echo hi there;; "
                          "*'\"back\"'*) echo \"$req\";; *) echo '{\"ok\": 1}';; esac";
-    proc_t rep = LZ_START("rep", "--bind", ep, "--exec", script, "--timeout", "5000");
-    wait_ipc(ep);
+    proc_t rep = start_exec_rep(ep, sizeof ep, script, "5000");
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "json"), 0);
     LZ_CHECK_STR(r.out, "{\"ok\":1}\n");
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "text"), 0);
@@ -600,6 +607,28 @@ LZ_TEST(test_rep_count_is_exact) {
     finish_ok(&first);
     LZ_CHECK_STR(r.out, "\"done\"\n");
     finish_ok(&rep);
+}
+
+// --exec bounds: a command still running at --timeout is killed with its
+// whole process group (a background child holding its output open too), and
+// one whose output passes the cap is cut off; each gets an error reply, and
+// the server goes on answering.
+LZ_TEST(test_rep_exec_limits) {
+    char ep[128];
+    const char *script = "read -r req; case \"$req\" in *'\"slow\"'*) sleep 30 & sleep 30;; "
+                         "*'\"big\"'*) head -c 17000000 /dev/zero;; *) echo '\"fine\"';; esac";
+    proc_t rep = start_exec_rep(ep, sizeof ep, script, "1000");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "--retries", "0", "slow"), 4);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    LZ_CHECK(strstr(r.err, "command timed out after 1000 ms") != NULL);
+    LZ_CHECK((t1.tv_sec - t0.tv_sec) < 6); // the sleeps were killed, not waited for
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "--retries", "0", "big"), 4);
+    LZ_CHECK(strstr(r.err, "command output larger than 16777216 bytes") != NULL);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "--retries", "0", "other"), 0);
+    LZ_CHECK_STR(r.out, "\"fine\"\n");
+    stop_ok(&rep);
 }
 
 LZ_TEST(test_proxy_forwarder) {
@@ -725,6 +754,34 @@ LZ_TEST(test_bench_json) {
     check_bench_line(r.out, "reqrep", "ipc", 16, bench_latency, 5, "raw_p50_us", "p50_us");
 }
 
+// lz bench without --json: one line a person reads, saying where the ends
+// ran and the ratio, which is liberzmq over raw libzmq for throughput and
+// raw over liberzmq for latency.
+LZ_TEST(test_bench_text) {
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "pushpull", "--transport", "inproc", "--size", "16", "--count", "2000",
+                        "--reps", "1", "--max-seconds", "0.2"),
+                 0);
+    LZ_CHECK_INT(count_lines(r.out), 1);
+    double mine = 0, mine_mb = 0, raw = 0, raw_mb = 0, ratio = 0;
+    LZ_CHECK_INT(sscanf(r.out,
+                        "pushpull inproc 16 B, median of 1: liberzmq %lf msg/s (%lf MB/s); raw libzmq %lf msg/s "
+                        "(%lf MB/s); ratio %lf",
+                        &mine, &mine_mb, &raw, &raw_mb, &ratio),
+                 5);
+    LZ_CHECK(mine > 0 && raw > 0 && fabs(ratio - mine / raw) < 0.01);
+    LZ_CHECK(fabs(mine_mb - mine * 16 / 1e6) < 0.1);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "reqrep", "--transport", "ipc", "--size", "16", "--count", "200", "--reps",
+                        "1", "--max-seconds", "0.2", "--pin"),
+                 0);
+    double p50 = 0, p99 = 0, raw_p50 = 0, raw_p99 = 0;
+    LZ_CHECK_INT(sscanf(r.out,
+                        "reqrep ipc 16 B pinned to CPU 0, median of 1: liberzmq p50 %lf us p99 %lf us; raw libzmq "
+                        "p50 %lf us p99 %lf us; ratio (raw p50 / liberzmq p50) %lf",
+                        &p50, &p99, &raw_p50, &raw_p99, &ratio),
+                 5);
+    LZ_CHECK(p50 > 0 && p99 >= p50 && raw_p99 >= raw_p50 && fabs(ratio - raw_p50 / p50) < 0.01);
+}
+
 // lz bench over tcp and ipc, stopped by --max-seconds with the sender's
 // queue full: every run ends with a backlog, which libzmq 4.3.4 can abort
 // on when the sockets close (session_base.cpp:260) unless the harness
@@ -821,9 +878,9 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(te
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies), LZ_CASE(test_sub_from_plain_pub),
              LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_needs_a_puller),
-             LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_req_timeout),
+             LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_req_timeout),
              LZ_CASE(test_rep_count_is_exact), LZ_CASE(test_stdout_full), LZ_CASE(test_pull_reports_a_dropped_task),
              LZ_CASE(test_closed_stdin), LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue),
              LZ_CASE(test_config_errors), LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_several_endpoints),
-             LZ_CASE(test_proxy_capture), LZ_CASE(test_bench_json), LZ_CASE(test_bench_stops_cleanly_with_a_backlog),
+             LZ_CASE(test_proxy_capture), LZ_CASE(test_bench_json), LZ_CASE(test_bench_text), LZ_CASE(test_bench_stops_cleanly_with_a_backlog),
              LZ_CASE(test_bench_two_processes), LZ_CASE(test_bench_spread), LZ_CASE(test_config_applies))
