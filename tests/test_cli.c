@@ -211,6 +211,8 @@ LZ_TEST(test_bad_arguments) {
         {"req", "--connect", "tcp://127.0.0.1:1", "ping", "null", "more"},
         {"req", "--connect", "tcp://127.0.0.1:1", "--strategy", "zzz", "ping"},
         {"req", "--connect", "tcp://127.0.0.1:1", "--retries", "-3", "ping"},
+        {"req", "--connect", "tcp://127.0.0.1:1", ""},
+        {"req", "--connect", "tcp://127.0.0.1:1", "p\xffng"},
         {"rep", "--bind", "tcp://127.0.0.1:1"},
         {"rep", "--bind", "tcp://127.0.0.1:1", "--echo", "--exec", "cat"},
         {"proxy", "nonsense", "--frontend", "tcp://127.0.0.1:1", "--backend", "tcp://127.0.0.1:2"},
@@ -364,6 +366,45 @@ LZ_TEST(test_sub_shows_every_damaged_payload_exactly) {
         check_shown(line, (size_t)(end - line), payloads[i], sizes[i], &decoded, &base64);
     printf("  %d payloads: %d shown as values, %d as base64\n", DAMAGED_PAYLOADS, decoded, base64);
     LZ_CHECK(decoded > 0 && base64 > 0);
+}
+
+// A msgpack NaN has no JSON form: lz sub and lz pull show such a message's
+// bytes as base64 instead of skipping it, and say nothing on stderr.
+LZ_TEST(test_values_without_a_json_form_are_shown_as_bytes) {
+    static const char nan_payload[] = "\xcb\x7f\xf8\0\0\0\0\0\0"; // msgpack float 64: NaN
+    static const char nan_task[] = "\x82\xa4type\xa1t\xa4" "data\xcb\x7f\xf8\0\0\0\0\0\0"; // {type: t, data: NaN}
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t sub = LZ_START("sub", "--bind", ep, "--format", "msgpack", "--count", "2", "--timeout", "20");
+    wait_ipc(ep);
+    void *ctx = zmq_ctx_new();
+    void *pub = zmq_socket(ctx, ZMQ_XPUB);
+    int timeout = 10000;
+    zmq_setsockopt(pub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    LZ_CHECK_INT(zmq_connect(pub, ep), 0);
+    char notice[16]; // lz sub's subscription: from now on nothing is missed
+    LZ_CHECK_INT(zmq_recv(pub, notice, sizeof notice, 0), 1);
+    LZ_CHECK_INT(zmq_send(pub, "t", 1, ZMQ_SNDMORE), 1);
+    LZ_CHECK_INT(zmq_send(pub, nan_payload, sizeof nan_payload - 1, 0), 9);
+    LZ_CHECK_INT(zmq_send(pub, "t", 1, ZMQ_SNDMORE), 1);
+    LZ_CHECK_INT(zmq_send(pub, "\x01", 1, 0), 1);
+    finish_ok(&sub);
+    LZ_CHECK_STR(r.out, "{\"topic\":\"t\",\"data\":\"y3/4AAAAAAAA\",\"encoding\":\"base64\"}\n"
+                        "{\"topic\":\"t\",\"data\":1}\n");
+    LZ_CHECK_STR(r.err, "");
+    zmq_close(pub);
+
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t pull = LZ_START("pull", "--bind", ep, "--format", "msgpack", "--count", "1", "--timeout", "20");
+    wait_ipc(ep);
+    void *push = zmq_socket(ctx, ZMQ_PUSH);
+    LZ_CHECK_INT(zmq_connect(push, ep), 0);
+    LZ_CHECK_INT(zmq_send(push, nan_task, sizeof nan_task - 1, 0), (int)sizeof nan_task - 1);
+    finish_ok(&pull);
+    LZ_CHECK_STR(r.out, "{\"type\":\"t\",\"data\":\"gqR0eXBloXSkZGF0Yct/+AAAAAAAAA==\",\"encoding\":\"base64\"}\n");
+    LZ_CHECK_STR(r.err, "");
+    zmq_close(push);
+    zmq_ctx_term(ctx);
 }
 
 #define DAMAGED_REPLIES 60
@@ -876,6 +917,7 @@ LZ_TEST(test_config_errors) {
 LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
+             LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes),
              LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies), LZ_CASE(test_sub_from_plain_pub),
              LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_needs_a_puller),
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_req_timeout),

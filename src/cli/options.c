@@ -520,16 +520,21 @@ int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send
     return rc ? rc : skipped ? LZ_EXIT_FAILURE : LZ_EXIT_OK;
 }
 
+// output_line writes json and a newline to stdout, flushed, and frees json.
+static int output_line(char *json) {
+    bool ok = fputs(json, stdout) >= 0 && putchar('\n') != EOF && fflush(stdout) == 0;
+    free(json);
+    if (!ok) lz_cli_errorf("writing standard output: %s", strerror(errno));
+    return ok ? 0 : LZ_EIO;
+}
+
 int lz_cli_print_value(const lz_value_t *value) {
     char *json = lz_value_to_json(value);
     if (!json) {
         lz_cli_errorf("message skipped, not printable as JSON: %s", lz_last_error());
         return LZ_ESERIALIZATION;
     }
-    bool ok = fputs(json, stdout) >= 0 && putchar('\n') != EOF && fflush(stdout) == 0;
-    free(json);
-    if (!ok) lz_cli_errorf("writing standard output: %s", strerror(errno));
-    return ok ? 0 : LZ_EIO;
+    return output_line(json);
 }
 
 // undecoded turns a payload into text when allowed and well-formed, else bytes.
@@ -538,23 +543,36 @@ static lz_value_t *undecoded(const void *payload, size_t size, bool text_ok) {
     return lz_value_bytes(payload, size);
 }
 
-int lz_cli_print_record(const char *key, const char *name, const lz_value_t *data,
-                        const void *payload, size_t size, bool text_ok) {
+// record_json renders {key: name, "data": shown} (with "encoding": "base64"
+// when shown is bytes) and takes shown. NULL with the error set when that
+// has no JSON form (a NaN or an infinity in shown) or memory is short.
+static char *record_json(const char *key, const char *name, lz_value_t *shown) {
     lz_value_t *record = lz_value_object();
-    lz_value_t *shown = data ? lz_value_copy(data) : undecoded(payload, size, text_ok);
     bool base64 = lz_value_type(shown) == LZ_VALUE_BYTES;
-    int err = record && shown ? 0 : LZ_ENOMEM;
+    int err = record && shown ? 0 : LZ_ENOMEM; // the constructor that failed set the error
     if (!err) err = lz_value_object_set_string(record, key, name);
     if (!err) {
         err = lz_value_object_set(record, "data", shown);
         shown = NULL; // owned by record now, even on failure
     }
     if (!err && base64) err = lz_value_object_set_string(record, "encoding", "base64");
-    if (!err) err = lz_cli_print_value(record);
-    else lz_cli_errorf("message skipped: %s", lz_strerror(err));
+    char *json = err ? NULL : lz_value_to_json(record);
     lz_value_destroy(&shown);
     lz_value_destroy(&record);
-    return err == LZ_EIO ? LZ_EIO : err ? LZ_ESERIALIZATION : 0;
+    return json;
+}
+
+int lz_cli_print_record(const char *key, const char *name, const lz_value_t *data,
+                        const void *payload, size_t size, bool text_ok) {
+    char *json = record_json(key, name, data ? lz_value_copy(data) : undecoded(payload, size, text_ok));
+    // Decoded, yet without a JSON form (a msgpack NaN): show the bytes.
+    if (!json && data && lz_last_error_code() == LZ_ESERIALIZATION)
+        json = record_json(key, name, undecoded(payload, size, false));
+    if (!json) {
+        lz_cli_errorf("message skipped: %s", lz_last_error());
+        return LZ_ESERIALIZATION;
+    }
+    return output_line(json);
 }
 
 int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_cli_recv_fn recv, lz_cli_show_fn show, void *arg) {

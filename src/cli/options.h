@@ -133,8 +133,10 @@ int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send
 // lz_cli_print_record prints {key: name, "data": ...} as one JSON line on
 // stdout and flushes it. data NULL means "undecoded": payload is shown as
 // text when text_ok and valid UTF-8, else as base64 with "encoding":
-// "base64" (so is a bytes value). Returns 0, LZ_ESERIALIZATION (reported,
-// nothing printed: e.g. a NaN) or LZ_EIO (stdout is gone, reported).
+// "base64" (so is a bytes value). A decoded data without a JSON form (a
+// msgpack NaN or infinity) is shown as the payload's bytes in base64.
+// Returns 0, LZ_ESERIALIZATION (reported, nothing printed: memory was short)
+// or LZ_EIO (stdout is gone, reported).
 int lz_cli_print_record(const char *key, const char *name, const lz_value_t *data,
                         const void *payload, size_t size, bool text_ok);
 // The receive side of a subcommand: recv waits up to timeout_ms (-1:

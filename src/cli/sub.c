@@ -10,7 +10,8 @@ static const lz_cli_command_t sub_command = {
         "Subscribe to topic prefixes (default: everything) and print each message\n"
         "as one JSON line: {\"topic\": \"...\", \"data\": <decoded value>}. A payload\n"
         "that does not decode with the format is shown as a base64 string with\n"
-        "\"encoding\": \"base64\" (with --format raw, UTF-8 text is shown as a string).\n"
+        "\"encoding\": \"base64\" (with --format raw, UTF-8 text is shown as a string);\n"
+        "so is one whose value JSON cannot hold (a msgpack NaN or infinity).\n"
         "Plain ZeroMQ publishers ([topic, payload] frames) print the same way.\n"
         "\nOptions:\n"
         "  --bind URL        bind to URL (repeatable)\n"
@@ -47,8 +48,6 @@ static int sub_show(void *arg, const lz_message_t *msg) {
     lz_value_t *value = NULL;
     if (!opaque && lz_serializer_decode(state->decoder, payload, size, &value) != 0) value = NULL;
     int err = lz_cli_print_record("topic", lz_message_topic(msg), value, payload, size, opaque);
-    if (err == LZ_ESERIALIZATION && value) // decoded, yet not printable: show the bytes
-        err = lz_cli_print_record("topic", lz_message_topic(msg), NULL, payload, size, false);
     lz_value_destroy(&value);
     return err;
 }
