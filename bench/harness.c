@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -506,32 +507,63 @@ static int parse_option(lzb_spec_t *spec, const char *opt, const char *val) {
     return rc;
 }
 
-int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json) {
+// refuse stores why the arguments were refused and returns 2.
+static int refuse(char *why, size_t why_size, const char *format, const char *arg, const char *value) {
+    snprintf(why, why_size, format, arg, value);
+    return 2;
+}
+
+// takes_value: opt is one of the options followed by a value.
+static bool takes_value(const char *opt) {
+    static const char *const names[] = {"--transport", "--codec", "--max-seconds", "--size", "--count", "--reps",
+                                        "--processes"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(opt, names[i]) == 0) return true;
+    return false;
+}
+
+// check_combination says which options do not go together, or "" when they do.
+static const char *check_combination(const lzb_spec_t *spec) {
+    // Two processes are two services: throughput over a transport between processes.
+    int throughput = spec->pattern == LZB_PUSHPULL || spec->pattern == LZB_PUBSUB;
+    if (spec->processes == 2 && !throughput) return "--processes 2 is for pushpull and pubsub only";
+    if (spec->processes == 2 && strcmp(spec->transport, "inproc") == 0)
+        return "--processes 2 needs tcp or ipc: inproc stays inside one process";
+    // Spreading places two processes; pinning puts everything on one CPU.
+    if (spec->spread && spec->processes != 2) return "--spread needs --processes 2";
+    if (spec->spread && spec->pinned) return "--spread and --pin exclude each other";
+    return "";
+}
+
+int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json, char *why, size_t why_size) {
     *spec = (lzb_spec_t){
         .transport = "tcp", .size = 16, .count = 0, .max_seconds = 1.0, .reps = 1, .codec = "raw", .processes = 1};
     *json = 0;
-    if (argc < 1 || parse_pattern(argv[0], &spec->pattern) != 0) return 2;
+    if (argc < 1) return refuse(why, why_size, "no pattern given%s%s", "", "");
+    if (parse_pattern(argv[0], &spec->pattern) != 0)
+        return refuse(why, why_size, "unknown pattern '%s'%s", argv[0], "");
     for (int i = 1; i < argc; i++) {
         for (int k = 1; k < i; k++) // each option once
-            if (argv[k][0] == '-' && strcmp(argv[k], argv[i]) == 0) return 2;
+            if (argv[k][0] == '-' && strcmp(argv[k], argv[i]) == 0)
+                return refuse(why, why_size, "%s given twice%s", argv[i], "");
         if (strcmp(argv[i], "--pin") == 0)
             spec->pinned = 1;
         else if (strcmp(argv[i], "--spread") == 0)
             spec->spread = 1;
         else if (strcmp(argv[i], "--json") == 0)
             *json = 1;
-        else if (i + 1 >= argc || parse_option(spec, argv[i], argv[i + 1]) != 0)
-            return 2;
+        else if (!takes_value(argv[i]))
+            return refuse(why, why_size, "unknown option '%s'%s", argv[i], "");
+        else if (i + 1 >= argc)
+            return refuse(why, why_size, "%s needs a value%s", argv[i], "");
+        else if (parse_option(spec, argv[i], argv[i + 1]) != 0)
+            return refuse(why, why_size, "bad value for %s: '%s'", argv[i], argv[i + 1]);
         else
             i++;
     }
     if (spec->count <= 0) spec->count = spec->pattern == LZB_REQREP ? 20000 : 10000000;
-    if (spec->count < 2 || spec->size < 1 || spec->reps < 1 || spec->max_seconds <= 0) return 2;
-    // Two processes are two services: throughput over a transport between processes.
-    int throughput = spec->pattern == LZB_PUSHPULL || spec->pattern == LZB_PUBSUB;
-    if (spec->processes == 2 && (!throughput || strcmp(spec->transport, "inproc") == 0)) return 2;
-    // Spreading places two processes; pinning puts everything on one CPU.
-    if (spec->spread && (spec->processes != 2 || spec->pinned)) return 2;
+    const char *clash = check_combination(spec);
+    if (*clash) return refuse(why, why_size, "%s%s", clash, "");
     if (strcmp(spec->codec, "json") == 0) {
         char buf[128];
         spec->size = lzb_seed_json(buf, sizeof buf, 0);
@@ -542,7 +574,9 @@ int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json) {
 int lzb_main(int argc, char **argv, const lzb_ops_t *ops) {
     lzb_spec_t spec;
     int json;
-    if (lzb_parse(argc - 1, argv + 1, &spec, &json) != 0) {
+    char why[128];
+    if (lzb_parse(argc - 1, argv + 1, &spec, &json, why, sizeof why) != 0) {
+        fprintf(stderr, "%s: %s\n", argv[0], why);
         lzb_usage(argv[0]);
         return 2;
     }

@@ -91,8 +91,9 @@ typedef struct lzb_memory {
 // 2), --max-seconds, --pin, --reps (1..LZB_REPS_MAX), --codec, --processes
 // (1, or 2 for pushpull and pubsub over tcp or ipc), --spread (only with
 // --processes 2, not with --pin), --json, each at most once. Returns 0, or
-// 2 for bad arguments (the caller prints usage).
-int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json);
+// 2 for bad arguments with one line in why saying which (the caller prints
+// it and the usage).
+int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json, char *why, size_t why_size);
 const char *lzb_pattern_name(lzb_pattern_t pattern);
 void lzb_usage(const char *prog);
 

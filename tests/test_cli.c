@@ -258,6 +258,26 @@ LZ_TEST(test_bad_arguments) {
     }
 }
 
+// lz bench's one-line refusals say what is wrong, not just "bad arguments".
+LZ_TEST(test_bench_says_what_is_wrong) {
+    static const char *const cases[][6] = {
+        {"bench", "pushpull", "--size", "0", "bad value for --size: '0'"},
+        {"bench", "pushpull", "--wat", "3", "unknown option '--wat'"},
+        {"bench", "pushpull", "--count", NULL, "--count needs a value"},
+        {"bench", "hop", NULL, NULL, "unknown pattern 'hop'"},
+        {"bench", "reqrep", "--spread", NULL, "--spread needs --processes 2"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[6] = {(char *)LZ_TOOL};
+        for (int k = 0; k < 4 && cases[i][k]; k++) argv[k + 1] = (char *)cases[i][k];
+        LZ_CHECK_INT(run_lz(&r, NULL, proc_start(argv, NULL)), 2);
+        char expect[96];
+        snprintf(expect, sizeof expect, "lz bench: %s (usage: ", cases[i][4]);
+        LZ_CHECK(strncmp(r.err, expect, strlen(expect)) == 0);
+        LZ_CHECK_INT(count_lines(r.err), 1);
+    }
+}
+
 LZ_TEST(test_pub_sub_lines) {
     char ep[128];
     lz_test_ipc_endpoint(ep, sizeof ep);
@@ -914,7 +934,7 @@ LZ_TEST(test_config_errors) {
     LZ_CHECK(strstr(r.err, "LIBERZMQ_ZMQ__LINGER") != NULL);
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments),
+LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments), LZ_CASE(test_bench_says_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes),

@@ -112,8 +112,8 @@ static void help(void) {
 }
 
 // usage_error: the tool's contract for bad arguments, one line and exit 2.
-static int usage_error(void) {
-    fprintf(stderr, "lz bench: invalid arguments (usage: " BENCH_USAGE ")\n");
+static int usage_error(const char *why) {
+    fprintf(stderr, "lz bench: %s (usage: " BENCH_USAGE ")\n", why);
     return 2;
 }
 
@@ -127,8 +127,9 @@ int lz_cmd_bench(int argc, char **argv) {
         }
         reps_given |= strcmp(argv[i], "--reps") == 0;
     }
-    if (argc < 2 || lzb_parse(argc - 1, argv + 1, &spec, &json) != 0 || spec.pattern == LZB_MEMORY)
-        return usage_error();
+    char why[128];
+    if (lzb_parse(argc - 1, argv + 1, &spec, &json, why, sizeof why) != 0) return usage_error(why);
+    if (spec.pattern == LZB_MEMORY) return usage_error("pattern 'memory' is make bench's, not lz bench's");
     if (!reps_given) spec.reps = 3;
     const lzb_ops_t *lz = strcmp(spec.codec, "json") == 0 ? &lzb_liberzmq_json_ops : &lzb_liberzmq_ops;
     series_t mine = {.n = 0}, raw = {.n = 0};
