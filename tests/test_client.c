@@ -1,13 +1,47 @@
 /* Client: many threads with requests in flight at once, async callbacks,
  * timeouts, Lazy Pirate retries across a server restart, late replies,
- * failover between servers and the three strategies, and a server that
+ * failover between servers and the three strategies, probes of a down
+ * endpoint, sockets that cannot be rebuilt, raw replies, and a server that
  * answers junk. */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <zmq.h>
 
 #include "lz_mutate.h"
 #include "lz_test.h"
+#include "serial/value.h" // whether a value borrows its bytes
+
+/* Fault injection: while dealers_to_refuse is above 0, making a DEALER
+ * socket fails with EMFILE (as in a context at zmq.max_sockets) and counts
+ * it down, so a client's socket rebuild leaves the endpoint with no socket
+ * at all. No input makes that happen on cue, so this definition stands in
+ * for libzmq's (the program's own symbol comes first) and passes every
+ * other call through to the real one. */
+static atomic_int dealers_to_refuse;
+static void *(*real_zmq_socket)(void *context, int type);
+
+static void find_real_zmq_socket(void) {
+    void *symbol = dlsym(RTLD_NEXT, "zmq_socket");
+    memcpy(&real_zmq_socket, &symbol, sizeof real_zmq_socket); // ISO C has no cast from void * to a function
+}
+
+void *zmq_socket(void *context, int type) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, find_real_zmq_socket);
+    int left = type == ZMQ_DEALER ? atomic_load(&dealers_to_refuse) : 0;
+    while (left > 0 && !atomic_compare_exchange_weak(&dealers_to_refuse, &left, left - 1)) {}
+    if (left > 0) {
+        errno = EMFILE;
+        return NULL;
+    }
+    return real_zmq_socket(context, type);
+}
+
+// WAIT_UNTIL polls cond every 2 ms for up to timeout_ms; check cond after.
+#define WAIT_UNTIL(cond, timeout_ms)                                                                                   \
+    for (int64_t wait_end_ = lz_test_now_ms() + (timeout_ms); !(cond) && lz_test_now_ms() < wait_end_;)                \
+    lz_test_sleep_ms(2)
 
 static lz_context_t *new_context(int cooldown_ms) {
     lz_config_t *config = lz_config_new();
@@ -555,9 +589,176 @@ LZ_TEST(client_ends_every_request_with_a_damaged_reply) {
     bad_server_stop(&b);
 }
 
+// A down endpoint whose probe went unanswered is probed again a cooldown
+// later even if the client goes idle after another request's timer ran in
+// between, so it is used again once its server is back.
+LZ_TEST(down_endpoint_probed_again_while_idle) {
+    lz_context_t *ctx = new_context(400);
+    char endpoint_a[256], endpoints[600];
+    lz_test_ipc_endpoint(endpoint_a, sizeof endpoint_a); // no server there yet
+    lz_server_t *b = serve(ctx, "tcp://127.0.0.1:*", "b");
+    snprintf(endpoints, sizeof endpoints, "%s,%s", endpoint_a, lz_node_endpoint(lz_server_node(b)));
+    lz_client_t *client = lz_client_new(ctx, endpoints);
+    lz_client_set_strategy(client, LZ_STRATEGY_FAILOVER);
+    lz_client_set_retries(client, 1);
+    // a does not answer the first attempt: it is rebuilt and marked down, and b answers the retry.
+    char *name = who(client, 400);
+    LZ_CHECK_STR(name, "b");
+    free(name);
+    // The probe sent at once goes unanswered too: a second rebuild, and the next probe is a cooldown away.
+    WAIT_UNTIL(lz_test_metrics(lz_client_node(client)).socket_rebuilds == 2, 2000);
+    LZ_CHECK_INT(lz_test_metrics(lz_client_node(client)).socket_rebuilds, 2);
+    // A request whose attempt timer fires within that cooldown; then the client is idle.
+    name = who(client, 400);
+    LZ_CHECK_STR(name, "b");
+    free(name);
+    lz_server_t *a = serve(ctx, endpoint_a, "a");
+    LZ_CHECK(a != NULL);
+    // Nothing but the probe reaches a: no request of ours can go there while it is down.
+    WAIT_UNTIL(lz_test_metrics(lz_server_node(a)).messages_received > 0, 2000);
+    LZ_CHECK(lz_test_metrics(lz_server_node(a)).messages_received > 0);
+    bool back = false; // once the probe's answer is in
+    for (int i = 0; i < 50 && !back; i++) {
+        name = who(client, 1000);
+        back = name && strcmp(name, "a") == 0;
+        free(name);
+        if (!back) lz_test_sleep_ms(10);
+    }
+    LZ_CHECK(back);
+    lz_client_destroy(&client);
+    lz_server_destroy(&a);
+    lz_server_destroy(&b);
+    lz_context_destroy(&ctx);
+}
+
+// check_request_waits_out_failed_rebuild: the only endpoint stops
+// answering, and the rebuild of its socket fails. A request made then
+// waits for the endpoint instead of being sent nowhere, and goes through
+// once a probe has made a socket and heard the server.
+static void check_request_waits_out_failed_rebuild(int cooldown_ms) {
+    lz_context_t *ctx = new_context(cooldown_ms);
+    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
+    LZ_CHECK_INT(lz_server_stop(server), 0); // still bound, but silent: requests go unanswered
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_client_set_retries(client, 0);
+    atomic_store(&dealers_to_refuse, 1);
+    LZ_CHECK(echo_once(client, lz_value_int(1), 200) == TIMED_OUT); // the endpoint is taken for dead
+    LZ_CHECK_INT(atomic_load(&dealers_to_refuse), 0);               // and its new socket refused
+    LZ_CHECK(lz_test_metrics(lz_client_node(client)).errors >= 1);
+    tally_t tally = {0};
+    LZ_CHECK_INT(lz_client_request_async(client, "echo", NULL, 2000, count_reply, &tally), 0);
+    LZ_CHECK_INT(lz_server_start(server), 0);
+    wait_done(&tally, 1, 3000);
+    LZ_CHECK_INT(atomic_load(&tally.ok), 1);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+// Without a cooldown an endpoint is never marked down, except when its
+// socket could not be rebuilt: nothing else would then bring it back.
+LZ_TEST(failed_rebuild_without_cooldown) { check_request_waits_out_failed_rebuild(0); }
+
+// With a cooldown longer than the request: the first probe makes the
+// missing socket at once.
+LZ_TEST(failed_rebuild_with_cooldown) { check_request_waits_out_failed_rebuild(5000); }
+
+// While its socket cannot be made, the client keeps trying, idle or not,
+// and sooner than the cooldown (that is for dead peers); a request made
+// meanwhile goes through once a socket can be made again.
+LZ_TEST(failed_rebuild_retried_while_idle) {
+    enum { REFUSE_ALL = 1000 };
+    lz_context_t *ctx = new_context(5000);
+    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
+    LZ_CHECK_INT(lz_server_stop(server), 0); // still bound, but silent: requests go unanswered
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_client_set_retries(client, 0);
+    atomic_store(&dealers_to_refuse, REFUSE_ALL);
+    LZ_CHECK(echo_once(client, lz_value_int(1), 200) == TIMED_OUT); // the endpoint is taken for dead
+    WAIT_UNTIL(atomic_load(&dealers_to_refuse) <= REFUSE_ALL - 5, 2000);
+    LZ_CHECK(atomic_load(&dealers_to_refuse) <= REFUSE_ALL - 5); // tried again and again, the client idle
+    tally_t tally = {0};
+    LZ_CHECK_INT(lz_client_request_async(client, "echo", NULL, 3000, count_reply, &tally), 0);
+    LZ_CHECK_INT(lz_server_start(server), 0);
+    atomic_store(&dealers_to_refuse, 0);
+    wait_done(&tally, 1, 4000);
+    LZ_CHECK_INT(atomic_load(&tally.ok), 1);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+// A client that binds, whose rebuilt socket cannot bind again (its ipc
+// directory is gone), is left with no socket rather than one bound
+// nowhere, so it tries again and gets through once binding works.
+LZ_TEST(rebuild_that_cannot_bind_is_tried_again) {
+    char dir[] = "/tmp/lz_client_XXXXXX", path[64], bind_ep[96], connect_ep[96];
+    LZ_CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/s", dir);
+    snprintf(bind_ep, sizeof bind_ep, "@ipc://%s", path);
+    snprintf(connect_ep, sizeof connect_ep, ">ipc://%s", path);
+    lz_context_t *ctx = new_context(100);
+    lz_client_t *client = lz_client_new(ctx, bind_ep);
+    lz_server_t *server = lz_server_new(ctx, connect_ep); // connected, not started: silent
+    lz_server_on(server, "echo", echo, NULL);
+    lz_client_set_retries(client, 0);
+    WAIT_UNTIL(lz_test_metrics(lz_client_node(client)).active_connections == 1, 2000); // so the request goes out
+    unlink(path);
+    rmdir(dir); // the rebuild's bind fails
+    LZ_CHECK(echo_once(client, lz_value_int(1), 300) == TIMED_OUT);
+    LZ_CHECK(lz_test_metrics(lz_client_node(client)).errors >= 1);
+    LZ_CHECK_INT(mkdir(dir, 0700), 0); // binding works again
+    LZ_CHECK_INT(lz_server_start(server), 0);
+    tally_t tally = {0};
+    LZ_CHECK_INT(lz_client_request_async(client, "echo", NULL, 3000, count_reply, &tally), 0);
+    wait_done(&tally, 1, 4000);
+    LZ_CHECK_INT(atomic_load(&tally.ok), 1);
+    lz_server_destroy(&server);
+    lz_client_destroy(&client);
+    lz_context_destroy(&ctx);
+    unlink(path);
+    rmdir(dir);
+}
+
+// raw_echo_once answers one request on a router with the request's own value.
+static void *raw_echo_once(void *router) {
+    lz_router_request_t *request = lz_router_recv(router, 5000);
+    if (request) lz_router_reply(router, request, lz_router_request_value(request));
+    lz_router_request_destroy(&request);
+    return NULL;
+}
+
+// The raw codec decodes a reply by borrowing its frame, which is closed
+// once the reply is taken: the reply a caller gets owns its bytes, intact
+// after the dealer and its context are gone.
+LZ_TEST(raw_reply_owns_its_bytes) {
+    lz_context_t *ctx = new_context(1000);
+    lz_router_t *router = lz_router_new(ctx, "tcp://127.0.0.1:*");
+    lz_dealer_t *dealer = lz_dealer_new(ctx, lz_node_endpoint(lz_router_node(router)), NULL);
+    LZ_CHECK_INT(lz_node_set_serializer(lz_router_node(router), "raw"), 0);
+    LZ_CHECK_INT(lz_node_set_serializer(lz_dealer_node(dealer), "raw"), 0);
+    pthread_t thread;
+    pthread_create(&thread, NULL, raw_echo_once, router);
+    char sent[200]; // past libzmq's in-message size: the frame's bytes live in a buffer it frees
+    for (size_t i = 0; i < sizeof sent; i++) sent[i] = (char)('a' + i % 26);
+    lz_value_t *data = lz_value_bytes(sent, sizeof sent), *reply = NULL;
+    LZ_CHECK_INT(lz_dealer_request(dealer, data, &reply, 3000), 0);
+    pthread_join(thread, NULL);
+    LZ_CHECK(reply && !reply->borrowed);
+    lz_dealer_destroy(&dealer);
+    lz_router_destroy(&router);
+    lz_context_destroy(&ctx); // every buffer libzmq held is freed
+    LZ_CHECK(lz_value_equal(reply, data));
+    lz_value_destroy(&reply);
+    lz_value_destroy(&data);
+}
+
 LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
              LZ_CASE(slow_handler_times_out_alone), LZ_CASE(direct_caller_yields), LZ_CASE(timeout_without_server),
              LZ_CASE(server_restart_while_retrying), LZ_CASE(failover_when_one_dies),
              LZ_CASE(strategies_spread_requests), LZ_CASE(down_server_comes_back),
              LZ_CASE(destroy_completes_everything), LZ_CASE(client_survives_bad_server),
-             LZ_CASE(client_ends_every_request_with_a_damaged_reply))
+             LZ_CASE(client_ends_every_request_with_a_damaged_reply), LZ_CASE(down_endpoint_probed_again_while_idle),
+             LZ_CASE(failed_rebuild_without_cooldown), LZ_CASE(failed_rebuild_with_cooldown),
+             LZ_CASE(failed_rebuild_retried_while_idle), LZ_CASE(rebuild_that_cannot_bind_is_tried_again),
+             LZ_CASE(raw_reply_owns_its_bytes))

@@ -1,9 +1,13 @@
 /* Server: dispatch by action, the default handler, built-in ping, error
- * replies for unknown actions, failing handlers and malformed requests,
- * concurrency of handlers, and a server that keeps serving after garbage. */
+ * replies for unknown actions, failing handlers, replies that do not encode
+ * and malformed requests, concurrency of handlers, requests still queued at
+ * a stop, and a server that keeps serving after garbage. */
+#include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <zmq.h>
 
+#include "core/node.h" // LZ_MAX_FRAMES: the routing frames a reply can carry back
 #include "lz_test.h"
 
 static lz_context_t *new_context(void) { return LZ_TEST_CONTEXT("zmq.linger=0", "zmq.handler_max_concurrency=4"); }
@@ -58,36 +62,46 @@ static char *req_roundtrip(lz_context_t *ctx, const char *endpoint, const char *
     return strdup(buf);
 }
 
-LZ_TEST(dispatches_by_action) {
-    lz_context_t *ctx = new_context();
-    lz_server_t *server = start_server(ctx, false);
-    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
-    lz_value_t *data = lz_value_object(), *reply = NULL;
-    lz_value_object_set_int(data, "x", 42);
+// expect_echo asks "echo" with data (taken) and checks the reply is data.
+static void expect_echo(lz_client_t *client, lz_value_t *data) {
+    lz_value_t *reply = NULL;
     LZ_CHECK_INT(lz_client_request(client, "echo", data, &reply, 3000), 0);
     LZ_CHECK(lz_value_equal(reply, data));
     lz_value_destroy(&reply);
     lz_value_destroy(&data);
+}
+
+LZ_TEST(dispatches_by_action) {
+    lz_context_t *ctx = new_context();
+    lz_server_t *server = start_server(ctx, false);
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_value_t *data = lz_value_object();
+    lz_value_object_set_int(data, "x", 42);
+    expect_echo(client, data);
     lz_client_destroy(&client);
     lz_server_destroy(&server);
     LZ_CHECK(server == NULL);
     lz_context_destroy(&ctx);
 }
 
+// expect_error_reply asks action and checks the error reply: its status,
+// code, request type and, unless NULL, its message.
+static void expect_error_reply(lz_client_t *client, const char *action, const char *code, const char *message) {
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(lz_client_request(client, action, NULL, &reply, 3000), LZ_EREMOTE);
+    LZ_CHECK_STR(lz_value_find_string(reply, "status", ""), "error");
+    LZ_CHECK_STR(lz_value_find_string(reply, "code", ""), code);
+    LZ_CHECK_STR(lz_value_find_string(reply, "request_type", ""), action);
+    if (message) LZ_CHECK_STR(lz_value_find_string(reply, "message", ""), message);
+    lz_value_destroy(&reply);
+}
+
 LZ_TEST(error_replies) {
     lz_context_t *ctx = new_context();
     lz_server_t *server = start_server(ctx, false);
     lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
-    lz_value_t *reply = NULL;
-    LZ_CHECK_INT(lz_client_request(client, "nope", NULL, &reply, 3000), LZ_EREMOTE);
-    LZ_CHECK_STR(lz_value_find_string(reply, "status", ""), "error");
-    LZ_CHECK_STR(lz_value_find_string(reply, "code", ""), "LZ_ENOTFOUND");
-    LZ_CHECK_STR(lz_value_find_string(reply, "request_type", ""), "nope");
-    lz_value_destroy(&reply);
-    LZ_CHECK_INT(lz_client_request(client, "fail", NULL, &reply, 3000), LZ_EREMOTE);
-    LZ_CHECK_STR(lz_value_find_string(reply, "message", ""), "no luck");
-    LZ_CHECK_STR(lz_value_find_string(reply, "code", ""), "LZ_EVALIDATION");
-    lz_value_destroy(&reply);
+    expect_error_reply(client, "nope", "LZ_ENOTFOUND", NULL);
+    expect_error_reply(client, "fail", "LZ_EVALIDATION", "no luck");
     lz_metrics_t m;
     lz_node_metrics(lz_server_node(server), &m);
     LZ_CHECK(m.errors >= 2);
@@ -264,6 +278,207 @@ LZ_TEST(inline_handlers) {
     lz_context_destroy(&ctx);
 }
 
+// say_arg answers the string it was registered with.
+static int say_arg(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    *reply = lz_value_string(arg);
+    return 0;
+}
+
+// Registering an action again replaces both its handler and its argument.
+LZ_TEST(registering_again_replaces_the_handler) {
+    lz_context_t *ctx = new_context();
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(server, "greet", fail, "first"), 0);
+    LZ_CHECK_INT(lz_server_on(server, "greet", say_arg, "second"), 0);
+    LZ_CHECK_INT(lz_server_start(server), 0);
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(lz_client_request(client, "greet", NULL, &reply, 3000), 0);
+    LZ_CHECK_STR(lz_value_get_string(reply, NULL), "second");
+    lz_value_destroy(&reply);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+// reply_nan answers an object JSON cannot hold: the encoder has written
+// part of it when it meets the NaN.
+static int reply_nan(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    *reply = lz_value_object();
+    lz_value_object_set_string(*reply, "symbol", "BTC");
+    lz_value_object_set_double(*reply, "price", NAN);
+    return 0;
+}
+
+// A reply the server cannot serialize becomes an error reply (not the
+// half-written one), counted as a server error; the server goes on.
+LZ_TEST(unencodable_reply_becomes_an_error_reply) {
+    lz_context_t *ctx = new_context();
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(server, "quote", reply_nan, NULL), 0);
+    LZ_CHECK_INT(lz_server_on(server, "echo", echo, NULL), 0);
+    LZ_CHECK_INT(lz_server_start(server), 0);
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    expect_error_reply(client, "quote", "LZ_ESERIALIZATION", "the handler's reply could not be serialized");
+    LZ_CHECK_INT(lz_test_metrics(lz_server_node(server)).errors, 1);
+    expect_echo(client, lz_value_int(5)); // the server goes on
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+// recv_text receives one frame as a string (NULL on timeout) and tells
+// whether more frames follow.
+static char *recv_text(void *socket, bool *more) {
+    char buf[512];
+    int n = zmq_recv(socket, buf, sizeof buf - 1, 0);
+    if (n < 0) return NULL;
+    buf[n < (int)sizeof buf - 1 ? n : (int)sizeof buf - 1] = '\0';
+    int flag = 0;
+    size_t size = sizeof flag;
+    *more = zmq_getsockopt(socket, ZMQ_RCVMORE, &flag, &size) == 0 && flag;
+    return strdup(buf);
+}
+
+// A request with more routing frames than the server keeps (its reply
+// could not find the way back) is dropped and counted, not answered with
+// a truncated route; the next request on the same connection is answered.
+LZ_TEST(request_with_too_many_frames_is_dropped) {
+    lz_context_t *ctx = new_context();
+    lz_server_t *server = start_server(ctx, false);
+    void *dealer = zmq_socket(lz_context_zmq(ctx), ZMQ_DEALER);
+    int linger = 0, timeout = 3000;
+    zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    LZ_CHECK_INT(zmq_connect(dealer, lz_node_endpoint(lz_server_node(server))), 0);
+    // With the identity the ROUTER adds: LZ_MAX_FRAMES + 2 frames.
+    for (int i = 0; i < LZ_MAX_FRAMES; i++) zmq_send(dealer, "", 0, ZMQ_SNDMORE);
+    const char *request = "{\"type\":\"echo\",\"data\":7}";
+    zmq_send(dealer, request, strlen(request), 0);
+    // Then a well-framed one: its reply must be the first thing back.
+    zmq_send(dealer, "", 0, ZMQ_SNDMORE);
+    zmq_send(dealer, request, strlen(request), 0);
+    bool more = false;
+    char *delimiter = recv_text(dealer, &more);
+    LZ_CHECK_STR(delimiter, "");
+    LZ_CHECK(more);
+    char *payload = more ? recv_text(dealer, &more) : NULL;
+    LZ_CHECK_STR(payload, "7");
+    LZ_CHECK(!more);
+    free(delimiter);
+    free(payload);
+    lz_metrics_t m = lz_test_metrics(lz_server_node(server));
+    LZ_CHECK_INT(m.messages_received, 2);
+    LZ_CHECK_INT(m.inbound_dropped, 1);
+    zmq_close(dealer);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+// A gate holds the handlers that reach it until the test opens it.
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int waiting;
+    bool open;
+} gate_t;
+
+static int wait_at_gate(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    gate_t *gate = arg;
+    pthread_mutex_lock(&gate->lock);
+    gate->waiting++;
+    pthread_cond_broadcast(&gate->cond);
+    while (!gate->open) pthread_cond_wait(&gate->cond, &gate->lock);
+    pthread_mutex_unlock(&gate->lock);
+    *reply = lz_value_string("passed");
+    return 0;
+}
+
+static int gate_waiting(gate_t *gate) {
+    pthread_mutex_lock(&gate->lock);
+    int waiting = gate->waiting;
+    pthread_mutex_unlock(&gate->lock);
+    return waiting;
+}
+
+static void gate_open(gate_t *gate) {
+    pthread_mutex_lock(&gate->lock);
+    gate->open = true;
+    pthread_cond_broadcast(&gate->cond);
+    pthread_mutex_unlock(&gate->lock);
+}
+
+// How the gate requests ended: passed the gate, answered "server stopping",
+// or anything else.
+typedef struct {
+    atomic_int done, passed, stopping, other;
+} outcomes_t;
+
+static void count_outcome(int status, const lz_value_t *reply, void *arg) {
+    outcomes_t *o = arg;
+    const char *text = lz_value_get_string(reply, NULL);
+    if (status == 0 && text && strcmp(text, "passed") == 0)
+        atomic_fetch_add(&o->passed, 1);
+    else if (status == LZ_EREMOTE && strcmp(lz_value_find_string(reply, "code", ""), "LZ_ECLOSED") == 0 &&
+             strcmp(lz_value_find_string(reply, "message", ""), "server stopping") == 0)
+        atomic_fetch_add(&o->stopping, 1);
+    else
+        atomic_fetch_add(&o->other, 1);
+    atomic_fetch_add(&o->done, 1); // last: the test reads the others after this
+}
+
+// WAIT_UNTIL polls cond every 2 ms for up to timeout_ms; check cond after.
+#define WAIT_UNTIL(cond, timeout_ms)                                                                                   \
+    for (int64_t wait_end_ = lz_test_now_ms() + (timeout_ms); !(cond) && lz_test_now_ms() < wait_end_;)                \
+    lz_test_sleep_ms(2)
+
+static void *stop_server(void *server) {
+    lz_server_stop(server);
+    return NULL;
+}
+
+static void send_gate_requests(lz_client_t *client, int n, outcomes_t *outcomes) {
+    for (int i = 0; i < n; i++)
+        LZ_CHECK_INT(lz_client_request_async(client, "gate", NULL, 5000, count_outcome, outcomes), 0);
+}
+
+// Requests still waiting for a worker when the server stops are answered
+// at once with LZ_ECLOSED "server stopping", not run and not left to time
+// out; the handlers already running finish and their replies go out.
+LZ_TEST(queued_requests_answered_at_stop) {
+    enum { WORKERS = 2, QUEUED = 3 };
+    lz_context_t *ctx = lz_test_pattern_context(WORKERS);
+    gate_t gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false};
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(server, "gate", wait_at_gate, &gate), 0);
+    LZ_CHECK_INT(lz_server_start(server), 0);
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_client_set_retries(client, 0); // a resend would be one more queued request
+    outcomes_t outcomes = {0};
+    send_gate_requests(client, WORKERS, &outcomes);
+    WAIT_UNTIL(gate_waiting(&gate) == WORKERS, 3000);
+    LZ_CHECK_INT(gate_waiting(&gate), WORKERS); // every worker is held
+    send_gate_requests(client, QUEUED, &outcomes);
+    // Once the server has read them they wait in its queue: it reads on
+    // until its socket is drained before it looks for a stop.
+    WAIT_UNTIL(lz_test_metrics(lz_server_node(server)).messages_received == WORKERS + QUEUED, 3000);
+    pthread_t stopper;
+    pthread_create(&stopper, NULL, stop_server, server); // returns once the held handlers finish
+    WAIT_UNTIL(atomic_load(&outcomes.done) == QUEUED, 3000);
+    LZ_CHECK_INT(atomic_load(&outcomes.stopping), QUEUED);
+    LZ_CHECK_INT(gate_waiting(&gate), WORKERS); // none of the queued ones ran
+    gate_open(&gate);
+    pthread_join(stopper, NULL);
+    WAIT_UNTIL(atomic_load(&outcomes.done) == WORKERS + QUEUED, 3000);
+    LZ_CHECK_INT(atomic_load(&outcomes.passed), WORKERS);
+    LZ_CHECK_INT(atomic_load(&outcomes.other), 0);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(dispatches_by_action), LZ_CASE(error_replies), LZ_CASE(default_handler_and_ping),
              LZ_CASE(answers_req_sockets), LZ_CASE(survives_garbage), LZ_CASE(handlers_run_concurrently),
-             LZ_CASE(lifecycle_errors), LZ_CASE(inline_handlers))
+             LZ_CASE(lifecycle_errors), LZ_CASE(inline_handlers), LZ_CASE(registering_again_replaces_the_handler),
+             LZ_CASE(unencodable_reply_becomes_an_error_reply), LZ_CASE(request_with_too_many_frames_is_dropped),
+             LZ_CASE(queued_requests_answered_at_stop))

@@ -217,6 +217,9 @@ int lz__node_rebuild(lz_node_t *node) {
     int rc = open_socket(node);
     for (size_t i = 0; rc == LZ_OK && i < node->attached_count; i++)
         rc = apply_endpoint(node, node->attached[i][0], node->attached[i] + 1);
+    // A socket missing one of its endpoints would look usable yet never
+    // reach that peer: none at all tells the caller to try again.
+    if (rc != LZ_OK) close_socket(node);
     lz__bias_unlock(&node->lock);
     LZ_COUNT(node, socket_rebuilds);
     if (rc != LZ_OK) return lz__node_error(node, rc, "socket rebuild failed: %s", lz_last_error());

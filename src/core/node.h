@@ -105,8 +105,10 @@ void lz__node_connection_event(lz_node_t *node, int delta);
 int lz__node_attach(lz_node_t *node, const char *endpoints);
 
 // lz__node_rebuild closes the socket and makes a fresh one with the same
-// options and endpoints (Lazy Pirate). Counts socket_rebuilds. Caller holds
-// no lock; the node's lock is taken inside.
+// options and endpoints (Lazy Pirate). Counts socket_rebuilds. When the
+// socket or any of its binds and connects fails, the node is left with no
+// socket (node->socket NULL) and the error is returned. Caller holds no
+// lock; the node's lock is taken inside.
 int lz__node_rebuild(lz_node_t *node);
 
 // A frame to send: a pointer and a size, sent as a copy.

@@ -83,6 +83,7 @@ typedef struct endpoint {
     call_t *probe;
     uint64_t rx_count;   // messages received on this endpoint, ever
     uint64_t generation; // socket rebuilds of this endpoint
+    int rebuild_retry_ms; // wait before trying again after failed rebuilds (0: the last one worked)
 } endpoint_t;
 
 struct lz_client {
@@ -245,16 +246,29 @@ static void endpoint_up(lz_client_t *c, size_t e) {
     c->next_timer = 0; // send the calls that waited for an endpoint
 }
 
+// Failed rebuilds are tried again after a wait that doubles from the first
+// to the last of these while they keep failing: soon, since this is not a
+// dead peer's cooldown, yet not so often that a process out of descriptors
+// fills its log with the same error.
+#define REBUILD_RETRY_FIRST_MS 20
+#define REBUILD_RETRY_MAX_MS 1000
+
 // rebuild gives the endpoint a fresh socket: whatever the old one queued
 // for a dead peer is gone, and nothing stale arrives later (Lazy Pirate).
-// If it fails the socket stays NULL and the endpoint down; the next probe
-// cycle tries again.
+// If it fails the node has no socket and the endpoint is down until a
+// later probe cycle makes one (see send_probe).
 static void rebuild(lz_client_t *c, size_t e, int64_t now) {
-    if (lz__node_rebuild(c->ep[e].node) < 0 && c->node.settings->failed_socket_cooldown == 0) {
-        c->ep[e].down = true; // without a cooldown nothing else would bring it back
-        c->ep[e].next_probe = now + 100;
+    endpoint_t *ep = &c->ep[e];
+    ep->generation++;
+    if (lz__node_rebuild(ep->node) == LZ_OK) {
+        ep->rebuild_retry_ms = 0;
+        return;
     }
-    c->ep[e].generation++;
+    int wait = ep->rebuild_retry_ms ? 2 * ep->rebuild_retry_ms : REBUILD_RETRY_FIRST_MS;
+    ep->rebuild_retry_ms = wait < REBUILD_RETRY_MAX_MS ? wait : REBUILD_RETRY_MAX_MS;
+    ep->down = true;
+    ep->next_probe = now + ep->rebuild_retry_ms;
+    note_timer(c, ep->next_probe);
 }
 
 // fail_endpoint: no word from the endpoint since a request that timed out.
@@ -375,18 +389,16 @@ static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *da
 static void send_probe(lz_client_t *c, size_t e, int64_t now) {
     const lz_settings_t *s = c->node.settings;
     if (!c->ep[e].node->socket) rebuild(c, e, now); // an earlier rebuild failed: try again first
-    if (!c->ep[e].node->socket) {
-        c->ep[e].next_probe = now + 20;
-        return;
-    }
+    if (!c->ep[e].node->socket) return;             // and rebuild set when to try next
     int timeout = s->failed_socket_cooldown < PROBE_TIMEOUT_MIN_MS ? PROBE_TIMEOUT_MIN_MS : s->failed_socket_cooldown;
     if (timeout > s->request_timeout) timeout = s->request_timeout;
     bool resilient = c->resilient;
     c->resilient = false; // a probe never retries
     call_t *call = call_new(c, "ping", NULL, timeout);
     c->resilient = resilient;
-    if (!call) {
-        c->ep[e].next_probe = now + s->failed_socket_cooldown;
+    if (!call) { // out of memory: try again later, as after a failed rebuild
+        c->ep[e].next_probe = now + REBUILD_RETRY_MAX_MS;
+        note_timer(c, c->ep[e].next_probe);
         return;
     }
     call->probe = true;
