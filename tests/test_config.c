@@ -357,6 +357,9 @@ LZ_TEST(test_api_set_and_get) {
     LZ_CHECK_INT(lz_config_set(c, "zmq.linger", "-2"), LZ_ECONFIG);
     LZ_CHECK_INT(lz_config_set(c, "zmq.linger", "-1"), LZ_OK);
     LZ_CHECK_INT(lz_config_set(c, "zmq.request_timeout", "0"), LZ_ECONFIG);
+    // The heartbeat timeout is three intervals, in an int like the interval.
+    LZ_CHECK_INT(lz_config_set(c, "zmq.heartbeat_interval", "715827882"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(c, "zmq.heartbeat_interval", "715827883"), LZ_ECONFIG);
     LZ_CHECK_INT(lz_config_set_int(c, "zmq.io_threads", 65), LZ_ECONFIG);
     LZ_CHECK_INT(lz_config_set_int(c, "zmq.io_threads", 64), LZ_OK);
     LZ_CHECK_INT(lz_config_set_int(c, "zmq.max_message_size", INT64_C(1) << 40), LZ_OK);

@@ -46,6 +46,14 @@ static int64_t config_int(lz_context_t *ctx, const char *key) {
     return v;
 }
 
+// socket_option reads an int option of the node's libzmq socket (-2 if it cannot).
+static int socket_option(lz_node_t *node, int option) {
+    int value = -2;
+    size_t size = sizeof value;
+    LZ_CHECK_INT(zmq_getsockopt(lz_node_zmq_socket(node), option, &value, &size), 0);
+    return value;
+}
+
 /* ---- configuration sources ---------------------------------------------- */
 
 LZ_TEST(context_defaults_without_environment) {
@@ -111,16 +119,9 @@ LZ_TEST(context_reads_config_file_then_environment) {
         LZ_CHECK(pull != NULL);
         LZ_CHECK_STR(lz_node_serializer_name(lz_pull_node(pull)), "msgpack");
         // The socket got the configured options.
-        int linger = -2, hwm = -2, immediate = -2;
-        size_t size = sizeof linger;
-        zmq_getsockopt(lz_node_zmq_socket(lz_pull_node(pull)), ZMQ_LINGER, &linger, &size);
-        size = sizeof hwm;
-        zmq_getsockopt(lz_node_zmq_socket(lz_pull_node(pull)), ZMQ_RCVHWM, &hwm, &size);
-        size = sizeof immediate;
-        zmq_getsockopt(lz_node_zmq_socket(lz_pull_node(pull)), ZMQ_IMMEDIATE, &immediate, &size);
-        LZ_CHECK_INT(linger, 77);
-        LZ_CHECK_INT(hwm, 600);
-        LZ_CHECK_INT(immediate, 1);
+        LZ_CHECK_INT(socket_option(lz_pull_node(pull), ZMQ_LINGER), 77);
+        LZ_CHECK_INT(socket_option(lz_pull_node(pull), ZMQ_RCVHWM), 600);
+        LZ_CHECK_INT(socket_option(lz_pull_node(pull), ZMQ_IMMEDIATE), 1);
         lz_pull_destroy(&pull);
         lz_context_destroy(&ctx);
     }
@@ -138,6 +139,37 @@ LZ_TEST(context_reads_config_file_then_environment) {
         lz_context_destroy(&ctx);
     }
     unlink(path);
+}
+
+// zmq.heartbeat_interval turns ZMTP heartbeats on for every socket,
+// whatever options its type adds (XPUB, ROUTER), with a timeout of three
+// intervals: libzmq drops a peer that sends nothing for that long after a
+// PING. At its default, 0, libzmq's defaults stay: no heartbeats at all.
+LZ_TEST(context_heartbeat_interval_reaches_every_socket) {
+    lz_context_t *beating = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.heartbeat_interval=250");
+    lz_context_t *plain = LZ_TEST_CONTEXT("zmq.linger=0");
+    lz_pub_t *pub = beating ? lz_pub_new(beating, NULL) : NULL;
+    lz_sub_t *sub = beating ? lz_sub_new(beating, NULL) : NULL;
+    lz_push_t *push = beating ? lz_push_new(beating, NULL) : NULL;
+    lz_router_t *router = beating ? lz_router_new(beating, NULL) : NULL;
+    lz_pull_t *plain_pull = plain ? lz_pull_new(plain, NULL) : NULL;
+    LZ_CHECK(pub && sub && push && router && plain_pull);
+    if (pub && sub && push && router && plain_pull) {
+        lz_node_t *nodes[] = {lz_pub_node(pub), lz_sub_node(sub), lz_push_node(push), lz_router_node(router)};
+        for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+            LZ_CHECK_INT(socket_option(nodes[i], ZMQ_HEARTBEAT_IVL), 250);
+            LZ_CHECK_INT(socket_option(nodes[i], ZMQ_HEARTBEAT_TIMEOUT), 750);
+        }
+        LZ_CHECK_INT(socket_option(lz_pull_node(plain_pull), ZMQ_HEARTBEAT_IVL), 0);
+        LZ_CHECK_INT(socket_option(lz_pull_node(plain_pull), ZMQ_HEARTBEAT_TIMEOUT), -1); // libzmq: "as the interval"
+    }
+    lz_pub_destroy(&pub);
+    lz_sub_destroy(&sub);
+    lz_push_destroy(&push);
+    lz_router_destroy(&router);
+    lz_pull_destroy(&plain_pull);
+    lz_context_destroy(&beating);
+    lz_context_destroy(&plain);
 }
 
 // expect_config_failure: lz_context_new(NULL) fails with LZ_ECONFIG and a
@@ -645,6 +677,7 @@ LZ_TEST(context_metrics_to_json_has_every_field) {
 
 LZ_TEST_MAIN(LZ_CASE(context_defaults_without_environment), LZ_CASE(context_reads_environment),
              LZ_CASE(context_reads_config_file_then_environment),
+             LZ_CASE(context_heartbeat_interval_reaches_every_socket),
              LZ_CASE(context_bad_config_fails_naming_the_key), LZ_CASE(context_copies_its_config),
              LZ_CASE(context_destroyed_before_its_nodes),
              LZ_CASE(context_shutdown_bounded_with_dead_peer_ctx_first),

@@ -3,8 +3,10 @@
  * concurrent writers, and configuration from logging.* keys. */
 #include "lz_test.h"
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <syslog.h>
 
 #include "core/log.h"
 
@@ -190,6 +192,48 @@ LZ_TEST(test_json_lines_are_valid) {
     free(text);
 }
 
+#define FFFD "\\ufffd" // U+FFFD as a JSON escape
+
+// Four-byte UTF-8 in JSON records: characters from U+10000 to U+10FFFF pass
+// through as they are; overlong forms (F0 needs a second byte of 90 or
+// more), code points past U+10FFFF (F4 needs 8F or less), lead bytes past F4
+// and sequences cut short become U+FFFD, one for each byte that cannot
+// start a character, so every line stays valid UTF-8.
+LZ_TEST(test_json_lines_check_four_byte_utf8) {
+    static const struct { const char *in, *out; } cases[] = {
+        {"grin \xF0\x9F\x98\x80!", "grin \xF0\x9F\x98\x80!"},                          // U+1F600
+        {"\xF0\x90\x80\x80 \xF4\x8F\xBF\xBF", "\xF0\x90\x80\x80 \xF4\x8F\xBF\xBF"},   // U+10000, U+10FFFF
+        {"\xF0\x8F\xBF\xBF", FFFD FFFD FFFD FFFD},                                    // U+FFFF, overlong
+        {"\xF4\x90\x80\x80", FFFD FFFD FFFD FFFD},                                    // U+110000
+        {"\xF5\x80\x80\x80", FFFD FFFD FFFD FFFD},                                    // no such lead byte
+        {"\xF0\x9F\x98!", FFFD FFFD FFFD "!"},                                        // cut short by a character
+        {"end \xF0\x9F", "end " FFFD FFFD},                                           // cut short by the end
+    };
+    const size_t ncases = sizeof cases / sizeof cases[0];
+    char path[256];
+    scratch_path(path, sizeof path, "utf8.log");
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK_INT(lz_logger_to_file(log, path), LZ_OK);
+    lz_logger_set_format(log, LZ_LOG_JSON);
+    for (size_t i = 0; i < ncases; i++) lz_logger_write(log, LZ_LOG_INFO, "utf8", "%s", cases[i].in);
+    lz_logger_destroy(&log);
+    char *text = read_all(path);
+    LZ_CHECK(text != NULL);
+    size_t i = 0;
+    for (char *line = text, *nl; text && (nl = strchr(line, '\n')); line = nl + 1, i++) {
+        *nl = '\0';
+        lz_value_t *record = lz_value_from_json(line, strlen(line)); // strict: refuses bad UTF-8
+        LZ_CHECK(record != NULL);
+        char want[128];
+        snprintf(want, sizeof want, "\"msg\":\"%s\"}", i < ncases ? cases[i].out : "");
+        if (!record || !strstr(line, want)) printf("  record %zu: %s\n  expected %s\n", i, line, want);
+        LZ_CHECK(strstr(line, want) != NULL);
+        lz_value_destroy(&record);
+    }
+    LZ_CHECK_INT(i, ncases);
+    free(text);
+}
+
 LZ_TEST(test_file_rotation) {
     char path[256], name[300];
     lz_config_t *config = LZ_TEST_CONFIG("logging.max_file_size=300", "logging.backup_count=2");
@@ -334,9 +378,63 @@ LZ_TEST(test_syslog_and_stderr_targets) {
     lz_logger_destroy(&log);
 }
 
+// stderr_to points standard error at path, or with path NULL puts it back.
+static void stderr_to(const char *path) {
+    static int saved = -1;
+    fflush(stderr);
+    if (path) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        saved = dup(2);
+        LZ_CHECK(fd >= 0 && saved >= 0 && dup2(fd, 2) == 2);
+        if (fd >= 0) close(fd);
+    } else if (saved >= 0) {
+        dup2(saved, 2);
+        close(saved);
+        saved = -1;
+    }
+}
+
+// logging.target syslog sends records, text or JSON, of every level to
+// syslog(3) in place of the logger's earlier target: the callback it had
+// sees none, nor does standard error, which does see a record once the
+// logger goes back to it. What syslog does with the records is not checked;
+// a log mask of LOG_EMERG alone, a priority liberzmq never uses, keeps them
+// out of the system log.
+LZ_TEST(test_syslog_target_from_config) {
+    int old_mask = setlogmask(LOG_MASK(LOG_EMERG));
+    captured_t cap = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    lz_config_t *config = LZ_TEST_CONFIG("logging.target=syslog", "logging.syslog_ident=liberzmq-test",
+                                         "logging.level=trace");
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK_INT(lz_logger_to_callback(log, capture, &cap), LZ_OK);
+    LZ_CHECK_INT(lz__logger_configure(log, config), LZ_OK);
+    LZ_CHECK_INT(lz_logger_level(log), LZ_LOG_TRACE);
+    for (int level = LZ_LOG_TRACE; level < LZ_LOG_OFF; level++)
+        lz_logger_write(log, (lz_log_level_t)level, "sys", "text record at %s", lz_log_level_name(level));
+    lz_logger_set_format(log, LZ_LOG_JSON);
+    lz_logger_write(log, LZ_LOG_CRITICAL, "sys", "JSON record");
+    LZ_CHECK_INT(cap.count, 0);
+    // Standard error is caught only now, after every level went through
+    // once, so that a sanitizer's report on one of them would not be.
+    char path[256];
+    stderr_to(scratch_path(path, sizeof path, "stderr.log"));
+    lz_logger_write(log, LZ_LOG_ERROR, "sys", "one more record");
+    LZ_CHECK_INT(lz_logger_to_stderr(log), LZ_OK);
+    lz_logger_write(log, LZ_LOG_INFO, "sys", "to standard error");
+    stderr_to(NULL);
+    char *text = read_all(path);
+    LZ_CHECK(text && strstr(text, "to standard error") && !strstr(text, "record"));
+    free(text);
+    lz_logger_destroy(&log);
+    lz_config_destroy(&config);
+    setlogmask(old_mask);
+}
+
 LZ_TEST_MAIN(LZ_CASE(test_callback_receives_enabled_levels_only),
              LZ_CASE(test_level_names_and_parsing), LZ_CASE(test_bad_arguments),
              LZ_CASE(test_text_format_line), LZ_CASE(test_json_lines_are_valid),
+             LZ_CASE(test_json_lines_check_four_byte_utf8),
              LZ_CASE(test_file_rotation), LZ_CASE(test_disabled_level_skips_arguments),
              LZ_CASE(test_concurrent_writers_produce_whole_lines),
-             LZ_CASE(test_configure_from_config), LZ_CASE(test_syslog_and_stderr_targets))
+             LZ_CASE(test_configure_from_config), LZ_CASE(test_syslog_and_stderr_targets),
+             LZ_CASE(test_syslog_target_from_config))

@@ -195,6 +195,144 @@ LZ_TEST(json_helpers_render_and_parse) {
     lz_value_destroy(&nan);
 }
 
+/* ---- objects with many long keys ------------------------------------------ */
+
+// Keys of 8 to 40 bytes, six of each length. They all share one long
+// prefix, those of one length differ only in their last byte, and the
+// lengths give the key hash every tail (0 to 7 bytes after whole words).
+#define LONG_KEY_MIN 8
+#define LONG_KEY_MAX 40
+#define KEYS_PER_LENGTH 6
+#define LONG_KEYS ((LONG_KEY_MAX - LONG_KEY_MIN + 1) * KEYS_PER_LENGTH)
+
+// long_key writes key number k (0 to LONG_KEYS - 1) into out, which has
+// room for LONG_KEY_MAX + 1 bytes.
+static const char *long_key(char *out, int k) {
+    static const char prefix[] = "a-member-name-with-a-long-shared-prefix-";
+    _Static_assert(sizeof prefix - 1 >= LONG_KEY_MAX - 1, "the prefix fills every key but its last byte");
+    size_t len = LONG_KEY_MIN + (size_t)(k / KEYS_PER_LENGTH);
+    memcpy(out, prefix, len - 1);
+    out[len - 1] = (char)('a' + k % KEYS_PER_LENGTH);
+    out[len] = '\0';
+    return out;
+}
+
+// The document: every long key, then every third one again, then every
+// ninth a third time, each round with new values (round * 1000 + k). With
+// more than 64 members, decoders find the repeats through the key index.
+static const int long_key_rounds[] = {1, 3, 9}; // each round's step through the keys
+
+static int64_t last_value(int k) { return k % 9 == 0 ? 2000 + k : k % 3 == 0 ? 1000 + k : k; }
+
+// long_keys_document writes the document as JSON text or as one msgpack
+// map (map 16 of str 8 keys and uint 16 values).
+static lz_buffer_t *long_keys_document(bool msgpack) {
+    int members = 0;
+    for (int r = 0; r < 3; r++) members += (LONG_KEYS + long_key_rounds[r] - 1) / long_key_rounds[r];
+    lz_buffer_t *buf = lz_buffer_new();
+    const unsigned char map16[] = {0xde, (unsigned char)(members >> 8), (unsigned char)members};
+    LZ_CHECK_INT(msgpack ? lz_buffer_append(buf, map16, 3) : lz_buffer_append(buf, "{", 1), 0);
+    char key[LONG_KEY_MAX + 1], json[LONG_KEY_MAX + 16];
+    for (int r = 0, first = 1; r < 3; r++) {
+        for (int k = 0; k < LONG_KEYS; k += long_key_rounds[r], first = 0) {
+            int value = r * 1000 + k;
+            size_t len = strlen(long_key(key, k));
+            if (msgpack) {
+                const unsigned char str8[] = {0xd9, (unsigned char)len};
+                const unsigned char uint16[] = {0xcd, (unsigned char)(value >> 8), (unsigned char)value};
+                lz_buffer_append(buf, str8, 2), lz_buffer_append(buf, key, len), lz_buffer_append(buf, uint16, 3);
+            } else {
+                int n = snprintf(json, sizeof json, "%s\"%s\":%d", first ? "" : ",", key, value);
+                lz_buffer_append(buf, json, (size_t)n);
+            }
+        }
+    }
+    if (!msgpack) lz_buffer_append(buf, "}", 1);
+    return buf;
+}
+
+// check_long_keys: each key once, in its first place, with its last value;
+// the key one last byte away from each is absent.
+static void check_long_keys(const lz_value_t *object, const char *codec) {
+    LZ_CHECK_INT(lz_value_type(object), LZ_VALUE_OBJECT);
+    LZ_CHECK_INT(lz_value_size(object), LONG_KEYS);
+    int wrong = 0;
+    for (int k = 0; k < LONG_KEYS; k++) {
+        char key[LONG_KEY_MAX + 1];
+        const char *at = lz_value_key_at(object, (size_t)k);
+        bool right = at && strcmp(at, long_key(key, k)) == 0 && lz_value_find_int(object, key, -1) == last_value(k);
+        key[strlen(key) - 1] = 'z';
+        right = right && lz_value_get(object, key) == NULL;
+        if (!right && wrong++ < 3)
+            printf("  %s: member %d is \"%s\"; \"%s\" holds %lld, expected %lld\n", codec, k, at ? at : "(none)",
+                   long_key(key, k), (long long)lz_value_find_int(object, key, -1), (long long)last_value(k));
+    }
+    LZ_CHECK_INT(wrong, 0);
+}
+
+// An object of 198 long keys with repeats, decoded from JSON and msgpack:
+// a repeated key keeps its first place and takes its last value
+// (docs/protocol.md, section 7), and every key is found.
+LZ_TEST(many_long_keys_decode_with_repeats_merged) {
+    lz_buffer_t *json = long_keys_document(false), *msgpack = long_keys_document(true);
+    lz_value_t *from_json = lz_value_from_json(lz_buffer_data(json), lz_buffer_size(json)), *from_msgpack = NULL;
+    LZ_CHECK_INT(lz_serializer_decode(lz_serializer_builtin("msgpack"), lz_buffer_data(msgpack),
+                                      lz_buffer_size(msgpack), &from_msgpack), LZ_OK);
+    check_long_keys(from_json, "json");
+    check_long_keys(from_msgpack, "msgpack");
+    LZ_CHECK(lz_value_equal(from_json, from_msgpack));
+    // Setting an existing long key replaces its value in place; a key one
+    // byte away is a new member.
+    char key[LONG_KEY_MAX + 1];
+    LZ_CHECK_INT(lz_value_object_set_int(from_json, long_key(key, LONG_KEYS - 1), -7), 0);
+    LZ_CHECK_INT(lz_value_size(from_json), LONG_KEYS);
+    LZ_CHECK_INT(lz_value_find_int(from_json, key, 0), -7);
+    LZ_CHECK_STR(lz_value_key_at(from_json, LONG_KEYS - 1), key);
+    key[strlen(key) - 1] = 'z';
+    LZ_CHECK_INT(lz_value_object_set_int(from_json, key, 8), 0);
+    LZ_CHECK_INT(lz_value_size(from_json), LONG_KEYS + 1);
+    LZ_CHECK_INT(lz_value_find_int(from_json, key, 0), 8);
+    lz_value_destroy(&from_json), lz_value_destroy(&from_msgpack);
+    lz_buffer_destroy(&json), lz_buffer_destroy(&msgpack);
+}
+
+// longest_run puts count keys of len bytes (LONG_KEY_MIN to LONG_KEY_MAX)
+// that differ only in their last byte into a key index, and returns the
+// longest run of occupied slots it then has.
+static size_t longest_run(size_t len, int count) {
+    char key[LONG_KEY_MAX + 1];
+    long_key(key, (int)(len - LONG_KEY_MIN) * KEYS_PER_LENGTH);
+    lz_value_t *object = lz_value_object();
+    lz_key_index_t index;
+    size_t longest = 0;
+    LZ_CHECK_INT(lz__key_index_init(&index, (size_t)count), LZ_OK);
+    for (int i = 0; index.slots && i < count; i++) {
+        key[len - 1] = (char)(0x30 + i);
+        LZ_CHECK_INT(lz__value_object_add(object, &index, key, len, lz_value_int(i)), 0);
+    }
+    for (size_t i = 0, run = 0; index.slots && i <= 2 * index.mask; i++) { // twice round: a run may wrap
+        run = index.slots[i & index.mask] ? run + 1 : 0;
+        longest = run > longest ? run : longest;
+    }
+    LZ_CHECK_INT(lz_value_size(object), count);
+    lz__key_index_fini(&index);
+    lz_value_destroy(&object);
+    return longest;
+}
+
+// The key index spreads keys that differ only in their last byte, at every
+// length and so at every place in a word (198 keys in 512 slots leave runs
+// of a few slots). A hash that lost part of a word or of the tail would
+// pile them into one run, and decoding a large object would take time in
+// the square of its size again.
+LZ_TEST(long_keys_spread_over_the_key_index) {
+    for (size_t len = LONG_KEY_MIN; len <= LONG_KEY_MAX; len++) {
+        size_t run = longest_run(len, LONG_KEYS);
+        if (run >= 40) fprintf(stderr, "keys of %zu bytes: a run of %zu slots\n", len, run);
+        LZ_CHECK(run < 40);
+    }
+}
+
 LZ_TEST(buffer_grows_keeps_content_and_reuses_memory) {
     lz_buffer_t *buf = lz_buffer_new();
     LZ_CHECK_INT(lz_buffer_size(buf), 0);
@@ -236,4 +374,5 @@ LZ_TEST_MAIN(LZ_CASE(scalars_read_back_and_mismatched_reads_give_zero),
              LZ_CASE(copy_is_deep_and_equal_ignores_member_order),
              LZ_CASE(borrowed_bytes_point_at_the_source_and_copies_own_theirs),
              LZ_CASE(json_helpers_render_and_parse),
+             LZ_CASE(many_long_keys_decode_with_repeats_merged), LZ_CASE(long_keys_spread_over_the_key_index),
              LZ_CASE(buffer_grows_keeps_content_and_reuses_memory))

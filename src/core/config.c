@@ -68,7 +68,8 @@ static const key_def_t keys[K_COUNT] = {
     [K_HANDLER_MAX] = INT_KEY("zmq.handler_max_concurrency", 4, 1, 1024),
     [K_RECONNECT] = INT_KEY("zmq.reconnect_interval", 100, -1, INT_MAX),
     [K_RECONNECT_MAX] = INT_KEY("zmq.reconnect_interval_max", 0, 0, INT_MAX),
-    [K_HEARTBEAT] = INT_KEY("zmq.heartbeat_interval", 0, 0, INT_MAX),
+    // Its timeout, three intervals, must fit libzmq's int too.
+    [K_HEARTBEAT] = INT_KEY("zmq.heartbeat_interval", 0, 0, INT_MAX / 3),
     [K_IMMEDIATE] = BOOL_KEY("zmq.immediate", false),
     [K_MAX_MESSAGE] = INT_KEY("zmq.max_message_size", -1, -1, INT64_MAX),
     [K_LOG_LEVEL] = STR_KEY("logging.level", "INFO", check_level),

@@ -379,8 +379,13 @@ static uint64_t key_hash(const char *key, size_t len) {
     }
     uint64_t tail = 0;
     memcpy(&tail, key, len);
-    h = (h ^ tail) * 0xBF58476D1CE4E5B9ull;
-    return h ^ (h >> 31);
+    // A multiply moves bits only upwards, and the index takes the low bits:
+    // MurmurHash3's finaliser brings every bit, the tail's last bytes too,
+    // down to them.
+    h ^= tail;
+    h = (h ^ (h >> 33)) * 0xFF51AFD7ED558CCDull;
+    h = (h ^ (h >> 33)) * 0xC4CEB9FE1A85EC53ull;
+    return h ^ (h >> 33);
 }
 
 int lz__key_index_init(lz_key_index_t *index, size_t members) {
