@@ -639,6 +639,35 @@ LZ_TEST(test_req_rep_exec) {
     stop_ok(&rep);
 }
 
+// lz rep --exec hands the command JSON: a msgpack request it cannot show as
+// JSON (a NaN) gets an error reply without running the command.
+LZ_TEST(test_rep_exec_refuses_a_request_without_json_form) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t rep = LZ_START("rep", "--bind", ep, "--format", "msgpack", "--exec", "echo ran", "--count", "1");
+    wait_ipc(ep);
+    void *ctx = zmq_ctx_new();
+    void *req = zmq_socket(ctx, ZMQ_REQ);
+    int timeout = 8000;
+    zmq_setsockopt(req, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    LZ_CHECK_INT(zmq_connect(req, ep), 0);
+    static const char request[] = "\x82\xa4type\xa3run\xa4" "data\xcb\x7f\xf8\0\0\0\0\0\0"; // data: NaN
+    LZ_CHECK_INT(zmq_send(req, request, sizeof request - 1, 0), (int)sizeof request - 1);
+    char reply[512];
+    int n = zmq_recv(req, reply, sizeof reply, 0);
+    LZ_CHECK(n > 0 && n < (int)sizeof reply);
+    lz_value_t *v = NULL;
+    if (n > 0 && n < (int)sizeof reply)
+        LZ_CHECK_INT(lz_serializer_decode(lz_serializer_builtin("msgpack"), reply, (size_t)n, &v), LZ_OK);
+    LZ_CHECK_STR(lz_value_find_string(v, "status", ""), "error");
+    LZ_CHECK_STR(lz_value_find_string(v, "message", ""), "request has no JSON form for the command");
+    LZ_CHECK_STR(lz_value_find_string(v, "request_type", ""), "run");
+    lz_value_destroy(&v);
+    zmq_close(req);
+    zmq_ctx_term(ctx);
+    stop_ok(&rep);
+}
+
 LZ_TEST(test_req_timeout) {
     char ep[128];
     lz_test_ipc_endpoint(ep, sizeof ep);
@@ -940,7 +969,7 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(te
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes),
              LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies), LZ_CASE(test_sub_from_plain_pub),
              LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_needs_a_puller),
-             LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_req_timeout),
+             LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_rep_exec_refuses_a_request_without_json_form), LZ_CASE(test_req_timeout),
              LZ_CASE(test_rep_count_is_exact), LZ_CASE(test_stdout_full), LZ_CASE(test_pull_reports_a_dropped_task),
              LZ_CASE(test_closed_stdin), LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue),
              LZ_CASE(test_config_errors), LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_several_endpoints),
