@@ -938,15 +938,23 @@ static bool msgpack_published(const char *env, const char *arg1, const char *arg
 
 // --config FILE and LIBERZMQ_* variables set what the library reads (here
 // the default serializer); --format on the command line wins over both.
-LZ_TEST(test_config_applies) {
-    char path[160];
-    lz_test_ipc_endpoint(path, sizeof path);
+// write_temp_config writes text to a fresh .yaml file in a private temp dir
+// and puts its path in path.
+static void write_temp_config(char *path, size_t size, const char *text) {
+    lz_test_ipc_endpoint(path, size - strlen(".yaml"));
     memmove(path, path + strlen("ipc://"), strlen(path) - strlen("ipc://") + 1);
     strcat(path, ".yaml");
     FILE *f = fopen(path, "w");
     LZ_CHECK(f != NULL);
-    fputs("serialization:\n  default: msgpack\n", f);
-    fclose(f);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+LZ_TEST(test_config_applies) {
+    char path[160];
+    write_temp_config(path, sizeof path, "serialization:\n  default: msgpack\n");
     LZ_CHECK(!msgpack_published(NULL, NULL, NULL));
     LZ_CHECK(msgpack_published(NULL, "--config", path));
     LZ_CHECK(msgpack_published("LIBERZMQ_SERIALIZATION__DEFAULT=msgpack", NULL, NULL));
@@ -961,6 +969,12 @@ LZ_TEST(test_config_errors) {
     proc_t p = lz_start("LIBERZMQ_ZMQ__LINGER=abc", "sub", "--connect", "tcp://127.0.0.1:1", (char *)NULL);
     LZ_CHECK_INT(run_lz(&r, NULL, p), 1);
     LZ_CHECK(strstr(r.err, "LIBERZMQ_ZMQ__LINGER") != NULL);
+    // A valid file whose log file cannot be opened: the context is refused.
+    char path[160];
+    write_temp_config(path, sizeof path, "logging:\n  target: file\n  file_path: /nonexistent/lz.log\n");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", "tcp://127.0.0.1:1", "--config", path), 1);
+    LZ_CHECK_STR(r.err, "lz sub: context: log: cannot open log file /nonexistent/lz.log: No such file or directory\n");
+    unlink(path);
 }
 
 LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments), LZ_CASE(test_bench_says_what_is_wrong),
