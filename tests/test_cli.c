@@ -164,6 +164,7 @@ LZ_TEST(test_help_every_command) {
         snprintf(expect, sizeof expect, "lz %s", commands[i]);
         if (!strstr(r.out, expect)) fprintf(stderr, "help of %s: %s\n", commands[i], r.out);
         LZ_CHECK(strstr(r.out, expect) != NULL);
+        LZ_CHECK(strstr(r.out, "\nExample") != NULL); // every command shows how it is used
     }
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "--help"), 0);
     LZ_CHECK(strstr(r.out, "proxy") != NULL);
