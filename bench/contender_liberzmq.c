@@ -21,7 +21,8 @@ typedef struct lzc_state {
     lzb_pattern_t pattern;
     int json; // send lz_value_t through the json codec
     size_t size;
-    char *buf;           // raw payload
+    char *buf;           // raw payload, sent (read by the sending thread)
+    char *rbuf;          // where raw payloads are received: the receiving thread's own
     lz_value_t *request; // reqrep request data
     long seq;
     size_t frame; // the last JSON message's payload frame, in bytes
@@ -70,6 +71,7 @@ static void lzc_close(void *arg) {
     lz_value_destroy(&s->request);
     lz_context_destroy(&s->ctx);
     free(s->buf);
+    free(s->rbuf);
     free(s);
 }
 
@@ -119,9 +121,10 @@ static void *lzc_open_codec(const lzb_spec_t *spec, int json) {
     s->json = json;
     s->size = spec->size;
     s->buf = malloc(spec->size);
+    s->rbuf = malloc(spec->size ? spec->size : 1);
     s->ctx = bench_context();
     int rc = -1;
-    if (s->buf && s->ctx) {
+    if (s->buf && s->rbuf && s->ctx) {
         memset(s->buf, 'x', spec->size);
         snprintf(bind, sizeof bind, "@%s", spec->endpoint);
         snprintf(connect, sizeof connect, ">%s", spec->endpoint);
@@ -159,13 +162,14 @@ static long lzc_send(void *arg, long n) {
     return n;
 }
 
-// recv_raw takes one message's bytes into the contender's buffer, as raw
-// libzmq's receive takes them into its reused zmq_msg_t.
+// recv_raw takes one message's bytes into the contender's receive buffer,
+// as raw libzmq's receive takes them into its reused zmq_msg_t. Not s->buf:
+// in one process the sender reads that on another thread meanwhile.
 static int recv_raw(lzc_state_t *s) {
     char topic[64];
     size_t topic_size = sizeof topic, size = s->size;
-    return s->pattern == LZB_PUBSUB ? lz_sub_recv_bytes(s->sub, topic, &topic_size, s->buf, &size, LZB_IO_TIMEOUT_MS)
-                                    : lz_pull_recv_bytes(s->pull, s->buf, &size, LZB_IO_TIMEOUT_MS);
+    return s->pattern == LZB_PUBSUB ? lz_sub_recv_bytes(s->sub, topic, &topic_size, s->rbuf, &size, LZB_IO_TIMEOUT_MS)
+                                    : lz_pull_recv_bytes(s->pull, s->rbuf, &size, LZB_IO_TIMEOUT_MS);
 }
 
 // recv_message takes one owned message (decoded by the node's codec, or

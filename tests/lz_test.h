@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +22,10 @@
 
 extern char **environ;
 
-static int lz_test_failures;
-static int lz_test_checks;
+// Atomic: checks also run on threads a test starts (handlers, callbacks,
+// helper threads), at the same time as the test's own.
+static _Atomic int lz_test_failures;
+static _Atomic int lz_test_checks;
 
 #define LZ_CHECK(cond)                                                          \
     do {                                                                        \

@@ -1,6 +1,8 @@
 /* Proxies: a forwarder passes publications down and subscriptions up; a
  * queue joins clients to several servers (a broker); capture sees the
  * traffic; pause holds it, resume releases it, stop ends the thread. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <zmq.h>
 
 #include "lz_test.h"
@@ -101,4 +103,68 @@ LZ_TEST(queue_is_a_broker) {
     lz_context_destroy(&ctx);
 }
 
-LZ_TEST_MAIN(LZ_CASE(forwarder_passes_subscriptions_up), LZ_CASE(queue_is_a_broker))
+// started_proxy makes and starts a forwarder on free ports.
+static lz_proxy_t *started_proxy(lz_context_t *ctx) {
+    lz_proxy_t *proxy = lz_proxy_new(ctx, LZ_PROXY_FORWARDER, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL);
+    LZ_CHECK(proxy != NULL);
+    LZ_CHECK_INT(lz_proxy_start(proxy), 0);
+    return proxy;
+}
+
+// steer pauses and resumes the proxy until a command is refused.
+static void *steer(void *arg) {
+    lz_proxy_t *proxy = arg;
+    while (lz_proxy_pause(proxy) == LZ_OK && lz_proxy_resume(proxy) == LZ_OK) {}
+    return NULL;
+}
+
+// Steering from one thread while another stops the proxy: the stop wins,
+// the steering thread sees LZ_ESTATE, nothing races.
+LZ_TEST(steer_while_stopping) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=ERROR");
+    lz_proxy_t *proxy = started_proxy(ctx);
+    pthread_t steerer;
+    LZ_CHECK_INT(pthread_create(&steerer, NULL, steer, proxy), 0);
+    lz_test_sleep_ms(20);
+    LZ_CHECK_INT(lz_proxy_stop(proxy), 0);
+    pthread_join(steerer, NULL);
+    lz_proxy_destroy(&proxy);
+    lz_context_destroy(&ctx);
+}
+
+static pthread_barrier_t both;
+static atomic_int stopped, refused, other;
+
+// stop_it stops the proxy when both stoppers are ready, and tallies the result.
+static void *stop_it(void *arg) {
+    pthread_barrier_wait(&both);
+    int rc = lz_proxy_stop(arg);
+    atomic_fetch_add(rc == LZ_OK ? &stopped : rc == LZ_ESTATE ? &refused : &other, 1);
+    return NULL;
+}
+
+// Two threads stop the proxy at once: exactly one stops it (and joins its
+// thread), the other is told LZ_ESTATE.
+LZ_TEST(two_stops_at_once) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=ERROR");
+    for (int round = 0; round < 5; round++) {
+        lz_proxy_t *proxy = started_proxy(ctx);
+        atomic_store(&stopped, 0);
+        atomic_store(&refused, 0);
+        atomic_store(&other, 0);
+        pthread_barrier_init(&both, NULL, 2);
+        pthread_t a, b;
+        pthread_create(&a, NULL, stop_it, proxy);
+        pthread_create(&b, NULL, stop_it, proxy);
+        pthread_join(a, NULL);
+        pthread_join(b, NULL);
+        pthread_barrier_destroy(&both);
+        LZ_CHECK_INT(atomic_load(&stopped), 1);
+        LZ_CHECK_INT(atomic_load(&refused), 1);
+        lz_proxy_destroy(&proxy);
+    }
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST_MAIN(LZ_CASE(forwarder_passes_subscriptions_up), LZ_CASE(queue_is_a_broker), LZ_CASE(steer_while_stopping),
+             LZ_CASE(two_stops_at_once))

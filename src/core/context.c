@@ -284,6 +284,13 @@ void lz__context_detach(lz_context_t *ctx, lz_node_t *node) {
     pthread_mutex_unlock(&ctx->lock);
 }
 
+void lz__context_share_counters(lz_context_t *ctx, lz_node_t *node, lz_node_t *owner) {
+    pthread_mutex_lock(&ctx->lock);
+    owner->counters_shared = true; // several locks now guard one set of counters: count with RMW
+    node->counters = owner->counters;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
 int lz_context_metrics(lz_context_t *ctx, lz_metrics_t *out) {
     if (!ctx || !out) return lz__fail(LZ_EINVAL, "context_metrics: NULL argument");
     pthread_mutex_lock(&ctx->lock);

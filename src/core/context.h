@@ -52,6 +52,10 @@ void lz__context_unref(lz_context_t *ctx);
 // its final counters into the context's retired total.
 void lz__context_attach(lz_context_t *ctx, lz_node_t *node);
 void lz__context_detach(lz_context_t *ctx, lz_node_t *node);
+// lz__context_share_counters points node's counters at owner's (see
+// lz__node_share_counters) under the lock that lz_context_metrics reads
+// them under: node is on the context's list from lz__node_init on.
+void lz__context_share_counters(lz_context_t *ctx, lz_node_t *node, lz_node_t *owner);
 
 // The context's socket monitor: one thread per context reads libzmq
 // monitor events for all its nodes and keeps active_connections true.

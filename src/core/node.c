@@ -39,14 +39,15 @@ static int apply_options(lz_node_t *node, void *socket) {
     return rc == 0 ? LZ_OK : lz__fail_zmq("node: setting socket options");
 }
 
-// open_socket makes the libzmq socket and hooks it to the context monitor.
-// Each socket gets a fresh monitor name from a counter: libzmq releases an
-// inproc name only when the closed socket is reaped, so a name reused by a
-// rebuild or a node at a recycled address could still be taken.
+void lz__inproc_endpoint(char *buf, size_t size, const char *what) {
+    static atomic_uint_fast64_t serial;
+    snprintf(buf, size, "inproc://lz-%s-%llu", what, (unsigned long long)atomic_fetch_add(&serial, 1));
+}
+
+// open_socket makes the libzmq socket and hooks it to the context monitor,
+// under a fresh monitor name for each socket (see lz__inproc_endpoint).
 static int open_socket(lz_node_t *node) {
-    static atomic_uint_fast64_t monitor_serial;
-    snprintf(node->monitor_endpoint, sizeof node->monitor_endpoint, "inproc://lz-monitor-%llu",
-             (unsigned long long)atomic_fetch_add(&monitor_serial, 1));
+    lz__inproc_endpoint(node->monitor_endpoint, sizeof node->monitor_endpoint, "monitor");
     void *socket = zmq_socket(lz_context_zmq(node->ctx), node->zmq_type);
     if (!socket) return lz__fail_zmq("node: zmq_socket");
     int rc = apply_options(node, socket);
@@ -250,8 +251,9 @@ int lz_node_set_name(lz_node_t *node, const char *name) {
 const char *lz_node_name(const lz_node_t *node) { return node ? node->name : ""; }
 
 void lz__node_share_counters(lz_node_t *node, lz_node_t *owner) {
-    owner->counters_shared = true; // several locks now guard one set of counters: count with RMW
-    node->counters = owner->counters;
+    // Under the context's lock: node is already on the context's list, and
+    // lz_context_metrics (any thread) reads its counters pointer there.
+    lz__context_share_counters(node->ctx, node, owner);
 }
 
 void lz__node_snapshot(const lz_node_t *node, lz_metrics_t *out) {

@@ -104,6 +104,12 @@ void lz__node_connection_event(lz_node_t *node, int delta);
 // for entries without a prefix.
 int lz__node_attach(lz_node_t *node, const char *endpoints);
 
+// lz__inproc_endpoint writes "inproc://lz-<what>-<n>" into buf, n a serial
+// number never used before in this process. libzmq releases an inproc name
+// only when the closed socket is reaped, in the background, so a name made
+// again (from an address that malloc recycled, say) could still be taken.
+void lz__inproc_endpoint(char *buf, size_t size, const char *what);
+
 // lz__node_rebuild closes the socket and makes a fresh one with the same
 // options and endpoints (Lazy Pirate). Counts socket_rebuilds. When the
 // socket or any of its binds and connects fails, the node is left with no

@@ -359,7 +359,11 @@ static void attempt_lost(lz_client_t *c, call_t *call, int64_t now) {
     }
 }
 
-static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *data, int timeout_ms) {
+// call_new makes a call; may_retry false makes one that never retries (a
+// probe). c->resilient is set once, before the I/O thread starts, and only
+// read after: callers' threads read it here while the I/O thread probes.
+static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *data, int timeout_ms,
+                        bool may_retry) {
     call_t *call = call_alloc(c);
     if (!call) return lz__fail_null(LZ_ENOMEM, "%s: out of memory", c->node.name);
     lz__uuid4(call->id);
@@ -377,7 +381,7 @@ static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *da
         return NULL;
     }
     int timeout = timeout_ms < 0 ? c->node.settings->request_timeout : timeout_ms;
-    call->retries_left = c->resilient ? atomic_load(&c->retries) : 0;
+    call->retries_left = may_retry && c->resilient ? atomic_load(&c->retries) : 0;
     call->attempt_ms = timeout / (call->retries_left + 1);
     if (call->attempt_ms < 1) call->attempt_ms = 1;
     call->deadline = now_ms() + timeout;
@@ -392,10 +396,7 @@ static void send_probe(lz_client_t *c, size_t e, int64_t now) {
     if (!c->ep[e].node->socket) return;             // and rebuild set when to try next
     int timeout = s->failed_socket_cooldown < PROBE_TIMEOUT_MIN_MS ? PROBE_TIMEOUT_MIN_MS : s->failed_socket_cooldown;
     if (timeout > s->request_timeout) timeout = s->request_timeout;
-    bool resilient = c->resilient;
-    c->resilient = false; // a probe never retries
-    call_t *call = call_new(c, "ping", NULL, timeout);
-    c->resilient = resilient;
+    call_t *call = call_new(c, "ping", NULL, timeout, false); // a probe never retries
     if (!call) { // out of memory: try again later, as after a failed rebuild
         c->ep[e].next_probe = now + REBUILD_RETRY_MAX_MS;
         note_timer(c, c->ep[e].next_probe);
@@ -859,7 +860,7 @@ int lz__client_call(lz_client_t *c, const char *action, const lz_value_t *data, 
     if (!callback && pthread_equal(pthread_self(), c->thread))
         return lz__fail(LZ_ESTATE, "%s: a synchronous request from a completion callback would wait forever",
                         c->node.name);
-    call_t *call = call_new(c, action, data, timeout_ms);
+    call_t *call = call_new(c, action, data, timeout_ms, true);
     if (!call) return lz_last_error_code();
     if (request_id_out) memcpy(request_id_out, call->id, ID_LEN + 1);
     if (!callback) return wait_for(c, call, action, reply);

@@ -1,10 +1,8 @@
 /* Pair: an exclusive two-way pipe, mostly between threads over inproc://.
  * One frame per message: the serialized value. lz_pair_pipe makes both
  * ends on a fresh inproc address in one call. */
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "core/envelope.h"
 #include "core/error.h"
@@ -27,9 +25,8 @@ lz_pair_t *lz_pair_new(lz_context_t *ctx, const char *endpoints) {
 
 int lz_pair_pipe(lz_context_t *ctx, lz_pair_t **a_p, lz_pair_t **b_p) {
     if (!ctx || !a_p || !b_p) return lz__fail(LZ_EINVAL, "lz_pair_pipe: NULL argument");
-    static atomic_uint counter;
-    char url[96];
-    snprintf(url, sizeof url, "@inproc://lz-pair-%d-%u", (int)getpid(), atomic_fetch_add(&counter, 1));
+    char url[96] = "@"; // bound by a, connected to by b
+    lz__inproc_endpoint(url + 1, sizeof url - 1, "pair");
     lz_pair_t *a = lz_pair_new(ctx, url);
     if (!a) return lz_last_error_code();
     url[0] = '>';

@@ -16,9 +16,10 @@ struct lz_proxy {
     bool has_capture;
     void *control;       // our end of the steering pipe; guarded by control_lock
     char control_url[64];
-    pthread_mutex_t control_lock;
+    pthread_mutex_t control_lock; // also guards thread, running and joining
     pthread_t thread;
-    bool running;
+    bool running;        // commands are accepted (start done, no stop yet)
+    bool joining;        // a stop has sent TERMINATE and is joining thread
 };
 
 typedef struct {
@@ -61,7 +62,7 @@ lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *fr
         p->has_capture = rc == LZ_OK;
     }
     if (rc == LZ_OK) {
-        snprintf(p->control_url, sizeof p->control_url, "inproc://lz-proxy-%p", (void *)p);
+        lz__inproc_endpoint(p->control_url, sizeof p->control_url, "proxy");
         p->control = zmq_socket(lz_context_zmq(ctx), ZMQ_PAIR);
         if (!p->control || zmq_bind(p->control, p->control_url) != 0) rc = lz__fail_zmq("proxy: control pipe");
     }
@@ -96,23 +97,43 @@ static void *proxy_main(void *arg) {
 
 int lz_proxy_start(lz_proxy_t *proxy) {
     if (!proxy) return lz__fail(LZ_EINVAL, "lz_proxy_start: proxy is NULL");
-    if (proxy->running) return lz__fail(LZ_ESTATE, "lz_proxy_start: already running");
-    int err = pthread_create(&proxy->thread, NULL, proxy_main, proxy);
-    if (err) return lz__fail(LZ_EIO, "lz_proxy_start: pthread_create: %s", strerror(err));
-    char ready[8];
-    if (zmq_recv(proxy->control, ready, sizeof ready, 0) < 0) {
-        pthread_join(proxy->thread, NULL);
-        return lz__fail_zmq("proxy: waiting for the proxy thread");
+    // Held throughout: the READY receive uses the control socket, which
+    // commands on other threads send on, and no command may see the proxy
+    // running before it is.
+    pthread_mutex_lock(&proxy->control_lock);
+    int rc = LZ_OK;
+    if (proxy->running || proxy->joining) {
+        rc = lz__fail(LZ_ESTATE, "lz_proxy_start: already running");
+    } else {
+        int err = pthread_create(&proxy->thread, NULL, proxy_main, proxy);
+        if (err) {
+            rc = lz__fail(LZ_EIO, "lz_proxy_start: pthread_create: %s", strerror(err));
+        } else {
+            char ready[8];
+            if (zmq_recv(proxy->control, ready, sizeof ready, 0) < 0) {
+                rc = lz__fail_zmq("proxy: waiting for the proxy thread");
+                pthread_join(proxy->thread, NULL);
+            } else {
+                proxy->running = true;
+            }
+        }
     }
-    proxy->running = true;
-    return LZ_OK;
+    pthread_mutex_unlock(&proxy->control_lock);
+    return rc;
+}
+
+// send_command_locked sends verb to a running proxy's thread; the caller
+// holds control_lock.
+static int send_command_locked(lz_proxy_t *proxy, const char *verb) {
+    int rc = proxy->running ? LZ_OK : lz__fail(LZ_ESTATE, "proxy %s: not running", verb);
+    if (rc == LZ_OK && zmq_send(proxy->control, verb, strlen(verb), 0) < 0) rc = lz__fail_zmq("proxy command");
+    return rc;
 }
 
 static int command(lz_proxy_t *proxy, const char *verb) {
     if (!proxy) return lz__fail(LZ_EINVAL, "proxy %s: proxy is NULL", verb);
     pthread_mutex_lock(&proxy->control_lock);
-    int rc = proxy->running ? LZ_OK : lz__fail(LZ_ESTATE, "proxy %s: not running", verb);
-    if (rc == LZ_OK && zmq_send(proxy->control, verb, strlen(verb), 0) < 0) rc = lz__fail_zmq("proxy command");
+    int rc = send_command_locked(proxy, verb);
     pthread_mutex_unlock(&proxy->control_lock);
     return rc;
 }
@@ -121,16 +142,33 @@ int lz_proxy_pause(lz_proxy_t *proxy) { return command(proxy, "PAUSE"); }
 int lz_proxy_resume(lz_proxy_t *proxy) { return command(proxy, "RESUME"); }
 
 int lz_proxy_stop(lz_proxy_t *proxy) {
-    int rc = command(proxy, "TERMINATE");
+    if (!proxy) return lz__fail(LZ_EINVAL, "proxy TERMINATE: proxy is NULL");
+    // Decided under the lock: of concurrent stops exactly one sends
+    // TERMINATE and joins the thread; the others, and any command after
+    // it, get LZ_ESTATE. A start waits until the join is done.
+    pthread_mutex_lock(&proxy->control_lock);
+    int rc = send_command_locked(proxy, "TERMINATE");
+    pthread_t thread = proxy->thread;
+    if (rc == LZ_OK) {
+        proxy->running = false;
+        proxy->joining = true;
+    }
+    pthread_mutex_unlock(&proxy->control_lock);
     if (rc != LZ_OK) return rc;
-    pthread_join(proxy->thread, NULL);
-    proxy->running = false;
+    pthread_join(thread, NULL);
+    pthread_mutex_lock(&proxy->control_lock);
+    proxy->joining = false;
+    pthread_mutex_unlock(&proxy->control_lock);
     return LZ_OK;
 }
 
 void lz_proxy_destroy(lz_proxy_t **proxy_p) {
     if (!proxy_p || !*proxy_p) return;
-    if ((*proxy_p)->running) lz_proxy_stop(*proxy_p);
+    lz_proxy_t *proxy = *proxy_p;
+    pthread_mutex_lock(&proxy->control_lock);
+    bool running = proxy->running;
+    pthread_mutex_unlock(&proxy->control_lock);
+    if (running) lz_proxy_stop(proxy); // not concurrent with other calls on the proxy
     proxy_free(*proxy_p);
     *proxy_p = NULL;
 }
