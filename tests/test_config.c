@@ -438,6 +438,21 @@ LZ_TEST(test_to_json_round_trips) {
     free(again);
     free(json);
     lz_config_destroy(&back);
+
+    // Characters JSON allows raw but YAML refuses (DEL, C1 controls, the
+    // non-characters U+FFFE/U+FFFF) or rereads (U+0085, a line break) are
+    // written escaped, so the file still loads to the same value (found by
+    // fuzz/fuzz_config.c).
+    static const char odd[] = "/tmp/\x7f\xc2\x85\xc2\x9f\xef\xbf\xbe\xef\xbf\xbf\xc3\xa9.log";
+    LZ_CHECK_INT(lz_config_set(c, "logging.file_path", odd), LZ_OK);
+    json = lz_config_to_json(c);
+    LZ_CHECK(strstr(json, "\"/tmp/\\u007f\\u0085\\u009f\\ufffe\\uffff\xc3\xa9.log\"") != NULL);
+    write_file(path, sizeof path, "odd.json", json);
+    back = lz_config_new();
+    LZ_CHECK_INT(lz_config_load_file(back, path), LZ_OK);
+    LZ_CHECK_STR(get_str(back, "logging.file_path"), odd);
+    free(json);
+    lz_config_destroy(&back);
     lz_config_destroy(&c);
 }
 

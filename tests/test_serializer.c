@@ -175,6 +175,17 @@ LZ_TEST(json_reads_integers_past_int64_as_doubles) {
     LZ_CHECK_STR(lz_value_get_string(lz_value_at(v, 2), NULL), "x");
     LZ_CHECK(lz_value_find_double(lz_value_at(v, 3), "k", 0) == -1.5);
     lz_value_destroy(&v);
+    // yajl reads such documents, and it lets lone surrogate escapes through
+    // (a low one as non-UTF-8 bytes, a high one as "?"): refused, as
+    // simdjson refuses them elsewhere (found by fuzz/fuzz_json.c).
+    decode_fails("json", "[95213320368547729031,[\"\\ude03\"]]", 33, "not valid UTF-8");
+    decode_fails("json", "[18446744073709551616,\"\\ud800\"]", 31, "lone surrogate");
+    decode_fails("json", "[18446744073709551616,\"\\ud800\\u0041\"]", 37, "lone surrogate");
+    decode_fails("json", "{\"\\udc00\":18446744073709551616}", 31, "not valid UTF-8");
+    const char *pair = "[18446744073709551616,\"\\\\ud800\\ud83d\\ude00\"]"; // "\\" then U+1F600
+    v = lz_value_from_json(pair, strlen(pair));
+    LZ_CHECK_STR(lz_value_get_string(lz_value_at(v, 1), NULL), "\\ud800\xf0\x9f\x98\x80");
+    lz_value_destroy(&v);
 }
 
 // Objects with many keys, some repeated: each key keeps its first place and
@@ -399,6 +410,10 @@ LZ_TEST(msgpack_rejects_malformed_input) {
     decode_fails("msgpack", "\x92\x01", 2, "truncated");           // array of 2, one element
     decode_fails("msgpack", "\x01\x02", 2, "trailing data at byte 1");
     decode_fails("msgpack", "\x81\x01\x02", 3, "map key");          // {1: 2}
+    // A map large enough for a key index, refused at its first key: the
+    // index is freed too (ASan's leak check; found by fuzz/fuzz_msgpack.c).
+    static uint8_t large_map[3 + 130] = {0xde, 0x00, 0x41}; // 65 entries, key 0 an integer
+    decode_fails("msgpack", (const char *)large_map, sizeof large_map, "map key 0");
     decode_fails("msgpack", "\xd4\x01\x00", 3, "ext");              // fixext 1
     decode_fails("msgpack", "\xa1\xff", 2, "UTF-8");                // str with invalid UTF-8
     decode_fails("msgpack", "\xa2\xed\xa0", 3, "UTF-8");            // truncated str, bad bytes

@@ -212,29 +212,43 @@ static size_t utf8_length(const unsigned char *p) {
     return n;
 }
 
-// json_write_char escapes what JSON requires; invalid UTF-8 becomes U+FFFD.
-// Returns how many bytes of p it consumed.
+// escaped_anyway: characters JSON allows raw but YAML (which reads the
+// JSON that lz_config_to_json writes) refuses or rereads: DEL, the C1
+// controls (U+0085 is a YAML line break) and the non-characters U+FFFE and
+// U+FFFF. n is the length of the UTF-8 sequence at p.
+static bool escaped_anyway(const unsigned char *p, size_t n, unsigned *code) {
+    if (n == 1 && *p == 0x7F) *code = 0x7F;
+    else if (n == 2 && p[0] == 0xC2 && p[1] <= 0x9F) *code = p[1];
+    else if (n == 3 && p[0] == 0xEF && p[1] == 0xBF && p[2] >= 0xBE) *code = 0xFFC0u | (p[2] & 0x3Fu);
+    else return false;
+    return true;
+}
+
+// json_write_char escapes what JSON requires, and what escaped_anyway
+// names; invalid UTF-8 becomes U+FFFD. Returns how many bytes of p it
+// consumed.
 static size_t json_write_char(FILE *out, const unsigned char *p) {
     static const char *const short_escapes[0x20] = {
         ['\b'] = "\\b", ['\f'] = "\\f", ['\n'] = "\\n", ['\r'] = "\\r", ['\t'] = "\\t"};
+    size_t n = *p < 0x80 ? 1 : utf8_length(p);
+    unsigned code;
     if (*p == '"' || *p == '\\') {
         fputc('\\', out);
         fputc(*p, out);
     } else if (*p < 0x20) {
         if (short_escapes[*p]) fputs(short_escapes[*p], out);
         else fprintf(out, "\\u%04x", *p);
+    } else if (!n) {
+        fputs("\\ufffd", out);
+        return 1;
+    } else if (escaped_anyway(p, n, &code)) {
+        fprintf(out, "\\u%04x", code);
     } else if (*p >= 0x80) {
-        size_t n = utf8_length(p);
-        if (!n) {
-            fputs("\\ufffd", out);
-            return 1;
-        }
         fwrite(p, 1, n, out);
-        return n;
     } else {
         fputc(*p, out);
     }
-    return 1;
+    return n;
 }
 
 void lz__json_write_string(FILE *out, const char *text) {

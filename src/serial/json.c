@@ -301,7 +301,15 @@ static int on_number(void *ctx, const char *text, size_t len) {
     return attach(ctx, value);
 }
 
+// yajl turns a lone low surrogate escape ("\\udc00") into the bytes of a
+// surrogate, which are not UTF-8: such a string is refused, as simdjson
+// refuses it (lone high ones are caught before the parse: see
+// lone_surrogate_escape).
 static int on_string(void *ctx, const unsigned char *s, size_t len) {
+    if (!lz__utf8_valid(s, len)) {
+        ((json_parse_t *)ctx)->reason = "a string is not valid UTF-8 (a lone surrogate escape)";
+        return 0;
+    }
     return attach(ctx, lz_value_stringn((const char *)s, len));
 }
 
@@ -323,6 +331,10 @@ static int on_key(void *ctx, const unsigned char *key, size_t len) {
         }
         p->key = grown;
         p->key_cap = len + 1;
+    }
+    if (!lz__utf8_valid(key, len)) { // as on_string
+        p->reason = "a key is not valid UTF-8 (a lone surrogate escape)";
+        return 0;
     }
     memcpy(p->key, key, len);
     p->key[len] = '\0';
@@ -354,6 +366,37 @@ static int parse_failure(yajl_handle h, json_parse_t *p, const void *data, size_
     int rc = lz__fail(LZ_ESERIALIZATION, "json: %.*s at byte %zu", len, message, at);
     if (text) yajl_free_error(h, text);
     return rc;
+}
+
+// hex4 reads the four hex digits at p (ASCII, as JSON writes them); -1 if
+// they are not.
+static long hex4(const unsigned char *p) {
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        int c = p[i], lower = c | 0x20;
+        int digit = c >= '0' && c <= '9' ? c - '0' : lower >= 'a' && lower <= 'f' ? lower - 'a' + 10 : -1;
+        if (digit < 0) return -1;
+        v = v * 16 + digit;
+    }
+    return v;
+}
+
+// lone_surrogate_escape tells whether the JSON text holds a "\\ud800" to
+// "\\udbff" escape that no low surrogate escape follows. yajl writes such
+// a lone high surrogate as "?", which on_string cannot tell from a real
+// one; simdjson refuses it. Only escapes are looked at: a backslash is
+// followed by one escaped character or by u and four hex digits.
+static bool lone_surrogate_escape(const unsigned char *p, size_t size) {
+    for (size_t i = 0; i + 1 < size; i++) {
+        if (p[i] != '\\') continue;
+        long high = p[i + 1] == 'u' && i + 6 <= size ? hex4(p + i + 2) : -1;
+        if (high >= 0xD800 && high <= 0xDBFF) {
+            long low = i + 12 <= size && p[i + 6] == '\\' && p[i + 7] == 'u' ? hex4(p + i + 8) : -1;
+            if (low < 0xDC00 || low > 0xDFFF) return true;
+        }
+        i++; // past the escaped character ("\\\\" included)
+    }
+    return false;
 }
 
 static int yajl_decode(const void *data, size_t size, lz_value_t **out) {
@@ -397,7 +440,10 @@ static int json_read(lz_arena_t *arena, const void *data, size_t size, lz_value_
     switch (lz__json_read(data, size, arena, out, &reason)) {
     case LZ_JSON_READ_OK: return 0;
     case LZ_JSON_READ_NOMEM: return lz__fail(LZ_ENOMEM, "json: out of memory");
-    case LZ_JSON_READ_DECLINED: return yajl_decode(data, size, out);
+    case LZ_JSON_READ_DECLINED: // numbers simdjson does not take: yajl reads it
+        if (lone_surrogate_escape(data, size))
+            return lz__fail(LZ_ESERIALIZATION, "json: a string holds a lone surrogate escape (not UTF-8)");
+        return yajl_decode(data, size, out);
     case LZ_JSON_READ_INVALID: break;
     }
     // Rejected input is rare, so it is read a second time, by yajl, only to

@@ -100,6 +100,7 @@ static lz_value_t *convert_map(const msgpack_object_map *m) {
         if (key->type != MSGPACK_OBJECT_STR || memchr(name, '\0', key->via.str.size) ||
             !lz__utf8_valid(name, key->via.str.size)) {
             lz_value_destroy(&object);
+            lz__key_index_fini(&index);
             return lz__fail_null(LZ_ESERIALIZATION, "msgpack: map key %u is not a text string", i);
         }
         lz_value_t *item = convert(&m->ptr[i].val);
