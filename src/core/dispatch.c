@@ -99,12 +99,6 @@ static void drop_job(void *self, void *arg) {
     free(job);
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 // recv_sliced reads up to max messages into frames (see
 // lz__node_recv_burst), holding the node lock for one slice at a time so
 // subscribing from another thread waits at most a slice. It looks once
@@ -122,7 +116,7 @@ static int recv_sliced(lz_dispatcher_t *d, lz_frames_t *frames, size_t max, int 
         if (timeout_ms >= 0 && waited >= timeout_ms)
             return lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
         if (atomic_load(&d->stopping)) return lz__fail(LZ_ECLOSED, "%s: stopping", node->name);
-        if (*wait_start == 0) *wait_start = now_ms();
+        if (*wait_start == 0) *wait_start = lz__now_ms();
         slice = timeout_ms < 0 || timeout_ms - waited > LZ_RECV_SLICE_MS ? LZ_RECV_SLICE_MS : timeout_ms - waited;
         waited += slice;
     }
@@ -144,7 +138,7 @@ static int next_frames(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start, 
 // next_taken_alone is next_taken for a reader that found the read-ahead
 // in use by another: one message at a time under the lock.
 static int next_taken_alone(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
-    int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0, start = 0;
+    int64_t deadline = timeout_ms > 0 ? lz__now_ms() + timeout_ms : 0, start = 0;
     for (;;) {
         // A slot of its own for this one message: the rare path pays the
         // slot's set-up so the read-ahead's receive can skip it.
@@ -159,7 +153,7 @@ static int next_taken_alone(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take,
         lz__frames_fini(&frames);
         if (rc == LZ_OK) return LZ_OK;
         lz__node_drop(d->node, "dropped a malformed message: %s", lz_last_error());
-        if (timeout_ms > 0) timeout_ms = deadline > now_ms() ? (int)(deadline - now_ms()) : 0;
+        if (timeout_ms > 0) timeout_ms = deadline > lz__now_ms() ? (int)(deadline - lz__now_ms()) : 0;
     }
 }
 
@@ -191,7 +185,7 @@ static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void 
         if (timeout_ms > 0) {
             // Time not spent waiting went to decoding, which is short: the
             // first wait (or this failure) starts the clock.
-            int64_t now = now_ms();
+            int64_t now = lz__now_ms();
             if (start == 0) start = now;
             int64_t left = start + timeout_ms - now;
             start = now;

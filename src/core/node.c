@@ -39,6 +39,12 @@ static int apply_options(lz_node_t *node, void *socket) {
     return rc == 0 ? LZ_OK : lz__fail_zmq("node: setting socket options");
 }
 
+int64_t lz__now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void lz__inproc_endpoint(char *buf, size_t size, const char *what) {
     static atomic_uint_fast64_t serial;
     snprintf(buf, size, "inproc://lz-%s-%llu", what, (unsigned long long)atomic_fetch_add(&serial, 1));

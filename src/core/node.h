@@ -104,6 +104,9 @@ void lz__node_connection_event(lz_node_t *node, int delta);
 // for entries without a prefix.
 int lz__node_attach(lz_node_t *node, const char *endpoints);
 
+// lz__now_ms: the monotonic clock in milliseconds, for deadlines.
+int64_t lz__now_ms(void);
+
 // lz__inproc_endpoint writes "inproc://lz-<what>-<n>" into buf, n a serial
 // number never used before in this process. libzmq releases an inproc name
 // only when the closed socket is reaped, in the background, so a name made

@@ -116,12 +116,6 @@ struct lz_client {
     lz_spare_t spare_call; // the last call finished, for the next request
 };
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- calls and the pending table ---------------------------------------- */
 
 static void call_destroy(call_t *call) {
@@ -384,7 +378,7 @@ static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *da
     call->retries_left = may_retry && c->resilient ? atomic_load(&c->retries) : 0;
     call->attempt_ms = timeout / (call->retries_left + 1);
     if (call->attempt_ms < 1) call->attempt_ms = 1;
-    call->deadline = now_ms() + timeout;
+    call->deadline = lz__now_ms() + timeout;
     call->sent_at = -1;
     call->endpoint = -1;
     return call;
@@ -417,7 +411,7 @@ static void probe_done(lz_client_t *c, call_t *call, int status) {
     if (status == LZ_OK || status == LZ_EREMOTE) {
         endpoint_up(c, (size_t)call->endpoint);
     } else if (ep->down) {
-        int64_t now = now_ms();
+        int64_t now = lz__now_ms();
         if (call->sent_at >= 0 && ep->generation == call->generation_at_send) rebuild(c, (size_t)call->endpoint, now);
         ep->next_probe = now + c->node.settings->failed_socket_cooldown;
         note_timer(c, ep->next_probe);
@@ -551,7 +545,7 @@ static void take_submissions(lz_client_t *c) {
     call_t *call = c->queue_head;
     c->queue_head = c->queue_tail = NULL;
     pthread_mutex_unlock(&c->lock);
-    int64_t now = now_ms();
+    int64_t now = lz__now_ms();
     if (call) c->lend_ok = true;
     while (call) {
         call_t *next = call->next;
@@ -583,7 +577,7 @@ static bool lend_socket(lz_client_t *c) {
     bool lend = !c->queue_head && !c->closed;
     if (lend) {
         c->lent = true;
-        c->last_direct = now_ms();
+        c->last_direct = lz__now_ms();
     }
     pthread_mutex_unlock(&c->lock);
     if (!lend) return false;
@@ -593,7 +587,7 @@ static bool lend_socket(lz_client_t *c) {
         pthread_mutex_lock(&c->lock);
         // pending_count is read only when no caller holds the loan.
         bool wanted = atomic_load(&c->stopping) || c->queue_head || (!c->direct && c->pending_count > 0);
-        bool unused = !c->direct && now_ms() - c->last_direct >= LEND_IDLE_MS;
+        bool unused = !c->direct && lz__now_ms() - c->last_direct >= LEND_IDLE_MS;
         if (!c->direct && (wanted || unused)) {
             c->lent = false;
             pthread_mutex_unlock(&c->lock);
@@ -623,7 +617,7 @@ static bool borrow(lz_client_t *c) {
 // context is ending.
 static bool direct_wait(lz_client_t *c, call_t *call) {
     waiter_t *w = call->waiter;
-    for (int64_t now = call->sent_at; call->sent_at >= 0 && now < call->attempt_deadline; now = now_ms()) {
+    for (int64_t now = call->sent_at; call->sent_at >= 0 && now < call->attempt_deadline; now = lz__now_ms()) {
         if (atomic_load_explicit(&c->yield, memory_order_relaxed)) return false;
         int64_t left = call->attempt_deadline - now;
         lz_frames_t f;
@@ -642,14 +636,14 @@ static bool direct_wait(lz_client_t *c, call_t *call) {
 // as it stands (sent, or waiting to be), so timeouts, retries, rebuilds and
 // late replies go on exactly as if the I/O thread had sent it.
 static void run_direct(lz_client_t *c, call_t *call) {
-    int64_t now = now_ms();
+    int64_t now = lz__now_ms();
     table_insert(c, call);
     dispatch(c, call, now);
     bool done = direct_wait(c, call);
     if (!done) c->next_timer = 0; // the I/O thread looks at the handed-back request at once
     pthread_mutex_lock(&c->lock);
     c->direct = false;
-    c->last_direct = now_ms();
+    c->last_direct = lz__now_ms();
     atomic_store(&c->yield, false); // asked of this caller only
     bool wake = !done || c->queue_head || atomic_load(&c->stopping);
     pthread_mutex_unlock(&c->lock);
@@ -678,7 +672,7 @@ static void *client_loop(void *arg) {
             take_submissions(c);
             continue;
         }
-        int64_t wait = c->next_timer - now_ms();
+        int64_t wait = c->next_timer - lz__now_ms();
         if (wait < 0) wait = 0;
         if (wait > CLIENT_POLL_MAX_MS) wait = CLIENT_POLL_MAX_MS;
         c->items[0] = (zmq_pollitem_t){NULL, c->wake_fd, ZMQ_POLLIN, 0};
@@ -694,7 +688,7 @@ static void *client_loop(void *arg) {
         }
         for (size_t i = 0; n > 0 && i < c->ep_count; i++)
             if (c->items[i + 1].revents & ZMQ_POLLIN) read_replies(c, i);
-        int64_t now = now_ms();
+        int64_t now = lz__now_ms();
         if (now >= c->next_timer) run_timers(c, now);
     }
     shut_down(c);

@@ -85,11 +85,38 @@ static lz_message_t *to_message(lz_pair_t *pair, zmq_msg_t *frame, size_t size) 
     return msg;
 }
 
+// The node lock is held for slices of a receive, as a dispatcher does
+// (dispatch.c): a send from another thread, which pair.h allows while one
+// thread receives, then waits at most a slice instead of using the libzmq
+// socket at the same time as the receive (libzmq sockets are not thread
+// safe).
+#define PAIR_RECV_SLICE_MS 50
+
+// recv_locked receives one message into *f within timeout_ms (-1: no
+// limit, 0: only what is queued), taking the node lock one slice at a time.
+static int recv_locked(lz_pair_t *pair, lz_frames_t *f, int timeout_ms) {
+    int64_t deadline = timeout_ms > 0 ? lz__now_ms() + timeout_ms : 0;
+    for (;;) {
+        int left = timeout_ms <= 0 ? timeout_ms : (int)(deadline - lz__now_ms());
+        if (timeout_ms > 0 && left < 0) left = 0;
+        int slice = left < 0 || left > PAIR_RECV_SLICE_MS ? PAIR_RECV_SLICE_MS : left;
+        lz__bias_lock(&pair->node.lock);
+        int rc = pair->node.socket ? lz__node_recv(&pair->node, f, slice)
+                                   : lz__fail(LZ_ECLOSED, "%s: closed", pair->node.name);
+        lz__bias_unlock(&pair->node.lock);
+        if (rc != LZ_ETIMEOUT || slice == left) {
+            if (rc == LZ_ETIMEOUT && timeout_ms > 0)
+                return lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", pair->node.name, timeout_ms);
+            return rc;
+        }
+    }
+}
+
 lz_message_t *lz_pair_recv(lz_pair_t *pair, int timeout_ms) {
     if (!pair) return lz__fail_null(LZ_EINVAL, "lz_pair_recv: pair is NULL");
     for (;;) {
         lz_frames_t f;
-        if (lz__node_recv(&pair->node, &f, timeout_ms) < 0) return NULL;
+        if (recv_locked(pair, &f, timeout_ms) < 0) return NULL;
         lz_message_t *msg = f.count == 1 ? to_message(pair, &f.part[0], lz__frame_size(&f, 0)) : NULL;
         if (f.count != 1) lz__node_drop(&pair->node, "message with %zu frames, expected 1", f.total);
         lz__frames_close(&f);
