@@ -720,6 +720,20 @@ LZ_TEST(rebuild_that_cannot_bind_is_tried_again) {
     rmdir(dir);
 }
 
+// A client's sockets are run by its I/O thread without the node lock, so a
+// bind or connect afterwards is refused rather than racing it.
+LZ_TEST(endpoints_only_at_creation) {
+    lz_context_t *ctx = new_context(1000);
+    lz_client_t *client = lz_client_new(ctx, "tcp://127.0.0.1:1");
+    lz_dealer_t *dealer = lz_dealer_new(ctx, "tcp://127.0.0.1:1", NULL);
+    LZ_CHECK_INT(lz_node_connect(lz_client_node(client), "tcp://127.0.0.1:2"), LZ_ESTATE);
+    LZ_CHECK(strstr(lz_last_error(), "give every endpoint when creating it") != NULL);
+    LZ_CHECK_INT(lz_node_bind(lz_dealer_node(dealer), "tcp://127.0.0.1:*"), LZ_ESTATE);
+    lz_dealer_destroy(&dealer);
+    lz_client_destroy(&client);
+    lz_context_destroy(&ctx);
+}
+
 // raw_echo_once answers one request on a router with the request's own value.
 static void *raw_echo_once(void *router) {
     lz_router_request_t *request = lz_router_recv(router, 5000);
@@ -761,4 +775,5 @@ LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
              LZ_CASE(client_ends_every_request_with_a_damaged_reply), LZ_CASE(down_endpoint_probed_again_while_idle),
              LZ_CASE(failed_rebuild_without_cooldown), LZ_CASE(failed_rebuild_with_cooldown),
              LZ_CASE(failed_rebuild_retried_while_idle), LZ_CASE(rebuild_that_cannot_bind_is_tried_again),
+             LZ_CASE(endpoints_only_at_creation),
              LZ_CASE(raw_reply_owns_its_bytes))

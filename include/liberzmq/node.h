@@ -19,11 +19,14 @@ typedef struct lz_node lz_node_t;
 
 // lz_node_bind binds to url (tcp://host:port, tcp://host:* for a free port,
 // ipc://path, inproc://name). LZ_ECONNECTION with the libzmq reason on
-// failure, which also counts in failed_bind_count. Thread safe.
+// failure, which also counts in failed_bind_count. Thread safe. LZ_ESTATE
+// on the nodes of a client, a dealer or a proxy, whose sockets their own
+// threads run: give those every endpoint when creating them.
 int lz_node_bind(lz_node_t *node, const char *url);
 
 // lz_node_connect connects to url; libzmq reconnects by itself
 // (zmq.reconnect_interval). LZ_EINVAL for a malformed URL. Thread safe.
+// LZ_ESTATE on a client's, a dealer's or a proxy's node, as lz_node_bind.
 int lz_node_connect(lz_node_t *node, const char *url);
 
 // lz_node_endpoint returns the last endpoint bound, resolved

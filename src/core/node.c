@@ -129,6 +129,9 @@ static int apply_endpoint(lz_node_t *node, char side, const char *url) {
 
 static int attach_one(lz_node_t *node, char side, const char *url) {
     if (!url || !*url) return lz__fail(LZ_EINVAL, "%s: empty endpoint", node->name);
+    if (node->thread_owned)
+        return lz__fail(LZ_ESTATE, "%s: its socket is run by its own thread: give every endpoint when creating it",
+                        node->name);
     lz__bias_lock(&node->lock);
     int rc = apply_endpoint(node, side, url);
     if (rc == LZ_OK) rc = remember(node, side, url);

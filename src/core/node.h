@@ -61,6 +61,7 @@ struct lz_node {
     lz_counters_t own_counters;
     bool counters_shared;           // other nodes count into own_counters (set up before any traffic)
     bool attached_to_context;
+    bool thread_owned;              // a thread uses the socket without the lock: no bind/connect after
     atomic_int_fast64_t socket_connections; // this socket's share of active_connections
     atomic_int_fast64_t drop_log_second;    // when a drop was last logged (monotonic s)
     atomic_uint_fast64_t drop_log_skipped;  // drops not logged since then

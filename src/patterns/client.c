@@ -721,7 +721,9 @@ static int open_endpoint(lz_client_t *c, lz_context_t *ctx, size_t i, const char
     if (i > 0) lz__node_share_counters(node, &c->node);
     if (o->identity && zmq_setsockopt(node->socket, ZMQ_ROUTING_ID, o->identity, strlen(o->identity)) != 0)
         return lz__fail_zmq("dealer identity");
-    return lz__node_attach(node, entry);
+    rc = lz__node_attach(node, entry);
+    node->thread_owned = true; // the client's I/O thread polls and reads it without the lock
+    return rc;
 }
 
 static int open_endpoints(lz_client_t *c, lz_context_t *ctx, const char *endpoints,

@@ -61,6 +61,8 @@ lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *fr
         rc = lz__node_init(&p->capture, ctx, ZMQ_PUB, "proxy-capture", '@', capture);
         p->has_capture = rc == LZ_OK;
     }
+    // zmq_proxy_steerable runs these sockets on the proxy's thread.
+    p->frontend.thread_owned = p->backend.thread_owned = p->capture.thread_owned = true;
     if (rc == LZ_OK) {
         lz__inproc_endpoint(p->control_url, sizeof p->control_url, "proxy");
         p->control = zmq_socket(lz_context_zmq(ctx), ZMQ_PAIR);
