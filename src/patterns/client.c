@@ -413,8 +413,10 @@ static void probe_done(lz_client_t *c, call_t *call, int status) {
     } else if (ep->down) {
         int64_t now = lz__now_ms();
         if (call->sent_at >= 0 && ep->generation == call->generation_at_send) rebuild(c, (size_t)call->endpoint, now);
-        ep->next_probe = now + c->node.settings->failed_socket_cooldown;
-        note_timer(c, ep->next_probe);
+        if (ep->node->socket) { // else a failed rebuild has set its own retry
+            ep->next_probe = now + c->node.settings->failed_socket_cooldown;
+            note_timer(c, ep->next_probe);
+        }
     }
 }
 
