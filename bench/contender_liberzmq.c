@@ -121,7 +121,7 @@ static void *lzc_open_codec(const lzb_spec_t *spec, int json) {
     s->json = json;
     s->size = spec->size;
     s->buf = malloc(spec->size);
-    s->rbuf = malloc(spec->size ? spec->size : 1);
+    s->rbuf = malloc(spec->size);
     s->ctx = bench_context();
     int rc = -1;
     if (s->buf && s->rbuf && s->ctx) {

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -508,8 +509,11 @@ static int parse_option(lzb_spec_t *spec, const char *opt, const char *val) {
 }
 
 // refuse stores why the arguments were refused and returns 2.
-static int refuse(char *why, size_t why_size, const char *format, const char *arg, const char *value) {
-    snprintf(why, why_size, format, arg, value);
+__attribute__((format(printf, 3, 4))) static int refuse(char *why, size_t why_size, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    vsnprintf(why, why_size, format, args);
+    va_end(args);
     return 2;
 }
 
@@ -539,13 +543,13 @@ int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json, char *why, siz
     *spec = (lzb_spec_t){
         .transport = "tcp", .size = 16, .count = 0, .max_seconds = 1.0, .reps = 1, .codec = "raw", .processes = 1};
     *json = 0;
-    if (argc < 1) return refuse(why, why_size, "no pattern given%s%s", "", "");
+    if (argc < 1) return refuse(why, why_size, "no pattern given");
     if (parse_pattern(argv[0], &spec->pattern) != 0)
-        return refuse(why, why_size, "unknown pattern '%s'%s", argv[0], "");
+        return refuse(why, why_size, "unknown pattern '%s'", argv[0]);
     for (int i = 1; i < argc; i++) {
         for (int k = 1; k < i; k++) // each option once
             if (argv[k][0] == '-' && strcmp(argv[k], argv[i]) == 0)
-                return refuse(why, why_size, "%s given twice%s", argv[i], "");
+                return refuse(why, why_size, "%s given twice", argv[i]);
         if (strcmp(argv[i], "--pin") == 0)
             spec->pinned = 1;
         else if (strcmp(argv[i], "--spread") == 0)
@@ -553,9 +557,9 @@ int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json, char *why, siz
         else if (strcmp(argv[i], "--json") == 0)
             *json = 1;
         else if (!takes_value(argv[i]))
-            return refuse(why, why_size, "unknown option '%s'%s", argv[i], "");
+            return refuse(why, why_size, "unknown option '%s'", argv[i]);
         else if (i + 1 >= argc)
-            return refuse(why, why_size, "%s needs a value%s", argv[i], "");
+            return refuse(why, why_size, "%s needs a value", argv[i]);
         else if (parse_option(spec, argv[i], argv[i + 1]) != 0)
             return refuse(why, why_size, "bad value for %s: '%s'", argv[i], argv[i + 1]);
         else
@@ -563,7 +567,7 @@ int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json, char *why, siz
     }
     if (spec->count <= 0) spec->count = spec->pattern == LZB_REQREP ? 20000 : 10000000;
     const char *clash = check_combination(spec);
-    if (*clash) return refuse(why, why_size, "%s%s", clash, "");
+    if (*clash) return refuse(why, why_size, "%s", clash);
     if (strcmp(spec->codec, "json") == 0) {
         char buf[128];
         spec->size = lzb_seed_json(buf, sizeof buf, 0);
