@@ -93,22 +93,20 @@ static lz_message_t *to_message(lz_pair_t *pair, zmq_msg_t *frame, size_t size) 
 #define PAIR_RECV_SLICE_MS 50
 
 // recv_locked receives one message into *f within timeout_ms (-1: no
-// limit, 0: only what is queued), taking the node lock one slice at a time.
+// limit, 0: only what is queued), taking the node lock one slice at a time;
+// like the dispatcher's recv_sliced it counts the slices it waited out.
 static int recv_locked(lz_pair_t *pair, lz_frames_t *f, int timeout_ms) {
-    int64_t deadline = timeout_ms > 0 ? lz__now_ms() + timeout_ms : 0;
-    for (;;) {
-        int left = timeout_ms <= 0 ? timeout_ms : (int)(deadline - lz__now_ms());
-        if (timeout_ms > 0 && left < 0) left = 0;
-        int slice = left < 0 || left > PAIR_RECV_SLICE_MS ? PAIR_RECV_SLICE_MS : left;
+    for (int waited = 0;;) {
+        int slice = timeout_ms < 0 || timeout_ms - waited > PAIR_RECV_SLICE_MS ? PAIR_RECV_SLICE_MS
+                                                                             : timeout_ms - waited;
         lz__bias_lock(&pair->node.lock);
         int rc = pair->node.socket ? lz__node_recv(&pair->node, f, slice)
                                    : lz__fail(LZ_ECLOSED, "%s: closed", pair->node.name);
         lz__bias_unlock(&pair->node.lock);
-        if (rc != LZ_ETIMEOUT || slice == left) {
-            if (rc == LZ_ETIMEOUT && timeout_ms > 0)
-                return lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", pair->node.name, timeout_ms);
-            return rc;
-        }
+        waited += slice;
+        if (rc != LZ_ETIMEOUT || timeout_ms == 0) return rc;
+        if (timeout_ms > 0 && waited >= timeout_ms)
+            return lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", pair->node.name, timeout_ms);
     }
 }
 
