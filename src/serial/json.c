@@ -323,6 +323,10 @@ static int on_end(void *ctx) {
 
 static int on_key(void *ctx, const unsigned char *key, size_t len) {
     json_parse_t *p = ctx;
+    if (!lz__utf8_valid(key, len)) { // as on_string
+        p->reason = "a key is not valid UTF-8 (a lone surrogate escape)";
+        return 0;
+    }
     if (len >= p->key_cap) {
         char *grown = realloc(p->key == p->key_small ? NULL : p->key, len + 1);
         if (!grown) {
@@ -331,10 +335,6 @@ static int on_key(void *ctx, const unsigned char *key, size_t len) {
         }
         p->key = grown;
         p->key_cap = len + 1;
-    }
-    if (!lz__utf8_valid(key, len)) { // as on_string
-        p->reason = "a key is not valid UTF-8 (a lone surrogate escape)";
-        return 0;
     }
     memcpy(p->key, key, len);
     p->key[len] = '\0';
