@@ -349,6 +349,16 @@ static void check_shown(const char *line, size_t len, const uint8_t *payload, si
     lz_value_destroy(&record);
 }
 
+// plain_peer makes a raw libzmq socket of type in ctx, waiting at most
+// timeout_ms on any send or receive, connected to ep.
+static void *plain_peer(void *ctx, int type, const char *ep, int timeout_ms) {
+    void *socket = zmq_socket(ctx, type);
+    zmq_setsockopt(socket, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
+    zmq_setsockopt(socket, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    LZ_CHECK_INT(zmq_connect(socket, ep), 0);
+    return socket;
+}
+
 // lz sub shows every payload exactly: 300 damaged JSON payloads from a
 // plain XPUB come out as their values where they decode and as base64 of
 // their bytes where they do not, one line each, in order.
@@ -359,12 +369,9 @@ LZ_TEST(test_sub_shows_every_damaged_payload_exactly) {
     proc_t sub = LZ_START("sub", "--bind", ep, "--count", count, "--timeout", "20");
     wait_ipc(ep);
     void *ctx = zmq_ctx_new();
-    void *pub = zmq_socket(ctx, ZMQ_XPUB);
-    int nodrop = 1, timeout = 10000;
+    void *pub = plain_peer(ctx, ZMQ_XPUB, ep, 10000);
+    int nodrop = 1;
     zmq_setsockopt(pub, ZMQ_XPUB_NODROP, &nodrop, sizeof nodrop);
-    zmq_setsockopt(pub, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
-    zmq_setsockopt(pub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    LZ_CHECK_INT(zmq_connect(pub, ep), 0);
     char notice[16]; // lz sub's subscription: from now on nothing is missed
     LZ_CHECK_INT(zmq_recv(pub, notice, sizeof notice, 0), 1);
     static uint8_t payloads[DAMAGED_PAYLOADS][LZ_MUTATE_MAX];
@@ -399,10 +406,7 @@ LZ_TEST(test_values_without_a_json_form_are_shown_as_bytes) {
     proc_t sub = LZ_START("sub", "--bind", ep, "--format", "msgpack", "--count", "2", "--timeout", "20");
     wait_ipc(ep);
     void *ctx = zmq_ctx_new();
-    void *pub = zmq_socket(ctx, ZMQ_XPUB);
-    int timeout = 10000;
-    zmq_setsockopt(pub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    LZ_CHECK_INT(zmq_connect(pub, ep), 0);
+    void *pub = plain_peer(ctx, ZMQ_XPUB, ep, 10000);
     char notice[16]; // lz sub's subscription: from now on nothing is missed
     LZ_CHECK_INT(zmq_recv(pub, notice, sizeof notice, 0), 1);
     LZ_CHECK_INT(zmq_send(pub, "t", 1, ZMQ_SNDMORE), 1);
@@ -418,8 +422,7 @@ LZ_TEST(test_values_without_a_json_form_are_shown_as_bytes) {
     lz_test_ipc_endpoint(ep, sizeof ep);
     proc_t pull = LZ_START("pull", "--bind", ep, "--format", "msgpack", "--count", "1", "--timeout", "20");
     wait_ipc(ep);
-    void *push = zmq_socket(ctx, ZMQ_PUSH);
-    LZ_CHECK_INT(zmq_connect(push, ep), 0);
+    void *push = plain_peer(ctx, ZMQ_PUSH, ep, 10000);
     LZ_CHECK_INT(zmq_send(push, nan_task, sizeof nan_task - 1, 0), (int)sizeof nan_task - 1);
     finish_ok(&pull);
     LZ_CHECK_STR(r.out, "{\"type\":\"t\",\"data\":\"gqR0eXBloXSkZGF0Yct/+AAAAAAAAA==\",\"encoding\":\"base64\"}\n");
@@ -648,10 +651,7 @@ LZ_TEST(test_rep_exec_refuses_a_request_without_json_form) {
     proc_t rep = LZ_START("rep", "--bind", ep, "--format", "msgpack", "--exec", "echo ran", "--count", "1");
     wait_ipc(ep);
     void *ctx = zmq_ctx_new();
-    void *req = zmq_socket(ctx, ZMQ_REQ);
-    int timeout = 8000;
-    zmq_setsockopt(req, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    LZ_CHECK_INT(zmq_connect(req, ep), 0);
+    void *req = plain_peer(ctx, ZMQ_REQ, ep, 8000);
     static const char request[] = "\x82\xa4type\xa3run\xa4" "data\xcb\x7f\xf8\0\0\0\0\0\0"; // data: NaN
     LZ_CHECK_INT(zmq_send(req, request, sizeof request - 1, 0), (int)sizeof request - 1);
     char reply[512];
