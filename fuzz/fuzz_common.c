@@ -67,6 +67,19 @@ static bool same_bytes(const lz_buffer_t *a, const lz_buffer_t *b) {
     return size == lz_buffer_size(b) && (size == 0 || memcmp(lz_buffer_data(a), lz_buffer_data(b), size) == 0);
 }
 
+lz_value_t *fuzz_error_reply(const lz_serializer_t *codec, int code, const char *message, const char *request_type) {
+    lz_buffer_t *buffer = lz_buffer_new();
+    fuzz_require(buffer != NULL, "a buffer can be allocated");
+    fuzz_require(lz__envelope_encode_error(codec, code, message, request_type, buffer) == LZ_OK,
+                 "an error reply encodes");
+    lz_value_t *decoded = NULL;
+    fuzz_require(lz_serializer_decode(codec, lz_buffer_data(buffer), lz_buffer_size(buffer), &decoded) == LZ_OK &&
+                     lz__envelope_is_error(decoded),
+                 "the client reads the error reply as one");
+    lz_buffer_destroy(&buffer);
+    return decoded;
+}
+
 void fuzz_codec_round_trip(const lz_serializer_t *codec, const lz_value_t *value) {
     lz_buffer_t *first = encode_or_abort(codec, value);
     lz_value_t *again = NULL;

@@ -62,6 +62,11 @@ void fuzz_frame_set(zmq_msg_t *frame, const lz_buffer_t *buffer);
 // the same bytes (the writer is deterministic).
 void fuzz_codec_round_trip(const lz_serializer_t *codec, const lz_value_t *value);
 
+// fuzz_error_reply encodes an error reply (code, message, request_type) as
+// a server does and decodes it as a client does; aborts unless the client
+// reads it as an error reply. Returns the decoded reply (the caller's).
+lz_value_t *fuzz_error_reply(const lz_serializer_t *codec, int code, const char *message, const char *request_type);
+
 // fuzz_same_decode checks that decoding data with lz_serializer_decode,
 // which builds an owned tree, agrees with a value the receive path decoded
 // in a message's arena (lz__serializer_decode_in): for JSON the two trees
