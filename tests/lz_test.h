@@ -149,6 +149,11 @@ static inline int64_t lz_test_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+// LZ_TEST_WAIT_UNTIL polls cond every 2 ms for up to timeout_ms; check cond after.
+#define LZ_TEST_WAIT_UNTIL(cond, timeout_ms)                                                                                   \
+    for (int64_t wait_end_ = lz_test_now_ms() + (timeout_ms); !(cond) && lz_test_now_ms() < wait_end_;)                \
+    lz_test_sleep_ms(2)
+
 // lz_test_config_from makes a config from the defaults plus "key=value"
 // settings (a NULL-terminated list); a refused setting fails the test.
 // Use LZ_TEST_CONFIG("logging.format=json", "debug=true").

@@ -38,11 +38,6 @@ void *zmq_socket(void *context, int type) {
     return real_zmq_socket(context, type);
 }
 
-// WAIT_UNTIL polls cond every 2 ms for up to timeout_ms; check cond after.
-#define WAIT_UNTIL(cond, timeout_ms)                                                                                   \
-    for (int64_t wait_end_ = lz_test_now_ms() + (timeout_ms); !(cond) && lz_test_now_ms() < wait_end_;)                \
-    lz_test_sleep_ms(2)
-
 static lz_context_t *new_context(int cooldown_ms) {
     lz_config_t *config = lz_config_new();
     lz_config_set_int(config, "zmq.linger", 0);
@@ -606,7 +601,7 @@ LZ_TEST(down_endpoint_probed_again_while_idle) {
     LZ_CHECK_STR(name, "b");
     free(name);
     // The probe sent at once goes unanswered too: a second rebuild, and the next probe is a cooldown away.
-    WAIT_UNTIL(lz_test_metrics(lz_client_node(client)).socket_rebuilds == 2, 2000);
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_client_node(client)).socket_rebuilds == 2, 2000);
     LZ_CHECK_INT(lz_test_metrics(lz_client_node(client)).socket_rebuilds, 2);
     // A request whose attempt timer fires within that cooldown; then the client is idle.
     name = who(client, 400);
@@ -615,7 +610,7 @@ LZ_TEST(down_endpoint_probed_again_while_idle) {
     lz_server_t *a = serve(ctx, endpoint_a, "a");
     LZ_CHECK(a != NULL);
     // Nothing but the probe reaches a: no request of ours can go there while it is down.
-    WAIT_UNTIL(lz_test_metrics(lz_server_node(a)).messages_received > 0, 2000);
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_server_node(a)).messages_received > 0, 2000);
     LZ_CHECK(lz_test_metrics(lz_server_node(a)).messages_received > 0);
     bool back = false; // once the probe's answer is in
     for (int i = 0; i < 50 && !back; i++) {
@@ -675,7 +670,7 @@ LZ_TEST(failed_rebuild_retried_while_idle) {
     lz_client_set_retries(client, 0);
     atomic_store(&dealers_to_refuse, REFUSE_ALL);
     LZ_CHECK(echo_once(client, lz_value_int(1), 200) == TIMED_OUT); // the endpoint is taken for dead
-    WAIT_UNTIL(atomic_load(&dealers_to_refuse) <= REFUSE_ALL - 5, 2000);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&dealers_to_refuse) <= REFUSE_ALL - 5, 2000);
     LZ_CHECK(atomic_load(&dealers_to_refuse) <= REFUSE_ALL - 5); // tried again and again, the client idle
     tally_t tally = {0};
     LZ_CHECK_INT(lz_client_request_async(client, "echo", NULL, 3000, count_reply, &tally), 0);
@@ -702,7 +697,7 @@ LZ_TEST(rebuild_that_cannot_bind_is_tried_again) {
     lz_server_t *server = lz_server_new(ctx, connect_ep); // connected, not started: silent
     lz_server_on(server, "echo", echo, NULL);
     lz_client_set_retries(client, 0);
-    WAIT_UNTIL(lz_test_metrics(lz_client_node(client)).active_connections == 1, 2000); // so the request goes out
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_client_node(client)).active_connections == 1, 2000); // so the request goes out
     unlink(path);
     rmdir(dir); // the rebuild's bind fails
     LZ_CHECK(echo_once(client, lz_value_int(1), 300) == TIMED_OUT);

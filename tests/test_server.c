@@ -427,11 +427,6 @@ static void count_outcome(int status, const lz_value_t *reply, void *arg) {
     atomic_fetch_add(&o->done, 1); // last: the test reads the others after this
 }
 
-// WAIT_UNTIL polls cond every 2 ms for up to timeout_ms; check cond after.
-#define WAIT_UNTIL(cond, timeout_ms)                                                                                   \
-    for (int64_t wait_end_ = lz_test_now_ms() + (timeout_ms); !(cond) && lz_test_now_ms() < wait_end_;)                \
-    lz_test_sleep_ms(2)
-
 static void *stop_server(void *server) {
     lz_server_stop(server);
     return NULL;
@@ -456,20 +451,20 @@ LZ_TEST(queued_requests_answered_at_stop) {
     lz_client_set_retries(client, 0); // a resend would be one more queued request
     outcomes_t outcomes = {0};
     send_gate_requests(client, WORKERS, &outcomes);
-    WAIT_UNTIL(gate_waiting(&gate) == WORKERS, 3000);
+    LZ_TEST_WAIT_UNTIL(gate_waiting(&gate) == WORKERS, 3000);
     LZ_CHECK_INT(gate_waiting(&gate), WORKERS); // every worker is held
     send_gate_requests(client, QUEUED, &outcomes);
     // Once the server has read them they wait in its queue: it reads on
     // until its socket is drained before it looks for a stop.
-    WAIT_UNTIL(lz_test_metrics(lz_server_node(server)).messages_received == WORKERS + QUEUED, 3000);
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_server_node(server)).messages_received == WORKERS + QUEUED, 3000);
     pthread_t stopper;
     pthread_create(&stopper, NULL, stop_server, server); // returns once the held handlers finish
-    WAIT_UNTIL(atomic_load(&outcomes.done) == QUEUED, 3000);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&outcomes.done) == QUEUED, 3000);
     LZ_CHECK_INT(atomic_load(&outcomes.stopping), QUEUED);
     LZ_CHECK_INT(gate_waiting(&gate), WORKERS); // none of the queued ones ran
     gate_open(&gate);
     pthread_join(stopper, NULL);
-    WAIT_UNTIL(atomic_load(&outcomes.done) == WORKERS + QUEUED, 3000);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&outcomes.done) == WORKERS + QUEUED, 3000);
     LZ_CHECK_INT(atomic_load(&outcomes.passed), WORKERS);
     LZ_CHECK_INT(atomic_load(&outcomes.other), 0);
     lz_client_destroy(&client);
