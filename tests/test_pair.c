@@ -1,6 +1,7 @@
 /* Pair: a thread-to-thread pipe over inproc, values both ways, raw bytes,
  * timeouts and undecodable payloads. */
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "lz_test.h"
 #include "liberzmq/pair.h"
@@ -86,4 +87,46 @@ LZ_TEST(bytes_timeouts_and_garbage) {
     lz_context_destroy(&ctx);
 }
 
-LZ_TEST_MAIN(LZ_CASE(pipe_between_threads), LZ_CASE(bytes_timeouts_and_garbage))
+// A peer sending undecodable messages faster than the timeout: each is
+// dropped, and the receive still ends when its timeout is up.
+typedef struct garbage_flood {
+    lz_pair_t *end;
+    atomic_bool stop;
+    int sent;
+} garbage_flood_t;
+
+static void *flood_garbage(void *p) {
+    garbage_flood_t *flood = p;
+    while (!atomic_load(&flood->stop) && flood->sent < 200) { // 4 s at most
+        lz_pair_send_bytes(flood->end, "{oops", 5);
+        flood->sent++;
+        lz_test_sleep_ms(20);
+    }
+    return NULL;
+}
+
+LZ_TEST(garbage_does_not_extend_the_timeout) {
+    lz_context_t *ctx = new_context();
+    lz_pair_t *a = NULL, *b = NULL;
+    LZ_CHECK_INT(lz_pair_pipe(ctx, &a, &b), 0);
+    garbage_flood_t flood = {.end = b};
+    atomic_init(&flood.stop, false);
+    pthread_t thread;
+    pthread_create(&thread, NULL, flood_garbage, &flood);
+    int64_t start = lz_test_now_ms();
+    LZ_CHECK(lz_pair_recv(a, 300) == NULL);
+    int64_t elapsed = lz_test_now_ms() - start;
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ETIMEOUT);
+    atomic_store(&flood.stop, true);
+    pthread_join(thread, NULL);
+    LZ_CHECK(elapsed >= 290 && elapsed < 2000); // before the fix: until the flood ended, 4 s
+    lz_metrics_t m;
+    lz_node_metrics(lz_pair_node(a), &m);
+    LZ_CHECK(m.inbound_dropped >= 5); // a message every 20 ms for 300 ms, all counted
+    lz_pair_destroy(&a);
+    lz_pair_destroy(&b);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST_MAIN(LZ_CASE(pipe_between_threads), LZ_CASE(bytes_timeouts_and_garbage),
+             LZ_CASE(garbage_does_not_extend_the_timeout))

@@ -1,15 +1,14 @@
 /* Receive, decode, route, run: the loop behind subscribers and pullers.
- * The node lock is held only for slices of a receive, so subscribing from
- * another thread waits at most one slice while a receiver is idle. */
+ * The node lock is held only for slices of a receive
+ * (lz__node_recv_sliced), so subscribing from another thread waits at most
+ * one slice while a receiver is idle. */
 #include "core/dispatch.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/error.h"
 
-#define LZ_RECV_SLICE_MS 50
 // Messages read ahead per lock round trip: enough to make the lock's cost
 // per message small, few enough that the slots (LZ_MAX_FRAMES zmq_msg_t
 // each) stay under ten kilobytes per dispatcher.
@@ -99,34 +98,11 @@ static void drop_job(void *self, void *arg) {
     free(job);
 }
 
-// recv_sliced reads up to max messages into frames (see
-// lz__node_recv_burst), holding the node lock for one slice at a time so
-// subscribing from another thread waits at most a slice. It looks once
-// without waiting first; only when it must wait does it note the time in
-// *wait_start (when still 0), so the busy path never reads the clock.
-// Returns how many it read, or an error; gives up early when stopping.
-static int recv_sliced(lz_dispatcher_t *d, lz_frames_t *frames, size_t max, int timeout_ms, int64_t *wait_start) {
-    lz_node_t *node = d->node;
-    for (int waited = 0, slice = 0;;) {
-        lz__bias_lock(&node->lock);
-        int rc = node->socket ? lz__node_recv_burst(node, frames, max, slice)
-                              : lz__fail(LZ_ECLOSED, "%s: closed", node->name);
-        lz__bias_unlock(&node->lock);
-        if (rc != LZ_ETIMEOUT) return rc;
-        if (timeout_ms >= 0 && waited >= timeout_ms)
-            return lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
-        if (atomic_load(&d->stopping)) return lz__fail(LZ_ECLOSED, "%s: stopping", node->name);
-        if (*wait_start == 0) *wait_start = lz__now_ms();
-        slice = timeout_ms < 0 || timeout_ms - waited > LZ_RECV_SLICE_MS ? LZ_RECV_SLICE_MS : timeout_ms - waited;
-        waited += slice;
-    }
-}
-
 // next_frames hands out the next read-ahead message, reading a new burst
 // when the last one is used up. Only the reader holding d->reading calls it.
 static int next_frames(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start, lz_frames_t **frames) {
     if (d->burst_next == d->burst_count) {
-        int n = recv_sliced(d, d->burst, LZ_RECV_BURST, timeout_ms, wait_start);
+        int n = lz__node_recv_sliced(d->node, d->burst, LZ_RECV_BURST, timeout_ms, &d->stopping, wait_start);
         if (n < 0) return n;
         d->burst_next = 0;
         d->burst_count = (unsigned)n;
@@ -138,13 +114,13 @@ static int next_frames(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start, 
 // next_taken_alone is next_taken for a reader that found the read-ahead
 // in use by another: one message at a time under the lock.
 static int next_taken_alone(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
-    int64_t deadline = timeout_ms > 0 ? lz__now_ms() + timeout_ms : 0, start = 0;
+    int64_t deadline = lz__deadline_ms(timeout_ms), start = 0;
     for (;;) {
         // A slot of its own for this one message: the rare path pays the
         // slot's set-up so the read-ahead's receive can skip it.
         lz_frames_t frames;
         lz__frames_ready(&frames);
-        int rc = recv_sliced(d, &frames, 1, timeout_ms, &start);
+        int rc = lz__node_recv_sliced(d->node, &frames, 1, timeout_ms, &d->stopping, &start);
         if (rc < 0) {
             lz__frames_fini(&frames);
             return rc;
@@ -153,7 +129,7 @@ static int next_taken_alone(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take,
         lz__frames_fini(&frames);
         if (rc == LZ_OK) return LZ_OK;
         lz__node_drop(d->node, "dropped a malformed message: %s", lz_last_error());
-        if (timeout_ms > 0) timeout_ms = deadline > lz__now_ms() ? (int)(deadline - lz__now_ms()) : 0;
+        timeout_ms = lz__ms_left(deadline, timeout_ms);
     }
 }
 

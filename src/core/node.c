@@ -518,6 +518,25 @@ int lz__node_recv_burst(lz_node_t *node, lz_frames_t *frames, size_t max, int ti
     return (int)n;
 }
 
+#define LZ_RECV_SLICE_MS 50
+
+int lz__node_recv_sliced(lz_node_t *node, lz_frames_t *frames, size_t max, int timeout_ms, const atomic_bool *stopping,
+                         int64_t *wait_start) {
+    for (int waited = 0, slice = 0;;) {
+        lz__bias_lock(&node->lock);
+        int rc = node->socket ? lz__node_recv_burst(node, frames, max, slice)
+                              : lz__fail(LZ_ECLOSED, "%s: closed", node->name);
+        lz__bias_unlock(&node->lock);
+        if (rc != LZ_ETIMEOUT) return rc;
+        if (timeout_ms >= 0 && waited >= timeout_ms)
+            return lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
+        if (stopping && atomic_load(stopping)) return lz__fail(LZ_ECLOSED, "%s: stopping", node->name);
+        if (wait_start && *wait_start == 0) *wait_start = lz__now_ms();
+        slice = timeout_ms < 0 || timeout_ms - waited > LZ_RECV_SLICE_MS ? LZ_RECV_SLICE_MS : timeout_ms - waited;
+        waited += slice;
+    }
+}
+
 void lz__frames_close(lz_frames_t *frames) {
     for (size_t i = 0; i < frames->count; i++) zmq_msg_close(&frames->part[i]);
     frames->count = 0;

@@ -108,6 +108,18 @@ int lz__node_attach(lz_node_t *node, const char *endpoints);
 // lz__now_ms: the monotonic clock in milliseconds, for deadlines.
 int64_t lz__now_ms(void);
 
+// lz__deadline_ms: when a wait of timeout_ms that starts now ends (0 when
+// timeout_ms is not positive: no deadline). lz__ms_left: what is left of
+// such a wait at its deadline, so a loop that drops what it receives still
+// returns in time; timeout_ms itself when not positive (-1 waits on, 0
+// stays a look without waiting).
+static inline int64_t lz__deadline_ms(int timeout_ms) { return timeout_ms > 0 ? lz__now_ms() + timeout_ms : 0; }
+static inline int lz__ms_left(int64_t deadline, int timeout_ms) {
+    if (timeout_ms <= 0) return timeout_ms;
+    int64_t left = deadline - lz__now_ms();
+    return left > 0 ? (int)left : 0;
+}
+
 // lz__inproc_endpoint writes "inproc://lz-<what>-<n>" into buf, n a serial
 // number never used before in this process. libzmq releases an inproc name
 // only when the closed socket is reaped, in the background, so a name made
@@ -197,6 +209,17 @@ static inline void lz__frames_release(lz_frames_t *frames) {
 // timeout_ms 0 and nothing waiting it returns LZ_ETIMEOUT without setting
 // the last error: a poll that finds nothing is the common case, not a failure.
 int lz__node_recv_burst(lz_node_t *node, lz_frames_t *frames, size_t max, int timeout_ms);
+
+// lz__node_recv_sliced is lz__node_recv_burst for a caller not holding
+// node->lock: it holds the lock for one slice of the wait at a time
+// (looking once without waiting first), so a send or a subscription from
+// another thread waits at most a slice instead of using the libzmq socket
+// at the same time (libzmq sockets are not thread safe). Gives up with
+// LZ_ECLOSED when *stopping (may be NULL) turns true. Only when it must
+// wait does it note the time in *wait_start (may be NULL; set when 0), so
+// the busy path never reads the clock.
+int lz__node_recv_sliced(lz_node_t *node, lz_frames_t *frames, size_t max, int timeout_ms, const atomic_bool *stopping,
+                         int64_t *wait_start);
 
 static inline const void *lz__frame_data(const lz_frames_t *f, size_t i) {
     return zmq_msg_data((zmq_msg_t *)&f->part[i]);

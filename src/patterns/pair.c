@@ -85,39 +85,22 @@ static lz_message_t *to_message(lz_pair_t *pair, zmq_msg_t *frame, size_t size) 
     return msg;
 }
 
-// The node lock is held for slices of a receive, as a dispatcher does
-// (dispatch.c): a send from another thread, which pair.h allows while one
-// thread receives, then waits at most a slice instead of using the libzmq
-// socket at the same time as the receive (libzmq sockets are not thread
-// safe).
-#define PAIR_RECV_SLICE_MS 50
-
-// recv_locked receives one message into *f within timeout_ms (-1: no
-// limit, 0: only what is queued), taking the node lock one slice at a time;
-// like the dispatcher's recv_sliced it counts the slices it waited out.
-static int recv_locked(lz_pair_t *pair, lz_frames_t *f, int timeout_ms) {
-    for (int waited = 0;;) {
-        int slice = timeout_ms < 0 || timeout_ms - waited > PAIR_RECV_SLICE_MS ? PAIR_RECV_SLICE_MS
-                                                                             : timeout_ms - waited;
-        lz__bias_lock(&pair->node.lock);
-        int rc = pair->node.socket ? lz__node_recv(&pair->node, f, slice)
-                                   : lz__fail(LZ_ECLOSED, "%s: closed", pair->node.name);
-        lz__bias_unlock(&pair->node.lock);
-        waited += slice;
-        if (rc != LZ_ETIMEOUT || timeout_ms == 0) return rc;
-        if (timeout_ms > 0 && waited >= timeout_ms)
-            return lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", pair->node.name, timeout_ms);
-    }
-}
-
+// The receive holds the node lock one slice at a time
+// (lz__node_recv_sliced): pair.h allows a send from another thread while
+// one thread receives. Undecodable messages are dropped without restarting
+// the wait, so a stream of them cannot hold a receive past timeout_ms.
 lz_message_t *lz_pair_recv(lz_pair_t *pair, int timeout_ms) {
     if (!pair) return lz__fail_null(LZ_EINVAL, "lz_pair_recv: pair is NULL");
-    for (;;) {
-        lz_frames_t f;
-        if (recv_locked(pair, &f, timeout_ms) < 0) return NULL;
-        lz_message_t *msg = f.count == 1 ? to_message(pair, &f.part[0], lz__frame_size(&f, 0)) : NULL;
-        if (f.count != 1) lz__node_drop(&pair->node, "message with %zu frames, expected 1", f.total);
-        lz__frames_close(&f);
-        if (msg) return msg;
+    int64_t deadline = lz__deadline_ms(timeout_ms);
+    lz_frames_t f;
+    lz__frames_ready(&f);
+    lz_message_t *msg = NULL;
+    while (!msg && lz__node_recv_sliced(&pair->node, &f, 1, timeout_ms, NULL, NULL) >= 0) {
+        if (f.count == 1) msg = to_message(pair, &f.part[0], lz__frame_size(&f, 0));
+        else lz__node_drop(&pair->node, "message with %zu frames, expected 1", f.total);
+        lz__frames_release(&f);
+        timeout_ms = lz__ms_left(deadline, timeout_ms);
     }
+    lz__frames_fini(&f);
+    return msg;
 }
