@@ -287,16 +287,10 @@ static void log_counted(lz_node_t *node, lz_log_level_t level, const char *forma
     if (level >= lz_logger_level(node->log)) lz_logger_vwrite(node->log, level, node->name, format, args);
 }
 
-static int64_t monotonic_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec;
-}
-
 // drop_log_turn tells whether this drop may be logged: the first in each
 // second wins the turn and learns how many were skipped before it.
 static bool drop_log_turn(lz_node_t *node, uint64_t *skipped) {
-    int64_t now = monotonic_seconds(), last = atomic_load(&node->drop_log_second);
+    int64_t now = lz__now_ms() / 1000, last = atomic_load(&node->drop_log_second);
     if (now == last || !atomic_compare_exchange_strong(&node->drop_log_second, &last, now)) {
         atomic_fetch_add(&node->drop_log_skipped, 1);
         return false;

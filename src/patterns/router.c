@@ -5,7 +5,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/error.h"
 #include "core/node.h"
@@ -93,15 +92,9 @@ static void router_wait(lz_router_t *router, int remaining_ms) {
     poll(&pfd, 1, slice);
 }
 
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 lz_router_request_t *lz_router_recv(lz_router_t *router, int timeout_ms) {
     if (!router) return lz__fail_null(LZ_EINVAL, "lz_router_recv: router is NULL");
-    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : lz__now_ms() + timeout_ms;
     for (;;) {
         lz_frames_t f;
         lz__bias_lock(&router->node.lock); // senders share the socket
@@ -114,7 +107,7 @@ lz_router_request_t *lz_router_recv(lz_router_t *router, int timeout_ms) {
             continue;
         }
         if (rc != LZ_ETIMEOUT) return NULL;
-        int64_t remaining = deadline < 0 ? -1 : deadline - mono_ms();
+        int64_t remaining = deadline < 0 ? -1 : deadline - lz__now_ms();
         if (deadline >= 0 && remaining <= 0)
             return lz__fail_null(LZ_ETIMEOUT, "router: no request within %d ms", timeout_ms);
         router_wait(router, (int)remaining);
