@@ -49,23 +49,25 @@ static int digit_count(uint64_t n) {
     return t + (n >= pow10[t]);
 }
 
+// Two decimal digits for each number below 100, for the formatters below.
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                     "8081828384858687888990919293949596979899";
+
 // format_uint writes the decimal digits of n, at least min_digits of them
 // (zero-padded), two digits per division: a microsecond timestamp has 16.
 static size_t format_uint(uint64_t n, int min_digits, char *out) {
-    static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-                                   "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-                                   "8081828384858687888990919293949596979899";
     int digits = digit_count(n);
     size_t len = (size_t)(digits > min_digits ? digits : min_digits);
     char *at = out + len;
     while (n >= 100) {
         at -= 2;
-        memcpy(at, pairs + 2 * (n % 100), 2);
+        memcpy(at, digit_pairs + 2 * (n % 100), 2);
         n /= 100;
     }
     if (n >= 10) {
         at -= 2;
-        memcpy(at, pairs + 2 * n, 2);
+        memcpy(at, digit_pairs + 2 * n, 2);
     } else {
         *--at = (char)('0' + n);
     }
@@ -80,6 +82,19 @@ static size_t format_int(int64_t i, char *out) {
     return sign + format_uint(magnitude, 1, out + sign);
 }
 
+// fraction_digits writes frac (below 10^6) as six digits, leading zeros
+// kept, and returns how many are left once trailing zeros are dropped (at
+// least one): three table pairs and a byte scan, where dropping zeros by
+// dividing cost a division per zero and a memmove call to open the point.
+static size_t fraction_digits(uint32_t frac, char *out) {
+    memcpy(out, digit_pairs + 2 * (frac / 10000), 2);
+    memcpy(out + 2, digit_pairs + 2 * (frac / 100 % 100), 2);
+    memcpy(out + 4, digit_pairs + 2 * (frac % 100), 2);
+    size_t n = 6;
+    while (n > 1 && out[n - 1] == '0') n--;
+    return n;
+}
+
 // format_decimal handles the common "few decimal places" double without
 // the general algorithm. m = round(|d| * 10^6) is tried as the digits: when
 // m / 10^6 (one correctly rounded division, as strtod rounds) gives back
@@ -92,34 +107,30 @@ static size_t format_int(int64_t i, char *out) {
 // back as d: this is the shortest. Integral doubles below 10^16 print as
 // they are with ".0". Both as Python's repr does: fixed notation from 1e-4
 // up to 10^16 (1e15 is "1000000000000000.0"), exponents outside
-// (format_double's).
+// (format_double's). Returns 0, having maybe written a sign, otherwise.
 static size_t format_decimal(double d, char *out) {
     double a = fabs(d);
-    uint64_t m;
-    int k = 0;
-    if (a < 1e-4 && a != 0) {
-        return 0;
-    } else if (a < 8589934592.0) {
-        m = (uint64_t)(a * 1e6 + 0.5);
+    size_t len = 0;
+    if (signbit(d)) out[len++] = '-';
+    if (a < 1e-4 && a != 0) return 0;
+    if (a < 8589934592.0) {
+        uint64_t m = (uint64_t)(a * 1e6 + 0.5);
         if ((double)m / 1e6 != a) {
             if ((double)(m + 1) / 1e6 == a) m++;
             else if (m > 0 && (double)(m - 1) / 1e6 == a) m--;
             else return 0;
         }
-        for (k = 6; k > 0 && m % 10 == 0; k--) m /= 10;
-    } else if (a < 1e16 && a == floor(a)) { // exact integers, 16 digits at most
-        m = (uint64_t)a;
-    } else {
-        return 0;
+        uint64_t whole = m / 1000000;
+        len += format_uint(whole, 1, out + len);
+        out[len++] = '.';
+        return len + fraction_digits((uint32_t)(m - whole * 1000000), out + len);
     }
-    size_t len = 0;
-    if (signbit(d)) out[len++] = '-';
-    size_t n = format_uint(m, k + 1, out + len); // the point goes before the last k digits
-    len += n - (size_t)k;
-    memmove(out + len + 1, out + len, (size_t)k);
-    out[len++] = '.';
-    if (k == 0) out[len++] = '0';
-    return len + (size_t)k;
+    if (a < 1e16 && a == floor(a)) { // exact integers, 16 digits at most
+        len += format_uint((uint64_t)a, 1, out + len);
+        memcpy(out + len, ".0", 2);
+        return len + 2;
+    }
+    return 0;
 }
 
 // format_double writes text that reads back as exactly d, the way Python's
