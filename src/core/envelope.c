@@ -198,12 +198,13 @@ typedef struct envelope_kind {
     const char *keys[5];
     size_t count;
     size_t type, timestamp, id, data, priority; // member indexes; priority == count: none
+    size_t id_key_len;                          // strlen(keys[id])
 } envelope_kind_t;
 
 static const envelope_kind_t task_kind = {
-    {"type", "priority", "timestamp", "task_id", "data"}, 5, 0, 2, 3, 4, 1};
+    {"type", "priority", "timestamp", "task_id", "data"}, 5, 0, 2, 3, 4, 1, 7};
 static const envelope_kind_t request_kind = {
-    {"type", "timestamp", "request_id", "data"}, 4, 0, 1, 2, 3, 4};
+    {"type", "timestamp", "request_id", "data"}, 4, 0, 1, 2, 3, 4, 10};
 
 // envelope_new builds kind's object once: strings borrowed (rebound per
 // send), numbers set in place, "data" a null placeholder the caller's value
@@ -272,7 +273,7 @@ static int encode_tree(const lz_serializer_t *serializer, const envelope_kind_t 
     lz_value_t *fresh = object ? NULL : envelope_new(kind);
     if (!object && !(object = fresh)) return lz__fail(LZ_ENOMEM, "envelope: out of memory");
     lz__value_rebind(lz_value_at(object, kind->type), text->type, strlen(text->type));
-    lz__value_rebind(lz_value_at(object, kind->id), text->id, strlen(text->id));
+    lz__value_rebind(lz_value_at(object, kind->id), text->id, text->id_len);
     lz__value_set_double(lz_value_at(object, kind->timestamp), text->timestamp);
     lz__value_set_int(lz_value_at(object, kind->priority), text->priority);
     lz_value_t *placeholder =
@@ -289,11 +290,12 @@ static int encode_tree(const lz_serializer_t *serializer, const envelope_kind_t 
 
 // encode_envelope encodes kind's envelope for a send: as text around the
 // data when the codec can (json), else as a value tree.
+// id is id_len bytes long (a task's UUID has 36; a request id is measured once).
 static int encode_envelope(const lz_serializer_t *serializer, const envelope_kind_t *kind, const char *type,
-                           const lz_value_t *data, const char *id, int priority, lz_buffer_t *out) {
+                           const lz_value_t *data, const char *id, size_t id_len, int priority, lz_buffer_t *out) {
     lz_envelope_text_t text = {.type = type, .has_priority = kind->priority < kind->count, .priority = priority,
-                               .timestamp = lz__now_seconds(), .id_key = kind->keys[kind->id], .id = id,
-                               .data = data};
+                               .timestamp = lz__now_seconds(), .id_key = kind->keys[kind->id],
+                               .id_key_len = kind->id_key_len, .id = id, .id_len = id_len, .data = data};
     int rc = lz__serializer_encode_envelope(serializer, &text, out);
     return rc <= 0 ? rc : encode_tree(serializer, kind, &text, out);
 }
@@ -302,7 +304,8 @@ int lz__envelope_encode_task(const lz_serializer_t *serializer, const char *type
                              int priority, lz_buffer_t *out) {
     char task_id[37];
     lz__uuid4(task_id);
-    return encode_envelope(serializer, &task_kind, type ? type : "default", data, task_id, priority, out);
+    return encode_envelope(serializer, &task_kind, type ? type : "default", data, task_id, sizeof task_id - 1,
+                           priority, out);
 }
 
 int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size,
@@ -333,7 +336,7 @@ int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame
 int lz__envelope_encode_request(const lz_serializer_t *serializer, const char *action, const lz_value_t *data,
                                 const char *request_id, lz_buffer_t *out) {
     if (!action || !request_id) return lz__fail(LZ_EINVAL, "envelope: NULL action or request id");
-    return encode_envelope(serializer, &request_kind, action, data, request_id, 0, out);
+    return encode_envelope(serializer, &request_kind, action, data, request_id, strlen(request_id), 0, out);
 }
 
 int lz__envelope_decode_request(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size,

@@ -510,7 +510,9 @@ static inline int need(json_writer_t *w, size_t n) {
     return (size_t)(w->end - w->at) >= n ? 0 : refill(w, n);
 }
 
-static int put(json_writer_t *w, const char *text, size_t len) {
+// put is inlined: its callers pass literals, whose copies are then a move
+// or two instead of a call to memcpy with the length in a register.
+static inline __attribute__((always_inline)) int put(json_writer_t *w, const char *text, size_t len) {
     int rc = need(w, len);
     if (rc == 0) {
         memcpy(w->at, text, len);
@@ -560,12 +562,32 @@ static inline bool has_special(uint64_t w) {
     return (((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | w) & highs;
 }
 
+// plain_short says whether the len bytes at p (1 to LZ_COPY_SHORT_MAX) are
+// all plain (escape_of 0), read as two overlapping words (or half words);
+// under 4 bytes, the first, middle and last byte padded with plain 'a's.
+static inline __attribute__((always_inline)) bool plain_short(const unsigned char *p, size_t len) {
+    if (len >= 8) {
+        uint64_t head, tail;
+        memcpy(&head, p, 8);
+        memcpy(&tail, p + len - 8, 8);
+        return !(has_special(head) | has_special(tail));
+    }
+    if (len >= 4) {
+        uint32_t head, tail;
+        memcpy(&head, p, 4);
+        memcpy(&tail, p + len - 4, 4);
+        return !has_special(head | (uint64_t)tail << 32);
+    }
+    uint64_t bytes = p[0] | (uint64_t)p[len / 2] << 8 | (uint64_t)p[len - 1] << 16;
+    return !has_special(bytes | UINT64_C(0x6161616161000000));
+}
+
 // copy_plain copies the leading plain bytes (escape_of 0) of the len bytes
 // at p to out and returns how many. Words are checked and stored eight
 // bytes at a time; the last bytes of a plain string go as one overlapping
-// word (or, under 8 bytes, two overlapping half words checked together),
-// so plain text costs neither a byte loop nor a call to memcpy. At a
-// special byte, the byte loop finds which.
+// word (under 8 bytes, plain_short's check and lz__copy_short), so plain
+// text costs neither a byte loop nor a call to memcpy. At a special byte,
+// the byte loop finds which.
 static size_t copy_plain(char *out, const unsigned char *p, size_t len) {
     size_t i = 0;
     if (len >= 8) {
@@ -580,13 +602,8 @@ static size_t copy_plain(char *out, const unsigned char *p, size_t len) {
         memcpy(out + len - 8, &w, 8);
         return len;
     }
-    if (len >= 4) {
-        uint32_t head, tail;
-        memcpy(&head, p, 4);
-        memcpy(&tail, p + len - 4, 4);
-        if (has_special(head | (uint64_t)tail << 32)) goto bytes;
-        memcpy(out, &head, 4);
-        memcpy(out + len - 4, &tail, 4);
+    if (len && plain_short(p, len)) {
+        lz__copy_short(out, (const char *)p, len);
         return len;
     }
 bytes:
@@ -594,11 +611,12 @@ bytes:
     return i;
 }
 
-// write_string writes text as a quoted JSON string, checking that it is
+// write_string_any writes text as a quoted JSON string, checking that it is
 // UTF-8 while copying it; copy_plain copies the runs of plain bytes. The
 // room reserved always covers the rest of the text plus the closing quote,
 // so only an escape (up to 6 bytes for 1) has to ask for more.
-static int write_string(json_writer_t *w, const char *text, size_t len, const char *what) {
+static __attribute__((noinline)) int write_string_any(json_writer_t *w, const char *text, size_t len,
+                                                      const char *what) {
     const unsigned char *p = (const unsigned char *)text, *end = p + len;
     int rc = need(w, len + 2);
     if (rc < 0) return rc;
@@ -621,6 +639,23 @@ static int write_string(json_writer_t *w, const char *text, size_t len, const ch
     }
     *w->at++ = '"';
     return 0;
+}
+
+// write_string writes text as a quoted JSON string. Keys and short values
+// of plain text (most of them) are checked and copied inline; the call to
+// write_string_any, with its loop and saved registers, cost about as much
+// again as the copy.
+static inline __attribute__((always_inline)) int write_string(json_writer_t *w, const char *text, size_t len,
+                                                              const char *what) {
+    if (len - 1 < LZ_COPY_SHORT_MAX && (size_t)(w->end - w->at) >= LZ_COPY_SHORT_MAX + 2 &&
+        plain_short((const unsigned char *)text, len)) {
+        w->at[0] = '"';
+        lz__copy_short(w->at + 1, text, len);
+        w->at[len + 1] = '"';
+        w->at += len + 2;
+        return 0;
+    }
+    return write_string_any(w, text, len, what);
 }
 
 static int write_double(json_writer_t *w, double d) {
@@ -702,12 +737,13 @@ static int json_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
 }
 
 // put_key writes ,"key": for a key of plain text, len bytes (PUT_KEY
-// gives a literal's length, so the envelope's keys need no strlen).
-static int put_key(json_writer_t *w, const char *key, size_t len) {
+// gives a literal's length, so the envelope's keys need no strlen). Inlined
+// and copied with lz__copy, as put is.
+static inline __attribute__((always_inline)) int put_key(json_writer_t *w, const char *key, size_t len) {
     int rc = need(w, len + 4);
     if (rc == 0) {
         memcpy(w->at, ",\"", 2);
-        memcpy(w->at + 2, key, len);
+        lz__copy(w->at + 2, key, len);
         memcpy(w->at + 2 + len, "\":", 2);
         w->at += len + 4;
     }
@@ -727,8 +763,8 @@ int lz__json_encode_envelope(const lz_envelope_text_t *e, lz_buffer_t *out) {
     if (rc == 0 && e->has_priority) rc = write_int(&w, e->priority);
     if (rc == 0) rc = PUT_KEY(&w, "timestamp");
     if (rc == 0) rc = write_double(&w, e->timestamp);
-    if (rc == 0) rc = put_key(&w, e->id_key, strlen(e->id_key));
-    if (rc == 0) rc = write_string(&w, e->id, strlen(e->id), "a string");
+    if (rc == 0) rc = put_key(&w, e->id_key, e->id_key_len);
+    if (rc == 0) rc = write_string(&w, e->id, e->id_len, "a string");
     if (rc == 0) rc = PUT_KEY(&w, "data");
     if (rc == 0) rc = write_value(&w, e->data, 1);
     if (rc == 0) rc = put(&w, "}", 1);

@@ -40,7 +40,9 @@ typedef struct lz_envelope_text {
     int64_t priority;
     double timestamp;
     const char *id_key; // "task_id" or "request_id": plain text, no escapes
+    size_t id_key_len;  // the lengths, which the envelope knows: no strlen
     const char *id;
+    size_t id_len;
     const lz_value_t *data; // NULL: null
 } lz_envelope_text_t;
 
