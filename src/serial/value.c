@@ -202,7 +202,7 @@ lz_value_t *lz__value_blob(lz_value_type_t type, const void *data, size_t len) {
     lz_value_t *value = lz__value_new(type, len + 1);
     if (!value) return NULL;
     char *payload = lz__value_payload(value);
-    if (len) memcpy(payload, data, len);
+    lz__copy(payload, data, len); // short strings without a memcpy call
     payload[len] = '\0';
     value->u.blob.data = payload;
     value->u.blob.len = len;
@@ -432,7 +432,7 @@ static int member_init_key(lz_member_t *member, const char *key, size_t len) {
         text = member->key.heap = malloc(len + 1);
         if (!text) return lz__fail(LZ_ENOMEM, "value: out of memory copying a key");
     }
-    memcpy(text, key, len);
+    lz__copy(text, key, len); // keys are short: no memcpy call
     text[len] = '\0';
     return 0;
 }
@@ -473,7 +473,7 @@ int lz__value_object_append(lz_value_t *object, const char *key, size_t len, lz_
         return object_append_slow(object, key, len, item);
     lz_member_t *member = &object->u.object.members[object->u.object.len++];
     member->key_len = len;
-    memcpy(member->key.small, key, len);
+    lz__copy_short(member->key.small, key, len);
     member->key.small[len] = '\0';
     member->value = item;
     return 0;
