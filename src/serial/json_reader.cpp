@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string_view>
 
 #include "serial/json_reader.h"
@@ -52,8 +53,28 @@ struct reader {
     }
 };
 
-// One per thread, destroyed (buffers freed) when the thread exits.
-thread_local reader thread_reader;
+// One per thread, freed when the thread exits. It is reached through an
+// initial-exec pointer: a thread_local object with a destructor costs a
+// wrapper call and two __tls_get_addr calls per message in a shared
+// library; the owner below is touched once per thread, to free it.
+thread_local reader *thread_reader __attribute__((tls_model("initial-exec"))) = nullptr;
+
+struct reader_owner {
+    reader *owned = nullptr;
+    ~reader_owner() {
+        thread_reader = nullptr;
+        delete owned;
+    }
+};
+thread_local reader_owner thread_reader_owner;
+
+// make_thread_reader makes the thread's reader on its first document;
+// nullptr when out of memory.
+__attribute__((noinline)) reader *make_thread_reader() noexcept {
+    reader *r = new (std::nothrow) reader;
+    if (r) thread_reader = thread_reader_owner.owned = r;
+    return r;
+}
 
 // Where a walk makes its nodes: heap_nodes for a value the caller owns
 // (value.c's node cache; a failed walk frees what it built), arena_nodes
@@ -196,7 +217,10 @@ struct key_index {
     key_index() noexcept = default;
     key_index(const key_index &) = delete;
     key_index &operator=(const key_index &) = delete;
-    ~key_index() { lz__key_index_fini(&index); }
+    // Only a large object has one: the others skip a call to free(NULL).
+    ~key_index() {
+        if (active()) lz__key_index_fini(&index);
+    }
     bool active() const noexcept { return index.slots != nullptr; }
 };
 
@@ -337,8 +361,10 @@ extern "C" lz_json_read_status_t lz__json_read(const void *data, size_t size, lz
                                                const char **reason) noexcept {
     *out = nullptr;
     *reason = nullptr;
-    if (size <= keep_capacity) return parse_and_build(thread_reader, data, size, arena, out, reason);
-    reader once;
+    reader *kept = size <= keep_capacity ? thread_reader : nullptr;
+    if (!kept && size <= keep_capacity) kept = make_thread_reader();
+    if (kept) return parse_and_build(*kept, data, size, arena, out, reason);
+    reader once; // a large document, or no memory for the thread's reader
     return parse_and_build(once, data, size, arena, out, reason);
 }
 
