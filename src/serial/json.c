@@ -36,9 +36,10 @@ _Static_assert(LZ_JSON_MAX_DEPTH == YAJL_MAX_DEPTH - 1, "the writer's depth limi
 /* ---- number formatting and parsing ---------------------------------- */
 
 // digit_count: how many decimal digits n has (at least 1). bits * 1233 /
-// 4096 is floor(log10(2^bits)), one short of the count or exact.
+// 4096 is floor(log10(2^bits)), one short of the count or exact. The
+// table's first entry is 0, not 1, so that 0 (like 1 to 7) counts 1.
 static int digit_count(uint64_t n) {
-    static const uint64_t pow10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+    static const uint64_t pow10[20] = {0ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
                                        10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
                                        100000000000ull, 1000000000000ull, 10000000000000ull,
                                        100000000000000ull, 1000000000000000ull, 10000000000000000ull,
@@ -54,24 +55,25 @@ static const char digit_pairs[201] = "000102030405060708091011121314151617181920
                                      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
                                      "8081828384858687888990919293949596979899";
 
-// format_uint writes the decimal digits of n, at least min_digits of them
-// (zero-padded), two digits per division: a microsecond timestamp has 16.
-static size_t format_uint(uint64_t n, int min_digits, char *out) {
-    int digits = digit_count(n);
-    size_t len = (size_t)(digits > min_digits ? digits : min_digits);
+// format_uint writes the decimal digits of n, two per division: a
+// microsecond timestamp has 16. Once n fits 32 bits the divisions by 100
+// are 32-bit, a multiply and a shift where 64-bit ones also need a
+// pre-shift and a mask (every integer an envelope writes fits, and so
+// does a timestamp's whole seconds).
+static size_t format_uint(uint64_t n, char *out) {
+    size_t len = (size_t)digit_count(n);
     char *at = out + len;
-    while (n >= 100) {
+    for (; n > UINT32_MAX; n /= 100) {
         at -= 2;
         memcpy(at, digit_pairs + 2 * (n % 100), 2);
-        n /= 100;
     }
-    if (n >= 10) {
+    uint32_t m = (uint32_t)n;
+    for (; m >= 100; m /= 100) {
         at -= 2;
-        memcpy(at, digit_pairs + 2 * n, 2);
-    } else {
-        *--at = (char)('0' + n);
+        memcpy(at, digit_pairs + 2 * (m % 100), 2);
     }
-    while (at > out) *--at = '0';
+    if (m >= 10) memcpy(at - 2, digit_pairs + 2 * m, 2);
+    else at[-1] = (char)('0' + m);
     return len;
 }
 
@@ -79,7 +81,7 @@ static size_t format_int(int64_t i, char *out) {
     size_t sign = i < 0;
     if (sign) out[0] = '-';
     uint64_t magnitude = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
-    return sign + format_uint(magnitude, 1, out + sign);
+    return sign + format_uint(magnitude, out + sign);
 }
 
 // fraction_digits writes frac (below 10^6) as six digits, leading zeros
@@ -121,12 +123,12 @@ static size_t format_decimal(double d, char *out) {
             else return 0;
         }
         uint64_t whole = m / 1000000;
-        len += format_uint(whole, 1, out + len);
+        len += format_uint(whole, out + len);
         out[len++] = '.';
         return len + fraction_digits((uint32_t)(m - whole * 1000000), out + len);
     }
     if (a < 1e16 && a == floor(a)) { // exact integers, 16 digits at most
-        len += format_uint((uint64_t)a, 1, out + len);
+        len += format_uint((uint64_t)a, out + len);
         memcpy(out + len, ".0", 2);
         return len + 2;
     }
