@@ -3,9 +3,10 @@
 JOBS ?= 2
 BUILD := build
 ASAN_BUILD := build-asan
+TSAN_BUILD := build-tsan
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan test test-asan demo bench install clean
+.PHONY: all deps build build-asan build-tsan test test-asan test-tsan demo bench install clean
 
 all: build
 
@@ -20,16 +21,27 @@ build-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLZ_SANITIZE=ON -DLZ_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
-# The tests run twice: on the normal build, then under ASan+UBSan.
-# Both runs always happen; the target fails if either did.
-test: build build-asan
+# ThreadSanitizer at -O1, its suggested level (-O0 only makes it slower).
+build-tsan: deps
+	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" \
+	  -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DLZ_TSAN=ON -DLZ_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(TSAN_BUILD) -j$(JOBS)
+
+# The tests run three times: on the normal build, under ASan+UBSan, then
+# under ThreadSanitizer. All three runs always happen; the target fails if
+# any did.
+test: build build-asan build-tsan
 	@status=0; \
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 180 || status=1; \
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300 || status=1; \
+	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300 || status=1; \
 	exit $$status
 
 test-asan: build-asan
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300
+
+test-tsan: build-tsan
+	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300
 
 demo: build
 	@$(BUILD)/examples/demo
@@ -42,4 +54,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

@@ -30,7 +30,7 @@ ENVIRONMENTS = [{}, {}, {}, {}, {"LIBERZMQ_LOGGING_LEVEL": "debug"}, {"LIBERZMQ_
 # the others end by it as any program does (a sender still waiting for a
 # peer that has gone).
 SERVERS = ("rep", "proxy")
-SANITIZERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+SANITIZERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "ThreadSanitizer")
 LINES = [b"{}", b'{"a":1}', b"hello", b"[1,2,3]", b'"x"', b"null", b"1e999", b"-0", b'{"a":', b"\xff\xfe",
          b"\x00", b'"\\ud800"', b"[" * 200, b"9" * 400, b"x" * 70000, b"\t \r"]
 
