@@ -97,6 +97,9 @@ static void proc_finish(proc_t *p, int timeout_ms, result_t *r) {
     if (p->out >= 0) close(p->out);
     if (p->err >= 0) close(p->err);
     r->status = lz_test_wait(p->pid, left > 0 ? left : 1);
+    // A sanitizer report fails the exit status check (ThreadSanitizer's
+    // exit code is 66); this shows the report itself.
+    if (strstr(r->err, "Sanitizer")) fprintf(stderr, "lz's standard error:\n%s\n", r->err);
 }
 
 // lz_start spawns the tool with the NULL-terminated arguments.
