@@ -810,6 +810,16 @@ LZ_TEST(test_proxy_capture) {
     stop_ok(&proxy);
 }
 
+// lz bench's measuring windows (--max-seconds). Under ThreadSanitizer on a
+// loaded machine a start (a forked sender's, a subscription's arrival, a
+// first round trip) can outlast these fractions of a second, and a run that
+// saw no message fails ("no messages arrived"): there each is 1 s.
+#ifdef LZ_TEST_TSAN
+#define BENCH_SECONDS(seconds) "1"
+#else
+#define BENCH_SECONDS(seconds) seconds
+#endif
+
 // The throughput and latency fields of an `lz bench --json` line (docs/lz.md).
 static const char *const bench_throughput[] = {"msgs_per_sec", "mb_per_sec", "raw_msgs_per_sec", "raw_mb_per_sec",
                                                "ratio"};
@@ -847,13 +857,13 @@ LZ_TEST(test_bench_json) {
     const char *patterns[] = {"pushpull", "pubsub"};
     for (int i = 0; i < 2; i++) {
         LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", patterns[i], "--transport", "inproc", "--size", "16", "--count", "2000",
-                            "--reps", "1", "--max-seconds", "0.2", "--json"),
+                            "--reps", "1", "--max-seconds", BENCH_SECONDS("0.2"), "--json"),
                      0);
         LZ_CHECK_INT(count_lines(r.out), 1);
         check_bench_line(r.out, patterns[i], "inproc", 16, bench_throughput, 5, "msgs_per_sec", "raw_msgs_per_sec");
     }
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "reqrep", "--transport", "ipc", "--size", "16", "--count", "200", "--reps",
-                        "1", "--max-seconds", "0.2", "--json"),
+                        "1", "--max-seconds", BENCH_SECONDS("0.2"), "--json"),
                  0);
     LZ_CHECK_INT(count_lines(r.out), 1);
     check_bench_line(r.out, "reqrep", "ipc", 16, bench_latency, 5, "raw_p50_us", "p50_us");
@@ -864,7 +874,7 @@ LZ_TEST(test_bench_json) {
 // raw over liberzmq for latency.
 LZ_TEST(test_bench_text) {
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "pushpull", "--transport", "inproc", "--size", "16", "--count", "2000",
-                        "--reps", "1", "--max-seconds", "0.2"),
+                        "--reps", "1", "--max-seconds", BENCH_SECONDS("0.2")),
                  0);
     LZ_CHECK_INT(count_lines(r.out), 1);
     double mine = 0, mine_mb = 0, raw = 0, raw_mb = 0, ratio = 0;
@@ -876,7 +886,7 @@ LZ_TEST(test_bench_text) {
     LZ_CHECK(mine > 0 && raw > 0 && fabs(ratio - mine / raw) < 0.01);
     LZ_CHECK(fabs(mine_mb - mine * 16 / 1e6) < 0.1);
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "reqrep", "--transport", "ipc", "--size", "16", "--count", "200", "--reps",
-                        "1", "--max-seconds", "0.2", "--pin"),
+                        "1", "--max-seconds", BENCH_SECONDS("0.2"), "--pin"),
                  0);
     double p50 = 0, p99 = 0, raw_p50 = 0, raw_p99 = 0;
     LZ_CHECK_INT(sscanf(r.out,
@@ -896,22 +906,12 @@ LZ_TEST(test_bench_stops_cleanly_with_a_backlog) {
     const char *transports[] = {"tcp", "ipc"};
     for (int i = 0; i < 2; i++) {
         LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "pubsub", "--transport", transports[i], "--size", "16", "--reps", "3",
-                            "--max-seconds", "0.1", "--json"),
+                            "--max-seconds", BENCH_SECONDS("0.1"), "--json"),
                      0);
         LZ_CHECK_INT(count_lines(r.out), 1);
         LZ_CHECK(strstr(r.out, "\"raw_msgs_per_sec\":") != NULL);
     }
 }
-
-// The measuring window of the runs with a forked sender: under
-// ThreadSanitizer the child's start (and a subscription's arrival) can
-// outlast a tenth of a second on a loaded machine, and a repetition that
-// saw no message fails ("no messages arrived").
-#ifdef LZ_TEST_TSAN
-#define TWO_PROCESS_SECONDS "1"
-#else
-#define TWO_PROCESS_SECONDS "0.1"
-#endif
 
 // lz bench --processes 2: the sender in a child process, over tcp and ipc,
 // for both patterns; every repetition must measure traffic (the harness
@@ -921,7 +921,7 @@ LZ_TEST(test_bench_two_processes) {
     const char *patterns[] = {"pushpull", "pubsub"}, *transports[] = {"tcp", "ipc"};
     for (int i = 0; i < 4; i++) {
         LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", patterns[i % 2], "--transport", transports[i / 2], "--size", "40",
-                            "--processes", "2", "--reps", "2", "--max-seconds", TWO_PROCESS_SECONDS, "--json"),
+                            "--processes", "2", "--reps", "2", "--max-seconds", BENCH_SECONDS("0.1"), "--json"),
                      0);
         LZ_CHECK_INT(count_lines(r.out), 1);
         check_bench_line(r.out, patterns[i % 2], transports[i / 2], 40, bench_throughput, 5, "msgs_per_sec",
@@ -938,7 +938,7 @@ LZ_TEST(test_bench_spread) {
         return;
     }
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "pushpull", "--transport", "ipc", "--size", "16", "--processes", "2",
-                        "--spread", "--reps", "2", "--max-seconds", TWO_PROCESS_SECONDS, "--json"),
+                        "--spread", "--reps", "2", "--max-seconds", BENCH_SECONDS("0.1"), "--json"),
                  0);
     LZ_CHECK_INT(count_lines(r.out), 1);
     LZ_CHECK(strstr(r.out, "\"spread\":true,") != NULL);
