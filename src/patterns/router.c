@@ -94,7 +94,7 @@ static void router_wait(lz_router_t *router, int remaining_ms) {
 
 lz_router_request_t *lz_router_recv(lz_router_t *router, int timeout_ms) {
     if (!router) return lz__fail_null(LZ_EINVAL, "lz_router_recv: router is NULL");
-    int64_t deadline = timeout_ms < 0 ? -1 : lz__now_ms() + timeout_ms;
+    int64_t deadline = lz__deadline_ms(timeout_ms);
     for (;;) {
         lz_frames_t f;
         lz__bias_lock(&router->node.lock); // senders share the socket
@@ -107,10 +107,9 @@ lz_router_request_t *lz_router_recv(lz_router_t *router, int timeout_ms) {
             continue;
         }
         if (rc != LZ_ETIMEOUT) return NULL;
-        int64_t remaining = deadline < 0 ? -1 : deadline - lz__now_ms();
-        if (deadline >= 0 && remaining <= 0)
-            return lz__fail_null(LZ_ETIMEOUT, "router: no request within %d ms", timeout_ms);
-        router_wait(router, (int)remaining);
+        int remaining = lz__ms_left(deadline, timeout_ms); // -1: no limit
+        if (remaining == 0) return lz__fail_null(LZ_ETIMEOUT, "router: no request within %d ms", timeout_ms);
+        router_wait(router, remaining);
     }
 }
 
