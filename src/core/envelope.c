@@ -133,6 +133,10 @@ typedef struct envelope_fields {
     size_t data; // the index of "data", or SIZE_MAX
 } envelope_fields_t;
 
+// The id keys, read below and written by the envelope kinds further on.
+#define TASK_ID_KEY "task_id"
+#define REQUEST_ID_KEY "request_id"
+
 // KEY_IS compares with a literal key: memcmp of a constant size is a load
 // and a compare, not a call.
 #define KEY_IS(key, len, literal) ((len) == sizeof(literal) - 1 && memcmp((key), (literal), sizeof(literal) - 1) == 0)
@@ -149,7 +153,7 @@ static envelope_fields_t scan_envelope(const lz_value_t *value, bool task) {
         size_t len = member->key_len;
         if (KEY_IS(key, len, "type")) f.type = member->value;
         else if (KEY_IS(key, len, "data")) f.data = i;
-        else if (task ? KEY_IS(key, len, "task_id") : KEY_IS(key, len, "request_id")) f.id = member->value;
+        else if (task ? KEY_IS(key, len, TASK_ID_KEY) : KEY_IS(key, len, REQUEST_ID_KEY)) f.id = member->value;
         else if (KEY_IS(key, len, "priority")) f.priority = member->value;
         else if (KEY_IS(key, len, "timestamp")) f.timestamp = member->value;
         else if (KEY_IS(key, len, "action")) f.action = member->value;
@@ -202,9 +206,9 @@ typedef struct envelope_kind {
 } envelope_kind_t;
 
 static const envelope_kind_t task_kind = {
-    {"type", "priority", "timestamp", "task_id", "data"}, 5, 0, 2, 3, 4, 1, 7};
+    {"type", "priority", "timestamp", TASK_ID_KEY, "data"}, 5, 0, 2, 3, 4, 1, sizeof TASK_ID_KEY - 1};
 static const envelope_kind_t request_kind = {
-    {"type", "timestamp", "request_id", "data"}, 4, 0, 1, 2, 3, 4, 10};
+    {"type", "timestamp", REQUEST_ID_KEY, "data"}, 4, 0, 1, 2, 3, 4, sizeof REQUEST_ID_KEY - 1};
 
 // envelope_new builds kind's object once: strings borrowed (rebound per
 // send), numbers set in place, "data" a null placeholder the caller's value
