@@ -94,13 +94,18 @@ def nested(depth, innermost):
 
 # ---- per target ---------------------------------------------------------------
 
+# The values both codecs' targets start from, each encoded by the codec.
+CODEC_VALUES = [("message", SEEDS_MESSAGE), ("task-python", PYTHON_TASK), ("request", REQUEST),
+                ("error-reply", ERROR_REPLY), ("numbers", NUMBERS), ("strings", STRINGS)]
+
+
+def codec_seeds(encode):
+    for name, value in CODEC_VALUES:
+        yield name, encode(value)
+
+
 def json_seeds():
-    yield "message", js(SEEDS_MESSAGE)
-    yield "task-python", js(PYTHON_TASK)
-    yield "request", js(REQUEST)
-    yield "error-reply", js(ERROR_REPLY)
-    yield "numbers", js(NUMBERS)
-    yield "strings", js(STRINGS)
+    yield from codec_seeds(js)
     yield "escapes", b'["\\u00e9\\ud83d\\ude00\\u0000","\\/\\b\\f\\n\\r\\t","\\u007f"]'
     yield "keys", b'{"":1,"a\\u0000b":2,"a":3,"a":4,"long_key_past_inline_room":5}'
     yield "wide-object", js(WIDE_OBJECT)
@@ -121,12 +126,7 @@ def json_seeds():
 
 
 def msgpack_seeds():
-    yield "message", mp(SEEDS_MESSAGE)
-    yield "task-python", mp(PYTHON_TASK)
-    yield "request", mp(REQUEST)
-    yield "error-reply", mp(ERROR_REPLY)
-    yield "numbers", mp(NUMBERS)
-    yield "strings", mp(STRINGS)
+    yield from codec_seeds(mp)
     yield "bytes", mp([b"", b"\x00\xff\xfe", b"x" * 40])
     yield "wide-object", mp(WIDE_OBJECT)
     yield "repeated-key", b"\x83\xa1a\x01\xa1a\x02\xa0\x03"
