@@ -128,5 +128,120 @@ LZ_TEST(garbage_does_not_extend_the_timeout) {
     lz_context_destroy(&ctx);
 }
 
+// One thread waits to receive on an end while another sends on it: the
+// sends do not wait for the receive (which holds the socket only while it
+// reads).
+typedef struct waiting_receiver {
+    lz_pair_t *end;
+    int timeout_ms;
+    int rounds;             // messages to receive
+    atomic_int received;    // of them, in order so far
+    atomic_int_fast64_t at; // when the last one came (lz_test_now_ms)
+} waiting_receiver_t;
+
+static void *receive_rounds(void *p) {
+    waiting_receiver_t *r = p;
+    for (int i = 0; i < r->rounds; i++) {
+        lz_message_t *msg = lz_pair_recv(r->end, r->timeout_ms);
+        bool in_order = msg && lz_value_get_int(lz_message_value(msg)) == i;
+        lz_message_destroy(&msg);
+        if (!in_order) break;
+        atomic_store(&r->at, lz_test_now_ms());
+        atomic_store(&r->received, i + 1);
+    }
+    return NULL;
+}
+
+static int send_int(lz_pair_t *end, int i) {
+    lz_value_t *v = lz_value_int(i);
+    int rc = lz_pair_send(end, v);
+    lz_value_destroy(&v);
+    return rc;
+}
+
+LZ_TEST(send_while_this_end_waits_to_receive) {
+    lz_context_t *ctx = new_context();
+    lz_pair_t *a = NULL, *b = NULL;
+    LZ_CHECK_INT(lz_pair_pipe(ctx, &a, &b), 0);
+    waiting_receiver_t r = {.end = a, .timeout_ms = 10000, .rounds = 1};
+    pthread_t thread;
+    pthread_create(&thread, NULL, receive_rounds, &r);
+    lz_test_sleep_ms(30); // the receive is waiting now
+    int64_t slowest = 0, total = 0;
+    for (int i = 0; i < 20; i++) {
+        int64_t start = lz_test_now_ms();
+        LZ_CHECK_INT(send_int(a, i), 0);
+        int64_t took = lz_test_now_ms() - start;
+        total += took;
+        if (took > slowest) slowest = took;
+        lz_test_sleep_ms(5);
+    }
+    // Waiting for the receive's 50 ms slices, as they once did, these 20
+    // sends took about 2 s.
+    LZ_CHECK(total < 100 * LZ_TEST_SLOWDOWN);
+    if (total >= 100 * LZ_TEST_SLOWDOWN)
+        fprintf(stderr, "20 sends took %lld ms, the slowest %lld\n", (long long)total, (long long)slowest);
+    LZ_CHECK_INT(atomic_load(&r.received), 0); // still waiting
+    for (int i = 0; i < 20; i++) {
+        lz_message_t *msg = lz_pair_recv(b, 2000);
+        LZ_CHECK(msg && lz_value_get_int(lz_message_value(msg)) == i);
+        lz_message_destroy(&msg);
+    }
+    LZ_CHECK_INT(send_int(b, 0), 0); // the waiting receive gets it
+    pthread_join(thread, NULL);
+    LZ_CHECK_INT(atomic_load(&r.received), 1);
+    lz_pair_destroy(&a);
+    lz_pair_destroy(&b);
+    lz_context_destroy(&ctx);
+}
+
+// A send on the receiving end may process libzmq's commands itself and so
+// take the signal that tells the waiting receive a message came: the
+// receive must hear of it anyway. Here a's sends wait on a full peer
+// (nobody reads b), inside libzmq, on the very descriptor the receive
+// polls, while b sends to a now and then.
+typedef struct flood {
+    lz_pair_t *end;
+    atomic_bool stop;
+} flood_t;
+
+static void *flood_sends(void *p) {
+    flood_t *f = p;
+    while (!atomic_load(&f->stop)) lz_pair_send_bytes(f->end, "0", 1);
+    return NULL;
+}
+
+LZ_TEST(a_message_reaches_a_receive_while_its_end_sends) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.send_timeout=50", "zmq.high_water_mark=10");
+    lz_pair_t *a = NULL, *b = NULL;
+    LZ_CHECK_INT(lz_pair_pipe(ctx, &a, &b), 0);
+    enum { ROUNDS = 10 };
+    waiting_receiver_t r = {.end = a, .timeout_ms = 5000 * LZ_TEST_SLOWDOWN, .rounds = ROUNDS};
+    flood_t sender = {.end = a};
+    atomic_init(&sender.stop, false);
+    pthread_t threads[2];
+    pthread_create(&threads[0], NULL, receive_rounds, &r);
+    pthread_create(&threads[1], NULL, flood_sends, &sender);
+    int64_t slowest = 0;
+    for (int i = 0; i < ROUNDS; i++) {
+        lz_test_sleep_ms(10 + i % 7); // the receive is back waiting
+        int64_t sent_at = lz_test_now_ms();
+        LZ_CHECK_INT(send_int(b, i), 0);
+        while (atomic_load(&r.received) <= i && lz_test_now_ms() - sent_at < r.timeout_ms) lz_test_sleep_ms(1);
+        if (atomic_load(&r.received) <= i) break;
+        int64_t took = atomic_load(&r.at) - sent_at;
+        if (took > slowest) slowest = took;
+    }
+    atomic_store(&sender.stop, true);
+    for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+    LZ_CHECK_INT(atomic_load(&r.received), ROUNDS);
+    // Heard of once the send gives up (50 ms), not at the receive's timeout.
+    LZ_CHECK(slowest < 1000 * LZ_TEST_SLOWDOWN);
+    lz_pair_destroy(&a);
+    lz_pair_destroy(&b);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(pipe_between_threads), LZ_CASE(bytes_timeouts_and_garbage),
-             LZ_CASE(garbage_does_not_extend_the_timeout))
+             LZ_CASE(garbage_does_not_extend_the_timeout), LZ_CASE(send_while_this_end_waits_to_receive),
+             LZ_CASE(a_message_reaches_a_receive_while_its_end_sends))

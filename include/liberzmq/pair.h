@@ -35,10 +35,9 @@ lz_node_t *lz_pair_node(lz_pair_t *pair);
 // lz_pair_send encodes value (NULL: null) with the node's serializer and
 // sends it, waiting up to zmq.send_timeout when the peer is slow (LZ_EAGAIN
 // then, counted as backpressure). lz_pair_send_bytes sends data as it is.
-// Both are thread safe, though a pair usually has one thread per end: a
-// send from another thread while lz_pair_recv waits on the same end waits
-// for the receive's current slice of at most 50 ms (the receive holds the
-// libzmq socket, which is not thread safe, a slice at a time).
+// Both are thread safe: one thread may send on an end while another waits
+// in lz_pair_recv on it (the receive holds the libzmq socket, which is not
+// thread safe, only while it reads, so the send does not wait for it).
 int lz_pair_send(lz_pair_t *pair, const lz_value_t *value);
 int lz_pair_send_bytes(lz_pair_t *pair, const void *data, size_t size);
 

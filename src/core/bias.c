@@ -67,7 +67,7 @@ void lz__bias_fini(lz_bias_t *b) { pthread_mutex_destroy(&b->mutex); }
 
 // wait_a_little backs off while a revoked owner finishes: spin briefly (it
 // is usually a send away from done), then yield, then sleep, since its
-// section may be a receive that waits up to a slice.
+// section may be a receive that waits (a server's, a client's).
 static void wait_a_little(unsigned round) {
     if (round < 64) {
 #if defined(__x86_64__) || defined(__i386__)

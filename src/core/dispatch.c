@@ -1,7 +1,7 @@
 /* Receive, decode, route, run: the loop behind subscribers and pullers.
- * The node lock is held only for slices of a receive
- * (lz__node_recv_sliced), so subscribing from another thread waits at most
- * one slice while a receiver is idle. */
+ * The node lock is held only while a receive reads, not while it waits
+ * (lz__node_recv_shared), so subscribing from another thread never waits
+ * for an idle receiver. */
 #include "core/dispatch.h"
 
 #include <stdlib.h>
@@ -102,7 +102,7 @@ static void drop_job(void *self, void *arg) {
 // when the last one is used up. Only the reader holding d->reading calls it.
 static int next_frames(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start, lz_frames_t **frames) {
     if (d->burst_next == d->burst_count) {
-        int n = lz__node_recv_sliced(d->node, d->burst, LZ_RECV_BURST, timeout_ms, &d->stopping, wait_start);
+        int n = lz__node_recv_shared(d->node, d->burst, LZ_RECV_BURST, timeout_ms, &d->stopping, wait_start);
         if (n < 0) return n;
         d->burst_next = 0;
         d->burst_count = (unsigned)n;
@@ -111,33 +111,12 @@ static int next_frames(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start, 
     return LZ_OK;
 }
 
-// next_taken_alone is next_taken for a reader that found the read-ahead
-// in use by another: one message at a time under the lock.
-static int next_taken_alone(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
-    int64_t deadline = lz__deadline_ms(timeout_ms), start = 0;
-    for (;;) {
-        // A slot of its own for this one message: the rare path pays the
-        // slot's set-up so the read-ahead's receive can skip it.
-        lz_frames_t frames;
-        lz__frames_ready(&frames);
-        int rc = lz__node_recv_sliced(d->node, &frames, 1, timeout_ms, &d->stopping, &start);
-        if (rc < 0) {
-            lz__frames_fini(&frames);
-            return rc;
-        }
-        rc = take(d->node, &frames, out);
-        lz__frames_fini(&frames);
-        if (rc == LZ_OK) return LZ_OK;
-        lz__node_drop(d->node, "dropped a malformed message: %s", lz_last_error());
-        timeout_ms = lz__ms_left(deadline, timeout_ms);
-    }
-}
-
 // next_taken receives until take accepts a message or timeout_ms passes,
 // counting and dropping what it refuses.
 static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
     // One reader at a time uses the read-ahead; a concurrent second one
-    // (callers may share a puller between threads) reads alone, locked.
+    // (callers may share a puller between threads) reads one message at a
+    // time without it.
     bool owner = lz__bias_trylock(&d->reading);
     if (owner && !d->burst) {
         if ((d->burst = malloc(LZ_RECV_BURST * sizeof *d->burst))) {
@@ -147,7 +126,7 @@ static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void 
             owner = false;
         }
     }
-    if (!owner) return next_taken_alone(d, timeout_ms, take, out);
+    if (!owner) return lz__node_take(d->node, timeout_ms, &d->stopping, take, out);
     int64_t start = 0; // when this call began waiting, read only if it must
     int rc;
     for (;;) {
@@ -248,6 +227,7 @@ int lz__dispatcher_start(lz_dispatcher_t *d, int workers) {
 int lz__dispatcher_stop(lz_dispatcher_t *d) {
     if (!d->started) return LZ_OK;
     atomic_store(&d->stopping, true);
+    lz__node_wake(d->node); // the receiver may be waiting with no end
     pthread_join(d->receiver, NULL);
     lz__pool_destroy(&d->pool, drop_job);
     drop_burst(d); // the receiver is joined: its read-ahead is ours to drop
@@ -282,8 +262,8 @@ int lz__dispatcher_take(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, voi
 int lz__dispatcher_fd(lz_dispatcher_t *d, int *fd) {
     if (!fd) return lz__fail(LZ_EINVAL, "%s: NULL fd", d->node->name);
     size_t size = sizeof *fd;
-    lz__bias_lock(&d->node->lock);
+    lz__node_lock(d->node);
     int rc = zmq_getsockopt(d->node->socket, ZMQ_FD, fd, &size) == 0 ? LZ_OK : lz__fail_zmq("getsockopt ZMQ_FD");
-    lz__bias_unlock(&d->node->lock);
+    lz__node_unlock(d->node);
     return rc;
 }

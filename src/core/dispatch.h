@@ -13,14 +13,6 @@
 #include "core/pool.h"
 #include "liberzmq/message.h"
 
-// A taker consumes one received multipart message into out: the
-// dispatcher's decoder makes it a message (out is an lz_message_t **), the
-// *_recv_bytes calls copy its bytes into the caller's buffers. It returns
-// LZ_OK, or an error after which the dispatcher counts and drops the
-// message (the taker's lz_last_error() detail is logged). It may mark the
-// parts it leaves for the slot's next receive settled (see lz_frames_t).
-typedef int (*lz_take_fn)(lz_node_t *node, lz_frames_t *frames, void *out);
-
 typedef struct lz_route {
     char *key;
     size_t key_len;

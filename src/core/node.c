@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "core/error.h"
 #include "core/metrics.h"
 #include "core/sendbuf.h"
+#include "core/wakeup.h"
 #include "serial/registry.h"
 
 /* ---- socket set-up ------------------------------------------------------ */
@@ -63,6 +65,7 @@ static int open_socket(lz_node_t *node) {
         rc = lz__fail_zmq("node: zmq_socket_monitor");
     node->socket = socket;
     node->recv_timeout = -1; // libzmq's default ZMQ_RCVTIMEO
+    node->socket_fd = -1;    // looked up when first waited on
     if (rc == LZ_OK) rc = lz__context_monitor_add(node->ctx, node);
     if (rc != LZ_OK) {
         zmq_close(socket);
@@ -132,10 +135,10 @@ static int attach_one(lz_node_t *node, char side, const char *url) {
     if (node->thread_owned)
         return lz__fail(LZ_ESTATE, "%s: its socket is run by its own thread: give every endpoint when creating it",
                         node->name);
-    lz__bias_lock(&node->lock);
+    lz__node_lock(node);
     int rc = apply_endpoint(node, side, url);
     if (rc == LZ_OK) rc = remember(node, side, url);
-    lz__bias_unlock(&node->lock);
+    lz__node_unlock(node);
     if (rc == LZ_OK)
         LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "%s %s", side == '@' ? "bound" : "connected", url);
     return rc;
@@ -181,6 +184,7 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
     node->zmq_type = zmq_type;
     node->default_side = default_side;
     node->counters = &node->own_counters;
+    node->socket_fd = node->wake_fd = -1;
     snprintf(node->name, sizeof node->name, "%s", name);
     node->serializer = lz__registry_find(lz__context_registry(ctx), node->settings->default_serializer);
     if (!node->serializer)
@@ -216,13 +220,14 @@ void lz__node_close(lz_node_t *node) {
     if (node->attached_to_context) lz__context_detach(ctx, node);
     node->attached_to_context = false;
     forget_endpoints(node);
+    lz__wakeup_close(&node->wake_fd);
     lz__bias_fini(&node->lock);
     node->ctx = NULL;
     lz__context_unref(ctx);
 }
 
 int lz__node_rebuild(lz_node_t *node) {
-    lz__bias_lock(&node->lock);
+    lz__node_lock(node);
     close_socket(node);
     int rc = open_socket(node);
     for (size_t i = 0; rc == LZ_OK && i < node->attached_count; i++)
@@ -230,7 +235,7 @@ int lz__node_rebuild(lz_node_t *node) {
     // A socket missing one of its endpoints would look usable yet never
     // reach that peer: none at all tells the caller to try again.
     if (rc != LZ_OK) close_socket(node);
-    lz__bias_unlock(&node->lock);
+    lz__node_unlock(node);
     LZ_COUNT(node, socket_rebuilds);
     if (rc != LZ_OK) return lz__node_error(node, rc, "socket rebuild failed: %s", lz_last_error());
     LZ_LOG(node->log, LZ_LOG_INFO, node->name, "socket rebuilt");
@@ -395,20 +400,20 @@ int lz__node_send_parts_locked(lz_node_t *node, zmq_msg_t *parts, size_t count, 
 }
 
 int lz__node_send(lz_node_t *node, const lz_frame_t *frames, size_t count) {
-    lz__bias_lock(&node->lock);
+    lz__node_lock(node);
     int rc = node->socket ? lz__node_send_locked(node, frames, count, 0)
                           : lz__fail(LZ_ECLOSED, "%s: closed", node->name);
-    lz__bias_unlock(&node->lock);
+    lz__node_unlock(node);
     return rc;
 }
 
 int lz__node_send_one(lz_node_t *node, const void *data, size_t size) {
-    lz__bias_lock(&node->lock);
+    lz__node_lock(node);
     int rc = LZ_OK;
     if (!node->socket) rc = lz__fail(LZ_ECLOSED, "%s: closed", node->name);
     else if (lz__sendbuf_send(node->socket, data, size, 0) < 0) rc = send_failed(node, zmq_errno());
     else count_traffic(node, messages_sent, bytes_sent, 1, size); // under the lock, as count_traffic needs
-    lz__bias_unlock(&node->lock);
+    lz__node_unlock(node);
     return rc;
 }
 
@@ -512,23 +517,98 @@ int lz__node_recv_burst(lz_node_t *node, lz_frames_t *frames, size_t max, int ti
     return (int)n;
 }
 
-#define LZ_RECV_SLICE_MS 50
+/* ---- waiting outside the lock ------------------------------------------- */
 
-int lz__node_recv_sliced(lz_node_t *node, lz_frames_t *frames, size_t max, int timeout_ms, const atomic_bool *stopping,
-                         int64_t *wait_start) {
-    for (int waited = 0, slice = 0;;) {
-        lz__bias_lock(&node->lock);
-        int rc = node->socket ? lz__node_recv_burst(node, frames, max, slice)
-                              : lz__fail(LZ_ECLOSED, "%s: closed", node->name);
-        lz__bias_unlock(&node->lock);
-        if (rc != LZ_ETIMEOUT) return rc;
-        if (timeout_ms >= 0 && waited >= timeout_ms)
-            return lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
-        if (stopping && atomic_load(stopping)) return lz__fail(LZ_ECLOSED, "%s: stopping", node->name);
-        if (wait_start && *wait_start == 0) *wait_start = lz__now_ms();
-        slice = timeout_ms < 0 || timeout_ms - waited > LZ_RECV_SLICE_MS ? LZ_RECV_SLICE_MS : timeout_ms - waited;
-        waited += slice;
+// Without a wakeup or ZMQ_FD (out of descriptors) a waiter cannot be told
+// that another thread took its signal: it looks again this often.
+#define LZ_WAIT_UNWOKEN_MS 50
+
+// socket_fd: the socket's ZMQ_FD, looked up once per socket (-1 if libzmq
+// will not say). Caller holds node->lock.
+static int socket_fd(lz_node_t *node) {
+    if (node->socket_fd < 0) {
+        size_t size = sizeof node->socket_fd;
+        if (zmq_getsockopt(node->socket, ZMQ_FD, &node->socket_fd, &size) != 0) node->socket_fd = -1;
     }
+    return node->socket_fd;
+}
+
+void lz__node_wait(lz_node_t *node, int timeout_ms) {
+    if (node->wake_fd < 0) node->wake_fd = lz__wakeup_open();
+    struct pollfd fds[2] = {{socket_fd(node), POLLIN, 0}, {node->wake_fd, POLLIN, 0}};
+    if ((fds[0].fd < 0 || fds[1].fd < 0) && (timeout_ms < 0 || timeout_ms > LZ_WAIT_UNWOKEN_MS))
+        timeout_ms = LZ_WAIT_UNWOKEN_MS;
+    node->waiters++;
+    lz__bias_unlock(&node->lock); // not lz__node_unlock: this thread just found nothing to read
+    // poll(2) skips a negative descriptor. The socket lives on while we
+    // wait: a node is closed only after its readers are done.
+    if (poll(fds, 2, timeout_ms) > 0 && fds[1].revents) lz__wakeup_drain(fds[1].fd);
+    lz__bias_lock(&node->lock);
+    node->waiters--;
+}
+
+void lz__node_wake_if_readable(lz_node_t *node) {
+    int events = 0;
+    size_t size = sizeof events;
+    // ZMQ_EVENTS processes the commands still pending, so it also sees a
+    // message whose signal this holder's send took. A socket gone (a
+    // rebuild that failed) or unreadable state: the waiters look for themselves.
+    if (!node->socket || zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &size) != 0) events = ZMQ_POLLIN;
+    if ((events & ZMQ_POLLIN) && node->wake_fd >= 0) lz__wakeup_signal(node->wake_fd);
+}
+
+void lz__node_wake(lz_node_t *node) {
+    lz__node_lock(node);
+    if (node->wake_fd >= 0) lz__wakeup_signal(node->wake_fd);
+    lz__node_unlock(node);
+}
+
+int lz__node_recv_shared(lz_node_t *node, lz_frames_t *frames, size_t max, int timeout_ms, const atomic_bool *stopping,
+                         int64_t *wait_start) {
+    int64_t deadline = 0;
+    bool waited = false;
+    int rc;
+    lz__node_lock(node);
+    for (;;) {
+        rc = node->socket ? lz__node_recv_burst(node, frames, max, 0) : lz__fail(LZ_ECLOSED, "%s: closed", node->name);
+        if (rc != LZ_ETIMEOUT) break;
+        if (stopping && atomic_load(stopping)) {
+            // One wake-up ends one waiter's wait: pass the stop on to the next.
+            if (node->waiters && node->wake_fd >= 0) lz__wakeup_signal(node->wake_fd);
+            rc = lz__fail(LZ_ECLOSED, "%s: stopping", node->name);
+            break;
+        }
+        if (!waited && timeout_ms != 0) {
+            int64_t now = lz__now_ms();
+            if (wait_start && *wait_start == 0) *wait_start = now;
+            deadline = timeout_ms > 0 ? now + timeout_ms : 0;
+            waited = true;
+        }
+        int left = lz__ms_left(deadline, timeout_ms);
+        if (left == 0) {
+            rc = lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
+            break;
+        }
+        lz__node_wait(node, left);
+    }
+    lz__node_unlock(node);
+    return rc;
+}
+
+int lz__node_take(lz_node_t *node, int timeout_ms, const atomic_bool *stopping, lz_take_fn take, void *out) {
+    int64_t deadline = lz__deadline_ms(timeout_ms);
+    lz_frames_t frames;
+    lz__frames_ready(&frames);
+    int rc;
+    while ((rc = lz__node_recv_shared(node, &frames, 1, timeout_ms, stopping, NULL)) >= 0) {
+        rc = take(node, &frames, out);
+        lz__frames_release(&frames);
+        if (rc == LZ_OK) break;
+        lz__node_drop(node, "dropped a malformed message: %s", lz_last_error());
+        timeout_ms = lz__ms_left(deadline, timeout_ms);
+    }
+    lz__frames_fini(&frames);
+    return rc;
 }
 
 void lz__frames_close(lz_frames_t *frames) {

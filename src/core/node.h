@@ -54,6 +54,9 @@ struct lz_node {
     void *socket;                   // libzmq socket; guarded by lock
     int zmq_type;
     int recv_timeout;               // the socket's ZMQ_RCVTIMEO, so it is set only on change
+    int socket_fd;                  // the socket's ZMQ_FD, looked up on the first wait (-1 until then); under lock
+    int wake_fd;                    // ends lz__node_wait (a wakeup, opened on the first wait, else -1); under lock
+    int waiters;                    // readers inside lz__node_wait, between its unlock and relock; under lock
     char default_side;              // '@' bind or '>' connect
     lz_bias_t lock;                 // libzmq sockets are not thread safe (see bias.h)
     const lz_serializer_t *serializer;
@@ -210,15 +213,54 @@ static inline void lz__frames_release(lz_frames_t *frames) {
 // the last error: a poll that finds nothing is the common case, not a failure.
 int lz__node_recv_burst(lz_node_t *node, lz_frames_t *frames, size_t max, int timeout_ms);
 
-// lz__node_recv_sliced is lz__node_recv_burst for a caller not holding
-// node->lock: it holds the lock for one slice of the wait at a time
-// (looking once without waiting first), so a send or a subscription from
-// another thread waits at most a slice instead of using the libzmq socket
-// at the same time (libzmq sockets are not thread safe). Gives up with
-// LZ_ECLOSED when *stopping (may be NULL) turns true. Only when it must
-// wait does it note the time in *wait_start (may be NULL; set when 0), so
-// the busy path never reads the clock.
-int lz__node_recv_sliced(lz_node_t *node, lz_frames_t *frames, size_t max, int timeout_ms, const atomic_bool *stopping,
+// Waiting outside the lock. A reader with nothing to read must not wait
+// holding node->lock: a send or a subscription from another thread would
+// wait with it. lz__node_wait is called holding the lock, right after a
+// receive found nothing (libzmq processed its commands then, so it will
+// signal ZMQ_FD on news). It releases the lock, sleeps in poll(2) on ZMQ_FD
+// and the node's wakeup for up to timeout_ms (-1: no limit) and takes the
+// lock again; the caller then receives again, and may find nothing (a
+// wake-up only says "look"). Whoever holds the lock meanwhile may process
+// libzmq's commands (any send may) and so take the signal meant for the
+// waiter: which is why every holder releases the lock with lz__node_unlock,
+// which signals the wakeup when a reader waits and the socket is readable.
+// Without a wakeup (no descriptor left) the wait looks again every 50 ms.
+void lz__node_wait(lz_node_t *node, int timeout_ms);
+void lz__node_wake_if_readable(lz_node_t *node);
+static inline void lz__node_lock(lz_node_t *node) { lz__bias_lock(&node->lock); }
+static inline void lz__node_unlock(lz_node_t *node) {
+    if (node->waiters) lz__node_wake_if_readable(node);
+    lz__bias_unlock(&node->lock);
+}
+
+// lz__node_wake ends every lz__node_wait at once, for a stop: set the stop
+// flag first, which the waiters look at when they wake. Takes the lock.
+void lz__node_wake(lz_node_t *node);
+
+// A taker consumes one received multipart message into out: the
+// dispatcher's decoder makes it a message (out is an lz_message_t **), the
+// *_recv_bytes calls copy its bytes into the caller's buffers, the pair
+// and the router make their own objects. It returns LZ_OK, or an error
+// after which the receiver counts and drops the message (the taker's
+// lz_last_error() detail is logged). It may move parts out or mark the
+// parts it leaves for the slot's next receive settled (see lz_frames_t).
+typedef int (*lz_take_fn)(lz_node_t *node, lz_frames_t *frames, void *out);
+
+// lz__node_take receives with lz__node_recv_shared, one message at a time,
+// until take accepts one (LZ_OK) or timeout_ms passes (LZ_ETIMEOUT),
+// counting and dropping what it refuses without restarting the wait, so a
+// stream of bad messages cannot hold it past timeout_ms. LZ_ECLOSED when
+// *stopping (may be NULL) turns true; other receive errors as they come.
+int lz__node_take(lz_node_t *node, int timeout_ms, const atomic_bool *stopping, lz_take_fn take, void *out);
+
+// lz__node_recv_shared is lz__node_recv_burst for a caller not holding
+// node->lock: it holds the lock only to receive (looking once without
+// waiting first) and waits in lz__node_wait, so another thread's send or
+// subscription on the socket never waits for it. Gives up with LZ_ECLOSED
+// when *stopping (may be NULL) turns true (see lz__node_wake). Only when it
+// must wait does it note the time in *wait_start (may be NULL; set when 0),
+// so the busy path never reads the clock.
+int lz__node_recv_shared(lz_node_t *node, lz_frames_t *frames, size_t max, int timeout_ms, const atomic_bool *stopping,
                          int64_t *wait_start);
 
 static inline const void *lz__frame_data(const lz_frames_t *f, size_t i) {

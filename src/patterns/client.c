@@ -306,9 +306,9 @@ static void dispatch(lz_client_t *c, call_t *call, int64_t now) {
     lz_frame_t frames[3] = {{call->id, ID_LEN}, {"", 0}, {NULL, 0}};
     size_t n = c->envelope ? 3 : 2;
     frames[n - 1] = (lz_frame_t){lz_buffer_data(call->payload), lz_buffer_size(call->payload)};
-    lz__bias_lock(&node->lock);
+    lz__node_lock(node);
     int rc = node->socket ? lz__node_send_locked(node, frames, n, ZMQ_DONTWAIT) : LZ_ECLOSED; // failed rebuild
-    lz__bias_unlock(&node->lock);
+    lz__node_unlock(node);
     if (rc == LZ_EAGAIN) { // high water mark: try again shortly, within the deadline
         call->sent_at = -1;
         call->send_at = now + 1;

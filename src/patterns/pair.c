@@ -68,39 +68,28 @@ int lz_pair_send(lz_pair_t *pair, const lz_value_t *value) {
     return rc;
 }
 
-// to_message moves the frame into a message and decodes it in place (a raw
-// value borrows the frame, which the message keeps).
-static lz_message_t *to_message(lz_pair_t *pair, zmq_msg_t *frame, size_t size) {
+// take_message makes the one frame a message and decodes it in place (a
+// raw value borrows the frame, which the message keeps).
+static int take_message(lz_node_t *node, lz_frames_t *f, void *out) {
+    if (f->total != 1) return lz__fail(LZ_EPROTOCOL, "message with %zu frames, expected 1", f->total);
     lz_message_t *msg = lz__message_new();
-    if (!msg) return NULL;
-    lz__message_take_payload(msg, frame);
+    if (!msg) return lz_last_error_code();
+    lz__message_take_payload(msg, &f->part[0]);
     lz_value_t *value = NULL;
-    if (lz_serializer_decode(pair->node.serializer, zmq_msg_data(&msg->payload), size, &value) < 0) {
-        lz__node_drop(&pair->node, "payload does not decode: %s", lz_last_error());
+    if (lz_serializer_decode(node->serializer, zmq_msg_data(&msg->payload), lz__frame_size(f, 0), &value) < 0) {
         lz_message_destroy(&msg);
-        return NULL;
+        return lz__fail(LZ_EPROTOCOL, "payload does not decode: %s", lz_last_error());
     }
     lz_value_destroy(&msg->value);
     msg->value = value;
-    return msg;
+    *(lz_message_t **)out = msg;
+    return LZ_OK;
 }
 
-// The receive holds the node lock one slice at a time
-// (lz__node_recv_sliced): pair.h allows a send from another thread while
-// one thread receives. Undecodable messages are dropped without restarting
-// the wait, so a stream of them cannot hold a receive past timeout_ms.
+// The receive holds the node lock only while it reads (lz__node_take):
+// pair.h allows a send from another thread while one thread receives.
 lz_message_t *lz_pair_recv(lz_pair_t *pair, int timeout_ms) {
     if (!pair) return lz__fail_null(LZ_EINVAL, "lz_pair_recv: pair is NULL");
-    int64_t deadline = lz__deadline_ms(timeout_ms);
-    lz_frames_t f;
-    lz__frames_ready(&f);
     lz_message_t *msg = NULL;
-    while (!msg && lz__node_recv_sliced(&pair->node, &f, 1, timeout_ms, NULL, NULL) >= 0) {
-        if (f.count == 1) msg = to_message(pair, &f.part[0], lz__frame_size(&f, 0));
-        else lz__node_drop(&pair->node, "message with %zu frames, expected 1", f.total);
-        lz__frames_release(&f);
-        timeout_ms = lz__ms_left(deadline, timeout_ms);
-    }
-    lz__frames_fini(&f);
-    return msg;
+    return lz__node_take(&pair->node, timeout_ms, NULL, take_message, &msg) == LZ_OK ? msg : NULL;
 }

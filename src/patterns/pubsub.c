@@ -56,11 +56,11 @@ static void drain_subscriptions(lz_pub_t *pub) {
 
 static int publish_frames(lz_pub_t *pub, const char *topic, const void *data, size_t size) {
     lz_frame_t frames[2] = {{topic, strlen(topic)}, {data, size}};
-    lz__bias_lock(&pub->node.lock);
+    lz__node_lock(&pub->node);
     int rc = pub->node.socket ? lz__node_send_locked(&pub->node, frames, 2, 0)
                               : lz__fail(LZ_ECLOSED, "pub: closed");
     if (rc == LZ_EAGAIN || ++pub->sends_since_drain >= LZ_DRAIN_EVERY) drain_subscriptions(pub);
-    lz__bias_unlock(&pub->node.lock);
+    lz__node_unlock(&pub->node);
     return rc;
 }
 
@@ -125,11 +125,11 @@ lz_node_t *lz_sub_node(lz_sub_t *sub) { return sub ? &sub->node : NULL; }
 
 static int set_filter(lz_sub_t *sub, int option, const char *prefix) {
     if (!sub || !prefix) return lz__fail(LZ_EINVAL, "sub: NULL argument");
-    lz__bias_lock(&sub->node.lock);
+    lz__node_lock(&sub->node);
     int rc = zmq_setsockopt(sub->node.socket, option, prefix, strlen(prefix)) == 0
                  ? LZ_OK
                  : lz__fail_zmq(option == ZMQ_SUBSCRIBE ? "subscribe" : "unsubscribe");
-    lz__bias_unlock(&sub->node.lock);
+    lz__node_unlock(&sub->node);
     return rc;
 }
 

@@ -2,7 +2,6 @@
  * it or any other connected client by identity. libzmq's ROUTER_MANDATORY
  * (set for every ROUTER node) turns a send to an unknown identity into
  * LZ_EUNREACHABLE instead of a silent drop. */
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,11 +10,8 @@
 #include "liberzmq/dealer.h"
 #include "patterns/routing.h"
 
-#define ROUTER_WAIT_SLICE_MS 10 // see router_wait
-
 struct lz_router {
     lz_node_t node;
-    int fd; // libzmq's ZMQ_FD, read once: the socket is never rebuilt
 };
 
 struct lz_router_request {
@@ -32,8 +28,6 @@ lz_router_t *lz_router_new(lz_context_t *ctx, const char *endpoints) {
         free(router);
         return NULL;
     }
-    size_t size = sizeof router->fd;
-    zmq_getsockopt(router->node.socket, ZMQ_FD, &router->fd, &size);
     return router;
 }
 
@@ -57,60 +51,38 @@ void lz_router_request_destroy(lz_router_request_t **request_p) {
     *request_p = NULL;
 }
 
-// parse_request: [identity, request_id, payload] or [identity,
-// request_id, "", payload]; anything else is dropped.
-static lz_router_request_t *parse_request(lz_router_t *router, lz_frames_t *f) {
+// take_request: [identity, request_id, payload] or [identity,
+// request_id, "", payload]; anything else is refused (and dropped).
+static int take_request(lz_node_t *node, lz_frames_t *f, void *out) {
     bool delimited = f->count == 4 && lz__frame_size(f, 2) == 0;
-    if (f->total != f->count || (f->count != 3 && !delimited)) {
-        lz__node_drop(&router->node, "request with %zu frames: expected [identity, request_id, payload]", f->total);
-        return NULL;
-    }
+    if (f->total != f->count || (f->count != 3 && !delimited))
+        return lz__fail(LZ_EPROTOCOL, "request with %zu frames: expected [identity, request_id, payload]", f->total);
     lz_router_request_t *request = calloc(1, sizeof *request);
     char *id = request ? strndup(lz__frame_data(f, 1), lz__frame_size(f, 1)) : NULL;
     if (!id) {
         free(request);
-        lz__node_error(&router->node, LZ_ENOMEM, "request dropped: out of memory");
-        return NULL;
+        return lz__fail(LZ_ENOMEM, "request: out of memory");
     }
     request->id = id;
     zmq_msg_init(&request->payload);
     zmq_msg_move(&request->payload, &f->part[f->count - 1]);
     lz__routing_take(&request->route, f, f->count - 1);
-    if (lz_serializer_decode(router->node.serializer, zmq_msg_data(&request->payload),
-                             zmq_msg_size(&request->payload), &request->value) < 0) {
-        lz__node_drop(&router->node, "request %s does not decode: %s", id, lz_last_error());
+    if (lz_serializer_decode(node->serializer, zmq_msg_data(&request->payload), zmq_msg_size(&request->payload),
+                             &request->value) < 0) {
+        int rc = lz__fail(LZ_EPROTOCOL, "request %s does not decode: %s", id, lz_last_error());
         lz_router_request_destroy(&request);
+        return rc;
     }
-    return request;
+    *(lz_router_request_t **)out = request;
+    return LZ_OK;
 }
 
-// router_wait sleeps on libzmq's edge-triggered fd. A sender on another
-// thread may consume the edge under the lock, so sleep in short slices.
-static void router_wait(lz_router_t *router, int remaining_ms) {
-    int slice = remaining_ms < 0 || remaining_ms > ROUTER_WAIT_SLICE_MS ? ROUTER_WAIT_SLICE_MS : remaining_ms;
-    struct pollfd pfd = {router->fd, POLLIN, 0};
-    poll(&pfd, 1, slice);
-}
-
+// The receive holds the node lock only while it reads (lz__node_take), so
+// replies from other threads never wait for it.
 lz_router_request_t *lz_router_recv(lz_router_t *router, int timeout_ms) {
     if (!router) return lz__fail_null(LZ_EINVAL, "lz_router_recv: router is NULL");
-    int64_t deadline = lz__deadline_ms(timeout_ms);
-    for (;;) {
-        lz_frames_t f;
-        lz__bias_lock(&router->node.lock); // senders share the socket
-        int rc = lz__node_recv(&router->node, &f, 0);
-        lz__bias_unlock(&router->node.lock);
-        if (rc == LZ_OK) {
-            lz_router_request_t *request = parse_request(router, &f);
-            lz__frames_close(&f);
-            if (request) return request;
-            continue;
-        }
-        if (rc != LZ_ETIMEOUT) return NULL;
-        int remaining = lz__ms_left(deadline, timeout_ms); // -1: no limit
-        if (remaining == 0) return lz__fail_null(LZ_ETIMEOUT, "router: no request within %d ms", timeout_ms);
-        router_wait(router, remaining);
-    }
+    lz_router_request_t *request = NULL;
+    return lz__node_take(&router->node, timeout_ms, NULL, take_request, &request) == LZ_OK ? request : NULL;
 }
 
 const void *lz_router_request_identity(const lz_router_request_t *request, size_t *size) {

@@ -1,17 +1,15 @@
 /* Internal: what the ROUTER-based patterns (server, router) share. A
  * route is the frames before the payload, kept as received and sent back
- * unchanged in front of the reply; a wakeup is an eventfd that worker or
- * caller threads use to hand work to an I/O thread that owns a socket. */
+ * unchanged in front of the reply. */
 #ifndef LZ_PATTERNS_ROUTING_H
 #define LZ_PATTERNS_ROUTING_H
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 #include <zmq.h>
 
 #include "core/node.h"
+#include "core/wakeup.h"
 
 // The routing envelope of one request: identity, then whatever the peer
 // put before its payload (request id, empty delimiter, a broker's hops).
@@ -44,25 +42,6 @@ static inline int lz__routing_send(lz_node_t *node, const lz_routing_t *route, c
     }
     frames[route->count] = (lz_frame_t){payload, size};
     return lz__node_send(node, frames, route->count + 1);
-}
-
-// Wakeups: an eventfd that zmq_poll watches next to the sockets.
-static inline int lz__wakeup_open(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
-
-static inline void lz__wakeup_signal(int fd) {
-    uint64_t one = 1;
-    // A full counter (never in practice) still leaves the fd readable.
-    if (write(fd, &one, sizeof one) < 0) return;
-}
-
-static inline void lz__wakeup_drain(int fd) {
-    uint64_t n;
-    if (read(fd, &n, sizeof n) < 0) return;
-}
-
-static inline void lz__wakeup_close(int *fd) {
-    if (*fd >= 0) close(*fd);
-    *fd = -1;
 }
 
 #endif

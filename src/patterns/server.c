@@ -8,11 +8,9 @@
  * reply itself instead of waking the I/O thread to do it: on a busy core
  * each such hand-off is a context switch, more than the network costs. With
  * workers the I/O thread therefore never blocks inside libzmq with the
- * socket: it polls the socket's ZMQ_FD like any file descriptor (see
- * serve_pooled). Without them it is the socket's only user and waits in
+ * socket: it waits outside the lock, on the socket's ZMQ_FD (see
+ * serve_pooled and lz__node_wait). Without them it is the socket's only user and waits in
  * libzmq's blocking receive, as a REP loop does (see serve_inline). */
-#include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,7 +26,6 @@
 #include "patterns/routing.h"
 
 #define SERVER_QUEUE_MAX 1024 // requests waiting for a worker before the reader blocks
-#define SERVER_RECV_BATCH 64  // requests read per wakeup, so replies are not starved
 #define SERVER_STOP_SLICE_MS 50 // a server running handlers inline sees a stop this often
 
 typedef struct handler {
@@ -53,7 +50,6 @@ struct lz_server {
     pthread_t thread;
     bool running;
     atomic_bool stopping; // the I/O thread stops reading, drains the pool and ends
-    int wake_fd;          // stop, or a message the I/O thread must read (send_job)
     lz_spare_t spare_job; // the last job finished, for the next request
 };
 
@@ -94,24 +90,17 @@ static void encode_error(lz_server_t *s, job_t *job, int code, const char *messa
 }
 
 // send_job sends the job's reply behind its routing frames and frees it;
-// any thread may call it. wake_reader: the I/O thread may be asleep on
-// ZMQ_FD (a worker's send). Such a send processes libzmq's pending
-// commands, which may include "a request arrived" and so clear ZMQ_FD
-// without the I/O thread hearing of it; if a request is now readable, the
-// I/O thread is woken. The I/O thread's own sends need no such check: it
-// reads on until the socket is drained, or blocks in a receive.
-static void send_job(lz_server_t *s, job_t *job, bool wake_reader) {
+// any thread may call it. A worker's send may take the signal of a request
+// that came meanwhile from the I/O thread waiting outside the lock:
+// lz__node_unlock then wakes it (see lz__node_wait).
+static void send_job(lz_server_t *s, job_t *job) {
     lz_node_t *node = &s->node;
-    int events = 0;
-    size_t len = sizeof events;
-    lz__bias_lock(&node->lock); // the socket lives until the server is destroyed, after its threads
+    lz__node_lock(node); // the socket lives until the server is destroyed, after its threads
     // The route goes back as the frames it came in: a reply is sent once.
     int rc = lz__node_send_parts_locked(node, job->route.part, job->route.count, lz_buffer_data(job->reply),
                                         lz_buffer_size(job->reply));
-    if (wake_reader && zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &len) != 0) events = ZMQ_POLLIN; // let it look
-    lz__bias_unlock(&node->lock);
+    lz__node_unlock(node);
     if (rc < 0) LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "reply not sent: %s", lz_last_error());
-    if (events & ZMQ_POLLIN) lz__wakeup_signal(s->wake_fd);
     job_free(s, job);
 }
 
@@ -173,7 +162,7 @@ static void answer(lz_server_t *s, job_t *job) {
 // A worker's job: answer one request and send the reply.
 static void job_run(void *p, void *arg) {
     answer(arg, p);
-    send_job(arg, p, true);
+    send_job(arg, p);
 }
 
 // Jobs still queued when the server stops are answered, not dropped, so
@@ -182,7 +171,7 @@ static void job_run(void *p, void *arg) {
 static void job_drop(void *p, void *arg) {
     lz_server_t *s = arg;
     encode_error(s, p, LZ_ECLOSED, "server stopping");
-    send_job(s, p, false);
+    send_job(s, p);
 }
 
 static void reply_pong(lz_server_t *s, job_t *job) {
@@ -195,7 +184,7 @@ static void reply_pong(lz_server_t *s, job_t *job) {
     if (!pong || lz_serializer_encode(s->node.serializer, pong, job->reply) < 0)
         encode_error(s, job, LZ_ENOMEM, "ping: out of memory");
     lz_value_destroy(&pong);
-    send_job(s, job, false);
+    send_job(s, job);
 }
 
 // handle_request takes one received message: every frame before the last
@@ -220,60 +209,32 @@ static void handle_request(lz_server_t *s, lz_frames_t *frames) {
         lz__node_drop(&s->node, "%s", text);
         lz_message_destroy(&job->msg);
         encode_error(s, job, rc, text);
-        send_job(s, job, false);
+        send_job(s, job);
     } else if (strcmp(lz_message_type(job->msg), "ping") == 0 && !find_exact(s, "ping")) {
         reply_pong(s, job);
     } else if (!s->pool) {
         answer(s, job);
-        send_job(s, job, false);
+        send_job(s, job);
     } else if (lz__pool_submit(s->pool, job) < 0) {
         encode_error(s, job, LZ_ECLOSED, "server stopping");
-        send_job(s, job, false);
+        send_job(s, job);
     }
 }
 
-// receive_one reads one request, waiting up to timeout_ms, and handles it.
-static int receive_one(lz_server_t *s, int timeout_ms) {
-    lz_frames_t frames;
-    lz__bias_lock(&s->node.lock);
-    int rc = lz__node_recv(&s->node, &frames, timeout_ms);
-    lz__bias_unlock(&s->node.lock);
-    if (rc < 0) return rc;
-    handle_request(s, &frames);
-    lz__frames_close(&frames);
-    return LZ_OK;
-}
-
-// receive_batch reads and handles up to SERVER_RECV_BATCH requests. Returns
-// how many, or -1 once the context is terminated.
-static int receive_batch(lz_server_t *s) {
-    for (int i = 0; i < SERVER_RECV_BATCH; i++) {
-        int rc = receive_one(s, 0);
-        if (rc < 0) return rc == LZ_ECLOSED ? -1 : i; // drained (LZ_ETIMEOUT) or closed
-    }
-    return SERVER_RECV_BATCH;
-}
-
-// serve_pooled: the I/O thread reads until the socket is drained, then
-// sleeps on ZMQ_FD, which libzmq signals when the socket has news, and on
-// the wakeup; both are plain descriptors, so poll(2) watches them (zmq_poll
-// would add a poll with no wait first). ZMQ_FD only tells of news since the
-// socket last processed its commands; reading to EAGAIN here and the check
-// in send_job cover every path to that.
+// serve_pooled: the I/O thread reads requests one at a time and hands
+// them to the workers, waiting outside the socket's lock
+// (lz__node_recv_shared) so the workers' replies never wait for it; a stop
+// wakes it.
 static void serve_pooled(lz_server_t *s) {
-    int zmq_fd = -1;
-    size_t len = sizeof zmq_fd;
-    lz__bias_lock(&s->node.lock);
-    if (zmq_getsockopt(s->node.socket, ZMQ_FD, &zmq_fd, &len) != 0) zmq_fd = -1;
-    lz__bias_unlock(&s->node.lock);
+    lz_frames_t frames;
+    lz__frames_ready(&frames);
     while (!atomic_load(&s->stopping)) {
-        int n = receive_batch(s);
-        if (n < 0) break;
-        if (n == SERVER_RECV_BATCH) continue; // maybe more: read on before sleeping
-        struct pollfd fds[2] = {{s->wake_fd, POLLIN, 0}, {zmq_fd, POLLIN, 0}};
-        // Without ZMQ_FD (never in practice) a short poll keeps requests moving.
-        if (poll(fds, zmq_fd >= 0 ? 2 : 1, zmq_fd >= 0 ? 1000 : 1) > 0 && fds[0].revents) lz__wakeup_drain(s->wake_fd);
+        int rc = lz__node_recv_shared(&s->node, &frames, 1, -1, &s->stopping, NULL);
+        if (rc == LZ_ECLOSED) break;
+        if (rc > 0) handle_request(s, &frames);
+        lz__frames_release(&frames);
     }
+    lz__frames_fini(&frames);
 }
 
 // serve_inline: with a concurrency of 1 the I/O thread is the socket's only
@@ -282,8 +243,17 @@ static void serve_pooled(lz_server_t *s) {
 // and no descriptor look-ups. It waits in slices of SERVER_STOP_SLICE_MS so
 // a stop is seen within one.
 static void serve_inline(lz_server_t *s) {
-    while (!atomic_load(&s->stopping))
-        if (receive_one(s, SERVER_STOP_SLICE_MS) == LZ_ECLOSED) return;
+    lz_node_t *node = &s->node;
+    while (!atomic_load(&s->stopping)) {
+        lz_frames_t frames;
+        lz__node_lock(node);
+        int rc = lz__node_recv(node, &frames, SERVER_STOP_SLICE_MS);
+        lz__node_unlock(node);
+        if (rc == LZ_ECLOSED) return;
+        if (rc < 0) continue;
+        handle_request(s, &frames);
+        lz__frames_close(&frames);
+    }
 }
 
 // The I/O thread is the only one that submits to the pool, so it is also
@@ -302,13 +272,7 @@ lz_server_t *lz_server_new(lz_context_t *ctx, const char *endpoints) {
     if (!ctx) return lz__fail_null(LZ_EINVAL, "lz_server_new: ctx is NULL");
     lz_server_t *s = calloc(1, sizeof *s);
     if (!s) return lz__fail_null(LZ_ENOMEM, "lz_server_new: out of memory");
-    s->wake_fd = lz__wakeup_open();
-    if (s->wake_fd < 0) {
-        free(s);
-        return lz__fail_null(LZ_EIO, "lz_server_new: eventfd: %s", strerror(errno));
-    }
     if (lz__node_init(&s->node, ctx, ZMQ_ROUTER, "server", '@', endpoints) < 0) {
-        lz__wakeup_close(&s->wake_fd);
         free(s);
         return NULL;
     }
@@ -322,7 +286,6 @@ void lz_server_destroy(lz_server_t **server_p) {
     for (size_t i = 0; i < s->handler_count; i++) free(s->handlers[i].action);
     free(s->handlers);
     lz__node_close(&s->node);
-    lz__wakeup_close(&s->wake_fd);
     job_destroy(lz__spare_take(&s->spare_job));
     free(s);
     *server_p = NULL;
@@ -378,7 +341,7 @@ int lz_server_stop(lz_server_t *server) {
     if (!server) return lz__fail(LZ_EINVAL, "lz_server_stop: server is NULL");
     if (!server->running) return LZ_OK;
     atomic_store(&server->stopping, true);
-    lz__wakeup_signal(server->wake_fd);
+    lz__node_wake(&server->node); // a pooled server's I/O thread may be waiting with no end
     pthread_join(server->thread, NULL);
     server->running = false;
     return LZ_OK;
