@@ -112,6 +112,8 @@ __attribute__((constructor)) static void resolve(void) {
     RESOLVE(zmq_proxy_steerable);
 }
 
+// WRAP defines name as libzmq's, inside the enter and leave of the socket
+// its parameters call s.
 #define WRAP(ret, name, params, args)                                                                          \
     ret name params {                                                                                          \
         __typeof__(&name) real = real_##name;                                                                  \
@@ -132,31 +134,14 @@ WRAP(int, zmq_connect, (void *s, const char *addr), (s, addr))
 WRAP(int, zmq_unbind, (void *s, const char *addr), (s, addr))
 WRAP(int, zmq_disconnect, (void *s, const char *addr), (s, addr))
 WRAP(int, zmq_socket_monitor, (void *s, const char *addr, int events), (s, addr, events))
+WRAP(int, zmq_msg_send, (zmq_msg_t *msg, void *s, int flags), (msg, s, flags))
+WRAP(int, zmq_msg_recv, (zmq_msg_t *msg, void *s, int flags), (msg, s, flags))
 
 // zmq_close: the last use; no leave (libzmq's reaper owns it afterwards).
 int zmq_close(void *s) {
     zmqcheck_socket_enter(cell_of(s));
     int r = real_zmq_close(s);
     forget_socket(s);
-    return r;
-}
-
-// Message calls take the socket second.
-int zmq_msg_send(zmq_msg_t *msg, void *s, int flags) {
-    __typeof__(&zmq_msg_send) real = real_zmq_msg_send;
-    cell_t *c = cell_of(s);
-    zmqcheck_socket_enter(c);
-    int r = real(msg, s, flags);
-    zmqcheck_socket_leave(c);
-    return r;
-}
-
-int zmq_msg_recv(zmq_msg_t *msg, void *s, int flags) {
-    __typeof__(&zmq_msg_recv) real = real_zmq_msg_recv;
-    cell_t *c = cell_of(s);
-    zmqcheck_socket_enter(c);
-    int r = real(msg, s, flags);
-    zmqcheck_socket_leave(c);
     return r;
 }
 
