@@ -59,7 +59,8 @@ void lz_sub_destroy(lz_sub_t **sub_p);
 lz_node_t *lz_sub_node(lz_sub_t *sub);
 
 // lz_sub_subscribe / lz_sub_unsubscribe add or drop a topic prefix filter
-// ("" is everything). Thread safe.
+// ("" is everything). Thread safe, and prompt while a receive waits on
+// another thread (a waiting receive does not hold the socket).
 int lz_sub_subscribe(lz_sub_t *sub, const char *prefix);
 int lz_sub_unsubscribe(lz_sub_t *sub, const char *prefix);
 
