@@ -472,8 +472,51 @@ LZ_TEST(queued_requests_answered_at_stop) {
     lz_context_destroy(&ctx);
 }
 
+// A client that sends requests and reads no replies fills the server's
+// queue to it: the workers' replies to it wait for room (zmq.send_timeout,
+// 2 s here), outside the socket's lock, so the I/O thread still reads and
+// answers a health check from another client at once. (When a waiting
+// send held the socket, the ping waited for the sends to give up.)
+LZ_TEST(a_client_reading_no_replies_does_not_block_ping) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.handler_max_concurrency=4", "zmq.high_water_mark=2",
+                                        "zmq.send_timeout=2000");
+    char endpoint[128];
+    lz_server_t *server = lz_server_new(ctx, lz_test_ipc_endpoint(endpoint, sizeof endpoint));
+    LZ_CHECK_INT(lz_server_on(server, "echo", echo, NULL), 0);
+    LZ_CHECK_INT(lz_server_start(server), 0);
+    void *greedy = zmq_socket(lz_context_zmq(ctx), ZMQ_DEALER);
+    int one = 1, small = 4096, linger = 0;
+    zmq_setsockopt(greedy, ZMQ_RCVHWM, &one, sizeof one);
+    zmq_setsockopt(greedy, ZMQ_RCVBUF, &small, sizeof small);
+    zmq_setsockopt(greedy, ZMQ_LINGER, &linger, sizeof linger);
+    LZ_CHECK_INT(zmq_connect(greedy, endpoint), 0);
+    enum { BIG = 64 * 1024, REQUESTS = 64 };
+    char *request = malloc(BIG + 64);
+    int len = snprintf(request, 64, "{\"type\":\"echo\",\"data\":\"");
+    memset(request + len, 'x', BIG);
+    len += BIG;
+    len += snprintf(request + len, 64, "\"}");
+    for (int i = 0; i < REQUESTS; i++) LZ_CHECK_INT(zmq_send(greedy, request, (size_t)len, 0), len);
+    // The replies fill the kernel's buffers and the server's queue.
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_server_node(server)).messages_received == REQUESTS, 5000);
+    lz_test_sleep_ms(200);
+    lz_client_t *client = lz_client_new(ctx, endpoint);
+    lz_value_t *reply = NULL;
+    int64_t start = lz_test_now_ms();
+    LZ_CHECK_INT(lz_client_request(client, "ping", NULL, &reply, 1500), 0);
+    int64_t took = lz_test_now_ms() - start;
+    LZ_CHECK(took < 1000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_STR(lz_value_find_string(reply, "status", NULL), "ok");
+    lz_value_destroy(&reply);
+    lz_client_destroy(&client);
+    zmq_close(greedy);
+    free(request);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(dispatches_by_action), LZ_CASE(error_replies), LZ_CASE(default_handler_and_ping),
              LZ_CASE(answers_req_sockets), LZ_CASE(survives_garbage), LZ_CASE(handlers_run_concurrently),
              LZ_CASE(lifecycle_errors), LZ_CASE(inline_handlers), LZ_CASE(registering_again_replaces_the_handler),
              LZ_CASE(unencodable_reply_becomes_an_error_reply), LZ_CASE(request_with_too_many_frames_is_dropped),
-             LZ_CASE(queued_requests_answered_at_stop))
+             LZ_CASE(queued_requests_answered_at_stop), LZ_CASE(a_client_reading_no_replies_does_not_block_ping))

@@ -36,8 +36,9 @@ lz_node_t *lz_pair_node(lz_pair_t *pair);
 // sends it, waiting up to zmq.send_timeout when the peer is slow (LZ_EAGAIN
 // then, counted as backpressure). lz_pair_send_bytes sends data as it is.
 // Both are thread safe: one thread may send on an end while another waits
-// in lz_pair_recv on it (the receive holds the libzmq socket, which is not
-// thread safe, only while it reads, so the send does not wait for it).
+// in lz_pair_recv on it. Neither a waiting receive nor a send waiting for
+// room holds the libzmq socket (which is not thread safe) while it waits,
+// so neither holds up the other.
 int lz_pair_send(lz_pair_t *pair, const lz_value_t *value);
 int lz_pair_send_bytes(lz_pair_t *pair, const void *data, size_t size);
 

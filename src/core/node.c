@@ -184,7 +184,7 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
     node->zmq_type = zmq_type;
     node->default_side = default_side;
     node->counters = &node->own_counters;
-    node->socket_fd = node->wake_fd = -1;
+    node->socket_fd = node->wake_fd[LZ_WAIT_RECV] = node->wake_fd[LZ_WAIT_SEND] = -1;
     snprintf(node->name, sizeof node->name, "%s", name);
     node->serializer = lz__registry_find(lz__context_registry(ctx), node->settings->default_serializer);
     if (!node->serializer)
@@ -220,7 +220,8 @@ void lz__node_close(lz_node_t *node) {
     if (node->attached_to_context) lz__context_detach(ctx, node);
     node->attached_to_context = false;
     forget_endpoints(node);
-    lz__wakeup_close(&node->wake_fd);
+    lz__wakeup_close(&node->wake_fd[LZ_WAIT_RECV]);
+    lz__wakeup_close(&node->wake_fd[LZ_WAIT_SEND]);
     lz__bias_fini(&node->lock);
     node->ctx = NULL;
     lz__context_unref(ctx);
@@ -373,48 +374,97 @@ static int send_failed(lz_node_t *node, int err) {
     return lz__node_error(node, code, "send failed: %s", zmq_strerror(err));
 }
 
-int lz__node_send_locked(lz_node_t *node, const lz_frame_t *frames, size_t count, int flags) {
-    size_t bytes = 0;
-    for (size_t i = 0; i < count; i++) {
-        int more = i + 1 < count ? ZMQ_SNDMORE : 0;
-        // Only the first frame can fail: libzmq queues a multipart whole.
-        if (lz__sendbuf_send(node->socket, frames[i].data, frames[i].size, more | flags) < 0)
-            return send_failed(node, zmq_errno());
-        bytes += frames[i].size;
+// A send waits for room outside the lock (lz__node_wait), not inside libzmq
+// (ZMQ_SNDTIMEO), so a full peer does not lock every other user out of the
+// socket for up to zmq.send_timeout. Each try is a send with ZMQ_DONTWAIT,
+// which processes libzmq's pending commands only now and then: after a
+// failed one, ZMQ_EVENTS processes them in full and the send is tried
+// again at once (room may have come meanwhile), and only a second failure
+// waits, when ZMQ_FD will signal what comes next. libzmq's own blocking
+// send also waits for its next command, not for ZMQ_POLLOUT: a ROUTER
+// reports POLLOUT while any peer has room, not the one addressed.
+typedef struct send_wait {
+    int64_t deadline; // zmq.send_timeout from the first wait
+    bool looked;      // ZMQ_EVENTS ran since the last try
+} send_wait_t;
+
+// send_again: after a try failed with err, whether to try again (having
+// looked or waited), or let the failure stand (not a full queue, a caller
+// that will not wait, or zmq.send_timeout passed).
+static bool send_again(lz_node_t *node, int err, int flags, send_wait_t *w) {
+    if (err == EINTR) return true;
+    if (err != EAGAIN || (flags & ZMQ_DONTWAIT) || node->settings->send_timeout == 0) return false;
+    if (!w->looked) {
+        int events;
+        size_t size = sizeof events;
+        w->looked = zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &size) == 0;
+        return w->looked;
+    }
+    int timeout = node->settings->send_timeout;
+    if (w->deadline == 0) w->deadline = lz__deadline_ms(timeout);
+    int left = lz__ms_left(w->deadline, timeout);
+    if (left == 0) return false;
+    lz__node_wait(node, left, LZ_WAIT_SEND);
+    w->looked = false;
+    return true;
+}
+
+// A send's content, for its tries: frames, or parts (moved into libzmq
+// when sent) and then data.
+typedef struct send_content {
+    const lz_frame_t *frames;
+    zmq_msg_t *parts;
+    size_t count;
+    const void *data;
+    size_t size;
+} send_content_t;
+
+// send_once tries the content once; 0 or -1 with zmq_errno(). Only the
+// first frame can fail, libzmq queuing a multipart whole: a part not sent
+// keeps its content for the next try.
+static int send_once(lz_node_t *node, const send_content_t *c, int flags) {
+    for (size_t i = 0; i < c->count; i++) {
+        int more = i + 1 < c->count || c->parts ? ZMQ_SNDMORE : 0;
+        int rc = c->parts ? zmq_msg_send(&c->parts[i], node->socket, more | flags | ZMQ_DONTWAIT)
+                          : lz__sendbuf_send(node->socket, c->frames[i].data, c->frames[i].size, more | flags | ZMQ_DONTWAIT);
+        if (rc < 0) return -1;
+    }
+    return c->parts && lz__sendbuf_send(node->socket, c->data, c->size, flags | ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
+// send_content sends c (bytes in all) for a caller holding the lock, trying
+// again while send_again says so, and counts the outcome.
+static int send_content(lz_node_t *node, const send_content_t *c, size_t bytes, int flags) {
+    for (send_wait_t w = {0, false}; !node->socket || send_once(node, c, flags) < 0;) {
+        if (!node->socket) return lz__fail(LZ_ECLOSED, "%s: closed", node->name); // a rebuild failed meanwhile
+        int err = zmq_errno();
+        if (!send_again(node, err, flags, &w)) return send_failed(node, err);
     }
     count_traffic(node, messages_sent, bytes_sent, 1, bytes);
     return LZ_OK;
+}
+
+int lz__node_send_locked(lz_node_t *node, const lz_frame_t *frames, size_t count, int flags) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < count; i++) bytes += frames[i].size;
+    return send_content(node, &(send_content_t){.frames = frames, .count = count}, bytes, flags);
 }
 
 int lz__node_send_parts_locked(lz_node_t *node, zmq_msg_t *parts, size_t count, const void *data, size_t size) {
     size_t bytes = size;
-    for (size_t i = 0; i < count; i++) {
-        size_t part_size = zmq_msg_size(&parts[i]);
-        // Only the first frame can fail: libzmq queues a multipart whole.
-        if (zmq_msg_send(&parts[i], node->socket, ZMQ_SNDMORE) < 0) return send_failed(node, zmq_errno());
-        bytes += part_size;
-    }
-    if (lz__sendbuf_send(node->socket, data, size, 0) < 0) return send_failed(node, zmq_errno());
-    count_traffic(node, messages_sent, bytes_sent, 1, bytes);
-    return LZ_OK;
+    for (size_t i = 0; i < count; i++) bytes += zmq_msg_size(&parts[i]); // before sending empties them
+    return send_content(node, &(send_content_t){.parts = parts, .count = count, .data = data, .size = size}, bytes, 0);
 }
 
 int lz__node_send(lz_node_t *node, const lz_frame_t *frames, size_t count) {
     lz__node_lock(node);
-    int rc = node->socket ? lz__node_send_locked(node, frames, count, 0)
-                          : lz__fail(LZ_ECLOSED, "%s: closed", node->name);
+    int rc = lz__node_send_locked(node, frames, count, 0);
     lz__node_unlock(node);
     return rc;
 }
 
 int lz__node_send_one(lz_node_t *node, const void *data, size_t size) {
-    lz__node_lock(node);
-    int rc = LZ_OK;
-    if (!node->socket) rc = lz__fail(LZ_ECLOSED, "%s: closed", node->name);
-    else if (lz__sendbuf_send(node->socket, data, size, 0) < 0) rc = send_failed(node, zmq_errno());
-    else count_traffic(node, messages_sent, bytes_sent, 1, size); // under the lock, as count_traffic needs
-    lz__node_unlock(node);
-    return rc;
+    return lz__node_send(node, &(lz_frame_t){data, size}, 1);
 }
 
 // use_recv_timeout makes the socket's blocking receive wait timeout_ms
@@ -533,33 +583,44 @@ static int socket_fd(lz_node_t *node) {
     return node->socket_fd;
 }
 
-void lz__node_wait(lz_node_t *node, int timeout_ms) {
-    if (node->wake_fd < 0) node->wake_fd = lz__wakeup_open();
-    struct pollfd fds[2] = {{socket_fd(node), POLLIN, 0}, {node->wake_fd, POLLIN, 0}};
+void lz__node_wait(lz_node_t *node, int timeout_ms, lz_wait_kind_t kind) {
+    // This thread's look may have taken the signal a waiter of the other
+    // kind was sleeping on: it is told, as on any release of the lock.
+    if (node->waiting[!kind]) lz__node_wake_if_ready(node);
+    int *wake_fd = &node->wake_fd[kind];
+    if (*wake_fd < 0) *wake_fd = lz__wakeup_open();
+    struct pollfd fds[2] = {{socket_fd(node), POLLIN, 0}, {*wake_fd, POLLIN, 0}};
     if ((fds[0].fd < 0 || fds[1].fd < 0) && (timeout_ms < 0 || timeout_ms > LZ_WAIT_UNWOKEN_MS))
         timeout_ms = LZ_WAIT_UNWOKEN_MS;
-    node->waiters++;
-    lz__bias_unlock(&node->lock); // not lz__node_unlock: this thread just found nothing to read
+    node->waiting[kind]++;
+    lz__bias_unlock(&node->lock);
     // poll(2) skips a negative descriptor. The socket lives on while we
-    // wait: a node is closed only after its readers are done.
+    // wait: a node is closed only after its users are done.
     if (poll(fds, 2, timeout_ms) > 0 && fds[1].revents) lz__wakeup_drain(fds[1].fd);
     lz__bias_lock(&node->lock);
-    node->waiters--;
+    node->waiting[kind]--;
 }
 
-void lz__node_wake_if_readable(lz_node_t *node) {
+// wake signals kind's wakeup, if its waiters made one.
+static void wake(lz_node_t *node, lz_wait_kind_t kind) {
+    if (node->wake_fd[kind] >= 0) lz__wakeup_signal(node->wake_fd[kind]);
+}
+
+void lz__node_wake_if_ready(lz_node_t *node) {
     int events = 0;
     size_t size = sizeof events;
-    // ZMQ_EVENTS processes the commands still pending, so it also sees a
-    // message whose signal this holder's send took. A socket gone (a
+    // ZMQ_EVENTS processes the commands still pending, so it also sees
+    // what arrived with the signal this holder took. A socket gone (a
     // rebuild that failed) or unreadable state: the waiters look for themselves.
-    if (!node->socket || zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &size) != 0) events = ZMQ_POLLIN;
-    if ((events & ZMQ_POLLIN) && node->wake_fd >= 0) lz__wakeup_signal(node->wake_fd);
+    if (!node->socket || zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &size) != 0)
+        events = ZMQ_POLLIN | ZMQ_POLLOUT;
+    if ((events & ZMQ_POLLIN) && node->waiting[LZ_WAIT_RECV]) wake(node, LZ_WAIT_RECV);
+    if ((events & ZMQ_POLLOUT) && node->waiting[LZ_WAIT_SEND]) wake(node, LZ_WAIT_SEND);
 }
 
 void lz__node_wake(lz_node_t *node) {
     lz__node_lock(node);
-    if (node->wake_fd >= 0) lz__wakeup_signal(node->wake_fd);
+    wake(node, LZ_WAIT_RECV);
     lz__node_unlock(node);
 }
 
@@ -574,7 +635,7 @@ int lz__node_recv_shared(lz_node_t *node, lz_frames_t *frames, size_t max, int t
         if (rc != LZ_ETIMEOUT) break;
         if (stopping && atomic_load(stopping)) {
             // One wake-up ends one waiter's wait: pass the stop on to the next.
-            if (node->waiters && node->wake_fd >= 0) lz__wakeup_signal(node->wake_fd);
+            if (node->waiting[LZ_WAIT_RECV]) wake(node, LZ_WAIT_RECV);
             rc = lz__fail(LZ_ECLOSED, "%s: stopping", node->name);
             break;
         }
@@ -589,7 +650,7 @@ int lz__node_recv_shared(lz_node_t *node, lz_frames_t *frames, size_t max, int t
             rc = lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
             break;
         }
-        lz__node_wait(node, left);
+        lz__node_wait(node, left, LZ_WAIT_RECV);
     }
     lz__node_unlock(node);
     return rc;

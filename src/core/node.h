@@ -55,8 +55,8 @@ struct lz_node {
     int zmq_type;
     int recv_timeout;               // the socket's ZMQ_RCVTIMEO, so it is set only on change
     int socket_fd;                  // the socket's ZMQ_FD, looked up on the first wait (-1 until then); under lock
-    int wake_fd;                    // ends lz__node_wait (a wakeup, opened on the first wait, else -1); under lock
-    int waiters;                    // readers inside lz__node_wait, between its unlock and relock; under lock
+    int wake_fd[2];                 // end lz__node_wait's of each kind (wakeups, opened on first use, else -1); under lock
+    int waiting[2];                 // threads inside lz__node_wait, by kind, between its unlock and relock; under lock
     char default_side;              // '@' bind or '>' connect
     lz_bias_t lock;                 // libzmq sockets are not thread safe (see bias.h)
     const lz_serializer_t *serializer;
@@ -143,7 +143,8 @@ typedef struct lz_frame {
 } lz_frame_t;
 
 // lz__node_send sends frames as one multipart message under the node's
-// lock, waiting up to zmq.send_timeout. Counts messages_sent and bytes_sent,
+// lock, waiting up to zmq.send_timeout while every peer's queue is full
+// (outside the lock: lz__node_wait). Counts messages_sent and bytes_sent,
 // or on a full high water mark outbound_dropped + backpressure_events and
 // returns LZ_EAGAIN; other failures count errors.
 int lz__node_send(lz_node_t *node, const lz_frame_t *frames, size_t count);
@@ -154,11 +155,13 @@ int lz__node_send(lz_node_t *node, const lz_frame_t *frames, size_t count);
 int lz__node_send_one(lz_node_t *node, const void *data, size_t size);
 
 // lz__node_send_locked: the same for a caller already holding node->lock
-// (sending several messages, or a socket only one thread uses).
+// (sending several messages, or a socket only one thread uses), which a
+// wait for room releases meanwhile; flags ZMQ_DONTWAIT: no wait, LZ_EAGAIN
+// at once (then the caller may hold the socket without the lock).
 int lz__node_send_locked(lz_node_t *node, const lz_frame_t *frames, size_t count, int flags);
 
 // lz__node_send_parts_locked sends parts, then data as the last frame, for
-// a caller holding node->lock. The parts' content goes to libzmq without a
+// a caller holding node->lock, waiting for room as lz__node_send_locked. The parts' content goes to libzmq without a
 // copy (zmq_msg_send), so each sent part is left empty; a part not sent
 // (the send failed) keeps its content, and the caller closes them all.
 int lz__node_send_parts_locked(lz_node_t *node, zmq_msg_t *parts, size_t count, const void *data, size_t size);
@@ -213,28 +216,34 @@ static inline void lz__frames_release(lz_frames_t *frames) {
 // the last error: a poll that finds nothing is the common case, not a failure.
 int lz__node_recv_burst(lz_node_t *node, lz_frames_t *frames, size_t max, int timeout_ms);
 
-// Waiting outside the lock. A reader with nothing to read must not wait
-// holding node->lock: a send or a subscription from another thread would
-// wait with it. lz__node_wait is called holding the lock, right after a
-// receive found nothing (libzmq processed its commands then, so it will
-// signal ZMQ_FD on news). It releases the lock, sleeps in poll(2) on ZMQ_FD
-// and the node's wakeup for up to timeout_ms (-1: no limit) and takes the
-// lock again; the caller then receives again, and may find nothing (a
-// wake-up only says "look"). Whoever holds the lock meanwhile may process
-// libzmq's commands (any send may) and so take the signal meant for the
-// waiter: which is why every holder releases the lock with lz__node_unlock,
-// which signals the wakeup when a reader waits and the socket is readable.
+// Waiting outside the lock. A thread that must wait for the socket (a
+// receive with nothing to read, a send with every peer's queue full) must
+// not wait holding node->lock: another thread's send, receive or
+// subscription would wait with it, up to the whole timeout. lz__node_wait
+// is called holding the lock, right after libzmq processed all its pending
+// commands and found the socket not ready for kind (a receive that found
+// nothing does; a send does not, see the send functions), so libzmq will
+// signal ZMQ_FD on news. It releases the lock, sleeps in poll(2) on ZMQ_FD
+// and the node's wakeup for kind for up to timeout_ms (-1: no limit) and
+// takes the lock again; the caller then tries again, and may find the
+// socket still not ready (a wake-up only says "look"). Whoever holds the
+// lock meanwhile may process libzmq's commands (any send or receive may)
+// and so take the signal meant for a waiter: which is why every holder
+// releases the lock with lz__node_unlock, which then signals the wakeup of
+// each kind that waits and whose event (ZMQ_POLLIN, ZMQ_POLLOUT) is there.
 // Without a wakeup (no descriptor left) the wait looks again every 50 ms.
-void lz__node_wait(lz_node_t *node, int timeout_ms);
-void lz__node_wake_if_readable(lz_node_t *node);
+typedef enum lz_wait_kind { LZ_WAIT_RECV = 0, LZ_WAIT_SEND = 1 } lz_wait_kind_t;
+void lz__node_wait(lz_node_t *node, int timeout_ms, lz_wait_kind_t kind);
+void lz__node_wake_if_ready(lz_node_t *node);
 static inline void lz__node_lock(lz_node_t *node) { lz__bias_lock(&node->lock); }
 static inline void lz__node_unlock(lz_node_t *node) {
-    if (node->waiters) lz__node_wake_if_readable(node);
+    if (node->waiting[LZ_WAIT_RECV] | node->waiting[LZ_WAIT_SEND]) lz__node_wake_if_ready(node);
     lz__bias_unlock(&node->lock);
 }
 
-// lz__node_wake ends every lz__node_wait at once, for a stop: set the stop
-// flag first, which the waiters look at when they wake. Takes the lock.
+// lz__node_wake ends every receive's lz__node_wait at once, for a stop:
+// set the stop flag first, which the waiters look at when they wake.
+// Takes the lock.
 void lz__node_wake(lz_node_t *node);
 
 // A taker consumes one received multipart message into out: the
