@@ -57,8 +57,7 @@ static void drain_subscriptions(lz_pub_t *pub) {
 static int publish_frames(lz_pub_t *pub, const char *topic, const void *data, size_t size) {
     lz_frame_t frames[2] = {{topic, strlen(topic)}, {data, size}};
     lz__node_lock(&pub->node);
-    int rc = pub->node.socket ? lz__node_send_locked(&pub->node, frames, 2, 0)
-                              : lz__fail(LZ_ECLOSED, "pub: closed");
+    int rc = lz__node_send_locked(&pub->node, frames, 2, 0);
     if (rc == LZ_EAGAIN || ++pub->sends_since_drain >= LZ_DRAIN_EVERY) drain_subscriptions(pub);
     lz__node_unlock(&pub->node);
     return rc;
