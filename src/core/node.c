@@ -425,8 +425,9 @@ typedef struct send_content {
 static int send_once(lz_node_t *node, const send_content_t *c, int flags) {
     for (size_t i = 0; i < c->count; i++) {
         int more = i + 1 < c->count || c->parts ? ZMQ_SNDMORE : 0;
-        int rc = c->parts ? zmq_msg_send(&c->parts[i], node->socket, more | flags | ZMQ_DONTWAIT)
-                          : lz__sendbuf_send(node->socket, c->frames[i].data, c->frames[i].size, more | flags | ZMQ_DONTWAIT);
+        int how = more | flags | ZMQ_DONTWAIT;
+        int rc = c->parts ? zmq_msg_send(&c->parts[i], node->socket, how)
+                          : lz__sendbuf_send(node->socket, c->frames[i].data, c->frames[i].size, how);
         if (rc < 0) return -1;
     }
     return c->parts && lz__sendbuf_send(node->socket, c->data, c->size, flags | ZMQ_DONTWAIT) < 0 ? -1 : 0;

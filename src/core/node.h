@@ -55,7 +55,7 @@ struct lz_node {
     int zmq_type;
     int recv_timeout;               // the socket's ZMQ_RCVTIMEO, so it is set only on change
     int socket_fd;                  // the socket's ZMQ_FD, looked up on the first wait (-1 until then); under lock
-    int wake_fd[2];                 // end lz__node_wait's of each kind (wakeups, opened on first use, else -1); under lock
+    int wake_fd[2];                 // wakeups ending lz__node_wait, by kind (opened on first use, else -1); under lock
     int waiting[2];                 // threads inside lz__node_wait, by kind, between its unlock and relock; under lock
     char default_side;              // '@' bind or '>' connect
     lz_bias_t lock;                 // libzmq sockets are not thread safe (see bias.h)
