@@ -2,8 +2,9 @@
  * something ThreadSanitizer checks. Linked into every program of the
  * LZ_TSAN build (lz_program in CMakeLists.txt), where its zmq_* functions
  * stand in for libzmq's: each call that takes a socket writes, at its start
- * and at its end, to a byte that stands for that socket (a cell made when
- * zmq_socket returns it), then calls libzmq's own function. Calls made
+ * and at its end, to a byte that stands for that socket (a cell made on
+ * the socket's first call, dropped at zmq_close), around libzmq's own
+ * function. Calls made
  * under the node's lock, or otherwise ordered (thread start and join,
  * atomics), are ordered for TSan too; two threads in libzmq with one socket
  * at once, or one after the other with nothing ordering them, is reported

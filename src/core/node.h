@@ -161,9 +161,10 @@ int lz__node_send_one(lz_node_t *node, const void *data, size_t size);
 int lz__node_send_locked(lz_node_t *node, const lz_frame_t *frames, size_t count, int flags);
 
 // lz__node_send_parts_locked sends parts, then data as the last frame, for
-// a caller holding node->lock, waiting for room as lz__node_send_locked. The parts' content goes to libzmq without a
-// copy (zmq_msg_send), so each sent part is left empty; a part not sent
-// (the send failed) keeps its content, and the caller closes them all.
+// a caller holding node->lock, waiting for room as lz__node_send_locked.
+// The parts' content goes to libzmq without a copy (zmq_msg_send), so each
+// sent part is left empty; a part not sent (the send failed) keeps its
+// content, and the caller closes them all.
 int lz__node_send_parts_locked(lz_node_t *node, zmq_msg_t *parts, size_t count, const void *data, size_t size);
 
 // A received multipart message, its frames kept as zmq_msg_t so payloads

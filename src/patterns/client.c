@@ -26,8 +26,8 @@
 #include "core/error.h"
 #include "core/node.h"
 #include "core/spare.h"
+#include "core/wakeup.h"
 #include "patterns/client.h"
-#include "patterns/routing.h"
 
 #define CLIENT_RECV_BATCH 256   // replies read per socket per wakeup
 #define CLIENT_POLL_MAX_MS 1000 // the loop wakes at least this often
@@ -307,7 +307,7 @@ static void dispatch(lz_client_t *c, call_t *call, int64_t now) {
     size_t n = c->envelope ? 3 : 2;
     frames[n - 1] = (lz_frame_t){lz_buffer_data(call->payload), lz_buffer_size(call->payload)};
     lz__node_lock(node);
-    int rc = node->socket ? lz__node_send_locked(node, frames, n, ZMQ_DONTWAIT) : LZ_ECLOSED; // failed rebuild
+    int rc = lz__node_send_locked(node, frames, n, ZMQ_DONTWAIT); // LZ_ECLOSED after a failed rebuild
     lz__node_unlock(node);
     if (rc == LZ_EAGAIN) { // high water mark: try again shortly, within the deadline
         call->sent_at = -1;

@@ -9,7 +9,6 @@
 #include <zmq.h>
 
 #include "core/node.h"
-#include "core/wakeup.h"
 
 // The routing envelope of one request: identity, then whatever the peer
 // put before its payload (request id, empty delimiter, a broker's hops).

@@ -9,8 +9,9 @@
  * each such hand-off is a context switch, more than the network costs. With
  * workers the I/O thread therefore never blocks inside libzmq with the
  * socket: it waits outside the lock, on the socket's ZMQ_FD (see
- * serve_pooled and lz__node_wait). Without them it is the socket's only user and waits in
- * libzmq's blocking receive, as a REP loop does (see serve_inline). */
+ * serve_pooled and lz__node_wait). Without them it is the socket's only
+ * user and waits in libzmq's blocking receive, as a REP loop does (see
+ * serve_inline). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
