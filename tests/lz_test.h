@@ -73,13 +73,17 @@ typedef struct { const char *name; lz_test_fn fn; } lz_test_case_t;
 #define LZ_TEST_SLOWDOWN 1
 #endif
 
-// lz_test_run runs each case in turn and prints "N passed, N failed".
+// lz_test_run runs each case in turn and prints "N passed, N failed". With
+// LZ_TEST_ONLY set it runs only the case of that name (for a developer
+// chasing one case; ctest never sets it).
 static inline int lz_test_run(const lz_test_case_t *cases, size_t n, unsigned alarm_seconds) {
+    const char *only = getenv("LZ_TEST_ONLY");
     // A hung test dies loudly instead of stalling ctest.
     alarm((alarm_seconds ? alarm_seconds : 90) * LZ_TEST_SLOWDOWN);
     signal(SIGPIPE, SIG_IGN);
     int passed = 0, failed = 0;
     for (size_t i = 0; i < n; i++) {
+        if (only && *only && strcmp(only, cases[i].name) != 0) continue;
         int before = lz_test_failures;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);

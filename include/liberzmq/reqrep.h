@@ -42,7 +42,9 @@ int lz_server_on(lz_server_t *server, const char *action, lz_server_handler_fn h
 int lz_server_on_default(lz_server_t *server, lz_server_handler_fn handler, void *arg);
 
 // lz_server_start serves on its own threads; lz_server_stop waits for
-// running handlers, then stops. LZ_ESTATE if already started.
+// running handlers, then stops; replies that find no room in their
+// client's queue are then dropped (counted in outbound_dropped), not
+// waited on. LZ_ESTATE if already started.
 int lz_server_start(lz_server_t *server);
 int lz_server_stop(lz_server_t *server);
 

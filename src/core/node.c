@@ -185,6 +185,7 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
     node->default_side = default_side;
     node->counters = &node->own_counters;
     node->socket_fd = node->wake_fd[LZ_WAIT_RECV] = node->wake_fd[LZ_WAIT_SEND] = -1;
+    node->sends_wait = true;
     snprintf(node->name, sizeof node->name, "%s", name);
     node->serializer = lz__registry_find(lz__context_registry(ctx), node->settings->default_serializer);
     if (!node->serializer)
@@ -362,6 +363,7 @@ static int send_failed(lz_node_t *node, int err) {
     if (err == EAGAIN) {
         LZ_COUNT(node, backpressure_events);
         LZ_COUNT(node, outbound_dropped);
+        if (!node->sends_wait) return lz__fail(LZ_EAGAIN, "%s: send: stopping, and no peer had room", node->name);
         // libzmq says EAGAIN both when every peer's queue is full and when
         // there is no peer to queue for (nothing connected, or zmq.immediate
         // and no connection up).
@@ -400,6 +402,7 @@ static __attribute__((noinline)) bool send_again(lz_node_t *node, int err, int f
         w->looked = zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &size) == 0;
         return w->looked;
     }
+    if (!node->sends_wait) return false;
     int timeout = node->settings->send_timeout;
     if (w->deadline == 0) w->deadline = lz__deadline_ms(timeout);
     int left = lz__ms_left(w->deadline, timeout);
@@ -635,7 +638,16 @@ void lz__node_wake_if_ready(lz_node_t *node) {
     if (!node->socket || zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &size) != 0)
         events = ZMQ_POLLIN | ZMQ_POLLOUT;
     if ((events & ZMQ_POLLIN) && node->waiting[LZ_WAIT_RECV]) wake(node, LZ_WAIT_RECV);
-    if ((events & ZMQ_POLLOUT) && node->waiting[LZ_WAIT_SEND]) wake(node, LZ_WAIT_SEND);
+    // Sends that may not wait pass the wake-up on, each one to the next, as
+    // they fail and release the lock: one signal may end only one poll.
+    if (((events & ZMQ_POLLOUT) || !node->sends_wait) && node->waiting[LZ_WAIT_SEND]) wake(node, LZ_WAIT_SEND);
+}
+
+void lz__node_set_send_wait(lz_node_t *node, bool wait) {
+    lz__node_lock(node);
+    node->sends_wait = wait;
+    if (!wait) wake(node, LZ_WAIT_SEND);
+    lz__node_unlock(node);
 }
 
 void lz__node_wake(lz_node_t *node) {

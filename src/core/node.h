@@ -57,6 +57,7 @@ struct lz_node {
     int socket_fd;                  // the socket's ZMQ_FD, looked up on the first wait (-1 until then); under lock
     int wake_fd[2];                 // wakeups ending lz__node_wait, by kind (opened on first use, else -1); under lock
     int waiting[2];                 // threads inside lz__node_wait, by kind, between its unlock and relock; under lock
+    bool sends_wait;                // a send may wait for room (see lz__node_set_send_wait); under lock
     char default_side;              // '@' bind or '>' connect
     lz_bias_t lock;                 // libzmq sockets are not thread safe (see bias.h)
     const lz_serializer_t *serializer;
@@ -241,6 +242,14 @@ static inline void lz__node_unlock(lz_node_t *node) {
     if (node->waiting[LZ_WAIT_RECV] | node->waiting[LZ_WAIT_SEND]) lz__node_wake_if_ready(node);
     lz__bias_unlock(&node->lock);
 }
+
+// lz__node_set_send_wait(node, false) makes every send on node that waits
+// for room give up at once, and later ones not wait: LZ_EAGAIN, counted in
+// backpressure_events and outbound_dropped. For a stop: a server's workers
+// replying to a client that reads nothing would hold the stop for up to
+// zmq.send_timeout a reply. true (the default) restores waiting. Takes the
+// lock.
+void lz__node_set_send_wait(lz_node_t *node, bool wait);
 
 // lz__node_wake ends every receive's lz__node_wait at once, for a stop:
 // set the stop flag first, which the waiters look at when they wake.

@@ -343,7 +343,9 @@ int lz_server_stop(lz_server_t *server) {
     if (!server->running) return LZ_OK;
     atomic_store(&server->stopping, true);
     lz__node_wake(&server->node); // a pooled server's I/O thread may be waiting with no end
+    lz__node_set_send_wait(&server->node, false); // replies nobody has room for are dropped, not waited on
     pthread_join(server->thread, NULL);
+    lz__node_set_send_wait(&server->node, true);
     server->running = false;
     return LZ_OK;
 }
