@@ -264,6 +264,30 @@ LZ_TEST(direct_caller_yields) {
     rig_close(&r);
 }
 
+// A server that is connected and answers pings but is slow on the one
+// request in flight is waited for, not taken for dead: its attempts time
+// out (500 ms each here, the handler takes 800), a ping shows it alive, and
+// the first attempt's reply still ends the request, with no socket rebuilt.
+// (Taken for dead, its socket was rebuilt after each attempt, every reply
+// went to a socket that was gone, and the request timed out after the
+// server had run it three times.)
+LZ_TEST(a_lone_slow_request_is_waited_for) {
+    rig_t r = rig_open(1000, 1);
+    lz_client_set_retries(r.client, 3);
+    lz_value_t *ms = lz_value_int(800), *reply = NULL;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    LZ_CHECK_INT(lz_client_request(r.client, "slow", ms, &reply, 2000), 0);
+    int64_t took = elapsed_ms(&t0);
+    LZ_CHECK(took >= 790 && took < 1250 * LZ_TEST_SLOWDOWN); // a retry's reply would come after 1300
+    lz_metrics_t m = lz_test_metrics(lz_client_node(r.client));
+    LZ_CHECK_INT(m.socket_rebuilds, 0);
+    LZ_CHECK(m.retries >= 1);
+    lz_value_destroy(&reply);
+    lz_value_destroy(&ms);
+    rig_close(&r);
+}
+
 LZ_TEST(timeout_without_server) {
     lz_context_t *ctx = new_context(100);
     lz_client_t *client = lz_client_new(ctx, "tcp://127.0.0.1:1"); // nobody there
@@ -338,13 +362,21 @@ static char *who(lz_client_t *client, int timeout_ms) {
     return name;
 }
 
-LZ_TEST(failover_when_one_dies) {
-    rig_t r = rig_open(200, 2);
-    lz_client_t *client = r.client;
-    LZ_CHECK_INT(lz_client_set_strategy(client, LZ_STRATEGY_FAILOVER), 0);
-    char *name = who(client, 2000);
+// failover_rig: two servers, the client's strategy failover, its first
+// request answered by a.
+static rig_t failover_rig(int cooldown_ms) {
+    rig_t r = rig_open(cooldown_ms, 2);
+    LZ_CHECK_INT(lz_client_set_strategy(r.client, LZ_STRATEGY_FAILOVER), 0);
+    char *name = who(r.client, 2000);
     LZ_CHECK_STR(name, "a");
     free(name);
+    return r;
+}
+
+LZ_TEST(failover_when_one_dies) {
+    rig_t r = failover_rig(200);
+    lz_client_t *client = r.client;
+    char *name;
     lz_server_destroy(&r.a);
     // Within one request's time the client notices and moves to b.
     name = who(client, 2000);
@@ -353,6 +385,33 @@ LZ_TEST(failover_when_one_dies) {
     for (int i = 0; i < 20; i++) {
         name = who(client, 2000);
         LZ_CHECK_STR(name, "b");
+        free(name);
+    }
+    rig_close(&r);
+}
+
+// A server that stays connected but answers nothing (stopped, still
+// bound): its attempt times out, the retry goes to b while a's ping is
+// out, and once the ping goes unanswered a is taken for dead.
+LZ_TEST(failover_from_a_silent_server) {
+    rig_t r = failover_rig(5000);
+    lz_client_t *client = r.client;
+    char *name;
+    LZ_CHECK_INT(lz_server_stop(r.a), 0);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    name = who(client, 2000); // attempts of 500 ms: a's, then b's
+    int64_t took = elapsed_ms(&t0);
+    LZ_CHECK_STR(name, "b");
+    free(name);
+    LZ_CHECK(took >= 490 && took < 900 * LZ_TEST_SLOWDOWN); // not after a's ping times out, at 1000
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_client_node(client)).socket_rebuilds == 1, 3000);
+    LZ_CHECK_INT(lz_test_metrics(lz_client_node(client)).socket_rebuilds, 1);
+    for (int i = 0; i < 5; i++) { // a is down (cooldown 5 s): straight to b
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        name = who(client, 2000);
+        LZ_CHECK_STR(name, "b");
+        LZ_CHECK(elapsed_ms(&t0) < 400 * LZ_TEST_SLOWDOWN);
         free(name);
     }
     rig_close(&r);
@@ -637,8 +696,11 @@ static void check_request_waits_out_failed_rebuild(int cooldown_ms) {
     lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
     lz_client_set_retries(client, 0);
     atomic_store(&dealers_to_refuse, 1);
-    LZ_CHECK(echo_once(client, lz_value_int(1), 200) == TIMED_OUT); // the endpoint is taken for dead
-    LZ_CHECK_INT(atomic_load(&dealers_to_refuse), 0);               // and its new socket refused
+    LZ_CHECK(echo_once(client, lz_value_int(1), 200) == TIMED_OUT);
+    // Connected yet silent, also to the ping that follows: the endpoint is
+    // taken for dead once that times out, and its new socket refused.
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_client_node(client)).errors >= 1, 2000);
+    LZ_CHECK_INT(atomic_load(&dealers_to_refuse), 0);
     LZ_CHECK(lz_test_metrics(lz_client_node(client)).errors >= 1);
     tally_t tally = {0};
     LZ_CHECK_INT(lz_client_request_async(client, "echo", NULL, 2000, count_reply, &tally), 0);
@@ -669,7 +731,7 @@ LZ_TEST(failed_rebuild_retried_while_idle) {
     lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
     lz_client_set_retries(client, 0);
     atomic_store(&dealers_to_refuse, REFUSE_ALL);
-    LZ_CHECK(echo_once(client, lz_value_int(1), 200) == TIMED_OUT); // the endpoint is taken for dead
+    LZ_CHECK(echo_once(client, lz_value_int(1), 200) == TIMED_OUT); // then the ping: taken for dead
     LZ_TEST_WAIT_UNTIL(atomic_load(&dealers_to_refuse) <= REFUSE_ALL - 5, 2000);
     LZ_CHECK(atomic_load(&dealers_to_refuse) <= REFUSE_ALL - 5); // tried again and again, the client idle
     tally_t tally = {0};
@@ -701,6 +763,7 @@ LZ_TEST(rebuild_that_cannot_bind_is_tried_again) {
     unlink(path);
     rmdir(dir); // the rebuild's bind fails
     LZ_CHECK(echo_once(client, lz_value_int(1), 300) == TIMED_OUT);
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_client_node(client)).errors >= 1, 2000); // after the ping's silence
     LZ_CHECK(lz_test_metrics(lz_client_node(client)).errors >= 1);
     LZ_CHECK_INT(mkdir(dir, 0700), 0); // binding works again
     LZ_CHECK_INT(lz_server_start(server), 0);
@@ -763,8 +826,8 @@ LZ_TEST(raw_reply_owns_its_bytes) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
-             LZ_CASE(slow_handler_times_out_alone), LZ_CASE(direct_caller_yields), LZ_CASE(timeout_without_server),
-             LZ_CASE(server_restart_while_retrying), LZ_CASE(failover_when_one_dies),
+             LZ_CASE(slow_handler_times_out_alone), LZ_CASE(direct_caller_yields), LZ_CASE(a_lone_slow_request_is_waited_for), LZ_CASE(timeout_without_server),
+             LZ_CASE(server_restart_while_retrying), LZ_CASE(failover_when_one_dies), LZ_CASE(failover_from_a_silent_server),
              LZ_CASE(strategies_spread_requests), LZ_CASE(down_server_comes_back),
              LZ_CASE(destroy_completes_everything), LZ_CASE(client_survives_bad_server),
              LZ_CASE(client_ends_every_request_with_a_damaged_reply), LZ_CASE(down_endpoint_probed_again_while_idle),

@@ -79,6 +79,7 @@ typedef struct call {
 typedef struct endpoint {
     lz_node_t *node;
     bool down;
+    bool suspect; // an attempt went unanswered with a connection up: its probe decides (judge_endpoint)
     int64_t next_probe;
     call_t *probe;
     uint64_t rx_count;   // messages received on this endpoint, ever
@@ -208,25 +209,35 @@ static void note_timer(lz_client_t *c, int64_t when) {
 
 static void finish(lz_client_t *c, call_t *call, int status, lz_value_t *reply);
 
+// usable: whether endpoint i may take a request; a suspect one only when
+// every endpoint that is up is suspect too.
+static bool usable(const lz_client_t *c, size_t i, bool avoid_suspects) {
+    return !c->ep[i].down && !(avoid_suspects && c->ep[i].suspect);
+}
+
 static int pick_endpoint(lz_client_t *c) {
-    size_t up = 0;
-    for (size_t i = 0; i < c->ep_count; i++) up += !c->ep[i].down;
+    size_t up = 0, trusted = 0;
+    for (size_t i = 0; i < c->ep_count; i++) {
+        up += !c->ep[i].down;
+        trusted += !c->ep[i].down && !c->ep[i].suspect;
+    }
     if (up == 0) return -1;
+    bool avoid = trusted > 0;
     switch (atomic_load(&c->strategy)) {
     case LZ_STRATEGY_FAILOVER:
         for (size_t i = 0; i < c->ep_count; i++)
-            if (!c->ep[i].down) return (int)i;
+            if (usable(c, i, avoid)) return (int)i;
         break;
     case LZ_STRATEGY_RANDOM: {
-        size_t k = (size_t)rand_r(&c->seed) % up;
+        size_t k = (size_t)rand_r(&c->seed) % (avoid ? trusted : up);
         for (size_t i = 0; i < c->ep_count; i++)
-            if (!c->ep[i].down && k-- == 0) return (int)i;
+            if (usable(c, i, avoid) && k-- == 0) return (int)i;
         break;
     }
     default:
         for (size_t j = 0; j < c->ep_count; j++) {
             size_t i = c->rr++ % c->ep_count;
-            if (!c->ep[i].down) return (int)i;
+            if (usable(c, i, avoid)) return (int)i;
         }
     }
     return -1;
@@ -273,6 +284,7 @@ static void fail_endpoint(lz_client_t *c, size_t e, int64_t now) {
     const lz_node_t *node = ep->node;
     LZ_LOG(c->node.log, LZ_LOG_WARNING, c->node.name, "endpoint %zu (%s) does not answer: rebuilding its socket", e,
            node->attached_count ? node->attached[0] + 1 : "no address");
+    ep->suspect = false; // judged: its probe, finished below, must not judge again
     rebuild(c, e, now);
     if (ep->probe) finish(c, ep->probe, LZ_ETIMEOUT, NULL);
     if (c->node.settings->failed_socket_cooldown > 0) {
@@ -284,13 +296,27 @@ static void fail_endpoint(lz_client_t *c, size_t e, int64_t now) {
     c->next_timer = 0;
 }
 
+static void send_probe(lz_client_t *c, size_t e, int64_t now, int timeout_ms);
+
+// judge_endpoint: call's attempt went unanswered. Silence over a connection
+// that is up may be a slow handler rather than a dead peer, and rebuilding
+// the socket would lose the reply on its way: a ping decides (a server's
+// I/O thread answers it at once however busy its workers are), and only
+// its silence fails the endpoint (probe_done). With no connection up there
+// is nobody to ask.
 static void judge_endpoint(lz_client_t *c, const call_t *call, int64_t now) {
     if (!c->resilient || call->endpoint < 0) return;
-    endpoint_t *ep = &c->ep[call->endpoint];
+    size_t e = (size_t)call->endpoint;
+    endpoint_t *ep = &c->ep[e];
     // A reply to anything since, or a rebuild since: the peer is alive but
     // slow, or its failure is already handled.
     if (ep->rx_count != call->rx_at_send || ep->generation != call->generation_at_send) return;
-    fail_endpoint(c, (size_t)call->endpoint, now);
+    if (ep->down || atomic_load(&ep->node->socket_connections) == 0) {
+        fail_endpoint(c, e, now);
+    } else if (!ep->probe) {
+        ep->suspect = true;
+        send_probe(c, e, now, call->attempt_ms > PROBE_TIMEOUT_MIN_MS ? call->attempt_ms : PROBE_TIMEOUT_MIN_MS);
+    }
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -384,13 +410,18 @@ static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *da
     return call;
 }
 
-static void send_probe(lz_client_t *c, size_t e, int64_t now) {
-    const lz_settings_t *s = c->node.settings;
+// down_probe_timeout: how long a probe of a down endpoint waits, the
+// cooldown (at least PROBE_TIMEOUT_MIN_MS) up to zmq.request_timeout.
+static int down_probe_timeout(const lz_settings_t *s) {
+    int timeout = s->failed_socket_cooldown < PROBE_TIMEOUT_MIN_MS ? PROBE_TIMEOUT_MIN_MS : s->failed_socket_cooldown;
+    return timeout < s->request_timeout ? timeout : s->request_timeout;
+}
+
+// send_probe pings endpoint e, waiting up to timeout_ms for the answer.
+static void send_probe(lz_client_t *c, size_t e, int64_t now, int timeout_ms) {
     if (!c->ep[e].node->socket) rebuild(c, e, now); // an earlier rebuild failed: try again first
     if (!c->ep[e].node->socket) return;             // and rebuild set when to try next
-    int timeout = s->failed_socket_cooldown < PROBE_TIMEOUT_MIN_MS ? PROBE_TIMEOUT_MIN_MS : s->failed_socket_cooldown;
-    if (timeout > s->request_timeout) timeout = s->request_timeout;
-    call_t *call = call_new(c, "ping", NULL, timeout, false); // a probe never retries
+    call_t *call = call_new(c, "ping", NULL, timeout_ms, false); // a probe never retries
     if (!call) { // out of memory: try again later, as after a failed rebuild
         c->ep[e].next_probe = now + REBUILD_RETRY_MAX_MS;
         note_timer(c, c->ep[e].next_probe);
@@ -403,13 +434,18 @@ static void send_probe(lz_client_t *c, size_t e, int64_t now) {
     dispatch(c, call, now);
 }
 
-// probe_done: any answer brings the endpoint back; silence means another
-// rebuild and another probe after the cooldown.
+// probe_done: any answer brings the endpoint back (or clears a suspicion);
+// silence fails a suspect endpoint, and means another rebuild and another
+// probe after the cooldown for a down one.
 static void probe_done(lz_client_t *c, call_t *call, int status) {
     endpoint_t *ep = &c->ep[call->endpoint];
+    bool suspect = ep->suspect;
     ep->probe = NULL;
+    ep->suspect = false;
     if (status == LZ_OK || status == LZ_EREMOTE) {
         endpoint_up(c, (size_t)call->endpoint);
+    } else if (suspect && status == LZ_ETIMEOUT) {
+        fail_endpoint(c, (size_t)call->endpoint, lz__now_ms());
     } else if (ep->down) {
         int64_t now = lz__now_ms();
         if (call->sent_at >= 0 && ep->generation == call->generation_at_send) rebuild(c, (size_t)call->endpoint, now);
@@ -537,7 +573,7 @@ static void run_timers(lz_client_t *c, int64_t now) {
     }
     for (size_t i = 0; i < c->ep_count; i++) {
         if (!c->ep[i].down || c->ep[i].probe) continue;
-        if (now >= c->ep[i].next_probe) send_probe(c, i, now);
+        if (now >= c->ep[i].next_probe) send_probe(c, i, now, down_probe_timeout(c->node.settings));
         else note_timer(c, c->ep[i].next_probe);
     }
 }
