@@ -715,15 +715,18 @@ LZ_TEST(test_rep_exec_limits) {
     char ep[128];
     const char *script = "read -r req; case \"$req\" in *'\"slow\"'*) sleep 30 & sleep 30;; "
                          "*'\"big\"'*) head -c 17000000 /dev/zero;; *) echo '\"fine\"';; esac";
-    proc_t rep = start_exec_rep(ep, sizeof ep, script, "1000");
+    // 3 s: under ThreadSanitizer on a busy machine, reading the big command's
+    // 16 MiB took over 1 s, so it timed out before its output passed the cap.
+    proc_t rep = start_exec_rep(ep, sizeof ep, script, "3000");
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "--retries", "0", "slow"), 4);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    LZ_CHECK(strstr(r.err, "command timed out after 1000 ms") != NULL);
-    LZ_CHECK((t1.tv_sec - t0.tv_sec) < 6); // the sleeps were killed, not waited for
+    LZ_CHECK(strstr(r.err, "command timed out after 3000 ms") != NULL);
+    LZ_CHECK((t1.tv_sec - t0.tv_sec) < 8); // the sleeps (30 s) were killed, not waited for
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "--retries", "0", "big"), 4);
     LZ_CHECK(strstr(r.err, "command output larger than 16777216 bytes") != NULL);
+    if (!strstr(r.err, "command output larger")) fprintf(stderr, "lz req said: %s", r.err);
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "--retries", "0", "other"), 0);
     LZ_CHECK_STR(r.out, "\"fine\"\n");
     stop_ok(&rep);

@@ -712,6 +712,30 @@ static void check_request_waits_out_failed_rebuild(int cooldown_ms) {
     lz_context_destroy(&ctx);
 }
 
+// A request made while its only endpoint is suspect (an attempt there went
+// unanswered, its ping is out) waits for the verdict instead of going to a
+// socket that may be rebuilt: the ping goes unanswered, the socket is
+// rebuilt, and the request goes out on the new one once the server is back.
+// (Sent to the old socket, its reply went nowhere and it timed out.)
+LZ_TEST(a_request_waits_while_its_endpoint_is_suspect) {
+    lz_context_t *ctx = new_context(100);
+    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
+    LZ_CHECK_INT(lz_server_stop(server), 0); // still bound, but silent
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_client_set_retries(client, 0);
+    LZ_CHECK(echo_once(client, lz_value_int(1), 200) == TIMED_OUT); // now suspect, its ping out for 200 ms
+    tally_t tally = {0};
+    LZ_CHECK_INT(lz_client_request_async(client, "echo", NULL, 3000, count_reply, &tally), 0);
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_client_node(client)).socket_rebuilds >= 1, 2000);
+    LZ_CHECK(lz_test_metrics(lz_client_node(client)).socket_rebuilds >= 1);
+    LZ_CHECK_INT(lz_server_start(server), 0);
+    wait_done(&tally, 1, 4000);
+    LZ_CHECK_INT(atomic_load(&tally.ok), 1);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 // Without a cooldown an endpoint is never marked down, except when its
 // socket could not be rebuilt: nothing else would then bring it back.
 LZ_TEST(failed_rebuild_without_cooldown) { check_request_waits_out_failed_rebuild(0); }
@@ -831,7 +855,7 @@ LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
              LZ_CASE(strategies_spread_requests), LZ_CASE(down_server_comes_back),
              LZ_CASE(destroy_completes_everything), LZ_CASE(client_survives_bad_server),
              LZ_CASE(client_ends_every_request_with_a_damaged_reply), LZ_CASE(down_endpoint_probed_again_while_idle),
-             LZ_CASE(failed_rebuild_without_cooldown), LZ_CASE(failed_rebuild_with_cooldown),
+             LZ_CASE(a_request_waits_while_its_endpoint_is_suspect), LZ_CASE(failed_rebuild_without_cooldown), LZ_CASE(failed_rebuild_with_cooldown),
              LZ_CASE(failed_rebuild_retried_while_idle), LZ_CASE(rebuild_that_cannot_bind_is_tried_again),
              LZ_CASE(endpoints_only_at_creation),
              LZ_CASE(raw_reply_owns_its_bytes))

@@ -209,35 +209,36 @@ static void note_timer(lz_client_t *c, int64_t when) {
 
 static void finish(lz_client_t *c, call_t *call, int status, lz_value_t *reply);
 
-// usable: whether endpoint i may take a request; a suspect one only when
-// every endpoint that is up is suspect too.
-static bool usable(const lz_client_t *c, size_t i, bool avoid_suspects) {
-    return !c->ep[i].down && !(avoid_suspects && c->ep[i].suspect);
+// usable: whether endpoint i may take a request. A suspect one may not: if
+// its ping goes unanswered its socket is rebuilt, and the reply to a
+// request sent there meanwhile would be lost with it.
+static bool usable(const lz_client_t *c, size_t i) { return !c->ep[i].down && !c->ep[i].suspect; }
+
+static bool any_usable(const lz_client_t *c) {
+    for (size_t i = 0; i < c->ep_count; i++)
+        if (usable(c, i)) return true;
+    return false;
 }
 
 static int pick_endpoint(lz_client_t *c) {
-    size_t up = 0, trusted = 0;
-    for (size_t i = 0; i < c->ep_count; i++) {
-        up += !c->ep[i].down;
-        trusted += !c->ep[i].down && !c->ep[i].suspect;
-    }
+    size_t up = 0;
+    for (size_t i = 0; i < c->ep_count; i++) up += usable(c, i);
     if (up == 0) return -1;
-    bool avoid = trusted > 0;
     switch (atomic_load(&c->strategy)) {
     case LZ_STRATEGY_FAILOVER:
         for (size_t i = 0; i < c->ep_count; i++)
-            if (usable(c, i, avoid)) return (int)i;
+            if (usable(c, i)) return (int)i;
         break;
     case LZ_STRATEGY_RANDOM: {
-        size_t k = (size_t)rand_r(&c->seed) % (avoid ? trusted : up);
+        size_t k = (size_t)rand_r(&c->seed) % up;
         for (size_t i = 0; i < c->ep_count; i++)
-            if (usable(c, i, avoid) && k-- == 0) return (int)i;
+            if (usable(c, i) && k-- == 0) return (int)i;
         break;
     }
     default:
         for (size_t j = 0; j < c->ep_count; j++) {
             size_t i = c->rr++ % c->ep_count;
-            if (usable(c, i, avoid)) return (int)i;
+            if (usable(c, i)) return (int)i;
         }
     }
     return -1;
@@ -323,7 +324,7 @@ static void judge_endpoint(lz_client_t *c, const call_t *call, int64_t now) {
 
 static void dispatch(lz_client_t *c, call_t *call, int64_t now) {
     int e = call->probe ? call->endpoint : pick_endpoint(c);
-    if (e < 0) { // every endpoint is down: wait for a probe to bring one back
+    if (e < 0) { // every endpoint is down or suspect: wait for a probe to bring one back
         call->sent_at = -1;
         call->send_at = NEVER;
         return;
@@ -434,17 +435,19 @@ static void send_probe(lz_client_t *c, size_t e, int64_t now, int timeout_ms) {
     dispatch(c, call, now);
 }
 
-// probe_done: any answer brings the endpoint back (or clears a suspicion);
-// silence fails a suspect endpoint, and means another rebuild and another
-// probe after the cooldown for a down one.
+// probe_done: any answer brings the endpoint back (or clears a suspicion,
+// as does anything else heard there since the ping); silence fails a
+// suspect endpoint, and means another rebuild and another probe after the
+// cooldown for a down one.
 static void probe_done(lz_client_t *c, call_t *call, int status) {
     endpoint_t *ep = &c->ep[call->endpoint];
     bool suspect = ep->suspect;
     ep->probe = NULL;
     ep->suspect = false;
+    if (suspect) c->next_timer = 0; // send the calls that waited for the verdict
     if (status == LZ_OK || status == LZ_EREMOTE) {
         endpoint_up(c, (size_t)call->endpoint);
-    } else if (suspect && status == LZ_ETIMEOUT) {
+    } else if (suspect && status == LZ_ETIMEOUT && (call->sent_at < 0 || ep->rx_count == call->rx_at_send)) {
         fail_endpoint(c, (size_t)call->endpoint, lz__now_ms());
     } else if (ep->down) {
         int64_t now = lz__now_ms();
@@ -553,8 +556,7 @@ static void read_replies(lz_client_t *c, size_t e) {
 
 static void run_timers(lz_client_t *c, int64_t now) {
     c->next_timer = NEVER;
-    bool any_up = false;
-    for (size_t i = 0; i < c->ep_count; i++) any_up |= !c->ep[i].down;
+    bool any_up = any_usable(c);
     call_t *next;
     for (call_t *call = c->pending.next; call != &c->pending; call = next) {
         next = call->next;
