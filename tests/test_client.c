@@ -685,16 +685,37 @@ LZ_TEST(down_endpoint_probed_again_while_idle) {
     lz_context_destroy(&ctx);
 }
 
+// A client whose only server is bound but silent (stopped), sending each
+// request once (no retries).
+typedef struct silent {
+    lz_context_t *ctx;
+    lz_server_t *server;
+    lz_client_t *client;
+} silent_t;
+
+static silent_t silent_open(int cooldown_ms) {
+    silent_t t = {.ctx = new_context(cooldown_ms)};
+    t.server = serve(t.ctx, "tcp://127.0.0.1:*", "a");
+    LZ_CHECK_INT(lz_server_stop(t.server), 0); // still bound, but silent: requests go unanswered
+    t.client = lz_client_new(t.ctx, lz_node_endpoint(lz_server_node(t.server)));
+    lz_client_set_retries(t.client, 0);
+    return t;
+}
+
+static void silent_close(silent_t *t) {
+    lz_client_destroy(&t->client);
+    lz_server_destroy(&t->server);
+    lz_context_destroy(&t->ctx);
+}
+
 // check_request_waits_out_failed_rebuild: the only endpoint stops
 // answering, and the rebuild of its socket fails. A request made then
 // waits for the endpoint instead of being sent nowhere, and goes through
 // once a probe has made a socket and heard the server.
 static void check_request_waits_out_failed_rebuild(int cooldown_ms) {
-    lz_context_t *ctx = new_context(cooldown_ms);
-    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
-    LZ_CHECK_INT(lz_server_stop(server), 0); // still bound, but silent: requests go unanswered
-    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
-    lz_client_set_retries(client, 0);
+    silent_t t = silent_open(cooldown_ms);
+    lz_client_t *client = t.client;
+    lz_server_t *server = t.server;
     atomic_store(&dealers_to_refuse, 1);
     LZ_CHECK(echo_once(client, lz_value_int(1), 200) == TIMED_OUT);
     // Connected yet silent, also to the ping that follows: the endpoint is
@@ -707,9 +728,7 @@ static void check_request_waits_out_failed_rebuild(int cooldown_ms) {
     LZ_CHECK_INT(lz_server_start(server), 0);
     wait_done(&tally, 1, 3000);
     LZ_CHECK_INT(atomic_load(&tally.ok), 1);
-    lz_client_destroy(&client);
-    lz_server_destroy(&server);
-    lz_context_destroy(&ctx);
+    silent_close(&t);
 }
 
 // A request made while its only endpoint is suspect (an attempt there went
@@ -718,11 +737,9 @@ static void check_request_waits_out_failed_rebuild(int cooldown_ms) {
 // rebuilt, and the request goes out on the new one once the server is back.
 // (Sent to the old socket, its reply went nowhere and it timed out.)
 LZ_TEST(a_request_waits_while_its_endpoint_is_suspect) {
-    lz_context_t *ctx = new_context(100);
-    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
-    LZ_CHECK_INT(lz_server_stop(server), 0); // still bound, but silent
-    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
-    lz_client_set_retries(client, 0);
+    silent_t t = silent_open(100);
+    lz_client_t *client = t.client;
+    lz_server_t *server = t.server;
     LZ_CHECK(echo_once(client, lz_value_int(1), 200) == TIMED_OUT); // now suspect, its ping out for 200 ms
     tally_t tally = {0};
     LZ_CHECK_INT(lz_client_request_async(client, "echo", NULL, 3000, count_reply, &tally), 0);
@@ -731,9 +748,7 @@ LZ_TEST(a_request_waits_while_its_endpoint_is_suspect) {
     LZ_CHECK_INT(lz_server_start(server), 0);
     wait_done(&tally, 1, 4000);
     LZ_CHECK_INT(atomic_load(&tally.ok), 1);
-    lz_client_destroy(&client);
-    lz_server_destroy(&server);
-    lz_context_destroy(&ctx);
+    silent_close(&t);
 }
 
 // Without a cooldown an endpoint is never marked down, except when its
@@ -749,11 +764,9 @@ LZ_TEST(failed_rebuild_with_cooldown) { check_request_waits_out_failed_rebuild(5
 // meanwhile goes through once a socket can be made again.
 LZ_TEST(failed_rebuild_retried_while_idle) {
     enum { REFUSE_ALL = 1000 };
-    lz_context_t *ctx = new_context(5000);
-    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
-    LZ_CHECK_INT(lz_server_stop(server), 0); // still bound, but silent: requests go unanswered
-    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
-    lz_client_set_retries(client, 0);
+    silent_t t = silent_open(5000);
+    lz_client_t *client = t.client;
+    lz_server_t *server = t.server;
     atomic_store(&dealers_to_refuse, REFUSE_ALL);
     LZ_CHECK(echo_once(client, lz_value_int(1), 200) == TIMED_OUT); // then the ping: taken for dead
     LZ_TEST_WAIT_UNTIL(atomic_load(&dealers_to_refuse) <= REFUSE_ALL - 5, 2000);
@@ -764,9 +777,7 @@ LZ_TEST(failed_rebuild_retried_while_idle) {
     atomic_store(&dealers_to_refuse, 0);
     wait_done(&tally, 1, 4000);
     LZ_CHECK_INT(atomic_load(&tally.ok), 1);
-    lz_client_destroy(&client);
-    lz_server_destroy(&server);
-    lz_context_destroy(&ctx);
+    silent_close(&t);
 }
 
 // A client that binds, whose rebuilt socket cannot bind again (its ipc
