@@ -437,6 +437,29 @@ static void send_gate_requests(lz_client_t *client, int n, outcomes_t *outcomes)
         LZ_CHECK_INT(lz_client_request_async(client, "gate", NULL, 5000, count_outcome, outcomes), 0);
 }
 
+// A client that goes away before its reply (it timed out, or retried on a
+// new socket) is routine for a server: the reply is counted dropped, not
+// as an error (it was logged at ERROR once per reply before).
+LZ_TEST(reply_to_a_client_gone_is_a_drop) {
+    lz_context_t *ctx = new_context();
+    lz_server_t *server = start_server(ctx, false);
+    void *gone = zmq_socket(lz_context_zmq(ctx), ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(gone, ZMQ_LINGER, &linger, sizeof linger);
+    LZ_CHECK_INT(zmq_connect(gone, lz_node_endpoint(lz_server_node(server))), 0);
+    const char *request = "{\"type\":\"slow\",\"data\":300,\"request_id\":\"r1\"}";
+    LZ_CHECK_INT(zmq_send(gone, request, strlen(request), 0), (int)strlen(request));
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_server_node(server)).messages_received == 1, 3000);
+    zmq_close(gone); // before the handler's 300 ms are up
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_server_node(server)).outbound_dropped == 1, 3000);
+    lz_metrics_t m = lz_test_metrics(lz_server_node(server));
+    LZ_CHECK_INT(m.outbound_dropped, 1);
+    LZ_CHECK_INT(m.errors, 0);
+    LZ_CHECK_INT(m.messages_sent, 0);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 // Requests still waiting for a worker when the server stops are answered
 // at once with LZ_ECLOSED "server stopping", not run and not left to time
 // out; the handlers already running finish and their replies go out.
@@ -565,5 +588,5 @@ LZ_TEST_MAIN(LZ_CASE(dispatches_by_action), LZ_CASE(error_replies), LZ_CASE(defa
              LZ_CASE(answers_req_sockets), LZ_CASE(survives_garbage), LZ_CASE(handlers_run_concurrently),
              LZ_CASE(lifecycle_errors), LZ_CASE(inline_handlers), LZ_CASE(registering_again_replaces_the_handler),
              LZ_CASE(unencodable_reply_becomes_an_error_reply), LZ_CASE(request_with_too_many_frames_is_dropped),
-             LZ_CASE(queued_requests_answered_at_stop), LZ_CASE(a_client_reading_no_replies_does_not_block_ping),
+             LZ_CASE(reply_to_a_client_gone_is_a_drop), LZ_CASE(queued_requests_answered_at_stop), LZ_CASE(a_client_reading_no_replies_does_not_block_ping),
              LZ_CASE(stop_drops_replies_waiting_for_room))

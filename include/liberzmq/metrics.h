@@ -18,7 +18,7 @@ typedef struct lz_metrics {
     uint64_t bytes_sent;           // payload bytes (all frames) sent
     uint64_t bytes_received;       // payload bytes (all frames) received
     uint64_t errors;               // failures of any kind, incl. handler errors
-    uint64_t outbound_dropped;     // messages we could not send (HWM, timeout, cooldown)
+    uint64_t outbound_dropped;     // messages we could not send (HWM, timeout, cooldown, peer gone)
     uint64_t inbound_dropped;      // received messages rejected: bad frames, undecodable
     uint64_t backpressure_events;  // sends refused by a full high water mark
     uint64_t failed_bind_count;    // bind attempts that failed

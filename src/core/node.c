@@ -306,21 +306,32 @@ static bool drop_log_turn(lz_node_t *node, uint64_t *skipped) {
     return true;
 }
 
-int lz__node_drop(lz_node_t *node, const char *format, ...) {
-    LZ_COUNT(node, inbound_dropped);
+static void log_drop(lz_node_t *node, const char *format, va_list args) {
     uint64_t skipped = 0;
-    if (LZ_LOG_WARNING < lz_logger_level(node->log) || !drop_log_turn(node, &skipped)) return LZ_EPROTOCOL;
+    if (LZ_LOG_WARNING < lz_logger_level(node->log) || !drop_log_turn(node, &skipped)) return;
     char reason[512];
-    va_list args;
-    va_start(args, format);
     vsnprintf(reason, sizeof reason, format, args);
-    va_end(args);
     if (skipped)
         lz_logger_write(node->log, LZ_LOG_WARNING, node->name, "%s (and %llu more drop(s) not logged)", reason,
                         (unsigned long long)skipped);
     else
         lz_logger_write(node->log, LZ_LOG_WARNING, node->name, "%s", reason);
+}
+
+int lz__node_drop(lz_node_t *node, const char *format, ...) {
+    LZ_COUNT(node, inbound_dropped);
+    va_list args;
+    va_start(args, format);
+    log_drop(node, format, args);
+    va_end(args);
     return LZ_EPROTOCOL;
+}
+
+void lz__node_log_drop(lz_node_t *node, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    log_drop(node, format, args);
+    va_end(args);
 }
 
 int lz__node_error(lz_node_t *node, int code, const char *format, ...) {
@@ -371,6 +382,10 @@ static int send_failed(lz_node_t *node, int err) {
                         "queue at its high water mark)", node->name, node->settings->send_timeout);
     }
     LZ_COUNT(node, outbound_dropped);
+    // A ROUTER's peer that is gone (ROUTER_MANDATORY): the caller's to
+    // handle or report, as a full queue is; not an error of this node.
+    if (err == EHOSTUNREACH)
+        return lz__fail(LZ_EUNREACHABLE, "%s: send: no connected peer has that identity", node->name);
     errno = err;
     int code = lz__fail_zmq("send");
     return lz__node_error(node, code, "send failed: %s", zmq_strerror(err));

@@ -329,6 +329,15 @@ int lz__node_drop(lz_node_t *node, const char *format, ...)
 #endif
     ;
 
+// lz__node_log_drop logs a message we could not deliver, as lz__node_drop
+// does (WARNING, at most once per second per node), counting nothing: for
+// a drop already counted where it happened (outbound_dropped).
+void lz__node_log_drop(lz_node_t *node, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 // lz__node_error counts an error and logs it at ERROR; returns code.
 int lz__node_error(lz_node_t *node, int code, const char *format, ...)
 #if defined(__GNUC__)

@@ -101,7 +101,10 @@ static void send_job(lz_server_t *s, job_t *job) {
     int rc = lz__node_send_parts_locked(node, job->route.part, job->route.count, lz_buffer_data(job->reply),
                                         lz_buffer_size(job->reply));
     lz__node_unlock(node);
-    if (rc < 0) LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "reply not sent: %s", lz_last_error());
+    // A client gone is routine (it timed out, or retried on a new socket):
+    // counted in outbound_dropped, and said at most once a second.
+    if (rc == LZ_EUNREACHABLE) lz__node_log_drop(node, "reply dropped: its client has gone away");
+    else if (rc < 0) LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "reply not sent: %s", lz_last_error());
     job_free(s, job);
 }
 
