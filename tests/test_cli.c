@@ -672,6 +672,32 @@ LZ_TEST(test_rep_exec_refuses_a_request_without_json_form) {
     stop_ok(&rep);
 }
 
+// A first stop signal lets running commands finish (up to --timeout); a
+// second one kills them, their requests get an error reply, and lz rep
+// exits at once. (Before, it waited out the command: 30 s here.)
+LZ_TEST(test_rep_second_signal_ends_commands) {
+    char ep[128], running[160], command[256];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    snprintf(running, sizeof running, "%s.running", ep);
+    snprintf(command, sizeof command, "touch %s; sleep 30", running + strlen("ipc://"));
+    proc_t rep = LZ_START("rep", "--bind", ep, "--exec", command, "--timeout", "60000");
+    wait_ipc(ep);
+    proc_t req = LZ_START("req", "--connect", ep, "--timeout", "20000", "--retries", "0", "a");
+    wait_ipc(running); // the command runs
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kill(rep.pid, SIGINT);
+    lz_test_sleep_ms(300); // the first signal: still waiting for the command
+    LZ_CHECK(waitpid(rep.pid, NULL, WNOHANG) == 0);
+    kill(rep.pid, SIGINT);
+    finish_ok(&rep);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    LZ_CHECK(t1.tv_sec - t0.tv_sec < 5);
+    proc_finish(&req, 10000, &r);
+    LZ_CHECK_INT(r.status, 4);
+    LZ_CHECK(strstr(r.err, "lz rep is stopping") != NULL);
+}
+
 LZ_TEST(test_req_timeout) {
     char ep[128];
     lz_test_ipc_endpoint(ep, sizeof ep);
@@ -1015,7 +1041,7 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(te
              LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies), LZ_CASE(test_sub_from_plain_pub),
              LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_needs_a_puller),
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_rep_exec_refuses_a_request_without_json_form), LZ_CASE(test_req_timeout),
-             LZ_CASE(test_rep_count_is_exact), LZ_CASE(test_stdout_full), LZ_CASE(test_pull_reports_a_dropped_task),
+             LZ_CASE(test_rep_count_is_exact), LZ_CASE(test_rep_second_signal_ends_commands), LZ_CASE(test_stdout_full), LZ_CASE(test_pull_reports_a_dropped_task),
              LZ_CASE(test_closed_stdin), LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue),
              LZ_CASE(test_config_errors), LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_several_endpoints),
              LZ_CASE(test_proxy_capture), LZ_CASE(test_bench_json), LZ_CASE(test_bench_text), LZ_CASE(test_bench_stops_cleanly_with_a_backlog),

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -24,7 +25,8 @@ static const lz_cli_command_t rep_command = {
     .usage = "lz rep --bind|--connect URL (--echo | --exec CMD) [--timeout MS] [--count N] [--format NAME]",
     .help =
         "Serve requests for every action until interrupted (SIGINT, SIGTERM or\n"
-        "SIGHUP: exit 0 once running commands have answered).\n"
+        "SIGHUP: exit 0 once running commands have answered; a second signal\n"
+        "kills them, and their requests get an error reply).\n"
         "--echo replies with the request's data. --exec runs CMD with /bin/sh -c\n"
         "per request, the request as one JSON line on its standard input:\n"
         "  {\"type\": ACTION, \"timestamp\": ..., \"request_id\": ..., \"data\": ...}\n"
@@ -58,7 +60,11 @@ typedef struct rep_state {
     const lz_cli_opts_t *opts;
     atomic_long claimed; // requests taken, counting those refused past --count
     atomic_long handled;
+    atomic_bool hurry; // a second stop signal: running commands are killed
 } rep_state_t;
+
+// A running command looks this often whether a second stop signal came.
+#define REP_HURRY_CHECK_MS 50
 
 // A running command: its pid and our ends of its stdin and stdout.
 typedef struct rep_child {
@@ -148,15 +154,19 @@ static int drain(rep_child_t *child, lz_buffer_t *out) {
     return lz_buffer_size(out) > REP_OUTPUT_MAX ? LZ_EVALIDATION : 0;
 }
 
-// exchange feeds input and collects output until end of output.
-static int exchange(rep_child_t *child, const void *input, size_t size, lz_buffer_t *out, int64_t deadline) {
+// exchange feeds input and collects output until end of output;
+// LZ_ECLOSED when *hurry turns true first.
+static int exchange(rep_child_t *child, const void *input, size_t size, lz_buffer_t *out, int64_t deadline,
+                    const atomic_bool *hurry) {
     size_t written = 0;
     if (size == 0) close_fd(&child->in_fd);
     while (child->out_fd >= 0) {
         struct pollfd fds[2] = {{child->out_fd, POLLIN, 0}, {child->in_fd, POLLOUT, 0}};
         int64_t left = deadline - now_ms();
         if (left <= 0) return LZ_ETIMEOUT;
-        if (poll(fds, child->in_fd >= 0 ? 2 : 1, (int)left) < 0 && errno != EINTR) return LZ_EIO;
+        if (atomic_load(hurry)) return LZ_ECLOSED;
+        int wait = left < REP_HURRY_CHECK_MS ? (int)left : REP_HURRY_CHECK_MS;
+        if (poll(fds, child->in_fd >= 0 ? 2 : 1, wait) < 0 && errno != EINTR) return LZ_EIO;
         if (child->in_fd >= 0 && fds[1].revents) feed(child, input, size, &written);
         int err = fds[0].revents ? drain(child, out) : 0;
         if (err) return err;
@@ -164,11 +174,11 @@ static int exchange(rep_child_t *child, const void *input, size_t size, lz_buffe
     return 0;
 }
 
-// reap waits for the command until deadline, then kills its group.
-// Returns the wait status, or -1 when it had to be killed.
-static int reap(pid_t pid, int64_t deadline) {
+// reap waits for the command until deadline (or *hurry), then kills its
+// group. Returns the wait status, or -1 when it had to be killed.
+static int reap(pid_t pid, int64_t deadline, const atomic_bool *hurry) {
     int status;
-    while (now_ms() < deadline) {
+    while (now_ms() < deadline && !atomic_load(hurry)) {
         pid_t done = waitpid(pid, &status, WNOHANG);
         if (done == pid) return status;
         if (done < 0 && errno != EINTR) return -1;
@@ -200,7 +210,8 @@ static int output_reply(int status, lz_buffer_t *out, lz_value_t **reply) {
     return *reply ? 0 : LZ_ENOMEM;
 }
 
-static int run_command(const char *cmd, const void *input, size_t size, int timeout_ms, lz_value_t **reply) {
+static int run_command(const char *cmd, const void *input, size_t size, int timeout_ms, const atomic_bool *hurry,
+                       lz_value_t **reply) {
     rep_child_t child = {0, -1, -1};
     int64_t deadline = now_ms() + timeout_ms;
     int err = child_start(cmd, &child);
@@ -209,11 +220,13 @@ static int run_command(const char *cmd, const void *input, size_t size, int time
         return LZ_EIO;
     }
     lz_buffer_t *out = lz_buffer_new();
-    err = out ? exchange(&child, input, size, out, deadline) : LZ_ENOMEM;
+    err = out ? exchange(&child, input, size, out, deadline, hurry) : LZ_ENOMEM;
     close_fd(&child.in_fd);
     close_fd(&child.out_fd);
-    int status = reap(child.pid, err ? 0 : deadline);
-    if (err == LZ_ETIMEOUT || (!err && status < 0))
+    int status = reap(child.pid, err ? 0 : deadline, hurry);
+    if (err == LZ_ECLOSED || (!err && status < 0 && atomic_load(hurry)))
+        err = error_reply(reply, LZ_ECLOSED, "command killed: lz rep is stopping", 0);
+    else if (err == LZ_ETIMEOUT || (!err && status < 0))
         err = error_reply(reply, LZ_ETIMEOUT, "command timed out after %ld ms", timeout_ms);
     else if (err == LZ_EVALIDATION)
         err = error_reply(reply, err, "command output larger than %ld bytes", REP_OUTPUT_MAX);
@@ -247,7 +260,8 @@ static char *request_text(const lz_message_t *request, size_t *size) {
 }
 
 // rep_exec hands the command the request as one JSON line.
-static int rep_exec(const lz_cli_opts_t *opts, const lz_message_t *request, lz_value_t **reply) {
+static int rep_exec(rep_state_t *state, const lz_message_t *request, lz_value_t **reply) {
+    const lz_cli_opts_t *opts = state->opts;
     size_t size = 0;
     char *text = request_text(request, &size);
     if (!text) {
@@ -255,7 +269,7 @@ static int rep_exec(const lz_cli_opts_t *opts, const lz_message_t *request, lz_v
         return LZ_ESERIALIZATION;
     }
     int timeout_ms = opts->timeout_ms >= 0 ? opts->timeout_ms : REP_EXEC_TIMEOUT_MS;
-    int err = run_command(opts->exec, text, size, timeout_ms, reply);
+    int err = run_command(opts->exec, text, size, timeout_ms, &state->hurry, reply);
     free(text);
     return err;
 }
@@ -274,7 +288,7 @@ static int rep_handle(const lz_message_t *request, lz_value_t **reply, void *arg
         *reply = lz_value_copy(lz_message_value(request));
         err = *reply ? 0 : LZ_ENOMEM;
     } else {
-        err = rep_exec(state->opts, request, reply);
+        err = rep_exec(state, request, reply);
     }
     // The last one wakes rep_wait at once (stop signals are blocked in
     // every thread, so this is only queued for its sigtimedwait).
@@ -290,8 +304,41 @@ static void rep_wait(const sigset_t *stop) {
     }
 }
 
+// A stop in progress: lz_server_stop runs on its own thread so the main one
+// can still take a second stop signal.
+typedef struct rep_stop {
+    lz_server_t *server;
+    pthread_t waiter; // the main thread, in rep_wait
+    atomic_bool done;
+} rep_stop_t;
+
+static void *stop_server(void *arg) {
+    rep_stop_t *stop = arg;
+    lz_server_stop(stop->server);
+    atomic_store(&stop->done, true);
+    pthread_kill(stop->waiter, SIGHUP); // blocked there: ends its rep_wait
+    return NULL;
+}
+
+// rep_stop stops the server, letting running commands finish, unless a
+// second stop signal comes first: then they are killed (state->hurry).
+static void rep_stop(lz_server_t *server, rep_state_t *state, const sigset_t *signals) {
+    rep_stop_t stop = {server, pthread_self(), false};
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, stop_server, &stop) != 0) {
+        lz_server_stop(server);
+        return;
+    }
+    for (;;) {
+        rep_wait(signals);
+        if (atomic_load(&stop.done)) break;
+        atomic_store(&state->hurry, true);
+    }
+    pthread_join(thread, NULL);
+}
+
 static int rep_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigset_t *stop) {
-    rep_state_t state = {opts, 0, 0};
+    rep_state_t state = {opts, 0, 0, false};
     lz_server_t *server = lz_server_new(ctx, opts->endpoints);
     if (!server) return lz_cli_fail_node(opts);
     int rc = lz_cli_node_setup(opts, ctx, lz_server_node(server), NULL);
@@ -300,7 +347,7 @@ static int rep_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigset_
     if (!rc && err) rc = lz_cli_fail(opts, err, "server");
     if (rc == 0) {
         rep_wait(stop);
-        lz_server_stop(server);
+        rep_stop(server, &state, stop);
     }
     lz_server_destroy(&server);
     return rc;
