@@ -585,6 +585,26 @@ LZ_TEST(test_push_pull) {
                         "{\"type\":\"job\",\"data\":[true]}\n");
 }
 
+// A line past 64 MiB (input with no newline, a binary file) is reported and
+// skipped, read through without keeping it, and the lines after it go on.
+LZ_TEST(test_push_skips_an_endless_line) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t pull = LZ_START("pull", "--bind", ep, "--count", "2", "--timeout", "30");
+    wait_ipc(ep);
+    size_t big = ((size_t)64 << 20) + 1;
+    char *input = malloc(big + 32);
+    strcpy(input, "first\n");
+    memset(input + 6, 'x', big);
+    strcpy(input + 6 + big, "\nlast\n");
+    LZ_CHECK_INT(LZ_RUN(&r, input, "push", "--connect", ep), 1);
+    free(input);
+    LZ_CHECK_STR(r.err, "lz push: line 2: longer than 67108864 bytes: skipped\n");
+    finish_ok(&pull);
+    LZ_CHECK_STR(r.out, "{\"type\":\"default\",\"data\":\"first\"}\n"
+                        "{\"type\":\"default\",\"data\":\"last\"}\n");
+}
+
 // A task towards a puller that is not there is an error, not a silent loss;
 // a puller that binds within zmq.send_timeout still gets it.
 LZ_TEST(test_push_needs_a_puller) {
@@ -1039,7 +1059,7 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(te
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes),
              LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies), LZ_CASE(test_sub_from_plain_pub),
-             LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_needs_a_puller),
+             LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_skips_an_endless_line), LZ_CASE(test_push_needs_a_puller),
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_rep_exec_refuses_a_request_without_json_form), LZ_CASE(test_req_timeout),
              LZ_CASE(test_rep_count_is_exact), LZ_CASE(test_rep_second_signal_ends_commands), LZ_CASE(test_stdout_full), LZ_CASE(test_pull_reports_a_dropped_task),
              LZ_CASE(test_closed_stdin), LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue),

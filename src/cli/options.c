@@ -495,6 +495,35 @@ static int send_line(const lz_cli_opts_t *opts, bool raw, const char *line, size
     return err;
 }
 
+// read_line reads the next line of in, its newline included, into *line
+// (grown as needed, NUL-terminated) and returns its length: -1 at the end
+// of input or on a read error, LZ_ENOMEM when memory runs out. A line
+// longer than LZ_CLI_LINE_MAX is read to its end but not kept (*too_long,
+// and 0 returned): input with no newline at all (a binary file, /dev/zero)
+// would otherwise take every byte of memory. Only one thread reads in.
+static ssize_t read_line(FILE *in, char **line, size_t *cap, bool *too_long) {
+    size_t len = 0, total = 0;
+    int c = EOF;
+    while ((c = getc_unlocked(in)) != EOF) {
+        if (++total <= LZ_CLI_LINE_MAX) {
+            if (len + 2 > *cap) {
+                size_t want = *cap ? 2 * *cap : 4096;
+                char *grown = realloc(*line, want);
+                if (!grown) return LZ_ENOMEM;
+                *line = grown;
+                *cap = want;
+            }
+            (*line)[len++] = (char)c;
+        }
+        if (c == '\n') break;
+    }
+    if (total == 0) return -1;
+    *too_long = total > LZ_CLI_LINE_MAX;
+    if (*too_long) len = 0;
+    (*line)[len] = '\0';
+    return (ssize_t)len;
+}
+
 int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send_fn send, void *arg) {
     lz_cli_sleep_ms(opts->settle_ms);
     char *line = NULL;
@@ -502,13 +531,17 @@ int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send
     ssize_t n;
     long lineno = 0;
     int rc = 0;
-    bool skipped = false;
-    while (rc == 0 && (n = getline(&line, &cap, in)) >= 0) {
-        int err = send_line(opts, raw, line, line_length(line, (size_t)n, raw), ++lineno, send, arg);
+    bool skipped = false, too_long = false;
+    while (rc == 0 && (n = read_line(in, &line, &cap, &too_long)) >= 0) {
+        lineno++;
+        int err = LZ_EVALIDATION;
+        if (too_long) lz_cli_errorf("line %ld: longer than %zu bytes: skipped", lineno, LZ_CLI_LINE_MAX);
+        else err = send_line(opts, raw, line, line_length(line, (size_t)n, raw), lineno, send, arg);
         // A value the codec cannot carry costs that line only.
         if (err == LZ_ESERIALIZATION || err == LZ_EVALIDATION) skipped = true;
         else if (err) rc = lz_cli_exit_code(err);
     }
+    if (n == LZ_ENOMEM) rc = lz_cli_fail(opts, LZ_ENOMEM, "reading standard input");
     if (rc == 0 && ferror(in)) {
         lz_cli_errorf("reading standard input: %s", strerror(errno));
         rc = LZ_EXIT_FAILURE;

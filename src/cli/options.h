@@ -127,8 +127,10 @@ int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *n
 typedef int (*lz_cli_send_fn)(void *arg, const lz_value_t *value, const void *bytes, size_t size);
 // lz_cli_pump_lines sends each line of in (without its newline): as its
 // JSON value, else as a JSON string; as bytes when raw. Waits --settle
-// before the first line and after the last. Returns an exit code: a line that cannot be encoded is reported
+// before the first line and after the last. Returns an exit code: a line
+// that cannot be encoded, or is longer than LZ_CLI_LINE_MAX, is reported
 // and skipped (exit 1 at the end); a failed send stops at once.
+#define LZ_CLI_LINE_MAX ((size_t)64 << 20)
 int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send_fn send, void *arg);
 // lz_cli_print_record prints {key: name, "data": ...} as one JSON line on
 // stdout and flushes it. data NULL means "undecoded": payload is shown as
