@@ -534,9 +534,12 @@ int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send
     bool skipped = false, too_long = false;
     while (rc == 0 && (n = read_line(in, &line, &cap, &too_long)) >= 0) {
         lineno++;
-        int err = LZ_EVALIDATION;
-        if (too_long) lz_cli_errorf("line %ld: longer than %zu bytes: skipped", lineno, LZ_CLI_LINE_MAX);
-        else err = send_line(opts, raw, line, line_length(line, (size_t)n, raw), lineno, send, arg);
+        if (too_long) {
+            lz_cli_errorf("line %ld: longer than %zu bytes: skipped", lineno, LZ_CLI_LINE_MAX);
+            skipped = true;
+            continue;
+        }
+        int err = send_line(opts, raw, line, line_length(line, (size_t)n, raw), lineno, send, arg);
         // A value the codec cannot carry costs that line only.
         if (err == LZ_ESERIALIZATION || err == LZ_EVALIDATION) skipped = true;
         else if (err) rc = lz_cli_exit_code(err);
