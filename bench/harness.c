@@ -549,7 +549,7 @@ int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json, char *why, siz
     for (int i = 1; i < argc; i++) {
         for (int k = 1; k < i; k++) // each option once
             if (argv[k][0] == '-' && strcmp(argv[k], argv[i]) == 0)
-                return refuse(why, why_size, "%s given twice", argv[i]);
+                return refuse(why, why_size, "option %s given twice", argv[i]);
         if (strcmp(argv[i], "--pin") == 0)
             spec->pinned = 1;
         else if (strcmp(argv[i], "--spread") == 0)
@@ -559,9 +559,9 @@ int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json, char *why, siz
         else if (!takes_value(argv[i]))
             return refuse(why, why_size, "unknown option '%s'", argv[i]);
         else if (i + 1 >= argc)
-            return refuse(why, why_size, "%s needs a value", argv[i]);
+            return refuse(why, why_size, "option %s needs a value", argv[i]);
         else if (parse_option(spec, argv[i], argv[i + 1]) != 0)
-            return refuse(why, why_size, "bad value for %s: '%s'", argv[i], argv[i + 1]);
+            return refuse(why, why_size, "bad value '%s' for %s", argv[i + 1], argv[i]);
         else
             i++;
     }

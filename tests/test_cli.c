@@ -265,9 +265,9 @@ LZ_TEST(test_bad_arguments) {
 // lz bench's one-line refusals say what is wrong, not just "bad arguments".
 LZ_TEST(test_bench_says_what_is_wrong) {
     static const char *const cases[][6] = {
-        {"bench", "pushpull", "--size", "0", "bad value for --size: '0'"},
+        {"bench", "pushpull", "--size", "0", "bad value '0' for --size"},
         {"bench", "pushpull", "--wat", "3", "unknown option '--wat'"},
-        {"bench", "pushpull", "--count", NULL, "--count needs a value"},
+        {"bench", "pushpull", "--count", NULL, "option --count needs a value"},
         {"bench", "hop", NULL, NULL, "unknown pattern 'hop'"},
         {"bench", "reqrep", "--spread", NULL, "--spread needs --processes 2"},
     };

@@ -311,6 +311,9 @@ LZ_TEST(test_file_errors_name_key_file_and_line) {
     LZ_CHECK_INT(lz_config_load_file(c, "/nonexistent/liberzmq.yaml"), LZ_ECONFIG);
     LZ_CHECK(error_mentions("/nonexistent/liberzmq.yaml", NULL, NULL));
 
+    LZ_CHECK_INT(lz_config_load_file(c, "/tmp"), LZ_ECONFIG); // a directory opens but cannot be read
+    LZ_CHECK(error_mentions("/tmp", "directory", NULL));
+
     char *after = lz_config_to_json(c); // every failed load left it unchanged
     LZ_CHECK_STR(after, before);
     LZ_CHECK_STR(lz_config_source(c, "zmq.linger"), "default");

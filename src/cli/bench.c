@@ -125,7 +125,7 @@ static void help(void) {
 
 // usage_error: the tool's contract for bad arguments, one line and exit 2.
 static int usage_error(const char *why) {
-    fprintf(stderr, "lz bench: %s (usage: " BENCH_USAGE ")\n", why);
+    fprintf(stderr, "lz bench: %s (usage: " BENCH_USAGE "; see 'lz bench --help')\n", why);
     return 2;
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -438,6 +439,11 @@ int lz_config_load_file(lz_config_t *config, const char *path) {
     if (strlen(path) >= PATH_MAX) return lz__fail(LZ_ECONFIG, "config: file path too long");
     FILE *file = fopen(path, "rb");
     if (!file) return lz__fail(LZ_ECONFIG, "config: cannot read file %s: %s", path, strerror(errno));
+    struct stat info;
+    if (fstat(fileno(file), &info) == 0 && S_ISDIR(info.st_mode)) { // fopen opens a directory; reads fail
+        fclose(file);
+        return lz__fail(LZ_ECONFIG, "config: cannot read file %s: %s", path, strerror(EISDIR));
+    }
     lz_config_t *staging = lz_config_dup(config);
     int rc = staging ? file_parse(staging, path, file) : LZ_ENOMEM;
     fclose(file);
