@@ -552,15 +552,27 @@ LZ_TEST(badinput_msgpack_puller) {
 typedef struct {
     pthread_mutex_t lock;
     int warnings;
-    bool summary_seen; // a record said how many drops were not logged
+    bool summary_seen;  // a record said how many drops were not logged
+    uint64_t accounted; // drops logged plus drops a summary said were not
 } drop_log_t;
+
+// unlogged_count reads N from a summary "... N more drop(s) not logged".
+static uint64_t unlogged_count(const char *message) {
+    const char *end = strstr(message, " more drop(s) not logged");
+    if (!end) return 0;
+    const char *digits = end;
+    while (digits > message && digits[-1] >= '0' && digits[-1] <= '9') digits--;
+    return strtoull(digits, NULL, 10);
+}
 
 static void on_log(lz_log_level_t level, const char *component, const char *message, void *arg) {
     drop_log_t *log = arg;
     if (level != LZ_LOG_WARNING || strcmp(component, "pull") != 0) return;
+    uint64_t unlogged = unlogged_count(message);
     pthread_mutex_lock(&log->lock);
     log->warnings++;
-    if (strstr(message, "more drop(s) not logged")) log->summary_seen = true;
+    if (unlogged) log->summary_seen = true;
+    log->accounted += unlogged + (strncmp(message, "dropped", 7) == 0); // a close summary drops nothing itself
     pthread_mutex_unlock(&log->lock);
 }
 
@@ -605,6 +617,31 @@ LZ_TEST(badinput_drop_logging_is_rate_limited) {
     pthread_mutex_destroy(&log.lock);
 }
 
+// The drops after the last logged one are not lost from the log either:
+// destroying the node says how many there were, so the log accounts for
+// every drop.
+LZ_TEST(badinput_unlogged_drops_are_reported_at_close) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=warning");
+    drop_log_t log = {.warnings = 0};
+    pthread_mutex_init(&log.lock, NULL);
+    lz_pull_t *pull = ctx ? lz_pull_new(ctx, "@inproc://drop-close") : NULL;
+    void *push = ctx ? zmq_socket(lz_context_zmq(ctx), ZMQ_PUSH) : NULL;
+    if (pull && push && lz_logger_to_callback(lz_context_logger(ctx), on_log, &log) == LZ_OK &&
+        zmq_connect(push, "inproc://drop-close") == 0) {
+        for (int i = 0; i < 50; i++) LZ_CHECK_INT(zmq_send(push, "{bad", 4, 0), 4);
+        LZ_CHECK(wait_dropped(pull, 50));
+        lz_pull_destroy(&pull);
+        pthread_mutex_lock(&log.lock);
+        LZ_CHECK(log.summary_seen);
+        LZ_CHECK_INT(log.accounted, 50);
+        pthread_mutex_unlock(&log.lock);
+    }
+    if (push) zmq_close(push);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&ctx);
+    pthread_mutex_destroy(&log.lock);
+}
+
 // The topic check reads plain ASCII a word at a time: whatever the length
 // and wherever a NUL, a stray byte or a UTF-8 character falls (inside a
 // word, across two, in the overlapping last one), it agrees with the rule
@@ -635,7 +672,8 @@ LZ_TEST(badinput_topic_check_agrees_at_every_position) {
     LZ_CHECK(checked > 3000);
 }
 
-LZ_TEST_MAIN(LZ_CASE(badinput_topic_check_agrees_at_every_position), LZ_CASE(badinput_subscriber_survives_raw_publisher), LZ_CASE(badinput_oversize_to_bound_subscriber),
+LZ_TEST_MAIN(LZ_CASE(badinput_topic_check_agrees_at_every_position), LZ_CASE(badinput_unlogged_drops_are_reported_at_close),
+             LZ_CASE(badinput_subscriber_survives_raw_publisher), LZ_CASE(badinput_oversize_to_bound_subscriber),
              LZ_CASE(badinput_oversize_to_connected_subscriber), LZ_CASE(badinput_started_subscriber_survives),
              LZ_CASE(badinput_puller_survives_raw_pusher), LZ_CASE(badinput_garbage_does_not_stretch_a_timeout), LZ_CASE(badinput_msgpack_puller),
              LZ_CASE(badinput_drop_logging_is_rate_limited))

@@ -214,9 +214,19 @@ static void forget_endpoints(lz_node_t *node) {
     node->attached_count = 0;
 }
 
+// report_unlogged_drops: the drops after the last logged one would
+// otherwise wait for a turn that never comes; say how many there were.
+static void report_unlogged_drops(lz_node_t *node) {
+    uint64_t skipped = atomic_exchange(&node->drop_log_skipped, 0);
+    if (skipped && LZ_LOG_WARNING >= lz_logger_level(node->log))
+        lz_logger_write(node->log, LZ_LOG_WARNING, node->name, "%llu more drop(s) not logged",
+                        (unsigned long long)skipped);
+}
+
 void lz__node_close(lz_node_t *node) {
     if (!node || !node->ctx) return;
     lz_context_t *ctx = node->ctx;
+    report_unlogged_drops(node);
     close_socket(node);
     if (node->attached_to_context) lz__context_detach(ctx, node);
     node->attached_to_context = false;

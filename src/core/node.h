@@ -320,9 +320,10 @@ static inline void lz__msg_move_to_empty(zmq_msg_t *to, zmq_msg_t *from) {
 }
 
 // lz__node_drop counts an inbound message we reject (inbound_dropped) and
-// logs why at WARNING, at most once per second per node (the next record
-// says how many were not logged): a peer sending garbage must not flood
-// the log. Every drop is counted. Returns LZ_EPROTOCOL for convenience.
+// logs why at WARNING, at most once per second per node (the next record,
+// or one at lz__node_close, says how many were not logged): a peer sending
+// garbage must not flood the log. Every drop is counted. Returns
+// LZ_EPROTOCOL for convenience.
 int lz__node_drop(lz_node_t *node, const char *format, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
