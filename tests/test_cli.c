@@ -537,18 +537,38 @@ LZ_TEST(test_sub_from_plain_pub) {
     LZ_CHECK_INT(lz_test_wait(py, 10000), 0);
 }
 
-// A task that does not decode is dropped with one line on stderr, not in
-// silence, and the next one is printed.
+// A task that does not decode is shown, as lz sub shows such a payload:
+// type "unknown", the frame as base64.
+LZ_TEST(test_pull_shows_an_undecodable_task) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t pull = LZ_START("pull", "--bind", ep, "--count", "2", "--timeout", "10");
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, "not json\n{\"x\": 1}\n", "push", "--connect", ep, "--raw"), 0);
+    finish_ok(&pull);
+    LZ_CHECK_STR(r.out, "{\"type\":\"unknown\",\"data\":\"bm90IGpzb24=\",\"encoding\":\"base64\"}\n"
+                        "{\"type\":\"unknown\",\"data\":{\"x\":1}}\n");
+    LZ_CHECK_STR(r.err, "");
+}
+
+// A message that is not a task (two frames) is dropped with one line on
+// stderr, not in silence, and the next task is printed.
 LZ_TEST(test_pull_reports_a_dropped_task) {
     char ep[128];
     lz_test_ipc_endpoint(ep, sizeof ep);
     proc_t pull = LZ_START("pull", "--bind", ep, "--count", "1", "--timeout", "10");
     wait_ipc(ep);
-    LZ_CHECK_INT(LZ_RUN(&r, "not json\n{\"x\": 1}\n", "push", "--connect", ep, "--raw"), 0);
+    void *ctx = zmq_ctx_new();
+    void *push = plain_peer(ctx, ZMQ_PUSH, ep, 10000);
+    LZ_CHECK_INT(zmq_send(push, "a", 1, ZMQ_SNDMORE), 1);
+    LZ_CHECK_INT(zmq_send(push, "b", 1, 0), 1);
+    LZ_CHECK_INT(zmq_send(push, "[7]", 3, 0), 3);
     finish_ok(&pull);
-    LZ_CHECK_STR(r.out, "{\"type\":\"unknown\",\"data\":{\"x\":1}}\n");
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    LZ_CHECK_STR(r.out, "{\"type\":\"unknown\",\"data\":[7]}\n");
     LZ_CHECK_INT(count_lines(r.err), 1);
-    LZ_CHECK(strncmp(r.err, "lz pull: dropped a malformed message: ", 38) == 0);
+    LZ_CHECK(strncmp(r.err, "lz pull: dropped a malformed message: expected one frame per task", 65) == 0);
 }
 
 // A closed standard input is an empty one (libzmq must not get its number).
@@ -1061,7 +1081,7 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(te
              LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies), LZ_CASE(test_sub_from_plain_pub),
              LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_skips_an_endless_line), LZ_CASE(test_push_needs_a_puller),
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_rep_exec_refuses_a_request_without_json_form), LZ_CASE(test_req_timeout),
-             LZ_CASE(test_rep_count_is_exact), LZ_CASE(test_rep_second_signal_ends_commands), LZ_CASE(test_stdout_full), LZ_CASE(test_pull_reports_a_dropped_task),
+             LZ_CASE(test_rep_count_is_exact), LZ_CASE(test_rep_second_signal_ends_commands), LZ_CASE(test_stdout_full), LZ_CASE(test_pull_shows_an_undecodable_task), LZ_CASE(test_pull_reports_a_dropped_task),
              LZ_CASE(test_closed_stdin), LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue),
              LZ_CASE(test_config_errors), LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_several_endpoints),
              LZ_CASE(test_proxy_capture), LZ_CASE(test_bench_json), LZ_CASE(test_bench_text), LZ_CASE(test_bench_stops_cleanly_with_a_backlog),

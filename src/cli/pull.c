@@ -10,8 +10,10 @@ static const lz_cli_command_t pull_command = {
         "Receive tasks and print each as one JSON line: {\"type\": \"...\", \"data\": ...}.\n"
         "With --format raw (tasks from plain ZeroMQ pushers) each frame is the\n"
         "data, shown as a string when it is UTF-8 text, else as base64 with\n"
-        "\"encoding\": \"base64\". A task whose data JSON cannot hold (a msgpack NaN\n"
-        "or infinity) is shown with its whole frame as base64.\n"
+        "\"encoding\": \"base64\". A frame that does not decode with the format is\n"
+        "shown, not dropped: type \"unknown\", the frame as base64 (as lz sub shows\n"
+        "such a payload). A task whose data JSON cannot hold (a msgpack NaN or\n"
+        "infinity) is shown with its whole frame as base64.\n"
         "\nOptions:\n"
         "  --bind URL        bind to URL (repeatable)\n"
         "  --connect URL     connect to URL (repeatable)\n"
@@ -44,6 +46,33 @@ static int pull_show(void *arg, const lz_message_t *msg) {
                                payload, size, true);
 }
 
+/* A tool for looking at traffic shows what it cannot read instead of
+ * dropping it. The tolerant codec wraps the --format codec; bytes that do
+ * not decode become a bytes value, which the library hands over as a task
+ * of type "unknown" (not an object) and the record shows as base64. */
+static int tolerant_encode(void *inner, const lz_value_t *value, lz_buffer_t *out) {
+    return lz_serializer_encode(inner, value, out);
+}
+
+static int tolerant_decode(void *inner, const void *data, size_t size, lz_value_t **out) {
+    if (lz_serializer_decode(inner, data, size, out) == 0) return 0;
+    *out = lz_value_bytes(data, size);
+    return *out ? 0 : LZ_ENOMEM;
+}
+
+static int use_tolerant_codec(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,
+                              const lz_serializer_t *inner) {
+    const lz_serializer_ops_t ops = {
+        .name = "lz-pull-tolerant",
+        .content_type = lz_serializer_content_type(inner),
+        .encode = tolerant_encode,
+        .decode = tolerant_decode,
+    };
+    int err = lz_serializer_register(ctx, &ops, (void *)inner);
+    if (!err) err = lz_node_set_serializer(node, ops.name);
+    return err ? lz_cli_fail(opts, err, "format") : 0;
+}
+
 static int pull_run(const lz_cli_opts_t *opts) {
     lz_context_t *ctx = NULL;
     pull_state_t state = {NULL, false};
@@ -52,10 +81,9 @@ static int pull_run(const lz_cli_opts_t *opts) {
     if (rc == 0 && !(state.pull = lz_pull_new(ctx, opts->endpoints)))
         rc = lz_cli_fail_node(opts);
     if (rc == 0) rc = lz_cli_node_setup(opts, ctx, lz_pull_node(state.pull), &serializer);
-    if (rc == 0) {
-        state.opaque = lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE;
-        rc = lz_cli_recv_loop(opts, pull_recv, pull_show, &state);
-    }
+    if (rc == 0) state.opaque = lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE;
+    if (rc == 0 && !state.opaque) rc = use_tolerant_codec(opts, ctx, lz_pull_node(state.pull), serializer);
+    if (rc == 0) rc = lz_cli_recv_loop(opts, pull_recv, pull_show, &state);
     lz_pull_destroy(&state.pull);
     lz_context_destroy(&ctx);
     return rc;
