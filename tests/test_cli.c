@@ -225,6 +225,10 @@ LZ_TEST(test_bad_arguments) {
         {"version", "extra"},
         {"sub", "--connect", "tcp://127.0.0.1:99999"},
         {"sub", "--connect", "tcp://127.0.0.1"},
+        {"sub", "--connect", "tcp://[::1:5555"}, // libzmq would take it and never connect
+        {"sub", "--connect", "tcp://[]:5555"},
+        {"sub", "--connect", "tcp://:5555"},
+        {"sub", "--connect", "tcp://127.0.0.1:0;[::1:5555"},
         {"sub", "--connect", "foo://x", "--timeout", "1"}, // refused by libzmq itself
         {"help", "bogus"},
         {"help", "sub", "extra"},
@@ -259,6 +263,17 @@ LZ_TEST(test_bad_arguments) {
                     r.out);
         LZ_CHECK_INT(count_lines(r.err), 1);
         LZ_CHECK_STR(r.out, "");
+    }
+}
+
+// What the endpoint check lets through: bracketed IPv6, a source address,
+// an interface name. Nothing listens there, so each ends in a timeout (3).
+LZ_TEST(test_accepted_tcp_endpoints) {
+    static const char *const urls[] = {"tcp://[::1]:1", "tcp://127.0.0.1:0;127.0.0.1:1", "tcp://lo:1",
+                                       "tcp://localhost:1"};
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", urls[i], "--timeout", "0.1"), 3);
+        LZ_CHECK(strstr(r.err, "timeout") != NULL);
     }
 }
 
@@ -1074,7 +1089,7 @@ LZ_TEST(test_config_errors) {
     unlink(path);
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments), LZ_CASE(test_bench_says_what_is_wrong),
+LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_bench_says_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes),
