@@ -262,6 +262,17 @@ LZ_TEST(pushpull_bad_arguments) {
         LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
         LZ_CHECK(lz_pull_new(p.ctx, "bogus://x") == NULL);
         LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
+        // libzmq takes these for a connect and never completes it.
+        static const char *const bad_tcp[] = {">tcp://[::1:5555", ">tcp://127.0.0.1:65536", ">tcp://127.0.0.1",
+                                               ">tcp://:5555", ">tcp://[]:5555", ">tcp://127.0.0.1:0;host:x"};
+        for (size_t i = 0; i < sizeof bad_tcp / sizeof bad_tcp[0]; i++) {
+            LZ_CHECK(lz_pull_new(p.ctx, bad_tcp[i]) == NULL);
+            LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
+            LZ_CHECK(strstr(lz_last_error(), bad_tcp[i] + 1) != NULL);
+        }
+        lz_pull_t *ipv6 = lz_pull_new(p.ctx, ">tcp://[::1]:5555,>tcp://127.0.0.1:0;127.0.0.1:5555");
+        LZ_CHECK(ipv6 != NULL);
+        lz_pull_destroy(&ipv6);
     }
     pp_close(&p);
 }

@@ -5,7 +5,11 @@
  * Endpoint lists, accepted by every constructor: comma-separated URLs, each
  * prefixed '@' to bind or '>' to connect ("@tcp://0.0.0.0:5556,>ipc:///tmp/a").
  * Without a prefix the pattern's natural side is used (publisher, puller and
- * server bind; subscriber, pusher and client connect). NULL means none yet. */
+ * server bind; subscriber, pusher and client connect). NULL means none yet.
+ * A tcp URL must end in ":PORT" (0 to 65535, or '*' to bind a free one)
+ * after a host that is not empty, an IPv6 one in brackets
+ * ("tcp://[::1]:5556"); anything else is LZ_EINVAL, also for a connect,
+ * which libzmq would otherwise accept and never complete. */
 #ifndef LIBERZMQ_NODE_H
 #define LIBERZMQ_NODE_H
 
@@ -18,8 +22,9 @@ extern "C" {
 typedef struct lz_node lz_node_t;
 
 // lz_node_bind binds to url (tcp://host:port, tcp://host:* for a free port,
-// ipc://path, inproc://name). LZ_ECONNECTION with the libzmq reason on
-// failure, which also counts in failed_bind_count. Thread safe. LZ_ESTATE
+// ipc://path, inproc://name). LZ_EINVAL for a malformed URL; LZ_ECONNECTION
+// with the libzmq reason on other failures, which also count in
+// failed_bind_count. Thread safe. LZ_ESTATE
 // on the nodes of a client, a dealer or a proxy, whose sockets their own
 // threads run: give those every endpoint when creating them.
 int lz_node_bind(lz_node_t *node, const char *url);

@@ -3,6 +3,7 @@
  * these rules live here once. */
 #include "core/node.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -130,8 +131,32 @@ static int apply_endpoint(lz_node_t *node, char side, const char *url) {
     return zmq_connect(node->socket, url) == 0 ? LZ_OK : endpoint_failure(node, "connect", url, zmq_errno());
 }
 
+// A tcp address is [SOURCE;]HOST:PORT, PORT being '*' (any free port) or
+// 0 to 65535, HOST not empty and bracketed whole or not at all ("[::1]").
+// libzmq would take "99999" or "[::1:5555" for a connect and only ever fail
+// to reach it: a caller would see nothing but timeouts.
+static bool valid_tcp_address(const char *address) {
+    const char *host = strrchr(address, ';');
+    host = host ? host + 1 : address;
+    const char *colon = strrchr(host, ':');
+    if (!colon || colon == host || colon[1] == '\0') return false;
+    bool bracketed = host[0] == '[';
+    if (bracketed != (colon[-1] == ']')) return false;
+    size_t inner = (size_t)(colon - host) - 2 * (size_t)bracketed; // HOST's length inside brackets
+    if (inner == 0 || memchr(host + bracketed, '[', inner) || memchr(host + bracketed, ']', inner)) return false;
+    if (strcmp(colon + 1, "*") == 0) return true;
+    long port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (!isdigit((unsigned char)*p) || (port = port * 10 + (*p - '0')) > 65535) return false;
+    }
+    return true;
+}
+
 static int attach_one(lz_node_t *node, char side, const char *url) {
     if (!url || !*url) return lz__fail(LZ_EINVAL, "%s: empty endpoint", node->name);
+    if (strncmp(url, "tcp://", 6) == 0 && !valid_tcp_address(url + 6))
+        return lz__fail(LZ_EINVAL, "%s: %s is not tcp://HOST:PORT (PORT 0 to 65535 or *, an IPv6 HOST in brackets)",
+                        node->name, url);
     if (node->thread_owned)
         return lz__fail(LZ_ESTATE, "%s: its socket is run by its own thread: give every endpoint when creating it",
                         node->name);
