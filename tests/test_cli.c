@@ -763,8 +763,22 @@ LZ_TEST(test_req_timeout) {
     LZ_CHECK_STR(r.out, "");
     // The endpoints as given, not the library's bind/connect markers.
     char expect[256];
-    snprintf(expect, sizeof expect, "no reply from %s, tcp://127.0.0.1:1\n", ep);
+    snprintf(expect, sizeof expect, "no reply from %s, tcp://127.0.0.1:1 (no peer is connected)\n", ep);
     LZ_CHECK(strstr(r.err, expect) != NULL);
+}
+
+// A server that is there but silent is told from one never reached.
+LZ_TEST(test_req_timeout_from_a_silent_server) {
+    char ep[128], expect[256];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    void *ctx = zmq_ctx_new();
+    void *router = zmq_socket(ctx, ZMQ_ROUTER);
+    LZ_CHECK_INT(zmq_bind(router, ep), 0);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "500", "--retries", "0", "ping"), 3);
+    snprintf(expect, sizeof expect, "lz req: timeout: no reply from %s\n", ep);
+    LZ_CHECK_STR(r.err, expect);
+    zmq_close(router);
+    zmq_ctx_term(ctx);
 }
 
 // --count N answers exactly N requests, even when handlers run on several
@@ -1095,7 +1109,7 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(te
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes),
              LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies), LZ_CASE(test_sub_from_plain_pub),
              LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_skips_an_endless_line), LZ_CASE(test_push_needs_a_puller),
-             LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_rep_exec_refuses_a_request_without_json_form), LZ_CASE(test_req_timeout),
+             LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_rep_exec_refuses_a_request_without_json_form), LZ_CASE(test_req_timeout), LZ_CASE(test_req_timeout_from_a_silent_server),
              LZ_CASE(test_rep_count_is_exact), LZ_CASE(test_rep_second_signal_ends_commands), LZ_CASE(test_stdout_full), LZ_CASE(test_pull_shows_an_undecodable_task), LZ_CASE(test_pull_reports_a_dropped_task),
              LZ_CASE(test_closed_stdin), LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue),
              LZ_CASE(test_config_errors), LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_several_endpoints),

@@ -61,17 +61,25 @@ static int req_configure(const lz_cli_opts_t *opts, lz_client_t *client) {
     return err ? lz_cli_fail(opts, err, "client") : 0;
 }
 
-static int req_report(const lz_cli_opts_t *opts, int err, const lz_value_t *reply) {
+// req_timeout tells a server that never answered from one never reached
+// (nothing listens there, a name that does not resolve): libzmq retries
+// both in silence.
+static int req_timeout(const lz_cli_opts_t *opts, lz_client_t *client) {
     char urls[1024];
+    lz_metrics_t metrics;
+    bool connected = lz_node_metrics(lz_client_node(client), &metrics) == 0 && metrics.active_connections > 0;
+    lz_cli_errorf("timeout: no reply from %s%s", lz_cli_endpoint_urls(opts, urls, sizeof urls),
+                  connected ? "" : " (no peer is connected)");
+    return LZ_EXIT_TIMEOUT;
+}
+
+static int req_report(const lz_cli_opts_t *opts, lz_client_t *client, int err, const lz_value_t *reply) {
     if (err == 0) return lz_cli_print_value(reply) == 0 ? LZ_EXIT_OK : LZ_EXIT_FAILURE;
     if (err == LZ_EREMOTE) {
         lz_cli_errorf("error reply: %s", lz_value_find_string(reply, "message", "(no message)"));
         return LZ_EXIT_REMOTE;
     }
-    if (err == LZ_ETIMEOUT) {
-        lz_cli_errorf("timeout: no reply from %s", lz_cli_endpoint_urls(opts, urls, sizeof urls));
-        return LZ_EXIT_TIMEOUT;
-    }
+    if (err == LZ_ETIMEOUT) return req_timeout(opts, client);
     return lz_cli_fail(opts, err, "request");
 }
 
@@ -81,7 +89,7 @@ static int req_send(const lz_cli_opts_t *opts, lz_client_t *client) {
     lz_value_t *reply = NULL;
     if (!data) return lz_cli_fail(opts, LZ_ENOMEM, "request");
     int err = lz_client_request(client, opts->args[0], data, &reply, opts->timeout_ms);
-    int rc = req_report(opts, err, reply);
+    int rc = req_report(opts, client, err, reply);
     lz_value_destroy(&reply);
     lz_value_destroy(&data);
     return rc;
