@@ -605,7 +605,16 @@ LZ_TEST(test_sub_timeout) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     LZ_CHECK(t1.tv_sec - t0.tv_sec < 5);
     LZ_CHECK_INT(count_lines(r.err), 1);
+    LZ_CHECK(strstr(r.err, "nothing received for 300 ms (no peer is connected)\n") != NULL);
     LZ_CHECK_STR(r.out, "");
+    // A publisher that is there but silent is told from none at all.
+    void *ctx = zmq_ctx_new();
+    void *pub = zmq_socket(ctx, ZMQ_PUB);
+    LZ_CHECK_INT(zmq_bind(pub, ep), 0);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", ep, "--timeout", "0.3"), 3);
+    LZ_CHECK_STR(r.err, "lz sub: timeout: nothing received for 300 ms\n");
+    zmq_close(pub);
+    zmq_ctx_term(ctx);
 }
 
 LZ_TEST(test_push_pull) {

@@ -599,11 +599,18 @@ int lz_cli_print_record(const char *key, const char *name, const lz_value_t *dat
     return output_line(json);
 }
 
-int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_cli_recv_fn recv, lz_cli_show_fn show, void *arg) {
+const char *lz_cli_unconnected_note(const lz_node_t *node) {
+    lz_metrics_t metrics;
+    bool connected = lz_node_metrics(node, &metrics) == 0 && metrics.active_connections > 0;
+    return connected ? "" : " (no peer is connected)";
+}
+
+int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_node_t *node, lz_cli_recv_fn recv, lz_cli_show_fn show,
+                     void *arg) {
     for (long shown = 0; opts->count == 0 || shown < opts->count; shown++) {
         lz_message_t *msg = recv(arg, opts->timeout_ms);
         if (!msg && lz_last_error_code() == LZ_ETIMEOUT) {
-            lz_cli_errorf("timeout: nothing received for %d ms", opts->timeout_ms);
+            lz_cli_errorf("timeout: nothing received for %d ms%s", opts->timeout_ms, lz_cli_unconnected_note(node));
             return LZ_EXIT_TIMEOUT;
         }
         if (!msg) return lz_cli_fail(opts, lz_last_error_code(), "receive");

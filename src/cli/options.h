@@ -147,8 +147,15 @@ int lz_cli_print_record(const char *key, const char *name, const lz_value_t *dat
 typedef lz_message_t *(*lz_cli_recv_fn)(void *arg, int timeout_ms);
 typedef int (*lz_cli_show_fn)(void *arg, const lz_message_t *msg);
 // lz_cli_recv_loop shows messages until --count of them (0: no limit), or
-// until nothing arrives for --timeout (exit 3). Returns an exit code.
-int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_cli_recv_fn recv, lz_cli_show_fn show, void *arg);
+// until nothing arrives for --timeout (exit 3; the message says so when no
+// peer of node was connected either). Returns an exit code.
+int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_node_t *node, lz_cli_recv_fn recv, lz_cli_show_fn show,
+                     void *arg);
+// lz_cli_unconnected_note returns " (no peer is connected)" when node has
+// no connection up, else "": for a timeout message, which then tells a
+// silent peer from one never reached (nothing listens, a name that does
+// not resolve: libzmq retries both in silence).
+const char *lz_cli_unconnected_note(const lz_node_t *node);
 // lz_cli_print_value prints value as one JSON line on stdout. 0 or LZ_EIO/LZ_ESERIALIZATION.
 int lz_cli_print_value(const lz_value_t *value);
 

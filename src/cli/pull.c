@@ -83,7 +83,7 @@ static int pull_run(const lz_cli_opts_t *opts) {
     if (rc == 0) rc = lz_cli_node_setup(opts, ctx, lz_pull_node(state.pull), &serializer);
     if (rc == 0) state.opaque = lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE;
     if (rc == 0 && !state.opaque) rc = use_tolerant_codec(opts, ctx, lz_pull_node(state.pull), serializer);
-    if (rc == 0) rc = lz_cli_recv_loop(opts, pull_recv, pull_show, &state);
+    if (rc == 0) rc = lz_cli_recv_loop(opts, lz_pull_node(state.pull), pull_recv, pull_show, &state);
     lz_pull_destroy(&state.pull);
     lz_context_destroy(&ctx);
     return rc;

@@ -61,15 +61,10 @@ static int req_configure(const lz_cli_opts_t *opts, lz_client_t *client) {
     return err ? lz_cli_fail(opts, err, "client") : 0;
 }
 
-// req_timeout tells a server that never answered from one never reached
-// (nothing listens there, a name that does not resolve): libzmq retries
-// both in silence.
 static int req_timeout(const lz_cli_opts_t *opts, lz_client_t *client) {
     char urls[1024];
-    lz_metrics_t metrics;
-    bool connected = lz_node_metrics(lz_client_node(client), &metrics) == 0 && metrics.active_connections > 0;
     lz_cli_errorf("timeout: no reply from %s%s", lz_cli_endpoint_urls(opts, urls, sizeof urls),
-                  connected ? "" : " (no peer is connected)");
+                  lz_cli_unconnected_note(lz_client_node(client)));
     return LZ_EXIT_TIMEOUT;
 }
 

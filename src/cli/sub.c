@@ -68,7 +68,7 @@ static int sub_run(const lz_cli_opts_t *opts) {
     if (rc == 0 && lz_node_set_serializer(lz_sub_node(state.sub), "raw") != 0)
         rc = lz_cli_fail(opts, lz_last_error_code(), "format");
     if (rc == 0) rc = sub_subscribe(opts, state.sub);
-    if (rc == 0) rc = lz_cli_recv_loop(opts, sub_recv, sub_show, &state);
+    if (rc == 0) rc = lz_cli_recv_loop(opts, lz_sub_node(state.sub), sub_recv, sub_show, &state);
     lz_sub_destroy(&state.sub);
     lz_context_destroy(&ctx);
     return rc;
