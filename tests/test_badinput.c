@@ -585,61 +585,77 @@ static bool wait_dropped(lz_pull_t *pull, uint64_t want) {
     return false;
 }
 
+// A puller whose context logs to a drop_log_t, and a plain PUSH socket
+// connected to it that sends it garbage.
+typedef struct {
+    lz_context_t *ctx;
+    lz_pull_t *pull;
+    void *push;
+    drop_log_t log;
+} drop_rig_t;
+
+static bool drop_rig_open(drop_rig_t *rig, const char *endpoint) {
+    memset(rig, 0, sizeof *rig);
+    pthread_mutex_init(&rig->log.lock, NULL);
+    rig->ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=warning");
+    char bind[64];
+    snprintf(bind, sizeof bind, "@%s", endpoint);
+    rig->pull = rig->ctx ? lz_pull_new(rig->ctx, bind) : NULL;
+    rig->push = rig->ctx ? zmq_socket(lz_context_zmq(rig->ctx), ZMQ_PUSH) : NULL;
+    return rig->pull && rig->push && lz_logger_to_callback(lz_context_logger(rig->ctx), on_log, &rig->log) == LZ_OK &&
+           zmq_connect(rig->push, endpoint) == 0;
+}
+
+static void drop_rig_send_garbage(drop_rig_t *rig, int count) {
+    for (int i = 0; i < count; i++) LZ_CHECK_INT(zmq_send(rig->push, "{bad", 4, 0), 4);
+}
+
+static void drop_rig_close(drop_rig_t *rig) {
+    if (rig->push) zmq_close(rig->push);
+    lz_pull_destroy(&rig->pull);
+    lz_context_destroy(&rig->ctx);
+    pthread_mutex_destroy(&rig->log.lock);
+}
+
 // A peer sending garbage must not flood the log: every drop is counted, but
 // at most one is logged per second, and the next record says how many were
 // not.
 LZ_TEST(badinput_drop_logging_is_rate_limited) {
-    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=warning");
-    drop_log_t log = {.warnings = 0};
-    pthread_mutex_init(&log.lock, NULL);
-    lz_pull_t *pull = ctx ? lz_pull_new(ctx, "@inproc://drop-log") : NULL;
-    void *push = ctx ? zmq_socket(lz_context_zmq(ctx), ZMQ_PUSH) : NULL;
-    if (pull && push && lz_logger_to_callback(lz_context_logger(ctx), on_log, &log) == LZ_OK &&
-        zmq_connect(push, "inproc://drop-log") == 0) {
+    drop_rig_t rig;
+    if (drop_rig_open(&rig, "inproc://drop-log")) {
         int64_t t0 = lz_test_now_ms();
-        for (int i = 0; i < 200; i++) LZ_CHECK_INT(zmq_send(push, "{bad", 4, 0), 4);
-        LZ_CHECK(wait_dropped(pull, 200));
+        drop_rig_send_garbage(&rig, 200);
+        LZ_CHECK(wait_dropped(rig.pull, 200));
         int64_t seconds = (lz_test_now_ms() - t0) / 1000 + 2; // second boundaries crossed, at most
-        pthread_mutex_lock(&log.lock);
-        LZ_CHECK(log.warnings >= 1);
-        LZ_CHECK(log.warnings <= seconds);
-        pthread_mutex_unlock(&log.lock);
+        pthread_mutex_lock(&rig.log.lock);
+        LZ_CHECK(rig.log.warnings >= 1);
+        LZ_CHECK(rig.log.warnings <= seconds);
+        pthread_mutex_unlock(&rig.log.lock);
         lz_test_sleep_ms(1100);
-        LZ_CHECK_INT(zmq_send(push, "{bad", 4, 0), 4);
-        LZ_CHECK(wait_dropped(pull, 201));
-        pthread_mutex_lock(&log.lock);
-        LZ_CHECK(log.summary_seen);
-        pthread_mutex_unlock(&log.lock);
+        drop_rig_send_garbage(&rig, 1);
+        LZ_CHECK(wait_dropped(rig.pull, 201));
+        pthread_mutex_lock(&rig.log.lock);
+        LZ_CHECK(rig.log.summary_seen);
+        pthread_mutex_unlock(&rig.log.lock);
     }
-    if (push) zmq_close(push);
-    lz_pull_destroy(&pull);
-    lz_context_destroy(&ctx);
-    pthread_mutex_destroy(&log.lock);
+    drop_rig_close(&rig);
 }
 
 // The drops after the last logged one are not lost from the log either:
 // destroying the node says how many there were, so the log accounts for
 // every drop.
 LZ_TEST(badinput_unlogged_drops_are_reported_at_close) {
-    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=warning");
-    drop_log_t log = {.warnings = 0};
-    pthread_mutex_init(&log.lock, NULL);
-    lz_pull_t *pull = ctx ? lz_pull_new(ctx, "@inproc://drop-close") : NULL;
-    void *push = ctx ? zmq_socket(lz_context_zmq(ctx), ZMQ_PUSH) : NULL;
-    if (pull && push && lz_logger_to_callback(lz_context_logger(ctx), on_log, &log) == LZ_OK &&
-        zmq_connect(push, "inproc://drop-close") == 0) {
-        for (int i = 0; i < 50; i++) LZ_CHECK_INT(zmq_send(push, "{bad", 4, 0), 4);
-        LZ_CHECK(wait_dropped(pull, 50));
-        lz_pull_destroy(&pull);
-        pthread_mutex_lock(&log.lock);
-        LZ_CHECK(log.summary_seen);
-        LZ_CHECK_INT(log.accounted, 50);
-        pthread_mutex_unlock(&log.lock);
+    drop_rig_t rig;
+    if (drop_rig_open(&rig, "inproc://drop-close")) {
+        drop_rig_send_garbage(&rig, 50);
+        LZ_CHECK(wait_dropped(rig.pull, 50));
+        lz_pull_destroy(&rig.pull);
+        pthread_mutex_lock(&rig.log.lock);
+        LZ_CHECK(rig.log.summary_seen);
+        LZ_CHECK_INT(rig.log.accounted, 50);
+        pthread_mutex_unlock(&rig.log.lock);
     }
-    if (push) zmq_close(push);
-    lz_pull_destroy(&pull);
-    lz_context_destroy(&ctx);
-    pthread_mutex_destroy(&log.lock);
+    drop_rig_close(&rig);
 }
 
 // The topic check reads plain ASCII a word at a time: whatever the length
