@@ -1,6 +1,16 @@
 /* liberzmq context: owns the libzmq context, the configuration, the logger,
  * the metrics of its nodes and the serializer registry. Create one per
- * process (or per isolated component) and share it between threads. */
+ * process (or per isolated component) and share it between threads.
+ *
+ * Threads: a context runs one connection monitor thread; started
+ * subscribers, pullers, servers and dealers, clients and proxies run their
+ * own (see each header). Like libzmq's I/O threads, every thread liberzmq
+ * starts blocks asynchronous signals (SIGINT, SIGTERM, SIGUSR1, SIGCHLD...),
+ * so the process's handlers run on the application's threads only and never
+ * interrupt a handler or a receive of ours; faults (SIGSEGV, SIGBUS, SIGFPE,
+ * SIGILL, SIGTRAP, SIGABRT, SIGSYS) are not blocked. Handlers you register
+ * (lz_sub_on, lz_pull_on, lz_server_on...) run on those threads with that
+ * mask. */
 #ifndef LIBERZMQ_CONTEXT_H
 #define LIBERZMQ_CONTEXT_H
 

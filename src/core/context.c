@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/node.h"
+#include "core/thread.h"
 #include "serial/registry.h"
 
 typedef struct monitor_entry {
@@ -163,7 +164,7 @@ static int monitor_start(lz_context_t *ctx) {
     snprintf(mon->endpoint, sizeof mon->endpoint, "inproc://lz-monitor-control");
     mon->control = zmq_socket(ctx->zmq, ZMQ_PAIR);
     if (!mon->control) return lz__fail_zmq("context: monitor control socket");
-    if (pthread_create(&mon->thread, NULL, monitor_main, ctx) != 0) {
+    if (lz__thread_start(&mon->thread, monitor_main, ctx) != 0) {
         zmq_close(mon->control);
         mon->control = NULL;
         return lz__fail(LZ_EIO, "context: cannot start the monitor thread");

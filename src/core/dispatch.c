@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/thread.h"
 
 // Messages read ahead per lock round trip: enough to make the lock's cost
 // per message small, few enough that the slots (LZ_MAX_FRAMES zmq_msg_t
@@ -215,7 +216,7 @@ int lz__dispatcher_start(lz_dispatcher_t *d, int workers) {
         if (!d->pool) return lz_last_error_code();
     }
     atomic_store(&d->stopping, false);
-    if (pthread_create(&d->receiver, NULL, receiver_main, d) != 0) {
+    if (lz__thread_start(&d->receiver, receiver_main, d) != 0) {
         lz__pool_destroy(&d->pool, NULL);
         return lz__fail(LZ_EIO, "%s: cannot start the receiver thread", d->node->name);
     }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "core/error.h"
+#include "core/thread.h"
 
 struct lz_pool {
     pthread_mutex_t lock;
@@ -60,7 +61,7 @@ lz_pool_t *lz__pool_new(int threads, size_t queue_max, lz_job_fn fn, void *arg) 
     pthread_cond_init(&pool->not_empty, NULL);
     pthread_cond_init(&pool->not_full, NULL);
     for (; pool->thread_count < threads; pool->thread_count++) {
-        if (pthread_create(&pool->threads[pool->thread_count], NULL, worker_main, pool) != 0) {
+        if (lz__thread_start(&pool->threads[pool->thread_count], worker_main, pool) != 0) {
             lz__pool_destroy(&pool, NULL);
             return lz__fail_null(LZ_EIO, "pool: cannot start worker thread");
         }

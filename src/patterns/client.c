@@ -26,6 +26,7 @@
 #include "core/error.h"
 #include "core/node.h"
 #include "core/spare.h"
+#include "core/thread.h"
 #include "core/wakeup.h"
 #include "patterns/client.h"
 
@@ -819,7 +820,7 @@ lz_client_t *lz__client_open(lz_context_t *ctx, const char *endpoints, const lz_
                                                      : open_endpoints(c, ctx, endpoints, o);
     if (rc == LZ_OK) {
         atomic_store(&c->retries, o->resilient ? c->node.settings->request_retries : 0);
-        int err = pthread_create(&c->thread, NULL, client_loop, c);
+        int err = lz__thread_start(&c->thread, client_loop, c);
         if (err) rc = lz__fail(LZ_EIO, "%s: pthread_create: %s", o->name, strerror(err));
     }
     if (rc != LZ_OK) {

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/node.h"
+#include "core/thread.h"
 #include "liberzmq/proxy.h"
 
 struct lz_proxy {
@@ -107,7 +108,7 @@ int lz_proxy_start(lz_proxy_t *proxy) {
     if (proxy->running || proxy->joining) {
         rc = lz__fail(LZ_ESTATE, "lz_proxy_start: already running");
     } else {
-        int err = pthread_create(&proxy->thread, NULL, proxy_main, proxy);
+        int err = lz__thread_start(&proxy->thread, proxy_main, proxy);
         if (err) {
             rc = lz__fail(LZ_EIO, "lz_proxy_start: pthread_create: %s", strerror(err));
         } else {

@@ -23,6 +23,7 @@
 #include "core/node.h"
 #include "core/pool.h"
 #include "core/spare.h"
+#include "core/thread.h"
 #include "liberzmq/reqrep.h"
 #include "patterns/routing.h"
 
@@ -331,7 +332,7 @@ int lz_server_start(lz_server_t *server) {
     server->pool = workers > 1 ? lz__pool_new(workers, SERVER_QUEUE_MAX, job_run, server) : NULL;
     if (workers > 1 && !server->pool) return lz_last_error_code() < 0 ? lz_last_error_code() : LZ_ENOMEM;
     atomic_store(&server->stopping, false);
-    int err = pthread_create(&server->thread, NULL, server_loop, server);
+    int err = lz__thread_start(&server->thread, server_loop, server);
     if (err) {
         lz__pool_destroy(&server->pool, NULL);
         return lz__fail(LZ_EIO, "lz_server_start: pthread_create: %s", strerror(err));

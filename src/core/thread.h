@@ -1,0 +1,18 @@
+/* Internal: starting the library's own threads. */
+#ifndef LZ_CORE_THREAD_H
+#define LZ_CORE_THREAD_H
+
+#include <pthread.h>
+
+// lz__thread_start is pthread_create for every thread liberzmq starts
+// (receivers, worker pools, the connection monitor, client, server and
+// proxy loops): the new thread begins with every asynchronous signal
+// blocked, as libzmq's own threads do, so the process's handlers (Ctrl-C)
+// run on the application's threads, never in the middle of ours. Faults
+// (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS) stay
+// unblocked: a crash on our thread is still reported where it happens.
+// The caller's own mask is left as it was. Returns pthread_create's
+// error number (0 on success).
+int lz__thread_start(pthread_t *thread, void *(*main)(void *), void *arg);
+
+#endif

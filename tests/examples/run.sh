@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Runs every example as docs/examples.md shows it, on ipc endpoints in a
+# temporary directory (so ctest may run this beside anything), and checks
+# the lines the document promises. Each program is bounded by `timeout`;
+# a long-running one is stopped with SIGINT, as Ctrl-C, and must exit 0.
+# Args: EXAMPLES_DIR (the build's examples/).
+set -euo pipefail
+bin=$1
+dir=$(mktemp -d /tmp/lzexamples.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+passed=0
+
+fail() {
+    echo "FAIL $*" >&2
+    for log in "$dir"/*.log; do echo "--- $log" >&2; cat "$log" >&2; done
+    exit 1
+}
+
+# expect LOG TEXT: the program's output holds TEXT (a fixed string).
+expect() { grep -qF -- "$2" "$dir/$1.log" || fail "$1: no line with '$2'"; }
+
+# run NAME ARGS...: runs an example to its end, within 60 s, status 0.
+run() {
+    local name=$1
+    shift
+    timeout 60 "$bin/$name" "$@" >"$dir/$name.log" 2>&1 || fail "$name $*: exit status $?"
+}
+
+# start LOG NAME ARGS...: runs an example in the background; its pid is
+# in $started.
+start() {
+    local log=$1 name=$2
+    shift 2
+    timeout 60 "$bin/$name" "$@" >"$dir/$log.log" 2>&1 &
+    started=$!
+    pids+=("$started")
+}
+
+# stop PID LOG: Ctrl-C, then the program must end with status 0.
+stop() {
+    kill -INT "$1"
+    wait "$1" || fail "$2: exit status $? after SIGINT"
+}
+
+# wait_for LOG TEXT: until a background program has printed TEXT (20 s).
+wait_for() {
+    for _ in $(seq 200); do
+        grep -qF -- "$2" "$dir/$1.log" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    fail "$1: never printed '$2'"
+}
+
+ok() {
+    echo "ok   $1"
+    passed=$((passed + 1))
+}
+
+run demo
+expect demo "every check passed"
+ok demo
+
+run async_dealer_router
+expect async_dealer_router "dealer: 9 squared is 81"
+expect async_dealer_router "push to nobody:   peer unreachable"
+ok async_dealer_router
+
+run custom_serializer
+expect custom_serializer "serializer json+zstd"
+ok custom_serializer
+
+run broker
+expect broker "answered by server A"
+expect broker "answered by server B"
+ok broker
+
+start weather_publisher weather_publisher "ipc://$dir/weather" 0 10
+publisher=$started
+run weather_subscriber "ipc://$dir/weather" 5 weather.beijing
+expect weather_subscriber "average temperature over 5 readings"
+grep -q "Shanghai" "$dir/weather_subscriber.log" && fail "weather_subscriber: got Shanghai, subscribed to Beijing only"
+stop "$publisher" weather_publisher
+ok "weather_publisher, weather_subscriber"
+
+start calculator_server calculator_server "ipc://$dir/calc"
+server=$started
+wait_for calculator_server "calculator serving on"
+run calculator_client "ipc://$dir/calc"
+expect calculator_client "add(2, 3) = 5"
+expect calculator_client "division by zero (LZ_EVALIDATION)"
+expect calculator_client "unknown action 'modulo' (LZ_ENOTFOUND)"
+stop "$server" calculator_server
+ok "calculator_server, calculator_client"
+
+start tasksink tasksink "ipc://$dir/sink" 20
+sink=$started
+start taskworker1 taskworker "ipc://$dir/tasks" "ipc://$dir/sink" 2
+worker1=$started
+start taskworker2 taskworker "ipc://$dir/tasks" "ipc://$dir/sink" 1
+worker2=$started
+# The pipe's newline is the "Enter" taskvent waits for, once the workers
+# have had a second to connect.
+(sleep 1; echo) | timeout 60 "$bin/taskvent" "ipc://$dir/tasks" "ipc://$dir/sink" 20 >"$dir/taskvent.log" 2>&1 ||
+    fail "taskvent: exit status $?"
+wait "$sink" || fail "tasksink: exit status $?"
+expect tasksink "Total elapsed time"
+stop "$worker1" taskworker1
+stop "$worker2" taskworker2
+ok "taskvent, taskworker, tasksink"
+
+echo "$passed passed, 0 failed"
