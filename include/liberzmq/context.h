@@ -8,7 +8,8 @@
  * starts blocks asynchronous signals (SIGINT, SIGTERM, SIGUSR1, SIGCHLD...),
  * so the process's handlers run on the application's threads only and never
  * interrupt a handler or a receive of ours; faults (SIGSEGV, SIGBUS, SIGFPE,
- * SIGILL, SIGTRAP, SIGABRT, SIGSYS) are not blocked. Handlers you register
+ * SIGILL, SIGTRAP, SIGABRT, SIGSYS) and a profiler's SIGPROF are not
+ * blocked. Handlers you register
  * (lz_sub_on, lz_pull_on, lz_server_on...) run on those threads with that
  * mask. */
 #ifndef LIBERZMQ_CONTEXT_H

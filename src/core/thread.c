@@ -4,10 +4,12 @@
 #include <signal.h>
 
 int lz__thread_start(pthread_t *thread, void *(*main)(void *), void *arg) {
-    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    // Faults are raised by the thread itself; SIGPROF samples whichever
+    // thread is running, so a profiler must see ours too.
+    static const int kept[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS, SIGPROF};
     sigset_t blocked, caller;
     sigfillset(&blocked);
-    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) sigdelset(&blocked, faults[i]);
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) sigdelset(&blocked, kept[i]);
     // A new thread inherits its creator's mask: block, create, restore.
     pthread_sigmask(SIG_BLOCK, &blocked, &caller);
     int err = pthread_create(thread, NULL, main, arg);

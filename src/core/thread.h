@@ -10,7 +10,8 @@
 // blocked, as libzmq's own threads do, so the process's handlers (Ctrl-C)
 // run on the application's threads, never in the middle of ours. Faults
 // (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS) stay
-// unblocked: a crash on our thread is still reported where it happens.
+// unblocked, so a crash on our thread is still reported where it happens,
+// and so does SIGPROF, so a sampling profiler sees our threads.
 // The caller's own mask is left as it was. Returns pthread_create's
 // error number (0 on success).
 int lz__thread_start(pthread_t *thread, void *(*main)(void *), void *arg);
