@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "contenders.h"
 
 // One contender's results over the repetitions.
@@ -119,8 +120,8 @@ static void help(void) {
            "  lz bench pubsub --transport tcp --size 40 --processes 2\n"
            "  lz bench pushpull --transport ipc --size 16 --processes 2 --spread\n"
            "  lz bench pushpull --transport inproc --size 64 --codec json\n"
-           "  lz bench reqrep --transport tcp --size 16 --pin\n"
-           "\nExit codes: 0 ok, 1 runtime failure, 2 bad usage.\n");
+           "  lz bench reqrep --transport tcp --size 16 --pin\n\n");
+    lz_cli_print_exit_codes(stdout, 0);
 }
 
 // usage_error: the tool's contract for bad arguments, one line and exit 2.

@@ -53,9 +53,8 @@ static void print_overview(FILE *out) {
     for (size_t i = 0; i < sizeof lz_cli_commands / sizeof lz_cli_commands[0]; i++)
         fprintf(out, "  %-9s %s\n", lz_cli_commands[i].name, lz_cli_commands[i].summary);
     fprintf(out, "\nEndpoints are --bind URL or --connect URL (repeatable); every command takes\n"
-                 "--config FILE and reads LIBERZMQ_* variables like the library.\n"
-                 "Exit codes: 0 ok, 1 runtime failure, 2 bad usage, 3 timeout,\n"
-                 "  4 error reply, 5 bind/connect failed.\n");
+                 "--config FILE and reads LIBERZMQ_* variables like the library.\n");
+    lz_cli_print_exit_codes(out, LZ_CLI_EXITS_TIMEOUT | LZ_CLI_EXITS_REMOTE | LZ_CLI_EXITS_ENDPOINT);
 }
 
 static const lz_cli_entry_t *find_command(const char *name) {

@@ -41,10 +41,6 @@ static const lz_cli_option_t lz_cli_options[] = {
 // Options that may be given several times; the others only once.
 #define LZ_CLI_REPEATABLE (LZ_OPT_BIND | LZ_OPT_CONNECT | LZ_OPT_TOPIC)
 
-static const char lz_cli_exit_help[] =
-    "Exit codes: 0 ok, 1 runtime failure, 2 bad usage, 3 timeout,\n"
-    "  4 error reply, 5 bind/connect failed.\n";
-
 // print_line writes one diagnostic line: control characters from odd
 // arguments (a newline in a URL...) must not split it.
 static void print_line(const char *text) {
@@ -86,7 +82,29 @@ static void print_help(const lz_cli_command_t *cmd) {
     if (cmd->options & LZ_OPT_CONFIG)
         printf("  --config FILE     configuration file (YAML or JSON, as the library's;\n"
                "                    default $LIBERZMQ_CONFIG); LIBERZMQ_* variables override it\n");
-    printf("  --help            this help\n\n%s", lz_cli_exit_help);
+    printf("  --help            this help\n\n");
+    lz_cli_print_exit_codes(stdout, cmd->exits);
+}
+
+void lz_cli_print_exit_codes(FILE *out, unsigned exits) {
+    static const struct {
+        unsigned bit;
+        const char *text;
+    } extra[] = {
+        {LZ_CLI_EXITS_TIMEOUT, "3 timeout"},
+        {LZ_CLI_EXITS_REMOTE, "4 error reply"},
+        {LZ_CLI_EXITS_ENDPOINT, "5 bind/connect failed"},
+    };
+    char text[160] = "Exit codes: 0 ok, 1 runtime failure, 2 bad usage";
+    size_t len = strlen(text), column = len;
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        if (!(exits & extra[i].bit)) continue;
+        size_t need = strlen(extra[i].text) + 2; // ", " before it, or the indent after a wrap
+        bool wrap = column + need > 76;
+        len += (size_t)snprintf(text + len, sizeof text - len, wrap ? ",\n  %s" : ", %s", extra[i].text);
+        column = wrap ? need : column + need;
+    }
+    fprintf(out, "%s.\n", text);
 }
 
 static const lz_cli_option_t *find_option(const char *name, size_t len) {

@@ -46,6 +46,14 @@ enum {
     LZ_OPT_ENDPOINTS = LZ_OPT_BIND | LZ_OPT_CONNECT
 };
 
+// The exit codes a command may give besides 0, 1 and 2 (LZ_EXIT_*), for
+// its --help.
+enum {
+    LZ_CLI_EXITS_TIMEOUT = 1u << 0,  // 3
+    LZ_CLI_EXITS_REMOTE = 1u << 1,   // 4
+    LZ_CLI_EXITS_ENDPOINT = 1u << 2, // 5
+};
+
 // What a subcommand is: its options, arguments and help.
 typedef struct lz_cli_command {
     const char *name;       // "sub"
@@ -60,7 +68,12 @@ typedef struct lz_cli_command {
     bool needs_peer;        // a send must reach a live peer: zmq.immediate
     bool needs_envelope;    // requests carry an action: no opaque format
     bool reports_drops;     // a receiver: the library's warnings (drops) become lz lines
+    unsigned exits;         // LZ_CLI_EXITS_* bits
 } lz_cli_command_t;
+
+// lz_cli_print_exit_codes prints the "Exit codes: ..." lines of a --help:
+// 0, 1 and 2, then those in exits (LZ_CLI_EXITS_* bits).
+void lz_cli_print_exit_codes(FILE *out, unsigned exits);
 
 // The parsed command line. Strings point into argv unless noted.
 typedef struct lz_cli_opts {

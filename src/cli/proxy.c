@@ -29,6 +29,7 @@ static const lz_cli_command_t proxy_command = {
     .min_args = 1,
     .max_args = 1,
     .timeout_unit_ms = 1,
+    .exits = LZ_CLI_EXITS_ENDPOINT,
 };
 
 static int proxy_kind(const char *name) {

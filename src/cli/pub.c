@@ -30,6 +30,7 @@ static const lz_cli_command_t pub_command = {
     .timeout_unit_ms = 1,
     .default_settle_ms = 200,
     .flush_on_exit = true,
+    .exits = LZ_CLI_EXITS_TIMEOUT | LZ_CLI_EXITS_ENDPOINT,
 };
 
 typedef struct pub_state {

@@ -27,6 +27,7 @@ static const lz_cli_command_t pull_command = {
     .needs_endpoints = true,
     .reports_drops = true,
     .timeout_unit_ms = 1000,
+    .exits = LZ_CLI_EXITS_TIMEOUT | LZ_CLI_EXITS_ENDPOINT,
 };
 
 typedef struct pull_state {

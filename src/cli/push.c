@@ -33,6 +33,7 @@ static const lz_cli_command_t push_command = {
     .timeout_unit_ms = 1,
     .flush_on_exit = true,
     .needs_peer = true,
+    .exits = LZ_CLI_EXITS_TIMEOUT | LZ_CLI_EXITS_ENDPOINT,
 };
 
 typedef struct push_state {

@@ -54,6 +54,7 @@ static const lz_cli_command_t rep_command = {
     .timeout_unit_ms = 1,
     .flush_on_exit = true,
     .needs_envelope = true,
+    .exits = LZ_CLI_EXITS_ENDPOINT,
 };
 
 typedef struct rep_state {

@@ -36,6 +36,7 @@ static const lz_cli_command_t req_command = {
     .needs_endpoints = true,
     .timeout_unit_ms = 1,
     .needs_envelope = true,
+    .exits = LZ_CLI_EXITS_TIMEOUT | LZ_CLI_EXITS_REMOTE | LZ_CLI_EXITS_ENDPOINT,
 };
 
 static const struct {
