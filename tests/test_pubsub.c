@@ -728,10 +728,10 @@ static void recv_bytes_sizes(pair_t *p) {
     LZ_CHECK_INT(lz_sub_recv_bytes(p->sub, topic, &topic_size, NULL, &size, 0), LZ_EINVAL);
 }
 
-// recv_bytes_skips_malformed: from a plain PUB socket, a one-frame message
-// and a topic that is not UTF-8 are counted and skipped, as lz_sub_recv
-// skips them, and the good message after them arrives.
-static void recv_bytes_skips_malformed(lz_context_t *ctx) {
+// raw_pub_joined binds a plain PUB socket and a subscriber to everything
+// to it, and returns once the subscriber receives (its earlier join
+// messages taken); the subscriber in *sub_p, NULL on failure.
+static void *raw_pub_joined(lz_context_t *ctx, lz_sub_t **sub_p) {
     void *raw = zmq_socket(lz_context_zmq(ctx), ZMQ_PUB);
     int linger = 0;
     zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof linger);
@@ -748,20 +748,31 @@ static void recv_bytes_skips_malformed(lz_context_t *ctx) {
         joined = lz_sub_recv_bytes(sub, topic, &topic_size, buf, &size, 20) == LZ_OK;
     }
     LZ_CHECK(joined);
-    if (joined) {
+    for (size_t topic_size = sizeof topic, size = sizeof buf;
+         joined && lz_sub_recv_bytes(sub, topic, &topic_size, buf, &size, 50) == LZ_OK;) { // the other joins
+        topic_size = sizeof topic;
+        size = sizeof buf;
+    }
+    if (!joined) lz_sub_destroy(&sub);
+    *sub_p = sub;
+    return raw;
+}
+
+// recv_bytes_skips_malformed: from a plain PUB socket, a one-frame message
+// and a topic that is not UTF-8 are counted and skipped, as lz_sub_recv
+// skips them, and the good message after them arrives.
+static void recv_bytes_skips_malformed(lz_context_t *ctx) {
+    lz_sub_t *sub = NULL;
+    void *raw = raw_pub_joined(ctx, &sub);
+    if (sub) {
+        char topic[16], buf[16];
         size_t topic_size = sizeof topic, size = sizeof buf;
-        while (lz_sub_recv_bytes(sub, topic, &topic_size, buf, &size, 50) == LZ_OK) { // the other joins
-            topic_size = sizeof topic;
-            size = sizeof buf;
-        }
         uint64_t dropped = lz_test_metrics(lz_sub_node(sub)).inbound_dropped;
         zmq_send(raw, "lonely", 6, 0);
         zmq_send(raw, "\xff\xfe", 2, ZMQ_SNDMORE);
         zmq_send(raw, "payload", 7, 0);
         zmq_send(raw, "ok", 2, ZMQ_SNDMORE);
         zmq_send(raw, "payload", 7, 0);
-        topic_size = sizeof topic;
-        size = sizeof buf;
         LZ_CHECK_INT(lz_sub_recv_bytes(sub, topic, &topic_size, buf, &size, 5000), LZ_OK);
         LZ_CHECK_STR(topic, "ok");
         LZ_CHECK(size == 7 && memcmp(buf, "payload", 7) == 0);
@@ -798,6 +809,78 @@ LZ_TEST(pubsub_recv_bytes) {
         LZ_CHECK_INT(lz_sub_recv_bytes(p.sub, topic, &topic_size, buf, &size, 0), LZ_ESTATE);
     }
     pair_close(&p);
+}
+
+/* ---- one-frame messages from classic publishers -------------------------------- */
+
+static int on_everything(const lz_message_t *msg, void *arg) {
+    LZ_CHECK(!lz_message_has_topic(msg));
+    return seen_record(arg, "everything", msg);
+}
+
+// recv_single_frame: taken whole, with no topic, by lz_sub_recv, the
+// handlers and lz_sub_recv_bytes; an empty topic frame still has a topic.
+static void recv_single_frame(lz_sub_t *sub, void *raw) {
+    zmq_send(raw, "{\"n\":1}", 7, 0);
+    zmq_send(raw, "", 0, ZMQ_SNDMORE);
+    zmq_send(raw, "{\"n\":2}", 7, 0);
+    lz_message_t *msg = lz_sub_recv(sub, 5000);
+    LZ_CHECK(msg != NULL && !lz_message_has_topic(msg));
+    LZ_CHECK_STR(lz_message_topic(msg), "");
+    LZ_CHECK_INT(lz_value_find_int(lz_message_value(msg), "n", -1), 1);
+    size_t size = 0;
+    LZ_CHECK(memcmp(lz_message_payload(msg, &size), "{\"n\":1}", 7) == 0 && size == 7);
+    lz_message_destroy(&msg);
+    msg = lz_sub_recv(sub, 5000);
+    LZ_CHECK(msg != NULL && lz_message_has_topic(msg));
+    LZ_CHECK_STR(lz_message_topic(msg), "");
+    lz_message_destroy(&msg);
+
+    zmq_send(raw, "10001 23 45", 11, 0);
+    char topic[16] = "x", buf[16];
+    size_t topic_size = sizeof topic;
+    size = sizeof buf;
+    LZ_CHECK_INT(lz_sub_recv_bytes(sub, topic, &topic_size, buf, &size, 5000), LZ_OK);
+    LZ_CHECK(topic[0] == '\0' && topic_size == 0);
+    LZ_CHECK(size == 11 && memcmp(buf, "10001 23 45", 11) == 0);
+
+    seen_t seen;
+    seen_init(&seen);
+    LZ_CHECK_INT(lz_sub_on(sub, "", on_everything, &seen), LZ_OK);
+    zmq_send(raw, "{\"n\":3}", 7, 0);
+    for (int64_t deadline = lz_test_now_ms() + 5000; seen_count(&seen) < 1 && lz_test_now_ms() < deadline;)
+        LZ_CHECK(lz_sub_dispatch(sub, 100) >= 0);
+    LZ_CHECK_INT(seen_count(&seen), 1);
+    LZ_CHECK_INT(seen.n[0], 3);
+    seen_fini(&seen);
+}
+
+// A plain PUB's one-frame messages ("10001 23 45", the topic at the start
+// of the frame) are malformed by default; lz_sub_accept_single_frame takes
+// them whole, and turning it off drops them again.
+LZ_TEST(pubsub_single_frame_messages) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=error");
+    lz_sub_t *sub = NULL;
+    void *raw = ctx ? raw_pub_joined(ctx, &sub) : NULL;
+    if (sub) {
+        LZ_CHECK_INT(lz_sub_accept_single_frame(sub, true), LZ_OK);
+        recv_single_frame(sub, raw);
+        LZ_CHECK_INT(lz_sub_accept_single_frame(sub, false), LZ_OK);
+        uint64_t dropped = lz_test_metrics(lz_sub_node(sub)).inbound_dropped;
+        zmq_send(raw, "{\"n\":4}", 7, 0);
+        zmq_send(raw, "after", 5, ZMQ_SNDMORE);
+        zmq_send(raw, "{\"n\":5}", 7, 0);
+        lz_message_t *msg = lz_sub_recv(sub, 5000);
+        LZ_CHECK(msg != NULL && lz_message_has_topic(msg));
+        LZ_CHECK_STR(lz_message_topic(msg), "after");
+        lz_message_destroy(&msg);
+        LZ_CHECK_INT(lz_test_metrics(lz_sub_node(sub)).inbound_dropped, dropped + 1);
+    }
+    LZ_CHECK_INT(lz_sub_accept_single_frame(NULL, true), LZ_EINVAL);
+    LZ_CHECK(!lz_message_has_topic(NULL));
+    lz_sub_destroy(&sub);
+    if (raw) zmq_close(raw);
+    lz_context_destroy(&ctx);
 }
 
 /* ---- several publishing threads ----------------------------------------------- */
@@ -899,6 +982,6 @@ LZ_TEST_MAIN(LZ_CASE(pubsub_json_values), LZ_CASE(pubsub_msgpack_values), LZ_CAS
              LZ_CASE(pubsub_unrouted_and_failing_handlers_are_counted), LZ_CASE(pubsub_start_concurrency_1),
              LZ_CASE(pubsub_start_concurrency_4), LZ_CASE(pubsub_stop_is_quick_and_clean),
              LZ_CASE(pubsub_stop_accounts_for_queued_messages), LZ_CASE(pubsub_backpressure_reported),
-             LZ_CASE(pubsub_caller_loop_with_fd_and_poll), LZ_CASE(pubsub_recv_times_out), LZ_CASE(pubsub_recv_bytes),
+             LZ_CASE(pubsub_caller_loop_with_fd_and_poll), LZ_CASE(pubsub_recv_times_out), LZ_CASE(pubsub_recv_bytes), LZ_CASE(pubsub_single_frame_messages),
              LZ_CASE(pubsub_raw_recv_keeps_the_frame),
              LZ_CASE(pubsub_publish_from_many_threads), LZ_CASE(pubsub_fan_out))

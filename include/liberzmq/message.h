@@ -6,6 +6,7 @@
 #ifndef LIBERZMQ_MESSAGE_H
 #define LIBERZMQ_MESSAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,12 @@ void lz_message_destroy(lz_message_t **msg_p);
 // that was not an object).
 const char *lz_message_topic(const lz_message_t *msg);
 const char *lz_message_type(const lz_message_t *msg); // same field, for tasks and requests
+
+// lz_message_has_topic is false only for a one-frame pub/sub message that
+// a subscriber took with lz_sub_accept_single_frame (its topic reads ""),
+// and for NULL; true for every other message, so it tells such a message
+// from one whose topic frame was empty.
+bool lz_message_has_topic(const lz_message_t *msg);
 
 // lz_message_value: the decoded data (for tasks and requests the envelope's
 // "data" member; for pub/sub the whole payload). Never NULL (a null value

@@ -585,14 +585,15 @@ static lz_value_t *undecoded(const void *payload, size_t size, bool text_ok) {
     return lz_value_bytes(payload, size);
 }
 
-// record_json renders {key: name, "data": shown} (with "encoding": "base64"
-// when shown is bytes) and takes shown. NULL with the error set when that
+// record_json renders {key: name, "data": shown} (name NULL: null; with
+// "encoding": "base64" when shown is bytes) and takes shown. NULL with the error set when that
 // has no JSON form (a NaN or an infinity in shown) or memory is short.
 static char *record_json(const char *key, const char *name, lz_value_t *shown) {
     lz_value_t *record = lz_value_object();
     bool base64 = lz_value_type(shown) == LZ_VALUE_BYTES;
     int err = record && shown ? 0 : LZ_ENOMEM; // the constructor that failed set the error
-    if (!err) err = lz_value_object_set_string(record, key, name);
+    if (!err)
+        err = name ? lz_value_object_set_string(record, key, name) : lz_value_object_set(record, key, lz_value_null());
     if (!err) {
         err = lz_value_object_set(record, "data", shown);
         shown = NULL; // owned by record now, even on failure

@@ -146,7 +146,7 @@ typedef int (*lz_cli_send_fn)(void *arg, const lz_value_t *value, const void *by
 #define LZ_CLI_LINE_MAX ((size_t)64 << 20)
 int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send_fn send, void *arg);
 // lz_cli_print_record prints {key: name, "data": ...} as one JSON line on
-// stdout and flushes it. data NULL means "undecoded": payload is shown as
+// stdout and flushes it (name NULL prints null). data NULL means "undecoded": payload is shown as
 // text when text_ok and valid UTF-8, else as base64 with "encoding":
 // "base64" (so is a bytes value). A decoded data without a JSON form (a
 // msgpack NaN or infinity) is shown as the payload's bytes in base64.

@@ -12,7 +12,9 @@ static const lz_cli_command_t sub_command = {
         "that does not decode with the format is shown as a base64 string with\n"
         "\"encoding\": \"base64\" (with --format raw, UTF-8 text is shown as a string);\n"
         "so is one whose value JSON cannot hold (a msgpack NaN or infinity).\n"
-        "Plain ZeroMQ publishers ([topic, payload] frames) print the same way.\n"
+        "Plain ZeroMQ publishers ([topic, payload] frames) print the same way; a\n"
+        "one-frame message (the topic starts the frame, as in the ZeroMQ guide's\n"
+        "weather server) prints with \"topic\": null and the whole frame as data.\n"
         "\nOptions:\n"
         "  --bind URL        bind to URL (repeatable)\n"
         "  --connect URL     connect to URL (repeatable)\n"
@@ -48,7 +50,8 @@ static int sub_show(void *arg, const lz_message_t *msg) {
     const void *payload = lz_message_payload(msg, &size);
     lz_value_t *value = NULL;
     if (!opaque && lz_serializer_decode(state->decoder, payload, size, &value) != 0) value = NULL;
-    int err = lz_cli_print_record("topic", lz_message_topic(msg), value, payload, size, opaque);
+    const char *topic = lz_message_has_topic(msg) ? lz_message_topic(msg) : NULL;
+    int err = lz_cli_print_record("topic", topic, value, payload, size, opaque);
     lz_value_destroy(&value);
     return err;
 }
@@ -68,6 +71,7 @@ static int sub_run(const lz_cli_opts_t *opts) {
     if (rc == 0) rc = lz_cli_node_setup(opts, ctx, lz_sub_node(state.sub), &state.decoder);
     if (rc == 0 && lz_node_set_serializer(lz_sub_node(state.sub), "raw") != 0)
         rc = lz_cli_fail(opts, lz_last_error_code(), "format");
+    if (rc == 0) lz_sub_accept_single_frame(state.sub, true); // classic publishers; cannot fail
     if (rc == 0) rc = sub_subscribe(opts, state.sub);
     if (rc == 0) rc = lz_cli_recv_loop(opts, lz_sub_node(state.sub), sub_recv, sub_show, &state);
     lz_sub_destroy(&state.sub);

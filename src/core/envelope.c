@@ -190,6 +190,10 @@ int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic,
     int rc = take_payload(serializer, payload, payload_size, out, &value);
     if (rc != LZ_OK) return rc;
     (*out)->value = value;
+    if (!topic) {
+        (*out)->topicless = true;
+        return LZ_OK;
+    }
     rc = set_topic(*out, zmq_msg_data(topic), topic_size);
     return rc == LZ_OK ? LZ_OK : fail_message(out, rc);
 }

@@ -26,6 +26,7 @@
 // (raw) or in arena (json, "data" lifted out of the envelope).
 struct lz_message {
     char *topic;              // topic, task type or action; never NULL
+    bool topicless;           // a one-frame pub/sub message: no topic frame
     char topic_inline[48];    // topic points here when it fits (no allocation)
     lz_value_t *value;        // decoded data; never NULL after decode
     lz_value_t *envelope;     // decoded envelope object (tasks, requests) or NULL
@@ -124,9 +125,10 @@ int lz__topic_refused(void);
 static inline int lz__topic_check(const void *data, size_t size) {
     return lz__topic_text(data, size) ? LZ_OK : lz__topic_refused();
 }
-// lz__envelope_decode_pub takes frames[0] as the topic and frames[1] as the
-// payload (moved into the message). LZ_EPROTOCOL for fewer than 2 frames or
-// a topic that is not UTF-8; LZ_ESERIALIZATION when the payload does not decode.
+// lz__envelope_decode_pub takes topic and payload (moved into the message);
+// a NULL topic makes a topicless message (topic "", see
+// lz_sub_accept_single_frame). LZ_EPROTOCOL for a topic that is not UTF-8;
+// LZ_ESERIALIZATION when the payload does not decode.
 int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic, size_t topic_size,
                             zmq_msg_t *payload, size_t payload_size, lz_message_t **out);
 

@@ -21,8 +21,9 @@ struct lz_pub {
 };
 
 struct lz_sub {
-    lz_node_t node;
+    lz_node_t node; // first: the decoders below are given the node
     lz_dispatcher_t dispatcher;
+    bool single_frame; // lz_sub_accept_single_frame; atomic: receivers read it unlocked
 };
 
 /* ---- publisher ---------------------------------------------------------- */
@@ -79,10 +80,16 @@ int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value) {
 
 /* ---- subscriber --------------------------------------------------------- */
 
-// two_frames_or_more: [topic, payload] and perhaps extension frames.
-static int two_frames_or_more(const lz_frames_t *frames) {
-    return frames->total >= 2 ? LZ_OK
-                              : lz__fail(LZ_EPROTOCOL, "expected [topic, payload], got %zu frame(s)", frames->total);
+// topic_frames says how many topic frames a message has: 1 for [topic,
+// payload] and perhaps extension frames, 0 for one frame when the
+// subscriber takes those whole (lz_sub_accept_single_frame); -1 (and the
+// detail set) for a message it refuses.
+static int topic_frames(lz_node_t *node, const lz_frames_t *frames) {
+    if (frames->total >= 2) return 1;
+    const lz_sub_t *sub = (const lz_sub_t *)node;
+    if (frames->total == 1 && __atomic_load_n(&sub->single_frame, __ATOMIC_RELAXED)) return 0;
+    lz__fail(LZ_EPROTOCOL, "expected [topic, payload], got %zu frame(s)", frames->total);
+    return -1;
 }
 
 // decode_pub, the subscriber's decoder (see lz_take_fn; out is an
@@ -90,14 +97,15 @@ static int two_frames_or_more(const lz_frames_t *frames) {
 // frames are ignored so later protocol additions do not break older
 // subscribers.
 static int decode_pub(lz_node_t *node, lz_frames_t *frames, void *out) {
-    if (two_frames_or_more(frames) != LZ_OK) return LZ_EPROTOCOL;
+    int topics = topic_frames(node, frames);
+    if (topics < 0) return LZ_EPROTOCOL;
     lz_message_t **msg = out;
-    int rc = lz__envelope_decode_pub(node->serializer, &frames->part[0], lz__frame_size(frames, 0), &frames->part[1],
-                                     lz__frame_size(frames, 1), msg);
+    int rc = lz__envelope_decode_pub(node->serializer, topics ? &frames->part[0] : NULL, lz__frame_size(frames, 0),
+                                     &frames->part[topics], lz__frame_size(frames, (size_t)topics), msg);
     // A decoded message took the payload frame. Its topic was copied out;
     // when short (it fit inline) the topic frame is left for the slot's
     // next receive to free, which saves a close and an init per message.
-    if (rc == LZ_OK) frames->settled |= 1u << 1 | ((*msg)->topic == (*msg)->topic_inline ? 1u : 0u);
+    if (rc == LZ_OK) frames->settled |= 1u << topics | ((*msg)->topic == (*msg)->topic_inline ? 1u : 0u);
     return rc;
 }
 
@@ -134,6 +142,12 @@ static int set_filter(lz_sub_t *sub, int option, const char *prefix) {
 
 int lz_sub_subscribe(lz_sub_t *sub, const char *prefix) { return set_filter(sub, ZMQ_SUBSCRIBE, prefix); }
 int lz_sub_unsubscribe(lz_sub_t *sub, const char *prefix) { return set_filter(sub, ZMQ_UNSUBSCRIBE, prefix); }
+
+int lz_sub_accept_single_frame(lz_sub_t *sub, bool accept) {
+    if (!sub) return lz__fail(LZ_EINVAL, "sub: NULL subscriber");
+    __atomic_store_n(&sub->single_frame, accept, __ATOMIC_RELAXED);
+    return LZ_OK;
+}
 
 int lz_sub_on(lz_sub_t *sub, const char *prefix, lz_handler_fn handler, void *arg) {
     if (!sub || !prefix) return lz__fail(LZ_EINVAL, "sub: NULL argument");
@@ -177,18 +191,18 @@ typedef struct pub_bytes {
 // take_pub_bytes accepts what decode_pub does: [topic, payload, extension
 // frames...] with a topic a C string can hold.
 static int take_pub_bytes(lz_node_t *node, lz_frames_t *frames, void *out) {
-    (void)node;
-    if (two_frames_or_more(frames) != LZ_OK) return LZ_EPROTOCOL;
-    size_t topic_size = lz__frame_size(frames, 0);
-    const char *topic = lz__frame_data(frames, 0);
+    int topics = topic_frames(node, frames);
+    if (topics < 0) return LZ_EPROTOCOL;
+    size_t topic_size = topics ? lz__frame_size(frames, 0) : 0;
+    const char *topic = topics ? lz__frame_data(frames, 0) : "";
     if (lz__topic_check(topic, topic_size) != LZ_OK) return LZ_EPROTOCOL;
     pub_bytes_t *pub = out;
     size_t room = pub->topic_capacity - 1, copied = topic_size < room ? topic_size : room; // and the NUL
     lz__copy(pub->topic, topic, copied);
     pub->topic[copied] = '\0';
     pub->topic_size = topic_size;
-    lz__frames_settle_small(frames, 0);
-    pub->size = lz__frames_copy(frames, 1, pub->data, pub->capacity);
+    if (topics) lz__frames_settle_small(frames, 0);
+    pub->size = lz__frames_copy(frames, (size_t)topics, pub->data, pub->capacity);
     return LZ_OK;
 }
 
