@@ -517,13 +517,28 @@ __attribute__((format(printf, 3, 4))) static int refuse(char *why, size_t why_si
     return 2;
 }
 
-// takes_value: opt is one of the options followed by a value.
-static bool takes_value(const char *opt) {
-    static const char *const names[] = {"--transport", "--codec", "--max-seconds", "--size", "--count", "--reps",
-                                        "--processes"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(opt, names[i]) == 0) return true;
-    return false;
+// The options followed by a value, each with the values it takes (for
+// the refusal of a bad one; parse_option holds the same limits).
+#define LZB_STR_(x) #x
+#define LZB_STR(x) LZB_STR_(x)
+_Static_assert(LZB_SIZE_MAX == 67108864, "--size's limit as its refusal states it");
+static const struct valued_option {
+    const char *name, *takes;
+} valued_options[] = {
+    {"--transport", "tcp, ipc or inproc"},
+    {"--codec", "raw or json"},
+    {"--max-seconds", "seconds above 0, at most 3600"},
+    {"--size", "1 to 67108864 bytes (64 MiB)"},
+    {"--count", "2 or more"},
+    {"--reps", "1 to " LZB_STR(LZB_REPS_MAX)},
+    {"--processes", "1 or 2"},
+};
+
+// valued_option: opt's entry, or NULL for an option without a value.
+static const struct valued_option *valued_option(const char *opt) {
+    for (size_t i = 0; i < sizeof valued_options / sizeof valued_options[0]; i++)
+        if (strcmp(opt, valued_options[i].name) == 0) return &valued_options[i];
+    return NULL;
 }
 
 // check_combination says which options do not go together, or "" when they do.
@@ -556,12 +571,13 @@ int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json, char *why, siz
             spec->spread = 1;
         else if (strcmp(argv[i], "--json") == 0)
             *json = 1;
-        else if (!takes_value(argv[i]))
+        else if (!valued_option(argv[i]))
             return refuse(why, why_size, "unknown option '%s'", argv[i]);
         else if (i + 1 >= argc)
             return refuse(why, why_size, "option %s needs a value", argv[i]);
         else if (parse_option(spec, argv[i], argv[i + 1]) != 0)
-            return refuse(why, why_size, "bad value '%s' for %s", argv[i + 1], argv[i]);
+            return refuse(why, why_size, "bad value '%s' for %s: %s", argv[i + 1], argv[i],
+                          valued_option(argv[i])->takes);
         else
             i++;
     }

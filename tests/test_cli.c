@@ -287,21 +287,36 @@ LZ_TEST(test_accepted_tcp_endpoints) {
     }
 }
 
-// lz bench's one-line refusals say what is wrong, not just "bad arguments".
-LZ_TEST(test_bench_says_what_is_wrong) {
-    static const char *const cases[][6] = {
-        {"bench", "pushpull", "--size", "0", "bad value '0' for --size"},
-        {"bench", "pushpull", "--wat", "3", "unknown option '--wat'"},
-        {"bench", "pushpull", "--count", NULL, "option --count needs a value"},
-        {"bench", "hop", NULL, NULL, "unknown pattern 'hop'"},
-        {"bench", "reqrep", "--spread", NULL, "--spread needs --processes 2"},
+// One-line refusals say what is wrong and what a value may be, not just
+// "bad arguments".
+LZ_TEST(test_refusals_say_what_is_wrong) {
+    static const char *const url = "tcp://127.0.0.1:1";
+    static const struct {
+        const char *argv[7];
+        const char *says;
+    } cases[] = {
+        {{"bench", "pushpull", "--size", "0"}, "bad value '0' for --size: 1 to 67108864 bytes (64 MiB)"},
+        {{"bench", "reqrep", "--count", "1"}, "bad value '1' for --count: 2 or more"},
+        {{"bench", "pubsub", "--transport", "udp"}, "bad value 'udp' for --transport: tcp, ipc or inproc"},
+        {{"bench", "pushpull", "--wat", "3"}, "unknown option '--wat'"},
+        {{"bench", "pushpull", "--count"}, "option --count needs a value"},
+        {{"bench", "hop"}, "unknown pattern 'hop'"},
+        {{"bench", "reqrep", "--spread"}, "--spread needs --processes 2"},
+        {{"sub", "--connect", url, "--count", "0"}, "bad value '0' for --count: 1 or more"},
+        {{"sub", "--connect", url, "--timeout", "-1"},
+         "bad value '-1' for --timeout: seconds above 0 (fractions allowed, 0.5)"},
+        {{"req", "--connect", url, "--timeout", "0", "a"}, "bad value '0' for --timeout: milliseconds above 0"},
+        {{"req", "--connect", url, "--retries", "1001", "a"}, "bad value '1001' for --retries: 0 to 1000"},
+        {{"pub", "--connect", url, "--settle", "x"}, "bad value 'x' for --settle: 0 to 600000 ms"},
+        {{"pull", "--connect", url, "--config="}, "bad value '' for --config: a file name"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *argv[6] = {(char *)LZ_TOOL};
-        for (int k = 0; k < 4 && cases[i][k]; k++) argv[k + 1] = (char *)cases[i][k];
+        char *argv[8] = {(char *)LZ_TOOL};
+        for (int k = 0; k < 7 && cases[i].argv[k]; k++) argv[k + 1] = (char *)cases[i].argv[k];
         LZ_CHECK_INT(run_lz(&r, NULL, proc_start(argv, NULL)), 2);
-        char expect[96];
-        snprintf(expect, sizeof expect, "lz bench: %s (usage: ", cases[i][4]);
+        char expect[128];
+        snprintf(expect, sizeof expect, "lz %s: %s (usage: ", cases[i].argv[0], cases[i].says);
+        if (strncmp(r.err, expect, strlen(expect)) != 0) fprintf(stderr, "case %zu: %s", i, r.err);
         LZ_CHECK(strncmp(r.err, expect, strlen(expect)) == 0);
         LZ_CHECK_INT(count_lines(r.err), 1);
     }
@@ -1160,7 +1175,7 @@ LZ_TEST(test_config_errors) {
     unlink(path);
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_bench_says_what_is_wrong),
+LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes), LZ_CASE(test_sub_shows_one_frame_messages),

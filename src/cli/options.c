@@ -183,8 +183,9 @@ static int add_endpoint(lz_cli_opts_t *opts, char side, const char *url) {
     return LZ_CLI_CONTINUE;
 }
 
-static int bad_value(const lz_cli_opts_t *opts, const lz_cli_option_t *opt, const char *value) {
-    return lz_cli_usage_error(opts->cmd, "bad value '%s' for --%s", value, opt->name);
+// bad_value refuses value, saying what opt takes.
+static int bad_value(const lz_cli_opts_t *opts, const lz_cli_option_t *opt, const char *value, const char *takes) {
+    return lz_cli_usage_error(opts->cmd, "bad value '%s' for --%s: %s", value, opt->name, takes);
 }
 
 static int bad_text(const lz_cli_opts_t *opts, const lz_cli_option_t *opt) {
@@ -214,7 +215,7 @@ static int store_option(lz_cli_opts_t *opts, const lz_cli_option_t *opt, const c
     case LZ_OPT_RAW: opts->raw = true; break;
     case LZ_OPT_FORMAT: opts->format = value; break;
     case LZ_OPT_CONFIG:
-        if (!*value) return bad_value(opts, opt, value);
+        if (!*value) return bad_value(opts, opt, value, "a file name");
         opts->config = value;
         break;
     case LZ_OPT_STRATEGY: opts->strategy = value; break;
@@ -224,19 +225,21 @@ static int store_option(lz_cli_opts_t *opts, const lz_cli_option_t *opt, const c
     case LZ_OPT_BACKEND: return store_spec(opts, opt, value, &opts->backend);
     case LZ_OPT_CAPTURE: return store_spec(opts, opt, value, &opts->capture);
     case LZ_OPT_COUNT:
-        if (!parse_long(value, 1, LONG_MAX, &opts->count)) return bad_value(opts, opt, value);
+        if (!parse_long(value, 1, LONG_MAX, &opts->count)) return bad_value(opts, opt, value, "1 or more");
         break;
     case LZ_OPT_RETRIES:
-        if (!parse_long(value, 0, 1000, &n)) return bad_value(opts, opt, value);
+        if (!parse_long(value, 0, 1000, &n)) return bad_value(opts, opt, value, "0 to 1000");
         opts->retries = (int)n;
         break;
     case LZ_OPT_SETTLE:
-        if (!parse_long(value, 0, 600000, &n)) return bad_value(opts, opt, value);
+        if (!parse_long(value, 0, 600000, &n)) return bad_value(opts, opt, value, "0 to 600000 ms");
         opts->settle_ms = (int)n;
         break;
     case LZ_OPT_TIMEOUT:
         if (!parse_timeout(value, opts->cmd->timeout_unit_ms, &opts->timeout_ms))
-            return bad_value(opts, opt, value);
+            return bad_value(opts, opt, value,
+                             opts->cmd->timeout_unit_ms == 1000 ? "seconds above 0 (fractions allowed, 0.5)"
+                                                                 : "milliseconds above 0");
         break;
     default: break;
     }
