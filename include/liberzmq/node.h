@@ -22,9 +22,11 @@ extern "C" {
 typedef struct lz_node lz_node_t;
 
 // lz_node_bind binds to url (tcp://host:port, tcp://host:* for a free port,
-// ipc://path, inproc://name). LZ_EINVAL for a malformed URL; LZ_ECONNECTION
-// with the libzmq reason on other failures, which also count in
-// failed_bind_count. Thread safe. LZ_ESTATE
+// ipc://path, inproc://name); a tcp host is an IP address, an interface name
+// ("lo", "eth0") or '*', never resolved as a host name ("localhost" fails:
+// no such device, and the detail says so). LZ_EINVAL for a malformed URL;
+// LZ_ECONNECTION with the libzmq reason on other failures, which also count
+// in failed_bind_count. Thread safe. LZ_ESTATE
 // on the nodes of a client, a dealer or a proxy, whose sockets their own
 // threads run: give those every endpoint when creating them.
 int lz_node_bind(lz_node_t *node, const char *url);

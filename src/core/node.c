@@ -113,8 +113,13 @@ static int remember(lz_node_t *node, char side, const char *url) {
 // caller's mistake (LZ_EINVAL), anything else a connection problem.
 static int endpoint_failure(lz_node_t *node, const char *verb, const char *url, int err) {
     int code = lz__zmq_error_code(err) == LZ_EINVAL ? LZ_EINVAL : LZ_ECONNECTION;
-    LZ_LOG(node->log, LZ_LOG_ERROR, node->name, "%s %s failed: %s", verb, url, zmq_strerror(err));
-    return lz__fail(code, "%s: %s %s: %s", node->name, verb, url, zmq_strerror(err));
+    // libzmq binds tcp to an address or an interface, never resolving a
+    // name, so "localhost" is an unknown interface: say what it takes.
+    const char *hint = err == ENODEV && strncmp(url, "tcp://", 6) == 0
+                           ? " (a tcp bind takes an IP address, an interface name such as lo, or *: not a host name)"
+                           : "";
+    LZ_LOG(node->log, LZ_LOG_ERROR, node->name, "%s %s failed: %s%s", verb, url, zmq_strerror(err), hint);
+    return lz__fail(code, "%s: %s %s: %s%s", node->name, verb, url, zmq_strerror(err), hint);
 }
 
 // apply_endpoint binds or connects one URL on the current socket (lock held).
