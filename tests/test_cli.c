@@ -939,6 +939,25 @@ LZ_TEST(test_pub_sub_msgpack) {
     LZ_CHECK_STR(r.out, "{\"topic\":\"m\",\"data\":\"gaFhAQ==\",\"encoding\":\"base64\"}\n");
 }
 
+// "-" for the data reads standard input whole: JSON as its value, other
+// text (several lines too) as a string, nothing as null.
+LZ_TEST(test_req_data_from_standard_input) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t rep = LZ_START("rep", "--bind", ep, "--echo", "--count", "3");
+    wait_ipc(ep);
+    static const char *const cases[][2] = {
+        {"{\"a\": [1, 2]}\n", "{\"a\":[1,2]}\n"},
+        {"two\nlines\n", "\"two\\nlines\"\n"},
+        {"", "null\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        LZ_CHECK_INT(LZ_RUN(&r, cases[i][0], "req", "--connect", ep, "--timeout", "8000", "echo", "-"), 0);
+        LZ_CHECK_STR(r.out, cases[i][1]);
+    }
+    finish_ok(&rep);
+}
+
 // Several --connect make the multi-endpoint client: a request that times
 // out on a server that is not there is retried on the next one.
 LZ_TEST(test_req_several_endpoints) {
@@ -1184,6 +1203,6 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(te
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_rep_exec_refuses_a_request_without_json_form), LZ_CASE(test_req_timeout), LZ_CASE(test_req_timeout_from_a_silent_server),
              LZ_CASE(test_rep_count_is_exact), LZ_CASE(test_rep_second_signal_ends_commands), LZ_CASE(test_stdout_full), LZ_CASE(test_pull_shows_an_undecodable_task), LZ_CASE(test_pull_reports_a_dropped_task),
              LZ_CASE(test_closed_stdin), LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue),
-             LZ_CASE(test_config_errors), LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_several_endpoints),
+             LZ_CASE(test_config_errors), LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_data_from_standard_input), LZ_CASE(test_req_several_endpoints),
              LZ_CASE(test_proxy_capture), LZ_CASE(test_bench_json), LZ_CASE(test_bench_text), LZ_CASE(test_bench_stops_cleanly_with_a_backlog),
              LZ_CASE(test_bench_two_processes), LZ_CASE(test_bench_spread), LZ_CASE(test_config_applies))

@@ -478,6 +478,11 @@ lz_value_t *lz_cli_value_from_text(const char *text, size_t len) {
     return lz__utf8_valid(text, len) ? lz_value_stringn(text, len) : lz_value_bytes(text, len);
 }
 
+lz_value_t *lz_cli_value_from_output(const char *text, size_t len) {
+    while (len > 0 && memchr(" \t\r\n", text[len - 1], 4)) len--;
+    return len ? lz_cli_value_from_text(text, len) : lz_value_null();
+}
+
 // line_length drops the newline (and a CR before it unless raw).
 static size_t line_length(const char *line, size_t len, bool raw) {
     if (len > 0 && line[len - 1] == '\n') len--;

@@ -175,6 +175,10 @@ int lz_cli_print_value(const lz_value_t *value);
 // lz_cli_value_from_text: JSON text as its value, anything else as a
 // string (or bytes when not UTF-8). NULL only when out of memory.
 lz_value_t *lz_cli_value_from_text(const char *text, size_t len);
+// lz_cli_value_from_output: a program's output or a whole input read as
+// lz_cli_value_from_text does, trailing whitespace dropped; nothing at all
+// is null. NULL only when out of memory.
+lz_value_t *lz_cli_value_from_output(const char *text, size_t len);
 
 // lz_cli_block_stop_signals blocks SIGINT, SIGTERM and SIGHUP in the
 // calling thread and stores them in *stop. Call it before any thread is

@@ -204,10 +204,7 @@ static int output_reply(int status, lz_buffer_t *out, lz_value_t **reply) {
     if (WIFSIGNALED(status)) return error_reply(reply, LZ_EIO, "command killed by signal %ld", WTERMSIG(status));
     if (WEXITSTATUS(status) != 0)
         return error_reply(reply, LZ_EIO, "command exited with status %ld", WEXITSTATUS(status));
-    const char *text = lz_buffer_data(out);
-    size_t size = lz_buffer_size(out);
-    while (size > 0 && strchr(" \t\r\n", text[size - 1])) size--;
-    *reply = size ? lz_cli_value_from_text(text, size) : lz_value_null();
+    *reply = lz_cli_value_from_output(lz_buffer_data(out), lz_buffer_size(out));
     return *reply ? 0 : LZ_ENOMEM;
 }
 

@@ -1,5 +1,7 @@
 /* lz req: send one request (ACTION with optional JSON data) and print the
  * reply as JSON; timeouts and error replies have their own exit codes. */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -12,8 +14,9 @@ static const lz_cli_command_t req_command = {
              "[--strategy S] [--format NAME]",
     .help =
         "Send the request ACTION with JSON data (default null; text that is not\n"
-        "JSON is sent as a string) and print the reply as one JSON line. Several\n"
-        "endpoints make a multi-endpoint client that fails over between servers.\n"
+        "JSON is sent as a string; - reads it from standard input, whole) and\n"
+        "print the reply as one JSON line. Several endpoints make a\n"
+        "multi-endpoint client that fails over between servers.\n"
         "On a timeout or an error reply the message goes to standard error.\n"
         "\nOptions:\n"
         "  --connect URL     connect to URL (repeatable)\n"
@@ -28,7 +31,8 @@ static const lz_cli_command_t req_command = {
         "\nExamples:\n"
         "  lz req --connect tcp://localhost:5555 ping\n"
         "  lz req --connect tcp://a:5555 --connect tcp://b:5555 --timeout 2000 \\\n"
-        "         get_user '{\"id\": 42}'\n",
+        "         get_user '{\"id\": 42}'\n"
+        "  jq -c .order order.json | lz req --connect tcp://localhost:5555 place -\n",
     .options = LZ_OPT_ENDPOINTS | LZ_OPT_TIMEOUT | LZ_OPT_RETRIES | LZ_OPT_STRATEGY | LZ_OPT_FORMAT |
                LZ_OPT_CONFIG,
     .min_args = 1,
@@ -79,13 +83,46 @@ static int req_report(const lz_cli_opts_t *opts, lz_client_t *client, int err, c
     return lz_cli_fail(opts, err, "request");
 }
 
-static int req_send(const lz_cli_opts_t *opts, lz_client_t *client) {
+// read_input reads standard input whole into in, up to LZ_CLI_LINE_MAX
+// bytes: the data given as "-".
+static int read_input(lz_buffer_t *in) {
+    enum { CHUNK = 65536 };
+    for (size_t n = CHUNK; n == CHUNK;) {
+        void *room = lz_buffer_reserve(in, CHUNK);
+        if (!room) return LZ_ENOMEM;
+        n = fread(room, 1, CHUNK, stdin);
+        lz_buffer_commit(in, n);
+        if (lz_buffer_size(in) > LZ_CLI_LINE_MAX) {
+            lz_cli_errorf("standard input: longer than %zu bytes", LZ_CLI_LINE_MAX);
+            return LZ_EIO;
+        }
+    }
+    if (!ferror(stdin)) return 0;
+    lz_cli_errorf("standard input: %s", strerror(errno));
+    return LZ_EIO;
+}
+
+// request_data makes *data: the JSON argument as a value, null when
+// absent, standard input's for "-". Returns an exit code.
+static int request_data(const lz_cli_opts_t *opts, lz_value_t **data) {
     const char *text = opts->arg_count > 1 ? opts->args[1] : "null";
-    lz_value_t *data = lz_cli_value_from_text(text, strlen(text));
-    lz_value_t *reply = NULL;
-    if (!data) return lz_cli_fail(opts, LZ_ENOMEM, "request");
+    lz_buffer_t *in = NULL;
+    int err = 0;
+    if (strcmp(text, "-") != 0)
+        *data = lz_cli_value_from_text(text, strlen(text));
+    else if ((err = (in = lz_buffer_new()) ? read_input(in) : LZ_ENOMEM) == 0)
+        *data = lz_cli_value_from_output(lz_buffer_data(in), lz_buffer_size(in));
+    lz_buffer_destroy(&in);
+    if (err == LZ_EIO) return LZ_EXIT_FAILURE; // reported
+    return *data ? LZ_EXIT_OK : lz_cli_fail(opts, LZ_ENOMEM, "request");
+}
+
+static int req_send(const lz_cli_opts_t *opts, lz_client_t *client) {
+    lz_value_t *data = NULL, *reply = NULL;
+    int rc = request_data(opts, &data);
+    if (rc != LZ_EXIT_OK) return rc;
     int err = lz_client_request(client, opts->args[0], data, &reply, opts->timeout_ms);
-    int rc = req_report(opts, client, err, reply);
+    rc = req_report(opts, client, err, reply);
     lz_value_destroy(&reply);
     lz_value_destroy(&data);
     return rc;
