@@ -100,8 +100,9 @@ static int decode_pub(lz_node_t *node, lz_frames_t *frames, void *out) {
     int topics = topic_frames(node, frames);
     if (topics < 0) return LZ_EPROTOCOL;
     lz_message_t **msg = out;
-    int rc = lz__envelope_decode_pub(node->serializer, topics ? &frames->part[0] : NULL, lz__frame_size(frames, 0),
-                                     &frames->part[topics], lz__frame_size(frames, (size_t)topics), msg);
+    int rc = lz__envelope_decode_pub(node->serializer, topics ? &frames->part[0] : NULL,
+                                     topics ? lz__frame_size(frames, 0) : 0, &frames->part[topics],
+                                     lz__frame_size(frames, (size_t)topics), msg);
     // A decoded message took the payload frame. Its topic was copied out;
     // when short (it fit inline) the topic frame is left for the slot's
     // next receive to free, which saves a close and an init per message.

@@ -9,7 +9,7 @@
 static int raw_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
     lz_value_type_t type = lz_value_type(value);
     if (type != LZ_VALUE_BYTES && type != LZ_VALUE_STRING)
-        return lz__fail(LZ_ESERIALIZATION, "raw: cannot encode a %s (only bytes or a string)",
+        return lz__fail(LZ_ESERIALIZATION, "raw: cannot encode a value of type %s (only bytes or a string)",
                         lz_value_type_name(type));
     size_t size;
     const void *data = lz_value_get_bytes(value, &size);
