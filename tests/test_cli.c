@@ -476,8 +476,9 @@ LZ_TEST(test_values_without_a_json_form_are_shown_as_bytes) {
 
 // A classic one-frame message (the topic starts the frame, as the ZeroMQ
 // guide's weather server sends) prints with "topic": null and the frame as
-// data; --topic filters it by its start; an empty topic frame stays "".
-LZ_TEST(test_sub_shows_one_frame_messages) {
+// data; --topic filters it by its start; an empty topic frame stays "";
+// a binary topic is base64 with "topic_encoding", NUL in UTF-8 is text.
+LZ_TEST(test_sub_shows_plain_publishers_forms) {
     char ep[128];
     lz_test_ipc_endpoint(ep, sizeof ep);
     proc_t sub = LZ_START("sub", "--bind", ep, "--topic", "100", "--format", "raw", "--count", "2", "--timeout", "20");
@@ -496,7 +497,7 @@ LZ_TEST(test_sub_shows_one_frame_messages) {
     LZ_CHECK_STR(r.err, "");
 
     lz_test_ipc_endpoint(ep, sizeof ep);
-    sub = LZ_START("sub", "--bind", ep, "--count", "2", "--timeout", "20");
+    sub = LZ_START("sub", "--bind", ep, "--count", "4", "--timeout", "20");
     wait_ipc(ep);
     zmq_close(pub);
     pub = plain_peer(ctx, ZMQ_XPUB, ep, 10000);
@@ -504,8 +505,15 @@ LZ_TEST(test_sub_shows_one_frame_messages) {
     LZ_CHECK_INT(zmq_send(pub, "{\"t\":21.5}", 10, 0), 10);
     LZ_CHECK_INT(zmq_send(pub, "", 0, ZMQ_SNDMORE), 0);
     LZ_CHECK_INT(zmq_send(pub, "[1]", 3, 0), 3);
+    LZ_CHECK_INT(zmq_send(pub, "\xff\x01", 2, ZMQ_SNDMORE), 2);
+    LZ_CHECK_INT(zmq_send(pub, "{\"price\":42}", 12, 0), 12);
+    LZ_CHECK_INT(zmq_send(pub, "\0*", 2, ZMQ_SNDMORE), 2);
+    LZ_CHECK_INT(zmq_send(pub, "2", 1, 0), 1);
     finish_ok(&sub);
-    LZ_CHECK_STR(r.out, "{\"topic\":null,\"data\":{\"t\":21.5}}\n{\"topic\":\"\",\"data\":[1]}\n");
+    LZ_CHECK_STR(r.out, "{\"topic\":null,\"data\":{\"t\":21.5}}\n{\"topic\":\"\",\"data\":[1]}\n"
+                        "{\"topic\":\"/wE=\",\"topic_encoding\":\"base64\",\"data\":{\"price\":42}}\n"
+                        "{\"topic\":\"\\u0000*\",\"data\":2}\n");
+    LZ_CHECK_STR(r.err, "");
     zmq_close(pub);
     zmq_ctx_term(ctx);
 }
@@ -1197,7 +1205,7 @@ LZ_TEST(test_config_errors) {
 LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
-             LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes), LZ_CASE(test_sub_shows_one_frame_messages),
+             LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes), LZ_CASE(test_sub_shows_plain_publishers_forms),
              LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies), LZ_CASE(test_sub_from_plain_pub),
              LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_skips_an_endless_line), LZ_CASE(test_push_needs_a_puller),
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_rep_exec_refuses_a_request_without_json_form), LZ_CASE(test_req_timeout), LZ_CASE(test_req_timeout_from_a_silent_server),

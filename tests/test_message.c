@@ -115,7 +115,7 @@ LZ_TEST(a_large_object_with_repeated_keys_decodes_in_linear_time) {
     lz_value_t *heap = lz_value_from_json(text, len); // the heap flavour
     zmq_msg_t topic = frame_of("big", 3), frame = frame_of(text, len); // the arena flavour
     lz_message_t *msg = NULL;
-    LZ_CHECK_INT(lz__envelope_decode_pub(lz_serializer_builtin("json"), &topic, 3, &frame, len, &msg), LZ_OK);
+    LZ_CHECK_INT(lz__envelope_decode_pub(lz_serializer_builtin("json"), &topic, 3, false, &frame, len, &msg), LZ_OK);
     int64_t elapsed = lz_test_now_ms() - t0;
     LZ_CHECK(elapsed < 20000);
     for (const lz_value_t *v = heap; v; v = v == heap && msg ? lz_message_value(msg) : NULL) {
@@ -211,7 +211,7 @@ LZ_TEST(a_message_value_is_read_only_and_destroying_it_is_harmless) {
 LZ_TEST(pub_and_request_messages_decode_into_the_arena) {
     zmq_msg_t topic = frame_of("prices", 6), payload = frame_of("{\"symbol\":\"ABC\",\"seq\":5}", 24);
     lz_message_t *msg = NULL;
-    LZ_CHECK_INT(lz__envelope_decode_pub(lz_serializer_builtin("json"), &topic, 6, &payload, 24, &msg), LZ_OK);
+    LZ_CHECK_INT(lz__envelope_decode_pub(lz_serializer_builtin("json"), &topic, 6, false, &payload, 24, &msg), LZ_OK);
     LZ_CHECK_STR(lz_message_topic(msg), "prices");
     LZ_CHECK_INT(lz_value_find_int(lz_message_value(msg), "seq", 0), 5);
     lz_message_destroy(&msg);

@@ -109,7 +109,7 @@ LZ_TEST(no_object_at_all) {
     nothing(lz_sub_node(NULL));
     fails(lz_sub_subscribe(NULL, ""));
     fails(lz_sub_unsubscribe(NULL, ""));
-    fails(lz_sub_accept_single_frame(NULL, true));
+    fails(lz_sub_accept(NULL, LZ_SUB_SINGLE_FRAME));
     fails(lz_sub_on(NULL, "t", handler, NULL));
     fails(lz_sub_on_default(NULL, handler, NULL));
     fails(lz_sub_start(NULL));
@@ -156,6 +156,7 @@ LZ_TEST(no_object_at_all) {
     nothing(lz_message_value(NULL));
     nothing(lz_message_envelope(NULL));
     nothing(lz_message_payload(NULL, &size));
+    LZ_CHECK(strcmp(lz_message_topic_bytes(NULL, &size), "") == 0 && size == 0); // "" as lz_message_topic
     (void)lz_message_priority(NULL), (void)lz_message_timestamp(NULL), (void)lz_message_has_topic(NULL);
     nothing(lz_router_request_identity(NULL, &size));
     nothing(lz_router_request_value(NULL));

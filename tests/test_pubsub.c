@@ -855,28 +855,54 @@ static void recv_single_frame(lz_sub_t *sub, void *raw) {
     seen_fini(&seen);
 }
 
+// recv_binary_topic: a topic of any bytes, NUL too, is taken whole.
+static void recv_binary_topic(lz_sub_t *sub, void *raw) {
+    for (int i = 0; i < 2; i++) {
+        zmq_send(raw, "\xff\0id", 4, ZMQ_SNDMORE);
+        zmq_send(raw, "{\"n\":6}", 7, 0);
+    }
+    lz_message_t *msg = lz_sub_recv(sub, 5000);
+    size_t size = 0;
+    LZ_CHECK(msg != NULL && lz_message_has_topic(msg));
+    const char *topic = lz_message_topic_bytes(msg, &size);
+    LZ_CHECK(size == 4 && memcmp(topic, "\xff\0id", 5) == 0); // and the NUL after it
+    LZ_CHECK_STR(lz_message_topic(msg), "\xff"); // as a C string reads it
+    LZ_CHECK_INT(lz_value_find_int(lz_message_value(msg), "n", -1), 6);
+    lz_message_destroy(&msg);
+    char buf[16], topic_copy[8];
+    size_t topic_size = sizeof topic_copy;
+    size = sizeof buf;
+    LZ_CHECK_INT(lz_sub_recv_bytes(sub, topic_copy, &topic_size, buf, &size, 5000), LZ_OK);
+    LZ_CHECK(topic_size == 4 && memcmp(topic_copy, "\xff\0id", 5) == 0 && size == 7);
+}
+
 // A plain PUB's one-frame messages ("10001 23 45", the topic at the start
-// of the frame) are malformed by default; lz_sub_accept_single_frame takes
-// them whole, and turning it off drops them again.
-LZ_TEST(pubsub_single_frame_messages) {
+// of the frame) and binary topics are malformed by default; lz_sub_accept
+// takes them, and turning that off drops them again.
+LZ_TEST(pubsub_plain_publishers_forms) {
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=error");
     lz_sub_t *sub = NULL;
     void *raw = ctx ? raw_pub_joined(ctx, &sub) : NULL;
     if (sub) {
-        LZ_CHECK_INT(lz_sub_accept_single_frame(sub, true), LZ_OK);
+        LZ_CHECK_INT(lz_sub_accept(sub, LZ_SUB_SINGLE_FRAME), LZ_OK);
         recv_single_frame(sub, raw);
-        LZ_CHECK_INT(lz_sub_accept_single_frame(sub, false), LZ_OK);
+        LZ_CHECK_INT(lz_sub_accept(sub, LZ_SUB_BINARY_TOPIC), LZ_OK);
+        recv_binary_topic(sub, raw);
+        LZ_CHECK_INT(lz_sub_accept(sub, 1u << 5), LZ_EINVAL);
+        LZ_CHECK_INT(lz_sub_accept(sub, 0), LZ_OK);
         uint64_t dropped = lz_test_metrics(lz_sub_node(sub)).inbound_dropped;
         zmq_send(raw, "{\"n\":4}", 7, 0);
+        zmq_send(raw, "\xff", 1, ZMQ_SNDMORE);
+        zmq_send(raw, "{}", 2, 0);
         zmq_send(raw, "after", 5, ZMQ_SNDMORE);
         zmq_send(raw, "{\"n\":5}", 7, 0);
         lz_message_t *msg = lz_sub_recv(sub, 5000);
         LZ_CHECK(msg != NULL && lz_message_has_topic(msg));
         LZ_CHECK_STR(lz_message_topic(msg), "after");
         lz_message_destroy(&msg);
-        LZ_CHECK_INT(lz_test_metrics(lz_sub_node(sub)).inbound_dropped, dropped + 1);
+        LZ_CHECK_INT(lz_test_metrics(lz_sub_node(sub)).inbound_dropped, dropped + 2);
     }
-    LZ_CHECK_INT(lz_sub_accept_single_frame(NULL, true), LZ_EINVAL);
+    LZ_CHECK_INT(lz_sub_accept(NULL, LZ_SUB_SINGLE_FRAME), LZ_EINVAL);
     LZ_CHECK(!lz_message_has_topic(NULL));
     lz_sub_destroy(&sub);
     if (raw) zmq_close(raw);
@@ -982,6 +1008,6 @@ LZ_TEST_MAIN(LZ_CASE(pubsub_json_values), LZ_CASE(pubsub_msgpack_values), LZ_CAS
              LZ_CASE(pubsub_unrouted_and_failing_handlers_are_counted), LZ_CASE(pubsub_start_concurrency_1),
              LZ_CASE(pubsub_start_concurrency_4), LZ_CASE(pubsub_stop_is_quick_and_clean),
              LZ_CASE(pubsub_stop_accounts_for_queued_messages), LZ_CASE(pubsub_backpressure_reported),
-             LZ_CASE(pubsub_caller_loop_with_fd_and_poll), LZ_CASE(pubsub_recv_times_out), LZ_CASE(pubsub_recv_bytes), LZ_CASE(pubsub_single_frame_messages),
+             LZ_CASE(pubsub_caller_loop_with_fd_and_poll), LZ_CASE(pubsub_recv_times_out), LZ_CASE(pubsub_recv_bytes), LZ_CASE(pubsub_plain_publishers_forms),
              LZ_CASE(pubsub_raw_recv_keeps_the_frame),
              LZ_CASE(pubsub_publish_from_many_threads), LZ_CASE(pubsub_fan_out))

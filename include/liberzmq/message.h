@@ -33,10 +33,16 @@ void lz_message_destroy(lz_message_t **msg_p);
 const char *lz_message_topic(const lz_message_t *msg);
 const char *lz_message_type(const lz_message_t *msg); // same field, for tasks and requests
 
+// lz_message_topic_bytes: the topic exactly as received, *size set to its
+// length (lz_message_topic's bytes, unless a subscriber took a binary topic
+// with LZ_SUB_BINARY_TOPIC: then it may hold any bytes, NUL too). Never
+// NULL; size may be NULL.
+const void *lz_message_topic_bytes(const lz_message_t *msg, size_t *size);
+
 // lz_message_has_topic is false only for a one-frame pub/sub message that
-// a subscriber took with lz_sub_accept_single_frame (its topic reads ""),
-// and for NULL; true for every other message, so it tells such a message
-// from one whose topic frame was empty.
+// a subscriber took with LZ_SUB_SINGLE_FRAME (its topic reads ""), and for
+// NULL; true for every other message, so it tells such a message from one
+// whose topic frame was empty.
 bool lz_message_has_topic(const lz_message_t *msg);
 
 // lz_message_value: the decoded data (for tasks and requests the envelope's

@@ -6,7 +6,6 @@
 #ifndef LIBERZMQ_PUBSUB_H
 #define LIBERZMQ_PUBSUB_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
 #include "context.h"
@@ -65,19 +64,29 @@ lz_node_t *lz_sub_node(lz_sub_t *sub);
 int lz_sub_subscribe(lz_sub_t *sub, const char *prefix);
 int lz_sub_unsubscribe(lz_sub_t *sub, const char *prefix);
 
-// lz_sub_accept_single_frame chooses what to do with one-frame messages.
-// Many plain ZeroMQ publishers send one frame that starts with its topic
-// (the ZeroMQ guide's weather server: "10001 23 45"; subscriptions still
-// match its start). By default (false) such a message is malformed: counted
-// in dropped, logged, skipped. With true it is taken whole as the payload,
-// without a topic: lz_sub_recv and handlers get lz_message_topic "" and
-// lz_message_has_topic false; lz_sub_recv_bytes gives the topic "" (size
-// 0), which it cannot tell from an empty topic frame. Handlers route it as
-// the topic "" (a handler on "", else the default handler). Thread safe;
-// messages already being decoded may still go the old way. LZ_EINVAL for a
-// NULL sub. Messages of three or more frames are [topic, payload,
-// extension frames] either way.
-int lz_sub_accept_single_frame(lz_sub_t *sub, bool accept);
+// What a subscriber takes beyond liberzmq's own [topic, payload] with a
+// UTF-8 topic: forms plain ZeroMQ publishers send. Bits for lz_sub_accept.
+typedef enum lz_sub_accepts {
+    // One frame that starts with its topic (the ZeroMQ guide's weather
+    // server: "10001 23 45"; subscriptions still match its start), taken
+    // whole as the payload, without a topic: lz_message_topic "" and
+    // lz_message_has_topic false; lz_sub_recv_bytes gives the topic ""
+    // (size 0), which it cannot tell from an empty topic frame. Handlers
+    // route it as the topic "" (a handler on "", else the default one).
+    LZ_SUB_SINGLE_FRAME = 1 << 0,
+    // A topic frame of any bytes, not only UTF-8 text without NUL (binary
+    // ids, say): lz_message_topic_bytes gives it whole, lz_message_topic
+    // as a C string reads it (to its first NUL), and handlers route on
+    // that; lz_sub_recv_bytes copies it whole and reports its full size.
+    LZ_SUB_BINARY_TOPIC = 1 << 1,
+} lz_sub_accepts_t;
+
+// lz_sub_accept sets which of those forms the subscriber takes (0, the
+// default: none; any other message is malformed: counted in dropped,
+// logged, skipped). Thread safe; messages already being decoded may still
+// go the old way. LZ_EINVAL for a NULL sub or an unknown bit. Messages of
+// three or more frames are [topic, payload, extension frames] either way.
+int lz_sub_accept(lz_sub_t *sub, unsigned accepts);
 
 // lz_sub_on subscribes to prefix and routes its messages to handler; the
 // longest matching registered prefix wins. lz_sub_on_default takes the

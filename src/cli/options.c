@@ -593,32 +593,41 @@ static lz_value_t *undecoded(const void *payload, size_t size, bool text_ok) {
     return lz_value_bytes(payload, size);
 }
 
-// record_json renders {key: name, "data": shown} (name NULL: null; with
-// "encoding": "base64" when shown is bytes) and takes shown. NULL with the error set when that
-// has no JSON form (a NaN or an infinity in shown) or memory is short.
-static char *record_json(const char *key, const char *name, lz_value_t *shown) {
+// set_shown sets record's key to value (taken, even on failure) and, when
+// value is bytes (shown as base64), encoding_key to "base64".
+static int set_shown(lz_value_t *record, const char *key, const char *encoding_key, lz_value_t *value) {
+    bool base64 = lz_value_type(value) == LZ_VALUE_BYTES;
+    int err = value ? lz_value_object_set(record, key, value) : LZ_ENOMEM; // a failed constructor set the error
+    return err || !base64 ? err : lz_value_object_set_string(record, encoding_key, "base64");
+}
+
+// record_json renders {key: name, "data": shown} and takes shown: a NULL
+// name is null, a name that is not UTF-8 is base64 with "KEY_encoding":
+// "base64", and so is shown when bytes, with "encoding": "base64". NULL
+// with the error set when shown has no JSON form (a NaN or an infinity) or
+// memory is short.
+static char *record_json(const char *key, const char *name, size_t name_size, lz_value_t *shown) {
     lz_value_t *record = lz_value_object();
-    bool base64 = lz_value_type(shown) == LZ_VALUE_BYTES;
-    int err = record && shown ? 0 : LZ_ENOMEM; // the constructor that failed set the error
-    if (!err)
-        err = name ? lz_value_object_set_string(record, key, name) : lz_value_object_set(record, key, lz_value_null());
+    char name_encoding[32];
+    snprintf(name_encoding, sizeof name_encoding, "%s_encoding", key);
+    int err = record ? 0 : LZ_ENOMEM;
+    if (!err) err = set_shown(record, key, name_encoding, name ? undecoded(name, name_size, true) : lz_value_null());
     if (!err) {
-        err = lz_value_object_set(record, "data", shown);
+        err = set_shown(record, "data", "encoding", shown);
         shown = NULL; // owned by record now, even on failure
     }
-    if (!err && base64) err = lz_value_object_set_string(record, "encoding", "base64");
     char *json = err ? NULL : lz_value_to_json(record);
     lz_value_destroy(&shown);
     lz_value_destroy(&record);
     return json;
 }
 
-int lz_cli_print_record(const char *key, const char *name, const lz_value_t *data,
+int lz_cli_print_record(const char *key, const char *name, size_t name_size, const lz_value_t *data,
                         const void *payload, size_t size, bool text_ok) {
-    char *json = record_json(key, name, data ? lz_value_copy(data) : undecoded(payload, size, text_ok));
+    char *json = record_json(key, name, name_size, data ? lz_value_copy(data) : undecoded(payload, size, text_ok));
     // Decoded, yet without a JSON form (a msgpack NaN): show the bytes.
     if (!json && data && lz_last_error_code() == LZ_ESERIALIZATION)
-        json = record_json(key, name, undecoded(payload, size, false));
+        json = record_json(key, name, name_size, undecoded(payload, size, false));
     if (!json) {
         lz_cli_errorf("message skipped: %s", lz_last_error());
         return LZ_ESERIALIZATION;

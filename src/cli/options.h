@@ -146,13 +146,14 @@ typedef int (*lz_cli_send_fn)(void *arg, const lz_value_t *value, const void *by
 #define LZ_CLI_LINE_MAX ((size_t)64 << 20)
 int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send_fn send, void *arg);
 // lz_cli_print_record prints {key: name, "data": ...} as one JSON line on
-// stdout and flushes it (name NULL prints null). data NULL means "undecoded": payload is shown as
-// text when text_ok and valid UTF-8, else as base64 with "encoding":
-// "base64" (so is a bytes value). A decoded data without a JSON form (a
-// msgpack NaN or infinity) is shown as the payload's bytes in base64.
-// Returns 0, LZ_ESERIALIZATION (reported, nothing printed: memory was short)
-// or LZ_EIO (stdout is gone, reported).
-int lz_cli_print_record(const char *key, const char *name, const lz_value_t *data,
+// stdout and flushes it. name is name_size bytes: a string when UTF-8,
+// else base64 with "KEY_encoding": "base64"; NULL prints null. data NULL
+// means "undecoded": payload is shown as text when text_ok and valid
+// UTF-8, else as base64 with "encoding": "base64" (so is a bytes value). A
+// decoded data without a JSON form (a msgpack NaN or infinity) is shown as
+// the payload's bytes in base64. Returns 0, LZ_ESERIALIZATION (reported,
+// nothing printed: memory was short) or LZ_EIO (stdout is gone, reported).
+int lz_cli_print_record(const char *key, const char *name, size_t name_size, const lz_value_t *data,
                         const void *payload, size_t size, bool text_ok);
 // The receive side of a subcommand: recv waits up to timeout_ms (-1:
 // forever) and returns an owned message or NULL with the error set; show

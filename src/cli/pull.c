@@ -1,5 +1,7 @@
 /* lz pull: receive tasks and print each as one JSON line,
  * {"type": ..., "data": ...}. */
+#include <string.h>
+
 #include "cli/cli.h"
 #include "cli/options.h"
 
@@ -43,8 +45,9 @@ static int pull_show(void *arg, const lz_message_t *msg) {
     const pull_state_t *state = arg;
     size_t size = 0;
     const void *payload = lz_message_payload(msg, &size);
-    return lz_cli_print_record("type", lz_message_type(msg), state->opaque ? NULL : lz_message_value(msg),
-                               payload, size, true);
+    const char *type = lz_message_type(msg);
+    return lz_cli_print_record("type", type, strlen(type), state->opaque ? NULL : lz_message_value(msg), payload,
+                               size, true);
 }
 
 /* A tool for looking at traffic shows what it cannot read instead of

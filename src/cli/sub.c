@@ -14,7 +14,9 @@ static const lz_cli_command_t sub_command = {
         "so is one whose value JSON cannot hold (a msgpack NaN or infinity).\n"
         "Plain ZeroMQ publishers ([topic, payload] frames) print the same way; a\n"
         "one-frame message (the topic starts the frame, as in the ZeroMQ guide's\n"
-        "weather server) prints with \"topic\": null and the whole frame as data.\n"
+        "weather server) prints with \"topic\": null and the whole frame as data;\n"
+        "a topic that is not UTF-8 is shown in base64 with \"topic_encoding\":\n"
+        "\"base64\".\n"
         "\nOptions:\n"
         "  --bind URL        bind to URL (repeatable)\n"
         "  --connect URL     connect to URL (repeatable)\n"
@@ -50,8 +52,9 @@ static int sub_show(void *arg, const lz_message_t *msg) {
     const void *payload = lz_message_payload(msg, &size);
     lz_value_t *value = NULL;
     if (!opaque && lz_serializer_decode(state->decoder, payload, size, &value) != 0) value = NULL;
-    const char *topic = lz_message_has_topic(msg) ? lz_message_topic(msg) : NULL;
-    int err = lz_cli_print_record("topic", topic, value, payload, size, opaque);
+    size_t topic_size = 0;
+    const char *topic = lz_message_has_topic(msg) ? lz_message_topic_bytes(msg, &topic_size) : NULL;
+    int err = lz_cli_print_record("topic", topic, topic_size, value, payload, size, opaque);
     lz_value_destroy(&value);
     return err;
 }
@@ -71,7 +74,7 @@ static int sub_run(const lz_cli_opts_t *opts) {
     if (rc == 0) rc = lz_cli_node_setup(opts, ctx, lz_sub_node(state.sub), &state.decoder);
     if (rc == 0 && lz_node_set_serializer(lz_sub_node(state.sub), "raw") != 0)
         rc = lz_cli_fail(opts, lz_last_error_code(), "format");
-    if (rc == 0) lz_sub_accept_single_frame(state.sub, true); // classic publishers; cannot fail
+    if (rc == 0) lz_sub_accept(state.sub, LZ_SUB_SINGLE_FRAME | LZ_SUB_BINARY_TOPIC); // any publisher; cannot fail
     if (rc == 0) rc = sub_subscribe(opts, state.sub);
     if (rc == 0) rc = lz_cli_recv_loop(opts, lz_sub_node(state.sub), sub_recv, sub_show, &state);
     lz_sub_destroy(&state.sub);

@@ -90,8 +90,8 @@ void lz__uuid4(char out[37]) {
 
 int lz__topic_refused(void) { return lz__fail(LZ_EPROTOCOL, "topic is not UTF-8 text"); }
 
-static int set_topic(lz_message_t *msg, const void *data, size_t size) {
-    if (lz__topic_check(data, size) != LZ_OK) return LZ_EPROTOCOL;
+// copy_topic makes size bytes at data the message's topic, whatever they are.
+static int copy_topic(lz_message_t *msg, const void *data, size_t size) {
     if (size >= sizeof msg->topic_inline) {
         msg->topic = malloc(size + 1);
         if (!msg->topic) {
@@ -101,7 +101,12 @@ static int set_topic(lz_message_t *msg, const void *data, size_t size) {
     }
     memcpy(msg->topic, data, size);
     msg->topic[size] = '\0';
+    msg->topic_size = size;
     return LZ_OK;
+}
+
+static int set_topic(lz_message_t *msg, const void *data, size_t size) {
+    return lz__topic_check(data, size) == LZ_OK ? copy_topic(msg, data, size) : LZ_EPROTOCOL;
 }
 
 // take_payload moves frame, of size bytes, into a new message and decodes it.
@@ -184,7 +189,7 @@ static int set_type(lz_message_t *msg, const lz_value_t *type) {
 
 /* ---- pub/sub ----------------------------------------------------------- */
 
-int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic, size_t topic_size,
+int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic, size_t topic_size, bool binary_topic,
                             zmq_msg_t *payload, size_t payload_size, lz_message_t **out) {
     lz_value_t *value = NULL;
     int rc = take_payload(serializer, payload, payload_size, out, &value);
@@ -194,7 +199,7 @@ int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic,
         (*out)->topicless = true;
         return LZ_OK;
     }
-    rc = set_topic(*out, zmq_msg_data(topic), topic_size);
+    rc = (binary_topic ? copy_topic : set_topic)(*out, zmq_msg_data(topic), topic_size);
     return rc == LZ_OK ? LZ_OK : fail_message(out, rc);
 }
 

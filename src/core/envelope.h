@@ -26,6 +26,7 @@
 // (raw) or in arena (json, "data" lifted out of the envelope).
 struct lz_message {
     char *topic;              // topic, task type or action; never NULL
+    size_t topic_size;        // strlen(topic), unless a binary topic holds NUL
     bool topicless;           // a one-frame pub/sub message: no topic frame
     char topic_inline[48];    // topic points here when it fits (no allocation)
     lz_value_t *value;        // decoded data; never NULL after decode
@@ -126,10 +127,10 @@ static inline int lz__topic_check(const void *data, size_t size) {
     return lz__topic_text(data, size) ? LZ_OK : lz__topic_refused();
 }
 // lz__envelope_decode_pub takes topic and payload (moved into the message);
-// a NULL topic makes a topicless message (topic "", see
-// lz_sub_accept_single_frame). LZ_EPROTOCOL for a topic that is not UTF-8;
+// a NULL topic makes a topicless message (topic "", LZ_SUB_SINGLE_FRAME).
+// LZ_EPROTOCOL for a topic that is not UTF-8 text unless binary_topic;
 // LZ_ESERIALIZATION when the payload does not decode.
-int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic, size_t topic_size,
+int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic, size_t topic_size, bool binary_topic,
                             zmq_msg_t *payload, size_t payload_size, lz_message_t **out);
 
 // --- Request/reply: one payload frame after the routing envelope. ---

@@ -72,6 +72,7 @@ lz_message_t *lz__message_new(void) {
     // they are read, as has_payload and topic say) starts empty.
     msg->topic = msg->topic_inline;
     msg->topic_inline[0] = '\0';
+    msg->topic_size = 0;
     msg->topicless = false;
     msg->value = NULL;
     msg->envelope = NULL;
@@ -116,6 +117,11 @@ void lz_message_destroy(lz_message_t **msg_p) {
 const char *lz_message_topic(const lz_message_t *msg) { return msg ? msg->topic : ""; }
 const char *lz_message_type(const lz_message_t *msg) { return lz_message_topic(msg); }
 bool lz_message_has_topic(const lz_message_t *msg) { return msg && !msg->topicless; }
+
+const void *lz_message_topic_bytes(const lz_message_t *msg, size_t *size) {
+    if (size) *size = msg ? msg->topic_size : 0;
+    return msg ? msg->topic : "";
+}
 const lz_value_t *lz_message_envelope(const lz_message_t *msg) { return msg ? msg->envelope : NULL; }
 const char *lz_message_id(const lz_message_t *msg) { return msg ? msg->id : ""; }
 int64_t lz_message_priority(const lz_message_t *msg) { return msg ? msg->priority : 0; }

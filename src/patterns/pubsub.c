@@ -23,7 +23,7 @@ struct lz_pub {
 struct lz_sub {
     lz_node_t node; // first: the decoders below are given the node
     lz_dispatcher_t dispatcher;
-    bool single_frame; // lz_sub_accept_single_frame; atomic: receivers read it unlocked
+    unsigned accepts; // lz_sub_accept's LZ_SUB_* bits; atomic: receivers read it unlocked
 };
 
 /* ---- publisher ---------------------------------------------------------- */
@@ -80,14 +80,15 @@ int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value) {
 
 /* ---- subscriber --------------------------------------------------------- */
 
+static unsigned accepts(lz_node_t *node) { return __atomic_load_n(&((const lz_sub_t *)node)->accepts, __ATOMIC_RELAXED); }
+
 // topic_frames says how many topic frames a message has: 1 for [topic,
 // payload] and perhaps extension frames, 0 for one frame when the
-// subscriber takes those whole (lz_sub_accept_single_frame); -1 (and the
-// detail set) for a message it refuses.
+// subscriber takes those whole (LZ_SUB_SINGLE_FRAME); -1 (and the detail
+// set) for a message it refuses.
 static int topic_frames(lz_node_t *node, const lz_frames_t *frames) {
     if (frames->total >= 2) return 1;
-    const lz_sub_t *sub = (const lz_sub_t *)node;
-    if (frames->total == 1 && __atomic_load_n(&sub->single_frame, __ATOMIC_RELAXED)) return 0;
+    if (frames->total == 1 && (accepts(node) & LZ_SUB_SINGLE_FRAME)) return 0;
     lz__fail(LZ_EPROTOCOL, "expected [topic, payload], got %zu frame(s)", frames->total);
     return -1;
 }
@@ -101,8 +102,8 @@ static int decode_pub(lz_node_t *node, lz_frames_t *frames, void *out) {
     if (topics < 0) return LZ_EPROTOCOL;
     lz_message_t **msg = out;
     int rc = lz__envelope_decode_pub(node->serializer, topics ? &frames->part[0] : NULL,
-                                     topics ? lz__frame_size(frames, 0) : 0, &frames->part[topics],
-                                     lz__frame_size(frames, (size_t)topics), msg);
+                                     topics ? lz__frame_size(frames, 0) : 0, accepts(node) & LZ_SUB_BINARY_TOPIC,
+                                     &frames->part[topics], lz__frame_size(frames, (size_t)topics), msg);
     // A decoded message took the payload frame. Its topic was copied out;
     // when short (it fit inline) the topic frame is left for the slot's
     // next receive to free, which saves a close and an init per message.
@@ -144,9 +145,11 @@ static int set_filter(lz_sub_t *sub, int option, const char *prefix) {
 int lz_sub_subscribe(lz_sub_t *sub, const char *prefix) { return set_filter(sub, ZMQ_SUBSCRIBE, prefix); }
 int lz_sub_unsubscribe(lz_sub_t *sub, const char *prefix) { return set_filter(sub, ZMQ_UNSUBSCRIBE, prefix); }
 
-int lz_sub_accept_single_frame(lz_sub_t *sub, bool accept) {
+int lz_sub_accept(lz_sub_t *sub, unsigned what) {
     if (!sub) return lz__fail(LZ_EINVAL, "sub: NULL subscriber");
-    __atomic_store_n(&sub->single_frame, accept, __ATOMIC_RELAXED);
+    if (what & ~(unsigned)(LZ_SUB_SINGLE_FRAME | LZ_SUB_BINARY_TOPIC))
+        return lz__fail(LZ_EINVAL, "sub: unknown accept bits 0x%x", what);
+    __atomic_store_n(&sub->accepts, what, __ATOMIC_RELAXED);
     return LZ_OK;
 }
 
@@ -196,7 +199,7 @@ static int take_pub_bytes(lz_node_t *node, lz_frames_t *frames, void *out) {
     if (topics < 0) return LZ_EPROTOCOL;
     size_t topic_size = topics ? lz__frame_size(frames, 0) : 0;
     const char *topic = topics ? lz__frame_data(frames, 0) : "";
-    if (lz__topic_check(topic, topic_size) != LZ_OK) return LZ_EPROTOCOL;
+    if (!(accepts(node) & LZ_SUB_BINARY_TOPIC) && lz__topic_check(topic, topic_size) != LZ_OK) return LZ_EPROTOCOL;
     pub_bytes_t *pub = out;
     size_t room = pub->topic_capacity - 1, copied = topic_size < room ? topic_size : room; // and the NUL
     lz__copy(pub->topic, topic, copied);
