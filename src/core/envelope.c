@@ -199,7 +199,8 @@ int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic,
         (*out)->topicless = true;
         return LZ_OK;
     }
-    rc = (binary_topic ? copy_topic : set_topic)(*out, zmq_msg_data(topic), topic_size);
+    const void *text = zmq_msg_data(topic);
+    rc = binary_topic ? copy_topic(*out, text, topic_size) : set_topic(*out, text, topic_size);
     return rc == LZ_OK ? LZ_OK : fail_message(out, rc);
 }
 

@@ -98,16 +98,21 @@ static int topic_frames(lz_node_t *node, const lz_frames_t *frames) {
 // frames are ignored so later protocol additions do not break older
 // subscribers.
 static int decode_pub(lz_node_t *node, lz_frames_t *frames, void *out) {
-    int topics = topic_frames(node, frames);
-    if (topics < 0) return LZ_EPROTOCOL;
     lz_message_t **msg = out;
-    int rc = lz__envelope_decode_pub(node->serializer, topics ? &frames->part[0] : NULL,
-                                     topics ? lz__frame_size(frames, 0) : 0, accepts(node) & LZ_SUB_BINARY_TOPIC,
-                                     &frames->part[topics], lz__frame_size(frames, (size_t)topics), msg);
+    if (__builtin_expect(frames->total < 2, 0)) { // a one-frame message, if taken: no topic
+        if (topic_frames(node, frames) < 0) return LZ_EPROTOCOL;
+        int rc = lz__envelope_decode_pub(node->serializer, NULL, 0, false, &frames->part[0],
+                                         lz__frame_size(frames, 0), msg);
+        if (rc == LZ_OK) frames->settled |= 1u;
+        return rc;
+    }
+    int rc = lz__envelope_decode_pub(node->serializer, &frames->part[0], lz__frame_size(frames, 0),
+                                     accepts(node) & LZ_SUB_BINARY_TOPIC, &frames->part[1], lz__frame_size(frames, 1),
+                                     msg);
     // A decoded message took the payload frame. Its topic was copied out;
     // when short (it fit inline) the topic frame is left for the slot's
     // next receive to free, which saves a close and an init per message.
-    if (rc == LZ_OK) frames->settled |= 1u << topics | ((*msg)->topic == (*msg)->topic_inline ? 1u : 0u);
+    if (rc == LZ_OK) frames->settled |= 1u << 1 | ((*msg)->topic == (*msg)->topic_inline ? 1u : 0u);
     return rc;
 }
 
@@ -194,19 +199,28 @@ typedef struct pub_bytes {
 
 // take_pub_bytes accepts what decode_pub does: [topic, payload, extension
 // frames...] with a topic a C string can hold.
-static int take_pub_bytes(lz_node_t *node, lz_frames_t *frames, void *out) {
-    int topics = topic_frames(node, frames);
-    if (topics < 0) return LZ_EPROTOCOL;
-    size_t topic_size = topics ? lz__frame_size(frames, 0) : 0;
-    const char *topic = topics ? lz__frame_data(frames, 0) : "";
-    if (!(accepts(node) & LZ_SUB_BINARY_TOPIC) && lz__topic_check(topic, topic_size) != LZ_OK) return LZ_EPROTOCOL;
-    pub_bytes_t *pub = out;
+// give_bytes copies topic and part payload of frames out to pub. Inlined
+// into each caller below, so the usual one gets its constants.
+static inline __attribute__((always_inline)) void give_bytes(pub_bytes_t *pub, lz_frames_t *frames,
+                                                             const char *topic, size_t topic_size, size_t payload) {
     size_t room = pub->topic_capacity - 1, copied = topic_size < room ? topic_size : room; // and the NUL
     lz__copy(pub->topic, topic, copied);
     pub->topic[copied] = '\0';
     pub->topic_size = topic_size;
-    if (topics) lz__frames_settle_small(frames, 0);
-    pub->size = lz__frames_copy(frames, (size_t)topics, pub->data, pub->capacity);
+    pub->size = lz__frames_copy(frames, payload, pub->data, pub->capacity);
+}
+
+static int take_pub_bytes(lz_node_t *node, lz_frames_t *frames, void *out) {
+    if (__builtin_expect(frames->total < 2, 0)) { // a one-frame message, if taken: no topic
+        if (topic_frames(node, frames) < 0) return LZ_EPROTOCOL;
+        give_bytes(out, frames, "", 0, 0);
+        return LZ_OK;
+    }
+    size_t topic_size = lz__frame_size(frames, 0);
+    const char *topic = lz__frame_data(frames, 0);
+    if (!lz__topic_text(topic, topic_size) && !(accepts(node) & LZ_SUB_BINARY_TOPIC)) return lz__topic_refused();
+    lz__frames_settle_small(frames, 0);
+    give_bytes(out, frames, topic, topic_size, 1);
     return LZ_OK;
 }
 
