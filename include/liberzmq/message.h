@@ -35,7 +35,8 @@ const char *lz_message_type(const lz_message_t *msg); // same field, for tasks a
 
 // lz_message_topic_bytes: the topic exactly as received, *size set to its
 // length (lz_message_topic's bytes, unless a subscriber took a binary topic
-// with LZ_SUB_BINARY_TOPIC: then it may hold any bytes, NUL too). Never
+// with LZ_SUB_BINARY_TOPIC: then it may hold any bytes, NUL too), with a
+// NUL after them. Borrowed from the message, like lz_message_topic. Never
 // NULL; size may be NULL.
 const void *lz_message_topic_bytes(const lz_message_t *msg, size_t *size);
 
