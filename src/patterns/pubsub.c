@@ -80,27 +80,27 @@ int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value) {
 
 /* ---- subscriber --------------------------------------------------------- */
 
-static unsigned accepts(lz_node_t *node) { return __atomic_load_n(&((const lz_sub_t *)node)->accepts, __ATOMIC_RELAXED); }
+// accepts: the subscriber's LZ_SUB_* bits, for its decoders (given its node).
+static unsigned accepts(lz_node_t *node) {
+    return __atomic_load_n(&((const lz_sub_t *)node)->accepts, __ATOMIC_RELAXED);
+}
 
-// topic_frames says how many topic frames a message has: 1 for [topic,
-// payload] and perhaps extension frames, 0 for one frame when the
-// subscriber takes those whole (LZ_SUB_SINGLE_FRAME); -1 (and the detail
-// set) for a message it refuses.
-static int topic_frames(lz_node_t *node, const lz_frames_t *frames) {
-    if (frames->total >= 2) return 1;
-    if (frames->total == 1 && (accepts(node) & LZ_SUB_SINGLE_FRAME)) return 0;
-    lz__fail(LZ_EPROTOCOL, "expected [topic, payload], got %zu frame(s)", frames->total);
-    return -1;
+// one_frame_taken, for a message of fewer than two frames: LZ_OK when it
+// is one frame and the subscriber takes those (LZ_SUB_SINGLE_FRAME), else
+// LZ_EPROTOCOL with the detail set.
+static int one_frame_taken(lz_node_t *node, const lz_frames_t *frames) {
+    if (frames->total == 1 && (accepts(node) & LZ_SUB_SINGLE_FRAME)) return LZ_OK;
+    return lz__fail(LZ_EPROTOCOL, "expected [topic, payload], got %zu frame(s)", frames->total);
 }
 
 // decode_pub, the subscriber's decoder (see lz_take_fn; out is an
 // lz_message_t **), takes [topic, payload, extension frames...]; extension
 // frames are ignored so later protocol additions do not break older
-// subscribers.
+// subscribers. Plain publishers' forms are taken as lz_sub_accept says.
 static int decode_pub(lz_node_t *node, lz_frames_t *frames, void *out) {
     lz_message_t **msg = out;
     if (__builtin_expect(frames->total < 2, 0)) { // a one-frame message, if taken: no topic
-        if (topic_frames(node, frames) < 0) return LZ_EPROTOCOL;
+        if (one_frame_taken(node, frames) != LZ_OK) return LZ_EPROTOCOL;
         int rc = lz__envelope_decode_pub(node->serializer, NULL, 0, false, &frames->part[0],
                                          lz__frame_size(frames, 0), msg);
         if (rc == LZ_OK) frames->settled |= 1u;
@@ -197,8 +197,6 @@ typedef struct pub_bytes {
     size_t capacity, size;
 } pub_bytes_t;
 
-// take_pub_bytes accepts what decode_pub does: [topic, payload, extension
-// frames...] with a topic a C string can hold.
 // give_bytes copies topic and part payload of frames out to pub. Inlined
 // into each caller below, so the usual one gets its constants.
 static inline __attribute__((always_inline)) void give_bytes(pub_bytes_t *pub, lz_frames_t *frames,
@@ -210,9 +208,11 @@ static inline __attribute__((always_inline)) void give_bytes(pub_bytes_t *pub, l
     pub->size = lz__frames_copy(frames, payload, pub->data, pub->capacity);
 }
 
+// take_pub_bytes accepts what decode_pub does: [topic, payload, extension
+// frames...] with a text topic, and the forms lz_sub_accept allows.
 static int take_pub_bytes(lz_node_t *node, lz_frames_t *frames, void *out) {
     if (__builtin_expect(frames->total < 2, 0)) { // a one-frame message, if taken: no topic
-        if (topic_frames(node, frames) < 0) return LZ_EPROTOCOL;
+        if (one_frame_taken(node, frames) != LZ_OK) return LZ_EPROTOCOL;
         give_bytes(out, frames, "", 0, 0);
         return LZ_OK;
     }
