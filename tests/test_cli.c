@@ -309,6 +309,7 @@ LZ_TEST(test_refusals_say_what_is_wrong) {
         {{"req", "--connect", url, "--retries", "1001", "a"}, "bad value '1001' for --retries: 0 to 1000"},
         {{"pub", "--connect", url, "--settle", "x"}, "bad value 'x' for --settle: 0 to 600000 ms"},
         {{"pull", "--connect", url, "--config="}, "bad value '' for --config: a file name"},
+        {{"sub", "--connect", url, "--raw", "--format", "json"}, "--raw is --format raw: not with --format json"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *argv[8] = {(char *)LZ_TOOL};
@@ -619,6 +620,24 @@ LZ_TEST(test_sub_from_plain_pub) {
                         "{\"topic\":\"plain\",\"data\":\"bm90IGpzb24=\",\"encoding\":\"base64\"}\n"
                         "{\"topic\":\"plain\",\"data\":\"/wD+\",\"encoding\":\"base64\"}\n");
     LZ_CHECK_INT(lz_test_wait(py, 10000), 0);
+}
+
+// A receiver's --raw is --format raw: lz sub shows a JSON payload as its
+// text, lz pull a task's whole frame, both undecoded.
+LZ_TEST(test_receivers_raw) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t sub = LZ_START("sub", "--bind", ep, "--raw", "--count", "1", "--timeout", "20");
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, "{\"a\": [1, 2]}\n", "pub", "--connect", ep, "--topic", "t", "--settle", "300"), 0);
+    finish_ok(&sub);
+    LZ_CHECK_STR(r.out, "{\"topic\":\"t\",\"data\":\"{\\\"a\\\":[1,2]}\"}\n");
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t pull = LZ_START("pull", "--bind", ep, "--raw", "--count", "1", "--timeout", "20");
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, "7\n", "push", "--connect", ep, "--type", "job"), 0);
+    finish_ok(&pull);
+    LZ_CHECK(strncmp(r.out, "{\"type\":\"\",\"data\":\"{\\\"type\\\":\\\"job\\\",", 35) == 0);
 }
 
 // A task that does not decode is shown, as lz sub shows such a payload:
@@ -1206,7 +1225,7 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(te
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes), LZ_CASE(test_sub_shows_plain_publishers_forms),
-             LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies), LZ_CASE(test_sub_from_plain_pub),
+             LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies), LZ_CASE(test_sub_from_plain_pub), LZ_CASE(test_receivers_raw),
              LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_skips_an_endless_line), LZ_CASE(test_push_needs_a_puller),
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_rep_exec_refuses_a_request_without_json_form), LZ_CASE(test_req_timeout), LZ_CASE(test_req_timeout_from_a_silent_server),
              LZ_CASE(test_rep_count_is_exact), LZ_CASE(test_rep_second_signal_ends_commands), LZ_CASE(test_stdout_full), LZ_CASE(test_pull_shows_an_undecodable_task), LZ_CASE(test_pull_reports_a_dropped_task),

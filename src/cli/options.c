@@ -283,6 +283,16 @@ static int check_counts(const lz_cli_opts_t *opts) {
     return LZ_CLI_CONTINUE;
 }
 
+// receiver_raw: a receiver's --raw is --format raw (a sender's sends its
+// lines untouched, whatever the format).
+static int receiver_raw(lz_cli_opts_t *opts) {
+    if (!opts->raw || !opts->cmd->reports_drops) return LZ_CLI_CONTINUE;
+    if (opts->format && strcmp(opts->format, "raw") != 0)
+        return lz_cli_usage_error(opts->cmd, "--raw is --format raw: not with --format %s", opts->format);
+    opts->format = "raw";
+    return LZ_CLI_CONTINUE;
+}
+
 int lz_cli_parse(const lz_cli_command_t *cmd, int argc, char **argv, lz_cli_opts_t *opts) {
     memset(opts, 0, sizeof *opts);
     opts->cmd = cmd;
@@ -304,7 +314,8 @@ int lz_cli_parse(const lz_cli_command_t *cmd, int argc, char **argv, lz_cli_opts
         else if (options_done || !is_option(argv[i])) opts->args[opts->arg_count++] = argv[i];
         else rc = parse_one(opts, argc, argv, &i, &seen);
     }
-    return rc == LZ_CLI_CONTINUE ? check_counts(opts) : rc;
+    if (rc == LZ_CLI_CONTINUE) rc = check_counts(opts);
+    return rc == LZ_CLI_CONTINUE ? receiver_raw(opts) : rc;
 }
 
 void lz_cli_opts_free(lz_cli_opts_t *opts) {

@@ -7,7 +7,7 @@
 
 static const lz_cli_command_t pull_command = {
     .name = "pull",
-    .usage = "lz pull --bind|--connect URL [--count N] [--timeout S] [--format NAME]",
+    .usage = "lz pull --bind|--connect URL [--count N] [--timeout S] [--raw] [--format NAME]",
     .help =
         "Receive tasks and print each as one JSON line: {\"type\": \"...\", \"data\": ...}.\n"
         "With --format raw (tasks from plain ZeroMQ pushers) each frame is the\n"
@@ -21,11 +21,12 @@ static const lz_cli_command_t pull_command = {
         "  --connect URL     connect to URL (repeatable)\n"
         "  --count N         exit 0 after N tasks\n"
         "  --timeout S       exit 3 if nothing arrives for S seconds (fractions allowed)\n"
+        "  --raw             show frames undecoded, as --format raw\n"
         "  --format NAME     json, msgpack or raw (default serialization.default)\n"
         "\nExamples:\n"
         "  lz pull --bind 'tcp://*:5557'\n"
         "  lz pull --connect tcp://localhost:5557 --count 10 --timeout 30\n",
-    .options = LZ_OPT_ENDPOINTS | LZ_OPT_COUNT | LZ_OPT_TIMEOUT | LZ_OPT_FORMAT | LZ_OPT_CONFIG,
+    .options = LZ_OPT_ENDPOINTS | LZ_OPT_COUNT | LZ_OPT_TIMEOUT | LZ_OPT_RAW | LZ_OPT_FORMAT | LZ_OPT_CONFIG,
     .needs_endpoints = true,
     .reports_drops = true,
     .timeout_unit_ms = 1000,

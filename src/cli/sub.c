@@ -5,7 +5,7 @@
 
 static const lz_cli_command_t sub_command = {
     .name = "sub",
-    .usage = "lz sub --bind|--connect URL [--topic T]... [--count N] [--timeout S] [--format NAME]",
+    .usage = "lz sub --bind|--connect URL [--topic T]... [--count N] [--timeout S] [--raw] [--format NAME]",
     .help =
         "Subscribe to topic prefixes (default: everything) and print each message\n"
         "as one JSON line: {\"topic\": \"...\", \"data\": <decoded value>}. A payload\n"
@@ -23,11 +23,13 @@ static const lz_cli_command_t sub_command = {
         "  --topic T         subscribe to the prefix T (repeatable)\n"
         "  --count N         exit 0 after N messages\n"
         "  --timeout S       exit 3 if nothing arrives for S seconds (fractions allowed)\n"
+        "  --raw             show payloads undecoded, as --format raw\n"
         "  --format NAME     json, msgpack or raw (default serialization.default)\n"
         "\nExamples:\n"
         "  lz sub --connect tcp://localhost:5556 --topic prices\n"
         "  lz sub --bind ipc:///tmp/bus --count 1 --timeout 5 | jq .data\n",
-    .options = LZ_OPT_ENDPOINTS | LZ_OPT_TOPIC | LZ_OPT_COUNT | LZ_OPT_TIMEOUT | LZ_OPT_FORMAT | LZ_OPT_CONFIG,
+    .options =
+        LZ_OPT_ENDPOINTS | LZ_OPT_TOPIC | LZ_OPT_COUNT | LZ_OPT_TIMEOUT | LZ_OPT_RAW | LZ_OPT_FORMAT | LZ_OPT_CONFIG,
     .needs_endpoints = true,
     .reports_drops = true,
     .timeout_unit_ms = 1000,
