@@ -935,7 +935,9 @@ LZ_TEST(test_proxy_forwarder) {
     stop_ok(&proxy);
 }
 
-// A queue joins clients to servers that connect to it.
+// A queue joins clients to servers that connect to it, and says what it
+// moved as it stops: each request in at the frontend and out at the
+// backend, each reply back.
 LZ_TEST(test_proxy_queue) {
     char front[128], back[128];
     proc_t proxy = start_proxy("queue", front, back, sizeof front);
@@ -944,6 +946,15 @@ LZ_TEST(test_proxy_queue) {
     LZ_CHECK_STR(r.out, "[1,2]\n");
     finish_ok(&rep);
     stop_ok(&proxy);
+    unsigned long long in, in_bytes, back_out, back_out_bytes, back_in, back_in_bytes, out, out_bytes;
+    int n = sscanf(r.err,
+                   "lz proxy: stopping: the frontend received %llu message(s) (%llu B) and sent %llu (%llu B); "
+                   "the backend received %llu (%llu B) and sent %llu (%llu B)",
+                   &in, &in_bytes, &out, &out_bytes, &back_in, &back_in_bytes, &back_out, &back_out_bytes);
+    if (n != 8) fprintf(stderr, "lz proxy said: %s\n", r.err);
+    LZ_CHECK_INT(n, 8);
+    LZ_CHECK(in >= 1 && in == back_out && in_bytes == back_out_bytes && in_bytes > 0);
+    LZ_CHECK(out >= 1 && out == back_in && out_bytes == back_in_bytes && out_bytes > 0);
 }
 
 // --format msgpack: a msgpack subscriber gets the values back, and one that

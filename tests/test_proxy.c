@@ -53,14 +53,33 @@ LZ_TEST(forwarder_passes_subscriptions_up) {
     zmq_setsockopt(capture, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     LZ_CHECK(zmq_recv(capture, buf, sizeof buf, 0) >= 0);
     lz_value_destroy(&v);
+    lz_proxy_stats_t stats = {0};
+    LZ_CHECK_INT(lz_proxy_statistics(proxy, &stats), 0);
+    LZ_CHECK(stats.frontend_messages_received >= 1 && stats.backend_messages_sent == stats.frontend_messages_received);
+    LZ_CHECK(stats.backend_messages_received >= 1); // the subscription, going up
     LZ_CHECK_INT(lz_proxy_stop(proxy), 0);
     LZ_CHECK_INT(lz_proxy_pause(proxy), LZ_ESTATE);
+    LZ_CHECK_INT(lz_proxy_statistics(proxy, &stats), LZ_ESTATE);
     zmq_close(capture);
     lz_sub_destroy(&sub);
     lz_pub_destroy(&pub);
     lz_proxy_destroy(&proxy);
     LZ_CHECK(proxy == NULL);
     lz_context_destroy(&ctx);
+}
+
+// check_broker_statistics: once every request is answered, each request
+// went in at the frontend and out at the backend, and each reply back.
+static void check_broker_statistics(lz_proxy_t *proxy, uint64_t requests) {
+    lz_proxy_stats_t s;
+    LZ_CHECK_INT(lz_proxy_statistics(proxy, &s), 0);
+    LZ_CHECK(s.frontend_messages_received >= requests && s.backend_messages_received >= requests);
+    LZ_CHECK(s.frontend_messages_received == s.backend_messages_sent);
+    LZ_CHECK(s.backend_messages_received == s.frontend_messages_sent);
+    LZ_CHECK(s.frontend_bytes_received == s.backend_bytes_sent && s.frontend_bytes_received > 0);
+    LZ_CHECK(s.backend_bytes_received == s.frontend_bytes_sent && s.backend_bytes_received > 0);
+    LZ_CHECK_INT(lz_proxy_statistics(proxy, NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_proxy_statistics(NULL, &s), LZ_EINVAL);
 }
 
 // A broker: clients connect to the queue's frontend, servers connect to
@@ -88,7 +107,10 @@ LZ_TEST(queue_is_a_broker) {
     }
     LZ_CHECK_INT(ok, 20);
     LZ_CHECK(count_a > 0 && count_a < 20);
+    check_broker_statistics(proxy, 20);
     LZ_CHECK_INT(lz_proxy_pause(proxy), 0);
+    lz_proxy_stats_t paused;
+    LZ_CHECK_INT(lz_proxy_statistics(proxy, &paused), 0); // a paused proxy still answers
     lz_client_set_retries(client, 0);
     lz_value_t *reply = NULL;
     LZ_CHECK_INT(lz_client_request(client, "who", NULL, &reply, 200), LZ_ETIMEOUT);

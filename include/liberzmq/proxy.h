@@ -9,6 +9,8 @@
 #ifndef LIBERZMQ_PROXY_H
 #define LIBERZMQ_PROXY_H
 
+#include <stdint.h>
+
 #include "context.h"
 #include "node.h"
 
@@ -36,7 +38,8 @@ lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *fr
 void lz_proxy_destroy(lz_proxy_t **proxy_p);
 
 // The proxy's sockets, for lz_node_endpoint and lz_node_metrics (the
-// counters hold no proxied traffic: libzmq moves it). Do not bind, connect
+// counters hold no proxied traffic: libzmq moves it; lz_proxy_statistics
+// counts that). Do not bind, connect
 // or use the socket while the proxy runs. capture is NULL without one.
 lz_node_t *lz_proxy_frontend(lz_proxy_t *proxy);
 lz_node_t *lz_proxy_backend(lz_proxy_t *proxy);
@@ -53,6 +56,26 @@ int lz_proxy_start(lz_proxy_t *proxy);
 int lz_proxy_pause(lz_proxy_t *proxy);
 int lz_proxy_resume(lz_proxy_t *proxy);
 int lz_proxy_stop(lz_proxy_t *proxy);
+
+// What a proxy moved, as libzmq's proxy counts it (a multipart message is
+// one message; bytes are all its frames'). frontend_* are the frontend
+// socket's: received from publishers or clients, sent back to them
+// (subscriptions' replies for a forwarder: none; replies for a queue);
+// backend_* the backend socket's.
+typedef struct lz_proxy_stats {
+    uint64_t frontend_messages_received, frontend_bytes_received;
+    uint64_t frontend_messages_sent, frontend_bytes_sent;
+    uint64_t backend_messages_received, backend_bytes_received;
+    uint64_t backend_messages_sent, backend_bytes_sent;
+} lz_proxy_stats_t;
+
+// lz_proxy_statistics fills *stats with what the proxy has moved since it
+// was last started (libzmq's STATISTICS command, answered by the proxy
+// thread between messages). Thread safe. LZ_EINVAL for NULL arguments,
+// LZ_ESTATE if the proxy is not running, LZ_ETIMEOUT if its thread has not
+// answered within 5 s (it has ended on a libzmq error, which the frontend
+// node logged); *stats is untouched on failure.
+int lz_proxy_statistics(lz_proxy_t *proxy, lz_proxy_stats_t *stats);
 
 #ifdef __cplusplus
 }

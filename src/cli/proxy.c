@@ -38,6 +38,21 @@ static int proxy_kind(const char *name) {
     return -1;
 }
 
+// report_traffic says on stderr what the proxy moved, as it stops.
+static void report_traffic(lz_proxy_t *proxy) {
+    lz_proxy_stats_t s;
+    if (lz_proxy_statistics(proxy, &s) != LZ_OK) {
+        lz_cli_errorf("stopping; traffic unknown: %s", lz_last_error());
+        return;
+    }
+    typedef unsigned long long ull;
+    lz_cli_errorf("stopping: the frontend received %llu message(s) (%llu B) and sent %llu (%llu B); "
+                  "the backend received %llu (%llu B) and sent %llu (%llu B)",
+                  (ull)s.frontend_messages_received, (ull)s.frontend_bytes_received, (ull)s.frontend_messages_sent,
+                  (ull)s.frontend_bytes_sent, (ull)s.backend_messages_received, (ull)s.backend_bytes_received,
+                  (ull)s.backend_messages_sent, (ull)s.backend_bytes_sent);
+}
+
 static int proxy_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigset_t *stop) {
     lz_proxy_t *proxy = lz_proxy_new(ctx, (lz_proxy_kind_t)proxy_kind(opts->args[0]), opts->frontend,
                                      opts->backend, opts->capture);
@@ -47,6 +62,7 @@ static int proxy_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigse
     if (rc == 0) {
         while (sigwaitinfo(stop, NULL) < 0) {
         }
+        report_traffic(proxy);
         lz_proxy_stop(proxy);
     }
     lz_proxy_destroy(&proxy);

@@ -1,6 +1,7 @@
 /* Proxies: libzmq's steerable proxy on a thread of its own, between two
  * liberzmq nodes (so sockets get the configured options and endpoints),
  * with an optional capture node and an inproc PAIR to steer it. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -137,6 +138,52 @@ static int command(lz_proxy_t *proxy, const char *verb) {
     if (!proxy) return lz__fail(LZ_EINVAL, "proxy %s: proxy is NULL", verb);
     pthread_mutex_lock(&proxy->control_lock);
     int rc = send_command_locked(proxy, verb);
+    pthread_mutex_unlock(&proxy->control_lock);
+    return rc;
+}
+
+// A proxy thread answers STATISTICS between two messages; one that has
+// not within this long has ended (a libzmq error) or is stuck.
+#define LZ_PROXY_ANSWER_MS 5000
+
+// drain_control drops what the control socket holds: an answer that came
+// after its asker gave up must not pass for the next one.
+static void drain_control(lz_proxy_t *proxy) {
+    char frame[16];
+    while (zmq_recv(proxy->control, frame, sizeof frame, ZMQ_DONTWAIT) >= 0) {
+    }
+}
+
+// receive_stats reads the proxy thread's answer to STATISTICS: eight
+// frames of one uint64_t each, in lz_proxy_stats_t's order (libzmq's).
+static int receive_stats(lz_proxy_t *proxy, lz_proxy_stats_t *stats) {
+    uint64_t values[8];
+    int more = 1, wait_ms = LZ_PROXY_ANSWER_MS;
+    zmq_setsockopt(proxy->control, ZMQ_RCVTIMEO, &wait_ms, sizeof wait_ms);
+    for (size_t i = 0; i < 8; i++) {
+        if (!more) return lz__fail(LZ_EPROTOCOL, "proxy STATISTICS: %zu of 8 values", i);
+        int got = zmq_recv(proxy->control, &values[i], sizeof values[i], 0);
+        if (got < 0 && zmq_errno() == EAGAIN)
+            return lz__fail(LZ_ETIMEOUT, "proxy STATISTICS: no answer from the proxy thread in %d ms", wait_ms);
+        if (got < 0) return lz__fail_zmq("proxy STATISTICS");
+        if (got != (int)sizeof values[i]) return lz__fail(LZ_EPROTOCOL, "proxy STATISTICS: a value of %d bytes", got);
+        size_t size = sizeof more;
+        zmq_getsockopt(proxy->control, ZMQ_RCVMORE, &more, &size);
+    }
+    if (more) return lz__fail(LZ_EPROTOCOL, "proxy STATISTICS: more than 8 values");
+    _Static_assert(sizeof *stats == sizeof values, "lz_proxy_stats_t is libzmq's eight counters");
+    memcpy(stats, values, sizeof values);
+    return LZ_OK;
+}
+
+int lz_proxy_statistics(lz_proxy_t *proxy, lz_proxy_stats_t *stats) {
+    if (!proxy || !stats) return lz__fail(LZ_EINVAL, "proxy STATISTICS: NULL argument");
+    // Under the lock: the answer comes on the control socket, which only
+    // one thread may use at a time, and nothing else reads from it.
+    pthread_mutex_lock(&proxy->control_lock);
+    drain_control(proxy);
+    int rc = send_command_locked(proxy, "STATISTICS");
+    if (rc == LZ_OK) rc = receive_stats(proxy, stats);
     pthread_mutex_unlock(&proxy->control_lock);
     return rc;
 }
