@@ -103,6 +103,8 @@ LZ_TEST(no_object_at_all) {
     fails(lz_proxy_pause(NULL));
     fails(lz_proxy_resume(NULL));
     fails(lz_proxy_stop(NULL));
+    lz_proxy_stats_t stats;
+    fails(lz_proxy_statistics(NULL, &stats));
     nothing(lz_pub_node(NULL));
     fails(lz_pub_publish(NULL, "t", NULL));
     fails(lz_pub_publish_bytes(NULL, "t", "x", 1));
@@ -233,6 +235,7 @@ LZ_TEST(objects_with_null_arguments) {
     lz_pub_destroy(&unbound);
     lz_proxy_t *proxy = lz_proxy_new(ctx, LZ_PROXY_QUEUE, NULL, NULL, NULL);
     LZ_CHECK(proxy != NULL);
+    fails(lz_proxy_statistics(proxy, NULL));
     lz_proxy_destroy(&proxy);
     char endpoint[128];
     lz_pub_t *pub = lz_pub_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));

@@ -217,7 +217,11 @@ static int zmq_context_open(lz_context_t *ctx) {
 
 static void context_free(lz_context_t *ctx) {
     monitor_stop(ctx);
-    if (ctx->zmq) zmq_ctx_term(ctx->zmq);
+    // A signal (a second Ctrl-C) ends the wait with EINTR, to be restarted
+    // (zmq_ctx_term(3)): given up, libzmq's threads would outlive the
+    // context, and a leak checker at exit would wait on them for ever.
+    while (ctx->zmq && zmq_ctx_term(ctx->zmq) != 0 && zmq_errno() == EINTR) {
+    }
     lz__registry_destroy(&ctx->registry);
     lz_logger_destroy(&ctx->logger);
     lz_config_destroy(&ctx->config);

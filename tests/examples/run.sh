@@ -32,11 +32,14 @@ run() {
 }
 
 # start LOG NAME ARGS...: runs an example in the background; its pid is
-# in $started.
+# in $started. --foreground: timeout passes our SIGINT to the program alone.
+# Without it timeout also sends it to its process group, so the program gets
+# a second one while it exits, and so may LeakSanitizer's helper process at
+# exit, which then never reports back: under load, a hang of 30 s and more.
 start() {
     local log=$1 name=$2
     shift 2
-    timeout 60 "$bin/$name" "$@" >"$dir/$log.log" 2>&1 &
+    timeout --foreground 60 "$bin/$name" "$@" >"$dir/$log.log" 2>&1 &
     started=$!
     pids+=("$started")
 }
