@@ -607,18 +607,21 @@ LZ_TEST(test_pub_to_plain_sub) {
     LZ_CHECK_STR(r.out, "[\"tp\", \"{\\\"a\\\":1}\"]\n[\"tp\", \"\\\"plain text\\\"\"]\n");
 }
 
-// A plain pyzmq PUB's [topic, payload] prints like ours; a payload that is
+// A plain pyzmq PUB's [topic, payload] prints like ours, its one-frame
+// message with "topic": null, its binary topic in base64; a payload that is
 // not JSON (or not UTF-8) appears as base64.
 LZ_TEST(test_sub_from_plain_pub) {
     char ep[128];
     lz_test_ipc_endpoint(ep, sizeof ep);
     pid_t py = lz_test_spawn_python("cli_pub.py", ep, NULL);
     wait_ipc(ep);
-    LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", ep, "--count", "4", "--timeout", "10"), 0);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", ep, "--count", "6", "--timeout", "10"), 0);
     LZ_CHECK_STR(r.out, "{\"topic\":\"plain\",\"data\":{\"x\":1}}\n"
                         "{\"topic\":\"plain\",\"data\":\"text\"}\n"
                         "{\"topic\":\"plain\",\"data\":\"bm90IGpzb24=\",\"encoding\":\"base64\"}\n"
-                        "{\"topic\":\"plain\",\"data\":\"/wD+\",\"encoding\":\"base64\"}\n");
+                        "{\"topic\":\"plain\",\"data\":\"/wD+\",\"encoding\":\"base64\"}\n"
+                        "{\"topic\":null,\"data\":{\"t\":21.5}}\n"
+                        "{\"topic\":\"/wE=\",\"topic_encoding\":\"base64\",\"data\":{\"price\":42}}\n");
     LZ_CHECK_INT(lz_test_wait(py, 10000), 0);
 }
 
