@@ -758,6 +758,15 @@ static void *raw_pub_joined(lz_context_t *ctx, lz_sub_t **sub_p) {
     return raw;
 }
 
+// send_refused_forms sends from a plain PUB socket the two messages a
+// subscriber refuses by default (lz_sub_accept 0): one frame, and a topic
+// that is not UTF-8.
+static void send_refused_forms(void *raw) {
+    zmq_send(raw, "lonely", 6, 0);
+    zmq_send(raw, "\xff\xfe", 2, ZMQ_SNDMORE);
+    zmq_send(raw, "payload", 7, 0);
+}
+
 // recv_bytes_skips_malformed: from a plain PUB socket, a one-frame message
 // and a topic that is not UTF-8 are counted and skipped, as lz_sub_recv
 // skips them, and the good message after them arrives.
@@ -768,9 +777,7 @@ static void recv_bytes_skips_malformed(lz_context_t *ctx) {
         char topic[16], buf[16];
         size_t topic_size = sizeof topic, size = sizeof buf;
         uint64_t dropped = lz_test_metrics(lz_sub_node(sub)).inbound_dropped;
-        zmq_send(raw, "lonely", 6, 0);
-        zmq_send(raw, "\xff\xfe", 2, ZMQ_SNDMORE);
-        zmq_send(raw, "payload", 7, 0);
+        send_refused_forms(raw);
         zmq_send(raw, "ok", 2, ZMQ_SNDMORE);
         zmq_send(raw, "payload", 7, 0);
         LZ_CHECK_INT(lz_sub_recv_bytes(sub, topic, &topic_size, buf, &size, 5000), LZ_OK);
@@ -891,9 +898,7 @@ LZ_TEST(pubsub_plain_publishers_forms) {
         LZ_CHECK_INT(lz_sub_accept(sub, 1u << 5), LZ_EINVAL);
         LZ_CHECK_INT(lz_sub_accept(sub, 0), LZ_OK);
         uint64_t dropped = lz_test_metrics(lz_sub_node(sub)).inbound_dropped;
-        zmq_send(raw, "{\"n\":4}", 7, 0);
-        zmq_send(raw, "\xff", 1, ZMQ_SNDMORE);
-        zmq_send(raw, "{}", 2, 0);
+        send_refused_forms(raw);
         zmq_send(raw, "after", 5, ZMQ_SNDMORE);
         zmq_send(raw, "{\"n\":5}", 7, 0);
         lz_message_t *msg = lz_sub_recv(sub, 5000);
