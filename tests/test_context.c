@@ -691,10 +691,12 @@ typedef struct {
     atomic_bool done;
 } pester_t;
 
-// pester signals the target thread every 50 us until told to stop.
+// pester signals the target thread every 50 us, 100 times at most: the
+// destroy must finish once they stop (endless signals would keep
+// interrupting a restarted wait, most of all under ThreadSanitizer).
 static void *pester(void *arg) {
     pester_t *p = arg;
-    while (!atomic_load(&p->done)) {
+    for (int i = 0; i < 100 && !atomic_load(&p->done); i++) {
         pthread_kill(p->target, SIGUSR1);
         usleep(50);
     }
@@ -711,9 +713,18 @@ static int thread_count(void) {
 
 // A signal during lz_context_destroy (a second Ctrl-C) interrupts
 // zmq_ctx_term, which must then be restarted: given up, libzmq's threads
-// would outlive the context. Signals every 50 us, without SA_RESTART, over
-// 50 contexts (without the restart, most runs of this test failed).
+// would outlive the context. Signals every 50 us (100 at most per context),
+// without SA_RESTART, over 50 contexts (without the restart, most runs of
+// this test failed).
+// Not under ThreadSanitizer: there a signal is delivered only at the
+// runtime's own points, it reports races inside libzmq (not instrumented,
+// so its synchronisation is invisible) once a wait has been interrupted,
+// and two runs in three hung. The normal and ASan+UBSan passes check it.
 LZ_TEST(context_destroy_survives_signals) {
+#ifdef LZ_TEST_TSAN
+    fprintf(stderr, "context_destroy_survives_signals: skipped under ThreadSanitizer\n");
+    return;
+#endif
     struct sigaction action = {.sa_handler = on_usr1}, old;
     sigemptyset(&action.sa_mask);
     sigaction(SIGUSR1, &action, &old);
