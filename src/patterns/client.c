@@ -36,7 +36,12 @@
 #define BACKOFF_MAX_MS 1000     // ...up to 0.5-1 s
 #define PROBE_TIMEOUT_MIN_MS 200
 #define LEND_IDLE_MS 10 // a lent socket unused this long goes back to the I/O thread
-#define DIRECT_SLICE_MS 2 // a direct caller still waiting looks this often whether to yield
+// A direct caller still waiting looks this often whether to yield. Not
+// less than a kernel tick (10 ms at HZ=100, 4 at Debian's 250): a shorter
+// timeout ends before the next tick, so each wait has the kernel program a
+// timer, which on a virtual machine is an exit to the hypervisor. At 2 ms,
+// one round trip in five over ipc took twice as long (pinned, one CPU).
+#define DIRECT_SLICE_MS 10
 #define ID_LEN 36
 #define NEVER INT64_MAX
 
