@@ -1057,7 +1057,8 @@ static bool bench_measures_here(const char *test) {
 // The throughput and latency fields of an `lz bench --json` line (docs/lz.md).
 static const char *const bench_throughput[] = {"msgs_per_sec", "mb_per_sec", "raw_msgs_per_sec", "raw_mb_per_sec",
                                                "ratio"};
-static const char *const bench_latency[] = {"p50_us", "p99_us", "raw_p50_us", "raw_p99_us", "ratio"};
+static const char *const bench_latency[] = {"p50_us",  "p99_us",      "raw_p50_us", "raw_p99_us",
+                                            "mean_us", "raw_mean_us", "ratio"};
 
 // check_bench_line checks one `lz bench --json` line: what was measured,
 // the fields of the contract, each a positive number, and the ratio they
@@ -1095,7 +1096,7 @@ LZ_TEST(test_bench_json) {
                         "1", "--max-seconds", "0.2", "--json"),
                  0);
     LZ_CHECK_INT(count_lines(r.out), 1);
-    check_bench_line(r.out, "reqrep", "ipc", 16, bench_latency, 5, "raw_p50_us", "p50_us");
+    check_bench_line(r.out, "reqrep", "ipc", 16, bench_latency, 7, "raw_p50_us", "p50_us");
 }
 
 // lz bench without --json: one line a person reads, saying where the ends
@@ -1118,13 +1119,14 @@ LZ_TEST(test_bench_text) {
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "reqrep", "--transport", "ipc", "--size", "16", "--count", "200", "--reps",
                         "1", "--max-seconds", "0.2", "--pin"),
                  0);
-    double p50 = 0, p99 = 0, raw_p50 = 0, raw_p99 = 0;
+    double p50 = 0, p99 = 0, mean = 0, raw_p50 = 0, raw_p99 = 0, raw_mean = 0;
     LZ_CHECK_INT(sscanf(r.out,
-                        "reqrep ipc 16 B pinned to CPU 0, median of 1: liberzmq p50 %lf us p99 %lf us; raw libzmq "
-                        "p50 %lf us p99 %lf us; ratio (raw p50 / liberzmq p50) %lf",
-                        &p50, &p99, &raw_p50, &raw_p99, &ratio),
-                 5);
+                        "reqrep ipc 16 B pinned to CPU 0, median of 1: liberzmq p50 %lf us p99 %lf us mean %lf us; "
+                        "raw libzmq p50 %lf us p99 %lf us mean %lf us; ratio (raw p50 / liberzmq p50) %lf",
+                        &p50, &p99, &mean, &raw_p50, &raw_p99, &raw_mean, &ratio),
+                 7);
     LZ_CHECK(p50 > 0 && p99 >= p50 && raw_p99 >= raw_p50 && fabs(ratio - raw_p50 / p50) < 0.01);
+    LZ_CHECK(mean > 0 && raw_mean > 0);
 }
 
 // lz bench over tcp and ipc, stopped by --max-seconds with the sender's

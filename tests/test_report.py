@@ -120,6 +120,21 @@ class ReportTest(unittest.TestCase):
         self.assertIn("| raw | 1000 | 3001 | 4000 | 5000 | 2001 | 151 |", out)
         self.assertIn("| liberzmq | 1000 | 3001 | 4000 | 5000 | 2001 | - |", out)  # older results: not recorded
 
+    def test_latency_shows_the_median_mean_and_judges_pinned_p50(self):
+        def rt(rep, contender, p50, mean=None, pinned=True):
+            r = {"rep": rep, "contender": contender, "version": "1", "pattern": "reqrep", "transport": "tcp",
+                 "size": 16, "codec": "raw", "pinned": pinned, "round_trips": 100, "p50_us": p50,
+                 "p99_us": 2 * p50}
+            if mean is not None:
+                r["mean_us"] = mean
+            return r
+        rows = [rt(rep, "raw", 10.0, 11.0 + rep) for rep in range(3)]
+        rows += [rt(rep, "liberzmq", 12.0, 20.0 + rep) for rep in range(3)]
+        rows += [rt(rep, "czmq", 13.0) for rep in range(3)]  # older results: no mean
+        out = self.report_of(rows)
+        self.assertIn("| tcp | yes | 10.0 / 20 / 12.0 | 12.0 / 24 / 21.0 | - | 13.0 / 26 / - |", out)
+        self.assertIn("- reqrep tcp pinned: raw p50 / liberzmq p50: 0.83 (goal >= 0.91)", out)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -13,6 +13,7 @@
 // One contender's results over the repetitions.
 typedef struct series {
     double a[LZB_REPS_MAX], b[LZB_REPS_MAX]; // msgs/s and MB/s, or p50 and p99
+    double mean[LZB_REPS_MAX];               // request/reply: the mean round trip
     size_t n;
 } series_t;
 
@@ -21,6 +22,7 @@ static int measure(const lzb_ops_t *ops, lzb_spec_t *spec, series_t *s) {
         lzb_latency_t l;
         if (lzb_latency(ops, spec, &l) != 0) return -1;
         s->a[s->n] = l.p50_us;
+        s->mean[s->n] = l.mean_us;
         s->b[s->n++] = l.p99_us;
     } else {
         lzb_tput_t t;
@@ -52,13 +54,17 @@ typedef struct measure_names {
     int first_digits, second_digits;
 } measure_names_t;
 
+// print_json prints one result; mean and raw_mean (request/reply only,
+// else negative) are the medians of the mean round trips.
 static void print_json(const lzb_spec_t *spec, const measure_names_t *n, double a, double b, double ra, double rb,
-                       double ratio) {
+                       double mean, double raw_mean, double ratio) {
     printf("{\"pattern\":\"%s\",\"transport\":\"%s\",\"size\":%zu,\"codec\":\"%s\",\"pinned\":%s,"
-           "\"spread\":%s,\"reps\":%d,\"%s\":%.*f,\"%s\":%.*f,\"raw_%s\":%.*f,\"raw_%s\":%.*f,\"ratio\":%.3f}\n",
+           "\"spread\":%s,\"reps\":%d,\"%s\":%.*f,\"%s\":%.*f,\"raw_%s\":%.*f,\"raw_%s\":%.*f,",
            lzb_pattern_name(spec->pattern), spec->transport, spec->size, spec->codec, spec->pinned ? "true" : "false",
            spec->spread ? "true" : "false", spec->reps, n->first, n->first_digits, a, n->second, n->second_digits, b,
-           n->first, n->first_digits, ra, n->second, n->second_digits, rb, ratio);
+           n->first, n->first_digits, ra, n->second, n->second_digits, rb);
+    if (mean >= 0) printf("\"mean_us\":%.2f,\"raw_mean_us\":%.2f,", mean, raw_mean);
+    printf("\"ratio\":%.3f}\n", ratio);
 }
 
 // placement says where the ends ran, for the human line.
@@ -75,15 +81,17 @@ static void print_result(const lzb_spec_t *spec, const lzb_ops_t *lz, series_t *
     bool reqrep = spec->pattern == LZB_REQREP;
     // Higher is better for both: raw over liberzmq for latency.
     double ratio = reqrep ? (a > 0 ? ra / a : 0) : (ra > 0 ? a / ra : 0);
+    double mean = reqrep ? lzb_median(mine->mean, mine->n) : -1, raw_mean = reqrep ? lzb_median(raw->mean, raw->n) : -1;
     if (json) {
-        print_json(spec, reqrep ? &latency : &throughput, a, b, ra, rb, ratio);
+        print_json(spec, reqrep ? &latency : &throughput, a, b, ra, rb, mean, raw_mean, ratio);
         return;
     }
     printf("%s %s %zu B%s, median of %d: ", lzb_pattern_name(spec->pattern), spec->transport, spec->size,
            placement(spec), spec->reps);
     if (reqrep)
-        printf("%s p50 %.1f us p99 %.1f us; raw libzmq p50 %.1f us p99 %.1f us; ratio (raw p50 / %s p50) %.2f\n",
-               lz->name, a, b, ra, rb, lz->name, ratio);
+        printf("%s p50 %.1f us p99 %.1f us mean %.1f us; raw libzmq p50 %.1f us p99 %.1f us mean %.1f us; "
+               "ratio (raw p50 / %s p50) %.2f\n",
+               lz->name, a, b, mean, ra, rb, raw_mean, lz->name, ratio);
     else
         printf("%s %.0f msg/s (%.1f MB/s); raw libzmq %.0f msg/s (%.1f MB/s); ratio %.2f\n", lz->name, a, b, ra, rb,
                ratio);
