@@ -9,7 +9,9 @@
  * so the process's handlers run on the application's threads only and never
  * interrupt a handler or a receive of ours; faults (SIGSEGV, SIGBUS, SIGFPE,
  * SIGILL, SIGTRAP, SIGABRT, SIGSYS) and a profiler's SIGPROF are not
- * blocked. Handlers you register
+ * blocked (a proxy's thread blocks SIGPROF too). A signal caught on your
+ * own thread during a liberzmq call does not make it fail: the libzmq
+ * calls it interrupts are restarted. Handlers you register
  * (lz_sub_on, lz_pull_on, lz_server_on...) run on those threads with that
  * mask. */
 #ifndef LIBERZMQ_CONTEXT_H

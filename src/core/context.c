@@ -12,6 +12,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "core/eintr.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/node.h"
@@ -63,7 +64,9 @@ static int monitor_entry_add(monitor_t *mon, void *zmq, lz_node_t *node) {
     if (!pair) return LZ_EZMQ;
     int linger = 0;
     zmq_setsockopt(pair, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_connect(pair, node->monitor_endpoint) != 0) {
+    int rc;
+    LZ_EINTR_RESTART(rc, zmq_connect(pair, node->monitor_endpoint));
+    if (rc != 0) {
         zmq_close(pair);
         return LZ_EZMQ;
     }
@@ -85,8 +88,9 @@ static void monitor_read_event(monitor_entry_t *entry) {
     zmq_msg_t head, addr;
     zmq_msg_init(&head);
     zmq_msg_init(&addr);
+    int rc;
     if (zmq_msg_recv(&head, entry->pair, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&head))
-        zmq_msg_recv(&addr, entry->pair, 0);
+        LZ_EINTR_RESTART(rc, zmq_msg_recv(&addr, entry->pair, 0));
     if (zmq_msg_size(&head) >= 2) {
         uint16_t event;
         memcpy(&event, zmq_msg_data(&head), sizeof event);
@@ -109,11 +113,13 @@ static void monitor_read_event(monitor_entry_t *entry) {
 
 static bool monitor_serve_request(monitor_t *mon, void *zmq, void *control) {
     monitor_request_t req;
-    if (zmq_recv(control, &req, sizeof req, 0) != (int)sizeof req) return true;
+    int rc;
+    LZ_EINTR_RESTART(rc, zmq_recv(control, &req, sizeof req, 0));
+    if (rc != (int)sizeof req) return true;
     int status = LZ_OK;
     if (req.op == MONITOR_ADD) status = monitor_entry_add(mon, zmq, req.node);
     else if (req.op == MONITOR_REMOVE) monitor_entry_remove(mon, req.node);
-    zmq_send(control, &status, sizeof status, 0);
+    LZ_EINTR_RESTART(rc, zmq_send(control, &status, sizeof status, 0));
     return req.op != MONITOR_STOP;
 }
 
@@ -121,7 +127,8 @@ static void *monitor_main(void *self) {
     lz_context_t *ctx = self;
     monitor_t *mon = &ctx->monitor;
     void *control = zmq_socket(ctx->zmq, ZMQ_PAIR);
-    zmq_bind(control, mon->endpoint);
+    int rc;
+    LZ_EINTR_RESTART(rc, zmq_bind(control, mon->endpoint));
     zmq_pollitem_t *items = NULL;
     size_t items_cap = 0;
     for (bool go = true; go;) {
@@ -135,7 +142,8 @@ static void *monitor_main(void *self) {
         for (size_t i = 0; i < mon->count; i++)
             items[i + 1] = (zmq_pollitem_t){mon->entries[i].pair, 0, ZMQ_POLLIN, 0};
         size_t polled = mon->count;
-        if (zmq_poll(items, (int)polled + 1, -1) < 0) break;
+        LZ_EINTR_RESTART(rc, zmq_poll(items, (int)polled + 1, -1));
+        if (rc < 0) break;
         for (size_t i = 0; i < polled && i < mon->count; i++)
             if (items[i + 1].revents & ZMQ_POLLIN) monitor_read_event(&mon->entries[i]);
         if (items[0].revents & ZMQ_POLLIN) go = monitor_serve_request(mon, ctx->zmq, control);
@@ -150,10 +158,10 @@ static void *monitor_main(void *self) {
 static int monitor_request(lz_context_t *ctx, int op, lz_node_t *node) {
     monitor_t *mon = &ctx->monitor;
     monitor_request_t req = {op, node};
-    int status = LZ_EZMQ;
+    int status = LZ_EZMQ, rc;
     pthread_mutex_lock(&mon->lock);
-    if (zmq_send(mon->control, &req, sizeof req, 0) == (int)sizeof req)
-        zmq_recv(mon->control, &status, sizeof status, 0);
+    LZ_EINTR_RESTART(rc, zmq_send(mon->control, &req, sizeof req, 0));
+    if (rc == (int)sizeof req) LZ_EINTR_RESTART(rc, zmq_recv(mon->control, &status, sizeof status, 0));
     pthread_mutex_unlock(&mon->lock);
     return status;
 }

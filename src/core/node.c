@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/eintr.h"
 #include "core/error.h"
 #include "core/metrics.h"
 #include "core/sendbuf.h"
@@ -59,11 +60,12 @@ static int open_socket(lz_node_t *node) {
     lz__inproc_endpoint(node->monitor_endpoint, sizeof node->monitor_endpoint, "monitor");
     void *socket = zmq_socket(lz_context_zmq(node->ctx), node->zmq_type);
     if (!socket) return lz__fail_zmq("node: zmq_socket");
-    int rc = apply_options(node, socket);
-    if (rc == LZ_OK && zmq_socket_monitor(socket, node->monitor_endpoint,
-                                          ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED |
-                                              ZMQ_EVENT_DISCONNECTED) != 0)
-        rc = lz__fail_zmq("node: zmq_socket_monitor");
+    int rc = apply_options(node, socket), monitored = 0;
+    if (rc == LZ_OK)
+        LZ_EINTR_RESTART(monitored, zmq_socket_monitor(socket, node->monitor_endpoint,
+                                                       ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED |
+                                                           ZMQ_EVENT_DISCONNECTED));
+    if (monitored != 0) rc = lz__fail_zmq("node: zmq_socket_monitor");
     node->socket = socket;
     node->recv_timeout = -1; // libzmq's default ZMQ_RCVTIMEO
     node->socket_fd = -1;    // looked up when first waited on
@@ -124,8 +126,10 @@ static int endpoint_failure(lz_node_t *node, const char *verb, const char *url, 
 
 // apply_endpoint binds or connects one URL on the current socket (lock held).
 static int apply_endpoint(lz_node_t *node, char side, const char *url) {
+    int rc;
     if (side == '@') {
-        if (zmq_bind(node->socket, url) != 0) {
+        LZ_EINTR_RESTART(rc, zmq_bind(node->socket, url));
+        if (rc != 0) {
             LZ_COUNT(node, failed_bind_count);
             return endpoint_failure(node, "bind", url, zmq_errno());
         }
@@ -133,7 +137,8 @@ static int apply_endpoint(lz_node_t *node, char side, const char *url) {
         zmq_getsockopt(node->socket, ZMQ_LAST_ENDPOINT, node->endpoint, &size);
         return LZ_OK;
     }
-    return zmq_connect(node->socket, url) == 0 ? LZ_OK : endpoint_failure(node, "connect", url, zmq_errno());
+    LZ_EINTR_RESTART(rc, zmq_connect(node->socket, url));
+    return rc == 0 ? LZ_OK : endpoint_failure(node, "connect", url, zmq_errno());
 }
 
 // A tcp address is [SOURCE;]HOST:PORT, PORT being '*' (any free port) or

@@ -11,7 +11,9 @@
 // run on the application's threads, never in the middle of ours. Faults
 // (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS) stay
 // unblocked, so a crash on our thread is still reported where it happens,
-// and so does SIGPROF, so a sampling profiler sees our threads.
+// and so does SIGPROF, so a sampling profiler sees our threads (a proxy's
+// thread blocks it itself: see proxy.c). Signals on the caller's threads
+// are handled where the libzmq calls are made: see eintr.h.
 // The caller's own mask is left as it was. Returns pthread_create's
 // error number (0 on success).
 int lz__thread_start(pthread_t *thread, void *(*main)(void *), void *arg);

@@ -3,11 +3,13 @@
  * with an optional capture node and an inproc PAIR to steer it. */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/eintr.h"
 #include "core/error.h"
 #include "core/node.h"
 #include "core/thread.h"
@@ -85,13 +87,24 @@ lz_node_t *lz_proxy_capture(lz_proxy_t *proxy) { return proxy && proxy->has_capt
 
 static void *proxy_main(void *arg) {
     lz_proxy_t *p = arg;
+    // SIGPROF too, which lz__thread_start leaves to profilers: a signal
+    // ends zmq_proxy_steerable with EINTR, and a restarted proxy would
+    // forget that it was paused and what it had counted.
+    sigset_t prof;
+    sigemptyset(&prof);
+    sigaddset(&prof, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &prof, NULL);
+    // The set-up is restarted all the same (see eintr.h): under
+    // ThreadSanitizer's runtime the connect still saw EINTR.
     void *control = zmq_socket(lz_context_zmq(p->frontend.ctx), ZMQ_PAIR);
-    if (!control || zmq_connect(control, p->control_url) != 0) {
+    int rc = control ? 0 : -1;
+    if (control) LZ_EINTR_RESTART(rc, zmq_connect(control, p->control_url));
+    if (rc != 0) {
         lz__node_error(&p->frontend, LZ_EZMQ, "proxy: control pipe: %s", zmq_strerror(zmq_errno()));
         if (control) zmq_close(control);
         return NULL;
     }
-    zmq_send(control, "READY", 5, 0); // lz_proxy_start waits for this: commands are never lost
+    LZ_EINTR_RESTART(rc, zmq_send(control, "READY", 5, 0)); // lz_proxy_start waits for this: commands are never lost
     if (zmq_proxy_steerable(p->frontend.socket, p->backend.socket, p->has_capture ? p->capture.socket : NULL,
                             control) != 0 && zmq_errno() != ETERM)
         lz__node_error(&p->frontend, LZ_EZMQ, "proxy ended: %s", zmq_strerror(zmq_errno()));
@@ -114,7 +127,9 @@ int lz_proxy_start(lz_proxy_t *proxy) {
             rc = lz__fail(LZ_EIO, "lz_proxy_start: pthread_create: %s", strerror(err));
         } else {
             char ready[8];
-            if (zmq_recv(proxy->control, ready, sizeof ready, 0) < 0) {
+            int got;
+            LZ_EINTR_RESTART(got, zmq_recv(proxy->control, ready, sizeof ready, 0));
+            if (got < 0) {
                 rc = lz__fail_zmq("proxy: waiting for the proxy thread");
                 pthread_join(proxy->thread, NULL);
             } else {
@@ -130,7 +145,9 @@ int lz_proxy_start(lz_proxy_t *proxy) {
 // holds control_lock.
 static int send_command_locked(lz_proxy_t *proxy, const char *verb) {
     int rc = proxy->running ? LZ_OK : lz__fail(LZ_ESTATE, "proxy %s: not running", verb);
-    if (rc == LZ_OK && zmq_send(proxy->control, verb, strlen(verb), 0) < 0) rc = lz__fail_zmq("proxy command");
+    int sent = 0;
+    if (rc == LZ_OK) LZ_EINTR_RESTART(sent, zmq_send(proxy->control, verb, strlen(verb), 0));
+    if (sent < 0) rc = lz__fail_zmq("proxy command");
     return rc;
 }
 
@@ -150,7 +167,7 @@ static int command(lz_proxy_t *proxy, const char *verb) {
 // after its asker gave up must not pass for the next one.
 static void drain_control(lz_proxy_t *proxy) {
     char frame[16];
-    while (zmq_recv(proxy->control, frame, sizeof frame, ZMQ_DONTWAIT) >= 0) {
+    while (zmq_recv(proxy->control, frame, sizeof frame, ZMQ_DONTWAIT) >= 0 || zmq_errno() == EINTR) {
     }
 }
 
@@ -162,7 +179,8 @@ static int receive_stats(lz_proxy_t *proxy, lz_proxy_stats_t *stats) {
     zmq_setsockopt(proxy->control, ZMQ_RCVTIMEO, &wait_ms, sizeof wait_ms);
     for (size_t i = 0; i < 8; i++) {
         if (!more) return lz__fail(LZ_EPROTOCOL, "proxy STATISTICS: %zu of 8 values", i);
-        int got = zmq_recv(proxy->control, &values[i], sizeof values[i], 0);
+        int got;
+        LZ_EINTR_RESTART(got, zmq_recv(proxy->control, &values[i], sizeof values[i], 0));
         if (got < 0 && zmq_errno() == EAGAIN)
             return lz__fail(LZ_ETIMEOUT, "proxy STATISTICS: no answer from the proxy thread in %d ms", wait_ms);
         if (got < 0) return lz__fail_zmq("proxy STATISTICS");
