@@ -2,8 +2,9 @@
  *
  * A signal caught on a thread makes the libzmq call it is in fail with
  * EINTR, having done nothing: not only a receive that waits, but also a
- * send, bind, connect or monitor set-up that does not, since each of these
- * first looks at the socket's command mailbox and gives up there. Programs
+ * send, bind, connect, monitor set-up or ZMQ_EVENTS look that does not,
+ * since each of these first reads the socket's command mailbox and gives
+ * up there. Programs
  * catch signals (a Ctrl-C handler, SIGCHLD from a child, a profiler's
  * SIGPROF), so a caller of ours must not see their node fail to bind, and
  * the exchanges with our own threads must not break half-way: a stop never

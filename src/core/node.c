@@ -457,9 +457,10 @@ static __attribute__((noinline)) bool send_again(lz_node_t *node, int err, int f
     if (err == EINTR) return true;
     if (err != EAGAIN || (flags & ZMQ_DONTWAIT) || node->settings->send_timeout == 0) return false;
     if (!w->looked) {
-        int events;
+        int events, rc;
         size_t size = sizeof events;
-        w->looked = zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &size) == 0;
+        LZ_EINTR_RESTART(rc, zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &size)); // it too reads the mailbox
+        w->looked = rc == 0;
         return w->looked;
     }
     if (!node->sends_wait) return false;
