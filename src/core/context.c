@@ -178,7 +178,9 @@ static int monitor_start(lz_context_t *ctx) {
         return lz__fail(LZ_EIO, "context: cannot start the monitor thread");
     }
     // inproc connect before bind is allowed since libzmq 4.0, so no wait here.
-    if (zmq_connect(mon->control, mon->endpoint) != 0) return lz__fail_zmq("context: monitor connect");
+    int rc;
+    LZ_EINTR_RESTART(rc, zmq_connect(mon->control, mon->endpoint));
+    if (rc != 0) return lz__fail_zmq("context: monitor connect");
     return LZ_OK;
 }
 

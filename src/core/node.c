@@ -489,21 +489,31 @@ typedef struct part_list {
 } part_list_t;
 
 // try_frames and try_parts try their content once: 0, or -1 with zmq_errno().
+// Only the first frame can find the queue full (libzmq counts whole
+// messages against the high water mark), and a failed try is tried again
+// from the first frame, so a signal is restarted on the frame it hit (see
+// eintr.h): tried again whole, the frames already sent would go twice, and
+// parts already moved into libzmq would go empty.
 static inline int try_frames(lz_node_t *node, const void *content, int flags) {
     const frame_list_t *list = content;
     for (size_t i = 0; i < list->count; i++) {
-        int more = i + 1 < list->count ? ZMQ_SNDMORE : 0;
-        if (lz__sendbuf_send(node->socket, list->frames[i].data, list->frames[i].size, more | flags | ZMQ_DONTWAIT) < 0)
-            return -1;
+        int more = i + 1 < list->count ? ZMQ_SNDMORE : 0, rc;
+        LZ_EINTR_RESTART(rc, lz__sendbuf_send(node->socket, list->frames[i].data, list->frames[i].size,
+                                              more | flags | ZMQ_DONTWAIT));
+        if (rc < 0) return -1;
     }
     return 0;
 }
 
 static inline int try_parts(lz_node_t *node, const void *content, int flags) {
     const part_list_t *list = content;
-    for (size_t i = 0; i < list->count; i++)
-        if (zmq_msg_send(&list->parts[i], node->socket, ZMQ_SNDMORE | flags | ZMQ_DONTWAIT) < 0) return -1;
-    return lz__sendbuf_send(node->socket, list->data, list->size, flags | ZMQ_DONTWAIT) < 0 ? -1 : 0;
+    int rc;
+    for (size_t i = 0; i < list->count; i++) {
+        LZ_EINTR_RESTART(rc, zmq_msg_send(&list->parts[i], node->socket, ZMQ_SNDMORE | flags | ZMQ_DONTWAIT));
+        if (rc < 0) return -1;
+    }
+    LZ_EINTR_RESTART(rc, lz__sendbuf_send(node->socket, list->data, list->size, flags | ZMQ_DONTWAIT));
+    return rc < 0 ? -1 : 0;
 }
 
 // send_tries sends content (bytes in all) for a caller holding the lock,
@@ -576,7 +586,11 @@ static void recv_rest(lz_node_t *node, lz_frames_t *frames, bool ready) {
         zmq_msg_t *part = frames->count < LZ_MAX_FRAMES ? &frames->part[frames->count] : &extra;
         bool owned = part == &extra || !ready; // initialised here, so closed here on failure
         if (owned) zmq_msg_init(part);
-        int received = zmq_msg_recv(part, node->socket, 0);
+        // The rest of a message is already here, but libzmq looks at its
+        // mailbox every hundredth receive: a signal there must not cut the
+        // message, leaving its tail to pass for the next one (see eintr.h).
+        int received;
+        LZ_EINTR_RESTART(received, zmq_msg_recv(part, node->socket, 0));
         if (received < 0) {
             if (owned) zmq_msg_close(part);
             break;

@@ -70,7 +70,9 @@ lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *fr
     if (rc == LZ_OK) {
         lz__inproc_endpoint(p->control_url, sizeof p->control_url, "proxy");
         p->control = zmq_socket(lz_context_zmq(ctx), ZMQ_PAIR);
-        if (!p->control || zmq_bind(p->control, p->control_url) != 0) rc = lz__fail_zmq("proxy: control pipe");
+        int bound = -1;
+        if (p->control) LZ_EINTR_RESTART(bound, zmq_bind(p->control, p->control_url));
+        if (bound != 0) rc = lz__fail_zmq("proxy: control pipe");
     }
     if (rc != LZ_OK) {
         char detail[512];
