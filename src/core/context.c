@@ -230,8 +230,8 @@ static void context_free(lz_context_t *ctx) {
     // A signal (a second Ctrl-C) ends the wait with EINTR, to be restarted
     // (zmq_ctx_term(3)): given up, libzmq's threads would outlive the
     // context, and a leak checker at exit would wait on them for ever.
-    while (ctx->zmq && zmq_ctx_term(ctx->zmq) != 0 && zmq_errno() == EINTR) {
-    }
+    int rc;
+    if (ctx->zmq) LZ_EINTR_RESTART(rc, zmq_ctx_term(ctx->zmq));
     lz__registry_destroy(&ctx->registry);
     lz_logger_destroy(&ctx->logger);
     lz_config_destroy(&ctx->config);

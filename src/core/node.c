@@ -450,11 +450,11 @@ typedef struct send_wait {
     bool looked;      // ZMQ_EVENTS ran since the last try
 } send_wait_t;
 
-// send_again: after a try failed with err, whether to try again (having
-// looked or waited), or let the failure stand (not a full queue, a caller
-// that will not wait, or zmq.send_timeout passed).
+// send_again: after a try failed with err (never EINTR: a try restarts
+// that on the frame it hit), whether to try again (having looked or
+// waited), or let the failure stand (not a full queue, a caller that will
+// not wait, or zmq.send_timeout passed).
 static __attribute__((noinline)) bool send_again(lz_node_t *node, int err, int flags, send_wait_t *w) {
-    if (err == EINTR) return true;
     if (err != EAGAIN || (flags & ZMQ_DONTWAIT) || node->settings->send_timeout == 0) return false;
     if (!w->looked) {
         int events, rc;
@@ -622,11 +622,11 @@ static inline __attribute__((always_inline)) int recv_message(lz_node_t *node, l
     // otherwise waits on the socket's mailbox once. A non-blocking try
     // first would cost a poll and a getpid on every wait, and zmq_poll
     // adds a descriptor look-up and an event read on each side of its own.
-    int size, rc = timeout_ms == 0 ? LZ_OK : use_recv_timeout(node, timeout_ms);
+    int size = -1, rc = timeout_ms == 0 ? LZ_OK : use_recv_timeout(node, timeout_ms);
     int flags = timeout_ms == 0 ? ZMQ_DONTWAIT : 0;
-    while (rc == LZ_OK && (size = zmq_msg_recv(first, node->socket, flags)) < 0) {
+    if (rc == LZ_OK) LZ_EINTR_RESTART(size, zmq_msg_recv(first, node->socket, flags));
+    if (rc == LZ_OK && size < 0) {
         int err = zmq_errno();
-        if (err == EINTR) continue;
         if (err == EAGAIN && timeout_ms == 0)
             rc = quiet ? LZ_ETIMEOUT : lz__fail(LZ_ETIMEOUT, "%s: no message", node->name);
         else if (err == EAGAIN)
