@@ -23,6 +23,7 @@
 #include "liberzmq/dealer.h"
 #include "liberzmq/pair.h"
 #include "liberzmq/proxy.h"
+#include "liberzmq/security.h"
 
 #ifdef __cplusplus
 extern "C" {

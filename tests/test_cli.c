@@ -164,7 +164,7 @@ LZ_TEST(test_help_every_command) {
     static const struct {
         const char *name, *codes;
     } commands[] = {{"pub", "35"},  {"sub", "35"}, {"push", "35"},  {"pull", "35"},   {"req", "345"},
-                    {"rep", "5"},   {"proxy", "5"}, {"bench", ""}, {"version", ""}};
+                    {"rep", "5"},   {"proxy", "5"}, {"bench", ""}, {"keygen", ""}, {"version", ""}};
     static const char *const code_text[] = {"3 timeout", "4 error reply", "5 bind/connect failed"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         LZ_CHECK_INT(LZ_RUN(&r, NULL, commands[i].name, "--help"), 0);
@@ -769,6 +769,43 @@ LZ_TEST(test_req_rep_echo) {
     finish_ok(&rep);
 }
 
+// yaml_value copies the quoted value of "name: \"...\"" in text into out.
+static void yaml_value(const char *text, const char *name, char *out, size_t size) {
+    const char *at = strstr(text, name);
+    out[0] = '\0';
+    LZ_CHECK(at != NULL);
+    if (at) sscanf(at + strlen(name), ": \"%40[^\"]\"", out);
+    (void)size;
+}
+
+LZ_TEST(test_keygen_and_a_curve_round_trip) {
+    // libzmq's own test vector (zmq_curve(7)).
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "keygen", "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"), 0);
+    LZ_CHECK_STR(r.out, "public_key: \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"\n"
+                        "secret_key: \"JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6\"\n");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "keygen", "not a key"), 2);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "keygen"), 0);
+    char public_key[64], secret_key[64], env_secret[128], env_server[128];
+    yaml_value(r.out, "public_key", public_key, sizeof public_key);
+    yaml_value(r.out, "secret_key", secret_key, sizeof secret_key);
+    LZ_CHECK_INT(strlen(public_key), 40);
+    LZ_CHECK_INT(strlen(secret_key), 40);
+    snprintf(env_secret, sizeof env_secret, "LIBERZMQ_SECURITY__CURVE_SECRET_KEY=%s", secret_key);
+    snprintf(env_server, sizeof env_server, "LIBERZMQ_SECURITY__CURVE_SERVER_KEY=%s", public_key);
+
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t rep = lz_start(env_secret, "rep", "--bind", ep, "--echo", "--count", "1", (char *)NULL);
+    wait_ipc(ep);
+    // Without the server's key a client is refused: no reply.
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "500", "--retries", "0", "say", "1"), 3);
+    LZ_CHECK_INT(run_lz(&r, NULL, lz_start(env_server, "req", "--connect", ep, "--timeout", "5000", "say", "[1]",
+                                           (char *)NULL)),
+                 0);
+    LZ_CHECK_STR(r.out, "[1]\n");
+    finish_ok(&rep);
+}
+
 // start_exec_rep runs `lz rep --exec script --timeout timeout_ms` on a fresh
 // ipc endpoint (written to ep) and waits until it has bound.
 static proc_t start_exec_rep(char *ep, size_t size, const char *script, const char *timeout_ms) {
@@ -1237,7 +1274,7 @@ LZ_TEST(test_config_errors) {
     unlink(path);
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
+LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes), LZ_CASE(test_sub_shows_plain_publishers_forms),

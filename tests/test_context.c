@@ -633,13 +633,14 @@ LZ_TEST(context_metrics_to_json_has_every_field) {
     static const char *const fields[] = {
         "messages_sent", "messages_received", "bytes_sent", "bytes_received", "errors",
         "outbound_dropped", "inbound_dropped", "backpressure_events", "failed_bind_count",
-        "active_connections", "request_timeouts", "retries", "socket_rebuilds", "late_replies"};
+        "active_connections", "request_timeouts", "retries", "socket_rebuilds", "late_replies",
+        "handshake_failures"};
     const size_t nfields = sizeof fields / sizeof fields[0];
     lz_metrics_t m = {
         .messages_sent = 101, .messages_received = 102, .bytes_sent = 103, .bytes_received = 104,
         .errors = 105, .outbound_dropped = 106, .inbound_dropped = 107, .backpressure_events = 108,
         .failed_bind_count = 109, .active_connections = -3, .request_timeouts = 111, .retries = 112,
-        .socket_rebuilds = 113, .late_replies = UINT64_C(18446744073709551615)};
+        .socket_rebuilds = 113, .late_replies = UINT64_C(18446744073709551615), .handshake_failures = 115};
     char buf[1024];
     int n = lz_metrics_to_json(&m, buf, sizeof buf);
     LZ_CHECK(n > 0 && (size_t)n == strlen(buf));
@@ -662,6 +663,7 @@ LZ_TEST(context_metrics_to_json_has_every_field) {
     }
     LZ_CHECK(strstr(buf, "\"active_connections\":-3") != NULL);
     LZ_CHECK(strstr(buf, "\"late_replies\":18446744073709551615") != NULL);
+    LZ_CHECK(strstr(buf, "\"handshake_failures\":115") != NULL);
     lz_value_destroy(&obj);
 
     // snprintf-style: a short buffer gets a terminated prefix and the full length.

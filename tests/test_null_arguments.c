@@ -152,10 +152,18 @@ LZ_TEST(no_object_at_all) {
     fails(lz_node_set_name(NULL, "n"));
     fails(lz_node_metrics(NULL, &m));
     nothing(lz_node_zmq_socket(NULL));
+    char key[LZ_CURVE_KEY_SIZE];
+    fails(lz_node_set_curve_keys(NULL, NULL, NULL));
+    fails(lz_node_curve_public_key(NULL, key));
+    fails(lz_curve_keypair(NULL, key));
+    fails(lz_curve_keypair(key, NULL));
+    fails(lz_curve_public_key(NULL, key));
+    fails(lz_curve_public_key(key, NULL));
     (void)lz_node_endpoint(NULL), (void)lz_node_serializer_name(NULL), (void)lz_node_name(NULL);
     size_t size = 7;
     (void)lz_message_topic(NULL), (void)lz_message_type(NULL), (void)lz_message_id(NULL);
     nothing(lz_message_value(NULL));
+    nothing(lz_message_peer_key(NULL));
     nothing(lz_message_envelope(NULL));
     nothing(lz_message_payload(NULL, &size));
     LZ_CHECK(strcmp(lz_message_topic_bytes(NULL, &size), "") == 0 && size == 0); // "" as lz_message_topic
@@ -245,6 +253,7 @@ LZ_TEST(objects_with_null_arguments) {
     fails(lz_node_bind(lz_pub_node(pub), NULL));
     fails(lz_node_connect(lz_pub_node(pub), NULL));
     fails(lz_node_set_serializer(lz_pub_node(pub), NULL));
+    fails(lz_node_curve_public_key(lz_pub_node(pub), NULL));
     fails(lz_node_set_name(lz_pub_node(pub), NULL));
     fails(lz_node_metrics(lz_pub_node(pub), NULL));
     lz_pub_destroy(&pub);

@@ -56,6 +56,13 @@ const lz_value_t *lz_message_value(const lz_message_t *msg);
 // lz_message_payload: the payload frame exactly as received.
 const void *lz_message_payload(const lz_message_t *msg, size_t *size);
 
+// lz_message_peer_key: the Z85 CURVE public key of the client that sent
+// msg, as the context's ZAP handler admitted it (docs/security.md), so a
+// handler can decide per client. NULL when msg did not come through a CURVE
+// server node (plain or inproc peers, messages made locally). Borrowed from
+// the message.
+const char *lz_message_peer_key(const lz_message_t *msg);
+
 // lz_message_envelope: the decoded envelope object of a task or request
 // (type, request_id / task_id, timestamp, priority and any extension keys
 // such as "message_id" or "traceparent"), without its "data" member, which

@@ -12,5 +12,6 @@ int lz_cmd_req(int argc, char **argv);
 int lz_cmd_rep(int argc, char **argv);
 int lz_cmd_proxy(int argc, char **argv);
 int lz_cmd_bench(int argc, char **argv);
+int lz_cmd_keygen(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@
 #include "core/context.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/security.h"
 
 typedef enum { KEY_INT, KEY_BOOL, KEY_STRING } key_type_t;
 
@@ -45,6 +46,7 @@ enum key_id {
     K_LOG_LEVEL, K_LOG_FORMAT, K_LOG_TARGET, K_LOG_FILE, K_LOG_MAX_SIZE, K_LOG_BACKUPS,
     K_LOG_CONSOLE, K_LOG_IDENT,
     K_SER_DEFAULT, K_SER_ASCII, K_SER_INDENT, K_SER_VALIDATE,
+    K_SEC_SECRET, K_SEC_SERVER, K_SEC_AUTHORIZED, K_SEC_AUTHORIZED_FILE, K_SEC_ALLOW, K_SEC_DENY, K_SEC_AUDIT,
     K_DEBUG, K_VALIDATE_DATA,
     K_COUNT
 };
@@ -85,6 +87,13 @@ static const key_def_t keys[K_COUNT] = {
     [K_SER_ASCII] = BOOL_KEY("serialization.json_ensure_ascii", false),
     [K_SER_INDENT] = INT_KEY("serialization.json_indent", -1, -1, 64),
     [K_SER_VALIDATE] = BOOL_KEY("serialization.protobuf_validate", true),
+    [K_SEC_SECRET] = STR_KEY("security.curve_secret_key", "", lz__security_check_key),
+    [K_SEC_SERVER] = STR_KEY("security.curve_server_key", "", lz__security_check_key),
+    [K_SEC_AUTHORIZED] = STR_KEY("security.authorized_keys", "", lz__security_check_key_list),
+    [K_SEC_AUTHORIZED_FILE] = STR_KEY("security.authorized_keys_file", "", NULL),
+    [K_SEC_ALLOW] = STR_KEY("security.allow_addresses", "", lz__security_check_address_list),
+    [K_SEC_DENY] = STR_KEY("security.deny_addresses", "", lz__security_check_address_list),
+    [K_SEC_AUDIT] = BOOL_KEY("security.audit", false),
     [K_DEBUG] = BOOL_KEY("debug", false),
     [K_VALIDATE_DATA] = BOOL_KEY("validate_data", true),
 };
@@ -94,7 +103,7 @@ static const struct { const char *alias, *name; } aliases[] = {
     {"zmq.socket_timeout", "zmq.receive_timeout"}, // the Python LiberZMQ's name
 };
 
-static const char *const sections[] = {"zmq", "logging", "serialization"};
+static const char *const sections[] = {"zmq", "logging", "serialization", "security"};
 
 enum { RANK_DEFAULT = 0, RANK_FILE = 1, RANK_ENV = 2, RANK_API = 3 };
 
@@ -263,9 +272,14 @@ static const char *where(const origin_t *o, char *buf, size_t size) {
     return buf;
 }
 
-// fail_value reports a bad value with the key, where it came from and the value.
+// fail_value reports a bad value with the key, where it came from and the
+// value, except a secret key's: a mistyped secret is still nearly the
+// secret, and details end up in logs.
 static int fail_value(const char *name, const origin_t *o, const char *why, const char *text) {
     char at[PATH_MAX + 32];
+    if (strstr(name, "secret"))
+        return lz__fail(LZ_ECONFIG, "config: key '%s' from %s: %s (value not shown)", name,
+                        where(o, at, sizeof at), why);
     return lz__fail(LZ_ECONFIG, "config: key '%s' from %s: %s: '%.80s'", name,
                     where(o, at, sizeof at), why, text);
 }
@@ -720,5 +734,19 @@ int lz__log_settings_read(const lz_config_t *config, lz_log_settings_t *out) {
     int rc = log_target(config, &s.target);
     if (rc < 0) return rc;
     *out = s;
+    return LZ_OK;
+}
+
+int lz__security_settings_read(const lz_config_t *config, lz_security_settings_t *out) {
+    if (!config || !out) return lz__fail(LZ_EINVAL, "config: config and out are required");
+    *out = (lz_security_settings_t){
+        .curve_secret_key = config->slots[K_SEC_SECRET].s,
+        .curve_server_key = config->slots[K_SEC_SERVER].s,
+        .authorized_keys = config->slots[K_SEC_AUTHORIZED].s,
+        .authorized_keys_file = config->slots[K_SEC_AUTHORIZED_FILE].s,
+        .allow_addresses = config->slots[K_SEC_ALLOW].s,
+        .deny_addresses = config->slots[K_SEC_DENY].s,
+        .audit = config->slots[K_SEC_AUDIT].i != 0,
+    };
     return LZ_OK;
 }

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/node.h"
+#include "core/security.h"
 #include "core/thread.h"
 #include "serial/registry.h"
 
@@ -28,6 +29,7 @@ typedef struct monitor {
     pthread_t thread;
     pthread_mutex_t lock; // serialises requests on control
     void *control;        // our end of the control pipe
+    void *zap;            // the ZAP handler's socket, when the policy wants one
     char endpoint[64];
     // Owned by the monitor thread only:
     monitor_entry_t *entries;
@@ -40,6 +42,7 @@ struct lz_context {
     lz_settings_t settings;
     lz_logger_t *logger;
     lz_registry_t *registry;
+    lz_security_t *security;
     atomic_int refs;
     pthread_mutex_t lock; // guards nodes and retired
     lz_node_t *nodes;
@@ -47,7 +50,7 @@ struct lz_context {
     monitor_t monitor;
 };
 
-enum { MONITOR_ADD = 1, MONITOR_REMOVE = 2, MONITOR_STOP = 3 };
+enum { MONITOR_ADD = 1, MONITOR_REMOVE = 2, MONITOR_STOP = 3, MONITOR_ZAP = 4 };
 typedef struct { int op; lz_node_t *node; } monitor_request_t;
 
 /* ---- monitor thread ---------------------------------------------------- */
@@ -97,6 +100,15 @@ static void monitor_read_event(monitor_entry_t *entry) {
         int delta = event == ZMQ_EVENT_CONNECTED || event == ZMQ_EVENT_ACCEPTED ? 1
                     : event == ZMQ_EVENT_DISCONNECTED                          ? -1
                                                                                : 0;
+        if (event & LZ_HANDSHAKE_FAILURES) {
+            char endpoint[LZ_NODE_ENDPOINT_MAX];
+            size_t n = zmq_msg_size(&addr) < sizeof endpoint - 1 ? zmq_msg_size(&addr) : sizeof endpoint - 1;
+            memcpy(endpoint, zmq_msg_data(&addr), n);
+            endpoint[n] = '\0';
+            uint32_t value = 0;
+            if (zmq_msg_size(&head) >= 6) memcpy(&value, (char *)zmq_msg_data(&head) + 2, sizeof value);
+            lz__node_handshake_failed(entry->node, event, value, endpoint);
+        }
         // Under the lock lz__context_share_counters takes: a multi-endpoint
         // client points a node at its owner's counters before connecting,
         // and the event that follows reaches us through libzmq's pipe,
@@ -119,6 +131,7 @@ static bool monitor_serve_request(monitor_t *mon, void *zmq, void *control) {
     int status = LZ_OK;
     if (req.op == MONITOR_ADD) status = monitor_entry_add(mon, zmq, req.node);
     else if (req.op == MONITOR_REMOVE) monitor_entry_remove(mon, req.node);
+    else if (req.op == MONITOR_ZAP && !mon->zap) status = (mon->zap = lz__zap_open(zmq)) ? LZ_OK : LZ_EZMQ;
     LZ_EINTR_RESTART(rc, zmq_send(control, &status, sizeof status, 0));
     return req.op != MONITOR_STOP;
 }
@@ -132,23 +145,27 @@ static void *monitor_main(void *self) {
     zmq_pollitem_t *items = NULL;
     size_t items_cap = 0;
     for (bool go = true; go;) {
-        if (items_cap < mon->count + 1) {
-            items_cap = (mon->count + 1) * 2;
+        size_t fixed = mon->zap ? 2 : 1; // control, then ZAP, then one per node
+        if (items_cap < mon->count + fixed) {
+            items_cap = (mon->count + fixed) * 2;
             zmq_pollitem_t *grown = realloc(items, items_cap * sizeof *items);
             if (!grown) break;
             items = grown;
         }
         items[0] = (zmq_pollitem_t){control, 0, ZMQ_POLLIN, 0};
+        if (mon->zap) items[1] = (zmq_pollitem_t){mon->zap, 0, ZMQ_POLLIN, 0};
         for (size_t i = 0; i < mon->count; i++)
-            items[i + 1] = (zmq_pollitem_t){mon->entries[i].pair, 0, ZMQ_POLLIN, 0};
+            items[i + fixed] = (zmq_pollitem_t){mon->entries[i].pair, 0, ZMQ_POLLIN, 0};
         size_t polled = mon->count;
-        LZ_EINTR_RESTART(rc, zmq_poll(items, (int)polled + 1, -1));
+        LZ_EINTR_RESTART(rc, zmq_poll(items, (int)(polled + fixed), -1));
         if (rc < 0) break;
         for (size_t i = 0; i < polled && i < mon->count; i++)
-            if (items[i + 1].revents & ZMQ_POLLIN) monitor_read_event(&mon->entries[i]);
+            if (items[i + fixed].revents & ZMQ_POLLIN) monitor_read_event(&mon->entries[i]);
+        if (mon->zap && (items[1].revents & ZMQ_POLLIN)) lz__zap_serve(mon->zap, ctx->security, ctx->logger);
         if (items[0].revents & ZMQ_POLLIN) go = monitor_serve_request(mon, ctx->zmq, control);
     }
     for (size_t i = 0; i < mon->count; i++) zmq_close(mon->entries[i].pair);
+    if (mon->zap) zmq_close(mon->zap);
     free(mon->entries);
     free(items);
     zmq_close(control);
@@ -181,7 +198,8 @@ static int monitor_start(lz_context_t *ctx) {
     int rc;
     LZ_EINTR_RESTART(rc, zmq_connect(mon->control, mon->endpoint));
     if (rc != 0) return lz__fail_zmq("context: monitor connect");
-    return LZ_OK;
+    // Before any node exists, so no handshake goes unanswered.
+    return lz__security_wants_zap(ctx->security) ? lz__context_zap(ctx) : LZ_OK;
 }
 
 static void monitor_stop(lz_context_t *ctx) {
@@ -203,6 +221,13 @@ void lz__context_monitor_remove(lz_context_t *ctx, lz_node_t *node) {
     monitor_request(ctx, MONITOR_REMOVE, node);
 }
 
+int lz__context_zap(lz_context_t *ctx) {
+    int status = monitor_request(ctx, MONITOR_ZAP, NULL);
+    return status == LZ_OK ? LZ_OK
+                           : lz__fail(status, "context: cannot bind the ZAP handler (inproc://zeromq.zap.01): "
+                                              "does another handler run in this libzmq context?");
+}
+
 /* ---- context ----------------------------------------------------------- */
 
 static lz_config_t *config_from_environment(void) {
@@ -214,6 +239,12 @@ static lz_config_t *config_from_environment(void) {
         return NULL; // the loader's detail stands
     }
     return config;
+}
+
+static int security_open(lz_context_t *ctx) {
+    lz_security_settings_t settings;
+    int rc = lz__security_settings_read(ctx->config, &settings);
+    return rc == LZ_OK ? lz__security_new(&settings, &ctx->security) : rc;
 }
 
 static int zmq_context_open(lz_context_t *ctx) {
@@ -233,6 +264,7 @@ static void context_free(lz_context_t *ctx) {
     int rc;
     if (ctx->zmq) LZ_EINTR_RESTART(rc, zmq_ctx_term(ctx->zmq));
     lz__registry_destroy(&ctx->registry);
+    lz__security_destroy(&ctx->security);
     lz_logger_destroy(&ctx->logger);
     lz_config_destroy(&ctx->config);
     pthread_mutex_destroy(&ctx->lock);
@@ -252,6 +284,7 @@ lz_context_t *lz_context_new(const lz_config_t *config) {
         rc = ctx->logger && ctx->registry ? lz__logger_configure(ctx->logger, ctx->config)
                                           : lz__fail(LZ_ENOMEM, "context: out of memory");
     }
+    if (rc == LZ_OK) rc = security_open(ctx);
     if (rc == LZ_OK) rc = zmq_context_open(ctx);
     if (rc == LZ_OK) rc = monitor_start(ctx);
     if (rc != LZ_OK) {
@@ -282,6 +315,7 @@ lz_logger_t *lz_context_logger(lz_context_t *ctx) { return ctx ? ctx->logger : N
 void *lz_context_zmq(lz_context_t *ctx) { return ctx ? ctx->zmq : NULL; }
 const lz_settings_t *lz__context_settings(const lz_context_t *ctx) { return &ctx->settings; }
 lz_registry_t *lz__context_registry(lz_context_t *ctx) { return ctx->registry; }
+const lz_security_t *lz__context_security(const lz_context_t *ctx) { return ctx->security; }
 
 void lz__context_attach(lz_context_t *ctx, lz_node_t *node) {
     pthread_mutex_lock(&ctx->lock);

@@ -42,6 +42,9 @@ int lz__settings_read(const lz_config_t *config, lz_settings_t *out);
 
 const lz_settings_t *lz__context_settings(const lz_context_t *ctx);
 lz_registry_t *lz__context_registry(lz_context_t *ctx);
+// The context's security policy (security.h), read-only.
+typedef struct lz_security lz_security_t;
+const lz_security_t *lz__context_security(const lz_context_t *ctx);
 
 // Nodes hold a reference on their context, so the zmq context outlives
 // every socket made in it (see lz_context_destroy).
@@ -61,5 +64,9 @@ void lz__context_share_counters(lz_context_t *ctx, lz_node_t *node, lz_node_t *o
 // monitor events for all its nodes and keeps active_connections true.
 int lz__context_monitor_add(lz_context_t *ctx, lz_node_t *node);
 void lz__context_monitor_remove(lz_context_t *ctx, lz_node_t *node);
+// lz__context_zap makes sure the context answers ZAP requests (the monitor
+// thread serves them): at creation when the policy has rules, or when a
+// node first becomes a CURVE server. Idempotent.
+int lz__context_zap(lz_context_t *ctx);
 
 #endif

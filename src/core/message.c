@@ -129,6 +129,14 @@ double lz_message_timestamp(const lz_message_t *msg) { return msg ? msg->timesta
 
 const lz_value_t *lz_message_value(const lz_message_t *msg) { return msg ? msg->value : NULL; }
 
+const char *lz_message_peer_key(const lz_message_t *msg) {
+    if (!msg || !msg->has_payload) return NULL;
+    // The ZAP handler's user id, which it sets to the client's key; libzmq
+    // gives every frame of a connection that connection's properties.
+    const char *key = zmq_msg_gets((zmq_msg_t *)&msg->payload, "User-Id");
+    return key && *key ? key : NULL;
+}
+
 const void *lz_message_payload(const lz_message_t *msg, size_t *size) {
     if (!msg || !msg->has_payload) {
         if (size) *size = 0;

@@ -61,10 +61,11 @@ static int open_socket(lz_node_t *node) {
     void *socket = zmq_socket(lz_context_zmq(node->ctx), node->zmq_type);
     if (!socket) return lz__fail_zmq("node: zmq_socket");
     int rc = apply_options(node, socket), monitored = 0;
+    if (rc == LZ_OK) rc = lz__security_apply(&node->security, socket); // a rebuild keeps its mode
     if (rc == LZ_OK)
         LZ_EINTR_RESTART(monitored, zmq_socket_monitor(socket, node->monitor_endpoint,
                                                        ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED |
-                                                           ZMQ_EVENT_DISCONNECTED));
+                                                           ZMQ_EVENT_DISCONNECTED | LZ_HANDSHAKE_FAILURES));
     if (monitored != 0) rc = lz__fail_zmq("node: zmq_socket_monitor");
     node->socket = socket;
     node->recv_timeout = -1; // libzmq's default ZMQ_RCVTIMEO
@@ -94,6 +95,24 @@ static void close_socket(lz_node_t *node) {
 void lz__node_connection_event(lz_node_t *node, int delta) {
     atomic_fetch_add(&node->socket_connections, delta);
     atomic_fetch_add(&node->counters->active_connections, delta);
+}
+
+void lz__node_handshake_failed(lz_node_t *node, int event, unsigned value, const char *endpoint) {
+    LZ_COUNT(node, handshake_failures);
+    char reason[128];
+    lz__node_log_drop(node, "handshake with a peer on %s failed: %s", endpoint,
+                      lz__security_handshake_reason(event, value, reason, sizeof reason));
+}
+
+// secure_for settles the node's security with its first endpoint's side and
+// sets the socket up for it (lock held).
+static int secure_for(lz_node_t *node, char side) {
+    bool first = node->security.mode == LZ_SECURE_UNSET;
+    int rc = lz__security_settle(lz__context_security(node->ctx), &node->security, side, node->name);
+    if (rc == LZ_OK && first) rc = lz__security_apply(&node->security, node->socket);
+    // The handler gives its messages their client's key (lz_message_peer_key).
+    if (rc == LZ_OK && first && node->security.mode == LZ_SECURE_CURVE_SERVER) rc = lz__context_zap(node->ctx);
+    return rc;
 }
 
 /* ---- endpoints ---------------------------------------------------------- */
@@ -171,7 +190,8 @@ static int attach_one(lz_node_t *node, char side, const char *url) {
         return lz__fail(LZ_ESTATE, "%s: its socket is run by its own thread: give every endpoint when creating it",
                         node->name);
     lz__node_lock(node);
-    int rc = apply_endpoint(node, side, url);
+    int rc = secure_for(node, side);
+    if (rc == LZ_OK) rc = apply_endpoint(node, side, url);
     if (rc == LZ_OK) rc = remember(node, side, url);
     lz__node_unlock(node);
     if (rc == LZ_OK)

@@ -15,6 +15,7 @@
 #include "core/bias.h"
 #include "core/copy.h"
 #include "core/context.h"
+#include "core/security.h"
 #include "liberzmq/log.h"
 #include "liberzmq/node.h"
 #include "liberzmq/serializer.h"
@@ -25,7 +26,7 @@ typedef struct lz_counters {
     atomic_uint_fast64_t messages_sent, messages_received, bytes_sent, bytes_received;
     atomic_uint_fast64_t errors, outbound_dropped, inbound_dropped, backpressure_events;
     atomic_uint_fast64_t failed_bind_count, request_timeouts, retries, socket_rebuilds;
-    atomic_uint_fast64_t late_replies;
+    atomic_uint_fast64_t late_replies, handshake_failures;
     atomic_int_fast64_t active_connections;
 } lz_counters_t;
 
@@ -43,6 +44,11 @@ typedef struct lz_counters {
     atomic_store_explicit(&(node)->counters->field,                                                      \
                           atomic_load_explicit(&(node)->counters->field, memory_order_relaxed) + (n),    \
                           memory_order_relaxed)
+
+// The monitor events of a failed security handshake (libzmq 4.3).
+#define LZ_HANDSHAKE_FAILURES                                                                       \
+    (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                   \
+     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
 #define LZ_NODE_ENDPOINT_MAX 256
 #define LZ_NODE_NAME_MAX 64
@@ -74,6 +80,7 @@ struct lz_node {
     char **attached;                // every "@url"/">url" applied, for rebuilds
     size_t attached_count;
     char monitor_endpoint[64];      // inproc address of this socket's monitor
+    lz_node_security_t security;    // CURVE or ZAP, settled by the first endpoint
     lz_node_t *next, *prev;         // the context's list of nodes
 };
 
@@ -104,6 +111,11 @@ static inline bool lz__node_counts_alone(const lz_node_t *node) {
 // lz__node_connection_event records a peer connecting (+1) or leaving (-1),
 // as the context's monitor sees it.
 void lz__node_connection_event(lz_node_t *node, int delta);
+
+// lz__node_handshake_failed counts and logs (at most once a second) a
+// peer's failed handshake: a ZMQ_EVENT_HANDSHAKE_FAILED_* event and its
+// value, on endpoint.
+void lz__node_handshake_failed(lz_node_t *node, int event, unsigned value, const char *endpoint);
 
 // lz__node_attach applies one endpoint list ("@a,>b,c") with default_side
 // for entries without a prefix.

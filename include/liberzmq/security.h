@@ -1,0 +1,69 @@
+/* liberzmq security: CURVE encryption, access control and an audit trail,
+ * all on libzmq's own mechanisms (CurveZMQ, RFC 26; ZAP, RFC 27).
+ *
+ * Most services need no call here: the security.* configuration keys
+ * (docs/security.md) make every node of a context secure.
+ *   - security.curve_secret_key set: every node that binds is a CURVE
+ *     server with that key; peers must know its public key.
+ *   - security.curve_server_key set: every node that connects is a CURVE
+ *     client of a server with that public key, using curve_secret_key as
+ *     its own key if set, else a fresh key pair of its own.
+ *   - security.authorized_keys (and _file), allow_addresses and
+ *     deny_addresses: the context answers libzmq's authentication requests
+ *     (ZAP) and admits only the clients they allow; security.audit logs
+ *     every decision (component "audit").
+ * lz_message_peer_key (message.h) gives each message's client key, so
+ * handlers can decide per client.
+ * A node's side is settled by its first bind or connect: a CURVE server
+ * cannot then connect, nor a CURVE client bind (LZ_ESTATE). Security covers
+ * tcp and ipc; inproc stays inside the process and is never encrypted.
+ * Refused and failed handshakes count in each node's handshake_failures.
+ *
+ * Keys are Z85 text, 40 characters (32 bytes), as libzmq and pyzmq print
+ * them. Buffers for keys hold LZ_CURVE_KEY_SIZE bytes (40 and a NUL). */
+#ifndef LIBERZMQ_SECURITY_H
+#define LIBERZMQ_SECURITY_H
+
+#include "node.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LZ_CURVE_KEY_SIZE 41
+
+// lz_curve_available tells whether the libzmq underneath supports CURVE
+// (Debian's does, through libsodium). Thread safe.
+bool lz_curve_available(void);
+
+// lz_curve_keypair writes a new long-term key pair into public_key and
+// secret_key (LZ_CURVE_KEY_SIZE bytes each, NUL-terminated Z85). Give the
+// public key to peers; keep the secret key secret. LZ_EINVAL for NULL
+// buffers, LZ_EZMQ when libzmq has no CURVE. Thread safe.
+int lz_curve_keypair(char *public_key, char *secret_key);
+
+// lz_curve_public_key derives the public key of secret_key (Z85) into
+// public_key (LZ_CURVE_KEY_SIZE bytes). LZ_EINVAL when secret_key is not a
+// 40-character Z85 key. Thread safe.
+int lz_curve_public_key(char *public_key, const char *secret_key);
+
+// lz_node_set_curve_keys gives one node keys other than its context's:
+// secret_key is its own secret key (a server's identity, or a client's for
+// authorized_keys), server_key the public key of the server a client
+// connects to. NULL keeps the context's key; "" means none, so a node can
+// leave CURVE off in a secure context (lz_node_set_curve_keys(node, "", "")).
+// The keys are copied. Call it before the node's first bind or connect:
+// create the node without endpoints, set its keys, then bind or connect.
+// LZ_ESTATE once the node has an endpoint, LZ_EINVAL for a key that is not
+// 40-character Z85. Not synchronised with other calls on the node.
+int lz_node_set_curve_keys(lz_node_t *node, const char *secret_key, const char *server_key);
+
+// lz_node_curve_public_key writes into public_key the public key the node
+// shows its peers (a server's, or a client's own), or "" when the node does
+// not use CURVE (yet: before its first bind or connect). Thread safe.
+int lz_node_curve_public_key(const lz_node_t *node, char *public_key);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

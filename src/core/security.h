@@ -1,0 +1,80 @@
+/* Internal: a context's security policy (parsed once from security.*), the
+ * CURVE options each node's socket gets from it, and the ZAP handler that
+ * answers libzmq's authentication requests (RFC 27) on the context's
+ * monitor thread. */
+#ifndef LZ_CORE_SECURITY_H
+#define LZ_CORE_SECURITY_H
+
+#include <stdbool.h>
+
+#include "liberzmq/config.h"
+#include "liberzmq/log.h"
+#include "liberzmq/security.h"
+
+typedef struct lz_security lz_security_t;
+
+// The security.* keys as configured (strings owned by the configuration).
+typedef struct lz_security_settings {
+    const char *curve_secret_key, *curve_server_key;
+    const char *authorized_keys, *authorized_keys_file;
+    const char *allow_addresses, *deny_addresses;
+    bool audit;
+} lz_security_settings_t;
+
+// lz__security_settings_read fills *out from config (in config.c, beside
+// the key table).
+int lz__security_settings_read(const lz_config_t *config, lz_security_settings_t *out);
+
+// Validators for the configuration's string keys: NULL when text is
+// acceptable, else what was expected.
+const char *lz__security_check_key(const char *text);
+const char *lz__security_check_key_list(const char *text);
+const char *lz__security_check_address_list(const char *text);
+
+// lz__security_new parses settings into a policy (the authorized keys file
+// is read here). LZ_ECONFIG names what is wrong; LZ_ENOMEM.
+int lz__security_new(const lz_security_settings_t *settings, lz_security_t **out);
+void lz__security_destroy(lz_security_t **security_p);
+
+// lz__security_wants_zap: the policy has rules or an audit, so the context
+// must answer ZAP requests.
+bool lz__security_wants_zap(const lz_security_t *security);
+
+typedef enum {
+    LZ_SECURE_UNSET = 0, // no endpoint yet
+    LZ_SECURE_NONE,      // plain ZMTP (the NULL mechanism), no ZAP
+    LZ_SECURE_ZAP,       // the NULL mechanism, peers admitted by the ZAP handler
+    LZ_SECURE_CURVE_SERVER,
+    LZ_SECURE_CURVE_CLIENT,
+} lz_secure_mode_t;
+
+// A node's side of security: its mode, settled by its first endpoint, and
+// the keys it uses. Keys are Z85, "" when unset.
+typedef struct lz_node_security {
+    lz_secure_mode_t mode;
+    bool own_secret, own_server; // lz_node_set_curve_keys overrode the context's
+    char secret_key[LZ_CURVE_KEY_SIZE];
+    char public_key[LZ_CURVE_KEY_SIZE];
+    char server_key[LZ_CURVE_KEY_SIZE];
+} lz_node_security_t;
+
+// lz__security_settle picks the node's mode for an endpoint on side ('@'
+// bind, '>' connect) the first time, from the node's keys or the policy's.
+// Later endpoints must agree with a CURVE mode: LZ_ESTATE otherwise. name
+// is the node's, for the error detail.
+int lz__security_settle(const lz_security_t *policy, lz_node_security_t *node, char side, const char *name);
+
+// lz__security_apply sets the socket options of the node's mode on socket
+// (before its endpoints: libzmq reads them at each handshake).
+int lz__security_apply(const lz_node_security_t *node, void *socket);
+
+// lz__zap_open binds the context's ZAP handler socket; lz__zap_serve
+// answers one request waiting on it, auditing through logger.
+void *lz__zap_open(void *zmq_context);
+void lz__zap_serve(void *zap, const lz_security_t *policy, lz_logger_t *logger);
+
+// lz__security_handshake_reason describes a failed handshake's monitor
+// event (ZMQ_EVENT_HANDSHAKE_FAILED_*) and its value, for the log.
+const char *lz__security_handshake_reason(int event, unsigned value, char *buf, size_t size);
+
+#endif

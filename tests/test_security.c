@@ -1,0 +1,359 @@
+/* Security: CURVE keys, encrypted push/pull and request/reply, refusal of
+ * plain and wrongly keyed peers, authorized keys and address rules through
+ * the ZAP handler, the audit log, a node's side and keys, and a pyzmq CURVE
+ * client. Every refusal is seen twice: nothing arrives, and the server's
+ * handshake_failures counts it. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lz_test.h"
+#include "liberzmq/pushpull.h"
+#include "liberzmq/reqrep.h"
+#include "liberzmq/security.h"
+
+typedef struct {
+    char public_key[LZ_CURVE_KEY_SIZE], secret_key[LZ_CURVE_KEY_SIZE];
+} keypair_t;
+
+static keypair_t new_keypair(void) {
+    keypair_t k;
+    LZ_CHECK_INT(lz_curve_keypair(k.public_key, k.secret_key), LZ_OK);
+    return k;
+}
+
+static lz_context_t *context_with(const char *key, const char *value, const char *key2, const char *value2) {
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "zmq.request_timeout=400", "zmq.request_retries=0");
+    if (key) LZ_CHECK_INT(lz_config_set(cfg, key, value), LZ_OK);
+    if (key2) LZ_CHECK_INT(lz_config_set(cfg, key2, value2), LZ_OK);
+    lz_context_t *ctx = lz_context_new(cfg);
+    LZ_CHECK(ctx != NULL);
+    lz_config_destroy(&cfg);
+    return ctx;
+}
+
+static lz_context_t *server_context(const keypair_t *server) {
+    return context_with("security.curve_secret_key", server->secret_key, NULL, NULL);
+}
+
+static lz_context_t *client_context(const char *server_public_key) {
+    return context_with("security.curve_server_key", server_public_key, NULL, NULL);
+}
+
+// delivered: one frame pushed from push_ctx to pull arrives within timeout_ms.
+static bool delivered(lz_context_t *push_ctx, lz_pull_t *pull, int timeout_ms) {
+    lz_push_t *push = lz_push_new(push_ctx, lz_node_endpoint(lz_pull_node(pull)));
+    LZ_CHECK(push != NULL);
+    if (!push) return false;
+    LZ_CHECK_INT(lz_push_send_bytes(push, "secret", 6), LZ_OK);
+    char buf[16];
+    size_t size = sizeof buf;
+    int rc = lz_pull_recv_bytes(pull, buf, &size, timeout_ms);
+    lz_push_destroy(&push);
+    if (rc != LZ_OK) return false;
+    LZ_CHECK(size == 6 && memcmp(buf, "secret", 6) == 0);
+    return true;
+}
+
+static uint64_t handshake_failures(lz_node_t *node) { return lz_test_metrics(node).handshake_failures; }
+
+LZ_TEST(keys_are_z85_pairs) {
+    LZ_CHECK(lz_curve_available());
+    keypair_t k = new_keypair();
+    LZ_CHECK_INT(strlen(k.public_key), 40);
+    LZ_CHECK_INT(strlen(k.secret_key), 40);
+    char derived[LZ_CURVE_KEY_SIZE];
+    LZ_CHECK_INT(lz_curve_public_key(derived, k.secret_key), LZ_OK);
+    LZ_CHECK_STR(derived, k.public_key);
+    // libzmq's test vector (zmq_curve(7)).
+    LZ_CHECK_INT(lz_curve_public_key(derived, "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"), LZ_OK);
+    LZ_CHECK_STR(derived, "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
+    LZ_CHECK_INT(lz_curve_public_key(derived, "too short"), LZ_EINVAL);
+    LZ_CHECK_INT(lz_curve_public_key(derived, "~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~"), LZ_EINVAL);
+    LZ_CHECK_INT(lz_curve_keypair(NULL, derived), LZ_EINVAL);
+    keypair_t other = new_keypair();
+    LZ_CHECK(strcmp(other.secret_key, k.secret_key) != 0);
+}
+
+LZ_TEST(config_checks_security_keys) {
+    lz_config_t *cfg = lz_config_new();
+    LZ_CHECK_INT(lz_config_set(cfg, "security.curve_secret_key", "not a key"), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "security.curve_secret_key") != NULL);
+    LZ_CHECK(strstr(lz_last_error(), "not a key") == NULL); // a secret is never echoed
+    LZ_CHECK_INT(lz_config_set(cfg, "security.curve_server_key", "not a key"), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "'not a key'") != NULL); // a public one is
+    LZ_CHECK_INT(lz_config_set(cfg, "security.authorized_keys", "abc,def"), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set(cfg, "security.allow_addresses", "10.0.0.0/33"), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set(cfg, "security.deny_addresses", "example.com"), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set(cfg, "security.allow_addresses", "10.0.0.0/8, ::1 192.168.1.7,fd00::/8"), LZ_OK);
+    keypair_t k = new_keypair();
+    char list[128];
+    snprintf(list, sizeof list, "%s, %s", k.public_key, k.public_key);
+    LZ_CHECK_INT(lz_config_set(cfg, "security.authorized_keys", list), LZ_OK);
+    // Only a CURVE server learns its clients' keys.
+    lz_context_t *ctx = lz_context_new(cfg);
+    LZ_CHECK(ctx == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "curve_secret_key") != NULL);
+    lz_config_destroy(&cfg);
+
+    // The environment's nested form, as for every section.
+    setenv("LIBERZMQ_SECURITY__CURVE_SERVER_KEY", k.public_key, 1);
+    cfg = lz_config_new();
+    LZ_CHECK_INT(lz_config_load_env(cfg), LZ_OK);
+    const char *got = NULL;
+    LZ_CHECK_INT(lz_config_get_string(cfg, "security.curve_server_key", &got), LZ_OK);
+    LZ_CHECK_STR(got, k.public_key);
+    unsetenv("LIBERZMQ_SECURITY__CURVE_SERVER_KEY");
+    lz_config_destroy(&cfg);
+}
+
+LZ_TEST(authorized_keys_file_is_read_and_checked) {
+    keypair_t server = new_keypair(), a = new_keypair();
+    char path[] = "/tmp/lz-test-keys-XXXXXX";
+    int fd = mkstemp(path);
+    LZ_CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    // Z85 has '#': only a line's first '#' starts a comment.
+    fprintf(f, "# clients\n\n#\n  %s  alice's laptop # and a comment\n%s\n", a.public_key,
+            "0000#0000#0000#0000#0000#0000#0000#0000#");
+    fclose(f);
+    lz_context_t *ctx = context_with("security.curve_secret_key", server.secret_key,
+                                     "security.authorized_keys_file", path);
+    lz_context_destroy(&ctx);
+
+    f = fopen(path, "a");
+    fprintf(f, "%s\nnot-a-key\n", a.public_key);
+    fclose(f);
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0");
+    LZ_CHECK_INT(lz_config_set(cfg, "security.curve_secret_key", server.secret_key), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(cfg, "security.authorized_keys_file", path), LZ_OK);
+    LZ_CHECK(lz_context_new(cfg) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), ":7: not a 40-character Z85 key: 'not-a-key'") != NULL);
+    unlink(path);
+    LZ_CHECK(lz_context_new(cfg) == NULL); // now missing
+    LZ_CHECK(strstr(lz_last_error(), "No such file") != NULL);
+    lz_config_destroy(&cfg);
+}
+
+LZ_TEST(curve_traffic_flows_and_plain_peers_are_refused) {
+    keypair_t server = new_keypair();
+    lz_context_t *sctx = server_context(&server), *cctx = client_context(server.public_key);
+    lz_context_t *plain = context_with(NULL, NULL, NULL, NULL);
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(pull != NULL);
+    char shown[LZ_CURVE_KEY_SIZE];
+    LZ_CHECK_INT(lz_node_curve_public_key(lz_pull_node(pull), shown), LZ_OK);
+    LZ_CHECK_STR(shown, server.public_key);
+    LZ_CHECK(delivered(cctx, pull, 5000));
+    LZ_CHECK_INT(handshake_failures(lz_pull_node(pull)), 0);
+    // A peer without CURVE gets nowhere, and the server says why.
+    LZ_CHECK(!delivered(plain, pull, 300));
+    LZ_TEST_WAIT_UNTIL(handshake_failures(lz_pull_node(pull)) > 0, 2000);
+    LZ_CHECK(handshake_failures(lz_pull_node(pull)) > 0);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&plain);
+    lz_context_destroy(&cctx);
+    lz_context_destroy(&sctx);
+}
+
+LZ_TEST(wrong_server_key_is_refused) {
+    keypair_t server = new_keypair(), impostor = new_keypair();
+    lz_context_t *sctx = server_context(&server), *cctx = client_context(impostor.public_key);
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(!delivered(cctx, pull, 300));
+    LZ_TEST_WAIT_UNTIL(handshake_failures(lz_pull_node(pull)) > 0, 2000);
+    LZ_CHECK(handshake_failures(lz_pull_node(pull)) > 0);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&cctx);
+    lz_context_destroy(&sctx);
+}
+
+typedef struct {
+    pthread_mutex_t lock;
+    char records[4096];
+} audit_log_t;
+
+static void collect(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    audit_log_t *log = arg;
+    if (strcmp(component, "audit") != 0) return;
+    pthread_mutex_lock(&log->lock);
+    size_t used = strlen(log->records);
+    snprintf(log->records + used, sizeof log->records - used, "%s %s\n", level == LZ_LOG_INFO ? "I" : "W", message);
+    pthread_mutex_unlock(&log->lock);
+}
+
+static bool audit_has(audit_log_t *log, const char *a, const char *b) {
+    pthread_mutex_lock(&log->lock);
+    const char *at = strstr(log->records, a);
+    bool found = at && strstr(at, b) && strchr(at, '\n') > strstr(at, b);
+    pthread_mutex_unlock(&log->lock);
+    return found;
+}
+
+// whoami answers with the caller's CURVE key.
+static int whoami(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    (void)arg;
+    const char *key = lz_message_peer_key(request);
+    *reply = lz_value_string(key ? key : "(none)");
+    return LZ_OK;
+}
+
+// request_as: one whoami request from a client with its own key pair.
+static int request_as(const keypair_t *client, const keypair_t *server, const char *endpoint) {
+    lz_context_t *ctx = context_with("security.curve_server_key", server->public_key, "security.curve_secret_key",
+                                     client->secret_key);
+    lz_client_t *c = lz_client_new(ctx, endpoint);
+    LZ_CHECK(c != NULL);
+    lz_value_t *reply = NULL;
+    int rc = lz_client_request(c, "whoami", NULL, &reply, 400);
+    if (rc == LZ_OK) LZ_CHECK_STR(lz_value_get_string(reply, NULL), client->public_key);
+    lz_value_destroy(&reply);
+    lz_client_destroy(&c);
+    lz_context_destroy(&ctx);
+    return rc;
+}
+
+LZ_TEST(authorized_keys_admit_refuse_and_audit) {
+    keypair_t server = new_keypair(), alice = new_keypair(), mallory = new_keypair();
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "security.audit=true");
+    LZ_CHECK_INT(lz_config_set(cfg, "security.curve_secret_key", server.secret_key), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(cfg, "security.authorized_keys", alice.public_key), LZ_OK);
+    lz_context_t *sctx = lz_context_new(cfg);
+    lz_config_destroy(&cfg);
+    audit_log_t log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(sctx), collect, &log), LZ_OK);
+    lz_server_t *srv = lz_server_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(srv, "whoami", whoami, NULL), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(srv), LZ_OK);
+    const char *endpoint = lz_node_endpoint(lz_server_node(srv));
+
+    LZ_CHECK_INT(request_as(&alice, &server, endpoint), LZ_OK);
+    LZ_CHECK_INT(request_as(&mallory, &server, endpoint), LZ_ETIMEOUT);
+    LZ_TEST_WAIT_UNTIL(handshake_failures(lz_server_node(srv)) > 0, 2000);
+    LZ_CHECK(handshake_failures(lz_server_node(srv)) > 0);
+    LZ_CHECK(audit_has(&log, "I admitted peer 127.0.0.1 mechanism CURVE key", alice.public_key));
+    LZ_CHECK(audit_has(&log, "W refused peer 127.0.0.1 mechanism CURVE key", mallory.public_key));
+    LZ_CHECK(audit_has(&log, mallory.public_key, "client key not authorized"));
+    LZ_CHECK(!audit_has(&log, "admitted", mallory.public_key));
+    lz_server_destroy(&srv);
+    lz_context_destroy(&sctx);
+}
+
+LZ_TEST(address_rules_admit_and_refuse) {
+    static const struct {
+        const char *key, *rule;
+        bool admitted;
+    } cases[] = {
+        {"security.deny_addresses", "127.0.0.1", false},
+        {"security.deny_addresses", "10.0.0.0/8", true},
+        {"security.allow_addresses", "10.0.0.0/8", false},
+        {"security.allow_addresses", "127.0.0.0/8, ::1", true},
+    };
+    lz_context_t *plain = context_with(NULL, NULL, NULL, NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        lz_context_t *sctx = context_with(cases[i].key, cases[i].rule, NULL, NULL);
+        lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+        bool got = delivered(plain, pull, cases[i].admitted ? 5000 : 300);
+        if (got != cases[i].admitted) fprintf(stderr, "case %zu: %s=%s\n", i, cases[i].key, cases[i].rule);
+        LZ_CHECK(got == cases[i].admitted);
+        if (!cases[i].admitted) LZ_TEST_WAIT_UNTIL(handshake_failures(lz_pull_node(pull)) > 0, 2000);
+        LZ_CHECK_INT(handshake_failures(lz_pull_node(pull)) > 0, !cases[i].admitted);
+        lz_pull_destroy(&pull);
+        // Address rules are for IP peers: an ipc peer is local.
+        char ep[256];
+        pull = lz_pull_new(sctx, lz_test_ipc_endpoint(ep, sizeof ep));
+        LZ_CHECK(delivered(plain, pull, 5000));
+        lz_pull_destroy(&pull);
+        lz_context_destroy(&sctx);
+    }
+    lz_context_destroy(&plain);
+}
+
+LZ_TEST(first_endpoint_settles_a_nodes_side) {
+    keypair_t server = new_keypair();
+    lz_context_t *sctx = server_context(&server);
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_node_connect(lz_pull_node(pull), "tcp://127.0.0.1:1"), LZ_ESTATE);
+    LZ_CHECK(strstr(lz_last_error(), "CURVE server") != NULL);
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "tcp://127.0.0.1:*"), LZ_OK);
+    LZ_CHECK_INT(lz_node_set_curve_keys(lz_pull_node(pull), NULL, NULL), LZ_ESTATE);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&sctx);
+}
+
+LZ_TEST(node_keys_override_the_contexts) {
+    keypair_t server = new_keypair();
+    lz_context_t *plain = context_with(NULL, NULL, NULL, NULL);
+    // A CURVE server in a context with no keys.
+    lz_pull_t *pull = lz_pull_new(plain, NULL);
+    LZ_CHECK_INT(lz_node_set_curve_keys(lz_pull_node(pull), "bad", NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_node_set_curve_keys(lz_pull_node(pull), server.secret_key, NULL), LZ_OK);
+    char shown[LZ_CURVE_KEY_SIZE];
+    LZ_CHECK_INT(lz_node_curve_public_key(lz_pull_node(pull), shown), LZ_OK);
+    LZ_CHECK_STR(shown, ""); // not settled yet
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "tcp://127.0.0.1:*"), LZ_OK);
+    LZ_CHECK_INT(lz_node_curve_public_key(lz_pull_node(pull), shown), LZ_OK);
+    LZ_CHECK_STR(shown, server.public_key);
+    LZ_CHECK(!delivered(plain, pull, 300));
+    // A pusher given the server key by hand gets through.
+    lz_push_t *push = lz_push_new(plain, NULL);
+    LZ_CHECK_INT(lz_node_set_curve_keys(lz_push_node(push), NULL, server.public_key), LZ_OK);
+    LZ_CHECK_INT(lz_node_connect(lz_push_node(push), lz_node_endpoint(lz_pull_node(pull))), LZ_OK);
+    LZ_CHECK_INT(lz_node_curve_public_key(lz_push_node(push), shown), LZ_OK);
+    LZ_CHECK_INT(strlen(shown), 40); // a fresh key pair of its own
+    LZ_CHECK_INT(lz_push_send_bytes(push, "x", 1), LZ_OK);
+    LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(pull), "raw"), LZ_OK);
+    lz_message_t *msg = lz_pull_recv(pull, 5000);
+    LZ_CHECK(msg != NULL);
+    const char *sender = lz_message_peer_key(msg);
+    LZ_CHECK(sender != NULL && strcmp(sender, shown) == 0); // the pusher's own key, as admitted
+    lz_message_destroy(&msg);
+    lz_push_destroy(&push);
+    lz_pull_destroy(&pull);
+
+    // And a node that leaves CURVE off in a secure context.
+    lz_context_t *sctx = server_context(&server);
+    pull = lz_pull_new(sctx, NULL);
+    LZ_CHECK_INT(lz_node_set_curve_keys(lz_pull_node(pull), "", NULL), LZ_OK);
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "tcp://127.0.0.1:*"), LZ_OK);
+    LZ_CHECK(delivered(plain, pull, 5000));
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&sctx);
+    lz_context_destroy(&plain);
+}
+
+LZ_TEST(pyzmq_curve_client_interop) {
+    keypair_t server = new_keypair(), someone = new_keypair();
+    lz_context_t *sctx = server_context(&server);
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    pid_t pid = lz_test_spawn_python("curve_push.py", lz_node_endpoint(lz_pull_node(pull)), server.public_key);
+    char buf[64];
+    size_t size = sizeof buf;
+    LZ_CHECK_INT(lz_pull_recv_bytes(pull, buf, &size, 10000), LZ_OK);
+    LZ_CHECK(size == 16 && memcmp(buf, "hello over CURVE", 16) == 0);
+    LZ_CHECK_INT(lz_test_wait(pid, 10000), 0);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&sctx);
+
+    // The same client, not among the authorized keys, is refused.
+    sctx = context_with("security.curve_secret_key", server.secret_key, "security.authorized_keys", someone.public_key);
+    pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    pid = lz_test_spawn_python("curve_push.py", lz_node_endpoint(lz_pull_node(pull)), server.public_key);
+    size = sizeof buf;
+    LZ_CHECK_INT(lz_pull_recv_bytes(pull, buf, &size, 1500), LZ_ETIMEOUT);
+    LZ_CHECK(handshake_failures(lz_pull_node(pull)) > 0);
+    LZ_CHECK_INT(lz_test_wait(pid, 10000), 0);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&sctx);
+}
+
+LZ_TEST_MAIN(LZ_CASE(keys_are_z85_pairs), LZ_CASE(config_checks_security_keys),
+             LZ_CASE(authorized_keys_file_is_read_and_checked),
+             LZ_CASE(curve_traffic_flows_and_plain_peers_are_refused), LZ_CASE(wrong_server_key_is_refused),
+             LZ_CASE(authorized_keys_admit_refuse_and_audit), LZ_CASE(address_rules_admit_and_refuse),
+             LZ_CASE(first_endpoint_settles_a_nodes_side), LZ_CASE(node_keys_override_the_contexts),
+             LZ_CASE(pyzmq_curve_client_interop))
