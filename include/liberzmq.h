@@ -24,6 +24,7 @@
 #include "liberzmq/pair.h"
 #include "liberzmq/proxy.h"
 #include "liberzmq/security.h"
+#include "liberzmq/prometheus.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -11,6 +11,7 @@ packages=(
   libfmt-dev           # JSON: shortest round-trip doubles ({fmt})
   libmsgpack-dev       # MessagePack (msgpack-c)
   libyaml-dev          # YAML configuration files
+  libmicrohttpd-dev    # the Prometheus exporter's HTTP server
   libzstd-dev          # the compressed-JSON example serializer
   python3-zmq          # interop tests with /usr/bin/python3
 )

@@ -159,6 +159,10 @@ LZ_TEST(no_object_at_all) {
     fails(lz_curve_keypair(key, NULL));
     fails(lz_curve_public_key(NULL, key));
     fails(lz_curve_public_key(key, NULL));
+    nothing(lz_context_prometheus(NULL));
+    nothing(lz_prometheus_new(NULL, "127.0.0.1:0"));
+    fails(lz_prometheus_port(NULL));
+    lz_prometheus_destroy(NULL);
     (void)lz_node_endpoint(NULL), (void)lz_node_serializer_name(NULL), (void)lz_node_name(NULL);
     size_t size = 7;
     (void)lz_message_topic(NULL), (void)lz_message_type(NULL), (void)lz_message_id(NULL);
@@ -227,6 +231,7 @@ LZ_TEST(objects_with_null_arguments) {
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
     lz_config_t *config = lz_config_new();
     int64_t i;
+    nothing(lz_prometheus_new(ctx, NULL));
     fails(lz_config_load_file(config, NULL));
     fails(lz_config_set(config, NULL, "1"));
     fails(lz_config_set(config, "zmq.linger", NULL));

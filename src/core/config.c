@@ -17,6 +17,7 @@
 #include "core/context.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/prometheus.h"
 #include "core/security.h"
 
 typedef enum { KEY_INT, KEY_BOOL, KEY_STRING } key_type_t;
@@ -46,6 +47,7 @@ enum key_id {
     K_LOG_LEVEL, K_LOG_FORMAT, K_LOG_TARGET, K_LOG_FILE, K_LOG_MAX_SIZE, K_LOG_BACKUPS,
     K_LOG_CONSOLE, K_LOG_IDENT,
     K_SER_DEFAULT, K_SER_ASCII, K_SER_INDENT, K_SER_VALIDATE,
+    K_METRICS_LISTEN,
     K_SEC_SECRET, K_SEC_SERVER, K_SEC_AUTHORIZED, K_SEC_AUTHORIZED_FILE, K_SEC_ALLOW, K_SEC_DENY, K_SEC_AUDIT,
     K_DEBUG, K_VALIDATE_DATA,
     K_COUNT
@@ -87,6 +89,7 @@ static const key_def_t keys[K_COUNT] = {
     [K_SER_ASCII] = BOOL_KEY("serialization.json_ensure_ascii", false),
     [K_SER_INDENT] = INT_KEY("serialization.json_indent", -1, -1, 64),
     [K_SER_VALIDATE] = BOOL_KEY("serialization.protobuf_validate", true),
+    [K_METRICS_LISTEN] = STR_KEY("metrics.prometheus_listen", "", lz__prometheus_check_address),
     [K_SEC_SECRET] = STR_KEY("security.curve_secret_key", "", lz__security_check_key),
     [K_SEC_SERVER] = STR_KEY("security.curve_server_key", "", lz__security_check_key),
     [K_SEC_AUTHORIZED] = STR_KEY("security.authorized_keys", "", lz__security_check_key_list),
@@ -103,7 +106,7 @@ static const struct { const char *alias, *name; } aliases[] = {
     {"zmq.socket_timeout", "zmq.receive_timeout"}, // the Python LiberZMQ's name
 };
 
-static const char *const sections[] = {"zmq", "logging", "serialization", "security"};
+static const char *const sections[] = {"zmq", "logging", "serialization", "metrics", "security"};
 
 enum { RANK_DEFAULT = 0, RANK_FILE = 1, RANK_ENV = 2, RANK_API = 3 };
 
@@ -695,6 +698,7 @@ int lz__settings_read(const lz_config_t *config, lz_settings_t *out) {
         .immediate = get_i(config, K_IMMEDIATE) != 0,
         .max_message_size = config->slots[K_MAX_MESSAGE].i,
         .default_serializer = config->slots[K_SER_DEFAULT].s,
+        .prometheus_listen = config->slots[K_METRICS_LISTEN].s,
     };
     return LZ_OK;
 }

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/node.h"
+#include "core/prometheus.h"
 #include "core/security.h"
 #include "core/thread.h"
 #include "serial/registry.h"
@@ -46,7 +47,10 @@ struct lz_context {
     atomic_int refs;
     pthread_mutex_t lock; // guards nodes and retired
     lz_node_t *nodes;
+    uint64_t node_ids; // the last id given
+    size_t node_count;
     lz_metrics_t retired;
+    lz_prometheus_t *exporter; // from metrics.prometheus_listen
     monitor_t monitor;
 };
 
@@ -257,6 +261,7 @@ static int zmq_context_open(lz_context_t *ctx) {
 }
 
 static void context_free(lz_context_t *ctx) {
+    lz_prometheus_destroy(&ctx->exporter);
     monitor_stop(ctx);
     // A signal (a second Ctrl-C) ends the wait with EINTR, to be restarted
     // (zmq_ctx_term(3)): given up, libzmq's threads would outlive the
@@ -287,6 +292,9 @@ lz_context_t *lz_context_new(const lz_config_t *config) {
     if (rc == LZ_OK) rc = security_open(ctx);
     if (rc == LZ_OK) rc = zmq_context_open(ctx);
     if (rc == LZ_OK) rc = monitor_start(ctx);
+    if (rc == LZ_OK && *ctx->settings.prometheus_listen &&
+        !(ctx->exporter = lz__prometheus_start(ctx, ctx->settings.prometheus_listen, false)))
+        rc = lz_last_error_code();
     if (rc != LZ_OK) {
         char detail[512];
         snprintf(detail, sizeof detail, "%s", lz_last_error());
@@ -319,6 +327,8 @@ const lz_security_t *lz__context_security(const lz_context_t *ctx) { return ctx-
 
 void lz__context_attach(lz_context_t *ctx, lz_node_t *node) {
     pthread_mutex_lock(&ctx->lock);
+    node->id = ++ctx->node_ids;
+    ctx->node_count++;
     node->prev = NULL;
     node->next = ctx->nodes;
     if (ctx->nodes) ctx->nodes->prev = node;
@@ -337,6 +347,7 @@ void lz__context_detach(lz_context_t *ctx, lz_node_t *node) {
     if (node->prev) node->prev->next = node->next;
     else ctx->nodes = node->next;
     if (node->next) node->next->prev = node->prev;
+    ctx->node_count--;
     lz_metrics_add(&ctx->retired, &final);
     pthread_mutex_unlock(&ctx->lock);
 }
@@ -359,5 +370,23 @@ int lz_context_metrics(lz_context_t *ctx, lz_metrics_t *out) {
         lz_metrics_add(out, &m);
     }
     pthread_mutex_unlock(&ctx->lock);
+    return LZ_OK;
+}
+
+int lz__context_snapshots(lz_context_t *ctx, lz_node_snapshot_t **out, size_t *count) {
+    pthread_mutex_lock(&ctx->lock);
+    lz_node_snapshot_t *snaps = malloc((ctx->node_count + 1) * sizeof *snaps);
+    size_t n = 0;
+    for (lz_node_t *node = ctx->nodes; snaps && node; node = node->next) {
+        if (!counts_own(node)) continue;
+        snprintf(snaps[n].name, sizeof snaps[n].name, "%s", node->name);
+        snaps[n].id = node->id;
+        lz__node_snapshot(node, &snaps[n++].metrics);
+    }
+    if (snaps) snaps[n++] = (lz_node_snapshot_t){.name = "(closed)", .id = 0, .metrics = ctx->retired};
+    pthread_mutex_unlock(&ctx->lock);
+    if (!snaps) return lz__fail(LZ_ENOMEM, "context: out of memory");
+    *out = snaps;
+    *count = n;
     return LZ_OK;
 }

@@ -34,6 +34,7 @@ typedef struct lz_settings {
     bool immediate; // ZMQ_IMMEDIATE: queue only to connections that are up
     int64_t max_message_size;
     const char *default_serializer; // owned by the context's config
+    const char *prometheus_listen;  // "" or HOST:PORT; owned by the context's config
 } lz_settings_t;
 
 // lz__settings_read fills *out from config; LZ_ECONFIG on an inconsistent
@@ -59,6 +60,18 @@ void lz__context_detach(lz_context_t *ctx, lz_node_t *node);
 // lz__node_share_counters) under the lock that lz_context_metrics reads
 // them under: node is on the context's list from lz__node_init on.
 void lz__context_share_counters(lz_context_t *ctx, lz_node_t *node, lz_node_t *owner);
+
+// One node's metrics at a moment, for exporters.
+typedef struct lz_node_snapshot {
+    char name[64];
+    uint64_t id; // unique in the context; 0 for the closed nodes' total
+    lz_metrics_t metrics;
+} lz_node_snapshot_t;
+
+// lz__context_snapshots takes every counting node's metrics (the nodes of
+// a client count as one) and, last, the closed nodes' total named
+// "(closed)", at one moment. *out is the caller's to free.
+int lz__context_snapshots(lz_context_t *ctx, lz_node_snapshot_t **out, size_t *count);
 
 // The context's socket monitor: one thread per context reads libzmq
 // monitor events for all its nodes and keeps active_connections true.

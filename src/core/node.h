@@ -82,6 +82,7 @@ struct lz_node {
     char monitor_endpoint[64];      // inproc address of this socket's monitor
     lz_node_security_t security;    // CURVE or ZAP, settled by the first endpoint
     lz_node_t *next, *prev;         // the context's list of nodes
+    uint64_t id;                    // unique in the context (exporters' label)
 };
 
 // lz__node_init makes the socket (type zmq_type) with every option from the

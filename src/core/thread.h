@@ -3,6 +3,7 @@
 #define LZ_CORE_THREAD_H
 
 #include <pthread.h>
+#include <signal.h>
 
 // lz__thread_start is pthread_create for every thread liberzmq starts
 // (receivers, worker pools, the connection monitor, client, server and
@@ -17,5 +18,11 @@
 // The caller's own mask is left as it was. Returns pthread_create's
 // error number (0 on success).
 int lz__thread_start(pthread_t *thread, void *(*main)(void *), void *arg);
+
+// lz__thread_signals_block blocks on the calling thread what our threads
+// block, saving its mask in *caller for lz__thread_signals_restore: for
+// threads another library starts (libmicrohttpd's), which inherit it.
+void lz__thread_signals_block(sigset_t *caller);
+void lz__thread_signals_restore(const sigset_t *caller);
 
 #endif

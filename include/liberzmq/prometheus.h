@@ -1,0 +1,51 @@
+/* liberzmq Prometheus exporter: every node's metrics in the Prometheus text
+ * format (0.0.4), as a string or served over HTTP at /metrics.
+ *
+ * Each counter of lz_metrics_t is a counter family named
+ * liberzmq_<field>_total (liberzmq_messages_sent_total...), and
+ * active_connections the gauge liberzmq_active_connections. Each live node
+ * is one series, labelled node="<its name>" and id="<a number unique in
+ * its context>"; the counters of closed nodes are one more series,
+ * node="(closed)" id="0", so sum() over a family is the context's total and
+ * never goes down when a node closes. docs/metrics.md shows a scrape.
+ *
+ * The simplest use is configuration: metrics.prometheus_listen
+ * ("127.0.0.1:9100") makes the context serve /metrics for its life. */
+#ifndef LIBERZMQ_PROMETHEUS_H
+#define LIBERZMQ_PROMETHEUS_H
+
+#include "context.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lz_prometheus lz_prometheus_t;
+
+// lz_context_prometheus renders the context's metrics now. Returns a
+// NUL-terminated string the caller frees with free(), or NULL (LZ_EINVAL
+// for a NULL context, LZ_ENOMEM). Thread safe.
+char *lz_context_prometheus(lz_context_t *ctx);
+
+// lz_prometheus_new serves GET /metrics (lz_context_prometheus's text) over
+// HTTP on address "HOST:PORT": an IP address ("127.0.0.1", "[::1]") or "*"
+// for every interface, and a port, 0 for a free one (lz_prometheus_port
+// tells which). Other paths are 404 and other methods 405. The server runs
+// on its own thread (libmicrohttpd's, with asynchronous signals blocked like
+// every thread of ours) and holds a reference on ctx until destroyed.
+// Returns NULL with LZ_EINVAL (NULL context, malformed address) or
+// LZ_ECONNECTION (the address cannot be bound, e.g. in use).
+lz_prometheus_t *lz_prometheus_new(lz_context_t *ctx, const char *address);
+
+// lz_prometheus_port returns the TCP port served, or a negative lz_error_t
+// for NULL. Thread safe.
+int lz_prometheus_port(const lz_prometheus_t *exporter);
+
+// lz_prometheus_destroy stops serving (waiting for a scrape in progress),
+// frees *exporter_p and sets it to NULL. NULL is a no-op.
+void lz_prometheus_destroy(lz_prometheus_t **exporter_p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,207 @@
+/* Prometheus: the context's metrics in the text exposition format 0.0.4,
+ * and an HTTP endpoint for them on libmicrohttpd (a server we do not
+ * write). A scrape snapshots every node under the context's lock, then
+ * renders without it. */
+#include "core/prometheus.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/error.h"
+#include "core/metrics.h"
+#include "core/thread.h"
+
+// HELP texts, in LZ_METRIC_COUNTERS order (checked below).
+static const char *const counter_help[] = {
+    "Messages handed to libzmq.",
+    "Messages read from libzmq, good or not.",
+    "Payload bytes sent, all frames.",
+    "Payload bytes received, all frames.",
+    "Failures of any kind, handler errors included.",
+    "Messages that could not be sent (high water mark, timeout, cooldown, peer gone).",
+    "Received messages rejected (bad frames, undecodable).",
+    "Sends refused by a full high water mark.",
+    "Bind attempts that failed.",
+    "Requests that ran out of time.",
+    "Requests sent again.",
+    "Sockets closed and opened again after a failure.",
+    "Replies that came after their request was done.",
+    "Peers refused or failing the security handshake.",
+};
+#define LZ_ONE(f) +1
+_Static_assert(sizeof counter_help / sizeof counter_help[0] == 0 LZ_METRIC_COUNTERS(LZ_ONE),
+               "a HELP text for each counter");
+#undef LZ_ONE
+
+// label_value writes text as a Prometheus label value: backslash, double
+// quote and newline escaped.
+static void label_value(FILE *out, const char *text) {
+    for (; *text; text++) {
+        if (*text == '\\' || *text == '"') fputc('\\', out), fputc(*text, out);
+        else if (*text == '\n') fputs("\\n", out);
+        else fputc(*text, out);
+    }
+}
+
+static void series(FILE *out, const char *family, const lz_node_snapshot_t *node, const char *value) {
+    fprintf(out, "%s{node=\"", family);
+    label_value(out, node->name);
+    fprintf(out, "\",id=\"%" PRIu64 "\"} %s\n", node->id, value);
+}
+
+static void render(FILE *out, const lz_node_snapshot_t *nodes, size_t count) {
+    char family[64], value[32];
+    size_t k = 0;
+#define LZ_FAMILY(f)                                                                                   \
+    snprintf(family, sizeof family, "liberzmq_" #f "_total");                                         \
+    fprintf(out, "# HELP %s %s\n# TYPE %s counter\n", family, counter_help[k++], family);             \
+    for (size_t i = 0; i < count; i++) {                                                               \
+        snprintf(value, sizeof value, "%" PRIu64, (uint64_t)nodes[i].metrics.f);                        \
+        series(out, family, &nodes[i], value);                                                         \
+    }
+    LZ_METRIC_COUNTERS(LZ_FAMILY)
+#undef LZ_FAMILY
+    fputs("# HELP liberzmq_active_connections Peers connected now.\n"
+          "# TYPE liberzmq_active_connections gauge\n", out);
+    for (size_t i = 0; i < count; i++) {
+        snprintf(value, sizeof value, "%" PRId64, nodes[i].metrics.active_connections);
+        series(out, "liberzmq_active_connections", &nodes[i], value);
+    }
+}
+
+char *lz_context_prometheus(lz_context_t *ctx) {
+    if (!ctx) return lz__fail_null(LZ_EINVAL, "prometheus: NULL context");
+    lz_node_snapshot_t *nodes = NULL;
+    size_t count = 0, len = 0;
+    if (lz__context_snapshots(ctx, &nodes, &count) != LZ_OK) return NULL;
+    char *text = NULL;
+    FILE *out = open_memstream(&text, &len);
+    if (out) {
+        render(out, nodes, count);
+        if (fclose(out) != 0) free(text), text = NULL;
+    }
+    free(nodes);
+    return text ? text : lz__fail_null(LZ_ENOMEM, "prometheus: out of memory");
+}
+
+/* ---- HTTP -------------------------------------------------------------------- */
+
+struct lz_prometheus {
+    lz_context_t *ctx;
+    bool holds_ref; // lz_prometheus_new's; a context's own exporter does not
+    struct MHD_Daemon *daemon;
+    int port;
+};
+
+static enum MHD_Result respond(struct MHD_Connection *connection, unsigned status, char *body, bool owned,
+                               const char *type) {
+    struct MHD_Response *response = MHD_create_response_from_buffer(
+        strlen(body), body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!response) {
+        if (owned) free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    enum MHD_Result rc = MHD_queue_response(connection, status, response);
+    MHD_destroy_response(response);
+    return rc;
+}
+
+static enum MHD_Result on_request(void *self, struct MHD_Connection *connection, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **state) {
+    (void)version, (void)upload_data, (void)upload_size, (void)state;
+    lz_prometheus_t *exporter = self;
+    static const char *const plain = "text/plain; charset=utf-8";
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return respond(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n", false, plain);
+    if (strcmp(url, "/metrics") != 0) return respond(connection, MHD_HTTP_NOT_FOUND, "try /metrics\n", false, plain);
+    char *text = lz_context_prometheus(exporter->ctx);
+    if (!text) return respond(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", false, plain);
+    return respond(connection, MHD_HTTP_OK, text, true, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+// parse_address reads "HOST:PORT" (HOST an IP address, bracketed for IPv6,
+// or '*') into a socket address.
+static bool parse_address(const char *address, struct sockaddr_storage *out) {
+    const char *colon = address ? strrchr(address, ':') : NULL;
+    if (!colon || !colon[1]) return false;
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535 || colon[1] < '0' || colon[1] > '9') return false;
+    char host[INET6_ADDRSTRLEN + 2];
+    size_t host_len = (size_t)(colon - address);
+    if (host_len >= sizeof host) return false;
+    memcpy(host, address, host_len);
+    host[host_len] = '\0';
+    memset(out, 0, sizeof *out);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (strcmp(host, "*") == 0 || inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        if (host[0] == '*') v4->sin_addr.s_addr = htonl(INADDR_ANY);
+        return true;
+    }
+    if (host_len < 2 || host[0] != '[' || host[host_len - 1] != ']') return false;
+    host[host_len - 1] = '\0';
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    return inet_pton(AF_INET6, host + 1, &v6->sin6_addr) == 1;
+}
+
+const char *lz__prometheus_check_address(const char *text) {
+    struct sockaddr_storage address;
+    return !*text || parse_address(text, &address) ? NULL : "HOST:PORT, HOST an IP address ([::1] for IPv6) or *";
+}
+
+lz_prometheus_t *lz__prometheus_start(lz_context_t *ctx, const char *address, bool hold_ref) {
+    struct sockaddr_storage bind_to;
+    if (!ctx) return lz__fail_null(LZ_EINVAL, "prometheus: NULL context");
+    if (!parse_address(address, &bind_to))
+        return lz__fail_null(LZ_EINVAL, "prometheus: '%s' is not HOST:PORT (an IP address or *, a port)",
+                             address ? address : "(null)");
+    lz_prometheus_t *exporter = calloc(1, sizeof *exporter);
+    if (!exporter) return lz__fail_null(LZ_ENOMEM, "prometheus: out of memory");
+    exporter->ctx = ctx;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | (bind_to.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    sigset_t caller;
+    lz__thread_signals_block(&caller); // its thread inherits our mask
+    exporter->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, exporter, MHD_OPTION_SOCK_ADDR,
+                                        (struct sockaddr *)&bind_to, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                                        MHD_OPTION_END);
+    lz__thread_signals_restore(&caller);
+    if (!exporter->daemon) {
+        free(exporter);
+        return lz__fail_null(LZ_ECONNECTION, "prometheus: cannot serve on %s (in use, or not an address here?)",
+                             address);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(exporter->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    exporter->port = info ? info->port : 0;
+    exporter->holds_ref = hold_ref;
+    if (hold_ref) lz__context_ref(ctx);
+    return exporter;
+}
+
+lz_prometheus_t *lz_prometheus_new(lz_context_t *ctx, const char *address) {
+    return lz__prometheus_start(ctx, address, true);
+}
+
+int lz_prometheus_port(const lz_prometheus_t *exporter) {
+    return exporter ? exporter->port : lz__fail(LZ_EINVAL, "prometheus: NULL exporter");
+}
+
+void lz_prometheus_destroy(lz_prometheus_t **exporter_p) {
+    if (!exporter_p || !*exporter_p) return;
+    lz_prometheus_t *exporter = *exporter_p;
+    MHD_stop_daemon(exporter->daemon);
+    if (exporter->holds_ref) lz__context_unref(exporter->ctx);
+    free(exporter);
+    *exporter_p = NULL;
+}

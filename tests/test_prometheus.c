@@ -1,0 +1,172 @@
+/* Prometheus: the text format (families, HELP/TYPE, labels escaped, the
+ * closed nodes' series keeping sums from going down), the HTTP endpoint
+ * (200, 404, 405, bad and busy addresses), the exporter outliving its
+ * context's handle, and metrics.prometheus_listen. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "lz_test.h"
+#include "liberzmq/prometheus.h"
+#include "liberzmq/pushpull.h"
+
+// http_get sends "METHOD PATH" over HTTP/1.0 to 127.0.0.1:port and returns
+// the whole response (status line, headers, body), or "" on failure.
+static const char *http_get(int port, const char *method, const char *path, char *buf, size_t size) {
+    buf[0] = '\0';
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval five = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &five, sizeof five);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&to, sizeof to) == 0) {
+        char request[256];
+        int n = snprintf(request, sizeof request, "%s %s HTTP/1.0\r\nHost: localhost\r\n\r\n", method, path);
+        size_t len = 0;
+        if (write(fd, request, (size_t)n) == n)
+            for (ssize_t got; len < size - 1 && (got = read(fd, buf + len, size - 1 - len)) > 0;) len += (size_t)got;
+        buf[len] = '\0';
+    }
+    close(fd);
+    return buf;
+}
+
+// family_sum adds every series of family in text.
+static double family_sum(const char *text, const char *family) {
+    double sum = 0;
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "\n%s{", family);
+    for (const char *at = strstr(text, prefix); at; at = strstr(at + 1, prefix)) {
+        const char *space = strchr(at + 1, ' ');
+        if (space) sum += strtod(space + 1, NULL);
+    }
+    return sum;
+}
+
+static void send_some(lz_push_t *push, int n) {
+    for (int i = 0; i < n; i++) LZ_CHECK_INT(lz_push_send_bytes(push, "abc", 3), LZ_OK);
+}
+
+LZ_TEST(text_format_has_every_family_and_series) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    char ep[128];
+    lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep));
+    lz_push_t *push = lz_push_new(ctx, ep);
+    lz_node_set_name(lz_push_node(push), "orders \"eu\"\\1");
+    send_some(push, 3);
+    char buf[16];
+    for (int i = 0; i < 3; i++) {
+        size_t size = sizeof buf;
+        LZ_CHECK_INT(lz_pull_recv_bytes(pull, buf, &size, 2000), LZ_OK);
+    }
+    char *text = lz_context_prometheus(ctx);
+    LZ_CHECK(text != NULL);
+    LZ_CHECK(strncmp(text, "# HELP liberzmq_messages_sent_total Messages handed to libzmq.\n"
+                           "# TYPE liberzmq_messages_sent_total counter\n", 100) == 0);
+    static const char *const families[] = {
+        "messages_sent", "messages_received", "bytes_sent", "bytes_received", "errors", "outbound_dropped",
+        "inbound_dropped", "backpressure_events", "failed_bind_count", "request_timeouts", "retries",
+        "socket_rebuilds", "late_replies", "handshake_failures"};
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "# TYPE liberzmq_%s_total counter\n", families[i]);
+        LZ_CHECK(strstr(text, line) != NULL);
+    }
+    LZ_CHECK(strstr(text, "# TYPE liberzmq_active_connections gauge\n") != NULL);
+    // The name's quote and backslash escaped; each node its own id.
+    LZ_CHECK(strstr(text, "liberzmq_messages_sent_total{node=\"orders \\\"eu\\\"\\\\1\",id=\"2\"} 3\n") != NULL);
+    LZ_CHECK(strstr(text, "liberzmq_messages_received_total{node=\"pull\",id=\"1\"} 3\n") != NULL);
+    LZ_CHECK(strstr(text, "liberzmq_bytes_sent_total{node=\"(closed)\",id=\"0\"} 0\n") != NULL);
+    free(text);
+
+    // A closed node's counts move to the "(closed)" series: sums never drop.
+    lz_push_destroy(&push);
+    text = lz_context_prometheus(ctx);
+    LZ_CHECK(strstr(text, "orders") == NULL);
+    LZ_CHECK(strstr(text, "liberzmq_messages_sent_total{node=\"(closed)\",id=\"0\"} 3\n") != NULL);
+    lz_metrics_t m;
+    lz_context_metrics(ctx, &m);
+    LZ_CHECK(family_sum(text, "liberzmq_messages_sent_total") == (double)m.messages_sent);
+    LZ_CHECK(family_sum(text, "liberzmq_bytes_received_total") == (double)m.bytes_received);
+    free(text);
+    LZ_CHECK(lz_context_prometheus(NULL) == NULL);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(http_serves_metrics) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    lz_pull_t *pull = lz_pull_new(ctx, "tcp://127.0.0.1:*");
+    lz_prometheus_t *exporter = lz_prometheus_new(ctx, "127.0.0.1:0");
+    LZ_CHECK(exporter != NULL);
+    int port = lz_prometheus_port(exporter);
+    LZ_CHECK(port > 0);
+    char buf[65536];
+    http_get(port, "GET", "/metrics", buf, sizeof buf);
+    LZ_CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0 || strncmp(buf, "HTTP/1.0 200", 12) == 0);
+    LZ_CHECK(strstr(buf, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n") != NULL);
+    LZ_CHECK(strstr(buf, "\r\n\r\n# HELP liberzmq_messages_sent_total") != NULL);
+    LZ_CHECK(strstr(buf, "liberzmq_active_connections{node=\"pull\",id=\"1\"} 0\n") != NULL);
+    LZ_CHECK(strstr(http_get(port, "GET", "/", buf, sizeof buf), " 404 ") != NULL);
+    LZ_CHECK(strstr(http_get(port, "POST", "/metrics", buf, sizeof buf), " 405 ") != NULL);
+
+    // The same port again is busy; a bad address is the caller's mistake.
+    char busy[64];
+    snprintf(busy, sizeof busy, "127.0.0.1:%d", port);
+    LZ_CHECK(lz_prometheus_new(ctx, busy) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONNECTION);
+    static const char *const bad[] = {"", "127.0.0.1", "localhost:9100", "127.0.0.1:99999", "::1:9100", "1.2.3.4:x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        LZ_CHECK(lz_prometheus_new(ctx, bad[i]) == NULL);
+        LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
+    }
+    LZ_CHECK(lz_prometheus_new(NULL, "127.0.0.1:0") == NULL);
+    LZ_CHECK(lz_prometheus_port(NULL) < 0);
+
+    // The exporter holds the context: still served after the caller lets go.
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&ctx);
+    http_get(port, "GET", "/metrics", buf, sizeof buf);
+    LZ_CHECK(strstr(buf, "liberzmq_messages_sent_total{node=\"(closed)\",id=\"0\"} 0\n") != NULL);
+    lz_prometheus_destroy(&exporter);
+    LZ_CHECK(exporter == NULL);
+    lz_prometheus_destroy(&exporter); // NULL: no-op
+    LZ_CHECK_STR(http_get(port, "GET", "/metrics", buf, sizeof buf), "");
+}
+
+LZ_TEST(context_serves_from_configuration) {
+    // A port that was free a moment ago (the exporter's own pick).
+    lz_context_t *probe = LZ_TEST_CONTEXT("zmq.linger=0");
+    lz_prometheus_t *exporter = lz_prometheus_new(probe, "127.0.0.1:0");
+    int port = lz_prometheus_port(exporter);
+    lz_prometheus_destroy(&exporter);
+    lz_context_destroy(&probe);
+
+    lz_config_t *cfg = lz_config_new();
+    LZ_CHECK_INT(lz_config_set(cfg, "metrics.prometheus_listen", "nowhere"), LZ_ECONFIG);
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    LZ_CHECK_INT(lz_config_set(cfg, "metrics.prometheus_listen", listen), LZ_OK);
+    lz_context_t *ctx = lz_context_new(cfg);
+    LZ_CHECK(ctx != NULL);
+    // Two contexts cannot serve one port: the second fails to start.
+    LZ_CHECK(lz_context_new(cfg) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONNECTION);
+    lz_config_destroy(&cfg);
+    lz_pull_t *pull = lz_pull_new(ctx, "tcp://127.0.0.1:*");
+    lz_node_set_name(lz_pull_node(pull), "jobs");
+    char buf[65536];
+    http_get(port, "GET", "/metrics", buf, sizeof buf);
+    LZ_CHECK(strstr(buf, "liberzmq_messages_received_total{node=\"jobs\",id=\"1\"} 0\n") != NULL);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&ctx);
+    LZ_CHECK_STR(http_get(port, "GET", "/metrics", buf, sizeof buf), ""); // stopped with its context
+}
+
+LZ_TEST_MAIN(LZ_CASE(text_format_has_every_family_and_series), LZ_CASE(http_serves_metrics),
+             LZ_CASE(context_serves_from_configuration))
