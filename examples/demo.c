@@ -3,7 +3,8 @@
  *   1. publish/subscribe over TCP: two subscribers, two topic filters
  *   2. request/reply over IPC: a calculator server and its client
  *   3. a ventilator / workers / sink pipeline over inproc
- *   4. the metrics every node kept, and the context's total
+ *   4. security: a CURVE server that admits one client key and refuses another
+ *   5. the metrics every node kept, the context's total, a Prometheus scrape
  *
  * Everything binds to free ports or private names, so several demos can
  * run at once. It checks what it shows and exits non-zero when something
@@ -507,7 +508,81 @@ done:
     return status;
 }
 
-/* ---- 4. metrics --------------------------------------------------------- */
+/* ---- 4. security --------------------------------------------------------- */
+
+// whoami answers with the caller's CURVE key, as the server admitted it.
+static int whoami(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    (void)arg;
+    const char *key = lz_message_peer_key(request);
+    *reply = lz_value_string(key ? key : "nobody");
+    return *reply ? LZ_OK : LZ_ENOMEM;
+}
+
+// secure_context: a context of its own with security settings (key, value pairs).
+static lz_context_t *secure_context(const char *const *settings) {
+    lz_config_t *config = lz_config_new();
+    for (int i = 0; config && settings[i]; i += 2)
+        if (lz_config_set(config, settings[i], settings[i + 1]) != LZ_OK) lz_config_destroy(&config);
+    lz_context_t *ctx = config ? lz_context_new(config) : NULL;
+    lz_config_destroy(&config);
+    return ctx;
+}
+
+// ask_as asks the server who we are, as a client with the given keys.
+static int ask_as(const char *name, const char *secret, const char *server_key, const char *endpoint,
+                  bool admitted) {
+    const char *settings[] = {"security.curve_secret_key", secret, "security.curve_server_key", server_key,
+                              "zmq.request_retries", "0", "zmq.linger", "0", "logging.level", "warning", NULL};
+    lz_context_t *ctx = secure_context(settings);
+    if (ctx) lz_logger_to_callback(lz_context_logger(ctx), show_log, NULL);
+    lz_client_t *client = ctx ? lz_client_new(ctx, endpoint) : NULL;
+    lz_value_t *reply = NULL;
+    int rc = client ? lz_client_request(client, "whoami", NULL, &reply, 500) : lz_last_error_code();
+    if (rc == LZ_OK) printf("  %-8s -> the server sees key %s\n", name, lz_value_get_string(reply, NULL));
+    else printf("  %-8s -> %s: refused, nothing reached the server\n", name, lz_strerror(rc));
+    int status = check((rc == LZ_OK) == admitted, admitted ? "an authorized client was refused"
+                                                           : "an unknown client got in");
+    lz_value_destroy(&reply);
+    lz_client_destroy(&client);
+    lz_context_destroy(&ctx);
+    return status;
+}
+
+static int demo_security(void) {
+    header("4. Security: CURVE encryption, authorized keys, an audit log");
+    char server_public[LZ_CURVE_KEY_SIZE], server_secret[LZ_CURVE_KEY_SIZE];
+    char alice_public[LZ_CURVE_KEY_SIZE], alice_secret[LZ_CURVE_KEY_SIZE];
+    char mallory_public[LZ_CURVE_KEY_SIZE], mallory_secret[LZ_CURVE_KEY_SIZE];
+    if (lz_curve_keypair(server_public, server_secret) != LZ_OK || lz_curve_keypair(alice_public, alice_secret) ||
+        lz_curve_keypair(mallory_public, mallory_secret))
+        return fail("key pairs", lz_last_error_code());
+    printf("  server key %s, alice %s, mallory %s\n", server_public, alice_public, mallory_public);
+    printf("  the server admits alice's key only, and audits:\n\n");
+    const char *settings[] = {"security.curve_secret_key", server_secret, "security.authorized_keys", alice_public,
+                              "security.audit", "true", "zmq.linger", "0", NULL};
+    lz_context_t *ctx = secure_context(settings);
+    if (!ctx) return fail("secure context", lz_last_error_code());
+    lz_logger_to_callback(lz_context_logger(ctx), show_log, NULL);
+    int status = -1;
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    if (!server || lz_server_on(server, "whoami", whoami, NULL) != LZ_OK || lz_server_start(server) != LZ_OK) {
+        fail("secure server", lz_last_error_code());
+        goto done;
+    }
+    const char *endpoint = lz_node_endpoint(lz_server_node(server));
+    status = ask_as("alice", alice_secret, server_public, endpoint, true);
+    status |= ask_as("mallory", mallory_secret, server_public, endpoint, false);
+    lz_metrics_t m;
+    lz_node_metrics(lz_server_node(server), &m);
+    printf("\n  server handshake_failures: %llu (mallory's tries)\n", (unsigned long long)m.handshake_failures);
+    status |= check(m.handshake_failures > 0, "the refusal was not counted");
+done:
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+    return status;
+}
+
+/* ---- 5. metrics --------------------------------------------------------- */
 
 static void print_metrics_row(const char *name, const lz_metrics_t *m) {
     printf("  %-14s %6llu %8llu %10llu %10llu %8llu %7llu %9llu\n", name, (unsigned long long)m->messages_sent,
@@ -518,7 +593,7 @@ static void print_metrics_row(const char *name, const lz_metrics_t *m) {
 }
 
 static int demo_metrics(lz_context_t *ctx, const node_table_t *table) {
-    header("4. Metrics: what every node counted");
+    header("5. Metrics: what every node counted");
     printf("  %-14s %6s %8s %10s %10s %8s %7s %9s\n", "node", "sent", "received", "bytes out", "bytes in",
            "dropped", "errors", "timeouts");
     for (int i = 0; i < table->count; i++) print_metrics_row(table->rows[i].name, &table->rows[i].metrics);
@@ -531,6 +606,16 @@ static int demo_metrics(lz_context_t *ctx, const node_table_t *table) {
     print_metrics_row("context total", &total);
     printf("\n  The subscribers' counts include the demo.hello probes; the server's\n"
            "  errors are the two error replies of section 2.\n");
+
+    // The same counters as Prometheus scrapes them (lz_prometheus_new or
+    // metrics.prometheus_listen serve this at /metrics): one family here.
+    char *text = lz_context_prometheus(ctx);
+    if (!text) return fail("prometheus", lz_last_error_code());
+    printf("\n  Prometheus text (%zu bytes), its messages_sent family (every node has\n"
+           "  closed by now: their counts live on in the \"(closed)\" series):\n\n", strlen(text));
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        if (strstr(line, "liberzmq_messages_sent_total")) printf("    %s\n", line);
+    free(text);
     return 0;
 }
 
@@ -558,6 +643,7 @@ int main(void) {
     failures += demo_pubsub(ctx, &table) != 0;
     failures += demo_reqrep(ctx, &table) != 0;
     failures += demo_pipeline(ctx, &table) != 0;
+    failures += demo_security() != 0;
     failures += demo_metrics(ctx, &table) != 0;
     lz_context_destroy(&ctx);
 

@@ -97,13 +97,6 @@ void lz__node_connection_event(lz_node_t *node, int delta) {
     atomic_fetch_add(&node->counters->active_connections, delta);
 }
 
-void lz__node_handshake_failed(lz_node_t *node, int event, unsigned value, const char *endpoint) {
-    LZ_COUNT(node, handshake_failures);
-    char reason[128];
-    lz__node_log_drop(node, "handshake with a peer on %s failed: %s", endpoint,
-                      lz__security_handshake_reason(event, value, reason, sizeof reason));
-}
-
 // secure_for settles the node's security with its first endpoint's side and
 // sets the socket up for it (lock held).
 static int secure_for(lz_node_t *node, char side) {
@@ -241,6 +234,8 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
     node->counters = &node->own_counters;
     node->socket_fd = node->wake_fd[LZ_WAIT_RECV] = node->wake_fd[LZ_WAIT_SEND] = -1;
     node->sends_wait = true;
+    node->drop_log.noun = "drop(s)";
+    node->handshake_log.noun = "failed handshake(s)";
     snprintf(node->name, sizeof node->name, "%s", name);
     node->serializer = lz__registry_find(lz__context_registry(ctx), node->settings->default_serializer);
     if (!node->serializer)
@@ -269,19 +264,20 @@ static void forget_endpoints(lz_node_t *node) {
     node->attached_count = 0;
 }
 
-// report_unlogged_drops: the drops after the last logged one would
-// otherwise wait for a turn that never comes; say how many there were.
-static void report_unlogged_drops(lz_node_t *node) {
-    uint64_t skipped = atomic_exchange(&node->drop_log_skipped, 0);
+// report_unlogged: the warnings after the last logged one would otherwise
+// wait for a turn that never comes; say how many there were.
+static void report_unlogged(lz_node_t *node, lz_log_limit_t *limit) {
+    uint64_t skipped = atomic_exchange(&limit->skipped, 0);
     if (skipped && LZ_LOG_WARNING >= lz_logger_level(node->log))
-        lz_logger_write(node->log, LZ_LOG_WARNING, node->name, "%llu more drop(s) not logged",
-                        (unsigned long long)skipped);
+        lz_logger_write(node->log, LZ_LOG_WARNING, node->name, "%llu more %s not logged", (unsigned long long)skipped,
+                        limit->noun);
 }
 
 void lz__node_close(lz_node_t *node) {
     if (!node || !node->ctx) return;
     lz_context_t *ctx = node->ctx;
-    report_unlogged_drops(node);
+    report_unlogged(node, &node->drop_log);
+    report_unlogged(node, &node->handshake_log);
     close_socket(node);
     if (node->attached_to_context) lz__context_detach(ctx, node);
     node->attached_to_context = false;
@@ -359,26 +355,26 @@ static void log_counted(lz_node_t *node, lz_log_level_t level, const char *forma
     if (level >= lz_logger_level(node->log)) lz_logger_vwrite(node->log, level, node->name, format, args);
 }
 
-// drop_log_turn tells whether this drop may be logged: the first in each
+// log_turn tells whether this warning may be logged: the first in each
 // second wins the turn and learns how many were skipped before it.
-static bool drop_log_turn(lz_node_t *node, uint64_t *skipped) {
-    int64_t now = lz__now_ms() / 1000, last = atomic_load(&node->drop_log_second);
-    if (now == last || !atomic_compare_exchange_strong(&node->drop_log_second, &last, now)) {
-        atomic_fetch_add(&node->drop_log_skipped, 1);
+static bool log_turn(lz_log_limit_t *limit, uint64_t *skipped) {
+    int64_t now = lz__now_ms() / 1000, last = atomic_load(&limit->second);
+    if (now == last || !atomic_compare_exchange_strong(&limit->second, &last, now)) {
+        atomic_fetch_add(&limit->skipped, 1);
         return false;
     }
-    *skipped = atomic_exchange(&node->drop_log_skipped, 0);
+    *skipped = atomic_exchange(&limit->skipped, 0);
     return true;
 }
 
-static void log_drop(lz_node_t *node, const char *format, va_list args) {
+static void log_limited(lz_node_t *node, lz_log_limit_t *limit, const char *format, va_list args) {
     uint64_t skipped = 0;
-    if (LZ_LOG_WARNING < lz_logger_level(node->log) || !drop_log_turn(node, &skipped)) return;
+    if (LZ_LOG_WARNING < lz_logger_level(node->log) || !log_turn(limit, &skipped)) return;
     char reason[512];
     vsnprintf(reason, sizeof reason, format, args);
     if (skipped)
-        lz_logger_write(node->log, LZ_LOG_WARNING, node->name, "%s (and %llu more drop(s) not logged)", reason,
-                        (unsigned long long)skipped);
+        lz_logger_write(node->log, LZ_LOG_WARNING, node->name, "%s (and %llu more %s not logged)", reason,
+                        (unsigned long long)skipped, limit->noun);
     else
         lz_logger_write(node->log, LZ_LOG_WARNING, node->name, "%s", reason);
 }
@@ -387,7 +383,7 @@ int lz__node_drop(lz_node_t *node, const char *format, ...) {
     LZ_COUNT(node, inbound_dropped);
     va_list args;
     va_start(args, format);
-    log_drop(node, format, args);
+    log_limited(node, &node->drop_log, format, args);
     va_end(args);
     return LZ_EPROTOCOL;
 }
@@ -395,8 +391,22 @@ int lz__node_drop(lz_node_t *node, const char *format, ...) {
 void lz__node_log_drop(lz_node_t *node, const char *format, ...) {
     va_list args;
     va_start(args, format);
-    log_drop(node, format, args);
+    log_limited(node, &node->drop_log, format, args);
     va_end(args);
+}
+
+static void warn_limited(lz_node_t *node, lz_log_limit_t *limit, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    log_limited(node, limit, format, args);
+    va_end(args);
+}
+
+void lz__node_handshake_failed(lz_node_t *node, int event, unsigned value, const char *endpoint) {
+    LZ_COUNT(node, handshake_failures);
+    char reason[128];
+    warn_limited(node, &node->handshake_log, "handshake with a peer on %s failed: %s", endpoint,
+                 lz__security_handshake_reason(event, value, reason, sizeof reason));
 }
 
 int lz__node_error(lz_node_t *node, int code, const char *format, ...) {

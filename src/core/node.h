@@ -50,6 +50,14 @@ typedef struct lz_counters {
     (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                   \
      ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
+// A warning logged at most once a second: when it was last logged
+// (monotonic s) and how many were left out since.
+typedef struct lz_log_limit {
+    atomic_int_fast64_t second;
+    atomic_uint_fast64_t skipped;
+    const char *noun; // "drop(s)": what the summary counts
+} lz_log_limit_t;
+
 #define LZ_NODE_ENDPOINT_MAX 256
 #define LZ_NODE_NAME_MAX 64
 
@@ -73,8 +81,8 @@ struct lz_node {
     bool attached_to_context;
     bool thread_owned;              // a thread uses the socket without the lock: no bind/connect after
     atomic_int_fast64_t socket_connections; // this socket's share of active_connections
-    atomic_int_fast64_t drop_log_second;    // when a drop was last logged (monotonic s)
-    atomic_uint_fast64_t drop_log_skipped;  // drops not logged since then
+    lz_log_limit_t drop_log;        // drop warnings, at most one a second
+    lz_log_limit_t handshake_log;   // failed handshake warnings, the same
     char name[LZ_NODE_NAME_MAX];
     char endpoint[LZ_NODE_ENDPOINT_MAX]; // last bound, resolved
     char **attached;                // every "@url"/">url" applied, for rebuilds

@@ -65,6 +65,8 @@ ok() {
 }
 
 run demo
+expect demo "alice    -> the server sees key"
+expect demo "refused, nothing reached the server"
 expect demo "every check passed"
 ok demo
 
