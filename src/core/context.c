@@ -48,7 +48,6 @@ struct lz_context {
     pthread_mutex_t lock; // guards nodes and retired
     lz_node_t *nodes;
     uint64_t node_ids; // the last id given
-    size_t node_count;
     lz_metrics_t retired;
     lz_prometheus_t *exporter; // from metrics.prometheus_listen
     monitor_t monitor;
@@ -106,9 +105,7 @@ static void monitor_read_event(monitor_entry_t *entry) {
                                                                                : 0;
         if (event & LZ_HANDSHAKE_FAILURES) {
             char endpoint[LZ_NODE_ENDPOINT_MAX];
-            size_t n = zmq_msg_size(&addr) < sizeof endpoint - 1 ? zmq_msg_size(&addr) : sizeof endpoint - 1;
-            memcpy(endpoint, zmq_msg_data(&addr), n);
-            endpoint[n] = '\0';
+            lz__msg_text(&addr, endpoint, sizeof endpoint);
             uint32_t value = 0;
             if (zmq_msg_size(&head) >= 6) memcpy(&value, (char *)zmq_msg_data(&head) + 2, sizeof value);
             lz__node_handshake_failed(entry->node, event, value, endpoint);
@@ -328,7 +325,6 @@ const lz_security_t *lz__context_security(const lz_context_t *ctx) { return ctx-
 void lz__context_attach(lz_context_t *ctx, lz_node_t *node) {
     pthread_mutex_lock(&ctx->lock);
     node->id = ++ctx->node_ids;
-    ctx->node_count++;
     node->prev = NULL;
     node->next = ctx->nodes;
     if (ctx->nodes) ctx->nodes->prev = node;
@@ -347,7 +343,6 @@ void lz__context_detach(lz_context_t *ctx, lz_node_t *node) {
     if (node->prev) node->prev->next = node->next;
     else ctx->nodes = node->next;
     if (node->next) node->next->prev = node->prev;
-    ctx->node_count--;
     lz_metrics_add(&ctx->retired, &final);
     pthread_mutex_unlock(&ctx->lock);
 }
@@ -375,7 +370,9 @@ int lz_context_metrics(lz_context_t *ctx, lz_metrics_t *out) {
 
 int lz__context_snapshots(lz_context_t *ctx, lz_node_snapshot_t **out, size_t *count) {
     pthread_mutex_lock(&ctx->lock);
-    lz_node_snapshot_t *snaps = malloc((ctx->node_count + 1) * sizeof *snaps);
+    size_t owners = 0;
+    for (lz_node_t *node = ctx->nodes; node; node = node->next) owners += counts_own(node);
+    lz_node_snapshot_t *snaps = malloc((owners + 1) * sizeof *snaps);
     size_t n = 0;
     for (lz_node_t *node = ctx->nodes; snaps && node; node = node->next) {
         if (!counts_own(node)) continue;

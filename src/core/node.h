@@ -329,6 +329,14 @@ static inline size_t lz__frames_copy(lz_frames_t *f, size_t i, void *dst, size_t
     return size;
 }
 
+// lz__msg_text copies a frame into buf as a string (cut to size - 1
+// bytes), for frames of text: ZAP fields, monitor event endpoints.
+static inline void lz__msg_text(zmq_msg_t *frame, char *buf, size_t size) {
+    size_t n = zmq_msg_size(frame) < size - 1 ? zmq_msg_size(frame) : size - 1;
+    memcpy(buf, zmq_msg_data(frame), n);
+    buf[n] = '\0';
+}
+
 // lz__msg_move_to_empty is zmq_msg_move into a message that holds nothing,
 // spelled out: libzmq's msg_t::move closes the target, copies the struct
 // and initialises the source (a msg_t has no pointer into itself; shared

@@ -365,18 +365,12 @@ typedef struct {
     const char *refusal;         // why it is refused, NULL to admit
 } zap_case_t;
 
-static void frame_text(zmq_msg_t *frame, char *buf, size_t size) {
-    size_t n = zmq_msg_size(frame) < size - 1 ? zmq_msg_size(frame) : size - 1;
-    memcpy(buf, zmq_msg_data(frame), n);
-    buf[n] = '\0';
-}
-
 static const char *judge(const lz_security_t *policy, zmq_msg_t *frames, size_t count, zap_case_t *c) {
     if (count < ZAP_CREDENTIAL || zmq_msg_size(&frames[ZAP_VERSION]) != 3 ||
         memcmp(zmq_msg_data(&frames[ZAP_VERSION]), "1.0", 3) != 0)
         return "malformed ZAP request";
-    frame_text(&frames[ZAP_ADDRESS], c->address, sizeof c->address);
-    frame_text(&frames[ZAP_MECHANISM], c->mechanism, sizeof c->mechanism);
+    lz__msg_text(&frames[ZAP_ADDRESS], c->address, sizeof c->address);
+    lz__msg_text(&frames[ZAP_MECHANISM], c->mechanism, sizeof c->mechanism);
     address_rule_t peer;
     // Address rules are for IP peers; an ipc peer reports none.
     if (address_parse(c->address, &peer)) {
