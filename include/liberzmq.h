@@ -14,6 +14,7 @@
 #include "liberzmq/metrics.h"
 #include "liberzmq/value.h"
 #include "liberzmq/serializer.h"
+#include "liberzmq/protobuf.h"
 #include "liberzmq/context.h"
 #include "liberzmq/message.h"
 #include "liberzmq/node.h"

@@ -12,6 +12,9 @@ packages=(
   libmsgpack-dev       # MessagePack (msgpack-c)
   libyaml-dev          # YAML configuration files
   libmicrohttpd-dev    # the Prometheus exporter's HTTP server
+  libprotobuf-c-dev    # the Protocol Buffers serializer (protobuf-c)
+  protobuf-c-compiler  # protoc-c: the tests' and example's .proto files
+  protobuf-compiler python3-protobuf  # protoc --python_out: protobuf interop tests
   libzstd-dev          # the compressed-JSON example serializer
   python3-zmq          # interop tests with /usr/bin/python3
 )

@@ -199,6 +199,9 @@ LZ_TEST(no_object_at_all) {
     (void)lz_serializer_name(NULL), (void)lz_serializer_content_type(NULL), (void)lz_serializer_flags(NULL);
     fails(lz_serializer_encode(NULL, NULL, NULL));
     fails(lz_serializer_decode(NULL, "1", 1, &v));
+    fails(lz_protobuf_register(NULL, NULL, NULL, 0));
+    fails(lz_protobuf_from_value(NULL, NULL, NULL));
+    fails(lz_protobuf_to_value(NULL, 0, NULL));
     nothing(lz_value_copy(NULL));
     fails(lz_value_array_append(NULL, lz_value_int(1))); // the item is freed: ASan would see a leak
     fails(lz_value_object_set(NULL, "k", lz_value_int(1)));

@@ -1,0 +1,412 @@
+/* The Protocol Buffers serializer (src/serial/protobuf.c): values to
+ * messages and back for every field kind, the bytes checked against
+ * protobuf-c's own packing of the generated structs, proto2 presence and
+ * required fields, each kind of misfit named, malformed input, the JSON
+ * fallback, the codec in pub/sub and push/pull, and a pyzmq peer using
+ * protoc's Python classes (tests/interop/protobuf_pubsub.py). */
+#include <math.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "legacy.pb-c.h"
+#include "liberzmq/protobuf.h"
+#include "lz_test.h"
+#include "sensor.pb-c.h"
+
+static lz_value_t *json(const char *text) {
+    lz_value_t *value = lz_value_from_json(text, strlen(text));
+    LZ_CHECK(value != NULL);
+    return value;
+}
+
+// encode: value (JSON text) through lz_protobuf_from_value and protobuf-c's
+// pack, into a buffer the caller frees; NULL (and the error kept) on failure.
+static uint8_t *encode(const ProtobufCMessageDescriptor *descriptor, const char *text, size_t *size) {
+    lz_value_t *value = json(text);
+    ProtobufCMessage *message = NULL;
+    int rc = lz_protobuf_from_value(descriptor, value, &message);
+    lz_value_destroy(&value);
+    if (rc) {
+        LZ_CHECK(message == NULL);
+        return NULL;
+    }
+    *size = protobuf_c_message_get_packed_size(message);
+    uint8_t *bytes = malloc(*size + 1);
+    protobuf_c_message_pack(message, bytes);
+    protobuf_c_message_free_unpacked(message, NULL);
+    return bytes;
+}
+
+// decode_json: bytes unpacked by protobuf-c and turned into a value,
+// rendered as JSON (caller frees).
+static char *decode_json(const ProtobufCMessageDescriptor *descriptor, const uint8_t *bytes, size_t size,
+                         unsigned flags) {
+    ProtobufCMessage *message = protobuf_c_message_unpack(descriptor, NULL, size, bytes);
+    LZ_CHECK(message != NULL);
+    lz_value_t *value = NULL;
+    LZ_CHECK_INT(lz_protobuf_to_value(message, flags, &value), LZ_OK);
+    protobuf_c_message_free_unpacked(message, NULL);
+    char *text = lz_value_to_json(value);
+    lz_value_destroy(&value);
+    return text;
+}
+
+static void check_round_trip(const ProtobufCMessageDescriptor *descriptor, const char *in, const char *want,
+                             unsigned flags) {
+    size_t size = 0;
+    uint8_t *bytes = encode(descriptor, in, &size);
+    LZ_CHECK(bytes != NULL);
+    if (!bytes) {
+        fprintf(stderr, "  encoding %s failed: %s\n", in, lz_last_error());
+        return;
+    }
+    char *text = decode_json(descriptor, bytes, size, flags);
+    LZ_CHECK_STR(text, want);
+    free(text);
+    free(bytes);
+}
+
+static void check_misfit(const ProtobufCMessageDescriptor *descriptor, const char *in, const char *detail) {
+    size_t size;
+    uint8_t *bytes = encode(descriptor, in, &size);
+    LZ_CHECK(bytes == NULL);
+    free(bytes);
+    LZ_CHECK(strstr(lz_last_error(), detail) != NULL);
+    if (!strstr(lz_last_error(), detail)) fprintf(stderr, "  %s: got \"%s\"\n", in, lz_last_error());
+}
+
+// Every field kind, written and read back; keys come back in field order.
+#define FULL_READING                                                                                               \
+    "{\"sensor_id\":\"t-1\",\"value\":21.5,\"ratio\":0.1,\"level\":-7,\"delta\":-3,\"count\":9007199254740993,"     \
+    "\"serial\":\"18446744073709551615\",\"mask\":\"42\",\"flags\":4294967295,\"ok\":true,\"unit\":\"KELVIN\","         \
+    "\"blob\":\"AAEC/w==\",\"where\":{\"lat\":48.1,\"lon\":11.5},\"samples\":[1,-2,3],\"tags\":[\"a\",\"b\"],"     \
+    "\"path\":[{\"lat\":1.0},{}],\"counts\":{\"x\":1,\"y\":-2},\"stations\":{\"7\":{\"lat\":2.5},\"-1\":{}},"       \
+    "\"device\":\"probe\"}"
+
+LZ_TEST(every_field_kind_round_trips) {
+    // serial (UINT64_MAX) does not fit an int64: it reads back as the
+    // decimal string; "42" reads as a number; bytes as base64 (to_json).
+    check_round_trip(&demo__reading__descriptor, FULL_READING,
+                     "{\"sensor_id\":\"t-1\",\"value\":21.5,\"ratio\":0.1,\"level\":-7,\"delta\":-3,"
+                     "\"count\":9007199254740993,\"serial\":\"18446744073709551615\",\"mask\":42,"
+                     "\"flags\":4294967295,\"ok\":true,\"unit\":\"KELVIN\",\"blob\":\"AAEC/w==\","
+                     "\"where\":{\"lat\":48.1,\"lon\":11.5},\"samples\":[1,-2,3],\"tags\":[\"a\",\"b\"],"
+                     "\"path\":[{\"lat\":1.0},{}],\"counts\":{\"x\":1,\"y\":-2},"
+                     "\"stations\":{\"7\":{\"lat\":2.5},\"-1\":{}},\"device\":\"probe\"}",
+                     0);
+    // The other member of the oneof; enum by number; JSON names.
+    check_round_trip(&demo__reading__descriptor, "{\"sensorId\":\"c\",\"channel\":0,\"unit\":1}",
+                     "{\"sensor_id\":\"c\",\"unit\":\"CELSIUS\",\"channel\":0}", 0);
+    // An enum number the type does not name stays a number (proto3 enums are open).
+    check_round_trip(&demo__reading__descriptor, "{\"unit\":9}", "{\"unit\":9}", 0);
+    check_round_trip(&demo__reading__descriptor, "{}", "{}", 0);
+    check_round_trip(&demo__reading__descriptor, "{\"value\":null,\"tags\":null}", "{}", 0);
+}
+
+// The bytes are protobuf's: protobuf-c packs the generated struct filled
+// by hand to the same bytes, and reading those gives the value.
+LZ_TEST(bytes_match_protobuf_c_generated_code) {
+    Demo__Location where = DEMO__LOCATION__INIT;
+    where.lat = 48.1;
+    where.lon = 11.5;
+    int32_t samples[] = {1, -2, 3};
+    char *tags[] = {"a", "b"};
+    Demo__Reading__CountsEntry x = DEMO__READING__COUNTS_ENTRY__INIT, y = DEMO__READING__COUNTS_ENTRY__INIT;
+    x.key = "x", x.value = 1, y.key = "y", y.value = -2;
+    Demo__Reading__CountsEntry *counts[] = {&x, &y};
+    Demo__Reading reading = DEMO__READING__INIT;
+    reading.sensor_id = "t-1";
+    reading.value = 21.5;
+    reading.ratio = 0.1f;
+    reading.level = -7;
+    reading.serial = UINT64_MAX;
+    reading.unit = DEMO__UNIT__KELVIN;
+    reading.blob = (ProtobufCBinaryData){.len = 4, .data = (uint8_t *)"\x00\x01\x02\xff"};
+    reading.where = &where;
+    reading.n_samples = 3, reading.samples = samples;
+    reading.n_tags = 2, reading.tags = tags;
+    reading.n_counts = 2, reading.counts = counts;
+    reading.source_case = DEMO__READING__SOURCE_CHANNEL;
+    reading.channel = 5;
+    size_t want_size = demo__reading__get_packed_size(&reading);
+    uint8_t *want = malloc(want_size);
+    demo__reading__pack(&reading, want);
+
+    size_t size = 0;
+    uint8_t *got = encode(&demo__reading__descriptor,
+                          "{\"sensor_id\":\"t-1\",\"value\":21.5,\"ratio\":0.1,\"level\":-7,"
+                          "\"serial\":\"18446744073709551615\",\"unit\":\"KELVIN\",\"blob\":\"AAEC/w==\","
+                          "\"where\":{\"lat\":48.1,\"lon\":11.5},\"samples\":[1,-2,3],\"tags\":[\"a\",\"b\"],"
+                          "\"counts\":{\"x\":1,\"y\":-2},\"channel\":5}",
+                          &size);
+    LZ_CHECK(got && size == want_size && memcmp(got, want, size) == 0);
+    char *text = decode_json(&demo__reading__descriptor, want, want_size, 0);
+    LZ_CHECK_STR(text, "{\"sensor_id\":\"t-1\",\"value\":21.5,\"ratio\":0.1,\"level\":-7,"
+                       "\"serial\":\"18446744073709551615\",\"unit\":\"KELVIN\",\"blob\":\"AAEC/w==\","
+                       "\"where\":{\"lat\":48.1,\"lon\":11.5},\"samples\":[1,-2,3],\"tags\":[\"a\",\"b\"],"
+                       "\"counts\":{\"x\":1,\"y\":-2},\"channel\":5}");
+    free(text);
+    free(got);
+    free(want);
+}
+
+LZ_TEST(defaults_appear_only_when_asked) {
+    size_t size = 0;
+    uint8_t *bytes = encode(&demo__reading__descriptor, "{\"level\":0,\"sensor_id\":\"\",\"tags\":[]}", &size);
+    LZ_CHECK(bytes && size == 0); // proto3 sends no default
+    char *text = decode_json(&demo__reading__descriptor, bytes, size, LZ_PROTOBUF_DEFAULTS);
+    LZ_CHECK_STR(text, "{\"sensor_id\":\"\",\"value\":0.0,\"ratio\":0.0,\"level\":0,\"delta\":0,\"count\":0,"
+                       "\"serial\":0,\"mask\":0,\"flags\":0,\"ok\":false,\"unit\":\"UNIT_UNSPECIFIED\",\"blob\":\"\","
+                       "\"samples\":[],\"tags\":[],\"path\":[],\"counts\":{},\"stations\":{}}");
+    free(text);
+    free(bytes);
+    // proto2: optional fields say whether they were sent; declared defaults
+    // fill the rest when asked.
+    check_round_trip(&legacy__config__descriptor, "{\"name\":\"n\"}", "{\"name\":\"n\"}", 0);
+    check_round_trip(&legacy__config__descriptor, "{\"name\":\"n\",\"retries\":0,\"mode\":\"fast\"}",
+                     "{\"name\":\"n\",\"retries\":0,\"mode\":\"fast\"}", 0);
+    check_round_trip(&legacy__config__descriptor, "{\"name\":\"n\"}",
+                     "{\"name\":\"n\",\"retries\":3,\"mode\":\"fast\",\"switches\":[]}", LZ_PROTOBUF_DEFAULTS);
+    check_round_trip(&legacy__config__descriptor, "{\"name\":\"n\",\"switches\":[true,false]}",
+                     "{\"name\":\"n\",\"switches\":[true,false]}", 0);
+}
+
+LZ_TEST(misfits_are_refused_naming_the_field) {
+    const ProtobufCMessageDescriptor *reading = &demo__reading__descriptor;
+    check_misfit(reading, "[1]", "demo.Reading needs an object (got array)");
+    check_misfit(reading, "{\"nope\":1}", "demo.Reading has no field \"nope\"");
+    check_misfit(reading, "{\"level\":\"x\"}", "demo.Reading.level needs an integer (got string)");
+    check_misfit(reading, "{\"level\":\" 1\"}", "demo.Reading.level needs an integer (got string)");
+    check_misfit(reading, "{\"level\":2147483648}", "demo.Reading.level is out of range");
+    check_misfit(reading, "{\"level\":1.5}", "demo.Reading.level needs an integer (got double)");
+    check_misfit(reading, "{\"flags\":-1}", "demo.Reading.flags is out of range");
+    check_misfit(reading, "{\"serial\":\"-1\"}", "demo.Reading.serial is out of range");
+    check_misfit(reading, "{\"serial\":\"18446744073709551616\"}", "demo.Reading.serial is out of range");
+    check_misfit(reading, "{\"serial\":1.8446744073709552e19}", "demo.Reading.serial is out of range");
+    check_misfit(reading, "{\"count\":\"-9223372036854775809\"}", "demo.Reading.count is out of range");
+    check_misfit(reading, "{\"count\":\"12x\"}", "demo.Reading.count needs an integer (got string)");
+    check_misfit(reading, "{\"ratio\":1e300}", "demo.Reading.ratio is too large for a float");
+    check_misfit(reading, "{\"value\":true}", "demo.Reading.value needs a number (got bool)");
+    check_misfit(reading, "{\"ok\":1}", "demo.Reading.ok needs a boolean (got int)");
+    check_misfit(reading, "{\"unit\":\"FAHRENHEIT\"}", "demo.Unit has no value \"FAHRENHEIT\"");
+    check_misfit(reading, "{\"sensor_id\":5}", "demo.Reading.sensor_id needs a string (got int)");
+    check_misfit(reading, "{\"sensor_id\":\"a\\u0000b\"}", "demo.Reading.sensor_id cannot hold a NUL character");
+    check_misfit(reading, "{\"blob\":\"not base64!\"}", "demo.Reading.blob needs bytes or a base64 string");
+    check_misfit(reading, "{\"where\":[]}", "demo.Location needs an object (got array)");
+    check_misfit(reading, "{\"where\":{\"lat\":\"n\"}}", "demo.Location.lat needs a number (got string)");
+    check_misfit(reading, "{\"samples\":5}", "demo.Reading.samples needs an array (a repeated field)");
+    check_misfit(reading, "{\"samples\":[1,null]}", "demo.Reading.samples cannot hold null elements");
+    check_misfit(reading, "{\"tags\":[\"a\",2]}", "demo.Reading.tags needs a string");
+    check_misfit(reading, "{\"path\":[{},{\"x\":1}]}", "demo.Location has no field \"x\"");
+    check_misfit(reading, "{\"counts\":[1]}", "demo.Reading.counts needs an object (a map field)");
+    check_misfit(reading, "{\"counts\":{\"a\":\"b\"}}", "Reading.CountsEntry.value needs an integer");
+    check_misfit(reading, "{\"stations\":{\"seven\":{}}}", "Reading.StationsEntry.key needs an integer");
+    check_misfit(reading, "{\"device\":\"d\",\"channel\":1}", "demo.Reading.channel: another field of its oneof");
+    check_misfit(reading, "{\"sensor_id\":\"a\",\"sensorId\":\"b\"}", "demo.Reading.sensor_id is given twice");
+    check_misfit(&legacy__config__descriptor, "{\"retries\":1}", "legacy.Config: required field name is missing");
+    check_misfit(&legacy__config__descriptor, "{\"name\":null}", "legacy.Config: required field name is missing");
+    // Special doubles take the proto3 JSON spellings.
+    size_t size = 0;
+    uint8_t *bytes = encode(reading, "{\"value\":\"-Infinity\"}", &size);
+    Demo__Reading *back = bytes ? demo__reading__unpack(NULL, size, bytes) : NULL;
+    LZ_CHECK(back && isinf(back->value) && back->value < 0);
+    demo__reading__free_unpacked(back, NULL);
+    free(bytes);
+}
+
+LZ_TEST(nesting_is_bounded) {
+    // A recursive type nests 99 levels below the top, not 100.
+    char text[4096] = "";
+    for (int depth = 99; depth <= 100; depth++) {
+        text[0] = '\0';
+        for (int i = 0; i < depth; i++) strcat(text, "{\"child\":");
+        strcat(text, "{}");
+        for (int i = 0; i < depth; i++) strcat(text, "}");
+        size_t size;
+        uint8_t *bytes = encode(&legacy__node__descriptor, text, &size);
+        LZ_CHECK((bytes != NULL) == (depth == 99));
+        if (bytes) free(decode_json(&legacy__node__descriptor, bytes, size, 0));
+        free(bytes);
+    }
+    LZ_CHECK(strstr(lz_last_error(), "nesting deeper than 100 levels") != NULL);
+}
+
+static lz_context_t *context_with(unsigned flags) {
+    lz_context_t *ctx = lz_test_pattern_context(1);
+    LZ_CHECK_INT(lz_protobuf_register(ctx, "reading", &demo__reading__descriptor, flags), LZ_OK);
+    return ctx;
+}
+
+LZ_TEST(codec_registers_and_rejects_bad_input) {
+    lz_context_t *ctx = context_with(0);
+    const lz_serializer_t *codec = lz_serializer_find(ctx, "reading");
+    LZ_CHECK_STR(lz_serializer_content_type(codec), "application/x-protobuf");
+    LZ_CHECK_INT(lz_protobuf_register(ctx, "reading", &legacy__config__descriptor, 0), LZ_ESTATE);
+    LZ_CHECK_INT(lz_protobuf_register(ctx, "x", &demo__reading__descriptor, 1u << 7), LZ_EINVAL);
+    LZ_CHECK_INT(lz_protobuf_register(ctx, "", &demo__reading__descriptor, 0), LZ_EINVAL);
+    LZ_CHECK_INT(lz_protobuf_register(ctx, "x", (const void *)&demo__unit__descriptor, 0), LZ_EINVAL);
+    LZ_CHECK(strstr(lz_last_error(), "not a protobuf-c message descriptor") != NULL);
+
+    // Malformed bytes: a clear error, never a crash (random bytes too:
+    // most are not protobuf, the rest must decode into a value).
+    lz_value_t *value = NULL;
+    LZ_CHECK_INT(lz_serializer_decode(codec, "\x0a\x05" "ab", 4, &value), LZ_ESERIALIZATION);
+    LZ_CHECK(strstr(lz_last_error(), "4 bytes are not a valid demo.Reading") != NULL);
+    LZ_CHECK_INT(lz_serializer_decode(codec, "\x0a\x02\xff\xfe", 4, &value), LZ_ESERIALIZATION);
+    LZ_CHECK(strstr(lz_last_error(), "not UTF-8") != NULL);
+    LZ_CHECK(value == NULL);
+    unsigned seed = 7;
+    for (int round = 0; round < 2000; round++) {
+        uint8_t bytes[48];
+        size_t size = (size_t)(rand_r(&seed) % (int)sizeof bytes);
+        for (size_t i = 0; i < size; i++) bytes[i] = (uint8_t)rand_r(&seed);
+        int rc = lz_serializer_decode(codec, bytes, size, &value);
+        LZ_CHECK(rc == LZ_OK || rc == LZ_ESERIALIZATION);
+        LZ_CHECK((rc == LZ_OK) == (lz_value_type(value) == LZ_VALUE_OBJECT));
+        lz_value_destroy(&value);
+    }
+    lz_context_destroy(&ctx);
+}
+
+// Without the fallback a value that is no Reading is an error; with it
+// the value goes as 0xFF + JSON (what the Python LiberZMQ sends), and
+// decoding takes that, plain JSON, and protobuf alike.
+LZ_TEST(json_fallback_carries_other_values) {
+    lz_context_t *strict = context_with(0), *lenient = LZ_TEST_CONTEXT("zmq.linger=0");
+    LZ_CHECK_INT(lz_protobuf_register(lenient, "reading", &demo__reading__descriptor, LZ_PROTOBUF_JSON_FALLBACK), 0);
+    const lz_serializer_t *s = lz_serializer_find(strict, "reading"), *l = lz_serializer_find(lenient, "reading");
+    lz_value_t *envelope = json("{\"type\":\"t\",\"data\":{\"sensor_id\":\"x\"}}"), *back = NULL;
+    lz_buffer_t *buf = lz_buffer_new();
+    LZ_CHECK_INT(lz_serializer_encode(s, envelope, buf), LZ_ESERIALIZATION);
+    LZ_CHECK_INT(lz_serializer_encode(l, envelope, buf), LZ_OK);
+    const char *bytes = lz_buffer_data(buf);
+    LZ_CHECK(lz_buffer_size(buf) > 1 && (uint8_t)bytes[0] == 0xFF && bytes[1] == '{');
+    LZ_CHECK_INT(lz_serializer_decode(l, bytes, lz_buffer_size(buf), &back), LZ_OK);
+    LZ_CHECK(lz_value_equal(back, envelope));
+    lz_value_destroy(&back);
+    LZ_CHECK_INT(lz_serializer_decode(s, bytes, lz_buffer_size(buf), &back), LZ_ESERIALIZATION);
+    LZ_CHECK_INT(lz_serializer_decode(l, "[1,2]", 5, &back), LZ_OK);
+    LZ_CHECK(lz_value_type(back) == LZ_VALUE_ARRAY);
+    lz_value_destroy(&back);
+    LZ_CHECK_INT(lz_serializer_decode(l, "\x0a\x05" "ab", 4, &back), LZ_ESERIALIZATION);
+    LZ_CHECK(strstr(lz_last_error(), "are not a valid demo.Reading nor JSON") != NULL);
+    // A Reading still travels as protobuf.
+    lz_buffer_reset(buf);
+    lz_value_t *reading = json("{\"level\":1}");
+    LZ_CHECK_INT(lz_serializer_encode(l, reading, buf), LZ_OK);
+    LZ_CHECK(lz_buffer_size(buf) == 2 && memcmp(lz_buffer_data(buf), "\x20\x01", 2) == 0);
+    lz_value_destroy(&reading);
+    lz_value_destroy(&envelope);
+    lz_buffer_destroy(&buf);
+    lz_context_destroy(&strict);
+    lz_context_destroy(&lenient);
+}
+
+LZ_TEST(patterns_carry_messages) {
+    lz_context_t *ctx = context_with(LZ_PROTOBUF_JSON_FALLBACK);
+    char endpoint[128];
+    lz_test_inproc_endpoint(endpoint, sizeof endpoint);
+    lz_pub_t *pub = lz_pub_new(ctx, NULL);
+    lz_sub_t *sub = lz_sub_new(ctx, NULL);
+    LZ_CHECK_INT(lz_node_set_serializer(lz_pub_node(pub), "reading"), LZ_OK);
+    LZ_CHECK_INT(lz_node_set_serializer(lz_sub_node(sub), "reading"), LZ_OK);
+    LZ_CHECK_INT(lz_node_bind(lz_pub_node(pub), endpoint), LZ_OK);
+    LZ_CHECK_INT(lz_node_connect(lz_sub_node(sub), endpoint), LZ_OK);
+    LZ_CHECK_INT(lz_sub_subscribe(sub, "sensor."), LZ_OK);
+    lz_value_t *sent = json(FULL_READING);
+    lz_message_t *msg = NULL;
+    for (int i = 0; i < 500 && !msg; i++) { // until the subscription has arrived
+        LZ_CHECK_INT(lz_pub_publish(pub, "sensor.t1", sent), LZ_OK);
+        msg = lz_sub_recv(sub, 10);
+    }
+    LZ_CHECK(msg != NULL);
+    const lz_value_t *got = lz_message_value(msg);
+    LZ_CHECK_STR(lz_value_find_string(got, "unit", ""), "KELVIN");
+    LZ_CHECK_INT(lz_value_find_int(got, "count", 0), 9007199254740993LL);
+    LZ_CHECK_INT((int)lz_value_size(lz_value_get(got, "stations")), 2);
+    // The payload frame is the protobuf encoding itself.
+    size_t size;
+    const uint8_t *payload = lz_message_payload(msg, &size);
+    LZ_CHECK(size > 0 && payload[0] == 0x0a); // field 1, length-delimited: sensor_id
+    lz_message_destroy(&msg);
+
+    // Tasks go in the envelope, which the fallback sends as JSON.
+    lz_push_t *push = lz_push_new(ctx, NULL);
+    lz_pull_t *pull = lz_pull_new(ctx, NULL);
+    lz_test_inproc_endpoint(endpoint, sizeof endpoint);
+    LZ_CHECK_INT(lz_node_set_serializer(lz_push_node(push), "reading"), LZ_OK);
+    LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(pull), "reading"), LZ_OK);
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), endpoint), LZ_OK);
+    LZ_CHECK_INT(lz_node_connect(lz_push_node(push), endpoint), LZ_OK);
+    LZ_CHECK_INT(lz_push_send(push, "calibrate", sent, 0), LZ_OK);
+    msg = lz_pull_recv(pull, 5000);
+    LZ_CHECK(msg != NULL);
+    LZ_CHECK_STR(msg ? lz_message_type(msg) : "", "calibrate");
+    LZ_CHECK(msg && lz_value_equal(lz_message_value(msg), sent));
+    lz_message_destroy(&msg);
+    lz_value_destroy(&sent);
+    lz_push_destroy(&push);
+    lz_pull_destroy(&pull);
+    lz_sub_destroy(&sub);
+    lz_pub_destroy(&pub);
+    lz_context_destroy(&ctx);
+}
+
+// A pyzmq peer with protoc's generated Python class reads what we publish
+// and publishes a Reading back (tests/interop/protobuf_pubsub.py).
+LZ_TEST(pyzmq_protobuf_interop) {
+    // The registered name as serialization.default: nodes created after
+    // the registration take it.
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=200", "serialization.default=reading");
+    LZ_CHECK(lz_pub_new(ctx, NULL) == NULL && lz_last_error_code() == LZ_ECONFIG);
+    LZ_CHECK_INT(lz_protobuf_register(ctx, "reading", &demo__reading__descriptor, 0), LZ_OK);
+    lz_pub_t *pub = lz_pub_new(ctx, "tcp://127.0.0.1:*");
+    lz_sub_t *sub = lz_sub_new(ctx, NULL);
+    LZ_CHECK_STR(lz_node_serializer_name(lz_pub_node(pub)), "reading");
+    LZ_CHECK_INT(lz_node_bind(lz_sub_node(sub), "tcp://127.0.0.1:*"), LZ_OK);
+    LZ_CHECK_INT(lz_sub_subscribe(sub, "sensor.py"), LZ_OK);
+    setenv("PYTHONPATH", LZ_BINARY_DIR "/tests/proto", 1);
+    pid_t pid = lz_test_spawn_python("protobuf_pubsub.py", lz_node_endpoint(lz_pub_node(pub)),
+                                     lz_node_endpoint(lz_sub_node(sub)));
+    lz_value_t *sent = json(FULL_READING);
+    lz_message_t *msg = NULL;
+    for (int64_t end = lz_test_now_ms() + 10000; !msg && lz_test_now_ms() < end;) {
+        LZ_CHECK_INT(lz_pub_publish(pub, "sensor.c", sent), LZ_OK);
+        msg = lz_sub_recv(sub, 20);
+    }
+    LZ_CHECK(msg != NULL);
+    char *text = msg ? lz_value_to_json(lz_message_value(msg)) : NULL;
+    LZ_CHECK_STR(text, "{\"sensor_id\":\"py-7\",\"ratio\":0.25,\"count\":-5,\"serial\":\"18446744073709551614\","
+                       "\"unit\":\"CELSIUS\",\"blob\":\"/wA=\",\"where\":{\"lat\":-33.9},\"tags\":[\"\u00e9t\u00e9\"],"
+                       "\"counts\":{\"z\":26},\"channel\":3}");
+    free(text);
+    lz_message_destroy(&msg);
+    LZ_CHECK_INT(lz_pub_publish_bytes(pub, "sensor.done", "", 0), LZ_OK); // a Reading with nothing set
+    LZ_CHECK_INT(lz_test_wait(pid, 10000), 0);
+    lz_value_destroy(&sent);
+    lz_sub_destroy(&sub);
+    lz_pub_destroy(&pub);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(arguments_are_checked) {
+    lz_value_t *value = json("{}"), *out = NULL;
+    ProtobufCMessage *message = NULL;
+    LZ_CHECK_INT(lz_protobuf_from_value(NULL, value, &message), LZ_EINVAL);
+    LZ_CHECK_INT(lz_protobuf_from_value(&demo__reading__descriptor, NULL, &message), LZ_EINVAL);
+    LZ_CHECK_INT(lz_protobuf_from_value(&demo__reading__descriptor, value, NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_protobuf_to_value(NULL, 0, &out), LZ_EINVAL);
+    Demo__Reading reading = DEMO__READING__INIT;
+    LZ_CHECK_INT(lz_protobuf_to_value(&reading.base, 0, NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_protobuf_to_value(&reading.base, LZ_PROTOBUF_JSON_FALLBACK, &out), LZ_EINVAL);
+    LZ_CHECK_INT(lz_protobuf_register(NULL, "x", &demo__reading__descriptor, 0), LZ_EINVAL);
+    LZ_CHECK_INT(lz_protobuf_to_value(&reading.base, 0, &out), LZ_OK);
+    LZ_CHECK(lz_value_type(out) == LZ_VALUE_OBJECT && lz_value_size(out) == 0);
+    lz_value_destroy(&out);
+    lz_value_destroy(&value);
+}
+
+LZ_TEST_MAIN(LZ_CASE(every_field_kind_round_trips), LZ_CASE(bytes_match_protobuf_c_generated_code),
+             LZ_CASE(defaults_appear_only_when_asked), LZ_CASE(misfits_are_refused_naming_the_field),
+             LZ_CASE(nesting_is_bounded), LZ_CASE(codec_registers_and_rejects_bad_input),
+             LZ_CASE(json_fallback_carries_other_values), LZ_CASE(patterns_carry_messages),
+             LZ_CASE(pyzmq_protobuf_interop), LZ_CASE(arguments_are_checked))
