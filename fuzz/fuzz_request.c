@@ -11,7 +11,7 @@
 #include "patterns/routing.h"
 
 static int encode_request(const lz_serializer_t *codec, const lz_message_t *msg, lz_buffer_t *out) {
-    return lz__envelope_encode_request(codec, lz_message_type(msg), lz_message_value(msg), lz_message_id(msg), out);
+    return lz__envelope_encode_request(codec, lz_message_type(msg), lz_message_value(msg), lz_message_id(msg), NULL, out);
 }
 
 static const fuzz_envelope_kind_t request_kind = {"request_id", lz__envelope_decode_request, encode_request, true};

@@ -9,7 +9,7 @@
 static int encode_task(const lz_serializer_t *codec, const lz_message_t *msg, lz_buffer_t *out) {
     int64_t priority = lz_message_priority(msg); // the sender takes an int
     int clamped = priority > INT32_MAX ? INT32_MAX : priority < INT32_MIN ? INT32_MIN : (int)priority;
-    return lz__envelope_encode_task(codec, lz_message_type(msg), lz_message_value(msg), clamped, out);
+    return lz__envelope_encode_task(codec, lz_message_type(msg), lz_message_value(msg), clamped, NULL, out);
 }
 
 static const fuzz_envelope_kind_t task_kind = {"task_id", lz__envelope_decode_task, encode_task, false};

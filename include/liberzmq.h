@@ -26,6 +26,7 @@
 #include "liberzmq/proxy.h"
 #include "liberzmq/security.h"
 #include "liberzmq/prometheus.h"
+#include "liberzmq/trace.h"
 
 #ifdef __cplusplus
 extern "C" {

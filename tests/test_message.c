@@ -238,7 +238,7 @@ LZ_TEST(bad_json_and_other_codecs_still_decode_as_before) {
     const lz_serializer_t *msgpack = lz_serializer_builtin("msgpack");
     lz_value_t *data = lz_value_from_json("{\"k\":[1,\"two\"]}", 15);
     lz_buffer_t *buf = lz_buffer_new();
-    LZ_CHECK_INT(lz__envelope_encode_task(msgpack, "mp", data, 1, buf), LZ_OK);
+    LZ_CHECK_INT(lz__envelope_encode_task(msgpack, "mp", data, 1, NULL, buf), LZ_OK);
     msg = task_of(msgpack, lz_buffer_data(buf), lz_buffer_size(buf));
     LZ_CHECK_STR(lz_message_type(msg), "mp");
     LZ_CHECK(lz_value_equal(lz_message_value(msg), data));

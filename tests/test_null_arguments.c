@@ -202,6 +202,12 @@ LZ_TEST(no_object_at_all) {
     fails(lz_protobuf_register(NULL, NULL, NULL, 0));
     fails(lz_protobuf_from_value(NULL, NULL, NULL));
     fails(lz_protobuf_to_value(NULL, 0, NULL));
+    fails(lz_context_on_span(NULL, NULL, NULL));
+    (void)lz_span_name(NULL), (void)lz_span_kind(NULL), (void)lz_span_trace_id(NULL), (void)lz_span_id(NULL);
+    (void)lz_span_parent_id(NULL), (void)lz_span_traceparent(NULL), (void)lz_span_node(NULL);
+    (void)lz_span_message_id(NULL), (void)lz_span_start_ns(NULL), (void)lz_span_end_ns(NULL);
+    (void)lz_span_status(NULL);
+    LZ_CHECK_INT(lz_trace_adopt(NULL), LZ_OK); // forgets: nothing to refuse
     nothing(lz_value_copy(NULL));
     fails(lz_value_array_append(NULL, lz_value_int(1))); // the item is freed: ASan would see a leak
     fails(lz_value_object_set(NULL, "k", lz_value_int(1)));

@@ -792,8 +792,8 @@ LZ_TEST(uuid4_after_fork_differs_from_the_parent) {
 // codec; the text is NUL-terminated for the checks.
 static char *envelope_text(const char *type, const lz_value_t *data, int priority, int *rc) {
     lz_buffer_t *buf = lz_buffer_new();
-    *rc = priority >= 0 ? lz__envelope_encode_task(codec("json"), type, data, priority, buf)
-                        : lz__envelope_encode_request(codec("json"), type, data, "req-1", buf);
+    *rc = priority >= 0 ? lz__envelope_encode_task(codec("json"), type, data, priority, NULL, buf)
+                        : lz__envelope_encode_request(codec("json"), type, data, "req-1", NULL, buf);
     char *text = calloc(1, lz_buffer_size(buf) + 1);
     memcpy(text, lz_buffer_data(buf), lz_buffer_size(buf));
     lz_buffer_destroy(&buf);
@@ -840,7 +840,7 @@ LZ_TEST(json_envelopes_are_the_bytes_of_their_value_tree) {
     // A type that is not UTF-8 fails as a value tree's string would, and
     // leaves the buffer empty.
     lz_buffer_t *buf = lz_buffer_new();
-    LZ_CHECK_INT(lz__envelope_encode_task(codec("json"), "\xff", data, 0, buf), LZ_ESERIALIZATION);
+    LZ_CHECK_INT(lz__envelope_encode_task(codec("json"), "\xff", data, 0, NULL, buf), LZ_ESERIALIZATION);
     LZ_CHECK(strstr(lz_last_error(), "not valid UTF-8") != NULL);
     LZ_CHECK_INT(lz_buffer_size(buf), 0);
     lz_buffer_destroy(&buf);

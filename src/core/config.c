@@ -49,6 +49,7 @@ enum key_id {
     K_SER_DEFAULT, K_SER_ASCII, K_SER_INDENT, K_SER_VALIDATE,
     K_METRICS_LISTEN,
     K_SEC_SECRET, K_SEC_SERVER, K_SEC_AUTHORIZED, K_SEC_AUTHORIZED_FILE, K_SEC_ALLOW, K_SEC_DENY, K_SEC_AUDIT,
+    K_TRACE_ENABLED, K_TRACE_LOG,
     K_DEBUG, K_VALIDATE_DATA,
     K_COUNT
 };
@@ -97,6 +98,8 @@ static const key_def_t keys[K_COUNT] = {
     [K_SEC_ALLOW] = STR_KEY("security.allow_addresses", "", lz__security_check_address_list),
     [K_SEC_DENY] = STR_KEY("security.deny_addresses", "", lz__security_check_address_list),
     [K_SEC_AUDIT] = BOOL_KEY("security.audit", false),
+    [K_TRACE_ENABLED] = BOOL_KEY("tracing.enabled", false),
+    [K_TRACE_LOG] = BOOL_KEY("tracing.log", false),
     [K_DEBUG] = BOOL_KEY("debug", false),
     [K_VALIDATE_DATA] = BOOL_KEY("validate_data", true),
 };
@@ -106,7 +109,7 @@ static const struct { const char *alias, *name; } aliases[] = {
     {"zmq.socket_timeout", "zmq.receive_timeout"}, // the Python LiberZMQ's name
 };
 
-static const char *const sections[] = {"zmq", "logging", "serialization", "metrics", "security"};
+static const char *const sections[] = {"zmq", "logging", "serialization", "metrics", "security", "tracing"};
 
 enum { RANK_DEFAULT = 0, RANK_FILE = 1, RANK_ENV = 2, RANK_API = 3 };
 
@@ -699,6 +702,8 @@ int lz__settings_read(const lz_config_t *config, lz_settings_t *out) {
         .max_message_size = config->slots[K_MAX_MESSAGE].i,
         .default_serializer = config->slots[K_SER_DEFAULT].s,
         .prometheus_listen = config->slots[K_METRICS_LISTEN].s,
+        .tracing = get_i(config, K_TRACE_ENABLED) != 0,
+        .tracing_log = get_i(config, K_TRACE_LOG) != 0,
     };
     return LZ_OK;
 }

@@ -3,6 +3,7 @@
  * libzmq context terminates only after the last socket is closed. One
  * monitor thread per context reads every node's libzmq socket events. */
 #include "core/context.h"
+#include "core/trace.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -50,6 +51,8 @@ struct lz_context {
     uint64_t node_ids; // the last id given
     lz_metrics_t retired;
     lz_prometheus_t *exporter; // from metrics.prometheus_listen
+    lz_span_fn span_fn;        // lz_context_on_span; under lock
+    void *span_arg;
     monitor_t monitor;
 };
 
@@ -321,6 +324,24 @@ void *lz_context_zmq(lz_context_t *ctx) { return ctx ? ctx->zmq : NULL; }
 const lz_settings_t *lz__context_settings(const lz_context_t *ctx) { return &ctx->settings; }
 lz_registry_t *lz__context_registry(lz_context_t *ctx) { return ctx->registry; }
 const lz_security_t *lz__context_security(const lz_context_t *ctx) { return ctx->security; }
+
+int lz_context_on_span(lz_context_t *ctx, lz_span_fn fn, void *arg) {
+    if (!ctx) return lz__fail(LZ_EINVAL, "lz_context_on_span: NULL context");
+    pthread_mutex_lock(&ctx->lock);
+    ctx->span_fn = fn;
+    ctx->span_arg = arg;
+    pthread_mutex_unlock(&ctx->lock);
+    return LZ_OK;
+}
+
+void lz__context_report_span(lz_context_t *ctx, const lz_span_t *span) {
+    pthread_mutex_lock(&ctx->lock);
+    lz_span_fn fn = ctx->span_fn;
+    void *arg = ctx->span_arg;
+    pthread_mutex_unlock(&ctx->lock);
+    if (fn) fn(span, arg);
+    if (ctx->settings.tracing_log) lz__span_log(ctx->logger, span);
+}
 
 void lz__context_attach(lz_context_t *ctx, lz_node_t *node) {
     pthread_mutex_lock(&ctx->lock);

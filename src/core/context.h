@@ -35,6 +35,8 @@ typedef struct lz_settings {
     int64_t max_message_size;
     const char *default_serializer; // owned by the context's config
     const char *prometheus_listen;  // "" or HOST:PORT; owned by the context's config
+    bool tracing;                   // tracing.enabled: spans and traceparent (core/trace.h)
+    bool tracing_log;               // tracing.log: each span also logged
 } lz_settings_t;
 
 // lz__settings_read fills *out from config; LZ_ECONFIG on an inconsistent

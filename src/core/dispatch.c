@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/thread.h"
+#include "core/trace.h"
 
 // Messages read ahead per lock round trip: enough to make the lock's cost
 // per message small, few enough that the slots (LZ_MAX_FRAMES zmq_msg_t
@@ -78,10 +79,17 @@ static const lz_route_t *route_for(const lz_dispatcher_t *d, const char *key) {
     return best ? best : d->fallback.handler ? &d->fallback : NULL;
 }
 
+// run calls the handler inside the message's CONSUMER span, so what the
+// handler sends belongs to the message's trace.
 static void run(lz_dispatcher_t *d, lz_message_t *msg, const lz_route_t *route) {
+    lz_span_t span;
+    lz__span_begin_message(&span, d->node, LZ_SPAN_CONSUMER, msg);
+    const lz_span_t *outer = lz__trace_enter(&span);
     int rc = route->handler(msg, route->arg);
+    lz__trace_leave(&span, outer);
     if (rc != 0)
         lz__node_error(d->node, LZ_EREMOTE, "handler for '%s' returned %d", lz_message_topic(msg), rc);
+    lz__span_end(&span, rc == 0 ? LZ_OK : rc < 0 ? rc : LZ_EREMOTE);
     lz_message_destroy(&msg);
 }
 

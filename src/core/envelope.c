@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/trace.h"
 #include "serial/registry.h"
 #include "serial/value.h"
 
@@ -46,7 +47,7 @@ static __attribute__((noinline)) uint64_t random_seed(void) {
     return seed;
 }
 
-static uint64_t next_random(void) {
+static inline uint64_t next_random(void) {
     uint64_t state = random_state ? random_state : random_seed();
     state ^= state << 13;
     state ^= state >> 7;
@@ -54,6 +55,8 @@ static uint64_t next_random(void) {
     random_state = state;
     return state;
 }
+
+uint64_t lz__random64(void) { return next_random(); }
 
 // hex8 writes the 8 hex digits of v, most significant first: the nibbles
 // are spread one per byte (and put in memory order) with shifts and masks,
@@ -283,8 +286,12 @@ static lz_value_t *cached_envelope(const envelope_kind_t *kind, envelope_cache_t
 static int encode_tree(const lz_serializer_t *serializer, const envelope_kind_t *kind,
                        const lz_envelope_text_t *text, lz_buffer_t *out) {
     envelope_cache_t *cache = NULL;
-    lz_value_t *object = cached_envelope(kind, &cache);
+    // A traced send adds a member the cached envelope lacks: it builds its own.
+    lz_value_t *object = text->traceparent ? NULL : cached_envelope(kind, &cache);
     lz_value_t *fresh = object ? NULL : envelope_new(kind);
+    if (fresh && text->traceparent &&
+        lz_value_object_set(fresh, "traceparent", lz__value_string_borrowed(text->traceparent, strlen(text->traceparent))))
+        lz_value_destroy(&fresh);
     if (!object && !(object = fresh)) return lz__fail(LZ_ENOMEM, "envelope: out of memory");
     lz__value_rebind(lz_value_at(object, kind->type), text->type, strlen(text->type));
     lz__value_rebind(lz_value_at(object, kind->id), text->id, text->id_len);
@@ -306,20 +313,23 @@ static int encode_tree(const lz_serializer_t *serializer, const envelope_kind_t 
 // data when the codec can (json), else as a value tree.
 // id is id_len bytes long (a task's UUID has 36; a request id is measured once).
 static int encode_envelope(const lz_serializer_t *serializer, const envelope_kind_t *kind, const char *type,
-                           const lz_value_t *data, const char *id, size_t id_len, int priority, lz_buffer_t *out) {
+                           const lz_value_t *data, const char *id, size_t id_len, int priority,
+                           const char *traceparent, lz_buffer_t *out) {
     lz_envelope_text_t text = {.type = type, .has_priority = kind->priority < kind->count, .priority = priority,
                                .timestamp = lz__now_seconds(), .id_key = kind->keys[kind->id],
-                               .id_key_len = kind->id_key_len, .id = id, .id_len = id_len, .data = data};
+                               .id_key_len = kind->id_key_len, .id = id, .id_len = id_len,
+                               .traceparent = traceparent, .data = data};
     int rc = lz__serializer_encode_envelope(serializer, &text, out);
     return rc <= 0 ? rc : encode_tree(serializer, kind, &text, out);
 }
 
 int lz__envelope_encode_task(const lz_serializer_t *serializer, const char *type, const lz_value_t *data,
-                             int priority, lz_buffer_t *out) {
+                             int priority, lz_span_t *span, lz_buffer_t *out) {
     char task_id[37];
     lz__uuid4(task_id);
+    if (span) lz__span_set_message_id(span, task_id);
     return encode_envelope(serializer, &task_kind, type ? type : "default", data, task_id, sizeof task_id - 1,
-                           priority, out);
+                           priority, span ? lz__span_traceparent(span) : NULL, out);
 }
 
 int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size,
@@ -348,9 +358,10 @@ int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame
 /* ---- request/reply ----------------------------------------------------- */
 
 int lz__envelope_encode_request(const lz_serializer_t *serializer, const char *action, const lz_value_t *data,
-                                const char *request_id, lz_buffer_t *out) {
+                                const char *request_id, lz_span_t *span, lz_buffer_t *out) {
     if (!action || !request_id) return lz__fail(LZ_EINVAL, "envelope: NULL action or request id");
-    return encode_envelope(serializer, &request_kind, action, data, request_id, strlen(request_id), 0, out);
+    return encode_envelope(serializer, &request_kind, action, data, request_id, strlen(request_id), 0,
+                           span ? lz__span_traceparent(span) : NULL, out);
 }
 
 int lz__envelope_decode_request(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size,

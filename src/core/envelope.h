@@ -12,6 +12,7 @@
 #include "liberzmq/error.h"
 #include "liberzmq/message.h"
 #include "liberzmq/serializer.h"
+#include "liberzmq/trace.h"
 #include "liberzmq/value.h"
 #include "serial/utf8.h"
 #include "serial/value.h"
@@ -55,14 +56,20 @@ void lz__message_take_payload(lz_message_t *msg, zmq_msg_t *frame);
 // into out (37 bytes).
 void lz__uuid4(char out[37]);
 
+// lz__random64: 64 random bits from the thread's generator (xorshift,
+// seeded from getrandom(2), reseeded in a forked child): ids, not keys.
+uint64_t lz__random64(void);
+
 // lz__now_seconds: wall-clock time as a double, like Python's time.time().
 double lz__now_seconds(void);
 
 // --- Tasks (push/pull): one frame. ---
 // lz__envelope_encode_task appends the task object
 // {"type","data","priority","timestamp","task_id"} encoded with serializer.
+// span (NULL: none) gets the task id, and when it is active its
+// traceparent goes in the envelope (core/trace.h).
 int lz__envelope_encode_task(const lz_serializer_t *serializer, const char *type,
-                             const lz_value_t *data, int priority, lz_buffer_t *out);
+                             const lz_value_t *data, int priority, lz_span_t *span, lz_buffer_t *out);
 // The decoders below take each frame with its size, as the receive
 // returned it (lz__frame_size), which spares a libzmq call per frame.
 //
@@ -135,9 +142,10 @@ int lz__envelope_decode_pub(const lz_serializer_t *serializer, zmq_msg_t *topic,
 
 // --- Request/reply: one payload frame after the routing envelope. ---
 // lz__envelope_encode_request appends {"type": action, "data", "timestamp",
-// "request_id"}.
+// "request_id"}, with span's traceparent when it is active (the caller,
+// who made the request id, gives it to the span).
 int lz__envelope_encode_request(const lz_serializer_t *serializer, const char *action,
-                                const lz_value_t *data, const char *request_id,
+                                const lz_value_t *data, const char *request_id, lz_span_t *span,
                                 lz_buffer_t *out);
 // lz__envelope_decode_request decodes a request frame (moved into the
 // message). The action is "type" (the Python LiberZMQ), or "action" as a

@@ -27,6 +27,7 @@
 #include "core/node.h"
 #include "core/spare.h"
 #include "core/thread.h"
+#include "core/trace.h"
 #include "core/wakeup.h"
 #include "patterns/client.h"
 
@@ -80,6 +81,7 @@ typedef struct call {
     lz_client_callback_fn callback;
     void *arg;
     waiter_t *waiter;
+    lz_span_t *span; // the request's CLIENT span, with tracing.enabled (not probes)
 } call_t;
 
 typedef struct endpoint {
@@ -133,7 +135,11 @@ static void call_destroy(call_t *call) {
 
 // call_free keeps a finished call as the client's spare (freeing the one
 // before): call_alloc hands it to the next request.
-static void call_free(lz_client_t *c, call_t *call) { call_destroy(lz__spare_put(&c->spare_call, call)); }
+static void call_free(lz_client_t *c, call_t *call) {
+    free(call->span);
+    call->span = NULL;
+    call_destroy(lz__spare_put(&c->spare_call, call));
+}
 
 // call_alloc returns a zeroed call with an empty payload buffer.
 static call_t *call_alloc(lz_client_t *c) {
@@ -395,9 +401,14 @@ static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *da
     if (!call) return lz__fail_null(LZ_ENOMEM, "%s: out of memory", c->node.name);
     lz__uuid4(call->id);
     call->hash = hash_id(call->id);
+    // Begun on the caller's thread: a request made in a handler is its span's child.
+    if (may_retry && c->node.settings->tracing && (call->span = malloc(sizeof *call->span))) {
+        lz__span_begin(call->span, &c->node, LZ_SPAN_CLIENT, action, NULL);
+        lz__span_set_message_id(call->span, call->id);
+    }
     int rc;
     if (c->envelope) {
-        rc = lz__envelope_encode_request(c->node.serializer, action, data, call->id, call->payload);
+        rc = lz__envelope_encode_request(c->node.serializer, action, data, call->id, call->span, call->payload);
     } else {
         lz_value_t *null_value = data ? NULL : lz_value_null();
         rc = lz_serializer_encode(c->node.serializer, data ? data : null_value, call->payload);
@@ -494,6 +505,7 @@ static void finish(lz_client_t *c, call_t *call, int status, lz_value_t *reply) 
             lz_value_destroy(&reply);
         }
     }
+    if (call->span) lz__span_end(call->span, status);
     call_free(c, call);
 }
 

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/node.h"
 #include "core/scratch.h"
+#include "core/trace.h"
 #include "liberzmq/pushpull.h"
 
 struct lz_push {
@@ -57,11 +58,15 @@ int lz_push_send(lz_push_t *push, const char *type, const lz_value_t *data, int 
     }
     lz_buffer_t *buffer = lz__scratch_buffer();
     if (!buffer) return lz__fail(LZ_ENOMEM, "push: out of memory");
-    int rc = lz__envelope_encode_task(push->node.serializer, type, data, priority, buffer);
+    lz_span_t span;
+    lz__span_begin(&span, &push->node, LZ_SPAN_PRODUCER, type ? type : "default", NULL);
+    int rc = lz__envelope_encode_task(push->node.serializer, type, data, priority, &span, buffer);
     if (rc != LZ_OK)
-        return lz__node_error(&push->node, rc, "cannot encode task '%s': %s", type ? type : "default",
-                              lz_last_error());
-    return lz_push_send_bytes(push, lz_buffer_data(buffer), lz_buffer_size(buffer));
+        rc = lz__node_error(&push->node, rc, "cannot encode task '%s': %s", type ? type : "default", lz_last_error());
+    else
+        rc = lz_push_send_bytes(push, lz_buffer_data(buffer), lz_buffer_size(buffer));
+    lz__span_end(&span, rc);
+    return rc;
 }
 
 /* ---- puller ------------------------------------------------------------- */

@@ -24,6 +24,7 @@
 #include "core/pool.h"
 #include "core/spare.h"
 #include "core/thread.h"
+#include "core/trace.h"
 #include "liberzmq/reqrep.h"
 #include "patterns/routing.h"
 
@@ -41,6 +42,8 @@ typedef struct job {
     lz_routing_t route;
     lz_message_t *msg;
     lz_buffer_t *reply;
+    lz_span_t span; // the request's SERVER span, ended with status once the reply is sent
+    int status;
 } job_t;
 
 struct lz_server {
@@ -78,6 +81,7 @@ static job_t *job_new(lz_server_t *s) {
 
 // job_free empties job and keeps it as the spare (freeing the one before).
 static void job_free(lz_server_t *s, job_t *job) {
+    lz__span_end(&job->span, job->status);
     lz__routing_close(&job->route);
     lz_message_destroy(&job->msg);
     job_destroy(lz__spare_put(&s->spare_job, job));
@@ -128,8 +132,9 @@ static const handler_t *find_handler(const lz_server_t *s, const lz_message_t *m
     return h ? h : (s->fallback.fn ? &s->fallback : NULL);
 }
 
-// run_handler calls the handler and encodes its reply or its failure.
-static void run_handler(lz_server_t *s, const handler_t *h, job_t *job) {
+// run_handler calls the handler and encodes its reply or its failure, which
+// it returns (LZ_OK for a reply).
+static int run_handler(lz_server_t *s, const handler_t *h, job_t *job) {
     lz_value_t *reply = NULL;
     int rc = h->fn(job->msg, &reply, h->arg);
     if (rc == 0) {
@@ -147,16 +152,22 @@ static void run_handler(lz_server_t *s, const handler_t *h, job_t *job) {
         if (!text) text = lz_strerror(code);
         lz__node_error(&s->node, code, "handler '%s' failed: %s", lz_message_type(job->msg), text);
         encode_error(s, job, code, text);
+        rc = code;
     }
     lz_value_destroy(&reply);
+    return rc;
 }
 
-// answer dispatches one request and encodes its reply.
+// answer dispatches one request and encodes its reply, inside the
+// request's span: requests the handler makes belong to its trace.
 static void answer(lz_server_t *s, job_t *job) {
     const handler_t *h = find_handler(s, job->msg);
     if (h) {
-        run_handler(s, h, job);
+        const lz_span_t *outer = lz__trace_enter(&job->span);
+        job->status = run_handler(s, h, job);
+        lz__trace_leave(&job->span, outer);
     } else {
+        job->status = LZ_ENOTFOUND;
         char text[160];
         snprintf(text, sizeof text, "unknown action '%s'", lz_message_type(job->msg));
         lz__node_error(&s->node, LZ_ENOTFOUND, "%s", text);
@@ -175,8 +186,10 @@ static void job_run(void *p, void *arg) {
 // them after its last read.
 static void job_drop(void *p, void *arg) {
     lz_server_t *s = arg;
-    encode_error(s, p, LZ_ECLOSED, "server stopping");
-    send_job(s, p);
+    job_t *job = p;
+    encode_error(s, job, LZ_ECLOSED, "server stopping");
+    job->status = LZ_ECLOSED;
+    send_job(s, job);
 }
 
 static void reply_pong(lz_server_t *s, job_t *job) {
@@ -215,14 +228,18 @@ static void handle_request(lz_server_t *s, lz_frames_t *frames) {
         lz_message_destroy(&job->msg);
         encode_error(s, job, rc, text);
         send_job(s, job);
-    } else if (strcmp(lz_message_type(job->msg), "ping") == 0 && !find_exact(s, "ping")) {
+        return;
+    }
+    if (strcmp(lz_message_type(job->msg), "ping") == 0 && !find_exact(s, "ping")) {
         reply_pong(s, job);
-    } else if (!s->pool) {
+        return;
+    }
+    lz__span_begin_message(&job->span, &s->node, LZ_SPAN_SERVER, job->msg);
+    if (!s->pool) {
         answer(s, job);
         send_job(s, job);
     } else if (lz__pool_submit(s->pool, job) < 0) {
-        encode_error(s, job, LZ_ECLOSED, "server stopping");
-        send_job(s, job);
+        job_drop(job, s);
     }
 }
 

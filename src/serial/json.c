@@ -767,6 +767,8 @@ int lz__json_encode_envelope(const lz_envelope_text_t *e, lz_buffer_t *out) {
     if (rc == 0) rc = write_double(&w, e->timestamp);
     if (rc == 0) rc = put_key(&w, e->id_key, e->id_key_len);
     if (rc == 0) rc = write_string(&w, e->id, e->id_len, "a string");
+    if (rc == 0 && e->traceparent) rc = PUT_KEY(&w, "traceparent");
+    if (rc == 0 && e->traceparent) rc = write_string(&w, e->traceparent, strlen(e->traceparent), "a string");
     if (rc == 0) rc = PUT_KEY(&w, "data");
     if (rc == 0) rc = write_value(&w, e->data, 1);
     if (rc == 0) rc = put(&w, "}", 1);

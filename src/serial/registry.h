@@ -32,8 +32,9 @@ LZ_HIDDEN int lz__json_decode_in(lz_arena_t *arena, const void *data, size_t siz
 
 // The fixed fields of a task or request envelope (core/envelope.c), for a
 // codec that writes them as text around the data instead of walking an
-// envelope value: {"type", ["priority",] "timestamp", id_key, "data"}, in
-// that order (the Python LiberZMQ's).
+// envelope value: {"type", ["priority",] "timestamp", id_key,
+// ["traceparent",] "data"}, in that order (the Python LiberZMQ's, and the
+// W3C trace context an extension key).
 typedef struct lz_envelope_text {
     const char *type;
     bool has_priority;
@@ -43,6 +44,7 @@ typedef struct lz_envelope_text {
     size_t id_key_len;  // the lengths, which the envelope knows: no strlen
     const char *id;
     size_t id_len;
+    const char *traceparent; // NULL: none; else a "traceparent" key before "data"
     const lz_value_t *data; // NULL: null
 } lz_envelope_text_t;
 

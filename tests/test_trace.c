@@ -1,0 +1,320 @@
+/* Tracing (src/core/trace.c): traceparent checks, spans for request/reply
+ * (a request made inside a handler is the handler's span's child), for
+ * push/pull, incoming W3C traceparents from a plain ZeroMQ peer, error
+ * statuses, the log sink, and nothing at all with tracing off. */
+#include <pthread.h>
+#include <zmq.h>
+
+#include "lz_test.h"
+
+#define MAX_SPANS 32
+
+typedef struct seen_span {
+    char name[64], trace_id[33], span_id[17], parent_id[17], traceparent[56], node[64], id[40];
+    lz_span_kind_t kind;
+    int status;
+    int64_t start_ns, end_ns;
+} seen_span_t;
+
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static seen_span_t seen[MAX_SPANS];
+static int seen_count;
+
+static void on_span(const lz_span_t *span, void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&seen_lock);
+    if (seen_count < MAX_SPANS) {
+        seen_span_t *s = &seen[seen_count++];
+        snprintf(s->name, sizeof s->name, "%s", lz_span_name(span));
+        snprintf(s->trace_id, sizeof s->trace_id, "%s", lz_span_trace_id(span));
+        snprintf(s->span_id, sizeof s->span_id, "%s", lz_span_id(span));
+        snprintf(s->parent_id, sizeof s->parent_id, "%s", lz_span_parent_id(span));
+        snprintf(s->traceparent, sizeof s->traceparent, "%s", lz_span_traceparent(span));
+        snprintf(s->node, sizeof s->node, "%s", lz_span_node(span));
+        snprintf(s->id, sizeof s->id, "%s", lz_span_message_id(span));
+        s->kind = lz_span_kind(span);
+        s->status = lz_span_status(span);
+        s->start_ns = lz_span_start_ns(span);
+        s->end_ns = lz_span_end_ns(span);
+    }
+    pthread_mutex_unlock(&seen_lock);
+}
+
+static int span_count(void) {
+    pthread_mutex_lock(&seen_lock);
+    int n = seen_count;
+    pthread_mutex_unlock(&seen_lock);
+    return n;
+}
+
+// find returns the span of kind named name (the first), or NULL.
+static const seen_span_t *find(lz_span_kind_t kind, const char *name) {
+    for (int i = 0; i < span_count(); i++)
+        if (seen[i].kind == kind && strcmp(seen[i].name, name) == 0) return &seen[i];
+    fprintf(stderr, "  no span %d %s among %d\n", (int)kind, name, span_count());
+    return NULL;
+}
+
+// traced_context: tracing on, spans collected afresh, envelopes in
+// serializer (json writes them as text, others as a value tree).
+static lz_context_t *traced_context_with(const char *serializer) {
+    pthread_mutex_lock(&seen_lock);
+    seen_count = 0;
+    pthread_mutex_unlock(&seen_lock);
+    char setting[64];
+    snprintf(setting, sizeof setting, "serialization.default=%s", serializer);
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "tracing.enabled=true", "zmq.request_retries=0", setting);
+    LZ_CHECK_INT(lz_context_on_span(ctx, on_span, NULL), LZ_OK);
+    return ctx;
+}
+
+static lz_context_t *traced_context(void) { return traced_context_with("json"); }
+
+static void check_child(const seen_span_t *child, const seen_span_t *parent) {
+    LZ_CHECK(child && parent);
+    if (!child || !parent) return;
+    LZ_CHECK_STR(child->trace_id, parent->trace_id);
+    LZ_CHECK_STR(child->parent_id, parent->span_id);
+}
+
+static bool is_hex(const char *text, size_t len) {
+    if (strlen(text) != len) return false;
+    for (size_t i = 0; i < len; i++)
+        if (!strchr("0123456789abcdef", text[i])) return false;
+    return true;
+}
+
+LZ_TEST(traceparents_are_checked) {
+    static const char *const bad[] = {
+        "", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",       // short
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",        // upper case
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",        // zero trace id
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",        // zero parent id
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",        // version ff
+        "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",        // separator
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",  // 00 is exactly 55
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",        // flags
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        LZ_CHECK_INT(lz_trace_adopt(bad[i]), LZ_EINVAL);
+        LZ_CHECK(strstr(lz_last_error(), "lz_trace_adopt") != NULL);
+    }
+    LZ_CHECK(lz_trace_current() == NULL);
+    const char *good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    LZ_CHECK_INT(lz_trace_adopt(good), LZ_OK);
+    LZ_CHECK_STR(lz_trace_current(), good);
+    // A later version's extra fields are allowed; its first 55 characters are kept.
+    LZ_CHECK_INT(lz_trace_adopt("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-future"), LZ_OK);
+    LZ_CHECK_STR(lz_trace_current(), "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+    LZ_CHECK_INT(lz_trace_adopt(NULL), LZ_OK);
+    LZ_CHECK(lz_trace_current() == NULL);
+    LZ_CHECK_INT(lz_context_on_span(NULL, on_span, NULL), LZ_EINVAL);
+    LZ_CHECK_STR(lz_span_name(NULL), "");
+    LZ_CHECK_INT((int)lz_span_start_ns(NULL), 0);
+}
+
+typedef struct nested {
+    lz_client_t *client;             // to the "double" server
+    char current[64];                // lz_trace_current() inside the handler
+} nested_t;
+
+static int twice(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    *reply = lz_value_int(2 * lz_value_get_int(lz_message_value(request)));
+    return 0;
+}
+
+// add_doubled asks the other server to double a, inside its own span.
+static int add_doubled(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    nested_t *n = arg;
+    snprintf(n->current, sizeof n->current, "%s", lz_trace_current() ? lz_trace_current() : "");
+    lz_value_t *a = lz_value_int(lz_value_find_int(lz_message_value(request), "a", 0)), *doubled = NULL;
+    int rc = lz_client_request(n->client, "double", a, &doubled, 5000);
+    lz_value_destroy(&a);
+    if (rc) return rc;
+    *reply = lz_value_int(lz_value_get_int(doubled) + lz_value_find_int(lz_message_value(request), "b", 0));
+    lz_value_destroy(&doubled);
+    return 0;
+}
+
+LZ_TEST(a_request_and_the_request_its_handler_makes_share_a_trace) {
+    lz_context_t *ctx = traced_context();
+    lz_server_t *doubler = lz_server_new(ctx, "tcp://127.0.0.1:*"), *adder = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    lz_node_set_name(lz_server_node(adder), "adder");
+    nested_t nested = {.client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(doubler)))};
+    lz_server_on(doubler, "double", twice, NULL);
+    lz_server_on(adder, "add", add_doubled, &nested);
+    LZ_CHECK_INT(lz_server_start(doubler), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(adder), LZ_OK);
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(adder)));
+    lz_value_t *data = lz_value_from_json("{\"a\":20,\"b\":2}", 14), *reply = NULL;
+    LZ_CHECK_INT(lz_client_request(client, "add", data, &reply, 5000), LZ_OK);
+    LZ_CHECK_INT(lz_value_get_int(reply), 42);
+    LZ_TEST_WAIT_UNTIL(span_count() >= 4, 5000); // server spans end after their reply is sent
+    LZ_CHECK_INT(span_count(), 4);
+
+    const seen_span_t *call = find(LZ_SPAN_CLIENT, "add"), *served = find(LZ_SPAN_SERVER, "add");
+    const seen_span_t *inner = find(LZ_SPAN_CLIENT, "double"), *doubled = find(LZ_SPAN_SERVER, "double");
+    LZ_CHECK(call && served && inner && doubled);
+    if (call && served && inner && doubled) {
+        LZ_CHECK(is_hex(call->trace_id, 32) && is_hex(call->span_id, 16));
+        LZ_CHECK_STR(call->parent_id, ""); // the trace's first span
+        check_child(served, call);
+        check_child(inner, served);
+        check_child(doubled, inner);
+        LZ_CHECK_STR(nested.current, served->traceparent); // the handler ran inside its span
+        LZ_CHECK(strncmp(served->traceparent, "00-", 3) == 0 && strcmp(served->traceparent + 52, "-01") == 0);
+        LZ_CHECK_STR(served->node, "adder");
+        LZ_CHECK_STR(served->id, call->id); // the request id, on both sides
+        LZ_CHECK(is_hex(call->id, 8) == false && strlen(call->id) == 36);
+        LZ_CHECK(call->status == LZ_OK && served->status == LZ_OK);
+        // The client's span holds the server's, which holds the inner request.
+        LZ_CHECK(call->start_ns <= served->start_ns && inner->end_ns <= served->end_ns);
+        LZ_CHECK(served->start_ns <= inner->start_ns && call->end_ns >= inner->end_ns);
+    }
+    LZ_CHECK(lz_trace_current() == NULL); // nothing left behind on this thread
+    lz_value_destroy(&reply);
+    lz_value_destroy(&data);
+    lz_client_destroy(&client);
+    lz_client_destroy(&nested.client);
+    lz_server_destroy(&adder);
+    lz_server_destroy(&doubler);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(failures_are_the_spans_status) {
+    lz_context_t *ctx = traced_context();
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(lz_client_request(client, "nope", NULL, &reply, 5000), LZ_EREMOTE);
+    lz_value_destroy(&reply);
+    LZ_TEST_WAIT_UNTIL(span_count() >= 2, 5000);
+    const seen_span_t *call = find(LZ_SPAN_CLIENT, "nope"), *served = find(LZ_SPAN_SERVER, "nope");
+    LZ_CHECK(call && call->status == LZ_EREMOTE);
+    LZ_CHECK(served && served->status == LZ_ENOTFOUND);
+    lz_server_destroy(&server);
+    // Nobody answers now: the request's span ends with its timeout.
+    LZ_CHECK_INT(lz_client_request(client, "late", NULL, &reply, 200), LZ_ETIMEOUT);
+    call = find(LZ_SPAN_CLIENT, "late");
+    LZ_CHECK(call && call->status == LZ_ETIMEOUT && call->end_ns - call->start_ns >= 150 * 1000000LL);
+    lz_client_destroy(&client);
+    lz_context_destroy(&ctx);
+}
+
+// A pusher under an adopted parent (a trace that came from elsewhere),
+// its task's envelope, and the puller's handler span.
+static int note_task(const lz_message_t *msg, void *arg) {
+    snprintf(arg, 64, "%s", lz_value_find_string(lz_message_envelope(msg), "traceparent", ""));
+    return 0;
+}
+
+LZ_TEST(tasks_carry_their_trace_to_the_worker) {
+    const char *outside = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for (int pass = 0; pass < 3; pass++) { // untraced, traced json, traced msgpack
+        bool traced = pass > 0;
+        lz_context_t *ctx = traced ? traced_context_with(pass == 1 ? "json" : "msgpack") : LZ_TEST_CONTEXT("zmq.linger=0");
+        if (!traced) LZ_CHECK_INT(lz_context_on_span(ctx, on_span, NULL), LZ_OK);
+        pthread_mutex_lock(&seen_lock);
+        seen_count = 0;
+        pthread_mutex_unlock(&seen_lock);
+        char endpoint[128], carried[64] = "unset";
+        lz_test_inproc_endpoint(endpoint, sizeof endpoint);
+        lz_pull_t *pull = lz_pull_new(ctx, NULL);
+        lz_push_t *push = lz_push_new(ctx, NULL);
+        LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), endpoint), LZ_OK);
+        LZ_CHECK_INT(lz_node_connect(lz_push_node(push), endpoint), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on(pull, "resize", note_task, carried), LZ_OK);
+        LZ_CHECK_INT(lz_trace_adopt(outside), LZ_OK);
+        lz_value_t *data = lz_value_int(7);
+        LZ_CHECK_INT(lz_push_send(push, "resize", data, 0), LZ_OK);
+        LZ_CHECK_INT(lz_trace_adopt(NULL), LZ_OK);
+        LZ_CHECK_INT(lz_pull_dispatch(pull, 5000), 1);
+        if (!traced) {
+            LZ_CHECK_STR(carried, ""); // no traceparent sent, no span made
+            LZ_CHECK_INT(span_count(), 0);
+        } else {
+            const seen_span_t *sent = find(LZ_SPAN_PRODUCER, "resize"), *handled = find(LZ_SPAN_CONSUMER, "resize");
+            LZ_CHECK(sent && handled);
+            if (sent && handled) {
+                LZ_CHECK_STR(sent->trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+                LZ_CHECK_STR(sent->parent_id, "00f067aa0ba902b7");
+                LZ_CHECK_STR(carried, sent->traceparent);
+                check_child(handled, sent);
+                LZ_CHECK_STR(handled->id, sent->id);
+                LZ_CHECK_INT((int)strlen(sent->id), 36);
+            }
+        }
+        lz_value_destroy(&data);
+        lz_push_destroy(&push);
+        lz_pull_destroy(&pull);
+        lz_context_destroy(&ctx);
+    }
+}
+
+static char logged[512];
+static void on_log(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    (void)arg;
+    if (level == LZ_LOG_INFO && strcmp(component, "trace") == 0) snprintf(logged, sizeof logged, "%s", message);
+}
+
+static int echo(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    *reply = lz_value_copy(lz_message_value(request));
+    return 0;
+}
+
+// request_from_plain_peer sends one request envelope from a plain libzmq
+// REQ socket, as a Python service would, and waits for the reply.
+static void request_from_plain_peer(lz_context_t *ctx, const char *endpoint, const char *traceparent) {
+    void *req = zmq_socket(lz_context_zmq(ctx), ZMQ_REQ);
+    int linger = 0, timeout = 5000;
+    zmq_setsockopt(req, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(req, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    LZ_CHECK_INT(zmq_connect(req, endpoint), 0);
+    char text[256];
+    int len = snprintf(text, sizeof text,
+                       "{\"type\":\"echo\",\"timestamp\":1.5,\"request_id\":\"py-1\",\"traceparent\":\"%s\",\"data\":3}",
+                       traceparent);
+    LZ_CHECK_INT(zmq_send(req, text, (size_t)len, 0), len);
+    LZ_CHECK(zmq_recv(req, text, sizeof text, 0) > 0);
+    zmq_close(req);
+}
+
+LZ_TEST(incoming_traceparents_are_continued_and_logged) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "tracing.enabled=true", "tracing.log=true");
+    LZ_CHECK_INT(lz_context_on_span(ctx, on_span, NULL), LZ_OK);
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), on_log, NULL), LZ_OK);
+    pthread_mutex_lock(&seen_lock);
+    seen_count = 0;
+    pthread_mutex_unlock(&seen_lock);
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    lz_server_on(server, "echo", echo, NULL);
+    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    const char *endpoint = lz_node_endpoint(lz_server_node(server));
+
+    request_from_plain_peer(ctx, endpoint, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    LZ_TEST_WAIT_UNTIL(span_count() >= 1, 5000);
+    const seen_span_t *served = find(LZ_SPAN_SERVER, "echo");
+    LZ_CHECK(served != NULL);
+    if (served) {
+        LZ_CHECK_STR(served->trace_id, "0af7651916cd43dd8448eb211c80319c");
+        LZ_CHECK_STR(served->parent_id, "b7ad6b7169203331");
+        LZ_CHECK_STR(served->id, "py-1");
+        char want[256];
+        snprintf(want, sizeof want, "span server echo trace_id=0af7651916cd43dd8448eb211c80319c span_id=%s "
+                 "parent_id=b7ad6b7169203331 node=server id=py-1 duration_us=", served->span_id);
+        LZ_TEST_WAIT_UNTIL(logged[0], 2000);
+        LZ_CHECK(strncmp(logged, want, strlen(want)) == 0 && strstr(logged, " status=ok") != NULL);
+        if (strncmp(logged, want, strlen(want))) fprintf(stderr, "  logged: %s\n", logged);
+    }
+    // A malformed traceparent is ignored: the server starts a trace of its own.
+    request_from_plain_peer(ctx, endpoint, "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01");
+    LZ_TEST_WAIT_UNTIL(span_count() >= 2, 5000);
+    LZ_CHECK(span_count() == 2 && seen[1].parent_id[0] == '\0' && is_hex(seen[1].trace_id, 32));
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST_MAIN(LZ_CASE(traceparents_are_checked), LZ_CASE(a_request_and_the_request_its_handler_makes_share_a_trace),
+             LZ_CASE(failures_are_the_spans_status), LZ_CASE(tasks_carry_their_trace_to_the_worker),
+             LZ_CASE(incoming_traceparents_are_continued_and_logged))
