@@ -5,6 +5,7 @@
  *   3. a ventilator / workers / sink pipeline over inproc
  *   4. security: a CURVE server that admits one client key and refuses another
  *   5. the metrics every node kept, the context's total, a Prometheus scrape
+ *   6. tracing: one request through two services, its four spans one trace
  *
  * Everything binds to free ports or private names, so several demos can
  * run at once. It checks what it shows and exits non-zero when something
@@ -518,8 +519,8 @@ static int whoami(const lz_message_t *request, lz_value_t **reply, void *arg) {
     return *reply ? LZ_OK : LZ_ENOMEM;
 }
 
-// secure_context: a context of its own with security settings (key, value pairs).
-static lz_context_t *secure_context(const char *const *settings) {
+// context_with: a context of its own with these settings (key, value pairs).
+static lz_context_t *context_with(const char *const *settings) {
     lz_config_t *config = lz_config_new();
     for (int i = 0; config && settings[i]; i += 2)
         if (lz_config_set(config, settings[i], settings[i + 1]) != LZ_OK) lz_config_destroy(&config);
@@ -533,7 +534,7 @@ static int ask_as(const char *name, const char *secret, const char *server_key, 
                   bool admitted) {
     const char *settings[] = {"security.curve_secret_key", secret, "security.curve_server_key", server_key,
                               "zmq.request_retries", "0", "zmq.linger", "0", "logging.level", "warning", NULL};
-    lz_context_t *ctx = secure_context(settings);
+    lz_context_t *ctx = context_with(settings);
     if (ctx) lz_logger_to_callback(lz_context_logger(ctx), show_log, NULL);
     lz_client_t *client = ctx ? lz_client_new(ctx, endpoint) : NULL;
     lz_value_t *reply = NULL;
@@ -560,7 +561,7 @@ static int demo_security(void) {
     printf("  the server admits alice's key only, and audits:\n\n");
     const char *settings[] = {"security.curve_secret_key", server_secret, "security.authorized_keys", alice_public,
                               "security.audit", "true", "zmq.linger", "0", NULL};
-    lz_context_t *ctx = secure_context(settings);
+    lz_context_t *ctx = context_with(settings);
     if (!ctx) return fail("secure context", lz_last_error_code());
     lz_logger_to_callback(lz_context_logger(ctx), show_log, NULL);
     int status = -1;
@@ -619,6 +620,115 @@ static int demo_metrics(lz_context_t *ctx, const node_table_t *table) {
     return 0;
 }
 
+/* ---- 6. tracing ---------------------------------------------------------- */
+
+// The spans the context reports, copied as they end (on its threads).
+#define MAX_SEEN 8
+typedef struct seen_span {
+    char name[32], trace_id[33], span_id[17], parent_id[17];
+    lz_span_kind_t kind;
+    double ms;
+} seen_span_t;
+
+typedef struct seen {
+    pthread_mutex_t lock;
+    int count;
+    seen_span_t span[MAX_SEEN];
+} seen_t;
+
+static void on_span(const lz_span_t *span, void *arg) {
+    seen_t *seen = arg;
+    pthread_mutex_lock(&seen->lock);
+    if (seen->count < MAX_SEEN) {
+        seen_span_t *s = &seen->span[seen->count++];
+        snprintf(s->name, sizeof s->name, "%s", lz_span_name(span));
+        snprintf(s->trace_id, sizeof s->trace_id, "%s", lz_span_trace_id(span));
+        snprintf(s->span_id, sizeof s->span_id, "%s", lz_span_id(span));
+        snprintf(s->parent_id, sizeof s->parent_id, "%s", lz_span_parent_id(span));
+        s->kind = lz_span_kind(span);
+        s->ms = (double)(lz_span_end_ns(span) - lz_span_start_ns(span)) / 1e6;
+    }
+    pthread_mutex_unlock(&seen->lock);
+}
+
+static int seen_count(seen_t *seen) {
+    pthread_mutex_lock(&seen->lock);
+    int n = seen->count;
+    pthread_mutex_unlock(&seen->lock);
+    return n;
+}
+
+// price is the pricing service: 9.5 a piece.
+static int price(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    (void)arg;
+    *reply = lz_value_double(9.5 * (double)lz_value_find_int(lz_message_value(request), "qty", 0));
+    return *reply ? LZ_OK : LZ_ENOMEM;
+}
+
+// checkout asks the pricing service from inside its own handler: that
+// request joins the checkout's trace by itself.
+static int checkout(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    return lz_client_request(arg, "price", lz_message_value(request), reply, 2000);
+}
+
+// print_trace prints the spans as a tree, each under its parent, and
+// returns how many hang together under the first (the trace's root).
+static int print_trace(seen_t *seen) {
+    static const char *const kinds[] = {"", "internal", "server", "client", "producer", "consumer"};
+    const char *parent = "";
+    int shown = 0;
+    for (int depth = 0; depth < seen->count; depth++) {
+        int i = 0;
+        while (i < seen->count && strcmp(seen->span[i].parent_id, parent) != 0) i++;
+        if (i == seen->count) break;
+        if (depth == 0) printf("  trace %s\n", seen->span[i].trace_id);
+        printf("  %*s%-6s %-8s span %s %6.2f ms\n", 2 + 2 * depth, "", kinds[seen->span[i].kind], seen->span[i].name,
+               seen->span[i].span_id, seen->span[i].ms);
+        parent = seen->span[i].span_id;
+        shown++;
+    }
+    return shown;
+}
+
+static int demo_tracing(void) {
+    header("6. Tracing: one request through two services, one trace");
+    static seen_t seen = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    const char *settings[] = {"tracing.enabled", "true", "zmq.linger", "0", NULL};
+    lz_context_t *ctx = context_with(settings);
+    if (!ctx || lz_context_on_span(ctx, on_span, &seen) != LZ_OK) return fail("traced context", lz_last_error_code());
+    int status = -1;
+    lz_value_t *order = lz_value_object(), *total = NULL;
+    lz_server_t *pricing = lz_server_new(ctx, "tcp://127.0.0.1:*"), *shop = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    lz_client_t *to_pricing = pricing ? lz_client_new(ctx, lz_node_endpoint(lz_server_node(pricing))) : NULL;
+    lz_client_t *customer = shop ? lz_client_new(ctx, lz_node_endpoint(lz_server_node(shop))) : NULL;
+    if (!to_pricing || !customer || lz_server_on(pricing, "price", price, NULL) ||
+        lz_server_on(shop, "checkout", checkout, to_pricing) || lz_server_start(pricing) || lz_server_start(shop) ||
+        lz_value_object_set_int(order, "qty", 4)) {
+        fail("tracing services", lz_last_error_code());
+        goto done;
+    }
+    int rc = lz_client_request(customer, "checkout", order, &total, 2000);
+    if (rc != LZ_OK) {
+        fail("checkout", rc);
+        goto done;
+    }
+    printf("  checkout of 4 pieces -> %.1f; the spans, each under its parent:\n\n", lz_value_get_double(total));
+    for (int waited = 0; seen_count(&seen) < 4 && waited < 2000; waited += 5) sleep_ms(5); // servers report after replying
+    int linked = print_trace(&seen);
+    printf("\n  The customer's request carried its traceparent to the shop, whose handler's\n"
+           "  request to the pricing service became the next span of the same trace.\n");
+    status = check(seen_count(&seen) == 4 && linked == 4, "the four spans do not form one trace");
+done:
+    lz_value_destroy(&total);
+    lz_value_destroy(&order);
+    lz_client_destroy(&customer);
+    lz_server_destroy(&shop);
+    lz_client_destroy(&to_pricing);
+    lz_server_destroy(&pricing);
+    lz_context_destroy(&ctx);
+    return status;
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 int main(void) {
@@ -646,6 +756,7 @@ int main(void) {
     failures += demo_security() != 0;
     failures += demo_metrics(ctx, &table) != 0;
     lz_context_destroy(&ctx);
+    failures += demo_tracing() != 0;
 
     if (failures) {
         printf("\n%d section(s) FAILED (see above)\n", failures);

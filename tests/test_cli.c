@@ -831,6 +831,12 @@ LZ_TEST(test_req_rep_exec) {
     LZ_CHECK(strncmp(r.out, "{\"type\":\"back\",", strlen("{\"type\":\"back\",")) == 0);
     LZ_CHECK(strstr(r.out, "\"request_id\":") != NULL);
     LZ_CHECK(strstr(r.out, "\"data\":{\"v\":2}") != NULL);
+    LZ_CHECK(strstr(r.out, "traceparent") == NULL);
+    // A traced client's request carries its W3C traceparent (docs/tracing.md).
+    LZ_CHECK_INT(run_lz(&r, NULL, lz_start("LIBERZMQ_TRACING__ENABLED=1", "req", "--connect", ep, "--timeout", "8000",
+                                           "back", (char *)NULL)),
+                 0);
+    LZ_CHECK(strstr(r.out, "\"traceparent\":\"00-") != NULL);
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "fail"), 4);
     LZ_CHECK_STR(r.out, "");
     LZ_CHECK_INT(count_lines(r.err), 1);

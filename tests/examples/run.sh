@@ -67,6 +67,7 @@ ok() {
 run demo
 expect demo "alice    -> the server sees key"
 expect demo "refused, nothing reached the server"
+expect demo "server price    span"
 expect demo "every check passed"
 ok demo
 
