@@ -252,10 +252,20 @@ LZ_TEST(tasks_carry_their_trace_to_the_worker) {
     }
 }
 
-static char logged[512];
+static char logged[512]; // under seen_lock
 static void on_log(lz_log_level_t level, const char *component, const char *message, void *arg) {
     (void)arg;
+    pthread_mutex_lock(&seen_lock);
     if (level == LZ_LOG_INFO && strcmp(component, "trace") == 0) snprintf(logged, sizeof logged, "%s", message);
+    pthread_mutex_unlock(&seen_lock);
+}
+
+static bool log_has(const char *want, const char *also) {
+    pthread_mutex_lock(&seen_lock);
+    bool has = strncmp(logged, want, strlen(want)) == 0 && strstr(logged, also) != NULL;
+    if (!has && logged[0]) fprintf(stderr, "  logged: %s\n", logged);
+    pthread_mutex_unlock(&seen_lock);
+    return has;
 }
 
 static int echo(const lz_message_t *request, lz_value_t **reply, void *arg) {
@@ -303,9 +313,9 @@ LZ_TEST(incoming_traceparents_are_continued_and_logged) {
         char want[256];
         snprintf(want, sizeof want, "span server echo trace_id=0af7651916cd43dd8448eb211c80319c span_id=%s "
                  "parent_id=b7ad6b7169203331 node=server id=py-1 duration_us=", served->span_id);
-        LZ_TEST_WAIT_UNTIL(logged[0], 2000);
-        LZ_CHECK(strncmp(logged, want, strlen(want)) == 0 && strstr(logged, " status=ok") != NULL);
-        if (strncmp(logged, want, strlen(want))) fprintf(stderr, "  logged: %s\n", logged);
+        // The record is written right after the span function's call.
+        LZ_TEST_WAIT_UNTIL(log_has(want, " status=ok"), 2000);
+        LZ_CHECK(log_has(want, " status=ok"));
     }
     // A malformed traceparent is ignored: the server starts a trace of its own.
     request_from_plain_peer(ctx, endpoint, "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01");

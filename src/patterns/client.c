@@ -487,6 +487,9 @@ static void finish(lz_client_t *c, call_t *call, int status, lz_value_t *reply) 
         lz_value_destroy(&reply);
     } else {
         if (status == LZ_ETIMEOUT) LZ_COUNT(&c->node, request_timeouts);
+        // Ended before the caller learns the outcome, so a span never
+        // outlasts the work of the caller that waited for it.
+        if (call->span) lz__span_end(call->span, status);
         if (call->waiter && pthread_equal(call->waiter->thread, pthread_self())) {
             waiter_t *w = call->waiter;
             w->status = status;
@@ -505,7 +508,6 @@ static void finish(lz_client_t *c, call_t *call, int status, lz_value_t *reply) 
             lz_value_destroy(&reply);
         }
     }
-    if (call->span) lz__span_end(call->span, status);
     call_free(c, call);
 }
 
