@@ -52,7 +52,9 @@ static lz_context_t *bench_context(void) {
         // Like for like with raw REP, which answers on its one thread: the
         // server runs handlers inline (the concurrency-1 rule of reqrep.h).
         // Push/pull and pub/sub receive through lz_*_recv, unaffected.
-        lz_config_set_int(cfg, "zmq.handler_max_concurrency", 1) == 0)
+        lz_config_set_int(cfg, "zmq.handler_max_concurrency", 1) == 0 &&
+        // What tracing costs (docs/tracing.md): LZ_BENCH_TRACING=1 turns it on.
+        lz_config_set_bool(cfg, "tracing.enabled", getenv("LZ_BENCH_TRACING") != NULL) == 0)
         ctx = lz_context_new(cfg);
     lz_config_destroy(&cfg);
     return ctx;
