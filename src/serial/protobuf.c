@@ -562,21 +562,29 @@ static int protobuf_encode(void *state, const lz_value_t *value, lz_buffer_t *ou
     return rc;
 }
 
+// The unpacked message lives only until it is a value: protobuf-c unpacks
+// it into an arena on the stack (the bigger blocks malloc'ed), freed at once
+// instead of walked by protobuf_c_message_free_unpacked.
+static void *arena_alloc(void *arena, size_t size) { return lz__arena_alloc(arena, size ? size : 1); }
+static void arena_free(void *arena, void *pointer) { (void)arena, (void)pointer; }
+
 static int protobuf_decode(void *state, const void *data, size_t size, lz_value_t **out) {
     const codec_t *codec = state;
     bool fallback = codec->flags & LZ_PROTOBUF_JSON_FALLBACK;
     if (fallback && size > 0 && *(const uint8_t *)data == JSON_MARK)
         return lz__json_ops.decode(NULL, (const char *)data + 1, size - 1, out);
-    ProtobufCMessage *message = protobuf_c_message_unpack(codec->descriptor, NULL, size, data);
-    if (!message) {
-        // Python's fallback reads JSON without the mark too.
-        if (fallback && lz__json_ops.decode(NULL, data, size, out) == 0) return 0;
-        return lz__fail(LZ_ESERIALIZATION, "protobuf: %zu bytes are not a valid %s%s", size, codec->descriptor->name,
-                        fallback ? " nor JSON" : "");
-    }
-    int rc = lz_protobuf_to_value(message, codec->flags & LZ_PROTOBUF_DEFAULTS, out);
-    protobuf_c_message_free_unpacked(message, NULL);
-    return rc;
+    _Alignas(8) unsigned char block[2048];
+    lz_arena_t arena;
+    lz__arena_init(&arena, block, sizeof block);
+    ProtobufCAllocator allocator = {.alloc = arena_alloc, .free = arena_free, .allocator_data = &arena};
+    ProtobufCMessage *message = protobuf_c_message_unpack(codec->descriptor, &allocator, size, data);
+    int rc = message ? lz_protobuf_to_value(message, codec->flags & LZ_PROTOBUF_DEFAULTS, out) : LZ_ESERIALIZATION;
+    lz__arena_release(&arena);
+    if (message) return rc;
+    // Python's fallback reads JSON without the mark too.
+    if (fallback && lz__json_ops.decode(NULL, data, size, out) == 0) return 0;
+    return lz__fail(LZ_ESERIALIZATION, "protobuf: %zu bytes are not a valid %s%s", size, codec->descriptor->name,
+                    fallback ? " nor JSON" : "");
 }
 
 int lz_protobuf_register(lz_context_t *ctx, const char *name, const ProtobufCMessageDescriptor *descriptor,
