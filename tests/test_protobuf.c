@@ -176,6 +176,9 @@ LZ_TEST(misfits_are_refused_naming_the_field) {
     check_misfit(reading, "{\"nope\":1}", "demo.Reading has no field \"nope\"");
     check_misfit(reading, "{\"level\":\"x\"}", "demo.Reading.level needs an integer (got string)");
     check_misfit(reading, "{\"level\":\" 1\"}", "demo.Reading.level needs an integer (got string)");
+    check_misfit(reading, "{\"level\":\"\\t1\"}", "demo.Reading.level needs an integer (got string)");
+    check_misfit(reading, "{\"level\":\"+1\"}", "demo.Reading.level needs an integer (got string)");
+    check_misfit(reading, "{\"level\":\"-\"}", "demo.Reading.level needs an integer (got string)");
     check_misfit(reading, "{\"level\":2147483648}", "demo.Reading.level is out of range");
     check_misfit(reading, "{\"level\":1.5}", "demo.Reading.level needs an integer (got double)");
     check_misfit(reading, "{\"flags\":-1}", "demo.Reading.flags is out of range");

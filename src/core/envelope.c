@@ -74,6 +74,11 @@ static void hex8(uint32_t v, char out[8]) {
     memcpy(out, &x, 8);
 }
 
+void lz__hex64(uint64_t v, char out[16]) {
+    hex8((uint32_t)(v >> 32), out);
+    hex8((uint32_t)v, out + 8);
+}
+
 void lz__uuid4(char out[37]) {
     uint64_t hi = next_random(), lo = next_random();
     hi = (hi & ~UINT64_C(0xF000)) | UINT64_C(0x4000);           // version 4

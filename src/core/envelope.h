@@ -59,6 +59,8 @@ void lz__uuid4(char out[37]);
 // lz__random64: 64 random bits from the thread's generator (xorshift,
 // seeded from getrandom(2), reseeded in a forked child): ids, not keys.
 uint64_t lz__random64(void);
+// lz__hex64 writes the 16 lower-case hex digits of v, most significant first (no NUL).
+void lz__hex64(uint64_t v, char out[16]);
 
 // lz__now_seconds: wall-clock time as a double, like Python's time.time().
 double lz__now_seconds(void);

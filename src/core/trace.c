@@ -28,8 +28,7 @@ static void random_hex(char out[16]) {
     uint64_t v;
     do v = lz__random64();
     while (v == 0);
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; i--, v >>= 4) out[i] = digits[v & 15];
+    lz__hex64(v, out);
 }
 
 static bool hex_field(const char *text, size_t len, bool nonzero) {

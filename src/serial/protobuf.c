@@ -86,6 +86,13 @@ static size_t element_size(field_t *field) {
     return 0;
 }
 
+// check_descriptor: LZ_EINVAL, in caller's name, unless descriptor is a
+// protobuf-c message descriptor.
+static int check_descriptor(const ProtobufCMessageDescriptor *descriptor, const char *caller) {
+    if (descriptor->magic == PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC) return 0;
+    return lz__fail(LZ_EINVAL, "%s: not a protobuf-c message descriptor", caller);
+}
+
 static ProtobufCMessage *message_new(const ProtobufCMessageDescriptor *descriptor) {
     ProtobufCMessage *message = calloc(1, descriptor->sizeof_message);
     if (!message) return lz__fail_null(LZ_ENOMEM, "protobuf: out of memory");
@@ -110,12 +117,14 @@ static int parse_integer(const lz_value_t *value, bool *negative, uint64_t *magn
     const char *text = lz_value_get_string(value, NULL);
     int64_t v = 0;
     if (text) {
+        // strto(u)ll would also skip leading white space and take a '+'.
+        if (*text != '-' && (*text < '0' || *text > '9')) return 1;
         char *end;
         errno = 0;
         *negative = *text == '-';
         if (*negative) v = strtoll(text, &end, 10);
         else *magnitude = strtoull(text, &end, 10);
-        if (!*text || *end || *text == ' ' || *text == '+') return 1;
+        if (*end) return 1;
         if (errno) return 2;
         if (!*negative) return 0;
     } else if (lz_value_type(value) == LZ_VALUE_INT) {
@@ -361,11 +370,11 @@ int lz_protobuf_from_value(const ProtobufCMessageDescriptor *descriptor, const l
     if (out) *out = NULL;
     if (!descriptor || !value || !out)
         return lz__fail(LZ_EINVAL, "lz_protobuf_from_value: descriptor, value and out are required");
-    if (descriptor->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC)
-        return lz__fail(LZ_EINVAL, "lz_protobuf_from_value: not a protobuf-c message descriptor");
+    int rc = check_descriptor(descriptor, "lz_protobuf_from_value");
+    if (rc) return rc;
     ProtobufCMessage *message = message_new(descriptor);
     if (!message) return LZ_ENOMEM;
-    int rc = fill_message(message, value, 0);
+    rc = fill_message(message, value, 0);
     if (rc) {
         protobuf_c_message_free_unpacked(message, NULL);
         return rc;
@@ -591,8 +600,8 @@ int lz_protobuf_register(lz_context_t *ctx, const char *name, const ProtobufCMes
                          unsigned flags) {
     if (!ctx || !name || !*name || !descriptor)
         return lz__fail(LZ_EINVAL, "lz_protobuf_register: ctx, a name and a descriptor are required");
-    if (descriptor->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC)
-        return lz__fail(LZ_EINVAL, "lz_protobuf_register: not a protobuf-c message descriptor");
+    int rc = check_descriptor(descriptor, "lz_protobuf_register");
+    if (rc) return rc;
     if (flags & ~(unsigned)(LZ_PROTOBUF_JSON_FALLBACK | LZ_PROTOBUF_DEFAULTS))
         return lz__fail(LZ_EINVAL, "lz_protobuf_register: unknown flags 0x%x", flags);
     size_t len = strlen(name);
