@@ -39,10 +39,11 @@ LZ_TEST(python_client_to_our_server) {
 }
 
 // with_bound_python_peer runs reqrep_peer.py as role, bound on a fresh ipc
-// endpoint, lets talk use it, then expects the peer to exit 0. talk may
-// close its socket before that wait: by then the peer has sent its last reply.
-static void with_bound_python_peer(const char *role, void (*talk)(lz_context_t *ctx, const char *endpoint)) {
-    lz_context_t *ctx = new_context();
+// endpoint, lets talk use it from ctx (destroyed here), then expects the
+// peer to exit 0. talk may close its socket before that wait: by then the
+// peer has sent its last reply.
+static void with_bound_python_peer(lz_context_t *ctx, const char *role,
+                                   void (*talk)(lz_context_t *ctx, const char *endpoint)) {
     char endpoint[128];
     lz_test_ipc_endpoint(endpoint, sizeof endpoint);
     pid_t pid = lz_test_spawn_python("reqrep_peer.py", role, endpoint);
@@ -75,7 +76,13 @@ static void client_talk(lz_context_t *ctx, const char *endpoint) {
     lz_client_destroy(&client);
 }
 
-LZ_TEST(our_client_to_python_server) { with_bound_python_peer("server", client_talk); }
+LZ_TEST(our_client_to_python_server) { with_bound_python_peer(new_context(), "server", client_talk); }
+
+// With tracing.enabled the same requests carry a W3C traceparent, just
+// before "data", which the Python server takes as one more key.
+LZ_TEST(our_traced_client_to_python_server) {
+    with_bound_python_peer(LZ_TEST_CONTEXT("zmq.linger=0", "tracing.enabled=true"), "traced-server", client_talk);
+}
 
 static void dealer_talk(lz_context_t *ctx, const char *endpoint) {
     lz_dealer_t *dealer = lz_dealer_new(ctx, endpoint, "dealer-c");
@@ -89,7 +96,7 @@ static void dealer_talk(lz_context_t *ctx, const char *endpoint) {
     lz_dealer_destroy(&dealer);
 }
 
-LZ_TEST(our_dealer_to_python_router) { with_bound_python_peer("router", dealer_talk); }
+LZ_TEST(our_dealer_to_python_router) { with_bound_python_peer(new_context(), "router", dealer_talk); }
 
 LZ_TEST(python_dealer_to_our_router) {
     lz_context_t *ctx = new_context();
@@ -113,4 +120,5 @@ LZ_TEST(python_dealer_to_our_router) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(python_client_to_our_server), LZ_CASE(our_client_to_python_server),
+             LZ_CASE(our_traced_client_to_python_server),
              LZ_CASE(our_dealer_to_python_router), LZ_CASE(python_dealer_to_our_router))

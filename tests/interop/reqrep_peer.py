@@ -3,13 +3,17 @@ pyzmq, for tests/test_reqrep_interop.c. Usage: reqrep_peer.py MODE ENDPOINT.
 
   client  REQ, like liberzmq.patterns.Client: send_request / ping / call
   server  REP, like liberzmq.patterns.Server: answers 'echo', 'add' and
-          errors as {"status": "error", ...}; binds, serves 4 requests
+          errors as {"status": "error", ...}; binds, serves 4 requests,
+          which must carry no "traceparent" key
+  traced-server  the same, but every request must carry a W3C
+          "traceparent" (docs/tracing.md), a fresh trace each
   router  ROUTER, like liberzmq.patterns.Router: [client_id, request_id,
           payload] in, same out with payload * 2; binds, serves 3
   dealer  DEALER, like liberzmq.patterns.Dealer: [request_id, payload]
 
 Exit status 0 when every check passed; failures are printed."""
 import json
+import re
 import sys
 import time
 import uuid
@@ -59,13 +63,23 @@ def run_client(endpoint):
     check(err.get("status") == "error", "garbage: %r" % err)
 
 
-def run_server(endpoint):
+TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01\Z")
+
+
+def run_server(endpoint, traced=False):
     s = socket(zmq.REP, endpoint, True)
+    traces = set()
     for _ in range(4):
         req = json.loads(s.recv())
         kind, data = req.get("type", "unknown"), req.get("data")
         check(isinstance(req.get("request_id"), str) and isinstance(req.get("timestamp"), float),
               "request fields: %r" % req)
+        parent = req.get("traceparent")
+        check((parent is not None) == traced, "traceparent %sexpected: %r" % ("" if traced else "not ", req))
+        if traced:
+            check(TRACEPARENT.match(parent) and list(req)[-2:] == ["traceparent", "data"],
+                  "traceparent form or place (just before data): %r" % req)
+            traces.add(parent[3:35])
         if kind == "echo":
             reply = data
         elif kind == "add":
@@ -74,6 +88,7 @@ def run_server(endpoint):
             reply = {"status": "error", "message": "Unknown request type: %s" % kind,
                      "request_type": kind}
         s.send(json.dumps(reply).encode())
+    check(len(traces) == (4 if traced else 0), "one trace per request: %r" % traces)
 
 
 def run_router(endpoint):
@@ -94,5 +109,5 @@ def run_dealer(endpoint):
 
 
 if __name__ == "__main__":
-    {"client": run_client, "server": run_server, "router": run_router,
-     "dealer": run_dealer}[sys.argv[1]](sys.argv[2])
+    {"client": run_client, "server": run_server, "traced-server": lambda e: run_server(e, traced=True),
+     "router": run_router, "dealer": run_dealer}[sys.argv[1]](sys.argv[2])
