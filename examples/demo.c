@@ -6,6 +6,7 @@
  *   4. security: a CURVE server that admits one client key and refuses another
  *   5. the metrics every node kept, the context's total, a Prometheus scrape
  *   6. tracing: one request through two services, its four spans one trace
+ *   7. retries and dead letters: a flaky task retried, a hopeless one published as a dead letter
  *
  * Everything binds to free ports or private names, so several demos can
  * run at once. It checks what it shows and exits non-zero when something
@@ -729,6 +730,81 @@ done:
     return status;
 }
 
+/* ---- 7. retries and dead letters ---------------------------------------- */
+
+// thumbnail fails as the file name asks: "busy" files on their first run
+// only, "corrupt" ones every time.
+static int thumbnail(const lz_message_t *task, void *arg) {
+    (void)arg;
+    const char *file = lz_value_get_string(lz_message_value(task), NULL);
+    int attempt = lz_message_attempt(task);
+    if (file && strstr(file, "corrupt"))
+        return lz_set_error(LZ_EVALIDATION, "%s: corrupt PNG header", file);
+    if (file && strstr(file, "busy") && attempt == 1) return lz_set_error(LZ_ETIMEOUT, "%s: storage busy", file);
+    printf("  thumbnail of %s made on attempt %d\n", file ? file : "?", attempt);
+    return 0;
+}
+
+static int send_thumbnails(lz_push_t *push) {
+    const char *files[] = {"cat.png", "busy-dog.png", "corrupt-bird.png"};
+    for (int i = 0; i < 3; i++) {
+        lz_value_t *file = lz_value_string(files[i]);
+        int rc = file ? lz_push_send(push, "thumbnail", file, 0) : LZ_ENOMEM;
+        lz_value_destroy(&file);
+        if (rc != LZ_OK) return fail("send", rc);
+    }
+    return 0;
+}
+
+static int demo_dead_letters(void) {
+    header("7. Retries and dead letters: a flaky task, a hopeless one");
+    const char *settings[] = {"tasks.max_retries", "2", "tasks.retry_delay", "30", "zmq.linger", "0", NULL};
+    lz_context_t *ctx = context_with(settings);
+    if (!ctx || lz_logger_to_callback(lz_context_logger(ctx), show_log, NULL) != LZ_OK)
+        return fail("context", lz_last_error_code());
+    int status = -1;
+    lz_message_t *letter = NULL;
+    lz_pub_t *dead_letters = lz_pub_new(ctx, "inproc://demo-dead-letters");
+    lz_sub_t *watcher = lz_sub_new(ctx, "inproc://demo-dead-letters");
+    lz_pull_t *worker = lz_pull_new(ctx, "inproc://demo-thumbnails");
+    lz_push_t *push = lz_push_new(ctx, "inproc://demo-thumbnails");
+    if (!dead_letters || !watcher || !worker || !push || lz_sub_subscribe(watcher, "dead_letter") ||
+        lz_node_set_name(lz_pull_node(worker), "thumbnailer") || lz_pull_on(worker, "thumbnail", thumbnail, NULL) ||
+        lz_pull_set_dead_letter(worker, dead_letters, NULL) || lz_pull_start(worker, 1)) {
+        fail("nodes", lz_last_error_code());
+        goto done;
+    }
+    sleep_ms(50); // the subscription reaches the publisher
+    if (send_thumbnails(push) != 0) goto done;
+    letter = lz_sub_recv(watcher, 5000);
+    if (!letter) {
+        fail("dead letter", lz_last_error_code());
+        goto done;
+    }
+    char *json = lz_value_to_json(lz_message_value(letter));
+    printf("\n  the dead letter, as any subscriber of \"%s\" reads it:\n  %s\n", lz_message_topic(letter),
+           json ? json : "?");
+    free(json);
+    lz_pull_stop(worker);
+    lz_metrics_t m;
+    lz_node_metrics(lz_pull_node(worker), &m);
+    printf("\n  thumbnailer: %llu retries, %llu dead letter, %llu handler errors\n",
+           (unsigned long long)m.task_retries, (unsigned long long)m.dead_letters, (unsigned long long)m.errors);
+    const lz_value_t *value = lz_message_value(letter);
+    status = check(m.task_retries == 3 && m.dead_letters == 1 && lz_value_find_int(value, "retry_count", 0) == 3 &&
+                       strcmp(lz_value_find_string(lz_value_get(value, "original_task"), "data", ""),
+                              "corrupt-bird.png") == 0,
+                   "one retry for the busy file, two and a dead letter for the corrupt one");
+done:
+    lz_message_destroy(&letter);
+    lz_push_destroy(&push);
+    lz_pull_destroy(&worker); // before the publisher it borrows
+    lz_sub_destroy(&watcher);
+    lz_pub_destroy(&dead_letters);
+    lz_context_destroy(&ctx);
+    return status;
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 int main(void) {
@@ -757,6 +833,7 @@ int main(void) {
     failures += demo_metrics(ctx, &table) != 0;
     lz_context_destroy(&ctx);
     failures += demo_tracing() != 0;
+    failures += demo_dead_letters() != 0;
 
     if (failures) {
         printf("\n%d section(s) FAILED (see above)\n", failures);

@@ -96,7 +96,7 @@ LZ_TEST(test_defaults) {
                {"zmq.receive_timeout", 5000}, {"zmq.socket_timeout", 5000}, // the Python alias
                {"zmq.request_retries", 3}, {"zmq.failed_socket_cooldown", 10000},
                {"zmq.max_message_size", -1}, {"logging.max_file_size", 10485760},
-               {"serialization.json_indent", -1});
+               {"serialization.json_indent", -1}, {"tasks.max_retries", 0}, {"tasks.retry_delay", 1000});
     LZ_CHECK_STR(get_str(c, "logging.level"), "INFO");
     LZ_CHECK_STR(get_str(c, "logging.format"), "text");
     LZ_CHECK_STR(get_str(c, "logging.target"), "stderr");
@@ -225,6 +225,8 @@ LZ_TEST(test_env_both_forms) {
     setenv("LIBERZMQ_SERIALIZATION_DEFAULT", "msgpack", 1);
     setenv("LIBERZMQ_ZMQ__SOCKET_TIMEOUT", "1500", 1);
     setenv("LIBERZMQ_VALIDATE_DATA", "NO", 1);
+    setenv("LIBERZMQ_TASKS__MAX_RETRIES", "3", 1);
+    setenv("LIBERZMQ_TASKS_RETRY_DELAY", "250", 1);
     setenv("LIBERZMQ_CONFIG", "/does/not/matter.yaml", 1); // a path, not a key
     lz_config_t *c = lz_config_new();
     LZ_CHECK_INT(lz_config_load_env(c), LZ_OK);
@@ -236,7 +238,15 @@ LZ_TEST(test_env_both_forms) {
     LZ_CHECK_STR(get_str(c, "serialization.default"), "msgpack");
     LZ_CHECK_INT(get_int(c, "zmq.receive_timeout"), 1500);
     LZ_CHECK(!get_bool(c, "validate_data"));
+    LZ_CHECK_INT(get_int(c, "tasks.max_retries"), 3);
+    LZ_CHECK_INT(get_int(c, "tasks.retry_delay"), 250);
+    lz_settings_t s;
+    LZ_CHECK_INT(lz__settings_read(c, &s), LZ_OK);
+    LZ_CHECK_INT(s.task_max_retries, 3);
+    LZ_CHECK_INT(s.task_retry_delay, 250);
     lz_config_destroy(&c);
+    unsetenv("LIBERZMQ_TASKS__MAX_RETRIES");
+    unsetenv("LIBERZMQ_TASKS_RETRY_DELAY");
     unsetenv("LIBERZMQ_ZMQ__IO_THREADS");
     unsetenv("LIBERZMQ_ZMQ_LINGER");
     unsetenv("LIBERZMQ_LOGGING__LEVEL");

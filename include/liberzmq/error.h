@@ -50,6 +50,17 @@ const char *lz_last_error(void);
 // thread (LZ_OK if none).
 int lz_last_error_code(void);
 
+// lz_set_error records code (a negative lz_error_t) and the printf-style
+// detail as the calling thread's last error, and returns code. A handler
+// says why it failed with it: `return lz_set_error(LZ_EVALIDATION, "width
+// %d too large", w);` puts the reason in the log and in a dead letter
+// (pushpull.h). Thread safe: the detail is the thread's own.
+int lz_set_error(int code, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 #ifdef __cplusplus
 }
 #endif

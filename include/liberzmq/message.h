@@ -75,6 +75,11 @@ const char *lz_message_id(const lz_message_t *msg);
 int64_t lz_message_priority(const lz_message_t *msg);
 double lz_message_timestamp(const lz_message_t *msg);
 
+// lz_message_attempt: which run of its handler this is, 1 the first; a
+// puller with retries (lz_pull_set_retry) runs a failed task again, as
+// attempt 2, 3... 0 for a NULL msg.
+int lz_message_attempt(const lz_message_t *msg);
+
 #ifdef __cplusplus
 }
 #endif

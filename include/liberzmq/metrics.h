@@ -28,6 +28,8 @@ typedef struct lz_metrics {
     uint64_t socket_rebuilds;      // sockets closed and opened again after a failure
     uint64_t late_replies;         // replies that came after their request was done
     uint64_t handshake_failures;   // peers refused or failing the security handshake (security.h)
+    uint64_t task_retries;         // tasks run again after their handler failed (pushpull.h)
+    uint64_t dead_letters;         // tasks handed to the dead-letter sink after their last failure
 } lz_metrics_t;
 
 // lz_metrics_to_json writes m as one JSON object into buf (at most size

@@ -12,6 +12,7 @@
 #include "context.h"
 #include "message.h"
 #include "node.h"
+#include "pubsub.h"
 #include "value.h"
 
 #ifdef __cplusplus
@@ -47,6 +48,49 @@ lz_node_t *lz_pull_node(lz_pull_t *pull);
 // inbound_dropped and logged.
 int lz_pull_on(lz_pull_t *pull, const char *type, lz_handler_fn handler, void *arg);
 int lz_pull_on_default(lz_pull_t *pull, lz_handler_fn handler, void *arg);
+
+// Retries and dead letters (docs/pushpull.md). A handler fails by
+// returning non-zero; lz_set_error (error.h) in it says why.
+//
+// lz_pull_set_retry runs a task whose handler failed again, up to
+// max_retries more times (0..100), the n-th retry after n * delay_ms
+// (linear backoff, as the seeds' RetryablePuller). The task waits in the
+// puller, not in a handler thread, so other tasks go on meanwhile; its
+// handler sees which run it is with lz_message_attempt. Defaults:
+// tasks.max_retries (0: a failure is final) and tasks.retry_delay (1000).
+// At most 10000 tasks wait at once; a failure beyond that is final. Set
+// before lz_pull_start: LZ_ESTATE after, LZ_EINVAL for a NULL pull or a
+// count or delay out of range. Retries run on the puller's workers (one,
+// when lz_pull_start asked for one), or in lz_pull_dispatch, which also
+// runs the retries that came due; tasks taken with lz_pull_recv are the
+// caller's and never retried.
+int lz_pull_set_retry(lz_pull_t *pull, int max_retries, int delay_ms);
+
+// lz_dead_letter_fn receives a task whose handler failed for the last time
+// (after its retries), or that was waiting for a retry when the puller
+// stopped. letter is the dead-letter record, as lz_pull_set_dead_letter
+// publishes it:
+//   {"original_task": {the task's envelope with its "data"}, "final_error":
+//    "handler for 'resize' failed: <lz_set_error's detail>", "retry_count":
+//    <runs that failed>, "failed_at": <seconds since the epoch>}
+// (a task without envelope, raw or from a plain peer, has original_task
+// {"type", "data"}). letter and task are borrowed for the call. Called on
+// the thread that ran the handler, or the one stopping the puller.
+typedef void (*lz_dead_letter_fn)(const lz_value_t *letter, const lz_message_t *task, void *arg);
+
+// lz_pull_on_dead_letter sets the function (NULL: none) that receives dead
+// letters; arg is passed along, not owned. Each one is counted in the
+// dead_letters metric. Without a function or publisher a final failure is
+// counted in errors and logged only. Set before lz_pull_start (LZ_ESTATE).
+int lz_pull_on_dead_letter(lz_pull_t *pull, lz_dead_letter_fn fn, void *arg);
+
+// lz_pull_set_dead_letter publishes each dead letter on pub under topic
+// (NULL: "dead_letter", the seeds' topic) with pub's serializer, so any
+// subscriber (lz sub, a Python Subscriber) can collect them. pub is
+// borrowed: it must outlive the puller (or be unset with NULL first). A
+// publish that fails is logged and counted on pub. Replaces any function
+// set with lz_pull_on_dead_letter. Set before lz_pull_start (LZ_ESTATE).
+int lz_pull_set_dead_letter(lz_pull_t *pull, lz_pub_t *pub, const char *topic);
 
 // lz_pull_start runs a pool of workers threads (0: zmq.handler_max_concurrency)
 // fed by one receiver. LZ_ESTATE if already started.

@@ -50,6 +50,7 @@ enum key_id {
     K_METRICS_LISTEN,
     K_SEC_SECRET, K_SEC_SERVER, K_SEC_AUTHORIZED, K_SEC_AUTHORIZED_FILE, K_SEC_ALLOW, K_SEC_DENY, K_SEC_AUDIT,
     K_TRACE_ENABLED, K_TRACE_LOG,
+    K_TASK_RETRIES, K_TASK_RETRY_DELAY,
     K_DEBUG, K_VALIDATE_DATA,
     K_COUNT
 };
@@ -100,6 +101,9 @@ static const key_def_t keys[K_COUNT] = {
     [K_SEC_AUDIT] = BOOL_KEY("security.audit", false),
     [K_TRACE_ENABLED] = BOOL_KEY("tracing.enabled", false),
     [K_TRACE_LOG] = BOOL_KEY("tracing.log", false),
+    [K_TASK_RETRIES] = INT_KEY("tasks.max_retries", 0, 0, 100),
+    // The last retry waits max_retries times the delay: that must fit an int.
+    [K_TASK_RETRY_DELAY] = INT_KEY("tasks.retry_delay", 1000, 0, INT_MAX / 100),
     [K_DEBUG] = BOOL_KEY("debug", false),
     [K_VALIDATE_DATA] = BOOL_KEY("validate_data", true),
 };
@@ -109,7 +113,7 @@ static const struct { const char *alias, *name; } aliases[] = {
     {"zmq.socket_timeout", "zmq.receive_timeout"}, // the Python LiberZMQ's name
 };
 
-static const char *const sections[] = {"zmq", "logging", "serialization", "metrics", "security", "tracing"};
+static const char *const sections[] = {"zmq", "logging", "serialization", "metrics", "security", "tracing", "tasks"};
 
 enum { RANK_DEFAULT = 0, RANK_FILE = 1, RANK_ENV = 2, RANK_API = 3 };
 
@@ -704,6 +708,8 @@ int lz__settings_read(const lz_config_t *config, lz_settings_t *out) {
         .prometheus_listen = config->slots[K_METRICS_LISTEN].s,
         .tracing = get_i(config, K_TRACE_ENABLED) != 0,
         .tracing_log = get_i(config, K_TRACE_LOG) != 0,
+        .task_max_retries = get_i(config, K_TASK_RETRIES),
+        .task_retry_delay = get_i(config, K_TASK_RETRY_DELAY),
     };
     return LZ_OK;
 }

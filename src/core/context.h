@@ -37,6 +37,8 @@ typedef struct lz_settings {
     const char *prometheus_listen;  // "" or HOST:PORT; owned by the context's config
     bool tracing;                   // tracing.enabled: spans and traceparent (core/trace.h)
     bool tracing_log;               // tracing.log: each span also logged
+    int task_max_retries;           // tasks.max_retries: a puller's default (pushpull.h)
+    int task_retry_delay;           // tasks.retry_delay, ms
 } lz_settings_t;
 
 // lz__settings_read fills *out from config; LZ_ECONFIG on an inconsistent

@@ -4,9 +4,12 @@
  * for an idle receiver. */
 #include "core/dispatch.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/envelope.h"
 #include "core/error.h"
 #include "core/thread.h"
 #include "core/trace.h"
@@ -18,10 +21,12 @@
 #define LZ_QUEUE_PER_WORKER 64
 
 static void drop_burst(lz_dispatcher_t *d);
+static void abandon(void *job, void *arg);
 
 typedef struct job {
     lz_message_t *msg;
     const lz_route_t *route;
+    char *error; // why its last run failed, while it waits for a retry
 } job_t;
 
 void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_take_fn decode, bool prefix_match) {
@@ -36,6 +41,7 @@ void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_take_fn decode,
 void lz__dispatcher_fini(lz_dispatcher_t *d) {
     lz__dispatcher_stop(d);
     drop_burst(d);
+    lz__delay_destroy(&d->retry.waiting, abandon, d);
     for (size_t i = 0; i < d->route_count; i++) free(d->routes[i].key);
     free(d->routes);
     d->routes = NULL;
@@ -79,33 +85,163 @@ static const lz_route_t *route_for(const lz_dispatcher_t *d, const char *key) {
     return best ? best : d->fallback.handler ? &d->fallback : NULL;
 }
 
-// run calls the handler inside the message's CONSUMER span, so what the
-// handler sends belongs to the message's trace.
-static void run(lz_dispatcher_t *d, lz_message_t *msg, const lz_route_t *route) {
-    lz_span_t span;
-    lz__span_begin_message(&span, d->node, LZ_SPAN_CONSUMER, msg);
-    const lz_span_t *outer = lz__trace_enter(&span);
-    int rc = route->handler(msg, route->arg);
-    lz__trace_leave(&span, outer);
-    if (rc != 0)
-        lz__node_error(d->node, LZ_EREMOTE, "handler for '%s' returned %d", lz_message_topic(msg), rc);
-    lz__span_end(&span, rc == 0 ? LZ_OK : rc < 0 ? rc : LZ_EREMOTE);
-    lz_message_destroy(&msg);
+// A failed message waits at most this many at once for its retry; past
+// that a failure goes straight to the dead-letter sink, so a flood of
+// failing tasks cannot hold the process's memory.
+#define LZ_RETRY_WAITING_MAX 10000
+
+static void handler_failed(lz_dispatcher_t *d, job_t *job, int rc);
+
+static job_t *job_new(lz_dispatcher_t *d, lz_message_t *msg, const lz_route_t *route) {
+    job_t *job = malloc(sizeof *job);
+    if (!job) {
+        lz__node_error(d->node, LZ_ENOMEM, "out of memory queueing a message");
+        lz_message_destroy(&msg);
+        return NULL;
+    }
+    *job = (job_t){msg, route, NULL};
+    return job;
 }
 
-static void run_job(void *self, void *arg) {
-    job_t *job = self;
-    run(arg, job->msg, job->route);
+static void job_free(job_t *job) {
+    lz_message_destroy(&job->msg);
+    free(job->error);
     free(job);
 }
+
+// run calls the handler inside the message's CONSUMER span, so what the
+// handler sends belongs to the message's trace.
+static void run(lz_dispatcher_t *d, job_t *job) {
+    lz_span_t span;
+    lz__span_begin_message(&span, d->node, LZ_SPAN_CONSUMER, job->msg);
+    const lz_span_t *outer = lz__trace_enter(&span);
+    lz__error_clear(); // what the handler records (lz_set_error) says why it failed
+    int rc = job->route->handler(job->msg, job->route->arg);
+    lz__trace_leave(&span, outer);
+    lz__span_end(&span, rc == 0 ? LZ_OK : rc < 0 ? rc : LZ_EREMOTE);
+    if (rc != 0) handler_failed(d, job, rc);
+    else job_free(job);
+}
+
+// run_message runs msg's handler on the calling thread.
+static void run_message(lz_dispatcher_t *d, lz_message_t *msg, const lz_route_t *route) {
+    job_t *job = job_new(d, msg, route);
+    if (job) run(d, job);
+}
+
+static void run_job(void *self, void *arg) { run(arg, self); }
 
 static void drop_job(void *self, void *arg) {
     job_t *job = self;
     lz_dispatcher_t *d = arg;
     lz__node_drop(d->node, "stopping: queued message '%s' dropped", lz_message_topic(job->msg));
-    lz_message_destroy(&job->msg);
-    free(job);
+    job_free(job);
 }
+
+/* ---- retries and dead letters ------------------------------------------- */
+
+// give_up hands a message that failed for the last time (failures runs
+// failed) to the dead-letter sink, if there is one, and frees it.
+static void give_up(lz_dispatcher_t *d, job_t *job, const char *error, int failures) {
+    const lz_retry_t *r = &d->retry;
+    if (r->give_up) {
+        LZ_COUNT(d->node, dead_letters); // first: whoever reads the letter may read the count
+        r->give_up(r->owner, job->msg, error, failures);
+    }
+    job_free(job);
+}
+
+// retry_later puts job in the waiting list for its next run.
+static int retry_later(lz_dispatcher_t *d, job_t *job) {
+    lz_retry_t *r = &d->retry;
+    if (lz__delay_count(r->waiting) >= LZ_RETRY_WAITING_MAX) {
+        LZ_LOG(d->node->log, LZ_LOG_WARNING, d->node->name, "%d messages already wait for a retry: '%s' is not retried",
+               LZ_RETRY_WAITING_MAX, lz_message_topic(job->msg));
+        return LZ_EAGAIN;
+    }
+    int retry = ++job->msg->retries;
+    int64_t wait = (int64_t)r->delay_ms * retry;
+    if (lz__delay_put(r->waiting, job, lz__now_ms() + wait) != LZ_OK) {
+        job->msg->retries--;
+        return LZ_ENOMEM;
+    }
+    LZ_COUNT(d->node, task_retries);
+    LZ_LOG(d->node->log, LZ_LOG_INFO, d->node->name, "'%s'%s%s: retry %d of %d in %" PRId64 " ms",
+           lz_message_topic(job->msg), *lz_message_id(job->msg) ? " " : "", lz_message_id(job->msg), retry,
+           r->max_retries, wait);
+    return LZ_OK;
+}
+
+// handler_failed logs and counts a failed run, then runs it again later or
+// gives it up.
+static void handler_failed(lz_dispatcher_t *d, job_t *job, int rc) {
+    char error[LZ_DETAIL_MAX];
+    const char *topic = lz_message_topic(job->msg);
+    if (*lz_last_error())
+        snprintf(error, sizeof error, "handler for '%s' failed: %s", topic, lz_last_error());
+    else
+        snprintf(error, sizeof error, "handler for '%s' returned %d", topic, rc);
+    lz__node_error(d->node, LZ_EREMOTE, "%s", error);
+    if (job->msg->retries < d->retry.max_retries) {
+        free(job->error);
+        job->error = strdup(error); // for a dead letter if the puller stops first
+        if (retry_later(d, job) == LZ_OK) return;
+    }
+    give_up(d, job, error, job->msg->retries + 1);
+}
+
+// retry_main hands each retry to the workers as it comes due.
+static void *retry_main(void *self) {
+    lz_dispatcher_t *d = self;
+    job_t *job;
+    while ((job = lz__delay_wait(d->retry.waiting)))
+        if (lz__pool_submit(d->pool, job) != LZ_OK) drop_job(job, d);
+    return NULL;
+}
+
+// run_due_retries runs the retries due now on the calling thread; *wait_ms
+// is then how long until the next (-1: none).
+static int run_due_retries(lz_dispatcher_t *d, int *wait_ms) {
+    *wait_ms = -1;
+    if (!d->retry.waiting) return 0;
+    int count = 0;
+    for (job_t *job; (job = lz__delay_take(d->retry.waiting, wait_ms)); count++) run(d, job);
+    return count;
+}
+
+// abandon gives up a retry that a stop leaves waiting: to the dead-letter
+// sink if there is one, else it is dropped like a queued message.
+static void abandon(void *self, void *arg) {
+    job_t *job = self;
+    lz_dispatcher_t *d = arg;
+    if (!d->retry.give_up) {
+        lz__node_drop(d->node, "stopping: '%s' waiting for its retry dropped", lz_message_topic(job->msg));
+        job_free(job);
+        return;
+    }
+    char error[LZ_DETAIL_MAX];
+    snprintf(error, sizeof error, "%s; stopped before retry %d", job->error ? job->error : "failed", job->msg->retries);
+    give_up(d, job, error, job->msg->retries); // the retry due now never ran
+}
+
+int lz__dispatcher_set_retry(lz_dispatcher_t *d, int max_retries, int delay_ms) {
+    if (max_retries < 0 || delay_ms < 0)
+        return lz__fail(LZ_EINVAL, "%s: negative retry count or delay", d->node->name);
+    if (d->started) return lz__fail(LZ_ESTATE, "%s: set retries before start", d->node->name);
+    if (max_retries > 0 && !d->retry.waiting && !(d->retry.waiting = lz__delay_new())) return lz_last_error_code();
+    d->retry.max_retries = max_retries;
+    d->retry.delay_ms = delay_ms;
+    return LZ_OK;
+}
+
+int lz__dispatcher_set_give_up(lz_dispatcher_t *d, lz_give_up_fn fn, void *owner) {
+    if (d->started) return lz__fail(LZ_ESTATE, "%s: set the dead-letter sink before start", d->node->name);
+    d->retry.give_up = fn;
+    d->retry.owner = owner;
+    return LZ_OK;
+}
+
+/* ---- receiving ---------------------------------------------------------- */
 
 // next_frames hands out the next read-ahead message, reading a new burst
 // when the last one is used up. Only the reader holding d->reading calls it.
@@ -192,17 +328,11 @@ static void deliver(lz_dispatcher_t *d, lz_message_t *msg, bool inline_only) {
         return;
     }
     if (inline_only || !d->pool) {
-        run(d, msg, route);
+        run_message(d, msg, route);
         return;
     }
-    job_t *job = malloc(sizeof *job);
-    if (!job) {
-        lz__node_error(d->node, LZ_ENOMEM, "out of memory queueing a message");
-        lz_message_destroy(&msg);
-        return;
-    }
-    *job = (job_t){msg, route};
-    if (lz__pool_submit(d->pool, job) != LZ_OK) drop_job(job, d);
+    job_t *job = job_new(d, msg, route);
+    if (job && lz__pool_submit(d->pool, job) != LZ_OK) drop_job(job, d);
 }
 
 static void *receiver_main(void *self) {
@@ -217,16 +347,41 @@ static void *receiver_main(void *self) {
     return NULL;
 }
 
+// start_retry_timer starts the thread that hands due retries to the pool.
+static int start_retry_timer(lz_dispatcher_t *d) {
+    lz_retry_t *r = &d->retry;
+    if (r->max_retries == 0) return LZ_OK;
+    if (lz__thread_start(&r->timer, retry_main, d) != 0)
+        return lz__fail(LZ_EIO, "%s: cannot start the retry thread", d->node->name);
+    r->timer_started = true;
+    return LZ_OK;
+}
+
+static void stop_retry_timer(lz_dispatcher_t *d) {
+    lz_retry_t *r = &d->retry;
+    if (!r->timer_started) return;
+    lz__delay_close(r->waiting);
+    pthread_join(r->timer, NULL);
+    r->timer_started = false;
+}
+
 int lz__dispatcher_start(lz_dispatcher_t *d, int workers) {
     if (d->started) return lz__fail(LZ_ESTATE, "%s: already started", d->node->name);
-    if (workers > 1) {
-        d->pool = lz__pool_new(workers, (size_t)workers * LZ_QUEUE_PER_WORKER, run_job, d);
+    // Retries come due on the timer's thread: they need workers to run on
+    // even when one handler thread was asked for.
+    if (workers > 1 || d->retry.max_retries > 0) {
+        d->pool = lz__pool_new(workers > 1 ? workers : 1, (size_t)(workers > 1 ? workers : 1) * LZ_QUEUE_PER_WORKER,
+                               run_job, d);
         if (!d->pool) return lz_last_error_code();
     }
     atomic_store(&d->stopping, false);
-    if (lz__thread_start(&d->receiver, receiver_main, d) != 0) {
+    int rc = start_retry_timer(d);
+    if (rc == LZ_OK && lz__thread_start(&d->receiver, receiver_main, d) != 0)
+        rc = lz__fail(LZ_EIO, "%s: cannot start the receiver thread", d->node->name);
+    if (rc != LZ_OK) {
+        stop_retry_timer(d);
         lz__pool_destroy(&d->pool, NULL);
-        return lz__fail(LZ_EIO, "%s: cannot start the receiver thread", d->node->name);
+        return rc;
     }
     d->started = true;
     LZ_LOG(d->node->log, LZ_LOG_DEBUG, d->node->name, "started with %d handler thread(s)", workers > 1 ? workers : 1);
@@ -238,22 +393,37 @@ int lz__dispatcher_stop(lz_dispatcher_t *d) {
     atomic_store(&d->stopping, true);
     lz__node_wake(d->node); // the receiver may be waiting with no end
     pthread_join(d->receiver, NULL);
-    lz__pool_destroy(&d->pool, drop_job);
+    stop_retry_timer(d);
+    lz__pool_destroy(&d->pool, drop_job); // running handlers finish: a failure may still wait for a retry
     drop_burst(d); // the receiver is joined: its read-ahead is ours to drop
+    if (d->retry.waiting) lz__delay_drain(d->retry.waiting, abandon, d);
     d->started = false;
     atomic_store(&d->stopping, false); // a stopped dispatcher serves the caller's loop again
     return LZ_OK;
 }
 
+// lz__dispatcher_dispatch runs the retries due, then what has arrived; it
+// waits (up to timeout_ms) only when neither gave it anything to run, and
+// then no longer than until the next retry is due.
 int lz__dispatcher_dispatch(lz_dispatcher_t *d, int timeout_ms) {
     if (d->started) return lz__fail(LZ_ESTATE, "%s: started: its own threads dispatch", d->node->name);
+    int64_t deadline = lz__deadline_ms(timeout_ms);
     int count = 0;
-    for (lz_message_t *msg = NULL;; timeout_ms = 0) {
-        int rc = next_message(d, timeout_ms, &msg);
-        if (rc == LZ_ETIMEOUT) return count;
-        if (rc != LZ_OK) return rc;
-        deliver(d, msg, true);
-        count++;
+    for (;;) {
+        int retry_wait;
+        count += run_due_retries(d, &retry_wait);
+        int wait = count ? 0 : lz__ms_left(deadline, timeout_ms);
+        if (retry_wait >= 0 && (wait < 0 || retry_wait < wait)) wait = retry_wait;
+        lz_message_t *msg = NULL;
+        int rc = next_message(d, wait, &msg);
+        if (rc == LZ_OK) {
+            deliver(d, msg, true);
+            count++;
+        } else if (rc != LZ_ETIMEOUT) {
+            return rc;
+        } else if (count || lz__ms_left(deadline, timeout_ms) == 0) {
+            return count; // a wait cut short for a retry goes on
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "core/bias.h"
+#include "core/delay.h"
 #include "core/node.h"
 #include "core/pool.h"
 #include "liberzmq/message.h"
@@ -19,6 +20,22 @@ typedef struct lz_route {
     lz_handler_fn handler;
     void *arg;
 } lz_route_t;
+
+// lz_give_up_fn receives a message whose handler failed for the last time:
+// error says why, failures counts the runs that failed. msg stays the
+// dispatcher's.
+typedef void (*lz_give_up_fn)(void *owner, const lz_message_t *msg, const char *error, int failures);
+
+// What a dispatcher does when a handler fails (pullers: pushpull.h).
+typedef struct lz_retry {
+    int max_retries;       // runs again after a failure; 0: none
+    int delay_ms;          // the n-th retry waits n * delay_ms
+    lz_give_up_fn give_up; // the dead-letter sink; NULL: counted and logged only
+    void *owner;
+    lz_delay_t *waiting;   // failed messages until their retry; made by the first policy with retries
+    pthread_t timer;       // hands due retries to the pool while started
+    bool timer_started;
+} lz_retry_t;
 
 typedef struct lz_dispatcher {
     lz_node_t *node;
@@ -39,6 +56,7 @@ typedef struct lz_dispatcher {
     lz_bias_t reading;
     lz_frames_t *burst;      // LZ_RECV_BURST slots, made on first use
     unsigned burst_next, burst_count;
+    lz_retry_t retry;
 } lz_dispatcher_t;
 
 void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_take_fn decode, bool prefix_match);
@@ -48,8 +66,17 @@ void lz__dispatcher_fini(lz_dispatcher_t *d);
 // lz__dispatcher_on adds a route (key NULL: the fallback). LZ_ESTATE once started.
 int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg);
 
+// lz__dispatcher_set_retry sets how often a failed handler runs again and
+// how long each retry waits. LZ_ESTATE once started.
+int lz__dispatcher_set_retry(lz_dispatcher_t *d, int max_retries, int delay_ms);
+// lz__dispatcher_set_give_up sets the dead-letter sink (fn NULL: none).
+// LZ_ESTATE once started.
+int lz__dispatcher_set_give_up(lz_dispatcher_t *d, lz_give_up_fn fn, void *owner);
+
 // lz__dispatcher_start: a receiver thread plus workers handler threads
-// (workers <= 1: handlers run on the receiver, in arrival order).
+// (workers <= 1: handlers run on the receiver, in arrival order; with
+// retries, on one worker, still one at a time, while a timer thread hands
+// due retries to the workers).
 int lz__dispatcher_start(lz_dispatcher_t *d, int workers);
 int lz__dispatcher_stop(lz_dispatcher_t *d);
 

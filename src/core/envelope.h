@@ -35,6 +35,7 @@ struct lz_message {
     const char *id;           // task_id / request_id inside envelope, or ""
     int64_t priority;
     double timestamp;
+    int retries;              // times a puller ran it again after its handler failed
     zmq_msg_t payload;        // the payload frame, moved from the receive
     bool has_payload;
     lz_value_slot_t value_slot; // holds value for raw payloads (no allocation)

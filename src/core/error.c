@@ -7,7 +7,6 @@
 #include <string.h>
 #include <zmq.h>
 
-#define LZ_DETAIL_MAX 512
 
 static _Thread_local char last_detail[LZ_DETAIL_MAX];
 static _Thread_local int last_code;
@@ -69,6 +68,19 @@ int lz__fail(int code, const char *format, ...) {
     record(code, format, args);
     va_end(args);
     return code;
+}
+
+int lz_set_error(int code, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    record(code, format ? format : "", args);
+    va_end(args);
+    return code;
+}
+
+void lz__error_clear(void) {
+    last_detail[0] = '\0';
+    last_code = LZ_OK;
 }
 
 void *lz__fail_null(int code, const char *format, ...) {

@@ -5,6 +5,9 @@
 
 #include "liberzmq/error.h"
 
+// The longest detail message kept, NUL included.
+#define LZ_DETAIL_MAX 512
+
 // lz__fail sets the thread's last error to code and the formatted detail,
 // and returns code, so failure paths read `return lz__fail(LZ_EINVAL, ...)`.
 int lz__fail(int code, const char *format, ...)
@@ -19,6 +22,10 @@ void *lz__fail_null(int code, const char *format, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+// lz__error_clear forgets the thread's last error, so what a handler
+// records can be told from what came before it.
+void lz__error_clear(void);
 
 // lz__fail_zmq maps the current zmq_errno() to an lz_error_t (EAGAIN ->
 // LZ_EAGAIN, ETERM -> LZ_ECLOSED, EHOSTUNREACH -> LZ_EUNREACHABLE, EINVAL /

@@ -79,6 +79,7 @@ lz_message_t *lz__message_new(void) {
     msg->id = "";
     msg->priority = 0;
     msg->timestamp = 0;
+    msg->retries = 0;
     msg->has_payload = false;
     lz__arena_init(&msg->arena, msg->arena_block, sizeof msg->arena_block);
     return msg;
@@ -126,6 +127,7 @@ const lz_value_t *lz_message_envelope(const lz_message_t *msg) { return msg ? ms
 const char *lz_message_id(const lz_message_t *msg) { return msg ? msg->id : ""; }
 int64_t lz_message_priority(const lz_message_t *msg) { return msg ? msg->priority : 0; }
 double lz_message_timestamp(const lz_message_t *msg) { return msg ? msg->timestamp : 0; }
+int lz_message_attempt(const lz_message_t *msg) { return msg ? msg->retries + 1 : 0; }
 
 const lz_value_t *lz_message_value(const lz_message_t *msg) { return msg ? msg->value : NULL; }
 

@@ -26,7 +26,7 @@ typedef struct lz_counters {
     atomic_uint_fast64_t messages_sent, messages_received, bytes_sent, bytes_received;
     atomic_uint_fast64_t errors, outbound_dropped, inbound_dropped, backpressure_events;
     atomic_uint_fast64_t failed_bind_count, request_timeouts, retries, socket_rebuilds;
-    atomic_uint_fast64_t late_replies, handshake_failures;
+    atomic_uint_fast64_t late_replies, handshake_failures, task_retries, dead_letters;
     atomic_int_fast64_t active_connections;
 } lz_counters_t;
 

@@ -33,6 +33,8 @@ static const char *const counter_help[] = {
     "Sockets closed and opened again after a failure.",
     "Replies that came after their request was done.",
     "Peers refused or failing the security handshake.",
+    "Tasks run again after their handler failed.",
+    "Tasks handed to the dead-letter sink after their last failure.",
 };
 #define LZ_ONE(f) +1
 _Static_assert(sizeof counter_help / sizeof counter_help[0] == 0 LZ_METRIC_COUNTERS(LZ_ONE),

@@ -1,8 +1,10 @@
 /* Push/pull: a pusher spreads tasks round-robin over connected pullers;
  * a puller routes each task by its type to a handler on its worker pool. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/context.h"
 #include "core/dispatch.h"
 #include "core/envelope.h"
 #include "core/error.h"
@@ -18,6 +20,10 @@ struct lz_push {
 struct lz_pull {
     lz_node_t node;
     lz_dispatcher_t dispatcher;
+    lz_dead_letter_fn dead_letter_fn; // NULL: publish on dead_letter_pub, if set
+    void *dead_letter_arg;
+    lz_pub_t *dead_letter_pub;
+    char *dead_letter_topic;
 };
 
 /* ---- pusher ------------------------------------------------------------- */
@@ -94,6 +100,11 @@ lz_pull_t *lz_pull_new(lz_context_t *ctx, const char *endpoints) {
         return NULL;
     }
     lz__dispatcher_init(&pull->dispatcher, &pull->node, decode_task, false);
+    const lz_settings_t *settings = pull->node.settings;
+    if (lz__dispatcher_set_retry(&pull->dispatcher, settings->task_max_retries, settings->task_retry_delay) != LZ_OK) {
+        lz_pull_destroy(&pull);
+        return NULL;
+    }
     return pull;
 }
 
@@ -101,6 +112,7 @@ void lz_pull_destroy(lz_pull_t **pull_p) {
     if (!pull_p || !*pull_p) return;
     lz__dispatcher_fini(&(*pull_p)->dispatcher);
     lz__node_close(&(*pull_p)->node);
+    free((*pull_p)->dead_letter_topic);
     free(*pull_p);
     *pull_p = NULL;
 }
@@ -115,6 +127,79 @@ int lz_pull_on(lz_pull_t *pull, const char *type, lz_handler_fn handler, void *a
 int lz_pull_on_default(lz_pull_t *pull, lz_handler_fn handler, void *arg) {
     if (!pull) return lz__fail(LZ_EINVAL, "pull: NULL puller");
     return lz__dispatcher_on(&pull->dispatcher, NULL, handler, arg);
+}
+
+/* ---- retries and dead letters ------------------------------------------ */
+
+int lz_pull_set_retry(lz_pull_t *pull, int max_retries, int delay_ms) {
+    if (!pull || max_retries < 0 || max_retries > 100 || delay_ms < 0 || delay_ms > INT_MAX / 100)
+        return lz__fail(LZ_EINVAL, "pull: NULL puller, or retries outside 0..100 or delay outside 0..%d ms", INT_MAX / 100);
+    return lz__dispatcher_set_retry(&pull->dispatcher, max_retries, delay_ms);
+}
+
+// original_task is the task as it came: its envelope with its data, or,
+// for a task that had none, its type and data.
+static lz_value_t *original_task(const lz_message_t *task) {
+    const lz_value_t *envelope = lz_message_envelope(task);
+    lz_value_t *original = envelope ? lz_value_copy(envelope) : lz_value_object();
+    if (!original) return NULL;
+    if ((envelope || lz_value_object_set_string(original, "type", lz_message_type(task)) == LZ_OK) &&
+        lz_value_object_set(original, "data", lz_value_copy(lz_message_value(task))) == LZ_OK)
+        return original;
+    lz_value_destroy(&original);
+    return NULL;
+}
+
+static lz_value_t *dead_letter_new(const lz_message_t *task, const char *error, int failures) {
+    lz_value_t *letter = lz_value_object();
+    if (letter && lz_value_object_set(letter, "original_task", original_task(task)) == LZ_OK &&
+        lz_value_object_set_string(letter, "final_error", error) == LZ_OK &&
+        lz_value_object_set_int(letter, "retry_count", failures) == LZ_OK &&
+        lz_value_object_set_double(letter, "failed_at", lz__now_seconds()) == LZ_OK)
+        return letter;
+    lz_value_destroy(&letter);
+    return NULL;
+}
+
+// give_up is the puller's dead-letter sink (lz_give_up_fn).
+static void give_up(void *owner, const lz_message_t *task, const char *error, int failures) {
+    lz_pull_t *pull = owner;
+    lz_value_t *letter = dead_letter_new(task, error, failures);
+    if (!letter) {
+        lz__node_error(&pull->node, LZ_ENOMEM, "out of memory writing the dead letter of '%s'", lz_message_type(task));
+        return;
+    }
+    if (pull->dead_letter_fn)
+        pull->dead_letter_fn(letter, task, pull->dead_letter_arg);
+    else if (lz_pub_publish(pull->dead_letter_pub, pull->dead_letter_topic, letter) != LZ_OK)
+        lz__node_error(&pull->node, lz_last_error_code(), "cannot publish the dead letter of '%s': %s",
+                       lz_message_type(task), lz_last_error());
+    lz_value_destroy(&letter);
+}
+
+// set_dead_letter installs one sink: a function, or a publisher and topic.
+static int set_dead_letter(lz_pull_t *pull, lz_dead_letter_fn fn, void *arg, lz_pub_t *pub, const char *topic) {
+    char *copy = NULL;
+    if (pub && !(copy = strdup(topic ? topic : "dead_letter"))) return lz__fail(LZ_ENOMEM, "pull: out of memory");
+    int rc = lz__dispatcher_set_give_up(&pull->dispatcher, fn || pub ? give_up : NULL, pull);
+    if (rc != LZ_OK) {
+        free(copy);
+        return rc;
+    }
+    free(pull->dead_letter_topic);
+    pull->dead_letter_fn = fn;
+    pull->dead_letter_arg = arg;
+    pull->dead_letter_pub = pub;
+    pull->dead_letter_topic = copy;
+    return LZ_OK;
+}
+
+int lz_pull_on_dead_letter(lz_pull_t *pull, lz_dead_letter_fn fn, void *arg) {
+    return pull ? set_dead_letter(pull, fn, arg, NULL, NULL) : lz__fail(LZ_EINVAL, "pull: NULL puller");
+}
+
+int lz_pull_set_dead_letter(lz_pull_t *pull, lz_pub_t *pub, const char *topic) {
+    return pull ? set_dead_letter(pull, NULL, NULL, pub, topic) : lz__fail(LZ_EINVAL, "pull: NULL puller");
 }
 
 int lz_pull_start(lz_pull_t *pull, int workers) {
