@@ -27,6 +27,7 @@ typedef struct job {
     lz_message_t *msg;
     const lz_route_t *route;
     char *error; // why its last run failed, while it waits for a retry
+    bool heap;   // malloc'd (queued, waiting); else on the stack of an inline run
 } job_t;
 
 void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_take_fn decode, bool prefix_match) {
@@ -99,14 +100,14 @@ static job_t *job_new(lz_dispatcher_t *d, lz_message_t *msg, const lz_route_t *r
         lz_message_destroy(&msg);
         return NULL;
     }
-    *job = (job_t){msg, route, NULL};
+    *job = (job_t){msg, route, NULL, true};
     return job;
 }
 
 static void job_free(job_t *job) {
     lz_message_destroy(&job->msg);
     free(job->error);
-    free(job);
+    if (job->heap) free(job);
 }
 
 // run calls the handler inside the message's CONSUMER span, so what the
@@ -123,10 +124,11 @@ static void run(lz_dispatcher_t *d, job_t *job) {
     else job_free(job);
 }
 
-// run_message runs msg's handler on the calling thread.
+// run_message runs msg's handler on the calling thread, its job on the
+// stack: only a retry needs one that lives on.
 static void run_message(lz_dispatcher_t *d, lz_message_t *msg, const lz_route_t *route) {
-    job_t *job = job_new(d, msg, route);
-    if (job) run(d, job);
+    job_t job = {msg, route, NULL, false};
+    run(d, &job);
 }
 
 static void run_job(void *self, void *arg) { run(arg, self); }
@@ -159,10 +161,14 @@ static int retry_later(lz_dispatcher_t *d, job_t *job) {
                LZ_RETRY_WAITING_MAX, lz_message_topic(job->msg));
         return LZ_EAGAIN;
     }
+    job_t *held = job->heap ? job : malloc(sizeof *held);
+    if (!held) return lz__fail(LZ_ENOMEM, "out of memory");
+    if (held != job) *held = (job_t){job->msg, job->route, job->error, true}; // it takes the message
     int retry = ++job->msg->retries;
     int64_t wait = (int64_t)r->delay_ms * retry;
-    if (lz__delay_put(r->waiting, job, lz__now_ms() + wait) != LZ_OK) {
+    if (lz__delay_put(r->waiting, held, lz__now_ms() + wait) != LZ_OK) {
         job->msg->retries--;
+        if (held != job) free(held);
         return LZ_ENOMEM;
     }
     LZ_COUNT(d->node, task_retries);
