@@ -13,7 +13,9 @@
 #ifndef LIBERZMQ_NODE_H
 #define LIBERZMQ_NODE_H
 
+#include "message.h"
 #include "metrics.h"
+#include "value.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,6 +58,41 @@ const char *lz_node_name(const lz_node_t *node);
 
 // lz_node_metrics fills *out with the node's counters. Thread safe.
 int lz_node_metrics(const lz_node_t *node, lz_metrics_t *out);
+
+// Hooks ("middleware"): functions a node runs on every value it sends and
+// every message it receives, in the order they were added, for the
+// cross-cutting checks of a service (validation, auditing, rate limits,
+// logging). Add them before the node carries traffic (before start, or the
+// first send or receive): the lists are read without a lock. A hook runs
+// on the thread that sends or receives, must be thread safe when several
+// do, and must not block. It refuses by returning non-zero: a negative
+// lz_error_t, or any positive number for LZ_EVALIDATION; lz_set_error
+// (error.h) in it says why. docs/hooks.md has examples.
+
+// lz_send_hook_fn sees value before it is encoded. key is the topic
+// (lz_pub_publish), the task type (lz_push_send, "default" when NULL), the
+// action (lz_client_request and its async form) or "" (lz_pair_send).
+// value and key are borrowed for the call; value may be NULL (null data).
+typedef int (*lz_send_hook_fn)(lz_node_t *node, const char *key, const lz_value_t *value, void *arg);
+
+// lz_receive_hook_fn sees a decoded message before any handler or caller
+// does: subscribers and pullers (handlers, lz_sub_recv, lz_pull_recv;
+// not the _bytes forms, which decode nothing), servers (each request, ping
+// excepted) and pairs (lz_pair_recv). msg is borrowed for the call.
+typedef int (*lz_receive_hook_fn)(lz_node_t *node, const lz_message_t *msg, void *arg);
+
+// lz_node_on_send adds a send hook; arg is passed along, not owned. A
+// refused send returns the hook's code with the detail "<node>: '<key>'
+// refused: <why>", sends nothing and counts in errors. LZ_EINVAL for a
+// NULL node or fn, LZ_ENOMEM.
+int lz_node_on_send(lz_node_t *node, lz_send_hook_fn fn, void *arg);
+
+// lz_node_on_receive adds a receive hook. A refused message is dropped and
+// counted in inbound_dropped (and logged, at most once a second), as a
+// malformed one is; a refused request is answered with an error reply
+// carrying the hook's code and detail, so the client learns why at once.
+// LZ_EINVAL for a NULL node or fn, LZ_ENOMEM.
+int lz_node_on_receive(lz_node_t *node, lz_receive_hook_fn fn, void *arg);
 
 // lz_node_zmq_socket returns the libzmq socket for options liberzmq does not
 // cover. It is not thread safe: use it only while no other thread uses the node.

@@ -11,6 +11,7 @@
 
 #include "core/envelope.h"
 #include "core/error.h"
+#include "core/hooks.h"
 #include "core/thread.h"
 #include "core/trace.h"
 
@@ -302,9 +303,14 @@ static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void 
     return rc;
 }
 
-// next_message receives the next message that decodes.
+// next_message receives the next message that decodes and that the
+// node's receive hooks take.
 static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) {
-    return next_taken(d, timeout_ms, d->decode, out);
+    int64_t deadline = lz__deadline_ms(timeout_ms);
+    int rc;
+    while ((rc = next_taken(d, timeout_ms, d->decode, out)) == LZ_OK && !lz__hooks_admit(d->node, out))
+        timeout_ms = lz__ms_left(deadline, timeout_ms);
+    return rc;
 }
 
 // drop_burst closes read-ahead messages nobody will take (the dispatcher

@@ -15,6 +15,7 @@
 
 #include "core/eintr.h"
 #include "core/error.h"
+#include "core/hooks.h"
 #include "core/metrics.h"
 #include "core/sendbuf.h"
 #include "core/wakeup.h"
@@ -285,6 +286,7 @@ void lz__node_close(lz_node_t *node) {
     lz__wakeup_close(&node->wake_fd[LZ_WAIT_RECV]);
     lz__wakeup_close(&node->wake_fd[LZ_WAIT_SEND]);
     lz__bias_fini(&node->lock);
+    lz__hooks_free(node);
     node->ctx = NULL;
     lz__context_unref(ctx);
 }

@@ -91,6 +91,7 @@ struct lz_node {
     lz_node_security_t security;    // CURVE or ZAP, settled by the first endpoint
     lz_node_t *next, *prev;         // the context's list of nodes
     uint64_t id;                    // unique in the context (exporters' label)
+    struct lz_hooks *hooks;         // lz_node_on_send / lz_node_on_receive (core/hooks.h); NULL: none
 };
 
 // lz__node_init makes the socket (type zmq_type) with every option from the

@@ -6,6 +6,7 @@
 
 #include "core/envelope.h"
 #include "core/error.h"
+#include "core/hooks.h"
 #include "core/node.h"
 #include "liberzmq/pair.h"
 
@@ -58,10 +59,12 @@ int lz_pair_send_bytes(lz_pair_t *pair, const void *data, size_t size) {
 
 int lz_pair_send(lz_pair_t *pair, const lz_value_t *value) {
     if (!pair) return lz__fail(LZ_EINVAL, "lz_pair_send: pair is NULL");
+    int rc = lz__hooks_send(&pair->node, "", value);
+    if (rc != LZ_OK) return rc;
     lz_buffer_t *buffer = lz_buffer_new();
     if (!buffer) return lz__fail(LZ_ENOMEM, "pair: out of memory");
     lz_value_t *null_value = value ? NULL : lz_value_null();
-    int rc = lz_serializer_encode(pair->node.serializer, value ? value : null_value, buffer);
+    rc = lz_serializer_encode(pair->node.serializer, value ? value : null_value, buffer);
     lz_value_destroy(&null_value);
     if (rc == LZ_OK) rc = lz_pair_send_bytes(pair, lz_buffer_data(buffer), lz_buffer_size(buffer));
     lz_buffer_destroy(&buffer);
@@ -91,5 +94,10 @@ static int take_message(lz_node_t *node, lz_frames_t *f, void *out) {
 lz_message_t *lz_pair_recv(lz_pair_t *pair, int timeout_ms) {
     if (!pair) return lz__fail_null(LZ_EINVAL, "lz_pair_recv: pair is NULL");
     lz_message_t *msg = NULL;
-    return lz__node_take(&pair->node, timeout_ms, NULL, take_message, &msg) == LZ_OK ? msg : NULL;
+    int64_t deadline = lz__deadline_ms(timeout_ms);
+    while (lz__node_take(&pair->node, timeout_ms, NULL, take_message, &msg) == LZ_OK) {
+        if (lz__hooks_admit(&pair->node, &msg)) return msg;
+        timeout_ms = lz__ms_left(deadline, timeout_ms);
+    }
+    return NULL;
 }

@@ -7,6 +7,7 @@
 #include "core/dispatch.h"
 #include "core/envelope.h"
 #include "core/error.h"
+#include "core/hooks.h"
 #include "core/node.h"
 #include "core/scratch.h"
 #include "liberzmq/pubsub.h"
@@ -71,9 +72,11 @@ int lz_pub_publish_bytes(lz_pub_t *pub, const char *topic, const void *data, siz
 
 int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value) {
     if (!pub || !topic) return lz__fail(LZ_EINVAL, "pub: NULL argument");
+    int rc = lz__hooks_send(&pub->node, topic, value);
+    if (rc != LZ_OK) return rc;
     lz_buffer_t *buffer = lz__scratch_buffer();
     if (!buffer) return lz__fail(LZ_ENOMEM, "pub: out of memory");
-    int rc = lz_serializer_encode(pub->node.serializer, value, buffer);
+    rc = lz_serializer_encode(pub->node.serializer, value, buffer);
     if (rc != LZ_OK) return lz__node_error(&pub->node, rc, "cannot encode for '%s': %s", topic, lz_last_error());
     return publish_frames(pub, topic, lz_buffer_data(buffer), lz_buffer_size(buffer));
 }

@@ -8,6 +8,7 @@
 #include "core/dispatch.h"
 #include "core/envelope.h"
 #include "core/error.h"
+#include "core/hooks.h"
 #include "core/node.h"
 #include "core/scratch.h"
 #include "core/trace.h"
@@ -54,6 +55,8 @@ int lz_push_send_bytes(lz_push_t *push, const void *data, size_t size) {
 
 int lz_push_send(lz_push_t *push, const char *type, const lz_value_t *data, int priority) {
     if (!push) return lz__fail(LZ_EINVAL, "push: NULL pusher");
+    int rc = lz__hooks_send(&push->node, type ? type : "default", data);
+    if (rc != LZ_OK) return rc;
     if (lz_serializer_flags(push->node.serializer) & LZ_SERIALIZER_OPAQUE) {
         // An opaque codec carries the bytes alone: there is no envelope for the type.
         size_t size;
@@ -66,7 +69,7 @@ int lz_push_send(lz_push_t *push, const char *type, const lz_value_t *data, int 
     if (!buffer) return lz__fail(LZ_ENOMEM, "push: out of memory");
     lz_span_t span;
     lz__span_begin(&span, &push->node, LZ_SPAN_PRODUCER, type ? type : "default", NULL);
-    int rc = lz__envelope_encode_task(push->node.serializer, type, data, priority, &span, buffer);
+    rc = lz__envelope_encode_task(push->node.serializer, type, data, priority, &span, buffer);
     if (rc != LZ_OK)
         rc = lz__node_error(&push->node, rc, "cannot encode task '%s': %s", type ? type : "default", lz_last_error());
     else

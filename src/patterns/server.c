@@ -20,6 +20,7 @@
 
 #include "core/envelope.h"
 #include "core/error.h"
+#include "core/hooks.h"
 #include "core/node.h"
 #include "core/pool.h"
 #include "core/spare.h"
@@ -162,7 +163,12 @@ static int run_handler(lz_server_t *s, const handler_t *h, job_t *job) {
 // request's span: requests the handler makes belong to its trace.
 static void answer(lz_server_t *s, job_t *job) {
     const handler_t *h = find_handler(s, job->msg);
-    if (h) {
+    int refused = lz__hooks_receive(&s->node, job->msg);
+    if (refused != LZ_OK) {
+        job->status = refused;
+        lz__node_error(&s->node, refused, "%s", lz_last_error());
+        encode_error(s, job, refused, lz_last_error());
+    } else if (h) {
         const lz_span_t *outer = lz__trace_enter(&job->span);
         job->status = run_handler(s, h, job);
         lz__trace_leave(&job->span, outer);

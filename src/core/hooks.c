@@ -1,0 +1,88 @@
+/* Node hooks: two short lists of (function, argument) run in the order
+ * they were added. They are set up before traffic and read without a lock,
+ * like a node's serializer. */
+#include "core/hooks.h"
+
+#include <stdlib.h>
+
+#include "core/envelope.h"
+#include "core/error.h"
+
+typedef struct hook {
+    union {
+        lz_send_hook_fn send;
+        lz_receive_hook_fn receive;
+    } fn;
+    void *arg;
+} hook_t;
+
+struct lz_hooks {
+    hook_t *send, *receive;
+    size_t send_count, receive_count;
+};
+
+static int add(lz_node_t *node, hook_t **list, size_t *count, hook_t hook) {
+    hook_t *grown = realloc(*list, (*count + 1) * sizeof *grown);
+    if (!grown) return lz__fail(LZ_ENOMEM, "%s: out of memory", node->name);
+    *list = grown;
+    grown[(*count)++] = hook;
+    return LZ_OK;
+}
+
+// hooks_of returns node's hooks, made on first use.
+static struct lz_hooks *hooks_of(lz_node_t *node) {
+    if (!node->hooks && !(node->hooks = calloc(1, sizeof *node->hooks)))
+        return lz__fail_null(LZ_ENOMEM, "%s: out of memory", node->name);
+    return node->hooks;
+}
+
+int lz_node_on_send(lz_node_t *node, lz_send_hook_fn fn, void *arg) {
+    if (!node || !fn) return lz__fail(LZ_EINVAL, "lz_node_on_send: NULL node or function");
+    struct lz_hooks *h = hooks_of(node);
+    return h ? add(node, &h->send, &h->send_count, (hook_t){.fn.send = fn, .arg = arg}) : LZ_ENOMEM;
+}
+
+int lz_node_on_receive(lz_node_t *node, lz_receive_hook_fn fn, void *arg) {
+    if (!node || !fn) return lz__fail(LZ_EINVAL, "lz_node_on_receive: NULL node or function");
+    struct lz_hooks *h = hooks_of(node);
+    return h ? add(node, &h->receive, &h->receive_count, (hook_t){.fn.receive = fn, .arg = arg}) : LZ_ENOMEM;
+}
+
+// refused turns a hook's non-zero result into the error its caller sees.
+// The hook's own detail (lz_set_error, or what failed in it) says why.
+static int refused(lz_node_t *node, const char *key, int rc) {
+    int code = rc < 0 ? rc : LZ_EVALIDATION;
+    const char *why = *lz_last_error() ? lz_last_error() : lz_strerror(code);
+    return lz__fail(code, "%s: '%s' refused: %s", node->name, key, why);
+}
+
+int lz__hooks_send_slow(lz_node_t *node, const char *key, const lz_value_t *value) {
+    const struct lz_hooks *h = node->hooks;
+    for (size_t i = 0; i < h->send_count; i++) {
+        lz__error_clear();
+        int rc = h->send[i].fn.send(node, key, value, h->send[i].arg);
+        if (rc != 0) {
+            LZ_COUNT(node, errors);
+            return refused(node, key, rc);
+        }
+    }
+    return LZ_OK;
+}
+
+int lz__hooks_receive_slow(lz_node_t *node, const lz_message_t *msg) {
+    const struct lz_hooks *h = node->hooks;
+    for (size_t i = 0; i < h->receive_count; i++) {
+        lz__error_clear();
+        int rc = h->receive[i].fn.receive(node, msg, h->receive[i].arg);
+        if (rc != 0) return refused(node, lz_message_topic(msg), rc);
+    }
+    return LZ_OK;
+}
+
+void lz__hooks_free(lz_node_t *node) {
+    if (!node->hooks) return;
+    free(node->hooks->send);
+    free(node->hooks->receive);
+    free(node->hooks);
+    node->hooks = NULL;
+}

@@ -1,0 +1,251 @@
+/* Node hooks ("middleware"): send hooks refuse what a publisher, pusher,
+ * client or pair would send, in order, with the hook's reason and code;
+ * receive hooks drop what subscribers, pullers and pairs would deliver and
+ * answer a refused request with an error reply; NULL arguments. */
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "lz_test.h"
+
+// A hook's record: how often it ran, in which order among hooks.
+typedef struct {
+    atomic_int calls;
+    atomic_int *clock; // shared by the hooks of one test: the order they ran in
+    int ran_at;
+    const char *refuse; // the key it refuses
+    int code;           // what it returns when it does
+    lz_node_t *node;    // the node it was added to
+} hook_t;
+
+static int hook_check(lz_node_t *node, const char *key, hook_t *h) {
+    atomic_fetch_add(&h->calls, 1);
+    if (h->clock) h->ran_at = atomic_fetch_add(h->clock, 1);
+    if (node != h->node) return lz_set_error(LZ_EINVAL, "the hook got another node");
+    if (!h->refuse || strcmp(key, h->refuse) != 0) return 0;
+    return h->code == LZ_EVALIDATION ? lz_set_error(LZ_EVALIDATION, "no %s here", key) : h->code;
+}
+
+static int on_send(lz_node_t *node, const char *key, const lz_value_t *value, void *arg) {
+    (void)value;
+    return hook_check(node, key, arg);
+}
+
+static int on_receive(lz_node_t *node, const lz_message_t *msg, void *arg) {
+    return hook_check(node, lz_message_topic(msg), arg);
+}
+
+// odd_refused: a receive hook that refuses data {"n": odd}.
+static int odd_refused(lz_node_t *node, const lz_message_t *msg, void *arg) {
+    (void)node;
+    (void)arg;
+    int64_t n = lz_value_find_int(lz_message_value(msg), "n", 0);
+    return n % 2 ? lz_set_error(LZ_EVALIDATION, "%" PRId64 " is odd", n) : 0;
+}
+
+static lz_value_t *number(int64_t n) {
+    lz_value_t *v = lz_value_object();
+    LZ_CHECK_INT(lz_value_object_set_int(v, "n", n), LZ_OK);
+    return v;
+}
+
+LZ_TEST(send_hooks_refuse_in_order) {
+    lz_context_t *ctx = lz_test_pattern_context(0);
+    lz_pub_t *pub = lz_pub_new(ctx, "tcp://127.0.0.1:*");
+    lz_sub_t *sub = pub ? lz_sub_new(ctx, lz_node_endpoint(lz_pub_node(pub))) : NULL;
+    LZ_CHECK(sub != NULL);
+    if (sub) {
+        atomic_int clock = 0;
+        hook_t first = {.clock = &clock, .refuse = "secret", .code = LZ_EVALIDATION, .node = lz_pub_node(pub)};
+        hook_t second = {.clock = &clock, .refuse = "hidden", .code = LZ_ENOTFOUND, .node = lz_pub_node(pub)};
+        LZ_CHECK_INT(lz_node_on_send(lz_pub_node(pub), on_send, &first), LZ_OK);
+        LZ_CHECK_INT(lz_node_on_send(lz_pub_node(pub), on_send, &second), LZ_OK);
+        LZ_CHECK_INT(lz_sub_subscribe(sub, ""), LZ_OK);
+        lz_test_sleep_ms(100);
+        lz_value_t *v = number(1);
+        LZ_CHECK_INT(lz_pub_publish(pub, "open", v), LZ_OK);
+        LZ_CHECK_INT(first.ran_at, 0);
+        LZ_CHECK_INT(second.ran_at, 1);
+        LZ_CHECK_INT(lz_pub_publish(pub, "secret", v), LZ_EVALIDATION);
+        LZ_CHECK_STR(lz_last_error(), "pub: 'secret' refused: no secret here");
+        LZ_CHECK_INT(atomic_load(&second.calls), 1); // the first refusal ends the walk
+        LZ_CHECK_INT(lz_pub_publish(pub, "hidden", v), LZ_ENOTFOUND); // a hook's own code
+        LZ_CHECK_STR(lz_last_error(), "pub: 'hidden' refused: not found");
+        LZ_CHECK_INT(lz_pub_publish(pub, "last", v), LZ_OK);
+        lz_value_destroy(&v);
+        // Only what the hooks let through was sent.
+        lz_message_t *msg = lz_sub_recv(sub, 5000);
+        LZ_CHECK_STR(lz_message_topic(msg), "open");
+        lz_message_destroy(&msg);
+        msg = lz_sub_recv(sub, 5000);
+        LZ_CHECK_STR(lz_message_topic(msg), "last");
+        lz_message_destroy(&msg);
+        lz_metrics_t m = lz_test_metrics(lz_pub_node(pub));
+        LZ_CHECK_INT(m.messages_sent, 2);
+        LZ_CHECK_INT(m.errors, 2);
+    }
+    lz_sub_destroy(&sub);
+    lz_pub_destroy(&pub);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(pullers_drop_what_receive_hooks_refuse) {
+    lz_context_t *ctx = lz_test_pattern_context(0);
+    lz_pull_t *pull = lz_pull_new(ctx, "tcp://127.0.0.1:*");
+    lz_push_t *push = pull ? lz_push_new(ctx, lz_node_endpoint(lz_pull_node(pull))) : NULL;
+    LZ_CHECK(push != NULL);
+    if (push) {
+        hook_t typed = {.refuse = "default", .code = 1, .node = lz_push_node(push)};
+        LZ_CHECK_INT(lz_node_on_send(lz_push_node(push), on_send, &typed), LZ_OK);
+        LZ_CHECK_INT(lz_node_on_receive(lz_pull_node(pull), odd_refused, NULL), LZ_OK);
+        lz_value_t *v = number(0);
+        LZ_CHECK_INT(lz_push_send(push, NULL, v, 0), LZ_EVALIDATION); // NULL type is "default"; 1 is LZ_EVALIDATION
+        LZ_CHECK_STR(lz_last_error(), "push: 'default' refused: validation error");
+        lz_value_destroy(&v);
+        for (int n = 0; n < 6; n++) {
+            v = number(n);
+            LZ_CHECK_INT(lz_push_send(push, "count", v, 0), LZ_OK);
+            lz_value_destroy(&v);
+        }
+        // lz_pull_recv hands out the even ones only.
+        for (int n = 0; n < 6; n += 2) {
+            lz_message_t *msg = lz_pull_recv(pull, 5000);
+            LZ_CHECK_INT(lz_value_find_int(lz_message_value(msg), "n", -1), n);
+            lz_message_destroy(&msg);
+        }
+        LZ_CHECK(lz_pull_recv(pull, 50) == NULL);
+        LZ_CHECK_INT(lz_test_metrics(lz_pull_node(pull)).inbound_dropped, 3);
+        // The bytes forms decode nothing and run no hook.
+        LZ_CHECK_INT(lz_push_send_bytes(push, "{\"n\": 1}", 8), LZ_OK);
+        char buf[16];
+        size_t size = sizeof buf;
+        LZ_CHECK_INT(lz_pull_recv_bytes(pull, buf, &size, 5000), LZ_OK);
+        LZ_CHECK_INT(size, 8);
+    }
+    lz_push_destroy(&push);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&ctx);
+}
+
+// handled counts what a puller's handler saw.
+static int count_handled(const lz_message_t *msg, void *arg) {
+    (void)msg;
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return 0;
+}
+
+LZ_TEST(handlers_see_only_what_hooks_take) {
+    lz_context_t *ctx = lz_test_pattern_context(0);
+    lz_pub_t *pub = lz_pub_new(ctx, "tcp://127.0.0.1:*");
+    lz_sub_t *sub = pub ? lz_sub_new(ctx, lz_node_endpoint(lz_pub_node(pub))) : NULL;
+    LZ_CHECK(sub != NULL);
+    if (sub) {
+        atomic_int handled = 0;
+        LZ_CHECK_INT(lz_node_on_receive(lz_sub_node(sub), odd_refused, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_sub_on(sub, "n", count_handled, &handled), LZ_OK);
+        LZ_CHECK_INT(lz_sub_start(sub), LZ_OK);
+        lz_test_sleep_ms(100);
+        for (int n = 0; n < 10; n++) {
+            lz_value_t *v = number(n);
+            LZ_CHECK_INT(lz_pub_publish(pub, "n", v), LZ_OK);
+            lz_value_destroy(&v);
+        }
+        LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_sub_node(sub)).messages_received == 10, 5000);
+        LZ_TEST_WAIT_UNTIL(atomic_load(&handled) == 5, 5000);
+        lz_sub_stop(sub);
+        LZ_CHECK_INT(atomic_load(&handled), 5);
+        LZ_CHECK_INT(lz_test_metrics(lz_sub_node(sub)).inbound_dropped, 5);
+    }
+    lz_sub_destroy(&sub);
+    lz_pub_destroy(&pub);
+    lz_context_destroy(&ctx);
+}
+
+static int add(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    (void)arg;
+    *reply = lz_value_int(lz_value_find_int(lz_message_value(request), "n", 0) + 1);
+    return LZ_OK;
+}
+
+LZ_TEST(servers_answer_a_refused_request) {
+    lz_context_t *ctx = lz_test_pattern_context(0);
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    lz_client_t *client = server ? lz_client_new(ctx, lz_node_endpoint(lz_server_node(server))) : NULL;
+    LZ_CHECK(client != NULL);
+    if (client) {
+        hook_t no_drop = {.refuse = "drop", .code = LZ_EVALIDATION, .node = lz_client_node(client)};
+        LZ_CHECK_INT(lz_node_on_send(lz_client_node(client), on_send, &no_drop), LZ_OK);
+        LZ_CHECK_INT(lz_node_on_receive(lz_server_node(server), odd_refused, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_server_on(server, "add", add, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+        lz_value_t *v = number(2), *reply = NULL;
+        LZ_CHECK_INT(lz_client_request(client, "add", v, &reply, 3000), LZ_OK);
+        LZ_CHECK_INT(lz_value_get_int(reply), 3);
+        lz_value_destroy(&reply);
+        lz_value_destroy(&v);
+        v = number(3);
+        LZ_CHECK_INT(lz_client_request(client, "add", v, &reply, 3000), LZ_EREMOTE);
+        LZ_CHECK_STR(lz_value_find_string(reply, "code", ""), "LZ_EVALIDATION");
+        LZ_CHECK_STR(lz_value_find_string(reply, "message", ""), "server: 'add' refused: 3 is odd");
+        lz_value_destroy(&reply);
+        // The client's own hook refuses before anything is sent.
+        uint64_t sent = lz_test_metrics(lz_client_node(client)).messages_sent;
+        LZ_CHECK_INT(lz_client_request(client, "drop", v, &reply, 3000), LZ_EVALIDATION);
+        LZ_CHECK_STR(lz_last_error(), "client: 'drop' refused: no drop here");
+        LZ_CHECK(reply == NULL);
+        LZ_CHECK_INT(lz_test_metrics(lz_client_node(client)).messages_sent, sent);
+        lz_value_destroy(&v);
+        // Health checks pass through: ping is answered, not hooked.
+        LZ_CHECK_INT(lz_client_request(client, "ping", NULL, &reply, 3000), LZ_OK);
+        lz_value_destroy(&reply);
+        LZ_CHECK_INT(atomic_load(&no_drop.calls), 4);
+    }
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(pairs_hook_both_ways) {
+    lz_context_t *ctx = lz_test_pattern_context(0);
+    lz_pair_t *a = NULL, *b = NULL;
+    LZ_CHECK_INT(lz_pair_pipe(ctx, &a, &b), LZ_OK);
+    if (a && b) {
+        hook_t empty = {.refuse = "", .code = LZ_EAGAIN, .node = lz_pair_node(a)};
+        LZ_CHECK_INT(lz_node_on_send(lz_pair_node(a), on_send, &empty), LZ_OK);
+        lz_value_t *v = number(1);
+        LZ_CHECK_INT(lz_pair_send(a, v), LZ_EAGAIN); // key "" for a pair
+        LZ_CHECK_INT(lz_pair_send(b, v), LZ_OK);
+        lz_value_destroy(&v);
+        lz_message_t *msg = lz_pair_recv(a, 5000);
+        LZ_CHECK_INT(lz_value_find_int(lz_message_value(msg), "n", -1), 1);
+        lz_message_destroy(&msg);
+        LZ_CHECK_INT(lz_node_on_receive(lz_pair_node(a), odd_refused, NULL), LZ_OK);
+        for (int n = 1; n <= 2; n++) {
+            v = number(n);
+            LZ_CHECK_INT(lz_pair_send(b, v), LZ_OK);
+            lz_value_destroy(&v);
+        }
+        msg = lz_pair_recv(a, 5000); // 1 is refused on the way
+        LZ_CHECK_INT(lz_value_find_int(lz_message_value(msg), "n", -1), 2);
+        lz_message_destroy(&msg);
+        LZ_CHECK_INT(lz_test_metrics(lz_pair_node(a)).inbound_dropped, 1);
+    }
+    lz_pair_destroy(&a);
+    lz_pair_destroy(&b);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(hook_arguments_are_checked) {
+    LZ_CHECK_INT(lz_node_on_send(NULL, on_send, NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_node_on_receive(NULL, on_receive, NULL), LZ_EINVAL);
+    lz_context_t *ctx = lz_test_pattern_context(0);
+    lz_pub_t *pub = lz_pub_new(ctx, NULL);
+    LZ_CHECK_INT(lz_node_on_send(lz_pub_node(pub), NULL, NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_node_on_receive(lz_pub_node(pub), NULL, NULL), LZ_EINVAL);
+    lz_pub_destroy(&pub);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST_MAIN(LZ_CASE(send_hooks_refuse_in_order), LZ_CASE(pullers_drop_what_receive_hooks_refuse),
+             LZ_CASE(handlers_see_only_what_hooks_take), LZ_CASE(servers_answer_a_refused_request),
+             LZ_CASE(pairs_hook_both_ways), LZ_CASE(hook_arguments_are_checked))
