@@ -11,7 +11,8 @@ packages=(
   libfmt-dev           # JSON: shortest round-trip doubles ({fmt})
   libmsgpack-dev       # MessagePack (msgpack-c)
   libyaml-dev          # YAML configuration files
-  libmicrohttpd-dev    # the Prometheus exporter's HTTP server
+  libmicrohttpd-dev    # the Prometheus exporter's HTTP server (and test_otlp's collector)
+  libcurl4-openssl-dev # the OTLP span exporter's HTTP client
   libprotobuf-c-dev    # the Protocol Buffers serializer (protobuf-c)
   protobuf-c-compiler  # protoc-c: the tests' and example's .proto files
   protobuf-compiler python3-protobuf  # protoc --python_out: protobuf interop tests

@@ -618,6 +618,48 @@ LZ_TEST(test_damaged_files_load_whole_or_not_at_all) {
     LZ_CHECK(loaded > 0 && refused > 0);
 }
 
+// The OTLP exporter's keys (src/core/otlp.c): defaults, checks, ranges,
+// both environment forms, and the settings the context reads.
+LZ_TEST(test_tracing_otlp_keys) {
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK_STR(get_str(c, "tracing.otlp_endpoint"), "");
+    LZ_CHECK_STR(get_str(c, "tracing.service_name"), "liberzmq");
+    CHECK_INTS(c, {"tracing.otlp_batch", 512}, {"tracing.otlp_interval", 1000});
+    LZ_CHECK_INT(lz_config_set(c, "tracing.otlp_endpoint", "collector:4318"), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("tracing.otlp_endpoint", "api", "http://"));
+    LZ_CHECK_INT(lz_config_set(c, "tracing.service_name", ""), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set_int(c, "tracing.otlp_batch", 0), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set_int(c, "tracing.otlp_batch", 8193), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("tracing.otlp_batch", "[1..8192]", NULL));
+    LZ_CHECK_INT(lz_config_set_int(c, "tracing.otlp_interval", 9), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set_int(c, "tracing.otlp_interval", 3600001), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set_int(c, "tracing.otlp_batch", 8192), LZ_OK);
+
+    setenv("LIBERZMQ_TRACING__OTLP_ENDPOINT", "http://127.0.0.1:4318", 1);
+    setenv("LIBERZMQ_TRACING_SERVICE_NAME", "billing", 1);
+    setenv("LIBERZMQ_TRACING__OTLP_INTERVAL", "250", 1);
+    LZ_CHECK_INT(lz_config_load_env(c), LZ_OK);
+    LZ_CHECK_STR(get_str(c, "tracing.otlp_endpoint"), "http://127.0.0.1:4318");
+    LZ_CHECK_STR(lz_config_source(c, "tracing.otlp_endpoint"), "env LIBERZMQ_TRACING__OTLP_ENDPOINT");
+    LZ_CHECK_STR(get_str(c, "tracing.service_name"), "billing");
+    LZ_CHECK_STR(lz_config_source(c, "tracing.service_name"), "env LIBERZMQ_TRACING_SERVICE_NAME");
+    LZ_CHECK_INT(get_int(c, "tracing.otlp_interval"), 250);
+    lz_settings_t s;
+    LZ_CHECK_INT(lz__settings_read(c, &s), LZ_OK);
+    LZ_CHECK_STR(s.otlp_endpoint, "http://127.0.0.1:4318");
+    LZ_CHECK_STR(s.service_name, "billing");
+    LZ_CHECK_INT(s.otlp_batch, 8192); // set through the API above
+    LZ_CHECK_INT(s.otlp_interval, 250);
+    setenv("LIBERZMQ_TRACING__OTLP_ENDPOINT", "udp://127.0.0.1:4318", 1);
+    LZ_CHECK_INT(lz_config_load_env(c), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("tracing.otlp_endpoint", "LIBERZMQ_TRACING__OTLP_ENDPOINT", "'udp://"));
+    LZ_CHECK_STR(get_str(c, "tracing.otlp_endpoint"), "http://127.0.0.1:4318"); // all or nothing
+    unsetenv("LIBERZMQ_TRACING__OTLP_ENDPOINT");
+    unsetenv("LIBERZMQ_TRACING_SERVICE_NAME");
+    unsetenv("LIBERZMQ_TRACING__OTLP_INTERVAL");
+    lz_config_destroy(&c);
+}
+
 LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_damaged_files_load_whole_or_not_at_all), LZ_CASE(test_yaml_file_python_layout),
              LZ_CASE(test_json_file_python_layout), LZ_CASE(test_precedence_every_order),
              LZ_CASE(test_env_both_forms), LZ_CASE(test_env_errors_name_the_variable),
@@ -625,4 +667,5 @@ LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_damaged_files_load_whole_or_no
              LZ_CASE(test_null_values_reset_to_default), LZ_CASE(test_api_set_and_get),
              LZ_CASE(test_to_json_round_trips), LZ_CASE(test_settings_read),
              LZ_CASE(test_debug_lowers_level_by_precedence),
-             LZ_CASE(test_log_target_resolution), LZ_CASE(test_empty_file_changes_nothing))
+             LZ_CASE(test_log_target_resolution), LZ_CASE(test_empty_file_changes_nothing),
+             LZ_CASE(test_tracing_otlp_keys))

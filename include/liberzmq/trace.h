@@ -12,8 +12,10 @@
  * W3C-speaking peer) makes the receiving span its child.
  *
  * Finished spans go to the function set with lz_context_on_span (to feed
- * an OpenTelemetry SDK, a file, a test) and, with tracing.log, to the
- * context's logger (component "trace", one INFO record per span). */
+ * an OpenTelemetry SDK, a file, a test), with tracing.log to the context's
+ * logger (component "trace", one INFO record per span), and with
+ * tracing.otlp_endpoint to an OpenTelemetry collector over OTLP/HTTP (JSON),
+ * posted in batches by a thread of the context's (docs/tracing.md). */
 #ifndef LIBERZMQ_TRACE_H
 #define LIBERZMQ_TRACE_H
 
@@ -65,6 +67,20 @@ int64_t lz_span_end_ns(const lz_span_t *span);
 // lz_span_status: LZ_OK, or the error the operation ended with (the
 // request's LZ_ETIMEOUT or LZ_EREMOTE, the handler's failure...).
 int lz_span_status(const lz_span_t *span);
+
+// What the context's OTLP exporter (tracing.otlp_endpoint) has done so far.
+typedef struct lz_otlp_stats {
+    uint64_t spans_exported; // in POSTs the collector accepted (HTTP 2xx)
+    uint64_t spans_dropped;  // turned away by a full queue, never posted
+    uint64_t spans_failed;   // in POSTs that failed, or still queued when the flush at destroy ran out of time
+    uint64_t posts_failed;   // POSTs that failed (no connection, a timeout, a status other than 2xx),
+                             // and batches the flush at destroy had no time left for
+} lz_otlp_stats_t;
+
+// lz_context_otlp_stats copies the exporter's counters into *out; all zero
+// when the context exports no spans. Failed POSTs are not retried: their
+// spans count as failed. LZ_EINVAL if ctx or out is NULL. Thread safe.
+int lz_context_otlp_stats(lz_context_t *ctx, lz_otlp_stats_t *out);
 
 // lz_trace_current returns the traceparent of the span the calling thread
 // is inside (while a liberzmq handler runs on it, or what lz_trace_adopt

@@ -17,6 +17,7 @@
 #include "core/context.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/otlp.h"
 #include "core/prometheus.h"
 #include "core/security.h"
 
@@ -49,7 +50,7 @@ enum key_id {
     K_SER_DEFAULT, K_SER_ASCII, K_SER_INDENT, K_SER_VALIDATE,
     K_METRICS_LISTEN,
     K_SEC_SECRET, K_SEC_SERVER, K_SEC_AUTHORIZED, K_SEC_AUTHORIZED_FILE, K_SEC_ALLOW, K_SEC_DENY, K_SEC_AUDIT,
-    K_TRACE_ENABLED, K_TRACE_LOG,
+    K_TRACE_ENABLED, K_TRACE_LOG, K_TRACE_OTLP, K_TRACE_SERVICE, K_TRACE_BATCH, K_TRACE_INTERVAL,
     K_TASK_RETRIES, K_TASK_RETRY_DELAY,
     K_DEBUG, K_VALIDATE_DATA,
     K_COUNT
@@ -101,6 +102,11 @@ static const key_def_t keys[K_COUNT] = {
     [K_SEC_AUDIT] = BOOL_KEY("security.audit", false),
     [K_TRACE_ENABLED] = BOOL_KEY("tracing.enabled", false),
     [K_TRACE_LOG] = BOOL_KEY("tracing.log", false),
+    [K_TRACE_OTLP] = STR_KEY("tracing.otlp_endpoint", "", lz__otlp_check_endpoint),
+    [K_TRACE_SERVICE] = STR_KEY("tracing.service_name", "liberzmq", check_nonempty),
+    // The queue holds four batches of spans of about 340 bytes: 8192 makes 11 MB.
+    [K_TRACE_BATCH] = INT_KEY("tracing.otlp_batch", 512, 1, 8192),
+    [K_TRACE_INTERVAL] = INT_KEY("tracing.otlp_interval", 1000, 10, 3600000),
     [K_TASK_RETRIES] = INT_KEY("tasks.max_retries", 0, 0, 100),
     // The last retry waits max_retries times the delay: that must fit an int.
     [K_TASK_RETRY_DELAY] = INT_KEY("tasks.retry_delay", 1000, 0, INT_MAX / 100),
@@ -708,6 +714,10 @@ int lz__settings_read(const lz_config_t *config, lz_settings_t *out) {
         .prometheus_listen = config->slots[K_METRICS_LISTEN].s,
         .tracing = get_i(config, K_TRACE_ENABLED) != 0,
         .tracing_log = get_i(config, K_TRACE_LOG) != 0,
+        .otlp_endpoint = config->slots[K_TRACE_OTLP].s,
+        .service_name = config->slots[K_TRACE_SERVICE].s,
+        .otlp_batch = get_i(config, K_TRACE_BATCH),
+        .otlp_interval = get_i(config, K_TRACE_INTERVAL),
         .task_max_retries = get_i(config, K_TASK_RETRIES),
         .task_retry_delay = get_i(config, K_TASK_RETRY_DELAY),
     };

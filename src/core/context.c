@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/node.h"
+#include "core/otlp.h"
 #include "core/prometheus.h"
 #include "core/security.h"
 #include "core/thread.h"
@@ -51,6 +52,7 @@ struct lz_context {
     uint64_t node_ids; // the last id given
     lz_metrics_t retired;
     lz_prometheus_t *exporter; // from metrics.prometheus_listen
+    lz_otlp_t *otlp;           // from tracing.otlp_endpoint; NULL when off
     lz_span_fn span_fn;        // lz_context_on_span; under lock
     void *span_arg;
     monitor_t monitor;
@@ -261,6 +263,7 @@ static int zmq_context_open(lz_context_t *ctx) {
 }
 
 static void context_free(lz_context_t *ctx) {
+    lz__otlp_stop(&ctx->otlp); // no node is left to end a span
     lz_prometheus_destroy(&ctx->exporter);
     monitor_stop(ctx);
     // A signal (a second Ctrl-C) ends the wait with EINTR, to be restarted
@@ -274,6 +277,19 @@ static void context_free(lz_context_t *ctx) {
     lz_config_destroy(&ctx->config);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
+}
+
+// otlp_start starts the span exporter when tracing.otlp_endpoint asks for
+// one; an endpoint without tracing.enabled has no spans to send, and says so.
+static int otlp_start(lz_context_t *ctx) {
+    if (!*ctx->settings.otlp_endpoint) return LZ_OK;
+    if (!ctx->settings.tracing) {
+        LZ_LOG(ctx->logger, LZ_LOG_WARNING, "context",
+               "tracing.otlp_endpoint is set but tracing.enabled is not: no spans to export");
+        return LZ_OK;
+    }
+    ctx->otlp = lz__otlp_start(&ctx->settings, ctx->logger);
+    return ctx->otlp ? LZ_OK : lz_last_error_code();
 }
 
 lz_context_t *lz_context_new(const lz_config_t *config) {
@@ -295,6 +311,7 @@ lz_context_t *lz_context_new(const lz_config_t *config) {
     if (rc == LZ_OK && *ctx->settings.prometheus_listen &&
         !(ctx->exporter = lz__prometheus_start(ctx, ctx->settings.prometheus_listen, false)))
         rc = lz_last_error_code();
+    if (rc == LZ_OK) rc = otlp_start(ctx);
     if (rc != LZ_OK) {
         char detail[512];
         snprintf(detail, sizeof detail, "%s", lz_last_error());
@@ -341,6 +358,13 @@ void lz__context_report_span(lz_context_t *ctx, const lz_span_t *span) {
     pthread_mutex_unlock(&ctx->lock);
     if (fn) fn(span, arg);
     if (ctx->settings.tracing_log) lz__span_log(ctx->logger, span);
+    if (ctx->otlp) lz__otlp_enqueue(ctx->otlp, span);
+}
+
+int lz_context_otlp_stats(lz_context_t *ctx, lz_otlp_stats_t *out) {
+    if (!ctx || !out) return lz__fail(LZ_EINVAL, "lz_context_otlp_stats: NULL argument");
+    lz__otlp_stats(ctx->otlp, out);
+    return LZ_OK;
 }
 
 void lz__context_attach(lz_context_t *ctx, lz_node_t *node) {

@@ -37,6 +37,10 @@ typedef struct lz_settings {
     const char *prometheus_listen;  // "" or HOST:PORT; owned by the context's config
     bool tracing;                   // tracing.enabled: spans and traceparent (core/trace.h)
     bool tracing_log;               // tracing.log: each span also logged
+    const char *otlp_endpoint;      // tracing.otlp_endpoint: "" or an http:// URL; owned by the context's config
+    const char *service_name;       // tracing.service_name; owned by the context's config
+    int otlp_batch;                 // tracing.otlp_batch: spans per POST at most
+    int otlp_interval;              // tracing.otlp_interval: ms a queued span waits at most
     int task_max_retries;           // tasks.max_retries: a puller's default (pushpull.h)
     int task_retry_delay;           // tasks.retry_delay, ms
 } lz_settings_t;

@@ -1,0 +1,391 @@
+/* OTLP/HTTP export of a context's spans (tracing.otlp_endpoint): OTLP's
+ * JSON encoding (https://opentelemetry.io/docs/specs/otlp/) POSTed through
+ * libcurl (a client we do not write). The thread that ends a span only
+ * copies it into a bounded queue, or drops and counts it when the queue is
+ * full: a slow or absent collector never holds up the messaging. One
+ * thread of ours posts the queue in batches, when a batch is full or the
+ * interval is up, and once more at destroy within a bounded time. */
+#include "core/otlp.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/thread.h"
+#include "core/trace.h"
+#include "liberzmq.h"
+
+enum {
+    QUEUE_BATCHES = 4,         // the queue holds this many batches
+    CONNECT_TIMEOUT_MS = 2000, // a collector that does not answer the connection
+    POST_TIMEOUT_MS = 5000,    // one POST, connection included
+    FLUSH_MS = 3000,           // what destroy gives the spans still queued
+    FAILURE_LOG_MS = 60000,    // a collector that stays down is logged once a minute
+};
+
+struct lz_otlp {
+    lz_logger_t *logger;      // the context's, which outlives us
+    const char *service_name; // the context's config's
+    char *url;
+    size_t batch;
+    int interval_ms;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    // Under lock:
+    lz_span_t *queue; // a ring of capacity spans, count of them from head
+    size_t capacity, head, count;
+    bool stopping, dropping; // dropping: in a burst of drops, logged once
+    lz_otlp_stats_t stats;
+    // Set by lz__otlp_stop, read by curl's progress callback: when the
+    // flush at destroy has run out of time (monotonic ms), 0 before.
+    _Atomic int64_t give_up_ms;
+    // The exporter thread's own:
+    CURL *curl;
+    struct curl_slist *headers;
+    lz_span_t *sending; // the batch being posted
+    bool failing;       // the last POST failed
+    int64_t failure_logged_ms;
+    uint64_t failures_unlogged;
+    char curl_error[CURL_ERROR_SIZE];
+};
+
+static int64_t monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the endpoint ------------------------------------------------------------ */
+
+// curl_global_init is not for every thread to call at once on every
+// libcurl; we call it once and leave it for the process's exit.
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_status = CURLE_FAILED_INIT;
+static void curl_init(void) { curl_init_status = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+// resolve_url parses text with libcurl's URL parser and returns the URL to
+// post to (curl_free it), or NULL unless it is http://HOST[:PORT][/PATH].
+// A URL without a path gets OTLP's /v1/traces, so http://host:4318 works.
+static char *resolve_url(const char *text) {
+    pthread_once(&curl_once, curl_init);
+    CURLU *url = curl_url();
+    char *scheme = NULL, *host = NULL, *path = NULL, *resolved = NULL;
+    bool ok = url && curl_url_set(url, CURLUPART_URL, text, 0) == CURLUE_OK &&
+              curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK && strcmp(scheme, "http") == 0 &&
+              curl_url_get(url, CURLUPART_HOST, &host, 0) == CURLUE_OK && *host &&
+              curl_url_get(url, CURLUPART_PATH, &path, 0) == CURLUE_OK;
+    if (ok && strcmp(path, "/") == 0) ok = curl_url_set(url, CURLUPART_PATH, "/v1/traces", 0) == CURLUE_OK;
+    if (ok && curl_url_get(url, CURLUPART_URL, &resolved, 0) != CURLUE_OK) resolved = NULL;
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(path);
+    curl_url_cleanup(url);
+    return resolved;
+}
+
+const char *lz__otlp_check_endpoint(const char *text) {
+    char *url = *text ? resolve_url(text) : NULL;
+    curl_free(url);
+    return !*text || url ? NULL : "an http:// URL of an OTLP/HTTP collector (http://HOST:4318/v1/traces), or \"\"";
+}
+
+/* ---- the request body ---------------------------------------------------------- */
+
+typedef struct {
+    const char *key, *value;
+} attribute_t;
+
+// write_attributes writes OTLP's KeyValue list; empty values are left out.
+static void write_attributes(FILE *out, const attribute_t *attributes, size_t count) {
+    fputc('[', out);
+    for (size_t i = 0, written = 0; i < count; i++) {
+        if (!*attributes[i].value) continue;
+        if (written++) fputc(',', out);
+        fputs("{\"key\":", out);
+        lz__json_write_string(out, attributes[i].key);
+        fputs(",\"value\":{\"stringValue\":", out);
+        lz__json_write_string(out, attributes[i].value);
+        fputs("}}", out);
+    }
+    fputc(']', out);
+}
+
+// write_span writes one Span. Ids are our own lower-case hex (trace.c), as
+// OTLP's JSON wants them; 64-bit integers go as decimal strings.
+static void write_span(FILE *out, const lz_span_t *span) {
+    fprintf(out, "{\"traceId\":\"%s\",\"spanId\":\"%s\",", span->trace_id, span->span_id);
+    if (span->parent_id[0]) fprintf(out, "\"parentSpanId\":\"%s\",", span->parent_id);
+    fputs("\"name\":", out);
+    lz__json_write_string(out, span->name);
+    fprintf(out, ",\"kind\":%d,\"startTimeUnixNano\":\"%" PRId64 "\",\"endTimeUnixNano\":\"%" PRId64 "\"",
+            (int)span->kind, span->start_ns, span->end_ns);
+    bool ok = span->status == LZ_OK;
+    const attribute_t attributes[] = {
+        {"messaging.system", "zeromq"},
+        {"messaging.message.id", span->message_id},
+        {"liberzmq.node", span->node},
+        {"error.type", ok ? "" : lz_error_name(span->status)},
+    };
+    fputs(",\"attributes\":", out);
+    write_attributes(out, attributes, sizeof attributes / sizeof attributes[0]);
+    if (ok) {
+        fputs(",\"status\":{\"code\":1}}", out);
+        return;
+    }
+    fputs(",\"status\":{\"code\":2,\"message\":", out);
+    lz__json_write_string(out, lz_strerror(span->status));
+    fputs("}}", out);
+}
+
+// write_request writes an ExportTraceServiceRequest of one resource (the
+// service) and one scope (liberzmq).
+static void write_request(FILE *out, const lz_otlp_t *otlp, size_t count) {
+    const attribute_t resource[] = {
+        {"service.name", otlp->service_name},
+        {"telemetry.sdk.name", "liberzmq"},
+        {"telemetry.sdk.version", lz_version()},
+    };
+    fputs("{\"resourceSpans\":[{\"resource\":{\"attributes\":", out);
+    write_attributes(out, resource, sizeof resource / sizeof resource[0]);
+    fputs("},\"scopeSpans\":[{\"scope\":{\"name\":\"liberzmq\",\"version\":", out);
+    lz__json_write_string(out, lz_version());
+    fputs("},\"spans\":[", out);
+    for (size_t i = 0; i < count; i++) {
+        if (i) fputc(',', out);
+        write_span(out, &otlp->sending[i]);
+    }
+    fputs("]}]}]}", out);
+}
+
+/* ---- posting --------------------------------------------------------------------- */
+
+// The collector's answer (an ExportTraceServiceResponse) is not read.
+static size_t discard(char *data, size_t size, size_t count, void *self) {
+    (void)data, (void)self;
+    return size * count;
+}
+
+// on_progress aborts a POST that outlasts the flush at destroy.
+static int on_progress(void *self, curl_off_t down_total, curl_off_t down, curl_off_t up_total, curl_off_t up) {
+    (void)down_total, (void)down, (void)up_total, (void)up;
+    lz_otlp_t *otlp = self;
+    int64_t give_up = atomic_load(&otlp->give_up_ms);
+    return give_up && monotonic_ms() >= give_up;
+}
+
+static bool curl_setup(lz_otlp_t *otlp) {
+    otlp->curl = curl_easy_init();
+    // "Expect:" (none): no wait for a 100 Continue that a collector may never send.
+    otlp->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *both = otlp->headers ? curl_slist_append(otlp->headers, "Expect:") : NULL;
+    if (!otlp->curl || !both) return false;
+    CURL *c = otlp->curl;
+    bool ok = curl_easy_setopt(c, CURLOPT_URL, otlp->url) == CURLE_OK &&
+              curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http") == CURLE_OK &&
+              curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK && // no SIGALRM: we are threaded
+              curl_easy_setopt(c, CURLOPT_HTTPHEADER, otlp->headers) == CURLE_OK &&
+              curl_easy_setopt(c, CURLOPT_USERAGENT, "liberzmq/" LZ_VERSION_STRING) == CURLE_OK &&
+              curl_easy_setopt(c, CURLOPT_POST, 1L) == CURLE_OK &&
+              curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard) == CURLE_OK &&
+              curl_easy_setopt(c, CURLOPT_ERRORBUFFER, otlp->curl_error) == CURLE_OK &&
+              curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS) == CURLE_OK &&
+              curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L) == CURLE_OK &&
+              curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress) == CURLE_OK &&
+              curl_easy_setopt(c, CURLOPT_XFERINFODATA, otlp) == CURLE_OK;
+    return ok;
+}
+
+// send_body POSTs body; NULL on a 2xx answer, else why not (in why).
+static const char *send_body(lz_otlp_t *otlp, const char *body, size_t len, char *why, size_t why_size) {
+    long timeout = POST_TIMEOUT_MS;
+    int64_t give_up = atomic_load(&otlp->give_up_ms);
+    if (give_up && give_up - monotonic_ms() < timeout) timeout = (long)(give_up - monotonic_ms());
+    if (timeout <= 0) return "the flush at destroy ran out of time";
+    otlp->curl_error[0] = '\0';
+    curl_easy_setopt(otlp->curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(otlp->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(otlp->curl, CURLOPT_TIMEOUT_MS, timeout);
+    CURLcode rc = curl_easy_perform(otlp->curl);
+    long status = 0;
+    curl_easy_getinfo(otlp->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (rc == CURLE_OK && status >= 200 && status < 300) return NULL;
+    if (rc == CURLE_OK) snprintf(why, why_size, "HTTP status %ld", status);
+    else snprintf(why, why_size, "%s", otlp->curl_error[0] ? otlp->curl_error : curl_easy_strerror(rc));
+    return why;
+}
+
+// note_outcome counts a POST of count spans and logs failures: the first
+// of a run, then once a minute while the collector stays unreachable.
+static void note_outcome(lz_otlp_t *otlp, size_t count, const char *failure) {
+    pthread_mutex_lock(&otlp->lock);
+    if (failure) otlp->stats.spans_failed += count, otlp->stats.posts_failed++;
+    else otlp->stats.spans_exported += count;
+    pthread_mutex_unlock(&otlp->lock);
+    if (!failure) {
+        if (otlp->failing) LZ_LOG(otlp->logger, LZ_LOG_INFO, "otlp", "%s accepts spans again", otlp->url);
+        otlp->failing = false;
+        return;
+    }
+    int64_t now = monotonic_ms();
+    otlp->failures_unlogged++;
+    if (otlp->failing && now - otlp->failure_logged_ms < FAILURE_LOG_MS) return;
+    LZ_LOG(otlp->logger, LZ_LOG_WARNING, "otlp",
+           "cannot export %zu spans to %s: %s (%" PRIu64 " failed POSTs since the last such message; "
+           "spans are not sent again)", count, otlp->url, failure, otlp->failures_unlogged);
+    otlp->failing = true;
+    otlp->failure_logged_ms = now;
+    otlp->failures_unlogged = 0;
+}
+
+static void post(lz_otlp_t *otlp, size_t count) {
+    char *body = NULL, why[CURL_ERROR_SIZE + 32];
+    size_t len = 0;
+    FILE *out = open_memstream(&body, &len);
+    if (out) {
+        write_request(out, otlp, count);
+        if (fclose(out) != 0) free(body), body = NULL;
+    }
+    note_outcome(otlp, count, body ? send_body(otlp, body, len, why, sizeof why) : "out of memory");
+    free(body);
+}
+
+/* ---- the queue and the thread ---------------------------------------------------- */
+
+// take moves up to a batch from the queue to sending; under lock.
+static size_t take(lz_otlp_t *otlp) {
+    size_t count = otlp->count < otlp->batch ? otlp->count : otlp->batch;
+    for (size_t i = 0; i < count; i++) otlp->sending[i] = otlp->queue[(otlp->head + i) % otlp->capacity];
+    otlp->head = (otlp->head + count) % otlp->capacity;
+    otlp->count -= count;
+    return count;
+}
+
+// wait_until sleeps on wake until due (monotonic ms) at most; under lock.
+static void wait_until(lz_otlp_t *otlp, int64_t due) {
+    struct timespec at = {.tv_sec = due / 1000, .tv_nsec = (due % 1000) * 1000000};
+    pthread_cond_timedwait(&otlp->wake, &otlp->lock, &at);
+}
+
+// exporter_main posts a batch when one is full, when the interval is up
+// with spans queued, and at the stop until the queue is empty.
+static void *exporter_main(void *self) {
+    lz_otlp_t *otlp = self;
+    int64_t due = monotonic_ms() + otlp->interval_ms;
+    pthread_mutex_lock(&otlp->lock);
+    for (;;) {
+        while (!otlp->stopping && otlp->count < otlp->batch && monotonic_ms() < due) wait_until(otlp, due);
+        if (otlp->stopping && otlp->count == 0) break;
+        size_t count = take(otlp);
+        pthread_mutex_unlock(&otlp->lock);
+        if (count) post(otlp, count);
+        due = monotonic_ms() + otlp->interval_ms;
+        pthread_mutex_lock(&otlp->lock);
+    }
+    pthread_mutex_unlock(&otlp->lock);
+    return NULL;
+}
+
+void lz__otlp_enqueue(lz_otlp_t *otlp, const lz_span_t *span) {
+    pthread_mutex_lock(&otlp->lock);
+    bool queued = otlp->count < otlp->capacity, burst = !queued && !otlp->dropping;
+    if (queued) {
+        otlp->queue[(otlp->head + otlp->count++) % otlp->capacity] = *span;
+        if (otlp->count == otlp->batch) pthread_cond_signal(&otlp->wake);
+    } else {
+        otlp->stats.spans_dropped++;
+    }
+    otlp->dropping = !queued;
+    pthread_mutex_unlock(&otlp->lock);
+    if (burst)
+        LZ_LOG(otlp->logger, LZ_LOG_WARNING, "otlp",
+               "the queue of %zu spans for %s is full (a slow or unreachable collector?): "
+               "spans are dropped until it drains", otlp->capacity, otlp->url);
+}
+
+void lz__otlp_stats(lz_otlp_t *otlp, lz_otlp_stats_t *out) {
+    if (!otlp) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    pthread_mutex_lock(&otlp->lock);
+    *out = otlp->stats;
+    pthread_mutex_unlock(&otlp->lock);
+}
+
+static void otlp_free(lz_otlp_t *otlp) {
+    if (otlp->curl) curl_easy_cleanup(otlp->curl);
+    curl_slist_free_all(otlp->headers);
+    curl_free(otlp->url);
+    free(otlp->queue);
+    free(otlp->sending);
+    free(otlp);
+}
+
+// locks_init sets up the lock and a condition timed on the monotonic
+// clock, so a change of the wall clock moves no deadline.
+static bool locks_init(lz_otlp_t *otlp) {
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0) return false;
+    bool ok = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&otlp->wake, &attr) == 0;
+    pthread_condattr_destroy(&attr);
+    if (ok) pthread_mutex_init(&otlp->lock, NULL);
+    return ok;
+}
+
+lz_otlp_t *lz__otlp_start(const lz_settings_t *settings, lz_logger_t *logger) {
+    lz_otlp_t *otlp = calloc(1, sizeof *otlp);
+    if (!otlp) return lz__fail_null(LZ_ENOMEM, "otlp: out of memory");
+    otlp->logger = logger;
+    otlp->service_name = settings->service_name;
+    otlp->batch = (size_t)settings->otlp_batch;
+    otlp->interval_ms = settings->otlp_interval;
+    otlp->capacity = otlp->batch * QUEUE_BATCHES;
+    atomic_init(&otlp->give_up_ms, 0);
+    otlp->url = resolve_url(settings->otlp_endpoint);
+    otlp->queue = calloc(otlp->capacity, sizeof *otlp->queue);
+    otlp->sending = calloc(otlp->batch, sizeof *otlp->sending);
+    int rc = !otlp->url ? lz__fail(LZ_ECONFIG, "otlp: '%s' is not an http:// URL", settings->otlp_endpoint)
+             : !otlp->queue || !otlp->sending || curl_init_status != CURLE_OK || !curl_setup(otlp)
+                 ? lz__fail(LZ_ENOMEM, "otlp: cannot set up libcurl (out of memory?)")
+                 : LZ_OK;
+    if (rc == LZ_OK && !locks_init(otlp)) rc = lz__fail(LZ_ENOMEM, "otlp: cannot make a condition variable");
+    if (rc == LZ_OK && lz__thread_start(&otlp->thread, exporter_main, otlp) != 0) {
+        pthread_cond_destroy(&otlp->wake);
+        pthread_mutex_destroy(&otlp->lock);
+        rc = lz__fail(LZ_EIO, "otlp: cannot start the exporter thread");
+    }
+    if (rc != LZ_OK) {
+        otlp_free(otlp);
+        return NULL;
+    }
+    LZ_LOG(logger, LZ_LOG_DEBUG, "otlp", "exporting spans to %s (batches of %zu, every %d ms at most)", otlp->url,
+           otlp->batch, otlp->interval_ms);
+    return otlp;
+}
+
+void lz__otlp_stop(lz_otlp_t **otlp_p) {
+    if (!otlp_p || !*otlp_p) return;
+    lz_otlp_t *otlp = *otlp_p;
+    pthread_mutex_lock(&otlp->lock);
+    otlp->stopping = true;
+    atomic_store(&otlp->give_up_ms, monotonic_ms() + FLUSH_MS);
+    pthread_cond_signal(&otlp->wake);
+    pthread_mutex_unlock(&otlp->lock);
+    pthread_join(otlp->thread, NULL);
+    lz_otlp_stats_t stats = otlp->stats;
+    LZ_LOG(otlp->logger, LZ_LOG_DEBUG, "otlp",
+           "stopped: %" PRIu64 " spans exported, %" PRIu64 " dropped, %" PRIu64 " failed", stats.spans_exported,
+           stats.spans_dropped, stats.spans_failed);
+    pthread_cond_destroy(&otlp->wake);
+    pthread_mutex_destroy(&otlp->lock);
+    otlp_free(otlp);
+    *otlp_p = NULL;
+}

@@ -1,0 +1,467 @@
+/* The OTLP/HTTP span exporter (src/core/otlp.c) against a tiny collector
+ * served here by libmicrohttpd on 127.0.0.1: the JSON a request/reply
+ * round trip sends (read back with liberzmq's own JSON decoder), a
+ * collector that refuses connections, one that accepts and never answers
+ * (a full queue drops, destroy still ends in bounded time), the flush at
+ * destroy, and endpoints refused by the configuration. */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include "lz_test.h"
+
+/* ---- the collector -------------------------------------------------------- */
+
+#define MAX_POSTS 64
+
+typedef struct collector {
+    struct MHD_Daemon *daemon;
+    int port;
+    pthread_mutex_t lock;
+    int posts;
+    char *bodies[MAX_POSTS];
+    char path[64], method[16], content_type[64]; // of the last POST
+} collector_t;
+
+typedef struct upload {
+    char *data;
+    size_t len;
+} upload_t;
+
+static void append(upload_t *up, const char *data, size_t size) {
+    char *grown = realloc(up->data, up->len + size + 1);
+    LZ_CHECK(grown != NULL);
+    if (!grown) return;
+    memcpy(grown + up->len, data, size);
+    up->len += size;
+    grown[up->len] = '\0';
+    up->data = grown;
+}
+
+// keep stores a finished upload's body (taking it) and what it came with.
+static void keep(collector_t *col, struct MHD_Connection *connection, const char *url, const char *method,
+                 upload_t *up) {
+    const char *type = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    pthread_mutex_lock(&col->lock);
+    if (col->posts < MAX_POSTS) {
+        col->bodies[col->posts++] = up->data ? up->data : strdup("");
+        up->data = NULL;
+    }
+    snprintf(col->path, sizeof col->path, "%s", url);
+    snprintf(col->method, sizeof col->method, "%s", method);
+    snprintf(col->content_type, sizeof col->content_type, "%s", type ? type : "");
+    pthread_mutex_unlock(&col->lock);
+}
+
+// on_request gathers the body over MHD's calls, then answers {} (an
+// ExportTraceServiceResponse with nothing rejected).
+static enum MHD_Result on_request(void *self, struct MHD_Connection *connection, const char *url, const char *method,
+                                  const char *version, const char *data, size_t *size, void **state) {
+    (void)version;
+    upload_t *up = *state;
+    if (!up) return (*state = calloc(1, sizeof *up)) ? MHD_YES : MHD_NO;
+    if (*size) {
+        append(up, data, *size);
+        *size = 0;
+        return MHD_YES;
+    }
+    keep(self, connection, url, method, up);
+    static char answer[] = "{}";
+    struct MHD_Response *response = MHD_create_response_from_buffer(2, answer, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result rc = MHD_queue_response(connection, MHD_HTTP_OK, response);
+    MHD_destroy_response(response);
+    return rc;
+}
+
+static void on_completed(void *self, struct MHD_Connection *connection, void **state,
+                         enum MHD_RequestTerminationCode code) {
+    (void)self, (void)connection, (void)code;
+    upload_t *up = *state;
+    if (up) free(up->data), free(up);
+    *state = NULL;
+}
+
+static void collector_start(collector_t *col) {
+    memset(col, 0, sizeof *col);
+    pthread_mutex_init(&col->lock, NULL);
+    struct sockaddr_in at = {.sin_family = AF_INET, .sin_port = 0};
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    col->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_request, col,
+                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&at, MHD_OPTION_NOTIFY_COMPLETED,
+                                   on_completed, col, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    LZ_CHECK(col->daemon != NULL);
+    const union MHD_DaemonInfo *info = col->daemon ? MHD_get_daemon_info(col->daemon, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+    col->port = info ? info->port : 0;
+    LZ_CHECK(col->port > 0);
+}
+
+static void collector_stop(collector_t *col) {
+    if (col->daemon) MHD_stop_daemon(col->daemon);
+    for (int i = 0; i < col->posts; i++) free(col->bodies[i]);
+    pthread_mutex_destroy(&col->lock);
+}
+
+static int collector_posts(collector_t *col) {
+    pthread_mutex_lock(&col->lock);
+    int n = col->posts;
+    pthread_mutex_unlock(&col->lock);
+    return n;
+}
+
+/* ---- reading what it received ---------------------------------------------- */
+
+static lz_value_t *path_get(const lz_value_t *v, const char *key, size_t index) {
+    return lz_value_at(lz_value_get(v, key), index);
+}
+
+// attribute finds key's stringValue in an OTLP attribute list; NULL if absent.
+static const char *attribute(const lz_value_t *owner, const char *key) {
+    const lz_value_t *list = lz_value_get(owner, "attributes");
+    for (size_t i = 0; i < lz_value_size(list); i++) {
+        const lz_value_t *kv = lz_value_at(list, i);
+        if (strcmp(lz_value_find_string(kv, "key", ""), key) == 0)
+            return lz_value_find_string(lz_value_get(kv, "value"), "stringValue", NULL);
+    }
+    return NULL;
+}
+
+// check_request checks one ExportTraceServiceRequest's frame: one resource
+// named service, one scope (liberzmq at its version), some spans.
+static void check_request(const lz_value_t *request, const char *service) {
+    LZ_CHECK_INT(lz_value_size(lz_value_get(request, "resourceSpans")), 1);
+    const lz_value_t *resource_spans = path_get(request, "resourceSpans", 0);
+    const char *name = attribute(lz_value_get(resource_spans, "resource"), "service.name");
+    LZ_CHECK_STR(name, service);
+    LZ_CHECK_INT(lz_value_size(lz_value_get(resource_spans, "scopeSpans")), 1);
+    const lz_value_t *scope = lz_value_get(path_get(resource_spans, "scopeSpans", 0), "scope");
+    LZ_CHECK_STR(lz_value_find_string(scope, "name", ""), "liberzmq");
+    LZ_CHECK_STR(lz_value_find_string(scope, "version", ""), lz_version());
+    LZ_CHECK(lz_value_size(lz_value_get(path_get(resource_spans, "scopeSpans", 0), "spans")) > 0);
+}
+
+// received_spans parses every POST so far (each checked by check_request
+// when service is given) and returns all their spans in one array.
+static lz_value_t *received_spans(collector_t *col, const char *service) {
+    lz_value_t *all = lz_value_array();
+    pthread_mutex_lock(&col->lock);
+    for (int i = 0; i < col->posts; i++) {
+        lz_value_t *request = lz_value_from_json(col->bodies[i], strlen(col->bodies[i]));
+        LZ_CHECK(request != NULL);
+        if (service) check_request(request, service);
+        const lz_value_t *scope_spans = path_get(path_get(request, "resourceSpans", 0), "scopeSpans", 0);
+        const lz_value_t *spans = lz_value_get(scope_spans, "spans");
+        for (size_t s = 0; s < lz_value_size(spans); s++)
+            lz_value_array_append(all, lz_value_copy(lz_value_at(spans, s)));
+        lz_value_destroy(&request);
+    }
+    pthread_mutex_unlock(&col->lock);
+    return all;
+}
+
+static size_t received_count(collector_t *col) {
+    lz_value_t *all = received_spans(col, NULL);
+    size_t n = lz_value_size(all);
+    lz_value_destroy(&all);
+    return n;
+}
+
+static const lz_value_t *find_span(const lz_value_t *spans, int kind, const char *name) {
+    for (size_t i = 0; i < lz_value_size(spans); i++) {
+        const lz_value_t *span = lz_value_at(spans, i);
+        if (lz_value_find_int(span, "kind", 0) == kind && strcmp(lz_value_find_string(span, "name", ""), name) == 0)
+            return span;
+    }
+    fprintf(stderr, "  no span of kind %d named %s\n", kind, name);
+    return NULL;
+}
+
+static bool is_hex(const char *text, size_t len) {
+    if (!text || strlen(text) != len) return false;
+    for (size_t i = 0; i < len; i++)
+        if (!strchr("0123456789abcdef", text[i])) return false;
+    return true;
+}
+
+// nanos reads a uint64 as OTLP's JSON writes it: a string of digits.
+static long long nanos(const lz_value_t *span, const char *key) {
+    const char *text = lz_value_find_string(span, key, "");
+    bool digits = *text && strlen(text) <= 19 && strspn(text, "0123456789") == strlen(text);
+    LZ_CHECK(digits);
+    return digits ? atoll(text) : -1;
+}
+
+// check_span: ids, times and the attributes every span carries.
+static void check_span(const lz_value_t *span, const char *node) {
+    LZ_CHECK(is_hex(lz_value_find_string(span, "traceId", NULL), 32));
+    LZ_CHECK(is_hex(lz_value_find_string(span, "spanId", NULL), 16));
+    long long start = nanos(span, "startTimeUnixNano"), end = nanos(span, "endTimeUnixNano");
+    LZ_CHECK(start > 1600000000LL * 1000000000LL && end >= start);
+    LZ_CHECK_STR(attribute(span, "messaging.system"), "zeromq");
+    LZ_CHECK_STR(attribute(span, "liberzmq.node"), node);
+    LZ_CHECK(attribute(span, "messaging.message.id") && strlen(attribute(span, "messaging.message.id")) == 36);
+}
+
+static void check_failed(const lz_value_t *span, int code) {
+    const lz_value_t *status = lz_value_get(span, "status");
+    LZ_CHECK_INT(lz_value_find_int(status, "code", 0), 2);
+    LZ_CHECK_STR(lz_value_find_string(status, "message", ""), lz_strerror(code));
+    LZ_CHECK_STR(attribute(span, "error.type"), lz_error_name(code));
+}
+
+/* ---- the library's side ------------------------------------------------------ */
+
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static int callback_spans, full_warnings, post_warnings;
+
+static void on_span(const lz_span_t *span, void *arg) {
+    (void)span, (void)arg;
+    pthread_mutex_lock(&seen_lock);
+    callback_spans++;
+    pthread_mutex_unlock(&seen_lock);
+}
+
+static void on_log(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    (void)arg;
+    if (level != LZ_LOG_WARNING || strcmp(component, "otlp") != 0) return;
+    pthread_mutex_lock(&seen_lock);
+    full_warnings += strstr(message, "is full") != NULL;
+    post_warnings += strstr(message, "cannot export") != NULL;
+    pthread_mutex_unlock(&seen_lock);
+}
+
+static int seen(int *counter) {
+    pthread_mutex_lock(&seen_lock);
+    int n = *counter;
+    pthread_mutex_unlock(&seen_lock);
+    return n;
+}
+
+// exporting_context: tracing on, spans to endpoint, the callback and the
+// log watched too.
+static lz_context_t *exporting_context(const char *endpoint, const char *batch, const char *interval) {
+    char url[128], batch_key[64], interval_key[64];
+    snprintf(url, sizeof url, "tracing.otlp_endpoint=%s", endpoint);
+    snprintf(batch_key, sizeof batch_key, "tracing.otlp_batch=%s", batch);
+    snprintf(interval_key, sizeof interval_key, "tracing.otlp_interval=%s", interval);
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.request_retries=0", "tracing.enabled=true",
+                                        "tracing.service_name=billing \"eu\"", url, batch_key, interval_key);
+    pthread_mutex_lock(&seen_lock);
+    callback_spans = full_warnings = post_warnings = 0;
+    pthread_mutex_unlock(&seen_lock);
+    LZ_CHECK_INT(lz_context_on_span(ctx, on_span, NULL), LZ_OK);
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), on_log, NULL), LZ_OK);
+    return ctx;
+}
+
+static lz_otlp_stats_t stats_of(lz_context_t *ctx) {
+    lz_otlp_stats_t stats;
+    memset(&stats, 0xff, sizeof stats);
+    LZ_CHECK_INT(lz_context_otlp_stats(ctx, &stats), LZ_OK);
+    return stats;
+}
+
+static int twice(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    (void)arg;
+    *reply = lz_value_int(2 * lz_value_get_int(lz_message_value(request)));
+    return 0;
+}
+
+// round_trips makes one request that works ("double") and one the server
+// does not know ("nope"), each answered at once.
+static void round_trips(lz_context_t *ctx) {
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    lz_node_set_name(lz_server_node(server), "doubler");
+    lz_server_on(server, "double", twice, NULL);
+    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_node_set_name(lz_client_node(client), "asker");
+    lz_value_t *data = lz_value_int(21), *reply = NULL;
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_client_request(client, "double", data, &reply, 5000), LZ_OK);
+    LZ_CHECK_INT(lz_value_get_int(reply), 42);
+    lz_value_destroy(&reply);
+    LZ_CHECK_INT(lz_client_request(client, "nope", NULL, &reply, 5000), LZ_EREMOTE);
+    LZ_CHECK(lz_test_now_ms() - t0 < 2000 * LZ_TEST_SLOWDOWN); // whatever the collector does
+    lz_value_destroy(&reply);
+    lz_value_destroy(&data);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server); // its spans end before it is gone
+}
+
+// push_tasks sends n tasks to a puller nobody serves: n PRODUCER spans.
+static void push_tasks(lz_context_t *ctx, int n) {
+    char endpoint[128];
+    lz_pull_t *pull = lz_pull_new(ctx, NULL);
+    lz_push_t *push = lz_push_new(ctx, NULL);
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), lz_test_inproc_endpoint(endpoint, sizeof endpoint)), LZ_OK);
+    LZ_CHECK_INT(lz_node_connect(lz_push_node(push), endpoint), LZ_OK);
+    lz_value_t *data = lz_value_int(1);
+    for (int i = 0; i < n; i++) LZ_CHECK_INT(lz_push_send(push, "job", data, 0), LZ_OK);
+    lz_value_destroy(&data);
+    lz_push_destroy(&push);
+    lz_pull_destroy(&pull);
+}
+
+// dead_port: a loopback port bound (so nobody else takes it) and, unless
+// listening, refusing every connection; close the socket after.
+static int dead_port(int *fd, bool listening) {
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in at = {.sin_family = AF_INET, .sin_port = 0};
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof at;
+    LZ_CHECK_INT(bind(*fd, (struct sockaddr *)&at, sizeof at), 0);
+    if (listening) LZ_CHECK_INT(listen(*fd, 16), 0);
+    LZ_CHECK_INT(getsockname(*fd, (struct sockaddr *)&at, &len), 0);
+    return ntohs(at.sin_port);
+}
+
+/* ---- the cases ------------------------------------------------------------------- */
+
+LZ_TEST(a_round_trip_reaches_the_collector_as_otlp_json) {
+    collector_t col;
+    collector_start(&col);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", col.port); // no path: /v1/traces
+    lz_context_t *ctx = exporting_context(endpoint, "512", "20");
+    round_trips(ctx);
+    LZ_TEST_WAIT_UNTIL(received_count(&col) >= 4, 5000 * LZ_TEST_SLOWDOWN);
+    lz_value_t *spans = received_spans(&col, "billing \"eu\"");
+    LZ_CHECK_INT(lz_value_size(spans), 4);
+    pthread_mutex_lock(&col.lock);
+    LZ_CHECK_STR(col.path, "/v1/traces");
+    LZ_CHECK_STR(col.method, "POST");
+    LZ_CHECK_STR(col.content_type, "application/json");
+    pthread_mutex_unlock(&col.lock);
+
+    const lz_value_t *call = find_span(spans, 3, "double"), *served = find_span(spans, 2, "double");
+    LZ_CHECK(call && served);
+    if (call && served) {
+        check_span(call, "asker");
+        check_span(served, "doubler");
+        LZ_CHECK(lz_value_get(call, "parentSpanId") == NULL); // the trace's first span
+        LZ_CHECK_STR(lz_value_find_string(served, "traceId", ""), lz_value_find_string(call, "traceId", "-"));
+        LZ_CHECK_STR(lz_value_find_string(served, "parentSpanId", ""), lz_value_find_string(call, "spanId", "-"));
+        LZ_CHECK_STR(attribute(served, "messaging.message.id"), attribute(call, "messaging.message.id"));
+        LZ_CHECK_INT(lz_value_find_int(lz_value_get(call, "status"), "code", 0), 1);
+        LZ_CHECK(lz_value_get(lz_value_get(call, "status"), "message") == NULL);
+        LZ_CHECK(attribute(call, "error.type") == NULL);
+        LZ_CHECK(nanos(call, "startTimeUnixNano") <= nanos(served, "startTimeUnixNano"));
+    }
+    const lz_value_t *refused = find_span(spans, 3, "nope"), *unknown = find_span(spans, 2, "nope");
+    LZ_CHECK(refused && unknown);
+    if (refused && unknown) {
+        check_span(refused, "asker");
+        check_failed(refused, LZ_EREMOTE);
+        check_failed(unknown, LZ_ENOTFOUND);
+    }
+    lz_value_destroy(&spans);
+    LZ_TEST_WAIT_UNTIL(stats_of(ctx).spans_exported >= 4, 2000); // counted once curl has the answer
+    lz_otlp_stats_t stats = stats_of(ctx);
+    LZ_CHECK(stats.spans_exported == 4 && stats.spans_dropped == 0);
+    LZ_CHECK(stats.spans_failed == 0 && stats.posts_failed == 0);
+    LZ_CHECK_INT(seen(&callback_spans), 4); // lz_context_on_span still gets them
+    lz_context_destroy(&ctx);
+    collector_stop(&col);
+}
+
+LZ_TEST(a_collector_that_refuses_costs_a_count_not_a_wait) {
+    int fd;
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", dead_port(&fd, false));
+    lz_context_t *ctx = exporting_context(endpoint, "512", "20");
+    round_trips(ctx); // checks the requests were not held up
+    LZ_TEST_WAIT_UNTIL(stats_of(ctx).spans_failed >= 4, 5000 * LZ_TEST_SLOWDOWN);
+    lz_otlp_stats_t stats = stats_of(ctx);
+    LZ_CHECK(stats.spans_failed == 4 && stats.posts_failed >= 1 && stats.spans_exported == 0);
+    LZ_TEST_WAIT_UNTIL(seen(&post_warnings) > 0, 2000); // logged just after the count
+    LZ_CHECK_INT(seen(&post_warnings), 1);              // once, however many POSTs failed
+    int64_t t0 = lz_test_now_ms();
+    lz_context_destroy(&ctx);
+    LZ_CHECK(lz_test_now_ms() - t0 < 1000 * LZ_TEST_SLOWDOWN);
+    close(fd);
+}
+
+LZ_TEST(a_collector_that_never_answers_fills_the_queue_and_destroy_is_bounded) {
+    int fd;
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", dead_port(&fd, true));
+    lz_context_t *ctx = exporting_context(endpoint, "1", "10"); // a queue of 4 spans
+    push_tasks(ctx, 1);
+    lz_test_sleep_ms(300 * LZ_TEST_SLOWDOWN); // its POST is under way, waiting for an answer
+    push_tasks(ctx, 29);
+    lz_otlp_stats_t stats = stats_of(ctx);
+    LZ_CHECK(stats.spans_dropped == 25 && stats.spans_exported == 0);
+    LZ_CHECK_INT(seen(&full_warnings), 1); // one burst, one warning
+    LZ_CHECK_INT(seen(&callback_spans), 30);
+    int64_t t0 = lz_test_now_ms();
+    lz_context_destroy(&ctx); // the POST under way is abandoned after the flush's 3 s
+    int64_t took = lz_test_now_ms() - t0;
+    LZ_CHECK(took >= 2500 && took < 5000 * LZ_TEST_SLOWDOWN);
+    close(fd);
+}
+
+LZ_TEST(destroy_flushes_the_queued_spans) {
+    collector_t col;
+    collector_start(&col);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", col.port);
+    lz_context_t *ctx = exporting_context(endpoint, "512", "3600000"); // nothing posted before destroy
+    push_tasks(ctx, 5);
+    lz_test_sleep_ms(100);
+    LZ_CHECK_INT(collector_posts(&col), 0);
+    int64_t t0 = lz_test_now_ms();
+    lz_context_destroy(&ctx);
+    LZ_CHECK(lz_test_now_ms() - t0 < 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(collector_posts(&col), 1);
+    lz_value_t *spans = received_spans(&col, "billing \"eu\"");
+    LZ_CHECK_INT(lz_value_size(spans), 5);
+    for (size_t i = 0; i < lz_value_size(spans); i++) {
+        LZ_CHECK_INT(lz_value_find_int(lz_value_at(spans, i), "kind", 0), 4); // PRODUCER
+        LZ_CHECK_STR(lz_value_find_string(lz_value_at(spans, i), "name", ""), "job");
+    }
+    lz_value_destroy(&spans);
+    collector_stop(&col);
+}
+
+LZ_TEST(endpoints_that_are_not_http_urls_are_refused) {
+    static const char *const bad[] = {"127.0.0.1:4318", "localhost:4318", "https://collector:4318",
+                                      "ftp://collector/v1/traces", "http://", "http://exa mple:4318"};
+    lz_config_t *config = lz_config_new();
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        LZ_CHECK_INT(lz_config_set(config, "tracing.otlp_endpoint", bad[i]), LZ_ECONFIG);
+        LZ_CHECK(strstr(lz_last_error(), "tracing.otlp_endpoint") && strstr(lz_last_error(), "http://"));
+    }
+    static const char *const good[] = {"", "http://127.0.0.1:4318", "http://collector:4318/v1/traces",
+                                       "http://[::1]:4318/otlp/v1/traces"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        LZ_CHECK_INT(lz_config_set(config, "tracing.otlp_endpoint", good[i]), LZ_OK);
+    lz_config_destroy(&config);
+
+    // From the environment, the context itself is refused.
+    setenv("LIBERZMQ_TRACING__ENABLED", "1", 1);
+    setenv("LIBERZMQ_TRACING__OTLP_ENDPOINT", "collector:4318", 1);
+    lz_context_t *ctx = lz_context_new(NULL);
+    LZ_CHECK(ctx == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "LIBERZMQ_TRACING__OTLP_ENDPOINT") != NULL);
+    unsetenv("LIBERZMQ_TRACING__OTLP_ENDPOINT");
+    unsetenv("LIBERZMQ_TRACING__ENABLED");
+    lz_context_destroy(&ctx);
+
+    // An endpoint without tracing.enabled exports nothing.
+    ctx = LZ_TEST_CONTEXT("tracing.otlp_endpoint=http://127.0.0.1:9/v1/traces", "logging.target=none");
+    lz_otlp_stats_t stats = stats_of(ctx);
+    LZ_CHECK(stats.spans_exported == 0 && stats.spans_dropped == 0);
+    LZ_CHECK(stats.spans_failed == 0 && stats.posts_failed == 0);
+    LZ_CHECK_INT(lz_context_otlp_stats(NULL, &stats), LZ_EINVAL);
+    LZ_CHECK_INT(lz_context_otlp_stats(ctx, NULL), LZ_EINVAL);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST_MAIN(LZ_CASE(a_round_trip_reaches_the_collector_as_otlp_json),
+             LZ_CASE(a_collector_that_refuses_costs_a_count_not_a_wait),
+             LZ_CASE(a_collector_that_never_answers_fills_the_queue_and_destroy_is_bounded),
+             LZ_CASE(destroy_flushes_the_queued_spans), LZ_CASE(endpoints_that_are_not_http_urls_are_refused))
