@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/node.h"
 #include "core/thread.h"
 #include "core/trace.h"
 #include "liberzmq.h"
@@ -56,12 +57,6 @@ struct lz_otlp {
     uint64_t failures_unlogged;
     char curl_error[CURL_ERROR_SIZE];
 };
-
-static int64_t monotonic_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the endpoint ------------------------------------------------------------ */
 
@@ -178,7 +173,7 @@ static int on_progress(void *self, curl_off_t down_total, curl_off_t down, curl_
     (void)down_total, (void)down, (void)up_total, (void)up;
     lz_otlp_t *otlp = self;
     int64_t give_up = atomic_load(&otlp->give_up_ms);
-    return give_up && monotonic_ms() >= give_up;
+    return give_up && lz__now_ms() >= give_up;
 }
 
 static bool curl_setup(lz_otlp_t *otlp) {
@@ -207,7 +202,7 @@ static bool curl_setup(lz_otlp_t *otlp) {
 static const char *send_body(lz_otlp_t *otlp, const char *body, size_t len, char *why, size_t why_size) {
     long timeout = POST_TIMEOUT_MS;
     int64_t give_up = atomic_load(&otlp->give_up_ms);
-    if (give_up && give_up - monotonic_ms() < timeout) timeout = (long)(give_up - monotonic_ms());
+    if (give_up && give_up - lz__now_ms() < timeout) timeout = (long)(give_up - lz__now_ms());
     if (timeout <= 0) return "the flush at destroy ran out of time";
     otlp->curl_error[0] = '\0';
     curl_easy_setopt(otlp->curl, CURLOPT_POSTFIELDS, body);
@@ -234,7 +229,7 @@ static void note_outcome(lz_otlp_t *otlp, size_t count, const char *failure) {
         otlp->failing = false;
         return;
     }
-    int64_t now = monotonic_ms();
+    int64_t now = lz__now_ms();
     otlp->failures_unlogged++;
     if (otlp->failing && now - otlp->failure_logged_ms < FAILURE_LOG_MS) return;
     LZ_LOG(otlp->logger, LZ_LOG_WARNING, "otlp",
@@ -278,15 +273,15 @@ static void wait_until(lz_otlp_t *otlp, int64_t due) {
 // with spans queued, and at the stop until the queue is empty.
 static void *exporter_main(void *self) {
     lz_otlp_t *otlp = self;
-    int64_t due = monotonic_ms() + otlp->interval_ms;
+    int64_t due = lz__now_ms() + otlp->interval_ms;
     pthread_mutex_lock(&otlp->lock);
     for (;;) {
-        while (!otlp->stopping && otlp->count < otlp->batch && monotonic_ms() < due) wait_until(otlp, due);
+        while (!otlp->stopping && otlp->count < otlp->batch && lz__now_ms() < due) wait_until(otlp, due);
         if (otlp->stopping && otlp->count == 0) break;
         size_t count = take(otlp);
         pthread_mutex_unlock(&otlp->lock);
         if (count) post(otlp, count);
-        due = monotonic_ms() + otlp->interval_ms;
+        due = lz__now_ms() + otlp->interval_ms;
         pthread_mutex_lock(&otlp->lock);
     }
     pthread_mutex_unlock(&otlp->lock);
@@ -376,7 +371,7 @@ void lz__otlp_stop(lz_otlp_t **otlp_p) {
     lz_otlp_t *otlp = *otlp_p;
     pthread_mutex_lock(&otlp->lock);
     otlp->stopping = true;
-    atomic_store(&otlp->give_up_ms, monotonic_ms() + FLUSH_MS);
+    atomic_store(&otlp->give_up_ms, lz__now_ms() + FLUSH_MS);
     pthread_cond_signal(&otlp->wake);
     pthread_mutex_unlock(&otlp->lock);
     pthread_join(otlp->thread, NULL);
