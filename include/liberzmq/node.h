@@ -90,7 +90,8 @@ int lz_node_on_send(lz_node_t *node, lz_send_hook_fn fn, void *arg);
 // lz_node_on_receive adds a receive hook. A refused message is dropped and
 // counted in inbound_dropped (and logged, at most once a second), as a
 // malformed one is; a refused request is answered with an error reply
-// carrying the hook's code and detail, so the client learns why at once.
+// carrying the hook's code and the detail "'<key>' refused: <why>", so the
+// client learns why at once.
 // LZ_EINVAL for a NULL node or fn, LZ_ENOMEM.
 int lz_node_on_receive(lz_node_t *node, lz_receive_hook_fn fn, void *arg);
 

@@ -49,11 +49,14 @@ int lz_node_on_receive(lz_node_t *node, lz_receive_hook_fn fn, void *arg) {
 }
 
 // refused turns a hook's non-zero result into the error its caller sees.
-// The hook's own detail (lz_set_error, or what failed in it) says why.
-static int refused(lz_node_t *node, const char *key, int rc) {
+// The hook's own detail (lz_set_error, or what failed in it) says why; a
+// sender's detail names the node, as every send error does, while a
+// receive's goes into the node's own log line or error reply.
+static int refused(const lz_node_t *sender, const char *key, int rc) {
     int code = rc < 0 ? rc : LZ_EVALIDATION;
     const char *why = *lz_last_error() ? lz_last_error() : lz_strerror(code);
-    return lz__fail(code, "%s: '%s' refused: %s", node->name, key, why);
+    if (sender) return lz__fail(code, "%s: '%s' refused: %s", sender->name, key, why);
+    return lz__fail(code, "'%s' refused: %s", key, why);
 }
 
 int lz__hooks_send_slow(lz_node_t *node, const char *key, const lz_value_t *value) {
@@ -74,7 +77,7 @@ int lz__hooks_receive_slow(lz_node_t *node, const lz_message_t *msg) {
     for (size_t i = 0; i < h->receive_count; i++) {
         lz__error_clear();
         int rc = h->receive[i].fn.receive(node, msg, h->receive[i].arg);
-        if (rc != 0) return refused(node, lz_message_topic(msg), rc);
+        if (rc != 0) return refused(NULL, lz_message_topic(msg), rc);
     }
     return LZ_OK;
 }
