@@ -15,6 +15,7 @@
 #include "liberzmq/value.h"
 #include "liberzmq/serializer.h"
 #include "liberzmq/protobuf.h"
+#include "liberzmq/schema.h"
 #include "liberzmq/context.h"
 #include "liberzmq/message.h"
 #include "liberzmq/node.h"

@@ -202,6 +202,11 @@ LZ_TEST(no_object_at_all) {
     fails(lz_protobuf_register(NULL, NULL, NULL, 0));
     fails(lz_protobuf_from_value(NULL, NULL, NULL));
     fails(lz_protobuf_to_value(NULL, 0, NULL));
+    nothing(lz_schema_new(NULL));
+    nothing(lz_schema_from_json(NULL, 0));
+    nothing(lz_schema_from_json(NULL, 5));
+    fails(lz_schema_validate(NULL, NULL));
+    lz_schema_destroy(NULL);
     fails(lz_context_on_span(NULL, NULL, NULL));
     (void)lz_span_name(NULL), (void)lz_span_kind(NULL), (void)lz_span_trace_id(NULL), (void)lz_span_id(NULL);
     (void)lz_span_parent_id(NULL), (void)lz_span_traceparent(NULL), (void)lz_span_node(NULL);

@@ -671,19 +671,46 @@ double lz_value_find_double(const lz_value_t *object, const char *key, double fa
     return value->type == LZ_VALUE_DOUBLE ? value->u.d : value->type == LZ_VALUE_INT ? (double)value->u.i : fallback;
 }
 
-static bool objects_equal(const lz_value_t *a, const lz_value_t *b) {
+int lz__compare_int_double(int64_t i, double d) {
+    if (isnan(d)) return 2;
+    if (d >= 0x1p63) return -1;
+    if (d < -0x1p63) return 1;
+    int64_t t = (int64_t)d; // d truncated, in range
+    if (i != t) return i < t ? -1 : 1;
+    double frac = d - (double)t; // exact: d and t share their integral part
+    return frac > 0 ? -1 : frac < 0 ? 1 : 0;
+}
+
+static bool equal(const lz_value_t *a, const lz_value_t *b, bool json);
+
+static bool objects_equal(const lz_value_t *a, const lz_value_t *b, bool json) {
     for (size_t i = 0; i < a->u.object.len; i++) {
         const lz_member_t *member = &a->u.object.members[i];
         const lz_member_t *other = lz__value_find_member(b, lz__member_key(member), member->key_len);
-        if (!other || !lz_value_equal(member->value, other->value)) return false;
+        if (!other || !equal(member->value, other->value, json)) return false;
     }
     return true;
 }
 
-bool lz_value_equal(const lz_value_t *a, const lz_value_t *b) {
-    if (lz_value_type(a) != lz_value_type(b)) return false;
+// numbers_equal: an int and a double of the same number (JSON's equality).
+static bool numbers_equal(const lz_value_t *a, const lz_value_t *b) {
+    if (a->type == LZ_VALUE_DOUBLE) {
+        const lz_value_t *t = a;
+        a = b;
+        b = t;
+    }
+    return lz__compare_int_double(a->u.i, b->u.d) == 0;
+}
+
+// equal is deep equality; json: an int equals a double of the same number.
+static bool equal(const lz_value_t *a, const lz_value_t *b, bool json) {
+    lz_value_type_t ta = lz_value_type(a), tb = lz_value_type(b);
+    if (json && a && b && ta != tb && (ta == LZ_VALUE_INT || ta == LZ_VALUE_DOUBLE) &&
+        (tb == LZ_VALUE_INT || tb == LZ_VALUE_DOUBLE))
+        return numbers_equal(a, b);
+    if (ta != tb) return false;
     if (!a || !b) return !a && !b; // NULL only equals NULL, not a null value
-    switch ((lz_value_type_t)a->type) {
+    switch (ta) {
     case LZ_VALUE_NULL: return true;
     case LZ_VALUE_BOOL: return a->u.b == b->u.b;
     case LZ_VALUE_INT: return a->u.i == b->u.i;
@@ -696,10 +723,14 @@ bool lz_value_equal(const lz_value_t *a, const lz_value_t *b) {
     case LZ_VALUE_ARRAY:
         if (a->u.array.len != b->u.array.len) return false;
         for (size_t i = 0; i < a->u.array.len; i++)
-            if (!lz_value_equal(a->u.array.items[i], b->u.array.items[i])) return false;
+            if (!equal(a->u.array.items[i], b->u.array.items[i], json)) return false;
         return true;
     case LZ_VALUE_OBJECT:
-        return a->u.object.len == b->u.object.len && objects_equal(a, b);
+        return a->u.object.len == b->u.object.len && objects_equal(a, b, json);
     }
     return false;
 }
+
+bool lz_value_equal(const lz_value_t *a, const lz_value_t *b) { return equal(a, b, false); }
+
+bool lz__value_json_equal(const lz_value_t *a, const lz_value_t *b) { return equal(a, b, true); }

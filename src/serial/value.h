@@ -267,6 +267,15 @@ LZ_HIDDEN int lz__value_object_append(lz_value_t *object, const char *key, size_
 // count allocates once instead of growing.
 LZ_HIDDEN int lz__value_reserve(lz_value_t *container, size_t n);
 
+// lz__compare_int_double orders i against d exactly (converting i to a
+// double would round past 2^53): -1, 0 or 1, and 2 when d is NaN.
+LZ_HIDDEN int lz__compare_int_double(int64_t i, double d);
+
+// lz__value_json_equal is lz_value_equal with JSON's number equality, as
+// JSON Schema's enum, const and uniqueItems have it: an int and a double
+// of the same number are equal (1 == 1.0). Bytes equal only bytes.
+LZ_HIDDEN bool lz__value_json_equal(const lz_value_t *a, const lz_value_t *b);
+
 // lz__value_member_take detaches and returns the index-th member's value
 // (the caller owns it), or NULL past the end or for a non-object; the
 // others keep their order. Lets envelopes lift "data" out without a copy.

@@ -1,0 +1,514 @@
+/* JSON Schema validation: walks a compiled schema (serial/schema.h) over a
+ * value. The first failure is reported, by the path of the value it is
+ * about ("$.user.age") and why. The path is a chain of frames on the C
+ * stack and the message is formatted only when something fails, so a valid
+ * value costs no string work.
+ *
+ * Subschemas whose failure is not the value's failure (the branches of
+ * anyOf, oneOf, not, if, contains, propertyNames) run quietly: they answer
+ * yes or no and report nothing. Running out of depth (a $ref cycle) or of
+ * memory aborts the whole validation, quiet or not. */
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "serial/schema.h"
+
+// A step from a value to one of its children: a member (key set) or an
+// array element. The root frame has no parent.
+typedef struct path {
+    const struct path *up;
+    const char *key;
+    size_t len_or_index; // the key's length, or the element's index
+} path_t;
+
+typedef struct vctx {
+    int depth;
+    bool quiet;
+    bool aborted;
+    int error;               // the abort's code
+    pcre2_match_data *match; // made on the first pattern, freed at the end
+} vctx_t;
+
+static bool validate(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx);
+
+// Messages are built out of line (the functions marked so), so that the
+// recursive frames of a validation do not carry their buffers.
+#define LZ_COLD __attribute__((noinline, cold))
+
+/* ---- reporting ---------------------------------------------------------- */
+
+static bool plain_key(const char *key, size_t len) {
+    if (len == 0 || (key[0] >= '0' && key[0] <= '9')) return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = key[i];
+        if (!(ch == '_' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')))
+            return false;
+    }
+    return true;
+}
+
+// write_path renders path as "$", "$.a.b", "$.tags[2]" or "$[\"a b\"]".
+static size_t write_path(const path_t *path, char *out, size_t size) {
+    size_t n = path->up ? write_path(path->up, out, size) : (size_t)snprintf(out, size, "$");
+    if (n >= size || !path->up) return n;
+    int w;
+    if (!path->key)
+        w = snprintf(out + n, size - n, "[%zu]", path->len_or_index);
+    else if (plain_key(path->key, path->len_or_index))
+        w = snprintf(out + n, size - n, ".%.*s", (int)path->len_or_index, path->key);
+    else
+        w = snprintf(out + n, size - n, "[\"%.*s\"]", (int)path->len_or_index, path->key);
+    return w < 0 ? size : n + (size_t)w;
+}
+
+// fail records "<path>: <reason>" unless the validation is quiet, and
+// returns false for the caller to pass on.
+static LZ_COLD bool fail(vctx_t *ctx, const path_t *path, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+static LZ_COLD bool fail(vctx_t *ctx, const path_t *path, const char *format, ...) {
+    if (ctx->quiet) return false;
+    char where[LZ_DETAIL_MAX / 2], reason[LZ_DETAIL_MAX];
+    write_path(path, where, sizeof where);
+    va_list args;
+    va_start(args, format);
+    vsnprintf(reason, sizeof reason, format, args);
+    va_end(args);
+    lz__fail(LZ_EVALIDATION, "%s: %s", where, reason);
+    return false;
+}
+
+// abort_validation stops everything, quiet or not: what failed is no
+// answer about the value.
+static LZ_COLD bool abort_validation(vctx_t *ctx, const path_t *path, int code, const char *reason) {
+    bool quiet = ctx->quiet;
+    ctx->quiet = false;
+    fail(ctx, path, "%s", reason);
+    lz__fail(code, "%s", lz_last_error()); // the same detail under code
+    ctx->quiet = quiet;
+    ctx->aborted = true;
+    ctx->error = code;
+    return false;
+}
+
+// render writes v as JSON, cut short with "..." past size - 4 bytes.
+static const char *render(const lz_value_t *v, char *out, size_t size) {
+    char *json = lz_value_to_json(v);
+    if (!json) return "(a value)";
+    size_t len = strlen(json);
+    if (len < size)
+        memcpy(out, json, len + 1);
+    else
+        snprintf(out, size, "%.*s...", (int)(size - 4), json);
+    free(json);
+    return out;
+}
+
+/* ---- numbers ------------------------------------------------------------- */
+
+static lz_snum_t to_num(const lz_value_t *v) {
+    if (v->type == LZ_VALUE_INT) return (lz_snum_t){.is_int = true, .i = v->u.i, .d = (double)v->u.i};
+    return (lz_snum_t){.is_int = false, .d = v->u.d};
+}
+
+// compare orders two numbers: -1, 0, 1, or 2 when unordered (NaN).
+static int compare(lz_snum_t a, lz_snum_t b) {
+    if (a.is_int && b.is_int) return a.i < b.i ? -1 : a.i > b.i;
+    if (a.is_int) return lz__compare_int_double(a.i, b.d);
+    if (b.is_int) {
+        int r = lz__compare_int_double(b.i, a.d);
+        return r == 2 ? 2 : -r;
+    }
+    if (isnan(a.d) || isnan(b.d)) return 2;
+    return a.d < b.d ? -1 : a.d > b.d;
+}
+
+// format_num writes n as short as it reads back.
+static const char *format_num(lz_snum_t n, char *out, size_t size) {
+    if (n.is_int)
+        snprintf(out, size, "%lld", (long long)n.i);
+    else if (snprintf(out, size, "%.15g", n.d) > 0 && strtod(out, NULL) != n.d)
+        snprintf(out, size, "%.17g", n.d);
+    return out;
+}
+
+// is_multiple: exact for integers; for doubles the quotient must be within
+// a few ulps of a whole number (0.0075 / 0.0001 is 75.00000000000001), and
+// a quotient past the double range is no multiple.
+static bool is_multiple(lz_snum_t v, lz_snum_t m) {
+    if (v.is_int && m.is_int) return v.i % m.i == 0;
+    double q = v.d / m.d;
+    if (!isfinite(q)) return false;
+    return fabs(q - nearbyint(q)) <= 4 * DBL_EPSILON * fabs(q);
+}
+
+/* ---- type, enum, const ------------------------------------------------- */
+
+static bool integral(double d) { return isfinite(d) && d == trunc(d); }
+
+static unsigned value_types(const lz_value_t *v) {
+    switch ((lz_value_type_t)v->type) {
+    case LZ_VALUE_NULL:
+        return LZ_ST_NULL;
+    case LZ_VALUE_BOOL:
+        return LZ_ST_BOOLEAN;
+    case LZ_VALUE_INT:
+        return LZ_ST_INTEGER | LZ_ST_NUMBER;
+    case LZ_VALUE_DOUBLE:
+        return LZ_ST_NUMBER | (integral(v->u.d) ? LZ_ST_INTEGER : 0);
+    case LZ_VALUE_STRING:
+        return LZ_ST_STRING;
+    case LZ_VALUE_ARRAY:
+        return LZ_ST_ARRAY;
+    case LZ_VALUE_OBJECT:
+        return LZ_ST_OBJECT;
+    case LZ_VALUE_BYTES:
+        return 0; // not a JSON type
+    }
+    return 0;
+}
+
+static const char *const type_names[] = {"null", "boolean", "integer", "number", "string", "array", "object"};
+
+static const char *value_type_name(const lz_value_t *v) {
+    if (v->type == LZ_VALUE_BYTES) return "bytes";
+    unsigned types = value_types(v);
+    for (size_t i = 0; i < sizeof type_names / sizeof type_names[0]; i++)
+        if (types & (1u << i)) return type_names[i];
+    return "?";
+}
+
+static LZ_COLD bool type_fails(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    char expected[128] = "";
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof type_names / sizeof type_names[0]; i++)
+        if (s->types & (1u << i))
+            n += (size_t)snprintf(expected + n, sizeof expected - n, "%s%s", n ? " or " : "", type_names[i]);
+    return fail(ctx, path, "expected %s, got %s", n ? expected : "nothing (an empty type list)", value_type_name(v));
+}
+
+static bool check_type(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    return (value_types(v) & s->types) || (!ctx->quiet && type_fails(s, v, path, ctx));
+}
+
+// value_fails reports "<v> <what> <other>", both rendered as JSON.
+static LZ_COLD bool value_fails(const lz_value_t *v, const char *what, const lz_value_t *other, const path_t *path,
+                                vctx_t *ctx) {
+    char a[96], b[160];
+    return fail(ctx, path, "%s %s %s", render(v, a, sizeof a), what, render(other, b, sizeof b));
+}
+
+static bool check_generic(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    if (s->const_value && !lz__value_json_equal(v, s->const_value))
+        return !ctx->quiet && value_fails(v, "is not the constant", s->const_value, path, ctx);
+    if (!s->enum_values) return true;
+    for (size_t i = 0; i < s->enum_values->u.array.len; i++)
+        if (lz__value_json_equal(v, s->enum_values->u.array.items[i])) return true;
+    return !ctx->quiet && value_fails(v, "is not one of the enum values", s->enum_values, path, ctx);
+}
+
+/* ---- numbers and strings ------------------------------------------------ */
+
+// bound_fails reports that v is what (less than the minimum...) limit.
+static LZ_COLD bool bound_fails(vctx_t *ctx, const path_t *path, lz_snum_t v, lz_snum_t limit, const char *what) {
+    char a[40], b[40];
+    return ctx->quiet ? false
+                      : fail(ctx, path, "%s %s %s", format_num(v, a, sizeof a), what, format_num(limit, b, sizeof b));
+}
+
+// check_number: compare gives 2 for a NaN, which fails every bound.
+static bool check_number(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    lz_snum_t n = to_num(v);
+    unsigned f = s->num_flags;
+    int c;
+    if ((f & LZ_SN_MINIMUM) && ((c = compare(n, s->minimum)) < 0 || c == 2))
+        return bound_fails(ctx, path, n, s->minimum, "is less than the minimum");
+    if ((f & LZ_SN_MAXIMUM) && compare(n, s->maximum) > 0)
+        return bound_fails(ctx, path, n, s->maximum, "is greater than the maximum");
+    if ((f & LZ_SN_EXCLUSIVE_MINIMUM) && compare(n, s->exclusive_minimum) != 1)
+        return bound_fails(ctx, path, n, s->exclusive_minimum, "is not greater than the exclusive minimum");
+    if ((f & LZ_SN_EXCLUSIVE_MAXIMUM) && compare(n, s->exclusive_maximum) != -1)
+        return bound_fails(ctx, path, n, s->exclusive_maximum, "is not less than the exclusive maximum");
+    if ((f & LZ_SN_MULTIPLE_OF) && !is_multiple(n, s->multiple_of))
+        return bound_fails(ctx, path, n, s->multiple_of, "is not a multiple of");
+    return true;
+}
+
+// code_points counts UTF-8 characters: every byte but continuation bytes.
+static size_t code_points(const char *s, size_t len) {
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return n;
+}
+
+// match_error aborts on a PCRE2 error other than no match (a match or
+// depth limit): no answer about the value.
+static LZ_COLD int match_error(const lz_spattern_t *pattern, int rc, const path_t *path, vctx_t *ctx) {
+    char reason[LZ_DETAIL_MAX / 2];
+    PCRE2_UCHAR message[120];
+    pcre2_get_error_message(rc, message, sizeof message);
+    snprintf(reason, sizeof reason, "the pattern \"%s\" could not be matched: %s", pattern->source,
+             (const char *)message);
+    abort_validation(ctx, path, LZ_EVALIDATION, reason);
+    return -1;
+}
+
+// matches runs pattern over text (a search, not anchored, as JSON Schema
+// has it): 1 matched, 0 not, -1 aborted (out of memory, a match limit).
+static int matches(const lz_spattern_t *pattern, const char *text, size_t len, const path_t *path, vctx_t *ctx) {
+    if (!ctx->match && !(ctx->match = pcre2_match_data_create(1, NULL)))
+        return abort_validation(ctx, path, LZ_ENOMEM, "out of memory for a pattern match"), -1;
+    int rc = pcre2_match(pattern->code, (PCRE2_SPTR)text, len, 0, 0, ctx->match, NULL);
+    if (rc >= 0) return 1;
+    if (rc == PCRE2_ERROR_NOMATCH) return 0;
+    return match_error(pattern, rc, path, ctx);
+}
+
+static LZ_COLD bool pattern_fails(const lz_value_t *v, const lz_snode_t *s, const path_t *path, vctx_t *ctx) {
+    char a[96];
+    return fail(ctx, path, "%s does not match the pattern \"%s\"", render(v, a, sizeof a), s->pattern.source);
+}
+
+static bool check_string(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    const char *text = v->u.blob.data;
+    size_t len = v->u.blob.len;
+    if (s->min_length || s->max_length != SIZE_MAX) {
+        size_t n = code_points(text, len);
+        if (n < s->min_length)
+            return fail(ctx, path, "string of %zu characters is shorter than minLength %zu", n, s->min_length);
+        if (n > s->max_length)
+            return fail(ctx, path, "string of %zu characters is longer than maxLength %zu", n, s->max_length);
+    }
+    if (!s->pattern.code) return true;
+    int m = matches(&s->pattern, text, len, path, ctx);
+    if (m != 0) return m > 0;
+    return !ctx->quiet && pattern_fails(v, s, path, ctx);
+}
+
+/* ---- arrays ------------------------------------------------------------- */
+
+// quietly runs a speculative subschema: a yes or no, nothing reported.
+static bool quietly(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    bool quiet = ctx->quiet;
+    ctx->quiet = true;
+    bool ok = validate(s, v, path, ctx);
+    ctx->quiet = quiet;
+    return ok;
+}
+
+static bool check_unique(const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    lz_value_t *const *items = v->u.array.items;
+    for (size_t i = 1; i < v->u.array.len; i++)
+        for (size_t j = 0; j < i; j++)
+            if (lz__value_json_equal(items[i], items[j]))
+                return fail(ctx, path, "items %zu and %zu are equal (uniqueItems)", j, i);
+    return true;
+}
+
+static bool check_contains(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    size_t count = 0;
+    for (size_t i = 0; i < v->u.array.len; i++) {
+        // Past minContains only a maxContains still needs counting.
+        if (count >= s->min_contains && s->max_contains == SIZE_MAX) break;
+        path_t item = {path, NULL, i};
+        count += quietly(s->contains, v->u.array.items[i], &item, ctx);
+        if (ctx->aborted) return false;
+    }
+    if (count < s->min_contains)
+        return s->min_contains == 1 ? fail(ctx, path, "no item matches the contains schema")
+                                    : fail(ctx, path, "%zu items match the contains schema, fewer than minContains %zu",
+                                           count, s->min_contains);
+    if (count > s->max_contains)
+        return fail(ctx, path, "%zu items match the contains schema, more than maxContains %zu", count,
+                    s->max_contains);
+    return true;
+}
+
+static bool check_array(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    size_t n = v->u.array.len;
+    if (n < s->min_items) return fail(ctx, path, "array of %zu items has fewer than minItems %zu", n, s->min_items);
+    if (n > s->max_items) return fail(ctx, path, "array of %zu items has more than maxItems %zu", n, s->max_items);
+    for (size_t i = 0; i < n; i++) {
+        const lz_snode_t *item = i < s->prefix_items.len ? s->prefix_items.items[i] : s->items;
+        if (!item) break;
+        path_t at = {path, NULL, i};
+        if (!validate(item, v->u.array.items[i], &at, ctx)) return false;
+    }
+    if (s->unique_items && !check_unique(v, path, ctx)) return false;
+    return !s->contains || check_contains(s, v, path, ctx);
+}
+
+/* ---- objects ------------------------------------------------------------ */
+
+static const lz_sprop_t *find_property(const lz_snode_t *s, const char *key, size_t len) {
+    size_t lo = 0, hi = s->properties.len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const lz_sname_t *name = &s->properties.items[mid].name;
+        int c = name->len != len ? (name->len < len ? -1 : 1) : memcmp(name->text, key, len);
+        if (c == 0) return &s->properties.items[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static bool check_property_name(const lz_snode_t *s, const char *key, size_t len, const path_t *path, vctx_t *ctx) {
+    // The key as a string value on the stack, borrowed: validation only reads it.
+    lz_value_t name = {.type = LZ_VALUE_STRING, .borrowed = 1, .unowned = 1};
+    name.u.blob.data = key;
+    name.u.blob.len = len;
+    if (quietly(s->property_names, &name, path, ctx)) return true;
+    return !ctx->aborted && fail(ctx, path, "property name '%.*s' does not match propertyNames", (int)len, key);
+}
+
+// check_member applies properties, patternProperties and
+// additionalProperties to one member.
+static bool check_member(const lz_snode_t *s, const lz_member_t *m, const path_t *path, vctx_t *ctx) {
+    const char *key = lz__member_key(m);
+    path_t at = {path, key, m->key_len};
+    if (s->property_names && !check_property_name(s, key, m->key_len, path, ctx)) return false;
+    const lz_sprop_t *prop = find_property(s, key, m->key_len);
+    if (prop && !validate(prop->schema, m->value, &at, ctx)) return false;
+    bool matched = prop != NULL;
+    for (size_t i = 0; i < s->pattern_properties.len; i++) {
+        const lz_spattern_prop_t *pp = &s->pattern_properties.items[i];
+        int hit = matches(&pp->pattern, key, m->key_len, &at, ctx);
+        if (hit < 0 || (hit && !validate(pp->schema, m->value, &at, ctx))) return false;
+        matched |= hit;
+    }
+    const lz_snode_t *extra = s->additional_properties;
+    if (matched || !extra) return true;
+    if (extra->kind == LZ_SNODE_FALSE)
+        return fail(ctx, path, "property '%.*s' is not allowed (additionalProperties is false)", (int)m->key_len, key);
+    return validate(extra, m->value, &at, ctx);
+}
+
+static bool has_member(const lz_value_t *v, const lz_sname_t *name) {
+    return lz__value_find_member(v, name->text, name->len) != NULL;
+}
+
+static bool check_dependents(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    for (size_t i = 0; i < s->dependent_required.len; i++) {
+        const lz_sdepend_t *dep = &s->dependent_required.items[i];
+        if (!has_member(v, &dep->name)) continue;
+        for (size_t j = 0; j < dep->required.len; j++)
+            if (!has_member(v, &dep->required.items[j]))
+                return fail(ctx, path, "property '%s' requires property '%s'", dep->name.text,
+                            dep->required.items[j].text);
+    }
+    for (size_t i = 0; i < s->dependent_schemas.len; i++) {
+        const lz_sprop_t *dep = &s->dependent_schemas.items[i];
+        if (has_member(v, &dep->name) && !validate(dep->schema, v, path, ctx)) return false;
+    }
+    return true;
+}
+
+static bool check_object(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    size_t n = v->u.object.len;
+    if (n < s->min_properties)
+        return fail(ctx, path, "object of %zu properties has fewer than minProperties %zu", n, s->min_properties);
+    if (n > s->max_properties)
+        return fail(ctx, path, "object of %zu properties has more than maxProperties %zu", n, s->max_properties);
+    for (size_t i = 0; i < s->required.len; i++)
+        if (!has_member(v, &s->required.items[i]))
+            return fail(ctx, path, "missing required property '%s'", s->required.items[i].text);
+    for (size_t i = 0; i < n; i++)
+        if (!check_member(s, &v->u.object.members[i], path, ctx)) return false;
+    return check_dependents(s, v, path, ctx);
+}
+
+/* ---- logic -------------------------------------------------------------- */
+
+static bool check_any_of(const lz_snodes_t *any, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    for (size_t i = 0; i < any->len; i++) {
+        if (quietly(any->items[i], v, path, ctx)) return true;
+        if (ctx->aborted) return false;
+    }
+    return fail(ctx, path, "matches none of the anyOf schemas");
+}
+
+static bool check_one_of(const lz_snodes_t *one, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    size_t first = SIZE_MAX;
+    for (size_t i = 0; i < one->len; i++) {
+        bool ok = quietly(one->items[i], v, path, ctx);
+        if (ctx->aborted) return false;
+        if (ok && first != SIZE_MAX)
+            return fail(ctx, path, "matches oneOf schemas %zu and %zu; it must match exactly one", first, i);
+        if (ok) first = i;
+    }
+    return first != SIZE_MAX || fail(ctx, path, "matches none of the oneOf schemas");
+}
+
+static bool check_logic(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    for (size_t i = 0; i < s->all_of.len; i++)
+        if (!validate(s->all_of.items[i], v, path, ctx)) return false;
+    if (s->any_of.len && !check_any_of(&s->any_of, v, path, ctx)) return false;
+    if (s->one_of.len && !check_one_of(&s->one_of, v, path, ctx)) return false;
+    if (s->not_schema) {
+        bool ok = quietly(s->not_schema, v, path, ctx);
+        if (ctx->aborted) return false;
+        if (ok) return fail(ctx, path, "must not match the not schema");
+    }
+    if (!s->if_schema) return true;
+    bool cond = quietly(s->if_schema, v, path, ctx);
+    if (ctx->aborted) return false;
+    const lz_snode_t *branch = cond ? s->then_schema : s->else_schema;
+    return !branch || validate(branch, v, path, ctx);
+}
+
+/* ---- the walk ----------------------------------------------------------- */
+
+static bool check_keywords(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    if (s->ref && !validate(s->ref, v, path, ctx)) return false;
+    if (s->has_type && !check_type(s, v, path, ctx)) return false;
+    unsigned g = s->groups;
+    if ((g & LZ_SG_GENERIC) && !check_generic(s, v, path, ctx)) return false;
+    switch ((lz_value_type_t)v->type) {
+    case LZ_VALUE_INT:
+    case LZ_VALUE_DOUBLE:
+        if ((g & LZ_SG_NUMBER) && !check_number(s, v, path, ctx)) return false;
+        break;
+    case LZ_VALUE_STRING:
+        if ((g & LZ_SG_STRING) && !check_string(s, v, path, ctx)) return false;
+        break;
+    case LZ_VALUE_ARRAY:
+        if ((g & LZ_SG_ARRAY) && !check_array(s, v, path, ctx)) return false;
+        break;
+    case LZ_VALUE_OBJECT:
+        if ((g & LZ_SG_OBJECT) && !check_object(s, v, path, ctx)) return false;
+        break;
+    default:
+        break;
+    }
+    return !(g & LZ_SG_LOGIC) || check_logic(s, v, path, ctx);
+}
+
+static bool validate(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    if (s->kind == LZ_SNODE_TRUE) return true;
+    if (s->kind == LZ_SNODE_FALSE) return fail(ctx, path, "not allowed here (the schema is false)");
+    if (ctx->depth >= LZ_SCHEMA_MAX_DEPTH)
+        return abort_validation(ctx, path, LZ_EVALIDATION,
+                                "validation nested deeper than " LZ_SCHEMA_MAX_DEPTH_TEXT
+                                " levels (a $ref that recurses without end?)");
+    ctx->depth++;
+    bool ok = check_keywords(s, v, path, ctx);
+    ctx->depth--;
+    return ok;
+}
+
+int lz_schema_validate(const lz_schema_t *schema, const lz_value_t *value) {
+    if (!schema || !value) return lz__fail(LZ_EINVAL, "lz_schema_validate: NULL %s", !schema ? "schema" : "value");
+    vctx_t ctx = {0};
+    path_t root = {NULL, NULL, 0};
+    bool ok = validate(schema->root, value, &root, &ctx);
+    pcre2_match_data_free(ctx.match);
+    if (ok) return LZ_OK;
+    return ctx.aborted ? ctx.error : LZ_EVALIDATION;
+}
