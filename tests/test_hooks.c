@@ -235,6 +235,87 @@ LZ_TEST(pairs_hook_both_ways) {
     lz_context_destroy(&ctx);
 }
 
+static const char user_schema[] = "{\"type\": \"object\", \"required\": [\"id\"],"
+                                  " \"properties\": {\"id\": {\"type\": \"integer\", \"minimum\": 1}}}";
+
+static int publish_json(lz_pub_t *pub, const char *topic, const char *json) {
+    lz_value_t *v = lz_value_from_json(json, strlen(json));
+    int rc = lz_pub_publish(pub, topic, v);
+    lz_value_destroy(&v);
+    return rc;
+}
+
+LZ_TEST(schemas_check_what_is_sent_and_received) {
+    lz_schema_t *user = lz_schema_from_json(user_schema, strlen(user_schema));
+    LZ_CHECK(user != NULL);
+    lz_context_t *ctx = lz_test_pattern_context(0);
+    lz_pub_t *checked = lz_pub_new(ctx, "tcp://127.0.0.1:*"), *plain = lz_pub_new(ctx, "tcp://127.0.0.1:*");
+    lz_sub_t *sub = checked && plain ? lz_sub_new(ctx, lz_node_endpoint(lz_pub_node(plain))) : NULL;
+    LZ_CHECK(sub != NULL);
+    if (sub && user) {
+        LZ_CHECK_INT(lz_node_set_schema(lz_pub_node(checked), "user", user), LZ_OK);
+        LZ_CHECK_INT(publish_json(checked, "user", "{\"id\": 7}"), LZ_OK);
+        LZ_CHECK_INT(publish_json(checked, "user", "{\"id\": 0}"), LZ_EVALIDATION);
+        LZ_CHECK_STR(lz_last_error(), "pub: 'user' refused: $.id: 0 is less than the minimum 1");
+        LZ_CHECK_INT(lz_pub_publish(checked, "user", NULL), LZ_EVALIDATION); // NULL data is null
+        LZ_CHECK_STR(lz_last_error(), "pub: 'user' refused: $: expected object, got null");
+        LZ_CHECK_INT(publish_json(checked, "users", "0"), LZ_OK); // another key: no schema
+        // A subscriber drops what does not conform, from any publisher.
+        LZ_CHECK_INT(lz_node_set_schema(lz_sub_node(sub), "user", user), LZ_OK);
+        LZ_CHECK_INT(lz_sub_subscribe(sub, "user"), LZ_OK);
+        lz_test_sleep_ms(100);
+        LZ_CHECK_INT(publish_json(plain, "user", "{\"name\": \"no id\"}"), LZ_OK);
+        LZ_CHECK_INT(publish_json(plain, "user", "{\"id\": 3}"), LZ_OK);
+        lz_message_t *msg = lz_sub_recv(sub, 5000);
+        LZ_CHECK_INT(lz_value_find_int(lz_message_value(msg), "id", -1), 3);
+        lz_message_destroy(&msg);
+        LZ_CHECK_INT(lz_test_metrics(lz_sub_node(sub)).inbound_dropped, 1);
+    }
+    lz_sub_destroy(&sub);
+    lz_pub_destroy(&plain);
+    lz_pub_destroy(&checked);
+    lz_context_destroy(&ctx);
+    lz_schema_destroy(&user);
+}
+
+LZ_TEST(schemas_answer_a_request_that_does_not_conform) {
+    static const char add_schema[] = "{\"type\": \"object\", \"required\": [\"a\", \"b\"],"
+                                     " \"properties\": {\"a\": {\"type\": \"number\"}, \"b\": {\"type\": \"number\"}}}";
+    lz_schema_t *schema = lz_schema_from_json(add_schema, strlen(add_schema));
+    lz_schema_t *anything = lz_schema_from_json("true", 4), *nothing = lz_schema_from_json("false", 5);
+    lz_context_t *ctx = lz_test_pattern_context(0);
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    lz_client_t *client = server ? lz_client_new(ctx, lz_node_endpoint(lz_server_node(server))) : NULL;
+    LZ_CHECK(client && schema && anything && nothing);
+    if (client && schema && anything && nothing) {
+        LZ_CHECK_INT(lz_node_set_schema(lz_server_node(server), NULL, nothing), LZ_OK); // other actions: none pass
+        LZ_CHECK_INT(lz_node_set_schema(lz_server_node(server), "add", anything), LZ_OK);
+        LZ_CHECK_INT(lz_node_set_schema(lz_server_node(server), "add", schema), LZ_OK); // replaces
+        LZ_CHECK_INT(lz_server_on(server, "add", add, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_server_on(server, "other", add, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+        lz_value_t *v = lz_value_from_json("{\"a\": 1}", 8), *reply = NULL;
+        LZ_CHECK_INT(lz_client_request(client, "add", v, &reply, 3000), LZ_EREMOTE);
+        LZ_CHECK_STR(lz_value_find_string(reply, "code", ""), "LZ_EVALIDATION");
+        LZ_CHECK_STR(lz_value_find_string(reply, "message", ""), "'add' refused: $: missing required property 'b'");
+        lz_value_destroy(&reply);
+        LZ_CHECK_INT(lz_client_request(client, "other", v, &reply, 3000), LZ_EREMOTE);
+        LZ_CHECK_STR(lz_value_find_string(reply, "message", ""), "'other' refused: $: not allowed here (the schema is false)");
+        lz_value_destroy(&reply);
+        lz_value_destroy(&v);
+        v = lz_value_from_json("{\"a\": 1, \"b\": 2.5}", 18);
+        LZ_CHECK_INT(lz_client_request(client, "add", v, &reply, 3000), LZ_OK);
+        lz_value_destroy(&reply);
+        lz_value_destroy(&v);
+    }
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+    lz_schema_destroy(&schema);
+    lz_schema_destroy(&anything);
+    lz_schema_destroy(&nothing);
+}
+
 LZ_TEST(hook_arguments_are_checked) {
     LZ_CHECK_INT(lz_node_on_send(NULL, on_send, NULL), LZ_EINVAL);
     LZ_CHECK_INT(lz_node_on_receive(NULL, on_receive, NULL), LZ_EINVAL);
@@ -242,10 +323,13 @@ LZ_TEST(hook_arguments_are_checked) {
     lz_pub_t *pub = lz_pub_new(ctx, NULL);
     LZ_CHECK_INT(lz_node_on_send(lz_pub_node(pub), NULL, NULL), LZ_EINVAL);
     LZ_CHECK_INT(lz_node_on_receive(lz_pub_node(pub), NULL, NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_node_set_schema(lz_pub_node(pub), "x", NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_node_set_schema(NULL, "x", NULL), LZ_EINVAL);
     lz_pub_destroy(&pub);
     lz_context_destroy(&ctx);
 }
 
 LZ_TEST_MAIN(LZ_CASE(send_hooks_refuse_in_order), LZ_CASE(pullers_drop_what_receive_hooks_refuse),
              LZ_CASE(handlers_see_only_what_hooks_take), LZ_CASE(servers_answer_a_refused_request),
-             LZ_CASE(pairs_hook_both_ways), LZ_CASE(hook_arguments_are_checked))
+             LZ_CASE(pairs_hook_both_ways), LZ_CASE(schemas_check_what_is_sent_and_received),
+             LZ_CASE(schemas_answer_a_request_that_does_not_conform), LZ_CASE(hook_arguments_are_checked))

@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 
+#include "node.h"
 #include "value.h"
 
 #ifdef __cplusplus
@@ -64,6 +65,21 @@ void lz_schema_destroy(lz_schema_t **schema_p);
 // safe: a compiled schema is read-only, so any number of threads may
 // validate with it at once.
 int lz_schema_validate(const lz_schema_t *schema, const lz_value_t *value);
+
+// lz_node_set_schema makes node check every value it sends and every
+// message it receives under key against schema: the topic of a publisher
+// or subscriber, the task type of a pusher or puller, the action of a
+// client or server (key NULL: every key without a schema of its own, and a
+// pair's messages). A value that does not conform is refused as a node
+// hook refuses it (node.h, docs/hooks.md): the send returns LZ_EVALIDATION
+// with the detail "<node>: '<key>' refused: <validation detail>"; a
+// received message is dropped and counted in inbound_dropped; a request is
+// answered with an LZ_EVALIDATION error reply carrying the detail. What
+// is checked is the data (lz_message_value), not the envelope. Setting a
+// key again replaces its schema. schema is borrowed: it must outlive the
+// node. Set schemas before the node carries traffic, like hooks. LZ_EINVAL
+// for a NULL node or schema, LZ_ENOMEM.
+int lz_node_set_schema(lz_node_t *node, const char *key, const lz_schema_t *schema);
 
 #ifdef __cplusplus
 }

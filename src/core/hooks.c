@@ -4,9 +4,11 @@
 #include "core/hooks.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/envelope.h"
 #include "core/error.h"
+#include "liberzmq/schema.h"
 
 typedef struct hook {
     union {
@@ -16,9 +18,17 @@ typedef struct hook {
     void *arg;
 } hook_t;
 
+// A key's schema (lz_node_set_schema); key NULL: the default.
+typedef struct keyed_schema {
+    char *key;
+    const lz_schema_t *schema;
+} keyed_schema_t;
+
 struct lz_hooks {
     hook_t *send, *receive;
     size_t send_count, receive_count;
+    keyed_schema_t *schemas; // checked by two hooks of their own, added with the first
+    size_t schema_count;
 };
 
 static int add(lz_node_t *node, hook_t **list, size_t *count, hook_t hook) {
@@ -82,8 +92,75 @@ int lz__hooks_receive_slow(lz_node_t *node, const lz_message_t *msg) {
     return LZ_OK;
 }
 
+/* ---- schemas ------------------------------------------------------------ */
+
+static const lz_schema_t *schema_for(const struct lz_hooks *h, const char *key) {
+    const lz_schema_t *fallback = NULL;
+    for (size_t i = 0; i < h->schema_count; i++) {
+        if (!h->schemas[i].key) fallback = h->schemas[i].schema;
+        else if (strcmp(h->schemas[i].key, key) == 0) return h->schemas[i].schema;
+    }
+    return fallback;
+}
+
+static int check_schema(const struct lz_hooks *h, const char *key, const lz_value_t *value) {
+    const lz_schema_t *schema = schema_for(h, key);
+    if (!schema) return LZ_OK;
+    if (value) return lz_schema_validate(schema, value);
+    lz_value_t *null_value = lz_value_null(); // absent data is sent as null
+    int rc = null_value ? lz_schema_validate(schema, null_value) : LZ_ENOMEM;
+    lz_value_destroy(&null_value);
+    return rc;
+}
+
+static int schema_on_send(lz_node_t *node, const char *key, const lz_value_t *value, void *arg) {
+    (void)node;
+    return check_schema(arg, key, value);
+}
+
+static int schema_on_receive(lz_node_t *node, const lz_message_t *msg, void *arg) {
+    (void)node;
+    return check_schema(arg, lz_message_topic(msg), lz_message_value(msg));
+}
+
+// replace_schema gives key a new schema if it has one already.
+static bool replace_schema(struct lz_hooks *h, const char *key, const lz_schema_t *schema) {
+    for (size_t i = 0; i < h->schema_count; i++) {
+        const char *k = h->schemas[i].key;
+        if ((!k && !key) || (k && key && strcmp(k, key) == 0)) {
+            h->schemas[i].schema = schema;
+            return true;
+        }
+    }
+    return false;
+}
+
+int lz_node_set_schema(lz_node_t *node, const char *key, const lz_schema_t *schema) {
+    if (!node || !schema) return lz__fail(LZ_EINVAL, "lz_node_set_schema: NULL node or schema");
+    struct lz_hooks *h = hooks_of(node);
+    if (!h) return LZ_ENOMEM;
+    if (replace_schema(h, key, schema)) return LZ_OK;
+    if (h->schema_count == 0) {
+        int rc = lz_node_on_send(node, schema_on_send, h);
+        if (rc == LZ_OK) rc = lz_node_on_receive(node, schema_on_receive, h);
+        if (rc != LZ_OK) return rc;
+    }
+    keyed_schema_t *grown = realloc(h->schemas, (h->schema_count + 1) * sizeof *grown);
+    char *copy = key ? strdup(key) : NULL;
+    if (!grown || (key && !copy)) {
+        free(copy);
+        if (grown) h->schemas = grown;
+        return lz__fail(LZ_ENOMEM, "%s: out of memory", node->name);
+    }
+    h->schemas = grown;
+    grown[h->schema_count++] = (keyed_schema_t){copy, schema};
+    return LZ_OK;
+}
+
 void lz__hooks_free(lz_node_t *node) {
     if (!node->hooks) return;
+    for (size_t i = 0; i < node->hooks->schema_count; i++) free(node->hooks->schemas[i].key);
+    free(node->hooks->schemas);
     free(node->hooks->send);
     free(node->hooks->receive);
     free(node->hooks);
