@@ -769,6 +769,63 @@ LZ_TEST(test_req_rep_echo) {
     finish_ok(&rep);
 }
 
+// write_schema puts text in a file beside the test's ipc endpoints.
+static void write_schema(char *path, size_t size, const char *text) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    snprintf(path, size, "%s.json", ep + strlen("ipc://"));
+    FILE *f = fopen(path, "w");
+    LZ_CHECK(f != NULL);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+LZ_TEST(test_schema_option) {
+    char ep[128], schema[160], bad[160];
+    write_schema(schema, sizeof schema, "{\"type\": \"object\", \"required\": [\"id\"],"
+                                        " \"properties\": {\"id\": {\"type\": \"integer\"}}}");
+    write_schema(bad, sizeof bad, "{\"type\": 5}");
+    const char *lines = "{\"id\": \"x\"}\n{\"id\": 2}\n";
+    // A sender skips the lines that do not match (exit 1), sends the rest.
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t pull = LZ_START("pull", "--bind", ep, "--count", "1", "--timeout", "10");
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, lines, "push", "--connect", ep, "--type", "t", "--schema", schema), 1);
+    LZ_CHECK_STR(r.err, "lz push: line 1: push: 't' refused: $.id: expected integer, got string\n");
+    finish_ok(&pull);
+    LZ_CHECK_STR(r.out, "{\"type\":\"t\",\"data\":{\"id\":2}}\n");
+    // A receiver drops them, and says so.
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    pull = LZ_START("pull", "--bind", ep, "--count", "1", "--timeout", "10", "--schema", schema);
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, lines, "push", "--connect", ep, "--type", "t"), 0);
+    finish_ok(&pull);
+    LZ_CHECK_STR(r.out, "{\"type\":\"t\",\"data\":{\"id\":2}}\n");
+    LZ_CHECK_STR(r.err, "lz pull: dropped a refused message: 't' refused: $.id: expected integer, got string\n");
+    // A server answers with an error reply; a client refuses before sending.
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t rep = LZ_START("rep", "--bind", ep, "--echo", "--count", "1", "--schema", schema);
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "5000", "get", "{}"), 4);
+    LZ_CHECK(strstr(r.err, "'get' refused: $: missing required property 'id'") != NULL);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "5000", "get", "{}", "--schema", schema), 1);
+    LZ_CHECK_STR(r.err, "lz req: request: client: 'get' refused: $: missing required property 'id'\n");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "5000", "get", "{\"id\": 1}"), 0);
+    LZ_CHECK_STR(r.out, "{\"id\":1}\n");
+    finish_ok(&rep);
+    // A schema that is not one, or no file at all: exit 1, saying why.
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "get", "--schema", bad), 1);
+    LZ_CHECK(strstr(r.err, ".json: schema #/type: type must be a type name (null, boolean, integer, number, "
+                           "string, array, object) or an array of them\n") != NULL);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", ep, "--schema", "/nonexistent/s.json"), 1);
+    LZ_CHECK_STR(r.err, "lz sub: schema /nonexistent/s.json: No such file or directory\n");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", ep, "--schema", ""), 2);
+    unlink(schema);
+    unlink(bad);
+}
+
 // yaml_value copies the quoted value of "name: \"...\"" in text into out.
 static void yaml_value(const char *text, const char *name, char *out, size_t size) {
     const char *at = strstr(text, name);
@@ -1280,7 +1337,7 @@ LZ_TEST(test_config_errors) {
     unlink(path);
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_version), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
+LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes), LZ_CASE(test_sub_shows_plain_publishers_forms),

@@ -35,7 +35,7 @@ static const lz_cli_option_t lz_cli_options[] = {
     {"settle", LZ_OPT_SETTLE, "MS"},    {"echo", LZ_OPT_ECHO, NULL},
     {"exec", LZ_OPT_EXEC, "CMD"},       {"frontend", LZ_OPT_FRONTEND, "URL"},
     {"backend", LZ_OPT_BACKEND, "URL"}, {"capture", LZ_OPT_CAPTURE, "URL"},
-    {"config", LZ_OPT_CONFIG, "FILE"},
+    {"config", LZ_OPT_CONFIG, "FILE"},   {"schema", LZ_OPT_SCHEMA, "FILE"},
 };
 
 // Options that may be given several times; the others only once.
@@ -54,6 +54,10 @@ static void print_line(const char *text) {
 // The command this process runs (one per process), for diagnostics from
 // code that has no options at hand.
 static const lz_cli_command_t *current_command;
+
+// The --schema of this process (one command per process); nodes borrow it
+// until lz_cli_main ends.
+static lz_schema_t *cli_schema;
 
 void lz_cli_errorf(const char *format, ...) {
     char message[768], line[1024];
@@ -82,6 +86,9 @@ static void print_help(const lz_cli_command_t *cmd) {
     if (cmd->options & LZ_OPT_CONFIG)
         printf("  --config FILE     configuration file (YAML or JSON, as the library's;\n"
                "                    default $LIBERZMQ_CONFIG); LIBERZMQ_* variables override it\n");
+    if (cmd->options & LZ_OPT_SCHEMA)
+        printf("  --schema FILE     a JSON Schema every message must match (docs/schema.md):\n"
+               "                    %s\n", cmd->schema_help);
     printf("  --help            this help\n\n");
     lz_cli_print_exit_codes(stdout, cmd->exits);
 }
@@ -218,6 +225,10 @@ static int store_option(lz_cli_opts_t *opts, const lz_cli_option_t *opt, const c
         if (!*value) return bad_value(opts, opt, value, "a file name");
         opts->config = value;
         break;
+    case LZ_OPT_SCHEMA:
+        if (!*value) return bad_value(opts, opt, value, "a file name");
+        opts->schema = value;
+        break;
     case LZ_OPT_STRATEGY: opts->strategy = value; break;
     case LZ_OPT_ECHO: opts->echo = true; break;
     case LZ_OPT_EXEC: opts->exec = value; break;
@@ -330,6 +341,7 @@ int lz_cli_main(const lz_cli_command_t *cmd, int argc, char **argv, lz_cli_run_f
     current_command = cmd;
     int rc = lz_cli_parse(cmd, argc, argv, &opts);
     if (rc == LZ_CLI_CONTINUE) rc = run(&opts);
+    lz_schema_destroy(&cli_schema); // run has closed the nodes that borrowed it
     lz_cli_opts_free(&opts);
     return rc;
 }
@@ -452,6 +464,32 @@ static int take_log_over(const lz_cli_command_t *cmd, lz_context_t *ctx) {
     return err;
 }
 
+// A schema file larger than this is surely not one.
+#define LZ_CLI_SCHEMA_MAX ((size_t)16 << 20)
+
+// load_schema compiles the --schema file into cli_schema.
+static int load_schema(const lz_cli_opts_t *opts) {
+    FILE *file = fopen(opts->schema, "rb");
+    if (!file) {
+        lz_cli_errorf("schema %s: %s", opts->schema, strerror(errno));
+        return LZ_EXIT_FAILURE;
+    }
+    char *text = malloc(LZ_CLI_SCHEMA_MAX + 1);
+    size_t len = text ? fread(text, 1, LZ_CLI_SCHEMA_MAX + 1, file) : 0;
+    bool read_error = ferror(file);
+    fclose(file);
+    int rc = LZ_EXIT_OK;
+    if (!text || read_error || len > LZ_CLI_SCHEMA_MAX) {
+        lz_cli_errorf("schema %s: %s", opts->schema, !text ? "out of memory" : read_error ? "cannot read it" : "larger than 16 MiB");
+        rc = LZ_EXIT_FAILURE;
+    } else if (!(cli_schema = lz_schema_from_json(text, len))) {
+        lz_cli_errorf("schema %s: %s", opts->schema, lz_last_error());
+        rc = LZ_EXIT_FAILURE;
+    }
+    free(text);
+    return rc;
+}
+
 int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,
                       const lz_serializer_t **serializer) {
     if (opts->format && !lz_serializer_find(ctx, opts->format))
@@ -465,6 +503,8 @@ int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *n
         return lz_cli_usage_error(opts->cmd, "format '%s' carries no action: requests need json, msgpack or another "
                                              "codec with an envelope", lz_serializer_name(found));
     if ((err = take_log_over(opts->cmd, ctx)) != 0) return lz_cli_fail(opts, err, "logging");
+    if (opts->schema && !cli_schema && (err = load_schema(opts)) != 0) return err;
+    if (cli_schema && (err = lz_node_set_schema(node, NULL, cli_schema)) != 0) return lz_cli_fail(opts, err, "schema");
     if (serializer) *serializer = found;
     return 0;
 }

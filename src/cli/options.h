@@ -43,6 +43,7 @@ enum {
     LZ_OPT_BACKEND = 1u << 14,
     LZ_OPT_CAPTURE = 1u << 15,
     LZ_OPT_CONFIG = 1u << 16,
+    LZ_OPT_SCHEMA = 1u << 17,
     LZ_OPT_ENDPOINTS = LZ_OPT_BIND | LZ_OPT_CONNECT
 };
 
@@ -68,6 +69,7 @@ typedef struct lz_cli_command {
     bool needs_peer;        // a send must reach a live peer: zmq.immediate
     bool needs_envelope;    // requests carry an action: no opaque format
     bool reports_drops;     // a receiver: the library's warnings (drops) become lz lines
+    const char *schema_help; // what --schema does for this command (with LZ_OPT_SCHEMA)
     unsigned exits;         // LZ_CLI_EXITS_* bits
 } lz_cli_command_t;
 
@@ -84,6 +86,7 @@ typedef struct lz_cli_opts {
     size_t topic_count;
     const char *type, *format, *config, *strategy, *exec;
     const char *frontend, *backend, *capture;
+    const char *schema;     // --schema FILE
     bool raw, echo;
     long count;             // 0: no limit
     int timeout_ms;         // -1: none / library default
@@ -131,6 +134,7 @@ int lz_cli_exit_code(int err);
 int lz_cli_open(const lz_cli_opts_t *opts, lz_context_t **ctx);
 
 // lz_cli_node_setup applies --format to node (validating the name) and
+// --schema (every message the node sends or receives must conform), and
 // stores the node's serializer in *serializer. Returns 0 or an exit code.
 int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,
                       const lz_serializer_t **serializer);

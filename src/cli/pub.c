@@ -5,7 +5,7 @@
 
 static const lz_cli_command_t pub_command = {
     .name = "pub",
-    .usage = "lz pub --bind|--connect URL [--topic T] [--raw] [--format NAME] [--settle MS]",
+    .usage = "lz pub --bind|--connect URL [--topic T] [--raw] [--format NAME] [--settle MS] [--schema FILE]",
     .help =
         "Publish standard input, one message per line, as [topic, payload].\n"
         "A line that parses as JSON is sent as that value, any other line as a\n"
@@ -25,8 +25,9 @@ static const lz_cli_command_t pub_command = {
         "\nExamples:\n"
         "  echo '{\"price\": 42}' | lz pub --bind 'tcp://*:5556' --topic prices\n"
         "  tail -f app.log | lz pub --connect tcp://bus:5556 --topic logs --raw\n",
-    .options = LZ_OPT_ENDPOINTS | LZ_OPT_TOPIC | LZ_OPT_RAW | LZ_OPT_FORMAT | LZ_OPT_SETTLE | LZ_OPT_CONFIG,
+    .options = LZ_OPT_ENDPOINTS | LZ_OPT_TOPIC | LZ_OPT_RAW | LZ_OPT_FORMAT | LZ_OPT_SETTLE | LZ_OPT_CONFIG | LZ_OPT_SCHEMA,
     .needs_endpoints = true,
+    .schema_help = "a line that does not match is reported and skipped (exit 1)",
     .timeout_unit_ms = 1,
     .default_settle_ms = 200,
     .flush_on_exit = true,

@@ -7,7 +7,7 @@
 
 static const lz_cli_command_t pull_command = {
     .name = "pull",
-    .usage = "lz pull --bind|--connect URL [--count N] [--timeout S] [--raw] [--format NAME]",
+    .usage = "lz pull --bind|--connect URL [--count N] [--timeout S] [--raw] [--format NAME] [--schema FILE]",
     .help =
         "Receive tasks and print each as one JSON line: {\"type\": \"...\", \"data\": ...}.\n"
         "With --format raw (tasks from plain ZeroMQ pushers) each frame is the\n"
@@ -26,8 +26,9 @@ static const lz_cli_command_t pull_command = {
         "\nExamples:\n"
         "  lz pull --bind 'tcp://*:5557'\n"
         "  lz pull --connect tcp://localhost:5557 --count 10 --timeout 30\n",
-    .options = LZ_OPT_ENDPOINTS | LZ_OPT_COUNT | LZ_OPT_TIMEOUT | LZ_OPT_RAW | LZ_OPT_FORMAT | LZ_OPT_CONFIG,
+    .options = LZ_OPT_ENDPOINTS | LZ_OPT_COUNT | LZ_OPT_TIMEOUT | LZ_OPT_RAW | LZ_OPT_FORMAT | LZ_OPT_CONFIG | LZ_OPT_SCHEMA,
     .needs_endpoints = true,
+    .schema_help = "a task whose data does not match is reported and dropped",
     .reports_drops = true,
     .timeout_unit_ms = 1000,
     .exits = LZ_CLI_EXITS_TIMEOUT | LZ_CLI_EXITS_ENDPOINT,

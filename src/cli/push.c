@@ -6,7 +6,7 @@
 
 static const lz_cli_command_t push_command = {
     .name = "push",
-    .usage = "lz push --bind|--connect URL [--type T] [--raw] [--format NAME] [--settle MS]",
+    .usage = "lz push --bind|--connect URL [--type T] [--raw] [--format NAME] [--settle MS] [--schema FILE]",
     .help =
         "Send standard input as tasks, one per line, spread over the pullers.\n"
         "A line that parses as JSON is the task's data as that value, any other\n"
@@ -28,8 +28,9 @@ static const lz_cli_command_t push_command = {
         "\nExamples:\n"
         "  seq 1 100 | lz push --connect tcp://localhost:5557 --type square\n"
         "  cat jobs.jsonl | lz push --bind 'tcp://*:5557' --settle 500\n",
-    .options = LZ_OPT_ENDPOINTS | LZ_OPT_TYPE | LZ_OPT_RAW | LZ_OPT_FORMAT | LZ_OPT_SETTLE | LZ_OPT_CONFIG,
+    .options = LZ_OPT_ENDPOINTS | LZ_OPT_TYPE | LZ_OPT_RAW | LZ_OPT_FORMAT | LZ_OPT_SETTLE | LZ_OPT_CONFIG | LZ_OPT_SCHEMA,
     .needs_endpoints = true,
+    .schema_help = "a line that does not match is reported and skipped (exit 1)",
     .timeout_unit_ms = 1,
     .flush_on_exit = true,
     .needs_peer = true,

@@ -22,7 +22,7 @@
 
 static const lz_cli_command_t rep_command = {
     .name = "rep",
-    .usage = "lz rep --bind|--connect URL (--echo | --exec CMD) [--timeout MS] [--count N] [--format NAME]",
+    .usage = "lz rep --bind|--connect URL (--echo | --exec CMD) [--timeout MS] [--count N] [--format NAME] [--schema FILE]",
     .help =
         "Serve requests for every action until interrupted (SIGINT, SIGTERM or\n"
         "SIGHUP: exit 0 once running commands have answered; a second signal\n"
@@ -48,8 +48,9 @@ static const lz_cli_command_t rep_command = {
         "  lz rep --bind 'tcp://*:5555' --exec 'jq .data.x'\n"
         "  lz rep --connect tcp://broker:5560 --exec 'date +%s'\n",
     .options = LZ_OPT_ENDPOINTS | LZ_OPT_ECHO | LZ_OPT_EXEC | LZ_OPT_TIMEOUT | LZ_OPT_COUNT | LZ_OPT_FORMAT |
-               LZ_OPT_CONFIG,
+               LZ_OPT_CONFIG | LZ_OPT_SCHEMA,
     .needs_endpoints = true,
+    .schema_help = "a request that does not match gets an LZ_EVALIDATION error reply\n                    (not counted by --count)",
     .reports_drops = true,
     .timeout_unit_ms = 1,
     .flush_on_exit = true,

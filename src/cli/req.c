@@ -11,7 +11,7 @@
 static const lz_cli_command_t req_command = {
     .name = "req",
     .usage = "lz req --connect URL [--connect URL]... ACTION [JSON] [--timeout MS] [--retries N] "
-             "[--strategy S] [--format NAME]",
+             "[--strategy S] [--format NAME] [--schema FILE]",
     .help =
         "Send the request ACTION with JSON data (default null; text that is not\n"
         "JSON is sent as a string; - reads it from standard input, whole) and\n"
@@ -34,10 +34,11 @@ static const lz_cli_command_t req_command = {
         "         get_user '{\"id\": 42}'\n"
         "  jq -c .order order.json | lz req --connect tcp://localhost:5555 place -\n",
     .options = LZ_OPT_ENDPOINTS | LZ_OPT_TIMEOUT | LZ_OPT_RETRIES | LZ_OPT_STRATEGY | LZ_OPT_FORMAT |
-               LZ_OPT_CONFIG,
+               LZ_OPT_CONFIG | LZ_OPT_SCHEMA,
     .min_args = 1,
     .max_args = 2,
     .needs_endpoints = true,
+    .schema_help = "request data that does not match is refused before sending (exit 1)",
     .timeout_unit_ms = 1,
     .needs_envelope = true,
     .exits = LZ_CLI_EXITS_TIMEOUT | LZ_CLI_EXITS_REMOTE | LZ_CLI_EXITS_ENDPOINT,

@@ -5,7 +5,7 @@
 
 static const lz_cli_command_t sub_command = {
     .name = "sub",
-    .usage = "lz sub --bind|--connect URL [--topic T]... [--count N] [--timeout S] [--raw] [--format NAME]",
+    .usage = "lz sub --bind|--connect URL [--topic T]... [--count N] [--timeout S] [--raw] [--format NAME] [--schema FILE]",
     .help =
         "Subscribe to topic prefixes (default: everything) and print each message\n"
         "as one JSON line: {\"topic\": \"...\", \"data\": <decoded value>}. A payload\n"
@@ -29,8 +29,9 @@ static const lz_cli_command_t sub_command = {
         "  lz sub --connect tcp://localhost:5556 --topic prices\n"
         "  lz sub --bind ipc:///tmp/bus --count 1 --timeout 5 | jq .data\n",
     .options =
-        LZ_OPT_ENDPOINTS | LZ_OPT_TOPIC | LZ_OPT_COUNT | LZ_OPT_TIMEOUT | LZ_OPT_RAW | LZ_OPT_FORMAT | LZ_OPT_CONFIG,
+        LZ_OPT_ENDPOINTS | LZ_OPT_TOPIC | LZ_OPT_COUNT | LZ_OPT_TIMEOUT | LZ_OPT_RAW | LZ_OPT_FORMAT | LZ_OPT_CONFIG | LZ_OPT_SCHEMA,
     .needs_endpoints = true,
+    .schema_help = "a message that does not match is reported and dropped",
     .reports_drops = true,
     .timeout_unit_ms = 1000,
     .exits = LZ_CLI_EXITS_TIMEOUT | LZ_CLI_EXITS_ENDPOINT,
