@@ -70,6 +70,7 @@ expect demo "refused, nothing reached the server"
 expect demo "server price    span"
 expect demo "thumbnail of busy-dog.png made on attempt 2"
 expect demo '"final_error":"handler for '"'"'thumbnail'"'"' failed: corrupt-bird.png: corrupt PNG header","retry_count":3'
+expect demo "refused: $.amount: -3 is not greater than the exclusive minimum 0"
 expect demo "every check passed"
 ok demo
 
