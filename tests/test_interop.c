@@ -226,5 +226,38 @@ LZ_TEST(interop_lz_push_to_pyzmq_pull) {
     lz_context_destroy(&ctx);
 }
 
+static int declined(const lz_message_t *task, void *arg) {
+    (void)task;
+    (void)arg;
+    return lz_set_error(LZ_EVALIDATION, "card declined");
+}
+
+// (e) A Python service's task fails in our puller, once and on its retry,
+// and the Python side reads the dead letter we publish: original_task is
+// its task key for key (host_info and its own task_id form included).
+LZ_TEST(interop_dead_letter_to_pyzmq_sub) {
+    if (!python_ready()) return;
+    lz_context_t *ctx = make_context();
+    if (!ctx) return;
+    char pull_ep[128], pub_ep[128];
+    lz_pull_t *pull = lz_pull_new(ctx, lz_test_ipc_endpoint(pull_ep, sizeof pull_ep));
+    lz_pub_t *pub = lz_pub_new(ctx, lz_test_ipc_endpoint(pub_ep, sizeof pub_ep));
+    LZ_CHECK(pull != NULL && pub != NULL);
+    if (pull && pub) {
+        LZ_CHECK_INT(lz_pull_set_retry(pull, 1, 10), LZ_OK);
+        LZ_CHECK_INT(lz_pull_set_dead_letter(pull, pub, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on(pull, "charge", declined, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_pull_start(pull, 1), LZ_OK);
+        pid_t pid = lz_test_spawn_python("dead_letter_peer.py", pull_ep, pub_ep);
+        LZ_CHECK(pid > 0);
+        if (pid > 0) LZ_CHECK_INT(lz_test_wait(pid, 20000), 0);
+        LZ_CHECK_INT(lz_test_metrics(lz_pull_node(pull)).dead_letters, 1);
+    }
+    lz_pull_destroy(&pull); // before the publisher it borrows
+    lz_pub_destroy(&pub);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(interop_pyzmq_pub_to_lz_sub), LZ_CASE(interop_lz_pub_to_pyzmq_sub),
-             LZ_CASE(interop_pyzmq_push_to_lz_pull), LZ_CASE(interop_lz_push_to_pyzmq_pull))
+             LZ_CASE(interop_pyzmq_push_to_lz_pull), LZ_CASE(interop_lz_push_to_pyzmq_pull),
+             LZ_CASE(interop_dead_letter_to_pyzmq_sub))

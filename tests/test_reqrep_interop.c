@@ -38,6 +38,24 @@ LZ_TEST(python_client_to_our_server) {
     lz_context_destroy(&ctx);
 }
 
+// A server's schema refuses a Python client's request with the error reply
+// of docs/protocol.md section 6, which the Python side reads as any other.
+LZ_TEST(python_client_to_our_validated_server) {
+    static const char schema_text[] = "{\"type\": \"object\", \"required\": [\"a\", \"b\"]}";
+    lz_schema_t *schema = lz_schema_from_json(schema_text, strlen(schema_text));
+    lz_context_t *ctx = new_context();
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_node_set_schema(lz_server_node(server), "add", schema), LZ_OK);
+    lz_server_on(server, "add", add, NULL);
+    lz_server_start(server);
+    pid_t pid = lz_test_spawn_python("reqrep_peer.py", "validated-client", lz_node_endpoint(lz_server_node(server)));
+    LZ_CHECK(pid > 0);
+    LZ_CHECK_INT(lz_test_wait(pid, 20000), 0);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+    lz_schema_destroy(&schema);
+}
+
 // with_bound_python_peer runs reqrep_peer.py as role, bound on a fresh ipc
 // endpoint, lets talk use it from ctx (destroyed here), then expects the
 // peer to exit 0. talk may close its socket before that wait: by then the
@@ -119,6 +137,6 @@ LZ_TEST(python_dealer_to_our_router) {
     lz_context_destroy(&ctx);
 }
 
-LZ_TEST_MAIN(LZ_CASE(python_client_to_our_server), LZ_CASE(our_client_to_python_server),
+LZ_TEST_MAIN(LZ_CASE(python_client_to_our_server), LZ_CASE(python_client_to_our_validated_server), LZ_CASE(our_client_to_python_server),
              LZ_CASE(our_traced_client_to_python_server),
              LZ_CASE(our_dealer_to_python_router), LZ_CASE(python_dealer_to_our_router))

@@ -7,6 +7,9 @@ pyzmq, for tests/test_reqrep_interop.c. Usage: reqrep_peer.py MODE ENDPOINT.
           which must carry no "traceparent" key
   traced-server  the same, but every request must carry a W3C
           "traceparent" (docs/tracing.md), a fresh trace each
+  validated-client  REQ against a server whose 'add' has a JSON Schema
+          (lz_node_set_schema, docs/schema.md): a request that does not
+          match gets the error reply docs/protocol.md section 6 gives
   router  ROUTER, like liberzmq.patterns.Router: [client_id, request_id,
           payload] in, same out with payload * 2; binds, serves 3
   dealer  DEALER, like liberzmq.patterns.Dealer: [request_id, payload]
@@ -63,6 +66,15 @@ def run_client(endpoint):
     check(err.get("status") == "error", "garbage: %r" % err)
 
 
+def run_validated_client(endpoint):
+    s = socket(zmq.REQ, endpoint, False)
+    check(request(s, "add", {"a": 2, "b": 3}) == 5, "a request that matches is served")
+    err = request(s, "add", {"a": 2})
+    check(err == {"status": "error", "message": "'add' refused: $: missing required property 'b'",
+                  "request_type": "add", "code": "LZ_EVALIDATION", "error": err.get("error")}
+          and isinstance(err.get("error"), str), "refused request: %r" % err)
+
+
 TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01\Z")
 
 
@@ -110,4 +122,4 @@ def run_dealer(endpoint):
 
 if __name__ == "__main__":
     {"client": run_client, "server": run_server, "traced-server": lambda e: run_server(e, traced=True),
-     "router": run_router, "dealer": run_dealer}[sys.argv[1]](sys.argv[2])
+     "validated-client": run_validated_client, "router": run_router, "dealer": run_dealer}[sys.argv[1]](sys.argv[2])
