@@ -467,27 +467,40 @@ static int take_log_over(const lz_cli_command_t *cmd, lz_context_t *ctx) {
 // A schema file larger than this is surely not one.
 #define LZ_CLI_SCHEMA_MAX ((size_t)16 << 20)
 
+int lz_cli_read_all(FILE *in, const char *what, size_t max, lz_buffer_t *out) {
+    enum { CHUNK = 65536 };
+    for (size_t n = CHUNK; n == CHUNK;) {
+        void *room = lz_buffer_reserve(out, CHUNK);
+        if (!room) return LZ_ENOMEM;
+        n = fread(room, 1, CHUNK, in);
+        lz_buffer_commit(out, n);
+        if (lz_buffer_size(out) > max) {
+            lz_cli_errorf("%s: longer than %zu bytes", what, max);
+            return LZ_EIO;
+        }
+    }
+    if (!ferror(in)) return 0;
+    lz_cli_errorf("%s: %s", what, strerror(errno));
+    return LZ_EIO;
+}
+
 // load_schema compiles the --schema file into cli_schema.
 static int load_schema(const lz_cli_opts_t *opts) {
+    char what[1024];
+    snprintf(what, sizeof what, "schema %s", opts->schema);
     FILE *file = fopen(opts->schema, "rb");
     if (!file) {
-        lz_cli_errorf("schema %s: %s", opts->schema, strerror(errno));
+        lz_cli_errorf("%s: %s", what, strerror(errno));
         return LZ_EXIT_FAILURE;
     }
-    char *text = malloc(LZ_CLI_SCHEMA_MAX + 1);
-    size_t len = text ? fread(text, 1, LZ_CLI_SCHEMA_MAX + 1, file) : 0;
-    bool read_error = ferror(file);
+    lz_buffer_t *text = lz_buffer_new();
+    int err = text ? lz_cli_read_all(file, what, LZ_CLI_SCHEMA_MAX, text) : LZ_ENOMEM;
     fclose(file);
-    int rc = LZ_EXIT_OK;
-    if (!text || read_error || len > LZ_CLI_SCHEMA_MAX) {
-        lz_cli_errorf("schema %s: %s", opts->schema, !text ? "out of memory" : read_error ? "cannot read it" : "larger than 16 MiB");
-        rc = LZ_EXIT_FAILURE;
-    } else if (!(cli_schema = lz_schema_from_json(text, len))) {
-        lz_cli_errorf("schema %s: %s", opts->schema, lz_last_error());
-        rc = LZ_EXIT_FAILURE;
-    }
-    free(text);
-    return rc;
+    if (err == LZ_ENOMEM) lz_cli_errorf("%s: out of memory", what);
+    else if (!err && !(cli_schema = lz_schema_from_json(lz_buffer_data(text), lz_buffer_size(text))))
+        lz_cli_errorf("%s: %s", what, lz_last_error());
+    lz_buffer_destroy(&text);
+    return cli_schema ? LZ_EXIT_OK : LZ_EXIT_FAILURE;
 }
 
 int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,

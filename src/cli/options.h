@@ -177,6 +177,12 @@ const char *lz_cli_unconnected_note(const lz_node_t *node);
 // lz_cli_print_value prints value as one JSON line on stdout. 0 or LZ_EIO/LZ_ESERIALIZATION.
 int lz_cli_print_value(const lz_value_t *value);
 
+// lz_cli_read_all appends the rest of in to out, at most max bytes. what
+// names the input in the one line that reports a failure. Returns 0,
+// LZ_ENOMEM (not reported) or LZ_EIO (reported: a read error, or more than
+// max bytes).
+int lz_cli_read_all(FILE *in, const char *what, size_t max, lz_buffer_t *out);
+
 // lz_cli_value_from_text: JSON text as its value, anything else as a
 // string (or bytes when not UTF-8). NULL only when out of memory.
 lz_value_t *lz_cli_value_from_text(const char *text, size_t len);

@@ -1,6 +1,5 @@
 /* lz req: send one request (ACTION with optional JSON data) and print the
  * reply as JSON; timeouts and error replies have their own exit codes. */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,25 +83,6 @@ static int req_report(const lz_cli_opts_t *opts, lz_client_t *client, int err, c
     return lz_cli_fail(opts, err, "request");
 }
 
-// read_input reads standard input whole into in, up to LZ_CLI_LINE_MAX
-// bytes: the data given as "-".
-static int read_input(lz_buffer_t *in) {
-    enum { CHUNK = 65536 };
-    for (size_t n = CHUNK; n == CHUNK;) {
-        void *room = lz_buffer_reserve(in, CHUNK);
-        if (!room) return LZ_ENOMEM;
-        n = fread(room, 1, CHUNK, stdin);
-        lz_buffer_commit(in, n);
-        if (lz_buffer_size(in) > LZ_CLI_LINE_MAX) {
-            lz_cli_errorf("standard input: longer than %zu bytes", LZ_CLI_LINE_MAX);
-            return LZ_EIO;
-        }
-    }
-    if (!ferror(stdin)) return 0;
-    lz_cli_errorf("standard input: %s", strerror(errno));
-    return LZ_EIO;
-}
-
 // request_data makes *data: the JSON argument as a value, null when
 // absent, standard input's for "-". Returns an exit code.
 static int request_data(const lz_cli_opts_t *opts, lz_value_t **data) {
@@ -111,7 +91,8 @@ static int request_data(const lz_cli_opts_t *opts, lz_value_t **data) {
     int err = 0;
     if (strcmp(text, "-") != 0)
         *data = lz_cli_value_from_text(text, strlen(text));
-    else if ((err = (in = lz_buffer_new()) ? read_input(in) : LZ_ENOMEM) == 0)
+    else if ((err = (in = lz_buffer_new()) ? lz_cli_read_all(stdin, "standard input", LZ_CLI_LINE_MAX, in)
+                                           : LZ_ENOMEM) == 0)
         *data = lz_cli_value_from_output(lz_buffer_data(in), lz_buffer_size(in));
     lz_buffer_destroy(&in);
     if (err == LZ_EIO) return LZ_EXIT_FAILURE; // reported

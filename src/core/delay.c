@@ -7,10 +7,10 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "core/error.h"
 #include "core/node.h"
+#include "core/thread.h"
 
 typedef struct held {
     struct held *next;
@@ -29,11 +29,11 @@ struct lz_delay {
 lz_delay_t *lz__delay_new(void) {
     lz_delay_t *delay = calloc(1, sizeof *delay);
     if (!delay) return lz__fail_null(LZ_ENOMEM, "delay queue: out of memory");
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); // lz__now_ms's clock
-    pthread_cond_init(&delay->changed, &attr);
-    pthread_condattr_destroy(&attr);
+    int err = lz__cond_init_monotonic(&delay->changed);
+    if (err) {
+        free(delay);
+        return lz__fail_null(LZ_EIO, "delay queue: cannot make its condition variable (error %d)", err);
+    }
     pthread_mutex_init(&delay->lock, NULL);
     return delay;
 }
@@ -65,14 +65,17 @@ static void *pop_due(lz_delay_t *delay, int64_t now) {
     return job;
 }
 
+// ms_until: how long from now until due, as an int wait (0 when past).
+static int ms_until(int64_t due, int64_t now) {
+    int64_t left = due - now;
+    return left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
 void *lz__delay_take(lz_delay_t *delay, int *wait_ms) {
     int64_t now = lz__now_ms();
     pthread_mutex_lock(&delay->lock);
     void *job = pop_due(delay, now);
-    if (wait_ms) {
-        int64_t left = delay->head ? delay->head->due_ms - now : -1;
-        *wait_ms = left < 0 && delay->head ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
-    }
+    if (wait_ms) *wait_ms = delay->head ? ms_until(delay->head->due_ms, now) : -1;
     pthread_mutex_unlock(&delay->lock);
     return job;
 }
@@ -85,8 +88,7 @@ void *lz__delay_wait(lz_delay_t *delay) {
             pthread_cond_wait(&delay->changed, &delay->lock);
             continue;
         }
-        struct timespec until = {(time_t)(delay->head->due_ms / 1000), (long)(delay->head->due_ms % 1000) * 1000000L};
-        pthread_cond_timedwait(&delay->changed, &delay->lock, &until);
+        lz__cond_wait_until(&delay->changed, &delay->lock, delay->head->due_ms);
     }
     pthread_mutex_unlock(&delay->lock);
     return job;

@@ -232,8 +232,6 @@ static void abandon(void *self, void *arg) {
 }
 
 int lz__dispatcher_set_retry(lz_dispatcher_t *d, int max_retries, int delay_ms) {
-    if (max_retries < 0 || delay_ms < 0)
-        return lz__fail(LZ_EINVAL, "%s: negative retry count or delay", d->node->name);
     if (d->started) return lz__fail(LZ_ESTATE, "%s: set retries before start", d->node->name);
     if (max_retries > 0 && !d->retry.waiting && !(d->retry.waiting = lz__delay_new())) return lz_last_error_code();
     d->retry.max_retries = max_retries;

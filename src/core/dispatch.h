@@ -67,7 +67,8 @@ void lz__dispatcher_fini(lz_dispatcher_t *d);
 int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg);
 
 // lz__dispatcher_set_retry sets how often a failed handler runs again and
-// how long each retry waits. LZ_ESTATE once started.
+// how long each retry waits (both checked by the caller: lz_pull_set_retry,
+// the tasks.* key ranges). LZ_ESTATE once started.
 int lz__dispatcher_set_retry(lz_dispatcher_t *d, int max_retries, int delay_ms);
 // lz__dispatcher_set_give_up sets the dead-letter sink (fn NULL: none).
 // LZ_ESTATE once started.

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -263,12 +262,6 @@ static size_t take(lz_otlp_t *otlp) {
     return count;
 }
 
-// wait_until sleeps on wake until due (monotonic ms) at most; under lock.
-static void wait_until(lz_otlp_t *otlp, int64_t due) {
-    struct timespec at = {.tv_sec = due / 1000, .tv_nsec = (due % 1000) * 1000000};
-    pthread_cond_timedwait(&otlp->wake, &otlp->lock, &at);
-}
-
 // exporter_main posts a batch when one is full, when the interval is up
 // with spans queued, and at the stop until the queue is empty.
 static void *exporter_main(void *self) {
@@ -276,7 +269,8 @@ static void *exporter_main(void *self) {
     int64_t due = lz__now_ms() + otlp->interval_ms;
     pthread_mutex_lock(&otlp->lock);
     for (;;) {
-        while (!otlp->stopping && otlp->count < otlp->batch && lz__now_ms() < due) wait_until(otlp, due);
+        while (!otlp->stopping && otlp->count < otlp->batch && lz__now_ms() < due)
+            lz__cond_wait_until(&otlp->wake, &otlp->lock, due);
         if (otlp->stopping && otlp->count == 0) break;
         size_t count = take(otlp);
         pthread_mutex_unlock(&otlp->lock);
@@ -324,13 +318,9 @@ static void otlp_free(lz_otlp_t *otlp) {
     free(otlp);
 }
 
-// locks_init sets up the lock and a condition timed on the monotonic
-// clock, so a change of the wall clock moves no deadline.
+// locks_init sets up the lock and a condition timed on the monotonic clock.
 static bool locks_init(lz_otlp_t *otlp) {
-    pthread_condattr_t attr;
-    if (pthread_condattr_init(&attr) != 0) return false;
-    bool ok = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&otlp->wake, &attr) == 0;
-    pthread_condattr_destroy(&attr);
+    bool ok = lz__cond_init_monotonic(&otlp->wake) == 0;
     if (ok) pthread_mutex_init(&otlp->lock, NULL);
     return ok;
 }

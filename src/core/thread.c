@@ -2,6 +2,7 @@
 #include "core/thread.h"
 
 #include <signal.h>
+#include <time.h>
 
 void lz__thread_signals_block(sigset_t *caller) {
     // Faults are raised by the thread itself; SIGPROF samples whichever
@@ -22,4 +23,19 @@ int lz__thread_start(pthread_t *thread, void *(*main)(void *), void *arg) {
     int err = pthread_create(thread, NULL, main, arg);
     lz__thread_signals_restore(&caller);
     return err;
+}
+
+int lz__cond_init_monotonic(pthread_cond_t *cond) {
+    pthread_condattr_t attr;
+    int err = pthread_condattr_init(&attr);
+    if (err) return err;
+    err = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (!err) err = pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return err;
+}
+
+void lz__cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, int64_t due_ms) {
+    struct timespec at = {.tv_sec = (time_t)(due_ms / 1000), .tv_nsec = (long)(due_ms % 1000) * 1000000L};
+    pthread_cond_timedwait(cond, mutex, &at);
 }

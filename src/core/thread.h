@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 
 // lz__thread_start is pthread_create for every thread liberzmq starts
 // (receivers, worker pools, the connection monitor, client, server and
@@ -24,5 +25,14 @@ int lz__thread_start(pthread_t *thread, void *(*main)(void *), void *arg);
 // threads another library starts (libmicrohttpd's), which inherit it.
 void lz__thread_signals_block(sigset_t *caller);
 void lz__thread_signals_restore(const sigset_t *caller);
+
+// lz__cond_init_monotonic initialises cond so that its timed waits run on
+// lz__now_ms's clock: a change of the wall clock moves no deadline.
+// Returns pthread's error number (0 on success).
+int lz__cond_init_monotonic(pthread_cond_t *cond);
+
+// lz__cond_wait_until waits on cond (mutex held) until it is signalled or
+// the lz__now_ms time due_ms comes, whichever is first.
+void lz__cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, int64_t due_ms);
 
 #endif
