@@ -29,6 +29,7 @@ struct lz_hooks {
     size_t send_count, receive_count;
     keyed_schema_t *schemas; // checked by two hooks of their own, added with the first
     size_t schema_count;
+    bool schemas_hooked;     // those two hooks are in the lists
 };
 
 static int add(lz_node_t *node, hook_t **list, size_t *count, hook_t hook) {
@@ -140,10 +141,13 @@ int lz_node_set_schema(lz_node_t *node, const char *key, const lz_schema_t *sche
     struct lz_hooks *h = hooks_of(node);
     if (!h) return LZ_ENOMEM;
     if (replace_schema(h, key, schema)) return LZ_OK;
-    if (h->schema_count == 0) {
+    if (!h->schemas_hooked) {
+        // Out of memory between the two, a later call adds the send hook
+        // again: a second identical check, never a missing one.
         int rc = lz_node_on_send(node, schema_on_send, h);
         if (rc == LZ_OK) rc = lz_node_on_receive(node, schema_on_receive, h);
         if (rc != LZ_OK) return rc;
+        h->schemas_hooked = true;
     }
     keyed_schema_t *grown = realloc(h->schemas, (h->schema_count + 1) * sizeof *grown);
     char *copy = key ? strdup(key) : NULL;
