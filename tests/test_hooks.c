@@ -1,7 +1,8 @@
 /* Node hooks ("middleware"): send hooks refuse what a publisher, pusher,
- * client or pair would send, in order, with the hook's reason and code;
- * receive hooks drop what subscribers, pullers and pairs would deliver and
- * answer a refused request with an error reply; NULL arguments. */
+ * client, dealer or pair would send, in order, with the hook's reason and
+ * code; receive hooks drop what subscribers, pullers, routers and pairs
+ * would deliver and answer a refused request with an error reply; NULL
+ * arguments. */
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -235,6 +236,48 @@ LZ_TEST(pairs_hook_both_ways) {
     lz_context_destroy(&ctx);
 }
 
+// request_id_seen: a receive hook that records the request id it saw.
+static int request_id_seen(lz_node_t *node, const lz_message_t *msg, void *arg) {
+    (void)node;
+    snprintf(arg, 37, "%s", lz_message_id(msg));
+    return 0;
+}
+
+LZ_TEST(dealers_and_routers_hook_their_requests) {
+    lz_context_t *ctx = lz_test_pattern_context(0);
+    lz_router_t *router = lz_router_new(ctx, "tcp://127.0.0.1:*");
+    lz_dealer_t *dealer = router ? lz_dealer_new(ctx, lz_node_endpoint(lz_router_node(router)), NULL) : NULL;
+    LZ_CHECK(dealer != NULL);
+    if (dealer) {
+        hook_t empty = {.refuse = "", .code = LZ_EVALIDATION, .node = lz_dealer_node(dealer)};
+        LZ_CHECK_INT(lz_node_on_send(lz_dealer_node(dealer), on_send, &empty), LZ_OK);
+        lz_value_t *v = number(2);
+        LZ_CHECK_INT(lz_dealer_send(dealer, v, 1000, NULL, NULL, NULL), LZ_EVALIDATION); // key "" for a dealer
+        LZ_CHECK_STR(lz_last_error(), "dealer: '' refused: no  here");
+        LZ_CHECK_INT(lz_test_metrics(lz_dealer_node(dealer)).messages_sent, 0);
+        lz_value_destroy(&v);
+        empty.refuse = NULL;
+        char seen[37] = "", sent[37] = "";
+        LZ_CHECK_INT(lz_node_on_receive(lz_router_node(router), odd_refused, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_node_on_receive(lz_router_node(router), request_id_seen, seen), LZ_OK);
+        for (int n = 1; n <= 2; n++) {
+            v = number(n);
+            LZ_CHECK_INT(lz_dealer_send(dealer, v, 1000, NULL, NULL, sent), LZ_OK);
+            lz_value_destroy(&v);
+        }
+        lz_router_request_t *request = lz_router_recv(router, 5000); // 1 is refused on the way
+        LZ_CHECK_INT(lz_value_find_int(lz_router_request_value(request), "n", -1), 2);
+        LZ_CHECK_STR(seen, sent); // the hook sees the request id as the message id
+        lz_router_request_destroy(&request);
+        LZ_CHECK_INT(lz_test_metrics(lz_router_node(router)).inbound_dropped, 1);
+        LZ_CHECK(lz_router_recv(router, 100) == NULL); // a refusal does not restart the wait
+        LZ_CHECK_INT(lz_last_error_code(), LZ_ETIMEOUT);
+    }
+    lz_dealer_destroy(&dealer);
+    lz_router_destroy(&router);
+    lz_context_destroy(&ctx);
+}
+
 static const char user_schema[] = "{\"type\": \"object\", \"required\": [\"id\"],"
                                   " \"properties\": {\"id\": {\"type\": \"integer\", \"minimum\": 1}}}";
 
@@ -331,5 +374,6 @@ LZ_TEST(hook_arguments_are_checked) {
 
 LZ_TEST_MAIN(LZ_CASE(send_hooks_refuse_in_order), LZ_CASE(pullers_drop_what_receive_hooks_refuse),
              LZ_CASE(handlers_see_only_what_hooks_take), LZ_CASE(servers_answer_a_refused_request),
-             LZ_CASE(pairs_hook_both_ways), LZ_CASE(schemas_check_what_is_sent_and_received),
+             LZ_CASE(pairs_hook_both_ways), LZ_CASE(dealers_and_routers_hook_their_requests),
+             LZ_CASE(schemas_check_what_is_sent_and_received),
              LZ_CASE(schemas_answer_a_request_that_does_not_conform), LZ_CASE(hook_arguments_are_checked))

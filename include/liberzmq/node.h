@@ -71,14 +71,16 @@ int lz_node_metrics(const lz_node_t *node, lz_metrics_t *out);
 
 // lz_send_hook_fn sees value before it is encoded. key is the topic
 // (lz_pub_publish), the task type (lz_push_send, "default" when NULL), the
-// action (lz_client_request and its async form) or "" (lz_pair_send).
+// action (lz_client_request and its async form) or "" (lz_pair_send,
+// lz_dealer_send and lz_dealer_request).
 // value and key are borrowed for the call; value may be NULL (null data).
 typedef int (*lz_send_hook_fn)(lz_node_t *node, const char *key, const lz_value_t *value, void *arg);
 
 // lz_receive_hook_fn sees a decoded message before any handler or caller
 // does: subscribers and pullers (handlers, lz_sub_recv, lz_pull_recv;
 // not the _bytes forms, which decode nothing), servers (each request, ping
-// excepted) and pairs (lz_pair_recv). msg is borrowed for the call.
+// excepted), routers (lz_router_recv: topic "", lz_message_id the request
+// id) and pairs (lz_pair_recv). msg is borrowed for the call.
 typedef int (*lz_receive_hook_fn)(lz_node_t *node, const lz_message_t *msg, void *arg);
 
 // lz_node_on_send adds a send hook; arg is passed along, not owned. A

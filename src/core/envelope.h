@@ -53,6 +53,12 @@ lz_message_t *lz__message_new(void);
 // msg's payload (msg has none yet) and leaves frame empty but initialised.
 void lz__message_take_payload(lz_message_t *msg, zmq_msg_t *frame);
 
+// lz__message_decode makes frame, a whole message's only payload (moved
+// in; size is its length), a message with the value serializer decodes
+// from it; a raw value borrows the frame, which the message keeps. NULL
+// with the serializer's error (or LZ_ENOMEM) when it fails.
+lz_message_t *lz__message_decode(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size);
+
 // lz__uuid4 writes a random UUID v4 ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx")
 // into out (37 bytes).
 void lz__uuid4(char out[37]);

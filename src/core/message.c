@@ -90,6 +90,15 @@ void lz__message_take_payload(lz_message_t *msg, zmq_msg_t *frame) {
     msg->has_payload = true;
 }
 
+lz_message_t *lz__message_decode(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size) {
+    lz_message_t *msg = lz__message_new();
+    if (!msg) return NULL;
+    lz__message_take_payload(msg, frame);
+    if (lz_serializer_decode(serializer, zmq_msg_data(&msg->payload), size, &msg->value) < 0)
+        lz_message_destroy(&msg);
+    return msg;
+}
+
 // free_owned frees a value the message owns; an unowned one (in
 // value_slot or the arena) goes with them, so the call is skipped.
 static inline void free_owned(lz_value_t *value) {

@@ -804,7 +804,7 @@ int lz__node_take(lz_node_t *node, int timeout_ms, const atomic_bool *stopping, 
         rc = take(node, &frames, out);
         lz__frames_release(&frames);
         if (rc == LZ_OK) break;
-        lz__node_drop(node, "dropped a malformed message: %s", lz_last_error());
+        if (rc != LZ__TAKE_DROPPED) lz__node_drop(node, "dropped a malformed message: %s", lz_last_error());
         timeout_ms = lz__ms_left(deadline, timeout_ms);
     }
     lz__frames_fini(&frames);

@@ -283,8 +283,10 @@ void lz__node_wake(lz_node_t *node);
 // *_recv_bytes calls copy its bytes into the caller's buffers, the pair
 // and the router make their own objects. It returns LZ_OK, or an error
 // after which the receiver counts and drops the message (the taker's
-// lz_last_error() detail is logged). It may move parts out or mark the
+// lz_last_error() detail is logged), or LZ__TAKE_DROPPED when it has
+// dropped the message itself (a receive hook refused it: lz__hooks_admit). It may move parts out or mark the
 // parts it leaves for the slot's next receive settled (see lz_frames_t).
+#define LZ__TAKE_DROPPED 1
 typedef int (*lz_take_fn)(lz_node_t *node, lz_frames_t *frames, void *out);
 
 // lz__node_take receives with lz__node_recv_shared, one message at a time,

@@ -398,7 +398,7 @@ static void attempt_lost(lz_client_t *c, call_t *call, int64_t now) {
 // read after: callers' threads read it here while the I/O thread probes.
 static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *data, int timeout_ms,
                         bool may_retry) {
-    if (may_retry && lz__hooks_send(&c->node, action, data) != LZ_OK) return NULL; // probes skip the hooks
+    if (may_retry && lz__hooks_send(&c->node, action ? action : "", data) != LZ_OK) return NULL; // probes skip the hooks
     call_t *call = call_alloc(c);
     if (!call) return lz__fail_null(LZ_ENOMEM, "%s: out of memory", c->node.name);
     lz__uuid4(call->id);

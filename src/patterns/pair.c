@@ -71,20 +71,13 @@ int lz_pair_send(lz_pair_t *pair, const lz_value_t *value) {
     return rc;
 }
 
-// take_message makes the one frame a message and decodes it in place (a
-// raw value borrows the frame, which the message keeps).
+// take_message makes the one frame a message and decodes it in place,
+// then runs the receive hooks on it.
 static int take_message(lz_node_t *node, lz_frames_t *f, void *out) {
     if (f->total != 1) return lz__fail(LZ_EPROTOCOL, "message with %zu frames, expected 1", f->total);
-    lz_message_t *msg = lz__message_new();
-    if (!msg) return lz_last_error_code();
-    lz__message_take_payload(msg, &f->part[0]);
-    lz_value_t *value = NULL;
-    if (lz_serializer_decode(node->serializer, zmq_msg_data(&msg->payload), lz__frame_size(f, 0), &value) < 0) {
-        lz_message_destroy(&msg);
-        return lz__fail(LZ_EPROTOCOL, "payload does not decode: %s", lz_last_error());
-    }
-    lz_value_destroy(&msg->value);
-    msg->value = value;
+    lz_message_t *msg = lz__message_decode(node->serializer, &f->part[0], lz__frame_size(f, 0));
+    if (!msg) return lz__fail(LZ_EPROTOCOL, "payload does not decode: %s", lz_last_error());
+    if (!lz__hooks_admit(node, &msg)) return LZ__TAKE_DROPPED;
     *(lz_message_t **)out = msg;
     return LZ_OK;
 }
@@ -94,10 +87,5 @@ static int take_message(lz_node_t *node, lz_frames_t *f, void *out) {
 lz_message_t *lz_pair_recv(lz_pair_t *pair, int timeout_ms) {
     if (!pair) return lz__fail_null(LZ_EINVAL, "lz_pair_recv: pair is NULL");
     lz_message_t *msg = NULL;
-    int64_t deadline = pair->node.hooks ? lz__deadline_ms(timeout_ms) : 0; // a clock read only if hooks may refuse
-    while (lz__node_take(&pair->node, timeout_ms, NULL, take_message, &msg) == LZ_OK) {
-        if (lz__hooks_admit(&pair->node, &msg)) return msg;
-        timeout_ms = lz__ms_left(deadline, timeout_ms);
-    }
-    return NULL;
+    return lz__node_take(&pair->node, timeout_ms, NULL, take_message, &msg) == LZ_OK ? msg : NULL;
 }

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/envelope.h"
 #include "core/error.h"
+#include "core/hooks.h"
 #include "core/node.h"
 #include "liberzmq/dealer.h"
 #include "patterns/routing.h"
@@ -16,8 +18,7 @@ struct lz_router {
 
 struct lz_router_request {
     lz_routing_t route; // identity, request id, and the delimiter if one came
-    zmq_msg_t payload;  // kept alive: a raw value borrows it
-    lz_value_t *value;
+    lz_message_t *msg;  // the decoded payload; its id is the request id
     char *id;
 };
 
@@ -43,8 +44,7 @@ lz_node_t *lz_router_node(lz_router_t *router) { return router ? &router->node :
 void lz_router_request_destroy(lz_router_request_t **request_p) {
     lz_router_request_t *request = request_p ? *request_p : NULL;
     if (!request) return;
-    lz_value_destroy(&request->value);
-    zmq_msg_close(&request->payload);
+    lz_message_destroy(&request->msg);
     lz__routing_close(&request->route);
     free(request->id);
     free(request);
@@ -52,7 +52,8 @@ void lz_router_request_destroy(lz_router_request_t **request_p) {
 }
 
 // take_request: [identity, request_id, payload] or [identity,
-// request_id, "", payload]; anything else is refused (and dropped).
+// request_id, "", payload]; anything else is refused (and dropped), as is
+// a request the receive hooks refuse.
 static int take_request(lz_node_t *node, lz_frames_t *f, void *out) {
     bool delimited = f->count == 4 && lz__frame_size(f, 2) == 0;
     if (f->total != f->count || (f->count != 3 && !delimited))
@@ -64,14 +65,18 @@ static int take_request(lz_node_t *node, lz_frames_t *f, void *out) {
         return lz__fail(LZ_ENOMEM, "request: out of memory");
     }
     request->id = id;
-    zmq_msg_init(&request->payload);
-    zmq_msg_move(&request->payload, &f->part[f->count - 1]);
-    lz__routing_take(&request->route, f, f->count - 1);
-    if (lz_serializer_decode(node->serializer, zmq_msg_data(&request->payload), zmq_msg_size(&request->payload),
-                             &request->value) < 0) {
+    size_t last = f->count - 1;
+    request->msg = lz__message_decode(node->serializer, &f->part[last], lz__frame_size(f, last));
+    lz__routing_take(&request->route, f, last);
+    if (!request->msg) {
         int rc = lz__fail(LZ_EPROTOCOL, "request %s does not decode: %s", id, lz_last_error());
         lz_router_request_destroy(&request);
         return rc;
+    }
+    request->msg->id = id;
+    if (!lz__hooks_admit(node, &request->msg)) {
+        lz_router_request_destroy(&request);
+        return LZ__TAKE_DROPPED;
     }
     *(lz_router_request_t **)out = request;
     return LZ_OK;
@@ -93,7 +98,7 @@ const void *lz_router_request_identity(const lz_router_request_t *request, size_
 const char *lz_router_request_id(const lz_router_request_t *request) { return request ? request->id : ""; }
 
 const lz_value_t *lz_router_request_value(const lz_router_request_t *request) {
-    return request ? request->value : NULL;
+    return request ? request->msg->value : NULL;
 }
 
 // encode_value encodes value (NULL: null) with the router's serializer.
