@@ -23,6 +23,7 @@ typedef struct collector {
     int posts;
     char *bodies[MAX_POSTS];
     char path[64], method[16], content_type[64]; // of the last POST
+    char authorization[64], team[64];            // its headers of these names, "" when absent
 } collector_t;
 
 typedef struct upload {
@@ -44,6 +45,8 @@ static void append(upload_t *up, const char *data, size_t size) {
 static void keep(collector_t *col, struct MHD_Connection *connection, const char *url, const char *method,
                  upload_t *up) {
     const char *type = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *authorization = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Authorization");
+    const char *team = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Team");
     pthread_mutex_lock(&col->lock);
     if (col->posts < MAX_POSTS) {
         col->bodies[col->posts++] = up->data ? up->data : strdup("");
@@ -52,6 +55,8 @@ static void keep(collector_t *col, struct MHD_Connection *connection, const char
     snprintf(col->path, sizeof col->path, "%s", url);
     snprintf(col->method, sizeof col->method, "%s", method);
     snprintf(col->content_type, sizeof col->content_type, "%s", type ? type : "");
+    snprintf(col->authorization, sizeof col->authorization, "%s", authorization ? authorization : "");
+    snprintf(col->team, sizeof col->team, "%s", team ? team : "");
     pthread_mutex_unlock(&col->lock);
 }
 
@@ -84,19 +89,41 @@ static void on_completed(void *self, struct MHD_Connection *connection, void **s
     *state = NULL;
 }
 
-static void collector_start(collector_t *col) {
+// The https collector's certificate (self-signed, for 127.0.0.1) and key.
+#define TLS_CERT LZ_TEST_TLS_DIR "/collector_cert.pem"
+#define TLS_KEY LZ_TEST_TLS_DIR "/collector_key.pem"
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    char *text = f ? calloc(1, 8192) : NULL;
+    if (text && fread(text, 1, 8191, f) == 0) text[0] = '\0';
+    if (f) fclose(f);
+    LZ_CHECK(text && text[0]);
+    return text;
+}
+
+// collector_start serves http, or https with the test certificate.
+static void collector_start_tls(collector_t *col, bool tls) {
     memset(col, 0, sizeof *col);
     pthread_mutex_init(&col->lock, NULL);
     struct sockaddr_in at = {.sin_family = AF_INET, .sin_port = 0};
     at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    col->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_request, col,
-                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&at, MHD_OPTION_NOTIFY_COMPLETED,
-                                   on_completed, col, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    char *cert = tls ? read_file(TLS_CERT) : NULL, *key = tls ? read_file(TLS_KEY) : NULL;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | (tls ? MHD_USE_TLS : 0);
+    // MHD takes options it does not know as the end: the TLS pair goes last.
+    col->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, col, MHD_OPTION_SOCK_ADDR,
+                                   (struct sockaddr *)&at, MHD_OPTION_NOTIFY_COMPLETED, on_completed, col,
+                                   MHD_OPTION_CONNECTION_TIMEOUT, 10u, tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
+                                   cert, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
+    free(cert);
+    free(key);
     LZ_CHECK(col->daemon != NULL);
     const union MHD_DaemonInfo *info = col->daemon ? MHD_get_daemon_info(col->daemon, MHD_DAEMON_INFO_BIND_PORT) : NULL;
     col->port = info ? info->port : 0;
     LZ_CHECK(col->port > 0);
 }
+
+static void collector_start(collector_t *col) { collector_start_tls(col, false); }
 
 static void collector_stop(collector_t *col) {
     if (col->daemon) MHD_stop_daemon(col->daemon);
@@ -239,21 +266,27 @@ static int seen(int *counter) {
     return n;
 }
 
-// exporting_context: tracing on, spans to endpoint, the callback and the
-// log watched too.
-static lz_context_t *exporting_context(const char *endpoint, const char *batch, const char *interval) {
+// exporting_context_with: tracing on, spans to endpoint, the callback and
+// the log watched too; extra settings ("key=value") when not NULL.
+static lz_context_t *exporting_context_with(const char *endpoint, const char *batch, const char *interval,
+                                            const char *extra, const char *extra2) {
     char url[128], batch_key[64], interval_key[64];
     snprintf(url, sizeof url, "tracing.otlp_endpoint=%s", endpoint);
     snprintf(batch_key, sizeof batch_key, "tracing.otlp_batch=%s", batch);
     snprintf(interval_key, sizeof interval_key, "tracing.otlp_interval=%s", interval);
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.request_retries=0", "tracing.enabled=true",
-                                        "tracing.service_name=billing \"eu\"", url, batch_key, interval_key);
+                                        "tracing.service_name=billing \"eu\"", url, batch_key, interval_key, extra,
+                                        extra2);
     pthread_mutex_lock(&seen_lock);
     callback_spans = full_warnings = post_warnings = 0;
     pthread_mutex_unlock(&seen_lock);
     LZ_CHECK_INT(lz_context_on_span(ctx, on_span, NULL), LZ_OK);
     LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), on_log, NULL), LZ_OK);
     return ctx;
+}
+
+static lz_context_t *exporting_context(const char *endpoint, const char *batch, const char *interval) {
+    return exporting_context_with(endpoint, batch, interval, NULL, NULL);
 }
 
 static lz_otlp_stats_t stats_of(lz_context_t *ctx) {
@@ -363,6 +396,13 @@ LZ_TEST(a_round_trip_reaches_the_collector_as_otlp_json) {
     LZ_CHECK(stats.spans_exported == 4 && stats.spans_dropped == 0);
     LZ_CHECK(stats.spans_failed == 0 && stats.posts_failed == 0);
     LZ_CHECK_INT(seen(&callback_spans), 4); // lz_context_on_span still gets them
+    char *text = lz_context_prometheus(ctx);
+    LZ_CHECK(text && strstr(text, "\n# TYPE liberzmq_otlp_spans_total counter\n"
+                                  "liberzmq_otlp_spans_total{outcome=\"exported\"} 4\n"
+                                  "liberzmq_otlp_spans_total{outcome=\"dropped\"} 0\n"
+                                  "liberzmq_otlp_spans_total{outcome=\"failed\"} 0\n"));
+    LZ_CHECK(text && strstr(text, "\nliberzmq_otlp_posts_failed_total 0\n"));
+    free(text);
     lz_context_destroy(&ctx);
     collector_stop(&col);
 }
@@ -427,15 +467,15 @@ LZ_TEST(destroy_flushes_the_queued_spans) {
 }
 
 LZ_TEST(endpoints_that_are_not_http_urls_are_refused) {
-    static const char *const bad[] = {"127.0.0.1:4318", "localhost:4318", "https://collector:4318",
-                                      "ftp://collector/v1/traces", "http://", "http://exa mple:4318"};
+    static const char *const bad[] = {"127.0.0.1:4318", "localhost:4318", "ftp://collector/v1/traces", "http://",
+                                      "https://", "http://exa mple:4318"};
     lz_config_t *config = lz_config_new();
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         LZ_CHECK_INT(lz_config_set(config, "tracing.otlp_endpoint", bad[i]), LZ_ECONFIG);
         LZ_CHECK(strstr(lz_last_error(), "tracing.otlp_endpoint") && strstr(lz_last_error(), "http://"));
     }
     static const char *const good[] = {"", "http://127.0.0.1:4318", "http://collector:4318/v1/traces",
-                                       "http://[::1]:4318/otlp/v1/traces"};
+                                       "http://[::1]:4318/otlp/v1/traces", "https://collector:4318"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         LZ_CHECK_INT(lz_config_set(config, "tracing.otlp_endpoint", good[i]), LZ_OK);
     lz_config_destroy(&config);
@@ -461,7 +501,64 @@ LZ_TEST(endpoints_that_are_not_http_urls_are_refused) {
     lz_context_destroy(&ctx);
 }
 
+LZ_TEST(https_and_headers_reach_the_collector) {
+    collector_t col;
+    collector_start_tls(&col, true);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "https://127.0.0.1:%d", col.port);
+    // A comma inside a value is percent-encoded; blanks around items go.
+    lz_context_t *ctx = exporting_context_with(endpoint, "512", "20", "tracing.otlp_ca_file=" TLS_CERT,
+                                               "tracing.otlp_headers=authorization=Bearer%20t0ken%2C1 , x-team = core ,");
+    round_trips(ctx);
+    LZ_TEST_WAIT_UNTIL(received_count(&col) >= 4, 5000 * LZ_TEST_SLOWDOWN);
+    lz_value_t *spans = received_spans(&col, "billing \"eu\"");
+    LZ_CHECK_INT(lz_value_size(spans), 4);
+    lz_value_destroy(&spans);
+    pthread_mutex_lock(&col.lock);
+    LZ_CHECK_STR(col.path, "/v1/traces");
+    LZ_CHECK_STR(col.content_type, "application/json");
+    LZ_CHECK_STR(col.authorization, "Bearer t0ken,1");
+    LZ_CHECK_STR(col.team, "core");
+    pthread_mutex_unlock(&col.lock);
+    lz_context_destroy(&ctx);
+
+    // Without the CA file the system's CAs do not know the collector: its
+    // certificate is refused, and the spans counted, not sent.
+    ctx = exporting_context(endpoint, "512", "20");
+    round_trips(ctx);
+    LZ_TEST_WAIT_UNTIL(stats_of(ctx).spans_failed >= 4, 5000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(stats_of(ctx).spans_exported == 0);
+    lz_context_destroy(&ctx);
+    LZ_CHECK_INT(received_count(&col), 4);
+    collector_stop(&col);
+}
+
+LZ_TEST(headers_and_ca_files_are_checked) {
+    static const char *const bad[] = {"novalue", "=x", "a b=c", "x=", "x=a%0Ab", "x=a%00b", "Content-Type=text/plain",
+                                      "content-length=3", "a=b,c"};
+    lz_config_t *config = lz_config_new();
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        LZ_CHECK_INT(lz_config_set(config, "tracing.otlp_headers", bad[i]), LZ_ECONFIG);
+        LZ_CHECK(strstr(lz_last_error(), "tracing.otlp_headers") && strstr(lz_last_error(), "name=value"));
+    }
+    static const char *const good[] = {"", "a=b", " a = b , c=d%20e ,", ",,", "api-key=x=y"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        LZ_CHECK_INT(lz_config_set(config, "tracing.otlp_headers", good[i]), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(config, "tracing.enabled", "true"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(config, "logging.target", "none"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(config, "tracing.otlp_endpoint", "https://127.0.0.1:9"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(config, "tracing.otlp_ca_file", "/nonexistent/ca.pem"), LZ_OK);
+    lz_context_t *ctx = lz_context_new(config);
+    LZ_CHECK(ctx == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONFIG);
+    LZ_CHECK_STR(lz_last_error(),
+                 "otlp: cannot read tracing.otlp_ca_file '/nonexistent/ca.pem': No such file or directory");
+    lz_context_destroy(&ctx);
+    lz_config_destroy(&config);
+}
+
 LZ_TEST_MAIN(LZ_CASE(a_round_trip_reaches_the_collector_as_otlp_json),
              LZ_CASE(a_collector_that_refuses_costs_a_count_not_a_wait),
              LZ_CASE(a_collector_that_never_answers_fills_the_queue_and_destroy_is_bounded),
-             LZ_CASE(destroy_flushes_the_queued_spans), LZ_CASE(endpoints_that_are_not_http_urls_are_refused))
+             LZ_CASE(destroy_flushes_the_queued_spans), LZ_CASE(endpoints_that_are_not_http_urls_are_refused),
+             LZ_CASE(https_and_headers_reach_the_collector), LZ_CASE(headers_and_ca_files_are_checked))

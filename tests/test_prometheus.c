@@ -68,6 +68,7 @@ LZ_TEST(text_format_has_every_family_and_series) {
     LZ_CHECK(text != NULL);
     LZ_CHECK(strncmp(text, "# HELP liberzmq_messages_sent_total Messages handed to libzmq.\n"
                            "# TYPE liberzmq_messages_sent_total counter\n", 100) == 0);
+    LZ_CHECK(strstr(text, "liberzmq_otlp_") == NULL); // no span exporter, no exporter counters
     static const char *const families[] = {
         "messages_sent", "messages_received", "bytes_sent", "bytes_received", "errors", "outbound_dropped",
         "inbound_dropped", "backpressure_events", "failed_bind_count", "request_timeouts", "retries",

@@ -51,6 +51,7 @@ enum key_id {
     K_METRICS_LISTEN,
     K_SEC_SECRET, K_SEC_SERVER, K_SEC_AUTHORIZED, K_SEC_AUTHORIZED_FILE, K_SEC_ALLOW, K_SEC_DENY, K_SEC_AUDIT,
     K_TRACE_ENABLED, K_TRACE_LOG, K_TRACE_OTLP, K_TRACE_SERVICE, K_TRACE_BATCH, K_TRACE_INTERVAL,
+    K_TRACE_HEADERS, K_TRACE_CA_FILE,
     K_TASK_RETRIES, K_TASK_RETRY_DELAY,
     K_DEBUG, K_VALIDATE_DATA,
     K_COUNT
@@ -107,6 +108,8 @@ static const key_def_t keys[K_COUNT] = {
     // The queue holds four batches of spans of about 340 bytes: 8192 makes 11 MB.
     [K_TRACE_BATCH] = INT_KEY("tracing.otlp_batch", 512, 1, 8192),
     [K_TRACE_INTERVAL] = INT_KEY("tracing.otlp_interval", 1000, 10, 3600000),
+    [K_TRACE_HEADERS] = STR_KEY("tracing.otlp_headers", "", lz__otlp_check_headers),
+    [K_TRACE_CA_FILE] = STR_KEY("tracing.otlp_ca_file", "", NULL),
     [K_TASK_RETRIES] = INT_KEY("tasks.max_retries", 0, 0, 100),
     // The last retry waits max_retries times the delay: that must fit an int.
     [K_TASK_RETRY_DELAY] = INT_KEY("tasks.retry_delay", 1000, 0, INT_MAX / 100),
@@ -718,6 +721,8 @@ int lz__settings_read(const lz_config_t *config, lz_settings_t *out) {
         .service_name = config->slots[K_TRACE_SERVICE].s,
         .otlp_batch = get_i(config, K_TRACE_BATCH),
         .otlp_interval = get_i(config, K_TRACE_INTERVAL),
+        .otlp_headers = config->slots[K_TRACE_HEADERS].s,
+        .otlp_ca_file = config->slots[K_TRACE_CA_FILE].s,
         .task_max_retries = get_i(config, K_TASK_RETRIES),
         .task_retry_delay = get_i(config, K_TASK_RETRY_DELAY),
     };

@@ -37,10 +37,12 @@ typedef struct lz_settings {
     const char *prometheus_listen;  // "" or HOST:PORT; owned by the context's config
     bool tracing;                   // tracing.enabled: spans and traceparent (core/trace.h)
     bool tracing_log;               // tracing.log: each span also logged
-    const char *otlp_endpoint;      // tracing.otlp_endpoint: "" or an http:// URL; owned by the context's config
+    const char *otlp_endpoint;      // tracing.otlp_endpoint: "" or an http(s):// URL; owned by the context's config
     const char *service_name;       // tracing.service_name; owned by the context's config
     int otlp_batch;                 // tracing.otlp_batch: spans per POST at most
     int otlp_interval;              // tracing.otlp_interval: ms a queued span waits at most
+    const char *otlp_headers;       // tracing.otlp_headers: "name=value,..."; owned by the context's config
+    const char *otlp_ca_file;       // tracing.otlp_ca_file: "" (the system's CAs) or a PEM file
     int task_max_retries;           // tasks.max_retries: a puller's default (pushpull.h)
     int task_retry_delay;           // tasks.retry_delay, ms
 } lz_settings_t;

@@ -7,6 +7,8 @@
  * interval is up, and once more at destroy within a bounded time. */
 #include "core/otlp.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -33,6 +36,7 @@ enum {
 struct lz_otlp {
     lz_logger_t *logger;      // the context's, which outlives us
     const char *service_name; // the context's config's
+    const char *extra_headers, *ca_file; // the context's config's: tracing.otlp_headers, tracing.otlp_ca_file
     char *url;
     size_t batch;
     int interval_ms;
@@ -65,15 +69,22 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_status = CURLE_FAILED_INIT;
 static void curl_init(void) { curl_init_status = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
+// tls_available: whether this libcurl speaks https.
+static bool tls_available(void) { return (curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_SSL) != 0; }
+
+static bool scheme_allowed(const char *scheme) {
+    return strcmp(scheme, "http") == 0 || (strcmp(scheme, "https") == 0 && tls_available());
+}
+
 // resolve_url parses text with libcurl's URL parser and returns the URL to
-// post to (curl_free it), or NULL unless it is http://HOST[:PORT][/PATH].
+// post to (curl_free it), or NULL unless it is http(s)://HOST[:PORT][/PATH].
 // A URL without a path gets OTLP's /v1/traces, so http://host:4318 works.
 static char *resolve_url(const char *text) {
     pthread_once(&curl_once, curl_init);
     CURLU *url = curl_url();
     char *scheme = NULL, *host = NULL, *path = NULL, *resolved = NULL;
     bool ok = url && curl_url_set(url, CURLUPART_URL, text, 0) == CURLUE_OK &&
-              curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK && strcmp(scheme, "http") == 0 &&
+              curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK && scheme_allowed(scheme) &&
               curl_url_get(url, CURLUPART_HOST, &host, 0) == CURLUE_OK && *host &&
               curl_url_get(url, CURLUPART_PATH, &path, 0) == CURLUE_OK;
     if (ok && strcmp(path, "/") == 0) ok = curl_url_set(url, CURLUPART_PATH, "/v1/traces", 0) == CURLUE_OK;
@@ -88,7 +99,68 @@ static char *resolve_url(const char *text) {
 const char *lz__otlp_check_endpoint(const char *text) {
     char *url = *text ? resolve_url(text) : NULL;
     curl_free(url);
-    return !*text || url ? NULL : "an http:// URL of an OTLP/HTTP collector (http://HOST:4318/v1/traces), or \"\"";
+    return !*text || url ? NULL
+                         : "an http:// or https:// URL of an OTLP/HTTP collector (http://HOST:4318/v1/traces), or \"\"";
+}
+
+/* ---- the headers ----------------------------------------------------------------- */
+
+// A header name is an HTTP token (RFC 9110, 5.6.2).
+static bool token_char(unsigned char c) { return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c)); }
+
+static void trim(const char **start, const char **end) {
+    while (*start < *end && isspace((unsigned char)**start)) (*start)++;
+    while (*end > *start && isspace((unsigned char)(*end)[-1])) (*end)--;
+}
+
+// header_line makes the item [start, end) ("name=value") a "name: value"
+// line (free it), or NULL when it is not one.
+static char *header_line(const char *start, const char *end) {
+    const char *equals = memchr(start, '=', (size_t)(end - start));
+    if (!equals) return NULL;
+    const char *name_end = equals, *value = equals + 1;
+    trim(&start, &name_end);
+    trim(&value, &end);
+    bool ok = name_end > start && value < end;
+    for (const char *p = start; ok && p < name_end; p++) ok = token_char((unsigned char)*p);
+    // The exporter's own headers stay its own.
+    size_t name_len = (size_t)(name_end - start);
+    ok = ok && !(name_len == 12 && strncasecmp(start, "content-type", 12) == 0) &&
+         !(name_len == 14 && strncasecmp(start, "content-length", 14) == 0);
+    int decoded_len = 0;
+    char *decoded = ok ? curl_easy_unescape(NULL, value, (int)(end - value), &decoded_len) : NULL;
+    char *line = NULL;
+    if (decoded && !memchr(decoded, '\0', (size_t)decoded_len) && !strpbrk(decoded, "\r\n") &&
+        asprintf(&line, "%.*s: %s", (int)name_len, start, decoded) < 0)
+        line = NULL;
+    curl_free(decoded);
+    return line;
+}
+
+// add_headers appends text's headers to *list (when list is not NULL);
+// false if an item is malformed or memory ran out. Empty items are skipped.
+static bool add_headers(const char *text, struct curl_slist **list) {
+    for (const char *item = text; *item;) {
+        const char *end = item + strcspn(item, ",");
+        const char *start = item, *stop = end;
+        trim(&start, &stop);
+        if (start < stop) {
+            char *line = header_line(start, stop);
+            struct curl_slist *grown = line && list ? curl_slist_append(*list, line) : NULL;
+            free(line);
+            if (!line || (list && !grown)) return false;
+            if (list) *list = grown;
+        }
+        item = *end ? end + 1 : end;
+    }
+    return true;
+}
+
+const char *lz__otlp_check_headers(const char *text) {
+    return add_headers(text, NULL) ? NULL
+                                   : "HTTP headers as name=value items separated by commas, values percent-encoded, "
+                                     "e.g. \"authorization=Bearer%20abc,x-team=core\" (not content-type or "
+                                     "content-length), or \"\"";
 }
 
 /* ---- the request body ---------------------------------------------------------- */
@@ -175,15 +247,23 @@ static int on_progress(void *self, curl_off_t down_total, curl_off_t down, curl_
     return give_up && lz__now_ms() >= give_up;
 }
 
+// request_headers: ours ("Expect:", none: no wait for a 100 Continue that
+// a collector may never send), then tracing.otlp_headers.
+static struct curl_slist *request_headers(const char *extra) {
+    struct curl_slist *list = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *both = list ? curl_slist_append(list, "Expect:") : NULL;
+    if (both && add_headers(extra, &list)) return list;
+    curl_slist_free_all(list);
+    return NULL;
+}
+
 static bool curl_setup(lz_otlp_t *otlp) {
     otlp->curl = curl_easy_init();
-    // "Expect:" (none): no wait for a 100 Continue that a collector may never send.
-    otlp->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    struct curl_slist *both = otlp->headers ? curl_slist_append(otlp->headers, "Expect:") : NULL;
-    if (!otlp->curl || !both) return false;
+    otlp->headers = request_headers(otlp->extra_headers);
+    if (!otlp->curl || !otlp->headers) return false;
     CURL *c = otlp->curl;
     bool ok = curl_easy_setopt(c, CURLOPT_URL, otlp->url) == CURLE_OK &&
-              curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http") == CURLE_OK &&
+              curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
               curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK && // no SIGALRM: we are threaded
               curl_easy_setopt(c, CURLOPT_HTTPHEADER, otlp->headers) == CURLE_OK &&
               curl_easy_setopt(c, CURLOPT_USERAGENT, "liberzmq/" LZ_VERSION_STRING) == CURLE_OK &&
@@ -194,6 +274,7 @@ static bool curl_setup(lz_otlp_t *otlp) {
               curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L) == CURLE_OK &&
               curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress) == CURLE_OK &&
               curl_easy_setopt(c, CURLOPT_XFERINFODATA, otlp) == CURLE_OK;
+    if (ok && *otlp->ca_file) ok = curl_easy_setopt(c, CURLOPT_CAINFO, otlp->ca_file) == CURLE_OK;
     return ok;
 }
 
@@ -330,6 +411,8 @@ lz_otlp_t *lz__otlp_start(const lz_settings_t *settings, lz_logger_t *logger) {
     if (!otlp) return lz__fail_null(LZ_ENOMEM, "otlp: out of memory");
     otlp->logger = logger;
     otlp->service_name = settings->service_name;
+    otlp->extra_headers = settings->otlp_headers;
+    otlp->ca_file = settings->otlp_ca_file;
     otlp->batch = (size_t)settings->otlp_batch;
     otlp->interval_ms = settings->otlp_interval;
     otlp->capacity = otlp->batch * QUEUE_BATCHES;
@@ -337,7 +420,10 @@ lz_otlp_t *lz__otlp_start(const lz_settings_t *settings, lz_logger_t *logger) {
     otlp->url = resolve_url(settings->otlp_endpoint);
     otlp->queue = calloc(otlp->capacity, sizeof *otlp->queue);
     otlp->sending = calloc(otlp->batch, sizeof *otlp->sending);
-    int rc = !otlp->url ? lz__fail(LZ_ECONFIG, "otlp: '%s' is not an http:// URL", settings->otlp_endpoint)
+    int rc = !otlp->url ? lz__fail(LZ_ECONFIG, "otlp: '%s' is not an http(s):// URL", settings->otlp_endpoint)
+             : *otlp->ca_file && access(otlp->ca_file, R_OK) != 0
+                 ? lz__fail(LZ_ECONFIG, "otlp: cannot read tracing.otlp_ca_file '%s': %s", otlp->ca_file,
+                            strerror(errno))
              : !otlp->queue || !otlp->sending || curl_init_status != CURLE_OK || !curl_setup(otlp)
                  ? lz__fail(LZ_ENOMEM, "otlp: cannot set up libcurl (out of memory?)")
                  : LZ_OK;

@@ -26,8 +26,14 @@ void lz__otlp_stats(lz_otlp_t *otlp, lz_otlp_stats_t *out);
 // stops the thread and frees the exporter; NULL is a no-op.
 void lz__otlp_stop(lz_otlp_t **otlp_p);
 
-// lz__otlp_check_endpoint: NULL when text is "" or an http:// URL, else
-// what is expected (a configuration validator).
+// lz__otlp_check_endpoint: NULL when text is "" or an http:// or https://
+// URL (https only when libcurl has TLS), else what is expected (a
+// configuration validator).
 const char *lz__otlp_check_endpoint(const char *text);
+
+// lz__otlp_check_headers: NULL when text is a list of HTTP headers in
+// OTEL_EXPORTER_OTLP_HEADERS' form ("name=value,name2=value2", values
+// percent-encoded), else what is expected.
+const char *lz__otlp_check_headers(const char *text);
 
 #endif

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/metrics.h"
 #include "core/thread.h"
+#include "liberzmq/trace.h"
 
 // HELP texts, in LZ_METRIC_COUNTERS order (checked below).
 static const char *const counter_help[] = {
@@ -77,6 +78,25 @@ static void render(FILE *out, const lz_node_snapshot_t *nodes, size_t count) {
     }
 }
 
+// render_otlp writes the span exporter's counters, when the context runs one.
+static void render_otlp(FILE *out, lz_context_t *ctx) {
+    const lz_settings_t *settings = lz__context_settings(ctx);
+    if (!settings->tracing || !*settings->otlp_endpoint) return;
+    lz_otlp_stats_t stats;
+    lz_context_otlp_stats(ctx, &stats);
+    fprintf(out,
+            "# HELP liberzmq_otlp_spans_total Spans the OTLP exporter handled: exported (the collector took them), "
+            "dropped (its queue was full), failed (their POST failed).\n"
+            "# TYPE liberzmq_otlp_spans_total counter\n"
+            "liberzmq_otlp_spans_total{outcome=\"exported\"} %" PRIu64 "\n"
+            "liberzmq_otlp_spans_total{outcome=\"dropped\"} %" PRIu64 "\n"
+            "liberzmq_otlp_spans_total{outcome=\"failed\"} %" PRIu64 "\n"
+            "# HELP liberzmq_otlp_posts_failed_total POSTs to the OTLP collector that failed.\n"
+            "# TYPE liberzmq_otlp_posts_failed_total counter\n"
+            "liberzmq_otlp_posts_failed_total %" PRIu64 "\n",
+            stats.spans_exported, stats.spans_dropped, stats.spans_failed, stats.posts_failed);
+}
+
 char *lz_context_prometheus(lz_context_t *ctx) {
     if (!ctx) return lz__fail_null(LZ_EINVAL, "prometheus: NULL context");
     lz_node_snapshot_t *nodes = NULL;
@@ -86,6 +106,7 @@ char *lz_context_prometheus(lz_context_t *ctx) {
     FILE *out = open_memstream(&text, &len);
     if (out) {
         render(out, nodes, count);
+        render_otlp(out, ctx);
         if (fclose(out) != 0) free(text), text = NULL;
     }
     free(nodes);
