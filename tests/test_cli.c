@@ -164,7 +164,8 @@ LZ_TEST(test_help_every_command) {
     static const struct {
         const char *name, *codes;
     } commands[] = {{"pub", "35"},  {"sub", "35"}, {"push", "35"},  {"pull", "35"},   {"req", "345"},
-                    {"rep", "5"},   {"proxy", "5"}, {"bench", ""}, {"keygen", ""}, {"version", ""}};
+                    {"rep", "5"},   {"proxy", "5"}, {"bench", ""}, {"keygen", ""}, {"version", ""},
+                    {"config", ""}};
     static const char *const code_text[] = {"3 timeout", "4 error reply", "5 bind/connect failed"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         LZ_CHECK_INT(LZ_RUN(&r, NULL, commands[i].name, "--help"), 0);
@@ -1337,7 +1338,42 @@ LZ_TEST(test_config_errors) {
     unlink(path);
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
+// lz config: every key with its source, secrets hidden; single keys bare;
+// the JSON form; unknown keys and forms refused.
+LZ_TEST(test_config_command) {
+    char path[160], expect[256];
+    write_temp_config(path, sizeof path,
+                      "zmq:\n  linger: 250\nsecurity:\n  curve_secret_key: \"JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6\"\n");
+    const char *env = "LIBERZMQ_ZMQ__REQUEST_TIMEOUT=900";
+    LZ_CHECK_INT(run_lz(&r, NULL, lz_start(env, "config", "--config", path, (char *)NULL)), 0);
+    snprintf(expect, sizeof expect, "\nzmq.linger: 250  # file %s\n", path);
+    LZ_CHECK(strstr(r.out, expect) != NULL);
+    LZ_CHECK(strncmp(r.out, "zmq.io_threads: 1  # default\n", 29) == 0);
+    LZ_CHECK(strstr(r.out, "\nzmq.request_timeout: 900  # env LIBERZMQ_ZMQ__REQUEST_TIMEOUT\n") != NULL);
+    LZ_CHECK(strstr(r.out, "\nlogging.level: \"INFO\"  # default\n") != NULL); // what a program gets, not lz's own
+    snprintf(expect, sizeof expect, "\nsecurity.curve_secret_key: \"(hidden)\"  # file %s\n", path);
+    LZ_CHECK(strstr(r.out, expect) != NULL);
+    LZ_CHECK(strstr(r.out, "JTKVSB") == NULL);
+    LZ_CHECK_INT(count_lines(r.out), (int)lz_config_key_count());
+    LZ_CHECK_STR(r.err, "");
+
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "config", "--config", path, "zmq.linger", "logging.level", "debug"), 0);
+    LZ_CHECK_STR(r.out, "250\nINFO\nfalse\n");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "config", "--config", path, "--format", "json"), 0);
+    lz_value_t *json = lz_value_from_json(r.out, strlen(r.out));
+    LZ_CHECK_INT(lz_value_find_int(lz_value_get(json, "zmq"), "linger", 0), 250);
+    LZ_CHECK_STR(lz_value_find_string(lz_value_get(json, "security"), "curve_secret_key", ""), "(hidden)");
+    lz_value_destroy(&json);
+
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "config", "zmq.linger", "zmq.nope"), 2);
+    LZ_CHECK(strncmp(r.err, "lz config: no configuration key 'zmq.nope' (usage: ", 51) == 0);
+    LZ_CHECK_STR(r.out, "");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "config", "--format", "xml"), 2);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "config", "--config", "/nonexistent/lz.yaml"), 1);
+    unlink(path);
+}
+
+LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes), LZ_CASE(test_sub_shows_plain_publishers_forms),

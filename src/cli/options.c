@@ -420,14 +420,13 @@ static int tool_defaults(lz_config_t *config, const lz_cli_command_t *cmd) {
     return lz_config_set_int(config, "zmq.linger", flush ? LZ_CLI_FLUSH_LINGER_MS : 0);
 }
 
-// load_config layers the file and the environment onto the defaults.
-static int load_config(const lz_cli_opts_t *opts, lz_config_t *config) {
+int lz_cli_load_config(const lz_cli_opts_t *opts, lz_config_t *config, bool as_tool) {
     const char *file = opts->config ? opts->config : getenv("LIBERZMQ_CONFIG");
     int err;
     if (file && *file && (err = lz_config_load_file(config, file)) != 0)
         return lz_cli_fail(opts, err, "configuration");
     if ((err = lz_config_load_env(config)) != 0) return lz_cli_fail(opts, err, "environment");
-    if ((err = tool_defaults(config, opts->cmd)) != 0)
+    if (as_tool && (err = tool_defaults(config, opts->cmd)) != 0)
         return lz_cli_fail(opts, err, "configuration");
     return 0;
 }
@@ -436,7 +435,7 @@ int lz_cli_open(const lz_cli_opts_t *opts, lz_context_t **ctx) {
     *ctx = NULL;
     lz_config_t *config = lz_config_new();
     if (!config) return lz_cli_fail(opts, LZ_ENOMEM, "configuration");
-    int rc = load_config(opts, config);
+    int rc = lz_cli_load_config(opts, config, true);
     if (rc == 0 && !(*ctx = lz_context_new(config)))
         rc = lz_cli_fail(opts, lz_last_error_code(), "context");
     lz_config_destroy(&config);

@@ -128,6 +128,12 @@ int lz_cli_fail_node(const lz_cli_opts_t *opts);
 void lz_cli_errorf(const char *format, ...) __attribute__((format(printf, 1, 2)));
 int lz_cli_exit_code(int err);
 
+// lz_cli_load_config layers --config FILE (or $LIBERZMQ_CONFIG) and the
+// LIBERZMQ_* environment onto config's defaults, then, as_tool, the
+// defaults a command-line tool needs (options.c, tool_defaults). Returns 0
+// or an exit code after printing why.
+int lz_cli_load_config(const lz_cli_opts_t *opts, lz_config_t *config, bool as_tool);
+
 // lz_cli_open builds the configuration (defaults < --config FILE or
 // $LIBERZMQ_CONFIG < LIBERZMQ_* environment) and the context. Returns 0
 // or an exit code after printing why.

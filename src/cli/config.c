@@ -1,0 +1,123 @@
+/* lz config: the configuration a liberzmq program would run with here
+ * (defaults < --config FILE or $LIBERZMQ_CONFIG < LIBERZMQ_* variables),
+ * each key with where its value came from, secrets hidden: the answer to
+ * "why does my service use that timeout?". */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/options.h"
+
+static const lz_cli_command_t config_command = {
+    .name = "config",
+    .usage = "lz config [--config FILE] [--format yaml|json] [KEY...]",
+    .help = "Print the configuration a liberzmq program started here would get: the\n"
+            "defaults, then --config FILE (or $LIBERZMQ_CONFIG), then the LIBERZMQ_*\n"
+            "variables. As YAML (the default), one 'key: value  # source' line per key,\n"
+            "the source being default, file PATH or env NAME; as JSON, the sectioned\n"
+            "object a config file holds. Given keys, print only their values, one per\n"
+            "line (strings bare). Secrets (security.curve_secret_key,\n"
+            "tracing.otlp_headers) print as \"(hidden)\" when set.\n"
+            "\nOptions:\n"
+            "  --config FILE          the configuration file to read\n"
+            "  --format yaml|json     the output form (default yaml)\n"
+            "\nExamples:\n"
+            "  lz config --config service.yaml\n"
+            "  LIBERZMQ_ZMQ__LINGER=0 lz config zmq.linger\n"
+            "  lz config --format json > effective.json\n",
+    .options = LZ_OPT_CONFIG | LZ_OPT_FORMAT,
+    .max_args = INT_MAX,
+};
+
+// Values that carry credentials: never printed.
+static const char *const secret_keys[] = {"security.curve_secret_key", "tracing.otlp_headers"};
+
+// section_and_name splits "zmq.linger" into the JSON form's section object
+// (root itself for a key without one) and the name inside it.
+static lz_value_t *section_and_name(lz_value_t *root, const char *key, const char **name) {
+    const char *dot = strchr(key, '.');
+    *name = dot ? dot + 1 : key;
+    if (!dot) return root;
+    char section[64];
+    snprintf(section, sizeof section, "%.*s", (int)(dot - key), key);
+    return lz_value_get(root, section);
+}
+
+static const lz_value_t *key_value(lz_value_t *root, const char *key) {
+    const char *name;
+    const lz_value_t *section = section_and_name(root, key, &name);
+    return lz_value_get(section, name);
+}
+
+static int hide_secrets(lz_value_t *root) {
+    for (size_t i = 0; i < sizeof secret_keys / sizeof secret_keys[0]; i++) {
+        const char *name, *value = lz_value_get_string(key_value(root, secret_keys[i]), NULL);
+        lz_value_t *section = section_and_name(root, secret_keys[i], &name);
+        if (value && *value && lz_value_object_set_string(section, name, "(hidden)") != LZ_OK) return LZ_ENOMEM;
+    }
+    return LZ_OK;
+}
+
+// print_value prints value as JSON text, a string bare when bare.
+static int print_value(const lz_value_t *value, bool bare) {
+    const char *text = bare ? lz_value_get_string(value, NULL) : NULL;
+    if (text) return printf("%s", text) < 0 ? LZ_EIO : LZ_OK;
+    char *json = lz_value_to_json(value);
+    int rc = !json ? LZ_ENOMEM : printf("%s", json) < 0 ? LZ_EIO : LZ_OK;
+    free(json);
+    return rc;
+}
+
+static int print_keys(const lz_cli_opts_t *opts, lz_value_t *root) {
+    for (int i = 0; i < opts->arg_count; i++) {
+        const lz_value_t *value = key_value(root, opts->args[i]);
+        if (!value) return lz_cli_usage_error(opts->cmd, "no configuration key '%s'", opts->args[i]);
+    }
+    int rc = LZ_OK;
+    for (int i = 0; i < opts->arg_count && rc == LZ_OK; i++)
+        if ((rc = print_value(key_value(root, opts->args[i]), true)) == LZ_OK) rc = putchar('\n') < 0 ? LZ_EIO : LZ_OK;
+    return rc == LZ_OK ? LZ_EXIT_OK : lz_cli_fail(opts, rc, "output");
+}
+
+static int print_yaml(const lz_cli_opts_t *opts, const lz_config_t *config, lz_value_t *root) {
+    int rc = LZ_OK;
+    for (size_t k = 0; k < lz_config_key_count() && rc == LZ_OK; k++) {
+        const char *key = lz_config_key_at(k);
+        if (printf("%s: ", key) < 0) rc = LZ_EIO;
+        if (rc == LZ_OK) rc = print_value(key_value(root, key), false);
+        if (rc == LZ_OK && printf("  # %s\n", lz_config_source(config, key)) < 0) rc = LZ_EIO;
+    }
+    return rc == LZ_OK ? LZ_EXIT_OK : lz_cli_fail(opts, rc, "output");
+}
+
+static int print_config(const lz_cli_opts_t *opts, const lz_config_t *config) {
+    char *json = lz_config_to_json(config);
+    lz_value_t *root = json ? lz_value_from_json(json, strlen(json)) : NULL;
+    free(json);
+    int rc;
+    if (!root || hide_secrets(root) != LZ_OK) rc = lz_cli_fail(opts, LZ_ENOMEM, "configuration");
+    else if (opts->arg_count) rc = print_keys(opts, root);
+    else if (strcmp(opts->format, "json") == 0) rc = print_value(root, false) == LZ_OK && putchar('\n') != EOF
+                                                        ? LZ_EXIT_OK
+                                                        : lz_cli_fail(opts, LZ_EIO, "output");
+    else rc = print_yaml(opts, config, root);
+    lz_value_destroy(&root);
+    return rc;
+}
+
+static int config_run(const lz_cli_opts_t *opts) {
+    if (opts->format && strcmp(opts->format, "yaml") != 0 && strcmp(opts->format, "json") != 0)
+        return lz_cli_usage_error(opts->cmd, "--format is yaml or json, not '%s'", opts->format);
+    lz_cli_opts_t with_format = *opts;
+    if (!with_format.format) with_format.format = "yaml";
+    lz_config_t *config = lz_config_new();
+    if (!config) return lz_cli_fail(opts, LZ_ENOMEM, "configuration");
+    int rc = lz_cli_load_config(opts, config, false); // what a program gets, not lz's own tool defaults
+    if (rc == 0) rc = print_config(&with_format, config);
+    lz_config_destroy(&config);
+    return rc;
+}
+
+int lz_cmd_config(int argc, char **argv) { return lz_cli_main(&config_command, argc, argv, config_run); }
