@@ -313,6 +313,11 @@ LZ_TEST(malformed_requests_get_error_replies) {
     LZ_CHECK_INT(ask(client, "acquire_lock", "{\"lock_name\":\"m\",\"lock_id\":\"x\"}", &reply), LZ_OK);
     LZ_CHECK(lz_value_find_double(reply, "expires_in", 0) > 29.9);
     lz_value_destroy(&reply);
+    // 2.007 * 1000 is 2007.0000000000002 in doubles: still a 2007 ms lease.
+    LZ_CHECK_INT(ask(client, "acquire_lock", "{\"lock_name\":\"k\",\"lock_id\":\"x\",\"timeout\":2.007}", &reply),
+                 LZ_OK);
+    LZ_CHECK(lz_value_find_double(reply, "expires_in", 0) == 2.007);
+    lz_value_destroy(&reply);
     lz_client_destroy(&client);
     // Bad arguments on our side never reach the wire.
     LZ_CHECK(lz_lock_new(f.ctx, f.endpoint, "", 1000) == NULL);

@@ -107,7 +107,8 @@ static int attempt(lz_lock_t *lock, int timeout_ms, int64_t *retry_ms) {
     if (rc == LZ_OK) rc = reply_flag(lock, reply, "acquired", &acquired);
     if (rc == LZ_OK && acquired) hold(lock, reply, asked);
     if (rc == LZ_OK && !acquired) {
-        *retry_ms = (int64_t)(lz_value_find_double(reply, "expires_in", -0.001) * 1000);
+        double left = lz_value_find_double(reply, "expires_in", -1); // a hint: any server may send any number
+        *retry_ms = left >= 0 && left <= LZ_LOCK_TIMEOUT_MAX ? (int64_t)(left * 1000) : -1;
         rc = lz__fail(LZ_EBUSY, "lock '%s' is held by another owner", lock->name);
     }
     if (rc == LZ_ETIMEOUT) lock->unsettled = true;

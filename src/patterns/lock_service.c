@@ -107,7 +107,9 @@ static int ttl_field(lock_request_t *req, const lz_value_t *data, lz_value_t **r
     if (!(seconds > 0 && seconds <= LZ_LOCK_TIMEOUT_MAX)) // NaN fails too
         return fail_reply(reply, LZ_EVALIDATION, "%s: 'timeout' must be more than 0 and at most %d seconds, not %g",
                           req->action, LZ_LOCK_TIMEOUT_MAX, seconds);
-    req->ttl_ms = (int64_t)ceil(seconds * 1000);
+    // Whole microseconds first, so that 2.007 s (2.007 * 1000 = 2007.0000000000002) is 2007 ms, not 2008.
+    int64_t us = llround(seconds * 1e6);
+    req->ttl_ms = us > 1000 ? (us + 999) / 1000 : 1;
     return LZ_OK;
 }
 
