@@ -22,6 +22,7 @@
 #include "liberzmq/pubsub.h"
 #include "liberzmq/pushpull.h"
 #include "liberzmq/reqrep.h"
+#include "liberzmq/lock.h"
 #include "liberzmq/dealer.h"
 #include "liberzmq/pair.h"
 #include "liberzmq/proxy.h"

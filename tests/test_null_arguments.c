@@ -144,6 +144,17 @@ LZ_TEST(no_object_at_all) {
     fails(lz_client_set_retries(NULL, 1));
     fails(lz_client_request(NULL, "a", NULL, &v, 100));
     fails(lz_client_request_async(NULL, "a", NULL, 100, client_callback, NULL));
+    nothing(lz_lock_service_attach(NULL, 0));
+    lz_lock_service_destroy(NULL);
+    LZ_CHECK_INT((int)lz_lock_service_count(NULL), 0);
+    nothing(lz_lock_new(NULL, "inproc://x", "name", 1000));
+    lz_lock_destroy(NULL);
+    fails(lz_lock_try_acquire(NULL));
+    fails(lz_lock_acquire(NULL, 0));
+    fails(lz_lock_renew(NULL));
+    fails(lz_lock_release(NULL));
+    LZ_CHECK(!lz_lock_held(NULL));
+    LZ_CHECK_INT(lz_lock_fencing_token(NULL), 0);
 
     // Nodes, messages, requests, logger, metrics.
     fails(lz_node_bind(NULL, "inproc://x"));
@@ -297,6 +308,11 @@ LZ_TEST(objects_with_null_arguments) {
     fails(lz_pull_recv_bytes(pull, NULL, &size, 0)); // NULL with room claimed
     fails(lz_pull_recv_bytes(pull, bytes, NULL, 0));
     lz_pull_destroy(&pull);
+
+    nothing(lz_lock_new(ctx, "inproc://x", NULL, 1000));
+    lz_lock_t *lock = lz_lock_new(ctx, NULL, "name", 1000); // NULL endpoints: none yet
+    LZ_CHECK(lock != NULL);
+    lz_lock_destroy(&lock);
 
     lz_push_t *push = lz_push_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
     fails(lz_push_send_bytes(push, NULL, 1));

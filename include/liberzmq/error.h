@@ -29,7 +29,8 @@ typedef enum lz_error {
     LZ_ESTATE = -13,        // not allowed in the current state (already started...)
     LZ_EIO = -14,           // operating system I/O error (files, pipes, threads)
     LZ_EUNREACHABLE = -15,  // no route to the given peer identity
-    LZ_EZMQ = -16           // an unexpected libzmq error (the detail names it)
+    LZ_EZMQ = -16,          // an unexpected libzmq error (the detail names it)
+    LZ_EBUSY = -17          // held by someone else: a distributed lock (lock.h)
 } lz_error_t;
 
 // lz_strerror returns a static, human-readable description of an error code

@@ -133,3 +133,10 @@ void lz__delay_destroy(lz_delay_t **delay_p, void (*drop)(void *job, void *arg),
     free(delay);
     *delay_p = NULL;
 }
+
+int64_t lz__backoff_ms(int attempts, int64_t base_ms, int64_t max_ms, uint64_t random) {
+    int64_t delay = base_ms;
+    for (int i = 1; i < attempts && delay < max_ms; i++) delay *= 2;
+    if (delay > max_ms) delay = max_ms;
+    return delay / 2 + (int64_t)(random % (uint64_t)(delay / 2 + 1));
+}

@@ -1,5 +1,6 @@
-/* Internal: a delay queue. Jobs wait in it until their time comes, then go
- * to whoever takes them: a puller's failed task until its retry. */
+/* Internal: retry timing. A delay queue, where jobs wait until their time
+ * comes, then go to whoever takes them (a puller's failed task until its
+ * retry), and the backoff every retry loop waits by. */
 #ifndef LZ_CORE_DELAY_H
 #define LZ_CORE_DELAY_H
 
@@ -7,6 +8,12 @@
 #include <stdint.h>
 
 typedef struct lz_delay lz_delay_t;
+
+// lz__backoff_ms: how long to wait before the next try after attempts
+// failed ones: base_ms doubled per failure past the first, up to max_ms,
+// then a random half of it dropped (random: any bits), so that many
+// clients failing together do not all come back at the same moment.
+int64_t lz__backoff_ms(int attempts, int64_t base_ms, int64_t max_ms, uint64_t random);
 
 // lz__delay_new makes an empty queue; NULL (and the thread's error) on failure.
 lz_delay_t *lz__delay_new(void);

@@ -3,6 +3,7 @@
  * so Python and C services interoperate; extensions ride as extra keys. */
 #include "core/envelope.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,8 +80,9 @@ void lz__hex64(uint64_t v, char out[16]) {
     hex8((uint32_t)v, out + 8);
 }
 
-void lz__uuid4(char out[37]) {
-    uint64_t hi = next_random(), lo = next_random();
+// uuid4_format writes the 128 bits hi:lo as a UUID v4, its version and
+// variant bits set.
+static void uuid4_format(uint64_t hi, uint64_t lo, char out[37]) {
     hi = (hi & ~UINT64_C(0xF000)) | UINT64_C(0x4000);           // version 4
     lo = (lo & ~(UINT64_C(0xC) << 60)) | (UINT64_C(0x8) << 60); // variant 10
     char mid[8];
@@ -94,6 +96,22 @@ void lz__uuid4(char out[37]) {
     hex8((uint32_t)lo, out + 28);
     out[8] = out[13] = out[18] = out[23] = '-';
     out[36] = '\0';
+}
+
+void lz__uuid4(char out[37]) {
+    uint64_t hi = next_random();
+    uuid4_format(hi, next_random(), out);
+}
+
+int lz__uuid4_secret(char out[37]) {
+    uint64_t bits[2];
+    for (size_t got = 0; got < sizeof bits;) { // a signal may cut a read short
+        ssize_t n = getrandom((char *)bits + got, sizeof bits - got, 0);
+        if (n < 0 && errno != EINTR) return lz__fail(LZ_EIO, "getrandom: %s", strerror(errno));
+        if (n > 0) got += (size_t)n;
+    }
+    uuid4_format(bits[0], bits[1], out);
+    return LZ_OK;
 }
 
 int lz__topic_refused(void) { return lz__fail(LZ_EPROTOCOL, "topic is not UTF-8 text"); }

@@ -63,6 +63,12 @@ lz_message_t *lz__message_decode(const lz_serializer_t *serializer, zmq_msg_t *f
 // into out (37 bytes).
 void lz__uuid4(char out[37]);
 
+// lz__uuid4_secret is lz__uuid4 with every bit read from getrandom(2): for
+// ids that are also credentials (a lock's owner id: whoever knows it may
+// release the lock), which must not follow from ids seen before. LZ_EIO if
+// the kernel has no randomness to give.
+int lz__uuid4_secret(char out[37]);
+
 // lz__random64: 64 random bits from the thread's generator (xorshift,
 // seeded from getrandom(2), reseeded in a forked child): ids, not keys.
 uint64_t lz__random64(void);

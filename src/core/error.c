@@ -31,6 +31,7 @@ static const error_entry_t errors[] = {
     {LZ_EIO, "LZ_EIO", "input/output error"},
     {LZ_EUNREACHABLE, "LZ_EUNREACHABLE", "peer unreachable"},
     {LZ_EZMQ, "LZ_EZMQ", "libzmq error"},
+    {LZ_EBUSY, "LZ_EBUSY", "busy: held by another owner"},
 };
 
 static const error_entry_t *find(int code) {

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/delay.h"
 #include "core/envelope.h"
 #include "core/error.h"
 #include "core/hooks.h"
@@ -367,10 +368,7 @@ static void dispatch(lz_client_t *c, call_t *call, int64_t now) {
 }
 
 static int64_t backoff_ms(lz_client_t *c, int attempts) {
-    int64_t delay = BACKOFF_BASE_MS;
-    for (int i = 1; i < attempts && delay < BACKOFF_MAX_MS; i++) delay *= 2;
-    if (delay > BACKOFF_MAX_MS) delay = BACKOFF_MAX_MS;
-    return delay / 2 + rand_r(&c->seed) % (delay / 2 + 1); // jitter: spread retries of many clients
+    return lz__backoff_ms(attempts, BACKOFF_BASE_MS, BACKOFF_MAX_MS, (uint64_t)rand_r(&c->seed));
 }
 
 // attempt_lost: the attempt in flight had no reply in its time. Retry

@@ -79,6 +79,14 @@ expect async_dealer_router "dealer: 9 squared is 81"
 expect async_dealer_router "push to nobody:   peer unreachable"
 ok async_dealer_router
 
+run distributed_lock "ipc://$dir/lock"
+expect distributed_lock "B try_acquire: LZ_EBUSY"
+expect distributed_lock "B holds the lock after A's lease ended"
+expect distributed_lock "store refused A's write"
+expect distributed_lock "A renew: LZ_ESTATE"
+expect distributed_lock "store holds: B's report"
+ok distributed_lock
+
 run custom_serializer
 expect custom_serializer "serializer json+zstd"
 ok custom_serializer

@@ -1,0 +1,142 @@
+/* liberzmq distributed locks: named leases kept by a lock service on a
+ * request/reply server, taken and given back by lock objects on clients.
+ *
+ * Wire (docs/protocol.md section 4.1, docs/lock.md): the Python LiberZMQ
+ * guide's DistributedLock talks to the service unchanged (actions
+ * "acquire_lock" and "release_lock"); "renew_lock", "lock_status" and the
+ * fencing token in every grant are additions.
+ *
+ * A lease is not a mutex: a holder that stalls past its lease (a GC pause,
+ * a swapped-out VM) still believes it holds the lock while someone else
+ * does. Pass the fencing token with every write and have the storage
+ * refuse tokens lower than one it has seen (docs/lock.md). */
+#ifndef LIBERZMQ_LOCK_H
+#define LIBERZMQ_LOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "context.h"
+#include "reqrep.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lz_lock_service lz_lock_service_t;
+typedef struct lz_lock lz_lock_t;
+
+// Limits of the wire fields, in bytes / seconds; larger values get an
+// LZ_EVALIDATION error reply.
+#define LZ_LOCK_NAME_MAX 256
+#define LZ_LOCK_ID_MAX 128
+#define LZ_LOCK_TIMEOUT_MAX 86400 // a day: longer leases are a forgotten lock, not a lease
+#define LZ_LOCK_TIMEOUT_DEFAULT 30 // seconds, when a request gives none (the Python guide's default)
+#define LZ_LOCK_MAX_DEFAULT 4096   // locks held at once, when lz_lock_service_attach is given 0
+
+/* ---- the service ---------------------------------------------------------- */
+
+// lz_lock_service_attach registers the actions "acquire_lock",
+// "release_lock", "renew_lock" and "lock_status" on server, which the
+// caller owns, starts and stops. Attaching to a server rather than owning
+// one lets a service offer locks beside its own actions on one endpoint,
+// with that server's configuration, CURVE keys, hooks and metrics; a
+// dedicated lock server is three lines (lz_server_new, attach, start).
+// Call it before lz_server_start. At most max_locks locks (0:
+// LZ_LOCK_MAX_DEFAULT) are held at once: an acquire beyond that gets an
+// LZ_EAGAIN error reply until a lock is released or expires.
+//
+// Leases end on the server's monotonic clock, checked on every request:
+// expired locks are dropped then, so memory follows the locks actually
+// held, with no sweeper thread. A request costs a scan of the held locks
+// (sized for thousands, not millions).
+//
+// Returns the service (owned by the caller) or NULL: LZ_EINVAL (server
+// NULL), LZ_ESTATE (server started), LZ_ENOMEM. Handlers may run on
+// several of the server's threads at once: the lock table has a mutex.
+lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks);
+
+// lz_lock_service_destroy frees the service and sets *service_p to NULL.
+// Its handlers stay registered on the server: stop or destroy the server
+// first. NULL and *NULL are no-ops.
+void lz_lock_service_destroy(lz_lock_service_t **service_p);
+
+// lz_lock_service_count: how many locks are held now (expired ones are
+// dropped first). 0 for NULL. Thread safe.
+size_t lz_lock_service_count(lz_lock_service_t *service);
+
+/* ---- the client ----------------------------------------------------------- */
+
+// lz_lock_new makes a lock object for the lock called name (1 to
+// LZ_LOCK_NAME_MAX bytes, copied) on the lock service at endpoints (a
+// client, default side connect; several endpoints are several servers
+// that do NOT share locks: give one). Each hold is a lease of ttl_ms
+// (1 ms to LZ_LOCK_TIMEOUT_MAX s) that must be renewed (lz_lock_renew) or
+// released before it ends. Requests use the context's zmq.request_timeout
+// and zmq.request_retries.
+//
+// Returns the lock (owned by the caller; lz_lock_destroy) or NULL:
+// LZ_EINVAL, LZ_ENOMEM, or the client's errors. Not thread safe: a lock
+// object is one owner, so give each thread its own (a thread sharing one
+// would share its hold); different lock objects may be used at once.
+lz_lock_t *lz_lock_new(lz_context_t *ctx, const char *endpoints, const char *name, int ttl_ms);
+
+// lz_lock_destroy releases the lock if it is held (one request, waiting
+// up to zmq.request_timeout), then frees it and sets *lock_p to NULL. NULL
+// and *NULL are no-ops.
+void lz_lock_destroy(lz_lock_t **lock_p);
+
+// lz_lock_try_acquire asks once. 0 when the lock is now held (by this
+// object, under a new random owner id and a new fencing token); LZ_EBUSY
+// when another owner holds it; LZ_ESTATE when this object holds it
+// already (renew it instead); LZ_ETIMEOUT when the server did not answer
+// in zmq.request_timeout; LZ_EREMOTE when it answered with an error reply
+// (the detail has its message: the lock table is full, a field is
+// refused); LZ_EPROTOCOL for a reply that is not a lock service's.
+int lz_lock_try_acquire(lz_lock_t *lock);
+
+// lz_lock_acquire asks until the lock is held or wait_ms has passed (-1:
+// no limit; 0: one request), sleeping between requests with backoff
+// (10 ms doubling to 500 ms, jittered, never past the holder's lease end
+// the server reports nor past wait_ms). Returns 0 when held, LZ_ETIMEOUT
+// when wait_ms passed with the lock held by another owner or the server
+// silent; other failures as lz_lock_try_acquire, at once. Every request of
+// one call carries the same owner id, so a grant whose reply was lost is
+// found again by the next request (the service grants an owner's repeated
+// acquire); one still unknown when the wait ends is released in the
+// background.
+int lz_lock_acquire(lz_lock_t *lock, int wait_ms);
+
+// lz_lock_renew extends the hold to ttl_ms from now (on the server's
+// clock). 0 on success; LZ_ESTATE when this object does not hold the lock,
+// or the server no longer has the hold (it expired, and may have gone to
+// another owner): the object then no longer holds it. Other failures as
+// lz_lock_try_acquire; after LZ_ETIMEOUT the hold may still end at its
+// old time.
+int lz_lock_renew(lz_lock_t *lock);
+
+// lz_lock_release gives the lock back. 0 on success; LZ_ESTATE when this
+// object does not hold it, or the server had no such hold any more (it had
+// expired: what you did under it may have overlapped another holder).
+// Either way, and on LZ_ETIMEOUT, the object no longer holds the lock
+// (the lease then ends on its own).
+int lz_lock_release(lz_lock_t *lock);
+
+// lz_lock_held: whether this object holds the lock, as far as it can tell
+// without asking: acquired, not released, and its lease (counted from when
+// the last grant or renewal was requested, so it ends no later than the
+// server's) not over. false for NULL.
+bool lz_lock_held(const lz_lock_t *lock);
+
+// lz_lock_fencing_token: the token of the current hold, 0 when not held
+// (nor for NULL). Tokens of one lock name only grow from grant to grant;
+// the service starts them from its wall clock in microseconds, so they
+// keep growing across its restarts too (unless its clock goes back). A
+// server that sends no token (the Python guide's LockServer) gives 0.
+int64_t lz_lock_fencing_token(const lz_lock_t *lock);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,231 @@
+/* The lock client: one owner's holds of one named lock, asked of a lock
+ * service (lock_service.c) through a request/reply client. Each hold has
+ * its own random owner id (lock_id), kept for every request about it, so
+ * a retried acquire finds its own grant and a stale release cannot end a
+ * later hold. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/context.h"
+#include "core/delay.h"
+#include "core/envelope.h"
+#include "core/error.h"
+#include "core/node.h"
+#include "liberzmq/lock.h"
+
+#define ACQUIRE_BACKOFF_BASE_MS 10  // a waiting acquire asks again after 5-10 ms, doubling...
+#define ACQUIRE_BACKOFF_MAX_MS 500 // ...up to 250-500 ms
+
+struct lz_lock {
+    lz_client_t *client;
+    char *name;
+    int ttl_ms;
+    int request_timeout; // the context's zmq.request_timeout
+    char owner[37];      // this hold's lock_id
+    bool held;
+    bool unsettled;       // an acquire under owner had no answer: it may have been granted
+    int64_t token;        // the hold's fencing token (held only)
+    int64_t lease_end_ms; // lz__now_ms's clock; counted from when the grant was asked
+};
+
+/* ---- requests ------------------------------------------------------------- */
+
+// request_data: {"lock_name", "lock_id"} and, with_ttl, "timeout" in
+// seconds, as the service reads them. NULL when out of memory.
+static lz_value_t *request_data(const lz_lock_t *lock, bool with_ttl) {
+    lz_value_t *data = lz_value_object();
+    int rc = data ? lz_value_object_set_string(data, "lock_name", lock->name) : LZ_ENOMEM;
+    if (rc == LZ_OK) rc = lz_value_object_set_string(data, "lock_id", lock->owner);
+    if (rc == LZ_OK && with_ttl) rc = lz_value_object_set_double(data, "timeout", (double)lock->ttl_ms / 1000);
+    if (rc != LZ_OK) lz_value_destroy(&data);
+    return data;
+}
+
+// lock_call sends action about this hold and stores the reply in *reply,
+// waiting up to timeout_ms (-1: zmq.request_timeout). An error reply is
+// LZ_EREMOTE, its message in the detail.
+static int lock_call(lz_lock_t *lock, const char *action, bool with_ttl, int timeout_ms, lz_value_t **reply) {
+    lz_value_t *data = request_data(lock, with_ttl);
+    if (!data) return lz__fail(LZ_ENOMEM, "lock '%s': out of memory", lock->name);
+    int rc = lz_client_request(lock->client, action, data, reply, timeout_ms);
+    lz_value_destroy(&data);
+    if (rc == LZ_EREMOTE) {
+        lz__fail(rc, "lock '%s': %s refused: %s", lock->name, action,
+                 lz_value_find_string(*reply, "message", "an error reply"));
+        lz_value_destroy(reply);
+    }
+    return rc;
+}
+
+// reply_flag reads reply[key], which a lock service's reply always has.
+static int reply_flag(const lz_lock_t *lock, const lz_value_t *reply, const char *key, bool *flag) {
+    const lz_value_t *v = lz_value_get(reply, key);
+    if (lz_value_type(v) != LZ_VALUE_BOOL)
+        return lz__fail(LZ_EPROTOCOL, "lock '%s': the reply has no boolean '%s': not a lock service", lock->name, key);
+    *flag = lz_value_get_bool(v);
+    return LZ_OK;
+}
+
+// hold records a grant or renewal asked for at asked_ms: the server began
+// its lease after that, so the lease counted from it ends no later.
+static void hold(lz_lock_t *lock, const lz_value_t *reply, int64_t asked_ms) {
+    lock->held = true;
+    lock->lease_end_ms = asked_ms + lock->ttl_ms;
+    lock->token = lz_value_find_int(reply, "fencing_token", lock->token);
+}
+
+static void ignore_reply(int status, const lz_value_t *reply, void *arg) {}
+
+// settle_in_background: an acquire under the current owner id may have
+// been granted unseen; release it without waiting, so the lock is not
+// kept from others for a whole lease.
+static void settle_in_background(lz_lock_t *lock) {
+    lz_value_t *data = request_data(lock, false);
+    if (data) lz_client_request_async(lock->client, "release_lock", data, -1, ignore_reply, NULL);
+    lz_value_destroy(&data);
+}
+
+/* ---- acquiring ------------------------------------------------------------ */
+
+// begin_hold: a new hold needs a lock not held yet, and a new owner id.
+static int begin_hold(lz_lock_t *lock, const char *fn) {
+    if (!lock) return lz__fail(LZ_EINVAL, "%s: lock is NULL", fn);
+    if (lz_lock_held(lock)) return lz__fail(LZ_ESTATE, "%s: lock '%s' is held already: renew it", fn, lock->name);
+    lock->held = lock->unsettled = false;
+    lock->token = 0;
+    return lz__uuid4_secret(lock->owner);
+}
+
+// attempt asks once. LZ_EBUSY when another owner holds the lock; its
+// lease's time left is then in *retry_ms (-1: not said).
+static int attempt(lz_lock_t *lock, int timeout_ms, int64_t *retry_ms) {
+    lz_value_t *reply = NULL;
+    int64_t asked = lz__now_ms();
+    bool acquired = false;
+    int rc = lock_call(lock, "acquire_lock", true, timeout_ms, &reply);
+    if (rc == LZ_OK) rc = reply_flag(lock, reply, "acquired", &acquired);
+    if (rc == LZ_OK && acquired) hold(lock, reply, asked);
+    if (rc == LZ_OK && !acquired) {
+        double left = lz_value_find_double(reply, "expires_in", -1); // a hint: any server may send any number
+        *retry_ms = left >= 0 && left <= LZ_LOCK_TIMEOUT_MAX ? (int64_t)(left * 1000) : -1;
+        rc = lz__fail(LZ_EBUSY, "lock '%s' is held by another owner", lock->name);
+    }
+    if (rc == LZ_ETIMEOUT) lock->unsettled = true;
+    lz_value_destroy(&reply);
+    return rc;
+}
+
+// attempt_timeout: one request waits zmq.request_timeout (-1), but not
+// past the deadline of the whole wait while any of it is left.
+static int attempt_timeout(const lz_lock_t *lock, int64_t deadline) {
+    int64_t left = deadline - lz__now_ms();
+    return left <= 0 || left >= lock->request_timeout ? -1 : (int)left;
+}
+
+// pause_ms: the backoff, but no later than when the holder's lease ends
+// (its reply said when) and no later than the deadline.
+static int64_t pause_ms(int attempts, int64_t retry_ms, int64_t left) {
+    int64_t pause = lz__backoff_ms(attempts, ACQUIRE_BACKOFF_BASE_MS, ACQUIRE_BACKOFF_MAX_MS, lz__random64());
+    if (retry_ms >= 0 && retry_ms + 1 < pause) pause = retry_ms + 1;
+    return pause < left ? pause : left;
+}
+
+static void sleep_ms(int64_t ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL); // a signal cutting it short only makes the next request earlier
+}
+
+int lz_lock_try_acquire(lz_lock_t *lock) {
+    int rc = begin_hold(lock, "lz_lock_try_acquire");
+    int64_t retry_ms;
+    if (rc == LZ_OK) rc = attempt(lock, -1, &retry_ms);
+    if (lock && lock->unsettled) settle_in_background(lock);
+    return rc;
+}
+
+int lz_lock_acquire(lz_lock_t *lock, int wait_ms) {
+    int rc = begin_hold(lock, "lz_lock_acquire");
+    int64_t deadline = wait_ms < 0 ? INT64_MAX : lz__now_ms() + wait_ms;
+    for (int attempts = 1; rc == LZ_OK; attempts++) {
+        int64_t retry_ms = -1;
+        rc = attempt(lock, attempt_timeout(lock, deadline), &retry_ms);
+        if (rc != LZ_EBUSY && rc != LZ_ETIMEOUT) return rc; // held, or a failure waiting does not mend
+        int64_t left = deadline - lz__now_ms();
+        if (left <= 0) break;
+        sleep_ms(pause_ms(attempts, retry_ms, left));
+        rc = LZ_OK;
+    }
+    if (rc != LZ_EBUSY && rc != LZ_ETIMEOUT) return rc;
+    if (lock->unsettled) settle_in_background(lock);
+    return lz__fail(LZ_ETIMEOUT, "lock '%s': %s after %d ms", lock->name,
+                    rc == LZ_EBUSY ? "still held by another owner" : "no answer from the lock service", wait_ms);
+}
+
+/* ---- holding -------------------------------------------------------------- */
+
+// ask_holder sends a request only the holder makes (renew, release) and
+// reads its answer under key. A refusal means the service has no such
+// hold any more: the object no longer holds the lock.
+static int ask_holder(lz_lock_t *lock, const char *fn, const char *action, const char *key, bool with_ttl) {
+    if (!lock) return lz__fail(LZ_EINVAL, "%s: lock is NULL", fn);
+    if (!lock->held) return lz__fail(LZ_ESTATE, "%s: lock '%s' is not held", fn, lock->name);
+    lz_value_t *reply = NULL;
+    int64_t asked = lz__now_ms();
+    bool ok = false;
+    int rc = lock_call(lock, action, with_ttl, -1, &reply);
+    if (rc == LZ_OK) rc = reply_flag(lock, reply, key, &ok);
+    if (rc == LZ_OK && ok && with_ttl) hold(lock, reply, asked);
+    lz_value_destroy(&reply);
+    if (rc != LZ_OK || ok) return rc;
+    lock->held = false;
+    return lz__fail(LZ_ESTATE, "%s: lock '%s' was no longer held: its lease had ended (another owner may have held it since)",
+                    fn, lock->name);
+}
+
+int lz_lock_renew(lz_lock_t *lock) { return ask_holder(lock, "lz_lock_renew", "renew_lock", "renewed", true); }
+
+int lz_lock_release(lz_lock_t *lock) {
+    int rc = ask_holder(lock, "lz_lock_release", "release_lock", "released", false);
+    if (lock) lock->held = false; // also on a timeout: the lease then ends on its own
+    return rc;
+}
+
+bool lz_lock_held(const lz_lock_t *lock) { return lock && lock->held && lz__now_ms() < lock->lease_end_ms; }
+
+int64_t lz_lock_fencing_token(const lz_lock_t *lock) { return lock && lock->held ? lock->token : 0; }
+
+/* ---- the object ----------------------------------------------------------- */
+
+lz_lock_t *lz_lock_new(lz_context_t *ctx, const char *endpoints, const char *name, int ttl_ms) {
+    if (!ctx || !name) return lz__fail_null(LZ_EINVAL, "lz_lock_new: NULL ctx or name");
+    size_t len = strlen(name);
+    if (len == 0 || len > LZ_LOCK_NAME_MAX)
+        return lz__fail_null(LZ_EINVAL, "lz_lock_new: the name must be 1 to %d bytes, not %zu", LZ_LOCK_NAME_MAX, len);
+    if (ttl_ms < 1 || ttl_ms > LZ_LOCK_TIMEOUT_MAX * 1000)
+        return lz__fail_null(LZ_EINVAL, "lz_lock_new: ttl_ms must be 1 to %d, not %d", LZ_LOCK_TIMEOUT_MAX * 1000,
+                             ttl_ms);
+    lz_lock_t *lock = calloc(1, sizeof *lock);
+    if (!lock || !(lock->name = strdup(name))) {
+        free(lock);
+        return lz__fail_null(LZ_ENOMEM, "lz_lock_new: out of memory");
+    }
+    lock->ttl_ms = ttl_ms;
+    lock->request_timeout = lz__context_settings(ctx)->request_timeout;
+    if (!(lock->client = lz_client_new(ctx, endpoints))) {
+        lz_lock_destroy(&lock);
+        return NULL; // lz_client_new's error
+    }
+    return lock;
+}
+
+void lz_lock_destroy(lz_lock_t **lock_p) {
+    if (!lock_p || !*lock_p) return;
+    lz_lock_t *lock = *lock_p;
+    if (lock->unsettled && !lock->held) lock->held = true; // so that its possible grant is released too
+    if (lock->held) lz_lock_release(lock);
+    lz_client_destroy(&lock->client);
+    free(lock->name);
+    free(lock);
+    *lock_p = NULL;
+}

@@ -1,0 +1,363 @@
+/* The lock service: named leases in one table behind a mutex, served as
+ * actions of the caller's request/reply server (include/liberzmq/lock.h,
+ * docs/lock.md). Leases end by deadline on the monotonic clock, checked on
+ * each request: every scan of the table drops the expired leases it
+ * passes, so there is no sweeper thread and memory follows the locks held. */
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "core/node.h"
+#include "liberzmq/lock.h"
+
+typedef struct lease {
+    char *name;
+    char *owner;     // the holder's lock_id
+    int64_t ends_ms; // lz__now_ms's clock
+    int64_t token;
+} lease_t;
+
+#define ACTION_COUNT 4
+
+// What the server passes its handler: which action of which service.
+typedef struct binding {
+    lz_lock_service_t *service;
+    const struct action *action;
+} binding_t;
+
+struct lz_lock_service {
+    pthread_mutex_t mutex; // handlers run on several server threads at once
+    lease_t *leases;       // unordered: a lookup scans them all anyway, to drop expired ones
+    size_t count, cap, max;
+    int64_t last_token;
+    binding_t bindings[ACTION_COUNT];
+};
+
+// What a request asks about; owner and ttl_ms only when the action needs them.
+typedef struct lock_request {
+    const char *action;
+    const char *name;
+    const char *owner;
+    int64_t ttl_ms;
+} lock_request_t;
+
+enum { NEED_OWNER = 1, NEED_TTL = 2 }; // lock_name is always needed
+
+// A lease's numbers, copied out under the mutex so replies are built after it.
+typedef struct outcome {
+    bool found, owned;
+    int64_t left_ms, token;
+} outcome_t;
+
+#define REASON_NOT_OWNED "lock_not_found_or_mismatch" // the Python guide's reason, kept for its clients
+
+/* ---- requests ------------------------------------------------------------- */
+
+// fail_reply records code and the formatted detail as the thread's error
+// and makes the detail the error reply's message; returns code.
+static int fail_reply(lz_value_t **reply, int code, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail_reply(lz_value_t **reply, int code, const char *format, ...) {
+    char text[LZ_DETAIL_MAX];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(text, sizeof text, format, args);
+    va_end(args);
+    lz__fail(code, "%s", text);
+    *reply = lz_value_string(text);
+    return code;
+}
+
+// string_field reads data[key]: a string of 1 to max bytes with no NUL
+// (names are kept as C strings: "a\0b" would become "a").
+static int string_field(const lock_request_t *req, const lz_value_t *data, const char *key, size_t max,
+                        const char **out, lz_value_t **reply) {
+    const lz_value_t *v = lz_value_get(data, key);
+    size_t len = 0;
+    const char *s = lz_value_get_string(v, &len);
+    if (!v) return fail_reply(reply, LZ_EVALIDATION, "%s: missing '%s' (a string)", req->action, key);
+    if (!s)
+        return fail_reply(reply, LZ_EVALIDATION, "%s: '%s' must be a string, not %s", req->action, key,
+                          lz_value_type_name(lz_value_type(v)));
+    if (len == 0 || len > max || strlen(s) != len)
+        return fail_reply(reply, LZ_EVALIDATION, "%s: '%s' must be 1 to %zu bytes with no NUL, not %zu bytes",
+                          req->action, key, max, len);
+    *out = s;
+    return LZ_OK;
+}
+
+// ttl_field reads data["timeout"], seconds (the Python guide's unit), into
+// milliseconds, rounded up so that any positive timeout is a lease.
+static int ttl_field(lock_request_t *req, const lz_value_t *data, lz_value_t **reply) {
+    const lz_value_t *v = lz_value_get(data, "timeout");
+    lz_value_type_t type = lz_value_type(v);
+    if (!v) {
+        req->ttl_ms = (int64_t)LZ_LOCK_TIMEOUT_DEFAULT * 1000;
+        return LZ_OK;
+    }
+    if (type != LZ_VALUE_INT && type != LZ_VALUE_DOUBLE)
+        return fail_reply(reply, LZ_EVALIDATION, "%s: 'timeout' must be a number of seconds, not %s", req->action,
+                          lz_value_type_name(type));
+    double seconds = lz_value_get_double(v);
+    if (!(seconds > 0 && seconds <= LZ_LOCK_TIMEOUT_MAX)) // NaN fails too
+        return fail_reply(reply, LZ_EVALIDATION, "%s: 'timeout' must be more than 0 and at most %d seconds, not %g",
+                          req->action, LZ_LOCK_TIMEOUT_MAX, seconds);
+    // Whole microseconds first, so that 2.007 s (2.007 * 1000 = 2007.0000000000002) is 2007 ms, not 2008.
+    int64_t us = llround(seconds * 1e6);
+    req->ttl_ms = us > 1000 ? (us + 999) / 1000 : 1;
+    return LZ_OK;
+}
+
+// parse_request reads what the action needs from the request's data; a
+// refused request gets an LZ_EVALIDATION error reply naming the field.
+static int parse_request(const lz_message_t *msg, int need, lock_request_t *req, lz_value_t **reply) {
+    const lz_value_t *data = lz_message_value(msg);
+    *req = (lock_request_t){.action = lz_message_type(msg)};
+    if (lz_value_type(data) != LZ_VALUE_OBJECT)
+        return fail_reply(reply, LZ_EVALIDATION, "%s: data must be an object with 'lock_name', not %s", req->action,
+                          lz_value_type_name(lz_value_type(data)));
+    int rc = string_field(req, data, "lock_name", LZ_LOCK_NAME_MAX, &req->name, reply);
+    if (rc == LZ_OK && (need & NEED_OWNER)) rc = string_field(req, data, "lock_id", LZ_LOCK_ID_MAX, &req->owner, reply);
+    if (rc == LZ_OK && (need & NEED_TTL)) rc = ttl_field(req, data, reply);
+    return rc;
+}
+
+/* ---- the table (mutex held) ----------------------------------------------- */
+
+static void lease_drop(lz_lock_service_t *svc, size_t i) {
+    free(svc->leases[i].name);
+    free(svc->leases[i].owner);
+    svc->leases[i] = svc->leases[--svc->count]; // order does not matter
+}
+
+// sweep_find returns the live lease of name (NULL: just sweep), or NULL,
+// dropping every expired lease on the way. A drop moves the last lease
+// into the slot being looked at, never into one already passed, so the
+// index found stays right.
+static lease_t *sweep_find(lz_lock_service_t *svc, const char *name, int64_t now) {
+    size_t found = SIZE_MAX;
+    for (size_t i = 0; i < svc->count;) {
+        if (svc->leases[i].ends_ms <= now) {
+            lease_drop(svc, i);
+            continue;
+        }
+        if (name && found == SIZE_MAX && strcmp(svc->leases[i].name, name) == 0) found = i;
+        i++;
+    }
+    return found == SIZE_MAX ? NULL : &svc->leases[found];
+}
+
+// next_token: the wall clock in microseconds, or one more than the last
+// token if that is later. A restarted service (its table gone) thus goes
+// on above the tokens it gave before, which storage may have seen.
+static int64_t next_token(lz_lock_service_t *svc) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wall_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    svc->last_token = wall_us > svc->last_token ? wall_us : svc->last_token + 1;
+    return svc->last_token;
+}
+
+// lease_add takes name for req's owner. LZ_EAGAIN when max locks are held.
+static int lease_add(lz_lock_service_t *svc, const lock_request_t *req, int64_t now) {
+    if (svc->count >= svc->max) return LZ_EAGAIN;
+    if (svc->count == svc->cap) {
+        size_t cap = svc->cap ? svc->cap * 2 : 16;
+        lease_t *grown = realloc(svc->leases, cap * sizeof *grown);
+        if (!grown) return LZ_ENOMEM;
+        svc->leases = grown;
+        svc->cap = cap;
+    }
+    lease_t lease = {strdup(req->name), strdup(req->owner), now + req->ttl_ms, 0};
+    if (!lease.name || !lease.owner) {
+        free(lease.name);
+        free(lease.owner);
+        return LZ_ENOMEM;
+    }
+    lease.token = next_token(svc);
+    svc->leases[svc->count++] = lease;
+    return LZ_OK;
+}
+
+// take_outcome copies lease's numbers for the reply (lease may be NULL).
+static outcome_t take_outcome(const lease_t *lease, const char *owner, int64_t now) {
+    outcome_t o = {.found = lease != NULL};
+    if (!lease) return o;
+    o.owned = owner && strcmp(lease->owner, owner) == 0;
+    o.left_ms = lease->ends_ms - now;
+    o.token = lease->token;
+    return o;
+}
+
+/* ---- replies -------------------------------------------------------------- */
+
+// reply_start makes *reply the object {key: ok}.
+static int reply_start(lz_value_t **reply, const char *key, bool ok) {
+    *reply = lz_value_object();
+    if (!*reply) return lz__fail(LZ_ENOMEM, "lock service: out of memory");
+    return lz_value_object_set_bool(*reply, key, ok);
+}
+
+// reply_lease adds what a holder needs: how long its lease has left and its token.
+static int reply_lease(lz_value_t *reply, const outcome_t *o) {
+    int rc = lz_value_object_set_double(reply, "expires_in", (double)o->left_ms / 1000);
+    return rc == LZ_OK ? lz_value_object_set_int(reply, "fencing_token", o->token) : rc;
+}
+
+// reply_owned answers release and renew: {key: true} plus the lease when
+// with_lease, or {key: false, "reason": ...} when req's owner holds no lease.
+static int reply_owned(lz_value_t **reply, const char *key, const outcome_t *o, bool with_lease) {
+    int rc = reply_start(reply, key, o->owned);
+    if (rc == LZ_OK && !o->owned) rc = lz_value_object_set_string(*reply, "reason", REASON_NOT_OWNED);
+    if (rc == LZ_OK && o->owned && with_lease) rc = reply_lease(*reply, o);
+    return rc;
+}
+
+/* ---- actions -------------------------------------------------------------- */
+
+static bool owns(const lease_t *lease, const char *owner) { return lease && strcmp(lease->owner, owner) == 0; }
+
+// acquire_lock grants a free lock, and grants a held one again to its own
+// owner (a retried request whose first reply was lost must not lock its
+// sender out), with the lease restarted and the same token.
+static int acquire_change(lz_lock_service_t *svc, const lock_request_t *req, lease_t *lease, int64_t now,
+                          outcome_t *o) {
+    if (!lease) {
+        int rc = lease_add(svc, req, now);
+        if (rc != LZ_OK) return rc;
+        lease = &svc->leases[svc->count - 1];
+    }
+    if (owns(lease, req->owner)) lease->ends_ms = now + req->ttl_ms;
+    *o = take_outcome(lease, req->owner, now);
+    return LZ_OK;
+}
+
+static int acquire_reply(const lock_request_t *req, const outcome_t *o, lz_value_t **reply) {
+    int rc = reply_start(reply, "acquired", o->owned);
+    if (rc == LZ_OK && o->owned) rc = lz_value_object_set_string(*reply, "lock_id", req->owner);
+    if (rc == LZ_OK && o->owned) return reply_lease(*reply, o);
+    if (rc == LZ_OK) rc = lz_value_object_set_string(*reply, "reason", "lock_held");
+    // When to ask again: a waiting client sleeps no longer than this.
+    return rc == LZ_OK ? lz_value_object_set_double(*reply, "expires_in", (double)o->left_ms / 1000) : rc;
+}
+
+// release_lock drops the lease if req's owner holds it.
+static int release_change(lz_lock_service_t *svc, const lock_request_t *req, lease_t *lease, int64_t now,
+                          outcome_t *o) {
+    *o = take_outcome(lease, req->owner, now);
+    if (o->owned) lease_drop(svc, (size_t)(lease - svc->leases));
+    return LZ_OK;
+}
+
+static int release_reply(const lock_request_t *req, const outcome_t *o, lz_value_t **reply) {
+    return reply_owned(reply, "released", o, false);
+}
+
+// renew_lock restarts the lease of req's owner; an expired one is gone
+// (another owner may have held the lock since), so it cannot come back.
+static int renew_change(lz_lock_service_t *svc, const lock_request_t *req, lease_t *lease, int64_t now,
+                        outcome_t *o) {
+    if (owns(lease, req->owner)) lease->ends_ms = now + req->ttl_ms;
+    *o = take_outcome(lease, req->owner, now);
+    return LZ_OK;
+}
+
+static int renew_reply(const lock_request_t *req, const outcome_t *o, lz_value_t **reply) {
+    return reply_owned(reply, "renewed", o, true);
+}
+
+// lock_status says whether the lock is held, for how long and under which
+// token; never who holds it (the owner id is what releases a lock).
+static int status_change(lz_lock_service_t *svc, const lock_request_t *req, lease_t *lease, int64_t now,
+                         outcome_t *o) {
+    *o = take_outcome(lease, NULL, now);
+    return LZ_OK;
+}
+
+static int status_reply(const lock_request_t *req, const outcome_t *o, lz_value_t **reply) {
+    int rc = reply_start(reply, "held", o->found);
+    if (rc == LZ_OK) rc = lz_value_object_set_string(*reply, "lock_name", req->name);
+    return rc == LZ_OK && o->found ? reply_lease(*reply, o) : rc;
+}
+
+// An action is a change to the table, made under the mutex given the live
+// lease of the request's name, and a reply built from its outcome after.
+static const struct action {
+    const char *name;
+    int need;
+    int (*change)(lz_lock_service_t *svc, const lock_request_t *req, lease_t *lease, int64_t now, outcome_t *o);
+    int (*reply)(const lock_request_t *req, const outcome_t *o, lz_value_t **reply);
+} actions[ACTION_COUNT] = {
+    {"acquire_lock", NEED_OWNER | NEED_TTL, acquire_change, acquire_reply},
+    {"release_lock", NEED_OWNER, release_change, release_reply},
+    {"renew_lock", NEED_OWNER | NEED_TTL, renew_change, renew_reply},
+    {"lock_status", 0, status_change, status_reply},
+};
+
+// serve is every action's handler; arg binds it to its action and service.
+static int serve(const lz_message_t *msg, lz_value_t **reply, void *arg) {
+    const binding_t *b = arg;
+    lz_lock_service_t *svc = b->service;
+    lock_request_t req;
+    int rc = parse_request(msg, b->action->need, &req, reply);
+    if (rc != LZ_OK) return rc;
+    outcome_t o;
+    pthread_mutex_lock(&svc->mutex);
+    int64_t now = lz__now_ms();
+    rc = b->action->change(svc, &req, sweep_find(svc, req.name, now), now, &o);
+    size_t held = svc->count;
+    pthread_mutex_unlock(&svc->mutex);
+    if (rc == LZ_EAGAIN)
+        return fail_reply(reply, rc, "%s: the lock table is full (%zu locks held); try again later", req.action, held);
+    if (rc != LZ_OK) return fail_reply(reply, rc, "%s: out of memory", req.action);
+    return b->action->reply(&req, &o, reply);
+}
+
+// Stands in for the actions when attaching fails half way, so the server
+// never calls into a freed service.
+static int on_detached(const lz_message_t *msg, lz_value_t **reply, void *arg) {
+    return fail_reply(reply, LZ_ECLOSED, "%s: the lock service is not attached", lz_message_type(msg));
+}
+
+/* ---- the service ---------------------------------------------------------- */
+
+lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks) {
+    if (!server) return lz__fail_null(LZ_EINVAL, "lz_lock_service_attach: server is NULL");
+    lz_lock_service_t *svc = calloc(1, sizeof *svc);
+    if (!svc) return lz__fail_null(LZ_ENOMEM, "lz_lock_service_attach: out of memory");
+    pthread_mutex_init(&svc->mutex, NULL);
+    svc->max = max_locks ? max_locks : LZ_LOCK_MAX_DEFAULT;
+    for (size_t i = 0; i < ACTION_COUNT; i++) {
+        svc->bindings[i] = (binding_t){svc, &actions[i]};
+        if (lz_server_on(server, actions[i].name, serve, &svc->bindings[i]) == LZ_OK) continue;
+        // Replacing a registered action allocates nothing, so this cannot fail.
+        for (size_t j = 0; j < i; j++) lz_server_on(server, actions[j].name, on_detached, NULL);
+        lz_lock_service_destroy(&svc);
+        return NULL; // lz_server_on's error
+    }
+    return svc;
+}
+
+void lz_lock_service_destroy(lz_lock_service_t **service_p) {
+    if (!service_p || !*service_p) return;
+    lz_lock_service_t *svc = *service_p;
+    while (svc->count) lease_drop(svc, svc->count - 1);
+    free(svc->leases);
+    pthread_mutex_destroy(&svc->mutex);
+    free(svc);
+    *service_p = NULL;
+}
+
+size_t lz_lock_service_count(lz_lock_service_t *service) {
+    if (!service) return 0;
+    pthread_mutex_lock(&service->mutex);
+    sweep_find(service, NULL, lz__now_ms());
+    size_t count = service->count;
+    pthread_mutex_unlock(&service->mutex);
+    return count;
+}

@@ -1,0 +1,414 @@
+/* Distributed locks: mutual exclusion between clients and threads, release
+ * by a wrong owner refused, expiry letting the next owner in with a larger
+ * fencing token, renewal, try_acquire and a bounded wait, an acquire woken
+ * by a release and by the holder's lease end, malformed requests answered
+ * with error replies, the table's cap and its expired entries dropped,
+ * destroy releasing, and a pyzmq peer speaking the Python guide's wire. */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "lz_test.h"
+
+typedef struct {
+    lz_context_t *ctx;
+    lz_server_t *server;
+    lz_lock_service_t *service;
+    const char *endpoint;
+} fixture_t;
+
+static fixture_t start_service(size_t max_locks) {
+    fixture_t f = {.ctx = lz_test_pattern_context(4)};
+    f.server = lz_server_new(f.ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(f.server != NULL);
+    f.service = lz_lock_service_attach(f.server, max_locks);
+    LZ_CHECK(f.service != NULL);
+    LZ_CHECK_INT(lz_server_start(f.server), LZ_OK);
+    f.endpoint = lz_node_endpoint(lz_server_node(f.server));
+    return f;
+}
+
+static void stop_service(fixture_t *f) {
+    lz_server_destroy(&f->server); // first: its handlers use the service
+    lz_lock_service_destroy(&f->service);
+    LZ_CHECK(f->service == NULL);
+    lz_context_destroy(&f->ctx);
+}
+
+static lz_lock_t *new_lock(fixture_t *f, const char *name, int ttl_ms) {
+    lz_lock_t *lock = lz_lock_new(f->ctx, f->endpoint, name, ttl_ms);
+    LZ_CHECK(lock != NULL);
+    return lock;
+}
+
+// ask sends action with data given as JSON from a plain client and returns
+// the request's status; *reply (may be NULL) gets the reply.
+static int ask(lz_client_t *client, const char *action, const char *json, lz_value_t **reply) {
+    lz_value_t *data = lz_value_from_json(json, strlen(json)), *got = NULL;
+    LZ_CHECK(data != NULL);
+    int rc = lz_client_request(client, action, data, &got, 3000 * LZ_TEST_SLOWDOWN);
+    lz_value_destroy(&data);
+    if (reply) *reply = got;
+    else lz_value_destroy(&got);
+    return rc;
+}
+
+static bool flag(const lz_value_t *reply, const char *key) { return lz_value_get_bool(lz_value_get(reply, key)); }
+
+// reply_is checks reply against the JSON text want, exactly.
+static void reply_is(lz_value_t **reply, const char *want) {
+    lz_value_t *expected = lz_value_from_json(want, strlen(want));
+    LZ_CHECK(expected != NULL);
+    char *got = lz_value_to_json(*reply);
+    if (!lz_value_equal(*reply, expected)) fprintf(stderr, "reply %s, expected %s\n", got, want);
+    LZ_CHECK(lz_value_equal(*reply, expected));
+    free(got);
+    lz_value_destroy(&expected);
+    lz_value_destroy(reply);
+}
+
+LZ_TEST(one_holder_at_a_time) {
+    fixture_t f = start_service(0);
+    lz_lock_t *a = new_lock(&f, "printer", 10000), *b = new_lock(&f, "printer", 10000);
+    LZ_CHECK(!lz_lock_held(a));
+    LZ_CHECK_INT(lz_lock_fencing_token(a), 0);
+    LZ_CHECK_INT(lz_lock_acquire(a, 1000), LZ_OK);
+    LZ_CHECK(lz_lock_held(a));
+    int64_t first = lz_lock_fencing_token(a);
+    LZ_CHECK(first > 0);
+    LZ_CHECK_INT(lz_lock_try_acquire(b), LZ_EBUSY);
+    LZ_CHECK(!lz_lock_held(b));
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_ESTATE); // held already: renew instead
+    LZ_CHECK_INT((int)lz_lock_service_count(f.service), 1);
+    LZ_CHECK_INT(lz_lock_release(a), LZ_OK);
+    LZ_CHECK(!lz_lock_held(a));
+    LZ_CHECK_INT(lz_lock_fencing_token(a), 0);
+    LZ_CHECK_INT(lz_lock_release(a), LZ_ESTATE); // not held any more
+    LZ_CHECK_INT(lz_lock_try_acquire(b), LZ_OK);
+    LZ_CHECK(lz_lock_fencing_token(b) > first);
+    // Other names are other locks.
+    lz_lock_t *c = new_lock(&f, "scanner", 10000);
+    LZ_CHECK_INT(lz_lock_try_acquire(c), LZ_OK);
+    LZ_CHECK_INT((int)lz_lock_service_count(f.service), 2);
+    lz_lock_destroy(&a);
+    lz_lock_destroy(&b);
+    lz_lock_destroy(&c);
+    LZ_CHECK(a == NULL);
+    LZ_CHECK_INT((int)lz_lock_service_count(f.service), 0);
+    stop_service(&f);
+}
+
+/* Threads, each with its own lock object, take turns in a critical
+ * section that counts who is inside: never more than one. */
+typedef struct {
+    fixture_t *f;
+    atomic_int *inside, *overlaps, *entries;
+} contender_t;
+
+static void *contend(void *arg) {
+    contender_t *c = arg;
+    lz_lock_t *lock = new_lock(c->f, "counter", 5000);
+    for (int i = 0; i < 5 && lock; i++) {
+        LZ_CHECK_INT(lz_lock_acquire(lock, 20000 * LZ_TEST_SLOWDOWN), LZ_OK);
+        if (atomic_fetch_add(c->inside, 1) != 0) atomic_fetch_add(c->overlaps, 1);
+        lz_test_sleep_ms(2);
+        atomic_fetch_sub(c->inside, 1);
+        atomic_fetch_add(c->entries, 1);
+        LZ_CHECK_INT(lz_lock_release(lock), LZ_OK);
+    }
+    lz_lock_destroy(&lock);
+    return NULL;
+}
+
+LZ_TEST(threads_exclude_each_other) {
+    fixture_t f = start_service(0);
+    atomic_int inside = 0, overlaps = 0, entries = 0;
+    contender_t c = {&f, &inside, &overlaps, &entries};
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) pthread_create(&threads[i], NULL, contend, &c);
+    for (int i = 0; i < 4; i++) pthread_join(threads[i], NULL);
+    LZ_CHECK_INT(atomic_load(&entries), 20);
+    LZ_CHECK_INT(atomic_load(&overlaps), 0);
+    stop_service(&f);
+}
+
+LZ_TEST(release_by_wrong_owner_refused) {
+    fixture_t f = start_service(0);
+    lz_client_t *client = lz_client_new(f.ctx, f.endpoint);
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(ask(client, "acquire_lock", "{\"lock_name\":\"db\",\"lock_id\":\"owner-a\",\"timeout\":10}", &reply),
+                 LZ_OK);
+    LZ_CHECK(flag(reply, "acquired"));
+    LZ_CHECK_STR(lz_value_find_string(reply, "lock_id", NULL), "owner-a");
+    int64_t token = lz_value_find_int(reply, "fencing_token", 0);
+    LZ_CHECK(token > 0);
+    lz_value_destroy(&reply);
+    // The same owner asking again (a retry whose reply was lost) is granted, same token.
+    LZ_CHECK_INT(ask(client, "acquire_lock", "{\"lock_name\":\"db\",\"lock_id\":\"owner-a\",\"timeout\":10}", &reply),
+                 LZ_OK);
+    LZ_CHECK(flag(reply, "acquired"));
+    LZ_CHECK_INT(lz_value_find_int(reply, "fencing_token", 0), token);
+    lz_value_destroy(&reply);
+    LZ_CHECK_INT(ask(client, "acquire_lock", "{\"lock_name\":\"db\",\"lock_id\":\"owner-b\"}", &reply), LZ_OK);
+    LZ_CHECK(!flag(reply, "acquired") && lz_value_get(reply, "acquired"));
+    LZ_CHECK_STR(lz_value_find_string(reply, "reason", NULL), "lock_held");
+    double left = lz_value_find_double(reply, "expires_in", 0);
+    LZ_CHECK(left > 9 && left <= 10);
+    lz_value_destroy(&reply);
+    LZ_CHECK_INT(ask(client, "release_lock", "{\"lock_name\":\"db\",\"lock_id\":\"owner-b\"}", &reply), LZ_OK);
+    reply_is(&reply, "{\"released\":false,\"reason\":\"lock_not_found_or_mismatch\"}");
+    LZ_CHECK_INT(ask(client, "renew_lock", "{\"lock_name\":\"db\",\"lock_id\":\"owner-b\"}", &reply), LZ_OK);
+    LZ_CHECK(!flag(reply, "renewed"));
+    LZ_CHECK_STR(lz_value_find_string(reply, "reason", NULL), "lock_not_found_or_mismatch");
+    lz_value_destroy(&reply);
+    // Status tells that it is held and its token, never by whom.
+    LZ_CHECK_INT(ask(client, "lock_status", "{\"lock_name\":\"db\"}", &reply), LZ_OK);
+    LZ_CHECK(flag(reply, "held"));
+    LZ_CHECK_INT(lz_value_find_int(reply, "fencing_token", 0), token);
+    LZ_CHECK(lz_value_get(reply, "lock_id") == NULL);
+    lz_value_destroy(&reply);
+    LZ_CHECK_INT(ask(client, "release_lock", "{\"lock_name\":\"db\",\"lock_id\":\"owner-a\"}", &reply), LZ_OK);
+    reply_is(&reply, "{\"released\":true}");
+    LZ_CHECK_INT(ask(client, "lock_status", "{\"lock_name\":\"db\"}", &reply), LZ_OK);
+    reply_is(&reply, "{\"held\":false,\"lock_name\":\"db\"}");
+    lz_client_destroy(&client);
+    stop_service(&f);
+}
+
+LZ_TEST(expiry_lets_the_next_owner_in) {
+    fixture_t f = start_service(0);
+    lz_lock_t *a = new_lock(&f, "job", 200), *b = new_lock(&f, "job", 5000);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    int64_t first = lz_lock_fencing_token(a);
+    LZ_CHECK_INT(lz_lock_try_acquire(b), LZ_EBUSY);
+    lz_test_sleep_ms(250); // a "paused" holder: its lease ends meanwhile
+    LZ_CHECK(!lz_lock_held(a)); // it can tell, without asking
+    LZ_CHECK_INT(lz_lock_try_acquire(b), LZ_OK);
+    LZ_CHECK(lz_lock_fencing_token(b) > first); // storage checking tokens refuses a's late writes
+    LZ_CHECK_INT(lz_lock_renew(a), LZ_ESTATE); // an ended lease does not come back
+    LZ_CHECK_INT(lz_lock_release(a), LZ_ESTATE);
+    LZ_CHECK(lz_lock_held(b));
+    LZ_CHECK_INT((int)lz_lock_service_count(f.service), 1);
+    lz_lock_destroy(&a);
+    lz_lock_destroy(&b);
+    stop_service(&f);
+}
+
+LZ_TEST(renew_extends_the_lease) {
+    fixture_t f = start_service(0);
+    int ttl = 400 * LZ_TEST_SLOWDOWN;
+    lz_lock_t *a = new_lock(&f, "lease", ttl), *b = new_lock(&f, "lease", ttl);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    int64_t token = lz_lock_fencing_token(a);
+    for (int i = 0; i < 3; i++) { // 3 x 0.6 ttl: well past the first lease
+        lz_test_sleep_ms(ttl * 6 / 10);
+        LZ_CHECK_INT(lz_lock_renew(a), LZ_OK);
+    }
+    LZ_CHECK(lz_lock_held(a));
+    LZ_CHECK_INT(lz_lock_fencing_token(a), token); // the same hold
+    LZ_CHECK_INT(lz_lock_try_acquire(b), LZ_EBUSY);
+    LZ_CHECK_INT(lz_lock_renew(b), LZ_ESTATE); // b holds nothing
+    lz_lock_destroy(&a);
+    lz_lock_destroy(&b);
+    stop_service(&f);
+}
+
+LZ_TEST(try_acquire_and_bounded_wait) {
+    fixture_t f = start_service(0);
+    lz_lock_t *a = new_lock(&f, "busy", 10000), *b = new_lock(&f, "busy", 10000);
+    LZ_CHECK_INT(lz_lock_acquire(a, 0), LZ_OK);
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_try_acquire(b), LZ_EBUSY);
+    LZ_CHECK(lz_test_now_ms() - t0 < 500 * LZ_TEST_SLOWDOWN); // one round trip, no waiting
+    t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_acquire(b, 300), LZ_ETIMEOUT);
+    int64_t took = lz_test_now_ms() - t0;
+    LZ_CHECK(took >= 300 && took < 800 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(strstr(lz_last_error(), "still held by another owner") != NULL);
+    LZ_CHECK(!lz_lock_held(b));
+    lz_lock_destroy(&a);
+    lz_lock_destroy(&b);
+    stop_service(&f);
+}
+
+static void *release_later(void *arg) {
+    lz_test_sleep_ms(200);
+    LZ_CHECK_INT(lz_lock_release(arg), LZ_OK);
+    return NULL;
+}
+
+LZ_TEST(acquire_waits_for_release_and_for_lease_end) {
+    fixture_t f = start_service(0);
+    lz_lock_t *a = new_lock(&f, "door", 10000), *b = new_lock(&f, "door", 10000);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    pthread_t thread;
+    pthread_create(&thread, NULL, release_later, a);
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_acquire(b, 5000 * LZ_TEST_SLOWDOWN), LZ_OK);
+    LZ_CHECK(lz_test_now_ms() - t0 >= 150);
+    pthread_join(thread, NULL);
+    LZ_CHECK_INT(lz_lock_release(b), LZ_OK);
+    // A holder that never releases: the waiter asks again when the lease
+    // ends (the reply said when), not a backoff step later.
+    lz_lock_t *c = new_lock(&f, "door", 300);
+    LZ_CHECK_INT(lz_lock_try_acquire(c), LZ_OK);
+    t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_acquire(b, 5000 * LZ_TEST_SLOWDOWN), LZ_OK);
+    int64_t took = lz_test_now_ms() - t0;
+    LZ_CHECK(took >= 250 && took < 450 * LZ_TEST_SLOWDOWN);
+    lz_lock_destroy(&a);
+    lz_lock_destroy(&b);
+    lz_lock_destroy(&c);
+    stop_service(&f);
+}
+
+// Each malformed request gets an LZ_EVALIDATION error reply naming the
+// field; the service serves on after them.
+LZ_TEST(malformed_requests_get_error_replies) {
+    static const struct {
+        const char *action, *data, *message;
+    } bad[] = {
+        {"acquire_lock", "null", "data must be an object with 'lock_name', not null"},
+        {"acquire_lock", "[1]", "data must be an object with 'lock_name', not array"},
+        {"acquire_lock", "{\"lock_id\":\"x\"}", "missing 'lock_name' (a string)"},
+        {"acquire_lock", "{\"lock_name\":7,\"lock_id\":\"x\"}", "'lock_name' must be a string, not int"},
+        {"acquire_lock", "{\"lock_name\":\"\",\"lock_id\":\"x\"}", "'lock_name' must be 1 to 256 bytes with no NUL"},
+        {"acquire_lock", "{\"lock_name\":\"a\\u0000b\",\"lock_id\":\"x\"}", "with no NUL, not 3 bytes"},
+        {"acquire_lock", "{\"lock_name\":\"n\"}", "missing 'lock_id' (a string)"},
+        {"acquire_lock", "{\"lock_name\":\"n\",\"lock_id\":\"x\",\"timeout\":\"30\"}",
+         "'timeout' must be a number of seconds, not string"},
+        {"acquire_lock", "{\"lock_name\":\"n\",\"lock_id\":\"x\",\"timeout\":true}",
+         "'timeout' must be a number of seconds, not bool"},
+        {"acquire_lock", "{\"lock_name\":\"n\",\"lock_id\":\"x\",\"timeout\":null}",
+         "'timeout' must be a number of seconds, not null"},
+        {"acquire_lock", "{\"lock_name\":\"n\",\"lock_id\":\"x\",\"timeout\":0}",
+         "'timeout' must be more than 0 and at most 86400 seconds, not 0"},
+        {"acquire_lock", "{\"lock_name\":\"n\",\"lock_id\":\"x\",\"timeout\":-5}", "not -5"},
+        {"acquire_lock", "{\"lock_name\":\"n\",\"lock_id\":\"x\",\"timeout\":1e300}", "not 1e+300"},
+        {"renew_lock", "{\"lock_name\":\"n\",\"lock_id\":\"x\",\"timeout\":86401}", "renew_lock: 'timeout' must be"},
+        {"release_lock", "{\"lock_name\":\"n\"}", "release_lock: missing 'lock_id' (a string)"},
+        {"release_lock", "\"n\"", "release_lock: data must be an object"},
+        {"lock_status", "{}", "lock_status: missing 'lock_name' (a string)"},
+    };
+    fixture_t f = start_service(0);
+    lz_client_t *client = lz_client_new(f.ctx, f.endpoint);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lz_value_t *reply = NULL;
+        LZ_CHECK_INT(ask(client, bad[i].action, bad[i].data, &reply), LZ_EREMOTE);
+        LZ_CHECK_STR(lz_value_find_string(reply, "code", NULL), "LZ_EVALIDATION");
+        const char *message = lz_value_find_string(reply, "message", "");
+        if (!strstr(message, bad[i].message))
+            fprintf(stderr, "request %zu: message '%s', expected '%s' in it\n", i, message, bad[i].message);
+        LZ_CHECK(strstr(message, bad[i].message) != NULL);
+        lz_value_destroy(&reply);
+    }
+    char long_name[LZ_LOCK_NAME_MAX + 64];
+    snprintf(long_name, sizeof long_name, "{\"lock_name\":\"%0*d\",\"lock_id\":\"x\"}", LZ_LOCK_NAME_MAX + 1, 0);
+    LZ_CHECK_INT(ask(client, "acquire_lock", long_name, NULL), LZ_EREMOTE);
+    LZ_CHECK_INT((int)lz_lock_service_count(f.service), 0);
+    // Fractions of a second are leases too; the Python guide's default is 30 s.
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(ask(client, "acquire_lock", "{\"lock_name\":\"n\",\"lock_id\":\"x\",\"timeout\":0.0001}", &reply), 0);
+    LZ_CHECK(flag(reply, "acquired"));
+    lz_value_destroy(&reply);
+    LZ_CHECK_INT(ask(client, "acquire_lock", "{\"lock_name\":\"m\",\"lock_id\":\"x\"}", &reply), LZ_OK);
+    LZ_CHECK(lz_value_find_double(reply, "expires_in", 0) > 29.9);
+    lz_value_destroy(&reply);
+    // 2.007 * 1000 is 2007.0000000000002 in doubles: still a 2007 ms lease.
+    LZ_CHECK_INT(ask(client, "acquire_lock", "{\"lock_name\":\"k\",\"lock_id\":\"x\",\"timeout\":2.007}", &reply),
+                 LZ_OK);
+    LZ_CHECK(lz_value_find_double(reply, "expires_in", 0) == 2.007);
+    lz_value_destroy(&reply);
+    lz_client_destroy(&client);
+    // Bad arguments on our side never reach the wire.
+    LZ_CHECK(lz_lock_new(f.ctx, f.endpoint, "", 1000) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
+    LZ_CHECK(lz_lock_new(f.ctx, f.endpoint, "x", 0) == NULL);
+    LZ_CHECK(lz_lock_new(f.ctx, f.endpoint, "x", LZ_LOCK_TIMEOUT_MAX * 1000 + 1) == NULL);
+    LZ_CHECK(lz_lock_new(f.ctx, f.endpoint, long_name, 1000) == NULL);
+    stop_service(&f);
+}
+
+LZ_TEST(table_is_bounded) {
+    fixture_t f = start_service(2);
+    lz_lock_t *a = new_lock(&f, "a", 150), *b = new_lock(&f, "b", 10000), *c = new_lock(&f, "c", 10000);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    LZ_CHECK_INT(lz_lock_try_acquire(b), LZ_OK);
+    LZ_CHECK_INT(lz_lock_try_acquire(c), LZ_EREMOTE);
+    LZ_CHECK(strstr(lz_last_error(), "the lock table is full (2 locks held)") != NULL);
+    LZ_CHECK_INT(lz_lock_acquire(c, 1000), LZ_EREMOTE); // waiting does not mend it: said at once
+    lz_client_t *client = lz_client_new(f.ctx, f.endpoint);
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(ask(client, "acquire_lock", "{\"lock_name\":\"d\",\"lock_id\":\"x\"}", &reply), LZ_EREMOTE);
+    LZ_CHECK_STR(lz_value_find_string(reply, "code", NULL), "LZ_EAGAIN");
+    lz_value_destroy(&reply);
+    lz_client_destroy(&client);
+    lz_test_sleep_ms(200); // a's lease ends: its entry goes on the next look
+    LZ_CHECK_INT((int)lz_lock_service_count(f.service), 1);
+    LZ_CHECK_INT(lz_lock_try_acquire(c), LZ_OK);
+    lz_lock_destroy(&a);
+    lz_lock_destroy(&b);
+    lz_lock_destroy(&c);
+    LZ_CHECK_INT((int)lz_lock_service_count(f.service), 0);
+    stop_service(&f);
+}
+
+LZ_TEST(destroy_releases) {
+    fixture_t f = start_service(0);
+    lz_lock_t *a = new_lock(&f, "res", 60000), *b = new_lock(&f, "res", 60000);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    LZ_CHECK_INT(lz_lock_try_acquire(b), LZ_EBUSY);
+    lz_lock_destroy(&a);
+    LZ_CHECK_INT(lz_lock_try_acquire(b), LZ_OK);
+    lz_lock_destroy(&b);
+    LZ_CHECK_INT((int)lz_lock_service_count(f.service), 0);
+    lz_lock_destroy(NULL);
+    lz_lock_destroy(&b);
+    stop_service(&f);
+}
+
+// A server that was never a lock service: its error reply is LZ_EREMOTE,
+// and a silent endpoint is LZ_ETIMEOUT, within the wait.
+LZ_TEST(no_lock_service) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.request_timeout=200", "zmq.request_retries=0");
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    LZ_CHECK(lz_lock_service_attach(server, 0) == NULL); // started: too late
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ESTATE);
+    lz_lock_t *lock = lz_lock_new(ctx, lz_node_endpoint(lz_server_node(server)), "x", 1000);
+    LZ_CHECK_INT(lz_lock_try_acquire(lock), LZ_EREMOTE);
+    LZ_CHECK(strstr(lz_last_error(), "unknown action 'acquire_lock'") != NULL);
+    lz_lock_destroy(&lock);
+    char endpoint[128];
+    lock = lz_lock_new(ctx, lz_test_ipc_endpoint(endpoint, sizeof endpoint), "x", 1000);
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_acquire(lock, 500), LZ_ETIMEOUT);
+    LZ_CHECK(strstr(lz_last_error(), "no answer from the lock service") != NULL);
+    int64_t took = lz_test_now_ms() - t0;
+    LZ_CHECK(took >= 500 && took < 1000 * LZ_TEST_SLOWDOWN);
+    lz_lock_destroy(&lock); // its unanswered acquire is released: one more request, 200 ms
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+// A pyzmq REQ peer speaks the Python guide's DistributedLock wire to our
+// service, and finds a lock we hold held.
+LZ_TEST(python_peer) {
+    fixture_t f = start_service(0);
+    lz_lock_t *held = new_lock(&f, "held_by_c", 10000);
+    LZ_CHECK_INT(lz_lock_try_acquire(held), LZ_OK);
+    char token[32];
+    snprintf(token, sizeof token, "%lld", (long long)lz_lock_fencing_token(held));
+    pid_t pid = lz_test_spawn_python("lock_peer.py", f.endpoint, token);
+    LZ_CHECK(pid > 0);
+    LZ_CHECK_INT(lz_test_wait(pid, 20000 * LZ_TEST_SLOWDOWN), 0);
+    LZ_CHECK(lz_lock_held(held));
+    lz_lock_destroy(&held);
+    LZ_CHECK_INT((int)lz_lock_service_count(f.service), 0); // the peer released its own
+    stop_service(&f);
+}
+
+LZ_TEST_MAIN(LZ_CASE(one_holder_at_a_time), LZ_CASE(threads_exclude_each_other), LZ_CASE(release_by_wrong_owner_refused),
+             LZ_CASE(expiry_lets_the_next_owner_in), LZ_CASE(renew_extends_the_lease),
+             LZ_CASE(try_acquire_and_bounded_wait), LZ_CASE(acquire_waits_for_release_and_for_lease_end),
+             LZ_CASE(malformed_requests_get_error_replies), LZ_CASE(table_is_bounded), LZ_CASE(destroy_releases),
+             LZ_CASE(no_lock_service), LZ_CASE(python_peer))
