@@ -282,7 +282,9 @@ LZ_TEST(newly_denied_address_is_refused) {
 /* ---- reloads beside traffic (for ThreadSanitizer) ---- */
 
 typedef struct {
-    lz_push_t *push;
+    lz_push_t *push;       // sends on and on, traced or not
+    lz_context_t *plain;   // connects again and again to tcp_endpoint, each a ZAP request
+    const char *tcp_endpoint;
     atomic_bool stop;
 } traffic_t;
 
@@ -292,27 +294,50 @@ static void *push_loop(void *arg) {
     return NULL;
 }
 
+static void *connect_loop(void *arg) {
+    traffic_t *t = arg;
+    while (!atomic_load(&t->stop)) {
+        lz_push_t *push = lz_push_new(t->plain, t->tcp_endpoint);
+        lz_push_send_bytes(push, "c", 1);
+        lz_test_sleep_ms(2);
+        lz_push_destroy(&push);
+    }
+    return NULL;
+}
+
 LZ_TEST(reloads_race_nothing) {
-    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=off");
+    // Sends give up at once on a full queue, so the threads stop at once.
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.send_timeout=0", "logging.level=off",
+                                        "security.deny_addresses=10.0.0.1");
     char ep[256];
     lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep));
-    traffic_t t = {.push = lz_push_new(ctx, ep)};
-    LZ_CHECK(pull && t.push);
-    pthread_t thread;
-    LZ_CHECK_INT(pthread_create(&thread, NULL, push_loop, &t), 0);
+    lz_pull_t *guarded = lz_pull_new(ctx, "tcp://127.0.0.1:*");
+    traffic_t t = {.push = lz_push_new(ctx, ep),
+                   .plain = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.send_timeout=0", "logging.level=off"),
+                   .tcp_endpoint = lz_node_endpoint(lz_pull_node(guarded))};
+    LZ_CHECK(pull && guarded && t.push);
+    pthread_t pusher, connector;
+    LZ_CHECK_INT(pthread_create(&pusher, NULL, push_loop, &t), 0);
+    LZ_CHECK_INT(pthread_create(&connector, NULL, connect_loop, &t), 0);
     for (int i = 0; i < 40; i++) {
         const char *tracing = i % 2 ? "tracing.enabled=true" : "tracing.enabled=false";
-        const char *deny = i % 2 ? "security.deny_addresses=10.0.0.1" : "security.deny_addresses=";
-        LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", "logging.level=off", tracing, deny, "tracing.log=true"), LZ_OK);
+        const char *deny = i % 2 ? "security.deny_addresses=10.0.0.1" : "security.deny_addresses=10.0.0.2";
+        LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", "zmq.send_timeout=0", "logging.level=off", tracing, deny,
+                            "tracing.log=true"), LZ_OK);
         char buf[8];
         size_t size = sizeof buf;
-        lz_pull_recv_bytes(pull, buf, &size, 10);
+        lz_pull_recv_bytes(pull, buf, &size, 5);
+        size = sizeof buf;
+        lz_pull_recv_bytes(guarded, buf, &size, 5);
     }
     atomic_store(&t.stop, true);
-    pthread_join(thread, NULL);
+    pthread_join(pusher, NULL);
+    pthread_join(connector, NULL);
     LZ_CHECK_INT(context_metrics(ctx).config_reloads, 40);
     lz_push_destroy(&t.push);
+    lz_pull_destroy(&guarded);
     lz_pull_destroy(&pull);
+    lz_context_destroy(&t.plain);
     lz_context_destroy(&ctx);
 }
 
