@@ -2,7 +2,8 @@
  * the metrics of its nodes and the serializer registry. Create one per
  * process (or per isolated component) and share it between threads.
  *
- * Threads: a context runs one connection monitor thread; started
+ * Threads: a context runs one connection monitor thread (and, while it
+ * watches a configuration file, lz_context_watch, a watcher thread); started
  * subscribers, pullers, servers and dealers, clients and proxies run their
  * own (see each header). Like libzmq's I/O threads, every thread liberzmq
  * starts blocks asynchronous signals (SIGINT, SIGTERM, SIGUSR1, SIGCHLD...),
