@@ -207,6 +207,25 @@ static inline lz_context_t *lz_test_pattern_context(int n) {
     return LZ_TEST_CONTEXT("zmq.linger=200", concurrency);
 }
 
+// A CURVE key pair, Z85, for the security tests.
+typedef struct {
+    char public_key[LZ_CURVE_KEY_SIZE], secret_key[LZ_CURVE_KEY_SIZE];
+} lz_test_keypair_t;
+
+static inline lz_test_keypair_t lz_test_new_keypair(void) {
+    lz_test_keypair_t k;
+    LZ_CHECK_INT(lz_curve_keypair(k.public_key, k.secret_key), LZ_OK);
+    return k;
+}
+
+// lz_test_whoami is a server handler answering with the caller's CURVE key.
+static inline int lz_test_whoami(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    (void)arg;
+    const char *key = lz_message_peer_key(request);
+    *reply = lz_value_string(key ? key : "(none)");
+    return LZ_OK;
+}
+
 // lz_test_metrics: a node's counters, zeroed if they cannot be read.
 static inline lz_metrics_t lz_test_metrics(lz_node_t *node) {
     lz_metrics_t m;

@@ -1373,6 +1373,45 @@ LZ_TEST(test_config_command) {
     unlink(path);
 }
 
+// replace_config writes text next to path and renames it over path, as
+// editors and deployments do.
+static void replace_config(const char *path, const char *text) {
+    char tmp[200];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *f = fopen(tmp, "w");
+    LZ_CHECK(f != NULL);
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+    LZ_CHECK_INT(rename(tmp, path), 0);
+}
+
+// A long-running command follows its --config file: a key that needs a
+// restart is reported, a bad file is refused, and it runs on.
+LZ_TEST(test_config_reloads_while_running) {
+    char ep[128], path[160];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    write_temp_config(path, sizeof path, "zmq:\n  request_timeout: 5000\n");
+    proc_t pull = LZ_START("pull", "--bind", ep, "--count", "1", "--timeout", "20", "--config", path);
+    wait_ipc(ep);
+    replace_config(path, "zmq:\n  io_threads: 2\n");
+    lz_test_sleep_ms(500 * LZ_TEST_SLOWDOWN);
+    replace_config(path, "zmq: [not, a, mapping]\n");
+    lz_test_sleep_ms(500 * LZ_TEST_SLOWDOWN);
+    void *ctx = zmq_ctx_new();
+    void *push = plain_peer(ctx, ZMQ_PUSH, ep, 10000);
+    LZ_CHECK_INT(zmq_send(push, "[1]", 3, 0), 3);
+    finish_ok(&pull);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    LZ_CHECK_STR(r.out, "{\"type\":\"unknown\",\"data\":[1]}\n");
+    LZ_CHECK(strstr(r.err, "lz pull: reload from file ") != NULL);
+    LZ_CHECK(strstr(r.err, ": zmq.io_threads changed but needs a restart: the running value stays\n") != NULL);
+    LZ_CHECK(strstr(r.err, " refused, the running configuration stays: config: ") != NULL);
+    LZ_CHECK_INT(count_lines(r.err), 2);
+    unlink(path);
+}
+
 LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
@@ -1382,6 +1421,6 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_config_command), LZ_
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_rep_exec_refuses_a_request_without_json_form), LZ_CASE(test_req_timeout), LZ_CASE(test_req_timeout_from_a_silent_server),
              LZ_CASE(test_rep_count_is_exact), LZ_CASE(test_rep_second_signal_ends_commands), LZ_CASE(test_stdout_full), LZ_CASE(test_pull_shows_an_undecodable_task), LZ_CASE(test_pull_reports_a_dropped_task),
              LZ_CASE(test_closed_stdin), LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue),
-             LZ_CASE(test_config_errors), LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_data_from_standard_input), LZ_CASE(test_req_several_endpoints),
+             LZ_CASE(test_config_errors), LZ_CASE(test_config_reloads_while_running), LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_data_from_standard_input), LZ_CASE(test_req_several_endpoints),
              LZ_CASE(test_proxy_capture), LZ_CASE(test_bench_json), LZ_CASE(test_bench_text), LZ_CASE(test_bench_stops_cleanly_with_a_backlog),
              LZ_CASE(test_bench_two_processes), LZ_CASE(test_bench_spread), LZ_CASE(test_config_applies))

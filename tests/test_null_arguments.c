@@ -69,6 +69,8 @@ LZ_TEST(no_object_at_all) {
     nothing(lz_context_logger(NULL));
     fails(lz_context_metrics(NULL, &m));
     nothing(lz_context_zmq(NULL));
+    fails(lz_context_reload(NULL, NULL));
+    fails(lz_context_watch(NULL, "/tmp/x.yaml"));
 
     // Constructors without a context.
     nothing(lz_dealer_new(NULL, "inproc://x", NULL));
@@ -265,6 +267,8 @@ LZ_TEST(objects_with_null_arguments) {
     fails(lz_config_get_int(config, "zmq.linger", NULL));
     fails(lz_config_get_string(config, "logging.level", NULL));
     nothing(lz_config_source(config, NULL));
+    fails(lz_context_reload(ctx, NULL));
+    LZ_CHECK_INT(lz_context_watch(ctx, NULL), LZ_OK); // stops watching: none to stop
     lz_config_destroy(&config);
 
     // NULL endpoints mean none yet (node.h): bound or connected later.

@@ -14,16 +14,6 @@
 #include "liberzmq/reqrep.h"
 #include "liberzmq/security.h"
 
-typedef struct {
-    char public_key[LZ_CURVE_KEY_SIZE], secret_key[LZ_CURVE_KEY_SIZE];
-} keypair_t;
-
-static keypair_t new_keypair(void) {
-    keypair_t k;
-    LZ_CHECK_INT(lz_curve_keypair(k.public_key, k.secret_key), LZ_OK);
-    return k;
-}
-
 static lz_context_t *context_with(const char *key, const char *value, const char *key2, const char *value2) {
     lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "zmq.request_timeout=400", "zmq.request_retries=0");
     if (key) LZ_CHECK_INT(lz_config_set(cfg, key, value), LZ_OK);
@@ -34,7 +24,7 @@ static lz_context_t *context_with(const char *key, const char *value, const char
     return ctx;
 }
 
-static lz_context_t *server_context(const keypair_t *server) {
+static lz_context_t *server_context(const lz_test_keypair_t *server) {
     return context_with("security.curve_secret_key", server->secret_key, NULL, NULL);
 }
 
@@ -61,7 +51,7 @@ static uint64_t handshake_failures(lz_node_t *node) { return lz_test_metrics(nod
 
 LZ_TEST(keys_are_z85_pairs) {
     LZ_CHECK(lz_curve_available());
-    keypair_t k = new_keypair();
+    lz_test_keypair_t k = lz_test_new_keypair();
     LZ_CHECK_INT(strlen(k.public_key), 40);
     LZ_CHECK_INT(strlen(k.secret_key), 40);
     char derived[LZ_CURVE_KEY_SIZE];
@@ -73,7 +63,7 @@ LZ_TEST(keys_are_z85_pairs) {
     LZ_CHECK_INT(lz_curve_public_key(derived, "too short"), LZ_EINVAL);
     LZ_CHECK_INT(lz_curve_public_key(derived, "~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~"), LZ_EINVAL);
     LZ_CHECK_INT(lz_curve_keypair(NULL, derived), LZ_EINVAL);
-    keypair_t other = new_keypair();
+    lz_test_keypair_t other = lz_test_new_keypair();
     LZ_CHECK(strcmp(other.secret_key, k.secret_key) != 0);
 }
 
@@ -88,7 +78,7 @@ LZ_TEST(config_checks_security_keys) {
     LZ_CHECK_INT(lz_config_set(cfg, "security.allow_addresses", "10.0.0.0/33"), LZ_ECONFIG);
     LZ_CHECK_INT(lz_config_set(cfg, "security.deny_addresses", "example.com"), LZ_ECONFIG);
     LZ_CHECK_INT(lz_config_set(cfg, "security.allow_addresses", "10.0.0.0/8, ::1 192.168.1.7,fd00::/8"), LZ_OK);
-    keypair_t k = new_keypair();
+    lz_test_keypair_t k = lz_test_new_keypair();
     char list[128];
     snprintf(list, sizeof list, "%s, %s", k.public_key, k.public_key);
     LZ_CHECK_INT(lz_config_set(cfg, "security.authorized_keys", list), LZ_OK);
@@ -111,7 +101,7 @@ LZ_TEST(config_checks_security_keys) {
 }
 
 LZ_TEST(authorized_keys_file_is_read_and_checked) {
-    keypair_t server = new_keypair(), a = new_keypair();
+    lz_test_keypair_t server = lz_test_new_keypair(), a = lz_test_new_keypair();
     char path[] = "/tmp/lz-test-keys-XXXXXX";
     int fd = mkstemp(path);
     LZ_CHECK(fd >= 0);
@@ -140,7 +130,7 @@ LZ_TEST(authorized_keys_file_is_read_and_checked) {
 }
 
 LZ_TEST(curve_traffic_flows_and_plain_peers_are_refused) {
-    keypair_t server = new_keypair();
+    lz_test_keypair_t server = lz_test_new_keypair();
     lz_context_t *sctx = server_context(&server), *cctx = client_context(server.public_key);
     lz_context_t *plain = context_with(NULL, NULL, NULL, NULL);
     lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
@@ -161,7 +151,7 @@ LZ_TEST(curve_traffic_flows_and_plain_peers_are_refused) {
 }
 
 LZ_TEST(wrong_server_key_is_refused) {
-    keypair_t server = new_keypair(), impostor = new_keypair();
+    lz_test_keypair_t server = lz_test_new_keypair(), impostor = lz_test_new_keypair();
     lz_context_t *sctx = server_context(&server), *cctx = client_context(impostor.public_key);
     lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
     LZ_CHECK(!delivered(cctx, pull, 300));
@@ -194,16 +184,9 @@ static bool audit_has(audit_log_t *log, const char *a, const char *b) {
     return found;
 }
 
-// whoami answers with the caller's CURVE key.
-static int whoami(const lz_message_t *request, lz_value_t **reply, void *arg) {
-    (void)arg;
-    const char *key = lz_message_peer_key(request);
-    *reply = lz_value_string(key ? key : "(none)");
-    return LZ_OK;
-}
 
 // request_as: one whoami request from a client with its own key pair.
-static int request_as(const keypair_t *client, const keypair_t *server, const char *endpoint) {
+static int request_as(const lz_test_keypair_t *client, const lz_test_keypair_t *server, const char *endpoint) {
     lz_context_t *ctx = context_with("security.curve_server_key", server->public_key, "security.curve_secret_key",
                                      client->secret_key);
     lz_client_t *c = lz_client_new(ctx, endpoint);
@@ -218,7 +201,7 @@ static int request_as(const keypair_t *client, const keypair_t *server, const ch
 }
 
 LZ_TEST(authorized_keys_admit_refuse_and_audit) {
-    keypair_t server = new_keypair(), alice = new_keypair(), mallory = new_keypair();
+    lz_test_keypair_t server = lz_test_new_keypair(), alice = lz_test_new_keypair(), mallory = lz_test_new_keypair();
     lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "security.audit=true");
     LZ_CHECK_INT(lz_config_set(cfg, "security.curve_secret_key", server.secret_key), LZ_OK);
     LZ_CHECK_INT(lz_config_set(cfg, "security.authorized_keys", alice.public_key), LZ_OK);
@@ -227,7 +210,7 @@ LZ_TEST(authorized_keys_admit_refuse_and_audit) {
     audit_log_t log = {.lock = PTHREAD_MUTEX_INITIALIZER};
     LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(sctx), collect, &log), LZ_OK);
     lz_server_t *srv = lz_server_new(sctx, "tcp://127.0.0.1:*");
-    LZ_CHECK_INT(lz_server_on(srv, "whoami", whoami, NULL), LZ_OK);
+    LZ_CHECK_INT(lz_server_on(srv, "whoami", lz_test_whoami, NULL), LZ_OK);
     LZ_CHECK_INT(lz_server_start(srv), LZ_OK);
     const char *endpoint = lz_node_endpoint(lz_server_node(srv));
 
@@ -274,7 +257,7 @@ LZ_TEST(address_rules_admit_and_refuse) {
 }
 
 LZ_TEST(first_endpoint_settles_a_nodes_side) {
-    keypair_t server = new_keypair();
+    lz_test_keypair_t server = lz_test_new_keypair();
     lz_context_t *sctx = server_context(&server);
     lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
     LZ_CHECK_INT(lz_node_connect(lz_pull_node(pull), "tcp://127.0.0.1:1"), LZ_ESTATE);
@@ -286,7 +269,7 @@ LZ_TEST(first_endpoint_settles_a_nodes_side) {
 }
 
 LZ_TEST(node_keys_override_the_contexts) {
-    keypair_t server = new_keypair();
+    lz_test_keypair_t server = lz_test_new_keypair();
     lz_context_t *plain = context_with(NULL, NULL, NULL, NULL);
     // A CURVE server in a context with no keys.
     lz_pull_t *pull = lz_pull_new(plain, NULL);
@@ -327,7 +310,7 @@ LZ_TEST(node_keys_override_the_contexts) {
 }
 
 LZ_TEST(pyzmq_curve_client_interop) {
-    keypair_t server = new_keypair(), someone = new_keypair();
+    lz_test_keypair_t server = lz_test_new_keypair(), someone = lz_test_new_keypair();
     lz_context_t *sctx = server_context(&server);
     lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
     pid_t pid = lz_test_spawn_python("curve_push.py", lz_node_endpoint(lz_pull_node(pull)), server.public_key);

@@ -2,7 +2,8 @@
  * the metrics of its nodes and the serializer registry. Create one per
  * process (or per isolated component) and share it between threads.
  *
- * Threads: a context runs one connection monitor thread; started
+ * Threads: a context runs one connection monitor thread (and, while it
+ * watches a configuration file, lz_context_watch, a watcher thread); started
  * subscribers, pullers, servers and dealers, clients and proxies run their
  * own (see each header). Like libzmq's I/O threads, every thread liberzmq
  * starts blocks asynchronous signals (SIGINT, SIGTERM, SIGUSR1, SIGCHLD...),
@@ -33,16 +34,54 @@ typedef struct lz_context lz_context_t;
 // LZ_EZMQ or LZ_ENOMEM, and the detail in lz_last_error().
 lz_context_t *lz_context_new(const lz_config_t *config);
 
-// lz_context_destroy releases the caller's reference and sets *ctx_p to
-// NULL. Nodes still open keep the context alive until they are destroyed,
+// lz_context_destroy stops its file watcher (lz_context_watch), releases
+// the caller's reference and sets *ctx_p to NULL. Nodes still open keep the context alive until they are destroyed,
 // so destroying in any order is safe; the libzmq context terminates with
 // the last node, bounded by each socket's linger (zmq.linger), never
 // waiting forever on a dead peer.
 void lz_context_destroy(lz_context_t **ctx_p);
 
-// lz_context_config returns the context's configuration, read-only,
-// valid while the context lives. Thread safe to read.
+// lz_context_config returns the context's configuration in force,
+// read-only, valid while the context lives: after a reload it returns the
+// new one, and the one it replaced stays valid (a context keeps them all
+// until it ends, so reload only when something changed). Thread safe.
 const lz_config_t *lz_context_config(const lz_context_t *ctx);
+
+// lz_context_reload applies config (read, not kept: the context copies it)
+// to the running context, all of it or nothing. Only the live keys change
+// (docs/configuration.md, "Reloading": logging.level and format, debug,
+// the security.* access rules, tracing.enabled and log, tasks.*,
+// zmq.request_timeout and request_retries); a new access policy governs
+// the connections and ZAP requests that come after, connections already
+// up stay. Every other key whose value differs is not applied: a warning
+// per key says a restart is needed.
+// Returns 0 when every change was applied; a positive count of the keys
+// that need a restart (the others were applied), named in lz_last_error()
+// ("config: reload from ...: restart needed to apply zmq.linger, ...");
+// or a negative error with nothing changed: LZ_ECONFIG (the detail names
+// the key: an inconsistent pair, an unreadable
+// security.authorized_keys_file...), LZ_ENOMEM, LZ_EZMQ (the ZAP handler
+// could not be bound), LZ_EINVAL (NULL argument). Each call is counted in
+// the context's config_reloads or config_reload_errors and logged.
+// Thread safe: reloads run one at a time, beside any traffic.
+int lz_context_reload(lz_context_t *ctx, const lz_config_t *config);
+
+// lz_context_watch reloads the context from the YAML or JSON file at path
+// now, then again each time the file changes, until the next call or
+// lz_context_destroy (which stops and joins the watcher). The
+// configuration is rebuilt as lz_context_new builds it: defaults < file <
+// LIBERZMQ_* environment < values the current configuration got through
+// lz_config_set*, so environment and API overrides stay on top. The
+// file's directory is watched (inotify): a file replaced by rename, as
+// editors and deployments do, is seen, and so is a touch (which also reads
+// security.authorized_keys_file again). A change that does not load (bad
+// YAML, a bad value) is logged at ERROR, counted in config_reload_errors,
+// and the running configuration stays. path NULL stops watching.
+// Returns what lz_context_reload returns for the first reload (no watcher
+// is left after an error), or LZ_EIO (inotify, thread) / LZ_ECONFIG (no
+// such directory). One file per context: a new call replaces the last.
+// Thread safe. The watcher runs on a thread of its own.
+int lz_context_watch(lz_context_t *ctx, const char *path);
 
 // lz_context_logger returns the context's logger (configured from
 // logging.*). Borrowed; its setters are thread safe.

@@ -30,6 +30,8 @@ typedef struct lz_metrics {
     uint64_t handshake_failures;   // peers refused or failing the security handshake (security.h)
     uint64_t task_retries;         // tasks run again after their handler failed (pushpull.h)
     uint64_t dead_letters;         // tasks handed to the dead-letter sink after their last failure
+    uint64_t config_reloads;       // the context's configuration reloads applied (context.h); nodes count 0
+    uint64_t config_reload_errors; // reloads refused: a bad file, a bad value, an unreadable keys file
 } lz_metrics_t;
 
 // lz_metrics_to_json writes m as one JSON object into buf (at most size

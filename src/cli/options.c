@@ -86,6 +86,9 @@ static void print_help(const lz_cli_command_t *cmd) {
     if (cmd->options & LZ_OPT_CONFIG)
         printf("  --config FILE     configuration file (YAML or JSON, as the library's;\n"
                "                    default $LIBERZMQ_CONFIG); LIBERZMQ_* variables override it\n");
+    if (cmd->watches_config)
+        printf("                    followed while running: a change reloads its live keys\n"
+               "                    (docs/configuration.md, Reloading)\n");
     if (cmd->options & LZ_OPT_SCHEMA)
         printf("  --schema FILE     a JSON Schema every message must match (docs/schema.md):\n"
                "                    %s\n", cmd->schema_help);
@@ -420,10 +423,15 @@ static int tool_defaults(lz_config_t *config, const lz_cli_command_t *cmd) {
     return lz_config_set_int(config, "zmq.linger", flush ? LZ_CLI_FLUSH_LINGER_MS : 0);
 }
 
-int lz_cli_load_config(const lz_cli_opts_t *opts, lz_config_t *config, bool as_tool) {
+static const char *config_file(const lz_cli_opts_t *opts) {
     const char *file = opts->config ? opts->config : getenv("LIBERZMQ_CONFIG");
+    return file && *file ? file : NULL;
+}
+
+int lz_cli_load_config(const lz_cli_opts_t *opts, lz_config_t *config, bool as_tool) {
+    const char *file = config_file(opts);
     int err;
-    if (file && *file && (err = lz_config_load_file(config, file)) != 0)
+    if (file && (err = lz_config_load_file(config, file)) != 0)
         return lz_cli_fail(opts, err, "configuration");
     if ((err = lz_config_load_env(config)) != 0) return lz_cli_fail(opts, err, "environment");
     if (as_tool && (err = tool_defaults(config, opts->cmd)) != 0)
@@ -439,6 +447,10 @@ int lz_cli_open(const lz_cli_opts_t *opts, lz_context_t **ctx) {
     if (rc == 0 && !(*ctx = lz_context_new(config)))
         rc = lz_cli_fail(opts, lz_last_error_code(), "context");
     lz_config_destroy(&config);
+    // The tool's own defaults (tool_defaults) are API values: reloads keep them.
+    const char *file = config_file(opts);
+    if (rc == 0 && opts->cmd->watches_config && file && lz_context_watch(*ctx, file) < 0)
+        rc = lz_cli_fail(opts, lz_last_error_code(), "configuration");
     return rc;
 }
 

@@ -69,6 +69,7 @@ typedef struct lz_cli_command {
     bool needs_peer;        // a send must reach a live peer: zmq.immediate
     bool needs_envelope;    // requests carry an action: no opaque format
     bool reports_drops;     // a receiver: the library's warnings (drops) become lz lines
+    bool watches_config;    // long-running: follows its configuration file (lz_context_watch)
     const char *schema_help; // what --schema does for this command (with LZ_OPT_SCHEMA)
     unsigned exits;         // LZ_CLI_EXITS_* bits
 } lz_cli_command_t;
@@ -135,8 +136,9 @@ int lz_cli_exit_code(int err);
 int lz_cli_load_config(const lz_cli_opts_t *opts, lz_config_t *config, bool as_tool);
 
 // lz_cli_open builds the configuration (defaults < --config FILE or
-// $LIBERZMQ_CONFIG < LIBERZMQ_* environment) and the context. Returns 0
-// or an exit code after printing why.
+// $LIBERZMQ_CONFIG < LIBERZMQ_* environment) and the context, which for a
+// command that watches_config then reloads the file's live keys whenever
+// it changes (docs/lz.md). Returns 0 or an exit code after printing why.
 int lz_cli_open(const lz_cli_opts_t *opts, lz_context_t **ctx);
 
 // lz_cli_node_setup applies --format to node (validating the name) and

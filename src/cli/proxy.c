@@ -26,6 +26,7 @@ static const lz_cli_command_t proxy_command = {
         "  lz proxy queue --frontend 'tcp://*:5555' --backend 'tcp://*:5556' \\\n"
         "           --capture ipc:///tmp/queue-tap\n",
     .options = LZ_OPT_FRONTEND | LZ_OPT_BACKEND | LZ_OPT_CAPTURE | LZ_OPT_CONFIG,
+    .watches_config = true,
     .min_args = 1,
     .max_args = 1,
     .timeout_unit_ms = 1,

@@ -27,6 +27,7 @@ static const lz_cli_command_t pull_command = {
         "  lz pull --bind 'tcp://*:5557'\n"
         "  lz pull --connect tcp://localhost:5557 --count 10 --timeout 30\n",
     .options = LZ_OPT_ENDPOINTS | LZ_OPT_COUNT | LZ_OPT_TIMEOUT | LZ_OPT_RAW | LZ_OPT_FORMAT | LZ_OPT_CONFIG | LZ_OPT_SCHEMA,
+    .watches_config = true,
     .needs_endpoints = true,
     .schema_help = "a task whose data does not match is reported and dropped",
     .reports_drops = true,

@@ -49,6 +49,7 @@ static const lz_cli_command_t rep_command = {
         "  lz rep --connect tcp://broker:5560 --exec 'date +%s'\n",
     .options = LZ_OPT_ENDPOINTS | LZ_OPT_ECHO | LZ_OPT_EXEC | LZ_OPT_TIMEOUT | LZ_OPT_COUNT | LZ_OPT_FORMAT |
                LZ_OPT_CONFIG | LZ_OPT_SCHEMA,
+    .watches_config = true,
     .needs_endpoints = true,
     .schema_help = "a request that does not match gets an LZ_EVALIDATION error reply\n                    (not counted by --count)",
     .reports_drops = true,

@@ -30,6 +30,7 @@ static const lz_cli_command_t sub_command = {
         "  lz sub --bind ipc:///tmp/bus --count 1 --timeout 5 | jq .data\n",
     .options =
         LZ_OPT_ENDPOINTS | LZ_OPT_TOPIC | LZ_OPT_COUNT | LZ_OPT_TIMEOUT | LZ_OPT_RAW | LZ_OPT_FORMAT | LZ_OPT_CONFIG | LZ_OPT_SCHEMA,
+    .watches_config = true,
     .needs_endpoints = true,
     .schema_help = "a message that does not match is reported and dropped",
     .reports_drops = true,

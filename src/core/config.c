@@ -117,6 +117,18 @@ static const key_def_t keys[K_COUNT] = {
     [K_VALIDATE_DATA] = BOOL_KEY("validate_data", true),
 };
 
+// The keys a reload applies to a running context (lz_context_reload,
+// docs/configuration.md "Reloading"): each is read where it is used, not
+// copied into a socket or a thread at creation. Any other key needs a restart.
+static const bool live_keys[K_COUNT] = {
+    [K_REQUEST_TIMEOUT] = true, [K_REQUEST_RETRIES] = true,
+    [K_LOG_LEVEL] = true, [K_LOG_FORMAT] = true, [K_DEBUG] = true,
+    [K_SEC_AUTHORIZED] = true, [K_SEC_AUTHORIZED_FILE] = true, [K_SEC_ALLOW] = true, [K_SEC_DENY] = true,
+    [K_SEC_AUDIT] = true,
+    [K_TRACE_ENABLED] = true, [K_TRACE_LOG] = true,
+    [K_TASK_RETRIES] = true, [K_TASK_RETRY_DELAY] = true,
+};
+
 // Other names for a key, accepted everywhere a key name is.
 static const struct { const char *alias, *name; } aliases[] = {
     {"zmq.socket_timeout", "zmq.receive_timeout"}, // the Python LiberZMQ's name
@@ -221,6 +233,14 @@ static int slot_reset(slot_t *slot, int k) {
     return slot_store(slot, keys[k].def_int, keys[k].def_str, RANK_DEFAULT, NULL);
 }
 
+static bool slot_equal(int k, const slot_t *a, const slot_t *b) {
+    return keys[k].type == KEY_STRING ? strcmp(a->s, b->s) == 0 : a->i == b->i;
+}
+
+static int slot_copy(slot_t *to, const slot_t *from) {
+    return slot_store(to, from->i, from->s, from->rank, from->source);
+}
+
 lz_config_t *lz_config_new(void) {
     lz_config_t *config = calloc(1, sizeof *config);
     if (!config) return lz__fail_null(LZ_ENOMEM, "config: out of memory");
@@ -238,8 +258,7 @@ lz_config_t *lz_config_dup(const lz_config_t *config) {
     lz_config_t *copy = calloc(1, sizeof *copy);
     if (!copy) return lz__fail_null(LZ_ENOMEM, "config: out of memory");
     for (int k = 0; k < K_COUNT; k++) {
-        const slot_t *from = &config->slots[k];
-        if (slot_store(&copy->slots[k], from->i, from->s, from->rank, from->source) < 0) {
+        if (slot_copy(&copy->slots[k], &config->slots[k]) < 0) {
             lz_config_destroy(&copy);
             return NULL;
         }
@@ -260,6 +279,33 @@ static void commit(lz_config_t *config, lz_config_t *staging) {
     *config = *staging;
     *staging = old;
     lz_config_destroy(&staging);
+}
+
+/* ---- reloading: what a running context may take ---- */
+
+lz_config_t *lz__config_live_merge(const lz_config_t *current, const lz_config_t *next,
+                                   void (*restart)(const char *name, void *arg), void *arg, size_t *changed) {
+    lz_config_t *merged = lz_config_dup(next);
+    *changed = 0;
+    for (int k = 0; merged && k < K_COUNT; k++) {
+        if (slot_equal(k, &current->slots[k], &next->slots[k])) continue;
+        if (live_keys[k]) {
+            (*changed)++;
+        } else if (slot_copy(&merged->slots[k], &current->slots[k]) == LZ_OK) {
+            restart(keys[k].name, arg);
+        } else {
+            lz_config_destroy(&merged);
+        }
+    }
+    return merged;
+}
+
+int lz__config_keep_api(lz_config_t *config, const lz_config_t *current) {
+    for (int k = 0; k < K_COUNT; k++) {
+        int rc = current->slots[k].rank == RANK_API ? slot_copy(&config->slots[k], &current->slots[k]) : LZ_OK;
+        if (rc != LZ_OK) return rc;
+    }
+    return LZ_OK;
 }
 
 /* ---- values: parsing text, validating, assigning with precedence ---- */

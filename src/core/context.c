@@ -1,7 +1,9 @@
 /* The context: owns the libzmq context, configuration, logger, serializer
  * registry and the metrics of its nodes. Nodes hold references, so the
  * libzmq context terminates only after the last socket is closed. One
- * monitor thread per context reads every node's libzmq socket events. */
+ * monitor thread per context reads every node's libzmq socket events and
+ * answers ZAP requests. A reload swaps the live part of the configuration
+ * (lz_context_reload); a watcher (watch.c) reloads from a file. */
 #include "core/context.h"
 #include "core/trace.h"
 
@@ -21,6 +23,7 @@
 #include "core/prometheus.h"
 #include "core/security.h"
 #include "core/thread.h"
+#include "core/watch.h"
 #include "serial/registry.h"
 
 typedef struct monitor_entry {
@@ -41,11 +44,21 @@ typedef struct monitor {
 
 struct lz_context {
     void *zmq;
-    lz_config_t *config;
+    // The configuration in force: a reload swaps it. The ones it replaced
+    // stay until the context ends, since pointers into them may still be
+    // read (lz_context_config's callers, settings' strings).
+    _Atomic(lz_config_t *) config;
+    lz_config_t **old_configs; // under reload_lock
+    size_t old_config_count;
     lz_settings_t settings;
+    lz_live_t live;
     lz_logger_t *logger;
     lz_registry_t *registry;
-    lz_security_t *security;
+    lz_security_t *security; // under policy_lock: the ZAP handler and node setup read it, a reload swaps it
+    pthread_mutex_t policy_lock;
+    pthread_mutex_t reload_lock; // one reload at a time (API calls, the watcher)
+    pthread_mutex_t watch_lock;  // guards watch; never taken by the watcher's thread, so a stop can join it
+    lz_watch_t *watch;
     atomic_int refs;
     pthread_mutex_t lock; // guards nodes and retired
     lz_node_t *nodes;
@@ -167,7 +180,11 @@ static void *monitor_main(void *self) {
         if (rc < 0) break;
         for (size_t i = 0; i < polled && i < mon->count; i++)
             if (items[i + fixed].revents & ZMQ_POLLIN) monitor_read_event(&mon->entries[i]);
-        if (mon->zap && (items[1].revents & ZMQ_POLLIN)) lz__zap_serve(mon->zap, ctx->security, ctx->logger);
+        if (mon->zap && (items[1].revents & ZMQ_POLLIN)) {
+            pthread_mutex_lock(&ctx->policy_lock); // a reload may be swapping the policy
+            lz__zap_serve(mon->zap, ctx->security, ctx->logger);
+            pthread_mutex_unlock(&ctx->policy_lock);
+        }
         if (items[0].revents & ZMQ_POLLIN) go = monitor_serve_request(mon, ctx->zmq, control);
     }
     for (size_t i = 0; i < mon->count; i++) zmq_close(mon->entries[i].pair);
@@ -262,7 +279,24 @@ static int zmq_context_open(lz_context_t *ctx) {
     return LZ_OK;
 }
 
+// live_store publishes the live settings to the threads that read them.
+static void live_store(lz_live_t *live, const lz_settings_t *s) {
+    atomic_store_explicit(&live->tracing, s->tracing, memory_order_relaxed);
+    atomic_store_explicit(&live->tracing_log, s->tracing_log, memory_order_relaxed);
+    atomic_store_explicit(&live->request_timeout, s->request_timeout, memory_order_relaxed);
+    atomic_store_explicit(&live->request_retries, s->request_retries, memory_order_relaxed);
+    atomic_store_explicit(&live->task_max_retries, s->task_max_retries, memory_order_relaxed);
+    atomic_store_explicit(&live->task_retry_delay, s->task_retry_delay, memory_order_relaxed);
+}
+
+static void context_unwatch(lz_context_t *ctx) {
+    pthread_mutex_lock(&ctx->watch_lock);
+    lz__watch_stop(&ctx->watch);
+    pthread_mutex_unlock(&ctx->watch_lock);
+}
+
 static void context_free(lz_context_t *ctx) {
+    lz__watch_stop(&ctx->watch);
     lz__otlp_stop(&ctx->otlp); // no node is left to end a span
     lz_prometheus_destroy(&ctx->exporter);
     monitor_stop(ctx);
@@ -274,8 +308,14 @@ static void context_free(lz_context_t *ctx) {
     lz__registry_destroy(&ctx->registry);
     lz__security_destroy(&ctx->security);
     lz_logger_destroy(&ctx->logger);
-    lz_config_destroy(&ctx->config);
+    lz_config_t *config = ctx->config;
+    lz_config_destroy(&config);
+    for (size_t i = 0; i < ctx->old_config_count; i++) lz_config_destroy(&ctx->old_configs[i]);
+    free(ctx->old_configs);
     pthread_mutex_destroy(&ctx->lock);
+    pthread_mutex_destroy(&ctx->policy_lock);
+    pthread_mutex_destroy(&ctx->reload_lock);
+    pthread_mutex_destroy(&ctx->watch_lock);
     free(ctx);
 }
 
@@ -296,10 +336,14 @@ lz_context_t *lz_context_new(const lz_config_t *config) {
     lz_context_t *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return lz__fail_null(LZ_ENOMEM, "context: out of memory");
     pthread_mutex_init(&ctx->lock, NULL);
+    pthread_mutex_init(&ctx->policy_lock, NULL);
+    pthread_mutex_init(&ctx->reload_lock, NULL);
+    pthread_mutex_init(&ctx->watch_lock, NULL);
     atomic_init(&ctx->refs, 1);
     ctx->config = config ? lz_config_dup(config) : config_from_environment();
     int rc = ctx->config ? lz__settings_read(ctx->config, &ctx->settings) : lz_last_error_code();
     if (rc == LZ_OK) {
+        live_store(&ctx->live, &ctx->settings);
         ctx->logger = lz_logger_new();
         ctx->registry = lz__registry_new();
         rc = ctx->logger && ctx->registry ? lz__logger_configure(ctx->logger, ctx->config)
@@ -331,6 +375,9 @@ void lz__context_unref(lz_context_t *ctx) {
 
 void lz_context_destroy(lz_context_t **ctx_p) {
     if (!ctx_p || !*ctx_p) return;
+    // The application is done with the context: nobody wants its reloads,
+    // even while nodes still open keep it alive.
+    context_unwatch(*ctx_p);
     lz__context_unref(*ctx_p);
     *ctx_p = NULL;
 }
@@ -339,8 +386,15 @@ const lz_config_t *lz_context_config(const lz_context_t *ctx) { return ctx ? ctx
 lz_logger_t *lz_context_logger(lz_context_t *ctx) { return ctx ? ctx->logger : NULL; }
 void *lz_context_zmq(lz_context_t *ctx) { return ctx ? ctx->zmq : NULL; }
 const lz_settings_t *lz__context_settings(const lz_context_t *ctx) { return &ctx->settings; }
+lz_live_t *lz__context_live(lz_context_t *ctx) { return &ctx->live; }
 lz_registry_t *lz__context_registry(lz_context_t *ctx) { return ctx->registry; }
-const lz_security_t *lz__context_security(const lz_context_t *ctx) { return ctx->security; }
+
+int lz__context_security_settle(lz_context_t *ctx, lz_node_security_t *node, char side, const char *name) {
+    pthread_mutex_lock(&ctx->policy_lock);
+    int rc = lz__security_settle(ctx->security, node, side, name);
+    pthread_mutex_unlock(&ctx->policy_lock);
+    return rc;
+}
 
 int lz_context_on_span(lz_context_t *ctx, lz_span_fn fn, void *arg) {
     if (!ctx) return lz__fail(LZ_EINVAL, "lz_context_on_span: NULL context");
@@ -357,7 +411,7 @@ void lz__context_report_span(lz_context_t *ctx, const lz_span_t *span) {
     void *arg = ctx->span_arg;
     pthread_mutex_unlock(&ctx->lock);
     if (fn) fn(span, arg);
-    if (ctx->settings.tracing_log) lz__span_log(ctx->logger, span);
+    if (LZ_LIVE(&ctx->live, tracing_log)) lz__span_log(ctx->logger, span);
     if (ctx->otlp) lz__otlp_enqueue(ctx->otlp, span);
 }
 
@@ -431,4 +485,147 @@ int lz__context_snapshots(lz_context_t *ctx, lz_node_snapshot_t **out, size_t *c
     *out = snaps;
     *count = n;
     return LZ_OK;
+}
+
+/* ---- reload ------------------------------------------------------------ */
+
+// A reload in the making: everything that can fail is prepared here, so
+// the commit that follows cannot fail halfway.
+typedef struct reload {
+    lz_config_t *merged;    // the next configuration, keys that need a restart kept as they are
+    lz_settings_t settings; // merged's, for the live values
+    lz_log_settings_t log, log_now;
+    lz_security_t *policy;  // merged's; after the commit, the one it replaced
+    const char **restarts;  // keys changed that need a restart (static names)
+    size_t restart_count, changed;
+    bool out_of_memory;
+} reload_t;
+
+static void restart_add(const char *name, void *arg) {
+    reload_t *r = arg;
+    const char **grown = realloc(r->restarts, (r->restart_count + 1) * sizeof *grown);
+    if (!grown) {
+        r->out_of_memory = true;
+        return;
+    }
+    r->restarts = grown;
+    r->restarts[r->restart_count++] = name;
+}
+
+static int reload_policy(lz_security_t **out, const lz_config_t *config) {
+    lz_security_settings_t settings;
+    int rc = lz__security_settings_read(config, &settings);
+    return rc == LZ_OK ? lz__security_new(&settings, out) : rc;
+}
+
+// reload_prepare checks next whole (a key that needs a restart must still
+// be valid, or the restart would fail), then builds what merged needs. The
+// policy is built on every reload: security.authorized_keys_file is read
+// again even when its path did not change.
+static int reload_prepare(lz_context_t *ctx, const lz_config_t *next, reload_t *r) {
+    lz_settings_t checked;
+    int rc = lz__settings_read(next, &checked);
+    if (rc == LZ_OK) rc = lz__log_settings_read(next, &r->log);
+    if (rc != LZ_OK) return rc;
+    r->merged = lz__config_live_merge(ctx->config, next, restart_add, r, &r->changed);
+    if (!r->merged || r->out_of_memory) return lz__fail(LZ_ENOMEM, "config: out of memory for a reload");
+    rc = lz__settings_read(r->merged, &r->settings);
+    if (rc == LZ_OK) rc = lz__log_settings_read(r->merged, &r->log);
+    if (rc == LZ_OK) rc = lz__log_settings_read(ctx->config, &r->log_now);
+    if (rc == LZ_OK) rc = reload_policy(&r->policy, r->merged);
+    // A policy with rules needs the ZAP handler: bound now, before the
+    // commit, since binding may fail (and serves the old policy meanwhile).
+    if (rc == LZ_OK && lz__security_wants_zap(r->policy)) rc = lz__context_zap(ctx);
+    lz_config_t **grown = rc == LZ_OK ? realloc(ctx->old_configs, (ctx->old_config_count + 1) * sizeof *grown) : NULL;
+    if (rc == LZ_OK && !grown) return lz__fail(LZ_ENOMEM, "config: out of memory for a reload");
+    if (grown) ctx->old_configs = grown;
+    return rc;
+}
+
+// reload_logger changes only what the reload changed, so a level or format
+// the application set itself (lz_logger_set_level) outlives other reloads.
+static void reload_logger(lz_logger_t *logger, const lz_log_settings_t *next, const lz_log_settings_t *now) {
+    if (next->level != now->level) lz_logger_set_level(logger, next->level);
+    if (next->format != now->format) lz_logger_set_format(logger, next->format);
+}
+
+static void reload_commit(lz_context_t *ctx, reload_t *r) {
+    pthread_mutex_lock(&ctx->policy_lock);
+    lz_security_t *old = ctx->security;
+    ctx->security = r->policy;
+    pthread_mutex_unlock(&ctx->policy_lock);
+    r->policy = old; // freed with the reload: nobody reads it outside the lock
+    live_store(&ctx->live, &r->settings);
+    reload_logger(ctx->logger, &r->log, &r->log_now);
+    if (!r->changed) return; // same values: kept, so a watcher's touches do not pile configurations up
+    ctx->old_configs[ctx->old_config_count++] = ctx->config;
+    ctx->config = r->merged;
+    r->merged = NULL;
+}
+
+static void reload_free(reload_t *r) {
+    lz_config_destroy(&r->merged);
+    lz__security_destroy(&r->policy);
+    free(r->restarts);
+}
+
+static void count_reload(lz_context_t *ctx, bool ok) {
+    pthread_mutex_lock(&ctx->lock);
+    if (ok) ctx->retired.config_reloads++;
+    else ctx->retired.config_reload_errors++;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+void lz__context_reload_failed(lz_context_t *ctx, const char *origin) {
+    count_reload(ctx, false);
+    LZ_LOG(ctx->logger, LZ_LOG_ERROR, "config", "reload from %s refused, the running configuration stays: %s", origin,
+           lz_last_error());
+}
+
+// reload_report logs the outcome and returns what lz_context_reload does:
+// the count of keys that need a restart, named in lz_last_error() too.
+static int reload_report(lz_context_t *ctx, const reload_t *r, const char *origin) {
+    char names[LZ_DETAIL_MAX] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < r->restart_count; i++) {
+        LZ_LOG(ctx->logger, LZ_LOG_WARNING, "config", "reload from %s: %s changed but needs a restart: "
+               "the running value stays", origin, r->restarts[i]);
+        if (len < sizeof names)
+            len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", r->restarts[i]);
+    }
+    LZ_LOG(ctx->logger, LZ_LOG_INFO, "config", "reloaded from %s: %zu live key(s) changed, %zu need a restart",
+           origin, r->changed, r->restart_count);
+    if (!r->restart_count) return LZ_OK;
+    lz__fail(LZ_OK, "config: reload from %s: restart needed to apply %s", origin, names); // a note, not a failure
+    return (int)r->restart_count;
+}
+
+int lz__context_reload_from(lz_context_t *ctx, const lz_config_t *config, const char *origin) {
+    reload_t r = {0};
+    pthread_mutex_lock(&ctx->reload_lock);
+    int rc = reload_prepare(ctx, config, &r);
+    if (rc == LZ_OK) reload_commit(ctx, &r);
+    pthread_mutex_unlock(&ctx->reload_lock);
+    if (rc == LZ_OK) {
+        count_reload(ctx, true);
+        rc = reload_report(ctx, &r, origin);
+    } else {
+        lz__context_reload_failed(ctx, origin);
+    }
+    reload_free(&r);
+    return rc;
+}
+
+int lz_context_reload(lz_context_t *ctx, const lz_config_t *config) {
+    if (!ctx || !config) return lz__fail(LZ_EINVAL, "lz_context_reload: NULL argument");
+    return lz__context_reload_from(ctx, config, "lz_context_reload");
+}
+
+int lz_context_watch(lz_context_t *ctx, const char *path) {
+    if (!ctx) return lz__fail(LZ_EINVAL, "lz_context_watch: NULL context");
+    pthread_mutex_lock(&ctx->watch_lock);
+    lz__watch_stop(&ctx->watch);
+    int rc = path ? lz__watch_start(ctx, path, &ctx->watch) : LZ_OK;
+    pthread_mutex_unlock(&ctx->watch_lock);
+    return rc;
 }

@@ -3,6 +3,7 @@
 #ifndef LZ_CORE_CONTEXT_H
 #define LZ_CORE_CONTEXT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -12,10 +13,12 @@
 typedef struct lz_node lz_node_t;
 typedef struct lz_registry lz_registry_t;
 
-// The configuration read once into plain fields when the context is made
-// (a context's configuration never changes afterwards), so hot paths never
-// look keys up. Times are milliseconds; -1 means "no limit" where libzmq
-// allows it.
+// The configuration read once into plain fields when the context is made,
+// so hot paths never look keys up. These fields never change afterwards: a
+// reload (lz_context_reload) changes only the live keys, which hot paths
+// read from lz_live_t below; the fields marked "initial" here are their
+// values at creation. Times are milliseconds; -1 means "no limit" where
+// libzmq allows it.
 typedef struct lz_settings {
     int io_threads;
     int max_sockets;
@@ -24,8 +27,8 @@ typedef struct lz_settings {
     int hwm_inbound;
     int send_timeout;
     int receive_timeout;
-    int request_timeout;
-    int request_retries;
+    int request_timeout;            // initial: read LZ_LIVE(live, request_timeout)
+    int request_retries;            // initial
     int failed_socket_cooldown;
     int handler_max_concurrency;
     int reconnect_interval;
@@ -35,27 +38,63 @@ typedef struct lz_settings {
     int64_t max_message_size;
     const char *default_serializer; // owned by the context's config
     const char *prometheus_listen;  // "" or HOST:PORT; owned by the context's config
-    bool tracing;                   // tracing.enabled: spans and traceparent (core/trace.h)
-    bool tracing_log;               // tracing.log: each span also logged
+    bool tracing;                   // initial tracing.enabled: spans and traceparent (core/trace.h)
+    bool tracing_log;               // initial tracing.log: each span also logged
     const char *otlp_endpoint;      // tracing.otlp_endpoint: "" or an http(s):// URL; owned by the context's config
     const char *service_name;       // tracing.service_name; owned by the context's config
     int otlp_batch;                 // tracing.otlp_batch: spans per POST at most
     int otlp_interval;              // tracing.otlp_interval: ms a queued span waits at most
     const char *otlp_headers;       // tracing.otlp_headers: "name=value,..."; owned by the context's config
     const char *otlp_ca_file;       // tracing.otlp_ca_file: "" (the system's CAs) or a PEM file
-    int task_max_retries;           // tasks.max_retries: a puller's default (pushpull.h)
-    int task_retry_delay;           // tasks.retry_delay, ms
+    int task_max_retries;           // initial tasks.max_retries: a puller's default (pushpull.h)
+    int task_retry_delay;           // initial tasks.retry_delay, ms
 } lz_settings_t;
+
+// The settings a reload changes on a running context. Other threads read
+// them on hot paths while a reload stores them, so each is an atomic, read
+// with LZ_LIVE (relaxed: each is a value on its own, guarding no other
+// data). Nodes keep a pointer to their context's (lz_node_t.live).
+typedef struct lz_live {
+    atomic_bool tracing, tracing_log;
+    atomic_int request_timeout;  // per request, existing clients too
+    atomic_int request_retries;  // clients made afterwards
+    atomic_int task_max_retries; // pullers made afterwards
+    atomic_int task_retry_delay;
+} lz_live_t;
+
+#define LZ_LIVE(live, field) atomic_load_explicit(&(live)->field, memory_order_relaxed)
 
 // lz__settings_read fills *out from config; LZ_ECONFIG on an inconsistent
 // combination. Implemented in config.c next to the key table.
 int lz__settings_read(const lz_config_t *config, lz_settings_t *out);
 
+// lz__config_live_merge returns a copy of next in which every key that
+// cannot change on a running context keeps current's value, for a reload
+// to apply as a whole. Each such key whose value differs is named to
+// restart(name, arg); *changed counts the live keys that differ. NULL when
+// out of memory. In config.c, which knows which keys are live.
+lz_config_t *lz__config_live_merge(const lz_config_t *current, const lz_config_t *next,
+                                   void (*restart)(const char *name, void *arg), void *arg, size_t *changed);
+// lz__config_keep_api stores into config every value that current got
+// through the API (lz_config_set*), so a configuration rebuilt from file
+// and environment keeps them on top, as the first one had them.
+int lz__config_keep_api(lz_config_t *config, const lz_config_t *current);
+
 const lz_settings_t *lz__context_settings(const lz_context_t *ctx);
+lz_live_t *lz__context_live(lz_context_t *ctx);
 lz_registry_t *lz__context_registry(lz_context_t *ctx);
-// The context's security policy (security.h), read-only.
-typedef struct lz_security lz_security_t;
-const lz_security_t *lz__context_security(const lz_context_t *ctx);
+// lz__context_security_settle runs lz__security_settle on the context's
+// security policy under the lock a reload swaps the policy under.
+typedef struct lz_node_security lz_node_security_t;
+int lz__context_security_settle(lz_context_t *ctx, lz_node_security_t *node, char side, const char *name);
+
+// lz__context_reload_from is lz_context_reload with origin ("file PATH",
+// "lz_context_reload") named in its log lines; the watcher's path.
+int lz__context_reload_from(lz_context_t *ctx, const lz_config_t *config, const char *origin);
+// lz__context_reload_failed counts a refused reload in
+// config_reload_errors and logs why (the thread's last error): for one
+// that could not even be tried too (its file did not load).
+void lz__context_reload_failed(lz_context_t *ctx, const char *origin);
 
 // Nodes hold a reference on their context, so the zmq context outlives
 // every socket made in it (see lz_context_destroy).

@@ -8,6 +8,7 @@
     X(messages_sent) X(messages_received) X(bytes_sent) X(bytes_received)       \
     X(errors) X(outbound_dropped) X(inbound_dropped) X(backpressure_events)     \
     X(failed_bind_count) X(request_timeouts) X(retries) X(socket_rebuilds)      \
-    X(late_replies) X(handshake_failures) X(task_retries) X(dead_letters)
+    X(late_replies) X(handshake_failures) X(task_retries) X(dead_letters)       \
+    X(config_reloads) X(config_reload_errors)
 
 #endif

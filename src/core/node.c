@@ -102,7 +102,7 @@ void lz__node_connection_event(lz_node_t *node, int delta) {
 // sets the socket up for it (lock held).
 static int secure_for(lz_node_t *node, char side) {
     bool first = node->security.mode == LZ_SECURE_UNSET;
-    int rc = lz__security_settle(lz__context_security(node->ctx), &node->security, side, node->name);
+    int rc = lz__context_security_settle(node->ctx, &node->security, side, node->name);
     if (rc == LZ_OK && first) rc = lz__security_apply(&node->security, node->socket);
     // The handler gives its messages their client's key (lz_message_peer_key).
     if (rc == LZ_OK && first && node->security.mode == LZ_SECURE_CURVE_SERVER) rc = lz__context_zap(node->ctx);
@@ -229,6 +229,7 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
     memset(node, 0, sizeof *node);
     node->ctx = ctx;
     node->settings = lz__context_settings(ctx);
+    node->live = lz__context_live(ctx);
     node->log = lz_context_logger(ctx);
     node->zmq_type = zmq_type;
     node->default_side = default_side;

@@ -27,6 +27,7 @@ typedef struct lz_counters {
     atomic_uint_fast64_t errors, outbound_dropped, inbound_dropped, backpressure_events;
     atomic_uint_fast64_t failed_bind_count, request_timeouts, retries, socket_rebuilds;
     atomic_uint_fast64_t late_replies, handshake_failures, task_retries, dead_letters;
+    atomic_uint_fast64_t config_reloads, config_reload_errors; // always 0: the context counts these
     atomic_int_fast64_t active_connections;
 } lz_counters_t;
 
@@ -64,6 +65,7 @@ typedef struct lz_log_limit {
 struct lz_node {
     lz_context_t *ctx;
     const lz_settings_t *settings;  // the context's, read-only
+    lz_live_t *live;                // the context's settings a reload changes (LZ_LIVE)
     lz_logger_t *log;               // the context's
     void *socket;                   // libzmq socket; guarded by lock
     int zmq_type;

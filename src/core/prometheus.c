@@ -36,6 +36,8 @@ static const char *const counter_help[] = {
     "Peers refused or failing the security handshake.",
     "Tasks run again after their handler failed.",
     "Tasks handed to the dead-letter sink after their last failure.",
+    "Configuration reloads applied (the context counts them, in the \"(closed)\" series).",
+    "Configuration reloads refused (bad file or value); the running configuration stayed.",
 };
 #define LZ_ONE(f) +1
 _Static_assert(sizeof counter_help / sizeof counter_help[0] == 0 LZ_METRIC_COUNTERS(LZ_ONE),

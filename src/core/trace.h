@@ -42,7 +42,7 @@ void lz__span_start(lz_span_t *span, const lz_node_t *node, lz_span_kind_t kind,
                     const char *remote);
 static inline void lz__span_begin(lz_span_t *span, const lz_node_t *node, lz_span_kind_t kind, const char *name,
                                   const char *remote) {
-    span->active = node->settings->tracing;
+    span->active = LZ_LIVE(node->live, tracing);
     if (span->active) lz__span_start(span, node, kind, name, remote);
 }
 
@@ -52,7 +52,7 @@ static inline void lz__span_begin(lz_span_t *span, const lz_node_t *node, lz_spa
 void lz__span_start_message(lz_span_t *span, const lz_node_t *node, lz_span_kind_t kind, const lz_message_t *msg);
 static inline void lz__span_begin_message(lz_span_t *span, const lz_node_t *node, lz_span_kind_t kind,
                                           const lz_message_t *msg) {
-    span->active = node->settings->tracing;
+    span->active = LZ_LIVE(node->live, tracing);
     if (span->active) lz__span_start_message(span, node, kind, msg);
 }
 

@@ -402,7 +402,7 @@ static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *da
     lz__uuid4(call->id);
     call->hash = hash_id(call->id);
     // Begun on the caller's thread: a request made in a handler is its span's child.
-    if (may_retry && c->node.settings->tracing && (call->span = malloc(sizeof *call->span))) {
+    if (may_retry && LZ_LIVE(c->node.live, tracing) && (call->span = malloc(sizeof *call->span))) {
         lz__span_begin(call->span, &c->node, LZ_SPAN_CLIENT, action, NULL);
         lz__span_set_message_id(call->span, call->id);
     }
@@ -418,7 +418,7 @@ static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *da
         call_free(c, call);
         return NULL;
     }
-    int timeout = timeout_ms < 0 ? c->node.settings->request_timeout : timeout_ms;
+    int timeout = timeout_ms < 0 ? LZ_LIVE(c->node.live, request_timeout) : timeout_ms;
     call->retries_left = may_retry && c->resilient ? atomic_load(&c->retries) : 0;
     call->attempt_ms = timeout / (call->retries_left + 1);
     if (call->attempt_ms < 1) call->attempt_ms = 1;
@@ -430,9 +430,10 @@ static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *da
 
 // down_probe_timeout: how long a probe of a down endpoint waits, the
 // cooldown (at least PROBE_TIMEOUT_MIN_MS) up to zmq.request_timeout.
-static int down_probe_timeout(const lz_settings_t *s) {
-    int timeout = s->failed_socket_cooldown < PROBE_TIMEOUT_MIN_MS ? PROBE_TIMEOUT_MIN_MS : s->failed_socket_cooldown;
-    return timeout < s->request_timeout ? timeout : s->request_timeout;
+static int down_probe_timeout(const lz_node_t *node) {
+    int cooldown = node->settings->failed_socket_cooldown, limit = LZ_LIVE(node->live, request_timeout);
+    int timeout = cooldown < PROBE_TIMEOUT_MIN_MS ? PROBE_TIMEOUT_MIN_MS : cooldown;
+    return timeout < limit ? timeout : limit;
 }
 
 // send_probe pings endpoint e, waiting up to timeout_ms for the answer.
@@ -595,7 +596,7 @@ static void run_timers(lz_client_t *c, int64_t now) {
     }
     for (size_t i = 0; i < c->ep_count; i++) {
         if (!c->ep[i].down || c->ep[i].probe) continue;
-        if (now >= c->ep[i].next_probe) send_probe(c, i, now, down_probe_timeout(c->node.settings));
+        if (now >= c->ep[i].next_probe) send_probe(c, i, now, down_probe_timeout(&c->node));
         else note_timer(c, c->ep[i].next_probe);
     }
 }
@@ -838,7 +839,7 @@ lz_client_t *lz__client_open(lz_context_t *ctx, const char *endpoints, const lz_
              : (!c->ep || !c->items || !c->buckets) ? lz__fail(LZ_ENOMEM, "%s: out of memory", o->name)
                                                      : open_endpoints(c, ctx, endpoints, o);
     if (rc == LZ_OK) {
-        atomic_store(&c->retries, o->resilient ? c->node.settings->request_retries : 0);
+        atomic_store(&c->retries, o->resilient ? LZ_LIVE(c->node.live, request_retries) : 0);
         int err = lz__thread_start(&c->thread, client_loop, c);
         if (err) rc = lz__fail(LZ_EIO, "%s: pthread_create: %s", o->name, strerror(err));
     }

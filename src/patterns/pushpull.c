@@ -103,8 +103,9 @@ lz_pull_t *lz_pull_new(lz_context_t *ctx, const char *endpoints) {
         return NULL;
     }
     lz__dispatcher_init(&pull->dispatcher, &pull->node, decode_task, false);
-    const lz_settings_t *settings = pull->node.settings;
-    if (lz__dispatcher_set_retry(&pull->dispatcher, settings->task_max_retries, settings->task_retry_delay) != LZ_OK) {
+    lz_live_t *live = pull->node.live;
+    if (lz__dispatcher_set_retry(&pull->dispatcher, LZ_LIVE(live, task_max_retries), LZ_LIVE(live, task_retry_delay)) !=
+        LZ_OK) {
         lz_pull_destroy(&pull);
         return NULL;
     }

@@ -1,0 +1,425 @@
+/* Hot configuration reload: lz_context_reload applies the live keys as a
+ * set (log level, access rules, request timeout...), refuses a bad
+ * configuration whole, reports keys that need a restart without applying
+ * them; lz_context_watch follows a file replaced by rename, ignores and
+ * counts a bad one, and stops quickly with its context. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lz_test.h"
+#include "core/context.h"
+#include "liberzmq/pushpull.h"
+#include "liberzmq/reqrep.h"
+#include "liberzmq/security.h"
+
+typedef struct {
+    pthread_mutex_t lock;
+    char records[8192];
+} log_capture_t;
+
+static void capture(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    log_capture_t *log = arg;
+    pthread_mutex_lock(&log->lock);
+    size_t used = strlen(log->records);
+    snprintf(log->records + used, sizeof log->records - used, "%s %s: %s\n", lz_log_level_name(level), component,
+             message);
+    pthread_mutex_unlock(&log->lock);
+}
+
+static bool logged(log_capture_t *log, const char *text) {
+    pthread_mutex_lock(&log->lock);
+    bool found = strstr(log->records, text) != NULL;
+    pthread_mutex_unlock(&log->lock);
+    return found;
+}
+
+static lz_metrics_t context_metrics(lz_context_t *ctx) {
+    lz_metrics_t m;
+    memset(&m, 0, sizeof m);
+    LZ_CHECK_INT(lz_context_metrics(ctx, &m), LZ_OK);
+    return m;
+}
+
+static const char *config_string(lz_context_t *ctx, const char *key) {
+    const char *value = "";
+    LZ_CHECK_INT(lz_config_get_string(lz_context_config(ctx), key, &value), LZ_OK);
+    return value;
+}
+
+static int64_t config_int(lz_context_t *ctx, const char *key) {
+    int64_t value = 0;
+    LZ_CHECK_INT(lz_config_get_int(lz_context_config(ctx), key, &value), LZ_OK);
+    return value;
+}
+
+// reload_with reloads ctx from the defaults plus settings, a NULL-terminated list.
+static int reload_with(lz_context_t *ctx, const char *const *settings) {
+    lz_config_t *cfg = lz_test_config_from(settings);
+    int rc = lz_context_reload(ctx, cfg);
+    lz_config_destroy(&cfg);
+    return rc;
+}
+#define RELOAD(ctx, ...) reload_with((ctx), (const char *const[]){__VA_ARGS__, NULL})
+
+LZ_TEST(log_level_and_format_change_live) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("logging.level=warning");
+    lz_logger_t *logger = lz_context_logger(ctx);
+    log_capture_t log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    LZ_CHECK_INT(lz_logger_to_callback(logger, capture, &log), LZ_OK);
+    LZ_LOG(logger, LZ_LOG_INFO, "app", "before");
+    LZ_CHECK(!logged(&log, "before"));
+
+    LZ_CHECK_INT(RELOAD(ctx, "logging.level=debug", "logging.format=json"), LZ_OK);
+    LZ_CHECK_INT(lz_logger_level(logger), LZ_LOG_DEBUG);
+    LZ_LOG(logger, LZ_LOG_INFO, "app", "after");
+    LZ_CHECK(logged(&log, "INFO app: after"));
+    LZ_CHECK(logged(&log, "INFO config: reloaded from lz_context_reload: 2 live key(s) changed, 0 need a restart"));
+    LZ_CHECK_STR(config_string(ctx, "logging.level"), "DEBUG");
+    LZ_CHECK_STR(config_string(ctx, "logging.format"), "json");
+    // The callback target the application chose stays: logging.target did not change.
+    LZ_CHECK_INT(context_metrics(ctx).config_reloads, 1);
+    LZ_CHECK_INT(context_metrics(ctx).config_reload_errors, 0);
+
+    // A level the application set itself outlives a reload that leaves logging alone.
+    lz_logger_set_level(logger, LZ_LOG_ERROR);
+    LZ_CHECK_INT(RELOAD(ctx, "logging.level=debug", "logging.format=json", "tracing.enabled=true"), LZ_OK);
+    LZ_CHECK_INT(lz_logger_level(logger), LZ_LOG_ERROR);
+    lz_context_destroy(&ctx);
+}
+
+// check_refused: reloading cfg fails naming key, and ctx runs on as before
+// (logging.level warning, zmq.request_timeout 5000, the same configuration).
+static void check_refused(lz_context_t *ctx, const lz_config_t *cfg, const char *key, const lz_config_t *before) {
+    LZ_CHECK_INT(lz_context_reload(ctx, cfg), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), key) != NULL);
+    LZ_CHECK_INT(lz_logger_level(lz_context_logger(ctx)), LZ_LOG_WARNING);
+    LZ_CHECK_INT(LZ_LIVE(lz__context_live(ctx), request_timeout), 5000);
+    LZ_CHECK(lz_context_config(ctx) == before);
+}
+
+LZ_TEST(invalid_reload_changes_nothing) {
+    char server_public[LZ_CURVE_KEY_SIZE], server_secret[LZ_CURVE_KEY_SIZE];
+    LZ_CHECK_INT(lz_curve_keypair(server_public, server_secret), LZ_OK);
+    lz_config_t *cfg = LZ_TEST_CONFIG("logging.level=warning", "zmq.request_timeout=5000");
+    LZ_CHECK_INT(lz_config_set(cfg, "security.curve_secret_key", server_secret), LZ_OK);
+    lz_context_t *ctx = lz_context_new(cfg);
+    LZ_CHECK(ctx != NULL);
+    const lz_config_t *before = lz_context_config(ctx);
+
+    // A live change beside a keys file that cannot be read: neither applies.
+    LZ_CHECK_INT(lz_config_set(cfg, "logging.level", "debug"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(cfg, "zmq.request_timeout", "100"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(cfg, "security.authorized_keys_file", "/nonexistent/lz-keys"), LZ_OK);
+    check_refused(ctx, cfg, "security.authorized_keys_file", before);
+
+    // An inconsistent pair, even of keys that need a restart, is refused too.
+    LZ_CHECK_INT(lz_config_set(cfg, "security.authorized_keys_file", ""), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(cfg, "zmq.reconnect_interval", "500"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(cfg, "zmq.reconnect_interval_max", "200"), LZ_OK);
+    check_refused(ctx, cfg, "zmq.reconnect_interval_max", before);
+
+    LZ_CHECK_INT(lz_context_reload(ctx, NULL), LZ_EINVAL);
+    LZ_CHECK_INT(lz_context_reload(NULL, cfg), LZ_EINVAL);
+    LZ_CHECK_INT(context_metrics(ctx).config_reload_errors, 2);
+    LZ_CHECK_INT(context_metrics(ctx).config_reloads, 0);
+    lz_config_destroy(&cfg);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(keys_needing_a_restart_are_reported_not_applied) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=warning");
+    log_capture_t log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), capture, &log), LZ_OK);
+    int rc = RELOAD(ctx, "zmq.linger=250", "zmq.io_threads=2", "logging.level=info", "zmq.request_timeout=700");
+    LZ_CHECK_INT(rc, 2);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_OK);
+    LZ_CHECK(strstr(lz_last_error(), "restart needed to apply zmq.io_threads, zmq.linger") != NULL);
+    LZ_CHECK(logged(&log, "WARNING config: reload from lz_context_reload: zmq.linger changed but needs a restart"));
+    LZ_CHECK(logged(&log, "WARNING config: reload from lz_context_reload: zmq.io_threads changed but needs a restart"));
+    // The restart keys keep their running values; the live ones moved.
+    LZ_CHECK_INT(config_int(ctx, "zmq.linger"), 0);
+    LZ_CHECK_INT(config_int(ctx, "zmq.io_threads"), 1);
+    LZ_CHECK_INT(config_int(ctx, "zmq.request_timeout"), 700);
+    LZ_CHECK_INT(lz_logger_level(lz_context_logger(ctx)), LZ_LOG_INFO);
+    LZ_CHECK_INT(LZ_LIVE(lz__context_live(ctx), request_timeout), 700);
+    LZ_CHECK_INT(context_metrics(ctx).config_reloads, 1);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(request_timeout_and_task_defaults_change_live) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.request_timeout=20000", "zmq.request_retries=0");
+    char ep[256];
+    lz_test_ipc_endpoint(ep, sizeof ep); // nobody answers there
+    lz_client_t *client = lz_client_new(ctx, ep);
+    LZ_CHECK(client != NULL);
+    LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", "zmq.request_timeout=150", "zmq.request_retries=0",
+                        "tasks.max_retries=4", "tasks.retry_delay=20"), LZ_OK);
+    // A client made before the reload: its next request uses the new timeout.
+    int64_t start = lz_test_now_ms();
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(lz_client_request(client, "ping", NULL, &reply, -1), LZ_ETIMEOUT);
+    LZ_CHECK(lz_test_now_ms() - start < 5000);
+    lz_client_destroy(&client);
+    LZ_CHECK_INT(LZ_LIVE(lz__context_live(ctx), task_max_retries), 4);
+    LZ_CHECK_INT(LZ_LIVE(lz__context_live(ctx), task_retry_delay), 20);
+    lz_context_destroy(&ctx);
+}
+
+/* ---- access rules ---- */
+
+
+// curve_client: a context and client with client's keys towards server at endpoint.
+static lz_client_t *curve_client(lz_context_t **ctx, const lz_test_keypair_t *client, const lz_test_keypair_t *server,
+                                 const char *endpoint) {
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "zmq.request_retries=0");
+    LZ_CHECK_INT(lz_config_set(cfg, "security.curve_server_key", server->public_key), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(cfg, "security.curve_secret_key", client->secret_key), LZ_OK);
+    *ctx = lz_context_new(cfg);
+    lz_config_destroy(&cfg);
+    LZ_CHECK(*ctx != NULL);
+    return *ctx ? lz_client_new(*ctx, endpoint) : NULL;
+}
+
+static int request(lz_client_t *client, int timeout_ms) {
+    lz_value_t *reply = NULL;
+    int rc = lz_client_request(client, "whoami", NULL, &reply, timeout_ms);
+    lz_value_destroy(&reply);
+    return rc;
+}
+
+// request_as: one whoami request on a new connection with client's keys.
+static int request_as(const lz_test_keypair_t *client, const lz_test_keypair_t *server, const char *endpoint) {
+    lz_context_t *ctx = NULL;
+    lz_client_t *c = curve_client(&ctx, client, server, endpoint);
+    int rc = c ? request(c, 500) : LZ_ENOMEM;
+    lz_client_destroy(&c);
+    lz_context_destroy(&ctx);
+    return rc;
+}
+
+// server_config: a CURVE server's configuration admitting the keys in list.
+static lz_config_t *server_config(const lz_test_keypair_t *server, const char *list) {
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "security.audit=true");
+    LZ_CHECK_INT(lz_config_set(cfg, "security.curve_secret_key", server->secret_key), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(cfg, "security.authorized_keys", list), LZ_OK);
+    return cfg;
+}
+
+LZ_TEST(revoked_client_key_is_refused_on_its_next_connection) {
+    lz_test_keypair_t server = lz_test_new_keypair(), alice = lz_test_new_keypair(), bob = lz_test_new_keypair();
+    char both[128];
+    snprintf(both, sizeof both, "%s, %s", alice.public_key, bob.public_key);
+    lz_config_t *cfg = server_config(&server, both);
+    lz_context_t *sctx = lz_context_new(cfg);
+    LZ_CHECK(sctx != NULL);
+    log_capture_t log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(sctx), capture, &log), LZ_OK);
+    lz_server_t *srv = lz_server_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(srv, "whoami", lz_test_whoami, NULL), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(srv), LZ_OK);
+    const char *endpoint = lz_node_endpoint(lz_server_node(srv));
+    LZ_CHECK_INT(request_as(&bob, &server, endpoint), LZ_OK);
+    lz_context_t *bob_ctx = NULL;
+    lz_client_t *bob_connected = curve_client(&bob_ctx, &bob, &server, endpoint);
+    LZ_CHECK_INT(request(bob_connected, 5000), LZ_OK);
+
+    lz_config_destroy(&cfg);
+    cfg = server_config(&server, alice.public_key);
+    LZ_CHECK_INT(lz_context_reload(sctx, cfg), LZ_OK);
+    LZ_CHECK_INT(request_as(&bob, &server, endpoint), LZ_ETIMEOUT);
+    LZ_CHECK_INT(request_as(&alice, &server, endpoint), LZ_OK);
+    LZ_TEST_WAIT_UNTIL(logged(&log, "client key not authorized"), 2000);
+    LZ_CHECK(logged(&log, "client key not authorized"));
+    // A connection made before the reload stays, as documented.
+    LZ_CHECK_INT(request(bob_connected, 5000), LZ_OK);
+    lz_client_destroy(&bob_connected);
+    lz_context_destroy(&bob_ctx);
+    lz_config_destroy(&cfg);
+    lz_server_destroy(&srv);
+    lz_context_destroy(&sctx);
+}
+
+// delivered: one frame pushed from push_ctx to pull arrives within timeout_ms.
+static bool delivered(lz_context_t *push_ctx, lz_pull_t *pull, int timeout_ms) {
+    lz_push_t *push = lz_push_new(push_ctx, lz_node_endpoint(lz_pull_node(pull)));
+    LZ_CHECK(push != NULL);
+    LZ_CHECK_INT(lz_push_send_bytes(push, "x", 1), LZ_OK);
+    char buf[8];
+    size_t size = sizeof buf;
+    int rc = lz_pull_recv_bytes(pull, buf, &size, timeout_ms);
+    lz_push_destroy(&push);
+    return rc == LZ_OK;
+}
+
+LZ_TEST(newly_denied_address_is_refused) {
+    lz_context_t *plain = LZ_TEST_CONTEXT("zmq.linger=0");
+    lz_context_t *sctx = LZ_TEST_CONTEXT("zmq.linger=0", "security.deny_addresses=10.0.0.0/8");
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(delivered(plain, pull, 5000));
+    LZ_CHECK_INT(RELOAD(sctx, "zmq.linger=0", "security.deny_addresses=127.0.0.1"), LZ_OK);
+    LZ_CHECK(!delivered(plain, pull, 300));
+    // Allowed again: the next connection gets through.
+    LZ_CHECK_INT(RELOAD(sctx, "zmq.linger=0", "security.allow_addresses=127.0.0.0/8"), LZ_OK);
+    LZ_CHECK(delivered(plain, pull, 5000));
+    lz_pull_destroy(&pull);
+
+    // A context that had no rules binds its sockets without ZAP; rules
+    // added live govern the sockets bound afterwards.
+    lz_context_t *open_ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    LZ_CHECK_INT(RELOAD(open_ctx, "zmq.linger=0", "security.deny_addresses=127.0.0.1"), LZ_OK);
+    pull = lz_pull_new(open_ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(!delivered(plain, pull, 300));
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&open_ctx);
+    lz_context_destroy(&sctx);
+    lz_context_destroy(&plain);
+}
+
+/* ---- reloads beside traffic (for ThreadSanitizer) ---- */
+
+typedef struct {
+    lz_push_t *push;       // sends on and on, traced or not
+    lz_context_t *plain;   // connects again and again to tcp_endpoint, each a ZAP request
+    const char *tcp_endpoint;
+    atomic_bool stop;
+} traffic_t;
+
+static void *push_loop(void *arg) {
+    traffic_t *t = arg;
+    while (!atomic_load(&t->stop)) lz_push_send_bytes(t->push, "t", 1);
+    return NULL;
+}
+
+static void *connect_loop(void *arg) {
+    traffic_t *t = arg;
+    while (!atomic_load(&t->stop)) {
+        lz_push_t *push = lz_push_new(t->plain, t->tcp_endpoint);
+        lz_push_send_bytes(push, "c", 1);
+        lz_test_sleep_ms(2);
+        lz_push_destroy(&push);
+    }
+    return NULL;
+}
+
+LZ_TEST(reloads_race_nothing) {
+    // Sends give up at once on a full queue, so the threads stop at once.
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.send_timeout=0", "logging.level=off",
+                                        "security.deny_addresses=10.0.0.1");
+    char ep[256];
+    lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep));
+    lz_pull_t *guarded = lz_pull_new(ctx, "tcp://127.0.0.1:*");
+    traffic_t t = {.push = lz_push_new(ctx, ep),
+                   .plain = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.send_timeout=0", "logging.level=off"),
+                   .tcp_endpoint = lz_node_endpoint(lz_pull_node(guarded))};
+    LZ_CHECK(pull && guarded && t.push);
+    pthread_t pusher, connector;
+    LZ_CHECK_INT(pthread_create(&pusher, NULL, push_loop, &t), 0);
+    LZ_CHECK_INT(pthread_create(&connector, NULL, connect_loop, &t), 0);
+    for (int i = 0; i < 40; i++) {
+        const char *tracing = i % 2 ? "tracing.enabled=true" : "tracing.enabled=false";
+        const char *deny = i % 2 ? "security.deny_addresses=10.0.0.1" : "security.deny_addresses=10.0.0.2";
+        LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", "zmq.send_timeout=0", "logging.level=off", tracing, deny,
+                            "tracing.log=true"), LZ_OK);
+        char buf[8];
+        size_t size = sizeof buf;
+        lz_pull_recv_bytes(pull, buf, &size, 5);
+        size = sizeof buf;
+        lz_pull_recv_bytes(guarded, buf, &size, 5);
+    }
+    atomic_store(&t.stop, true);
+    pthread_join(pusher, NULL);
+    pthread_join(connector, NULL);
+    LZ_CHECK_INT(context_metrics(ctx).config_reloads, 40);
+    lz_push_destroy(&t.push);
+    lz_pull_destroy(&guarded);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&t.plain);
+    lz_context_destroy(&ctx);
+}
+
+/* ---- the file watcher ---- */
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    LZ_CHECK(f != NULL);
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+}
+
+// replace writes text next to path and renames it over path, as editors do.
+static void replace(const char *path, const char *text) {
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    write_file(tmp, text);
+    LZ_CHECK_INT(rename(tmp, path), 0);
+}
+
+LZ_TEST(watcher_follows_a_replaced_file_and_ignores_a_bad_one) {
+    char dir[] = "/tmp/lz-reload-XXXXXX", path[512];
+    LZ_CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/app.yaml", dir);
+    write_file(path, "logging:\n  level: warning\n");
+    setenv("LIBERZMQ_LOGGING__FORMAT", "json", 1);
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    lz_logger_t *logger = lz_context_logger(ctx);
+    log_capture_t log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    LZ_CHECK_INT(lz_logger_to_callback(logger, capture, &log), LZ_OK);
+    LZ_CHECK_INT(lz_context_watch(ctx, path), LZ_OK);
+    LZ_CHECK_STR(config_string(ctx, "logging.level"), "WARNING");
+    LZ_CHECK_INT(context_metrics(ctx).config_reloads, 1);
+
+    replace(path, "logging:\n  level: debug\nzmq:\n  request_timeout: 1234\n");
+    LZ_TEST_WAIT_UNTIL(context_metrics(ctx).config_reloads == 2, 5000);
+    LZ_CHECK_INT(lz_logger_level(logger), LZ_LOG_DEBUG);
+    LZ_CHECK_INT(LZ_LIVE(lz__context_live(ctx), request_timeout), 1234);
+    // The environment stays on top of the file, the API on top of both.
+    LZ_CHECK_STR(config_string(ctx, "logging.format"), "json");
+    LZ_CHECK_INT(config_int(ctx, "zmq.linger"), 0);
+
+    replace(path, "logging:\n  level: [not, a, level]\n");
+    LZ_TEST_WAIT_UNTIL(context_metrics(ctx).config_reload_errors == 1, 5000);
+    LZ_CHECK_INT(context_metrics(ctx).config_reload_errors, 1);
+    LZ_CHECK_INT(lz_logger_level(logger), LZ_LOG_DEBUG);
+    LZ_CHECK(logged(&log, "ERROR config: reload from file "));
+    LZ_CHECK(logged(&log, "app.yaml refused, the running configuration stays: config: "));
+
+    write_file(path, "zmq:\n  request_timeout: 777\n"); // in place this time
+    LZ_TEST_WAIT_UNTIL(LZ_LIVE(lz__context_live(ctx), request_timeout) == 777, 5000);
+    LZ_CHECK_INT(LZ_LIVE(lz__context_live(ctx), request_timeout), 777);
+    LZ_CHECK_INT(lz_logger_level(logger), LZ_LOG_INFO);
+
+    // Destroying the context stops and joins the watcher at once.
+    int64_t start = lz_test_now_ms();
+    lz_context_destroy(&ctx);
+    LZ_CHECK(lz_test_now_ms() - start < 1000);
+    unsetenv("LIBERZMQ_LOGGING__FORMAT");
+    unlink(path);
+    rmdir(dir);
+}
+
+LZ_TEST(watch_refuses_what_it_cannot_watch) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=off");
+    LZ_CHECK_INT(lz_context_watch(ctx, "/nonexistent-dir/app.yaml"), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "/nonexistent-dir") != NULL);
+    char dir[] = "/tmp/lz-reload-XXXXXX", path[512];
+    LZ_CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/missing.yaml", dir);
+    LZ_CHECK_INT(lz_context_watch(ctx, path), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "missing.yaml") != NULL);
+    LZ_CHECK_INT(lz_context_watch(NULL, path), LZ_EINVAL);
+    LZ_CHECK_INT(lz_context_watch(ctx, NULL), LZ_OK); // nothing to stop
+    rmdir(dir);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST_MAIN(LZ_CASE(log_level_and_format_change_live), LZ_CASE(invalid_reload_changes_nothing),
+             LZ_CASE(keys_needing_a_restart_are_reported_not_applied),
+             LZ_CASE(request_timeout_and_task_defaults_change_live),
+             LZ_CASE(revoked_client_key_is_refused_on_its_next_connection), LZ_CASE(newly_denied_address_is_refused),
+             LZ_CASE(reloads_race_nothing), LZ_CASE(watcher_follows_a_replaced_file_and_ignores_a_bad_one),
+             LZ_CASE(watch_refuses_what_it_cannot_watch))
