@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/node.h"
 #include "core/otlp.h"
+#include "core/plugin.h"
 #include "core/prometheus.h"
 #include "core/security.h"
 #include "core/thread.h"
@@ -56,6 +57,7 @@ struct lz_context {
     lz_span_fn span_fn;        // lz_context_on_span; under lock
     void *span_arg;
     monitor_t monitor;
+    lz_plugins_t plugins; // plugins.load, lz_context_load_plugin
 };
 
 enum { MONITOR_ADD = 1, MONITOR_REMOVE = 2, MONITOR_STOP = 3, MONITOR_ZAP = 4 };
@@ -272,6 +274,7 @@ static void context_free(lz_context_t *ctx) {
     int rc;
     if (ctx->zmq) LZ_EINTR_RESTART(rc, zmq_ctx_term(ctx->zmq));
     lz__registry_destroy(&ctx->registry);
+    lz__plugins_unload(&ctx->plugins); // after the registry: its codecs may be plugin code
     lz__security_destroy(&ctx->security);
     lz_logger_destroy(&ctx->logger);
     lz_config_destroy(&ctx->config);
@@ -312,6 +315,7 @@ lz_context_t *lz_context_new(const lz_config_t *config) {
         !(ctx->exporter = lz__prometheus_start(ctx, ctx->settings.prometheus_listen, false)))
         rc = lz_last_error_code();
     if (rc == LZ_OK) rc = otlp_start(ctx);
+    if (rc == LZ_OK) rc = lz__plugins_load_config(ctx);
     if (rc != LZ_OK) {
         char detail[512];
         snprintf(detail, sizeof detail, "%s", lz_last_error());
@@ -341,6 +345,7 @@ void *lz_context_zmq(lz_context_t *ctx) { return ctx ? ctx->zmq : NULL; }
 const lz_settings_t *lz__context_settings(const lz_context_t *ctx) { return &ctx->settings; }
 lz_registry_t *lz__context_registry(lz_context_t *ctx) { return ctx->registry; }
 const lz_security_t *lz__context_security(const lz_context_t *ctx) { return ctx->security; }
+lz_plugins_t *lz__context_plugins(lz_context_t *ctx) { return &ctx->plugins; }
 
 int lz_context_on_span(lz_context_t *ctx, lz_span_fn fn, void *arg) {
     if (!ctx) return lz__fail(LZ_EINVAL, "lz_context_on_span: NULL context");
@@ -357,6 +362,7 @@ void lz__context_report_span(lz_context_t *ctx, const lz_span_t *span) {
     void *arg = ctx->span_arg;
     pthread_mutex_unlock(&ctx->lock);
     if (fn) fn(span, arg);
+    lz__plugins_report_span(&ctx->plugins, span);
     if (ctx->settings.tracing_log) lz__span_log(ctx->logger, span);
     if (ctx->otlp) lz__otlp_enqueue(ctx->otlp, span);
 }
