@@ -245,8 +245,10 @@ int lz__plugins_load_config(lz_context_t *ctx) {
     if (!copy) return lz__fail(LZ_ENOMEM, "plugins.load: out of memory");
     int rc = LZ_OK;
     char *save = NULL;
-    for (char *item = strtok_r(copy, ",", &save); item && rc == LZ_OK; item = strtok_r(NULL, ",", &save))
-        if (*trim(item)) rc = lz_context_load_plugin(ctx, trim(item));
+    for (char *item = strtok_r(copy, ",", &save); item && rc == LZ_OK; item = strtok_r(NULL, ",", &save)) {
+        const char *path = trim(item);
+        if (*path) rc = lz_context_load_plugin(ctx, path);
+    }
     free(copy);
     return rc;
 }
