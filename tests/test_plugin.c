@@ -13,7 +13,8 @@ typedef struct {
     pthread_mutex_t lock;
     char text[4096];
 } capture_t;
-#define CAPTURE_INIT {.lock = PTHREAD_MUTEX_INITIALIZER, .text = ""}
+#define CAPTURE_INIT                                                                                                   \
+    { .lock = PTHREAD_MUTEX_INITIALIZER, .text = "" }
 
 static void capture_log(lz_log_level_t level, const char *component, const char *message, void *arg) {
     capture_t *c = arg;
@@ -136,7 +137,8 @@ LZ_TEST(spans_reach_plugins) {
 }
 
 LZ_TEST(plugins_load_from_config_and_environment) {
-    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=warning", "plugins.load= " LZ_PLUGIN_ROT13 " , " LZ_PLUGIN_AUDIT ",");
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=warning",
+                                        "plugins.load= " LZ_PLUGIN_ROT13 " , " LZ_PLUGIN_AUDIT ",");
     lz_plugin_info_t info[3];
     LZ_CHECK_INT(lz_context_plugins(ctx, info, 3), 2);
     LZ_CHECK_STR(info[0].name, "rot13"); // in the list's order
@@ -176,8 +178,8 @@ LZ_TEST(load_errors_name_the_path_and_the_reason) {
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
     LZ_CHECK_INT(lz_context_load_plugin(ctx, LZ_PLUGIN_ROT13), LZ_OK);
     LZ_CHECK_INT(lz_context_load_plugin(ctx, LZ_PLUGIN_ROT13), LZ_ESTATE);
-    LZ_CHECK_STR(lz_last_error(), "plugin " LZ_PLUGIN_ROT13 ": a plugin named 'rot13' is already loaded (from "
-                                  LZ_PLUGIN_ROT13 ")");
+    LZ_CHECK_STR(lz_last_error(),
+                 "plugin " LZ_PLUGIN_ROT13 ": a plugin named 'rot13' is already loaded (from " LZ_PLUGIN_ROT13 ")");
     LZ_CHECK_INT(lz_context_load_plugin(ctx, ""), LZ_EINVAL);
     LZ_CHECK_INT(lz_context_load_plugin(NULL, LZ_PLUGIN_ROT13), LZ_EINVAL);
     LZ_CHECK_INT(lz_context_plugins(NULL, NULL, 0), 0);
@@ -189,7 +191,7 @@ LZ_TEST(a_failed_init_drops_callbacks_and_keeps_codecs) {
     LZ_CHECK_INT(lz_context_load_plugin(ctx, LZ_PLUGIN_INIT_FAILS), LZ_ECONFIG);
     LZ_CHECK_STR(lz_last_error(), "plugin " LZ_PLUGIN_INIT_FAILS " (init_fails 0.1.0): init failed: no licence key");
     LZ_CHECK_INT(lz_context_plugins(ctx, NULL, 0), 0);
-    LZ_CHECK(lz_serializer_find(ctx, "leftover") != NULL); // the registry removes none
+    LZ_CHECK(lz_serializer_find(ctx, "leftover") != NULL);   // the registry removes none
     lz_pair_t *pair = lz_pair_new(ctx, "tcp://127.0.0.1:*"); // its refusing callback is gone
     LZ_CHECK(pair != NULL);
     lz_pair_destroy(&pair);

@@ -47,10 +47,10 @@ typedef struct lz_plugin_descriptor {
 
 // LZ_PLUGIN_DEFINE defines a plugin's descriptor, once in the plugin:
 //   LZ_PLUGIN_DEFINE("rot13", "1.0.0", rot13_init, NULL);
-#define LZ_PLUGIN_DEFINE(name, version, init, fini)                                              \
-    __attribute__((visibility("default"))) extern const lz_plugin_descriptor_t lz_plugin_descriptor; \
-    __attribute__((visibility("default"))) const lz_plugin_descriptor_t lz_plugin_descriptor = { \
-        LZ_PLUGIN_ABI_VERSION, name, version, init, fini}
+#define LZ_PLUGIN_DEFINE(name, version, init, fini)                                                                    \
+    __attribute__((visibility("default"))) extern const lz_plugin_descriptor_t lz_plugin_descriptor;                   \
+    __attribute__((visibility("default")))                                                                             \
+    const lz_plugin_descriptor_t lz_plugin_descriptor = {LZ_PLUGIN_ABI_VERSION, name, version, init, fini}
 
 /* ---- the host's side --------------------------------------------------- */
 

@@ -52,7 +52,8 @@ static int version_run(const lz_cli_opts_t *opts) {
     size_t count = lz_context_plugins(ctx, NULL, 0);
     lz_plugin_info_t *info = calloc(count ? count : 1, sizeof *info);
     if (info) count = lz_context_plugins(ctx, info, count);
-    for (size_t i = 0; info && i < count; i++) printf("plugin %s %s (%s)\n", info[i].name, info[i].version, info[i].path);
+    for (size_t i = 0; info && i < count; i++)
+        printf("plugin %s %s (%s)\n", info[i].name, info[i].version, info[i].path);
     free(info);
     lz_context_destroy(&ctx);
     return info ? LZ_EXIT_OK : lz_cli_fail(opts, LZ_ENOMEM, "plugins");

@@ -451,7 +451,8 @@ int lz_cli_open(const lz_cli_opts_t *opts, lz_context_t **ctx) {
     if (rc == 0 && !(*ctx = lz_context_new(config)))
         rc = lz_cli_fail(opts, lz_last_error_code(), "context");
     for (size_t i = 0; rc == 0 && i < opts->plugin_count; i++)
-        if (lz_context_load_plugin(*ctx, opts->plugins[i]) != LZ_OK) rc = lz_cli_fail(opts, lz_last_error_code(), "--plugin");
+        if (lz_context_load_plugin(*ctx, opts->plugins[i]) != LZ_OK)
+            rc = lz_cli_fail(opts, lz_last_error_code(), "--plugin");
     if (rc != 0) lz_context_destroy(ctx);
     lz_config_destroy(&config);
     return rc;

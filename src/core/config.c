@@ -122,7 +122,8 @@ static const struct { const char *alias, *name; } aliases[] = {
     {"zmq.socket_timeout", "zmq.receive_timeout"}, // the Python LiberZMQ's name
 };
 
-static const char *const sections[] = {"zmq", "logging", "serialization", "metrics", "security", "tracing", "tasks", "plugins"};
+static const char *const sections[] = {"zmq",     "logging", "serialization", "metrics",
+                                       "security", "tracing", "tasks",         "plugins"};
 
 enum { RANK_DEFAULT = 0, RANK_FILE = 1, RANK_ENV = 2, RANK_API = 3 };
 

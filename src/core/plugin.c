@@ -43,13 +43,9 @@ struct lz_plugin {
 // init and the append one step, and lets the append be a plain walk.
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static lz_plugin_t *first(lz_plugins_t *plugins) {
-    return atomic_load_explicit(&plugins->head, memory_order_acquire);
-}
+static lz_plugin_t *first(lz_plugins_t *plugins) { return atomic_load_explicit(&plugins->head, memory_order_acquire); }
 
-static lz_plugin_t *next(lz_plugin_t *plugin) {
-    return atomic_load_explicit(&plugin->next, memory_order_acquire);
-}
+static lz_plugin_t *next(lz_plugin_t *plugin) { return atomic_load_explicit(&plugin->next, memory_order_acquire); }
 
 /* ---- registration, during init ------------------------------------------ */
 
@@ -104,7 +100,8 @@ int lz_plugin_on_node(lz_plugin_t *plugin, const char *kind, lz_plugin_node_fn f
 
 int lz_plugin_on_span(lz_plugin_t *plugin, lz_span_fn fn, void *arg) {
     int rc = registering(plugin, fn != NULL, "lz_plugin_on_span");
-    return rc != LZ_OK ? rc : add_watch(plugin, &plugin->spans, &plugin->span_count, (watch_t){.fn.span = fn, .arg = arg});
+    return rc != LZ_OK ? rc
+                       : add_watch(plugin, &plugin->spans, &plugin->span_count, (watch_t){.fn.span = fn, .arg = arg});
 }
 
 void lz_plugin_log(lz_plugin_t *plugin, lz_log_level_t level, const char *format, ...) {
@@ -138,8 +135,10 @@ static int check_same_library(const lz_plugin_t *plugin) {
     if (!theirs || (uintptr_t)theirs == (uintptr_t)lz_context_load_plugin) return LZ_OK;
     Dl_info info;
     const char *file = dladdr(theirs, &info) && info.dli_fname ? info.dli_fname : "another liberzmq";
-    return lz__fail(LZ_ECONFIG, "plugin %s: it links %s, a second copy of liberzmq beside this program's own: "
-                    "link the program with the shared liberzmq (docs/plugins.md)", plugin->path, file);
+    return lz__fail(LZ_ECONFIG,
+                    "plugin %s: it links %s, a second copy of liberzmq beside this program's own: "
+                    "link the program with the shared liberzmq (docs/plugins.md)",
+                    plugin->path, file);
 }
 
 static const lz_plugin_t *find_live(lz_plugins_t *plugins, const char *name) {
@@ -153,16 +152,17 @@ static const lz_plugin_t *find_live(lz_plugins_t *plugins, const char *name) {
 static int check_descriptor(lz_plugin_t *plugin) {
     const lz_plugin_descriptor_t *d = plugin->descriptor;
     if (d->abi_version != LZ_PLUGIN_ABI_VERSION)
-        return lz__fail(LZ_ECONFIG, "plugin %s: built for plugin ABI %d, this liberzmq has ABI %d: rebuild it "
-                        "with liberzmq %s's headers", plugin->path, d->abi_version, LZ_PLUGIN_ABI_VERSION,
-                        lz_version());
+        return lz__fail(LZ_ECONFIG,
+                        "plugin %s: built for plugin ABI %d, this liberzmq has ABI %d: rebuild it "
+                        "with liberzmq %s's headers",
+                        plugin->path, d->abi_version, LZ_PLUGIN_ABI_VERSION, lz_version());
     if (!d->name || !*d->name || !d->version || !d->init)
         return lz__fail(LZ_ECONFIG, "plugin %s: its descriptor lacks a name, a version or an init function",
                         plugin->path);
     const lz_plugin_t *loaded = find_live(lz__context_plugins(plugin->ctx), d->name);
     if (loaded)
-        return lz__fail(LZ_ESTATE, "plugin %s: a plugin named '%s' is already loaded (from %s)", plugin->path,
-                        d->name, loaded->path);
+        return lz__fail(LZ_ESTATE, "plugin %s: a plugin named '%s' is already loaded (from %s)", plugin->path, d->name,
+                        loaded->path);
     return LZ_OK;
 }
 
@@ -298,6 +298,4 @@ static void unload_from(lz_plugin_t *plugin) {
     plugin_free(plugin);
 }
 
-void lz__plugins_unload(lz_plugins_t *plugins) {
-    unload_from(atomic_exchange(&plugins->head, NULL));
-}
+void lz__plugins_unload(lz_plugins_t *plugins) { unload_from(atomic_exchange(&plugins->head, NULL)); }

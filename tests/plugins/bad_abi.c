@@ -7,4 +7,5 @@ static int init(lz_plugin_t *plugin) {
     return 0;
 }
 
-__attribute__((visibility("default"))) const lz_plugin_descriptor_t lz_plugin_descriptor = {LZ_PLUGIN_ABI_VERSION + 98, "bad_abi", "0.1.0", init, NULL};
+__attribute__((visibility("default")))
+const lz_plugin_descriptor_t lz_plugin_descriptor = {LZ_PLUGIN_ABI_VERSION + 98, "bad_abi", "0.1.0", init, NULL};
