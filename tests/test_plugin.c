@@ -214,7 +214,30 @@ LZ_TEST(a_node_callback_refuses_nodes_of_its_kind) {
     lz_context_destroy(&ctx);
 }
 
+// Loads while another thread makes nodes: each node sees a plugin whole or
+// not at all (the list is published with release, walked with acquire);
+// ThreadSanitizer checks the hand-over.
+static void *make_nodes(void *arg) {
+    for (int i = 0; i < 50; i++) {
+        lz_pub_t *pub = lz_pub_new(arg, NULL);
+        LZ_CHECK(pub != NULL);
+        lz_pub_destroy(&pub);
+    }
+    return NULL;
+}
+
+LZ_TEST(loads_race_with_node_creation) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=warning");
+    pthread_t maker;
+    LZ_CHECK_INT(pthread_create(&maker, NULL, make_nodes, ctx), 0);
+    LZ_CHECK_INT(lz_context_load_plugin(ctx, LZ_PLUGIN_AUDIT), LZ_OK);
+    LZ_CHECK_INT(lz_context_load_plugin(ctx, LZ_PLUGIN_ROT13), LZ_OK);
+    pthread_join(maker, NULL);
+    LZ_CHECK_INT(lz_context_plugins(ctx, NULL, 0), 2);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(rot13_codec_end_to_end), LZ_CASE(node_callbacks_apply_to_nodes_made_after_the_load),
              LZ_CASE(spans_reach_plugins), LZ_CASE(plugins_load_from_config_and_environment),
              LZ_CASE(load_errors_name_the_path_and_the_reason), LZ_CASE(a_failed_init_drops_callbacks_and_keeps_codecs),
-             LZ_CASE(a_node_callback_refuses_nodes_of_its_kind))
+             LZ_CASE(a_node_callback_refuses_nodes_of_its_kind), LZ_CASE(loads_race_with_node_creation))
