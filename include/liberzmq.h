@@ -29,6 +29,7 @@
 #include "liberzmq/security.h"
 #include "liberzmq/prometheus.h"
 #include "liberzmq/trace.h"
+#include "liberzmq/plugin.h"
 
 #ifdef __cplusplus
 extern "C" {

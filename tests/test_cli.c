@@ -1323,6 +1323,26 @@ LZ_TEST(test_config_applies) {
     unlink(path);
 }
 
+// --plugin loads a plugin into the context: lz version lists it, its codec
+// is a --format on both ends; one that cannot load is one line, exit 1.
+LZ_TEST(test_plugin_option) {
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "version", "--plugin", LZ_PLUGIN_ROT13), 0);
+    LZ_CHECK(strstr(r.out, ")\nplugin rot13 1.0.0 (" LZ_PLUGIN_ROT13 ")\n") != NULL);
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t sub = LZ_START("sub", "--bind", ep, "--count", "1", "--timeout", "10", "--plugin", LZ_PLUGIN_ROT13,
+                          "--format", "json+rot13");
+    wait_ipc(ep);
+    proc_t pub = LZ_START("pub", "--connect", ep, "--settle", "300", "--topic", "f", "--plugin", LZ_PLUGIN_ROT13,
+                          "--format", "json+rot13");
+    LZ_CHECK_INT(run_lz(&r, "{\"a\": 1}\n", pub), 0);
+    finish_ok(&sub);
+    LZ_CHECK_STR(r.out, "{\"topic\":\"f\",\"data\":{\"a\":1}}\n");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", "tcp://127.0.0.1:1", "--plugin", "/nonexistent/x.so"), 1);
+    LZ_CHECK_STR(r.err, "lz sub: --plugin: plugin /nonexistent/x.so: cannot load it: /nonexistent/x.so: cannot "
+                        "open shared object file: No such file or directory\n");
+}
+
 // A bad configuration file or variable fails with one line, exit 1.
 LZ_TEST(test_config_errors) {
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", "tcp://127.0.0.1:1", "--config", "/nonexistent/lz.yaml"), 1);
@@ -1412,7 +1432,7 @@ LZ_TEST(test_config_reloads_while_running) {
     unlink(path);
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
+LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_plugin_option), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes), LZ_CASE(test_sub_shows_plain_publishers_forms),

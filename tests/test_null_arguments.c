@@ -226,6 +226,15 @@ LZ_TEST(no_object_at_all) {
     (void)lz_span_message_id(NULL), (void)lz_span_start_ns(NULL), (void)lz_span_end_ns(NULL);
     (void)lz_span_status(NULL);
     LZ_CHECK_INT(lz_trace_adopt(NULL), LZ_OK); // forgets: nothing to refuse
+    // Plugins.
+    fails(lz_context_load_plugin(NULL, NULL));
+    LZ_CHECK_INT(lz_context_plugins(NULL, NULL, 4), 0);
+    fails(lz_plugin_register_serializer(NULL, NULL, NULL));
+    fails(lz_plugin_on_node(NULL, NULL, NULL, NULL));
+    fails(lz_plugin_on_span(NULL, NULL, NULL));
+    lz_plugin_log(NULL, LZ_LOG_ERROR, "x"), lz_plugin_set_data(NULL, NULL);
+    nothing(lz_plugin_context(NULL));
+    nothing(lz_plugin_data(NULL));
     nothing(lz_value_copy(NULL));
     fails(lz_value_array_append(NULL, lz_value_int(1))); // the item is freed: ASan would see a leak
     fails(lz_value_object_set(NULL, "k", lz_value_int(1)));
@@ -358,6 +367,8 @@ LZ_TEST(objects_with_null_arguments) {
     fails(lz_serializer_decode(json, NULL, 1, &out));
     fails(lz_serializer_register(ctx, NULL, NULL));
     nothing(lz_serializer_find(ctx, NULL));
+    fails(lz_context_load_plugin(ctx, NULL));
+    LZ_CHECK_INT(lz_context_plugins(ctx, NULL, 4), 0);
     lz_buffer_destroy(&buffer);
 
     lz_value_t *object = lz_value_object(), *array = lz_value_array();

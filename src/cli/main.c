@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -29,21 +30,34 @@ static const lz_cli_entry_t lz_cli_commands[] = {
     {"bench", lz_cmd_bench, "measure throughput and latency"},
     {"keygen", lz_cmd_keygen, "print a new CURVE key pair (see security.*)"},
     {"config", lz_cmd_config, "print the configuration in effect, with each value's source"},
-    {"version", lz_cmd_version, "print the versions of lz, liberzmq and libzmq"},
+    {"version", lz_cmd_version, "print the versions of lz, liberzmq, libzmq and the plugins"},
 };
 
 static const lz_cli_command_t version_command = {
     .name = "version",
-    .usage = "lz version",
-    .help = "Print the versions of lz, the liberzmq library it runs on and libzmq.\n"
-            "\nExample:\n  lz version\n",
+    .usage = "lz version [--plugin PATH]...",
+    .help = "Print the versions of lz, the liberzmq library it runs on and libzmq, then one\n"
+            "line for each plugin loaded (plugins.load, --plugin): name, version and path.\n"
+            "\nExample:\n  lz version --plugin build/examples/plugins/rot13.so\n",
+    .options = LZ_OPT_CONFIG,
 };
 
 static int version_run(const lz_cli_opts_t *opts) {
     int major, minor, patch;
     zmq_version(&major, &minor, &patch);
     printf("lz %s (liberzmq %s, libzmq %d.%d.%d)\n", LZ_VERSION_STRING, lz_version(), major, minor, patch);
-    return LZ_EXIT_OK;
+    // The context is what loads plugins: the one way to list what would load.
+    lz_context_t *ctx;
+    int rc = lz_cli_open(opts, &ctx);
+    if (rc != 0) return rc;
+    size_t count = lz_context_plugins(ctx, NULL, 0);
+    lz_plugin_info_t *info = calloc(count ? count : 1, sizeof *info);
+    if (info) count = lz_context_plugins(ctx, info, count);
+    for (size_t i = 0; info && i < count; i++)
+        printf("plugin %s %s (%s)\n", info[i].name, info[i].version, info[i].path);
+    free(info);
+    lz_context_destroy(&ctx);
+    return info ? LZ_EXIT_OK : lz_cli_fail(opts, LZ_ENOMEM, "plugins");
 }
 
 static int lz_cmd_version(int argc, char **argv) {

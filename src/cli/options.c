@@ -36,10 +36,11 @@ static const lz_cli_option_t lz_cli_options[] = {
     {"exec", LZ_OPT_EXEC, "CMD"},       {"frontend", LZ_OPT_FRONTEND, "URL"},
     {"backend", LZ_OPT_BACKEND, "URL"}, {"capture", LZ_OPT_CAPTURE, "URL"},
     {"config", LZ_OPT_CONFIG, "FILE"},   {"schema", LZ_OPT_SCHEMA, "FILE"},
+    {"plugin", LZ_OPT_PLUGIN, "PATH"},
 };
 
 // Options that may be given several times; the others only once.
-#define LZ_CLI_REPEATABLE (LZ_OPT_BIND | LZ_OPT_CONNECT | LZ_OPT_TOPIC)
+#define LZ_CLI_REPEATABLE (LZ_OPT_BIND | LZ_OPT_CONNECT | LZ_OPT_TOPIC | LZ_OPT_PLUGIN)
 
 // print_line writes one diagnostic line: control characters from odd
 // arguments (a newline in a URL...) must not split it.
@@ -85,7 +86,9 @@ static void print_help(const lz_cli_command_t *cmd) {
     printf("usage: %s\n\n%s\nCommon options:\n", cmd->usage, cmd->help);
     if (cmd->options & LZ_OPT_CONFIG)
         printf("  --config FILE     configuration file (YAML or JSON, as the library's;\n"
-               "                    default $LIBERZMQ_CONFIG); LIBERZMQ_* variables override it\n");
+               "                    default $LIBERZMQ_CONFIG); LIBERZMQ_* variables override it\n"
+               "  --plugin PATH     load the plugin at PATH (docs/plugins.md), after those of\n"
+               "                    plugins.load; repeatable\n");
     if (cmd->watches_config)
         printf("                    followed while running: a change reloads its live keys\n"
                "                    (docs/configuration.md, Reloading)\n");
@@ -232,6 +235,10 @@ static int store_option(lz_cli_opts_t *opts, const lz_cli_option_t *opt, const c
         if (!*value) return bad_value(opts, opt, value, "a file name");
         opts->schema = value;
         break;
+    case LZ_OPT_PLUGIN:
+        if (!*value) return bad_value(opts, opt, value, "a file name");
+        opts->plugins[opts->plugin_count++] = value;
+        break;
     case LZ_OPT_STRATEGY: opts->strategy = value; break;
     case LZ_OPT_ECHO: opts->echo = true; break;
     case LZ_OPT_EXEC: opts->exec = value; break;
@@ -267,7 +274,9 @@ static int parse_one(lz_cli_opts_t *opts, int argc, char **argv, int *i, unsigne
     const char *eq = strchr(name, '=');
     size_t len = eq ? (size_t)(eq - name) : strlen(name);
     const lz_cli_option_t *opt = arg[1] == '-' ? find_option(name, len) : NULL;
-    if (!opt || !(opts->cmd->options & opt->bit))
+    // --plugin shapes the context as --config does: one goes with the other.
+    unsigned accepted = opts->cmd->options | (opts->cmd->options & LZ_OPT_CONFIG ? LZ_OPT_PLUGIN : 0);
+    if (!opt || !(accepted & opt->bit))
         return lz_cli_usage_error(opts->cmd, "unknown option '%.*s'", (int)(name - arg + len), arg);
     if ((*seen & opt->bit) && !(opt->bit & LZ_CLI_REPEATABLE))
         return lz_cli_usage_error(opts->cmd, "option --%s given twice", opt->name);
@@ -318,8 +327,9 @@ int lz_cli_parse(const lz_cli_command_t *cmd, int argc, char **argv, lz_cli_opts
         return LZ_EXIT_OK;
     }
     opts->topics = calloc((size_t)argc + 1, sizeof *opts->topics);
+    opts->plugins = calloc((size_t)argc + 1, sizeof *opts->plugins);
     opts->args = calloc((size_t)argc + 1, sizeof *opts->args);
-    if (!opts->topics || !opts->args) return lz_cli_fail(opts, LZ_ENOMEM, "arguments");
+    if (!opts->topics || !opts->plugins || !opts->args) return lz_cli_fail(opts, LZ_ENOMEM, "arguments");
     unsigned seen = 0;
     bool options_done = false;
     int rc = LZ_CLI_CONTINUE;
@@ -335,6 +345,7 @@ int lz_cli_parse(const lz_cli_command_t *cmd, int argc, char **argv, lz_cli_opts
 void lz_cli_opts_free(lz_cli_opts_t *opts) {
     free(opts->endpoints);
     free(opts->topics);
+    free(opts->plugins);
     free(opts->args);
     memset(opts, 0, sizeof *opts);
 }
@@ -446,6 +457,10 @@ int lz_cli_open(const lz_cli_opts_t *opts, lz_context_t **ctx) {
     int rc = lz_cli_load_config(opts, config, true);
     if (rc == 0 && !(*ctx = lz_context_new(config)))
         rc = lz_cli_fail(opts, lz_last_error_code(), "context");
+    for (size_t i = 0; rc == 0 && i < opts->plugin_count; i++)
+        if (lz_context_load_plugin(*ctx, opts->plugins[i]) != LZ_OK)
+            rc = lz_cli_fail(opts, lz_last_error_code(), "--plugin");
+    if (rc != 0) lz_context_destroy(ctx);
     lz_config_destroy(&config);
     // The tool's own defaults (tool_defaults) are API values: reloads keep them.
     const char *file = config_file(opts);

@@ -44,6 +44,7 @@ enum {
     LZ_OPT_CAPTURE = 1u << 15,
     LZ_OPT_CONFIG = 1u << 16,
     LZ_OPT_SCHEMA = 1u << 17,
+    LZ_OPT_PLUGIN = 1u << 18, // accepted wherever LZ_OPT_CONFIG is (lz_cli_parse)
     LZ_OPT_ENDPOINTS = LZ_OPT_BIND | LZ_OPT_CONNECT
 };
 
@@ -88,6 +89,8 @@ typedef struct lz_cli_opts {
     const char *type, *format, *config, *strategy, *exec;
     const char *frontend, *backend, *capture;
     const char *schema;     // --schema FILE
+    const char **plugins;   // --plugin PATH, in order; owned array
+    size_t plugin_count;
     bool raw, echo;
     long count;             // 0: no limit
     int timeout_ms;         // -1: none / library default
@@ -138,7 +141,9 @@ int lz_cli_load_config(const lz_cli_opts_t *opts, lz_config_t *config, bool as_t
 // lz_cli_open builds the configuration (defaults < --config FILE or
 // $LIBERZMQ_CONFIG < LIBERZMQ_* environment) and the context, which for a
 // command that watches_config then reloads the file's live keys whenever
-// it changes (docs/lz.md). Returns 0 or an exit code after printing why.
+// it changes (docs/lz.md), and which loads the configuration's
+// plugins.load, then each --plugin. Returns 0 or an exit code after
+// printing why.
 int lz_cli_open(const lz_cli_opts_t *opts, lz_context_t **ctx);
 
 // lz_cli_node_setup applies --format to node (validating the name) and

@@ -53,6 +53,7 @@ enum key_id {
     K_TRACE_ENABLED, K_TRACE_LOG, K_TRACE_OTLP, K_TRACE_SERVICE, K_TRACE_BATCH, K_TRACE_INTERVAL,
     K_TRACE_HEADERS, K_TRACE_CA_FILE,
     K_TASK_RETRIES, K_TASK_RETRY_DELAY,
+    K_PLUGINS_LOAD,
     K_DEBUG, K_VALIDATE_DATA,
     K_COUNT
 };
@@ -113,6 +114,8 @@ static const key_def_t keys[K_COUNT] = {
     [K_TASK_RETRIES] = INT_KEY("tasks.max_retries", 0, 0, 100),
     // The last retry waits max_retries times the delay: that must fit an int.
     [K_TASK_RETRY_DELAY] = INT_KEY("tasks.retry_delay", 1000, 0, INT_MAX / 100),
+    // Comma-separated shared objects, loaded in order by lz_context_new (plugin.h).
+    [K_PLUGINS_LOAD] = STR_KEY("plugins.load", "", NULL),
     [K_DEBUG] = BOOL_KEY("debug", false),
     [K_VALIDATE_DATA] = BOOL_KEY("validate_data", true),
 };
@@ -134,7 +137,8 @@ static const struct { const char *alias, *name; } aliases[] = {
     {"zmq.socket_timeout", "zmq.receive_timeout"}, // the Python LiberZMQ's name
 };
 
-static const char *const sections[] = {"zmq", "logging", "serialization", "metrics", "security", "tracing", "tasks"};
+static const char *const sections[] = {"zmq",     "logging", "serialization", "metrics",
+                                       "security", "tracing", "tasks",         "plugins"};
 
 enum { RANK_DEFAULT = 0, RANK_FILE = 1, RANK_ENV = 2, RANK_API = 3 };
 

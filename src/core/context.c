@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/node.h"
 #include "core/otlp.h"
+#include "core/plugin.h"
 #include "core/prometheus.h"
 #include "core/security.h"
 #include "core/thread.h"
@@ -69,6 +70,7 @@ struct lz_context {
     lz_span_fn span_fn;        // lz_context_on_span; under lock
     void *span_arg;
     monitor_t monitor;
+    lz_plugins_t plugins; // plugins.load, lz_context_load_plugin
 };
 
 enum { MONITOR_ADD = 1, MONITOR_REMOVE = 2, MONITOR_STOP = 3, MONITOR_ZAP = 4 };
@@ -306,6 +308,7 @@ static void context_free(lz_context_t *ctx) {
     int rc;
     if (ctx->zmq) LZ_EINTR_RESTART(rc, zmq_ctx_term(ctx->zmq));
     lz__registry_destroy(&ctx->registry);
+    lz__plugins_unload(&ctx->plugins); // after the registry: its codecs may be plugin code
     lz__security_destroy(&ctx->security);
     lz_logger_destroy(&ctx->logger);
     lz_config_t *config = ctx->config;
@@ -356,6 +359,7 @@ lz_context_t *lz_context_new(const lz_config_t *config) {
         !(ctx->exporter = lz__prometheus_start(ctx, ctx->settings.prometheus_listen, false)))
         rc = lz_last_error_code();
     if (rc == LZ_OK) rc = otlp_start(ctx);
+    if (rc == LZ_OK) rc = lz__plugins_load_config(ctx);
     if (rc != LZ_OK) {
         char detail[512];
         snprintf(detail, sizeof detail, "%s", lz_last_error());
@@ -396,6 +400,8 @@ int lz__context_security_settle(lz_context_t *ctx, lz_node_security_t *node, cha
     return rc;
 }
 
+lz_plugins_t *lz__context_plugins(lz_context_t *ctx) { return &ctx->plugins; }
+
 int lz_context_on_span(lz_context_t *ctx, lz_span_fn fn, void *arg) {
     if (!ctx) return lz__fail(LZ_EINVAL, "lz_context_on_span: NULL context");
     pthread_mutex_lock(&ctx->lock);
@@ -411,6 +417,7 @@ void lz__context_report_span(lz_context_t *ctx, const lz_span_t *span) {
     void *arg = ctx->span_arg;
     pthread_mutex_unlock(&ctx->lock);
     if (fn) fn(span, arg);
+    lz__plugins_report_span(&ctx->plugins, span);
     if (LZ_LIVE(&ctx->live, tracing_log)) lz__span_log(ctx->logger, span);
     if (ctx->otlp) lz__otlp_enqueue(ctx->otlp, span);
 }

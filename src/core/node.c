@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/hooks.h"
 #include "core/metrics.h"
+#include "core/plugin.h"
 #include "core/sendbuf.h"
 #include "core/wakeup.h"
 #include "serial/registry.h"
@@ -250,6 +251,7 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
     node->attached_to_context = true;
     int rc = open_socket(node);
     if (rc == LZ_OK) rc = lz__node_attach(node, endpoints);
+    if (rc == LZ_OK) rc = lz__plugins_node_created(ctx, node, name);
     if (rc != LZ_OK) {
         char detail[512];
         snprintf(detail, sizeof detail, "%s", lz_last_error());

@@ -130,4 +130,20 @@ stop "$worker1" taskworker1
 stop "$worker2" taskworker2
 ok "taskvent, taskworker, tasksink"
 
+# The sample plugins, loaded into lz (the build's, beside examples/).
+lz=$bin/../lz
+timeout 60 "$lz" sub --bind "ipc://$dir/rot13" --count 1 --timeout 10 --plugin "$bin/plugins/rot13.so" \
+    --format json+rot13 >"$dir/rot13_sub.log" 2>&1 &
+sub=$!
+pids+=("$sub")
+for _ in $(seq 200); do [ -S "$dir/rot13" ] && break; sleep 0.1; done
+echo '{"secret": "attack at dawn"}' | timeout 60 "$lz" pub --connect "ipc://$dir/rot13" --settle 300 --topic t \
+    --plugin "$bin/plugins/rot13.so" --format json+rot13 >"$dir/rot13_pub.log" 2>&1 || fail "rot13 pub: exit status $?"
+wait "$sub" || fail "rot13 sub: exit status $?"
+expect rot13_sub '{"topic":"t","data":{"secret":"attack at dawn"}}'
+echo '{"n": 1}' | timeout 60 "$lz" pub --bind "ipc://$dir/audit" --topic internal.keys \
+    --plugin "$bin/plugins/audit.so" >"$dir/audit.log" 2>&1 && fail "audit: a denied topic was published"
+expect audit "lz pub: line 1: pub: 'internal.keys' refused: audit: keys under 'internal.' stay inside"
+ok "plugins rot13, audit"
+
 echo "$passed passed, 0 failed"

@@ -1,0 +1,301 @@
+/* Plugins: shared objects that extend a context at run time (plugin.h,
+ * docs/plugins.md). A context keeps the plugins it loaded on a list that
+ * only grows: nodes and spans walk it without a lock, and nothing is
+ * unloaded before the context is freed, when no node is left to call in. */
+#include "core/plugin.h"
+
+#include <ctype.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "liberzmq.h"
+
+// A node or span callback a plugin added in its init.
+typedef struct watch {
+    char *kind; // node callbacks: NULL for every node; span callbacks: NULL
+    union {
+        lz_plugin_node_fn node;
+        lz_span_fn span;
+    } fn;
+    void *arg;
+} watch_t;
+
+struct lz_plugin {
+    _Atomic(lz_plugin_t *) next;
+    lz_context_t *ctx;
+    char *path;
+    void *handle; // dlopen's
+    const lz_plugin_descriptor_t *descriptor;
+    void *data;        // lz_plugin_set_data
+    bool initialising; // the registration calls are open
+    bool live;         // init succeeded: listed, called, fini'd
+    watch_t *nodes, *spans;
+    size_t node_count, span_count;
+};
+
+// Loads are rare: one lock for all contexts makes the duplicate-name check,
+// init and the append one step, and lets the append be a plain walk.
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static lz_plugin_t *first(lz_plugins_t *plugins) { return atomic_load_explicit(&plugins->head, memory_order_acquire); }
+
+static lz_plugin_t *next(lz_plugin_t *plugin) { return atomic_load_explicit(&plugin->next, memory_order_acquire); }
+
+/* ---- registration, during init ------------------------------------------ */
+
+// registering: the registration calls are for init only, when the plugin
+// is not yet on the list, so its arrays need no lock.
+static int registering(const lz_plugin_t *plugin, bool given, const char *call) {
+    if (!plugin || !given) return lz__fail(LZ_EINVAL, "%s: NULL plugin or function", call);
+    if (!plugin->initialising)
+        return lz__fail(LZ_ESTATE, "%s: plugin '%s': only during its init", call, plugin->descriptor->name);
+    return LZ_OK;
+}
+
+static int add_watch(lz_plugin_t *plugin, watch_t **list, size_t *count, watch_t watch) {
+    watch_t *grown = realloc(*list, (*count + 1) * sizeof *grown);
+    if (!grown) {
+        free(watch.kind);
+        return lz__fail(LZ_ENOMEM, "plugin '%s': out of memory", plugin->descriptor->name);
+    }
+    *list = grown;
+    grown[(*count)++] = watch;
+    return LZ_OK;
+}
+
+static void free_watches(lz_plugin_t *plugin) {
+    for (size_t i = 0; i < plugin->node_count; i++) free(plugin->nodes[i].kind);
+    free(plugin->nodes);
+    free(plugin->spans);
+    plugin->nodes = plugin->spans = NULL;
+    plugin->node_count = plugin->span_count = 0;
+}
+
+int lz_plugin_register_serializer(lz_plugin_t *plugin, const lz_serializer_ops_t *ops, void *state) {
+    int rc = registering(plugin, ops != NULL, "lz_plugin_register_serializer");
+    if (rc != LZ_OK) {
+        // The registry would have owned state: a refused one is freed, as
+        // lz_serializer_register frees it.
+        if (ops && ops->destroy) ops->destroy(state);
+        return rc;
+    }
+    rc = lz_serializer_register(plugin->ctx, ops, state);
+    if (rc == LZ_OK) lz_plugin_log(plugin, LZ_LOG_DEBUG, "registered serializer '%s'", ops->name);
+    return rc;
+}
+
+int lz_plugin_on_node(lz_plugin_t *plugin, const char *kind, lz_plugin_node_fn fn, void *arg) {
+    int rc = registering(plugin, fn != NULL, "lz_plugin_on_node");
+    if (rc != LZ_OK) return rc;
+    watch_t watch = {.kind = kind ? strdup(kind) : NULL, .fn.node = fn, .arg = arg};
+    if (kind && !watch.kind) return lz__fail(LZ_ENOMEM, "plugin '%s': out of memory", plugin->descriptor->name);
+    return add_watch(plugin, &plugin->nodes, &plugin->node_count, watch);
+}
+
+int lz_plugin_on_span(lz_plugin_t *plugin, lz_span_fn fn, void *arg) {
+    int rc = registering(plugin, fn != NULL, "lz_plugin_on_span");
+    return rc != LZ_OK ? rc
+                       : add_watch(plugin, &plugin->spans, &plugin->span_count, (watch_t){.fn.span = fn, .arg = arg});
+}
+
+void lz_plugin_log(lz_plugin_t *plugin, lz_log_level_t level, const char *format, ...) {
+    if (!plugin) return;
+    va_list args;
+    va_start(args, format);
+    lz_logger_vwrite(lz_context_logger(plugin->ctx), level, plugin->descriptor->name, format, args);
+    va_end(args);
+}
+
+lz_context_t *lz_plugin_context(lz_plugin_t *plugin) { return plugin ? plugin->ctx : NULL; }
+void lz_plugin_set_data(lz_plugin_t *plugin, void *data) {
+    if (plugin) plugin->data = data;
+}
+void *lz_plugin_data(const lz_plugin_t *plugin) { return plugin ? plugin->data : NULL; }
+
+/* ---- loading ------------------------------------------------------------- */
+
+// load_failed reports what dlopen or dlsym could not do, in dlerror's words.
+static int load_failed(const lz_plugin_t *plugin, const char *what) {
+    const char *why = dlerror();
+    return lz__fail(LZ_ECONFIG, "plugin %s: %s: %s", plugin->path, what, why ? why : "no reason given");
+}
+
+// check_same_library: a program linked with the static liberzmq that loads
+// a plugin linked with the shared one has two copies of the library; the
+// plugin's calls would reach the copy that knows nothing of this context.
+// A plugin linked with no liberzmq at all binds to the program's (NULL).
+static int check_same_library(const lz_plugin_t *plugin) {
+    void *theirs = dlsym(plugin->handle, "lz_context_load_plugin");
+    if (!theirs || (uintptr_t)theirs == (uintptr_t)lz_context_load_plugin) return LZ_OK;
+    Dl_info info;
+    const char *file = dladdr(theirs, &info) && info.dli_fname ? info.dli_fname : "another liberzmq";
+    return lz__fail(LZ_ECONFIG,
+                    "plugin %s: it links %s, a second copy of liberzmq beside this program's own: "
+                    "link the program with the shared liberzmq (docs/plugins.md)",
+                    plugin->path, file);
+}
+
+static const lz_plugin_t *find_live(lz_plugins_t *plugins, const char *name) {
+    for (lz_plugin_t *p = first(plugins); p; p = next(p))
+        if (p->live && strcmp(p->descriptor->name, name) == 0) return p;
+    return NULL;
+}
+
+// check_descriptor reads abi_version before anything else in it: the rest
+// of another ABI's descriptor may be laid out otherwise.
+static int check_descriptor(lz_plugin_t *plugin) {
+    const lz_plugin_descriptor_t *d = plugin->descriptor;
+    if (d->abi_version != LZ_PLUGIN_ABI_VERSION)
+        return lz__fail(LZ_ECONFIG,
+                        "plugin %s: built for plugin ABI %d, this liberzmq has ABI %d: rebuild it "
+                        "with liberzmq %s's headers",
+                        plugin->path, d->abi_version, LZ_PLUGIN_ABI_VERSION, lz_version());
+    if (!d->name || !*d->name || !d->version || !d->init)
+        return lz__fail(LZ_ECONFIG, "plugin %s: its descriptor lacks a name, a version or an init function",
+                        plugin->path);
+    const lz_plugin_t *loaded = find_live(lz__context_plugins(plugin->ctx), d->name);
+    if (loaded)
+        return lz__fail(LZ_ESTATE, "plugin %s: a plugin named '%s' is already loaded (from %s)", plugin->path, d->name,
+                        loaded->path);
+    return LZ_OK;
+}
+
+// open_plugin maps the file and finds its descriptor. RTLD_NOW: a missing
+// symbol fails here, in words, not in a crash at its first call; and
+// RTLD_LOCAL: every plugin's descriptor has the same name.
+static int open_plugin(lz_plugin_t *plugin) {
+    plugin->handle = dlopen(plugin->path, RTLD_NOW | RTLD_LOCAL);
+    if (!plugin->handle) return load_failed(plugin, "cannot load it");
+    dlerror(); // a NULL from dlsym is an error only if dlerror has one
+    plugin->descriptor = dlsym(plugin->handle, LZ_PLUGIN_SYMBOL);
+    if (!plugin->descriptor) return load_failed(plugin, "no " LZ_PLUGIN_SYMBOL " symbol");
+    int rc = check_same_library(plugin);
+    return rc == LZ_OK ? check_descriptor(plugin) : rc;
+}
+
+// init_plugin runs the plugin's init. A failed plugin's callbacks are
+// dropped, but it stays mapped: a codec it registered still points into it.
+static int init_plugin(lz_plugin_t *plugin) {
+    const lz_plugin_descriptor_t *d = plugin->descriptor;
+    lz__error_clear();
+    plugin->initialising = true;
+    int rc = d->init(plugin);
+    plugin->initialising = false;
+    plugin->live = rc == 0;
+    if (plugin->live) {
+        lz_plugin_log(plugin, LZ_LOG_DEBUG, "loaded %s %s from %s", d->name, d->version, plugin->path);
+        return LZ_OK;
+    }
+    free_watches(plugin);
+    int code = rc < 0 ? rc : LZ_ECONFIG;
+    const char *why = *lz_last_error() ? lz_last_error() : lz_strerror(code);
+    return lz__fail(code, "plugin %s (%s %s): init failed: %s", plugin->path, d->name, d->version, why);
+}
+
+static void append(lz_plugins_t *plugins, lz_plugin_t *plugin) {
+    _Atomic(lz_plugin_t *) *link = &plugins->head;
+    for (lz_plugin_t *p = first(plugins); p; p = next(p)) link = &p->next;
+    atomic_store_explicit(link, plugin, memory_order_release);
+}
+
+static void plugin_free(lz_plugin_t *plugin) {
+    if (plugin->handle) dlclose(plugin->handle);
+    free_watches(plugin);
+    free(plugin->path);
+    free(plugin);
+}
+
+int lz_context_load_plugin(lz_context_t *ctx, const char *path) {
+    if (!ctx || !path || !*path) return lz__fail(LZ_EINVAL, "lz_context_load_plugin: NULL context or empty path");
+    lz_plugin_t *plugin = calloc(1, sizeof *plugin);
+    if (!plugin || !(plugin->path = strdup(path))) {
+        free(plugin);
+        return lz__fail(LZ_ENOMEM, "plugin %s: out of memory", path);
+    }
+    plugin->ctx = ctx;
+    pthread_mutex_lock(&load_lock);
+    int rc = open_plugin(plugin);
+    bool called = rc == LZ_OK; // from init on, the plugin stays until the context goes
+    if (called) rc = init_plugin(plugin);
+    if (called) append(lz__context_plugins(ctx), plugin);
+    pthread_mutex_unlock(&load_lock);
+    if (!called) plugin_free(plugin);
+    return rc;
+}
+
+// trim cuts the blanks around a list entry, in place.
+static char *trim(char *text) {
+    while (isspace((unsigned char)*text)) text++;
+    size_t len = strlen(text);
+    while (len && isspace((unsigned char)text[len - 1])) text[--len] = '\0';
+    return text;
+}
+
+int lz__plugins_load_config(lz_context_t *ctx) {
+    const char *list = "";
+    lz_config_get_string(lz_context_config(ctx), "plugins.load", &list);
+    if (!*list) return LZ_OK;
+    char *copy = strdup(list);
+    if (!copy) return lz__fail(LZ_ENOMEM, "plugins.load: out of memory");
+    int rc = LZ_OK;
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item && rc == LZ_OK; item = strtok_r(NULL, ",", &save)) {
+        const char *path = trim(item);
+        if (*path) rc = lz_context_load_plugin(ctx, path);
+    }
+    free(copy);
+    return rc;
+}
+
+size_t lz_context_plugins(lz_context_t *ctx, lz_plugin_info_t *out, size_t max) {
+    size_t n = 0;
+    for (lz_plugin_t *p = ctx ? first(lz__context_plugins(ctx)) : NULL; p; p = next(p)) {
+        if (!p->live) continue;
+        if (out && n < max) out[n] = (lz_plugin_info_t){p->descriptor->name, p->descriptor->version, p->path};
+        n++;
+    }
+    return n;
+}
+
+/* ---- calls into plugins ---------------------------------------------------- */
+
+static int refused(const lz_plugin_t *plugin, const char *kind, int rc) {
+    int code = rc < 0 ? rc : LZ_EVALIDATION;
+    const char *why = *lz_last_error() ? lz_last_error() : lz_strerror(code);
+    return lz__fail(code, "%s: plugin '%s' refused the node: %s", kind, plugin->descriptor->name, why);
+}
+
+int lz__plugins_node_created(lz_context_t *ctx, lz_node_t *node, const char *kind) {
+    for (lz_plugin_t *p = first(lz__context_plugins(ctx)); p; p = next(p)) {
+        for (size_t i = 0; i < p->node_count; i++) {
+            const watch_t *w = &p->nodes[i];
+            if (w->kind && strcmp(w->kind, kind) != 0) continue;
+            lz__error_clear();
+            int rc = w->fn.node(node, kind, w->arg);
+            if (rc != 0) return refused(p, kind, rc);
+        }
+    }
+    return LZ_OK;
+}
+
+void lz__plugins_report_span(lz_plugins_t *plugins, const lz_span_t *span) {
+    for (lz_plugin_t *p = first(plugins); p; p = next(p))
+        for (size_t i = 0; i < p->span_count; i++) p->spans[i].fn.span(span, p->spans[i].arg);
+}
+
+// unload_from unloads the plugins from plugin on, the last loaded first:
+// a later plugin may use what an earlier one made.
+static void unload_from(lz_plugin_t *plugin) {
+    if (!plugin) return;
+    unload_from(atomic_load_explicit(&plugin->next, memory_order_relaxed));
+    if (plugin->live && plugin->descriptor->fini) plugin->descriptor->fini(plugin);
+    plugin_free(plugin);
+}
+
+void lz__plugins_unload(lz_plugins_t *plugins) { unload_from(atomic_exchange(&plugins->head, NULL)); }

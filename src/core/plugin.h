@@ -1,0 +1,36 @@
+/* Internal: the plugins a context loaded (liberzmq/plugin.h): the list it
+ * owns, and the calls its constructor, nodes, spans and destructor make
+ * into them. */
+#ifndef LZ_CORE_PLUGIN_H
+#define LZ_CORE_PLUGIN_H
+
+#include "liberzmq/plugin.h"
+
+// A context's plugins, in load order. Append-only until the context is
+// freed, so nodes and spans walk it without a lock.
+typedef struct lz_plugins {
+    _Atomic(lz_plugin_t *) head;
+} lz_plugins_t;
+
+// lz__context_plugins returns ctx's list (context.c).
+lz_plugins_t *lz__context_plugins(lz_context_t *ctx);
+
+// lz__plugins_load_config loads each path of the context's plugins.load
+// key, in order; the first failure stops it (lz_context_load_plugin's
+// code and detail).
+int lz__plugins_load_config(lz_context_t *ctx);
+
+// lz__plugins_node_created runs the plugins' node callbacks for kind on a
+// node lz__node_init has just made: LZ_OK, or the refusal's code and
+// detail. With no plugin loaded it costs one atomic load.
+int lz__plugins_node_created(lz_context_t *ctx, lz_node_t *node, const char *kind);
+
+// lz__plugins_report_span hands span to the plugins' span callbacks.
+void lz__plugins_report_span(lz_plugins_t *plugins, const lz_span_t *span);
+
+// lz__plugins_unload calls each plugin's fini, last loaded first, and
+// unloads it. Only when no node is left and the context's registry (whose
+// codecs may be plugin code) is destroyed.
+void lz__plugins_unload(lz_plugins_t *plugins);
+
+#endif
