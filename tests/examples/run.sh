@@ -71,6 +71,7 @@ expect demo "server price    span"
 expect demo "thumbnail of busy-dog.png made on attempt 2"
 expect demo '"final_error":"handler for '"'"'thumbnail'"'"' failed: corrupt-bird.png: corrupt PNG header","retry_count":3'
 expect demo "refused: $.amount: -3 is not greater than the exclusive minimum 0"
+expect demo "worker-b  acquire -> busy: held by another owner (worker-a holds it)"
 expect demo "every check passed"
 ok demo
 
