@@ -17,6 +17,7 @@ packages=(
   protobuf-c-compiler  # protoc-c: the tests' and example's .proto files
   protobuf-compiler python3-protobuf  # protoc --python_out: protobuf interop tests
   libpcre2-dev         # JSON Schema patterns (PCRE2), src/serial/schema*.c
+  libcrypt-dev         # PLAIN users files: crypt_r (libxcrypt), src/core/security.c
   json-schema-test-suite  # the official JSON Schema test suite: tests/test_schema.c
   libzstd-dev          # the compressed-JSON example serializer
   python3-zmq          # interop tests with /usr/bin/python3

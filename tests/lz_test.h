@@ -5,6 +5,7 @@
 #define LZ_TEST_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -224,6 +225,32 @@ static inline int lz_test_whoami(const lz_message_t *request, lz_value_t **reply
     const char *key = lz_message_peer_key(request);
     *reply = lz_value_string(key ? key : "(none)");
     return LZ_OK;
+}
+
+// A log captured through lz_logger_to_callback, one "LEVEL component:
+// message" line a record: give lz_test_log_capture and the log.
+typedef struct {
+    pthread_mutex_t lock;
+    char records[8192];
+} lz_test_log_t;
+#define LZ_TEST_LOG_INIT {.lock = PTHREAD_MUTEX_INITIALIZER}
+
+static inline void lz_test_log_capture(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    lz_test_log_t *log = arg;
+    pthread_mutex_lock(&log->lock);
+    size_t used = strlen(log->records);
+    snprintf(log->records + used, sizeof log->records - used, "%s %s: %s\n", lz_log_level_name(level), component,
+             message);
+    pthread_mutex_unlock(&log->lock);
+}
+
+// lz_test_logged: how many times text stands in the captured log.
+static inline int lz_test_logged(lz_test_log_t *log, const char *text) {
+    pthread_mutex_lock(&log->lock);
+    int count = 0;
+    for (const char *at = log->records; (at = strstr(at, text)); at++) count++;
+    pthread_mutex_unlock(&log->lock);
+    return count;
 }
 
 // lz_test_metrics: a node's counters, zeroed if they cannot be read.

@@ -164,8 +164,8 @@ LZ_TEST(test_help_every_command) {
     static const struct {
         const char *name, *codes;
     } commands[] = {{"pub", "35"},  {"sub", "35"}, {"push", "35"},  {"pull", "35"},   {"req", "345"},
-                    {"rep", "5"},   {"proxy", "5"}, {"bench", ""}, {"keygen", ""}, {"version", ""},
-                    {"config", ""}};
+                    {"rep", "5"},   {"proxy", "5"}, {"bench", ""}, {"keygen", ""}, {"passwd", ""},
+                    {"version", ""}, {"config", ""}};
     static const char *const code_text[] = {"3 timeout", "4 error reply", "5 bind/connect failed"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         LZ_CHECK_INT(LZ_RUN(&r, NULL, commands[i].name, "--help"), 0);
@@ -864,6 +864,52 @@ LZ_TEST(test_keygen_and_a_curve_round_trip) {
     finish_ok(&rep);
 }
 
+// write_file puts text in a fresh file of the tests' temp directory; path gets its name.
+static void write_file(char *path, size_t size, const char *suffix, const char *text) {
+    char ep[128];
+    snprintf(path, size, "%s%s", lz_test_ipc_endpoint(ep, sizeof ep) + strlen("ipc://"), suffix);
+    FILE *f = fopen(path, "w");
+    LZ_CHECK(f != NULL);
+    if (f) fputs(text, f);
+    if (f) fclose(f);
+}
+
+// The line lz passwd prints lets that user in, with that password only.
+LZ_TEST(test_passwd_and_a_plain_round_trip) {
+    LZ_CHECK_INT(LZ_RUN(&r, "wonderland\n", "passwd", "alice"), 0);
+    LZ_CHECK(strncmp(r.out, "alice:$y$", 9) == 0);
+    LZ_CHECK_INT(count_lines(r.out), 1);
+    LZ_CHECK(strstr(r.out, "wonderland") == NULL && strstr(r.err, "wonderland") == NULL);
+    char users[256], env_users[300], right[256], wrong[256];
+    write_file(users, sizeof users, ".users", r.out);
+    // The same password hashes differently each time: a fresh salt.
+    LZ_CHECK_INT(LZ_RUN(&r, "wonderland\n", "passwd", "alice"), 0);
+    char first[160];
+    FILE *f = fopen(users, "r");
+    LZ_CHECK(f && fgets(first, sizeof first, f));
+    if (f) fclose(f);
+    LZ_CHECK(strcmp(first, r.out) != 0);
+    LZ_CHECK_INT(LZ_RUN(&r, "", "passwd", "alice"), 1);            // no password
+    LZ_CHECK_INT(LZ_RUN(&r, "wonderland\n", "passwd", "a:b"), 2);  // no name for the file
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "passwd", "alice", "bob"), 2);
+
+    write_file(right, sizeof right, ".yaml", "security:\n  plain_username: alice\n  plain_password: wonderland\n");
+    write_file(wrong, sizeof wrong, ".yaml", "security:\n  plain_username: alice\n  plain_password: looking-glass\n");
+    snprintf(env_users, sizeof env_users, "LIBERZMQ_SECURITY__PLAIN_USERS_FILE=%s", users);
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t rep = lz_start(env_users, "rep", "--bind", ep, "--echo", "--count", "1", (char *)NULL);
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--config", wrong, "--connect", ep, "--timeout", "500", "--retries", "0",
+                        "say", "1"), 3);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--config", right, "--connect", ep, "--timeout", "5000", "say", "[1]"), 0);
+    LZ_CHECK_STR(r.out, "[1]\n");
+    finish_ok(&rep);
+    unlink(users);
+    unlink(right);
+    unlink(wrong);
+}
+
 // start_exec_rep runs `lz rep --exec script --timeout timeout_ms` on a fresh
 // ipc endpoint (written to ep) and waits until it has bound.
 static proc_t start_exec_rep(char *ep, size_t size, const char *script, const char *timeout_ms) {
@@ -1364,7 +1410,7 @@ LZ_TEST(test_config_command) {
     char path[160], expect[256];
     write_temp_config(path, sizeof path,
                       "zmq:\n  linger: 250\nsecurity:\n  curve_secret_key: \"JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6\"\n");
-    const char *env = "LIBERZMQ_ZMQ__REQUEST_TIMEOUT=900";
+    const char *env = "LIBERZMQ_ZMQ__REQUEST_TIMEOUT=900", *password = "LIBERZMQ_SECURITY__PLAIN_PASSWORD=s3cret";
     LZ_CHECK_INT(run_lz(&r, NULL, lz_start(env, "config", "--config", path, (char *)NULL)), 0);
     snprintf(expect, sizeof expect, "\nzmq.linger: 250  # file %s\n", path);
     LZ_CHECK(strstr(r.out, expect) != NULL);
@@ -1377,6 +1423,9 @@ LZ_TEST(test_config_command) {
     LZ_CHECK_INT(count_lines(r.out), (int)lz_config_key_count());
     LZ_CHECK_STR(r.err, "");
 
+    LZ_CHECK_INT(run_lz(&r, NULL, lz_start(password, "config", (char *)NULL)), 0);
+    LZ_CHECK(strstr(r.out, "\nsecurity.plain_password: \"(hidden)\"  # env LIBERZMQ_SECURITY__PLAIN_PASSWORD\n"));
+    LZ_CHECK(strstr(r.out, "s3cret") == NULL);
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "config", "--config", path, "zmq.linger", "logging.level", "debug"), 0);
     LZ_CHECK_STR(r.out, "250\nINFO\nfalse\n");
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "config", "--config", path, "--format", "json"), 0);
@@ -1432,7 +1481,7 @@ LZ_TEST(test_config_reloads_while_running) {
     unlink(path);
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_plugin_option), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
+LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_plugin_option), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_passwd_and_a_plain_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes), LZ_CASE(test_sub_shows_plain_publishers_forms),

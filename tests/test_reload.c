@@ -16,27 +16,6 @@
 #include "liberzmq/reqrep.h"
 #include "liberzmq/security.h"
 
-typedef struct {
-    pthread_mutex_t lock;
-    char records[8192];
-} log_capture_t;
-
-static void capture(lz_log_level_t level, const char *component, const char *message, void *arg) {
-    log_capture_t *log = arg;
-    pthread_mutex_lock(&log->lock);
-    size_t used = strlen(log->records);
-    snprintf(log->records + used, sizeof log->records - used, "%s %s: %s\n", lz_log_level_name(level), component,
-             message);
-    pthread_mutex_unlock(&log->lock);
-}
-
-static bool logged(log_capture_t *log, const char *text) {
-    pthread_mutex_lock(&log->lock);
-    bool found = strstr(log->records, text) != NULL;
-    pthread_mutex_unlock(&log->lock);
-    return found;
-}
-
 static lz_metrics_t context_metrics(lz_context_t *ctx) {
     lz_metrics_t m;
     memset(&m, 0, sizeof m);
@@ -68,16 +47,16 @@ static int reload_with(lz_context_t *ctx, const char *const *settings) {
 LZ_TEST(log_level_and_format_change_live) {
     lz_context_t *ctx = LZ_TEST_CONTEXT("logging.level=warning");
     lz_logger_t *logger = lz_context_logger(ctx);
-    log_capture_t log = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    LZ_CHECK_INT(lz_logger_to_callback(logger, capture, &log), LZ_OK);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(logger, lz_test_log_capture, &log), LZ_OK);
     LZ_LOG(logger, LZ_LOG_INFO, "app", "before");
-    LZ_CHECK(!logged(&log, "before"));
+    LZ_CHECK(!lz_test_logged(&log, "before"));
 
     LZ_CHECK_INT(RELOAD(ctx, "logging.level=debug", "logging.format=json"), LZ_OK);
     LZ_CHECK_INT(lz_logger_level(logger), LZ_LOG_DEBUG);
     LZ_LOG(logger, LZ_LOG_INFO, "app", "after");
-    LZ_CHECK(logged(&log, "INFO app: after"));
-    LZ_CHECK(logged(&log, "INFO config: reloaded from lz_context_reload: 2 live key(s) changed, 0 need a restart"));
+    LZ_CHECK(lz_test_logged(&log, "INFO app: after"));
+    LZ_CHECK(lz_test_logged(&log, "INFO config: reloaded from lz_context_reload: 2 live key(s) changed, 0 need a restart"));
     LZ_CHECK_STR(config_string(ctx, "logging.level"), "DEBUG");
     LZ_CHECK_STR(config_string(ctx, "logging.format"), "json");
     // The callback target the application chose stays: logging.target did not change.
@@ -132,14 +111,14 @@ LZ_TEST(invalid_reload_changes_nothing) {
 
 LZ_TEST(keys_needing_a_restart_are_reported_not_applied) {
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=warning");
-    log_capture_t log = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), capture, &log), LZ_OK);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), lz_test_log_capture, &log), LZ_OK);
     int rc = RELOAD(ctx, "zmq.linger=250", "zmq.io_threads=2", "logging.level=info", "zmq.request_timeout=700");
     LZ_CHECK_INT(rc, 2);
     LZ_CHECK_INT(lz_last_error_code(), LZ_OK);
     LZ_CHECK(strstr(lz_last_error(), "restart needed to apply zmq.io_threads, zmq.linger") != NULL);
-    LZ_CHECK(logged(&log, "WARNING config: reload from lz_context_reload: zmq.linger changed but needs a restart"));
-    LZ_CHECK(logged(&log, "WARNING config: reload from lz_context_reload: zmq.io_threads changed but needs a restart"));
+    LZ_CHECK(lz_test_logged(&log, "WARNING config: reload from lz_context_reload: zmq.linger changed but needs a restart"));
+    LZ_CHECK(lz_test_logged(&log, "WARNING config: reload from lz_context_reload: zmq.io_threads changed but needs a restart"));
     // The restart keys keep their running values; the live ones moved.
     LZ_CHECK_INT(config_int(ctx, "zmq.linger"), 0);
     LZ_CHECK_INT(config_int(ctx, "zmq.io_threads"), 1);
@@ -216,8 +195,8 @@ LZ_TEST(revoked_client_key_is_refused_on_its_next_connection) {
     lz_config_t *cfg = server_config(&server, both);
     lz_context_t *sctx = lz_context_new(cfg);
     LZ_CHECK(sctx != NULL);
-    log_capture_t log = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(sctx), capture, &log), LZ_OK);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(sctx), lz_test_log_capture, &log), LZ_OK);
     lz_server_t *srv = lz_server_new(sctx, "tcp://127.0.0.1:*");
     LZ_CHECK_INT(lz_server_on(srv, "whoami", lz_test_whoami, NULL), LZ_OK);
     LZ_CHECK_INT(lz_server_start(srv), LZ_OK);
@@ -232,8 +211,8 @@ LZ_TEST(revoked_client_key_is_refused_on_its_next_connection) {
     LZ_CHECK_INT(lz_context_reload(sctx, cfg), LZ_OK);
     LZ_CHECK_INT(request_as(&bob, &server, endpoint), LZ_ETIMEOUT);
     LZ_CHECK_INT(request_as(&alice, &server, endpoint), LZ_OK);
-    LZ_TEST_WAIT_UNTIL(logged(&log, "client key not authorized"), 2000);
-    LZ_CHECK(logged(&log, "client key not authorized"));
+    LZ_TEST_WAIT_UNTIL(lz_test_logged(&log, "client key not authorized"), 2000);
+    LZ_CHECK(lz_test_logged(&log, "client key not authorized"));
     // A connection made before the reload stays, as documented.
     LZ_CHECK_INT(request(bob_connected, 5000), LZ_OK);
     lz_client_destroy(&bob_connected);
@@ -367,8 +346,8 @@ LZ_TEST(watcher_follows_a_replaced_file_and_ignores_a_bad_one) {
     setenv("LIBERZMQ_LOGGING__FORMAT", "json", 1);
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
     lz_logger_t *logger = lz_context_logger(ctx);
-    log_capture_t log = {.lock = PTHREAD_MUTEX_INITIALIZER};
-    LZ_CHECK_INT(lz_logger_to_callback(logger, capture, &log), LZ_OK);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(logger, lz_test_log_capture, &log), LZ_OK);
     LZ_CHECK_INT(lz_context_watch(ctx, path), LZ_OK);
     LZ_CHECK_STR(config_string(ctx, "logging.level"), "WARNING");
     LZ_CHECK_INT(context_metrics(ctx).config_reloads, 1);
@@ -385,8 +364,8 @@ LZ_TEST(watcher_follows_a_replaced_file_and_ignores_a_bad_one) {
     LZ_TEST_WAIT_UNTIL(context_metrics(ctx).config_reload_errors == 1, 5000);
     LZ_CHECK_INT(context_metrics(ctx).config_reload_errors, 1);
     LZ_CHECK_INT(lz_logger_level(logger), LZ_LOG_DEBUG);
-    LZ_CHECK(logged(&log, "ERROR config: reload from file "));
-    LZ_CHECK(logged(&log, "app.yaml refused, the running configuration stays: config: "));
+    LZ_CHECK(lz_test_logged(&log, "ERROR config: reload from file "));
+    LZ_CHECK(lz_test_logged(&log, "app.yaml refused, the running configuration stays: config: "));
 
     write_file(path, "zmq:\n  request_timeout: 777\n"); // in place this time
     LZ_TEST_WAIT_UNTIL(LZ_LIVE(lz__context_live(ctx), request_timeout) == 777, 5000);

@@ -59,9 +59,16 @@ const void *lz_message_payload(const lz_message_t *msg, size_t *size);
 // lz_message_peer_key: the Z85 CURVE public key of the client that sent
 // msg, as the context's ZAP handler admitted it (docs/security.md), so a
 // handler can decide per client. NULL when msg did not come through a CURVE
-// server node (plain or inproc peers, messages made locally). Borrowed from
-// the message.
+// server node (PLAIN, plain or inproc peers, messages made locally).
+// Borrowed from the message.
 const char *lz_message_peer_key(const lz_message_t *msg);
+
+// lz_message_peer_user: who the context's ZAP handler admitted as the
+// sender of msg (libzmq's "User-Id" property): the user name a PLAIN client
+// logged in with on a PLAIN server node, or the key lz_message_peer_key
+// gives on a CURVE server node. NULL for peers that were not authenticated
+// and for messages made locally. Borrowed from the message.
+const char *lz_message_peer_user(const lz_message_t *msg);
 
 // lz_message_envelope: the decoded envelope object of a task or request
 // (type, request_id / task_id, timestamp, priority and any extension keys

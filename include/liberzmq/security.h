@@ -1,5 +1,6 @@
-/* liberzmq security: CURVE encryption, access control and an audit trail,
- * all on libzmq's own mechanisms (CurveZMQ, RFC 26; ZAP, RFC 27).
+/* liberzmq security: CURVE encryption, PLAIN user names and passwords,
+ * access control and an audit trail, all on libzmq's own mechanisms
+ * (CurveZMQ, RFC 26; PLAIN, RFC 24; ZAP, RFC 27).
  *
  * Most services need no call here: the security.* configuration keys
  * (docs/security.md) make every node of a context secure.
@@ -12,8 +13,13 @@
  *     deny_addresses: the context answers libzmq's authentication requests
  *     (ZAP) and admits only the clients they allow; security.audit logs
  *     every decision (component "audit").
- * lz_message_peer_key (message.h) gives each message's client key, so
- * handlers can decide per client.
+ *   - security.plain_username and plain_password: every node that connects
+ *     is a PLAIN client; security.plain_users_file (user:crypt(3) hash
+ *     lines, see lz passwd): every node that binds is a PLAIN server. PLAIN
+ *     sends the password in clear: for ipc and trusted networks only.
+ * lz_message_peer_key (message.h) gives each message's client key, and
+ * lz_message_peer_user its PLAIN user name, so handlers can decide per
+ * client.
  * A node's side is settled by its first bind or connect: a CURVE server
  * cannot then connect, nor a CURVE client bind (LZ_ESTATE). Security covers
  * tcp and ipc; inproc stays inside the process and is never encrypted.

@@ -13,6 +13,7 @@ int lz_cmd_rep(int argc, char **argv);
 int lz_cmd_proxy(int argc, char **argv);
 int lz_cmd_bench(int argc, char **argv);
 int lz_cmd_keygen(int argc, char **argv);
+int lz_cmd_passwd(int argc, char **argv);
 int lz_cmd_config(int argc, char **argv);
 
 #endif

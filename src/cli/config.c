@@ -19,7 +19,7 @@ static const lz_cli_command_t config_command = {
             "the source being default, file PATH or env NAME; as JSON, the sectioned\n"
             "object a config file holds. Given keys, print only their values, one per\n"
             "line (strings bare). Secrets (security.curve_secret_key,\n"
-            "tracing.otlp_headers) print as \"(hidden)\" when set.\n"
+            "security.plain_password, tracing.otlp_headers) print as \"(hidden)\" when set.\n"
             "\nOptions:\n"
             "  --config FILE          the configuration file to read\n"
             "  --format yaml|json     the output form (default yaml)\n"
@@ -32,7 +32,8 @@ static const lz_cli_command_t config_command = {
 };
 
 // Values that carry credentials: never printed.
-static const char *const secret_keys[] = {"security.curve_secret_key", "tracing.otlp_headers"};
+static const char *const secret_keys[] = {"security.curve_secret_key", "security.plain_password",
+                                          "tracing.otlp_headers"};
 
 // section_and_name splits "zmq.linger" into the JSON form's section object
 // (root itself for a key without one) and the name inside it.

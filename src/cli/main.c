@@ -29,6 +29,7 @@ static const lz_cli_entry_t lz_cli_commands[] = {
     {"proxy", lz_cmd_proxy, "run a forwarder (pub/sub) or queue (req/rep) proxy"},
     {"bench", lz_cmd_bench, "measure throughput and latency"},
     {"keygen", lz_cmd_keygen, "print a new CURVE key pair (see security.*)"},
+    {"passwd", lz_cmd_passwd, "hash a password into a PLAIN users file line"},
     {"config", lz_cmd_config, "print the configuration in effect, with each value's source"},
     {"version", lz_cmd_version, "print the versions of lz, liberzmq, libzmq and the plugins"},
 };

@@ -68,6 +68,7 @@ struct lz_context {
     lz_prometheus_t *exporter; // from metrics.prometheus_listen
     lz_otlp_t *otlp;           // from tracing.otlp_endpoint; NULL when off
     lz_span_fn span_fn;        // lz_context_on_span; under lock
+    atomic_flag plain_warned;  // lz__context_warn_plain said it once
     void *span_arg;
     monitor_t monitor;
     lz_plugins_t plugins; // plugins.load, lz_context_load_plugin
@@ -253,6 +254,13 @@ int lz__context_zap(lz_context_t *ctx) {
                                               "does another handler run in this libzmq context?");
 }
 
+void lz__context_warn_plain(lz_context_t *ctx, const char *name, const char *url) {
+    if (atomic_flag_test_and_set(&ctx->plain_warned)) return;
+    LZ_LOG(ctx->logger, LZ_LOG_WARNING, "security",
+           "%s: PLAIN server bound on %s: user names and passwords cross the network in clear "
+           "(use CURVE between hosts, or PLAIN over ipc or loopback only; docs/security.md)", name, url);
+}
+
 /* ---- context ----------------------------------------------------------- */
 
 static lz_config_t *config_from_environment(void) {
@@ -343,6 +351,7 @@ lz_context_t *lz_context_new(const lz_config_t *config) {
     pthread_mutex_init(&ctx->reload_lock, NULL);
     pthread_mutex_init(&ctx->watch_lock, NULL);
     atomic_init(&ctx->refs, 1);
+    atomic_flag_clear(&ctx->plain_warned);
     ctx->config = config ? lz_config_dup(config) : config_from_environment();
     int rc = ctx->config ? lz__settings_read(ctx->config, &ctx->settings) : lz_last_error_code();
     if (rc == LZ_OK) {

@@ -128,7 +128,11 @@ int lz__context_monitor_add(lz_context_t *ctx, lz_node_t *node);
 void lz__context_monitor_remove(lz_context_t *ctx, lz_node_t *node);
 // lz__context_zap makes sure the context answers ZAP requests (the monitor
 // thread serves them): at creation when the policy has rules, or when a
-// node first becomes a CURVE server. Idempotent.
+// node first becomes a CURVE or PLAIN server. Idempotent.
 int lz__context_zap(lz_context_t *ctx);
+
+// lz__context_warn_plain logs, once per context, that node name, a PLAIN
+// server, bound url where passwords cross a network in clear.
+void lz__context_warn_plain(lz_context_t *ctx, const char *name, const char *url);
 
 #endif

@@ -140,12 +140,21 @@ int lz_message_attempt(const lz_message_t *msg) { return msg ? msg->retries + 1 
 
 const lz_value_t *lz_message_value(const lz_message_t *msg) { return msg ? msg->value : NULL; }
 
-const char *lz_message_peer_key(const lz_message_t *msg) {
+const char *lz_message_peer_user(const lz_message_t *msg) {
     if (!msg || !msg->has_payload) return NULL;
-    // The ZAP handler's user id, which it sets to the client's key; libzmq
-    // gives every frame of a connection that connection's properties.
-    const char *key = zmq_msg_gets((zmq_msg_t *)&msg->payload, "User-Id");
-    return key && *key ? key : NULL;
+    // The ZAP handler's user id: the client's CURVE key or PLAIN user name.
+    // libzmq gives every frame of a connection that connection's properties.
+    const char *user = zmq_msg_gets((zmq_msg_t *)&msg->payload, "User-Id");
+    return user && *user ? user : NULL;
+}
+
+const char *lz_message_peer_key(const lz_message_t *msg) {
+    // A PLAIN user id is a name: a key is 40 Z85 characters that decode.
+    // (The users file's names are the administrator's, who would not give
+    // one a CURVE key's form.)
+    const char *user = lz_message_peer_user(msg);
+    uint8_t raw[32];
+    return user && strlen(user) == 40 && zmq_z85_decode(raw, user) ? user : NULL;
 }
 
 const void *lz_message_payload(const lz_message_t *msg, size_t *size) {

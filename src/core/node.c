@@ -105,8 +105,10 @@ static int secure_for(lz_node_t *node, char side) {
     bool first = node->security.mode == LZ_SECURE_UNSET;
     int rc = lz__context_security_settle(node->ctx, &node->security, side, node->name);
     if (rc == LZ_OK && first) rc = lz__security_apply(&node->security, node->socket);
-    // The handler gives its messages their client's key (lz_message_peer_key).
-    if (rc == LZ_OK && first && node->security.mode == LZ_SECURE_CURVE_SERVER) rc = lz__context_zap(node->ctx);
+    // The handler gives its messages their client's key or user name
+    // (lz_message_peer_key, lz_message_peer_user), and checks passwords.
+    bool server = node->security.mode == LZ_SECURE_CURVE_SERVER || node->security.mode == LZ_SECURE_PLAIN_SERVER;
+    if (rc == LZ_OK && first && server) rc = lz__context_zap(node->ctx);
     return rc;
 }
 
@@ -188,7 +190,10 @@ static int attach_one(lz_node_t *node, char side, const char *url) {
     int rc = secure_for(node, side);
     if (rc == LZ_OK) rc = apply_endpoint(node, side, url);
     if (rc == LZ_OK) rc = remember(node, side, url);
+    bool exposed = rc == LZ_OK && side == '@' && node->security.mode == LZ_SECURE_PLAIN_SERVER &&
+                   lz__security_plain_exposed(url);
     lz__node_unlock(node);
+    if (exposed) lz__context_warn_plain(node->ctx, node->name, url);
     if (rc == LZ_OK)
         LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "%s %s", side == '@' ? "bound" : "connected", url);
     return rc;

@@ -1,11 +1,14 @@
-/* Security: CURVE keys and roles for sockets, and the ZAP handler that admits
- * or refuses each peer by its CURVE key and address, with an audit log.
- * libzmq does the cryptography (through libsodium) and asks the handler
- * over inproc://zeromq.zap.01 whenever a socket with a ZAP domain or a
- * CURVE server accepts a peer. */
+/* Security: CURVE keys and PLAIN user names, roles for sockets, and the ZAP
+ * handler that admits or refuses each peer by its CURVE key, its PLAIN
+ * user name and password, and its address, with an audit log. libzmq does
+ * the cryptography (through libsodium) and asks the handler over
+ * inproc://zeromq.zap.01 whenever a socket with a ZAP domain, a CURVE
+ * server or a PLAIN server accepts a peer. PLAIN passwords are checked
+ * against crypt(3) hashes (libxcrypt), never stored. */
 #include "core/security.h"
 
 #include <arpa/inet.h>
+#include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
@@ -37,6 +40,11 @@ typedef struct {
     size_t count;
 } rule_list_t;
 
+// A PLAIN user: a name and its crypt(3) hash, in one allocation.
+typedef struct {
+    char *name, *hash;
+} plain_user_t;
+
 struct lz_security {
     char secret_key[LZ_CURVE_KEY_SIZE], server_key[LZ_CURVE_KEY_SIZE];
     uint8_t (*authorized)[KEY_BYTES]; // sorted, for bsearch
@@ -44,6 +52,10 @@ struct lz_security {
     bool authorized_set; // a list was given, even an empty one: only those
     rule_list_t allow, deny;
     bool audit;
+    char *plain_username, *plain_password; // a PLAIN client's, "" when none
+    plain_user_t *users;                   // a PLAIN server's, sorted by name for bsearch
+    size_t user_count;
+    bool users_set; // security.plain_users_file was given: the binding nodes are PLAIN servers
 };
 
 /* ---- keys ---------------------------------------------------------------- */
@@ -97,6 +109,13 @@ static int check_key_item(const char *item, void *arg) {
 const char *lz__security_check_key_list(const char *text) {
     return for_each_item(text, check_key_item, NULL) == LZ_OK ? NULL
            : "40-character Z85 public keys separated by commas or spaces";
+}
+
+// A PLAIN user name or password: what ZMTP PLAIN can carry (RFC 24), and
+// one line of text (a users file line, a log record).
+const char *lz__security_check_plain_text(const char *text) {
+    bool ok = strlen(text) <= LZ_PLAIN_TEXT_MAX && !strpbrk(text, "\r\n");
+    return ok ? NULL : "at most 255 bytes on one line";
 }
 
 /* ---- address rules -------------------------------------------------------- */
@@ -186,28 +205,123 @@ static int add_authorized(const char *item, void *arg) {
 
 static int compare_keys(const void *a, const void *b) { return memcmp(a, b, KEY_BYTES); }
 
-// read_authorized_file reads one public key per line, as an ssh
-// authorized_keys file: blank lines and '#' comment lines are skipped, and
-// anything after the key and a blank is a comment too. A key may hold a
-// '#' (Z85 has it) but never starts with one: its first digit is the top
-// 32 bits over 85^4, at most 82, and '#' is Z85's 84th.
-static int read_authorized_file(lz_security_t *sec, const char *path) {
+// read_lines calls fn on each line of the file at path (the value of
+// key) but blank lines and lines whose first non-blank is '#', the line
+// ending cut. fn returns LZ_OK, LZ_ENOMEM, or LZ_EINVAL with why filled:
+// the context then fails naming the file and line.
+typedef int (*line_fn)(lz_security_t *sec, char *text, char *why, size_t why_size);
+
+static int read_lines(lz_security_t *sec, const char *key, const char *path, line_fn fn) {
     FILE *file = fopen(path, "r");
-    if (!file) return lz__fail(LZ_ECONFIG, "config: security.authorized_keys_file %s: %s", path, strerror(errno));
-    char line[1024];
+    if (!file) return lz__fail(LZ_ECONFIG, "config: %s %s: %s", key, path, strerror(errno));
+    char line[1024], why[256];
     int rc = LZ_OK;
     for (unsigned long number = 1; rc == LZ_OK && fgets(line, sizeof line, file); number++) {
-        char *key = line + strspn(line, " \t");
-        if (*key == '#' || *key == '\n' || *key == '\0') continue;
-        key[strcspn(key, " \t\r\n")] = '\0';
-        rc = add_authorized(key, sec);
-        if (rc == LZ_EINVAL)
-            rc = lz__fail(LZ_ECONFIG, "config: security.authorized_keys_file %s:%lu: not a 40-character Z85 key: '%s'",
-                          path, number, key);
+        char *text = line + strspn(line, " \t");
+        text[strcspn(text, "\r\n")] = '\0';
+        if (*text == '#' || strspn(text, " \t") == strlen(text)) continue;
+        rc = fn(sec, text, why, sizeof why);
+        if (rc == LZ_EINVAL) rc = lz__fail(LZ_ECONFIG, "config: %s %s:%lu: %s", key, path, number, why);
     }
     fclose(file);
-    sec->authorized_set = true;
     return rc == LZ_ENOMEM ? lz__fail(LZ_ENOMEM, "security: out of memory") : rc;
+}
+
+// authorized_line reads one public key, as a line of an ssh
+// authorized_keys file: anything after the key and a blank is a comment.
+// A key may hold a '#' (Z85 has it) but never starts with one: its first
+// digit is the top 32 bits over 85^4, at most 82, and '#' is Z85's 84th.
+static int authorized_line(lz_security_t *sec, char *text, char *why, size_t why_size) {
+    text[strcspn(text, " \t")] = '\0';
+    int rc = add_authorized(text, sec);
+    if (rc == LZ_EINVAL) snprintf(why, why_size, "not a 40-character Z85 key: '%.60s'", text);
+    return rc;
+}
+
+static int read_authorized_file(lz_security_t *sec, const char *path) {
+    sec->authorized_set = true;
+    return read_lines(sec, "security.authorized_keys_file", path, authorized_line);
+}
+
+/* ---- PLAIN users ------------------------------------------------------------ */
+
+static int compare_users(const void *a, const void *b) {
+    return strcmp(((const plain_user_t *)a)->name, ((const plain_user_t *)b)->name);
+}
+
+// usable_hash: a crypt(3) hash libxcrypt can check and that is not weak.
+// A '$' first rules out a password stored as it is and the DES hashes
+// (crypt_checksalt calls those legacy; MD5's $1$ too). crypt_checksalt
+// reads the method and its parameters only: the hash must have its shape
+// too, $method$...$salt$digest (no digest, no match ever). Hashing each
+// line to check it would cost a yescrypt run per user at every load.
+static bool usable_hash(const char *hash) {
+    static const char alphabet[] = "$./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    size_t dollars = 0;
+    for (const char *p = hash; *p; p++) dollars += *p == '$';
+    const char *digest = strrchr(hash, '$');
+    return hash[0] == '$' && strspn(hash, alphabet) == strlen(hash) && dollars >= 3 && digest && digest[1] &&
+           crypt_checksalt(hash) == CRYPT_SALT_OK;
+}
+
+static int add_user(lz_security_t *sec, const char *name, const char *hash) {
+    plain_user_t *grown = realloc(sec->users, (sec->user_count + 1) * sizeof *grown);
+    if (!grown) return LZ_ENOMEM;
+    sec->users = grown;
+    size_t name_size = strlen(name) + 1;
+    char *both = malloc(name_size + strlen(hash) + 1);
+    if (!both) return LZ_ENOMEM;
+    memcpy(both, name, name_size);
+    strcpy(both + name_size, hash);
+    sec->users[sec->user_count++] = (plain_user_t){both, both + name_size};
+    return LZ_OK;
+}
+
+// users_line checks one "user:hash" line and adds it. A bad line is named
+// by number, never shown: a mistaken line may hold a password.
+static int users_line(lz_security_t *sec, char *text, char *why, size_t why_size) {
+    char *colon = strchr(text, ':');
+    const char *wrong = NULL;
+    if (colon) *colon = '\0';
+    char *hash = colon ? colon + 1 : NULL;
+    if (hash) hash[strcspn(hash, " \t")] = '\0'; // a trailing blank
+    if (!colon) wrong = "expected user:hash";
+    else if (!*text || strlen(text) > LZ_PLAIN_TEXT_MAX || strpbrk(text, " \t"))
+        wrong = "expected a user name (no blanks, at most 255 bytes) before ':'";
+    else if (!usable_hash(hash))
+        wrong = "not a crypt(3) hash this system can check ($y$ yescrypt, $2b$ bcrypt, $6$ sha512crypt; see lz passwd)";
+    plain_user_t probe = {text, NULL};
+    for (size_t i = 0; !wrong && i < sec->user_count; i++) // files are short: a duplicate is a mistake worth naming
+        if (compare_users(&probe, &sec->users[i]) == 0) wrong = "user listed twice";
+    if (!wrong) return add_user(sec, text, hash);
+    snprintf(why, why_size, "%s", wrong);
+    return LZ_EINVAL;
+}
+
+// read_users_file reads security.plain_users_file: "user:hash" lines.
+static int read_users_file(lz_security_t *sec, const char *path) {
+    sec->users_set = true;
+    int rc = read_lines(sec, "security.plain_users_file", path, users_line);
+    if (rc == LZ_OK && sec->user_count) qsort(sec->users, sec->user_count, sizeof *sec->users, compare_users);
+    return rc;
+}
+
+// plain_fill takes the PLAIN settings: a client's name and password, a
+// server's users. A node side with both CURVE and PLAIN is refused: libzmq
+// would take one mechanism per socket, and which one would be a surprise.
+static int plain_fill(lz_security_t *sec, const lz_security_settings_t *s) {
+    if (*s->plain_users_file && *s->curve_secret_key)
+        return lz__fail(LZ_ECONFIG, "config: security.plain_users_file and security.curve_secret_key are both set: "
+                                    "a node that binds is either a PLAIN server or a CURVE server, not both");
+    if (*s->plain_username && *s->curve_server_key)
+        return lz__fail(LZ_ECONFIG, "config: security.plain_username and security.curve_server_key are both set: "
+                                    "a node that connects is either a PLAIN client or a CURVE client, not both");
+    if (*s->plain_password && !*s->plain_username)
+        return lz__fail(LZ_ECONFIG, "config: security.plain_password is set without security.plain_username");
+    sec->plain_username = strdup(s->plain_username);
+    sec->plain_password = strdup(s->plain_password);
+    if (!sec->plain_username || !sec->plain_password) return lz__fail(LZ_ENOMEM, "security: out of memory");
+    return *s->plain_users_file ? read_users_file(sec, s->plain_users_file) : LZ_OK;
 }
 
 static int policy_fill(lz_security_t *sec, const lz_security_settings_t *s) {
@@ -227,7 +341,7 @@ static int policy_fill(lz_security_t *sec, const lz_security_settings_t *s) {
         return lz__fail(LZ_ECONFIG, "config: security.authorized_keys need security.curve_secret_key: "
                                     "only a CURVE server learns its clients' keys");
     if (sec->authorized_count) qsort(sec->authorized, sec->authorized_count, KEY_BYTES, compare_keys);
-    return rc;
+    return rc == LZ_OK ? plain_fill(sec, s) : rc;
 }
 
 int lz__security_new(const lz_security_settings_t *settings, lz_security_t **out) {
@@ -248,26 +362,44 @@ void lz__security_destroy(lz_security_t **security_p) {
     free(sec->authorized);
     free(sec->allow.items);
     free(sec->deny.items);
+    for (size_t i = 0; i < sec->user_count; i++) free(sec->users[i].name);
+    free(sec->users);
+    free(sec->plain_username);
+    if (sec->plain_password) explicit_bzero(sec->plain_password, strlen(sec->plain_password));
+    free(sec->plain_password);
     free(sec);
     *security_p = NULL;
 }
 
 bool lz__security_wants_zap(const lz_security_t *sec) {
-    return sec->authorized_set || sec->allow.count || sec->deny.count || sec->audit;
+    return sec->authorized_set || sec->users_set || sec->allow.count || sec->deny.count || sec->audit;
 }
 
 /* ---- a node's mode and socket options ---------------------------------------- */
 
 static const char *mode_name(lz_secure_mode_t mode) {
-    return mode == LZ_SECURE_CURVE_SERVER ? "a CURVE server (it binds)" : "a CURVE client (it connects)";
+    switch (mode) {
+    case LZ_SECURE_CURVE_SERVER: return "a CURVE server (it binds)";
+    case LZ_SECURE_CURVE_CLIENT: return "a CURVE client (it connects)";
+    case LZ_SECURE_PLAIN_SERVER: return "a PLAIN server (it binds)";
+    default: return "a PLAIN client (it connects)";
+    }
 }
+
+// A node's own CURVE keys (lz_node_set_curve_keys) win over the context's
+// PLAIN settings, as over its CURVE ones.
 
 static lz_secure_mode_t mode_for(const lz_security_t *policy, lz_node_security_t *node, char side) {
     if (!node->own_secret) snprintf(node->secret_key, sizeof node->secret_key, "%s", policy->secret_key);
     if (!node->own_server) snprintf(node->server_key, sizeof node->server_key, "%s", policy->server_key);
     if (side == '@') return *node->secret_key ? LZ_SECURE_CURVE_SERVER
+                            : policy->users_set ? LZ_SECURE_PLAIN_SERVER
                             : lz__security_wants_zap(policy) ? LZ_SECURE_ZAP : LZ_SECURE_NONE;
-    return *node->server_key ? LZ_SECURE_CURVE_CLIENT : LZ_SECURE_NONE;
+    if (*node->server_key) return LZ_SECURE_CURVE_CLIENT;
+    if (!*policy->plain_username) return LZ_SECURE_NONE;
+    snprintf(node->plain_username, sizeof node->plain_username, "%s", policy->plain_username);
+    snprintf(node->plain_password, sizeof node->plain_password, "%s", policy->plain_password);
+    return LZ_SECURE_PLAIN_CLIENT;
 }
 
 // node_keys completes the node's own key pair: a client without a secret
@@ -285,9 +417,11 @@ int lz__security_settle(const lz_security_t *policy, lz_node_security_t *node, c
         if (rc != LZ_OK) node->mode = LZ_SECURE_UNSET;
         return rc;
     }
-    bool curve = node->mode == LZ_SECURE_CURVE_SERVER || node->mode == LZ_SECURE_CURVE_CLIENT;
-    bool server_side = node->mode == LZ_SECURE_CURVE_SERVER;
-    if (curve && server_side != (side == '@'))
+    // libzmq makes every connection of a server socket a server's, and of
+    // a client socket a client's.
+    bool sided = node->mode >= LZ_SECURE_CURVE_SERVER;
+    bool server_side = node->mode == LZ_SECURE_CURVE_SERVER || node->mode == LZ_SECURE_PLAIN_SERVER;
+    if (sided && server_side != (side == '@'))
         return lz__fail(LZ_ESTATE, "%s: it is %s, so it cannot %s: use another node for that endpoint", name,
                         mode_name(node->mode), side == '@' ? "bind" : "connect");
     return LZ_OK;
@@ -309,13 +443,36 @@ int lz__security_apply(const lz_node_security_t *node, void *socket) {
              set_text(socket, ZMQ_CURVE_PUBLICKEY, node->public_key) |
              set_text(socket, ZMQ_CURVE_SECRETKEY, node->secret_key);
         break;
+    case LZ_SECURE_PLAIN_SERVER:
+        rc = zmq_setsockopt(socket, ZMQ_PLAIN_SERVER, &on, sizeof on) | set_text(socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN);
+        break;
+    case LZ_SECURE_PLAIN_CLIENT:
+        rc = set_text(socket, ZMQ_PLAIN_USERNAME, node->plain_username) |
+             set_text(socket, ZMQ_PLAIN_PASSWORD, node->plain_password);
+        break;
     case LZ_SECURE_ZAP:
         rc = set_text(socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN);
         break;
     default:
         break;
     }
-    return rc == 0 ? LZ_OK : lz__fail_zmq("security: setting CURVE options");
+    return rc == 0 ? LZ_OK : lz__fail_zmq("security: setting CURVE or PLAIN options");
+}
+
+bool lz__security_plain_exposed(const char *url) {
+    if (strncmp(url, "tcp://", 6) != 0) return false; // ipc is guarded by file permissions, inproc never leaves
+    char host[INET6_ADDRSTRLEN + 8];
+    const char *start = url + 6, *colon = strrchr(start, ':');
+    size_t len = colon ? (size_t)(colon - start) : strlen(start);
+    if (len >= 2 && start[0] == '[' && start[len - 1] == ']') start++, len -= 2;
+    if (len >= sizeof host) return true;
+    memcpy(host, start, len);
+    host[len] = '\0';
+    address_rule_t address;
+    if (strcmp(host, "lo") == 0) return false;
+    if (!address_parse(host, &address)) return true; // *, an interface name
+    static const uint8_t loopback6[16] = {[15] = 1};
+    return address.family == AF_INET ? address.bytes[0] != 127 : memcmp(address.bytes, loopback6, 16) != 0;
 }
 
 int lz_node_set_curve_keys(lz_node_t *node, const char *secret_key, const char *server_key) {
@@ -356,14 +513,63 @@ void *lz__zap_open(void *zmq_context) {
 }
 
 // The request's frames we read (RFC 27); credentials are what follows.
-enum { ZAP_VERSION, ZAP_REQUEST_ID, ZAP_DOMAIN_FRAME, ZAP_ADDRESS, ZAP_IDENTITY, ZAP_MECHANISM, ZAP_CREDENTIAL, ZAP_FRAMES };
+// PLAIN sends two: the user name, then the password.
+enum {
+    ZAP_VERSION, ZAP_REQUEST_ID, ZAP_DOMAIN_FRAME, ZAP_ADDRESS, ZAP_IDENTITY, ZAP_MECHANISM, ZAP_CREDENTIAL,
+    ZAP_PASSWORD, ZAP_FRAMES
+};
 
 typedef struct {
     char address[INET6_ADDRSTRLEN + 1];
     char mechanism[16];
-    char key[LZ_CURVE_KEY_SIZE]; // a CURVE client's, Z85
-    const char *refusal;         // why it is refused, NULL to admit
+    char key[LZ_CURVE_KEY_SIZE];         // a CURVE client's, Z85
+    char user[LZ_PLAIN_TEXT_MAX + 1];    // a PLAIN client's name, as it gave it
+    const char *refusal;                 // why it is refused, NULL to admit
 } zap_case_t;
+
+// same_text compares in a time that depends on the lengths only, so a
+// hash's first bytes cannot be found by timing.
+static bool same_text(const char *a, const char *b) {
+    size_t len = strlen(a);
+    if (len != strlen(b)) return false;
+    volatile unsigned char diff = 0;
+    for (size_t i = 0; i < len; i++) diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+// password_matches hashes password with the stored hash's method and salt.
+static bool password_matches(const char *password, const char *hash) {
+    struct crypt_data *data = calloc(1, sizeof *data); // 32 KiB: not for the stack
+    if (!data) return false;
+    const char *computed = crypt_r(password, hash, data);
+    bool ok = computed && computed[0] != '*' && same_text(computed, hash);
+    explicit_bzero(data, sizeof *data);
+    free(data);
+    return ok;
+}
+
+#define PLAIN_REFUSAL "invalid username or password"
+
+// judge_plain checks a PLAIN client's name and password. An unknown user
+// costs a hash too, against another user's, and gets the same answer: a
+// peer cannot tell which names exist.
+static const char *judge_plain(const lz_security_t *policy, zmq_msg_t *frames, size_t count, zap_case_t *c) {
+    if (count <= ZAP_PASSWORD || zmq_msg_size(&frames[ZAP_CREDENTIAL]) > LZ_PLAIN_TEXT_MAX ||
+        zmq_msg_size(&frames[ZAP_PASSWORD]) > LZ_PLAIN_TEXT_MAX)
+        return "malformed ZAP request";
+    lz__msg_text(&frames[ZAP_CREDENTIAL], c->user, sizeof c->user);
+    if (!policy->users_set) return "mechanism not supported";
+    char password[LZ_PLAIN_TEXT_MAX + 1];
+    lz__msg_text(&frames[ZAP_PASSWORD], password, sizeof password);
+    plain_user_t probe = {c->user, NULL};
+    const plain_user_t *user = policy->user_count
+        ? bsearch(&probe, policy->users, policy->user_count, sizeof *policy->users, compare_users) : NULL;
+    bool known = user && zmq_msg_size(&frames[ZAP_CREDENTIAL]) == strlen(c->user); // no NUL inside
+    const char *hash = known ? user->hash : policy->user_count ? policy->users[0].hash : NULL;
+    bool matches = hash && password_matches(password, hash);
+    explicit_bzero(password, sizeof password);
+    return known && matches ? NULL : PLAIN_REFUSAL;
+}
 
 static const char *judge(const lz_security_t *policy, zmq_msg_t *frames, size_t count, zap_case_t *c) {
     if (count < ZAP_CREDENTIAL || zmq_msg_size(&frames[ZAP_VERSION]) != 3 ||
@@ -387,6 +593,7 @@ static const char *judge(const lz_security_t *policy, zmq_msg_t *frames, size_t 
             return "client key not authorized";
         return NULL;
     }
+    if (strcmp(c->mechanism, "PLAIN") == 0) return judge_plain(policy, frames, count, c);
     if (strcmp(c->mechanism, "NULL") == 0) return policy->authorized_set ? "no CURVE key to authorize" : NULL;
     return "mechanism not supported";
 }
@@ -396,27 +603,33 @@ static void send_text(void *zap, const char *text, int flags) {
     LZ_EINTR_RESTART(rc, zmq_send(zap, text, strlen(text), flags));
 }
 
-// reply answers with the request's id; the user id is the CURVE key, so a
-// message's "User-Id" property (zmq_msg_gets) names the client that sent it.
+// reply answers with the request's id; the user id is the CURVE key or the
+// PLAIN user name, so a message's "User-Id" property (zmq_msg_gets) names
+// the client that sent it.
 static void reply(void *zap, zmq_msg_t *request_id, const zap_case_t *c) {
     int rc;
     send_text(zap, "1.0", ZMQ_SNDMORE);
     LZ_EINTR_RESTART(rc, zmq_send(zap, zmq_msg_data(request_id), zmq_msg_size(request_id), ZMQ_SNDMORE));
     send_text(zap, c->refusal ? "400" : "200", ZMQ_SNDMORE);
     send_text(zap, c->refusal ? c->refusal : "OK", ZMQ_SNDMORE);
-    send_text(zap, c->key, ZMQ_SNDMORE);
+    send_text(zap, c->refusal ? "" : *c->user ? c->user : c->key, ZMQ_SNDMORE);
     send_text(zap, "", 0);
 }
 
-static void audit(lz_logger_t *logger, const lz_security_t *policy, const zap_case_t *c) {
+// audit logs the decision with the CURVE key or the PLAIN user name (as
+// the peer sent it: printable only, it may be anything), never a password.
+static void audit(lz_logger_t *logger, const lz_security_t *policy, zap_case_t *c) {
     if (!policy->audit) return;
-    const char *key = *c->key ? c->key : "-";
+    const char *what = *c->user || strcmp(c->mechanism, "PLAIN") == 0 ? "user" : "key";
+    for (char *p = c->user; *p; p++)
+        if (!isprint((unsigned char)*p)) *p = '?';
+    const char *who = *c->user ? c->user : *c->key ? c->key : "-";
     const char *address = *c->address ? c->address : "(local)";
     if (c->refusal)
-        LZ_LOG(logger, LZ_LOG_WARNING, "audit", "refused peer %s mechanism %s key %s: %s", address, c->mechanism, key,
-               c->refusal);
+        LZ_LOG(logger, LZ_LOG_WARNING, "audit", "refused peer %s mechanism %s %s %s: %s", address, c->mechanism, what,
+               who, c->refusal);
     else
-        LZ_LOG(logger, LZ_LOG_INFO, "audit", "admitted peer %s mechanism %s key %s", address, c->mechanism, key);
+        LZ_LOG(logger, LZ_LOG_INFO, "audit", "admitted peer %s mechanism %s %s %s", address, c->mechanism, what, who);
 }
 
 void lz__zap_serve(void *zap, const lz_security_t *policy, lz_logger_t *logger) {
@@ -434,12 +647,14 @@ void lz__zap_serve(void *zap, const lz_security_t *policy, lz_logger_t *logger) 
     if (count > 0) {
         zap_case_t c = {.mechanism = "?"};
         c.refusal = judge(policy, frames, count, &c);
-        audit(logger, policy, &c);
         zmq_msg_t empty;
         zmq_msg_init(&empty);
         reply(zap, count > ZAP_REQUEST_ID ? &frames[ZAP_REQUEST_ID] : &empty, &c);
         zmq_msg_close(&empty);
+        audit(logger, policy, &c); // after the reply: it may make the name printable
     }
+    // A PLAIN password must not linger in freed memory.
+    if (count > ZAP_PASSWORD) explicit_bzero(zmq_msg_data(&frames[ZAP_PASSWORD]), zmq_msg_size(&frames[ZAP_PASSWORD]));
     for (size_t i = 0; i < count; i++) zmq_msg_close(&frames[i]);
 }
 
@@ -449,7 +664,7 @@ const char *lz__security_handshake_reason(int event, unsigned value, char *buf, 
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
         snprintf(buf, size, "peer refused by the access rules (ZAP status %u)", value);
     else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
-        snprintf(buf, size, "security mismatch: one side uses CURVE and the other not");
+        snprintf(buf, size, "security mismatch: the sides use different mechanisms (CURVE, PLAIN or none)");
     else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
         snprintf(buf, size, "CURVE keys do not match (wrong server key?)");
     else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)

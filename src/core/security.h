@@ -1,7 +1,7 @@
 /* Internal: a context's security policy (parsed once from security.*), the
- * CURVE options each node's socket gets from it, and the ZAP handler that
- * answers libzmq's authentication requests (RFC 27) on the context's
- * monitor thread. */
+ * CURVE or PLAIN options each node's socket gets from it, and the ZAP
+ * handler that answers libzmq's authentication requests (RFC 27) on the
+ * context's monitor thread. */
 #ifndef LZ_CORE_SECURITY_H
 #define LZ_CORE_SECURITY_H
 
@@ -18,6 +18,7 @@ typedef struct lz_security_settings {
     const char *curve_secret_key, *curve_server_key;
     const char *authorized_keys, *authorized_keys_file;
     const char *allow_addresses, *deny_addresses;
+    const char *plain_username, *plain_password, *plain_users_file;
     bool audit;
 } lz_security_settings_t;
 
@@ -30,9 +31,10 @@ int lz__security_settings_read(const lz_config_t *config, lz_security_settings_t
 const char *lz__security_check_key(const char *text);
 const char *lz__security_check_key_list(const char *text);
 const char *lz__security_check_address_list(const char *text);
+const char *lz__security_check_plain_text(const char *text);
 
-// lz__security_new parses settings into a policy (the authorized keys file
-// is read here). LZ_ECONFIG names what is wrong; LZ_ENOMEM.
+// lz__security_new parses settings into a policy (the authorized keys and
+// PLAIN users files are read here). LZ_ECONFIG names what is wrong; LZ_ENOMEM.
 int lz__security_new(const lz_security_settings_t *settings, lz_security_t **out);
 void lz__security_destroy(lz_security_t **security_p);
 
@@ -46,27 +48,39 @@ typedef enum {
     LZ_SECURE_ZAP,       // the NULL mechanism, peers admitted by the ZAP handler
     LZ_SECURE_CURVE_SERVER,
     LZ_SECURE_CURVE_CLIENT,
+    LZ_SECURE_PLAIN_SERVER, // checks user names and passwords through the ZAP handler
+    LZ_SECURE_PLAIN_CLIENT,
 } lz_secure_mode_t;
 
+// ZMTP PLAIN sends a name and a password of at most 255 bytes each (RFC 24).
+#define LZ_PLAIN_TEXT_MAX 255
+
 // A node's side of security: its mode, settled by its first endpoint, and
-// the keys it uses. Keys are Z85, "" when unset.
+// the keys it uses. Keys are Z85, "" when unset. A PLAIN client keeps its
+// context's user name and password, for its socket's rebuilds.
 typedef struct lz_node_security {
     lz_secure_mode_t mode;
     bool own_secret, own_server; // lz_node_set_curve_keys overrode the context's
     char secret_key[LZ_CURVE_KEY_SIZE];
     char public_key[LZ_CURVE_KEY_SIZE];
     char server_key[LZ_CURVE_KEY_SIZE];
+    char plain_username[LZ_PLAIN_TEXT_MAX + 1];
+    char plain_password[LZ_PLAIN_TEXT_MAX + 1];
 } lz_node_security_t;
 
 // lz__security_settle picks the node's mode for an endpoint on side ('@'
 // bind, '>' connect) the first time, from the node's keys or the policy's.
-// Later endpoints must agree with a CURVE mode: LZ_ESTATE otherwise. name
+// Later endpoints must agree with a CURVE or PLAIN mode: LZ_ESTATE otherwise. name
 // is the node's, for the error detail.
 int lz__security_settle(const lz_security_t *policy, lz_node_security_t *node, char side, const char *name);
 
 // lz__security_apply sets the socket options of the node's mode on socket
 // (before its endpoints: libzmq reads them at each handshake).
 int lz__security_apply(const lz_node_security_t *node, void *socket);
+
+// lz__security_plain_exposed: a PLAIN server binding url would send
+// passwords in clear over a network (tcp, not on a loopback address).
+bool lz__security_plain_exposed(const char *url);
 
 // lz__zap_open binds the context's ZAP handler socket; lz__zap_serve
 // answers one request waiting on it, auditing through logger.

@@ -1,0 +1,71 @@
+/* lz passwd: a line for security.plain_users_file (docs/security.md): a
+ * user name and the crypt(3) hash of a password read from standard input,
+ * with a fresh salt, so the file never holds a password. */
+#include <crypt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/options.h"
+
+static const lz_cli_command_t passwd_command = {
+    .name = "passwd",
+    .usage = "lz passwd [USER]",
+    .help = "Read a password from standard input (one line) and print 'USER:HASH' for\n"
+            "security.plain_users_file, HASH being its yescrypt hash ($y$) with a fresh\n"
+            "salt (bcrypt, $2b$, where yescrypt is missing). The password itself is never\n"
+            "printed nor stored. USER defaults to $USER; it cannot hold ':' or blanks.\n"
+            "\nExamples:\n"
+            "  lz passwd alice >> users.txt            # type the password, then Enter\n"
+            "  printf '%s\\n' \"$PASSWORD\" | lz passwd alice >> users.txt\n"
+            "  LIBERZMQ_SECURITY__PLAIN_USERS_FILE=users.txt lz pull --bind ipc:///tmp/jobs\n",
+    .max_args = 1,
+};
+
+// read_password takes one line of standard input without its line ending.
+static bool read_password(char *buf, size_t size) {
+    if (!fgets(buf, (int)size, stdin)) return false;
+    size_t len = strcspn(buf, "\r\n");
+    bool whole = buf[len] != '\0' || feof(stdin); // a line ending, or the input's last line
+    buf[len] = '\0';
+    return whole;
+}
+
+// hash_password hashes password with a fresh salt: yescrypt, else bcrypt.
+static const char *hash_password(const char *password, struct crypt_data *data) {
+    static const char *const methods[] = {"$y$", "$2b$"};
+    char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        if (!crypt_gensalt_rn(methods[i], 0, NULL, 0, salt, sizeof salt)) continue;
+        const char *hash = crypt_r(password, salt, data);
+        if (hash && hash[0] == '$') return hash;
+    }
+    return NULL;
+}
+
+static int passwd_run(const lz_cli_opts_t *opts) {
+    const char *user = opts->arg_count == 1 ? opts->args[0] : getenv("USER");
+    if (!user || !*user) return lz_cli_usage_error(opts->cmd, "no USER given and $USER is not set");
+    if (strlen(user) > 255 || strpbrk(user, ": \t\r\n"))
+        return lz_cli_usage_error(opts->cmd, "a user name has no ':' nor blanks and at most 255 bytes");
+    static struct crypt_data data; // 32 KiB: not for the stack
+    char password[1024];
+    bool read = read_password(password, sizeof password);
+    if (!read || !*password || strlen(password) > 255) {
+        explicit_bzero(password, sizeof password);
+        fprintf(stderr, "lz passwd: expected a password (1 to 255 bytes) on one line of standard input\n");
+        return LZ_EXIT_FAILURE;
+    }
+    const char *hash = hash_password(password, &data);
+    explicit_bzero(password, sizeof password);
+    if (!hash) {
+        fprintf(stderr, "lz passwd: this system's crypt(3) has neither yescrypt nor bcrypt\n");
+        return LZ_EXIT_FAILURE;
+    }
+    printf("%s:%s\n", user, hash);
+    explicit_bzero(&data, sizeof data);
+    return LZ_EXIT_OK;
+}
+
+int lz_cmd_passwd(int argc, char **argv) { return lz_cli_main(&passwd_command, argc, argv, passwd_run); }

@@ -1,0 +1,308 @@
+/* Security, PLAIN: user names and passwords checked by the ZAP handler
+ * against a users file of crypt(3) hashes. A right password gets through
+ * and the handler sees the name; a wrong one and an unknown user are
+ * refused alike (nothing arrives, handshake_failures counts it); a reload
+ * drops a user; bad users files and CURVE beside PLAIN are refused; a
+ * PLAIN server bound beyond loopback warns once; a pyzmq PLAIN client. */
+#include <crypt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lz_test.h"
+#include "core/security.h"
+#include "liberzmq/pushpull.h"
+#include "liberzmq/reqrep.h"
+#include "liberzmq/security.h"
+
+// user_line writes "name:hash" of password with a fresh yescrypt salt, as lz passwd.
+static void user_line(FILE *f, const char *name, const char *password) {
+    char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+    struct crypt_data *data = calloc(1, sizeof *data);
+    LZ_CHECK(crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof salt) != NULL);
+    const char *hash = crypt_r(password, salt, data);
+    LZ_CHECK(hash && hash[0] == '$');
+    fprintf(f, "%s:%s\n", name, hash ? hash : "");
+    free(data);
+}
+
+// write_users replaces the users file at path with lines of "name", "password" pairs, then text.
+static void write_users(const char *path, const char *const *pairs, const char *text) {
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *f = fopen(tmp, "w");
+    LZ_CHECK(f != NULL);
+    if (!f) return;
+    fprintf(f, "# PLAIN users of the test\n\n");
+    for (size_t i = 0; pairs && pairs[i]; i += 2) user_line(f, pairs[i], pairs[i + 1]);
+    if (text) fputs(text, f);
+    fclose(f);
+    LZ_CHECK_INT(rename(tmp, path), 0);
+}
+
+static char users_path[256];
+
+static const char *users_file(void) {
+    if (!users_path[0]) {
+        char ep[256];
+        lz_test_ipc_endpoint(ep, sizeof ep); // its private directory
+        snprintf(users_path, sizeof users_path, "%s.users", ep + strlen("ipc://"));
+    }
+    return users_path;
+}
+
+static lz_context_t *context_with(const char *key, const char *value, const char *key2, const char *value2) {
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "zmq.request_retries=0", "security.audit=true");
+    if (key) LZ_CHECK_INT(lz_config_set(cfg, key, value), LZ_OK);
+    if (key2) LZ_CHECK_INT(lz_config_set(cfg, key2, value2), LZ_OK);
+    lz_context_t *ctx = lz_context_new(cfg);
+    LZ_CHECK(ctx != NULL);
+    lz_config_destroy(&cfg);
+    return ctx;
+}
+
+static lz_context_t *server_context(void) { return context_with("security.plain_users_file", users_file(), NULL, NULL); }
+
+static lz_context_t *user_context(const char *user, const char *password) {
+    return context_with("security.plain_username", user, "security.plain_password", password);
+}
+
+// delivered: one frame pushed by user with password to pull arrives within timeout_ms.
+static bool delivered(const char *user, const char *password, lz_pull_t *pull, int timeout_ms) {
+    lz_context_t *ctx = user_context(user, password);
+    lz_push_t *push = lz_push_new(ctx, lz_node_endpoint(lz_pull_node(pull)));
+    LZ_CHECK(push != NULL);
+    LZ_CHECK_INT(lz_push_send_bytes(push, "secret", 6), LZ_OK);
+    char buf[16];
+    size_t size = sizeof buf;
+    int rc = lz_pull_recv_bytes(pull, buf, &size, timeout_ms);
+    lz_push_destroy(&push);
+    lz_context_destroy(&ctx);
+    return rc == LZ_OK && size == 6 && memcmp(buf, "secret", 6) == 0;
+}
+
+static uint64_t handshake_failures(lz_node_t *node) { return lz_test_metrics(node).handshake_failures; }
+
+// whoami answers with the PLAIN user name the handler sees, and checks it is no CURVE key.
+static int whoami(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    (void)arg;
+    LZ_CHECK(lz_message_peer_key(request) == NULL);
+    const char *user = lz_message_peer_user(request);
+    *reply = lz_value_string(user ? user : "(none)");
+    return LZ_OK;
+}
+
+// request_as: one whoami request as user; the reply's name goes into got.
+static int request_as(const char *user, const char *password, const char *endpoint, char *got, size_t size) {
+    lz_context_t *ctx = user_context(user, password);
+    lz_client_t *c = lz_client_new(ctx, endpoint);
+    LZ_CHECK(c != NULL);
+    lz_value_t *reply = NULL;
+    int rc = lz_client_request(c, "whoami", NULL, &reply, 600);
+    snprintf(got, size, "%s", rc == LZ_OK ? lz_value_get_string(reply, NULL) : "");
+    lz_value_destroy(&reply);
+    lz_client_destroy(&c);
+    lz_context_destroy(&ctx);
+    return rc;
+}
+
+LZ_TEST(right_password_gets_in_and_the_handler_sees_the_user) {
+    write_users(users_file(), (const char *const[]){"alice", "wonderland", "bob", "builder", NULL}, NULL);
+    lz_context_t *sctx = server_context();
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(sctx), lz_test_log_capture, &log), LZ_OK);
+    char ep[256];
+    const char *endpoints[] = {"tcp://127.0.0.1:*", lz_test_ipc_endpoint(ep, sizeof ep)};
+    for (size_t i = 0; i < 2; i++) {
+        lz_server_t *srv = lz_server_new(sctx, endpoints[i]);
+        LZ_CHECK_INT(lz_server_on(srv, "whoami", whoami, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_server_start(srv), LZ_OK);
+        const char *endpoint = lz_node_endpoint(lz_server_node(srv));
+        char got[64];
+        LZ_CHECK_INT(request_as("alice", "wonderland", endpoint, got, sizeof got), LZ_OK);
+        LZ_CHECK_STR(got, "alice");
+        LZ_CHECK_INT(request_as("bob", "builder", endpoint, got, sizeof got), LZ_OK);
+        LZ_CHECK_STR(got, "bob");
+        LZ_CHECK_INT(handshake_failures(lz_server_node(srv)), 0);
+        // A wrong password and an unknown user: no reply, and the same refusal.
+        LZ_CHECK_INT(request_as("alice", "wonderlanD", endpoint, got, sizeof got), LZ_ETIMEOUT);
+        LZ_CHECK_INT(request_as("mallory", "wonderland", endpoint, got, sizeof got), LZ_ETIMEOUT);
+        LZ_CHECK_INT(request_as("", "", endpoint, got, sizeof got), LZ_ETIMEOUT); // no PLAIN at all
+        LZ_TEST_WAIT_UNTIL(handshake_failures(lz_server_node(srv)) >= 3, 2000);
+        LZ_CHECK(handshake_failures(lz_server_node(srv)) >= 3);
+        lz_server_destroy(&srv);
+    }
+    // Each refused client tried again as its socket was rebuilt: at least one refusal each per endpoint.
+    LZ_CHECK_INT(lz_test_logged(&log, "INFO audit: admitted peer 127.0.0.1 mechanism PLAIN user alice"), 1);
+    LZ_CHECK_INT(lz_test_logged(&log, "INFO audit: admitted peer"), 4);
+    LZ_CHECK(lz_test_logged(&log, "mechanism PLAIN user alice: invalid username or password") >= 2);
+    LZ_CHECK(lz_test_logged(&log, "mechanism PLAIN user mallory: invalid username or password") >= 2);
+    LZ_CHECK_INT(lz_test_logged(&log, "wonderland"), 0); // never a password
+    LZ_CHECK_INT(lz_test_logged(&log, "in clear"), 0);   // loopback and ipc: no exposure warning
+    lz_context_destroy(&sctx);
+}
+
+LZ_TEST(reload_drops_a_user) {
+    write_users(users_file(), (const char *const[]){"alice", "wonderland", "bob", "builder", NULL}, NULL);
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0");
+    LZ_CHECK_INT(lz_config_set(cfg, "security.plain_users_file", users_file()), LZ_OK);
+    lz_context_t *sctx = lz_context_new(cfg);
+    LZ_CHECK(sctx != NULL);
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(delivered("bob", "builder", pull, 5000));
+    // bob leaves the file; the same configuration reloaded reads it again.
+    write_users(users_file(), (const char *const[]){"alice", "wonderland", NULL}, NULL);
+    LZ_CHECK_INT(lz_context_reload(sctx, cfg), LZ_OK);
+    LZ_CHECK(!delivered("bob", "builder", pull, 400));
+    LZ_CHECK(delivered("alice", "wonderland", pull, 5000));
+    // A users file gone bad is refused whole: the policy in force stays.
+    write_users(users_file(), NULL, "carol:not-a-hash\n");
+    LZ_CHECK_INT(lz_context_reload(sctx, cfg), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), ":3: not a crypt(3) hash") != NULL);
+    LZ_CHECK(delivered("alice", "wonderland", pull, 5000));
+    lz_pull_destroy(&pull);
+    lz_config_destroy(&cfg);
+    lz_context_destroy(&sctx);
+}
+
+// refused_file: a context on a users file holding text fails naming want.
+static void refused_file(const char *text, const char *want) {
+    write_users(users_file(), (const char *const[]){"alice", "wonderland", NULL}, text);
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0");
+    LZ_CHECK_INT(lz_config_set(cfg, "security.plain_users_file", users_file()), LZ_OK);
+    lz_context_t *ctx = lz_context_new(cfg);
+    LZ_CHECK(ctx == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONFIG);
+    if (!strstr(lz_last_error(), want)) fprintf(stderr, "want '%s' in: %s\n", want, lz_last_error());
+    LZ_CHECK(strstr(lz_last_error(), want) != NULL);
+    LZ_CHECK(strstr(lz_last_error(), "hunter2") == NULL); // a line is never shown
+    lz_context_destroy(&ctx);
+    lz_config_destroy(&cfg);
+}
+
+LZ_TEST(malformed_users_files_are_refused) {
+    refused_file("bob hunter2\n", ":4: expected user:hash");
+    refused_file("bob:hunter2\n", ":4: not a crypt(3) hash");
+    refused_file("\n  # fine\nbob:abJnggxhB/yWI\n", ":6: not a crypt(3) hash"); // DES, and no '$'
+    refused_file("bob:$1$saltsalt$2vnaRpHa6Jxjz5n83ok8Z0\n", ":4: not a crypt(3) hash"); // MD5: legacy
+    refused_file("bob:$y$hunter2\n", ":4: not a crypt(3) hash");
+    refused_file(":$y$j9T$T4Li4axkXJCEwELaqyFdG1$7x95Mh7VLuCJ5P1MP/UBZW8p0ooHTlDPEMthfl2cba5\n", ":4: expected a user name");
+    refused_file("alice:$y$j9T$T4Li4axkXJCEwELaqyFdG1$7x95Mh7VLuCJ5P1MP/UBZW8p0ooHTlDPEMthfl2cba5\n", ":4: user listed twice");
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "security.plain_users_file=/nonexistent/lz-users");
+    LZ_CHECK(lz_context_new(cfg) == NULL);
+    LZ_CHECK(strstr(lz_last_error(), "security.plain_users_file /nonexistent/lz-users: No such file") != NULL);
+    lz_config_destroy(&cfg);
+
+    // Comments, blank lines, CRLF endings and a trailing blank are fine.
+    write_users(users_file(), (const char *const[]){"alice", "wonderland", NULL},
+                "# bob left\r\n\r\n   \ncarol:$y$j9T$T4Li4axkXJCEwELaqyFdG1$7x95Mh7VLuCJ5P1MP/UBZW8p0ooHTlDPEMthfl2cba5 \r\n");
+    lz_context_t *ctx = server_context();
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(curve_beside_plain_is_refused) {
+    lz_test_keypair_t k = lz_test_new_keypair();
+    write_users(users_file(), (const char *const[]){"alice", "wonderland", NULL}, NULL);
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "security.plain_users_file=/nonexistent");
+    LZ_CHECK_INT(lz_config_set(cfg, "security.plain_users_file", users_file()), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(cfg, "security.curve_secret_key", k.secret_key), LZ_OK);
+    LZ_CHECK(lz_context_new(cfg) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "security.plain_users_file and security.curve_secret_key are both set") != NULL);
+    lz_config_destroy(&cfg);
+
+    cfg = LZ_TEST_CONFIG("zmq.linger=0", "security.plain_username=alice", "security.plain_password=wonderland");
+    LZ_CHECK_INT(lz_config_set(cfg, "security.curve_server_key", k.public_key), LZ_OK);
+    LZ_CHECK(lz_context_new(cfg) == NULL);
+    LZ_CHECK(strstr(lz_last_error(), "security.plain_username and security.curve_server_key are both set") != NULL);
+    // A CURVE server with PLAIN clients in the same process is fine: different sides.
+    LZ_CHECK_INT(lz_config_set(cfg, "security.curve_server_key", ""), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(cfg, "security.curve_secret_key", k.secret_key), LZ_OK);
+    lz_context_t *ctx = lz_context_new(cfg);
+    LZ_CHECK(ctx != NULL);
+    lz_context_destroy(&ctx);
+    lz_config_destroy(&cfg);
+
+    cfg = LZ_TEST_CONFIG("zmq.linger=0", "security.plain_password=wonderland");
+    LZ_CHECK(lz_context_new(cfg) == NULL);
+    LZ_CHECK(strstr(lz_last_error(), "security.plain_password is set without security.plain_username") != NULL);
+    // A bad password is never echoed; a bad name is.
+    LZ_CHECK_INT(lz_config_set(cfg, "security.plain_password", "wonder\nland"), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "value not shown") != NULL && strstr(lz_last_error(), "wonder") == NULL);
+    char longer[300];
+    memset(longer, 'x', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    LZ_CHECK_INT(lz_config_set(cfg, "security.plain_username", longer), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "at most 255 bytes") != NULL);
+    lz_config_destroy(&cfg);
+}
+
+LZ_TEST(a_nodes_side_and_the_clear_text_warning) {
+    static const struct {
+        const char *url;
+        bool exposed;
+    } urls[] = {
+        {"tcp://127.0.0.1:5555", false}, {"tcp://127.9.9.9:*", false}, {"tcp://[::1]:5555", false},
+        {"tcp://lo:5555", false},        {"ipc:///tmp/x", false},      {"inproc://x", false},
+        {"tcp://*:5555", true},          {"tcp://0.0.0.0:5555", true}, {"tcp://10.1.2.3:5555", true},
+        {"tcp://[::]:5555", true},       {"tcp://eth0:5555", true},    {"tcp://[::ffff:127.0.0.1]:1", false},
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        if (lz__security_plain_exposed(urls[i].url) != urls[i].exposed) fprintf(stderr, "%s\n", urls[i].url);
+        LZ_CHECK(lz__security_plain_exposed(urls[i].url) == urls[i].exposed);
+    }
+    write_users(users_file(), (const char *const[]){"alice", "wonderland", NULL}, NULL);
+    lz_context_t *sctx = server_context();
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(sctx), lz_test_log_capture, &log), LZ_OK);
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_test_logged(&log, "in clear"), 0);
+    LZ_CHECK_INT(lz_node_connect(lz_pull_node(pull), "tcp://127.0.0.1:1"), LZ_ESTATE);
+    LZ_CHECK(strstr(lz_last_error(), "PLAIN server") != NULL);
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "tcp://0.0.0.0:*"), LZ_OK);
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "tcp://0.0.0.0:*"), LZ_OK);
+    const char *warning = "WARNING security: pull: PLAIN server bound on tcp://0.0.0.0:*: user names and "
+                          "passwords cross the network in clear";
+    LZ_CHECK_INT(lz_test_logged(&log, warning), 1); // once per context
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&sctx);
+
+    lz_context_t *cctx = user_context("alice", "wonderland");
+    lz_push_t *push = lz_push_new(cctx, "tcp://127.0.0.1:1");
+    LZ_CHECK_INT(lz_node_bind(lz_push_node(push), "tcp://127.0.0.1:*"), LZ_ESTATE);
+    LZ_CHECK(strstr(lz_last_error(), "PLAIN client") != NULL);
+    lz_push_destroy(&push);
+    lz_context_destroy(&cctx);
+}
+
+LZ_TEST(pyzmq_plain_client_interop) {
+    write_users(users_file(), (const char *const[]){"alice", "wonderland", NULL}, NULL);
+    lz_context_t *sctx = server_context();
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(pull), "raw"), LZ_OK);
+    pid_t pid = lz_test_spawn_python("plain_push.py", lz_node_endpoint(lz_pull_node(pull)), "alice:wonderland");
+    lz_message_t *msg = lz_pull_recv(pull, 10000);
+    LZ_CHECK(msg != NULL);
+    size_t size = 0;
+    const void *payload = lz_message_payload(msg, &size);
+    LZ_CHECK(size == 16 && payload && memcmp(payload, "hello over PLAIN", 16) == 0);
+    LZ_CHECK_STR(lz_message_peer_user(msg), "alice");
+    lz_message_destroy(&msg);
+    LZ_CHECK_INT(lz_test_wait(pid, 10000), 0);
+
+    // A wrong password gets nothing through.
+    pid = lz_test_spawn_python("plain_push.py", lz_node_endpoint(lz_pull_node(pull)), "alice:looking-glass");
+    char buf[64];
+    size = sizeof buf;
+    LZ_CHECK_INT(lz_pull_recv_bytes(pull, buf, &size, 1500), LZ_ETIMEOUT);
+    LZ_CHECK(handshake_failures(lz_pull_node(pull)) > 0);
+    LZ_CHECK_INT(lz_test_wait(pid, 10000), 0);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&sctx);
+}
+
+LZ_TEST_MAIN(LZ_CASE(right_password_gets_in_and_the_handler_sees_the_user), LZ_CASE(reload_drops_a_user),
+             LZ_CASE(malformed_users_files_are_refused), LZ_CASE(curve_beside_plain_is_refused),
+             LZ_CASE(a_nodes_side_and_the_clear_text_warning), LZ_CASE(pyzmq_plain_client_interop))
