@@ -261,6 +261,36 @@ static inline lz_metrics_t lz_test_metrics(lz_node_t *node) {
     return m;
 }
 
+static inline uint64_t lz_test_handshake_failures(lz_node_t *node) { return lz_test_metrics(node).handshake_failures; }
+
+// lz_test_delivered: one frame "secret" pushed from push_ctx's new pusher
+// to pull arrives, intact, within timeout_ms.
+static inline bool lz_test_delivered(lz_context_t *push_ctx, lz_pull_t *pull, int timeout_ms) {
+    lz_push_t *push = lz_push_new(push_ctx, lz_node_endpoint(lz_pull_node(pull)));
+    LZ_CHECK(push != NULL);
+    if (!push) return false;
+    LZ_CHECK_INT(lz_push_send_bytes(push, "secret", 6), LZ_OK);
+    char buf[16];
+    size_t size = sizeof buf;
+    int rc = lz_pull_recv_bytes(pull, buf, &size, timeout_ms);
+    lz_push_destroy(&push);
+    if (rc != LZ_OK) return false;
+    LZ_CHECK(size == 6 && memcmp(buf, "secret", 6) == 0);
+    return true;
+}
+
+// lz_test_python_push_refused: the pyzmq pusher tests/interop/<script>,
+// given pull's endpoint and arg, gets nothing through to pull (a refused
+// handshake, counted) and exits 0.
+static inline void lz_test_python_push_refused(const char *script, lz_pull_t *pull, const char *arg) {
+    pid_t pid = lz_test_spawn_python(script, lz_node_endpoint(lz_pull_node(pull)), arg);
+    char buf[64];
+    size_t size = sizeof buf;
+    LZ_CHECK_INT(lz_pull_recv_bytes(pull, buf, &size, 1500), LZ_ETIMEOUT);
+    LZ_CHECK(lz_test_handshake_failures(lz_pull_node(pull)) > 0);
+    LZ_CHECK_INT(lz_test_wait(pid, 10000), 0);
+}
+
 // lz_test_check_borrowed: msg (destroyed here) came through the raw codec
 // holding want's size bytes, and its value borrows the received payload
 // frame instead of copying it.

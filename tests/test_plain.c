@@ -72,18 +72,10 @@ static lz_context_t *user_context(const char *user, const char *password) {
 // delivered: one frame pushed by user with password to pull arrives within timeout_ms.
 static bool delivered(const char *user, const char *password, lz_pull_t *pull, int timeout_ms) {
     lz_context_t *ctx = user_context(user, password);
-    lz_push_t *push = lz_push_new(ctx, lz_node_endpoint(lz_pull_node(pull)));
-    LZ_CHECK(push != NULL);
-    LZ_CHECK_INT(lz_push_send_bytes(push, "secret", 6), LZ_OK);
-    char buf[16];
-    size_t size = sizeof buf;
-    int rc = lz_pull_recv_bytes(pull, buf, &size, timeout_ms);
-    lz_push_destroy(&push);
+    bool got = lz_test_delivered(ctx, pull, timeout_ms);
     lz_context_destroy(&ctx);
-    return rc == LZ_OK && size == 6 && memcmp(buf, "secret", 6) == 0;
+    return got;
 }
-
-static uint64_t handshake_failures(lz_node_t *node) { return lz_test_metrics(node).handshake_failures; }
 
 // whoami answers with the PLAIN user name the handler sees, and checks it is no CURVE key.
 static int whoami(const lz_message_t *request, lz_value_t **reply, void *arg) {
@@ -129,13 +121,13 @@ LZ_TEST(right_password_gets_in_and_the_handler_sees_the_user) {
         LZ_CHECK_STR(got, "alice");
         LZ_CHECK_INT(request_as("bob", "builder", endpoint, got, sizeof got, true), LZ_OK);
         LZ_CHECK_STR(got, "bob");
-        LZ_CHECK_INT(handshake_failures(lz_server_node(srv)), 0);
+        LZ_CHECK_INT(lz_test_handshake_failures(lz_server_node(srv)), 0);
         // A wrong password and an unknown user: no reply, and the same refusal.
         LZ_CHECK_INT(request_as("alice", "wonderlanD", endpoint, got, sizeof got, false), LZ_ETIMEOUT);
         LZ_CHECK_INT(request_as("mallory", "wonderland", endpoint, got, sizeof got, false), LZ_ETIMEOUT);
         LZ_CHECK_INT(request_as("", "", endpoint, got, sizeof got, false), LZ_ETIMEOUT); // no PLAIN at all
-        LZ_TEST_WAIT_UNTIL(handshake_failures(lz_server_node(srv)) >= 3, 2000);
-        LZ_CHECK(handshake_failures(lz_server_node(srv)) >= 3);
+        LZ_TEST_WAIT_UNTIL(lz_test_handshake_failures(lz_server_node(srv)) >= 3, 2000);
+        LZ_CHECK(lz_test_handshake_failures(lz_server_node(srv)) >= 3);
         lz_server_destroy(&srv);
     }
     // Each refused client tried again as its socket was rebuilt: at least one refusal each per endpoint.
@@ -297,12 +289,7 @@ LZ_TEST(pyzmq_plain_client_interop) {
     LZ_CHECK_INT(lz_test_wait(pid, 10000), 0);
 
     // A wrong password gets nothing through.
-    pid = lz_test_spawn_python("plain_push.py", lz_node_endpoint(lz_pull_node(pull)), "alice:looking-glass");
-    char buf[64];
-    size = sizeof buf;
-    LZ_CHECK_INT(lz_pull_recv_bytes(pull, buf, &size, 1500), LZ_ETIMEOUT);
-    LZ_CHECK(handshake_failures(lz_pull_node(pull)) > 0);
-    LZ_CHECK_INT(lz_test_wait(pid, 10000), 0);
+    lz_test_python_push_refused("plain_push.py", pull, "alice:looking-glass");
     lz_pull_destroy(&pull);
     lz_context_destroy(&sctx);
 }

@@ -225,28 +225,16 @@ LZ_TEST(revoked_client_key_is_refused_on_its_next_connection) {
     lz_context_destroy(&sctx);
 }
 
-// delivered: one frame pushed from push_ctx to pull arrives within timeout_ms.
-static bool delivered(lz_context_t *push_ctx, lz_pull_t *pull, int timeout_ms) {
-    lz_push_t *push = lz_push_new(push_ctx, lz_node_endpoint(lz_pull_node(pull)));
-    LZ_CHECK(push != NULL);
-    LZ_CHECK_INT(lz_push_send_bytes(push, "x", 1), LZ_OK);
-    char buf[8];
-    size_t size = sizeof buf;
-    int rc = lz_pull_recv_bytes(pull, buf, &size, timeout_ms);
-    lz_push_destroy(&push);
-    return rc == LZ_OK;
-}
-
 LZ_TEST(newly_denied_address_is_refused) {
     lz_context_t *plain = LZ_TEST_CONTEXT("zmq.linger=0");
     lz_context_t *sctx = LZ_TEST_CONTEXT("zmq.linger=0", "security.deny_addresses=10.0.0.0/8");
     lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
-    LZ_CHECK(delivered(plain, pull, 5000));
+    LZ_CHECK(lz_test_delivered(plain, pull, 5000));
     LZ_CHECK_INT(RELOAD(sctx, "zmq.linger=0", "security.deny_addresses=127.0.0.1"), LZ_OK);
-    LZ_CHECK(!delivered(plain, pull, 300));
+    LZ_CHECK(!lz_test_delivered(plain, pull, 300));
     // Allowed again: the next connection gets through.
     LZ_CHECK_INT(RELOAD(sctx, "zmq.linger=0", "security.allow_addresses=127.0.0.0/8"), LZ_OK);
-    LZ_CHECK(delivered(plain, pull, 5000));
+    LZ_CHECK(lz_test_delivered(plain, pull, 5000));
     lz_pull_destroy(&pull);
 
     // A context that had no rules binds its sockets without ZAP; rules
@@ -254,7 +242,7 @@ LZ_TEST(newly_denied_address_is_refused) {
     lz_context_t *open_ctx = LZ_TEST_CONTEXT("zmq.linger=0");
     LZ_CHECK_INT(RELOAD(open_ctx, "zmq.linger=0", "security.deny_addresses=127.0.0.1"), LZ_OK);
     pull = lz_pull_new(open_ctx, "tcp://127.0.0.1:*");
-    LZ_CHECK(!delivered(plain, pull, 300));
+    LZ_CHECK(!lz_test_delivered(plain, pull, 300));
     lz_pull_destroy(&pull);
     lz_context_destroy(&open_ctx);
     lz_context_destroy(&sctx);

@@ -32,23 +32,6 @@ static lz_context_t *client_context(const char *server_public_key) {
     return context_with("security.curve_server_key", server_public_key, NULL, NULL);
 }
 
-// delivered: one frame pushed from push_ctx to pull arrives within timeout_ms.
-static bool delivered(lz_context_t *push_ctx, lz_pull_t *pull, int timeout_ms) {
-    lz_push_t *push = lz_push_new(push_ctx, lz_node_endpoint(lz_pull_node(pull)));
-    LZ_CHECK(push != NULL);
-    if (!push) return false;
-    LZ_CHECK_INT(lz_push_send_bytes(push, "secret", 6), LZ_OK);
-    char buf[16];
-    size_t size = sizeof buf;
-    int rc = lz_pull_recv_bytes(pull, buf, &size, timeout_ms);
-    lz_push_destroy(&push);
-    if (rc != LZ_OK) return false;
-    LZ_CHECK(size == 6 && memcmp(buf, "secret", 6) == 0);
-    return true;
-}
-
-static uint64_t handshake_failures(lz_node_t *node) { return lz_test_metrics(node).handshake_failures; }
-
 LZ_TEST(keys_are_z85_pairs) {
     LZ_CHECK(lz_curve_available());
     lz_test_keypair_t k = lz_test_new_keypair();
@@ -138,12 +121,12 @@ LZ_TEST(curve_traffic_flows_and_plain_peers_are_refused) {
     char shown[LZ_CURVE_KEY_SIZE];
     LZ_CHECK_INT(lz_node_curve_public_key(lz_pull_node(pull), shown), LZ_OK);
     LZ_CHECK_STR(shown, server.public_key);
-    LZ_CHECK(delivered(cctx, pull, 5000));
-    LZ_CHECK_INT(handshake_failures(lz_pull_node(pull)), 0);
+    LZ_CHECK(lz_test_delivered(cctx, pull, 5000));
+    LZ_CHECK_INT(lz_test_handshake_failures(lz_pull_node(pull)), 0);
     // A peer without CURVE gets nowhere, and the server says why.
-    LZ_CHECK(!delivered(plain, pull, 300));
-    LZ_TEST_WAIT_UNTIL(handshake_failures(lz_pull_node(pull)) > 0, 2000);
-    LZ_CHECK(handshake_failures(lz_pull_node(pull)) > 0);
+    LZ_CHECK(!lz_test_delivered(plain, pull, 300));
+    LZ_TEST_WAIT_UNTIL(lz_test_handshake_failures(lz_pull_node(pull)) > 0, 2000);
+    LZ_CHECK(lz_test_handshake_failures(lz_pull_node(pull)) > 0);
     lz_pull_destroy(&pull);
     lz_context_destroy(&plain);
     lz_context_destroy(&cctx);
@@ -154,9 +137,9 @@ LZ_TEST(wrong_server_key_is_refused) {
     lz_test_keypair_t server = lz_test_new_keypair(), impostor = lz_test_new_keypair();
     lz_context_t *sctx = server_context(&server), *cctx = client_context(impostor.public_key);
     lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
-    LZ_CHECK(!delivered(cctx, pull, 300));
-    LZ_TEST_WAIT_UNTIL(handshake_failures(lz_pull_node(pull)) > 0, 2000);
-    LZ_CHECK(handshake_failures(lz_pull_node(pull)) > 0);
+    LZ_CHECK(!lz_test_delivered(cctx, pull, 300));
+    LZ_TEST_WAIT_UNTIL(lz_test_handshake_failures(lz_pull_node(pull)) > 0, 2000);
+    LZ_CHECK(lz_test_handshake_failures(lz_pull_node(pull)) > 0);
     lz_pull_destroy(&pull);
     lz_context_destroy(&cctx);
     lz_context_destroy(&sctx);
@@ -220,8 +203,8 @@ LZ_TEST(authorized_keys_admit_refuse_and_audit) {
     // (the sanitizers); a refused one never answers, so its wait is short.
     LZ_CHECK_INT(request_as(&alice, &server, endpoint, 5000 * LZ_TEST_SLOWDOWN), LZ_OK);
     LZ_CHECK_INT(request_as(&mallory, &server, endpoint, 400), LZ_ETIMEOUT);
-    LZ_TEST_WAIT_UNTIL(handshake_failures(lz_server_node(srv)) > 0, 2000);
-    LZ_CHECK(handshake_failures(lz_server_node(srv)) > 0);
+    LZ_TEST_WAIT_UNTIL(lz_test_handshake_failures(lz_server_node(srv)) > 0, 2000);
+    LZ_CHECK(lz_test_handshake_failures(lz_server_node(srv)) > 0);
     LZ_CHECK(audit_has(&log, "I admitted peer 127.0.0.1 mechanism CURVE key", alice.public_key));
     LZ_CHECK(audit_has(&log, "W refused peer 127.0.0.1 mechanism CURVE key", mallory.public_key));
     LZ_CHECK(audit_has(&log, mallory.public_key, "client key not authorized"));
@@ -244,16 +227,16 @@ LZ_TEST(address_rules_admit_and_refuse) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         lz_context_t *sctx = context_with(cases[i].key, cases[i].rule, NULL, NULL);
         lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
-        bool got = delivered(plain, pull, cases[i].admitted ? 5000 : 300);
+        bool got = lz_test_delivered(plain, pull, cases[i].admitted ? 5000 : 300);
         if (got != cases[i].admitted) fprintf(stderr, "case %zu: %s=%s\n", i, cases[i].key, cases[i].rule);
         LZ_CHECK(got == cases[i].admitted);
-        if (!cases[i].admitted) LZ_TEST_WAIT_UNTIL(handshake_failures(lz_pull_node(pull)) > 0, 2000);
-        LZ_CHECK_INT(handshake_failures(lz_pull_node(pull)) > 0, !cases[i].admitted);
+        if (!cases[i].admitted) LZ_TEST_WAIT_UNTIL(lz_test_handshake_failures(lz_pull_node(pull)) > 0, 2000);
+        LZ_CHECK_INT(lz_test_handshake_failures(lz_pull_node(pull)) > 0, !cases[i].admitted);
         lz_pull_destroy(&pull);
         // Address rules are for IP peers: an ipc peer is local.
         char ep[256];
         pull = lz_pull_new(sctx, lz_test_ipc_endpoint(ep, sizeof ep));
-        LZ_CHECK(delivered(plain, pull, 5000));
+        LZ_CHECK(lz_test_delivered(plain, pull, 5000));
         lz_pull_destroy(&pull);
         lz_context_destroy(&sctx);
     }
@@ -285,7 +268,7 @@ LZ_TEST(node_keys_override_the_contexts) {
     LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "tcp://127.0.0.1:*"), LZ_OK);
     LZ_CHECK_INT(lz_node_curve_public_key(lz_pull_node(pull), shown), LZ_OK);
     LZ_CHECK_STR(shown, server.public_key);
-    LZ_CHECK(!delivered(plain, pull, 300));
+    LZ_CHECK(!lz_test_delivered(plain, pull, 300));
     // A pusher given the server key by hand gets through.
     lz_push_t *push = lz_push_new(plain, NULL);
     LZ_CHECK_INT(lz_node_set_curve_keys(lz_push_node(push), NULL, server.public_key), LZ_OK);
@@ -307,7 +290,7 @@ LZ_TEST(node_keys_override_the_contexts) {
     pull = lz_pull_new(sctx, NULL);
     LZ_CHECK_INT(lz_node_set_curve_keys(lz_pull_node(pull), "", NULL), LZ_OK);
     LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "tcp://127.0.0.1:*"), LZ_OK);
-    LZ_CHECK(delivered(plain, pull, 5000));
+    LZ_CHECK(lz_test_delivered(plain, pull, 5000));
     lz_pull_destroy(&pull);
     lz_context_destroy(&sctx);
     lz_context_destroy(&plain);
@@ -329,11 +312,7 @@ LZ_TEST(pyzmq_curve_client_interop) {
     // The same client, not among the authorized keys, is refused.
     sctx = context_with("security.curve_secret_key", server.secret_key, "security.authorized_keys", someone.public_key);
     pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
-    pid = lz_test_spawn_python("curve_push.py", lz_node_endpoint(lz_pull_node(pull)), server.public_key);
-    size = sizeof buf;
-    LZ_CHECK_INT(lz_pull_recv_bytes(pull, buf, &size, 1500), LZ_ETIMEOUT);
-    LZ_CHECK(handshake_failures(lz_pull_node(pull)) > 0);
-    LZ_CHECK_INT(lz_test_wait(pid, 10000), 0);
+    lz_test_python_push_refused("curve_push.py", pull, server.public_key);
     lz_pull_destroy(&pull);
     lz_context_destroy(&sctx);
 }
