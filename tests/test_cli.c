@@ -165,8 +165,8 @@ LZ_TEST(test_help_every_command) {
         const char *name, *codes;
     } commands[] = {{"pub", "35"},  {"sub", "35"}, {"push", "35"},  {"pull", "35"},   {"req", "345"},
                     {"rep", "5"},   {"proxy", "5"}, {"bench", ""}, {"keygen", ""}, {"passwd", ""},
-                    {"version", ""}, {"config", ""}};
-    static const char *const code_text[] = {"3 timeout", "4 error reply", "5 bind/connect failed"};
+                    {"version", ""}, {"config", ""}, {"lock", "3456"}};
+    static const char *const code_text[] = {"3 timeout", "4 error reply", "5 bind/connect failed", "6 lock lost"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         LZ_CHECK_INT(LZ_RUN(&r, NULL, commands[i].name, "--help"), 0);
         char expect[64];
@@ -175,7 +175,7 @@ LZ_TEST(test_help_every_command) {
         LZ_CHECK(strstr(r.out, expect) != NULL);
         LZ_CHECK(strstr(r.out, "\nExample") != NULL); // every command shows how it is used
         LZ_CHECK(strstr(r.out, "Exit codes: 0 ok, 1 runtime failure, 2 bad usage") != NULL);
-        for (int code = 3; code <= 5; code++) {
+        for (int code = 3; code <= 6; code++) {
             bool listed = strstr(r.out, code_text[code - 3]) != NULL;
             LZ_CHECK(listed == (strchr(commands[i].codes, '0' + code) != NULL));
         }
@@ -230,6 +230,11 @@ LZ_TEST(test_bad_arguments) {
         {"req", "--connect", "tcp://127.0.0.1:1", "p\xffng"},
         {"rep", "--bind", "tcp://127.0.0.1:1"},
         {"rep", "--bind", "tcp://127.0.0.1:1", "--echo", "--exec", "cat"},
+        {"lock", "--connect", "tcp://127.0.0.1:1", "job"},
+        {"lock", "--connect", "tcp://127.0.0.1:1", "--ttl", "0", "job", "true"},
+        {"lock", "--connect", "tcp://127.0.0.1:1", "--wait", "-1", "job", "true"},
+        {"lock", "--connect", "tcp://127.0.0.1:1", "", "true"},
+        {"lock", "job", "true"},
         {"proxy", "nonsense", "--frontend", "tcp://127.0.0.1:1", "--backend", "tcp://127.0.0.1:2"},
         {"proxy", "queue", "--frontend", "tcp://127.0.0.1:1"},
         {"proxy", "queue", "--frontend", "bad", "--backend", "tcp://127.0.0.1:2"},
@@ -1481,7 +1486,109 @@ LZ_TEST(test_config_reloads_while_running) {
     unlink(path);
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_plugin_option), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_passwd_and_a_plain_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
+// start_lock_service runs `lz rep --locks` on a fresh ipc endpoint.
+static proc_t start_lock_service(char *ep, size_t size) {
+    lz_test_ipc_endpoint(ep, size);
+    proc_t service = LZ_START("rep", "--bind", ep, "--locks");
+    wait_ipc(ep);
+    return service;
+}
+
+// lz lock runs its command holding the lock, with the lock's name and
+// fencing token in its environment, and exits with its status; a command
+// that cannot start is 127. Either way the lock is free again at once.
+LZ_TEST(test_lock_runs_a_command) {
+    char ep[128], name[16] = "";
+    proc_t service = start_lock_service(ep, sizeof ep);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "lock", "--connect", ep, "job", "--", "sh", "-c",
+                        "echo \"$LZ_LOCK_NAME $LZ_LOCK_TOKEN\"; exit 7"),
+                 7);
+    long long token = 0;
+    LZ_CHECK_INT(sscanf(r.out, "%15s %lld", name, &token), 2);
+    LZ_CHECK_STR(name, "job");
+    LZ_CHECK(token > 0);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "lock", "--connect", ep, "job", "/nonexistent/command"), 127);
+    LZ_CHECK(strstr(r.err, "cannot run '/nonexistent/command'") != NULL);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "lock", "--connect", ep, "--wait", "0", "job", "--", "sh", "-c",
+                        "echo $LZ_LOCK_TOKEN"),
+                 0);
+    LZ_CHECK(atoll(r.out) > token); // a new hold, a larger token
+    stop_ok(&service);
+}
+
+// While one command holds the lock, --wait 0 gives up (exit 3), another
+// name is free, and a waiting one runs only after the first has finished.
+LZ_TEST(test_lock_excludes_and_waits) {
+    char ep[128], started[160], done[160], script[512];
+    proc_t service = start_lock_service(ep, sizeof ep);
+    snprintf(started, sizeof started, "%s.started", ep);
+    snprintf(done, sizeof done, "%s.done", ep + strlen("ipc://"));
+    snprintf(script, sizeof script, "touch %s; sleep 0.5; echo first > %s", started + strlen("ipc://"), done);
+    proc_t first = LZ_START("lock", "--connect", ep, "job", "--", "sh", "-c", script);
+    wait_ipc(started);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "lock", "--connect", ep, "--wait", "0", "job", "--", "true"), 3);
+    LZ_CHECK(strstr(r.err, "still held") != NULL);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "lock", "--connect", ep, "--wait", "0", "other", "--", "true"), 0);
+    snprintf(script, sizeof script, "cat %s", done);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "lock", "--connect", ep, "--wait", "20000", "job", "--", "sh", "-c", script), 0);
+    LZ_CHECK_STR(r.out, "first\n");
+    finish_ok(&first);
+    unlink(done);
+    unlink(started + strlen("ipc://"));
+    stop_ok(&service);
+}
+
+// start_holder runs `lz lock ... job` (env: one extra variable, or NULL;
+// ttl: --ttl) on a command that prints "got TERM" and exits 5 on SIGTERM,
+// and waits until the command runs. *started is the file it touches then.
+static proc_t start_holder(const char *env, const char *ep, const char *ttl, char *started, size_t size) {
+    char script[512];
+    snprintf(started, size, "%s.started", ep);
+    snprintf(script, sizeof script, "trap 'echo got TERM; exit 5' TERM; touch %s; while :; do sleep 0.05; done",
+             started + strlen("ipc://"));
+    proc_t holder = lz_start(env, "lock", "--connect", ep, "--ttl", ttl, "job", "--", "sh", "-c", script, (char *)NULL);
+    wait_ipc(started);
+    return holder;
+}
+
+// A stop signal sent to lz lock goes on to its command and the lock is
+// released; one that comes while lz lock waits for the lock ends it
+// (128 + SIGINT).
+LZ_TEST(test_lock_passes_signals_on) {
+    char ep[128], started[160];
+    proc_t service = start_lock_service(ep, sizeof ep);
+    proc_t holder = start_holder(NULL, ep, "30000", started, sizeof started);
+    proc_t waiter = LZ_START("lock", "--connect", ep, "job", "--", "true");
+    lz_test_sleep_ms(300);
+    kill(waiter.pid, SIGINT);
+    proc_finish(&waiter, 10000, &r);
+    LZ_CHECK_INT(r.status, 128 + SIGINT);
+    LZ_CHECK(strstr(r.err, "interrupted while waiting") != NULL);
+    kill(holder.pid, SIGTERM);
+    proc_finish(&holder, 10000, &r);
+    LZ_CHECK_INT(r.status, 5);
+    LZ_CHECK_STR(r.out, "got TERM\n");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "lock", "--connect", ep, "--wait", "0", "job", "--", "true"), 0);
+    unlink(started + strlen("ipc://"));
+    stop_ok(&service);
+}
+
+// When the lease cannot be renewed before it ends (the service is gone),
+// the command is terminated and lz lock exits 6.
+LZ_TEST(test_lock_lost_ends_the_command) {
+    char ep[128], started[160];
+    proc_t service = start_lock_service(ep, sizeof ep);
+    proc_t holder = start_holder("LIBERZMQ_ZMQ__REQUEST_TIMEOUT=200", ep, "900", started, sizeof started);
+    kill(service.pid, SIGKILL);
+    proc_finish(&service, 5000, &r);
+    proc_finish(&holder, 20000, &r);
+    LZ_CHECK_INT(r.status, 6);
+    LZ_CHECK_STR(r.out, "got TERM\n");
+    LZ_CHECK(strstr(r.err, "lost the lock 'job'") != NULL);
+    unlink(started + strlen("ipc://"));
+}
+
+LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_lock_runs_a_command), LZ_CASE(test_lock_excludes_and_waits), LZ_CASE(test_lock_passes_signals_on), LZ_CASE(test_lock_lost_ends_the_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_plugin_option), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_passwd_and_a_plain_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes), LZ_CASE(test_sub_shows_plain_publishers_forms),

@@ -19,7 +19,8 @@ import tempfile
 
 FLAGS = ["--bind", "--connect", "--topic", "--raw", "--format", "--count", "--timeout", "--type", "--retries",
          "--echo", "--exec", "--frontend", "--backend", "--capture", "--transport", "--size", "--json",
-         "--config", "--help", "--", "-x", "--count=3", "--bind=", "--pin", "--reps", "--settle", "--strategy"]
+         "--config", "--help", "--", "-x", "--count=3", "--bind=", "--pin", "--reps", "--settle", "--strategy",
+         "--locks", "--wait", "--ttl"]
 VALUES = ["json", "msgpack", "raw", "xml", "0", "-1", "1", "3", "0.1", "1e9", "nan", "inf",
           "99999999999999999999", "", "a b", "{}", "[1,2", '"x"', "/nonexistent", "/dev/null", "forwarder",
           "queue", "tcp", "ipc", "inproc", "16", "echo", "cat", "true", "%s%n", "\\u0000", "\xe9", "nope",

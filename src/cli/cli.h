@@ -15,5 +15,6 @@ int lz_cmd_bench(int argc, char **argv);
 int lz_cmd_keygen(int argc, char **argv);
 int lz_cmd_passwd(int argc, char **argv);
 int lz_cmd_config(int argc, char **argv);
+int lz_cmd_lock(int argc, char **argv);
 
 #endif

@@ -36,7 +36,8 @@ static const lz_cli_option_t lz_cli_options[] = {
     {"exec", LZ_OPT_EXEC, "CMD"},       {"frontend", LZ_OPT_FRONTEND, "URL"},
     {"backend", LZ_OPT_BACKEND, "URL"}, {"capture", LZ_OPT_CAPTURE, "URL"},
     {"config", LZ_OPT_CONFIG, "FILE"},   {"schema", LZ_OPT_SCHEMA, "FILE"},
-    {"plugin", LZ_OPT_PLUGIN, "PATH"},
+    {"plugin", LZ_OPT_PLUGIN, "PATH"},   {"wait", LZ_OPT_WAIT, "MS"},
+    {"ttl", LZ_OPT_TTL, "MS"},           {"locks", LZ_OPT_LOCKS, NULL},
 };
 
 // Options that may be given several times; the others only once.
@@ -107,8 +108,9 @@ void lz_cli_print_exit_codes(FILE *out, unsigned exits) {
         {LZ_CLI_EXITS_TIMEOUT, "3 timeout"},
         {LZ_CLI_EXITS_REMOTE, "4 error reply"},
         {LZ_CLI_EXITS_ENDPOINT, "5 bind/connect failed"},
+        {LZ_CLI_EXITS_LOCK, "6 lock lost; otherwise the command's own exit status"},
     };
-    char text[160] = "Exit codes: 0 ok, 1 runtime failure, 2 bad usage";
+    char text[256] = "Exit codes: 0 ok, 1 runtime failure, 2 bad usage";
     size_t len = strlen(text), column = len;
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
         if (!(exits & extra[i].bit)) continue;
@@ -252,6 +254,16 @@ static int store_option(lz_cli_opts_t *opts, const lz_cli_option_t *opt, const c
         if (!parse_long(value, 0, 1000, &n)) return bad_value(opts, opt, value, "0 to 1000");
         opts->retries = (int)n;
         break;
+    case LZ_OPT_WAIT:
+        if (!parse_long(value, 0, INT_MAX, &n)) return bad_value(opts, opt, value, "0 or more ms");
+        opts->wait_ms = (int)n;
+        break;
+    case LZ_OPT_TTL:
+        if (!parse_long(value, 1, (long)LZ_LOCK_TIMEOUT_MAX * 1000, &n))
+            return bad_value(opts, opt, value, "1 to 86400000 ms");
+        opts->ttl_ms = (int)n;
+        break;
+    case LZ_OPT_LOCKS: opts->locks = true; break;
     case LZ_OPT_SETTLE:
         if (!parse_long(value, 0, 600000, &n)) return bad_value(opts, opt, value, "0 to 600000 ms");
         opts->settle_ms = (int)n;
@@ -321,6 +333,7 @@ int lz_cli_parse(const lz_cli_command_t *cmd, int argc, char **argv, lz_cli_opts
     opts->cmd = cmd;
     opts->timeout_ms = -1;
     opts->retries = -1;
+    opts->wait_ms = -1;
     opts->settle_ms = cmd->default_settle_ms;
     if (wants_help(argc, argv)) {
         print_help(cmd);

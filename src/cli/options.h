@@ -18,7 +18,8 @@ enum {
     LZ_EXIT_USAGE = 2,      // bad arguments
     LZ_EXIT_TIMEOUT = 3,    // nothing arrived / could not send in time
     LZ_EXIT_REMOTE = 4,     // the server answered with an error reply
-    LZ_EXIT_CONNECTION = 5  // bind or connect failed
+    LZ_EXIT_CONNECTION = 5, // bind or connect failed
+    LZ_EXIT_LOCK_LOST = 6   // lz lock: the lease ended while the command ran
 };
 
 // lz_cli_parse returns this when the command should go on running.
@@ -45,6 +46,9 @@ enum {
     LZ_OPT_CONFIG = 1u << 16,
     LZ_OPT_SCHEMA = 1u << 17,
     LZ_OPT_PLUGIN = 1u << 18, // accepted wherever LZ_OPT_CONFIG is (lz_cli_parse)
+    LZ_OPT_WAIT = 1u << 19,
+    LZ_OPT_TTL = 1u << 20,
+    LZ_OPT_LOCKS = 1u << 21,
     LZ_OPT_ENDPOINTS = LZ_OPT_BIND | LZ_OPT_CONNECT
 };
 
@@ -54,6 +58,7 @@ enum {
     LZ_CLI_EXITS_TIMEOUT = 1u << 0,  // 3
     LZ_CLI_EXITS_REMOTE = 1u << 1,   // 4
     LZ_CLI_EXITS_ENDPOINT = 1u << 2, // 5
+    LZ_CLI_EXITS_LOCK = 1u << 3,     // 6, and the command's own status (lz lock)
 };
 
 // What a subcommand is: its options, arguments and help.
@@ -91,7 +96,9 @@ typedef struct lz_cli_opts {
     const char *schema;     // --schema FILE
     const char **plugins;   // --plugin PATH, in order; owned array
     size_t plugin_count;
-    bool raw, echo;
+    bool raw, echo, locks;
+    int wait_ms;            // --wait: -1 none
+    int ttl_ms;             // --ttl: 0 none
     long count;             // 0: no limit
     int timeout_ms;         // -1: none / library default
     int retries;            // -1: library default

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/child.h"
 #include "cli/cli.h"
 #include "cli/options.h"
 
@@ -22,7 +23,7 @@
 
 static const lz_cli_command_t rep_command = {
     .name = "rep",
-    .usage = "lz rep --bind|--connect URL (--echo | --exec CMD) [--timeout MS] [--count N] [--format NAME] [--schema FILE]",
+    .usage = "lz rep --bind|--connect URL (--echo | --exec CMD) [--locks] [--timeout MS] [--count N] [--format NAME] [--schema FILE]",
     .help =
         "Serve requests for every action until interrupted (SIGINT, SIGTERM or\n"
         "SIGHUP: exit 0 once running commands have answered; a second signal\n"
@@ -35,20 +36,25 @@ static const lz_cli_command_t rep_command = {
         "past --timeout gets an error reply. The built-in action \"ping\" is always\n"
         "answered (and not counted by --count). Requests that arrive after the\n"
         "--count-th get the error reply \"server stopping\".\n"
+        "--locks also serves distributed locks (the actions of lz lock and\n"
+        "lz_lock_t: acquire_lock, release_lock, renew_lock, lock_status), not\n"
+        "counted by --count; alone, it serves locks only.\n"
         "\nOptions:\n"
         "  --bind URL        bind to URL (repeatable)\n"
         "  --connect URL     connect to URL (repeatable, e.g. to a queue proxy)\n"
         "  --echo            reply with the request's data\n"
         "  --exec CMD        reply with CMD's output\n"
+        "  --locks           serve distributed locks too (see lz lock)\n"
         "  --timeout MS      kill a command running longer (default 10000)\n"
         "  --count N         exit 0 after answering N requests\n"
         "  --format NAME     json or msgpack (default serialization.default)\n"
         "\nExamples:\n"
         "  lz rep --bind 'tcp://*:5555' --echo\n"
         "  lz rep --bind 'tcp://*:5555' --exec 'jq .data.x'\n"
-        "  lz rep --connect tcp://broker:5560 --exec 'date +%s'\n",
+        "  lz rep --connect tcp://broker:5560 --exec 'date +%s'\n"
+        "  lz rep --bind 'tcp://*:5560' --locks\n",
     .options = LZ_OPT_ENDPOINTS | LZ_OPT_ECHO | LZ_OPT_EXEC | LZ_OPT_TIMEOUT | LZ_OPT_COUNT | LZ_OPT_FORMAT |
-               LZ_OPT_CONFIG | LZ_OPT_SCHEMA,
+               LZ_OPT_CONFIG | LZ_OPT_SCHEMA | LZ_OPT_LOCKS,
     .watches_config = true,
     .needs_endpoints = true,
     .schema_help = "a request that does not match gets an LZ_EVALIDATION error reply\n                    (not counted by --count)",
@@ -86,23 +92,6 @@ static void close_fd(int *fd) {
     *fd = -1;
 }
 
-// spawn_attr gives the command default signals and its own process group
-// (so a timeout kills all it started), whatever the server blocks.
-static void spawn_attr(posix_spawnattr_t *attr) {
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    sigaddset(&defaults, SIGINT);
-    sigaddset(&defaults, SIGTERM);
-    sigaddset(&defaults, SIGHUP);
-    posix_spawnattr_init(attr);
-    posix_spawnattr_setsigmask(attr, &none);
-    posix_spawnattr_setsigdefault(attr, &defaults);
-    posix_spawnattr_setpgroup(attr, 0);
-    posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-}
-
 // child_start runs /bin/sh -c cmd with pipes on its stdin and stdout
 // (close-on-exec, so concurrent handlers never leak them to each other).
 static int child_start(const char *cmd, rep_child_t *child) {
@@ -119,7 +108,7 @@ static int child_start(const char *cmd, rep_child_t *child) {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    spawn_attr(&attr);
+    lz_cli_spawn_attr(&attr, true); // its own group: a timeout kills all it started
     char sh[] = "sh", dash_c[] = "-c";
     char *argv[] = {sh, dash_c, (char *)cmd, NULL};
     int err = posix_spawn(&child->pid, "/bin/sh", &actions, &attr, argv, environ);
@@ -337,24 +326,36 @@ static void rep_stop(lz_server_t *server, rep_state_t *state, const sigset_t *si
     pthread_join(thread, NULL);
 }
 
+// rep_handlers registers what the options serve: every action (--echo,
+// --exec), the lock actions (--locks, *locks).
+static int rep_handlers(lz_server_t *server, rep_state_t *state, lz_lock_service_t **locks) {
+    const lz_cli_opts_t *opts = state->opts;
+    if (opts->locks && !(*locks = lz_lock_service_attach(server, 0))) return lz_last_error_code();
+    return opts->echo || opts->exec ? lz_server_on_default(server, rep_handle, state) : LZ_OK;
+}
+
 static int rep_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigset_t *stop) {
     rep_state_t state = {opts, 0, 0, false};
+    lz_lock_service_t *locks = NULL;
     lz_server_t *server = lz_server_new(ctx, opts->endpoints);
     if (!server) return lz_cli_fail_node(opts);
     int rc = lz_cli_node_setup(opts, ctx, lz_server_node(server), NULL);
-    int err = rc ? 0 : lz_server_on_default(server, rep_handle, &state);
+    int err = rc ? 0 : rep_handlers(server, &state, &locks);
     if (!rc && !err) err = lz_server_start(server);
     if (!rc && err) rc = lz_cli_fail(opts, err, "server");
     if (rc == 0) {
         rep_wait(stop);
         rep_stop(server, &state, stop);
     }
-    lz_server_destroy(&server);
+    lz_server_destroy(&server); // first: its handlers use the lock service
+    lz_lock_service_destroy(&locks);
     return rc;
 }
 
 static int rep_run(const lz_cli_opts_t *opts) {
-    if (opts->echo == (opts->exec != NULL)) return lz_cli_usage_error(opts->cmd, "give either --echo or --exec CMD");
+    if (opts->echo && opts->exec) return lz_cli_usage_error(opts->cmd, "give either --echo or --exec CMD, not both");
+    if (!opts->echo && !opts->exec && !opts->locks)
+        return lz_cli_usage_error(opts->cmd, "give --echo, --exec CMD or --locks");
     if (opts->exec && !*opts->exec) return lz_cli_usage_error(opts->cmd, "empty --exec command");
     sigset_t stop;
     lz_cli_block_stop_signals(&stop);

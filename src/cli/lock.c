@@ -1,0 +1,252 @@
+/* lz lock: run a command while holding a distributed lock, as flock(1)
+ * does with a file lock, but across machines: acquire the lock from a lock
+ * service (`lz rep --locks`, or any server with lz_lock_service_attach),
+ * run the command with the fencing token in its environment, renew the
+ * lease while it runs, release it when it ends. A lease lost meanwhile
+ * (the service says so, or it could not be renewed before its end)
+ * terminates the command: from then on another holder may act. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "cli/child.h"
+#include "cli/cli.h"
+#include "cli/options.h"
+
+#define LOCK_KILL_AFTER_MS 5000   // a terminated command gets this long before SIGKILL
+#define LOCK_RENEW_RETRY_MS 1000  // a renewal that failed is tried again this soon
+
+static const lz_cli_command_t lock_command = {
+    .name = "lock",
+    .usage = "lz lock --connect URL [--wait MS] [--ttl MS] NAME [--] CMD [ARG]...",
+    .help =
+        "Run CMD while holding the distributed lock NAME from a lock service\n"
+        "(lz rep --locks). Waits for the lock (up to --wait, default: for as long\n"
+        "as it takes), runs CMD with LZ_LOCK_NAME and LZ_LOCK_TOKEN (the hold's\n"
+        "fencing token) in its environment, renews the lease every third of\n"
+        "--ttl while CMD runs, and releases the lock when CMD ends; lz lock then\n"
+        "exits with CMD's status (126: CMD cannot run, 127: not found). If the\n"
+        "lease is lost meanwhile (the service no longer has it, or it ran out\n"
+        "unrenewed), CMD gets SIGTERM (SIGKILL 5 s later) and lz lock exits 6. SIGINT, SIGTERM and SIGHUP sent to lz\n"
+        "lock go on to CMD; while it waits for the lock they end it (128 + N).\n"
+        "\nOptions:\n"
+        "  --connect URL     the lock service (--bind: the service connects here)\n"
+        "  --wait MS         give up after MS (exit 3; 0: ask once)\n"
+        "  --ttl MS          the lease, renewed while CMD runs (default 30000)\n"
+        "\nExamples:\n"
+        "  lz lock --connect tcp://locks:5560 nightly-report -- ./report.sh\n"
+        "  lz lock --connect tcp://locks:5560 --wait 0 deploy -- make deploy\n"
+        "  lz lock --connect tcp://locks:5560 db -- sh -c 'migrate --fence \"$LZ_LOCK_TOKEN\"'\n",
+    .options = LZ_OPT_ENDPOINTS | LZ_OPT_WAIT | LZ_OPT_TTL | LZ_OPT_CONFIG,
+    .min_args = 2,
+    .max_args = 1 << 20,
+    .needs_endpoints = true,
+    .exits = LZ_CLI_EXITS_TIMEOUT | LZ_CLI_EXITS_REMOTE | LZ_CLI_EXITS_ENDPOINT | LZ_CLI_EXITS_LOCK,
+};
+
+// What the signal thread does with a stop signal: before the command runs
+// it ends lz lock (nothing is held that a release could give back sooner
+// than its lease ends), while it runs it passes the signal on.
+enum { PHASE_WAITING, PHASE_RUNNING };
+
+typedef struct lock_signals {
+    sigset_t stop;
+    atomic_int phase;
+    pthread_mutex_t mutex; // guards child and held
+    pid_t child;           // the command's pid once it runs, else 0
+    int held;              // a signal that came before the command ran
+} lock_signals_t;
+
+// pass_on sends signo to the command, or keeps it for the command about to
+// start (lock_signals_started sends it then).
+static void pass_on(lock_signals_t *s, int signo) {
+    pthread_mutex_lock(&s->mutex);
+    if (s->child > 0) kill(s->child, signo);
+    else s->held = signo;
+    pthread_mutex_unlock(&s->mutex);
+}
+
+static void lock_signals_started(lock_signals_t *s, pid_t pid) {
+    pthread_mutex_lock(&s->mutex);
+    s->child = pid;
+    if (s->held) kill(pid, s->held);
+    pthread_mutex_unlock(&s->mutex);
+}
+
+// A stop signal from the terminal (SI_KERNEL) reached the command as well,
+// which shares our process group: only signals sent to lz lock alone (by
+// kill, SI_USER, or sigqueue) are passed on.
+static void *forward_signals(void *arg) {
+    lock_signals_t *s = arg;
+    for (;;) {
+        siginfo_t info;
+        if (sigwaitinfo(&s->stop, &info) < 0) continue;
+        if (atomic_load(&s->phase) == PHASE_WAITING) {
+            lz_cli_errorf("interrupted while waiting for the lock");
+            _exit(128 + info.si_signo);
+        }
+        if (info.si_code != SI_KERNEL) pass_on(s, info.si_signo);
+    }
+    return NULL;
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// command_env: the environment with LZ_LOCK_NAME and LZ_LOCK_TOKEN set
+// (any inherited ones replaced). Built, not setenv'd: the library's
+// threads may read the environment meanwhile. The strings point into vars.
+static char **command_env(char vars[2][512], const char *name, int64_t token) {
+    size_t n = 0;
+    while (environ[n]) n++;
+    char **env = calloc(n + 3, sizeof *env);
+    if (!env) return NULL;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "LZ_LOCK_NAME=", 13) != 0 && strncmp(environ[i], "LZ_LOCK_TOKEN=", 14) != 0)
+            env[kept++] = environ[i];
+    snprintf(vars[0], 512, "LZ_LOCK_NAME=%s", name);
+    snprintf(vars[1], 512, "LZ_LOCK_TOKEN=%" PRId64, token);
+    env[kept++] = vars[0];
+    env[kept] = vars[1];
+    return env;
+}
+
+// start_command runs argv in lz's process group (so it keeps the terminal).
+// Returns 0, or the exit code for a command that cannot start.
+static int start_command(char **argv, const char *name, int64_t token, pid_t *pid) {
+    char vars[2][512];
+    char **env = command_env(vars, name, token);
+    if (!env) return LZ_EXIT_FAILURE;
+    posix_spawnattr_t attr;
+    lz_cli_spawn_attr(&attr, false);
+    int err = posix_spawnp(pid, argv[0], NULL, &attr, argv, env);
+    posix_spawnattr_destroy(&attr);
+    free(env);
+    if (!err) return 0;
+    lz_cli_errorf("cannot run '%s': %s", argv[0], strerror(err));
+    return err == ENOENT ? 127 : 126;
+}
+
+// wait_child waits up to ms for the command; true when it ended (*status).
+static bool wait_child(pid_t pid, int ms, int *status) {
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    int64_t deadline = now_ms() + ms;
+    for (;;) {
+        pid_t done = waitpid(pid, status, WNOHANG);
+        if (done == pid || (done < 0 && errno != EINTR)) return true;
+        int64_t left = deadline - now_ms();
+        if (left <= 0) return false;
+        struct timespec ts = {left / 1000, (long)(left % 1000) * 1000000L};
+        sigtimedwait(&chld, NULL, &ts); // SIGCHLD is blocked: it only ends the wait
+    }
+}
+
+// terminate ends the command: SIGTERM, then SIGKILL if it lingers.
+static void terminate(pid_t pid) {
+    int status;
+    kill(pid, SIGTERM);
+    if (wait_child(pid, LOCK_KILL_AFTER_MS, &status)) return;
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+}
+
+// hold renews the lease while the command runs. Returns the command's exit
+// code, or LZ_EXIT_LOCK_LOST once the lease is lost (command terminated).
+static int hold(lz_lock_t *lock, const lz_cli_opts_t *opts, pid_t pid, int ttl_ms) {
+    int64_t next_renew = now_ms() + ttl_ms / 3;
+    for (;;) {
+        int status;
+        if (wait_child(pid, (int)(next_renew > now_ms() ? next_renew - now_ms() : 0), &status))
+            return lz_cli_child_exit_code(status);
+        int rc = lz_lock_renew(lock);
+        if (rc == LZ_OK) {
+            next_renew = now_ms() + ttl_ms / 3;
+            continue;
+        }
+        if (rc == LZ_ESTATE || !lz_lock_held(lock)) {
+            lz_cli_errorf("lost the lock '%s': %s; terminating the command", opts->args[0],
+                          rc == LZ_ESTATE ? "the service no longer has its lease" : "its lease ran out unrenewed");
+            terminate(pid);
+            return LZ_EXIT_LOCK_LOST;
+        }
+        lz_cli_errorf("cannot renew the lock '%s': %s; trying again", opts->args[0], lz_last_error());
+        next_renew = now_ms() + (ttl_ms / 10 < LOCK_RENEW_RETRY_MS ? ttl_ms / 10 : LOCK_RENEW_RETRY_MS);
+    }
+}
+
+// release gives the lock back after the command ended with code.
+static int release(lz_lock_t *lock, const lz_cli_opts_t *opts, int code) {
+    int rc = lz_lock_release(lock);
+    if (rc == LZ_ESTATE) {
+        lz_cli_errorf("the lease of '%s' had ended before the command did: it may have overlapped another holder",
+                      opts->args[0]);
+        return LZ_EXIT_LOCK_LOST;
+    }
+    if (rc != LZ_OK) lz_cli_errorf("cannot release the lock '%s' (its lease will run out): %s", opts->args[0],
+                                   lz_last_error());
+    return code;
+}
+
+static int run_locked(const lz_cli_opts_t *opts, lz_context_t *ctx, lock_signals_t *signals) {
+    const char *name = opts->args[0];
+    int ttl_ms = opts->ttl_ms ? opts->ttl_ms : LZ_LOCK_TIMEOUT_DEFAULT * 1000;
+    lz_lock_t *lock = lz_lock_new(ctx, opts->endpoints, name, ttl_ms);
+    if (!lock) return lz_cli_fail_node(opts);
+    int rc = lz_lock_acquire(lock, opts->wait_ms);
+    if (rc != LZ_OK) {
+        rc = lz_cli_fail(opts, rc, "acquire");
+    } else {
+        pid_t pid;
+        // From here a stop signal is for the command: held for it until it runs.
+        atomic_store(&signals->phase, PHASE_RUNNING);
+        rc = start_command(opts->args + 1, name, lz_lock_fencing_token(lock), &pid);
+        if (rc == 0) {
+            lock_signals_started(signals, pid);
+            rc = hold(lock, opts, pid, ttl_ms);
+            if (rc != LZ_EXIT_LOCK_LOST) rc = release(lock, opts, rc);
+        } else {
+            lz_lock_release(lock);
+        }
+    }
+    lz_lock_destroy(&lock);
+    return rc;
+}
+
+static int lock_run(const lz_cli_opts_t *opts) {
+    if (!*opts->args[0]) return lz_cli_usage_error(opts->cmd, "empty lock name");
+    // Stop signals go to the signal thread, SIGCHLD to wait_child: blocked
+    // here, before any thread starts, so every thread inherits it.
+    static lock_signals_t signals = {.mutex = PTHREAD_MUTEX_INITIALIZER}; // the signal thread outlives this call
+    lz_cli_block_stop_signals(&signals.stop);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &chld, NULL);
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, forward_signals, &signals) != 0) return lz_cli_fail(opts, LZ_ENOMEM, "thread");
+    pthread_detach(thread);
+    lz_context_t *ctx = NULL;
+    int rc = lz_cli_open(opts, &ctx);
+    if (rc == 0) rc = run_locked(opts, ctx, &signals);
+    lz_context_destroy(&ctx);
+    return rc;
+}
+
+int lz_cmd_lock(int argc, char **argv) {
+    return lz_cli_main(&lock_command, argc, argv, lock_run);
+}
