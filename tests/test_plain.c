@@ -17,29 +17,37 @@
 #include "liberzmq/reqrep.h"
 #include "liberzmq/security.h"
 
-// user_line writes "name:hash" of password with a fresh yescrypt salt, as lz passwd.
-static void user_line(FILE *f, const char *name, const char *password) {
+// user_line writes "name:hash" of password with a fresh salt of method
+// ("$y$": yescrypt, as lz passwd) and cost count (0: the method's default).
+static void user_line(FILE *f, const char *name, const char *password, const char *method, unsigned long count) {
     char salt[CRYPT_GENSALT_OUTPUT_SIZE];
     struct crypt_data *data = calloc(1, sizeof *data);
-    LZ_CHECK(crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof salt) != NULL);
+    LZ_CHECK(crypt_gensalt_rn(method, count, NULL, 0, salt, sizeof salt) != NULL);
     const char *hash = crypt_r(password, salt, data);
     LZ_CHECK(hash && hash[0] == '$');
     fprintf(f, "%s:%s\n", name, hash ? hash : "");
     free(data);
 }
 
-// write_users replaces the users file at path with lines of "name", "password" pairs, then text.
-static void write_users(const char *path, const char *const *pairs, const char *text) {
+// write_hashed_users replaces the users file at path with lines of "name",
+// "password" pairs hashed by method at cost count, then text.
+static void write_hashed_users(const char *path, const char *const *pairs, const char *text, const char *method,
+                               unsigned long count) {
     char tmp[512];
     snprintf(tmp, sizeof tmp, "%s.new", path);
     FILE *f = fopen(tmp, "w");
     LZ_CHECK(f != NULL);
     if (!f) return;
     fprintf(f, "# PLAIN users of the test\n\n");
-    for (size_t i = 0; pairs && pairs[i]; i += 2) user_line(f, pairs[i], pairs[i + 1]);
+    for (size_t i = 0; pairs && pairs[i]; i += 2) user_line(f, pairs[i], pairs[i + 1], method, count);
     if (text) fputs(text, f);
     fclose(f);
     LZ_CHECK_INT(rename(tmp, path), 0);
+}
+
+// write_users: yescrypt hashes, as lz passwd makes them.
+static void write_users(const char *path, const char *const *pairs, const char *text) {
+    write_hashed_users(path, pairs, text, "$y$", 0);
 }
 
 static char users_path[256];
@@ -191,9 +199,10 @@ LZ_TEST(malformed_users_files_are_refused) {
     LZ_CHECK(strstr(lz_last_error(), "security.plain_users_file /nonexistent/lz-users: No such file") != NULL);
     lz_config_destroy(&cfg);
 
-    // Comments, blank lines, CRLF endings and a trailing blank are fine.
+    // Comments, blank lines, CRLF endings and a trailing blank are fine, and a sha512crypt cost.
     write_users(users_file(), (const char *const[]){"alice", "wonderland", NULL},
-                "# bob left\r\n\r\n   \ncarol:$y$j9T$T4Li4axkXJCEwELaqyFdG1$7x95Mh7VLuCJ5P1MP/UBZW8p0ooHTlDPEMthfl2cba5 \r\n");
+                "# bob left\r\n\r\n   \ncarol:$y$j9T$T4Li4axkXJCEwELaqyFdG1$7x95Mh7VLuCJ5P1MP/UBZW8p0ooHTlDPEMthfl2cba5 \r\n"
+                "dave:$6$rounds=6000$saltsalt$uOGE/pDXcnehpI3uVHkqE1RIgukoy.b0H6a5LQNFtitOBZMX9.BUyV2BvBpOXIb.cjQEmtsD1tTJw7ElkGkVT/\n");
     lz_context_t *ctx = server_context();
     lz_context_destroy(&ctx);
 }

@@ -254,9 +254,10 @@ static int compare_users(const void *a, const void *b) {
 // (crypt_checksalt calls those legacy; MD5's $1$ too). crypt_checksalt
 // reads the method and its parameters only: the hash must have its shape
 // too, $method$...$salt$digest (no digest, no match ever). Hashing each
-// line to check it would cost a yescrypt run per user at every load.
+// line to check it would cost a yescrypt run per user at every load. '='
+// is for sha512crypt's cost, $6$rounds=N$salt$digest.
 static bool usable_hash(const char *hash) {
-    static const char alphabet[] = "$./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static const char alphabet[] = "$./=0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     size_t dollars = 0;
     for (const char *p = hash; *p; p++) dollars += *p == '$';
     const char *digest = strrchr(hash, '$');
