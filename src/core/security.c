@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <zmq.h>
 
 #include "core/eintr.h"
@@ -469,6 +470,15 @@ int lz__security_apply(const lz_node_security_t *node, void *socket) {
     return rc == 0 ? LZ_OK : lz__fail_zmq("security: setting CURVE or PLAIN options");
 }
 
+// loopback_name: the loopback interface, or a name the usual hosts files
+// (Debian's, Fedora's) give the loopback addresses.
+static bool loopback_name(const char *host) {
+    static const char *const names[] = {"lo", "localhost", "localhost6", "ip6-localhost", "ip6-loopback"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(host, names[i]) == 0) return true;
+    return false;
+}
+
 bool lz__security_plain_exposed(const char *url) {
     if (strncmp(url, "tcp://", 6) != 0) return false; // ipc is guarded by file permissions, inproc never leaves
     char host[INET6_ADDRSTRLEN + 8];
@@ -479,8 +489,8 @@ bool lz__security_plain_exposed(const char *url) {
     memcpy(host, start, len);
     host[len] = '\0';
     address_rule_t address;
-    if (strcmp(host, "lo") == 0) return false;
-    if (!address_parse(host, &address)) return true; // *, an interface name
+    if (loopback_name(host)) return false;
+    if (!address_parse(host, &address)) return true; // *, an interface name, another host name
     static const uint8_t loopback6[16] = {[15] = 1};
     return address.family == AF_INET ? address.bytes[0] != 127 : memcmp(address.bytes, loopback6, 16) != 0;
 }
