@@ -17,29 +17,37 @@
 #include "liberzmq/reqrep.h"
 #include "liberzmq/security.h"
 
-// user_line writes "name:hash" of password with a fresh yescrypt salt, as lz passwd.
-static void user_line(FILE *f, const char *name, const char *password) {
+// user_line writes "name:hash" of password with a fresh salt of method
+// ("$y$": yescrypt, as lz passwd) and cost count (0: the method's default).
+static void user_line(FILE *f, const char *name, const char *password, const char *method, unsigned long count) {
     char salt[CRYPT_GENSALT_OUTPUT_SIZE];
     struct crypt_data *data = calloc(1, sizeof *data);
-    LZ_CHECK(crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof salt) != NULL);
+    LZ_CHECK(crypt_gensalt_rn(method, count, NULL, 0, salt, sizeof salt) != NULL);
     const char *hash = crypt_r(password, salt, data);
     LZ_CHECK(hash && hash[0] == '$');
     fprintf(f, "%s:%s\n", name, hash ? hash : "");
     free(data);
 }
 
-// write_users replaces the users file at path with lines of "name", "password" pairs, then text.
-static void write_users(const char *path, const char *const *pairs, const char *text) {
+// write_hashed_users replaces the users file at path with lines of "name",
+// "password" pairs hashed by method at cost count, then text.
+static void write_hashed_users(const char *path, const char *const *pairs, const char *text, const char *method,
+                               unsigned long count) {
     char tmp[512];
     snprintf(tmp, sizeof tmp, "%s.new", path);
     FILE *f = fopen(tmp, "w");
     LZ_CHECK(f != NULL);
     if (!f) return;
     fprintf(f, "# PLAIN users of the test\n\n");
-    for (size_t i = 0; pairs && pairs[i]; i += 2) user_line(f, pairs[i], pairs[i + 1]);
+    for (size_t i = 0; pairs && pairs[i]; i += 2) user_line(f, pairs[i], pairs[i + 1], method, count);
     if (text) fputs(text, f);
     fclose(f);
     LZ_CHECK_INT(rename(tmp, path), 0);
+}
+
+// write_users: yescrypt hashes, as lz passwd makes them.
+static void write_users(const char *path, const char *const *pairs, const char *text) {
+    write_hashed_users(path, pairs, text, "$y$", 0);
 }
 
 static char users_path[256];
@@ -191,9 +199,10 @@ LZ_TEST(malformed_users_files_are_refused) {
     LZ_CHECK(strstr(lz_last_error(), "security.plain_users_file /nonexistent/lz-users: No such file") != NULL);
     lz_config_destroy(&cfg);
 
-    // Comments, blank lines, CRLF endings and a trailing blank are fine.
+    // Comments, blank lines, CRLF endings and a trailing blank are fine, and a sha512crypt cost.
     write_users(users_file(), (const char *const[]){"alice", "wonderland", NULL},
-                "# bob left\r\n\r\n   \ncarol:$y$j9T$T4Li4axkXJCEwELaqyFdG1$7x95Mh7VLuCJ5P1MP/UBZW8p0ooHTlDPEMthfl2cba5 \r\n");
+                "# bob left\r\n\r\n   \ncarol:$y$j9T$T4Li4axkXJCEwELaqyFdG1$7x95Mh7VLuCJ5P1MP/UBZW8p0ooHTlDPEMthfl2cba5 \r\n"
+                "dave:$6$rounds=6000$saltsalt$uOGE/pDXcnehpI3uVHkqE1RIgukoy.b0H6a5LQNFtitOBZMX9.BUyV2BvBpOXIb.cjQEmtsD1tTJw7ElkGkVT/\n");
     lz_context_t *ctx = server_context();
     lz_context_destroy(&ctx);
 }
@@ -244,6 +253,10 @@ LZ_TEST(a_nodes_side_and_the_clear_text_warning) {
         {"tcp://lo:5555", false},        {"ipc:///tmp/x", false},      {"inproc://x", false},
         {"tcp://*:5555", true},          {"tcp://0.0.0.0:5555", true}, {"tcp://10.1.2.3:5555", true},
         {"tcp://[::]:5555", true},       {"tcp://eth0:5555", true},    {"tcp://[::ffff:127.0.0.1]:1", false},
+        // The loopback's names in hosts files, which said "exposed" once.
+        {"tcp://localhost:5555", false}, {"tcp://LocalHost:1", false}, {"tcp://ip6-localhost:5555", false},
+        {"tcp://ip6-loopback:1", false}, {"tcp://localhost6:1", false}, {"tcp://127.255.255.254:1", false},
+        {"tcp://localhost.example.com:1", true}, {"tcp://example.com:5555", true},
     };
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
         if (lz__security_plain_exposed(urls[i].url) != urls[i].exposed) fprintf(stderr, "%s\n", urls[i].url);
@@ -254,6 +267,9 @@ LZ_TEST(a_nodes_side_and_the_clear_text_warning) {
     lz_test_log_t log = LZ_TEST_LOG_INIT;
     LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(sctx), lz_test_log_capture, &log), LZ_OK);
     lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_test_logged(&log, "in clear"), 0);
+    // libzmq binds no host name (the URL table above is what tells localhost from a network).
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "tcp://localhost:*"), LZ_ECONNECTION);
     LZ_CHECK_INT(lz_test_logged(&log, "in clear"), 0);
     LZ_CHECK_INT(lz_node_connect(lz_pull_node(pull), "tcp://127.0.0.1:1"), LZ_ESTATE);
     LZ_CHECK(strstr(lz_last_error(), "PLAIN server") != NULL);
@@ -270,6 +286,105 @@ LZ_TEST(a_nodes_side_and_the_clear_text_warning) {
     LZ_CHECK_INT(lz_node_bind(lz_push_node(push), "tcp://127.0.0.1:*"), LZ_ESTATE);
     LZ_CHECK(strstr(lz_last_error(), "PLAIN client") != NULL);
     lz_push_destroy(&push);
+    lz_context_destroy(&cctx);
+}
+
+// sha512crypt_ms: how long checking a sha512crypt hash of rounds takes here.
+static int64_t sha512crypt_ms(unsigned long rounds) {
+    char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+    struct crypt_data *data = calloc(1, sizeof *data);
+    LZ_CHECK(data && crypt_gensalt_rn("$6$", rounds, NULL, 0, salt, sizeof salt) != NULL);
+    int64_t start = lz_test_now_ms();
+    LZ_CHECK(data && crypt_r("wonderland", salt, data) != NULL);
+    free(data);
+    return lz_test_now_ms() - start;
+}
+
+// write_slow_users writes alice's line with a sha512crypt hash whose check
+// takes about target_ms on this machine; returns what one check took.
+static int64_t write_slow_users(int target_ms) {
+    const unsigned long probe = 100000;
+    int64_t probe_ms = sha512crypt_ms(probe);
+    unsigned long rounds = probe * (unsigned long)target_ms / (unsigned long)(probe_ms > 0 ? probe_ms : 1);
+    write_hashed_users(users_file(), (const char *const[]){"alice", "wonderland", NULL}, NULL, "$6$", rounds);
+    return sha512crypt_ms(rounds);
+}
+
+// probe_curve_ms: how long a new CURVE server node of sctx takes to be
+// made, admit a CURVE pusher (the ZAP handler judges it) and get its frame.
+static int64_t probe_curve_ms(lz_context_t *sctx, int timeout_ms) {
+    lz_test_keypair_t server = lz_test_new_keypair();
+    lz_context_t *cctx = context_with(NULL, NULL, NULL, NULL);
+    int64_t start = lz_test_now_ms();
+    lz_pull_t *pull = lz_pull_new(sctx, NULL); // a monitor thread request
+    LZ_CHECK_INT(lz_node_set_curve_keys(lz_pull_node(pull), server.secret_key, NULL), LZ_OK);
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "tcp://127.0.0.1:*"), LZ_OK);
+    lz_push_t *push = lz_push_new(cctx, NULL);
+    LZ_CHECK_INT(lz_node_set_curve_keys(lz_push_node(push), NULL, server.public_key), LZ_OK);
+    LZ_CHECK_INT(lz_node_connect(lz_push_node(push), lz_node_endpoint(lz_pull_node(pull))), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(push, "x", 1), LZ_OK);
+    char buf[8];
+    size_t size = sizeof buf;
+    LZ_CHECK_INT(lz_pull_recv_bytes(pull, buf, &size, timeout_ms), LZ_OK);
+    int64_t took = lz_test_now_ms() - start;
+    lz_push_destroy(&push);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&cctx);
+    return took;
+}
+
+// Six PLAIN clients log in at once, each check a slow hash. The hashes run
+// on the ZAP handler's pool, in parallel: meanwhile the monitor thread
+// makes a new node and the ZAP thread admits a CURVE peer at once, where
+// one thread serving both used to make them wait for the hashes before.
+LZ_TEST(slow_plain_logins_hold_up_no_other_handshake) {
+    enum { CLIENTS = 6 };
+    int64_t hash_ms = write_slow_users(400 * LZ_TEST_SLOWDOWN);
+    lz_context_t *sctx = server_context();
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(pull), "raw"), LZ_OK);
+    lz_context_t *cctx = user_context("alice", "wonderland");
+    lz_push_t *pushes[CLIENTS];
+    int64_t start = lz_test_now_ms();
+    for (int i = 0; i < CLIENTS; i++) pushes[i] = lz_push_new(cctx, lz_node_endpoint(lz_pull_node(pull)));
+    lz_test_sleep_ms((int)(hash_ms / 2)); // the first hashes are under way
+    int64_t probe_ms = probe_curve_ms(sctx, (int)(hash_ms * CLIENTS * 2));
+    int admitted = 0;
+    for (; admitted < CLIENTS; admitted++) {
+        // A send waits for its connection (zmq.immediate): for its login.
+        LZ_CHECK_INT(lz_push_send_bytes(pushes[admitted], "secret", 6), LZ_OK);
+        char buf[8];
+        size_t size = sizeof buf;
+        if (lz_pull_recv_bytes(pull, buf, &size, (int)(hash_ms * CLIENTS * 2) + 5000 * LZ_TEST_SLOWDOWN) != LZ_OK) break;
+    }
+    int64_t all_ms = lz_test_now_ms() - start;
+    printf("  one hash %lld ms; %d PLAIN logins in %lld ms; a CURVE node made and admitted meanwhile in %lld ms\n",
+           (long long)hash_ms, admitted, (long long)all_ms, (long long)probe_ms);
+    LZ_CHECK_INT(admitted, CLIENTS);
+    LZ_CHECK(probe_ms < hash_ms / 2);
+    LZ_CHECK_INT(lz_test_handshake_failures(lz_pull_node(pull)), 0);
+    for (int i = 0; i < CLIENTS; i++) lz_push_destroy(&pushes[i]);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&cctx);
+    lz_context_destroy(&sctx);
+}
+
+// A context destroyed while its ZAP workers hash ends once the hashes
+// under way do, freeing every request (the sanitizer builds check).
+LZ_TEST(destroying_a_context_mid_hash_ends_cleanly) {
+    int64_t hash_ms = write_slow_users(300 * LZ_TEST_SLOWDOWN);
+    lz_context_t *sctx = server_context();
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    lz_context_t *cctx = user_context("alice", "wonderland");
+    lz_push_t *pushes[3];
+    for (int i = 0; i < 3; i++) pushes[i] = lz_push_new(cctx, lz_node_endpoint(lz_pull_node(pull)));
+    lz_test_sleep_ms((int)(hash_ms / 3)); // two hashing, one waiting
+    int64_t start = lz_test_now_ms();
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&sctx);
+    int64_t took = lz_test_now_ms() - start;
+    LZ_CHECK(took < hash_ms + 2000 * LZ_TEST_SLOWDOWN);
+    for (int i = 0; i < 3; i++) lz_push_destroy(&pushes[i]);
     lz_context_destroy(&cctx);
 }
 
@@ -296,4 +411,6 @@ LZ_TEST(pyzmq_plain_client_interop) {
 
 LZ_TEST_MAIN(LZ_CASE(right_password_gets_in_and_the_handler_sees_the_user), LZ_CASE(reload_drops_a_user),
              LZ_CASE(malformed_users_files_are_refused), LZ_CASE(curve_beside_plain_is_refused),
-             LZ_CASE(a_nodes_side_and_the_clear_text_warning), LZ_CASE(pyzmq_plain_client_interop))
+             LZ_CASE(a_nodes_side_and_the_clear_text_warning), LZ_CASE(slow_plain_logins_hold_up_no_other_handshake),
+             LZ_CASE(destroying_a_context_mid_hash_ends_cleanly),
+             LZ_CASE(pyzmq_plain_client_interop))

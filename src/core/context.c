@@ -1,8 +1,9 @@
 /* The context: owns the libzmq context, configuration, logger, serializer
  * registry and the metrics of its nodes. Nodes hold references, so the
  * libzmq context terminates only after the last socket is closed. One
- * monitor thread per context reads every node's libzmq socket events and
- * answers ZAP requests. A reload swaps the live part of the configuration
+ * monitor thread per context reads every node's libzmq socket events; the
+ * ZAP handler (zap.c), when wanted, answers ZAP requests on threads of its
+ * own. A reload swaps the live part of the configuration
  * (lz_context_reload); a watcher (watch.c) reloads from a file. */
 #include "core/context.h"
 #include "core/trace.h"
@@ -25,6 +26,7 @@
 #include "core/security.h"
 #include "core/thread.h"
 #include "core/watch.h"
+#include "core/zap.h"
 #include "serial/registry.h"
 
 typedef struct monitor_entry {
@@ -36,7 +38,6 @@ typedef struct monitor {
     pthread_t thread;
     pthread_mutex_t lock; // serialises requests on control
     void *control;        // our end of the control pipe
-    void *zap;            // the ZAP handler's socket, when the policy wants one
     char endpoint[64];
     // Owned by the monitor thread only:
     monitor_entry_t *entries;
@@ -57,6 +58,8 @@ struct lz_context {
     lz_registry_t *registry;
     lz_security_t *security; // under policy_lock: the ZAP handler and node setup read it, a reload swaps it
     pthread_mutex_t policy_lock;
+    lz_zap_t *zap;            // the ZAP handler, when wanted; under zap_lock
+    pthread_mutex_t zap_lock; // starts it once
     pthread_mutex_t reload_lock; // one reload at a time (API calls, the watcher)
     pthread_mutex_t watch_lock;  // guards watch; never taken by the watcher's thread, so a stop can join it
     lz_watch_t *watch;
@@ -74,7 +77,7 @@ struct lz_context {
     lz_plugins_t plugins; // plugins.load, lz_context_load_plugin
 };
 
-enum { MONITOR_ADD = 1, MONITOR_REMOVE = 2, MONITOR_STOP = 3, MONITOR_ZAP = 4 };
+enum { MONITOR_ADD = 1, MONITOR_REMOVE = 2, MONITOR_STOP = 3 };
 typedef struct { int op; lz_node_t *node; } monitor_request_t;
 
 /* ---- monitor thread ---------------------------------------------------- */
@@ -153,7 +156,6 @@ static bool monitor_serve_request(monitor_t *mon, void *zmq, void *control) {
     int status = LZ_OK;
     if (req.op == MONITOR_ADD) status = monitor_entry_add(mon, zmq, req.node);
     else if (req.op == MONITOR_REMOVE) monitor_entry_remove(mon, req.node);
-    else if (req.op == MONITOR_ZAP && !mon->zap) status = (mon->zap = lz__zap_open(zmq)) ? LZ_OK : LZ_EZMQ;
     LZ_EINTR_RESTART(rc, zmq_send(control, &status, sizeof status, 0));
     return req.op != MONITOR_STOP;
 }
@@ -167,7 +169,7 @@ static void *monitor_main(void *self) {
     zmq_pollitem_t *items = NULL;
     size_t items_cap = 0;
     for (bool go = true; go;) {
-        size_t fixed = mon->zap ? 2 : 1; // control, then ZAP, then one per node
+        size_t fixed = 1; // control, then one per node
         if (items_cap < mon->count + fixed) {
             items_cap = (mon->count + fixed) * 2;
             zmq_pollitem_t *grown = realloc(items, items_cap * sizeof *items);
@@ -175,7 +177,6 @@ static void *monitor_main(void *self) {
             items = grown;
         }
         items[0] = (zmq_pollitem_t){control, 0, ZMQ_POLLIN, 0};
-        if (mon->zap) items[1] = (zmq_pollitem_t){mon->zap, 0, ZMQ_POLLIN, 0};
         for (size_t i = 0; i < mon->count; i++)
             items[i + fixed] = (zmq_pollitem_t){mon->entries[i].pair, 0, ZMQ_POLLIN, 0};
         size_t polled = mon->count;
@@ -183,15 +184,9 @@ static void *monitor_main(void *self) {
         if (rc < 0) break;
         for (size_t i = 0; i < polled && i < mon->count; i++)
             if (items[i + fixed].revents & ZMQ_POLLIN) monitor_read_event(&mon->entries[i]);
-        if (mon->zap && (items[1].revents & ZMQ_POLLIN)) {
-            pthread_mutex_lock(&ctx->policy_lock); // a reload may be swapping the policy
-            lz__zap_serve(mon->zap, ctx->security, ctx->logger);
-            pthread_mutex_unlock(&ctx->policy_lock);
-        }
         if (items[0].revents & ZMQ_POLLIN) go = monitor_serve_request(mon, ctx->zmq, control);
     }
     for (size_t i = 0; i < mon->count; i++) zmq_close(mon->entries[i].pair);
-    if (mon->zap) zmq_close(mon->zap);
     free(mon->entries);
     free(items);
     zmq_close(control);
@@ -247,11 +242,24 @@ void lz__context_monitor_remove(lz_context_t *ctx, lz_node_t *node) {
     monitor_request(ctx, MONITOR_REMOVE, node);
 }
 
+// context_policy gives the ZAP handler a reference on the policy in force.
+static lz_security_t *context_policy(void *arg) {
+    lz_context_t *ctx = arg;
+    pthread_mutex_lock(&ctx->policy_lock); // a reload may be swapping it
+    lz_security_t *policy = lz__security_ref(ctx->security);
+    pthread_mutex_unlock(&ctx->policy_lock);
+    return policy;
+}
+
 int lz__context_zap(lz_context_t *ctx) {
-    int status = monitor_request(ctx, MONITOR_ZAP, NULL);
+    pthread_mutex_lock(&ctx->zap_lock);
+    if (!ctx->zap) ctx->zap = lz__zap_start(ctx->zmq, context_policy, ctx, ctx->logger);
+    int status = ctx->zap ? LZ_OK : lz_last_error_code();
+    pthread_mutex_unlock(&ctx->zap_lock);
     return status == LZ_OK ? LZ_OK
-                           : lz__fail(status, "context: cannot bind the ZAP handler (inproc://zeromq.zap.01): "
-                                              "does another handler run in this libzmq context?");
+                           : lz__fail(status, "context: cannot start the ZAP handler (inproc://zeromq.zap.01): %s%s",
+                                      lz_last_error(), status == LZ_EZMQ ? " (does another handler run in this "
+                                                                          "libzmq context?)" : "");
 }
 
 void lz__context_warn_plain(lz_context_t *ctx, const char *name, const char *url) {
@@ -310,6 +318,7 @@ static void context_free(lz_context_t *ctx) {
     lz__otlp_stop(&ctx->otlp); // no node is left to end a span
     lz_prometheus_destroy(&ctx->exporter);
     monitor_stop(ctx);
+    lz__zap_stop(&ctx->zap); // its socket closed before the libzmq context ends
     // A signal (a second Ctrl-C) ends the wait with EINTR, to be restarted
     // (zmq_ctx_term(3)): given up, libzmq's threads would outlive the
     // context, and a leak checker at exit would wait on them for ever.
@@ -325,6 +334,7 @@ static void context_free(lz_context_t *ctx) {
     free(ctx->old_configs);
     pthread_mutex_destroy(&ctx->lock);
     pthread_mutex_destroy(&ctx->policy_lock);
+    pthread_mutex_destroy(&ctx->zap_lock);
     pthread_mutex_destroy(&ctx->reload_lock);
     pthread_mutex_destroy(&ctx->watch_lock);
     free(ctx);
@@ -348,6 +358,7 @@ lz_context_t *lz_context_new(const lz_config_t *config) {
     if (!ctx) return lz__fail_null(LZ_ENOMEM, "context: out of memory");
     pthread_mutex_init(&ctx->lock, NULL);
     pthread_mutex_init(&ctx->policy_lock, NULL);
+    pthread_mutex_init(&ctx->zap_lock, NULL);
     pthread_mutex_init(&ctx->reload_lock, NULL);
     pthread_mutex_init(&ctx->watch_lock, NULL);
     atomic_init(&ctx->refs, 1);
@@ -570,7 +581,7 @@ static void reload_commit(lz_context_t *ctx, reload_t *r) {
     lz_security_t *old = ctx->security;
     ctx->security = r->policy;
     pthread_mutex_unlock(&ctx->policy_lock);
-    r->policy = old; // freed with the reload: nobody reads it outside the lock
+    r->policy = old; // dropped with the reload; a ZAP request judged by it holds it until answered
     live_store(&ctx->live, &r->settings);
     reload_logger(ctx->logger, &r->log, &r->log_now);
     if (!r->changed) return; // same values: kept, so a watcher's touches do not pile configurations up

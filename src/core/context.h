@@ -126,9 +126,9 @@ int lz__context_snapshots(lz_context_t *ctx, lz_node_snapshot_t **out, size_t *c
 // monitor events for all its nodes and keeps active_connections true.
 int lz__context_monitor_add(lz_context_t *ctx, lz_node_t *node);
 void lz__context_monitor_remove(lz_context_t *ctx, lz_node_t *node);
-// lz__context_zap makes sure the context answers ZAP requests (the monitor
-// thread serves them): at creation when the policy has rules, or when a
-// node first becomes a CURVE or PLAIN server. Idempotent.
+// lz__context_zap makes sure the context answers ZAP requests (its ZAP
+// handler's threads serve them, zap.h): at creation when the policy has
+// rules, or when a node first becomes a CURVE or PLAIN server. Idempotent.
 int lz__context_zap(lz_context_t *ctx);
 
 // lz__context_warn_plain logs, once per context, that node name, a PLAIN

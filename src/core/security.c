@@ -11,10 +11,12 @@
 #include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <zmq.h>
 
 #include "core/eintr.h"
@@ -46,6 +48,7 @@ typedef struct {
 } plain_user_t;
 
 struct lz_security {
+    atomic_int refs; // the context's, a reload's, each ZAP request's being judged by it
     char secret_key[LZ_CURVE_KEY_SIZE], server_key[LZ_CURVE_KEY_SIZE];
     uint8_t (*authorized)[KEY_BYTES]; // sorted, for bsearch
     size_t authorized_count;
@@ -254,9 +257,10 @@ static int compare_users(const void *a, const void *b) {
 // (crypt_checksalt calls those legacy; MD5's $1$ too). crypt_checksalt
 // reads the method and its parameters only: the hash must have its shape
 // too, $method$...$salt$digest (no digest, no match ever). Hashing each
-// line to check it would cost a yescrypt run per user at every load.
+// line to check it would cost a yescrypt run per user at every load. '='
+// is for sha512crypt's cost, $6$rounds=N$salt$digest.
 static bool usable_hash(const char *hash) {
-    static const char alphabet[] = "$./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static const char alphabet[] = "$./=0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     size_t dollars = 0;
     for (const char *p = hash; *p; p++) dollars += *p == '$';
     const char *digest = strrchr(hash, '$');
@@ -347,6 +351,7 @@ static int policy_fill(lz_security_t *sec, const lz_security_settings_t *s) {
 int lz__security_new(const lz_security_settings_t *settings, lz_security_t **out) {
     lz_security_t *sec = calloc(1, sizeof *sec);
     if (!sec) return lz__fail(LZ_ENOMEM, "security: out of memory");
+    atomic_init(&sec->refs, 1);
     int rc = policy_fill(sec, settings);
     if (rc != LZ_OK) {
         lz__security_destroy(&sec);
@@ -356,9 +361,16 @@ int lz__security_new(const lz_security_settings_t *settings, lz_security_t **out
     return LZ_OK;
 }
 
+lz_security_t *lz__security_ref(lz_security_t *security) {
+    atomic_fetch_add(&security->refs, 1);
+    return security;
+}
+
 void lz__security_destroy(lz_security_t **security_p) {
     if (!security_p || !*security_p) return;
     lz_security_t *sec = *security_p;
+    *security_p = NULL;
+    if (atomic_fetch_sub(&sec->refs, 1) > 1) return; // a ZAP request still judges by it
     free(sec->authorized);
     free(sec->allow.items);
     free(sec->deny.items);
@@ -368,7 +380,6 @@ void lz__security_destroy(lz_security_t **security_p) {
     if (sec->plain_password) explicit_bzero(sec->plain_password, strlen(sec->plain_password));
     free(sec->plain_password);
     free(sec);
-    *security_p = NULL;
 }
 
 bool lz__security_wants_zap(const lz_security_t *sec) {
@@ -459,6 +470,15 @@ int lz__security_apply(const lz_node_security_t *node, void *socket) {
     return rc == 0 ? LZ_OK : lz__fail_zmq("security: setting CURVE or PLAIN options");
 }
 
+// loopback_name: the loopback interface, or a name the usual hosts files
+// (Debian's, Fedora's) give the loopback addresses.
+static bool loopback_name(const char *host) {
+    static const char *const names[] = {"lo", "localhost", "localhost6", "ip6-localhost", "ip6-loopback"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(host, names[i]) == 0) return true;
+    return false;
+}
+
 bool lz__security_plain_exposed(const char *url) {
     if (strncmp(url, "tcp://", 6) != 0) return false; // ipc is guarded by file permissions, inproc never leaves
     char host[INET6_ADDRSTRLEN + 8];
@@ -469,8 +489,8 @@ bool lz__security_plain_exposed(const char *url) {
     memcpy(host, start, len);
     host[len] = '\0';
     address_rule_t address;
-    if (strcmp(host, "lo") == 0) return false;
-    if (!address_parse(host, &address)) return true; // *, an interface name
+    if (loopback_name(host)) return false;
+    if (!address_parse(host, &address)) return true; // *, an interface name, another host name
     static const uint8_t loopback6[16] = {[15] = 1};
     return address.family == AF_INET ? address.bytes[0] != 127 : memcmp(address.bytes, loopback6, 16) != 0;
 }
@@ -497,19 +517,22 @@ int lz_node_curve_public_key(const lz_node_t *node, char *public_key) {
 
 /* ---- the ZAP handler ------------------------------------------------------------ */
 
-void *lz__zap_open(void *zmq_context) {
-    void *zap = zmq_socket(zmq_context, ZMQ_REP);
-    if (!zap) return lz__fail_null(lz__zmq_error_code(zmq_errno()), "security: ZAP socket: %s", zmq_strerror(zmq_errno()));
+void *lz__zap_bind(void *zmq_context) {
+    // A ROUTER, not a REP: it may answer requests in another order than they
+    // came, as their password hashes end.
+    void *router = zmq_socket(zmq_context, ZMQ_ROUTER);
+    if (!router)
+        return lz__fail_null(lz__zmq_error_code(zmq_errno()), "security: ZAP socket: %s", zmq_strerror(zmq_errno()));
     int linger = 0, rc;
-    zmq_setsockopt(zap, ZMQ_LINGER, &linger, sizeof linger);
-    LZ_EINTR_RESTART(rc, zmq_bind(zap, ZAP_ENDPOINT));
+    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    LZ_EINTR_RESTART(rc, zmq_bind(router, ZAP_ENDPOINT));
     if (rc != 0) {
         int err = zmq_errno();
-        zmq_close(zap);
+        zmq_close(router);
         return lz__fail_null(LZ_EZMQ, "security: cannot bind the ZAP handler at %s: %s", ZAP_ENDPOINT,
                              zmq_strerror(err));
     }
-    return zap;
+    return router;
 }
 
 // The request's frames we read (RFC 27); credentials are what follows.
@@ -518,6 +541,9 @@ enum {
     ZAP_VERSION, ZAP_REQUEST_ID, ZAP_DOMAIN_FRAME, ZAP_ADDRESS, ZAP_IDENTITY, ZAP_MECHANISM, ZAP_CREDENTIAL,
     ZAP_PASSWORD, ZAP_FRAMES
 };
+// Frames before the empty delimiter: the ROUTER's routing id for libzmq's
+// session (one), more only from another kind of client.
+#define ZAP_ROUTE_MAX 4
 
 typedef struct {
     char address[INET6_ADDRSTRLEN + 1];
@@ -526,6 +552,58 @@ typedef struct {
     char user[LZ_PLAIN_TEXT_MAX + 1];    // a PLAIN client's name, as it gave it
     const char *refusal;                 // why it is refused, NULL to admit
 } zap_case_t;
+
+struct lz_zap_request {
+    zmq_msg_t route[ZAP_ROUTE_MAX]; // sent back first, so the ROUTER finds the asker
+    size_t route_count;
+    zmq_msg_t frames[ZAP_FRAMES];
+    size_t count;
+    lz_security_t *policy; // the reference it is judged by
+    zap_case_t c;
+    const char *hash; // a PLAIN password's to check against (the policy's), NULL when none is due
+    bool known;       // the PLAIN user is in the users file
+};
+
+// receive_part reads the frames of one message into frames (max of them;
+// more are read and dropped) up to its end or, when routed, up to the
+// empty frame that ends its route (not kept). Returns whether it met that.
+static bool receive_part(void *router, bool routed, zmq_msg_t *frames, size_t max, size_t *count, bool *more) {
+    for (int rc; *more;) {
+        zmq_msg_t extra, *frame = *count < max ? &frames[*count] : &extra;
+        zmq_msg_init(frame);
+        LZ_EINTR_RESTART(rc, zmq_msg_recv(frame, router, ZMQ_DONTWAIT));
+        *more = rc >= 0 && zmq_msg_more(frame);
+        bool delimiter = routed && rc == 0;
+        if (rc >= 0 && !delimiter && frame != &extra) (*count)++;
+        else zmq_msg_close(frame);
+        if (delimiter) return true;
+    }
+    return false;
+}
+
+lz_zap_request_t *lz__zap_receive(void *router) {
+    lz_zap_request_t *req = calloc(1, sizeof *req);
+    bool more = true;
+    if (!req) return lz__fail_null(LZ_ENOMEM, "security: out of memory for a ZAP request");
+    bool delimited = receive_part(router, true, req->route, ZAP_ROUTE_MAX, &req->route_count, &more);
+    if (delimited) receive_part(router, false, req->frames, ZAP_FRAMES, &req->count, &more);
+    if (delimited && req->count > 0) return req;
+    lz__zap_request_free(&req); // nothing, or nothing we could answer
+    return NULL;
+}
+
+void lz__zap_request_free(lz_zap_request_t **req_p) {
+    lz_zap_request_t *req = *req_p;
+    if (!req) return;
+    // A PLAIN password must not linger in freed memory.
+    if (req->count > ZAP_PASSWORD)
+        explicit_bzero(zmq_msg_data(&req->frames[ZAP_PASSWORD]), zmq_msg_size(&req->frames[ZAP_PASSWORD]));
+    for (size_t i = 0; i < req->route_count; i++) zmq_msg_close(&req->route[i]);
+    for (size_t i = 0; i < req->count; i++) zmq_msg_close(&req->frames[i]);
+    lz__security_destroy(&req->policy);
+    free(req);
+    *req_p = NULL;
+}
 
 // same_text compares in a time that depends on the lengths only, so a
 // hash's first bytes cannot be found by timing.
@@ -550,29 +628,31 @@ static bool password_matches(const char *password, const char *hash) {
 
 #define PLAIN_REFUSAL "invalid username or password"
 
-// judge_plain checks a PLAIN client's name and password. An unknown user
-// costs a hash too, against another user's, and gets the same answer: a
-// peer cannot tell which names exist.
-static const char *judge_plain(const lz_security_t *policy, zmq_msg_t *frames, size_t count, zap_case_t *c) {
-    if (count <= ZAP_PASSWORD || zmq_msg_size(&frames[ZAP_CREDENTIAL]) > LZ_PLAIN_TEXT_MAX ||
+// judge_plain finds the hash a PLAIN client's password is to be checked
+// against (lz__zap_hash checks it). An unknown user costs a hash too,
+// against another user's, and gets the same answer: a peer cannot tell
+// which names exist.
+static const char *judge_plain(lz_zap_request_t *req) {
+    const lz_security_t *policy = req->policy;
+    zmq_msg_t *frames = req->frames;
+    if (req->count <= ZAP_PASSWORD || zmq_msg_size(&frames[ZAP_CREDENTIAL]) > LZ_PLAIN_TEXT_MAX ||
         zmq_msg_size(&frames[ZAP_PASSWORD]) > LZ_PLAIN_TEXT_MAX)
         return "malformed ZAP request";
-    lz__msg_text(&frames[ZAP_CREDENTIAL], c->user, sizeof c->user);
+    lz__msg_text(&frames[ZAP_CREDENTIAL], req->c.user, sizeof req->c.user);
     if (!policy->users_set) return "mechanism not supported";
-    char password[LZ_PLAIN_TEXT_MAX + 1];
-    lz__msg_text(&frames[ZAP_PASSWORD], password, sizeof password);
-    plain_user_t probe = {c->user, NULL};
+    plain_user_t probe = {req->c.user, NULL};
     const plain_user_t *user = policy->user_count
         ? bsearch(&probe, policy->users, policy->user_count, sizeof *policy->users, compare_users) : NULL;
-    bool known = user && zmq_msg_size(&frames[ZAP_CREDENTIAL]) == strlen(c->user); // no NUL inside
-    const char *hash = known ? user->hash : policy->user_count ? policy->users[0].hash : NULL;
-    bool matches = hash && password_matches(password, hash);
-    explicit_bzero(password, sizeof password);
-    return known && matches ? NULL : PLAIN_REFUSAL;
+    req->known = user && zmq_msg_size(&frames[ZAP_CREDENTIAL]) == strlen(req->c.user); // no NUL inside
+    req->hash = req->known ? user->hash : policy->user_count ? policy->users[0].hash : NULL;
+    return req->hash ? NULL : PLAIN_REFUSAL;
 }
 
-static const char *judge(const lz_security_t *policy, zmq_msg_t *frames, size_t count, zap_case_t *c) {
-    if (count < ZAP_CREDENTIAL || zmq_msg_size(&frames[ZAP_VERSION]) != 3 ||
+static const char *judge(lz_zap_request_t *req) {
+    const lz_security_t *policy = req->policy;
+    zmq_msg_t *frames = req->frames;
+    zap_case_t *c = &req->c;
+    if (req->count < ZAP_CREDENTIAL || zmq_msg_size(&frames[ZAP_VERSION]) != 3 ||
         memcmp(zmq_msg_data(&frames[ZAP_VERSION]), "1.0", 3) != 0)
         return "malformed ZAP request";
     lz__msg_text(&frames[ZAP_ADDRESS], c->address, sizeof c->address);
@@ -584,7 +664,7 @@ static const char *judge(const lz_security_t *policy, zmq_msg_t *frames, size_t 
         if (policy->allow.count && !rules_match(&policy->allow, &peer)) return "address not allowed";
     }
     if (strcmp(c->mechanism, "CURVE") == 0) {
-        if (count <= ZAP_CREDENTIAL || zmq_msg_size(&frames[ZAP_CREDENTIAL]) != KEY_BYTES)
+        if (req->count <= ZAP_CREDENTIAL || zmq_msg_size(&frames[ZAP_CREDENTIAL]) != KEY_BYTES)
             return "malformed ZAP request";
         const void *key = zmq_msg_data(&frames[ZAP_CREDENTIAL]);
         zmq_z85_encode(c->key, key, KEY_BYTES);
@@ -593,9 +673,26 @@ static const char *judge(const lz_security_t *policy, zmq_msg_t *frames, size_t 
             return "client key not authorized";
         return NULL;
     }
-    if (strcmp(c->mechanism, "PLAIN") == 0) return judge_plain(policy, frames, count, c);
+    if (strcmp(c->mechanism, "PLAIN") == 0) return judge_plain(req);
     if (strcmp(c->mechanism, "NULL") == 0) return policy->authorized_set ? "no CURVE key to authorize" : NULL;
     return "mechanism not supported";
+}
+
+bool lz__zap_judge(lz_zap_request_t *req, lz_security_t *policy) {
+    req->policy = policy;
+    req->c.mechanism[0] = '?';
+    req->c.refusal = judge(req);
+    if (req->c.refusal) req->hash = NULL;
+    return req->hash != NULL;
+}
+
+void lz__zap_hash(lz_zap_request_t *req) {
+    char password[LZ_PLAIN_TEXT_MAX + 1];
+    lz__msg_text(&req->frames[ZAP_PASSWORD], password, sizeof password);
+    bool matches = password_matches(password, req->hash);
+    explicit_bzero(password, sizeof password);
+    req->c.refusal = req->known && matches ? NULL : PLAIN_REFUSAL;
+    req->hash = NULL;
 }
 
 static void send_text(void *zap, const char *text, int flags) {
@@ -603,13 +700,20 @@ static void send_text(void *zap, const char *text, int flags) {
     LZ_EINTR_RESTART(rc, zmq_send(zap, text, strlen(text), flags));
 }
 
-// reply answers with the request's id; the user id is the CURVE key or the
-// PLAIN user name, so a message's "User-Id" property (zmq_msg_gets) names
-// the client that sent it.
-static void reply(void *zap, zmq_msg_t *request_id, const zap_case_t *c) {
+// reply answers through the request's route with the request's id; the
+// user id is the CURVE key or the PLAIN user name, so a message's "User-Id"
+// property (zmq_msg_gets) names the client that sent it. A route whose
+// asker has gone (its connection closed meanwhile) leads nowhere: the
+// ROUTER drops the reply.
+static void reply(void *zap, lz_zap_request_t *req) {
+    const zap_case_t *c = &req->c;
     int rc;
+    for (size_t i = 0; i < req->route_count; i++) LZ_EINTR_RESTART(rc, zmq_msg_send(&req->route[i], zap, ZMQ_SNDMORE));
+    send_text(zap, "", ZMQ_SNDMORE); // the delimiter, as a REP socket would send it
     send_text(zap, "1.0", ZMQ_SNDMORE);
-    LZ_EINTR_RESTART(rc, zmq_send(zap, zmq_msg_data(request_id), zmq_msg_size(request_id), ZMQ_SNDMORE));
+    zmq_msg_t *id = &req->frames[ZAP_REQUEST_ID];
+    LZ_EINTR_RESTART(rc, zmq_send(zap, req->count > ZAP_REQUEST_ID ? zmq_msg_data(id) : "",
+                                  req->count > ZAP_REQUEST_ID ? zmq_msg_size(id) : 0, ZMQ_SNDMORE));
     send_text(zap, c->refusal ? "400" : "200", ZMQ_SNDMORE);
     send_text(zap, c->refusal ? c->refusal : "OK", ZMQ_SNDMORE);
     send_text(zap, c->refusal ? "" : *c->user ? c->user : c->key, ZMQ_SNDMORE);
@@ -632,30 +736,11 @@ static void audit(lz_logger_t *logger, const lz_security_t *policy, zap_case_t *
         LZ_LOG(logger, LZ_LOG_INFO, "audit", "admitted peer %s mechanism %s %s %s", address, c->mechanism, what, who);
 }
 
-void lz__zap_serve(void *zap, const lz_security_t *policy, lz_logger_t *logger) {
-    zmq_msg_t frames[ZAP_FRAMES];
-    size_t count = 0;
-    int more = 1, rc;
-    while (more) {
-        zmq_msg_t extra, *frame = count < ZAP_FRAMES ? &frames[count] : &extra; // more credentials: read, dropped
-        zmq_msg_init(frame);
-        LZ_EINTR_RESTART(rc, zmq_msg_recv(frame, zap, ZMQ_DONTWAIT));
-        more = rc >= 0 && zmq_msg_more(frame);
-        if (rc >= 0 && frame != &extra) count++;
-        else zmq_msg_close(frame);
-    }
-    if (count > 0) {
-        zap_case_t c = {.mechanism = "?"};
-        c.refusal = judge(policy, frames, count, &c);
-        zmq_msg_t empty;
-        zmq_msg_init(&empty);
-        reply(zap, count > ZAP_REQUEST_ID ? &frames[ZAP_REQUEST_ID] : &empty, &c);
-        zmq_msg_close(&empty);
-        audit(logger, policy, &c); // after the reply: it may make the name printable
-    }
-    // A PLAIN password must not linger in freed memory.
-    if (count > ZAP_PASSWORD) explicit_bzero(zmq_msg_data(&frames[ZAP_PASSWORD]), zmq_msg_size(&frames[ZAP_PASSWORD]));
-    for (size_t i = 0; i < count; i++) zmq_msg_close(&frames[i]);
+void lz__zap_answer(lz_zap_request_t **req_p, void *router, lz_logger_t *logger) {
+    lz_zap_request_t *req = *req_p;
+    reply(router, req);
+    audit(logger, req->policy, &req->c); // after the reply: it may make the name printable
+    lz__zap_request_free(req_p);
 }
 
 /* ---- handshake failures ---------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /* Internal: a context's security policy (parsed once from security.*), the
- * CURVE or PLAIN options each node's socket gets from it, and the ZAP
- * handler that answers libzmq's authentication requests (RFC 27) on the
- * context's monitor thread. */
+ * CURVE or PLAIN options each node's socket gets from it, and the judging
+ * of libzmq's authentication requests (RFC 27) that the context's ZAP
+ * handler (zap.c) receives. */
 #ifndef LZ_CORE_SECURITY_H
 #define LZ_CORE_SECURITY_H
 
@@ -36,6 +36,10 @@ const char *lz__security_check_plain_text(const char *text);
 // lz__security_new parses settings into a policy (the authorized keys and
 // PLAIN users files are read here). LZ_ECONFIG names what is wrong; LZ_ENOMEM.
 int lz__security_new(const lz_security_settings_t *settings, lz_security_t **out);
+// lz__security_ref takes another reference on security; lz__security_destroy
+// drops one, the last freeing it. A ZAP request holds one while it is
+// judged, so a reload may swap the policy while a password is hashed.
+lz_security_t *lz__security_ref(lz_security_t *security);
 void lz__security_destroy(lz_security_t **security_p);
 
 // lz__security_wants_zap: the policy has rules or an audit, so the context
@@ -82,10 +86,26 @@ int lz__security_apply(const lz_node_security_t *node, void *socket);
 // passwords in clear over a network (tcp, not on a loopback address).
 bool lz__security_plain_exposed(const char *url);
 
-// lz__zap_open binds the context's ZAP handler socket; lz__zap_serve
-// answers one request waiting on it, auditing through logger.
-void *lz__zap_open(void *zmq_context);
-void lz__zap_serve(void *zap, const lz_security_t *policy, lz_logger_t *logger);
+// lz__zap_bind binds the ZAP handler's ROUTER socket at
+// inproc://zeromq.zap.01 in zmq_context; NULL (error set) when it cannot.
+void *lz__zap_bind(void *zmq_context);
+
+// A ZAP request received from libzmq, with its route back.
+typedef struct lz_zap_request lz_zap_request_t;
+
+// lz__zap_receive reads one request waiting on router; NULL when there is
+// none, or none that could be answered (read and dropped).
+lz_zap_request_t *lz__zap_receive(void *router);
+// lz__zap_judge judges req by policy, a reference req keeps (and drops
+// when freed), all but a PLAIN password. true when that remains to check:
+// lz__zap_hash does, slowly (a crypt(3) hash), on any thread.
+bool lz__zap_judge(lz_zap_request_t *req, lz_security_t *policy);
+void lz__zap_hash(lz_zap_request_t *req);
+// lz__zap_answer sends req's verdict through router, audits it through
+// logger and frees req.
+void lz__zap_answer(lz_zap_request_t **req_p, void *router, lz_logger_t *logger);
+// lz__zap_request_free frees req unanswered.
+void lz__zap_request_free(lz_zap_request_t **req_p);
 
 // lz__security_handshake_reason describes a failed handshake's monitor
 // event (ZMQ_EVENT_HANDSHAKE_FAILED_*) and its value, for the log.
