@@ -34,6 +34,8 @@ typedef struct lz_lock lz_lock_t;
 #define LZ_LOCK_TIMEOUT_MAX 86400 // a day: longer leases are a forgotten lock, not a lease
 #define LZ_LOCK_TIMEOUT_DEFAULT 30 // seconds, when a request gives none (the Python guide's default)
 #define LZ_LOCK_MAX_DEFAULT 4096   // locks held at once, when lz_lock_service_attach is given 0
+#define LZ_LOCK_WAIT_MAX_MS 60000  // an acquire's "wait_ms" above this is taken as this
+#define LZ_LOCK_WAITERS_DEFAULT 1024 // acquire requests parked at once (lz_lock_service_set_waiters_max)
 
 /* ---- the service ---------------------------------------------------------- */
 
@@ -57,9 +59,30 @@ typedef struct lz_lock lz_lock_t;
 // several of the server's threads at once: the lock table has a mutex.
 lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks);
 
-// lz_lock_service_destroy frees the service and sets *service_p to NULL.
-// Its handlers stay registered on the server: stop or destroy the server
-// first. NULL and *NULL are no-ops.
+// Waiting: an "acquire_lock" with "wait_ms" (milliseconds, capped at
+// LZ_LOCK_WAIT_MAX_MS) for a lock another owner holds is parked: its
+// reply is deferred (lz_server_defer, so it holds no server thread) in
+// the lock's queue of waiters. When the lease ends (released, or run
+// out) the lock goes at once to the first waiter still waiting, with the
+// grant reply a free lock gets (a new fencing token, its own lease); a
+// waiter whose wait ends first gets the refusal. A repeat of a parked
+// owner's acquire (its client's retry) joins it, keeping its place, and
+// every reply it sent gets the same answer; a release_lock by a waiting
+// owner ends its wait (the refusal). A timer thread, started with the
+// first waiter, wakes only when a lease or a wait ends while someone
+// waits. lz_server_stop answers parked acquires with its LZ_ECLOSED
+// error reply.
+//
+// lz_lock_service_set_waiters_max caps the parked acquire requests
+// (default LZ_LOCK_WAITERS_DEFAULT; 0: none parks): past it an acquire
+// gets the immediate refusal, as without wait_ms. Thread safe; LZ_EINVAL
+// for NULL.
+int lz_lock_service_set_waiters_max(lz_lock_service_t *service, size_t max);
+
+// lz_lock_service_destroy frees the service, its waiters included (the
+// server's stop answered them), and sets *service_p to NULL. Its handlers
+// stay registered on the server: stop or destroy the server first. NULL
+// and *NULL are no-ops.
 void lz_lock_service_destroy(lz_lock_service_t **service_p);
 
 // lz_lock_service_count: how many locks are held now (expired ones are
