@@ -536,23 +536,12 @@ LZ_TEST(stop_answers_waiters) {
 }
 
 // ask_later sends action with data as JSON without waiting; o gets the outcome.
-typedef struct {
-    atomic_bool done;
-    int status;
-    lz_value_t *reply;
-} outcome_t;
-
-static void on_reply(int status, const lz_value_t *reply, void *arg) {
-    outcome_t *o = arg;
-    o->status = status;
-    o->reply = reply ? lz_value_copy(reply) : NULL;
-    atomic_store(&o->done, true);
-}
+typedef lz_test_outcome_t outcome_t;
 
 static void ask_later(lz_client_t *client, const char *action, const char *json, outcome_t *o) {
     lz_value_t *data = lz_value_from_json(json, strlen(json));
     *o = (outcome_t){.status = 1};
-    LZ_CHECK_INT(lz_client_request_async(client, action, data, 5000 * LZ_TEST_SLOWDOWN, on_reply, o), LZ_OK);
+    LZ_CHECK_INT(lz_client_request_async(client, action, data, 5000 * LZ_TEST_SLOWDOWN, lz_test_on_reply, o), LZ_OK);
     lz_value_destroy(&data);
 }
 

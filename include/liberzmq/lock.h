@@ -120,11 +120,18 @@ void lz_lock_destroy(lz_lock_t **lock_p);
 int lz_lock_try_acquire(lz_lock_t *lock);
 
 // lz_lock_acquire asks until the lock is held or wait_ms has passed (-1:
-// no limit; 0: one request), sleeping between requests with backoff
-// (10 ms doubling to 500 ms, jittered, never past the holder's lease end
-// the server reports nor past wait_ms). Returns 0 when held, LZ_ETIMEOUT
-// when wait_ms passed with the lock held by another owner or the server
-// silent; other failures as lz_lock_try_acquire, at once. Every request of
+// no limit; 0: one request). Each request carries "wait_ms", what is left
+// of the wait (up to LZ_LOCK_WAIT_MAX_MS), and waits that plus
+// zmq.request_timeout: our service parks it and grants the lock the
+// moment it is free, waiters in the order they came (see
+// lz_lock_service_set_waiters_max). A service that refuses sooner (one
+// that ignores wait_ms, or whose queue is full) is asked again after a
+// backoff (10 ms doubling to 500 ms, jittered, never past the holder's
+// lease end the server reports nor past wait_ms). Returns 0 when held,
+// LZ_ETIMEOUT when wait_ms passed with the lock held by another owner or
+// the server silent (up to zmq.request_timeout after wait_ms);
+// LZ_EREMOTE when the server stopped meanwhile (its LZ_ECLOSED error
+// reply); other failures as lz_lock_try_acquire, at once. Every request of
 // one call carries the same owner id, so a grant whose reply was lost is
 // found again by the next request (the service grants an owner's repeated
 // acquire); one still unknown when the wait ends is released in the
