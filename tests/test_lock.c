@@ -486,9 +486,10 @@ LZ_TEST(lease_end_hands_over) {
     int64_t t0 = lz_test_now_ms();
     LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
     int64_t first = lz_lock_fencing_token(a);
-    lz_lock_t *b = new_lock(&f, "lapse", 10000);
+    lz_lock_t *b = new_lock(&f, "lapse", 300); // a lease shorter than its wait: counted from the grant
     LZ_CHECK_INT(lz_lock_acquire(b, 5000 * LZ_TEST_SLOWDOWN), LZ_OK);
     int64_t took = lz_test_now_ms() - t0;
+    LZ_CHECK(lz_lock_held(b));
     if (took < 400 || took >= 400 + 100 * LZ_TEST_SLOWDOWN) fprintf(stderr, "handed over after %lld ms\n", (long long)took);
     LZ_CHECK(took >= 400 && took < 400 + 100 * LZ_TEST_SLOWDOWN);
     LZ_CHECK(lz_lock_fencing_token(b) > first);

@@ -156,7 +156,9 @@ int lz_lock_release(lz_lock_t *lock);
 // lz_lock_held: whether this object holds the lock, as far as it can tell
 // without asking: acquired, not released, and its lease (counted from when
 // the last grant or renewal was requested, so it ends no later than the
-// server's) not over. false for NULL.
+// server's; after lz_lock_acquire waited in the service's queue, from when
+// the grant arrived, so it may end later than the server's by that
+// reply's transit time) not over. false for NULL.
 bool lz_lock_held(const lz_lock_t *lock);
 
 // lz_lock_fencing_token: the token of the current hold, 0 when not held
