@@ -200,6 +200,22 @@ static inline lz_context_t *lz_test_context_from(const char *const *settings) {
 }
 #define LZ_TEST_CONTEXT(...) lz_test_context_from((const char *const[]){__VA_ARGS__, NULL})
 
+// An asynchronous request's outcome, filled by lz_test_on_reply (its
+// callback, with the outcome as arg): status, a copy of the reply (the
+// test frees it), then done.
+typedef struct {
+    atomic_bool done;
+    int status;
+    lz_value_t *reply;
+} lz_test_outcome_t;
+
+static inline void lz_test_on_reply(int status, const lz_value_t *reply, void *arg) {
+    lz_test_outcome_t *o = arg;
+    o->status = status;
+    o->reply = reply ? lz_value_copy(reply) : NULL;
+    atomic_store(&o->done, true);
+}
+
 // lz_test_pattern_context: the pattern tests' context, linger 200 ms and
 // handler_max_concurrency n (0: the default, 4).
 static inline lz_context_t *lz_test_pattern_context(int n) {

@@ -16,8 +16,9 @@ typedef struct {
     const char *endpoint;
 } fixture_t;
 
-static fixture_t start_service(size_t max_locks) {
-    fixture_t f = {.ctx = lz_test_pattern_context(4)};
+// start_service_in serves locks on ctx (taken).
+static fixture_t start_service_in(lz_context_t *ctx, size_t max_locks) {
+    fixture_t f = {.ctx = ctx};
     f.server = lz_server_new(f.ctx, "tcp://127.0.0.1:*");
     LZ_CHECK(f.server != NULL);
     f.service = lz_lock_service_attach(f.server, max_locks);
@@ -26,6 +27,8 @@ static fixture_t start_service(size_t max_locks) {
     f.endpoint = lz_node_endpoint(lz_server_node(f.server));
     return f;
 }
+
+static fixture_t start_service(size_t max_locks) { return start_service_in(lz_test_pattern_context(4), max_locks); }
 
 static void stop_service(fixture_t *f) {
     lz_server_destroy(&f->server); // first: its handlers use the service
@@ -407,8 +410,263 @@ LZ_TEST(python_peer) {
     stop_service(&f);
 }
 
+/* ---- waiting in the service's queue ---------------------------------------- */
+
+// A waiter on its own thread: it asks for the lock and notes when it got
+// it, in which turn, and holds it hold_ms before releasing it.
+typedef struct {
+    fixture_t *f;
+    const char *name;
+    int wait_ms, hold_ms;
+    int rc, turn;
+    int64_t got_at;
+    atomic_int *turns;
+    pthread_t thread;
+} waiter_t;
+
+static void *wait_for_lock(void *arg) {
+    waiter_t *w = arg;
+    lz_lock_t *lock = new_lock(w->f, w->name, 10000);
+    w->rc = lz_lock_acquire(lock, w->wait_ms);
+    w->got_at = lz_test_now_ms();
+    if (w->turns) w->turn = atomic_fetch_add(w->turns, 1);
+    if (w->rc == LZ_OK) {
+        lz_test_sleep_ms(w->hold_ms);
+        LZ_CHECK_INT(lz_lock_release(lock), LZ_OK);
+    }
+    lz_lock_destroy(&lock);
+    return NULL;
+}
+
+static void start_waiter(waiter_t *w, fixture_t *f, const char *name, int wait_ms, atomic_int *turns) {
+    *w = (waiter_t){.f = f, .name = name, .wait_ms = wait_ms, .hold_ms = 20, .rc = 1, .turns = turns};
+    pthread_create(&w->thread, NULL, wait_for_lock, w);
+    lz_test_sleep_ms(100 * LZ_TEST_SLOWDOWN); // it is parked by now: the order of arrival is the order started
+}
+
+LZ_TEST(waiter_gets_the_lock_at_release) {
+    fixture_t f = start_service(0);
+    lz_lock_t *a = new_lock(&f, "gate", 10000);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    waiter_t w;
+    start_waiter(&w, &f, "gate", 5000 * LZ_TEST_SLOWDOWN, NULL);
+    lz_test_sleep_ms(500); // longer than the old polling's longest pause: the waiter is parked, not polling
+    int64_t released = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_release(a), LZ_OK);
+    pthread_join(w.thread, NULL);
+    LZ_CHECK_INT(w.rc, LZ_OK);
+    if (w.got_at - released >= 100 * LZ_TEST_SLOWDOWN) fprintf(stderr, "granted %lld ms after the release\n", (long long)(w.got_at - released));
+    LZ_CHECK(w.got_at - released < 100 * LZ_TEST_SLOWDOWN);
+    lz_lock_destroy(&a);
+    stop_service(&f);
+}
+
+LZ_TEST(waiters_are_served_in_order) {
+    fixture_t f = start_service(0);
+    lz_lock_t *a = new_lock(&f, "queue", 10000);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    atomic_int turns = 0;
+    waiter_t w[3];
+    for (int i = 0; i < 3; i++) start_waiter(&w[i], &f, "queue", 5000 * LZ_TEST_SLOWDOWN, &turns);
+    LZ_CHECK_INT(lz_lock_release(a), LZ_OK);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(w[i].thread, NULL);
+        LZ_CHECK_INT(w[i].rc, LZ_OK);
+        LZ_CHECK_INT(w[i].turn, i);
+    }
+    lz_lock_destroy(&a);
+    stop_service(&f);
+}
+
+// A holder that never releases: its lease's end hands the lock over, on
+// the service's timer, with no request to notice it.
+LZ_TEST(lease_end_hands_over) {
+    fixture_t f = start_service(0);
+    lz_lock_t *a = new_lock(&f, "lapse", 400);
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    int64_t first = lz_lock_fencing_token(a);
+    lz_lock_t *b = new_lock(&f, "lapse", 300); // a lease shorter than its wait: counted from the grant
+    LZ_CHECK_INT(lz_lock_acquire(b, 5000 * LZ_TEST_SLOWDOWN), LZ_OK);
+    int64_t took = lz_test_now_ms() - t0;
+    LZ_CHECK(lz_lock_held(b));
+    if (took < 400 || took >= 400 + 100 * LZ_TEST_SLOWDOWN) fprintf(stderr, "handed over after %lld ms\n", (long long)took);
+    LZ_CHECK(took >= 400 && took < 400 + 100 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(lz_lock_fencing_token(b) > first);
+    LZ_CHECK_INT(lz_lock_renew(a), LZ_ESTATE);
+    lz_lock_destroy(&a);
+    lz_lock_destroy(&b);
+    stop_service(&f);
+}
+
+LZ_TEST(waiter_times_out) {
+    fixture_t f = start_service(0);
+    lz_lock_t *a = new_lock(&f, "long", 10000), *b = new_lock(&f, "long", 10000);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_acquire(b, 300), LZ_ETIMEOUT);
+    int64_t took = lz_test_now_ms() - t0;
+    LZ_CHECK(took >= 300 && took < 300 + 100 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(strstr(lz_last_error(), "still held by another owner") != NULL);
+    // Its wait is over on the service too: a release now goes to nobody.
+    LZ_CHECK_INT(lz_lock_release(a), LZ_OK);
+    LZ_CHECK_INT((int)lz_lock_service_count(f.service), 0);
+    lz_lock_destroy(&a);
+    lz_lock_destroy(&b);
+    stop_service(&f);
+}
+
+// Parked waiters learn of a stop at once (an LZ_ECLOSED error reply), and
+// the service, destroyed after, frees them.
+LZ_TEST(stop_answers_waiters) {
+    fixture_t f = start_service_in(
+        LZ_TEST_CONTEXT("zmq.linger=0", "zmq.handler_max_concurrency=2", "zmq.request_timeout=300"), 0);
+    lz_lock_t *a = new_lock(&f, "shut", 10000);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    waiter_t w[2];
+    for (int i = 0; i < 2; i++) start_waiter(&w[i], &f, "shut", 10000 * LZ_TEST_SLOWDOWN, NULL);
+    int64_t t0 = lz_test_now_ms();
+    lz_server_destroy(&f.server);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(w[i].thread, NULL);
+        LZ_CHECK_INT(w[i].rc, LZ_EREMOTE);
+        LZ_CHECK(w[i].got_at - t0 < 1000 * LZ_TEST_SLOWDOWN);
+    }
+    lz_lock_destroy(&a); // its release goes unanswered: 300 ms
+    stop_service(&f);
+}
+
+// ask_later sends action with data as JSON without waiting; o gets the outcome.
+typedef lz_test_outcome_t outcome_t;
+
+static void ask_later(lz_client_t *client, const char *action, const char *json, outcome_t *o) {
+    lz_value_t *data = lz_value_from_json(json, strlen(json));
+    *o = (outcome_t){.status = 1};
+    LZ_CHECK_INT(lz_client_request_async(client, action, data, 5000 * LZ_TEST_SLOWDOWN, lz_test_on_reply, o), LZ_OK);
+    lz_value_destroy(&data);
+}
+
+#define PARK_AS(id, wait) "{\"lock_name\":\"cap\",\"lock_id\":\"" id "\",\"timeout\":10,\"wait_ms\":" #wait "}"
+
+// Past the cap an acquire is refused at once; a repeat of a parked owner's
+// request joins it (both replies get the grant); a waiter's release ends
+// its wait.
+LZ_TEST(waiters_are_capped_and_joined) {
+    fixture_t f = start_service(0);
+    LZ_CHECK_INT(lz_lock_service_set_waiters_max(f.service, 2), LZ_OK);
+    lz_client_t *client = lz_client_new(f.ctx, f.endpoint);
+    LZ_CHECK_INT(ask(client, "acquire_lock", PARK_AS("holder", 0), NULL), LZ_OK);
+    outcome_t first, repeat, quitter, quit;
+    ask_later(client, "acquire_lock", PARK_AS("w1", 4000), &first);
+    ask_later(client, "acquire_lock", PARK_AS("w1", 4000), &repeat); // the cap counts requests: now full
+    lz_test_sleep_ms(100 * LZ_TEST_SLOWDOWN);
+    int64_t t0 = lz_test_now_ms();
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(ask(client, "acquire_lock", PARK_AS("w2", 4000), &reply), LZ_OK);
+    LZ_CHECK(lz_test_now_ms() - t0 < 1000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(!flag(reply, "acquired"));
+    LZ_CHECK_STR(lz_value_find_string(reply, "reason", NULL), "lock_held");
+    lz_value_destroy(&reply);
+    // w1 gives up: its release (not a holder's) ends its wait, both its requests refused.
+    LZ_CHECK_INT(ask(client, "release_lock", "{\"lock_name\":\"cap\",\"lock_id\":\"w1\"}", &reply), LZ_OK);
+    reply_is(&reply, "{\"released\":false,\"reason\":\"lock_not_found_or_mismatch\"}");
+    LZ_TEST_WAIT_UNTIL(atomic_load(&first.done) && atomic_load(&repeat.done), 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(!flag(first.reply, "acquired") && !flag(repeat.reply, "acquired"));
+    // Room again: w3 parks twice, joined; the release grants it once, to both replies.
+    ask_later(client, "acquire_lock", PARK_AS("w3", 4000), &quitter);
+    ask_later(client, "acquire_lock", PARK_AS("w3", 4000), &quit);
+    lz_test_sleep_ms(100 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(ask(client, "release_lock", "{\"lock_name\":\"cap\",\"lock_id\":\"holder\"}", &reply), LZ_OK);
+    reply_is(&reply, "{\"released\":true}");
+    LZ_TEST_WAIT_UNTIL(atomic_load(&quitter.done) && atomic_load(&quit.done), 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(flag(quitter.reply, "acquired") && flag(quit.reply, "acquired"));
+    LZ_CHECK_STR(lz_value_find_string(quit.reply, "lock_id", NULL), "w3");
+    LZ_CHECK_INT(lz_value_find_int(quitter.reply, "fencing_token", 0), lz_value_find_int(quit.reply, "fencing_token", 1));
+    outcome_t *all[] = {&first, &repeat, &quitter, &quit};
+    for (size_t i = 0; i < 4; i++) lz_value_destroy(&all[i]->reply);
+    LZ_CHECK_INT(ask(client, "acquire_lock", "{\"lock_name\":\"cap\",\"lock_id\":\"x\",\"wait_ms\":\"soon\"}", &reply),
+                 LZ_EREMOTE);
+    LZ_CHECK(strstr(lz_value_find_string(reply, "message", ""), "'wait_ms' must be a number") != NULL);
+    lz_value_destroy(&reply);
+    lz_client_destroy(&client);
+    stop_service(&f);
+}
+
+// A client that parked an acquire and went away is granted the lock when
+// its turn comes; that grant is a lease like any, so the next waiter gets
+// the lock when it ends.
+LZ_TEST(gone_waiter_holds_only_a_lease) {
+    fixture_t f = start_service(0);
+    lz_lock_t *a = new_lock(&f, "ghost", 10000);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    lz_client_t *client = lz_client_new(f.ctx, f.endpoint);
+    outcome_t o;
+    ask_later(client, "acquire_lock", "{\"lock_name\":\"ghost\",\"lock_id\":\"gone\",\"timeout\":0.3,\"wait_ms\":9000}",
+              &o);
+    lz_test_sleep_ms(100 * LZ_TEST_SLOWDOWN);
+    lz_client_destroy(&client); // its request ends LZ_ECLOSED; the service still has it parked
+    LZ_CHECK_INT(o.status, LZ_ECLOSED);
+    waiter_t w;
+    start_waiter(&w, &f, "ghost", 5000 * LZ_TEST_SLOWDOWN, NULL);
+    int64_t released = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_release(a), LZ_OK); // to "gone", for 300 ms, then to w
+    pthread_join(w.thread, NULL);
+    LZ_CHECK_INT(w.rc, LZ_OK);
+    int64_t took = w.got_at - released;
+    LZ_CHECK(took >= 300 && took < 300 + 100 * LZ_TEST_SLOWDOWN);
+    lz_value_destroy(&o.reply);
+    lz_lock_destroy(&a);
+    stop_service(&f);
+}
+
+// A lock service that knows no wait_ms (an older liberzmq, the Python
+// guide's LockServer) refuses at once: the client then polls as before.
+typedef struct {
+    atomic_int calls, with_wait;
+    int grant_at; // the call that is granted (0: none)
+} old_service_t;
+
+static int old_acquire(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    old_service_t *old = arg;
+    int call = atomic_fetch_add(&old->calls, 1) + 1;
+    if (lz_value_get(lz_message_value(request), "wait_ms")) atomic_fetch_add(&old->with_wait, 1);
+    bool granted = call == old->grant_at;
+    *reply = lz_value_object();
+    lz_value_object_set_bool(*reply, "acquired", granted);
+    if (granted) lz_value_object_set_string(*reply, "lock_id", lz_value_find_string(lz_message_value(request), "lock_id", ""));
+    else lz_value_object_set_string(*reply, "reason", "lock_held");
+    return 0;
+}
+
+LZ_TEST(polls_a_service_that_does_not_park) {
+    lz_context_t *ctx = lz_test_pattern_context(2);
+    old_service_t old = {.grant_at = 4};
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(server, "acquire_lock", old_acquire, &old), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    lz_lock_t *lock = lz_lock_new(ctx, lz_node_endpoint(lz_server_node(server)), "old", 10000);
+    LZ_CHECK_INT(lz_lock_acquire(lock, 5000 * LZ_TEST_SLOWDOWN), LZ_OK);
+    LZ_CHECK_INT(atomic_load(&old.calls), 4);
+    LZ_CHECK_INT(atomic_load(&old.with_wait), 4);
+    LZ_CHECK_INT(lz_lock_fencing_token(lock), 0);
+    lz_lock_destroy(&lock); // its release: unknown action, an error reply
+    old = (old_service_t){.grant_at = 0};
+    lock = lz_lock_new(ctx, lz_node_endpoint(lz_server_node(server)), "old", 10000);
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_acquire(lock, 300), LZ_ETIMEOUT);
+    int64_t took = lz_test_now_ms() - t0;
+    LZ_CHECK(took >= 300 && took < 300 + 200 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(atomic_load(&old.calls) >= 3); // polled with backoff: 5-10, 10-20, 20-40 ms, ...
+    lz_lock_destroy(&lock);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(one_holder_at_a_time), LZ_CASE(threads_exclude_each_other), LZ_CASE(release_by_wrong_owner_refused),
              LZ_CASE(expiry_lets_the_next_owner_in), LZ_CASE(renew_extends_the_lease),
              LZ_CASE(try_acquire_and_bounded_wait), LZ_CASE(acquire_waits_for_release_and_for_lease_end),
              LZ_CASE(malformed_requests_get_error_replies), LZ_CASE(table_is_bounded), LZ_CASE(destroy_releases),
-             LZ_CASE(no_lock_service), LZ_CASE(python_peer))
+             LZ_CASE(no_lock_service), LZ_CASE(python_peer), LZ_CASE(waiter_gets_the_lock_at_release),
+             LZ_CASE(waiters_are_served_in_order), LZ_CASE(lease_end_hands_over), LZ_CASE(waiter_times_out),
+             LZ_CASE(stop_answers_waiters), LZ_CASE(waiters_are_capped_and_joined),
+             LZ_CASE(gone_waiter_holds_only_a_lease), LZ_CASE(polls_a_service_that_does_not_park))

@@ -34,6 +34,8 @@ typedef struct lz_lock lz_lock_t;
 #define LZ_LOCK_TIMEOUT_MAX 86400 // a day: longer leases are a forgotten lock, not a lease
 #define LZ_LOCK_TIMEOUT_DEFAULT 30 // seconds, when a request gives none (the Python guide's default)
 #define LZ_LOCK_MAX_DEFAULT 4096   // locks held at once, when lz_lock_service_attach is given 0
+#define LZ_LOCK_WAIT_MAX_MS 60000  // an acquire's "wait_ms" above this is taken as this
+#define LZ_LOCK_WAITERS_DEFAULT 1024 // acquire requests parked at once (lz_lock_service_set_waiters_max)
 
 /* ---- the service ---------------------------------------------------------- */
 
@@ -57,9 +59,30 @@ typedef struct lz_lock lz_lock_t;
 // several of the server's threads at once: the lock table has a mutex.
 lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks);
 
-// lz_lock_service_destroy frees the service and sets *service_p to NULL.
-// Its handlers stay registered on the server: stop or destroy the server
-// first. NULL and *NULL are no-ops.
+// Waiting: an "acquire_lock" with "wait_ms" (milliseconds, capped at
+// LZ_LOCK_WAIT_MAX_MS) for a lock another owner holds is parked: its
+// reply is deferred (lz_server_defer, so it holds no server thread) in
+// the lock's queue of waiters. When the lease ends (released, or run
+// out) the lock goes at once to the first waiter still waiting, with the
+// grant reply a free lock gets (a new fencing token, its own lease); a
+// waiter whose wait ends first gets the refusal. A repeat of a parked
+// owner's acquire (its client's retry) joins it, keeping its place, and
+// every reply it sent gets the same answer; a release_lock by a waiting
+// owner ends its wait (the refusal). A timer thread, started with the
+// first waiter, wakes only when a lease or a wait ends while someone
+// waits. lz_server_stop answers parked acquires with its LZ_ECLOSED
+// error reply.
+//
+// lz_lock_service_set_waiters_max caps the parked acquire requests
+// (default LZ_LOCK_WAITERS_DEFAULT; 0: none parks): past it an acquire
+// gets the immediate refusal, as without wait_ms. Thread safe; LZ_EINVAL
+// for NULL.
+int lz_lock_service_set_waiters_max(lz_lock_service_t *service, size_t max);
+
+// lz_lock_service_destroy frees the service, its waiters included (the
+// server's stop answered them), and sets *service_p to NULL. Its handlers
+// stay registered on the server: stop or destroy the server first. NULL
+// and *NULL are no-ops.
 void lz_lock_service_destroy(lz_lock_service_t **service_p);
 
 // lz_lock_service_count: how many locks are held now (expired ones are
@@ -97,11 +120,18 @@ void lz_lock_destroy(lz_lock_t **lock_p);
 int lz_lock_try_acquire(lz_lock_t *lock);
 
 // lz_lock_acquire asks until the lock is held or wait_ms has passed (-1:
-// no limit; 0: one request), sleeping between requests with backoff
-// (10 ms doubling to 500 ms, jittered, never past the holder's lease end
-// the server reports nor past wait_ms). Returns 0 when held, LZ_ETIMEOUT
-// when wait_ms passed with the lock held by another owner or the server
-// silent; other failures as lz_lock_try_acquire, at once. Every request of
+// no limit; 0: one request). Each request carries "wait_ms", what is left
+// of the wait (up to LZ_LOCK_WAIT_MAX_MS), and waits that plus
+// zmq.request_timeout: our service parks it and grants the lock the
+// moment it is free, waiters in the order they came (see
+// lz_lock_service_set_waiters_max). A service that refuses sooner (one
+// that ignores wait_ms, or whose queue is full) is asked again after a
+// backoff (10 ms doubling to 500 ms, jittered, never past the holder's
+// lease end the server reports nor past wait_ms). Returns 0 when held,
+// LZ_ETIMEOUT when wait_ms passed with the lock held by another owner or
+// the server silent (up to zmq.request_timeout after wait_ms);
+// LZ_EREMOTE when the server stopped meanwhile (its LZ_ECLOSED error
+// reply); other failures as lz_lock_try_acquire, at once. Every request of
 // one call carries the same owner id, so a grant whose reply was lost is
 // found again by the next request (the service grants an owner's repeated
 // acquire); one still unknown when the wait ends is released in the
@@ -126,7 +156,9 @@ int lz_lock_release(lz_lock_t *lock);
 // lz_lock_held: whether this object holds the lock, as far as it can tell
 // without asking: acquired, not released, and its lease (counted from when
 // the last grant or renewal was requested, so it ends no later than the
-// server's) not over. false for NULL.
+// server's; after lz_lock_acquire waited in the service's queue, from when
+// the grant arrived, so it may end later than the server's by that
+// reply's transit time) not over. false for NULL.
 bool lz_lock_held(const lz_lock_t *lock);
 
 // lz_lock_fencing_token: the token of the current hold, 0 when not held

@@ -19,15 +19,22 @@ extern "C" {
 
 typedef struct lz_server lz_server_t;
 typedef struct lz_client lz_client_t;
+typedef struct lz_server_reply lz_server_reply_t;
 
 // A request handler. On success return 0 and store the reply in *reply
 // (ownership passes to the server; leaving it NULL replies null). To fail,
 // return a negative lz_error_t and optionally store a string value in
-// *reply: it becomes the error reply's message. Handlers run on up to
+// *reply: it becomes the error reply's message. To answer later, call
+// lz_server_defer and return LZ_SERVER_DEFERRED. Handlers run on up to
 // zmq.handler_max_concurrency threads at once; with 1 they run on the
 // server's I/O thread (the fastest round trip, but a running handler then
 // also delays "ping").
 typedef int (*lz_server_handler_fn)(const lz_message_t *request, lz_value_t **reply, void *arg);
+
+// What a handler returns after lz_server_defer: the server sends no reply
+// now; the handle does later. Returned without a deferral, it is an
+// LZ_ESTATE error reply.
+#define LZ_SERVER_DEFERRED 1
 
 // lz_server_new creates a server (ROUTER; default side: bind). It answers
 // REQ and DEALER peers alike, and the built-in action "ping" at once.
@@ -47,6 +54,47 @@ int lz_server_on_default(lz_server_t *server, lz_server_handler_fn handler, void
 // waited on. LZ_ESTATE if already started.
 int lz_server_start(lz_server_t *server);
 int lz_server_stop(lz_server_t *server);
+
+/* ---- answering later (docs/reqrep.md "Answering later") ------------------- */
+
+// lz_server_defer, called by a handler with the request it was given,
+// takes that request's reply out of the handler's hands: the handler then
+// returns LZ_SERVER_DEFERRED (the server ignores any other return value
+// and frees *reply) and its thread goes on to the next request, while the
+// client waits. Any thread answers later with lz_server_reply_send or
+// lz_server_reply_error, exactly once per handle: that sends the reply
+// with the same encoding, metrics, hooks and span as a handler's own (the
+// request's span ends when the reply goes out). Long polls and waiters
+// thus hold no worker thread.
+//
+// request stays valid until the reply is sent: a handler that hands the
+// handle to another thread must not touch request after that. Returns the
+// handle (owned by the caller until finished) or NULL: LZ_EINVAL (request
+// NULL), LZ_ESTATE (not inside the handler of request, on its thread, or
+// deferred already), LZ_ENOMEM.
+//
+// The server keeps every handle not yet answered: lz_server_stop (and so
+// lz_server_destroy) answers each with an LZ_ECLOSED error reply ("server
+// stopping"), as it does queued requests, waiting for one being sent at
+// that moment. The handle itself stays valid, and still must be finished:
+// lz_server_reply_send/lz_server_reply_error then send nothing, free it
+// and return LZ_ECLOSED, also after the server was destroyed.
+lz_server_reply_t *lz_server_defer(const lz_message_t *request);
+
+// lz_server_reply_send answers a deferred request with value (borrowed;
+// NULL: null), frees the handle and sets *reply_p to NULL. Returns 0 once
+// the reply was handed to the socket (a client gone meanwhile is counted
+// in outbound_dropped as for any reply), or LZ_ECLOSED when the server's
+// stop answered it first; LZ_EINVAL for NULL or *NULL. A value that does
+// not encode becomes an error reply (counted in errors) and 0 is returned.
+// Thread safe: any thread, any number of handles at once.
+int lz_server_reply_send(lz_server_reply_t **reply_p, const lz_value_t *value);
+
+// lz_server_reply_error answers a deferred request with the error reply a
+// handler returning code (a negative lz_error_t; others: LZ_EREMOTE)
+// gets, message (NULL: the code's own words) as its "message"; counted
+// in errors. Frees the handle as lz_server_reply_send, same returns.
+int lz_server_reply_error(lz_server_reply_t **reply_p, int code, const char *message);
 
 // How a client with several endpoints picks one per request.
 typedef enum lz_strategy {

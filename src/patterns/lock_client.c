@@ -3,6 +3,7 @@
  * its own random owner id (lock_id), kept for every request about it, so
  * a retried acquire finds its own grant and a stale release cannot end a
  * later hold. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,8 +15,9 @@
 #include "core/node.h"
 #include "liberzmq/lock.h"
 
-#define ACQUIRE_BACKOFF_BASE_MS 10  // a waiting acquire asks again after 5-10 ms, doubling...
-#define ACQUIRE_BACKOFF_MAX_MS 500 // ...up to 250-500 ms
+#define ACQUIRE_BACKOFF_BASE_MS 10  // against a server that does not park, a waiting acquire asks again
+#define ACQUIRE_BACKOFF_MAX_MS 500  // after 5-10 ms, doubling up to 250-500 ms
+#define PARK_SLACK_MS 5 // a refusal this close to the wait asked for came when a parked wait ended
 
 struct lz_lock {
     lz_client_t *client;
@@ -31,22 +33,26 @@ struct lz_lock {
 
 /* ---- requests ------------------------------------------------------------- */
 
-// request_data: {"lock_name", "lock_id"} and, with_ttl, "timeout" in
-// seconds, as the service reads them. NULL when out of memory.
-static lz_value_t *request_data(const lz_lock_t *lock, bool with_ttl) {
+// request_data: {"lock_name", "lock_id"}, with_ttl "timeout" in seconds
+// and, when wait_ms > 0, "wait_ms", as the service reads them. NULL when
+// out of memory.
+static lz_value_t *request_data(const lz_lock_t *lock, bool with_ttl, int wait_ms) {
     lz_value_t *data = lz_value_object();
     int rc = data ? lz_value_object_set_string(data, "lock_name", lock->name) : LZ_ENOMEM;
     if (rc == LZ_OK) rc = lz_value_object_set_string(data, "lock_id", lock->owner);
     if (rc == LZ_OK && with_ttl) rc = lz_value_object_set_double(data, "timeout", (double)lock->ttl_ms / 1000);
+    if (rc == LZ_OK && wait_ms > 0) rc = lz_value_object_set_int(data, "wait_ms", wait_ms);
     if (rc != LZ_OK) lz_value_destroy(&data);
     return data;
 }
 
-// lock_call sends action about this hold and stores the reply in *reply,
-// waiting up to timeout_ms (-1: zmq.request_timeout). An error reply is
-// LZ_EREMOTE, its message in the detail.
-static int lock_call(lz_lock_t *lock, const char *action, bool with_ttl, int timeout_ms, lz_value_t **reply) {
-    lz_value_t *data = request_data(lock, with_ttl);
+// lock_call sends action about this hold (wait_ms: see request_data) and
+// stores the reply in *reply, waiting up to timeout_ms (-1:
+// zmq.request_timeout). An error reply is LZ_EREMOTE, its message in the
+// detail.
+static int lock_call(lz_lock_t *lock, const char *action, bool with_ttl, int wait_ms, int timeout_ms,
+                     lz_value_t **reply) {
+    lz_value_t *data = request_data(lock, with_ttl, wait_ms);
     if (!data) return lz__fail(LZ_ENOMEM, "lock '%s': out of memory", lock->name);
     int rc = lz_client_request(lock->client, action, data, reply, timeout_ms);
     lz_value_destroy(&data);
@@ -81,7 +87,7 @@ static void ignore_reply(int status, const lz_value_t *reply, void *arg) {}
 // been granted unseen; release it without waiting, so the lock is not
 // kept from others for a whole lease.
 static void settle_in_background(lz_lock_t *lock) {
-    lz_value_t *data = request_data(lock, false);
+    lz_value_t *data = request_data(lock, false, 0);
     if (data) lz_client_request_async(lock->client, "release_lock", data, -1, ignore_reply, NULL);
     lz_value_destroy(&data);
 }
@@ -97,15 +103,19 @@ static int begin_hold(lz_lock_t *lock, const char *fn) {
     return lz__uuid4_secret(lock->owner);
 }
 
-// attempt asks once. LZ_EBUSY when another owner holds the lock; its
-// lease's time left is then in *retry_ms (-1: not said).
-static int attempt(lz_lock_t *lock, int timeout_ms, int64_t *retry_ms) {
+// attempt asks once, willing to wait wait_ms (0: not) in the service's
+// queue. LZ_EBUSY when another owner holds the lock; its lease's time
+// left is then in *retry_ms (-1: not said). A grant after a wait began
+// its lease when the lock came free, long after the request was sent:
+// its lease is counted from when the grant arrived (later than the
+// server's start by the reply's way back).
+static int attempt(lz_lock_t *lock, int wait_ms, int timeout_ms, int64_t *retry_ms) {
     lz_value_t *reply = NULL;
     int64_t asked = lz__now_ms();
     bool acquired = false;
-    int rc = lock_call(lock, "acquire_lock", true, timeout_ms, &reply);
+    int rc = lock_call(lock, "acquire_lock", true, wait_ms, timeout_ms, &reply);
     if (rc == LZ_OK) rc = reply_flag(lock, reply, "acquired", &acquired);
-    if (rc == LZ_OK && acquired) hold(lock, reply, asked);
+    if (rc == LZ_OK && acquired) hold(lock, reply, wait_ms > 0 ? lz__now_ms() : asked);
     if (rc == LZ_OK && !acquired) {
         double left = lz_value_find_double(reply, "expires_in", -1); // a hint: any server may send any number
         *retry_ms = left >= 0 && left <= LZ_LOCK_TIMEOUT_MAX ? (int64_t)(left * 1000) : -1;
@@ -117,10 +127,21 @@ static int attempt(lz_lock_t *lock, int timeout_ms, int64_t *retry_ms) {
 }
 
 // attempt_timeout: one request waits zmq.request_timeout (-1), but not
-// past the deadline of the whole wait while any of it is left.
-static int attempt_timeout(const lz_lock_t *lock, int64_t deadline) {
+// past the deadline of the whole wait while any of it is left; a parked
+// one (wait_ms > 0) its wait on top, so the client's retries of it come
+// late (a retry reaching the service joins the parked request anyway).
+static int attempt_timeout(const lz_lock_t *lock, int64_t deadline, int wait_ms) {
+    if (wait_ms > 0) return wait_ms < INT_MAX - lock->request_timeout ? wait_ms + lock->request_timeout : INT_MAX;
     int64_t left = deadline - lz__now_ms();
     return left <= 0 || left >= lock->request_timeout ? -1 : (int)left;
+}
+
+// park_ms: how long the next request may wait in the service's queue:
+// what is left of the wait, up to LZ_LOCK_WAIT_MAX_MS (0 for no wait).
+static int park_ms(int wait_ms, int64_t deadline) {
+    if (wait_ms == 0) return 0;
+    int64_t left = deadline - lz__now_ms();
+    return left <= 0 ? 0 : left < LZ_LOCK_WAIT_MAX_MS ? (int)left : LZ_LOCK_WAIT_MAX_MS;
 }
 
 // pause_ms: the backoff, but no later than when the holder's lease ends
@@ -139,7 +160,7 @@ static void sleep_ms(int64_t ms) {
 int lz_lock_try_acquire(lz_lock_t *lock) {
     int rc = begin_hold(lock, "lz_lock_try_acquire");
     int64_t retry_ms;
-    if (rc == LZ_OK) rc = attempt(lock, -1, &retry_ms);
+    if (rc == LZ_OK) rc = attempt(lock, 0, -1, &retry_ms);
     if (lock && lock->unsettled) settle_in_background(lock);
     return rc;
 }
@@ -148,12 +169,15 @@ int lz_lock_acquire(lz_lock_t *lock, int wait_ms) {
     int rc = begin_hold(lock, "lz_lock_acquire");
     int64_t deadline = wait_ms < 0 ? INT64_MAX : lz__now_ms() + wait_ms;
     for (int attempts = 1; rc == LZ_OK; attempts++) {
-        int64_t retry_ms = -1;
-        rc = attempt(lock, attempt_timeout(lock, deadline), &retry_ms);
+        int64_t retry_ms = -1, asked = lz__now_ms();
+        int park = park_ms(wait_ms, deadline);
+        rc = attempt(lock, park, attempt_timeout(lock, deadline, park), &retry_ms);
         if (rc != LZ_EBUSY && rc != LZ_ETIMEOUT) return rc; // held, or a failure waiting does not mend
-        int64_t left = deadline - lz__now_ms();
+        int64_t now = lz__now_ms(), left = deadline - now;
         if (left <= 0) break;
-        sleep_ms(pause_ms(attempts, retry_ms, left));
+        // Refused before the wait it asked for: the service did not park it
+        // (it ignores wait_ms, or its queue is full): poll, as for it.
+        if (rc == LZ_ETIMEOUT || now - asked + PARK_SLACK_MS < park) sleep_ms(pause_ms(attempts, retry_ms, left));
         rc = LZ_OK;
     }
     if (rc != LZ_EBUSY && rc != LZ_ETIMEOUT) return rc;
@@ -173,7 +197,7 @@ static int ask_holder(lz_lock_t *lock, const char *fn, const char *action, const
     lz_value_t *reply = NULL;
     int64_t asked = lz__now_ms();
     bool ok = false;
-    int rc = lock_call(lock, action, with_ttl, -1, &reply);
+    int rc = lock_call(lock, action, with_ttl, 0, -1, &reply);
     if (rc == LZ_OK) rc = reply_flag(lock, reply, key, &ok);
     if (rc == LZ_OK && ok && with_ttl) hold(lock, reply, asked);
     lz_value_destroy(&reply);

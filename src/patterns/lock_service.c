@@ -2,7 +2,15 @@
  * actions of the caller's request/reply server (include/liberzmq/lock.h,
  * docs/lock.md). Leases end by deadline on the monotonic clock, checked on
  * each request: every scan of the table drops the expired leases it
- * passes, so there is no sweeper thread and memory follows the locks held. */
+ * passes, so there is no sweeper thread and memory follows the locks held.
+ *
+ * An acquire that may wait (wait_ms) for a held lock is parked: its reply
+ * deferred (lz_server_defer) in the lease's queue of waiters, first come
+ * first served. Whatever ends the lease (a release, its end, seen by a
+ * request or by the timer thread) hands it to the first waiter still
+ * waiting; a waiter whose wait ends gets the refusal. The timer thread,
+ * started with the first waiter, sleeps until the next lease end or wait
+ * end among the locks with waiters, and with none until one parks. */
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -13,13 +21,35 @@
 
 #include "core/error.h"
 #include "core/node.h"
+#include "core/thread.h"
 #include "liberzmq/lock.h"
+
+// A lease's numbers, copied out under the mutex so replies are built after
+// it; parked: the request waits in the lease's queue (no reply now).
+typedef struct outcome {
+    bool found, owned, parked;
+    int64_t left_ms, token;
+} outcome_t;
+
+// A parked acquire: one owner waiting for one lock. A repeat of its
+// request (the client's retry, or its next request) joins it, keeping its
+// place: every reply it holds gets the same answer.
+typedef struct waiter {
+    struct waiter *next; // its lease's queue, in arrival order
+    char *owner;
+    int64_t ttl_ms;       // the lease it asks for
+    int64_t until_ms;     // when its wait ends
+    lz_server_reply_t **replies;
+    size_t reply_count;
+    outcome_t answer; // once answered: the grant or the refusal
+} waiter_t;
 
 typedef struct lease {
     char *name;
     char *owner;     // the holder's lock_id
     int64_t ends_ms; // lz__now_ms's clock
     int64_t token;
+    waiter_t *waiters; // NULL: none
 } lease_t;
 
 #define ACTION_COUNT 4
@@ -36,23 +66,24 @@ struct lz_lock_service {
     size_t count, cap, max;
     int64_t last_token;
     binding_t bindings[ACTION_COUNT];
+    size_t parked, parked_max; // replies held by waiters, and how many may be
+    waiter_t *answered;        // waiters answered under the mutex, whose replies go out after it
+    pthread_cond_t changed;    // for the timer: a waiter parked, a lease changed hands, or closing
+    pthread_t timer;
+    bool timer_started, closing;
 };
 
-// What a request asks about; owner and ttl_ms only when the action needs them.
+// What a request asks about; owner and ttl_ms only when the action needs
+// them, wait_ms only for an acquire (0: no waiting).
 typedef struct lock_request {
+    const lz_message_t *msg;
     const char *action;
     const char *name;
     const char *owner;
-    int64_t ttl_ms;
+    int64_t ttl_ms, wait_ms;
 } lock_request_t;
 
-enum { NEED_OWNER = 1, NEED_TTL = 2 }; // lock_name is always needed
-
-// A lease's numbers, copied out under the mutex so replies are built after it.
-typedef struct outcome {
-    bool found, owned;
-    int64_t left_ms, token;
-} outcome_t;
+enum { NEED_OWNER = 1, NEED_TTL = 2, MAY_WAIT = 4 }; // lock_name is always needed
 
 #define REASON_NOT_OWNED "lock_not_found_or_mismatch" // the Python guide's reason, kept for its clients
 
@@ -113,21 +144,39 @@ static int ttl_field(lock_request_t *req, const lz_value_t *data, lz_value_t **r
     return LZ_OK;
 }
 
+// wait_field reads the optional data["wait_ms"], milliseconds an acquire
+// may wait for a held lock, capped at LZ_LOCK_WAIT_MAX_MS.
+static int wait_field(lock_request_t *req, const lz_value_t *data, lz_value_t **reply) {
+    const lz_value_t *v = lz_value_get(data, "wait_ms");
+    lz_value_type_t type = lz_value_type(v);
+    if (!v) return LZ_OK;
+    double ms = type == LZ_VALUE_INT || type == LZ_VALUE_DOUBLE ? lz_value_get_double(v) : -1;
+    if (!(ms >= 0)) // NaN fails too
+        return fail_reply(reply, LZ_EVALIDATION, "%s: 'wait_ms' must be a number of milliseconds, at least 0",
+                          req->action);
+    req->wait_ms = ms < LZ_LOCK_WAIT_MAX_MS ? (int64_t)ms : LZ_LOCK_WAIT_MAX_MS;
+    return LZ_OK;
+}
+
 // parse_request reads what the action needs from the request's data; a
 // refused request gets an LZ_EVALIDATION error reply naming the field.
 static int parse_request(const lz_message_t *msg, int need, lock_request_t *req, lz_value_t **reply) {
     const lz_value_t *data = lz_message_value(msg);
-    *req = (lock_request_t){.action = lz_message_type(msg)};
+    *req = (lock_request_t){.msg = msg, .action = lz_message_type(msg)};
     if (lz_value_type(data) != LZ_VALUE_OBJECT)
         return fail_reply(reply, LZ_EVALIDATION, "%s: data must be an object with 'lock_name', not %s", req->action,
                           lz_value_type_name(lz_value_type(data)));
     int rc = string_field(req, data, "lock_name", LZ_LOCK_NAME_MAX, &req->name, reply);
     if (rc == LZ_OK && (need & NEED_OWNER)) rc = string_field(req, data, "lock_id", LZ_LOCK_ID_MAX, &req->owner, reply);
     if (rc == LZ_OK && (need & NEED_TTL)) rc = ttl_field(req, data, reply);
+    if (rc == LZ_OK && (need & MAY_WAIT)) rc = wait_field(req, data, reply);
     return rc;
 }
 
 /* ---- the table (mutex held) ----------------------------------------------- */
+
+static bool hand_over(lz_lock_service_t *svc, lease_t *lease, int64_t now);
+static void refuse_waiters(lz_lock_service_t *svc, lease_t *lease, int64_t now, const char *owner);
 
 static void lease_drop(lz_lock_service_t *svc, size_t i) {
     free(svc->leases[i].name);
@@ -136,16 +185,19 @@ static void lease_drop(lz_lock_service_t *svc, size_t i) {
 }
 
 // sweep_find returns the live lease of name (NULL: just sweep), or NULL,
-// dropping every expired lease on the way. A drop moves the last lease
-// into the slot being looked at, never into one already passed, so the
-// index found stays right.
+// ending every expired lease on the way (handed to its first waiter, else
+// dropped) and refusing the waiters whose wait has ended. A drop moves
+// the last lease into the slot being looked at, never into one already
+// passed, so the index found stays right.
 static lease_t *sweep_find(lz_lock_service_t *svc, const char *name, int64_t now) {
     size_t found = SIZE_MAX;
     for (size_t i = 0; i < svc->count;) {
-        if (svc->leases[i].ends_ms <= now) {
+        lease_t *lease = &svc->leases[i];
+        if (lease->ends_ms <= now && !hand_over(svc, lease, now)) {
             lease_drop(svc, i);
             continue;
         }
+        if (lease->waiters) refuse_waiters(svc, lease, now, NULL);
         if (name && found == SIZE_MAX && strcmp(svc->leases[i].name, name) == 0) found = i;
         i++;
     }
@@ -173,7 +225,7 @@ static int lease_add(lz_lock_service_t *svc, const lock_request_t *req, int64_t 
         svc->leases = grown;
         svc->cap = cap;
     }
-    lease_t lease = {strdup(req->name), strdup(req->owner), now + req->ttl_ms, 0};
+    lease_t lease = {strdup(req->name), strdup(req->owner), now + req->ttl_ms, 0, NULL};
     if (!lease.name || !lease.owner) {
         free(lease.name);
         free(lease.owner);
@@ -192,6 +244,104 @@ static outcome_t take_outcome(const lease_t *lease, const char *owner, int64_t n
     o.left_ms = lease->ends_ms - now;
     o.token = lease->token;
     return o;
+}
+
+/* ---- waiters (mutex held) ------------------------------------------------- */
+
+static void waiter_free(waiter_t *w) {
+    free(w->owner);
+    free(w->replies);
+    free(w);
+}
+
+// answer_waiter: w, off its queue, is answered with lease's numbers now
+// (the grant when lease is now its, else the refusal); its replies go out
+// once the mutex is released (unlock_and_answer).
+static void answer_waiter(lz_lock_service_t *svc, waiter_t *w, const lease_t *lease, int64_t now) {
+    w->answer = take_outcome(lease, w->owner, now);
+    svc->parked -= w->reply_count;
+    w->next = svc->answered;
+    svc->answered = w;
+}
+
+// refuse_waiters answers the waiters of lease whose wait has ended, and
+// owner's (not NULL: it gave up waiting), with the refusal.
+static void refuse_waiters(lz_lock_service_t *svc, lease_t *lease, int64_t now, const char *owner) {
+    for (waiter_t **at = &lease->waiters; *at;) {
+        waiter_t *w = *at;
+        if (w->until_ms > now && !(owner && strcmp(w->owner, owner) == 0)) {
+            at = &w->next;
+            continue;
+        }
+        *at = w->next;
+        answer_waiter(svc, w, lease, now);
+    }
+}
+
+// hand_over gives an ending lease to its first waiter still waiting: a new
+// hold (its lease, a new token) in the same slot, so a full table never
+// blocks it. false when nobody waits: the caller drops the lease.
+static bool hand_over(lz_lock_service_t *svc, lease_t *lease, int64_t now) {
+    refuse_waiters(svc, lease, now, NULL);
+    while (lease->waiters) {
+        waiter_t *w = lease->waiters;
+        lease->waiters = w->next;
+        char *owner = strdup(w->owner);
+        if (owner) {
+            free(lease->owner);
+            lease->owner = owner;
+            lease->ends_ms = now + w->ttl_ms;
+            lease->token = next_token(svc);
+            pthread_cond_signal(&svc->changed); // the new lease may end before the timer's next wake
+        }
+        answer_waiter(svc, w, lease, now); // refused when out of memory: the lease is still the old owner's
+        if (owner) return true;
+    }
+    return false;
+}
+
+// next_due: when the timer must look next, the first lease end or wait end
+// among the locks with waiters (INT64_MAX: none waits).
+static int64_t next_due(const lz_lock_service_t *svc) {
+    int64_t due = INT64_MAX;
+    for (size_t i = 0; i < svc->count; i++) {
+        const lease_t *lease = &svc->leases[i];
+        if (lease->waiters && lease->ends_ms < due) due = lease->ends_ms;
+        for (const waiter_t *w = lease->waiters; w; w = w->next)
+            if (w->until_ms < due) due = w->until_ms;
+    }
+    return due;
+}
+
+static void *timer_main(void *arg);
+
+// park queues req's acquire behind lease (another owner's) until its
+// wait_ms has passed, deferring its reply; a repeat of an owner's request
+// joins its waiter, keeping its place. Fails (the caller refuses at once)
+// when parked_max replies are held already, out of memory, or with no
+// timer thread.
+static int park(lz_lock_service_t *svc, const lock_request_t *req, lease_t *lease, int64_t now) {
+    if (svc->parked >= svc->parked_max) return LZ_EAGAIN;
+    if (!svc->timer_started && lz__thread_start(&svc->timer, timer_main, svc) != 0) return LZ_EIO;
+    svc->timer_started = true;
+    waiter_t **at = &lease->waiters;
+    while (*at && strcmp((*at)->owner, req->owner) != 0) at = &(*at)->next;
+    waiter_t *w = *at ? *at : calloc(1, sizeof *w);
+    if (!w) return LZ_ENOMEM;
+    lz_server_reply_t **grown = realloc(w->replies, (w->reply_count + 1) * sizeof *grown);
+    if (grown) w->replies = grown;
+    lz_server_reply_t *reply = grown && (w->owner || (w->owner = strdup(req->owner))) ? lz_server_defer(req->msg) : NULL;
+    if (!reply) {
+        if (!*at) waiter_free(w);
+        return LZ_ENOMEM;
+    }
+    w->replies[w->reply_count++] = reply;
+    w->ttl_ms = req->ttl_ms;
+    w->until_ms = now + req->wait_ms;
+    *at = w; // a new waiter goes last
+    svc->parked++;
+    pthread_cond_signal(&svc->changed);
+    return LZ_OK;
 }
 
 /* ---- replies -------------------------------------------------------------- */
@@ -232,8 +382,10 @@ static int acquire_change(lz_lock_service_t *svc, const lock_request_t *req, lea
         if (rc != LZ_OK) return rc;
         lease = &svc->leases[svc->count - 1];
     }
+    bool parked = !owns(lease, req->owner) && req->wait_ms > 0 && park(svc, req, lease, now) == LZ_OK;
     if (owns(lease, req->owner)) lease->ends_ms = now + req->ttl_ms;
     *o = take_outcome(lease, req->owner, now);
+    o->parked = parked;
     return LZ_OK;
 }
 
@@ -246,11 +398,14 @@ static int acquire_reply(const lock_request_t *req, const outcome_t *o, lz_value
     return rc == LZ_OK ? lz_value_object_set_double(*reply, "expires_in", (double)o->left_ms / 1000) : rc;
 }
 
-// release_lock drops the lease if req's owner holds it.
+// release_lock ends the lease if req's owner holds it (it goes to the
+// first waiter); an owner that waits for the lock instead stops waiting
+// (its parked acquire gets the refusal), as a client gone does on its way.
 static int release_change(lz_lock_service_t *svc, const lock_request_t *req, lease_t *lease, int64_t now,
                           outcome_t *o) {
     *o = take_outcome(lease, req->owner, now);
-    if (o->owned) lease_drop(svc, (size_t)(lease - svc->leases));
+    if (o->owned && !hand_over(svc, lease, now)) lease_drop(svc, (size_t)(lease - svc->leases));
+    else if (lease && !o->owned) refuse_waiters(svc, lease, now, req->owner);
     return LZ_OK;
 }
 
@@ -293,11 +448,58 @@ static const struct action {
     int (*change)(lz_lock_service_t *svc, const lock_request_t *req, lease_t *lease, int64_t now, outcome_t *o);
     int (*reply)(const lock_request_t *req, const outcome_t *o, lz_value_t **reply);
 } actions[ACTION_COUNT] = {
-    {"acquire_lock", NEED_OWNER | NEED_TTL, acquire_change, acquire_reply},
+    {"acquire_lock", NEED_OWNER | NEED_TTL | MAY_WAIT, acquire_change, acquire_reply},
     {"release_lock", NEED_OWNER, release_change, release_reply},
     {"renew_lock", NEED_OWNER | NEED_TTL, renew_change, renew_reply},
     {"lock_status", 0, status_change, status_reply},
 };
+
+// send_answer sends an answered waiter's grant or refusal to each of its
+// replies.
+static void send_answer(waiter_t *w) {
+    lock_request_t req = {.owner = w->owner};
+    lz_value_t *reply = NULL;
+    int rc = acquire_reply(&req, &w->answer, &reply);
+    for (size_t i = 0; i < w->reply_count; i++) {
+        if (rc == LZ_OK) lz_server_reply_send(&w->replies[i], reply);
+        else lz_server_reply_error(&w->replies[i], rc, "acquire_lock: out of memory");
+    }
+    lz_value_destroy(&reply);
+}
+
+// unlock_and_answer releases the mutex, then sends the replies of the
+// waiters answered under it: a send may wait for a slow client's room.
+static void unlock_and_answer(lz_lock_service_t *svc) {
+    waiter_t *w = svc->answered;
+    svc->answered = NULL;
+    pthread_mutex_unlock(&svc->mutex);
+    while (w) {
+        waiter_t *next = w->next;
+        send_answer(w);
+        waiter_free(w);
+        w = next;
+    }
+}
+
+// timer_main answers waiters when their wait or their holder's lease
+// ends, sleeping until the next such end (with no waiter: until one parks).
+static void *timer_main(void *arg) {
+    lz_lock_service_t *svc = arg;
+    pthread_mutex_lock(&svc->mutex);
+    while (!svc->closing) {
+        sweep_find(svc, NULL, lz__now_ms());
+        if (svc->answered) {
+            unlock_and_answer(svc);
+            pthread_mutex_lock(&svc->mutex);
+            continue;
+        }
+        int64_t due = next_due(svc);
+        if (due == INT64_MAX) pthread_cond_wait(&svc->changed, &svc->mutex);
+        else lz__cond_wait_until(&svc->changed, &svc->mutex, due);
+    }
+    pthread_mutex_unlock(&svc->mutex);
+    return NULL;
+}
 
 // serve is every action's handler; arg binds it to its action and service.
 static int serve(const lz_message_t *msg, lz_value_t **reply, void *arg) {
@@ -306,12 +508,13 @@ static int serve(const lz_message_t *msg, lz_value_t **reply, void *arg) {
     lock_request_t req;
     int rc = parse_request(msg, b->action->need, &req, reply);
     if (rc != LZ_OK) return rc;
-    outcome_t o;
+    outcome_t o = {0};
     pthread_mutex_lock(&svc->mutex);
     int64_t now = lz__now_ms();
     rc = b->action->change(svc, &req, sweep_find(svc, req.name, now), now, &o);
     size_t held = svc->count;
-    pthread_mutex_unlock(&svc->mutex);
+    unlock_and_answer(svc);
+    if (o.parked) return LZ_SERVER_DEFERRED; // msg and req may be gone already: its reply may be out
     if (rc == LZ_EAGAIN)
         return fail_reply(reply, rc, "%s: the lock table is full (%zu locks held); try again later", req.action, held);
     if (rc != LZ_OK) return fail_reply(reply, rc, "%s: out of memory", req.action);
@@ -330,8 +533,14 @@ lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks)
     if (!server) return lz__fail_null(LZ_EINVAL, "lz_lock_service_attach: server is NULL");
     lz_lock_service_t *svc = calloc(1, sizeof *svc);
     if (!svc) return lz__fail_null(LZ_ENOMEM, "lz_lock_service_attach: out of memory");
+    int err = lz__cond_init_monotonic(&svc->changed);
+    if (err) {
+        free(svc);
+        return lz__fail_null(LZ_EIO, "lz_lock_service_attach: cannot make a condition variable (error %d)", err);
+    }
     pthread_mutex_init(&svc->mutex, NULL);
     svc->max = max_locks ? max_locks : LZ_LOCK_MAX_DEFAULT;
+    svc->parked_max = LZ_LOCK_WAITERS_DEFAULT;
     for (size_t i = 0; i < ACTION_COUNT; i++) {
         svc->bindings[i] = (binding_t){svc, &actions[i]};
         if (lz_server_on(server, actions[i].name, serve, &svc->bindings[i]) == LZ_OK) continue;
@@ -343,11 +552,40 @@ lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks)
     return svc;
 }
 
+// close_waiters frees a queue of waiters at the service's end. The
+// server's stop answered their replies: finishing the handles frees them
+// (a server still running sends the LZ_ECLOSED error reply itself).
+static void close_waiters(waiter_t *w) {
+    while (w) {
+        waiter_t *next = w->next;
+        for (size_t i = 0; i < w->reply_count; i++)
+            lz_server_reply_error(&w->replies[i], LZ_ECLOSED, "the lock service is closing");
+        waiter_free(w);
+        w = next;
+    }
+}
+
+int lz_lock_service_set_waiters_max(lz_lock_service_t *service, size_t max) {
+    if (!service) return lz__fail(LZ_EINVAL, "lz_lock_service_set_waiters_max: service is NULL");
+    pthread_mutex_lock(&service->mutex);
+    service->parked_max = max;
+    pthread_mutex_unlock(&service->mutex);
+    return LZ_OK;
+}
+
 void lz_lock_service_destroy(lz_lock_service_t **service_p) {
     if (!service_p || !*service_p) return;
     lz_lock_service_t *svc = *service_p;
-    while (svc->count) lease_drop(svc, svc->count - 1);
+    if (svc->timer_started) {
+        pthread_mutex_lock(&svc->mutex);
+        svc->closing = true;
+        pthread_cond_signal(&svc->changed);
+        pthread_mutex_unlock(&svc->mutex);
+        pthread_join(svc->timer, NULL);
+    }
+    for (; svc->count; lease_drop(svc, svc->count - 1)) close_waiters(svc->leases[svc->count - 1].waiters);
     free(svc->leases);
+    pthread_cond_destroy(&svc->changed);
     pthread_mutex_destroy(&svc->mutex);
     free(svc);
     *service_p = NULL;
@@ -358,6 +596,6 @@ size_t lz_lock_service_count(lz_lock_service_t *service) {
     pthread_mutex_lock(&service->mutex);
     sweep_find(service, NULL, lz__now_ms());
     size_t count = service->count;
-    pthread_mutex_unlock(&service->mutex);
+    unlock_and_answer(service);
     return count;
 }

@@ -11,7 +11,12 @@
  * socket: it waits outside the lock, on the socket's ZMQ_FD (see
  * serve_pooled and lz__node_wait). Without them it is the socket's only
  * user and waits in libzmq's blocking receive, as a REP loop does (see
- * serve_inline). */
+ * serve_inline), until a handler defers a reply: whoever answers it later
+ * sends on the socket too.
+ *
+ * A deferred reply (lz_server_defer) is a handle on the request's job, on
+ * the server's list of outstanding replies until it is answered, by its
+ * holder or by the stop (lz_server_reply_t below). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -56,8 +61,33 @@ struct lz_server {
     pthread_t thread;
     bool running;
     atomic_bool stopping; // the I/O thread stops reading, drains the pool and ends
+    atomic_bool deferring; // a handler has deferred a reply: other threads send on the socket too
     lz_spare_t spare_job; // the last job finished, for the next request
+    pthread_mutex_t deferred_lock; // guards deferred
+    lz_server_reply_t *deferred;   // replies deferred and not answered yet
 };
+
+// A deferred reply. Its holder and the server's stop may each finish it,
+// on different threads: its mutex orders them, and the last to let go
+// frees it (owners). While it has a job, its server is running or
+// stopping, never freed: the stop waits for the mutex before it ends.
+struct lz_server_reply {
+    pthread_mutex_t mutex;
+    lz_server_t *server; // NULL once answered
+    job_t *job;          // NULL once answered
+    lz_server_reply_t *prev, *next; // on server->deferred, under its deferred_lock
+    bool listed;
+    int owners; // the holder and the server's list; under mutex
+};
+
+// What the thread running a handler knows of it, for lz_server_defer.
+typedef struct running {
+    lz_server_t *server;
+    job_t *job;
+    lz_server_reply_t *deferred;
+} running_t;
+
+static _Thread_local running_t *running_now;
 
 static void job_destroy(job_t *job) {
     if (!job) return;
@@ -133,35 +163,55 @@ static const handler_t *find_handler(const lz_server_t *s, const lz_message_t *m
     return h ? h : (s->fallback.fn ? &s->fallback : NULL);
 }
 
+// encode_value encodes value (NULL: null) as the job's reply and returns
+// LZ_OK, or the failure, then encoded as an error reply.
+static int encode_value(lz_server_t *s, job_t *job, const lz_value_t *value) {
+    lz_value_t *null_value = value ? NULL : lz_value_null();
+    int rc = lz_serializer_encode(s->node.serializer, value ? value : null_value, job->reply);
+    lz_value_destroy(&null_value);
+    if (rc < 0) {
+        lz__node_error(&s->node, rc, "handler '%s': reply does not encode: %s", lz_message_type(job->msg),
+                       lz_last_error());
+        encode_error(s, job, rc, "the handler's reply could not be serialized");
+    }
+    return rc < 0 ? rc : LZ_OK;
+}
+
+// encode_failure logs and counts a handler's failure (rc: negative, else
+// LZ_EREMOTE) and encodes its error reply, with text (NULL: the code's own
+// words). Returns the code.
+static int encode_failure(lz_server_t *s, job_t *job, int rc, const char *text) {
+    int code = rc < 0 ? rc : LZ_EREMOTE;
+    if (!text) text = lz_strerror(code);
+    lz__node_error(&s->node, code, "handler '%s' failed: %s", lz_message_type(job->msg), text);
+    encode_error(s, job, code, text);
+    return code;
+}
+
 // run_handler calls the handler and encodes its reply or its failure, which
-// it returns (LZ_OK for a reply).
+// it returns (LZ_OK for a reply), or returns LZ_SERVER_DEFERRED when the
+// handler deferred the reply: the job is then the reply handle's, and may
+// be sent and freed already.
 static int run_handler(lz_server_t *s, const handler_t *h, job_t *job) {
     lz_value_t *reply = NULL;
+    running_t here = {s, job, NULL}, *outer = running_now;
+    running_now = &here;
     int rc = h->fn(job->msg, &reply, h->arg);
-    if (rc == 0) {
-        lz_value_t *null_value = reply ? NULL : lz_value_null();
-        rc = lz_serializer_encode(s->node.serializer, reply ? reply : null_value, job->reply);
-        lz_value_destroy(&null_value);
-        if (rc < 0) {
-            lz__node_error(&s->node, rc, "handler '%s': reply does not encode: %s",
-                           lz_message_type(job->msg), lz_last_error());
-            encode_error(s, job, rc, "the handler's reply could not be serialized");
-        }
-    } else {
-        int code = rc < 0 ? rc : LZ_EREMOTE;
-        const char *text = lz_value_get_string(reply, NULL);
-        if (!text) text = lz_strerror(code);
-        lz__node_error(&s->node, code, "handler '%s' failed: %s", lz_message_type(job->msg), text);
-        encode_error(s, job, code, text);
-        rc = code;
-    }
+    running_now = outer;
+    if (here.deferred) rc = LZ_SERVER_DEFERRED; // whatever it returned: the reply is the handle's
+    else if (rc == 0) rc = encode_value(s, job, reply);
+    else if (rc == LZ_SERVER_DEFERRED)
+        rc = encode_failure(s, job, LZ_ESTATE, "the handler returned LZ_SERVER_DEFERRED without lz_server_defer");
+    else rc = encode_failure(s, job, rc, lz_value_get_string(reply, NULL));
     lz_value_destroy(&reply);
     return rc;
 }
 
 // answer dispatches one request and encodes its reply, inside the
-// request's span: requests the handler makes belong to its trace.
-static void answer(lz_server_t *s, job_t *job) {
+// request's span: requests the handler makes belong to its trace. Returns
+// LZ_SERVER_DEFERRED when the handler deferred the reply (the job is no
+// longer the caller's to send), else LZ_OK.
+static int answer(lz_server_t *s, job_t *job) {
     const handler_t *h = find_handler(s, job->msg);
     int refused = lz__hooks_receive(&s->node, job->msg);
     if (refused != LZ_OK) {
@@ -170,8 +220,11 @@ static void answer(lz_server_t *s, job_t *job) {
         encode_error(s, job, refused, lz_last_error());
     } else if (h) {
         const lz_span_t *outer = lz__trace_enter(&job->span);
-        job->status = run_handler(s, h, job);
-        lz__trace_leave(&job->span, outer);
+        bool traced = job->span.active; // read now: a deferred job may be freed before its handler returns
+        int rc = run_handler(s, h, job);
+        if (traced) lz__trace_swap(outer); // lz__trace_leave, without reading the span again
+        if (rc == LZ_SERVER_DEFERRED) return rc;
+        job->status = rc;
     } else {
         job->status = LZ_ENOTFOUND;
         char text[160];
@@ -179,13 +232,16 @@ static void answer(lz_server_t *s, job_t *job) {
         lz__node_error(&s->node, LZ_ENOTFOUND, "%s", text);
         encode_error(s, job, LZ_ENOTFOUND, text);
     }
+    return LZ_OK;
+}
+
+// answer_and_send answers one request and sends the reply unless deferred.
+static void answer_and_send(lz_server_t *s, job_t *job) {
+    if (answer(s, job) != LZ_SERVER_DEFERRED) send_job(s, job);
 }
 
 // A worker's job: answer one request and send the reply.
-static void job_run(void *p, void *arg) {
-    answer(arg, p);
-    send_job(arg, p);
-}
+static void job_run(void *p, void *arg) { answer_and_send(arg, p); }
 
 // Jobs still queued when the server stops are answered, not dropped, so
 // their clients learn at once instead of timing out. The I/O thread drops
@@ -196,6 +252,109 @@ static void job_drop(void *p, void *arg) {
     encode_error(s, job, LZ_ECLOSED, "server stopping");
     job->status = LZ_ECLOSED;
     send_job(s, job);
+}
+
+/* ---- deferred replies ----------------------------------------------------- */
+
+lz_server_reply_t *lz_server_defer(const lz_message_t *request) {
+    running_t *r = running_now;
+    if (!request) return lz__fail_null(LZ_EINVAL, "lz_server_defer: request is NULL");
+    if (!r || r->job->msg != request)
+        return lz__fail_null(LZ_ESTATE, "lz_server_defer: not inside the handler of this request");
+    if (r->deferred) return lz__fail_null(LZ_ESTATE, "lz_server_defer: this request's reply is deferred already");
+    lz_server_reply_t *reply = calloc(1, sizeof *reply);
+    if (!reply) return lz__fail_null(LZ_ENOMEM, "lz_server_defer: out of memory");
+    pthread_mutex_init(&reply->mutex, NULL);
+    lz_server_t *s = reply->server = r->server;
+    reply->job = r->job;
+    reply->listed = true;
+    reply->owners = 2;
+    pthread_mutex_lock(&s->deferred_lock);
+    reply->next = s->deferred;
+    if (s->deferred) s->deferred->prev = reply;
+    s->deferred = reply;
+    pthread_mutex_unlock(&s->deferred_lock);
+    atomic_store(&s->deferring, true);
+    r->deferred = reply;
+    return reply;
+}
+
+// unlist takes reply off its server's list, if the stop has not taken it
+// already (the stop then still looks at it); true when it did.
+static bool unlist(lz_server_t *s, lz_server_reply_t *reply) {
+    pthread_mutex_lock(&s->deferred_lock);
+    bool listed = reply->listed;
+    if (listed) {
+        if (reply->prev) reply->prev->next = reply->next;
+        else s->deferred = reply->next;
+        if (reply->next) reply->next->prev = reply->prev;
+        reply->listed = false;
+    }
+    pthread_mutex_unlock(&s->deferred_lock);
+    return listed;
+}
+
+// let_go drops one owner's hold on reply (its mutex held) and frees it
+// when that was the last.
+static void let_go(lz_server_reply_t *reply, int holds) {
+    bool last = (reply->owners -= holds) == 0;
+    pthread_mutex_unlock(&reply->mutex);
+    if (!last) return;
+    pthread_mutex_destroy(&reply->mutex);
+    free(reply);
+}
+
+// finish_reply answers a deferred reply with value, or with the error
+// code and message when code is not LZ_OK, and lets the holder's handle go.
+static int finish_reply(lz_server_reply_t **reply_p, int code, const lz_value_t *value, const char *message,
+                        const char *fn) {
+    if (!reply_p || !*reply_p) return lz__fail(LZ_EINVAL, "%s: reply is NULL", fn);
+    lz_server_reply_t *reply = *reply_p;
+    *reply_p = NULL;
+    pthread_mutex_lock(&reply->mutex);
+    job_t *job = reply->job;
+    lz_server_t *s = reply->server;
+    reply->job = NULL;
+    reply->server = NULL;
+    int holds = 1;
+    if (job) {
+        job->status = code == LZ_OK ? encode_value(s, job, value) : encode_failure(s, job, code, message);
+        send_job(s, job); // under the mutex: a stop waits for it before the server may go
+        if (unlist(s, reply)) holds = 2;
+    }
+    let_go(reply, holds);
+    return job ? LZ_OK : lz__fail(LZ_ECLOSED, "%s: the server stopped first and answered it", fn);
+}
+
+int lz_server_reply_send(lz_server_reply_t **reply_p, const lz_value_t *value) {
+    return finish_reply(reply_p, LZ_OK, value, NULL, "lz_server_reply_send");
+}
+
+int lz_server_reply_error(lz_server_reply_t **reply_p, int code, const char *message) {
+    return finish_reply(reply_p, code == LZ_OK ? LZ_EREMOTE : code, NULL, message, "lz_server_reply_error");
+}
+
+// answer_deferred: the stop answers every reply still deferred
+// LZ_ECLOSED, as it answers queued requests, and lets them go: their
+// holders' handles then only free them.
+static void answer_deferred(lz_server_t *s) {
+    for (;;) {
+        pthread_mutex_lock(&s->deferred_lock);
+        lz_server_reply_t *reply = s->deferred;
+        if (reply) {
+            s->deferred = reply->next;
+            if (s->deferred) s->deferred->prev = NULL;
+            reply->listed = false;
+        }
+        pthread_mutex_unlock(&s->deferred_lock);
+        if (!reply) return;
+        pthread_mutex_lock(&reply->mutex); // waits for a holder sending it now
+        job_t *job = reply->job;
+        reply->job = NULL;
+        reply->server = NULL;
+        let_go(reply, 1);
+        if (job) job_drop(job, s);
+    }
 }
 
 static void reply_pong(lz_server_t *s, job_t *job) {
@@ -242,8 +401,7 @@ static void handle_request(lz_server_t *s, lz_frames_t *frames) {
     }
     lz__span_begin_message(&job->span, &s->node, LZ_SPAN_SERVER, job->msg);
     if (!s->pool) {
-        answer(s, job);
-        send_job(s, job);
+        answer_and_send(s, job);
     } else if (lz__pool_submit(s->pool, job) < 0) {
         job_drop(job, s);
     }
@@ -269,10 +427,16 @@ static void serve_pooled(lz_server_t *s) {
 // user (it sends every reply itself), so it may hold the socket while it
 // waits: one blocking receive per request, like a REP loop, with no poll
 // and no descriptor look-ups. It waits in slices of SERVER_STOP_SLICE_MS so
-// a stop is seen within one.
+// a stop is seen within one. Once a handler has deferred a reply, other
+// threads send on the socket too: it then waits as a pooled server does,
+// outside the lock, so their replies go out at once.
 static void serve_inline(lz_server_t *s) {
     lz_node_t *node = &s->node;
     while (!atomic_load(&s->stopping)) {
+        if (atomic_load(&s->deferring)) {
+            serve_pooled(s);
+            return;
+        }
         lz_frames_t frames;
         lz__node_lock(node);
         int rc = lz__node_recv(node, &frames, SERVER_STOP_SLICE_MS);
@@ -304,6 +468,7 @@ lz_server_t *lz_server_new(lz_context_t *ctx, const char *endpoints) {
         free(s);
         return NULL;
     }
+    pthread_mutex_init(&s->deferred_lock, NULL);
     return s;
 }
 
@@ -315,6 +480,7 @@ void lz_server_destroy(lz_server_t **server_p) {
     free(s->handlers);
     lz__node_close(&s->node);
     job_destroy(lz__spare_take(&s->spare_job));
+    pthread_mutex_destroy(&s->deferred_lock);
     free(s);
     *server_p = NULL;
 }
@@ -372,6 +538,7 @@ int lz_server_stop(lz_server_t *server) {
     lz__node_wake(&server->node); // a pooled server's I/O thread may be waiting with no end
     lz__node_set_send_wait(&server->node, false); // replies nobody has room for are dropped, not waited on
     pthread_join(server->thread, NULL);
+    answer_deferred(server); // after the handlers, which may defer until they end
     lz__node_set_send_wait(&server->node, true);
     server->running = false;
     return LZ_OK;
