@@ -539,17 +539,19 @@ static void unflood(flooded_t *f) {
 
 // A client that sends requests and reads no replies fills the server's
 // queue to it: the workers' replies to it wait for room (zmq.send_timeout,
-// 2 s here), outside the socket's lock, so the I/O thread still reads and
+// 2 s here, 6 s under ThreadSanitizer), outside the socket's lock, so the I/O thread still reads and
 // answers a health check from another client at once. (When a waiting
 // send held the socket, the ping waited for the sends to give up.)
 LZ_TEST(a_client_reading_no_replies_does_not_block_ping) {
     flooded_t f;
-    flood(&f, "zmq.send_timeout=2000");
+    char send_timeout[64]; // scaled: under ThreadSanitizer the ping itself may take a second
+    snprintf(send_timeout, sizeof send_timeout, "zmq.send_timeout=%d", 2000 * LZ_TEST_SLOWDOWN);
+    flood(&f, send_timeout);
     lz_test_sleep_ms(200); // the replies fill the kernel's buffers and the server's queue
     lz_client_t *client = lz_client_new(f.ctx, f.endpoint);
     lz_value_t *reply = NULL;
     int64_t start = lz_test_now_ms();
-    LZ_CHECK_INT(lz_client_request(client, "ping", NULL, &reply, 1500), 0);
+    LZ_CHECK_INT(lz_client_request(client, "ping", NULL, &reply, 1500 * LZ_TEST_SLOWDOWN), 0);
     int64_t took = lz_test_now_ms() - start;
     LZ_CHECK(took < 1000 * LZ_TEST_SLOWDOWN);
     LZ_CHECK_STR(lz_value_find_string(reply, "status", NULL), "ok");

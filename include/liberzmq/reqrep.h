@@ -83,10 +83,14 @@ lz_server_reply_t *lz_server_defer(const lz_message_t *request);
 
 // lz_server_reply_send answers a deferred request with value (borrowed;
 // NULL: null), frees the handle and sets *reply_p to NULL. Returns 0 once
-// the reply was handed to the socket (a client gone meanwhile is counted
-// in outbound_dropped as for any reply), or LZ_ECLOSED when the server's
-// stop answered it first; LZ_EINVAL for NULL or *NULL. A value that does
-// not encode becomes an error reply (counted in errors) and 0 is returned.
+// the reply was handed to the socket; LZ_EUNREACHABLE when the client's
+// connection has gone meanwhile (the reply is dropped and counted in
+// outbound_dropped, as for any reply), so a caller can take back what it
+// answered: the lock service gives an undeliverable grant to the next
+// waiter (a client behind a proxy looks connected while the proxy is);
+// LZ_ECLOSED when the server's stop answered it first; LZ_EINVAL for NULL
+// or *NULL. A value that does not encode becomes an error reply (counted
+// in errors) and 0 is returned.
 // Thread safe: any thread, any number of handles at once.
 int lz_server_reply_send(lz_server_reply_t **reply_p, const lz_value_t *value);
 

@@ -50,6 +50,7 @@ typedef struct lease {
     int64_t ends_ms; // lz__now_ms's clock
     int64_t token;
     waiter_t *waiters; // NULL: none
+    bool confirmed;    // its owner asked for it since it was handed over: a grant it surely got
 } lease_t;
 
 #define ACTION_COUNT 4
@@ -225,7 +226,7 @@ static int lease_add(lz_lock_service_t *svc, const lock_request_t *req, int64_t 
         svc->leases = grown;
         svc->cap = cap;
     }
-    lease_t lease = {strdup(req->name), strdup(req->owner), now + req->ttl_ms, 0, NULL};
+    lease_t lease = {strdup(req->name), strdup(req->owner), now + req->ttl_ms, 0, NULL, true};
     if (!lease.name || !lease.owner) {
         free(lease.name);
         free(lease.owner);
@@ -292,6 +293,7 @@ static bool hand_over(lz_lock_service_t *svc, lease_t *lease, int64_t now) {
             lease->owner = owner;
             lease->ends_ms = now + w->ttl_ms;
             lease->token = next_token(svc);
+            lease->confirmed = false;
             pthread_cond_signal(&svc->changed); // the new lease may end before the timer's next wake
         }
         answer_waiter(svc, w, lease, now); // refused when out of memory: the lease is still the old owner's
@@ -383,7 +385,10 @@ static int acquire_change(lz_lock_service_t *svc, const lock_request_t *req, lea
         lease = &svc->leases[svc->count - 1];
     }
     bool parked = !owns(lease, req->owner) && req->wait_ms > 0 && park(svc, req, lease, now) == LZ_OK;
-    if (owns(lease, req->owner)) lease->ends_ms = now + req->ttl_ms;
+    if (owns(lease, req->owner)) {
+        lease->ends_ms = now + req->ttl_ms;
+        lease->confirmed = true;
+    }
     *o = take_outcome(lease, req->owner, now);
     o->parked = parked;
     return LZ_OK;
@@ -417,7 +422,10 @@ static int release_reply(const lock_request_t *req, const outcome_t *o, lz_value
 // (another owner may have held the lock since), so it cannot come back.
 static int renew_change(lz_lock_service_t *svc, const lock_request_t *req, lease_t *lease, int64_t now,
                         outcome_t *o) {
-    if (owns(lease, req->owner)) lease->ends_ms = now + req->ttl_ms;
+    if (owns(lease, req->owner)) {
+        lease->ends_ms = now + req->ttl_ms;
+        lease->confirmed = true;
+    }
     *o = take_outcome(lease, req->owner, now);
     return LZ_OK;
 }
@@ -455,30 +463,63 @@ static const struct action {
 };
 
 // send_answer sends an answered waiter's grant or refusal to each of its
-// replies.
-static void send_answer(waiter_t *w) {
+// replies. Returns true for a grant that reached none of them: every
+// connection it came on has closed (the client gave up, or ended).
+static bool send_answer(waiter_t *w) {
     lock_request_t req = {.owner = w->owner};
     lz_value_t *reply = NULL;
     int rc = acquire_reply(&req, &w->answer, &reply);
+    bool delivered = false;
     for (size_t i = 0; i < w->reply_count; i++) {
-        if (rc == LZ_OK) lz_server_reply_send(&w->replies[i], reply);
-        else lz_server_reply_error(&w->replies[i], rc, "acquire_lock: out of memory");
+        int sent = rc == LZ_OK ? lz_server_reply_send(&w->replies[i], reply)
+                               : lz_server_reply_error(&w->replies[i], rc, "acquire_lock: out of memory");
+        delivered |= sent != LZ_EUNREACHABLE;
     }
     lz_value_destroy(&reply);
+    return rc == LZ_OK && w->answer.owned && !delivered;
+}
+
+// take_back ends the lease handed over to w by a grant nobody received,
+// so the next waiter gets the lock now instead of after a lease nobody
+// uses; unless its owner has asked for it again since (a retry on a new
+// connection), which it then holds.
+static void take_back(lz_lock_service_t *svc, const waiter_t *w) {
+    int64_t now = lz__now_ms();
+    for (size_t i = 0; i < svc->count; i++) {
+        lease_t *lease = &svc->leases[i];
+        if (lease->token == w->answer.token && !lease->confirmed && strcmp(lease->owner, w->owner) == 0)
+            lease->ends_ms = now;
+    }
+    sweep_find(svc, NULL, now);
 }
 
 // unlock_and_answer releases the mutex, then sends the replies of the
-// waiters answered under it: a send may wait for a slow client's room.
+// waiters answered under it (a send may wait for a slow client's room),
+// and takes back the grants that found nobody, which may answer more.
 static void unlock_and_answer(lz_lock_service_t *svc) {
-    waiter_t *w = svc->answered;
-    svc->answered = NULL;
-    pthread_mutex_unlock(&svc->mutex);
-    while (w) {
-        waiter_t *next = w->next;
-        send_answer(w);
-        waiter_free(w);
-        w = next;
+    while (svc->answered) {
+        waiter_t *w = svc->answered, *lost = NULL;
+        svc->answered = NULL;
+        pthread_mutex_unlock(&svc->mutex);
+        while (w) {
+            waiter_t *next = w->next;
+            if (send_answer(w)) {
+                w->next = lost;
+                lost = w;
+            } else {
+                waiter_free(w);
+            }
+            w = next;
+        }
+        pthread_mutex_lock(&svc->mutex);
+        while (lost) {
+            waiter_t *next = lost->next;
+            take_back(svc, lost);
+            waiter_free(lost);
+            lost = next;
+        }
     }
+    pthread_mutex_unlock(&svc->mutex);
 }
 
 // timer_main answers waiters when their wait or their holder's lease

@@ -127,10 +127,12 @@ static void encode_error(lz_server_t *s, job_t *job, int code, const char *messa
 }
 
 // send_job sends the job's reply behind its routing frames and frees it;
-// any thread may call it. A worker's send may take the signal of a request
+// any thread may call it. Returns LZ_EUNREACHABLE when the client has gone
+// (for a deferred reply's caller, which may undo what it answered), else
+// LZ_OK: other failures are the socket's, logged. A worker's send may take the signal of a request
 // that came meanwhile from the I/O thread waiting outside the lock:
 // lz__node_unlock then wakes it (see lz__node_wait).
-static void send_job(lz_server_t *s, job_t *job) {
+static int send_job(lz_server_t *s, job_t *job) {
     lz_node_t *node = &s->node;
     lz__node_lock(node); // the socket lives until the server is destroyed, after its threads
     // The route goes back as the frames it came in: a reply is sent once.
@@ -142,6 +144,7 @@ static void send_job(lz_server_t *s, job_t *job) {
     if (rc == LZ_EUNREACHABLE) lz__node_log_drop(node, "reply dropped: its client has gone away");
     else if (rc < 0) LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "reply not sent: %s", lz_last_error());
     job_free(s, job);
+    return rc == LZ_EUNREACHABLE ? rc : LZ_OK;
 }
 
 static const handler_t *find_exact(const lz_server_t *s, const char *action) {
@@ -316,14 +319,15 @@ static int finish_reply(lz_server_reply_t **reply_p, int code, const lz_value_t 
     lz_server_t *s = reply->server;
     reply->job = NULL;
     reply->server = NULL;
-    int holds = 1;
+    int holds = 1, rc = LZ_OK;
     if (job) {
         job->status = code == LZ_OK ? encode_value(s, job, value) : encode_failure(s, job, code, message);
-        send_job(s, job); // under the mutex: a stop waits for it before the server may go
+        rc = send_job(s, job); // under the mutex: a stop waits for it before the server may go
         if (unlist(s, reply)) holds = 2;
     }
     let_go(reply, holds);
-    return job ? LZ_OK : lz__fail(LZ_ECLOSED, "%s: the server stopped first and answered it", fn);
+    if (!job) return lz__fail(LZ_ECLOSED, "%s: the server stopped first and answered it", fn);
+    return rc == LZ_OK ? LZ_OK : lz__fail(rc, "%s: the client has gone away: the reply was dropped", fn);
 }
 
 int lz_server_reply_send(lz_server_reply_t **reply_p, const lz_value_t *value) {
