@@ -703,13 +703,15 @@ LZ_TEST(stats_count_each_event) {
     LZ_CHECK_INT(ask(client, "release_lock", RELEASE_AS("a", "o1"), NULL), LZ_OK); // a release, a handover to o3
     LZ_TEST_WAIT_UNTIL(atomic_load(&parked.done), 2000 * LZ_TEST_SLOWDOWN);
     LZ_CHECK(flag(parked.reply, "acquired"));
-    LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("b", "e", ",\"timeout\":0.1"), NULL), LZ_OK);
+    char short_lease[128]; // long enough to be held at the next check, however slow the build
+    snprintf(short_lease, sizeof short_lease, ACQUIRE_AS("b", "e", ",\"timeout\":%.1f"), 0.3 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(ask(client, "acquire_lock", short_lease, NULL), LZ_OK);
     LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("c", "x", ), &reply), LZ_EREMOTE); // the table is full
     LZ_CHECK_STR(lz_value_find_string(reply, "code", NULL), "LZ_EAGAIN");
     lz_value_destroy(&reply);
     stats_are(f.service, (lz_lock_stats_t){.locks_held = 2, .grants_total = 3, .handovers_total = 1,
                                            .releases_total = 1, .refusals_total = 1, .table_full_total = 1});
-    lz_test_sleep_ms(200); // b runs out
+    lz_test_sleep_ms(400 * LZ_TEST_SLOWDOWN); // b runs out
     ask_later(client, "acquire_lock", ACQUIRE_AS("a", "o4", ",\"wait_ms\":50"), &late); // refused when its wait ends
     LZ_TEST_WAIT_UNTIL(atomic_load(&late.done), 2000 * LZ_TEST_SLOWDOWN);
     LZ_CHECK(late.status == LZ_OK && !flag(late.reply, "acquired"));

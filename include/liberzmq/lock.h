@@ -96,13 +96,13 @@ size_t lz_lock_service_count(lz_lock_service_t *service);
 // What a lock service has done, for dashboards and alerts. Counters
 // count from lz_lock_service_attach and only grow; gauges are now.
 typedef struct lz_lock_stats {
-    uint64_t locks_held;      // gauge: locks held (expired ones dropped first)
-    uint64_t waiters;         // gauge: acquire requests parked (a client's retry that joins its wait is one more)
-    uint64_t grants_total;    // locks given to an owner: free ones at once, and handovers; not an owner's repeat
-    uint64_t handovers_total; // of those, locks given to a parked waiter when the lease before ended
-    uint64_t releases_total;  // leases ended by their owner's release_lock
-    uint64_t expiries_total;  // leases that ran out unreleased (handed over or dropped)
-    uint64_t refusals_total;  // acquires answered "lock_held": at once, or when a wait ended (one per waiter)
+    uint64_t locks_held;       // gauge: locks held (expired ones dropped first)
+    uint64_t waiters;          // gauge: acquire requests parked (a client's retry that joins its wait is one more)
+    uint64_t grants_total;     // locks given to an owner: free ones at once, and handovers; not an owner's repeat
+    uint64_t handovers_total;  // of those, locks given to a parked waiter when the lease before ended
+    uint64_t releases_total;   // leases ended by their owner's release_lock
+    uint64_t expiries_total;   // leases that ran out unreleased (handed over or dropped)
+    uint64_t refusals_total;   // acquires answered "lock_held": at once, or when a wait ended (one per waiter)
     uint64_t taken_back_total; // handovers whose grant reached no reply (the waiter's client was gone), ended early
     uint64_t table_full_total; // acquires refused with LZ_EAGAIN: max_locks were held
 } lz_lock_stats_t;
