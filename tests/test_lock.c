@@ -3,7 +3,8 @@
  * fencing token, renewal, try_acquire and a bounded wait, an acquire woken
  * by a release and by the holder's lease end, malformed requests answered
  * with error replies, the table's cap and its expired entries dropped,
- * destroy releasing, and a pyzmq peer speaking the Python guide's wire. */
+ * destroy releasing, a pyzmq peer speaking the Python guide's wire, and
+ * the service's numbers (lz_lock_service_stats, the Prometheus scrape). */
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -664,6 +665,163 @@ LZ_TEST(polls_a_service_that_does_not_park) {
     lz_context_destroy(&ctx);
 }
 
+/* ---- watching it ---------------------------------------------------------- */
+
+#define STAT_FIELDS(X)                                                                                               \
+    X(locks_held) X(waiters) X(grants_total) X(handovers_total) X(releases_total) X(expiries_total) X(refusals_total) \
+        X(taken_back_total) X(table_full_total)
+
+// stats_are checks service's numbers against want, every field exactly.
+static void stats_are(lz_lock_service_t *service, lz_lock_stats_t want) {
+    lz_lock_stats_t got;
+    LZ_CHECK_INT(lz_lock_service_stats(service, &got), LZ_OK);
+#define STAT_SAME(field)                                                                                             \
+    if (got.field != want.field) fprintf(stderr, #field " is %llu, expected %llu\n", (unsigned long long)got.field, \
+                                         (unsigned long long)want.field);                                            \
+    LZ_CHECK(got.field == want.field);
+    STAT_FIELDS(STAT_SAME)
+#undef STAT_SAME
+}
+
+#define ACQUIRE_AS(name, id, extra) "{\"lock_name\":\"" name "\",\"lock_id\":\"" id "\"" extra "}"
+#define RELEASE_AS(name, id) "{\"lock_name\":\"" name "\",\"lock_id\":\"" id "\"}"
+
+// Each counter moves on its event, and on nothing else.
+LZ_TEST(stats_count_each_event) {
+    fixture_t f = start_service(2);
+    lz_client_t *client = lz_client_new(f.ctx, f.endpoint), *gone = lz_client_new(f.ctx, f.endpoint);
+    lz_value_t *reply = NULL;
+    stats_are(f.service, (lz_lock_stats_t){0});
+    LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("a", "o1", ), NULL), LZ_OK); // a grant
+    LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("a", "o1", ), NULL), LZ_OK); // its owner's repeat: none
+    LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("a", "o2", ), NULL), LZ_OK); // a refusal
+    stats_are(f.service, (lz_lock_stats_t){.locks_held = 1, .grants_total = 1, .refusals_total = 1});
+    outcome_t parked, late, ghost;
+    ask_later(client, "acquire_lock", ACQUIRE_AS("a", "o3", ",\"wait_ms\":4000"), &parked);
+    lz_test_sleep_ms(100 * LZ_TEST_SLOWDOWN);
+    stats_are(f.service, (lz_lock_stats_t){.locks_held = 1, .waiters = 1, .grants_total = 1, .refusals_total = 1});
+    LZ_CHECK_INT(ask(client, "release_lock", RELEASE_AS("a", "o1"), NULL), LZ_OK); // a release, a handover to o3
+    LZ_TEST_WAIT_UNTIL(atomic_load(&parked.done), 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(flag(parked.reply, "acquired"));
+    char short_lease[128]; // long enough to be held at the next check, however slow the build
+    snprintf(short_lease, sizeof short_lease, ACQUIRE_AS("b", "e", ",\"timeout\":%.1f"), 0.3 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(ask(client, "acquire_lock", short_lease, NULL), LZ_OK);
+    LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("c", "x", ), &reply), LZ_EREMOTE); // the table is full
+    LZ_CHECK_STR(lz_value_find_string(reply, "code", NULL), "LZ_EAGAIN");
+    lz_value_destroy(&reply);
+    stats_are(f.service, (lz_lock_stats_t){.locks_held = 2, .grants_total = 3, .handovers_total = 1,
+                                           .releases_total = 1, .refusals_total = 1, .table_full_total = 1});
+    lz_test_sleep_ms(400 * LZ_TEST_SLOWDOWN); // b runs out
+    ask_later(client, "acquire_lock", ACQUIRE_AS("a", "o4", ",\"wait_ms\":50"), &late); // refused when its wait ends
+    LZ_TEST_WAIT_UNTIL(atomic_load(&late.done), 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(late.status == LZ_OK && !flag(late.reply, "acquired"));
+    stats_are(f.service, (lz_lock_stats_t){.locks_held = 1, .grants_total = 3, .handovers_total = 1,
+                                           .releases_total = 1, .expiries_total = 1, .refusals_total = 2,
+                                           .table_full_total = 1});
+    // A waiter whose client is gone: its handover reaches nobody and is taken back.
+    ask_later(gone, "acquire_lock", ACQUIRE_AS("a", "gone", ",\"wait_ms\":9000"), &ghost);
+    lz_test_sleep_ms(100 * LZ_TEST_SLOWDOWN);
+    lz_client_destroy(&gone);
+    lz_test_sleep_ms(100 * LZ_TEST_SLOWDOWN); // the server sees its connection close (else the grant goes out)
+    LZ_CHECK_INT(ask(client, "release_lock", RELEASE_AS("a", "o3"), NULL), LZ_OK);
+    lz_lock_stats_t now = {0};
+    LZ_TEST_WAIT_UNTIL(lz_lock_service_stats(f.service, &now) == LZ_OK && now.taken_back_total == 1,
+                       2000 * LZ_TEST_SLOWDOWN);
+    stats_are(f.service, (lz_lock_stats_t){.grants_total = 4, .handovers_total = 2, .releases_total = 2,
+                                           .expiries_total = 1, .refusals_total = 2, .taken_back_total = 1,
+                                           .table_full_total = 1});
+    LZ_CHECK_INT(lz_lock_service_stats(NULL, &now), LZ_EINVAL);
+    LZ_CHECK_INT(lz_lock_service_stats(f.service, NULL), LZ_EINVAL);
+    outcome_t *all[] = {&parked, &late, &ghost};
+    for (size_t i = 0; i < 3; i++) lz_value_destroy(&all[i]->reply);
+    lz_client_destroy(&client);
+    stop_service(&f);
+}
+
+// occurrences counts needle in text.
+static int occurrences(const char *text, const char *needle) {
+    int n = 0;
+    for (const char *at = text; (at = strstr(at, needle)); at += strlen(needle)) n++;
+    return n;
+}
+
+// start_named serves locks on ctx from a server named name.
+static fixture_t start_named(lz_context_t *ctx, const char *name) {
+    fixture_t f = {.ctx = ctx, .server = lz_server_new(ctx, "tcp://127.0.0.1:*")};
+    LZ_CHECK(f.server != NULL);
+    LZ_CHECK_INT(lz_node_set_name(lz_server_node(f.server), name), LZ_OK);
+    f.service = lz_lock_service_attach(f.server, 0);
+    LZ_CHECK(f.service != NULL);
+    LZ_CHECK_INT(lz_server_start(f.server), LZ_OK);
+    f.endpoint = lz_node_endpoint(lz_server_node(f.server));
+    return f;
+}
+
+typedef struct {
+    lz_context_t *ctx;
+    atomic_bool stop;
+    atomic_int scrapes;
+} scraper_t;
+
+static void *scrape_until_stopped(void *arg) {
+    scraper_t *s = arg;
+    while (!atomic_load(&s->stop)) {
+        char *text = lz_context_prometheus(s->ctx);
+        LZ_CHECK(text != NULL);
+        free(text);
+        atomic_fetch_add(&s->scrapes, 1);
+    }
+    return NULL;
+}
+
+// The scrape has each lock service's series, a family's HELP and TYPE
+// once however many services; a destroyed service's series are gone, even
+// with scrapes running meanwhile.
+LZ_TEST(stats_in_the_prometheus_scrape) {
+    lz_context_t *ctx = lz_test_pattern_context(4);
+    fixture_t east = start_named(ctx, "locks \"east\""), west = start_named(ctx, "west");
+    lz_lock_t *a = new_lock(&east, "a", 10000);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    char *text = lz_context_prometheus(ctx);
+    LZ_CHECK(text != NULL);
+    LZ_CHECK_INT(occurrences(text, "# HELP liberzmq_lock_held Locks a lock service holds now.\n"), 1);
+    LZ_CHECK_INT(occurrences(text, "# TYPE liberzmq_lock_held gauge\n"), 1);
+    LZ_CHECK_INT(occurrences(text, "# TYPE liberzmq_lock_waiters gauge\n"), 1);
+    const char *counters[] = {"grants", "handovers", "releases", "expiries", "refusals", "taken_back", "table_full"};
+    char line[128];
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        snprintf(line, sizeof line, "# TYPE liberzmq_lock_%s_total counter\n", counters[i]);
+        LZ_CHECK_INT(occurrences(text, line), 1);
+        snprintf(line, sizeof line, "# HELP liberzmq_lock_%s_total ", counters[i]);
+        LZ_CHECK_INT(occurrences(text, line), 1);
+    }
+    LZ_CHECK(strstr(text, "\nliberzmq_lock_held{node=\"locks \\\"east\\\"\"} 1\n") != NULL);
+    LZ_CHECK(strstr(text, "\nliberzmq_lock_held{node=\"west\"} 0\n") != NULL);
+    LZ_CHECK(strstr(text, "\nliberzmq_lock_grants_total{node=\"locks \\\"east\\\"\"} 1\n") != NULL);
+    LZ_CHECK(strstr(text, "\nliberzmq_lock_releases_total{node=\"locks \\\"east\\\"\"} 0\n") != NULL);
+    LZ_CHECK_INT(occurrences(text, "{node=\"west\"} "), 9);
+    free(text);
+    lz_lock_destroy(&a);
+    scraper_t scraper = {.ctx = ctx};
+    pthread_t thread;
+    pthread_create(&thread, NULL, scrape_until_stopped, &scraper);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&scraper.scrapes) > 0, 2000 * LZ_TEST_SLOWDOWN);
+    east.ctx = NULL; // both fixtures share ctx: destroyed once, below
+    stop_service(&east);
+    text = lz_context_prometheus(ctx);
+    LZ_CHECK(text != NULL && strstr(text, "east") == NULL);
+    LZ_CHECK(strstr(text, "\nliberzmq_lock_releases_total{node=\"west\"} 0\n") != NULL);
+    free(text);
+    west.ctx = NULL;
+    stop_service(&west);
+    atomic_store(&scraper.stop, true);
+    pthread_join(thread, NULL);
+    text = lz_context_prometheus(ctx);
+    LZ_CHECK(text != NULL && strstr(text, "liberzmq_lock_") == NULL);
+    free(text);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(one_holder_at_a_time), LZ_CASE(threads_exclude_each_other), LZ_CASE(release_by_wrong_owner_refused),
              LZ_CASE(expiry_lets_the_next_owner_in), LZ_CASE(renew_extends_the_lease),
              LZ_CASE(try_acquire_and_bounded_wait), LZ_CASE(acquire_waits_for_release_and_for_lease_end),
@@ -671,4 +829,5 @@ LZ_TEST_MAIN(LZ_CASE(one_holder_at_a_time), LZ_CASE(threads_exclude_each_other),
              LZ_CASE(no_lock_service), LZ_CASE(python_peer), LZ_CASE(waiter_gets_the_lock_at_release),
              LZ_CASE(waiters_are_served_in_order), LZ_CASE(lease_end_hands_over), LZ_CASE(waiter_times_out),
              LZ_CASE(stop_answers_waiters), LZ_CASE(waiters_are_capped_and_joined),
-             LZ_CASE(gone_waiter_is_skipped), LZ_CASE(polls_a_service_that_does_not_park))
+             LZ_CASE(gone_waiter_is_skipped), LZ_CASE(polls_a_service_that_does_not_park),
+             LZ_CASE(stats_count_each_event), LZ_CASE(stats_in_the_prometheus_scrape))

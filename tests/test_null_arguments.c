@@ -149,6 +149,8 @@ LZ_TEST(no_object_at_all) {
     nothing(lz_lock_service_attach(NULL, 0));
     lz_lock_service_destroy(NULL);
     LZ_CHECK_INT((int)lz_lock_service_count(NULL), 0);
+    lz_lock_stats_t lock_stats;
+    fails(lz_lock_service_stats(NULL, &lock_stats));
     nothing(lz_lock_new(NULL, "inproc://x", "name", 1000));
     lz_lock_destroy(NULL);
     fails(lz_lock_try_acquire(NULL));
@@ -335,7 +337,11 @@ LZ_TEST(objects_with_null_arguments) {
     fails(lz_server_on(server, NULL, server_handler, NULL));
     fails(lz_server_on(server, "a", NULL, NULL));
     fails(lz_server_on_default(server, NULL, NULL));
+    lz_lock_service_t *locks = lz_lock_service_attach(server, 0);
+    LZ_CHECK(locks != NULL);
+    fails(lz_lock_service_stats(locks, NULL));
     lz_server_destroy(&server);
+    lz_lock_service_destroy(&locks);
 
     lz_client_t *client = lz_client_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
     fails(lz_client_request(client, NULL, NULL, NULL, 10));

@@ -57,6 +57,9 @@ typedef struct lz_lock lz_lock_t;
 // Returns the service (owned by the caller) or NULL: LZ_EINVAL (server
 // NULL), LZ_ESTATE (server started), LZ_ENOMEM. Handlers may run on
 // several of the server's threads at once: the lock table has a mutex.
+// Until destroyed, the service is in its context's Prometheus scrape
+// (lz_context_prometheus), labelled with the server node's name as it is
+// at attach time: name the node (lz_node_set_name) before.
 lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks);
 
 // Waiting: an "acquire_lock" with "wait_ms" (milliseconds, capped at
@@ -79,7 +82,8 @@ lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks)
 // for NULL.
 int lz_lock_service_set_waiters_max(lz_lock_service_t *service, size_t max);
 
-// lz_lock_service_destroy frees the service, its waiters included (the
+// lz_lock_service_destroy takes the service out of its context's scrape
+// (waiting for a scrape reading it), frees it, its waiters included (the
 // server's stop answered them), and sets *service_p to NULL. Its handlers
 // stay registered on the server: stop or destroy the server first. NULL
 // and *NULL are no-ops.
@@ -88,6 +92,27 @@ void lz_lock_service_destroy(lz_lock_service_t **service_p);
 // lz_lock_service_count: how many locks are held now (expired ones are
 // dropped first). 0 for NULL. Thread safe.
 size_t lz_lock_service_count(lz_lock_service_t *service);
+
+// What a lock service has done, for dashboards and alerts. Counters
+// count from lz_lock_service_attach and only grow; gauges are now.
+typedef struct lz_lock_stats {
+    uint64_t locks_held;       // gauge: locks held (expired ones dropped first)
+    uint64_t waiters;          // gauge: acquire requests parked (a client's retry that joins its wait is one more)
+    uint64_t grants_total;     // locks given to an owner: free ones at once, and handovers; not an owner's repeat
+    uint64_t handovers_total;  // of those, locks given to a parked waiter when the lease before ended
+    uint64_t releases_total;   // leases ended by their owner's release_lock
+    uint64_t expiries_total;   // leases that ran out unreleased (handed over or dropped)
+    uint64_t refusals_total;   // acquires answered "lock_held": at once, or when a wait ended (one per waiter)
+    uint64_t taken_back_total; // handovers whose grant reached no reply (the waiter's client was gone), ended early
+    uint64_t table_full_total; // acquires refused with LZ_EAGAIN: max_locks were held
+} lz_lock_stats_t;
+
+// lz_lock_service_stats fills *out with service's numbers at one moment
+// (taken under the service's mutex; expired leases are dropped first, as
+// on a request). Also on the context's Prometheus scrape as the
+// liberzmq_lock_* families (docs/metrics.md). Thread safe. LZ_EINVAL when
+// service or out is NULL.
+int lz_lock_service_stats(lz_lock_service_t *service, lz_lock_stats_t *out);
 
 /* ---- the client ----------------------------------------------------------- */
 

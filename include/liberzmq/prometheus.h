@@ -7,7 +7,9 @@
  * is one series, labelled node="<its name>" and id="<a number unique in
  * its context>"; the counters of closed nodes are one more series,
  * node="(closed)" id="0", so sum() over a family is the context's total and
- * never goes down when a node closes. docs/metrics.md shows a scrape.
+ * never goes down when a node closes. Each lock service adds its
+ * liberzmq_lock_* families (lz_lock_service_stats's numbers), labelled
+ * node="<its server's name>". docs/metrics.md shows a scrape.
  *
  * The simplest use is configuration: metrics.prometheus_listen
  * ("127.0.0.1:9100") makes the context serve /metrics for its life. */

@@ -75,6 +75,7 @@ struct lz_context {
     void *span_arg;
     monitor_t monitor;
     lz_plugins_t plugins; // plugins.load, lz_context_load_plugin
+    lz__collectors_t collectors; // extra families of the Prometheus scrape (lock services)
 };
 
 enum { MONITOR_ADD = 1, MONITOR_REMOVE = 2, MONITOR_STOP = 3 };
@@ -337,6 +338,7 @@ static void context_free(lz_context_t *ctx) {
     pthread_mutex_destroy(&ctx->zap_lock);
     pthread_mutex_destroy(&ctx->reload_lock);
     pthread_mutex_destroy(&ctx->watch_lock);
+    lz__collectors_fini(&ctx->collectors);
     free(ctx);
 }
 
@@ -361,6 +363,7 @@ lz_context_t *lz_context_new(const lz_config_t *config) {
     pthread_mutex_init(&ctx->zap_lock, NULL);
     pthread_mutex_init(&ctx->reload_lock, NULL);
     pthread_mutex_init(&ctx->watch_lock, NULL);
+    lz__collectors_init(&ctx->collectors);
     atomic_init(&ctx->refs, 1);
     atomic_flag_clear(&ctx->plain_warned);
     ctx->config = config ? lz_config_dup(config) : config_from_environment();
@@ -412,6 +415,7 @@ void *lz_context_zmq(lz_context_t *ctx) { return ctx ? ctx->zmq : NULL; }
 const lz_settings_t *lz__context_settings(const lz_context_t *ctx) { return &ctx->settings; }
 lz_live_t *lz__context_live(lz_context_t *ctx) { return &ctx->live; }
 lz_registry_t *lz__context_registry(lz_context_t *ctx) { return ctx->registry; }
+lz__collectors_t *lz__context_collectors(lz_context_t *ctx) { return &ctx->collectors; }
 
 int lz__context_security_settle(lz_context_t *ctx, lz_node_security_t *node, char side, const char *name) {
     pthread_mutex_lock(&ctx->policy_lock);

@@ -99,6 +99,100 @@ static void render_otlp(FILE *out, lz_context_t *ctx) {
             stats.spans_exported, stats.spans_dropped, stats.spans_failed, stats.posts_failed);
 }
 
+/* ---- extra collectors ------------------------------------------------------ */
+
+struct lz__collector {
+    lz__collector_t *next;
+    const lz__collector_kind_t *kind;
+    char *node;
+    void *arg;
+};
+
+void lz__collectors_init(lz__collectors_t *collectors) {
+    pthread_mutex_init(&collectors->lock, NULL);
+    collectors->list = NULL;
+}
+
+void lz__collectors_fini(lz__collectors_t *collectors) { pthread_mutex_destroy(&collectors->lock); }
+
+lz__collector_t *lz__collector_add(lz_context_t *ctx, const lz__collector_kind_t *kind, const char *node, void *arg) {
+    lz__collector_t *c = calloc(1, sizeof *c);
+    char *copy = strdup(node);
+    if (!c || !copy) {
+        free(c);
+        free(copy);
+        return lz__fail_null(LZ_ENOMEM, "prometheus: out of memory");
+    }
+    *c = (lz__collector_t){NULL, kind, copy, arg};
+    lz__collectors_t *reg = lz__context_collectors(ctx);
+    pthread_mutex_lock(&reg->lock);
+    lz__collector_t **at = &reg->list;
+    while (*at) at = &(*at)->next;
+    *at = c; // last: series keep the order the collectors came in
+    pthread_mutex_unlock(&reg->lock);
+    return c;
+}
+
+void lz__collector_remove(lz_context_t *ctx, lz__collector_t **collector_p) {
+    if (!collector_p || !*collector_p) return;
+    lz__collectors_t *reg = lz__context_collectors(ctx);
+    pthread_mutex_lock(&reg->lock); // waits for a scrape reading it
+    for (lz__collector_t **at = &reg->list; *at; at = &(*at)->next)
+        if (*at == *collector_p) {
+            *at = (*at)->next;
+            break;
+        }
+    pthread_mutex_unlock(&reg->lock);
+    free((*collector_p)->node);
+    free(*collector_p);
+    *collector_p = NULL;
+}
+
+// first_of_kind: whether no collector before c in list is of c's kind.
+static bool first_of_kind(const lz__collector_t *list, const lz__collector_t *c) {
+    for (; list != c; list = list->next)
+        if (list->kind == c->kind) return false;
+    return true;
+}
+
+// render_kind writes each family of kind once, with a series for every
+// collector of kind in list; each collector is read once, so its series
+// are of one moment. LZ_ENOMEM when there is no room for the values.
+static int render_kind(FILE *out, const lz__collector_t *list, const lz__collector_kind_t *kind) {
+    size_t n = 0, families = kind->family_count;
+    for (const lz__collector_t *c = list; c; c = c->next) n += c->kind == kind;
+    uint64_t *values = calloc(n * families, sizeof *values);
+    if (!values) return LZ_ENOMEM;
+    size_t k = 0;
+    for (const lz__collector_t *c = list; c; c = c->next)
+        if (c->kind == kind) kind->read(c->arg, &values[families * k++]);
+    for (size_t f = 0; f < families; f++) {
+        const lz__family_t *family = &kind->families[f];
+        fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", family->name, family->help, family->name, family->type);
+        k = 0;
+        for (const lz__collector_t *c = list; c; c = c->next) {
+            if (c->kind != kind) continue;
+            fprintf(out, "%s{node=\"", family->name);
+            label_value(out, c->node);
+            fprintf(out, "\"} %" PRIu64 "\n", values[families * k++ + f]);
+        }
+    }
+    free(values);
+    return LZ_OK;
+}
+
+// render_collectors writes the families of ctx's extra collectors, under
+// the registry's lock so none is removed (and freed) while it is read.
+static int render_collectors(FILE *out, lz_context_t *ctx) {
+    lz__collectors_t *reg = lz__context_collectors(ctx);
+    int rc = LZ_OK;
+    pthread_mutex_lock(&reg->lock);
+    for (const lz__collector_t *c = reg->list; c && rc == LZ_OK; c = c->next)
+        if (first_of_kind(reg->list, c)) rc = render_kind(out, reg->list, c->kind);
+    pthread_mutex_unlock(&reg->lock);
+    return rc;
+}
+
 char *lz_context_prometheus(lz_context_t *ctx) {
     if (!ctx) return lz__fail_null(LZ_EINVAL, "prometheus: NULL context");
     lz_node_snapshot_t *nodes = NULL;
@@ -109,7 +203,8 @@ char *lz_context_prometheus(lz_context_t *ctx) {
     if (out) {
         render(out, nodes, count);
         render_otlp(out, ctx);
-        if (fclose(out) != 0) free(text), text = NULL;
+        int rc = render_collectors(out, ctx);
+        if (fclose(out) != 0 || rc != LZ_OK) free(text), text = NULL;
     }
     free(nodes);
     return text ? text : lz__fail_null(LZ_ENOMEM, "prometheus: out of memory");

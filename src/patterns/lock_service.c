@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "core/node.h"
+#include "core/prometheus.h"
 #include "core/thread.h"
 #include "liberzmq/lock.h"
 
@@ -72,6 +73,9 @@ struct lz_lock_service {
     pthread_cond_t changed;    // for the timer: a waiter parked, a lease changed hands, or closing
     pthread_t timer;
     bool timer_started, closing;
+    lz_lock_stats_t stats; // the counters, counted where their events happen; gauges filled when read
+    lz_context_t *ctx;     // the server's, referenced: the scrape this service is in
+    lz__collector_t *collector;
 };
 
 // What a request asks about; owner and ttl_ms only when the action needs
@@ -185,6 +189,14 @@ static void lease_drop(lz_lock_service_t *svc, size_t i) {
     svc->leases[i] = svc->leases[--svc->count]; // order does not matter
 }
 
+// lease_end ends the lease at index i: it goes to its first waiter still
+// waiting, or is dropped (true: slot i now holds another lease, or none).
+static bool lease_end(lz_lock_service_t *svc, size_t i, int64_t now) {
+    if (hand_over(svc, &svc->leases[i], now)) return false;
+    lease_drop(svc, i);
+    return true;
+}
+
 // sweep_find returns the live lease of name (NULL: just sweep), or NULL,
 // ending every expired lease on the way (handed to its first waiter, else
 // dropped) and refusing the waiters whose wait has ended. A drop moves
@@ -194,9 +206,9 @@ static lease_t *sweep_find(lz_lock_service_t *svc, const char *name, int64_t now
     size_t found = SIZE_MAX;
     for (size_t i = 0; i < svc->count;) {
         lease_t *lease = &svc->leases[i];
-        if (lease->ends_ms <= now && !hand_over(svc, lease, now)) {
-            lease_drop(svc, i);
-            continue;
+        if (lease->ends_ms <= now) {
+            svc->stats.expiries_total++;
+            if (lease_end(svc, i, now)) continue;
         }
         if (lease->waiters) refuse_waiters(svc, lease, now, NULL);
         if (name && found == SIZE_MAX && strcmp(svc->leases[i].name, name) == 0) found = i;
@@ -260,6 +272,7 @@ static void waiter_free(waiter_t *w) {
 // once the mutex is released (unlock_and_answer).
 static void answer_waiter(lz_lock_service_t *svc, waiter_t *w, const lease_t *lease, int64_t now) {
     w->answer = take_outcome(lease, w->owner, now);
+    if (!w->answer.owned) svc->stats.refusals_total++; // one acquire, however many retries joined it
     svc->parked -= w->reply_count;
     w->next = svc->answered;
     svc->answered = w;
@@ -294,6 +307,8 @@ static bool hand_over(lz_lock_service_t *svc, lease_t *lease, int64_t now) {
             lease->ends_ms = now + w->ttl_ms;
             lease->token = next_token(svc);
             lease->confirmed = false;
+            svc->stats.grants_total++;
+            svc->stats.handovers_total++;
             pthread_cond_signal(&svc->changed); // the new lease may end before the timer's next wake
         }
         answer_waiter(svc, w, lease, now); // refused when out of memory: the lease is still the old owner's
@@ -381,7 +396,9 @@ static int acquire_change(lz_lock_service_t *svc, const lock_request_t *req, lea
                           outcome_t *o) {
     if (!lease) {
         int rc = lease_add(svc, req, now);
+        svc->stats.table_full_total += rc == LZ_EAGAIN;
         if (rc != LZ_OK) return rc;
+        svc->stats.grants_total++;
         lease = &svc->leases[svc->count - 1];
     }
     bool parked = !owns(lease, req->owner) && req->wait_ms > 0 && park(svc, req, lease, now) == LZ_OK;
@@ -391,6 +408,7 @@ static int acquire_change(lz_lock_service_t *svc, const lock_request_t *req, lea
     }
     *o = take_outcome(lease, req->owner, now);
     o->parked = parked;
+    svc->stats.refusals_total += !o->owned && !parked; // a parked one is counted when its wait is answered
     return LZ_OK;
 }
 
@@ -409,8 +427,9 @@ static int acquire_reply(const lock_request_t *req, const outcome_t *o, lz_value
 static int release_change(lz_lock_service_t *svc, const lock_request_t *req, lease_t *lease, int64_t now,
                           outcome_t *o) {
     *o = take_outcome(lease, req->owner, now);
-    if (o->owned && !hand_over(svc, lease, now)) lease_drop(svc, (size_t)(lease - svc->leases));
-    else if (lease && !o->owned) refuse_waiters(svc, lease, now, req->owner);
+    svc->stats.releases_total += o->owned;
+    if (o->owned) lease_end(svc, (size_t)(lease - svc->leases), now);
+    else if (lease) refuse_waiters(svc, lease, now, req->owner);
     return LZ_OK;
 }
 
@@ -487,8 +506,11 @@ static void take_back(lz_lock_service_t *svc, const waiter_t *w) {
     int64_t now = lz__now_ms();
     for (size_t i = 0; i < svc->count; i++) {
         lease_t *lease = &svc->leases[i];
-        if (lease->token == w->answer.token && !lease->confirmed && strcmp(lease->owner, w->owner) == 0)
-            lease->ends_ms = now;
+        if (lease->token == w->answer.token && !lease->confirmed && strcmp(lease->owner, w->owner) == 0) {
+            svc->stats.taken_back_total++;
+            lease_end(svc, i, now);
+            break; // tokens are unique
+        }
     }
     sweep_find(svc, NULL, now);
 }
@@ -568,6 +590,58 @@ static int on_detached(const lz_message_t *msg, lz_value_t **reply, void *arg) {
     return fail_reply(reply, LZ_ECLOSED, "%s: the lock service is not attached", lz_message_type(msg));
 }
 
+/* ---- stats ---------------------------------------------------------------- */
+
+// stats_take copies the numbers now, expired leases dropped first (mutex held).
+static void stats_take(lz_lock_service_t *svc, lz_lock_stats_t *out) {
+    sweep_find(svc, NULL, lz__now_ms());
+    *out = svc->stats;
+    out->locks_held = svc->count;
+    out->waiters = svc->parked;
+}
+
+// The scrape's families, in the order collect fills their values.
+static const lz__family_t families[] = {
+    {"liberzmq_lock_held", "gauge", "Locks a lock service holds now."},
+    {"liberzmq_lock_waiters", "gauge", "Acquire requests parked in a lock service's queues now."},
+    {"liberzmq_lock_grants_total", "counter", "Locks granted: free ones at once, and handovers to waiters."},
+    {"liberzmq_lock_handovers_total", "counter", "Locks handed to a parked waiter when the lease before ended."},
+    {"liberzmq_lock_releases_total", "counter", "Leases ended by their owner's release."},
+    {"liberzmq_lock_expiries_total", "counter", "Leases that ran out unreleased."},
+    {"liberzmq_lock_refusals_total", "counter", "Acquires answered lock_held, at once or when their wait ended."},
+    {"liberzmq_lock_taken_back_total", "counter", "Handovers whose grant reached nobody, taken back."},
+    {"liberzmq_lock_table_full_total", "counter", "Acquires refused because the lock table was full."},
+};
+
+// collect is the scrape's read. It runs under the context's registry
+// lock, so the replies of waiters its sweep answered are left to the
+// timer thread (there is one: only a parked acquire is ever answered),
+// not sent here, where a slow client would hold up every scrape.
+static void collect(void *arg, uint64_t *values) {
+    lz_lock_service_t *svc = arg;
+    lz_lock_stats_t st;
+    pthread_mutex_lock(&svc->mutex);
+    stats_take(svc, &st);
+    if (svc->answered) pthread_cond_signal(&svc->changed);
+    pthread_mutex_unlock(&svc->mutex);
+    const uint64_t in_order[] = {st.locks_held,      st.waiters,        st.grants_total,
+                                 st.handovers_total, st.releases_total, st.expiries_total,
+                                 st.refusals_total,  st.taken_back_total, st.table_full_total};
+    _Static_assert(sizeof in_order / sizeof in_order[0] == sizeof families / sizeof families[0],
+                   "a value for each family");
+    memcpy(values, in_order, sizeof in_order);
+}
+
+static const lz__collector_kind_t collector_kind = {families, sizeof families / sizeof families[0], collect};
+
+int lz_lock_service_stats(lz_lock_service_t *service, lz_lock_stats_t *out) {
+    if (!service || !out) return lz__fail(LZ_EINVAL, "lz_lock_service_stats: %s is NULL", service ? "out" : "service");
+    pthread_mutex_lock(&service->mutex);
+    stats_take(service, out);
+    unlock_and_answer(service);
+    return LZ_OK;
+}
+
 /* ---- the service ---------------------------------------------------------- */
 
 lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks) {
@@ -582,6 +656,15 @@ lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks)
     pthread_mutex_init(&svc->mutex, NULL);
     svc->max = max_locks ? max_locks : LZ_LOCK_MAX_DEFAULT;
     svc->parked_max = LZ_LOCK_WAITERS_DEFAULT;
+    lz_node_t *node = lz_server_node(server);
+    svc->ctx = node->ctx;
+    lz__context_ref(svc->ctx); // the service may outlive its server, and must still leave the scrape
+    // Before the actions: once the server may call them, failing would leave them bound to a freed service.
+    svc->collector = lz__collector_add(svc->ctx, &collector_kind, lz_node_name(node), svc);
+    if (!svc->collector) {
+        lz_lock_service_destroy(&svc);
+        return NULL; // lz__collector_add's error
+    }
     for (size_t i = 0; i < ACTION_COUNT; i++) {
         svc->bindings[i] = (binding_t){svc, &actions[i]};
         if (lz_server_on(server, actions[i].name, serve, &svc->bindings[i]) == LZ_OK) continue;
@@ -617,6 +700,7 @@ int lz_lock_service_set_waiters_max(lz_lock_service_t *service, size_t max) {
 void lz_lock_service_destroy(lz_lock_service_t **service_p) {
     if (!service_p || !*service_p) return;
     lz_lock_service_t *svc = *service_p;
+    lz__collector_remove(svc->ctx, &svc->collector); // first: a scrape may be reading it
     if (svc->timer_started) {
         pthread_mutex_lock(&svc->mutex);
         svc->closing = true;
@@ -625,9 +709,11 @@ void lz_lock_service_destroy(lz_lock_service_t **service_p) {
         pthread_join(svc->timer, NULL);
     }
     for (; svc->count; lease_drop(svc, svc->count - 1)) close_waiters(svc->leases[svc->count - 1].waiters);
+    close_waiters(svc->answered); // a scrape's sweep left them to a timer that closed first
     free(svc->leases);
     pthread_cond_destroy(&svc->changed);
     pthread_mutex_destroy(&svc->mutex);
+    lz__context_unref(svc->ctx);
     free(svc);
     *service_p = NULL;
 }
