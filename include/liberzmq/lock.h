@@ -59,7 +59,7 @@ typedef struct lz_lock lz_lock_t;
 // several of the server's threads at once: the lock table has a mutex.
 // Until destroyed, the service is in its context's Prometheus scrape
 // (lz_context_prometheus), labelled with the server node's name as it is
-// at attach time: name the node (lz_node_set_name) before.
+// at attach time (name the node, lz_node_set_name, before) and its id.
 lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks);
 
 // Waiting: an "acquire_lock" with "wait_ms" (milliseconds, capped at

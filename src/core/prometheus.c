@@ -54,10 +54,12 @@ static void label_value(FILE *out, const char *text) {
     }
 }
 
-static void series(FILE *out, const char *family, const lz_node_snapshot_t *node, const char *value) {
+// series writes one sample of family for the node called name (its id
+// tells apart nodes of one name).
+static void series(FILE *out, const char *family, const char *name, uint64_t id, const char *value) {
     fprintf(out, "%s{node=\"", family);
-    label_value(out, node->name);
-    fprintf(out, "\",id=\"%" PRIu64 "\"} %s\n", node->id, value);
+    label_value(out, name);
+    fprintf(out, "\",id=\"%" PRIu64 "\"} %s\n", id, value);
 }
 
 static void render(FILE *out, const lz_node_snapshot_t *nodes, size_t count) {
@@ -68,7 +70,7 @@ static void render(FILE *out, const lz_node_snapshot_t *nodes, size_t count) {
     fprintf(out, "# HELP %s %s\n# TYPE %s counter\n", family, counter_help[k++], family);             \
     for (size_t i = 0; i < count; i++) {                                                               \
         snprintf(value, sizeof value, "%" PRIu64, (uint64_t)nodes[i].metrics.f);                        \
-        series(out, family, &nodes[i], value);                                                         \
+        series(out, family, nodes[i].name, nodes[i].id, value);                                                         \
     }
     LZ_METRIC_COUNTERS(LZ_FAMILY)
 #undef LZ_FAMILY
@@ -76,7 +78,7 @@ static void render(FILE *out, const lz_node_snapshot_t *nodes, size_t count) {
           "# TYPE liberzmq_active_connections gauge\n", out);
     for (size_t i = 0; i < count; i++) {
         snprintf(value, sizeof value, "%" PRId64, nodes[i].metrics.active_connections);
-        series(out, "liberzmq_active_connections", &nodes[i], value);
+        series(out, "liberzmq_active_connections", nodes[i].name, nodes[i].id, value);
     }
 }
 
@@ -105,6 +107,7 @@ struct lz__collector {
     lz__collector_t *next;
     const lz__collector_kind_t *kind;
     char *node;
+    uint64_t node_id;
     void *arg;
 };
 
@@ -115,7 +118,8 @@ void lz__collectors_init(lz__collectors_t *collectors) {
 
 void lz__collectors_fini(lz__collectors_t *collectors) { pthread_mutex_destroy(&collectors->lock); }
 
-lz__collector_t *lz__collector_add(lz_context_t *ctx, const lz__collector_kind_t *kind, const char *node, void *arg) {
+lz__collector_t *lz__collector_add(lz_context_t *ctx, const lz__collector_kind_t *kind, const char *node,
+                                   uint64_t node_id, void *arg) {
     lz__collector_t *c = calloc(1, sizeof *c);
     char *copy = strdup(node);
     if (!c || !copy) {
@@ -123,7 +127,7 @@ lz__collector_t *lz__collector_add(lz_context_t *ctx, const lz__collector_kind_t
         free(copy);
         return lz__fail_null(LZ_ENOMEM, "prometheus: out of memory");
     }
-    *c = (lz__collector_t){NULL, kind, copy, arg};
+    *c = (lz__collector_t){NULL, kind, copy, node_id, arg};
     lz__collectors_t *reg = lz__context_collectors(ctx);
     pthread_mutex_lock(&reg->lock);
     lz__collector_t **at = &reg->list;
@@ -172,9 +176,9 @@ static int render_kind(FILE *out, const lz__collector_t *list, const lz__collect
         k = 0;
         for (const lz__collector_t *c = list; c; c = c->next) {
             if (c->kind != kind) continue;
-            fprintf(out, "%s{node=\"", family->name);
-            label_value(out, c->node);
-            fprintf(out, "\"} %" PRIu64 "\n", values[families * k++ + f]);
+            char value[24];
+            snprintf(value, sizeof value, "%" PRIu64, values[families * k++ + f]);
+            series(out, family->name, c->node, c->node_id, value);
         }
     }
     free(values);

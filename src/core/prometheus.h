@@ -54,9 +54,11 @@ void lz__collectors_init(lz__collectors_t *collectors);
 void lz__collectors_fini(lz__collectors_t *collectors);
 
 // lz__collector_add puts arg in ctx's scrape as one series of each family
-// of kind (static), labelled node="<node, copied>". Returns the handle for
+// of kind (static), labelled node="<node, copied>",id="<node_id>" as the
+// node families are (so same-named nodes stay apart). Returns the handle for
 // lz__collector_remove, or NULL (LZ_ENOMEM). Thread safe.
-lz__collector_t *lz__collector_add(lz_context_t *ctx, const lz__collector_kind_t *kind, const char *node, void *arg);
+lz__collector_t *lz__collector_add(lz_context_t *ctx, const lz__collector_kind_t *kind, const char *node,
+                                   uint64_t node_id, void *arg);
 
 // lz__collector_remove takes *collector_p out of ctx's scrape, waiting for
 // a scrape that reads it, frees it and sets *collector_p to NULL. NULL

@@ -660,7 +660,7 @@ lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks)
     svc->ctx = node->ctx;
     lz__context_ref(svc->ctx); // the service may outlive its server, and must still leave the scrape
     // Before the actions: once the server may call them, failing would leave them bound to a freed service.
-    svc->collector = lz__collector_add(svc->ctx, &collector_kind, lz_node_name(node), svc);
+    svc->collector = lz__collector_add(svc->ctx, &collector_kind, lz_node_name(node), node->id, svc);
     if (!svc->collector) {
         lz_lock_service_destroy(&svc);
         return NULL; // lz__collector_add's error
