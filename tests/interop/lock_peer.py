@@ -1,7 +1,9 @@
 """A Python client of our lock service (docs/lock.md), written with plain
 pyzmq for tests/test_lock.c: the Python LiberZMQ guide's DistributedLock,
 its request envelope sent frame by frame on a REQ socket (as its Client
-does), then every action with its exact reply.
+does), then every action with its exact reply, then the wait_ms addition
+(docs/protocol.md 4.1): a parked acquire answered at the release, at the
+end of its wait, and skipped when its socket has closed.
 Usage: lock_peer.py ENDPOINT TOKEN, where the C side holds the lock
 "held_by_c" under fencing token TOKEN.
 
@@ -31,9 +33,18 @@ class Client:
         self.socket.setsockopt(zmq.RCVTIMEO, TIMEOUT_MS)
         self.socket.connect(endpoint)
 
-    def send_request(self, kind, data):
+    def send(self, kind, data):
         self.socket.send(json.dumps({"type": kind, "data": data, "timestamp": time.time(),
                                      "request_id": str(uuid.uuid4())}).encode())
+
+    def reply_within(self, seconds):
+        """The reply to the request sent, or None if none came within seconds."""
+        if not self.socket.poll(int(seconds * 1000)):
+            return None
+        return json.loads(self.socket.recv())
+
+    def send_request(self, kind, data):
+        self.send(kind, data)
         return json.loads(self.socket.recv())
 
 
@@ -124,7 +135,58 @@ def main(endpoint, c_token):
           "malformed: %r" % got)
     got = ask("acquire_lock", {"lock_name": "py", "lock_id": me, "timeout": -1})
     check(got.get("status") == "error" and got.get("code") == "LZ_EVALIDATION", "negative timeout: %r" % got)
+    parked_waits(endpoint, ask)
     return 0
+
+
+def grant_for(got, lock_id, after_token, timeout):
+    """Whether got is the exact grant to lock_id with a token above after_token."""
+    token = got.get("fencing_token") if got else None
+    return (got == {"acquired": True, "lock_id": lock_id, "fencing_token": token, "expires_in": timeout}
+            and isinstance(token, int) and token > after_token)
+
+
+def parked_waits(endpoint, ask):
+    holder = str(uuid.uuid4())
+    got = ask("acquire_lock", {"lock_name": "queue", "lock_id": holder})
+    check(got.get("acquired"), "queue: the holder's grant: %r" % got)
+    held_token = got["fencing_token"]
+
+    # Parked until the release, then the ordinary grant, with a larger token.
+    waiter, waiter_id = Client(endpoint), str(uuid.uuid4())
+    waiter.send("acquire_lock", {"lock_name": "queue", "lock_id": waiter_id, "timeout": 7, "wait_ms": 9000})
+    check(waiter.reply_within(0.3) is None, "a parked acquire is not answered while the lock is held")
+    check(ask("release_lock", {"lock_name": "queue", "lock_id": holder}) == {"released": True}, "queue: release")
+    got = waiter.reply_within(2)
+    check(grant_for(got, waiter_id, held_token, 7.0), "parked grant at the release: %r" % got)
+    waiter_token = got["fencing_token"]
+
+    # Parked until its wait ends: the ordinary refusal, not before.
+    late, started = Client(endpoint), time.monotonic()
+    late.send("acquire_lock", {"lock_name": "queue", "lock_id": str(uuid.uuid4()), "wait_ms": 300})
+    got = late.reply_within(5)
+    waited = time.monotonic() - started
+    left = got.get("expires_in") if got else None
+    check(got == {"acquired": False, "reason": "lock_held", "expires_in": left} and waited >= 0.25,
+          "refusal when the wait ends (after %.3f s): %r" % (waited, got))
+
+    # A parked acquire whose socket closed is skipped: the next waiter gets
+    # the lock at the release, not after the gone one's lease.
+    gone = Client(endpoint)
+    gone.send("acquire_lock", {"lock_name": "queue", "lock_id": str(uuid.uuid4()), "timeout": 60, "wait_ms": 9000})
+    time.sleep(0.2)
+    gone.socket.close()
+    nxt, next_id = Client(endpoint), str(uuid.uuid4())
+    nxt.send("acquire_lock", {"lock_name": "queue", "lock_id": next_id, "wait_ms": 9000})
+    time.sleep(0.5)  # the server has seen the first one's connection end
+    check(ask("release_lock", {"lock_name": "queue", "lock_id": waiter_id}) == {"released": True}, "queue: release 2")
+    got = nxt.reply_within(2)
+    check(grant_for(got, next_id, waiter_token, 30.0), "the next waiter's grant, the gone one skipped: %r" % got)
+    ask("release_lock", {"lock_name": "queue", "lock_id": next_id})
+
+    for bad in (-1, "soon", None):
+        got = ask("acquire_lock", {"lock_name": "queue", "lock_id": holder, "wait_ms": bad})
+        check(got.get("status") == "error" and got.get("code") == "LZ_EVALIDATION", "wait_ms %r: %r" % (bad, got))
 
 
 if __name__ == "__main__":
