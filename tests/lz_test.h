@@ -195,14 +195,24 @@ static inline lz_config_t *lz_test_config_from(const char *const *settings) {
 }
 #define LZ_TEST_CONFIG(...) lz_test_config_from((const char *const[]){__VA_ARGS__, NULL})
 
-// lz_test_context_from makes a context from such settings.
-// Use LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=error").
-static inline lz_context_t *lz_test_context_from(const char *const *settings) {
+// lz_test_context_with makes a context from such settings and up to two
+// keys set to values taken whole (key NULL: none), for values a "key=value"
+// string cannot carry or a test computes (a file path, a key).
+static inline lz_context_t *lz_test_context_with(const char *const *settings, const char *key, const char *value,
+                                                 const char *key2, const char *value2) {
     lz_config_t *cfg = lz_test_config_from(settings);
+    if (cfg && key) LZ_CHECK_INT(lz_config_set(cfg, key, value), LZ_OK);
+    if (cfg && key2) LZ_CHECK_INT(lz_config_set(cfg, key2, value2), LZ_OK);
     lz_context_t *ctx = cfg ? lz_context_new(cfg) : NULL;
     lz_config_destroy(&cfg);
     LZ_CHECK(ctx != NULL);
     return ctx;
+}
+
+// lz_test_context_from makes a context from such settings.
+// Use LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=error").
+static inline lz_context_t *lz_test_context_from(const char *const *settings) {
+    return lz_test_context_with(settings, NULL, NULL, NULL, NULL);
 }
 #define LZ_TEST_CONTEXT(...) lz_test_context_from((const char *const[]){__VA_ARGS__, NULL})
 

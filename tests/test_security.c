@@ -15,13 +15,7 @@
 #include "liberzmq/security.h"
 
 static lz_context_t *context_with(const char *key, const char *value, const char *key2, const char *value2) {
-    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "zmq.request_timeout=400", "zmq.request_retries=0");
-    if (key) LZ_CHECK_INT(lz_config_set(cfg, key, value), LZ_OK);
-    if (key2) LZ_CHECK_INT(lz_config_set(cfg, key2, value2), LZ_OK);
-    lz_context_t *ctx = lz_context_new(cfg);
-    LZ_CHECK(ctx != NULL);
-    lz_config_destroy(&cfg);
-    return ctx;
+    return lz_test_context_with((const char *const[]){"zmq.linger=0", "zmq.request_timeout=400", "zmq.request_retries=0", NULL}, key, value, key2, value2);
 }
 
 static lz_context_t *server_context(const lz_test_keypair_t *server) {
