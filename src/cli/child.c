@@ -1,6 +1,7 @@
 /* Child processes of the lz tool (child.h). */
 #include "cli/child.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -22,6 +23,13 @@ void lz_cli_spawn_attr(posix_spawnattr_t *attr, bool own_group) {
         flags |= POSIX_SPAWN_SETPGROUP;
     }
     posix_spawnattr_setflags(attr, flags);
+}
+
+void lz_cli_child_kill(pid_t pid, bool group) {
+    int status;
+    kill(group ? -pid : pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
 }
 
 int lz_cli_child_exit_code(int wait_status) {

@@ -14,6 +14,10 @@
 // in lz's group, and so in the terminal's foreground with lz.
 void lz_cli_spawn_attr(posix_spawnattr_t *attr, bool own_group);
 
+// lz_cli_child_kill kills the command with SIGKILL (its whole process
+// group when group) and reaps it.
+void lz_cli_child_kill(pid_t pid, bool group);
+
 // lz_cli_child_exit_code: a wait status as a shell reports it: the exit
 // status, or 128 + the signal that killed the command.
 int lz_cli_child_exit_code(int wait_status);

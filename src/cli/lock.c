@@ -98,12 +98,6 @@ static void *forward_signals(void *arg) {
     return NULL;
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 // command_env: the environment with LZ_LOCK_NAME and LZ_LOCK_TOKEN set
 // (any inherited ones replaced). Built, not setenv'd: the library's
 // threads may read the environment meanwhile. The strings point into vars.
@@ -139,16 +133,16 @@ static int start_command(char **argv, const char *name, int64_t token, pid_t *pi
     return err == ENOENT ? 127 : 126;
 }
 
-// wait_child waits up to ms for the command; true when it ended (*status).
-static bool wait_child(pid_t pid, int ms, int *status) {
+// wait_child waits until deadline (lz_cli_now_ms) for the command; true
+// when it ended (*status).
+static bool wait_child(pid_t pid, int64_t deadline, int *status) {
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
-    int64_t deadline = now_ms() + ms;
     for (;;) {
         pid_t done = waitpid(pid, status, WNOHANG);
         if (done == pid || (done < 0 && errno != EINTR)) return true;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - lz_cli_now_ms();
         if (left <= 0) return false;
         struct timespec ts = {left / 1000, (long)(left % 1000) * 1000000L};
         sigtimedwait(&chld, NULL, &ts); // SIGCHLD is blocked: it only ends the wait
@@ -159,23 +153,20 @@ static bool wait_child(pid_t pid, int ms, int *status) {
 static void terminate(pid_t pid) {
     int status;
     kill(pid, SIGTERM);
-    if (wait_child(pid, LOCK_KILL_AFTER_MS, &status)) return;
-    kill(pid, SIGKILL);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    if (!wait_child(pid, lz_cli_now_ms() + LOCK_KILL_AFTER_MS, &status)) lz_cli_child_kill(pid, false);
 }
 
 // hold renews the lease while the command runs. Returns the command's exit
 // code, or LZ_EXIT_LOCK_LOST once the lease is lost (command terminated).
 static int hold(lz_lock_t *lock, const lz_cli_opts_t *opts, pid_t pid, int ttl_ms) {
-    int64_t next_renew = now_ms() + ttl_ms / 3;
+    int64_t next_renew = lz_cli_now_ms() + ttl_ms / 3;
     for (;;) {
         int status;
-        if (wait_child(pid, (int)(next_renew > now_ms() ? next_renew - now_ms() : 0), &status))
+        if (wait_child(pid, next_renew, &status))
             return lz_cli_child_exit_code(status);
         int rc = lz_lock_renew(lock);
         if (rc == LZ_OK) {
-            next_renew = now_ms() + ttl_ms / 3;
+            next_renew = lz_cli_now_ms() + ttl_ms / 3;
             continue;
         }
         if (rc == LZ_ESTATE || !lz_lock_held(lock)) {
@@ -185,7 +176,7 @@ static int hold(lz_lock_t *lock, const lz_cli_opts_t *opts, pid_t pid, int ttl_m
             return LZ_EXIT_LOCK_LOST;
         }
         lz_cli_errorf("cannot renew the lock '%s': %s; trying again", opts->args[0], lz_last_error());
-        next_renew = now_ms() + (ttl_ms / 10 < LOCK_RENEW_RETRY_MS ? ttl_ms / 10 : LOCK_RENEW_RETRY_MS);
+        next_renew = lz_cli_now_ms() + (ttl_ms / 10 < LOCK_RENEW_RETRY_MS ? ttl_ms / 10 : LOCK_RENEW_RETRY_MS);
     }
 }
 

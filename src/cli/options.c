@@ -569,6 +569,12 @@ void lz_cli_block_stop_signals(sigset_t *stop) {
     pthread_sigmask(SIG_BLOCK, stop, NULL);
 }
 
+int64_t lz_cli_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void lz_cli_sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {

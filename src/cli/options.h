@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "liberzmq.h"
@@ -218,5 +219,7 @@ lz_value_t *lz_cli_value_from_output(const char *text, size_t len);
 void lz_cli_block_stop_signals(sigset_t *stop);
 // lz_cli_sleep_ms sleeps, restarting after signals.
 void lz_cli_sleep_ms(int ms);
+// lz_cli_now_ms: the monotonic clock in milliseconds, for deadlines.
+int64_t lz_cli_now_ms(void);
 
 #endif

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/child.h"
@@ -81,12 +80,6 @@ typedef struct rep_child {
     int in_fd, out_fd;
 } rep_child_t;
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void close_fd(int *fd) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
@@ -154,7 +147,7 @@ static int exchange(rep_child_t *child, const void *input, size_t size, lz_buffe
     if (size == 0) close_fd(&child->in_fd);
     while (child->out_fd >= 0) {
         struct pollfd fds[2] = {{child->out_fd, POLLIN, 0}, {child->in_fd, POLLOUT, 0}};
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - lz_cli_now_ms();
         if (left <= 0) return LZ_ETIMEOUT;
         if (atomic_load(hurry)) return LZ_ECLOSED;
         int wait = left < REP_HURRY_CHECK_MS ? (int)left : REP_HURRY_CHECK_MS;
@@ -170,15 +163,13 @@ static int exchange(rep_child_t *child, const void *input, size_t size, lz_buffe
 // group. Returns the wait status, or -1 when it had to be killed.
 static int reap(pid_t pid, int64_t deadline, const atomic_bool *hurry) {
     int status;
-    while (now_ms() < deadline && !atomic_load(hurry)) {
+    while (lz_cli_now_ms() < deadline && !atomic_load(hurry)) {
         pid_t done = waitpid(pid, &status, WNOHANG);
         if (done == pid) return status;
         if (done < 0 && errno != EINTR) return -1;
         lz_cli_sleep_ms(5);
     }
-    kill(-pid, SIGKILL);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    lz_cli_child_kill(pid, true);
     return -1;
 }
 
@@ -202,7 +193,7 @@ static int output_reply(int status, lz_buffer_t *out, lz_value_t **reply) {
 static int run_command(const char *cmd, const void *input, size_t size, int timeout_ms, const atomic_bool *hurry,
                        lz_value_t **reply) {
     rep_child_t child = {0, -1, -1};
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = lz_cli_now_ms() + timeout_ms;
     int err = child_start(cmd, &child);
     if (err) {
         *reply = lz_value_string(strerror(err));
