@@ -719,10 +719,6 @@ void lz_lock_service_destroy(lz_lock_service_t **service_p) {
 }
 
 size_t lz_lock_service_count(lz_lock_service_t *service) {
-    if (!service) return 0;
-    pthread_mutex_lock(&service->mutex);
-    sweep_find(service, NULL, lz__now_ms());
-    size_t count = service->count;
-    unlock_and_answer(service);
-    return count;
+    lz_lock_stats_t stats;
+    return service && lz_lock_service_stats(service, &stats) == LZ_OK ? (size_t)stats.locks_held : 0;
 }
