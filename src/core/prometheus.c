@@ -70,7 +70,7 @@ static void render(FILE *out, const lz_node_snapshot_t *nodes, size_t count) {
     fprintf(out, "# HELP %s %s\n# TYPE %s counter\n", family, counter_help[k++], family);             \
     for (size_t i = 0; i < count; i++) {                                                               \
         snprintf(value, sizeof value, "%" PRIu64, (uint64_t)nodes[i].metrics.f);                        \
-        series(out, family, nodes[i].name, nodes[i].id, value);                                                         \
+        series(out, family, nodes[i].name, nodes[i].id, value);                                        \
     }
     LZ_METRIC_COUNTERS(LZ_FAMILY)
 #undef LZ_FAMILY
