@@ -21,6 +21,7 @@ packages=(
   json-schema-test-suite  # the official JSON Schema test suite: tests/test_schema.c
   libzstd-dev          # the compressed-JSON example serializer
   python3-zmq          # interop tests with /usr/bin/python3
+  krb5-kdc krb5-admin-server  # test_gssapi's throwaway Kerberos realm (krb5kdc, kdb5_util, kadmin.local)
 )
 if [ "${LZ_BENCH_DEPS:-0}" = 1 ]; then
   packages+=(libczmq-dev libnng-dev)   # peers measured by bench/

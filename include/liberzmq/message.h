@@ -65,9 +65,11 @@ const char *lz_message_peer_key(const lz_message_t *msg);
 
 // lz_message_peer_user: who the context's ZAP handler admitted as the
 // sender of msg (libzmq's "User-Id" property): the user name a PLAIN client
-// logged in with on a PLAIN server node, or the key lz_message_peer_key
-// gives on a CURVE server node. NULL for peers that were not authenticated
-// and for messages made locally. Borrowed from the message.
+// logged in with on a PLAIN server node, the Kerberos principal
+// ("alice@EXAMPLE.COM") of a client of a GSSAPI server node, or the key
+// lz_message_peer_key gives on a CURVE server node. NULL for peers that
+// were not authenticated and for messages made locally. Borrowed from the
+// message.
 const char *lz_message_peer_user(const lz_message_t *msg);
 
 // lz_message_envelope: the decoded envelope object of a task or request

@@ -1,6 +1,7 @@
 /* liberzmq security: CURVE encryption, PLAIN user names and passwords,
- * access control and an audit trail, all on libzmq's own mechanisms
- * (CurveZMQ, RFC 26; PLAIN, RFC 24; ZAP, RFC 27).
+ * GSSAPI (Kerberos), access control and an audit trail, all on libzmq's
+ * own mechanisms (CurveZMQ, RFC 26; PLAIN, RFC 24; GSSAPI, RFC 38 draft;
+ * ZAP, RFC 27).
  *
  * Most services need no call here: the security.* configuration keys
  * (docs/security.md) make every node of a context secure.
@@ -17,9 +18,14 @@
  *     is a PLAIN client; security.plain_users_file (user:crypt(3) hash
  *     lines, see lz passwd): every node that binds is a PLAIN server. PLAIN
  *     sends the password in clear: for ipc and trusted networks only.
+ *   - security.gssapi_server: every node that binds is a GSSAPI server;
+ *     security.gssapi_service_principal: every node that connects is a
+ *     GSSAPI client of that Kerberos principal; security.gssapi_principals
+ *     lists the client principals a server admits. Keys are in keytabs
+ *     (KRB5_KTNAME, KRB5_CLIENT_KTNAME), never in the configuration.
  * lz_message_peer_key (message.h) gives each message's client key, and
- * lz_message_peer_user its PLAIN user name, so handlers can decide per
- * client.
+ * lz_message_peer_user its PLAIN user name or GSSAPI principal, so
+ * handlers can decide per client.
  * A node's side is settled by its first bind or connect: a CURVE server
  * cannot then connect, nor a CURVE client bind (LZ_ESTATE). Security covers
  * tcp and ipc; inproc stays inside the process and is never encrypted.

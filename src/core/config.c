@@ -51,6 +51,7 @@ enum key_id {
     K_METRICS_LISTEN,
     K_SEC_SECRET, K_SEC_SERVER, K_SEC_AUTHORIZED, K_SEC_AUTHORIZED_FILE, K_SEC_ALLOW, K_SEC_DENY, K_SEC_AUDIT,
     K_SEC_PLAIN_USER, K_SEC_PLAIN_PASSWORD, K_SEC_PLAIN_USERS_FILE,
+    K_SEC_GSSAPI_SERVER, K_SEC_GSSAPI_PRINCIPAL, K_SEC_GSSAPI_SERVICE, K_SEC_GSSAPI_PLAINTEXT, K_SEC_GSSAPI_PRINCIPALS,
     K_TRACE_ENABLED, K_TRACE_LOG, K_TRACE_OTLP, K_TRACE_SERVICE, K_TRACE_BATCH, K_TRACE_INTERVAL,
     K_TRACE_HEADERS, K_TRACE_CA_FILE,
     K_TASK_RETRIES, K_TASK_RETRY_DELAY,
@@ -106,6 +107,11 @@ static const key_def_t keys[K_COUNT] = {
     [K_SEC_PLAIN_USER] = STR_KEY("security.plain_username", "", lz__security_check_plain_text),
     [K_SEC_PLAIN_PASSWORD] = STR_KEY("security.plain_password", "", lz__security_check_plain_text),
     [K_SEC_PLAIN_USERS_FILE] = STR_KEY("security.plain_users_file", "", NULL),
+    [K_SEC_GSSAPI_SERVER] = BOOL_KEY("security.gssapi_server", false),
+    [K_SEC_GSSAPI_PRINCIPAL] = STR_KEY("security.gssapi_principal", "", lz__gssapi_check_name),
+    [K_SEC_GSSAPI_SERVICE] = STR_KEY("security.gssapi_service_principal", "", lz__gssapi_check_name),
+    [K_SEC_GSSAPI_PLAINTEXT] = BOOL_KEY("security.gssapi_plaintext", false),
+    [K_SEC_GSSAPI_PRINCIPALS] = STR_KEY("security.gssapi_principals", "", lz__gssapi_check_name_list),
     [K_TRACE_ENABLED] = BOOL_KEY("tracing.enabled", false),
     [K_TRACE_LOG] = BOOL_KEY("tracing.log", false),
     [K_TRACE_OTLP] = STR_KEY("tracing.otlp_endpoint", "", lz__otlp_check_endpoint),
@@ -131,7 +137,7 @@ static const bool live_keys[K_COUNT] = {
     [K_REQUEST_TIMEOUT] = true, [K_REQUEST_RETRIES] = true,
     [K_LOG_LEVEL] = true, [K_LOG_FORMAT] = true, [K_DEBUG] = true,
     [K_SEC_AUTHORIZED] = true, [K_SEC_AUTHORIZED_FILE] = true, [K_SEC_ALLOW] = true, [K_SEC_DENY] = true,
-    [K_SEC_AUDIT] = true, [K_SEC_PLAIN_USERS_FILE] = true,
+    [K_SEC_AUDIT] = true, [K_SEC_PLAIN_USERS_FILE] = true, [K_SEC_GSSAPI_PRINCIPALS] = true,
     [K_TRACE_ENABLED] = true, [K_TRACE_LOG] = true,
     [K_TASK_RETRIES] = true, [K_TASK_RETRY_DELAY] = true,
 };
@@ -834,6 +840,13 @@ int lz__security_settings_read(const lz_config_t *config, lz_security_settings_t
         .plain_password = config->slots[K_SEC_PLAIN_PASSWORD].s,
         .plain_users_file = config->slots[K_SEC_PLAIN_USERS_FILE].s,
         .audit = config->slots[K_SEC_AUDIT].i != 0,
+        .gssapi = {
+            .server = config->slots[K_SEC_GSSAPI_SERVER].i != 0,
+            .plaintext = config->slots[K_SEC_GSSAPI_PLAINTEXT].i != 0,
+            .principal = config->slots[K_SEC_GSSAPI_PRINCIPAL].s,
+            .service_principal = config->slots[K_SEC_GSSAPI_SERVICE].s,
+            .principals = config->slots[K_SEC_GSSAPI_PRINCIPALS].s,
+        },
     };
     return LZ_OK;
 }

@@ -105,10 +105,9 @@ static int secure_for(lz_node_t *node, char side) {
     bool first = node->security.mode == LZ_SECURE_UNSET;
     int rc = lz__context_security_settle(node->ctx, &node->security, side, node->name);
     if (rc == LZ_OK && first) rc = lz__security_apply(&node->security, node->socket);
-    // The handler gives its messages their client's key or user name
-    // (lz_message_peer_key, lz_message_peer_user), and checks passwords.
-    bool server = node->security.mode == LZ_SECURE_CURVE_SERVER || node->security.mode == LZ_SECURE_PLAIN_SERVER;
-    if (rc == LZ_OK && first && server) rc = lz__context_zap(node->ctx);
+    // The handler gives its messages their client's key, user name or
+    // principal (lz_message_peer_key, lz_message_peer_user), and checks passwords.
+    if (rc == LZ_OK && first && lz__security_mode_server(node->security.mode)) rc = lz__context_zap(node->ctx);
     return rc;
 }
 

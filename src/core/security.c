@@ -1,9 +1,10 @@
 /* Security: CURVE keys and PLAIN user names, roles for sockets, and the ZAP
  * handler that admits or refuses each peer by its CURVE key, its PLAIN
- * user name and password, and its address, with an audit log. libzmq does
+ * user name and password, its GSSAPI principal (gssapi.c holds the rest of
+ * that mechanism), and its address, with an audit log. libzmq does
  * the cryptography (through libsodium) and asks the handler over
- * inproc://zeromq.zap.01 whenever a socket with a ZAP domain, a CURVE
- * server or a PLAIN server accepts a peer. PLAIN passwords are checked
+ * inproc://zeromq.zap.01 whenever a socket with a ZAP domain, a CURVE,
+ * PLAIN or GSSAPI server accepts a peer. PLAIN passwords are checked
  * against crypt(3) hashes (libxcrypt), never stored. */
 #include "core/security.h"
 
@@ -59,6 +60,7 @@ struct lz_security {
     plain_user_t *users;                   // a PLAIN server's, sorted by name for bsearch
     size_t user_count;
     bool users_set; // security.plain_users_file was given: the binding nodes are PLAIN servers
+    lz_gssapi_t *gssapi; // NULL when no security.gssapi_* key is set
 };
 
 /* ---- keys ---------------------------------------------------------------- */
@@ -101,6 +103,10 @@ static int for_each_item(const char *list, int (*fn)(const char *item, void *arg
         rc = fn(item, arg);
     free(copy);
     return rc;
+}
+
+int lz__security_list_each(const char *list, int (*fn)(const char *item, void *arg), void *arg) {
+    return for_each_item(list, fn, arg);
 }
 
 static int check_key_item(const char *item, void *arg) {
@@ -345,6 +351,7 @@ static int policy_fill(lz_security_t *sec, const lz_security_settings_t *s) {
         return lz__fail(LZ_ECONFIG, "config: security.authorized_keys need security.curve_secret_key: "
                                     "only a CURVE server learns its clients' keys");
     if (sec->authorized_count) qsort(sec->authorized, sec->authorized_count, KEY_BYTES, compare_keys);
+    if (rc == LZ_OK) rc = lz__gssapi_new(s, lz__gssapi_available(), &sec->gssapi);
     return rc == LZ_OK ? plain_fill(sec, s) : rc;
 }
 
@@ -379,11 +386,13 @@ void lz__security_destroy(lz_security_t **security_p) {
     free(sec->plain_username);
     if (sec->plain_password) explicit_bzero(sec->plain_password, strlen(sec->plain_password));
     free(sec->plain_password);
+    lz__gssapi_destroy(&sec->gssapi);
     free(sec);
 }
 
 bool lz__security_wants_zap(const lz_security_t *sec) {
-    return sec->authorized_set || sec->users_set || sec->allow.count || sec->deny.count || sec->audit;
+    return sec->authorized_set || sec->users_set || sec->allow.count || sec->deny.count || sec->audit ||
+           lz__gssapi_server(sec->gssapi);
 }
 
 /* ---- a node's mode and socket options ---------------------------------------- */
@@ -393,6 +402,8 @@ static const char *mode_name(lz_secure_mode_t mode) {
     case LZ_SECURE_CURVE_SERVER: return "a CURVE server (it binds)";
     case LZ_SECURE_CURVE_CLIENT: return "a CURVE client (it connects)";
     case LZ_SECURE_PLAIN_SERVER: return "a PLAIN server (it binds)";
+    case LZ_SECURE_GSSAPI_SERVER: return "a GSSAPI server (it binds)";
+    case LZ_SECURE_GSSAPI_CLIENT: return "a GSSAPI client (it connects)";
     default: return "a PLAIN client (it connects)";
     }
 }
@@ -405,8 +416,10 @@ static lz_secure_mode_t mode_for(const lz_security_t *policy, lz_node_security_t
     if (!node->own_server) snprintf(node->server_key, sizeof node->server_key, "%s", policy->server_key);
     if (side == '@') return *node->secret_key ? LZ_SECURE_CURVE_SERVER
                             : policy->users_set ? LZ_SECURE_PLAIN_SERVER
+                            : lz__gssapi_side(policy->gssapi, side, &node->gssapi) ? LZ_SECURE_GSSAPI_SERVER
                             : lz__security_wants_zap(policy) ? LZ_SECURE_ZAP : LZ_SECURE_NONE;
     if (*node->server_key) return LZ_SECURE_CURVE_CLIENT;
+    if (lz__gssapi_side(policy->gssapi, side, &node->gssapi)) return LZ_SECURE_GSSAPI_CLIENT;
     if (!*policy->plain_username) return LZ_SECURE_NONE;
     snprintf(node->plain_username, sizeof node->plain_username, "%s", policy->plain_username);
     snprintf(node->plain_password, sizeof node->plain_password, "%s", policy->plain_password);
@@ -431,11 +444,14 @@ int lz__security_settle(const lz_security_t *policy, lz_node_security_t *node, c
     // libzmq makes every connection of a server socket a server's, and of
     // a client socket a client's.
     bool sided = node->mode >= LZ_SECURE_CURVE_SERVER;
-    bool server_side = node->mode == LZ_SECURE_CURVE_SERVER || node->mode == LZ_SECURE_PLAIN_SERVER;
-    if (sided && server_side != (side == '@'))
+    if (sided && lz__security_mode_server(node->mode) != (side == '@'))
         return lz__fail(LZ_ESTATE, "%s: it is %s, so it cannot %s: use another node for that endpoint", name,
                         mode_name(node->mode), side == '@' ? "bind" : "connect");
     return LZ_OK;
+}
+
+bool lz__security_mode_server(lz_secure_mode_t mode) {
+    return mode == LZ_SECURE_CURVE_SERVER || mode == LZ_SECURE_PLAIN_SERVER || mode == LZ_SECURE_GSSAPI_SERVER;
 }
 
 static int set_text(void *socket, int option, const char *text) {
@@ -461,13 +477,19 @@ int lz__security_apply(const lz_node_security_t *node, void *socket) {
         rc = set_text(socket, ZMQ_PLAIN_USERNAME, node->plain_username) |
              set_text(socket, ZMQ_PLAIN_PASSWORD, node->plain_password);
         break;
+    case LZ_SECURE_GSSAPI_SERVER:
+        rc = lz__gssapi_apply(&node->gssapi, true, socket) | set_text(socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN);
+        break;
+    case LZ_SECURE_GSSAPI_CLIENT:
+        rc = lz__gssapi_apply(&node->gssapi, false, socket);
+        break;
     case LZ_SECURE_ZAP:
         rc = set_text(socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN);
         break;
     default:
         break;
     }
-    return rc == 0 ? LZ_OK : lz__fail_zmq("security: setting CURVE or PLAIN options");
+    return rc == 0 ? LZ_OK : lz__fail_zmq("security: setting CURVE, PLAIN or GSSAPI options");
 }
 
 // loopback_name: the loopback interface, or a name the usual hosts files
@@ -549,7 +571,7 @@ typedef struct {
     char address[INET6_ADDRSTRLEN + 1];
     char mechanism[16];
     char key[LZ_CURVE_KEY_SIZE];         // a CURVE client's, Z85
-    char user[LZ_PLAIN_TEXT_MAX + 1];    // a PLAIN client's name, as it gave it
+    char user[LZ_PLAIN_TEXT_MAX + 1];    // a PLAIN client's name, as it gave it, or a GSSAPI client's principal
     const char *refusal;                 // why it is refused, NULL to admit
 } zap_case_t;
 
@@ -648,6 +670,17 @@ static const char *judge_plain(lz_zap_request_t *req) {
     return req->hash ? NULL : PLAIN_REFUSAL;
 }
 
+// judge_gssapi checks the principal the KDC vouched for (libzmq has
+// already verified the client's ticket) against security.gssapi_principals.
+static const char *judge_gssapi(lz_zap_request_t *req) {
+    zmq_msg_t *principal = &req->frames[ZAP_CREDENTIAL];
+    if (req->count <= ZAP_CREDENTIAL || zmq_msg_size(principal) > LZ_GSSAPI_NAME_MAX) return "malformed ZAP request";
+    lz__msg_text(principal, req->c.user, sizeof req->c.user);
+    if (!lz__gssapi_server(req->policy->gssapi)) return "mechanism not supported";
+    bool whole = zmq_msg_size(principal) == strlen(req->c.user); // no NUL inside
+    return whole && lz__gssapi_admits(req->policy->gssapi, req->c.user) ? NULL : "principal not allowed";
+}
+
 static const char *judge(lz_zap_request_t *req) {
     const lz_security_t *policy = req->policy;
     zmq_msg_t *frames = req->frames;
@@ -674,6 +707,7 @@ static const char *judge(lz_zap_request_t *req) {
         return NULL;
     }
     if (strcmp(c->mechanism, "PLAIN") == 0) return judge_plain(req);
+    if (strcmp(c->mechanism, "GSSAPI") == 0) return judge_gssapi(req);
     if (strcmp(c->mechanism, "NULL") == 0) return policy->authorized_set ? "no CURVE key to authorize" : NULL;
     return "mechanism not supported";
 }
@@ -700,6 +734,15 @@ static void send_text(void *zap, const char *text, int flags) {
     LZ_EINTR_RESTART(rc, zmq_send(zap, text, strlen(text), flags));
 }
 
+// libzmq 4.3's GSSAPI server takes a ZAP refusal (400) for a monitor event
+// only, and admits the peer anyway. A reply whose metadata it cannot parse
+// (a name length with no name) makes it drop the connection instead: a
+// refused GSSAPI peer gets that, beside the 400 and the reason, and the
+// server's monitor sees ZMQ_PROTOCOL_ERROR_ZAP_INVALID_METADATA.
+#define GSSAPI_REFUSAL_METADATA "\x01"
+
+static bool refused_gssapi(const zap_case_t *c) { return c->refusal && strcmp(c->mechanism, "GSSAPI") == 0; }
+
 // reply answers through the request's route with the request's id; the
 // user id is the CURVE key or the PLAIN user name, so a message's "User-Id"
 // property (zmq_msg_gets) names the client that sent it. A route whose
@@ -717,14 +760,16 @@ static void reply(void *zap, lz_zap_request_t *req) {
     send_text(zap, c->refusal ? "400" : "200", ZMQ_SNDMORE);
     send_text(zap, c->refusal ? c->refusal : "OK", ZMQ_SNDMORE);
     send_text(zap, c->refusal ? "" : *c->user ? c->user : c->key, ZMQ_SNDMORE);
-    send_text(zap, "", 0);
+    send_text(zap, refused_gssapi(c) ? GSSAPI_REFUSAL_METADATA : "", 0);
 }
 
 // audit logs the decision with the CURVE key or the PLAIN user name (as
 // the peer sent it: printable only, it may be anything), never a password.
 static void audit(lz_logger_t *logger, const lz_security_t *policy, zap_case_t *c) {
     if (!policy->audit) return;
-    const char *what = *c->user || strcmp(c->mechanism, "PLAIN") == 0 ? "user" : "key";
+    const char *what = strcmp(c->mechanism, "GSSAPI") == 0                 ? "principal"
+                       : *c->user || strcmp(c->mechanism, "PLAIN") == 0 ? "user"
+                                                                        : "key";
     for (char *p = c->user; *p; p++)
         if (!isprint((unsigned char)*p)) *p = '?';
     const char *who = *c->user ? c->user : *c->key ? c->key : "-";
@@ -749,7 +794,9 @@ const char *lz__security_handshake_reason(int event, unsigned value, char *buf, 
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
         snprintf(buf, size, "peer refused by the access rules (ZAP status %u)", value);
     else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
-        snprintf(buf, size, "security mismatch: the sides use different mechanisms (CURVE, PLAIN or none)");
+        snprintf(buf, size, "security mismatch: the sides use different mechanisms (CURVE, PLAIN, GSSAPI or none)");
+    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZAP_INVALID_METADATA)
+        snprintf(buf, size, "GSSAPI peer refused by the access rules"); // see GSSAPI_REFUSAL_METADATA
     else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
         snprintf(buf, size, "CURVE keys do not match (wrong server key?)");
     else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)

@@ -1,5 +1,5 @@
 /* Internal: a context's security policy (parsed once from security.*), the
- * CURVE or PLAIN options each node's socket gets from it, and the judging
+ * CURVE, PLAIN or GSSAPI (gssapi.h) options each node's socket gets from it, and the judging
  * of libzmq's authentication requests (RFC 27) that the context's ZAP
  * handler (zap.c) receives. */
 #ifndef LZ_CORE_SECURITY_H
@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 
+#include "core/gssapi.h"
 #include "liberzmq/config.h"
 #include "liberzmq/log.h"
 #include "liberzmq/security.h"
@@ -20,6 +21,7 @@ typedef struct lz_security_settings {
     const char *allow_addresses, *deny_addresses;
     const char *plain_username, *plain_password, *plain_users_file;
     bool audit;
+    lz_gssapi_settings_t gssapi;
 } lz_security_settings_t;
 
 // lz__security_settings_read fills *out from config (in config.c, beside
@@ -32,6 +34,11 @@ const char *lz__security_check_key(const char *text);
 const char *lz__security_check_key_list(const char *text);
 const char *lz__security_check_address_list(const char *text);
 const char *lz__security_check_plain_text(const char *text);
+
+// lz__security_list_each calls fn on each item of a list of keys, names or
+// addresses separated by commas or blanks, stopping at the first that does
+// not return LZ_OK and returning that; LZ_ENOMEM when it cannot copy list.
+int lz__security_list_each(const char *list, int (*fn)(const char *item, void *arg), void *arg);
 
 // lz__security_new parses settings into a policy (the authorized keys and
 // PLAIN users files are read here). LZ_ECONFIG names what is wrong; LZ_ENOMEM.
@@ -54,7 +61,13 @@ typedef enum {
     LZ_SECURE_CURVE_CLIENT,
     LZ_SECURE_PLAIN_SERVER, // checks user names and passwords through the ZAP handler
     LZ_SECURE_PLAIN_CLIENT,
+    LZ_SECURE_GSSAPI_SERVER, // Kerberos; clients' principals judged by the ZAP handler
+    LZ_SECURE_GSSAPI_CLIENT,
 } lz_secure_mode_t;
+
+// lz__security_mode_server: mode makes every connection a server's (the
+// node binds), so the context's ZAP handler must run.
+bool lz__security_mode_server(lz_secure_mode_t mode);
 
 // ZMTP PLAIN sends a name and a password of at most 255 bytes each (RFC 24).
 #define LZ_PLAIN_TEXT_MAX 255
@@ -70,6 +83,7 @@ typedef struct lz_node_security {
     char server_key[LZ_CURVE_KEY_SIZE];
     char plain_username[LZ_PLAIN_TEXT_MAX + 1];
     char plain_password[LZ_PLAIN_TEXT_MAX + 1];
+    lz_gssapi_node_t gssapi;
 } lz_node_security_t;
 
 // lz__security_settle picks the node's mode for an endpoint on side ('@'

@@ -1,0 +1,156 @@
+/* GSSAPI (Kerberos): which nodes use it, the options libzmq needs for it,
+ * and the list of client principals a server admits. Keys, tickets and
+ * the KDC are the system's Kerberos configuration (KRB5_CONFIG,
+ * KRB5_KTNAME, KRB5_CLIENT_KTNAME): liberzmq only names principals. */
+#include "core/gssapi.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "core/error.h"
+#include "core/security.h"
+
+struct lz_gssapi {
+    lz_gssapi_settings_t s; // strings owned by names
+    char *names;            // the settings' strings, one allocation
+    char **admitted;        // the client principals a server admits, sorted for bsearch
+    size_t admitted_count;
+};
+
+bool lz__gssapi_available(void) { return zmq_has("gssapi") != 0; }
+
+// A name libzmq can carry and a log line can show: printable, no blanks.
+static bool name_ok(const char *text) {
+    if (strlen(text) > LZ_GSSAPI_NAME_MAX) return false;
+    for (const char *p = text; *p; p++)
+        if (!isgraph((unsigned char)*p)) return false;
+    return true;
+}
+
+const char *lz__gssapi_check_name(const char *text) {
+    return name_ok(text) ? NULL : "a Kerberos principal name (zmq/host.example.com@REALM), at most 255 bytes, no blanks";
+}
+
+// A listed principal names its realm: libzmq shows the client's with it,
+// so one without would never match.
+static int check_listed(const char *item, void *arg) {
+    (void)arg;
+    return name_ok(item) && strchr(item, '@') && item[0] != '@' ? LZ_OK : LZ_EINVAL;
+}
+
+const char *lz__gssapi_check_name_list(const char *text) {
+    return lz__security_list_each(text, check_listed, NULL) == LZ_OK ? NULL
+           : "Kerberos principal names with their realm (alice@EXAMPLE.COM) separated by commas or spaces";
+}
+
+// conflict: the first pair of settings that would give one side two
+// mechanisms (libzmq takes one per socket, and which would be a surprise),
+// or a GSSAPI key that no side uses. NULL when there is none.
+static const char *conflict(const struct lz_security_settings *s) {
+    const lz_gssapi_settings_t *g = &s->gssapi;
+    if (g->server && *s->curve_secret_key) return "security.gssapi_server and security.curve_secret_key are both set";
+    if (g->server && *s->plain_users_file) return "security.gssapi_server and security.plain_users_file are both set";
+    if (*g->service_principal && *s->curve_server_key)
+        return "security.gssapi_service_principal and security.curve_server_key are both set";
+    if (*g->service_principal && *s->plain_username)
+        return "security.gssapi_service_principal and security.plain_username are both set";
+    if (*g->principals && !g->server)
+        return "security.gssapi_principals need security.gssapi_server: only a GSSAPI server learns its clients' "
+               "principals";
+    if ((*g->principal || g->plaintext) && !g->server && !*g->service_principal)
+        return "security.gssapi_principal or gssapi_plaintext is set, but neither security.gssapi_server nor "
+               "security.gssapi_service_principal";
+    return NULL;
+}
+
+static bool used(const lz_gssapi_settings_t *g) {
+    return g->server || g->plaintext || *g->principal || *g->service_principal || *g->principals;
+}
+
+static int add_admitted(const char *item, void *arg) {
+    lz_gssapi_t *gssapi = arg;
+    char **grown = realloc(gssapi->admitted, (gssapi->admitted_count + 1) * sizeof *grown);
+    if (!grown) return LZ_ENOMEM;
+    gssapi->admitted = grown;
+    gssapi->admitted[gssapi->admitted_count] = strdup(item);
+    return gssapi->admitted[gssapi->admitted_count++] ? LZ_OK : LZ_ENOMEM;
+}
+
+static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// copy_settings keeps the settings' strings: the configuration they come
+// from may be replaced by a reload while the policy lives on.
+static int copy_settings(lz_gssapi_t *gssapi, const lz_gssapi_settings_t *g) {
+    size_t a = strlen(g->principal) + 1, b = strlen(g->service_principal) + 1;
+    gssapi->names = malloc(a + b);
+    if (!gssapi->names) return LZ_ENOMEM;
+    memcpy(gssapi->names, g->principal, a);
+    memcpy(gssapi->names + a, g->service_principal, b);
+    gssapi->s = (lz_gssapi_settings_t){.server = g->server, .plaintext = g->plaintext, .principal = gssapi->names,
+                                       .service_principal = gssapi->names + a, .principals = ""};
+    return lz__security_list_each(g->principals, add_admitted, gssapi);
+}
+
+int lz__gssapi_new(const struct lz_security_settings *settings, bool available, lz_gssapi_t **out) {
+    *out = NULL;
+    const lz_gssapi_settings_t *g = &settings->gssapi;
+    if (!used(g)) return LZ_OK;
+    const char *why = conflict(settings);
+    if (why) return lz__fail(LZ_ECONFIG, "config: %s", why);
+    if (!available)
+        return lz__fail(LZ_ECONFIG, "config: security.gssapi_* keys are set but the libzmq underneath was built "
+                                    "without GSSAPI (zmq_has(\"gssapi\") is false)");
+    lz_gssapi_t *gssapi = calloc(1, sizeof *gssapi);
+    if (!gssapi || copy_settings(gssapi, g) != LZ_OK) {
+        lz__gssapi_destroy(&gssapi);
+        return lz__fail(LZ_ENOMEM, "security: out of memory");
+    }
+    if (gssapi->admitted_count) qsort(gssapi->admitted, gssapi->admitted_count, sizeof *gssapi->admitted, compare_names);
+    *out = gssapi;
+    return LZ_OK;
+}
+
+void lz__gssapi_destroy(lz_gssapi_t **gssapi_p) {
+    lz_gssapi_t *gssapi = *gssapi_p;
+    if (!gssapi) return;
+    for (size_t i = 0; i < gssapi->admitted_count; i++) free(gssapi->admitted[i]);
+    free(gssapi->admitted);
+    free(gssapi->names);
+    free(gssapi);
+    *gssapi_p = NULL;
+}
+
+bool lz__gssapi_server(const lz_gssapi_t *gssapi) { return gssapi && gssapi->s.server; }
+
+bool lz__gssapi_side(const lz_gssapi_t *gssapi, char side, lz_gssapi_node_t *node) {
+    if (!gssapi || (side == '@' ? !gssapi->s.server : !*gssapi->s.service_principal)) return false;
+    snprintf(node->principal, sizeof node->principal, "%s", gssapi->s.principal);
+    snprintf(node->service_principal, sizeof node->service_principal, "%s", gssapi->s.service_principal);
+    node->plaintext = gssapi->s.plaintext;
+    return true;
+}
+
+static int set_int(void *socket, int option, int value) { return zmq_setsockopt(socket, option, &value, sizeof value); }
+
+static int set_name(void *socket, int option, int type_option, const char *name) {
+    // A Kerberos principal name, not a host-based service name
+    // ("service@host", libzmq's default): what kadmin and keytabs show.
+    return zmq_setsockopt(socket, option, name, strlen(name)) | set_int(socket, type_option, ZMQ_GSSAPI_NT_KRB5_PRINCIPAL);
+}
+
+int lz__gssapi_apply(const lz_gssapi_node_t *node, bool server, void *socket) {
+    int rc = server ? set_int(socket, ZMQ_GSSAPI_SERVER, 1)
+                    : set_name(socket, ZMQ_GSSAPI_SERVICE_PRINCIPAL, ZMQ_GSSAPI_SERVICE_PRINCIPAL_NAMETYPE,
+                               node->service_principal);
+    // Without a principal of its own, a side takes its keytab's (or ticket cache's) first.
+    if (*node->principal) rc |= set_name(socket, ZMQ_GSSAPI_PRINCIPAL, ZMQ_GSSAPI_PRINCIPAL_NAMETYPE, node->principal);
+    return rc | set_int(socket, ZMQ_GSSAPI_PLAINTEXT, node->plaintext);
+}
+
+bool lz__gssapi_admits(const lz_gssapi_t *gssapi, const char *principal) {
+    if (!gssapi || !gssapi->admitted_count) return true;
+    return bsearch(&principal, gssapi->admitted, gssapi->admitted_count, sizeof *gssapi->admitted, compare_names);
+}

@@ -1,0 +1,69 @@
+/* Internal: the GSSAPI (Kerberos) mechanism, ZMTP's fourth (RFC 38 draft):
+ * its security.gssapi_* settings, the client principals a server admits,
+ * and the socket options a node gets. libzmq and the system's Kerberos
+ * library do the handshake and the encryption; security.c picks a node's
+ * mechanism and its ZAP handler asks lz__gssapi_admits. */
+#ifndef LZ_CORE_GSSAPI_H
+#define LZ_CORE_GSSAPI_H
+
+#include <stdbool.h>
+
+// libzmq takes principal names of at most 255 bytes (ZMQ_GSSAPI_PRINCIPAL).
+#define LZ_GSSAPI_NAME_MAX 255
+
+typedef struct lz_gssapi lz_gssapi_t;
+struct lz_security_settings;
+
+// The security.gssapi_* keys as configured (strings owned by the configuration).
+typedef struct lz_gssapi_settings {
+    bool server;                   // the nodes that bind are GSSAPI servers
+    bool plaintext;                // authenticate only: messages cross unencrypted
+    const char *principal;         // this side's own principal, "" for the keytab's or cache's default
+    const char *service_principal; // the server's principal: the nodes that connect are GSSAPI clients
+    const char *principals;        // a server admits only these clients, "" for any the KDC vouched for
+} lz_gssapi_settings_t;
+
+// A node's side of GSSAPI, copied from the policy when its first endpoint
+// settles its mode (kept for its socket's rebuilds). "" when unset.
+typedef struct lz_gssapi_node {
+    char principal[LZ_GSSAPI_NAME_MAX + 1];
+    char service_principal[LZ_GSSAPI_NAME_MAX + 1];
+    bool plaintext;
+} lz_gssapi_node_t;
+
+// Validators for the configuration's string keys: NULL when text is
+// acceptable, else what was expected.
+const char *lz__gssapi_check_name(const char *text);
+const char *lz__gssapi_check_name_list(const char *text);
+
+// lz__gssapi_available: libzmq was built with GSSAPI (zmq_has("gssapi")).
+bool lz__gssapi_available(void);
+
+// lz__gssapi_new checks settings' GSSAPI keys against one another and the
+// CURVE and PLAIN keys beside them (one mechanism per side), and against
+// available (lz__gssapi_available, a parameter so a test can deny it),
+// then parses them into *out: NULL when no GSSAPI key is set. LZ_ECONFIG
+// names what is wrong; LZ_ENOMEM. Not thread safe on one *out.
+int lz__gssapi_new(const struct lz_security_settings *settings, bool available, lz_gssapi_t **out);
+// lz__gssapi_destroy frees *gssapi_p (NULL is fine) and nulls it.
+void lz__gssapi_destroy(lz_gssapi_t **gssapi_p);
+
+// lz__gssapi_server: gssapi (NULL is fine) makes the nodes that bind GSSAPI servers.
+bool lz__gssapi_server(const lz_gssapi_t *gssapi);
+
+// lz__gssapi_side fills node for an endpoint on side ('@' bind, '>'
+// connect) and returns true when gssapi (NULL is fine) makes that side a
+// GSSAPI one.
+bool lz__gssapi_side(const lz_gssapi_t *gssapi, char side, lz_gssapi_node_t *node);
+
+// lz__gssapi_apply sets node's GSSAPI options on socket, a server's when
+// server. Names are Kerberos principal names ("zmq/host@REALM", the realm
+// optional). 0, or -1 with zmq_errno set.
+int lz__gssapi_apply(const lz_gssapi_node_t *node, bool server, void *socket);
+
+// lz__gssapi_admits: gssapi's server admits a client authenticated as
+// principal (as libzmq displays it, "name@REALM"). Thread safe: the policy
+// is immutable.
+bool lz__gssapi_admits(const lz_gssapi_t *gssapi, const char *principal);
+
+#endif
