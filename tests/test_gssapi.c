@@ -1,7 +1,8 @@
 /* Security, GSSAPI: Kerberos between nodes, against a throwaway realm this
  * program builds in a temporary directory with MIT krb5's own tools and a
  * KDC of its own on a free loopback port. An encrypted and a plaintext
- * round trip carry the client's principal as the message's User-Id; a
+ * round trip carry the client's principal as the message's User-Id, and a
+ * relay on the wire sees the payload in plaintext mode only; a
  * principal off security.gssapi_principals is refused (audited, nothing
  * delivered) until a reload lists it; a service principal the server has
  * no key for gets nothing through; mixed mechanisms and bad names are
@@ -10,6 +11,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,6 +286,97 @@ LZ_TEST(plaintext_mode_and_its_mismatch) {
     lz_context_destroy(&sctx);
 }
 
+// A relay between a client and a server on loopback that keeps what the
+// client sends (its first connection only).
+typedef struct {
+    int listener, upstream_port;
+    atomic_bool stop;
+    char seen[65536];
+    size_t seen_size;
+} relay_t;
+
+// relay_pump copies what one side has to the other, keeping it when keep;
+// false when that side closed.
+static bool relay_pump(relay_t *r, int from, int to, bool keep) {
+    char buf[4096];
+    ssize_t n = read(from, buf, sizeof buf);
+    if (n <= 0 || write(to, buf, (size_t)n) != n) return false;
+    size_t room = sizeof r->seen - r->seen_size, kept = (size_t)n < room ? (size_t)n : room;
+    if (keep) memcpy(r->seen + r->seen_size, buf, kept);
+    if (keep) r->seen_size += kept;
+    return true;
+}
+
+static void *relay_main(void *arg) {
+    relay_t *r = arg;
+    struct pollfd l = {r->listener, POLLIN, 0};
+    while (!atomic_load(&r->stop) && poll(&l, 1, 20) == 0) {}
+    int client = atomic_load(&r->stop) ? -1 : accept(r->listener, NULL, NULL);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->upstream_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int server = socket(AF_INET, SOCK_STREAM, 0);
+    bool up = client >= 0 && connect(server, (struct sockaddr *)&a, sizeof a) == 0;
+    while (up && !atomic_load(&r->stop)) {
+        struct pollfd p[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+        if (poll(p, 2, 20) <= 0) continue;
+        if (p[0].revents) up = relay_pump(r, client, server, true);
+        if (up && p[1].revents) up = relay_pump(r, server, client, false);
+    }
+    if (client >= 0) close(client);
+    close(server);
+    return NULL;
+}
+
+// relay_listen opens r's loopback listener; its port.
+static int relay_listen(relay_t *r) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    r->listener = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok = bind(r->listener, (struct sockaddr *)&a, sizeof a) == 0 && listen(r->listener, 4) == 0 &&
+              getsockname(r->listener, (struct sockaddr *)&a, &len) == 0;
+    LZ_CHECK(ok);
+    return ok ? ntohs(a.sin_port) : 0;
+}
+
+// seen_on_the_wire: a frame pushed through a relay to a GSSAPI puller,
+// plaintext or not, arrives; returns whether its bytes showed on the wire.
+static bool seen_on_the_wire(bool plaintext) {
+    lz_context_t *sctx = context_with("security.gssapi_server", "true", "security.gssapi_plaintext",
+                                      plaintext ? "true" : "false");
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    relay_t *r = calloc(1, sizeof *r);
+    LZ_CHECK(pull != NULL && r != NULL);
+    if (!pull || !r) return false;
+    r->upstream_port = atoi(strrchr(lz_node_endpoint(lz_pull_node(pull)), ':') + 1);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", relay_listen(r));
+    pthread_t thread;
+    LZ_CHECK_INT(pthread_create(&thread, NULL, relay_main, r), 0);
+    lz_context_t *cctx = client_context("alice", SERVICE, plaintext);
+    lz_push_t *push = lz_push_new(cctx, endpoint);
+    LZ_CHECK_INT(lz_push_send_bytes(push, "the-payload-marker", 18), LZ_OK);
+    char buf[64];
+    size_t size = sizeof buf;
+    LZ_CHECK_INT(lz_pull_recv_bytes(pull, buf, &size, 5000 * LZ_TEST_SLOWDOWN), LZ_OK);
+    atomic_store(&r->stop, true);
+    pthread_join(thread, NULL);
+    LZ_CHECK(r->seen_size > 0);
+    bool seen = memmem(r->seen, r->seen_size, "the-payload-marker", 18) != NULL;
+    close(r->listener);
+    free(r);
+    lz_push_destroy(&push);
+    lz_context_destroy(&cctx);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&sctx);
+    return seen;
+}
+
+LZ_TEST(encryption_hides_the_payload_plaintext_shows_it) {
+    REALM_OR_FAIL();
+    LZ_CHECK(!seen_on_the_wire(false));
+    LZ_CHECK(seen_on_the_wire(true));
+}
+
 LZ_TEST(an_unlisted_principal_is_refused_until_a_reload_lists_it) {
     REALM_OR_FAIL();
     lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "security.audit=true", "security.gssapi_server=true",
@@ -410,6 +504,7 @@ LZ_TEST(a_gssapi_node_keeps_its_side) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(encrypted_request_reply_carries_the_principal), LZ_CASE(plaintext_mode_and_its_mismatch),
+             LZ_CASE(encryption_hides_the_payload_plaintext_shows_it),
              LZ_CASE(an_unlisted_principal_is_refused_until_a_reload_lists_it),
              LZ_CASE(a_service_the_server_has_no_key_for_gets_nothing_through),
              LZ_CASE(bad_combinations_are_configuration_errors), LZ_CASE(a_gssapi_node_keeps_its_side))
