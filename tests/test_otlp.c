@@ -3,18 +3,20 @@
  * round trip sends (read back with liberzmq's own JSON decoder), a
  * collector that refuses connections, one that accepts and never answers
  * (a full queue drops, destroy still ends in bounded time), the flush at
- * destroy, and endpoints refused by the configuration. */
+ * destroy, endpoints refused by the configuration, and reloads that move
+ * the spans to another collector while threads end spans. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 
 #include "lz_test.h"
 
 /* ---- the collector -------------------------------------------------------- */
 
-#define MAX_POSTS 64
+#define MAX_POSTS 256 // room for the reload stress test's posts (a few dozen)
 
 typedef struct collector {
     struct MHD_Daemon *daemon;
@@ -557,8 +559,151 @@ LZ_TEST(headers_and_ca_files_are_checked) {
     lz_config_destroy(&config);
 }
 
+/* ---- reloads ------------------------------------------------------------------- */
+
+// reload_to reloads ctx with exporting_context's settings but endpoint
+// ("" for none), service ("tracing.service_name=...") and interval, and
+// extra ("key=value") when not NULL.
+static int reload_to(lz_context_t *ctx, const char *endpoint, const char *service, const char *interval,
+                     const char *extra) {
+    char url[128], interval_key[64];
+    snprintf(url, sizeof url, "tracing.otlp_endpoint=%s", endpoint);
+    snprintf(interval_key, sizeof interval_key, "tracing.otlp_interval=%s", interval);
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "zmq.request_retries=0", "tracing.enabled=true", service, url,
+                                      "tracing.otlp_batch=512", interval_key, extra);
+    int rc = lz_context_reload(ctx, cfg);
+    lz_config_destroy(&cfg);
+    return rc;
+}
+
+// collectors_start starts collectors a and b, their URLs into at_a and at_b (64 bytes).
+static void collectors_start(collector_t *a, char *at_a, collector_t *b, char *at_b) {
+    collector_start(a);
+    collector_start(b);
+    snprintf(at_a, 64, "http://127.0.0.1:%d", a->port);
+    snprintf(at_b, 64, "http://127.0.0.1:%d", b->port);
+}
+
+static void check_service(collector_t *col, const char *service, size_t spans) {
+    lz_value_t *received = received_spans(col, service);
+    LZ_CHECK_INT(lz_value_size(received), spans);
+    lz_value_destroy(&received);
+}
+
+LZ_TEST(a_reload_moves_the_spans_to_another_collector) {
+    collector_t a, b;
+    char at_a[64], at_b[64];
+    collectors_start(&a, at_a, &b, at_b);
+    lz_context_t *ctx = exporting_context(at_a, "512", "3600000"); // A's spans wait in its queue
+    push_tasks(ctx, 3);
+    LZ_CHECK_INT(collector_posts(&a), 0);
+
+    // The spans queued for A still reach A, under the old service name;
+    // those that end after the reload go to B under the new one.
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(reload_to(ctx, at_b, "tracing.service_name=shipping", "20", NULL), LZ_OK);
+    LZ_CHECK(lz_test_now_ms() - t0 < 1000 * LZ_TEST_SLOWDOWN);
+    push_tasks(ctx, 2);
+    LZ_TEST_WAIT_UNTIL(received_count(&a) == 3 && received_count(&b) == 2, 5000 * LZ_TEST_SLOWDOWN);
+    check_service(&a, "billing \"eu\"", 3);
+    check_service(&b, "shipping", 2);
+    LZ_TEST_WAIT_UNTIL(stats_of(ctx).spans_exported == 5, 2000 * LZ_TEST_SLOWDOWN);
+    lz_otlp_stats_t stats = stats_of(ctx); // the context's, summed over its exporters
+    LZ_CHECK(stats.spans_exported == 5 && stats.spans_dropped == 0 && stats.spans_failed == 0);
+
+    // Off by a reload: the spans go nowhere. On again: to A.
+    LZ_CHECK_INT(reload_to(ctx, "", "tracing.service_name=shipping", "20", NULL), LZ_OK);
+    push_tasks(ctx, 1);
+    lz_test_sleep_ms(100);
+    LZ_CHECK(received_count(&a) == 3 && received_count(&b) == 2);
+    LZ_CHECK_INT(reload_to(ctx, at_a, "tracing.service_name=again", "20", NULL), LZ_OK);
+    push_tasks(ctx, 1);
+    LZ_TEST_WAIT_UNTIL(received_count(&a) == 4, 5000 * LZ_TEST_SLOWDOWN);
+
+    // A CA file that cannot be read refuses the reload whole: A keeps the spans.
+    LZ_CHECK_INT(reload_to(ctx, "https://127.0.0.1:9", "tracing.service_name=again", "20",
+                           "tracing.otlp_ca_file=/nonexistent/ca.pem"), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "tracing.otlp_ca_file") != NULL);
+    push_tasks(ctx, 1);
+    LZ_TEST_WAIT_UNTIL(received_count(&a) == 5, 5000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(received_count(&a), 5);
+    LZ_TEST_WAIT_UNTIL(stats_of(ctx).spans_exported == 7, 2000 * LZ_TEST_SLOWDOWN);
+    char *text = lz_context_prometheus(ctx);
+    LZ_CHECK(text && strstr(text, "liberzmq_otlp_spans_total{outcome=\"exported\"} 7\n"));
+    free(text);
+    lz_context_destroy(&ctx);
+    collector_stop(&a);
+    collector_stop(&b);
+}
+
+typedef struct {
+    lz_context_t *ctx;
+    atomic_bool *stop;
+    char endpoint[128]; // its own, named before the threads start
+} span_maker_t;
+
+// make_spans sends tasks to a puller nobody serves, a PRODUCER span each,
+// until stopped (or a few hundred: under the queue's high water mark).
+static void *make_spans(void *arg) {
+    span_maker_t *m = arg;
+    lz_pull_t *pull = lz_pull_new(m->ctx, NULL);
+    lz_push_t *push = lz_push_new(m->ctx, NULL);
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), m->endpoint), LZ_OK);
+    LZ_CHECK_INT(lz_node_connect(lz_push_node(push), m->endpoint), LZ_OK);
+    lz_value_t *data = lz_value_int(1);
+    for (int sent = 0; sent < 400 && !atomic_load(m->stop); sent++) {
+        LZ_CHECK_INT(lz_push_send(push, "job", data, 0), LZ_OK);
+        if (sent % 5 == 0) lz_test_sleep_ms(1); // spread over the reloads
+    }
+    lz_value_destroy(&data);
+    lz_push_destroy(&push);
+    lz_pull_destroy(&pull);
+    return NULL;
+}
+
+static uint64_t accounted(lz_context_t *ctx) {
+    lz_otlp_stats_t stats = stats_of(ctx);
+    return stats.spans_exported + stats.spans_dropped + stats.spans_failed;
+}
+
+LZ_TEST(reloads_flip_the_exporter_while_threads_end_spans) {
+    collector_t a, b;
+    char at_a[64], at_b[64];
+    collectors_start(&a, at_a, &b, at_b);
+    lz_context_t *ctx = exporting_context(at_a, "512", "10");
+    atomic_bool stop = false;
+    span_maker_t makers[3];
+    pthread_t threads[3];
+    for (int t = 0; t < 3; t++) {
+        makers[t] = (span_maker_t){.ctx = ctx, .stop = &stop};
+        lz_test_inproc_endpoint(makers[t].endpoint, sizeof makers[t].endpoint);
+        LZ_CHECK_INT(pthread_create(&threads[t], NULL, make_spans, &makers[t]), 0);
+    }
+    for (int i = 0; i < 24; i++) {
+        const char *service = i % 3 ? "tracing.service_name=billing" : "tracing.service_name=other";
+        LZ_CHECK_INT(reload_to(ctx, i % 2 ? at_a : at_b, service, "10", NULL), LZ_OK);
+        lz_test_sleep_ms(3);
+    }
+    atomic_store(&stop, true);
+    for (int t = 0; t < 3; t++) pthread_join(threads[t], NULL);
+    // Every span ended went to one exporter or another and is counted
+    // there: posted (and received), or dropped; none lost in a swap.
+    uint64_t ended = (uint64_t)seen(&callback_spans);
+    LZ_TEST_WAIT_UNTIL(accounted(ctx) == ended, 10000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(accounted(ctx), ended);
+    lz_otlp_stats_t stats = stats_of(ctx);
+    LZ_CHECK(stats.spans_exported > 0 && stats.spans_failed == 0);
+    LZ_TEST_WAIT_UNTIL(received_count(&a) + received_count(&b) == stats.spans_exported, 2000);
+    LZ_CHECK_INT(received_count(&a) + received_count(&b), stats.spans_exported);
+    lz_context_destroy(&ctx);
+    collector_stop(&a);
+    collector_stop(&b);
+}
+
 LZ_TEST_MAIN(LZ_CASE(a_round_trip_reaches_the_collector_as_otlp_json),
              LZ_CASE(a_collector_that_refuses_costs_a_count_not_a_wait),
              LZ_CASE(a_collector_that_never_answers_fills_the_queue_and_destroy_is_bounded),
              LZ_CASE(destroy_flushes_the_queued_spans), LZ_CASE(endpoints_that_are_not_http_urls_are_refused),
-             LZ_CASE(https_and_headers_reach_the_collector), LZ_CASE(headers_and_ca_files_are_checked))
+             LZ_CASE(https_and_headers_reach_the_collector), LZ_CASE(headers_and_ca_files_are_checked),
+             LZ_CASE(a_reload_moves_the_spans_to_another_collector),
+             LZ_CASE(reloads_flip_the_exporter_while_threads_end_spans))

@@ -1,8 +1,11 @@
 /* Hot configuration reload: lz_context_reload applies the live keys as a
- * set (log level, access rules, request timeout...), refuses a bad
- * configuration whole, reports keys that need a restart without applying
- * them; lz_context_watch follows a file replaced by rename, ignores and
- * counts a bad one, and stops quickly with its context. */
+ * set (log level, access rules, request timeout...), moves the log to
+ * another file while threads log, refuses a bad configuration whole,
+ * reports keys that need a restart without applying them;
+ * lz_context_watch follows a file replaced by rename, ignores and counts a
+ * bad one, and stops quickly with its context. */
+#include <dirent.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -146,6 +149,179 @@ LZ_TEST(request_timeout_and_task_defaults_change_live) {
     LZ_CHECK_INT(LZ_LIVE(lz__context_live(ctx), task_max_retries), 4);
     LZ_CHECK_INT(LZ_LIVE(lz__context_live(ctx), task_retry_delay), 20);
     lz_context_destroy(&ctx);
+}
+
+/* ---- the log target ---- */
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    char *text = NULL;
+    size_t size = 0;
+    if (f) {
+        FILE *out = open_memstream(&text, &size);
+        char buf[4096];
+        for (size_t n; out && (n = fread(buf, 1, sizeof buf, f)) > 0;) fwrite(buf, 1, n, out);
+        if (out) fclose(out);
+        fclose(f);
+    }
+    return text;
+}
+
+// open_here: whether this process has path open (its /proc/self/fd links).
+static bool open_here(const char *path) {
+    DIR *dir = opendir("/proc/self/fd");
+    bool found = false;
+    for (struct dirent *e; dir && !found && (e = readdir(dir));) {
+        char link[300], target[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n > 0) target[n] = '\0';
+        found = n > 0 && strcmp(target, path) == 0;
+    }
+    if (dir) closedir(dir);
+    return found;
+}
+
+// file_setting writes "logging.file_path=<dir>/<name>" into out, the path into path.
+static const char *file_setting(char *out, size_t size, char *path, size_t path_size, const char *dir,
+                                const char *name) {
+    snprintf(path, path_size, "%s/%s", dir, name);
+    snprintf(out, size, "logging.file_path=%s", path);
+    return out;
+}
+
+LZ_TEST(log_target_moves_to_another_file) {
+    char dir[] = "/tmp/lz-reload-XXXXXX", a[256], b[256], bad[256], use_a[300], use_b[300], use_bad[300];
+    LZ_CHECK(mkdtemp(dir) != NULL);
+    file_setting(use_a, sizeof use_a, a, sizeof a, dir, "a.log");
+    file_setting(use_b, sizeof use_b, b, sizeof b, dir, "b.log");
+    file_setting(use_bad, sizeof use_bad, bad, sizeof bad, dir, "missing/c.log");
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.target=file", use_a);
+    lz_logger_t *logger = lz_context_logger(ctx);
+    LZ_LOG(logger, LZ_LOG_WARNING, "app", "one, to A");
+    LZ_CHECK(open_here(a));
+
+    LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", "logging.target=file", use_b), LZ_OK);
+    LZ_LOG(logger, LZ_LOG_WARNING, "app", "two, to B");
+    char *text_a = read_text(a), *text_b = read_text(b);
+    LZ_CHECK(text_a && strstr(text_a, "WARNING app: one, to A\n") && !strstr(text_a, "two"));
+    LZ_CHECK(text_b && strstr(text_b, "WARNING app: two, to B\n") && !strstr(text_b, "one"));
+    // The reload's own line is the first record after the switch.
+    LZ_CHECK(text_b && strstr(text_b, "INFO  config: reloaded from lz_context_reload: 1 live key(s) changed"));
+    LZ_CHECK(!open_here(a) && open_here(b)); // A closed once its last record was written
+    free(text_a);
+    free(text_b);
+
+    // A file that cannot be opened refuses the reload whole: the live
+    // change beside it does not apply, and the log stays on B.
+    const lz_config_t *before = lz_context_config(ctx);
+    LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", "logging.target=file", use_bad, "zmq.request_timeout=100"),
+                 LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "logging.file_path") && strstr(lz_last_error(), bad));
+    LZ_CHECK_INT(LZ_LIVE(lz__context_live(ctx), request_timeout), 5000);
+    LZ_CHECK(lz_context_config(ctx) == before);
+    LZ_LOG(logger, LZ_LOG_WARNING, "app", "three, still to B");
+    text_b = read_text(b);
+    LZ_CHECK(text_b && strstr(text_b, "WARNING app: three, still to B\n"));
+    LZ_CHECK(text_b && strstr(text_b, "ERROR config: reload from lz_context_reload refused"));
+    free(text_b);
+    LZ_CHECK_INT(context_metrics(ctx).config_reload_errors, 1);
+
+    // Rotation limits are live too: B, past 200 bytes, rotates after the
+    // reload's own record, so the next one starts a fresh B.
+    LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", "logging.target=file", use_b, "logging.max_file_size=200",
+                        "logging.backup_count=1"), LZ_OK);
+    LZ_LOG(logger, LZ_LOG_WARNING, "app", "four, after the rotation");
+    char rotated[300];
+    snprintf(rotated, sizeof rotated, "%s.1", b);
+    char *text_rotated = read_text(rotated);
+    text_b = read_text(b);
+    LZ_CHECK(text_rotated && strstr(text_rotated, "three, still to B"));
+    LZ_CHECK(text_b && strstr(text_b, "four, after the rotation") && !strstr(text_b, "three"));
+    free(text_rotated);
+    free(text_b);
+    lz_context_destroy(&ctx);
+    LZ_CHECK(!open_here(b));
+    unlink(a);
+    unlink(b);
+    unlink(rotated);
+    rmdir(dir);
+}
+
+LZ_TEST(a_target_set_through_the_api_stays_until_a_reload_moves_the_log) {
+    char dir[] = "/tmp/lz-reload-XXXXXX", a[256], b[256], use_a[300], use_b[300];
+    LZ_CHECK(mkdtemp(dir) != NULL);
+    file_setting(use_a, sizeof use_a, a, sizeof a, dir, "a.log");
+    file_setting(use_b, sizeof use_b, b, sizeof b, dir, "b.log");
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", use_a);
+    lz_logger_t *logger = lz_context_logger(ctx);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(logger, lz_test_log_capture, &log), LZ_OK);
+    LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", use_a, "logging.level=debug", "logging.backup_count=2"), LZ_OK);
+    LZ_LOG(logger, LZ_LOG_INFO, "app", "to the callback");
+    LZ_CHECK_INT(lz_test_logged(&log, "INFO app: to the callback"), 1);
+    LZ_CHECK(!open_here(b));
+    // logging.file_path changed: the configuration moves the log, the callback is left.
+    LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", use_b, "logging.level=debug"), LZ_OK);
+    LZ_LOG(logger, LZ_LOG_INFO, "app", "to B");
+    LZ_CHECK_INT(lz_test_logged(&log, "to B"), 0);
+    char *text_b = read_text(b);
+    LZ_CHECK(text_b && strstr(text_b, "INFO  app: to B\n"));
+    free(text_b);
+    lz_context_destroy(&ctx);
+    unlink(a);
+    unlink(b);
+    rmdir(dir);
+}
+
+typedef struct {
+    lz_logger_t *logger;
+    int id;
+} writer_t;
+
+enum { WRITER_RECORDS = 1500 };
+
+static void *write_records(void *arg) {
+    writer_t *w = arg;
+    for (int i = 0; i < WRITER_RECORDS; i++) LZ_LOG(w->logger, LZ_LOG_WARNING, "w", "writer %d record %d", w->id, i);
+    return NULL;
+}
+
+// count_records counts the whole "writer N record M" lines of text.
+static int count_records(const char *text) {
+    int n = 0;
+    for (const char *at = text; at && (at = strstr(at, "WARNING w: writer ")); at++) {
+        int id, i;
+        char end;
+        n += sscanf(at, "WARNING w: writer %d record %d%c", &id, &i, &end) == 3 && end == '\n';
+    }
+    return n;
+}
+
+LZ_TEST(log_target_flips_while_threads_log) {
+    char dir[] = "/tmp/lz-reload-XXXXXX", a[256], b[256], use_a[300], use_b[300];
+    LZ_CHECK(mkdtemp(dir) != NULL);
+    file_setting(use_a, sizeof use_a, a, sizeof a, dir, "a.log");
+    file_setting(use_b, sizeof use_b, b, sizeof b, dir, "b.log");
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=warning", use_a);
+    writer_t writers[3];
+    pthread_t threads[3];
+    for (int t = 0; t < 3; t++) {
+        writers[t] = (writer_t){lz_context_logger(ctx), t};
+        LZ_CHECK_INT(pthread_create(&threads[t], NULL, write_records, &writers[t]), 0);
+    }
+    for (int i = 0; i < 30; i++)
+        LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", "logging.level=warning", i % 2 ? use_a : use_b), LZ_OK);
+    for (int t = 0; t < 3; t++) pthread_join(threads[t], NULL);
+    lz_context_destroy(&ctx);
+    // Every record is whole in one of the files: none lost, none torn.
+    char *text_a = read_text(a), *text_b = read_text(b);
+    LZ_CHECK_INT(count_records(text_a) + count_records(text_b), 3 * WRITER_RECORDS);
+    free(text_a);
+    free(text_b);
+    unlink(a);
+    unlink(b);
+    rmdir(dir);
 }
 
 /* ---- access rules ---- */
@@ -388,6 +564,9 @@ LZ_TEST(watch_refuses_what_it_cannot_watch) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(log_level_and_format_change_live), LZ_CASE(invalid_reload_changes_nothing),
+             LZ_CASE(log_target_moves_to_another_file),
+             LZ_CASE(a_target_set_through_the_api_stays_until_a_reload_moves_the_log),
+             LZ_CASE(log_target_flips_while_threads_log),
              LZ_CASE(keys_needing_a_restart_are_reported_not_applied),
              LZ_CASE(request_timeout_and_task_defaults_change_live),
              LZ_CASE(revoked_client_key_is_refused_on_its_next_connection), LZ_CASE(newly_denied_address_is_refused),

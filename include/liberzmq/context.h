@@ -49,19 +49,25 @@ const lz_config_t *lz_context_config(const lz_context_t *ctx);
 
 // lz_context_reload applies config (read, not kept: the context copies it)
 // to the running context, all of it or nothing. Only the live keys change
-// (docs/configuration.md, "Reloading": logging.level and format, debug,
-// the security.* access rules, tracing.enabled and log, tasks.*,
-// zmq.request_timeout and request_retries); a new access policy governs
-// the connections and ZAP requests that come after, connections already
-// up stay. Every other key whose value differs is not applied: a warning
-// per key says a restart is needed.
+// (docs/configuration.md, "Reloading": logging.* and debug, the
+// security.* access rules, tracing.* (a new OTLP exporter replaces the
+// old, which flushes on its own thread), tasks.*, zmq.request_timeout and
+// request_retries, plugins.load's added paths); a new access policy
+// governs the connections and ZAP requests that come after, connections
+// already up stay. Every other key whose value differs is not applied, nor
+// is a path taken out of plugins.load (a plugin is never unloaded): a
+// warning per key says a restart is needed.
 // Returns 0 when every change was applied; a positive count of the keys
 // that need a restart (the others were applied), named in lz_last_error()
 // ("config: reload from ...: restart needed to apply zmq.linger, ...");
 // or a negative error with nothing changed: LZ_ECONFIG (the detail names
 // the key: an inconsistent pair, an unreadable
-// security.authorized_keys_file...), LZ_ENOMEM, LZ_EZMQ (the ZAP handler
-// could not be bound), LZ_EINVAL (NULL argument). Each call is counted in
+// security.authorized_keys_file, a logging.file_path that cannot be
+// opened, an unreadable tracing.otlp_ca_file...; or a plugin that cannot
+// be loaded, naming its path), LZ_ENOMEM, LZ_EZMQ (the ZAP handler could
+// not be bound), LZ_EINVAL (NULL argument); a plugin whose init fails
+// returns init's code, the plugins loaded before it in the same reload
+// staying loaded. Each call is counted in
 // the context's config_reloads or config_reload_errors and logged.
 // Thread safe: reloads run one at a time, beside any traffic.
 int lz_context_reload(lz_context_t *ctx, const lz_config_t *config);

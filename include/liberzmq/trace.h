@@ -77,9 +77,11 @@ typedef struct lz_otlp_stats {
                              // and batches the flush at destroy had no time left for
 } lz_otlp_stats_t;
 
-// lz_context_otlp_stats copies the exporter's counters into *out; all zero
-// when the context exports no spans. Failed POSTs are not retried: their
-// spans count as failed. LZ_EINVAL if ctx or out is NULL. Thread safe.
+// lz_context_otlp_stats copies the exporter's counters into *out, summed
+// over every exporter the context has had (a reload that changes
+// tracing.otlp_* replaces it); all zero when it never had one. Failed
+// POSTs are not retried: their spans count as failed. LZ_EINVAL if ctx or
+// out is NULL. Thread safe.
 int lz_context_otlp_stats(lz_context_t *ctx, lz_otlp_stats_t *out);
 
 // lz_trace_current returns the traceparent of the span the calling thread

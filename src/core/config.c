@@ -124,7 +124,7 @@ static const key_def_t keys[K_COUNT] = {
     [K_TASK_RETRIES] = INT_KEY("tasks.max_retries", 0, 0, 100),
     // The last retry waits max_retries times the delay: that must fit an int.
     [K_TASK_RETRY_DELAY] = INT_KEY("tasks.retry_delay", 1000, 0, INT_MAX / 100),
-    // Comma-separated shared objects, loaded in order by lz_context_new (plugin.h).
+    // Comma-separated shared objects, loaded in order by lz_context_new and reloads (plugin.h).
     [K_PLUGINS_LOAD] = STR_KEY("plugins.load", "", NULL),
     [K_DEBUG] = BOOL_KEY("debug", false),
     [K_VALIDATE_DATA] = BOOL_KEY("validate_data", true),
@@ -132,14 +132,21 @@ static const key_def_t keys[K_COUNT] = {
 
 // The keys a reload applies to a running context (lz_context_reload,
 // docs/configuration.md "Reloading"): each is read where it is used, not
-// copied into a socket or a thread at creation. Any other key needs a restart.
+// copied into a socket or a thread at creation, or what uses it is
+// replaced as a whole (the log target, the span exporter) or added to (the
+// plugins; one removed stays: context.c says so). Any other key needs a restart.
 static const bool live_keys[K_COUNT] = {
     [K_REQUEST_TIMEOUT] = true, [K_REQUEST_RETRIES] = true,
     [K_LOG_LEVEL] = true, [K_LOG_FORMAT] = true, [K_DEBUG] = true,
+    [K_LOG_TARGET] = true, [K_LOG_FILE] = true, [K_LOG_MAX_SIZE] = true, [K_LOG_BACKUPS] = true,
+    [K_LOG_CONSOLE] = true, [K_LOG_IDENT] = true,
     [K_SEC_AUTHORIZED] = true, [K_SEC_AUTHORIZED_FILE] = true, [K_SEC_ALLOW] = true, [K_SEC_DENY] = true,
     [K_SEC_AUDIT] = true, [K_SEC_PLAIN_USERS_FILE] = true, [K_SEC_GSSAPI_PRINCIPALS] = true,
     [K_TRACE_ENABLED] = true, [K_TRACE_LOG] = true,
+    [K_TRACE_OTLP] = true, [K_TRACE_SERVICE] = true, [K_TRACE_BATCH] = true, [K_TRACE_INTERVAL] = true,
+    [K_TRACE_HEADERS] = true, [K_TRACE_CA_FILE] = true,
     [K_TASK_RETRIES] = true, [K_TASK_RETRY_DELAY] = true,
+    [K_PLUGINS_LOAD] = true,
 };
 
 // Other names for a key, accepted everywhere a key name is.

@@ -69,7 +69,7 @@ struct lz_context {
     uint64_t node_ids; // the last id given
     lz_metrics_t retired;
     lz_prometheus_t *exporter; // from metrics.prometheus_listen
-    lz_otlp_t *otlp;           // from tracing.otlp_endpoint; NULL when off
+    lz_otlp_slot_t otlp;       // from tracing.otlp_endpoint; a reload replaces the exporter
     lz_span_fn span_fn;        // lz_context_on_span; under lock
     atomic_flag plain_warned;  // lz__context_warn_plain said it once
     void *span_arg;
@@ -316,7 +316,7 @@ static void context_unwatch(lz_context_t *ctx) {
 
 static void context_free(lz_context_t *ctx) {
     lz__watch_stop(&ctx->watch);
-    lz__otlp_stop(&ctx->otlp); // no node is left to end a span
+    lz__otlp_slot_fini(&ctx->otlp); // no node is left to end a span
     lz_prometheus_destroy(&ctx->exporter);
     monitor_stop(ctx);
     lz__zap_stop(&ctx->zap); // its socket closed before the libzmq context ends
@@ -342,17 +342,25 @@ static void context_free(lz_context_t *ctx) {
     free(ctx);
 }
 
-// otlp_start starts the span exporter when tracing.otlp_endpoint asks for
-// one; an endpoint without tracing.enabled has no spans to send, and says so.
-static int otlp_start(lz_context_t *ctx) {
-    if (!*ctx->settings.otlp_endpoint) return LZ_OK;
-    if (!ctx->settings.tracing) {
+// otlp_for starts the span exporter settings ask for into *out (NULL for
+// none); an endpoint without tracing.enabled has no spans to send, and says so.
+static int otlp_for(lz_context_t *ctx, const lz_settings_t *settings, lz_otlp_t **out) {
+    *out = NULL;
+    if (!*settings->otlp_endpoint) return LZ_OK;
+    if (!settings->tracing) {
         LZ_LOG(ctx->logger, LZ_LOG_WARNING, "context",
                "tracing.otlp_endpoint is set but tracing.enabled is not: no spans to export");
         return LZ_OK;
     }
-    ctx->otlp = lz__otlp_start(&ctx->settings, ctx->logger);
-    return ctx->otlp ? LZ_OK : lz_last_error_code();
+    *out = lz__otlp_start(settings, ctx->logger);
+    return *out ? LZ_OK : lz_last_error_code();
+}
+
+static int otlp_start(lz_context_t *ctx) {
+    lz_otlp_t *otlp;
+    int rc = otlp_for(ctx, &ctx->settings, &otlp);
+    lz__otlp_slot_swap(&ctx->otlp, otlp);
+    return rc;
 }
 
 lz_context_t *lz_context_new(const lz_config_t *config) {
@@ -364,6 +372,7 @@ lz_context_t *lz_context_new(const lz_config_t *config) {
     pthread_mutex_init(&ctx->reload_lock, NULL);
     pthread_mutex_init(&ctx->watch_lock, NULL);
     lz__collectors_init(&ctx->collectors);
+    lz__otlp_slot_init(&ctx->otlp);
     atomic_init(&ctx->refs, 1);
     atomic_flag_clear(&ctx->plain_warned);
     ctx->config = config ? lz_config_dup(config) : config_from_environment();
@@ -443,12 +452,14 @@ void lz__context_report_span(lz_context_t *ctx, const lz_span_t *span) {
     if (fn) fn(span, arg);
     lz__plugins_report_span(&ctx->plugins, span);
     if (LZ_LIVE(&ctx->live, tracing_log)) lz__span_log(ctx->logger, span);
-    if (ctx->otlp) lz__otlp_enqueue(ctx->otlp, span);
+    lz__otlp_slot_enqueue(&ctx->otlp, span);
 }
+
+bool lz__context_otlp_stats(lz_context_t *ctx, lz_otlp_stats_t *out) { return lz__otlp_slot_stats(&ctx->otlp, out); }
 
 int lz_context_otlp_stats(lz_context_t *ctx, lz_otlp_stats_t *out) {
     if (!ctx || !out) return lz__fail(LZ_EINVAL, "lz_context_otlp_stats: NULL argument");
-    lz__otlp_stats(ctx->otlp, out);
+    lz__context_otlp_stats(ctx, out);
     return LZ_OK;
 }
 
@@ -524,11 +535,15 @@ int lz__context_snapshots(lz_context_t *ctx, lz_node_snapshot_t **out, size_t *c
 // the commit that follows cannot fail halfway.
 typedef struct reload {
     lz_config_t *merged;    // the next configuration, keys that need a restart kept as they are
-    lz_settings_t settings; // merged's, for the live values
+    lz_settings_t settings, now; // merged's, for the live values; the running configuration's
     lz_log_settings_t log, log_now;
+    lz_log_switch_t *log_switch; // the logger's next target, opened, when the reload moves it
     lz_security_t *policy;  // merged's; after the commit, the one it replaced
+    lz_otlp_t *otlp;        // the next span exporter (NULL: none), when otlp_swap
+    bool otlp_swap;
     const char **restarts;  // keys changed that need a restart (static names)
     size_t restart_count, changed;
+    char plugins_removed[LZ_DETAIL_MAX]; // paths plugins.load no longer lists: they stay loaded
     bool out_of_memory;
 } reload_t;
 
@@ -547,6 +562,39 @@ static int reload_policy(lz_security_t **out, const lz_config_t *config) {
     lz_security_settings_t settings;
     int rc = lz__security_settings_read(config, &settings);
     return rc == LZ_OK ? lz__security_new(&settings, out) : rc;
+}
+
+// reload_log_target opens the logger's next target when the reload moves
+// it: a file that cannot be opened refuses the reload, naming the key.
+static int reload_log_target(reload_t *r) {
+    if (lz__log_target_same(&r->log, &r->log_now)) return LZ_OK;
+    r->log_switch = lz__log_switch_open(&r->log);
+    if (r->log_switch) return LZ_OK;
+    int code = lz_last_error_code() == LZ_ENOMEM ? LZ_ENOMEM : LZ_ECONFIG;
+    char why[LZ_DETAIL_MAX];
+    snprintf(why, sizeof why, "%s", lz_last_error());
+    return lz__fail(code, "config: logging.file_path: %s", why);
+}
+
+// reload_otlp starts the next span exporter when the reload changes what
+// it would be (none included), before the commit: a CA file that cannot be
+// read refuses the reload.
+static int reload_otlp(lz_context_t *ctx, reload_t *r) {
+    if (lz__otlp_same(&r->settings, &r->now)) return LZ_OK;
+    r->otlp_swap = true;
+    return otlp_for(ctx, &r->settings, &r->otlp);
+}
+
+// reload_open prepares what replaces a part of the running context: the
+// log target, the span exporter, and last the plugins plugins.load adds,
+// since a plugin loaded cannot be unloaded if something later failed.
+static int reload_open(lz_context_t *ctx, reload_t *r) {
+    int rc = lz__settings_read(ctx->config, &r->now);
+    if (rc == LZ_OK) rc = reload_log_target(r);
+    if (rc == LZ_OK) rc = reload_otlp(ctx, r);
+    if (rc == LZ_OK)
+        rc = lz__plugins_reload(ctx, ctx->config, r->merged, r->plugins_removed, sizeof r->plugins_removed);
+    return rc;
 }
 
 // reload_prepare checks next whole (a key that needs a restart must still
@@ -570,12 +618,17 @@ static int reload_prepare(lz_context_t *ctx, const lz_config_t *next, reload_t *
     lz_config_t **grown = rc == LZ_OK ? realloc(ctx->old_configs, (ctx->old_config_count + 1) * sizeof *grown) : NULL;
     if (rc == LZ_OK && !grown) return lz__fail(LZ_ENOMEM, "config: out of memory for a reload");
     if (grown) ctx->old_configs = grown;
-    return rc;
+    return rc == LZ_OK ? reload_open(ctx, r) : rc;
 }
 
-// reload_logger changes only what the reload changed, so a level or format
-// the application set itself (lz_logger_set_level) outlives other reloads.
-static void reload_logger(lz_logger_t *logger, const lz_log_settings_t *next, const lz_log_settings_t *now) {
+// reload_logger changes only what the reload changed, so a level, format
+// or target the application set itself (lz_logger_set_level,
+// lz_logger_to_callback) outlives other reloads.
+static void reload_logger(lz_logger_t *logger, reload_t *r) {
+    const lz_log_settings_t *next = &r->log, *now = &r->log_now;
+    if (next->max_file_size != now->max_file_size || next->backup_count != now->backup_count)
+        lz__logger_set_rotation(logger, next->max_file_size, next->backup_count);
+    if (r->log_switch) lz__log_switch_commit(logger, &r->log_switch);
     if (next->level != now->level) lz_logger_set_level(logger, next->level);
     if (next->format != now->format) lz_logger_set_format(logger, next->format);
 }
@@ -587,7 +640,9 @@ static void reload_commit(lz_context_t *ctx, reload_t *r) {
     pthread_mutex_unlock(&ctx->policy_lock);
     r->policy = old; // dropped with the reload; a ZAP request judged by it holds it until answered
     live_store(&ctx->live, &r->settings);
-    reload_logger(ctx->logger, &r->log, &r->log_now);
+    reload_logger(ctx->logger, r);
+    if (r->otlp_swap) lz__otlp_slot_swap(&ctx->otlp, r->otlp); // the old one flushes on its own thread
+    r->otlp = NULL;
     if (!r->changed) return; // same values: kept, so a watcher's touches do not pile configurations up
     ctx->old_configs[ctx->old_config_count++] = ctx->config;
     ctx->config = r->merged;
@@ -595,6 +650,8 @@ static void reload_commit(lz_context_t *ctx, reload_t *r) {
 }
 
 static void reload_free(reload_t *r) {
+    lz__log_switch_discard(&r->log_switch);
+    lz__otlp_stop(&r->otlp); // started for a reload refused: nothing queued
     lz_config_destroy(&r->merged);
     lz__security_destroy(&r->policy);
     free(r->restarts);
@@ -617,18 +674,24 @@ void lz__context_reload_failed(lz_context_t *ctx, const char *origin) {
 // the count of keys that need a restart, named in lz_last_error() too.
 static int reload_report(lz_context_t *ctx, const reload_t *r, const char *origin) {
     char names[LZ_DETAIL_MAX] = "";
-    size_t len = 0;
+    size_t len = 0, restarts = r->restart_count + (*r->plugins_removed != '\0');
     for (size_t i = 0; i < r->restart_count; i++) {
         LZ_LOG(ctx->logger, LZ_LOG_WARNING, "config", "reload from %s: %s changed but needs a restart: "
                "the running value stays", origin, r->restarts[i]);
         if (len < sizeof names)
             len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", r->restarts[i]);
     }
+    if (*r->plugins_removed) {
+        LZ_LOG(ctx->logger, LZ_LOG_WARNING, "config", "reload from %s: plugins.load no longer lists %s: a plugin "
+               "cannot be unloaded while its code may be in use, so it stays loaded until a restart", origin,
+               r->plugins_removed);
+        if (len < sizeof names) snprintf(names + len, sizeof names - len, "%splugins.load", len ? ", " : "");
+    }
     LZ_LOG(ctx->logger, LZ_LOG_INFO, "config", "reloaded from %s: %zu live key(s) changed, %zu need a restart",
-           origin, r->changed, r->restart_count);
-    if (!r->restart_count) return LZ_OK;
+           origin, r->changed, restarts);
+    if (!restarts) return LZ_OK;
     lz__fail(LZ_OK, "config: reload from %s: restart needed to apply %s", origin, names); // a note, not a failure
-    return (int)r->restart_count;
+    return (int)restarts;
 }
 
 int lz__context_reload_from(lz_context_t *ctx, const lz_config_t *config, const char *origin) {

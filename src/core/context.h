@@ -9,6 +9,7 @@
 
 #include "liberzmq/context.h"
 #include "liberzmq/serializer.h"
+#include "liberzmq/trace.h"
 
 typedef struct lz_node lz_node_t;
 typedef struct lz_registry lz_registry_t;
@@ -40,6 +41,7 @@ typedef struct lz_settings {
     const char *prometheus_listen;  // "" or HOST:PORT; owned by the context's config
     bool tracing;                   // initial tracing.enabled: spans and traceparent (core/trace.h)
     bool tracing_log;               // initial tracing.log: each span also logged
+    // The exporter's (otlp.h), initial: a reload replaces the exporter.
     const char *otlp_endpoint;      // tracing.otlp_endpoint: "" or an http(s):// URL; owned by the context's config
     const char *service_name;       // tracing.service_name; owned by the context's config
     int otlp_batch;                 // tracing.otlp_batch: spans per POST at most
@@ -87,6 +89,11 @@ lz_registry_t *lz__context_registry(lz_context_t *ctx);
 // security policy under the lock a reload swaps the policy under.
 typedef struct lz_node_security lz_node_security_t;
 int lz__context_security_settle(lz_context_t *ctx, lz_node_security_t *node, char side, const char *name);
+
+// lz__context_otlp_stats is lz_context_otlp_stats (the counters summed
+// over every exporter the context has had, reloads included); false when
+// it never had one. Thread safe.
+bool lz__context_otlp_stats(lz_context_t *ctx, lz_otlp_stats_t *out);
 
 // lz__context_reload_from is lz_context_reload with origin ("file PATH",
 // "lz_context_reload") named in its log lines; the watcher's path.

@@ -1,6 +1,7 @@
 /* The logger: an atomic level checked before any formatting, one mutex so
  * records never interleave, text or JSON-lines records, and the stderr,
- * rotating file, syslog and callback targets. */
+ * rotating file, syslog and callback targets. A target is opened before it
+ * replaces the old one, so a switch (a reload) cannot fail halfway. */
 #include "core/log.h"
 
 #include <errno.h>
@@ -24,18 +25,31 @@
 #define DEFAULT_MAX_FILE_SIZE 10485760
 #define DEFAULT_BACKUP_COUNT 5
 
-struct lz_logger {
-    atomic_int level;  // read on every LZ_LOG, so lock free
-    atomic_int format;
-    pthread_mutex_t lock; // guards the target below and serializes records
-    lz_log_target_t target;
+// What records go to. Opened before it replaces a logger's own (open_target),
+// so that a switch of target cannot fail halfway.
+typedef struct target {
+    lz_log_target_t kind;
     FILE *file;
     char *path;
-    int64_t max_file_size;
-    int backup_count;
     char *ident; // syslog keeps the pointer, so it must outlive openlog
     lz_log_fn fn;
     void *arg;
+} target_t;
+
+struct lz_logger {
+    atomic_int level;  // read on every LZ_LOG, so lock free
+    atomic_int format;
+    pthread_mutex_t lock; // guards out and the limits below and serializes records
+    target_t out;
+    int64_t max_file_size;
+    int backup_count;
+};
+
+// A target opened ahead of the switch a reload commits (core/log.h).
+struct lz_log_switch {
+    target_t target;
+    int64_t max_file_size;
+    int backup_count;
 };
 
 static const char *const level_names[] = {"TRACE", "DEBUG", "INFO", "WARNING",
@@ -71,30 +85,39 @@ lz_logger_t *lz_logger_new(void) {
     }
     atomic_init(&logger->level, LZ_LOG_INFO);
     atomic_init(&logger->format, LZ_LOG_TEXT);
-    logger->target = LZ_LOG_TARGET_STDERR;
+    logger->out.kind = LZ_LOG_TARGET_STDERR;
     logger->max_file_size = DEFAULT_MAX_FILE_SIZE;
     logger->backup_count = DEFAULT_BACKUP_COUNT;
     return logger;
 }
 
-// close_target_locked releases whatever the current target holds.
-static void close_target_locked(lz_logger_t *logger) {
-    if (logger->file) fclose(logger->file);
-    if (logger->target == LZ_LOG_TARGET_SYSLOG) closelog();
-    free(logger->path);
-    free(logger->ident);
-    logger->file = NULL;
-    logger->path = NULL;
-    logger->ident = NULL;
-    logger->fn = NULL;
-    logger->arg = NULL;
-    logger->target = LZ_LOG_TARGET_NONE;
+/* ---- targets: opened first, then installed under the lock ---- */
+
+// target_drop releases what t holds: fclose flushes what the last record
+// left. Only an installed syslog target had openlog, so only it closes.
+static void target_drop(target_t *t, bool installed) {
+    if (t->file) fclose(t->file);
+    if (installed && t->kind == LZ_LOG_TARGET_SYSLOG) closelog();
+    free(t->path);
+    free(t->ident);
+    *t = (target_t){.kind = LZ_LOG_TARGET_NONE};
+}
+
+// install makes t (taken) the logger's target. Records are written under
+// the lock, so the old file is closed after the last record to it.
+static void install(lz_logger_t *logger, target_t *t) {
+    pthread_mutex_lock(&logger->lock);
+    target_drop(&logger->out, true);
+    logger->out = *t;
+    if (t->kind == LZ_LOG_TARGET_SYSLOG) openlog(t->ident, LOG_PID | LOG_NDELAY, LOG_USER);
+    pthread_mutex_unlock(&logger->lock);
+    *t = (target_t){.kind = LZ_LOG_TARGET_NONE};
 }
 
 void lz_logger_destroy(lz_logger_t **logger_p) {
     if (!logger_p || !*logger_p) return;
     lz_logger_t *logger = *logger_p;
-    close_target_locked(logger);
+    target_drop(&logger->out, true);
     pthread_mutex_destroy(&logger->lock);
     free(logger);
     *logger_p = NULL;
@@ -117,22 +140,6 @@ void lz_logger_set_format(lz_logger_t *logger, lz_log_format_t format) {
     atomic_store_explicit(&logger->format, (int)format, memory_order_relaxed);
 }
 
-int lz_logger_to_stderr(lz_logger_t *logger) {
-    if (!logger) return lz__fail(LZ_EINVAL, "log: logger is NULL");
-    pthread_mutex_lock(&logger->lock);
-    close_target_locked(logger);
-    logger->target = LZ_LOG_TARGET_STDERR;
-    pthread_mutex_unlock(&logger->lock);
-    return LZ_OK;
-}
-
-// set_none silences the logger without changing its level (logging.target none).
-static void set_none(lz_logger_t *logger) {
-    pthread_mutex_lock(&logger->lock);
-    close_target_locked(logger);
-    pthread_mutex_unlock(&logger->lock);
-}
-
 // open_append opens path for appending with the documented 0644 mode
 // (fopen would use 0666 minus umask).
 static FILE *open_append(const char *path) {
@@ -143,49 +150,100 @@ static FILE *open_append(const char *path) {
     return file;
 }
 
+static int open_file(target_t *t, const char *path) {
+    if (strlen(path) > PATH_MAX - 16) // room for rotation's ".N"
+        return lz__fail(LZ_EINVAL, "log: file path too long: '%.64s...'", path);
+    *t = (target_t){.kind = LZ_LOG_TARGET_FILE, .path = strdup(path)};
+    if (!t->path) return lz__fail(LZ_ENOMEM, "log: out of memory");
+    t->file = open_append(path);
+    if (t->file) return LZ_OK;
+    int err = errno;
+    target_drop(t, false);
+    return lz__fail(LZ_EIO, "log: cannot open log file %s: %s", path, strerror(err));
+}
+
+static int open_syslog(target_t *t, const char *ident) {
+    *t = (target_t){.kind = LZ_LOG_TARGET_SYSLOG, .ident = strdup(ident ? ident : "liberzmq")};
+    return t->ident ? LZ_OK : lz__fail(LZ_ENOMEM, "log: out of memory");
+}
+
+// open_target opens the target the settings name.
+static int open_target(target_t *t, const lz_log_settings_t *s) {
+    switch (s->target) {
+    case LZ_LOG_TARGET_FILE: return open_file(t, s->file_path);
+    case LZ_LOG_TARGET_SYSLOG: return open_syslog(t, s->syslog_ident);
+    case LZ_LOG_TARGET_NONE: *t = (target_t){.kind = LZ_LOG_TARGET_NONE}; return LZ_OK;
+    default: *t = (target_t){.kind = LZ_LOG_TARGET_STDERR}; return LZ_OK;
+    }
+}
+
+int lz_logger_to_stderr(lz_logger_t *logger) {
+    if (!logger) return lz__fail(LZ_EINVAL, "log: logger is NULL");
+    install(logger, &(target_t){.kind = LZ_LOG_TARGET_STDERR});
+    return LZ_OK;
+}
+
 int lz_logger_to_file(lz_logger_t *logger, const char *path) {
     if (!logger || !path || !*path) return lz__fail(LZ_EINVAL, "log: logger and path are required");
-    if (strlen(path) > PATH_MAX - 16)
-        return lz__fail(LZ_EINVAL, "log: file path too long: '%.64s...'", path);
-    char *copy = strdup(path);
-    if (!copy) return lz__fail(LZ_ENOMEM, "log: out of memory");
-    FILE *file = open_append(path);
-    if (!file) {
-        int err = errno;
-        free(copy);
-        return lz__fail(LZ_EIO, "log: cannot open log file %s: %s", path, strerror(err));
-    }
-    pthread_mutex_lock(&logger->lock);
-    close_target_locked(logger);
-    logger->target = LZ_LOG_TARGET_FILE;
-    logger->file = file;
-    logger->path = copy;
-    pthread_mutex_unlock(&logger->lock);
-    return LZ_OK;
+    target_t t;
+    int rc = open_file(&t, path);
+    if (rc == LZ_OK) install(logger, &t);
+    return rc;
 }
 
 int lz_logger_to_syslog(lz_logger_t *logger, const char *ident) {
     if (!logger) return lz__fail(LZ_EINVAL, "log: logger is NULL");
-    char *copy = strdup(ident ? ident : "liberzmq");
-    if (!copy) return lz__fail(LZ_ENOMEM, "log: out of memory");
-    pthread_mutex_lock(&logger->lock);
-    close_target_locked(logger);
-    logger->target = LZ_LOG_TARGET_SYSLOG;
-    logger->ident = copy;
-    openlog(copy, LOG_PID | LOG_NDELAY, LOG_USER);
-    pthread_mutex_unlock(&logger->lock);
-    return LZ_OK;
+    target_t t;
+    int rc = open_syslog(&t, ident);
+    if (rc == LZ_OK) install(logger, &t);
+    return rc;
 }
 
 int lz_logger_to_callback(lz_logger_t *logger, lz_log_fn fn, void *arg) {
     if (!logger || !fn) return lz__fail(LZ_EINVAL, "log: logger and callback are required");
-    pthread_mutex_lock(&logger->lock);
-    close_target_locked(logger);
-    logger->target = LZ_LOG_TARGET_CALLBACK;
-    logger->fn = fn;
-    logger->arg = arg;
-    pthread_mutex_unlock(&logger->lock);
+    install(logger, &(target_t){.kind = LZ_LOG_TARGET_CALLBACK, .fn = fn, .arg = arg});
     return LZ_OK;
+}
+
+/* ---- switching the target as a whole (configuration, reloads) ---- */
+
+bool lz__log_target_same(const lz_log_settings_t *a, const lz_log_settings_t *b) {
+    if (a->target != b->target) return false;
+    if (a->target == LZ_LOG_TARGET_FILE) return strcmp(a->file_path, b->file_path) == 0;
+    if (a->target == LZ_LOG_TARGET_SYSLOG) return strcmp(a->syslog_ident, b->syslog_ident) == 0;
+    return true;
+}
+
+lz_log_switch_t *lz__log_switch_open(const lz_log_settings_t *settings) {
+    lz_log_switch_t *sw = calloc(1, sizeof *sw);
+    if (!sw) return lz__fail_null(LZ_ENOMEM, "log: out of memory");
+    sw->max_file_size = settings->max_file_size;
+    sw->backup_count = settings->backup_count;
+    if (open_target(&sw->target, settings) == LZ_OK) return sw;
+    free(sw);
+    return NULL;
+}
+
+void lz__log_switch_commit(lz_logger_t *logger, lz_log_switch_t **sw_p) {
+    // Limits first, so the new file never runs with stale ones.
+    lz__logger_set_rotation(logger, (*sw_p)->max_file_size, (*sw_p)->backup_count);
+    install(logger, &(*sw_p)->target);
+    free(*sw_p);
+    *sw_p = NULL;
+}
+
+void lz__log_switch_discard(lz_log_switch_t **sw_p) {
+    if (!sw_p || !*sw_p) return;
+    target_drop(&(*sw_p)->target, false);
+    free(*sw_p);
+    *sw_p = NULL;
+}
+
+void lz__logger_set_rotation(lz_logger_t *logger, int64_t max_file_size, int backup_count) {
+    pthread_mutex_lock(&logger->lock);
+    logger->max_file_size = max_file_size;
+    logger->backup_count = backup_count;
+    pthread_mutex_unlock(&logger->lock);
 }
 
 // utf8_length returns the length of the well-formed UTF-8 sequence at p
@@ -301,23 +359,23 @@ static void rotated_name(char *out, size_t size, const char *path, int index) {
 static void rotate_locked(lz_logger_t *logger) {
     struct stat st;
     if (logger->max_file_size <= 0 || logger->backup_count <= 0) return;
-    if (fstat(fileno(logger->file), &st) != 0 || st.st_size < logger->max_file_size) return;
-    fclose(logger->file);
+    if (fstat(fileno(logger->out.file), &st) != 0 || st.st_size < logger->max_file_size) return;
+    fclose(logger->out.file);
     char from[PATH_MAX + 16], to[PATH_MAX + 16];
     for (int i = logger->backup_count - 1; i >= 1; i--) {
-        rotated_name(from, sizeof from, logger->path, i);
-        rotated_name(to, sizeof to, logger->path, i + 1);
+        rotated_name(from, sizeof from, logger->out.path, i);
+        rotated_name(to, sizeof to, logger->out.path, i + 1);
         rename(from, to); // a missing backup is normal while the set fills up
     }
-    rotated_name(to, sizeof to, logger->path, 1);
-    rename(logger->path, to);
-    logger->file = open_append(logger->path); // NULL: later records are dropped
+    rotated_name(to, sizeof to, logger->out.path, 1);
+    rename(logger->out.path, to);
+    logger->out.file = open_append(logger->out.path); // NULL: later records are dropped
 }
 
 // emit_locked writes one formatted record to a stream-like target.
 static void emit_locked(lz_logger_t *logger, lz_log_level_t level, const char *component,
                         const char *msg) {
-    bool for_syslog = logger->target == LZ_LOG_TARGET_SYSLOG;
+    bool for_syslog = logger->out.kind == LZ_LOG_TARGET_SYSLOG;
     char *line = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&line, &len);
@@ -328,13 +386,13 @@ static void emit_locked(lz_logger_t *logger, lz_log_level_t level, const char *c
         free(line);
         return;
     }
-    if (logger->target == LZ_LOG_TARGET_STDERR) {
+    if (logger->out.kind == LZ_LOG_TARGET_STDERR) {
         fwrite(line, 1, len, stderr);
     } else if (for_syslog) {
         syslog(syslog_priority(level), "%s", line);
-    } else if (logger->target == LZ_LOG_TARGET_FILE && logger->file) {
-        fwrite(line, 1, len, logger->file);
-        fflush(logger->file);
+    } else if (logger->out.kind == LZ_LOG_TARGET_FILE && logger->out.file) {
+        fwrite(line, 1, len, logger->out.file);
+        fflush(logger->out.file);
         rotate_locked(logger);
     }
     free(line);
@@ -350,9 +408,9 @@ void lz_logger_vwrite(lz_logger_t *logger, lz_log_level_t level, const char *com
     lz_log_fn fn = NULL;
     void *arg = NULL;
     pthread_mutex_lock(&logger->lock);
-    if (logger->target == LZ_LOG_TARGET_CALLBACK) {
-        fn = logger->fn;
-        arg = logger->arg;
+    if (logger->out.kind == LZ_LOG_TARGET_CALLBACK) {
+        fn = logger->out.fn;
+        arg = logger->out.arg;
     } else {
         emit_locked(logger, level, component, msg);
     }
@@ -370,35 +428,13 @@ void lz_logger_write(lz_logger_t *logger, lz_log_level_t level, const char *comp
     va_end(args);
 }
 
-static int apply_target(lz_logger_t *logger, const lz_log_settings_t *s) {
-    switch (s->target) {
-    case LZ_LOG_TARGET_FILE: return lz_logger_to_file(logger, s->file_path);
-    case LZ_LOG_TARGET_SYSLOG: return lz_logger_to_syslog(logger, s->syslog_ident);
-    case LZ_LOG_TARGET_NONE: set_none(logger); return LZ_OK;
-    default: return lz_logger_to_stderr(logger);
-    }
-}
-
 int lz__logger_configure(lz_logger_t *logger, const lz_config_t *config) {
     if (!logger || !config) return lz__fail(LZ_EINVAL, "log: logger and config are required");
     lz_log_settings_t s;
     int rc = lz__log_settings_read(config, &s);
-    if (rc < 0) return rc;
-    // Rotation limits first, so the file target never runs with stale ones.
-    pthread_mutex_lock(&logger->lock);
-    int64_t old_size = logger->max_file_size;
-    int old_count = logger->backup_count;
-    logger->max_file_size = s.max_file_size;
-    logger->backup_count = s.backup_count;
-    pthread_mutex_unlock(&logger->lock);
-    rc = apply_target(logger, &s);
-    if (rc < 0) {
-        pthread_mutex_lock(&logger->lock);
-        logger->max_file_size = old_size;
-        logger->backup_count = old_count;
-        pthread_mutex_unlock(&logger->lock);
-        return rc;
-    }
+    lz_log_switch_t *sw = rc == LZ_OK ? lz__log_switch_open(&s) : NULL;
+    if (!sw) return lz_last_error_code();
+    lz__log_switch_commit(logger, &sw);
     lz_logger_set_format(logger, s.format);
     lz_logger_set_level(logger, s.level);
     return LZ_OK;

@@ -4,7 +4,9 @@
  * copies it into a bounded queue, or drops and counts it when the queue is
  * full: a slow or absent collector never holds up the messaging. One
  * thread of ours posts the queue in batches, when a batch is full or the
- * interval is up, and once more at destroy within a bounded time. */
+ * interval is up, and once more at destroy within a bounded time. A
+ * reload swaps another exporter into the context's slot; the old one
+ * flushes the same way on its own thread, freed once no span uses it. */
 #include "core/otlp.h"
 
 #include <ctype.h>
@@ -34,9 +36,9 @@ enum {
 };
 
 struct lz_otlp {
-    lz_logger_t *logger;      // the context's, which outlives us
-    const char *service_name; // the context's config's
-    const char *extra_headers, *ca_file; // the context's config's: tracing.otlp_headers, tracing.otlp_ca_file
+    lz_logger_t *logger; // the context's, which outlives us
+    char *service_name;
+    char *extra_headers, *ca_file; // tracing.otlp_headers, tracing.otlp_ca_file
     char *url;
     size_t batch;
     int interval_ms;
@@ -47,9 +49,11 @@ struct lz_otlp {
     lz_span_t *queue; // a ring of capacity spans, count of them from head
     size_t capacity, head, count;
     bool stopping, dropping; // dropping: in a burst of drops, logged once
+    bool finished;           // the thread has posted its last batch: a span now is dropped
     lz_otlp_stats_t stats;
-    // Set by lz__otlp_stop, read by curl's progress callback: when the
-    // flush at destroy has run out of time (monotonic ms), 0 before.
+    // Set by retire (at destroy, or a reload replacing us), read by curl's
+    // progress callback: when the last flush has run out of time
+    // (monotonic ms), 0 before.
     _Atomic int64_t give_up_ms;
     // The exporter thread's own:
     CURL *curl;
@@ -59,6 +63,10 @@ struct lz_otlp {
     int64_t failure_logged_ms;
     uint64_t failures_unlogged;
     char curl_error[CURL_ERROR_SIZE];
+    // The slot's (lz_otlp_slot_t): spans being handed to us, and the list of
+    // exporters a reload replaced, under the slot's lock.
+    atomic_int users;
+    lz_otlp_t *retired_next;
 };
 
 /* ---- the endpoint ------------------------------------------------------------ */
@@ -359,13 +367,17 @@ static void *exporter_main(void *self) {
         due = lz__now_ms() + otlp->interval_ms;
         pthread_mutex_lock(&otlp->lock);
     }
+    // A span whose thread took the exporter before a reload replaced it may
+    // still come: it is dropped and counted, as a full queue's are.
+    otlp->finished = true;
     pthread_mutex_unlock(&otlp->lock);
     return NULL;
 }
 
 void lz__otlp_enqueue(lz_otlp_t *otlp, const lz_span_t *span) {
     pthread_mutex_lock(&otlp->lock);
-    bool queued = otlp->count < otlp->capacity, burst = !queued && !otlp->dropping;
+    bool queued = !otlp->finished && otlp->count < otlp->capacity;
+    bool burst = !queued && !otlp->dropping && !otlp->finished;
     if (queued) {
         otlp->queue[(otlp->head + otlp->count++) % otlp->capacity] = *span;
         if (otlp->count == otlp->batch) pthread_cond_signal(&otlp->wake);
@@ -380,13 +392,13 @@ void lz__otlp_enqueue(lz_otlp_t *otlp, const lz_span_t *span) {
                "spans are dropped until it drains", otlp->capacity, otlp->url);
 }
 
-void lz__otlp_stats(lz_otlp_t *otlp, lz_otlp_stats_t *out) {
-    if (!otlp) {
-        memset(out, 0, sizeof *out);
-        return;
-    }
+// stats_add adds otlp's counters to *sum.
+static void stats_add(lz_otlp_stats_t *sum, lz_otlp_t *otlp) {
     pthread_mutex_lock(&otlp->lock);
-    *out = otlp->stats;
+    sum->spans_exported += otlp->stats.spans_exported;
+    sum->spans_dropped += otlp->stats.spans_dropped;
+    sum->spans_failed += otlp->stats.spans_failed;
+    sum->posts_failed += otlp->stats.posts_failed;
     pthread_mutex_unlock(&otlp->lock);
 }
 
@@ -394,6 +406,9 @@ static void otlp_free(lz_otlp_t *otlp) {
     if (otlp->curl) curl_easy_cleanup(otlp->curl);
     curl_slist_free_all(otlp->headers);
     curl_free(otlp->url);
+    free(otlp->service_name);
+    free(otlp->extra_headers);
+    free(otlp->ca_file);
     free(otlp->queue);
     free(otlp->sending);
     free(otlp);
@@ -410,17 +425,19 @@ lz_otlp_t *lz__otlp_start(const lz_settings_t *settings, lz_logger_t *logger) {
     lz_otlp_t *otlp = calloc(1, sizeof *otlp);
     if (!otlp) return lz__fail_null(LZ_ENOMEM, "otlp: out of memory");
     otlp->logger = logger;
-    otlp->service_name = settings->service_name;
-    otlp->extra_headers = settings->otlp_headers;
-    otlp->ca_file = settings->otlp_ca_file;
+    otlp->service_name = strdup(settings->service_name);
+    otlp->extra_headers = strdup(settings->otlp_headers);
+    otlp->ca_file = strdup(settings->otlp_ca_file);
     otlp->batch = (size_t)settings->otlp_batch;
     otlp->interval_ms = settings->otlp_interval;
     otlp->capacity = otlp->batch * QUEUE_BATCHES;
     atomic_init(&otlp->give_up_ms, 0);
+    atomic_init(&otlp->users, 0);
     otlp->url = resolve_url(settings->otlp_endpoint);
     otlp->queue = calloc(otlp->capacity, sizeof *otlp->queue);
     otlp->sending = calloc(otlp->batch, sizeof *otlp->sending);
-    int rc = !otlp->url ? lz__fail(LZ_ECONFIG, "otlp: '%s' is not an http(s):// URL", settings->otlp_endpoint)
+    int rc = !otlp->service_name || !otlp->extra_headers || !otlp->ca_file ? lz__fail(LZ_ENOMEM, "otlp: out of memory")
+             : !otlp->url ? lz__fail(LZ_ECONFIG, "otlp: '%s' is not an http(s):// URL", settings->otlp_endpoint)
              : *otlp->ca_file && access(otlp->ca_file, R_OK) != 0
                  ? lz__fail(LZ_ECONFIG, "otlp: cannot read tracing.otlp_ca_file '%s': %s", otlp->ca_file,
                             strerror(errno))
@@ -442,15 +459,18 @@ lz_otlp_t *lz__otlp_start(const lz_settings_t *settings, lz_logger_t *logger) {
     return otlp;
 }
 
-void lz__otlp_stop(lz_otlp_t **otlp_p) {
-    if (!otlp_p || !*otlp_p) return;
-    lz_otlp_t *otlp = *otlp_p;
+// retire asks the thread to post what is queued, FLUSH_MS at most, and end.
+static void retire(lz_otlp_t *otlp) {
     pthread_mutex_lock(&otlp->lock);
     otlp->stopping = true;
     atomic_store(&otlp->give_up_ms, lz__now_ms() + FLUSH_MS);
     pthread_cond_signal(&otlp->wake);
     pthread_mutex_unlock(&otlp->lock);
-    pthread_join(otlp->thread, NULL);
+}
+
+// release logs the final counters of an exporter whose thread was joined,
+// and frees it.
+static void release(lz_otlp_t *otlp) {
     lz_otlp_stats_t stats = otlp->stats;
     LZ_LOG(otlp->logger, LZ_LOG_DEBUG, "otlp",
            "stopped: %" PRIu64 " spans exported, %" PRIu64 " dropped, %" PRIu64 " failed", stats.spans_exported,
@@ -458,5 +478,113 @@ void lz__otlp_stop(lz_otlp_t **otlp_p) {
     pthread_cond_destroy(&otlp->wake);
     pthread_mutex_destroy(&otlp->lock);
     otlp_free(otlp);
+}
+
+void lz__otlp_stop(lz_otlp_t **otlp_p) {
+    if (!otlp_p || !*otlp_p) return;
+    retire(*otlp_p);
+    pthread_join((*otlp_p)->thread, NULL);
+    release(*otlp_p);
     *otlp_p = NULL;
+}
+
+bool lz__otlp_same(const lz_settings_t *a, const lz_settings_t *b) {
+    bool a_on = a->tracing && *a->otlp_endpoint, b_on = b->tracing && *b->otlp_endpoint;
+    if (!a_on || !b_on) return a_on == b_on;
+    return strcmp(a->otlp_endpoint, b->otlp_endpoint) == 0 && strcmp(a->service_name, b->service_name) == 0 &&
+           strcmp(a->otlp_headers, b->otlp_headers) == 0 && strcmp(a->otlp_ca_file, b->otlp_ca_file) == 0 &&
+           a->otlp_batch == b->otlp_batch && a->otlp_interval == b->otlp_interval;
+}
+
+/* ---- the context's exporter, replaced by reloads ------------------------------- */
+
+void lz__otlp_slot_init(lz_otlp_slot_t *slot) {
+    memset(slot, 0, sizeof *slot);
+    pthread_mutex_init(&slot->lock, NULL);
+    atomic_init(&slot->current, NULL);
+}
+
+// ended: the thread has posted its last batch (it returns right after).
+static bool ended(lz_otlp_t *otlp) {
+    pthread_mutex_lock(&otlp->lock);
+    bool finished = otlp->finished;
+    pthread_mutex_unlock(&otlp->lock);
+    return finished;
+}
+
+// reap_locked takes off the retired list the exporters whose thread has
+// ended and to which no span is being handed (with wait: all of them,
+// waiting for their flush), joins them, counts them in gone, and returns
+// them for release_all once the lock is dropped: their last log line may
+// reach a callback that reads the counters. A retired exporter gets no new
+// user (users grow only under the lock, while it is current), so 0 stays 0.
+static lz_otlp_t *reap_locked(lz_otlp_slot_t *slot, bool wait) {
+    lz_otlp_t *done = NULL;
+    for (lz_otlp_t **link = &slot->retired; *link;) {
+        lz_otlp_t *otlp = *link;
+        if (!wait && (atomic_load_explicit(&otlp->users, memory_order_acquire) || !ended(otlp))) {
+            link = &otlp->retired_next;
+            continue;
+        }
+        *link = otlp->retired_next;
+        pthread_join(otlp->thread, NULL); // its counters are final
+        stats_add(&slot->gone, otlp);
+        otlp->retired_next = done;
+        done = otlp;
+    }
+    return done;
+}
+
+static void release_all(lz_otlp_t *done) {
+    while (done) {
+        lz_otlp_t *otlp = done;
+        done = otlp->retired_next;
+        release(otlp);
+    }
+}
+
+void lz__otlp_slot_swap(lz_otlp_slot_t *slot, lz_otlp_t *next) {
+    pthread_mutex_lock(&slot->lock);
+    lz_otlp_t *old = atomic_load_explicit(&slot->current, memory_order_relaxed);
+    atomic_store_explicit(&slot->current, next, memory_order_relaxed);
+    slot->ever = slot->ever || next;
+    if (old) {
+        retire(old);
+        old->retired_next = slot->retired;
+        slot->retired = old;
+    }
+    lz_otlp_t *done = reap_locked(slot, false);
+    pthread_mutex_unlock(&slot->lock);
+    release_all(done);
+}
+
+void lz__otlp_slot_enqueue(lz_otlp_slot_t *slot, const lz_span_t *span) {
+    if (!atomic_load_explicit(&slot->current, memory_order_relaxed)) return; // no exporter: no lock either
+    pthread_mutex_lock(&slot->lock);
+    lz_otlp_t *otlp = atomic_load_explicit(&slot->current, memory_order_relaxed);
+    if (otlp) atomic_fetch_add_explicit(&otlp->users, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&slot->lock);
+    if (!otlp) return;
+    lz__otlp_enqueue(otlp, span);
+    atomic_fetch_sub_explicit(&otlp->users, 1, memory_order_release); // done with it: a reap may free it
+}
+
+bool lz__otlp_slot_stats(lz_otlp_slot_t *slot, lz_otlp_stats_t *out) {
+    pthread_mutex_lock(&slot->lock);
+    *out = slot->gone;
+    for (lz_otlp_t *otlp = slot->retired; otlp; otlp = otlp->retired_next) stats_add(out, otlp);
+    lz_otlp_t *current = atomic_load_explicit(&slot->current, memory_order_relaxed);
+    if (current) stats_add(out, current);
+    bool ever = slot->ever;
+    pthread_mutex_unlock(&slot->lock);
+    return ever;
+}
+
+void lz__otlp_slot_fini(lz_otlp_slot_t *slot) {
+    lz__otlp_slot_swap(slot, NULL);
+    pthread_mutex_lock(&slot->lock);
+    lz_otlp_t *done = reap_locked(slot, true);
+    pthread_mutex_unlock(&slot->lock);
+    release_all(done);
+    pthread_mutex_destroy(&slot->lock);
 }

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,9 +160,18 @@ static int check_descriptor(lz_plugin_t *plugin) {
     if (!d->name || !*d->name || !d->version || !d->init)
         return lz__fail(LZ_ECONFIG, "plugin %s: its descriptor lacks a name, a version or an init function",
                         plugin->path);
-    const lz_plugin_t *loaded = find_live(lz__context_plugins(plugin->ctx), d->name);
+    return LZ_OK;
+}
+
+// check_unique: a plugin's name is unique among the context's plugins and
+// the ones loaded with it, before it in batch.
+static int check_unique(const lz_plugin_t *plugin, lz_plugin_t *const *batch, size_t before) {
+    const char *name = plugin->descriptor->name;
+    const lz_plugin_t *loaded = find_live(lz__context_plugins(plugin->ctx), name);
+    for (size_t i = 0; !loaded && i < before; i++)
+        if (strcmp(batch[i]->descriptor->name, name) == 0) loaded = batch[i];
     if (loaded)
-        return lz__fail(LZ_ESTATE, "plugin %s: a plugin named '%s' is already loaded (from %s)", plugin->path, d->name,
+        return lz__fail(LZ_ESTATE, "plugin %s: a plugin named '%s' is already loaded (from %s)", plugin->path, name,
                         loaded->path);
     return LZ_OK;
 }
@@ -211,23 +221,63 @@ static void plugin_free(lz_plugin_t *plugin) {
     free(plugin);
 }
 
-int lz_context_load_plugin(lz_context_t *ctx, const char *path) {
-    if (!ctx || !path || !*path) return lz__fail(LZ_EINVAL, "lz_context_load_plugin: NULL context or empty path");
+static lz_plugin_t *plugin_new(lz_context_t *ctx, const char *path) {
     lz_plugin_t *plugin = calloc(1, sizeof *plugin);
-    if (!plugin || !(plugin->path = strdup(path))) {
-        free(plugin);
-        return lz__fail(LZ_ENOMEM, "plugin %s: out of memory", path);
+    if (plugin && (plugin->path = strdup(path))) {
+        plugin->ctx = ctx;
+        return plugin;
     }
-    plugin->ctx = ctx;
-    pthread_mutex_lock(&load_lock);
-    int rc = open_plugin(plugin);
-    bool called = rc == LZ_OK; // from init on, the plugin stays until the context goes
-    if (called) rc = init_plugin(plugin);
-    if (called) append(lz__context_plugins(ctx), plugin);
-    pthread_mutex_unlock(&load_lock);
-    if (!called) plugin_free(plugin);
+    free(plugin);
+    return lz__fail_null(LZ_ENOMEM, "plugin %s: out of memory", path);
+}
+
+// open_all maps and checks every plugin of batch, running no plugin code.
+static int open_all(lz_plugin_t *const *batch, size_t count) {
+    int rc = LZ_OK;
+    for (size_t i = 0; rc == LZ_OK && i < count; i++) {
+        rc = open_plugin(batch[i]);
+        if (rc == LZ_OK) rc = check_unique(batch[i], batch, i);
+    }
     return rc;
 }
+
+// init_all runs the inits in order and lists each plugin whose init ran:
+// from its init on, a plugin stays until the context goes. The first
+// failure stops it. Returns how many inits ran in *called.
+static int init_all(lz_context_t *ctx, lz_plugin_t *const *batch, size_t count, size_t *called) {
+    int rc = LZ_OK;
+    for (*called = 0; rc == LZ_OK && *called < count; (*called)++) {
+        rc = init_plugin(batch[*called]);
+        append(lz__context_plugins(ctx), batch[*called]);
+    }
+    return rc;
+}
+
+// load_all_locked loads paths into ctx, in order, under load_lock. Every
+// one is opened and checked (its file, descriptor, ABI, a unique name)
+// before any init runs, so a path that is no plugin changes nothing; only
+// an init that fails leaves the plugins loaded before it.
+static int load_all_locked(lz_context_t *ctx, const char *const *paths, size_t count) {
+    lz_plugin_t **batch = calloc(count ? count : 1, sizeof *batch);
+    if (!batch) return lz__fail(LZ_ENOMEM, "plugins: out of memory");
+    size_t made = 0, called = 0;
+    while (made < count && (batch[made] = plugin_new(ctx, paths[made]))) made++;
+    int rc = made < count ? LZ_ENOMEM : open_all(batch, count);
+    if (rc == LZ_OK) rc = init_all(ctx, batch, count, &called);
+    for (size_t i = called; i < made; i++) plugin_free(batch[i]);
+    free(batch);
+    return rc;
+}
+
+int lz_context_load_plugin(lz_context_t *ctx, const char *path) {
+    if (!ctx || !path || !*path) return lz__fail(LZ_EINVAL, "lz_context_load_plugin: NULL context or empty path");
+    pthread_mutex_lock(&load_lock);
+    int rc = load_all_locked(ctx, &path, 1);
+    pthread_mutex_unlock(&load_lock);
+    return rc;
+}
+
+/* ---- plugins.load ---------------------------------------------------------- */
 
 // trim cuts the blanks around a list entry, in place.
 static char *trim(char *text) {
@@ -237,19 +287,88 @@ static char *trim(char *text) {
     return text;
 }
 
-int lz__plugins_load_config(lz_context_t *ctx) {
-    const char *list = "";
-    lz_config_get_string(lz_context_config(ctx), "plugins.load", &list);
-    if (!*list) return LZ_OK;
-    char *copy = strdup(list);
-    if (!copy) return lz__fail(LZ_ENOMEM, "plugins.load: out of memory");
-    int rc = LZ_OK;
-    char *save = NULL;
-    for (char *item = strtok_r(copy, ",", &save); item && rc == LZ_OK; item = strtok_r(NULL, ",", &save)) {
-        const char *path = trim(item);
-        if (*path) rc = lz_context_load_plugin(ctx, path);
+// A plugins.load value split into its paths: blanks around each cut,
+// empty items left out.
+typedef struct path_list {
+    char *text; // the copy the paths point into
+    const char **paths;
+    size_t count;
+} path_list_t;
+
+static void path_list_free(path_list_t *list) {
+    free(list->text);
+    free(list->paths);
+    *list = (path_list_t){0};
+}
+
+static int path_list_read(path_list_t *list, const lz_config_t *config) {
+    const char *value = "";
+    lz_config_get_string(config, "plugins.load", &value);
+    *list = (path_list_t){.text = strdup(value), .paths = calloc(strlen(value) + 1, sizeof *list->paths)};
+    if (!list->text || !list->paths) {
+        path_list_free(list);
+        return lz__fail(LZ_ENOMEM, "plugins.load: out of memory");
     }
-    free(copy);
+    char *save = NULL;
+    for (char *item = strtok_r(list->text, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        const char *path = trim(item);
+        if (*path) list->paths[list->count++] = path;
+    }
+    return LZ_OK;
+}
+
+static bool path_list_has(const path_list_t *list, const char *path) {
+    for (size_t i = 0; i < list->count; i++)
+        if (strcmp(list->paths[i], path) == 0) return true;
+    return false;
+}
+
+int lz__plugins_load_config(lz_context_t *ctx) {
+    path_list_t list;
+    int rc = path_list_read(&list, lz_context_config(ctx));
+    if (rc != LZ_OK) return rc;
+    pthread_mutex_lock(&load_lock);
+    rc = load_all_locked(ctx, list.paths, list.count);
+    pthread_mutex_unlock(&load_lock);
+    path_list_free(&list);
+    return rc;
+}
+
+// keep_new drops from list the paths a listed plugin of ctx was loaded
+// from, and returns how many are left. Under load_lock.
+static size_t keep_new(lz_context_t *ctx, path_list_t *list) {
+    size_t kept = 0;
+    for (size_t i = 0; i < list->count; i++) {
+        bool loaded = false;
+        for (lz_plugin_t *p = first(lz__context_plugins(ctx)); p && !loaded; p = next(p))
+            loaded = p->live && strcmp(p->path, list->paths[i]) == 0;
+        if (!loaded) list->paths[kept++] = list->paths[i];
+    }
+    return list->count = kept;
+}
+
+// write_removed writes the paths of before that after lacks to out,
+// separated by ", ".
+static void write_removed(const path_list_t *before, const path_list_t *after, char *out, size_t size) {
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < before->count && len < size; i++)
+        if (!path_list_has(after, before->paths[i]))
+            len += (size_t)snprintf(out + len, size - len, "%s%s", len ? ", " : "", before->paths[i]);
+}
+
+int lz__plugins_reload(lz_context_t *ctx, const lz_config_t *now, const lz_config_t *next, char *removed, size_t size) {
+    path_list_t before = {0}, after = {0};
+    int rc = path_list_read(&before, now);
+    if (rc == LZ_OK) rc = path_list_read(&after, next);
+    if (rc == LZ_OK) {
+        write_removed(&before, &after, removed, size);
+        pthread_mutex_lock(&load_lock); // a path is new until a load under this lock lists it
+        rc = load_all_locked(ctx, after.paths, keep_new(ctx, &after));
+        pthread_mutex_unlock(&load_lock);
+    }
+    path_list_free(&before);
+    path_list_free(&after);
     return rc;
 }
 

@@ -16,9 +16,20 @@ typedef struct lz_plugins {
 lz_plugins_t *lz__context_plugins(lz_context_t *ctx);
 
 // lz__plugins_load_config loads each path of the context's plugins.load
-// key, in order; the first failure stops it (lz_context_load_plugin's
-// code and detail).
+// key, in order, with lz_context_load_plugin's codes and details. Every
+// path is opened and checked before any init runs, so one that is no
+// plugin (or a duplicate name) loads none; an init that fails stops the
+// rest, and the plugins loaded before it stay (they cannot be unloaded).
 int lz__plugins_load_config(lz_context_t *ctx);
+
+// lz__plugins_reload loads, as lz__plugins_load_config does, the paths of
+// next's plugins.load that no plugin of ctx was loaded from (the same
+// path, as written: plugins.load's, lz_context_load_plugin's). The paths
+// of now's plugins.load that next's lacks are written to removed (size
+// bytes, ", " between them; "" for none): they stay loaded. Errors as
+// lz__plugins_load_config's. Thread safe.
+int lz__plugins_reload(lz_context_t *ctx, const lz_config_t *now, const lz_config_t *next, char *removed,
+                       size_t size);
 
 // lz__plugins_node_created runs the plugins' node callbacks for kind on a
 // node lz__node_init has just made: LZ_OK, or the refusal's code and

@@ -82,12 +82,11 @@ static void render(FILE *out, const lz_node_snapshot_t *nodes, size_t count) {
     }
 }
 
-// render_otlp writes the span exporter's counters, when the context runs one.
+// render_otlp writes the span exporter's counters, when the context runs
+// or ran one (a reload may have started or stopped it).
 static void render_otlp(FILE *out, lz_context_t *ctx) {
-    const lz_settings_t *settings = lz__context_settings(ctx);
-    if (!settings->tracing || !*settings->otlp_endpoint) return;
     lz_otlp_stats_t stats;
-    lz_context_otlp_stats(ctx, &stats);
+    if (!lz__context_otlp_stats(ctx, &stats)) return;
     fprintf(out,
             "# HELP liberzmq_otlp_spans_total Spans the OTLP exporter handled: exported (the collector took them), "
             "dropped (its queue was full), failed (their POST failed).\n"
