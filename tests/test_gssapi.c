@@ -263,6 +263,12 @@ LZ_TEST(encrypted_request_reply_carries_the_principal) {
     lz_client_destroy(&c);
     LZ_CHECK_INT(lz_test_logged(&log, "INFO audit: admitted peer 127.0.0.1 mechanism GSSAPI principal " ALICE), 1);
     LZ_CHECK_INT(lz_test_handshake_failures(lz_server_node(srv)), 0);
+    // libzmq 4.3.4 leaks each encrypted message: said once a context, however many nodes.
+    lz_pull_t *second = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(second != NULL);
+    lz_pull_destroy(&second);
+    LZ_CHECK_INT(lz_test_logged(&log, "WARNING security: server: encrypted GSSAPI on tcp://127.0.0.1:"), 1);
+    LZ_CHECK_INT(lz_test_logged(&log, "leaks each encrypted message"), 1);
     lz_server_destroy(&srv);
     lz_context_destroy(&cctx);
     lz_context_destroy(&sctx);
@@ -271,8 +277,11 @@ LZ_TEST(encrypted_request_reply_carries_the_principal) {
 LZ_TEST(plaintext_mode_and_its_mismatch) {
     REALM_OR_FAIL();
     lz_context_t *sctx = context_with("security.gssapi_server", "true", "security.gssapi_plaintext", "true");
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(sctx), lz_test_log_capture, &log), LZ_OK);
     lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
     LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(pull), "raw"), LZ_OK);
+    LZ_CHECK_INT(lz_test_logged(&log, "leaks each encrypted message"), 0); // plaintext: no leak
     lz_context_t *cctx = client_context("mallory", SERVICE, true);
     char who[300];
     LZ_CHECK(pushed_as(cctx, pull, 5000 * LZ_TEST_SLOWDOWN, who, sizeof who));

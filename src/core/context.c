@@ -71,7 +71,7 @@ struct lz_context {
     lz_prometheus_t *exporter; // from metrics.prometheus_listen
     lz_otlp_slot_t otlp;       // from tracing.otlp_endpoint; a reload replaces the exporter
     lz_span_fn span_fn;        // lz_context_on_span; under lock
-    atomic_flag plain_warned;  // lz__context_warn_plain said it once
+    atomic_flag warned[LZ_WARNING_COUNT]; // lz__context_warn_once said each once
     void *span_arg;
     monitor_t monitor;
     lz_plugins_t plugins; // plugins.load, lz_context_load_plugin
@@ -263,11 +263,20 @@ int lz__context_zap(lz_context_t *ctx) {
                                                                           "libzmq context?)" : "");
 }
 
-void lz__context_warn_plain(lz_context_t *ctx, const char *name, const char *url) {
-    if (atomic_flag_test_and_set(&ctx->plain_warned)) return;
-    LZ_LOG(ctx->logger, LZ_LOG_WARNING, "security",
-           "%s: PLAIN server bound on %s: user names and passwords cross the network in clear "
-           "(use CURVE between hosts, or PLAIN over ipc or loopback only; docs/security.md)", name, url);
+// What each once-a-context warning says after "<node>: ".
+static const char *const warnings[LZ_WARNING_COUNT] = {
+    [LZ_WARNING_PLAIN_EXPOSED] = "PLAIN server bound on %s: user names and passwords cross the network in clear "
+                                 "(use CURVE between hosts, or PLAIN over ipc or loopback only; docs/security.md)",
+    [LZ_WARNING_GSSAPI_LEAK] = "encrypted GSSAPI on %s: this libzmq leaks each encrypted message's plaintext copy "
+                               "(zeromq/libzmq#4856); a busy node grows without bound (use CURVE, or "
+                               "security.gssapi_plaintext on a trusted network; docs/security.md)",
+};
+
+void lz__context_warn_once(lz_context_t *ctx, lz_context_warning_t which, const char *name, const char *url) {
+    if (atomic_flag_test_and_set(&ctx->warned[which])) return;
+    char format[320];
+    snprintf(format, sizeof format, "%%s: %s", warnings[which]);
+    LZ_LOG(ctx->logger, LZ_LOG_WARNING, "security", format, name, url);
 }
 
 /* ---- context ----------------------------------------------------------- */
@@ -374,7 +383,7 @@ lz_context_t *lz_context_new(const lz_config_t *config) {
     lz__collectors_init(&ctx->collectors);
     lz__otlp_slot_init(&ctx->otlp);
     atomic_init(&ctx->refs, 1);
-    atomic_flag_clear(&ctx->plain_warned);
+    for (int i = 0; i < LZ_WARNING_COUNT; i++) atomic_flag_clear(&ctx->warned[i]);
     ctx->config = config ? lz_config_dup(config) : config_from_environment();
     int rc = ctx->config ? lz__settings_read(ctx->config, &ctx->settings) : lz_last_error_code();
     if (rc == LZ_OK) {

@@ -138,8 +138,15 @@ void lz__context_monitor_remove(lz_context_t *ctx, lz_node_t *node);
 // rules, or when a node first becomes a CURVE or PLAIN server. Idempotent.
 int lz__context_zap(lz_context_t *ctx);
 
-// lz__context_warn_plain logs, once per context, that node name, a PLAIN
-// server, bound url where passwords cross a network in clear.
-void lz__context_warn_plain(lz_context_t *ctx, const char *name, const char *url);
+// The warnings a context logs once, however many nodes earn them.
+typedef enum {
+    LZ_WARNING_PLAIN_EXPOSED, // a PLAIN server bound where passwords cross a network in clear
+    LZ_WARNING_GSSAPI_LEAK,   // an encrypted GSSAPI node on a libzmq that leaks each message
+    LZ_WARNING_COUNT
+} lz_context_warning_t;
+
+// lz__context_warn_once logs warning which, about node name and its
+// endpoint url, the first time a node of ctx earns it.
+void lz__context_warn_once(lz_context_t *ctx, lz_context_warning_t which, const char *name, const char *url);
 
 #endif

@@ -150,6 +150,12 @@ int lz__gssapi_apply(const lz_gssapi_node_t *node, bool server, void *socket) {
     return rc | set_int(socket, ZMQ_GSSAPI_PLAINTEXT, node->plaintext);
 }
 
+bool lz__gssapi_libzmq_leaks(void) {
+    int major, minor, patch;
+    zmq_version(&major, &minor, &patch);
+    return ZMQ_MAKE_VERSION(major, minor, patch) <= ZMQ_MAKE_VERSION(4, 3, 5);
+}
+
 bool lz__gssapi_admits(const lz_gssapi_t *gssapi, const char *principal) {
     if (!gssapi || !gssapi->admitted_count) return true;
     return bsearch(&principal, gssapi->admitted, gssapi->admitted_count, sizeof *gssapi->admitted, compare_names);

@@ -61,6 +61,11 @@ bool lz__gssapi_side(const lz_gssapi_t *gssapi, char side, lz_gssapi_node_t *nod
 // optional). 0, or -1 with zmq_errno set.
 int lz__gssapi_apply(const lz_gssapi_node_t *node, bool server, void *socket);
 
+// lz__gssapi_libzmq_leaks: the libzmq in use leaks the plaintext copy of
+// every encrypted GSSAPI message it sends (zeromq/libzmq#4856: 4.3.5 and
+// earlier; the fix, #4857, is in no release yet).
+bool lz__gssapi_libzmq_leaks(void);
+
 // lz__gssapi_admits: gssapi's server admits a client authenticated as
 // principal (as libzmq displays it, "name@REALM"). Thread safe: the policy
 // is immutable.

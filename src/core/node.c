@@ -177,6 +177,12 @@ static bool valid_tcp_address(const char *address) {
     return true;
 }
 
+// plain_exposed: binding url makes a PLAIN server whose passwords cross a
+// network in clear.
+static bool plain_exposed(const lz_node_security_t *security, char side, const char *url) {
+    return side == '@' && security->mode == LZ_SECURE_PLAIN_SERVER && lz__security_plain_exposed(url);
+}
+
 static int attach_one(lz_node_t *node, char side, const char *url) {
     if (!url || !*url) return lz__fail(LZ_EINVAL, "%s: empty endpoint", node->name);
     if (strncmp(url, "tcp://", 6) == 0 && !valid_tcp_address(url + 6))
@@ -189,10 +195,12 @@ static int attach_one(lz_node_t *node, char side, const char *url) {
     int rc = secure_for(node, side);
     if (rc == LZ_OK) rc = apply_endpoint(node, side, url);
     if (rc == LZ_OK) rc = remember(node, side, url);
-    bool exposed = rc == LZ_OK && side == '@' && node->security.mode == LZ_SECURE_PLAIN_SERVER &&
-                   lz__security_plain_exposed(url);
+    lz_context_warning_t warning = rc != LZ_OK                           ? LZ_WARNING_COUNT
+                                   : plain_exposed(&node->security, side, url) ? LZ_WARNING_PLAIN_EXPOSED
+                                   : lz__security_gssapi_leaks(&node->security) ? LZ_WARNING_GSSAPI_LEAK
+                                                                              : LZ_WARNING_COUNT;
     lz__node_unlock(node);
-    if (exposed) lz__context_warn_plain(node->ctx, node->name, url);
+    if (warning != LZ_WARNING_COUNT) lz__context_warn_once(node->ctx, warning, node->name, url);
     if (rc == LZ_OK)
         LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "%s %s", side == '@' ? "bound" : "connected", url);
     return rc;

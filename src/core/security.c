@@ -450,6 +450,11 @@ int lz__security_settle(const lz_security_t *policy, lz_node_security_t *node, c
     return LZ_OK;
 }
 
+bool lz__security_gssapi_leaks(const lz_node_security_t *node) {
+    bool gssapi = node->mode == LZ_SECURE_GSSAPI_SERVER || node->mode == LZ_SECURE_GSSAPI_CLIENT;
+    return gssapi && !node->gssapi.plaintext && lz__gssapi_libzmq_leaks();
+}
+
 bool lz__security_mode_server(lz_secure_mode_t mode) {
     return mode == LZ_SECURE_CURVE_SERVER || mode == LZ_SECURE_PLAIN_SERVER || mode == LZ_SECURE_GSSAPI_SERVER;
 }

@@ -86,6 +86,10 @@ typedef struct lz_node_security {
     lz_gssapi_node_t gssapi;
 } lz_node_security_t;
 
+// lz__security_gssapi_leaks: node sends encrypted GSSAPI messages through
+// a libzmq that leaks each one's plaintext copy (lz__gssapi_libzmq_leaks).
+bool lz__security_gssapi_leaks(const lz_node_security_t *node);
+
 // lz__security_settle picks the node's mode for an endpoint on side ('@'
 // bind, '>' connect) the first time, from the node's keys or the policy's.
 // Later endpoints must agree with a CURVE or PLAIN mode: LZ_ESTATE otherwise. name
