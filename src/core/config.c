@@ -50,7 +50,7 @@ enum key_id {
     K_SER_DEFAULT, K_SER_ASCII, K_SER_INDENT, K_SER_VALIDATE,
     K_METRICS_LISTEN,
     K_SEC_SECRET, K_SEC_SERVER, K_SEC_AUTHORIZED, K_SEC_AUTHORIZED_FILE, K_SEC_ALLOW, K_SEC_DENY, K_SEC_AUDIT,
-    K_SEC_PLAIN_USER, K_SEC_PLAIN_PASSWORD, K_SEC_PLAIN_USERS_FILE,
+    K_SEC_CUT, K_SEC_PLAIN_USER, K_SEC_PLAIN_PASSWORD, K_SEC_PLAIN_USERS_FILE,
     K_TRACE_ENABLED, K_TRACE_LOG, K_TRACE_OTLP, K_TRACE_SERVICE, K_TRACE_BATCH, K_TRACE_INTERVAL,
     K_TRACE_HEADERS, K_TRACE_CA_FILE,
     K_TASK_RETRIES, K_TASK_RETRY_DELAY,
@@ -103,6 +103,7 @@ static const key_def_t keys[K_COUNT] = {
     [K_SEC_ALLOW] = STR_KEY("security.allow_addresses", "", lz__security_check_address_list),
     [K_SEC_DENY] = STR_KEY("security.deny_addresses", "", lz__security_check_address_list),
     [K_SEC_AUDIT] = BOOL_KEY("security.audit", false),
+    [K_SEC_CUT] = BOOL_KEY("security.cut_revoked", true),
     [K_SEC_PLAIN_USER] = STR_KEY("security.plain_username", "", lz__security_check_plain_text),
     [K_SEC_PLAIN_PASSWORD] = STR_KEY("security.plain_password", "", lz__security_check_plain_text),
     [K_SEC_PLAIN_USERS_FILE] = STR_KEY("security.plain_users_file", "", NULL),
@@ -131,7 +132,7 @@ static const bool live_keys[K_COUNT] = {
     [K_REQUEST_TIMEOUT] = true, [K_REQUEST_RETRIES] = true,
     [K_LOG_LEVEL] = true, [K_LOG_FORMAT] = true, [K_DEBUG] = true,
     [K_SEC_AUTHORIZED] = true, [K_SEC_AUTHORIZED_FILE] = true, [K_SEC_ALLOW] = true, [K_SEC_DENY] = true,
-    [K_SEC_AUDIT] = true, [K_SEC_PLAIN_USERS_FILE] = true,
+    [K_SEC_AUDIT] = true, [K_SEC_CUT] = true, [K_SEC_PLAIN_USERS_FILE] = true,
     [K_TRACE_ENABLED] = true, [K_TRACE_LOG] = true,
     [K_TASK_RETRIES] = true, [K_TASK_RETRY_DELAY] = true,
 };
@@ -834,6 +835,7 @@ int lz__security_settings_read(const lz_config_t *config, lz_security_settings_t
         .plain_password = config->slots[K_SEC_PLAIN_PASSWORD].s,
         .plain_users_file = config->slots[K_SEC_PLAIN_USERS_FILE].s,
         .audit = config->slots[K_SEC_AUDIT].i != 0,
+        .cut_revoked = config->slots[K_SEC_CUT].i != 0,
     };
     return LZ_OK;
 }
