@@ -169,21 +169,28 @@ static bool monitor_read_event(monitor_entry_t *entry) {
 // each after reading the events its socket sent so far: a connection
 // accepted before the new policy came, whose handshake the old one judged,
 // is then in the table to be judged too. Returns how many were cut.
-static int monitor_judge(lz_context_t *ctx, const lz_security_t *now, const lz_security_t *before) {
-    monitor_t *mon = &ctx->monitor;
-    // The policies came through libzmq's pipe, whose ordering
-    // ThreadSanitizer cannot see; each was installed under policy_lock
-    // after it was built, which orders our reads after its writes for it.
-    // Only taken and left: the receive path takes it inside a node's
-    // connection lock (lz__conns_look), which lz__conns_judge takes.
+// policy_handoff orders a thread's use of the policies a MONITOR_JUDGE
+// hands over against the other side's, for ThreadSanitizer: the request
+// and its answer go through libzmq's pipe, whose ordering it cannot see.
+// Each policy was installed under policy_lock after it was built, and the
+// reload frees the old one only after this answer. Only taken and left:
+// the receive path takes it inside a node's connection lock
+// (lz__conns_look), which lz__conns_judge takes.
+static void policy_handoff(lz_context_t *ctx) {
     pthread_mutex_lock(&ctx->policy_lock);
     pthread_mutex_unlock(&ctx->policy_lock);
+}
+
+static int monitor_judge(lz_context_t *ctx, const lz_security_t *now, const lz_security_t *before) {
+    monitor_t *mon = &ctx->monitor;
+    policy_handoff(ctx);
     size_t cut = 0;
     for (size_t i = 0; i < mon->count; i++) {
         for (int n = 0; n < MONITOR_JUDGE_EVENTS && monitor_read_event(&mon->entries[i]); n++) {
         }
         cut += lz__conns_judge(mon->entries[i].node, now, before);
     }
+    policy_handoff(ctx);
     return cut > INT_MAX ? INT_MAX : (int)cut;
 }
 
@@ -645,6 +652,7 @@ static void reload_commit(lz_context_t *ctx, reload_t *r) {
 static void reload_judge(lz_context_t *ctx, const reload_t *r, const char *origin) {
     if (!lz__security_may_revoke(r->policy, ctx->security)) return;
     int cut = monitor_send(ctx, (monitor_request_t){.op = MONITOR_JUDGE, .policies = {ctx->security, r->policy}});
+    policy_handoff(ctx); // r->policy is freed next
     LZ_LOG(ctx->logger, cut > 0 ? LZ_LOG_WARNING : LZ_LOG_INFO, "config",
            "reload from %s changed the access rules: %d live connection(s) cut", origin, cut > 0 ? cut : 0);
 }
