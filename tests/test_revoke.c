@@ -3,9 +3,9 @@
  * handshake. A revoked CURVE subscriber stops receiving while an admitted
  * one keeps on; pullers that never send are cut and the admitted one comes
  * back; a PLAIN user taken out of the users file is cut and what it had
- * queued is dropped; a newly denied address is cut, unless
- * security.cut_revoked is off. Each cut is counted (connections_cut) and
- * audited. */
+ * queued is dropped; a newly denied address is cut, by lz_context_reload
+ * or a watched file, unless security.cut_revoked is off. Each cut is
+ * counted (connections_cut) and audited. */
 #include <crypt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,14 +244,9 @@ static void user_line(char *line, size_t size, const char *name, const char *pas
 
 // write_users replaces the users file at path with lines (NULL-terminated).
 static void write_users(const char *path, const char *const *lines) {
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s.new", path);
-    FILE *f = fopen(tmp, "w");
-    LZ_CHECK(f != NULL);
-    if (!f) return;
-    for (size_t i = 0; lines[i]; i++) fputs(lines[i], f);
-    fclose(f);
-    LZ_CHECK_INT(rename(tmp, path), 0);
+    char text[1024] = "";
+    for (size_t i = 0; lines[i]; i++) strncat(text, lines[i], sizeof text - strlen(text) - 1);
+    lz_test_replace_file(path, text);
 }
 
 static lz_push_t *plain_pusher(lz_context_t **ctx, const char *user, const char *password, const char *endpoint) {
@@ -319,10 +314,50 @@ LZ_TEST(removed_plain_user_is_cut_and_its_queue_dropped) {
 
 /* ---- addresses ---------------------------------------------------------- */
 
-// denied_address_case: a pusher from 127.0.0.2 and one from 127.0.0.1 both
-// deliver; a reload denies 127.0.0.2. With cut on, that connection is cut
-// and its later messages never arrive; with cut off (security.cut_revoked
-// false) it stays up, as before this feature.
+// Two plain pushers to one puller, "one" from 127.0.0.1 and "two" from
+// 127.0.0.2 (a source address: tcp://SOURCE:0;HOST:PORT).
+typedef struct {
+    lz_context_t *ctx;
+    lz_push_t *one, *two;
+} two_pushers_t;
+
+// two_pushers_open connects them to pull and sees each deliver.
+static void two_pushers_open(two_pushers_t *p, lz_pull_t *pull) {
+    const char *endpoint = lz_node_endpoint(lz_pull_node(pull));
+    char from_two[300];
+    snprintf(from_two, sizeof from_two, "tcp://127.0.0.2:0;%s", endpoint + strlen("tcp://"));
+    lz_config_t *cfg = config_with("zmq.send_timeout", "200", NULL, NULL);
+    p->ctx = context_from(cfg, NULL);
+    lz_config_destroy(&cfg);
+    p->one = lz_push_new(p->ctx, endpoint);
+    p->two = lz_push_new(p->ctx, from_two);
+    LZ_CHECK(p->one != NULL && p->two != NULL);
+    LZ_CHECK_INT(lz_push_send_bytes(p->one, "one", 3), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(p->two, "two", 3), LZ_OK);
+    bool seen[2] = {false, false};
+    collect(read_pull, pull, 1500 * LZ_TEST_SLOWDOWN, (const char *const[]){"one", "two"}, seen, 2, true);
+    LZ_CHECK(seen[0] && seen[1]);
+}
+
+// two_pushers_close checks that "one" still delivers and "two" only when
+// its connection was not cut, then closes them.
+static void two_pushers_close(two_pushers_t *p, lz_pull_t *pull, bool two_cut) {
+    LZ_CHECK_INT(lz_push_send_bytes(p->one, "one-after", 9), LZ_OK);
+    lz_push_send_bytes(p->two, "two-after", 9); // when cut: no connection, it may wait and give up
+    bool after[2] = {false, false};
+    collect(read_pull, pull, 1000 * LZ_TEST_SLOWDOWN, (const char *const[]){"one-after", "two-after"}, after, 2, false);
+    LZ_CHECK(after[0]);
+    LZ_CHECK_INT(after[1], !two_cut);
+    lz_push_destroy(&p->one);
+    lz_push_destroy(&p->two);
+    lz_context_destroy(&p->ctx);
+}
+
+#define DENIED_TWO "audit: cut peer 127.0.0.2 mechanism NULL key - on pull: address denied"
+
+// denied_address_case: a reload denies 127.0.0.2. With cut on, that
+// connection is cut and its later messages never arrive; with cut off
+// (security.cut_revoked false) it stays up, as before this feature.
 static void denied_address_case(bool cut_on) {
     lz_config_t *cfg = config_with("security.deny_addresses", "10.9.9.9", "security.cut_revoked",
                                    cut_on ? "true" : "false");
@@ -330,42 +365,48 @@ static void denied_address_case(bool cut_on) {
     lz_context_t *sctx = context_from(cfg, &log);
     lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
     LZ_CHECK(pull != NULL);
-    const char *endpoint = lz_node_endpoint(lz_pull_node(pull));
-    char from_two[300];
-    snprintf(from_two, sizeof from_two, "tcp://127.0.0.2:0;%s", endpoint + strlen("tcp://"));
-    lz_config_t *pcfg = config_with("zmq.send_timeout", "200", NULL, NULL);
-    lz_context_t *pctx = context_from(pcfg, NULL);
-    lz_config_destroy(&pcfg);
-    lz_push_t *one = lz_push_new(pctx, endpoint), *two = lz_push_new(pctx, from_two);
-    LZ_CHECK(one != NULL && two != NULL);
-    LZ_CHECK_INT(lz_push_send_bytes(one, "one", 3), LZ_OK);
-    LZ_CHECK_INT(lz_push_send_bytes(two, "two", 3), LZ_OK);
-    bool seen[2] = {false, false};
-    collect(read_pull, pull, 1500 * LZ_TEST_SLOWDOWN, (const char *const[]){"one", "two"}, seen, 2, true);
-    LZ_CHECK(seen[0] && seen[1]);
+    two_pushers_t p;
+    two_pushers_open(&p, pull);
 
     LZ_CHECK_INT(lz_config_set(cfg, "security.deny_addresses", "127.0.0.2"), LZ_OK);
     LZ_CHECK_INT(lz_context_reload(sctx, cfg), LZ_OK);
     LZ_CHECK_INT(cuts(lz_pull_node(pull)), cut_on ? 1 : 0);
-    LZ_CHECK_INT(lz_test_logged(&log, "audit: cut peer 127.0.0.2 mechanism NULL key - on pull: address denied"),
-                 cut_on ? 1 : 0);
-    LZ_CHECK_INT(lz_push_send_bytes(one, "one-after", 9), LZ_OK);
-    lz_push_send_bytes(two, "two-after", 9);
-    bool after[2] = {false, false};
-    collect(read_pull, pull, 1000 * LZ_TEST_SLOWDOWN, (const char *const[]){"one-after", "two-after"}, after, 2, false);
-    LZ_CHECK(after[0]);
-    LZ_CHECK_INT(after[1], !cut_on);
-
-    lz_push_destroy(&one);
-    lz_push_destroy(&two);
+    LZ_CHECK_INT(lz_test_logged(&log, DENIED_TWO), cut_on ? 1 : 0);
+    two_pushers_close(&p, pull, cut_on);
     lz_pull_destroy(&pull);
-    lz_context_destroy(&pctx);
     lz_context_destroy(&sctx);
     lz_config_destroy(&cfg);
 }
 
 LZ_TEST(newly_denied_address_is_cut) { denied_address_case(true); }
 LZ_TEST(cut_revoked_off_leaves_connections_up) { denied_address_case(false); }
+
+LZ_TEST(watched_file_denying_an_address_cuts_it) {
+    char dir[] = "/tmp/lz-revoke-XXXXXX", path[512];
+    LZ_CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/app.yaml", dir);
+    lz_test_replace_file(path, "security:\n  deny_addresses: 10.9.9.9\n");
+    lz_config_t *cfg = config_with(NULL, NULL, NULL, NULL);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    lz_context_t *sctx = context_from(cfg, &log);
+    lz_config_destroy(&cfg);
+    LZ_CHECK_INT(lz_context_watch(sctx, path), LZ_OK); // read at once: the pull is bound under its rule
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(pull != NULL);
+    two_pushers_t p;
+    two_pushers_open(&p, pull);
+
+    lz_test_replace_file(path, "security:\n  deny_addresses: 127.0.0.2\n");
+    LZ_TEST_WAIT_UNTIL(cuts(lz_pull_node(pull)) == 1, SLOW_MS);
+    LZ_CHECK_INT(cuts(lz_pull_node(pull)), 1);
+    LZ_CHECK_INT(lz_test_logged(&log, DENIED_TWO), 1);
+    two_pushers_close(&p, pull, true);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&sctx);
+    unlink(path);
+    rmdir(dir);
+}
+
 
 /* ---- which reloads judge again ------------------------------------------ */
 
@@ -419,4 +460,5 @@ LZ_TEST(only_rules_that_narrow_judge_again) {
 
 LZ_TEST_MAIN(LZ_CASE(revoked_curve_subscriber_is_cut), LZ_CASE(silent_pullers_are_cut_and_the_admitted_one_returns),
              LZ_CASE(removed_plain_user_is_cut_and_its_queue_dropped), LZ_CASE(newly_denied_address_is_cut),
-             LZ_CASE(cut_revoked_off_leaves_connections_up), LZ_CASE(only_rules_that_narrow_judge_again))
+             LZ_CASE(cut_revoked_off_leaves_connections_up), LZ_CASE(watched_file_denying_an_address_cuts_it),
+             LZ_CASE(only_rules_that_narrow_judge_again))
