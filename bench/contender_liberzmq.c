@@ -54,7 +54,10 @@ static lz_context_t *bench_context(void) {
         // Push/pull and pub/sub receive through lz_*_recv, unaffected.
         lz_config_set_int(cfg, "zmq.handler_max_concurrency", 1) == 0 &&
         // What tracing costs (docs/tracing.md): LZ_BENCH_TRACING=1 turns it on.
-        lz_config_set_bool(cfg, "tracing.enabled", getenv("LZ_BENCH_TRACING") != NULL) == 0)
+        lz_config_set_bool(cfg, "tracing.enabled", getenv("LZ_BENCH_TRACING") != NULL) == 0 &&
+        // What a socket the ZAP handler guards costs (docs/security.md):
+        // LZ_BENCH_GUARD=1 adds an access rule no peer matches (TEST-NET-1).
+        lz_config_set(cfg, "security.deny_addresses", getenv("LZ_BENCH_GUARD") ? "192.0.2.1" : "") == 0)
         ctx = lz_context_new(cfg);
     lz_config_destroy(&cfg);
     return ctx;

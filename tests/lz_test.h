@@ -175,6 +175,19 @@ static inline int64_t lz_test_now_ms(void) {
     for (int64_t wait_end_ = lz_test_now_ms() + (timeout_ms); !(cond) && lz_test_now_ms() < wait_end_;)                \
     lz_test_sleep_ms(2)
 
+// lz_test_replace_file writes text next to path and renames it over path,
+// as editors and deployments do: a watcher sees one whole change.
+static inline void lz_test_replace_file(const char *path, const char *text) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *f = fopen(tmp, "w");
+    LZ_CHECK(f != NULL);
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+    LZ_CHECK_INT(rename(tmp, path), 0);
+}
+
 // lz_test_config_from makes a config from the defaults plus "key=value"
 // settings (a NULL-terminated list); a refused setting fails the test.
 // Use LZ_TEST_CONFIG("logging.format=json", "debug=true").

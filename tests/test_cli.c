@@ -1451,19 +1451,6 @@ LZ_TEST(test_config_command) {
     unlink(path);
 }
 
-// replace_config writes text next to path and renames it over path, as
-// editors and deployments do.
-static void replace_config(const char *path, const char *text) {
-    char tmp[200];
-    snprintf(tmp, sizeof tmp, "%s.new", path);
-    FILE *f = fopen(tmp, "w");
-    LZ_CHECK(f != NULL);
-    if (!f) return;
-    fputs(text, f);
-    fclose(f);
-    LZ_CHECK_INT(rename(tmp, path), 0);
-}
-
 // A long-running command follows its --config file: a key that needs a
 // restart is reported, a bad file is refused, and it runs on.
 LZ_TEST(test_config_reloads_while_running) {
@@ -1472,9 +1459,9 @@ LZ_TEST(test_config_reloads_while_running) {
     write_temp_config(path, sizeof path, "zmq:\n  request_timeout: 5000\n");
     proc_t pull = LZ_START("pull", "--bind", ep, "--count", "1", "--timeout", "20", "--config", path);
     wait_ipc(ep);
-    replace_config(path, "zmq:\n  io_threads: 2\n");
+    lz_test_replace_file(path, "zmq:\n  io_threads: 2\n");
     lz_test_sleep_ms(500 * LZ_TEST_SLOWDOWN);
-    replace_config(path, "zmq: [not, a, mapping]\n");
+    lz_test_replace_file(path, "zmq: [not, a, mapping]\n");
     lz_test_sleep_ms(500 * LZ_TEST_SLOWDOWN);
     void *ctx = zmq_ctx_new();
     void *push = plain_peer(ctx, ZMQ_PUSH, ep, 10000);

@@ -634,14 +634,16 @@ LZ_TEST(context_metrics_to_json_has_every_field) {
         "messages_sent", "messages_received", "bytes_sent", "bytes_received", "errors",
         "outbound_dropped", "inbound_dropped", "backpressure_events", "failed_bind_count",
         "active_connections", "request_timeouts", "retries", "socket_rebuilds", "late_replies",
-        "handshake_failures", "task_retries", "dead_letters", "config_reloads", "config_reload_errors"};
+        "handshake_failures", "task_retries", "dead_letters", "config_reloads", "config_reload_errors",
+        "connections_cut"};
     const size_t nfields = sizeof fields / sizeof fields[0];
     lz_metrics_t m = {
         .messages_sent = 101, .messages_received = 102, .bytes_sent = 103, .bytes_received = 104,
         .errors = 105, .outbound_dropped = 106, .inbound_dropped = 107, .backpressure_events = 108,
         .failed_bind_count = 109, .active_connections = -3, .request_timeouts = 111, .retries = 112,
         .socket_rebuilds = 113, .late_replies = UINT64_C(18446744073709551615), .handshake_failures = 115,
-        .task_retries = 116, .dead_letters = 117, .config_reloads = 118, .config_reload_errors = 119};
+        .task_retries = 116, .dead_letters = 117, .config_reloads = 118, .config_reload_errors = 119,
+        .connections_cut = 120};
     char buf[1024];
     int n = lz_metrics_to_json(&m, buf, sizeof buf);
     LZ_CHECK(n > 0 && (size_t)n == strlen(buf));
@@ -666,7 +668,7 @@ LZ_TEST(context_metrics_to_json_has_every_field) {
     LZ_CHECK(strstr(buf, "\"late_replies\":18446744073709551615") != NULL);
     LZ_CHECK(strstr(buf, "\"handshake_failures\":115") != NULL);
     LZ_CHECK(strstr(buf, "\"task_retries\":116,\"dead_letters\":117,") != NULL);
-    LZ_CHECK(strstr(buf, "\"config_reloads\":118,\"config_reload_errors\":119,") != NULL);
+    LZ_CHECK(strstr(buf, "\"config_reloads\":118,\"config_reload_errors\":119,\"connections_cut\":120,") != NULL);
     lz_value_destroy(&obj);
 
     // snprintf-style: a short buffer gets a terminated prefix and the full length.

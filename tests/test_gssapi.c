@@ -386,16 +386,23 @@ LZ_TEST(encryption_hides_the_payload_plaintext_shows_it) {
     LZ_CHECK(seen_on_the_wire(true));
 }
 
+// logged_pull: a raw-bytes puller bound on sctx, whose log goes to log.
+static lz_pull_t *logged_pull(lz_context_t *sctx, lz_test_log_t *log) {
+    LZ_CHECK(sctx != NULL);
+    if (!sctx) return NULL;
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(sctx), lz_test_log_capture, log), LZ_OK);
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(pull), "raw"), LZ_OK);
+    return pull;
+}
+
 LZ_TEST(an_unlisted_principal_is_refused_until_a_reload_lists_it) {
     REALM_OR_FAIL();
     lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "security.audit=true", "security.gssapi_server=true",
                                       "security.gssapi_principals=" ALICE);
     lz_context_t *sctx = lz_context_new(cfg);
-    LZ_CHECK(sctx != NULL);
     lz_test_log_t log = LZ_TEST_LOG_INIT;
-    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(sctx), lz_test_log_capture, &log), LZ_OK);
-    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
-    LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(pull), "raw"), LZ_OK);
+    lz_pull_t *pull = logged_pull(sctx, &log);
     lz_context_t *mallory = client_context("mallory", SERVICE, false), *alice = client_context("alice", SERVICE, false);
     char who[300];
     LZ_CHECK(!pushed_as(mallory, pull, 600, who, sizeof who));
@@ -412,6 +419,45 @@ LZ_TEST(an_unlisted_principal_is_refused_until_a_reload_lists_it) {
     LZ_CHECK(pushed_as(mallory, pull, 5000 * LZ_TEST_SLOWDOWN, who, sizeof who));
     LZ_CHECK_STR(who, MALLORY);
     LZ_CHECK(!pushed_as(alice, pull, 600, who, sizeof who));
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&alice);
+    lz_context_destroy(&mallory);
+    lz_context_destroy(&sctx);
+    lz_config_destroy(&cfg);
+}
+
+// pushes_through: a frame text pushed on push arrives at pull within
+// timeout_ms.
+static bool pushes_through(lz_push_t *push, lz_pull_t *pull, const char *text, int timeout_ms) {
+    LZ_CHECK_INT(lz_push_send_bytes(push, text, strlen(text)), LZ_OK);
+    char buf[32];
+    size_t size = sizeof buf;
+    return lz_pull_recv_bytes(pull, buf, &size, timeout_ms) == LZ_OK && size == strlen(text) &&
+           memcmp(buf, text, size) == 0;
+}
+
+LZ_TEST(a_principal_taken_off_the_list_loses_its_live_connection) {
+    REALM_OR_FAIL();
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "security.audit=true", "security.gssapi_server=true",
+                                      "security.gssapi_principals=" ALICE "," MALLORY);
+    lz_context_t *sctx = lz_context_new(cfg);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    lz_pull_t *pull = logged_pull(sctx, &log);
+    lz_context_t *mallory = client_context("mallory", SERVICE, false), *alice = client_context("alice", SERVICE, false);
+    const char *endpoint = lz_node_endpoint(lz_pull_node(pull));
+    lz_push_t *from_mallory = lz_push_new(mallory, endpoint), *from_alice = lz_push_new(alice, endpoint);
+    // Both are admitted, and each has shown who it is by what it sent.
+    LZ_CHECK(pushes_through(from_mallory, pull, "m1", 5000 * LZ_TEST_SLOWDOWN));
+    LZ_CHECK(pushes_through(from_alice, pull, "a1", 5000 * LZ_TEST_SLOWDOWN));
+    LZ_CHECK_INT(lz_config_set(cfg, "security.gssapi_principals", ALICE), LZ_OK);
+    LZ_CHECK_INT(lz_context_reload(sctx, cfg), LZ_OK);
+    LZ_CHECK_INT(lz_test_metrics(lz_pull_node(pull)).connections_cut, 1);
+    LZ_CHECK_INT(lz_test_logged(&log, "WARNING audit: cut peer 127.0.0.1 mechanism GSSAPI principal " MALLORY), 1);
+    // Mallory's connection is gone and its reconnects are refused; alice's stays.
+    LZ_CHECK(!pushes_through(from_mallory, pull, "m2", 600));
+    LZ_CHECK(pushes_through(from_alice, pull, "a2", 5000 * LZ_TEST_SLOWDOWN));
+    lz_push_destroy(&from_alice);
+    lz_push_destroy(&from_mallory);
     lz_pull_destroy(&pull);
     lz_context_destroy(&alice);
     lz_context_destroy(&mallory);
@@ -515,5 +561,6 @@ LZ_TEST(a_gssapi_node_keeps_its_side) {
 LZ_TEST_MAIN(LZ_CASE(encrypted_request_reply_carries_the_principal), LZ_CASE(plaintext_mode_and_its_mismatch),
              LZ_CASE(encryption_hides_the_payload_plaintext_shows_it),
              LZ_CASE(an_unlisted_principal_is_refused_until_a_reload_lists_it),
+             LZ_CASE(a_principal_taken_off_the_list_loses_its_live_connection),
              LZ_CASE(a_service_the_server_has_no_key_for_gets_nothing_through),
              LZ_CASE(bad_combinations_are_configuration_errors), LZ_CASE(a_gssapi_node_keeps_its_side))

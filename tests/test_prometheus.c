@@ -73,7 +73,7 @@ LZ_TEST(text_format_has_every_family_and_series) {
         "messages_sent", "messages_received", "bytes_sent", "bytes_received", "errors", "outbound_dropped",
         "inbound_dropped", "backpressure_events", "failed_bind_count", "request_timeouts", "retries",
         "socket_rebuilds", "late_replies", "handshake_failures",
-        "task_retries", "dead_letters", "config_reloads", "config_reload_errors"};
+        "task_retries", "dead_letters", "config_reloads", "config_reload_errors", "connections_cut"};
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
         char line[128];
         snprintf(line, sizeof line, "# TYPE liberzmq_%s_total counter\n", families[i]);

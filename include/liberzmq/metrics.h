@@ -32,6 +32,7 @@ typedef struct lz_metrics {
     uint64_t dead_letters;         // tasks handed to the dead-letter sink after their last failure
     uint64_t config_reloads;       // the context's configuration reloads applied (context.h); nodes count 0
     uint64_t config_reload_errors; // reloads refused: a bad file, a bad value, an unreadable keys file
+    uint64_t connections_cut;      // live connections a reload's access rules cut (security.h)
 } lz_metrics_t;
 
 // lz_metrics_to_json writes m as one JSON object into buf (at most size

@@ -9,6 +9,7 @@
 #include "core/trace.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -78,8 +79,14 @@ struct lz_context {
     lz__collectors_t collectors; // extra families of the Prometheus scrape (lock services)
 };
 
-enum { MONITOR_ADD = 1, MONITOR_REMOVE = 2, MONITOR_STOP = 3 };
-typedef struct { int op; lz_node_t *node; } monitor_request_t;
+enum { MONITOR_ADD = 1, MONITOR_REMOVE = 2, MONITOR_STOP = 3, MONITOR_JUDGE = 4 };
+// MONITOR_JUDGE: judge the live connections again by policies[0], the
+// policy just installed, which replaced policies[1] (revoke.h).
+typedef struct {
+    int op;
+    lz_node_t *node;
+    const lz_security_t *policies[2];
+} monitor_request_t;
 
 /* ---- monitor thread ---------------------------------------------------- */
 
@@ -115,26 +122,30 @@ static void monitor_entry_remove(monitor_t *mon, lz_node_t *node) {
 }
 
 // A libzmq monitor event is [6 bytes: uint16 event, uint32 value][endpoint].
-static void monitor_read_event(monitor_entry_t *entry) {
+// Returns whether there was one to read.
+static bool monitor_read_event(monitor_entry_t *entry) {
     zmq_msg_t head, addr;
     zmq_msg_init(&head);
     zmq_msg_init(&addr);
     int rc;
-    if (zmq_msg_recv(&head, entry->pair, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&head))
-        LZ_EINTR_RESTART(rc, zmq_msg_recv(&addr, entry->pair, 0));
+    bool got = zmq_msg_recv(&head, entry->pair, ZMQ_DONTWAIT) >= 0;
+    if (got && zmq_msg_more(&head)) LZ_EINTR_RESTART(rc, zmq_msg_recv(&addr, entry->pair, 0));
     if (zmq_msg_size(&head) >= 2) {
         uint16_t event;
+        uint32_t value = 0;
         memcpy(&event, zmq_msg_data(&head), sizeof event);
+        if (zmq_msg_size(&head) >= 6) memcpy(&value, (char *)zmq_msg_data(&head) + 2, sizeof value);
         int delta = event == ZMQ_EVENT_CONNECTED || event == ZMQ_EVENT_ACCEPTED ? 1
                     : event == ZMQ_EVENT_DISCONNECTED                          ? -1
                                                                                : 0;
         if (event & LZ_HANDSHAKE_FAILURES) {
             char endpoint[LZ_NODE_ENDPOINT_MAX];
             lz__msg_text(&addr, endpoint, sizeof endpoint);
-            uint32_t value = 0;
-            if (zmq_msg_size(&head) >= 6) memcpy(&value, (char *)zmq_msg_data(&head) + 2, sizeof value);
             lz__node_handshake_failed(entry->node, event, value, endpoint);
         }
+        // Both events' value is the connection's descriptor.
+        if (event == ZMQ_EVENT_ACCEPTED) lz__conns_accepted(&entry->node->conns, (int)value);
+        if (event == ZMQ_EVENT_DISCONNECTED) lz__conns_disconnected(&entry->node->conns, (int)value);
         // Under the lock lz__context_share_counters takes: a multi-endpoint
         // client points a node at its owner's counters before connecting,
         // and the event that follows reaches us through libzmq's pipe,
@@ -147,9 +158,45 @@ static void monitor_read_event(monitor_entry_t *entry) {
     }
     zmq_msg_close(&head);
     zmq_msg_close(&addr);
+    return got;
 }
 
-static bool monitor_serve_request(monitor_t *mon, void *zmq, void *control) {
+// Events read from one socket before its connections are judged, at most:
+// a storm of connections must not hold a reload up for ever.
+#define MONITOR_JUDGE_EVENTS 4096
+
+// monitor_judge judges every node's live connections again (revoke.h),
+// each after reading the events its socket sent so far: a connection
+// accepted before the new policy came, whose handshake the old one judged,
+// is then in the table to be judged too. Returns how many were cut.
+// policy_handoff orders a thread's use of the policies a MONITOR_JUDGE
+// hands over against the other side's, for ThreadSanitizer: the request
+// and its answer go through libzmq's pipe, whose ordering it cannot see.
+// Each policy was installed under policy_lock after it was built, and the
+// reload frees the old one only after this answer. Only taken and left:
+// the receive path takes it inside a node's connection lock
+// (lz__conns_look), which lz__conns_judge takes.
+static void policy_handoff(lz_context_t *ctx) {
+    pthread_mutex_lock(&ctx->policy_lock);
+    pthread_mutex_unlock(&ctx->policy_lock);
+}
+
+static int monitor_judge(lz_context_t *ctx, const lz_security_t *now, const lz_security_t *before) {
+    monitor_t *mon = &ctx->monitor;
+    policy_handoff(ctx);
+    size_t cut = 0;
+    for (size_t i = 0; i < mon->count; i++) {
+        for (int n = 0; n < MONITOR_JUDGE_EVENTS && monitor_read_event(&mon->entries[i]); n++) {
+        }
+        cut += lz__conns_judge(mon->entries[i].node, now, before);
+    }
+    policy_handoff(ctx);
+    return cut > INT_MAX ? INT_MAX : (int)cut;
+}
+
+static bool monitor_serve_request(lz_context_t *ctx, void *control) {
+    monitor_t *mon = &ctx->monitor;
+    void *zmq = ctx->zmq;
     monitor_request_t req;
     int rc;
     LZ_EINTR_RESTART(rc, zmq_recv(control, &req, sizeof req, 0));
@@ -157,6 +204,7 @@ static bool monitor_serve_request(monitor_t *mon, void *zmq, void *control) {
     int status = LZ_OK;
     if (req.op == MONITOR_ADD) status = monitor_entry_add(mon, zmq, req.node);
     else if (req.op == MONITOR_REMOVE) monitor_entry_remove(mon, req.node);
+    else if (req.op == MONITOR_JUDGE) status = monitor_judge(ctx, req.policies[0], req.policies[1]);
     LZ_EINTR_RESTART(rc, zmq_send(control, &status, sizeof status, 0));
     return req.op != MONITOR_STOP;
 }
@@ -185,7 +233,7 @@ static void *monitor_main(void *self) {
         if (rc < 0) break;
         for (size_t i = 0; i < polled && i < mon->count; i++)
             if (items[i + fixed].revents & ZMQ_POLLIN) monitor_read_event(&mon->entries[i]);
-        if (items[0].revents & ZMQ_POLLIN) go = monitor_serve_request(mon, ctx->zmq, control);
+        if (items[0].revents & ZMQ_POLLIN) go = monitor_serve_request(ctx, control);
     }
     for (size_t i = 0; i < mon->count; i++) zmq_close(mon->entries[i].pair);
     free(mon->entries);
@@ -194,15 +242,18 @@ static void *monitor_main(void *self) {
     return NULL;
 }
 
-static int monitor_request(lz_context_t *ctx, int op, lz_node_t *node) {
+static int monitor_send(lz_context_t *ctx, monitor_request_t req) {
     monitor_t *mon = &ctx->monitor;
-    monitor_request_t req = {op, node};
     int status = LZ_EZMQ, rc;
     pthread_mutex_lock(&mon->lock);
     LZ_EINTR_RESTART(rc, zmq_send(mon->control, &req, sizeof req, 0));
     if (rc == (int)sizeof req) LZ_EINTR_RESTART(rc, zmq_recv(mon->control, &status, sizeof status, 0));
     pthread_mutex_unlock(&mon->lock);
     return status;
+}
+
+static int monitor_request(lz_context_t *ctx, int op, lz_node_t *node) {
+    return monitor_send(ctx, (monitor_request_t){.op = op, .node = node});
 }
 
 static int monitor_start(lz_context_t *ctx) {
@@ -243,14 +294,15 @@ void lz__context_monitor_remove(lz_context_t *ctx, lz_node_t *node) {
     monitor_request(ctx, MONITOR_REMOVE, node);
 }
 
-// context_policy gives the ZAP handler a reference on the policy in force.
-static lz_security_t *context_policy(void *arg) {
-    lz_context_t *ctx = arg;
+lz_security_t *lz__context_policy(lz_context_t *ctx) {
     pthread_mutex_lock(&ctx->policy_lock); // a reload may be swapping it
     lz_security_t *policy = lz__security_ref(ctx->security);
     pthread_mutex_unlock(&ctx->policy_lock);
     return policy;
 }
+
+// context_policy gives the ZAP handler a reference on the policy in force.
+static lz_security_t *context_policy(void *arg) { return lz__context_policy(arg); }
 
 int lz__context_zap(lz_context_t *ctx) {
     pthread_mutex_lock(&ctx->zap_lock);
@@ -658,6 +710,17 @@ static void reload_commit(lz_context_t *ctx, reload_t *r) {
     r->merged = NULL;
 }
 
+// reload_judge cuts the live connections the new policy refuses, when it
+// may refuse someone the one it replaced (r->policy now) admitted. Under
+// reload_lock, so the policy in force stays the one judged by.
+static void reload_judge(lz_context_t *ctx, const reload_t *r, const char *origin) {
+    if (!lz__security_may_revoke(r->policy, ctx->security)) return;
+    int cut = monitor_send(ctx, (monitor_request_t){.op = MONITOR_JUDGE, .policies = {ctx->security, r->policy}});
+    policy_handoff(ctx); // r->policy is freed next
+    LZ_LOG(ctx->logger, cut > 0 ? LZ_LOG_WARNING : LZ_LOG_INFO, "config",
+           "reload from %s changed the access rules: %d live connection(s) cut", origin, cut > 0 ? cut : 0);
+}
+
 static void reload_free(reload_t *r) {
     lz__log_switch_discard(&r->log_switch);
     lz__otlp_stop(&r->otlp); // started for a reload refused: nothing queued
@@ -708,6 +771,7 @@ int lz__context_reload_from(lz_context_t *ctx, const lz_config_t *config, const 
     pthread_mutex_lock(&ctx->reload_lock);
     int rc = reload_prepare(ctx, config, &r);
     if (rc == LZ_OK) reload_commit(ctx, &r);
+    if (rc == LZ_OK) reload_judge(ctx, &r, origin);
     pthread_mutex_unlock(&ctx->reload_lock);
     if (rc == LZ_OK) {
         count_reload(ctx, true);

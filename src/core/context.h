@@ -95,6 +95,12 @@ int lz__context_security_settle(lz_context_t *ctx, lz_node_security_t *node, cha
 // it never had one. Thread safe.
 bool lz__context_otlp_stats(lz_context_t *ctx, lz_otlp_stats_t *out);
 
+// lz__context_policy returns a reference on the security policy in force
+// (taken under the lock a reload swaps it under), for the caller to drop
+// with lz__security_destroy. Any thread.
+typedef struct lz_security lz_security_t;
+lz_security_t *lz__context_policy(lz_context_t *ctx);
+
 // lz__context_reload_from is lz_context_reload with origin ("file PATH",
 // "lz_context_reload") named in its log lines; the watcher's path.
 int lz__context_reload_from(lz_context_t *ctx, const lz_config_t *config, const char *origin);

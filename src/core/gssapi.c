@@ -150,6 +150,14 @@ int lz__gssapi_apply(const lz_gssapi_node_t *node, bool server, void *socket) {
     return rc | set_int(socket, ZMQ_GSSAPI_PLAINTEXT, node->plaintext);
 }
 
+bool lz__gssapi_narrows(const lz_gssapi_t *before, const lz_gssapi_t *now) {
+    if (lz__gssapi_admits(now, NULL)) return false; // anyone, or no GSSAPI server at all
+    if (!before || !before->admitted_count) return true;
+    for (size_t i = 0; i < before->admitted_count; i++)
+        if (!lz__gssapi_admits(now, before->admitted[i])) return true;
+    return false;
+}
+
 bool lz__gssapi_libzmq_leaks(void) {
     int major, minor, patch;
     zmq_version(&major, &minor, &patch);
@@ -158,5 +166,5 @@ bool lz__gssapi_libzmq_leaks(void) {
 
 bool lz__gssapi_admits(const lz_gssapi_t *gssapi, const char *principal) {
     if (!gssapi || !gssapi->admitted_count) return true;
-    return bsearch(&principal, gssapi->admitted, gssapi->admitted_count, sizeof *gssapi->admitted, compare_names);
+    return principal && bsearch(&principal, gssapi->admitted, gssapi->admitted_count, sizeof *gssapi->admitted, compare_names);
 }

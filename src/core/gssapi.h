@@ -67,8 +67,15 @@ int lz__gssapi_apply(const lz_gssapi_node_t *node, bool server, void *socket);
 bool lz__gssapi_libzmq_leaks(void);
 
 // lz__gssapi_admits: gssapi's server admits a client authenticated as
-// principal (as libzmq displays it, "name@REALM"). Thread safe: the policy
+// principal (as libzmq displays it, "name@REALM"); with principal NULL,
+// whether it admits anyone (no security.gssapi_principals). Thread safe: the policy
 // is immutable.
 bool lz__gssapi_admits(const lz_gssapi_t *gssapi, const char *principal);
+
+// lz__gssapi_narrows: now admits fewer client principals than before (a
+// list where there was none, or one without a principal before admitted),
+// so a reload is to judge the live GSSAPI connections again. Either may be
+// NULL (no GSSAPI keys).
+bool lz__gssapi_narrows(const lz_gssapi_t *before, const lz_gssapi_t *now);
 
 #endif

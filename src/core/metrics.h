@@ -9,6 +9,6 @@
     X(errors) X(outbound_dropped) X(inbound_dropped) X(backpressure_events)     \
     X(failed_bind_count) X(request_timeouts) X(retries) X(socket_rebuilds)      \
     X(late_replies) X(handshake_failures) X(task_retries) X(dead_letters)       \
-    X(config_reloads) X(config_reload_errors)
+    X(config_reloads) X(config_reload_errors) X(connections_cut)
 
 #endif

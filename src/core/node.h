@@ -15,6 +15,7 @@
 #include "core/bias.h"
 #include "core/copy.h"
 #include "core/context.h"
+#include "core/revoke.h"
 #include "core/security.h"
 #include "liberzmq/log.h"
 #include "liberzmq/node.h"
@@ -28,6 +29,7 @@ typedef struct lz_counters {
     atomic_uint_fast64_t failed_bind_count, request_timeouts, retries, socket_rebuilds;
     atomic_uint_fast64_t late_replies, handshake_failures, task_retries, dead_letters;
     atomic_uint_fast64_t config_reloads, config_reload_errors; // always 0: the context counts these
+    atomic_uint_fast64_t connections_cut;
     atomic_int_fast64_t active_connections;
 } lz_counters_t;
 
@@ -91,6 +93,7 @@ struct lz_node {
     size_t attached_count;
     char monitor_endpoint[64];      // inproc address of this socket's monitor
     lz_node_security_t security;    // CURVE or ZAP, settled by the first endpoint
+    lz_conns_t conns;               // incoming connections, when the ZAP handler guards the socket (revoke.h)
     lz_node_t *next, *prev;         // the context's list of nodes
     uint64_t id;                    // unique in the context (exporters' label)
     struct lz_hooks *hooks;         // lz_node_on_send / lz_node_on_receive (core/hooks.h); NULL: none

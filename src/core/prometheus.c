@@ -38,6 +38,7 @@ static const char *const counter_help[] = {
     "Tasks handed to the dead-letter sink after their last failure.",
     "Configuration reloads applied (the context counts them, in the \"(closed)\" series).",
     "Configuration reloads refused (bad file or value); the running configuration stayed.",
+    "Live connections cut because a reload's access rules refuse their peer.",
 };
 #define LZ_ONE(f) +1
 _Static_assert(sizeof counter_help / sizeof counter_help[0] == 0 LZ_METRIC_COUNTERS(LZ_ONE),

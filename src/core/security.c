@@ -56,6 +56,7 @@ struct lz_security {
     bool authorized_set; // a list was given, even an empty one: only those
     rule_list_t allow, deny;
     bool audit;
+    bool cut_revoked; // a reload re-judges live connections by this policy (revoke.h)
     char *plain_username, *plain_password; // a PLAIN client's, "" when none
     plain_user_t *users;                   // a PLAIN server's, sorted by name for bsearch
     size_t user_count;
@@ -338,6 +339,7 @@ static int policy_fill(lz_security_t *sec, const lz_security_settings_t *s) {
     snprintf(sec->secret_key, sizeof sec->secret_key, "%s", s->curve_secret_key);
     snprintf(sec->server_key, sizeof sec->server_key, "%s", s->curve_server_key);
     sec->audit = s->audit;
+    sec->cut_revoked = s->cut_revoked;
     if ((*sec->secret_key || *sec->server_key) && !lz_curve_available())
         return lz__fail(LZ_ECONFIG, "config: security.curve_* keys are set but libzmq was built without CURVE");
     // The keys were validated when stored, so a failure here is memory.
@@ -653,6 +655,33 @@ static bool password_matches(const char *password, const char *hash) {
     return ok;
 }
 
+// The rules judge() and lz__security_judge_peer share: a peer's address
+// (IP text, "" for ipc, which address rules do not cover), a CURVE
+// client's key (32 bytes), a NULL peer, a PLAIN user name.
+static const char *address_refusal(const lz_security_t *policy, const char *address) {
+    address_rule_t peer;
+    if (!address_parse(address, &peer)) return NULL;
+    if (rules_match(&policy->deny, &peer)) return "address denied";
+    if (policy->allow.count && !rules_match(&policy->allow, &peer)) return "address not allowed";
+    return NULL;
+}
+
+static const char *key_refusal(const lz_security_t *policy, const uint8_t key[KEY_BYTES]) {
+    bool listed = !policy->authorized_set ||
+                  bsearch(key, policy->authorized, policy->authorized_count, KEY_BYTES, compare_keys);
+    return listed ? NULL : "client key not authorized";
+}
+
+static const char *null_refusal(const lz_security_t *policy) {
+    return policy->authorized_set ? "no CURVE key to authorize" : NULL;
+}
+
+static const plain_user_t *find_user(const lz_security_t *policy, const char *name) {
+    plain_user_t probe = {(char *)name, NULL};
+    return policy->user_count
+        ? bsearch(&probe, policy->users, policy->user_count, sizeof *policy->users, compare_users) : NULL;
+}
+
 #define PLAIN_REFUSAL "invalid username or password"
 
 // judge_plain finds the hash a PLAIN client's password is to be checked
@@ -667,9 +696,7 @@ static const char *judge_plain(lz_zap_request_t *req) {
         return "malformed ZAP request";
     lz__msg_text(&frames[ZAP_CREDENTIAL], req->c.user, sizeof req->c.user);
     if (!policy->users_set) return "mechanism not supported";
-    plain_user_t probe = {req->c.user, NULL};
-    const plain_user_t *user = policy->user_count
-        ? bsearch(&probe, policy->users, policy->user_count, sizeof *policy->users, compare_users) : NULL;
+    const plain_user_t *user = find_user(policy, req->c.user);
     req->known = user && zmq_msg_size(&frames[ZAP_CREDENTIAL]) == strlen(req->c.user); // no NUL inside
     req->hash = req->known ? user->hash : policy->user_count ? policy->users[0].hash : NULL;
     return req->hash ? NULL : PLAIN_REFUSAL;
@@ -695,25 +722,18 @@ static const char *judge(lz_zap_request_t *req) {
         return "malformed ZAP request";
     lz__msg_text(&frames[ZAP_ADDRESS], c->address, sizeof c->address);
     lz__msg_text(&frames[ZAP_MECHANISM], c->mechanism, sizeof c->mechanism);
-    address_rule_t peer;
-    // Address rules are for IP peers; an ipc peer reports none.
-    if (address_parse(c->address, &peer)) {
-        if (rules_match(&policy->deny, &peer)) return "address denied";
-        if (policy->allow.count && !rules_match(&policy->allow, &peer)) return "address not allowed";
-    }
+    const char *refusal = address_refusal(policy, c->address);
+    if (refusal) return refusal;
     if (strcmp(c->mechanism, "CURVE") == 0) {
         if (req->count <= ZAP_CREDENTIAL || zmq_msg_size(&frames[ZAP_CREDENTIAL]) != KEY_BYTES)
             return "malformed ZAP request";
-        const void *key = zmq_msg_data(&frames[ZAP_CREDENTIAL]);
+        const uint8_t *key = zmq_msg_data(&frames[ZAP_CREDENTIAL]);
         zmq_z85_encode(c->key, key, KEY_BYTES);
-        if (policy->authorized_set &&
-            !bsearch(key, policy->authorized, policy->authorized_count, KEY_BYTES, compare_keys))
-            return "client key not authorized";
-        return NULL;
+        return key_refusal(policy, key);
     }
     if (strcmp(c->mechanism, "PLAIN") == 0) return judge_plain(req);
     if (strcmp(c->mechanism, "GSSAPI") == 0) return judge_gssapi(req);
-    if (strcmp(c->mechanism, "NULL") == 0) return policy->authorized_set ? "no CURVE key to authorize" : NULL;
+    if (strcmp(c->mechanism, "NULL") == 0) return null_refusal(policy);
     return "mechanism not supported";
 }
 
@@ -732,6 +752,70 @@ void lz__zap_hash(lz_zap_request_t *req) {
     explicit_bzero(password, sizeof password);
     req->c.refusal = req->known && matches ? NULL : PLAIN_REFUSAL;
     req->hash = NULL;
+}
+
+/* ---- live connections, judged again after a reload (revoke.c) ---------------------- */
+
+const char *lz__security_judge_peer(const lz_security_t *now, const lz_security_t *before, lz_secure_mode_t mode,
+                                    const char *user, const char *address) {
+    const char *refusal = address_refusal(now, address ? address : "");
+    if (refusal || mode == LZ_SECURE_ZAP) return refusal ? refusal : null_refusal(now);
+    // Who has not shown who it is stays only when anyone would do.
+    if (!user && mode == LZ_SECURE_CURVE_SERVER && !now->authorized_set) return NULL;
+    if (!user && mode == LZ_SECURE_GSSAPI_SERVER && lz__gssapi_admits(now->gssapi, NULL)) return NULL;
+    if (!user) return "sent nothing since it connected, so who it is was not known: it logs in again";
+    if (mode == LZ_SECURE_CURVE_SERVER) {
+        uint8_t key[KEY_BYTES];
+        return key_decode(user, key) ? key_refusal(now, key) : "no CURVE key";
+    }
+    if (mode == LZ_SECURE_GSSAPI_SERVER) return lz__gssapi_admits(now->gssapi, user) ? NULL : "principal not allowed";
+    const plain_user_t *listed = find_user(now, user);
+    if (!listed) return "user no longer listed";
+    // A new hash refuses the password this peer logged in with, unless it
+    // is the same password: which only the peer could tell, at a new login.
+    if (!before) return NULL;
+    const plain_user_t *was = find_user(before, user);
+    if (!was) return "user listed anew since it logged in";
+    return strcmp(was->hash, listed->hash) == 0 ? NULL : "password changed";
+}
+
+// rules_kept: every rule of before is in now (a rule is compared whole:
+// address_parse zeroes it before filling it).
+static bool rules_kept(const rule_list_t *before, const rule_list_t *now) {
+    for (size_t i = 0; i < before->count; i++) {
+        bool found = false;
+        for (size_t j = 0; j < now->count && !found; j++)
+            found = memcmp(&before->items[i], &now->items[j], sizeof before->items[i]) == 0;
+        if (!found) return false;
+    }
+    return true;
+}
+
+// keys_kept: every key before authorized, now is too (or now takes any).
+static bool keys_kept(const lz_security_t *before, const lz_security_t *now) {
+    if (!now->authorized_set) return true;
+    if (!before->authorized_set) return false;
+    for (size_t i = 0; i < before->authorized_count; i++)
+        if (key_refusal(now, before->authorized[i])) return false;
+    return true;
+}
+
+// users_kept: every user before admitted is still listed, with the same hash.
+static bool users_kept(const lz_security_t *before, const lz_security_t *now) {
+    for (size_t i = 0; i < before->user_count; i++) {
+        const plain_user_t *user = find_user(now, before->users[i].name);
+        if (!user || strcmp(user->hash, before->users[i].hash) != 0) return false;
+    }
+    return true;
+}
+
+bool lz__security_may_revoke(const lz_security_t *before, const lz_security_t *now) {
+    if (!now->cut_revoked) return false;
+    // An allow list where there was none, or one without a rule it had, may
+    // leave someone out; a deny list may take someone in any of its new rules.
+    bool allow_kept = !now->allow.count || (before->allow.count && rules_kept(&before->allow, &now->allow));
+    return !keys_kept(before, now) || !allow_kept || !rules_kept(&now->deny, &before->deny) ||
+           !users_kept(before, now) || lz__gssapi_narrows(before->gssapi, now->gssapi);
 }
 
 static void send_text(void *zap, const char *text, int flags) {

@@ -22,6 +22,7 @@ typedef struct lz_security_settings {
     const char *plain_username, *plain_password, *plain_users_file;
     bool audit;
     lz_gssapi_settings_t gssapi;
+    bool cut_revoked; // security.cut_revoked
 } lz_security_settings_t;
 
 // lz__security_settings_read fills *out from config (in config.c, beside
@@ -124,6 +125,25 @@ void lz__zap_hash(lz_zap_request_t *req);
 void lz__zap_answer(lz_zap_request_t **req_p, void *router, lz_logger_t *logger);
 // lz__zap_request_free frees req unanswered.
 void lz__zap_request_free(lz_zap_request_t **req_p);
+
+// lz__security_judge_peer judges a connection already up (or one of its
+// messages) by the policy now in force: the refusal, NULL to admit. mode is
+// the node's (LZ_SECURE_CURVE_SERVER, _PLAIN_SERVER or _ZAP); user the
+// peer's ZAP user id (a CURVE key in Z85, a PLAIN user name; NULL when not
+// known: refused, unless no key or name matters: LZ_SECURE_ZAP, or a CURVE
+// server that takes any key); address its
+// IP ("" or NULL for ipc, which address rules do not cover). before, when
+// not NULL, is the policy the peer was last admitted by: a PLAIN user
+// whose hash changed since is refused too. No lock: the caller holds
+// references on both policies.
+const char *lz__security_judge_peer(const lz_security_t *now, const lz_security_t *before, lz_secure_mode_t mode,
+                                    const char *user, const char *address);
+
+// lz__security_may_revoke: now has security.cut_revoked on and its rules
+// may refuse a peer before's admitted: a key before authorized is not, an
+// allow list leaves a rule out (or came where there was none), a deny
+// list has a new rule, a PLAIN user has gone or has a new hash.
+bool lz__security_may_revoke(const lz_security_t *before, const lz_security_t *now);
 
 // lz__security_handshake_reason describes a failed handshake's monitor
 // event (ZMQ_EVENT_HANDSHAKE_FAILED_*) and its value, for the log.

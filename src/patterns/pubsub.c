@@ -37,6 +37,14 @@ lz_pub_t *lz_pub_new(lz_context_t *ctx, const char *endpoints) {
         free(pub);
         return NULL;
     }
+    // Every subscriber's notices, not only a topic's first: each one tells
+    // who sent it (drain_subscriptions). A subscriber that came before this
+    // goes unknown until its next notice, at worst cut by a revocation
+    // and back at once.
+    int verbose = 1;
+    lz__node_lock(&pub->node);
+    zmq_setsockopt(pub->node.socket, ZMQ_XPUB_VERBOSE, &verbose, sizeof verbose);
+    lz__node_unlock(&pub->node);
     return pub;
 }
 
@@ -49,10 +57,16 @@ void lz_pub_destroy(lz_pub_t **pub_p) {
 
 lz_node_t *lz_pub_node(lz_pub_t *pub) { return pub ? &pub->node : NULL; }
 
+// drain_subscriptions reads the subscription notices queued. While a
+// guarded publisher has subscribers it does not know yet, each notice is
+// looked at: the one a subscriber sends when it connects says who it is
+// (revoke.h).
 static void drain_subscriptions(lz_pub_t *pub) {
-    char notice[256];
-    while (zmq_recv(pub->node.socket, notice, sizeof notice, ZMQ_DONTWAIT) >= 0) {
-    }
+    zmq_msg_t notice;
+    zmq_msg_init(&notice);
+    while (zmq_msg_recv(&notice, pub->node.socket, ZMQ_DONTWAIT) >= 0)
+        if (lz__conns_looking(&pub->node.conns)) lz__conns_look(&pub->node, &notice);
+    zmq_msg_close(&notice);
     pub->sends_since_drain = 0;
 }
 
@@ -60,7 +74,8 @@ static int publish_frames(lz_pub_t *pub, const char *topic, const void *data, si
     lz_frame_t frames[2] = {{topic, strlen(topic)}, {data, size}};
     lz__node_lock(&pub->node);
     int rc = lz__node_send_locked(&pub->node, frames, 2, 0);
-    if (rc == LZ_EAGAIN || ++pub->sends_since_drain >= LZ_DRAIN_EVERY) drain_subscriptions(pub);
+    if (rc == LZ_EAGAIN || ++pub->sends_since_drain >= LZ_DRAIN_EVERY || lz__conns_looking(&pub->node.conns))
+        drain_subscriptions(pub);
     lz__node_unlock(&pub->node);
     return rc;
 }

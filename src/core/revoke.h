@@ -1,0 +1,76 @@
+/* Internal: cutting live connections that a reload's access rules refuse.
+ * ZMTP authenticates a peer once, at its handshake; a socket the ZAP
+ * handler guards keeps a table of its incoming connections (by descriptor,
+ * from the monitor's ACCEPTED and DISCONNECTED events) with the identity
+ * each one's first message shows (ZMQ_SRCFD, "User-Id"), so that a reload
+ * can judge them all again and shut down the ones now refused. */
+#ifndef LZ_CORE_REVOKE_H
+#define LZ_CORE_REVOKE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <zmq.h>
+
+#include "core/security.h"
+
+typedef struct lz_node lz_node_t;
+typedef struct lz_conn lz_conn_t;
+
+// A node's table of incoming connections. Embedded in the node; inert
+// (every call returns at once) until lz__conns_guard arms it.
+typedef struct lz_conns {
+    // Entries whose messages must be looked at: connections up whose
+    // identity is not known yet, and cut ones whose queued messages are to
+    // be dropped. The receive path reads only this while it is 0.
+    atomic_uint looks;
+    atomic_int mode;      // the node's lz_secure_mode_t once guarded, else LZ_SECURE_UNSET
+    pthread_mutex_t lock; // guards the entries (the monitor thread, receivers, a reload)
+    lz_conn_t *slots;     // indexed by descriptor
+    size_t capacity;
+    unsigned doubt;       // messages a reused descriptor must show before one teaches its identity
+} lz_conns_t;
+
+// lz__conns_init readies an inert table; lz__conns_fini frees it (no
+// other thread may use it any more).
+void lz__conns_init(lz_conns_t *conns);
+void lz__conns_fini(lz_conns_t *conns);
+
+// lz__conns_guard arms the table for a node that became a CURVE server, a
+// PLAIN server or a socket under ZAP (mode), before its first bind. inbound_hwm
+// bounds what a connection that ended can still have queued (0: no bound),
+// see lz__conns_look. Other modes leave it inert. Any thread.
+void lz__conns_guard(lz_conns_t *conns, lz_secure_mode_t mode, int inbound_hwm);
+
+// lz__conns_accepted and lz__conns_disconnected record a monitor event
+// (its value is the descriptor), on the context's monitor thread.
+void lz__conns_accepted(lz_conns_t *conns, int fd);
+void lz__conns_disconnected(lz_conns_t *conns, int fd);
+
+// lz__conns_forget empties the table when the node's socket closes.
+void lz__conns_forget(lz_conns_t *conns);
+
+// lz__conns_looking: the receive path's test, whether a received message
+// must go through lz__conns_look. One relaxed load.
+static inline bool lz__conns_looking(lz_conns_t *conns) {
+    return __builtin_expect(atomic_load_explicit(&conns->looks, memory_order_relaxed) != 0, 0);
+}
+
+// lz__conns_look looks at a message received on node (its first frame):
+// true when it is to be dropped, its sender refused by the policy in force
+// (what a cut connection still had queued); otherwise it may teach its
+// connection's identity. It counts and logs the drop (inbound_dropped).
+// Thread safe.
+bool lz__conns_look(lz_node_t *node, zmq_msg_t *first);
+
+// lz__conns_judge judges every live connection of node again by now (the
+// policy just installed; before, the one it replaced) and cuts, with
+// shutdown(2) on libzmq's descriptor, each that now is refused, and each
+// whose identity no message has shown yet (it authenticates again at its
+// reconnect). Each cut is counted in connections_cut and logged (component
+// "audit"). Returns how many it cut. On the monitor thread, after it has
+// read the node's pending events.
+size_t lz__conns_judge(lz_node_t *node, const lz_security_t *now, const lz_security_t *before);
+
+#endif

@@ -1,0 +1,464 @@
+/* Revocation on live connections: a reload whose access rules refuse a
+ * peer admitted before cuts that peer's connection now, not at its next
+ * handshake. A revoked CURVE subscriber stops receiving while an admitted
+ * one keeps on; pullers that never send are cut and the admitted one comes
+ * back; a PLAIN user taken out of the users file is cut and what it had
+ * queued is dropped; a newly denied address is cut, by lz_context_reload
+ * or a watched file, unless security.cut_revoked is off. Each cut is
+ * counted (connections_cut) and audited. */
+#include <crypt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lz_test.h"
+#include "core/security.h"
+#include "liberzmq/prometheus.h"
+#include "liberzmq/pubsub.h"
+#include "liberzmq/pushpull.h"
+#include "liberzmq/security.h"
+
+// The admitted peers' waits allow for a handshake on a loaded machine.
+#define SLOW_MS (5000 * LZ_TEST_SLOWDOWN)
+
+static lz_config_t *config_with(const char *key, const char *value, const char *key2, const char *value2) {
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "security.audit=true");
+    if (key) LZ_CHECK_INT(lz_config_set(cfg, key, value), LZ_OK);
+    if (key2) LZ_CHECK_INT(lz_config_set(cfg, key2, value2), LZ_OK);
+    return cfg;
+}
+
+static lz_context_t *context_from(lz_config_t *cfg, lz_test_log_t *log) {
+    lz_context_t *ctx = lz_context_new(cfg);
+    LZ_CHECK(ctx != NULL);
+    if (ctx && log) LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), lz_test_log_capture, log), LZ_OK);
+    return ctx;
+}
+
+static lz_context_t *curve_client(const lz_test_keypair_t *client, const lz_test_keypair_t *server) {
+    lz_config_t *cfg = config_with("security.curve_server_key", server->public_key, "security.curve_secret_key",
+                                   client->secret_key);
+    lz_context_t *ctx = context_from(cfg, NULL);
+    lz_config_destroy(&cfg);
+    return ctx;
+}
+
+static uint64_t cuts(lz_node_t *node) { return lz_test_metrics(node).connections_cut; }
+
+/* ---- receiving ---------------------------------------------------------- */
+
+// A reader takes one message's payload from a subscriber or a puller.
+typedef int (*read_fn)(void *from, char *data, size_t *size, int timeout_ms);
+
+static int read_sub(void *sub, char *data, size_t *size, int timeout_ms) {
+    char topic[16];
+    size_t topic_size = sizeof topic;
+    return lz_sub_recv_bytes(sub, topic, &topic_size, data, size, timeout_ms);
+}
+
+static int read_pull(void *pull, char *data, size_t *size, int timeout_ms) {
+    return lz_pull_recv_bytes(pull, data, size, timeout_ms);
+}
+
+// collect reads for up to window_ms, marking which of want[] came, and
+// returns how many messages it read; until_all: it stops once all came.
+static int collect(read_fn reader, void *from, int window_ms, const char *const *want, bool *seen, size_t count,
+                   bool until_all) {
+    int n = 0;
+    int64_t end = lz_test_now_ms() + window_ms;
+    for (int64_t left = window_ms; left > 0; left = end - lz_test_now_ms()) {
+        char data[32];
+        size_t size = sizeof data - 1, all = 0;
+        if (reader(from, data, &size, (int)left) != LZ_OK) break;
+        n++;
+        data[size < sizeof data - 1 ? size : sizeof data - 1] = '\0';
+        for (size_t i = 0; i < count; i++) all += seen[i] |= strcmp(data, want[i]) == 0;
+        if (until_all && all == count) break;
+    }
+    return n;
+}
+
+// got: a message with payload want comes within timeout_ms (others before it skipped).
+static bool got(read_fn reader, void *from, const char *want, int timeout_ms) {
+    bool seen = false;
+    collect(reader, from, timeout_ms, &want, &seen, 1, true);
+    return seen;
+}
+
+// quiet reads what is queued until nothing comes for quiet_ms; how many that was.
+static int quiet(read_fn reader, void *from, int quiet_ms) {
+    int n = 0;
+    char data[32];
+    for (size_t size = sizeof data; reader(from, data, &size, quiet_ms) == LZ_OK; size = sizeof data) n++;
+    return n;
+}
+
+/* ---- CURVE: a subscriber, pullers --------------------------------------- */
+
+// A sender sends text to a publisher's subscribers or a pusher's pullers.
+typedef int (*send_fn)(void *to, const char *text);
+
+static int send_pub(void *pub, const char *text) { return lz_pub_publish_bytes(pub, "t", text, strlen(text)); }
+static int send_push(void *push, const char *text) { return lz_push_send_bytes(push, text, strlen(text)); }
+
+// both_got sends until each of a and b has received something.
+static bool both_got(send_fn sender, void *to, read_fn reader, void *a, void *b) {
+    bool got_a = false, got_b = false;
+    for (int64_t end = lz_test_now_ms() + SLOW_MS; !(got_a && got_b) && lz_test_now_ms() < end;) {
+        LZ_CHECK_INT(sender(to, "hello"), LZ_OK);
+        got_a |= got(reader, a, "hello", 50);
+        got_b |= got(reader, b, "hello", 50);
+    }
+    return got_a && got_b;
+}
+
+// keeps_getting: a receives each of five messages sent one after another
+// (pause_ms apart), through the other peer's cut and its refused reconnects.
+static bool keeps_getting(send_fn sender, void *to, read_fn reader, void *a, int pause_ms) {
+    bool all = true;
+    for (int i = 0; i < 5; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "after-%d", i);
+        LZ_CHECK_INT(sender(to, text), LZ_OK);
+        all &= got(reader, a, text, SLOW_MS);
+        lz_test_sleep_ms(pause_ms);
+    }
+    return all;
+}
+
+// A CURVE server's context admitting two clients, kept and revoked, each
+// with a context of its own; revoke_key() reloads with kept's key alone.
+typedef struct {
+    lz_test_keypair_t server, kept, revoked;
+    lz_config_t *cfg;
+    lz_context_t *ctx, *kept_ctx, *revoked_ctx;
+    lz_test_log_t log;
+} curve_case_t;
+
+static void curve_case_open(curve_case_t *c) {
+    c->server = lz_test_new_keypair();
+    c->kept = lz_test_new_keypair();
+    c->revoked = lz_test_new_keypair();
+    char both[128];
+    snprintf(both, sizeof both, "%s,%s", c->kept.public_key, c->revoked.public_key);
+    c->cfg = config_with("security.curve_secret_key", c->server.secret_key, "security.authorized_keys", both);
+    c->log = (lz_test_log_t)LZ_TEST_LOG_INIT;
+    c->ctx = context_from(c->cfg, &c->log);
+    c->kept_ctx = curve_client(&c->kept, &c->server);
+    c->revoked_ctx = curve_client(&c->revoked, &c->server);
+}
+
+static void revoke_key(curve_case_t *c) {
+    LZ_CHECK_INT(lz_config_set(c->cfg, "security.authorized_keys", c->kept.public_key), LZ_OK);
+    LZ_CHECK_INT(lz_context_reload(c->ctx, c->cfg), LZ_OK);
+}
+
+static void curve_case_close(curve_case_t *c) {
+    lz_context_destroy(&c->kept_ctx);
+    lz_context_destroy(&c->revoked_ctx);
+    lz_context_destroy(&c->ctx);
+    lz_config_destroy(&c->cfg);
+}
+
+LZ_TEST(revoked_curve_subscriber_is_cut) {
+    curve_case_t c;
+    curve_case_open(&c);
+    lz_pub_t *pub = lz_pub_new(c.ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(pub != NULL);
+    const char *endpoint = lz_node_endpoint(lz_pub_node(pub));
+    lz_sub_t *a = lz_sub_new(c.kept_ctx, endpoint), *m = lz_sub_new(c.revoked_ctx, endpoint);
+    LZ_CHECK_INT(lz_sub_subscribe(a, "t"), LZ_OK);
+    LZ_CHECK_INT(lz_sub_subscribe(m, "t"), LZ_OK);
+    LZ_CHECK(both_got(send_pub, pub, read_sub, a, m));
+
+    revoke_key(&c);
+    // Cut by the time the reload returns; the other, known by its subscription, stays.
+    LZ_CHECK_INT(cuts(lz_pub_node(pub)), 1);
+    char line[256];
+    snprintf(line, sizeof line, "audit: cut peer 127.0.0.1 mechanism CURVE key %s on pub: client key not authorized",
+             c.revoked.public_key);
+    LZ_CHECK_INT(lz_test_logged(&c.log, line), 1);
+    LZ_CHECK_INT(lz_test_logged(&c.log, "live connection(s) cut"), 1);
+    quiet(read_sub, m, 200); // what was on its way before the cut
+
+    // Its reconnects are refused at their handshake, for good.
+    LZ_TEST_WAIT_UNTIL(lz_test_handshake_failures(lz_pub_node(pub)) > 0, SLOW_MS);
+    LZ_CHECK(lz_test_handshake_failures(lz_pub_node(pub)) > 0);
+    LZ_CHECK(keeps_getting(send_pub, pub, read_sub, a, 100)); // the reconnect interval: it tries meanwhile
+    LZ_CHECK_INT(quiet(read_sub, m, 300), 0);
+    LZ_CHECK_INT(cuts(lz_pub_node(pub)), 1);
+    // The context's sum and the scrape have it too.
+    lz_metrics_t total;
+    LZ_CHECK_INT(lz_context_metrics(c.ctx, &total), LZ_OK);
+    LZ_CHECK_INT(total.connections_cut, 1);
+    char *scrape = lz_context_prometheus(c.ctx);
+    LZ_CHECK(scrape && strstr(scrape, "liberzmq_connections_cut_total{node=\"pub\",id=\"1\"} 1\n") != NULL);
+    free(scrape);
+
+    lz_sub_destroy(&a);
+    lz_sub_destroy(&m);
+    lz_pub_destroy(&pub);
+    curve_case_close(&c);
+}
+
+LZ_TEST(silent_pullers_are_cut_and_the_admitted_one_returns) {
+    curve_case_t c;
+    curve_case_open(&c);
+    lz_push_t *push = lz_push_new(c.ctx, "@tcp://127.0.0.1:*");
+    LZ_CHECK(push != NULL);
+    char endpoint[256];
+    snprintf(endpoint, sizeof endpoint, ">%s", lz_node_endpoint(lz_push_node(push)));
+    lz_pull_t *a = lz_pull_new(c.kept_ctx, endpoint), *b = lz_pull_new(c.revoked_ctx, endpoint);
+    LZ_CHECK(both_got(send_push, push, read_pull, a, b));
+
+    // Pullers never send: who they are is unknown, so both are cut.
+    revoke_key(&c);
+    LZ_CHECK_INT(cuts(lz_push_node(push)), 2);
+    LZ_CHECK_INT(lz_test_logged(&c.log, "audit: cut peer 127.0.0.1 mechanism CURVE key - on push: sent nothing"), 2);
+    quiet(read_pull, b, 200);
+
+    // The admitted one is back at its reconnect and gets every task; the other is refused.
+    LZ_CHECK(keeps_getting(send_push, push, read_pull, a, 0));
+    LZ_TEST_WAIT_UNTIL(lz_test_handshake_failures(lz_push_node(push)) > 0, SLOW_MS);
+    LZ_CHECK(lz_test_handshake_failures(lz_push_node(push)) > 0);
+    LZ_CHECK_INT(quiet(read_pull, b, 300), 0);
+    LZ_CHECK_INT(cuts(lz_push_node(push)), 2);
+
+    lz_pull_destroy(&a);
+    lz_pull_destroy(&b);
+    lz_push_destroy(&push);
+    curve_case_close(&c);
+}
+
+/* ---- PLAIN: a user taken out of the users file ------------------------- */
+
+// user_line writes "name:hash" of password (yescrypt, a fresh salt) into line.
+static void user_line(char *line, size_t size, const char *name, const char *password) {
+    char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+    struct crypt_data *data = calloc(1, sizeof *data);
+    LZ_CHECK(crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof salt) != NULL);
+    snprintf(line, size, "%s:%s\n", name, crypt_r(password, salt, data));
+    free(data);
+}
+
+// write_users replaces the users file at path with lines (NULL-terminated).
+static void write_users(const char *path, const char *const *lines) {
+    char text[1024] = "";
+    for (size_t i = 0; lines[i]; i++) strncat(text, lines[i], sizeof text - strlen(text) - 1);
+    lz_test_replace_file(path, text);
+}
+
+static lz_push_t *plain_pusher(lz_context_t **ctx, const char *user, const char *password, const char *endpoint) {
+    lz_config_t *cfg = config_with("security.plain_username", user, "security.plain_password", password);
+    LZ_CHECK_INT(lz_config_set(cfg, "zmq.send_timeout", "200"), LZ_OK);
+    *ctx = context_from(cfg, NULL);
+    lz_config_destroy(&cfg);
+    lz_push_t *push = lz_push_new(*ctx, endpoint);
+    LZ_CHECK(push != NULL);
+    return push;
+}
+
+LZ_TEST(removed_plain_user_is_cut_and_its_queue_dropped) {
+    char users[256], ep[256];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    snprintf(users, sizeof users, "%s.users", ep + strlen("ipc://"));
+    char alice[256], bob[256];
+    user_line(alice, sizeof alice, "alice", "a-pass");
+    user_line(bob, sizeof bob, "bob", "b-pass");
+    write_users(users, (const char *const[]){alice, bob, NULL});
+    lz_config_t *cfg = config_with("security.plain_users_file", users, NULL, NULL);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    lz_context_t *sctx = context_from(cfg, &log);
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(pull != NULL);
+    const char *endpoint = lz_node_endpoint(lz_pull_node(pull));
+    lz_context_t *actx, *bctx;
+    lz_push_t *a = plain_pusher(&actx, "alice", "a-pass", endpoint);
+    lz_push_t *b = plain_pusher(&bctx, "bob", "b-pass", endpoint);
+    // Each one's first message says who it is.
+    LZ_CHECK_INT(lz_push_send_bytes(a, "a1", 2), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(b, "b1", 2), LZ_OK);
+    bool seen[2] = {false, false};
+    collect(read_pull, pull, 1500 * LZ_TEST_SLOWDOWN, (const char *const[]){"a1", "b1"}, seen, 2, true);
+    LZ_CHECK(seen[0] && seen[1]);
+    // Queued at the server, not read yet, when bob is revoked.
+    LZ_CHECK_INT(lz_push_send_bytes(b, "b2", 2), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(b, "b3", 2), LZ_OK);
+    lz_test_sleep_ms(300 * LZ_TEST_SLOWDOWN);
+    uint64_t dropped = lz_test_metrics(lz_pull_node(pull)).inbound_dropped;
+
+    write_users(users, (const char *const[]){alice, NULL}); // her line as it was: a new hash would cut her too
+    LZ_CHECK_INT(lz_context_reload(sctx, cfg), LZ_OK);
+    LZ_CHECK_INT(cuts(lz_pull_node(pull)), 1);
+    LZ_CHECK_INT(
+        lz_test_logged(&log, "audit: cut peer 127.0.0.1 mechanism PLAIN user bob on pull: user no longer listed"), 1);
+    LZ_CHECK_INT(lz_push_send_bytes(a, "a2", 2), LZ_OK);
+    lz_push_send_bytes(b, "b4", 2); // no connection: it may wait and give up
+    bool after[4] = {false, false, false, false};
+    collect(read_pull, pull, 1000 * LZ_TEST_SLOWDOWN, (const char *const[]){"a2", "b2", "b3", "b4"}, after, 4, false);
+    LZ_CHECK(after[0]);
+    LZ_CHECK(!after[1] && !after[2] && !after[3]);
+    LZ_CHECK_INT(lz_test_metrics(lz_pull_node(pull)).inbound_dropped - dropped, 2);
+    LZ_CHECK_INT(cuts(lz_pull_node(pull)), 1);
+
+    lz_push_destroy(&a);
+    lz_push_destroy(&b);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&actx);
+    lz_context_destroy(&bctx);
+    lz_context_destroy(&sctx);
+    lz_config_destroy(&cfg);
+    unlink(users);
+}
+
+/* ---- addresses ---------------------------------------------------------- */
+
+// Two plain pushers to one puller, "one" from 127.0.0.1 and "two" from
+// 127.0.0.2 (a source address: tcp://SOURCE:0;HOST:PORT).
+typedef struct {
+    lz_context_t *ctx;
+    lz_push_t *one, *two;
+} two_pushers_t;
+
+// two_pushers_open connects them to pull and sees each deliver.
+static void two_pushers_open(two_pushers_t *p, lz_pull_t *pull) {
+    const char *endpoint = lz_node_endpoint(lz_pull_node(pull));
+    char from_two[300];
+    snprintf(from_two, sizeof from_two, "tcp://127.0.0.2:0;%s", endpoint + strlen("tcp://"));
+    lz_config_t *cfg = config_with("zmq.send_timeout", "200", NULL, NULL);
+    p->ctx = context_from(cfg, NULL);
+    lz_config_destroy(&cfg);
+    p->one = lz_push_new(p->ctx, endpoint);
+    p->two = lz_push_new(p->ctx, from_two);
+    LZ_CHECK(p->one != NULL && p->two != NULL);
+    LZ_CHECK_INT(lz_push_send_bytes(p->one, "one", 3), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(p->two, "two", 3), LZ_OK);
+    bool seen[2] = {false, false};
+    collect(read_pull, pull, 1500 * LZ_TEST_SLOWDOWN, (const char *const[]){"one", "two"}, seen, 2, true);
+    LZ_CHECK(seen[0] && seen[1]);
+}
+
+// two_pushers_close checks that "one" still delivers and "two" only when
+// its connection was not cut, then closes them.
+static void two_pushers_close(two_pushers_t *p, lz_pull_t *pull, bool two_cut) {
+    LZ_CHECK_INT(lz_push_send_bytes(p->one, "one-after", 9), LZ_OK);
+    lz_push_send_bytes(p->two, "two-after", 9); // when cut: no connection, it may wait and give up
+    bool after[2] = {false, false};
+    collect(read_pull, pull, 1000 * LZ_TEST_SLOWDOWN, (const char *const[]){"one-after", "two-after"}, after, 2, false);
+    LZ_CHECK(after[0]);
+    LZ_CHECK_INT(after[1], !two_cut);
+    lz_push_destroy(&p->one);
+    lz_push_destroy(&p->two);
+    lz_context_destroy(&p->ctx);
+}
+
+#define DENIED_TWO "audit: cut peer 127.0.0.2 mechanism NULL key - on pull: address denied"
+
+// denied_address_case: a reload denies 127.0.0.2. With cut on, that
+// connection is cut and its later messages never arrive; with cut off
+// (security.cut_revoked false) it stays up, as before this feature.
+static void denied_address_case(bool cut_on) {
+    lz_config_t *cfg = config_with("security.deny_addresses", "10.9.9.9", "security.cut_revoked",
+                                   cut_on ? "true" : "false");
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    lz_context_t *sctx = context_from(cfg, &log);
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(pull != NULL);
+    two_pushers_t p;
+    two_pushers_open(&p, pull);
+
+    LZ_CHECK_INT(lz_config_set(cfg, "security.deny_addresses", "127.0.0.2"), LZ_OK);
+    LZ_CHECK_INT(lz_context_reload(sctx, cfg), LZ_OK);
+    LZ_CHECK_INT(cuts(lz_pull_node(pull)), cut_on ? 1 : 0);
+    LZ_CHECK_INT(lz_test_logged(&log, DENIED_TWO), cut_on ? 1 : 0);
+    two_pushers_close(&p, pull, cut_on);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&sctx);
+    lz_config_destroy(&cfg);
+}
+
+LZ_TEST(newly_denied_address_is_cut) { denied_address_case(true); }
+LZ_TEST(cut_revoked_off_leaves_connections_up) { denied_address_case(false); }
+
+LZ_TEST(watched_file_denying_an_address_cuts_it) {
+    char dir[] = "/tmp/lz-revoke-XXXXXX", path[512];
+    LZ_CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/app.yaml", dir);
+    lz_test_replace_file(path, "security:\n  deny_addresses: 10.9.9.9\n");
+    lz_config_t *cfg = config_with(NULL, NULL, NULL, NULL);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    lz_context_t *sctx = context_from(cfg, &log);
+    lz_config_destroy(&cfg);
+    LZ_CHECK_INT(lz_context_watch(sctx, path), LZ_OK); // read at once: the pull is bound under its rule
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(pull != NULL);
+    two_pushers_t p;
+    two_pushers_open(&p, pull);
+
+    lz_test_replace_file(path, "security:\n  deny_addresses: 127.0.0.2\n");
+    LZ_TEST_WAIT_UNTIL(cuts(lz_pull_node(pull)) == 1, SLOW_MS);
+    LZ_CHECK_INT(cuts(lz_pull_node(pull)), 1);
+    LZ_CHECK_INT(lz_test_logged(&log, DENIED_TWO), 1);
+    two_pushers_close(&p, pull, true);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&sctx);
+    unlink(path);
+    rmdir(dir);
+}
+
+
+/* ---- which reloads judge again ------------------------------------------ */
+
+// policy_of builds the policy of a config holding server's secret key and
+// key=value (value NULL: none).
+static lz_security_t *policy_of(const lz_test_keypair_t *server, const char *key, const char *value) {
+    lz_config_t *cfg = config_with("security.curve_secret_key", server->secret_key, key, value);
+    lz_security_settings_t settings;
+    lz_security_t *policy = NULL;
+    LZ_CHECK_INT(lz__security_settings_read(cfg, &settings), LZ_OK);
+    LZ_CHECK_INT(lz__security_new(&settings, &policy), LZ_OK);
+    lz_config_destroy(&cfg);
+    return policy;
+}
+
+LZ_TEST(only_rules_that_narrow_judge_again) {
+    lz_test_keypair_t server = lz_test_new_keypair(), a = lz_test_new_keypair(), b = lz_test_new_keypair();
+    char both[128];
+    snprintf(both, sizeof both, "%s %s", b.public_key, a.public_key);
+    lz_security_t *any = policy_of(&server, NULL, NULL);
+    lz_security_t *only_a = policy_of(&server, "security.authorized_keys", a.public_key);
+    lz_security_t *a_b = policy_of(&server, "security.authorized_keys", both);
+    lz_security_t *deny = policy_of(&server, "security.deny_addresses", "10.0.0.0/8");
+    lz_security_t *allow = policy_of(&server, "security.allow_addresses", "10.0.0.0/8, 127.0.0.1");
+    lz_security_t *allow_less = policy_of(&server, "security.allow_addresses", "127.0.0.1");
+    lz_security_t *off = policy_of(&server, "security.cut_revoked", "false");
+    LZ_CHECK(!lz__security_may_revoke(any, any));
+    LZ_CHECK(lz__security_may_revoke(any, only_a));     // a list where any key did
+    LZ_CHECK(!lz__security_may_revoke(only_a, a_b));    // a key added
+    LZ_CHECK(lz__security_may_revoke(a_b, only_a));     // a key taken away
+    LZ_CHECK(!lz__security_may_revoke(only_a, any));    // any key again
+    LZ_CHECK(lz__security_may_revoke(any, deny));       // a new deny rule
+    LZ_CHECK(!lz__security_may_revoke(deny, any));
+    LZ_CHECK(lz__security_may_revoke(any, allow));      // an allow list where there was none
+    LZ_CHECK(lz__security_may_revoke(allow, allow_less));
+    LZ_CHECK(!lz__security_may_revoke(allow_less, allow));
+    LZ_CHECK(!lz__security_may_revoke(a_b, off));       // security.cut_revoked=false
+
+    // What a live connection is judged by: its key, or its address alone.
+    LZ_CHECK(lz__security_judge_peer(only_a, a_b, LZ_SECURE_CURVE_SERVER, a.public_key, "127.0.0.1") == NULL);
+    LZ_CHECK_STR(lz__security_judge_peer(only_a, a_b, LZ_SECURE_CURVE_SERVER, b.public_key, "127.0.0.1"),
+                 "client key not authorized");
+    LZ_CHECK(lz__security_judge_peer(only_a, a_b, LZ_SECURE_CURVE_SERVER, NULL, "127.0.0.1") != NULL);
+    LZ_CHECK(lz__security_judge_peer(deny, any, LZ_SECURE_CURVE_SERVER, NULL, "127.0.0.1") == NULL); // any key does
+    LZ_CHECK_STR(lz__security_judge_peer(deny, any, LZ_SECURE_CURVE_SERVER, NULL, "10.1.2.3"), "address denied");
+    LZ_CHECK_STR(lz__security_judge_peer(deny, any, LZ_SECURE_ZAP, NULL, "::ffff:10.1.2.3"), "address denied");
+    LZ_CHECK(lz__security_judge_peer(deny, any, LZ_SECURE_ZAP, NULL, "") == NULL); // ipc
+    lz_security_t *all[] = {any, only_a, a_b, deny, allow, allow_less, off};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lz__security_destroy(&all[i]);
+}
+
+LZ_TEST_MAIN(LZ_CASE(revoked_curve_subscriber_is_cut), LZ_CASE(silent_pullers_are_cut_and_the_admitted_one_returns),
+             LZ_CASE(removed_plain_user_is_cut_and_its_queue_dropped), LZ_CASE(newly_denied_address_is_cut),
+             LZ_CASE(cut_revoked_off_leaves_connections_up), LZ_CASE(watched_file_denying_an_address_cuts_it),
+             LZ_CASE(only_rules_that_narrow_judge_again))
