@@ -44,9 +44,15 @@ start() {
     pids+=("$started")
 }
 
-# stop PID LOG: Ctrl-C, then the program must end with status 0.
+# stop PID LOG: Ctrl-C, then the program must end with status 0. One that
+# ended before (a sanitizer's report ends it with its own status) fails
+# with its status and every log, instead of a bare error from kill.
 stop() {
-    kill -INT "$1"
+    if ! kill -INT "$1" 2>/dev/null; then
+        local status=0
+        wait "$1" || status=$?
+        fail "$2: had already ended, status $status, before its SIGINT"
+    fi
     wait "$1" || fail "$2: exit status $? after SIGINT"
 }
 
