@@ -465,6 +465,37 @@ LZ_TEST(a_principal_taken_off_the_list_loses_its_live_connection) {
     lz_config_destroy(&cfg);
 }
 
+// A principals file admits its principals beside the list, is read again
+// at every reload, and a bad line fails naming the file and line.
+LZ_TEST(a_principals_file_is_read_at_each_reload) {
+    REALM_OR_FAIL();
+    char path[128], setting[160];
+    snprintf(path, sizeof path, "%s/principals", realm_dir);
+    snprintf(setting, sizeof setting, "security.gssapi_principals_file=%s", path);
+    write_file("principals", "# who may push\n\n" ALICE "  alice's laptop\n");
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "security.gssapi_server=true", setting);
+    lz_context_t *sctx = lz_context_new(cfg);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    lz_pull_t *pull = logged_pull(sctx, &log);
+    lz_context_t *mallory = client_context("mallory", SERVICE, false), *alice = client_context("alice", SERVICE, false);
+    char who[300];
+    LZ_CHECK(pushed_as(alice, pull, 5000 * LZ_TEST_SLOWDOWN, who, sizeof who));
+    LZ_CHECK(!pushed_as(mallory, pull, 600, who, sizeof who));
+    lz_test_replace_file(path, MALLORY "\n");
+    LZ_CHECK_INT(lz_context_reload(sctx, cfg), LZ_OK); // the same path: read again
+    LZ_CHECK(pushed_as(mallory, pull, 5000 * LZ_TEST_SLOWDOWN, who, sizeof who));
+    LZ_CHECK(!pushed_as(alice, pull, 600, who, sizeof who));
+    lz_test_replace_file(path, MALLORY "\nalice\n");
+    LZ_CHECK_INT(lz_context_reload(sctx, cfg), LZ_ECONFIG); // refused whole: mallory stays in
+    LZ_CHECK(strstr(lz_last_error(), "security.gssapi_principals_file") && strstr(lz_last_error(), "principals:2:"));
+    LZ_CHECK(pushed_as(mallory, pull, 5000 * LZ_TEST_SLOWDOWN, who, sizeof who));
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&alice);
+    lz_context_destroy(&mallory);
+    lz_context_destroy(&sctx);
+    lz_config_destroy(&cfg);
+}
+
 LZ_TEST(a_service_the_server_has_no_key_for_gets_nothing_through) {
     REALM_OR_FAIL();
     lz_context_t *sctx = server_context("");
@@ -513,7 +544,9 @@ LZ_TEST(bad_combinations_are_configuration_errors) {
             "security.gssapi_service_principal=zmq/localhost", curve_server);
     REFUSED("security.gssapi_service_principal and security.plain_username are both set",
             "security.gssapi_service_principal=zmq/localhost", "security.plain_username=alice");
-    REFUSED("security.gssapi_principals need security.gssapi_server", "security.gssapi_principals=" ALICE);
+    REFUSED("security.gssapi_principals (or gssapi_principals_file) need security.gssapi_server",
+            "security.gssapi_principals=" ALICE);
+    REFUSED("need security.gssapi_server", "security.gssapi_principals_file=/nonexistent");
     REFUSED("neither security.gssapi_server nor security.gssapi_service_principal", "security.gssapi_plaintext=true");
     REFUSED("neither security.gssapi_server nor security.gssapi_service_principal", "security.gssapi_principal=alice");
 
@@ -533,7 +566,8 @@ LZ_TEST(bad_combinations_are_configuration_errors) {
     lz_gssapi_t *gssapi = NULL;
     lz_security_settings_t s = {.curve_secret_key = "", .curve_server_key = "", .plain_username = "",
                                 .plain_users_file = "",
-                                .gssapi = {.server = true, .principal = "", .service_principal = "", .principals = ""}};
+                                .gssapi = {.server = true, .principal = "", .service_principal = "", .principals = "",
+                                           .principals_file = ""}};
     LZ_CHECK_INT(lz__gssapi_new(&s, false, &gssapi), LZ_ECONFIG);
     LZ_CHECK(strstr(lz_last_error(), "zmq_has(\"gssapi\") is false") != NULL);
     LZ_CHECK(gssapi == NULL);
@@ -562,5 +596,6 @@ LZ_TEST_MAIN(LZ_CASE(encrypted_request_reply_carries_the_principal), LZ_CASE(pla
              LZ_CASE(encryption_hides_the_payload_plaintext_shows_it),
              LZ_CASE(an_unlisted_principal_is_refused_until_a_reload_lists_it),
              LZ_CASE(a_principal_taken_off_the_list_loses_its_live_connection),
+             LZ_CASE(a_principals_file_is_read_at_each_reload),
              LZ_CASE(a_service_the_server_has_no_key_for_gets_nothing_through),
              LZ_CASE(bad_combinations_are_configuration_errors), LZ_CASE(a_gssapi_node_keeps_its_side))

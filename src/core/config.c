@@ -52,6 +52,7 @@ enum key_id {
     K_SEC_SECRET, K_SEC_SERVER, K_SEC_AUTHORIZED, K_SEC_AUTHORIZED_FILE, K_SEC_ALLOW, K_SEC_DENY, K_SEC_AUDIT,
     K_SEC_CUT, K_SEC_PLAIN_USER, K_SEC_PLAIN_PASSWORD, K_SEC_PLAIN_USERS_FILE,
     K_SEC_GSSAPI_SERVER, K_SEC_GSSAPI_PRINCIPAL, K_SEC_GSSAPI_SERVICE, K_SEC_GSSAPI_PLAINTEXT, K_SEC_GSSAPI_PRINCIPALS,
+    K_SEC_GSSAPI_PRINCIPALS_FILE,
     K_TRACE_ENABLED, K_TRACE_LOG, K_TRACE_OTLP, K_TRACE_SERVICE, K_TRACE_BATCH, K_TRACE_INTERVAL,
     K_TRACE_HEADERS, K_TRACE_CA_FILE,
     K_TASK_RETRIES, K_TASK_RETRY_DELAY,
@@ -113,6 +114,7 @@ static const key_def_t keys[K_COUNT] = {
     [K_SEC_GSSAPI_SERVICE] = STR_KEY("security.gssapi_service_principal", "", lz__gssapi_check_name),
     [K_SEC_GSSAPI_PLAINTEXT] = BOOL_KEY("security.gssapi_plaintext", false),
     [K_SEC_GSSAPI_PRINCIPALS] = STR_KEY("security.gssapi_principals", "", lz__gssapi_check_name_list),
+    [K_SEC_GSSAPI_PRINCIPALS_FILE] = STR_KEY("security.gssapi_principals_file", "", NULL),
     [K_TRACE_ENABLED] = BOOL_KEY("tracing.enabled", false),
     [K_TRACE_LOG] = BOOL_KEY("tracing.log", false),
     [K_TRACE_OTLP] = STR_KEY("tracing.otlp_endpoint", "", lz__otlp_check_endpoint),
@@ -143,6 +145,7 @@ static const bool live_keys[K_COUNT] = {
     [K_LOG_CONSOLE] = true, [K_LOG_IDENT] = true,
     [K_SEC_AUTHORIZED] = true, [K_SEC_AUTHORIZED_FILE] = true, [K_SEC_ALLOW] = true, [K_SEC_DENY] = true,
     [K_SEC_AUDIT] = true, [K_SEC_CUT] = true, [K_SEC_PLAIN_USERS_FILE] = true, [K_SEC_GSSAPI_PRINCIPALS] = true,
+    [K_SEC_GSSAPI_PRINCIPALS_FILE] = true,
     [K_TRACE_ENABLED] = true, [K_TRACE_LOG] = true,
     [K_TRACE_OTLP] = true, [K_TRACE_SERVICE] = true, [K_TRACE_BATCH] = true, [K_TRACE_INTERVAL] = true,
     [K_TRACE_HEADERS] = true, [K_TRACE_CA_FILE] = true,
@@ -855,6 +858,7 @@ int lz__security_settings_read(const lz_config_t *config, lz_security_settings_t
             .principal = config->slots[K_SEC_GSSAPI_PRINCIPAL].s,
             .service_principal = config->slots[K_SEC_GSSAPI_SERVICE].s,
             .principals = config->slots[K_SEC_GSSAPI_PRINCIPALS].s,
+            .principals_file = config->slots[K_SEC_GSSAPI_PRINCIPALS_FILE].s,
         },
     };
     return LZ_OK;

@@ -57,9 +57,9 @@ static const char *conflict(const struct lz_security_settings *s) {
         return "security.gssapi_service_principal and security.curve_server_key are both set";
     if (*g->service_principal && *s->plain_username)
         return "security.gssapi_service_principal and security.plain_username are both set";
-    if (*g->principals && !g->server)
-        return "security.gssapi_principals need security.gssapi_server: only a GSSAPI server learns its clients' "
-               "principals";
+    if ((*g->principals || *g->principals_file) && !g->server)
+        return "security.gssapi_principals (or gssapi_principals_file) need security.gssapi_server: only a GSSAPI "
+               "server learns its clients' principals";
     if ((*g->principal || g->plaintext) && !g->server && !*g->service_principal)
         return "security.gssapi_principal or gssapi_plaintext is set, but neither security.gssapi_server nor "
                "security.gssapi_service_principal";
@@ -67,7 +67,8 @@ static const char *conflict(const struct lz_security_settings *s) {
 }
 
 static bool used(const lz_gssapi_settings_t *g) {
-    return g->server || g->plaintext || *g->principal || *g->service_principal || *g->principals;
+    return g->server || g->plaintext || *g->principal || *g->service_principal || *g->principals ||
+           *g->principals_file;
 }
 
 static int add_admitted(const char *item, void *arg) {
@@ -79,6 +80,17 @@ static int add_admitted(const char *item, void *arg) {
     return gssapi->admitted[gssapi->admitted_count++] ? LZ_OK : LZ_ENOMEM;
 }
 
+// principals_line reads one principal of a principals file: anything after
+// it and a blank is a comment, as in an authorized_keys file.
+static int principals_line(void *gssapi, char *text, char *why, size_t why_size) {
+    text[strcspn(text, " \t")] = '\0';
+    if (check_listed(text, NULL) != LZ_OK) {
+        snprintf(why, why_size, "not a Kerberos principal with its realm (alice@EXAMPLE.COM): '%.60s'", text);
+        return LZ_EINVAL;
+    }
+    return add_admitted(text, gssapi);
+}
+
 static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 // copy_settings keeps the settings' strings: the configuration they come
@@ -86,12 +98,16 @@ static int compare_names(const void *a, const void *b) { return strcmp(*(char *c
 static int copy_settings(lz_gssapi_t *gssapi, const lz_gssapi_settings_t *g) {
     size_t a = strlen(g->principal) + 1, b = strlen(g->service_principal) + 1;
     gssapi->names = malloc(a + b);
-    if (!gssapi->names) return LZ_ENOMEM;
+    if (!gssapi->names) return lz__fail(LZ_ENOMEM, "security: out of memory");
     memcpy(gssapi->names, g->principal, a);
     memcpy(gssapi->names + a, g->service_principal, b);
     gssapi->s = (lz_gssapi_settings_t){.server = g->server, .plaintext = g->plaintext, .principal = gssapi->names,
-                                       .service_principal = gssapi->names + a, .principals = ""};
-    return lz__security_list_each(g->principals, add_admitted, gssapi);
+                                       .service_principal = gssapi->names + a, .principals = "", .principals_file = ""};
+    return lz__security_list_each(g->principals, add_admitted, gssapi) != LZ_OK
+               ? lz__fail(LZ_ENOMEM, "security: out of memory")
+           : *g->principals_file
+               ? lz__security_read_lines("security.gssapi_principals_file", g->principals_file, principals_line, gssapi)
+               : LZ_OK;
 }
 
 int lz__gssapi_new(const struct lz_security_settings *settings, bool available, lz_gssapi_t **out) {
@@ -104,9 +120,11 @@ int lz__gssapi_new(const struct lz_security_settings *settings, bool available, 
         return lz__fail(LZ_ECONFIG, "config: security.gssapi_* keys are set but the libzmq underneath was built "
                                     "without GSSAPI (zmq_has(\"gssapi\") is false)");
     lz_gssapi_t *gssapi = calloc(1, sizeof *gssapi);
-    if (!gssapi || copy_settings(gssapi, g) != LZ_OK) {
+    if (!gssapi) return lz__fail(LZ_ENOMEM, "security: out of memory");
+    int rc = copy_settings(gssapi, g);
+    if (rc != LZ_OK) {
         lz__gssapi_destroy(&gssapi);
-        return lz__fail(LZ_ENOMEM, "security: out of memory");
+        return rc; // the failure says which
     }
     if (gssapi->admitted_count) qsort(gssapi->admitted, gssapi->admitted_count, sizeof *gssapi->admitted, compare_names);
     *out = gssapi;

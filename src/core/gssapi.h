@@ -21,6 +21,7 @@ typedef struct lz_gssapi_settings {
     const char *principal;         // this side's own principal, "" for the keytab's or cache's default
     const char *service_principal; // the server's principal: the nodes that connect are GSSAPI clients
     const char *principals;        // a server admits only these clients, "" for any the KDC vouched for
+    const char *principals_file;   // more of them, one a line, read again at every reload
 } lz_gssapi_settings_t;
 
 // A node's side of GSSAPI, copied from the policy when its first endpoint

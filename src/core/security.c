@@ -215,13 +215,7 @@ static int add_authorized(const char *item, void *arg) {
 
 static int compare_keys(const void *a, const void *b) { return memcmp(a, b, KEY_BYTES); }
 
-// read_lines calls fn on each line of the file at path (the value of
-// key) but blank lines and lines whose first non-blank is '#', the line
-// ending cut. fn returns LZ_OK, LZ_ENOMEM, or LZ_EINVAL with why filled:
-// the context then fails naming the file and line.
-typedef int (*line_fn)(lz_security_t *sec, char *text, char *why, size_t why_size);
-
-static int read_lines(lz_security_t *sec, const char *key, const char *path, line_fn fn) {
+int lz__security_read_lines(const char *key, const char *path, lz_line_fn fn, void *arg) {
     FILE *file = fopen(path, "r");
     if (!file) return lz__fail(LZ_ECONFIG, "config: %s %s: %s", key, path, strerror(errno));
     char line[1024], why[256];
@@ -230,7 +224,7 @@ static int read_lines(lz_security_t *sec, const char *key, const char *path, lin
         char *text = line + strspn(line, " \t");
         text[strcspn(text, "\r\n")] = '\0';
         if (*text == '#' || strspn(text, " \t") == strlen(text)) continue;
-        rc = fn(sec, text, why, sizeof why);
+        rc = fn(arg, text, why, sizeof why);
         if (rc == LZ_EINVAL) rc = lz__fail(LZ_ECONFIG, "config: %s %s:%lu: %s", key, path, number, why);
     }
     fclose(file);
@@ -241,7 +235,7 @@ static int read_lines(lz_security_t *sec, const char *key, const char *path, lin
 // authorized_keys file: anything after the key and a blank is a comment.
 // A key may hold a '#' (Z85 has it) but never starts with one: its first
 // digit is the top 32 bits over 85^4, at most 82, and '#' is Z85's 84th.
-static int authorized_line(lz_security_t *sec, char *text, char *why, size_t why_size) {
+static int authorized_line(void *sec, char *text, char *why, size_t why_size) {
     text[strcspn(text, " \t")] = '\0';
     int rc = add_authorized(text, sec);
     if (rc == LZ_EINVAL) snprintf(why, why_size, "not a 40-character Z85 key: '%.60s'", text);
@@ -250,7 +244,7 @@ static int authorized_line(lz_security_t *sec, char *text, char *why, size_t why
 
 static int read_authorized_file(lz_security_t *sec, const char *path) {
     sec->authorized_set = true;
-    return read_lines(sec, "security.authorized_keys_file", path, authorized_line);
+    return lz__security_read_lines("security.authorized_keys_file", path, authorized_line, sec);
 }
 
 /* ---- PLAIN users ------------------------------------------------------------ */
@@ -290,7 +284,8 @@ static int add_user(lz_security_t *sec, const char *name, const char *hash) {
 
 // users_line checks one "user:hash" line and adds it. A bad line is named
 // by number, never shown: a mistaken line may hold a password.
-static int users_line(lz_security_t *sec, char *text, char *why, size_t why_size) {
+static int users_line(void *arg, char *text, char *why, size_t why_size) {
+    lz_security_t *sec = arg;
     char *colon = strchr(text, ':');
     const char *wrong = NULL;
     if (colon) *colon = '\0';
@@ -312,7 +307,7 @@ static int users_line(lz_security_t *sec, char *text, char *why, size_t why_size
 // read_users_file reads security.plain_users_file: "user:hash" lines.
 static int read_users_file(lz_security_t *sec, const char *path) {
     sec->users_set = true;
-    int rc = read_lines(sec, "security.plain_users_file", path, users_line);
+    int rc = lz__security_read_lines("security.plain_users_file", path, users_line, sec);
     if (rc == LZ_OK && sec->user_count) qsort(sec->users, sec->user_count, sizeof *sec->users, compare_users);
     return rc;
 }

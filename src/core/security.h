@@ -15,6 +15,15 @@
 typedef struct lz_security lz_security_t;
 
 // The security.* keys as configured (strings owned by the configuration).
+// lz__security_read_lines calls fn(arg, ...) on each line of the file at
+// path (the value of configuration key key) but blank lines and lines
+// whose first non-blank is '#', the line ending cut. fn returns LZ_OK,
+// LZ_ENOMEM, or LZ_EINVAL with why filled: the call then fails with
+// LZ_ECONFIG naming the key, the file and the line. For the keys, users
+// and principals files.
+typedef int (*lz_line_fn)(void *arg, char *text, char *why, size_t why_size);
+int lz__security_read_lines(const char *key, const char *path, lz_line_fn fn, void *arg);
+
 typedef struct lz_security_settings {
     const char *curve_secret_key, *curve_server_key;
     const char *authorized_keys, *authorized_keys_file;
