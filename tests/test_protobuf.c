@@ -82,17 +82,19 @@ static void check_misfit(const ProtobufCMessageDescriptor *descriptor, const cha
     "\"path\":[{\"lat\":1.0},{}],\"counts\":{\"x\":1,\"y\":-2},\"stations\":{\"7\":{\"lat\":2.5},\"-1\":{}},"       \
     "\"device\":\"probe\"}"
 
+// FULL_READING read back: serial (UINT64_MAX) does not fit an int64 and
+// comes as the decimal string; "42" as a number; bytes as base64 (to_json).
+#define FULL_READING_BACK                                                                                          \
+    "{\"sensor_id\":\"t-1\",\"value\":21.5,\"ratio\":0.1,\"level\":-7,\"delta\":-3,"                                \
+    "\"count\":9007199254740993,\"serial\":\"18446744073709551615\",\"mask\":42,"                                  \
+    "\"flags\":4294967295,\"ok\":true,\"unit\":\"KELVIN\",\"blob\":\"AAEC/w==\","                                  \
+    "\"where\":{\"lat\":48.1,\"lon\":11.5},\"samples\":[1,-2,3],\"tags\":[\"a\",\"b\"],"                          \
+    "\"path\":[{\"lat\":1.0},{}],\"counts\":{\"x\":1,\"y\":-2},"                                                 \
+    "\"stations\":{\"7\":{\"lat\":2.5},\"-1\":{}},\"device\":\"probe\"}"
+
 LZ_TEST(every_field_kind_round_trips) {
-    // serial (UINT64_MAX) does not fit an int64: it reads back as the
-    // decimal string; "42" reads as a number; bytes as base64 (to_json).
     check_round_trip(&demo__reading__descriptor, FULL_READING,
-                     "{\"sensor_id\":\"t-1\",\"value\":21.5,\"ratio\":0.1,\"level\":-7,\"delta\":-3,"
-                     "\"count\":9007199254740993,\"serial\":\"18446744073709551615\",\"mask\":42,"
-                     "\"flags\":4294967295,\"ok\":true,\"unit\":\"KELVIN\",\"blob\":\"AAEC/w==\","
-                     "\"where\":{\"lat\":48.1,\"lon\":11.5},\"samples\":[1,-2,3],\"tags\":[\"a\",\"b\"],"
-                     "\"path\":[{\"lat\":1.0},{}],\"counts\":{\"x\":1,\"y\":-2},"
-                     "\"stations\":{\"7\":{\"lat\":2.5},\"-1\":{}},\"device\":\"probe\"}",
-                     0);
+                     FULL_READING_BACK, 0);
     // The other member of the oneof; enum by number; JSON names.
     check_round_trip(&demo__reading__descriptor, "{\"sensorId\":\"c\",\"channel\":0,\"unit\":1}",
                      "{\"sensor_id\":\"c\",\"unit\":\"CELSIUS\",\"channel\":0}", 0);
@@ -233,6 +235,35 @@ LZ_TEST(nesting_is_bounded) {
     LZ_CHECK(strstr(lz_last_error(), "nesting deeper than 100 levels") != NULL);
 }
 
+// big_reading: a Reading whose message outgrows the codec's 2 KB stack
+// block (60 strings, a 3000-byte blob, nested messages in arrays and maps),
+// with tail (more members, or "") last, as JSON text (caller frees).
+static char *big_reading(const char *tail) {
+    size_t cap = 32768, len = 0;
+    char *text = malloc(cap);
+    len += (size_t)snprintf(text + len, cap - len, "{\"sensor_id\":\"big\",\"blob\":\"");
+    for (int i = 0; i < 1000; i++) len += (size_t)snprintf(text + len, cap - len, "QUJD"); // "ABC"
+    len += (size_t)snprintf(text + len, cap - len, "\",\"tags\":[");
+    for (int i = 0; i < 60; i++) len += (size_t)snprintf(text + len, cap - len, "%s\"tag-%d\"", i ? "," : "", i);
+    len += (size_t)snprintf(text + len, cap - len, "],\"path\":[");
+    for (int i = 0; i < 40; i++)
+        len += (size_t)snprintf(text + len, cap - len, "%s{\"lat\":%d.5,\"lon\":-%d}", i ? "," : "", i, i);
+    len += (size_t)snprintf(text + len, cap - len, "],\"counts\":{");
+    for (int i = 0; i < 30; i++) len += (size_t)snprintf(text + len, cap - len, "%s\"k%d\":%d", i ? "," : "", i, i * 7);
+    len += (size_t)snprintf(text + len, cap - len, "},\"stations\":{");
+    for (int i = 0; i < 20; i++)
+        len += (size_t)snprintf(text + len, cap - len, "%s\"%d\":{\"lat\":%d}", i ? "," : "", i - 5, i);
+    snprintf(text + len, cap - len, "},\"channel\":3%s}", tail);
+    return text;
+}
+
+// fnv1a: a 64-bit FNV-1a hash, to pin a long encoding in a line.
+static uint64_t fnv1a(const uint8_t *bytes, size_t size) {
+    uint64_t hash = 0xcbf29ce484222325u;
+    for (size_t i = 0; i < size; i++) hash = (hash ^ bytes[i]) * 0x100000001b3u;
+    return hash;
+}
+
 static lz_context_t *context_with(unsigned flags) {
     lz_context_t *ctx = lz_test_pattern_context(1);
     LZ_CHECK_INT(lz_protobuf_register(ctx, "reading", &demo__reading__descriptor, flags), LZ_OK);
@@ -267,6 +298,84 @@ LZ_TEST(codec_registers_and_rejects_bad_input) {
         LZ_CHECK((rc == LZ_OK) == (lz_value_type(value) == LZ_VALUE_OBJECT));
         lz_value_destroy(&value);
     }
+    lz_context_destroy(&ctx);
+}
+
+// codec_encode: text through codec into a new buffer (caller destroys), and
+// the code the encode returned at *rc.
+static lz_buffer_t *codec_encode(const lz_serializer_t *codec, const char *text, int *rc) {
+    lz_value_t *value = json(text);
+    lz_buffer_t *buf = lz_buffer_new();
+    *rc = lz_serializer_encode(codec, value, buf);
+    lz_value_destroy(&value);
+    return buf;
+}
+
+// codec_round_trip: buf decoded by codec, as JSON text (caller frees).
+static char *codec_round_trip(const lz_serializer_t *codec, const lz_buffer_t *buf) {
+    lz_value_t *back = NULL;
+    LZ_CHECK_INT(lz_serializer_decode(codec, lz_buffer_data(buf), lz_buffer_size(buf), &back), LZ_OK);
+    char *text = lz_value_to_json(back);
+    lz_value_destroy(&back);
+    return text;
+}
+
+// The codec builds its message in a stack arena, not with malloc per
+// field: the bytes must be those the malloc'ed build gave (pinned from the
+// build before the arena, as hex and, for a message past the arena's
+// stack block, a size and hash), and a misfit found halfway must fail the
+// same and leave nothing behind (ASan's leak check).
+LZ_TEST(codec_encodes_the_bytes_it_did_before_the_arena) {
+    lz_context_t *ctx = context_with(0);
+    const lz_serializer_t *codec = lz_serializer_find(ctx, "reading");
+    int rc;
+    lz_buffer_t *buf = codec_encode(codec, FULL_READING, &rc);
+    LZ_CHECK_INT(rc, LZ_OK);
+    char hex[1024] = "";
+    for (size_t i = 0; i < lz_buffer_size(buf) && 2 * i + 2 < sizeof hex; i++)
+        snprintf(hex + 2 * i, 3, "%02x", ((const uint8_t *)lz_buffer_data(buf))[i]);
+    LZ_CHECK_STR(hex, "0a03742d311100000000008035401dcdcccc3d20f9ffffffffffffffff01280530818080808080801038ffffff"
+                      "ffffffffffff01412a0000000000000048ffffffff0f500158026204000102ff6a1209cdcccccccc0c4840110000"
+                      "000000002740720c01feffffffffffffffff01037a01617a016282010909000000000000f03f8201008a01050a01"
+                      "7810018a010e0a017910feffffffffffffffff0192010d0807120909000000000000044092010d08ffffffffffff"
+                      "ffffff0112009a010570726f6265");
+    char *back = codec_round_trip(codec, buf);
+    LZ_CHECK_STR(back, FULL_READING_BACK);
+    free(back);
+    lz_buffer_destroy(&buf);
+
+    char *big = big_reading("");
+    buf = codec_encode(codec, big, &rc);
+    LZ_CHECK_INT(rc, LZ_OK);
+    LZ_CHECK_INT(lz_buffer_size(buf), 4965);
+    LZ_CHECK(fnv1a(lz_buffer_data(buf), lz_buffer_size(buf)) == 0x3d5882716c74d40au);
+    back = codec_round_trip(codec, buf);
+    lz_buffer_t *again = codec_encode(codec, back, &rc); // the value read back packs to the same bytes
+    LZ_CHECK(rc == LZ_OK && lz_buffer_size(again) == lz_buffer_size(buf) &&
+             memcmp(lz_buffer_data(again), lz_buffer_data(buf), lz_buffer_size(buf)) == 0);
+    free(back);
+    free(big);
+    lz_buffer_destroy(&again);
+    lz_buffer_destroy(&buf);
+
+    // Misfits after the arena has spilled into malloc'ed blocks, and early.
+    big = big_reading(",\"level\":\"x\"");
+    buf = codec_encode(codec, big, &rc);
+    LZ_CHECK_INT(rc, LZ_ESERIALIZATION);
+    LZ_CHECK_STR(lz_last_error(), "protobuf: demo.Reading.level needs an integer (got string)");
+    LZ_CHECK_INT(lz_buffer_size(buf), 0);
+    lz_buffer_destroy(&buf);
+    free(big);
+    big = big_reading(",\"path\":[{},{\"x\":1}]"); // path named twice: the object keeps the last
+    buf = codec_encode(codec, big, &rc);
+    LZ_CHECK_INT(rc, LZ_ESERIALIZATION);
+    LZ_CHECK_STR(lz_last_error(), "protobuf: demo.Location has no field \"x\"");
+    lz_buffer_destroy(&buf);
+    free(big);
+    buf = codec_encode(codec, "{\"tags\":[\"a\",2]}", &rc);
+    LZ_CHECK_INT(rc, LZ_ESERIALIZATION);
+    LZ_CHECK_STR(lz_last_error(), "protobuf: demo.Reading.tags needs a string (got int)");
+    lz_buffer_destroy(&buf);
     lz_context_destroy(&ctx);
 }
 
@@ -411,5 +520,6 @@ LZ_TEST(arguments_are_checked) {
 LZ_TEST_MAIN(LZ_CASE(every_field_kind_round_trips), LZ_CASE(bytes_match_protobuf_c_generated_code),
              LZ_CASE(defaults_appear_only_when_asked), LZ_CASE(misfits_are_refused_naming_the_field),
              LZ_CASE(nesting_is_bounded), LZ_CASE(codec_registers_and_rejects_bad_input),
+             LZ_CASE(codec_encodes_the_bytes_it_did_before_the_arena),
              LZ_CASE(json_fallback_carries_other_values), LZ_CASE(patterns_carry_messages),
              LZ_CASE(pyzmq_protobuf_interop), LZ_CASE(arguments_are_checked))

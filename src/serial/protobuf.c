@@ -1,8 +1,9 @@
 /* Protocol Buffers on protobuf-c: values become messages through the
  * generated descriptor (field offsets, types, labels), and protobuf-c packs
- * and unpacks them. Messages built here are allocated the way
- * protobuf_c_message_unpack allocates (malloc, defaults left in place), so
- * protobuf_c_message_free_unpacked frees them whole, half-built ones too. */
+ * and unpacks them. Messages are built through a ProtobufCAllocator, the way
+ * protobuf_c_message_unpack builds them (defaults left in place): malloc for
+ * lz_protobuf_from_value, so protobuf_c_message_free_unpacked frees them
+ * whole, half-built ones too; a stack arena for the codec, dropped whole. */
 #include <protobuf-c/protobuf-c.h>
 #include <errno.h>
 #include <float.h>
@@ -93,16 +94,55 @@ static int check_descriptor(const ProtobufCMessageDescriptor *descriptor, const 
     return lz__fail(LZ_EINVAL, "%s: not a protobuf-c message descriptor", caller);
 }
 
-static ProtobufCMessage *message_new(const ProtobufCMessageDescriptor *descriptor) {
-    ProtobufCMessage *message = calloc(1, descriptor->sizeof_message);
-    if (!message) return lz__fail_null(LZ_ENOMEM, "protobuf: out of memory");
-    descriptor->message_init(message); // the descriptor and every default
+/* ---- allocation ---------------------------------------------------------- */
+
+// What lz_protobuf_from_value hands out is freed by
+// protobuf_c_message_free_unpacked(message, NULL), whose default allocator
+// is malloc and free.
+static void *heap_alloc(void *data, size_t size) { return (void)data, malloc(size ? size : 1); }
+static void heap_free(void *data, void *pointer) { (void)data, free(pointer); }
+static ProtobufCAllocator heap = {.alloc = heap_alloc, .free = heap_free};
+
+// A message the codec packs or unpacks lives only for that call: protobuf-c
+// and the builder here carve it from an arena on the stack (the bigger
+// blocks malloc'ed), freed at once instead of walked by
+// protobuf_c_message_free_unpacked.
+typedef struct scratch {
+    _Alignas(8) unsigned char block[2048];
+    lz_arena_t arena;
+    ProtobufCAllocator allocator;
+} scratch_t;
+
+static void *arena_alloc(void *arena, size_t size) { return lz__arena_alloc(arena, size ? size : 1); }
+static void arena_free(void *arena, void *pointer) { (void)arena, (void)pointer; }
+
+static ProtobufCAllocator *scratch_init(scratch_t *scratch) {
+    lz__arena_init(&scratch->arena, scratch->block, sizeof scratch->block);
+    scratch->allocator =
+        (ProtobufCAllocator){.alloc = arena_alloc, .free = arena_free, .allocator_data = &scratch->arena};
+    return &scratch->allocator;
+}
+
+static void scratch_release(scratch_t *scratch) { lz__arena_release(&scratch->arena); }
+
+// zalloc: count elements of size bytes, zeroed (so a half-filled array or
+// message frees as nothing where it was not filled).
+static void *zalloc(ProtobufCAllocator *allocator, size_t count, size_t size) {
+    void *p = count <= SIZE_MAX / size ? allocator->alloc(allocator->allocator_data, count * size) : NULL;
+    if (!p) return lz__fail_null(LZ_ENOMEM, "protobuf: out of memory");
+    return memset(p, 0, count * size);
+}
+
+static ProtobufCMessage *message_new(const ProtobufCMessageDescriptor *descriptor, ProtobufCAllocator *allocator) {
+    ProtobufCMessage *message = zalloc(allocator, 1, descriptor->sizeof_message);
+    if (message) descriptor->message_init(message); // the descriptor and every default
     return message;
 }
 
 /* ---- values to messages ------------------------------------------------ */
 
-static int fill_message(ProtobufCMessage *message, const lz_value_t *object, int depth);
+static int fill_message(ProtobufCMessage *message, const lz_value_t *object, ProtobufCAllocator *allocator,
+                        int depth);
 
 static int misfit(const ProtobufCMessage *message, field_t *field, const char *why, const lz_value_t *value) {
     return lz__fail(LZ_ESERIALIZATION, "protobuf: %s.%s %s (got %s)", message_name(message), field->name, why,
@@ -170,27 +210,30 @@ static int read_number(const ProtobufCMessage *message, field_t *field, const lz
     return 0;
 }
 
-static int store_string(const ProtobufCMessage *message, field_t *field, const lz_value_t *value, char **slot) {
+static int store_string(const ProtobufCMessage *message, field_t *field, const lz_value_t *value, char **slot,
+                        ProtobufCAllocator *allocator) {
     size_t len;
     const char *text = lz_value_get_string(value, &len);
     if (!text) return misfit(message, field, "needs a string", value);
     if (memchr(text, '\0', len)) return misfit(message, field, "cannot hold a NUL character", value);
-    if (!(*slot = strdup(text))) return lz__fail(LZ_ENOMEM, "protobuf: out of memory");
+    if (!(*slot = allocator->alloc(allocator->allocator_data, len + 1)))
+        return lz__fail(LZ_ENOMEM, "protobuf: out of memory");
+    memcpy(*slot, text, len + 1);
     return 0;
 }
 
 // store_bytes takes a bytes value, or a string as base64 (the JSON form).
 static int store_bytes(const ProtobufCMessage *message, field_t *field, const lz_value_t *value,
-                       ProtobufCBinaryData *slot) {
+                       ProtobufCBinaryData *slot, ProtobufCAllocator *allocator) {
     size_t size;
     const void *data = lz_value_get_bytes(value, &size);
     bool base64 = lz_value_type(value) == LZ_VALUE_STRING;
     if (!data) return misfit(message, field, "needs bytes or a base64 string", value);
-    uint8_t *copy = malloc(size ? size : 1);
+    uint8_t *copy = allocator->alloc(allocator->allocator_data, size ? size : 1);
     if (!copy) return lz__fail(LZ_ENOMEM, "protobuf: out of memory");
     long n = base64 ? lz__base64_decode(data, size, copy) : (long)size;
     if (n < 0) {
-        free(copy);
+        allocator->free(allocator->allocator_data, copy);
         return misfit(message, field, "needs bytes or a base64 string", value);
     }
     if (!base64) memcpy(copy, data, size);
@@ -213,17 +256,18 @@ static int store_enum(const ProtobufCMessage *message, field_t *field, const lz_
     return 0;
 }
 
-static int store_message(field_t *field, const lz_value_t *value, ProtobufCMessage **slot, int depth) {
+static int store_message(field_t *field, const lz_value_t *value, ProtobufCMessage **slot,
+                         ProtobufCAllocator *allocator, int depth) {
     if (depth + 1 >= MAX_DEPTH)
         return lz__fail(LZ_ESERIALIZATION, "protobuf: nesting deeper than %d levels", MAX_DEPTH);
     // In place before it is filled: freeing the parent frees it too.
-    if (!(*slot = message_new(field->descriptor))) return LZ_ENOMEM;
-    return fill_message(*slot, value, depth + 1);
+    if (!(*slot = message_new(field->descriptor, allocator))) return LZ_ENOMEM;
+    return fill_message(*slot, value, allocator, depth + 1);
 }
 
 // store_value writes value as one element of field's type at slot.
 static int store_value(const ProtobufCMessage *message, field_t *field, const lz_value_t *value, void *slot,
-                       int depth) {
+                       ProtobufCAllocator *allocator, int depth) {
     int64_t i = 0;
     uint64_t u = 0;
     double d = 0;
@@ -251,9 +295,9 @@ static int store_value(const ProtobufCMessage *message, field_t *field, const lz
         if (lz_value_type(value) != LZ_VALUE_BOOL) return misfit(message, field, "needs a boolean", value);
         return *(protobuf_c_boolean *)slot = lz_value_get_bool(value), 0;
     case PROTOBUF_C_TYPE_ENUM: return store_enum(message, field, value, slot);
-    case PROTOBUF_C_TYPE_STRING: return store_string(message, field, value, slot);
-    case PROTOBUF_C_TYPE_BYTES: return store_bytes(message, field, value, slot);
-    case PROTOBUF_C_TYPE_MESSAGE: return store_message(field, value, slot, depth);
+    case PROTOBUF_C_TYPE_STRING: return store_string(message, field, value, slot, allocator);
+    case PROTOBUF_C_TYPE_BYTES: return store_bytes(message, field, value, slot, allocator);
+    case PROTOBUF_C_TYPE_MESSAGE: return store_message(field, value, slot, allocator, depth);
     }
     return misfit(message, field, "has a type protobuf-c does not know", value);
 }
@@ -261,23 +305,25 @@ static int store_value(const ProtobufCMessage *message, field_t *field, const lz
 // store_map_entry fills entry from one member of a map field's object: the
 // key arrives as text, so integer keys read as decimal strings and bool
 // keys as "true" / "false".
-static int store_map_entry(ProtobufCMessage *entry, const char *key, const lz_value_t *value, int depth) {
+static int store_map_entry(ProtobufCMessage *entry, const char *key, const lz_value_t *value,
+                           ProtobufCAllocator *allocator, int depth) {
     field_t *key_field = &entry->descriptor->fields[0], *value_field = &entry->descriptor->fields[1];
     lz_value_t *key_value = key_field->type == PROTOBUF_C_TYPE_BOOL && (!strcmp(key, "true") || !strcmp(key, "false"))
                                 ? lz_value_bool(key[0] == 't')
                                 : lz_value_string(key);
     if (!key_value) return LZ_ENOMEM;
-    int rc = store_value(entry, key_field, key_value, (char *)entry + key_field->offset, depth);
+    int rc = store_value(entry, key_field, key_value, (char *)entry + key_field->offset, allocator, depth);
     lz_value_destroy(&key_value);
     if (rc) return rc;
     if (lz_value_type(value) == LZ_VALUE_NULL) return 0;
-    return store_value(entry, value_field, value, (char *)entry + value_field->offset, depth);
+    return store_value(entry, value_field, value, (char *)entry + value_field->offset, allocator, depth);
 }
 
 // store_repeated fills a repeated field from an array (a map field from an
 // object), counting each element as it is tried so that a failure part way
 // leaves a message protobuf_c_message_free_unpacked frees exactly.
-static int store_repeated(ProtobufCMessage *message, field_t *field, const lz_value_t *value, int depth) {
+static int store_repeated(ProtobufCMessage *message, field_t *field, const lz_value_t *value,
+                          ProtobufCAllocator *allocator, int depth) {
     bool map = is_map(field);
     if (lz_value_type(value) != (map ? LZ_VALUE_OBJECT : LZ_VALUE_ARRAY))
         return misfit(message, field, map ? "needs an object (a map field)" : "needs an array (a repeated field)",
@@ -286,19 +332,19 @@ static int store_repeated(ProtobufCMessage *message, field_t *field, const lz_va
     size_t *count = &MEMBER(size_t, message, field->quantifier_offset);
     void **array = &MEMBER(void *, message, field->offset);
     if (n == 0) return 0;
-    if (!(*array = calloc(n, size))) return lz__fail(LZ_ENOMEM, "protobuf: out of memory");
+    if (!(*array = zalloc(allocator, n, size))) return LZ_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const lz_value_t *item = lz_value_at(value, i);
         void *slot = (char *)*array + i * size;
         int rc;
         if (map) {
             ProtobufCMessage **entry = slot;
-            rc = (*entry = message_new(field->descriptor)) ? store_map_entry(*entry, lz_value_key_at(value, i), item,
-                                                                             depth + 1)
-                                                           : LZ_ENOMEM;
+            rc = (*entry = message_new(field->descriptor, allocator))
+                     ? store_map_entry(*entry, lz_value_key_at(value, i), item, allocator, depth + 1)
+                     : LZ_ENOMEM;
         } else {
             rc = lz_value_type(item) == LZ_VALUE_NULL ? misfit(message, field, "cannot hold null elements", item)
-                                                      : store_value(message, field, item, slot, depth);
+                                                      : store_value(message, field, item, slot, allocator, depth);
         }
         ++*count; // a failed element holds NULL or zeros, which free as nothing
         if (rc) return rc;
@@ -309,8 +355,9 @@ static int store_repeated(ProtobufCMessage *message, field_t *field, const lz_va
 // store_field sets one field, and what says it is present: the oneof case
 // or the has_ flag (optional strings and messages have none: their pointer
 // is the presence).
-static int store_field(ProtobufCMessage *message, field_t *field, const lz_value_t *value, int depth) {
-    if (field->label == PROTOBUF_C_LABEL_REPEATED) return store_repeated(message, field, value, depth);
+static int store_field(ProtobufCMessage *message, field_t *field, const lz_value_t *value,
+                       ProtobufCAllocator *allocator, int depth) {
+    if (field->label == PROTOBUF_C_LABEL_REPEATED) return store_repeated(message, field, value, allocator, depth);
     if (field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
         uint32_t *chosen = &MEMBER(uint32_t, message, field->quantifier_offset);
         if (*chosen != 0 && *chosen != field->id)
@@ -324,7 +371,7 @@ static int store_field(ProtobufCMessage *message, field_t *field, const lz_value
                field->type != PROTOBUF_C_TYPE_MESSAGE) {
         MEMBER(protobuf_c_boolean, message, field->quantifier_offset) = 1;
     }
-    return store_value(message, field, value, (char *)message + field->offset, depth);
+    return store_value(message, field, value, (char *)message + field->offset, allocator, depth);
 }
 
 static int check_required(const ProtobufCMessage *message, const lz_value_t *object) {
@@ -343,7 +390,8 @@ static int check_required(const ProtobufCMessage *message, const lz_value_t *obj
     return 0;
 }
 
-static int fill_message(ProtobufCMessage *message, const lz_value_t *object, int depth) {
+static int fill_message(ProtobufCMessage *message, const lz_value_t *object, ProtobufCAllocator *allocator,
+                        int depth) {
     if (lz_value_type(object) != LZ_VALUE_OBJECT)
         return lz__fail(LZ_ESERIALIZATION, "protobuf: %s needs an object (got %s)", message_name(message),
                         lz_value_type_name(lz_value_type(object)));
@@ -359,10 +407,19 @@ static int fill_message(ProtobufCMessage *message, const lz_value_t *object, int
         if (strcmp(key, field->name) && lz_value_type(lz_value_get(object, field->name)) != LZ_VALUE_NULL)
             return lz__fail(LZ_ESERIALIZATION, "protobuf: %s.%s is given twice (as %s too)", message_name(message),
                             field->name, key);
-        int rc = store_field(message, field, value, depth);
+        int rc = store_field(message, field, value, allocator, depth);
         if (rc) return rc;
     }
     return check_required(message, object);
+}
+
+// build_message: value as a new message of descriptor's type from
+// allocator, at *out even when filling it fails part way (for the caller to
+// free or drop).
+static int build_message(const ProtobufCMessageDescriptor *descriptor, const lz_value_t *value,
+                         ProtobufCAllocator *allocator, ProtobufCMessage **out) {
+    if (!(*out = message_new(descriptor, allocator))) return LZ_ENOMEM;
+    return fill_message(*out, value, allocator, 0);
 }
 
 int lz_protobuf_from_value(const ProtobufCMessageDescriptor *descriptor, const lz_value_t *value,
@@ -372,11 +429,10 @@ int lz_protobuf_from_value(const ProtobufCMessageDescriptor *descriptor, const l
         return lz__fail(LZ_EINVAL, "lz_protobuf_from_value: descriptor, value and out are required");
     int rc = check_descriptor(descriptor, "lz_protobuf_from_value");
     if (rc) return rc;
-    ProtobufCMessage *message = message_new(descriptor);
-    if (!message) return LZ_ENOMEM;
-    rc = fill_message(message, value, 0);
+    ProtobufCMessage *message;
+    rc = build_message(descriptor, value, &heap, &message);
     if (rc) {
-        protobuf_c_message_free_unpacked(message, NULL);
+        if (message) protobuf_c_message_free_unpacked(message, &heap);
         return rc;
     }
     *out = message;
@@ -556,39 +612,34 @@ static int pack(const ProtobufCMessage *message, lz_buffer_t *out) {
     return 0;
 }
 
-static int protobuf_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
-    const codec_t *codec = state;
-    ProtobufCMessage *message;
-    int rc = lz_protobuf_from_value(codec->descriptor, value, &message);
-    if (rc == LZ_ESERIALIZATION && (codec->flags & LZ_PROTOBUF_JSON_FALLBACK)) {
-        static const uint8_t mark = JSON_MARK;
-        rc = lz_buffer_append(out, &mark, 1);
-        return rc ? rc : lz__json_ops.encode(NULL, value, out);
-    }
-    if (rc) return rc;
-    rc = pack(message, out);
-    protobuf_c_message_free_unpacked(message, NULL);
-    return rc;
+// json_fallback: value as the JSON fallback frame, the mark and the JSON.
+static int json_fallback(const lz_value_t *value, lz_buffer_t *out) {
+    static const uint8_t mark = JSON_MARK;
+    int rc = lz_buffer_append(out, &mark, 1);
+    return rc ? rc : lz__json_ops.encode(NULL, value, out);
 }
 
-// The unpacked message lives only until it is a value: protobuf-c unpacks
-// it into an arena on the stack (the bigger blocks malloc'ed), freed at once
-// instead of walked by protobuf_c_message_free_unpacked.
-static void *arena_alloc(void *arena, size_t size) { return lz__arena_alloc(arena, size ? size : 1); }
-static void arena_free(void *arena, void *pointer) { (void)arena, (void)pointer; }
+static int protobuf_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
+    const codec_t *codec = state;
+    scratch_t scratch;
+    ProtobufCMessage *message;
+    int rc = build_message(codec->descriptor, value, scratch_init(&scratch), &message);
+    bool fits = rc == 0; // a message that packs incomplete is no fallback case
+    if (fits) rc = pack(message, out);
+    scratch_release(&scratch); // the message, whole or half-built
+    if (fits || rc != LZ_ESERIALIZATION || !(codec->flags & LZ_PROTOBUF_JSON_FALLBACK)) return rc;
+    return json_fallback(value, out);
+}
 
 static int protobuf_decode(void *state, const void *data, size_t size, lz_value_t **out) {
     const codec_t *codec = state;
     bool fallback = codec->flags & LZ_PROTOBUF_JSON_FALLBACK;
     if (fallback && size > 0 && *(const uint8_t *)data == JSON_MARK)
         return lz__json_ops.decode(NULL, (const char *)data + 1, size - 1, out);
-    _Alignas(8) unsigned char block[2048];
-    lz_arena_t arena;
-    lz__arena_init(&arena, block, sizeof block);
-    ProtobufCAllocator allocator = {.alloc = arena_alloc, .free = arena_free, .allocator_data = &arena};
-    ProtobufCMessage *message = protobuf_c_message_unpack(codec->descriptor, &allocator, size, data);
+    scratch_t scratch;
+    ProtobufCMessage *message = protobuf_c_message_unpack(codec->descriptor, scratch_init(&scratch), size, data);
     int rc = message ? lz_protobuf_to_value(message, codec->flags & LZ_PROTOBUF_DEFAULTS, out) : LZ_ESERIALIZATION;
-    lz__arena_release(&arena);
+    scratch_release(&scratch);
     if (message) return rc;
     // Python's fallback reads JSON without the mark too.
     if (fallback && lz__json_ops.decode(NULL, data, size, out) == 0) return 0;
