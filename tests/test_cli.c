@@ -1510,21 +1510,28 @@ LZ_TEST(test_lock_runs_a_command) {
 // While one command holds the lock, --wait 0 gives up (exit 3), another
 // name is free, and a waiting one runs only after the first has finished.
 LZ_TEST(test_lock_excludes_and_waits) {
-    char ep[128], started[160], done[160], script[512];
+    char ep[128], started[160], release[160], done[160], script[768];
     proc_t service = start_lock_service(ep, sizeof ep);
     snprintf(started, sizeof started, "%s.started", ep);
+    snprintf(release, sizeof release, "%s.release", ep + strlen("ipc://"));
     snprintf(done, sizeof done, "%s.done", ep + strlen("ipc://"));
-    snprintf(script, sizeof script, "touch %s; sleep 0.5; echo first > %s", started + strlen("ipc://"), done);
+    // The first holds the lock until the test lets it go (a fixed hold ran
+    // out under ThreadSanitizer before the --wait 0 attempt had started),
+    // then half a second more, so the last attempt finds it still held.
+    snprintf(script, sizeof script, "touch %s; while [ ! -e %s ]; do sleep 0.05; done; sleep 0.5; echo first > %s",
+             started + strlen("ipc://"), release, done);
     proc_t first = LZ_START("lock", "--connect", ep, "job", "--", "sh", "-c", script);
     wait_ipc(started);
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "lock", "--connect", ep, "--wait", "0", "job", "--", "true"), 3);
     LZ_CHECK(strstr(r.err, "still held") != NULL);
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "lock", "--connect", ep, "--wait", "0", "other", "--", "true"), 0);
+    lz_test_replace_file(release, "");
     snprintf(script, sizeof script, "cat %s", done);
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "lock", "--connect", ep, "--wait", "20000", "job", "--", "sh", "-c", script), 0);
     LZ_CHECK_STR(r.out, "first\n");
     finish_ok(&first);
     unlink(done);
+    unlink(release);
     unlink(started + strlen("ipc://"));
     stop_ok(&service);
 }
