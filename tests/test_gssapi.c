@@ -200,10 +200,11 @@ static bool realm_start(void) {
     return true;
 }
 
-#define REALM_OR_FAIL()         \
-    do {                        \
-        LZ_CHECK(realm_start()); \
-        if (!realm_start()) return; \
+#define REALM_OR_FAIL()               \
+    do {                              \
+        bool realm_up = realm_start(); \
+        LZ_CHECK(realm_up);            \
+        if (!realm_up) return;         \
     } while (0)
 
 static lz_context_t *context_with(const char *key, const char *value, const char *key2, const char *value2) {

@@ -206,10 +206,10 @@ static void cut(lz_node_t *node, lz_conn_t *conn, int fd, const char *address, c
     conn->state = CONN_CUT;
     set_looked(conns, conn, true);
     LZ_COUNT(node, connections_cut);
-    const char *what = mode == LZ_SECURE_PLAIN_SERVER ? "user" : mode == LZ_SECURE_GSSAPI_SERVER ? "principal" : "key";
+    const char *mechanism = mechanism_name(mode);
     LZ_LOG(node->log, LZ_LOG_WARNING, "audit", "cut peer %s mechanism %s %s %s on %s: %s",
-           *address ? address : "(local)", mechanism_name(mode), what, conn->user ? conn->user : "-", node->name,
-           refusal);
+           *address ? address : "(local)", mechanism, lz__security_credential_label(mechanism),
+           conn->user ? conn->user : "-", node->name, refusal);
 }
 
 size_t lz__conns_judge(lz_node_t *node, const lz_security_t *now, const lz_security_t *before) {

@@ -92,9 +92,7 @@ const char *lz__security_check_key(const char *text) {
     return !*text || key_decode(text, raw) ? NULL : "a 40-character Z85 CURVE key (see lz keygen)";
 }
 
-// for_each_item calls fn on each item of a comma- or space-separated list
-// (copied, so it can be cut), stopping at the first that fails.
-static int for_each_item(const char *list, int (*fn)(const char *item, void *arg), void *arg) {
+int lz__security_list_each(const char *list, int (*fn)(const char *item, void *arg), void *arg) {
     char *copy = strdup(list);
     if (!copy) return LZ_ENOMEM;
     int rc = LZ_OK;
@@ -106,10 +104,6 @@ static int for_each_item(const char *list, int (*fn)(const char *item, void *arg
     return rc;
 }
 
-int lz__security_list_each(const char *list, int (*fn)(const char *item, void *arg), void *arg) {
-    return for_each_item(list, fn, arg);
-}
-
 static int check_key_item(const char *item, void *arg) {
     (void)arg;
     uint8_t raw[KEY_BYTES];
@@ -117,7 +111,7 @@ static int check_key_item(const char *item, void *arg) {
 }
 
 const char *lz__security_check_key_list(const char *text) {
-    return for_each_item(text, check_key_item, NULL) == LZ_OK ? NULL
+    return lz__security_list_each(text, check_key_item, NULL) == LZ_OK ? NULL
            : "40-character Z85 public keys separated by commas or spaces";
 }
 
@@ -185,7 +179,7 @@ static int check_address_item(const char *item, void *arg) {
 }
 
 const char *lz__security_check_address_list(const char *text) {
-    return for_each_item(text, check_address_item, NULL) == LZ_OK ? NULL
+    return lz__security_list_each(text, check_address_item, NULL) == LZ_OK ? NULL
            : "IP addresses or networks (10.0.0.0/8, ::1) separated by commas or spaces";
 }
 
@@ -338,9 +332,9 @@ static int policy_fill(lz_security_t *sec, const lz_security_settings_t *s) {
     if ((*sec->secret_key || *sec->server_key) && !lz_curve_available())
         return lz__fail(LZ_ECONFIG, "config: security.curve_* keys are set but libzmq was built without CURVE");
     // The keys were validated when stored, so a failure here is memory.
-    int rc = for_each_item(s->authorized_keys, add_authorized, sec);
-    if (rc == LZ_OK) rc = for_each_item(s->allow_addresses, add_rule, &sec->allow);
-    if (rc == LZ_OK) rc = for_each_item(s->deny_addresses, add_rule, &sec->deny);
+    int rc = lz__security_list_each(s->authorized_keys, add_authorized, sec);
+    if (rc == LZ_OK) rc = lz__security_list_each(s->allow_addresses, add_rule, &sec->allow);
+    if (rc == LZ_OK) rc = lz__security_list_each(s->deny_addresses, add_rule, &sec->deny);
     if (rc != LZ_OK) return lz__fail(LZ_ENOMEM, "security: out of memory");
     sec->authorized_set = sec->authorized_count > 0;
     if (*s->authorized_keys_file) rc = read_authorized_file(sec, s->authorized_keys_file);
@@ -847,13 +841,17 @@ static void reply(void *zap, lz_zap_request_t *req) {
     send_text(zap, refused_gssapi(c) ? GSSAPI_REFUSAL_METADATA : "", 0);
 }
 
+const char *lz__security_credential_label(const char *mechanism) {
+    if (strcmp(mechanism, "GSSAPI") == 0) return "principal";
+    return strcmp(mechanism, "PLAIN") == 0 ? "user" : "key";
+}
+
 // audit logs the decision with the CURVE key or the PLAIN user name (as
 // the peer sent it: printable only, it may be anything), never a password.
 static void audit(lz_logger_t *logger, const lz_security_t *policy, zap_case_t *c) {
     if (!policy->audit) return;
-    const char *what = strcmp(c->mechanism, "GSSAPI") == 0                 ? "principal"
-                       : *c->user || strcmp(c->mechanism, "PLAIN") == 0 ? "user"
-                                                                        : "key";
+    const char *what = lz__security_credential_label(c->mechanism);
+    if (*c->user && strcmp(what, "key") == 0) what = "user"; // a user id under another mechanism
     for (char *p = c->user; *p; p++)
         if (!isprint((unsigned char)*p)) *p = '?';
     const char *who = *c->user ? c->user : *c->key ? c->key : "-";

@@ -50,6 +50,11 @@ const char *lz__security_check_plain_text(const char *text);
 // not return LZ_OK and returning that; LZ_ENOMEM when it cannot copy list.
 int lz__security_list_each(const char *list, int (*fn)(const char *item, void *arg), void *arg);
 
+// lz__security_credential_label names what identifies a peer under a ZMTP
+// mechanism ("CURVE", "PLAIN", "GSSAPI", "NULL"), for the audit lines:
+// "principal" for GSSAPI, "user" for PLAIN, else "key". Static storage.
+const char *lz__security_credential_label(const char *mechanism);
+
 // lz__security_new parses settings into a policy (the authorized keys and
 // PLAIN users files are read here). LZ_ECONFIG names what is wrong; LZ_ENOMEM.
 int lz__security_new(const lz_security_settings_t *settings, lz_security_t **out);

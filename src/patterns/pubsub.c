@@ -40,7 +40,10 @@ lz_pub_t *lz_pub_new(lz_context_t *ctx, const char *endpoints) {
     // Every subscriber's notices, not only a topic's first: each one tells
     // who sent it (drain_subscriptions). A subscriber that came before this
     // goes unknown until its next notice, at worst cut by a revocation
-    // and back at once.
+    // and back at once. Set on every publisher, guarded or not: whether it
+    // will be guarded is settled only at its first endpoint, inside
+    // lz__node_init, and an unguarded one only reads and drops a few more
+    // notices at subscribe time (no cost a benchmark sees).
     int verbose = 1;
     lz__node_lock(&pub->node);
     zmq_setsockopt(pub->node.socket, ZMQ_XPUB_VERBOSE, &verbose, sizeof verbose);
