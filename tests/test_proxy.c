@@ -2,9 +2,15 @@
  * queue joins clients to several servers (a broker); capture sees the
  * traffic; pause holds it, resume releases it, stop ends the thread. */
 #include <pthread.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <zmq.h>
 
+#include "core/eintr.h"
 #include "lz_pester.h"
 #include "lz_test.h"
 #include "liberzmq/proxy.h"
@@ -216,5 +222,137 @@ LZ_TEST(proxy_control_survives_signals) {
     LZ_CHECK(sent > 0); // the storm did blow meanwhile
 }
 
+// A subscriber that reads nothing fills its queue (the backend's XPUB
+// waits for room rather than drop): the proxy holds that message, yet it
+// still answers its commands, still passes subscriptions up, and moves on
+// once the subscriber reads. libzmq's own proxy sat in its send: the
+// STATISTICS answer never came and a stop waited for the reader.
+LZ_TEST(a_full_subscriber_holds_up_only_its_way) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.high_water_mark=10", "logging.level=ERROR");
+    lz_proxy_t *proxy = started_proxy(ctx);
+    void *pub = zmq_socket(lz_context_zmq(ctx), ZMQ_PUB), *slow = zmq_socket(lz_context_zmq(ctx), ZMQ_SUB);
+    int hwm = 10, linger = 0;
+    zmq_setsockopt(slow, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(slow, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(slow, ZMQ_SUBSCRIBE, "", 0);
+    LZ_CHECK_INT(zmq_connect(slow, lz_node_endpoint(lz_proxy_backend(proxy))), 0);
+    LZ_CHECK_INT(zmq_connect(pub, lz_node_endpoint(lz_proxy_frontend(proxy))), 0);
+    lz_proxy_stats_t stats = {0};
+    // Until the subscription is up and then far more than the queues and
+    // the kernel's socket buffers between them hold.
+    static char block[64 * 1024];
+    LZ_TEST_WAIT_UNTIL(zmq_send(pub, block, sizeof block, ZMQ_DONTWAIT) >= 0 &&
+                           lz_proxy_statistics(proxy, &stats) == LZ_OK && stats.backend_messages_sent > 0,
+                       5000);
+    for (int i = 0; i < 1000; i++) zmq_send(pub, block, sizeof block, ZMQ_DONTWAIT);
+    uint64_t moved;
+    do {
+        moved = stats.backend_messages_sent;
+        lz_test_sleep_ms(100);
+        LZ_CHECK_INT(lz_proxy_statistics(proxy, &stats), LZ_OK); // answered while held
+    } while (stats.backend_messages_sent != moved);
+    LZ_CHECK(moved < 1000); // held up: the reader's side is full
+
+    // The other way still moves: a second subscriber's subscription goes up.
+    uint64_t up = stats.backend_messages_received;
+    void *late = zmq_socket(lz_context_zmq(ctx), ZMQ_SUB);
+    zmq_setsockopt(late, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(late, ZMQ_SUBSCRIBE, "late", 4);
+    zmq_connect(late, lz_node_endpoint(lz_proxy_backend(proxy)));
+    LZ_TEST_WAIT_UNTIL(lz_proxy_statistics(proxy, &stats) == LZ_OK && stats.backend_messages_received > up, 5000);
+    LZ_CHECK(stats.backend_messages_received > up);
+
+    // Reading lets it go on.
+    for (int i = 0; i < 50; i++) zmq_recv(slow, block, sizeof block, 0);
+    LZ_TEST_WAIT_UNTIL(lz_proxy_statistics(proxy, &stats) == LZ_OK && stats.backend_messages_sent > moved, 5000);
+    LZ_CHECK(stats.backend_messages_sent > moved);
+
+    // A stop does not wait for the reader either.
+    for (int i = 0; i < 1000; i++) zmq_send(pub, block, sizeof block, ZMQ_DONTWAIT);
+    int64_t start = lz_test_now_ms();
+    LZ_CHECK_INT(lz_proxy_stop(proxy), LZ_OK);
+    LZ_CHECK(lz_test_now_ms() - start < 1000);
+    zmq_close(late);
+    zmq_close(slow);
+    zmq_close(pub);
+    lz_proxy_destroy(&proxy);
+    lz_context_destroy(&ctx);
+}
+
+static void ignore_signal(int sig) { (void)sig; }
+
+static atomic_bool storm_over;
+static atomic_int storm_sent;
+
+// profiler_storm sends SIGPROF to every other thread of the process, over
+// and over, as a sampling profiler's timer does to whichever runs.
+static void *profiler_storm(void *arg) {
+    (void)arg;
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    while (!atomic_load(&storm_over)) {
+        DIR *tasks = opendir("/proc/self/task");
+        for (struct dirent *task; tasks && (task = readdir(tasks));) {
+            pid_t tid = (pid_t)atoi(task->d_name);
+            if (tid > 0 && tid != self && syscall(SYS_tgkill, getpid(), tid, SIGPROF) == 0)
+                atomic_fetch_add(&storm_sent, 1);
+        }
+        if (tasks) closedir(tasks);
+        usleep(20);
+    }
+    return NULL;
+}
+
+// A profiler's SIGPROF reaches the proxy's thread too (our threads block
+// the asynchronous signals, not that one) and makes the libzmq call it
+// lands in fail with EINTR: the loop restarts it, so every message still
+// crosses, once and in order, and the proxy still answers.
+LZ_TEST(proxy_moves_everything_under_a_profiler) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=ERROR");
+    lz_proxy_t *proxy = started_proxy(ctx);
+    void *pub = zmq_socket(lz_context_zmq(ctx), ZMQ_PUB), *sub = zmq_socket(lz_context_zmq(ctx), ZMQ_SUB);
+    int none = 0, wait_ms = 5000 * LZ_TEST_SLOWDOWN;
+    zmq_setsockopt(pub, ZMQ_SNDHWM, &none, sizeof none); // nothing dropped at the sender
+    zmq_setsockopt(sub, ZMQ_RCVHWM, &none, sizeof none);
+    zmq_setsockopt(sub, ZMQ_RCVTIMEO, &wait_ms, sizeof wait_ms);
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+    zmq_connect(sub, lz_node_endpoint(lz_proxy_backend(proxy)));
+    zmq_connect(pub, lz_node_endpoint(lz_proxy_frontend(proxy)));
+    lz_proxy_stats_t stats = {0};
+    LZ_TEST_WAIT_UNTIL(zmq_send(pub, "x", 1, 0) == 1 && lz_proxy_statistics(proxy, &stats) == LZ_OK &&
+                           stats.backend_messages_sent > 0, 5000);
+    uint64_t before = stats.backend_messages_sent;
+    // This thread catches it too (no SA_RESTART): its own calls restart below.
+    struct sigaction caught = {.sa_handler = ignore_signal}, old;
+    sigaction(SIGPROF, &caught, &old);
+    atomic_store(&storm_over, false);
+    atomic_store(&storm_sent, 0);
+    pthread_t storm;
+    pthread_create(&storm, NULL, profiler_storm, NULL);
+    enum { COUNT = 20000 };
+    int got = 0, next = 0, in_order = 1, value, rc;
+    for (int i = 0; i < COUNT; i++) LZ_EINTR_RESTART(rc, zmq_send(pub, &i, sizeof i, 0));
+    for (int64_t end = lz_test_now_ms() + wait_ms; got < COUNT && lz_test_now_ms() < end;) {
+        rc = zmq_recv(sub, &value, sizeof value, 0);
+        if (rc < 0 && zmq_errno() != EINTR) break; // nothing for 5 s
+        if (rc != sizeof value) continue;          // an "x", or a receive the signal cut short
+        in_order &= value == next++;
+        got++;
+    }
+    LZ_CHECK_INT(lz_proxy_statistics(proxy, &stats), LZ_OK); // still in the storm
+    atomic_store(&storm_over, true);
+    pthread_join(storm, NULL);
+    sigaction(SIGPROF, &old, NULL);
+    LZ_CHECK_INT(got, COUNT);
+    LZ_CHECK(in_order);
+    LZ_CHECK(stats.backend_messages_sent >= before + COUNT);
+    LZ_CHECK(atomic_load(&storm_sent) > 100); // the storm did blow meanwhile
+    zmq_close(sub);
+    zmq_close(pub);
+    lz_proxy_destroy(&proxy);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(forwarder_passes_subscriptions_up), LZ_CASE(queue_is_a_broker), LZ_CASE(steer_while_stopping),
-             LZ_CASE(two_stops_at_once), LZ_CASE(proxy_control_survives_signals))
+             LZ_CASE(two_stops_at_once), LZ_CASE(proxy_control_survives_signals),
+             LZ_CASE(a_full_subscriber_holds_up_only_its_way), LZ_CASE(proxy_moves_everything_under_a_profiler))

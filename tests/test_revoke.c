@@ -15,6 +15,7 @@
 #include "lz_test.h"
 #include "core/security.h"
 #include "liberzmq/prometheus.h"
+#include "liberzmq/proxy.h"
 #include "liberzmq/pubsub.h"
 #include "liberzmq/pushpull.h"
 #include "liberzmq/security.h"
@@ -100,6 +101,7 @@ static int quiet(read_fn reader, void *from, int quiet_ms) {
 typedef int (*send_fn)(void *to, const char *text);
 
 static int send_pub(void *pub, const char *text) { return lz_pub_publish_bytes(pub, "t", text, strlen(text)); }
+static int send_pub_tt(void *pub, const char *text) { return lz_pub_publish_bytes(pub, "tt", text, strlen(text)); }
 static int send_push(void *push, const char *text) { return lz_push_send_bytes(push, text, strlen(text)); }
 
 // both_got sends until each of a and b has received something.
@@ -228,6 +230,48 @@ LZ_TEST(silent_pullers_are_cut_and_the_admitted_one_returns) {
     lz_pull_destroy(&a);
     lz_pull_destroy(&b);
     lz_push_destroy(&push);
+    curve_case_close(&c);
+}
+
+/* ---- a proxy -------------------------------------------------------------- */
+
+// A forwarder learns who is behind each of its connections from what
+// passes through it (its publisher's messages, its subscribers'
+// subscriptions), so a revocation cuts the revoked subscriber alone.
+LZ_TEST(proxy_cuts_only_the_revoked_peer) {
+    curve_case_t c;
+    curve_case_open(&c);
+    lz_proxy_t *proxy = lz_proxy_new(c.ctx, LZ_PROXY_FORWARDER, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL);
+    LZ_CHECK(proxy != NULL);
+    LZ_CHECK_INT(lz_proxy_start(proxy), LZ_OK);
+    lz_node_t *front = lz_proxy_frontend(proxy), *back = lz_proxy_backend(proxy);
+    char upstream[256];
+    snprintf(upstream, sizeof upstream, ">%s", lz_node_endpoint(front));
+    lz_pub_t *pub = lz_pub_new(c.kept_ctx, upstream);
+    lz_sub_t *a = lz_sub_new(c.kept_ctx, lz_node_endpoint(back)), *m = lz_sub_new(c.revoked_ctx, lz_node_endpoint(back));
+    LZ_CHECK(pub && a && m);
+    LZ_CHECK_INT(lz_sub_subscribe(a, "t"), LZ_OK);
+    LZ_CHECK_INT(lz_sub_subscribe(m, "tt"), LZ_OK); // a topic of its own: its subscription reaches the proxy
+    LZ_CHECK(both_got(send_pub_tt, pub, read_sub, a, m));
+
+    revoke_key(&c);
+    LZ_CHECK_INT(cuts(back), 1);
+    LZ_CHECK_INT(cuts(front), 0);
+    char line[256];
+    snprintf(line, sizeof line,
+             "audit: cut peer 127.0.0.1 mechanism CURVE key %s on forwarder-out: client key not authorized",
+             c.revoked.public_key);
+    LZ_CHECK_INT(lz_test_logged(&c.log, line), 1);
+    quiet(read_sub, m, 200);
+    LZ_CHECK(keeps_getting(send_pub_tt, pub, read_sub, a, 100));
+    LZ_CHECK_INT(quiet(read_sub, m, 300), 0);
+    LZ_CHECK_INT(cuts(back), 1);
+    LZ_CHECK_INT(cuts(front), 0);
+
+    lz_sub_destroy(&a);
+    lz_sub_destroy(&m);
+    lz_pub_destroy(&pub);
+    lz_proxy_destroy(&proxy);
     curve_case_close(&c);
 }
 
@@ -459,6 +503,7 @@ LZ_TEST(only_rules_that_narrow_judge_again) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(revoked_curve_subscriber_is_cut), LZ_CASE(silent_pullers_are_cut_and_the_admitted_one_returns),
+             LZ_CASE(proxy_cuts_only_the_revoked_peer),
              LZ_CASE(removed_plain_user_is_cut_and_its_queue_dropped), LZ_CASE(newly_denied_address_is_cut),
              LZ_CASE(cut_revoked_off_leaves_connections_up), LZ_CASE(watched_file_denying_an_address_cuts_it),
              LZ_CASE(only_rules_that_narrow_judge_again))

@@ -52,7 +52,10 @@ int lz_proxy_start(lz_proxy_t *proxy);
 // high water marks); lz_proxy_resume lets it flow again. Both hand the
 // command to the proxy thread and return; it acts on it within
 // microseconds. lz_proxy_stop ends the thread and waits for it; the proxy
-// may be started again. Thread safe; LZ_ESTATE if not running.
+// may be started again. Thread safe; LZ_ESTATE if not running. Pause,
+// resume and statistics give LZ_ECLOSED when the proxy's thread has ended
+// on a libzmq failure (the frontend node logs it, "proxy ended: ..."); stop
+// then still joins it, and a start runs it again.
 int lz_proxy_pause(lz_proxy_t *proxy);
 int lz_proxy_resume(lz_proxy_t *proxy);
 int lz_proxy_stop(lz_proxy_t *proxy);
@@ -72,9 +75,9 @@ typedef struct lz_proxy_stats {
 // lz_proxy_statistics fills *stats with what the proxy has moved since it
 // was last started (libzmq's STATISTICS command, answered by the proxy
 // thread between messages). Thread safe. LZ_EINVAL for NULL arguments,
-// LZ_ESTATE if the proxy is not running, LZ_ETIMEOUT if its thread has not
-// answered within 5 s (it has ended on a libzmq error, which the frontend
-// node logged); *stats is untouched on failure.
+// LZ_ESTATE if the proxy is not running, LZ_ECLOSED if its thread has
+// ended on a libzmq error (which the frontend node logged), LZ_ETIMEOUT if
+// it has not answered within 5 s; *stats is untouched on failure.
 int lz_proxy_statistics(lz_proxy_t *proxy, lz_proxy_stats_t *stats);
 
 #ifdef __cplusplus

@@ -1,9 +1,9 @@
-/* Proxies: libzmq's steerable proxy on a thread of its own, between two
+/* Proxies: a forwarding loop (proxy_loop.c, libzmq's steerable proxy
+ * with revocation's look on the way) on a thread of its own, between two
  * liberzmq nodes (so sockets get the configured options and endpoints),
  * with an optional capture node and an inproc PAIR to steer it. */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@
 #include "core/node.h"
 #include "core/thread.h"
 #include "liberzmq/proxy.h"
+#include "patterns/proxy_loop.h"
 
 struct lz_proxy {
     lz_node_t frontend, backend, capture;
@@ -55,7 +56,7 @@ lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *fr
     const kind_info_t *k = &kinds[kind];
     int rc = lz__node_init(&p->frontend, ctx, k->frontend, k->front_name, '@', frontend);
     // A reply for a client that has gone must be dropped: with
-    // ROUTER_MANDATORY (every ROUTER node's default) zmq_proxy would end.
+    // ROUTER_MANDATORY (every ROUTER node's default) that send would fail and end the proxy.
     int off = 0;
     if (rc == LZ_OK && k->frontend == ZMQ_ROUTER &&
         zmq_setsockopt(p->frontend.socket, ZMQ_ROUTER_MANDATORY, &off, sizeof off) != 0)
@@ -65,7 +66,7 @@ lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *fr
         rc = lz__node_init(&p->capture, ctx, ZMQ_PUB, "proxy-capture", '@', capture);
         p->has_capture = rc == LZ_OK;
     }
-    // zmq_proxy_steerable runs these sockets on the proxy's thread.
+    // The loop runs these sockets on the proxy's thread.
     p->frontend.thread_owned = p->backend.thread_owned = p->capture.thread_owned = true;
     if (rc == LZ_OK) {
         lz__inproc_endpoint(p->control_url, sizeof p->control_url, "proxy");
@@ -89,15 +90,9 @@ lz_node_t *lz_proxy_capture(lz_proxy_t *proxy) { return proxy && proxy->has_capt
 
 static void *proxy_main(void *arg) {
     lz_proxy_t *p = arg;
-    // SIGPROF too, which lz__thread_start leaves to profilers: a signal
-    // ends zmq_proxy_steerable with EINTR, and a restarted proxy would
-    // forget that it was paused and what it had counted.
-    sigset_t prof;
-    sigemptyset(&prof);
-    sigaddset(&prof, SIGPROF);
-    pthread_sigmask(SIG_BLOCK, &prof, NULL);
-    // The set-up is restarted all the same (see eintr.h): under
-    // ThreadSanitizer's runtime the connect still saw EINTR.
+    // The set-up is restarted after a signal (see eintr.h): under
+    // ThreadSanitizer's runtime the connect saw EINTR. The loop restarts
+    // its own calls.
     void *control = zmq_socket(lz_context_zmq(p->frontend.ctx), ZMQ_PAIR);
     int rc = control ? 0 : -1;
     if (control) LZ_EINTR_RESTART(rc, zmq_connect(control, p->control_url));
@@ -107,8 +102,7 @@ static void *proxy_main(void *arg) {
         return NULL;
     }
     LZ_EINTR_RESTART(rc, zmq_send(control, "READY", 5, 0)); // lz_proxy_start waits for this: commands are never lost
-    if (zmq_proxy_steerable(p->frontend.socket, p->backend.socket, p->has_capture ? p->capture.socket : NULL,
-                            control) != 0 && zmq_errno() != ETERM)
+    if (lz__proxy_loop(&p->frontend, &p->backend, p->has_capture ? p->capture.socket : NULL, control) != 0)
         lz__node_error(&p->frontend, LZ_EZMQ, "proxy ended: %s", zmq_strerror(zmq_errno()));
     zmq_close(control);
     return NULL;
@@ -144,12 +138,17 @@ int lz_proxy_start(lz_proxy_t *proxy) {
 }
 
 // send_command_locked sends verb to a running proxy's thread; the caller
-// holds control_lock.
+// holds control_lock. LZ_ECLOSED when that thread has ended on a libzmq
+// failure: its end of the pipe is gone, and a send that waited for it
+// would wait for good.
 static int send_command_locked(lz_proxy_t *proxy, const char *verb) {
     int rc = proxy->running ? LZ_OK : lz__fail(LZ_ESTATE, "proxy %s: not running", verb);
     int sent = 0;
-    if (rc == LZ_OK) LZ_EINTR_RESTART(sent, zmq_send(proxy->control, verb, strlen(verb), 0));
-    if (sent < 0) rc = lz__fail_zmq("proxy command");
+    if (rc == LZ_OK) LZ_EINTR_RESTART(sent, zmq_send(proxy->control, verb, strlen(verb), ZMQ_DONTWAIT));
+    if (sent < 0 && zmq_errno() == EAGAIN)
+        rc = lz__fail(LZ_ECLOSED, "proxy %s: the proxy's thread has ended (the frontend node logged why)", verb);
+    else if (sent < 0)
+        rc = lz__fail_zmq("proxy command");
     return rc;
 }
 
@@ -218,6 +217,7 @@ int lz_proxy_stop(lz_proxy_t *proxy) {
     // it, get LZ_ESTATE. A start waits until the join is done.
     pthread_mutex_lock(&proxy->control_lock);
     int rc = send_command_locked(proxy, "TERMINATE");
+    if (rc == LZ_ECLOSED) rc = LZ_OK; // ended already: join it all the same
     pthread_t thread = proxy->thread;
     if (rc == LZ_OK) {
         proxy->running = false;

@@ -1,0 +1,204 @@
+/* The proxy's loop: what libzmq's zmq_proxy_steerable does (bursts of
+ * whole messages each way, a capture copy of every frame, the PAUSE,
+ * RESUME, STATISTICS and TERMINATE commands), written out so that a guarded
+ * socket's messages pass lz__conns_look: the proxy learns who is behind
+ * each connection, and a revoking reload cuts only the peers it refuses
+ * and drops what they left queued. Two things differ from libzmq's, both
+ * for the proxy's owner: a destination with no room (a queue whose servers
+ * are all gone or full, a subscriber behind XPUB_NODROP that reads slowly)
+ * holds up only that way, and commands are still answered meanwhile,
+ * where libzmq's proxy stops in a blocking send; and a signal restarts the
+ * call it interrupted instead of ending the proxy. */
+#include "patterns/proxy_loop.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "core/eintr.h"
+#include "core/revoke.h"
+
+// Whole messages moved one way before the other way and the commands get
+// a turn: libzmq's proxy_burst_size.
+#define LZ_PROXY_BURST 1000
+
+// How long a held message's send waits for room before the loop looks at
+// the commands and the other way again. The send wakes as soon as there
+// is room; this only bounds how late a command is answered meanwhile.
+#define LZ_PROXY_HOLD_MS 50
+
+typedef struct side_stats {
+    uint64_t messages_in, bytes_in, messages_out, bytes_out;
+} side_stats_t;
+
+// One way through the proxy.
+typedef struct direction {
+    void *from, *to;
+    lz_node_t *from_node; // for its revocation table
+    side_stats_t *from_stats, *to_stats;
+    zmq_msg_t first; // a message's first frame, taken from `from`, waiting for room in `to`
+    bool holding;
+} direction_t;
+
+typedef struct loop {
+    direction_t ways[2]; // out of the frontend, out of the backend
+    side_stats_t stats[2];
+    void *capture, *control;
+    bool paused;
+} loop_t;
+
+_Static_assert(sizeof(side_stats_t[2]) == 8 * sizeof(uint64_t), "STATISTICS answers eight counters");
+
+/* ---- moving messages ---------------------------------------------------- */
+
+// send_frame sends msg (its contents move) with flags, and a copy to the
+// capture socket once it has gone. -1 as zmq_msg_send, msg still held.
+static int send_frame(void *to, void *capture, zmq_msg_t *msg, int flags) {
+    int more = zmq_msg_more(msg) ? ZMQ_SNDMORE : 0;
+    zmq_msg_t copy;
+    if (capture) {
+        zmq_msg_init(&copy);
+        zmq_msg_copy(&copy, msg);
+    }
+    int rc;
+    LZ_EINTR_RESTART(rc, zmq_msg_send(msg, to, flags | more));
+    if (capture) {
+        int captured; // a PUB never waits; a failure there loses only the copy
+        if (rc >= 0) LZ_EINTR_RESTART(captured, zmq_msg_send(&copy, capture, more));
+        zmq_msg_close(&copy);
+    }
+    return rc;
+}
+
+// take_first receives the next message's first frame into d->first: 1, or
+// 0 when none is queued. A message from a sender the policy now refuses
+// (revoke.h) is dropped whole on the way. -1 on a libzmq failure.
+static int take_first(direction_t *d) {
+    for (;;) {
+        int rc;
+        LZ_EINTR_RESTART(rc, zmq_msg_recv(&d->first, d->from, ZMQ_DONTWAIT));
+        if (rc < 0) return zmq_errno() == EAGAIN ? 0 : -1;
+        if (!lz__conns_looking(&d->from_node->conns) || !lz__conns_look(d->from_node, &d->first)) return 1;
+        while (rc >= 0 && zmq_msg_more(&d->first)) LZ_EINTR_RESTART(rc, zmq_msg_recv(&d->first, d->from, 0));
+        if (rc < 0) return -1;
+    }
+}
+
+// forward_rest moves the frames after a message's first. libzmq queues a
+// message whole and takes it whole, so each is there and `to`, which took
+// the first, takes them without waiting. Adds their sizes to *bytes.
+static int forward_rest(direction_t *d, void *capture, size_t *bytes) {
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    int rc = 0, more = 1;
+    while (rc >= 0 && more) {
+        LZ_EINTR_RESTART(rc, zmq_msg_recv(&part, d->from, 0));
+        if (rc < 0) break;
+        *bytes += zmq_msg_size(&part);
+        more = zmq_msg_more(&part);
+        rc = send_frame(d->to, capture, &part, 0);
+    }
+    zmq_msg_close(&part);
+    return rc < 0 ? -1 : 0;
+}
+
+// send_held sends d's first frame and the rest of its message. With
+// flags ZMQ_DONTWAIT, or after LZ_PROXY_HOLD_MS, a `to` with no room
+// leaves it held: 0. 1 when the message went, -1 on a libzmq failure.
+static int send_held(loop_t *loop, direction_t *d, int flags) {
+    size_t bytes = zmq_msg_size(&d->first);
+    bool more = zmq_msg_more(&d->first);
+    if (send_frame(d->to, loop->capture, &d->first, flags) < 0) {
+        d->holding = true;
+        return zmq_errno() == EAGAIN ? 0 : -1;
+    }
+    d->holding = false;
+    if (more && forward_rest(d, loop->capture, &bytes) < 0) return -1;
+    d->from_stats->messages_in++; // a multipart message counts once, as libzmq counts it
+    d->from_stats->bytes_in += bytes;
+    d->to_stats->messages_out++;
+    d->to_stats->bytes_out += bytes;
+    return 1;
+}
+
+// pump moves up to a burst of queued messages one way.
+static int pump(loop_t *loop, direction_t *d) {
+    int rc = 1;
+    for (int i = 0; i < LZ_PROXY_BURST && rc > 0; i++) {
+        rc = take_first(d);
+        if (rc > 0) rc = send_held(loop, d, ZMQ_DONTWAIT);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+static int answer_statistics(loop_t *loop) {
+    const uint64_t *values = (const uint64_t *)loop->stats;
+    int rc = 0;
+    for (int i = 0; i < 8 && rc >= 0; i++)
+        LZ_EINTR_RESTART(rc, zmq_send(loop->control, &values[i], sizeof values[i], i < 7 ? ZMQ_SNDMORE : 0));
+    return rc < 0 ? -1 : 1;
+}
+
+static bool is_verb(const char *verb, const char *got, int size) {
+    return size == (int)strlen(verb) && memcmp(got, verb, (size_t)size) == 0;
+}
+
+// obey acts on the command waiting on control: 1 to go on, 0 on TERMINATE,
+// -1 on a libzmq failure. Only our own proxy.c sends commands; anything
+// else is ignored.
+static int obey(loop_t *loop) {
+    char verb[16];
+    int size;
+    LZ_EINTR_RESTART(size, zmq_recv(loop->control, verb, sizeof verb, ZMQ_DONTWAIT));
+    if (size < 0) return zmq_errno() == EAGAIN ? 1 : -1;
+    if (is_verb("TERMINATE", verb, size)) return 0;
+    if (is_verb("STATISTICS", verb, size)) return answer_statistics(loop);
+    if (is_verb("PAUSE", verb, size)) loop->paused = true;
+    if (is_verb("RESUME", verb, size)) loop->paused = false;
+    return 1;
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+// turn waits for work (not at all while a message is held) and does it:
+// 1 to go on, 0 after TERMINATE, -1 on a libzmq failure.
+static int turn(loop_t *loop) {
+    bool held = !loop->paused && (loop->ways[0].holding || loop->ways[1].holding);
+    zmq_pollitem_t items[3] = {{loop->ways[0].from, 0, 0, 0}, {loop->ways[1].from, 0, 0, 0}, {loop->control, 0, ZMQ_POLLIN, 0}};
+    for (int side = 0; side < 2; side++)
+        if (!loop->paused && !loop->ways[side].holding) items[side].events = ZMQ_POLLIN;
+    int rc = zmq_poll(items, 3, held ? 0 : -1);
+    if (rc < 0) return zmq_errno() == EINTR ? 1 : -1;
+    if (items[2].revents && (rc = obey(loop)) <= 0) return rc;
+    for (int side = 0; side < 2 && !loop->paused; side++) {
+        direction_t *d = &loop->ways[side];
+        if (d->holding) rc = send_held(loop, d, 0); // waits up to LZ_PROXY_HOLD_MS for room
+        else if (items[side].revents & ZMQ_POLLIN) rc = pump(loop, d);
+        if (rc < 0) return -1;
+    }
+    return 1;
+}
+
+static void set_hold_timeout(void *socket) {
+    int hold_ms = LZ_PROXY_HOLD_MS;
+    zmq_setsockopt(socket, ZMQ_SNDTIMEO, &hold_ms, sizeof hold_ms);
+}
+
+int lz__proxy_loop(lz_node_t *frontend, lz_node_t *backend, void *capture, void *control) {
+    loop_t loop = {.capture = capture, .control = control};
+    lz_node_t *nodes[2] = {frontend, backend};
+    for (int side = 0; side < 2; side++) {
+        direction_t *d = &loop.ways[side];
+        *d = (direction_t){.from = nodes[side]->socket, .to = nodes[!side]->socket, .from_node = nodes[side],
+                           .from_stats = &loop.stats[side], .to_stats = &loop.stats[!side]};
+        zmq_msg_init(&d->first);
+        set_hold_timeout(d->to);
+    }
+    int rc;
+    do rc = turn(&loop);
+    while (rc > 0);
+    if (rc < 0 && zmq_errno() == ETERM) rc = 0; // the context is ending: so is the proxy
+    for (int side = 0; side < 2; side++) zmq_msg_close(&loop.ways[side].first);
+    return rc;
+}
