@@ -5,7 +5,10 @@
  * relay on the wire sees the payload in plaintext mode only; a
  * principal off security.gssapi_principals is refused (audited, nothing
  * delivered) until a reload lists it; a service principal the server has
- * no key for gets nothing through; mixed mechanisms and bad names are
+ * no key for gets nothing through; a host-based service name (zmq@localhost)
+ * reaches the server when read as one and fails when read as a principal
+ * name, and the User-Id is name/instance@REALM whatever type the client
+ * named itself with; mixed mechanisms, bad names and bad name types are
  * configuration errors. Without the Kerberos tools the program fails:
  * scripts/install-deps.sh installs them. */
 #include <arpa/inet.h>
@@ -33,6 +36,7 @@
 
 #define REALM "TEST.LIBERZMQ"
 #define SERVICE "zmq/localhost"
+#define HOST_SERVICE "zmq@localhost" // SERVICE as a host-based service name
 #define ALICE "alice@" REALM
 #define MALLORY "mallory@" REALM
 
@@ -273,6 +277,91 @@ LZ_TEST(encrypted_request_reply_carries_the_principal) {
     lz_server_destroy(&srv);
     lz_context_destroy(&cctx);
     lz_context_destroy(&sctx);
+}
+
+// asked_whoami: a whoami request from cctx to a server of sctx, within
+// timeout_ms; the request's outcome, and the principal the server saw in who.
+static int asked_whoami(lz_context_t *sctx, lz_context_t *cctx, int timeout_ms, char *who, size_t size) {
+    lz_server_t *srv = lz_server_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(srv, "whoami", whoami, NULL), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(srv), LZ_OK);
+    lz_client_t *c = lz_client_new(cctx, lz_node_endpoint(lz_server_node(srv)));
+    lz_value_t *reply = NULL;
+    int rc = lz_client_request(c, "whoami", NULL, &reply, timeout_ms);
+    snprintf(who, size, "%s", reply ? lz_value_get_string(reply, NULL) : "");
+    lz_value_destroy(&reply);
+    lz_client_destroy(&c);
+    lz_server_destroy(&srv);
+    return rc;
+}
+
+// typed_client: a client context whose own principal and the service's
+// are read as the types given ("" leaves a type key unset).
+static lz_context_t *typed_client(const char *principal, const char *principal_type, const char *service,
+                                  const char *service_type) {
+    char own[96] = "zmq.linger=0", theirs[96] = "zmq.linger=0";
+    if (*principal_type) snprintf(own, sizeof own, "security.gssapi_principal_type=%s", principal_type);
+    if (*service_type) snprintf(theirs, sizeof theirs, "security.gssapi_service_principal_type=%s", service_type);
+    return lz_test_context_with((const char *const[]){"zmq.linger=0", "zmq.request_retries=0", own, theirs, NULL},
+                                "security.gssapi_principal", principal, "security.gssapi_service_principal", service);
+}
+
+// zmq@localhost read as host-based is zmq/localhost in the default realm:
+// a key the server's keytab holds, whether the server names it or not.
+LZ_TEST(a_host_based_service_name_reaches_the_server) {
+    REALM_OR_FAIL();
+    lz_context_t *cctx = typed_client("alice", "", HOST_SERVICE, "hostbased");
+    lz_context_t *any_key = server_context("");
+    lz_context_t *named = LZ_TEST_CONTEXT("zmq.linger=0", "security.gssapi_server=true",
+                                          "security.gssapi_principal=" HOST_SERVICE,
+                                          "security.gssapi_principal_type=hostbased");
+    char who[300];
+    LZ_CHECK_INT(asked_whoami(any_key, cctx, 5000 * LZ_TEST_SLOWDOWN, who, sizeof who), LZ_OK);
+    LZ_CHECK_STR(who, ALICE);
+    LZ_CHECK_INT(asked_whoami(named, cctx, 5000 * LZ_TEST_SLOWDOWN, who, sizeof who), LZ_OK);
+    LZ_CHECK_STR(who, ALICE);
+    lz_context_destroy(&named);
+    lz_context_destroy(&any_key);
+    lz_context_destroy(&cctx);
+}
+
+// Each name means what its type says, so a name of one form read as the
+// other asks the KDC for a principal the realm does not have.
+LZ_TEST(a_name_read_as_the_wrong_type_gets_nothing_through) {
+    REALM_OR_FAIL();
+    lz_context_t *sctx = server_context("");
+    char who[300];
+    // The default, krb5: principal "zmq" of a realm "localhost" no KDC serves.
+    lz_context_t *cctx = typed_client("alice", "", HOST_SERVICE, "");
+    LZ_CHECK_INT(asked_whoami(sctx, cctx, 600, who, sizeof who), LZ_ETIMEOUT);
+    lz_context_destroy(&cctx);
+    // Host-based "zmq/localhost": service "zmq/localhost" on this host.
+    cctx = typed_client("alice", "", SERVICE, "hostbased");
+    LZ_CHECK_INT(asked_whoami(sctx, cctx, 600, who, sizeof who), LZ_ETIMEOUT);
+    lz_context_destroy(&cctx);
+    lz_context_destroy(&sctx);
+}
+
+// Whatever type the client names itself with, the server's User-Id, and
+// what security.gssapi_principals is compared with, is the name as the
+// KDC gave it: name/instance@REALM.
+LZ_TEST(the_user_id_is_the_kerberos_name_whatever_the_type) {
+    REALM_OR_FAIL();
+    lz_context_t *sctx = server_context(ALICE ",zmq/localhost@" REALM);
+    lz_context_t *user = typed_client("alice", "user", SERVICE, ""),
+                 *host = typed_client(HOST_SERVICE, "hostbased", SERVICE, "");
+    char who[300];
+    LZ_CHECK_INT(asked_whoami(sctx, user, 5000 * LZ_TEST_SLOWDOWN, who, sizeof who), LZ_OK);
+    LZ_CHECK_STR(who, ALICE);
+    LZ_CHECK_INT(asked_whoami(sctx, host, 5000 * LZ_TEST_SLOWDOWN, who, sizeof who), LZ_OK);
+    LZ_CHECK_STR(who, "zmq/localhost@" REALM);
+    lz_context_destroy(&sctx);
+    // Listed in its host-based form, it never matches.
+    sctx = server_context(HOST_SERVICE);
+    LZ_CHECK_INT(asked_whoami(sctx, host, 600, who, sizeof who), LZ_ETIMEOUT);
+    lz_context_destroy(&sctx);
+    lz_context_destroy(&host);
+    lz_context_destroy(&user);
 }
 
 LZ_TEST(plaintext_mode_and_its_mismatch) {
@@ -550,6 +639,10 @@ LZ_TEST(bad_combinations_are_configuration_errors) {
     REFUSED("need security.gssapi_server", "security.gssapi_principals_file=/nonexistent");
     REFUSED("neither security.gssapi_server nor security.gssapi_service_principal", "security.gssapi_plaintext=true");
     REFUSED("neither security.gssapi_server nor security.gssapi_service_principal", "security.gssapi_principal=alice");
+    REFUSED("security.gssapi_principal_type is set, but security.gssapi_principal is not",
+            "security.gssapi_server=true", "security.gssapi_principal_type=hostbased");
+    REFUSED("security.gssapi_service_principal_type is set, but security.gssapi_service_principal is not",
+            "security.gssapi_service_principal_type=user");
 
     // Names: a listed principal names its realm; no blanks; libzmq's 255 bytes.
     lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0");
@@ -578,6 +671,45 @@ LZ_TEST(bad_combinations_are_configuration_errors) {
     LZ_CHECK(lz__gssapi_available()); // Debian builds libzmq with GSSAPI: the other cases rely on it
 }
 
+// The type keys take hostbased, user or krb5 (the default, which alone
+// sets nothing, as gssapi_plaintext=false does not), and need a restart.
+LZ_TEST(name_types_are_checked_and_need_a_restart) {
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "security.gssapi_service_principal=" SERVICE);
+    const char *keys[] = {"security.gssapi_principal_type", "security.gssapi_service_principal_type"};
+    for (size_t i = 0; i < 2; i++) {
+        LZ_CHECK_INT(lz_config_set(cfg, keys[i], "kerberos"), LZ_ECONFIG);
+        LZ_CHECK(strstr(lz_last_error(), keys[i]) && strstr(lz_last_error(), "expected hostbased, user or krb5"));
+        LZ_CHECK_INT(lz_config_set(cfg, keys[i], ""), LZ_ECONFIG);
+        LZ_CHECK_INT(lz_config_set(cfg, keys[i], "User"), LZ_OK);
+        LZ_CHECK_INT(lz_config_set(cfg, keys[i], "krb5"), LZ_OK);
+    }
+    lz_context_t *ctx = lz_context_new(cfg);
+    LZ_CHECK(ctx != NULL);
+    LZ_CHECK_INT(lz_config_set(cfg, "security.gssapi_service_principal_type", "hostbased"), LZ_OK);
+    LZ_CHECK_INT(lz_context_reload(ctx, cfg), 1);
+    LZ_CHECK(strstr(lz_last_error(), "restart needed to apply security.gssapi_service_principal_type") != NULL);
+    lz_context_destroy(&ctx);
+    lz_config_destroy(&cfg);
+    ctx = LZ_TEST_CONTEXT("zmq.linger=0", "security.gssapi_principal_type=krb5",
+                          "security.gssapi_service_principal_type=KRB5");
+    LZ_CHECK(ctx != NULL);
+    lz_context_destroy(&ctx);
+
+    // On a libzmq without GSSAPI a type key fails as every gssapi_* key does.
+    lz_gssapi_t *gssapi = NULL;
+    lz_security_settings_t s = {.curve_secret_key = "", .curve_server_key = "", .plain_username = "",
+                                .plain_users_file = "",
+                                .gssapi = {.principal = "", .service_principal = HOST_SERVICE,
+                                           .service_principal_type = LZ_GSSAPI_NAME_HOSTBASED, .principals = "",
+                                           .principals_file = ""}};
+    LZ_CHECK_INT(lz__gssapi_new(&s, false, &gssapi), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "zmq_has(\"gssapi\") is false") != NULL);
+    s.gssapi.service_principal = "";
+    LZ_CHECK_INT(lz__gssapi_new(&s, false, &gssapi), LZ_ECONFIG); // and alone, it names nothing
+    LZ_CHECK(strstr(lz_last_error(), "security.gssapi_service_principal is not") != NULL);
+    LZ_CHECK(gssapi == NULL);
+}
+
 LZ_TEST(a_gssapi_node_keeps_its_side) {
     lz_context_t *sctx = server_context("");
     lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
@@ -599,4 +731,8 @@ LZ_TEST_MAIN(LZ_CASE(encrypted_request_reply_carries_the_principal), LZ_CASE(pla
              LZ_CASE(a_principal_taken_off_the_list_loses_its_live_connection),
              LZ_CASE(a_principals_file_is_read_at_each_reload),
              LZ_CASE(a_service_the_server_has_no_key_for_gets_nothing_through),
-             LZ_CASE(bad_combinations_are_configuration_errors), LZ_CASE(a_gssapi_node_keeps_its_side))
+             LZ_CASE(bad_combinations_are_configuration_errors), LZ_CASE(a_gssapi_node_keeps_its_side),
+             LZ_CASE(a_host_based_service_name_reaches_the_server),
+             LZ_CASE(a_name_read_as_the_wrong_type_gets_nothing_through),
+             LZ_CASE(the_user_id_is_the_kerberos_name_whatever_the_type),
+             LZ_CASE(name_types_are_checked_and_need_a_restart))

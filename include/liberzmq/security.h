@@ -20,8 +20,10 @@
  *     sends the password in clear: for ipc and trusted networks only.
  *   - security.gssapi_server: every node that binds is a GSSAPI server;
  *     security.gssapi_service_principal: every node that connects is a
- *     GSSAPI client of that Kerberos principal; security.gssapi_principals
- *     lists the client principals a server admits. Keys are in keytabs
+ *     GSSAPI client of that Kerberos principal (or, with
+ *     security.gssapi_service_principal_type=hostbased, host-based service
+ *     name: zmq@host); security.gssapi_principals lists the client
+ *     principals (name@REALM) a server admits. Keys are in keytabs
  *     (KRB5_KTNAME, KRB5_CLIENT_KTNAME), never in the configuration.
  * lz_message_peer_key (message.h) gives each message's client key, and
  * lz_message_peer_user its PLAIN user name or GSSAPI principal, so

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <zmq.h>
 
 #include "core/error.h"
@@ -31,7 +32,33 @@ static bool name_ok(const char *text) {
 }
 
 const char *lz__gssapi_check_name(const char *text) {
-    return name_ok(text) ? NULL : "a Kerberos principal name (zmq/host.example.com@REALM), at most 255 bytes, no blanks";
+    return name_ok(text) ? NULL : "a GSSAPI name (zmq/host@REALM, zmq@host), at most 255 bytes, no blanks";
+}
+
+// The name types' words and libzmq's values for them, indexed by lz_gssapi_name_type_t.
+static const struct {
+    const char *word;
+    int zmq;
+} name_types[] = {
+    [LZ_GSSAPI_NAME_KRB5] = {"krb5", ZMQ_GSSAPI_NT_KRB5_PRINCIPAL},
+    [LZ_GSSAPI_NAME_HOSTBASED] = {"hostbased", ZMQ_GSSAPI_NT_HOSTBASED},
+    [LZ_GSSAPI_NAME_USER] = {"user", ZMQ_GSSAPI_NT_USER_NAME},
+};
+#define NAME_TYPE_COUNT (sizeof name_types / sizeof *name_types)
+
+static int find_name_type(const char *text) {
+    for (size_t i = 0; i < NAME_TYPE_COUNT; i++)
+        if (strcasecmp(text, name_types[i].word) == 0) return (int)i;
+    return -1;
+}
+
+const char *lz__gssapi_check_name_type(const char *text) {
+    return find_name_type(text) >= 0 ? NULL : "hostbased, user or krb5";
+}
+
+lz_gssapi_name_type_t lz__gssapi_name_type(const char *text) {
+    int found = find_name_type(text);
+    return found >= 0 ? (lz_gssapi_name_type_t)found : LZ_GSSAPI_NAME_KRB5;
 }
 
 // A listed principal names its realm: libzmq shows the client's with it,
@@ -60,15 +87,22 @@ static const char *conflict(const struct lz_security_settings *s) {
     if ((*g->principals || *g->principals_file) && !g->server)
         return "security.gssapi_principals (or gssapi_principals_file) need security.gssapi_server: only a GSSAPI "
                "server learns its clients' principals";
+    // A type without its name would be a setting that changes nothing, silently.
+    if (g->principal_type != LZ_GSSAPI_NAME_KRB5 && !*g->principal)
+        return "security.gssapi_principal_type is set, but security.gssapi_principal is not";
+    if (g->service_principal_type != LZ_GSSAPI_NAME_KRB5 && !*g->service_principal)
+        return "security.gssapi_service_principal_type is set, but security.gssapi_service_principal is not";
     if ((*g->principal || g->plaintext) && !g->server && !*g->service_principal)
         return "security.gssapi_principal or gssapi_plaintext is set, but neither security.gssapi_server nor "
                "security.gssapi_service_principal";
     return NULL;
 }
 
+// used: a key is away from its default (a type's is krb5, as plaintext's is false).
 static bool used(const lz_gssapi_settings_t *g) {
     return g->server || g->plaintext || *g->principal || *g->service_principal || *g->principals ||
-           *g->principals_file;
+           *g->principals_file || g->principal_type != LZ_GSSAPI_NAME_KRB5 ||
+           g->service_principal_type != LZ_GSSAPI_NAME_KRB5;
 }
 
 static int add_admitted(const char *item, void *arg) {
@@ -102,7 +136,9 @@ static int copy_settings(lz_gssapi_t *gssapi, const lz_gssapi_settings_t *g) {
     memcpy(gssapi->names, g->principal, a);
     memcpy(gssapi->names + a, g->service_principal, b);
     gssapi->s = (lz_gssapi_settings_t){.server = g->server, .plaintext = g->plaintext, .principal = gssapi->names,
-                                       .service_principal = gssapi->names + a, .principals = "", .principals_file = ""};
+                                       .service_principal = gssapi->names + a, .principal_type = g->principal_type,
+                                       .service_principal_type = g->service_principal_type, .principals = "",
+                                       .principals_file = ""};
     return lz__security_list_each(g->principals, add_admitted, gssapi) != LZ_OK
                ? lz__fail(LZ_ENOMEM, "security: out of memory")
            : *g->principals_file
@@ -147,24 +183,28 @@ bool lz__gssapi_side(const lz_gssapi_t *gssapi, char side, lz_gssapi_node_t *nod
     if (!gssapi || (side == '@' ? !gssapi->s.server : !*gssapi->s.service_principal)) return false;
     snprintf(node->principal, sizeof node->principal, "%s", gssapi->s.principal);
     snprintf(node->service_principal, sizeof node->service_principal, "%s", gssapi->s.service_principal);
+    node->principal_type = gssapi->s.principal_type;
+    node->service_principal_type = gssapi->s.service_principal_type;
     node->plaintext = gssapi->s.plaintext;
     return true;
 }
 
 static int set_int(void *socket, int option, int value) { return zmq_setsockopt(socket, option, &value, sizeof value); }
 
-static int set_name(void *socket, int option, int type_option, const char *name) {
-    // A Kerberos principal name, not a host-based service name
-    // ("service@host", libzmq's default): what kadmin and keytabs show.
-    return zmq_setsockopt(socket, option, name, strlen(name)) | set_int(socket, type_option, ZMQ_GSSAPI_NT_KRB5_PRINCIPAL);
+// set_name always sets the type: libzmq's default is host-based, and
+// liberzmq's (krb5) is what its names meant before the type keys existed.
+static int set_name(void *socket, int option, int type_option, const char *name, lz_gssapi_name_type_t type) {
+    return zmq_setsockopt(socket, option, name, strlen(name)) | set_int(socket, type_option, name_types[type].zmq);
 }
 
 int lz__gssapi_apply(const lz_gssapi_node_t *node, bool server, void *socket) {
     int rc = server ? set_int(socket, ZMQ_GSSAPI_SERVER, 1)
                     : set_name(socket, ZMQ_GSSAPI_SERVICE_PRINCIPAL, ZMQ_GSSAPI_SERVICE_PRINCIPAL_NAMETYPE,
-                               node->service_principal);
+                               node->service_principal, node->service_principal_type);
     // Without a principal of its own, a side takes its keytab's (or ticket cache's) first.
-    if (*node->principal) rc |= set_name(socket, ZMQ_GSSAPI_PRINCIPAL, ZMQ_GSSAPI_PRINCIPAL_NAMETYPE, node->principal);
+    if (*node->principal)
+        rc |= set_name(socket, ZMQ_GSSAPI_PRINCIPAL, ZMQ_GSSAPI_PRINCIPAL_NAMETYPE, node->principal,
+                       node->principal_type);
     return rc | set_int(socket, ZMQ_GSSAPI_PLAINTEXT, node->plaintext);
 }
 

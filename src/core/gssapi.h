@@ -14,12 +14,22 @@
 typedef struct lz_gssapi lz_gssapi_t;
 struct lz_security_settings;
 
+// How the GSS-API library reads a name (security.gssapi_principal_type,
+// gssapi_service_principal_type). Kerberos principal names are 0 so that
+// a zeroed setting keeps what liberzmq passed before the keys existed.
+typedef enum {
+    LZ_GSSAPI_NAME_KRB5 = 0,  // "zmq/host@REALM", the realm optional: as kadmin shows it
+    LZ_GSSAPI_NAME_HOSTBASED, // "zmq@host": zmq/host in the host's realm
+    LZ_GSSAPI_NAME_USER,      // "alice": a user name in the default realm
+} lz_gssapi_name_type_t;
+
 // The security.gssapi_* keys as configured (strings owned by the configuration).
 typedef struct lz_gssapi_settings {
     bool server;                   // the nodes that bind are GSSAPI servers
     bool plaintext;                // authenticate only: messages cross unencrypted
     const char *principal;         // this side's own principal, "" for the keytab's or cache's default
     const char *service_principal; // the server's principal: the nodes that connect are GSSAPI clients
+    lz_gssapi_name_type_t principal_type, service_principal_type;
     const char *principals;        // a server admits only these clients, "" for any the KDC vouched for
     const char *principals_file;   // more of them, one a line, read again at every reload
 } lz_gssapi_settings_t;
@@ -29,6 +39,7 @@ typedef struct lz_gssapi_settings {
 typedef struct lz_gssapi_node {
     char principal[LZ_GSSAPI_NAME_MAX + 1];
     char service_principal[LZ_GSSAPI_NAME_MAX + 1];
+    lz_gssapi_name_type_t principal_type, service_principal_type;
     bool plaintext;
 } lz_gssapi_node_t;
 
@@ -36,6 +47,11 @@ typedef struct lz_gssapi_node {
 // acceptable, else what was expected.
 const char *lz__gssapi_check_name(const char *text);
 const char *lz__gssapi_check_name_list(const char *text);
+const char *lz__gssapi_check_name_type(const char *text);
+
+// lz__gssapi_name_type: the type a name type key's text (checked by
+// lz__gssapi_check_name_type) stands for.
+lz_gssapi_name_type_t lz__gssapi_name_type(const char *text);
 
 // lz__gssapi_available: libzmq was built with GSSAPI (zmq_has("gssapi")).
 bool lz__gssapi_available(void);
@@ -58,8 +74,7 @@ bool lz__gssapi_server(const lz_gssapi_t *gssapi);
 bool lz__gssapi_side(const lz_gssapi_t *gssapi, char side, lz_gssapi_node_t *node);
 
 // lz__gssapi_apply sets node's GSSAPI options on socket, a server's when
-// server. Names are Kerberos principal names ("zmq/host@REALM", the realm
-// optional). 0, or -1 with zmq_errno set.
+// server, each name with its type. 0, or -1 with zmq_errno set.
 int lz__gssapi_apply(const lz_gssapi_node_t *node, bool server, void *socket);
 
 // lz__gssapi_libzmq_leaks: the libzmq in use leaks the plaintext copy of
