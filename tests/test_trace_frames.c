@@ -375,6 +375,44 @@ LZ_TEST(a_dealers_request_continues_at_the_router) {
     lz_context_destroy(&ctx);
 }
 
+typedef struct replier {
+    lz_router_t *router;
+    lz_router_request_t *request;
+} replier_t;
+
+static void *reply_once(void *arg) {
+    replier_t *r = arg;
+    lz_value_t *v = lz_value_int(1);
+    LZ_CHECK_INT(lz_router_reply(r->router, r->request, v), LZ_OK);
+    lz_value_destroy(&v);
+    return NULL;
+}
+
+// lz_router_reply is thread safe: replies racing on one request end its
+// span once.
+LZ_TEST(racing_replies_end_the_span_once) {
+    lz_context_t *ctx = traced(NULL);
+    char endpoint[128];
+    lz_router_t *router = lz_router_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    lz_dealer_t *dealer = lz_dealer_new(ctx, endpoint, NULL);
+    lz_value_t *v = lz_value_int(3);
+    for (int round = 1; round <= 20; round++) {
+        LZ_CHECK_INT(lz_dealer_send(dealer, v, 1000, NULL, NULL, NULL), LZ_OK);
+        replier_t r = {router, lz_router_recv(router, 5000)};
+        LZ_CHECK(r.request != NULL);
+        if (!r.request) break;
+        pthread_t threads[2];
+        for (int i = 0; i < 2; i++) pthread_create(&threads[i], NULL, reply_once, &r);
+        for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+        lz_router_request_destroy(&r.request);
+        LZ_CHECK_INT(count_kind(LZ_SPAN_SERVER), round);
+    }
+    lz_value_destroy(&v);
+    lz_dealer_destroy(&dealer);
+    lz_router_destroy(&router);
+    lz_context_destroy(&ctx);
+}
+
 /* ---- the Python LiberZMQ's peers ---------------------------------------- */
 
 LZ_TEST(python_subscriber_reads_past_the_frame) {
@@ -420,5 +458,6 @@ LZ_TEST(python_router_reads_past_the_frame) {
 
 LZ_TEST_MAIN(LZ_CASE(a_publish_and_its_handler_share_a_trace), LZ_CASE(received_messages_carry_the_traceparent),
              LZ_CASE(extension_frames_only_when_traced_and_wanted), LZ_CASE(plain_publishers_traceparent_frames),
-             LZ_CASE(a_dealers_request_continues_at_the_router), LZ_CASE(python_subscriber_reads_past_the_frame),
+             LZ_CASE(a_dealers_request_continues_at_the_router),
+             LZ_CASE(racing_replies_end_the_span_once), LZ_CASE(python_subscriber_reads_past_the_frame),
              LZ_CASE(python_router_reads_past_the_frame))
