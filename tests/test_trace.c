@@ -5,47 +5,8 @@
 #include <pthread.h>
 #include <zmq.h>
 
+#include "lz_spans.h"
 #include "lz_test.h"
-
-#define MAX_SPANS 32
-
-typedef struct seen_span {
-    char name[64], trace_id[33], span_id[17], parent_id[17], traceparent[56], node[64], id[40];
-    lz_span_kind_t kind;
-    int status;
-    int64_t start_ns, end_ns;
-} seen_span_t;
-
-static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
-static seen_span_t seen[MAX_SPANS];
-static int seen_count;
-
-static void on_span(const lz_span_t *span, void *arg) {
-    (void)arg;
-    pthread_mutex_lock(&seen_lock);
-    if (seen_count < MAX_SPANS) {
-        seen_span_t *s = &seen[seen_count++];
-        snprintf(s->name, sizeof s->name, "%s", lz_span_name(span));
-        snprintf(s->trace_id, sizeof s->trace_id, "%s", lz_span_trace_id(span));
-        snprintf(s->span_id, sizeof s->span_id, "%s", lz_span_id(span));
-        snprintf(s->parent_id, sizeof s->parent_id, "%s", lz_span_parent_id(span));
-        snprintf(s->traceparent, sizeof s->traceparent, "%s", lz_span_traceparent(span));
-        snprintf(s->node, sizeof s->node, "%s", lz_span_node(span));
-        snprintf(s->id, sizeof s->id, "%s", lz_span_message_id(span));
-        s->kind = lz_span_kind(span);
-        s->status = lz_span_status(span);
-        s->start_ns = lz_span_start_ns(span);
-        s->end_ns = lz_span_end_ns(span);
-    }
-    pthread_mutex_unlock(&seen_lock);
-}
-
-static int span_count(void) {
-    pthread_mutex_lock(&seen_lock);
-    int n = seen_count;
-    pthread_mutex_unlock(&seen_lock);
-    return n;
-}
 
 // find returns the span of kind named name (the first), or NULL.
 static const seen_span_t *find(lz_span_kind_t kind, const char *name) {
@@ -58,9 +19,7 @@ static const seen_span_t *find(lz_span_kind_t kind, const char *name) {
 // traced_context: tracing on, spans collected afresh, envelopes in
 // serializer (json writes them as text, others as a value tree).
 static lz_context_t *traced_context_with(const char *serializer) {
-    pthread_mutex_lock(&seen_lock);
-    seen_count = 0;
-    pthread_mutex_unlock(&seen_lock);
+    forget_spans();
     char setting[64];
     snprintf(setting, sizeof setting, "serialization.default=%s", serializer);
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "tracing.enabled=true", "zmq.request_retries=0", setting);
@@ -69,13 +28,6 @@ static lz_context_t *traced_context_with(const char *serializer) {
 }
 
 static lz_context_t *traced_context(void) { return traced_context_with("json"); }
-
-static void check_child(const seen_span_t *child, const seen_span_t *parent) {
-    LZ_CHECK(child && parent);
-    if (!child || !parent) return;
-    LZ_CHECK_STR(child->trace_id, parent->trace_id);
-    LZ_CHECK_STR(child->parent_id, parent->span_id);
-}
 
 static bool is_hex(const char *text, size_t len) {
     if (strlen(text) != len) return false;
@@ -215,9 +167,7 @@ LZ_TEST(tasks_carry_their_trace_to_the_worker) {
         bool traced = pass > 0;
         lz_context_t *ctx = traced ? traced_context_with(pass == 1 ? "json" : "msgpack") : LZ_TEST_CONTEXT("zmq.linger=0");
         if (!traced) LZ_CHECK_INT(lz_context_on_span(ctx, on_span, NULL), LZ_OK);
-        pthread_mutex_lock(&seen_lock);
-        seen_count = 0;
-        pthread_mutex_unlock(&seen_lock);
+        forget_spans();
         char endpoint[128], carried[64] = "unset";
         lz_test_inproc_endpoint(endpoint, sizeof endpoint);
         lz_pull_t *pull = lz_pull_new(ctx, NULL);
@@ -294,9 +244,7 @@ LZ_TEST(incoming_traceparents_are_continued_and_logged) {
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "tracing.enabled=true", "tracing.log=true");
     LZ_CHECK_INT(lz_context_on_span(ctx, on_span, NULL), LZ_OK);
     LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), on_log, NULL), LZ_OK);
-    pthread_mutex_lock(&seen_lock);
-    seen_count = 0;
-    pthread_mutex_unlock(&seen_lock);
+    forget_spans();
     lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
     lz_server_on(server, "echo", echo, NULL);
     LZ_CHECK_INT(lz_server_start(server), LZ_OK);

@@ -47,7 +47,11 @@ lz_node_t *lz_dealer_node(lz_dealer_t *dealer);
 // sends it under a fresh request id (written to request_id_out, 37 bytes,
 // when not NULL) and returns at once. callback (may be NULL) then runs
 // exactly once, when the reply arrives or after timeout_ms (-1:
-// zmq.request_timeout). Dealers never retry. Thread safe. Returns 0,
+// zmq.request_timeout). Dealers never retry. With tracing.enabled the
+// request is a CLIENT span whose traceparent follows the payload as an
+// extension frame, [request_id, payload, "traceparent=..."], unless
+// tracing.extension_frames is off or the payload is empty
+// (docs/protocol.md section 5). Thread safe. Returns 0,
 // LZ_ESERIALIZATION (nothing sent, no callback), LZ_ECLOSED, LZ_EINVAL.
 int lz_dealer_send(lz_dealer_t *dealer, const lz_value_t *value, int timeout_ms,
                    lz_dealer_callback_fn callback, void *arg, char *request_id_out);
@@ -69,10 +73,13 @@ lz_node_t *lz_router_node(lz_router_t *router);
 // lz_router_request_destroy), waiting up to timeout_ms (-1: forever, 0: not
 // at all). NULL with LZ_ETIMEOUT, LZ_ECLOSED. It accepts [identity,
 // request_id, payload] (Python LiberZMQ Dealer, lz_dealer) and [identity,
-// request_id, "", payload] (REQ-style framing, lz_client); anything else,
-// or a payload that does not decode, is counted in inbound_dropped and
-// skipped. One thread at a time may receive; sending from other threads
-// meanwhile is safe.
+// request_id, "", payload] (REQ-style framing, lz_client), each followed by
+// any extension frames (docs/protocol.md section 5); anything else, or a
+// payload that does not decode, is counted in inbound_dropped and skipped.
+// With tracing.enabled the request gets a SERVER span, the child of the
+// traceparent frame a traced dealer sent (trace.h), ended by the first
+// lz_router_reply to it or else by lz_router_request_destroy. One thread
+// at a time may receive; sending from other threads meanwhile is safe.
 lz_router_request_t *lz_router_recv(lz_router_t *router, int timeout_ms);
 
 // Request accessors; everything returned is borrowed from the request.
@@ -87,7 +94,8 @@ const lz_value_t *lz_router_request_value(const lz_router_request_t *request);
 void lz_router_request_destroy(lz_router_request_t **request_p);
 
 // lz_router_reply answers request with value (NULL: null): same identity,
-// same request id, same framing as it came. Thread safe. Returns 0,
+// same request id, same framing as it came (no extension frames); the
+// first reply ends the request's span. Thread safe. Returns 0,
 // LZ_EUNREACHABLE (the client is gone), LZ_ESERIALIZATION, LZ_EAGAIN.
 int lz_router_reply(lz_router_t *router, const lz_router_request_t *request,
                     const lz_value_t *value);

@@ -75,7 +75,10 @@ const char *lz_message_peer_user(const lz_message_t *msg);
 // lz_message_envelope: the decoded envelope object of a task or request
 // (type, request_id / task_id, timestamp, priority and any extension keys
 // such as "message_id" or "traceparent"), without its "data" member, which
-// is lz_message_value. NULL for pub/sub, raw payloads and plain-peer tasks.
+// is lz_message_value. For a pub/sub message (or a router's request) that
+// came with a well-formed traceparent extension frame, {"traceparent":
+// ...} (docs/protocol.md section 2). NULL for other pub/sub messages, raw
+// payloads and plain-peer tasks.
 const lz_value_t *lz_message_envelope(const lz_message_t *msg);
 
 // Envelope fields, when present: task or request id ("" if absent),

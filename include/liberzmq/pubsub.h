@@ -40,13 +40,16 @@ void lz_pub_destroy(lz_pub_t **pub_p);
 lz_node_t *lz_pub_node(lz_pub_t *pub);
 
 // lz_pub_publish encodes value with the node's serializer and sends
-// [topic, payload]. Thread safe. Returns 0, LZ_ESERIALIZATION (nothing
-// sent), LZ_EAGAIN when the high water mark holds it past zmq.send_timeout
-// (counted in outbound_dropped and backpressure_events), LZ_EINVAL.
+// [topic, payload]. With tracing.enabled it records a PRODUCER span named
+// topic (trace.h) and, unless tracing.extension_frames is off, sends
+// [topic, payload, "traceparent=..."] (docs/protocol.md section 2). Thread
+// safe. Returns 0, LZ_ESERIALIZATION (nothing sent), LZ_EAGAIN when the
+// high water mark holds it past zmq.send_timeout (counted in
+// outbound_dropped and backpressure_events), LZ_EINVAL.
 int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value);
 
 // lz_pub_publish_bytes sends [topic, data] with data as it is, whatever the
-// serializer. Thread safe; same errors.
+// serializer, traced as lz_pub_publish is. Thread safe; same errors.
 int lz_pub_publish_bytes(lz_pub_t *pub, const char *topic, const void *data, size_t size);
 
 // lz_sub_new creates a subscriber (default side: connect). It receives
@@ -120,7 +123,9 @@ int lz_sub_dispatch(lz_sub_t *sub, int timeout_ms);
 // counted and skipped, never returned. The message keeps the payload frame
 // as libzmq received it: lz_message_payload does not copy it, nor does the
 // "raw" codec's value, so for large payloads this beats lz_sub_recv_bytes,
-// which copies (from about 4 KiB on; bench/contender_liberzmq.c).
+// which copies (from about 4 KiB on; bench/contender_liberzmq.c). A
+// traceparent extension frame the publisher sent is in the message's
+// lz_message_envelope, as a pulled task's is.
 lz_message_t *lz_sub_recv(lz_sub_t *sub, int timeout_ms);
 
 // lz_sub_recv_bytes is lz_sub_recv without a message: the counterpart of

@@ -3,9 +3,12 @@
  * With tracing.enabled, every request a client sends and every task a
  * pusher sends carries a "traceparent" key in its envelope
  * ("00-<trace id>-<span id>-01", https://www.w3.org/TR/trace-context/),
- * and every node records a span for what it does: the client's request
- * (CLIENT, from the call to its outcome, retries included), the server's
- * handling (SERVER), the pusher's send (PRODUCER), a puller's or a
+ * every message a publisher sends and every request a dealer sends carries
+ * it in a "traceparent=..." frame after the payload (unless
+ * tracing.extension_frames is off), and every node records a span for what
+ * it does: the client's or dealer's request (CLIENT, from the call to its
+ * outcome, retries included), the server's or router's handling (SERVER),
+ * the pusher's or publisher's send (PRODUCER), a puller's or a
  * subscriber's handler (CONSUMER). A span started under another one, a
  * request made from inside a handler for one, belongs to the same trace as
  * its child; an incoming traceparent (from a Python service, or any

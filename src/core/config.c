@@ -54,7 +54,7 @@ enum key_id {
     K_SEC_GSSAPI_SERVER, K_SEC_GSSAPI_PRINCIPAL, K_SEC_GSSAPI_SERVICE, K_SEC_GSSAPI_PLAINTEXT, K_SEC_GSSAPI_PRINCIPALS,
     K_SEC_GSSAPI_PRINCIPALS_FILE, K_SEC_GSSAPI_PRINCIPAL_TYPE, K_SEC_GSSAPI_SERVICE_TYPE,
     K_TRACE_ENABLED, K_TRACE_LOG, K_TRACE_OTLP, K_TRACE_SERVICE, K_TRACE_BATCH, K_TRACE_INTERVAL,
-    K_TRACE_HEADERS, K_TRACE_CA_FILE,
+    K_TRACE_HEADERS, K_TRACE_CA_FILE, K_TRACE_EXT_FRAMES,
     K_TASK_RETRIES, K_TASK_RETRY_DELAY,
     K_PLUGINS_LOAD,
     K_DEBUG, K_VALIDATE_DATA,
@@ -127,6 +127,8 @@ static const key_def_t keys[K_COUNT] = {
     [K_TRACE_INTERVAL] = INT_KEY("tracing.otlp_interval", 1000, 10, 3600000),
     [K_TRACE_HEADERS] = STR_KEY("tracing.otlp_headers", "", lz__otlp_check_headers),
     [K_TRACE_CA_FILE] = STR_KEY("tracing.otlp_ca_file", "", NULL),
+    // Off for plain peers that unpack exactly [topic, payload] or [request_id, payload].
+    [K_TRACE_EXT_FRAMES] = BOOL_KEY("tracing.extension_frames", true),
     [K_TASK_RETRIES] = INT_KEY("tasks.max_retries", 0, 0, 100),
     // The last retry waits max_retries times the delay: that must fit an int.
     [K_TASK_RETRY_DELAY] = INT_KEY("tasks.retry_delay", 1000, 0, INT_MAX / 100),
@@ -151,7 +153,7 @@ static const bool live_keys[K_COUNT] = {
     [K_SEC_GSSAPI_PRINCIPALS_FILE] = true,
     [K_TRACE_ENABLED] = true, [K_TRACE_LOG] = true,
     [K_TRACE_OTLP] = true, [K_TRACE_SERVICE] = true, [K_TRACE_BATCH] = true, [K_TRACE_INTERVAL] = true,
-    [K_TRACE_HEADERS] = true, [K_TRACE_CA_FILE] = true,
+    [K_TRACE_HEADERS] = true, [K_TRACE_CA_FILE] = true, [K_TRACE_EXT_FRAMES] = true,
     [K_TASK_RETRIES] = true, [K_TASK_RETRY_DELAY] = true,
     [K_PLUGINS_LOAD] = true,
 };
@@ -791,6 +793,7 @@ int lz__settings_read(const lz_config_t *config, lz_settings_t *out) {
         .prometheus_listen = config->slots[K_METRICS_LISTEN].s,
         .tracing = get_i(config, K_TRACE_ENABLED) != 0,
         .tracing_log = get_i(config, K_TRACE_LOG) != 0,
+        .tracing_extension_frames = get_i(config, K_TRACE_EXT_FRAMES) != 0,
         .otlp_endpoint = config->slots[K_TRACE_OTLP].s,
         .service_name = config->slots[K_TRACE_SERVICE].s,
         .otlp_batch = get_i(config, K_TRACE_BATCH),

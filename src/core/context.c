@@ -363,6 +363,7 @@ static int zmq_context_open(lz_context_t *ctx) {
 static void live_store(lz_live_t *live, const lz_settings_t *s) {
     atomic_store_explicit(&live->tracing, s->tracing, memory_order_relaxed);
     atomic_store_explicit(&live->tracing_log, s->tracing_log, memory_order_relaxed);
+    atomic_store_explicit(&live->tracing_extension_frames, s->tracing_extension_frames, memory_order_relaxed);
     atomic_store_explicit(&live->request_timeout, s->request_timeout, memory_order_relaxed);
     atomic_store_explicit(&live->request_retries, s->request_retries, memory_order_relaxed);
     atomic_store_explicit(&live->task_max_retries, s->task_max_retries, memory_order_relaxed);

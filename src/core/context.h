@@ -41,6 +41,7 @@ typedef struct lz_settings {
     const char *prometheus_listen;  // "" or HOST:PORT; owned by the context's config
     bool tracing;                   // initial tracing.enabled: spans and traceparent (core/trace.h)
     bool tracing_log;               // initial tracing.log: each span also logged
+    bool tracing_extension_frames;  // initial tracing.extension_frames: traceparent frames (core/extension.h)
     // The exporter's (otlp.h), initial: a reload replaces the exporter.
     const char *otlp_endpoint;      // tracing.otlp_endpoint: "" or an http(s):// URL; owned by the context's config
     const char *service_name;       // tracing.service_name; owned by the context's config
@@ -57,7 +58,7 @@ typedef struct lz_settings {
 // with LZ_LIVE (relaxed: each is a value on its own, guarding no other
 // data). Nodes keep a pointer to their context's (lz_node_t.live).
 typedef struct lz_live {
-    atomic_bool tracing, tracing_log;
+    atomic_bool tracing, tracing_log, tracing_extension_frames;
     atomic_int request_timeout;  // per request, existing clients too
     atomic_int request_retries;  // clients made afterwards
     atomic_int task_max_retries; // pullers made afterwards

@@ -41,10 +41,9 @@ static bool hex_field(const char *text, size_t len, bool nonzero) {
     return !(nonzero && zero);
 }
 
-// check_traceparent returns NULL for a usable traceparent, else why not.
 // A later version may append fields after a '-': its first 55 characters
 // still read as version 00's.
-static const char *check_traceparent(const char *text) {
+const char *lz__traceparent_check(const char *text) {
     size_t len = strlen(text);
     if (len < LZ_TRACEPARENT_LEN || (len > LZ_TRACEPARENT_LEN && text[LZ_TRACEPARENT_LEN] != '-'))
         return "a traceparent is 55 characters: 00-<32 hex>-<16 hex>-<2 hex>";
@@ -63,7 +62,7 @@ static void copy_text(char *out, size_t size, const char *text) {
 
 // parent_of picks the span's parent traceparent, or NULL for a new trace.
 static const char *parent_of(const char *remote) {
-    if (remote && !check_traceparent(remote)) return remote;
+    if (remote && !lz__traceparent_check(remote)) return remote;
     if (current) return current->traceparent;
     return adopted[0] ? adopted : NULL;
 }
@@ -148,7 +147,7 @@ int lz_trace_adopt(const char *traceparent) {
         adopted[0] = '\0';
         return LZ_OK;
     }
-    const char *why = check_traceparent(traceparent);
+    const char *why = lz__traceparent_check(traceparent);
     if (why) return lz__fail(LZ_EINVAL, "lz_trace_adopt: \"%.60s\": %s", traceparent, why);
     memcpy(adopted, traceparent, LZ_TRACEPARENT_LEN);
     adopted[LZ_TRACEPARENT_LEN] = '\0';

@@ -33,6 +33,11 @@ struct lz_span {
     char span_id[17];
 };
 
+// lz__traceparent_check returns NULL for a usable traceparent (NUL-
+// terminated), else why not: the one validator of incoming traceparents,
+// envelope keys and extension frames alike.
+const char *lz__traceparent_check(const char *text);
+
 // lz__span_begin starts span for node's work named name (truncated to 63
 // bytes), a child of remote (an incoming traceparent; NULL or malformed:
 // none), else of the calling thread's current span, else of what it

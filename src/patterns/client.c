@@ -25,6 +25,7 @@
 #include "core/delay.h"
 #include "core/envelope.h"
 #include "core/error.h"
+#include "core/extension.h"
 #include "core/hooks.h"
 #include "core/node.h"
 #include "core/spare.h"
@@ -347,6 +348,12 @@ static void dispatch(lz_client_t *c, call_t *call, int64_t now) {
     lz_frame_t frames[3] = {{call->id, ID_LEN}, {"", 0}, {NULL, 0}};
     size_t n = c->envelope ? 3 : 2;
     frames[n - 1] = (lz_frame_t){lz_buffer_data(call->payload), lz_buffer_size(call->payload)};
+    // A traced dealer's span travels as a frame after the payload (it has no
+    // envelope). Not after an empty one: [request_id, "", frame] would read
+    // as a delimited request whose payload is that frame.
+    char traceparent[LZ_EXT_TRACEPARENT_SIZE];
+    if (call->span && !c->envelope && frames[1].size)
+        n += lz__ext_traceparent_frame(node, call->span, traceparent, &frames[2]);
     lz__node_lock(node);
     int rc = lz__node_send_locked(node, frames, n, ZMQ_DONTWAIT); // LZ_ECLOSED after a failed rebuild
     lz__node_unlock(node);

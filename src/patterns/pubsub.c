@@ -7,6 +7,7 @@
 #include "core/dispatch.h"
 #include "core/envelope.h"
 #include "core/error.h"
+#include "core/extension.h"
 #include "core/hooks.h"
 #include "core/node.h"
 #include "core/scratch.h"
@@ -73,30 +74,55 @@ static void drain_subscriptions(lz_pub_t *pub) {
     pub->sends_since_drain = 0;
 }
 
-static int publish_frames(lz_pub_t *pub, const char *topic, const void *data, size_t size) {
-    lz_frame_t frames[2] = {{topic, strlen(topic)}, {data, size}};
+// publish_frames sends [topic, payload], and after them the traceparent
+// frame of span when span is given, active, and extension frames are on.
+static int publish_frames(lz_pub_t *pub, const char *topic, const void *data, size_t size, const lz_span_t *span) {
+    lz_frame_t frames[3]; // the third written only for a traced send
+    frames[0] = (lz_frame_t){topic, strlen(topic)};
+    frames[1] = (lz_frame_t){data, size};
+    char traceparent[LZ_EXT_TRACEPARENT_SIZE];
+    size_t count = 2 + (span ? lz__ext_traceparent_frame(&pub->node, span, traceparent, &frames[2]) : 0);
     lz__node_lock(&pub->node);
-    int rc = lz__node_send_locked(&pub->node, frames, 2, 0);
+    int rc = lz__node_send_locked(&pub->node, frames, count, 0);
     if (rc == LZ_EAGAIN || ++pub->sends_since_drain >= LZ_DRAIN_EVERY || lz__conns_looking(&pub->node.conns))
         drain_subscriptions(pub);
     lz__node_unlock(&pub->node);
     return rc;
 }
 
-int lz_pub_publish_bytes(lz_pub_t *pub, const char *topic, const void *data, size_t size) {
-    if (!pub || !topic || (!data && size)) return lz__fail(LZ_EINVAL, "pub: NULL argument");
-    return publish_frames(pub, topic, data, size);
-}
-
-int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value) {
-    if (!pub || !topic) return lz__fail(LZ_EINVAL, "pub: NULL argument");
+// publish_value runs the send hooks, encodes value and publishes it.
+static int publish_value(lz_pub_t *pub, const char *topic, const lz_value_t *value, const lz_span_t *span) {
     int rc = lz__hooks_send(&pub->node, topic, value);
     if (rc != LZ_OK) return rc;
     lz_buffer_t *buffer = lz__scratch_buffer();
     if (!buffer) return lz__fail(LZ_ENOMEM, "pub: out of memory");
     rc = lz_serializer_encode(pub->node.serializer, value, buffer);
     if (rc != LZ_OK) return lz__node_error(&pub->node, rc, "cannot encode for '%s': %s", topic, lz_last_error());
-    return publish_frames(pub, topic, lz_buffer_data(buffer), lz_buffer_size(buffer));
+    return publish_frames(pub, topic, lz_buffer_data(buffer), lz_buffer_size(buffer), span);
+}
+
+// Each publish tests tracing.enabled once; untraced, it is the plain send
+// that is benchmarked against raw libzmq, with no span on its stack. A
+// traced one runs inside its PRODUCER span, named by the topic, a child of
+// the thread's current (or adopted) span as lz_push_send's is.
+int lz_pub_publish_bytes(lz_pub_t *pub, const char *topic, const void *data, size_t size) {
+    if (!pub || !topic || (!data && size)) return lz__fail(LZ_EINVAL, "pub: NULL argument");
+    if (__builtin_expect(!LZ_LIVE(pub->node.live, tracing), 1)) return publish_frames(pub, topic, data, size, NULL);
+    lz_span_t span;
+    lz__span_begin(&span, &pub->node, LZ_SPAN_PRODUCER, topic, NULL);
+    int rc = publish_frames(pub, topic, data, size, &span);
+    lz__span_end(&span, rc);
+    return rc;
+}
+
+int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value) {
+    if (!pub || !topic) return lz__fail(LZ_EINVAL, "pub: NULL argument");
+    if (__builtin_expect(!LZ_LIVE(pub->node.live, tracing), 1)) return publish_value(pub, topic, value, NULL);
+    lz_span_t span;
+    lz__span_begin(&span, &pub->node, LZ_SPAN_PRODUCER, topic, NULL);
+    int rc = publish_value(pub, topic, value, &span);
+    lz__span_end(&span, rc);
+    return rc;
 }
 
 /* ---- subscriber --------------------------------------------------------- */
@@ -115,9 +141,11 @@ static int one_frame_taken(lz_node_t *node, const lz_frames_t *frames) {
 }
 
 // decode_pub, the subscriber's decoder (see lz_take_fn; out is an
-// lz_message_t **), takes [topic, payload, extension frames...]; extension
-// frames are ignored so later protocol additions do not break older
-// subscribers. Plain publishers' forms are taken as lz_sub_accept says.
+// lz_message_t **), takes [topic, payload, extension frames...]: a
+// traceparent frame becomes the message's envelope's traceparent (the
+// handler's span continues it), other extension frames are ignored so later
+// protocol additions do not break older subscribers. Plain publishers'
+// forms are taken as lz_sub_accept says.
 static int decode_pub(lz_node_t *node, lz_frames_t *frames, void *out) {
     lz_message_t **msg = out;
     if (__builtin_expect(frames->total < 2, 0)) { // a one-frame message, if taken: no topic
@@ -134,6 +162,7 @@ static int decode_pub(lz_node_t *node, lz_frames_t *frames, void *out) {
     // when short (it fit inline) the topic frame is left for the slot's
     // next receive to free, which saves a close and an init per message.
     if (rc == LZ_OK) frames->settled |= 1u << 1 | ((*msg)->topic == (*msg)->topic_inline ? 1u : 0u);
+    if (rc == LZ_OK && (rc = lz__ext_read(*msg, frames, 2)) != LZ_OK) lz_message_destroy(msg);
     return rc;
 }
 

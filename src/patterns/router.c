@@ -2,13 +2,16 @@
  * it or any other connected client by identity. libzmq's ROUTER_MANDATORY
  * (set for every ROUTER node) turns a send to an unknown identity into
  * LZ_EUNREACHABLE instead of a silent drop. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/envelope.h"
 #include "core/error.h"
+#include "core/extension.h"
 #include "core/hooks.h"
 #include "core/node.h"
+#include "core/trace.h"
 #include "liberzmq/dealer.h"
 #include "patterns/routing.h"
 
@@ -20,6 +23,12 @@ struct lz_router_request {
     lz_routing_t route; // identity, request id, and the delimiter if one came
     lz_message_t *msg;  // the decoded payload; its id is the request id
     char *id;
+    // The request's SERVER span (tracing.enabled), a child of the dealer's
+    // traceparent frame: ended by the first reply, else when the request is
+    // freed. Replies may come from several threads at once (lz_router_reply
+    // is thread safe), so span_open is claimed before the span is touched.
+    lz_span_t span;
+    atomic_bool span_open;
 };
 
 lz_router_t *lz_router_new(lz_context_t *ctx, const char *endpoints) {
@@ -41,9 +50,18 @@ void lz_router_destroy(lz_router_t **router_p) {
 
 lz_node_t *lz_router_node(lz_router_t *router) { return router ? &router->node : NULL; }
 
+// end_span ends the request's span with status, once: the first caller
+// claims it. Untraced, one plain load.
+static void end_span(const lz_router_request_t *request, int status) {
+    lz_router_request_t *r = (lz_router_request_t *)request; // the span is not what the caller sees as const
+    if (atomic_load_explicit(&r->span_open, memory_order_relaxed) && atomic_exchange(&r->span_open, false))
+        lz__span_end(&r->span, status);
+}
+
 void lz_router_request_destroy(lz_router_request_t **request_p) {
     lz_router_request_t *request = request_p ? *request_p : NULL;
     if (!request) return;
+    end_span(request, LZ_OK); // answered by lz_router_send, or not at all
     lz_message_destroy(&request->msg);
     lz__routing_close(&request->route);
     free(request->id);
@@ -52,11 +70,12 @@ void lz_router_request_destroy(lz_router_request_t **request_p) {
 }
 
 // take_request: [identity, request_id, payload] or [identity,
-// request_id, "", payload]; anything else is refused (and dropped), as is
-// a request the receive hooks refuse.
+// request_id, "", payload], then any extension frames (a dealer's
+// traceparent); anything else is refused (and dropped), as is a request
+// the receive hooks refuse.
 static int take_request(lz_node_t *node, lz_frames_t *f, void *out) {
-    bool delimited = f->count == 4 && lz__frame_size(f, 2) == 0;
-    if (f->total != f->count || (f->count != 3 && !delimited))
+    size_t last = f->count >= 4 && lz__frame_size(f, 2) == 0 ? 3 : 2; // the payload
+    if (f->count < 3 || f->total != f->count)
         return lz__fail(LZ_EPROTOCOL, "request with %zu frames: expected [identity, request_id, payload]", f->total);
     lz_router_request_t *request = calloc(1, sizeof *request);
     char *id = request ? strndup(lz__frame_data(f, 1), lz__frame_size(f, 1)) : NULL;
@@ -65,11 +84,11 @@ static int take_request(lz_node_t *node, lz_frames_t *f, void *out) {
         return lz__fail(LZ_ENOMEM, "request: out of memory");
     }
     request->id = id;
-    size_t last = f->count - 1;
     request->msg = lz__message_decode(node->serializer, &f->part[last], lz__frame_size(f, last));
     lz__routing_take(&request->route, f, last);
-    if (!request->msg) {
-        int rc = lz__fail(LZ_EPROTOCOL, "request %s does not decode: %s", id, lz_last_error());
+    int rc = request->msg ? lz__ext_read(request->msg, f, last + 1) : LZ_EPROTOCOL;
+    if (rc != LZ_OK) {
+        if (!request->msg) rc = lz__fail(LZ_EPROTOCOL, "request %s does not decode: %s", id, lz_last_error());
         lz_router_request_destroy(&request);
         return rc;
     }
@@ -78,6 +97,9 @@ static int take_request(lz_node_t *node, lz_frames_t *f, void *out) {
         lz_router_request_destroy(&request);
         return LZ__TAKE_DROPPED;
     }
+    // As a server's: begun once the request is decoded and admitted.
+    lz__span_begin_message(&request->span, node, LZ_SPAN_SERVER, request->msg);
+    atomic_init(&request->span_open, request->span.active);
     *(lz_router_request_t **)out = request;
     return LZ_OK;
 }
@@ -116,6 +138,7 @@ int lz_router_reply(lz_router_t *router, const lz_router_request_t *request, con
     int rc = encode_value(router, value, buffer);
     if (rc == LZ_OK) rc = lz__routing_send(&router->node, &request->route, lz_buffer_data(buffer), lz_buffer_size(buffer));
     lz_buffer_destroy(&buffer);
+    end_span(request, rc);
     return rc;
 }
 
