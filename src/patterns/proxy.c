@@ -25,7 +25,12 @@ struct lz_proxy {
     pthread_t thread;
     bool running;        // commands are accepted (start done, no stop yet)
     bool joining;        // a stop has sent TERMINATE and is joining thread
+    atomic_bool ended;   // the thread's loop has returned (TERMINATE, or a libzmq failure)
 };
+
+// A command's send waits this long at a time for the proxy's thread to take
+// it, checking in between that the thread is still there to take it.
+#define LZ_PROXY_COMMAND_SLICE_MS 100
 
 typedef struct {
     int frontend, backend;
@@ -71,6 +76,8 @@ lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *fr
     if (rc == LZ_OK) {
         lz__inproc_endpoint(p->control_url, sizeof p->control_url, "proxy");
         p->control = zmq_socket(lz_context_zmq(ctx), ZMQ_PAIR);
+        int slice_ms = LZ_PROXY_COMMAND_SLICE_MS;
+        if (p->control) zmq_setsockopt(p->control, ZMQ_SNDTIMEO, &slice_ms, sizeof slice_ms);
         int bound = -1;
         if (p->control) LZ_EINTR_RESTART(bound, zmq_bind(p->control, p->control_url));
         if (bound != 0) rc = lz__fail_zmq("proxy: control pipe");
@@ -104,6 +111,7 @@ static void *proxy_main(void *arg) {
     LZ_EINTR_RESTART(rc, zmq_send(control, "READY", 5, 0)); // lz_proxy_start waits for this: commands are never lost
     if (lz__proxy_loop(&p->frontend, &p->backend, p->has_capture ? p->capture.socket : NULL, control) != 0)
         lz__node_error(&p->frontend, LZ_EZMQ, "proxy ended: %s", zmq_strerror(zmq_errno()));
+    atomic_store(&p->ended, true); // before its end of the pipe goes: no command waits for it after
     zmq_close(control);
     return NULL;
 }
@@ -118,6 +126,7 @@ int lz_proxy_start(lz_proxy_t *proxy) {
     if (proxy->running || proxy->joining) {
         rc = lz__fail(LZ_ESTATE, "lz_proxy_start: already running");
     } else {
+        atomic_store(&proxy->ended, false);
         int err = lz__thread_start(&proxy->thread, proxy_main, proxy);
         if (err) {
             rc = lz__fail(LZ_EIO, "lz_proxy_start: pthread_create: %s", strerror(err));
@@ -138,18 +147,18 @@ int lz_proxy_start(lz_proxy_t *proxy) {
 }
 
 // send_command_locked sends verb to a running proxy's thread; the caller
-// holds control_lock. LZ_ECLOSED when that thread has ended on a libzmq
-// failure: its end of the pipe is gone, and a send that waited for it
-// would wait for good.
+// holds control_lock. The send waits while the thread's queue of commands
+// is full, in slices, and gives up with LZ_ECLOSED once the thread has
+// ended on a libzmq failure: it reads no more, and a send that waited for
+// it would wait for good.
 static int send_command_locked(lz_proxy_t *proxy, const char *verb) {
-    int rc = proxy->running ? LZ_OK : lz__fail(LZ_ESTATE, "proxy %s: not running", verb);
-    int sent = 0;
-    if (rc == LZ_OK) LZ_EINTR_RESTART(sent, zmq_send(proxy->control, verb, strlen(verb), ZMQ_DONTWAIT));
-    if (sent < 0 && zmq_errno() == EAGAIN)
-        rc = lz__fail(LZ_ECLOSED, "proxy %s: the proxy's thread has ended (the frontend node logged why)", verb);
-    else if (sent < 0)
-        rc = lz__fail_zmq("proxy command");
-    return rc;
+    if (!proxy->running) return lz__fail(LZ_ESTATE, "proxy %s: not running", verb);
+    for (;;) { // a signal (eintr.h) or a slice gone by: is the thread still there?
+        if (zmq_send(proxy->control, verb, strlen(verb), 0) >= 0) return LZ_OK;
+        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) return lz__fail_zmq("proxy command");
+        if (atomic_load(&proxy->ended))
+            return lz__fail(LZ_ECLOSED, "proxy %s: the proxy's thread has ended (the frontend node logged why)", verb);
+    }
 }
 
 static int command(lz_proxy_t *proxy, const char *verb) {
