@@ -375,6 +375,63 @@ LZ_TEST(a_dealers_request_continues_at_the_router) {
     lz_context_destroy(&ctx);
 }
 
+// A router has no handler: the request's traceparent, adopted, makes
+// what the thread sends while answering a child of the request's span.
+LZ_TEST(a_router_request_traceparent_carries_the_trace_on) {
+    lz_context_t *ctx = traced(NULL);
+    char endpoint[128], next[128];
+    lz_router_t *router = lz_router_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    lz_dealer_t *dealer = lz_dealer_new(ctx, endpoint, "traced-dealer");
+    lz_router_t *downstream = lz_router_new(ctx, lz_test_inproc_endpoint(next, sizeof next));
+    lz_dealer_t *onward = lz_dealer_new(ctx, next, "onward-dealer");
+    lz_value_t *v = lz_value_int(21);
+    LZ_CHECK_INT(lz_trace_adopt(OUTSIDE), LZ_OK);
+    LZ_CHECK_INT(lz_dealer_send(dealer, v, 5000, NULL, NULL, NULL), LZ_OK);
+    LZ_CHECK_INT(lz_trace_adopt(NULL), LZ_OK);
+    lz_router_request_t *request = lz_router_recv(router, 5000);
+    LZ_CHECK(request != NULL);
+    const char *traceparent = lz_router_request_traceparent(request);
+    LZ_CHECK(traceparent && strncmp(traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36) == 0);
+    LZ_CHECK_INT(lz_trace_adopt(traceparent), LZ_OK);
+    LZ_CHECK_INT(lz_dealer_send(onward, v, 5000, NULL, NULL, NULL), LZ_OK); // while answering
+    LZ_CHECK_INT(lz_trace_adopt(NULL), LZ_OK);
+    lz_router_request_t *forwarded = lz_router_recv(downstream, 5000);
+    LZ_CHECK(forwarded != NULL);
+    LZ_CHECK_INT(lz_router_reply(router, request, v), LZ_OK);
+    LZ_CHECK_STR(lz_router_request_traceparent(request), traceparent); // the same after the reply
+    seen_span_t server;
+    LZ_CHECK(last_span(LZ_SPAN_SERVER, "", &server));
+    LZ_CHECK_STR(server.traceparent, traceparent);
+    lz_router_request_destroy(&forwarded); // ends the downstream SERVER span
+    lz_router_request_destroy(&request);
+    lz_value_destroy(&v);
+    lz_dealer_destroy(&onward); // ends its unanswered CLIENT span
+    seen_span_t onward_server, onward_client;
+    LZ_CHECK(last_span(LZ_SPAN_SERVER, "", &onward_server));
+    LZ_CHECK(span_by_id(onward_server.parent_id, &onward_client));
+    LZ_CHECK_INT(onward_client.kind, LZ_SPAN_CLIENT);
+    LZ_CHECK_STR(onward_client.parent_id, server.span_id); // the request's span, adopted
+    LZ_CHECK_STR(onward_server.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    lz_router_destroy(&downstream);
+    lz_dealer_destroy(&dealer);
+    lz_router_destroy(&router);
+    lz_context_destroy(&ctx);
+
+    ctx = LZ_TEST_CONTEXT("zmq.linger=0"); // tracing off: none
+    router = lz_router_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    dealer = lz_dealer_new(ctx, endpoint, "plain-dealer");
+    v = lz_value_int(1);
+    LZ_CHECK_INT(lz_dealer_send(dealer, v, 5000, NULL, NULL, NULL), LZ_OK);
+    request = lz_router_recv(router, 5000);
+    LZ_CHECK(request != NULL && lz_router_request_traceparent(request) == NULL);
+    LZ_CHECK(lz_router_request_traceparent(NULL) == NULL);
+    lz_router_request_destroy(&request);
+    lz_value_destroy(&v);
+    lz_dealer_destroy(&dealer);
+    lz_router_destroy(&router);
+    lz_context_destroy(&ctx);
+}
+
 typedef struct replier {
     lz_router_t *router;
     lz_router_request_t *request;
@@ -459,5 +516,5 @@ LZ_TEST(python_router_reads_past_the_frame) {
 LZ_TEST_MAIN(LZ_CASE(a_publish_and_its_handler_share_a_trace), LZ_CASE(received_messages_carry_the_traceparent),
              LZ_CASE(extension_frames_only_when_traced_and_wanted), LZ_CASE(plain_publishers_traceparent_frames),
              LZ_CASE(a_dealers_request_continues_at_the_router),
-             LZ_CASE(racing_replies_end_the_span_once), LZ_CASE(python_subscriber_reads_past_the_frame),
+             LZ_CASE(a_router_request_traceparent_carries_the_trace_on), LZ_CASE(racing_replies_end_the_span_once), LZ_CASE(python_subscriber_reads_past_the_frame),
              LZ_CASE(python_router_reads_past_the_frame))

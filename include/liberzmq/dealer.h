@@ -89,6 +89,13 @@ lz_router_request_t *lz_router_recv(lz_router_t *router, int timeout_ms);
 const void *lz_router_request_identity(const lz_router_request_t *request, size_t *size);
 const char *lz_router_request_id(const lz_router_request_t *request);
 const lz_value_t *lz_router_request_value(const lz_router_request_t *request);
+// lz_router_request_traceparent: with tracing on, the traceparent of the
+// request's SERVER span (a child of the dealer's span, docs/tracing.md).
+// A router has no handler to make it the thread's current span: adopt it
+// (lz_trace_adopt) so the requests and messages sent while answering join
+// the trace, or hand it to other systems. NULL with tracing off. Stays
+// valid, the same, after the reply, until the request is destroyed.
+const char *lz_router_request_traceparent(const lz_router_request_t *request);
 
 // lz_router_request_destroy frees *request_p and sets it to NULL.
 void lz_router_request_destroy(lz_router_request_t **request_p);

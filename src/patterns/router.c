@@ -123,6 +123,11 @@ const lz_value_t *lz_router_request_value(const lz_router_request_t *request) {
     return request ? request->msg->value : NULL;
 }
 
+const char *lz_router_request_traceparent(const lz_router_request_t *request) {
+    // Written before the request was handed out, never after: any thread.
+    return request && request->span.traceparent[0] ? request->span.traceparent : NULL;
+}
+
 // encode_value encodes value (NULL: null) with the router's serializer.
 static int encode_value(lz_router_t *router, const lz_value_t *value, lz_buffer_t *out) {
     lz_value_t *null_value = value ? NULL : lz_value_null();
