@@ -146,19 +146,35 @@ static inline pid_t lz_test_spawn_python(const char *script, const char *arg1, c
     return pid;
 }
 
-// lz_test_wait waits up to timeout_ms for pid; kills it after that.
+// lz_test_exited reaps pid if it has ended: its exit status (-1 for a
+// signal), or -2 while it runs. Does not wait.
+static inline int lz_test_exited(pid_t pid) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) != pid) return -2;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// lz_test_feed waits up to rounds times 10 ms for pid, calling feed(arg,
+// round) before each 10 ms (a peer that exits once it has what it wants:
+// publish until the slow joiner has caught some); kills it after that.
 // Returns its exit status, or -1 if it never started or had to be killed.
-static inline int lz_test_wait(pid_t pid, int timeout_ms) {
+static inline int lz_test_feed(pid_t pid, int rounds, void (*feed)(void *arg, int round), void *arg) {
     if (pid <= 0) return -1; // a failed spawn: kill(-1, ...) would hit every process we own
-    for (int waited = 0; waited < timeout_ms; waited += 10) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    for (int round = 0; round < rounds; round++) {
+        int status = lz_test_exited(pid);
+        if (status != -2) return status;
+        if (feed) feed(arg, round);
         usleep(10000);
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     return -1;
+}
+
+// lz_test_wait waits up to timeout_ms for pid; kills it after that.
+// Returns its exit status, or -1 if it never started or had to be killed.
+static inline int lz_test_wait(pid_t pid, int timeout_ms) {
+    return lz_test_feed(pid, (timeout_ms + 9) / 10, NULL, NULL); // a look every 10 ms begun
 }
 
 static inline void lz_test_sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }

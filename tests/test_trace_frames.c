@@ -472,24 +472,20 @@ LZ_TEST(racing_replies_end_the_span_once) {
 
 /* ---- the Python LiberZMQ's peers ---------------------------------------- */
 
+static void publish_seq(void *pub, int seq) {
+    lz_value_t *v = lz_value_object();
+    lz_value_object_set_int(v, "seq", seq);
+    LZ_CHECK_INT(lz_pub_publish(pub, "trace.c", v), LZ_OK);
+    lz_value_destroy(&v);
+}
+
 LZ_TEST(python_subscriber_reads_past_the_frame) {
     lz_context_t *ctx = traced(NULL);
     char endpoint[128];
     lz_pub_t *pub = lz_pub_new(ctx, lz_test_ipc_endpoint(endpoint, sizeof endpoint));
     pid_t pid = lz_test_spawn_python("trace_frames_peer.py", "subscriber", endpoint);
     LZ_CHECK(pid > 0);
-    int status = -2;
-    for (int seq = 0; pid > 0 && status == -2; seq++) { // until it has its three (slow joiner)
-        lz_value_t *v = lz_value_object();
-        lz_value_object_set_int(v, "seq", seq);
-        LZ_CHECK_INT(lz_pub_publish(pub, "trace.c", v), LZ_OK);
-        lz_value_destroy(&v);
-        lz_test_sleep_ms(10);
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        else if (seq > 1500) status = lz_test_wait(pid, 0); // about 15 s: give up
-    }
-    LZ_CHECK_INT(status, 0);
+    LZ_CHECK_INT(lz_test_feed(pid, 1500, publish_seq, pub), 0); // until it has its three (slow joiner), 15 s at most
     lz_pub_destroy(&pub);
     lz_context_destroy(&ctx);
 }
