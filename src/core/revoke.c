@@ -205,11 +205,13 @@ static void cut(lz_node_t *node, lz_conn_t *conn, int fd, const char *address, c
     shutdown(fd, SHUT_RDWR);
     conn->state = CONN_CUT;
     set_looked(conns, conn, true);
-    LZ_COUNT(node, connections_cut);
     const char *mechanism = mechanism_name(mode);
     LZ_LOG(node->log, LZ_LOG_WARNING, "audit", "cut peer %s mechanism %s %s %s on %s: %s",
            *address ? address : "(local)", mechanism, lz__security_credential_label(mechanism),
            conn->user ? conn->user : "-", node->name, refusal);
+    // Counted after the audit line, so whoever sees the count (a watched
+    // file's reload runs on another thread) also finds the line written.
+    LZ_COUNT(node, connections_cut);
 }
 
 size_t lz__conns_judge(lz_node_t *node, const lz_security_t *now, const lz_security_t *before) {
