@@ -280,6 +280,63 @@ LZ_TEST(a_full_subscriber_holds_up_only_its_way) {
     lz_context_destroy(&ctx);
 }
 
+// notice_within: the next subscription notice the upstream XPUB reads
+// within timeout_ms, as "+topic" or "-topic"; "" if none came.
+static const char *notice_within(void *xpub, int timeout_ms, char *buf, size_t size) {
+    zmq_setsockopt(xpub, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    char frame[64];
+    int got = zmq_recv(xpub, frame, sizeof frame, 0);
+    if (got < 1 || got > (int)sizeof frame) return "";
+    snprintf(buf, size, "%c%.*s", frame[0] == 1 ? '+' : '-', got - 1, frame + 1);
+    return buf;
+}
+
+// got_one: sub reads a publication of topic "t" sent within 300 ms.
+static bool got_one(void *pub, void *sub) {
+    int timeout_ms = 10;
+    zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    char frame[8];
+    for (int i = 0; i < 30; i++) {
+        zmq_send(pub, "t", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send(pub, "1", 1, ZMQ_DONTWAIT);
+        if (zmq_recv(sub, frame, sizeof frame, 0) >= 0) return true;
+    }
+    return false;
+}
+
+// The forwarder passes every subscribe and unsubscribe on (so it learns
+// every subscriber): a topic stays subscribed upstream while any of its
+// subscribers is left, and goes with the last one.
+LZ_TEST(a_topic_goes_upstream_with_its_last_subscriber) {
+    lz_context_t *ctx = new_context();
+    lz_proxy_t *proxy = started_proxy(ctx);
+    void *pub = zmq_socket(lz_context_zmq(ctx), ZMQ_XPUB), *subs[2];
+    int linger = 0;
+    zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
+    LZ_CHECK_INT(zmq_connect(pub, lz_node_endpoint(lz_proxy_frontend(proxy))), 0);
+    for (int i = 0; i < 2; i++) {
+        subs[i] = zmq_socket(lz_context_zmq(ctx), ZMQ_SUB);
+        zmq_setsockopt(subs[i], ZMQ_LINGER, &linger, sizeof linger);
+        zmq_setsockopt(subs[i], ZMQ_SUBSCRIBE, "t", 1);
+        LZ_CHECK_INT(zmq_connect(subs[i], lz_node_endpoint(lz_proxy_backend(proxy))), 0);
+    }
+    char notice[64];
+    LZ_CHECK_STR(notice_within(pub, 5000, notice, sizeof notice), "+t");
+    LZ_CHECK(got_one(pub, subs[0]) && got_one(pub, subs[1]));
+
+    zmq_close(subs[0]);
+    lz_test_sleep_ms(200); // for its unsubscribe to pass the proxy, were it to go up
+    LZ_CHECK(got_one(pub, subs[1]));
+    const char *seen;
+    while (*(seen = notice_within(pub, 0, notice, sizeof notice))) LZ_CHECK_STR(seen, "+t");
+
+    zmq_close(subs[1]);
+    LZ_CHECK_STR(notice_within(pub, 5000, notice, sizeof notice), "-t");
+    zmq_close(pub);
+    lz_proxy_destroy(&proxy);
+    lz_context_destroy(&ctx);
+}
+
 static void ignore_signal(int sig) { (void)sig; }
 
 static atomic_bool storm_over;
@@ -355,4 +412,5 @@ LZ_TEST(proxy_moves_everything_under_a_profiler) {
 
 LZ_TEST_MAIN(LZ_CASE(forwarder_passes_subscriptions_up), LZ_CASE(queue_is_a_broker), LZ_CASE(steer_while_stopping),
              LZ_CASE(two_stops_at_once), LZ_CASE(proxy_control_survives_signals),
-             LZ_CASE(a_full_subscriber_holds_up_only_its_way), LZ_CASE(proxy_moves_everything_under_a_profiler))
+             LZ_CASE(a_full_subscriber_holds_up_only_its_way), LZ_CASE(a_topic_goes_upstream_with_its_last_subscriber),
+             LZ_CASE(proxy_moves_everything_under_a_profiler))

@@ -236,8 +236,9 @@ LZ_TEST(silent_pullers_are_cut_and_the_admitted_one_returns) {
 /* ---- a proxy -------------------------------------------------------------- */
 
 // A forwarder learns who is behind each of its connections from what
-// passes through it (its publisher's messages, its subscribers'
-// subscriptions), so a revocation cuts the revoked subscriber alone.
+// passes through it (its publisher's messages, each of its subscribers'
+// subscriptions, a topic's second too), so a revocation cuts the revoked
+// subscriber alone.
 LZ_TEST(proxy_cuts_only_the_revoked_peer) {
     curve_case_t c;
     curve_case_open(&c);
@@ -250,8 +251,9 @@ LZ_TEST(proxy_cuts_only_the_revoked_peer) {
     lz_pub_t *pub = lz_pub_new(c.kept_ctx, upstream);
     lz_sub_t *a = lz_sub_new(c.kept_ctx, lz_node_endpoint(back)), *m = lz_sub_new(c.revoked_ctx, lz_node_endpoint(back));
     LZ_CHECK(pub && a && m);
+    // The same topic: the proxy hears every subscription, so it knows both.
     LZ_CHECK_INT(lz_sub_subscribe(a, "t"), LZ_OK);
-    LZ_CHECK_INT(lz_sub_subscribe(m, "tt"), LZ_OK); // a topic of its own: its subscription reaches the proxy
+    LZ_CHECK_INT(lz_sub_subscribe(m, "t"), LZ_OK);
     LZ_CHECK(both_got(send_pub_tt, pub, read_sub, a, m));
 
     revoke_key(&c);

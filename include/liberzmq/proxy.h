@@ -1,7 +1,9 @@
 /* liberzmq proxies: the two ZeroMQ devices as library calls.
  *
  * A forwarder (XSUB frontend, XPUB backend) joins many publishers to many
- * subscribers; subscriptions travel upstream to the publishers. A queue
+ * subscribers; subscriptions travel upstream to the publishers (each
+ * subscriber's, so a guarded forwarder knows who is behind each connection;
+ * a topic is unsubscribed upstream when its last subscriber goes). A queue
  * (ROUTER frontend, DEALER backend) joins many clients to many servers,
  * spreading requests over the servers and routing replies back. Either can
  * copy all traffic to a capture socket (PUB) and be paused, resumed and
@@ -64,7 +66,8 @@ int lz_proxy_stop(lz_proxy_t *proxy);
 // one message; bytes are all its frames'). frontend_* are the frontend
 // socket's: received from publishers or clients, sent back to them
 // (subscriptions' replies for a forwarder: none; replies for a queue);
-// backend_* the backend socket's.
+// backend_* the backend socket's (for a forwarder, received counts every
+// subscribe and unsubscribe going up).
 typedef struct lz_proxy_stats {
     uint64_t frontend_messages_received, frontend_bytes_received;
     uint64_t frontend_messages_sent, frontend_bytes_sent;

@@ -67,6 +67,15 @@ lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *fr
         zmq_setsockopt(p->frontend.socket, ZMQ_ROUTER_MANDATORY, &off, sizeof off) != 0)
         rc = lz__fail_zmq("proxy: ROUTER_MANDATORY");
     if (rc == LZ_OK) rc = lz__node_init(&p->backend, ctx, k->backend, k->back_name, '@', backend);
+    // Every subscriber's subscribe and unsubscribe, not only a topic's
+    // first and last: each tells the loop who sent it (lz__conns_look), so
+    // a revocation cuts only whom it refuses. Unsubscribes too, or the
+    // XSUB, which counts a topic's subscriptions, would keep it upstream
+    // after its last subscriber left.
+    int verboser = 1;
+    if (rc == LZ_OK && k->backend == ZMQ_XPUB &&
+        zmq_setsockopt(p->backend.socket, ZMQ_XPUB_VERBOSER, &verboser, sizeof verboser) != 0)
+        rc = lz__fail_zmq("proxy: XPUB_VERBOSER");
     if (rc == LZ_OK && capture) {
         rc = lz__node_init(&p->capture, ctx, ZMQ_PUB, "proxy-capture", '@', capture);
         p->has_capture = rc == LZ_OK;
