@@ -260,7 +260,14 @@ static int monitor_start(lz_context_t *ctx) {
     monitor_t *mon = &ctx->monitor;
     pthread_mutex_init(&mon->lock, NULL);
     snprintf(mon->endpoint, sizeof mon->endpoint, "inproc://lz-monitor-control");
+    // The context's first socket starts libzmq's threads. They inherit
+    // this thread's mask until their routine blocks every signal, and one
+    // slow to be scheduled could run the application's signal handler
+    // meanwhile (test_thread saw it in CI, under load): block here too.
+    sigset_t caller;
+    lz__thread_signals_block(&caller);
     mon->control = zmq_socket(ctx->zmq, ZMQ_PAIR);
+    lz__thread_signals_restore(&caller);
     if (!mon->control) return lz__fail_zmq("context: monitor control socket");
     if (lz__thread_start(&mon->thread, monitor_main, ctx) != 0) {
         zmq_close(mon->control);
