@@ -42,7 +42,7 @@ static lz_value_t *seed_value(long seq) {
 
 // The benchmark's settings, the same as raw libzmq's sockets get: no linger,
 // default high water mark, short timeouts so the drivers can stop.
-static lz_context_t *bench_context(void) {
+lz_context_t *lzb_liberzmq_context(void) {
     lz_config_t *cfg = lz_config_new();
     if (!cfg) return NULL;
     lz_context_t *ctx = NULL;
@@ -127,7 +127,7 @@ static void *lzc_open_codec(const lzb_spec_t *spec, int json) {
     s->size = spec->size;
     s->buf = malloc(spec->size);
     s->rbuf = malloc(spec->size);
-    s->ctx = bench_context();
+    s->ctx = lzb_liberzmq_context();
     int rc = -1;
     if (s->buf && s->rbuf && s->ctx) {
         memset(s->buf, 'x', spec->size);

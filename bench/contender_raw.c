@@ -10,6 +10,7 @@
 
 typedef struct raw_state {
     void *ctx;
+    int own_ctx;   // 0: the caller's context (lzb_raw_open_via), left to it
     void *tx, *rx; // sender and receiver; for reqrep the REQ and REP
     lzb_pattern_t pattern;
     size_t size;
@@ -34,7 +35,7 @@ static void raw_close(void *arg) {
     if (s->tx) zmq_close(s->tx);
     zmq_msg_close(&s->rx_msg);
     zmq_msg_close(&s->tx_msg);
-    if (s->ctx) zmq_ctx_term(s->ctx);
+    if (s->ctx && s->own_ctx) zmq_ctx_term(s->ctx);
     free(s->buf);
     free(s);
 }
@@ -57,9 +58,10 @@ int lzb_raw_nodrop(void *pub) {
     return zmq_setsockopt(pub, ZMQ_XPUB_NODROP, &on, sizeof on);
 }
 
-// raw_open_end makes one end: the sender connects, the receiver binds, as
-// liberzmq's pull, pub and server do.
-static void *raw_open_end(raw_state_t *s, const lzb_spec_t *spec, int sending) {
+// raw_open_end makes one end at url: the sender connects, the receiver binds
+// (as liberzmq's pull, pub and server do) unless rx_connects (a device binds
+// between them, see lzb_raw_open_via).
+static void *raw_open_end(raw_state_t *s, const lzb_spec_t *spec, int sending, const char *url, int rx_connects) {
     static const int types[][2] = {
         [LZB_PUSHPULL] = {ZMQ_PUSH, ZMQ_PULL},
         [LZB_PUBSUB] = {ZMQ_PUB, ZMQ_SUB},
@@ -70,13 +72,15 @@ static void *raw_open_end(raw_state_t *s, const lzb_spec_t *spec, int sending) {
     int rc = 0;
     if (spec->pattern == LZB_PUBSUB)
         rc = sending ? lzb_raw_nodrop(sock) : zmq_setsockopt(sock, ZMQ_SUBSCRIBE, LZB_TOPIC, strlen(LZB_TOPIC));
-    if (rc == 0) rc = sending ? zmq_connect(sock, spec->endpoint) : zmq_bind(sock, spec->endpoint);
+    if (rc == 0) rc = sending || rx_connects ? zmq_connect(sock, url) : zmq_bind(sock, url);
     if (rc == 0) return sock;
     zmq_close(sock);
     return NULL;
 }
 
-static void *raw_open(const lzb_spec_t *spec) {
+// raw_open_in opens spec's ends in ctx, or in a context of their own when
+// ctx is NULL; the receiver binds spec->endpoint, or connects to rx_url.
+static void *raw_open_in(const lzb_spec_t *spec, void *ctx, const char *rx_url) {
     raw_state_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->pattern = spec->pattern;
@@ -84,17 +88,26 @@ static void *raw_open(const lzb_spec_t *spec) {
     s->buf = malloc(spec->size);
     zmq_msg_init(&s->rx_msg);
     zmq_msg_init(&s->tx_msg);
-    s->ctx = zmq_ctx_new();
+    s->own_ctx = !ctx;
+    s->ctx = ctx ? ctx : zmq_ctx_new();
     if (!s->buf || !s->ctx) goto fail;
     memset(s->buf, 'x', spec->size);
     // The receiving end first, so a sender in the same process finds it bound.
-    if (lzb_makes(spec, LZB_RECEIVING_END) && !(s->rx = raw_open_end(s, spec, 0))) goto fail;
-    if (lzb_makes(spec, LZB_SENDING_END) && !(s->tx = raw_open_end(s, spec, 1))) goto fail;
+    if (lzb_makes(spec, LZB_RECEIVING_END) &&
+        !(s->rx = raw_open_end(s, spec, 0, rx_url ? rx_url : spec->endpoint, rx_url != NULL)))
+        goto fail;
+    if (lzb_makes(spec, LZB_SENDING_END) && !(s->tx = raw_open_end(s, spec, 1, spec->endpoint, 0))) goto fail;
     return s;
 fail:
     fprintf(stderr, "raw: %s\n", zmq_strerror(zmq_errno()));
     raw_close(s);
     return NULL;
+}
+
+static void *raw_open(const lzb_spec_t *spec) { return raw_open_in(spec, NULL, NULL); }
+
+void *lzb_raw_open_via(const lzb_spec_t *spec, void *zmq_ctx, const char *rx_url) {
+    return raw_open_in(spec, zmq_ctx, rx_url);
 }
 
 static long raw_send(void *arg, long n) {

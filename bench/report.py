@@ -197,6 +197,23 @@ def spread_tables(res):
     return raw + ["", "JSON messages (the seeds' message, %d B), spread the same way:" % size, ""] + js
 
 
+def proxy_table(res):
+    """lz_proxy against zmq_proxy_steerable, raw ends on both (bench_proxy.c):
+    the measured cells only, or a line saying none were (older results)."""
+    cells = sorted({(k[2], k[3]) for k in res.groups if k[0] in ("proxy-liberzmq", "proxy-raw") and k[1] == "pubsub"},
+                   key=lambda c: (TRANSPORTS.index(c[0]) if c[0] in TRANSPORTS else len(TRANSPORTS), c[1]))
+    if not cells:
+        return ["No proxy rows were measured in this run."]
+    out = ["| transport | size | lz_proxy msg/s | zmq_proxy_steerable msg/s | lz_proxy / zmq_proxy_steerable |",
+           "|---|---|---|---|---|"]
+    for t, s in cells:
+        out.append("| %s | %d | %s | %s | %s |" % (
+            t, s, rate(res.median("msgs_per_sec", "proxy-liberzmq", "pubsub", t, s)),
+            rate(res.median("msgs_per_sec", "proxy-raw", "pubsub", t, s)),
+            ratio(res.paired_ratio("msgs_per_sec", "proxy-liberzmq", "proxy-raw", "pubsub", t, s))))
+    return out
+
+
 LAT = ("raw", "liberzmq", "liberzmq-json", "czmq", "nng", "pyzmq", "pyzmq-json")
 
 
@@ -251,6 +268,11 @@ runs both busy ends on one CPU and sometimes not, so single runs of the same pro
 CPU for its own thread and its I/O thread, so one end's CPU time per message sets the pace (the
 receiver's, for liberzmq at 16 B). The targets above are judged on the unpinned tables, as in
 every earlier run; this table is not judged."""
+
+PROXY_NOTE = """\
+liberzmq's forwarder (`lz_proxy`, its own loop) against libzmq's `zmq_proxy_steerable`, each between
+the same raw libzmq PUB and SUB in one process (`bench/bench_proxy.c`; see Method): the ends are
+equal, so the ratio isolates the forwarding loop. Higher is better; not judged."""
 
 METHOD = """\
 ## Method
@@ -325,6 +347,14 @@ METHOD = """\
   connection drops and its session is half way through a `[topic, payload]` message; so after
   each measurement the harness stops the sender and receives what is still queued before any
   socket closes.
+- **Proxy** rows measure one-way pub/sub throughput as above, through a forwarder, with sender,
+  forwarder and receiver as threads of one process over every transport (tcp and ipc too, unlike
+  the throughput tables): a raw libzmq PUB and SUB at the ends for both contenders, `lz_proxy`
+  (`bench_proxy --proxy liberzmq`) or `zmq_proxy_steerable` with a PAIR control socket, stopped
+  with `TERMINATE` (`--proxy raw`), in the middle. The two run back to back in alternating order
+  like every row's pair; the ratio is lz_proxy's msg/s over zmq_proxy_steerable's, paired by
+  repetition. liberzmq's loop also looks at each message's sender for a guarded socket (none is
+  guarded here) and answers commands while a destination is full.
 - `lz bench pushpull|pubsub|reqrep` runs the liberzmq and raw libzmq parts of this harness in one
   process and prints their ratio (`--json` for JSON lines).
 - Why the figures are what they are (instructions and system calls per message, from callgrind and
@@ -370,6 +400,7 @@ def main():
     body += ["## JSON messages (the seeds' message, %s B)" % json_size(res), "", *json_table(res, targets), ""]
     if any(k[4] == "spread" for k in groups):
         body += ["## Each process on its own CPU (tcp and ipc)", "", SPREAD_NOTE, "", *spread_tables(res), ""]
+    body += ["## Proxy (pub/sub through a forwarder)", "", PROXY_NOTE, "", *proxy_table(res), ""]
     body += ["## Request/reply latency, 16 B", "", *latency_table(res, targets), ""]
     body += ["## Memory (RSS)", "", *memory_table(res), ""]
     head = ["# liberzmq benchmarks", "",

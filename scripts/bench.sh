@@ -3,7 +3,7 @@
 # interleaved row by row (LZ_BENCH_REPS repetitions, rotating who goes first),
 # keeps every result line in $BUILD/bench-results.jsonl, tagged with its
 # repetition, and lets bench/report.py take the medians and write the
-# tables. 17-35 minutes on the 2-vCPU VMs it has run on.
+# tables. 18-36 minutes on the 2-vCPU VMs it has run on.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +16,7 @@ B=$BUILD/bench
 
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null || exit 1
 # Only the bench targets: the rest of the tree need not build for a benchmark.
-cmake --build "$BUILD" -j2 --target bench_raw bench_liberzmq || exit 1
+cmake --build "$BUILD" -j2 --target bench_raw bench_liberzmq bench_proxy || exit 1
 cmake --build "$BUILD" -j2 --target bench_czmq 2>/dev/null || echo "bench: no CZMQ, skipped"
 cmake --build "$BUILD" -j2 --target bench_nng 2>/dev/null || echo "bench: no nng, skipped"
 
@@ -32,13 +32,15 @@ declare -A CMD=(
   [pyzmq]="$PY bench/bench_pyzmq.py"
   [pyzmq-json]="$PY bench/bench_pyzmq.py"
   [python-liberzmq]="$PY bench/bench_pyzmq.py"
+  [proxy-liberzmq]="$B/bench_proxy"
+  [proxy-raw]="$B/bench_proxy"
 )
 # liberzmq-40: raw bytes the size of the JSON rows' message, in their row;
 # liberzmq-frame: raw bytes the size of the frame liberzmq JSON puts on the
 # wire for it (a task envelope, or the pub/sub payload), set per row by
 # the JSON rows' loops.
 declare -A OPTS=([liberzmq-json]="--codec json" [pyzmq-json]="--codec json" [liberzmq-40]="--size 40"
-  [python-liberzmq]="--codec python-liberzmq")
+  [python-liberzmq]="--codec python-liberzmq" [proxy-liberzmq]="--proxy liberzmq" [proxy-raw]="--proxy raw")
 available() { [ -x "${CMD[$1]%% *}" ]; }
 
 : >"$OUT"
@@ -118,6 +120,15 @@ for pattern in pushpull pubsub; do
     done
     OPTS[liberzmq-frame]="--size $(json_frame $pattern $where)"
     row liberzmq-json liberzmq-40 pyzmq-json liberzmq-frame -- $pattern $where
+  done
+done
+
+# A forwarder between a raw PUB and a raw SUB (bench/bench_proxy.c): lz_proxy
+# against zmq_proxy_steerable, all in one process. Two sizes only: about a
+# minute in all.
+for transport in tcp ipc inproc; do
+  for size in 16 4096; do
+    row proxy-liberzmq proxy-raw -- pubsub --transport $transport --size $size
   done
 done
 

@@ -135,6 +135,21 @@ class ReportTest(unittest.TestCase):
         self.assertIn("| tcp | yes | 10.0 / 20 / 12.0 | 12.0 / 24 / 21.0 | - | 13.0 / 26 / - |", out)
         self.assertIn("- reqrep tcp pinned: raw p50 / liberzmq p50: 0.83 (goal >= 0.91)", out)
 
+    def test_proxy_rows_pair_by_repetition_and_older_results_say_none(self):
+        # Paired ratios 1.0, 0.5, 2.0: median 1.00, where the medians' ratio would be 0.83.
+        rows = []
+        for rep, (lz, raw) in enumerate(((100, 100), (60, 120), (300, 150))):
+            rows += [line(rep, "proxy-liberzmq", lz, pattern="pubsub", size=4096),
+                     line(rep, "proxy-raw", raw, pattern="pubsub", size=4096)]
+        rows.append(line(0, "proxy-liberzmq", 50, pattern="pubsub", transport="inproc"))  # its pair failed
+        out = self.report_of(rows)
+        self.assertIn("| tcp | 4096 | 100 | 120 | 1.00 |", out)
+        self.assertIn("| inproc | 16 | 50 | - | - |", out)
+        self.assertLess(out.index("| tcp | 4096 |"), out.index("| inproc | 16 |"))
+        # Proxy rows are not judged; results from before bench_proxy still render.
+        self.assertEqual(targets_of(out), targets_of(self.report_of([line(0, "raw", 100)])))
+        self.assertIn("No proxy rows were measured in this run.", self.report_of([line(0, "raw", 100)]))
+
 
 if __name__ == "__main__":
     unittest.main()
