@@ -40,7 +40,6 @@ typedef struct proxy_state {
     char backend[256]; // where the subscriber connects, resolved after the bind
 } proxy_state_t;
 
-static const char *liberzmq_version(void) { return lz_version(); }
 static const char *libzmq_version(void) { return lzb_raw_ops.version(); }
 
 // backend_url: where the forwarder's backend binds. The frontend takes the
@@ -184,7 +183,7 @@ static long proxy_recv(void *arg, long n) { return lzb_raw_ops.recv(((proxy_stat
         .close = proxy_close                                                                                           \
     }
 static const lzb_ops_t forwarders[] = {
-    [FORWARD_LIBERZMQ] = FORWARDER_OPS("proxy-liberzmq", liberzmq_version, open_liberzmq),
+    [FORWARD_LIBERZMQ] = FORWARDER_OPS("proxy-liberzmq", lz_version, open_liberzmq),
     [FORWARD_RAW] = FORWARDER_OPS("proxy-raw", libzmq_version, open_raw),
 };
 

@@ -78,9 +78,8 @@ static void *raw_open_end(raw_state_t *s, const lzb_spec_t *spec, int sending, c
     return NULL;
 }
 
-// raw_open_in opens spec's ends in ctx, or in a context of their own when
-// ctx is NULL; the receiver binds spec->endpoint, or connects to rx_url.
-static void *raw_open_in(const lzb_spec_t *spec, void *ctx, const char *rx_url) {
+// The receiver binds spec->endpoint, or connects to rx_url when given.
+void *lzb_raw_open_via(const lzb_spec_t *spec, void *ctx, const char *rx_url) {
     raw_state_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->pattern = spec->pattern;
@@ -104,11 +103,7 @@ fail:
     return NULL;
 }
 
-static void *raw_open(const lzb_spec_t *spec) { return raw_open_in(spec, NULL, NULL); }
-
-void *lzb_raw_open_via(const lzb_spec_t *spec, void *zmq_ctx, const char *rx_url) {
-    return raw_open_in(spec, zmq_ctx, rx_url);
-}
+static void *raw_open(const lzb_spec_t *spec) { return lzb_raw_open_via(spec, NULL, NULL); }
 
 static long raw_send(void *arg, long n) {
     raw_state_t *s = arg;

@@ -17,8 +17,10 @@ int lzb_raw_nodrop(void *pub);
 
 // lzb_raw_open_via opens raw libzmq ends for a device between them
 // (bench_proxy.c): in zmq_ctx, which their close leaves alone, the sender
-// connecting to spec->endpoint and the receiver to rx_url. lzb_raw_ops'
-// send, recv and close work on what it returns; NULL after saying why.
+// connecting to spec->endpoint and the receiver to rx_url. With both NULL
+// it is lzb_raw_ops' own open (a context of their own, the receiver bound
+// at spec->endpoint). lzb_raw_ops' send, recv and close work on what it
+// returns; NULL after saying why.
 void *lzb_raw_open_via(const lzb_spec_t *spec, void *zmq_ctx, const char *rx_url);
 
 // lzb_liberzmq_context: a liberzmq context with the benchmark's settings

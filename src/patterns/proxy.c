@@ -51,6 +51,11 @@ static void proxy_free(lz_proxy_t *p) {
     free(p);
 }
 
+// set_option sets an int option on a node's socket; name says which if it fails.
+static int set_option(lz_node_t *node, int option, int value, const char *name) {
+    return zmq_setsockopt(node->socket, option, &value, sizeof value) == 0 ? LZ_OK : lz__fail_zmq(name);
+}
+
 lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *frontend, const char *backend,
                          const char *capture) {
     if (!ctx || (kind != LZ_PROXY_FORWARDER && kind != LZ_PROXY_QUEUE))
@@ -62,20 +67,15 @@ lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *fr
     int rc = lz__node_init(&p->frontend, ctx, k->frontend, k->front_name, '@', frontend);
     // A reply for a client that has gone must be dropped: with
     // ROUTER_MANDATORY (every ROUTER node's default) that send would fail and end the proxy.
-    int off = 0;
-    if (rc == LZ_OK && k->frontend == ZMQ_ROUTER &&
-        zmq_setsockopt(p->frontend.socket, ZMQ_ROUTER_MANDATORY, &off, sizeof off) != 0)
-        rc = lz__fail_zmq("proxy: ROUTER_MANDATORY");
+    if (rc == LZ_OK && k->frontend == ZMQ_ROUTER)
+        rc = set_option(&p->frontend, ZMQ_ROUTER_MANDATORY, 0, "proxy: ROUTER_MANDATORY");
     if (rc == LZ_OK) rc = lz__node_init(&p->backend, ctx, k->backend, k->back_name, '@', backend);
     // Every subscriber's subscribe and unsubscribe, not only a topic's
     // first and last: each tells the loop who sent it (lz__conns_look), so
     // a revocation cuts only whom it refuses. Unsubscribes too, or the
     // XSUB, which counts a topic's subscriptions, would keep it upstream
     // after its last subscriber left.
-    int verboser = 1;
-    if (rc == LZ_OK && k->backend == ZMQ_XPUB &&
-        zmq_setsockopt(p->backend.socket, ZMQ_XPUB_VERBOSER, &verboser, sizeof verboser) != 0)
-        rc = lz__fail_zmq("proxy: XPUB_VERBOSER");
+    if (rc == LZ_OK && k->backend == ZMQ_XPUB) rc = set_option(&p->backend, ZMQ_XPUB_VERBOSER, 1, "proxy: XPUB_VERBOSER");
     if (rc == LZ_OK && capture) {
         rc = lz__node_init(&p->capture, ctx, ZMQ_PUB, "proxy-capture", '@', capture);
         p->has_capture = rc == LZ_OK;
