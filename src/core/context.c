@@ -25,6 +25,7 @@
 #include "core/plugin.h"
 #include "core/prometheus.h"
 #include "core/security.h"
+#include "core/sockopt.h"
 #include "core/thread.h"
 #include "core/watch.h"
 #include "core/zap.h"
@@ -100,8 +101,7 @@ static int monitor_entry_add(monitor_t *mon, void *zmq, lz_node_t *node) {
     }
     void *pair = zmq_socket(zmq, ZMQ_PAIR);
     if (!pair) return LZ_EZMQ;
-    int linger = 0;
-    zmq_setsockopt(pair, ZMQ_LINGER, &linger, sizeof linger);
+    lz__sockopt_int(pair, ZMQ_LINGER, 0);
     int rc;
     LZ_EINTR_RESTART(rc, zmq_connect(pair, node->monitor_endpoint));
     if (rc != 0) {

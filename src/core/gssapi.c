@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/security.h"
+#include "core/sockopt.h"
 
 struct lz_gssapi {
     lz_gssapi_settings_t s; // strings owned by names
@@ -189,23 +190,22 @@ bool lz__gssapi_side(const lz_gssapi_t *gssapi, char side, lz_gssapi_node_t *nod
     return true;
 }
 
-static int set_int(void *socket, int option, int value) { return zmq_setsockopt(socket, option, &value, sizeof value); }
-
 // set_name always sets the type: libzmq's default is host-based, and
 // liberzmq's (krb5) is what its names meant before the type keys existed.
 static int set_name(void *socket, int option, int type_option, const char *name, lz_gssapi_name_type_t type) {
-    return zmq_setsockopt(socket, option, name, strlen(name)) | set_int(socket, type_option, name_types[type].zmq);
+    return zmq_setsockopt(socket, option, name, strlen(name)) |
+           lz__sockopt_int(socket, type_option, name_types[type].zmq);
 }
 
 int lz__gssapi_apply(const lz_gssapi_node_t *node, bool server, void *socket) {
-    int rc = server ? set_int(socket, ZMQ_GSSAPI_SERVER, 1)
+    int rc = server ? lz__sockopt_int(socket, ZMQ_GSSAPI_SERVER, 1)
                     : set_name(socket, ZMQ_GSSAPI_SERVICE_PRINCIPAL, ZMQ_GSSAPI_SERVICE_PRINCIPAL_NAMETYPE,
                                node->service_principal, node->service_principal_type);
     // Without a principal of its own, a side takes its keytab's (or ticket cache's) first.
     if (*node->principal)
         rc |= set_name(socket, ZMQ_GSSAPI_PRINCIPAL, ZMQ_GSSAPI_PRINCIPAL_NAMETYPE, node->principal,
                        node->principal_type);
-    return rc | set_int(socket, ZMQ_GSSAPI_PLAINTEXT, node->plaintext);
+    return rc | lz__sockopt_int(socket, ZMQ_GSSAPI_PLAINTEXT, node->plaintext);
 }
 
 bool lz__gssapi_narrows(const lz_gssapi_t *before, const lz_gssapi_t *now) {

@@ -19,29 +19,27 @@
 #include "core/metrics.h"
 #include "core/plugin.h"
 #include "core/sendbuf.h"
+#include "core/sockopt.h"
 #include "core/wakeup.h"
 #include "serial/registry.h"
 
 /* ---- socket set-up ------------------------------------------------------ */
 
-static int set_int(void *socket, int option, int value) {
-    return zmq_setsockopt(socket, option, &value, sizeof value);
-}
-
 static int apply_options(lz_node_t *node, void *socket) {
     const lz_settings_t *s = node->settings;
     int64_t max_size = s->max_message_size;
-    int rc = set_int(socket, ZMQ_LINGER, s->linger) | set_int(socket, ZMQ_SNDHWM, s->hwm_outbound) |
-             set_int(socket, ZMQ_RCVHWM, s->hwm_inbound) | set_int(socket, ZMQ_SNDTIMEO, s->send_timeout) |
-             set_int(socket, ZMQ_RECONNECT_IVL, s->reconnect_interval) |
-             set_int(socket, ZMQ_RECONNECT_IVL_MAX, s->reconnect_interval_max) |
+    int rc = lz__sockopt_int(socket, ZMQ_LINGER, s->linger) | lz__sockopt_int(socket, ZMQ_SNDHWM, s->hwm_outbound) |
+             lz__sockopt_int(socket, ZMQ_RCVHWM, s->hwm_inbound) |
+             lz__sockopt_int(socket, ZMQ_SNDTIMEO, s->send_timeout) |
+             lz__sockopt_int(socket, ZMQ_RECONNECT_IVL, s->reconnect_interval) |
+             lz__sockopt_int(socket, ZMQ_RECONNECT_IVL_MAX, s->reconnect_interval_max) |
              zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size);
     if (s->heartbeat_interval > 0)
-        rc |= set_int(socket, ZMQ_HEARTBEAT_IVL, s->heartbeat_interval) |
-              set_int(socket, ZMQ_HEARTBEAT_TIMEOUT, s->heartbeat_interval * 3);
-    if (s->immediate) rc |= set_int(socket, ZMQ_IMMEDIATE, 1);
-    if (node->zmq_type == ZMQ_XPUB) rc |= set_int(socket, ZMQ_XPUB_NODROP, 1);
-    if (node->zmq_type == ZMQ_ROUTER) rc |= set_int(socket, ZMQ_ROUTER_MANDATORY, 1);
+        rc |= lz__sockopt_int(socket, ZMQ_HEARTBEAT_IVL, s->heartbeat_interval) |
+              lz__sockopt_int(socket, ZMQ_HEARTBEAT_TIMEOUT, s->heartbeat_interval * 3);
+    if (s->immediate) rc |= lz__sockopt_int(socket, ZMQ_IMMEDIATE, 1);
+    if (node->zmq_type == ZMQ_XPUB) rc |= lz__sockopt_int(socket, ZMQ_XPUB_NODROP, 1);
+    if (node->zmq_type == ZMQ_ROUTER) rc |= lz__sockopt_int(socket, ZMQ_ROUTER_MANDATORY, 1);
     return rc == 0 ? LZ_OK : lz__fail_zmq("node: setting socket options");
 }
 
@@ -615,7 +613,7 @@ int lz__node_send_one(lz_node_t *node, const void *data, size_t size) {
 // (-1: forever), setting ZMQ_RCVTIMEO only when it changes.
 static int use_recv_timeout(lz_node_t *node, int timeout_ms) {
     if (node->recv_timeout == timeout_ms) return LZ_OK;
-    if (set_int(node->socket, ZMQ_RCVTIMEO, timeout_ms) != 0) return lz__fail_zmq("setsockopt ZMQ_RCVTIMEO");
+    if (lz__sockopt_int(node->socket, ZMQ_RCVTIMEO, timeout_ms) != 0) return lz__fail_zmq("setsockopt ZMQ_RCVTIMEO");
     node->recv_timeout = timeout_ms;
     return LZ_OK;
 }

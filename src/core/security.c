@@ -23,6 +23,7 @@
 #include "core/eintr.h"
 #include "core/error.h"
 #include "core/node.h"
+#include "core/sockopt.h"
 
 #define KEY_TEXT 40  // Z85 characters of a 32-byte key
 #define KEY_BYTES 32
@@ -455,10 +456,10 @@ static int set_text(void *socket, int option, const char *text) {
 }
 
 int lz__security_apply(const lz_node_security_t *node, void *socket) {
-    int rc = 0, on = 1;
+    int rc = 0;
     switch (node->mode) {
     case LZ_SECURE_CURVE_SERVER:
-        rc = zmq_setsockopt(socket, ZMQ_CURVE_SERVER, &on, sizeof on) |
+        rc = lz__sockopt_int(socket, ZMQ_CURVE_SERVER, 1) |
              set_text(socket, ZMQ_CURVE_SECRETKEY, node->secret_key) | set_text(socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN);
         break;
     case LZ_SECURE_CURVE_CLIENT:
@@ -467,7 +468,7 @@ int lz__security_apply(const lz_node_security_t *node, void *socket) {
              set_text(socket, ZMQ_CURVE_SECRETKEY, node->secret_key);
         break;
     case LZ_SECURE_PLAIN_SERVER:
-        rc = zmq_setsockopt(socket, ZMQ_PLAIN_SERVER, &on, sizeof on) | set_text(socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN);
+        rc = lz__sockopt_int(socket, ZMQ_PLAIN_SERVER, 1) | set_text(socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN);
         break;
     case LZ_SECURE_PLAIN_CLIENT:
         rc = set_text(socket, ZMQ_PLAIN_USERNAME, node->plain_username) |
@@ -541,8 +542,8 @@ void *lz__zap_bind(void *zmq_context) {
     void *router = zmq_socket(zmq_context, ZMQ_ROUTER);
     if (!router)
         return lz__fail_null(lz__zmq_error_code(zmq_errno()), "security: ZAP socket: %s", zmq_strerror(zmq_errno()));
-    int linger = 0, rc;
-    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    int rc;
+    lz__sockopt_int(router, ZMQ_LINGER, 0);
     LZ_EINTR_RESTART(rc, zmq_bind(router, ZAP_ENDPOINT));
     if (rc != 0) {
         int err = zmq_errno();

@@ -12,6 +12,7 @@
 #include "core/eintr.h"
 #include "core/error.h"
 #include "core/node.h"
+#include "core/sockopt.h"
 #include "core/thread.h"
 #include "liberzmq/proxy.h"
 #include "patterns/proxy_loop.h"
@@ -53,7 +54,7 @@ static void proxy_free(lz_proxy_t *p) {
 
 // set_option sets an int option on a node's socket; name says which if it fails.
 static int set_option(lz_node_t *node, int option, int value, const char *name) {
-    return zmq_setsockopt(node->socket, option, &value, sizeof value) == 0 ? LZ_OK : lz__fail_zmq(name);
+    return lz__sockopt_int(node->socket, option, value) == 0 ? LZ_OK : lz__fail_zmq(name);
 }
 
 lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *frontend, const char *backend,
@@ -75,7 +76,8 @@ lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *fr
     // a revocation cuts only whom it refuses. Unsubscribes too, or the
     // XSUB, which counts a topic's subscriptions, would keep it upstream
     // after its last subscriber left.
-    if (rc == LZ_OK && k->backend == ZMQ_XPUB) rc = set_option(&p->backend, ZMQ_XPUB_VERBOSER, 1, "proxy: XPUB_VERBOSER");
+    if (rc == LZ_OK && k->backend == ZMQ_XPUB)
+        rc = set_option(&p->backend, ZMQ_XPUB_VERBOSER, 1, "proxy: XPUB_VERBOSER");
     if (rc == LZ_OK && capture) {
         rc = lz__node_init(&p->capture, ctx, ZMQ_PUB, "proxy-capture", '@', capture);
         p->has_capture = rc == LZ_OK;
@@ -85,8 +87,7 @@ lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *fr
     if (rc == LZ_OK) {
         lz__inproc_endpoint(p->control_url, sizeof p->control_url, "proxy");
         p->control = zmq_socket(lz_context_zmq(ctx), ZMQ_PAIR);
-        int slice_ms = LZ_PROXY_COMMAND_SLICE_MS;
-        if (p->control) zmq_setsockopt(p->control, ZMQ_SNDTIMEO, &slice_ms, sizeof slice_ms);
+        if (p->control) lz__sockopt_int(p->control, ZMQ_SNDTIMEO, LZ_PROXY_COMMAND_SLICE_MS);
         int bound = -1;
         if (p->control) LZ_EINTR_RESTART(bound, zmq_bind(p->control, p->control_url));
         if (bound != 0) rc = lz__fail_zmq("proxy: control pipe");
@@ -194,14 +195,15 @@ static void drain_control(lz_proxy_t *proxy) {
 // frames of one uint64_t each, in lz_proxy_stats_t's order (libzmq's).
 static int receive_stats(lz_proxy_t *proxy, lz_proxy_stats_t *stats) {
     uint64_t values[8];
-    int more = 1, wait_ms = LZ_PROXY_ANSWER_MS;
-    zmq_setsockopt(proxy->control, ZMQ_RCVTIMEO, &wait_ms, sizeof wait_ms);
+    int more = 1;
+    lz__sockopt_int(proxy->control, ZMQ_RCVTIMEO, LZ_PROXY_ANSWER_MS);
     for (size_t i = 0; i < 8; i++) {
         if (!more) return lz__fail(LZ_EPROTOCOL, "proxy STATISTICS: %zu of 8 values", i);
         int got;
         LZ_EINTR_RESTART(got, zmq_recv(proxy->control, &values[i], sizeof values[i], 0));
         if (got < 0 && zmq_errno() == EAGAIN)
-            return lz__fail(LZ_ETIMEOUT, "proxy STATISTICS: no answer from the proxy thread in %d ms", wait_ms);
+            return lz__fail(LZ_ETIMEOUT, "proxy STATISTICS: no answer from the proxy thread in %d ms",
+                            LZ_PROXY_ANSWER_MS);
         if (got < 0) return lz__fail_zmq("proxy STATISTICS");
         if (got != (int)sizeof values[i]) return lz__fail(LZ_EPROTOCOL, "proxy STATISTICS: a value of %d bytes", got);
         size_t size = sizeof more;

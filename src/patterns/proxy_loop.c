@@ -16,6 +16,7 @@
 
 #include "core/eintr.h"
 #include "core/revoke.h"
+#include "core/sockopt.h"
 
 // Whole messages moved one way before the other way and the commands get
 // a turn: libzmq's proxy_burst_size.
@@ -165,7 +166,8 @@ static int obey(loop_t *loop) {
 // 1 to go on, 0 after TERMINATE, -1 on a libzmq failure.
 static int turn(loop_t *loop) {
     bool held = !loop->paused && (loop->ways[0].holding || loop->ways[1].holding);
-    zmq_pollitem_t items[3] = {{loop->ways[0].from, 0, 0, 0}, {loop->ways[1].from, 0, 0, 0}, {loop->control, 0, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[3] = {
+        {loop->ways[0].from, 0, 0, 0}, {loop->ways[1].from, 0, 0, 0}, {loop->control, 0, ZMQ_POLLIN, 0}};
     for (int side = 0; side < 2; side++)
         if (!loop->paused && !loop->ways[side].holding) items[side].events = ZMQ_POLLIN;
     int rc = zmq_poll(items, 3, held ? 0 : -1);
@@ -180,11 +182,6 @@ static int turn(loop_t *loop) {
     return 1;
 }
 
-static void set_hold_timeout(void *socket) {
-    int hold_ms = LZ_PROXY_HOLD_MS;
-    zmq_setsockopt(socket, ZMQ_SNDTIMEO, &hold_ms, sizeof hold_ms);
-}
-
 int lz__proxy_loop(lz_node_t *frontend, lz_node_t *backend, void *capture, void *control) {
     loop_t loop = {.capture = capture, .control = control};
     lz_node_t *nodes[2] = {frontend, backend};
@@ -193,7 +190,7 @@ int lz__proxy_loop(lz_node_t *frontend, lz_node_t *backend, void *capture, void 
         *d = (direction_t){.from = nodes[side]->socket, .to = nodes[!side]->socket, .from_node = nodes[side],
                            .from_stats = &loop.stats[side], .to_stats = &loop.stats[!side]};
         zmq_msg_init(&d->first);
-        set_hold_timeout(d->to);
+        lz__sockopt_int(d->to, ZMQ_SNDTIMEO, LZ_PROXY_HOLD_MS);
     }
     int rc;
     do rc = turn(&loop);

@@ -11,6 +11,7 @@
 #include "core/hooks.h"
 #include "core/node.h"
 #include "core/scratch.h"
+#include "core/sockopt.h"
 #include "liberzmq/pubsub.h"
 
 // XPUB queues subscription notices for us to read; reading them now and
@@ -45,9 +46,8 @@ lz_pub_t *lz_pub_new(lz_context_t *ctx, const char *endpoints) {
     // will be guarded is settled only at its first endpoint, inside
     // lz__node_init, and an unguarded one only reads and drops a few more
     // notices at subscribe time (no cost a benchmark sees).
-    int verbose = 1;
     lz__node_lock(&pub->node);
-    zmq_setsockopt(pub->node.socket, ZMQ_XPUB_VERBOSE, &verbose, sizeof verbose);
+    lz__sockopt_int(pub->node.socket, ZMQ_XPUB_VERBOSE, 1);
     lz__node_unlock(&pub->node);
     return pub;
 }
