@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "liberzmq.h"
 
@@ -130,6 +131,42 @@ static inline const char *lz_test_ipc_endpoint(char *buf, size_t size) {
 static inline const char *lz_test_inproc_endpoint(char *buf, size_t size) {
     static int counter;
     snprintf(buf, size, "inproc://lztest-%d-%d", (int)getpid(), counter++);
+    return buf;
+}
+
+// lz_test_plain_socket opens a plain libzmq socket of type in the libzmq
+// context zmq_ctx: the peer a pyzmq or CZMQ program would be. Its LINGER
+// is 0, so closing it never waits for a peer gone; timeout_ms >= 0 becomes
+// its receive timeout (-1 keeps libzmq's wait without end). endpoint, when
+// not NULL, is connected, or bound when it starts with '@' as liberzmq's
+// endpoints do; options that must come first are set on a socket opened
+// with NULL, which the test then connects itself. The caller closes it
+// with zmq_close. A failure is a failed check (NULL if none was opened).
+static inline void *lz_test_plain_socket(void *zmq_ctx, int type, int timeout_ms, const char *endpoint) {
+    lz_test_checks++;
+    void *s = zmq_socket(zmq_ctx, type);
+    const char *failed = !s ? "zmq_socket" : NULL;
+    if (s) {
+        int zero = 0;
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+        if (timeout_ms >= 0) zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+        bool bind = endpoint && endpoint[0] == '@';
+        if (endpoint && (bind ? zmq_bind(s, endpoint + 1) : zmq_connect(s, endpoint)) != 0)
+            failed = bind ? "bind" : "connect";
+    }
+    if (failed) {
+        lz_test_failures++;
+        fprintf(stderr, "lz_test_plain_socket: %s %s: %s\n", failed, endpoint ? endpoint : "",
+                zmq_strerror(zmq_errno()));
+    }
+    return s;
+}
+
+// lz_test_bound_endpoint writes where socket s last bound (a wildcard port
+// resolved) to buf and returns buf.
+static inline const char *lz_test_bound_endpoint(void *s, char *buf, size_t size) {
+    buf[0] = '\0';
+    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, buf, &size);
     return buf;
 }
 

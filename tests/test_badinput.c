@@ -23,13 +23,10 @@ static lz_context_t *make_context(void) {
 
 // A raw libzmq socket of type, bound on tcp; its endpoint goes to ep.
 static void *raw_bound(lz_context_t *ctx, int type, char *ep, size_t size) {
-    void *s = zmq_socket(lz_context_zmq(ctx), type);
-    LZ_CHECK(s != NULL);
-    int zero = 0, timeout = 2000;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    void *s = lz_test_plain_socket(lz_context_zmq(ctx), type, -1, "@tcp://127.0.0.1:*");
+    int timeout = 2000;
     zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
-    LZ_CHECK_INT(zmq_bind(s, "tcp://127.0.0.1:*"), 0);
-    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, ep, &size);
+    lz_test_bound_endpoint(s, ep, size);
     return s;
 }
 
@@ -193,9 +190,8 @@ LZ_TEST(badinput_oversize_to_bound_subscriber) {
     if (!ctx) return;
     lz_sub_t *sub = lz_sub_new(ctx, "@tcp://127.0.0.1:*");
     LZ_CHECK(sub != NULL);
-    void *pub = zmq_socket(lz_context_zmq(ctx), ZMQ_PUB);
-    int zero = 0, ivl = 20;
-    zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof zero);
+    void *pub = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_PUB, -1, NULL);
+    int ivl = 20;
     zmq_setsockopt(pub, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     if (sub && zmq_connect(pub, lz_node_endpoint(lz_sub_node(sub))) == 0) {
         LZ_CHECK_INT(lz_sub_subscribe(sub, ""), LZ_OK);
@@ -366,14 +362,17 @@ LZ_TEST(badinput_garbage_does_not_stretch_a_timeout) {
     lz_context_t *ctx = make_context();
     if (!ctx) return;
     lz_pull_t *pull = lz_pull_new(ctx, "tcp://127.0.0.1:*");
-    garbage_feed_t feed = {.push = zmq_socket(lz_context_zmq(ctx), ZMQ_PUSH)};
+    LZ_CHECK(pull != NULL);
+    if (!pull) {
+        lz_context_destroy(&ctx);
+        return;
+    }
+    garbage_feed_t feed = {.push = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_PUSH, -1,
+                                                        lz_node_endpoint(lz_pull_node(pull)))};
     atomic_init(&feed.stop, false);
-    int zero = 0;
-    zmq_setsockopt(feed.push, ZMQ_LINGER, &zero, sizeof zero);
-    LZ_CHECK(pull && zmq_connect(feed.push, lz_node_endpoint(lz_pull_node(pull))) == 0);
     pthread_t thread;
     pthread_create(&thread, NULL, feed_garbage, &feed);
-    for (int round = 0; pull && round < 2; round++) {
+    for (int round = 0; round < 2; round++) {
         int64_t t0 = lz_test_now_ms();
         char buf[16];
         size_t size = sizeof buf;
@@ -387,7 +386,7 @@ LZ_TEST(badinput_garbage_does_not_stretch_a_timeout) {
     }
     atomic_store(&feed.stop, true);
     pthread_join(thread, NULL);
-    if (pull) LZ_CHECK(lz_test_metrics(lz_pull_node(pull)).inbound_dropped >= 20);
+    LZ_CHECK(lz_test_metrics(lz_pull_node(pull)).inbound_dropped >= 20);
     zmq_close(feed.push);
     lz_pull_destroy(&pull);
     lz_context_destroy(&ctx);
@@ -402,9 +401,8 @@ LZ_TEST(badinput_puller_survives_raw_pusher) {
         lz_context_destroy(&ctx);
         return;
     }
-    void *push = zmq_socket(lz_context_zmq(ctx), ZMQ_PUSH);
-    int zero = 0, timeout = 2000, ivl = 20;
-    zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
+    void *push = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_PUSH, -1, NULL);
+    int timeout = 2000, ivl = 20;
     zmq_setsockopt(push, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
     zmq_setsockopt(push, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     LZ_CHECK_INT(zmq_connect(push, lz_node_endpoint(lz_pull_node(pull))), 0);

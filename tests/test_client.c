@@ -551,13 +551,8 @@ static void *misbehave(void *arg) {
 // connects a client; bad_server_stop undoes it all.
 static void bad_server_start(bad_server_t *b, void *(*behave)(void *)) {
     b->ctx = zmq_ctx_new();
-    b->router = zmq_socket(b->ctx, ZMQ_ROUTER);
-    int linger = 0, timeout = 10000;
-    zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(b->router, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    LZ_CHECK_INT(zmq_bind(b->router, "tcp://127.0.0.1:*"), 0);
-    size_t size = sizeof b->endpoint;
-    zmq_getsockopt(b->router, ZMQ_LAST_ENDPOINT, b->endpoint, &size);
+    b->router = lz_test_plain_socket(b->ctx, ZMQ_ROUTER, 10000, "@tcp://127.0.0.1:*");
+    lz_test_bound_endpoint(b->router, b->endpoint, sizeof b->endpoint);
     LZ_CHECK_INT(pthread_create(&b->thread, NULL, behave, b), 0);
     b->client_ctx = new_context(100);
     b->client = lz_client_new(b->client_ctx, b->endpoint);

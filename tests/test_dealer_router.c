@@ -111,10 +111,7 @@ LZ_TEST(dealer_timeout_and_garbage) {
     LZ_CHECK_INT(lz_dealer_request(dealer, NULL, &reply, 100), LZ_ETIMEOUT);
     LZ_CHECK(reply == NULL);
     // The router skips malformed messages and still returns the good one.
-    void *raw = zmq_socket(lz_context_zmq(ctx), ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_connect(raw, lz_node_endpoint(lz_router_node(router)));
+    void *raw = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_DEALER, -1, lz_node_endpoint(lz_router_node(router)));
     zmq_send(raw, "only-one-frame", 14, 0);
     zmq_send(raw, "id", 2, ZMQ_SNDMORE);
     zmq_send(raw, "{not json", 9, 0);
@@ -148,11 +145,7 @@ LZ_TEST(server_answers_three_frame_dealers) {
     lz_context_t *ctx = new_context();
     lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
     lz_server_start(server);
-    void *raw = zmq_socket(lz_context_zmq(ctx), ZMQ_DEALER);
-    int linger = 0, timeout = 3000;
-    zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(raw, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    zmq_connect(raw, lz_node_endpoint(lz_server_node(server)));
+    void *raw = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_DEALER, 3000, lz_node_endpoint(lz_server_node(server)));
     const char *ping = "{\"type\":\"ping\",\"data\":null}";
     zmq_send(raw, "req-1", 5, ZMQ_SNDMORE);
     zmq_send(raw, ping, strlen(ping), 0);

@@ -125,7 +125,7 @@ LZ_TEST(test_fail_zmq_from_real_errors) {
     LZ_CHECK_STR(lz_last_error(), expected);
     LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
 
-    void *pull = zmq_socket(ctx, ZMQ_PULL);
+    void *pull = lz_test_plain_socket(ctx, ZMQ_PULL, -1, NULL);
     char buf[8];
     LZ_CHECK_INT(zmq_recv(pull, buf, sizeof buf, ZMQ_DONTWAIT), -1);
     LZ_CHECK_INT(lz__fail_zmq("recv"), LZ_EAGAIN);
@@ -134,16 +134,13 @@ LZ_TEST(test_fail_zmq_from_real_errors) {
     char endpoint[64];
     lz_test_inproc_endpoint(endpoint, sizeof endpoint);
     LZ_CHECK_INT(zmq_bind(pull, endpoint), 0);
-    void *other = zmq_socket(ctx, ZMQ_PULL);
+    void *other = lz_test_plain_socket(ctx, ZMQ_PULL, -1, NULL);
     LZ_CHECK_INT(zmq_bind(other, endpoint), -1); // the name is taken
     LZ_CHECK_INT(lz__fail_zmq("bind"), LZ_ECONNECTION);
     LZ_CHECK(strstr(lz_last_error(), "bind: ") == lz_last_error());
 
     LZ_CHECK_INT(zmq_bind(other, "bogus://nowhere"), -1);
     LZ_CHECK_INT(lz__fail_zmq("bind"), LZ_EINVAL);
-    int linger = 0;
-    zmq_setsockopt(pull, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(other, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(other);
     zmq_close(pull);
     zmq_ctx_term(ctx);

@@ -221,11 +221,7 @@ LZ_TEST(server_answers_every_damaged_request) {
     LZ_CHECK(server != NULL);
     LZ_CHECK_INT(lz_server_on_default(server, echo, NULL), LZ_OK);
     LZ_CHECK_INT(lz_server_start(server), LZ_OK);
-    void *dealer = zmq_socket(lz_context_zmq(ctx), ZMQ_DEALER);
-    int zero = 0, timeout = 5000;
-    zmq_setsockopt(dealer, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    LZ_CHECK_INT(zmq_connect(dealer, endpoint), 0);
+    void *dealer = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_DEALER, 5000, endpoint);
     static uint8_t input[LZ_MUTATE_MAX];
     int answered = 0, errors = 0, asked = 0;
     for (unsigned i = 0; i < 2000 && asked == answered; i++) {
@@ -336,9 +332,8 @@ static void check_drop_record(const first_record_t *first, const char *node_name
 }
 
 static void *plain_socket(lz_context_t *ctx, int type, const char *endpoint) {
-    void *socket = zmq_socket(lz_context_zmq(ctx), type);
-    int zero = 0, nodrop = 1;
-    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof zero);
+    void *socket = lz_test_plain_socket(lz_context_zmq(ctx), type, -1, NULL);
+    int nodrop = 1;
     if (type == ZMQ_XPUB) zmq_setsockopt(socket, ZMQ_XPUB_NODROP, &nodrop, sizeof nodrop);
     LZ_CHECK_INT(zmq_connect(socket, endpoint), 0);
     return socket;

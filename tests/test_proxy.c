@@ -230,14 +230,12 @@ LZ_TEST(proxy_control_survives_signals) {
 LZ_TEST(a_full_subscriber_holds_up_only_its_way) {
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.high_water_mark=10", "logging.level=ERROR");
     lz_proxy_t *proxy = started_proxy(ctx);
-    void *pub = zmq_socket(lz_context_zmq(ctx), ZMQ_PUB), *slow = zmq_socket(lz_context_zmq(ctx), ZMQ_SUB);
-    int hwm = 10, linger = 0;
+    void *slow = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_SUB, -1, NULL);
+    int hwm = 10;
     zmq_setsockopt(slow, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(slow, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(slow, ZMQ_SUBSCRIBE, "", 0);
     LZ_CHECK_INT(zmq_connect(slow, lz_node_endpoint(lz_proxy_backend(proxy))), 0);
-    LZ_CHECK_INT(zmq_connect(pub, lz_node_endpoint(lz_proxy_frontend(proxy))), 0);
+    void *pub = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_PUB, -1, lz_node_endpoint(lz_proxy_frontend(proxy)));
     lz_proxy_stats_t stats = {0};
     // Until the subscription is up and then far more than the queues and
     // the kernel's socket buffers between them hold.
@@ -256,10 +254,8 @@ LZ_TEST(a_full_subscriber_holds_up_only_its_way) {
 
     // The other way still moves: a second subscriber's subscription goes up.
     uint64_t up = stats.backend_messages_received;
-    void *late = zmq_socket(lz_context_zmq(ctx), ZMQ_SUB);
-    zmq_setsockopt(late, ZMQ_LINGER, &linger, sizeof linger);
+    void *late = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_SUB, -1, lz_node_endpoint(lz_proxy_backend(proxy)));
     zmq_setsockopt(late, ZMQ_SUBSCRIBE, "late", 4);
-    zmq_connect(late, lz_node_endpoint(lz_proxy_backend(proxy)));
     LZ_TEST_WAIT_UNTIL(lz_proxy_statistics(proxy, &stats) == LZ_OK && stats.backend_messages_received > up, 5000);
     LZ_CHECK(stats.backend_messages_received > up);
 
@@ -310,15 +306,11 @@ static bool got_one(void *pub, void *sub) {
 LZ_TEST(a_topic_goes_upstream_with_its_last_subscriber) {
     lz_context_t *ctx = new_context();
     lz_proxy_t *proxy = started_proxy(ctx);
-    void *pub = zmq_socket(lz_context_zmq(ctx), ZMQ_XPUB), *subs[2];
-    int linger = 0;
-    zmq_setsockopt(pub, ZMQ_LINGER, &linger, sizeof linger);
-    LZ_CHECK_INT(zmq_connect(pub, lz_node_endpoint(lz_proxy_frontend(proxy))), 0);
+    void *pub = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_XPUB, -1, lz_node_endpoint(lz_proxy_frontend(proxy)));
+    void *subs[2];
     for (int i = 0; i < 2; i++) {
-        subs[i] = zmq_socket(lz_context_zmq(ctx), ZMQ_SUB);
-        zmq_setsockopt(subs[i], ZMQ_LINGER, &linger, sizeof linger);
+        subs[i] = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_SUB, -1, lz_node_endpoint(lz_proxy_backend(proxy)));
         zmq_setsockopt(subs[i], ZMQ_SUBSCRIBE, "t", 1);
-        LZ_CHECK_INT(zmq_connect(subs[i], lz_node_endpoint(lz_proxy_backend(proxy))), 0);
     }
     char notice[64];
     LZ_CHECK_STR(notice_within(pub, 5000, notice, sizeof notice), "+t");

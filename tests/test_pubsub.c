@@ -732,12 +732,10 @@ static void recv_bytes_sizes(pair_t *p) {
 // to it, and returns once the subscriber receives (its earlier join
 // messages taken); the subscriber in *sub_p, NULL on failure.
 static void *raw_pub_joined(lz_context_t *ctx, lz_sub_t **sub_p) {
-    void *raw = zmq_socket(lz_context_zmq(ctx), ZMQ_PUB);
-    int linger = 0;
-    zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof linger);
-    char ep[256], topic[16], buf[16];
-    lz_test_ipc_endpoint(ep, sizeof ep);
-    LZ_CHECK_INT(zmq_bind(raw, ep), 0);
+    char at_ep[256], topic[16], buf[16];
+    const char *ep = lz_test_ipc_endpoint(at_ep + 1, sizeof at_ep - 1);
+    at_ep[0] = '@';
+    void *raw = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_PUB, -1, at_ep);
     lz_sub_t *sub = lz_sub_new(ctx, ep);
     LZ_CHECK(sub != NULL && lz_sub_subscribe(sub, "") == LZ_OK);
     bool joined = false;

@@ -473,14 +473,9 @@ LZ_TEST(pushpull_ventilator_workers_sink) {
 
 // raw_pusher_sends_one_frame: a raw pusher's frames, as a plain zmq PULL gets them.
 static void raw_pusher_sends_one_frame(lz_context_t *ctx) {
-    void *raw = zmq_socket(lz_context_zmq(ctx), ZMQ_PULL);
-    int linger = 0, timeout = 5000;
-    zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(raw, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    void *raw = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_PULL, 5000, "@tcp://127.0.0.1:*");
     char ep[256];
-    size_t size = sizeof ep;
-    LZ_CHECK_INT(zmq_bind(raw, "tcp://127.0.0.1:*"), 0);
-    zmq_getsockopt(raw, ZMQ_LAST_ENDPOINT, ep, &size);
+    lz_test_bound_endpoint(raw, ep, sizeof ep);
     lz_push_t *push = lz_push_new(ctx, ep);
     LZ_CHECK(push != NULL);
     if (push) {
@@ -620,10 +615,7 @@ static void recv_bytes_every_small_size(pp_t *p) {
 // recv_bytes_skips_multipart: a two-frame message is no task; it is counted
 // and skipped, and the task after it arrives.
 static void recv_bytes_skips_multipart(pp_t *p) {
-    void *raw = zmq_socket(lz_context_zmq(p->ctx), ZMQ_PUSH);
-    int linger = 0;
-    zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof linger);
-    LZ_CHECK_INT(zmq_connect(raw, lz_node_endpoint(lz_pull_node(p->pull))), 0);
+    void *raw = lz_test_plain_socket(lz_context_zmq(p->ctx), ZMQ_PUSH, -1, lz_node_endpoint(lz_pull_node(p->pull)));
     LZ_CHECK_INT(zmq_send(raw, "two", 3, ZMQ_SNDMORE), 3);
     LZ_CHECK_INT(zmq_send(raw, "frames", 6, 0), 6);
     LZ_CHECK_INT(zmq_send(raw, "task", 4, 0), 4);
@@ -789,10 +781,7 @@ LZ_TEST(pushpull_shared_readers_skip_malformed_tasks) {
     void *raw = NULL;
     if (pp_open(&p, 0)) {
         // A plain libzmq pusher for the two-frame messages lz_push cannot send.
-        raw = zmq_socket(lz_context_zmq(p.ctx), ZMQ_PUSH);
-        int linger = 0;
-        zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof linger);
-        LZ_CHECK_INT(zmq_connect(raw, lz_node_endpoint(lz_pull_node(p.pull))), 0);
+        raw = lz_test_plain_socket(lz_context_zmq(p.ctx), ZMQ_PUSH, -1, lz_node_endpoint(lz_pull_node(p.pull)));
         sharing_t s;
         sharing_start(&s, &p, 2, false);
         int malformed = 0;

@@ -61,15 +61,12 @@ typedef struct {
 } pair_t;
 
 static bool pair_open(pair_t *p, const char *endpoint, int hwm) {
-    int linger = 0, timeout = 5000;
+    int timeout = 5000;
     p->ctx = zmq_ctx_new();
-    p->pull = zmq_socket(p->ctx, ZMQ_PULL);
-    p->push = zmq_socket(p->ctx, ZMQ_PUSH);
-    zmq_setsockopt(p->push, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(p->pull, ZMQ_LINGER, &linger, sizeof linger);
+    p->pull = lz_test_plain_socket(p->ctx, ZMQ_PULL, timeout, NULL);
+    p->push = lz_test_plain_socket(p->ctx, ZMQ_PUSH, -1, NULL);
     zmq_setsockopt(p->push, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(p->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(p->pull, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     zmq_setsockopt(p->push, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
     char bound[256];
     size_t len = sizeof bound;

@@ -48,11 +48,7 @@ static lz_server_t *start_server(lz_context_t *ctx, bool with_default) {
 // A plain REQ socket, like the Python LiberZMQ Client: one JSON frame out,
 // one frame back.
 static char *req_roundtrip(lz_context_t *ctx, const char *endpoint, const char *request) {
-    void *req = zmq_socket(lz_context_zmq(ctx), ZMQ_REQ);
-    int timeout = 3000, linger = 0;
-    zmq_setsockopt(req, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    zmq_setsockopt(req, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_connect(req, endpoint);
+    void *req = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_REQ, 3000, endpoint);
     zmq_send(req, request, strlen(request), 0);
     char buf[1024];
     int n = zmq_recv(req, buf, sizeof buf - 1, 0);
@@ -156,10 +152,7 @@ LZ_TEST(survives_garbage) {
         free(reply);
     }
     // Raw DEALER traffic with odd framing: many frames, empty messages.
-    void *dealer = zmq_socket(lz_context_zmq(ctx), ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_connect(dealer, endpoint);
+    void *dealer = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_DEALER, -1, endpoint);
     for (int i = 0; i < 12; i++) zmq_send(dealer, "x", 1, ZMQ_SNDMORE);
     zmq_send(dealer, "x", 1, 0);
     zmq_send(dealer, "", 0, 0);
@@ -346,11 +339,7 @@ static char *recv_text(void *socket, bool *more) {
 LZ_TEST(request_with_too_many_frames_is_dropped) {
     lz_context_t *ctx = new_context();
     lz_server_t *server = start_server(ctx, false);
-    void *dealer = zmq_socket(lz_context_zmq(ctx), ZMQ_DEALER);
-    int linger = 0, timeout = 3000;
-    zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    LZ_CHECK_INT(zmq_connect(dealer, lz_node_endpoint(lz_server_node(server))), 0);
+    void *dealer = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_DEALER, 3000, lz_node_endpoint(lz_server_node(server)));
     // With the identity the ROUTER adds: LZ_MAX_FRAMES + 2 frames.
     for (int i = 0; i < LZ_MAX_FRAMES; i++) zmq_send(dealer, "", 0, ZMQ_SNDMORE);
     const char *request = "{\"type\":\"echo\",\"data\":7}";
@@ -443,10 +432,7 @@ static void send_gate_requests(lz_client_t *client, int n, outcomes_t *outcomes)
 LZ_TEST(reply_to_a_client_gone_is_a_drop) {
     lz_context_t *ctx = new_context();
     lz_server_t *server = start_server(ctx, false);
-    void *gone = zmq_socket(lz_context_zmq(ctx), ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(gone, ZMQ_LINGER, &linger, sizeof linger);
-    LZ_CHECK_INT(zmq_connect(gone, lz_node_endpoint(lz_server_node(server))), 0);
+    void *gone = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_DEALER, -1, lz_node_endpoint(lz_server_node(server)));
     const char *request = "{\"type\":\"slow\",\"data\":300,\"request_id\":\"r1\"}";
     LZ_CHECK_INT(zmq_send(gone, request, strlen(request), 0), (int)strlen(request));
     LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_server_node(server)).messages_received == 1, 3000);
@@ -514,11 +500,10 @@ static void flood(flooded_t *f, const char *send_timeout) {
     f->server = lz_server_new(f->ctx, lz_test_ipc_endpoint(f->endpoint, sizeof f->endpoint));
     LZ_CHECK_INT(lz_server_on(f->server, "echo", echo, NULL), 0);
     LZ_CHECK_INT(lz_server_start(f->server), 0);
-    f->greedy = zmq_socket(lz_context_zmq(f->ctx), ZMQ_DEALER);
-    int one = 1, small = 4096, linger = 0;
+    f->greedy = lz_test_plain_socket(lz_context_zmq(f->ctx), ZMQ_DEALER, -1, NULL);
+    int one = 1, small = 4096;
     zmq_setsockopt(f->greedy, ZMQ_RCVHWM, &one, sizeof one);
     zmq_setsockopt(f->greedy, ZMQ_RCVBUF, &small, sizeof small);
-    zmq_setsockopt(f->greedy, ZMQ_LINGER, &linger, sizeof linger);
     LZ_CHECK_INT(zmq_connect(f->greedy, f->endpoint), 0);
     enum { BIG = 64 * 1024 };
     char *request = malloc(BIG + 64);

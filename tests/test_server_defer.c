@@ -295,10 +295,7 @@ LZ_TEST(reply_after_the_client_left) {
     lot_t lot;
     char endpoint[256];
     lz_server_t *server = start_parking_at(ctx, &lot, lz_test_ipc_endpoint(endpoint, sizeof endpoint));
-    void *req = zmq_socket(lz_context_zmq(ctx), ZMQ_REQ);
-    int linger = 0;
-    zmq_setsockopt(req, ZMQ_LINGER, &linger, sizeof linger);
-    LZ_CHECK_INT(zmq_connect(req, lz_node_endpoint(lz_server_node(server))), 0);
+    void *req = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_REQ, -1, lz_node_endpoint(lz_server_node(server)));
     const char *request = "{\"action\":\"park\",\"data\":3}";
     LZ_CHECK_INT(zmq_send(req, request, strlen(request), 0), (int)strlen(request));
     LZ_TEST_WAIT_UNTIL(parked(&lot) == 1, 5000 * LZ_TEST_SLOWDOWN);

@@ -226,11 +226,7 @@ static int echo(const lz_message_t *request, lz_value_t **reply, void *arg) {
 // request_from_plain_peer sends one request envelope from a plain libzmq
 // REQ socket, as a Python service would, and waits for the reply.
 static void request_from_plain_peer(lz_context_t *ctx, const char *endpoint, const char *traceparent) {
-    void *req = zmq_socket(lz_context_zmq(ctx), ZMQ_REQ);
-    int linger = 0, timeout = 5000;
-    zmq_setsockopt(req, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(req, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    LZ_CHECK_INT(zmq_connect(req, endpoint), 0);
+    void *req = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_REQ, 5000, endpoint);
     char text[256];
     int len = snprintf(text, sizeof text,
                        "{\"type\":\"echo\",\"timestamp\":1.5,\"request_id\":\"py-1\",\"traceparent\":\"%s\",\"data\":3}",

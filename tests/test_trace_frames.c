@@ -166,10 +166,7 @@ static int raw_frames(void *socket, char *last, size_t size) {
 }
 
 static void *raw_socket(lz_context_t *ctx, int type, const char *endpoint, bool bind) {
-    void *s = zmq_socket(lz_context_zmq(ctx), type);
-    int linger = 0, timeout = 50;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    void *s = lz_test_plain_socket(lz_context_zmq(ctx), type, 50, NULL);
     if (type == ZMQ_SUB) zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
     LZ_CHECK_INT(bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint), 0);
     return s;
