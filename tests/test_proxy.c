@@ -1,8 +1,9 @@
 /* Proxies: a forwarder passes publications down and subscriptions up; a
  * queue joins clients to several servers (a broker); capture sees the
  * traffic; pause holds it, resume releases it, stop ends the thread. */
-#include <pthread.h>
 #include <dirent.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -14,6 +15,37 @@
 #include "lz_pester.h"
 #include "lz_test.h"
 #include "liberzmq/proxy.h"
+
+/* Fault injection: a proxy's thread ends early only on a libzmq failure,
+ * which no input brings about on cue. While poll_fails_on names a socket,
+ * a zmq_poll over it fails with EFAULT; this definition stands in for
+ * libzmq's (the program's own symbol comes first) and passes every other
+ * call through to the real one. */
+static _Atomic(void *) poll_fails_on;
+static int (*next_zmq_poll)(zmq_pollitem_t *items, int nitems, long timeout);
+
+#ifdef LZ_TEST_TSAN
+int zmqcheck_poll(zmq_pollitem_t *items, int nitems, long timeout); // zmqcheck.c's check, around libzmq's
+static void find_next_zmq_poll(void) { next_zmq_poll = zmqcheck_poll; }
+#else
+static void find_next_zmq_poll(void) {
+    void *symbol = dlsym(RTLD_NEXT, "zmq_poll");
+    memcpy(&next_zmq_poll, &symbol, sizeof next_zmq_poll); // ISO C has no cast from void * to a function
+}
+#endif
+
+int zmq_poll(zmq_pollitem_t *items, int nitems, long timeout) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, find_next_zmq_poll);
+    void *failing = atomic_load(&poll_fails_on);
+    for (int i = 0; failing && i < nitems; i++) {
+        if (items[i].socket == failing) {
+            errno = EFAULT;
+            return -1;
+        }
+    }
+    return next_zmq_poll(items, nitems, timeout);
+}
 
 static lz_context_t *new_context(void) {
     lz_config_t *config = lz_config_new();
@@ -157,6 +189,42 @@ LZ_TEST(steer_while_stopping) {
     lz_test_sleep_ms(20);
     LZ_CHECK_INT(lz_proxy_stop(proxy), 0);
     pthread_join(steerer, NULL);
+    lz_proxy_destroy(&proxy);
+    lz_context_destroy(&ctx);
+}
+
+// A proxy whose thread ended on a libzmq failure says so: the frontend
+// node counts and logs why, a command gets LZ_ECLOSED instead of waiting
+// for good on a reader that is gone, and a stop still joins the thread.
+LZ_TEST(a_command_to_an_ended_proxy_is_refused) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), lz_test_log_capture, &log), LZ_OK);
+    lz_proxy_t *proxy = started_proxy(ctx);
+    lz_node_t *frontend = lz_proxy_frontend(proxy);
+    atomic_store(&poll_fails_on, lz_node_zmq_socket(frontend));
+    // The thread waits in a zmq_poll begun before: a command ends that
+    // wait, and its next one fails.
+    LZ_CHECK_INT(lz_proxy_pause(proxy), LZ_OK);
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(frontend).errors == 1, 5000);
+    LZ_CHECK_INT(lz_test_metrics(frontend).errors, 1);
+    LZ_CHECK_INT(lz_test_logged(&log, "proxy ended: Bad address"), 1);
+    // A command sent as the thread closes its end may still be queued;
+    // once the pipe is gone each one is refused, within a slice or two.
+    int rc = LZ_OK;
+    for (int64_t deadline = lz_test_now_ms() + 5000; rc == LZ_OK && lz_test_now_ms() < deadline;)
+        rc = lz_proxy_resume(proxy);
+    LZ_CHECK_INT(rc, LZ_ECLOSED);
+    LZ_CHECK(strstr(lz_last_error(), "the proxy's thread has ended") != NULL);
+    lz_proxy_stats_t stats;
+    LZ_CHECK_INT(lz_proxy_statistics(proxy, &stats), LZ_ECLOSED);
+    LZ_CHECK_INT(lz_proxy_stop(proxy), LZ_OK);
+    LZ_CHECK_INT(lz_proxy_pause(proxy), LZ_ESTATE);
+    atomic_store(&poll_fails_on, NULL);
+    // And it starts again.
+    LZ_CHECK_INT(lz_proxy_start(proxy), LZ_OK);
+    LZ_CHECK_INT(lz_proxy_statistics(proxy, &stats), LZ_OK);
+    LZ_CHECK_INT(lz_proxy_stop(proxy), LZ_OK);
     lz_proxy_destroy(&proxy);
     lz_context_destroy(&ctx);
 }
@@ -407,6 +475,7 @@ LZ_TEST(proxy_moves_everything_under_a_profiler) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(forwarder_passes_subscriptions_up), LZ_CASE(queue_is_a_broker), LZ_CASE(steer_while_stopping),
+             LZ_CASE(a_command_to_an_ended_proxy_is_refused),
              LZ_CASE(two_stops_at_once), LZ_CASE(proxy_control_survives_signals),
              LZ_CASE(a_full_subscriber_holds_up_only_its_way), LZ_CASE(a_topic_goes_upstream_with_its_last_subscriber),
              LZ_CASE(proxy_moves_everything_under_a_profiler))
