@@ -4,9 +4,10 @@ JOBS ?= 2
 BUILD := build
 ASAN_BUILD := build-asan
 TSAN_BUILD := build-tsan
+FUZZ_BUILD := build-fuzz
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan build-tsan test test-asan test-tsan demo bench install clean
+.PHONY: all deps build build-asan build-tsan build-fuzz test test-asan test-tsan test-fuzz demo bench install clean
 
 all: build
 
@@ -27,14 +28,23 @@ build-tsan: deps
 	  -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DLZ_TSAN=ON -DLZ_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(TSAN_BUILD) -j$(JOBS)
 
+# The fuzz targets built as fuzz/README.md says, with clang and libFuzzer
+# (ASan, UBSan and coverage): the one build clang compiles, so it also keeps
+# the sources free of clang-only warnings, which -Werror makes errors.
+build-fuzz: deps
+	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -DLZ_FUZZ=ON -DLZ_BUILD_TESTS=OFF -DLZ_BUILD_EXAMPLES=OFF \
+	  -DLZ_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) --target fuzz_targets -j$(JOBS)
+
 # The tests run three times: on the normal build, under ASan+UBSan, then
-# under ThreadSanitizer. All three runs always happen; the target fails if
-# any did.
-test: build build-asan build-tsan
+# under ThreadSanitizer; then each libFuzzer target replays its corpus. All
+# four runs always happen; the target fails if any did.
+test: build build-asan build-tsan build-fuzz
 	@status=0; \
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 180 || status=1; \
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300 || status=1; \
 	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300 || status=1; \
+	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -j$(JOBS) --timeout 120 || status=1; \
 	exit $$status
 
 test-asan: build-asan
@@ -42,6 +52,9 @@ test-asan: build-asan
 
 test-tsan: build-tsan
 	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300
+
+test-fuzz: build-fuzz
+	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -j$(JOBS) --timeout 120
 
 demo: build
 	@$(BUILD)/examples/demo
@@ -54,4 +67,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -554,11 +554,11 @@ static char *write_escape(char *at, unsigned char c) {
     return at;
 }
 
-// has_special says whether any byte of w needs more than a copy (escape_of
-// not 0): a byte below 0x20, '"', '\\' or 0x80 and above, which the
-// has-less-than and has-zero byte tricks (exact for the word as a whole)
-// tell in a few operations. UUIDs, keys and symbols have none.
-static inline bool has_special(uint64_t w) {
+// special_bits is non-zero when any byte of w needs more than a copy
+// (escape_of not 0): a byte below 0x20, '"', '\\' or 0x80 and above, which
+// the has-less-than and has-zero byte tricks (exact for the word as a
+// whole) tell in a few operations. UUIDs, keys and symbols have none.
+static inline uint64_t special_bits(uint64_t w) {
     const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
     uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
     return (((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | w) & highs;
@@ -572,16 +572,16 @@ static inline __attribute__((always_inline)) bool plain_short(const unsigned cha
         uint64_t head, tail;
         memcpy(&head, p, 8);
         memcpy(&tail, p + len - 8, 8);
-        return !(has_special(head) | has_special(tail));
+        return !(special_bits(head) | special_bits(tail)); // one branch for both words
     }
     if (len >= 4) {
         uint32_t head, tail;
         memcpy(&head, p, 4);
         memcpy(&tail, p + len - 4, 4);
-        return !has_special(head | (uint64_t)tail << 32);
+        return !special_bits(head | (uint64_t)tail << 32);
     }
     uint64_t bytes = p[0] | (uint64_t)p[len / 2] << 8 | (uint64_t)p[len - 1] << 16;
-    return !has_special(bytes | UINT64_C(0x6161616161000000));
+    return !special_bits(bytes | UINT64_C(0x6161616161000000));
 }
 
 // copy_plain copies the leading plain bytes (escape_of 0) of the len bytes
@@ -596,11 +596,11 @@ static size_t copy_plain(char *out, const unsigned char *p, size_t len) {
         uint64_t w;
         for (; len - i > 8; i += 8) {
             memcpy(&w, p + i, 8);
-            if (has_special(w)) goto bytes;
+            if (special_bits(w)) goto bytes;
             memcpy(out + i, &w, 8);
         }
         memcpy(&w, p + len - 8, 8);
-        if (has_special(w)) goto bytes;
+        if (special_bits(w)) goto bytes;
         memcpy(out + len - 8, &w, 8);
         return len;
     }
