@@ -5,9 +5,10 @@ BUILD := build
 ASAN_BUILD := build-asan
 TSAN_BUILD := build-tsan
 FUZZ_BUILD := build-fuzz
+CLANG_BUILD := build-clang
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan build-tsan build-fuzz test test-asan test-tsan test-fuzz demo bench install clean
+.PHONY: all deps build build-asan build-tsan build-fuzz build-clang test test-asan test-tsan test-fuzz demo bench install clean
 
 all: build
 
@@ -29,17 +30,22 @@ build-tsan: deps
 	@cmake --build $(TSAN_BUILD) -j$(JOBS)
 
 # The fuzz targets built as fuzz/README.md says, with clang and libFuzzer
-# (ASan, UBSan and coverage): the one build clang compiles, so it also keeps
-# the sources free of clang-only warnings, which -Werror makes errors.
+# (ASan, UBSan and coverage).
 build-fuzz: deps
 	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -DLZ_FUZZ=ON -DLZ_BUILD_TESTS=OFF -DLZ_BUILD_EXAMPLES=OFF \
 	  -DLZ_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) --target fuzz_targets -j$(JOBS)
 
+# Every program compiled by clang as well, where -Werror makes its own
+# warnings errors too; only compiled, the tests run on the builds above.
+build-clang: deps
+	@CC=clang CXX=clang++ cmake -S . -B $(CLANG_BUILD) -DLZ_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(CLANG_BUILD) -j$(JOBS)
+
 # The tests run three times: on the normal build, under ASan+UBSan, then
 # under ThreadSanitizer; then each libFuzzer target replays its corpus. All
 # four runs always happen; the target fails if any did.
-test: build build-asan build-tsan build-fuzz
+test: build build-asan build-tsan build-fuzz build-clang
 	@status=0; \
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 180 || status=1; \
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300 || status=1; \
@@ -67,4 +73,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(CLANG_BUILD)

@@ -30,14 +30,29 @@ static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 // freed when the thread exits.
 static _Thread_local message_cache_t *thread_list __attribute__((tls_model("initial-exec")));
 
+// A free message on a thread's list keeps the next one in its first bytes.
+typedef struct free_link {
+    lz_message_t *next;
+} free_link_t;
+
+static inline lz_message_t *next_free(const lz_message_t *msg) {
+    free_link_t link;
+    memcpy(&link, msg, sizeof link);
+    return link.next;
+}
+
+static inline void set_next_free(lz_message_t *msg, lz_message_t *next) {
+    free_link_t link = {next};
+    memcpy(msg, &link, sizeof link);
+}
+
 static void cache_free(void *arg) {
     message_cache_t *cache = arg;
     // Runs on the exiting thread: later messages it frees go to malloc's free
     // (or a fresh list, which the key frees again) instead of this one.
     if (thread_list == cache) thread_list = NULL;
     while (cache->head) {
-        lz_message_t *next;
-        memcpy(&next, cache->head, sizeof next);
+        lz_message_t *next = next_free(cache->head);
         free(cache->head);
         cache->head = next;
     }
@@ -62,7 +77,7 @@ lz_message_t *lz__message_new(void) {
     lz_message_t *msg;
     if (cache && cache->head) {
         msg = cache->head;
-        memcpy(&cache->head, msg, sizeof cache->head);
+        cache->head = next_free(msg);
         cache->count--;
     } else {
         msg = malloc(sizeof *msg);
@@ -116,7 +131,7 @@ void lz_message_destroy(lz_message_t **msg_p) {
     *msg_p = NULL;
     message_cache_t *cache = thread_cache();
     if (cache && cache->count < LZ_MESSAGE_CACHE_MAX) {
-        memcpy(msg, &cache->head, sizeof cache->head);
+        set_next_free(msg, cache->head);
         cache->head = msg;
         cache->count++;
         return;
