@@ -4,6 +4,7 @@
 #ifndef LZ_TEST_H
 #define LZ_TEST_H
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -168,6 +169,16 @@ static inline const char *lz_test_bound_endpoint(void *s, char *buf, size_t size
     buf[0] = '\0';
     zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, buf, &size);
     return buf;
+}
+
+// lz_test_next_function stores in *fn, a function pointer, the definition
+// of name that comes after the program's own (dlsym's RTLD_NEXT): the
+// libzmq or libc function that a test's stand-in for it passes calls on
+// to. ISO C has no cast from void * to a function; POSIX's way is to copy
+// the pointer's bytes.
+static inline void lz_test_next_function(void *fn, const char *name) {
+    void *symbol = dlsym(RTLD_NEXT, name);
+    memcpy(fn, &symbol, sizeof symbol);
 }
 
 // lz_test_spawn_python starts /usr/bin/python3 on tests/interop/<script>

@@ -3,7 +3,6 @@
  * failover between servers and the three strategies, probes of a down
  * endpoint, sockets that cannot be rebuilt, raw replies, and a server that
  * answers junk. */
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <zmq.h>
@@ -21,10 +20,7 @@
 static atomic_int dealers_to_refuse;
 static void *(*real_zmq_socket)(void *context, int type);
 
-static void find_real_zmq_socket(void) {
-    void *symbol = dlsym(RTLD_NEXT, "zmq_socket");
-    memcpy(&real_zmq_socket, &symbol, sizeof real_zmq_socket); // ISO C has no cast from void * to a function
-}
+static void find_real_zmq_socket(void) { lz_test_next_function(&real_zmq_socket, "zmq_socket"); }
 
 void *zmq_socket(void *context, int type) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;

@@ -10,10 +10,6 @@
  * every second poll without a timeout returns EINTR (a call restarted
  * after one then gets through), as a signal arriving
  * during it would make it. */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE // RTLD_NEXT
-#endif
-#include <dlfcn.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -34,7 +30,7 @@ int poll(struct pollfd *fds, nfds_t count, int timeout) {
         return -1;
     }
     static int (*real)(struct pollfd *, nfds_t, int);
-    if (!real) *(void **)&real = dlsym(RTLD_NEXT, "poll"); // POSIX's way to take a function from dlsym
+    if (!real) lz_test_next_function(&real, "poll");
     return real(fds, count, timeout);
 }
 

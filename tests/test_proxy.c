@@ -2,7 +2,6 @@
  * queue joins clients to several servers (a broker); capture sees the
  * traffic; pause holds it, resume releases it, stop ends the thread. */
 #include <dirent.h>
-#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -28,10 +27,7 @@ static int (*next_zmq_poll)(zmq_pollitem_t *items, int nitems, long timeout);
 int zmqcheck_poll(zmq_pollitem_t *items, int nitems, long timeout); // zmqcheck.c's check, around libzmq's
 static void find_next_zmq_poll(void) { next_zmq_poll = zmqcheck_poll; }
 #else
-static void find_next_zmq_poll(void) {
-    void *symbol = dlsym(RTLD_NEXT, "zmq_poll");
-    memcpy(&next_zmq_poll, &symbol, sizeof next_zmq_poll); // ISO C has no cast from void * to a function
-}
+static void find_next_zmq_poll(void) { lz_test_next_function(&next_zmq_poll, "zmq_poll"); }
 #endif
 
 int zmq_poll(zmq_pollitem_t *items, int nitems, long timeout) {
