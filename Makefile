@@ -8,7 +8,8 @@ FUZZ_BUILD := build-fuzz
 CLANG_BUILD := build-clang
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan build-tsan build-fuzz build-clang test test-asan test-tsan test-fuzz demo bench install clean
+.PHONY: all deps build build-asan build-tsan build-fuzz build-clang test test-asan test-tsan test-fuzz test-clang demo \
+  bench install clean
 
 all: build
 
@@ -36,20 +37,24 @@ build-fuzz: deps
 	  -DLZ_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) --target fuzz_targets -j$(JOBS)
 
-# Every program compiled by clang as well, where -Werror makes its own
-# warnings errors too; only compiled, the tests run on the builds above.
+# Every program compiled by clang as well, optimised as the normal build:
+# -Werror makes clang's own warnings errors too, and the tests then run on
+# the other compiler's code (its inlining and its reading of undefined
+# behaviour differ from gcc's).
 build-clang: deps
-	@CC=clang CXX=clang++ cmake -S . -B $(CLANG_BUILD) -DLZ_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@CC=clang CXX=clang++ cmake -S . -B $(CLANG_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLZ_BUILD_BENCH=OFF \
+	  $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(CLANG_BUILD) -j$(JOBS)
 
-# The tests run three times: on the normal build, under ASan+UBSan, then
-# under ThreadSanitizer; then each libFuzzer target replays its corpus. All
-# four runs always happen; the target fails if any did.
+# The tests run four times: on the normal build, under ASan+UBSan, under
+# ThreadSanitizer, and on the clang build; then each libFuzzer target
+# replays its corpus. All five runs always happen; the target fails if any did.
 test: build build-asan build-tsan build-fuzz build-clang
 	@status=0; \
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 180 || status=1; \
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300 || status=1; \
 	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300 || status=1; \
+	ctest --test-dir $(CLANG_BUILD) --output-on-failure -j$(JOBS) --timeout 180 || status=1; \
 	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -j$(JOBS) --timeout 120 || status=1; \
 	exit $$status
 
@@ -61,6 +66,9 @@ test-tsan: build-tsan
 
 test-fuzz: build-fuzz
 	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -j$(JOBS) --timeout 120
+
+test-clang: build-clang
+	ctest --test-dir $(CLANG_BUILD) --output-on-failure -j$(JOBS) --timeout 180
 
 demo: build
 	@$(BUILD)/examples/demo
