@@ -8,16 +8,17 @@ FUZZ_BUILD := build-fuzz
 CLANG_BUILD := build-clang
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan build-tsan build-fuzz build-clang test test-asan test-tsan test-fuzz test-clang demo \
-  bench install clean
+.PHONY: all deps build build-asan build-tsan build-fuzz build-clang test test-asan test-tsan test-fuzz test-clang \
+  test-valgrind demo bench install clean
 
 all: build
 
 deps:
 	@bash scripts/install-deps.sh
 
+# Its tests are also defined under valgrind (label valgrind, a pass of its own).
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLZ_VALGRIND_TESTS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 build-asan: deps
@@ -46,15 +47,17 @@ build-clang: deps
 	  $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(CLANG_BUILD) -j$(JOBS)
 
-# The tests run four times: on the normal build, under ASan+UBSan, under
-# ThreadSanitizer, and on the clang build; then each libFuzzer target
-# replays its corpus. All five runs always happen; the target fails if any did.
+# The tests run five times: on the normal build, under ASan+UBSan, under
+# ThreadSanitizer, on the clang build, and the normal build's under
+# valgrind's memcheck; then each libFuzzer target replays its corpus. All
+# six runs always happen; the target fails if any did.
 test: build build-asan build-tsan build-fuzz build-clang
 	@status=0; \
-	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 180 || status=1; \
+	ctest --test-dir $(BUILD) -LE valgrind --output-on-failure -j$(JOBS) --timeout 180 || status=1; \
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300 || status=1; \
 	ctest --test-dir $(TSAN_BUILD) --output-on-failure -j$(JOBS) --timeout 300 || status=1; \
 	ctest --test-dir $(CLANG_BUILD) --output-on-failure -j$(JOBS) --timeout 180 || status=1; \
+	ctest --test-dir $(BUILD) -L valgrind --output-on-failure -j$(JOBS) || status=1; \
 	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -j$(JOBS) --timeout 120 || status=1; \
 	exit $$status
 
@@ -69,6 +72,9 @@ test-fuzz: build-fuzz
 
 test-clang: build-clang
 	ctest --test-dir $(CLANG_BUILD) --output-on-failure -j$(JOBS) --timeout 180
+
+test-valgrind: build
+	ctest --test-dir $(BUILD) -L valgrind --output-on-failure -j$(JOBS)
 
 demo: build
 	@$(BUILD)/examples/demo

@@ -23,6 +23,7 @@ packages=(
   python3-zmq          # interop tests with /usr/bin/python3
   krb5-kdc krb5-admin-server  # test_gssapi's throwaway Kerberos realm (krb5kdc, kdb5_util, kadmin.local)
   clang libclang-rt-14-dev    # the fuzz build: clang, libFuzzer and its sanitizers (fuzz/README.md)
+  valgrind             # make test's memcheck pass (tests/CMakeLists.txt)
 )
 if [ "${LZ_BENCH_DEPS:-0}" = 1 ]; then
   packages+=(libczmq-dev libnng-dev)   # peers measured by bench/

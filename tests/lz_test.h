@@ -69,12 +69,32 @@ typedef struct { const char *name; lz_test_fn fn; } lz_test_case_t;
 
 // Under ThreadSanitizer (LZ_TEST_TSAN: the LZ_TSAN build) programs run
 // 5-15x slower, and so do the lz processes test_cli starts: the alarm (and
-// ctest's TIMEOUT, tests/CMakeLists.txt) allow for it.
+// ctest's TIMEOUT, tests/CMakeLists.txt) allow for it. Under valgrind (make
+// test's valgrind pass) the environment's LZ_TEST_SLOWDOWN says by how much.
 #ifdef LZ_TEST_TSAN
-#define LZ_TEST_SLOWDOWN 3
+#define LZ_TEST_BUILD_SLOWDOWN 3
 #else
-#define LZ_TEST_SLOWDOWN 1
+#define LZ_TEST_BUILD_SLOWDOWN 1
 #endif
+
+// lz_test_slowdown: the factor timeouts and alarms are multiplied by, read
+// once. Relaxed atomics: any thread may be first, and all read the same.
+static inline int lz_test_slowdown(void) {
+    static int factor;
+    int f = __atomic_load_n(&factor, __ATOMIC_RELAXED);
+    if (!f) {
+        const char *env = getenv("LZ_TEST_SLOWDOWN");
+        f = env && atoi(env) > 0 ? atoi(env) : LZ_TEST_BUILD_SLOWDOWN;
+        __atomic_store_n(&factor, f, __ATOMIC_RELAXED);
+    }
+    return f;
+}
+#define LZ_TEST_SLOWDOWN lz_test_slowdown()
+
+// lz_test_under_valgrind: whether this program runs under make test's
+// valgrind pass (tests/CMakeLists.txt sets LZ_TEST_VALGRIND). valgrind runs
+// one thread at a time, so a check that threads overlap cannot hold there.
+static inline bool lz_test_under_valgrind(void) { return getenv("LZ_TEST_VALGRIND") != NULL; }
 
 // lz_test_run runs each case in turn and prints "N passed, N failed". With
 // LZ_TEST_ONLY set it runs only the case of that name (for a developer

@@ -355,7 +355,8 @@ LZ_TEST(slow_plain_logins_hold_up_no_other_handshake) {
     printf("  one hash %lld ms; %d PLAIN logins in %lld ms; a CURVE node made and admitted meanwhile in %lld ms\n",
            (long long)hash_ms, admitted, (long long)all_ms, (long long)probe_ms);
     LZ_CHECK_INT(admitted, CLIENTS);
-    LZ_CHECK(probe_ms < hash_ms / 2);
+    // Under valgrind, which runs one thread at a time, nothing overlaps.
+    if (!lz_test_under_valgrind()) LZ_CHECK(probe_ms < hash_ms / 2);
     LZ_CHECK_INT(lz_test_handshake_failures(lz_pull_node(pull)), 0);
     for (int i = 0; i < CLIENTS; i++) lz_push_destroy(&pushes[i]);
     lz_pull_destroy(&pull);

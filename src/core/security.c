@@ -189,7 +189,9 @@ static int add_rule(const char *item, void *arg) {
     address_rule_t *grown = realloc(list->items, (list->count + 1) * sizeof *grown);
     if (!grown) return LZ_ENOMEM;
     list->items = grown;
-    return rule_parse(item, &list->items[list->count++]) ? LZ_OK : LZ_EINVAL;
+    if (!rule_parse(item, &list->items[list->count])) return LZ_EINVAL;
+    list->count++; // only a parsed rule counts: a refused one is never read
+    return LZ_OK;
 }
 
 static bool rules_match(const rule_list_t *list, const address_rule_t *peer) {
@@ -205,7 +207,9 @@ static int add_authorized(const char *item, void *arg) {
     uint8_t (*grown)[KEY_BYTES] = realloc(sec->authorized, (sec->authorized_count + 1) * sizeof *grown);
     if (!grown) return LZ_ENOMEM;
     sec->authorized = grown;
-    return key_decode(item, sec->authorized[sec->authorized_count++]) ? LZ_OK : LZ_EINVAL;
+    if (!key_decode(item, sec->authorized[sec->authorized_count])) return LZ_EINVAL;
+    sec->authorized_count++; // only a decoded key counts: the sort and the look-ups read every one
+    return LZ_OK;
 }
 
 static int compare_keys(const void *a, const void *b) { return memcmp(a, b, KEY_BYTES); }
@@ -342,7 +346,7 @@ static int policy_fill(lz_security_t *sec, const lz_security_settings_t *s) {
     if (rc == LZ_OK && sec->authorized_set && !*sec->secret_key)
         return lz__fail(LZ_ECONFIG, "config: security.authorized_keys need security.curve_secret_key: "
                                     "only a CURVE server learns its clients' keys");
-    if (sec->authorized_count) qsort(sec->authorized, sec->authorized_count, KEY_BYTES, compare_keys);
+    if (rc == LZ_OK && sec->authorized_count) qsort(sec->authorized, sec->authorized_count, KEY_BYTES, compare_keys);
     if (rc == LZ_OK) rc = lz__gssapi_new(s, lz__gssapi_available(), &sec->gssapi);
     return rc == LZ_OK ? plain_fill(sec, s) : rc;
 }
