@@ -342,12 +342,12 @@ static int policy_fill(lz_security_t *sec, const lz_security_settings_t *s) {
     if (rc == LZ_OK) rc = lz__security_list_each(s->deny_addresses, add_rule, &sec->deny);
     if (rc != LZ_OK) return lz__fail(LZ_ENOMEM, "security: out of memory");
     sec->authorized_set = sec->authorized_count > 0;
-    if (*s->authorized_keys_file) rc = read_authorized_file(sec, s->authorized_keys_file);
-    if (rc == LZ_OK && sec->authorized_set && !*sec->secret_key)
+    if (*s->authorized_keys_file && (rc = read_authorized_file(sec, s->authorized_keys_file)) != LZ_OK) return rc;
+    if (sec->authorized_set && !*sec->secret_key)
         return lz__fail(LZ_ECONFIG, "config: security.authorized_keys need security.curve_secret_key: "
                                     "only a CURVE server learns its clients' keys");
-    if (rc == LZ_OK && sec->authorized_count) qsort(sec->authorized, sec->authorized_count, KEY_BYTES, compare_keys);
-    if (rc == LZ_OK) rc = lz__gssapi_new(s, lz__gssapi_available(), &sec->gssapi);
+    if (sec->authorized_count) qsort(sec->authorized, sec->authorized_count, KEY_BYTES, compare_keys);
+    rc = lz__gssapi_new(s, lz__gssapi_available(), &sec->gssapi);
     return rc == LZ_OK ? plain_fill(sec, s) : rc;
 }
 
