@@ -618,6 +618,60 @@ LZ_TEST(test_damaged_files_load_whole_or_not_at_all) {
     LZ_CHECK(loaded > 0 && refused > 0);
 }
 
+// nested_text: "retries: " and lists flow lists nested in one another, as
+// YAML text (caller frees).
+static char *nested_text(size_t lists) {
+    char *text = malloc(lists * 2 + 16), *at = text + sprintf(text, "retries: ");
+    memset(at, '[', lists);
+    memset(at + lists, ']', lists);
+    strcpy(at + 2 * lists, "\n");
+    return text;
+}
+
+// libyaml's scanner is quadratic in the depth of nested flow collections
+// (64 thousand levels took 7.6 s, 200 thousand over a minute) and its
+// loader has no limit: a file nests 32 levels at most, refused in the time
+// a flat file of its size takes. The file is read whole first (it is parsed
+// twice), so a pipe still works, and /dev/zero stops at 16 MiB.
+LZ_TEST(test_deep_or_endless_files_are_refused_at_once) {
+    char path[256];
+    lz_config_t *c = lz_config_new();
+    char *before = lz_config_to_json(c);
+    for (size_t lists = 31; lists <= 32; lists++) {
+        char *text = nested_text(lists);
+        write_file(path, sizeof path, "nested.yaml", text);
+        free(text);
+        // 32 levels (the top mapping and 31 lists) parse, and fail as a key
+        // that holds a list; 33 are refused before the document is built.
+        LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+        LZ_CHECK(error_mentions(path, ":1", lists == 31 ? "'retries'" : "nested deeper than 32 levels"));
+    }
+    char *text = nested_text(500000);
+    write_file(path, sizeof path, "deep.yaml", text);
+    free(text);
+    int64_t start = lz_test_now_ms();
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions(path, ":1", "nested deeper than 32 levels"));
+    LZ_CHECK(lz_test_now_ms() - start < 5000 * lz_test_slowdown()); // a minute and more before
+    LZ_CHECK_INT(lz_config_load_file(c, "/dev/zero"), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("/dev/zero", "larger than 16 MiB", NULL));
+
+    int pipe_fds[2];
+    LZ_CHECK(pipe(pipe_fds) == 0);
+    const char *piped = "zmq:\n  linger: 77\n";
+    LZ_CHECK(write(pipe_fds[1], piped, strlen(piped)) == (ssize_t)strlen(piped));
+    close(pipe_fds[1]);
+    snprintf(path, sizeof path, "/proc/self/fd/%d", pipe_fds[0]);
+    char *after = lz_config_to_json(c); // every failed load left it unchanged
+    LZ_CHECK_STR(after, before);
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_OK);
+    CHECK_INTS(c, {"zmq.linger", 77});
+    close(pipe_fds[0]);
+    free(before);
+    free(after);
+    lz_config_destroy(&c);
+}
+
 // The OTLP exporter's keys (src/core/otlp.c): defaults, checks, ranges,
 // both environment forms, and the settings the context reads.
 LZ_TEST(test_tracing_otlp_keys) {
@@ -664,6 +718,7 @@ LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_damaged_files_load_whole_or_no
              LZ_CASE(test_json_file_python_layout), LZ_CASE(test_precedence_every_order),
              LZ_CASE(test_env_both_forms), LZ_CASE(test_env_errors_name_the_variable),
              LZ_CASE(test_file_errors_name_key_file_and_line),
+             LZ_CASE(test_deep_or_endless_files_are_refused_at_once),
              LZ_CASE(test_null_values_reset_to_default), LZ_CASE(test_api_set_and_get),
              LZ_CASE(test_to_json_round_trips), LZ_CASE(test_settings_read),
              LZ_CASE(test_debug_lowers_level_by_precedence),

@@ -235,6 +235,59 @@ LZ_TEST(nesting_is_bounded) {
     LZ_CHECK(strstr(lz_last_error(), "nesting deeper than 100 levels") != NULL);
 }
 
+// nested_nodes writes a legacy.Node holding levels children nested one in
+// another (Node{child: Node{child: ...}}), built from the inside out at the
+// end of a buffer the caller frees; *start is where the message begins.
+static uint8_t *nested_nodes(long levels, const uint8_t **start, size_t *size) {
+    size_t cap = (size_t)levels * 6 + 1;
+    uint8_t *buf = malloc(cap), *at = buf + cap;
+    size_t len = 0;
+    for (long i = 0; i < levels; i++) {
+        uint8_t varint[5];
+        size_t n = 0;
+        for (size_t v = len; n == 0 || v; v >>= 7) varint[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        at -= n;
+        memcpy(at, varint, n);
+        *--at = 0x12; // field 2 (child), length-delimited
+        len += n + 1;
+    }
+    *start = at;
+    *size = len;
+    return buf;
+}
+
+// protobuf-c unpacks nested messages by recursion with no limit: the codec
+// must refuse a peer's deep nesting before protobuf-c overflows the stack
+// (half a million levels here, 1.9 MB, on the main thread's 8 MB stack;
+// 20 thousand did before the codec read the nesting first).
+LZ_TEST(nesting_on_the_wire_is_refused_before_unpacking) {
+    lz_context_t *ctx = lz_test_pattern_context(1);
+    LZ_CHECK_INT(lz_protobuf_register(ctx, "node", &legacy__node__descriptor, 0), LZ_OK);
+    LZ_CHECK_INT(lz_protobuf_register(ctx, "node-or-json", &legacy__node__descriptor, LZ_PROTOBUF_JSON_FALLBACK),
+                 LZ_OK);
+    const char *names[] = {"node", "node-or-json"};
+    const long levels[] = {99, 100, 101, 20000, 500000};
+    for (size_t n = 0; n < 2; n++) {
+        const lz_serializer_t *codec = lz_serializer_find(ctx, names[n]);
+        for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+            const uint8_t *start;
+            size_t size;
+            uint8_t *buf = nested_nodes(levels[i], &start, &size);
+            lz_value_t *value = NULL;
+            int rc = lz_serializer_decode(codec, start, size, &value);
+            LZ_CHECK_INT(rc, levels[i] == 99 ? LZ_OK : LZ_ESERIALIZATION);
+            if (rc) LZ_CHECK_STR(lz_last_error(), "protobuf: nesting deeper than 100 levels");
+            // 99 children below the top: 100 objects, the innermost empty.
+            int depth = 0;
+            for (const lz_value_t *v = value; v; v = lz_value_get(v, "child")) depth++;
+            LZ_CHECK_INT(depth, rc ? 0 : 100);
+            lz_value_destroy(&value);
+            free(buf);
+        }
+    }
+    lz_context_destroy(&ctx);
+}
+
 // big_reading: a Reading whose message outgrows the codec's 2 KB stack
 // block (60 strings, a 3000-byte blob, nested messages in arrays and maps),
 // with tail (more members, or "") last, as JSON text (caller frees).
@@ -519,7 +572,8 @@ LZ_TEST(arguments_are_checked) {
 
 LZ_TEST_MAIN(LZ_CASE(every_field_kind_round_trips), LZ_CASE(bytes_match_protobuf_c_generated_code),
              LZ_CASE(defaults_appear_only_when_asked), LZ_CASE(misfits_are_refused_naming_the_field),
-             LZ_CASE(nesting_is_bounded), LZ_CASE(codec_registers_and_rejects_bad_input),
+             LZ_CASE(nesting_is_bounded), LZ_CASE(nesting_on_the_wire_is_refused_before_unpacking),
+             LZ_CASE(codec_registers_and_rejects_bad_input),
              LZ_CASE(codec_encodes_the_bytes_it_did_before_the_arena),
              LZ_CASE(json_fallback_carries_other_values), LZ_CASE(patterns_carry_messages),
              LZ_CASE(pyzmq_protobuf_interop), LZ_CASE(arguments_are_checked))

@@ -37,7 +37,9 @@ void lz_config_destroy(lz_config_t **config_p);
 //     serialization: {default: msgpack}
 // Every key must be known (docs/configuration.md); the first unknown key or
 // bad value fails the whole load with LZ_ECONFIG and a detail naming the key,
-// the file and the line. On failure config is left unchanged.
+// the file and the line. A file over 16 MiB, or with lists and mappings
+// nested over 32 levels, fails the same way. On failure config is left
+// unchanged.
 int lz_config_load_file(lz_config_t *config, const char *path);
 
 // lz_config_load_env reads LIBERZMQ_* environment variables. A key maps to

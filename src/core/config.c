@@ -520,18 +520,85 @@ static int file_document(file_load_t *fl) {
     return LZ_OK;
 }
 
-// file_parse loads the first YAML document of file into staging.
-static int file_parse(lz_config_t *staging, const char *path, FILE *file) {
+// A file's lists and mappings nest at most this deep. A valid file nests
+// two levels (a section's mapping in the top one): the limit only stops
+// libyaml, whose scanner takes time quadratic in the depth of nested flow
+// collections ("[[[[...": 64 thousand levels took 7.6 s, 200 thousand
+// over a minute) and whose loader has no limit of its own.
+#define FILE_MAX_NESTING 32
+
+// A file is read whole before it is parsed, up to this size: far past any
+// configuration, and a stop for the likes of --config /dev/zero.
+#define FILE_MAX_BYTES (16u << 20)
+
+// read_text reads file to its end into a new buffer (the caller frees it)
+// of *size bytes: it is parsed twice, and a pipe cannot be read again.
+static unsigned char *read_text(FILE *file, const char *path, size_t *size) {
+    size_t cap = 4096, len = 0;
+    unsigned char *text = malloc(cap);
+    for (size_t n = 1; text && n > 0 && len <= FILE_MAX_BYTES; len += n) {
+        if (len == cap) {
+            unsigned char *grown = realloc(text, cap *= 2);
+            if (!grown) free(text);
+            text = grown;
+            if (!text) break;
+        }
+        n = fread(text + len, 1, cap - len, file);
+    }
+    if (!text) return lz__fail_null(LZ_ENOMEM, "config: out of memory");
+    int err = errno;
+    if (ferror(file) || len > FILE_MAX_BYTES) {
+        free(text);
+        if (len > FILE_MAX_BYTES) return lz__fail_null(LZ_ECONFIG, "config: file %s is larger than 16 MiB", path);
+        return lz__fail_null(LZ_ECONFIG, "config: cannot read file %s: %s", path, strerror(err));
+    }
+    *size = len;
+    return text;
+}
+
+// yaml_error is the error of a parser that failed on path.
+static int yaml_error(const yaml_parser_t *parser, const char *path) {
+    return lz__fail(LZ_ECONFIG, "config: file %s:%lu: not valid YAML or JSON: %s%s%s", path,
+                    (unsigned long)parser->problem_mark.line + 1, parser->problem ? parser->problem : "parse error",
+                    parser->context ? " " : "", parser->context ? parser->context : "");
+}
+
+// check_nesting reads the first document of text as events, refusing a
+// list or mapping nested past FILE_MAX_NESTING before libyaml goes on.
+static int check_nesting(const unsigned char *text, size_t size, const char *path) {
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) return lz__fail(LZ_ENOMEM, "config: out of memory");
+    yaml_parser_set_input_string(&parser, text, size);
+    int rc = LZ_OK, depth = 0;
+    for (bool done = false; !done && rc == LZ_OK;) {
+        yaml_event_t event;
+        if (!yaml_parser_parse(&parser, &event)) {
+            rc = yaml_error(&parser, path);
+            break;
+        }
+        yaml_event_type_t type = event.type;
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) depth++;
+        if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) depth--;
+        if (depth > FILE_MAX_NESTING)
+            rc = lz__fail(LZ_ECONFIG, "config: file %s:%lu: lists and mappings nested deeper than %d levels", path,
+                          (unsigned long)event.start_mark.line + 1, FILE_MAX_NESTING);
+        done = type == YAML_DOCUMENT_END_EVENT || type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&event);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+// file_parse loads the first YAML document of text into staging.
+static int file_parse(lz_config_t *staging, const char *path, const unsigned char *text, size_t size) {
+    int rc = check_nesting(text, size, path);
+    if (rc < 0) return rc;
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&parser)) return lz__fail(LZ_ENOMEM, "config: out of memory");
-    yaml_parser_set_input_file(&parser, file);
-    int rc;
+    yaml_parser_set_input_string(&parser, text, size);
     if (!yaml_parser_load(&parser, &doc)) {
-        rc = lz__fail(LZ_ECONFIG, "config: file %s:%lu: not valid YAML or JSON: %s%s%s", path,
-                      (unsigned long)parser.problem_mark.line + 1,
-                      parser.problem ? parser.problem : "parse error",
-                      parser.context ? " " : "", parser.context ? parser.context : "");
+        rc = yaml_error(&parser, path);
         yaml_parser_delete(&parser);
         return rc;
     }
@@ -553,9 +620,12 @@ int lz_config_load_file(lz_config_t *config, const char *path) {
         fclose(file);
         return lz__fail(LZ_ECONFIG, "config: cannot read file %s: %s", path, strerror(EISDIR));
     }
-    lz_config_t *staging = lz_config_dup(config);
-    int rc = staging ? file_parse(staging, path, file) : LZ_ENOMEM;
+    size_t size = 0;
+    unsigned char *text = read_text(file, path, &size);
     fclose(file);
+    lz_config_t *staging = text ? lz_config_dup(config) : NULL;
+    int rc = !text ? lz_last_error_code() : staging ? file_parse(staging, path, text, size) : LZ_ENOMEM;
+    free(text);
     if (rc < 0) {
         lz_config_destroy(&staging);
         return rc;

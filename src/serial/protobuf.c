@@ -631,13 +631,89 @@ static int protobuf_encode(void *state, const lz_value_t *value, lz_buffer_t *ou
     return json_fallback(value, out);
 }
 
+/* ---- nesting on the wire -------------------------------------------------- */
+
+// protobuf-c unpacks a nested message by recursion, with no limit of its
+// own: 60 KB of a recursive type's fields nested in one another, from any
+// peer, overflow the stack. So the bytes are read first as protobuf-c will
+// read them, tags and lengths only, following each field of message type
+// (a map entry is one too) into its bytes, and a message nested MAX_DEPTH
+// deep is refused before protobuf-c sees it, as message_value refuses a
+// built one. Each level of nesting costs at least a tag and a length byte,
+// so shorter input is not read twice.
+#define NESTING_MIN_BYTES (2 * MAX_DEPTH)
+
+typedef enum { NESTING_OK, NESTING_TOO_DEEP, NESTING_MALFORMED } nesting_t;
+
+// read_varint reads a base-128 varint of at most ten bytes at *at (bits
+// past 64 dropped, as protobuf-c drops them).
+static bool read_varint(const uint8_t **at, const uint8_t *end, uint64_t *out) {
+    uint64_t value = 0;
+    for (unsigned i = 0; i < 10 && *at < end; i++) {
+        uint8_t byte = *(*at)++;
+        value |= (uint64_t)(byte & 0x7f) << (7 * i);
+        if (!(byte & 0x80)) {
+            *out = value;
+            return true;
+        }
+    }
+    return false;
+}
+
+// skip_field steps *at past the value of a field of wire_type, leaving
+// *len at the length of a length-delimited one. Groups (wire types 3 and
+// 4) are malformed here as they are to protobuf-c 1.4, which never reads
+// them: refusing what protobuf-c would take could let it recurse unread.
+static bool skip_field(const uint8_t **at, const uint8_t *end, unsigned wire_type, uint64_t *len) {
+    uint64_t ignored;
+    switch (wire_type) {
+    case PROTOBUF_C_WIRE_TYPE_VARINT: return read_varint(at, end, &ignored);
+    case PROTOBUF_C_WIRE_TYPE_64BIT: *len = 8; break;
+    case PROTOBUF_C_WIRE_TYPE_32BIT: *len = 4; break;
+    case PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED:
+        if (!read_varint(at, end, len)) return false;
+        break;
+    default: return false;
+    }
+    if (*len > (uint64_t)(end - *at)) return false;
+    *at += *len;
+    return true;
+}
+
+// nesting reads the fields of a message of type descriptor, at depth (the
+// top is 0), in [at, end). NESTING_MALFORMED is only ever bytes protobuf-c
+// refuses too; where this reading is laxer (tags of more than five bytes),
+// protobuf-c refuses the message's fields before it unpacks any of them.
+static nesting_t nesting(const ProtobufCMessageDescriptor *descriptor, const uint8_t *at, const uint8_t *end,
+                         int depth) {
+    if (depth >= MAX_DEPTH) return NESTING_TOO_DEEP;
+    while (at < end) {
+        uint64_t tag, len = 0;
+        if (!read_varint(&at, end, &tag) || !skip_field(&at, end, (unsigned)(tag & 7), &len)) return NESTING_MALFORMED;
+        if ((tag & 7) != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED || tag >> 3 > UINT32_MAX) continue;
+        field_t *field = protobuf_c_message_descriptor_get_field(descriptor, (unsigned)(tag >> 3));
+        if (!field || field->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+        nesting_t inner = nesting(field->descriptor, at - len, at, depth + 1);
+        if (inner != NESTING_OK) return inner;
+    }
+    return NESTING_OK;
+}
+
+/* ---- the codec, decoding ------------------------------------------------ */
+
 static int protobuf_decode(void *state, const void *data, size_t size, lz_value_t **out) {
     const codec_t *codec = state;
     bool fallback = codec->flags & LZ_PROTOBUF_JSON_FALLBACK;
     if (fallback && size > 0 && *(const uint8_t *)data == JSON_MARK)
         return lz__json_ops.decode(NULL, (const char *)data + 1, size - 1, out);
+    const uint8_t *bytes = data;
+    nesting_t nested = size < NESTING_MIN_BYTES ? NESTING_OK : nesting(codec->descriptor, bytes, bytes + size, 0);
+    if (nested == NESTING_TOO_DEEP)
+        return lz__fail(LZ_ESERIALIZATION, "protobuf: nesting deeper than %d levels", MAX_DEPTH);
     scratch_t scratch;
-    ProtobufCMessage *message = protobuf_c_message_unpack(codec->descriptor, scratch_init(&scratch), size, data);
+    ProtobufCAllocator *allocator = scratch_init(&scratch);
+    ProtobufCMessage *message =
+        nested == NESTING_OK ? protobuf_c_message_unpack(codec->descriptor, allocator, size, data) : NULL;
     int rc = message ? lz_protobuf_to_value(message, codec->flags & LZ_PROTOBUF_DEFAULTS, out) : LZ_ESERIALIZATION;
     scratch_release(&scratch);
     if (message) return rc;
