@@ -248,6 +248,86 @@ CONFIG_JSON = js({"zmq": {"io_threads": 1, "linger": 1000, "heartbeat_interval":
                   "serialization": {"default": "json", "json_indent": 2}, "debug": True})
 
 
+# ---- a small protobuf writer (the wire format of the tests/proto types) ----
+
+def varint(n):
+    n &= (1 << 64) - 1  # negative int32/int64 as protobuf writes them
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def field(number, wire_type, payload):
+    """One field: a varint (wire type 0), fixed bytes (1, 5) or length-delimited bytes (2)."""
+    tag = varint(number << 3 | wire_type)
+    if wire_type == 0:
+        return tag + varint(payload)
+    if wire_type == 2:
+        return tag + varint(len(payload)) + payload
+    return tag + payload
+
+
+def zigzag(n):
+    return (n << 1) ^ (n >> 63)
+
+
+LOCATION = field(1, 1, struct.pack("<d", 48.85)) + field(2, 1, struct.pack("<d", -2.35))
+READING = b"".join([
+    field(1, 2, "t-1".encode()), field(2, 1, struct.pack("<d", 21.5)), field(3, 5, struct.pack("<f", 0.1)),
+    field(4, 0, -7), field(5, 0, zigzag(-3)), field(6, 0, 9007199254740993), field(7, 0, 2**64 - 1),
+    field(8, 1, struct.pack("<Q", 42)), field(9, 0, 2**32 - 1), field(10, 0, 1), field(11, 0, 2),
+    field(12, 2, b"\x00\xffABC"), field(13, 2, LOCATION), field(14, 2, varint(1) + varint(2) + varint(300)),
+    field(15, 2, b"a"), field(15, 2, "\u00e9".encode()), field(16, 2, LOCATION), field(16, 2, b""),
+    field(17, 2, field(1, 2, b"k") + field(2, 0, 5)), field(17, 2, field(1, 2, b"k") + field(2, 0, 6)),
+    field(18, 2, field(1, 0, -5) + field(2, 2, LOCATION)), field(19, 2, b"dev-1"),
+])
+
+
+def nodes(levels):
+    """A legacy.Node with levels children nested in one another."""
+    node = b""
+    for _ in range(levels):
+        node = field(2, 2, node)
+    return node
+
+
+def protobuf_input(type_index, flags, payload):
+    """The target's input: byte 0 picks the type (tests/proto) and the flags (fuzz_protobuf.c)."""
+    return bytes([flags * 3 + type_index]) + payload
+
+
+READING_T, CONFIG_T, NODE_T = 0, 1, 2
+FALLBACK, DEFAULTS = 1, 2
+
+
+def protobuf_seeds():
+    yield "reading", protobuf_input(READING_T, 0, READING)
+    yield "reading-defaults", protobuf_input(READING_T, DEFAULTS, field(4, 0, 0) + field(20, 0, 0))
+    yield "reading-empty", protobuf_input(READING_T, DEFAULTS | FALLBACK, b"")
+    yield "reading-unknown-enum-and-field", protobuf_input(READING_T, 0, field(11, 0, 7) + field(99, 2, b"new"))
+    yield "reading-float-nan", protobuf_input(READING_T, 0, field(3, 5, struct.pack("<f", float("nan"))))
+    yield "reading-not-utf8", protobuf_input(READING_T, 0, field(1, 2, b"\xff\xfe"))
+    yield "reading-string-nul", protobuf_input(READING_T, 0, field(1, 2, b"a\x00b"))
+    yield "reading-map-repeated-key", protobuf_input(READING_T, 0, field(18, 2, field(1, 0, 1)) * 2)
+    yield "config", protobuf_input(CONFIG_T, 0, field(1, 2, b"svc") + field(2, 0, 5) + field(4, 0, 1) * 3)
+    yield "config-defaults", protobuf_input(CONFIG_T, DEFAULTS, field(1, 2, b"svc"))
+    yield "config-missing-required", protobuf_input(CONFIG_T, 0, field(2, 0, 5))
+    yield "node-99", protobuf_input(NODE_T, 0, nodes(99))    # the deepest accepted
+    yield "node-100", protobuf_input(NODE_T, 0, nodes(100))  # one past
+    yield "node-3000", protobuf_input(NODE_T, FALLBACK, nodes(3000))
+    yield "node-label", protobuf_input(NODE_T, DEFAULTS, field(1, 2, b"x") + field(2, 2, field(1, 2, b"y")))
+    yield "fallback-json", protobuf_input(READING_T, FALLBACK, b"\xff" + js({"type": "tick", "data": [1, 2.5]}))
+    yield "fallback-json-fits", protobuf_input(READING_T, FALLBACK, b"\xff" + js({"level": "5", "blob": "QUJD"}))
+    yield "fallback-json-no-mark", protobuf_input(CONFIG_T, FALLBACK, js({"name": 1}))
+    yield "truncated-varint", protobuf_input(READING_T, 0, b"\x20\xff")
+    yield "length-past-end", protobuf_input(READING_T, 0, b"\x0a\x05ab")
+    yield "group", protobuf_input(NODE_T, FALLBACK, b"\x2b\x2c")
+    yield "long-varint", protobuf_input(READING_T, 0, b"\x20" + b"\xff" * 9 + b"\x01")
+
+
 def config_seeds():
     yield "python-layout.yaml", PYTHON_YAML
     yield "layout.json", CONFIG_JSON
@@ -273,10 +353,12 @@ def config_seeds():
     yield "tab-indent.yaml", b"zmq:\n\tlinger: 5\n"
     yield "bad-utf8.yaml", b"logging: {file_path: \"\xc3\x28\"}\n"
     yield "empty.yaml", b""
+    yield "nested-32.yaml", b"retries: " + b"[" * 31 + b"]" * 31 + b"\n"  # the deepest parsed
+    yield "nested-33.yaml", b"retries: " + b"[" * 32 + b"]" * 32 + b"\n"  # refused before it is built
 
 
-TARGETS = {"json": json_seeds, "msgpack": msgpack_seeds, "pubsub": pubsub_seeds, "task": task_seeds,
-           "request": request_seeds, "reply": reply_seeds, "config": config_seeds}
+TARGETS = {"json": json_seeds, "msgpack": msgpack_seeds, "protobuf": protobuf_seeds, "pubsub": pubsub_seeds,
+           "task": task_seeds, "request": request_seeds, "reply": reply_seeds, "config": config_seeds}
 
 
 def main():

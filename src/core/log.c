@@ -272,11 +272,13 @@ static size_t utf8_length(const unsigned char *p) {
 
 // escaped_anyway: characters JSON allows raw but YAML (which reads the
 // JSON that lz_config_to_json writes) refuses or rereads: DEL, the C1
-// controls (U+0085 is a YAML line break) and the non-characters U+FFFE and
-// U+FFFF. n is the length of the UTF-8 sequence at p.
+// controls, the line and paragraph separators (YAML 1.1 line breaks, as
+// U+0085 is: a space before one was dropped) and the non-characters U+FFFE
+// and U+FFFF. n is the length of the UTF-8 sequence at p.
 static bool escaped_anyway(const unsigned char *p, size_t n, unsigned *code) {
     if (n == 1 && *p == 0x7F) *code = 0x7F;
     else if (n == 2 && p[0] == 0xC2 && p[1] <= 0x9F) *code = p[1];
+    else if (n == 3 && p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9)) *code = 0x2000u | (p[2] & 0x3Fu);
     else if (n == 3 && p[0] == 0xEF && p[1] == 0xBF && p[2] >= 0xBE) *code = 0xFFC0u | (p[2] & 0x3Fu);
     else return false;
     return true;

@@ -472,6 +472,20 @@ static lz_value_t *unsigned_value(uint64_t u) {
     return lz_value_string(text);
 }
 
+// empty_message_value: the value of an unset message of field's type, which
+// a map entry without its value holds: protobuf reads it as the type's
+// empty message, so under LZ_PROTOBUF_DEFAULTS its fields appear too, as
+// when a peer sends the empty message itself.
+static lz_value_t *empty_message_value(field_t *field, unsigned flags, int depth) {
+    const ProtobufCMessageDescriptor *descriptor = field->descriptor;
+    ProtobufCMessage *empty = malloc(descriptor->sizeof_message);
+    if (!empty) return lz__fail_null(LZ_ENOMEM, "protobuf: out of memory");
+    descriptor->message_init(empty);
+    lz_value_t *value = message_value(empty, flags, depth + 1);
+    free(empty);
+    return value;
+}
+
 // element_value reads one element of field's type at slot.
 static lz_value_t *element_value(field_t *field, const void *slot, unsigned flags, int depth) {
     switch (field->type) {
@@ -492,7 +506,7 @@ static lz_value_t *element_value(field_t *field, const void *slot, unsigned flag
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *sub = *(ProtobufCMessage *const *)slot;
-        return sub ? message_value(sub, flags, depth + 1) : lz_value_object();
+        return sub ? message_value(sub, flags, depth + 1) : empty_message_value(field, flags, depth);
     }
     }
     return lz__fail_null(LZ_ESERIALIZATION, "protobuf: field %s has a type protobuf-c does not know", field->name);
@@ -631,19 +645,19 @@ static int protobuf_encode(void *state, const lz_value_t *value, lz_buffer_t *ou
     return json_fallback(value, out);
 }
 
-/* ---- nesting on the wire -------------------------------------------------- */
+/* ---- the wire, read before protobuf-c ------------------------------------ */
 
-// protobuf-c unpacks a nested message by recursion, with no limit of its
-// own: 60 KB of a recursive type's fields nested in one another, from any
-// peer, overflow the stack. So the bytes are read first as protobuf-c will
-// read them, tags and lengths only, following each field of message type
-// (a map entry is one too) into its bytes, and a message nested MAX_DEPTH
-// deep is refused before protobuf-c sees it, as message_value refuses a
-// built one. Each level of nesting costs at least a tag and a length byte,
-// so shorter input is not read twice.
-#define NESTING_MIN_BYTES (2 * MAX_DEPTH)
-
-typedef enum { NESTING_OK, NESTING_TOO_DEEP, NESTING_MALFORMED } nesting_t;
+// A received message is read first as protobuf-c will read it, tags and
+// lengths only, following each field of message type (a map entry is one
+// too) into its bytes, for what protobuf-c would get wrong:
+// - nesting: protobuf-c unpacks a nested message by recursion, with no
+//   limit of its own (60 KB of a recursive type's fields nested in one
+//   another, from any peer, overflowed the stack), so a message nested
+//   MAX_DEPTH deep is refused, as message_value refuses a built one;
+// - a NUL in a string field: protobuf-c keeps strings NUL-terminated, so
+//   "a\0b" would read as "a" in silence (encoding refuses such a string
+//   with the same words).
+typedef enum { WIRE_OK, WIRE_REFUSED, WIRE_MALFORMED } wire_t;
 
 // read_varint reads a base-128 varint of at most ten bytes at *at (bits
 // past 64 dropped, as protobuf-c drops them).
@@ -680,23 +694,32 @@ static bool skip_field(const uint8_t **at, const uint8_t *end, unsigned wire_typ
     return true;
 }
 
-// nesting reads the fields of a message of type descriptor, at depth (the
-// top is 0), in [at, end). NESTING_MALFORMED is only ever bytes protobuf-c
-// refuses too; where this reading is laxer (tags of more than five bytes),
-// protobuf-c refuses the message's fields before it unpacks any of them.
-static nesting_t nesting(const ProtobufCMessageDescriptor *descriptor, const uint8_t *at, const uint8_t *end,
-                         int depth) {
-    if (depth >= MAX_DEPTH) return NESTING_TOO_DEEP;
+// read_fields reads the fields of a message of type descriptor, at depth
+// (the top is 0), in [at, end). WIRE_REFUSED sets the error. WIRE_MALFORMED
+// is only ever bytes protobuf-c refuses too; where this reading is laxer
+// (tags of more than five bytes), protobuf-c refuses the message's fields
+// before it unpacks any of them.
+static wire_t read_fields(const ProtobufCMessageDescriptor *descriptor, const uint8_t *at, const uint8_t *end,
+                          int depth) {
+    if (depth >= MAX_DEPTH) {
+        lz__fail(LZ_ESERIALIZATION, "protobuf: nesting deeper than %d levels", MAX_DEPTH);
+        return WIRE_REFUSED;
+    }
     while (at < end) {
         uint64_t tag, len = 0;
-        if (!read_varint(&at, end, &tag) || !skip_field(&at, end, (unsigned)(tag & 7), &len)) return NESTING_MALFORMED;
+        if (!read_varint(&at, end, &tag) || !skip_field(&at, end, (unsigned)(tag & 7), &len)) return WIRE_MALFORMED;
         if ((tag & 7) != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED || tag >> 3 > UINT32_MAX) continue;
         field_t *field = protobuf_c_message_descriptor_get_field(descriptor, (unsigned)(tag >> 3));
+        const uint8_t *bytes = at - len;
+        if (field && field->type == PROTOBUF_C_TYPE_STRING && memchr(bytes, '\0', len)) {
+            lz__fail(LZ_ESERIALIZATION, "protobuf: %s.%s cannot hold a NUL character", descriptor->name, field->name);
+            return WIRE_REFUSED;
+        }
         if (!field || field->type != PROTOBUF_C_TYPE_MESSAGE) continue;
-        nesting_t inner = nesting(field->descriptor, at - len, at, depth + 1);
-        if (inner != NESTING_OK) return inner;
+        wire_t inner = read_fields(field->descriptor, bytes, at, depth + 1);
+        if (inner != WIRE_OK) return inner;
     }
-    return NESTING_OK;
+    return WIRE_OK;
 }
 
 /* ---- the codec, decoding ------------------------------------------------ */
@@ -707,13 +730,12 @@ static int protobuf_decode(void *state, const void *data, size_t size, lz_value_
     if (fallback && size > 0 && *(const uint8_t *)data == JSON_MARK)
         return lz__json_ops.decode(NULL, (const char *)data + 1, size - 1, out);
     const uint8_t *bytes = data;
-    nesting_t nested = size < NESTING_MIN_BYTES ? NESTING_OK : nesting(codec->descriptor, bytes, bytes + size, 0);
-    if (nested == NESTING_TOO_DEEP)
-        return lz__fail(LZ_ESERIALIZATION, "protobuf: nesting deeper than %d levels", MAX_DEPTH);
+    wire_t wire = read_fields(codec->descriptor, bytes, bytes + size, 0);
+    if (wire == WIRE_REFUSED) return LZ_ESERIALIZATION;
     scratch_t scratch;
     ProtobufCAllocator *allocator = scratch_init(&scratch);
     ProtobufCMessage *message =
-        nested == NESTING_OK ? protobuf_c_message_unpack(codec->descriptor, allocator, size, data) : NULL;
+        wire == WIRE_OK ? protobuf_c_message_unpack(codec->descriptor, allocator, size, data) : NULL;
     int rc = message ? lz_protobuf_to_value(message, codec->flags & LZ_PROTOBUF_DEFAULTS, out) : LZ_ESERIALIZATION;
     scratch_release(&scratch);
     if (message) return rc;
