@@ -6,7 +6,6 @@
  * Usage: distributed_lock [endpoint, default tcp://127.0.0.1:5560]. */
 #include <inttypes.h>
 #include <stdio.h>
-#include <unistd.h>
 
 #include "liberzmq.h"
 
@@ -25,7 +24,7 @@ static void store_write(const char *who, int64_t token, const char *value) {
 }
 
 static int run(lz_context_t *ctx, const char *endpoint) {
-    lz_lock_t *a = lz_lock_new(ctx, endpoint, "report.csv", 300); // 300 ms leases, to keep the demo short
+    lz_lock_t *a = lz_lock_new(ctx, endpoint, "report.csv", 1000); // a 1 s lease, to keep the demo short
     lz_lock_t *b = lz_lock_new(ctx, endpoint, "report.csv", 5000);
     if (!a || !b || lz_lock_acquire(a, 2000) != LZ_OK) {
         fprintf(stderr, "distributed_lock: %s\n", lz_last_error());
@@ -36,8 +35,9 @@ static int run(lz_context_t *ctx, const char *endpoint) {
     int64_t token_a = lz_lock_fencing_token(a);
     printf("A holds the lock, token %" PRId64 "\n", token_a);
     printf("B try_acquire: %s\n", lz_error_name(lz_lock_try_acquire(b)));
-    usleep(400 * 1000); // A stalls past its lease without knowing it
-    if (lz_lock_acquire(b, 2000) == LZ_OK)
+    // A stalls past its lease without knowing it, while B waits in the
+    // service's queue: the lease ends and the lock passes to B.
+    if (lz_lock_acquire(b, 5000) == LZ_OK)
         printf("B holds the lock after A's lease ended, token %" PRId64 "\n", lz_lock_fencing_token(b));
     store_write("B", lz_lock_fencing_token(b), "B's report");
     store_write("A", token_a, "A's stale report"); // A wakes up and writes

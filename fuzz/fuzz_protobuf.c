@@ -5,10 +5,12 @@
  * Besides fuzz_decode_value's properties (both decodes agree, only
  * LZ_ESERIALIZATION), a value read as a message encodes back to a message
  * that reads as the same value; one read through the JSON fallback may be
- * normalised once (fuzz_codec_normalises). */
+ * normalised once (fuzz_codec_normalises); and what protobuf-c unpacks is
+ * refused only for a reason the codec names (check_refusal). */
 #include <math.h>
 #include <protobuf-c/protobuf-c.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fuzz_common.h"
 #include "legacy.pb-c.h"
@@ -74,9 +76,31 @@ static void check_value(const lz_serializer_t *codec, const lz_value_t *value, c
         fuzz_codec_normalises(codec, value);
 }
 
+// check_refusal: what protobuf-c unpacks, the codec reads, or refuses for
+// a reason of its own that it names (the nesting limit, a NUL or bytes that
+// are not UTF-8 in a string), never as bytes that are not a message: its
+// own pass over the wire must not be stricter than protobuf-c. Inputs stay
+// far too short to overflow the stack in protobuf-c's recursion.
+static void check_refusal(const lz_serializer_t *codec, const ProtobufCMessageDescriptor *type, const uint8_t *data,
+                          size_t size) {
+    lz_value_t *value = NULL;
+    int rc = lz_serializer_decode(codec, data, size, &value);
+    lz_value_destroy(&value);
+    if (rc == LZ_OK) return;
+    const char *why = lz_last_error();
+    ProtobufCMessage *message = protobuf_c_message_unpack(type, NULL, size, data);
+    bool unpacked = message != NULL;
+    protobuf_c_message_free_unpacked(message, NULL);
+    fuzz_require(!unpacked || strstr(why, "nesting deeper than") || strstr(why, "cannot hold a NUL") ||
+                     strstr(why, "not UTF-8"),
+                 "what protobuf-c unpacks is read, or refused for a reason named");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     if (!codecs[0]) register_codecs();
-    fuzz_decode_value_then(codecs[data[0] % (TYPES * FLAG_SETS)], data + 1, size - 1, check_value);
+    unsigned pick = data[0] % (TYPES * FLAG_SETS);
+    fuzz_decode_value_then(codecs[pick], data + 1, size - 1, check_value);
+    check_refusal(codecs[pick], types[pick % TYPES], data + 1, size - 1);
     return 0;
 }

@@ -744,10 +744,12 @@ static void count_reload(lz_context_t *ctx, bool ok) {
     pthread_mutex_unlock(&ctx->lock);
 }
 
+// Logged before it is counted: whoever sees the count (a test, a metrics
+// scrape) finds the reason in the log already.
 void lz__context_reload_failed(lz_context_t *ctx, const char *origin) {
-    count_reload(ctx, false);
     LZ_LOG(ctx->logger, LZ_LOG_ERROR, "config", "reload from %s refused, the running configuration stays: %s", origin,
            lz_last_error());
+    count_reload(ctx, false);
 }
 
 // reload_report logs the outcome and returns what lz_context_reload does:
@@ -782,8 +784,8 @@ int lz__context_reload_from(lz_context_t *ctx, const lz_config_t *config, const 
     if (rc == LZ_OK) reload_judge(ctx, &r, origin);
     pthread_mutex_unlock(&ctx->reload_lock);
     if (rc == LZ_OK) {
+        rc = reload_report(ctx, &r, origin); // logged before it is counted, as a failure is
         count_reload(ctx, true);
-        rc = reload_report(ctx, &r, origin);
     } else {
         lz__context_reload_failed(ctx, origin);
     }
