@@ -1,5 +1,5 @@
 /* The Protocol Buffers codec (src/serial/protobuf.c) on arbitrary bytes:
- * its pass over the nesting, protobuf-c's unpack, the conversion to values
+ * its pass over the wire, protobuf-c's unpack, the conversion to values
  * and, with the JSON fallback, the JSON codec and base64 bytes. Byte 0
  * picks the message type and the codec's flags; the rest is the payload.
  * Besides fuzz_decode_value's properties (both decodes agree, only
@@ -44,7 +44,7 @@ static void register_codecs(void) {
 
 // read_as_message: whether data was read as a message of codec's type
 // (not through the JSON fallback). Asked only of input the codec accepted,
-// which its nesting pass let through to protobuf-c.
+// which its pass over the wire let through to protobuf-c.
 static bool read_as_message(const ProtobufCMessageDescriptor *type, bool fallback, const uint8_t *data, size_t size) {
     if (fallback && size > 0 && data[0] == 0xFF) return false;
     ProtobufCMessage *message = protobuf_c_message_unpack(type, NULL, size, data);

@@ -676,8 +676,9 @@ static bool read_varint(const uint8_t **at, const uint8_t *end, uint64_t *out) {
 
 // skip_field steps *at past the value of a field of wire_type, leaving
 // *len at the length of a length-delimited one. Groups (wire types 3 and
-// 4) are malformed here as they are to protobuf-c 1.4, which never reads
-// them: refusing what protobuf-c would take could let it recurse unread.
+// 4) are malformed here as they are to protobuf-c 1.4, which does not read
+// them: this pass must call no message malformed that protobuf-c reads
+// (fuzz/fuzz_protobuf.c checks it).
 static bool skip_field(const uint8_t **at, const uint8_t *end, unsigned wire_type, uint64_t *len) {
     uint64_t ignored;
     switch (wire_type) {
