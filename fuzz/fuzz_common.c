@@ -127,8 +127,8 @@ void fuzz_decode_value(const lz_serializer_t *codec, const uint8_t *data, size_t
     fuzz_decode_value_then(codec, data, size, round_trips);
 }
 
-void fuzz_decode_value_then(const lz_serializer_t *codec, const uint8_t *data, size_t size,
-                            fuzz_value_check_fn *check) {
+int fuzz_decode_value_then(const lz_serializer_t *codec, const uint8_t *data, size_t size,
+                           fuzz_value_check_fn *check) {
     lz_value_t *owned = NULL;
     int rc = lz_serializer_decode(codec, data, size, &owned);
     fuzz_require(rc == LZ_OK || rc == LZ_ESERIALIZATION, "a decoder fails with LZ_ESERIALIZATION only");
@@ -148,6 +148,7 @@ void fuzz_decode_value_then(const lz_serializer_t *codec, const uint8_t *data, s
     lz_value_destroy(&in_arena); // frees only what is not the arena's
     lz__arena_release(&arena);
     lz_value_destroy(&owned);
+    return rc;
 }
 
 /* ---- task and request envelopes ---------------------------------------- */

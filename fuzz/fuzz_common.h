@@ -93,9 +93,10 @@ typedef void fuzz_value_check_fn(const lz_serializer_t *codec, const lz_value_t 
 // fuzz_decode_value_then is fuzz_decode_value with check, given the value
 // and the payload it came from, in place of fuzz_codec_round_trip: for a
 // codec whose encoding does not give back every value it decodes (a
-// protobuf codec normalises values of its message type).
-void fuzz_decode_value_then(const lz_serializer_t *codec, const uint8_t *data, size_t size,
-                            fuzz_value_check_fn *check);
+// protobuf codec normalises values of its message type). Returns the
+// decodes' code; when they failed, lz_last_error() still says why.
+int fuzz_decode_value_then(const lz_serializer_t *codec, const uint8_t *data, size_t size,
+                           fuzz_value_check_fn *check);
 
 /* ---- task and request envelopes (one frame each) ------------------------ */
 
