@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <syslog.h>
 
 #include "core/log.h"
@@ -166,6 +167,28 @@ LZ_TEST(test_text_format_line) {
     free(text);
 }
 
+// A peer's topic or action reaches the log (a span's name, a refusal); a
+// newline or terminal control in it must not start a record of its own.
+LZ_TEST(test_text_records_escape_line_breaks_and_controls) {
+    char path[256];
+    scratch_path(path, sizeof path, "escaped.log");
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK_INT(lz_logger_to_file(log, path), LZ_OK);
+    lz_logger_write(log, LZ_LOG_INFO, "sub\n", "topic a\nFAKE CRITICAL audit: admitted\r\x1b[2J\x7f \"q\" \\ \tend");
+    lz_logger_write(log, LZ_LOG_INFO, "sub", "next\xc2\x85\xe2\x80\xa8\xc3\xa9\xff");
+    lz_logger_destroy(&log);
+    char *text = read_all(path);
+    LZ_CHECK(text != NULL);
+    if (!text) return;
+    size_t lines = 0;
+    for (const char *p = text; *p; p++) lines += *p == '\n';
+    LZ_CHECK_INT((long)lines, 2);
+    LZ_CHECK(strstr(text, " sub\\n: topic a\\nFAKE CRITICAL audit: admitted\\r\\u001b[2J\\u007f \"q\" \\ \tend\n") != NULL);
+    // Tab, quotes, backslashes, other UTF-8 and invalid bytes go as they are.
+    LZ_CHECK(strstr(text, " sub: next\\u0085\\u2028\xc3\xa9\xff\n") != NULL);
+    free(text);
+}
+
 LZ_TEST(test_json_lines_are_valid) {
     char path[256];
     scratch_path(path, sizeof path, "json.log");
@@ -262,6 +285,41 @@ LZ_TEST(test_file_rotation) {
     char *older = read_all(name);
     LZ_CHECK(older && strstr(older, "record 39") != NULL && strstr(older, "record 41") == NULL);
     free(older);
+}
+
+// Rotation opens the new file before it moves any: with no descriptor left
+// the records go on into the full file (before, every record was dropped
+// from the failed reopen on), and the rotation happens once one is free.
+LZ_TEST(test_rotation_without_a_descriptor_keeps_records) {
+    char path[256], name[300];
+    lz_config_t *config = LZ_TEST_CONFIG("logging.max_file_size=300", "logging.backup_count=2");
+    lz_logger_t *log = configured_file_logger(config, path, sizeof path, "nofd.log");
+    struct rlimit old;
+    LZ_CHECK_INT(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int fds[4096], nfds = 0;
+    int highest = dup(0);
+    close(highest);
+    LZ_CHECK_INT(setrlimit(RLIMIT_NOFILE, &(struct rlimit){(rlim_t)highest + 64, old.rlim_max}), 0);
+    while (nfds < (int)(sizeof fds / sizeof fds[0]) && (fds[nfds] = dup(0)) >= 0) nfds++;
+    LZ_CHECK(nfds < (int)(sizeof fds / sizeof fds[0])); // the descriptors ran out
+    for (int i = 0; i < 12; i++) // 70-byte lines: past the limit after 5
+        lz_logger_write(log, LZ_LOG_INFO, "rot", "starved %02d padded to a fair length", i);
+    snprintf(name, sizeof name, "%s.1", path);
+    LZ_CHECK_INT(file_size(name), -1); // nothing moved
+    while (nfds > 0) close(fds[--nfds]);
+    LZ_CHECK_INT(setrlimit(RLIMIT_NOFILE, &old), 0);
+    lz_logger_write(log, LZ_LOG_INFO, "rot", "fed again, padded to a fair length");
+    lz_logger_write(log, LZ_LOG_INFO, "rot", "and after the rotation");
+    lz_logger_destroy(&log);
+    lz_config_destroy(&config);
+
+    char *older = read_all(name), *live = read_all(path);
+    LZ_CHECK(older && strstr(older, "starved 00") && strstr(older, "starved 11") && strstr(older, "fed again"));
+    LZ_CHECK(live && strcmp(strchr(live, 'Z') + 1, " INFO  rot: and after the rotation\n") == 0);
+    snprintf(name, sizeof name, "%s.rotating", path);
+    LZ_CHECK_INT(file_size(name), -1);
+    free(older);
+    free(live);
 }
 
 LZ_TEST(test_disabled_level_skips_arguments) {
@@ -432,9 +490,11 @@ LZ_TEST(test_syslog_target_from_config) {
 
 LZ_TEST_MAIN(LZ_CASE(test_callback_receives_enabled_levels_only),
              LZ_CASE(test_level_names_and_parsing), LZ_CASE(test_bad_arguments),
-             LZ_CASE(test_text_format_line), LZ_CASE(test_json_lines_are_valid),
+             LZ_CASE(test_text_format_line), LZ_CASE(test_text_records_escape_line_breaks_and_controls),
+             LZ_CASE(test_json_lines_are_valid),
              LZ_CASE(test_json_lines_check_four_byte_utf8),
-             LZ_CASE(test_file_rotation), LZ_CASE(test_disabled_level_skips_arguments),
+             LZ_CASE(test_file_rotation), LZ_CASE(test_rotation_without_a_descriptor_keeps_records),
+             LZ_CASE(test_disabled_level_skips_arguments),
              LZ_CASE(test_concurrent_writers_produce_whole_lines),
              LZ_CASE(test_configure_from_config), LZ_CASE(test_syslog_and_stderr_targets),
              LZ_CASE(test_syslog_target_from_config))

@@ -47,7 +47,9 @@ void lz_logger_set_level(lz_logger_t *logger, lz_log_level_t level);
 lz_log_level_t lz_logger_level(const lz_logger_t *logger);
 
 // lz_logger_set_format chooses text ("2026-11-21T12:00:00.123Z INFO  pub: ...")
-// or JSON lines ({"ts":..., "level":..., "component":..., "msg":...}). Thread safe.
+// or JSON lines ({"ts":..., "level":..., "component":..., "msg":...}). Either
+// way a record is one line: text records escape control characters and line
+// separators in the component and message ("\n", "\u001b"). Thread safe.
 void lz_logger_set_format(lz_logger_t *logger, lz_log_format_t format);
 
 // Target setters; each replaces the previous target. Thread safe.

@@ -151,7 +151,7 @@ static FILE *open_append(const char *path) {
 }
 
 static int open_file(target_t *t, const char *path) {
-    if (strlen(path) > PATH_MAX - 16) // room for rotation's ".N"
+    if (strlen(path) > PATH_MAX - 16) // room for rotation's ".N" and ".rotating"
         return lz__fail(LZ_EINVAL, "log: file path too long: '%.64s...'", path);
     *t = (target_t){.kind = LZ_LOG_TARGET_FILE, .path = strdup(path)};
     if (!t->path) return lz__fail(LZ_ENOMEM, "log: out of memory");
@@ -274,7 +274,9 @@ static size_t utf8_length(const unsigned char *p) {
 // JSON that lz_config_to_json writes) refuses or rereads: DEL, the C1
 // controls, the line and paragraph separators (YAML 1.1 line breaks, as
 // U+0085 is: a space before one was dropped) and the non-characters U+FFFE
-// and U+FFFF. n is the length of the UTF-8 sequence at p.
+// and U+FFFF. Text records escape them too: terminals and log viewers take
+// the C1 controls and separators as line breaks or commands. n is the
+// length of the UTF-8 sequence at p.
 static bool escaped_anyway(const unsigned char *p, size_t n, unsigned *code) {
     if (n == 1 && *p == 0x7F) *code = 0x7F;
     else if (n == 2 && p[0] == 0xC2 && p[1] <= 0x9F) *code = p[1];
@@ -284,22 +286,26 @@ static bool escaped_anyway(const unsigned char *p, size_t n, unsigned *code) {
     return true;
 }
 
-// json_write_char escapes what JSON requires, and what escaped_anyway
-// names; invalid UTF-8 becomes U+FFFD. Returns how many bytes of p it
-// consumed.
-static size_t json_write_char(FILE *out, const unsigned char *p) {
+// write_char writes the character at p, escaped where a record needs it,
+// and returns how many bytes of p it consumed. JSON records escape what
+// JSON requires and what escaped_anyway names, and write invalid UTF-8 as
+// U+FFFD. Text records escape the same controls but tab (quotes, backslashes
+// and invalid bytes go as they are), so that a peer's topic or action
+// holding a newline cannot start a record of its own in the log.
+static size_t write_char(FILE *out, const unsigned char *p, bool json) {
     static const char *const short_escapes[0x20] = {
         ['\b'] = "\\b", ['\f'] = "\\f", ['\n'] = "\\n", ['\r'] = "\\r", ['\t'] = "\\t"};
     size_t n = *p < 0x80 ? 1 : utf8_length(p);
     unsigned code;
-    if (*p == '"' || *p == '\\') {
+    if (json && (*p == '"' || *p == '\\')) {
         fputc('\\', out);
         fputc(*p, out);
-    } else if (*p < 0x20) {
+    } else if (*p < 0x20 && (json || *p != '\t')) {
         if (short_escapes[*p]) fputs(short_escapes[*p], out);
         else fprintf(out, "\\u%04x", *p);
     } else if (!n) {
-        fputs("\\ufffd", out);
+        if (json) fputs("\\ufffd", out);
+        else fputc(*p, out);
         return 1;
     } else if (escaped_anyway(p, n, &code)) {
         fprintf(out, "\\u%04x", code);
@@ -311,9 +317,13 @@ static size_t json_write_char(FILE *out, const unsigned char *p) {
     return n;
 }
 
+static void write_text(FILE *out, const char *text, bool json) {
+    for (const unsigned char *p = (const unsigned char *)text; *p;) p += write_char(out, p, json);
+}
+
 void lz__json_write_string(FILE *out, const char *text) {
     fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)text; *p;) p += json_write_char(out, p);
+    write_text(out, text, true);
     fputc('"', out);
 }
 
@@ -338,10 +348,11 @@ static void format_record(FILE *out, lz_log_format_t format, bool for_syslog,
         fputs(",\"msg\":", out);
         lz__json_write_string(out, msg);
         fputc('}', out);
-    } else if (for_syslog) {
-        fprintf(out, "%s: %s", component, msg);
     } else {
-        fprintf(out, "%s %-5s %s: %s", ts, lz_log_level_name(level), component, msg);
+        if (!for_syslog) fprintf(out, "%s %-5s ", ts, lz_log_level_name(level));
+        write_text(out, component, false);
+        fputs(": ", out);
+        write_text(out, msg, false);
     }
     if (!for_syslog) fputc('\n', out);
 }
@@ -357,13 +368,19 @@ static void rotated_name(char *out, size_t size, const char *path, int index) {
 }
 
 // rotate_locked shifts path.N-1 -> path.N ... path -> path.1 once the file
-// reaches max_file_size, then reopens an empty path, like Python's handler.
+// reaches max_file_size, and starts an empty path, like Python's handler.
+// The new file is opened under a name of its own before anything moves:
+// when it cannot be (no descriptor left, a full disk), nothing is shifted
+// and records go on into the full file until a later record's try works,
+// where reopening after the shift would have dropped every record since.
 static void rotate_locked(lz_logger_t *logger) {
     struct stat st;
     if (logger->max_file_size <= 0 || logger->backup_count <= 0) return;
     if (fstat(fileno(logger->out.file), &st) != 0 || st.st_size < logger->max_file_size) return;
-    fclose(logger->out.file);
     char from[PATH_MAX + 16], to[PATH_MAX + 16];
+    snprintf(from, sizeof from, "%s.rotating", logger->out.path);
+    FILE *fresh = open_append(from);
+    if (!fresh) return;
     for (int i = logger->backup_count - 1; i >= 1; i--) {
         rotated_name(from, sizeof from, logger->out.path, i);
         rotated_name(to, sizeof to, logger->out.path, i + 1);
@@ -371,7 +388,10 @@ static void rotate_locked(lz_logger_t *logger) {
     }
     rotated_name(to, sizeof to, logger->out.path, 1);
     rename(logger->out.path, to);
-    logger->out.file = open_append(logger->out.path); // NULL: later records are dropped
+    snprintf(from, sizeof from, "%s.rotating", logger->out.path);
+    rename(from, logger->out.path);
+    fclose(logger->out.file);
+    logger->out.file = fresh;
 }
 
 // emit_locked writes one formatted record to a stream-like target.
