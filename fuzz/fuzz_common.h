@@ -127,6 +127,10 @@ void fuzz_envelope_round_trip(const fuzz_envelope_kind_t *kind, const lz_seriali
 // caller owns; the receive path accepted it, so this must too.
 lz_value_t *fuzz_payload_decode(const lz_serializer_t *codec, const lz_message_t *msg);
 
+// fuzz_type_is: msg's type (its topic) is exactly the size bytes at text,
+// so that a type cut short at a NUL shows.
+bool fuzz_type_is(const lz_message_t *msg, const char *text, size_t size);
+
 // fuzz_is_topic_text is the topic rule of docs/protocol.md spelled out the
 // slow way (UTF-8, no NUL), against which the receive path's word-at-a-time
 // lz__topic_text is checked.

@@ -463,6 +463,13 @@ LZ_TEST(badinput_puller_survives_raw_pusher) {
     expect_good_pull(push, pull, &seen, "invalid UTF-8 in the type", __LINE__);
     CHECK_DROPPED(node, before, 1);
 
+    // A NUL inside the type: the task is dropped, never run by the handler
+    // of the text before the NUL ("good").
+    const char *nul_type = "{\"type\":\"good\\u0000x\",\"data\":-3}";
+    LZ_CHECK_INT(zmq_send(push, nul_type, strlen(nul_type), 0), (int)strlen(nul_type));
+    expect_good_pull(push, pull, &seen, "a NUL in the type", __LINE__);
+    CHECK_DROPPED(node, before, 1);
+
     // Envelope fields of the wrong type read as absent; the task still runs.
     const char *odd = "{\"type\":\"job\",\"data\":{},\"priority\":\"high\",\"timestamp\":\"now\",\"task_id\":42}";
     LZ_CHECK_INT(zmq_send(push, odd, strlen(odd), 0), (int)strlen(odd));

@@ -208,9 +208,12 @@ static int lift_envelope(lz_message_t *msg, lz_value_t *object, const envelope_f
 
 // set_type sets the message's topic to the string value type, up to a NUL
 // it may hold (as a C string reads).
+// Its whole length: a type holding a NUL ("add\u0000x") fails the topic
+// check, where strlen would have dispatched it as "add".
 static int set_type(lz_message_t *msg, const lz_value_t *type) {
-    const char *text = lz_value_get_string(type, NULL);
-    return set_topic(msg, text, strlen(text));
+    size_t size = 0;
+    const char *text = lz_value_get_string(type, &size);
+    return set_topic(msg, text, size);
 }
 
 /* ---- pub/sub ----------------------------------------------------------- */
