@@ -548,6 +548,8 @@ static void ask_later(lz_client_t *client, const char *action, const char *json,
 }
 
 #define PARK_AS(id, wait) "{\"lock_name\":\"cap\",\"lock_id\":\"" id "\",\"timeout\":10,\"wait_ms\":" #wait "}"
+#define ACQUIRE_AS(name, id, extra) "{\"lock_name\":\"" name "\",\"lock_id\":\"" id "\"" extra "}"
+#define RELEASE_AS(name, id) "{\"lock_name\":\"" name "\",\"lock_id\":\"" id "\"}"
 
 // Past the cap an acquire is refused at once; a repeat of a parked owner's
 // request joins it (both replies get the grant); a waiter's release ends
@@ -622,10 +624,122 @@ LZ_TEST(gone_waiter_is_skipped) {
     stop_service(&f);
 }
 
+// A client's retries of a parked request join it past the cap (refused,
+// the first copy would stay parked, to be granted a lock its client no
+// longer waits for); a waiter repeated WAITER_COPIES_MAX times and once
+// more stops waiting: every copy refused.
+LZ_TEST(retries_join_past_the_cap) {
+    fixture_t f = start_service(0);
+    LZ_CHECK_INT(lz_lock_service_set_waiters_max(f.service, 1), LZ_OK);
+    lz_client_t *client = lz_client_new(f.ctx, f.endpoint);
+    LZ_CHECK_INT(ask(client, "acquire_lock", PARK_AS("holder", 0), NULL), LZ_OK);
+    outcome_t first, retry, copies[17];
+    ask_later(client, "acquire_lock", PARK_AS("w1", 4000), &first);
+    lz_test_sleep_ms(50 * LZ_TEST_SLOWDOWN);
+    ask_later(client, "acquire_lock", PARK_AS("w1", 4000), &retry); // the cap is reached: joins all the same
+    lz_test_sleep_ms(100 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(!atomic_load(&retry.done));
+    lz_lock_stats_t stats;
+    LZ_CHECK_INT(lz_lock_service_stats(f.service, &stats), LZ_OK);
+    LZ_CHECK_INT((int)stats.waiters, 2);
+    LZ_CHECK_INT(ask(client, "release_lock", RELEASE_AS("cap", "holder"), NULL), LZ_OK);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&first.done) && atomic_load(&retry.done), 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(flag(first.reply, "acquired") && flag(retry.reply, "acquired"));
+    for (int i = 0; i < 17; i++) ask_later(client, "acquire_lock", PARK_AS("w2", 4000), &copies[i]);
+    int64_t t0 = lz_test_now_ms();
+    for (int i = 0; i < 17; i++) {
+        LZ_TEST_WAIT_UNTIL(atomic_load(&copies[i].done), 2000 * LZ_TEST_SLOWDOWN);
+        LZ_CHECK(copies[i].status == LZ_OK && !flag(copies[i].reply, "acquired"));
+        lz_value_destroy(&copies[i].reply);
+    }
+    LZ_CHECK(lz_test_now_ms() - t0 < 1000 * LZ_TEST_SLOWDOWN); // at once, not at the wait's end
+    LZ_CHECK_INT(lz_lock_service_stats(f.service, &stats), LZ_OK);
+    LZ_CHECK_INT((int)stats.waiters, 0);
+    lz_value_destroy(&first.reply);
+    lz_value_destroy(&retry.reply);
+    lz_client_destroy(&client);
+    stop_service(&f);
+}
+
+// The client's own retries (zmq.request_retries) resend a parked request
+// with the same wait_ms: its wait still ends when the first copy's does,
+// so lz_lock_acquire gets the refusal in time, not a timeout after it.
+LZ_TEST(retried_wait_keeps_its_end) {
+    char timeout[64];
+    int request_ms = 300 * LZ_TEST_SLOWDOWN, wait_ms = 600 * LZ_TEST_SLOWDOWN;
+    snprintf(timeout, sizeof timeout, "zmq.request_timeout=%d", request_ms);
+    fixture_t f = start_service_in(LZ_TEST_CONTEXT("zmq.linger=0", "zmq.request_retries=3", timeout), 0);
+    lz_lock_t *a = new_lock(&f, "retried", 10000), *b = new_lock(&f, "retried", 10000);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_acquire(b, wait_ms), LZ_ETIMEOUT);
+    int64_t took = lz_test_now_ms() - t0;
+    if (took >= wait_ms + request_ms / 2) fprintf(stderr, "refused after %lld ms\n", (long long)took);
+    LZ_CHECK(took >= wait_ms && took < wait_ms + request_ms / 2);
+    LZ_CHECK(strstr(lz_last_error(), "still held by another owner") != NULL);
+    lz_lock_stats_t stats;
+    LZ_CHECK_INT(lz_lock_service_stats(f.service, &stats), LZ_OK);
+    LZ_CHECK_INT((int)stats.waiters, 0); // every copy answered
+    lz_lock_destroy(&a);
+    lz_lock_destroy(&b);
+    stop_service(&f);
+}
+
+// A lease its owner shortens while someone waits (a renewal, or a repeated
+// acquire, with a shorter timeout) hands the lock over when it now ends:
+// the timer, asleep until the old end, is woken.
+LZ_TEST(shortened_lease_hands_over_at_its_new_end) {
+    fixture_t f = start_service(0);
+    lz_client_t *client = lz_client_new(f.ctx, f.endpoint);
+    const char *shorten[] = {"renew_lock", "acquire_lock"};
+    for (int i = 0; i < 2; i++) {
+        LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("brief", "holder", ",\"timeout\":10"), NULL), LZ_OK);
+        waiter_t w;
+        start_waiter(&w, &f, "brief", 5000 * LZ_TEST_SLOWDOWN, NULL);
+        int64_t shortened = lz_test_now_ms();
+        LZ_CHECK_INT(ask(client, shorten[i], ACQUIRE_AS("brief", "holder", ",\"timeout\":0.2"), NULL), LZ_OK);
+        pthread_join(w.thread, NULL);
+        LZ_CHECK_INT(w.rc, LZ_OK);
+        int64_t took = w.got_at - shortened;
+        if (took >= 200 + 200 * LZ_TEST_SLOWDOWN)
+            fprintf(stderr, "%s: granted after %lld ms\n", shorten[i], (long long)took);
+        LZ_CHECK(took >= 150 && took < 200 + 200 * LZ_TEST_SLOWDOWN);
+    }
+    lz_client_destroy(&client);
+    stop_service(&f);
+}
+
+// A waiter the server's stop answered is gone: after a restart its turn's
+// grant reaches nobody (LZ_ECLOSED) and is taken back, and the lock is
+// free, not held for a lease by a client that was told "server stopping".
+LZ_TEST(stopped_waiter_is_skipped_after_restart) {
+    fixture_t f = start_service(0);
+    lz_client_t *client = lz_client_new(f.ctx, f.endpoint);
+    LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("boot", "holder", ), NULL), LZ_OK);
+    outcome_t stale;
+    ask_later(client, "acquire_lock", ACQUIRE_AS("boot", "stale", ",\"wait_ms\":9000"), &stale);
+    lz_test_sleep_ms(100 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(lz_server_stop(f.server), LZ_OK);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&stale.done), 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(stale.status, LZ_EREMOTE);
+    LZ_CHECK_INT(lz_server_start(f.server), LZ_OK);
+    LZ_CHECK_INT(ask(client, "release_lock", RELEASE_AS("boot", "holder"), NULL), LZ_OK); // to "stale": taken back
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("boot", "next", ), &reply), LZ_OK);
+    LZ_CHECK(flag(reply, "acquired"));
+    lz_value_destroy(&reply);
+    lz_lock_stats_t stats;
+    LZ_CHECK_INT(lz_lock_service_stats(f.service, &stats), LZ_OK);
+    LZ_CHECK_INT((int)stats.taken_back_total, 1);
+    lz_value_destroy(&stale.reply);
+    lz_client_destroy(&client);
+    stop_service(&f);
+}
+
 // A lock service that knows no wait_ms (an older liberzmq, the Python
 // guide's LockServer) refuses at once: the client then polls as before.
 typedef struct {
-    atomic_int calls, with_wait;
+    atomic_int calls, with_wait, releases;
     int grant_at; // the call that is granted (0: none)
 } old_service_t;
 
@@ -665,6 +779,35 @@ LZ_TEST(polls_a_service_that_does_not_park) {
     lz_context_destroy(&ctx);
 }
 
+static int old_release(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    atomic_fetch_add(&((old_service_t *)arg)->releases, 1);
+    *reply = lz_value_object();
+    return lz_value_object_set_bool(*reply, "released", false);
+}
+
+// A wait that ended without a grant may have left a copy of its request
+// parked (a retry the service refused at its cap, one that came after the
+// refusal): lz_lock_acquire releases its owner id in the background, so
+// that copy is not granted a lock nobody holds.
+LZ_TEST(unsettled_wait_is_released) {
+    lz_context_t *ctx = lz_test_pattern_context(2);
+    old_service_t old = {.grant_at = 0};
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(server, "acquire_lock", old_acquire, &old), LZ_OK);
+    LZ_CHECK_INT(lz_server_on(server, "release_lock", old_release, &old), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    lz_lock_t *lock = lz_lock_new(ctx, lz_node_endpoint(lz_server_node(server)), "settle", 10000);
+    LZ_CHECK_INT(lz_lock_acquire(lock, 200), LZ_ETIMEOUT);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&old.releases) == 1, 2000 * LZ_TEST_SLOWDOWN); // before lz_lock_destroy's
+    LZ_CHECK_INT(atomic_load(&old.releases), 1);
+    LZ_CHECK_INT(lz_lock_try_acquire(lock), LZ_EBUSY); // asked once, never parked: nothing to settle
+    lz_test_sleep_ms(100 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(atomic_load(&old.releases), 1);
+    lz_lock_destroy(&lock);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 /* ---- watching it ---------------------------------------------------------- */
 
 #define STAT_FIELDS(X)                                                                                               \
@@ -682,9 +825,6 @@ static void stats_are(lz_lock_service_t *service, lz_lock_stats_t want) {
     STAT_FIELDS(STAT_SAME)
 #undef STAT_SAME
 }
-
-#define ACQUIRE_AS(name, id, extra) "{\"lock_name\":\"" name "\",\"lock_id\":\"" id "\"" extra "}"
-#define RELEASE_AS(name, id) "{\"lock_name\":\"" name "\",\"lock_id\":\"" id "\"}"
 
 // Each counter moves on its event, and on nothing else.
 LZ_TEST(stats_count_each_event) {
@@ -856,5 +996,7 @@ LZ_TEST_MAIN(LZ_CASE(one_holder_at_a_time), LZ_CASE(threads_exclude_each_other),
              LZ_CASE(no_lock_service), LZ_CASE(python_peer), LZ_CASE(waiter_gets_the_lock_at_release),
              LZ_CASE(waiters_are_served_in_order), LZ_CASE(lease_end_hands_over), LZ_CASE(waiter_times_out),
              LZ_CASE(stop_answers_waiters), LZ_CASE(waiters_are_capped_and_joined),
-             LZ_CASE(gone_waiter_is_skipped), LZ_CASE(polls_a_service_that_does_not_park),
+             LZ_CASE(gone_waiter_is_skipped), LZ_CASE(retries_join_past_the_cap), LZ_CASE(retried_wait_keeps_its_end),
+             LZ_CASE(shortened_lease_hands_over_at_its_new_end), LZ_CASE(stopped_waiter_is_skipped_after_restart),
+             LZ_CASE(polls_a_service_that_does_not_park), LZ_CASE(unsettled_wait_is_released),
              LZ_CASE(stats_count_each_event), LZ_CASE(stats_in_the_prometheus_scrape))

@@ -69,16 +69,20 @@ lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks)
 // out) the lock goes at once to the first waiter still waiting, with the
 // grant reply a free lock gets (a new fencing token, its own lease); a
 // waiter whose wait ends first gets the refusal. A repeat of a parked
-// owner's acquire (its client's retry) joins it, keeping its place, and
-// every reply it sent gets the same answer; a release_lock by a waiting
-// owner ends its wait (the refusal). A timer thread, started with the
-// first waiter, wakes only when a lease or a wait ends while someone
-// waits. lz_server_stop answers parked acquires with its LZ_ECLOSED
-// error reply.
+// owner's acquire (its client's retry) joins it, keeping its place and
+// the first request's wait end, and every reply it sent gets the same
+// answer; a release_lock by a waiting owner ends its wait (the refusal).
+// A timer thread, started with the first waiter, wakes only when a lease
+// or a wait ends while someone waits. lz_server_stop answers parked
+// acquires with its LZ_ECLOSED error reply; their waiters stay queued
+// until their wait ends or their turn comes, whose grant, undeliverable,
+// is then taken back (as one to a client gone), also after a restart.
 //
 // lz_lock_service_set_waiters_max caps the parked acquire requests
 // (default LZ_LOCK_WAITERS_DEFAULT; 0: none parks): past it an acquire
-// gets the immediate refusal, as without wait_ms. Thread safe; LZ_EINVAL
+// gets the immediate refusal, as without wait_ms. A repeat of a parked
+// owner's acquire joins it even past the cap, up to 16 copies: one more
+// ends that owner's wait (all its copies refused). Thread safe; LZ_EINVAL
 // for NULL.
 int lz_lock_service_set_waiters_max(lz_lock_service_t *service, size_t max);
 
@@ -103,7 +107,7 @@ typedef struct lz_lock_stats {
     uint64_t releases_total;   // leases ended by their owner's release_lock
     uint64_t expiries_total;   // leases that ran out unreleased (handed over or dropped)
     uint64_t refusals_total;   // acquires answered "lock_held": at once, or when a wait ended (one per waiter)
-    uint64_t taken_back_total; // handovers whose grant reached no reply (the waiter's client was gone), ended early
+    uint64_t taken_back_total; // handovers whose grant reached no reply (client gone, or a server stop answered it)
     uint64_t table_full_total; // acquires refused with LZ_EAGAIN: max_locks were held
 } lz_lock_stats_t;
 
@@ -159,8 +163,10 @@ int lz_lock_try_acquire(lz_lock_t *lock);
 // reply); other failures as lz_lock_try_acquire, at once. Every request of
 // one call carries the same owner id, so a grant whose reply was lost is
 // found again by the next request (the service grants an owner's repeated
-// acquire); one still unknown when the wait ends is released in the
-// background.
+// acquire). When the wait ends without a grant after a request that was
+// unanswered or could wait in the queue, the owner id is released in the
+// background: a grant never seen, or a copy of a request still parked,
+// then holds nothing.
 int lz_lock_acquire(lz_lock_t *lock, int wait_ms);
 
 // lz_lock_renew extends the hold to ttl_ms from now (on the server's

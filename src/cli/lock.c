@@ -53,8 +53,10 @@ static const lz_cli_command_t lock_command = {
 };
 
 // What the signal thread does with a stop signal: before the command runs
-// it ends lz lock (nothing is held that a release could give back sooner
-// than its lease ends), while it runs it passes the signal on.
+// it ends lz lock at once, while it runs it passes the signal on. Ending
+// at once releases nothing: a grant on its way, or received just before
+// the switch to PHASE_RUNNING, then runs its lease (the lock object cannot
+// be released from this thread while lz_lock_acquire uses it).
 enum { PHASE_WAITING, PHASE_RUNNING };
 
 typedef struct lock_signals {

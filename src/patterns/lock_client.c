@@ -26,7 +26,7 @@ struct lz_lock {
     int request_timeout; // the context's zmq.request_timeout
     char owner[37];      // this hold's lock_id
     bool held;
-    bool unsettled;       // an acquire under owner had no answer: it may have been granted
+    bool unsettled;       // an acquire under owner may have been granted unseen, or may still wait
     int64_t token;        // the hold's fencing token (held only)
     int64_t lease_end_ms; // lz__now_ms's clock; counted from when the grant was asked
 };
@@ -121,15 +121,20 @@ static int attempt(lz_lock_t *lock, int wait_ms, int timeout_ms, int64_t *retry_
         *retry_ms = left >= 0 && left <= LZ_LOCK_TIMEOUT_MAX ? (int64_t)(left * 1000) : -1;
         rc = lz__fail(LZ_EBUSY, "lock '%s' is held by another owner", lock->name);
     }
-    if (rc == LZ_ETIMEOUT) lock->unsettled = true;
+    // A parked request not granted may have left a copy in the queue (a
+    // retry the service refused, or one that arrived after the refusal),
+    // to be granted a lock nobody then holds: settled like a lost answer.
+    if (acquired) lock->unsettled = false;
+    else if (rc == LZ_ETIMEOUT || wait_ms > 0) lock->unsettled = true;
     lz_value_destroy(&reply);
     return rc;
 }
 
 // attempt_timeout: one request waits zmq.request_timeout (-1), but not
 // past the deadline of the whole wait while any of it is left; a parked
-// one (wait_ms > 0) its wait on top, so the client's retries of it come
-// late (a retry reaching the service joins the parked request anyway).
+// one (wait_ms > 0) its wait on top. The client's retries of a parked
+// request join it on the service, which answers it when the first copy's
+// wait ends, on whichever copy: any of them completes the request.
 static int attempt_timeout(const lz_lock_t *lock, int64_t deadline, int wait_ms) {
     if (wait_ms > 0) return wait_ms < INT_MAX - lock->request_timeout ? wait_ms + lock->request_timeout : INT_MAX;
     int64_t left = deadline - lz__now_ms();

@@ -34,12 +34,12 @@ typedef struct outcome {
 
 // A parked acquire: one owner waiting for one lock. A repeat of its
 // request (the client's retry, or its next request) joins it, keeping its
-// place: every reply it holds gets the same answer.
+// place and its wait's end: every reply it holds gets the same answer.
 typedef struct waiter {
     struct waiter *next; // its lease's queue, in arrival order
     char *owner;
     int64_t ttl_ms;       // the lease it asks for
-    int64_t until_ms;     // when its wait ends
+    int64_t until_ms;     // when its wait ends: set by its first request, never moved later
     lz_server_reply_t **replies;
     size_t reply_count;
     outcome_t answer; // once answered: the grant or the refusal
@@ -55,6 +55,7 @@ typedef struct lease {
 } lease_t;
 
 #define ACTION_COUNT 4
+#define WAITER_COPIES_MAX 16 // replies one waiter holds: its client's retries, with room to spare
 
 // What the server passes its handler: which action of which service.
 typedef struct binding {
@@ -68,7 +69,7 @@ struct lz_lock_service {
     size_t count, cap, max;
     int64_t last_token;
     binding_t bindings[ACTION_COUNT];
-    size_t parked, parked_max; // replies held by waiters, and how many may be
+    size_t parked, parked_max; // replies held by waiters; past parked_max only joins park
     waiter_t *answered;        // waiters answered under the mutex, whose replies go out after it
     pthread_cond_t changed;    // for the timer: a waiter parked, a lease changed hands, or closing
     pthread_t timer;
@@ -332,17 +333,35 @@ static int64_t next_due(const lz_lock_service_t *svc) {
 
 static void *timer_main(void *arg);
 
+// park_room: whether req may park, as a new waiter (parked_max replies are
+// not held yet) or joining its owner's waiter w. A join passes the cap:
+// refusing a client's retry would leave its first copy parked, to be
+// granted a lock its client no longer waits for. A waiter that has
+// WAITER_COPIES_MAX copies already is a client repeating without end: it
+// stops waiting (refused, all copies), which also bounds what joins hold.
+static int park_room(lz_lock_service_t *svc, lease_t *lease, waiter_t **at, int64_t now) {
+    waiter_t *w = *at;
+    if (!w) return svc->parked < svc->parked_max ? LZ_OK : LZ_EAGAIN;
+    if (w->reply_count < WAITER_COPIES_MAX) return LZ_OK;
+    *at = w->next;
+    answer_waiter(svc, w, lease, now);
+    return LZ_EAGAIN;
+}
+
 // park queues req's acquire behind lease (another owner's) until its
 // wait_ms has passed, deferring its reply; a repeat of an owner's request
-// joins its waiter, keeping its place. Fails (the caller refuses at once)
-// when parked_max replies are held already, out of memory, or with no
-// timer thread.
+// joins its waiter, keeping its place and its wait's end (a client's retry
+// repeats the first request's wait_ms: were it counted from the retry,
+// the refusal would never come in the time the client waits). Fails (the
+// caller refuses at once) with no room (park_room), out of memory, or with
+// no timer thread.
 static int park(lz_lock_service_t *svc, const lock_request_t *req, lease_t *lease, int64_t now) {
-    if (svc->parked >= svc->parked_max) return LZ_EAGAIN;
-    if (!svc->timer_started && lz__thread_start(&svc->timer, timer_main, svc) != 0) return LZ_EIO;
-    svc->timer_started = true;
     waiter_t **at = &lease->waiters;
     while (*at && strcmp((*at)->owner, req->owner) != 0) at = &(*at)->next;
+    int rc = park_room(svc, lease, at, now);
+    if (rc != LZ_OK) return rc;
+    if (!svc->timer_started && lz__thread_start(&svc->timer, timer_main, svc) != 0) return LZ_EIO;
+    svc->timer_started = true;
     waiter_t *w = *at ? *at : calloc(1, sizeof *w);
     if (!w) return LZ_ENOMEM;
     lz_server_reply_t **grown = realloc(w->replies, (w->reply_count + 1) * sizeof *grown);
@@ -354,7 +373,7 @@ static int park(lz_lock_service_t *svc, const lock_request_t *req, lease_t *leas
     }
     w->replies[w->reply_count++] = reply;
     w->ttl_ms = req->ttl_ms;
-    w->until_ms = now + req->wait_ms;
+    if (!*at || now + req->wait_ms < w->until_ms) w->until_ms = now + req->wait_ms;
     *at = w; // a new waiter goes last
     svc->parked++;
     pthread_cond_signal(&svc->changed);
@@ -389,6 +408,14 @@ static int reply_owned(lz_value_t **reply, const char *key, const outcome_t *o, 
 
 static bool owns(const lease_t *lease, const char *owner) { return lease && strcmp(lease->owner, owner) == 0; }
 
+// lease_restart runs its owner's lease ttl_ms from now. One cut short
+// while others wait wakes the timer, asleep until the lease's old end.
+static void lease_restart(lz_lock_service_t *svc, lease_t *lease, int64_t ttl_ms, int64_t now) {
+    if (lease->waiters && now + ttl_ms < lease->ends_ms) pthread_cond_signal(&svc->changed);
+    lease->ends_ms = now + ttl_ms;
+    lease->confirmed = true;
+}
+
 // acquire_lock grants a free lock, and grants a held one again to its own
 // owner (a retried request whose first reply was lost must not lock its
 // sender out), with the lease restarted and the same token.
@@ -402,10 +429,7 @@ static int acquire_change(lz_lock_service_t *svc, const lock_request_t *req, lea
         lease = &svc->leases[svc->count - 1];
     }
     bool parked = !owns(lease, req->owner) && req->wait_ms > 0 && park(svc, req, lease, now) == LZ_OK;
-    if (owns(lease, req->owner)) {
-        lease->ends_ms = now + req->ttl_ms;
-        lease->confirmed = true;
-    }
+    if (owns(lease, req->owner)) lease_restart(svc, lease, req->ttl_ms, now);
     *o = take_outcome(lease, req->owner, now);
     o->parked = parked;
     svc->stats.refusals_total += !o->owned && !parked; // a parked one is counted when its wait is answered
@@ -441,10 +465,7 @@ static int release_reply(const lock_request_t *req, const outcome_t *o, lz_value
 // (another owner may have held the lock since), so it cannot come back.
 static int renew_change(lz_lock_service_t *svc, const lock_request_t *req, lease_t *lease, int64_t now,
                         outcome_t *o) {
-    if (owns(lease, req->owner)) {
-        lease->ends_ms = now + req->ttl_ms;
-        lease->confirmed = true;
-    }
+    if (owns(lease, req->owner)) lease_restart(svc, lease, req->ttl_ms, now);
     *o = take_outcome(lease, req->owner, now);
     return LZ_OK;
 }
@@ -483,7 +504,9 @@ static const struct action {
 
 // send_answer sends an answered waiter's grant or refusal to each of its
 // replies. Returns true for a grant that reached none of them: every
-// connection it came on has closed (the client gave up, or ended).
+// connection it came on has closed (the client gave up, or ended), or the
+// server's stop answered them (LZ_ECLOSED: a waiter of before a restart,
+// or a handover while stopped), so nobody holds what it was given.
 static bool send_answer(waiter_t *w) {
     lock_request_t req = {.owner = w->owner};
     lz_value_t *reply = NULL;
@@ -492,7 +515,7 @@ static bool send_answer(waiter_t *w) {
     for (size_t i = 0; i < w->reply_count; i++) {
         int sent = rc == LZ_OK ? lz_server_reply_send(&w->replies[i], reply)
                                : lz_server_reply_error(&w->replies[i], rc, "acquire_lock: out of memory");
-        delivered |= sent != LZ_EUNREACHABLE;
+        delivered |= sent == LZ_OK;
     }
     lz_value_destroy(&reply);
     return rc == LZ_OK && w->answer.owned && !delivered;
