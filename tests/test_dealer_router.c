@@ -1,6 +1,7 @@
 /* Dealer/router: many async requests in flight, identities seen by the
  * router, replies by identity, LZ_EUNREACHABLE for an unknown identity,
- * and the Python LiberZMQ's 3-frame dealer answered by our server. */
+ * the Python LiberZMQ's 3-frame dealer answered by our server, and traced
+ * requests that outlive their router and context. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <zmq.h>
@@ -163,5 +164,50 @@ LZ_TEST(server_answers_three_frame_dealers) {
     lz_context_destroy(&ctx);
 }
 
+// The SERVER spans a context reported: how many, and their statuses.
+typedef struct {
+    atomic_int count;
+    int status[4];
+} server_spans_t;
+
+static void count_server_span(const lz_span_t *span, void *arg) {
+    server_spans_t *seen = arg;
+    if (lz_span_kind(span) != LZ_SPAN_SERVER) return;
+    int n = atomic_fetch_add(&seen->count, 1);
+    if (n < 4) seen->status[n] = lz_span_status(span);
+}
+
+// A request is its caller's: destroying it after its router and context
+// is allowed, so the router's destroy ends the spans still open, which
+// report to the context, while it lives.
+LZ_TEST(traced_requests_outlive_their_router_and_context) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "tracing.enabled=true");
+    server_spans_t seen = {0};
+    LZ_CHECK_INT(lz_context_on_span(ctx, count_server_span, &seen), LZ_OK);
+    lz_router_t *router = lz_router_new(ctx, "tcp://127.0.0.1:*");
+    lz_dealer_t *dealer = lz_dealer_new(ctx, lz_node_endpoint(lz_router_node(router)), NULL);
+    lz_router_request_t *requests[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        lz_value_t *v = lz_value_int(i);
+        LZ_CHECK_INT(lz_dealer_send(dealer, v, 5000, NULL, NULL, NULL), LZ_OK);
+        lz_value_destroy(&v);
+        requests[i] = lz_router_recv(router, 5000);
+        LZ_CHECK(requests[i] != NULL);
+    }
+    LZ_CHECK_INT(lz_router_reply(router, requests[0], NULL), LZ_OK);
+    LZ_CHECK_INT(atomic_load(&seen.count), 1);
+    lz_dealer_destroy(&dealer);
+    lz_router_destroy(&router); // requests[1] can no longer be answered
+    LZ_CHECK_INT(atomic_load(&seen.count), 2);
+    LZ_CHECK_INT(seen.status[0], LZ_OK);
+    LZ_CHECK_INT(seen.status[1], LZ_ECLOSED);
+    lz_context_destroy(&ctx); // no node left: freed here
+    LZ_CHECK(requests[1] && lz_value_get_int(lz_router_request_value(requests[1])) == 1);
+    LZ_CHECK(requests[1] && lz_router_request_traceparent(requests[1]) != NULL);
+    for (int i = 0; i < 2; i++) lz_router_request_destroy(&requests[i]);
+    LZ_CHECK_INT(atomic_load(&seen.count), 2);
+}
+
 LZ_TEST_MAIN(LZ_CASE(many_async_requests), LZ_CASE(unknown_identity_is_an_error),
-             LZ_CASE(dealer_timeout_and_garbage), LZ_CASE(server_answers_three_frame_dealers))
+             LZ_CASE(dealer_timeout_and_garbage), LZ_CASE(server_answers_three_frame_dealers),
+             LZ_CASE(traced_requests_outlive_their_router_and_context))

@@ -2,7 +2,7 @@
  * plugins.load, their codec end to end, their node and span callbacks on
  * nodes made after the load, fini at context destroy; the load errors'
  * exact details (tests/plugins: broken plugins); reloads that add to
- * plugins.load, or take a path out of it. This program links the
+ * plugins.load, or take a path out of it; an init that calls back. This program links the
  * shared liberzmq, as the plugins do (tests/CMakeLists.txt). */
 #include <pthread.h>
 
@@ -315,9 +315,26 @@ LZ_TEST(a_reload_whose_plugin_init_fails_keeps_the_plugins_loaded_before_it) {
     lz_context_destroy(&ctx);
 }
 
+// calls_back's init makes a context, reloads its own and asks for loads:
+// the loads are refused, naming it, instead of waiting for the load lock
+// its own load holds. Loads from elsewhere work as before afterwards.
+LZ_TEST(an_init_may_call_back_but_not_load_plugins) {
+    capture_t log = CAPTURE_INIT;
+    lz_context_t *ctx = capturing_context(&log);
+    LZ_CHECK_INT(lz_context_load_plugin(ctx, LZ_PLUGIN_CALLS_BACK), LZ_OK);
+    LZ_CHECK(logged(&log, "calls_back: lz_context_load_plugin: called from the init of plugin 'calls_back': a "
+                          "plugin's init cannot load plugins\n"));
+    LZ_CHECK(logged(&log, "calls_back: plugins.load: called from the init of plugin 'calls_back': a plugin's init "
+                          "cannot load plugins\n"));
+    LZ_CHECK_INT(lz_context_load_plugin(ctx, LZ_PLUGIN_ROT13), LZ_OK);
+    LZ_CHECK_INT(lz_context_plugins(ctx, NULL, 0), 2);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(rot13_codec_end_to_end), LZ_CASE(node_callbacks_apply_to_nodes_made_after_the_load),
              LZ_CASE(spans_reach_plugins), LZ_CASE(plugins_load_from_config_and_environment),
              LZ_CASE(load_errors_name_the_path_and_the_reason), LZ_CASE(a_failed_init_drops_callbacks_and_keeps_codecs),
              LZ_CASE(a_node_callback_refuses_nodes_of_its_kind), LZ_CASE(loads_race_with_node_creation),
              LZ_CASE(a_reload_loads_added_plugins_and_keeps_removed_ones),
-             LZ_CASE(a_reload_whose_plugin_init_fails_keeps_the_plugins_loaded_before_it))
+             LZ_CASE(a_reload_whose_plugin_init_fails_keeps_the_plugins_loaded_before_it),
+             LZ_CASE(an_init_may_call_back_but_not_load_plugins))

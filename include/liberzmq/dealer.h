@@ -66,6 +66,12 @@ int lz_dealer_request(lz_dealer_t *dealer, const lz_value_t *value, lz_value_t *
 // ZMQ_ROUTER_MANDATORY set, so a send to an identity that is not
 // connected fails with LZ_EUNREACHABLE instead of vanishing.
 lz_router_t *lz_router_new(lz_context_t *ctx, const char *endpoints);
+
+// lz_router_destroy closes the router, frees *router_p and sets it to
+// NULL. The requests it received stay their callers' (their accessors
+// work; destroy each with lz_router_request_destroy, before or after the
+// context): the spans of those not answered yet end here, LZ_ECLOSED. Not
+// concurrent with other calls on the same router. NULL is a no-op.
 void lz_router_destroy(lz_router_t **router_p);
 lz_node_t *lz_router_node(lz_router_t *router);
 
@@ -78,7 +84,8 @@ lz_node_t *lz_router_node(lz_router_t *router);
 // payload that does not decode, is counted in inbound_dropped and skipped.
 // With tracing.enabled the request gets a SERVER span, the child of the
 // traceparent frame a traced dealer sent (trace.h), ended by the first
-// lz_router_reply to it or else by lz_router_request_destroy. One thread
+// lz_router_reply to it, else by lz_router_destroy (LZ_ECLOSED), else by
+// lz_router_request_destroy. One thread
 // at a time may receive; sending from other threads meanwhile is safe.
 lz_router_request_t *lz_router_recv(lz_router_t *router, int timeout_ms);
 
@@ -97,7 +104,8 @@ const lz_value_t *lz_router_request_value(const lz_router_request_t *request);
 // valid, the same, after the reply, until the request is destroyed.
 const char *lz_router_request_traceparent(const lz_router_request_t *request);
 
-// lz_router_request_destroy frees *request_p and sets it to NULL.
+// lz_router_request_destroy frees *request_p and sets it to NULL; any
+// thread, even after its router and context are destroyed. NULL is a no-op.
 void lz_router_request_destroy(lz_router_request_t **request_p);
 
 // lz_router_reply answers request with value (NULL: null): same identity,

@@ -35,7 +35,9 @@ typedef struct lz_plugin_descriptor {
     const char *name;    // unique among a context's plugins, e.g. "rot13"
     const char *version; // the plugin's own version, e.g. "1.0.0"
     // init registers what the plugin adds (lz_plugin_register_serializer,
-    // lz_plugin_on_node, lz_plugin_on_span). It returns 0, or non-zero to
+    // lz_plugin_on_node, lz_plugin_on_span). It may call public functions
+    // that neither make nodes nor load plugins (a load from init fails
+    // with LZ_ESTATE: docs/plugins.md). It returns 0, or non-zero to
     // refuse loading: a negative lz_error_t, or any positive number for
     // LZ_ECONFIG; lz_set_error says why.
     int (*init)(lz_plugin_t *plugin);
@@ -64,8 +66,10 @@ typedef struct lz_plugin_descriptor {
 // has no LZ_PLUGIN_SYMBOL, was built for another LZ_PLUGIN_ABI_VERSION, or
 // links a second copy of liberzmq (a program linked with the static
 // library: docs/plugins.md); LZ_ESTATE when a plugin of that name is
-// already loaded; init's code when it refuses ("init failed: <why>");
-// LZ_EINVAL for a NULL context or an empty path. Thread safe.
+// already loaded, or when called from a plugin's init (which runs under
+// the process-wide lock that serialises loads); init's code when it
+// refuses ("init failed: <why>"); LZ_EINVAL for a NULL context or an
+// empty path. Thread safe.
 int lz_context_load_plugin(lz_context_t *ctx, const char *path);
 
 // A loaded plugin, as lz_context_plugins lists it. The strings are

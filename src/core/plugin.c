@@ -44,6 +44,10 @@ struct lz_plugin {
 // init and the append one step, and lets the append be a plain walk.
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
+// The plugin whose init this thread runs, under load_lock: a load it asks
+// for would wait for that lock, its own, for ever, so it is refused.
+static _Thread_local const lz_plugin_t *init_running;
+
 static lz_plugin_t *first(lz_plugins_t *plugins) { return atomic_load_explicit(&plugins->head, memory_order_acquire); }
 
 static lz_plugin_t *next(lz_plugin_t *plugin) { return atomic_load_explicit(&plugin->next, memory_order_acquire); }
@@ -195,7 +199,9 @@ static int init_plugin(lz_plugin_t *plugin) {
     const lz_plugin_descriptor_t *d = plugin->descriptor;
     lz__error_clear();
     plugin->initialising = true;
+    init_running = plugin;
     int rc = d->init(plugin);
+    init_running = NULL;
     plugin->initialising = false;
     plugin->live = rc == 0;
     if (plugin->live) {
@@ -269,12 +275,39 @@ static int load_all_locked(lz_context_t *ctx, const char *const *paths, size_t c
     return rc;
 }
 
-int lz_context_load_plugin(lz_context_t *ctx, const char *path) {
-    if (!ctx || !path || !*path) return lz__fail(LZ_EINVAL, "lz_context_load_plugin: NULL context or empty path");
-    pthread_mutex_lock(&load_lock);
-    int rc = load_all_locked(ctx, &path, 1);
+// keep_new drops from paths those a listed plugin of ctx was loaded from,
+// and returns how many are left. Any thread (the list only grows); under
+// load_lock no other load can list one meanwhile.
+static size_t keep_new(lz_context_t *ctx, const char **paths, size_t count) {
+    size_t kept = 0;
+    for (size_t i = 0; i < count; i++) {
+        bool loaded = false;
+        for (lz_plugin_t *p = first(lz__context_plugins(ctx)); p && !loaded; p = next(p))
+            loaded = p->live && strcmp(p->path, paths[i]) == 0;
+        if (!loaded) paths[kept++] = paths[i];
+    }
+    return kept;
+}
+
+// load_all loads paths into ctx under load_lock; with keep_only_new, only
+// those no plugin of ctx was loaded from (keep_new). With nothing to load
+// it takes no lock, so a plugin's init may make a context or reload one.
+static int load_all(lz_context_t *ctx, const char **paths, size_t count, bool keep_only_new, const char *call) {
+    if (keep_only_new) count = keep_new(ctx, paths, count); // and again under the lock, which settles it
+    if (count == 0) return LZ_OK;
+    if (init_running)
+        return lz__fail(LZ_ESTATE, "%s: called from the init of plugin '%s': a plugin's init cannot load plugins",
+                        call, init_running->descriptor->name);
+    pthread_mutex_lock(&load_lock); // a path is new until a load under this lock lists it
+    if (keep_only_new) count = keep_new(ctx, paths, count);
+    int rc = load_all_locked(ctx, paths, count);
     pthread_mutex_unlock(&load_lock);
     return rc;
+}
+
+int lz_context_load_plugin(lz_context_t *ctx, const char *path) {
+    if (!ctx || !path || !*path) return lz__fail(LZ_EINVAL, "lz_context_load_plugin: NULL context or empty path");
+    return load_all(ctx, &path, 1, false, "lz_context_load_plugin");
 }
 
 /* ---- plugins.load ---------------------------------------------------------- */
@@ -326,25 +359,9 @@ static bool path_list_has(const path_list_t *list, const char *path) {
 int lz__plugins_load_config(lz_context_t *ctx) {
     path_list_t list;
     int rc = path_list_read(&list, lz_context_config(ctx));
-    if (rc != LZ_OK) return rc;
-    pthread_mutex_lock(&load_lock);
-    rc = load_all_locked(ctx, list.paths, list.count);
-    pthread_mutex_unlock(&load_lock);
+    if (rc == LZ_OK) rc = load_all(ctx, list.paths, list.count, false, "plugins.load");
     path_list_free(&list);
     return rc;
-}
-
-// keep_new drops from list the paths a listed plugin of ctx was loaded
-// from, and returns how many are left. Under load_lock.
-static size_t keep_new(lz_context_t *ctx, path_list_t *list) {
-    size_t kept = 0;
-    for (size_t i = 0; i < list->count; i++) {
-        bool loaded = false;
-        for (lz_plugin_t *p = first(lz__context_plugins(ctx)); p && !loaded; p = next(p))
-            loaded = p->live && strcmp(p->path, list->paths[i]) == 0;
-        if (!loaded) list->paths[kept++] = list->paths[i];
-    }
-    return list->count = kept;
 }
 
 // write_removed writes the paths of before that after lacks to out,
@@ -363,9 +380,7 @@ int lz__plugins_reload(lz_context_t *ctx, const lz_config_t *now, const lz_confi
     if (rc == LZ_OK) rc = path_list_read(&after, next);
     if (rc == LZ_OK) {
         write_removed(&before, &after, removed, size);
-        pthread_mutex_lock(&load_lock); // a path is new until a load under this lock lists it
-        rc = load_all_locked(ctx, after.paths, keep_new(ctx, &after));
-        pthread_mutex_unlock(&load_lock);
+        rc = load_all(ctx, after.paths, after.count, true, "plugins.load");
     }
     path_list_free(&before);
     path_list_free(&after);

@@ -2,6 +2,7 @@
  * it or any other connected client by identity. libzmq's ROUTER_MANDATORY
  * (set for every ROUTER node) turns a send to an unknown identity into
  * LZ_EUNREACHABLE instead of a silent drop. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,17 @@
 #include "patterns/routing.h"
 
 struct lz_router {
-    lz_node_t node;
+    lz_node_t node; // first: take_request gets the router as its node
+    // The requests whose span is open (tracing.enabled). A span reports to
+    // the context, which may be freed once the router is gone, so the
+    // router's destroy ends them LZ_ECLOSED, as a server's stop answers
+    // its deferred replies. Spans end under open_lock, which the destroy
+    // takes too: none is half reported when the node lets the context go.
+    pthread_mutex_t open_lock;
+    lz_router_request_t *open;
+    // The caller's handle and each request that may still take open_lock:
+    // the last to let go frees the router.
+    atomic_int refs;
 };
 
 struct lz_router_request {
@@ -24,11 +35,14 @@ struct lz_router_request {
     lz_message_t *msg;  // the decoded payload; its id is the request id
     char *id;
     // The request's SERVER span (tracing.enabled), a child of the dealer's
-    // traceparent frame: ended by the first reply, else when the request is
-    // freed. Replies may come from several threads at once (lz_router_reply
-    // is thread safe), so span_open is claimed before the span is touched.
+    // traceparent frame: ended by the first reply, else by the router's
+    // destroy, else when the request is freed. Replies may come from
+    // several threads at once (lz_router_reply is thread safe): the one
+    // that takes router (a reference, NULL untraced) ends the span.
     lz_span_t span;
-    atomic_bool span_open;
+    _Atomic(lz_router_t *) router;
+    lz_router_request_t *prev, *next; // on router->open, under its open_lock
+    bool listed;                      // under open_lock: the span is open
 };
 
 lz_router_t *lz_router_new(lz_context_t *ctx, const char *endpoints) {
@@ -38,24 +52,69 @@ lz_router_t *lz_router_new(lz_context_t *ctx, const char *endpoints) {
         free(router);
         return NULL;
     }
+    pthread_mutex_init(&router->open_lock, NULL);
+    atomic_init(&router->refs, 1);
     return router;
+}
+
+static void router_unref(lz_router_t *router) {
+    if (atomic_fetch_sub(&router->refs, 1) != 1) return;
+    pthread_mutex_destroy(&router->open_lock);
+    free(router);
+}
+
+// close_spans ends every open span LZ_ECLOSED: no reply can follow. The
+// requests stay their callers'; each one's end_span lets its reference go.
+static void close_spans(lz_router_t *router) {
+    pthread_mutex_lock(&router->open_lock);
+    for (lz_router_request_t *r = router->open; r; r = r->next) {
+        r->listed = false;
+        lz__span_end(&r->span, LZ_ECLOSED);
+    }
+    router->open = NULL;
+    pthread_mutex_unlock(&router->open_lock);
 }
 
 void lz_router_destroy(lz_router_t **router_p) {
     if (!router_p || !*router_p) return;
-    lz__node_close(&(*router_p)->node);
-    free(*router_p);
+    lz_router_t *router = *router_p;
+    close_spans(router); // before the node lets the context go
+    lz__node_close(&router->node);
+    router_unref(router);
     *router_p = NULL;
 }
 
 lz_node_t *lz_router_node(lz_router_t *router) { return router ? &router->node : NULL; }
 
+// open_span lists a request whose span began on router's open list.
+static void open_span(lz_router_t *router, lz_router_request_t *request) {
+    atomic_fetch_add(&router->refs, 1);
+    pthread_mutex_lock(&router->open_lock);
+    request->next = router->open;
+    if (router->open) router->open->prev = request;
+    router->open = request;
+    request->listed = true;
+    pthread_mutex_unlock(&router->open_lock);
+    atomic_store(&request->router, router); // before the request is handed out
+}
+
 // end_span ends the request's span with status, once: the first caller
-// claims it. Untraced, one plain load.
+// takes the router, and ends the span unless the router's destroy did.
+// Untraced, one plain load.
 static void end_span(const lz_router_request_t *request, int status) {
     lz_router_request_t *r = (lz_router_request_t *)request; // the span is not what the caller sees as const
-    if (atomic_load_explicit(&r->span_open, memory_order_relaxed) && atomic_exchange(&r->span_open, false))
+    lz_router_t *router = atomic_load_explicit(&r->router, memory_order_relaxed);
+    if (!router || !(router = atomic_exchange(&r->router, NULL))) return;
+    pthread_mutex_lock(&router->open_lock);
+    if (r->listed) {
+        if (r->prev) r->prev->next = r->next;
+        else router->open = r->next;
+        if (r->next) r->next->prev = r->prev;
+        r->listed = false;
         lz__span_end(&r->span, status);
+    }
+    pthread_mutex_unlock(&router->open_lock);
+    router_unref(router);
 }
 
 void lz_router_request_destroy(lz_router_request_t **request_p) {
@@ -84,6 +143,7 @@ static int take_request(lz_node_t *node, lz_frames_t *f, void *out) {
         return lz__fail(LZ_ENOMEM, "request: out of memory");
     }
     request->id = id;
+    atomic_init(&request->router, NULL); // untraced until its span opens
     request->msg = lz__message_decode(node->serializer, &f->part[last], lz__frame_size(f, last));
     lz__routing_take(&request->route, f, last);
     int rc = request->msg ? lz__ext_read(request->msg, f, last + 1) : LZ_EPROTOCOL;
@@ -99,7 +159,7 @@ static int take_request(lz_node_t *node, lz_frames_t *f, void *out) {
     }
     // As a server's: begun once the request is decoded and admitted.
     lz__span_begin_message(&request->span, node, LZ_SPAN_SERVER, request->msg);
-    atomic_init(&request->span_open, request->span.active);
+    if (request->span.active) open_span((lz_router_t *)node, request);
     *(lz_router_request_t **)out = request;
     return LZ_OK;
 }
@@ -141,7 +201,8 @@ int lz_router_reply(lz_router_t *router, const lz_router_request_t *request, con
     lz_buffer_t *buffer = lz_buffer_new();
     if (!buffer) return lz__fail(LZ_ENOMEM, "router: out of memory");
     int rc = encode_value(router, value, buffer);
-    if (rc == LZ_OK) rc = lz__routing_send(&router->node, &request->route, lz_buffer_data(buffer), lz_buffer_size(buffer));
+    if (rc == LZ_OK)
+        rc = lz__routing_send(&router->node, &request->route, lz_buffer_data(buffer), lz_buffer_size(buffer));
     lz_buffer_destroy(&buffer);
     end_span(request, rc);
     return rc;
