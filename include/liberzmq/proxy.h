@@ -47,14 +47,23 @@ lz_node_t *lz_proxy_frontend(lz_proxy_t *proxy);
 lz_node_t *lz_proxy_backend(lz_proxy_t *proxy);
 lz_node_t *lz_proxy_capture(lz_proxy_t *proxy);
 
-// lz_proxy_start runs the proxy on its own thread. LZ_ESTATE if running.
+// lz_proxy_start runs the proxy on its own thread, and returns once the
+// thread takes commands. A stopped proxy starts again at once, on the
+// sockets (and their peers) it had; a message it had taken in but not
+// passed on at the stop (its destination had no room) goes out first,
+// whole. Thread safe.
+// LZ_ESTATE if running or being stopped, LZ_ECLOSED if the thread ended
+// before it was ready (the frontend node logged why), LZ_EIO if no thread
+// could be started, another code on a libzmq failure; nothing runs after
+// a failure.
 int lz_proxy_start(lz_proxy_t *proxy);
 
 // lz_proxy_pause holds traffic (messages wait in libzmq's queues, up to the
 // high water marks); lz_proxy_resume lets it flow again. Both hand the
 // command to the proxy thread and return; it acts on it within
-// microseconds. lz_proxy_stop ends the thread and waits for it; the proxy
-// may be started again. Thread safe; LZ_ESTATE if not running. Pause,
+// microseconds. lz_proxy_stop ends the thread and waits for it; messages
+// not moved yet wait in the sockets, and the proxy may be started again
+// at once. Thread safe; LZ_ESTATE if not running. Pause,
 // resume and statistics give LZ_ECLOSED when the proxy's thread has ended
 // on a libzmq failure (the frontend node logs it, "proxy ended: ..."); stop
 // then still joins it, and a start runs it again.

@@ -20,7 +20,8 @@
 struct lz_proxy {
     lz_node_t frontend, backend, capture;
     bool has_capture;
-    void *control;       // our end of the steering pipe; guarded by control_lock
+    lz_proxy_held_t held; // what a run leaves to the next; the proxy's thread's while it runs
+    void *control;       // our end of this run's steering pipe (NULL between runs); guarded by control_lock
     char control_url[64];
     pthread_mutex_t control_lock; // also guards thread, running and joining
     pthread_t thread;
@@ -29,9 +30,10 @@ struct lz_proxy {
     atomic_bool ended;   // the thread's loop has returned (TERMINATE, or a libzmq failure)
 };
 
-// A command's send waits this long at a time for the proxy's thread to take
-// it, checking in between that the thread is still there to take it.
+// A command's send, and a wait for the thread's READY or answer, waits
+// this long at a time, checking in between that the thread is still there.
 #define LZ_PROXY_COMMAND_SLICE_MS 100
+#define LZ_PROXY_ENDED "the proxy's thread has ended (the frontend node logged why)"
 
 typedef struct {
     int frontend, backend;
@@ -43,11 +45,38 @@ static const kind_info_t kinds[] = {
     [LZ_PROXY_QUEUE] = {ZMQ_ROUTER, ZMQ_DEALER, "queue-in", "queue-out"},
 };
 
+static void close_control_locked(lz_proxy_t *p) {
+    if (p->control) zmq_close(p->control);
+    p->control = NULL;
+}
+
+// open_control_locked makes our end of a fresh steering pipe for a run,
+// under a name of its own. A pipe serves one run only: libzmq tears the
+// last run's down after the close returns (on its reaper thread), and a
+// bound PAIR refuses a second peer meanwhile, so a start right after a
+// stop lost its thread's READY and waited for good. Sends and receives
+// wait in slices, between which the caller looks whether the thread ended.
+static int open_control_locked(lz_proxy_t *p) {
+    lz__inproc_endpoint(p->control_url, sizeof p->control_url, "proxy");
+    p->control = zmq_socket(lz_context_zmq(p->frontend.ctx), ZMQ_PAIR);
+    int bound = -1;
+    if (p->control) {
+        lz__sockopt_int(p->control, ZMQ_SNDTIMEO, LZ_PROXY_COMMAND_SLICE_MS);
+        lz__sockopt_int(p->control, ZMQ_RCVTIMEO, LZ_PROXY_COMMAND_SLICE_MS);
+        LZ_EINTR_RESTART(bound, zmq_bind(p->control, p->control_url));
+    }
+    if (bound == 0) return LZ_OK;
+    int rc = lz__fail_zmq("proxy: control pipe");
+    close_control_locked(p);
+    return rc;
+}
+
 static void proxy_free(lz_proxy_t *p) {
     lz__node_close(&p->frontend);
     lz__node_close(&p->backend);
     if (p->has_capture) lz__node_close(&p->capture);
-    if (p->control) zmq_close(p->control);
+    close_control_locked(p);
+    lz__proxy_held_close(&p->held);
     pthread_mutex_destroy(&p->control_lock);
     free(p);
 }
@@ -64,6 +93,7 @@ lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *fr
     lz_proxy_t *p = calloc(1, sizeof *p);
     if (!p) return lz__fail_null(LZ_ENOMEM, "lz_proxy_new: out of memory");
     pthread_mutex_init(&p->control_lock, NULL);
+    lz__proxy_held_init(&p->held);
     const kind_info_t *k = &kinds[kind];
     int rc = lz__node_init(&p->frontend, ctx, k->frontend, k->front_name, '@', frontend);
     // A reply for a client that has gone must be dropped: with
@@ -84,14 +114,6 @@ lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *fr
     }
     // The loop runs these sockets on the proxy's thread.
     p->frontend.thread_owned = p->backend.thread_owned = p->capture.thread_owned = true;
-    if (rc == LZ_OK) {
-        lz__inproc_endpoint(p->control_url, sizeof p->control_url, "proxy");
-        p->control = zmq_socket(lz_context_zmq(ctx), ZMQ_PAIR);
-        if (p->control) lz__sockopt_int(p->control, ZMQ_SNDTIMEO, LZ_PROXY_COMMAND_SLICE_MS);
-        int bound = -1;
-        if (p->control) LZ_EINTR_RESTART(bound, zmq_bind(p->control, p->control_url));
-        if (bound != 0) rc = lz__fail_zmq("proxy: control pipe");
-    }
     if (rc != LZ_OK) {
         char detail[512];
         snprintf(detail, sizeof detail, "%s", lz_last_error());
@@ -113,62 +135,91 @@ static void *proxy_main(void *arg) {
     void *control = zmq_socket(lz_context_zmq(p->frontend.ctx), ZMQ_PAIR);
     int rc = control ? 0 : -1;
     if (control) LZ_EINTR_RESTART(rc, zmq_connect(control, p->control_url));
-    if (rc != 0) {
+    // lz_proxy_start waits for READY, so that no command is sent before the thread is there to take it.
+    if (rc == 0) LZ_EINTR_RESTART(rc, zmq_send(control, "READY", 5, 0));
+    if (rc < 0)
         lz__node_error(&p->frontend, LZ_EZMQ, "proxy: control pipe: %s", zmq_strerror(zmq_errno()));
-        if (control) zmq_close(control);
-        return NULL;
-    }
-    LZ_EINTR_RESTART(rc, zmq_send(control, "READY", 5, 0)); // lz_proxy_start waits for this: commands are never lost
-    if (lz__proxy_loop(&p->frontend, &p->backend, p->has_capture ? p->capture.socket : NULL, control) != 0)
+    else if (lz__proxy_loop(&p->frontend, &p->backend, p->has_capture ? p->capture.socket : NULL, control,
+                            &p->held) != 0)
         lz__node_error(&p->frontend, LZ_EZMQ, "proxy ended: %s", zmq_strerror(zmq_errno()));
-    atomic_store(&p->ended, true); // before its end of the pipe goes: no command waits for it after
-    zmq_close(control);
+    atomic_store(&p->ended, true); // before its end of the pipe goes: no command or start waits for it after
+    if (control) zmq_close(control);
     return NULL;
+}
+
+// send_locked sends verb to the proxy's thread; the caller holds
+// control_lock. The send waits while the thread's queue of commands is
+// full, in slices, and gives up with LZ_ECLOSED once the thread has ended
+// on a libzmq failure: it reads no more, and a send that waited for it
+// would wait for good.
+static int send_locked(lz_proxy_t *proxy, const char *verb) {
+    for (;;) { // a signal (eintr.h) or a slice gone by: is the thread still there?
+        if (zmq_send(proxy->control, verb, strlen(verb), 0) >= 0) return LZ_OK;
+        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) return lz__fail_zmq("proxy command");
+        if (atomic_load(&proxy->ended)) return lz__fail(LZ_ECLOSED, "proxy %s: %s", verb, LZ_PROXY_ENDED);
+    }
+}
+
+// receive_locked receives the proxy thread's next frame into buf (what
+// names it in errors); the caller holds control_lock. It waits up to
+// timeout_ms (-1: for as long as the thread runs), in slices, and gives up
+// with LZ_ECLOSED once the thread has ended. The frame's size, or the error.
+static int receive_locked(lz_proxy_t *proxy, void *buf, size_t size, int timeout_ms, const char *what) {
+    int64_t deadline = lz__now_ms() + timeout_ms;
+    for (;;) {
+        int got = zmq_recv(proxy->control, buf, size, 0);
+        if (got >= 0) return got;
+        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) return lz__fail_zmq(what);
+        if (atomic_load(&proxy->ended)) return lz__fail(LZ_ECLOSED, "%s: %s", what, LZ_PROXY_ENDED);
+        if (timeout_ms >= 0 && lz__now_ms() >= deadline)
+            return lz__fail(LZ_ETIMEOUT, "%s: no answer from the proxy's thread in %d ms", what, timeout_ms);
+    }
+}
+
+// run_locked starts the proxy's thread on a fresh steering pipe and waits
+// until it is ready; the caller holds control_lock. On failure nothing is
+// left running.
+static int run_locked(lz_proxy_t *proxy) {
+    int rc = open_control_locked(proxy);
+    if (rc != LZ_OK) return rc;
+    atomic_store(&proxy->ended, false);
+    int err = lz__thread_start(&proxy->thread, proxy_main, proxy);
+    if (err) {
+        close_control_locked(proxy);
+        return lz__fail(LZ_EIO, "lz_proxy_start: pthread_create: %s", strerror(err));
+    }
+    char ready[8];
+    rc = receive_locked(proxy, ready, sizeof ready, -1, "lz_proxy_start: waiting for the proxy's thread");
+    if (rc >= 0) {
+        proxy->running = true;
+        return LZ_OK;
+    }
+    // The thread ended before READY (it logged why), or the wait failed on
+    // our side (the context is ending, say) and the thread may be in its
+    // loop, which must end before it is joined. The failure to report is
+    // the wait's, not TERMINATE's.
+    char detail[LZ_DETAIL_MAX];
+    snprintf(detail, sizeof detail, "%s", lz_last_error());
+    if (!atomic_load(&proxy->ended)) send_locked(proxy, "TERMINATE");
+    pthread_join(proxy->thread, NULL);
+    close_control_locked(proxy);
+    return lz__fail(rc, "%s", detail);
 }
 
 int lz_proxy_start(lz_proxy_t *proxy) {
     if (!proxy) return lz__fail(LZ_EINVAL, "lz_proxy_start: proxy is NULL");
-    // Held throughout: the READY receive uses the control socket, which
-    // commands on other threads send on, and no command may see the proxy
-    // running before it is.
+    // Held throughout: no command may see the proxy running before it is.
     pthread_mutex_lock(&proxy->control_lock);
-    int rc = LZ_OK;
-    if (proxy->running || proxy->joining) {
-        rc = lz__fail(LZ_ESTATE, "lz_proxy_start: already running");
-    } else {
-        atomic_store(&proxy->ended, false);
-        int err = lz__thread_start(&proxy->thread, proxy_main, proxy);
-        if (err) {
-            rc = lz__fail(LZ_EIO, "lz_proxy_start: pthread_create: %s", strerror(err));
-        } else {
-            char ready[8];
-            int got;
-            LZ_EINTR_RESTART(got, zmq_recv(proxy->control, ready, sizeof ready, 0));
-            if (got < 0) {
-                rc = lz__fail_zmq("proxy: waiting for the proxy thread");
-                pthread_join(proxy->thread, NULL);
-            } else {
-                proxy->running = true;
-            }
-        }
-    }
+    int rc = proxy->running || proxy->joining ? lz__fail(LZ_ESTATE, "lz_proxy_start: already running")
+                                              : run_locked(proxy);
     pthread_mutex_unlock(&proxy->control_lock);
     return rc;
 }
 
-// send_command_locked sends verb to a running proxy's thread; the caller
-// holds control_lock. The send waits while the thread's queue of commands
-// is full, in slices, and gives up with LZ_ECLOSED once the thread has
-// ended on a libzmq failure: it reads no more, and a send that waited for
-// it would wait for good.
+// send_command_locked sends verb to a running proxy's thread (send_locked).
 static int send_command_locked(lz_proxy_t *proxy, const char *verb) {
     if (!proxy->running) return lz__fail(LZ_ESTATE, "proxy %s: not running", verb);
-    for (;;) { // a signal (eintr.h) or a slice gone by: is the thread still there?
-        if (zmq_send(proxy->control, verb, strlen(verb), 0) >= 0) return LZ_OK;
-        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) return lz__fail_zmq("proxy command");
-        if (atomic_load(&proxy->ended))
-            return lz__fail(LZ_ECLOSED, "proxy %s: the proxy's thread has ended (the frontend node logged why)", verb);
-    }
+    return send_locked(proxy, verb);
 }
 
 static int command(lz_proxy_t *proxy, const char *verb) {
@@ -180,7 +231,7 @@ static int command(lz_proxy_t *proxy, const char *verb) {
 }
 
 // A proxy thread answers STATISTICS between two messages; one that has
-// not within this long has ended (a libzmq error) or is stuck.
+// not within this long, and has not ended, is stuck.
 #define LZ_PROXY_ANSWER_MS 5000
 
 // drain_control drops what the control socket holds: an answer that came
@@ -196,15 +247,10 @@ static void drain_control(lz_proxy_t *proxy) {
 static int receive_stats(lz_proxy_t *proxy, lz_proxy_stats_t *stats) {
     uint64_t values[8];
     int more = 1;
-    lz__sockopt_int(proxy->control, ZMQ_RCVTIMEO, LZ_PROXY_ANSWER_MS);
     for (size_t i = 0; i < 8; i++) {
         if (!more) return lz__fail(LZ_EPROTOCOL, "proxy STATISTICS: %zu of 8 values", i);
-        int got;
-        LZ_EINTR_RESTART(got, zmq_recv(proxy->control, &values[i], sizeof values[i], 0));
-        if (got < 0 && zmq_errno() == EAGAIN)
-            return lz__fail(LZ_ETIMEOUT, "proxy STATISTICS: no answer from the proxy thread in %d ms",
-                            LZ_PROXY_ANSWER_MS);
-        if (got < 0) return lz__fail_zmq("proxy STATISTICS");
+        int got = receive_locked(proxy, &values[i], sizeof values[i], LZ_PROXY_ANSWER_MS, "proxy STATISTICS");
+        if (got < 0) return got;
         if (got != (int)sizeof values[i]) return lz__fail(LZ_EPROTOCOL, "proxy STATISTICS: a value of %d bytes", got);
         size_t size = sizeof more;
         zmq_getsockopt(proxy->control, ZMQ_RCVMORE, &more, &size);
@@ -247,6 +293,7 @@ int lz_proxy_stop(lz_proxy_t *proxy) {
     if (rc != LZ_OK) return rc;
     pthread_join(thread, NULL);
     pthread_mutex_lock(&proxy->control_lock);
+    close_control_locked(proxy); // the thread has closed its end: this run's pipe is done
     proxy->joining = false;
     pthread_mutex_unlock(&proxy->control_lock);
     return LZ_OK;

@@ -182,20 +182,37 @@ static int turn(loop_t *loop) {
     return 1;
 }
 
-int lz__proxy_loop(lz_node_t *frontend, lz_node_t *backend, void *capture, void *control) {
+void lz__proxy_held_init(lz_proxy_held_t *held) {
+    for (int side = 0; side < 2; side++) {
+        zmq_msg_init(&held->first[side]);
+        held->holding[side] = false;
+    }
+}
+
+void lz__proxy_held_close(lz_proxy_held_t *held) {
+    for (int side = 0; side < 2; side++) zmq_msg_close(&held->first[side]);
+}
+
+int lz__proxy_loop(lz_node_t *frontend, lz_node_t *backend, void *capture, void *control, lz_proxy_held_t *held) {
     loop_t loop = {.capture = capture, .control = control};
     lz_node_t *nodes[2] = {frontend, backend};
     for (int side = 0; side < 2; side++) {
         direction_t *d = &loop.ways[side];
         *d = (direction_t){.from = nodes[side]->socket, .to = nodes[!side]->socket, .from_node = nodes[side],
-                           .from_stats = &loop.stats[side], .to_stats = &loop.stats[!side]};
+                           .from_stats = &loop.stats[side], .to_stats = &loop.stats[!side],
+                           .holding = held->holding[side]};
         zmq_msg_init(&d->first);
+        zmq_msg_move(&d->first, &held->first[side]);
         lz__sockopt_int(d->to, ZMQ_SNDTIMEO, LZ_PROXY_HOLD_MS);
     }
     int rc;
     do rc = turn(&loop);
     while (rc > 0);
     if (rc < 0 && zmq_errno() == ETERM) rc = 0; // the context is ending: so is the proxy
-    for (int side = 0; side < 2; side++) zmq_msg_close(&loop.ways[side].first);
+    for (int side = 0; side < 2; side++) {
+        held->holding[side] = loop.ways[side].holding;
+        zmq_msg_move(&held->first[side], &loop.ways[side].first);
+        zmq_msg_close(&loop.ways[side].first);
+    }
     return rc;
 }
