@@ -3,6 +3,7 @@
  * failover between servers and the three strategies, probes of a down
  * endpoint, sockets that cannot be rebuilt, raw replies, and a server that
  * answers junk. */
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <zmq.h>
@@ -32,6 +33,23 @@ void *zmq_socket(void *context, int type) {
         return NULL;
     }
     return real_zmq_socket(context, type);
+}
+
+/* Slow wakeups: while slow_wakeups is set, a thread woken in
+ * pthread_cond_wait returns 50 ms later, so a caller whose request the
+ * client's destroy ended still reads its client while destroy goes on.
+ * The same stand-in for the C library's function as zmq_socket above. */
+static atomic_bool slow_wakeups;
+static int (*real_cond_wait)(pthread_cond_t *cond, pthread_mutex_t *mutex);
+
+static void find_real_cond_wait(void) { lz_test_next_function(&real_cond_wait, "pthread_cond_wait"); }
+
+int pthread_cond_wait(pthread_cond_t *cond, pthread_mutex_t *mutex) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, find_real_cond_wait);
+    int rc = real_cond_wait(cond, mutex);
+    if (atomic_load(&slow_wakeups)) lz_test_sleep_ms(50);
+    return rc;
 }
 
 static lz_context_t *new_context(int cooldown_ms) {
@@ -298,7 +316,7 @@ LZ_TEST(timeout_without_server) {
     LZ_CHECK(strstr(lz_last_error(), "echo") != NULL);
     lz_metrics_t m = lz_test_metrics(lz_client_node(client));
     LZ_CHECK_INT(m.request_timeouts, 1);
-    LZ_CHECK(m.retries >= 1);
+    LZ_CHECK_INT(m.retries, 0); // planned, but the endpoint is down and its probe never answers: none sent
     LZ_CHECK(m.socket_rebuilds >= 1);
     lz_client_destroy(&client);
     lz_context_destroy(&ctx);
@@ -456,6 +474,53 @@ LZ_TEST(down_server_comes_back) {
     rig_close(&r);
 }
 
+// A retry leaves the endpoint whose attempt went unanswered even when no
+// cooldown marks it down: with FAILOVER every retry went to the dead first
+// endpoint again, and each request timed out.
+LZ_TEST(failover_without_cooldown) {
+    rig_t r = failover_rig(0);
+    lz_client_t *client = r.client;
+    uint64_t retries = lz_test_metrics(lz_client_node(client)).retries;
+    lz_server_destroy(&r.a);
+    for (int i = 0; i < 3; i++) { // a is never marked down: each request tries it first
+        char *name = who(client, 2000);
+        LZ_CHECK_STR(name, "b");
+        free(name);
+    }
+    LZ_CHECK_INT(lz_test_metrics(lz_client_node(client)).retries - retries, 3); // one sent per request
+    rig_close(&r);
+}
+
+// A retry planned but never sent is not counted: the concurrency-1 server
+// cannot answer the ping while its handler runs, so the retry waits for the
+// verdict, and the first attempt's reply ends the request first.
+LZ_TEST(retries_count_only_what_is_sent) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.handler_max_concurrency=1", "zmq.request_retries=1");
+    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_value_t *ms = lz_value_int(1400), *reply = NULL;
+    // Attempts of 1000 ms, not scaled by the build's slowdown: the first must go unanswered.
+    LZ_CHECK_INT(lz_client_request(client, "slow", ms, &reply, 2000), 0);
+    lz_metrics_t m = lz_test_metrics(lz_client_node(client));
+    LZ_CHECK_INT(m.retries, 0);
+    LZ_CHECK_INT(m.messages_sent, 2); // the request and the ping
+    lz_value_destroy(&reply);
+    lz_value_destroy(&ms);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(retries_are_bounded) {
+    lz_context_t *ctx = new_context(100);
+    lz_client_t *client = lz_client_new(ctx, "tcp://127.0.0.1:1");
+    LZ_CHECK_INT(lz_client_set_retries(client, LZ_CLIENT_RETRIES_MAX), LZ_OK);
+    LZ_CHECK_INT(lz_client_set_retries(client, LZ_CLIENT_RETRIES_MAX + 1), LZ_EINVAL);
+    LZ_CHECK_INT(lz_client_set_retries(client, INT_MAX), LZ_EINVAL); // retries + 1 attempts would overflow
+    lz_client_destroy(&client);
+    lz_context_destroy(&ctx);
+}
+
 static void request_from_callback(int status, const lz_value_t *reply, void *arg) {
     lz_client_t *client = arg;
     lz_value_t *out = NULL;
@@ -481,6 +546,64 @@ LZ_TEST(destroy_completes_everything) {
     LZ_CHECK(lz_client_new(NULL, "tcp://127.0.0.1:1") == NULL);
     LZ_CHECK(lz_client_new(ctx, "tcp://127.0.0.1:1,") == NULL || 1);
     LZ_CHECK_INT(lz_client_request(NULL, "x", NULL, NULL, 10), LZ_EINVAL);
+    lz_context_destroy(&ctx);
+}
+
+typedef struct {
+    lz_client_t *client;
+    lz_value_t *data; // "slow"'s milliseconds, or NULL for "echo"
+    int status;
+    int64_t returned_at;
+} waiting_t;
+
+static void *request_until_destroyed(void *p) {
+    waiting_t *w = p;
+    lz_value_t *reply = NULL;
+    w->status = lz_client_request(w->client, w->data ? "slow" : "echo", w->data, &reply, 60000);
+    w->returned_at = lz_test_now_ms();
+    lz_value_destroy(&reply);
+    return NULL;
+}
+
+// destroy_under_waiters destroys client while n threads wait in requests
+// (data as for waiting_t), which all end LZ_ECLOSED. Woken callers read
+// the client after their wakeup, slow here: destroy waits for them to
+// leave before freeing it (ASan: heap-use-after-free before).
+static void destroy_under_waiters(lz_client_t *client, lz_value_t *data, int n) {
+    pthread_t threads[4];
+    waiting_t waiting[4];
+    for (int t = 0; t < n; t++) {
+        waiting[t] = (waiting_t){.client = client, .data = data, .status = 1};
+        pthread_create(&threads[t], NULL, request_until_destroyed, &waiting[t]);
+    }
+    lz_test_sleep_ms(100);
+    atomic_store(&slow_wakeups, true);
+    lz_client_destroy(&client);
+    int64_t destroyed_at = lz_test_now_ms(); // destroy's own wait for the last caller wakes 50 ms late too
+    for (int t = 0; t < n; t++) {
+        pthread_join(threads[t], NULL);
+        LZ_CHECK_INT(waiting[t].status, LZ_ECLOSED);
+        LZ_CHECK(waiting[t].returned_at <= destroyed_at); // before: 50 ms after, reading the freed client
+    }
+    atomic_store(&slow_wakeups, false);
+}
+
+LZ_TEST(destroy_while_requests_wait) {
+    lz_context_t *ctx = new_context(1000);
+    for (int i = 0; i < 3; i++) destroy_under_waiters(lz_client_new(ctx, "tcp://127.0.0.1:1"), NULL, 4);
+    // A caller on the lent socket: it hands its request back, which then ends.
+    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
+    lz_value_t *ms = lz_value_int(1000), *reply = NULL;
+    for (int i = 0; i < 3; i++) {
+        lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+        for (int k = 0; k < 5; k++) { // requests flowing: the socket is lent
+            LZ_CHECK_INT(lz_client_request(client, "echo", NULL, &reply, 2000), 0);
+            lz_value_destroy(&reply);
+        }
+        destroy_under_waiters(client, ms, 1);
+    }
+    lz_value_destroy(&ms);
+    lz_server_destroy(&server);
     lz_context_destroy(&ctx);
 }
 
@@ -855,7 +978,9 @@ LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
              LZ_CASE(slow_handler_times_out_alone), LZ_CASE(direct_caller_yields), LZ_CASE(a_lone_slow_request_is_waited_for), LZ_CASE(timeout_without_server),
              LZ_CASE(server_restart_while_retrying), LZ_CASE(failover_when_one_dies), LZ_CASE(failover_from_a_silent_server),
              LZ_CASE(strategies_spread_requests), LZ_CASE(down_server_comes_back),
-             LZ_CASE(destroy_completes_everything), LZ_CASE(client_survives_bad_server),
+             LZ_CASE(failover_without_cooldown), LZ_CASE(retries_count_only_what_is_sent),
+             LZ_CASE(retries_are_bounded), LZ_CASE(destroy_completes_everything),
+             LZ_CASE(destroy_while_requests_wait), LZ_CASE(client_survives_bad_server),
              LZ_CASE(client_ends_every_request_with_a_damaged_reply), LZ_CASE(down_endpoint_probed_again_while_idle),
              LZ_CASE(a_request_waits_while_its_endpoint_is_suspect), LZ_CASE(failed_rebuild_without_cooldown), LZ_CASE(failed_rebuild_with_cooldown),
              LZ_CASE(failed_rebuild_retried_while_idle), LZ_CASE(rebuild_that_cannot_bind_is_tried_again),

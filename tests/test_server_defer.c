@@ -41,12 +41,18 @@ static int parked(lot_t *lot) {
     return n;
 }
 
-static lz_server_t *start_parking_at(lz_context_t *ctx, lot_t *lot, const char *endpoint) {
+// new_parking: a server parking "park" requests in lot, not started yet.
+static lz_server_t *new_parking(lz_context_t *ctx, lot_t *lot, const char *endpoint) {
     pthread_mutex_init(&lot->mutex, NULL);
     lot->count = 0;
     lz_server_t *server = lz_server_new(ctx, endpoint);
     LZ_CHECK(server != NULL);
     LZ_CHECK_INT(lz_server_on(server, "park", park, lot), LZ_OK);
+    return server;
+}
+
+static lz_server_t *start_parking_at(lz_context_t *ctx, lot_t *lot, const char *endpoint) {
+    lz_server_t *server = new_parking(ctx, lot, endpoint);
     LZ_CHECK_INT(lz_server_start(server), LZ_OK);
     return server;
 }
@@ -358,6 +364,54 @@ LZ_TEST(misuse_is_refused) {
     lz_context_destroy(&ctx);
 }
 
+/* A traced handler that sends its own deferred reply, and one parked
+ * before it (so its job is freed, not just kept as the spare), before it
+ * returns: it is still inside its request's trace, and deferring again is
+ * refused. Both read the freed job before (ASan: heap-use-after-free). */
+static int answer_both_then_look(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    lot_t *lot = arg;
+    const char *current = lz_trace_current();
+    char before[64] = "";
+    if (current) snprintf(before, sizeof before, "%s", current);
+    LZ_CHECK(before[0] != '\0');
+    lz_server_reply_t *own = lz_server_defer(request);
+    LZ_CHECK_INT(lz_server_reply_send(&own, NULL), LZ_OK);
+    LZ_CHECK_INT(lz_server_reply_send(&lot->handle[0], NULL), LZ_OK);
+    LZ_CHECK_STR(lz_trace_current(), before);
+    LZ_CHECK(lz_server_defer(request) == NULL); // only compared: request went with the reply
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ESTATE);
+    return LZ_SERVER_DEFERRED;
+}
+
+static void answer_inside_the_handler(int concurrency) {
+    char workers[64];
+    snprintf(workers, sizeof workers, "zmq.handler_max_concurrency=%d", concurrency);
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=200", "tracing.enabled=true", workers);
+    lot_t lot;
+    lz_server_t *server = new_parking(ctx, &lot, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(server, "both", answer_both_then_look, &lot), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    lz_client_t *client = new_client(ctx, server);
+    outcome_t parked_one;
+    ask_parked(client, &parked_one, 1, 5000 * LZ_TEST_SLOWDOWN);
+    LZ_TEST_WAIT_UNTIL(parked(&lot) == 1, 5000 * LZ_TEST_SLOWDOWN);
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(lz_client_request(client, "both", NULL, &reply, 5000 * LZ_TEST_SLOWDOWN), LZ_OK);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&parked_one.done), 5000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(parked_one.status, LZ_OK);
+    outcome_free(&parked_one);
+    lz_value_destroy(&reply);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(answered_inside_its_handler) {
+    answer_inside_the_handler(1);
+    answer_inside_the_handler(2);
+}
+
 LZ_TEST_MAIN(LZ_CASE(pooled_server_replies_later), LZ_CASE(inline_server_replies_later), LZ_CASE(error_reply_later),
              LZ_CASE(many_parked_answered_in_any_order), LZ_CASE(stop_answers_parked_requests),
-             LZ_CASE(answers_race_the_stop), LZ_CASE(reply_after_the_client_left), LZ_CASE(misuse_is_refused))
+             LZ_CASE(answers_race_the_stop), LZ_CASE(reply_after_the_client_left), LZ_CASE(misuse_is_refused),
+             LZ_CASE(answered_inside_its_handler))

@@ -61,7 +61,9 @@ int lz_server_stop(lz_server_t *server);
 // takes that request's reply out of the handler's hands: the handler then
 // returns LZ_SERVER_DEFERRED (the server ignores any other return value
 // and frees *reply) and its thread goes on to the next request, while the
-// client waits. Any thread answers later with lz_server_reply_send or
+// client waits. Until it returns the handler stays inside the request's
+// trace (lz_trace_current, the parent of spans it starts), even once the
+// reply has been sent. Any thread answers later with lz_server_reply_send or
 // lz_server_reply_error, exactly once per handle: that sends the reply
 // with the same encoding, metrics, hooks and span as a handler's own (the
 // request's span ends when the reply goes out). Long polls and waiters
@@ -71,7 +73,7 @@ int lz_server_stop(lz_server_t *server);
 // handle to another thread must not touch request after that. Returns the
 // handle (owned by the caller until finished) or NULL: LZ_EINVAL (request
 // NULL), LZ_ESTATE (not inside the handler of request, on its thread, or
-// deferred already), LZ_ENOMEM.
+// deferred already: also once the reply was sent), LZ_ENOMEM.
 //
 // The server keeps every handle not yet answered: lz_server_stop (and so
 // lz_server_destroy) answers each with an LZ_ECLOSED error reply ("server
@@ -110,12 +112,25 @@ typedef enum lz_strategy {
 // lz_client_new creates a client (default side: connect) on one or more
 // endpoints. Requests use zmq.request_timeout and zmq.request_retries.
 lz_client_t *lz_client_new(lz_context_t *ctx, const char *endpoints);
+
+// lz_client_destroy ends every request still in flight with LZ_ECLOSED
+// (callbacks run, waiting callers wake), waits until the threads inside
+// lz_client_request or lz_client_request_async have returned, then frees
+// *client_p and sets it to NULL. Requests that began before it on other
+// threads are thus safe; one that begins once it has (or is called on the
+// freed client) is not. Not from a completion callback. NULL is a no-op.
 void lz_client_destroy(lz_client_t **client_p);
 lz_node_t *lz_client_node(lz_client_t *client);
 
 int lz_client_set_strategy(lz_client_t *client, lz_strategy_t strategy);
+
+// The most retries a client makes per request: zmq.request_retries' bound.
+#define LZ_CLIENT_RETRIES_MAX 100
+
 // lz_client_set_retries: how many times a request is sent again after a
-// timeout (0: never), with exponential backoff and jitter.
+// timeout (0: never, up to LZ_CLIENT_RETRIES_MAX), with exponential
+// backoff and jitter; for requests made afterwards. LZ_EINVAL for a count
+// out of range, LZ_ESTATE for a client that never retries. Thread safe.
 int lz_client_set_retries(lz_client_t *client, int retries);
 
 // lz_client_request sends action with data (NULL: null) and waits up to

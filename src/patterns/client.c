@@ -105,9 +105,15 @@ struct lz_client {
     size_t ep_count;
     zmq_pollitem_t *items;
     atomic_int strategy, retries;
-    pthread_mutex_t lock; // guards the submit queue, closed and the lending state
+    pthread_mutex_t lock; // guards the submit queue, closed, callers and the lending state
     call_t *queue_head, *queue_tail;
     bool closed;
+    // Threads inside lz__client_call. A request in flight when the client is
+    // destroyed ends LZ_ECLOSED, and its caller still reads the client after
+    // it wakes (its error detail, the wakeup it signals after unlocking):
+    // destroy frees nothing until the last caller has left (idle).
+    int callers;
+    pthread_cond_t idle;
     int wake_fd;
     // Lending (lend_socket): while lent the I/O thread touches neither the
     // sockets nor anything it owns; a direct caller owns them all.
@@ -235,25 +241,33 @@ static bool any_usable(const lz_client_t *c) {
     return false;
 }
 
-static int pick_endpoint(lz_client_t *c) {
+// eligible: whether endpoint i may take an attempt that should not go to
+// avoid (-1: none).
+static bool eligible(const lz_client_t *c, size_t i, int avoid) { return usable(c, i) && (int)i != avoid; }
+
+// pick_endpoint picks an endpoint by strategy, other than avoid while
+// another is usable: a retry leaves the endpoint whose attempt went
+// unanswered even when no cooldown marks it down (FAILOVER would pick the
+// same dead first endpoint again). -1 when none is usable.
+static int pick_endpoint(lz_client_t *c, int avoid) {
     size_t up = 0;
-    for (size_t i = 0; i < c->ep_count; i++) up += usable(c, i);
-    if (up == 0) return -1;
+    for (size_t i = 0; i < c->ep_count; i++) up += eligible(c, i, avoid);
+    if (up == 0) return avoid >= 0 && usable(c, (size_t)avoid) ? avoid : -1;
     switch (atomic_load(&c->strategy)) {
     case LZ_STRATEGY_FAILOVER:
         for (size_t i = 0; i < c->ep_count; i++)
-            if (usable(c, i)) return (int)i;
+            if (eligible(c, i, avoid)) return (int)i;
         break;
     case LZ_STRATEGY_RANDOM: {
         size_t k = (size_t)rand_r(&c->seed) % up;
         for (size_t i = 0; i < c->ep_count; i++)
-            if (usable(c, i) && k-- == 0) return (int)i;
+            if (eligible(c, i, avoid) && k-- == 0) return (int)i;
         break;
     }
     default:
         for (size_t j = 0; j < c->ep_count; j++) {
             size_t i = c->rr++ % c->ep_count;
-            if (usable(c, i)) return (int)i;
+            if (eligible(c, i, avoid)) return (int)i;
         }
     }
     return -1;
@@ -338,7 +352,8 @@ static void judge_endpoint(lz_client_t *c, const call_t *call, int64_t now) {
 /* ---- sending ------------------------------------------------------------ */
 
 static void dispatch(lz_client_t *c, call_t *call, int64_t now) {
-    int e = call->probe ? call->endpoint : pick_endpoint(c);
+    // After an attempt, call->endpoint is the one that did not answer it.
+    int e = call->probe ? call->endpoint : pick_endpoint(c, call->attempts > 0 ? call->endpoint : -1);
     if (e < 0) { // every endpoint is down or suspect: wait for a probe to bring one back
         call->sent_at = -1;
         call->send_at = NEVER;
@@ -363,7 +378,7 @@ static void dispatch(lz_client_t *c, call_t *call, int64_t now) {
         note_timer(c, call->send_at);
         return;
     }
-    call->attempts++;
+    if (call->attempts++ > 0 && rc == LZ_OK) LZ_COUNT(&c->node, retries); // sent again, not merely planned
     call->endpoint = e;
     call->sent_at = now;
     call->rx_at_send = c->ep[e].rx_count;
@@ -389,8 +404,7 @@ static void attempt_lost(lz_client_t *c, call_t *call, int64_t now) {
     judge_endpoint(c, call, now);
     int64_t at = now + backoff_ms(c, call->attempts);
     if (call->retries_left > 0 && at < call->deadline) {
-        call->retries_left--;
-        LZ_COUNT(&c->node, retries);
+        call->retries_left--; // counted in retries when dispatch sends it
         call->sent_at = -1;
         call->send_at = at;
     } else {
@@ -821,6 +835,7 @@ static void client_free(lz_client_t *c) {
     free(c->items);
     free(c->buckets);
     lz__wakeup_close(&c->wake_fd);
+    pthread_cond_destroy(&c->idle);
     pthread_mutex_destroy(&c->lock);
     call_destroy(lz__spare_take(&c->spare_call));
     free(c);
@@ -831,6 +846,7 @@ lz_client_t *lz__client_open(lz_context_t *ctx, const char *endpoints, const lz_
     lz_client_t *c = calloc(1, sizeof *c);
     if (!c) return lz__fail_null(LZ_ENOMEM, "%s: out of memory", o->name);
     pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->idle, NULL);
     c->wake_fd = lz__wakeup_open();
     c->envelope = o->envelope;
     c->resilient = o->resilient;
@@ -917,13 +933,27 @@ static int wait_for(lz_client_t *c, call_t *call, const char *action, lz_value_t
     return rc;
 }
 
-int lz__client_call(lz_client_t *c, const char *action, const lz_value_t *data, int timeout_ms,
-                    lz_client_callback_fn callback, void *arg, lz_value_t **reply, char *request_id_out) {
-    if (reply) *reply = NULL;
-    if (!c->thread_started) return lz__fail(LZ_ECLOSED, "%s: closed", c->node.name);
-    if (!callback && pthread_equal(pthread_self(), c->thread))
-        return lz__fail(LZ_ESTATE, "%s: a synchronous request from a completion callback would wait forever",
-                        c->node.name);
+// enter counts the calling thread in (callers), or refuses it LZ_ECLOSED
+// once the client is being destroyed.
+static int enter(lz_client_t *c) {
+    pthread_mutex_lock(&c->lock);
+    bool open = !c->closed && !atomic_load(&c->stopping);
+    // Refused, the caller may not touch c once it is unlocked: the detail is written now.
+    int rc = open ? LZ_OK : lz__fail(LZ_ECLOSED, "%s: closed", c->node.name);
+    if (open) c->callers++;
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+// leave counts the calling thread out: the last access to c.
+static void leave(lz_client_t *c) {
+    pthread_mutex_lock(&c->lock);
+    if (--c->callers == 0) pthread_cond_signal(&c->idle); // destroy alone waits on it
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int call_entered(lz_client_t *c, const char *action, const lz_value_t *data, int timeout_ms,
+                        lz_client_callback_fn callback, void *arg, lz_value_t **reply, char *request_id_out) {
     call_t *call = call_new(c, action, data, timeout_ms, true);
     if (!call) return lz_last_error_code();
     if (request_id_out) memcpy(request_id_out, call->id, ID_LEN + 1);
@@ -931,6 +961,20 @@ int lz__client_call(lz_client_t *c, const char *action, const lz_value_t *data, 
     call->callback = callback;
     call->arg = arg;
     return submit(c, call);
+}
+
+int lz__client_call(lz_client_t *c, const char *action, const lz_value_t *data, int timeout_ms,
+                    lz_client_callback_fn callback, void *arg, lz_value_t **reply, char *request_id_out) {
+    if (reply) *reply = NULL;
+    if (!c->thread_started) return lz__fail(LZ_ECLOSED, "%s: closed", c->node.name);
+    if (!callback && pthread_equal(pthread_self(), c->thread))
+        return lz__fail(LZ_ESTATE, "%s: a synchronous request from a completion callback would wait forever",
+                        c->node.name);
+    int rc = enter(c);
+    if (rc != LZ_OK) return rc;
+    rc = call_entered(c, action, data, timeout_ms, callback, arg, reply, request_id_out);
+    leave(c);
+    return rc;
 }
 
 /* ---- the public client API ------------------------------------------------ */
@@ -945,7 +989,10 @@ void lz_client_destroy(lz_client_t **client_p) {
     lz_client_t *c = *client_p;
     atomic_store(&c->stopping, true);
     lz__wakeup_signal(c->wake_fd);
-    pthread_join(c->thread, NULL);
+    pthread_join(c->thread, NULL); // its shut_down ended every call in flight: their callers are leaving
+    pthread_mutex_lock(&c->lock);
+    while (c->callers > 0) pthread_cond_wait(&c->idle, &c->lock);
+    pthread_mutex_unlock(&c->lock);
     client_free(c);
     *client_p = NULL;
 }
@@ -960,7 +1007,8 @@ int lz_client_set_strategy(lz_client_t *client, lz_strategy_t strategy) {
 }
 
 int lz_client_set_retries(lz_client_t *client, int retries) {
-    if (!client || retries < 0) return lz__fail(LZ_EINVAL, "lz_client_set_retries: bad client or count");
+    if (!client || retries < 0 || retries > LZ_CLIENT_RETRIES_MAX)
+        return lz__fail(LZ_EINVAL, "lz_client_set_retries: bad client or count (0 to %d)", LZ_CLIENT_RETRIES_MAX);
     if (!client->resilient) return lz__fail(LZ_ESTATE, "%s: never retries", client->node.name);
     atomic_store(&client->retries, retries);
     return LZ_OK;

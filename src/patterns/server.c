@@ -83,8 +83,9 @@ struct lz_server_reply {
 // What the thread running a handler knows of it, for lz_server_defer.
 typedef struct running {
     lz_server_t *server;
-    job_t *job;
+    job_t *job; // not to be read once deferred: the reply may be sent and the job freed
     lz_server_reply_t *deferred;
+    lz_span_t span; // the thread's current span once deferred (lz_server_defer); unset before
 } running_t;
 
 static _Thread_local running_t *running_now;
@@ -197,7 +198,10 @@ static int encode_failure(lz_server_t *s, job_t *job, int rc, const char *text) 
 // be sent and freed already.
 static int run_handler(lz_server_t *s, const handler_t *h, job_t *job) {
     lz_value_t *reply = NULL;
-    running_t here = {s, job, NULL}, *outer = running_now;
+    running_t here, *outer = running_now; // fields set one by one: the span is only written by a deferral
+    here.server = s;
+    here.job = job;
+    here.deferred = NULL;
     running_now = &here;
     int rc = h->fn(job->msg, &reply, h->arg);
     running_now = outer;
@@ -262,11 +266,21 @@ static void job_drop(void *p, void *arg) {
 lz_server_reply_t *lz_server_defer(const lz_message_t *request) {
     running_t *r = running_now;
     if (!request) return lz__fail_null(LZ_EINVAL, "lz_server_defer: request is NULL");
-    if (!r || r->job->msg != request)
+    if (!r) return lz__fail_null(LZ_ESTATE, "lz_server_defer: not inside the handler of this request");
+    // Tested before r->job is read: a deferred job may be answered and freed already.
+    if (r->deferred) return lz__fail_null(LZ_ESTATE, "lz_server_defer: this handler's reply is deferred already");
+    if (r->job->msg != request)
         return lz__fail_null(LZ_ESTATE, "lz_server_defer: not inside the handler of this request");
-    if (r->deferred) return lz__fail_null(LZ_ESTATE, "lz_server_defer: this request's reply is deferred already");
     lz_server_reply_t *reply = calloc(1, sizeof *reply);
     if (!reply) return lz__fail_null(LZ_ENOMEM, "lz_server_defer: out of memory");
+    // The handler stays inside the request's trace until it returns, but
+    // the job's span may end and be freed before then (any thread may send
+    // the reply): from now on its thread's current span is a copy on the
+    // handler's stack. Done before the stop can see the reply on the list.
+    if (r->job->span.active) {
+        r->span = r->job->span;
+        lz__trace_swap(&r->span); // answer entered the job's span; it puts back the one before
+    }
     pthread_mutex_init(&reply->mutex, NULL);
     lz_server_t *s = reply->server = r->server;
     reply->job = r->job;
