@@ -20,6 +20,7 @@
 #include "core/otlp.h"
 #include "core/prometheus.h"
 #include "core/security.h"
+#include "liberzmq/reqrep.h"
 
 typedef enum { KEY_INT, KEY_BOOL, KEY_STRING } key_type_t;
 
@@ -76,7 +77,7 @@ static const key_def_t keys[K_COUNT] = {
     [K_SEND_TIMEOUT] = INT_KEY("zmq.send_timeout", 5000, -1, INT_MAX),
     [K_RECEIVE_TIMEOUT] = INT_KEY("zmq.receive_timeout", 5000, -1, INT_MAX),
     [K_REQUEST_TIMEOUT] = INT_KEY("zmq.request_timeout", 5000, 1, INT_MAX),
-    [K_REQUEST_RETRIES] = INT_KEY("zmq.request_retries", 3, 0, 100),
+    [K_REQUEST_RETRIES] = INT_KEY("zmq.request_retries", 3, 0, LZ_CLIENT_RETRIES_MAX),
     [K_COOLDOWN] = INT_KEY("zmq.failed_socket_cooldown", 10000, 0, INT_MAX),
     [K_HANDLER_MAX] = INT_KEY("zmq.handler_max_concurrency", 4, 1, 1024),
     [K_RECONNECT] = INT_KEY("zmq.reconnect_interval", 100, -1, INT_MAX),
