@@ -1,11 +1,15 @@
 /* The context: configuration from the environment and files, life cycle
- * with nodes outliving it, bounded shutdown with dead peers, and metrics
- * summed over every node it has had. */
+ * with nodes outliving it and scrapes racing its end, bounded shutdown with
+ * dead peers, and metrics summed over every node it has had. */
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <zmq.h>
 
 #include "lz_pester.h"
@@ -315,6 +319,60 @@ LZ_TEST(context_destroyed_before_its_nodes) {
     lz_pub_destroy(&pub);
     LZ_CHECK(lz_test_now_ms() - t0 < 3000);
     LZ_CHECK(sub == NULL && pub == NULL);
+}
+
+// scrape_until_stopped GETs /metrics from 127.0.0.1:port over and over,
+// until stop.
+typedef struct scraper {
+    int port;
+    atomic_bool stop;
+} scraper_t;
+
+static void *scrape_until_stopped(void *arg) {
+    scraper_t *s = arg;
+    static const char request[] = "GET /metrics HTTP/1.0\r\n\r\n";
+    char buf[4096];
+    while (!atomic_load(&s->stop)) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct timeval one = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &one, sizeof one);
+        struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(fd, (struct sockaddr *)&to, sizeof to) == 0 && write(fd, request, sizeof request - 1) > 0)
+            while (read(fd, buf, sizeof buf) > 0) continue;
+        close(fd);
+    }
+    return NULL;
+}
+
+// A context going while its own exporter (metrics.prometheus_listen) is
+// scraped: the exporter stops first, so no scrape reads what the context
+// tears down (the span exporter's counters, under a mutex destroyed with
+// them: ThreadSanitizer and helgrind see the scrape lock it).
+LZ_TEST(context_destroyed_while_scraped) {
+    lz_context_t *probe = quick_context();
+    lz_prometheus_t *exporter = lz_prometheus_new(probe, "127.0.0.1:0"); // a port free a moment ago
+    scraper_t scraper = {.port = lz_prometheus_port(exporter)};
+    lz_prometheus_destroy(&exporter);
+    lz_context_destroy(&probe);
+    lz_config_t *cfg = quick_config();
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", scraper.port);
+    LZ_CHECK_INT(lz_config_set(cfg, "metrics.prometheus_listen", listen), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(cfg, "tracing.enabled", "true"), LZ_OK);
+    LZ_CHECK_INT(lz_config_set(cfg, "tracing.otlp_endpoint", "http://127.0.0.1:1"), LZ_OK); // its counters scraped
+    for (int round = 0; round < 10; round++) {
+        lz_context_t *ctx = lz_context_new(cfg);
+        LZ_CHECK(ctx != NULL);
+        atomic_store(&scraper.stop, false);
+        pthread_t scrapers[4];
+        for (int i = 0; i < 4; i++) pthread_create(&scrapers[i], NULL, scrape_until_stopped, &scraper);
+        usleep(20000);
+        lz_context_destroy(&ctx);
+        atomic_store(&scraper.stop, true);
+        for (int i = 0; i < 4; i++) pthread_join(scrapers[i], NULL);
+    }
+    lz_config_destroy(&cfg);
 }
 
 // A pusher with queued tasks for a peer that does not exist: closing waits
@@ -766,7 +824,8 @@ LZ_TEST_MAIN(LZ_CASE(context_defaults_without_environment), LZ_CASE(context_read
              LZ_CASE(context_reads_config_file_then_environment),
              LZ_CASE(context_heartbeat_interval_reaches_every_socket),
              LZ_CASE(context_bad_config_fails_naming_the_key), LZ_CASE(context_copies_its_config),
-             LZ_CASE(context_destroyed_before_its_nodes), LZ_CASE(context_destroy_survives_signals),
+             LZ_CASE(context_destroyed_before_its_nodes), LZ_CASE(context_destroyed_while_scraped),
+             LZ_CASE(context_destroy_survives_signals),
              LZ_CASE(monitor_requests_survive_signals),
              LZ_CASE(context_shutdown_bounded_with_dead_peer_ctx_first),
              LZ_CASE(context_shutdown_bounded_with_dead_peer_node_first), LZ_CASE(context_nodes_recreated_at_once),

@@ -1,12 +1,14 @@
-/* Prometheus: the text format (families, HELP/TYPE, labels escaped, the
- * closed nodes' series keeping sums from going down), the HTTP endpoint
- * (200, 404, 405, bad and busy addresses), the exporter outliving its
- * context's handle, and metrics.prometheus_listen. */
+/* Prometheus: the text format (families, HELP/TYPE, labels escaped and
+ * UTF-8, the closed nodes' series keeping sums from going down), the HTTP
+ * endpoint (200, 404, 405, bad and busy addresses, descriptors past 1024),
+ * the exporter outliving its context's handle, and
+ * metrics.prometheus_listen. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include "lz_test.h"
 #include "liberzmq/prometheus.h"
 #include "liberzmq/pushpull.h"
+#include "serial/utf8.h"
 
 // http_get sends "METHOD PATH" over HTTP/1.0 to 127.0.0.1:port and returns
 // the whole response (status line, headers, body), or "" on failure.
@@ -101,6 +104,33 @@ LZ_TEST(text_format_has_every_family_and_series) {
     lz_context_destroy(&ctx);
 }
 
+// Label values are UTF-8, as the format requires (a scraper may refuse
+// the page otherwise): a name cut at 63 bytes keeps whole characters, and
+// bytes that are not UTF-8 become U+FFFD.
+LZ_TEST(label_values_are_utf8) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    char ep[128], name[80];
+    lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep));
+    lz_push_t *push = lz_push_new(ctx, ep);
+    memset(name, 'a', 62);
+    strcpy(name + 62, "\xc3\xa9"); // "\u00e9" across the cut
+    LZ_CHECK_INT(lz_node_set_name(lz_pull_node(pull), name), LZ_OK);
+    name[62] = '\0';
+    LZ_CHECK_STR(lz_node_name(lz_pull_node(pull)), name);
+    lz_node_set_name(lz_push_node(push), "caf\xc3\xa9 \xff\xc3(\xe2\x9c\x93");
+    char *text = lz_context_prometheus(ctx);
+    LZ_CHECK(text && lz__utf8_valid(text, strlen(text)));
+    char line[160];
+    snprintf(line, sizeof line, "liberzmq_messages_sent_total{node=\"%s\",id=\"1\"} 0\n", name);
+    LZ_CHECK(text && strstr(text, line) != NULL);
+    LZ_CHECK(text && strstr(text, "liberzmq_messages_sent_total{node=\"caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd("
+                                  "\xe2\x9c\x93\",id=\"2\"} 0\n") != NULL);
+    free(text);
+    lz_push_destroy(&push);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST(http_serves_metrics) {
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
     lz_pull_t *pull = lz_pull_new(ctx, "tcp://127.0.0.1:*");
@@ -141,6 +171,49 @@ LZ_TEST(http_serves_metrics) {
     LZ_CHECK_STR(http_get(port, "GET", "/metrics", buf, sizeof buf), "");
 }
 
+// raise_fd_limit lifts the soft RLIMIT_NOFILE to at least want (keeping
+// the old one in *saved); false, saying why, when the hard limit is lower.
+static bool raise_fd_limit(rlim_t want, struct rlimit *saved) {
+    getrlimit(RLIMIT_NOFILE, saved);
+    if (saved->rlim_max != RLIM_INFINITY && saved->rlim_max < want) {
+        fprintf(stderr, "  skipped: RLIMIT_NOFILE's hard limit (%llu) is below %llu\n",
+                (unsigned long long)saved->rlim_max, (unsigned long long)want);
+        return false;
+    }
+    struct rlimit raised = {saved->rlim_cur > want ? saved->rlim_cur : want, saved->rlim_max};
+    return setrlimit(RLIMIT_NOFILE, &raised) == 0;
+}
+
+// A server with a thousand peers holds descriptors past 1024, which
+// select() cannot watch: the exporter's listening and accepted sockets
+// are such descriptors here, and it still serves.
+LZ_TEST(http_serves_past_descriptor_1024) {
+    enum { FLOOD = 1100 };
+    struct rlimit saved;
+    if (!raise_fd_limit(FLOOD + 100, &saved)) return;
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    lz_prometheus_t *early = lz_prometheus_new(ctx, "127.0.0.1:0"); // its accepted sockets come past 1024
+    static int fds[FLOOD + 1]; // distinct descriptors, all but the last below FLOOD
+    int count = 0, fd = -1;
+    while (fd < FLOOD && (fd = dup(STDERR_FILENO)) >= 0) fds[count++] = fd;
+    LZ_CHECK(fd >= FLOOD);
+    lz_prometheus_t *late = lz_prometheus_new(ctx, "127.0.0.1:0"); // listening past 1024 too
+    LZ_CHECK(early != NULL);
+    LZ_CHECK(late != NULL);
+    lz_prometheus_t *exporters[] = {early, late};
+    for (int i = 0; i < 2; i++) {
+        char buf[65536] = "";
+        if (exporters[i]) http_get(lz_prometheus_port(exporters[i]), "GET", "/metrics", buf, sizeof buf);
+        LZ_CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+        LZ_CHECK(strstr(buf, "\r\n\r\n# HELP liberzmq_messages_sent_total") != NULL);
+    }
+    lz_prometheus_destroy(&early);
+    lz_prometheus_destroy(&late);
+    while (count) close(fds[--count]);
+    lz_context_destroy(&ctx);
+    setrlimit(RLIMIT_NOFILE, &saved);
+}
+
 LZ_TEST(context_serves_from_configuration) {
     // A port that was free a moment ago (the exporter's own pick).
     lz_context_t *probe = LZ_TEST_CONTEXT("zmq.linger=0");
@@ -170,5 +243,6 @@ LZ_TEST(context_serves_from_configuration) {
     LZ_CHECK_STR(http_get(port, "GET", "/metrics", buf, sizeof buf), ""); // stopped with its context
 }
 
-LZ_TEST_MAIN(LZ_CASE(text_format_has_every_family_and_series), LZ_CASE(http_serves_metrics),
+LZ_TEST_MAIN(LZ_CASE(text_format_has_every_family_and_series), LZ_CASE(label_values_are_utf8),
+             LZ_CASE(http_serves_metrics), LZ_CASE(http_serves_past_descriptor_1024),
              LZ_CASE(context_serves_from_configuration))

@@ -1,10 +1,12 @@
 /* Tracing (src/core/trace.c): traceparent checks, spans for request/reply
  * (a request made inside a handler is the handler's span's child), for
  * push/pull, incoming W3C traceparents from a plain ZeroMQ peer, error
- * statuses, the log sink, and nothing at all with tracing off. */
+ * statuses, names cut between characters, the log sink, and nothing at all
+ * with tracing off. */
 #include <pthread.h>
 #include <zmq.h>
 
+#include "core/trace.h"
 #include "lz_spans.h"
 #include "lz_test.h"
 
@@ -236,6 +238,45 @@ static void request_from_plain_peer(lz_context_t *ctx, const char *endpoint, con
     zmq_close(req);
 }
 
+// Text cut to fit a name buffer keeps whole characters, so span
+// functions, OTLP and Prometheus get UTF-8.
+LZ_TEST(names_are_cut_between_characters) {
+    static const struct {
+        const char *in, *out; // into 8 bytes: 7 and the NUL
+    } cases[] = {
+        {"abcdefg", "abcdefg"},
+        {"abcdefgh", "abcdefg"},
+        {"abcdef\xc3\xa9", "abcdef"},                // U+00E9 across the cut
+        {"abcde\xc3\xa9", "abcde\xc3\xa9"},           // ... and just fitting
+        {"abcde\xe2\x9c\x93", "abcde"},              // U+2713
+        {"abcd\xf0\x9f\x99\x82", "abcd"},            // U+1F642
+        {"abc\xf0\x9f\x99\x82x", "abc\xf0\x9f\x99\x82"},
+        {"", ""},
+        {NULL, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[8];
+        lz__copy_text(out, sizeof out, cases[i].in);
+        LZ_CHECK_STR(out, cases[i].out);
+    }
+
+    // A task type one byte too long for a span name loses its last character whole.
+    lz_context_t *ctx = traced_context();
+    char endpoint[128], type[80];
+    lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    lz_push_t *push = lz_push_new(ctx, endpoint);
+    memset(type, 'a', 61);
+    strcpy(type + 61, "\xe2\x9c\x93");
+    lz_value_t *data = lz_value_int(7);
+    LZ_CHECK_INT(lz_push_send(push, type, data, 0), LZ_OK);
+    type[61] = '\0';
+    LZ_CHECK(find(LZ_SPAN_PRODUCER, type) != NULL);
+    lz_value_destroy(&data);
+    lz_push_destroy(&push);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST(incoming_traceparents_are_continued_and_logged) {
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "tracing.enabled=true", "tracing.log=true");
     LZ_CHECK_INT(lz_context_on_span(ctx, on_span, NULL), LZ_OK);
@@ -271,4 +312,4 @@ LZ_TEST(incoming_traceparents_are_continued_and_logged) {
 
 LZ_TEST_MAIN(LZ_CASE(traceparents_are_checked), LZ_CASE(a_request_and_the_request_its_handler_makes_share_a_trace),
              LZ_CASE(failures_are_the_spans_status), LZ_CASE(tasks_carry_their_trace_to_the_worker),
-             LZ_CASE(incoming_traceparents_are_continued_and_logged))
+             LZ_CASE(names_are_cut_between_characters), LZ_CASE(incoming_traceparents_are_continued_and_logged))

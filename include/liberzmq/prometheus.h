@@ -4,10 +4,11 @@
  * Each counter of lz_metrics_t is a counter family named
  * liberzmq_<field>_total (liberzmq_messages_sent_total...), and
  * active_connections the gauge liberzmq_active_connections. Each live node
- * is one series, labelled node="<its name>" and id="<a number unique in
- * its context>"; the counters of closed nodes are one more series,
- * node="(closed)" id="0", so sum() over a family is the context's total and
- * never goes down when a node closes. Each lock service adds its
+ * is one series, labelled node="<its name>" (escaped, bytes that are not
+ * UTF-8 written as U+FFFD) and id="<a number unique in its context>"; the
+ * counters of closed nodes are one more series, node="(closed)" id="0", so
+ * sum() over a family is the context's total and never goes down when a
+ * node closes. Each lock service adds its
  * liberzmq_lock_* families (lz_lock_service_stats's numbers), labelled
  * node="<its server's name>". docs/metrics.md shows a scrape.
  *
@@ -34,9 +35,11 @@ char *lz_context_prometheus(lz_context_t *ctx);
 // for every interface, and a port, 0 for a free one (lz_prometheus_port
 // tells which). Other paths are 404 and other methods 405. The server runs
 // on its own thread (libmicrohttpd's, with asynchronous signals blocked like
-// every thread of ours) and holds a reference on ctx until destroyed.
+// every thread of ours, waiting with epoll or poll(), so descriptors past
+// 1024 are served) and holds a reference on ctx until destroyed.
 // Returns NULL with LZ_EINVAL (NULL context, malformed address) or
-// LZ_ECONNECTION (the address cannot be bound, e.g. in use).
+// LZ_ECONNECTION (the address cannot be bound, e.g. in use, or no
+// descriptor is left; lz_last_error says which).
 lz_prometheus_t *lz_prometheus_new(lz_context_t *ctx, const char *address);
 
 // lz_prometheus_port returns the TCP port served, or a negative lz_error_t

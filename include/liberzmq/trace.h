@@ -54,7 +54,8 @@ typedef void (*lz_span_fn)(const lz_span_t *span, void *arg);
 int lz_context_on_span(lz_context_t *ctx, lz_span_fn fn, void *arg);
 
 // Span fields. Strings are borrowed from the span. A NULL span reads as
-// empty ("" / 0).
+// empty ("" / 0). The name, node and message id keep up to 63, 63 and 39
+// bytes, cut between characters (UTF-8 in, UTF-8 out).
 // The operation: the request's action, the task's type, the message's topic.
 const char *lz_span_name(const lz_span_t *span);
 lz_span_kind_t lz_span_kind(const lz_span_t *span);

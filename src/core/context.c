@@ -384,9 +384,11 @@ static void context_unwatch(lz_context_t *ctx) {
 }
 
 static void context_free(lz_context_t *ctx) {
+    // The exporter first: a scrape it is serving reads the nodes' list, the
+    // span exporter's counters and the collectors, all torn down below.
+    lz_prometheus_destroy(&ctx->exporter);
     lz__watch_stop(&ctx->watch);
     lz__otlp_slot_fini(&ctx->otlp); // no node is left to end a span
-    lz_prometheus_destroy(&ctx->exporter);
     monitor_stop(ctx);
     lz__zap_stop(&ctx->zap); // its socket closed before the libzmq context ends
     // A signal (a second Ctrl-C) ends the wait with EINTR, to be restarted
@@ -586,7 +588,7 @@ int lz__context_snapshots(lz_context_t *ctx, lz_node_snapshot_t **out, size_t *c
     size_t n = 0;
     for (lz_node_t *node = ctx->nodes; snaps && node; node = node->next) {
         if (!counts_own(node)) continue;
-        snprintf(snaps[n].name, sizeof snaps[n].name, "%s", node->name);
+        lz__copy_text(snaps[n].name, sizeof snaps[n].name, node->name);
         snaps[n].id = node->id;
         lz__node_snapshot(node, &snaps[n++].metrics);
     }

@@ -20,6 +20,7 @@
 #include "core/plugin.h"
 #include "core/sendbuf.h"
 #include "core/sockopt.h"
+#include "core/trace.h"
 #include "core/wakeup.h"
 #include "serial/registry.h"
 
@@ -340,7 +341,7 @@ const char *lz_node_serializer_name(const lz_node_t *node) {
 
 int lz_node_set_name(lz_node_t *node, const char *name) {
     if (!node || !name) return lz__fail(LZ_EINVAL, "set_name: NULL argument");
-    snprintf(node->name, sizeof node->name, "%s", name);
+    lz__copy_text(node->name, sizeof node->name, name);
     return LZ_OK;
 }
 

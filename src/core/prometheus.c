@@ -5,6 +5,7 @@
 #include "core/prometheus.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -17,6 +18,7 @@
 #include "core/metrics.h"
 #include "core/thread.h"
 #include "liberzmq/trace.h"
+#include "serial/utf8.h"
 
 // HELP texts, in LZ_METRIC_COUNTERS order (checked below).
 static const char *const counter_help[] = {
@@ -46,12 +48,17 @@ _Static_assert(sizeof counter_help / sizeof counter_help[0] == 0 LZ_METRIC_COUNT
 #undef LZ_ONE
 
 // label_value writes text as a Prometheus label value: backslash, double
-// quote and newline escaped.
+// quote and newline escaped. The format wants UTF-8, and a scraper may
+// refuse a page without it, so bytes that are not (a name set from raw
+// bytes) become U+FFFD, as they do in JSON log records.
 static void label_value(FILE *out, const char *text) {
-    for (; *text; text++) {
-        if (*text == '\\' || *text == '"') fputc('\\', out), fputc(*text, out);
-        else if (*text == '\n') fputs("\\n", out);
-        else fputc(*text, out);
+    const unsigned char *p = (const unsigned char *)text, *end = p + strlen(text);
+    for (size_t n; p < end; p += n) {
+        n = *p < 0x80 ? 1 : lz__utf8_sequence(p, (size_t)(end - p));
+        if (n == 0) fputs("\xEF\xBF\xBD", out), n = 1;
+        else if (*p == '\\' || *p == '"') fputc('\\', out), fputc(*p, out);
+        else if (*p == '\n') fputs("\\n", out);
+        else fwrite(p, 1, n, out);
     }
 }
 
@@ -294,17 +301,22 @@ lz_prometheus_t *lz__prometheus_start(lz_context_t *ctx, const char *address, bo
     lz_prometheus_t *exporter = calloc(1, sizeof *exporter);
     if (!exporter) return lz__fail_null(LZ_ENOMEM, "prometheus: out of memory");
     exporter->ctx = ctx;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | (bind_to.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    // AUTO: epoll or poll(), never select(), which cannot watch a descriptor
+    // past 1024 (a server with a thousand peers has them): the daemon would
+    // not start, or would accept scrapes and drop them.
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | (bind_to.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     sigset_t caller;
     lz__thread_signals_block(&caller); // its thread inherits our mask
+    errno = 0;
     exporter->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, exporter, MHD_OPTION_SOCK_ADDR,
                                         (struct sockaddr *)&bind_to, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
                                         MHD_OPTION_END);
+    int why = errno; // what failed last (bind, socket, epoll_create...), when libmicrohttpd left it
     lz__thread_signals_restore(&caller);
     if (!exporter->daemon) {
         free(exporter);
-        return lz__fail_null(LZ_ECONNECTION, "prometheus: cannot serve on %s (in use, or not an address here?)",
-                             address);
+        return lz__fail_null(LZ_ECONNECTION, "prometheus: cannot serve on %s: %s", address,
+                             why ? strerror(why) : "in use, or not an address here?");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(exporter->daemon, MHD_DAEMON_INFO_BIND_PORT);
     exporter->port = info ? info->port : 0;

@@ -1,7 +1,6 @@
 /* Spans and W3C Trace Context (https://www.w3.org/TR/trace-context/):
  * ids, the traceparent text, the thread's current span, and the public
  * readers. Reporting a finished span is the context's (context.c). */
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -56,8 +55,15 @@ const char *lz__traceparent_check(const char *text) {
     return NULL;
 }
 
-static void copy_text(char *out, size_t size, const char *text) {
-    snprintf(out, size, "%s", text ? text : "");
+void lz__copy_text(char *out, size_t size, const char *text) {
+    if (!text) text = "";
+    size_t len = strnlen(text, size);
+    if (len == size) { // too long: cut before the character that would not fit whole
+        len = size - 1;
+        for (int back = 0; back < 3 && len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80; back++) len--;
+    }
+    memcpy(out, text, len);
+    out[len] = '\0';
 }
 
 // parent_of picks the span's parent traceparent, or NULL for a new trace.
@@ -75,8 +81,8 @@ void lz__span_start(lz_span_t *span, const lz_node_t *node, lz_span_kind_t kind,
     span->start_ns = now_ns();
     span->end_ns = 0;
     span->message_id[0] = '\0';
-    copy_text(span->name, sizeof span->name, name);
-    copy_text(span->node, sizeof span->node, node->name);
+    lz__copy_text(span->name, sizeof span->name, name);
+    lz__copy_text(span->node, sizeof span->node, node->name);
     const char *parent = parent_of(remote);
     char *tp = span->traceparent; // 00-<trace id>-<span id>-01
     memcpy(tp, "00-", 3);
@@ -99,7 +105,7 @@ void lz__span_start(lz_span_t *span, const lz_node_t *node, lz_span_kind_t kind,
 }
 
 void lz__span_set_message_id(lz_span_t *span, const char *id) {
-    if (span->active) copy_text(span->message_id, sizeof span->message_id, id);
+    if (span->active) lz__copy_text(span->message_id, sizeof span->message_id, id);
 }
 
 void lz__span_finish(lz_span_t *span, int status) {

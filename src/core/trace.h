@@ -7,6 +7,7 @@
 #define LZ_CORE_TRACE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/context.h"
@@ -33,15 +34,22 @@ struct lz_span {
     char span_id[17];
 };
 
+// lz__copy_text copies text (NULL: "") into out, size (> 0) bytes with its
+// NUL. Text too long is cut before the first character that does not fit
+// whole, so UTF-8 stays UTF-8 (a cut sequence would make node and span
+// names, and the labels and JSON that carry them, invalid). The one copy of
+// node names and span fields.
+void lz__copy_text(char *out, size_t size, const char *text);
+
 // lz__traceparent_check returns NULL for a usable traceparent (NUL-
 // terminated), else why not: the one validator of incoming traceparents,
 // envelope keys and extension frames alike.
 const char *lz__traceparent_check(const char *text);
 
-// lz__span_begin starts span for node's work named name (truncated to 63
-// bytes), a child of remote (an incoming traceparent; NULL or malformed:
-// none), else of the calling thread's current span, else of what it
-// adopted, else the first of a new trace. Inactive unless node's context
+// lz__span_begin starts span for node's work named name (cut to 63 bytes
+// by lz__copy_text), a child of remote (an incoming traceparent; NULL or
+// malformed: none), else of the calling thread's current span, else of
+// what it adopted, else the first of a new trace. Inactive unless node's context
 // has tracing.enabled, which costs the untraced path one test.
 void lz__span_start(lz_span_t *span, const lz_node_t *node, lz_span_kind_t kind, const char *name,
                     const char *remote);
