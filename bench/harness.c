@@ -534,6 +534,18 @@ static const struct valued_option {
     {"--processes", "1 or 2"},
 };
 
+// An option's name is shorter than this; a longer one is unknown anyway.
+#define LZB_OPTION_NAME_MAX 32
+
+// split_option copies the name of the option arg into name: all of it, or
+// what comes before an '=' (--count=5, as lz's other commands take it).
+// Returns the value after that '=', or NULL.
+static const char *split_option(const char *arg, char *name, size_t size) {
+    const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+    snprintf(name, size, "%.*s", eq ? (int)(eq - arg) : (int)strlen(arg), arg);
+    return eq ? eq + 1 : NULL;
+}
+
 // valued_option: opt's entry, or NULL for an option without a value.
 static const struct valued_option *valued_option(const char *opt) {
     for (size_t i = 0; i < sizeof valued_options / sizeof valued_options[0]; i++)
@@ -562,24 +574,28 @@ int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json, char *why, siz
     if (parse_pattern(argv[0], &spec->pattern) != 0)
         return refuse(why, why_size, "unknown pattern '%s'", argv[0]);
     for (int i = 1; i < argc; i++) {
-        for (int k = 1; k < i; k++) // each option once
-            if (argv[k][0] == '-' && strcmp(argv[k], argv[i]) == 0)
-                return refuse(why, why_size, "option %s given twice", argv[i]);
-        if (strcmp(argv[i], "--pin") == 0)
-            spec->pinned = 1;
-        else if (strcmp(argv[i], "--spread") == 0)
-            spec->spread = 1;
-        else if (strcmp(argv[i], "--json") == 0)
-            *json = 1;
-        else if (!valued_option(argv[i]))
-            return refuse(why, why_size, "unknown option '%s'", argv[i]);
-        else if (i + 1 >= argc)
-            return refuse(why, why_size, "option %s needs a value", argv[i]);
-        else if (parse_option(spec, argv[i], argv[i + 1]) != 0)
-            return refuse(why, why_size, "bad value '%s' for %s: %s", argv[i + 1], argv[i],
-                          valued_option(argv[i])->takes);
-        else
-            i++;
+        char name[LZB_OPTION_NAME_MAX];
+        const char *value = split_option(argv[i], name, sizeof name);
+        for (int k = 1; k < i; k++) { // each option once
+            char seen[LZB_OPTION_NAME_MAX];
+            if (argv[k][0] != '-') continue;
+            split_option(argv[k], seen, sizeof seen);
+            if (strcmp(seen, name) == 0) return refuse(why, why_size, "option %s given twice", name);
+        }
+        int *flag = strcmp(name, "--pin") == 0      ? &spec->pinned
+                    : strcmp(name, "--spread") == 0 ? &spec->spread
+                    : strcmp(name, "--json") == 0   ? json
+                                                    : NULL;
+        if (flag && value) return refuse(why, why_size, "option %s takes no value", name);
+        if (flag) {
+            *flag = 1;
+            continue;
+        }
+        if (!valued_option(name)) return refuse(why, why_size, "unknown option '%s'", argv[i]);
+        if (!value && i + 1 >= argc) return refuse(why, why_size, "option %s needs a value", name);
+        if (!value) value = argv[++i];
+        if (parse_option(spec, name, value) != 0)
+            return refuse(why, why_size, "bad value '%s' for %s: %s", value, name, valued_option(name)->takes);
     }
     if (spec->count <= 0) spec->count = spec->pattern == LZB_REQREP ? 20000 : 10000000;
     const char *clash = check_combination(spec);

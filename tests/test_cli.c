@@ -297,6 +297,9 @@ LZ_TEST(test_accepted_tcp_endpoints) {
     }
 }
 
+// A lock name past the 256 bytes a lock service takes.
+static char long_lock_name[300];
+
 // One-line refusals say what is wrong and what a value may be, not just
 // "bad arguments".
 LZ_TEST(test_refusals_say_what_is_wrong) {
@@ -320,12 +323,21 @@ LZ_TEST(test_refusals_say_what_is_wrong) {
         {{"pub", "--connect", url, "--settle", "x"}, "bad value 'x' for --settle: 0 to 600000 ms"},
         {{"pull", "--connect", url, "--config="}, "bad value '' for --config: a file name"},
         {{"sub", "--connect", url, "--raw", "--format", "json"}, "--raw is --format raw: not with --format json"},
+        // What a node's constructor refuses is named by its detail, not called an endpoint.
+        {{"sub", "--connect", "foo://x"}, "bad argument: sub: connect foo://x: Protocol not supported"},
+        {{"lock", "--connect", url, long_lock_name, "true"},
+         "bad argument: lz_lock_new: the name must be 1 to 256 bytes, not 299"},
+        // lz bench takes --name=VALUE as every command does, and knows it is the same option.
+        {{"bench", "pushpull", "--count=3", "--count", "4"}, "option --count given twice"},
+        {{"bench", "pushpull", "--pin=yes"}, "option --pin takes no value"},
+        {{"bench", "pushpull", "--max-seconds=0"}, "bad value '0' for --max-seconds: seconds above 0, at most 3600"},
     };
+    memset(long_lock_name, 'n', sizeof long_lock_name - 1);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *argv[8] = {(char *)LZ_TOOL};
         for (int k = 0; k < 7 && cases[i].argv[k]; k++) argv[k + 1] = (char *)cases[i].argv[k];
         LZ_CHECK_INT(run_lz(&r, NULL, proc_start(argv, NULL)), 2);
-        char expect[128];
+        char expect[160];
         snprintf(expect, sizeof expect, "lz %s: %s (usage: ", cases[i].argv[0], cases[i].says);
         if (strncmp(r.err, expect, strlen(expect)) != 0) fprintf(stderr, "case %zu: %s", i, r.err);
         LZ_CHECK(strncmp(r.err, expect, strlen(expect)) == 0);
@@ -765,6 +777,92 @@ LZ_TEST(test_push_needs_a_puller) {
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "pull", "--bind", ep, "--count", "1", "--timeout", "10"), 0);
     LZ_CHECK_STR(r.out, "{\"type\":\"default\",\"data\":\"late\"}\n");
     finish_ok(&push);
+}
+
+// A peer that takes nothing (the slowest peer): what lz push or lz pub
+// still holds when zmq.linger runs out is dropped by libzmq, and they say
+// so and exit 3 rather than 0. Nothing can drain, so no timing decides.
+LZ_TEST(test_senders_report_what_the_linger_dropped) {
+    enum { LINES = 64, LINE = 256 * 1024 }; // 16 MiB: far more than socket buffers and one message hold
+    char *input = malloc((size_t)LINES * (LINE + 1) + 1), settle[16];
+    for (int i = 0; i < LINES; i++) {
+        memset(input + (size_t)i * (LINE + 1), 'x', LINE);
+        input[(size_t)i * (LINE + 1) + LINE] = '\n';
+    }
+    input[(size_t)LINES * (LINE + 1)] = '\0';
+    snprintf(settle, sizeof settle, "%d", 500 * LZ_TEST_SLOWDOWN); // the subscription reaches lz pub first
+    static const struct {
+        const char *command;
+        int peer_type;
+    } senders[] = {{"push", ZMQ_PULL}, {"pub", ZMQ_SUB}};
+    for (size_t i = 0; i < sizeof senders / sizeof senders[0]; i++) {
+        char ep[128];
+        lz_test_ipc_endpoint(ep, sizeof ep);
+        void *ctx = zmq_ctx_new();
+        void *peer = zmq_socket(ctx, senders[i].peer_type);
+        int one = 1, zero = 0;
+        zmq_setsockopt(peer, ZMQ_RCVHWM, &one, sizeof one);
+        zmq_setsockopt(peer, ZMQ_LINGER, &zero, sizeof zero);
+        if (senders[i].peer_type == ZMQ_SUB) zmq_setsockopt(peer, ZMQ_SUBSCRIBE, "", 0);
+        // Connecting, it subscribes without a receive (a bound SUB would
+        // only once a call of ours let its socket take the connection).
+        LZ_CHECK_INT(zmq_connect(peer, ep), 0);
+        proc_t sender = lz_start("LIBERZMQ_ZMQ__LINGER=300", senders[i].command, "--bind", ep, "--raw", "--settle",
+                                 settle, (char *)NULL);
+        LZ_CHECK_INT(run_lz(&r, input, sender), 3);
+        if (!strstr(r.err, "zmq.linger (300 ms) ran out")) fprintf(stderr, "lz %s: %s", senders[i].command, r.err);
+        LZ_CHECK(strstr(r.err, "messages still queued for a slow peer when zmq.linger (300 ms) ran out") != NULL);
+        LZ_CHECK_INT(count_lines(r.err), 1);
+        zmq_close(peer);
+        zmq_ctx_term(ctx);
+    }
+    free(input);
+}
+
+// wait_line reads p's standard output until a whole line has come (or
+// timeout_ms passed) and returns whether one did.
+static bool wait_line(proc_t *p, int timeout_ms) {
+    char text[4096];
+    size_t len = 0;
+    for (int64_t end = lz_test_now_ms() + timeout_ms; !memchr(text, '\n', len) && len < sizeof text;) {
+        struct pollfd fd = {p->out, POLLIN, 0};
+        int64_t left = end - lz_test_now_ms();
+        if (left <= 0 || poll(&fd, 1, (int)left) <= 0) return false;
+        ssize_t n = read(p->out, text + len, sizeof text - len);
+        if (n <= 0) return false;
+        len += (size_t)n;
+    }
+    return memchr(text, '\n', len) != NULL;
+}
+
+// sub and pull run until a stop signal, then exit 0, and first say how
+// many drops the rate limit held back ("at the latest when the command exits").
+LZ_TEST(test_receivers_stop_on_a_signal) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t pull = LZ_START("pull", "--bind", ep);
+    wait_ipc(ep);
+    void *ctx = zmq_ctx_new();
+    void *push = plain_peer(ctx, ZMQ_PUSH, ep, 10000);
+    for (int i = 0; i < 50; i++) { // not tasks: each is dropped, one reported a second
+        LZ_CHECK_INT(zmq_send(push, "a", 1, ZMQ_SNDMORE), 1);
+        LZ_CHECK_INT(zmq_send(push, "b", 1, 0), 1);
+    }
+    LZ_CHECK_INT(zmq_send(push, "[7]", 3, 0), 3);
+    LZ_CHECK(wait_line(&pull, 10000)); // the task after them: every drop happened
+    kill(pull.pid, SIGINT);
+    finish_ok(&pull);
+    if (!strstr(r.err, "more drop(s) not logged\n")) fprintf(stderr, "lz pull: %s", r.err);
+    LZ_CHECK(strncmp(r.err, "lz pull: dropped a malformed message: expected one frame per task", 65) == 0);
+    LZ_CHECK(strstr(r.err, "more drop(s) not logged\n") != NULL);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t sub = LZ_START("sub", "--bind", ep);
+    wait_ipc(ep);
+    kill(sub.pid, SIGHUP);
+    finish_ok(&sub);
+    LZ_CHECK_STR(r.err, "");
 }
 
 LZ_TEST(test_req_rep_echo) {
@@ -1248,8 +1346,9 @@ LZ_TEST(test_bench_json) {
         LZ_CHECK_INT(count_lines(r.out), 1);
         check_bench_line(r.out, patterns[i], "inproc", 16, bench_throughput, 5, "msgs_per_sec", "raw_msgs_per_sec");
     }
-    LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "reqrep", "--transport", "ipc", "--size", "16", "--count", "200", "--reps",
-                        "1", "--max-seconds", "0.2", "--json"),
+    // --name=VALUE, as every lz command takes it.
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "reqrep", "--transport=ipc", "--size", "16", "--count=200", "--reps", "1",
+                        "--max-seconds=0.2", "--json"),
                  0);
     LZ_CHECK_INT(count_lines(r.out), 1);
     check_bench_line(r.out, "reqrep", "ipc", 16, bench_latency, 7, "raw_p50_us", "p50_us");
@@ -1507,6 +1606,24 @@ LZ_TEST(test_lock_runs_a_command) {
     stop_ok(&service);
 }
 
+// From CMD on, the arguments are the command's, as flock(1) has it: an
+// option or -h there is not lz lock's. Before it, they are lz lock's.
+LZ_TEST(test_lock_leaves_the_command_its_arguments) {
+    char ep[128];
+    proc_t service = start_lock_service(ep, sizeof ep);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "lock", "--connect", ep, "job", "echo", "-h", "--ttl", "5", "--help"), 0);
+    LZ_CHECK_STR(r.out, "-h --ttl 5 --help\n");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "lock", "--connect", ep, "job", "--wait", "0", "sh", "-c", "echo hi -- \"$0\"", "--"),
+                 0);
+    LZ_CHECK_STR(r.out, "hi -- --\n");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "lock", "--connect", ep, "job", "--help"), 0);
+    LZ_CHECK(strstr(r.out, "usage: lz lock") != NULL);
+    stop_ok(&service);
+    // Nor is a -h that is an option's value a call for help.
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", ep, "--topic", "-h", "--timeout", "0.1"), 3);
+    LZ_CHECK_STR(r.out, "");
+}
+
 // While one command holds the lock, --wait 0 gives up (exit 3), another
 // name is free, and a waiting one runs only after the first has finished.
 LZ_TEST(test_lock_excludes_and_waits) {
@@ -1586,12 +1703,13 @@ LZ_TEST(test_lock_lost_ends_the_command) {
     unlink(started + strlen("ipc://"));
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_lock_runs_a_command), LZ_CASE(test_lock_excludes_and_waits), LZ_CASE(test_lock_passes_signals_on), LZ_CASE(test_lock_lost_ends_the_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_plugin_option), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_passwd_and_a_plain_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
+LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_lock_runs_a_command), LZ_CASE(test_lock_leaves_the_command_its_arguments), LZ_CASE(test_lock_excludes_and_waits), LZ_CASE(test_lock_passes_signals_on), LZ_CASE(test_lock_lost_ends_the_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_plugin_option), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_passwd_and_a_plain_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes), LZ_CASE(test_sub_shows_plain_publishers_forms),
              LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies), LZ_CASE(test_sub_from_plain_pub), LZ_CASE(test_receivers_raw),
              LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_skips_an_endless_line), LZ_CASE(test_push_needs_a_puller),
+             LZ_CASE(test_senders_report_what_the_linger_dropped), LZ_CASE(test_receivers_stop_on_a_signal),
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_rep_exec_refuses_a_request_without_json_form), LZ_CASE(test_req_timeout), LZ_CASE(test_req_timeout_from_a_silent_server),
              LZ_CASE(test_rep_count_is_exact), LZ_CASE(test_rep_second_signal_ends_commands), LZ_CASE(test_stdout_full), LZ_CASE(test_pull_shows_an_undecodable_task), LZ_CASE(test_pull_reports_a_dropped_task),
              LZ_CASE(test_closed_stdin), LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue),

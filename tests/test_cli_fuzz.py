@@ -5,9 +5,9 @@ receiving command (sub, pull, rep, proxy) and the command that feeds it
 mutates one of the two command lines (a value or flag replaced, dropped,
 repeated or added). Whatever it is given, lz must end with one of its
 documented exit codes (docs/lz.md: 0-5), never by a signal or a sanitizer
-report; a usage error (exit 2) is one line naming the usage; rep and proxy,
-still serving when the time is up, must stop cleanly on SIGTERM (exit 0),
-and any other command at least stop on it. Only loopback and ipc paths in a
+report; a usage error (exit 2) is one line naming the usage; sub, pull,
+rep and proxy, still running when the time is up, must stop cleanly on
+SIGTERM (exit 0), and any other command at least stop on it. Only loopback and ipc paths in a
 temporary directory.
 usage: test_cli_fuzz.py PATH/TO/lz [RUNS]"""
 import os
@@ -27,10 +27,10 @@ VALUES = ["json", "msgpack", "raw", "xml", "0", "-1", "1", "3", "0.1", "1e9", "n
           "tcp://", "bogus", "tcp://*:-1", "ipc://" + "a" * 300]
 ENVIRONMENTS = [{}, {}, {}, {}, {"LIBERZMQ_LOGGING_LEVEL": "debug"}, {"LIBERZMQ_SERIALIZATION_DEFAULT": "msgpack"},
                 {"LIBERZMQ_ZMQ_HIGH_WATER_MARK": "1"}, {"LIBERZMQ_ZMQ_LINGER": "x"}]
-# Commands that serve until stopped catch SIGTERM and exit 0 (docs/lz.md);
+# Commands that run until stopped catch SIGTERM and exit 0 (docs/lz.md);
 # the others end by it as any program does (a sender still waiting for a
 # peer that has gone).
-SERVERS = ("rep", "proxy")
+SERVERS = ("sub", "pull", "rep", "proxy")
 SANITIZERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "ThreadSanitizer")
 LINES = [b"{}", b'{"a":1}', b"hello", b"[1,2,3]", b'"x"', b"null", b"1e999", b"-0", b'{"a":', b"\xff\xfe",
          b"\x00", b'"\\ud800"', b"[" * 200, b"9" * 400, b"x" * 70000, b"\t \r"]
@@ -147,9 +147,9 @@ def main():
             p = subprocess.Popen([lz] + server, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, env=env)
             # sub and pull end by themselves (--count, or --timeout 0.5 after
-            # the sender's last message); rep and proxy serve until SIGTERM,
-            # which they block right after parsing their arguments: the
-            # half second is for a loaded machine's start-up.
+            # the sender's last message) or on SIGTERM; rep and proxy serve
+            # until SIGTERM. All block it right after parsing their
+            # arguments: the half second is for a loaded machine's start-up.
             ends = [(client, run([lz] + client, standard_input(rng), env)),
                     (server, finish(p, timeout=1.0 if kind in ("sub", "pull") else 0.5))]
             for argv, (code, err, how) in ends:

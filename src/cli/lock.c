@@ -48,6 +48,7 @@ static const lz_cli_command_t lock_command = {
     .options = LZ_OPT_ENDPOINTS | LZ_OPT_WAIT | LZ_OPT_TTL | LZ_OPT_CONFIG,
     .min_args = 2,
     .max_args = 1 << 20,
+    .command_arg = 1, // NAME, then CMD [ARG]...: the command's own
     .needs_endpoints = true,
     .exits = LZ_CLI_EXITS_TIMEOUT | LZ_CLI_EXITS_REMOTE | LZ_CLI_EXITS_ENDPOINT | LZ_CLI_EXITS_LOCK,
 };

@@ -301,9 +301,33 @@ static int parse_one(lz_cli_opts_t *opts, int argc, char **argv, int *i, unsigne
     return store_option(opts, opt, value);
 }
 
-static bool wants_help(int argc, char **argv) {
-    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return true;
+// starts_command: whether the positional argument at index (0-based) and
+// all after it belong to a command cmd runs (lz lock's CMD [ARG]...).
+static bool starts_command(const lz_cli_command_t *cmd, int index) {
+    return cmd->command_arg > 0 && index >= cmd->command_arg;
+}
+
+// takes_value: whether the option arg takes the next argument as its value.
+static bool takes_value(const char *arg) {
+    if (arg[1] != '-' || strchr(arg, '=')) return false;
+    const lz_cli_option_t *opt = find_option(arg + 2, strlen(arg + 2));
+    return opt && opt->metavar;
+}
+
+// wants_help looks for --help or -h where lz_cli_parse reads options, so
+// that it works even next to a bad option: not in an option's value (--topic
+// -h), after "--", or in the command line of a command (lz lock NAME du -h).
+static bool wants_help(const lz_cli_command_t *cmd, int argc, char **argv) {
+    int args = 0;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (!is_option(argv[i])) {
+            if (starts_command(cmd, args++)) break;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            return true;
+        } else if (takes_value(argv[i])) {
+            i++;
+        }
+    }
     return false;
 }
 
@@ -335,7 +359,7 @@ int lz_cli_parse(const lz_cli_command_t *cmd, int argc, char **argv, lz_cli_opts
     opts->retries = -1;
     opts->wait_ms = -1;
     opts->settle_ms = cmd->default_settle_ms;
-    if (wants_help(argc, argv)) {
+    if (wants_help(cmd, argc, argv)) {
         print_help(cmd);
         return LZ_EXIT_OK;
     }
@@ -348,8 +372,12 @@ int lz_cli_parse(const lz_cli_command_t *cmd, int argc, char **argv, lz_cli_opts
     int rc = LZ_CLI_CONTINUE;
     for (int i = 1; i < argc && rc == LZ_CLI_CONTINUE; i++) {
         if (!options_done && strcmp(argv[i], "--") == 0) options_done = true;
-        else if (options_done || !is_option(argv[i])) opts->args[opts->arg_count++] = argv[i];
-        else rc = parse_one(opts, argc, argv, &i, &seen);
+        else if (options_done || !is_option(argv[i])) {
+            options_done |= starts_command(cmd, opts->arg_count);
+            opts->args[opts->arg_count++] = argv[i];
+        } else {
+            rc = parse_one(opts, argc, argv, &i, &seen);
+        }
     }
     if (rc == LZ_CLI_CONTINUE) rc = check_counts(opts);
     return rc == LZ_CLI_CONTINUE ? receiver_raw(opts) : rc;
@@ -409,8 +437,10 @@ const char *lz_cli_endpoint_urls(const lz_cli_opts_t *opts, char *buf, size_t si
 
 int lz_cli_fail_node(const lz_cli_opts_t *opts) {
     int err = lz_last_error_code();
-    // libzmq refused the URL itself (unknown transport, bad address).
-    if (err == LZ_EINVAL) return lz_cli_usage_error(opts->cmd, "bad endpoint: %s", lz_last_error());
+    // A URL libzmq refused itself (unknown transport, bad address), or
+    // another argument the constructor refused (lz lock's name): the
+    // detail says which.
+    if (err == LZ_EINVAL) return lz_cli_usage_error(opts->cmd, "bad argument: %s", lz_last_error());
     return lz_cli_fail(opts, err, err == LZ_ECONFIG || err == LZ_ENOTFOUND ? "configuration" : "endpoints");
 }
 
@@ -679,6 +709,23 @@ int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send
     return rc ? rc : skipped ? LZ_EXIT_FAILURE : LZ_EXIT_OK;
 }
 
+lz_cli_flush_t lz_cli_flush_start(lz_node_t *node) {
+    lz_cli_flush_t flush = {0, lz_cli_now_ms()};
+    size_t size = sizeof flush.linger_ms;
+    if (node && zmq_getsockopt(lz_node_zmq_socket(node), ZMQ_LINGER, &flush.linger_ms, &size) != 0)
+        flush.linger_ms = 0;
+    return flush;
+}
+
+int lz_cli_flush_check(const lz_cli_flush_t *flush, int rc) {
+    // libzmq's linger timer starts after the node's destroy began, so a
+    // destroy that ended sooner than the linger did not run out of it.
+    if (flush->linger_ms <= 0 || lz_cli_now_ms() - flush->start_ms < flush->linger_ms) return rc;
+    lz_cli_errorf("messages still queued for a slow peer when zmq.linger (%d ms) ran out were dropped; "
+                  "raise zmq.linger (-1: wait as long as it takes)", flush->linger_ms);
+    return rc ? rc : LZ_EXIT_TIMEOUT;
+}
+
 // output_line writes json and a newline to stdout, flushed, and frees json.
 static int output_line(char *json) {
     bool ok = fputs(json, stdout) >= 0 && putchar('\n') != EOF && fflush(stdout) == 0;
@@ -750,10 +797,36 @@ const char *lz_cli_unconnected_note(const lz_node_t *node) {
     return connected ? "" : " (no peer is connected)";
 }
 
-int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_node_t *node, lz_cli_recv_fn recv, lz_cli_show_fn show,
-                     void *arg) {
+// A receiver looks this often whether a stop signal came while it waits.
+#define LZ_CLI_STOP_CHECK_MS 100
+
+// stop_pending takes a pending stop signal (they are blocked in every
+// thread, lz_cli_block_stop_signals): whether there was one.
+static bool stop_pending(const sigset_t *stop) {
+    const struct timespec now = {0, 0};
+    return sigtimedwait(stop, NULL, &now) > 0;
+}
+
+// recv_or_stop is recv(arg, timeout_ms) waiting in slices, so that a stop
+// signal ends the wait: NULL with *stopped set then. The library restarts
+// a receive a signal interrupts, so a handler could not end it.
+static lz_message_t *recv_or_stop(lz_cli_recv_fn recv, void *arg, int timeout_ms, const sigset_t *stop,
+                                  bool *stopped) {
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : lz_cli_now_ms() + timeout_ms;
+    for (;;) {
+        if ((*stopped = stop_pending(stop))) return NULL;
+        int64_t left = deadline - lz_cli_now_ms();
+        lz_message_t *msg = recv(arg, left < LZ_CLI_STOP_CHECK_MS ? (int)(left > 0 ? left : 0) : LZ_CLI_STOP_CHECK_MS);
+        if (msg || lz_last_error_code() != LZ_ETIMEOUT || lz_cli_now_ms() >= deadline) return msg;
+    }
+}
+
+int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_node_t *node, const sigset_t *stop, lz_cli_recv_fn recv,
+                     lz_cli_show_fn show, void *arg) {
     for (long shown = 0; opts->count == 0 || shown < opts->count; shown++) {
-        lz_message_t *msg = recv(arg, opts->timeout_ms);
+        bool stopped = false;
+        lz_message_t *msg = recv_or_stop(recv, arg, opts->timeout_ms, stop, &stopped);
+        if (stopped) return LZ_EXIT_OK;
         if (!msg && lz_last_error_code() == LZ_ETIMEOUT) {
             lz_cli_errorf("timeout: nothing received for %d ms%s", opts->timeout_ms, lz_cli_unconnected_note(node));
             return LZ_EXIT_TIMEOUT;

@@ -69,6 +69,8 @@ typedef struct lz_cli_command {
     const char *help;       // the rest of --help: options, examples
     unsigned options;       // LZ_OPT_* bits accepted
     int min_args, max_args; // positional arguments
+    int command_arg;        // > 0: from this positional argument on (0-based), argv is a command line of
+                            // its own, options and --help included (lz lock NAME CMD [ARG]...: 1)
     bool needs_endpoints;   // at least one --bind or --connect
     int timeout_unit_ms;    // --timeout is in seconds (1000) or ms (1)
     int default_settle_ms;  // --settle default
@@ -133,7 +135,8 @@ int lz_cli_fail(const lz_cli_opts_t *opts, int err, const char *what);
 // without their bind/connect markers, into buf (cut to size); returns buf.
 const char *lz_cli_endpoint_urls(const lz_cli_opts_t *opts, char *buf, size_t size);
 // lz_cli_fail_node reports a node constructor's failure (the thread's last
-// error): its configuration or its endpoints.
+// error): its configuration, its endpoints, or an argument it refused
+// (LZ_EINVAL: "bad argument: <detail>", exit 2).
 int lz_cli_fail_node(const lz_cli_opts_t *opts);
 // lz_cli_errorf prints "lz CMD: <message>" as one line on stderr (control
 // characters, such as a newline in a peer's error text, become '?').
@@ -170,6 +173,23 @@ typedef int (*lz_cli_send_fn)(void *arg, const lz_value_t *value, const void *by
 // and skipped (exit 1 at the end); a failed send stops at once.
 #define LZ_CLI_LINE_MAX ((size_t)64 << 20)
 int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send_fn send, void *arg);
+
+// A stream sender's way out (pub, push). Destroying the node leaves what
+// is still queued to libzmq, which keeps sending it for zmq.linger, then
+// drops the rest without a word; the context's destroy waits until then.
+// libzmq 4.3 cannot say whether a queue is empty, so the time that takes
+// tells: a destroy that lasts the whole linger ran out of it.
+typedef struct lz_cli_flush {
+    int linger_ms;    // the node's ZMQ_LINGER; 0 (drop at once) or -1 (wait for ever): nothing to tell
+    int64_t start_ms; // lz_cli_now_ms when the node was about to be destroyed
+} lz_cli_flush_t;
+// lz_cli_flush_start notes node's linger and the time; call it right
+// before destroying the node (NULL: it was never made, nothing to tell).
+lz_cli_flush_t lz_cli_flush_start(lz_node_t *node);
+// lz_cli_flush_check, once the context is destroyed, returns rc, unless
+// the linger ran out: then it says so on one line and returns rc, or
+// LZ_EXIT_TIMEOUT when rc is 0 (messages were dropped: not a success).
+int lz_cli_flush_check(const lz_cli_flush_t *flush, int rc);
 // lz_cli_print_record prints {key: name, "data": ...} as one JSON line on
 // stdout and flushes it. name is name_size bytes: a string when UTF-8,
 // else base64 with "KEY_encoding": "base64"; NULL prints null. data NULL
@@ -185,11 +205,13 @@ int lz_cli_print_record(const char *key, const char *name, size_t name_size, con
 // prints one message (0, LZ_ESERIALIZATION: skipped, LZ_EIO: stop).
 typedef lz_message_t *(*lz_cli_recv_fn)(void *arg, int timeout_ms);
 typedef int (*lz_cli_show_fn)(void *arg, const lz_message_t *msg);
-// lz_cli_recv_loop shows messages until --count of them (0: no limit), or
+// lz_cli_recv_loop shows messages until --count of them (0: no limit),
 // until nothing arrives for --timeout (exit 3; the message says so when no
-// peer of node was connected either). Returns an exit code.
-int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_node_t *node, lz_cli_recv_fn recv, lz_cli_show_fn show,
-                     void *arg);
+// peer of node was connected either), or until one of the stop signals
+// (lz_cli_block_stop_signals) comes (exit 0; seen within 100 ms). Returns
+// an exit code.
+int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_node_t *node, const sigset_t *stop, lz_cli_recv_fn recv,
+                     lz_cli_show_fn show, void *arg);
 // lz_cli_unconnected_note returns " (no peer is connected)" when node has
 // no connection up, else "": for a timeout message, which then tells a
 // silent peer from one never reached (nothing listens, a name that does

@@ -12,7 +12,8 @@ static const lz_cli_command_t pub_command = {
         "JSON string. Waits --settle ms first so subscribers can join (a PUB drops\n"
         "messages for peers not yet connected), and again after the last line so\n"
         "slow subscribers take what is queued; exits 0 at end of input once every\n"
-        "message has left (zmq.linger is raised to 2000 ms unless configured).\n"
+        "message has left (zmq.linger is raised to 2000 ms unless configured), 3\n"
+        "when the linger ran out first with messages still queued (dropped).\n"
         "\nOptions:\n"
         "  --bind URL        bind to URL (repeatable)\n"
         "  --connect URL     connect to URL (repeatable)\n"
@@ -58,9 +59,10 @@ static int pub_run(const lz_cli_opts_t *opts) {
         bool raw = opts->raw || (lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE);
         rc = lz_cli_pump_lines(opts, stdin, raw, pub_send, &state);
     }
+    lz_cli_flush_t flush = lz_cli_flush_start(state.pub ? lz_pub_node(state.pub) : NULL);
     lz_pub_destroy(&state.pub);
     lz_context_destroy(&ctx);
-    return rc;
+    return lz_cli_flush_check(&flush, rc);
 }
 
 int lz_cmd_pub(int argc, char **argv) {

@@ -15,7 +15,8 @@ static const lz_cli_command_t pull_command = {
         "\"encoding\": \"base64\". A frame that does not decode with the format is\n"
         "shown, not dropped: type \"unknown\", the frame as base64 (as lz sub shows\n"
         "such a payload). A task whose data JSON cannot hold (a msgpack NaN or\n"
-        "infinity) is shown with its whole frame as base64.\n"
+        "infinity) is shown with its whole frame as base64. SIGINT, SIGTERM or\n"
+        "SIGHUP stops it: exit 0.\n"
         "\nOptions:\n"
         "  --bind URL        bind to URL (repeatable)\n"
         "  --connect URL     connect to URL (repeatable)\n"
@@ -81,6 +82,8 @@ static int use_tolerant_codec(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_n
 }
 
 static int pull_run(const lz_cli_opts_t *opts) {
+    sigset_t stop; // they end the receive loop: blocked before lz_cli_open makes threads
+    lz_cli_block_stop_signals(&stop);
     lz_context_t *ctx = NULL;
     pull_state_t state = {NULL, false};
     const lz_serializer_t *serializer = NULL;
@@ -90,7 +93,7 @@ static int pull_run(const lz_cli_opts_t *opts) {
     if (rc == 0) rc = lz_cli_node_setup(opts, ctx, lz_pull_node(state.pull), &serializer);
     if (rc == 0) state.opaque = lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE;
     if (rc == 0 && !state.opaque) rc = use_tolerant_codec(opts, ctx, lz_pull_node(state.pull), serializer);
-    if (rc == 0) rc = lz_cli_recv_loop(opts, lz_pull_node(state.pull), pull_recv, pull_show, &state);
+    if (rc == 0) rc = lz_cli_recv_loop(opts, lz_pull_node(state.pull), &stop, pull_recv, pull_show, &state);
     lz_pull_destroy(&state.pull);
     lz_context_destroy(&ctx);
     return rc;

@@ -14,7 +14,8 @@ static const lz_cli_command_t push_command = {
         "\"priority\", \"timestamp\", \"task_id\"}; with --raw (or --format raw) the\n"
         "line's bytes are sent alone, as plain ZeroMQ does. Exits 0 at end of\n"
         "input once every task has left (zmq.linger is raised to 2000 ms unless\n"
-        "configured); exit 3 if no puller takes a task within zmq.send_timeout.\n"
+        "configured), 3 when the linger ran out first with tasks still queued\n"
+        "(dropped); exit 3 too if no puller takes a task within zmq.send_timeout.\n"
         "Tasks go only to connections that are up (zmq.immediate is on unless\n"
         "configured), so a --connect to where no puller listens is exit 3 too.\n"
         "\nOptions:\n"
@@ -60,9 +61,10 @@ static int push_run(const lz_cli_opts_t *opts) {
         bool raw = opts->raw || (lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE);
         rc = lz_cli_pump_lines(opts, stdin, raw, push_send, &state);
     }
+    lz_cli_flush_t flush = lz_cli_flush_start(state.push ? lz_push_node(state.push) : NULL);
     lz_push_destroy(&state.push);
     lz_context_destroy(&ctx);
-    return rc;
+    return lz_cli_flush_check(&flush, rc);
 }
 
 int lz_cmd_push(int argc, char **argv) {

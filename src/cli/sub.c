@@ -16,7 +16,7 @@ static const lz_cli_command_t sub_command = {
         "one-frame message (the topic starts the frame, as in the ZeroMQ guide's\n"
         "weather server) prints with \"topic\": null and the whole frame as data;\n"
         "a topic that is not UTF-8 is shown in base64 with \"topic_encoding\":\n"
-        "\"base64\".\n"
+        "\"base64\". SIGINT, SIGTERM or SIGHUP stops it: exit 0.\n"
         "\nOptions:\n"
         "  --bind URL        bind to URL (repeatable)\n"
         "  --connect URL     connect to URL (repeatable)\n"
@@ -70,6 +70,8 @@ static int sub_subscribe(const lz_cli_opts_t *opts, lz_sub_t *sub) {
 }
 
 static int sub_run(const lz_cli_opts_t *opts) {
+    sigset_t stop; // they end the receive loop: blocked before lz_cli_open makes threads
+    lz_cli_block_stop_signals(&stop);
     lz_context_t *ctx = NULL;
     sub_state_t state = {NULL, NULL};
     int rc = lz_cli_open(opts, &ctx);
@@ -80,7 +82,7 @@ static int sub_run(const lz_cli_opts_t *opts) {
         rc = lz_cli_fail(opts, lz_last_error_code(), "format");
     if (rc == 0) lz_sub_accept(state.sub, LZ_SUB_SINGLE_FRAME | LZ_SUB_BINARY_TOPIC); // any publisher; cannot fail
     if (rc == 0) rc = sub_subscribe(opts, state.sub);
-    if (rc == 0) rc = lz_cli_recv_loop(opts, lz_sub_node(state.sub), sub_recv, sub_show, &state);
+    if (rc == 0) rc = lz_cli_recv_loop(opts, lz_sub_node(state.sub), &stop, sub_recv, sub_show, &state);
     lz_sub_destroy(&state.sub);
     lz_context_destroy(&ctx);
     return rc;
