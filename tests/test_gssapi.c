@@ -586,6 +586,33 @@ LZ_TEST(a_principals_file_is_read_at_each_reload) {
     lz_config_destroy(&cfg);
 }
 
+// A principals file emptied (every principal taken off, comments left)
+// admits no one: a reload refuses and cuts the principals it removed, as
+// it does when one of them is left.
+LZ_TEST(an_emptied_principals_file_admits_no_one) {
+    REALM_OR_FAIL();
+    char path[128], setting[160];
+    snprintf(path, sizeof path, "%s/principals", realm_dir);
+    snprintf(setting, sizeof setting, "security.gssapi_principals_file=%s", path);
+    write_file("principals", ALICE "\n");
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "security.gssapi_server=true", setting);
+    lz_context_t *sctx = lz_context_new(cfg);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    lz_pull_t *pull = logged_pull(sctx, &log);
+    lz_context_t *alice = client_context("alice", SERVICE, false);
+    lz_push_t *from_alice = lz_push_new(alice, lz_node_endpoint(lz_pull_node(pull)));
+    LZ_CHECK(pushes_through(from_alice, pull, "a1", 5000 * LZ_TEST_SLOWDOWN));
+    lz_test_replace_file(path, "# alice left\n");
+    LZ_CHECK_INT(lz_context_reload(sctx, cfg), LZ_OK);
+    LZ_CHECK_INT(lz_test_metrics(lz_pull_node(pull)).connections_cut, 1);
+    LZ_CHECK(!pushes_through(from_alice, pull, "a2", 600));
+    lz_push_destroy(&from_alice);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&alice);
+    lz_context_destroy(&sctx);
+    lz_config_destroy(&cfg);
+}
+
 LZ_TEST(a_service_the_server_has_no_key_for_gets_nothing_through) {
     REALM_OR_FAIL();
     lz_context_t *sctx = server_context("");
@@ -729,7 +756,7 @@ LZ_TEST_MAIN(LZ_CASE(encrypted_request_reply_carries_the_principal), LZ_CASE(pla
              LZ_CASE(encryption_hides_the_payload_plaintext_shows_it),
              LZ_CASE(an_unlisted_principal_is_refused_until_a_reload_lists_it),
              LZ_CASE(a_principal_taken_off_the_list_loses_its_live_connection),
-             LZ_CASE(a_principals_file_is_read_at_each_reload),
+             LZ_CASE(a_principals_file_is_read_at_each_reload), LZ_CASE(an_emptied_principals_file_admits_no_one),
              LZ_CASE(a_service_the_server_has_no_key_for_gets_nothing_through),
              LZ_CASE(bad_combinations_are_configuration_errors), LZ_CASE(a_gssapi_node_keeps_its_side),
              LZ_CASE(a_host_based_service_name_reaches_the_server),

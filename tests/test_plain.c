@@ -201,6 +201,57 @@ LZ_TEST(malformed_users_files_are_refused) {
     lz_context_destroy(&ctx);
 }
 
+// A user name starting with '#' would make a users file's comment: lz
+// passwd refuses it, and a long line is read whole.
+LZ_TEST(users_file_lines_and_names) {
+    char command[512];
+    snprintf(command, sizeof command, "printf 'pw\\n' | %s/lz passwd '#admin' >/dev/null 2>&1", LZ_BINARY_DIR);
+    int status = system(command);
+    LZ_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    char padding[1100];
+    memset(padding, 'x', sizeof padding - 1);
+    padding[sizeof padding - 1] = '\0';
+    char text[1200];
+    snprintf(text, sizeof text, "# %s\n", padding); // its tail, read as a line of its own, would be refused
+    write_users(users_file(), (const char *const[]){"alice", "wonderland", NULL}, text);
+    lz_context_t *ctx = server_context();
+    LZ_CHECK(ctx != NULL);
+    lz_context_destroy(&ctx);
+}
+
+// raw_push: a libzmq PUSH, a PLAIN client named user whose password is
+// size bytes (ZMTP carries any byte, a NUL too), gets a frame to pull
+// within timeout_ms.
+static bool raw_push(const char *user, const char *password, size_t size, lz_pull_t *pull, int timeout_ms) {
+    void *zctx = zmq_ctx_new();
+    void *push = lz_test_plain_socket(zctx, ZMQ_PUSH, -1, NULL);
+    zmq_setsockopt(push, ZMQ_PLAIN_USERNAME, user, strlen(user));
+    zmq_setsockopt(push, ZMQ_PLAIN_PASSWORD, password, size);
+    LZ_CHECK_INT(zmq_connect(push, lz_node_endpoint(lz_pull_node(pull))), 0);
+    zmq_send(push, "hi", 2, ZMQ_DONTWAIT);
+    char buf[8];
+    size_t got = sizeof buf;
+    bool delivered = lz_pull_recv_bytes(pull, buf, &got, timeout_ms) == LZ_OK;
+    zmq_close(push);
+    zmq_ctx_term(zctx);
+    return delivered;
+}
+
+// crypt(3) reads a password up to its first NUL: one holding a NUL is
+// refused, not checked as its head.
+LZ_TEST(a_password_holding_a_nul_is_refused) {
+    write_users(users_file(), (const char *const[]){"bob", "secret", NULL}, NULL);
+    lz_context_t *sctx = server_context();
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(pull), "raw"), LZ_OK);
+    LZ_CHECK(raw_push("bob", "secret", 6, pull, 5000 * LZ_TEST_SLOWDOWN));
+    LZ_CHECK(!raw_push("bob", "secret\0xx", 9, pull, 600));
+    LZ_TEST_WAIT_UNTIL(lz_test_handshake_failures(lz_pull_node(pull)) > 0, 2000);
+    LZ_CHECK(lz_test_handshake_failures(lz_pull_node(pull)) > 0);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&sctx);
+}
+
 LZ_TEST(curve_beside_plain_is_refused) {
     lz_test_keypair_t k = lz_test_new_keypair();
     write_users(users_file(), (const char *const[]){"alice", "wonderland", NULL}, NULL);
@@ -405,7 +456,8 @@ LZ_TEST(pyzmq_plain_client_interop) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(right_password_gets_in_and_the_handler_sees_the_user), LZ_CASE(reload_drops_a_user),
-             LZ_CASE(malformed_users_files_are_refused), LZ_CASE(curve_beside_plain_is_refused),
+             LZ_CASE(malformed_users_files_are_refused), LZ_CASE(users_file_lines_and_names),
+             LZ_CASE(a_password_holding_a_nul_is_refused), LZ_CASE(curve_beside_plain_is_refused),
              LZ_CASE(a_nodes_side_and_the_clear_text_warning), LZ_CASE(slow_plain_logins_hold_up_no_other_handshake),
              LZ_CASE(destroying_a_context_mid_hash_ends_cleanly),
              LZ_CASE(pyzmq_plain_client_interop))

@@ -2,7 +2,8 @@
  * plain and wrongly keyed peers, authorized keys and address rules through
  * the ZAP handler, the audit log, a node's side and keys, and a pyzmq CURVE
  * client. Every refusal is seen twice: nothing arrives, and the server's
- * handshake_failures counts it. */
+ * handshake_failures counts it. Peer addresses no connection here can have
+ * (link-local, malformed) are put to the ZAP handler directly. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,90 @@ LZ_TEST(authorized_keys_file_is_read_and_checked) {
     LZ_CHECK(lz_context_new(cfg) == NULL); // now missing
     LZ_CHECK(strstr(lz_last_error(), "No such file") != NULL);
     lz_config_destroy(&cfg);
+}
+
+/* ---- the ZAP handler, asked directly ---------------------------------------- */
+
+// zap_admits asks ctx's ZAP handler about a peer at address, as libzmq asks
+// (RFC 27, after the empty frame a REQ would send), from a DEALER on its
+// inproc endpoint: credential (size bytes) is a CURVE key, or NULL for a
+// NULL peer. Returns whether the answer is 200.
+static bool zap_admits(lz_context_t *ctx, const char *address, const void *credential, size_t size) {
+    void *dealer = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_DEALER, 3000, "inproc://zeromq.zap.01");
+    const char *frames[] = {"", "1.0", "7", "liberzmq", address, "", credential ? "CURVE" : "NULL"};
+    size_t count = sizeof frames / sizeof frames[0];
+    for (size_t i = 0; i < count; i++)
+        zmq_send(dealer, frames[i], strlen(frames[i]), i + 1 < count || credential ? ZMQ_SNDMORE : 0);
+    if (credential) zmq_send(dealer, credential, size, 0);
+    char reply[4][64] = {{0}};
+    int more = 1;
+    for (size_t i = 0; more; i++) {
+        char frame[64] = "";
+        int got = zmq_recv(dealer, frame, sizeof frame - 1, 0);
+        size_t more_size = sizeof more;
+        more = got >= 0 && zmq_getsockopt(dealer, ZMQ_RCVMORE, &more, &more_size) == 0 && more;
+        if (got >= 0 && i < 4) memcpy(reply[i], frame, sizeof frame);
+    }
+    zmq_close(dealer);
+    LZ_CHECK_STR(reply[2], "7"); // "", "1.0", the request id, the status
+    return strcmp(reply[3], "200") == 0;
+}
+
+// Every address libzmq can give is judged: an IPv6 one with its interface
+// ("%eth0", link-local peers) by its address, ipc's ("localhost:uid:gid:pid")
+// never, and any other (no IP, none at all, garbage) refused while an
+// address rule is set.
+LZ_TEST(address_rules_judge_every_peer_address) {
+    char huge[400];
+    memset(huge, '1', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    lz_context_t *allow = context_with("security.allow_addresses", "127.0.0.1, fe80::5", NULL, NULL);
+    LZ_CHECK(zap_admits(allow, "127.0.0.1", NULL, 0));
+    LZ_CHECK(zap_admits(allow, "fe80::5%eth0", NULL, 0));
+    LZ_CHECK(!zap_admits(allow, "fe80::1%eth0", NULL, 0));
+    LZ_CHECK(zap_admits(allow, "localhost:0:0:4242", NULL, 0));
+    LZ_CHECK(!zap_admits(allow, "", NULL, 0));
+    LZ_CHECK(!zap_admits(allow, "127.0.0.1%lo", NULL, 0)); // a scope is IPv6's
+    LZ_CHECK(!zap_admits(allow, "localhost.example.com", NULL, 0));
+    LZ_CHECK(!zap_admits(allow, huge, NULL, 0));
+    lz_context_t *deny = context_with("security.deny_addresses", "fe80::/10", NULL, NULL);
+    LZ_CHECK(!zap_admits(deny, "fe80::1%eth0", NULL, 0));
+    LZ_CHECK(!zap_admits(deny, "fe80::1%4294967295", NULL, 0));
+    LZ_CHECK(zap_admits(deny, "10.1.2.3", NULL, 0));
+    LZ_CHECK(zap_admits(deny, "localhost:1000:1000:1", NULL, 0));
+    LZ_CHECK(!zap_admits(deny, "tipc-peer", NULL, 0));
+    lz_context_t *audit = context_with("security.audit", "true", NULL, NULL); // no address rule: anything goes
+    LZ_CHECK(zap_admits(audit, "", NULL, 0));
+    LZ_CHECK(zap_admits(audit, "tipc-peer", NULL, 0));
+    LZ_CHECK(!zap_admits(audit, huge, NULL, 0)); // no libzmq writes that: a forged request
+    lz_context_destroy(&audit);
+    lz_context_destroy(&deny);
+    lz_context_destroy(&allow);
+}
+
+// A keys file's lines are read whole, however long: a key before a long
+// comment stays one line, and a long comment ending in a key stays a comment.
+LZ_TEST(long_lines_of_a_keys_file_are_read_whole) {
+    lz_test_keypair_t server = lz_test_new_keypair(), a = lz_test_new_keypair(), revoked = lz_test_new_keypair();
+    char path[] = "/tmp/lz-test-keys-XXXXXX";
+    int fd = mkstemp(path);
+    LZ_CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    char padding[1500];
+    memset(padding, 'x', sizeof padding - 1);
+    padding[sizeof padding - 1] = '\0';
+    fprintf(f, "%s %s\n# %.*s%s\n", a.public_key, padding, 1021, padding, revoked.public_key);
+    fclose(f);
+    lz_context_t *ctx = context_with("security.curve_secret_key", server.secret_key,
+                                     "security.authorized_keys_file", path);
+    LZ_CHECK(ctx != NULL);
+    uint8_t raw[32];
+    LZ_CHECK(zmq_z85_decode(raw, a.public_key) != NULL);
+    LZ_CHECK(ctx && zap_admits(ctx, "127.0.0.1", raw, sizeof raw));
+    LZ_CHECK(zmq_z85_decode(raw, revoked.public_key) != NULL);
+    LZ_CHECK(ctx && !zap_admits(ctx, "127.0.0.1", raw, sizeof raw));
+    lz_context_destroy(&ctx);
+    unlink(path);
 }
 
 LZ_TEST(curve_traffic_flows_and_plain_peers_are_refused) {
@@ -312,7 +397,8 @@ LZ_TEST(pyzmq_curve_client_interop) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(keys_are_z85_pairs), LZ_CASE(config_checks_security_keys),
-             LZ_CASE(authorized_keys_file_is_read_and_checked),
+             LZ_CASE(authorized_keys_file_is_read_and_checked), LZ_CASE(address_rules_judge_every_peer_address),
+             LZ_CASE(long_lines_of_a_keys_file_are_read_whole),
              LZ_CASE(curve_traffic_flows_and_plain_peers_are_refused), LZ_CASE(wrong_server_key_is_refused),
              LZ_CASE(authorized_keys_admit_refuse_and_audit), LZ_CASE(address_rules_admit_and_refuse),
              LZ_CASE(first_endpoint_settles_a_nodes_side), LZ_CASE(node_keys_override_the_contexts),

@@ -66,6 +66,9 @@ int lz_curve_public_key(char *public_key, const char *secret_key);
 // authorized_keys), server_key the public key of the server a client
 // connects to. NULL keeps the context's key; "" means none, so a node can
 // leave CURVE off in a secure context (lz_node_set_curve_keys(node, "", "")).
+// Such a node that binds is still judged by the context's access rules, and
+// with security.authorized_keys (or its file) set they refuse every plain
+// peer: bind it in a context without authorized keys.
 // The keys are copied. Call it before the node's first bind or connect:
 // create the node without endpoints, set its keys, then bind or connect.
 // LZ_ESTATE once the node has an endpoint, LZ_EINVAL for a key that is not

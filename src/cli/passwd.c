@@ -15,7 +15,8 @@ static const lz_cli_command_t passwd_command = {
     .help = "Read a password from standard input (one line) and print 'USER:HASH' for\n"
             "security.plain_users_file, HASH being its yescrypt hash ($y$) with a fresh\n"
             "salt (bcrypt, $2b$, where yescrypt is missing). The password itself is never\n"
-            "printed nor stored. USER defaults to $USER; it cannot hold ':' or blanks.\n"
+            "printed nor stored. USER defaults to $USER; it cannot hold ':' or blanks,\n"
+            "nor start with '#' (a comment in the users file).\n"
             "\nExamples:\n"
             "  lz passwd alice >> users.txt            # type the password, then Enter\n"
             "  printf '%s\\n' \"$PASSWORD\" | lz passwd alice >> users.txt\n"
@@ -47,8 +48,10 @@ static const char *hash_password(const char *password, struct crypt_data *data) 
 static int passwd_run(const lz_cli_opts_t *opts) {
     const char *user = opts->arg_count == 1 ? opts->args[0] : getenv("USER");
     if (!user || !*user) return lz_cli_usage_error(opts->cmd, "no USER given and $USER is not set");
-    if (strlen(user) > 255 || strpbrk(user, ": \t\r\n"))
-        return lz_cli_usage_error(opts->cmd, "a user name has no ':' nor blanks and at most 255 bytes");
+    // A line starting with '#' is a comment to the users file's reader.
+    if (strlen(user) > 255 || strpbrk(user, ": \t\r\n") || user[0] == '#')
+        return lz_cli_usage_error(opts->cmd, "a user name has no ':' nor blanks, does not start with '#', "
+                                             "and has at most 255 bytes");
     static struct crypt_data data; // 32 KiB: not for the stack
     char password[1024];
     bool read = read_password(password, sizeof password);

@@ -20,6 +20,7 @@ struct lz_gssapi {
     char *names;            // the settings' strings, one allocation
     char **admitted;        // the client principals a server admits, sorted for bsearch
     size_t admitted_count;
+    bool listed; // principals or a file of them were given, even an empty file: only those
 };
 
 bool lz__gssapi_available(void) { return zmq_has("gssapi") != 0; }
@@ -163,7 +164,11 @@ int lz__gssapi_new(const struct lz_security_settings *settings, bool available, 
         lz__gssapi_destroy(&gssapi);
         return rc; // the failure says which
     }
-    if (gssapi->admitted_count) qsort(gssapi->admitted, gssapi->admitted_count, sizeof *gssapi->admitted, compare_names);
+    if (gssapi->admitted_count)
+        qsort(gssapi->admitted, gssapi->admitted_count, sizeof *gssapi->admitted, compare_names);
+    // A file emptied (every principal taken off) admits no one, as an
+    // emptied authorized_keys_file does: never anyone.
+    gssapi->listed = gssapi->admitted_count > 0 || *g->principals_file;
     *out = gssapi;
     return LZ_OK;
 }
@@ -210,7 +215,7 @@ int lz__gssapi_apply(const lz_gssapi_node_t *node, bool server, void *socket) {
 
 bool lz__gssapi_narrows(const lz_gssapi_t *before, const lz_gssapi_t *now) {
     if (lz__gssapi_admits(now, NULL)) return false; // anyone, or no GSSAPI server at all
-    if (!before || !before->admitted_count) return true;
+    if (lz__gssapi_admits(before, NULL)) return true;
     for (size_t i = 0; i < before->admitted_count; i++)
         if (!lz__gssapi_admits(now, before->admitted[i])) return true;
     return false;
@@ -223,6 +228,7 @@ bool lz__gssapi_libzmq_leaks(void) {
 }
 
 bool lz__gssapi_admits(const lz_gssapi_t *gssapi, const char *principal) {
-    if (!gssapi || !gssapi->admitted_count) return true;
-    return principal && bsearch(&principal, gssapi->admitted, gssapi->admitted_count, sizeof *gssapi->admitted, compare_names);
+    if (!gssapi || !gssapi->listed) return true;
+    return principal && gssapi->admitted_count && // an empty list has no array to search
+           bsearch(&principal, gssapi->admitted, gssapi->admitted_count, sizeof *gssapi->admitted, compare_names);
 }

@@ -84,8 +84,9 @@ bool lz__gssapi_libzmq_leaks(void);
 
 // lz__gssapi_admits: gssapi's server admits a client authenticated as
 // principal (as libzmq displays it, "name@REALM"); with principal NULL,
-// whether it admits anyone (no security.gssapi_principals). Thread safe: the policy
-// is immutable.
+// whether it admits anyone (neither security.gssapi_principals nor a
+// principals file, which admits only its principals even when empty).
+// Thread safe: the policy is immutable.
 bool lz__gssapi_admits(const lz_gssapi_t *gssapi, const char *principal);
 
 // lz__gssapi_narrows: now admits fewer client principals than before (a

@@ -16,12 +16,14 @@
  * connection's identity only once it cannot be such a leftover (it names
  * someone else than the old connection, or more messages came than the old
  * one could have queued); until then the connection counts as unknown,
- * which a reload cuts: the worst case is an admitted peer reconnecting. */
+ * which a reload cuts: the worst case is an admitted peer reconnecting.
+ * What a cut connection left queued is dropped whenever it comes: its
+ * number stays looked at, through the connections that reuse it, each
+ * message judged by its own User-Id. */
 #include "core/revoke.h"
 
-#include <arpa/inet.h>
 #include <limits.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,7 @@ struct lz_conn {
     unsigned char state;
     bool known;      // user is what its messages show (or, under ZAP, nothing is to be shown)
     bool looked;     // counted in the table's looks
+    bool after_cut;  // a connection with this number was cut: what it left queued may still come
     unsigned doubt;  // messages still to see before one may teach user (see the top)
     ino_t inode;     // the socket's, when accepted: 0 when it could not be read
     char *user;      // the ZAP user id, once known
@@ -123,11 +126,12 @@ void lz__conns_accepted(lz_conns_t *conns, int fd) {
             .state = CONN_OPEN,
             .known = mode == LZ_SECURE_ZAP, // nothing to learn: a NULL peer is judged by its address alone
             .looked = conn->looked,
+            .after_cut = conn->after_cut,
             .doubt = reused ? conns->doubt : 0,
             .inode = socket_inode(fd),
             .previous = previous,
         };
-        set_looked(conns, conn, !conn->known);
+        set_looked(conns, conn, !conn->known || conn->after_cut);
     }
     pthread_mutex_unlock(&conns->lock);
 }
@@ -135,11 +139,11 @@ void lz__conns_accepted(lz_conns_t *conns, int fd) {
 void lz__conns_disconnected(lz_conns_t *conns, int fd) {
     if (fd < 0 || guarded_mode(conns) == LZ_SECURE_UNSET) return;
     pthread_mutex_lock(&conns->lock);
-    // A cut entry stays cut: what its connection left queued is still dropped.
+    // A cut entry stays cut.
     lz_conn_t *conn = (size_t)fd < conns->capacity ? &conns->slots[fd] : NULL;
     if (conn && conn->state == CONN_OPEN) {
         conn->state = CONN_GONE;
-        set_looked(conns, conn, false);
+        set_looked(conns, conn, conn->after_cut);
     }
     pthread_mutex_unlock(&conns->lock);
 }
@@ -152,7 +156,7 @@ static void learn(lz_conns_t *conns, lz_conn_t *conn, const char *user) {
     conn->user = strdup(user);
     if (!conn->user) return; // looked at again with its next message
     conn->known = true;
-    set_looked(conns, conn, false);
+    set_looked(conns, conn, conn->after_cut);
 }
 
 bool lz__conns_look(lz_node_t *node, zmq_msg_t *first) {
@@ -176,19 +180,21 @@ bool lz__conns_look(lz_node_t *node, zmq_msg_t *first) {
     }
     pthread_mutex_unlock(&conns->lock);
     if (refusal)
-        lz__node_drop(node, "dropped a message from refused peer %s: %s", address ? address : "(local)", refusal);
+        lz__node_drop(node, "dropped a message from refused peer %s: %s", address ? address : "(no address)", refusal);
     return refusal != NULL;
 }
 
-// peer_address writes the IP of the peer on fd into buf ("" for ipc).
+// peer_address writes the address of the peer on fd into buf as libzmq
+// writes a ZAP request's (getnameinfo's numeric form: "localhost" for ipc,
+// "fe80::1%eth0" for a link-local peer), so both are judged alike; "" when
+// it cannot be read, which address rules refuse.
 static void peer_address(int fd, char *buf, size_t size) {
     struct sockaddr_storage addr;
     socklen_t len = sizeof addr;
     buf[0] = '\0';
-    if (getpeername(fd, (struct sockaddr *)&addr, &len) != 0) return;
-    if (addr.ss_family == AF_INET) inet_ntop(AF_INET, &((struct sockaddr_in *)&addr)->sin_addr, buf, (socklen_t)size);
-    if (addr.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&addr)->sin6_addr, buf, (socklen_t)size);
+    if (getpeername(fd, (struct sockaddr *)&addr, &len) != 0 ||
+        getnameinfo((struct sockaddr *)&addr, len, buf, (socklen_t)size, NULL, 0, NI_NUMERICHOST) != 0)
+        buf[0] = '\0';
 }
 
 static const char *mechanism_name(lz_secure_mode_t mode) {
@@ -204,10 +210,11 @@ static void cut(lz_node_t *node, lz_conn_t *conn, int fd, const char *address, c
     lz_secure_mode_t mode = guarded_mode(conns);
     shutdown(fd, SHUT_RDWR);
     conn->state = CONN_CUT;
+    conn->after_cut = true;
     set_looked(conns, conn, true);
     const char *mechanism = mechanism_name(mode);
     LZ_LOG(node->log, LZ_LOG_WARNING, "audit", "cut peer %s mechanism %s %s %s on %s: %s",
-           *address ? address : "(local)", mechanism, lz__security_credential_label(mechanism),
+           *address ? address : "(no address)", mechanism, lz__security_credential_label(mechanism),
            conn->user ? conn->user : "-", node->name, refusal);
     // Counted after the audit line, so whoever sees the count (a watched
     // file's reload runs on another thread) also finds the line written.
@@ -225,7 +232,7 @@ size_t lz__conns_judge(lz_node_t *node, const lz_security_t *now, const lz_secur
         // Still the socket accepted? Else it ended and its descriptor went
         // on to something else, which is none of ours to cut.
         if (conn->state != CONN_OPEN || !conn->inode || socket_inode((int)fd) != conn->inode) continue;
-        char address[INET6_ADDRSTRLEN];
+        char address[NI_MAXHOST];
         peer_address((int)fd, address, sizeof address);
         const char *user = conn->known ? conn->user : NULL;
         const char *refusal = lz__security_judge_peer(now, before, mode, user, address);

@@ -22,8 +22,9 @@ typedef struct lz_conn lz_conn_t;
 // (every call returns at once) until lz__conns_guard arms it.
 typedef struct lz_conns {
     // Entries whose messages must be looked at: connections up whose
-    // identity is not known yet, and cut ones whose queued messages are to
-    // be dropped. The receive path reads only this while it is 0.
+    // identity is not known yet, and numbers a cut connection had, whose
+    // queued messages are to be dropped (whichever connection has the number
+    // now). The receive path reads only this while it is 0.
     atomic_uint looks;
     atomic_int mode;      // the node's lz_secure_mode_t once guarded, else LZ_SECURE_UNSET
     pthread_mutex_t lock; // guards the entries (the monitor thread, receivers, a reload)

@@ -12,6 +12,7 @@
 #include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
+#include <net/if.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +33,9 @@
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 // Separators in key and address lists (Z85 has neither).
 #define LIST_SEPARATORS ", \t\r\n"
+// The longest peer address libzmq gives (getnameinfo's numeric form): an
+// IPv6 address, '%' and its interface's name, and the terminating NUL.
+#define PEER_ADDRESS_SIZE (INET6_ADDRSTRLEN + IF_NAMESIZE)
 
 typedef struct {
     int family; // AF_INET or AF_INET6
@@ -165,6 +169,17 @@ static bool rule_parse(const char *item, address_rule_t *out) {
     return true;
 }
 
+// peer_parse reads a peer's address as libzmq names it: a link-local IPv6
+// one carries its interface ("fe80::1%eth0"), which rules do not name.
+static bool peer_parse(const char *address, address_rule_t *out) {
+    char text[PEER_ADDRESS_SIZE];
+    size_t len = strcspn(address, "%");
+    if (len >= sizeof text || (address[len] && !memchr(address, ':', len))) return false; // a scope is IPv6's only
+    memcpy(text, address, len);
+    text[len] = '\0';
+    return address_parse(text, out);
+}
+
 static bool rule_matches(const address_rule_t *rule, const address_rule_t *peer) {
     if (rule->family != peer->family) return false;
     int whole = rule->prefix / 8, rest = rule->prefix % 8;
@@ -217,15 +232,25 @@ static int compare_keys(const void *a, const void *b) { return memcmp(a, b, KEY_
 int lz__security_read_lines(const char *key, const char *path, lz_line_fn fn, void *arg) {
     FILE *file = fopen(path, "r");
     if (!file) return lz__fail(LZ_ECONFIG, "config: %s %s: %s", key, path, strerror(errno));
-    char line[1024], why[256];
-    int rc = LZ_OK;
-    for (unsigned long number = 1; rc == LZ_OK && fgets(line, sizeof line, file); number++) {
+    // Whole lines, however long: a line read in pieces would make a long
+    // comment's tail a line of its own (a key, commented out, taken in).
+    char *line = NULL, why[256];
+    size_t capacity = 0;
+    int rc = LZ_OK, err = 0;
+    for (unsigned long number = 1; rc == LZ_OK; number++) {
+        errno = 0;
+        if (getline(&line, &capacity, file) < 0) {
+            err = errno; // 0 at the end of the file
+            break;
+        }
         char *text = line + strspn(line, " \t");
         text[strcspn(text, "\r\n")] = '\0';
         if (*text == '#' || strspn(text, " \t") == strlen(text)) continue;
         rc = fn(arg, text, why, sizeof why);
         if (rc == LZ_EINVAL) rc = lz__fail(LZ_ECONFIG, "config: %s %s:%lu: %s", key, path, number, why);
     }
+    if (err) rc = err == ENOMEM ? LZ_ENOMEM : lz__fail(LZ_ECONFIG, "config: %s %s: %s", key, path, strerror(err));
+    free(line);
     fclose(file);
     return rc == LZ_ENOMEM ? lz__fail(LZ_ENOMEM, "security: out of memory") : rc;
 }
@@ -569,7 +594,7 @@ enum {
 #define ZAP_ROUTE_MAX 4
 
 typedef struct {
-    char address[INET6_ADDRSTRLEN + 1];
+    char address[PEER_ADDRESS_SIZE];
     char mechanism[16];
     char key[LZ_CURVE_KEY_SIZE];         // a CURVE client's, Z85
     char user[LZ_PLAIN_TEXT_MAX + 1];    // a PLAIN client's name, as it gave it, or a GSSAPI client's principal
@@ -649,20 +674,30 @@ static bool password_matches(const char *password, const char *hash) {
     return ok;
 }
 
+// ipc_peer: an ipc peer's address as libzmq gives it, "localhost" (what
+// getnameinfo names a local socket) and ":uid:gid:pid" from SO_PEERCRED.
+// File permissions guard an ipc path, not address rules.
+static bool ipc_peer(const char *address) {
+    return strncmp(address, "localhost", 9) == 0 && (address[9] == '\0' || address[9] == ':');
+}
+
 // The rules judge() and lz__security_judge_peer share: a peer's address
-// (IP text, "" for ipc, which address rules do not cover), a CURVE
-// client's key (32 bytes), a NULL peer, a PLAIN user name.
+// (its IP text, or an ipc peer's), a CURVE client's key (32 bytes), a NULL
+// peer, a PLAIN user name.
 static const char *address_refusal(const lz_security_t *policy, const char *address) {
+    if ((!policy->allow.count && !policy->deny.count) || ipc_peer(address)) return NULL;
     address_rule_t peer;
-    if (!address_parse(address, &peer)) return NULL;
+    // Fail closed: an address no rule can be checked against (another
+    // transport's, or none when libzmq could not read it) is refused.
+    if (!peer_parse(address, &peer)) return "address not understood";
     if (rules_match(&policy->deny, &peer)) return "address denied";
     if (policy->allow.count && !rules_match(&policy->allow, &peer)) return "address not allowed";
     return NULL;
 }
 
 static const char *key_refusal(const lz_security_t *policy, const uint8_t key[KEY_BYTES]) {
-    bool listed = !policy->authorized_set ||
-                  bsearch(key, policy->authorized, policy->authorized_count, KEY_BYTES, compare_keys);
+    bool listed = !policy->authorized_set || (policy->authorized_count && // an empty list has no array to search
+                  bsearch(key, policy->authorized, policy->authorized_count, KEY_BYTES, compare_keys));
     return listed ? NULL : "client key not authorized";
 }
 
@@ -678,10 +713,16 @@ static const plain_user_t *find_user(const lz_security_t *policy, const char *na
 
 #define PLAIN_REFUSAL "invalid username or password"
 
+// no_nul: a frame of text holds no NUL, where a C string would end early
+// (a password cut there would be checked as its head only).
+static bool no_nul(zmq_msg_t *frame) {
+    return zmq_msg_size(frame) == 0 || !memchr(zmq_msg_data(frame), '\0', zmq_msg_size(frame));
+}
+
 // judge_plain finds the hash a PLAIN client's password is to be checked
-// against (lz__zap_hash checks it). An unknown user costs a hash too,
-// against another user's, and gets the same answer: a peer cannot tell
-// which names exist.
+// against (lz__zap_hash checks it). An unknown user, or a name or password
+// holding a NUL, costs a hash too and gets the same answer: a peer cannot
+// tell which names exist.
 static const char *judge_plain(lz_zap_request_t *req) {
     const lz_security_t *policy = req->policy;
     zmq_msg_t *frames = req->frames;
@@ -691,7 +732,7 @@ static const char *judge_plain(lz_zap_request_t *req) {
     lz__msg_text(&frames[ZAP_CREDENTIAL], req->c.user, sizeof req->c.user);
     if (!policy->users_set) return "mechanism not supported";
     const plain_user_t *user = find_user(policy, req->c.user);
-    req->known = user && zmq_msg_size(&frames[ZAP_CREDENTIAL]) == strlen(req->c.user); // no NUL inside
+    req->known = user && no_nul(&frames[ZAP_CREDENTIAL]) && no_nul(&frames[ZAP_PASSWORD]);
     req->hash = req->known ? user->hash : policy->user_count ? policy->users[0].hash : NULL;
     return req->hash ? NULL : PLAIN_REFUSAL;
 }
@@ -703,8 +744,7 @@ static const char *judge_gssapi(lz_zap_request_t *req) {
     if (req->count <= ZAP_CREDENTIAL || zmq_msg_size(principal) > LZ_GSSAPI_NAME_MAX) return "malformed ZAP request";
     lz__msg_text(principal, req->c.user, sizeof req->c.user);
     if (!lz__gssapi_server(req->policy->gssapi)) return "mechanism not supported";
-    bool whole = zmq_msg_size(principal) == strlen(req->c.user); // no NUL inside
-    return whole && lz__gssapi_admits(req->policy->gssapi, req->c.user) ? NULL : "principal not allowed";
+    return no_nul(principal) && lz__gssapi_admits(req->policy->gssapi, req->c.user) ? NULL : "principal not allowed";
 }
 
 static const char *judge(lz_zap_request_t *req) {
@@ -716,6 +756,8 @@ static const char *judge(lz_zap_request_t *req) {
         return "malformed ZAP request";
     lz__msg_text(&frames[ZAP_ADDRESS], c->address, sizeof c->address);
     lz__msg_text(&frames[ZAP_MECHANISM], c->mechanism, sizeof c->mechanism);
+    if (zmq_msg_size(&frames[ZAP_ADDRESS]) >= sizeof c->address || !no_nul(&frames[ZAP_ADDRESS]))
+        return "malformed ZAP request";
     const char *refusal = address_refusal(policy, c->address);
     if (refusal) return refusal;
     if (strcmp(c->mechanism, "CURVE") == 0) {
@@ -860,7 +902,7 @@ static void audit(lz_logger_t *logger, const lz_security_t *policy, zap_case_t *
     for (char *p = c->user; *p; p++)
         if (!isprint((unsigned char)*p)) *p = '?';
     const char *who = *c->user ? c->user : *c->key ? c->key : "-";
-    const char *address = *c->address ? c->address : "(local)";
+    const char *address = *c->address ? c->address : "(no address)";
     if (c->refusal)
         LZ_LOG(logger, LZ_LOG_WARNING, "audit", "refused peer %s mechanism %s %s %s: %s", address, c->mechanism, what,
                who, c->refusal);

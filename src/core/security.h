@@ -145,8 +145,9 @@ void lz__zap_request_free(lz_zap_request_t **req_p);
 // the node's (LZ_SECURE_CURVE_SERVER, _PLAIN_SERVER or _ZAP); user the
 // peer's ZAP user id (a CURVE key in Z85, a PLAIN user name; NULL when not
 // known: refused, unless no key or name matters: LZ_SECURE_ZAP, or a CURVE
-// server that takes any key); address its
-// IP ("" or NULL for ipc, which address rules do not cover). before, when
+// server that takes any key); address as libzmq gives it (numeric IP,
+// "fe80::1%eth0", ipc's "localhost:uid:gid:pid", which address rules do
+// not cover; "" or NULL when unknown, refused under address rules). before, when
 // not NULL, is the policy the peer was last admitted by: a PLAIN user
 // whose hash changed since is refused too. No lock: the caller holds
 // references on both policies.
