@@ -751,9 +751,9 @@ static int sharing_finish(sharing_t *s, int tasks) {
     return readers_used;
 }
 
-// Callers may share a puller: one at a time holds the read-ahead, the
-// others read alone, and every task reaches exactly one of them, whether
-// it asks for bytes or for a message.
+// Callers may share a puller: they take turns at the read-ahead, and every
+// task reaches exactly one of them, whether it asks for bytes or for a
+// message.
 LZ_TEST(pushpull_shared_readers) {
     pp_t p;
     if (pp_open(&p, 0)) {
@@ -764,6 +764,60 @@ LZ_TEST(pushpull_shared_readers) {
             if (lz_push_send_bytes(p.push, &n, sizeof n) != LZ_OK) LZ_CHECK(false);
         LZ_CHECK(sharing_finish(&s, SHARED_TASKS) >= 2); // the tasks did not all go one way
         LZ_CHECK_INT(lz_test_metrics(lz_pull_node(p.pull)).inbound_dropped, 0);
+    }
+    pp_close(&p);
+}
+
+// A waiting reader of a shared puller, one round of
+// pushpull_waiting_readers_share_a_burst: one task, within timeout_ms.
+typedef struct {
+    lz_pull_t *pull;
+    int timeout_ms;
+    int rc;
+    int64_t took_ms;
+} waiting_reader_t;
+
+static void *waiting_reader(void *self) {
+    waiting_reader_t *r = self;
+    char task[8];
+    size_t size = sizeof task;
+    int64_t start = lz_test_now_ms();
+    r->rc = lz_pull_recv_bytes(r->pull, task, &size, r->timeout_ms);
+    r->took_ms = lz_test_now_ms() - start;
+    return NULL;
+}
+
+#define WAITING_ROUNDS 6
+
+// Two readers wait on one puller and two tasks arrive: each reader gets
+// one at once. Before, the reader holding the read-ahead kept it while it
+// waited, so the other waited on the socket alone; when the first woke up
+// to both tasks, it read them into its read-ahead and took one, and the
+// second slept on next to the other for its whole timeout. Who wakes first
+// is the scheduler's choice, hence the rounds.
+LZ_TEST(pushpull_waiting_readers_share_a_burst) {
+    pp_t p;
+    if (pp_open(&p, 0)) {
+        int timeout_ms = 1000 * LZ_TEST_SLOWDOWN, late = 0;
+        for (int round = 0; round < WAITING_ROUNDS; round++) {
+            waiting_reader_t r[2];
+            pthread_t thread[2];
+            for (int i = 0; i < 2; i++) {
+                r[i] = (waiting_reader_t){p.pull, timeout_ms, 0, 0};
+                LZ_CHECK_INT(pthread_create(&thread[i], NULL, waiting_reader, &r[i]), 0);
+            }
+            lz_test_sleep_ms(50 * LZ_TEST_SLOWDOWN); // both waiting
+            for (int i = 0; i < 2; i++) LZ_CHECK_INT(lz_push_send_bytes(p.push, "task", 4), LZ_OK);
+            for (int i = 0; i < 2; i++) {
+                pthread_join(thread[i], NULL);
+                LZ_CHECK_INT(r[i].rc, LZ_OK);
+                late += r[i].took_ms >= timeout_ms;
+            }
+        }
+        LZ_CHECK_INT(late, 0);
+        char task[8];
+        size_t size = sizeof task;
+        LZ_CHECK_INT(lz_pull_recv_bytes(p.pull, task, &size, 0), LZ_ETIMEOUT); // none left behind
     }
     pp_close(&p);
 }
@@ -909,5 +963,6 @@ LZ_TEST_MAIN(LZ_CASE(pushpull_immediate_needs_a_live_puller), LZ_CASE(pushpull_t
              LZ_CASE(pushpull_raw_sends_one_frame_of_bytes), LZ_CASE(pushpull_raw_recv_keeps_the_frame),
              LZ_CASE(pushpull_recv_and_envelope_json),
              LZ_CASE(pushpull_recv_and_envelope_msgpack), LZ_CASE(pushpull_fd_dispatch), LZ_CASE(pushpull_recv_bytes),
-             LZ_CASE(pushpull_shared_readers),
-             LZ_CASE(pushpull_shared_readers_skip_malformed_tasks), LZ_CASE(pushpull_second_registration_replaces_the_first))
+             LZ_CASE(pushpull_shared_readers), LZ_CASE(pushpull_waiting_readers_share_a_burst),
+             LZ_CASE(pushpull_shared_readers_skip_malformed_tasks),
+             LZ_CASE(pushpull_second_registration_replaces_the_first))

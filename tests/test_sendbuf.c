@@ -3,11 +3,12 @@
  * given it back (concurrent senders whose frames each carry their own
  * pattern would show a reuse in flight), the number kept stays bounded, a
  * received frame outlives its sender's socket and context, a frame shared
- * by several subscribers reaches each whole, and a send that fails gives
- * its buffer back. */
+ * by several subscribers reaches each whole, a send that fails gives its
+ * buffer back, and a message whose frame cannot be made sends nothing. */
 #include <pthread.h>
 #include <zmq.h>
 
+#include "core/node.h"
 #include "core/sendbuf.h"
 #include "lz_test.h"
 
@@ -336,9 +337,117 @@ LZ_TEST(test_failed_send_gives_its_buffer_back) {
     zmq_ctx_term(ctx);
 }
 
+/* Fault injection: while the calling thread's frames_to_refuse is above 0,
+ * making a frame of copied bytes fails with ENOMEM (as malloc failing
+ * would) and counts it down. No input runs a sender out of memory on cue,
+ * so these definitions stand in for libzmq's (the program's own symbol
+ * comes first) and pass every other call through to the real ones. */
+static _Thread_local int frames_to_refuse;
+static int (*real_msg_init_data)(zmq_msg_t *msg, void *data, size_t size, zmq_free_fn *ffn, void *hint);
+static int (*real_msg_init_size)(zmq_msg_t *msg, size_t size);
+
+static void find_real_msg_inits(void) {
+    lz_test_next_function(&real_msg_init_data, "zmq_msg_init_data");
+    lz_test_next_function(&real_msg_init_size, "zmq_msg_init_size");
+}
+
+static bool refuse_frame(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, find_real_msg_inits);
+    if (frames_to_refuse <= 0) return false;
+    frames_to_refuse--;
+    errno = ENOMEM;
+    return true;
+}
+
+int zmq_msg_init_data(zmq_msg_t *msg, void *data, size_t size, zmq_free_fn *ffn, void *hint) {
+    return refuse_frame() ? -1 : real_msg_init_data(msg, data, size, ffn, hint);
+}
+
+int zmq_msg_init_size(zmq_msg_t *msg, size_t size) { return refuse_frame() ? -1 : real_msg_init_size(msg, size); }
+
+// recv_message_text reads one whole message from a plain socket as
+// "[frame][frame]", each frame cut to 16 bytes; "" when none comes.
+static void recv_message_text(void *socket, char *out, size_t size) {
+    out[0] = '\0';
+    for (int more = 1; more;) {
+        char frame[17];
+        int n = zmq_recv(socket, frame, 16, 0);
+        if (n < 0) break;
+        frame[n < 16 ? n : 16] = '\0';
+        snprintf(out + strlen(out), size - strlen(out), "[%s]", frame);
+        size_t more_size = sizeof more;
+        zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &more_size);
+    }
+}
+
+// joined_sub connects a plain SUB to pub (on ep), subscribed to all, and
+// waits until the publisher knows it; NULL if it never does.
+static void *joined_sub(lz_context_t *ctx, lz_pub_t *pub, const char *ep) {
+    void *sub = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_SUB, 20, ep);
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+    char got[64] = "";
+    for (int64_t deadline = lz_test_now_ms() + 5000; !*got && lz_test_now_ms() < deadline;) {
+        lz_pub_publish_bytes(pub, "join", "", 0);
+        recv_message_text(sub, got, sizeof got);
+    }
+    LZ_CHECK_STR(got, "[join][]");
+    for (recv_message_text(sub, got, sizeof got); *got;) recv_message_text(sub, got, sizeof got); // the other joins
+    int timeout = 5000;
+    zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    return sub;
+}
+
+// send_parts sends [topic, payload] as a server sends a reply: the topic
+// as a part moved into libzmq, the payload copied, refusing refuse frames.
+static int send_parts(lz_pub_t *pub, const char *topic, const void *payload, size_t size, int refuse) {
+    zmq_msg_t part;
+    zmq_msg_init_size(&part, strlen(topic));
+    memcpy(zmq_msg_data(&part), topic, strlen(topic));
+    frames_to_refuse = refuse;
+    lz_node_t *node = lz_pub_node(pub);
+    lz__node_lock(node);
+    int rc = lz__node_send_parts_locked(node, &part, 1, payload, size);
+    lz__node_unlock(node);
+    zmq_msg_close(&part);
+    return rc;
+}
+
+// A message whose frame after the first cannot be made (out of memory)
+// fails and sends nothing. Before, the first frame had gone out with
+// ZMQ_SNDMORE and waited for the rest, so the next message arrived as
+// [first][second][hello]. Frames made from a recycled buffer (3000 B) and
+// by libzmq (50 B), sent as frames (a publish) and after parts (a reply).
+LZ_TEST(test_unmade_frame_sends_nothing) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=critical");
+    char ep[64];
+    lz_pub_t *pub = ctx ? lz_pub_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep)) : NULL;
+    void *sub = pub ? joined_sub(ctx, pub, ep) : NULL;
+    static unsigned char payload[3000];
+    const size_t payload_sizes[] = {sizeof payload, 50};
+    for (int parts = 0; sub && parts < 2; parts++) {
+        for (size_t i = 0; i < sizeof payload_sizes / sizeof payload_sizes[0]; i++) {
+            uint64_t dropped = lz_test_metrics(lz_pub_node(pub)).outbound_dropped;
+            int rc = parts ? send_parts(pub, "first", payload, payload_sizes[i], 1)
+                           : (frames_to_refuse = 1, lz_pub_publish_bytes(pub, "first", payload, payload_sizes[i]));
+            LZ_CHECK_INT(rc, LZ_ENOMEM);
+            LZ_CHECK_INT(frames_to_refuse, 0);
+            frames_to_refuse = 0;
+            LZ_CHECK_INT(lz_test_metrics(lz_pub_node(pub)).outbound_dropped, dropped + 1);
+            LZ_CHECK_INT(lz_pub_publish_bytes(pub, "second", "hello", 5), LZ_OK);
+            char got[128];
+            recv_message_text(sub, got, sizeof got);
+            LZ_CHECK_STR(got, "[second][hello]");
+        }
+    }
+    if (sub) zmq_close(sub);
+    lz_pub_destroy(&pub);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(test_failed_send_gives_its_buffer_back), LZ_CASE(test_every_size_arrives_over_inproc),
              LZ_CASE(test_every_size_arrives_over_ipc), LZ_CASE(test_every_size_arrives_over_tcp),
              LZ_CASE(test_multipart_keeps_its_frames_together),
              LZ_CASE(test_buffers_given_back_on_other_threads_are_never_shared_in_flight),
              LZ_CASE(test_kept_buffers_stay_bounded), LZ_CASE(test_received_frame_outlives_its_sender),
-             LZ_CASE(test_every_subscriber_gets_the_shared_frame_whole))
+             LZ_CASE(test_every_subscriber_gets_the_shared_frame_whole), LZ_CASE(test_unmade_frame_sends_nothing))

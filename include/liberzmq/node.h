@@ -52,7 +52,8 @@ int lz_node_set_serializer(lz_node_t *node, const char *name);
 const char *lz_node_serializer_name(const lz_node_t *node);
 
 // lz_node_set_name names the node in logs and metrics (default: the
-// pattern, "pub", "sub"...). Copied.
+// pattern, "pub", "sub"...). Copied, up to 63 bytes: a longer name is cut
+// before the UTF-8 character that would not fit whole.
 int lz_node_set_name(lz_node_t *node, const char *name);
 const char *lz_node_name(const lz_node_t *node);
 

@@ -1,7 +1,7 @@
 /* Receive, decode, route, run: the loop behind subscribers and pullers.
  * The node lock is held only while a receive reads, not while it waits
- * (lz__node_recv_shared), so subscribing from another thread never waits
- * for an idle receiver. */
+ * (lz__node_wait), so subscribing from another thread never waits for an
+ * idle receiver. */
 #include "core/dispatch.h"
 
 #include <inttypes.h>
@@ -248,35 +248,103 @@ int lz__dispatcher_set_give_up(lz_dispatcher_t *d, lz_give_up_fn fn, void *owner
 
 /* ---- receiving ---------------------------------------------------------- */
 
+// refill reads what is waiting now into the used-up read-ahead, for the
+// reader holding d->reading and the node lock: LZ_OK, LZ_ETIMEOUT (nothing
+// waiting, no last error) or an error. While other readers wait on the
+// socket it reads one message and leaves the rest there, where the node's
+// unlock wakes them for it (lz__node_wait).
+static int refill(lz_dispatcher_t *d) {
+    lz_node_t *node = d->node;
+    if (!node->socket) return lz__fail(LZ_ECLOSED, "%s: closed", node->name);
+    int n = lz__node_recv_burst(node, d->burst, node->waiting[LZ_WAIT_RECV] ? 1 : LZ_RECV_BURST, 0);
+    if (n < 0) return n;
+    d->burst_next = 0;
+    d->burst_count = (unsigned)n;
+    return LZ_OK;
+}
+
+// wait_for_news waits up to timeout_ms (-1: no limit) for the socket, for
+// the reader holding d->reading and the node lock, right after a refill
+// found nothing. It gives d->reading up meanwhile, so another reader may
+// serve what a refill leaves read ahead, and holds both again on return.
+static void wait_for_news(lz_dispatcher_t *d, int timeout_ms) {
+    lz__bias_unlock(&d->reading);
+    lz__node_wait(d->node, timeout_ms, LZ_WAIT_RECV);
+    lz__node_unlock(d->node); // d->reading is taken first, as by every reader
+    lz__bias_lock(&d->reading);
+    lz__node_lock(d->node);
+}
+
+// read_burst refills the used-up read-ahead for the reader holding
+// d->reading: every message waiting now (up to a burst), else the first to
+// come within timeout_ms. Readers sharing the dispatcher take turns at
+// d->reading and serve each other's read-ahead, so none may wait holding
+// it, nor wait on the socket while messages sit read ahead: a reader waits
+// only once both were empty, and a refill meanwhile sees it waiting
+// (refill). On LZ_OK the read-ahead holds a message, maybe from another
+// reader's refill. Only a reader that must wait notes the time, in
+// *wait_start (when 0).
+static int read_burst(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start) {
+    lz_node_t *node = d->node;
+    int64_t deadline = 0;
+    int rc = LZ_OK;
+    lz__node_lock(node);
+    while (d->burst_next == d->burst_count) {
+        if ((rc = refill(d)) != LZ_ETIMEOUT) break;
+        if (atomic_load(&d->stopping)) {
+            rc = lz__fail(LZ_ECLOSED, "%s: stopping", node->name);
+            break;
+        }
+        if (timeout_ms > 0 && deadline == 0) {
+            int64_t now = lz__now_ms();
+            if (*wait_start == 0) *wait_start = now;
+            deadline = now + timeout_ms;
+        }
+        int left = lz__ms_left(deadline, timeout_ms);
+        if (left == 0) {
+            rc = lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
+            break;
+        }
+        wait_for_news(d, left);
+        rc = LZ_OK;
+    }
+    // One wake-up ends one waiter's wait: a stop is passed on to the next.
+    bool pass_stop = rc == LZ_ECLOSED && atomic_load(&d->stopping) && node->waiting[LZ_WAIT_RECV];
+    lz__node_unlock(node);
+    if (pass_stop) lz__node_wake(node);
+    return rc;
+}
+
 // next_frames hands out the next read-ahead message, reading a new burst
 // when the last one is used up. Only the reader holding d->reading calls it.
 static int next_frames(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start, lz_frames_t **frames) {
     if (d->burst_next == d->burst_count) {
-        int n = lz__node_recv_shared(d->node, d->burst, LZ_RECV_BURST, timeout_ms, &d->stopping, wait_start);
-        if (n < 0) return n;
-        d->burst_next = 0;
-        d->burst_count = (unsigned)n;
+        int rc = read_burst(d, timeout_ms, wait_start);
+        if (rc < 0) return rc;
     }
     *frames = &d->burst[d->burst_next++];
     return LZ_OK;
 }
 
+// make_burst makes the read-ahead's slots, for the reader holding
+// d->reading; false when out of memory.
+static bool make_burst(lz_dispatcher_t *d) {
+    if (!(d->burst = malloc(LZ_RECV_BURST * sizeof *d->burst))) return false;
+    for (size_t i = 0; i < LZ_RECV_BURST; i++) lz__frames_ready(&d->burst[i]);
+    return true;
+}
+
 // next_taken receives until take accepts a message or timeout_ms passes,
 // counting and dropping what it refuses.
 static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
-    // One reader at a time uses the read-ahead; a concurrent second one
-    // (callers may share a puller between threads) reads one message at a
-    // time without it.
-    bool owner = lz__bias_trylock(&d->reading);
-    if (owner && !d->burst) {
-        if ((d->burst = malloc(LZ_RECV_BURST * sizeof *d->burst))) {
-            for (size_t i = 0; i < LZ_RECV_BURST; i++) lz__frames_ready(&d->burst[i]);
-        } else {
-            lz__bias_unlock(&d->reading);
-            owner = false;
-        }
+    // One reader at a time uses the read-ahead (callers may share a puller
+    // between threads); d->reading is held only while reading and taking,
+    // never while waiting (read_burst), so a turn is short.
+    lz__bias_lock(&d->reading);
+    if (!d->burst && !make_burst(d)) {
+        lz__bias_unlock(&d->reading);
+        return lz__node_take(d->node, timeout_ms, &d->stopping, take, out); // one message at a time
     }
-    if (!owner) return lz__node_take(d->node, timeout_ms, &d->stopping, take, out);
     int64_t start = 0; // when this call began waiting, read only if it must
     int rc;
     for (;;) {

@@ -49,10 +49,12 @@ typedef struct lz_dispatcher {
     atomic_bool stopping;
     lz_pool_t *pool;         // NULL: handlers run on the receiver thread
     // Read-ahead: one lock round trip takes every message already waiting
-    // (up to a burst), handed out one by one without the lock. The reader
-    // holding `reading` owns the burst; a second concurrent reader reads
-    // one message at a time under the lock instead. A biased lock: the
-    // usual single reader takes it with plain stores.
+    // (up to a burst), handed out one by one without the node lock. Readers
+    // sharing the dispatcher take turns holding `reading`, which guards the
+    // burst; a reader that must wait lets it go meanwhile, so no reader
+    // waits on the socket while messages sit read ahead (dispatch.c,
+    // read_burst). A biased lock: the usual single reader takes it with
+    // plain stores.
     lz_bias_t reading;
     lz_frames_t *burst;      // LZ_RECV_BURST slots, made on first use
     unsigned burst_next, burst_count;

@@ -524,8 +524,7 @@ static __attribute__((noinline)) bool send_again(lz_node_t *node, int err, int f
 }
 
 // A send's content, for its tries: frames, or parts (moved into libzmq
-// when sent) and then data. Only the first frame of a try can fail, libzmq
-// queuing a multipart whole: a part not sent keeps its content.
+// when sent) and then data. A part not sent keeps its content.
 typedef struct frame_list {
     const lz_frame_t *frames;
     size_t count;
@@ -538,31 +537,74 @@ typedef struct part_list {
     size_t size;
 } part_list_t;
 
-// try_frames and try_parts try their content once: 0, or -1 with zmq_errno().
-// Only the first frame can find the queue full (libzmq counts whole
-// messages against the high water mark), and a failed try is tried again
+// close_unsent closes a frame made and not sent, keeping errno.
+static void close_unsent(zmq_msg_t *frame) {
+    int err = errno;
+    zmq_msg_close(frame);
+    errno = err;
+}
+
+// try_made is try_frames for frames[0..last], last at least 1: 0, or -1
+// with zmq_errno(). Once libzmq has taken a frame with ZMQ_SNDMORE, the
+// message is whole only when its last frame follows: a later frame that
+// then failed would leave the first ones queued, to go out glued to the
+// next message (a subscriber would read it under the previous topic). So
+// every frame after the first that needs an allocation (over
+// LZ_ZMQ_VSM_MAX bytes, more than a zmq_msg_t holds) is made before the
+// first is sent, and then only the first can fail: libzmq counts whole
+// messages against the high water mark, so it refuses a message at its
+// first frame or not at all.
+static inline __attribute__((always_inline)) int try_made(lz_node_t *node, const lz_frame_t *frames, size_t last,
+                                                          int flags) {
+    if (last >= LZ_MAX_FRAMES) {
+        errno = EINVAL;
+        return -1;
+    }
+    zmq_msg_t made[LZ_MAX_FRAMES]; // [i]: frames[i] when over LZ_ZMQ_VSM_MAX, for i in 1 .. built - 1
+    size_t built = 1, sent = 0;
+    while (built <= last && (frames[built].size <= LZ_ZMQ_VSM_MAX ||
+                             lz__sendbuf_build(&made[built], frames[built].data, frames[built].size) == 0))
+        built++;
+    int rc = -1;
+    if (built > last)
+        LZ_EINTR_RESTART(rc, lz__sendbuf_send(node->socket, frames[0].data, frames[0].size, ZMQ_SNDMORE | flags));
+    while (rc >= 0 && ++sent <= last) {
+        int more = (sent < last ? ZMQ_SNDMORE : 0) | flags;
+        if (frames[sent].size > LZ_ZMQ_VSM_MAX)
+            LZ_EINTR_RESTART(rc, zmq_msg_send(&made[sent], node->socket, more));
+        else
+            LZ_EINTR_RESTART(rc, zmq_send(node->socket, frames[sent].data, frames[sent].size, more));
+    }
+    for (size_t i = sent ? sent : 1; i < built; i++) // those made and not sent
+        if (frames[i].size > LZ_ZMQ_VSM_MAX) close_unsent(&made[i]);
+    return rc < 0 ? -1 : 0;
+}
+
+// try_frames and try_parts try their content once: 0, or -1 with zmq_errno()
+// (nothing sent when the first frame fails). A failed try is tried again
 // from the first frame, so a signal is restarted on the frame it hit (see
 // eintr.h): tried again whole, the frames already sent would go twice, and
 // parts already moved into libzmq would go empty.
-static inline int try_frames(lz_node_t *node, const void *content, int flags) {
+static inline __attribute__((always_inline)) int try_frames(lz_node_t *node, const void *content, int flags) {
     const frame_list_t *list = content;
-    for (size_t i = 0; i < list->count; i++) {
-        int more = i + 1 < list->count ? ZMQ_SNDMORE : 0, rc;
-        LZ_EINTR_RESTART(rc, lz__sendbuf_send(node->socket, list->frames[i].data, list->frames[i].size,
-                                              more | flags | ZMQ_DONTWAIT));
-        if (rc < 0) return -1;
-    }
-    return 0;
+    const lz_frame_t *frames = list->frames;
+    flags |= ZMQ_DONTWAIT;
+    if (list->count > 1) return try_made(node, frames, list->count - 1, flags);
+    int rc;
+    LZ_EINTR_RESTART(rc, lz__sendbuf_send(node->socket, frames[0].data, frames[0].size, flags));
+    return rc < 0 ? -1 : 0;
 }
 
-static inline int try_parts(lz_node_t *node, const void *content, int flags) {
+static inline __attribute__((always_inline)) int try_parts(lz_node_t *node, const void *content, int flags) {
     const part_list_t *list = content;
-    int rc;
-    for (size_t i = 0; i < list->count; i++) {
-        LZ_EINTR_RESTART(rc, zmq_msg_send(&list->parts[i], node->socket, ZMQ_SNDMORE | flags | ZMQ_DONTWAIT));
-        if (rc < 0) return -1;
-    }
-    LZ_EINTR_RESTART(rc, lz__sendbuf_send(node->socket, list->data, list->size, flags | ZMQ_DONTWAIT));
+    zmq_msg_t data; // made first, as try_made's frames are
+    if (lz__sendbuf_build(&data, list->data, list->size) != 0) return -1;
+    flags |= ZMQ_DONTWAIT;
+    int rc = 0;
+    for (size_t i = 0; rc >= 0 && i < list->count; i++)
+        LZ_EINTR_RESTART(rc, zmq_msg_send(&list->parts[i], node->socket, ZMQ_SNDMORE | flags));
+    if (rc >= 0) LZ_EINTR_RESTART(rc, zmq_msg_send(&data, node->socket, flags));
+    if (rc < 0) close_unsent(&data);
     return rc < 0 ? -1 : 0;
 }
 

@@ -170,11 +170,14 @@ typedef struct lz_frame {
     size_t size;
 } lz_frame_t;
 
-// lz__node_send sends frames as one multipart message under the node's
-// lock, waiting up to zmq.send_timeout while every peer's queue is full
-// (outside the lock: lz__node_wait). Counts messages_sent and bytes_sent,
-// or on a full high water mark outbound_dropped + backpressure_events and
-// returns LZ_EAGAIN; other failures count errors.
+// lz__node_send sends frames (1 to LZ_MAX_FRAMES) as one multipart message
+// under the node's lock, waiting up to zmq.send_timeout while every peer's
+// queue is full (outside the lock: lz__node_wait). The message goes whole
+// or not at all: every frame is copied for libzmq before the first is
+// sent, so a copy that fails (LZ_ENOMEM) sends nothing. Counts
+// messages_sent and bytes_sent, or on a full high water mark
+// outbound_dropped + backpressure_events and returns LZ_EAGAIN; other
+// failures count outbound_dropped (and errors, but for LZ_EUNREACHABLE).
 int lz__node_send(lz_node_t *node, const lz_frame_t *frames, size_t count);
 
 // lz__node_send_one is lz__node_send for one frame (a task, a pair
@@ -192,7 +195,8 @@ int lz__node_send_locked(lz_node_t *node, const lz_frame_t *frames, size_t count
 // a caller holding node->lock, waiting for room as lz__node_send_locked.
 // The parts' content goes to libzmq without a copy (zmq_msg_send), so each
 // sent part is left empty; a part not sent (the send failed) keeps its
-// content, and the caller closes them all.
+// content, and the caller closes them all. data's copy is made before the
+// first part goes, as lz__node_send's frames are.
 int lz__node_send_parts_locked(lz_node_t *node, zmq_msg_t *parts, size_t count, const void *data, size_t size);
 
 // A received multipart message, its frames kept as zmq_msg_t so payloads

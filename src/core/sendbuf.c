@@ -146,8 +146,9 @@ static void *take(unsigned shelf) {
     return k;
 }
 
-int lz__sendbuf_send(void *socket, const void *data, size_t size, int flags) {
-    if (size < LZ_SENDBUF_MIN || size > LZ_SENDBUF_MAX) return zmq_send(socket, data, size, flags);
+// build_kept makes *msg a copy of data in a recycled buffer (size within
+// LZ_SENDBUF_MIN .. LZ_SENDBUF_MAX): 0, or -1 with errno (nothing to close).
+static int build_kept(zmq_msg_t *msg, const void *data, size_t size) {
     unsigned shelf = shelf_of(size);
     void *buffer = take(shelf);
     if (!buffer) {
@@ -155,11 +156,24 @@ int lz__sendbuf_send(void *socket, const void *data, size_t size, int flags) {
         return -1;
     }
     memcpy(buffer, data, size);
+    if (zmq_msg_init_data(msg, buffer, size, give_back, (void *)(uintptr_t)shelf) == 0) return 0;
+    int err = errno;
+    give_back(buffer, (void *)(uintptr_t)shelf);
+    errno = err;
+    return -1;
+}
+
+int lz__sendbuf_build(zmq_msg_t *msg, const void *data, size_t size) {
+    if (size >= LZ_SENDBUF_MIN && size <= LZ_SENDBUF_MAX) return build_kept(msg, data, size);
+    if (zmq_msg_init_size(msg, size) != 0) return -1;
+    if (size) memcpy(zmq_msg_data(msg), data, size);
+    return 0;
+}
+
+int lz__sendbuf_send(void *socket, const void *data, size_t size, int flags) {
+    if (size < LZ_SENDBUF_MIN || size > LZ_SENDBUF_MAX) return zmq_send(socket, data, size, flags);
     zmq_msg_t msg;
-    if (zmq_msg_init_data(&msg, buffer, size, give_back, (void *)(uintptr_t)shelf) != 0) {
-        give_back(buffer, (void *)(uintptr_t)shelf);
-        return -1;
-    }
+    if (build_kept(&msg, data, size) != 0) return -1;
     if (zmq_msg_send(&msg, socket, flags) >= 0) return (int)size;
     int err = zmq_errno();
     zmq_msg_close(&msg); // not sent: still ours, and closing it gives the buffer back

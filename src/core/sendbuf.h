@@ -23,6 +23,7 @@
 #define LZ_CORE_SENDBUF_H
 
 #include <stddef.h>
+#include <zmq.h>
 
 #define LZ_SENDBUF_MIN 81             // smaller frames: plain zmq_send
 #define LZ_SENDBUF_MAX (1024 * 1024)  // larger frames: plain zmq_send
@@ -33,6 +34,17 @@
 // zmq_errno() telling why (nothing is sent then). Thread safety: the
 // socket's, as zmq_send; the buffers are shared by all threads.
 int lz__sendbuf_send(void *socket, const void *data, size_t size, int flags);
+
+// lz__sendbuf_build makes *msg a frame holding a copy of size bytes at data,
+// in a recycled buffer as lz__sendbuf_send would send it (other sizes in a
+// block libzmq allocates), so a multipart message can have every frame made
+// before its first is sent: once libzmq has taken a frame with ZMQ_SNDMORE,
+// a later frame that cannot be made would leave the message half sent, to
+// be completed by the next one. Returns 0, the caller then owning *msg
+// (zmq_msg_send, or zmq_msg_close, which gives the buffer back), or -1
+// with errno ENOMEM and nothing to close. Thread safety: as
+// lz__sendbuf_send.
+int lz__sendbuf_build(zmq_msg_t *msg, const void *data, size_t size);
 
 // lz__sendbuf_kept: how many buffers for frames of frame_size bytes are
 // kept now, on their shelf and in the calling thread's hand (0 outside
