@@ -15,6 +15,37 @@
 #include "lz_pester.h"
 #include "lz_test.h"
 
+/* Fault injection: while fail_monitor_poll_of is above 0, the connection
+ * monitor's zmq_poll (the one on the socket bound to its control endpoint)
+ * over that many items (its control socket's and one per node) fails with
+ * ETERM, once: the monitor's loop ends as the application's
+ * zmq_ctx_shutdown would end it, but the libzmq context still works. This
+ * definition stands in for libzmq's (the program's own symbol comes first)
+ * and passes every other call on. */
+static atomic_int fail_monitor_poll_of;
+static int (*next_zmq_poll)(zmq_pollitem_t *items, int count, long timeout);
+
+static void find_next_zmq_poll(void) { lz_test_next_function(&next_zmq_poll, "zmq_poll"); }
+
+static bool is_monitor_poll(zmq_pollitem_t *items, int count) {
+    char endpoint[64] = "";
+    size_t size = sizeof endpoint;
+    return count > 0 && items[0].socket && zmq_getsockopt(items[0].socket, ZMQ_LAST_ENDPOINT, endpoint, &size) == 0 &&
+           strcmp(endpoint, "inproc://lz-monitor-control") == 0;
+}
+
+int zmq_poll(zmq_pollitem_t *items, int count, long timeout) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, find_next_zmq_poll);
+    int armed = atomic_load(&fail_monitor_poll_of);
+    if (armed == count && is_monitor_poll(items, count) &&
+        atomic_compare_exchange_strong(&fail_monitor_poll_of, &armed, 0)) {
+        errno = ETERM;
+        return -1;
+    }
+    return next_zmq_poll(items, count, timeout);
+}
+
 
 // write_file writes text to a fresh file in /tmp and stores its path.
 static void write_file(char *path, size_t size, const char *suffix, const char *text) {
@@ -748,6 +779,58 @@ LZ_TEST(context_metrics_to_json_has_every_field) {
     }
 }
 
+/* ---- the connection monitor ---------------------------------------------------- */
+
+// A context opens two sockets of its own (its connection monitor's control
+// pipe), and each node three. With zmq.max_sockets too small for the
+// monitor, the context used to be made all the same, its monitor thread
+// polling a NULL socket (stdin), and its destroy waited for ever on it.
+LZ_TEST(context_with_too_few_sockets_fails_or_ends) {
+    for (int max = 1; max <= 4; max++) {
+        lz_config_t *cfg = quick_config();
+        LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.max_sockets", max), LZ_OK);
+        int64_t start = lz_test_now_ms();
+        lz_context_t *ctx = lz_context_new(cfg);
+        lz_config_destroy(&cfg);
+        if (max == 1) {
+            LZ_CHECK(ctx == NULL);
+            LZ_CHECK_INT(lz_last_error_code(), LZ_EZMQ);
+            LZ_CHECK_STR(lz_last_error(), "context: cannot open the connection monitor's 2 sockets "
+                                          "(zmq.max_sockets is 1): Too many open files");
+            continue;
+        }
+        LZ_CHECK(ctx != NULL);
+        char ep[128];
+        lz_pub_t *pub = ctx ? lz_pub_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep)) : NULL;
+        LZ_CHECK(pub == NULL); // no room for its three sockets
+        lz_context_destroy(&ctx);
+        LZ_CHECK(lz_test_now_ms() - start < 2000 * LZ_TEST_SLOWDOWN);
+    }
+}
+
+// A monitor thread that left its loop used to leave every later request
+// (a node made or closed, the context's destroy) waiting for ever for its
+// answer. They now fail at once, and the context still ends.
+LZ_TEST(context_ends_after_its_monitor_stopped) {
+    lz_context_t *ctx = quick_context();
+    if (!ctx) return;
+    char ep[128];
+    // The monitor's first poll with this node's events in it fails.
+    atomic_store(&fail_monitor_poll_of, 2);
+    lz_pub_t *pub = lz_pub_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep));
+    LZ_CHECK(pub != NULL);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&fail_monitor_poll_of) == 0, 2000);
+    LZ_CHECK_INT(atomic_load(&fail_monitor_poll_of), 0);
+    int64_t start = lz_test_now_ms();
+    lz_pub_t *late = lz_pub_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep));
+    LZ_CHECK(late == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ESTATE);
+    LZ_CHECK(strstr(lz_last_error(), "the connection monitor has stopped") != NULL);
+    lz_pub_destroy(&pub);
+    lz_context_destroy(&ctx);
+    LZ_CHECK(lz_test_now_ms() - start < 2000 * LZ_TEST_SLOWDOWN);
+}
+
 /* ---- signals while the context ends ------------------------------------------ */
 
 static int thread_count(void) {
@@ -832,4 +915,5 @@ LZ_TEST_MAIN(LZ_CASE(context_defaults_without_environment), LZ_CASE(context_read
              LZ_CASE(context_close_while_peer_disconnects),
              LZ_CASE(context_metrics_sum_live_and_closed_nodes), LZ_CASE(context_active_connections_tcp),
              LZ_CASE(context_active_connections_ipc), LZ_CASE(context_active_connections_peer_dies),
-             LZ_CASE(context_failed_bind_counted), LZ_CASE(context_metrics_to_json_has_every_field))
+             LZ_CASE(context_failed_bind_counted), LZ_CASE(context_metrics_to_json_has_every_field),
+             LZ_CASE(context_with_too_few_sockets_fails_or_ends), LZ_CASE(context_ends_after_its_monitor_stopped))

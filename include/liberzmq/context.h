@@ -31,7 +31,13 @@ typedef struct lz_context lz_context_t;
 // lz_context_new creates a context from a copy of config. With config NULL
 // it reads the defaults, then the file named by LIBERZMQ_CONFIG if set, then
 // the LIBERZMQ_* environment. Returns NULL with LZ_ECONFIG (bad config),
-// LZ_EZMQ or LZ_ENOMEM, and the detail in lz_last_error().
+// LZ_EZMQ or LZ_ENOMEM, and the detail in lz_last_error(). The context
+// opens two libzmq sockets of its own (its connection monitor's) and each
+// node three: with zmq.max_sockets below 2 it fails with LZ_EZMQ ("context:
+// cannot open the connection monitor's 2 sockets (zmq.max_sockets is 1):
+// Too many open files"). Should the monitor thread stop (the application
+// shut the libzmq context down, lz_context_zmq), nodes made afterwards fail
+// with LZ_ESTATE and the context still ends.
 lz_context_t *lz_context_new(const lz_config_t *config);
 
 // lz_context_destroy stops its file watcher (lz_context_watch), releases
@@ -65,10 +71,12 @@ const lz_config_t *lz_context_config(const lz_context_t *ctx);
 // security.authorized_keys_file, a logging.file_path that cannot be
 // opened, an unreadable tracing.otlp_ca_file...; or a plugin that cannot
 // be loaded, naming its path), LZ_ENOMEM, LZ_EZMQ (the ZAP handler could
-// not be bound), LZ_EINVAL (NULL argument); a plugin whose init fails
-// returns init's code, the plugins loaded before it in the same reload
-// staying loaded. Each call is counted in
-// the context's config_reloads or config_reload_errors and logged.
+// not be bound), LZ_EINVAL (NULL argument), LZ_ESTATE (called from a
+// plugin's init, which runs under a lock a reload adding a plugin waits
+// for: docs/plugins.md); a plugin whose init fails returns init's code,
+// the plugins loaded before it in the same reload staying loaded. Each
+// call but LZ_EINVAL's and LZ_ESTATE's is counted in the context's
+// config_reloads or config_reload_errors and logged.
 // Thread safe: reloads run one at a time, beside any traffic.
 int lz_context_reload(lz_context_t *ctx, const lz_config_t *config);
 
@@ -85,7 +93,8 @@ int lz_context_reload(lz_context_t *ctx, const lz_config_t *config);
 // and the running configuration stays. path NULL stops watching.
 // Returns what lz_context_reload returns for the first reload (no watcher
 // is left after an error), or LZ_EIO (inotify, thread) / LZ_ECONFIG (no
-// such directory). One file per context: a new call replaces the last.
+// such directory) / LZ_ESTATE (called from a plugin's init, as
+// lz_context_reload). One file per context: a new call replaces the last.
 // Thread safe. The watcher runs on a thread of its own.
 int lz_context_watch(lz_context_t *ctx, const char *path);
 

@@ -8,6 +8,7 @@
 #include "core/context.h"
 #include "core/trace.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -38,11 +39,15 @@ typedef struct monitor_entry {
 
 typedef struct monitor {
     pthread_t thread;
+    bool running;         // the thread was started: it is joined
+    atomic_bool stopped;  // the thread left its loop: no request is answered any more
     pthread_mutex_t lock; // serialises requests on control
     void *control;        // our end of the control pipe
+    void *inbox;          // the thread's end, bound before it starts; it closes it
     char endpoint[64];
     // Owned by the monitor thread only:
     monitor_entry_t *entries;
+    zmq_pollitem_t *items; // inbox's, then one per entry: grown with entries, so the loop allocates nothing
     size_t count, capacity;
 } monitor_t;
 
@@ -91,14 +96,25 @@ typedef struct {
 
 /* ---- monitor thread ---------------------------------------------------- */
 
+// How long a request's answer is waited for before the thread is looked at:
+// a live one answers in microseconds, a stopped one never.
+#define MONITOR_WAIT_SLICE_MS 100
+
+// monitor_grow makes room for one more entry, and its poll item.
+static int monitor_grow(monitor_t *mon) {
+    if (mon->count < mon->capacity) return LZ_OK;
+    size_t cap = mon->capacity ? mon->capacity * 2 : 8;
+    monitor_entry_t *entries = realloc(mon->entries, cap * sizeof *entries);
+    if (entries) mon->entries = entries;
+    zmq_pollitem_t *items = entries ? realloc(mon->items, (cap + 1) * sizeof *items) : NULL;
+    if (!items) return LZ_ENOMEM;
+    mon->items = items;
+    mon->capacity = cap;
+    return LZ_OK;
+}
+
 static int monitor_entry_add(monitor_t *mon, void *zmq, lz_node_t *node) {
-    if (mon->count == mon->capacity) {
-        size_t cap = mon->capacity ? mon->capacity * 2 : 8;
-        monitor_entry_t *grown = realloc(mon->entries, cap * sizeof *grown);
-        if (!grown) return LZ_ENOMEM;
-        mon->entries = grown;
-        mon->capacity = cap;
-    }
+    if (monitor_grow(mon) != LZ_OK) return LZ_ENOMEM;
     void *pair = zmq_socket(zmq, ZMQ_PAIR);
     if (!pair) return LZ_EZMQ;
     lz__sockopt_int(pair, ZMQ_LINGER, 0);
@@ -209,45 +225,61 @@ static bool monitor_serve_request(lz_context_t *ctx, void *control) {
     return req.op != MONITOR_STOP;
 }
 
+// monitor_main serves requests and reads events until MONITOR_STOP. Its
+// poll items grow with the entries (an ADD that finds no memory is
+// refused), so only zmq_poll can end it otherwise: ETERM, when the
+// application shut the libzmq context down (zmq_ctx_shutdown). Requests
+// then fail at once (monitor_send), and the nodes' events go unread.
 static void *monitor_main(void *self) {
     lz_context_t *ctx = self;
     monitor_t *mon = &ctx->monitor;
-    void *control = zmq_socket(ctx->zmq, ZMQ_PAIR);
-    int rc;
-    LZ_EINTR_RESTART(rc, zmq_bind(control, mon->endpoint));
-    zmq_pollitem_t *items = NULL;
-    size_t items_cap = 0;
+    int rc = 0;
     for (bool go = true; go;) {
-        size_t fixed = 1; // control, then one per node
-        if (items_cap < mon->count + fixed) {
-            items_cap = (mon->count + fixed) * 2;
-            zmq_pollitem_t *grown = realloc(items, items_cap * sizeof *items);
-            if (!grown) break;
-            items = grown;
-        }
-        items[0] = (zmq_pollitem_t){control, 0, ZMQ_POLLIN, 0};
-        for (size_t i = 0; i < mon->count; i++)
-            items[i + fixed] = (zmq_pollitem_t){mon->entries[i].pair, 0, ZMQ_POLLIN, 0};
+        zmq_pollitem_t *items = mon->items;
+        items[0] = (zmq_pollitem_t){mon->inbox, 0, ZMQ_POLLIN, 0};
+        for (size_t i = 0; i < mon->count; i++) items[i + 1] = (zmq_pollitem_t){mon->entries[i].pair, 0, ZMQ_POLLIN, 0};
         size_t polled = mon->count;
-        LZ_EINTR_RESTART(rc, zmq_poll(items, (int)(polled + fixed), -1));
+        LZ_EINTR_RESTART(rc, zmq_poll(items, (int)polled + 1, -1));
         if (rc < 0) break;
         for (size_t i = 0; i < polled && i < mon->count; i++)
-            if (items[i + fixed].revents & ZMQ_POLLIN) monitor_read_event(&mon->entries[i]);
-        if (items[0].revents & ZMQ_POLLIN) go = monitor_serve_request(ctx, control);
+            if (items[i + 1].revents & ZMQ_POLLIN) monitor_read_event(&mon->entries[i]);
+        if (items[0].revents & ZMQ_POLLIN) go = monitor_serve_request(ctx, mon->inbox);
     }
+    if (rc < 0)
+        LZ_LOG(ctx->logger, LZ_LOG_ERROR, "context", "connection monitor stopped: zmq_poll: %s: connection events "
+               "are no longer counted and nodes cannot be made", zmq_strerror(zmq_errno()));
+    atomic_store(&mon->stopped, true);
     for (size_t i = 0; i < mon->count; i++) zmq_close(mon->entries[i].pair);
-    free(mon->entries);
-    free(items);
-    zmq_close(control);
+    mon->count = 0;
+    zmq_close(mon->inbox);
     return NULL;
 }
 
+// monitor_answer waits for the answer to the request just sent: its status,
+// or LZ_ESTATE once the thread has stopped without giving one.
+static int monitor_answer(monitor_t *mon) {
+    for (;;) {
+        // Looked at before the receive: an answer given before the stop is
+        // then in the pipe, and a receive that does not wait still sees it.
+        bool stopped = atomic_load(&mon->stopped);
+        int status, rc;
+        LZ_EINTR_RESTART(rc, zmq_recv(mon->control, &status, sizeof status, stopped ? ZMQ_DONTWAIT : 0));
+        if (rc == (int)sizeof status) return status;
+        if (stopped) return LZ_ESTATE;
+        if (zmq_errno() != EAGAIN) return LZ_EZMQ; // not a slice's end (MONITOR_WAIT_SLICE_MS)
+    }
+}
+
+// monitor_send asks the monitor thread and returns its answer. It does not
+// wait when the thread has stopped: the send would find no peer, and the
+// answer would never come.
 static int monitor_send(lz_context_t *ctx, monitor_request_t req) {
     monitor_t *mon = &ctx->monitor;
-    int status = LZ_EZMQ, rc;
+    int status = LZ_ESTATE, rc = -1;
     pthread_mutex_lock(&mon->lock);
-    LZ_EINTR_RESTART(rc, zmq_send(mon->control, &req, sizeof req, 0));
-    if (rc == (int)sizeof req) LZ_EINTR_RESTART(rc, zmq_recv(mon->control, &status, sizeof status, 0));
+    if (!atomic_load(&mon->stopped)) LZ_EINTR_RESTART(rc, zmq_send(mon->control, &req, sizeof req, ZMQ_DONTWAIT));
+    if (rc == (int)sizeof req) status = monitor_answer(mon);
+    else if (!atomic_load(&mon->stopped)) status = LZ_EZMQ;
     pthread_mutex_unlock(&mon->lock);
     return status;
 }
@@ -256,9 +288,11 @@ static int monitor_request(lz_context_t *ctx, int op, lz_node_t *node) {
     return monitor_send(ctx, (monitor_request_t){.op = op, .node = node});
 }
 
-static int monitor_start(lz_context_t *ctx) {
+// monitor_open makes both ends of the control pipe here, so a failure is
+// lz_context_new's (the thread's end changes threads once, at its start,
+// which libzmq allows across a full barrier such as pthread_create).
+static int monitor_open(lz_context_t *ctx) {
     monitor_t *mon = &ctx->monitor;
-    pthread_mutex_init(&mon->lock, NULL);
     snprintf(mon->endpoint, sizeof mon->endpoint, "inproc://lz-monitor-control");
     // The context's first socket starts libzmq's threads. They inherit
     // this thread's mask until their routine blocks every signal, and one
@@ -267,34 +301,60 @@ static int monitor_start(lz_context_t *ctx) {
     sigset_t caller;
     lz__thread_signals_block(&caller);
     mon->control = zmq_socket(ctx->zmq, ZMQ_PAIR);
+    mon->inbox = mon->control ? zmq_socket(ctx->zmq, ZMQ_PAIR) : NULL;
+    int err = zmq_errno();
     lz__thread_signals_restore(&caller);
-    if (!mon->control) return lz__fail_zmq("context: monitor control socket");
-    if (lz__thread_start(&mon->thread, monitor_main, ctx) != 0) {
-        zmq_close(mon->control);
-        mon->control = NULL;
-        return lz__fail(LZ_EIO, "context: cannot start the monitor thread");
-    }
-    // inproc connect before bind is allowed since libzmq 4.0, so no wait here.
+    if (!mon->inbox)
+        return lz__fail(lz__zmq_error_code(err), "context: cannot open the connection monitor's 2 sockets "
+                        "(zmq.max_sockets is %d): %s", ctx->settings.max_sockets, zmq_strerror(err));
     int rc;
-    LZ_EINTR_RESTART(rc, zmq_connect(mon->control, mon->endpoint));
-    if (rc != 0) return lz__fail_zmq("context: monitor connect");
+    LZ_EINTR_RESTART(rc, zmq_bind(mon->inbox, mon->endpoint));
+    if (rc == 0) LZ_EINTR_RESTART(rc, zmq_connect(mon->control, mon->endpoint));
+    if (rc == 0) rc = lz__sockopt_int(mon->control, ZMQ_RCVTIMEO, MONITOR_WAIT_SLICE_MS);
+    if (rc != 0) return lz__fail_zmq("context: connection monitor's control pipe");
+    return monitor_grow(mon) == LZ_OK ? LZ_OK : lz__fail(LZ_ENOMEM, "context: out of memory");
+}
+
+// monitor_release frees what the thread leaves: all of it if it never ran.
+static void monitor_release(monitor_t *mon) {
+    if (mon->inbox && !mon->running) zmq_close(mon->inbox);
+    if (mon->control) zmq_close(mon->control);
+    free(mon->entries);
+    free(mon->items);
+    mon->control = mon->inbox = NULL;
+    mon->entries = NULL;
+    mon->items = NULL;
+}
+
+static int monitor_start(lz_context_t *ctx) {
+    monitor_t *mon = &ctx->monitor;
+    int rc = monitor_open(ctx);
+    if (rc == LZ_OK && lz__thread_start(&mon->thread, monitor_main, ctx) != 0)
+        rc = lz__fail(LZ_EIO, "context: cannot start the monitor thread");
+    if (rc != LZ_OK) {
+        monitor_release(mon);
+        return rc;
+    }
+    mon->running = true;
     // Before any node exists, so no handshake goes unanswered.
     return lz__security_wants_zap(ctx->security) ? lz__context_zap(ctx) : LZ_OK;
 }
 
 static void monitor_stop(lz_context_t *ctx) {
     monitor_t *mon = &ctx->monitor;
-    if (!mon->control) return;
-    monitor_request(ctx, MONITOR_STOP, NULL);
-    pthread_join(mon->thread, NULL);
-    zmq_close(mon->control);
-    mon->control = NULL;
-    pthread_mutex_destroy(&mon->lock);
+    if (mon->running) {
+        monitor_request(ctx, MONITOR_STOP, NULL);
+        pthread_join(mon->thread, NULL);
+    }
+    monitor_release(mon);
+    mon->running = false;
 }
 
 int lz__context_monitor_add(lz_context_t *ctx, lz_node_t *node) {
     int status = monitor_request(ctx, MONITOR_ADD, node);
-    return status == LZ_OK ? LZ_OK : lz__fail(status, "context: cannot monitor socket %s", node->name);
+    return status == LZ_OK ? LZ_OK
+                           : lz__fail(status, "context: cannot monitor socket %s%s", node->name,
+                                      status == LZ_ESTATE ? ": the connection monitor has stopped (see the log)" : "");
 }
 
 void lz__context_monitor_remove(lz_context_t *ctx, lz_node_t *node) {
@@ -409,6 +469,7 @@ static void context_free(lz_context_t *ctx) {
     pthread_mutex_destroy(&ctx->zap_lock);
     pthread_mutex_destroy(&ctx->reload_lock);
     pthread_mutex_destroy(&ctx->watch_lock);
+    pthread_mutex_destroy(&ctx->monitor.lock);
     lz__collectors_fini(&ctx->collectors);
     free(ctx);
 }
@@ -442,6 +503,7 @@ lz_context_t *lz_context_new(const lz_config_t *config) {
     pthread_mutex_init(&ctx->zap_lock, NULL);
     pthread_mutex_init(&ctx->reload_lock, NULL);
     pthread_mutex_init(&ctx->watch_lock, NULL);
+    pthread_mutex_init(&ctx->monitor.lock, NULL);
     lz__collectors_init(&ctx->collectors);
     lz__otlp_slot_init(&ctx->otlp);
     atomic_init(&ctx->refs, 1);
@@ -727,8 +789,12 @@ static void reload_judge(lz_context_t *ctx, const reload_t *r, const char *origi
     if (!lz__security_may_revoke(r->policy, ctx->security)) return;
     int cut = monitor_send(ctx, (monitor_request_t){.op = MONITOR_JUDGE, .policies = {ctx->security, r->policy}});
     policy_handoff(ctx); // r->policy is freed next
-    LZ_LOG(ctx->logger, cut > 0 ? LZ_LOG_WARNING : LZ_LOG_INFO, "config",
-           "reload from %s changed the access rules: %d live connection(s) cut", origin, cut > 0 ? cut : 0);
+    if (cut < 0)
+        LZ_LOG(ctx->logger, LZ_LOG_ERROR, "config", "reload from %s changed the access rules, but the live "
+               "connections were not judged again: the connection monitor has stopped", origin);
+    else
+        LZ_LOG(ctx->logger, cut > 0 ? LZ_LOG_WARNING : LZ_LOG_INFO, "config",
+               "reload from %s changed the access rules: %d live connection(s) cut", origin, cut);
 }
 
 static void reload_free(reload_t *r) {
@@ -797,14 +863,18 @@ int lz__context_reload_from(lz_context_t *ctx, const lz_config_t *config, const 
 
 int lz_context_reload(lz_context_t *ctx, const lz_config_t *config) {
     if (!ctx || !config) return lz__fail(LZ_EINVAL, "lz_context_reload: NULL argument");
-    return lz__context_reload_from(ctx, config, "lz_context_reload");
+    int rc = lz__plugins_refuse_in_init("lz_context_reload", "reload a context");
+    return rc == LZ_OK ? lz__context_reload_from(ctx, config, "lz_context_reload") : rc;
 }
 
 int lz_context_watch(lz_context_t *ctx, const char *path) {
     if (!ctx) return lz__fail(LZ_EINVAL, "lz_context_watch: NULL context");
+    // It reloads at once, and stopping a watcher joins its reload.
+    int rc = lz__plugins_refuse_in_init("lz_context_watch", "watch a configuration file");
+    if (rc != LZ_OK) return rc;
     pthread_mutex_lock(&ctx->watch_lock);
     lz__watch_stop(&ctx->watch);
-    int rc = path ? lz__watch_start(ctx, path, &ctx->watch) : LZ_OK;
+    rc = path ? lz__watch_start(ctx, path, &ctx->watch) : LZ_OK;
     pthread_mutex_unlock(&ctx->watch_lock);
     return rc;
 }

@@ -45,7 +45,8 @@ struct lz_plugin {
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
 // The plugin whose init this thread runs, under load_lock: a load it asks
-// for would wait for that lock, its own, for ever, so it is refused.
+// for would wait for that lock, its own, for ever, so it is refused (as are
+// the calls lz__plugins_refuse_in_init guards).
 static _Thread_local const lz_plugin_t *init_running;
 
 static lz_plugin_t *first(lz_plugins_t *plugins) { return atomic_load_explicit(&plugins->head, memory_order_acquire); }
@@ -289,18 +290,23 @@ static size_t keep_new(lz_context_t *ctx, const char **paths, size_t count) {
     return kept;
 }
 
+int lz__plugins_refuse_in_init(const char *call, const char *what) {
+    if (!init_running) return LZ_OK;
+    return lz__fail(LZ_ESTATE, "%s: called from the init of plugin '%s': a plugin's init cannot %s", call,
+                    init_running->descriptor->name, what);
+}
+
 // load_all loads paths into ctx under load_lock; with keep_only_new, only
 // those no plugin of ctx was loaded from (keep_new). With nothing to load
 // it takes no lock, so a plugin's init may make a context or reload one.
 static int load_all(lz_context_t *ctx, const char **paths, size_t count, bool keep_only_new, const char *call) {
     if (keep_only_new) count = keep_new(ctx, paths, count); // and again under the lock, which settles it
     if (count == 0) return LZ_OK;
-    if (init_running)
-        return lz__fail(LZ_ESTATE, "%s: called from the init of plugin '%s': a plugin's init cannot load plugins",
-                        call, init_running->descriptor->name);
+    int rc = lz__plugins_refuse_in_init(call, "load plugins");
+    if (rc != LZ_OK) return rc;
     pthread_mutex_lock(&load_lock); // a path is new until a load under this lock lists it
     if (keep_only_new) count = keep_new(ctx, paths, count);
-    int rc = load_all_locked(ctx, paths, count);
+    rc = load_all_locked(ctx, paths, count);
     pthread_mutex_unlock(&load_lock);
     return rc;
 }

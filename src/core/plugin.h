@@ -31,6 +31,15 @@ int lz__plugins_load_config(lz_context_t *ctx);
 int lz__plugins_reload(lz_context_t *ctx, const lz_config_t *now, const lz_config_t *next, char *removed,
                        size_t size);
 
+// lz__plugins_refuse_in_init refuses call when this thread runs a
+// plugin's init: LZ_ESTATE, the detail naming the plugin and saying it
+// cannot do what (a phrase: "load plugins"); LZ_OK otherwise. Init runs
+// under the process-wide load lock, which a load takes and a reload takes
+// after its context's reload lock: a load or a reload asked for from init
+// would wait for this thread (a reload of the context whose reload runs
+// the init) or for a thread that waits for it (any reload adding a plugin).
+int lz__plugins_refuse_in_init(const char *call, const char *what);
+
 // lz__plugins_node_created runs the plugins' node callbacks for kind on a
 // node lz__node_init has just made: LZ_OK, or the refusal's code and
 // detail. With no plugin loaded it costs one atomic load.

@@ -1,8 +1,9 @@
 /* A plugin for test_plugin whose init calls back into liberzmq, as
- * docs/plugins.md allows: it makes a context of its own, reloads the one
- * it extends, and asks for loads, which are refused (the process-wide
- * load lock is held while init runs). Anything else refuses the plugin,
- * saying what went otherwise; the refusals' details go to the log. */
+ * docs/plugins.md allows: it makes a context of its own, and asks for a
+ * reload of the context it extends, a watch and loads, which are refused
+ * (the process-wide load lock is held while init runs, and a reload takes
+ * it). Anything else refuses the plugin, saying what went otherwise; the
+ * refusals' details go to the log. */
 #include "liberzmq.h"
 
 // helper_context makes a context of plugins_load's plugins.load and
@@ -20,8 +21,12 @@ static int helper_context(const char *plugins_load) {
 static int init(lz_plugin_t *plugin) {
     lz_context_t *ctx = lz_plugin_context(plugin);
     if (helper_context("") != LZ_OK) return lz_set_error(LZ_ECONFIG, "a context without plugins: %s", lz_last_error());
-    if (lz_context_reload(ctx, lz_context_config(ctx)) != LZ_OK)
-        return lz_set_error(LZ_ECONFIG, "a reload adding no plugin: %s", lz_last_error());
+    if (lz_context_reload(ctx, lz_context_config(ctx)) != LZ_ESTATE)
+        return lz_set_error(LZ_ECONFIG, "lz_context_reload was not refused: %s", lz_last_error());
+    lz_plugin_log(plugin, LZ_LOG_INFO, "%s", lz_last_error());
+    if (lz_context_watch(ctx, NULL) != LZ_ESTATE)
+        return lz_set_error(LZ_ECONFIG, "lz_context_watch was not refused: %s", lz_last_error());
+    lz_plugin_log(plugin, LZ_LOG_INFO, "%s", lz_last_error());
     if (lz_context_load_plugin(ctx, "nested.so") != LZ_ESTATE)
         return lz_set_error(LZ_ECONFIG, "lz_context_load_plugin was not refused: %s", lz_last_error());
     lz_plugin_log(plugin, LZ_LOG_INFO, "%s", lz_last_error());
