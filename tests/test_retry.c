@@ -413,6 +413,109 @@ LZ_TEST(stop_gives_up_the_retries_waiting) {
     log_fini(&log);
 }
 
+// A retry due at once (delay 0) may run on another worker, fail for the
+// last time and be freed before the worker whose run failed first has
+// counted and logged the retry: that one must not read the task after
+// handing it over. Many tasks and workers make the race likely (ASan).
+static void count_retry_lines(lz_log_level_t level, const char *component, const char *line, void *arg) {
+    (void)component;
+    if (level == LZ_LOG_INFO && strstr(line, ": retry 1 of 1 in 0 ms")) atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+LZ_TEST(retries_due_at_once_on_many_workers) {
+    pipe_t p;
+    log_t log;
+    atomic_int retry_lines = 0;
+    log_init(&log, 0, false);
+    if (pipe_open(&p, lz_test_pattern_context(8))) {
+        LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(p.ctx), count_retry_lines, &retry_lines), LZ_OK);
+        LZ_CHECK_INT(lz_pull_set_retry(p.pull, 1, 0), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on_default(p.pull, flaky, &log), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on_dead_letter(p.pull, keep_letter, &log), LZ_OK);
+        LZ_CHECK_INT(lz_pull_start(p.pull, 8), LZ_OK);
+        enum { TASKS = 1500 };
+        for (int i = 0; i < TASKS; i++) send_task(&p, "resize", "1");
+        LZ_TEST_WAIT_UNTIL(log_count(&log, &log.letters) == TASKS, 10000);
+        LZ_CHECK_INT(log_count(&log, &log.letters), TASKS);
+        LZ_CHECK_INT(lz_test_metrics(lz_pull_node(p.pull)).task_retries, TASKS);
+        LZ_CHECK_INT(atomic_load(&retry_lines), TASKS);
+    }
+    pipe_close(&p);
+    log_fini(&log);
+}
+
+static int succeed(const lz_message_t *msg, void *arg) {
+    (void)msg;
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return 0;
+}
+
+LZ_TEST(a_waiting_retry_runs_the_handler_registered_by_then) {
+    pipe_t p;
+    log_t log;
+    atomic_int others = 0, replaced = 0;
+    log_init(&log, 0, false);
+    if (pipe_open(&p, lz_test_pattern_context(1))) {
+        LZ_CHECK_INT(lz_pull_set_retry(p.pull, 1, 50), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on(p.pull, "resize", flaky, &log), LZ_OK);
+        send_task(&p, "resize", "1");
+        LZ_CHECK_INT(lz_pull_dispatch(p.pull, 5000), 1); // fails: the retry waits
+        // Between dispatches handlers may still be registered: enough to
+        // move the route table, then the failing one replaced.
+        for (int i = 0; i < 64; i++) {
+            char type[16];
+            snprintf(type, sizeof type, "other%d", i);
+            LZ_CHECK_INT(lz_pull_on(p.pull, type, succeed, &others), LZ_OK);
+        }
+        LZ_CHECK_INT(lz_pull_on(p.pull, "resize", succeed, &replaced), LZ_OK);
+        LZ_CHECK_INT(lz_pull_dispatch(p.pull, 5000), 1);
+        LZ_CHECK_INT(atomic_load(&replaced), 1);
+        LZ_CHECK_INT(log_count(&log, &log.runs), 1);
+        LZ_CHECK_INT(atomic_load(&others), 0);
+    }
+    pipe_close(&p);
+    log_fini(&log);
+}
+
+// slow takes long enough for a retry to come due behind it.
+static int slow(const lz_message_t *msg, void *arg) {
+    (void)msg;
+    atomic_store((atomic_bool *)arg, true);
+    lz_test_sleep_ms(400);
+    return 0;
+}
+
+LZ_TEST(stop_gives_up_a_due_retry_still_queued) {
+    pipe_t p;
+    log_t log;
+    atomic_bool slow_running = false;
+    log_init(&log, 0, true);
+    if (pipe_open(&p, lz_test_pattern_context(1))) {
+        LZ_CHECK_INT(lz_pull_set_retry(p.pull, 3, 100), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on(p.pull, "resize", flaky, &log), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on(p.pull, "slow", slow, &slow_running), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on_dead_letter(p.pull, keep_letter, &log), LZ_OK);
+        LZ_CHECK_INT(lz_pull_start(p.pull, 1), LZ_OK);
+        send_task(&p, "resize", "1");
+        LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_pull_node(p.pull)).task_retries == 1, 5000);
+        send_task(&p, "slow", "2"); // holds the one worker past the retry's due time
+        LZ_TEST_WAIT_UNTIL(atomic_load(&slow_running), 5000);
+        lz_test_sleep_ms(200); // the retry is due now, queued behind "slow"
+        uint64_t dropped = lz_test_metrics(lz_pull_node(p.pull)).inbound_dropped;
+        LZ_CHECK_INT(lz_pull_stop(p.pull), LZ_OK);
+        LZ_CHECK_INT(log.runs, 1);
+        LZ_CHECK_INT(log.letters, 1);
+        LZ_CHECK_STR(log.letter_task, "resize");
+        LZ_CHECK_STR(lz_value_get_string(lz_value_get(log.letter, "final_error"), NULL),
+                     "handler for 'resize' failed: width 9000 too large; stopped before retry 1");
+        LZ_CHECK_INT(lz_value_get_int(lz_value_get(log.letter, "retry_count")), 1);
+        LZ_CHECK_INT(lz_test_metrics(lz_pull_node(p.pull)).dead_letters, 1);
+        LZ_CHECK_INT(lz_test_metrics(lz_pull_node(p.pull)).inbound_dropped, dropped);
+    }
+    pipe_close(&p);
+    log_fini(&log);
+}
+
 LZ_TEST(retry_defaults_come_from_the_configuration) {
     pipe_t p;
     log_t log;
@@ -468,5 +571,7 @@ LZ_TEST_MAIN(LZ_CASE(delay_queue_keeps_due_order), LZ_CASE(delay_queue_wakes_its
              LZ_CASE(retry_runs_a_failed_task_again_after_its_backoff), LZ_CASE(dead_letter_after_the_last_retry),
              LZ_CASE(dead_letters_are_published), LZ_CASE(raw_tasks_keep_their_bytes_in_the_letter),
              LZ_CASE(other_tasks_go_on_while_one_waits), LZ_CASE(caller_driven_dispatch_runs_due_retries),
-             LZ_CASE(stop_gives_up_the_retries_waiting), LZ_CASE(retry_defaults_come_from_the_configuration),
+             LZ_CASE(stop_gives_up_the_retries_waiting),
+             LZ_CASE(retries_due_at_once_on_many_workers), LZ_CASE(a_waiting_retry_runs_the_handler_registered_by_then),
+             LZ_CASE(stop_gives_up_a_due_retry_still_queued), LZ_CASE(retry_defaults_come_from_the_configuration),
              LZ_CASE(retry_arguments_are_checked))

@@ -44,8 +44,11 @@ lz_node_t *lz_pull_node(lz_pull_t *pull);
 
 // lz_pull_on routes tasks of the given type to handler; lz_pull_on_default
 // takes the rest (including "unknown", a task that was not an object).
-// Register before lz_pull_start. A task nobody handles is counted in
-// inbound_dropped and logged.
+// Register before lz_pull_start (LZ_ESTATE after), or, for a puller the
+// caller drives, between lz_pull_dispatch calls, never during one. A second
+// registration of a type replaces the first. A task waiting for a retry
+// runs the handler registered for its type when the retry comes due. A task
+// nobody handles is counted in inbound_dropped and logged.
 int lz_pull_on(lz_pull_t *pull, const char *type, lz_handler_fn handler, void *arg);
 int lz_pull_on_default(lz_pull_t *pull, lz_handler_fn handler, void *arg);
 
@@ -96,8 +99,10 @@ int lz_pull_set_dead_letter(lz_pull_t *pull, lz_pub_t *pub, const char *topic);
 // fed by one receiver. LZ_ESTATE if already started.
 int lz_pull_start(lz_pull_t *pull, int workers);
 // lz_pull_stop stops receiving, waits for running handlers and joins the
-// threads; queued tasks are dropped and counted. Idempotent: a puller never
-// started, or NULL, is LZ_OK.
+// threads; queued tasks are dropped and counted, except retries: a task
+// waiting for its retry, or whose retry came due but had not run, goes to
+// the dead-letter sink (if any). Idempotent: a puller never started, or
+// NULL, is LZ_OK.
 int lz_pull_stop(lz_pull_t *pull);
 
 // Caller-driven use, as for subscribers (see pubsub.h; lz_pull_recv, like

@@ -26,7 +26,7 @@ static void abandon(void *job, void *arg);
 
 typedef struct job {
     lz_message_t *msg;
-    const lz_route_t *route;
+    const lz_route_t *route; // NULL for a retry: the route table may have moved since
     char *error; // why its last run failed, while it waits for a retry
     bool heap;   // malloc'd (queued, waiting); else on the stack of an inline run
 } job_t;
@@ -114,11 +114,12 @@ static void job_free(job_t *job) {
 // run calls the handler inside the message's CONSUMER span, so what the
 // handler sends belongs to the message's trace.
 static void run(lz_dispatcher_t *d, job_t *job) {
+    const lz_route_t *route = job->route ? job->route : route_for(d, lz_message_topic(job->msg));
     lz_span_t span;
     lz__span_begin_message(&span, d->node, LZ_SPAN_CONSUMER, job->msg);
     const lz_span_t *outer = lz__trace_enter(&span);
     lz__error_clear(); // what the handler records (lz_set_error) says why it failed
-    int rc = job->route->handler(job->msg, job->route->arg);
+    int rc = route->handler(job->msg, route->arg);
     lz__trace_leave(&span, outer);
     lz__span_end(&span, rc == 0 ? LZ_OK : rc < 0 ? rc : LZ_EREMOTE);
     if (rc != 0) handler_failed(d, job, rc);
@@ -134,9 +135,16 @@ static void run_message(lz_dispatcher_t *d, lz_message_t *msg, const lz_route_t 
 
 static void run_job(void *self, void *arg) { run(arg, self); }
 
+// drop_job disposes of a job a stop leaves queued: a retry that came due
+// but did not run is given up like one still waiting (abandon), anything
+// else is dropped.
 static void drop_job(void *self, void *arg) {
     job_t *job = self;
     lz_dispatcher_t *d = arg;
+    if (job->msg->retries > 0) {
+        abandon(job, d);
+        return;
+    }
     lz__node_drop(d->node, "stopping: queued message '%s' dropped", lz_message_topic(job->msg));
     job_free(job);
 }
@@ -154,7 +162,8 @@ static void give_up(lz_dispatcher_t *d, job_t *job, const char *error, int failu
     job_free(job);
 }
 
-// retry_later puts job in the waiting list for its next run.
+// retry_later puts job in the waiting list for its next run. Once put, the
+// job is no longer ours: a worker may run the retry at once and free it.
 static int retry_later(lz_dispatcher_t *d, job_t *job) {
     lz_retry_t *r = &d->retry;
     if (lz__delay_count(r->waiting) >= LZ_RETRY_WAITING_MAX) {
@@ -164,17 +173,21 @@ static int retry_later(lz_dispatcher_t *d, job_t *job) {
     }
     job_t *held = job->heap ? job : malloc(sizeof *held);
     if (!held) return lz__fail(LZ_ENOMEM, "out of memory");
-    if (held != job) *held = (job_t){job->msg, job->route, job->error, true}; // it takes the message
+    // A retry runs the handler registered for its type by then (lz_pull_on
+    // may grow the route table between lz_pull_dispatch calls): run finds it.
+    *held = (job_t){job->msg, NULL, job->error, true}; // a copy takes the message
     int retry = ++job->msg->retries;
     int64_t wait = (int64_t)r->delay_ms * retry;
+    char what[LZ_DETAIL_MAX]; // for the log line, which comes after the put
+    snprintf(what, sizeof what, "'%s'%s%s", lz_message_topic(job->msg), *lz_message_id(job->msg) ? " " : "",
+             lz_message_id(job->msg));
     if (lz__delay_put(r->waiting, held, lz__now_ms() + wait) != LZ_OK) {
         job->msg->retries--;
         if (held != job) free(held);
         return LZ_ENOMEM;
     }
     LZ_COUNT(d->node, task_retries);
-    LZ_LOG(d->node->log, LZ_LOG_INFO, d->node->name, "'%s'%s%s: retry %d of %d in %" PRId64 " ms",
-           lz_message_topic(job->msg), *lz_message_id(job->msg) ? " " : "", lz_message_id(job->msg), retry,
+    LZ_LOG(d->node->log, LZ_LOG_INFO, d->node->name, "%s: retry %d of %d in %" PRId64 " ms", what, retry,
            r->max_retries, wait);
     return LZ_OK;
 }

@@ -65,7 +65,10 @@ void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_take_fn decode,
 // lz__dispatcher_fini stops the dispatcher and frees its routes.
 void lz__dispatcher_fini(lz_dispatcher_t *d);
 
-// lz__dispatcher_on adds a route (key NULL: the fallback). LZ_ESTATE once started.
+// lz__dispatcher_on adds a route (key NULL: the fallback). LZ_ESTATE once
+// started; while not, the caller's loop must not be running. Routes are
+// only added or replaced, never removed, so a retry (which looks its route
+// up again when it runs) always finds one.
 int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg);
 
 // lz__dispatcher_set_retry sets how often a failed handler runs again and

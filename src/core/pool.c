@@ -90,15 +90,15 @@ void lz__pool_destroy(lz_pool_t **pool_p, void (*drop)(void *job, void *arg)) {
     pthread_mutex_lock(&pool->lock);
     pool->stopping = true;
     // Queued jobs are handed back instead of run: stopping means no new work.
-    while (pool->count > 0) {
-        void *job = pool->ring[pool->head];
-        pool->head = (pool->head + 1) % pool->capacity;
-        pool->count--;
-        if (drop) drop(job, pool->arg);
-    }
+    // The workers see an empty ring; its jobs are ours to drop.
+    size_t head = pool->head, queued = pool->count;
+    pool->count = 0;
     pthread_cond_broadcast(&pool->not_empty);
     pthread_cond_broadcast(&pool->not_full);
     pthread_mutex_unlock(&pool->lock);
+    // Outside the lock: drop may call out (a puller's dead-letter sink) and
+    // the workers finishing meanwhile need the lock.
+    for (size_t i = 0; drop && i < queued; i++) drop(pool->ring[(head + i) % pool->capacity], pool->arg);
     for (int i = 0; i < pool->thread_count; i++) pthread_join(pool->threads[i], NULL);
     pthread_mutex_destroy(&pool->lock);
     pthread_cond_destroy(&pool->not_empty);

@@ -20,7 +20,8 @@ lz_pool_t *lz__pool_new(int threads, size_t queue_max, lz_job_fn fn, void *arg);
 int lz__pool_submit(lz_pool_t *pool, void *job);
 
 // lz__pool_destroy lets running jobs finish, hands every job still queued to
-// drop (if not NULL), joins the threads and frees the pool.
+// drop (if not NULL; called without the pool's lock, on this thread, while
+// running jobs may still finish), joins the threads and frees the pool.
 void lz__pool_destroy(lz_pool_t **pool_p, void (*drop)(void *job, void *arg));
 
 #endif
