@@ -47,7 +47,7 @@ static int calculate(const lz_message_t *request, lz_value_t **reply, void *arg)
 }
 
 int main(int argc, char **argv) {
-    const char *endpoint = argc > 1 ? argv[1] : "tcp://0.0.0.0:5555";
+    const char *endpoint = argc > 1 && *argv[1] ? argv[1] : "tcp://0.0.0.0:5555";
     int seconds = argc > 2 ? atoi(argv[2]) : 0;
     lz_context_t *ctx = lz_context_new(NULL);
     lz_server_t *server = ctx ? lz_server_new(ctx, endpoint) : NULL;

@@ -50,7 +50,7 @@ static int run(lz_context_t *ctx, const char *endpoint) {
 }
 
 int main(int argc, char **argv) {
-    const char *endpoint = argc > 1 ? argv[1] : "tcp://127.0.0.1:5560";
+    const char *endpoint = argc > 1 && *argv[1] ? argv[1] : "tcp://127.0.0.1:5560";
     lz_context_t *ctx = lz_context_new(NULL);
     lz_server_t *server = ctx ? lz_server_new(ctx, endpoint) : NULL;
     lz_lock_service_t *service = server ? lz_lock_service_attach(server, 0) : NULL;
