@@ -1666,6 +1666,20 @@ static proc_t start_holder(const char *env, const char *ep, const char *ttl, cha
     return holder;
 }
 
+// blocks_sigint: whether pid's main thread blocks SIGINT (its SigBlk mask in
+// /proc), which lz lock does before it asks for the lock: from then on a
+// SIGINT is its own to handle, where earlier it would kill the process.
+static bool blocks_sigint(pid_t pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long mask = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "SigBlk: %llx", &mask) == 1) break;
+    if (f) fclose(f);
+    return mask & (1ull << (SIGINT - 1));
+}
+
 // A stop signal sent to lz lock goes on to its command and the lock is
 // released; one that comes while lz lock waits for the lock ends it
 // (128 + SIGINT).
@@ -1674,7 +1688,10 @@ LZ_TEST(test_lock_passes_signals_on) {
     proc_t service = start_lock_service(ep, sizeof ep);
     proc_t holder = start_holder(NULL, ep, "30000", started, sizeof started);
     proc_t waiter = LZ_START("lock", "--connect", ep, "job", "--", "true");
-    lz_test_sleep_ms(300);
+    // A fixed pause was too short for a sanitizer build on a busy machine.
+    for (int64_t deadline = lz_test_now_ms() + 10000; !blocks_sigint(waiter.pid) && lz_test_now_ms() < deadline;)
+        lz_test_sleep_ms(10);
+    lz_test_sleep_ms(100); // its request on the way: the service holds it parked
     kill(waiter.pid, SIGINT);
     proc_finish(&waiter, 10000, &r);
     LZ_CHECK_INT(r.status, 128 + SIGINT);
