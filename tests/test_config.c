@@ -673,6 +673,137 @@ LZ_TEST(test_deep_or_endless_files_are_refused_at_once) {
     lz_config_destroy(&c);
 }
 
+// anchors_text: "retries: " and a flow list of n anchored scalars, then
+// an alias of each, as YAML text (caller frees): 2n anchors and aliases.
+static char *anchors_text(size_t n) {
+    char *text = malloc(n * 24 + 16), *at = text + sprintf(text, "retries: [");
+    for (size_t i = 0; i < n; i++) at += sprintf(at, "&a%zu x,", i);
+    for (size_t i = 0; i < n; i++) at += sprintf(at, "%s*a%zu", i ? "," : "", i);
+    strcpy(at, "]\n");
+    return text;
+}
+
+// libyaml's loader looks every anchor and alias up in a list of the
+// anchors before it (80 thousand took 36 s): a file holds 1000 at most,
+// refused in the event pass before the loader starts.
+LZ_TEST(test_anchor_floods_are_refused_at_once) {
+    char path[256];
+    lz_config_t *c = lz_config_new();
+    char *text = anchors_text(500);
+    write_file(path, sizeof path, "anchors.yaml", text); // 1000: loaded, and fails as an unknown key
+    free(text);
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions(path, ":1", "'retries'"));
+    write_file(path, sizeof path, "anchors.yaml", "zmq: {linger: &t 7, send_timeout: *t, receive_timeout: *t}\n");
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_OK);
+    CHECK_INTS(c, {"zmq.linger", 7}, {"zmq.send_timeout", 7}, {"zmq.receive_timeout", 7});
+
+    text = anchors_text(80000);
+    write_file(path, sizeof path, "anchors.yaml", text);
+    free(text);
+    int64_t start = lz_test_now_ms();
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions(path, ":1", "more than 1000 YAML anchors and aliases"));
+    LZ_CHECK(lz_test_now_ms() - start < 2000 * lz_test_slowdown()); // 40 s and more before
+    CHECK_INTS(c, {"zmq.linger", 7});
+    lz_config_destroy(&c);
+}
+
+// Only a file's first document was loaded: keys after a "---", even text
+// that is no YAML at all, were ignored instead of checked.
+LZ_TEST(test_a_file_holds_one_document) {
+    static const struct { const char *text, *line, *why; } refused[] = {
+        {"zmq: {linger: 1}\n---\nzmq: {lingr: 2}\n", ":2", "a second YAML document"},
+        {"zmq: {linger: 1}\n---\n[[[ :\n", ":2", "a second YAML document"},
+        {"---\nzmq: {linger: 1}\n--- {}\n", ":3", "a second YAML document"},
+        {"zmq: {linger: 1}\n...\nzmq: {linger: 4}\n", ":3", "not valid YAML"}, // a second needs its "---"
+    };
+    char path[256];
+    lz_config_t *c = lz_config_new();
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        write_file(path, sizeof path, "documents.yaml", refused[i].text);
+        LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+        LZ_CHECK(error_mentions(path, refused[i].line, refused[i].why));
+    }
+    LZ_CHECK_STR(lz_config_source(c, "zmq.linger"), "default");
+    static const char *const accepted[] = {
+        "%YAML 1.1\n---\nzmq: {linger: 5}\n",
+        "---\nzmq: {linger: 5}\n...\n# the end\n",
+        "zmq: {linger: 5}\n",
+    };
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+        lz_config_t *one = loaded_config(path, sizeof path, "document.yaml", accepted[i]);
+        CHECK_INTS(one, {"zmq.linger", 5});
+        lz_config_destroy(&one);
+    }
+    lz_config_destroy(&c);
+}
+
+// libyaml ends a scalar's text at a NUL: "7\0 ms" read as 7, a key
+// "linger\0 typo" as zmq.linger.
+LZ_TEST(test_nul_in_a_key_or_value_is_refused) {
+    static const char *const files[] = {
+        "zmq: {linger: \"7\\0 ms\"}\n",
+        "zmq: {\"linger\\0 typo\": 7}\n",
+        "logging:\n  file_path: \"/tmp/a.log\\0/../etc\"\n",
+    };
+    char path[256];
+    lz_config_t *c = lz_config_new();
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        write_file(path, sizeof path, "nul.yaml", files[i]);
+        LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+        LZ_CHECK(error_mentions(path, "NUL character", NULL));
+    }
+    CHECK_INTS(c, {"zmq.linger", 1000});
+    LZ_CHECK_STR(get_str(c, "logging.file_path"), "");
+    lz_config_destroy(&c);
+}
+
+// A bad value is shown in the error detail, unless the key carries a
+// credential: a mistyped secret or bearer token is nearly the real one.
+LZ_TEST(test_secret_values_stay_out_of_errors) {
+    char path[256];
+    lz_config_t *c = lz_config_new();
+    write_file(path, sizeof path, "headers.yaml",
+               "tracing: {otlp_headers: 'authorization=Bearer%20SECRETTOKEN,bad'}\n");
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("tracing.otlp_headers", "value not shown", NULL));
+    LZ_CHECK(!strstr(lz_last_error(), "SECRETTOKEN"));
+    LZ_CHECK_INT(lz_config_set(c, "security.plain_password", "hunter2\nhunter3"), LZ_ECONFIG);
+    LZ_CHECK(!strstr(lz_last_error(), "hunter2"));
+    LZ_CHECK_INT(lz_config_set(c, "zmq.linger", "soon"), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("zmq.linger", "'soon'", NULL));
+
+    size_t secrets = 0;
+    for (size_t k = 0; k < lz_config_key_count(); k++) secrets += lz_config_key_is_secret(lz_config_key_at(k));
+    LZ_CHECK_INT(secrets, 3);
+    LZ_CHECK(lz_config_key_is_secret("security.curve_secret_key"));
+    LZ_CHECK(lz_config_key_is_secret("tracing.otlp_headers"));
+    LZ_CHECK(!lz_config_key_is_secret("security.curve_server_key"));
+    LZ_CHECK(!lz_config_key_is_secret("no.such_key"));
+    LZ_CHECK(!lz_config_key_is_secret(NULL));
+    lz_config_destroy(&c);
+}
+
+LZ_TEST(test_key_names_and_aliases) {
+    LZ_CHECK_STR(lz_config_key_name("zmq.socket_timeout"), "zmq.receive_timeout");
+    LZ_CHECK_STR(lz_config_key_name("zmq.linger"), "zmq.linger");
+    LZ_CHECK(lz_config_key_name("zmq.lingr") == NULL);
+    LZ_CHECK(lz_config_key_name(NULL) == NULL);
+}
+
+// libzmq adds its own threads to zmq.max_sockets in an int and reserves a
+// slot per socket at once: INT_MAX aborted the process in lz_context_new.
+LZ_TEST(test_max_sockets_is_capped) {
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK_INT(lz_config_set_int(c, "zmq.max_sockets", 1 << 20), LZ_OK);
+    LZ_CHECK_INT(lz_config_set_int(c, "zmq.max_sockets", (1 << 20) + 1), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("zmq.max_sockets", "[1..1048576]", NULL));
+    LZ_CHECK_INT(lz_config_set(c, "zmq.max_sockets", "2147483647"), LZ_ECONFIG);
+    CHECK_INTS(c, {"zmq.max_sockets", 1 << 20});
+    lz_config_destroy(&c);
+}
+
 // The OTLP exporter's keys (src/core/otlp.c): defaults, checks, ranges,
 // both environment forms, and the settings the context reads.
 LZ_TEST(test_tracing_otlp_keys) {
@@ -725,4 +856,7 @@ LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_damaged_files_load_whole_or_no
              LZ_CASE(test_to_json_round_trips), LZ_CASE(test_settings_read),
              LZ_CASE(test_debug_lowers_level_by_precedence),
              LZ_CASE(test_log_target_resolution), LZ_CASE(test_empty_file_changes_nothing),
-             LZ_CASE(test_tracing_otlp_keys))
+             LZ_CASE(test_tracing_otlp_keys), LZ_CASE(test_anchor_floods_are_refused_at_once),
+             LZ_CASE(test_a_file_holds_one_document), LZ_CASE(test_nul_in_a_key_or_value_is_refused),
+             LZ_CASE(test_secret_values_stay_out_of_errors), LZ_CASE(test_key_names_and_aliases),
+             LZ_CASE(test_max_sockets_is_capped))

@@ -808,6 +808,24 @@ LZ_TEST(context_with_too_few_sockets_fails_or_ends) {
     }
 }
 
+// libzmq adds its own threads to zmq.max_sockets in an int and reserves a
+// slot per socket up front: INT_MAX - 2 and more overflowed and aborted
+// the process (std::length_error), 1e9 failed for memory. The key stops
+// at 2^20, which opens and works.
+LZ_TEST(context_with_the_most_sockets_opens) {
+    lz_config_t *cfg = quick_config();
+    LZ_CHECK_INT(lz_config_set(cfg, "zmq.max_sockets", "2147483647"), LZ_ECONFIG);
+    LZ_CHECK_INT(lz_config_set_int(cfg, "zmq.max_sockets", 1 << 20), LZ_OK);
+    lz_context_t *ctx = lz_context_new(cfg);
+    lz_config_destroy(&cfg);
+    LZ_CHECK(ctx != NULL);
+    char ep[128];
+    lz_pub_t *pub = ctx ? lz_pub_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep)) : NULL;
+    LZ_CHECK(pub != NULL);
+    lz_pub_destroy(&pub);
+    lz_context_destroy(&ctx);
+}
+
 // A monitor thread that left its loop used to leave every later request
 // (a node made or closed, the context's destroy) waiting for ever for its
 // answer. They now fail at once, and the context still ends.
@@ -916,4 +934,5 @@ LZ_TEST_MAIN(LZ_CASE(context_defaults_without_environment), LZ_CASE(context_read
              LZ_CASE(context_metrics_sum_live_and_closed_nodes), LZ_CASE(context_active_connections_tcp),
              LZ_CASE(context_active_connections_ipc), LZ_CASE(context_active_connections_peer_dies),
              LZ_CASE(context_failed_bind_counted), LZ_CASE(context_metrics_to_json_has_every_field),
-             LZ_CASE(context_with_too_few_sockets_fails_or_ends), LZ_CASE(context_ends_after_its_monitor_stopped))
+             LZ_CASE(context_with_too_few_sockets_fails_or_ends), LZ_CASE(context_with_the_most_sockets_opens),
+             LZ_CASE(context_ends_after_its_monitor_stopped))

@@ -394,6 +394,24 @@ LZ_TEST(no_lock_service) {
     lz_context_destroy(&ctx);
 }
 
+// A reload's zmq.request_timeout holds for the next request of every
+// client, a lock's too: the lock copied the one it was created under.
+LZ_TEST(reloaded_request_timeout_holds_for_locks) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    lz_config_t *next = LZ_TEST_CONFIG("zmq.linger=0", "zmq.request_timeout=200", "zmq.request_retries=0");
+    LZ_CHECK_INT(lz_context_reload(ctx, next), LZ_OK);
+    char endpoint[128];
+    lz_lock_t *lock = lz_lock_new(ctx, lz_test_ipc_endpoint(endpoint, sizeof endpoint), "x", 1000);
+    LZ_CHECK(lock != NULL);
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_acquire(lock, 100), LZ_ETIMEOUT); // parked: its wait plus one request, 300 ms
+    int64_t took = lz_test_now_ms() - t0;
+    LZ_CHECK(took >= 100 && took < 1500 * LZ_TEST_SLOWDOWN); // 5100 ms before
+    lz_lock_destroy(&lock);
+    lz_config_destroy(&next);
+    lz_context_destroy(&ctx);
+}
+
 // A pyzmq REQ peer speaks the Python guide's DistributedLock wire to our
 // service, and finds a lock we hold held.
 LZ_TEST(python_peer) {
@@ -993,7 +1011,8 @@ LZ_TEST_MAIN(LZ_CASE(one_holder_at_a_time), LZ_CASE(threads_exclude_each_other),
              LZ_CASE(expiry_lets_the_next_owner_in), LZ_CASE(renew_extends_the_lease),
              LZ_CASE(try_acquire_and_bounded_wait), LZ_CASE(acquire_waits_for_release_and_for_lease_end),
              LZ_CASE(malformed_requests_get_error_replies), LZ_CASE(table_is_bounded), LZ_CASE(destroy_releases),
-             LZ_CASE(no_lock_service), LZ_CASE(python_peer), LZ_CASE(waiter_gets_the_lock_at_release),
+             LZ_CASE(no_lock_service), LZ_CASE(reloaded_request_timeout_holds_for_locks),
+             LZ_CASE(python_peer), LZ_CASE(waiter_gets_the_lock_at_release),
              LZ_CASE(waiters_are_served_in_order), LZ_CASE(lease_end_hands_over), LZ_CASE(waiter_times_out),
              LZ_CASE(stop_answers_waiters), LZ_CASE(waiters_are_capped_and_joined),
              LZ_CASE(gone_waiter_is_skipped), LZ_CASE(retries_join_past_the_cap), LZ_CASE(retried_wait_keeps_its_end),

@@ -132,6 +132,46 @@ LZ_TEST(keys_needing_a_restart_are_reported_not_applied) {
     lz_context_destroy(&ctx);
 }
 
+// Keys that need a restart are not applied, but they are what the restart
+// will run with: a pair that disagrees (a CURVE server key, which makes a
+// CURVE client, with a PLAIN user) must be refused now, not at the restart.
+LZ_TEST(restart_keys_that_disagree_are_refused) {
+    char server_public[LZ_CURVE_KEY_SIZE], server_secret[LZ_CURVE_KEY_SIZE];
+    LZ_CHECK_INT(lz_curve_keypair(server_public, server_secret), LZ_OK);
+    lz_context_t *ctx = LZ_TEST_CONTEXT("logging.level=warning");
+    lz_config_t *next = LZ_TEST_CONFIG("logging.level=warning", "security.plain_username=alice");
+    LZ_CHECK_INT(lz_config_set(next, "security.curve_server_key", server_public), LZ_OK);
+    lz_context_t *restarted = lz_context_new(next); // what the restart would do
+    LZ_CHECK(restarted == NULL);
+    int code = lz_last_error_code();
+    LZ_CHECK(code < 0);
+    LZ_CHECK_INT(lz_context_reload(ctx, next), code);
+    LZ_CHECK(strstr(lz_last_error(), "restart needed") == NULL);
+    LZ_CHECK_STR(config_string(ctx, "security.plain_username"), "");
+    LZ_CHECK_INT(context_metrics(ctx).config_reload_errors, 1);
+    lz_config_destroy(&next);
+    lz_context_destroy(&ctx);
+}
+
+// What debug and logging.target's default mean depends on the source of
+// other keys: a reload that changes only a source moves the logger, and
+// must replace the running configuration too, or every later reload (a
+// watcher's touch) sets the level again over the application's own.
+LZ_TEST(a_reload_that_changes_only_a_source_is_applied_once) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("debug=true", "logging.level=info");
+    lz_logger_t *logger = lz_context_logger(ctx);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(logger, lz_test_log_capture, &log), LZ_OK);
+    LZ_CHECK_INT(lz_logger_level(logger), LZ_LOG_INFO); // the level is set as high as debug
+    LZ_CHECK_INT(RELOAD(ctx, "debug=true"), LZ_OK); // the level back to its default: debug wins
+    LZ_CHECK_INT(lz_logger_level(logger), LZ_LOG_DEBUG);
+    LZ_CHECK_STR(lz_config_source(lz_context_config(ctx), "logging.level"), "default");
+    lz_logger_set_level(logger, LZ_LOG_ERROR);
+    LZ_CHECK_INT(RELOAD(ctx, "debug=true"), LZ_OK);
+    LZ_CHECK_INT(lz_logger_level(logger), LZ_LOG_ERROR);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST(request_timeout_and_task_defaults_change_live) {
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.request_timeout=20000", "zmq.request_retries=0");
     char ep[256];
@@ -541,6 +581,60 @@ LZ_TEST(watcher_follows_a_replaced_file_and_ignores_a_bad_one) {
     rmdir(dir);
 }
 
+static const char *watched_level(lz_context_t *ctx) { return config_string(ctx, "logging.level"); }
+
+// A watched name that is a symbolic link into another directory: the
+// watcher used to watch only the link's directory, and a release switch
+// (current -> r2) went unseen, the old release's file read on.
+LZ_TEST(watcher_follows_symbolic_links) {
+    char dir[] = "/tmp/lz-reload-XXXXXX", path[512], sub[512];
+    LZ_CHECK(mkdtemp(dir) != NULL);
+    static const char *const subs[] = {"etc", "opt", "r1", "r2"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", dir, subs[i]);
+        LZ_CHECK(mkdir(sub, 0700) == 0);
+    }
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), lz_test_log_capture, &log), LZ_OK);
+
+    // etc/app.yaml -> ../opt/app.yaml, the target edited in place.
+    snprintf(sub, sizeof sub, "%s/opt/app.yaml", dir);
+    write_file(sub, "logging: {level: warning}\n");
+    snprintf(path, sizeof path, "%s/etc/app.yaml", dir);
+    LZ_CHECK(symlink("../opt/app.yaml", path) == 0);
+    LZ_CHECK_INT(lz_context_watch(ctx, path), LZ_OK);
+    LZ_CHECK_STR(watched_level(ctx), "WARNING");
+    write_file(sub, "logging: {level: error}\n");
+    LZ_TEST_WAIT_UNTIL(strcmp(watched_level(ctx), "ERROR") == 0, 5000);
+    LZ_CHECK_STR(watched_level(ctx), "ERROR");
+
+    // current/app.yaml, current -> r1 switched to r2 by rename; then r2's file edited.
+    for (int r = 1; r <= 2; r++) {
+        snprintf(sub, sizeof sub, "%s/r%d/app.yaml", dir, r);
+        write_file(sub, r == 1 ? "logging: {level: warning}\n" : "logging: {level: critical}\n");
+    }
+    snprintf(path, sizeof path, "%s/current", dir);
+    LZ_CHECK(symlink("r1", path) == 0);
+    snprintf(path, sizeof path, "%s/current/app.yaml", dir);
+    LZ_CHECK_INT(lz_context_watch(ctx, path), LZ_OK);
+    LZ_CHECK_STR(watched_level(ctx), "WARNING");
+    char next[512], current[512];
+    snprintf(next, sizeof next, "%s/next", dir);
+    snprintf(current, sizeof current, "%s/current", dir);
+    LZ_CHECK(symlink("r2", next) == 0);
+    LZ_CHECK(rename(next, current) == 0);
+    LZ_TEST_WAIT_UNTIL(strcmp(watched_level(ctx), "CRITICAL") == 0, 5000);
+    LZ_CHECK_STR(watched_level(ctx), "CRITICAL");
+    write_file(sub, "logging: {level: debug}\n"); // r2's, now the one current leads to
+    LZ_TEST_WAIT_UNTIL(strcmp(watched_level(ctx), "DEBUG") == 0, 5000);
+    LZ_CHECK_STR(watched_level(ctx), "DEBUG");
+    lz_context_destroy(&ctx);
+    char command[600];
+    snprintf(command, sizeof command, "rm -rf '%s'", dir);
+    LZ_CHECK(system(command) == 0);
+}
+
 LZ_TEST(watch_refuses_what_it_cannot_watch) {
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=off");
     LZ_CHECK_INT(lz_context_watch(ctx, "/nonexistent-dir/app.yaml"), LZ_ECONFIG);
@@ -561,7 +655,10 @@ LZ_TEST_MAIN(LZ_CASE(log_level_and_format_change_live), LZ_CASE(invalid_reload_c
              LZ_CASE(a_target_set_through_the_api_stays_until_a_reload_moves_the_log),
              LZ_CASE(log_target_flips_while_threads_log),
              LZ_CASE(keys_needing_a_restart_are_reported_not_applied),
+             LZ_CASE(restart_keys_that_disagree_are_refused),
+             LZ_CASE(a_reload_that_changes_only_a_source_is_applied_once),
              LZ_CASE(request_timeout_and_task_defaults_change_live),
              LZ_CASE(revoked_client_key_is_refused_on_its_next_connection), LZ_CASE(newly_denied_address_is_refused),
              LZ_CASE(reloads_race_nothing), LZ_CASE(watcher_follows_a_replaced_file_and_ignores_a_bad_one),
+             LZ_CASE(watcher_follows_symbolic_links),
              LZ_CASE(watch_refuses_what_it_cannot_watch))

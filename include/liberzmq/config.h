@@ -37,9 +37,10 @@ void lz_config_destroy(lz_config_t **config_p);
 //     serialization: {default: msgpack}
 // Every key must be known (docs/configuration.md); the first unknown key or
 // bad value fails the whole load with LZ_ECONFIG and a detail naming the key,
-// the file and the line. A file over 16 MiB, or with lists and mappings
-// nested over 32 levels, fails the same way. On failure config is left
-// unchanged.
+// the file and the line. A file over 16 MiB, with lists and mappings nested
+// over 32 levels, with over 1000 YAML anchors and aliases, with a second
+// YAML document or with a NUL character in a key or value fails the same
+// way. On failure config is left unchanged.
 int lz_config_load_file(lz_config_t *config, const char *path);
 
 // lz_config_load_env reads LIBERZMQ_* environment variables. A key maps to
@@ -75,6 +76,17 @@ const char *lz_config_source(const lz_config_t *config, const char *key);
 // stable order (for `lz config` and documentation); NULL past the end.
 size_t lz_config_key_count(void);
 const char *lz_config_key_at(size_t index);
+
+// lz_config_key_name returns the name key stands for: key itself, or for an
+// alias (zmq.socket_timeout) the key it names. NULL for an unknown key or
+// NULL. The string is static. Thread safe.
+const char *lz_config_key_name(const char *key);
+
+// lz_config_key_is_secret tells whether key (or an alias of it) carries a
+// credential (security.curve_secret_key, security.plain_password,
+// tracing.otlp_headers), whose value error details and `lz config` never
+// show. False for an unknown key. Thread safe.
+bool lz_config_key_is_secret(const char *key);
 
 // lz_config_to_json returns the whole configuration as a JSON object in the
 // sectioned layout. The caller frees the string with free(). NULL on ENOMEM.

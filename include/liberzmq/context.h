@@ -59,8 +59,9 @@ const lz_config_t *lz_context_config(const lz_context_t *ctx);
 // security.* access rules, tracing.* (a new OTLP exporter replaces the
 // old, which flushes on its own thread), tasks.*, zmq.request_timeout and
 // request_retries, plugins.load's added paths); a new access policy
-// governs the connections and ZAP requests that come after, connections
-// already up stay. Every other key whose value differs is not applied, nor
+// governs the connections and ZAP requests that come after, and with
+// security.cut_revoked (the default) the live connections it refuses are
+// cut before the reload returns. Every other key whose value differs is not applied, nor
 // is a path taken out of plugins.load (a plugin is never unloaded): a
 // warning per key says a restart is needed.
 // Returns 0 when every change was applied; a positive count of the keys
@@ -88,7 +89,10 @@ int lz_context_reload(lz_context_t *ctx, const lz_config_t *config);
 // lz_config_set*, so environment and API overrides stay on top. The
 // file's directory is watched (inotify): a file replaced by rename, as
 // editors and deployments do, is seen, and so is a touch (which also reads
-// security.authorized_keys_file again). A change that does not load (bad
+// security.authorized_keys_file again). Symbolic links on the way are
+// followed anew after each change: the directories of the links and of the
+// file they lead to are watched too, so a link switched to another
+// release is seen. A change that does not load (bad
 // YAML, a bad value) is logged at ERROR, counted in config_reload_errors,
 // and the running configuration stays. path NULL stops watching.
 // Returns what lz_context_reload returns for the first reload (no watcher

@@ -31,10 +31,6 @@ static const lz_cli_command_t config_command = {
     .max_args = INT_MAX,
 };
 
-// Values that carry credentials: never printed.
-static const char *const secret_keys[] = {"security.curve_secret_key", "security.plain_password",
-                                          "tracing.otlp_headers"};
-
 // section_and_name splits "zmq.linger" into the JSON form's section object
 // (root itself for a key without one) and the name inside it.
 static lz_value_t *section_and_name(lz_value_t *root, const char *key, const char **name) {
@@ -46,16 +42,21 @@ static lz_value_t *section_and_name(lz_value_t *root, const char *key, const cha
     return lz_value_get(root, section);
 }
 
+// key_value finds key (an alias too) in the JSON form; NULL for an unknown key.
 static const lz_value_t *key_value(lz_value_t *root, const char *key) {
     const char *name;
-    const lz_value_t *section = section_and_name(root, key, &name);
-    return lz_value_get(section, name);
+    key = lz_config_key_name(key);
+    const lz_value_t *section = key ? section_and_name(root, key, &name) : NULL;
+    return section ? lz_value_get(section, name) : NULL;
 }
 
+// hide_secrets replaces the value of each key that carries a credential (config.h), when set.
 static int hide_secrets(lz_value_t *root) {
-    for (size_t i = 0; i < sizeof secret_keys / sizeof secret_keys[0]; i++) {
-        const char *name, *value = lz_value_get_string(key_value(root, secret_keys[i]), NULL);
-        lz_value_t *section = section_and_name(root, secret_keys[i], &name);
+    for (size_t k = 0; k < lz_config_key_count(); k++) {
+        const char *key = lz_config_key_at(k);
+        if (!lz_config_key_is_secret(key)) continue;
+        const char *name, *value = lz_value_get_string(key_value(root, key), NULL);
+        lz_value_t *section = section_and_name(root, key, &name);
         if (value && *value && lz_value_object_set_string(section, name, "(hidden)") != LZ_OK) return LZ_ENOMEM;
     }
     return LZ_OK;

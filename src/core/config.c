@@ -69,7 +69,9 @@ enum key_id {
 // Section keys are grouped: lz_config_to_json relies on it.
 static const key_def_t keys[K_COUNT] = {
     [K_IO_THREADS] = INT_KEY("zmq.io_threads", 1, 1, 64),
-    [K_MAX_SOCKETS] = INT_KEY("zmq.max_sockets", 1024, 1, INT_MAX),
+    // libzmq adds its own threads to this count in an int and allocates a slot per socket up front: near
+    // INT_MAX the sum overflows and the allocation aborts the process. A million is past any fd limit.
+    [K_MAX_SOCKETS] = INT_KEY("zmq.max_sockets", 1024, 1, 1 << 20),
     [K_LINGER] = INT_KEY("zmq.linger", 1000, -1, INT_MAX),
     [K_HWM] = INT_KEY("zmq.high_water_mark", 1000, 0, INT_MAX),
     [K_HWM_OUT] = INT_KEY("zmq.hwm_outbound", -1, -1, INT_MAX),
@@ -157,6 +159,11 @@ static const bool live_keys[K_COUNT] = {
     [K_TRACE_HEADERS] = true, [K_TRACE_CA_FILE] = true, [K_TRACE_EXT_FRAMES] = true,
     [K_TASK_RETRIES] = true, [K_TASK_RETRY_DELAY] = true,
     [K_PLUGINS_LOAD] = true,
+};
+
+// Keys whose values carry credentials: error details and `lz config` never show them.
+static const bool secret_keys[K_COUNT] = {
+    [K_SEC_SECRET] = true, [K_SEC_PLAIN_PASSWORD] = true, [K_TRACE_HEADERS] = true,
 };
 
 // Other names for a key, accepted everywhere a key name is.
@@ -268,6 +275,12 @@ static bool slot_equal(int k, const slot_t *a, const slot_t *b) {
     return keys[k].type == KEY_STRING ? strcmp(a->s, b->s) == 0 : a->i == b->i;
 }
 
+// slot_same_source: what a value means may depend on where it came from
+// (debug against logging.level's source, logging.target's default).
+static bool slot_same_source(const slot_t *a, const slot_t *b) {
+    return a->source == b->source || (a->source && b->source && strcmp(a->source, b->source) == 0);
+}
+
 static int slot_copy(slot_t *to, const slot_t *from) {
     return slot_store(to, from->i, from->s, from->rank, from->source);
 }
@@ -319,7 +332,8 @@ lz_config_t *lz__config_live_merge(const lz_config_t *current, const lz_config_t
     lz_config_t *merged = lz_config_dup(next);
     *changed = 0;
     for (int k = 0; merged && k < K_COUNT; k++) {
-        if (slot_equal(k, &current->slots[k], &next->slots[k])) continue;
+        bool same = slot_equal(k, &current->slots[k], &next->slots[k]);
+        if (same && (!live_keys[k] || slot_same_source(&current->slots[k], &next->slots[k]))) continue;
         if (live_keys[k]) {
             (*changed)++;
         } else if (slot_copy(&merged->slots[k], &current->slots[k]) == LZ_OK) {
@@ -369,11 +383,11 @@ static const char *where(const origin_t *o, char *buf, size_t size) {
 }
 
 // fail_value reports a bad value with the key, where it came from and the
-// value, except a secret key's or a password's: a mistyped secret is still
-// nearly the secret, and details end up in logs.
+// value, except a secret one's: a mistyped secret is still nearly the
+// secret, and details end up in logs.
 static int fail_value(const char *name, const origin_t *o, const char *why, const char *text) {
     char at[PATH_MAX + 32];
-    if (strstr(name, "secret") || strstr(name, "password"))
+    if (lz_config_key_is_secret(name))
         return lz__fail(LZ_ECONFIG, "config: key '%s' from %s: %s (value not shown)", name,
                         where(o, at, sizeof at), why);
     return lz__fail(LZ_ECONFIG, "config: key '%s' from %s: %s: '%.80s'", name,
@@ -391,7 +405,7 @@ static int fail_unknown(const char *name, const origin_t *o, const char *text) {
 // validate checks a typed value against its key's range or string check.
 static int validate(int k, const char *name, const value_t *v, const origin_t *o) {
     const key_def_t *def = &keys[k];
-    char why[96];
+    char why[256]; // "expected " and the longest check's answer (otlp_headers')
     char text[32];
     if (def->type == KEY_STRING) {
         const char *expected = def->check ? def->check(v->s) : NULL;
@@ -528,6 +542,12 @@ static int file_document(file_load_t *fl) {
 // over a minute) and whose loader has no limit of its own.
 #define FILE_MAX_NESTING 32
 
+// A file holds at most this many anchors and aliases together. A valid
+// file needs none or a few; libyaml's loader looks each one up in a list
+// of all the anchors before it, time quadratic in their number (80
+// thousand, 1.4 MB, took 36 s).
+#define FILE_MAX_ANCHORS 1000
+
 // A file is read whole before it is parsed, up to this size: far past any
 // configuration, and a stop for the likes of --config /dev/zero.
 #define FILE_MAX_BYTES (16u << 20)
@@ -564,35 +584,69 @@ static int yaml_error(const yaml_parser_t *parser, const char *path) {
                     parser->context ? " " : "", parser->context ? parser->context : "");
 }
 
-// check_nesting reads the first document of text as events, refusing a
-// list or mapping nested past FILE_MAX_NESTING before libyaml goes on.
-static int check_nesting(const unsigned char *text, size_t size, const char *path) {
+// What a file's event pass has counted so far.
+typedef struct {
+    int depth;     // lists and mappings open
+    int refs;      // anchors and aliases
+    int documents; // documents begun
+} event_count_t;
+
+static const char *event_anchor(const yaml_event_t *event) {
+    const yaml_char_t *anchor = event->type == YAML_SCALAR_EVENT           ? event->data.scalar.anchor
+                                : event->type == YAML_SEQUENCE_START_EVENT ? event->data.sequence_start.anchor
+                                : event->type == YAML_MAPPING_START_EVENT  ? event->data.mapping_start.anchor
+                                                                           : NULL;
+    return (const char *)anchor;
+}
+
+// event_check counts one event of a file's event pass into n and judges it.
+static int event_check(const yaml_event_t *event, const char *path, event_count_t *n) {
+    unsigned long line = (unsigned long)event->start_mark.line + 1;
+    yaml_event_type_t type = event->type;
+    if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) n->depth++;
+    if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) n->depth--;
+    if (type == YAML_ALIAS_EVENT || event_anchor(event)) n->refs++;
+    if (type == YAML_DOCUMENT_START_EVENT) n->documents++;
+    if (n->depth > FILE_MAX_NESTING)
+        return lz__fail(LZ_ECONFIG, "config: file %s:%lu: lists and mappings nested deeper than %d levels", path,
+                        line, FILE_MAX_NESTING);
+    if (n->refs > FILE_MAX_ANCHORS)
+        return lz__fail(LZ_ECONFIG, "config: file %s:%lu: more than %d YAML anchors and aliases", path, line,
+                        FILE_MAX_ANCHORS);
+    // Only the first document is loaded: keys in another would be ignored, not checked.
+    if (n->documents > 1)
+        return lz__fail(LZ_ECONFIG, "config: file %s:%lu: a second YAML document; a file holds one", path, line);
+    // libyaml ends a scalar's text at a NUL ("\0" in quotes): "7\0 ms" would read as 7.
+    if (type == YAML_SCALAR_EVENT && strlen((const char *)event->data.scalar.value) != event->data.scalar.length)
+        return lz__fail(LZ_ECONFIG, "config: file %s:%lu: a key or value holds a NUL character", path, line);
+    return LZ_OK;
+}
+
+// check_events reads text as events before libyaml loads it, refusing
+// what the loader would take too long on or read other than written.
+static int check_events(const unsigned char *text, size_t size, const char *path) {
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) return lz__fail(LZ_ENOMEM, "config: out of memory");
     yaml_parser_set_input_string(&parser, text, size);
-    int rc = LZ_OK, depth = 0;
+    int rc = LZ_OK;
+    event_count_t count = {0, 0, 0};
     for (bool done = false; !done && rc == LZ_OK;) {
         yaml_event_t event;
         if (!yaml_parser_parse(&parser, &event)) {
             rc = yaml_error(&parser, path);
             break;
         }
-        yaml_event_type_t type = event.type;
-        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) depth++;
-        if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) depth--;
-        if (depth > FILE_MAX_NESTING)
-            rc = lz__fail(LZ_ECONFIG, "config: file %s:%lu: lists and mappings nested deeper than %d levels", path,
-                          (unsigned long)event.start_mark.line + 1, FILE_MAX_NESTING);
-        done = type == YAML_DOCUMENT_END_EVENT || type == YAML_STREAM_END_EVENT;
+        rc = event_check(&event, path, &count);
+        done = event.type == YAML_STREAM_END_EVENT;
         yaml_event_delete(&event);
     }
     yaml_parser_delete(&parser);
     return rc;
 }
 
-// file_parse loads the first YAML document of text into staging.
+// file_parse loads the YAML document of text into staging.
 static int file_parse(lz_config_t *staging, const char *path, const unsigned char *text, size_t size) {
-    int rc = check_nesting(text, size, path);
+    int rc = check_events(text, size, path);
     if (rc < 0) return rc;
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -782,6 +836,16 @@ const char *lz_config_source(const lz_config_t *config, const char *key) {
 }
 
 size_t lz_config_key_count(void) { return K_COUNT; }
+
+const char *lz_config_key_name(const char *key) {
+    int k = key ? key_find(key) : -1;
+    return k < 0 ? NULL : keys[k].name;
+}
+
+bool lz_config_key_is_secret(const char *key) {
+    int k = key ? key_find(key) : -1;
+    return k >= 0 && secret_keys[k];
+}
 
 const char *lz_config_key_at(size_t index) {
     return index < K_COUNT ? keys[index].name : NULL;

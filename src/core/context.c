@@ -730,14 +730,24 @@ static int reload_open(lz_context_t *ctx, reload_t *r) {
     return rc;
 }
 
-// reload_prepare checks next whole (a key that needs a restart must still
-// be valid, or the restart would fail), then builds what merged needs. The
-// policy is built on every reload: security.authorized_keys_file is read
-// again even when its path did not change.
-static int reload_prepare(lz_context_t *ctx, const lz_config_t *next, reload_t *r) {
+// reload_check_next checks next whole, restart-only keys included: they
+// must still be valid and agree (a CURVE server key with a PLAIN user),
+// or the restart would fail.
+static int reload_check_next(const lz_config_t *next, reload_t *r) {
     lz_settings_t checked;
+    lz_security_t *policy = NULL;
     int rc = lz__settings_read(next, &checked);
     if (rc == LZ_OK) rc = lz__log_settings_read(next, &r->log);
+    if (rc == LZ_OK) rc = reload_policy(&policy, next);
+    lz__security_destroy(&policy);
+    return rc;
+}
+
+// reload_prepare checks next, then builds what merged needs. The policy is
+// built on every reload: security.authorized_keys_file is read again even
+// when its path did not change.
+static int reload_prepare(lz_context_t *ctx, const lz_config_t *next, reload_t *r) {
+    int rc = reload_check_next(next, r);
     if (rc != LZ_OK) return rc;
     r->merged = lz__config_live_merge(ctx->config, next, restart_add, r, &r->changed);
     if (!r->merged || r->out_of_memory) return lz__fail(LZ_ENOMEM, "config: out of memory for a reload");

@@ -74,8 +74,10 @@ int lz__settings_read(const lz_config_t *config, lz_settings_t *out);
 // lz__config_live_merge returns a copy of next in which every key that
 // cannot change on a running context keeps current's value, for a reload
 // to apply as a whole. Each such key whose value differs is named to
-// restart(name, arg); *changed counts the live keys that differ. NULL when
-// out of memory. In config.c, which knows which keys are live.
+// restart(name, arg); *changed counts the live keys that differ in value
+// or in the source that set them (debug and the default log target depend
+// on it). NULL when out of memory. In config.c, which knows which keys are
+// live.
 lz_config_t *lz__config_live_merge(const lz_config_t *current, const lz_config_t *next,
                                    void (*restart)(const char *name, void *arg), void *arg, size_t *changed);
 // lz__config_keep_api stores into config every value that current got

@@ -1,8 +1,11 @@
 /* The configuration file watcher: inotify on the file's directory, so a
  * file an editor or a deployment replaces by rename (a new inode) is seen
- * as well as one written in place. Each change reloads the context from
- * the file layered as lz_context_new layers it: defaults < file <
- * environment < values the application set through the API. */
+ * as well as one written in place; and on the directory of each symbolic
+ * link on the way to it and of the file the links lead to, so a link
+ * switched to another release, or a linked file edited, is seen too. Each
+ * change reloads the context from the file layered as lz_context_new
+ * layers it: defaults < file < environment < values the application set
+ * through the API. */
 #include "core/watch.h"
 
 #include <errno.h>
@@ -14,6 +17,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/context.h"
 #include "core/error.h"
@@ -25,6 +29,9 @@
 #define SETTLE_MS 50
 #define SETTLE_ROUNDS 20
 #define WATCH_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB)
+// Directories watched at most, and symbolic links followed on the way to the file.
+#define WATCH_DIRS_MAX 16
+#define WATCH_LINKS_MAX 16
 
 // What tells one version of the file from another, without reading it.
 typedef struct {
@@ -41,7 +48,9 @@ struct lz_watch {
     int inotify_fd, wake_fd;
     bool stopping;          // the thread's own
     file_id_t seen;         // the version last reloaded; the thread's own once it runs
-    char path[PATH_MAX];    // directory resolved, so a later chdir changes nothing
+    int wds[WATCH_DIRS_MAX]; // the directories watched; the thread's own once it runs
+    size_t wd_count;
+    char path[PATH_MAX];    // absolute, so a later chdir changes nothing; links left for each read to follow
     char origin[PATH_MAX + 8]; // "file PATH", for the log
 };
 
@@ -55,6 +64,79 @@ static file_id_t file_id(const char *path) {
 static bool file_id_same(const file_id_t *a, const file_id_t *b) {
     return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
            a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+// first_link is the length of the shortest prefix of the absolute path p
+// that names a symbolic link, 0 when none does.
+static size_t first_link(char *p) {
+    for (char *end = strchr(p + 1, '/');; end = strchr(end + 1, '/')) {
+        struct stat st;
+        if (end) *end = '\0';
+        bool link = lstat(p, &st) == 0 && S_ISLNK(st.st_mode);
+        if (end) *end = '/';
+        if (link) return end ? (size_t)(end - p) : strlen(p);
+        if (!end) return 0;
+    }
+}
+
+// dir_len is the length of the directory part of p's first len bytes ("/" kept).
+static size_t dir_len(const char *p, size_t len) {
+    while (len > 1 && p[len - 1] != '/') len--;
+    return len > 1 ? len - 1 : 1;
+}
+
+// watch_dir watches the directory part of p's first len bytes, adding it
+// to wds (n of them) unless there it is already: inotify gives a
+// directory's watch again. Past WATCH_DIRS_MAX, nothing more is watched.
+static void watch_dir(int fd, const char *p, size_t len, int *wds, size_t *n) {
+    if (*n == WATCH_DIRS_MAX) return;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%.*s", (int)dir_len(p, len), p);
+    int wd = inotify_add_watch(fd, dir, WATCH_EVENTS);
+    for (size_t i = 0; wd >= 0 && i < *n; i++)
+        if (wds[i] == wd) return;
+    if (wd >= 0) wds[(*n)++] = wd;
+}
+
+// watch_walk watches each directory whose change may change the file
+// path names: the directory of each symbolic link on the way, then the
+// directory of the file they lead to. Each link found is replaced by its
+// target and the walk starts again on the new path.
+static size_t watch_walk(int fd, const char *path, int *wds) {
+    char p[PATH_MAX], target[PATH_MAX], next[PATH_MAX];
+    size_t n = 0;
+    snprintf(p, sizeof p, "%s", path);
+    for (int hops = 0; hops <= WATCH_LINKS_MAX; hops++) {
+        size_t len = first_link(p);
+        watch_dir(fd, p, len ? len : strlen(p), wds, &n);
+        if (!len) break;
+        char saved = p[len];
+        p[len] = '\0';
+        ssize_t k = readlink(p, target, sizeof target - 1);
+        p[len] = saved;
+        if (k <= 0) break; // gone meanwhile: the next event walks again
+        target[k] = '\0';
+        int dir = target[0] == '/' ? 0 : (int)dir_len(p, len);
+        if ((size_t)snprintf(next, sizeof next, "%.*s%s%s%s", dir, p, dir > 1 ? "/" : "", target, p + len) >=
+            sizeof next)
+            break;
+        memcpy(p, next, sizeof p);
+    }
+    return n;
+}
+
+// watch_refresh walks path again (a link may lead elsewhere now), and
+// drops the watches of directories that no longer matter.
+static void watch_refresh(lz_watch_t *w) {
+    int wds[WATCH_DIRS_MAX];
+    size_t n = watch_walk(w->inotify_fd, w->path, wds);
+    for (size_t i = 0; i < w->wd_count; i++) {
+        bool kept = false;
+        for (size_t j = 0; j < n && !kept; j++) kept = wds[j] == w->wds[i];
+        if (!kept) inotify_rm_watch(w->inotify_fd, w->wds[i]);
+    }
+    memcpy(w->wds, wds, n * sizeof *wds);
+    w->wd_count = n;
 }
 
 // reload_file builds the configuration again and hands it to the context;
@@ -93,6 +175,7 @@ static void *watch_main(void *self) {
     while (!w->stopping && wait_event(w, -1)) {
         for (int i = 0; i < SETTLE_ROUNDS && wait_event(w, SETTLE_MS); i++) {
         }
+        watch_refresh(w);
         file_id_t now = file_id(w->path);
         // Gone (mid-replace) or not changed: the next event tells.
         if (w->stopping || !now.exists || file_id_same(&now, &w->seen)) continue;
@@ -102,19 +185,21 @@ static void *watch_main(void *self) {
     return NULL;
 }
 
-// watch_paths resolves path's directory and watches it.
+// watch_paths makes path absolute (not resolved: each read follows its
+// links as they are then), checks its directory, and watches.
 static int watch_paths(lz_watch_t *w, const char *path) {
     const char *slash = strrchr(path, '/');
     const char *name = slash ? slash + 1 : path;
-    char dir[PATH_MAX], resolved[PATH_MAX];
+    char dir[PATH_MAX], cwd[PATH_MAX], resolved[PATH_MAX];
     snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
-    if (!*name || !realpath(dir, resolved))
+    if (!*name || !realpath(dir, resolved) || (path[0] != '/' && !getcwd(cwd, sizeof cwd)))
         return lz__fail(LZ_ECONFIG, "config: cannot watch %s: %s", path, *name ? strerror(errno) : "not a file name");
-    if ((size_t)snprintf(w->path, sizeof w->path, "%s/%s", strcmp(resolved, "/") ? resolved : "", name) >=
-        sizeof w->path)
+    if ((size_t)snprintf(w->path, sizeof w->path, "%s%s%s", path[0] == '/' ? "" : cwd,
+                         path[0] == '/' || strcmp(cwd, "/") == 0 ? "" : "/", path) >= sizeof w->path)
         return lz__fail(LZ_ECONFIG, "config: cannot watch %s: path too long", path);
     snprintf(w->origin, sizeof w->origin, "file %s", w->path);
-    if (inotify_add_watch(w->inotify_fd, resolved, WATCH_EVENTS) < 0)
+    watch_refresh(w);
+    if (w->wd_count == 0)
         return lz__fail(LZ_EIO, "config: cannot watch %s: inotify: %s", resolved, strerror(errno));
     return LZ_OK;
 }

@@ -23,7 +23,7 @@ struct lz_lock {
     lz_client_t *client;
     char *name;
     int ttl_ms;
-    int request_timeout; // the context's zmq.request_timeout
+    lz_live_t *live;     // the context's zmq.request_timeout, read per request: a reload changes it
     char owner[37];      // this hold's lock_id
     bool held;
     bool unsettled;       // an acquire under owner may have been granted unseen, or may still wait
@@ -136,9 +136,10 @@ static int attempt(lz_lock_t *lock, int wait_ms, int timeout_ms, int64_t *retry_
 // request join it on the service, which answers it when the first copy's
 // wait ends, on whichever copy: any of them completes the request.
 static int attempt_timeout(const lz_lock_t *lock, int64_t deadline, int wait_ms) {
-    if (wait_ms > 0) return wait_ms < INT_MAX - lock->request_timeout ? wait_ms + lock->request_timeout : INT_MAX;
+    int request_timeout = LZ_LIVE(lock->live, request_timeout);
+    if (wait_ms > 0) return wait_ms < INT_MAX - request_timeout ? wait_ms + request_timeout : INT_MAX;
     int64_t left = deadline - lz__now_ms();
-    return left <= 0 || left >= lock->request_timeout ? -1 : (int)left;
+    return left <= 0 || left >= request_timeout ? -1 : (int)left;
 }
 
 // park_ms: how long the next request may wait in the service's queue:
@@ -240,7 +241,7 @@ lz_lock_t *lz_lock_new(lz_context_t *ctx, const char *endpoints, const char *nam
         return lz__fail_null(LZ_ENOMEM, "lz_lock_new: out of memory");
     }
     lock->ttl_ms = ttl_ms;
-    lock->request_timeout = lz__context_settings(ctx)->request_timeout;
+    lock->live = lz__context_live(ctx);
     if (!(lock->client = lz_client_new(ctx, endpoints))) {
         lz_lock_destroy(&lock);
         return NULL; // lz_client_new's error
