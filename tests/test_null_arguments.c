@@ -59,6 +59,8 @@ LZ_TEST(no_object_at_all) {
     fails(lz_config_set(NULL, "zmq.linger", "1"));
     fails(lz_config_set_int(NULL, "zmq.linger", 1));
     fails(lz_config_set_bool(NULL, "debug", true));
+    nothing(lz_config_key_name(NULL));
+    LZ_CHECK(!lz_config_key_is_secret(NULL));
     fails(lz_config_get_int(NULL, "zmq.linger", &i));
     fails(lz_config_get_double(NULL, "zmq.linger", &d));
     fails(lz_config_get_bool(NULL, "debug", &b));
