@@ -96,7 +96,6 @@ void fuzz_codec_round_trip(const lz_serializer_t *codec, const lz_value_t *value
     fuzz_require(lz_value_equal(value, again), "decode(encode(v)) equals v");
     lz_buffer_t *second = encode_or_abort(codec, again);
     fuzz_require(same_bytes(first, second), "encode(decode(encode(v))) is encode(v), byte for byte");
-    // The raw codec's value borrows the bytes it was decoded from: it goes first.
     lz_value_destroy(&again);
     lz_buffer_destroy(&first);
     lz_buffer_destroy(&second);
@@ -106,7 +105,7 @@ void fuzz_codec_normalises(const lz_serializer_t *codec, const lz_value_t *value
     lz_buffer_t *encoded;
     lz_value_t *normal = encode_decode(codec, value, &encoded);
     fuzz_codec_round_trip(codec, normal);
-    lz_value_destroy(&normal); // before the bytes, which a raw value borrows
+    lz_value_destroy(&normal);
     lz_buffer_destroy(&encoded);
 }
 

@@ -5,6 +5,8 @@
 #include <pthread.h>
 
 #include <inttypes.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -447,17 +449,28 @@ LZ_TEST(empty_keys_decode_in_msgpack_and_json) {
     lz_value_destroy(&want);
 }
 
-LZ_TEST(raw_is_zero_copy_and_takes_only_bytes_or_strings) {
+// lz_serializer_decode gives a value of the caller's: raw copies the bytes
+// (its value once borrowed them, and read freed memory after the caller
+// freed them). A received payload is decoded without a copy, into the
+// message's slot, borrowing the frame the message keeps.
+LZ_TEST(raw_decode_copies_a_received_payload_borrows_and_only_bytes_or_strings_encode) {
     const lz_serializer_t *raw = codec("raw");
     LZ_CHECK(lz_serializer_flags(raw) & LZ_SERIALIZER_OPAQUE);
     LZ_CHECK(!(lz_serializer_flags(codec("json")) & LZ_SERIALIZER_OPAQUE));
-    static const char frame[] = "\x00payload\xff";
+    char frame[] = "\x00payload\xff";
     lz_value_t *v = NULL;
     LZ_CHECK_INT(lz_serializer_decode(raw, frame, sizeof frame - 1, &v), 0);
     size_t size;
-    LZ_CHECK(lz_value_get_bytes(v, &size) == frame); // the frame itself, not a copy
+    LZ_CHECK(lz_value_get_bytes(v, &size) != frame);
     LZ_CHECK_INT(size, sizeof frame - 1);
     LZ_CHECK_INT(lz_value_type(v), LZ_VALUE_BYTES);
+    frame[1] = 'P';
+    LZ_CHECK(memcmp(lz_value_get_bytes(v, NULL), "\x00payload\xff", size) == 0);
+    lz_value_slot_t slot;
+    lz_value_t *received = NULL;
+    LZ_CHECK_INT(lz__serializer_decode_in(raw, frame, sizeof frame - 1, &slot, NULL, &received), 0);
+    LZ_CHECK(lz_value_get_bytes(received, NULL) == frame); // the frame itself
+    lz_value_destroy(&received);                           // leaves slot and frame alone
     lz_buffer_t *buf = lz_buffer_new();
     LZ_CHECK_INT(lz_serializer_encode(raw, v, buf), 0);
     lz_value_t *s = lz_value_string("text");
@@ -470,6 +483,7 @@ LZ_TEST(raw_is_zero_copy_and_takes_only_bytes_or_strings) {
     lz_value_t *empty = NULL;
     LZ_CHECK_INT(lz_serializer_decode(raw, NULL, 0, &empty), 0);
     LZ_CHECK_INT(lz_value_type(empty), LZ_VALUE_BYTES);
+    lz_value_destroy(&empty);
     LZ_CHECK_INT(lz_serializer_decode(raw, NULL, 3, &empty), LZ_EINVAL);
     lz_value_destroy(&v), lz_value_destroy(&s), lz_value_destroy(&i), lz_value_destroy(&o);
     lz_value_destroy(&empty);
@@ -550,6 +564,126 @@ LZ_TEST(registry_adds_custom_codecs_and_owns_their_state) {
     lz__registry_destroy(&reg);
     LZ_CHECK(reg == NULL);
     LZ_CHECK_INT(destroyed, 4);
+}
+
+// encode_refused checks that msgpack refuses value with LZ_ESERIALIZATION,
+// a detail containing want, and nothing written.
+static void encode_refused(const lz_value_t *value, const char *want) {
+    lz_buffer_t *buf = lz_buffer_new();
+    LZ_CHECK_INT(lz_serializer_encode(codec("msgpack"), value, buf), LZ_ESERIALIZATION);
+    LZ_CHECK_INT(lz_buffer_size(buf), 0);
+    if (!strstr(lz_last_error(), want)) LZ_CHECK_STR(lz_last_error(), want);
+    lz_buffer_destroy(&buf);
+}
+
+// A str is UTF-8 (our decoder refuses anything else): encoding refuses a
+// string or key that is not, as JSON's writer does, instead of sending
+// what every receiver drops.
+LZ_TEST(msgpack_refuses_strings_and_keys_that_are_not_utf8) {
+    lz_value_t *o = lz_value_object();
+    lz_value_object_set(o, "name", lz_value_stringn("caf\xe9", 4)); // Latin-1
+    encode_refused(o, "a string is not valid UTF-8");
+    lz_value_destroy(&o);
+    o = lz_value_object();
+    lz_value_object_set_int(o, "caf\xe9", 1);
+    encode_refused(o, "a key is not valid UTF-8");
+    lz_value_destroy(&o);
+    lz_value_t *surrogate = lz_value_string("\xed\xa0\x80");
+    encode_refused(surrogate, "UTF-8");
+    lz_value_destroy(&surrogate);
+    lz_value_t *bytes = lz_value_bytes("caf\xe9", 4); // bytes are bytes
+    LZ_CHECK(survives("msgpack", bytes));
+    lz_value_destroy(&bytes);
+}
+
+// msgpack-c writes every length as 32 bits: a longer one was cut, and the
+// rest read as further values. Refused instead, before reading any of it:
+// the bytes are an inaccessible mapping (reading them would crash, not
+// fill memory), the containers' sizes are faked.
+LZ_TEST(msgpack_refuses_lengths_its_headers_cannot_say) {
+    size_t over = (size_t)UINT32_MAX + 1;
+    void *space = mmap(NULL, over, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    LZ_CHECK(space != MAP_FAILED);
+    if (space == MAP_FAILED) return;
+    lz_value_slot_t slot;
+    lz_value_t *bytes = lz__value_bytes_borrowed_in(&slot, space, over);
+    encode_refused(bytes, "a bytes value of 4294967296 bytes is over the format's limit of 4294967295");
+    lz_value_t *text = lz__value_string_borrowed(space, over);
+    encode_refused(text, "a string of 4294967296 bytes");
+    lz_value_destroy(&text);
+    munmap(space, over);
+
+    lz_value_t *array = lz_value_array(), *object = lz_value_object();
+    array->u.array.len = over; // never read: refused at the header
+    object->u.object.len = over;
+    encode_refused(array, "an array of 4294967296 items");
+    encode_refused(object, "a map of 4294967296 entries");
+    array->u.array.len = object->u.object.len = 0;
+    lz_value_destroy(&array), lz_value_destroy(&object);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#else
+#define UNDER_ASAN 0
+#endif
+
+// encode_in_little_memory encodes [a 64 MiB bytes value] with msgpack
+// where the buffer cannot grow to hold it: exits 0 when that is
+// LZ_ENOMEM with nothing written (it was once 0, a 6-byte frame sent).
+static int encode_in_little_memory(void) {
+    size_t size = (size_t)64 << 20;
+    void *space = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    lz_value_slot_t slot;
+    lz_value_t *array = lz_value_array();
+    lz_buffer_t *buf = lz_buffer_new();
+    if (space == MAP_FAILED || lz_value_array_append(array, lz__value_bytes_borrowed_in(&slot, space, size)) != 0)
+        return 2;
+    long pages = 0;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    if (!statm || fscanf(statm, "%ld", &pages) != 1) return 2;
+    fclose(statm);
+    rlim_t limit = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)16 << 20);
+    if (setrlimit(RLIMIT_AS, &(struct rlimit){limit, limit}) != 0) return 2;
+    int rc = lz_serializer_encode(codec("msgpack"), array, buf);
+    fprintf(stderr, "encode in little memory: %d (%s), %zu bytes\n", rc, lz_last_error(), lz_buffer_size(buf));
+    return rc == LZ_ENOMEM && lz_buffer_size(buf) == 0 ? 0 : 1;
+}
+
+// A buffer that cannot grow fails the encode (in a child: the address
+// space limit would starve the rest of the program).
+LZ_TEST(msgpack_encode_fails_when_the_buffer_cannot_grow) {
+    if (UNDER_ASAN || lz_test_under_valgrind()) {
+        fprintf(stderr, "skipped: AddressSanitizer and valgrind do not keep to an address space limit\n");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) _exit(encode_in_little_memory());
+    int status = -1;
+    LZ_CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    LZ_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static int one_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
+    return lz_buffer_append(out, "1", 1) == 0 ? 1 : -1;
+}
+
+// A codec's encode returning anything but 0 failed: 1 was once success.
+LZ_TEST(an_encode_returning_neither_zero_nor_an_error_fails) {
+    lz_registry_t *reg = lz__registry_new();
+    lz_serializer_ops_t ops = null_ops;
+    ops.name = "one";
+    ops.encode = one_encode;
+    ops.destroy = NULL;
+    LZ_CHECK_INT(lz__registry_add(reg, &ops, NULL), 0);
+    lz_buffer_t *buf = lz_buffer_new();
+    lz_value_t *v = lz_value_null();
+    LZ_CHECK_INT(lz_serializer_encode(lz__registry_find(reg, "one"), v, buf), LZ_ESERIALIZATION);
+    LZ_CHECK(strstr(lz_last_error(), "'one' encode returned 1") != NULL);
+    LZ_CHECK_INT(lz_buffer_size(buf), 0);
+    lz_value_destroy(&v);
+    lz_buffer_destroy(&buf);
+    lz__registry_destroy(&reg);
 }
 
 typedef struct { lz_registry_t *reg; int found; } finder_t;
@@ -899,7 +1033,11 @@ LZ_TEST_MAIN(LZ_CASE(every_type_round_trips_through_json_and_msgpack),
              LZ_CASE(nesting_is_bounded_so_hostile_input_cannot_exhaust_the_stack),
              LZ_CASE(msgpack_uses_str_bin_and_compact_ints),
              LZ_CASE(msgpack_rejects_malformed_input), LZ_CASE(empty_keys_decode_in_msgpack_and_json),
-             LZ_CASE(raw_is_zero_copy_and_takes_only_bytes_or_strings),
+             LZ_CASE(raw_decode_copies_a_received_payload_borrows_and_only_bytes_or_strings_encode),
+             LZ_CASE(msgpack_refuses_strings_and_keys_that_are_not_utf8),
+             LZ_CASE(msgpack_refuses_lengths_its_headers_cannot_say),
+             LZ_CASE(msgpack_encode_fails_when_the_buffer_cannot_grow),
+             LZ_CASE(an_encode_returning_neither_zero_nor_an_error_fails),
              LZ_CASE(base64_matches_rfc4648_vectors),
              LZ_CASE(builtins_are_found_by_name_and_unknown_names_list_the_known),
              LZ_CASE(registry_adds_custom_codecs_and_owns_their_state),

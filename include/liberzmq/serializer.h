@@ -21,7 +21,8 @@ typedef struct lz_buffer lz_buffer_t;
 
 lz_buffer_t *lz_buffer_new(void);
 void lz_buffer_destroy(lz_buffer_t **buffer_p);
-// lz_buffer_append copies size bytes to the end. LZ_ENOMEM on failure.
+// lz_buffer_append copies size bytes to the end; data may lie in the buffer
+// itself (lz_buffer_data). LZ_ENOMEM on failure.
 int lz_buffer_append(lz_buffer_t *buffer, const void *data, size_t size);
 // lz_buffer_reserve makes room for size more bytes and returns where they
 // go; after writing n <= size of them call lz_buffer_commit(buffer, n).
@@ -77,8 +78,14 @@ const char *lz_serializer_name(const lz_serializer_t *serializer);
 const char *lz_serializer_content_type(const lz_serializer_t *serializer);
 unsigned lz_serializer_flags(const lz_serializer_t *serializer);
 
-// Encode value, appending to out / decode bytes into a new value. The raw
-// codec encodes bytes and strings only, and decodes into a bytes value.
+// Encode value, appending to out / decode bytes into a new value owned by
+// the caller (data is not referred to once the call returns). The raw
+// codec encodes bytes and strings only, and decodes into a bytes value (a
+// copy). A codec whose encode returns anything but 0 failed: negative
+// values pass through, positive ones become LZ_ESERIALIZATION. msgpack
+// refuses (LZ_ESERIALIZATION) strings and keys that are not UTF-8, and
+// strings, bytes, arrays and objects with more than 2^32 - 1 bytes or
+// entries, which its headers cannot say.
 int lz_serializer_encode(const lz_serializer_t *serializer, const lz_value_t *value, lz_buffer_t *out);
 int lz_serializer_decode(const lz_serializer_t *serializer, const void *data, size_t size, lz_value_t **out);
 

@@ -41,22 +41,33 @@ lz_value_t *lz_value_bytes(const void *data, size_t size);
 lz_value_t *lz_value_array(void);
 lz_value_t *lz_value_object(void);
 
-// lz_value_destroy frees *value_p with all its children and sets it to NULL.
+// How deeply lz_value_copy and lz_value_equal follow containers inside
+// containers (every codec refuses far less: JSON 127 levels, MessagePack 32).
+#define LZ_VALUE_MAX_DEPTH 1000
+
+// lz_value_destroy frees *value_p with all its children and sets it to NULL,
+// however deeply they nest (it does not recurse).
 void lz_value_destroy(lz_value_t **value_p);
 
-// lz_value_copy returns a deep copy, or NULL (out of memory, or value NULL).
+// lz_value_copy returns a deep copy, or NULL: LZ_ENOMEM, or LZ_EINVAL when
+// value is NULL or nests containers more than LZ_VALUE_MAX_DEPTH deep.
 lz_value_t *lz_value_copy(const lz_value_t *value);
 
 // lz_value_array_append takes ownership of item (even on failure, when it
 // is freed) and appends it. LZ_EINVAL if array is not an array, or is part
-// of a received message's value (read-only; see lz_message_value).
+// of a received message's value (read-only; see lz_message_value). A value
+// belongs to one container at most, and never to itself or its children:
+// item == array is refused with LZ_EINVAL and nothing is freed; deeper
+// cycles are the caller's to avoid.
 int lz_value_array_append(lz_value_t *array, lz_value_t *item);
 
 // lz_value_object_set takes ownership of item (even on failure) and stores
 // it under key (copied), replacing and freeing any previous value there.
 // LZ_EINVAL if object is not an object, or is part of a received message's
-// value (read-only). Looking for the key scans the members: build large
-// objects once, not key by key in a loop over thousands of keys.
+// value (read-only). Refused with LZ_EINVAL, freeing nothing: item ==
+// object, and the item already stored under key (as lz_value_get gives
+// it). Looking for the key scans the members: build large objects once,
+// not key by key in a loop over thousands of keys.
 int lz_value_object_set(lz_value_t *object, const char *key, lz_value_t *item);
 
 // Shorthands for lz_value_object_set with a scalar.
@@ -100,7 +111,8 @@ int64_t lz_value_find_int(const lz_value_t *object, const char *key, int64_t fal
 double lz_value_find_double(const lz_value_t *object, const char *key, double fallback);
 
 // lz_value_equal: deep equality (an int and a double of the same number
-// are not equal; object member order does not matter).
+// are not equal; object member order does not matter). Containers nested
+// past LZ_VALUE_MAX_DEPTH are unequal unless they are the same value.
 bool lz_value_equal(const lz_value_t *a, const lz_value_t *b);
 
 // lz_value_to_json renders value as compact JSON (bytes as a base64

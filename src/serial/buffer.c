@@ -1,6 +1,7 @@
 /* The growable byte buffer encoders write into: one contiguous block that
  * doubles when full, so a buffer reused across messages stops allocating
  * once it has seen the largest one. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,14 +58,23 @@ void lz_buffer_commit(lz_buffer_t *buffer, size_t size) {
     if (buffer && size <= buffer->capacity - buffer->size) buffer->size += size;
 }
 
+// append_growing is lz_buffer_append when the buffer must grow first.
+// data may lie in the buffer itself (appending part of it), and growing
+// may move the block: data is then found again at its offset. Kept apart
+// so the common case stays small enough to inline into its callers.
+static __attribute__((noinline)) int append_growing(lz_buffer_t *buffer, const void *data, size_t size) {
+    uintptr_t at = (uintptr_t)data, start = (uintptr_t)buffer->data;
+    bool inside = buffer->data && at >= start && at - start < buffer->capacity;
+    int rc = grow(buffer, size);
+    if (rc < 0) return rc;
+    return lz_buffer_append(buffer, inside ? buffer->data + (at - start) : data, size); // room now
+}
+
 // Encoders call this for every token, so the common case (room left) is
 // a bounds check and a copy.
 int lz_buffer_append(lz_buffer_t *buffer, const void *data, size_t size) {
     if (!buffer || (size && !data)) return lz__fail(LZ_EINVAL, "buffer: NULL buffer or data");
-    if (size > buffer->capacity - buffer->size || !buffer->data) {
-        int rc = grow(buffer, size);
-        if (rc < 0) return rc;
-    }
+    if (size > buffer->capacity - buffer->size || !buffer->data) return append_growing(buffer, data, size);
     if (size) memcpy(buffer->data + buffer->size, data, size);
     buffer->size += size;
     return 0;

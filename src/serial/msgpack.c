@@ -24,14 +24,66 @@ static int on_write(void *data, const char *buf, size_t len) {
     return lz_buffer_append(data, buf, len) < 0 ? -1 : 0;
 }
 
+// packed turns what a msgpack_pack_* call returned (on_write's -1, or
+// another nonzero value, when the buffer could not grow) into 0 or the
+// error lz_buffer_append recorded.
+static int packed(int rc) { return rc == 0 ? 0 : lz_last_error_code(); }
+
+// fits_header refuses what msgpack-c would encode with a wrong length: it
+// stores every str, bin, array and map length as 32 bits, silently cut.
+static int fits_header(size_t n, const char *what, const char *unit) {
+    if (n <= UINT32_MAX) return 0;
+    return lz__fail(LZ_ESERIALIZATION, "msgpack: %s of %zu %s is over the format's limit of %" PRIu32, what, n,
+                    unit, UINT32_MAX);
+}
+
+// text_valid is lz__utf8_valid after a first pass that ORs the bytes
+// together a word at a time (the last word, or two halves of a short text,
+// overlapping what came before): keys and most strings are ASCII, which
+// that pass alone proves, in a few instructions instead of a few a byte.
+static bool text_valid(const char *text, size_t len) {
+    const unsigned char *p = (const unsigned char *)text;
+    uint64_t high = 0, word;
+    uint32_t half;
+    if (len >= 8) {
+        for (size_t i = 0; i + 8 < len; i += 8) {
+            memcpy(&word, p + i, 8);
+            high |= word;
+        }
+        memcpy(&word, p + len - 8, 8);
+        high |= word;
+    } else if (len >= 4) {
+        memcpy(&half, p, 4);
+        high = half;
+        memcpy(&half, p + len - 4, 4);
+        high |= half;
+    } else {
+        for (size_t i = 0; i < len; i++) high |= p[i];
+    }
+    return !(high & 0x8080808080808080ull) || lz__utf8_valid(text, len);
+}
+
+// pack_text packs a string or a key (what names it). Every str is UTF-8
+// (the format's rule, and our own decoder refuses anything else), so text
+// that is not is refused here, as the JSON writer refuses it, rather than
+// by every reader.
+static int pack_text(msgpack_packer *pk, const char *text, size_t len, const char *what) {
+    int rc = fits_header(len, what, "bytes");
+    if (rc) return rc;
+    if (!text_valid(text, len)) return lz__fail(LZ_ESERIALIZATION, "msgpack: %s is not valid UTF-8", what);
+    rc = packed(msgpack_pack_str(pk, len));
+    return rc ? rc : packed(msgpack_pack_str_body(pk, text, len));
+}
+
 static int pack_value(msgpack_packer *pk, const lz_value_t *value, int depth);
 
 static int pack_blob(msgpack_packer *pk, const lz_value_t *value) {
     size_t size;
     const void *data = lz_value_get_bytes(value, &size);
-    if (lz_value_type(value) == LZ_VALUE_STRING)
-        return msgpack_pack_str(pk, size) || msgpack_pack_str_body(pk, data, size);
-    return msgpack_pack_bin(pk, size) || msgpack_pack_bin_body(pk, data, size);
+    if (lz_value_type(value) == LZ_VALUE_STRING) return pack_text(pk, data, size, "a string");
+    int rc = fits_header(size, "a bytes value", "bytes");
+    if (rc == 0) rc = packed(msgpack_pack_bin(pk, size));
+    return rc ? rc : packed(msgpack_pack_bin_body(pk, data, size));
 }
 
 static int pack_container(msgpack_packer *pk, const lz_value_t *value, int depth) {
@@ -39,25 +91,24 @@ static int pack_container(msgpack_packer *pk, const lz_value_t *value, int depth
         return lz__fail(LZ_ESERIALIZATION, "msgpack: nesting deeper than %d levels", LZ_MSGPACK_MAX_DEPTH);
     bool object = lz_value_type(value) == LZ_VALUE_OBJECT;
     size_t n = lz_value_size(value);
-    if (object ? msgpack_pack_map(pk, n) : msgpack_pack_array(pk, n)) return -1;
-    for (size_t i = 0; i < n; i++) {
-        const char *key = object ? lz_value_key_at(value, i) : NULL;
-        size_t len = key ? strlen(key) : 0;
-        if (key && (msgpack_pack_str(pk, len) || msgpack_pack_str_body(pk, key, len))) return -1;
-        int rc = pack_value(pk, lz_value_at(value, i), depth + 1);
-        if (rc) return rc;
+    int rc = fits_header(n, object ? "a map" : "an array", object ? "entries" : "items");
+    if (rc == 0) rc = packed(object ? msgpack_pack_map(pk, n) : msgpack_pack_array(pk, n));
+    for (size_t i = 0; rc == 0 && i < n; i++) { // the nodes read directly: this walk is per message
+        const lz_member_t *member = object ? &value->u.object.members[i] : NULL;
+        if (member) rc = pack_text(pk, lz__member_key(member), member->key_len, "a key");
+        if (rc == 0) rc = pack_value(pk, member ? member->value : value->u.array.items[i], depth + 1);
     }
-    return 0;
+    return rc;
 }
 
-// pack_value returns 0, a negative lz_error_t it recorded, or -1 when the
-// buffer could not grow (also recorded, by lz_buffer_append).
+// pack_value returns 0 or a negative lz_error_t it recorded (LZ_ENOMEM
+// when the buffer could not grow, recorded by lz_buffer_append).
 static int pack_value(msgpack_packer *pk, const lz_value_t *value, int depth) {
     switch (lz_value_type(value)) {
-    case LZ_VALUE_NULL: return msgpack_pack_nil(pk);
-    case LZ_VALUE_BOOL: return lz_value_get_bool(value) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-    case LZ_VALUE_INT: return msgpack_pack_int64(pk, lz_value_get_int(value));
-    case LZ_VALUE_DOUBLE: return msgpack_pack_double(pk, lz_value_get_double(value));
+    case LZ_VALUE_NULL: return packed(msgpack_pack_nil(pk));
+    case LZ_VALUE_BOOL: return packed(lz_value_get_bool(value) ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+    case LZ_VALUE_INT: return packed(msgpack_pack_int64(pk, lz_value_get_int(value)));
+    case LZ_VALUE_DOUBLE: return packed(msgpack_pack_double(pk, lz_value_get_double(value)));
     case LZ_VALUE_STRING:
     case LZ_VALUE_BYTES: return pack_blob(pk, value);
     case LZ_VALUE_ARRAY:
@@ -69,8 +120,7 @@ static int pack_value(msgpack_packer *pk, const lz_value_t *value, int depth) {
 static int msgpack_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, on_write);
-    int rc = pack_value(&pk, value, 0);
-    return rc == -1 ? lz_last_error_code() : rc;
+    return pack_value(&pk, value, 0);
 }
 
 /* ---- decoding -------------------------------------------------------- */

@@ -1,7 +1,8 @@
-/* The "raw" codec: payload bytes as they are. Decoding is zero copy: the
- * bytes value borrows the received frame, which the node keeps alive for
- * as long as the message (and so the value) lives; a caller decoding its
- * own memory must keep that memory alive until the value is destroyed. */
+/* The "raw" codec: payload bytes as they are. Its decode copies, as
+ * lz_serializer_decode promises a value the caller owns; a received
+ * message's payload is decoded without a copy instead, by
+ * lz__serializer_decode_in, into a value borrowing the frame the message
+ * keeps for as long as it (and so the value) lives. */
 #include "core/error.h"
 #include "serial/registry.h"
 #include "serial/value.h"
@@ -17,7 +18,7 @@ static int raw_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
 }
 
 static int raw_decode(void *state, const void *data, size_t size, lz_value_t **out) {
-    *out = lz__value_bytes_borrowed(data, size);
+    *out = lz_value_bytes(data, size);
     return *out ? 0 : lz_last_error_code();
 }
 

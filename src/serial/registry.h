@@ -21,9 +21,10 @@ const lz_serializer_t *lz__registry_find(lz_registry_t *registry, const char *na
 
 // lz__serializer_decode_in is lz_serializer_decode for a received message,
 // which offers slot and arena and frees them itself: the raw codec builds
-// its borrowed bytes value in slot, the json codec its tree in arena
-// (neither allocates per node then); others allocate as usual. *out is
-// then unowned or the caller's; lz_value_destroy is right for both.
+// in slot a bytes value borrowing data (which must outlive it), the json
+// codec its tree in arena (neither allocates per node then); others
+// allocate as usual. *out is then unowned or the caller's;
+// lz_value_destroy is right for both.
 int lz__serializer_decode_in(const lz_serializer_t *serializer, const void *data, size_t size,
                              lz_value_slot_t *slot, lz_arena_t *arena, lz_value_t **out);
 

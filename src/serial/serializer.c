@@ -174,7 +174,13 @@ int lz_serializer_encode(const lz_serializer_t *serializer, const lz_value_t *va
     if (!serializer || !value || !out)
         return lz__fail(LZ_EINVAL, "serializer: encode needs a serializer, a value and a buffer");
     size_t before = lz_buffer_size(out);
-    return encoded(serializer->ops->encode(serializer->state, value, out), before, out);
+    int rc = serializer->ops->encode(serializer->state, value, out);
+    // Anything but 0 is a failure: a codec that returned 1 once passed a
+    // half-written encoding off as whole.
+    if (rc > 0)
+        rc = lz__fail(LZ_ESERIALIZATION, "serializer: '%s' encode returned %d, neither 0 nor an error",
+                      serializer->ops->name, rc);
+    return encoded(rc, before, out);
 }
 
 int lz__serializer_encode_envelope(const lz_serializer_t *serializer, const lz_envelope_text_t *envelope,

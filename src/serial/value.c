@@ -263,12 +263,6 @@ static lz_value_t *borrow(lz_value_t *value, lz_value_type_t type, const void *d
     return value;
 }
 
-lz_value_t *lz__value_bytes_borrowed(const void *data, size_t size) {
-    if (!data && size) return lz__fail_null(LZ_EINVAL, "value: NULL data of %zu bytes", size);
-    lz_value_t *value = lz__value_new(LZ_VALUE_BYTES, 0);
-    return value ? borrow(value, LZ_VALUE_BYTES, data, size) : NULL;
-}
-
 lz_value_t *lz__value_bytes_borrowed_in(lz_value_slot_t *slot, const void *data, size_t size) {
     if (!data && size) return lz__fail_null(LZ_EINVAL, "value: NULL data of %zu bytes", size);
     lz_value_t *value = (lz_value_t *)slot->bytes;
@@ -299,19 +293,78 @@ static void member_free_key(lz_member_t *member) {
     if (member->key_len >= LZ_KEY_INLINE) free(member->key.heap);
 }
 
+// node_free frees a value whose children are gone: its child array and node.
+static void node_free(lz_value_t *value) {
+    if (value->type == LZ_VALUE_ARRAY) items_free(value->u.array.items, value->u.array.cap, sizeof(lz_value_t *));
+    else if (value->type == LZ_VALUE_OBJECT)
+        items_free(value->u.object.members, value->u.object.cap, sizeof(lz_member_t));
+    node_release(value);
+}
+
+// has_children: value is ours to free and has children to free first.
+static bool has_children(const lz_value_t *value) {
+    return value && !value->unowned &&
+           ((value->type == LZ_VALUE_ARRAY && value->u.array.len) ||
+            (value->type == LZ_VALUE_OBJECT && value->u.object.len));
+}
+
+// leaf_free frees a child without children of its own (NULL, or an
+// unowned one, whose owner frees it, is left alone).
+static void leaf_free(lz_value_t *value) {
+    if (value && !value->unowned) node_free(value);
+}
+
+// pop_leaves frees container's children from the last one back until one
+// has children of its own, and returns where that one is (NULL: none left).
+static lz_value_t **pop_leaves(lz_value_t *container) {
+    if (container->type == LZ_VALUE_ARRAY) {
+        for (; container->u.array.len; container->u.array.len--) {
+            lz_value_t **slot = &container->u.array.items[container->u.array.len - 1];
+            if (has_children(*slot)) return slot;
+            leaf_free(*slot);
+        }
+    } else if (container->type == LZ_VALUE_OBJECT) {
+        for (; container->u.object.len; container->u.object.len--) {
+            lz_member_t *member = &container->u.object.members[container->u.object.len - 1];
+            if (has_children(member->value)) return &member->value;
+            member_free_key(member);
+            leaf_free(member->value);
+        }
+    }
+    return NULL;
+}
+
+// up_from returns what container's last child's slot holds (the way back
+// up, see value_free) and drops that child, freed already.
+static lz_value_t *up_from(lz_value_t *container) {
+    if (container->type == LZ_VALUE_ARRAY) return container->u.array.items[--container->u.array.len];
+    lz_member_t *member = &container->u.object.members[--container->u.object.len];
+    member_free_key(member);
+    return member->value;
+}
+
+// value_free frees value and its children without recursion, since a
+// chain built through the API may be deeper than any stack, and without
+// allocating: going down into a container's last child it stores the way
+// back up in that child's slot (pointer reversal), and going up it takes
+// it from there again.
 static void value_free(lz_value_t *value) {
     if (!value || value->unowned) return; // its owner frees it, children and all
-    if (value->type == LZ_VALUE_ARRAY) {
-        for (size_t i = 0; i < value->u.array.len; i++) value_free(value->u.array.items[i]);
-        items_free(value->u.array.items, value->u.array.cap, sizeof(lz_value_t *));
-    } else if (value->type == LZ_VALUE_OBJECT) {
-        for (size_t i = 0; i < value->u.object.len; i++) {
-            member_free_key(&value->u.object.members[i]);
-            value_free(value->u.object.members[i].value);
+    lz_value_t *up = NULL; // the container value is the last child of
+    for (;;) {
+        lz_value_t **slot = pop_leaves(value);
+        if (slot) {
+            lz_value_t *child = *slot;
+            *slot = up;
+            up = value;
+            value = child;
+            continue;
         }
-        items_free(value->u.object.members, value->u.object.cap, sizeof(lz_member_t));
+        node_free(value);
+        if (!up) return;
+        value = up;
+        up = up_from(value);
     }
-    node_release(value);
 }
 
 void lz_value_destroy(lz_value_t **value_p) {
@@ -333,6 +386,8 @@ static int grow(void **items, size_t *cap, size_t len, size_t elem_size) {
 
 int lz_value_array_append(lz_value_t *array, lz_value_t *item) {
     int rc = 0;
+    // Not freed: the caller still holds it, as the array.
+    if (item && item == array) return lz__fail(LZ_EINVAL, "value: an array cannot hold itself");
     if (!item) rc = lz__fail(LZ_EINVAL, "value: NULL item");
     else if (!array || array->type != LZ_VALUE_ARRAY)
         rc = lz__fail(LZ_EINVAL, "value: append to a %s, not an array",
@@ -437,8 +492,12 @@ static int member_init_key(lz_member_t *member, const char *key, size_t len) {
     return 0;
 }
 
+// object_add takes ownership of item (freed on failure) unless key holds
+// item already: storing it again would free it first.
 static int object_add(lz_value_t *object, const char *key, size_t len, lz_value_t *item) {
     lz_member_t *member = lz__value_find_member(object, key, len);
+    if (member && member->value == item)
+        return lz__fail(LZ_EINVAL, "value: set '%.*s' to the value it holds already", (int)len, key);
     if (member) { // a repeated key replaces, as in Python dicts and JSON.parse
         value_free(member->value);
         member->value = item;
@@ -447,7 +506,10 @@ static int object_add(lz_value_t *object, const char *key, size_t len, lz_value_
     int rc = grow((void **)&object->u.object.members, &object->u.object.cap,
                   object->u.object.len, sizeof(lz_member_t));
     if (rc == 0) rc = member_init_key(&object->u.object.members[object->u.object.len], key, len);
-    if (rc < 0) return rc;
+    if (rc < 0) {
+        value_free(item);
+        return rc;
+    }
     object->u.object.members[object->u.object.len++].value = item;
     return 0;
 }
@@ -498,13 +560,15 @@ int lz__value_reserve(lz_value_t *container, size_t n) {
 // (a call to an exported function goes through the PLT).
 static int object_set(lz_value_t *object, const char *key, size_t len, lz_value_t *item) {
     int rc = 0;
+    // Not freed: the caller still holds it, as the object.
+    if (item && item == object) return lz__fail(LZ_EINVAL, "value: an object cannot hold itself");
     if (!item || !key) rc = lz__fail(LZ_EINVAL, "value: NULL %s", key ? "item" : "key");
     else if (!object || object->type != LZ_VALUE_OBJECT)
         rc = lz__fail(LZ_EINVAL, "value: set '%s' on a %s, not an object", key,
                       lz_value_type_name(lz_value_type(object)));
     else if (object->unowned) rc = read_only();
-    else rc = object_add(object, key, len, item);
-    if (rc < 0) value_free(item);
+    else return object_add(object, key, len, item);
+    value_free(item);
     return rc;
 }
 
@@ -555,29 +619,45 @@ lz_value_t *lz__value_member_swap(lz_value_t *object, size_t index, lz_value_t *
     return previous;
 }
 
-static lz_value_t *copy_array(const lz_value_t *value) {
-    lz_value_t *copy = lz_value_array();
-    for (size_t i = 0; copy && i < value->u.array.len; i++) {
-        lz_value_t *item = lz_value_copy(value->u.array.items[i]);
-        if (!item || lz_value_array_append(copy, item) < 0) lz_value_destroy(&copy);
-    }
-    return copy;
+static lz_value_t *copy(const lz_value_t *value, int depth);
+
+// container_copy returns an empty container of value's type with room for
+// all of value's children, or NULL; depth: the containers around value.
+static lz_value_t *container_copy(const lz_value_t *value, int depth) {
+    if (depth >= LZ_VALUE_MAX_DEPTH)
+        return lz__fail_null(LZ_EINVAL, "value: copy of a value nested deeper than %d levels", LZ_VALUE_MAX_DEPTH);
+    lz_value_t *container = lz__value_new((lz_value_type_t)value->type, 0);
+    if (container && lz__value_reserve(container, lz_value_size(value)) < 0) value_free(container);
+    return container;
 }
 
-static lz_value_t *copy_object(const lz_value_t *value) {
-    lz_value_t *copy = lz_value_object();
-    for (size_t i = 0; copy && i < value->u.object.len; i++) {
+static lz_value_t *copy_array(const lz_value_t *value, int depth) {
+    lz_value_t *array = container_copy(value, depth);
+    for (size_t i = 0; array && i < value->u.array.len; i++) {
+        lz_value_t *item = copy(value->u.array.items[i], depth + 1);
+        if (!item) lz_value_destroy(&array);
+        else array->u.array.items[array->u.array.len++] = item; // reserved
+    }
+    return array;
+}
+
+// copy_object appends without looking for repeats: the source's keys are
+// distinct already, and looking would take time in the square of its size.
+static lz_value_t *copy_object(const lz_value_t *value, int depth) {
+    lz_value_t *object = container_copy(value, depth);
+    for (size_t i = 0; object && i < value->u.object.len; i++) {
         const lz_member_t *member = &value->u.object.members[i];
-        lz_value_t *item = lz_value_copy(member->value);
-        if (!item || object_add(copy, lz__member_key(member), member->key_len, item) < 0) {
-            value_free(item);
-            lz_value_destroy(&copy);
-        }
+        lz_value_t *item = copy(member->value, depth + 1);
+        if (!item || lz__value_object_append(object, lz__member_key(member), member->key_len, item) < 0)
+            lz_value_destroy(&object);
     }
-    return copy;
+    return object;
 }
 
-lz_value_t *lz_value_copy(const lz_value_t *value) {
+lz_value_t *lz_value_copy(const lz_value_t *value) { return copy(value, 0); }
+
+// copy is lz_value_copy; depth: the containers around value.
+static lz_value_t *copy(const lz_value_t *value, int depth) {
     if (!value) return lz__fail_null(LZ_EINVAL, "value: copy of NULL");
     switch ((lz_value_type_t)value->type) {
     case LZ_VALUE_BOOL: return bool_new(value->u.b);
@@ -587,8 +667,8 @@ lz_value_t *lz_value_copy(const lz_value_t *value) {
     case LZ_VALUE_STRING:
     case LZ_VALUE_BYTES:
         return lz__value_blob((lz_value_type_t)value->type, value->u.blob.data, value->u.blob.len);
-    case LZ_VALUE_ARRAY: return copy_array(value);
-    case LZ_VALUE_OBJECT: return copy_object(value);
+    case LZ_VALUE_ARRAY: return copy_array(value, depth);
+    case LZ_VALUE_OBJECT: return copy_object(value, depth);
     case LZ_VALUE_NULL: break;
     }
     return lz_value_null();
@@ -681,15 +761,38 @@ int lz__compare_int_double(int64_t i, double d) {
     return frac > 0 ? -1 : frac < 0 ? 1 : 0;
 }
 
-static bool equal(const lz_value_t *a, const lz_value_t *b, bool json);
+static bool equal(const lz_value_t *a, const lz_value_t *b, bool json, int depth);
 
-static bool objects_equal(const lz_value_t *a, const lz_value_t *b, bool json) {
-    for (size_t i = 0; i < a->u.object.len; i++) {
-        const lz_member_t *member = &a->u.object.members[i];
-        const lz_member_t *other = lz__value_find_member(b, lz__member_key(member), member->key_len);
-        if (!other || !equal(member->value, other->value, json)) return false;
+// counterpart: b's member under member's key, or NULL. index: NULL, or b's
+// key index holding all its keys. A key b lacks is added to the index,
+// which the caller then drops, as the objects differ.
+static const lz_member_t *counterpart(const lz_value_t *b, lz_key_index_t *index, const lz_member_t *member) {
+    const char *key = lz__member_key(member);
+    if (!index) return lz__value_find_member(b, key, member->key_len);
+    size_t at = lz__key_index_find_or_add(index, b, key, member->key_len, b->u.object.len);
+    return at == SIZE_MAX ? NULL : &b->u.object.members[at];
+}
+
+// objects_equal compares objects of as many members. Past LZ_KEY_SCAN_MAX
+// members it finds a's keys in b through a key index: one scan of b per
+// key would take time in the square of their size (minutes for 200k keys).
+// Without memory for the index it scans.
+static bool objects_equal(const lz_value_t *a, const lz_value_t *b, bool json, int depth) {
+    size_t n = b->u.object.len;
+    lz_key_index_t index = {NULL, 0};
+    bool indexed = n > LZ_KEY_SCAN_MAX && lz__key_index_init(&index, n) == LZ_OK;
+    for (size_t i = 0; indexed && i < n; i++) {
+        const lz_member_t *member = &b->u.object.members[i];
+        (void)lz__key_index_find_or_add(&index, b, lz__member_key(member), member->key_len, i);
     }
-    return true;
+    bool same = true;
+    for (size_t i = 0; same && i < a->u.object.len; i++) {
+        const lz_member_t *member = &a->u.object.members[i];
+        const lz_member_t *other = counterpart(b, indexed ? &index : NULL, member);
+        same = other && equal(member->value, other->value, json, depth + 1);
+    }
+    lz__key_index_fini(&index);
+    return same;
 }
 
 // numbers_equal: an int and a double of the same number (JSON's equality).
@@ -702,8 +805,10 @@ static bool numbers_equal(const lz_value_t *a, const lz_value_t *b) {
     return lz__compare_int_double(a->u.i, b->u.d) == 0;
 }
 
-// equal is deep equality; json: an int equals a double of the same number.
-static bool equal(const lz_value_t *a, const lz_value_t *b, bool json) {
+// equal is deep equality; json: an int equals a double of the same number;
+// depth: the containers around a and b.
+static bool equal(const lz_value_t *a, const lz_value_t *b, bool json, int depth) {
+    if (a == b) return true; // a value equals itself, even one too deep to compare
     lz_value_type_t ta = lz_value_type(a), tb = lz_value_type(b);
     if (json && a && b && ta != tb && (ta == LZ_VALUE_INT || ta == LZ_VALUE_DOUBLE) &&
         (tb == LZ_VALUE_INT || tb == LZ_VALUE_DOUBLE))
@@ -721,16 +826,16 @@ static bool equal(const lz_value_t *a, const lz_value_t *b, bool json) {
         return a->u.blob.len == b->u.blob.len &&
                (a->u.blob.len == 0 || memcmp(a->u.blob.data, b->u.blob.data, a->u.blob.len) == 0);
     case LZ_VALUE_ARRAY:
-        if (a->u.array.len != b->u.array.len) return false;
+        if (a->u.array.len != b->u.array.len || depth >= LZ_VALUE_MAX_DEPTH) return false;
         for (size_t i = 0; i < a->u.array.len; i++)
-            if (!equal(a->u.array.items[i], b->u.array.items[i], json)) return false;
+            if (!equal(a->u.array.items[i], b->u.array.items[i], json, depth + 1)) return false;
         return true;
     case LZ_VALUE_OBJECT:
-        return a->u.object.len == b->u.object.len && objects_equal(a, b, json);
+        return a->u.object.len == b->u.object.len && depth < LZ_VALUE_MAX_DEPTH && objects_equal(a, b, json, depth);
     }
     return false;
 }
 
-bool lz_value_equal(const lz_value_t *a, const lz_value_t *b) { return equal(a, b, false); }
+bool lz_value_equal(const lz_value_t *a, const lz_value_t *b) { return equal(a, b, false, 0); }
 
-bool lz__value_json_equal(const lz_value_t *a, const lz_value_t *b) { return equal(a, b, true); }
+bool lz__value_json_equal(const lz_value_t *a, const lz_value_t *b) { return equal(a, b, true, 0); }

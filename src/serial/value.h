@@ -37,7 +37,7 @@ typedef struct lz_member {
 struct lz_value {
     unsigned char type;
     // A borrowed string or bytes value points at memory someone else owns
-    // (the raw codec's zero-copy decode, the envelope cache): the node must
+    // (a received raw payload, the envelope cache): the node must
     // never free or copy into it.
     unsigned char borrowed;
     // The node lives in memory something else owns and frees (an
@@ -226,12 +226,9 @@ typedef union lz_value_slot {
     unsigned char bytes[LZ_VALUE_SLOT_SIZE];
 } lz_value_slot_t;
 
-// lz__value_bytes_borrowed makes a bytes value that points at data without
-// copying (the raw codec's zero-copy decode); data must outlive the value.
-lz_value_t *lz__value_bytes_borrowed(const void *data, size_t size);
-
-// lz__value_bytes_borrowed_in is lz__value_bytes_borrowed built in slot,
-// unowned: lz_value_destroy leaves it alone. slot must outlive the value.
+// lz__value_bytes_borrowed_in makes a bytes value in slot that points at
+// data without copying (a received message's raw payload), unowned:
+// lz_value_destroy leaves it alone. slot and data must outlive the value.
 lz_value_t *lz__value_bytes_borrowed_in(lz_value_slot_t *slot, const void *data, size_t size);
 
 // lz__value_string_borrowed makes a string value that points at s (len
