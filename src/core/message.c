@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/node.h"
 #include "core/thread_object.h"
+#include "serial/registry.h"
 
 #define LZ_MESSAGE_CACHE_MAX 32
 
@@ -109,7 +110,10 @@ lz_message_t *lz__message_decode(const lz_serializer_t *serializer, zmq_msg_t *f
     lz_message_t *msg = lz__message_new();
     if (!msg) return NULL;
     lz__message_take_payload(msg, frame);
-    if (lz_serializer_decode(serializer, zmq_msg_data(&msg->payload), size, &msg->value) < 0)
+    // As subscribers and pullers decode: raw borrows the frame the message
+    // keeps, JSON builds in the message's arena (values are read-only to callers).
+    if (lz__serializer_decode_in(serializer, zmq_msg_data(&msg->payload), size, &msg->value_slot, &msg->arena,
+                                 &msg->value) < 0)
         lz_message_destroy(&msg);
     return msg;
 }

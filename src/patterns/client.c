@@ -535,19 +535,6 @@ static void finish(lz_client_t *c, call_t *call, int status, lz_value_t *reply) 
 
 /* ---- receiving ---------------------------------------------------------- */
 
-// decode_reply decodes a reply payload into a value that owns its memory
-// (the raw codec borrows the frame, which is closed after this).
-static int decode_reply(lz_client_t *c, const void *data, size_t size, lz_value_t **out) {
-    int rc = lz_serializer_decode(c->node.serializer, data, size, out);
-    if (rc == LZ_OK && (lz_serializer_flags(c->node.serializer) & LZ_SERIALIZER_OPAQUE)) {
-        lz_value_t *borrowed = *out;
-        *out = lz_value_copy(borrowed);
-        lz_value_destroy(&borrowed);
-        if (!*out) rc = lz__fail(LZ_ENOMEM, "%s: out of memory", c->node.name);
-    }
-    return rc;
-}
-
 // handle_reply takes [request_id, payload] or [request_id, "", payload].
 static void handle_reply(lz_client_t *c, lz_frames_t *f) {
     if (f->total != f->count || f->count < 2 || f->count > 3 || (f->count == 3 && lz__frame_size(f, 1) != 0)) {
@@ -561,7 +548,8 @@ static void handle_reply(lz_client_t *c, lz_frames_t *f) {
     }
     size_t last = f->count - 1;
     lz_value_t *reply = NULL;
-    if (decode_reply(c, lz__frame_data(f, last), lz__frame_size(f, last), &reply) < 0) {
+    // An owned value: lz_serializer_decode copies even raw bytes, and the frame is closed after this.
+    if (lz_serializer_decode(c->node.serializer, lz__frame_data(f, last), lz__frame_size(f, last), &reply) < 0) {
         lz__node_drop(&c->node, "reply to %s does not decode: %s", call->id, lz_last_error());
         finish(c, call, LZ_ESERIALIZATION, NULL);
         return;
