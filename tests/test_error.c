@@ -1,6 +1,7 @@
 /* Errors: every code has a name and a text, unknown codes are labelled as
- * such, the detail message is per thread, and libzmq errno values map to
- * the documented lz_error_t codes. */
+ * such, the detail message is per thread and never cut inside a UTF-8
+ * character, and libzmq errno values map to the documented lz_error_t
+ * codes. */
 #include "lz_test.h"
 
 #include <limits.h>
@@ -8,6 +9,7 @@
 #include <zmq.h>
 
 #include "core/error.h"
+#include "serial/utf8.h"
 
 LZ_TEST(test_every_code_has_name_and_text) {
     for (int code = LZ_OK; code >= LZ_EBUSY; code--) {
@@ -146,7 +148,36 @@ LZ_TEST(test_fail_zmq_from_real_errors) {
     zmq_ctx_term(ctx);
 }
 
+// A detail too long for the buffer ends before the character that does
+// not fit whole: it goes into JSON error replies, whose writer refuses half
+// a character.
+LZ_TEST(test_long_detail_is_cut_between_characters) {
+    char text[1024] = "";
+    for (int i = 0; i < 300; i++) strcat(text, "\xc3\xa9"); // 600 bytes: 511 would end inside the 256th
+    LZ_CHECK_INT(lz_set_error(LZ_EINVAL, "%s", text), LZ_EINVAL);
+    LZ_CHECK_INT((int)strlen(lz_last_error()), 510);
+    LZ_CHECK(lz__utf8_valid(lz_last_error(), strlen(lz_last_error())));
+    LZ_CHECK_INT(lz_set_error(LZ_EINVAL, "a%s", text), LZ_EINVAL); // just fits: nothing more cut
+    LZ_CHECK_INT((int)strlen(lz_last_error()), 511);
+
+    // The helper under it, for 2-, 3- and 4-byte characters and bytes that are no UTF-8.
+    static const struct {
+        const char *text;
+        size_t size, len;
+    } cases[] = {
+        {"ab\xc3\xa9", 5, 4},         {"ab\xc3\xa9", 4, 2},       {"\xe2\x82\xac!", 3, 0},
+        {"\xe2\x82\xac!", 4, 3},     {"x\xf0\x9f\x92\xa9", 5, 1}, {"x\xf0\x9f\x92\xa9", 6, 5},
+        {"\x80\x80\x80\x80", 4, 3}, {"abc", 3, 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[8];
+        LZ_CHECK_INT((int)lz__format(out, cases[i].size, "%s", cases[i].text), (int)cases[i].len);
+        LZ_CHECK_INT((int)strlen(out), (int)cases[i].len);
+    }
+}
+
 LZ_TEST_MAIN(LZ_CASE(test_every_code_has_name_and_text), LZ_CASE(test_unknown_codes),
              LZ_CASE(test_fail_records_code_and_detail),
              LZ_CASE(test_fail_can_wrap_the_previous_detail), LZ_CASE(test_detail_is_per_thread),
-             LZ_CASE(test_zmq_errno_mapping), LZ_CASE(test_fail_zmq_from_real_errors))
+             LZ_CASE(test_zmq_errno_mapping), LZ_CASE(test_fail_zmq_from_real_errors),
+             LZ_CASE(test_long_detail_is_cut_between_characters))

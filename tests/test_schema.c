@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "lz_test.h"
+#include "serial/utf8.h"
 
 #ifndef LZ_SCHEMA_SUITE_DIR
 #define LZ_SCHEMA_SUITE_DIR "/usr/share/json-schema-test-suite/tests"
@@ -270,6 +271,39 @@ LZ_TEST(error_messages) {
             LZ_EVALIDATION, "$.b: expected string, got integer");
 }
 
+// Keys that are no identifiers are written in the path as JSON strings.
+LZ_TEST(path_keys_are_escaped) {
+    const char *schema = "{\"additionalProperties\":{\"type\":\"string\"}}";
+    failure(schema, "{\"a\\\"b\":1}", LZ_EVALIDATION, "$[\"a\\\"b\"]: expected string, got integer");
+    failure(schema, "{\"a\\\\b\":1}", LZ_EVALIDATION, "$[\"a\\\\b\"]: expected string, got integer");
+    failure(schema, "{\"a\\nb\\u0001\":1}", LZ_EVALIDATION, "$[\"a\\nb\\u0001\"]: expected string, got integer");
+    failure(schema, "{\"\xc3\xa9\":1}", LZ_EVALIDATION, "$[\"\xc3\xa9\"]: expected string, got integer");
+}
+
+// Details are cut short at a character boundary, never inside one: a
+// server sends them in a JSON error reply, whose writer refuses half a
+// character (the client would get an empty frame instead).
+LZ_TEST(long_details_cut_between_characters) {
+    char name[128] = "", data[160], expected[200];
+    for (int i = 0; i < 60; i++) strcat(name, "\xc3\xa9");
+    snprintf(data, sizeof data, "{\"name\":\"%s\"}", name);
+    // The value keeps 92 bytes: its quote and 45 characters, not 45 and a half.
+    snprintf(expected, sizeof expected, "$.name: \"%.90s... does not match the pattern \"^[a-z]+$\"", name);
+    failure("{\"properties\":{\"name\":{\"pattern\":\"^[a-z]+$\"}}}", data, LZ_EVALIDATION, expected);
+
+    // A path longer than its half of the detail: "$[\"x" and 125.5 characters fill it.
+    char key[512] = "x";
+    for (int i = 0; i < 200; i++) strcat(key, "\xc3\xa9");
+    lz_value_t *v = lz_value_object();
+    lz_value_object_set_int(v, key, 1);
+    lz_schema_t *s = compile("{\"additionalProperties\":{\"type\":\"string\"}}");
+    LZ_CHECK_INT(lz_schema_validate(s, v), LZ_EVALIDATION);
+    LZ_CHECK(lz__utf8_valid(lz_last_error(), strlen(lz_last_error())));
+    LZ_CHECK(strstr(lz_last_error(), "\xc3\xa9: expected string, got integer") != NULL);
+    lz_schema_destroy(&s);
+    lz_value_destroy(&v);
+}
+
 // Valid data formats nothing: the detail set before stays.
 LZ_TEST(valid_data_leaves_the_error_alone) {
     lz_schema_t *s = compile("{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"string\"},"
@@ -318,6 +352,20 @@ LZ_TEST(malformed_schemas) {
             "schema #/$ref: $ref \"#/required\" points at array, not a schema");
     refused("5", LZ_EINVAL, "schema #: a schema must be an object or a boolean, got number");
     refused("{\"a\":", LZ_ESERIALIZATION, NULL);
+    // Keywords that do not apply are checked all the same: additionalItems
+    // beside a schema items, items beside prefixItems, and the siblings of
+    // a draft-07 $ref.
+    refused("{\"items\":{},\"additionalItems\":5}", LZ_EINVAL,
+            "schema #/additionalItems: a schema must be an object or a boolean, got number");
+    refused("{\"prefixItems\":[true],\"items\":[5]}", LZ_EINVAL,
+            "schema #/items/0: a schema must be an object or a boolean, got number");
+    refused("{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"$ref\":\"#/definitions/a\","
+            "\"definitions\":{\"a\":{\"type\":\"integer\"},\"bad\":{\"minimum\":\"x\"}}}",
+            LZ_EINVAL, "schema #/definitions/bad/minimum: minimum must be a number, got string");
+    refused("{\"$schema\":\"http://json-schema.org/draft-07/schema#\",\"$ref\":\"#\",\"pattern\":\"[\"}", LZ_EINVAL,
+            NULL);
+    // ECMA-262 writes an astral character as a surrogate pair; PCRE2 wants \u{...}.
+    refused("{\"pattern\":\"\\\\ud83d\\\\udca9\"}", LZ_EINVAL, NULL);
     // The JSON pointer names keys that need escaping as RFC 6901 has it.
     refused("{\"properties\":{\"a/b\":{\"minimum\":null}}}", LZ_EINVAL,
             "schema #/properties/a~1b/minimum: minimum must be a number, got null");
@@ -507,6 +555,7 @@ LZ_TEST(four_threads_share_a_schema) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(suite_draft7), LZ_CASE(suite_draft6), LZ_CASE(suite_draft2020_12), LZ_CASE(error_messages),
+             LZ_CASE(path_keys_are_escaped), LZ_CASE(long_details_cut_between_characters),
              LZ_CASE(valid_data_leaves_the_error_alone), LZ_CASE(malformed_schemas), LZ_CASE(refs_with_escapes),
              LZ_CASE(ref_siblings_by_draft), LZ_CASE(recursion_is_bounded), LZ_CASE(null_arguments),
              LZ_CASE(bytes_values), LZ_CASE(numbers_are_exact), LZ_CASE(schema_value_not_kept),

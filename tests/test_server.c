@@ -106,6 +106,34 @@ LZ_TEST(error_replies) {
     lz_context_destroy(&ctx);
 }
 
+// A request refused by a schema is answered with LZ_EVALIDATION even when
+// the detail quotes non-ASCII text too long to keep whole: it is cut
+// between characters, so the JSON error reply still encodes (cut inside
+// one, the server sent an empty frame: LZ_ESERIALIZATION at the client).
+LZ_TEST(refusal_quoting_long_non_ascii_text) {
+    lz_context_t *ctx = new_context();
+    const char *text = "{\"properties\":{\"name\":{\"pattern\":\"^[a-z]+$\"}}}";
+    lz_schema_t *schema = lz_schema_from_json(text, strlen(text));
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_node_set_schema(lz_server_node(server), "echo", schema), LZ_OK);
+    LZ_CHECK_INT(lz_server_on(server, "echo", echo, NULL), 0);
+    LZ_CHECK_INT(lz_server_start(server), 0);
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    char name[128] = "";
+    for (int i = 0; i < 60; i++) strcat(name, "\xc3\xa9");
+    lz_value_t *data = lz_value_object(), *reply = NULL;
+    lz_value_object_set_string(data, "name", name);
+    LZ_CHECK_INT(lz_client_request(client, "echo", data, &reply, 3000), LZ_EREMOTE);
+    LZ_CHECK_STR(lz_value_find_string(reply, "code", ""), "LZ_EVALIDATION");
+    LZ_CHECK(strstr(lz_value_find_string(reply, "message", ""), "\xc3\xa9... does not match the pattern") != NULL);
+    lz_value_destroy(&reply);
+    lz_value_destroy(&data);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_schema_destroy(&schema);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST(default_handler_and_ping) {
     lz_context_t *ctx = new_context();
     lz_server_t *server = start_server(ctx, true);
@@ -586,7 +614,8 @@ LZ_TEST(stop_drops_replies_waiting_for_room) {
     unflood(&f);
 }
 
-LZ_TEST_MAIN(LZ_CASE(dispatches_by_action), LZ_CASE(error_replies), LZ_CASE(default_handler_and_ping),
+LZ_TEST_MAIN(LZ_CASE(dispatches_by_action), LZ_CASE(error_replies), LZ_CASE(refusal_quoting_long_non_ascii_text),
+             LZ_CASE(default_handler_and_ping),
              LZ_CASE(answers_req_sockets), LZ_CASE(survives_garbage), LZ_CASE(handlers_run_concurrently),
              LZ_CASE(lifecycle_errors), LZ_CASE(inline_handlers), LZ_CASE(registering_again_replaces_the_handler),
              LZ_CASE(unencodable_reply_becomes_an_error_reply), LZ_CASE(request_with_too_many_frames_is_dropped),

@@ -44,7 +44,9 @@ const char *lz_error_name(int code);
 // lz_last_error returns the detail message of the last failure on the calling
 // thread, e.g. "config: key 'zmq.linger' from env LIBERZMQ_ZMQ__LINGER: not an
 // integer: 'abc'". The string is owned by the thread and valid until its next
-// liberzmq call; it is "" when nothing has failed yet.
+// liberzmq call; it is "" when nothing has failed yet. It holds at most 511
+// bytes: a longer detail is cut before the first UTF-8 character that does
+// not fit whole, so it stays valid UTF-8 (a server sends it in JSON).
 const char *lz_last_error(void);
 
 // lz_last_error_code returns the code of the last failure on the calling

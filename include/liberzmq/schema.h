@@ -58,6 +58,8 @@ void lz_schema_destroy(lz_schema_t **schema_p);
 //     $: missing required property 'email'
 //     $.tags[2]: expected string, got integer
 //     $.user.age: -1 is less than the minimum 0
+//     $["a \"b\""]: expected string, got integer
+// (a key that is no identifier is written as JSON writes a string).
 // A validation nested deeper than 256 levels (a recursive $ref that does
 // not end) also fails with LZ_EVALIDATION, never by overflowing the stack.
 // LZ_EINVAL for NULL arguments, LZ_ENOMEM when a pattern's match data

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "serial/utf8.h"
 
 static _Thread_local char last_detail[LZ_DETAIL_MAX];
 static _Thread_local int last_code;
@@ -54,11 +55,28 @@ const char *lz_last_error(void) { return last_detail; }
 
 int lz_last_error_code(void) { return last_code; }
 
+size_t lz__vformat(char *out, size_t size, const char *format, va_list args) {
+    int n = vsnprintf(out, size, format, args);
+    if (n < 0) n = 0, out[0] = '\0'; // an encoding error: nothing to trust
+    if ((size_t)n < size) return (size_t)n;
+    size_t len = lz__utf8_prefix(out, size - 1);
+    out[len] = '\0';
+    return len;
+}
+
+size_t lz__format(char *out, size_t size, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    size_t len = lz__vformat(out, size, format, args);
+    va_end(args);
+    return len;
+}
+
 // record formats into a scratch buffer first: callers add context to the
 // previous failure by passing lz_last_error() itself as an argument.
 static void record(int code, const char *format, va_list args) {
     char detail[LZ_DETAIL_MAX];
-    vsnprintf(detail, sizeof detail, format, args);
+    lz__vformat(detail, sizeof detail, format, args);
     memcpy(last_detail, detail, sizeof detail);
     last_code = code;
 }

@@ -3,6 +3,9 @@
 #ifndef LZ_CORE_ERROR_H
 #define LZ_CORE_ERROR_H
 
+#include <stdarg.h>
+#include <stddef.h>
+
 #include "liberzmq/error.h"
 
 // The longest detail message kept, NUL included.
@@ -22,6 +25,19 @@ void *lz__fail_null(int code, const char *format, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+// lz__format is snprintf for text that may end up in JSON (an error reply,
+// a log line), whose writer refuses half a character: text too long for
+// out (size > 0 bytes) is cut before the first character that would not
+// fit whole. Returns the length written. The thread's detail is cut so.
+size_t lz__format(char *out, size_t size, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+// lz__vformat is lz__format with a va_list.
+size_t lz__vformat(char *out, size_t size, const char *format, va_list args);
 
 // lz__error_clear forgets the thread's last error, so what a handler
 // records can be told from what came before it.

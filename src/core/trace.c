@@ -58,10 +58,7 @@ const char *lz__traceparent_check(const char *text) {
 void lz__copy_text(char *out, size_t size, const char *text) {
     if (!text) text = "";
     size_t len = strnlen(text, size);
-    if (len == size) { // too long: cut before the character that would not fit whole
-        len = size - 1;
-        for (int back = 0; back < 3 && len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80; back++) len--;
-    }
+    if (len == size) len = lz__utf8_prefix(text, size - 1); // too long: no character cut in two
     memcpy(out, text, len);
     out[len] = '\0';
 }

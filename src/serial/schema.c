@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "serial/schema.h"
+#include "serial/utf8.h"
 
 // A step from a value to one of its children: a member (key set) or an
 // array element. The root frame has no parent.
@@ -52,17 +53,34 @@ static bool plain_key(const char *key, size_t len) {
     return true;
 }
 
-// write_path renders path as "$", "$.a.b", "$.tags[2]" or "$[\"a b\"]".
+// string_value is a string value over the len bytes at text, borrowed:
+// validation and the JSON writer only read it.
+static lz_value_t string_value(const char *text, size_t len) {
+    lz_value_t v = {.type = LZ_VALUE_STRING, .borrowed = 1, .unowned = 1};
+    v.u.blob.data = text;
+    v.u.blob.len = len;
+    return v;
+}
+
+// write_key writes a member's step: ".name" for a plain identifier, else
+// the key as the JSON writer writes a string (quotes, backslashes and
+// control characters escaped), in brackets.
+static LZ_COLD int write_key(const char *key, size_t len, char *out, size_t size) {
+    if (plain_key(key, len)) return snprintf(out, size, ".%.*s", (int)len, key);
+    lz_value_t name = string_value(key, len);
+    char *json = lz_value_to_json(&name); // NULL for a key that is not UTF-8 (built by hand)
+    int w = snprintf(out, size, "[%s]", json ? json : "\"?\"");
+    free(json);
+    return w;
+}
+
+// write_path renders path as "$", "$.a.b", "$.tags[2]" or "$[\"a b\"]";
+// returns size or more when it did not fit.
 static size_t write_path(const path_t *path, char *out, size_t size) {
     size_t n = path->up ? write_path(path->up, out, size) : (size_t)snprintf(out, size, "$");
     if (n >= size || !path->up) return n;
-    int w;
-    if (!path->key)
-        w = snprintf(out + n, size - n, "[%zu]", path->len_or_index);
-    else if (plain_key(path->key, path->len_or_index))
-        w = snprintf(out + n, size - n, ".%.*s", (int)path->len_or_index, path->key);
-    else
-        w = snprintf(out + n, size - n, "[\"%.*s\"]", (int)path->len_or_index, path->key);
+    int w = path->key ? write_key(path->key, path->len_or_index, out + n, size - n)
+                      : snprintf(out + n, size - n, "[%zu]", path->len_or_index);
     return w < 0 ? size : n + (size_t)w;
 }
 
@@ -73,10 +91,11 @@ static LZ_COLD bool fail(vctx_t *ctx, const path_t *path, const char *format, ..
 static LZ_COLD bool fail(vctx_t *ctx, const path_t *path, const char *format, ...) {
     if (ctx->quiet) return false;
     char where[LZ_DETAIL_MAX / 2], reason[LZ_DETAIL_MAX];
-    write_path(path, where, sizeof where);
+    if (write_path(path, where, sizeof where) >= sizeof where) // cut short: no half character
+        where[lz__utf8_prefix(where, strlen(where))] = '\0';
     va_list args;
     va_start(args, format);
-    vsnprintf(reason, sizeof reason, format, args);
+    lz__vformat(reason, sizeof reason, format, args);
     va_end(args);
     lz__fail(LZ_EVALIDATION, "%s: %s", where, reason);
     return false;
@@ -95,15 +114,19 @@ static LZ_COLD bool abort_validation(vctx_t *ctx, const path_t *path, int code, 
     return false;
 }
 
-// render writes v as JSON, cut short with "..." past size - 4 bytes.
+// render writes v as JSON, cut short with "..." past size - 4 bytes (at a
+// character boundary).
 static const char *render(const lz_value_t *v, char *out, size_t size) {
     char *json = lz_value_to_json(v);
     if (!json) return "(a value)";
     size_t len = strlen(json);
-    if (len < size)
+    if (len < size) {
         memcpy(out, json, len + 1);
-    else
-        snprintf(out, size, "%.*s...", (int)(size - 4), json);
+    } else {
+        len = lz__utf8_prefix(json, size - 4);
+        memcpy(out, json, len);
+        memcpy(out + len, "...", 4);
+    }
     free(json);
     return out;
 }
@@ -136,19 +159,38 @@ static const char *format_num(lz_snum_t n, char *out, size_t size) {
     return out;
 }
 
-// is_multiple: exact for integers; for doubles the quotient must be within
-// a few ulps of a whole number (0.0075 / 0.0001 is 75.00000000000001), and
-// a quotient past the double range is no multiple.
+static bool integral(double d) { return isfinite(d) && d == trunc(d); }
+
+// remainder_of is |v| mod m, exactly, for an integral double v: past 2^63,
+// |v| is a 63-bit integer times 2^k, and the remainder is doubled k times
+// modulo m (without overflow: 2r - m when 2r >= m).
+static uint64_t remainder_of(double v, uint64_t m) {
+    int e;
+    double f = frexp(fabs(v), &e); // |v| = f * 2^e, f in [0.5, 1)
+    if (e <= 63) return (uint64_t)fabs(v) % m;
+    uint64_t r = (uint64_t)ldexp(f, 63) % m;
+    for (e -= 63; e > 0; e--) r = r >= m - r ? r - (m - r) : 2 * r;
+    return r;
+}
+
+// is_multiple: exact for an integral divisor (multipleOf keeps those below
+// 2^63 as integers): a multiple is an integer, and a double one is judged
+// by its exact binary value. A fractional divisor (0.01) is itself rounded
+// in binary, so the quotient may also be within 4 ulps of a whole number
+// (0.0075 / 0.0001 is 75.00000000000001), but never more than a quarter of
+// a step off (4 ulps are more past 2^48: 1000000000000000.25 is no multiple
+// of 0.5). A quotient past the double range is none.
 static bool is_multiple(lz_snum_t v, lz_snum_t m) {
-    if (v.is_int && m.is_int) return v.i % m.i == 0;
+    if (m.is_int) return v.is_int ? v.i % m.i == 0 : integral(v.d) && remainder_of(v.d, (uint64_t)m.i) == 0;
+    if (integral(m.d)) // m >= 2^63: no int64 is a multiple but 0 and, of 2^63, -2^63
+        return v.is_int ? v.i == 0 || (v.i == INT64_MIN && m.d == 0x1p63) : integral(v.d) && fmod(v.d, m.d) == 0;
+    if (fmod(v.d, m.d) == 0) return true; // fmod is exact
     double q = v.d / m.d;
     if (!isfinite(q)) return false;
-    return fabs(q - nearbyint(q)) <= 4 * DBL_EPSILON * fabs(q);
+    return fabs(q - nearbyint(q)) <= fmin(4 * DBL_EPSILON * fabs(q), 0.25);
 }
 
 /* ---- type, enum, const ------------------------------------------------- */
-
-static bool integral(double d) { return isfinite(d) && d == trunc(d); }
 
 static unsigned value_types(const lz_value_t *v) {
     switch ((lz_value_type_t)v->type) {
@@ -251,8 +293,8 @@ static LZ_COLD int match_error(const lz_spattern_t *pattern, int rc, const path_
     char reason[LZ_DETAIL_MAX / 2];
     PCRE2_UCHAR message[120];
     pcre2_get_error_message(rc, message, sizeof message);
-    snprintf(reason, sizeof reason, "the pattern \"%s\" could not be matched: %s", pattern->source,
-             (const char *)message);
+    lz__format(reason, sizeof reason, "the pattern \"%s\" could not be matched: %s", pattern->source,
+               (const char *)message);
     abort_validation(ctx, path, LZ_EVALIDATION, reason);
     return -1;
 }
@@ -360,10 +402,7 @@ static const lz_sprop_t *find_property(const lz_snode_t *s, const char *key, siz
 }
 
 static bool check_property_name(const lz_snode_t *s, const char *key, size_t len, const path_t *path, vctx_t *ctx) {
-    // The key as a string value on the stack, borrowed: validation only reads it.
-    lz_value_t name = {.type = LZ_VALUE_STRING, .borrowed = 1, .unowned = 1};
-    name.u.blob.data = key;
-    name.u.blob.len = len;
+    lz_value_t name = string_value(key, len);
     if (quietly(s->property_names, &name, path, ctx)) return true;
     return !ctx->aborted && fail(ctx, path, "property name '%.*s' does not match propertyNames", (int)len, key);
 }

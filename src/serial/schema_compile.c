@@ -40,7 +40,8 @@ typedef struct compiler {
     // replaces its siblings instead of joining them.
     bool legacy;
     int nesting;
-    int in_resource; // inside subschemas with an $id of their own
+    int in_resource;              // inside subschemas with an $id of their own
+    pcre2_compile_context *regex; // made on the first pattern
 
     struct {
         seen_t *slots;
@@ -63,7 +64,7 @@ static bool fail(compiler_t *c, const char *format, ...) {
     char detail[LZ_DETAIL_MAX];
     va_list args;
     va_start(args, format);
-    vsnprintf(detail, sizeof detail, format, args);
+    lz__vformat(detail, sizeof detail, format, args);
     va_end(args);
     lz__fail(LZ_EINVAL, "schema #%s: %s", c->pointer.text ? c->pointer.text : "", detail);
     return false;
@@ -269,6 +270,9 @@ static bool get_string(compiler_t *c, const char *keyword, const lz_value_t *v) 
 }
 
 // get_names reads an array of distinct strings (required, dependentRequired).
+// A name ends at a "\u0000", as an object key does when the JSON reader
+// reads it: {"a\u0000b": 1} has a member "a", which required ["a\u0000b"]
+// then names, as properties {"a\u0000b": ...} does.
 static bool get_names(compiler_t *c, const char *keyword, const lz_value_t *v, lz_snames_t *out) {
     if (v->type != LZ_VALUE_ARRAY) return fail(c, "%s must be an array of strings, got %s", keyword, kind(v));
     size_t n = v->u.array.len;
@@ -277,9 +281,17 @@ static bool get_names(compiler_t *c, const char *keyword, const lz_value_t *v, l
         const lz_value_t *name = v->u.array.items[i];
         if (name->type != LZ_VALUE_STRING)
             return fail(c, "%s must be an array of strings, item %zu is %s", keyword, i, kind(name));
-        if (!copy_name(name->u.blob.data, name->u.blob.len, &out->items[out->len++])) return false;
+        const char *text = name->u.blob.data;
+        if (!copy_name(text, strnlen(text, name->u.blob.len), &out->items[out->len++])) return false;
     }
     return true;
+}
+
+// check_schema compiles v for its errors alone: a keyword the document has
+// but that does not apply is still checked, its node linked nowhere.
+static bool check_schema(compiler_t *c, const lz_value_t *v) {
+    lz_snode_t *unused;
+    return compile_schema(c, v, &unused);
 }
 
 // get_schemas compiles a non-empty array of schemas (allOf, anyOf, oneOf,
@@ -301,13 +313,20 @@ static bool get_schemas(compiler_t *c, const char *keyword, const lz_value_t *v,
 
 // get_pattern compiles a regular expression once, with PCRE2: UTF-8
 // aware, "$" only at the very end (as in ECMA-262, where it does not match
-// before a final newline), invalid UTF-8 in a subject simply not matching.
-// JIT where the platform has it; the interpreter otherwise.
+// before a final newline), ECMA-262's \uXXXX, \u{...}, two-digit \xXX and
+// empty classes ([] matches nothing, [^] anything), invalid UTF-8 in a
+// subject simply not matching. JIT where the platform has it; the
+// interpreter otherwise.
 static bool get_pattern(compiler_t *c, const char *source, size_t len, lz_spattern_t *out) {
+    if (!c->regex) {
+        if (!(c->regex = pcre2_compile_context_create(NULL))) return out_of_memory();
+        pcre2_set_compile_extra_options(c->regex, PCRE2_EXTRA_ALT_BSUX);
+    }
     int code;
     PCRE2_SIZE offset;
-    out->code = pcre2_compile((PCRE2_SPTR)source, len, PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_MATCH_INVALID_UTF,
-                              &code, &offset, NULL);
+    uint32_t options =
+        PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_MATCH_INVALID_UTF | PCRE2_ALT_BSUX | PCRE2_ALLOW_EMPTY_CLASS;
+    out->code = pcre2_compile((PCRE2_SPTR)source, len, options, &code, &offset, c->regex);
     if (!out->code) {
         PCRE2_UCHAR message[160];
         pcre2_get_error_message(code, message, sizeof message);
@@ -575,7 +594,7 @@ static bool kw_multiple_of(compiler_t *c, lz_snode_t *node, const lz_value_t *v,
     lz_snum_t *m = &node->multiple_of;
     if (!kw_bound(c, node, v, parent, kw)) return false;
     if (m->d <= 0) return fail(c, "multipleOf must be greater than 0");
-    if (!m->is_int && m->d < 0x1p62 && m->d == trunc(m->d))
+    if (!m->is_int && m->d < 0x1p63 && m->d == trunc(m->d))
         *m = (lz_snum_t){.is_int = true, .i = (int64_t)m->d, .d = m->d};
     return true;
 }
@@ -589,20 +608,24 @@ static bool kw_pattern(compiler_t *c, lz_snode_t *node, const lz_value_t *v, con
 
 // items: a schema for the items after prefixItems (2020-12), or, as an
 // array, draft-07's tuple form: the schemas by position (prefixItems wins
-// when both are there).
+// when both are there: the array is then checked, not applied).
 static bool kw_items(compiler_t *c, lz_snode_t *node, const lz_value_t *v, const lz_value_t *parent,
                      const keyword_t *kw) {
     if (v->type != LZ_VALUE_ARRAY) return compile_schema(c, v, &node->items);
-    if (lz_value_get(parent, "prefixItems")) return true;
-    return get_schemas(c, "items", v, &node->prefix_items);
+    if (!lz_value_get(parent, "prefixItems")) return get_schemas(c, "items", v, &node->prefix_items);
+    lz_snodes_t unused = {0};
+    bool ok = get_schemas(c, "items", v, &unused);
+    free(unused.items);
+    return ok;
 }
 
-// additionalItems (draft-07): the items after a tuple-form items; ignored
-// beside a schema-form items, as the draft says.
+// additionalItems (draft-07): the items after a tuple-form items; beside a
+// schema-form items (or none, or prefixItems) it does not apply, as the
+// draft says, and is only checked.
 static bool kw_additional_items(compiler_t *c, lz_snode_t *node, const lz_value_t *v, const lz_value_t *parent,
                                 const keyword_t *kw) {
     const lz_value_t *items = lz_value_get(parent, "items");
-    if (!items || items->type != LZ_VALUE_ARRAY || lz_value_get(parent, "prefixItems")) return true;
+    if (!items || items->type != LZ_VALUE_ARRAY || lz_value_get(parent, "prefixItems")) return check_schema(c, v);
     return compile_schema(c, v, &node->items);
 }
 
@@ -755,16 +778,19 @@ static const keyword_t *find_keyword(const char *name) {
 
 // fill_keywords compiles the keywords of the schema object v into node.
 static bool fill_keywords(compiler_t *c, lz_snode_t *node, const lz_value_t *v) {
-    // A legacy $ref stands alone: its siblings are not applied.
-    bool ref_alone = c->legacy && lz_value_get(v, "$ref");
+    // A legacy $ref stands alone: its siblings go to a node linked nowhere,
+    // checked but not applied.
+    lz_snode_t *ignored = NULL;
+    if (c->legacy && lz_value_get(v, "$ref") && !(ignored = new_node(c, NULL, LZ_SNODE_SCHEMA))) return false;
     for (size_t i = 0; i < v->u.object.len; i++) {
         const lz_member_t *m = &v->u.object.members[i];
         const keyword_t *kw = find_keyword(lz__member_key(m));
-        if (!kw || (ref_alone && kw->fn != kw_ref)) continue;
+        if (!kw) continue;
+        lz_snode_t *into = ignored && kw->fn != kw_ref ? ignored : node;
         size_t mark = push(c, lz__member_key(m), m->key_len);
         if (mark == SIZE_MAX) return false;
-        node->groups |= kw->group;
-        bool ok = kw->fn(c, node, m->value, v, kw);
+        into->groups |= kw->group;
+        bool ok = kw->fn(c, into, m->value, v, kw);
         pop(c, mark);
         if (!ok) return false;
     }
@@ -822,6 +848,7 @@ static void compiler_fini(compiler_t *c) {
     free(c->pending.items);
     free(c->seen.slots);
     free(c->pointer.text);
+    pcre2_compile_context_free(c->regex);
 }
 
 lz_schema_t *lz_schema_new(const lz_value_t *schema) {

@@ -2,7 +2,8 @@
  * nothing past U+10FFFF, the rule yajl and simdjson apply to JSON strings),
  * one sequence at a time for the envelope's topic check and the JSON
  * writer's escaping (which validate as they walk), or a whole buffer for
- * MessagePack strings and the lz tool. */
+ * MessagePack strings and the lz tool; and where text cut to a byte count
+ * may end. */
 #ifndef LZ_SERIAL_UTF8_H
 #define LZ_SERIAL_UTF8_H
 
@@ -36,6 +37,22 @@ static inline bool lz__utf8_valid(const void *data, size_t size) {
         i += n;
     }
     return true;
+}
+
+// lz__utf8_prefix returns the length of the longest prefix of the n bytes
+// at text that does not end inside a multibyte sequence: n, or up to 3
+// less when the last character was cut short. Text cut to fit a buffer is
+// cut there, because it may end up in JSON (an error reply, a log line),
+// whose writer refuses half a character. Reads only those n bytes; bytes
+// that are not UTF-8 anyway are left as they are.
+static inline size_t lz__utf8_prefix(const char *text, size_t n) {
+    const unsigned char *p = (const unsigned char *)text;
+    size_t lead = n; // p[lead - 1] ends as the last character's first byte
+    while (lead > 0 && n - lead < 3 && (p[lead - 1] & 0xC0) == 0x80) lead--;
+    if (lead == 0 || p[lead - 1] < 0xC0) return n; // ends with ASCII, or is no UTF-8
+    unsigned c = p[lead - 1];
+    size_t whole = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+    return n - (lead - 1) < whole ? lead - 1 : n;
 }
 
 #endif
