@@ -127,6 +127,12 @@ LZ_TEST(refusal_quoting_long_non_ascii_text) {
     LZ_CHECK_STR(lz_value_find_string(reply, "code", ""), "LZ_EVALIDATION");
     LZ_CHECK(strstr(lz_value_find_string(reply, "message", ""), "\xc3\xa9... does not match the pattern") != NULL);
     lz_value_destroy(&reply);
+    // An unknown action that long is named in its reply, cut between characters too.
+    char action[256] = "";
+    for (int i = 0; i < 80; i++) strcat(action, "\xc3\xa9");
+    LZ_CHECK_INT(lz_client_request(client, action, data, &reply, 3000), LZ_EREMOTE);
+    LZ_CHECK_STR(lz_value_find_string(reply, "code", ""), "LZ_ENOTFOUND");
+    lz_value_destroy(&reply);
     lz_value_destroy(&data);
     lz_client_destroy(&client);
     lz_server_destroy(&server);

@@ -103,7 +103,7 @@ static int fail_reply(lz_value_t **reply, int code, const char *format, ...) {
     char text[LZ_DETAIL_MAX];
     va_list args;
     va_start(args, format);
-    vsnprintf(text, sizeof text, format, args);
+    lz__vformat(text, sizeof text, format, args); // cut between characters: it goes into a JSON reply
     va_end(args);
     lz__fail(code, "%s", text);
     *reply = lz_value_string(text);

@@ -235,7 +235,7 @@ static int answer(lz_server_t *s, job_t *job) {
     } else {
         job->status = LZ_ENOTFOUND;
         char text[160];
-        snprintf(text, sizeof text, "unknown action '%s'", lz_message_type(job->msg));
+        lz__format(text, sizeof text, "unknown action '%s'", lz_message_type(job->msg));
         lz__node_error(&s->node, LZ_ENOTFOUND, "%s", text);
         encode_error(s, job, LZ_ENOTFOUND, text);
     }
@@ -406,7 +406,7 @@ static void handle_request(lz_server_t *s, lz_frames_t *frames) {
                                          &job->msg);
     if (rc < 0) {
         char text[256];
-        snprintf(text, sizeof text, "malformed request: %s", lz_last_error());
+        lz__format(text, sizeof text, "malformed request: %s", lz_last_error());
         lz__node_drop(&s->node, "%s", text);
         lz_message_destroy(&job->msg);
         encode_error(s, job, rc, text);
