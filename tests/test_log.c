@@ -183,7 +183,8 @@ LZ_TEST(test_text_records_escape_line_breaks_and_controls) {
     size_t lines = 0;
     for (const char *p = text; *p; p++) lines += *p == '\n';
     LZ_CHECK_INT((long)lines, 2);
-    LZ_CHECK(strstr(text, " sub\\n: topic a\\nFAKE CRITICAL audit: admitted\\r\\u001b[2J\\u007f \"q\" \\ \tend\n") != NULL);
+    LZ_CHECK(strstr(text, " sub\\n: topic a\\nFAKE CRITICAL audit: admitted\\r\\u001b[2J\\u007f "
+                          "\"q\" \\ \tend\n") != NULL);
     // Tab, quotes, backslashes, other UTF-8 and invalid bytes go as they are.
     LZ_CHECK(strstr(text, " sub: next\\u0085\\u2028\xc3\xa9\xff\n") != NULL);
     free(text);

@@ -10,8 +10,9 @@ typedef struct lz_watch lz_watch_t;
 // lz__watch_start watches path's directory, those of the symbolic links on
 // the way to the file and that of the file they lead to (inotify), reloads
 // ctx from path once now, and when that works starts the thread that
-// reloads it again on each change (walking the links again first). Returns that first reload's result (see lz_context_reload);
-// *out stays NULL on failure.
+// reloads it again on each change (walking the links again first).
+// Returns that first reload's result (see lz_context_reload); *out stays
+// NULL on failure.
 int lz__watch_start(lz_context_t *ctx, const char *path, lz_watch_t **out);
 
 // lz__watch_stop ends the thread, waiting for a reload it is running, and
