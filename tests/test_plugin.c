@@ -320,8 +320,8 @@ LZ_TEST(a_reload_whose_plugin_init_fails_keeps_the_plugins_loaded_before_it) {
 static void expect_calls_back_refused(capture_t *log) {
     static const char *const refused[] = {
         "lz_context_reload: called from the init of plugin 'calls_back': a plugin's init cannot reload a context",
-        "lz_context_watch: called from the init of plugin 'calls_back': a plugin's init cannot watch a "
-        "configuration file",
+        ("lz_context_watch: called from the init of plugin 'calls_back': a plugin's init cannot watch a "
+         "configuration file"),
         "lz_context_load_plugin: called from the init of plugin 'calls_back': a plugin's init cannot load plugins",
         "plugins.load: called from the init of plugin 'calls_back': a plugin's init cannot load plugins",
     };
