@@ -96,6 +96,14 @@ static inline int lz_test_slowdown(void) {
 // one thread at a time, so a check that threads overlap cannot hold there.
 static inline bool lz_test_under_valgrind(void) { return getenv("LZ_TEST_VALGRIND") != NULL; }
 
+// lz_test_count_handler is a message handler that counts its calls in the
+// atomic_int at arg, from any thread, and succeeds.
+static inline int lz_test_count_handler(const lz_message_t *msg, void *arg) {
+    (void)msg;
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return 0;
+}
+
 // lz_test_run runs each case in turn and prints "N passed, N failed". With
 // LZ_TEST_ONLY set it runs only the case of that name (for a developer
 // chasing one case; ctest never sets it).

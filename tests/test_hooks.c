@@ -128,13 +128,6 @@ LZ_TEST(pullers_drop_what_receive_hooks_refuse) {
     lz_context_destroy(&ctx);
 }
 
-// handled counts what a puller's handler saw.
-static int count_handled(const lz_message_t *msg, void *arg) {
-    (void)msg;
-    atomic_fetch_add((atomic_int *)arg, 1);
-    return 0;
-}
-
 LZ_TEST(handlers_see_only_what_hooks_take) {
     lz_context_t *ctx = lz_test_pattern_context(0);
     lz_pub_t *pub = lz_pub_new(ctx, "tcp://127.0.0.1:*");
@@ -143,7 +136,7 @@ LZ_TEST(handlers_see_only_what_hooks_take) {
     if (sub) {
         atomic_int handled = 0;
         LZ_CHECK_INT(lz_node_on_receive(lz_sub_node(sub), odd_refused, NULL), LZ_OK);
-        LZ_CHECK_INT(lz_sub_on(sub, "n", count_handled, &handled), LZ_OK);
+        LZ_CHECK_INT(lz_sub_on(sub, "n", lz_test_count_handler, &handled), LZ_OK);
         LZ_CHECK_INT(lz_sub_start(sub), LZ_OK);
         lz_test_sleep_ms(100);
         for (int n = 0; n < 10; n++) {

@@ -444,12 +444,6 @@ LZ_TEST(retries_due_at_once_on_many_workers) {
     log_fini(&log);
 }
 
-static int succeed(const lz_message_t *msg, void *arg) {
-    (void)msg;
-    atomic_fetch_add((atomic_int *)arg, 1);
-    return 0;
-}
-
 LZ_TEST(a_waiting_retry_runs_the_handler_registered_by_then) {
     pipe_t p;
     log_t log;
@@ -465,9 +459,9 @@ LZ_TEST(a_waiting_retry_runs_the_handler_registered_by_then) {
         for (int i = 0; i < 64; i++) {
             char type[16];
             snprintf(type, sizeof type, "other%d", i);
-            LZ_CHECK_INT(lz_pull_on(p.pull, type, succeed, &others), LZ_OK);
+            LZ_CHECK_INT(lz_pull_on(p.pull, type, lz_test_count_handler, &others), LZ_OK);
         }
-        LZ_CHECK_INT(lz_pull_on(p.pull, "resize", succeed, &replaced), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on(p.pull, "resize", lz_test_count_handler, &replaced), LZ_OK);
         LZ_CHECK_INT(lz_pull_dispatch(p.pull, 5000), 1);
         LZ_CHECK_INT(atomic_load(&replaced), 1);
         LZ_CHECK_INT(log_count(&log, &log.runs), 1);
