@@ -809,23 +809,31 @@ static bool stop_pending(const sigset_t *stop) {
 
 // recv_or_stop is recv(arg, timeout_ms) waiting in slices, so that a stop
 // signal ends the wait: NULL with *stopped set then. The library restarts
-// a receive a signal interrupts, so a handler could not end it.
+// a receive a signal interrupts, so a handler could not end it. It looks
+// for a signal (a system call) once *next_check has come, then sets the
+// next look LZ_CLI_STOP_CHECK_MS later: not once per message of a busy
+// stream, which a wait of that length would not notice anyway.
 static lz_message_t *recv_or_stop(lz_cli_recv_fn recv, void *arg, int timeout_ms, const sigset_t *stop,
-                                  bool *stopped) {
+                                  int64_t *next_check, bool *stopped) {
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : lz_cli_now_ms() + timeout_ms;
     for (;;) {
-        if ((*stopped = stop_pending(stop))) return NULL;
-        int64_t left = deadline - lz_cli_now_ms();
-        lz_message_t *msg = recv(arg, left < LZ_CLI_STOP_CHECK_MS ? (int)(left > 0 ? left : 0) : LZ_CLI_STOP_CHECK_MS);
+        int64_t now = lz_cli_now_ms();
+        if (now >= *next_check) {
+            if ((*stopped = stop_pending(stop))) return NULL;
+            *next_check = now + LZ_CLI_STOP_CHECK_MS;
+        }
+        int64_t slice = (deadline < *next_check ? deadline : *next_check) - now;
+        lz_message_t *msg = recv(arg, slice > 0 ? (int)slice : 0);
         if (msg || lz_last_error_code() != LZ_ETIMEOUT || lz_cli_now_ms() >= deadline) return msg;
     }
 }
 
 int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_node_t *node, const sigset_t *stop, lz_cli_recv_fn recv,
                      lz_cli_show_fn show, void *arg) {
+    int64_t next_check = 0; // a stop signal already pending is seen first
     for (long shown = 0; opts->count == 0 || shown < opts->count; shown++) {
         bool stopped = false;
-        lz_message_t *msg = recv_or_stop(recv, arg, opts->timeout_ms, stop, &stopped);
+        lz_message_t *msg = recv_or_stop(recv, arg, opts->timeout_ms, stop, &next_check, &stopped);
         if (stopped) return LZ_EXIT_OK;
         if (!msg && lz_last_error_code() == LZ_ETIMEOUT) {
             lz_cli_errorf("timeout: nothing received for %d ms%s", opts->timeout_ms, lz_cli_unconnected_note(node));
