@@ -4,8 +4,11 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <stdatomic.h>
 #include <zmq.h>
@@ -30,6 +33,51 @@ static void find_next_zmq_poll(void) { next_zmq_poll = zmqcheck_poll; }
 static void find_next_zmq_poll(void) { lz_test_next_function(&next_zmq_poll, "zmq_poll"); }
 #endif
 
+/* Staging a race: while staging.frontend names a proxy's frontend socket,
+ * that proxy's thread, woken by a command, holds it (hold_the_command)
+ * until the asking thread waits in its receive for the answer, signals
+ * that thread, and lets the command through only while it is in the
+ * handler (wait_for_the_end), whose return then waits for the proxy's
+ * thread to be gone. The receive fails with EINTR, and the answer was
+ * given meanwhile by a thread that has ended. */
+static struct {
+    _Atomic(void *) frontend;
+    pid_t asker;                 // the thread that sent the command
+    _Atomic pid_t proxy_thread;  // set before the signal
+    atomic_bool in_handler;
+    int64_t end;                 // lz_test_now_ms's time to give up waiting, in either thread
+} staging;
+
+// thread_sleeps tells whether thread tid of this process sleeps (waits in a call).
+static bool thread_sleeps(pid_t tid) {
+    char path[64], stat[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(stat, 1, sizeof stat - 1, f) : 0;
+    if (f) fclose(f);
+    stat[n] = '\0';
+    const char *name_end = strrchr(stat, ')'); // "tid (name) state ...": the name may hold anything
+    return name_end && name_end[1] == ' ' && name_end[2] == 'S';
+}
+
+static void hold_the_command(void *frontend) {
+    atomic_store(&staging.proxy_thread, (pid_t)syscall(SYS_gettid));
+    while (!thread_sleeps(staging.asker) && lz_test_now_ms() < staging.end) usleep(100);
+    syscall(SYS_tgkill, getpid(), staging.asker, SIGUSR1);
+    while (!atomic_load(&staging.in_handler) && lz_test_now_ms() < staging.end) usleep(100);
+    atomic_store(&poll_fails_on, frontend); // the thread answers, and its next zmq_poll fails: it ends
+}
+
+// wait_for_the_end, a signal handler, returns once the proxy's thread is
+// gone (async-signal-safe calls only).
+static void wait_for_the_end(int sig) {
+    (void)sig;
+    atomic_store(&staging.in_handler, true);
+    pid_t tid = atomic_load(&staging.proxy_thread);
+    struct timespec pause = {0, 100000};
+    while (syscall(SYS_tgkill, getpid(), tid, 0) == 0 && lz_test_now_ms() < staging.end) nanosleep(&pause, NULL);
+}
+
 int zmq_poll(zmq_pollitem_t *items, int nitems, long timeout) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, find_next_zmq_poll);
@@ -40,7 +88,13 @@ int zmq_poll(zmq_pollitem_t *items, int nitems, long timeout) {
             return -1;
         }
     }
-    return next_zmq_poll(items, nitems, timeout);
+    int rc = next_zmq_poll(items, nitems, timeout);
+    // A proxy's thread polls its frontend, its backend and its control socket, in that order.
+    void *staged = nitems == 3 ? items[0].socket : NULL;
+    if (staged && rc > 0 && (items[2].revents & ZMQ_POLLIN) &&
+        atomic_compare_exchange_strong(&staging.frontend, &staged, NULL))
+        hold_the_command(staged);
+    return rc;
 }
 
 static lz_context_t *new_context(void) {
@@ -168,6 +222,13 @@ static lz_proxy_t *started_proxy(lz_context_t *ctx) {
     return proxy;
 }
 
+// logged_proxy makes *ctx, whose log goes to log, and starts a forwarder in it.
+static lz_proxy_t *logged_proxy(lz_context_t **ctx, lz_test_log_t *log) {
+    *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(*ctx), lz_test_log_capture, log), LZ_OK);
+    return started_proxy(*ctx);
+}
+
 // steer pauses and resumes the proxy until a command is refused.
 static void *steer(void *arg) {
     lz_proxy_t *proxy = arg;
@@ -193,10 +254,9 @@ LZ_TEST(steer_while_stopping) {
 // node counts and logs why, a command gets LZ_ECLOSED instead of waiting
 // for good on a reader that is gone, and a stop still joins the thread.
 LZ_TEST(a_command_to_an_ended_proxy_is_refused) {
-    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    lz_context_t *ctx;
     lz_test_log_t log = LZ_TEST_LOG_INIT;
-    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), lz_test_log_capture, &log), LZ_OK);
-    lz_proxy_t *proxy = started_proxy(ctx);
+    lz_proxy_t *proxy = logged_proxy(&ctx, &log);
     lz_node_t *frontend = lz_proxy_frontend(proxy);
     atomic_store(&poll_fails_on, lz_node_zmq_socket(frontend));
     // The thread waits in a zmq_poll begun before: a command ends that
@@ -221,6 +281,34 @@ LZ_TEST(a_command_to_an_ended_proxy_is_refused) {
     LZ_CHECK_INT(lz_proxy_start(proxy), LZ_OK);
     LZ_CHECK_INT(lz_proxy_statistics(proxy, &stats), LZ_OK);
     LZ_CHECK_INT(lz_proxy_stop(proxy), LZ_OK);
+    lz_proxy_destroy(&proxy);
+    lz_context_destroy(&ctx);
+}
+
+// An answer the proxy's thread gave just before it ended is taken. The
+// wait looked at whether the thread had ended only after a receive that
+// failed (a slice's end, or a signal), and gave up at once: an answer that
+// came between the two was lost, and a STATISTICS that the thread did
+// answer failed with LZ_ECLOSED. Staged with a signal (staging, above).
+LZ_TEST(an_answer_given_as_the_thread_ends_is_taken) {
+    lz_context_t *ctx;
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    lz_proxy_t *proxy = logged_proxy(&ctx, &log);
+    lz_node_t *frontend = lz_proxy_frontend(proxy);
+    struct sigaction caught = {.sa_handler = wait_for_the_end}, old; // no SA_RESTART: the receive fails
+    sigemptyset(&caught.sa_mask);
+    sigaction(SIGUSR1, &caught, &old);
+    staging.asker = (pid_t)syscall(SYS_gettid);
+    staging.end = lz_test_now_ms() + 5000 * LZ_TEST_SLOWDOWN;
+    atomic_store(&staging.in_handler, false);
+    atomic_store(&staging.frontend, lz_node_zmq_socket(frontend));
+    lz_proxy_stats_t stats;
+    LZ_CHECK_INT(lz_proxy_statistics(proxy, &stats), LZ_OK);
+    sigaction(SIGUSR1, &old, NULL); // the one signal was handled: the thread waited for that
+    LZ_CHECK(atomic_load(&staging.in_handler));
+    LZ_CHECK_INT(lz_test_logged(&log, "proxy ended: Bad address"), 1);
+    LZ_CHECK_INT(lz_proxy_stop(proxy), LZ_OK);
+    atomic_store(&poll_fails_on, NULL);
     lz_proxy_destroy(&proxy);
     lz_context_destroy(&ctx);
 }
@@ -575,7 +663,8 @@ LZ_TEST(proxy_moves_everything_under_a_profiler) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(forwarder_passes_subscriptions_up), LZ_CASE(queue_is_a_broker), LZ_CASE(steer_while_stopping),
-             LZ_CASE(a_command_to_an_ended_proxy_is_refused), LZ_CASE(a_proxy_starts_again_at_once),
+             LZ_CASE(a_command_to_an_ended_proxy_is_refused),
+             LZ_CASE(an_answer_given_as_the_thread_ends_is_taken), LZ_CASE(a_proxy_starts_again_at_once),
              LZ_CASE(a_message_held_at_a_stop_goes_out_whole),
              LZ_CASE(two_stops_at_once), LZ_CASE(proxy_control_survives_signals),
              LZ_CASE(a_full_subscriber_holds_up_only_its_way), LZ_CASE(a_topic_goes_upstream_with_its_last_subscriber),

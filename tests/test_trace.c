@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <zmq.h>
 
+#include "core/error.h"
 #include "core/trace.h"
 #include "lz_spans.h"
 #include "lz_test.h"

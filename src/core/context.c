@@ -18,6 +18,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "core/answer.h"
 #include "core/eintr.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -258,16 +259,10 @@ static void *monitor_main(void *self) {
 // monitor_answer waits for the answer to the request just sent: its status,
 // or LZ_ESTATE once the thread has stopped without giving one.
 static int monitor_answer(monitor_t *mon) {
-    for (;;) {
-        // Looked at before the receive: an answer given before the stop is
-        // then in the pipe, and a receive that does not wait still sees it.
-        bool stopped = atomic_load(&mon->stopped);
-        int status, rc;
-        LZ_EINTR_RESTART(rc, zmq_recv(mon->control, &status, sizeof status, stopped ? ZMQ_DONTWAIT : 0));
-        if (rc == (int)sizeof status) return status;
-        if (stopped) return LZ_ESTATE;
-        if (zmq_errno() != EAGAIN) return LZ_EZMQ; // not a slice's end (MONITOR_WAIT_SLICE_MS)
-    }
+    int status;
+    int got = lz__receive_answer(mon->control, &status, sizeof status, &mon->stopped, -1);
+    if (got == (int)sizeof status) return status;
+    return got == LZ_ECLOSED ? LZ_ESTATE : LZ_EZMQ;
 }
 
 // monitor_send asks the monitor thread and returns its answer. It does not

@@ -72,6 +72,14 @@ size_t lz__format(char *out, size_t size, const char *format, ...) {
     return len;
 }
 
+void lz__copy_text(char *out, size_t size, const char *text) {
+    if (!text) text = "";
+    size_t len = strnlen(text, size);
+    if (len == size) len = lz__utf8_prefix(text, size - 1); // too long: no character cut in two
+    memcpy(out, text, len);
+    out[len] = '\0';
+}
+
 // record formats into a scratch buffer first: callers add context to the
 // previous failure by passing lz_last_error() itself as an argument.
 static void record(int code, const char *format, va_list args) {

@@ -39,6 +39,13 @@ size_t lz__format(char *out, size_t size, const char *format, ...)
 // lz__vformat is lz__format with a va_list.
 size_t lz__vformat(char *out, size_t size, const char *format, va_list args);
 
+// lz__copy_text copies text (NULL: "") into out, size (> 0) bytes with its
+// NUL. Text too long is cut before the first character that does not fit
+// whole, so UTF-8 stays UTF-8 (a cut sequence would make node and span
+// names, and the labels and JSON that carry them, invalid). The one copy of
+// node names and span fields.
+void lz__copy_text(char *out, size_t size, const char *text);
+
 // lz__error_clear forgets the thread's last error, so what a handler
 // records can be told from what came before it.
 void lz__error_clear(void);

@@ -55,14 +55,6 @@ const char *lz__traceparent_check(const char *text) {
     return NULL;
 }
 
-void lz__copy_text(char *out, size_t size, const char *text) {
-    if (!text) text = "";
-    size_t len = strnlen(text, size);
-    if (len == size) len = lz__utf8_prefix(text, size - 1); // too long: no character cut in two
-    memcpy(out, text, len);
-    out[len] = '\0';
-}
-
 // parent_of picks the span's parent traceparent, or NULL for a new trace.
 static const char *parent_of(const char *remote) {
     if (remote && !lz__traceparent_check(remote)) return remote;

@@ -34,13 +34,6 @@ struct lz_span {
     char span_id[17];
 };
 
-// lz__copy_text copies text (NULL: "") into out, size (> 0) bytes with its
-// NUL. Text too long is cut before the first character that does not fit
-// whole, so UTF-8 stays UTF-8 (a cut sequence would make node and span
-// names, and the labels and JSON that carry them, invalid). The one copy of
-// node names and span fields.
-void lz__copy_text(char *out, size_t size, const char *text);
-
 // lz__traceparent_check returns NULL for a usable traceparent (NUL-
 // terminated), else why not: the one validator of incoming traceparents,
 // envelope keys and extension frames alike.

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/answer.h"
 #include "core/eintr.h"
 #include "core/error.h"
 #include "core/node.h"
@@ -162,18 +163,15 @@ static int send_locked(lz_proxy_t *proxy, const char *verb) {
 
 // receive_locked receives the proxy thread's next frame into buf (what
 // names it in errors); the caller holds control_lock. It waits up to
-// timeout_ms (-1: for as long as the thread runs), in slices, and gives up
-// with LZ_ECLOSED once the thread has ended. The frame's size, or the error.
+// timeout_ms (-1: for as long as the thread runs), and gives up with
+// LZ_ECLOSED once the thread has ended (lz__receive_answer). The frame's
+// size, or the error.
 static int receive_locked(lz_proxy_t *proxy, void *buf, size_t size, int timeout_ms, const char *what) {
-    int64_t deadline = lz__now_ms() + timeout_ms;
-    for (;;) {
-        int got = zmq_recv(proxy->control, buf, size, 0);
-        if (got >= 0) return got;
-        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) return lz__fail_zmq(what);
-        if (atomic_load(&proxy->ended)) return lz__fail(LZ_ECLOSED, "%s: %s", what, LZ_PROXY_ENDED);
-        if (timeout_ms >= 0 && lz__now_ms() >= deadline)
-            return lz__fail(LZ_ETIMEOUT, "%s: no answer from the proxy's thread in %d ms", what, timeout_ms);
-    }
+    int got = lz__receive_answer(proxy->control, buf, size, &proxy->ended, timeout_ms);
+    if (got == LZ_ECLOSED) return lz__fail(LZ_ECLOSED, "%s: %s", what, LZ_PROXY_ENDED);
+    if (got == LZ_ETIMEOUT)
+        return lz__fail(LZ_ETIMEOUT, "%s: no answer from the proxy's thread in %d ms", what, timeout_ms);
+    return got == LZ_EZMQ ? lz__fail_zmq(what) : got;
 }
 
 // run_locked starts the proxy's thread on a fresh steering pipe and waits
