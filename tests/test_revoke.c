@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "lz_test.h"
+#include "core/node.h"
 #include "core/security.h"
 #include "liberzmq/prometheus.h"
 #include "liberzmq/proxy.h"
@@ -546,9 +548,142 @@ LZ_TEST(only_rules_that_narrow_judge_again) {
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lz__security_destroy(&all[i]);
 }
 
+/* ---- a reused descriptor number ----------------------------------------- */
+
+// A puller's table driven by hand: armed as a CURVE server's with
+// zmq.hwm_inbound=2 (a connection that ended can have left 3 messages
+// queued), fed ACCEPTED and DISCONNECTED events and messages on a
+// descriptor number of the test's own, where each connection is a socket
+// of its own (dup2), so a number's reuse plays out in a set order.
+typedef struct {
+    lz_test_keypair_t server, keys[3]; // a, b, c
+    lz_config_t *cfg;
+    lz_context_t *ctx;
+    lz_pull_t *pull;
+    lz_node_t *node;
+    int fd;
+} table_case_t;
+
+static void table_open(table_case_t *t) {
+    t->server = lz_test_new_keypair();
+    for (int i = 0; i < 3; i++) t->keys[i] = lz_test_new_keypair();
+    char all[192];
+    snprintf(all, sizeof all, "%s,%s,%s", t->keys[0].public_key, t->keys[1].public_key, t->keys[2].public_key);
+    t->cfg = config_with("security.curve_secret_key", t->server.secret_key, "security.authorized_keys", all);
+    LZ_CHECK_INT(lz_config_set(t->cfg, "zmq.hwm_inbound", "2"), LZ_OK);
+    t->ctx = context_from(t->cfg, NULL);
+    t->pull = lz_pull_new(t->ctx, "tcp://127.0.0.1:*"); // bound: its table is armed
+    LZ_CHECK(t->pull != NULL);
+    t->node = lz_pull_node(t->pull);
+    t->fd = -1;
+}
+
+static void table_close(table_case_t *t) {
+    lz_pull_destroy(&t->pull);
+    lz_context_destroy(&t->ctx);
+    lz_config_destroy(&t->cfg);
+    if (t->fd >= 0) close(t->fd);
+}
+
+// next_socket puts a new connection's socket at the number.
+static void next_socket(table_case_t *t) {
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    LZ_CHECK(s >= 0);
+    if (t->fd < 0) {
+        t->fd = s;
+    } else {
+        LZ_CHECK_INT(dup2(s, t->fd), t->fd);
+        close(s);
+    }
+}
+
+// A message of the test's: it shows its sender's key, from 127.0.0.1.
+static const char *key_property(const void *key, const char *name) {
+    return strcmp(name, "User-Id") == 0 ? key : "127.0.0.1";
+}
+
+// reload_revoking judges the table as a reload that takes key away would:
+// how many connections it cut.
+static size_t reload_revoking(table_case_t *t, int key) {
+    char all[192], kept[128];
+    snprintf(all, sizeof all, "%s,%s,%s", t->keys[0].public_key, t->keys[1].public_key, t->keys[2].public_key);
+    snprintf(kept, sizeof kept, "%s,%s", t->keys[(key + 1) % 3].public_key, t->keys[(key + 2) % 3].public_key);
+    lz_security_t *before = policy_of(&t->server, "security.authorized_keys", all);
+    lz_security_t *after = policy_of(&t->server, "security.authorized_keys", kept);
+    size_t cut = lz__conns_judge(t->node, after, before);
+    lz__security_destroy(&before);
+    lz__security_destroy(&after);
+    LZ_CHECK_INT(cuts(t->node), cut);
+    return cut;
+}
+
+// play runs steps on a new table, then a reload taking revoked's key away
+// ('a', 'b' or 'c'): how many connections it cut. A step is a character:
+// '+' a new connection takes the number and its ACCEPTED is read, 'n' one
+// takes the number (its ACCEPTED unread), 'A' an ACCEPTED is read, '-' a
+// DISCONNECTED, 'a', 'b', 'c' a message with that key is received there.
+static size_t play(const char *steps, char revoked) {
+    table_case_t t;
+    table_open(&t);
+    for (const char *step = steps; *step; step++) {
+        if (*step == '+' || *step == 'n') next_socket(&t);
+        if (*step == '+' || *step == 'A') lz__conns_accepted(&t.node->conns, t.fd);
+        if (*step == '-') lz__conns_disconnected(&t.node->conns, t.fd);
+        if (*step >= 'a' && *step <= 'c') // admitted: let through
+            LZ_CHECK(!lz__conns_look_at(t.node, t.fd, t.keys[*step - 'a'].public_key, key_property));
+    }
+    size_t cut = reload_revoking(&t, revoked - 'a');
+    table_close(&t);
+    return cut;
+}
+
+// Each case ends with b's connection on the number: a reload revoking b
+// must cut it, whatever key the messages earlier connections left there show.
+
+// a's connection ends before any of its messages is read; b's takes the
+// number, and a's leftovers come in turn with b's own.
+LZ_TEST(leftovers_of_an_unknown_connection_teach_no_key) { LZ_CHECK_INT(play("+-+baa", 'b'), 1); }
+
+// As many leftovers as a connection can leave (its pipe's 2, and the one
+// its engine was pushing), with nothing of b's among them.
+LZ_TEST(as_many_leftovers_as_a_connection_can_leave_teach_no_key) { LZ_CHECK_INT(play("+-+aaa", 'b'), 1); }
+
+// b's first message is read before the monitor has read a's end and b's
+// accept: it must not teach a's entry (b's would then take a's leftovers,
+// naming someone else than a's entry showed, for b's own).
+LZ_TEST(a_message_read_before_its_accept_teaches_no_key) { LZ_CHECK_INT(play("+nb-Aa", 'b'), 1); }
+
+// a's ACCEPTED is read only once a's connection has ended and b's has the
+// number: a's entry takes b's socket for a's and learns b's key there,
+// which says nothing of what a left.
+LZ_TEST(an_accept_read_after_the_next_connection_came_teaches_no_key) { LZ_CHECK_INT(play("nnAb-Aa", 'b'), 1); }
+
+// a's leftovers may still be queued after c's connection has come and gone
+// on the number too: naming someone else than c, they still are a's.
+LZ_TEST(leftovers_of_an_earlier_connection_than_the_last_teach_no_key) {
+    LZ_CHECK_INT(play("+a-+c-+a", 'b'), 1);
+}
+
+// What a reused number still learns (a reload revoking c keeps b's
+// connection once its key is known): a key no earlier connection showed, at
+// its first message; the earlier one's key, or any after one never known,
+// once more messages showed it than that one can have left.
+LZ_TEST(a_reused_number_still_learns_its_connections_key) {
+    LZ_CHECK_INT(play("+a-+b", 'c'), 0);
+    LZ_CHECK_INT(play("+b-+bbb", 'c'), 1); // all three may be the earlier b's
+    LZ_CHECK_INT(play("+b-+bbbb", 'c'), 0);
+    LZ_CHECK_INT(play("+-+bbb", 'c'), 1);
+    LZ_CHECK_INT(play("+-+bbbb", 'c'), 0);
+}
+
 LZ_TEST_MAIN(LZ_CASE(revoked_curve_subscriber_is_cut), LZ_CASE(silent_pullers_are_cut_and_the_admitted_one_returns),
              LZ_CASE(proxy_cuts_only_the_revoked_peer),
              LZ_CASE(removed_plain_user_is_cut_and_its_queue_dropped), LZ_CASE(newly_denied_address_is_cut),
              LZ_CASE(cut_revoked_off_leaves_connections_up), LZ_CASE(watched_file_denying_an_address_cuts_it),
              LZ_CASE(leftovers_of_a_cut_peer_stay_dropped_after_its_number_is_reused),
-             LZ_CASE(only_rules_that_narrow_judge_again))
+             LZ_CASE(only_rules_that_narrow_judge_again), LZ_CASE(leftovers_of_an_unknown_connection_teach_no_key),
+             LZ_CASE(as_many_leftovers_as_a_connection_can_leave_teach_no_key),
+             LZ_CASE(a_message_read_before_its_accept_teaches_no_key),
+             LZ_CASE(an_accept_read_after_the_next_connection_came_teaches_no_key),
+             LZ_CASE(leftovers_of_an_earlier_connection_than_the_last_teach_no_key),
+             LZ_CASE(a_reused_number_still_learns_its_connections_key))

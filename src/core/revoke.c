@@ -8,18 +8,25 @@
  * connection end and tears it down as any other), and its peer's reconnect
  * goes through the ZAP handler, which refuses a revoked peer for good.
  *
- * Descriptor numbers are reused, so two rules keep a wrong identity from
- * sticking to a connection. A cut checks that the descriptor is still the
- * socket the ACCEPTED event saw (its inode), so it never shuts down
- * anything else. And messages a connection that ended left queued carry
- * its old descriptor number: after a reuse, a message teaches the new
- * connection's identity only once it cannot be such a leftover (it names
- * someone else than the old connection, or more messages came than the old
- * one could have queued); until then the connection counts as unknown,
- * which a reload cuts: the worst case is an admitted peer reconnecting.
- * What a cut connection left queued is dropped whenever it comes: its
- * number stays looked at, through the connections that reuse it, each
- * message judged by its own User-Id. */
+ * Descriptor numbers are reused, so a wrong identity must not stick to a
+ * connection. A cut checks that the descriptor is still the socket the
+ * ACCEPTED event saw (its inode), so it never shuts down anything else, and
+ * so does a message before it teaches: a later connection's, read before
+ * the monitor saw this one end, carries the same number. Messages the
+ * connections that ended left queued carry their numbers too, for as long
+ * as the receiver leaves them there (nothing tells when the last is read),
+ * so a number keeps what its earlier connections may have left: a pipe's
+ * worth each, and the user id they showed, when each showed the same. A
+ * message teaches a connection on a reused number only if it cannot be one
+ * of those: it names someone else than they did, or it makes a run of
+ * messages naming one user id longer than they can have left. One that can
+ * no longer be taught so (they showed several user ids or none and may have
+ * left more than a pipe's worth; they showed none and its messages named
+ * two; or a pipe's worth and one more did not do) is looked at no more and
+ * counts as unknown, which a reload cuts: the worst case is an admitted
+ * peer reconnecting. What a cut connection left queued is dropped whenever
+ * it comes: its number stays looked at, through the connections that reuse
+ * it, each message judged by its own User-Id. */
 #include "core/revoke.h"
 
 #include <limits.h>
@@ -38,12 +45,15 @@ enum { CONN_FREE = 0, CONN_OPEN, CONN_GONE, CONN_CUT };
 struct lz_conn {
     unsigned char state;
     bool known;      // user is what its messages show (or, under ZAP, nothing is to be shown)
+    bool learns;     // a message may still teach user (see learn)
     bool looked;     // counted in the table's looks
     bool after_cut;  // a connection with this number was cut: what it left queued may still come
-    unsigned doubt;  // messages still to see before one may teach user (see the top)
+    unsigned queued; // messages the number's earlier connections may still have queued (0: none)
+    unsigned run;    // messages in a row naming queued_by (or first), each maybe one of theirs
     ino_t inode;     // the socket's, when accepted: 0 when it could not be read
     char *user;      // the ZAP user id, once known
-    char *previous;  // the user id of the connection this descriptor had before, while in doubt
+    char *queued_by; // the user id all those earlier connections showed, when each showed that one
+    char *first;     // without queued_by: the user id this connection's first message named
 };
 
 void lz__conns_init(lz_conns_t *conns) {
@@ -55,7 +65,8 @@ void lz__conns_init(lz_conns_t *conns) {
 
 static void conn_clear(lz_conn_t *conn) {
     free(conn->user);
-    free(conn->previous);
+    free(conn->queued_by);
+    free(conn->first);
     memset(conn, 0, sizeof *conn);
 }
 
@@ -112,26 +123,55 @@ static ino_t socket_inode(int fd) {
     return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? st.st_ino : 0;
 }
 
+static unsigned add_capped(unsigned a, unsigned b) { return a > UINT_MAX - b ? UINT_MAX : a + b; }
+
+// remember_ended makes the entry of a connection that ended part of what
+// the number's next connection must doubt: it may have left a pipe's worth.
+// saw_next: its ACCEPTED came after it had ended, when the next connection
+// had the number already, so what it learned may be that one's.
+static void remember_ended(lz_conns_t *conns, lz_conn_t *conn, bool saw_next) {
+    char *user = conn->known && !saw_next ? conn->user : NULL;
+    if (!conn->queued) {
+        conn->queued_by = user;
+    } else if (!user || !conn->queued_by || strcmp(user, conn->queued_by) != 0) {
+        free(conn->queued_by); // several user ids, or one not known
+        conn->queued_by = NULL;
+    }
+    if (conn->user != conn->queued_by) free(conn->user);
+    conn->user = NULL;
+    free(conn->first);
+    conn->first = NULL;
+    conn->queued = add_capped(conn->queued, conns->doubt);
+}
+
+// may_learn: whether a message can show who conn is, on a number whose
+// earlier connections may have left some (see teaches): one naming someone
+// else than they all showed, or a run too long to be theirs, if they are
+// no more than one connection's.
+static bool may_learn(const lz_conns_t *conns, const lz_conn_t *conn) {
+    return conn->queued_by || (conn->queued <= conns->doubt && conn->queued < UINT_MAX);
+}
+
 void lz__conns_accepted(lz_conns_t *conns, int fd) {
     lz_secure_mode_t mode = guarded_mode(conns);
     if (fd < 0 || mode == LZ_SECURE_UNSET) return;
     pthread_mutex_lock(&conns->lock);
     lz_conn_t *conn = slot(conns, fd);
     if (conn) {
-        bool reused = conn->state != CONN_FREE;
-        char *previous = conn->known ? conn->user : NULL;
-        if (!previous) free(conn->user);
-        free(conn->previous);
+        ino_t inode = socket_inode(fd);
+        if (conn->state != CONN_FREE) remember_ended(conns, conn, inode == conn->inode);
+        bool known = mode == LZ_SECURE_ZAP; // nothing to learn: a NULL peer is judged by its address alone
         *conn = (lz_conn_t){
             .state = CONN_OPEN,
-            .known = mode == LZ_SECURE_ZAP, // nothing to learn: a NULL peer is judged by its address alone
+            .known = known,
+            .learns = !known && inode && may_learn(conns, conn), // one never judged needs no name
             .looked = conn->looked,
             .after_cut = conn->after_cut,
-            .doubt = reused ? conns->doubt : 0,
-            .inode = socket_inode(fd),
-            .previous = previous,
+            .queued = conn->queued,
+            .inode = inode,
+            .queued_by = conn->queued_by,
         };
-        set_looked(conns, conn, !conn->known || conn->after_cut);
+        set_looked(conns, conn, conn->learns || conn->after_cut);
     }
     pthread_mutex_unlock(&conns->lock);
 }
@@ -148,35 +188,66 @@ void lz__conns_disconnected(lz_conns_t *conns, int fd) {
     pthread_mutex_unlock(&conns->lock);
 }
 
-// learn takes user as the connection's identity, unless the message may be
-// one its descriptor's previous connection left queued (see the top).
-static void learn(lz_conns_t *conns, lz_conn_t *conn, const char *user) {
-    bool maybe_previous = !conn->previous || strcmp(user, conn->previous) == 0;
-    if (conn->doubt && maybe_previous && --conn->doubt) return;
-    conn->user = strdup(user);
-    if (!conn->user) return; // looked at again with its next message
-    conn->known = true;
+static void stop_learning(lz_conns_t *conns, lz_conn_t *conn) {
+    conn->learns = false;
     set_looked(conns, conn, conn->after_cut);
 }
 
+// teaches: whether a message naming user surely is conn's own, not one its
+// number's earlier connections left queued (see the top). A run of
+// messages naming their one user id, or when they showed none the one
+// conn's first message named, longer than they can have left holds one of
+// conn's own. Once no run can get so long any more (a second user id, or
+// more than one connection can leave), conn learns nothing.
+static bool teaches(lz_conns_t *conns, lz_conn_t *conn, const char *user) {
+    if (!conn->queued) return true;
+    if (conn->queued_by && strcmp(user, conn->queued_by) != 0) return true;
+    if (!conn->queued_by && !conn->first) conn->first = strdup(user);
+    const char *run_of = conn->queued_by ? conn->queued_by : conn->first;
+    if (!run_of) return false; // out of memory: counted from the next one
+    if (strcmp(user, run_of) != 0) {
+        stop_learning(conns, conn);
+        return false;
+    }
+    if (++conn->run > conn->queued) return true;
+    if (conn->run > conns->doubt) stop_learning(conns, conn);
+    return false;
+}
+
+// learn takes user, a message's on fd, as conn's identity once the message
+// cannot be another connection's: one of those before it on the number,
+// or one after it, read before the monitor saw it end.
+static void learn(lz_conns_t *conns, lz_conn_t *conn, int fd, const char *user) {
+    if (!teaches(conns, conn, user) || !conn->inode || socket_inode(fd) != conn->inode) return;
+    conn->user = strdup(user);
+    if (!conn->user) return; // looked at again with its next message
+    conn->known = true;
+    stop_learning(conns, conn);
+}
+
+static const char *msg_property(const void *msg, const char *name) { return zmq_msg_gets(msg, name); }
+
 bool lz__conns_look(lz_node_t *node, zmq_msg_t *first) {
+    return lz__conns_look_at(node, zmq_msg_get(first, ZMQ_SRCFD), first, msg_property);
+}
+
+bool lz__conns_look_at(lz_node_t *node, int fd, const void *msg, lz_msg_property_fn *property) {
     lz_conns_t *conns = &node->conns;
     lz_secure_mode_t mode = guarded_mode(conns);
-    int fd = zmq_msg_get(first, ZMQ_SRCFD);
     const char *refusal = NULL, *address = NULL;
     pthread_mutex_lock(&conns->lock);
     lz_conn_t *conn = fd >= 0 && (size_t)fd < conns->capacity ? &conns->slots[fd] : NULL;
     if (conn && conn->looked) {
         // The message's own metadata names its sender, whichever
         // connection of this descriptor number it came by.
-        const char *user = zmq_msg_gets(first, "User-Id");
-        address = zmq_msg_gets(first, "Peer-Address");
+        const char *user = property(msg, "User-Id");
+        address = property(msg, "Peer-Address");
         if (user || mode == LZ_SECURE_ZAP) {
             lz_security_t *policy = lz__context_policy(node->ctx);
             refusal = lz__security_judge_peer(policy, NULL, mode, user, address);
             lz__security_destroy(&policy);
         }
-        if (!refusal && user && conn->state == CONN_OPEN && !conn->known) learn(conns, conn, user);
+        if (!refusal && user && conn->state == CONN_OPEN && conn->learns) learn(conns, conn, fd, user);
     }
     pthread_mutex_unlock(&conns->lock);
     if (refusal)

@@ -30,7 +30,7 @@ typedef struct lz_conns {
     pthread_mutex_t lock; // guards the entries (the monitor thread, receivers, a reload)
     lz_conn_t *slots;     // indexed by descriptor
     size_t capacity;
-    unsigned doubt;       // messages a reused descriptor must show before one teaches its identity
+    unsigned doubt;       // messages a connection that ended can have left queued (revoke.c's top)
 } lz_conns_t;
 
 // lz__conns_init readies an inert table; lz__conns_fini frees it (no
@@ -64,6 +64,13 @@ static inline bool lz__conns_looking(lz_conns_t *conns) {
 // connection's identity. It counts and logs the drop (inbound_dropped).
 // Thread safe.
 bool lz__conns_look(lz_node_t *node, zmq_msg_t *first);
+
+// lz__conns_look_at is lz__conns_look for a message that came by descriptor
+// fd, whose "User-Id" and "Peer-Address" property(msg, name) reads (only
+// when its connection is looked at; NULL: none). Tests drive the table
+// through it with messages of their own.
+typedef const char *lz_msg_property_fn(const void *msg, const char *name);
+bool lz__conns_look_at(lz_node_t *node, int fd, const void *msg, lz_msg_property_fn *property);
 
 // lz__conns_judge judges every live connection of node again by now (the
 // policy just installed; before, the one it replaced) and cuts, with
