@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "liberzmq/serializer.h"
+#include "serial/buffer.h"
 
 // Small first block: most messages are tens of bytes, and a buffer reused
 // through lz_buffer_reset keeps whatever it grew to.
@@ -90,4 +91,8 @@ size_t lz_buffer_size(const lz_buffer_t *buffer) {
 
 void lz_buffer_reset(lz_buffer_t *buffer) {
     if (buffer) buffer->size = 0;
+}
+
+void lz__buffer_truncate(lz_buffer_t *buffer, size_t size) {
+    if (buffer && size < buffer->size) buffer->size = size;
 }

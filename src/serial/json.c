@@ -13,6 +13,7 @@
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,14 +219,26 @@ static lz_value_t *number_value(const char *text, size_t len) {
 // yajl allocates its handle, lexer, buffers and state stack for every
 // parse; serving them from an arena on the decoder's stack turns about five
 // malloc/free pairs per message into pointer bumps. Whatever does not fit
-// (long strings with escapes, deep nesting) falls back to the heap.
+// (long strings with escapes, a long last token) falls back to the heap.
+// yajl does not check what the heap gives it (its buffers write through a
+// failed realloc's NULL), so a failed allocation never returns to it: it
+// jumps back to yajl_run, which reports LZ_ENOMEM.
 #define LZ_ARENA_SIZE 4096
 #define LZ_ARENA_ALIGN 16
 
 typedef struct arena {
     size_t used;
+    jmp_buf *out_of_memory; // where a failed allocation goes while yajl parses
     _Alignas(LZ_ARENA_ALIGN) unsigned char block[LZ_ARENA_SIZE];
 } arena_t;
+
+// heap_block passes on what malloc or realloc gave yajl, jumping out when
+// that is nothing. Every block yajl holds stays where it was: the caller
+// frees them all with the handle.
+static void *heap_block(arena_t *a, void *block) {
+    if (!block && a->out_of_memory) longjmp(*a->out_of_memory, 1);
+    return block;
+}
 
 static bool in_arena(const arena_t *a, const void *p) {
     uintptr_t at = (uintptr_t)p, start = (uintptr_t)a->block;
@@ -236,7 +249,7 @@ static bool in_arena(const arena_t *a, const void *p) {
 static void *arena_malloc(void *ctx, size_t size) {
     arena_t *a = ctx;
     size_t rounded = (size + LZ_ARENA_ALIGN - 1) / LZ_ARENA_ALIGN * LZ_ARENA_ALIGN;
-    if (size > LZ_ARENA_SIZE || rounded + LZ_ARENA_ALIGN > LZ_ARENA_SIZE - a->used) return malloc(size);
+    if (size > LZ_ARENA_SIZE || rounded + LZ_ARENA_ALIGN > LZ_ARENA_SIZE - a->used) return heap_block(a, malloc(size));
     unsigned char *p = a->block + a->used + LZ_ARENA_ALIGN;
     memcpy(p - sizeof(size_t), &rounded, sizeof rounded);
     a->used += rounded + LZ_ARENA_ALIGN;
@@ -249,7 +262,7 @@ static void arena_free(void *ctx, void *p) {
 
 static void *arena_realloc(void *ctx, void *p, size_t size) {
     if (!p) return arena_malloc(ctx, size);
-    if (!in_arena(ctx, p)) return realloc(p, size);
+    if (!in_arena(ctx, p)) return heap_block(ctx, realloc(p, size));
     size_t old;
     memcpy(&old, (unsigned char *)p - sizeof(size_t), sizeof old);
     if (size <= old) return p;
@@ -268,15 +281,20 @@ typedef struct json_parse {
     size_t key_len, key_cap;
     char key_small[64];
     const char *reason; // why a callback stopped the parse
+    bool out_of_memory; // the reason was a failed allocation
 } json_parse_t;
+
+// out_of_memory stops the parse for want of memory.
+static int out_of_memory(json_parse_t *p) {
+    p->out_of_memory = true;
+    p->reason = "out of memory";
+    return 0;
+}
 
 // attach hands a new value to the open container (or makes it the root).
 // yajl callbacks return 0 to stop the parse, non-zero to go on.
 static int attach(json_parse_t *p, lz_value_t *item) {
-    if (!item) {
-        p->reason = "out of memory";
-        return 0;
-    }
+    if (!item) return out_of_memory(p);
     if (p->depth == 0) {
         p->root = item;
         return 1;
@@ -284,8 +302,7 @@ static int attach(json_parse_t *p, lz_value_t *item) {
     lz_value_t *parent = p->stack[p->depth - 1];
     int rc = lz_value_type(parent) == LZ_VALUE_ARRAY ? lz_value_array_append(parent, item)
                                                      : lz__value_object_setn(parent, p->key, p->key_len, item);
-    if (rc < 0) p->reason = "out of memory";
-    return rc == 0;
+    return rc == 0 ? 1 : out_of_memory(p);
 }
 
 static int open_container(json_parse_t *p, lz_value_t *container) {
@@ -342,10 +359,7 @@ static int on_key(void *ctx, const unsigned char *key, size_t len) {
     }
     if (len >= p->key_cap) {
         char *grown = realloc(p->key == p->key_small ? NULL : p->key, len + 1);
-        if (!grown) {
-            p->reason = "out of memory";
-            return 0;
-        }
+        if (!grown) return out_of_memory(p);
         p->key = grown;
         p->key_cap = len + 1;
     }
@@ -371,7 +385,8 @@ static const yajl_callbacks parse_callbacks = {
 
 // parse_failure records why yajl stopped, with the byte offset.
 static int parse_failure(yajl_handle h, json_parse_t *p, const void *data, size_t size, size_t at) {
-    if (p->reason) return lz__fail(LZ_ESERIALIZATION, "json: %s at byte %zu", p->reason, at);
+    if (p->reason)
+        return lz__fail(p->out_of_memory ? LZ_ENOMEM : LZ_ESERIALIZATION, "json: %s at byte %zu", p->reason, at);
     unsigned char *text = yajl_get_error(h, 0, data, size);
     const char *message = text ? (const char *)text : "parse error";
     if (strncmp(message, "parse error: ", 13) == 0) message += 13;
@@ -412,6 +427,26 @@ static bool lone_surrogate_escape(const unsigned char *p, size_t size) {
     return false;
 }
 
+// yajl_run parses data with h, whose allocations come from arena: 0, or
+// the error (a failed allocation of yajl's own jumps back here).
+static int yajl_run(yajl_handle h, arena_t *arena, json_parse_t *p, const void *data, size_t size) {
+    jmp_buf out_of_memory;
+    if (setjmp(out_of_memory)) {
+        arena->out_of_memory = NULL;
+        return lz__fail(LZ_ENOMEM, "json: out of memory");
+    }
+    arena->out_of_memory = &out_of_memory;
+    yajl_status status = yajl_parse(h, data, size);
+    // yajl counts the offending byte as consumed.
+    size_t consumed = yajl_get_bytes_consumed(h), at = consumed ? consumed - 1 : 0;
+    if (status == yajl_status_ok) {
+        status = yajl_complete_parse(h);
+        at = size;
+    }
+    arena->out_of_memory = NULL; // yajl_get_error checks its allocation
+    return status == yajl_status_ok ? 0 : parse_failure(h, p, data, size, at);
+}
+
 static int yajl_decode(const void *data, size_t size, lz_value_t **out) {
     // Field by field: zeroing the 1 KB container stack (only read below
     // depth) cost more than some whole parses.
@@ -423,19 +458,14 @@ static int yajl_decode(const void *data, size_t size, lz_value_t **out) {
     p.key_len = 0;
     p.key_cap = sizeof p.key_small;
     p.reason = NULL;
+    p.out_of_memory = false;
     arena_t arena;
     arena.used = 0;
+    arena.out_of_memory = NULL;
     yajl_alloc_funcs funcs = {arena_malloc, arena_realloc, arena_free, &arena};
     yajl_handle h = yajl_alloc(&parse_callbacks, &funcs, &p);
     if (!h) return lz__fail(LZ_ENOMEM, "json: out of memory");
-    int rc = 0;
-    // yajl counts the offending byte as consumed.
-    if (yajl_parse(h, data, size) != yajl_status_ok) {
-        size_t consumed = yajl_get_bytes_consumed(h);
-        rc = parse_failure(h, &p, data, size, consumed ? consumed - 1 : 0);
-    } else if (yajl_complete_parse(h) != yajl_status_ok) {
-        rc = parse_failure(h, &p, data, size, size);
-    }
+    int rc = yajl_run(h, &arena, &p, data, size);
     yajl_free(h);
     if (p.key != p.key_small) free(p.key);
     if (rc < 0) lz_value_destroy(&p.root);

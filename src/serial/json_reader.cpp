@@ -8,6 +8,8 @@
 #include <fmt/compile.h>
 #include <simdjson.h>
 
+#include <pthread.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -53,27 +55,36 @@ struct reader {
     }
 };
 
-// One per thread, freed when the thread exits. It is reached through an
-// initial-exec pointer: a thread_local object with a destructor costs a
-// wrapper call and two __tls_get_addr calls per message in a shared
-// library; the owner below is touched once per thread, to free it.
+// One per thread, freed when the thread exits by a pthread key's
+// destructor. Not a C++ thread_local with a destructor: glibc registers
+// that destructor on the thread's first use with an allocation, and
+// aborts the process when the allocation fails; a failed
+// pthread_setspecific only costs the thread its reader. It is reached
+// through an initial-exec pointer, which costs no __tls_get_addr call per
+// message in a shared library.
 thread_local reader *thread_reader __attribute__((tls_model("initial-exec"))) = nullptr;
 
-struct reader_owner {
-    reader *owned = nullptr;
-    ~reader_owner() {
-        thread_reader = nullptr;
-        delete owned;
-    }
-};
-thread_local reader_owner thread_reader_owner;
+pthread_key_t reader_key;
+bool reader_key_made;
+pthread_once_t reader_key_once = PTHREAD_ONCE_INIT;
+
+void free_reader(void *r) {
+    thread_reader = nullptr;
+    delete static_cast<reader *>(r);
+}
+
+void make_reader_key() { reader_key_made = pthread_key_create(&reader_key, free_reader) == 0; }
 
 // make_thread_reader makes the thread's reader on its first document;
-// nullptr when out of memory.
+// nullptr when out of memory (the caller then reads with one of its own).
 __attribute__((noinline)) reader *make_thread_reader() noexcept {
-    reader *r = new (std::nothrow) reader;
-    if (r) thread_reader = thread_reader_owner.owned = r;
-    return r;
+    pthread_once(&reader_key_once, make_reader_key);
+    reader *r = reader_key_made ? new (std::nothrow) reader : nullptr;
+    if (r && pthread_setspecific(reader_key, r) != 0) {
+        delete r;
+        r = nullptr;
+    }
+    return thread_reader = r;
 }
 
 // Where a walk makes its nodes: heap_nodes for a value the caller owns

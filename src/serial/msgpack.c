@@ -188,9 +188,8 @@ static int unpack_failure(msgpack_unpack_return ret, size_t off, size_t size) {
         return lz__fail(LZ_ESERIALIZATION, "msgpack: trailing data at byte %zu of %zu", off, size);
     if (ret == MSGPACK_UNPACK_CONTINUE)
         return lz__fail(LZ_ESERIALIZATION, "msgpack: truncated input at byte %zu", size);
-    if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
-        return lz__fail(LZ_ESERIALIZATION, "msgpack: out of memory or nesting deeper than %d levels",
-                        LZ_MSGPACK_MAX_DEPTH);
+    if (ret == MSGPACK_UNPACK_NOMEM_ERROR) // the nesting was checked (check_shape)
+        return lz__fail(LZ_ENOMEM, "msgpack: out of memory unpacking %zu bytes", size);
     return lz__fail(LZ_ESERIALIZATION, "msgpack: invalid data near byte %zu", off);
 }
 
@@ -240,46 +239,66 @@ static uint64_t big_endian(const uint8_t *p, int n) {
     return v;
 }
 
-// check_declared_sizes refuses input whose containers declare more values
-// than the bytes left could hold (each takes one byte at least).
-// msgpack-c allocates a container's declared size before reading what is
-// in it: a 5-byte array32 header asks for 96 GiB. This walk reads headers
-// and lengths only; what it cannot size (the reserved byte, a header cut
-// short) is left for msgpack-c to report in its own words.
-static int check_declared_sizes(const uint8_t *data, size_t size) {
-    uint64_t pending = 1; // values still to come
+// A value's header: its bytes, the bytes of its body, and how many values
+// follow it as its elements (a map's keys and values both count).
+typedef struct header {
+    uint64_t head, body, values;
+    bool container;
+} header_t;
+
+// read_header reads the header at data[at] (size bytes in all); false for
+// what it cannot size (the reserved byte, a header cut short).
+static bool read_header(const uint8_t *data, size_t at, size_t size, header_t *h) {
+    uint8_t b = data[at];
+    *h = (header_t){.head = 1, .container = (b >= 0x80 && b <= 0x9f)};
+    if (b >= 0x80 && b <= 0x8f) h->values = 2u * (b & 0x0fu);
+    else if (b >= 0x90 && b <= 0x9f) h->values = b & 0x0fu;
+    else if (b >= 0xa0 && b <= 0xbf) h->body = b & 0x1fu;
+    if (b < 0xc0 || b > 0xdf) return true;
+    const header_shape_t *shape = &headers[b - 0xc0];
+    h->head = shape->head;
+    if (shape->kind == RESERVED || at + h->head > size) return false;
+    uint64_t length = big_endian(data + at + 1, shape->length_bytes);
+    h->container = shape->kind == ARRAY || shape->kind == MAP;
+    if (shape->kind == SIZED) h->body = length;
+    else h->values = shape->kind == MAP ? 2 * length : shape->kind == ARRAY ? length : 0;
+    return true;
+}
+
+// check_shape refuses input whose containers declare more values than the
+// bytes left could hold (each takes one byte at least): msgpack-c
+// allocates a container's declared size before reading what is in it, and
+// a 5-byte array32 header asks for 96 GiB. It also refuses containers
+// nested deeper than msgpack-c unpacks (it says "out of memory" for that,
+// which then means memory alone). This walk reads headers and lengths
+// only; what it cannot size is left for msgpack-c to report in its own
+// words.
+static int check_shape(const uint8_t *data, size_t size) {
+    uint64_t pending = 1;                   // values still to come
+    uint64_t left[LZ_MSGPACK_MAX_DEPTH];    // of each open container's, innermost last
+    int depth = 0;
     for (size_t at = 0; pending && at < size; pending--) {
-        uint8_t b = data[at];
-        uint64_t head = 1, body = 0, values = 0;
-        if (b >= 0x80 && b <= 0x8f) {
-            values = 2u * (b & 0x0fu);
-        } else if (b >= 0x90 && b <= 0x9f) {
-            values = b & 0x0fu;
-        } else if (b >= 0xa0 && b <= 0xbf) {
-            body = b & 0x1fu;
-        } else if (b >= 0xc0 && b <= 0xdf) {
-            const header_shape_t *shape = &headers[b - 0xc0];
-            head = shape->head;
-            if (shape->kind == RESERVED || at + head > size) return 0;
-            uint64_t length = big_endian(data + at + 1, shape->length_bytes);
-            if (shape->kind == SIZED) body = length;
-            else if (shape->kind == ARRAY) values = length;
-            else if (shape->kind == MAP) values = 2 * length;
-        }
-        if (head + body > size - at) return 0;
-        at += head + body;
-        pending += values;
+        header_t h;
+        if (!read_header(data, at, size, &h) || h.head + h.body > size - at) return 0;
+        if (h.container && depth == LZ_MSGPACK_MAX_DEPTH)
+            return lz__fail(LZ_ESERIALIZATION, "msgpack: nesting deeper than %d levels at byte %zu",
+                            LZ_MSGPACK_MAX_DEPTH, at);
+        at += h.head + h.body;
+        pending += h.values;
         if (pending - 1 > size - at)
             return lz__fail(LZ_ESERIALIZATION,
                             "msgpack: truncated input: %" PRIu64 " values declared by byte %zu, %zu bytes left",
                             pending - 1, at, size - at);
+        if (depth) left[depth - 1]--;
+        if (h.values) left[depth++] = h.values;
+        while (depth && !left[depth - 1]) depth--;
     }
     return 0;
 }
 
 static int msgpack_decode(void *state, const void *data, size_t size, lz_value_t **out) {
     *out = NULL;
-    if (check_declared_sizes(data, size) != 0) return LZ_ESERIALIZATION;
+    if (check_shape(data, size) != 0) return LZ_ESERIALIZATION;
     msgpack_zone *zone = thread_zone();
     if (!zone) return lz__fail(LZ_ENOMEM, "msgpack: cannot allocate an unpack zone");
     msgpack_object object;

@@ -111,15 +111,23 @@ typedef struct scratch {
     _Alignas(8) unsigned char block[2048];
     lz_arena_t arena;
     ProtobufCAllocator allocator;
+    // An allocation failed: protobuf_c_message_unpack says NULL for that
+    // as for malformed bytes, and only this tells them apart.
+    bool out_of_memory;
 } scratch_t;
 
-static void *arena_alloc(void *arena, size_t size) { return lz__arena_alloc(arena, size ? size : 1); }
-static void arena_free(void *arena, void *pointer) { (void)arena, (void)pointer; }
+static void *arena_alloc(void *data, size_t size) {
+    scratch_t *scratch = data;
+    void *block = lz__arena_alloc(&scratch->arena, size ? size : 1);
+    if (!block) scratch->out_of_memory = true;
+    return block;
+}
+static void arena_free(void *data, void *pointer) { (void)data, (void)pointer; }
 
 static ProtobufCAllocator *scratch_init(scratch_t *scratch) {
     lz__arena_init(&scratch->arena, scratch->block, sizeof scratch->block);
-    scratch->allocator =
-        (ProtobufCAllocator){.alloc = arena_alloc, .free = arena_free, .allocator_data = &scratch->arena};
+    scratch->out_of_memory = false;
+    scratch->allocator = (ProtobufCAllocator){.alloc = arena_alloc, .free = arena_free, .allocator_data = scratch};
     return &scratch->allocator;
 }
 
@@ -738,10 +746,12 @@ static int protobuf_decode(void *state, const void *data, size_t size, lz_value_
     ProtobufCMessage *message =
         wire == WIRE_OK ? protobuf_c_message_unpack(codec->descriptor, allocator, size, data) : NULL;
     int rc = message ? lz_protobuf_to_value(message, codec->flags & LZ_PROTOBUF_DEFAULTS, out) : LZ_ESERIALIZATION;
+    bool out_of_memory = scratch.out_of_memory;
     scratch_release(&scratch);
     if (message) return rc;
+    if (out_of_memory) return lz__fail(LZ_ENOMEM, "protobuf: out of memory unpacking a %s", codec->descriptor->name);
     // Python's fallback reads JSON without the mark too.
-    if (fallback && lz__json_ops.decode(NULL, data, size, out) == 0) return 0;
+    if (fallback && (rc = lz__json_ops.decode(NULL, data, size, out)) != LZ_ESERIALIZATION) return rc;
     return lz__fail(LZ_ESERIALIZATION, "protobuf: %zu bytes are not a valid %s%s", size, codec->descriptor->name,
                     fallback ? " nor JSON" : "");
 }

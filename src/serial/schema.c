@@ -287,15 +287,15 @@ static size_t code_points(const char *s, size_t len) {
     return n;
 }
 
-// match_error aborts on a PCRE2 error other than no match (a match or
-// depth limit): no answer about the value.
+// match_error aborts on a PCRE2 error other than no match (no memory for
+// its backtracking, a match or depth limit): no answer about the value.
 static LZ_COLD int match_error(const lz_spattern_t *pattern, int rc, const path_t *path, vctx_t *ctx) {
     char reason[LZ_DETAIL_MAX / 2];
     PCRE2_UCHAR message[120];
     pcre2_get_error_message(rc, message, sizeof message);
     lz__format(reason, sizeof reason, "the pattern \"%s\" could not be matched: %s", pattern->source,
                (const char *)message);
-    abort_validation(ctx, path, LZ_EVALIDATION, reason);
+    abort_validation(ctx, path, rc == PCRE2_ERROR_NOMEMORY ? LZ_ENOMEM : LZ_EVALIDATION, reason);
     return -1;
 }
 

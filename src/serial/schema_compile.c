@@ -327,6 +327,7 @@ static bool get_pattern(compiler_t *c, const char *source, size_t len, lz_spatte
     uint32_t options =
         PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_MATCH_INVALID_UTF | PCRE2_ALT_BSUX | PCRE2_ALLOW_EMPTY_CLASS;
     out->code = pcre2_compile((PCRE2_SPTR)source, len, options, &code, &offset, c->regex);
+    if (!out->code && code == PCRE2_ERROR_HEAP_FAILED) return out_of_memory();
     if (!out->code) {
         PCRE2_UCHAR message[160];
         pcre2_get_error_message(code, message, sizeof message);

@@ -9,6 +9,7 @@
 
 #include "core/context.h"
 #include "core/error.h"
+#include "serial/buffer.h"
 #include "serial/registry.h"
 
 struct lz_serializer {
@@ -162,11 +163,10 @@ unsigned lz_serializer_flags(const lz_serializer_t *serializer) {
     return serializer ? serializer->ops->flags : 0;
 }
 
-// encoded finishes an encode into out, which held before bytes: without a
-// truncate call only an encode into an empty buffer can be undone on
-// failure; that is how the patterns use it.
+// encoded finishes an encode into out, which held before bytes: a failed
+// one (out of memory part way, say) leaves out as it was.
 static int encoded(int rc, size_t before, lz_buffer_t *out) {
-    if (rc < 0 && before == 0) lz_buffer_reset(out);
+    if (rc < 0) lz__buffer_truncate(out, before);
     return rc < 0 ? rc : 0;
 }
 

@@ -627,7 +627,7 @@ static lz_value_t *container_copy(const lz_value_t *value, int depth) {
     if (depth >= LZ_VALUE_MAX_DEPTH)
         return lz__fail_null(LZ_EINVAL, "value: copy of a value nested deeper than %d levels", LZ_VALUE_MAX_DEPTH);
     lz_value_t *container = lz__value_new((lz_value_type_t)value->type, 0);
-    if (container && lz__value_reserve(container, lz_value_size(value)) < 0) value_free(container);
+    if (container && lz__value_reserve(container, lz_value_size(value)) < 0) lz_value_destroy(&container);
     return container;
 }
 
