@@ -63,7 +63,7 @@ void lz_schema_destroy(lz_schema_t **schema_p);
 // A validation nested deeper than 256 levels (a recursive $ref that does
 // not end) also fails with LZ_EVALIDATION, never by overflowing the stack.
 // LZ_EINVAL for NULL arguments, LZ_ENOMEM when a pattern's match data
-// cannot be allocated. Valid values cost no string formatting. Thread
+// cannot be allocated or its match runs out of memory. Valid values cost no string formatting. Thread
 // safe: a compiled schema is read-only, so any number of threads may
 // validate with it at once.
 int lz_schema_validate(const lz_schema_t *schema, const lz_value_t *value);

@@ -85,7 +85,8 @@ unsigned lz_serializer_flags(const lz_serializer_t *serializer);
 // values pass through, positive ones become LZ_ESERIALIZATION. msgpack
 // refuses (LZ_ESERIALIZATION) strings and keys that are not UTF-8, and
 // strings, bytes, arrays and objects with more than 2^32 - 1 bytes or
-// entries, which its headers cannot say.
+// entries, which its headers cannot say. A failed encode leaves out as it
+// was: nothing half-written is appended.
 int lz_serializer_encode(const lz_serializer_t *serializer, const lz_value_t *value, lz_buffer_t *out);
 int lz_serializer_decode(const lz_serializer_t *serializer, const void *data, size_t size, lz_value_t **out);
 
