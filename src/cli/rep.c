@@ -223,9 +223,12 @@ static int run_command(const char *cmd, const void *input, size_t size, int time
 static char *request_text(const lz_message_t *request, size_t *size) {
     const lz_value_t *envelope = lz_message_envelope(request);
     lz_value_t *whole = envelope ? lz_value_copy(envelope) : NULL;
-    // The library hands "data" apart (lz_message_value); put it back.
-    if (whole && !lz_value_get(whole, "data"))
-        lz_value_object_set(whole, "data", lz_value_copy(lz_message_value(request)));
+    // The library hands "data" apart (lz_message_value); put it back. A
+    // request whose data cannot be put back has no text: none is better
+    // than one without its data.
+    const lz_value_t *data = lz_message_value(request);
+    if (whole && data && !lz_value_get(whole, "data") && lz_value_object_set(whole, "data", lz_value_copy(data)))
+        lz_value_destroy(&whole);
     char *json = whole ? lz_value_to_json(whole) : NULL;
     lz_value_destroy(&whole);
     char *line = json ? realloc(json, strlen(json) + 2) : NULL;
