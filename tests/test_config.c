@@ -68,11 +68,14 @@ static void check_ints(const lz_config_t *c, const int_key_t *keys, size_t n) {
         if (got != keys[i].want) fprintf(stderr, "  (key %s)\n", keys[i].key);
     }
 }
-#define CHECK_INTS(c, ...)                                                      \
+
+// CHECK_TABLE calls check(first, rows, count) on a table of rows of type.
+#define CHECK_TABLE(check, first, type, ...)                                    \
     do {                                                                        \
-        const int_key_t keys_[] = {__VA_ARGS__};                                \
-        check_ints((c), keys_, sizeof keys_ / sizeof keys_[0]);                 \
+        const type rows_[] = {__VA_ARGS__};                                     \
+        check((first), rows_, sizeof rows_ / sizeof rows_[0]);                  \
     } while (0)
+#define CHECK_INTS(c, ...) CHECK_TABLE(check_ints, c, int_key_t, __VA_ARGS__)
 
 // loaded_config writes text to the scratch file name (its path into path)
 // and loads it over the defaults.
@@ -711,21 +714,34 @@ LZ_TEST(test_anchor_floods_are_refused_at_once) {
 
 // Only a file's first document was loaded: keys after a "---", even text
 // that is no YAML at all, were ignored instead of checked.
+// A file's text, and the line and words the error of its load must name.
+typedef struct {
+    const char *text, *line, *why;
+} refused_file_t;
+
+// check_refused_files loads each file over one configuration and checks
+// that the load fails naming the file, the line and why, changing nothing.
+static void check_refused_files(const refused_file_t *files, size_t n) {
+    char path[256];
+    lz_config_t *c = lz_config_new();
+    for (size_t i = 0; i < n; i++) {
+        write_file(path, sizeof path, "refused.yaml", files[i].text);
+        LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+        LZ_CHECK(error_mentions(path, files[i].line, files[i].why));
+    }
+    LZ_CHECK_STR(lz_config_source(c, "zmq.linger"), "default");
+    lz_config_destroy(&c);
+}
+
 LZ_TEST(test_a_file_holds_one_document) {
-    static const struct { const char *text, *line, *why; } refused[] = {
+    static const refused_file_t refused[] = {
         {"zmq: {linger: 1}\n---\nzmq: {lingr: 2}\n", ":2", "a second YAML document"},
         {"zmq: {linger: 1}\n---\n[[[ :\n", ":2", "a second YAML document"},
         {"---\nzmq: {linger: 1}\n--- {}\n", ":3", "a second YAML document"},
         {"zmq: {linger: 1}\n...\nzmq: {linger: 4}\n", ":3", "not valid YAML"}, // a second needs its "---"
     };
+    check_refused_files(refused, sizeof refused / sizeof refused[0]);
     char path[256];
-    lz_config_t *c = lz_config_new();
-    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-        write_file(path, sizeof path, "documents.yaml", refused[i].text);
-        LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
-        LZ_CHECK(error_mentions(path, refused[i].line, refused[i].why));
-    }
-    LZ_CHECK_STR(lz_config_source(c, "zmq.linger"), "default");
     static const char *const accepted[] = {
         "%YAML 1.1\n---\nzmq: {linger: 5}\n",
         "---\nzmq: {linger: 5}\n...\n# the end\n",
@@ -736,7 +752,6 @@ LZ_TEST(test_a_file_holds_one_document) {
         CHECK_INTS(one, {"zmq.linger", 5});
         lz_config_destroy(&one);
     }
-    lz_config_destroy(&c);
 }
 
 // libyaml ends a scalar's text at a NUL: "7\0 ms" read as 7, a key
@@ -846,6 +861,202 @@ LZ_TEST(test_tracing_otlp_keys) {
     lz_config_destroy(&c);
 }
 
+/* ---- YAML 1.1, as PyYAML's safe_load reads it (the Python LiberZMQ's reader) ---- */
+
+// load_value loads over c a file in which key (a section's, written at
+// line 2, or a top-level one) holds value, YAML text as written after the
+// colon; returns the load's code.
+static int load_value(lz_config_t *c, const char *key, const char *value) {
+    char text[256], path[256];
+    const char *dot = strchr(key, '.');
+    if (dot) snprintf(text, sizeof text, "%.*s:\n  %s: %s\n", (int)(dot - key), key, dot + 1, value);
+    else snprintf(text, sizeof text, "%s: %s\n", key, value);
+    write_file(path, sizeof path, "value.yaml", text);
+    return lz_config_load_file(c, path);
+}
+
+// A YAML value and the integer, or the error detail, expected of it.
+typedef struct {
+    const char *yaml;
+    int64_t want;
+    const char *why; // NULL: loads as want
+} yaml_form_t;
+
+// check_forms loads each form as key's value in a fresh configuration and
+// checks the integer or boolean it gives, or that the load fails naming
+// the key, its line and why.
+static void check_forms(const char *key, const yaml_form_t *forms, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        lz_config_t *c = lz_config_new();
+        int rc = load_value(c, key, forms[i].yaml);
+        int64_t got = -12345;
+        bool b = false;
+        if (rc == LZ_OK && lz_config_get_int(c, key, &got) != LZ_OK && lz_config_get_bool(c, key, &b) == LZ_OK)
+            got = b;
+        bool ok = forms[i].why ? rc == LZ_ECONFIG && error_mentions(key, strchr(key, '.') ? ":2" : ":1", forms[i].why)
+                               : rc == LZ_OK && got == forms[i].want;
+        LZ_CHECK(ok);
+        if (!ok)
+            fprintf(stderr, "  (%s: %s gave rc %d, value %lld; expected %s %lld)\n", key, forms[i].yaml, rc,
+                    (long long)got, forms[i].why ? forms[i].why : "", (long long)forms[i].want);
+        lz_config_destroy(&c);
+    }
+}
+#define CHECK_FORMS(key, ...) CHECK_TABLE(check_forms, key, yaml_form_t, __VA_ARGS__)
+
+// A YAML value and the string it must load as.
+typedef struct {
+    const char *yaml, *want;
+} yaml_string_t;
+
+// check_strings loads each form as key's value in a fresh configuration
+// and checks the string it gives.
+static void check_strings(const char *key, const yaml_string_t *forms, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        lz_config_t *c = lz_config_new();
+        LZ_CHECK_INT(load_value(c, key, forms[i].yaml), LZ_OK);
+        const char *got = NULL;
+        lz_config_get_string(c, key, &got);
+        LZ_CHECK_STR(got, forms[i].want);
+        lz_config_destroy(&c);
+    }
+}
+#define CHECK_STRINGS(key, ...) CHECK_TABLE(check_strings, key, yaml_string_t, __VA_ARGS__)
+
+// Integers as safe_load builds them: 010 was read as 10, and 0x1F, 0b101,
+// 1_000 and 1:30 were refused; !!int "010" was read as 10.
+LZ_TEST(test_yaml_integers_as_pyyaml_reads_them) {
+    CHECK_FORMS("zmq.linger", {"010", 8, NULL}, {"-01", -1, NULL}, {"0x1F", 31, NULL}, {"0b101", 5, NULL},
+                {"1_000", 1000, NULL}, {"+5", 5, NULL}, {"-0", 0, NULL}, {"0_", 0, NULL},
+                {"1:30", 90, NULL}, {"190:20:30", 685230, NULL}, {"-1", -1, NULL}, {"0x7fffffff", 2147483647, NULL},
+                {"!!int \"5\"", 5, NULL}, {"!!int '010'", 8, NULL}, {"!!int \"0x10\"", 16, NULL},
+                {"! 7", 7, NULL}, {"! \"7\"", 7, NULL}); // "!", the non-specific tag: resolved as if plain
+    CHECK_FORMS("zmq.max_message_size", {"0x7fffffffffffffff", INT64_MAX, NULL},
+                {"9223372036854775807", INT64_MAX, NULL}, {"9223372036854775808", 0, "out of range"},
+                {"0x10000000000000000", 0, "out of range"}, {"99999999999999999999", 0, "out of range"});
+}
+
+// What safe_load reads as no integer is refused for an integer key, naming
+// what it reads instead. Before, "5", '5', !!str 5 and !!float 5 were 5,
+// 08 was 8, and !foo, !!null x and !!binary were read as their text.
+LZ_TEST(test_yaml_non_integers_are_refused_for_integer_keys) {
+    CHECK_FORMS("zmq.linger",
+                // A string is read as its text, as pydantic does: "5" is 5.
+                {"1e3", 0, "not an integer: '1e3'"}, // YAML 1.1's floats need a dot
+                {"0o10", 0, "not an integer"}, {"08", 8, NULL}, {"0X1F", 0, "not an integer"},
+                {"1:70", 0, "not an integer"}, {"\"5\"", 5, NULL}, {"'5'", 5, NULL},
+                {"!!str 5", 5, NULL}, {"1.0e+3", 0, "reads a float"}, {"1.5", 0, "reads a float"},
+                {".inf", 0, "reads a float"}, {"-.inf", 0, "reads a float"}, {".nan", 0, "reads a float"},
+                {"!!float 5", 0, "reads a float"}, {"yes", 0, "reads a boolean"}, {"off", 0, "reads a boolean"},
+                {"2024-01-01", 0, "reads a date"}, {"0b_", 0, "no digits"},
+                {"!!int abc", 0, "not a YAML 1.1 integer"}, {"!!int '1:70'", 0, "not a YAML 1.1 integer"},
+                {"!foo 5", 0, "unsupported YAML tag !foo: '5'"}, {"!!binary NQ==", 0, "unsupported YAML tag !!binary"},
+                {"<<", 0, "merge key"}, {"=", 0, "value key"}, {"0x80000000", 0, "out of range"});
+    char path[256];
+    write_file(path, sizeof path, "quoted.json", "{\"zmq\": {\"linger\": \"500\"}}\n");
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_OK);
+    int64_t linger = -1;
+    LZ_CHECK_INT(lz_config_get_int(c, "zmq.linger", &linger), LZ_OK);
+    LZ_CHECK_INT(linger, 500);
+    lz_config_destroy(&c);
+}
+
+// Booleans are YAML 1.1's words in three casings (and 0 and 1); y and n,
+// and other casings, are strings to safe_load. Before, yEs, tRUE, "yes" and
+// !!bool 1 were true, and 0b1 was refused.
+LZ_TEST(test_yaml_booleans_as_pyyaml_reads_them) {
+    CHECK_FORMS("debug", {"yes", 1, NULL}, {"Yes", 1, NULL}, {"YES", 1, NULL}, {"on", 1, NULL}, {"On", 1, NULL},
+                {"ON", 1, NULL}, {"true", 1, NULL}, {"True", 1, NULL}, {"TRUE", 1, NULL}, {"1", 1, NULL},
+                {"0b1", 1, NULL}, {"!!bool \"yes\"", 1, NULL}, {"!!bool yEs", 1, NULL},
+                {"y", 0, "not a boolean: 'y'"}, {"Y", 0, "not a boolean"}, // strings read as text
+                {"n", 0, "not a boolean"}, {"yEs", 1, NULL}, {"tRUE", 1, NULL}, {"\"yes\"", 1, NULL}, {"2", 0, "reads an integer"}, {"1.0", 0, "reads a float"},
+                {"!!bool 1", 0, "not a boolean"}, {"!!bool y", 0, "not a boolean"});
+    CHECK_FORMS("validate_data", {"no", 0, NULL}, {"No", 0, NULL}, {"NO", 0, NULL}, {"off", 0, NULL},
+                {"Off", 0, NULL}, {"OFF", 0, NULL}, {"false", 0, NULL}, {"False", 0, NULL}, {"FALSE", 0, NULL},
+                {"0", 0, NULL}, {"!!bool 'FALSE'", 0, NULL}, {"N", 0, "not a boolean"});
+}
+
+// Nulls reset a key to its default; a null that is a string (!!str null,
+// nULL) is text. Before, !!str null was a null and !!null x was 'x'.
+LZ_TEST(test_yaml_nulls_as_pyyaml_reads_them) {
+    static const char *const nulls[] = {"~", "null", "Null", "NULL", "", "!!null", "!!null x", "!!null '5'", "! ~"};
+    for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++) {
+        lz_config_t *c = lz_config_new();
+        LZ_CHECK_INT(load_value(c, "zmq.linger", "5"), LZ_OK);
+        LZ_CHECK_INT(load_value(c, "zmq.linger", nulls[i]), LZ_OK);
+        LZ_CHECK_STR(lz_config_source(c, "zmq.linger"), "default");
+        if (get_int(c, "zmq.linger") != 1000) fprintf(stderr, "  (zmq.linger: %s)\n", nulls[i]);
+        lz_config_destroy(&c);
+    }
+    CHECK_STRINGS("logging.syslog_ident", {"!!str null", "null"}, {"'null'", "null"}, {"nULL", "nULL"},
+                  {"!!str ~", "~"}, {"\"~\"", "~"});
+    CHECK_FORMS("zmq.linger", {"!!str null", 0, "not an integer: 'null'"});
+}
+
+// A string key takes what safe_load reads as a string: a bare yes, off,
+// 0123 or date is refused with a hint to quote it (before, level: off was
+// the level OFF where Python reads false, and a password 0123 was '0123'
+// where Python reads 83). 1e3, 08 and 0o10 are strings in YAML 1.1.
+LZ_TEST(test_yaml_string_keys_take_strings) {
+    CHECK_STRINGS("logging.syslog_ident", {"'yes'", "yes"}, {"!!str yes", "yes"}, {"\"0123\"", "0123"}, {"y", "y"},
+                  {"1e3", "1e3"}, {"08", "08"}, {"0o10", "0o10"}, {"1:70", "1:70"}, {"svc", "svc"}, {"! svc", "svc"});
+    CHECK_STRINGS("logging.level", {"'off'", "OFF"});
+    CHECK_FORMS("logging.syslog_ident",
+                {"yes", 0, "expected a string, YAML 1.1 reads a boolean (quote it for the text): 'yes'"},
+                {"0123", 0, "reads an integer (quote it"}, {"1.5", 0, "reads a float"}, {"2024-01-01", 0, "a date"},
+                {"! \"5\"", 0, "reads an integer"}, {"!!int 5", 0, "reads an integer"}, {"<<", 0, "merge key"});
+    CHECK_FORMS("logging.level", {"off", 0, "reads a boolean"});
+    CHECK_FORMS("serialization.default", {"on", 0, "reads a boolean"});
+    CHECK_FORMS("security.plain_password", {"0123", 0, "reads an integer (quote it for the text) (value not shown)"});
+}
+
+// Tags on keys, sections and the top level, and tagged values behind
+// anchors: what safe_load refuses (!foo, !!int linger, !!set) is refused,
+// naming the line, where before the tag was ignored.
+LZ_TEST(test_yaml_tags_on_keys_sections_and_anchors) {
+    static const refused_file_t refused[] = {
+        {"zmq: !foo {linger: 5}\n", ":1", "unsupported YAML tag !foo"},
+        {"zmq: !!set {linger}\n", ":1", "unsupported YAML tag !!set"},
+        {"--- !foo\nzmq: {linger: 5}\n", ":1", "unsupported YAML tag !foo on the top-level mapping"},
+        {"!foo zmq: {linger: 5}\n", ":1", "unsupported YAML tag !foo"},
+        {"zmq:\n  !!int linger: 5\n", ":2", "key 'zmq.linger'"},
+        {"zmq:\n  linger: 5\n  010: 5\n", ":3", "reads an integer, not a name"},
+        {"zmq: !!str\n", ":1", "expected a mapping of keys"},
+        {"logging:\n  syslog_ident: ! \"svc\\n\"\n", ":2", "the non-specific tag ! on text ending in a line break"},
+    };
+    check_refused_files(refused, sizeof refused / sizeof refused[0]);
+    char path[256];
+    static const char *const accepted[] = {
+        "zmq: !!map {linger: 7, send_timeout: 7}\n", "zmq:\n  !!str linger: 7\n  ! send_timeout: 7\n",
+        "zmq: {linger: !!int &t \"7\", send_timeout: *t}\n", "--- !!map\nzmq: {linger: 7, send_timeout: 7}\n",
+        "zmq: {linger: &t !!str 7, send_timeout: *t}\n", // text for a number: its text, as pydantic reads it
+        "zmq: !!null\nlogging: ~\n",
+    };
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+        lz_config_t *c = loaded_config(path, sizeof path, "tags.yaml", accepted[i]);
+        if (i < 5) CHECK_INTS(c, {"zmq.linger", 7}, {"zmq.send_timeout", 7});
+        lz_config_destroy(&c);
+    }
+}
+
+// The environment is not YAML: its values keep their own reading
+// (decimal integers, booleans in any case), whatever a file's would be.
+LZ_TEST(test_env_values_are_not_yaml) {
+    setenv("LIBERZMQ_ZMQ__LINGER", "010", 1);
+    setenv("LIBERZMQ_DEBUG", "yEs", 1);
+    lz_config_t *c = lz_config_new();
+    LZ_CHECK_INT(lz_config_load_env(c), LZ_OK);
+    CHECK_INTS(c, {"zmq.linger", 10});
+    LZ_CHECK(get_bool(c, "debug"));
+    setenv("LIBERZMQ_ZMQ__LINGER", "0x1F", 1);
+    LZ_CHECK_INT(lz_config_load_env(c), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("zmq.linger", "not an integer", "'0x1F'"));
+    unsetenv("LIBERZMQ_ZMQ__LINGER");
+    unsetenv("LIBERZMQ_DEBUG");
+    lz_config_destroy(&c);
+}
+
 LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_damaged_files_load_whole_or_not_at_all),
              LZ_CASE(test_yaml_file_python_layout),
              LZ_CASE(test_json_file_python_layout), LZ_CASE(test_precedence_every_order),
@@ -859,4 +1070,8 @@ LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_damaged_files_load_whole_or_no
              LZ_CASE(test_tracing_otlp_keys), LZ_CASE(test_anchor_floods_are_refused_at_once),
              LZ_CASE(test_a_file_holds_one_document), LZ_CASE(test_nul_in_a_key_or_value_is_refused),
              LZ_CASE(test_secret_values_stay_out_of_errors), LZ_CASE(test_key_names_and_aliases),
-             LZ_CASE(test_max_sockets_is_capped))
+             LZ_CASE(test_max_sockets_is_capped), LZ_CASE(test_yaml_integers_as_pyyaml_reads_them),
+             LZ_CASE(test_yaml_non_integers_are_refused_for_integer_keys),
+             LZ_CASE(test_yaml_booleans_as_pyyaml_reads_them), LZ_CASE(test_yaml_nulls_as_pyyaml_reads_them),
+             LZ_CASE(test_yaml_string_keys_take_strings), LZ_CASE(test_yaml_tags_on_keys_sections_and_anchors),
+             LZ_CASE(test_env_values_are_not_yaml))

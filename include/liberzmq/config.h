@@ -35,6 +35,9 @@ void lz_config_destroy(lz_config_t **config_p);
 //     zmq: {io_threads: 2, linger: 500, ...}
 //     logging: {level: DEBUG, ...}
 //     serialization: {default: msgpack}
+// Values are read as YAML 1.1, as the Python LiberZMQ's PyYAML safe_load
+// reads them (010 is 8, `off` is false), and a string for an integer or
+// boolean key as its text ("500" is 500), as its pydantic model does.
 // Every key must be known (docs/configuration.md); the first unknown key or
 // bad value fails the whole load with LZ_ECONFIG and a detail naming the key,
 // the file and the line. A file over 16 MiB, with lists and mappings nested

@@ -20,6 +20,7 @@
 #include "core/otlp.h"
 #include "core/prometheus.h"
 #include "core/security.h"
+#include "core/yaml_scalar.h"
 #include "liberzmq/reqrep.h"
 
 typedef enum { KEY_INT, KEY_BOOL, KEY_STRING } key_type_t;
@@ -223,6 +224,11 @@ static const char *check_nonempty(const char *text) {
     return *text ? NULL : "a non-empty string";
 }
 
+// key_type_name: what a key of type takes, for error details.
+static const char *key_type_name(key_type_t type) {
+    return type == KEY_STRING ? "a string" : type == KEY_BOOL ? "a boolean" : "an integer";
+}
+
 static int key_find(const char *name) {
     for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
         if (strcmp(name, aliases[i].alias) == 0) name = aliases[i].name;
@@ -402,6 +408,13 @@ static int fail_unknown(const char *name, const origin_t *o, const char *text) {
                     text ? " (value '" : "", text ? text : "", text ? "')" : "");
 }
 
+// fail_range reports text, a number, as outside key k's range.
+static int fail_range(int k, const char *name, const origin_t *o, const char *text) {
+    char why[64];
+    snprintf(why, sizeof why, "out of range [%" PRId64 "..%" PRId64 "]", keys[k].min, keys[k].max);
+    return fail_value(name, o, why, text);
+}
+
 // validate checks a typed value against its key's range or string check.
 static int validate(int k, const char *name, const value_t *v, const origin_t *o) {
     const key_def_t *def = &keys[k];
@@ -414,9 +427,8 @@ static int validate(int k, const char *name, const value_t *v, const origin_t *o
         return fail_value(name, o, why, v->s);
     }
     if (v->i >= def->min && v->i <= def->max) return LZ_OK;
-    snprintf(why, sizeof why, "out of range [%" PRId64 "..%" PRId64 "]", def->min, def->max);
     snprintf(text, sizeof text, "%" PRId64, v->i);
-    return fail_value(name, o, why, text);
+    return fail_range(k, name, o, text);
 }
 
 // store assigns a validated value unless a higher-ranked source already set it.
@@ -432,7 +444,14 @@ static int store(lz_config_t *config, int k, const value_t *v, const origin_t *o
     return slot_store(slot, v->i, s, o->rank, o->label);
 }
 
-// set_text parses a key's value from text (file scalar, env value, API).
+// set_value validates a value of key k and assigns it.
+static int set_value(lz_config_t *config, int k, const char *name, const value_t *v, const origin_t *o) {
+    int rc = validate(k, name, v, o);
+    return rc < 0 ? rc : store(config, k, v, o);
+}
+
+// set_text parses a key's value from text (an env value, the API; a file's
+// scalars are YAML's, read by file_scalar).
 static int set_text(lz_config_t *config, const char *name, const char *text, const origin_t *o) {
     int k = key_find(name);
     if (k < 0) return fail_unknown(name, o, text);
@@ -444,8 +463,7 @@ static int set_text(lz_config_t *config, const char *name, const char *text, con
         if (!parse_bool(text, &b)) return fail_value(name, o, "not a boolean", text);
         v.i = b;
     }
-    int rc = validate(k, name, &v, o);
-    return rc < 0 ? rc : store(config, k, &v, o);
+    return set_value(config, k, name, &v, o);
 }
 
 // set_null gives a key back its default (YAML null), respecting precedence.
@@ -458,11 +476,27 @@ static int set_null(lz_config_t *config, const char *name, const origin_t *o) {
 
 /* ---- files ---- */
 
+// Where a tagged scalar of a file starts and ends (yaml_mark_t.index).
+typedef struct {
+    size_t start, end;
+    bool bang; // tagged "!", the non-specific tag
+} tag_mark_t;
+
+// A file's tagged scalars, in order, noted in its event pass: libyaml's
+// document gives an untagged scalar, one tagged !!str and one tagged ! the
+// same tag, while safe_load reads 5, !!str 5 and ! "5" as 5, "5" and 5.
+typedef struct {
+    tag_mark_t *marks;
+    size_t count, cap;
+} tag_marks_t;
+
 typedef struct {
     lz_config_t *config;
     yaml_document_t *doc;
     const char *path;
     char label[PATH_MAX + 8];
+    const lz_yaml_resolver_t *resolver;
+    const tag_marks_t *tags;
 } file_load_t;
 
 static origin_t file_origin(const file_load_t *fl, const yaml_node_t *node) {
@@ -470,12 +504,24 @@ static origin_t file_origin(const file_load_t *fl, const yaml_node_t *node) {
     return o;
 }
 
-static bool is_null(const yaml_node_t *node) {
-    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return false;
-    const char *s = (const char *)node->data.scalar.value;
-    return !*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
-           strcmp(s, "NULL") == 0;
+// scalar_tag is the explicit tag of a scalar node, NULL when it has none.
+static const char *scalar_tag(const file_load_t *fl, const yaml_node_t *node) {
+    size_t low = 0, high = fl->tags->count;
+    while (low < high) {
+        size_t mid = low + (high - low) / 2;
+        const tag_mark_t *m = &fl->tags->marks[mid];
+        if (m->start == node->start_mark.index && m->end == node->end_mark.index)
+            return m->bang ? "!" : (const char *)node->tag;
+        if (m->start < node->start_mark.index) low = mid + 1;
+        else high = mid;
+    }
+    return NULL;
+}
+
+// node_scalar reads a scalar node as safe_load does.
+static void node_scalar(const file_load_t *fl, const yaml_node_t *node, lz_yaml_scalar_t *out) {
+    lz__yaml_scalar_read(fl->resolver, (const char *)node->data.scalar.value, scalar_tag(fl, node),
+                         node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE, out);
 }
 
 // node_text is a node's scalar text, or what it is instead, for error details.
@@ -484,49 +530,115 @@ static const char *node_text(const yaml_node_t *node) {
     return node->type == YAML_SEQUENCE_NODE ? "a list" : "a mapping";
 }
 
+// fail_tag refuses a mapping tagged other than !!map: safe_load builds a
+// set, pairs or nothing at all from it.
+static int fail_tag(const char *name, const origin_t *o, const yaml_node_t *map) {
+    char why[96];
+    lz__yaml_tag_refusal((const char *)map->tag, why, sizeof why);
+    return fail_value(name, o, why, node_text(map));
+}
+
+static bool mapping_tag_ok(const yaml_node_t *map) {
+    return strcmp((const char *)map->tag, YAML_DEFAULT_MAPPING_TAG) == 0;
+}
+
+// yaml_type_check: a key takes a value of its type, as YAML 1.1 reads it
+// (docs/configuration.md); a boolean key takes the integers 0 and 1 too.
+static int yaml_type_check(int k, const char *name, const lz_yaml_scalar_t *s, const char *text,
+                           const origin_t *o) {
+    key_type_t type = keys[k].type;
+    if (s->type == LZ_YAML_REFUSED) return fail_value(name, o, s->what, text);
+    if (type == KEY_INT && s->type == LZ_YAML_INT) return s->too_big ? fail_range(k, name, o, text) : LZ_OK;
+    bool bit = s->type == LZ_YAML_INT && !s->too_big && (s->i == 0 || s->i == 1);
+    if (type == KEY_BOOL && (s->type == LZ_YAML_BOOL || bit)) return LZ_OK;
+    if (type == KEY_STRING && s->type == LZ_YAML_STRING) return LZ_OK;
+    char why[160];
+    snprintf(why, sizeof why, "expected %s, YAML 1.1 reads %s%s", key_type_name(type), s->what,
+             type == KEY_STRING ? " (quote it for the text)" : "");
+    return fail_value(name, o, why, text);
+}
+
 static int file_scalar(file_load_t *fl, const char *name, const yaml_node_t *key,
                        const yaml_node_t *value) {
     origin_t o = file_origin(fl, key);
-    if (key_find(name) < 0) return fail_unknown(name, &o, node_text(value));
-    if (is_null(value)) return set_null(fl->config, name, &o);
+    int k = key_find(name);
+    if (k < 0) return fail_unknown(name, &o, node_text(value));
     if (value->type != YAML_SCALAR_NODE)
         return fail_value(name, &o, "expected a single value", node_text(value));
-    return set_text(fl->config, name, node_text(value), &o);
+    lz_yaml_scalar_t s;
+    node_scalar(fl, value, &s);
+    if (s.type == LZ_YAML_NULL) return set_null(fl->config, name, &o);
+    // Text for a number or a flag ("500", "yes") is read as its text, as the
+    // Python LiberZMQ's pydantic model reads it (500, true).
+    if (s.type == LZ_YAML_STRING && keys[k].type != KEY_STRING) return set_text(fl->config, name, node_text(value), &o);
+    int rc = yaml_type_check(k, name, &s, node_text(value), &o);
+    value_t v = {s.i, node_text(value)};
+    return rc < 0 ? rc : set_value(fl->config, k, name, &v, &o);
 }
 
-static const char *key_text(const yaml_node_t *key) {
-    return key->type == YAML_SCALAR_NODE ? (const char *)key->data.scalar.value : NULL;
+// key_name is the name a mapping key holds: its text when safe_load reads
+// it as a string, else NULL with the error set. section: the mapping's, or NULL.
+static const char *key_name(const file_load_t *fl, const char *section, const yaml_node_t *key) {
+    origin_t o = file_origin(fl, key);
+    if (key->type != YAML_SCALAR_NODE) {
+        fail_unknown(node_text(key), &o, NULL);
+        return NULL;
+    }
+    lz_yaml_scalar_t s;
+    node_scalar(fl, key, &s);
+    if (s.type == LZ_YAML_STRING) return node_text(key);
+    char at[PATH_MAX + 32];
+    lz__fail(LZ_ECONFIG, "config: key '%s%s%.80s' from %s: %s%s%s", section ? section : "", section ? "." : "",
+             node_text(key), where(&o, at, sizeof at), s.type == LZ_YAML_REFUSED ? "" : "YAML 1.1 reads ", s.what,
+             s.type == LZ_YAML_REFUSED ? "" : ", not a name");
+    return NULL;
 }
 
 static int file_section(file_load_t *fl, const char *section, const yaml_node_t *map) {
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
         yaml_node_t *key = yaml_document_get_node(fl->doc, p->key);
         yaml_node_t *value = yaml_document_get_node(fl->doc, p->value);
-        const char *text = key_text(key);
+        const char *text = key_name(fl, section, key);
+        if (!text) return LZ_ECONFIG;
         char name[160];
-        snprintf(name, sizeof name, "%s.%s", section, text ? text : "?");
+        snprintf(name, sizeof name, "%s.%s", section, text);
         int rc = file_scalar(fl, name, key, value);
         if (rc < 0) return rc;
     }
     return LZ_OK;
 }
 
+// file_section_value reads what a section's name holds: a mapping of its keys, or null for none.
+static int file_section_value(file_load_t *fl, const char *name, const origin_t *o, const yaml_node_t *value) {
+    if (value->type == YAML_MAPPING_NODE)
+        return mapping_tag_ok(value) ? file_section(fl, name, value) : fail_tag(name, o, value);
+    lz_yaml_scalar_t s = {.type = LZ_YAML_STRING};
+    if (value->type == YAML_SCALAR_NODE) node_scalar(fl, value, &s);
+    if (s.type == LZ_YAML_NULL) return LZ_OK; // "zmq:" with nothing under it
+    return fail_value(name, o, s.type == LZ_YAML_REFUSED ? s.what : "expected a mapping of keys", node_text(value));
+}
+
 static int file_top_entry(file_load_t *fl, const yaml_node_t *key, const yaml_node_t *value) {
-    const char *name = key_text(key);
+    const char *name = key_name(fl, NULL, key);
+    if (!name) return LZ_ECONFIG;
     origin_t o = file_origin(fl, key);
-    if (!name) return fail_unknown(node_text(key), &o, NULL);
-    if (!is_section(name)) return file_scalar(fl, name, key, value);
-    if (value->type == YAML_MAPPING_NODE) return file_section(fl, name, value);
-    if (is_null(value)) return LZ_OK; // "zmq:" with nothing under it
-    return fail_value(name, &o, "expected a mapping of keys", node_text(value));
+    return is_section(name) ? file_section_value(fl, name, &o, value) : file_scalar(fl, name, key, value);
 }
 
 static int file_document(file_load_t *fl) {
     yaml_node_t *root = yaml_document_get_root_node(fl->doc);
-    if (!root || is_null(root)) return LZ_OK; // an empty file changes nothing
+    if (!root) return LZ_OK; // an empty file changes nothing
+    lz_yaml_scalar_t s = {.type = LZ_YAML_STRING};
+    if (root->type == YAML_SCALAR_NODE) node_scalar(fl, root, &s);
+    if (s.type == LZ_YAML_NULL) return LZ_OK; // so does one holding only a null
+    unsigned long line = (unsigned long)root->start_mark.line + 1;
     if (root->type != YAML_MAPPING_NODE)
-        return lz__fail(LZ_ECONFIG, "config: file %s:%lu: expected a mapping at the top level",
-                        fl->path, (unsigned long)root->start_mark.line + 1);
+        return lz__fail(LZ_ECONFIG, "config: file %s:%lu: expected a mapping at the top level", fl->path, line);
+    char why[96];
+    if (!mapping_tag_ok(root)) {
+        lz__yaml_tag_refusal((const char *)root->tag, why, sizeof why);
+        return lz__fail(LZ_ECONFIG, "config: file %s:%lu: %s on the top-level mapping", fl->path, line, why);
+    }
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         int rc = file_top_entry(fl, yaml_document_get_node(fl->doc, p->key),
                                 yaml_document_get_node(fl->doc, p->value));
@@ -622,9 +734,25 @@ static int event_check(const yaml_event_t *event, const char *path, event_count_
     return LZ_OK;
 }
 
+// tag_marks_add notes event in tags when it is a tagged scalar.
+static int tag_marks_add(tag_marks_t *tags, const yaml_event_t *event) {
+    if (event->type != YAML_SCALAR_EVENT || !event->data.scalar.tag) return LZ_OK;
+    if (tags->count == tags->cap) {
+        size_t cap = tags->cap ? tags->cap * 2 : 16;
+        tag_mark_t *grown = realloc(tags->marks, cap * sizeof *grown);
+        if (!grown) return lz__fail(LZ_ENOMEM, "config: out of memory");
+        tags->marks = grown;
+        tags->cap = cap;
+    }
+    tags->marks[tags->count++] = (tag_mark_t){event->start_mark.index, event->end_mark.index,
+                                              strcmp((const char *)event->data.scalar.tag, "!") == 0};
+    return LZ_OK;
+}
+
 // check_events reads text as events before libyaml loads it, refusing
-// what the loader would take too long on or read other than written.
-static int check_events(const unsigned char *text, size_t size, const char *path) {
+// what the loader would take too long on or read other than written, and
+// notes its tagged scalars in tags.
+static int check_events(const unsigned char *text, size_t size, const char *path, tag_marks_t *tags) {
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) return lz__fail(LZ_ENOMEM, "config: out of memory");
     yaml_parser_set_input_string(&parser, text, size);
@@ -637,6 +765,7 @@ static int check_events(const unsigned char *text, size_t size, const char *path
             break;
         }
         rc = event_check(&event, path, &count);
+        if (rc == LZ_OK) rc = tag_marks_add(tags, &event);
         done = event.type == YAML_STREAM_END_EVENT;
         yaml_event_delete(&event);
     }
@@ -644,24 +773,35 @@ static int check_events(const unsigned char *text, size_t size, const char *path
     return rc;
 }
 
-// file_parse loads the YAML document of text into staging.
-static int file_parse(lz_config_t *staging, const char *path, const unsigned char *text, size_t size) {
-    int rc = check_events(text, size, path);
-    if (rc < 0) return rc;
+// file_load loads the document libyaml makes of text into fl's configuration.
+static int file_load(file_load_t *fl, const unsigned char *text, size_t size) {
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&parser)) return lz__fail(LZ_ENOMEM, "config: out of memory");
     yaml_parser_set_input_string(&parser, text, size);
     if (!yaml_parser_load(&parser, &doc)) {
-        rc = yaml_error(&parser, path);
+        int rc = yaml_error(&parser, fl->path);
         yaml_parser_delete(&parser);
         return rc;
     }
-    file_load_t fl = {staging, &doc, path, ""};
-    snprintf(fl.label, sizeof fl.label, "file %s", path);
-    rc = file_document(&fl);
+    fl->doc = &doc;
+    int rc = file_document(fl);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
+    return rc;
+}
+
+// file_parse loads the YAML document of text into staging.
+static int file_parse(lz_config_t *staging, const char *path, const unsigned char *text, size_t size) {
+    tag_marks_t tags = {NULL, 0, 0};
+    int rc = check_events(text, size, path, &tags);
+    lz_yaml_resolver_t *resolver = rc == LZ_OK ? lz__yaml_resolver_new() : NULL;
+    if (rc == LZ_OK && !resolver) rc = LZ_ENOMEM;
+    file_load_t fl = {.config = staging, .path = path, .resolver = resolver, .tags = &tags};
+    snprintf(fl.label, sizeof fl.label, "file %s", path);
+    if (rc == LZ_OK) rc = file_load(&fl, text, size);
+    lz__yaml_resolver_destroy(&resolver);
+    free(tags.marks);
     return rc;
 }
 
@@ -763,15 +903,11 @@ static int set_typed(lz_config_t *config, const char *key, key_type_t type, int6
     if (type == KEY_BOOL) snprintf(text, sizeof text, "%s", i ? "true" : "false");
     else snprintf(text, sizeof text, "%" PRId64, i);
     if (k < 0) return fail_unknown(key, &api_origin, text);
-    if (keys[k].type != type) {
-        return fail_value(key, &api_origin,
-                          keys[k].type == KEY_STRING ? "expected a string" :
-                          keys[k].type == KEY_BOOL ? "expected a boolean" : "expected an integer",
-                          text);
-    }
+    char why[32];
+    snprintf(why, sizeof why, "expected %s", key_type_name(keys[k].type));
+    if (keys[k].type != type) return fail_value(key, &api_origin, why, text);
     value_t v = {i, NULL};
-    int rc = validate(k, key, &v, &api_origin);
-    return rc < 0 ? rc : store(config, k, &v, &api_origin);
+    return set_value(config, k, key, &v, &api_origin);
 }
 
 int lz_config_set_int(lz_config_t *config, const char *key, int64_t value) {
