@@ -64,6 +64,9 @@ int lz_logger_to_callback(lz_logger_t *logger, lz_log_fn fn, void *arg);
 
 // lz_logger_write formats and writes one record if level is enabled. Records
 // from concurrent threads never interleave. Thread safe. A NULL logger is a no-op.
+// Out of memory, a record still goes to a callback, a file or stderr (not
+// to syslog, whose glibc drops it too), but one whose message is longer
+// than about 1000 bytes is cut, " [cut: out of memory]" at its end.
 void lz_logger_write(lz_logger_t *logger, lz_log_level_t level,
                      const char *component, const char *format, ...)
 #if defined(__GNUC__)

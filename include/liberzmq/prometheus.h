@@ -37,9 +37,9 @@ char *lz_context_prometheus(lz_context_t *ctx);
 // on its own thread (libmicrohttpd's, with asynchronous signals blocked like
 // every thread of ours, waiting with epoll or poll(), so descriptors past
 // 1024 are served) and holds a reference on ctx until destroyed.
-// Returns NULL with LZ_EINVAL (NULL context, malformed address) or
+// Returns NULL with LZ_EINVAL (NULL context, malformed address),
 // LZ_ECONNECTION (the address cannot be bound, e.g. in use, or no
-// descriptor is left; lz_last_error says which).
+// descriptor is left; lz_last_error says which) or LZ_ENOMEM.
 lz_prometheus_t *lz_prometheus_new(lz_context_t *ctx, const char *address);
 
 // lz_prometheus_port returns the TCP port served, or a negative lz_error_t

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "serial/utf8.h"
 
 // Python's RotatingFileHandler defaults, as logging.max_file_size/backup_count.
 #define DEFAULT_MAX_FILE_SIZE 10485760
@@ -159,6 +160,7 @@ static int open_file(target_t *t, const char *path) {
     if (t->file) return LZ_OK;
     int err = errno;
     target_drop(t, false);
+    if (err == ENOMEM) return lz__fail(LZ_ENOMEM, "log: out of memory for log file %s", path);
     return lz__fail(LZ_EIO, "log: cannot open log file %s: %s", path, strerror(err));
 }
 
@@ -394,38 +396,68 @@ static void rotate_locked(lz_logger_t *logger) {
     logger->out.file = fresh;
 }
 
-// emit_locked writes one formatted record to a stream-like target.
+// emit_locked writes one formatted record to a stream-like target. The
+// record is formatted in memory first, so that it leaves in one write;
+// out of memory for that, it goes straight into a file or stderr piece by
+// piece (records are written under the lock, so ours do not interleave).
+// Syslog takes a whole line: there, as in glibc's own syslog when it runs
+// out of memory, the record is lost.
 static void emit_locked(lz_logger_t *logger, lz_log_level_t level, const char *component,
                         const char *msg) {
+    lz_log_format_t format = (lz_log_format_t)atomic_load(&logger->format);
     bool for_syslog = logger->out.kind == LZ_LOG_TARGET_SYSLOG;
     char *line = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&line, &len);
-    if (!out) return;
-    format_record(out, (lz_log_format_t)atomic_load(&logger->format), for_syslog, level,
-                  component, msg);
-    if (fclose(out) != 0) {
-        free(line);
-        return;
+    if (out) {
+        format_record(out, format, for_syslog, level, component, msg);
+        if (fclose(out) != 0) free(line), line = NULL;
     }
-    if (logger->out.kind == LZ_LOG_TARGET_STDERR) {
-        fwrite(line, 1, len, stderr);
-    } else if (for_syslog) {
+    FILE *stream = logger->out.kind == LZ_LOG_TARGET_STDERR ? stderr
+                   : logger->out.kind == LZ_LOG_TARGET_FILE ? logger->out.file
+                                                            : NULL;
+    if (for_syslog && line) {
         syslog(syslog_priority(level), "%s", line);
-    } else if (logger->out.kind == LZ_LOG_TARGET_FILE && logger->out.file) {
-        fwrite(line, 1, len, logger->out.file);
-        fflush(logger->out.file);
-        rotate_locked(logger);
+    } else if (stream) {
+        if (line) fwrite(line, 1, len, stream);
+        else format_record(stream, format, false, level, component, msg);
+        if (stream != stderr) {
+            fflush(stream);
+            rotate_locked(logger);
+        }
     }
     free(line);
+}
+
+// A record's message is formatted on the stack when it fits, as nearly
+// every one does, so that out of memory loses no record. A longer one that
+// finds no memory is cut to fit, CUT_MARK at its end.
+#define MESSAGE_INLINE 1024
+#define CUT_MARK " [cut: out of memory]"
+
+// format_message returns the message: in buf, or in *heap (the caller
+// frees it). NULL when format cannot be formatted (an encoding error).
+static const char *format_message(char buf[MESSAGE_INLINE], char **heap, const char *format, va_list args) {
+    va_list again;
+    va_copy(again, args);
+    int n = vsnprintf(buf, MESSAGE_INLINE, format, args);
+    if (n >= MESSAGE_INLINE && (*heap = malloc((size_t)n + 1))) {
+        vsnprintf(*heap, (size_t)n + 1, format, again);
+    } else if (n >= MESSAGE_INLINE) {
+        size_t len = lz__utf8_prefix(buf, MESSAGE_INLINE - sizeof CUT_MARK);
+        memcpy(buf + len, CUT_MARK, sizeof CUT_MARK);
+    }
+    va_end(again);
+    return n < 0 ? NULL : *heap ? *heap : buf;
 }
 
 void lz_logger_vwrite(lz_logger_t *logger, lz_log_level_t level, const char *component,
                       const char *format, va_list args) {
     if (!logger || !format || (int)level < LZ_LOG_TRACE || level >= LZ_LOG_OFF) return;
     if (level < lz_logger_level(logger)) return;
-    char *msg = NULL;
-    if (vasprintf(&msg, format, args) < 0) return;
+    char inline_msg[MESSAGE_INLINE], *heap = NULL;
+    const char *msg = format_message(inline_msg, &heap, format, args);
+    if (!msg) return;
     if (!component) component = "liberzmq";
     lz_log_fn fn = NULL;
     void *arg = NULL;
@@ -439,7 +471,7 @@ void lz_logger_vwrite(lz_logger_t *logger, lz_log_level_t level, const char *com
     pthread_mutex_unlock(&logger->lock);
     // Outside the lock: a callback that logs again must not deadlock.
     if (fn) fn(level, component, msg, arg);
-    free(msg);
+    free(heap);
 }
 
 void lz_logger_write(lz_logger_t *logger, lz_log_level_t level, const char *component,

@@ -84,31 +84,35 @@ static bool scheme_allowed(const char *scheme) {
     return strcmp(scheme, "http") == 0 || (strcmp(scheme, "https") == 0 && tls_available());
 }
 
-// resolve_url parses text with libcurl's URL parser and returns the URL to
-// post to (curl_free it), or NULL unless it is http(s)://HOST[:PORT][/PATH].
+// resolve_url parses text with libcurl's URL parser into *resolved, the
+// URL to post to (curl_free it): CURLUE_OK, CURLUE_OUT_OF_MEMORY, or
+// another code (*resolved NULL) unless text is http(s)://HOST[:PORT][/PATH].
 // A URL without a path gets OTLP's /v1/traces, so http://host:4318 works.
-static char *resolve_url(const char *text) {
+static CURLUcode resolve_url(const char *text, char **resolved) {
+    *resolved = NULL;
     pthread_once(&curl_once, curl_init);
     CURLU *url = curl_url();
-    char *scheme = NULL, *host = NULL, *path = NULL, *resolved = NULL;
-    bool ok = url && curl_url_set(url, CURLUPART_URL, text, 0) == CURLUE_OK &&
-              curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK && scheme_allowed(scheme) &&
-              curl_url_get(url, CURLUPART_HOST, &host, 0) == CURLUE_OK && *host &&
-              curl_url_get(url, CURLUPART_PATH, &path, 0) == CURLUE_OK;
-    if (ok && strcmp(path, "/") == 0) ok = curl_url_set(url, CURLUPART_PATH, "/v1/traces", 0) == CURLUE_OK;
-    if (ok && curl_url_get(url, CURLUPART_URL, &resolved, 0) != CURLUE_OK) resolved = NULL;
+    char *scheme = NULL, *host = NULL, *path = NULL;
+    CURLUcode rc = url ? curl_url_set(url, CURLUPART_URL, text, 0) : CURLUE_OUT_OF_MEMORY;
+    if (rc == CURLUE_OK) rc = curl_url_get(url, CURLUPART_SCHEME, &scheme, 0);
+    if (rc == CURLUE_OK && !scheme_allowed(scheme)) rc = CURLUE_UNSUPPORTED_SCHEME;
+    if (rc == CURLUE_OK) rc = curl_url_get(url, CURLUPART_HOST, &host, 0);
+    if (rc == CURLUE_OK && !*host) rc = CURLUE_NO_HOST;
+    if (rc == CURLUE_OK) rc = curl_url_get(url, CURLUPART_PATH, &path, 0);
+    if (rc == CURLUE_OK && strcmp(path, "/") == 0) rc = curl_url_set(url, CURLUPART_PATH, "/v1/traces", 0);
+    if (rc == CURLUE_OK) rc = curl_url_get(url, CURLUPART_URL, resolved, 0);
     curl_free(scheme);
     curl_free(host);
     curl_free(path);
     curl_url_cleanup(url);
-    return resolved;
+    return rc;
 }
 
 const char *lz__otlp_check_endpoint(const char *text) {
-    char *url = *text ? resolve_url(text) : NULL;
+    char *url = NULL;
+    bool ok = !*text || resolve_url(text, &url) == CURLUE_OK;
     curl_free(url);
-    return !*text || url ? NULL
-                         : "an http:// or https:// URL of an OTLP/HTTP collector (http://HOST:4318/v1/traces), or \"\"";
+    return ok ? NULL : "an http:// or https:// URL of an OTLP/HTTP collector (http://HOST:4318/v1/traces), or \"\"";
 }
 
 /* ---- the headers ----------------------------------------------------------------- */
@@ -121,11 +125,33 @@ static void trim(const char **start, const char **end) {
     while (*end > *start && isspace((unsigned char)(*end)[-1])) (*end)--;
 }
 
-// header_line makes the item [start, end) ("name=value") a "name: value"
-// line (free it), or NULL when it is not one.
-static char *header_line(const char *start, const char *end) {
+static int hex_digit(char c) { return isdigit((unsigned char)c) ? c - '0' : tolower((unsigned char)c) - 'a' + 10; }
+
+// unescape percent-decodes [p, end) into out (NULL: only checks), as
+// curl_easy_unescape would (a '%' without two hex digits stays as it is),
+// and returns the decoded length, or -1 when the value would hold a NUL,
+// CR or LF (a header cut short, or another one smuggled in). Allocating
+// nothing, the configuration's check cannot fail for want of memory.
+static long unescape(const char *p, const char *end, char *out) {
+    long n = 0;
+    for (; p < end; n++) {
+        char c = *p++;
+        if (c == '%' && end - p >= 2 && isxdigit((unsigned char)p[0]) && isxdigit((unsigned char)p[1])) {
+            c = (char)(hex_digit(p[0]) << 4 | hex_digit(p[1]));
+            p += 2;
+        }
+        if (c == '\0' || c == '\r' || c == '\n') return -1;
+        if (out) out[n] = c;
+    }
+    return n;
+}
+
+// header_line checks the item [start, end) ("name=value") and, when line
+// is not NULL, makes it a "name: value" line there (free it). false when
+// it is not one, or (*line NULL) out of memory.
+static bool header_line(const char *start, const char *end, char **line) {
     const char *equals = memchr(start, '=', (size_t)(end - start));
-    if (!equals) return NULL;
+    if (!equals) return false;
     const char *name_end = equals, *value = equals + 1;
     trim(&start, &name_end);
     trim(&value, &end);
@@ -134,15 +160,14 @@ static char *header_line(const char *start, const char *end) {
     // The exporter's own headers stay its own.
     size_t name_len = (size_t)(name_end - start);
     ok = ok && !(name_len == 12 && strncasecmp(start, "content-type", 12) == 0) &&
-         !(name_len == 14 && strncasecmp(start, "content-length", 14) == 0);
-    int decoded_len = 0;
-    char *decoded = ok ? curl_easy_unescape(NULL, value, (int)(end - value), &decoded_len) : NULL;
-    char *line = NULL;
-    if (decoded && !memchr(decoded, '\0', (size_t)decoded_len) && !strpbrk(decoded, "\r\n") &&
-        asprintf(&line, "%.*s: %s", (int)name_len, start, decoded) < 0)
-        line = NULL;
-    curl_free(decoded);
-    return line;
+         !(name_len == 14 && strncasecmp(start, "content-length", 14) == 0) && unescape(value, end, NULL) >= 0;
+    if (!ok || !line) return ok;
+    // "name: " and the value, which decoding never makes longer.
+    if (!(*line = malloc(name_len + 2 + (size_t)(end - value) + 1))) return false;
+    memcpy(*line, start, name_len);
+    memcpy(*line + name_len, ": ", 2);
+    (*line)[name_len + 2 + unescape(value, end, *line + name_len + 2)] = '\0';
+    return true;
 }
 
 // add_headers appends text's headers to *list (when list is not NULL);
@@ -153,10 +178,11 @@ static bool add_headers(const char *text, struct curl_slist **list) {
         const char *start = item, *stop = end;
         trim(&start, &stop);
         if (start < stop) {
-            char *line = header_line(start, stop);
-            struct curl_slist *grown = line && list ? curl_slist_append(*list, line) : NULL;
+            char *line = NULL;
+            bool ok = header_line(start, stop, list ? &line : NULL);
+            struct curl_slist *grown = line ? curl_slist_append(*list, line) : NULL;
             free(line);
-            if (!line || (list && !grown)) return false;
+            if (!ok || (list && !grown)) return false;
             if (list) *list = grown;
         }
         item = *end ? end + 1 : end;
@@ -433,10 +459,11 @@ lz_otlp_t *lz__otlp_start(const lz_settings_t *settings, lz_logger_t *logger) {
     otlp->capacity = otlp->batch * QUEUE_BATCHES;
     atomic_init(&otlp->give_up_ms, 0);
     atomic_init(&otlp->users, 0);
-    otlp->url = resolve_url(settings->otlp_endpoint);
+    CURLUcode url_rc = resolve_url(settings->otlp_endpoint, &otlp->url);
     otlp->queue = calloc(otlp->capacity, sizeof *otlp->queue);
     otlp->sending = calloc(otlp->batch, sizeof *otlp->sending);
-    int rc = !otlp->service_name || !otlp->extra_headers || !otlp->ca_file ? lz__fail(LZ_ENOMEM, "otlp: out of memory")
+    int rc = !otlp->service_name || !otlp->extra_headers || !otlp->ca_file || url_rc == CURLUE_OUT_OF_MEMORY
+                 ? lz__fail(LZ_ENOMEM, "otlp: out of memory")
              : !otlp->url ? lz__fail(LZ_ECONFIG, "otlp: '%s' is not an http(s):// URL", settings->otlp_endpoint)
              : *otlp->ca_file && access(otlp->ca_file, R_OK) != 0
                  ? lz__fail(LZ_ECONFIG, "otlp: cannot read tracing.otlp_ca_file '%s': %s", otlp->ca_file,

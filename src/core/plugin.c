@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -126,10 +127,13 @@ void *lz_plugin_data(const lz_plugin_t *plugin) { return plugin ? plugin->data :
 
 /* ---- loading ------------------------------------------------------------- */
 
-// load_failed reports what dlopen or dlsym could not do, in dlerror's words.
+// load_failed reports what dlopen or dlsym could not do, in dlerror's
+// words: LZ_ENOMEM when it ran out of memory (errno, cleared before the
+// call, tells: dlerror's words do not always say so), else LZ_ECONFIG.
 static int load_failed(const lz_plugin_t *plugin, const char *what) {
+    int code = errno == ENOMEM ? LZ_ENOMEM : LZ_ECONFIG;
     const char *why = dlerror();
-    return lz__fail(LZ_ECONFIG, "plugin %s: %s: %s", plugin->path, what, why ? why : "no reason given");
+    return lz__fail(code, "plugin %s: %s: %s", plugin->path, what, why ? why : "no reason given");
 }
 
 // check_same_library: a program linked with the static liberzmq that loads
@@ -185,9 +189,11 @@ static int check_unique(const lz_plugin_t *plugin, lz_plugin_t *const *batch, si
 // symbol fails here, in words, not in a crash at its first call; and
 // RTLD_LOCAL: every plugin's descriptor has the same name.
 static int open_plugin(lz_plugin_t *plugin) {
+    errno = 0;
     plugin->handle = dlopen(plugin->path, RTLD_NOW | RTLD_LOCAL);
     if (!plugin->handle) return load_failed(plugin, "cannot load it");
     dlerror(); // a NULL from dlsym is an error only if dlerror has one
+    errno = 0;
     plugin->descriptor = dlsym(plugin->handle, LZ_PLUGIN_SYMBOL);
     if (!plugin->descriptor) return load_failed(plugin, "no " LZ_PLUGIN_SYMBOL " symbol");
     int rc = check_same_library(plugin);

@@ -315,6 +315,7 @@ lz_prometheus_t *lz__prometheus_start(lz_context_t *ctx, const char *address, bo
     lz__thread_signals_restore(&caller);
     if (!exporter->daemon) {
         free(exporter);
+        if (why == ENOMEM) return lz__fail_null(LZ_ENOMEM, "prometheus: out of memory to serve on %s", address);
         return lz__fail_null(LZ_ECONNECTION, "prometheus: cannot serve on %s: %s", address,
                              why ? strerror(why) : "in use, or not an address here?");
     }

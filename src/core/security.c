@@ -97,15 +97,20 @@ const char *lz__security_check_key(const char *text) {
     return !*text || key_decode(text, raw) ? NULL : "a 40-character Z85 CURVE key (see lz keygen)";
 }
 
+// Each item is copied on the stack, not the list to the heap: the list
+// checks of the configuration must not fail for want of memory, since
+// they can only say a good value is bad.
 int lz__security_list_each(const char *list, int (*fn)(const char *item, void *arg), void *arg) {
-    char *copy = strdup(list);
-    if (!copy) return LZ_ENOMEM;
+    char item[LZ_LIST_ITEM_MAX + 1];
     int rc = LZ_OK;
-    char *save = NULL;
-    for (char *item = strtok_r(copy, LIST_SEPARATORS, &save); item && rc == LZ_OK;
-         item = strtok_r(NULL, LIST_SEPARATORS, &save))
+    for (const char *p = list + strspn(list, LIST_SEPARATORS); *p && rc == LZ_OK; p += strspn(p, LIST_SEPARATORS)) {
+        size_t len = strcspn(p, LIST_SEPARATORS);
+        if (len > LZ_LIST_ITEM_MAX) return LZ_EINVAL;
+        memcpy(item, p, len);
+        item[len] = '\0';
         rc = fn(item, arg);
-    free(copy);
+        p += len;
+    }
     return rc;
 }
 
@@ -231,6 +236,7 @@ static int compare_keys(const void *a, const void *b) { return memcmp(a, b, KEY_
 
 int lz__security_read_lines(const char *key, const char *path, lz_line_fn fn, void *arg) {
     FILE *file = fopen(path, "r");
+    if (!file && errno == ENOMEM) return lz__fail(LZ_ENOMEM, "security: out of memory");
     if (!file) return lz__fail(LZ_ECONFIG, "config: %s %s: %s", key, path, strerror(errno));
     // Whole lines, however long: a line read in pieces would make a long
     // comment's tail a line of its own (a key, commented out, taken in).
@@ -599,6 +605,7 @@ typedef struct {
     char key[LZ_CURVE_KEY_SIZE];         // a CURVE client's, Z85
     char user[LZ_PLAIN_TEXT_MAX + 1];    // a PLAIN client's name, as it gave it, or a GSSAPI client's principal
     const char *refusal;                 // why it is refused, NULL to admit
+    bool unjudged;                       // refused because judging it ran out of memory: status 500, not 400
 } zap_case_t;
 
 struct lz_zap_request {
@@ -663,15 +670,17 @@ static bool same_text(const char *a, const char *b) {
     return diff == 0;
 }
 
-// password_matches hashes password with the stored hash's method and salt.
-static bool password_matches(const char *password, const char *hash) {
+// password_check hashes password with the stored hash's method and salt:
+// 1 when it matches, 0 when not, -1 when memory for the hash ran out.
+static int password_check(const char *password, const char *hash) {
     struct crypt_data *data = calloc(1, sizeof *data); // 32 KiB: not for the stack
-    if (!data) return false;
-    const char *computed = crypt_r(password, hash, data);
-    bool ok = computed && computed[0] != '*' && same_text(computed, hash);
+    if (!data) return -1;
+    errno = 0;
+    const char *computed = crypt_r(password, hash, data); // its failure token starts with '*'
+    int matches = computed && computed[0] != '*' ? same_text(computed, hash) : errno == ENOMEM ? -1 : 0;
     explicit_bzero(data, sizeof *data);
     free(data);
-    return ok;
+    return matches;
 }
 
 // ipc_peer: an ipc peer's address as libzmq gives it, "localhost" (what
@@ -784,9 +793,13 @@ bool lz__zap_judge(lz_zap_request_t *req, lz_security_t *policy) {
 void lz__zap_hash(lz_zap_request_t *req) {
     char password[LZ_PLAIN_TEXT_MAX + 1];
     lz__msg_text(&req->frames[ZAP_PASSWORD], password, sizeof password);
-    bool matches = password_matches(password, req->hash);
+    int matches = password_check(password, req->hash);
     explicit_bzero(password, sizeof password);
-    req->c.refusal = req->known && matches ? NULL : PLAIN_REFUSAL;
+    // Out of memory, the password was not checked: not a wrong password.
+    req->c.unjudged = matches < 0;
+    req->c.refusal = req->c.unjudged ? "out of memory to check the password"
+                     : req->known && matches ? NULL
+                                             : PLAIN_REFUSAL;
     req->hash = NULL;
 }
 
@@ -882,7 +895,7 @@ static void reply(void *zap, lz_zap_request_t *req) {
     zmq_msg_t *id = &req->frames[ZAP_REQUEST_ID];
     LZ_EINTR_RESTART(rc, zmq_send(zap, req->count > ZAP_REQUEST_ID ? zmq_msg_data(id) : "",
                                   req->count > ZAP_REQUEST_ID ? zmq_msg_size(id) : 0, ZMQ_SNDMORE));
-    send_text(zap, c->refusal ? "400" : "200", ZMQ_SNDMORE);
+    send_text(zap, c->unjudged ? "500" : c->refusal ? "400" : "200", ZMQ_SNDMORE); // RFC 27's status codes
     send_text(zap, c->refusal ? c->refusal : "OK", ZMQ_SNDMORE);
     send_text(zap, c->refusal ? "" : *c->user ? c->user : c->key, ZMQ_SNDMORE);
     send_text(zap, refused_gssapi(c) ? GSSAPI_REFUSAL_METADATA : "", 0);
@@ -920,7 +933,9 @@ void lz__zap_answer(lz_zap_request_t **req_p, void *router, lz_logger_t *logger)
 /* ---- handshake failures ---------------------------------------------------------- */
 
 const char *lz__security_handshake_reason(int event, unsigned value, char *buf, size_t size) {
-    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value == 500)
+        snprintf(buf, size, "peer not judged: the ZAP handler ran out of memory (ZAP status 500)");
+    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
         snprintf(buf, size, "peer refused by the access rules (ZAP status %u)", value);
     else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
         snprintf(buf, size, "security mismatch: the sides use different mechanisms (CURVE, PLAIN, GSSAPI or none)");

@@ -47,7 +47,10 @@ const char *lz__security_check_plain_text(const char *text);
 
 // lz__security_list_each calls fn on each item of a list of keys, names or
 // addresses separated by commas or blanks, stopping at the first that does
-// not return LZ_OK and returning that; LZ_ENOMEM when it cannot copy list.
+// not return LZ_OK and returning that. It allocates nothing. An item longer
+// than LZ_LIST_ITEM_MAX bytes (the longest a GSSAPI principal may be: no
+// key or address is as long) stops it with LZ_EINVAL, fn not called.
+#define LZ_LIST_ITEM_MAX LZ_GSSAPI_NAME_MAX
 int lz__security_list_each(const char *list, int (*fn)(const char *item, void *arg), void *arg);
 
 // lz__security_credential_label names what identifies a peer under a ZMTP
