@@ -44,11 +44,13 @@
 
 // The arming thread's state: allocations counted since it armed, and which
 // one fails (0: none). Initial-exec TLS of the program itself: reading it
-// allocates nothing, so malloc may read it.
-static _Thread_local long lz_oom_counted;
-static _Thread_local long lz_oom_failing;
-static _Thread_local bool lz_oom_failed;
-static _Thread_local bool lz_oom_counting;
+// allocates nothing, so malloc may read it. Volatile: GCC takes a builtin
+// such as strdup for one that calls nothing of this program, and would
+// otherwise move the stores of lz_oom_arm and lz_oom_stop past a call to it.
+static _Thread_local volatile long lz_oom_counted;
+static _Thread_local volatile long lz_oom_failing;
+static _Thread_local volatile bool lz_oom_failed;
+static _Thread_local volatile bool lz_oom_counting;
 static _Thread_local const char *const *lz_oom_spared;
 
 // lz_oom_spare names objects (NULL-terminated list of substrings of their
