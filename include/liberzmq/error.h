@@ -2,7 +2,15 @@
  *
  * Every fallible function returns 0 (LZ_OK) on success or a negative lz_error_t;
  * constructors return NULL. Either way the calling thread's detail message
- * (lz_last_error) says what went wrong in words a person can act on. */
+ * (lz_last_error) says what went wrong in words a person can act on.
+ *
+ * Out of memory: any call that allocates may fail with LZ_ENOMEM (a thread
+ * that cannot be started for want of memory included), and the object it
+ * was given stays as it was and usable. A send that fails sends nothing; a
+ * receive (or dispatch) that cannot decode a message for want of memory
+ * counts it in the node's inbound_dropped and returns LZ_ENOMEM at once; a
+ * lock release that fails is finished in the background. The sweeps of
+ * tests/test_oom_*.c fail each allocation of these calls in turn. */
 #ifndef LIBERZMQ_ERROR_H
 #define LIBERZMQ_ERROR_H
 

@@ -164,7 +164,8 @@ int lz_lock_try_acquire(lz_lock_t *lock);
 // one call carries the same owner id, so a grant whose reply was lost is
 // found again by the next request (the service grants an owner's repeated
 // acquire). When the wait ends without a grant after a request that was
-// unanswered or could wait in the queue, the owner id is released in the
+// unanswered or could wait in the queue, or whose reply could not be read
+// for want of memory (LZ_ENOMEM), the owner id is released in the
 // background: a grant never seen, or a copy of a request still parked,
 // then holds nothing.
 int lz_lock_acquire(lz_lock_t *lock, int wait_ms);
@@ -181,7 +182,8 @@ int lz_lock_renew(lz_lock_t *lock);
 // object does not hold it, or the server had no such hold any more (it had
 // expired: what you did under it may have overlapped another holder).
 // Either way, and on LZ_ETIMEOUT, the object no longer holds the lock
-// (the lease then ends on its own).
+// (the lease then ends on its own). On LZ_ENOMEM the release may not have
+// gone out: it is sent again in the background.
 int lz_lock_release(lz_lock_t *lock);
 
 // lz_lock_held: whether this object holds the lock, as far as it can tell

@@ -324,8 +324,8 @@ static void monitor_release(monitor_t *mon) {
 static int monitor_start(lz_context_t *ctx) {
     monitor_t *mon = &ctx->monitor;
     int rc = monitor_open(ctx);
-    if (rc == LZ_OK && lz__thread_start(&mon->thread, monitor_main, ctx) != 0)
-        rc = lz__fail(LZ_EIO, "context: cannot start the monitor thread");
+    int err = rc == LZ_OK ? lz__thread_start(&mon->thread, monitor_main, ctx) : 0;
+    if (err) rc = lz__thread_fail(err, "context: monitor");
     if (rc != LZ_OK) {
         monitor_release(mon);
         return rc;

@@ -366,8 +366,7 @@ static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void 
         if (rc < 0) break;
         rc = take(d->node, frames, out);
         lz__frames_release(frames);
-        if (rc == LZ_OK) break;
-        lz__node_drop(d->node, "dropped a malformed message: %s", lz_last_error());
+        if (rc == LZ_OK || !lz__node_skip_refused(d->node, rc)) break;
         if (timeout_ms > 0) {
             // Time not spent waiting went to decoding, which is short: the
             // first wait (or this failure) starts the clock.
@@ -442,8 +441,8 @@ static void *receiver_main(void *self) {
 static int start_retry_timer(lz_dispatcher_t *d) {
     lz_retry_t *r = &d->retry;
     if (r->max_retries == 0) return LZ_OK;
-    if (lz__thread_start(&r->timer, retry_main, d) != 0)
-        return lz__fail(LZ_EIO, "%s: cannot start the retry thread", d->node->name);
+    int err = lz__thread_start(&r->timer, retry_main, d);
+    if (err) return lz__thread_fail(err, d->node->name);
     r->timer_started = true;
     return LZ_OK;
 }
@@ -466,9 +465,9 @@ int lz__dispatcher_start(lz_dispatcher_t *d, int workers) {
         if (!d->pool) return lz_last_error_code();
     }
     atomic_store(&d->stopping, false);
-    int rc = start_retry_timer(d);
-    if (rc == LZ_OK && lz__thread_start(&d->receiver, receiver_main, d) != 0)
-        rc = lz__fail(LZ_EIO, "%s: cannot start the receiver thread", d->node->name);
+    int rc = start_retry_timer(d), err = 0;
+    if (rc == LZ_OK && (err = lz__thread_start(&d->receiver, receiver_main, d)) != 0)
+        rc = lz__thread_fail(err, d->node->name);
     if (rc != LZ_OK) {
         stop_retry_timer(d);
         lz__pool_destroy(&d->pool, NULL);

@@ -9,6 +9,7 @@
 #include "core/envelope.h"
 #include "core/error.h"
 #include "liberzmq/schema.h"
+#include "serial/value.h"
 
 typedef struct hook {
     union {
@@ -107,11 +108,7 @@ static const lz_schema_t *schema_for(const struct lz_hooks *h, const char *key) 
 static int check_schema(const struct lz_hooks *h, const char *key, const lz_value_t *value) {
     const lz_schema_t *schema = schema_for(h, key);
     if (!schema) return LZ_OK;
-    if (value) return lz_schema_validate(schema, value);
-    lz_value_t *null_value = lz_value_null(); // absent data is sent as null
-    int rc = null_value ? lz_schema_validate(schema, null_value) : LZ_ENOMEM;
-    lz_value_destroy(&null_value);
-    return rc;
+    return lz_schema_validate(schema, value ? value : &lz__value_null_constant); // absent data is sent as null
 }
 
 static int schema_on_send(lz_node_t *node, const char *key, const lz_value_t *value, void *arg) {

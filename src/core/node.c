@@ -23,6 +23,7 @@
 #include "core/trace.h"
 #include "core/wakeup.h"
 #include "serial/registry.h"
+#include "serial/value.h"
 
 /* ---- socket set-up ------------------------------------------------------ */
 
@@ -114,17 +115,21 @@ static int secure_for(lz_node_t *node, char side) {
 
 /* ---- endpoints ---------------------------------------------------------- */
 
-static int remember(lz_node_t *node, char side, const char *url) {
+// entry_for makes the record of an endpoint ("@url" or ">url") with room
+// for it in node->attached, before it is applied: once the socket is bound
+// or connected, failing to remember it would leave an endpoint that a
+// rebuild drops and that a bind tried again finds taken. NULL when out of
+// memory.
+static char *entry_for(lz_node_t *node, char side, const char *url) {
     char **grown = realloc(node->attached, (node->attached_count + 1) * sizeof *grown);
-    if (!grown) return lz__fail(LZ_ENOMEM, "node: out of memory");
+    if (!grown) return lz__fail_null(LZ_ENOMEM, "%s: out of memory", node->name);
     node->attached = grown;
     size_t len = strlen(url);
     char *entry = malloc(len + 2);
-    if (!entry) return lz__fail(LZ_ENOMEM, "node: out of memory");
+    if (!entry) return lz__fail_null(LZ_ENOMEM, "%s: out of memory", node->name);
     entry[0] = side;
     memcpy(entry + 1, url, len + 1);
-    node->attached[node->attached_count++] = entry;
-    return LZ_OK;
+    return entry;
 }
 
 // endpoint_failure reports a failed bind or connect: a malformed URL is the
@@ -192,10 +197,12 @@ static int attach_one(lz_node_t *node, char side, const char *url) {
     if (node->thread_owned)
         return lz__fail(LZ_ESTATE, "%s: its socket is run by its own thread: give every endpoint when creating it",
                         node->name);
-    lz__node_lock(node);
-    int rc = secure_for(node, side);
+    lz__node_lock(node); // rebuilds read node->attached under it
+    char *entry = entry_for(node, side, url);
+    int rc = entry ? secure_for(node, side) : LZ_ENOMEM;
     if (rc == LZ_OK) rc = apply_endpoint(node, side, url);
-    if (rc == LZ_OK) rc = remember(node, side, url);
+    if (rc == LZ_OK) node->attached[node->attached_count++] = entry;
+    else free(entry);
     lz_context_warning_t warning = rc != LZ_OK                           ? LZ_WARNING_COUNT
                                    : plain_exposed(&node->security, side, url) ? LZ_WARNING_PLAIN_EXPOSED
                                    : lz__security_gssapi_leaks(&node->security) ? LZ_WARNING_GSSAPI_LEAK
@@ -346,6 +353,10 @@ int lz_node_set_name(lz_node_t *node, const char *name) {
 }
 
 const char *lz_node_name(const lz_node_t *node) { return node ? node->name : ""; }
+
+int lz__node_encode(const lz_node_t *node, const lz_value_t *value, lz_buffer_t *out) {
+    return lz_serializer_encode(node->serializer, value ? value : &lz__value_null_constant, out);
+}
 
 void lz__node_share_counters(lz_node_t *node, lz_node_t *owner) {
     // Under the context's lock: node is already on the context's list, and
@@ -870,6 +881,13 @@ int lz__node_recv_shared(lz_node_t *node, lz_frames_t *frames, size_t max, int t
     return rc;
 }
 
+bool lz__node_skip_refused(lz_node_t *node, int rc) {
+    if (rc == LZ__TAKE_DROPPED) return true;
+    bool malformed = rc != LZ_ENOMEM;
+    lz__node_drop(node, "dropped a %smessage: %s", malformed ? "malformed " : "", lz_last_error());
+    return malformed;
+}
+
 int lz__node_take(lz_node_t *node, int timeout_ms, const atomic_bool *stopping, lz_take_fn take, void *out) {
     int64_t deadline = lz__deadline_ms(timeout_ms);
     lz_frames_t frames;
@@ -878,8 +896,7 @@ int lz__node_take(lz_node_t *node, int timeout_ms, const atomic_bool *stopping, 
     while ((rc = lz__node_recv_shared(node, &frames, 1, timeout_ms, stopping, NULL)) >= 0) {
         rc = take(node, &frames, out);
         lz__frames_release(&frames);
-        if (rc == LZ_OK) break;
-        if (rc != LZ__TAKE_DROPPED) lz__node_drop(node, "dropped a malformed message: %s", lz_last_error());
+        if (rc == LZ_OK || !lz__node_skip_refused(node, rc)) break;
         timeout_ms = lz__ms_left(deadline, timeout_ms);
     }
     lz__frames_fini(&frames);

@@ -298,11 +298,20 @@ void lz__node_wake(lz_node_t *node);
 #define LZ__TAKE_DROPPED 1
 typedef int (*lz_take_fn)(lz_node_t *node, lz_frames_t *frames, void *out);
 
+// lz__node_skip_refused counts and logs a message that a taker refused
+// with rc (LZ__TAKE_DROPPED: counted already) as dropped, and tells whether
+// the receive goes on to the next message: it does past a malformed one,
+// not past one the taker had no memory for, whose LZ_ENOMEM the receive
+// returns at once (the message counted, not lost in silence, and the
+// caller not kept waiting for another while memory is short).
+bool lz__node_skip_refused(lz_node_t *node, int rc);
+
 // lz__node_take receives with lz__node_recv_shared, one message at a time,
 // until take accepts one (LZ_OK) or timeout_ms passes (LZ_ETIMEOUT),
 // counting and dropping what it refuses without restarting the wait, so a
 // stream of bad messages cannot hold it past timeout_ms. LZ_ECLOSED when
-// *stopping (may be NULL) turns true; other receive errors as they come.
+// *stopping (may be NULL) turns true; LZ_ENOMEM as lz__node_skip_refused
+// says; other receive errors as they come.
 int lz__node_take(lz_node_t *node, int timeout_ms, const atomic_bool *stopping, lz_take_fn take, void *out);
 
 // lz__node_recv_shared is lz__node_recv_burst for a caller not holding
@@ -386,6 +395,11 @@ int lz__node_error(lz_node_t *node, int code, const char *format, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+// lz__node_encode encodes value with node's serializer into out, NULL as
+// null: the null is a node of its own, not allocated, so a send of NULL
+// fails for want of memory only as any other value's does.
+int lz__node_encode(const lz_node_t *node, const lz_value_t *value, lz_buffer_t *out);
 
 // lz__node_snapshot reads the counters into a public struct.
 void lz__node_snapshot(const lz_node_t *node, lz_metrics_t *out);

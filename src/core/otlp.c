@@ -472,10 +472,11 @@ lz_otlp_t *lz__otlp_start(const lz_settings_t *settings, lz_logger_t *logger) {
                  ? lz__fail(LZ_ENOMEM, "otlp: cannot set up libcurl (out of memory?)")
                  : LZ_OK;
     if (rc == LZ_OK && !locks_init(otlp)) rc = lz__fail(LZ_ENOMEM, "otlp: cannot make a condition variable");
-    if (rc == LZ_OK && lz__thread_start(&otlp->thread, exporter_main, otlp) != 0) {
+    int err = rc == LZ_OK ? lz__thread_start(&otlp->thread, exporter_main, otlp) : 0;
+    if (err) {
         pthread_cond_destroy(&otlp->wake);
         pthread_mutex_destroy(&otlp->lock);
-        rc = lz__fail(LZ_EIO, "otlp: cannot start the exporter thread");
+        rc = lz__thread_fail(err, "otlp: exporter");
     }
     if (rc != LZ_OK) {
         otlp_free(otlp);

@@ -61,9 +61,11 @@ lz_pool_t *lz__pool_new(int threads, size_t queue_max, lz_job_fn fn, void *arg) 
     pthread_cond_init(&pool->not_empty, NULL);
     pthread_cond_init(&pool->not_full, NULL);
     for (; pool->thread_count < threads; pool->thread_count++) {
-        if (lz__thread_start(&pool->threads[pool->thread_count], worker_main, pool) != 0) {
+        int err = lz__thread_start(&pool->threads[pool->thread_count], worker_main, pool);
+        if (err) {
             lz__pool_destroy(&pool, NULL);
-            return lz__fail_null(LZ_EIO, "pool: cannot start worker thread");
+            lz__thread_fail(err, "pool: worker");
+            return NULL;
         }
     }
     return pool;

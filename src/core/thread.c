@@ -1,8 +1,12 @@
 /* Starting the library's threads with asynchronous signals blocked. */
 #include "core/thread.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <string.h>
 #include <time.h>
+
+#include "core/error.h"
 
 void lz__thread_signals_block(sigset_t *caller) {
     // Faults are raised by the thread itself; SIGPROF samples whichever
@@ -23,6 +27,10 @@ int lz__thread_start(pthread_t *thread, void *(*main)(void *), void *arg) {
     int err = pthread_create(thread, NULL, main, arg);
     lz__thread_signals_restore(&caller);
     return err;
+}
+
+int lz__thread_fail(int err, const char *what) {
+    return lz__fail(err == EAGAIN ? LZ_ENOMEM : LZ_EIO, "%s: cannot start a thread: %s", what, strerror(err));
 }
 
 int lz__cond_init_monotonic(pthread_cond_t *cond) {

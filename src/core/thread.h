@@ -20,6 +20,13 @@
 // error number (0 on success).
 int lz__thread_start(pthread_t *thread, void *(*main)(void *), void *arg);
 
+// lz__thread_fail reports that lz__thread_start could not start the thread
+// what needs (err: its error number): LZ_ENOMEM for EAGAIN, which is how
+// pthread_create says the memory for a thread's stack or TLS ran out (or a
+// thread limit was reached), else LZ_EIO; the detail names what. Returns
+// the code.
+int lz__thread_fail(int err, const char *what);
+
 // lz__thread_signals_block blocks on the calling thread what our threads
 // block, saving its mask in *caller for lz__thread_signals_restore: for
 // threads another library starts (libmicrohttpd's), which inherit it.

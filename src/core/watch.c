@@ -223,7 +223,7 @@ int lz__watch_start(lz_context_t *ctx, const char *path, lz_watch_t **out) {
     w->seen = file_id(w->path);
     if (rc == LZ_OK) rc = reload_file(w);
     int err = rc >= 0 ? lz__thread_start(&w->thread, watch_main, w) : 0;
-    if (err) rc = lz__fail(LZ_EIO, "config: cannot start the watcher thread: %s", strerror(err));
+    if (err) rc = lz__thread_fail(err, "config: watcher");
     if (rc < 0) {
         watch_free(w);
         return rc;

@@ -135,10 +135,12 @@ lz_zap_t *lz__zap_start(void *zmq_context, lz_zap_policy_fn policy, void *arg, l
         return NULL; // the bind's error stands
     }
     // The socket moves to the new thread: thread creation orders our use before its.
-    if (lz__thread_start(&zap->thread, zap_main, zap) != 0) {
+    int err = lz__thread_start(&zap->thread, zap_main, zap);
+    if (err) {
         zmq_close(zap->router);
         zap_free(zap);
-        return lz__fail_null(LZ_EIO, "security: cannot start the ZAP handler's thread");
+        lz__thread_fail(err, "security: ZAP handler");
+        return NULL;
     }
     return zap;
 }

@@ -431,9 +431,7 @@ static call_t *call_new(lz_client_t *c, const char *action, const lz_value_t *da
     if (c->envelope) {
         rc = lz__envelope_encode_request(c->node.serializer, action, data, call->id, call->span, call->payload);
     } else {
-        lz_value_t *null_value = data ? NULL : lz_value_null();
-        rc = lz_serializer_encode(c->node.serializer, data ? data : null_value, call->payload);
-        lz_value_destroy(&null_value);
+        rc = lz__node_encode(&c->node, data, call->payload);
     }
     if (rc < 0) {
         call_free(c, call);
@@ -550,8 +548,9 @@ static void handle_reply(lz_client_t *c, lz_frames_t *f) {
     lz_value_t *reply = NULL;
     // An owned value: lz_serializer_decode copies even raw bytes, and the frame is closed after this.
     if (lz_serializer_decode(c->node.serializer, lz__frame_data(f, last), lz__frame_size(f, last), &reply) < 0) {
+        int status = lz_last_error_code() == LZ_ENOMEM ? LZ_ENOMEM : LZ_ESERIALIZATION; // the reply may be fine
         lz__node_drop(&c->node, "reply to %s does not decode: %s", call->id, lz_last_error());
-        finish(c, call, LZ_ESERIALIZATION, NULL);
+        finish(c, call, status, NULL);
         return;
     }
     finish(c, call, c->envelope && lz__envelope_is_error(reply) ? LZ_EREMOTE : LZ_OK, reply);
@@ -852,7 +851,7 @@ lz_client_t *lz__client_open(lz_context_t *ctx, const char *endpoints, const lz_
     if (rc == LZ_OK) {
         atomic_store(&c->retries, o->resilient ? LZ_LIVE(c->node.live, request_retries) : 0);
         int err = lz__thread_start(&c->thread, client_loop, c);
-        if (err) rc = lz__fail(LZ_EIO, "%s: pthread_create: %s", o->name, strerror(err));
+        if (err) rc = lz__thread_fail(err, o->name);
     }
     if (rc != LZ_OK) {
         char detail[512];

@@ -123,9 +123,10 @@ static int attempt(lz_lock_t *lock, int wait_ms, int timeout_ms, int64_t *retry_
     }
     // A parked request not granted may have left a copy in the queue (a
     // retry the service refused, or one that arrived after the refusal),
-    // to be granted a lock nobody then holds: settled like a lost answer.
+    // to be granted a lock nobody then holds: settled like a lost answer,
+    // as is a grant whose reply we had no memory to read.
     if (acquired) lock->unsettled = false;
-    else if (rc == LZ_ETIMEOUT || wait_ms > 0) lock->unsettled = true;
+    else if (rc == LZ_ETIMEOUT || rc == LZ_ENOMEM || wait_ms > 0) lock->unsettled = true;
     lz_value_destroy(&reply);
     return rc;
 }
@@ -178,7 +179,7 @@ int lz_lock_acquire(lz_lock_t *lock, int wait_ms) {
         int64_t retry_ms = -1, asked = lz__now_ms();
         int park = park_ms(wait_ms, deadline);
         rc = attempt(lock, park, attempt_timeout(lock, deadline, park), &retry_ms);
-        if (rc != LZ_EBUSY && rc != LZ_ETIMEOUT) return rc; // held, or a failure waiting does not mend
+        if (rc != LZ_EBUSY && rc != LZ_ETIMEOUT) break; // held, or a failure waiting does not mend
         int64_t now = lz__now_ms(), left = deadline - now;
         if (left <= 0) break;
         // Refused before the wait it asked for: the service did not park it
@@ -186,8 +187,8 @@ int lz_lock_acquire(lz_lock_t *lock, int wait_ms) {
         if (rc == LZ_ETIMEOUT || now - asked + PARK_SLACK_MS < park) sleep_ms(pause_ms(attempts, retry_ms, left));
         rc = LZ_OK;
     }
+    if (lock && lock->unsettled && rc != LZ_OK) settle_in_background(lock);
     if (rc != LZ_EBUSY && rc != LZ_ETIMEOUT) return rc;
-    if (lock->unsettled) settle_in_background(lock);
     return lz__fail(LZ_ETIMEOUT, "lock '%s': %s after %d ms", lock->name,
                     rc == LZ_EBUSY ? "still held by another owner" : "no answer from the lock service", wait_ms);
 }
@@ -217,7 +218,14 @@ int lz_lock_renew(lz_lock_t *lock) { return ask_holder(lock, "lz_lock_renew", "r
 
 int lz_lock_release(lz_lock_t *lock) {
     int rc = ask_holder(lock, "lz_lock_release", "release_lock", "released", false);
-    if (lock) lock->held = false; // also on a timeout: the lease then ends on its own
+    if (!lock) return rc;
+    lock->held = false; // also on a timeout: the lease then ends on its own
+    // Out of memory, the release may not have gone out: it goes in the
+    // background (and again at lz_lock_destroy, should that fail too).
+    if (rc == LZ_ENOMEM) {
+        lock->unsettled = true;
+        settle_in_background(lock);
+    }
     return rc;
 }
 

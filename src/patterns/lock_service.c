@@ -360,7 +360,8 @@ static int park(lz_lock_service_t *svc, const lock_request_t *req, lease_t *leas
     while (*at && strcmp((*at)->owner, req->owner) != 0) at = &(*at)->next;
     int rc = park_room(svc, lease, at, now);
     if (rc != LZ_OK) return rc;
-    if (!svc->timer_started && lz__thread_start(&svc->timer, timer_main, svc) != 0) return LZ_EIO;
+    int err = svc->timer_started ? 0 : lz__thread_start(&svc->timer, timer_main, svc);
+    if (err) return lz__thread_fail(err, "lock service: timer");
     svc->timer_started = true;
     waiter_t *w = *at ? *at : calloc(1, sizeof *w);
     if (!w) return LZ_ENOMEM;

@@ -63,9 +63,7 @@ int lz_pair_send(lz_pair_t *pair, const lz_value_t *value) {
     if (rc != LZ_OK) return rc;
     lz_buffer_t *buffer = lz_buffer_new();
     if (!buffer) return lz__fail(LZ_ENOMEM, "pair: out of memory");
-    lz_value_t *null_value = value ? NULL : lz_value_null();
-    rc = lz_serializer_encode(pair->node.serializer, value ? value : null_value, buffer);
-    lz_value_destroy(&null_value);
+    rc = lz__node_encode(&pair->node, value, buffer);
     if (rc == LZ_OK) rc = lz_pair_send_bytes(pair, lz_buffer_data(buffer), lz_buffer_size(buffer));
     lz_buffer_destroy(&buffer);
     return rc;
@@ -76,6 +74,7 @@ int lz_pair_send(lz_pair_t *pair, const lz_value_t *value) {
 static int take_message(lz_node_t *node, lz_frames_t *f, void *out) {
     if (f->total != 1) return lz__fail(LZ_EPROTOCOL, "message with %zu frames, expected 1", f->total);
     lz_message_t *msg = lz__message_decode(node->serializer, &f->part[0], lz__frame_size(f, 0));
+    if (!msg && lz_last_error_code() == LZ_ENOMEM) return LZ_ENOMEM; // not the message's fault
     if (!msg) return lz__fail(LZ_EPROTOCOL, "payload does not decode: %s", lz_last_error());
     if (!lz__hooks_admit(node, &msg)) return LZ__TAKE_DROPPED;
     *(lz_message_t **)out = msg;

@@ -184,7 +184,7 @@ static int run_locked(lz_proxy_t *proxy) {
     int err = lz__thread_start(&proxy->thread, proxy_main, proxy);
     if (err) {
         close_control_locked(proxy);
-        return lz__fail(LZ_EIO, "lz_proxy_start: pthread_create: %s", strerror(err));
+        return lz__thread_fail(err, "lz_proxy_start");
     }
     char ready[8];
     rc = receive_locked(proxy, ready, sizeof ready, -1, "lz_proxy_start: waiting for the proxy's thread");

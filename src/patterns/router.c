@@ -146,9 +146,12 @@ static int take_request(lz_node_t *node, lz_frames_t *f, void *out) {
     atomic_init(&request->router, NULL); // untraced until its span opens
     request->msg = lz__message_decode(node->serializer, &f->part[last], lz__frame_size(f, last));
     lz__routing_take(&request->route, f, last);
-    int rc = request->msg ? lz__ext_read(request->msg, f, last + 1) : LZ_EPROTOCOL;
+    // Out of memory is not the request's fault: it is not called malformed.
+    bool no_memory = !request->msg && lz_last_error_code() == LZ_ENOMEM;
+    int rc = request->msg ? lz__ext_read(request->msg, f, last + 1) : no_memory ? LZ_ENOMEM : LZ_EPROTOCOL;
     if (rc != LZ_OK) {
-        if (!request->msg) rc = lz__fail(LZ_EPROTOCOL, "request %s does not decode: %s", id, lz_last_error());
+        if (!request->msg && !no_memory)
+            rc = lz__fail(LZ_EPROTOCOL, "request %s does not decode: %s", id, lz_last_error());
         lz_router_request_destroy(&request);
         return rc;
     }
@@ -188,19 +191,11 @@ const char *lz_router_request_traceparent(const lz_router_request_t *request) {
     return request && request->span.traceparent[0] ? request->span.traceparent : NULL;
 }
 
-// encode_value encodes value (NULL: null) with the router's serializer.
-static int encode_value(lz_router_t *router, const lz_value_t *value, lz_buffer_t *out) {
-    lz_value_t *null_value = value ? NULL : lz_value_null();
-    int rc = lz_serializer_encode(router->node.serializer, value ? value : null_value, out);
-    lz_value_destroy(&null_value);
-    return rc;
-}
-
 int lz_router_reply(lz_router_t *router, const lz_router_request_t *request, const lz_value_t *value) {
     if (!router || !request) return lz__fail(LZ_EINVAL, "lz_router_reply: NULL router or request");
     lz_buffer_t *buffer = lz_buffer_new();
     if (!buffer) return lz__fail(LZ_ENOMEM, "router: out of memory");
-    int rc = encode_value(router, value, buffer);
+    int rc = lz__node_encode(&router->node, value, buffer);
     if (rc == LZ_OK)
         rc = lz__routing_send(&router->node, &request->route, lz_buffer_data(buffer), lz_buffer_size(buffer));
     lz_buffer_destroy(&buffer);
@@ -214,7 +209,7 @@ int lz_router_send(lz_router_t *router, const void *identity, size_t identity_si
         return lz__fail(LZ_EINVAL, "lz_router_send: NULL router or empty identity");
     lz_buffer_t *buffer = lz_buffer_new();
     if (!buffer) return lz__fail(LZ_ENOMEM, "router: out of memory");
-    int rc = encode_value(router, value, buffer);
+    int rc = lz__node_encode(&router->node, value, buffer);
     if (rc == LZ_OK) {
         const char *id = request_id ? request_id : "";
         lz_frame_t frames[3] = {{identity, identity_size}, {id, strlen(id)},

@@ -170,9 +170,7 @@ static const handler_t *find_handler(const lz_server_t *s, const lz_message_t *m
 // encode_value encodes value (NULL: null) as the job's reply and returns
 // LZ_OK, or the failure, then encoded as an error reply.
 static int encode_value(lz_server_t *s, job_t *job, const lz_value_t *value) {
-    lz_value_t *null_value = value ? NULL : lz_value_null();
-    int rc = lz_serializer_encode(s->node.serializer, value ? value : null_value, job->reply);
-    lz_value_destroy(&null_value);
+    int rc = lz__node_encode(&s->node, value, job->reply);
     if (rc < 0) {
         lz__node_error(&s->node, rc, "handler '%s': reply does not encode: %s", lz_message_type(job->msg),
                        lz_last_error());
@@ -542,7 +540,7 @@ int lz_server_start(lz_server_t *server) {
     int err = lz__thread_start(&server->thread, server_loop, server);
     if (err) {
         lz__pool_destroy(&server->pool, NULL);
-        return lz__fail(LZ_EIO, "lz_server_start: pthread_create: %s", strerror(err));
+        return lz__thread_fail(err, "lz_server_start");
     }
     server->running = true;
     return LZ_OK;

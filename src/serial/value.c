@@ -209,6 +209,8 @@ lz_value_t *lz__value_blob(lz_value_type_t type, const void *data, size_t len) {
     return value;
 }
 
+const lz_value_t lz__value_null_constant = {.type = LZ_VALUE_NULL, .unowned = 1};
+
 lz_value_t *lz_value_null(void) { return lz__value_new(LZ_VALUE_NULL, 0); }
 
 // The scalar constructors, for the public ones and the setters (a call to

@@ -207,6 +207,11 @@ LZ_HIDDEN void lz__key_index_fini(lz_key_index_t *index);
 LZ_HIDDEN int lz__value_object_add(lz_value_t *object, lz_key_index_t *index, const char *key, size_t len,
                                    lz_value_t *item);
 
+// lz__value_null_constant is a null that is no allocation: read only,
+// never freed (unowned), for "no value" where a value is needed (a send of
+// NULL encodes null), so that needs no memory.
+LZ_HIDDEN extern const lz_value_t lz__value_null_constant;
+
 /* ---- heap nodes ------------------------------------------------------ */
 
 // lz__value_new returns a zeroed node of type with payload bytes of room
