@@ -8,6 +8,9 @@
  * errno ENOMEM (C++'s operator new then throws std::bad_alloc, or returns
  * NULL in its nothrow form).
  *
+ * lz_oom_arm_threads does the same for every other thread together (the
+ * library's receivers, workers and loops): their nth allocation fails.
+ *
  * lz_oom_sweep runs an operation with its 1st allocation failing, then its
  * 2nd, and so on until a run makes no more allocations than the one that
  * was to fail: every allocation the operation makes has failed once, each
@@ -24,6 +27,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h> // memalign's prototype, for its definition below
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -60,12 +64,55 @@ static _Thread_local const char *const *lz_oom_spared;
 // around it spares it. NULL spares none. The list must outlive its use.
 static inline void lz_oom_spare(const char *const *objects) { lz_oom_spared = objects; }
 
-static inline bool lz_oom_caller_spared(const void *caller) {
+static inline bool lz_oom_caller_in(const void *caller, const char *const *objects) {
     Dl_info info;
-    if (!lz_oom_spared || !dladdr(caller, &info) || !info.dli_fname) return false;
-    for (const char *const *object = lz_oom_spared; *object; object++)
+    if (!objects || !dladdr(caller, &info) || !info.dli_fname) return false;
+    for (const char *const *object = objects; *object; object++)
         if (strstr(info.dli_fname, *object)) return true;
     return false;
+}
+
+// The other threads, armed together (lz_oom_arm_threads): the library's
+// receivers, workers and loops, whose failures a test sees only through
+// what they do next (a count in the metrics, an error reply, a log line).
+static atomic_long lz_oom_threads_counted;
+static atomic_long lz_oom_threads_failing;
+static atomic_bool lz_oom_threads_failed;
+static const char *const *_Atomic lz_oom_threads_spared;
+static _Thread_local volatile bool lz_oom_exempt;
+
+// lz_oom_arm_threads makes the nth allocation from now by any thread but the
+// exempt ones fail (0: none, only counted); the calling thread is exempt
+// from now on (lz_oom_exempt_thread says so of others: a test's helper
+// threads). spared as lz_oom_spare's, for every thread. Which thread makes
+// the nth allocation depends on the scheduler: a sweep over n checks what
+// holds whichever it is.
+static inline void lz_oom_arm_threads(long n, const char *const *spared) {
+    lz_oom_exempt = true;
+    atomic_store(&lz_oom_threads_failing, 0);
+    atomic_store(&lz_oom_threads_spared, spared);
+    atomic_store(&lz_oom_threads_counted, 0);
+    atomic_store(&lz_oom_threads_failed, false);
+    atomic_store(&lz_oom_threads_failing, n ? n : LONG_MAX);
+}
+
+// lz_oom_stop_threads ends the other threads' counting and returns whether
+// the armed allocation failed; *counted (if not NULL) gets how many they made.
+static inline bool lz_oom_stop_threads(long *counted) {
+    atomic_store(&lz_oom_threads_failing, 0);
+    if (counted) *counted = atomic_load(&lz_oom_threads_counted);
+    return atomic_load(&lz_oom_threads_failed);
+}
+
+static inline void lz_oom_exempt_thread(bool exempt) { lz_oom_exempt = exempt; }
+
+static inline bool lz_oom_thread_fails_now(const void *caller) {
+    long failing = atomic_load_explicit(&lz_oom_threads_failing, memory_order_relaxed);
+    if (!failing || lz_oom_exempt || lz_oom_caller_in(caller, atomic_load(&lz_oom_threads_spared))) return false;
+    if (atomic_fetch_add(&lz_oom_threads_counted, 1) + 1 != failing) return false;
+    atomic_store(&lz_oom_threads_failed, true);
+    errno = ENOMEM;
+    return true;
 }
 
 // lz_oom_arm makes the calling thread's nth allocation from now fail (0:
@@ -86,7 +133,8 @@ static inline bool lz_oom_stop(void) {
 }
 
 static inline bool lz_oom_fails_now_for(const void *caller) {
-    if (!lz_oom_counting || lz_oom_caller_spared(caller)) return false;
+    if (!lz_oom_counting) return lz_oom_thread_fails_now(caller);
+    if (lz_oom_caller_in(caller, lz_oom_spared)) return false;
     if (++lz_oom_counted != lz_oom_failing) return false;
     lz_oom_failed = true;
     errno = ENOMEM;

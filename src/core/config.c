@@ -25,7 +25,10 @@
 
 typedef enum { KEY_INT, KEY_BOOL, KEY_STRING } key_type_t;
 
-// A string validator returns NULL when text is acceptable, else what is expected.
+// A string validator returns NULL when text is acceptable, else what is
+// expected. One that allocates (tracing.otlp_endpoint's parses the URL with
+// libcurl) and so could not tell for want of memory leaves errno ENOMEM,
+// as the allocator sets it.
 typedef const char *(*string_check_fn)(const char *text);
 
 typedef struct {
@@ -421,8 +424,10 @@ static int validate(int k, const char *name, const value_t *v, const origin_t *o
     char why[256]; // "expected " and the longest check's answer (otlp_headers')
     char text[32];
     if (def->type == KEY_STRING) {
+        errno = 0;
         const char *expected = def->check ? def->check(v->s) : NULL;
         if (!expected) return LZ_OK;
+        if (errno == ENOMEM) return lz__fail(LZ_ENOMEM, "config: out of memory checking key '%s'", name);
         snprintf(why, sizeof why, "expected %s", expected);
         return fail_value(name, o, why, v->s);
     }
@@ -495,7 +500,6 @@ typedef struct {
     yaml_document_t *doc;
     const char *path;
     char label[PATH_MAX + 8];
-    const lz_yaml_resolver_t *resolver;
     const tag_marks_t *tags;
 } file_load_t;
 
@@ -520,7 +524,7 @@ static const char *scalar_tag(const file_load_t *fl, const yaml_node_t *node) {
 
 // node_scalar reads a scalar node as safe_load does.
 static void node_scalar(const file_load_t *fl, const yaml_node_t *node, lz_yaml_scalar_t *out) {
-    lz__yaml_scalar_read(fl->resolver, (const char *)node->data.scalar.value, scalar_tag(fl, node),
+    lz__yaml_scalar_read((const char *)node->data.scalar.value, scalar_tag(fl, node),
                          node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE, out);
 }
 
@@ -655,9 +659,9 @@ static int file_document(file_load_t *fl) {
 #define FILE_MAX_NESTING 32
 
 // A file holds at most this many anchors and aliases together. A valid
-// file needs none or a few; libyaml's loader looks each one up in a list
-// of all the anchors before it, time quadratic in their number (80
-// thousand, 1.4 MB, took 36 s).
+// file needs none or a few; an alias is looked up in a list of all the
+// anchors before it, time quadratic in their number (in libyaml's loader,
+// 80 thousand, 1.4 MB, took 36 s).
 #define FILE_MAX_ANCHORS 1000
 
 // A file is read whole before it is parsed, up to this size: far past any
@@ -689,8 +693,15 @@ static unsigned char *read_text(FILE *file, const char *path, size_t *size) {
     return text;
 }
 
-// yaml_error is the error of a parser that failed on path.
+static int out_of_memory(const char *path) {
+    return lz__fail(LZ_ENOMEM, "config: out of memory reading file %s", path);
+}
+
+// yaml_error is the error of a parser that failed on path. libyaml checks
+// its own allocations and says when one failed, but for those of its tag
+// scanner (0.2.5), which fail with no error at all: out of memory too.
 static int yaml_error(const yaml_parser_t *parser, const char *path) {
+    if (parser->error == YAML_MEMORY_ERROR || parser->error == YAML_NO_ERROR) return out_of_memory(path);
     return lz__fail(LZ_ECONFIG, "config: file %s:%lu: not valid YAML or JSON: %s%s%s", path,
                     (unsigned long)parser->problem_mark.line + 1, parser->problem ? parser->problem : "parse error",
                     parser->context ? " " : "", parser->context ? parser->context : "");
@@ -703,21 +714,25 @@ typedef struct {
     int documents; // documents begun
 } event_count_t;
 
-static const char *event_anchor(const yaml_event_t *event) {
-    const yaml_char_t *anchor = event->type == YAML_SCALAR_EVENT           ? event->data.scalar.anchor
-                                : event->type == YAML_SEQUENCE_START_EVENT ? event->data.sequence_start.anchor
-                                : event->type == YAML_MAPPING_START_EVENT  ? event->data.mapping_start.anchor
-                                                                           : NULL;
-    return (const char *)anchor;
+// event_anchor is where event keeps the anchor of the node it starts
+// (NULL in the field: none), NULL for an event that starts none.
+static yaml_char_t **event_anchor(yaml_event_t *event) {
+    return event->type == YAML_SCALAR_EVENT           ? &event->data.scalar.anchor
+           : event->type == YAML_SEQUENCE_START_EVENT ? &event->data.sequence_start.anchor
+           : event->type == YAML_MAPPING_START_EVENT  ? &event->data.mapping_start.anchor
+                                                      : NULL;
 }
 
+static unsigned long event_line(const yaml_event_t *event) { return (unsigned long)event->start_mark.line + 1; }
+
 // event_check counts one event of a file's event pass into n and judges it.
-static int event_check(const yaml_event_t *event, const char *path, event_count_t *n) {
-    unsigned long line = (unsigned long)event->start_mark.line + 1;
+static int event_check(yaml_event_t *event, const char *path, event_count_t *n) {
+    unsigned long line = event_line(event);
     yaml_event_type_t type = event->type;
+    yaml_char_t **anchor = event_anchor(event);
     if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) n->depth++;
     if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) n->depth--;
-    if (type == YAML_ALIAS_EVENT || event_anchor(event)) n->refs++;
+    if (type == YAML_ALIAS_EVENT || (anchor && *anchor)) n->refs++;
     if (type == YAML_DOCUMENT_START_EVENT) n->documents++;
     if (n->depth > FILE_MAX_NESTING)
         return lz__fail(LZ_ECONFIG, "config: file %s:%lu: lists and mappings nested deeper than %d levels", path,
@@ -749,12 +764,127 @@ static int tag_marks_add(tag_marks_t *tags, const yaml_event_t *event) {
     return LZ_OK;
 }
 
-// check_events reads text as events before libyaml loads it, refusing
-// what the loader would take too long on or read other than written, and
-// notes its tagged scalars in tags.
-static int check_events(const unsigned char *text, size_t size, const char *path, tag_marks_t *tags) {
+/* ---- composing a file's document from its events ---- */
+
+// An anchor and the node it names (the name taken from its event).
+typedef struct {
+    char *name;
+    int node;
+} anchor_t;
+
+// A list or mapping being composed, and in a mapping the key waiting for its value (0: none).
+typedef struct {
+    int node, key;
+} open_node_t;
+
+// What builds a file's document as its events come, as libyaml's loader
+// would but without its leaks when memory runs out (0.2.5 loses a
+// collection's list, or the document start's directives): the lists and
+// mappings open, and the anchors so far.
+typedef struct {
+    yaml_document_t doc;
+    open_node_t open[FILE_MAX_NESTING + 1]; // event_check stops a file nesting deeper
+    int depth;
+    anchor_t *anchors;
+    size_t anchor_count, anchor_cap;
+} composer_t;
+
+static void composer_free(composer_t *c) {
+    yaml_document_delete(&c->doc);
+    for (size_t i = 0; i < c->anchor_count; i++) free(c->anchors[i].name);
+    free(c->anchors);
+}
+
+// compose_attach puts node in the list or mapping open last, or leaves it
+// the root: the document's first node.
+static int compose_attach(composer_t *c, int node, const char *path) {
+    if (c->depth == 0) return LZ_OK;
+    yaml_document_t *doc = &c->doc;
+    int *key = &c->open[c->depth - 1].key, parent = c->open[c->depth - 1].node;
+    int ok = 1;
+    if (yaml_document_get_node(doc, parent)->type == YAML_SEQUENCE_NODE)
+        ok = yaml_document_append_sequence_item(doc, parent, node);
+    else if (!*key)
+        *key = node;
+    else if ((ok = yaml_document_append_mapping_pair(doc, parent, *key, node)))
+        *key = 0;
+    return ok ? LZ_OK : out_of_memory(path);
+}
+
+// compose_anchor names node with the anchor event holds, taking it.
+static int compose_anchor(composer_t *c, yaml_event_t *event, int node, const char *path) {
+    yaml_char_t **anchor = event_anchor(event);
+    if (!*anchor) return LZ_OK;
+    for (size_t i = 0; i < c->anchor_count; i++)
+        if (strcmp(c->anchors[i].name, (const char *)*anchor) == 0)
+            return lz__fail(LZ_ECONFIG, "config: file %s:%lu: not valid YAML or JSON: found duplicate anchor &%.80s "
+                            "(first on line %lu)", path, event_line(event), c->anchors[i].name,
+                            (unsigned long)yaml_document_get_node(&c->doc, c->anchors[i].node)->start_mark.line + 1);
+    if (c->anchor_count == c->anchor_cap) {
+        size_t cap = c->anchor_cap ? 2 * c->anchor_cap : 8;
+        anchor_t *grown = realloc(c->anchors, cap * sizeof *grown);
+        if (!grown) return out_of_memory(path);
+        c->anchors = grown;
+        c->anchor_cap = cap;
+    }
+    c->anchors[c->anchor_count++] = (anchor_t){(char *)*anchor, node};
+    *anchor = NULL;
+    return LZ_OK;
+}
+
+// compose_alias attaches the node an alias event names.
+static int compose_alias(composer_t *c, const yaml_event_t *event, const char *path) {
+    const char *name = (const char *)event->data.alias.anchor;
+    for (size_t i = 0; i < c->anchor_count; i++)
+        if (strcmp(c->anchors[i].name, name) == 0) return compose_attach(c, c->anchors[i].node, path);
+    return lz__fail(LZ_ECONFIG, "config: file %s:%lu: not valid YAML or JSON: found undefined alias", path,
+                    event_line(event));
+}
+
+// compose_node adds the node event starts, tagged as libyaml's loader
+// tags it (none or "!": the default), where the event is.
+static int compose_node(composer_t *c, yaml_event_t *event, const char *path) {
+    const yaml_char_t *tag = event->type == YAML_SCALAR_EVENT           ? event->data.scalar.tag
+                             : event->type == YAML_SEQUENCE_START_EVENT ? event->data.sequence_start.tag
+                                                                        : event->data.mapping_start.tag;
+    if (tag && strcmp((const char *)tag, "!") == 0) tag = NULL;
+    int node = event->type == YAML_SCALAR_EVENT
+                   ? yaml_document_add_scalar(&c->doc, tag, event->data.scalar.value, (int)event->data.scalar.length,
+                                              event->data.scalar.style)
+               : event->type == YAML_SEQUENCE_START_EVENT
+                   ? yaml_document_add_sequence(&c->doc, tag, event->data.sequence_start.style)
+                   : yaml_document_add_mapping(&c->doc, tag, event->data.mapping_start.style);
+    if (!node) return out_of_memory(path); // the parser's text is valid UTF-8: only memory lacks
+    yaml_node_t *added = yaml_document_get_node(&c->doc, node);
+    added->start_mark = event->start_mark;
+    added->end_mark = event->end_mark;
+    int rc = compose_anchor(c, event, node, path);
+    if (rc == LZ_OK) rc = compose_attach(c, node, path);
+    if (rc == LZ_OK && event->type != YAML_SCALAR_EVENT) c->open[c->depth++] = (open_node_t){node, 0};
+    return rc;
+}
+
+// compose takes one event of a file into the document.
+static int compose(composer_t *c, yaml_event_t *event, const char *path) {
+    switch (event->type) {
+    case YAML_SCALAR_EVENT:
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT: return compose_node(c, event, path);
+    case YAML_ALIAS_EVENT: return compose_alias(c, event, path);
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        yaml_document_get_node(&c->doc, c->open[--c->depth].node)->end_mark = event->end_mark;
+        return LZ_OK;
+    default: return LZ_OK; // the stream's and the document's own
+    }
+}
+
+// read_events reads text as events, refusing what would take too long or
+// be read other than written (event_check), noting its tagged scalars in
+// tags and composing its document in c.
+static int read_events(const unsigned char *text, size_t size, const char *path, tag_marks_t *tags, composer_t *c) {
     yaml_parser_t parser;
-    if (!yaml_parser_initialize(&parser)) return lz__fail(LZ_ENOMEM, "config: out of memory");
+    if (!yaml_parser_initialize(&parser)) return out_of_memory(path);
     yaml_parser_set_input_string(&parser, text, size);
     int rc = LZ_OK;
     event_count_t count = {0, 0, 0};
@@ -766,6 +896,7 @@ static int check_events(const unsigned char *text, size_t size, const char *path
         }
         rc = event_check(&event, path, &count);
         if (rc == LZ_OK) rc = tag_marks_add(tags, &event);
+        if (rc == LZ_OK) rc = compose(c, &event, path);
         done = event.type == YAML_STREAM_END_EVENT;
         yaml_event_delete(&event);
     }
@@ -773,34 +904,16 @@ static int check_events(const unsigned char *text, size_t size, const char *path
     return rc;
 }
 
-// file_load loads the document libyaml makes of text into fl's configuration.
-static int file_load(file_load_t *fl, const unsigned char *text, size_t size) {
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    if (!yaml_parser_initialize(&parser)) return lz__fail(LZ_ENOMEM, "config: out of memory");
-    yaml_parser_set_input_string(&parser, text, size);
-    if (!yaml_parser_load(&parser, &doc)) {
-        int rc = yaml_error(&parser, fl->path);
-        yaml_parser_delete(&parser);
-        return rc;
-    }
-    fl->doc = &doc;
-    int rc = file_document(fl);
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
-    return rc;
-}
-
 // file_parse loads the YAML document of text into staging.
 static int file_parse(lz_config_t *staging, const char *path, const unsigned char *text, size_t size) {
     tag_marks_t tags = {NULL, 0, 0};
-    int rc = check_events(text, size, path, &tags);
-    lz_yaml_resolver_t *resolver = rc == LZ_OK ? lz__yaml_resolver_new() : NULL;
-    if (rc == LZ_OK && !resolver) rc = LZ_ENOMEM;
-    file_load_t fl = {.config = staging, .path = path, .resolver = resolver, .tags = &tags};
+    composer_t composer = {.anchors = NULL};
+    if (!yaml_document_initialize(&composer.doc, NULL, NULL, NULL, 1, 1)) return out_of_memory(path);
+    file_load_t fl = {.config = staging, .doc = &composer.doc, .path = path, .tags = &tags};
     snprintf(fl.label, sizeof fl.label, "file %s", path);
-    if (rc == LZ_OK) rc = file_load(&fl, text, size);
-    lz__yaml_resolver_destroy(&resolver);
+    int rc = read_events(text, size, path, &tags, &composer);
+    if (rc == LZ_OK) rc = file_document(&fl);
+    composer_free(&composer);
     free(tags.marks);
     return rc;
 }
@@ -809,6 +922,7 @@ int lz_config_load_file(lz_config_t *config, const char *path) {
     if (!config || !path) return lz__fail(LZ_EINVAL, "config: config and path are required");
     if (strlen(path) >= PATH_MAX) return lz__fail(LZ_ECONFIG, "config: file path too long");
     FILE *file = fopen(path, "rb");
+    if (!file && errno == ENOMEM) return lz__fail(LZ_ENOMEM, "config: out of memory opening file %s", path);
     if (!file) return lz__fail(LZ_ECONFIG, "config: cannot read file %s: %s", path, strerror(errno));
     struct stat info;
     if (fstat(fileno(file), &info) == 0 && S_ISDIR(info.st_mode)) { // fopen opens a directory; reads fail
@@ -989,6 +1103,30 @@ const char *lz_config_key_at(size_t index) {
 
 /* ---- output ---- */
 
+// A text growing in memory behind a stream, as open_memstream's, but whose
+// failure to grow is the stream's error: glibc's memstream drops the byte
+// it could not place and tells no one, and its fclose succeeds though the
+// last realloc failed, leaving the text NULL.
+typedef struct {
+    char *data;
+    size_t len, cap;
+} text_sink_t;
+
+static ssize_t sink_write(void *cookie, const char *bytes, size_t size) {
+    text_sink_t *sink = cookie;
+    if (sink->len + size >= sink->cap) {
+        size_t cap = 2 * (sink->len + size) + 1;
+        char *grown = realloc(sink->data, cap);
+        if (!grown) return -1; // the stream's error, which ferror and fclose tell
+        sink->data = grown;
+        sink->cap = cap;
+    }
+    memcpy(sink->data + sink->len, bytes, size);
+    sink->len += size;
+    sink->data[sink->len] = '\0';
+    return (ssize_t)size;
+}
+
 static void json_value(FILE *out, int k, const slot_t *slot) {
     if (keys[k].type == KEY_STRING) lz__json_write_string(out, slot->s);
     else if (keys[k].type == KEY_BOOL) fputs(slot->i ? "true" : "false", out);
@@ -997,9 +1135,8 @@ static void json_value(FILE *out, int k, const slot_t *slot) {
 
 char *lz_config_to_json(const lz_config_t *config) {
     if (!config) return lz__fail_null(LZ_EINVAL, "config: NULL configuration");
-    char *text = NULL;
-    size_t text_len = 0;
-    FILE *out = open_memstream(&text, &text_len);
+    text_sink_t sink = {NULL, 0, 0};
+    FILE *out = fopencookie(&sink, "w", (cookie_io_functions_t){.write = sink_write});
     if (!out) return lz__fail_null(LZ_ENOMEM, "config: out of memory");
     const char *section = NULL; // the section object now open, if any
     size_t section_len = 0;
@@ -1018,11 +1155,12 @@ char *lz_config_to_json(const lz_config_t *config) {
     }
     if (section) fputc('}', out);
     fputc('}', out);
-    if (fclose(out) != 0) {
-        free(text);
+    bool failed = ferror(out) != 0;
+    if (fclose(out) != 0 || failed) {
+        free(sink.data);
         return lz__fail_null(LZ_ENOMEM, "config: out of memory");
     }
-    return text;
+    return sink.data;
 }
 
 /* ---- internal views ---- */

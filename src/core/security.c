@@ -571,6 +571,11 @@ int lz_node_curve_public_key(const lz_node_t *node, char *public_key) {
 
 /* ---- the ZAP handler ------------------------------------------------------------ */
 
+void lz__zap_close(void *router) {
+    zmq_unbind(router, ZAP_ENDPOINT);
+    zmq_close(router);
+}
+
 void *lz__zap_bind(void *zmq_context) {
     // A ROUTER, not a REP: it may answer requests in another order than they
     // came, as their password hashes end.

@@ -126,6 +126,11 @@ bool lz__security_plain_exposed(const char *url);
 // inproc://zeromq.zap.01 in zmq_context; NULL (error set) when it cannot.
 void *lz__zap_bind(void *zmq_context);
 
+// lz__zap_close unbinds and closes the handler's socket: the endpoint is
+// free again at once for the next handler (closed only, libzmq frees an
+// inproc endpoint later, on its reaper thread, and a bind meanwhile fails).
+void lz__zap_close(void *router);
+
 // A ZAP request received from libzmq, with its route back.
 typedef struct lz_zap_request lz_zap_request_t;
 

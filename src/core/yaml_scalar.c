@@ -1,68 +1,151 @@
-/* YAML 1.1 scalars as PyYAML's safe_load reads them, the patterns copied
- * from its resolver (yaml/resolver.py, PyYAML 6.0) into POSIX extended
- * expressions and the values built as its constructor (yaml/constructor.py)
- * builds them. Text it would build a value from differently is refused. */
+/* YAML 1.1 scalars as PyYAML's safe_load reads them, the patterns of its
+ * resolver (yaml/resolver.py, PyYAML 6.0) matched by hand and the values
+ * built as its constructor (yaml/constructor.py) builds them. Text it
+ * would build a value from differently is refused. Nothing here allocates,
+ * so nothing can fail: glibc's regex functions allocate, and out of memory
+ * its regcomp (2.36) frees a block twice, and a failed regexec looks like
+ * no match (010 would be read as text, then as 10, not 8). */
 #include "core/yaml_scalar.h"
 
-#include <regex.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "core/error.h"
-
 #define YAML_TAG_PREFIX "tag:yaml.org,2002:"
+#define DIGITS "0123456789"
+
+static bool digit(char c) { return c >= '0' && c <= '9'; }
+
+// skip passes the characters of set at p, as a pattern's [set]* does.
+static const char *skip(const char *p, const char *set) { return p + strspn(p, set); }
+
+// sign passes [-+]?.
+static const char *sign(const char *p) { return p + (*p == '-' || *p == '+'); }
+
+// digits passes exactly n digits, NULL when they are not there.
+static const char *digits(const char *p, int n) {
+    for (int i = 0; i < n; i++)
+        if (!digit(p[i])) return NULL;
+    return p + n;
+}
+
+// one_or_two passes [0-9][0-9]?, NULL without a first digit.
+static const char *one_or_two(const char *p) { return !digit(*p) ? NULL : p + 1 + digit(p[1]); }
+
+// some passes [set]+, NULL without one.
+static const char *some(const char *p, const char *set) { return *p && strchr(set, *p) ? skip(p, set) : NULL; }
+
+// one_of tells whether text is one of words (NULL-terminated).
+static bool one_of(const char *text, const char *const *words) {
+    for (; *words; words++)
+        if (strcmp(text, *words) == 0) return true;
+    return false;
+}
+
+// sexagesimal passes (:[0-5]?[0-9])+, NULL without one part. Taking two
+// digits when they are there is the only way a match can go on: a part is
+// followed by ':', '.' or the end, never by a digit.
+static const char *sexagesimal(const char *p) {
+    const char *start = p;
+    while (*p == ':' && digit(p[1])) p += p[1] <= '5' && digit(p[2]) ? 3 : 2;
+    return p > start ? p : NULL;
+}
+
+// exponent passes ([eE][-+][0-9]+)?.
+static const char *exponent(const char *p) {
+    bool there = (*p == 'e' || *p == 'E') && (p[1] == '-' || p[1] == '+') && digit(p[2]);
+    return there ? skip(p + 2, DIGITS) : p;
+}
+
+// ends: p, where a pattern's last part ended, is the end of the text ($).
+static bool ends(const char *p) { return p && !*p; }
+
+static bool bool_match(const char *text) {
+    static const char *const words[] = {"yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false",
+                                        "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", NULL};
+    return one_of(text, words);
+}
+
+//   [-+]?[0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?  |  \.[0-9][0-9_]*([eE][-+][0-9]+)?
+// | [-+]?[0-9][0-9_]*(:[0-5]?[0-9])+\.[0-9_]*  |  [-+]?\.(inf|Inf|INF)  |  \.(nan|NaN|NAN)
+static bool float_match(const char *text) {
+    static const char *const infinities[] = {".inf", ".Inf", ".INF", NULL};
+    static const char *const nans[] = {".nan", ".NaN", ".NAN", NULL};
+    const char *p = sign(text);
+    if (digit(*p)) {
+        p = skip(p, DIGITS "_");
+        const char *parts = sexagesimal(p);
+        if (parts) return *parts == '.' && ends(skip(parts + 1, DIGITS "_"));
+        return *p == '.' && ends(exponent(skip(p + 1, DIGITS "_")));
+    }
+    if (*text == '.' && digit(text[1])) return ends(exponent(skip(text + 1, DIGITS "_")));
+    return one_of(p, infinities) || one_of(text, nans);
+}
+
+//   [-+]?0b[0-1_]+  |  [-+]?0[0-7_]+  |  [-+]?(0|[1-9][0-9_]*)  |  [-+]?0x[0-9a-fA-F_]+
+// | [-+]?[1-9][0-9_]*(:[0-5]?[0-9])+
+static bool int_match(const char *text) {
+    const char *p = sign(text);
+    if (p[0] == '0' && p[1] == 'b') return ends(some(p + 2, "01_"));
+    if (p[0] == '0' && p[1] == 'x') return ends(some(p + 2, DIGITS "abcdefABCDEF_"));
+    if (p[0] == '0') return !p[1] || ends(some(p + 1, "01234567_"));
+    if (!digit(*p)) return false;
+    p = skip(p, DIGITS "_");
+    return !*p || ends(sexagesimal(p));
+}
+
+static bool merge_match(const char *text) { return strcmp(text, "<<") == 0; }
+
+static bool null_match(const char *text) {
+    static const char *const words[] = {"", "~", "null", "Null", "NULL", NULL};
+    return one_of(text, words);
+}
+
+// [ \t]*(Z|[-+][0-9][0-9]?(:[0-9]{2})?), a time's zone; NULL when it is not one.
+static const char *time_zone(const char *p) {
+    p = skip(p, " \t");
+    if (*p == 'Z') return p + 1;
+    p = *p == '-' || *p == '+' ? one_or_two(p + 1) : NULL;
+    return p && *p == ':' && digits(p + 1, 2) ? p + 3 : p;
+}
+
+//   [0-9]{4}-[0-9]{2}-[0-9]{2}
+// | [0-9]{4}-[0-9][0-9]?-[0-9][0-9]?([Tt]|[ \t]+)[0-9][0-9]?:[0-9]{2}:[0-9]{2}(\.[0-9]*)?
+//     ([ \t]*(Z|[-+][0-9][0-9]?(:[0-9]{2})?))?
+static bool date_match(const char *text) {
+    const char *p = digits(text, 4);
+    p = p && *p == '-' ? one_or_two(p + 1) : NULL;
+    p = p && *p == '-' ? one_or_two(p + 1) : NULL;
+    if (!p) return false;
+    if (!*p) return p - text == 10; // the date alone takes two digits each
+    p = *p == 'T' || *p == 't' ? p + 1 : *p == ' ' || *p == '\t' ? skip(p, " \t") : NULL;
+    p = p ? one_or_two(p) : NULL;
+    p = p && *p == ':' ? digits(p + 1, 2) : NULL;
+    p = p && *p == ':' ? digits(p + 1, 2) : NULL;
+    if (p && *p == '.') p = skip(p + 1, DIGITS);
+    return p && (!*p || ends(time_zone(p)));
+}
+
+static bool value_match(const char *text) { return strcmp(text, "=") == 0; }
 
 // PyYAML's implicit resolvers, in its order: a plain scalar takes the type
 // of the first whose pattern matches its whole text, a string if none does.
 // refusal: safe_load has no constructor for what the pattern resolves to.
 static const struct {
     lz_yaml_type_t type;
-    const char *pattern;
+    bool (*match)(const char *text);
     const char *refusal;
 } implicit[] = {
-    {LZ_YAML_BOOL, "^(yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$", NULL},
-    {LZ_YAML_FLOAT,
-     "^([-+]?[0-9][0-9_]*\\.[0-9_]*([eE][-+][0-9]+)?|\\.[0-9][0-9_]*([eE][-+][0-9]+)?"
-     "|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+\\.[0-9_]*|[-+]?\\.(inf|Inf|INF)|\\.(nan|NaN|NAN))$",
-     NULL},
-    {LZ_YAML_INT,
-     "^([-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(:[0-5]?[0-9])+)$",
-     NULL},
-    {LZ_YAML_REFUSED, "^<<$", "YAML's merge key <<, not a value"},
-    {LZ_YAML_NULL, "^(~|null|Null|NULL)?$", NULL},
-    {LZ_YAML_DATE,
-     "^([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{4}-[0-9][0-9]?-[0-9][0-9]?([Tt]|[ \t]+)[0-9][0-9]?:[0-9]{2}:[0-9]{2}"
-     "(\\.[0-9]*)?([ \t]*(Z|[-+][0-9][0-9]?(:[0-9]{2})?))?)$",
-     NULL},
-    {LZ_YAML_REFUSED, "^=$", "YAML's value key =, not a value"},
+    {LZ_YAML_BOOL, bool_match, NULL},
+    {LZ_YAML_FLOAT, float_match, NULL},
+    {LZ_YAML_INT, int_match, NULL},
+    {LZ_YAML_REFUSED, merge_match, "YAML's merge key <<, not a value"},
+    {LZ_YAML_NULL, null_match, NULL},
+    {LZ_YAML_DATE, date_match, NULL},
+    {LZ_YAML_REFUSED, value_match, "YAML's value key =, not a value"},
 };
 
 #define IMPLICIT_COUNT (sizeof implicit / sizeof implicit[0])
-
-struct lz_yaml_resolver {
-    regex_t compiled[IMPLICIT_COUNT];
-};
-
-lz_yaml_resolver_t *lz__yaml_resolver_new(void) {
-    lz_yaml_resolver_t *resolver = malloc(sizeof *resolver);
-    size_t n = 0;
-    while (resolver && n < IMPLICIT_COUNT && regcomp(&resolver->compiled[n], implicit[n].pattern,
-                                                     REG_EXTENDED | REG_NOSUB) == 0)
-        n++;
-    if (resolver && n == IMPLICIT_COUNT) return resolver;
-    while (n > 0) regfree(&resolver->compiled[--n]);
-    free(resolver);
-    return lz__fail_null(LZ_ENOMEM, "config: out of memory"); // the patterns are valid: only memory lacks
-}
-
-void lz__yaml_resolver_destroy(lz_yaml_resolver_t **resolver_p) {
-    if (!resolver_p || !*resolver_p) return;
-    for (size_t n = 0; n < IMPLICIT_COUNT; n++) regfree(&(*resolver_p)->compiled[n]);
-    free(*resolver_p);
-    *resolver_p = NULL;
-}
 
 void lz__yaml_tag_refusal(const char *tag, char *why, size_t size) {
     bool core = strncmp(tag, YAML_TAG_PREFIX, strlen(YAML_TAG_PREFIX)) == 0;
@@ -125,9 +208,9 @@ static bool bool_build(const char *text, int64_t *out) {
 }
 
 // resolve_plain reads text as safe_load reads a plain scalar.
-static void resolve_plain(const lz_yaml_resolver_t *resolver, const char *text, lz_yaml_scalar_t *out) {
+static void resolve_plain(const char *text, lz_yaml_scalar_t *out) {
     size_t n = 0;
-    while (n < IMPLICIT_COUNT && regexec(&resolver->compiled[n], text, 0, NULL, 0) != 0) n++;
+    while (n < IMPLICIT_COUNT && !implicit[n].match(text)) n++;
     out->type = n < IMPLICIT_COUNT ? implicit[n].type : LZ_YAML_STRING;
     if (out->type == LZ_YAML_REFUSED) snprintf(out->what, sizeof out->what, "%s", implicit[n].refusal);
     if (out->type == LZ_YAML_BOOL) bool_build(text, &out->i);
@@ -138,8 +221,7 @@ static void resolve_plain(const lz_yaml_resolver_t *resolver, const char *text, 
 // the core tags (yaml.org's) or another. Where safe_load would call
 // Python's int() on text the int pattern does not match (!!int " 5",
 // !!int "1:70"), the text is refused rather than read some other way.
-static void resolve_tagged(const lz_yaml_resolver_t *resolver, const char *text, const char *tag,
-                           lz_yaml_scalar_t *out) {
+static void resolve_tagged(const char *text, const char *tag, lz_yaml_scalar_t *out) {
     const char *core = strncmp(tag, YAML_TAG_PREFIX, strlen(YAML_TAG_PREFIX)) == 0 ? tag + strlen(YAML_TAG_PREFIX)
                                                                                     : "";
     if (strcmp(core, "str") == 0) {
@@ -153,7 +235,7 @@ static void resolve_tagged(const lz_yaml_resolver_t *resolver, const char *text,
         if (out->type == LZ_YAML_REFUSED)
             snprintf(out->what, sizeof out->what, "not a boolean for its !!bool tag (yes, no, true, false, on, off)");
     } else if (strcmp(core, "int") == 0) {
-        resolve_plain(resolver, text, out);
+        resolve_plain(text, out);
         if (out->type != LZ_YAML_INT) {
             out->type = LZ_YAML_REFUSED;
             snprintf(out->what, sizeof out->what, "not a YAML 1.1 integer for its !!int tag");
@@ -175,8 +257,7 @@ static const char *type_name(lz_yaml_type_t type) {
     }
 }
 
-void lz__yaml_scalar_read(const lz_yaml_resolver_t *resolver, const char *text, const char *tag, bool plain,
-                          lz_yaml_scalar_t *out) {
+void lz__yaml_scalar_read(const char *text, const char *tag, bool plain, lz_yaml_scalar_t *out) {
     *out = (lz_yaml_scalar_t){.type = LZ_YAML_STRING};
     // PyYAML resolves the text of a scalar tagged "!" as if it were plain,
     // quoted or not (! "5" is 5), but its patterns' $ also matches before a
@@ -192,7 +273,7 @@ void lz__yaml_scalar_read(const lz_yaml_resolver_t *resolver, const char *text, 
         tag = NULL;
         plain = true;
     }
-    if (tag) resolve_tagged(resolver, text, tag, out);
-    else if (plain) resolve_plain(resolver, text, out);
+    if (tag) resolve_tagged(text, tag, out);
+    else if (plain) resolve_plain(text, out);
     if (out->type != LZ_YAML_REFUSED) snprintf(out->what, sizeof out->what, "%s", type_name(out->type));
 }

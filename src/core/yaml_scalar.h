@@ -27,22 +27,12 @@ typedef struct {
     char what[96]; // for error details: "an integer", "a string"..., or why it is REFUSED
 } lz_yaml_scalar_t;
 
-// The compiled patterns of PyYAML's resolvers.
-typedef struct lz_yaml_resolver lz_yaml_resolver_t;
-
-// lz__yaml_resolver_new compiles them; NULL (and the thread's error, LZ_ENOMEM) on failure.
-lz_yaml_resolver_t *lz__yaml_resolver_new(void);
-
-// lz__yaml_resolver_destroy frees *resolver_p and sets it to NULL; NULL is a no-op.
-void lz__yaml_resolver_destroy(lz_yaml_resolver_t **resolver_p);
-
 // lz__yaml_scalar_read tells what safe_load makes of the scalar text:
 // tag is its explicit tag as libyaml expands it ("tag:yaml.org,2002:int",
 // "!" the non-specific one, "!foo"), NULL when it has none; plain says the
-// scalar is plain (neither quoted nor a block). A resolver is read only:
-// threads may share one.
-void lz__yaml_scalar_read(const lz_yaml_resolver_t *resolver, const char *text, const char *tag, bool plain,
-                          lz_yaml_scalar_t *out);
+// scalar is plain (neither quoted nor a block). It allocates nothing, so
+// cannot fail. Thread safe.
+void lz__yaml_scalar_read(const char *text, const char *tag, bool plain, lz_yaml_scalar_t *out);
 
 // lz__yaml_tag_refusal writes why a node with tag is refused ("unsupported
 // YAML tag !!set") into why, the tag written short (!! for tag:yaml.org,2002:).

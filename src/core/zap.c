@@ -106,7 +106,7 @@ static void *zap_main(void *self) {
     // A hash under way ends first; its request is dropped with the others.
     lz__pool_destroy(&zap->pool, drop_job);
     for (size_t i = 0; i < zap->hashed_count; i++) lz__zap_request_free(&zap->hashed[i]);
-    zmq_close(zap->router);
+    lz__zap_close(zap->router);
     return NULL;
 }
 
@@ -137,7 +137,7 @@ lz_zap_t *lz__zap_start(void *zmq_context, lz_zap_policy_fn policy, void *arg, l
     // The socket moves to the new thread: thread creation orders our use before its.
     int err = lz__thread_start(&zap->thread, zap_main, zap);
     if (err) {
-        zmq_close(zap->router);
+        lz__zap_close(zap->router);
         zap_free(zap);
         lz__thread_fail(err, "security: ZAP handler");
         return NULL;
