@@ -20,6 +20,7 @@
 #include "core/otlp.h"
 #include "core/prometheus.h"
 #include "core/security.h"
+#include "core/textstream.h"
 #include "core/yaml_scalar.h"
 #include "liberzmq/reqrep.h"
 
@@ -1103,30 +1104,6 @@ const char *lz_config_key_at(size_t index) {
 
 /* ---- output ---- */
 
-// A text growing in memory behind a stream, as open_memstream's, but whose
-// failure to grow is the stream's error: glibc's memstream drops the byte
-// it could not place and tells no one, and its fclose succeeds though the
-// last realloc failed, leaving the text NULL.
-typedef struct {
-    char *data;
-    size_t len, cap;
-} text_sink_t;
-
-static ssize_t sink_write(void *cookie, const char *bytes, size_t size) {
-    text_sink_t *sink = cookie;
-    if (sink->len + size >= sink->cap) {
-        size_t cap = 2 * (sink->len + size) + 1;
-        char *grown = realloc(sink->data, cap);
-        if (!grown) return -1; // the stream's error, which ferror and fclose tell
-        sink->data = grown;
-        sink->cap = cap;
-    }
-    memcpy(sink->data + sink->len, bytes, size);
-    sink->len += size;
-    sink->data[sink->len] = '\0';
-    return (ssize_t)size;
-}
-
 static void json_value(FILE *out, int k, const slot_t *slot) {
     if (keys[k].type == KEY_STRING) lz__json_write_string(out, slot->s);
     else if (keys[k].type == KEY_BOOL) fputs(slot->i ? "true" : "false", out);
@@ -1135,8 +1112,8 @@ static void json_value(FILE *out, int k, const slot_t *slot) {
 
 char *lz_config_to_json(const lz_config_t *config) {
     if (!config) return lz__fail_null(LZ_EINVAL, "config: NULL configuration");
-    text_sink_t sink = {NULL, 0, 0};
-    FILE *out = fopencookie(&sink, "w", (cookie_io_functions_t){.write = sink_write});
+    lz_text_sink_t sink;
+    FILE *out = lz__text_open(&sink);
     if (!out) return lz__fail_null(LZ_ENOMEM, "config: out of memory");
     const char *section = NULL; // the section object now open, if any
     size_t section_len = 0;
@@ -1155,12 +1132,9 @@ char *lz_config_to_json(const lz_config_t *config) {
     }
     if (section) fputc('}', out);
     fputc('}', out);
-    bool failed = ferror(out) != 0;
-    if (fclose(out) != 0 || failed) {
-        free(sink.data);
-        return lz__fail_null(LZ_ENOMEM, "config: out of memory");
-    }
-    return sink.data;
+    size_t len;
+    char *text = lz__text_close(out, &sink, &len);
+    return text ? text : lz__fail_null(LZ_ENOMEM, "config: out of memory");
 }
 
 /* ---- internal views ---- */

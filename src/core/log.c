@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/textstream.h"
 #include "serial/utf8.h"
 
 // Python's RotatingFileHandler defaults, as logging.max_file_size/backup_count.
@@ -408,10 +409,11 @@ static void emit_locked(lz_logger_t *logger, lz_log_level_t level, const char *c
     bool for_syslog = logger->out.kind == LZ_LOG_TARGET_SYSLOG;
     char *line = NULL;
     size_t len = 0;
-    FILE *out = open_memstream(&line, &len);
+    lz_text_sink_t sink;
+    FILE *out = lz__text_open(&sink);
     if (out) {
         format_record(out, format, for_syslog, level, component, msg);
-        if (fclose(out) != 0) free(line), line = NULL;
+        line = lz__text_close(out, &sink, &len);
     }
     FILE *stream = logger->out.kind == LZ_LOG_TARGET_STDERR ? stderr
                    : logger->out.kind == LZ_LOG_TARGET_FILE ? logger->out.file

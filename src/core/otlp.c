@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/node.h"
+#include "core/textstream.h"
 #include "core/thread.h"
 #include "core/trace.h"
 #include "liberzmq.h"
@@ -357,10 +358,11 @@ static void note_outcome(lz_otlp_t *otlp, size_t count, const char *failure) {
 static void post(lz_otlp_t *otlp, size_t count) {
     char *body = NULL, why[CURL_ERROR_SIZE + 32];
     size_t len = 0;
-    FILE *out = open_memstream(&body, &len);
+    lz_text_sink_t sink;
+    FILE *out = lz__text_open(&sink);
     if (out) {
         write_request(out, otlp, count);
-        if (fclose(out) != 0) free(body), body = NULL;
+        body = lz__text_close(out, &sink, &len);
     }
     note_outcome(otlp, count, body ? send_body(otlp, body, len, why, sizeof why) : "out of memory");
     free(body);

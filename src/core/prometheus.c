@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/metrics.h"
+#include "core/textstream.h"
 #include "core/thread.h"
 #include "liberzmq/trace.h"
 #include "serial/utf8.h"
@@ -210,12 +211,14 @@ char *lz_context_prometheus(lz_context_t *ctx) {
     size_t count = 0, len = 0;
     if (lz__context_snapshots(ctx, &nodes, &count) != LZ_OK) return NULL;
     char *text = NULL;
-    FILE *out = open_memstream(&text, &len);
+    lz_text_sink_t sink;
+    FILE *out = lz__text_open(&sink);
     if (out) {
         render(out, nodes, count);
         render_otlp(out, ctx);
         int rc = render_collectors(out, ctx);
-        if (fclose(out) != 0 || rc != LZ_OK) free(text), text = NULL;
+        text = lz__text_close(out, &sink, &len);
+        if (rc != LZ_OK) free(text), text = NULL;
     }
     free(nodes);
     return text ? text : lz__fail_null(LZ_ENOMEM, "prometheus: out of memory");
