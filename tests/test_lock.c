@@ -3,8 +3,9 @@
  * fencing token, renewal, try_acquire and a bounded wait, an acquire woken
  * by a release and by the holder's lease end, malformed requests answered
  * with error replies, the table's cap and its expired entries dropped,
- * destroy releasing, a pyzmq peer speaking the Python guide's wire, and
- * the service's numbers (lz_lock_service_stats, the Prometheus scrape). */
+ * destroy releasing, a pyzmq peer speaking the Python guide's wire, a
+ * wait given up (lz_lock_cancel) that leaves the lock free, and the
+ * service's numbers (lz_lock_service_stats, the Prometheus scrape). */
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -432,7 +433,8 @@ LZ_TEST(python_peer) {
 /* ---- waiting in the service's queue ---------------------------------------- */
 
 // A waiter on its own thread: it asks for the lock and notes when it got
-// it, in which turn, and holds it hold_ms before releasing it.
+// it, in which turn, and holds it hold_ms before releasing it. Given a
+// lock object (given), it only acquires it, leaving it as it is then.
 typedef struct {
     fixture_t *f;
     const char *name;
@@ -440,15 +442,19 @@ typedef struct {
     int rc, turn;
     int64_t got_at;
     atomic_int *turns;
+    lz_lock_t *given;
+    atomic_bool done; // rc and got_at are set
     pthread_t thread;
 } waiter_t;
 
 static void *wait_for_lock(void *arg) {
     waiter_t *w = arg;
-    lz_lock_t *lock = new_lock(w->f, w->name, 10000);
+    lz_lock_t *lock = w->given ? w->given : new_lock(w->f, w->name, 10000);
     w->rc = lz_lock_acquire(lock, w->wait_ms);
     w->got_at = lz_test_now_ms();
     if (w->turns) w->turn = atomic_fetch_add(w->turns, 1);
+    atomic_store(&w->done, true);
+    if (w->given) return NULL;
     if (w->rc == LZ_OK) {
         lz_test_sleep_ms(w->hold_ms);
         LZ_CHECK_INT(lz_lock_release(lock), LZ_OK);
@@ -826,6 +832,195 @@ LZ_TEST(unsettled_wait_is_released) {
     lz_context_destroy(&ctx);
 }
 
+/* ---- giving up a wait: lz_lock_cancel ------------------------------------- */
+
+// start_acquirer: an lz_lock_acquire of lock without limit on a thread of
+// its own (a waiter given lock), for a cancel from another.
+static void start_acquirer(waiter_t *w, lz_lock_t *lock) {
+    *w = (waiter_t){.given = lock, .wait_ms = -1, .rc = 1};
+    LZ_CHECK_INT(pthread_create(&w->thread, NULL, wait_for_lock, w), 0);
+}
+
+// cancel_acquirer cancels w's lock and joins w once its acquire returned.
+// An acquire the cancel did not end is ended by unstick(arg), so that the
+// test fails instead of hanging. Returns how long the acquire took to end.
+static int64_t cancel_acquirer(waiter_t *w, void (*unstick)(void *arg), void *arg) {
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_cancel(w->given), LZ_OK);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&w->done), 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(atomic_load(&w->done));
+    if (!atomic_load(&w->done)) unstick(arg);
+    pthread_join(w->thread, NULL);
+    return w->got_at - t0;
+}
+
+static void release_holder(void *holder) { lz_lock_release(holder); }
+
+static int waiters(lz_lock_service_t *service) {
+    lz_lock_stats_t stats;
+    LZ_CHECK_INT(lz_lock_service_stats(service, &stats), LZ_OK);
+    return (int)stats.waiters;
+}
+
+// A cancel from another thread ends a parked acquire at once (LZ_ECLOSED),
+// takes its request out of the service's queue, and the lock goes to a
+// newcomer when its holder lets it go, not to the object that gave up
+// (which would hold it its 30 s lease). The object acquires no more.
+LZ_TEST(cancel_ends_a_wait) {
+    fixture_t f = start_service(0);
+    lz_lock_t *a = new_lock(&f, "gate", 30000), *b = new_lock(&f, "gate", 30000), *c = new_lock(&f, "gate", 30000);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    waiter_t w;
+    start_acquirer(&w, b);
+    LZ_TEST_WAIT_UNTIL(waiters(f.service) == 1, 5000 * LZ_TEST_SLOWDOWN);
+    int64_t took = cancel_acquirer(&w, release_holder, a);
+    if (took >= 100 * LZ_TEST_SLOWDOWN) fprintf(stderr, "the cancel took %lld ms\n", (long long)took);
+    LZ_CHECK(took < 100 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(w.rc, LZ_ECLOSED);
+    LZ_CHECK(!lz_lock_held(b));
+    LZ_TEST_WAIT_UNTIL(waiters(f.service) == 0, 2000 * LZ_TEST_SLOWDOWN); // its owner id released in the background
+    LZ_CHECK_INT(waiters(f.service), 0);
+    LZ_CHECK_INT(lz_lock_release(a), LZ_OK);
+    LZ_CHECK_INT(lz_lock_acquire(c, 2000 * LZ_TEST_SLOWDOWN), LZ_OK);
+    LZ_CHECK_INT(lz_lock_acquire(b, 1000), LZ_ECLOSED);
+    LZ_CHECK(strstr(lz_last_error(), "cancelled") != NULL);
+    LZ_CHECK_INT(lz_lock_try_acquire(b), LZ_ECLOSED);
+    lz_lock_destroy(&a);
+    lz_lock_destroy(&b);
+    lz_lock_destroy(&c);
+    stop_service(&f);
+}
+
+// A cancel right after the holder's release, while its grant goes to the
+// waiter: the acquire returns either LZ_ECLOSED, the grant then given back,
+// or 0 (it had taken the grant: the hold is the caller's to release).
+// Either way a newcomer gets the lock at once, not after a 30 s lease.
+LZ_TEST(cancel_racing_a_grant_leaves_the_lock_free) {
+    fixture_t f = start_service(0);
+    int outcomes[2] = {0, 0}; // cancelled, granted
+    for (int round = 0; round < 10; round++) {
+        lz_lock_t *a = new_lock(&f, "race", 30000), *b = new_lock(&f, "race", 30000);
+        lz_lock_t *c = new_lock(&f, "race", 30000);
+        LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+        waiter_t w;
+        start_acquirer(&w, b);
+        LZ_TEST_WAIT_UNTIL(waiters(f.service) == 1, 5000 * LZ_TEST_SLOWDOWN);
+        LZ_CHECK_INT(lz_lock_release(a), LZ_OK); // the grant to b is sent
+        cancel_acquirer(&w, release_holder, a);
+        LZ_CHECK(w.rc == LZ_ECLOSED || w.rc == LZ_OK);
+        outcomes[w.rc == LZ_OK]++;
+        LZ_CHECK(lz_lock_held(b) == (w.rc == LZ_OK));
+        if (w.rc == LZ_OK) LZ_CHECK_INT(lz_lock_release(b), LZ_OK);
+        LZ_CHECK_INT(lz_lock_acquire(c, 2000 * LZ_TEST_SLOWDOWN), LZ_OK);
+        lz_lock_destroy(&a);
+        lz_lock_destroy(&b);
+        lz_lock_destroy(&c);
+    }
+    fprintf(stderr, "cancel won %d times, the grant %d\n", outcomes[0], outcomes[1]);
+    stop_service(&f);
+}
+
+// A cancel before the acquire is sticky: every acquire fails at once,
+// asking nothing. A hold the object already has stays the caller's.
+LZ_TEST(cancel_before_acquire) {
+    fixture_t f = start_service(0);
+    LZ_CHECK_INT(lz_lock_cancel(NULL), LZ_EINVAL);
+    lz_lock_t *a = new_lock(&f, "early", 30000), *b = new_lock(&f, "early", 30000);
+    LZ_CHECK_INT(lz_lock_cancel(b), LZ_OK);
+    LZ_CHECK_INT(lz_lock_cancel(b), LZ_OK);
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_acquire(b, -1), LZ_ECLOSED);
+    LZ_CHECK_INT(lz_lock_try_acquire(b), LZ_ECLOSED);
+    LZ_CHECK(lz_test_now_ms() - t0 < 100 * LZ_TEST_SLOWDOWN);
+    lz_lock_stats_t stats;
+    LZ_CHECK_INT(lz_lock_service_stats(f.service, &stats), LZ_OK);
+    LZ_CHECK_INT((int)(stats.grants_total + stats.refusals_total), 0);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+    LZ_CHECK_INT(lz_lock_cancel(a), LZ_OK);
+    LZ_CHECK(lz_lock_held(a));
+    LZ_CHECK_INT(lz_lock_renew(a), LZ_OK);
+    LZ_CHECK_INT(lz_lock_release(a), LZ_OK);
+    LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_ECLOSED);
+    lz_lock_destroy(&a);
+    lz_lock_destroy(&b);
+    stop_service(&f);
+}
+
+// A service that holds an acquire back until the test grants it, so that
+// the grant comes after the cancel's release has been handled.
+typedef struct {
+    pthread_mutex_t mutex;
+    lz_server_reply_t *parked; // the acquire held back
+    char owner[64];            // its lock_id
+    char holder[64];           // who holds the lock, "" for nobody
+    int releases;
+} late_service_t;
+
+static int late_acquire(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    late_service_t *late = arg;
+    pthread_mutex_lock(&late->mutex);
+    late->parked = lz_server_defer(request);
+    snprintf(late->owner, sizeof late->owner, "%s", lz_value_find_string(lz_message_value(request), "lock_id", ""));
+    pthread_mutex_unlock(&late->mutex);
+    return LZ_SERVER_DEFERRED;
+}
+
+static int late_release(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    late_service_t *late = arg;
+    pthread_mutex_lock(&late->mutex);
+    bool released = strcmp(late->holder, lz_value_find_string(lz_message_value(request), "lock_id", "")) == 0;
+    if (released) late->holder[0] = '\0';
+    late->releases++;
+    pthread_mutex_unlock(&late->mutex);
+    *reply = lz_value_object();
+    return lz_value_object_set_bool(*reply, "released", released);
+}
+
+static bool late_check(late_service_t *late, bool (*test)(const late_service_t *late)) {
+    pthread_mutex_lock(&late->mutex);
+    bool ok = test(late);
+    pthread_mutex_unlock(&late->mutex);
+    return ok;
+}
+static bool is_parked(const late_service_t *late) { return late->parked != NULL; }
+static bool released_once(const late_service_t *late) { return late->releases == 1; }
+static bool is_free(const late_service_t *late) { return !late->holder[0]; }
+
+static void stop_server(void *server) { lz_server_stop(server); } // answers the held-back acquire
+
+// A grant that reaches the object after its cancel (after the release the
+// cancel sent) is given back as it arrives.
+LZ_TEST(grant_after_cancel_is_given_back) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.request_retries=0"); // one copy of each request
+    late_service_t late = {.mutex = PTHREAD_MUTEX_INITIALIZER};
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(server, "acquire_lock", late_acquire, &late), LZ_OK);
+    LZ_CHECK_INT(lz_server_on(server, "release_lock", late_release, &late), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    lz_lock_t *lock = lz_lock_new(ctx, lz_node_endpoint(lz_server_node(server)), "late", 30000);
+    waiter_t w;
+    start_acquirer(&w, lock);
+    LZ_TEST_WAIT_UNTIL(late_check(&late, is_parked), 5000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(late_check(&late, is_parked));
+    cancel_acquirer(&w, stop_server, server);
+    LZ_CHECK_INT(w.rc, LZ_ECLOSED);
+    LZ_TEST_WAIT_UNTIL(late_check(&late, released_once), 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(late_check(&late, released_once));
+    pthread_mutex_lock(&late.mutex);
+    snprintf(late.holder, sizeof late.holder, "%s", late.owner);
+    lz_server_reply_t *parked = late.parked;
+    pthread_mutex_unlock(&late.mutex);
+    lz_value_t *grant = lz_value_object();
+    LZ_CHECK_INT(lz_value_object_set_bool(grant, "acquired", true), LZ_OK);
+    LZ_CHECK_INT(lz_server_reply_send(&parked, grant), LZ_OK);
+    lz_value_destroy(&grant);
+    LZ_TEST_WAIT_UNTIL(late_check(&late, is_free), 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(late_check(&late, is_free));
+    lz_lock_destroy(&lock);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 /* ---- watching it ---------------------------------------------------------- */
 
 #define STAT_FIELDS(X)                                                                                               \
@@ -1018,4 +1213,6 @@ LZ_TEST_MAIN(LZ_CASE(one_holder_at_a_time), LZ_CASE(threads_exclude_each_other),
              LZ_CASE(gone_waiter_is_skipped), LZ_CASE(retries_join_past_the_cap), LZ_CASE(retried_wait_keeps_its_end),
              LZ_CASE(shortened_lease_hands_over_at_its_new_end), LZ_CASE(stopped_waiter_is_skipped_after_restart),
              LZ_CASE(polls_a_service_that_does_not_park), LZ_CASE(unsettled_wait_is_released),
+             LZ_CASE(cancel_ends_a_wait), LZ_CASE(cancel_racing_a_grant_leaves_the_lock_free),
+             LZ_CASE(cancel_before_acquire), LZ_CASE(grant_after_cancel_is_given_back),
              LZ_CASE(stats_count_each_event), LZ_CASE(stats_in_the_prometheus_scrape))

@@ -129,9 +129,10 @@ int lz_lock_service_stats(lz_lock_service_t *service, lz_lock_stats_t *out);
 // and zmq.request_retries.
 //
 // Returns the lock (owned by the caller; lz_lock_destroy) or NULL:
-// LZ_EINVAL, LZ_ENOMEM, or the client's errors. Not thread safe: a lock
-// object is one owner, so give each thread its own (a thread sharing one
-// would share its hold); different lock objects may be used at once.
+// LZ_EINVAL, LZ_ENOMEM, or the client's errors. Not thread safe (but for
+// lz_lock_cancel): a lock object is one owner, so give each thread its
+// own (a thread sharing one would share its hold); different lock objects
+// may be used at once.
 lz_lock_t *lz_lock_new(lz_context_t *ctx, const char *endpoints, const char *name, int ttl_ms);
 
 // lz_lock_destroy releases the lock if it is held (one request, waiting
@@ -145,7 +146,8 @@ void lz_lock_destroy(lz_lock_t **lock_p);
 // already (renew it instead); LZ_ETIMEOUT when the server did not answer
 // in zmq.request_timeout; LZ_EREMOTE when it answered with an error reply
 // (the detail has its message: the lock table is full, a field is
-// refused); LZ_EPROTOCOL for a reply that is not a lock service's.
+// refused); LZ_EPROTOCOL for a reply that is not a lock service's;
+// LZ_ECLOSED once lz_lock_cancel was called (see there).
 int lz_lock_try_acquire(lz_lock_t *lock);
 
 // lz_lock_acquire asks until the lock is held or wait_ms has passed (-1:
@@ -167,8 +169,26 @@ int lz_lock_try_acquire(lz_lock_t *lock);
 // unanswered or could wait in the queue, or whose reply could not be read
 // for want of memory (LZ_ENOMEM), the owner id is released in the
 // background: a grant never seen, or a copy of a request still parked,
-// then holds nothing.
+// then holds nothing. LZ_ECLOSED, at once, once lz_lock_cancel was called.
 int lz_lock_acquire(lz_lock_t *lock, int wait_ms);
+
+// lz_lock_cancel gives up acquiring, for good: an lz_lock_acquire or
+// lz_lock_try_acquire running on lock returns LZ_ECLOSED promptly (within
+// a few milliseconds: it stops waiting for the service's answer, or for
+// its next poll), and every later one returns LZ_ECLOSED at once, sending
+// nothing; make a new object to acquire again. So a cancel that comes just
+// before an acquire begins still stops it. The abandoned acquire holds
+// nothing: its owner id is released in the background (a parked request
+// then ends its wait; a grant already given, on its way, or come but not
+// yet taken is given back), and a grant that reaches the object later is
+// given back as it arrives. A cancel that comes once the acquire has taken
+// its grant leaves the hold to the caller (the acquire returns 0): release
+// it as usual. lz_lock_renew, lz_lock_release and lz_lock_destroy work as
+// before. Returns 0, or LZ_EINVAL for NULL; calling it again is harmless.
+// Thread safe: call it from any thread, a signal-handling thread (one in
+// sigwait) included, while another uses lock; not from a signal handler
+// (it takes a mutex), and not once lz_lock_destroy may have begun.
+int lz_lock_cancel(lz_lock_t *lock);
 
 // lz_lock_renew extends the hold to ttl_ms from now (on the server's
 // clock). 0 on success; LZ_ESTATE when this object does not hold the lock,

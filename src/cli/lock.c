@@ -10,7 +10,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +35,8 @@ static const lz_cli_command_t lock_command = {
         "exits with CMD's status (126: CMD cannot run, 127: not found). If the\n"
         "lease is lost meanwhile (the service no longer has it, or it ran out\n"
         "unrenewed), CMD gets SIGTERM (SIGKILL 5 s later) and lz lock exits 6. SIGINT, SIGTERM and SIGHUP sent to lz\n"
-        "lock go on to CMD; while it waits for the lock they end it (128 + N).\n"
+        "lock go on to CMD; while it waits for the lock they end it (128 + N),\n"
+        "leaving the lock free (a second one ends it at once).\n"
         "\nOptions:\n"
         "  --connect URL     the lock service (--bind: the service connects here)\n"
         "  --wait MS         give up after MS (exit 3; 0: ask once)\n"
@@ -54,16 +54,19 @@ static const lz_cli_command_t lock_command = {
 };
 
 // What the signal thread does with a stop signal: before the command runs
-// it ends lz lock at once, while it runs it passes the signal on. Ending
-// at once releases nothing: a grant on its way, or received just before
-// the switch to PHASE_RUNNING, then runs its lease (the lock object cannot
-// be released from this thread while lz_lock_acquire uses it).
-enum { PHASE_WAITING, PHASE_RUNNING };
+// it ends lz lock, while it runs it passes the signal on. Ending, it
+// cancels the wait for the lock (lz_lock_cancel), and the main thread
+// releases what the wait may have been granted, then exits 128 + N; a
+// second stop signal meanwhile (a release the service does not answer)
+// ends lz lock at once.
+enum { PHASE_WAITING, PHASE_STOPPING, PHASE_RUNNING };
 
 typedef struct lock_signals {
     sigset_t stop;
-    atomic_int phase;
-    pthread_mutex_t mutex; // guards child and held
+    pthread_mutex_t mutex; // guards the rest
+    int phase;
+    lz_lock_t *lock;       // while it is being acquired, else NULL
+    int stopped;           // the stop signal that ended the wait (PHASE_STOPPING), else 0
     pid_t child;           // the command's pid once it runs, else 0
     int held;              // a signal that came before the command ran
 } lock_signals_t;
@@ -71,10 +74,36 @@ typedef struct lock_signals {
 // pass_on sends signo to the command, or keeps it for the command about to
 // start (lock_signals_started sends it then).
 static void pass_on(lock_signals_t *s, int signo) {
-    pthread_mutex_lock(&s->mutex);
     if (s->child > 0) kill(s->child, signo);
     else s->held = signo;
+}
+
+static void stop_waiting(lock_signals_t *s, int signo) {
+    lz_cli_errorf("interrupted while waiting for the lock");
+    s->phase = PHASE_STOPPING;
+    s->stopped = signo;
+    if (s->lock) lz_lock_cancel(s->lock);
+}
+
+// lock_signals_acquiring: a stop signal from now on cancels acquiring lock
+// (one come already, at once).
+static void lock_signals_acquiring(lock_signals_t *s, lz_lock_t *lock) {
+    pthread_mutex_lock(&s->mutex);
+    s->lock = lock;
+    if (s->phase == PHASE_STOPPING) lz_lock_cancel(lock);
     pthread_mutex_unlock(&s->mutex);
+}
+
+// lock_signals_acquired: acquiring is over (held: the lock was granted).
+// Returns the stop signal that ended the wait, else 0; then, with the lock
+// held, a stop signal is for the command from now on, else any ends lz lock.
+static int lock_signals_acquired(lock_signals_t *s, bool held) {
+    pthread_mutex_lock(&s->mutex);
+    s->lock = NULL;
+    int stopped = s->stopped;
+    s->phase = held && !stopped ? PHASE_RUNNING : PHASE_STOPPING;
+    pthread_mutex_unlock(&s->mutex);
+    return stopped;
 }
 
 static void lock_signals_started(lock_signals_t *s, pid_t pid) {
@@ -92,11 +121,11 @@ static void *forward_signals(void *arg) {
     for (;;) {
         siginfo_t info;
         if (sigwaitinfo(&s->stop, &info) < 0) continue;
-        if (atomic_load(&s->phase) == PHASE_WAITING) {
-            lz_cli_errorf("interrupted while waiting for the lock");
-            _exit(128 + info.si_signo);
-        }
-        if (info.si_code != SI_KERNEL) pass_on(s, info.si_signo);
+        pthread_mutex_lock(&s->mutex);
+        if (s->phase == PHASE_STOPPING) _exit(128 + info.si_signo);
+        if (s->phase == PHASE_WAITING) stop_waiting(s, info.si_signo);
+        else if (info.si_code != SI_KERNEL) pass_on(s, info.si_signo);
+        pthread_mutex_unlock(&s->mutex);
     }
     return NULL;
 }
@@ -201,13 +230,17 @@ static int run_locked(const lz_cli_opts_t *opts, lz_context_t *ctx, lock_signals
     int ttl_ms = opts->ttl_ms ? opts->ttl_ms : LZ_LOCK_TIMEOUT_DEFAULT * 1000;
     lz_lock_t *lock = lz_lock_new(ctx, opts->endpoints, name, ttl_ms);
     if (!lock) return lz_cli_fail_node(opts);
+    lock_signals_acquiring(signals, lock);
     int rc = lz_lock_acquire(lock, opts->wait_ms);
-    if (rc != LZ_OK) {
+    int stopped = lock_signals_acquired(signals, rc == LZ_OK);
+    if (stopped) {
+        if (rc == LZ_OK) lz_lock_release(lock); // granted the instant before
+        rc = 128 + stopped;
+    } else if (rc != LZ_OK) {
         rc = lz_cli_fail(opts, rc, "acquire");
     } else {
         pid_t pid;
         // From here a stop signal is for the command: held for it until it runs.
-        atomic_store(&signals->phase, PHASE_RUNNING);
         rc = start_command(opts->args + 1, name, lz_lock_fencing_token(lock), &pid);
         if (rc == 0) {
             lock_signals_started(signals, pid);
@@ -217,7 +250,7 @@ static int run_locked(const lz_cli_opts_t *opts, lz_context_t *ctx, lock_signals
             lz_lock_release(lock);
         }
     }
-    lz_lock_destroy(&lock);
+    lz_lock_destroy(&lock); // releases what an acquire given up may have been granted
     return rc;
 }
 
