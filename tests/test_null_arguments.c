@@ -159,6 +159,7 @@ LZ_TEST(no_object_at_all) {
     fails(lz_lock_acquire(NULL, 0));
     fails(lz_lock_renew(NULL));
     fails(lz_lock_release(NULL));
+    fails(lz_lock_cancel(NULL));
     LZ_CHECK(!lz_lock_held(NULL));
     LZ_CHECK_INT(lz_lock_fencing_token(NULL), 0);
 
