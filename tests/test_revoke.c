@@ -6,7 +6,9 @@
  * queued is dropped; a newly denied address is cut, by lz_context_reload
  * or a watched file, unless security.cut_revoked is off. Each cut is
  * counted (connections_cut) and audited. */
+#include <arpa/inet.h>
 #include <crypt.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -621,7 +623,8 @@ static size_t reload_revoking(table_case_t *t, int key) {
 // ('a', 'b' or 'c'): how many connections it cut. A step is a character:
 // '+' a new connection takes the number and its ACCEPTED is read, 'n' one
 // takes the number (its ACCEPTED unread), 'A' an ACCEPTED is read, '-' a
-// DISCONNECTED, 'a', 'b', 'c' a message with that key is received there.
+// DISCONNECTED, 'a', 'b', 'c' a message with that key is received there,
+// 'd' a receive finds nothing queued (it began after the previous 'd').
 static size_t play(const char *steps, char revoked) {
     table_case_t t;
     table_open(&t);
@@ -629,6 +632,7 @@ static size_t play(const char *steps, char revoked) {
         if (*step == '+' || *step == 'n') next_socket(&t);
         if (*step == '+' || *step == 'A') lz__conns_accepted(&t.node->conns, t.fd);
         if (*step == '-') lz__conns_disconnected(&t.node->conns, t.fd);
+        if (*step == 'd') lz__conns_drained(&t.node->conns);
         if (*step >= 'a' && *step <= 'c') // admitted: let through
             LZ_CHECK(!lz__conns_look_at(t.node, t.fd, t.keys[*step - 'a'].public_key, key_property));
     }
@@ -676,6 +680,115 @@ LZ_TEST(a_reused_number_still_learns_its_connections_key) {
     LZ_CHECK_INT(play("+-+bbbb", 'c'), 0);
 }
 
+// A number whose earlier connections showed several keys learns no key
+// from messages alone; once a receive begun after the ACCEPTED of the
+// connection now on it found nothing queued, everything those left was
+// read, and its next message shows who it is.
+LZ_TEST(a_drained_number_learns_again) {
+    LZ_CHECK_INT(play("+a-+c-+b", 'c'), 1);
+    LZ_CHECK_INT(play("+a-+c-+ddb", 'c'), 0);
+    LZ_CHECK_INT(play("+a-+c-+bddb", 'c'), 0); // stuck unknown until then
+    LZ_CHECK_INT(play("+a-+c-dd+b", 'c'), 0);  // a's leftovers are gone, c's are c's
+}
+
+// A receive begun before that ACCEPTED proves nothing, even after the
+// DISCONNECTED of the connection before: libzmq may still be handing that
+// one's last messages to its pipe then.
+LZ_TEST(a_drain_begun_before_the_accept_forgets_nothing) {
+    LZ_CHECK_INT(play("+a-+c-+bdb", 'c'), 1);
+    LZ_CHECK_INT(play("+a-+c-d+db", 'c'), 1);
+    LZ_CHECK_INT(play("+a-dd+a", 'b'), 1);
+}
+
+// A pyzmq PUSH in a process of its own, so that the descriptor numbers the
+// server's connections get depend on this process alone: a CURVE client
+// (argv: endpoint, server's public key, its secret key) that sends tag
+// count times, 20 ms apart, and ends once they are delivered.
+static const char PUSHER_PY[] = "import sys, time, zmq\n"
+                                "endpoint, server, secret, tag, count = sys.argv[1:6]\n"
+                                "ctx = zmq.Context()\n"
+                                "push = ctx.socket(zmq.PUSH)\n"
+                                "push.curve_serverkey = server.encode()\n"
+                                "push.curve_secretkey = secret.encode()\n"
+                                "push.curve_publickey = zmq.curve_public(secret.encode())\n"
+                                "push.linger = 5000\n"
+                                "push.connect(endpoint)\n"
+                                "for _ in range(int(count)):\n"
+                                "    push.send(tag.encode())\n"
+                                "    time.sleep(0.02)\n"
+                                "push.close()\n"
+                                "ctx.term()\n";
+
+static pid_t spawn_pusher(const char *endpoint, const lz_test_keypair_t *server, const lz_test_keypair_t *client,
+                          const char *tag, const char *count) {
+    const char *args[] = {LZ_PYTHON,          "-c", PUSHER_PY, endpoint, server->public_key,
+                          client->secret_key, tag,  count,     NULL};
+    char **argv = (char **)args;
+    pid_t pid;
+    return posix_spawn(&pid, LZ_PYTHON, NULL, NULL, argv, environ) == 0 ? pid : -1;
+}
+
+// accepted_fd: a descriptor of this process that is a connection accepted
+// on port other than skip, or -1.
+static int accepted_fd(int port, int skip) {
+    for (int fd = 0; fd < 4096; fd++) {
+        struct sockaddr_in local, peer;
+        socklen_t local_len = sizeof local, peer_len = sizeof peer;
+        if (fd == skip || getsockname(fd, (struct sockaddr *)&local, &local_len) != 0 || local.sin_family != AF_INET ||
+            ntohs(local.sin_port) != port || getpeername(fd, (struct sockaddr *)&peer, &peer_len) != 0)
+            continue;
+        return fd;
+    }
+    return -1;
+}
+
+// Pushers of two keys connect one after another (a's, b's, a's again) and
+// each gets the descriptor number the one before had. While the puller
+// keeps up, it finds its queue empty between messages: what the earlier
+// ones left is read, and the last connection is known by its key, so a
+// reload revoking b cuts b's other connection alone.
+LZ_TEST(a_reused_number_is_known_again_once_drained) {
+    curve_case_t c;
+    curve_case_open(&c);
+    lz_pull_t *pull = lz_pull_new(c.ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(pull != NULL);
+    lz_node_t *node = lz_pull_node(pull);
+    const char *endpoint = lz_node_endpoint(node);
+    int port = atoi(strrchr(endpoint, ':') + 1);
+    lz_push_t *other = lz_push_new(c.revoked_ctx, endpoint); // b's, known from its first message
+    LZ_CHECK_INT(lz_push_send_bytes(other, "other", 5), LZ_OK);
+    LZ_CHECK(got(read_pull, pull, "other", SLOW_MS));
+    int other_fd = accepted_fd(port, -1);
+    const lz_test_keypair_t *keys[3] = {&c.kept, &c.revoked, &c.kept};
+    const char *tags[3] = {"first", "second", "third"};
+    int fds[3];
+    pid_t pid = -1;
+    for (int i = 0; i < 3; i++) {
+        pid = spawn_pusher(endpoint, &c.server, keys[i], tags[i], i < 2 ? "1" : "250");
+        LZ_CHECK(pid > 0);
+        LZ_CHECK(got(read_pull, pull, tags[i], SLOW_MS));
+        fds[i] = accepted_fd(port, other_fd);
+        if (i == 2) break;
+        LZ_CHECK_INT(lz_test_wait(pid, SLOW_MS), 0);
+        LZ_TEST_WAIT_UNTIL(accepted_fd(port, other_fd) < 0, SLOW_MS); // its number is free again
+    }
+    LZ_CHECK(fds[0] >= 0 && fds[1] == fds[0] && fds[2] == fds[0]);
+    for (int i = 0; i < 10; i++) LZ_CHECK(got(read_pull, pull, "third", SLOW_MS));
+
+    revoke_key(&c);
+    LZ_CHECK_INT(cuts(node), 1);
+    char line[256];
+    snprintf(line, sizeof line, "audit: cut peer 127.0.0.1 mechanism CURVE key %s on pull: client key not authorized",
+             c.revoked.public_key);
+    LZ_CHECK_INT(lz_test_logged(&c.log, line), 1);
+
+    if (pid > 0) kill(pid, SIGKILL); // never kill(-1, ...)
+    lz_test_wait(pid, SLOW_MS);
+    lz_push_destroy(&other);
+    lz_pull_destroy(&pull);
+    curve_case_close(&c);
+}
+
 LZ_TEST_MAIN(LZ_CASE(revoked_curve_subscriber_is_cut), LZ_CASE(silent_pullers_are_cut_and_the_admitted_one_returns),
              LZ_CASE(proxy_cuts_only_the_revoked_peer),
              LZ_CASE(removed_plain_user_is_cut_and_its_queue_dropped), LZ_CASE(newly_denied_address_is_cut),
@@ -686,4 +799,6 @@ LZ_TEST_MAIN(LZ_CASE(revoked_curve_subscriber_is_cut), LZ_CASE(silent_pullers_ar
              LZ_CASE(a_message_read_before_its_accept_teaches_no_key),
              LZ_CASE(an_accept_read_after_the_next_connection_came_teaches_no_key),
              LZ_CASE(leftovers_of_an_earlier_connection_than_the_last_teach_no_key),
-             LZ_CASE(a_reused_number_still_learns_its_connections_key))
+             LZ_CASE(a_reused_number_still_learns_its_connections_key), LZ_CASE(a_drained_number_learns_again),
+             LZ_CASE(a_drain_begun_before_the_accept_forgets_nothing),
+             LZ_CASE(a_reused_number_is_known_again_once_drained))

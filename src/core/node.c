@@ -730,6 +730,9 @@ static inline __attribute__((always_inline)) int recv_one(lz_node_t *node, lz_fr
     if (rc == LZ_OK) LZ_EINTR_RESTART(size, zmq_msg_recv(first, node->socket, flags));
     if (rc == LZ_OK && size < 0) {
         int err = zmq_errno();
+        // libzmq processed its commands and found no message: what the
+        // connections that ended left has all been read (revoke.c's top).
+        if (err == EAGAIN && lz__conns_looking(&node->conns)) lz__conns_drained(&node->conns);
         if (err == EAGAIN && timeout_ms == 0)
             rc = quiet ? LZ_ETIMEOUT : lz__fail(LZ_ETIMEOUT, "%s: no message", node->name);
         else if (err == EAGAIN)

@@ -13,20 +13,31 @@
  * ACCEPTED event saw (its inode), so it never shuts down anything else, and
  * so does a message before it teaches: a later connection's, read before
  * the monitor saw this one end, carries the same number. Messages the
- * connections that ended left queued carry their numbers too, for as long
- * as the receiver leaves them there (nothing tells when the last is read),
- * so a number keeps what its earlier connections may have left: a pipe's
- * worth each, and the user id they showed, when each showed the same. A
- * message teaches a connection on a reused number only if it cannot be one
- * of those: it names someone else than they did, or it makes a run of
- * messages naming one user id longer than they can have left. One that can
- * no longer be taught so (they showed several user ids or none and may have
+ * connections that ended left queued carry their numbers too, so a number
+ * keeps what its earlier connections may have left: a pipe's worth each,
+ * and the user id they showed, when each showed the same. A message
+ * teaches a connection on a reused number only if it cannot be one of
+ * those: it names someone else than they did, or it makes a run of
+ * messages naming one user id longer than they can have left. One that
+ * cannot be taught so (they showed several user ids or none and may have
  * left more than a pipe's worth; they showed none and its messages named
- * two; or a pipe's worth and one more did not do) is looked at no more and
- * counts as unknown, which a reload cuts: the worst case is an admitted
- * peer reconnecting. What a cut connection left queued is dropped whenever
- * it comes: its number stays looked at, through the connections that reuse
- * it, each message judged by its own User-Id. */
+ * two; or a pipe's worth and one more did not do) counts as unknown, which
+ * a reload cuts: the worst case is an admitted peer reconnecting.
+ *
+ * That lasts until the receiver has read what they left (lz__conns_drained).
+ * libzmq closes a connection's descriptor only after its engine has handed
+ * its pipe all it decoded, so the number's next ACCEPTED comes after the
+ * earlier connections' last messages were queued; and a receive that
+ * finds nothing has processed libzmq's pending commands (the wake-ups of
+ * those pipes among them) and found every pipe empty. Once a receive begun
+ * after the monitor read the ACCEPTED of the connection now on a number
+ * finds nothing, every message the number's earlier connections left was
+ * received, and looked at as it was: its connection learns from its next
+ * message. A DISCONNECTED proves nothing: libzmq sends it before the
+ * engine's last hand-over (stream_engine_base_t::error). What a cut
+ * connection left queued is dropped whenever it comes: its number stays
+ * looked at, through the connections that reuse it, each message judged by
+ * its own User-Id. */
 #include "core/revoke.h"
 
 #include <limits.h>
@@ -50,6 +61,7 @@ struct lz_conn {
     bool after_cut;  // a connection with this number was cut: what it left queued may still come
     unsigned queued; // messages the number's earlier connections may still have queued (0: none)
     unsigned run;    // messages in a row naming queued_by (or first), each maybe one of theirs
+    uint64_t order;  // its ACCEPTED's place in the table's accepts: a drain from there on forgets queued
     ino_t inode;     // the socket's, when accepted: 0 when it could not be read
     char *user;      // the ZAP user id, once known
     char *queued_by; // the user id all those earlier connections showed, when each showed that one
@@ -102,6 +114,16 @@ static void set_looked(lz_conns_t *conns, lz_conn_t *conn, bool looked) {
     conn->looked = looked;
     if (looked) atomic_fetch_add_explicit(&conns->looks, 1, memory_order_relaxed);
     else atomic_fetch_sub_explicit(&conns->looks, 1, memory_order_relaxed);
+}
+
+// update_looked looks at conn's messages while they may teach it, while it
+// waits for a drain to learn (see the top) on a node whose receive path
+// drains (elsewhere nothing would end the wait, and every message would
+// pay for the look), and after a cut.
+static void update_looked(lz_conns_t *conns, lz_conn_t *conn) {
+    bool unknown = conn->state == CONN_OPEN && !conn->known && conn->inode;
+    bool waits = conns->drains && conn->queued;
+    set_looked(conns, conn, conn->after_cut || (unknown && (conn->learns || waits)));
 }
 
 // slot returns fd's entry, growing the table to hold it; NULL when out of
@@ -168,10 +190,11 @@ void lz__conns_accepted(lz_conns_t *conns, int fd) {
             .looked = conn->looked,
             .after_cut = conn->after_cut,
             .queued = conn->queued,
+            .order = ++conns->accepts,
             .inode = inode,
             .queued_by = conn->queued_by,
         };
-        set_looked(conns, conn, conn->learns || conn->after_cut);
+        update_looked(conns, conn);
     }
     pthread_mutex_unlock(&conns->lock);
 }
@@ -183,14 +206,14 @@ void lz__conns_disconnected(lz_conns_t *conns, int fd) {
     lz_conn_t *conn = (size_t)fd < conns->capacity ? &conns->slots[fd] : NULL;
     if (conn && conn->state == CONN_OPEN) {
         conn->state = CONN_GONE;
-        set_looked(conns, conn, conn->after_cut);
+        update_looked(conns, conn);
     }
     pthread_mutex_unlock(&conns->lock);
 }
 
 static void stop_learning(lz_conns_t *conns, lz_conn_t *conn) {
     conn->learns = false;
-    set_looked(conns, conn, conn->after_cut);
+    update_looked(conns, conn);
 }
 
 // teaches: whether a message naming user surely is conn's own, not one its
@@ -223,6 +246,35 @@ static void learn(lz_conns_t *conns, lz_conn_t *conn, int fd, const char *user) 
     if (!conn->user) return; // looked at again with its next message
     conn->known = true;
     stop_learning(conns, conn);
+}
+
+// forget_queued: nothing the number's earlier connections sent is queued
+// any more, so a message on it is conn's own (see the top).
+static void forget_queued(lz_conn_t *conn) {
+    free(conn->queued_by);
+    free(conn->first);
+    conn->queued_by = conn->first = NULL;
+    conn->queued = conn->run = 0;
+    conn->learns = conn->state == CONN_OPEN && !conn->known && conn->inode;
+}
+
+void lz__conns_drained(lz_conns_t *conns) {
+    pthread_mutex_lock(&conns->lock);
+    // Read by the previous call, so before this receive began. Each entry's
+    // queued is forgotten by the first drain that may; the first drain of
+    // all also starts looking at the connections that wait for one.
+    uint64_t from = conns->drain_from;
+    if (from > conns->drained || !conns->drains) {
+        conns->drains = true;
+        for (size_t fd = 0; fd < conns->capacity; fd++) {
+            lz_conn_t *conn = &conns->slots[fd];
+            if (conn->queued && conn->order <= from) forget_queued(conn);
+            update_looked(conns, conn);
+        }
+        conns->drained = from;
+    }
+    conns->drain_from = conns->accepts;
+    pthread_mutex_unlock(&conns->lock);
 }
 
 static const char *msg_property(const void *msg, const char *name) { return zmq_msg_gets(msg, name); }
@@ -282,7 +334,7 @@ static void cut(lz_node_t *node, lz_conn_t *conn, int fd, const char *address, c
     shutdown(fd, SHUT_RDWR);
     conn->state = CONN_CUT;
     conn->after_cut = true;
-    set_looked(conns, conn, true);
+    update_looked(conns, conn);
     const char *mechanism = mechanism_name(mode);
     LZ_LOG(node->log, LZ_LOG_WARNING, "audit", "cut peer %s mechanism %s %s %s on %s: %s",
            *address ? address : "(no address)", mechanism, lz__security_credential_label(mechanism),

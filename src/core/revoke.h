@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <zmq.h>
 
 #include "core/security.h"
@@ -22,15 +23,21 @@ typedef struct lz_conn lz_conn_t;
 // (every call returns at once) until lz__conns_guard arms it.
 typedef struct lz_conns {
     // Entries whose messages must be looked at: connections up whose
-    // identity is not known yet, and numbers a cut connection had, whose
-    // queued messages are to be dropped (whichever connection has the number
-    // now). The receive path reads only this while it is 0.
+    // identity is not known yet (once the receive path drains, those that
+    // wait for a drain too: it calls lz__conns_drained only while this is
+    // not 0), and numbers a cut connection had, whose queued messages are
+    // to be dropped (whichever connection has the number now). The receive
+    // path reads only this while it is 0.
     atomic_uint looks;
     atomic_int mode;      // the node's lz_secure_mode_t once guarded, else LZ_SECURE_UNSET
     pthread_mutex_t lock; // guards the entries (the monitor thread, receivers, a reload)
     lz_conn_t *slots;     // indexed by descriptor
     size_t capacity;
-    unsigned doubt;       // messages a connection that ended can have left queued (revoke.c's top)
+    unsigned doubt;      // messages a connection that ended can have left queued (revoke.c's top)
+    uint64_t accepts;    // ACCEPTED events recorded (each entry keeps the count at its own)
+    uint64_t drain_from; // accepts as the receive path last found nothing queued (lz__conns_drained)
+    uint64_t drained;    // the largest drain_from used: what entries up to it left is forgotten
+    bool drains;         // the receive path has called lz__conns_drained (revoke.c's update_looked)
 } lz_conns_t;
 
 // lz__conns_init readies an inert table; lz__conns_fini frees it (no
@@ -57,6 +64,18 @@ void lz__conns_forget(lz_conns_t *conns);
 static inline bool lz__conns_looking(lz_conns_t *conns) {
     return __builtin_expect(atomic_load_explicit(&conns->looks, memory_order_relaxed) != 0, 0);
 }
+
+// lz__conns_drained tells the table that a receive on the node's socket
+// found nothing queued (libzmq said EAGAIN). Every message received before
+// it was looked at as it came (lz__conns_look), so the connections whose
+// number the table had seen go to a later one (its ACCEPTED) by the
+// previous such call have nothing left to come: the connections now on
+// those numbers learn who they are from their next message (revoke.c's top
+// says why). Only from the receive path, right after that receive, by the
+// socket's one reader at a time; only while lz__conns_looking (before its
+// first call, and while nothing is looked at, nothing waits for one).
+// Takes the table's lock.
+void lz__conns_drained(lz_conns_t *conns);
 
 // lz__conns_look looks at a message received on node (its first frame):
 // true when it is to be dropped, its sender refused by the policy in force
