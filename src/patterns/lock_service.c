@@ -30,6 +30,7 @@
 typedef struct outcome {
     bool found, owned, parked;
     int64_t left_ms, token;
+    unsigned asks; // the lease's, for taking back a grant that reached nobody (take_back)
 } outcome_t;
 
 // A parked acquire: one owner waiting for one lock. A repeat of its
@@ -51,7 +52,10 @@ typedef struct lease {
     int64_t ends_ms; // lz__now_ms's clock
     int64_t token;
     waiter_t *waiters; // NULL: none
-    bool confirmed;    // its owner asked for it since it was handed over: a grant it surely got
+    // Its owner's acquires and renewals that found it theirs (lease_restart):
+    // 0 for a handover until the owner asks again. One more since a grant
+    // means the owner surely got the lock.
+    unsigned asks;
 } lease_t;
 
 #define ACTION_COUNT 4
@@ -239,7 +243,7 @@ static int lease_add(lz_lock_service_t *svc, const lock_request_t *req, int64_t 
         svc->leases = grown;
         svc->cap = cap;
     }
-    lease_t lease = {strdup(req->name), strdup(req->owner), now + req->ttl_ms, 0, NULL, true};
+    lease_t lease = {strdup(req->name), strdup(req->owner), now + req->ttl_ms, 0, NULL, 0}; // its acquire restarts it
     if (!lease.name || !lease.owner) {
         free(lease.name);
         free(lease.owner);
@@ -257,6 +261,7 @@ static outcome_t take_outcome(const lease_t *lease, const char *owner, int64_t n
     o.owned = owner && strcmp(lease->owner, owner) == 0;
     o.left_ms = lease->ends_ms - now;
     o.token = lease->token;
+    o.asks = lease->asks;
     return o;
 }
 
@@ -307,7 +312,7 @@ static bool hand_over(lz_lock_service_t *svc, lease_t *lease, int64_t now) {
             lease->owner = owner;
             lease->ends_ms = now + w->ttl_ms;
             lease->token = next_token(svc);
-            lease->confirmed = false;
+            lease->asks = 0;
             svc->stats.grants_total++;
             svc->stats.handovers_total++;
             pthread_cond_signal(&svc->changed); // the new lease may end before the timer's next wake
@@ -414,7 +419,7 @@ static bool owns(const lease_t *lease, const char *owner) { return lease && strc
 static void lease_restart(lz_lock_service_t *svc, lease_t *lease, int64_t ttl_ms, int64_t now) {
     if (lease->waiters && now + ttl_ms < lease->ends_ms) pthread_cond_signal(&svc->changed);
     lease->ends_ms = now + ttl_ms;
-    lease->confirmed = true;
+    lease->asks++;
 }
 
 // acquire_lock grants a free lock, and grants a held one again to its own
@@ -507,7 +512,9 @@ static const struct action {
 // replies. Returns true for a grant that reached none of them: every
 // connection it came on has closed (the client gave up, or ended), or the
 // server's stop answered them (LZ_ECLOSED: a waiter of before a restart,
-// or a handover while stopped), so nobody holds what it was given.
+// or a handover while stopped), or the grant could not be made for want
+// of memory (an error reply went instead), so nobody holds what it was
+// given.
 static bool send_answer(waiter_t *w) {
     lock_request_t req = {.owner = w->owner};
     lz_value_t *reply = NULL;
@@ -519,24 +526,23 @@ static bool send_answer(waiter_t *w) {
         delivered |= sent == LZ_OK;
     }
     lz_value_destroy(&reply);
-    return rc == LZ_OK && w->answer.owned && !delivered;
+    return w->answer.owned && (rc != LZ_OK || !delivered);
 }
 
-// take_back ends the lease handed over to w by a grant nobody received,
+// take_back ends owner's lease given by grant, a grant nobody received,
 // so the next waiter gets the lock now instead of after a lease nobody
 // uses; unless its owner has asked for it again since (a retry on a new
-// connection), which it then holds.
-static void take_back(lz_lock_service_t *svc, const waiter_t *w) {
+// connection), which it then holds. true when it ended it.
+static bool take_back(lz_lock_service_t *svc, const char *owner, const outcome_t *grant) {
     int64_t now = lz__now_ms();
-    for (size_t i = 0; i < svc->count; i++) {
+    bool taken = false;
+    for (size_t i = 0; i < svc->count && !taken; i++) { // tokens are unique
         lease_t *lease = &svc->leases[i];
-        if (lease->token == w->answer.token && !lease->confirmed && strcmp(lease->owner, w->owner) == 0) {
-            svc->stats.taken_back_total++;
-            lease_end(svc, i, now);
-            break; // tokens are unique
-        }
+        taken = lease->token == grant->token && lease->asks == grant->asks && strcmp(lease->owner, owner) == 0;
+        if (taken) lease_end(svc, i, now);
     }
     sweep_find(svc, NULL, now);
+    return taken;
 }
 
 // unlock_and_answer releases the mutex, then sends the replies of the
@@ -560,7 +566,7 @@ static void unlock_and_answer(lz_lock_service_t *svc) {
         pthread_mutex_lock(&svc->mutex);
         while (lost) {
             waiter_t *next = lost->next;
-            take_back(svc, lost);
+            svc->stats.taken_back_total += take_back(svc, lost->owner, &lost->answer);
             waiter_free(lost);
             lost = next;
         }
@@ -605,7 +611,13 @@ static int serve(const lz_message_t *msg, lz_value_t **reply, void *arg) {
     if (rc == LZ_EAGAIN)
         return fail_reply(reply, rc, "%s: the lock table is full (%zu locks held); try again later", req.action, held);
     if (rc != LZ_OK) return fail_reply(reply, rc, "%s: out of memory", req.action);
-    return b->action->reply(&req, &o, reply);
+    rc = b->action->reply(&req, &o, reply);
+    if (rc != LZ_OK && o.owned && b->action->change == acquire_change) { // told an error, the client holds nothing
+        pthread_mutex_lock(&svc->mutex);
+        take_back(svc, req.owner, &o);
+        unlock_and_answer(svc);
+    }
+    return rc;
 }
 
 // Stands in for the actions when attaching fails half way, so the server

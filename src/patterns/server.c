@@ -50,6 +50,7 @@ typedef struct job {
     lz_buffer_t *reply;
     lz_span_t span; // the request's SERVER span, ended with status once the reply is sent
     int status;
+    bool no_memory; // its error reply could not be made: the server's out_of_memory goes instead
 } job_t;
 
 struct lz_server {
@@ -63,6 +64,10 @@ struct lz_server {
     atomic_bool stopping; // the I/O thread stops reading, drains the pool and ends
     atomic_bool deferring; // a handler has deferred a reply: other threads send on the socket too
     lz_spare_t spare_job; // the last job finished, for the next request
+    // The error reply for a request whose own could not be made for want of
+    // memory, made at the first start: an empty reply would read as a
+    // reply that does not decode.
+    lz_buffer_t *out_of_memory;
     pthread_mutex_t deferred_lock; // guards deferred
     lz_server_reply_t *deferred;   // replies deferred and not answered yet
 };
@@ -101,6 +106,7 @@ static job_t *job_new(lz_server_t *s) {
     job_t *job = lz__spare_take(&s->spare_job);
     if (job) {
         lz_buffer_reset(job->reply);
+        job->no_memory = false;
         return job;
     }
     if (!(job = calloc(1, sizeof *job))) return NULL;
@@ -119,12 +125,24 @@ static void job_free(lz_server_t *s, job_t *job) {
     job_destroy(lz__spare_put(&s->spare_job, job));
 }
 
-// encode_error replaces the job's reply with an error reply.
+// encode_error replaces the job's reply with an error reply, or, without
+// the memory to make it, with the server's out_of_memory reply.
 static void encode_error(lz_server_t *s, job_t *job, int code, const char *message) {
     const char *action = job->msg ? lz_message_type(job->msg) : "unknown";
     lz_buffer_reset(job->reply);
-    if (lz__envelope_encode_error(s->node.serializer, code, message, action, job->reply) < 0)
-        lz_buffer_reset(job->reply); // sent as an empty frame: the client still gets an answer
+    int rc = lz__envelope_encode_error(s->node.serializer, code, message, action, job->reply);
+    job->no_memory = rc == LZ_ENOMEM;
+    if (rc < 0) lz_buffer_reset(job->reply); // else sent as an empty frame: the client still gets an answer
+}
+
+// send_reply sends reply behind the request's routing parts (moved into
+// libzmq when sent), under the node's lock.
+static int send_reply(lz_server_t *s, zmq_msg_t *route, size_t count, const lz_buffer_t *reply) {
+    lz_node_t *node = &s->node;
+    lz__node_lock(node); // the socket lives until the server is destroyed, after its threads
+    int rc = lz__node_send_parts_locked(node, route, count, lz_buffer_data(reply), lz_buffer_size(reply));
+    lz__node_unlock(node);
+    return rc;
 }
 
 // send_job sends the job's reply behind its routing frames and frees it;
@@ -135,11 +153,8 @@ static void encode_error(lz_server_t *s, job_t *job, int code, const char *messa
 // lz__node_unlock then wakes it (see lz__node_wait).
 static int send_job(lz_server_t *s, job_t *job) {
     lz_node_t *node = &s->node;
-    lz__node_lock(node); // the socket lives until the server is destroyed, after its threads
     // The route goes back as the frames it came in: a reply is sent once.
-    int rc = lz__node_send_parts_locked(node, job->route.part, job->route.count, lz_buffer_data(job->reply),
-                                        lz_buffer_size(job->reply));
-    lz__node_unlock(node);
+    int rc = send_reply(s, job->route.part, job->route.count, job->no_memory ? s->out_of_memory : job->reply);
     // A client gone is routine (it timed out, or retried on a new socket):
     // counted in outbound_dropped, and said at most once a second.
     if (rc == LZ_EUNREACHABLE) lz__node_log_drop(node, "reply dropped: its client has gone away");
@@ -393,18 +408,19 @@ static void handle_request(lz_server_t *s, lz_frames_t *frames) {
         lz__node_drop(&s->node, "request with %zu frames: cannot route a reply", frames->total);
         return;
     }
+    size_t last = frames->count - 1;
     job_t *job = job_new(s);
     if (!job) {
-        lz__node_error(&s->node, LZ_ENOMEM, "request dropped: out of memory");
+        lz__node_error(&s->node, LZ_ENOMEM, "request refused: out of memory");
+        send_reply(s, frames->part, last, s->out_of_memory);
         return;
     }
-    size_t last = frames->count - 1;
     lz__routing_take(&job->route, frames, last);
     int rc = lz__envelope_decode_request(s->node.serializer, &frames->part[last], lz__frame_size(frames, last),
                                          &job->msg);
     if (rc < 0) {
-        char text[256];
-        lz__format(text, sizeof text, "malformed request: %s", lz_last_error());
+        char text[256]; // want of memory is not the request's fault: not called malformed
+        lz__format(text, sizeof text, "%s request: %s", rc == LZ_ENOMEM ? "unread" : "malformed", lz_last_error());
         lz__node_drop(&s->node, "%s", text);
         lz_message_destroy(&job->msg);
         encode_error(s, job, rc, text);
@@ -496,6 +512,7 @@ void lz_server_destroy(lz_server_t **server_p) {
     free(s->handlers);
     lz__node_close(&s->node);
     job_destroy(lz__spare_take(&s->spare_job));
+    lz_buffer_destroy(&s->out_of_memory);
     pthread_mutex_destroy(&s->deferred_lock);
     free(s);
     *server_p = NULL;
@@ -528,9 +545,29 @@ int lz_server_on_default(lz_server_t *server, lz_server_handler_fn handler, void
     return LZ_OK;
 }
 
+// make_out_of_memory encodes the server's out_of_memory reply, once. A
+// serializer that encodes no error reply (raw) sends it empty, as it
+// sends them all (encode_error).
+static int make_out_of_memory(lz_server_t *s) {
+    if (s->out_of_memory) return LZ_OK;
+    lz_buffer_t *reply = lz_buffer_new();
+    int rc = reply ? lz__envelope_encode_error(s->node.serializer, LZ_ENOMEM, "the server ran out of memory", "",
+                                                reply)
+                   : LZ_ENOMEM;
+    if (rc == LZ_ENOMEM) {
+        lz_buffer_destroy(&reply);
+        return lz__fail(LZ_ENOMEM, "lz_server_start: out of memory");
+    }
+    if (rc < 0) lz_buffer_reset(reply);
+    s->out_of_memory = reply;
+    return LZ_OK;
+}
+
 int lz_server_start(lz_server_t *server) {
     if (!server) return lz__fail(LZ_EINVAL, "lz_server_start: server is NULL");
     if (server->running) return lz__fail(LZ_ESTATE, "lz_server_start: already started");
+    int rc = make_out_of_memory(server);
+    if (rc != LZ_OK) return rc;
     // One handler at a time needs no pool: the I/O thread runs it, which
     // saves two thread hand-offs per request.
     int workers = server->node.settings->handler_max_concurrency;
