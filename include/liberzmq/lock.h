@@ -107,7 +107,8 @@ typedef struct lz_lock_stats {
     uint64_t releases_total;   // leases ended by their owner's release_lock
     uint64_t expiries_total;   // leases that ran out unreleased (handed over or dropped)
     uint64_t refusals_total;   // acquires answered "lock_held": at once, or when a wait ended (one per waiter)
-    uint64_t taken_back_total; // handovers whose grant reached no reply (client gone, a server stop answered it, no memory)
+    // handovers whose grant reached no reply (client gone, a server stop answered it, no memory)
+    uint64_t taken_back_total;
     uint64_t table_full_total; // acquires refused with LZ_EAGAIN: max_locks were held
 } lz_lock_stats_t;
 
