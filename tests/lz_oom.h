@@ -106,6 +106,9 @@ static inline bool lz_oom_stop_threads(long *counted) {
 
 static inline void lz_oom_exempt_thread(bool exempt) { lz_oom_exempt = exempt; }
 
+// lz_oom_threads_hit: whether the other threads' armed allocation has failed yet.
+static inline bool lz_oom_threads_hit(void) { return atomic_load(&lz_oom_threads_failed); }
+
 static inline bool lz_oom_thread_fails_now(const void *caller) {
     long failing = atomic_load_explicit(&lz_oom_threads_failing, memory_order_relaxed);
     if (!failing || lz_oom_exempt || lz_oom_caller_in(caller, atomic_load(&lz_oom_threads_spared))) return false;
@@ -198,11 +201,29 @@ int posix_memalign(void **out, size_t alignment, size_t size) {
 }
 #endif
 
+// Whether this program's allocators are the ones in use, found before
+// main. Under valgrind they are not (memcheck replaces malloc, but our free
+// is still called, on its blocks): nothing fails and nothing is counted there.
+static bool lz_oom_is_active;
+
+#if LZ_OOM_AVAILABLE
+__attribute__((constructor)) static void lz_oom_probe(void) {
+    void *(*volatile allocate)(size_t) = malloc; // called, not optimised away
+    lz_oom_arm(1);
+    void *block = allocate(1);
+    lz_oom_is_active = lz_oom_stop();
+    free(block);
+}
+#endif
+
+// lz_oom_active: whether allocations can fail here (see lz_oom_is_active).
+static inline bool lz_oom_active(void) { return lz_oom_is_active; }
+
 // lz_oom_live: the blocks allocated and not freed, program-wide (0 where
-// LZ_OOM_AVAILABLE is 0).
+// the allocators are not this program's: lz_oom_active).
 static inline long lz_oom_live(void) {
 #if LZ_OOM_AVAILABLE
-    return atomic_load(&lz_oom_blocks);
+    return lz_oom_is_active ? atomic_load(&lz_oom_blocks) : 0;
 #else
     return 0;
 #endif

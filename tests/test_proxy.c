@@ -72,10 +72,12 @@ static void hold_the_command(void *frontend) {
 // gone (async-signal-safe calls only).
 static void wait_for_the_end(int sig) {
     (void)sig;
+    int saved = errno; // the interrupted receive reads it after we return
     atomic_store(&staging.in_handler, true);
     pid_t tid = atomic_load(&staging.proxy_thread);
     struct timespec pause = {0, 100000};
     while (syscall(SYS_tgkill, getpid(), tid, 0) == 0 && lz_test_now_ms() < staging.end) nanosleep(&pause, NULL);
+    errno = saved;
 }
 
 int zmq_poll(zmq_pollitem_t *items, int nitems, long timeout) {
