@@ -482,26 +482,17 @@ static int set_null(lz_config_t *config, const char *name, const origin_t *o) {
 
 /* ---- files ---- */
 
-// Where a tagged scalar of a file starts and ends (yaml_mark_t.index).
-typedef struct {
-    size_t start, end;
-    bool bang; // tagged "!", the non-specific tag
-} tag_mark_t;
-
-// A file's tagged scalars, in order, noted in its event pass: libyaml's
-// document gives an untagged scalar, one tagged !!str and one tagged ! the
-// same tag, while safe_load reads 5, !!str 5 and ! "5" as 5, "5" and 5.
-typedef struct {
-    tag_mark_t *marks;
-    size_t count, cap;
-} tag_marks_t;
+// The tag an untagged scalar of a file's document has (compose_node): a
+// tag libyaml never reads, since a space ends one. libyaml's own loader
+// gives an untagged scalar, one tagged !!str and one tagged ! the same tag,
+// while safe_load reads 5, !!str 5 and ! "5" as 5, "5" and 5.
+#define UNTAGGED_SCALAR "untagged scalar"
 
 typedef struct {
     lz_config_t *config;
     yaml_document_t *doc;
     const char *path;
     char label[PATH_MAX + 8];
-    const tag_marks_t *tags;
 } file_load_t;
 
 static origin_t file_origin(const file_load_t *fl, const yaml_node_t *node) {
@@ -510,22 +501,14 @@ static origin_t file_origin(const file_load_t *fl, const yaml_node_t *node) {
 }
 
 // scalar_tag is the explicit tag of a scalar node, NULL when it has none.
-static const char *scalar_tag(const file_load_t *fl, const yaml_node_t *node) {
-    size_t low = 0, high = fl->tags->count;
-    while (low < high) {
-        size_t mid = low + (high - low) / 2;
-        const tag_mark_t *m = &fl->tags->marks[mid];
-        if (m->start == node->start_mark.index && m->end == node->end_mark.index)
-            return m->bang ? "!" : (const char *)node->tag;
-        if (m->start < node->start_mark.index) low = mid + 1;
-        else high = mid;
-    }
-    return NULL;
+static const char *scalar_tag(const yaml_node_t *node) {
+    const char *tag = (const char *)node->tag;
+    return strcmp(tag, UNTAGGED_SCALAR) == 0 ? NULL : tag;
 }
 
 // node_scalar reads a scalar node as safe_load does.
 static void node_scalar(const file_load_t *fl, const yaml_node_t *node, lz_yaml_scalar_t *out) {
-    lz__yaml_scalar_read((const char *)node->data.scalar.value, scalar_tag(fl, node),
+    lz__yaml_scalar_read((const char *)node->data.scalar.value, scalar_tag(node),
                          node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE, out);
 }
 
@@ -750,21 +733,6 @@ static int event_check(yaml_event_t *event, const char *path, event_count_t *n) 
     return LZ_OK;
 }
 
-// tag_marks_add notes event in tags when it is a tagged scalar.
-static int tag_marks_add(tag_marks_t *tags, const yaml_event_t *event) {
-    if (event->type != YAML_SCALAR_EVENT || !event->data.scalar.tag) return LZ_OK;
-    if (tags->count == tags->cap) {
-        size_t cap = tags->cap ? tags->cap * 2 : 16;
-        tag_mark_t *grown = realloc(tags->marks, cap * sizeof *grown);
-        if (!grown) return lz__fail(LZ_ENOMEM, "config: out of memory");
-        tags->marks = grown;
-        tags->cap = cap;
-    }
-    tags->marks[tags->count++] = (tag_mark_t){event->start_mark.index, event->end_mark.index,
-                                              strcmp((const char *)event->data.scalar.tag, "!") == 0};
-    return LZ_OK;
-}
-
 /* ---- composing a file's document from its events ---- */
 
 // An anchor and the node it names (the name taken from its event).
@@ -842,13 +810,16 @@ static int compose_alias(composer_t *c, const yaml_event_t *event, const char *p
                     event_line(event));
 }
 
-// compose_node adds the node event starts, tagged as libyaml's loader
-// tags it (none or "!": the default), where the event is.
+// compose_node adds the node event starts, where the event is. A list or
+// mapping is tagged as libyaml's loader tags it (none or "!": the
+// default); a scalar keeps its tag as written, "!" too, and an untagged
+// one gets UNTAGGED_SCALAR.
 static int compose_node(composer_t *c, yaml_event_t *event, const char *path) {
     const yaml_char_t *tag = event->type == YAML_SCALAR_EVENT           ? event->data.scalar.tag
                              : event->type == YAML_SEQUENCE_START_EVENT ? event->data.sequence_start.tag
                                                                         : event->data.mapping_start.tag;
-    if (tag && strcmp((const char *)tag, "!") == 0) tag = NULL;
+    if (event->type == YAML_SCALAR_EVENT && !tag) tag = (const yaml_char_t *)UNTAGGED_SCALAR;
+    else if (event->type != YAML_SCALAR_EVENT && tag && strcmp((const char *)tag, "!") == 0) tag = NULL;
     int node = event->type == YAML_SCALAR_EVENT
                    ? yaml_document_add_scalar(&c->doc, tag, event->data.scalar.value, (int)event->data.scalar.length,
                                               event->data.scalar.style)
@@ -881,9 +852,8 @@ static int compose(composer_t *c, yaml_event_t *event, const char *path) {
 }
 
 // read_events reads text as events, refusing what would take too long or
-// be read other than written (event_check), noting its tagged scalars in
-// tags and composing its document in c.
-static int read_events(const unsigned char *text, size_t size, const char *path, tag_marks_t *tags, composer_t *c) {
+// be read other than written (event_check), and composing its document in c.
+static int read_events(const unsigned char *text, size_t size, const char *path, composer_t *c) {
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) return out_of_memory(path);
     yaml_parser_set_input_string(&parser, text, size);
@@ -896,7 +866,6 @@ static int read_events(const unsigned char *text, size_t size, const char *path,
             break;
         }
         rc = event_check(&event, path, &count);
-        if (rc == LZ_OK) rc = tag_marks_add(tags, &event);
         if (rc == LZ_OK) rc = compose(c, &event, path);
         done = event.type == YAML_STREAM_END_EVENT;
         yaml_event_delete(&event);
@@ -907,15 +876,13 @@ static int read_events(const unsigned char *text, size_t size, const char *path,
 
 // file_parse loads the YAML document of text into staging.
 static int file_parse(lz_config_t *staging, const char *path, const unsigned char *text, size_t size) {
-    tag_marks_t tags = {NULL, 0, 0};
     composer_t composer = {.anchors = NULL};
     if (!yaml_document_initialize(&composer.doc, NULL, NULL, NULL, 1, 1)) return out_of_memory(path);
-    file_load_t fl = {.config = staging, .doc = &composer.doc, .path = path, .tags = &tags};
+    file_load_t fl = {.config = staging, .doc = &composer.doc, .path = path};
     snprintf(fl.label, sizeof fl.label, "file %s", path);
-    int rc = read_events(text, size, path, &tags, &composer);
+    int rc = read_events(text, size, path, &composer);
     if (rc == LZ_OK) rc = file_document(&fl);
     composer_free(&composer);
-    free(tags.marks);
     return rc;
 }
 
