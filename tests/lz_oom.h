@@ -231,7 +231,7 @@ static inline long lz_oom_live(void) {
 
 // lz_oom_sweep calls run(arg) with its 1st allocation failing, then its 2nd,
 // and so on, then once more with none failing, and returns how many runs
-// had a failure (0 when LZ_OOM_AVAILABLE is 0: nothing fails). run does the
+// had a failure (0 where nothing can fail: lz_oom_active). run does the
 // operation, then calls lz_oom_stop to learn whether an allocation failed
 // in it and checks the answer: had none failed, success; had one failed,
 // LZ_ENOMEM, or success with the right result where the operation could do
@@ -239,7 +239,7 @@ static inline long lz_oom_live(void) {
 // runs, so an operation with unbounded allocations cannot hang a test.
 static inline long lz_oom_sweep(void (*run)(void *arg), void *arg, long limit) {
     long runs = 0;
-    for (long n = 1; LZ_OOM_AVAILABLE && n <= limit; n++) {
+    for (long n = 1; lz_oom_active() && n <= limit; n++) {
         lz_oom_arm(n);
         run(arg);
         lz_oom_stop();

@@ -292,7 +292,7 @@ static void sweep(const op_t *op) {
     sweep_job_t jobs[] = {{op, &reference, before, false, 0, 0}, {op, &reference, before, true, 0, 0}};
     for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) on_own_thread(sweep_thread, &jobs[i]);
     printf("  %s: %ld allocations failed in turn warm, %ld cold%s\n", op->name, jobs[0].failures, jobs[1].failures,
-           LZ_OOM_AVAILABLE ? "" : " (none can fail in this build)");
+           lz_oom_active() ? "" : " (none can fail in this build)");
     LZ_CHECK_INT(jobs[0].wrong + jobs[1].wrong, 0);
     free(before);
     free(reference.shown);

@@ -109,16 +109,16 @@ static void sweep(const oom_op_t *op, long limit, long kept) {
     armed_run_t r;
     run_once(op, 0, &r);
     long live = lz_oom_live(), runs = 0;
-    for (long n = 1; LZ_OOM_AVAILABLE && n <= limit; n++, runs++) {
+    for (long n = 1; lz_oom_active() && n <= limit; n++, runs++) {
         run_once(op, n, &r);
         if (!r.failed && r.counted < n) break;
     }
     run_once(op, 0, &r);
-    LZ_CHECK(!LZ_OOM_AVAILABLE || runs < limit);
+    LZ_CHECK(!lz_oom_active() || runs < limit);
     long leaked = lz_oom_live() - live;
     if (leaked > kept) fprintf(stderr, "%s: %ld blocks leaked\n", op->name, leaked);
     LZ_CHECK(leaked <= kept);
-    printf("  %s: %ld allocations failed in turn%s\n", op->name, runs, LZ_OOM_AVAILABLE ? "" : " (sweep skipped)");
+    printf("  %s: %ld allocations failed in turn%s\n", op->name, runs, lz_oom_active() ? "" : " (sweep skipped)");
 }
 
 static void sweep_all(const oom_op_t *ops, size_t count, long limit) {

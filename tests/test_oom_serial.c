@@ -240,21 +240,6 @@ static void *sweep_runs(void *arg) {
     return NULL;
 }
 
-// failures_work: whether this process's allocations can be made to fail,
-// which they cannot under a sanitizer (LZ_OOM_AVAILABLE) or valgrind,
-// whose allocator takes the place of lz_oom.h's (its count of live blocks
-// then means nothing).
-static bool failures_work(void) {
-    static int works = -1;
-    if (works < 0) {
-        lz_oom_arm(1);
-        char *block = strdup("x"); // through the library's allocator, which valgrind replaces
-        works = lz_oom_stop();
-        free(block);
-    }
-    return works;
-}
-
 // reference_run runs the operation plainly on a thread that has a thread
 // of its own running at the time, as a cold sweep has: glibc keeps both
 // threads' stacks (with blocks of their TLS) for later threads.
@@ -281,7 +266,7 @@ static void sweep(const op_t *op) {
         LZ_CHECK(job.ok);
         failures[cold] = job.failures;
     }
-    long leaked = failures_work() ? lz_oom_live() - live : 0;
+    long leaked = lz_oom_live() - live; // 0 where allocations cannot fail (lz_oom_active)
     printf("  %s: %ld allocations failed in turn warm, %ld cold\n", op->name, failures[0], failures[1]);
     if (leaked) fprintf(stderr, "  %s: %ld blocks more than before its sweeps\n", op->name, leaked);
     LZ_CHECK_INT(leaked, 0);
@@ -290,7 +275,7 @@ static void sweep(const op_t *op) {
 }
 
 static void sweep_all(const op_t *ops, size_t n) {
-    if (!failures_work()) printf("  (allocations cannot fail in this build or under valgrind: each runs once)\n");
+    if (!lz_oom_active()) printf("  (allocations cannot fail in this build or under valgrind: each runs once)\n");
     for (size_t i = 0; i < n; i++) sweep(&ops[i]);
 }
 
