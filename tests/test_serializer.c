@@ -15,6 +15,7 @@
 #include "serial/base64.h"
 #include "serial/json_reader.h"
 #include "serial/registry.h"
+#include "serial/utf8.h"
 
 static const lz_serializer_t *codec(const char *name) {
     const lz_serializer_t *s = lz_serializer_builtin(name);
@@ -874,6 +875,128 @@ LZ_TEST(json_string_escaping_holds_at_every_position) {
     }
 }
 
+// reference_utf8 is RFC 3629 read the long way: decode each sequence's
+// code point, then refuse overlong forms, surrogates and values past
+// U+10FFFF; what lz__utf8_valid's word-at-a-time ASCII runs must agree with.
+static bool reference_utf8(const unsigned char *s, size_t n) {
+    static const unsigned least[] = {0, 0, 0x80, 0x800, 0x10000};
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i], len = c < 0x80 ? 1 : c < 0xC0 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF8 ? 4 : 0;
+        if (len == 0 || n - i < len) return false;
+        unsigned cp = len == 1 ? c : c & (0x7Fu >> len);
+        for (unsigned k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            cp = cp << 6 | (s[i + k] & 0x3Fu);
+        }
+        if (cp < least[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += len;
+    }
+    return true;
+}
+
+// guarded_page maps a readable page followed by one that is not: text
+// copied to end at the boundary crashes any read past its end, in every
+// build (ASan would catch it only in its own).
+static unsigned char *guarded_page(size_t *page) {
+    *page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *p = mmap(NULL, 2 * *page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    if (mprotect(p + *page, *page, PROT_NONE) != 0) {
+        munmap(p, 2 * *page);
+        return NULL;
+    }
+    return p;
+}
+
+// Every text of up to 3 bytes (16.8 million), each ending where memory ends.
+LZ_TEST(utf8_valid_agrees_with_a_reference_on_every_text_of_up_to_3_bytes) {
+    size_t page;
+    unsigned char *mem = guarded_page(&page);
+    LZ_CHECK(mem != NULL);
+    if (!mem) return;
+    LZ_CHECK(lz__utf8_valid(mem + page, 0));
+    size_t wrong = 0;
+    for (size_t len = 1; len <= 3; len++) {
+        unsigned char *s = mem + page - len;
+        for (uint32_t bits = 0; bits < 1u << (8 * len); bits++) {
+            for (size_t i = 0; i < len; i++) s[i] = (unsigned char)(bits >> (8 * i));
+            if (lz__utf8_valid(s, len) != reference_utf8(s, len) && wrong++ < 5)
+                fprintf(stderr, "disagrees on %zu bytes %06" PRIx32 " (little end first)\n", len, bits);
+        }
+    }
+    LZ_CHECK_INT((long)wrong, 0);
+    munmap(mem, 2 * page);
+}
+
+// Pieces that make a sequence or break one: ASCII, well-formed characters
+// of each length at their bounds, stray continuation bytes, bytes no text
+// holds, overlong forms, surrogates, values past U+10FFFF.
+static const char *const utf8_pieces[] = {
+    "a", "\x7f", "\xc2\x80", "\xdf\xbf", "\xc3\xa9", "\xe0\xa0\x80", "\xe2\x82\xac", "\xed\x9f\xbf",
+    "\xee\x80\x80", "\xef\xbf\xbf", "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "\xf0\x9f\x98\x80",
+    "\x80", "\xbf", "\xc0\x80", "\xc1\xbf", "\xe0\x80\x80", "\xe0\x9f\xbf", "\xf0\x80\x80\x80",
+    "\xf0\x8f\xbf\xbf", "\xed\xa0\x80", "\xed\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
+    "\xf8\x88\x80\x80\x80", "\xfe", "\xff", "\xc3", "\xe2\x82", "\xf0\x9f\x98", "\xc3\x28", "\xe2\x28\xac",
+};
+#define UTF8_PIECES (sizeof utf8_pieces / sizeof utf8_pieces[0])
+
+// check_everywhere compares the verdicts on the len bytes of text copied to
+// each of 8 alignments, the last ending where memory ends. Counts the
+// disagreements.
+static size_t check_everywhere(unsigned char *mem, size_t page, const unsigned char *text, size_t len) {
+    size_t wrong = 0;
+    bool want = reference_utf8(text, len);
+    for (size_t shift = 0; shift < 8; shift++) {
+        unsigned char *s = mem + page - len - shift;
+        memcpy(s, text, len);
+        if (lz__utf8_valid(s, len) != want && wrong++ == 0) {
+            fprintf(stderr, "disagrees (reference %d) at alignment %zu on %zu bytes:", want, shift, len);
+            for (size_t i = 0; i < len; i++) fprintf(stderr, " %02x", text[i]);
+            fprintf(stderr, "\n");
+        }
+    }
+    return wrong;
+}
+
+// Each piece at every position of ASCII texts up to 40 bytes (cut short
+// when it runs past the end: a truncated sequence), then texts of random
+// pieces up to 80 bytes; at every alignment.
+LZ_TEST(utf8_valid_agrees_with_a_reference_wherever_a_sequence_falls) {
+    size_t page, wrong = 0;
+    unsigned char *mem = guarded_page(&page), text[96];
+    LZ_CHECK(mem != NULL);
+    if (!mem) return;
+    for (size_t len = 1; len <= 40; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (size_t k = 0; k < UTF8_PIECES; k++) {
+                for (size_t i = 0; i < len; i++) text[i] = (unsigned char)('A' + i % 26);
+                size_t n = strlen(utf8_pieces[k]);
+                memcpy(text + at, utf8_pieces[k], at + n <= len ? n : len - at);
+                wrong += check_everywhere(mem, page, text, len);
+            }
+        }
+    }
+    uint64_t state = 0x9E3779B97F4A7C15u; // xorshift64: the same texts every run
+    for (int round = 0; round < 100000; round++) {
+        size_t len = 0, target;
+        state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+        target = state % 81;
+        while (len < target) {
+            state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+            // mostly ASCII runs, as text is; a piece one time in four
+            const char *piece =
+                state % 4 ? "abcdefghijklmnopqrstuvwxyz" + state / 4 % 26 : utf8_pieces[state / 4 % UTF8_PIECES];
+            size_t n = strlen(piece) < target - len ? strlen(piece) : target - len;
+            if (state % 4) n = 1 + state / 128 % n;
+            memcpy(text + len, piece, n);
+            len += n;
+        }
+        wrong += check_everywhere(mem, page, text, len);
+    }
+    LZ_CHECK_INT((long)wrong, 0);
+    munmap(mem, 2 * page);
+}
+
 // Task ids: UUID v4 text, lower-case hex, every hex digit showing up at
 // every random position (the digits are made eight at a time).
 LZ_TEST(uuid4_is_lower_case_hex_with_version_and_variant) {
@@ -1048,5 +1171,7 @@ LZ_TEST_MAIN(LZ_CASE(every_type_round_trips_through_json_and_msgpack),
              LZ_CASE(json_double_text_reads_back_exactly_through_strtod),
              LZ_CASE(json_int_text_matches_printf_at_every_digit_count),
              LZ_CASE(json_string_escaping_holds_at_every_position),
+             LZ_CASE(utf8_valid_agrees_with_a_reference_on_every_text_of_up_to_3_bytes),
+             LZ_CASE(utf8_valid_agrees_with_a_reference_wherever_a_sequence_falls),
              LZ_CASE(uuid4_is_lower_case_hex_with_version_and_variant),
              LZ_CASE(uuid4_after_fork_differs_from_the_parent))

@@ -37,32 +37,6 @@ static int fits_header(size_t n, const char *what, const char *unit) {
                     unit, UINT32_MAX);
 }
 
-// text_valid is lz__utf8_valid after a first pass that ORs the bytes
-// together a word at a time (the last word, or two halves of a short text,
-// overlapping what came before): keys and most strings are ASCII, which
-// that pass alone proves, in a few instructions instead of a few a byte.
-static bool text_valid(const char *text, size_t len) {
-    const unsigned char *p = (const unsigned char *)text;
-    uint64_t high = 0, word;
-    uint32_t half;
-    if (len >= 8) {
-        for (size_t i = 0; i + 8 < len; i += 8) {
-            memcpy(&word, p + i, 8);
-            high |= word;
-        }
-        memcpy(&word, p + len - 8, 8);
-        high |= word;
-    } else if (len >= 4) {
-        memcpy(&half, p, 4);
-        high = half;
-        memcpy(&half, p + len - 4, 4);
-        high |= half;
-    } else {
-        for (size_t i = 0; i < len; i++) high |= p[i];
-    }
-    return !(high & 0x8080808080808080ull) || lz__utf8_valid(text, len);
-}
-
 // pack_text packs a string or a key (what names it). Every str is UTF-8
 // (the format's rule, and our own decoder refuses anything else), so text
 // that is not is refused here, as the JSON writer refuses it, rather than
@@ -70,7 +44,7 @@ static bool text_valid(const char *text, size_t len) {
 static int pack_text(msgpack_packer *pk, const char *text, size_t len, const char *what) {
     int rc = fits_header(len, what, "bytes");
     if (rc) return rc;
-    if (!text_valid(text, len)) return lz__fail(LZ_ESERIALIZATION, "msgpack: %s is not valid UTF-8", what);
+    if (!lz__utf8_valid(text, len)) return lz__fail(LZ_ESERIALIZATION, "msgpack: %s is not valid UTF-8", what);
     rc = packed(msgpack_pack_str(pk, len));
     return rc ? rc : packed(msgpack_pack_str_body(pk, text, len));
 }
