@@ -962,19 +962,77 @@ LZ_TEST(test_yaml_non_integers_are_refused_for_integer_keys) {
     lz_config_destroy(&c);
 }
 
-// Booleans are YAML 1.1's words in three casings (and 0 and 1); y and n,
-// and other casings, are strings to safe_load. Before, yEs, tRUE, "yes" and
-// !!bool 1 were true, and 0b1 was refused.
+// Booleans are YAML 1.1's words in three casings (and 0 and 1); y, n, t,
+// f and other casings are strings to safe_load, which pydantic then reads
+// as booleans (test_boolean_text_as_pydantic_reads_it). Before, yEs, tRUE,
+// "yes" and !!bool 1 were true, 0b1 was refused, and so were y, n, t, f.
 LZ_TEST(test_yaml_booleans_as_pyyaml_reads_them) {
     CHECK_FORMS("debug", {"yes", 1, NULL}, {"Yes", 1, NULL}, {"YES", 1, NULL}, {"on", 1, NULL}, {"On", 1, NULL},
                 {"ON", 1, NULL}, {"true", 1, NULL}, {"True", 1, NULL}, {"TRUE", 1, NULL}, {"1", 1, NULL},
                 {"0b1", 1, NULL}, {"!!bool \"yes\"", 1, NULL}, {"!!bool yEs", 1, NULL},
-                {"y", 0, "not a boolean: 'y'"}, {"Y", 0, "not a boolean"}, // strings read as text
-                {"n", 0, "not a boolean"}, {"yEs", 1, NULL}, {"tRUE", 1, NULL}, {"\"yes\"", 1, NULL}, {"2", 0, "reads an integer"}, {"1.0", 0, "reads a float"},
-                {"!!bool 1", 0, "not a boolean"}, {"!!bool y", 0, "not a boolean"});
+                {"y", 1, NULL}, {"Y", 1, NULL}, {"t", 1, NULL}, {"T", 1, NULL}, {"!!str y", 1, NULL}, // strings
+                {"yEs", 1, NULL}, {"tRUE", 1, NULL}, {"\"yes\"", 1, NULL}, {"2", 0, "reads an integer"},
+                {"1.0", 0, "reads a float"}, {"ye", 0, "not a boolean: 'ye'"},
+                {"!!bool 1", 0, "not a boolean"}, {"!!bool y", 0, "not a boolean"}); // safe_load: KeyError
     CHECK_FORMS("validate_data", {"no", 0, NULL}, {"No", 0, NULL}, {"NO", 0, NULL}, {"off", 0, NULL},
                 {"Off", 0, NULL}, {"OFF", 0, NULL}, {"false", 0, NULL}, {"False", 0, NULL}, {"FALSE", 0, NULL},
-                {"0", 0, NULL}, {"!!bool 'FALSE'", 0, NULL}, {"N", 0, "not a boolean"});
+                {"0", 0, NULL}, {"!!bool 'FALSE'", 0, NULL}, {"n", 0, NULL}, {"N", 0, NULL}, {"f", 0, NULL},
+                {"F", 0, NULL}, {"'n'", 0, NULL}, {"!!bool n", 0, "not a boolean"});
+    CHECK_FORMS("zmq.linger", {"y", 0, "not an integer: 'y'"}); // text for an integer key, not a boolean
+}
+
+// Text for a boolean key, from every source that gives text (lz_config_set,
+// the environment, a YAML string), reads as pydantic v2 reads a string for
+// a bool field, the Python LiberZMQ's settings model: these twelve words in
+// any case, and nothing else (not with a space around them). Before, t, f,
+// y and n were refused.
+static const char *const bool_truths[] = {"true", "yes", "on", "1", "t", "y", "True", "YES", "oN", "T", "Y"};
+static const char *const bool_lies[] = {"false", "no", "off", "0", "f", "n", "FALSE", "No", "oFf", "F", "N"};
+static const char *const not_bools[] = {"", " y", "y ", "ye", "yess", "tru", "o", "2", "01", "+1", "-0", "1.0", "yes!"};
+
+typedef int (*bool_source_fn)(lz_config_t *c, const char *text);
+
+static int bool_by_api(lz_config_t *c, const char *text) { return lz_config_set(c, "debug", text); }
+
+static int bool_by_env(lz_config_t *c, const char *text) {
+    setenv("LIBERZMQ_DEBUG", text, 1);
+    int rc = lz_config_load_env(c);
+    unsetenv("LIBERZMQ_DEBUG");
+    return rc;
+}
+
+static int bool_by_yaml_string(lz_config_t *c, const char *text) {
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "\"%s\"", text);
+    return load_value(c, "debug", quoted);
+}
+
+// expect_bool gives "debug" text through source and checks it reads as
+// want (1 true, 0 false) or, want -1, is refused naming the key.
+static void expect_bool(bool_source_fn source, const char *source_name, const char *text, int want) {
+    lz_config_t *c = lz_config_new();
+    int rc = source(c, text);
+    bool b = false;
+    int got = rc == LZ_OK && lz_config_get_bool(c, "debug", &b) == LZ_OK ? b : -1;
+    bool ok = got == want && (rc == LZ_OK || (rc == LZ_ECONFIG && error_mentions("debug", "not a boolean", NULL)));
+    LZ_CHECK(ok);
+    if (!ok) fprintf(stderr, "  (%s '%s': rc %d, read %d, expected %d)\n", source_name, text, rc, got, want);
+    lz_config_destroy(&c);
+}
+
+LZ_TEST(test_boolean_text_as_pydantic_reads_it) {
+    static const struct {
+        bool_source_fn fn;
+        const char *name;
+    } sources[] = {{bool_by_api, "lz_config_set"}, {bool_by_env, "LIBERZMQ_DEBUG"}, {bool_by_yaml_string, "yaml"}};
+    for (size_t s = 0; s < sizeof sources / sizeof sources[0]; s++) {
+        for (size_t i = 0; i < sizeof bool_truths / sizeof bool_truths[0]; i++)
+            expect_bool(sources[s].fn, sources[s].name, bool_truths[i], 1);
+        for (size_t i = 0; i < sizeof bool_lies / sizeof bool_lies[0]; i++)
+            expect_bool(sources[s].fn, sources[s].name, bool_lies[i], 0);
+        for (size_t i = 0; i < sizeof not_bools / sizeof not_bools[0]; i++)
+            expect_bool(sources[s].fn, sources[s].name, not_bools[i], -1);
+    }
 }
 
 // Nulls reset a key to its default; a null that is a string (!!str null,
@@ -1072,6 +1130,7 @@ LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_damaged_files_load_whole_or_no
              LZ_CASE(test_secret_values_stay_out_of_errors), LZ_CASE(test_key_names_and_aliases),
              LZ_CASE(test_max_sockets_is_capped), LZ_CASE(test_yaml_integers_as_pyyaml_reads_them),
              LZ_CASE(test_yaml_non_integers_are_refused_for_integer_keys),
-             LZ_CASE(test_yaml_booleans_as_pyyaml_reads_them), LZ_CASE(test_yaml_nulls_as_pyyaml_reads_them),
+             LZ_CASE(test_yaml_booleans_as_pyyaml_reads_them), LZ_CASE(test_boolean_text_as_pydantic_reads_it),
+             LZ_CASE(test_yaml_nulls_as_pyyaml_reads_them),
              LZ_CASE(test_yaml_string_keys_take_strings), LZ_CASE(test_yaml_tags_on_keys_sections_and_anchors),
              LZ_CASE(test_env_values_are_not_yaml))

@@ -9,7 +9,13 @@
  * A tcp URL must end in ":PORT" (0 to 65535, or '*' to bind a free one)
  * after a host that is not empty, an IPv6 one in brackets
  * ("tcp://[::1]:5556"); anything else is LZ_EINVAL, also for a connect,
- * which libzmq would otherwise accept and never complete. */
+ * which libzmq would otherwise accept and never complete. The list is
+ * applied in order; a constructor whose list has an endpoint that fails
+ * returns NULL with that endpoint's error and keeps none of the others: an
+ * inproc name it bound before is free again when it returns, so a retry
+ * (the list mended) may bind it at once. Destroying a node frees its inproc
+ * names at once too; a tcp port or an ipc path is let go by libzmq's own
+ * threads shortly after. */
 #ifndef LIBERZMQ_NODE_H
 #define LIBERZMQ_NODE_H
 
@@ -23,14 +29,16 @@ extern "C" {
 
 typedef struct lz_node lz_node_t;
 
-// lz_node_bind binds to url (tcp://host:port, tcp://host:* for a free port,
-// ipc://path, inproc://name); a tcp host is an IP address, an interface name
-// ("lo", "eth0") or '*', never resolved as a host name ("localhost" fails:
-// no such device, and the detail says so). LZ_EINVAL for a malformed URL;
+// lz_node_bind binds to url, one endpoint without a prefix, not a list
+// (tcp://host:port, tcp://host:* for a free port, ipc://path,
+// inproc://name); a tcp host is an IP address, an interface name ("lo",
+// "eth0") or '*', never resolved as a host name ("localhost" fails: no
+// such device, and the detail says so). LZ_EINVAL for a malformed URL;
 // LZ_ECONNECTION with the libzmq reason on other failures, which also count
-// in failed_bind_count. Thread safe. LZ_ESTATE
-// on the nodes of a client, a dealer or a proxy, whose sockets their own
-// threads run: give those every endpoint when creating them.
+// in failed_bind_count. A failure leaves the endpoints bound or connected
+// before as they were. Thread safe. LZ_ESTATE on the nodes of a client, a
+// dealer or a proxy, whose sockets their own threads run: give those every
+// endpoint when creating them.
 int lz_node_bind(lz_node_t *node, const char *url);
 
 // lz_node_connect connects to url; libzmq reconnects by itself

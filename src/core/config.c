@@ -375,10 +375,13 @@ static bool parse_int(const char *text, int64_t *out) {
     return true;
 }
 
+// parse_bool reads a boolean's text as pydantic (v2) reads a string for a
+// bool field, the Python LiberZMQ's settings model: these words in any
+// case, nothing else (no spaces around them).
 static bool parse_bool(const char *text, bool *out) {
-    static const char *const truths[] = {"true", "yes", "on", "1"};
-    static const char *const lies[] = {"false", "no", "off", "0"};
-    for (size_t i = 0; i < 4; i++) {
+    static const char *const truths[] = {"true", "yes", "on", "1", "t", "y"};
+    static const char *const lies[] = {"false", "no", "off", "0", "f", "n"};
+    for (size_t i = 0; i < sizeof truths / sizeof *truths; i++) {
         if (strcasecmp(text, truths[i]) == 0) { *out = true; return true; }
         if (strcasecmp(text, lies[i]) == 0) { *out = false; return true; }
     }

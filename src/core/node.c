@@ -80,6 +80,23 @@ static int open_socket(lz_node_t *node) {
     return rc;
 }
 
+// unbind_inproc gives back the socket's inproc names: after zmq_close
+// libzmq frees them only when its reaper thread ends the socket, so a node
+// made again at once under a name (a restart, a constructor retried after
+// a later endpoint failed) would find it taken, where zmq_unbind frees it
+// before returning. Pipes already connected stay, with their messages.
+// Other transports are left to zmq_close: an unbind would only start on
+// libzmq's threads what the close starts there, and a disconnect would drop
+// messages queued for the peer, which zmq.linger lets a close still send.
+static void unbind_inproc(lz_node_t *node) {
+    for (size_t i = 0; i < node->attached_count; i++) {
+        const char *entry = node->attached[i];
+        int rc;
+        if (entry[0] == '@' && strncmp(entry + 1, "inproc://", 9) == 0)
+            LZ_EINTR_RESTART(rc, zmq_unbind(node->socket, entry + 1));
+    }
+}
+
 // close_socket stops libzmq's monitor before our reader goes away: libzmq
 // sends events blocking, and with no reader its I/O thread would wait
 // forever while holding the lock zmq_socket_monitor(NULL) needs.
@@ -87,6 +104,7 @@ static void close_socket(lz_node_t *node) {
     if (!node->socket) return;
     zmq_socket_monitor(node->socket, NULL, 0);
     lz__context_monitor_remove(node->ctx, node);
+    unbind_inproc(node);
     zmq_close(node->socket);
     node->socket = NULL;
     lz__conns_forget(&node->conns); // their descriptors are libzmq's to close now

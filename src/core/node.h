@@ -107,7 +107,8 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
                   char default_side, const char *endpoints);
 
 // lz__node_close folds the counters into the context, closes the socket
-// (bounded by zmq.linger) and drops the context reference. Idempotent.
+// (bounded by zmq.linger), its inproc names free for another socket when
+// it returns, and drops the context reference. Idempotent.
 void lz__node_close(lz_node_t *node);
 
 // lz__node_share_counters makes node count into owner's counters, so an
@@ -133,7 +134,10 @@ void lz__node_connection_event(lz_node_t *node, int delta);
 void lz__node_handshake_failed(lz_node_t *node, int event, unsigned value, const char *endpoint);
 
 // lz__node_attach applies one endpoint list ("@a,>b,c") with default_side
-// for entries without a prefix.
+// for entries without a prefix, in order, up to the first that fails,
+// whose error it returns: the entries before it stay attached (and are
+// remembered for rebuilds), for the caller to keep or to close the node,
+// as a failed constructor does (lz__node_close frees inproc names at once).
 int lz__node_attach(lz_node_t *node, const char *endpoints);
 
 // lz__now_ms: the monotonic clock in milliseconds, for deadlines.
