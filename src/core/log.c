@@ -249,30 +249,6 @@ void lz__logger_set_rotation(lz_logger_t *logger, int64_t max_file_size, int bac
     pthread_mutex_unlock(&logger->lock);
 }
 
-// utf8_length returns the length of the well-formed UTF-8 sequence at p
-// (no overlongs, no surrogates), or 0, so JSON output stays valid UTF-8.
-static size_t utf8_length(const unsigned char *p) {
-    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-    size_t n;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        lo = c == 0xE0 ? 0xA0 : lo;
-        hi = c == 0xED ? 0x9F : hi;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        lo = c == 0xF0 ? 0x90 : lo;
-        hi = c == 0xF4 ? 0x8F : hi;
-    } else {
-        return 0;
-    }
-    if (p[1] < lo || p[1] > hi) return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((p[i] & 0xC0) != 0x80) return 0;
-    return n;
-}
-
 // escaped_anyway: characters JSON allows raw but YAML (which reads the
 // JSON that lz_config_to_json writes) refuses or rereads: DEL, the C1
 // controls, the line and paragraph separators (YAML 1.1 line breaks, as
@@ -298,7 +274,9 @@ static bool escaped_anyway(const unsigned char *p, size_t n, unsigned *code) {
 static size_t write_char(FILE *out, const unsigned char *p, bool json) {
     static const char *const short_escapes[0x20] = {
         ['\b'] = "\\b", ['\f'] = "\\f", ['\n'] = "\\n", ['\r'] = "\\r", ['\t'] = "\\t"};
-    size_t n = *p < 0x80 ? 1 : utf8_length(p);
+    // p is NUL-terminated: the sequence check stops at the NUL, which is
+    // no continuation byte, so up to 4 bytes may be named available.
+    size_t n = *p < 0x80 ? 1 : lz__utf8_sequence(p, 4);
     unsigned code;
     if (json && (*p == '"' || *p == '\\')) {
         fputc('\\', out);
