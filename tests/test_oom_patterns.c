@@ -533,6 +533,7 @@ static void padded_close(services_t *sv) {
 
 static void *echo_router(void *arg) {
     services_t *sv = arg;
+    lz_oom_exempt_thread(true); // a peer, not under test where the library's threads are armed
     while (!atomic_load(&sv->stopping)) {
         lz_router_request_t *request = lz_router_recv(sv->router, 50);
         if (request) lz_router_reply(sv->router, request, lz_router_request_value(request));
@@ -989,5 +990,153 @@ LZ_TEST(failed_setups_leave_objects_usable) {
     services_close(&services);
 }
 
+/* ---- a retry that cannot be planned ----------------------------------------- */
+
+// A failed task whose retry cannot be planned for want of memory goes to
+// the dead letters after its first run: the log says why it had no retry.
+typedef struct retry_run {
+    lz_context_t *ctx;
+    lz_pull_t *pull;
+    lz_push_t *push;
+    lz_test_log_t log;
+    atomic_int runs;
+} retry_run_t;
+
+static int fail_counted(const lz_message_t *msg, void *arg) {
+    (void)msg;
+    atomic_fetch_add(&((retry_run_t *)arg)->runs, 1);
+    return LZ_EREMOTE;
+}
+
+// retry_open makes a puller whose handler fails, with one retry due at
+// once and a dead-letter function, and pushes it a task.
+static void retry_open(retry_run_t *r) {
+    char url[64];
+    lz_test_inproc_endpoint(url, sizeof url);
+    r->ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.handler_max_concurrency=1", "logging.level=warning");
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(r->ctx), lz_test_log_capture, &r->log), LZ_OK);
+    LZ_CHECK((r->pull = lz_pull_new(r->ctx, url)) != NULL && (r->push = lz_push_new(r->ctx, url)) != NULL);
+    LZ_CHECK_INT(lz_pull_on(r->pull, "job", fail_counted, r), LZ_OK);
+    LZ_CHECK_INT(lz_pull_set_retry(r->pull, 1, 0), LZ_OK);
+    LZ_CHECK_INT(lz_pull_on_dead_letter(r->pull, no_dead_letters, NULL), LZ_OK);
+    lz_value_t *task = lz_value_string("task");
+    LZ_CHECK(task && lz_push_send(r->push, "job", task, 0) == LZ_OK);
+    lz_value_destroy(&task);
+}
+
+// run_unplanned_retry dispatches the task armed, then (unarmed) until it
+// is a dead letter or dropped, and checks that a task given up without
+// its retry was logged so.
+static void run_unplanned_retry(void *arg) {
+    retry_run_t *r = arg;
+    oom_pause();
+    *r = (retry_run_t){.log = LZ_TEST_LOG_INIT};
+    retry_open(r);
+    oom_resume();
+    lz_pull_dispatch(r->pull, 100); // a task dropped for want of memory is counted so: no need to wait long
+    bool failed = lz_oom_stop();
+    lz_node_t *node = lz_pull_node(r->pull);
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(node).dead_letters + lz_test_metrics(node).inbound_dropped > 0 ||
+                           (lz_pull_dispatch(r->pull, 10), false),
+                       WAIT_MS);
+    lz_metrics_t m = lz_test_metrics(node);
+    bool unretried = m.dead_letters == 1 && m.task_retries == 0 && atomic_load(&r->runs) == 1;
+    int said = lz_test_logged(&r->log, "retry 1 of 1 not planned (out of memory): given up as a dead letter");
+    if (unretried != (said == 1)) fprintf(stderr, "unplanned retry: %s\n", r->log.records);
+    LZ_CHECK(unretried == (said == 1));
+    LZ_CHECK(failed || (m.dead_letters == 1 && m.task_retries == 1 && atomic_load(&r->runs) == 2));
+    lz_push_destroy(&r->push);
+    lz_pull_destroy(&r->pull);
+    lz_context_destroy(&r->ctx);
+}
+
+LZ_TEST(unplanned_retry_is_logged) {
+    retry_run_t r;
+    sweep("unplanned retry", run_unplanned_retry, &r);
+}
+
+/* ---- a request its client's thread cannot send ---------------------------- */
+
+#define ATTEMPT_MS 1000 // each of a request's three attempts
+
+// The client's thread would take its send buffer from those kept from
+// sends before (sendbuf.h: a shelf of each size): hold_kept_buffers puts
+// every kept buffer of the size value's frame needs into frames this
+// thread holds (until it had to allocate one; HELD_MAX at most), so that
+// the client's thread allocates its own. Returns how many it holds.
+#define HELD_MAX (LZ_SENDBUF_KEEP / LZ_SENDBUF_MIN + 2)
+static size_t hold_kept_buffers(zmq_msg_t *held, const lz_value_t *value) {
+    size_t size, count = 0;
+    const void *bytes = lz_value_get_bytes(value, &size);
+    lz_oom_spare(spared);
+    lz_oom_arm(0); // counts this thread's allocations, fails none
+    while (count < HELD_MAX && lz_oom_counted == 0 && lz__sendbuf_build(&held[count], bytes, size) == 0) count++;
+    lz_oom_stop();
+    lz_oom_spare(NULL);
+    LZ_CHECK(count < HELD_MAX);
+    return count;
+}
+
+// request_unarmed_sends: a fresh client's first request goes through its
+// I/O thread, whose nth allocation from now fails (lz_oom_arm_threads; the
+// echoing router's thread is exempt). Out of memory to send it, the
+// request ends LZ_ENOMEM at once: no retry, no endpoint suspected, so the
+// client's next request goes out and is answered at once. Returns whether
+// the allocation failed.
+static bool request_unarmed_sends(services_t *sv, const lz_value_t *value, long n, long *counted) {
+    lz_client_t *client = lz_client_new(sv->ctx, sv->router_url);
+    LZ_CHECK(client != NULL && lz_client_set_retries(client, 2) == LZ_OK);
+    lz_value_t *reply = NULL;
+    static zmq_msg_t held[HELD_MAX];
+    size_t held_count = hold_kept_buffers(held, value);
+    lz_oom_arm_threads(n, spared);
+    int64_t start = lz_test_now_ms();
+    int rc = lz_client_request(client, "echo", value, &reply, 3 * ATTEMPT_MS);
+    int64_t took = lz_test_now_ms() - start;
+    bool failed = lz_oom_stop_threads(counted);
+    while (held_count) zmq_msg_close(&held[--held_count]);
+    lz_metrics_t m = lz_test_metrics(lz_client_node(client));
+    bool ok = (rc == LZ_OK ? value_seq(lz_value_get(reply, "data")) == 1 : failed && rc == LZ_ENOMEM) &&
+              took < ATTEMPT_MS && m.retries == 0 && m.request_timeouts == 0;
+    if (!ok)
+        fprintf(stderr, "request, allocation %ld of its thread %s: %s in %lld ms, %llu retries: %s\n", n,
+                failed ? "failed" : "not failing", lz_error_name(rc), (long long)took,
+                (unsigned long long)m.retries, lz_last_error());
+    LZ_CHECK(ok);
+    lz_value_destroy(&reply);
+    start = lz_test_now_ms();
+    LZ_CHECK_INT(lz_client_request(client, "echo", value, &reply, 3 * ATTEMPT_MS), LZ_OK);
+    LZ_CHECK(lz_test_now_ms() - start < ATTEMPT_MS);
+    lz_value_destroy(&reply);
+    lz_client_destroy(&client);
+    return failed;
+}
+
+LZ_TEST(unsendable_request_fails_at_once) {
+    if (!lz_oom_active()) {
+        printf("unsendable request: allocations cannot fail here (sanitizer or valgrind): skipped\n");
+        return;
+    }
+    services_t services;
+    services_open(&services);
+    char text[TEXT_SIZE];
+    message_text(1, text);
+    lz_value_t *value = lz_value_string(text);
+    long n = 1, counted = 0, failures = 0;
+    request_unarmed_sends(&services, value, 0, &counted); // warm: the program's caches and keys
+    long before = live_blocks();
+    for (; n <= SWEEP_LIMIT; n++) {
+        if (request_unarmed_sends(&services, value, n, &counted)) failures++;
+        else if (counted < n) break; // every allocation of the client's thread has failed once
+    }
+    LZ_CHECK(n < SWEEP_LIMIT && failures > 0);
+    long after = settled_blocks(before);
+    if (after > before) fprintf(stderr, "unsendable request: %ld block(s) leaked\n", after - before);
+    LZ_CHECK(after <= before);
+    lz_value_destroy(&value);
+    services_close(&services);
+}
+
 LZ_TEST_MAIN(LZ_CASE(failed_sends_send_nothing), LZ_CASE(failed_receives_keep_or_count_the_message),
-             LZ_CASE(failed_setups_leave_objects_usable))
+             LZ_CASE(failed_setups_leave_objects_usable), LZ_CASE(unplanned_retry_is_logged),
+             LZ_CASE(unsendable_request_fails_at_once))

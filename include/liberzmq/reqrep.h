@@ -137,7 +137,9 @@ int lz_client_set_retries(lz_client_t *client, int retries);
 // timeout_ms (-1: zmq.request_timeout) in all, retries included. On success
 // stores the decoded reply (owned by the caller) in *reply and returns 0.
 // Returns LZ_ETIMEOUT, LZ_EREMOTE for an error reply (the reply object, with
-// "message", is still stored in *reply), LZ_ESERIALIZATION, LZ_ECLOSED.
+// "message", is still stored in *reply), LZ_ESERIALIZATION, LZ_ECLOSED,
+// LZ_ENOMEM: no memory to encode or send the request (at once: no retry,
+// nothing held against the endpoint, the client usable) or to read its reply.
 // Thread safe: many threads may have requests in flight at once. While it
 // is the only request in flight on a single-endpoint client, the calling
 // thread sends and receives it itself (no hand-off to the client's thread).

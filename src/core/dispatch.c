@@ -162,17 +162,28 @@ static void give_up(lz_dispatcher_t *d, job_t *job, const char *error, int failu
     job_free(job);
 }
 
+// not_retried logs why job, with retries left, gets no more (it is given
+// up now: a dead letter, if there is a sink), as drops are logged: at most
+// once a second, so a flood of failures cannot flood the log. Returns code.
+static int not_retried(lz_dispatcher_t *d, const job_t *job, int code, const char *why) {
+    const lz_message_t *msg = job->msg;
+    lz__node_log_drop(d->node, "'%s'%s%s: retry %d of %d not planned (%s): given up %s", lz_message_topic(msg),
+                      *lz_message_id(msg) ? " " : "", lz_message_id(msg), msg->retries + 1, d->retry.max_retries, why,
+                      d->retry.give_up ? "as a dead letter" : "after this failure");
+    return code;
+}
+
 // retry_later puts job in the waiting list for its next run. Once put, the
 // job is no longer ours: a worker may run the retry at once and free it.
 static int retry_later(lz_dispatcher_t *d, job_t *job) {
     lz_retry_t *r = &d->retry;
     if (lz__delay_count(r->waiting) >= LZ_RETRY_WAITING_MAX) {
-        LZ_LOG(d->node->log, LZ_LOG_WARNING, d->node->name, "%d messages already wait for a retry: '%s' is not retried",
-               LZ_RETRY_WAITING_MAX, lz_message_topic(job->msg));
-        return LZ_EAGAIN;
+        char why[64];
+        snprintf(why, sizeof why, "%d messages already wait for a retry", LZ_RETRY_WAITING_MAX);
+        return not_retried(d, job, LZ_EAGAIN, why);
     }
     job_t *held = job->heap ? job : malloc(sizeof *held);
-    if (!held) return lz__fail(LZ_ENOMEM, "out of memory");
+    if (!held) return not_retried(d, job, LZ_ENOMEM, "out of memory");
     // A retry runs the handler registered for its type by then (lz_pull_on
     // may grow the route table between lz_pull_dispatch calls): run finds it.
     *held = (job_t){job->msg, NULL, job->error, true}; // a copy takes the message
@@ -184,7 +195,7 @@ static int retry_later(lz_dispatcher_t *d, job_t *job) {
     if (lz__delay_put(r->waiting, held, lz__now_ms() + wait) != LZ_OK) {
         job->msg->retries--;
         if (held != job) free(held);
-        return LZ_ENOMEM;
+        return not_retried(d, job, LZ_ENOMEM, "out of memory");
     }
     LZ_COUNT(d->node, task_retries);
     LZ_LOG(d->node->log, LZ_LOG_INFO, d->node->name, "%s: retry %d of %d in %" PRId64 " ms", what, retry,

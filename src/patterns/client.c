@@ -327,6 +327,7 @@ static void fail_endpoint(lz_client_t *c, size_t e, int64_t now) {
 }
 
 static void send_probe(lz_client_t *c, size_t e, int64_t now, int timeout_ms);
+static void probe_later(lz_client_t *c, size_t e, int64_t now);
 
 // judge_endpoint: call's attempt went unanswered. Silence over a connection
 // that is up may be a slow handler rather than a dead peer, and rebuilding
@@ -351,13 +352,17 @@ static void judge_endpoint(lz_client_t *c, const call_t *call, int64_t now) {
 
 /* ---- sending ------------------------------------------------------------ */
 
-static void dispatch(lz_client_t *c, call_t *call, int64_t now) {
+// dispatch sends call's next attempt, or plans it. false when it finished
+// the call (freed): our own send could not get memory, which says nothing
+// of the endpoint and would fail a retry as well, so the request ends
+// LZ_ENOMEM at once rather than wait out its time as a lost attempt.
+static bool dispatch(lz_client_t *c, call_t *call, int64_t now) {
     // After an attempt, call->endpoint is the one that did not answer it.
     int e = call->probe ? call->endpoint : pick_endpoint(c, call->attempts > 0 ? call->endpoint : -1);
     if (e < 0) { // every endpoint is down or suspect: wait for a probe to bring one back
         call->sent_at = -1;
         call->send_at = NEVER;
-        return;
+        return true;
     }
     lz_node_t *node = c->ep[e].node;
     lz_frame_t frames[3] = {{call->id, ID_LEN}, {"", 0}, {NULL, 0}};
@@ -372,11 +377,15 @@ static void dispatch(lz_client_t *c, call_t *call, int64_t now) {
     lz__node_lock(node);
     int rc = lz__node_send_locked(node, frames, n, ZMQ_DONTWAIT); // LZ_ECLOSED after a failed rebuild
     lz__node_unlock(node);
+    if (rc == LZ_ENOMEM) {
+        finish(c, call, LZ_ENOMEM, NULL);
+        return false;
+    }
     if (rc == LZ_EAGAIN) { // high water mark: try again shortly, within the deadline
         call->sent_at = -1;
         call->send_at = now + 1;
         note_timer(c, call->send_at);
-        return;
+        return true;
     }
     if (call->attempts++ > 0 && rc == LZ_OK) LZ_COUNT(&c->node, retries); // sent again, not merely planned
     call->endpoint = e;
@@ -387,6 +396,7 @@ static void dispatch(lz_client_t *c, call_t *call, int64_t now) {
     if (call->attempt_deadline > call->deadline) call->attempt_deadline = call->deadline;
     if (rc < 0) call->attempt_deadline = now; // a lost attempt, handled by the timers
     note_timer(c, call->attempt_deadline);
+    return true;
 }
 
 static int64_t backoff_ms(lz_client_t *c, int attempts) {
@@ -460,9 +470,8 @@ static void send_probe(lz_client_t *c, size_t e, int64_t now, int timeout_ms) {
     if (!c->ep[e].node->socket) rebuild(c, e, now); // an earlier rebuild failed: try again first
     if (!c->ep[e].node->socket) return;             // and rebuild set when to try next
     call_t *call = call_new(c, "ping", NULL, timeout_ms, false); // a probe never retries
-    if (!call) { // out of memory: try again later, as after a failed rebuild
-        c->ep[e].next_probe = now + REBUILD_RETRY_MAX_MS;
-        note_timer(c, c->ep[e].next_probe);
+    if (!call) {
+        probe_later(c, e, now);
         return;
     }
     call->probe = true;
@@ -472,14 +481,29 @@ static void send_probe(lz_client_t *c, size_t e, int64_t now, int timeout_ms) {
     dispatch(c, call, now);
 }
 
+// probe_later: a probe of endpoint e could not be made or sent for want
+// of memory: no verdict, so it is tried again later, as after a failed
+// rebuild. Meanwhile the endpoint takes no requests (down), as while its
+// probe is out; its answer then brings it back, or its silence fails a
+// suspect one.
+static void probe_later(lz_client_t *c, size_t e, int64_t now) {
+    c->ep[e].down = true;
+    c->ep[e].next_probe = now + REBUILD_RETRY_MAX_MS;
+    note_timer(c, c->ep[e].next_probe);
+}
+
 // probe_done: any answer brings the endpoint back (or clears a suspicion,
 // as does anything else heard there since the ping); silence fails a
 // suspect endpoint, and means another rebuild and another probe after the
 // cooldown for a down one.
 static void probe_done(lz_client_t *c, call_t *call, int status) {
     endpoint_t *ep = &c->ep[call->endpoint];
-    bool suspect = ep->suspect;
     ep->probe = NULL;
+    if (status == LZ_ENOMEM && call->sent_at < 0) { // never sent (dispatch)
+        probe_later(c, (size_t)call->endpoint, lz__now_ms());
+        return;
+    }
+    bool suspect = ep->suspect;
     ep->suspect = false;
     if (suspect) c->next_timer = 0; // send the calls that waited for the verdict
     if (status == LZ_OK || status == LZ_EREMOTE) {
@@ -596,11 +620,12 @@ static void run_timers(lz_client_t *c, int64_t now) {
             continue;
         }
         if (call->sent_at >= 0 && now >= call->attempt_deadline) attempt_lost(c, call, now);
-        if (call->sent_at < 0 && (now >= call->send_at || (call->send_at == NEVER && any_up)))
-            dispatch(c, call, now);
+        next = call->next; // attempt_lost may finish a probe, never this call; dispatch may finish this one
+        if (call->sent_at < 0 && (now >= call->send_at || (call->send_at == NEVER && any_up)) &&
+            !dispatch(c, call, now))
+            continue;
         note_timer(c, call->deadline);
         note_timer(c, call->sent_at >= 0 ? call->attempt_deadline : call->send_at);
-        next = call->next;
     }
     for (size_t i = 0; i < c->ep_count; i++) {
         if (!c->ep[i].down || c->ep[i].probe) continue;
@@ -619,8 +644,7 @@ static void take_submissions(lz_client_t *c) {
     while (call) {
         call_t *next = call->next;
         table_insert(c, call);
-        dispatch(c, call, now);
-        note_timer(c, call->deadline);
+        if (dispatch(c, call, now)) note_timer(c, call->deadline);
         call = next;
     }
 }
@@ -707,8 +731,7 @@ static bool direct_wait(lz_client_t *c, call_t *call) {
 static void run_direct(lz_client_t *c, call_t *call) {
     int64_t now = lz__now_ms();
     table_insert(c, call);
-    dispatch(c, call, now);
-    bool done = direct_wait(c, call);
+    bool done = !dispatch(c, call, now) || direct_wait(c, call);
     if (!done) c->next_timer = 0; // the I/O thread looks at the handed-back request at once
     pthread_mutex_lock(&c->lock);
     c->direct = false;
@@ -893,6 +916,8 @@ static int explain(lz_client_t *c, int status, const char *action, const lz_valu
                         lz_value_find_string(reply, "message", "error reply"),
                         lz_value_find_string(reply, "code", "no code"));
     case LZ_ESERIALIZATION: return lz__fail(status, "%s: the reply to '%s' does not decode", c->node.name, what);
+    case LZ_ENOMEM:
+        return lz__fail(status, "%s: '%s': out of memory to send it or to read its reply", c->node.name, what);
     default: return lz__fail(status, "%s: '%s': %s", c->node.name, what, lz_strerror(status));
     }
 }
