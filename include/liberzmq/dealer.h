@@ -23,8 +23,9 @@ typedef struct lz_router lz_router_t;
 typedef struct lz_router_request lz_router_request_t;
 
 // A dealer completion callback: status is 0 with the reply, LZ_ETIMEOUT
-// (reply NULL), LZ_ESERIALIZATION (a reply that did not decode) or
-// LZ_ECLOSED (the dealer was destroyed first). reply is borrowed for the
+// (reply NULL), LZ_ESERIALIZATION (a reply that did not decode),
+// LZ_ENOMEM (no memory to send the request or to read its reply; reply
+// NULL) or LZ_ECLOSED (the dealer was destroyed first). reply is borrowed for the
 // call. It runs on the dealer's I/O thread: keep it short, and do not call
 // lz_dealer_request from it (LZ_ESTATE); lz_dealer_send is fine.
 typedef void (*lz_dealer_callback_fn)(int status, const lz_value_t *reply, void *arg);
@@ -52,13 +53,15 @@ lz_node_t *lz_dealer_node(lz_dealer_t *dealer);
 // extension frame, [request_id, payload, "traceparent=..."], unless
 // tracing.extension_frames is off or the payload is empty
 // (docs/protocol.md section 5). Thread safe. Returns 0,
-// LZ_ESERIALIZATION (nothing sent, no callback), LZ_ECLOSED, LZ_EINVAL.
+// LZ_ESERIALIZATION or LZ_ENOMEM (nothing sent, no callback), LZ_ECLOSED,
+// LZ_EINVAL.
 int lz_dealer_send(lz_dealer_t *dealer, const lz_value_t *value, int timeout_ms,
                    lz_dealer_callback_fn callback, void *arg, char *request_id_out);
 
 // lz_dealer_request sends value and waits for its reply (owned by the
 // caller, stored in *reply) up to timeout_ms (-1: zmq.request_timeout).
-// Returns 0, LZ_ETIMEOUT, LZ_ESERIALIZATION, LZ_ECLOSED. Thread safe.
+// Returns 0, LZ_ETIMEOUT, LZ_ESERIALIZATION, LZ_ENOMEM, LZ_ECLOSED. Thread
+// safe.
 int lz_dealer_request(lz_dealer_t *dealer, const lz_value_t *value, lz_value_t **reply,
                       int timeout_ms);
 
