@@ -8,6 +8,7 @@
  * counted (connections_cut) and audited. */
 #include <arpa/inet.h>
 #include <crypt.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +134,28 @@ static bool keeps_getting(send_fn sender, void *to, read_fn reader, void *a, int
     return all;
 }
 
+// A poke makes a guarded socket receive, up to finding nothing queued.
+typedef void (*poke_fn)(void *arg);
+
+static void poke_pub(void *pub) { send_pub(pub, "poke"); } // a publish reads the subscriptions
+static void poke_pull(void *pull) {
+    char data[32];
+    size_t size = sizeof data;
+    lz_pull_recv_bytes(pull, data, &size, 0);
+}
+static void poke_proxy(void *sub) { // subscriptions to pass through the proxy's XPUB
+    lz_sub_subscribe(sub, "poke");
+    lz_sub_unsubscribe(sub, "poke");
+}
+
+// stops_looking: once the cut peer is gone, node's receives, which poke
+// makes, soon show that all its connection left was received (revoke.h's
+// lz__conns_drained), and its messages are no longer looked at.
+static bool stops_looking(lz_node_t *node, poke_fn poke, void *arg) {
+    LZ_TEST_WAIT_UNTIL((poke(arg), !lz__conns_looking(&node->conns)), SLOW_MS);
+    return !lz__conns_looking(&node->conns);
+}
+
 // A CURVE server's context admitting two clients, kept and revoked, each
 // with a context of its own; revoke_key() reloads with kept's key alone.
 typedef struct {
@@ -201,9 +224,10 @@ LZ_TEST(revoked_curve_subscriber_is_cut) {
     char *scrape = lz_context_prometheus(c.ctx);
     LZ_CHECK(scrape && strstr(scrape, "liberzmq_connections_cut_total{node=\"pub\",id=\"1\"} 1\n") != NULL);
     free(scrape);
+    lz_sub_destroy(&m);
+    LZ_CHECK(stops_looking(lz_pub_node(pub), poke_pub, pub));
 
     lz_sub_destroy(&a);
-    lz_sub_destroy(&m);
     lz_pub_destroy(&pub);
     curve_case_close(&c);
 }
@@ -273,9 +297,10 @@ LZ_TEST(proxy_cuts_only_the_revoked_peer) {
     LZ_CHECK_INT(quiet(read_sub, m, 300), 0);
     LZ_CHECK_INT(cuts(back), 1);
     LZ_CHECK_INT(cuts(front), 0);
+    lz_sub_destroy(&m);
+    LZ_CHECK(stops_looking(back, poke_proxy, a));
 
     lz_sub_destroy(&a);
-    lz_sub_destroy(&m);
     lz_pub_destroy(&pub);
     lz_proxy_destroy(&proxy);
     curve_case_close(&c);
@@ -351,12 +376,13 @@ LZ_TEST(removed_plain_user_is_cut_and_its_queue_dropped) {
     LZ_CHECK(!after[1] && !after[2] && !after[3]);
     LZ_CHECK_INT(lz_test_metrics(lz_pull_node(pull)).inbound_dropped - dropped, 2);
     LZ_CHECK_INT(cuts(lz_pull_node(pull)), 1);
+    lz_push_destroy(&b);
+    lz_context_destroy(&bctx);
+    LZ_CHECK(stops_looking(lz_pull_node(pull), poke_pull, pull));
 
     lz_push_destroy(&a);
-    lz_push_destroy(&b);
     lz_pull_destroy(&pull);
     lz_context_destroy(&actx);
-    lz_context_destroy(&bctx);
     lz_context_destroy(&sctx);
     lz_config_destroy(&cfg);
     unlink(users);
@@ -564,6 +590,7 @@ typedef struct {
     lz_pull_t *pull;
     lz_node_t *node;
     int fd;
+    int authorized; // keys[0..authorized) are, in the context's policy
 } table_case_t;
 
 static void table_open(table_case_t *t) {
@@ -578,6 +605,7 @@ static void table_open(table_case_t *t) {
     LZ_CHECK(t->pull != NULL);
     t->node = lz_pull_node(t->pull);
     t->fd = -1;
+    t->authorized = 3;
 }
 
 static void table_close(table_case_t *t) {
@@ -619,23 +647,60 @@ static size_t reload_revoking(table_case_t *t, int key) {
     return cut;
 }
 
-// play runs steps on a new table, then a reload taking revoked's key away
-// ('a', 'b' or 'c'): how many connections it cut. A step is a character:
-// '+' a new connection takes the number and its ACCEPTED is read, 'n' one
+// no_socket gives the number to something else than a socket: the cut
+// connection's was closed and no connection took the number.
+static void no_socket(table_case_t *t) {
+    int null = open("/dev/null", O_RDONLY);
+    LZ_CHECK(null >= 0);
+    LZ_CHECK_INT(dup2(null, t->fd), t->fd);
+    close(null);
+}
+
+// reload_cutting_last reloads the context with the last key still
+// authorized (c's, then b's) taken away: the connection on the number,
+// that key's, is cut, and messages naming it are refused from then on.
+static void reload_cutting_last(table_case_t *t) {
+    char kept[192] = "";
+    t->authorized--;
+    for (int i = 0; i < t->authorized; i++)
+        snprintf(kept + strlen(kept), sizeof kept - strlen(kept), "%s%s", i ? "," : "", t->keys[i].public_key);
+    uint64_t before = cuts(t->node);
+    LZ_CHECK_INT(lz_config_set(t->cfg, "security.authorized_keys", kept), LZ_OK);
+    LZ_CHECK_INT(lz_context_reload(t->ctx, t->cfg), LZ_OK);
+    LZ_CHECK_INT(cuts(t->node) - before, 1);
+}
+
+// run_steps plays steps on t's table, writing into seen what became of
+// each message ('.' let through, 'x' dropped). A step is a character: '+'
+// a new connection takes the number and its ACCEPTED is read, 'n' one
 // takes the number (its ACCEPTED unread), 'A' an ACCEPTED is read, '-' a
 // DISCONNECTED, 'a', 'b', 'c' a message with that key is received there,
-// 'd' a receive finds nothing queued (it began after the previous 'd').
+// 'd' a receive finds nothing queued (it began after the previous 'd'),
+// 'X' a reload takes the last key authorized away (c's, then b's), 'z' the
+// number goes to no socket.
+static void run_steps(table_case_t *t, const char *steps, char *seen) {
+    for (const char *step = steps; *step; step++) {
+        if (*step == '+' || *step == 'n') next_socket(t);
+        if (*step == '+' || *step == 'A') lz__conns_accepted(&t->node->conns, t->fd);
+        if (*step == '-') lz__conns_disconnected(&t->node->conns, t->fd);
+        if (*step == 'd') lz__conns_drained(&t->node->conns);
+        if (*step == 'X') reload_cutting_last(t);
+        if (*step == 'z') no_socket(t);
+        if (*step >= 'a' && *step <= 'c')
+            *seen++ = lz__conns_look_at(t->node, t->fd, t->keys[*step - 'a'].public_key, key_property) ? 'x' : '.';
+    }
+    *seen = '\0';
+}
+
+// play runs steps on a new table, every message admitted and let through,
+// then a reload taking revoked's key away ('a', 'b' or 'c'): how many
+// connections it cut.
 static size_t play(const char *steps, char revoked) {
     table_case_t t;
     table_open(&t);
-    for (const char *step = steps; *step; step++) {
-        if (*step == '+' || *step == 'n') next_socket(&t);
-        if (*step == '+' || *step == 'A') lz__conns_accepted(&t.node->conns, t.fd);
-        if (*step == '-') lz__conns_disconnected(&t.node->conns, t.fd);
-        if (*step == 'd') lz__conns_drained(&t.node->conns);
-        if (*step >= 'a' && *step <= 'c') // admitted: let through
-            LZ_CHECK(!lz__conns_look_at(t.node, t.fd, t.keys[*step - 'a'].public_key, key_property));
-    }
+    char seen[32];
+    run_steps(&t, steps, seen);
+    LZ_CHECK(strchr(seen, 'x') == NULL);
     size_t cut = reload_revoking(&t, revoked - 'a');
     table_close(&t);
     return cut;
@@ -698,6 +763,42 @@ LZ_TEST(a_drain_begun_before_the_accept_forgets_nothing) {
     LZ_CHECK_INT(play("+a-+c-+bdb", 'c'), 1);
     LZ_CHECK_INT(play("+a-+c-d+db", 'c'), 1);
     LZ_CHECK_INT(play("+a-dd+a", 'b'), 1);
+}
+
+// After a cut, what the connection left queued is dropped whenever it
+// comes, until a receive begun after its socket was seen gone from the
+// number (another connection's ACCEPTED there, or a drain finding it
+// closed) finds nothing queued: then it all came, and the socket's
+// messages are no longer looked at (lz__conns_looking). Each case: the
+// steps, what became of each message, whether the socket still looks.
+LZ_TEST(a_cut_numbers_leftovers_are_dropped_until_drained) {
+    static const struct {
+        const char *steps, *seen;
+        bool looking;
+    } cases[] = {
+        {"+cXcc", ".xx", true},
+        {"+cXzddd", ".", false},     // closed: seen at the first drain, proved by the next
+        {"+cXzdc", ".x", true},      // seen, not proved yet
+        {"+cXddcdd", ".x", true},    // still open: drains prove nothing
+        {"+cXdzdc", ".x", true},     // the drain before the close proves nothing
+        {"+cX+ddb", "..", false},    // reused: a's ACCEPTED shows it closed; b's first message teaches
+        {"+cX+dc", ".x", true},      // no receive begun after that ACCEPTED found nothing yet
+        {"+cXd+dc", ".x", true},     // nor one begun before it
+        {"nnAcXAddbc", "..x", true}, // the cut socket's own ACCEPTED, read late, shows nothing gone
+        {"+cX+bXddb", "..x", true},  // cut again on the number: the later cut socket is still open
+        {"+cX+bXzddd", "..", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        table_case_t t;
+        table_open(&t);
+        char seen[32];
+        run_steps(&t, cases[i].steps, seen);
+        if (strcmp(seen, cases[i].seen) != 0 || lz__conns_looking(&t.node->conns) != cases[i].looking)
+            printf("  case %s: seen %s, looking %d\n", cases[i].steps, seen, lz__conns_looking(&t.node->conns));
+        LZ_CHECK_STR(seen, cases[i].seen);
+        LZ_CHECK_INT(lz__conns_looking(&t.node->conns), cases[i].looking);
+        table_close(&t);
+    }
 }
 
 // A pyzmq PUSH in a process of its own, so that the descriptor numbers the
@@ -805,4 +906,5 @@ LZ_TEST_MAIN(LZ_CASE(revoked_curve_subscriber_is_cut), LZ_CASE(silent_pullers_ar
              LZ_CASE(leftovers_of_an_earlier_connection_than_the_last_teach_no_key),
              LZ_CASE(a_reused_number_still_learns_its_connections_key), LZ_CASE(a_drained_number_learns_again),
              LZ_CASE(a_drain_begun_before_the_accept_forgets_nothing),
+             LZ_CASE(a_cut_numbers_leftovers_are_dropped_until_drained),
              LZ_CASE(a_reused_number_is_known_again_once_drained))

@@ -37,7 +37,10 @@
  * engine's last hand-over (stream_engine_base_t::error). What a cut
  * connection left queued is dropped whenever it comes: its number stays
  * looked at, through the connections that reuse it, each message judged by
- * its own User-Id. */
+ * its own User-Id, until the same proof says it all came. The cut socket
+ * seen gone from the number (another socket there at the number's next
+ * ACCEPTED, or at a drain: closed, so after its last hand-over), a receive
+ * begun after that which finds nothing has received all it left. */
 #include "core/revoke.h"
 
 #include <limits.h>
@@ -55,17 +58,18 @@ enum { CONN_FREE = 0, CONN_OPEN, CONN_GONE, CONN_CUT };
 
 struct lz_conn {
     unsigned char state;
-    bool known;      // user is what its messages show (or, under ZAP, nothing is to be shown)
-    bool learns;     // a message may still teach user (see learn)
-    bool looked;     // counted in the table's looks
-    bool after_cut;  // a connection with this number was cut: what it left queued may still come
-    unsigned queued; // messages the number's earlier connections may still have queued (0: none)
-    unsigned run;    // messages in a row naming queued_by (or first), each maybe one of theirs
-    uint64_t order;  // its ACCEPTED's place in the table's accepts: a drain from there on forgets queued
-    ino_t inode;     // the socket's, when accepted: 0 when it could not be read
-    char *user;      // the ZAP user id, once known
-    char *queued_by; // the user id all those earlier connections showed, when each showed that one
-    char *first;     // without queued_by: the user id this connection's first message named
+    bool known;        // user is what its messages show (or, under ZAP, nothing is to be shown)
+    bool learns;       // a message may still teach user (see learn)
+    bool looked;       // counted in the table's looks
+    bool after_cut;    // a connection with this number was cut: what it left queued may still come
+    uint64_t cut_gone; // accepts when the cut socket was seen gone from the number (0: not yet; inode is its)
+    unsigned queued;   // messages the number's earlier connections may still have queued (0: none)
+    unsigned run;      // messages in a row naming queued_by (or first), each maybe one of theirs
+    uint64_t order;    // its ACCEPTED's place in the table's accepts: a drain from there on forgets queued
+    ino_t inode;       // the socket's, when accepted: 0 when it could not be read
+    char *user;        // the ZAP user id, once known
+    char *queued_by;   // the user id all those earlier connections showed, when each showed that one
+    char *first;       // without queued_by: the user id this connection's first message named
 };
 
 void lz__conns_init(lz_conns_t *conns) {
@@ -85,6 +89,7 @@ static void conn_clear(lz_conn_t *conn) {
 void lz__conns_forget(lz_conns_t *conns) {
     pthread_mutex_lock(&conns->lock);
     for (size_t i = 0; i < conns->capacity; i++) conn_clear(&conns->slots[i]);
+    conns->cuts_left = 0;
     atomic_store(&conns->looks, 0);
     pthread_mutex_unlock(&conns->lock);
 }
@@ -183,14 +188,19 @@ void lz__conns_accepted(lz_conns_t *conns, int fd) {
         ino_t inode = socket_inode(fd);
         if (conn->state != CONN_FREE) remember_ended(conns, conn, inode == conn->inode);
         bool known = mode == LZ_SECURE_ZAP; // nothing to learn: a NULL peer is judged by its address alone
+        uint64_t order = ++conns->accepts;
+        // Another socket than the cut one on its number: that one was closed (the same: this is its own
+        // ACCEPTED, read late).
+        bool cut_socket_gone = conn->after_cut && !conn->cut_gone && inode != conn->inode;
         *conn = (lz_conn_t){
             .state = CONN_OPEN,
             .known = known,
             .learns = !known && inode && may_learn(conns, conn), // one never judged needs no name
             .looked = conn->looked,
             .after_cut = conn->after_cut,
+            .cut_gone = cut_socket_gone ? order : conn->cut_gone,
             .queued = conn->queued,
-            .order = ++conns->accepts,
+            .order = order,
             .inode = inode,
             .queued_by = conn->queued_by,
         };
@@ -258,17 +268,33 @@ static void forget_queued(lz_conn_t *conn) {
     conn->learns = conn->state == CONN_OPEN && !conn->known && conn->inode;
 }
 
+// settle_cut ends the look at a cut connection's number once a receive
+// begun after its socket was seen gone (at accepts cut_gone, which from
+// has reached) found nothing queued: all it left was received (see the
+// top). Until then it looks whether the socket is gone now, which the next
+// such receive proves. Lock held.
+static void settle_cut(lz_conns_t *conns, lz_conn_t *conn, int fd, uint64_t from) {
+    if (conn->cut_gone && conn->cut_gone <= from) {
+        conn->after_cut = false;
+        conn->cut_gone = 0;
+        conns->cuts_left--;
+    } else if (!conn->cut_gone && socket_inode(fd) != conn->inode) {
+        conn->cut_gone = conns->accepts; // from reaches it at the next call
+    }
+}
+
 void lz__conns_drained(lz_conns_t *conns) {
     pthread_mutex_lock(&conns->lock);
     // Read by the previous call, so before this receive began. Each entry's
     // queued is forgotten by the first drain that may; the first drain of
     // all also starts looking at the connections that wait for one.
     uint64_t from = conns->drain_from;
-    if (from > conns->drained || !conns->drains) {
+    if (from > conns->drained || !conns->drains || conns->cuts_left) {
         conns->drains = true;
         for (size_t fd = 0; fd < conns->capacity; fd++) {
             lz_conn_t *conn = &conns->slots[fd];
             if (conn->queued && conn->order <= from) forget_queued(conn);
+            if (conn->after_cut) settle_cut(conns, conn, (int)fd, from);
             update_looked(conns, conn);
         }
         conns->drained = from;
@@ -333,7 +359,9 @@ static void cut(lz_node_t *node, lz_conn_t *conn, int fd, const char *address, c
     lz_secure_mode_t mode = guarded_mode(conns);
     shutdown(fd, SHUT_RDWR);
     conn->state = CONN_CUT;
+    if (!conn->after_cut) conns->cuts_left++;
     conn->after_cut = true;
+    conn->cut_gone = 0; // to be seen gone anew: this socket, closed, has left all the number's earlier ones did
     update_looked(conns, conn);
     const char *mechanism = mechanism_name(mode);
     LZ_LOG(node->log, LZ_LOG_WARNING, "audit", "cut peer %s mechanism %s %s %s on %s: %s",

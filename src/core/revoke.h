@@ -26,8 +26,9 @@ typedef struct lz_conns {
     // identity is not known yet (once the receive path drains, those that
     // wait for a drain too: it calls lz__conns_drained only while this is
     // not 0), and numbers a cut connection had, whose queued messages are
-    // to be dropped (whichever connection has the number now). The receive
-    // path reads only this while it is 0.
+    // to be dropped (whichever connection has the number now) until a
+    // drain proves none is left. The receive path reads only this while it
+    // is 0.
     atomic_uint looks;
     atomic_int mode;      // the node's lz_secure_mode_t once guarded, else LZ_SECURE_UNSET
     pthread_mutex_t lock; // guards the entries (the monitor thread, receivers, a reload)
@@ -38,6 +39,7 @@ typedef struct lz_conns {
     uint64_t drain_from; // accepts as the receive path last found nothing queued (lz__conns_drained)
     uint64_t drained;    // the largest drain_from used: what entries up to it left is forgotten
     bool drains;         // the receive path has called lz__conns_drained (revoke.c's update_looked)
+    unsigned cuts_left;  // entries whose cut connection's leftovers may still come (revoke.c's settle_cut)
 } lz_conns_t;
 
 // lz__conns_init readies an inert table; lz__conns_fini frees it (no
@@ -70,8 +72,10 @@ static inline bool lz__conns_looking(lz_conns_t *conns) {
 // it was looked at as it came (lz__conns_look), so the connections whose
 // number the table had seen go to a later one (its ACCEPTED) by the
 // previous such call have nothing left to come: the connections now on
-// those numbers learn who they are from their next message (revoke.c's top
-// says why). Only from the receive path, right after that receive, by the
+// those numbers learn who they are from their next message, and a cut
+// connection whose socket that call had seen gone (closed, or its number
+// another's) has left nothing: its number is no longer looked at (revoke.c's
+// top says why). Only from the receive path, right after that receive, by the
 // socket's one reader at a time; only while lz__conns_looking (before its
 // first call, and while nothing is looked at, nothing waits for one).
 // Takes the table's lock.
