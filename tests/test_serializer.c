@@ -894,6 +894,10 @@ static bool reference_utf8(const unsigned char *s, size_t n) {
     return true;
 }
 
+// reference_topic is what a topic must be (envelope.h's lz__topic_text):
+// UTF-8 by the reference, with no NUL.
+static bool reference_topic(const unsigned char *s, size_t n) { return !memchr(s, 0, n) && reference_utf8(s, n); }
+
 // guarded_page maps a readable page followed by one that is not: text
 // copied to end at the boundary crashes any read past its end, in every
 // build (ASan would catch it only in its own).
@@ -908,13 +912,15 @@ static unsigned char *guarded_page(size_t *page) {
     return p;
 }
 
-// Every text of up to 3 bytes (16.8 million), each ending where memory ends.
+// Every text of up to 3 bytes (16.8 million), each ending where memory
+// ends, as text and as a topic.
 LZ_TEST(utf8_valid_agrees_with_a_reference_on_every_text_of_up_to_3_bytes) {
     size_t page;
     unsigned char *mem = guarded_page(&page);
     LZ_CHECK(mem != NULL);
     if (!mem) return;
     LZ_CHECK(lz__utf8_valid(mem + page, 0));
+    LZ_CHECK(lz__topic_text(mem + page, 0));
     size_t wrong = 0;
     for (size_t len = 1; len <= 3; len++) {
         unsigned char *s = mem + page - len;
@@ -922,6 +928,8 @@ LZ_TEST(utf8_valid_agrees_with_a_reference_on_every_text_of_up_to_3_bytes) {
             for (size_t i = 0; i < len; i++) s[i] = (unsigned char)(bits >> (8 * i));
             if (lz__utf8_valid(s, len) != reference_utf8(s, len) && wrong++ < 5)
                 fprintf(stderr, "disagrees on %zu bytes %06" PRIx32 " (little end first)\n", len, bits);
+            if (lz__topic_text(s, len) != reference_topic(s, len) && wrong++ < 5)
+                fprintf(stderr, "topic disagrees on %zu bytes %06" PRIx32 " (little end first)\n", len, bits);
         }
     }
     LZ_CHECK_INT((long)wrong, 0);
@@ -930,9 +938,10 @@ LZ_TEST(utf8_valid_agrees_with_a_reference_on_every_text_of_up_to_3_bytes) {
 
 // Pieces that make a sequence or break one: ASCII, well-formed characters
 // of each length at their bounds, stray continuation bytes, bytes no text
-// holds, overlong forms, surrogates, values past U+10FFFF.
+// holds, overlong forms, surrogates, values past U+10FFFF; and NUL, "",
+// which is text but no topic (piece_size gives it its byte).
 static const char *const utf8_pieces[] = {
-    "a", "\x7f", "\xc2\x80", "\xdf\xbf", "\xc3\xa9", "\xe0\xa0\x80", "\xe2\x82\xac", "\xed\x9f\xbf",
+    "", "a", "\x7f", "\xc2\x80", "\xdf\xbf", "\xc3\xa9", "\xe0\xa0\x80", "\xe2\x82\xac", "\xed\x9f\xbf",
     "\xee\x80\x80", "\xef\xbf\xbf", "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "\xf0\x9f\x98\x80",
     "\x80", "\xbf", "\xc0\x80", "\xc1\xbf", "\xe0\x80\x80", "\xe0\x9f\xbf", "\xf0\x80\x80\x80",
     "\xf0\x8f\xbf\xbf", "\xed\xa0\x80", "\xed\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
@@ -940,17 +949,21 @@ static const char *const utf8_pieces[] = {
 };
 #define UTF8_PIECES (sizeof utf8_pieces / sizeof utf8_pieces[0])
 
-// check_everywhere compares the verdicts on the len bytes of text copied to
-// each of 8 alignments, the last ending where memory ends. Counts the
-// disagreements.
+static size_t piece_size(const char *piece) { return *piece ? strlen(piece) : 1; }
+
+// check_everywhere compares the verdicts, as text and as a topic, on the
+// len bytes of text copied to each of 8 alignments, the last ending where
+// memory ends. Counts the disagreements.
 static size_t check_everywhere(unsigned char *mem, size_t page, const unsigned char *text, size_t len) {
     size_t wrong = 0;
-    bool want = reference_utf8(text, len);
+    bool want = reference_utf8(text, len), topic = reference_topic(text, len);
     for (size_t shift = 0; shift < 8; shift++) {
         unsigned char *s = mem + page - len - shift;
         memcpy(s, text, len);
-        if (lz__utf8_valid(s, len) != want && wrong++ == 0) {
-            fprintf(stderr, "disagrees (reference %d) at alignment %zu on %zu bytes:", want, shift, len);
+        bool text_wrong = lz__utf8_valid(s, len) != want, topic_wrong = lz__topic_text(s, len) != topic;
+        if ((text_wrong || topic_wrong) && wrong++ == 0) {
+            fprintf(stderr, "%s disagrees (reference %d) at alignment %zu on %zu bytes:", text_wrong ? "text" : "topic",
+                    text_wrong ? want : topic, shift, len);
             for (size_t i = 0; i < len; i++) fprintf(stderr, " %02x", text[i]);
             fprintf(stderr, "\n");
         }
@@ -960,7 +973,7 @@ static size_t check_everywhere(unsigned char *mem, size_t page, const unsigned c
 
 // Each piece at every position of ASCII texts up to 40 bytes (cut short
 // when it runs past the end: a truncated sequence), then texts of random
-// pieces up to 80 bytes; at every alignment.
+// pieces up to 80 bytes; at every alignment, as text and as a topic.
 LZ_TEST(utf8_valid_agrees_with_a_reference_wherever_a_sequence_falls) {
     size_t page, wrong = 0;
     unsigned char *mem = guarded_page(&page), text[96];
@@ -970,7 +983,7 @@ LZ_TEST(utf8_valid_agrees_with_a_reference_wherever_a_sequence_falls) {
         for (size_t at = 0; at < len; at++) {
             for (size_t k = 0; k < UTF8_PIECES; k++) {
                 for (size_t i = 0; i < len; i++) text[i] = (unsigned char)('A' + i % 26);
-                size_t n = strlen(utf8_pieces[k]);
+                size_t n = piece_size(utf8_pieces[k]);
                 memcpy(text + at, utf8_pieces[k], at + n <= len ? n : len - at);
                 wrong += check_everywhere(mem, page, text, len);
             }
@@ -986,7 +999,7 @@ LZ_TEST(utf8_valid_agrees_with_a_reference_wherever_a_sequence_falls) {
             // mostly ASCII runs, as text is; a piece one time in four
             const char *piece =
                 state % 4 ? "abcdefghijklmnopqrstuvwxyz" + state / 4 % 26 : utf8_pieces[state / 4 % UTF8_PIECES];
-            size_t n = strlen(piece) < target - len ? strlen(piece) : target - len;
+            size_t n = piece_size(piece) < target - len ? piece_size(piece) : target - len;
             if (state % 4) n = 1 + state / 128 % n;
             memcpy(text + len, piece, n);
             len += n;

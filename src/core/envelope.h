@@ -97,48 +97,19 @@ int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame
                              lz_message_t **out);
 
 // --- Pub/sub: [topic, payload, (extension frames)]. ---
-// lz__ascii_word: no byte of w is NUL or past 0x7F. A NUL byte borrows
-// into its own top bit when 1 is taken from it, and only a NUL borrows.
-static inline bool lz__ascii_word(uint64_t w) {
-    return !(((w - 0x0101010101010101u) | w) & 0x8080808080808080u);
-}
-
-// lz__plain_ascii tells whether size bytes at data (at least 4) are
-// ASCII without NUL, a word at a time: the usual topic, which then needs
-// no walk byte by byte. Under 8 bytes, the first four and the last four
-// (overlapping) make the one word.
-static inline bool lz__plain_ascii(const unsigned char *p, size_t size) {
-    uint64_t w;
-    if (size < 8) {
-        uint32_t first, last;
-        memcpy(&first, p, 4);
-        memcpy(&last, p + size - 4, 4);
-        return lz__ascii_word(first | (uint64_t)last << 32);
-    }
-    for (size_t i = 0; i + 8 < size; i += 8) {
-        memcpy(&w, p + i, 8);
-        if (!lz__ascii_word(w)) return false;
-    }
-    memcpy(&w, p + size - 8, 8); // the last word, overlapping the one before
-    return lz__ascii_word(w);
+// lz__topic_text_from is lz__topic_text from byte i on, which is not
+// ASCII or is NUL: out of line, as most topics never get there.
+static __attribute__((noinline, unused)) bool lz__topic_text_from(const unsigned char *p, size_t size, size_t i) {
+    return lz__utf8_walk(p, size, i, true);
 }
 
 // lz__topic_text tells whether size bytes at data can be a topic: UTF-8
 // with no NUL, so that a C string holds all of it. Inline, as every
-// received message runs it.
+// received message runs it: the usual topic, plain ASCII, is proved a
+// word at a time.
 static inline bool lz__topic_text(const void *data, size_t size) {
-    const unsigned char *p = data;
-    if (size >= 4 && lz__plain_ascii(p, size)) return true;
-    for (size_t i = 0; i < size;) {
-        if ((unsigned)p[i] - 1u < 0x7Fu) { // 0x01-0x7F
-            i++;
-            continue;
-        }
-        size_t n = p[i] ? lz__utf8_sequence(p + i, size - i) : 0;
-        if (n == 0) return false;
-        i += n;
-    }
-    return true;
+    size_t plain = lz__text_span(data, size, true);
+    return plain == size || lz__topic_text_from(data, size, plain);
 }
 // lz__topic_refused sets the last error for a topic that is not text and
 // returns LZ_EPROTOCOL.

@@ -1,9 +1,10 @@
 /* Internal: strict UTF-8 (RFC 3629: no overlong forms, no surrogates,
  * nothing past U+10FFFF, the rule yajl and simdjson apply to JSON strings),
- * one sequence at a time for the envelope's topic check and the JSON
- * writer's escaping (which validate as they walk), or a whole buffer (its
- * ASCII runs a word at a time) for the decoders' strings, MessagePack's
- * encoder and the lz tool; and where text cut to a byte count may end. */
+ * one sequence at a time for the JSON writer's escaping (which validates
+ * as it walks), or a whole buffer (its ASCII runs a word at a time) for the
+ * decoders' strings, MessagePack's encoder, the lz tool and the envelope's
+ * topics (which refuse NUL too); and where text cut to a byte count may
+ * end. */
 #ifndef LZ_SERIAL_UTF8_H
 #define LZ_SERIAL_UTF8_H
 
@@ -30,63 +31,88 @@ static inline size_t lz__utf8_sequence(const unsigned char *p, size_t avail) {
     return n + 1;
 }
 
-// lz__ascii_span returns how many of the avail bytes at p are ASCII before
-// the first that is not (all avail when none is), reading a word at a
-// time: the last word overlaps the one before, and under 8 bytes the first
-// four and the last four (or the first, middle and last byte) make the one
-// word. Keys and most strings are ASCII, which this proves in a few
-// instructions where the walk a sequence at a time takes a few a byte.
-static inline size_t lz__ascii_span(const unsigned char *p, size_t avail) {
-    const uint64_t highs = UINT64_C(0x8080808080808080);
+// lz__text_flags marks the bytes of w that end a text span: those past
+// 0x7F, and NUL too when nul_stops. A NUL borrows into its own top bit when
+// 1 is taken from it, and only a NUL borrows, so the lowest marked byte is
+// exactly the first that ends the span (bytes above it may be marked for
+// nothing).
+static inline uint64_t lz__text_flags(uint64_t w, bool nul_stops) {
+    return (nul_stops ? (w - UINT64_C(0x0101010101010101)) | w : w) & UINT64_C(0x8080808080808080);
+}
+
+// lz__text_word loads the 8 bytes at p with the first in memory lowest, so
+// that counting trailing zeros finds the first marked byte.
+static inline uint64_t lz__text_word(const unsigned char *p) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+// lz__text_span returns how many of the avail bytes at p are ASCII (and not
+// NUL, when nul_stops) before the first that is not (all avail when none
+// is), reading a word at a time: the last word overlaps the one before, and
+// under 8 bytes the first four and the last four (or the first, middle and
+// last byte) make the one word: ORed, or side by side when NUL stops, as a
+// NUL ORed into another byte would hide. Keys, topics and most strings are
+// ASCII, which this proves in a few instructions where the walk a sequence
+// at a time takes a few a byte. Inline for nul_stops to be a constant.
+static inline __attribute__((always_inline)) size_t lz__text_span(const unsigned char *p, size_t avail,
+                                                                   bool nul_stops) {
     uint64_t w;
     if (avail < 8) {
         if (avail >= 4) {
             uint32_t first, last;
             memcpy(&first, p, 4);
             memcpy(&last, p + avail - 4, 4);
-            w = first | last;
+            w = nul_stops ? first | (uint64_t)last << 32 : first | last;
         } else {
             if (avail == 0) return 0;
-            w = p[0] | p[avail / 2] | p[avail - 1];
+            unsigned a = p[0], b = p[avail / 2], c = p[avail - 1];
+            // side by side, the five bytes above unmarked
+            w = nul_stops ? a | b << 8 | c << 16 | UINT64_C(0x0101010101000000) : a | b | c;
         }
-        if (!(w & highs)) return avail;
-        size_t at = 0;
-        while (p[at] < 0x80) at++; // stops before avail: some byte is not ASCII
+        if (!lz__text_flags(w, nul_stops)) return avail;
+        size_t at = 0; // stops before avail: some byte is marked
+        while (p[at] < 0x80 && (!nul_stops || p[at] != 0)) at++;
         return at;
     }
     const unsigned char *at = p, *last = p + avail - 8;
-    for (; at < last; at += 8) {
-        memcpy(&w, at, 8);
-        if (w & highs) goto high;
-    }
+    for (; at < last; at += 8)
+        if (lz__text_flags(w = lz__text_word(at), nul_stops)) goto marked;
     at = last;
-    memcpy(&w, at, 8);
-    if (!(w & highs)) return avail;
-high: // w's bytes before its first high byte, in memory order, are ASCII
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    return (size_t)(at - p) + (size_t)__builtin_clzll(w & highs) / 8;
-#else
-    return (size_t)(at - p) + (size_t)__builtin_ctzll(w & highs) / 8;
-#endif
+    if (!lz__text_flags(w = lz__text_word(at), nul_stops)) return avail;
+marked:
+    return (size_t)(at - p) + (size_t)__builtin_ctzll(lz__text_flags(w, nul_stops)) / 8;
+}
+
+// lz__utf8_walk tells whether the size bytes at p are UTF-8 (without NUL
+// when nul_stops) from byte i on, which starts a character: ASCII runs a
+// word at a time, the rest a sequence at a time.
+static inline __attribute__((always_inline)) bool lz__utf8_walk(const unsigned char *p, size_t size, size_t i,
+                                                                bool nul_stops) {
+    while (i < size) {
+        size_t n = p[i] < 0x80 ? lz__text_span(p + i, size - i, nul_stops) : lz__utf8_sequence(p + i, size - i);
+        if (n == 0) return false; // a sequence that is not UTF-8, or a NUL that stops
+        i += n;
+    }
+    return true;
 }
 
 // lz__utf8_valid_from is lz__utf8_valid from byte i on, which is not
 // ASCII: out of line, as most texts never get there, and the walk's
 // registers would cost every call that ends at the first look.
 static __attribute__((noinline, unused)) bool lz__utf8_valid_from(const unsigned char *p, size_t size, size_t i) {
-    while (i < size) {
-        size_t n = p[i] < 0x80 ? lz__ascii_span(p + i, size - i) : lz__utf8_sequence(p + i, size - i);
-        if (n == 0) return false;
-        i += n;
-    }
-    return true;
+    return lz__utf8_walk(p, size, i, false);
 }
 
 // lz__utf8_valid tells whether the size bytes at data are UTF-8: ASCII
 // runs a word at a time (all of most texts at the first look), the rest a
 // sequence at a time.
 static inline bool lz__utf8_valid(const void *data, size_t size) {
-    size_t ascii = lz__ascii_span(data, size);
+    size_t ascii = lz__text_span(data, size, false);
     return ascii == size || lz__utf8_valid_from(data, size, ascii);
 }
 
