@@ -5,19 +5,24 @@
  * usable. Families: security policies and the configuration's list checks,
  * the logger, the envelope and received messages, node hooks, metrics and
  * the Prometheus text, extension frames, the delay queue, the per-thread
- * buffers, the OTLP exporter, contexts made from a configuration and
+ * buffers, the OTLP exporter (its start, and on its own thread each
+ * batch's body and POST), contexts made from a configuration and
  * reloaded, plugins, the ZAP handler's password check (the file watcher's
  * sweep waits for fixes in config.c: see watching_survives_oom).
  * Per-thread caches are swept cold too, on a thread made for each run.
  * Under a sanitizer or valgrind nothing fails: each operation then runs
  * with nothing failing only. */
+#include <arpa/inet.h>
 #include <crypt.h>
 #include <dlfcn.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "lz_test.h"
@@ -915,6 +920,321 @@ LZ_TEST(otlp_exporter_survives_oom) {
     lz_config_destroy(&c.config);
 }
 
+/* ---- the OTLP exporter's thread: building and posting a batch ------------------------ */
+
+// A collector on loopback, served by a thread of the test's (exempt from
+// the failures): it takes each whole POST (its headers, then Content-Length
+// bytes), counts the spans of a body that is one whole batch of ours, or
+// the POST as bad, and answers 200 {}. A POST cut short (its connection
+// closed first) is not taken, as no collector would take it.
+#define COLLECTOR_CONNS 8
+#define SPAN_NAME "export \"oom\" \\ \xc3\xa9t\xc3\xa9" // escapes and UTF-8 in the body
+#define BATCH 40          // spans a POST: a body past stdio's buffer, grown twice
+#define OTLP_WAIT_MS 8000 // a POST's time, and a connection's (otlp.c), and then some
+
+typedef struct http_conn {
+    int fd;     // -1: free
+    char *data; // what came and was not taken yet, NUL-terminated
+    size_t len;
+} http_conn_t;
+
+typedef struct collector {
+    int listener, port;
+    pthread_t thread;
+    atomic_bool stopping;
+    atomic_long spans, bad_posts;
+    http_conn_t conns[COLLECTOR_CONNS];
+} collector_t;
+
+// batch_spans: how many spans the body holds when it is an
+// ExportTraceServiceRequest of ours, whole; else -1.
+static long batch_spans(const char *body, size_t size) {
+    lz_value_t *request = lz_value_from_json(body, size);
+    const lz_value_t *resource = lz_value_at(lz_value_get(request, "resourceSpans"), 0);
+    const lz_value_t *scope = lz_value_at(lz_value_get(resource, "scopeSpans"), 0);
+    const lz_value_t *spans = lz_value_get(scope, "spans");
+    long n = strcmp(lz_value_find_string(lz_value_get(scope, "scope"), "name", ""), "liberzmq") == 0
+                 ? (long)lz_value_size(spans) : 0;
+    for (size_t i = 0; i < (size_t)n; i++) {
+        const lz_value_t *span = lz_value_at(spans, i);
+        if (strcmp(lz_value_find_string(span, "name", ""), SPAN_NAME) != 0 ||
+            strlen(lz_value_find_string(span, "spanId", "")) != 16 || !lz_value_get(span, "status"))
+            n = 0;
+    }
+    lz_value_destroy(&request);
+    return n > 0 ? n : -1;
+}
+
+// take_request takes the whole request at the start of conn's data, if one
+// is there, and answers it; false when none is whole yet.
+static bool take_request(collector_t *col, http_conn_t *conn) {
+    const char *end = strstr(conn->data, "\r\n\r\n");
+    if (!end) return false;
+    size_t body_at = (size_t)(end - conn->data) + 4;
+    const char *length = strcasestr(conn->data, "\r\ncontent-length:");
+    size_t size = length && length < end ? strtoul(length + strlen("\r\ncontent-length:"), NULL, 10) : 0;
+    if (conn->len < body_at + size) return false;
+    long spans = batch_spans(conn->data + body_at, size);
+    if (spans < 0) atomic_fetch_add(&col->bad_posts, 1);
+    else atomic_fetch_add(&col->spans, spans);
+    static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    LZ_CHECK(send(conn->fd, answer, strlen(answer), MSG_NOSIGNAL) == (ssize_t)strlen(answer));
+    conn->len -= body_at + size;
+    memmove(conn->data, conn->data + body_at + size, conn->len + 1);
+    return true;
+}
+
+static void conn_close(http_conn_t *conn) {
+    close(conn->fd);
+    free(conn->data);
+    *conn = (http_conn_t){.fd = -1};
+}
+
+// conn_read reads what came on conn and takes the requests made whole.
+static void conn_read(collector_t *col, http_conn_t *conn) {
+    char chunk[16384];
+    ssize_t n = recv(conn->fd, chunk, sizeof chunk, 0);
+    if (n <= 0) { // closed, a request cut short with it
+        conn_close(conn);
+        return;
+    }
+    char *grown = realloc(conn->data, conn->len + (size_t)n + 1);
+    LZ_CHECK(grown != NULL);
+    memcpy(grown + conn->len, chunk, (size_t)n);
+    conn->len += (size_t)n;
+    grown[conn->len] = '\0';
+    conn->data = grown;
+    while (take_request(col, conn)) continue;
+}
+
+static void conn_accept(collector_t *col) {
+    int fd = accept(col->listener, NULL, NULL);
+    for (size_t i = 0; fd >= 0 && i < COLLECTOR_CONNS; i++)
+        if (col->conns[i].fd < 0) {
+            col->conns[i] = (http_conn_t){.fd = fd, .data = calloc(1, 1)};
+            return;
+        }
+    if (fd >= 0) close(fd); // more connections than an exporter makes
+}
+
+static void *collector_main(void *arg) {
+    collector_t *col = arg;
+    lz_oom_exempt_thread(true);
+    while (!atomic_load(&col->stopping)) {
+        struct pollfd fds[COLLECTOR_CONNS + 1] = {{.fd = col->listener, .events = POLLIN}};
+        for (size_t i = 0; i < COLLECTOR_CONNS; i++)
+            fds[i + 1] = (struct pollfd){.fd = col->conns[i].fd, .events = POLLIN};
+        if (poll(fds, COLLECTOR_CONNS + 1, 20) <= 0) continue;
+        if (fds[0].revents) conn_accept(col);
+        for (size_t i = 0; i < COLLECTOR_CONNS; i++)
+            if (fds[i + 1].revents && col->conns[i].fd >= 0) conn_read(col, &col->conns[i]);
+    }
+    for (size_t i = 0; i < COLLECTOR_CONNS; i++)
+        if (col->conns[i].fd >= 0) conn_close(&col->conns[i]);
+    return NULL;
+}
+
+static void collector_start(collector_t *col) {
+    *col = (collector_t){.listener = socket(AF_INET, SOCK_STREAM, 0)};
+    for (size_t i = 0; i < COLLECTOR_CONNS; i++) col->conns[i].fd = -1;
+    struct sockaddr_in at = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t size = sizeof at;
+    LZ_CHECK(bind(col->listener, (struct sockaddr *)&at, sizeof at) == 0 && listen(col->listener, 16) == 0 &&
+             getsockname(col->listener, (struct sockaddr *)&at, &size) == 0);
+    col->port = ntohs(at.sin_port);
+    LZ_CHECK_INT(pthread_create(&col->thread, NULL, collector_main, col), 0);
+}
+
+static void collector_stop(collector_t *col) {
+    atomic_store(&col->stopping, true);
+    pthread_join(col->thread, NULL);
+    close(col->listener);
+}
+
+// An exporter posting to the collector in batches of BATCH, through a
+// slot (its counters), with a logger counting its warnings.
+typedef struct otlp_run {
+    collector_t collector;
+    lz_config_t *config;
+    lz_settings_t settings;
+    lz_logger_t *logger;
+    atomic_int warnings;
+    lz_otlp_slot_t slot;
+    long spans_made; // so far: the next one's id follows
+} otlp_run_t;
+
+static void count_warning(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    (void)component, (void)message;
+    if (level >= LZ_LOG_WARNING) atomic_fetch_add(&((otlp_run_t *)arg)->warnings, 1);
+}
+
+static void otlp_run_open(otlp_run_t *o) {
+    collector_start(&o->collector);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", o->collector.port);
+    o->config = config_of((const char *const[]){"tracing.enabled", "true", "tracing.otlp_endpoint", url,
+                                                "tracing.otlp_batch", "40", "tracing.otlp_interval", "10", NULL});
+    LZ_CHECK_INT(lz__settings_read(o->config, &o->settings), LZ_OK);
+    o->logger = lz_logger_new();
+    LZ_CHECK_INT(lz_logger_to_callback(o->logger, count_warning, o), LZ_OK);
+    lz__otlp_slot_init(&o->slot);
+}
+
+// otlp_exporter_new puts a new exporter in the slot (the one before retires).
+static void otlp_exporter_new(otlp_run_t *o) {
+    lz_otlp_t *otlp = lz__otlp_start(&o->settings, o->logger);
+    LZ_CHECK(otlp != NULL);
+    lz__otlp_slot_swap(&o->slot, otlp);
+}
+
+static void otlp_run_close(otlp_run_t *o) {
+    lz__otlp_slot_fini(&o->slot);
+    lz_logger_destroy(&o->logger);
+    lz_config_destroy(&o->config);
+    collector_stop(&o->collector);
+}
+
+static lz_otlp_stats_t otlp_stats(otlp_run_t *o) {
+    lz_otlp_stats_t stats;
+    lz__otlp_slot_stats(&o->slot, &stats);
+    return stats;
+}
+
+static uint64_t accounted(otlp_run_t *o) {
+    lz_otlp_stats_t s = otlp_stats(o);
+    return s.spans_exported + s.spans_failed + s.spans_dropped;
+}
+
+// send_batch queues BATCH spans, half of them failed ones, and waits
+// until the exporter has accounted for them.
+static void send_batch(otlp_run_t *o) {
+    uint64_t before = accounted(o);
+    for (int i = 0; i < BATCH; i++, o->spans_made++) {
+        long id = o->spans_made + 1;
+        lz_span_t span = {.active = true, .kind = LZ_SPAN_SERVER, .status = i % 2 ? LZ_ETIMEOUT : LZ_OK,
+                          .start_ns = 1000 * id, .end_ns = 1000 * id + 999};
+        snprintf(span.name, sizeof span.name, "%s", SPAN_NAME);
+        snprintf(span.node, sizeof span.node, "oom-node");
+        snprintf(span.message_id, sizeof span.message_id, "message-%ld", id);
+        snprintf(span.trace_id, sizeof span.trace_id, "%032lx", id);
+        snprintf(span.span_id, sizeof span.span_id, "%016lx", id);
+        if (i % 2) snprintf(span.parent_id, sizeof span.parent_id, "%016lx", id - 1);
+        lz__otlp_slot_enqueue(&o->slot, &span);
+    }
+    LZ_TEST_WAIT_UNTIL(accounted(o) >= before + BATCH, OTLP_WAIT_MS);
+}
+
+// What a batch came to: the exporter's counts and the collector's.
+typedef struct batch_outcome {
+    uint64_t exported, failed, dropped;
+    long received, bad;
+    int warnings;
+} batch_outcome_t;
+
+static batch_outcome_t outcome_now(otlp_run_t *o) {
+    lz_otlp_stats_t s = otlp_stats(o);
+    return (batch_outcome_t){s.spans_exported, s.spans_failed, s.spans_dropped, atomic_load(&o->collector.spans),
+                             atomic_load(&o->collector.bad_posts), atomic_load(&o->warnings)};
+}
+
+static batch_outcome_t outcome_since(otlp_run_t *o, const batch_outcome_t *before) {
+    batch_outcome_t now = outcome_now(o);
+    return (batch_outcome_t){now.exported - before->exported, now.failed - before->failed,
+                             now.dropped - before->dropped, now.received - before->received, now.bad - before->bad,
+                             now.warnings - before->warnings};
+}
+
+// batch_ok: every span of the batch counted once; the collector took no
+// body that was not a whole batch, and had the spans exported (and maybe
+// some failed ones: a POST whose answer the exporter could not read);
+// failed ones were logged; and all went out when nothing failed.
+static bool batch_ok(const batch_outcome_t *b, bool failed) {
+    return b->exported + b->failed + b->dropped == BATCH && b->bad == 0 && b->received >= (long)b->exported &&
+           b->received <= (long)(b->exported + b->failed) && (b->failed == 0 || b->warnings > 0) &&
+           (failed || b->exported == BATCH);
+}
+
+// otlp_sweep_run sends a batch while the nth allocation of the exporter's
+// thread fails (a new exporter's, when cold), then one with nothing
+// failing, which must go through whole.
+static void otlp_sweep_run(otlp_run_t *o, long n, bool cold, bool *failed, long *counted) {
+    if (cold) otlp_exporter_new(o);
+    batch_outcome_t before = outcome_now(o);
+    lz_oom_arm_threads(n, spared_zmq);
+    send_batch(o);
+    *failed = lz_oom_stop_threads(counted);
+    // The exporter counts a failed POST, then logs it.
+    LZ_TEST_WAIT_UNTIL(atomic_load(&o->warnings) > before.warnings || otlp_stats(o).spans_failed == before.failed,
+                       OTLP_WAIT_MS);
+    batch_outcome_t armed = outcome_since(o, &before);
+    if (!batch_ok(&armed, *failed))
+        fprintf(stderr, "otlp%s, allocation %ld %s: %llu exported, %llu failed, %llu dropped; %ld received, %ld bad "
+                "posts, %d warnings\n", cold ? " (cold)" : "", n, *failed ? "failed" : "not failing",
+                (unsigned long long)armed.exported, (unsigned long long)armed.failed,
+                (unsigned long long)armed.dropped, armed.received, armed.bad, armed.warnings);
+    LZ_CHECK(batch_ok(&armed, *failed));
+    before = outcome_now(o);
+    send_batch(o);
+    batch_outcome_t after = outcome_since(o, &before);
+    LZ_CHECK(batch_ok(&after, false));
+}
+
+// sweep_exporter fails each allocation of the exporter's thread in turn
+// (as lz_oom_sweep, the last run failing none) and returns how many failed.
+static long sweep_exporter(otlp_run_t *o, bool cold) {
+    long n = 1, counted = 0;
+    for (bool failed = true; n <= 5000 && (failed || counted >= n); n++) otlp_sweep_run(o, n, cold, &failed, &counted);
+    LZ_CHECK(n <= 5000);
+    return n - 2;
+}
+
+// glibc keeps the stacks of ended threads (up to 40 MiB of them), each with
+// its TLS vector, a block from malloc: how many depends on how many threads
+// were alive at once. fill_stack_cache fills it (more threads at once than
+// it keeps) so that it is full both when the blocks live are counted and
+// after the sweep.
+#define CACHED_THREADS_MAX 12
+static void *wait_for_all(void *barrier) {
+    pthread_barrier_wait(barrier);
+    return NULL;
+}
+static void fill_stack_cache(void) {
+    pthread_t threads[CACHED_THREADS_MAX];
+    pthread_barrier_t all;
+    pthread_barrier_init(&all, NULL, CACHED_THREADS_MAX + 1);
+    for (int i = 0; i < CACHED_THREADS_MAX; i++) LZ_CHECK_INT(pthread_create(&threads[i], NULL, wait_for_all, &all), 0);
+    pthread_barrier_wait(&all);
+    for (int i = 0; i < CACHED_THREADS_MAX; i++) pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&all);
+}
+
+// A batch whose body cannot be built, or whose POST cannot be made, for
+// want of memory on the exporter's thread is not sent cut short: it is
+// counted failed and logged, the thread goes on, and the next batch gets
+// through. Swept on one exporter and on a new one each time (its first
+// connection, its first body).
+LZ_TEST(otlp_thread_survives_oom) {
+    if (!lz_oom_active()) // a sanitizer's or valgrind's allocators, not ours (lz_oom.h)
+        printf("  allocations cannot fail here (sanitizer or valgrind): batches sent with nothing failing\n");
+    otlp_run_t o = {0};
+    otlp_run_open(&o); // a first exporter makes what the process keeps (libcurl's, the logger's)
+    otlp_exporter_new(&o);
+    send_batch(&o);
+    otlp_run_close(&o);
+    fill_stack_cache();
+    long live = lz_oom_live();
+    o = (otlp_run_t){0};
+    otlp_run_open(&o);
+    otlp_exporter_new(&o);
+    send_batch(&o);
+    long warm = sweep_exporter(&o, false), cold = sweep_exporter(&o, true);
+    otlp_run_close(&o);
+    long leaked = lz_oom_live() - live; // before printing: stdout's buffer may be made then
+    if (leaked > 0) fprintf(stderr, "  the exporter's thread: %ld blocks leaked\n", leaked);
+    LZ_CHECK(leaked <= 0);
+    printf("  the exporter's thread: %ld allocations failed in turn, %ld on a new exporter each time\n", warm, cold);
+}
+
 /* ---- contexts made from a configuration, plugins, the file watcher ------------------ */
 
 typedef struct context_case {
@@ -1212,8 +1532,9 @@ LZ_TEST(plugin_loads_survive_oom) {
     dlclose(c.lz.handle);
 }
 
-LZ_TEST_MAIN(LZ_CASE(otlp_exporter_survives_oom), LZ_CASE(security_policies_survive_oom),
-             LZ_CASE(list_checks_survive_oom), LZ_CASE(logging_survives_oom), LZ_CASE(envelopes_survive_oom),
-             LZ_CASE(hooks_survive_oom), LZ_CASE(metrics_survive_oom), LZ_CASE(small_parts_survive_oom),
-             LZ_CASE(contexts_survive_oom), LZ_CASE(running_contexts_survive_oom), LZ_CASE(watching_survives_oom),
-             LZ_CASE(zap_password_check_survives_oom), LZ_CASE(plugin_loads_survive_oom))
+LZ_TEST_MAIN(LZ_CASE(otlp_exporter_survives_oom), LZ_CASE(otlp_thread_survives_oom),
+             LZ_CASE(security_policies_survive_oom), LZ_CASE(list_checks_survive_oom), LZ_CASE(logging_survives_oom),
+             LZ_CASE(envelopes_survive_oom), LZ_CASE(hooks_survive_oom), LZ_CASE(metrics_survive_oom),
+             LZ_CASE(small_parts_survive_oom), LZ_CASE(contexts_survive_oom), LZ_CASE(running_contexts_survive_oom),
+             LZ_CASE(watching_survives_oom), LZ_CASE(zap_password_check_survives_oom),
+             LZ_CASE(plugin_loads_survive_oom))

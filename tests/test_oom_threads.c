@@ -7,7 +7,10 @@
  * thread that is being the scheduler's choice. Whichever it is: nothing
  * crashes, hangs or leaks; every message sent is handled or counted in
  * its receiver's metrics, every request gets its reply or an error in
- * time, and once the failures stop the node works (a marker goes through). */
+ * time, and once the failures stop the node works (a marker goes through).
+ * Replies that a thread of the program's sends (a router's lz_router_send,
+ * a deferred reply's lz_server_reply_send and _error) are swept on that
+ * thread (lz_oom_arm), warm and fresh: failed_replies_from_the_caller_lose_nothing. */
 #include "core/sendbuf.h"
 #include "lz_test.h"
 
@@ -19,6 +22,7 @@
 #define TIMEOUT_MS 400      // a request's
 #define SLACK_MS 400        // past a request's timeout, for its answer to come
 #define SWEEP_BUDGET_MS 800 // per scenario and pass (warm, cold): the runs that fit (sweep)
+#define SWEEP_LIMIT 2000    // allocations of one call failed in turn, at most
 
 // libzmq aborts on a failed allocation by design, and libstdc++'s operator
 // new is how our C++ serializers allocate: neither fails here.
@@ -54,7 +58,7 @@ typedef struct answer {
     atomic_int calls;
     int seq;
     int status;
-    bool matches;     // the reply was its request's echo
+    bool matches;     // the reply (or an error reply's message) was its request's echo
     int64_t deadline; // when its timeout ends
     int64_t came;     // when its answer came
 } answer_t;
@@ -108,11 +112,12 @@ static void discard_record(lz_log_level_t level, const char *component, const ch
     (void)level, (void)component, (void)message, (void)arg;
 }
 
-static lz_context_t *context_for(const scenario_t *sc) {
+// context_for: a context of the common settings and own's (up to four, NULL-terminated when fewer).
+static lz_context_t *context_for(const char *const *own) {
     const char *settings[9] = {"zmq.linger=0", "logging.level=warning", "zmq.failed_socket_cooldown=50",
                                "zmq.request_retries=1"};
     size_t n = 4;
-    for (size_t i = 0; i < 4 && sc->settings[i]; i++) settings[n++] = sc->settings[i];
+    for (size_t i = 0; i < 4 && own[i]; i++) settings[n++] = own[i];
     settings[n] = NULL;
     return lz_test_context_from(settings);
 }
@@ -363,13 +368,14 @@ static int echo(const lz_message_t *request, lz_value_t **reply, void *arg) {
     return *reply ? LZ_OK : LZ_ENOMEM;
 }
 
-// on_answer notes an asynchronous request's outcome. It runs on the
-// client's I/O thread, armed: it allocates nothing.
+// on_answer notes an asynchronous request's outcome: whether the reply,
+// or an error reply's message, is message a->seq. It runs on the client's
+// I/O thread, armed: it allocates nothing.
 static void on_answer(int status, const lz_value_t *reply, void *arg) {
     answer_t *a = arg;
     a->came = lz_test_now_ms();
     a->status = status;
-    a->matches = status == LZ_OK && value_seq(reply) == a->seq;
+    a->matches = value_seq(status == LZ_OK ? reply : lz_value_get(reply, "message")) == a->seq;
     atomic_fetch_add(&a->calls, 1);
 }
 
@@ -696,7 +702,7 @@ static void *drive(void *arg) {
     if (!r) return NULL;
     r->sc = d->sc;
     r->cold = d->cold;
-    r->ctx = context_for(d->sc);
+    r->ctx = context_for(d->sc->settings);
     snprintf(r->what, sizeof r->what, "%s%s, opening", d->sc->name, d->cold ? " (cold)" : "");
     LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(r->ctx), discard_record, NULL), LZ_OK);
     int64_t armed = 0;
@@ -775,4 +781,287 @@ LZ_TEST(failing_threads_lose_nothing) {
     }
 }
 
-LZ_TEST_MAIN(LZ_CASE(failing_threads_lose_nothing))
+/* ---- replies sent from the caller's thread ---------------------------------- */
+
+// A router's send to a dealer named by its identity (lz_router_send: the
+// encode and send of lz_router_reply, whose sweep is test_oom_patterns'),
+// and a deferred reply answered from a thread of the program's
+// (lz_server_reply_send, lz_server_reply_error): the request comes
+// unarmed, then that thread's allocations fail in turn (lz_oom_arm), on
+// this thread (its caches warm) and on a fresh one (every cache to make).
+// A reply that failed says LZ_ENOMEM and sent nothing wrong: the router's
+// may be sent again, and the dealer gets it once; a deferred one is
+// finished all the same, its client getting an error reply or a timeout,
+// and the server counting why. One that succeeded reached its client whole
+// (an error reply with its message).
+//
+// The requests are small and the replies long (message_text), so that the
+// reply's encoding grows a buffer of its own: each deferred request comes
+// while another one (held) has taken the server's spare job, with its
+// grown buffer. A fresh thread's send finds no recycled buffer of its size
+// either: this thread takes the shelf's (sendbuf.h) before the run.
+
+typedef struct caller caller_t;
+typedef struct reply_kind {
+    const char *name;
+    const char *settings[4]; // NULL-terminated when fewer
+    void (*open)(caller_t *c);
+    void (*ask)(caller_t *c);   // a request waiting for the answer, unarmed
+    int (*answer)(caller_t *c); // armed
+    void (*done)(caller_t *c);  // after the run's checks, unarmed
+    int expected;               // the client's status for the answer (its reply or message: the echo)
+    bool again;                 // an answer that failed may be made again
+} reply_kind_t;
+
+typedef _Atomic(lz_server_reply_t *) parked_t; // a request deferred, for the test to answer
+
+struct caller {
+    const reply_kind_t *kind;
+    run_t nodes; // the context, a router and a dealer or a server and a client; counted: the router or server
+    lz_router_request_t *request;
+    parked_t parked, held; // held: keeps the spare job busy (see above)
+    lz_value_t *value;     // the answer's, made unarmed
+    answer_t answer, held_answer;
+};
+
+static void caller_close(caller_t *c) {
+    lz_router_request_destroy(&c->request);
+    lz_value_destroy(&c->value);
+    close_run(&c->nodes);
+}
+
+// prepare_answer makes the next answer's value and returns its request's.
+static lz_value_t *prepare_answer(caller_t *c) {
+    char text[TEXT_SIZE];
+    int seq = (c->answer.seq + 1) % MESSAGES;
+    message_text(seq, text);
+    lz_value_destroy(&c->value);
+    LZ_CHECK((c->value = lz_value_string(text)) != NULL);
+    c->answer = (answer_t){.seq = seq, .deadline = lz_test_now_ms() + TIMEOUT_MS};
+    return lz_value_int(seq);
+}
+
+static void open_routed(caller_t *c) {
+    lz_test_ipc_endpoint(c->nodes.url, sizeof c->nodes.url);
+    LZ_CHECK((c->nodes.router = lz_router_new(c->nodes.ctx, c->nodes.url)) != NULL);
+    LZ_CHECK((c->nodes.dealer = lz_dealer_new(c->nodes.ctx, c->nodes.url, "caller")) != NULL);
+    c->nodes.counted = lz_router_node(c->nodes.router);
+}
+
+static void ask_router(caller_t *c) {
+    lz_value_t *request = prepare_answer(c);
+    LZ_CHECK_INT(lz_dealer_send(c->nodes.dealer, request, TIMEOUT_MS, on_answer, &c->answer, NULL), LZ_OK);
+    lz_value_destroy(&request);
+    lz_router_request_destroy(&c->request);
+    LZ_CHECK((c->request = lz_router_recv(c->nodes.router, WAIT_MS)) != NULL);
+}
+
+static int router_send(caller_t *c) {
+    size_t size;
+    const void *identity = lz_router_request_identity(c->request, &size);
+    return lz_router_send(c->nodes.router, identity, size, lz_router_request_id(c->request), c->value);
+}
+
+static void router_done(caller_t *c) { lz_router_request_destroy(&c->request); }
+
+// park defers its request into the slot it was registered with.
+static int park(const lz_message_t *request, lz_value_t **reply, void *slot) {
+    (void)reply;
+    lz_server_reply_t *handle = lz_server_defer(request);
+    if (!handle) return lz_last_error_code();
+    atomic_store((parked_t *)slot, handle);
+    return LZ_SERVER_DEFERRED;
+}
+
+static void open_parking(caller_t *c) {
+    lz_test_ipc_endpoint(c->nodes.url, sizeof c->nodes.url);
+    LZ_CHECK((c->nodes.server = lz_server_new(c->nodes.ctx, c->nodes.url)) != NULL);
+    LZ_CHECK_INT(lz_server_on(c->nodes.server, "park", park, &c->parked), LZ_OK);
+    LZ_CHECK_INT(lz_server_on(c->nodes.server, "hold", park, &c->held), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(c->nodes.server), LZ_OK);
+    c->nodes.counted = lz_server_node(c->nodes.server);
+    LZ_CHECK((c->nodes.client = lz_client_new(c->nodes.ctx, c->nodes.url)) != NULL);
+}
+
+// ask_parked asks action of c's client and waits until the server parked it in slot.
+static void ask_parked(caller_t *c, const char *action, const lz_value_t *request, int timeout_ms, answer_t *answer,
+                       parked_t *slot) {
+    LZ_CHECK_INT(lz_client_request_async(c->nodes.client, action, request, timeout_ms, on_answer, answer), LZ_OK);
+    LZ_TEST_WAIT_UNTIL(atomic_load(slot), WAIT_MS);
+    LZ_CHECK(atomic_load(slot) != NULL);
+}
+
+static void ask_server(caller_t *c) {
+    lz_value_t *request = prepare_answer(c);
+    c->held_answer = (answer_t){.seq = -1};
+    ask_parked(c, "hold", NULL, WAIT_MS, &c->held_answer, &c->held);
+    ask_parked(c, "park", request, TIMEOUT_MS, &c->answer, &c->parked);
+    lz_value_destroy(&request);
+}
+
+static int deferred_send(caller_t *c) {
+    lz_server_reply_t *handle = atomic_exchange(&c->parked, NULL);
+    return lz_server_reply_send(&handle, c->value);
+}
+
+static int deferred_error(caller_t *c) {
+    lz_server_reply_t *handle = atomic_exchange(&c->parked, NULL);
+    return lz_server_reply_error(&handle, LZ_EVALIDATION, lz_value_get_string(c->value, NULL));
+}
+
+// The held request is answered null, which its client gets.
+static void release_held(caller_t *c) {
+    lz_server_reply_t *handle = atomic_exchange(&c->held, NULL);
+    LZ_CHECK_INT(lz_server_reply_send(&handle, NULL), LZ_OK);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&c->held_answer.calls), WAIT_MS);
+    LZ_CHECK_INT(c->held_answer.status, LZ_OK);
+}
+
+// clang-format off
+static const reply_kind_t reply_kinds[] = {
+    {"router send", {NULL}, open_routed, ask_router, router_send, router_done, LZ_OK, true},
+    {"deferred reply", {"zmq.handler_max_concurrency=1", "zmq.request_retries=0", NULL},
+     open_parking, ask_server, deferred_send, release_held, LZ_OK, false},
+    {"deferred reply traced", {"zmq.handler_max_concurrency=1", "zmq.request_retries=0", "tracing.enabled=true"},
+     open_parking, ask_server, deferred_send, release_held, LZ_OK, false},
+    {"deferred error", {"zmq.handler_max_concurrency=1", "zmq.request_retries=0", NULL},
+     open_parking, ask_server, deferred_error, release_held, LZ_EREMOTE, false},
+};
+// clang-format on
+
+// A run of the answer with its nth allocation failing (0: none).
+typedef struct armed_answer {
+    caller_t *c;
+    long n, counted;
+    bool failed;
+    int rc;
+    char error[256]; // the answer's lz_last_error
+} armed_answer_t;
+
+static void *answer_armed(void *arg) {
+    armed_answer_t *a = arg;
+    lz_oom_spare(spared);
+    lz_oom_arm(a->n);
+    a->rc = a->c->kind->answer(a->c);
+    a->failed = lz_oom_stop();
+    a->counted = lz_oom_counted;
+    snprintf(a->error, sizeof a->error, "%s", lz_last_error());
+    lz_oom_spare(NULL);
+    return NULL;
+}
+
+// answer_fresh runs the answer on a fresh thread, while this one holds
+// every recycled buffer of the reply's size (as many as sendbuf.h says it
+// keeps, shelved or in this thread's hand).
+#define HELD_MAX 64
+static void answer_fresh(armed_answer_t *a) {
+    zmq_msg_t held[HELD_MAX];
+    char text[TEXT_SIZE] = ""; // a frame of the reply's size
+    size_t n = 0;
+    while (n < HELD_MAX && lz__sendbuf_kept(sizeof text) > 0 && lz__sendbuf_build(&held[n], text, sizeof text) == 0)
+        n++;
+    pthread_t thread;
+    LZ_CHECK_INT(pthread_create(&thread, NULL, answer_armed, a), 0);
+    pthread_join(thread, NULL);
+    while (n) zmq_msg_close(&held[--n]);
+}
+
+// check_reply: the answer's outcome, what its node counted since before
+// (sent, and errors and drops) and what the client got agree.
+static void check_reply(caller_t *c, const armed_answer_t *a, const lz_metrics_t *before) {
+    const reply_kind_t *kind = c->kind;
+    bool answered = a->rc == LZ_OK || (a->failed && a->rc == LZ_ENOMEM && a->error[0]);
+    if (!answered)
+        fprintf(stderr, "%s, allocation %ld failing: %s (%s)\n", kind->name, a->n, lz_error_name(a->rc), a->error);
+    LZ_CHECK(answered);
+    if (a->rc != LZ_OK && kind->again) LZ_CHECK_INT(kind->answer(c), LZ_OK);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&c->answer.calls), WAIT_MS);
+    const answer_t *got = &c->answer;
+    lz_metrics_t now = lz_test_metrics(c->nodes.counted);
+    uint64_t sent = now.messages_sent - before->messages_sent;
+    uint64_t troubles = now.errors + now.outbound_dropped - before->errors - before->outbound_dropped;
+    bool whole = a->rc == LZ_OK || kind->again; // else an error reply or nothing, and why counted
+    bool ok = atomic_load(&got->calls) == 1 && got->came <= got->deadline + SLACK_MS &&
+              (whole ? sent == 1 && got->status == kind->expected && got->matches
+                     : sent <= 1 && troubles > 0 && got->status != LZ_OK);
+    if (!ok)
+        fprintf(stderr, "%s, allocation %ld failing (%s: %s): %llu sent, %llu counted; the client got %s%s, "
+                "%d answer(s), %lld ms after its timeout\n", kind->name, a->n, lz_error_name(a->rc), a->error,
+                (unsigned long long)sent, (unsigned long long)troubles, lz_error_name(got->status),
+                !got->matches ? " (not the answer's)" : "", atomic_load(&got->calls),
+                (long long)(got->came - got->deadline));
+    LZ_CHECK(ok);
+}
+
+static void answer_once(caller_t *c, armed_answer_t *a, bool fresh) {
+    c->kind->ask(c);
+    lz_metrics_t before = lz_test_metrics(c->nodes.counted);
+    if (fresh) answer_fresh(a);
+    else answer_armed(a);
+    check_reply(c, a, &before);
+    c->kind->done(c);
+    if (getenv("LZ_OOM_VERBOSE"))
+        printf("%s, allocation %ld of %ld: %s (%s), %ld blocks live\n", c->kind->name, a->n, a->counted,
+               lz_error_name(a->rc), a->failed ? a->error : "none failed", live_blocks());
+}
+
+// sweep_answer fails each allocation of c's answer in turn, then none, and
+// returns how many failed.
+static long sweep_answer(caller_t *c, bool fresh) {
+    long n = 1;
+    for (armed_answer_t a; n <= SWEEP_LIMIT; n++) {
+        a = (armed_answer_t){.c = c, .n = n};
+        answer_once(c, &a, fresh);
+        if (!a.failed && a.counted < n) break; // every allocation has failed once
+    }
+    LZ_CHECK(n <= SWEEP_LIMIT);
+    return n - 1;
+}
+
+// settled_blocks: live_blocks once they are down to limit (libzmq's
+// reaper frees a little later), or after wait_ms.
+static long settled_blocks(long limit, int wait_ms) {
+    LZ_TEST_WAIT_UNTIL(live_blocks() <= limit, wait_ms);
+    return live_blocks();
+}
+
+// sweep_kind sweeps kind's answer after warming it up until it allocates
+// nothing more to keep (the connections' queues, the free lists grow for
+// a while), then checks that it leaks nothing. The first error reply, say,
+// fills caches of its own, and libzmq's queues keep a spare chunk by
+// turns, so a sweep may end a little above where it began; a leak on a
+// failure's path leaks again each time: of up to three sweeps more, one
+// must end no higher than it began.
+static void sweep_kind(const reply_kind_t *kind, bool fresh) {
+    caller_t c = {.kind = kind};
+    c.nodes.ctx = context_for(kind->settings);
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(c.nodes.ctx), discard_record, NULL), LZ_OK);
+    kind->open(&c);
+    long live = live_blocks();
+    for (int warm = 0, steady = 0; warm < 60 && steady < 3; warm++) { // 3 runs in a row keeping nothing more
+        answer_once(&c, &(armed_answer_t){.c = &c}, fresh);
+        steady = live_blocks() == live ? steady + 1 : 0;
+        live = live_blocks();
+    }
+    long runs = sweep_answer(&c, fresh), grew = 1;
+    for (int again = 0; again < 3 && grew > 0; again++) {
+        live = live_blocks();
+        sweep_answer(&c, fresh);
+        grew = settled_blocks(live, 300) - live;
+    }
+    if (grew > 0) fprintf(stderr, "%s: %ld block(s) leaked\n", kind->name, grew);
+    LZ_CHECK(grew <= 0);
+    caller_close(&c);
+    printf("%s%s: %ld allocations failed in turn\n", kind->name, fresh ? " on a fresh thread" : "", runs);
+}
+
+LZ_TEST(failed_replies_from_the_caller_lose_nothing) {
+    if (!lz_oom_active()) // a sanitizer's or valgrind's allocators, not ours (lz_oom.h)
+        printf("allocations cannot fail here (sanitizer or valgrind): each answer runs with nothing failing\n");
+    for (size_t i = 0; i < sizeof reply_kinds / sizeof reply_kinds[0]; i++) {
+        sweep_kind(&reply_kinds[i], false);
+        sweep_kind(&reply_kinds[i], true);
+    }
+}
+
+LZ_TEST_MAIN(LZ_CASE(failing_threads_lose_nothing), LZ_CASE(failed_replies_from_the_caller_lose_nothing))

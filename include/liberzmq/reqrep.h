@@ -91,8 +91,11 @@ lz_server_reply_t *lz_server_defer(const lz_message_t *request);
 // answered: the lock service gives an undeliverable grant to the next
 // waiter (a client behind a proxy looks connected while the proxy is);
 // LZ_ECLOSED when the server's stop answered it first; LZ_EINVAL for NULL
-// or *NULL. A value that does not encode becomes an error reply (counted
-// in errors) and 0 is returned.
+// or *NULL; LZ_ENOMEM when memory ran out: the reply could not be made
+// (an error reply went instead) or not copied for the socket (nothing
+// went: the client times out), the handle finished all the same. A value
+// that does not encode becomes an error reply (counted in errors) and 0
+// is returned.
 // Thread safe: any thread, any number of handles at once.
 int lz_server_reply_send(lz_server_reply_t **reply_p, const lz_value_t *value);
 

@@ -76,8 +76,10 @@ int lz_span_status(const lz_span_t *span);
 typedef struct lz_otlp_stats {
     uint64_t spans_exported; // in POSTs the collector accepted (HTTP 2xx)
     uint64_t spans_dropped;  // turned away by a full queue, never posted
-    uint64_t spans_failed;   // in POSTs that failed, or still queued when the flush at destroy ran out of time
+    uint64_t spans_failed;   // in POSTs that failed or whose body could not be built (out of memory),
+                             // or still queued when the flush at destroy ran out of time
     uint64_t posts_failed;   // POSTs that failed (no connection, a timeout, a status other than 2xx),
+                             // batches whose body could not be built (never posted cut short),
                              // and batches the flush at destroy had no time left for
 } lz_otlp_stats_t;
 

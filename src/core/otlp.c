@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/hex.h"
 #include "core/log.h"
 #include "core/node.h"
 #include "core/textstream.h"
@@ -126,8 +127,6 @@ static void trim(const char **start, const char **end) {
     while (*end > *start && isspace((unsigned char)(*end)[-1])) (*end)--;
 }
 
-static int hex_digit(char c) { return isdigit((unsigned char)c) ? c - '0' : tolower((unsigned char)c) - 'a' + 10; }
-
 // unescape percent-decodes [p, end) into out (NULL: only checks), as
 // curl_easy_unescape would (a '%' without two hex digits stays as it is),
 // and returns the decoded length, or -1 when the value would hold a NUL,
@@ -137,8 +136,9 @@ static long unescape(const char *p, const char *end, char *out) {
     long n = 0;
     for (; p < end; n++) {
         char c = *p++;
-        if (c == '%' && end - p >= 2 && isxdigit((unsigned char)p[0]) && isxdigit((unsigned char)p[1])) {
-            c = (char)(hex_digit(p[0]) << 4 | hex_digit(p[1]));
+        int high, low;
+        if (c == '%' && end - p >= 2 && (high = lz__hex_digit(p[0])) >= 0 && (low = lz__hex_digit(p[1])) >= 0) {
+            c = (char)(high << 4 | low);
             p += 2;
         }
         if (c == '\0' || c == '\r' || c == '\n') return -1;

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/hex.h"
+
 #define YAML_TAG_PREFIX "tag:yaml.org,2002:"
 #define DIGITS "0123456789"
 
@@ -159,9 +161,7 @@ static bool mul_add(uint64_t *value, uint64_t base, uint64_t digit) {
     return true;
 }
 
-static uint64_t digit_value(char c) {
-    return c >= '0' && c <= '9' ? (uint64_t)(c - '0') : (uint64_t)((c | 0x20) - 'a' + 10);
-}
+static uint64_t digit_value(char c) { return (uint64_t)lz__hex_digit(c); } // a digit: the pattern matched
 
 // int_build builds text, which the int pattern matched, as PyYAML's
 // construct_yaml_int does: '_' dropped, 0b binary, 0x hex, another leading

@@ -147,10 +147,12 @@ static int send_reply(lz_server_t *s, zmq_msg_t *route, size_t count, const lz_b
 
 // send_job sends the job's reply behind its routing frames and frees it;
 // any thread may call it. Returns LZ_EUNREACHABLE when the client has gone
-// (for a deferred reply's caller, which may undo what it answered), else
-// LZ_OK: other failures are the socket's, logged. A worker's send may take the signal of a request
-// that came meanwhile from the I/O thread waiting outside the lock:
-// lz__node_unlock then wakes it (see lz__node_wait).
+// and LZ_ENOMEM when the reply could not be copied for the socket (for a
+// deferred reply's caller, which may undo what it answered), else LZ_OK:
+// other failures are the socket's, logged. Each is counted in the metrics.
+// A worker's send may take the signal of a request that came meanwhile
+// from the I/O thread waiting outside the lock: lz__node_unlock then wakes
+// it (see lz__node_wait).
 static int send_job(lz_server_t *s, job_t *job) {
     lz_node_t *node = &s->node;
     // The route goes back as the frames it came in: a reply is sent once.
@@ -160,7 +162,7 @@ static int send_job(lz_server_t *s, job_t *job) {
     if (rc == LZ_EUNREACHABLE) lz__node_log_drop(node, "reply dropped: its client has gone away");
     else if (rc < 0) LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "reply not sent: %s", lz_last_error());
     job_free(s, job);
-    return rc == LZ_EUNREACHABLE ? rc : LZ_OK;
+    return rc == LZ_EUNREACHABLE || rc == LZ_ENOMEM ? rc : LZ_OK;
 }
 
 static const handler_t *find_exact(const lz_server_t *s, const char *action) {
@@ -336,6 +338,9 @@ static void let_go(lz_server_reply_t *reply, int holds) {
 
 // finish_reply answers a deferred reply with value, or with the error
 // code and message when code is not LZ_OK, and lets the holder's handle go.
+// A reply that could not be made for want of memory (an error reply, or
+// the server's out_of_memory one, went instead) or not sent for want of it
+// is LZ_ENOMEM: the caller learns its client did not get that answer.
 static int finish_reply(lz_server_reply_t **reply_p, int code, const lz_value_t *value, const char *message,
                         const char *fn) {
     if (!reply_p || !*reply_p) return lz__fail(LZ_EINVAL, "%s: reply is NULL", fn);
@@ -347,14 +352,18 @@ static int finish_reply(lz_server_reply_t **reply_p, int code, const lz_value_t 
     reply->job = NULL;
     reply->server = NULL;
     int holds = 1, rc = LZ_OK;
+    bool unmade = false;
     if (job) {
         job->status = code == LZ_OK ? encode_value(s, job, value) : encode_failure(s, job, code, message);
+        unmade = code == LZ_OK ? job->status == LZ_ENOMEM : job->no_memory;
         rc = send_job(s, job); // under the mutex: a stop waits for it before the server may go
         if (unlist(s, reply)) holds = 2;
     }
     let_go(reply, holds);
     if (!job) return lz__fail(LZ_ECLOSED, "%s: the server stopped first and answered it", fn);
-    return rc == LZ_OK ? LZ_OK : lz__fail(rc, "%s: the client has gone away: the reply was dropped", fn);
+    if (rc == LZ_EUNREACHABLE) return lz__fail(rc, "%s: the client has gone away: the reply was dropped", fn);
+    if (rc == LZ_ENOMEM) return lz__fail(rc, "%s: out of memory: the reply was not sent", fn);
+    return unmade ? lz__fail(LZ_ENOMEM, "%s: out of memory: the client got an error reply instead", fn) : LZ_OK;
 }
 
 int lz_server_reply_send(lz_server_reply_t **reply_p, const lz_value_t *value) {

@@ -21,6 +21,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "core/error.h"
+#include "core/hex.h"
 #include "serial/base64.h"
 #include "serial/json_reader.h"
 #include "serial/registry.h"
@@ -401,8 +402,7 @@ static int parse_failure(yajl_handle h, json_parse_t *p, const void *data, size_
 static long hex4(const unsigned char *p) {
     long v = 0;
     for (int i = 0; i < 4; i++) {
-        int c = p[i], lower = c | 0x20;
-        int digit = c >= '0' && c <= '9' ? c - '0' : lower >= 'a' && lower <= 'f' ? lower - 'a' + 10 : -1;
+        int digit = lz__hex_digit((char)p[i]);
         if (digit < 0) return -1;
         v = v * 16 + digit;
     }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/hex.h"
 #include "serial/schema.h"
 
 // Deeper schema documents are refused: compiling recurses along them.
@@ -413,13 +414,6 @@ static bool kw_unsupported(compiler_t *c, lz_snode_t *node, const lz_value_t *v,
 
 /* ---- $ref ------------------------------------------------------------- */
 
-static int hex_digit(char ch) {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
 // percent_decode undoes the URI escaping of a fragment ("%25" -> "%") into
 // out (room for len + 1 bytes); false on a broken escape.
 static bool percent_decode(const char *text, size_t len, char *out, size_t *out_len) {
@@ -429,7 +423,7 @@ static bool percent_decode(const char *text, size_t len, char *out, size_t *out_
             out[n++] = text[i];
             continue;
         }
-        int hi = i + 2 < len ? hex_digit(text[i + 1]) : -1, lo = hi >= 0 ? hex_digit(text[i + 2]) : -1;
+        int hi = i + 2 < len ? lz__hex_digit(text[i + 1]) : -1, lo = hi >= 0 ? lz__hex_digit(text[i + 2]) : -1;
         if (lo < 0) return false;
         out[n++] = (char)(hi * 16 + lo);
         i += 2;
