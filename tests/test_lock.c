@@ -760,6 +760,34 @@ LZ_TEST(stopped_waiter_is_skipped_after_restart) {
     stop_service(&f);
 }
 
+// The acquires a server's stop answered wait no more: the waiters gauge
+// no longer counts them, and after a restart the lock, released, goes to
+// nobody (there is no grant to take back).
+LZ_TEST(stop_ends_the_waiters_count) {
+    fixture_t f = start_service(0);
+    lz_client_t *client = lz_client_new(f.ctx, f.endpoint);
+    LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("gauge", "holder", ), NULL), LZ_OK);
+    outcome_t parked;
+    ask_later(client, "acquire_lock", ACQUIRE_AS("gauge", "waiter", ",\"wait_ms\":9000"), &parked);
+    lz_lock_stats_t stats = {0};
+    LZ_TEST_WAIT_UNTIL(lz_lock_service_stats(f.service, &stats) == LZ_OK && stats.waiters == 1, 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT((int)stats.waiters, 1);
+    LZ_CHECK_INT(lz_server_stop(f.server), LZ_OK);
+    LZ_CHECK_INT(lz_lock_service_stats(f.service, &stats), LZ_OK);
+    LZ_CHECK_INT((int)stats.waiters, 0);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&parked.done), 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(parked.status, LZ_EREMOTE);
+    LZ_CHECK_INT(lz_server_start(f.server), LZ_OK);
+    LZ_CHECK_INT(ask(client, "release_lock", RELEASE_AS("gauge", "holder"), NULL), LZ_OK);
+    LZ_CHECK_INT(lz_lock_service_stats(f.service, &stats), LZ_OK);
+    LZ_CHECK_INT((int)stats.locks_held, 0);
+    LZ_CHECK_INT((int)stats.handovers_total, 0);
+    LZ_CHECK_INT((int)stats.taken_back_total, 0);
+    lz_value_destroy(&parked.reply);
+    lz_client_destroy(&client);
+    stop_service(&f);
+}
+
 // A lock service that knows no wait_ms (an older liberzmq, the Python
 // guide's LockServer) refuses at once: the client then polls as before.
 typedef struct {
@@ -1212,6 +1240,7 @@ LZ_TEST_MAIN(LZ_CASE(one_holder_at_a_time), LZ_CASE(threads_exclude_each_other),
              LZ_CASE(stop_answers_waiters), LZ_CASE(waiters_are_capped_and_joined),
              LZ_CASE(gone_waiter_is_skipped), LZ_CASE(retries_join_past_the_cap), LZ_CASE(retried_wait_keeps_its_end),
              LZ_CASE(shortened_lease_hands_over_at_its_new_end), LZ_CASE(stopped_waiter_is_skipped_after_restart),
+             LZ_CASE(stop_ends_the_waiters_count),
              LZ_CASE(polls_a_service_that_does_not_park), LZ_CASE(unsettled_wait_is_released),
              LZ_CASE(cancel_ends_a_wait), LZ_CASE(cancel_racing_a_grant_leaves_the_lock_free),
              LZ_CASE(cancel_before_acquire), LZ_CASE(grant_after_cancel_is_given_back),

@@ -74,9 +74,11 @@ lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks)
 // answer; a release_lock by a waiting owner ends its wait (the refusal).
 // A timer thread, started with the first waiter, wakes only when a lease
 // or a wait ends while someone waits. lz_server_stop answers parked
-// acquires with its LZ_ECLOSED error reply; their waiters stay queued
-// until their wait ends or their turn comes, whose grant, undeliverable,
-// is then taken back (as one to a client gone), also after a restart.
+// acquires with its LZ_ECLOSED error reply: they wait no more, and leave
+// the queues and the waiters count (lz_lock_service_stats) when the
+// numbers are next read; otherwise at their wait's end or their turn,
+// whose grant, undeliverable, is then taken back (as one to a client
+// gone), also after a restart.
 //
 // lz_lock_service_set_waiters_max caps the parked acquire requests
 // (default LZ_LOCK_WAITERS_DEFAULT; 0: none parks): past it an acquire
@@ -101,7 +103,8 @@ size_t lz_lock_service_count(lz_lock_service_t *service);
 // count from lz_lock_service_attach and only grow; gauges are now.
 typedef struct lz_lock_stats {
     uint64_t locks_held;       // gauge: locks held (expired ones dropped first)
-    uint64_t waiters;          // gauge: acquire requests parked (a client's retry that joins its wait is one more)
+    uint64_t waiters;          // gauge: acquire requests parked (a client's retry that joins its wait is one more;
+                               // not those a server's stop answered)
     uint64_t grants_total;     // locks given to an owner: free ones at once, and handovers; not an owner's repeat
     uint64_t handovers_total;  // of those, locks given to a parked waiter when the lease before ended
     uint64_t releases_total;   // leases ended by their owner's release_lock

@@ -99,6 +99,12 @@ lz_server_reply_t *lz_server_defer(const lz_message_t *request);
 // Thread safe: any thread, any number of handles at once.
 int lz_server_reply_send(lz_server_reply_t **reply_p, const lz_value_t *value);
 
+// lz_server_reply_closed: whether the server's stop has answered the
+// deferred request (its LZ_ECLOSED error reply), so that finishing the
+// handle would send nothing (true for NULL). A holder of many (waiters of
+// a long poll) drops those at once instead of at their turn. Thread safe.
+bool lz_server_reply_closed(lz_server_reply_t *reply);
+
 // lz_server_reply_error answers a deferred request with the error reply a
 // handler returning code (a negative lz_error_t; others: LZ_EREMOTE)
 // gets, message (NULL: the code's own words) as its "message"; counted

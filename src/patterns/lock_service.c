@@ -628,8 +628,41 @@ static int on_detached(const lz_message_t *msg, lz_value_t **reply, void *arg) {
 
 /* ---- stats ---------------------------------------------------------------- */
 
+// forget_closed finishes the replies of w that the server's stop answered
+// (lz_server_reply_closed: their clients have their answer, LZ_ECLOSED,
+// and finishing sends nothing) and keeps the others; returns how many.
+static size_t forget_closed(waiter_t *w) {
+    size_t kept = 0, closed = 0;
+    for (size_t i = 0; i < w->reply_count; i++) {
+        if (!lz_server_reply_closed(w->replies[i])) w->replies[kept++] = w->replies[i];
+        else closed += lz_server_reply_error(&w->replies[i], LZ_ECLOSED, NULL) == LZ_ECLOSED;
+    }
+    w->reply_count = kept;
+    return closed;
+}
+
+// drop_stopped_waiters: acquires a server's stop answered wait no more, so
+// they leave the waiters gauge (and the cap) when the numbers are next
+// read, not at their wait's end; a waiter with no reply left leaves its
+// queue (its turn's grant would reach nobody).
+static void drop_stopped_waiters(lz_lock_service_t *svc) {
+    for (size_t i = 0; i < svc->count; i++) {
+        for (waiter_t **at = &svc->leases[i].waiters; *at;) {
+            waiter_t *w = *at;
+            svc->parked -= forget_closed(w);
+            if (w->reply_count) {
+                at = &w->next;
+                continue;
+            }
+            *at = w->next;
+            waiter_free(w);
+        }
+    }
+}
+
 // stats_take copies the numbers now, expired leases dropped first (mutex held).
 static void stats_take(lz_lock_service_t *svc, lz_lock_stats_t *out) {
+    drop_stopped_waiters(svc);
     sweep_find(svc, NULL, lz__now_ms());
     *out = svc->stats;
     out->locks_held = svc->count;

@@ -374,6 +374,14 @@ int lz_server_reply_error(lz_server_reply_t **reply_p, int code, const char *mes
     return finish_reply(reply_p, code == LZ_OK ? LZ_EREMOTE : code, NULL, message, "lz_server_reply_error");
 }
 
+bool lz_server_reply_closed(lz_server_reply_t *reply) {
+    if (!reply) return true;
+    pthread_mutex_lock(&reply->mutex);
+    bool closed = !reply->job;
+    pthread_mutex_unlock(&reply->mutex);
+    return closed;
+}
+
 // answer_deferred: the stop answers every reply still deferred
 // LZ_ECLOSED, as it answers queued requests, and lets them go: their
 // holders' handles then only free them.
