@@ -5,6 +5,7 @@
  * lz_context_watch follows a file replaced by rename, ignores and counts a
  * bad one, and stops quickly with its context. */
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "lz_test.h"
 #include "core/context.h"
@@ -492,6 +494,54 @@ static void *connect_loop(void *arg) {
     return NULL;
 }
 
+// zap_bindable: whether the application can bind a ZAP handler of its own
+// in ctx's libzmq context, which it cannot while the context's runs.
+static bool zap_bindable(lz_context_t *ctx) {
+    void *s = zmq_socket(lz_context_zmq(ctx), ZMQ_REP);
+    bool bound = s && zmq_bind(s, "inproc://zeromq.zap.01") == 0;
+    if (s) zmq_close(s);
+    return bound;
+}
+
+// An access rule starts the ZAP handler before the commit (binding may
+// fail); a reload refused afterwards, by its log file or by a plugin (the
+// last step), stopped it not: the application could no longer bind its own.
+LZ_TEST(a_refused_reload_leaves_no_zap_handler_running) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=off");
+    LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", "logging.level=off", "security.deny_addresses=10.1.2.3",
+                        "logging.file_path=/nonexistent-dir/x.log"), LZ_ECONFIG);
+    LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", "logging.level=off", "security.deny_addresses=10.1.2.3",
+                        "plugins.load=/nonexistent/x.so"), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "/nonexistent/x.so") != NULL);
+    LZ_CHECK_INT(context_metrics(ctx).config_reload_errors, 2);
+    LZ_CHECK(zap_bindable(ctx));
+    lz_context_destroy(&ctx);
+}
+
+// A refused reload that moved the log to a new file takes the file back;
+// one that already existed stays.
+LZ_TEST(a_refused_reload_leaves_no_log_file_behind) {
+    char dir[] = "/tmp/lz-reload-XXXXXX", made[256], kept[256], use_made[300], use_kept[300];
+    LZ_CHECK(mkdtemp(dir) != NULL);
+    file_setting(use_made, sizeof use_made, made, sizeof made, dir, "made.log");
+    file_setting(use_kept, sizeof use_kept, kept, sizeof kept, dir, "kept.log");
+    lz_test_replace_file(kept, "");
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=off");
+    LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", "logging.target=file", use_made, "plugins.load=/nonexistent/x.so"),
+                 LZ_ECONFIG);
+    LZ_CHECK(access(made, F_OK) != 0);
+    LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", "logging.target=file", use_kept, "plugins.load=/nonexistent/x.so"),
+                 LZ_ECONFIG);
+    LZ_CHECK(access(kept, F_OK) == 0);
+    // Applied, the new file is the log's.
+    LZ_CHECK_INT(RELOAD(ctx, "zmq.linger=0", "logging.target=file", use_made), LZ_OK);
+    LZ_CHECK(access(made, F_OK) == 0);
+    lz_context_destroy(&ctx);
+    unlink(made);
+    unlink(kept);
+    rmdir(dir);
+}
+
 LZ_TEST(reloads_race_nothing) {
     // Sends give up at once on a full queue, so the threads stop at once.
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.send_timeout=0", "logging.level=off",
@@ -635,6 +685,42 @@ LZ_TEST(watcher_follows_symbolic_links) {
     LZ_CHECK(system(command) == 0);
 }
 
+// A stand-in for pthread_create, the library's calls included, that
+// refuses every thread while threads_refused is set.
+static atomic_bool threads_refused;
+static int (*real_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+static void find_real_pthread_create(void) { lz_test_next_function(&real_pthread_create, "pthread_create"); }
+
+int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*main)(void *), void *arg) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, find_real_pthread_create);
+    return atomic_load(&threads_refused) ? EAGAIN : real_pthread_create(thread, attr, main, arg);
+}
+
+// A watcher whose thread cannot start changes nothing: its first reload
+// used to be applied before the thread was asked for.
+LZ_TEST(a_watcher_that_cannot_start_changes_nothing) {
+    char dir[] = "/tmp/lz-reload-XXXXXX", path[512];
+    LZ_CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/app.yaml", dir);
+    write_file(path, "zmq:\n  request_timeout: 1234\n");
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=off");
+    const lz_config_t *before = lz_context_config(ctx);
+    atomic_store(&threads_refused, true);
+    LZ_CHECK_INT(lz_context_watch(ctx, path), LZ_ENOMEM);
+    atomic_store(&threads_refused, false);
+    LZ_CHECK(strstr(lz_last_error(), "config: watcher: cannot start a thread") != NULL);
+    LZ_CHECK(lz_context_config(ctx) == before);
+    LZ_CHECK_INT(LZ_LIVE(lz__context_live(ctx), request_timeout), 5000);
+    LZ_CHECK_INT(context_metrics(ctx).config_reloads, 0);
+    LZ_CHECK_INT(lz_context_watch(ctx, path), LZ_OK); // once threads start again
+    LZ_CHECK_INT(LZ_LIVE(lz__context_live(ctx), request_timeout), 1234);
+    lz_context_destroy(&ctx);
+    unlink(path);
+    rmdir(dir);
+}
+
 LZ_TEST(watch_refuses_what_it_cannot_watch) {
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=off");
     LZ_CHECK_INT(lz_context_watch(ctx, "/nonexistent-dir/app.yaml"), LZ_ECONFIG);
@@ -659,6 +745,8 @@ LZ_TEST_MAIN(LZ_CASE(log_level_and_format_change_live), LZ_CASE(invalid_reload_c
              LZ_CASE(a_reload_that_changes_only_a_source_is_applied_once),
              LZ_CASE(request_timeout_and_task_defaults_change_live),
              LZ_CASE(revoked_client_key_is_refused_on_its_next_connection), LZ_CASE(newly_denied_address_is_refused),
-             LZ_CASE(reloads_race_nothing), LZ_CASE(watcher_follows_a_replaced_file_and_ignores_a_bad_one),
-             LZ_CASE(watcher_follows_symbolic_links),
+             LZ_CASE(a_refused_reload_leaves_no_zap_handler_running),
+             LZ_CASE(a_refused_reload_leaves_no_log_file_behind), LZ_CASE(reloads_race_nothing),
+             LZ_CASE(watcher_follows_a_replaced_file_and_ignores_a_bad_one),
+             LZ_CASE(watcher_follows_symbolic_links), LZ_CASE(a_watcher_that_cannot_start_changes_nothing),
              LZ_CASE(watch_refuses_what_it_cannot_watch))

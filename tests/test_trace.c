@@ -4,6 +4,7 @@
  * statuses, names cut between characters, the log sink, and nothing at all
  * with tracing off. */
 #include <pthread.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "core/error.h"
@@ -311,6 +312,57 @@ LZ_TEST(incoming_traceparents_are_continued_and_logged) {
     lz_context_destroy(&ctx);
 }
 
+/* ---- a wall clock that steps ---- */
+
+// The wall clock as this thread reads it is wall_step_ns behind the real
+// one (an operator's date, NTP's step): a stand-in for clock_gettime, the
+// library's calls included, that passes every clock but CLOCK_REALTIME on.
+static _Thread_local int64_t wall_step_ns;
+static int (*real_clock_gettime)(clockid_t, struct timespec *);
+
+static void find_real_clock_gettime(void) { lz_test_next_function(&real_clock_gettime, "clock_gettime"); }
+
+int clock_gettime(clockid_t clock, struct timespec *ts) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, find_real_clock_gettime);
+    int rc = real_clock_gettime(clock, ts);
+    if (rc == 0 && clock == CLOCK_REALTIME && wall_step_ns) {
+        int64_t ns = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec - wall_step_ns;
+        *ts = (struct timespec){.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    }
+    return rc;
+}
+
+// step_back sets the wall clock of the handler's thread back a second,
+// inside the server's span.
+static int step_back(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    (void)request;
+    (void)arg;
+    wall_step_ns = 1000000000;
+    *reply = lz_value_int(1);
+    return 0;
+}
+
+// A span's duration is the monotonic clock's: the server's span, whose
+// handler stepped the wall clock back, does not end before it started.
+LZ_TEST(a_wall_clock_step_does_not_end_a_span_before_its_start) {
+    lz_context_t *ctx = traced_context();
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    lz_server_on(server, "step", step_back, NULL);
+    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(lz_client_request(client, "step", NULL, &reply, 5000), LZ_OK);
+    LZ_TEST_WAIT_UNTIL(span_count() >= 2, 5000);
+    const seen_span_t *served = find(LZ_SPAN_SERVER, "step");
+    LZ_CHECK(served && served->end_ns >= served->start_ns && served->end_ns - served->start_ns < 1000000000);
+    lz_value_destroy(&reply);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(traceparents_are_checked), LZ_CASE(a_request_and_the_request_its_handler_makes_share_a_trace),
              LZ_CASE(failures_are_the_spans_status), LZ_CASE(tasks_carry_their_trace_to_the_worker),
-             LZ_CASE(names_are_cut_between_characters), LZ_CASE(incoming_traceparents_are_continued_and_logged))
+             LZ_CASE(names_are_cut_between_characters), LZ_CASE(incoming_traceparents_are_continued_and_logged),
+             LZ_CASE(a_wall_clock_step_does_not_end_a_span_before_its_start))

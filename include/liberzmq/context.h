@@ -67,8 +67,9 @@ const lz_config_t *lz_context_config(const lz_context_t *ctx);
 // Returns 0 when every change was applied; a positive count of the keys
 // that need a restart (the others were applied), named in lz_last_error()
 // ("config: reload from ...: restart needed to apply zmq.linger, ...");
-// or a negative error with nothing changed: LZ_ECONFIG (the detail names
-// the key: an inconsistent pair, an unreadable
+// or a negative error with nothing changed (what it had prepared, a ZAP
+// handler for new access rules, a new log file, is taken back):
+// LZ_ECONFIG (the detail names the key: an inconsistent pair, an unreadable
 // security.authorized_keys_file, a logging.file_path that cannot be
 // opened, an unreadable tracing.otlp_ca_file...; or a plugin that cannot
 // be loaded, naming its path), LZ_ENOMEM, LZ_EZMQ (the ZAP handler could
@@ -96,9 +97,12 @@ int lz_context_reload(lz_context_t *ctx, const lz_config_t *config);
 // YAML, a bad value) is logged at ERROR, counted in config_reload_errors,
 // and the running configuration stays. path NULL stops watching.
 // Returns what lz_context_reload returns for the first reload (no watcher
-// is left after an error), or LZ_EIO (inotify, thread) / LZ_ECONFIG (no
-// such directory) / LZ_ESTATE (called from a plugin's init, as
-// lz_context_reload). One file per context: a new call replaces the last.
+// is left after an error), or, nothing reloaded, LZ_EIO (inotify) /
+// LZ_ENOMEM or LZ_EIO (the watcher's thread cannot start: it is started
+// before the first reload) / LZ_ECONFIG (no such directory) / LZ_ESTATE
+// (called from a plugin's init, as lz_context_reload). One file per
+// context: a new call replaces the last (stopped first, even if the new
+// one then fails).
 // Thread safe. The watcher runs on a thread of its own.
 int lz_context_watch(lz_context_t *ctx, const char *path);
 

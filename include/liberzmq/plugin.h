@@ -39,7 +39,9 @@ typedef struct lz_plugin_descriptor {
     // that neither make nodes nor load plugins (a load from init fails
     // with LZ_ESTATE: docs/plugins.md). It returns 0, or non-zero to
     // refuse loading: a negative lz_error_t, or any positive number for
-    // LZ_ECONFIG; lz_set_error says why.
+    // LZ_ECONFIG; lz_set_error says why. A failed init frees what it made
+    // and leaves no pointer to plugin behind: no fini follows, and plugin
+    // may be freed.
     int (*init)(lz_plugin_t *plugin);
     // fini (may be NULL) frees what init made, when the context is
     // destroyed: after every node is closed and the context's serializers
@@ -93,11 +95,16 @@ size_t lz_context_plugins(lz_context_t *ctx, lz_plugin_info_t *out, size_t max);
 // at any time. NULL plugin or function: LZ_EINVAL.
 
 // lz_plugin_register_serializer registers a codec in the context's
-// registry, as lz_serializer_register does (state: owned by the registry
-// from the call on; ops->name and content_type may be literals of the
-// plugin, which stays loaded while the registry lives). LZ_ESTATE also
-// when the name is taken. A codec registered before init fails stays
-// registered (the registry removes none): register last.
+// registry, as lz_serializer_register does (ops copied; state: owned by
+// liberzmq from the call on; ops->name and content_type may be literals of
+// the plugin, which stays loaded while the registry lives), once init
+// returns 0: during init, lz_serializer_find does not find it yet. When
+// init fails, the codec is dropped (ops->destroy(state)), so a retry
+// finds its name free. LZ_ESTATE also when the name is taken; LZ_EINVAL
+// for ops without a name, encode or decode; LZ_ENOMEM. Should the registry
+// refuse it when init returns (out of memory, or the name registered by
+// another thread meanwhile), the load fails with that error and no fini
+// runs; codecs handed over before it stay registered.
 int lz_plugin_register_serializer(lz_plugin_t *plugin, const lz_serializer_ops_t *ops, void *state);
 
 // lz_plugin_node_fn is called for each node made in the context after the

@@ -67,6 +67,8 @@ const char *lz_span_traceparent(const lz_span_t *span);
 const char *lz_span_node(const lz_span_t *span);       // the node's name (lz_node_set_name)
 const char *lz_span_message_id(const lz_span_t *span); // request_id or task_id, "" when none
 int64_t lz_span_start_ns(const lz_span_t *span);       // wall clock, ns since the Unix epoch
+// lz_span_end_ns: the start plus the duration the monotonic clock measured,
+// so never before the start, even if the wall clock stepped meanwhile.
 int64_t lz_span_end_ns(const lz_span_t *span);
 // lz_span_status: LZ_OK, or the error the operation ended with (the
 // request's LZ_ETIMEOUT or LZ_EREMOTE, the handler's failure...).

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "core/answer.h"
@@ -67,6 +69,7 @@ struct lz_context {
     lz_security_t *security; // under policy_lock: the ZAP handler and node setup read it, a reload swaps it
     pthread_mutex_t policy_lock;
     lz_zap_t *zap;            // the ZAP handler, when wanted; under zap_lock
+    bool zap_kept;            // a node or the policy in force wants it: only a reload's own start is undone
     pthread_mutex_t zap_lock; // starts it once
     pthread_mutex_t reload_lock; // one reload at a time (API calls, the watcher)
     pthread_mutex_t watch_lock;  // guards watch; never taken by the watcher's thread, so a stop can join it
@@ -366,15 +369,43 @@ lz_security_t *lz__context_policy(lz_context_t *ctx) {
 // context_policy gives the ZAP handler a reference on the policy in force.
 static lz_security_t *context_policy(void *arg) { return lz__context_policy(arg); }
 
-int lz__context_zap(lz_context_t *ctx) {
+// zap_run starts the ZAP handler unless it runs; *started says whether
+// this call started it. keep: the caller wants it for good (a node, the
+// policy in force); a reload's start is kept only by its commit, so a
+// refused reload can stop it again (zap_undo).
+static int zap_run(lz_context_t *ctx, bool keep, bool *started) {
     pthread_mutex_lock(&ctx->zap_lock);
+    *started = !ctx->zap;
     if (!ctx->zap) ctx->zap = lz__zap_start(ctx->zmq, context_policy, ctx, ctx->logger);
+    *started = *started && ctx->zap;
+    ctx->zap_kept = ctx->zap_kept || (keep && ctx->zap);
     int status = ctx->zap ? LZ_OK : lz_last_error_code();
     pthread_mutex_unlock(&ctx->zap_lock);
     return status == LZ_OK ? LZ_OK
                            : lz__fail(status, "context: cannot start the ZAP handler (inproc://zeromq.zap.01): %s%s",
                                       lz_last_error(), status == LZ_EZMQ ? " (does another handler run in this "
                                                                           "libzmq context?)" : "");
+}
+
+int lz__context_zap(lz_context_t *ctx) {
+    bool started;
+    return zap_run(ctx, true, &started);
+}
+
+// zap_keep keeps the handler a reload started, once it is committed.
+static void zap_keep(lz_context_t *ctx) {
+    pthread_mutex_lock(&ctx->zap_lock);
+    ctx->zap_kept = true;
+    pthread_mutex_unlock(&ctx->zap_lock);
+}
+
+// zap_undo stops the handler a refused reload started, unless a node made
+// meanwhile wants it: the application may bind a handler of its own
+// again. Under zap_lock, so no node starts another while this one unbinds.
+static void zap_undo(lz_context_t *ctx) {
+    pthread_mutex_lock(&ctx->zap_lock);
+    if (!ctx->zap_kept) lz__zap_stop(&ctx->zap);
+    pthread_mutex_unlock(&ctx->zap_lock);
 }
 
 // What each once-a-context warning says after "<node>: ".
@@ -666,9 +697,12 @@ typedef struct reload {
     lz_settings_t settings, now; // merged's, for the live values; the running configuration's
     lz_log_settings_t log, log_now;
     lz_log_switch_t *log_switch; // the logger's next target, opened, when the reload moves it
+    bool log_file_made;     // log_switch's file did not exist before: removed again if the reload is refused
+    struct stat log_file;   // that file, as made
     lz_security_t *policy;  // merged's; after the commit, the one it replaced
     lz_otlp_t *otlp;        // the next span exporter (NULL: none), when otlp_swap
     bool otlp_swap;
+    bool zap_started;       // this reload started the ZAP handler: stopped again if it is refused
     const char **restarts;  // keys changed that need a restart (static names)
     size_t restart_count, changed;
     char plugins_removed[LZ_DETAIL_MAX]; // paths plugins.load no longer lists: they stay loaded
@@ -693,10 +727,14 @@ static int reload_policy(lz_security_t **out, const lz_config_t *config) {
 }
 
 // reload_log_target opens the logger's next target when the reload moves
-// it: a file that cannot be opened refuses the reload, naming the key.
+// it: a file that cannot be opened refuses the reload, naming the key. A
+// file it makes is noted, for a refused reload to take back.
 static int reload_log_target(reload_t *r) {
     if (lz__log_target_same(&r->log, &r->log_now)) return LZ_OK;
+    struct stat st;
+    bool to_make = r->log.target == LZ_LOG_TARGET_FILE && stat(r->log.file_path, &st) != 0 && errno == ENOENT;
     r->log_switch = lz__log_switch_open(&r->log);
+    r->log_file_made = r->log_switch && to_make && stat(r->log.file_path, &r->log_file) == 0;
     if (r->log_switch) return LZ_OK;
     int code = lz_last_error_code() == LZ_ENOMEM ? LZ_ENOMEM : LZ_ECONFIG;
     char why[LZ_DETAIL_MAX];
@@ -713,13 +751,27 @@ static int reload_otlp(lz_context_t *ctx, reload_t *r) {
     return otlp_for(ctx, &r->settings, &r->otlp);
 }
 
+// reload_log_unmake removes the file a refused reload made for the log,
+// if it is still that file and nobody wrote to it: the reload never
+// happened, so neither did the file.
+static void reload_log_unmake(const reload_t *r) {
+    struct stat st;
+    if (r->log_file_made && stat(r->log.file_path, &st) == 0 && st.st_dev == r->log_file.st_dev &&
+        st.st_ino == r->log_file.st_ino && st.st_size == 0)
+        unlink(r->log.file_path);
+}
+
 // reload_open prepares what replaces a part of the running context: the
-// log target, the span exporter, and last the plugins plugins.load adds,
-// since a plugin loaded cannot be unloaded if something later failed.
+// log target, the span exporter, the ZAP handler a policy with rules
+// needs (bound now, since binding may fail; it serves the old policy until
+// the commit), and last the plugins plugins.load adds, since a plugin
+// loaded cannot be unloaded if something later failed. The handler and
+// the log file can be taken back (reload_undo).
 static int reload_open(lz_context_t *ctx, reload_t *r) {
     int rc = lz__settings_read(ctx->config, &r->now);
     if (rc == LZ_OK) rc = reload_log_target(r);
     if (rc == LZ_OK) rc = reload_otlp(ctx, r);
+    if (rc == LZ_OK && lz__security_wants_zap(r->policy)) rc = zap_run(ctx, false, &r->zap_started);
     if (rc == LZ_OK)
         rc = lz__plugins_reload(ctx, ctx->config, r->merged, r->plugins_removed, sizeof r->plugins_removed);
     return rc;
@@ -750,9 +802,6 @@ static int reload_prepare(lz_context_t *ctx, const lz_config_t *next, reload_t *
     if (rc == LZ_OK) rc = lz__log_settings_read(r->merged, &r->log);
     if (rc == LZ_OK) rc = lz__log_settings_read(ctx->config, &r->log_now);
     if (rc == LZ_OK) rc = reload_policy(&r->policy, r->merged);
-    // A policy with rules needs the ZAP handler: bound now, before the
-    // commit, since binding may fail (and serves the old policy meanwhile).
-    if (rc == LZ_OK && lz__security_wants_zap(r->policy)) rc = lz__context_zap(ctx);
     lz_config_t **grown = rc == LZ_OK ? realloc(ctx->old_configs, (ctx->old_config_count + 1) * sizeof *grown) : NULL;
     if (rc == LZ_OK && !grown) return lz__fail(LZ_ENOMEM, "config: out of memory for a reload");
     if (grown) ctx->old_configs = grown;
@@ -772,6 +821,7 @@ static void reload_logger(lz_logger_t *logger, reload_t *r) {
 }
 
 static void reload_commit(lz_context_t *ctx, reload_t *r) {
+    if (r->zap_started) zap_keep(ctx);
     pthread_mutex_lock(&ctx->policy_lock);
     lz_security_t *old = ctx->security;
     ctx->security = r->policy;
@@ -800,6 +850,17 @@ static void reload_judge(lz_context_t *ctx, const reload_t *r, const char *origi
     else
         LZ_LOG(ctx->logger, cut > 0 ? LZ_LOG_WARNING : LZ_LOG_INFO, "config",
                "reload from %s changed the access rules: %d live connection(s) cut", origin, cut);
+}
+
+// reload_undo takes back what a refused reload made outside itself: the
+// ZAP handler it started, the log file it created. Under reload_lock, so
+// the next reload finds them as they were.
+static void reload_undo(lz_context_t *ctx, reload_t *r) {
+    if (r->zap_started) zap_undo(ctx);
+    if (r->log_switch) {
+        lz__log_switch_discard(&r->log_switch);
+        reload_log_unmake(r);
+    }
 }
 
 static void reload_free(reload_t *r) {
@@ -855,6 +916,7 @@ int lz__context_reload_from(lz_context_t *ctx, const lz_config_t *config, const 
     int rc = reload_prepare(ctx, config, &r);
     if (rc == LZ_OK) reload_commit(ctx, &r);
     if (rc == LZ_OK) reload_judge(ctx, &r, origin);
+    else reload_undo(ctx, &r);
     pthread_mutex_unlock(&ctx->reload_lock);
     if (rc == LZ_OK) {
         rc = reload_report(ctx, &r, origin); // logged before it is counted, as a failure is

@@ -144,7 +144,8 @@ int lz__context_monitor_add(lz_context_t *ctx, lz_node_t *node);
 void lz__context_monitor_remove(lz_context_t *ctx, lz_node_t *node);
 // lz__context_zap makes sure the context answers ZAP requests (its ZAP
 // handler's threads serve them, zap.h): at creation when the policy has
-// rules, or when a node first becomes a CURVE or PLAIN server. Idempotent.
+// rules, or when a node first becomes a CURVE or PLAIN server; and for
+// good, even if a reload started it and is then refused. Idempotent.
 int lz__context_zap(lz_context_t *ctx);
 
 // The warnings a context logs once, however many nodes earn them.

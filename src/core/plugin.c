@@ -1,7 +1,10 @@
 /* Plugins: shared objects that extend a context at run time (plugin.h,
  * docs/plugins.md). A context keeps the plugins it loaded on a list that
  * only grows: nodes and spans walk it without a lock, and nothing is
- * unloaded before the context is freed, when no node is left to call in. */
+ * unloaded before the context is freed, when no node is left to call in.
+ * An entry is complete before it is listed and never changes after; a
+ * plugin whose init failed is listed once per mapping (its code stays
+ * mapped: the init may have left pointers to it), not once per retry. */
 #include "core/plugin.h"
 
 #include <ctype.h>
@@ -17,6 +20,14 @@
 
 #include "core/error.h"
 #include "liberzmq.h"
+
+// A codec a plugin registered in its init: handed to the registry once
+// init succeeds, so a failed init leaves none behind (the registry
+// removes none).
+typedef struct codec {
+    lz_serializer_ops_t ops; // copied, as the registry copies them
+    void *state;
+} codec_t;
 
 // A node or span callback a plugin added in its init.
 typedef struct watch {
@@ -39,6 +50,8 @@ struct lz_plugin {
     bool live;         // init succeeded: listed, called, fini'd
     watch_t *nodes, *spans;
     size_t node_count, span_count;
+    codec_t *codecs; // during init only
+    size_t codec_count;
 };
 
 // Loads are rare: one lock for all contexts makes the duplicate-name check,
@@ -84,16 +97,55 @@ static void free_watches(lz_plugin_t *plugin) {
     plugin->node_count = plugin->span_count = 0;
 }
 
+// codec_name_free refuses a codec with no name, encode or decode, or whose
+// name the context's registry or the plugin's earlier codecs have, as the
+// registry would.
+static int codec_name_free(lz_plugin_t *plugin, const lz_serializer_ops_t *ops) {
+    if (!ops->name || !*ops->name || !ops->encode || !ops->decode)
+        return lz__fail(LZ_EINVAL, "serializer: registration needs a registry and ops with a name, encode and decode");
+    bool taken = lz_serializer_find(plugin->ctx, ops->name) != NULL;
+    lz__error_clear(); // the miss's detail: not init's reason to fail
+    for (size_t i = 0; !taken && i < plugin->codec_count; i++) taken = !strcmp(plugin->codecs[i].ops.name, ops->name);
+    return taken ? lz__fail(LZ_ESTATE, "serializer: the name '%s' is already registered", ops->name) : LZ_OK;
+}
+
 int lz_plugin_register_serializer(lz_plugin_t *plugin, const lz_serializer_ops_t *ops, void *state) {
     int rc = registering(plugin, ops != NULL, "lz_plugin_register_serializer");
+    if (rc == LZ_OK) rc = codec_name_free(plugin, ops);
+    codec_t *grown = rc == LZ_OK ? realloc(plugin->codecs, (plugin->codec_count + 1) * sizeof *grown) : NULL;
+    if (rc == LZ_OK && !grown) rc = lz__fail(LZ_ENOMEM, "plugin '%s': out of memory", plugin->descriptor->name);
     if (rc != LZ_OK) {
         // The registry would have owned state: a refused one is freed, as
         // lz_serializer_register frees it.
         if (ops && ops->destroy) ops->destroy(state);
         return rc;
     }
-    rc = lz_serializer_register(plugin->ctx, ops, state);
-    if (rc == LZ_OK) lz_plugin_log(plugin, LZ_LOG_DEBUG, "registered serializer '%s'", ops->name);
+    plugin->codecs = grown;
+    plugin->codecs[plugin->codec_count++] = (codec_t){*ops, state};
+    return LZ_OK;
+}
+
+// codecs_drop frees the codecs not handed to the registry, from the first.
+static void codecs_drop(lz_plugin_t *plugin, size_t first) {
+    for (size_t i = first; i < plugin->codec_count; i++)
+        if (plugin->codecs[i].ops.destroy) plugin->codecs[i].ops.destroy(plugin->codecs[i].state);
+    free(plugin->codecs);
+    plugin->codecs = NULL;
+    plugin->codec_count = 0;
+}
+
+// codecs_commit hands the codecs of a successful init to the registry. It
+// fails only when out of memory or when another thread registered a name
+// meanwhile: the codecs handed over before stay registered.
+static int codecs_commit(lz_plugin_t *plugin) {
+    int rc = LZ_OK;
+    size_t i = 0;
+    for (; rc == LZ_OK && i < plugin->codec_count; i++) {
+        const lz_serializer_ops_t *ops = &plugin->codecs[i].ops;
+        rc = lz_serializer_register(plugin->ctx, ops, plugin->codecs[i].state); // which frees a refused state
+        if (rc == LZ_OK) lz_plugin_log(plugin, LZ_LOG_DEBUG, "registered serializer '%s'", ops->name);
+    }
+    codecs_drop(plugin, i); // past the one refused, whose state the registry freed
     return rc;
 }
 
@@ -200,8 +252,11 @@ static int open_plugin(lz_plugin_t *plugin) {
     return rc == LZ_OK ? check_descriptor(plugin) : rc;
 }
 
-// init_plugin runs the plugin's init. A failed plugin's callbacks are
-// dropped, but it stays mapped: a codec it registered still points into it.
+// init_plugin runs the plugin's init, then registers its codecs. A
+// failed plugin's callbacks and codecs are dropped (a codec the registry
+// refused at the end, out of memory or its name taken meanwhile, fails
+// the load without fini: those registered before it stay), but it stays
+// mapped (init_all).
 static int init_plugin(lz_plugin_t *plugin) {
     const lz_plugin_descriptor_t *d = plugin->descriptor;
     lz__error_clear();
@@ -210,13 +265,14 @@ static int init_plugin(lz_plugin_t *plugin) {
     int rc = d->init(plugin);
     init_running = NULL;
     plugin->initialising = false;
-    plugin->live = rc == 0;
+    if (rc != 0) codecs_drop(plugin, 0);
+    int code = rc == 0 ? codecs_commit(plugin) : rc < 0 ? rc : LZ_ECONFIG;
+    plugin->live = code == LZ_OK;
     if (plugin->live) {
         lz_plugin_log(plugin, LZ_LOG_DEBUG, "loaded %s %s from %s", d->name, d->version, plugin->path);
         return LZ_OK;
     }
     free_watches(plugin);
-    int code = rc < 0 ? rc : LZ_ECONFIG;
     const char *why = *lz_last_error() ? lz_last_error() : lz_strerror(code);
     return lz__fail(code, "plugin %s (%s %s): init failed: %s", plugin->path, d->name, d->version, why);
 }
@@ -230,6 +286,7 @@ static void append(lz_plugins_t *plugins, lz_plugin_t *plugin) {
 static void plugin_free(lz_plugin_t *plugin) {
     if (plugin->handle) dlclose(plugin->handle);
     free_watches(plugin);
+    codecs_drop(plugin, 0);
     free(plugin->path);
     free(plugin);
 }
@@ -254,14 +311,29 @@ static int open_all(lz_plugin_t *const *batch, size_t count) {
     return rc;
 }
 
-// init_all runs the inits in order and lists each plugin whose init ran:
-// from its init on, a plugin stays until the context goes. The first
-// failure stops it. Returns how many inits ran in *called.
+static bool listed_failed(lz_plugins_t *plugins, const void *handle) {
+    for (lz_plugin_t *p = first(plugins); p; p = next(p))
+        if (!p->live && p->handle == handle) return true;
+    return false;
+}
+
+// keep lists a plugin whose init ran: from its init on, its code stays
+// mapped until the context goes, since the init may have left pointers to
+// it even if it failed. A failed one whose mapping a failed entry holds
+// already (a reload retrying it) is freed instead, that entry's dlopen
+// keeping the code mapped: retries do not grow the list.
+static void keep(lz_plugins_t *plugins, lz_plugin_t *plugin) {
+    if (!plugin->live && listed_failed(plugins, plugin->handle)) plugin_free(plugin);
+    else append(plugins, plugin);
+}
+
+// init_all runs the inits in order and keeps each plugin whose init ran.
+// The first failure stops it. Returns how many inits ran in *called.
 static int init_all(lz_context_t *ctx, lz_plugin_t *const *batch, size_t count, size_t *called) {
     int rc = LZ_OK;
     for (*called = 0; rc == LZ_OK && *called < count; (*called)++) {
         rc = init_plugin(batch[*called]);
-        append(lz__context_plugins(ctx), batch[*called]);
+        keep(lz__context_plugins(ctx), batch[*called]);
     }
     return rc;
 }
@@ -435,13 +507,26 @@ void lz__plugins_report_span(lz_plugins_t *plugins, const lz_span_t *span) {
         for (size_t i = 0; i < p->span_count; i++) p->spans[i].fn.span(span, p->spans[i].arg);
 }
 
-// unload_from unloads the plugins from plugin on, the last loaded first:
-// a later plugin may use what an earlier one made.
-static void unload_from(lz_plugin_t *plugin) {
-    if (!plugin) return;
-    unload_from(atomic_load_explicit(&plugin->next, memory_order_relaxed));
-    if (plugin->live && plugin->descriptor->fini) plugin->descriptor->fini(plugin);
-    plugin_free(plugin);
+// reversed turns the list from plugin on around, and returns its new head.
+static lz_plugin_t *reversed(lz_plugin_t *plugin) {
+    lz_plugin_t *head = NULL;
+    while (plugin) {
+        lz_plugin_t *rest = atomic_load_explicit(&plugin->next, memory_order_relaxed);
+        atomic_store_explicit(&plugin->next, head, memory_order_relaxed);
+        head = plugin;
+        plugin = rest;
+    }
+    return head;
 }
 
-void lz__plugins_unload(lz_plugins_t *plugins) { unload_from(atomic_exchange(&plugins->head, NULL)); }
+// The last loaded is unloaded first: a later plugin may use what an earlier
+// one made. A loop, not a recursion: the list may be long.
+void lz__plugins_unload(lz_plugins_t *plugins) {
+    lz_plugin_t *plugin = reversed(atomic_exchange(&plugins->head, NULL));
+    while (plugin) {
+        lz_plugin_t *rest = atomic_load_explicit(&plugin->next, memory_order_relaxed);
+        if (plugin->live && plugin->descriptor->fini) plugin->descriptor->fini(plugin);
+        plugin_free(plugin);
+        plugin = rest;
+    }
+}

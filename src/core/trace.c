@@ -16,9 +16,9 @@
 static _Thread_local const lz_span_t *current;
 static _Thread_local char adopted[LZ_TRACEPARENT_LEN + 1];
 
-static int64_t now_ns(void) {
+static int64_t clock_ns(clockid_t clock) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(clock, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -67,7 +67,8 @@ void lz__span_start(lz_span_t *span, const lz_node_t *node, lz_span_kind_t kind,
     span->kind = kind;
     span->status = LZ_OK;
     span->ctx = node->ctx;
-    span->start_ns = now_ns();
+    span->start_ns = clock_ns(CLOCK_REALTIME);
+    span->start_mono_ns = clock_ns(CLOCK_MONOTONIC);
     span->end_ns = 0;
     span->message_id[0] = '\0';
     lz__copy_text(span->name, sizeof span->name, name);
@@ -97,8 +98,11 @@ void lz__span_set_message_id(lz_span_t *span, const char *id) {
     if (span->active) lz__copy_text(span->message_id, sizeof span->message_id, id);
 }
 
+// A span starts at a wall-clock time (exporters need epoch times) and
+// lasts what the monotonic clock measured: a step of the wall clock
+// meanwhile (NTP, an operator) cannot make it end before it started.
 void lz__span_finish(lz_span_t *span, int status) {
-    span->end_ns = now_ns();
+    span->end_ns = span->start_ns + (clock_ns(CLOCK_MONOTONIC) - span->start_mono_ns);
     span->status = status;
     lz__context_report_span(span->ctx, span);
     span->active = false; // reported once

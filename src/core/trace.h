@@ -22,7 +22,8 @@ struct lz_span {
     bool active;
     lz_span_kind_t kind;
     int status;
-    int64_t start_ns, end_ns;
+    int64_t start_ns, end_ns; // wall clock; end_ns is start_ns plus the monotonic clock's duration
+    int64_t start_mono_ns;    // the monotonic clock at start_ns
     lz_context_t *ctx;
     char name[64];
     char node[64];

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,8 @@ struct lz_watch {
     lz_context_t *ctx;
     pthread_t thread;
     int inotify_fd, wake_fd;
-    bool stopping;          // the thread's own
+    sem_t start;            // posted once the first reload is done: stopping then says whether to watch
+    bool stopping;          // the thread's own once start is posted
     file_id_t seen;         // the version last reloaded; the thread's own once it runs
     int wds[WATCH_DIRS_MAX]; // the directories watched; the thread's own once it runs
     size_t wd_count;
@@ -172,6 +174,8 @@ static bool wait_event(lz_watch_t *w, int timeout_ms) {
 
 static void *watch_main(void *self) {
     lz_watch_t *w = self;
+    while (sem_wait(&w->start) != 0) {
+    }
     while (!w->stopping && wait_event(w, -1)) {
         for (int i = 0; i < SETTLE_ROUNDS && wait_event(w, SETTLE_MS); i++) {
         }
@@ -207,6 +211,7 @@ static int watch_paths(lz_watch_t *w, const char *path) {
 static void watch_free(lz_watch_t *w) {
     if (w->inotify_fd >= 0) close(w->inotify_fd);
     lz__wakeup_close(&w->wake_fd);
+    sem_destroy(&w->start);
     free(w);
 }
 
@@ -215,16 +220,23 @@ int lz__watch_start(lz_context_t *ctx, const char *path, lz_watch_t **out) {
     lz_watch_t *w = calloc(1, sizeof *w);
     if (!w) return lz__fail(LZ_ENOMEM, "config: out of memory for a watcher");
     w->ctx = ctx;
+    sem_init(&w->start, 0, 0);
     w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     w->wake_fd = lz__wakeup_open();
     int rc = w->inotify_fd < 0 || w->wake_fd < 0 ? lz__fail(LZ_EIO, "config: inotify: %s", strerror(errno))
                                                  : watch_paths(w, path);
     // Watched before the first read, so no change slips in between.
     w->seen = file_id(w->path);
-    if (rc == LZ_OK) rc = reload_file(w);
-    int err = rc >= 0 ? lz__thread_start(&w->thread, watch_main, w) : 0;
+    // The thread before the first reload, so a watcher that cannot start
+    // changes nothing; it waits for the reload, which may refuse it.
+    int err = rc == LZ_OK ? lz__thread_start(&w->thread, watch_main, w) : 0;
     if (err) rc = lz__thread_fail(err, "config: watcher");
+    bool started = rc == LZ_OK;
+    if (started) rc = reload_file(w);
+    w->stopping = rc < 0;
+    if (started) sem_post(&w->start);
     if (rc < 0) {
+        if (started) pthread_join(w->thread, NULL);
         watch_free(w);
         return rc;
     }

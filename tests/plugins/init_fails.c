@@ -1,6 +1,5 @@
 /* A plugin for test_plugin whose init fails after registering a codec and
- * a node callback: the codec stays registered (the registry removes none),
- * the callback is dropped. */
+ * a node callback: both are dropped, so a retry fails the same way. */
 #include "liberzmq.h"
 
 static int encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
