@@ -15,7 +15,8 @@
  * 2nd, and so on until a run makes no more allocations than the one that
  * was to fail: every allocation the operation makes has failed once, each
  * in a run of its own, and the operation's answer each time was checked by
- * the caller's function.
+ * the caller's function (lz_oom_sweep_t says how: on which threads, which
+ * allocations, its leaks). It uses lz_test.h's checks: include that first.
  *
  * Only for programs built without a sanitizer: ASan and TSan replace malloc
  * themselves, and two definitions cannot both win (LZ_OOM_AVAILABLE is 0
@@ -29,11 +30,16 @@
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h> // memalign's prototype, for its definition below
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "liberzmq/error.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define LZ_OOM_AVAILABLE 0
@@ -229,27 +235,345 @@ static inline long lz_oom_live(void) {
 #endif
 }
 
-// lz_oom_sweep calls run(arg) with its 1st allocation failing, then its 2nd,
-// and so on, then once more with none failing, and returns how many runs
-// had a failure (0 where nothing can fail: lz_oom_active). run does the
-// operation, then calls lz_oom_stop to learn whether an allocation failed
-// in it and checks the answer: had none failed, success; had one failed,
-// LZ_ENOMEM, or success with the right result where the operation could do
-// without what it failed to get (a cache, say). Then it frees what it got. The sweep stops at limit
-// runs, so an operation with unbounded allocations cannot hang a test.
-static inline long lz_oom_sweep(void (*run)(void *arg), void *arg, long limit) {
-    long runs = 0;
-    for (long n = 1; lz_oom_active() && n <= limit; n++) {
-        lz_oom_arm(n);
-        run(arg);
-        lz_oom_stop();
-        if (!lz_oom_failed && lz_oom_counted < n) break; // every allocation has failed once
-        runs++;
-    }
-    lz_oom_arm(0); // counts, fails none
-    run(arg);
-    lz_oom_stop();
-    return runs;
+// Checks made inside an armed run allocate as they need: lz_oom_pause
+// stops the thread's counting, lz_oom_resume goes on where it stopped.
+static inline void lz_oom_pause(void) { lz_oom_counting = false; }
+static inline void lz_oom_resume(void) { lz_oom_counting = true; }
+
+/* ---- sweeps --------------------------------------------------------------
+ * One engine for every sweep (it uses lz_test.h's checks: include that
+ * first). A sweep runs an operation with its 1st allocation failing, then
+ * its 2nd, and so on until a run has none left to fail (that last run
+ * fails none), or, sampled, the allocations counted in a run with none
+ * failing in a spread order while a time budget lasts. Each run goes:
+ * prepare on the sweep's thread; then on the run's thread (the sweep's, or
+ * a fresh one): setup, run armed, show, judge, teardown; then finish on
+ * the sweep's thread. Only run is armed: the others allocate freely. */
+
+#define LZ_OOM_LIMIT 2000      // runs of a sweep at most, unless it says
+#define LZ_OOM_WRONG_MAX 5     // wrong runs a sweep reports before it stops
+#define LZ_OOM_DETAIL_MAX 512  // lz_last_error's longest detail
+#define LZ_OOM_SHOWN_MAX 200   // of a line of show's text, in a report
+
+typedef struct lz_oom_sweep lz_oom_sweep_t;
+
+// One run of a sweep: the allocation that was to fail and what came of it.
+typedef struct lz_oom_run {
+    const lz_oom_sweep_t *sweep;
+    long n;                         // the allocation made to fail (0: none)
+    long counted;                   // the allocations the armed thread(s) made
+    bool failed;                    // whether the nth failed
+    int rc;                         // run's answer
+    int code;                       // the error its thread held after it
+    char detail[LZ_OOM_DETAIL_MAX]; // and its detail
+    char *shown;                    // what show made of what it left
+} lz_oom_run_t;
+
+// A sweep: the operation, its judge, where it runs, which allocations fail
+// and how its leaks are counted. All but name and run may be left out.
+struct lz_oom_sweep {
+    const char *name;
+    void (*prepare)(void *arg);                         // the sweep's thread: what must not warm a fresh one
+    int (*run)(void *arg);                              // the operation, armed: its answer
+    void (*judge)(void *arg, const lz_oom_run_t *run);  // checks the answer (LZ_CHECK and such)
+    void *arg;                                          // every function's
+    bool fresh;                                         // each run on a thread of its own: cold caches
+    const char *const *spared;                          // as lz_oom_spare's (the library's threads' too)
+    void (*setup)(void *arg);                           // the run's thread, before it is armed
+    char *(*show)(void *arg);                           // what the run left, as text (malloc), judged as below
+    void (*teardown)(void *arg);                        // the run's thread, last: frees what the run made
+    void (*finish)(void *arg, const lz_oom_run_t *run); // the sweep's thread, after the run's ended
+    bool threads;    // the library's threads' nth allocation fails (lz_oom_arm_threads), not the run's thread's
+    bool own_thread; // the sweep on a thread of its own, gone (caches and all) when the blocks are counted
+    // With show, a run where nothing failed answers as a reference run (on
+    // a thread of its own) did, expect_rc, with its detail; one where an
+    // allocation failed answers LZ_ENOMEM with a detail, leaving what setup
+    // showed, or as the reference (terse_errors: an error's detail may differ).
+    int expect_rc;
+    bool terse_errors;
+    long limit;      // runs at most (0: LZ_OOM_LIMIT)
+    int warm_runs;   // runs failing none first (caches and free lists fill): the last one's count samples
+    int steady_runs; // warm runs end sooner once this many in a row kept the blocks live as they were
+    // Sampled (budget_ms): each allocation of the count up to repeats times
+    // while the budget lasts, in an order that spreads them (a step coprime
+    // with the count, from a varying start), so that each time covers a
+    // different part; LZ_OOM_FULL=1: each once, whatever the time.
+    int budget_ms, repeats;
+    // Leaks: the blocks live (lz_oom_live, or live) after the warm runs may
+    // grow by kept at most (what a documented cache keeps) by the end of
+    // the sweep, or of each run (leak_per_run), once other threads have
+    // freed what they free late (settle_ms). A sweep that ended above is
+    // run again, up to resweeps times, from where it ended: libzmq's queues
+    // keep a spare chunk by turns, a leak leaks again. leaks_elsewhere: the
+    // caller counts them (the sweep's objects outlive it).
+    long (*live)(void);
+    long kept;
+    int settle_ms, resweeps;
+    bool leak_per_run, leaks_elsewhere;
+    // What it found.
+    long failures; // runs in which the armed allocation failed (a sweep again not counted)
+    long runs;     // runs armed
+    long counted;  // the last warm run's allocations
+    long wrong;    // runs judged wrong or leaking
+    char label[160]; // name, and " on fresh threads"
+    lz_oom_run_t reference;
+    char *before; // what setup shows
+};
+
+// lz_oom_answered: the run answered as every operation must: LZ_OK; or,
+// its allocation having failed, LZ_ENOMEM with a detail.
+static inline bool lz_oom_answered(const lz_oom_run_t *run) {
+    return run->rc == LZ_OK || (run->failed && run->rc == LZ_ENOMEM && run->code == LZ_ENOMEM && run->detail[0]);
 }
+
+#ifdef LZ_SENDBUF_MAX
+// lz_oom_live_unkept: lz_oom_live but for the recycled send buffers kept
+// (core/sendbuf.h, included before: a cache, bounded), for a sweep's live.
+static inline long lz_oom_live_unkept(void) {
+    long kept = 0;
+    for (size_t size = LZ_SENDBUF_MIN; size <= LZ_SENDBUF_MAX; size *= 2) kept += (long)lz__sendbuf_kept(size);
+    return lz_oom_live() - kept;
+}
+#endif
+
+static inline long lz_oom_sweep_blocks(const lz_oom_sweep_t *sw) { return sw->live ? sw->live() : lz_oom_live(); }
+
+// lz_oom_sweep_settled: the blocks live once they are down to limit, or settle_ms passed.
+static inline long lz_oom_sweep_settled(const lz_oom_sweep_t *sw, long limit) {
+    LZ_TEST_WAIT_UNTIL(lz_oom_sweep_blocks(sw) <= limit, sw->settle_ms);
+    return lz_oom_sweep_blocks(sw);
+}
+
+static inline void lz_oom_on_thread(void *(*fn)(void *), void *arg) {
+    pthread_t thread;
+    LZ_CHECK_INT(pthread_create(&thread, NULL, fn, arg), 0);
+    pthread_join(thread, NULL);
+}
+
+// lz_oom_run_here is a run's part on its thread.
+static inline void *lz_oom_run_here(void *self) {
+    lz_oom_run_t *run = self;
+    const lz_oom_sweep_t *sw = run->sweep;
+    if (sw->setup) sw->setup(sw->arg);
+    lz_oom_spare(sw->spared);
+    lz_set_error(LZ_OK, "%s", "");
+    if (sw->threads) lz_oom_arm_threads(run->n, sw->spared);
+    else lz_oom_arm(run->n);
+    run->rc = sw->run(sw->arg);
+    run->failed = sw->threads ? lz_oom_stop_threads(&run->counted) : lz_oom_stop();
+    if (!sw->threads) run->counted = lz_oom_counted;
+    lz_oom_spare(NULL);
+    run->code = lz_last_error_code();
+    snprintf(run->detail, sizeof run->detail, "%s", lz_last_error());
+    run->shown = sw->show ? sw->show(sw->arg) : NULL;
+    if (sw->judge) sw->judge(sw->arg, run);
+    if (sw->teardown) sw->teardown(sw->arg);
+    return NULL;
+}
+
+// lz_oom_first_difference: the line of shown where it departs from expected.
+static inline const char *lz_oom_first_difference(const char *shown, const char *expected, int *length) {
+    const char *line = shown;
+    for (size_t i = 0; shown[i] && shown[i] == expected[i]; i++)
+        if (shown[i] == '\n') line = shown + i + 1;
+    *length = (int)strcspn(line, "\n");
+    if (*length > LZ_OOM_SHOWN_MAX) *length = LZ_OOM_SHOWN_MAX;
+    return line;
+}
+
+// lz_oom_judge_shown judges a run against the reference (see show).
+static inline void lz_oom_judge_shown(const lz_oom_sweep_t *sw, const lz_oom_run_t *run) {
+    const lz_oom_run_t *ref = &sw->reference;
+    bool nomem = run->failed && run->rc == LZ_ENOMEM, ok;
+    if (nomem) ok = run->code == LZ_ENOMEM && run->detail[0] && strcmp(run->shown, sw->before) == 0;
+    else
+        ok = run->rc == ref->rc && strcmp(run->shown, ref->shown) == 0 &&
+             (run->rc == LZ_OK || (run->failed && sw->terse_errors) || strcmp(run->detail, ref->detail) == 0);
+    if (ok) return;
+    const char *expected = nomem ? sw->before : ref->shown;
+    int length = 0, expected_length = 0;
+    const char *line = lz_oom_first_difference(run->shown, expected, &length);
+    const char *expected_line = lz_oom_first_difference(expected, run->shown, &expected_length);
+    fprintf(stderr, "  %s: %s (%s) left \"%.*s\"; expected %s (%s)%s%s: \"%.*s\"\n", sw->label,
+            lz_error_name(run->rc), run->detail, length, line, lz_error_name(ref->rc), ref->detail,
+            run->failed ? " or LZ_ENOMEM" : "", nomem ? " leaving what setup left" : "", expected_length,
+            expected_line);
+    LZ_CHECK(ok);
+}
+
+static inline void lz_oom_say_run(const lz_oom_sweep_t *sw, const lz_oom_run_t *run, const char *what) {
+    fprintf(stderr, "  %s, allocation %ld%s %s (%ld made): answer %s (%s)%s\n", sw->label, run->n,
+            sw->threads ? " of the library's threads" : "", run->failed ? "failed" : "(none failed)", run->counted,
+            lz_error_name(run->rc), run->detail, what);
+}
+
+// lz_oom_sweep_once runs the operation once with its nth allocation
+// failing (0: none), judges it, and says which run it was when it was wrong.
+static inline void lz_oom_sweep_once(lz_oom_sweep_t *sw, long n, lz_oom_run_t *run) {
+    int failures = lz_test_failures;
+    *run = (lz_oom_run_t){.sweep = sw, .n = n};
+    if (sw->prepare) sw->prepare(sw->arg);
+    if (sw->fresh) lz_oom_on_thread(lz_oom_run_here, run);
+    else lz_oom_run_here(run);
+    if (sw->finish) sw->finish(sw->arg, run);
+    if (sw->show) lz_oom_judge_shown(sw, run);
+    free(run->shown);
+    run->shown = NULL;
+    if (lz_test_failures > failures && sw->wrong++ < LZ_OOM_WRONG_MAX) lz_oom_say_run(sw, run, ": wrong");
+    if (getenv("LZ_OOM_VERBOSE")) lz_oom_say_run(sw, run, "");
+}
+
+// lz_oom_sweep_armed is a run of the sweep proper, its leaks checked when
+// each run's are; returns whether its allocation failed.
+static inline bool lz_oom_sweep_armed(lz_oom_sweep_t *sw, long n, long *failures) {
+    lz_oom_run_t run;
+    long live = lz_oom_sweep_blocks(sw);
+    lz_oom_sweep_once(sw, n, &run);
+    sw->runs++;
+    *failures += run.failed;
+    if (!sw->leak_per_run) return run.failed;
+    long leaked = lz_oom_sweep_settled(sw, live + sw->kept) - live;
+    char said[64];
+    snprintf(said, sizeof said, ": %ld block(s) leaked", leaked);
+    if (leaked > sw->kept && sw->wrong++ < LZ_OOM_WRONG_MAX) lz_oom_say_run(sw, &run, said);
+    LZ_CHECK(leaked <= sw->kept);
+    return run.failed;
+}
+
+static inline long lz_oom_gcd(long a, long b) { return b ? lz_oom_gcd(b, a % b) : a; }
+
+// lz_oom_sweep_pass sweeps once (see lz_oom_sweep_t) and returns how many
+// runs had their allocation fail. LZ_OOM_N=n runs the nth alone.
+static inline long lz_oom_sweep_pass(lz_oom_sweep_t *sw) {
+    long failures = 0, limit = sw->limit ? sw->limit : LZ_OOM_LIMIT;
+    if (getenv("LZ_OOM_N")) {
+        lz_oom_sweep_armed(sw, atol(getenv("LZ_OOM_N")), &failures);
+    } else if (sw->budget_ms) {
+        bool full = getenv("LZ_OOM_FULL") != NULL;
+        long count = sw->counted, total = full ? count : count * sw->repeats;
+        long step = count * 618 / 1000 + 1, offset = count ? (long)(lz_test_now_ms() % count) : 0;
+        while (count && lz_oom_gcd(step, count) != 1) step++;
+        int64_t end = full ? INT64_MAX : lz_test_now_ms() + sw->budget_ms;
+        for (long i = 0; i < total && lz_test_now_ms() < end && sw->wrong < LZ_OOM_WRONG_MAX; i++)
+            lz_oom_sweep_armed(sw, 1 + (offset + i * step) % count, &failures);
+    } else {
+        bool failed = true; // until a run had none left to fail
+        for (long n = 1; failed && n <= limit && sw->wrong < LZ_OOM_WRONG_MAX; n++)
+            failed = lz_oom_sweep_armed(sw, n, &failures);
+        if (failures == limit) fprintf(stderr, "  %s: more than %ld allocations\n", sw->label, limit);
+        LZ_CHECK(failures < limit);
+    }
+    return failures;
+}
+
+// lz_oom_sweep_passes warms up, sweeps, and checks the blocks live (but
+// for those of an own_thread sweep, counted when its thread has ended).
+static inline void *lz_oom_sweep_passes(void *self) {
+    lz_oom_sweep_t *sw = self;
+    lz_oom_run_t run;
+    long before = lz_oom_sweep_blocks(sw);
+    for (int i = 0, steady = 0; i < sw->warm_runs && (!sw->steady_runs || steady < sw->steady_runs); i++) {
+        lz_oom_sweep_once(sw, 0, &run);
+        sw->counted = run.counted;
+        steady = lz_oom_sweep_blocks(sw) == before ? steady + 1 : 0;
+        before = lz_oom_sweep_blocks(sw);
+    }
+    sw->failures = lz_oom_sweep_pass(sw);
+    if (sw->own_thread || sw->leak_per_run || sw->leaks_elsewhere) return NULL;
+    long after = lz_oom_sweep_settled(sw, before + sw->kept);
+    for (int i = 0; i < sw->resweeps && after - before > sw->kept; i++) {
+        before = after;
+        lz_oom_sweep_pass(sw);
+        after = lz_oom_sweep_settled(sw, before + sw->kept);
+    }
+    if (after - before > sw->kept) fprintf(stderr, "  %s: %ld block(s) leaked\n", sw->label, after - before);
+    LZ_CHECK(after - before <= sw->kept);
+    return NULL;
+}
+
+// lz_oom_sweep_reference runs the operation plainly on a thread that has
+// a thread of its own running at the time, as a sweep on fresh threads
+// has: glibc keeps both threads' stacks (with blocks of their TLS) for
+// later threads. Then setup alone, for what it shows.
+static inline void *lz_oom_sweep_reference(void *self) {
+    lz_oom_sweep_t *sw = self;
+    lz_oom_on_thread(lz_oom_run_here, &sw->reference);
+    return NULL;
+}
+
+static inline void lz_oom_sweep_references(lz_oom_sweep_t *sw) {
+    sw->reference = (lz_oom_run_t){.sweep = sw};
+    lz_oom_on_thread(lz_oom_sweep_reference, sw);
+    if (sw->reference.rc != sw->expect_rc) fprintf(stderr, "  %s: %s\n", sw->label, sw->reference.detail);
+    LZ_CHECK_INT(sw->reference.rc, sw->expect_rc);
+    if (sw->setup) sw->setup(sw->arg);
+    sw->before = sw->show(sw->arg);
+    if (sw->teardown) sw->teardown(sw->arg);
+}
+
+// lz_oom_sweep sweeps as sw says (where allocations cannot fail, it runs
+// the operation once, failing none), says what it did, and returns how
+// many runs had their allocation fail.
+static inline long lz_oom_sweep(lz_oom_sweep_t *sw) {
+    snprintf(sw->label, sizeof sw->label, "%s%s", sw->name, sw->fresh && !sw->threads ? " on fresh threads" : "");
+    if (sw->show) lz_oom_sweep_references(sw);
+    int64_t start = lz_test_now_ms();
+    if (!lz_oom_active()) {
+        lz_oom_sweep_once(sw, 0, &(lz_oom_run_t){0});
+        printf("  %s: allocations cannot fail in this build or under valgrind: run once\n", sw->label);
+    } else if (sw->own_thread) {
+        long before = lz_oom_sweep_blocks(sw);
+        lz_oom_on_thread(lz_oom_sweep_passes, sw);
+        long leaked = lz_oom_sweep_blocks(sw) - before;
+        if (leaked > sw->kept) fprintf(stderr, "  %s: %ld block(s) more than before the sweep\n", sw->label, leaked);
+        LZ_CHECK(leaked <= sw->kept);
+    } else {
+        lz_oom_sweep_passes(sw);
+    }
+    if (lz_oom_active() && sw->budget_ms)
+        printf("  %s: %ld allocations%s, %ld runs, %lld ms\n", sw->label, sw->counted,
+               sw->threads ? " on other threads" : "", sw->runs, (long long)(lz_test_now_ms() - start));
+    else if (lz_oom_active())
+        printf("  %s: %ld allocations failed in turn\n", sw->label, sw->failures);
+    free(sw->reference.shown);
+    free(sw->before);
+    return sw->failures;
+}
+
+
+// LZ_OOM_TABLE(op_type, state_type) serves a table of operations of
+// op_type, whose name, setup (may be NULL), run, show and expect_rc take
+// (const op_type *op, state_type *s): lz_oom_swept_t is one of them as its
+// sweep runs it, with a state of its own for each run (zeroed before
+// setup; the how's teardown gets the lz_oom_swept_t), and
+// lz_oom_sweep_op(op, how) sweeps it as how says, on a warm thread, then
+// with each run on a fresh one.
+#define LZ_OOM_TABLE(op_type, state_type)                                                                      \
+    typedef struct lz_oom_swept {                                                                              \
+        const op_type *op;                                                                                     \
+        state_type s;                                                                                          \
+    } lz_oom_swept_t;                                                                                          \
+    static void lz_oom_swept_setup(void *arg) {                                                                \
+        lz_oom_swept_t *w = arg;                                                                               \
+        w->s = (state_type){0};                                                                                \
+        if (w->op->setup) w->op->setup(w->op, &w->s);                                                          \
+    }                                                                                                          \
+    static int lz_oom_swept_run(void *arg) {                                                                   \
+        lz_oom_swept_t *w = arg;                                                                               \
+        return w->op->run(w->op, &w->s);                                                                       \
+    }                                                                                                          \
+    static char *lz_oom_swept_show(void *arg) {                                                                \
+        lz_oom_swept_t *w = arg;                                                                               \
+        return w->op->show(w->op, &w->s);                                                                      \
+    }                                                                                                          \
+    static void lz_oom_sweep_op(const op_type *op, lz_oom_sweep_t how) {                                       \
+        for (int fresh = 0; fresh <= 1; fresh++) {                                                             \
+            lz_oom_swept_t swept = {.op = op};                                                                 \
+            lz_oom_sweep_t sw = how;                                                                           \
+            sw.name = op->name, sw.arg = &swept, sw.expect_rc = op->expect_rc, sw.fresh = fresh;               \
+            sw.setup = lz_oom_swept_setup, sw.run = lz_oom_swept_run, sw.show = lz_oom_swept_show;             \
+            lz_oom_sweep(&sw);                                                                                 \
+        }                                                                                                      \
+    }
 
 #endif

@@ -6,7 +6,6 @@
  * running context, as they were; or answer exactly as a run where nothing
  * failed. No run may leak a block. */
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +18,6 @@
 #include "liberzmq/security.h"
 
 #define SWEEP_LIMIT 6000
-#define DETAIL_MAX 512 // lz_last_error's longest detail
-#define REPORTS_MAX 5  // wrong answers printed per sweep
 
 /* ---- the files the loads read ------------------------------------------ */
 
@@ -151,156 +148,30 @@ struct op {
 
 #define OP(op_name, op_setup, op_run, op_show) .name = op_name, .setup = op_setup, .run = op_run, .show = op_show
 
-static void clear_state(run_state_t *s) {
+LZ_OOM_TABLE(op_t, run_state_t)
+
+static void clear_state(void *arg) {
+    run_state_t *s = &((lz_oom_swept_t *)arg)->s;
     lz_config_destroy(&s->config);
     lz_config_destroy(&s->result);
     free(s->text);
     lz_context_destroy(&s->ctx);
 }
 
-typedef struct outcome {
-    const op_t *op;
-    long n; // the allocation that fails, 0 for none
-    bool failed;
-    int rc, code;
-    char detail[DETAIL_MAX];
-    char *shown;
-} outcome_t;
-
-// note_answer ends the armed part of a run and notes its answer, rc, and
-// the error the thread then holds.
-static void note_answer(outcome_t *o, int rc) {
-    o->failed = lz_oom_stop();
-    o->rc = rc;
-    o->code = lz_last_error_code();
-    snprintf(o->detail, sizeof o->detail, "%s", lz_last_error());
-}
-
-// run_once sets up, runs armed (o->n) and shows what the run left, on the calling thread.
-static void *run_once(void *arg) {
-    static const char *const spared[] = {"libzmq.so", "libstdc++.so", NULL};
-    outcome_t *o = arg;
-    run_state_t s = {0};
-    if (o->op->setup) o->op->setup(o->op, &s);
-    lz_oom_spare(o->op->spare ? spared : NULL);
-    lz_set_error(LZ_OK, "%s", "");
-    lz_oom_arm(o->n);
-    note_answer(o, o->op->run(o->op, &s));
-    o->shown = o->op->show(o->op, &s);
-    clear_state(&s);
-    return NULL;
-}
-
-static void on_own_thread(void *(*fn)(void *), void *arg) {
-    pthread_t thread;
-    LZ_CHECK_INT(pthread_create(&thread, NULL, fn, arg), 0);
-    pthread_join(thread, NULL);
-}
-
 /* ---- the sweep ----------------------------------------------------------- */
 
-// A sweep of one operation on one kind of thread, and what it found.
-typedef struct sweep_job {
-    const op_t *op;
-    const outcome_t *reference; // the run where nothing failed
-    const char *before;         // what setup shows, which LZ_ENOMEM must leave
-    bool cold;                  // every run on a thread of its own
-    int wrong;
-    long failures;
-} sweep_job_t;
-
-// answer_ok: with nothing failed, the reference's answer and detail; with
-// an allocation failed, LZ_ENOMEM saying so and leaving what setup made,
-// or the reference's answer all the same.
-static bool answer_ok(const sweep_job_t *job, const outcome_t *o) {
-    const outcome_t *ref = job->reference;
-    if (o->failed && o->rc == LZ_ENOMEM)
-        return o->code == LZ_ENOMEM && o->detail[0] && strcmp(o->shown, job->before) == 0;
-    return o->rc == ref->rc && strcmp(o->shown, ref->shown) == 0 &&
-           (o->rc == LZ_OK || strcmp(o->detail, ref->detail) == 0);
-}
-
-// first_difference is the line of shown where it departs from expected.
-static const char *first_difference(const char *shown, const char *expected, int *length) {
-    const char *line = shown;
-    for (size_t i = 0; shown[i] && shown[i] == expected[i]; i++)
-        if (shown[i] == '\n') line = shown + i + 1;
-    *length = (int)strcspn(line, "\n");
-    return line;
-}
-
-static void report_wrong(const sweep_job_t *job, const outcome_t *o, long leaked) {
-    if (job->wrong > REPORTS_MAX) return;
-    bool nomem = o->failed && o->rc == LZ_ENOMEM;
-    int length = 0;
-    const char *line = first_difference(o->shown, nomem ? job->before : job->reference->shown, &length);
-    fprintf(stderr, "  %s (%s), allocation %ld%s: %d \"%s\", %ld block(s) leaked; expected %d \"%s\"%s%s; "
-            "left \"%.*s\"\n", job->op->name, job->cold ? "cold" : "warm", o->n, o->failed ? " failed" : " (none failed)",
-            o->rc, o->detail, leaked, job->reference->rc, job->reference->detail, o->failed ? " or LZ_ENOMEM" : "",
-            nomem ? " leaving things as they were" : "", length, line);
-}
-
-// run_judged runs the operation with allocation n failing (0: none) and
-// judges its answer and the blocks it left; true when one failed.
-static bool run_judged(sweep_job_t *job, long n) {
-    outcome_t o = {.op = job->op, .n = n};
-    long live = lz_oom_live();
-    if (job->cold) on_own_thread(run_once, &o);
-    else run_once(&o);
-    bool right = answer_ok(job, &o);
-    // 0 where allocations cannot fail (lz_oom.h counts nothing there); the
-    // one block of shown, freed after the report that quotes it, not counted.
-    long leaked = lz_oom_live() - live - (lz_oom_active() && o.shown);
-    if (!right || leaked) report_wrong(job, &o, leaked), job->wrong++;
-    free(o.shown);
-    job->failures += o.failed;
-    return o.failed;
-}
-
-// sweep_thread fails each allocation of the operation in turn, after a
-// run that fills what stays filled (glibc's cache of thread stacks, ...).
-static void *sweep_thread(void *arg) {
-    sweep_job_t *job = arg;
-    outcome_t warm_up = {.op = job->op};
-    if (job->cold) on_own_thread(run_once, &warm_up);
-    else run_once(&warm_up);
-    free(warm_up.shown);
-    for (long n = 1; n <= SWEEP_LIMIT; n++)
-        if (!run_judged(job, n)) return NULL;
-    fprintf(stderr, "  %s: more than %d allocations\n", job->op->name, SWEEP_LIMIT);
-    job->wrong++;
-    return NULL;
-}
-
-// shown_by_setup is what setup alone leaves: what a run answering LZ_ENOMEM must leave.
-static char *shown_by_setup(const op_t *op) {
-    run_state_t s = {0};
-    if (op->setup) op->setup(op, &s);
-    char *shown = op->show(op, &s);
-    clear_state(&s);
-    return shown;
-}
-
-// sweep runs op plainly for the answer every run must give, then fails
-// each of its allocations in turn, on a warm thread and on fresh ones.
-static void sweep(const op_t *op) {
-    outcome_t reference = {.op = op};
-    on_own_thread(run_once, &reference);
-    if (reference.rc != op->expect_rc) fprintf(stderr, "  %s: %s\n", op->name, reference.detail);
-    LZ_CHECK_INT(reference.rc, op->expect_rc);
-    char *before = shown_by_setup(op);
-    sweep_job_t jobs[] = {{op, &reference, before, false, 0, 0}, {op, &reference, before, true, 0, 0}};
-    for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) on_own_thread(sweep_thread, &jobs[i]);
-    printf("  %s: %ld allocations failed in turn warm, %ld cold%s\n", op->name, jobs[0].failures, jobs[1].failures,
-           lz_oom_active() ? "" : " (none can fail in this build)");
-    LZ_CHECK_INT(jobs[0].wrong + jobs[1].wrong, 0);
-    free(before);
-    free(reference.shown);
-}
-
+// sweep_all sweeps each operation (lz_oom_sweep_t's show: answers judged
+// against a plain run's, and what an LZ_ENOMEM left against what setup
+// did), each sweep on a thread of its own, warm (after a run that fills
+// what stays filled, glibc's cache of thread stacks, ...) and with each
+// run on a thread of its own; every run's blocks counted.
 static void sweep_all(const op_t *ops, size_t n) {
+    static const char *const spared[] = {"libzmq.so", "libstdc++.so", NULL};
     write_files();
-    for (size_t i = 0; i < n; i++) sweep(&ops[i]);
+    for (size_t i = 0; i < n; i++)
+        lz_oom_sweep_op(&ops[i], (lz_oom_sweep_t){.spared = ops[i].spare ? spared : NULL, .teardown = clear_state,
+                                                  .own_thread = true, .limit = SWEEP_LIMIT, .warm_runs = 1,
+                                                  .leak_per_run = true});
 }
 
 /* ---- showing what a run left ------------------------------------------- */

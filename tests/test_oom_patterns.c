@@ -21,103 +21,24 @@ static const char *const spared[] = {"libzmq.so", "libstdc++.so", NULL};
 
 /* ---- sweeping --------------------------------------------------------------- */
 
-// live_blocks: the blocks allocated and not freed, but for the recycled
-// send buffers kept (sendbuf.h: a cache, bounded, which a send whose
-// thread could not make its own stock of buffers fills a little more).
-static long live_blocks(void) {
-    long kept = 0;
-    for (size_t size = LZ_SENDBUF_MIN; size <= LZ_SENDBUF_MAX; size *= 2) kept += (long)lz__sendbuf_kept(size);
-    return lz_oom_live() - kept;
-}
-
-// settled_blocks: live_blocks once those other threads free late
-// (libzmq's reaper, a client's I/O thread ending a call) are back down to
-// limit, or after WAIT_MS.
-static long settled_blocks(long limit) {
-    int64_t end = lz_test_now_ms() + WAIT_MS;
-    while (live_blocks() > limit && lz_test_now_ms() < end) lz_test_sleep_ms(5);
-    return live_blocks();
-}
-
-// sweep warms run up twice (thread caches, free lists and libzmq's pipes
-// fill on first use), then fails each of its allocations in turn and
-// checks that nothing leaked. libzmq keeps a spare chunk of each queue,
-// so the blocks live may end a little above where they began: a sweep
-// that ends above is run again, and then may not end higher (a leak on a
+// sweep warms the operation up twice (thread caches, free lists and
+// libzmq's pipes fill on first use), then fails each of its allocations in
+// turn and checks that nothing leaked but for the recycled send buffers
+// kept (sendbuf.h: a cache, bounded, which a send whose thread could not
+// make its own stock of buffers fills a little more), once the other
+// threads (libzmq's reaper, a client's I/O thread ending a call) have
+// freed what they free late. libzmq keeps a spare chunk of each queue, so
+// the blocks live may end a little above where they began: a sweep that
+// ends above is run again, and then may not end higher (a leak on a
 // failure's path leaks again each time its run comes).
-static void sweep(const char *what, void (*run)(void *), void *arg) {
-    if (!lz_oom_active()) { // a sanitizer's or valgrind's allocators, not ours (lz_oom.h)
-        printf("%s: allocations cannot fail here (sanitizer or valgrind): sweep skipped\n", what);
-        return;
-    }
-    lz_oom_spare(spared);
-    run(arg);
-    run(arg);
-    long before = live_blocks();
-    long runs = lz_oom_sweep(run, arg, SWEEP_LIMIT);
-    LZ_CHECK(runs < SWEEP_LIMIT);
-    long after = settled_blocks(before);
-    if (after > before) {
-        lz_oom_sweep(run, arg, SWEEP_LIMIT);
-        long again = settled_blocks(after);
-        if (again > after) fprintf(stderr, "%s: %ld block(s) leaked\n", what, again - after);
-        LZ_CHECK(again <= after);
-    }
-    lz_oom_spare(NULL);
-}
-
-// A run on a thread of its own, whose caches (encoding buffer, recycled
-// send buffers, free messages and values, the JSON reader) are all still
-// to be made:
-// run_fresh, given to the sweep, runs fresh->run there armed as the sweep
-// armed the calling thread, and hands back what the sweep reads.
-typedef struct fresh {
-    void (*run)(void *arg);
-    void *arg;
-    long failing, counted;
-    bool failed;
-} fresh_t;
-
-static void *fresh_main(void *self) {
-    fresh_t *fresh = self;
-    lz_oom_spare(spared);
-    lz_oom_arm(fresh->failing);
-    fresh->run(fresh->arg);
-    fresh->failed = lz_oom_stop();
-    fresh->counted = lz_oom_counted;
-    return NULL;
-}
-
-static void run_fresh(void *self) {
-    fresh_t *fresh = self;
-    fresh->failing = lz_oom_failing;
-    lz_oom_stop(); // this thread only starts and joins the one that runs it
-    pthread_t thread;
-    LZ_CHECK_INT(pthread_create(&thread, NULL, fresh_main, fresh), 0);
-    pthread_join(thread, NULL);
-    lz_oom_counted = fresh->counted;
-    lz_oom_failed = fresh->failed;
-}
-
-// sweep_fresh sweeps run on a fresh thread each time.
-static void sweep_fresh(const char *what, void (*run)(void *), void *arg) {
-    fresh_t fresh = {run, arg, 0, 0, false};
-    sweep(what, run_fresh, &fresh);
-}
-
-// Checks made inside a run allocate as they need: oom_pause stops the
-// thread's counting, oom_resume goes on counting where it stopped.
-static void oom_pause(void) { lz_oom_counting = false; }
-static void oom_resume(void) { lz_oom_counting = true; }
-
-// outcome_ok: a run in which an allocation failed (failed) returned
-// LZ_ENOMEM with a detail, or succeeded; one in which none did succeeded.
-static bool outcome_ok(const char *what, bool failed, int rc) {
-    if (rc == LZ_OK || (failed && rc == LZ_ENOMEM && *lz_last_error())) return true;
-    fprintf(stderr, "%s: %s with%s a failed allocation: %s\n", what, lz_error_name(rc), failed ? "" : "out",
-            lz_last_error());
-    LZ_CHECK(false);
-    return false;
+static void sweep(lz_oom_sweep_t sw) {
+    sw.spared = spared;
+    sw.limit = SWEEP_LIMIT;
+    sw.warm_runs = 2;
+    sw.live = lz_oom_live_unkept;
+    sw.settle_ms = WAIT_MS;
+    sw.resweeps = 1;
+    lz_oom_sweep(&sw);
 }
 
 static lz_context_t *context(bool traced) {
@@ -187,6 +108,8 @@ struct channel {
     int seq;    // the message prepared: its number, text and value, made unarmed
     char text[TEXT_SIZE];
     lz_value_t *value;
+    int received;     // what the receive swept got
+    uint64_t dropped; // the receiver's inbound_dropped before it
 };
 
 static void prepare(channel_t *ch, int seq) {
@@ -372,58 +295,67 @@ static void expect_next(channel_t *ch, int seq) {
     LZ_CHECK_INT(got, seq);
 }
 
+static int run_send(void *arg) { return ((channel_t *)arg)->kind->send(arg); }
+
 // A send that failed sent nothing: the marker sent next comes alone.
-static void run_send(void *arg) {
+static void judge_send(void *arg, const lz_oom_run_t *run) {
     channel_t *ch = arg;
     int seq = ch->seq;
-    int rc = ch->kind->send(ch);
-    bool failed = lz_oom_stop();
-    outcome_ok(ch->kind->name, failed, rc);
+    LZ_CHECK(lz_oom_answered(run));
     LZ_CHECK_INT(send_unarmed(ch, MARK), LZ_OK);
-    if (rc == LZ_OK) expect_next(ch, seq);
+    if (run->rc == LZ_OK) expect_next(ch, seq);
     expect_next(ch, MARK);
     prepare(ch, seq + 1);
 }
+
+// The send is not the operation: the receive is armed alone.
+static void setup_recv(void *arg) {
+    channel_t *ch = arg;
+    LZ_CHECK_INT(ch->kind->send(ch), LZ_OK);
+    ch->dropped = lz_test_metrics(ch->kind->rx_node(ch)).inbound_dropped;
+    ch->received = NONE;
+}
+
+static int run_recv(void *arg) { return ((channel_t *)arg)->kind->recv(arg, &((channel_t *)arg)->received); }
 
 // A receive that failed left its message for the next, or counted it
 // dropped; either way the marker sent next follows it, whole.
-static void run_recv(void *arg) {
+static void judge_recv(void *arg, const lz_oom_run_t *run) {
     channel_t *ch = arg;
     int seq = ch->seq;
-    oom_pause(); // the send is not the operation: the receive is armed alone
-    LZ_CHECK_INT(ch->kind->send(ch), LZ_OK);
-    uint64_t dropped = lz_test_metrics(ch->kind->rx_node(ch)).inbound_dropped;
-    int got = NONE;
-    oom_resume();
-    int rc = ch->kind->recv(ch, &got);
-    bool failed = lz_oom_stop();
-    outcome_ok(ch->kind->name, failed, rc);
-    if (rc == LZ_OK) LZ_CHECK_INT(got, seq);
+    LZ_CHECK(lz_oom_answered(run));
+    if (run->rc == LZ_OK) LZ_CHECK_INT(ch->received, seq);
     uint64_t now_dropped = lz_test_metrics(ch->kind->rx_node(ch)).inbound_dropped;
-    LZ_CHECK(now_dropped == dropped || (rc == LZ_ENOMEM && now_dropped == dropped + 1));
+    LZ_CHECK(now_dropped == ch->dropped || (run->rc == LZ_ENOMEM && now_dropped == ch->dropped + 1));
     LZ_CHECK_INT(send_unarmed(ch, MARK), LZ_OK);
-    if (rc != LZ_OK && now_dropped == dropped) expect_next(ch, seq);
+    if (run->rc != LZ_OK && now_dropped == ch->dropped) expect_next(ch, seq);
     expect_next(ch, MARK);
     prepare(ch, seq + 1);
 }
 
-// sweep_channels sweeps run on each channel, on this thread (its caches
-// warm) and on fresh threads (every cache still to make).
-static void sweep_channels(void (*run)(void *), const char *verb) {
+// sweep_channels sweeps an operation on each channel, on this thread (its
+// caches warm) and on fresh threads (every cache still to make: encoding
+// buffer, recycled send buffers, free messages and values, the JSON reader).
+static void sweep_channels(const lz_oom_sweep_t *operation, const char *verb) {
     for (size_t i = 0; i < CHANNEL_COUNT; i++) {
         channel_t ch;
         channel_open(&ch, &channels[i]);
         char what[64];
         snprintf(what, sizeof what, "%s %s", channels[i].name, verb);
-        sweep(what, run, &ch);
-        snprintf(what, sizeof what, "%s %s on a fresh thread", channels[i].name, verb);
-        sweep_fresh(what, run, &ch);
+        for (int fresh = 0; fresh <= 1; fresh++) {
+            lz_oom_sweep_t sw = *operation;
+            sw.name = what, sw.arg = &ch, sw.fresh = fresh;
+            sweep(sw);
+        }
         channel_close(&ch);
     }
 }
 
-LZ_TEST(failed_sends_send_nothing) { sweep_channels(run_send, "send"); }
-LZ_TEST(failed_receives_keep_or_count_the_message) { sweep_channels(run_recv, "receive"); }
+LZ_TEST(failed_sends_send_nothing) { sweep_channels(&(lz_oom_sweep_t){.run = run_send, .judge = judge_send}, "send"); }
+
+LZ_TEST(failed_receives_keep_or_count_the_message) {
+    sweep_channels(&(lz_oom_sweep_t){.setup = setup_recv, .run = run_recv, .judge = judge_recv}, "receive");
+}
 
 /* ---- set-up scripts: constructors, options, registrations, requests -------- */
 
@@ -480,7 +412,8 @@ struct setup {
     atomic_int hooked, handled;
     uint64_t dropped; // the puller's inbound_dropped before its receive
     int seq;
-    bool again; // the step runs again, unarmed, after it failed
+    size_t step; // the step the run has come to
+    bool again;  // the step runs again, unarmed, after it failed
 };
 
 static int echo(const lz_message_t *request, lz_value_t **reply, void *arg) {
@@ -658,9 +591,9 @@ static int pull_on(setup_t *s) { return lz_pull_on(s->pull, "job", count_handled
 static int pull_default(setup_t *s) { return lz_pull_on_default(s->pull, count_handled, s); }
 static int pull_retry(setup_t *s) { return lz_pull_set_retry(s->pull, 2, 10); }
 static int pull_letters_published(setup_t *s) {
-    oom_pause();
+    lz_oom_pause();
     LZ_CHECK(s->pub || (s->pub = lz_pub_new(s->ctx, s->url2)));
-    oom_resume();
+    lz_oom_resume();
     return lz_pull_set_dead_letter(s->pull, s->pub, "letters");
 }
 static int pull_dead(setup_t *s) {
@@ -674,12 +607,12 @@ static int pushed(setup_t *s, const lz_value_t *value) { return lz_push_send(s->
 // next, armed. A receive that failed either left its task or counted it
 // dropped, and then another is pushed for the next try.
 static void push_task(setup_t *s) {
-    oom_pause();
+    lz_oom_pause();
     uint64_t dropped = lz_test_metrics(lz_pull_node(s->pull)).inbound_dropped;
     if (!s->push) LZ_CHECK((s->push = lz_push_new(s->ctx, s->url)) != NULL);
     if (!s->again || dropped > s->dropped) LZ_CHECK_INT(with_value(s, pushed), LZ_OK);
     s->dropped = dropped;
-    oom_resume();
+    lz_oom_resume();
 }
 
 // A puller receiving for the first time makes its read-ahead.
@@ -814,11 +747,11 @@ static int asked_async(setup_t *s, const lz_value_t *value) {
 static int client_async(setup_t *s) {
     s->outcome = (lz_test_outcome_t){0};
     int rc = with_value(s, asked_async);
-    oom_pause();
+    lz_oom_pause();
     if (rc == LZ_OK) rc = wait_outcome(s, false);
     else LZ_CHECK_INT(request(s, "echo"), LZ_OK); // after which a callback would have come
     if (rc == LZ_ENOMEM) LZ_CHECK(!atomic_load(&s->outcome.done));
-    oom_resume();
+    lz_oom_resume();
     return rc;
 }
 
@@ -848,9 +781,9 @@ static int dealt_async(setup_t *s, const lz_value_t *value) {
 static int dealer_send(setup_t *s) {
     s->outcome = (lz_test_outcome_t){0};
     int rc = with_value(s, dealt_async);
-    oom_pause();
+    lz_oom_pause();
     if (rc == LZ_OK) rc = wait_outcome(s, false);
-    oom_resume();
+    lz_oom_resume();
     return rc;
 }
 
@@ -863,18 +796,18 @@ static int dealer_to_router(setup_t *s) {
 // A reply that failed sent nothing: the same request's next reply is the
 // one its dealer gets. The reply is the request's value, or NULL (null).
 static int replied(setup_t *s, bool null) {
-    oom_pause();
+    lz_oom_pause();
     if (!s->again) {
         s->outcome = (lz_test_outcome_t){0};
         LZ_CHECK_INT(with_value(s, dealt_async), LZ_OK);
         LZ_CHECK((s->request = lz_router_recv(s->router, WAIT_MS)) != NULL);
     }
-    oom_resume();
+    lz_oom_resume();
     int rc = lz_router_reply(s->router, s->request, null ? NULL : lz_router_request_value(s->request));
-    oom_pause();
+    lz_oom_pause();
     if (rc == LZ_OK) rc = wait_outcome(s, null);
     if (rc != LZ_ENOMEM) lz_router_request_destroy(&s->request);
-    oom_resume();
+    lz_oom_resume();
     return rc;
 }
 static int router_reply(setup_t *s) { return replied(s, false); }
@@ -952,28 +885,36 @@ static void teardown(setup_t *s) {
     lz_context_destroy(&s->ctx);
 }
 
-static void run_script(void *arg) {
+// The context is not the scripts' to sweep.
+static void setup_script(void *arg) {
     setup_t *s = arg;
-    const script_t *script = s->script;
-    oom_pause(); // the context is not the scripts' to sweep
     s->ctx = context(false);
-    oom_resume();
     lz_test_inproc_endpoint(s->url, sizeof s->url);
     lz_test_inproc_endpoint(s->url2, sizeof s->url2);
     atomic_store(&s->hooked, 0);
     atomic_store(&s->handled, 0);
     s->seq++;
-    size_t i = 0;
-    int rc = LZ_OK;
+    s->step = 0;
     s->again = false;
-    while (i < STEPS_MAX && script->steps[i] && (rc = script->steps[i](s)) == LZ_OK) i++;
-    char what[96];
-    snprintf(what, sizeof what, "%s, step %zu", script->name, i + 1);
-    outcome_ok(what, lz_oom_stop(), rc);
-    for (s->again = true; i < STEPS_MAX && script->steps[i]; i++, s->again = false) {
-        rc = script->steps[i](s);
-        if (rc != LZ_OK) fprintf(stderr, "%s, step %zu again: %s: %s\n", script->name, i + 1, lz_error_name(rc),
-                                 lz_last_error());
+}
+
+static int run_script(void *arg) {
+    setup_t *s = arg;
+    const script_t *script = s->script;
+    int rc = LZ_OK;
+    while (s->step < STEPS_MAX && script->steps[s->step] && (rc = script->steps[s->step](s)) == LZ_OK) s->step++;
+    return rc;
+}
+
+static void judge_script(void *arg, const lz_oom_run_t *run) {
+    setup_t *s = arg;
+    const script_t *script = s->script;
+    if (!lz_oom_answered(run)) fprintf(stderr, "%s, step %zu\n", script->name, s->step + 1);
+    LZ_CHECK(lz_oom_answered(run));
+    for (s->again = true; s->step < STEPS_MAX && script->steps[s->step]; s->step++, s->again = false) {
+        int rc = script->steps[s->step](s);
+        if (rc != LZ_OK) fprintf(stderr, "%s, step %zu again: %s: %s\n", script->name, s->step + 1,
+                                 lz_error_name(rc), lz_last_error());
         LZ_CHECK_INT(rc, LZ_OK);
     }
     if (script->verify) script->verify(s);
@@ -985,7 +926,8 @@ LZ_TEST(failed_setups_leave_objects_usable) {
     services_open(&services);
     for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
         setup_t s = {.script = &scripts[i], .services = &services};
-        sweep_fresh(scripts[i].name, run_script, &s);
+        sweep((lz_oom_sweep_t){.name = scripts[i].name, .setup = setup_script, .run = run_script,
+                               .judge = judge_script, .arg = &s, .fresh = true});
     }
     services_close(&services);
 }
@@ -1024,17 +966,23 @@ static void retry_open(retry_run_t *r) {
     lz_value_destroy(&task);
 }
 
-// run_unplanned_retry dispatches the task armed, then (unarmed) until it
-// is a dead letter or dropped, and checks that a task given up without
-// its retry was logged so.
-static void run_unplanned_retry(void *arg) {
+static void setup_unplanned_retry(void *arg) {
     retry_run_t *r = arg;
-    oom_pause();
     *r = (retry_run_t){.log = LZ_TEST_LOG_INIT};
     retry_open(r);
-    oom_resume();
-    lz_pull_dispatch(r->pull, 100); // a task dropped for want of memory is counted so: no need to wait long
-    bool failed = lz_oom_stop();
+}
+
+// The task is dispatched armed; a task dropped for want of memory is counted so: no need to wait long.
+static int run_unplanned_retry(void *arg) {
+    lz_pull_dispatch(((retry_run_t *)arg)->pull, 100);
+    return LZ_OK;
+}
+
+// judge_unplanned_retry dispatches (unarmed) until the task is a dead
+// letter or dropped, and checks that a task given up without its retry
+// was logged so.
+static void judge_unplanned_retry(void *arg, const lz_oom_run_t *run) {
+    retry_run_t *r = arg;
     lz_node_t *node = lz_pull_node(r->pull);
     LZ_TEST_WAIT_UNTIL(lz_test_metrics(node).dead_letters + lz_test_metrics(node).inbound_dropped > 0 ||
                            (lz_pull_dispatch(r->pull, 10), false),
@@ -1044,7 +992,7 @@ static void run_unplanned_retry(void *arg) {
     int said = lz_test_logged(&r->log, "retry 1 of 1 not planned (out of memory): given up as a dead letter");
     if (unretried != (said == 1)) fprintf(stderr, "unplanned retry: %s\n", r->log.records);
     LZ_CHECK(unretried == (said == 1));
-    LZ_CHECK(failed || (m.dead_letters == 1 && m.task_retries == 1 && atomic_load(&r->runs) == 2));
+    LZ_CHECK(run->failed || (m.dead_letters == 1 && m.task_retries == 1 && atomic_load(&r->runs) == 2));
     lz_push_destroy(&r->push);
     lz_pull_destroy(&r->pull);
     lz_context_destroy(&r->ctx);
@@ -1052,7 +1000,8 @@ static void run_unplanned_retry(void *arg) {
 
 LZ_TEST(unplanned_retry_is_logged) {
     retry_run_t r;
-    sweep("unplanned retry", run_unplanned_retry, &r);
+    sweep((lz_oom_sweep_t){.name = "unplanned retry", .setup = setup_unplanned_retry, .run = run_unplanned_retry,
+                           .judge = judge_unplanned_retry, .arg = &r});
 }
 
 /* ---- a request its client's thread cannot send ---------------------------- */
@@ -1077,39 +1026,51 @@ static size_t hold_kept_buffers(zmq_msg_t *held, const lz_value_t *value) {
     return count;
 }
 
-// request_unarmed_sends: a fresh client's first request goes through its
-// I/O thread, whose nth allocation from now fails (lz_oom_arm_threads; the
-// echoing router's thread is exempt). Out of memory to send it, the
-// request ends LZ_ENOMEM at once: no retry, no endpoint suspected, so the
-// client's next request goes out and is answered at once. Returns whether
-// the allocation failed.
-static bool request_unarmed_sends(services_t *sv, const lz_value_t *value, long n, long *counted) {
-    lz_client_t *client = lz_client_new(sv->ctx, sv->router_url);
-    LZ_CHECK(client != NULL && lz_client_set_retries(client, 2) == LZ_OK);
+// A fresh client's first request goes through its I/O thread, whose
+// allocations fail in turn (lz_oom_arm_threads; the echoing router's
+// thread is exempt). Out of memory to send it, the request ends LZ_ENOMEM
+// at once: no retry, no endpoint suspected, so the client's next request
+// goes out and is answered at once.
+typedef struct unsendable {
+    services_t *services;
+    lz_value_t *value;
+    lz_client_t *client;
+    zmq_msg_t held[HELD_MAX];
+    size_t held_count;
+    int64_t took; // the request's time
+} unsendable_t;
+
+static void setup_unsendable(void *arg) {
+    unsendable_t *u = arg;
+    u->client = lz_client_new(u->services->ctx, u->services->router_url);
+    LZ_CHECK(u->client != NULL && lz_client_set_retries(u->client, 2) == LZ_OK);
+    u->held_count = hold_kept_buffers(u->held, u->value);
+}
+
+static int run_unsendable(void *arg) {
+    unsendable_t *u = arg;
     lz_value_t *reply = NULL;
-    static zmq_msg_t held[HELD_MAX];
-    size_t held_count = hold_kept_buffers(held, value);
-    lz_oom_arm_threads(n, spared);
     int64_t start = lz_test_now_ms();
-    int rc = lz_client_request(client, "echo", value, &reply, 3 * ATTEMPT_MS);
-    int64_t took = lz_test_now_ms() - start;
-    bool failed = lz_oom_stop_threads(counted);
-    while (held_count) zmq_msg_close(&held[--held_count]);
-    lz_metrics_t m = lz_test_metrics(lz_client_node(client));
-    bool ok = (rc == LZ_OK ? value_seq(lz_value_get(reply, "data")) == 1 : failed && rc == LZ_ENOMEM) &&
-              took < ATTEMPT_MS && m.retries == 0 && m.request_timeouts == 0;
-    if (!ok)
-        fprintf(stderr, "request, allocation %ld of its thread %s: %s in %lld ms, %llu retries: %s\n", n,
-                failed ? "failed" : "not failing", lz_error_name(rc), (long long)took,
-                (unsigned long long)m.retries, lz_last_error());
-    LZ_CHECK(ok);
+    int rc = lz_client_request(u->client, "echo", u->value, &reply, 3 * ATTEMPT_MS);
+    u->took = lz_test_now_ms() - start;
+    if (rc == LZ_OK && value_seq(lz_value_get(reply, "data")) != 1) rc = mismatch("request");
     lz_value_destroy(&reply);
-    start = lz_test_now_ms();
-    LZ_CHECK_INT(lz_client_request(client, "echo", value, &reply, 3 * ATTEMPT_MS), LZ_OK);
+    return rc;
+}
+
+static void judge_unsendable(void *arg, const lz_oom_run_t *run) {
+    unsendable_t *u = arg;
+    while (u->held_count) zmq_msg_close(&u->held[--u->held_count]);
+    lz_metrics_t m = lz_test_metrics(lz_client_node(u->client));
+    bool ok = lz_oom_answered(run) && u->took < ATTEMPT_MS && m.retries == 0 && m.request_timeouts == 0;
+    if (!ok) fprintf(stderr, "request: in %lld ms, %llu retries\n", (long long)u->took, (unsigned long long)m.retries);
+    LZ_CHECK(ok);
+    lz_value_t *reply = NULL;
+    int64_t start = lz_test_now_ms();
+    LZ_CHECK_INT(lz_client_request(u->client, "echo", u->value, &reply, 3 * ATTEMPT_MS), LZ_OK);
     LZ_CHECK(lz_test_now_ms() - start < ATTEMPT_MS);
     lz_value_destroy(&reply);
-    lz_client_destroy(&client);
-    return failed;
+    lz_client_destroy(&u->client);
 }
 
 LZ_TEST(unsendable_request_fails_at_once) {
@@ -1121,19 +1082,12 @@ LZ_TEST(unsendable_request_fails_at_once) {
     services_open(&services);
     char text[TEXT_SIZE];
     message_text(1, text);
-    lz_value_t *value = lz_value_string(text);
-    long n = 1, counted = 0, failures = 0;
-    request_unarmed_sends(&services, value, 0, &counted); // warm: the program's caches and keys
-    long before = live_blocks();
-    for (; n <= SWEEP_LIMIT; n++) {
-        if (request_unarmed_sends(&services, value, n, &counted)) failures++;
-        else if (counted < n) break; // every allocation of the client's thread has failed once
-    }
-    LZ_CHECK(n < SWEEP_LIMIT && failures > 0);
-    long after = settled_blocks(before);
-    if (after > before) fprintf(stderr, "unsendable request: %ld block(s) leaked\n", after - before);
-    LZ_CHECK(after <= before);
-    lz_value_destroy(&value);
+    unsendable_t u = {.services = &services, .value = lz_value_string(text)};
+    lz_oom_sweep_t sw = {.name = "unsendable request", .setup = setup_unsendable, .run = run_unsendable,
+                         .judge = judge_unsendable, .arg = &u, .spared = spared, .threads = true,
+                         .limit = SWEEP_LIMIT, .warm_runs = 1, .live = lz_oom_live_unkept, .settle_ms = WAIT_MS};
+    LZ_CHECK(lz_oom_sweep(&sw) > 0);
+    lz_value_destroy(&u.value);
     services_close(&services);
 }
 

@@ -18,7 +18,6 @@
 
 #define SWEEP_LIMIT 4000
 #define LONG_TEXT "a string past the node cache's short payloads, forty-eight bytes and more"
-#define DETAIL_MAX 512 // lz_last_error's longest detail
 #define PREFIX "prefix:" // what an output buffer holds before an encode
 
 /* ---- PCRE2's JIT, switched off for the validation sweeps --------------- */
@@ -111,7 +110,7 @@ static const ProtobufCMessageDescriptor item_descriptor = {
     PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC, "oom.Item", "Item", "Oom__Item", "oom", sizeof(Item), 7, item_fields,
     item_by_name, 1, item_ranges, item_init, NULL, NULL, NULL};
 
-/* ---- the sweep engine ---------------------------------------------------- */
+/* ---- the operations swept ------------------------------------------------ */
 
 // What one run works on and leaves behind; teardown frees whatever is set.
 typedef struct run_state {
@@ -143,7 +142,10 @@ struct op {
     int expect_rc; // the answer of a run where nothing fails
 };
 
-static void teardown(run_state_t *s) {
+LZ_OOM_TABLE(op_t, run_state_t)
+
+static void teardown(void *arg) {
+    run_state_t *s = &((lz_oom_swept_t *)arg)->s;
     lz_value_destroy(&s->value);
     lz_value_destroy(&s->result); // an arena's or slot's value is left to them
     if (s->arena_used) lz__arena_release(&s->arena);
@@ -155,128 +157,16 @@ static void teardown(run_state_t *s) {
     free(s->codec_state);
 }
 
-// One run with its nth allocation failing (0: none), on whichever thread
-// calls it: setup, run and teardown all happen there.
-typedef struct armed {
-    const op_t *op;
-    long n;
-    bool failed;
-    int rc, code;
-    char detail[DETAIL_MAX];
-    char *shown;
-} armed_t;
-
-static void *armed_run(void *arg) {
-    armed_t *a = arg;
-    run_state_t s = {0};
-    if (a->op->setup) a->op->setup(a->op, &s);
-    lz_set_error(LZ_OK, "%s", "");
-    lz_oom_arm(a->n);
-    a->rc = a->op->run(a->op, &s);
-    a->failed = lz_oom_stop();
-    a->code = lz_last_error_code();
-    snprintf(a->detail, sizeof a->detail, "%s", lz_last_error());
-    a->shown = a->op->show(a->op, &s);
-    teardown(&s);
-    return NULL;
-}
-
-// run_in_thread runs fn(arg) on a thread of its own and waits for it.
-static void run_in_thread(void *(*fn)(void *), void *arg) {
-    pthread_t thread;
-    if (pthread_create(&thread, NULL, fn, arg) == 0) pthread_join(thread, NULL);
-    else LZ_CHECK(!"pthread_create");
-}
-
-// check_run: a run where nothing failed answers as the reference did (the
-// detail of an error too); one where an allocation failed answers
-// LZ_ENOMEM, leaving what it changed as setup made it (before), or answers
-// as the reference, the detail of an error perhaps shorter.
-static bool check_run(const armed_t *a, const armed_t *reference, const char *before) {
-    bool same = a->rc == reference->rc && strcmp(a->shown, reference->shown) == 0;
-    if (!a->failed) return same && (a->rc == 0 || strcmp(a->detail, reference->detail) == 0);
-    if (a->rc == LZ_ENOMEM) return a->code == LZ_ENOMEM && a->detail[0] && strcmp(a->shown, before) == 0;
-    return same;
-}
-
-// A sweep over one operation, on one thread warmed up by a first run
-// (cold: each run on a thread of its own). Both kinds end with their
-// threads, thread-local caches and all, so the blocks live before and
-// after must match exactly.
-typedef struct sweep_job {
-    const op_t *op;
-    const armed_t *reference;
-    const char *before; // what setup shows, which a failed run must leave
-    bool cold;
-    bool ok;
-    long failures; // runs that had an allocation fail
-} sweep_job_t;
-
-static void report(const sweep_job_t *job, const armed_t *a) {
-    fprintf(stderr, "  %s (%s thread), allocation %ld %s: rc %s (%s), left \"%.200s\"; expected rc %s, \"%.200s\"\n",
-            job->op->name, job->cold ? "a cold" : "a warm", a->n, a->failed ? "failed" : "(none failed)",
-            lz_error_name(a->rc), a->detail, a->shown, lz_error_name(job->reference->rc), job->reference->shown);
-}
-
-// sweep_runs fails each allocation of the operation in turn, until a run
-// has nothing left to fail or one answers wrongly.
-static void *sweep_runs(void *arg) {
-    sweep_job_t *job = arg;
-    armed_t warm_up = {.op = job->op};
-    if (!job->cold) armed_run(&warm_up);
-    free(warm_up.shown);
-    for (long n = 1; n <= SWEEP_LIMIT; n++) {
-        armed_t a = {.op = job->op, .n = n};
-        if (job->cold) run_in_thread(armed_run, &a);
-        else armed_run(&a);
-        job->ok = check_run(&a, job->reference, job->before);
-        if (!job->ok) report(job, &a);
-        free(a.shown);
-        job->failures += a.failed;
-        if (!job->ok || !a.failed) return NULL;
-    }
-    fprintf(stderr, "  %s: more than %d allocations\n", job->op->name, SWEEP_LIMIT);
-    job->ok = false;
-    return NULL;
-}
-
-// reference_run runs the operation plainly on a thread that has a thread
-// of its own running at the time, as a cold sweep has: glibc keeps both
-// threads' stacks (with blocks of their TLS) for later threads.
-static void *reference_run(void *arg) {
-    run_in_thread(armed_run, arg);
-    return NULL;
-}
-
-// sweep runs op once plainly, for the answer the sweeps must give, then
-// sweeps it warm and cold.
-static void sweep(const op_t *op) {
-    armed_t reference = {.op = op};
-    run_in_thread(reference_run, &reference);
-    LZ_CHECK_INT(reference.rc, op->expect_rc);
-    if (reference.rc != op->expect_rc) fprintf(stderr, "  %s: %s\n", op->name, reference.detail);
-    run_state_t s = {0};
-    if (op->setup) op->setup(op, &s);
-    char *before = op->show(op, &s);
-    teardown(&s);
-    long live = lz_oom_live(), failures[2];
-    for (int cold = 0; cold <= 1; cold++) {
-        sweep_job_t job = {.op = op, .reference = &reference, .before = before, .cold = cold};
-        run_in_thread(sweep_runs, &job);
-        LZ_CHECK(job.ok);
-        failures[cold] = job.failures;
-    }
-    long leaked = lz_oom_live() - live; // 0 where allocations cannot fail (lz_oom_active)
-    printf("  %s: %ld allocations failed in turn warm, %ld cold\n", op->name, failures[0], failures[1]);
-    if (leaked) fprintf(stderr, "  %s: %ld blocks more than before its sweeps\n", op->name, leaked);
-    LZ_CHECK_INT(leaked, 0);
-    free(before);
-    free(reference.shown);
-}
-
+// sweep_all sweeps each operation on a warm thread (its thread-local
+// caches filled by a first run), then with each run on a thread of its
+// own, each sweep on a thread of its own, judged against a plain run
+// (lz_oom_sweep_t's show): the error of an allocation that failed may
+// come with a shorter detail. Its threads gone, thread-local caches and
+// all, the blocks live after a sweep are those before it.
 static void sweep_all(const op_t *ops, size_t n) {
-    if (!lz_oom_active()) printf("  (allocations cannot fail in this build or under valgrind: each runs once)\n");
-    for (size_t i = 0; i < n; i++) sweep(&ops[i]);
+    for (size_t i = 0; i < n; i++)
+        lz_oom_sweep_op(&ops[i], (lz_oom_sweep_t){.teardown = teardown, .own_thread = true, .terse_errors = true,
+                                                  .limit = SWEEP_LIMIT, .warm_runs = 1});
 }
 
 /* ---- showing what a run left --------------------------------------------- */

@@ -657,29 +657,15 @@ static const scenario_t scenarios[] = {
 
 /* ---- sweeping ---------------------------------------------------------------- */
 
-// live_blocks: the blocks allocated and not freed, but for the recycled
-// send buffers kept (sendbuf.h: a cache, bounded).
-static long live_blocks(void) {
-    long kept = 0;
-    for (size_t size = LZ_SENDBUF_MIN; size <= LZ_SENDBUF_MAX; size *= 2) kept += (long)lz__sendbuf_kept(size);
-    return lz_oom_live() - kept;
-}
-
 // A run on a thread of its own (exempt, as the arming thread is), whose
 // caches go with it: what the library's threads allocate and the test
 // frees (replies, letters) would otherwise fill this thread's.
 typedef struct drive {
     const scenario_t *sc;
-    long n;       // the other threads' allocation that fails (0: none)
-    bool cold;    // armed before the nodes start: their threads' first allocations too
-    long counted; // the other threads' allocations
+    bool cold;     // armed before the nodes start: their threads' first allocations too
+    run_t r;
+    int64_t armed; // when
 } drive_t;
-
-// arm makes the other threads' d->n-th allocation from now fail, noting when.
-static void arm(const drive_t *d, int64_t *armed) {
-    *armed = lz_test_now_ms();
-    lz_oom_arm_threads(d->n, spared);
-}
 
 // say_run, for LZ_OOM_VERBOSE, says what a run saw.
 static void say_run(run_t *r, int64_t armed) {
@@ -694,85 +680,65 @@ static void say_run(run_t *r, int64_t armed) {
                lz_error_name(r->answers[i].status));
 }
 
-static void *drive(void *arg) {
+static void open_nodes(run_t *r) {
+    r->sc->open(r);
+    r->before = lz_test_metrics(r->counted);
+    atomic_store(&r->failures, 0); // counted with r->before
+}
+
+static void setup_drive(void *arg) {
     drive_t *d = arg;
-    lz_oom_exempt_thread(true);
-    run_t *r = calloc(1, sizeof *r);
-    LZ_CHECK(r != NULL);
-    if (!r) return NULL;
+    run_t *r = &d->r;
+    memset(r, 0, sizeof *r);
     r->sc = d->sc;
     r->cold = d->cold;
     r->ctx = context_for(d->sc->settings);
     snprintf(r->what, sizeof r->what, "%s%s, opening", d->sc->name, d->cold ? " (cold)" : "");
     LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(r->ctx), discard_record, NULL), LZ_OK);
-    int64_t armed = 0;
-    if (d->cold) arm(d, &armed);
-    d->sc->open(r);
-    r->before = lz_test_metrics(r->counted);
-    atomic_store(&r->failures, 0); // counted with r->before
-    if (!d->cold) arm(d, &armed);
-    d->sc->traffic(r);
-    LZ_TEST_WAIT_UNTIL(d->sc->settled(r), WAIT_MS);
-    r->failed = lz_oom_stop_threads(&d->counted);
+    if (!d->cold) open_nodes(r);
+}
+
+static int run_drive(void *arg) {
+    drive_t *d = arg;
+    d->armed = lz_test_now_ms();
+    if (d->cold) open_nodes(&d->r);
+    d->sc->traffic(&d->r);
+    LZ_TEST_WAIT_UNTIL(d->sc->settled(&d->r), WAIT_MS);
+    return LZ_OK;
+}
+
+static void judge_drive(void *arg, const lz_oom_run_t *run) {
+    drive_t *d = arg;
+    run_t *r = &d->r;
+    r->failed = run->failed;
     snprintf(r->what, sizeof r->what, "%s%s, allocation %ld of other threads %s", d->sc->name, d->cold ? " (cold)" : "",
-             d->n, r->failed ? "failed" : "not failing");
-    if (getenv("LZ_OOM_VERBOSE")) say_run(r, armed);
+             run->n, r->failed ? "failed" : "not failing");
+    if (getenv("LZ_OOM_VERBOSE")) say_run(r, d->armed);
     d->sc->verify(r);
     close_run(r);
-    free(r);
-    return NULL;
 }
 
-// run_once runs sc with the other threads' nth allocation failing (0:
-// none), armed before its nodes start when cold, and checks that it
-// leaked nothing unless it is the first of its kind (the program's caches
-// fill, its keys are made); returns how many allocations they made.
-static long run_once(const scenario_t *sc, long n, bool cold, bool first) {
-    long live = live_blocks();
-    drive_t d = {sc, n, cold, 0};
-    pthread_t thread;
-    LZ_CHECK_INT(pthread_create(&thread, NULL, drive, &d), 0);
-    pthread_join(thread, NULL);
-    if (first) return d.counted;
-    // libzmq's reaper may free what a closed socket held a moment later.
-    LZ_TEST_WAIT_UNTIL(live_blocks() <= live, WAIT_MS);
-    if (live_blocks() > live)
-        fprintf(stderr, "%s%s, allocation %ld failing: %ld block(s) leaked\n", sc->name, cold ? " (cold)" : "", n,
-                live_blocks() - live);
-    LZ_CHECK(live_blocks() <= live);
-    return d.counted;
-}
-
-static long gcd(long a, long b) { return b ? gcd(b, a % b) : a; }
-
-// sweep runs sc unarmed to count its threads' allocations, then with each
-// of them failing in turn, and again while the time allowed lasts (which
-// thread makes the nth allocation varies from run to run), up to REPEATS
-// times. A sweep of more runs than fit goes in an order that spreads them
-// (a step coprime with the count, from a varying start), so that each
-// time covers a different part. LZ_OOM_FULL=1 runs each once, whatever
-// the time; LZ_OOM_N=n runs the nth alone; LZ_OOM_VERBOSE=1 says what
+// sweep runs sc failing none, to count its threads' allocations (not
+// checked for leaks: the program's caches fill, its keys are made), then
+// with each of them failing in turn, and again while the time allowed
+// lasts (which thread makes the nth allocation varies from run to run),
+// up to REPEATS times (lz_oom_sweep_t's sampling; LZ_OOM_FULL=1 runs each
+// once, whatever the time). Each run, armed before its nodes start when
+// cold, must leak nothing, once libzmq's reaper has freed what a closed
+// socket held. LZ_OOM_N=n runs the nth alone; LZ_OOM_VERBOSE=1 says what
 // each run saw.
 #define REPEATS 3
 static void sweep(const scenario_t *sc, bool cold) {
-    long counted = run_once(sc, 0, cold, true);
-    int64_t start = lz_test_now_ms(), budget = getenv("LZ_OOM_FULL") ? INT64_MAX / 2 : SWEEP_BUDGET_MS;
-    long step = counted * 618 / 1000 + 1, offset = counted ? (long)(lz_test_now_ms() % counted) : 0, runs = 0;
-    while (counted && gcd(step, counted) != 1) step++;
-    const char *only_n = getenv("LZ_OOM_N");
-    long total = only_n ? 1 : getenv("LZ_OOM_FULL") ? counted : counted * REPEATS;
-    for (; runs < total && lz_test_now_ms() - start < budget; runs++)
-        run_once(sc, only_n ? atol(only_n) : 1 + (offset + runs * step) % counted, cold, false);
-    printf("%s%s: %ld allocations on other threads, %ld runs, %lld ms\n", sc->name, cold ? " cold" : "", counted, runs,
-           (long long)(lz_test_now_ms() - start));
+    drive_t d = {.sc = sc, .cold = cold};
+    char name[64];
+    snprintf(name, sizeof name, "%s%s", sc->name, cold ? " cold" : "");
+    lz_oom_sweep(&(lz_oom_sweep_t){.name = name, .setup = setup_drive, .run = run_drive, .judge = judge_drive,
+                                   .arg = &d, .fresh = true, .spared = spared, .threads = true, .warm_runs = 1,
+                                   .budget_ms = SWEEP_BUDGET_MS, .repeats = REPEATS, .live = lz_oom_live_unkept,
+                                   .settle_ms = WAIT_MS, .leak_per_run = true});
 }
 
 LZ_TEST(failing_threads_lose_nothing) {
-    if (!lz_oom_active()) { // a sanitizer's or valgrind's allocators, not ours (lz_oom.h)
-        printf("allocations cannot fail here (sanitizer or valgrind): sweeps skipped, each scenario run once\n");
-        for (size_t i = 0; i < SCENARIO_COUNT; i++) run_once(&scenarios[i], 0, false, true);
-        return;
-    }
     const char *only = getenv("LZ_OOM_SCENARIO");
     for (size_t i = 0; i < SCENARIO_COUNT; i++) {
         if (only && strcmp(only, scenarios[i].name) != 0) continue;
@@ -815,6 +781,8 @@ typedef struct reply_kind {
 
 typedef _Atomic(lz_server_reply_t *) parked_t; // a request deferred, for the test to answer
 
+#define HELD_MAX 64
+
 struct caller {
     const reply_kind_t *kind;
     run_t nodes; // the context, a router and a dealer or a server and a client; counted: the router or server
@@ -822,6 +790,10 @@ struct caller {
     parked_t parked, held; // held: keeps the spare job busy (see above)
     lz_value_t *value;     // the answer's, made unarmed
     answer_t answer, held_answer;
+    bool fresh;               // each answer on a thread of its own
+    lz_metrics_t before;      // the counted node's before the answer
+    zmq_msg_t kept[HELD_MAX]; // the recycled buffers this thread holds while a fresh one answers
+    size_t kept_count;
 };
 
 static void caller_close(caller_t *c) {
@@ -929,135 +901,68 @@ static const reply_kind_t reply_kinds[] = {
 };
 // clang-format on
 
-// A run of the answer with its nth allocation failing (0: none).
-typedef struct armed_answer {
-    caller_t *c;
-    long n, counted;
-    bool failed;
-    int rc;
-    char error[256]; // the answer's lz_last_error
-} armed_answer_t;
-
-static void *answer_armed(void *arg) {
-    armed_answer_t *a = arg;
-    lz_oom_spare(spared);
-    lz_oom_arm(a->n);
-    a->rc = a->c->kind->answer(a->c);
-    a->failed = lz_oom_stop();
-    a->counted = lz_oom_counted;
-    snprintf(a->error, sizeof a->error, "%s", lz_last_error());
-    lz_oom_spare(NULL);
-    return NULL;
-}
-
-// answer_fresh runs the answer on a fresh thread, while this one holds
-// every recycled buffer of the reply's size (as many as sendbuf.h says it
-// keeps, shelved or in this thread's hand).
-#define HELD_MAX 64
-static void answer_fresh(armed_answer_t *a) {
-    zmq_msg_t held[HELD_MAX];
+// ask_answer has the request come, unarmed; an answer on a fresh thread
+// is made while this one holds every recycled buffer of the reply's size
+// (as many as sendbuf.h says it keeps, shelved or in this thread's hand).
+static void ask_answer(void *arg) {
+    caller_t *c = arg;
+    c->kind->ask(c);
+    c->before = lz_test_metrics(c->nodes.counted);
     char text[TEXT_SIZE] = ""; // a frame of the reply's size
-    size_t n = 0;
-    while (n < HELD_MAX && lz__sendbuf_kept(sizeof text) > 0 && lz__sendbuf_build(&held[n], text, sizeof text) == 0)
-        n++;
-    pthread_t thread;
-    LZ_CHECK_INT(pthread_create(&thread, NULL, answer_armed, a), 0);
-    pthread_join(thread, NULL);
-    while (n) zmq_msg_close(&held[--n]);
+    while (c->fresh && c->kept_count < HELD_MAX && lz__sendbuf_kept(sizeof text) > 0 &&
+           lz__sendbuf_build(&c->kept[c->kept_count], text, sizeof text) == 0)
+        c->kept_count++;
 }
+
+static int answer(void *arg) { return ((caller_t *)arg)->kind->answer(arg); }
 
 // check_reply: the answer's outcome, what its node counted since before
 // (sent, and errors and drops) and what the client got agree.
-static void check_reply(caller_t *c, const armed_answer_t *a, const lz_metrics_t *before) {
+static void check_reply(void *arg, const lz_oom_run_t *run) {
+    caller_t *c = arg;
     const reply_kind_t *kind = c->kind;
-    bool answered = a->rc == LZ_OK || (a->failed && a->rc == LZ_ENOMEM && a->error[0]);
-    if (!answered)
-        fprintf(stderr, "%s, allocation %ld failing: %s (%s)\n", kind->name, a->n, lz_error_name(a->rc), a->error);
-    LZ_CHECK(answered);
-    if (a->rc != LZ_OK && kind->again) LZ_CHECK_INT(kind->answer(c), LZ_OK);
+    while (c->kept_count) zmq_msg_close(&c->kept[--c->kept_count]);
+    LZ_CHECK(lz_oom_answered(run));
+    if (run->rc != LZ_OK && kind->again) LZ_CHECK_INT(kind->answer(c), LZ_OK);
     LZ_TEST_WAIT_UNTIL(atomic_load(&c->answer.calls), WAIT_MS);
     const answer_t *got = &c->answer;
     lz_metrics_t now = lz_test_metrics(c->nodes.counted);
-    uint64_t sent = now.messages_sent - before->messages_sent;
-    uint64_t troubles = now.errors + now.outbound_dropped - before->errors - before->outbound_dropped;
-    bool whole = a->rc == LZ_OK || kind->again; // else an error reply or nothing, and why counted
+    uint64_t sent = now.messages_sent - c->before.messages_sent;
+    uint64_t troubles = now.errors + now.outbound_dropped - c->before.errors - c->before.outbound_dropped;
+    bool whole = run->rc == LZ_OK || kind->again; // else an error reply or nothing, and why counted
     bool ok = atomic_load(&got->calls) == 1 && got->came <= got->deadline + SLACK_MS &&
               (whole ? sent == 1 && got->status == kind->expected && got->matches
                      : sent <= 1 && troubles > 0 && got->status != LZ_OK);
     if (!ok)
-        fprintf(stderr, "%s, allocation %ld failing (%s: %s): %llu sent, %llu counted; the client got %s%s, "
-                "%d answer(s), %lld ms after its timeout\n", kind->name, a->n, lz_error_name(a->rc), a->error,
-                (unsigned long long)sent, (unsigned long long)troubles, lz_error_name(got->status),
+        fprintf(stderr, "%s: %llu sent, %llu counted; the client got %s%s, %d answer(s), %lld ms after its timeout\n",
+                kind->name, (unsigned long long)sent, (unsigned long long)troubles, lz_error_name(got->status),
                 !got->matches ? " (not the answer's)" : "", atomic_load(&got->calls),
                 (long long)(got->came - got->deadline));
     LZ_CHECK(ok);
-}
-
-static void answer_once(caller_t *c, armed_answer_t *a, bool fresh) {
-    c->kind->ask(c);
-    lz_metrics_t before = lz_test_metrics(c->nodes.counted);
-    if (fresh) answer_fresh(a);
-    else answer_armed(a);
-    check_reply(c, a, &before);
-    c->kind->done(c);
-    if (getenv("LZ_OOM_VERBOSE"))
-        printf("%s, allocation %ld of %ld: %s (%s), %ld blocks live\n", c->kind->name, a->n, a->counted,
-               lz_error_name(a->rc), a->failed ? a->error : "none failed", live_blocks());
-}
-
-// sweep_answer fails each allocation of c's answer in turn, then none, and
-// returns how many failed.
-static long sweep_answer(caller_t *c, bool fresh) {
-    long n = 1;
-    for (armed_answer_t a; n <= SWEEP_LIMIT; n++) {
-        a = (armed_answer_t){.c = c, .n = n};
-        answer_once(c, &a, fresh);
-        if (!a.failed && a.counted < n) break; // every allocation has failed once
-    }
-    LZ_CHECK(n <= SWEEP_LIMIT);
-    return n - 1;
-}
-
-// settled_blocks: live_blocks once they are down to limit (libzmq's
-// reaper frees a little later), or after wait_ms.
-static long settled_blocks(long limit, int wait_ms) {
-    LZ_TEST_WAIT_UNTIL(live_blocks() <= limit, wait_ms);
-    return live_blocks();
+    kind->done(c);
 }
 
 // sweep_kind sweeps kind's answer after warming it up until it allocates
 // nothing more to keep (the connections' queues, the free lists grow for
-// a while), then checks that it leaks nothing. The first error reply, say,
-// fills caches of its own, and libzmq's queues keep a spare chunk by
-// turns, so a sweep may end a little above where it began; a leak on a
-// failure's path leaks again each time: of up to three sweeps more, one
-// must end no higher than it began.
+// a while: three runs in a row keeping nothing more), then checks that it
+// leaks nothing. The first error reply, say, fills caches of its own, and
+// libzmq's queues keep a spare chunk by turns, so a sweep may end a little
+// above where it began; a leak on a failure's path leaks again each time:
+// a sweep that ends higher is run again, up to three times, and one of
+// them must end no higher than it began.
 static void sweep_kind(const reply_kind_t *kind, bool fresh) {
-    caller_t c = {.kind = kind};
+    caller_t c = {.kind = kind, .fresh = fresh};
     c.nodes.ctx = context_for(kind->settings);
     LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(c.nodes.ctx), discard_record, NULL), LZ_OK);
     kind->open(&c);
-    long live = live_blocks();
-    for (int warm = 0, steady = 0; warm < 60 && steady < 3; warm++) { // 3 runs in a row keeping nothing more
-        answer_once(&c, &(armed_answer_t){.c = &c}, fresh);
-        steady = live_blocks() == live ? steady + 1 : 0;
-        live = live_blocks();
-    }
-    long runs = sweep_answer(&c, fresh), grew = 1;
-    for (int again = 0; again < 3 && grew > 0; again++) {
-        live = live_blocks();
-        sweep_answer(&c, fresh);
-        grew = settled_blocks(live, 300) - live;
-    }
-    if (grew > 0) fprintf(stderr, "%s: %ld block(s) leaked\n", kind->name, grew);
-    LZ_CHECK(grew <= 0);
+    lz_oom_sweep(&(lz_oom_sweep_t){.name = kind->name, .prepare = ask_answer, .run = answer, .arg = &c,
+                                   .fresh = fresh, .spared = spared, .finish = check_reply, .limit = SWEEP_LIMIT,
+                                   .warm_runs = 60, .steady_runs = 3, .live = lz_oom_live_unkept, .settle_ms = 300,
+                                   .resweeps = 3});
     caller_close(&c);
-    printf("%s%s: %ld allocations failed in turn\n", kind->name, fresh ? " on a fresh thread" : "", runs);
 }
 
 LZ_TEST(failed_replies_from_the_caller_lose_nothing) {
-    if (!lz_oom_active()) // a sanitizer's or valgrind's allocators, not ours (lz_oom.h)
-        printf("allocations cannot fail here (sanitizer or valgrind): each answer runs with nothing failing\n");
     for (size_t i = 0; i < sizeof reply_kinds / sizeof reply_kinds[0]; i++) {
         sweep_kind(&reply_kinds[i], false);
         sweep_kind(&reply_kinds[i], true);
