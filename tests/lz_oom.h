@@ -466,11 +466,34 @@ static inline long lz_oom_sweep_pass(lz_oom_sweep_t *sw) {
     return failures;
 }
 
+// glibc keeps the stacks of ended threads (up to 40 MiB of them), each with
+// its TLS vector, a block from malloc: how many depends on how many threads
+// were alive at once, so a sweep on fresh threads (two alive at a time, or
+// more with the library's) could grow it and read as a leak.
+// lz_oom_fill_stack_cache fills it (more threads at once than it keeps), so
+// that it is full both when the blocks live are counted and after a sweep.
+#define LZ_OOM_CACHED_THREADS 12
+static inline void *lz_oom_wait_for_all(void *barrier) {
+    pthread_barrier_wait(barrier);
+    return NULL;
+}
+static inline void lz_oom_fill_stack_cache(void) {
+    pthread_t threads[LZ_OOM_CACHED_THREADS];
+    pthread_barrier_t all;
+    pthread_barrier_init(&all, NULL, LZ_OOM_CACHED_THREADS + 1);
+    for (int i = 0; i < LZ_OOM_CACHED_THREADS; i++)
+        LZ_CHECK_INT(pthread_create(&threads[i], NULL, lz_oom_wait_for_all, &all), 0);
+    pthread_barrier_wait(&all);
+    for (int i = 0; i < LZ_OOM_CACHED_THREADS; i++) pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&all);
+}
+
 // lz_oom_sweep_passes warms up, sweeps, and checks the blocks live (but
 // for those of an own_thread sweep, counted when its thread has ended).
 static inline void *lz_oom_sweep_passes(void *self) {
     lz_oom_sweep_t *sw = self;
     lz_oom_run_t run;
+    if (sw->fresh) lz_oom_fill_stack_cache();
     long before = lz_oom_sweep_blocks(sw);
     for (int i = 0, steady = 0; i < sw->warm_runs && (!sw->steady_runs || steady < sw->steady_runs); i++) {
         lz_oom_sweep_once(sw, 0, &run);

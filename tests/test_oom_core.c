@@ -1157,26 +1157,6 @@ static long sweep_exporter(otlp_run_t *o, bool cold) {
                                           .leaks_elsewhere = true});
 }
 
-// glibc keeps the stacks of ended threads (up to 40 MiB of them), each with
-// its TLS vector, a block from malloc: how many depends on how many threads
-// were alive at once. fill_stack_cache fills it (more threads at once than
-// it keeps) so that it is full both when the blocks live are counted and
-// after the sweep.
-#define CACHED_THREADS_MAX 12
-static void *wait_for_all(void *barrier) {
-    pthread_barrier_wait(barrier);
-    return NULL;
-}
-static void fill_stack_cache(void) {
-    pthread_t threads[CACHED_THREADS_MAX];
-    pthread_barrier_t all;
-    pthread_barrier_init(&all, NULL, CACHED_THREADS_MAX + 1);
-    for (int i = 0; i < CACHED_THREADS_MAX; i++) LZ_CHECK_INT(pthread_create(&threads[i], NULL, wait_for_all, &all), 0);
-    pthread_barrier_wait(&all);
-    for (int i = 0; i < CACHED_THREADS_MAX; i++) pthread_join(threads[i], NULL);
-    pthread_barrier_destroy(&all);
-}
-
 // A batch whose body cannot be built, or whose POST cannot be made, for
 // want of memory on the exporter's thread is not sent cut short: it is
 // counted failed and logged, the thread goes on, and the next batch gets
@@ -1190,7 +1170,7 @@ LZ_TEST(otlp_thread_survives_oom) {
     otlp_exporter_new(&o);
     send_batch(&o);
     otlp_run_close(&o);
-    fill_stack_cache();
+    lz_oom_fill_stack_cache();
     long live = lz_oom_live();
     o = (otlp_run_t){0};
     otlp_run_open(&o);
