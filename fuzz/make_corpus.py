@@ -357,8 +357,92 @@ def config_seeds():
     yield "nested-33.yaml", b"retries: " + b"[" * 32 + b"]" * 32 + b"\n"  # refused before it is built
 
 
+# ---- JSON Schema ----------------------------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+READING_SCHEMA = {"type": "object", "required": ["sensor_id", "value"],
+                  "properties": {"sensor_id": {"type": "string", "pattern": "^[a-z]+-[0-9]+$"},
+                                 "value": {"type": "number", "minimum": -50, "maximum": 150},
+                                 "tags": {"type": "array", "items": {"type": "string"}}},
+                  "additionalProperties": False}
+TREE_SCHEMA = {"$defs": {"node": {"type": "object", "properties": {"children": {
+    "type": "array", "items": {"$ref": "#/$defs/node"}}}}}, "$ref": "#/$defs/node"}
+
+
+def schema_input(schema, instance):
+    """A schema target input: the schema text's 2-byte length, the text, the instance bytes."""
+    text = schema if isinstance(schema, bytes) else js(schema)
+    return struct.pack(">H", len(text)) + text + instance
+
+
+def nested_schema(depth, keyword):
+    schema = True
+    for _ in range(depth):
+        schema = {keyword: schema}
+    return schema
+
+
+def suite_seeds():
+    """One case of each group of tests/schema/draft2020-12.json (the suite's format), in turn a valid and an
+    invalid one where the group has both."""
+    with open(os.path.join(ROOT, "tests", "schema", "draft2020-12.json"), encoding="utf-8") as f:
+        groups = json.load(f)
+    for i, group in enumerate(groups):
+        tests = group["tests"]
+        wanted = [t for t in tests if t["valid"] == (i % 2 == 0)] or tests
+        yield "suite-%02d" % i, schema_input(group["schema"], js(wanted[0]["data"]))
+
+
+def schema_seeds():
+    yield from suite_seeds()
+    yield "reading-valid", schema_input(READING_SCHEMA, js({"sensor_id": "t-1", "value": 21.5, "tags": ["a"]}))
+    yield "reading-invalid", schema_input(READING_SCHEMA, js({"sensor_id": "t-1", "value": -80}))
+    yield "reading-msgpack", schema_input(READING_SCHEMA, mp({"sensor_id": "t-1", "value": 3, "tags": [b"x"]}))
+    yield "tree-deep", schema_input(TREE_SCHEMA, b'{"children":[' * 60 + b"{}" + b"]}" * 60)
+    yield "ref-cycle", schema_input({"$ref": "#"}, b"1")
+    yield "ref-cycle-quiet", schema_input({"anyOf": [{"$ref": "#"}, True]}, b"1")
+    yield "ref-escapes", schema_input({"$defs": {"a/b": {"type": "integer"}, "c~d": {"minimum": 2},
+                                                 "%e": {"maximum": 9}},
+                                       "allOf": [{"$ref": "#/$defs/a~1b"}, {"$ref": "#/$defs/c~0d"},
+                                                 {"$ref": "#/$defs/%25e"}]}, b"5")
+    yield "ref-pending", schema_input({"properties": {"a": {"$ref": "#/x/0"}}, "x": [{"$ref": "#/x/1"}, False]},
+                                      b'{"a":1}')
+    yield "draft07-ref-siblings", schema_input({"$schema": "http://json-schema.org/draft-07/schema#",
+                                                "definitions": {"n": {"type": "number"}},
+                                                "$ref": "#/definitions/n", "maximum": 0}, b"5")
+    yield "depth-128", schema_input(nested_schema(127, "not"), b"null")
+    yield "depth-129", schema_input(nested_schema(128, "items"), b"[[[]]]")
+    yield "pattern-backtracking", schema_input({"pattern": "^(a+)+$"}, js("a" * 3000 + "b"))
+    yield "pattern-properties-backtracking", schema_input({"patternProperties": {"^(a|aa)*$": False}},
+                                                          js({"a" * 2000 + "!": 1}))
+    yield "pattern-ecma", schema_input({"patternProperties": {"^\\u0041[^]\\x42$": {"const": 1}, "[]": False},
+                                        "propertyNames": {"pattern": "\\u{1F4A9}|^[A-Z]", "maxLength": 4}},
+                                       js({"A\u00e9B": 1, "\U0001F4A9": 2}))
+    yield "formats", schema_input({"properties": {f: {"format": f} for f in
+                                                  ["date-time", "email", "ipv4", "uri", "regex", "uuid"]}},
+                                  js({"date-time": "x", "email": "@", "ipv4": "1.2.3", "uri": ":", "regex": "[",
+                                      "uuid": 1}))
+    yield "numbers", schema_input({"items": {"multipleOf": 0.01, "exclusiveMinimum": -1e308,
+                                             "maximum": 9223372036854775807}}, js(NUMBERS[:6] + [19.99]))
+    yield "unique-across-types", schema_input({"uniqueItems": True}, b'[1,1.0,{"a":[1]},{"a":[1.0]}]')
+    yield "logic", schema_input({"oneOf": [{"type": "string"}, {"maxLength": 2}], "not": {"const": "ab"},
+                                 "if": {"minLength": 1}, "then": {"pattern": "b"}, "else": False}, js("bb"))
+    yield "dependencies", schema_input({"dependencies": {"a": ["b"], "b": {"required": ["c"]}},
+                                        "dependentRequired": {"c": ["a\u0000z"]}}, js({"a": 1, "b": 2, "c": 3}))
+    yield "bad-minimum", schema_input({"properties": {"age": {"minimum": "0"}}}, b"{}")
+    yield "bad-regex", schema_input({"pattern": "[a"}, b'"a"')
+    yield "bad-ref", schema_input({"items": {"$ref": "#/$defs/b"}}, b"[]")
+    yield "remote-ref", schema_input({"$ref": "http://example.com/s.json"}, b"1")
+    yield "anchor-ref", schema_input({"$defs": {"a": {"$anchor": "n"}}, "$ref": "#n"}, b"1")
+    yield "id-ref", schema_input({"$defs": {"a": {"$id": "http://x/a", "$ref": "#"}}}, b"1")
+    yield "dynamic-ref", schema_input({"$dynamicRef": "#meta"}, b"1")
+    yield "not-json", schema_input(b'{"type": ', b"1")
+    yield "boolean-schema", schema_input(b"false", b"[]")
+
+
 TARGETS = {"json": json_seeds, "msgpack": msgpack_seeds, "protobuf": protobuf_seeds, "pubsub": pubsub_seeds,
-           "task": task_seeds, "request": request_seeds, "reply": reply_seeds, "config": config_seeds}
+           "task": task_seeds, "request": request_seeds, "reply": reply_seeds, "config": config_seeds,
+           "schema": schema_seeds}
 
 
 def main():

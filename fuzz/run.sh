@@ -11,7 +11,7 @@ build="${1:?usage: fuzz/run.sh BUILD_DIR SECONDS [TARGET...]}"
 seconds="${2:?usage: fuzz/run.sh BUILD_DIR SECONDS [TARGET...]}"
 shift 2
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(json msgpack protobuf pubsub task request reply config)
+[ ${#targets[@]} -gt 0 ] || targets=(json msgpack protobuf pubsub task request reply config schema)
 work="${LZ_FUZZ_WORK:-/tmp/lz-fuzz}"
 mkdir -p "$work/crashes"
 status=0

@@ -3,7 +3,8 @@
  * draft-07) plus our own draft 2020-12 file in the suite's format
  * (tests/schema/draft2020-12.json: Debian's suite predates that draft),
  * then our own cases: error messages, malformed schemas, the recursion
- * bound, NULL arguments, bytes values and four threads on one schema. */
+ * bound, long strings and patterns, large uniqueItems arrays, NULL
+ * arguments, bytes values and four threads on one schema. */
 #include <dirent.h>
 #include <pthread.h>
 
@@ -332,6 +333,10 @@ LZ_TEST(malformed_schemas) {
     refused("{\"$dynamicRef\":\"#meta\"}", LZ_EINVAL,
             "schema #/$dynamicRef: $dynamicRef is not supported (see docs/schema.md)");
     refused("{\"type\":\"strin\"}", LZ_EINVAL, NULL);
+    // A type name is its whole string: it was read up to a \u0000.
+    refused("{\"type\":[\"null\",\"string\\u0000x\"]}", LZ_EINVAL,
+            "schema #/type: type must be a type name (null, boolean, integer, number, string, array, object) or an "
+            "array of them");
     refused("{\"minLength\":-1}", LZ_EINVAL,
             "schema #/minLength: minLength must be a non-negative integer, got number");
     refused("{\"multipleOf\":0}", LZ_EINVAL, "schema #/multipleOf: multipleOf must be greater than 0");
@@ -437,6 +442,85 @@ LZ_TEST(recursion_is_bounded) {
     LZ_CHECK_STR(lz_last_error(), "$.child.child.child: expected object, got integer");
     lz_value_destroy(&leaf);
     lz_schema_destroy(&tree);
+}
+
+// repeated returns count copies of unit between prefix and suffix, as a
+// string the caller frees.
+static char *repeated(const char *prefix, const char *unit, size_t count, const char *suffix) {
+    size_t a = strlen(prefix), u = strlen(unit), b = strlen(suffix);
+    char *text = malloc(a + u * count + b + 1);
+    LZ_CHECK(text != NULL);
+    memcpy(text, prefix, a);
+    for (size_t i = 0; i < count; i++) memcpy(text + a + i * u, unit, u);
+    memcpy(text + a + u * count, suffix, b + 1);
+    return text;
+}
+
+// A repeated group over a long string outgrew the JIT's default stack (32
+// KiB: "^(?:\w|-)+$" could not match 2000 characters, and valid data was
+// refused); a validation now gives the JIT a larger stack when it needs one.
+LZ_TEST(long_strings_match_patterns) {
+    char *slug = repeated("\"", "a-", 20000, "\""), *bad = repeated("\"", "a-", 20000, "!\"");
+    char *key = repeated("{\"", "a-", 5000, "\":1}");
+    valid("{\"pattern\":\"^(?:\\\\w|-)+$\"}", slug);
+    valid("{\"patternProperties\":{\"^(a|-)+$\":{\"const\":1}},\"additionalProperties\":false}", key);
+    lz_schema_t *s = compile("{\"items\":{\"pattern\":\"^(?:\\\\w|-)+$\"}}");
+    char *list = malloc(strlen(slug) + strlen(bad) + 4);
+    sprintf(list, "[%s,%s]", slug, bad);
+    lz_value_t *v = lz_value_from_json(list, strlen(list));
+    LZ_CHECK_INT(lz_schema_validate(s, v), LZ_EVALIDATION);
+    LZ_CHECK(strstr(lz_last_error(), "$[1]: \"a-a-") == lz_last_error());
+    LZ_CHECK(strstr(lz_last_error(), "does not match the pattern") != NULL);
+    lz_value_destroy(&v);
+    lz_schema_destroy(&s);
+    free(list);
+    free(key);
+    free(bad);
+    free(slug);
+}
+
+// A pattern that backtracks without end gives up at LZ_SCHEMA_MATCH_LIMIT
+// steps (a few ms): PCRE2's default limit let 22 characters cost 35 ms, so
+// a peer's array of such strings a long time.
+LZ_TEST(backtracking_gives_up_early) {
+    char *data = repeated("\"", "a", 22, "!\"");
+    failure("{\"pattern\":\"^(a+)+$\"}", data, LZ_EVALIDATION,
+            "$: the pattern \"^(a+)+$\" could not be matched: match limit exceeded");
+    free(data);
+}
+
+// uniqueItems past 16 items sorts them by a hash that equal items share,
+// and reports the pair comparing every pair would: the later item first,
+// then the earlier one. Comparing every pair of 100 thousand numbers took
+// a minute.
+LZ_TEST(unique_items_of_large_arrays) {
+    const char *schema = "{\"uniqueItems\":true}";
+    char data[1024];
+    int n = snprintf(data, sizeof data, "[");
+    for (int i = 0; i < 30; i++) n += snprintf(data + n, sizeof data - (size_t)n, "%d,", i);
+    snprintf(data + n, sizeof data - (size_t)n, "7.0,-0.0]");
+    failure(schema, data, LZ_EVALIDATION, "$: items 7 and 30 are equal (uniqueItems)");
+    failure(schema,
+            "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,{\"a\":1,\"b\":[2]},\"x\",[1,2],{\"b\":[2.0],\"a\":1},-0.0]",
+            LZ_EVALIDATION, "$: items 17 and 20 are equal (uniqueItems)");
+    valid(schema, "[9007199254740993,9007199254740992.0,0.1,\"0.1\",[1],[1.0,2],{\"a\":1},{\"a\":\"1\"},{\"b\":1},"
+                  "true,1,false,0,null,\"\",[],{},[[]],[{}],1.5,-1.5,\"1\",1e300]");
+
+    size_t count = 100000;
+    char *many = malloc(count * 8 + 16);
+    LZ_CHECK(many != NULL);
+    size_t at = (size_t)sprintf(many, "[");
+    for (size_t i = 0; i < count; i++) at += (size_t)sprintf(many + at, "%zu,", i);
+    sprintf(many + at, "%zu]", count - 1);
+    lz_schema_t *s = compile(schema);
+    lz_value_t *v = lz_value_from_json(many, strlen(many));
+    int64_t start = lz_test_now_ms();
+    LZ_CHECK_INT(lz_schema_validate(s, v), LZ_EVALIDATION);
+    LZ_CHECK(lz_test_now_ms() - start < 5000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_STR(lz_last_error(), "$: items 99999 and 100000 are equal (uniqueItems)");
+    lz_value_destroy(&v);
+    lz_schema_destroy(&s);
+    free(many);
 }
 
 LZ_TEST(null_arguments) {
@@ -557,6 +641,7 @@ LZ_TEST(four_threads_share_a_schema) {
 LZ_TEST_MAIN(LZ_CASE(suite_draft7), LZ_CASE(suite_draft6), LZ_CASE(suite_draft2020_12), LZ_CASE(error_messages),
              LZ_CASE(path_keys_are_escaped), LZ_CASE(long_details_cut_between_characters),
              LZ_CASE(valid_data_leaves_the_error_alone), LZ_CASE(malformed_schemas), LZ_CASE(refs_with_escapes),
-             LZ_CASE(ref_siblings_by_draft), LZ_CASE(recursion_is_bounded), LZ_CASE(null_arguments),
+             LZ_CASE(ref_siblings_by_draft), LZ_CASE(recursion_is_bounded), LZ_CASE(long_strings_match_patterns),
+             LZ_CASE(backtracking_gives_up_early), LZ_CASE(unique_items_of_large_arrays), LZ_CASE(null_arguments),
              LZ_CASE(bytes_values), LZ_CASE(numbers_are_exact), LZ_CASE(schema_value_not_kept),
              LZ_CASE(four_threads_share_a_schema))

@@ -61,7 +61,10 @@ void lz_schema_destroy(lz_schema_t **schema_p);
 //     $["a \"b\""]: expected string, got integer
 // (a key that is no identifier is written as JSON writes a string).
 // A validation nested deeper than 256 levels (a recursive $ref that does
-// not end) also fails with LZ_EVALIDATION, never by overflowing the stack.
+// not end) also fails with LZ_EVALIDATION, never by overflowing the stack,
+// and so does a pattern match past PCRE2's match limit (a million
+// backtracking steps: "the pattern ... could not be matched: match limit
+// exceeded"), where the validation stops.
 // LZ_EINVAL for NULL arguments, LZ_ENOMEM when a pattern's match data
 // cannot be allocated or its match runs out of memory. Valid values cost no string formatting. Thread
 // safe: a compiled schema is read-only, so any number of threads may

@@ -10,10 +10,12 @@
  * memory aborts the whole validation, quiet or not. */
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 #include "core/error.h"
 #include "serial/schema.h"
@@ -31,8 +33,11 @@ typedef struct vctx {
     int depth;
     bool quiet;
     bool aborted;
-    int error;               // the abort's code
-    pcre2_match_data *match; // made on the first pattern, freed at the end
+    int error;                   // the abort's code
+    pcre2_match_data *match;     // made on the first pattern, freed at the end
+    pcre2_match_context *limits; // the schema's
+    pcre2_match_context *grown;  // limits with jit_stack, once a match needed more stack
+    pcre2_jit_stack *jit_stack;
 } vctx_t;
 
 static bool validate(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx);
@@ -299,12 +304,35 @@ static LZ_COLD int match_error(const lz_spattern_t *pattern, int rc, const path_
     return -1;
 }
 
+static LZ_COLD int match_out_of_memory(const path_t *path, vctx_t *ctx) {
+    abort_validation(ctx, path, LZ_ENOMEM, "out of memory for a pattern match");
+    return -1;
+}
+
+// grow_jit_stack gives the validation's matches from now on a JIT stack of
+// up to LZ_SCHEMA_JIT_STACK_MAX bytes, in place of PCRE2's 32 KiB, which a
+// repeated group over a long string outgrows. False when out of memory.
+static LZ_COLD bool grow_jit_stack(vctx_t *ctx) {
+    if (!(ctx->jit_stack = pcre2_jit_stack_create(32 * 1024, LZ_SCHEMA_JIT_STACK_MAX, NULL))) return false;
+    if (!(ctx->grown = pcre2_match_context_copy(ctx->limits))) return false;
+    pcre2_jit_stack_assign(ctx->grown, NULL, ctx->jit_stack);
+    return true;
+}
+
+static int match_once(const lz_spattern_t *pattern, const char *text, size_t len, vctx_t *ctx) {
+    pcre2_match_context *settings = ctx->grown ? ctx->grown : ctx->limits;
+    return pcre2_match(pattern->code, (PCRE2_SPTR)text, len, 0, 0, ctx->match, settings);
+}
+
 // matches runs pattern over text (a search, not anchored, as JSON Schema
 // has it): 1 matched, 0 not, -1 aborted (out of memory, a match limit).
 static int matches(const lz_spattern_t *pattern, const char *text, size_t len, const path_t *path, vctx_t *ctx) {
-    if (!ctx->match && !(ctx->match = pcre2_match_data_create(1, NULL)))
-        return abort_validation(ctx, path, LZ_ENOMEM, "out of memory for a pattern match"), -1;
-    int rc = pcre2_match(pattern->code, (PCRE2_SPTR)text, len, 0, 0, ctx->match, NULL);
+    if (!ctx->match && !(ctx->match = pcre2_match_data_create(1, NULL))) return match_out_of_memory(path, ctx);
+    int rc = match_once(pattern, text, len, ctx);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !ctx->jit_stack) {
+        if (!grow_jit_stack(ctx)) return match_out_of_memory(path, ctx);
+        rc = match_once(pattern, text, len, ctx);
+    }
     if (rc >= 0) return 1;
     if (rc == PCRE2_ERROR_NOMATCH) return 0;
     return match_error(pattern, rc, path, ctx);
@@ -331,6 +359,130 @@ static bool check_string(const lz_snode_t *s, const lz_value_t *v, const path_t 
     return !ctx->quiet && pattern_fails(v, s, path, ctx);
 }
 
+/* ---- uniqueItems ------------------------------------------------------- */
+
+// Comparing every pair of items takes time in the square of their number:
+// a peer's array of 100 thousand numbers kept a receiver busy for a
+// minute. Items that are equal (as JSON: 1 == 1.0, members in any order)
+// hash the same, so once sorted by hash only the items of one hash are
+// compared. The hash is seeded per process (as value.c's key index is), so
+// items cannot be chosen to collide. Short arrays are compared pair by pair.
+#define LZ_UNIQUE_SCAN_MAX 16
+
+static uint64_t unique_seed = 0x9E3779B97F4A7C15ull;
+static pthread_once_t unique_seed_once = PTHREAD_ONCE_INIT;
+
+static void unique_seed_init(void) {
+    const unsigned char *random = (const unsigned char *)getauxval(AT_RANDOM);
+    if (random) memcpy(&unique_seed, random + 8, sizeof unique_seed); // the key index takes bytes 0-7
+}
+
+// mix is MurmurHash3's finaliser: every bit of h moves every bit.
+static uint64_t mix(uint64_t h) {
+    h = (h ^ (h >> 33)) * 0xFF51AFD7ED558CCDull;
+    h = (h ^ (h >> 33)) * 0xC4CEB9FE1A85EC53ull;
+    return h ^ (h >> 33);
+}
+
+static uint64_t hash_bytes(uint64_t h, const char *data, size_t len) {
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)data[i]) * 0x100000001B3ull; // FNV-1a
+    return mix(h ^ len);
+}
+
+// hash_number: an int and a double of the same number (lz__compare_int_double)
+// hash the same: an integral double in the int64 range as that int64 (-0.0
+// as 0), any other double by its bits (every NaN alike, as equal has it).
+static uint64_t hash_number(const lz_value_t *v) {
+    if (v->type == LZ_VALUE_INT) return mix(unique_seed ^ (uint64_t)v->u.i);
+    double d = isnan(v->u.d) ? NAN : v->u.d;
+    if (d >= -0x1p63 && d < 0x1p63 && d == trunc(d)) return mix(unique_seed ^ (uint64_t)(int64_t)d);
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    return mix(~unique_seed ^ bits);
+}
+
+// hash_value hashes v so that lz__value_json_equal values hash the same:
+// arrays item by item in order, objects as a sum over their members. Past
+// LZ_VALUE_MAX_DEPTH, where containers are unequal, all hash alike.
+static uint64_t hash_value(const lz_value_t *v, int depth) {
+    uint64_t h = mix(unique_seed + (uint64_t)v->type);
+    switch ((lz_value_type_t)v->type) {
+    case LZ_VALUE_NULL:
+        return h;
+    case LZ_VALUE_BOOL:
+        return mix(h + v->u.b);
+    case LZ_VALUE_INT:
+    case LZ_VALUE_DOUBLE:
+        return hash_number(v);
+    case LZ_VALUE_STRING:
+    case LZ_VALUE_BYTES:
+        return hash_bytes(h, v->u.blob.data, v->u.blob.len);
+    case LZ_VALUE_ARRAY:
+        for (size_t i = 0; depth < LZ_VALUE_MAX_DEPTH && i < v->u.array.len; i++)
+            h = mix(h ^ hash_value(v->u.array.items[i], depth + 1));
+        return h;
+    case LZ_VALUE_OBJECT: {
+        uint64_t sum = v->u.object.len;
+        for (size_t i = 0; depth < LZ_VALUE_MAX_DEPTH && i < v->u.object.len; i++) {
+            const lz_member_t *m = &v->u.object.members[i];
+            sum += mix(hash_bytes(unique_seed, lz__member_key(m), m->key_len) ^ hash_value(m->value, depth + 1));
+        }
+        return mix(h ^ sum);
+    }
+    }
+    return h;
+}
+
+// An item's hash and position.
+typedef struct hashed {
+    uint64_t hash;
+    size_t index;
+} hashed_t;
+
+static int compare_hashed(const void *a, const void *b) {
+    const hashed_t *x = a, *y = b;
+    if (x->hash != y->hash) return x->hash < y->hash ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+// first_equal finds, among the n items at run's positions (ascending), the
+// equal pair whose later item comes first: *first and *second.
+static bool first_equal(lz_value_t *const *items, const hashed_t *run, size_t n, size_t *first, size_t *second) {
+    for (size_t k = 1; k < n; k++) {
+        for (size_t l = 0; l < k; l++) {
+            if (!lz__value_json_equal(items[run[k].index], items[run[l].index])) continue;
+            *first = run[l].index;
+            *second = run[k].index;
+            return true;
+        }
+    }
+    return false;
+}
+
+// check_unique reports the equal pair whose later item comes first, as
+// comparing every pair in order would.
+static bool check_unique(const lz_value_t *v, const path_t *path, vctx_t *ctx) {
+    lz_value_t *const *items = v->u.array.items;
+    size_t n = v->u.array.len, first = SIZE_MAX, second = SIZE_MAX;
+    hashed_t few[LZ_UNIQUE_SCAN_MAX];
+    bool hashing = n > LZ_UNIQUE_SCAN_MAX;
+    hashed_t *run = hashing ? malloc(n * sizeof *run) : few;
+    if (!run) return abort_validation(ctx, path, LZ_ENOMEM, "out of memory for uniqueItems");
+    if (hashing) pthread_once(&unique_seed_once, unique_seed_init);
+    for (size_t i = 0; i < n; i++) run[i] = (hashed_t){hashing ? hash_value(items[i], 0) : 0, i};
+    if (hashing) qsort(run, n, sizeof *run, compare_hashed);
+    for (size_t start = 0, end; start < n; start = end) {
+        for (end = start + 1; end < n && run[end].hash == run[start].hash; end++) continue;
+        size_t j, i;
+        if (first_equal(items, run + start, end - start, &j, &i) && i < second) {
+            first = j;
+            second = i;
+        }
+    }
+    if (hashing) free(run);
+    return second == SIZE_MAX || fail(ctx, path, "items %zu and %zu are equal (uniqueItems)", first, second);
+}
+
 /* ---- arrays ------------------------------------------------------------- */
 
 // quietly runs a speculative subschema: a yes or no, nothing reported.
@@ -340,15 +492,6 @@ static bool quietly(const lz_snode_t *s, const lz_value_t *v, const path_t *path
     bool ok = validate(s, v, path, ctx);
     ctx->quiet = quiet;
     return ok;
-}
-
-static bool check_unique(const lz_value_t *v, const path_t *path, vctx_t *ctx) {
-    lz_value_t *const *items = v->u.array.items;
-    for (size_t i = 1; i < v->u.array.len; i++)
-        for (size_t j = 0; j < i; j++)
-            if (lz__value_json_equal(items[i], items[j]))
-                return fail(ctx, path, "items %zu and %zu are equal (uniqueItems)", j, i);
-    return true;
 }
 
 static bool check_contains(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
@@ -544,10 +687,12 @@ static bool validate(const lz_snode_t *s, const lz_value_t *v, const path_t *pat
 
 int lz_schema_validate(const lz_schema_t *schema, const lz_value_t *value) {
     if (!schema || !value) return lz__fail(LZ_EINVAL, "lz_schema_validate: NULL %s", !schema ? "schema" : "value");
-    vctx_t ctx = {0};
+    vctx_t ctx = {.limits = schema->limits};
     path_t root = {NULL, NULL, 0};
     bool ok = validate(schema->root, value, &root, &ctx);
     pcre2_match_data_free(ctx.match);
+    pcre2_match_context_free(ctx.grown);
+    pcre2_jit_stack_free(ctx.jit_stack);
     if (ok) return LZ_OK;
     return ctx.aborted ? ctx.error : LZ_EVALIDATION;
 }

@@ -21,6 +21,18 @@
 #define LZ_SCHEMA_MAX_DEPTH 256
 #define LZ_SCHEMA_MAX_DEPTH_TEXT "256" // for messages
 
+// A pattern match gives up (an LZ_EVALIDATION abort, "match limit
+// exceeded") past this many of PCRE2's backtracking steps: a pattern that
+// backtracks without end ("^(a+)+$" on "aaa...ab") then costs about 2 ms
+// per string with the JIT, where PCRE2's default limit (10 million) let it
+// cost 100 ms, a peer's array of such strings as many times.
+#define LZ_SCHEMA_MATCH_LIMIT 1000000
+// The JIT's stack for a match that outgrows the 32 KiB PCRE2 gives it (a
+// repeated group takes a few bytes per character: "^(?:\\w|-)+$" failed on
+// 2000 characters): reserved when a match first needs it, touched only as
+// far as used. Enough for some 200 thousand characters.
+#define LZ_SCHEMA_JIT_STACK_MAX (8u << 20)
+
 // The JSON types a value can have, as "type" names them. An int is both
 // an integer and a number; so is a double with no fractional part.
 enum {
@@ -151,6 +163,9 @@ struct lz_snode {
 
 struct lz_schema {
     lz_snode_t *root;
+    // The match limit, for every pattern's match; NULL without patterns.
+    // Read-only, so shared by the validating threads.
+    pcre2_match_context *limits;
     // Every node, for destruction: $ref makes the tree a graph.
     lz_snode_t **nodes;
     size_t len, cap;

@@ -322,6 +322,8 @@ static bool get_pattern(compiler_t *c, const char *source, size_t len, lz_spatte
     if (!c->regex) {
         if (!(c->regex = pcre2_compile_context_create(NULL))) return out_of_memory();
         pcre2_set_compile_extra_options(c->regex, PCRE2_EXTRA_ALT_BSUX);
+        if (!(c->schema->limits = pcre2_match_context_create(NULL))) return out_of_memory();
+        pcre2_set_match_limit(c->schema->limits, LZ_SCHEMA_MATCH_LIMIT);
     }
     int code;
     PCRE2_SIZE offset;
@@ -548,7 +550,8 @@ static bool type_bit(const lz_value_t *name, unsigned *types) {
                  {"object", LZ_ST_OBJECT}};
     if (name->type != LZ_VALUE_STRING) return false;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (strcmp(name->u.blob.data, names[i].name) == 0) {
+        // By length too: "string\u0000x" is no type name.
+        if (name->u.blob.len == strlen(names[i].name) && strcmp(name->u.blob.data, names[i].name) == 0) {
             *types |= names[i].bit;
             return true;
         }
@@ -873,6 +876,7 @@ void lz_schema_destroy(lz_schema_t **schema_p) {
     lz_schema_t *s = *schema_p;
     for (size_t i = 0; i < s->len; i++) free_node(s->nodes[i]);
     free(s->nodes);
+    pcre2_match_context_free(s->limits);
     free(s);
     *schema_p = NULL;
 }
