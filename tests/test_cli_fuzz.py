@@ -4,7 +4,7 @@ receiving command (sub, pull, rep, proxy) and the command that feeds it
 (pub, push, req) with random lines on its standard input, and mostly
 mutates one of the two command lines (a value or flag replaced, dropped,
 repeated or added). Whatever it is given, lz must end with one of its
-documented exit codes (docs/lz.md: 0-5), never by a signal or a sanitizer
+documented exit codes (docs/lz.md: 0-7), never by a signal or a sanitizer
 report; a usage error (exit 2) is one line naming the usage; sub, pull,
 rep and proxy, still running when the time is up, must stop cleanly on
 SIGTERM (exit 0), and any other command at least stop on it. Only loopback and ipc paths in a
@@ -118,7 +118,7 @@ def judge(argv, how, code, err):
         return "did not stop on SIGTERM"
     if code == -signal.SIGTERM and how == "stopped by SIGTERM" and not any(a in SERVERS for a in argv):
         return None
-    if code < 0 or code > 5:
+    if code < 0 or code > 7:
         return "ended with %d (%s)" % (code, how)
     if any(s in text for s in SANITIZERS):
         return "sanitizer report"

@@ -62,14 +62,18 @@ static int hide_secrets(lz_value_t *root) {
     return LZ_OK;
 }
 
-// print_value prints value as JSON text, a string bare when bare.
-static int print_value(const lz_value_t *value, bool bare) {
+// print_entry prints one line: "KEY: " unless key is NULL, the value as
+// JSON text (a string bare when bare), "  # SOURCE" unless source is NULL.
+// One printf once the text is made: a value that cannot be rendered for
+// want of memory leaves no part of its line behind.
+static int print_entry(const char *key, const lz_value_t *value, bool bare, const char *source) {
     const char *text = bare ? lz_value_get_string(value, NULL) : NULL;
-    if (text) return printf("%s", text) < 0 ? LZ_EIO : LZ_OK;
-    char *json = lz_value_to_json(value);
-    int rc = !json ? LZ_ENOMEM : printf("%s", json) < 0 ? LZ_EIO : LZ_OK;
+    char *json = text ? NULL : lz_value_to_json(value);
+    if (!text && !json) return lz_last_error_code();
+    int printed = printf("%s%s%s%s%s\n", key ? key : "", key ? ": " : "", text ? text : json, source ? "  # " : "",
+                         source ? source : "");
     free(json);
-    return rc;
+    return printed < 0 ? LZ_EIO : LZ_OK;
 }
 
 static int print_keys(const lz_cli_opts_t *opts, lz_value_t *root) {
@@ -79,7 +83,7 @@ static int print_keys(const lz_cli_opts_t *opts, lz_value_t *root) {
     }
     int rc = LZ_OK;
     for (int i = 0; i < opts->arg_count && rc == LZ_OK; i++)
-        if ((rc = print_value(key_value(root, opts->args[i]), true)) == LZ_OK) rc = putchar('\n') < 0 ? LZ_EIO : LZ_OK;
+        rc = print_entry(NULL, key_value(root, opts->args[i]), true, NULL);
     return rc == LZ_OK ? LZ_EXIT_OK : lz_cli_fail(opts, rc, "output");
 }
 
@@ -87,10 +91,13 @@ static int print_yaml(const lz_cli_opts_t *opts, const lz_config_t *config, lz_v
     int rc = LZ_OK;
     for (size_t k = 0; k < lz_config_key_count() && rc == LZ_OK; k++) {
         const char *key = lz_config_key_at(k);
-        if (printf("%s: ", key) < 0) rc = LZ_EIO;
-        if (rc == LZ_OK) rc = print_value(key_value(root, key), false);
-        if (rc == LZ_OK && printf("  # %s\n", lz_config_source(config, key)) < 0) rc = LZ_EIO;
+        rc = print_entry(key, key_value(root, key), false, lz_config_source(config, key));
     }
+    return rc == LZ_OK ? LZ_EXIT_OK : lz_cli_fail(opts, rc, "output");
+}
+
+static int print_json(const lz_cli_opts_t *opts, lz_value_t *root) {
+    int rc = print_entry(NULL, root, false, NULL);
     return rc == LZ_OK ? LZ_EXIT_OK : lz_cli_fail(opts, rc, "output");
 }
 
@@ -98,12 +105,10 @@ static int print_config(const lz_cli_opts_t *opts, const lz_config_t *config) {
     char *json = lz_config_to_json(config);
     lz_value_t *root = json ? lz_value_from_json(json, strlen(json)) : NULL;
     free(json);
-    int rc;
-    if (!root || hide_secrets(root) != LZ_OK) rc = lz_cli_fail(opts, LZ_ENOMEM, "configuration");
+    int rc = root ? hide_secrets(root) : lz_last_error_code();
+    if (rc != LZ_OK) rc = lz_cli_fail(opts, rc, "configuration");
     else if (opts->arg_count) rc = print_keys(opts, root);
-    else if (strcmp(opts->format, "json") == 0) rc = print_value(root, false) == LZ_OK && putchar('\n') != EOF
-                                                        ? LZ_EXIT_OK
-                                                        : lz_cli_fail(opts, LZ_EIO, "output");
+    else if (strcmp(opts->format, "json") == 0) rc = print_json(opts, root);
     else rc = print_yaml(opts, config, root);
     lz_value_destroy(&root);
     return rc;

@@ -149,12 +149,13 @@ static char **command_env(char vars[2][512], const char *name, int64_t token) {
     return env;
 }
 
-// start_command runs argv in lz's process group (so it keeps the terminal).
-// Returns 0, or the exit code for a command that cannot start.
-static int start_command(char **argv, const char *name, int64_t token, pid_t *pid) {
-    char vars[2][512];
-    char **env = command_env(vars, name, token);
-    if (!env) return LZ_EXIT_FAILURE;
+// start_command runs the command of opts (CMD [ARG]...) in lz's process
+// group (so it keeps the terminal). Returns 0, or the exit code for a
+// command that cannot start.
+static int start_command(const lz_cli_opts_t *opts, int64_t token, pid_t *pid) {
+    char **argv = opts->args + 1, vars[2][512];
+    char **env = command_env(vars, opts->args[0], token);
+    if (!env) return lz_cli_fail(opts, LZ_ENOMEM, "command");
     posix_spawnattr_t attr;
     lz_cli_spawn_attr(&attr, false);
     int err = posix_spawnp(pid, argv[0], NULL, &attr, argv, env);
@@ -241,7 +242,7 @@ static int run_locked(const lz_cli_opts_t *opts, lz_context_t *ctx, lock_signals
     } else {
         pid_t pid;
         // From here a stop signal is for the command: held for it until it runs.
-        rc = start_command(opts->args + 1, name, lz_lock_fencing_token(lock), &pid);
+        rc = start_command(opts, lz_lock_fencing_token(lock), &pid);
         if (rc == 0) {
             lock_signals_started(signals, pid);
             rc = hold(lock, opts, pid, ttl_ms);

@@ -108,12 +108,14 @@ void lz_cli_print_exit_codes(FILE *out, unsigned exits) {
         {LZ_CLI_EXITS_TIMEOUT, "3 timeout"},
         {LZ_CLI_EXITS_REMOTE, "4 error reply"},
         {LZ_CLI_EXITS_ENDPOINT, "5 bind/connect failed"},
-        {LZ_CLI_EXITS_LOCK, "6 lock lost; otherwise the command's own exit status"},
+        {LZ_CLI_EXITS_LOCK, "6 lock lost"},
+        {0, "7 out of memory"}, // any command
+        {LZ_CLI_EXITS_LOCK, "otherwise the command's own exit status"},
     };
     char text[256] = "Exit codes: 0 ok, 1 runtime failure, 2 bad usage";
     size_t len = strlen(text), column = len;
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
-        if (!(exits & extra[i].bit)) continue;
+        if (extra[i].bit && !(exits & extra[i].bit)) continue;
         size_t need = strlen(extra[i].text) + 2; // ", " before it, or the indent after a wrap
         bool wrap = column + need > 76;
         len += (size_t)snprintf(text + len, sizeof text - len, wrap ? ",\n  %s" : ", %s", extra[i].text);
@@ -410,6 +412,7 @@ int lz_cli_exit_code(int err) {
     case LZ_EREMOTE: return LZ_EXIT_REMOTE;
     case LZ_ECONNECTION:
     case LZ_EUNREACHABLE: return LZ_EXIT_CONNECTION;
+    case LZ_ENOMEM: return LZ_EXIT_NOMEM;
     default: return LZ_EXIT_FAILURE;
     }
 }
@@ -418,8 +421,11 @@ int lz_cli_fail(const lz_cli_opts_t *opts, int err, const char *what) {
     // The thread's detail belongs to err only if it was the last failure.
     const char *detail = lz_last_error();
     if (lz_last_error_code() != err || !detail || !*detail) detail = lz_strerror(err);
+    // Exit 7 always says why, even when the detail names only what failed for it.
+    bool unsaid = err == LZ_ENOMEM && !strstr(detail, lz_strerror(LZ_ENOMEM));
     char line[1024];
-    snprintf(line, sizeof line, "lz %s: %s: %s", opts->cmd->name, what, detail);
+    snprintf(line, sizeof line, "lz %s: %s: %s%s%s", opts->cmd->name, what, unsaid ? lz_strerror(LZ_ENOMEM) : "",
+             unsaid ? ": " : "", detail);
     print_line(line);
     return lz_cli_exit_code(err);
 }
@@ -558,6 +564,7 @@ static int load_schema(const lz_cli_opts_t *opts) {
     char what[1024];
     snprintf(what, sizeof what, "schema %s", opts->schema);
     FILE *file = fopen(opts->schema, "rb");
+    if (!file && errno == ENOMEM) return lz_cli_fail(opts, LZ_ENOMEM, what); // fopen allocates: not a bad file
     if (!file) {
         lz_cli_errorf("%s: %s", what, strerror(errno));
         return LZ_EXIT_FAILURE;
@@ -565,11 +572,13 @@ static int load_schema(const lz_cli_opts_t *opts) {
     lz_buffer_t *text = lz_buffer_new();
     int err = text ? lz_cli_read_all(file, what, LZ_CLI_SCHEMA_MAX, text) : LZ_ENOMEM;
     fclose(file);
-    if (err == LZ_ENOMEM) lz_cli_errorf("%s: out of memory", what);
-    else if (!err && !(cli_schema = lz_schema_from_json(lz_buffer_data(text), lz_buffer_size(text))))
-        lz_cli_errorf("%s: %s", what, lz_last_error());
+    if (!err && !(cli_schema = lz_schema_from_json(lz_buffer_data(text), lz_buffer_size(text))))
+        err = lz_last_error_code();
     lz_buffer_destroy(&text);
-    return cli_schema ? LZ_EXIT_OK : LZ_EXIT_FAILURE;
+    if (err == LZ_EIO) return LZ_EXIT_FAILURE; // reported by lz_cli_read_all
+    int rc = err ? lz_cli_fail(opts, err, what) : LZ_EXIT_OK;
+    // A file that is not a schema is a runtime failure (exit 1), whatever the library calls it.
+    return rc == LZ_EXIT_OK || err == LZ_ENOMEM ? rc : LZ_EXIT_FAILURE;
 }
 
 int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,
@@ -613,7 +622,8 @@ void lz_cli_sleep_ms(int ms) {
 
 lz_value_t *lz_cli_value_from_text(const char *text, size_t len) {
     lz_value_t *value = lz_value_from_json(text, len);
-    if (value) return value;
+    // JSON text that could not be parsed for want of memory is not a string.
+    if (value || lz_last_error_code() == LZ_ENOMEM) return value;
     return lz__utf8_valid(text, len) ? lz_value_stringn(text, len) : lz_value_bytes(text, len);
 }
 
@@ -736,6 +746,7 @@ static int output_line(char *json) {
 
 int lz_cli_print_value(const lz_value_t *value) {
     char *json = lz_value_to_json(value);
+    if (!json && lz_last_error_code() == LZ_ENOMEM) return LZ_ENOMEM;
     if (!json) {
         lz_cli_errorf("message skipped, not printable as JSON: %s", lz_last_error());
         return LZ_ESERIALIZATION;
@@ -784,6 +795,7 @@ int lz_cli_print_record(const char *key, const char *name, size_t name_size, con
     // Decoded, yet without a JSON form (a msgpack NaN): show the bytes.
     if (!json && data && lz_last_error_code() == LZ_ESERIALIZATION)
         json = record_json(key, name, name_size, undecoded(payload, size, false));
+    if (!json && lz_last_error_code() == LZ_ENOMEM) return LZ_ENOMEM;
     if (!json) {
         lz_cli_errorf("message skipped: %s", lz_last_error());
         return LZ_ESERIALIZATION;
@@ -843,6 +855,7 @@ int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_node_t *node, const sigset_t 
         int err = show(arg, msg);
         lz_message_destroy(&msg);
         if (err == LZ_EIO) return LZ_EXIT_FAILURE;
+        if (err == LZ_ENOMEM) return lz_cli_fail(opts, err, "showing a message"); // not skipped: it would be lost
     }
     return LZ_EXIT_OK;
 }

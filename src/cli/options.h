@@ -20,7 +20,8 @@ enum {
     LZ_EXIT_TIMEOUT = 3,    // nothing arrived / could not send in time
     LZ_EXIT_REMOTE = 4,     // the server answered with an error reply
     LZ_EXIT_CONNECTION = 5, // bind or connect failed
-    LZ_EXIT_LOCK_LOST = 6   // lz lock: the lease ended while the command ran
+    LZ_EXIT_LOCK_LOST = 6,  // lz lock: the lease ended while the command ran
+    LZ_EXIT_NOMEM = 7       // out of memory (LZ_ENOMEM), whatever the command was doing
 };
 
 // lz_cli_parse returns this when the command should go on running.
@@ -53,7 +54,7 @@ enum {
     LZ_OPT_ENDPOINTS = LZ_OPT_BIND | LZ_OPT_CONNECT
 };
 
-// The exit codes a command may give besides 0, 1 and 2 (LZ_EXIT_*), for
+// The exit codes a command may give besides 0, 1, 2 and 7 (LZ_EXIT_*), for
 // its --help.
 enum {
     LZ_CLI_EXITS_TIMEOUT = 1u << 0,  // 3
@@ -84,7 +85,7 @@ typedef struct lz_cli_command {
 } lz_cli_command_t;
 
 // lz_cli_print_exit_codes prints the "Exit codes: ..." lines of a --help:
-// 0, 1 and 2, then those in exits (LZ_CLI_EXITS_* bits).
+// 0, 1 and 2, then those in exits (LZ_CLI_EXITS_* bits), then 7.
 void lz_cli_print_exit_codes(FILE *out, unsigned exits);
 
 // The parsed command line. Strings point into argv unless noted.
@@ -129,7 +130,9 @@ int lz_cli_usage_error(const lz_cli_command_t *cmd, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
 // lz_cli_fail prints "lz CMD: <what>: <library detail>" and returns the
-// exit code for err (lz_cli_exit_code).
+// exit code for err (lz_cli_exit_code). Every failure for want of memory
+// goes through here: its line says "out of memory" (with the detail when
+// that says it otherwise: a thread that could not start) and it exits 7.
 int lz_cli_fail(const lz_cli_opts_t *opts, int err, const char *what);
 // lz_cli_endpoint_urls writes the endpoint URLs, comma separated and
 // without their bind/connect markers, into buf (cut to size); returns buf.
@@ -196,13 +199,15 @@ int lz_cli_flush_check(const lz_cli_flush_t *flush, int rc);
 // means "undecoded": payload is shown as text when text_ok and valid
 // UTF-8, else as base64 with "encoding": "base64" (so is a bytes value). A
 // decoded data without a JSON form (a msgpack NaN or infinity) is shown as
-// the payload's bytes in base64. Returns 0, LZ_ESERIALIZATION (reported,
-// nothing printed: memory was short) or LZ_EIO (stdout is gone, reported).
+// the payload's bytes in base64. Returns 0, LZ_ENOMEM (nothing printed,
+// not reported), LZ_ESERIALIZATION (reported, nothing printed) or LZ_EIO
+// (stdout is gone, reported).
 int lz_cli_print_record(const char *key, const char *name, size_t name_size, const lz_value_t *data,
                         const void *payload, size_t size, bool text_ok);
 // The receive side of a subcommand: recv waits up to timeout_ms (-1:
 // forever) and returns an owned message or NULL with the error set; show
-// prints one message (0, LZ_ESERIALIZATION: skipped, LZ_EIO: stop).
+// prints one message (0, LZ_ESERIALIZATION: skipped, LZ_EIO or LZ_ENOMEM:
+// stop, the latter reported by lz_cli_recv_loop).
 typedef lz_message_t *(*lz_cli_recv_fn)(void *arg, int timeout_ms);
 typedef int (*lz_cli_show_fn)(void *arg, const lz_message_t *msg);
 // lz_cli_recv_loop shows messages until --count of them (0: no limit),
@@ -217,7 +222,8 @@ int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_node_t *node, const sigset_t 
 // silent peer from one never reached (nothing listens, a name that does
 // not resolve: libzmq retries both in silence).
 const char *lz_cli_unconnected_note(const lz_node_t *node);
-// lz_cli_print_value prints value as one JSON line on stdout. 0 or LZ_EIO/LZ_ESERIALIZATION.
+// lz_cli_print_value prints value as one JSON line on stdout. 0, LZ_EIO or
+// LZ_ESERIALIZATION (reported), or LZ_ENOMEM (not reported).
 int lz_cli_print_value(const lz_value_t *value);
 
 // lz_cli_read_all appends the rest of in to out, at most max bytes. what
@@ -227,7 +233,8 @@ int lz_cli_print_value(const lz_value_t *value);
 int lz_cli_read_all(FILE *in, const char *what, size_t max, lz_buffer_t *out);
 
 // lz_cli_value_from_text: JSON text as its value, anything else as a
-// string (or bytes when not UTF-8). NULL only when out of memory.
+// string (or bytes when not UTF-8). NULL only when out of memory (the
+// thread's last error says so).
 lz_value_t *lz_cli_value_from_text(const char *text, size_t len);
 // lz_cli_value_from_output: a program's output or a whole input read as
 // lz_cli_value_from_text does, trailing whitespace dropped; nothing at all

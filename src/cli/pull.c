@@ -63,7 +63,8 @@ static int tolerant_encode(void *inner, const lz_value_t *value, lz_buffer_t *ou
 }
 
 static int tolerant_decode(void *inner, const void *data, size_t size, lz_value_t **out) {
-    if (lz_serializer_decode(inner, data, size, out) == 0) return 0;
+    int err = lz_serializer_decode(inner, data, size, out);
+    if (err == 0 || err == LZ_ENOMEM) return err; // memory short: the frame is not therefore undecodable
     *out = lz_value_bytes(data, size);
     return *out ? 0 : LZ_ENOMEM;
 }

@@ -69,6 +69,8 @@ typedef struct rep_state {
     atomic_long claimed; // requests taken, counting those refused past --count
     atomic_long handled;
     atomic_bool hurry; // a second stop signal: running commands are killed
+    atomic_bool stopping; // rep_stop_soon has sent its signal
+    atomic_bool nomem;    // a request failed for want of memory: exit 7
 } rep_state_t;
 
 // A running command looks this often whether a second stop signal came.
@@ -99,12 +101,14 @@ static int child_start(const char *cmd, rep_child_t *child) {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    // Each can fail for want of memory: the command would then read lz's own
+    // standard input, or write into lz's output.
+    int err = posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
+    if (!err) err = posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
     lz_cli_spawn_attr(&attr, true); // its own group: a timeout kills all it started
     char sh[] = "sh", dash_c[] = "-c";
     char *argv[] = {sh, dash_c, (char *)cmd, NULL};
-    int err = posix_spawn(&child->pid, "/bin/sh", &actions, &attr, argv, environ);
+    if (!err) err = posix_spawn(&child->pid, "/bin/sh", &actions, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     close(in[0]);
@@ -197,7 +201,7 @@ static int run_command(const char *cmd, const void *input, size_t size, int time
     int err = child_start(cmd, &child);
     if (err) {
         *reply = lz_value_string(strerror(err));
-        return LZ_EIO;
+        return err == ENOMEM ? LZ_ENOMEM : LZ_EIO;
     }
     lz_buffer_t *out = lz_buffer_new();
     err = out ? exchange(&child, input, size, out, deadline, hurry) : LZ_ENOMEM;
@@ -216,45 +220,55 @@ static int run_command(const char *cmd, const void *input, size_t size, int time
     return err;
 }
 
-// request_text renders the request as one JSON line: the envelope with
-// its "data" (a newline at the end so `read` and line tools take it
-// whole). NULL when the request has no JSON form (a msgpack binary, a
-// NaN) or memory is short.
-static char *request_text(const lz_message_t *request, size_t *size) {
-    const lz_value_t *envelope = lz_message_envelope(request);
-    lz_value_t *whole = envelope ? lz_value_copy(envelope) : NULL;
-    // The library hands "data" apart (lz_message_value); put it back. A
-    // request whose data cannot be put back has no text: none is better
-    // than one without its data.
-    const lz_value_t *data = lz_message_value(request);
-    if (whole && data && !lz_value_get(whole, "data") && lz_value_object_set(whole, "data", lz_value_copy(data)))
-        lz_value_destroy(&whole);
-    char *json = whole ? lz_value_to_json(whole) : NULL;
-    lz_value_destroy(&whole);
-    char *line = json ? realloc(json, strlen(json) + 2) : NULL;
-    if (!line) {
-        free(json);
-        return NULL;
+// request_text renders the request as one JSON line into *line (owned by
+// the caller): the envelope with its "data" (a newline at the end so `read`
+// and line tools take it whole). Returns 0, LZ_ESERIALIZATION when the
+// request has no JSON form (a msgpack binary, a NaN), or LZ_ENOMEM.
+static int request_text(const lz_message_t *request, char **line, size_t *size) {
+    const lz_value_t *envelope = lz_message_envelope(request), *data = lz_message_value(request);
+    if (!envelope) return LZ_ESERIALIZATION;
+    lz_value_t *whole = lz_value_copy(envelope);
+    int err = whole ? 0 : LZ_ENOMEM;
+    // The library hands "data" apart (lz_message_value); put it back: none
+    // is better than one without its data.
+    if (!err && data && !lz_value_get(whole, "data")) {
+        lz_value_t *copy = lz_value_copy(data);
+        err = copy ? lz_value_object_set(whole, "data", copy) : LZ_ENOMEM;
     }
-    *size = strlen(line);
-    memcpy(line + *size, "\n", 2);
+    char *json = err ? NULL : lz_value_to_json(whole);
+    if (!err && !json) err = lz_last_error_code();
+    lz_value_destroy(&whole);
+    *line = json ? realloc(json, strlen(json) + 2) : NULL;
+    if (json && !*line) {
+        free(json);
+        err = LZ_ENOMEM;
+    }
+    if (err) return err;
+    *size = strlen(*line);
+    memcpy(*line + *size, "\n", 2);
     *size += 1;
-    return line;
+    return 0;
 }
 
 // rep_exec hands the command the request as one JSON line.
 static int rep_exec(rep_state_t *state, const lz_message_t *request, lz_value_t **reply) {
     const lz_cli_opts_t *opts = state->opts;
     size_t size = 0;
-    char *text = request_text(request, &size);
-    if (!text) {
-        *reply = lz_value_string("request has no JSON form for the command");
-        return LZ_ESERIALIZATION;
-    }
+    char *text = NULL;
+    int err = request_text(request, &text, &size);
+    if (err == LZ_ESERIALIZATION) *reply = lz_value_string("request has no JSON form for the command");
+    if (err) return err;
     int timeout_ms = opts->timeout_ms >= 0 ? opts->timeout_ms : REP_EXEC_TIMEOUT_MS;
-    int err = run_command(opts->exec, text, size, timeout_ms, &state->hurry, reply);
+    err = run_command(opts->exec, text, size, timeout_ms, &state->hurry, reply);
     free(text);
     return err;
+}
+
+// rep_stop_soon wakes rep_wait once (stop signals are blocked in every
+// thread, so this is only queued for its sigtimedwait): a second signal
+// would mean "hurry".
+static void rep_stop_soon(rep_state_t *state) {
+    if (!atomic_exchange(&state->stopping, true)) kill(getpid(), SIGHUP);
 }
 
 // rep_handle answers one request. With --count, handlers on several
@@ -273,9 +287,10 @@ static int rep_handle(const lz_message_t *request, lz_value_t **reply, void *arg
     } else {
         err = rep_exec(state, request, reply);
     }
-    // The last one wakes rep_wait at once (stop signals are blocked in
-    // every thread, so this is only queued for its sigtimedwait).
-    if (atomic_fetch_add(&state->handled, 1) + 1 == count) kill(getpid(), SIGHUP);
+    // The last one stops the server; so does a request that failed for want
+    // of memory, which rep_serve then reports (exit 7) after its error reply.
+    if (err == LZ_ENOMEM) atomic_store(&state->nomem, true);
+    if (atomic_fetch_add(&state->handled, 1) + 1 == count || err == LZ_ENOMEM) rep_stop_soon(state);
     return err;
 }
 
@@ -329,7 +344,7 @@ static int rep_handlers(lz_server_t *server, rep_state_t *state, lz_lock_service
 }
 
 static int rep_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigset_t *stop) {
-    rep_state_t state = {opts, 0, 0, false};
+    rep_state_t state = {opts, 0, 0, false, false, false};
     lz_lock_service_t *locks = NULL;
     lz_server_t *server = lz_server_new(ctx, opts->endpoints);
     if (!server) return lz_cli_fail_node(opts);
@@ -343,7 +358,7 @@ static int rep_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigset_
     }
     lz_server_destroy(&server); // first: its handlers use the lock service
     lz_lock_service_destroy(&locks);
-    return rc;
+    return rc == 0 && atomic_load(&state.nomem) ? lz_cli_fail(opts, LZ_ENOMEM, "request") : rc;
 }
 
 static int rep_run(const lz_cli_opts_t *opts) {

@@ -74,7 +74,10 @@ static int req_timeout(const lz_cli_opts_t *opts, lz_client_t *client) {
 }
 
 static int req_report(const lz_cli_opts_t *opts, lz_client_t *client, int err, const lz_value_t *reply) {
-    if (err == 0) return lz_cli_print_value(reply) == 0 ? LZ_EXIT_OK : LZ_EXIT_FAILURE;
+    if (err == 0) {
+        int printed = lz_cli_print_value(reply); // LZ_ENOMEM alone is not reported yet
+        return printed == LZ_ENOMEM ? lz_cli_fail(opts, printed, "reply") : printed ? LZ_EXIT_FAILURE : LZ_EXIT_OK;
+    }
     if (err == LZ_EREMOTE) {
         lz_cli_errorf("error reply: %s", lz_value_find_string(reply, "message", "(no message)"));
         return LZ_EXIT_REMOTE;

@@ -55,10 +55,12 @@ static int sub_show(void *arg, const lz_message_t *msg) {
     size_t size = 0;
     const void *payload = lz_message_payload(msg, &size);
     lz_value_t *value = NULL;
-    if (!opaque && lz_serializer_decode(state->decoder, payload, size, &value) != 0) value = NULL;
+    int err = opaque ? 0 : lz_serializer_decode(state->decoder, payload, size, &value);
+    if (err == LZ_ENOMEM) return err; // not shown as undecodable: it may well decode
+    if (err) value = NULL;
     size_t topic_size = 0;
     const char *topic = lz_message_has_topic(msg) ? lz_message_topic_bytes(msg, &topic_size) : NULL;
-    int err = lz_cli_print_record("topic", topic, topic_size, value, payload, size, opaque);
+    err = lz_cli_print_record("topic", topic, topic_size, value, payload, size, opaque);
     lz_value_destroy(&value);
     return err;
 }
