@@ -10,7 +10,8 @@
 
 #include "lz_mutate.h"
 #include "lz_test.h"
-#include "serial/value.h" // whether a value borrows its bytes
+#include "patterns/client.h" // lz__client_request_until, lz__client_cancel
+#include "serial/value.h"    // whether a value borrows its bytes
 
 /* Fault injection: while dealers_to_refuse is above 0, making a DEALER
  * socket fails with EMFILE (as in a context at zmq.max_sockets) and counts
@@ -276,6 +277,61 @@ LZ_TEST(direct_caller_yields) {
     lz_value_destroy(&reply);
     lz_value_destroy(&ms);
     rig_close(&r);
+}
+
+// A cancellable request, and what became of it after its cancel.
+typedef struct {
+    lz_client_t *client;
+    lz_cancel_t cancel;
+    atomic_int late_status; // 1 until the cancel's late callback ran
+    atomic_bool late_reply; // that callback had the slow handler's reply
+    pthread_t thread;
+} cancelled_t;
+
+static void late_outcome(int status, const lz_value_t *reply, void *arg) {
+    cancelled_t *t = arg;
+    atomic_store(&t->late_reply, reply && strcmp(lz_value_get_string(reply, NULL), "late") == 0);
+    atomic_store(&t->late_status, status);
+}
+
+static void *cancel_soon(void *arg) {
+    cancelled_t *t = arg;
+    lz_test_sleep_ms(50);
+    lz__client_cancel(t->client, &t->cancel);
+    return NULL;
+}
+
+// A cancel ends a request's wait at once (LZ_ECLOSED), whether its caller
+// runs it on the lent socket (requests flowing) or the I/O thread does (a
+// fresh client's first request), and the request goes on without it: its
+// reply reaches the cancel's late callback. A later request with the
+// fired cancel ends at once, unanswered.
+LZ_TEST(cancel_ends_a_wait_and_the_request_goes_on) {
+    for (int lent = 0; lent < 2; lent++) {
+        rig_t r = rig_open(1000, 1);
+        lz_client_set_retries(r.client, 0);
+        lz_value_t *reply = NULL, *ms = lz_value_int(800);
+        for (int i = 0; lent && i < 20; i++) { // requests flowing: the socket is lent
+            LZ_CHECK_INT(lz_client_request(r.client, "echo", NULL, &reply, 2000), 0);
+            lz_value_destroy(&reply);
+        }
+        cancelled_t t = {.client = r.client, .late_status = 1};
+        LZ_CHECK_INT(lz__cancel_init(&t.cancel, late_outcome, &t), LZ_OK);
+        LZ_CHECK_INT(pthread_create(&t.thread, NULL, cancel_soon, &t), 0);
+        int64_t t0 = lz_test_now_ms();
+        LZ_CHECK_INT(lz__client_request_until(r.client, "slow", ms, &reply, 5000, &t.cancel), LZ_ECLOSED);
+        LZ_CHECK(lz_test_now_ms() - t0 < 500); // the reply comes after 800 ms
+        LZ_CHECK(reply == NULL);
+        pthread_join(t.thread, NULL);
+        LZ_TEST_WAIT_UNTIL(atomic_load(&t.late_status) != 1, 5000 * LZ_TEST_SLOWDOWN);
+        LZ_CHECK_INT(atomic_load(&t.late_status), LZ_OK);
+        LZ_CHECK(atomic_load(&t.late_reply));
+        LZ_CHECK_INT(lz__client_request_until(r.client, "echo", NULL, &reply, 5000, &t.cancel), LZ_ECLOSED);
+        LZ_CHECK(reply == NULL);
+        lz_value_destroy(&ms);
+        rig_close(&r);
+        lz__cancel_close(&t.cancel);
+    }
 }
 
 // A server that is connected and answers pings but is slow on the one
@@ -975,7 +1031,9 @@ LZ_TEST(raw_reply_owns_its_bytes) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
-             LZ_CASE(slow_handler_times_out_alone), LZ_CASE(direct_caller_yields), LZ_CASE(a_lone_slow_request_is_waited_for), LZ_CASE(timeout_without_server),
+             LZ_CASE(slow_handler_times_out_alone), LZ_CASE(direct_caller_yields),
+             LZ_CASE(cancel_ends_a_wait_and_the_request_goes_on), LZ_CASE(a_lone_slow_request_is_waited_for),
+             LZ_CASE(timeout_without_server),
              LZ_CASE(server_restart_while_retrying), LZ_CASE(failover_when_one_dies), LZ_CASE(failover_from_a_silent_server),
              LZ_CASE(strategies_spread_requests), LZ_CASE(down_server_comes_back),
              LZ_CASE(failover_without_cooldown), LZ_CASE(retries_count_only_what_is_sent),

@@ -919,6 +919,40 @@ LZ_TEST(cancel_ends_a_wait) {
     stop_service(&f);
 }
 
+// warm_then_wait: requests flowing first (tries the holder refuses), so
+// that the lock's client lends its socket, then the acquire of
+// wait_for_lock: it waits on the client's direct path, on this thread.
+static void *warm_then_wait(void *arg) {
+    waiter_t *w = arg;
+    for (int i = 0; i < 5; i++) LZ_CHECK_INT(lz_lock_try_acquire(w->given), LZ_EBUSY);
+    return wait_for_lock(w);
+}
+
+// A cancel ends an acquire parked while its caller waits on the client's
+// socket itself (the direct path) at once, not when that attempt ends (15
+// s here), and its parked request leaves the queue.
+LZ_TEST(cancel_ends_a_direct_wait) {
+    fixture_t f = start_service(0);
+    lz_lock_t *a = new_lock(&f, "direct", 30000);
+    for (int round = 0; round < 3; round++) {
+        if (!lz_lock_held(a)) LZ_CHECK_INT(lz_lock_try_acquire(a), LZ_OK);
+        lz_lock_t *b = new_lock(&f, "direct", 30000);
+        waiter_t w = {.given = b, .wait_ms = -1, .rc = 1};
+        LZ_CHECK_INT(pthread_create(&w.thread, NULL, warm_then_wait, &w), 0);
+        LZ_TEST_WAIT_UNTIL(waiters(f.service) == 1, 5000 * LZ_TEST_SLOWDOWN);
+        int64_t took = cancel_acquirer(&w, release_holder, a);
+        if (took >= 100 * LZ_TEST_SLOWDOWN) fprintf(stderr, "the cancel took %lld ms\n", (long long)took);
+        LZ_CHECK(took < 100 * LZ_TEST_SLOWDOWN);
+        LZ_CHECK_INT(w.rc, LZ_ECLOSED);
+        LZ_TEST_WAIT_UNTIL(waiters(f.service) == 0, 2000 * LZ_TEST_SLOWDOWN);
+        LZ_CHECK_INT(waiters(f.service), 0);
+        lz_lock_destroy(&b);
+    }
+    if (lz_lock_held(a)) LZ_CHECK_INT(lz_lock_release(a), LZ_OK);
+    lz_lock_destroy(&a);
+    stop_service(&f);
+}
+
 // A cancel right after the holder's release, while its grant goes to the
 // waiter: the acquire returns either LZ_ECLOSED, the grant then given back,
 // or 0 (it had taken the grant: the hold is the caller's to release).
@@ -1242,6 +1276,7 @@ LZ_TEST_MAIN(LZ_CASE(one_holder_at_a_time), LZ_CASE(threads_exclude_each_other),
              LZ_CASE(shortened_lease_hands_over_at_its_new_end), LZ_CASE(stopped_waiter_is_skipped_after_restart),
              LZ_CASE(stop_ends_the_waiters_count),
              LZ_CASE(polls_a_service_that_does_not_park), LZ_CASE(unsettled_wait_is_released),
-             LZ_CASE(cancel_ends_a_wait), LZ_CASE(cancel_racing_a_grant_leaves_the_lock_free),
+             LZ_CASE(cancel_ends_a_wait), LZ_CASE(cancel_ends_a_direct_wait),
+             LZ_CASE(cancel_racing_a_grant_leaves_the_lock_free),
              LZ_CASE(cancel_before_acquire), LZ_CASE(grant_after_cancel_is_given_back),
              LZ_CASE(stats_count_each_event), LZ_CASE(stats_in_the_prometheus_scrape))

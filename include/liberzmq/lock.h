@@ -133,7 +133,8 @@ int lz_lock_service_stats(lz_lock_service_t *service, lz_lock_stats_t *out);
 // and zmq.request_retries.
 //
 // Returns the lock (owned by the caller; lz_lock_destroy) or NULL:
-// LZ_EINVAL, LZ_ENOMEM, or the client's errors. Not thread safe (but for
+// LZ_EINVAL, LZ_ENOMEM, LZ_EIO (no file descriptor left for the eventfd
+// lz_lock_cancel signals), or the client's errors. Not thread safe (but for
 // lz_lock_cancel): a lock object is one owner, so give each thread its
 // own (a thread sharing one would share its hold); different lock objects
 // may be used at once.
@@ -190,8 +191,11 @@ int lz_lock_acquire(lz_lock_t *lock, int wait_ms);
 // it as usual. lz_lock_renew, lz_lock_release and lz_lock_destroy work as
 // before. Returns 0, or LZ_EINVAL for NULL; calling it again is harmless.
 // Thread safe: call it from any thread, a signal-handling thread (one in
-// sigwait) included, while another uses lock; not from a signal handler
-// (it takes a mutex), and not once lz_lock_destroy may have begun.
+// sigwait) included, while another uses lock; not from a signal handler,
+// and not once lz_lock_destroy may have begun. Being cancellable costs an
+// acquire little: its request runs as any lz_client_request does (on the
+// calling thread while it is the only one in flight, no hand-off to the
+// client's thread), and the cancel wakes it wherever it waits.
 int lz_lock_cancel(lz_lock_t *lock);
 
 // lz_lock_renew extends the hold to ttl_ms from now (on the server's

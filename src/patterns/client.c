@@ -11,7 +11,12 @@
  * would, with the same functions, waiting in libzmq's blocking receive as a
  * REQ socket does. At the first sign of anything else (another request, the
  * attempt's timeout, a stop) the caller gives the socket and its request
- * back and the usual machinery takes over. */
+ * back and the usual machinery takes over.
+ *
+ * A cancellable request (lz__client_request_until) takes the direct path
+ * too: there its caller waits in zmq_poll on the socket and the cancel's
+ * wakeup; handed to the I/O thread, that thread ends its caller's wait
+ * when told of a cancel (end_cancelled_waits). */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -84,6 +89,7 @@ typedef struct call {
     lz_client_callback_fn callback;
     void *arg;
     waiter_t *waiter;
+    const lz_cancel_t *cancel; // ends the waiter's wait (abandon); NULL: it waits to the end
     lz_span_t *span; // the request's CLIENT span, with tracing.enabled (not probes)
 } call_t;
 
@@ -115,6 +121,7 @@ struct lz_client {
     int callers;
     pthread_cond_t idle;
     int wake_fd;
+    atomic_bool cancels; // a cancel fired since the I/O thread last looked (take_submissions)
     // Lending (lend_socket): while lent the I/O thread touches neither the
     // sockets nor anything it owns; a direct caller owns them all.
     bool lent;           // the I/O thread has lent its socket
@@ -522,6 +529,24 @@ static void probe_done(lz_client_t *c, call_t *call, int status) {
 
 /* ---- completion ---------------------------------------------------------- */
 
+// deliver hands a waiting caller its outcome (and reply). On the caller's
+// own thread (it ran the request directly) the caller cannot be asleep:
+// the fields are set without the lock and finished_here says not to wait.
+static void deliver(waiter_t *w, int status, lz_value_t *reply) {
+    if (pthread_equal(w->thread, pthread_self())) {
+        w->status = status;
+        w->reply = reply;
+        w->done = w->finished_here = true;
+        return;
+    }
+    pthread_mutex_lock(&w->lock);
+    w->status = status;
+    w->reply = reply;
+    w->done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock); // w may be gone from here on
+}
+
 // finish delivers the outcome exactly once and frees the call; reply is
 // handed over (to the waiter) or borrowed by the callback then freed.
 static void finish(lz_client_t *c, call_t *call, int status, lz_value_t *reply) {
@@ -534,25 +559,34 @@ static void finish(lz_client_t *c, call_t *call, int status, lz_value_t *reply) 
         // Ended before the caller learns the outcome, so a span never
         // outlasts the work of the caller that waited for it.
         if (call->span) lz__span_end(call->span, status);
-        if (call->waiter && pthread_equal(call->waiter->thread, pthread_self())) {
-            waiter_t *w = call->waiter;
-            w->status = status;
-            w->reply = reply;
-            w->done = w->finished_here = true;
-        } else if (call->waiter) {
-            waiter_t *w = call->waiter;
-            pthread_mutex_lock(&w->lock);
-            w->status = status;
-            w->reply = reply;
-            w->done = true;
-            pthread_cond_signal(&w->cond);
-            pthread_mutex_unlock(&w->lock); // w may be gone from here on
+        if (call->waiter) {
+            deliver(call->waiter, status, reply);
         } else {
             if (call->callback) call->callback(status, reply, call->arg);
             lz_value_destroy(&reply);
         }
     }
     call_free(c, call);
+}
+
+static bool cancelled(const call_t *call) { return call->waiter && lz__cancel_fired(call->cancel); }
+
+// abandon: call's cancel fired. Its caller returns LZ_ECLOSED now, and the
+// request goes on without it as an asynchronous one whose outcome goes to
+// the cancel's late callback (a lock's grant then goes back).
+static void abandon(call_t *call) {
+    waiter_t *w = call->waiter;
+    call->callback = call->cancel->late;
+    call->arg = call->cancel->late_arg;
+    call->waiter = NULL;
+    call->cancel = NULL;
+    deliver(w, LZ_ECLOSED, NULL);
+}
+
+// end_cancelled_waits abandons the pending calls whose cancel fired.
+static void end_cancelled_waits(lz_client_t *c) {
+    for (call_t *call = c->pending.next; call != &c->pending; call = call->next)
+        if (cancelled(call)) abandon(call);
 }
 
 /* ---- receiving ---------------------------------------------------------- */
@@ -634,7 +668,12 @@ static void run_timers(lz_client_t *c, int64_t now) {
     }
 }
 
+// take_submissions takes the calls submitted, and ends the waits a cancel
+// ended: of any call when told of a cancel (before the wakeup that brought
+// the I/O thread here: one told after brings it here again), and of a
+// cancellable call just taken (its cancel may have been told before).
 static void take_submissions(lz_client_t *c) {
+    bool look = atomic_load(&c->cancels) && atomic_exchange(&c->cancels, false); // no write while none fired
     pthread_mutex_lock(&c->lock);
     call_t *call = c->queue_head;
     c->queue_head = c->queue_tail = NULL;
@@ -643,10 +682,12 @@ static void take_submissions(lz_client_t *c) {
     if (call) c->lend_ok = true;
     while (call) {
         call_t *next = call->next;
+        look |= call->cancel != NULL;
         table_insert(c, call);
         if (dispatch(c, call, now)) note_timer(c, call->deadline);
         call = next;
     }
+    if (look) end_cancelled_waits(c);
 }
 
 /* ---- lending the socket to a synchronous caller --------------------------- */
@@ -701,20 +742,31 @@ static bool borrow(lz_client_t *c) {
     return ok;
 }
 
+// direct_recv receives on the lent socket. A cancellable call's wait also
+// ends when its cancel fires (LZ_ETIMEOUT: the caller then looks).
+static int direct_recv(lz_client_t *c, const call_t *call, lz_frames_t *f, int timeout_ms) {
+    lz_node_t *node = c->ep[0].node;
+    if (!call->cancel) return lz__node_recv(node, f, timeout_ms);
+    zmq_pollitem_t items[2] = {{node->socket, -1, ZMQ_POLLIN, 0}, {NULL, call->cancel->wake_fd, ZMQ_POLLIN, 0}};
+    if (zmq_poll(items, 2, timeout_ms) < 0 && zmq_errno() == ETERM)
+        return lz__fail(LZ_ECLOSED, "%s: context terminated", node->name);
+    return items[0].revents ? lz__node_recv(node, f, 0) : LZ_ETIMEOUT;
+}
+
 // direct_wait: the direct caller waits for its reply as a REQ socket does,
 // in libzmq's blocking receive (no zmq_poll around it: that would add a
-// descriptor look-up and an event read on each side of its poll), in slices
-// of DIRECT_SLICE_MS so a request to yield is seen within one. Returns
-// true once the call is done (and freed); false when it must be handed
-// back: its attempt timed out, the I/O thread wants the socket, or the
-// context is ending.
+// descriptor look-up and an event read on each side of its poll; a
+// cancellable call needs one), in slices of DIRECT_SLICE_MS so a request
+// to yield is seen within one. Returns true once the call is done (and
+// freed); false when it must be handed back: its attempt timed out, the
+// I/O thread wants the socket, its cancel fired, or the context is ending.
 static bool direct_wait(lz_client_t *c, call_t *call) {
     waiter_t *w = call->waiter;
     for (int64_t now = call->sent_at; call->sent_at >= 0 && now < call->attempt_deadline; now = lz__now_ms()) {
-        if (atomic_load_explicit(&c->yield, memory_order_relaxed)) return false;
+        if (atomic_load_explicit(&c->yield, memory_order_relaxed) || cancelled(call)) return false;
         int64_t left = call->attempt_deadline - now;
         lz_frames_t f;
-        int rc = lz__node_recv(c->ep[0].node, &f, left < DIRECT_SLICE_MS ? (int)left : DIRECT_SLICE_MS);
+        int rc = direct_recv(c, call, &f, left < DIRECT_SLICE_MS ? (int)left : DIRECT_SLICE_MS);
         if (rc == LZ_ETIMEOUT) continue;
         if (rc < 0) return false;
         take_reply(c, 0, &f); // a late reply to an earlier request, or ours
@@ -732,6 +784,7 @@ static void run_direct(lz_client_t *c, call_t *call) {
     int64_t now = lz__now_ms();
     table_insert(c, call);
     bool done = !dispatch(c, call, now) || direct_wait(c, call);
+    if (!done && cancelled(call)) abandon(call); // handed back to go on without its caller
     if (!done) c->next_timer = 0; // the I/O thread looks at the handed-back request at once
     pthread_mutex_lock(&c->lock);
     c->direct = false;
@@ -965,18 +1018,22 @@ static void leave(lz_client_t *c) {
 }
 
 static int call_entered(lz_client_t *c, const char *action, const lz_value_t *data, int timeout_ms,
-                        lz_client_callback_fn callback, void *arg, lz_value_t **reply, char *request_id_out) {
+                        lz_client_callback_fn callback, void *arg, lz_value_t **reply, char *request_id_out,
+                        const lz_cancel_t *cancel) {
     call_t *call = call_new(c, action, data, timeout_ms, true);
     if (!call) return lz_last_error_code();
     if (request_id_out) memcpy(request_id_out, call->id, ID_LEN + 1);
+    call->cancel = cancel;
     if (!callback) return wait_for(c, call, action, reply);
     call->callback = callback;
     call->arg = arg;
     return submit(c, call);
 }
 
-int lz__client_call(lz_client_t *c, const char *action, const lz_value_t *data, int timeout_ms,
-                    lz_client_callback_fn callback, void *arg, lz_value_t **reply, char *request_id_out) {
+// client_call is lz__client_call; a waiting one ends when cancel fires (NULL: never).
+static int client_call(lz_client_t *c, const char *action, const lz_value_t *data, int timeout_ms,
+                       lz_client_callback_fn callback, void *arg, lz_value_t **reply, char *request_id_out,
+                       const lz_cancel_t *cancel) {
     if (reply) *reply = NULL;
     if (!c->thread_started) return lz__fail(LZ_ECLOSED, "%s: closed", c->node.name);
     if (!callback && pthread_equal(pthread_self(), c->thread))
@@ -984,9 +1041,41 @@ int lz__client_call(lz_client_t *c, const char *action, const lz_value_t *data, 
                         c->node.name);
     int rc = enter(c);
     if (rc != LZ_OK) return rc;
-    rc = call_entered(c, action, data, timeout_ms, callback, arg, reply, request_id_out);
+    rc = call_entered(c, action, data, timeout_ms, callback, arg, reply, request_id_out, cancel);
     leave(c);
     return rc;
+}
+
+int lz__client_call(lz_client_t *c, const char *action, const lz_value_t *data, int timeout_ms,
+                    lz_client_callback_fn callback, void *arg, lz_value_t **reply, char *request_id_out) {
+    return client_call(c, action, data, timeout_ms, callback, arg, reply, request_id_out, NULL);
+}
+
+/* ---- cancels ------------------------------------------------------------- */
+
+int lz__cancel_init(lz_cancel_t *cancel, lz_client_callback_fn late, void *late_arg) {
+    atomic_init(&cancel->fired, false);
+    cancel->late = late;
+    cancel->late_arg = late_arg;
+    cancel->wake_fd = lz__wakeup_open();
+    return cancel->wake_fd < 0 ? lz__fail(LZ_EIO, "cancel: eventfd: %s", strerror(errno)) : LZ_OK;
+}
+
+void lz__cancel_close(lz_cancel_t *cancel) { lz__wakeup_close(&cancel->wake_fd); }
+
+bool lz__cancel_fired(const lz_cancel_t *cancel) { return cancel && atomic_load(&cancel->fired); }
+
+void lz__cancel_pause(const lz_cancel_t *cancel, int64_t ms) {
+    struct pollfd wake = {cancel->wake_fd, POLLIN, 0}; // never drained: readable for good once fired
+    for (int64_t due = lz__now_ms() + ms, left = ms; left > 0 && !lz__cancel_fired(cancel); left = due - lz__now_ms())
+        poll(&wake, 1, left < INT32_MAX ? (int)left : INT32_MAX);
+}
+
+void lz__client_cancel(lz_client_t *c, lz_cancel_t *cancel) {
+    atomic_store(&cancel->fired, true);
+    lz__wakeup_signal(cancel->wake_fd); // a caller on the lent socket
+    atomic_store(&c->cancels, true);
+    lz__wakeup_signal(c->wake_fd); // the I/O thread, for a call in its hands (take_submissions)
 }
 
 /* ---- the public client API ------------------------------------------------ */
@@ -1026,11 +1115,16 @@ int lz_client_set_retries(lz_client_t *client, int retries) {
     return LZ_OK;
 }
 
-int lz_client_request(lz_client_t *client, const char *action, const lz_value_t *data, lz_value_t **reply,
-                      int timeout_ms) {
+int lz__client_request_until(lz_client_t *client, const char *action, const lz_value_t *data, lz_value_t **reply,
+                             int timeout_ms, const lz_cancel_t *cancel) {
     if (reply) *reply = NULL;
     if (!client || !action) return lz__fail(LZ_EINVAL, "lz_client_request: NULL client or action");
-    return lz__client_call(client, action, data, timeout_ms, NULL, NULL, reply, NULL);
+    return client_call(client, action, data, timeout_ms, NULL, NULL, reply, NULL, cancel);
+}
+
+int lz_client_request(lz_client_t *client, const char *action, const lz_value_t *data, lz_value_t **reply,
+                      int timeout_ms) {
+    return lz__client_request_until(client, action, data, reply, timeout_ms, NULL);
 }
 
 int lz_client_request_async(lz_client_t *client, const char *action, const lz_value_t *data, int timeout_ms,

@@ -5,7 +5,9 @@
 #ifndef LZ_PATTERNS_CLIENT_H
 #define LZ_PATTERNS_CLIENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "liberzmq/reqrep.h"
 
@@ -30,5 +32,39 @@ lz_client_t *lz__client_open(lz_context_t *ctx, const char *endpoints, const lz_
 // stores the reply in *reply. request_id_out (37 bytes) gets the id if not NULL.
 int lz__client_call(lz_client_t *client, const char *action, const lz_value_t *data, int timeout_ms,
                     lz_client_callback_fn callback, void *arg, lz_value_t **reply, char *request_id_out);
+
+// A cancel ends, from another thread and for good, the waits of the
+// requests made with it (lz__client_request_until): lz_lock_cancel's.
+typedef struct lz_cancel {
+    atomic_bool fired;
+    int wake_fd; // readable once fired: a caller waiting on the lent socket polls it
+    // The outcome of a request whose wait was ended goes to late(status,
+    // reply, late_arg), once, on the client's thread (NULL: dropped).
+    lz_client_callback_fn late;
+    void *late_arg;
+} lz_cancel_t;
+
+// lz__cancel_init makes a cancel not fired: LZ_OK, or LZ_EIO (no
+// descriptor; its wake_fd is then -1, and lz__cancel_close harmless).
+int lz__cancel_init(lz_cancel_t *cancel, lz_client_callback_fn late, void *late_arg);
+void lz__cancel_close(lz_cancel_t *cancel);
+bool lz__cancel_fired(const lz_cancel_t *cancel); // false for NULL
+
+// lz__cancel_pause sleeps ms, or until cancel fires.
+void lz__cancel_pause(const lz_cancel_t *cancel, int64_t ms);
+
+// lz__client_cancel fires cancel: each request of client made with it
+// returns LZ_ECLOSED within a few milliseconds, wherever it waits (on the
+// lent socket or for the I/O thread), and goes on without its caller
+// (see lz_cancel_t's late). Any thread, while client is not being
+// destroyed; not from a signal handler.
+void lz__client_cancel(lz_client_t *client, lz_cancel_t *cancel);
+
+// lz__client_request_until is lz_client_request (which is it with cancel
+// NULL) whose wait also ends, LZ_ECLOSED, once cancel fires, also on the
+// direct path. A cancel that fires after the outcome came does not take
+// it back: the caller checks lz__cancel_fired if it must.
+int lz__client_request_until(lz_client_t *client, const char *action, const lz_value_t *data, lz_value_t **reply,
+                             int timeout_ms, const lz_cancel_t *cancel);
 
 #endif

@@ -2,11 +2,9 @@
  * service (lock_service.c) through a request/reply client. Each hold has
  * its own random owner id (lock_id), kept for every request about it, so
  * a retried acquire finds its own grant and a stale release cannot end a
- * later hold. An acquire's request is answered on the client's thread
- * (take_answer), so that lz_lock_cancel can end the wait for it. */
+ * later hold. An acquire's request is one lz_lock_cancel can end
+ * (lz__client_request_until), on the caller's thread as any request. */
 #include <limits.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,8 +13,8 @@
 #include "core/envelope.h"
 #include "core/error.h"
 #include "core/node.h"
-#include "core/thread.h"
 #include "liberzmq/lock.h"
+#include "patterns/client.h"
 
 #define ACQUIRE_BACKOFF_BASE_MS 10  // against a server that does not park, a waiting acquire asks again
 #define ACQUIRE_BACKOFF_MAX_MS 500  // after 5-10 ms, doubling up to 250-500 ms
@@ -32,15 +30,7 @@ struct lz_lock {
     bool unsettled;       // an acquire under owner may have been granted unseen, or may still wait
     int64_t token;        // the hold's fencing token (held only)
     int64_t lease_end_ms; // lz__now_ms's clock; counted from when the grant was asked
-    // Shared with the client's thread, which answers an acquire's request,
-    // and with lz_lock_cancel's:
-    pthread_mutex_t mutex;  // guards what follows
-    pthread_cond_t cond;    // an answer came, or a cancel
-    atomic_bool cancelled;  // lz_lock_cancel was called: no more acquiring (changed under mutex)
-    bool awaited;           // an acquire waits for the answer to its request (not left by a cancel)
-    bool answered;          // that answer came: status and reply (owned)
-    int status;
-    lz_value_t *reply;
+    lz_cancel_t cancel;   // lz_lock_cancel fires it: no more acquiring
 };
 
 /* ---- requests ------------------------------------------------------------- */
@@ -66,16 +56,28 @@ static int refused(const lz_lock_t *lock, const char *action, lz_value_t **reply
     return LZ_EREMOTE;
 }
 
+static int cancelled_fail(const lz_lock_t *lock) {
+    return lz__fail(LZ_ECLOSED, "lock '%s': cancelled (lz_lock_cancel): this object acquires no more", lock->name);
+}
+
 // lock_call sends action about this hold (wait_ms: see request_data) and
 // stores the reply in *reply, waiting up to timeout_ms (-1:
 // zmq.request_timeout). An error reply is LZ_EREMOTE, its message in the
-// detail.
+// detail. With cancel, a request lz_lock_cancel ends (or comes before: then
+// nothing is sent) is LZ_ECLOSED, its answer left to the cancel's late
+// callback (give_back); the cancel wins over an answer come but not yet
+// taken, which the caller's settle_in_background then gives back.
 static int lock_call(lz_lock_t *lock, const char *action, bool with_ttl, int wait_ms, int timeout_ms,
-                     lz_value_t **reply) {
+                     const lz_cancel_t *cancel, lz_value_t **reply) {
+    if (lz__cancel_fired(cancel)) return cancelled_fail(lock);
     lz_value_t *data = request_data(lock, with_ttl, wait_ms);
     if (!data) return lz__fail(LZ_ENOMEM, "lock '%s': out of memory", lock->name);
-    int rc = lz_client_request(lock->client, action, data, reply, timeout_ms);
+    int rc = lz__client_request_until(lock->client, action, data, reply, timeout_ms, cancel);
     lz_value_destroy(&data);
+    if (lz__cancel_fired(cancel)) {
+        lz_value_destroy(reply);
+        return cancelled_fail(lock);
+    }
     return rc == LZ_EREMOTE ? refused(lock, action, reply) : rc;
 }
 
@@ -107,84 +109,22 @@ static void settle_in_background(lz_lock_t *lock) {
     lz_value_destroy(&data);
 }
 
-/* ---- asking for the lock, until a cancel -------------------------------- */
+/* ---- a cancel ------------------------------------------------------------- */
 
-static int cancelled_fail(const lz_lock_t *lock) {
-    return lz__fail(LZ_ECLOSED, "lock '%s': cancelled (lz_lock_cancel): this object acquires no more", lock->name);
-}
-
-// take_answer, on the client's thread, hands an acquire request's outcome
-// to the acquire waiting for it. One a cancel made leave has released its
-// owner id (settle_in_background), but a grant may still come after that
-// release (a copy of the request the service handled later): released too.
-static void take_answer(int status, const lz_value_t *reply, void *arg) {
+// give_back, on the client's thread, gets the outcome of an acquire request
+// a cancel ended the wait for. Its owner id has been released
+// (settle_in_background), but a grant may still come after that release
+// (a copy of the request the service handled later): released too.
+static void give_back(int status, const lz_value_t *reply, void *arg) {
     lz_lock_t *lock = arg;
-    pthread_mutex_lock(&lock->mutex);
-    bool awaited = lock->awaited;
-    if (awaited) {
-        lock->reply = reply ? lz_value_copy(reply) : NULL;
-        lock->status = reply && !lock->reply ? LZ_ENOMEM : status; // a reply unread: settled as a lost one
-        lock->answered = true;
-        pthread_cond_signal(&lock->cond);
-    }
-    pthread_mutex_unlock(&lock->mutex);
     bool granted = false;
-    if (!awaited && status == LZ_OK) reply_flag(lock, reply, "acquired", &granted);
+    if (status == LZ_OK) reply_flag(lock, reply, "acquired", &granted);
     if (granted) settle_in_background(lock); // the lock outlives its client's thread (lz_lock_destroy)
-}
-
-// await_answer waits (mutex held) for the answer to the acquire request
-// sent, and takes it; or for a cancel, which wins over an answer come but
-// not taken: the object is to hold nothing. LZ_ECLOSED then, the request
-// left to take_answer.
-static int await_answer(lz_lock_t *lock, lz_value_t **reply) {
-    while (!lock->answered && !atomic_load(&lock->cancelled)) pthread_cond_wait(&lock->cond, &lock->mutex);
-    lock->awaited = false;
-    if (atomic_load(&lock->cancelled)) {
-        lz_value_destroy(&lock->reply);
-        return cancelled_fail(lock);
-    }
-    *reply = lock->reply;
-    lock->reply = NULL;
-    int status = lock->status;
-    if (status == LZ_EREMOTE) return refused(lock, "acquire_lock", reply);
-    if (status != LZ_OK) lz__fail(status, "lock '%s': acquire_lock: %s", lock->name, lz_strerror(status));
-    return status;
-}
-
-// ask_to_acquire is lock_call for "acquire_lock" (with its ttl), answered
-// on the client's thread so that lz_lock_cancel can end the wait.
-static int ask_to_acquire(lz_lock_t *lock, int wait_ms, int timeout_ms, lz_value_t **reply) {
-    lz_value_t *data = request_data(lock, true, wait_ms);
-    if (!data) return lz__fail(LZ_ENOMEM, "lock '%s': out of memory", lock->name);
-    pthread_mutex_lock(&lock->mutex);
-    bool ask = lock->awaited = !atomic_load(&lock->cancelled);
-    lock->answered = false;
-    pthread_mutex_unlock(&lock->mutex);
-    int rc = ask ? lz_client_request_async(lock->client, "acquire_lock", data, timeout_ms, take_answer, lock)
-                 : cancelled_fail(lock);
-    lz_value_destroy(&data);
-    pthread_mutex_lock(&lock->mutex);
-    if (rc == LZ_OK) rc = await_answer(lock, reply);
-    else lock->awaited = false; // nothing sent: no answer to wait for
-    pthread_mutex_unlock(&lock->mutex);
-    return rc;
-}
-
-// pause_acquiring sleeps ms, or until a cancel.
-static void pause_acquiring(lz_lock_t *lock, int64_t ms) {
-    int64_t due = lz__now_ms() + ms;
-    pthread_mutex_lock(&lock->mutex);
-    while (!atomic_load(&lock->cancelled) && lz__now_ms() < due) lz__cond_wait_until(&lock->cond, &lock->mutex, due);
-    pthread_mutex_unlock(&lock->mutex);
 }
 
 int lz_lock_cancel(lz_lock_t *lock) {
     if (!lock) return lz__fail(LZ_EINVAL, "lz_lock_cancel: lock is NULL");
-    pthread_mutex_lock(&lock->mutex);
-    atomic_store(&lock->cancelled, true);
-    pthread_cond_broadcast(&lock->cond);
-    pthread_mutex_unlock(&lock->mutex);
+    lz__client_cancel(lock->client, &lock->cancel);
     return LZ_OK;
 }
 
@@ -194,7 +134,7 @@ int lz_lock_cancel(lz_lock_t *lock) {
 // yet, and a new owner id.
 static int begin_hold(lz_lock_t *lock, const char *fn) {
     if (!lock) return lz__fail(LZ_EINVAL, "%s: lock is NULL", fn);
-    if (atomic_load(&lock->cancelled)) return cancelled_fail(lock);
+    if (lz__cancel_fired(&lock->cancel)) return cancelled_fail(lock);
     if (lz_lock_held(lock)) return lz__fail(LZ_ESTATE, "%s: lock '%s' is held already: renew it", fn, lock->name);
     lock->held = lock->unsettled = false;
     lock->token = 0;
@@ -211,7 +151,7 @@ static int attempt(lz_lock_t *lock, int wait_ms, int timeout_ms, int64_t *retry_
     lz_value_t *reply = NULL;
     int64_t asked = lz__now_ms();
     bool acquired = false;
-    int rc = ask_to_acquire(lock, wait_ms, timeout_ms, &reply);
+    int rc = lock_call(lock, "acquire_lock", true, wait_ms, timeout_ms, &lock->cancel, &reply);
     if (rc == LZ_OK) rc = reply_flag(lock, reply, "acquired", &acquired);
     if (rc == LZ_OK && acquired) hold(lock, reply, wait_ms > 0 ? lz__now_ms() : asked);
     if (rc == LZ_OK && !acquired) {
@@ -281,7 +221,7 @@ int lz_lock_acquire(lz_lock_t *lock, int wait_ms) {
         // Refused before the wait it asked for: the service did not park it
         // (it ignores wait_ms, or its queue is full): poll, as for it.
         if (rc == LZ_ETIMEOUT || now - asked + PARK_SLACK_MS < park)
-            pause_acquiring(lock, pause_ms(attempts, retry_ms, left));
+            lz__cancel_pause(&lock->cancel, pause_ms(attempts, retry_ms, left));
         rc = LZ_OK;
     }
     if (lock->unsettled && rc != LZ_OK) settle_in_background(lock);
@@ -301,7 +241,7 @@ static int ask_holder(lz_lock_t *lock, const char *fn, const char *action, const
     lz_value_t *reply = NULL;
     int64_t asked = lz__now_ms();
     bool ok = false;
-    int rc = lock_call(lock, action, with_ttl, 0, -1, &reply);
+    int rc = lock_call(lock, action, with_ttl, 0, -1, NULL, &reply);
     if (rc == LZ_OK) rc = reply_flag(lock, reply, key, &ok);
     if (rc == LZ_OK && ok && with_ttl) hold(lock, reply, asked);
     lz_value_destroy(&reply);
@@ -341,12 +281,15 @@ lz_lock_t *lz_lock_new(lz_context_t *ctx, const char *endpoints, const char *nam
         return lz__fail_null(LZ_EINVAL, "lz_lock_new: ttl_ms must be 1 to %d, not %d", LZ_LOCK_TIMEOUT_MAX * 1000,
                              ttl_ms);
     lz_lock_t *lock = calloc(1, sizeof *lock);
-    if (!lock || !(lock->name = strdup(name)) || lz__cond_init_monotonic(&lock->cond) != 0) {
+    if (!lock || !(lock->name = strdup(name))) {
         if (lock) free(lock->name);
         free(lock);
         return lz__fail_null(LZ_ENOMEM, "lz_lock_new: out of memory");
     }
-    pthread_mutex_init(&lock->mutex, NULL);
+    if (lz__cancel_init(&lock->cancel, give_back, lock) != LZ_OK) {
+        lz_lock_destroy(&lock);
+        return NULL; // lz__cancel_init's error
+    }
     lock->ttl_ms = ttl_ms;
     lock->live = lz__context_live(ctx);
     if (!(lock->client = lz_client_new(ctx, endpoints))) {
@@ -362,9 +305,7 @@ void lz_lock_destroy(lz_lock_t **lock_p) {
     if (lock->unsettled && !lock->held) lock->held = true; // so that its possible grant is released too
     if (lock->held) lz_lock_release(lock);
     lz_client_destroy(&lock->client); // runs the callback of an acquire request a cancel left: lock is still whole
-    lz_value_destroy(&lock->reply);
-    pthread_cond_destroy(&lock->cond);
-    pthread_mutex_destroy(&lock->mutex);
+    lz__cancel_close(&lock->cancel);
     free(lock->name);
     free(lock);
     *lock_p = NULL;
