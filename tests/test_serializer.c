@@ -998,7 +998,7 @@ LZ_TEST(utf8_valid_agrees_with_a_reference_wherever_a_sequence_falls) {
             state ^= state << 13, state ^= state >> 7, state ^= state << 17;
             // mostly ASCII runs, as text is; a piece one time in four
             const char *piece =
-                state % 4 ? "abcdefghijklmnopqrstuvwxyz" + state / 4 % 26 : utf8_pieces[state / 4 % UTF8_PIECES];
+                state % 4 ? &"abcdefghijklmnopqrstuvwxyz"[state / 4 % 26] : utf8_pieces[state / 4 % UTF8_PIECES];
             size_t n = piece_size(piece) < target - len ? piece_size(piece) : target - len;
             if (state % 4) n = 1 + state / 128 % n;
             memcpy(text + len, piece, n);
