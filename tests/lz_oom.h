@@ -493,7 +493,6 @@ static inline void lz_oom_fill_stack_cache(void) {
 static inline void *lz_oom_sweep_passes(void *self) {
     lz_oom_sweep_t *sw = self;
     lz_oom_run_t run;
-    if (sw->fresh) lz_oom_fill_stack_cache();
     long before = lz_oom_sweep_blocks(sw);
     for (int i = 0, steady = 0; i < sw->warm_runs && (!sw->steady_runs || steady < sw->steady_runs); i++) {
         lz_oom_sweep_once(sw, 0, &run);
@@ -539,6 +538,7 @@ static inline void lz_oom_sweep_references(lz_oom_sweep_t *sw) {
 // many runs had their allocation fail.
 static inline long lz_oom_sweep(lz_oom_sweep_t *sw) {
     snprintf(sw->label, sizeof sw->label, "%s%s", sw->name, sw->fresh && !sw->threads ? " on fresh threads" : "");
+    if (sw->fresh && lz_oom_active()) lz_oom_fill_stack_cache(); // before anything is counted
     if (sw->show) lz_oom_sweep_references(sw);
     int64_t start = lz_test_now_ms();
     if (!lz_oom_active()) {
