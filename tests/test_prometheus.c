@@ -1,8 +1,8 @@
 /* Prometheus: the text format (families, HELP/TYPE, labels escaped and
  * UTF-8, the closed nodes' series keeping sums from going down), the HTTP
  * endpoint (200, 404, 405, bad and busy addresses, descriptors past 1024),
- * the exporter outliving its context's handle, and
- * metrics.prometheus_listen. */
+ * the exporter outliving its context's handle, metrics.prometheus_listen,
+ * and '*' serving IPv4 and IPv6 (IPv4 alone on a host without IPv6). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -18,16 +18,29 @@
 #include "liberzmq/pushpull.h"
 #include "serial/utf8.h"
 
-// http_get sends "METHOD PATH" over HTTP/1.0 to 127.0.0.1:port and returns
-// the whole response (status line, headers, body), or "" on failure.
-static const char *http_get(int port, const char *method, const char *path, char *buf, size_t size) {
+// http_get_at sends "METHOD PATH" over HTTP/1.0 to host (an IPv4 or IPv6
+// address):port and returns the whole response (status line, headers,
+// body), or "" on failure.
+static const char *http_get_at(const char *host, int port, const char *method, const char *path, char *buf,
+                               size_t size) {
     buf[0] = '\0';
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_storage to = {0};
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&to;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&to;
+    socklen_t to_len = sizeof *v4;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+    } else {
+        LZ_CHECK(inet_pton(AF_INET6, host, &v6->sin6_addr) == 1);
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        to_len = sizeof *v6;
+    }
+    int fd = socket(to.ss_family, SOCK_STREAM, 0);
     struct timeval five = {5, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &five, sizeof five);
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&to, sizeof to) == 0) {
+    if (connect(fd, (struct sockaddr *)&to, to_len) == 0) {
         char request[256];
         int n = snprintf(request, sizeof request, "%s %s HTTP/1.0\r\nHost: localhost\r\n\r\n", method, path);
         size_t len = 0;
@@ -37,6 +50,11 @@ static const char *http_get(int port, const char *method, const char *path, char
     }
     close(fd);
     return buf;
+}
+
+// http_get: http_get_at 127.0.0.1.
+static const char *http_get(int port, const char *method, const char *path, char *buf, size_t size) {
+    return http_get_at("127.0.0.1", port, method, path, buf, size);
 }
 
 // family_sum adds every series of family in text.
@@ -243,6 +261,102 @@ LZ_TEST(context_serves_from_configuration) {
     LZ_CHECK_STR(http_get(port, "GET", "/metrics", buf, sizeof buf), ""); // stopped with its context
 }
 
+// scraped: a GET /metrics at host:port answers 200 with the metrics.
+static bool scraped(const char *host, int port) {
+    static char buf[65536];
+    http_get_at(host, port, "GET", "/metrics", buf, sizeof buf);
+    bool ok = strncmp(buf, "HTTP/1.1 200", 12) == 0 && strstr(buf, "# HELP liberzmq_messages_sent_total") != NULL;
+    if (!ok) fprintf(stderr, "  GET http://%s%s%s:%d/metrics: '%.60s'\n", strchr(host, ':') ? "[" : "", host,
+                     strchr(host, ':') ? "]" : "", port, buf);
+    return ok;
+}
+
+// has_ipv6_loopback: whether a socket can be bound to ::1 here.
+static bool has_ipv6_loopback(void) {
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 at = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool has = fd >= 0 && bind(fd, (struct sockaddr *)&at, sizeof at) == 0;
+    if (fd >= 0) close(fd);
+    return has;
+}
+
+// '*' is every address: scrapers reach it over IPv4 and over IPv6.
+LZ_TEST(every_address_is_ipv4_and_ipv6) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    lz_prometheus_t *exporter = lz_prometheus_new(ctx, "*:0");
+    LZ_CHECK(exporter != NULL);
+    int port = lz_prometheus_port(exporter);
+    LZ_CHECK(scraped("127.0.0.1", port));
+    if (has_ipv6_loopback())
+        LZ_CHECK(scraped("::1", port));
+    else
+        fprintf(stderr, "  IPv6 half skipped: no socket can be bound to ::1 on this host\n");
+    // The port is taken for IPv4 too: no second exporter gets it, on '*' or on 127.0.0.1.
+    char busy[64];
+    snprintf(busy, sizeof busy, "*:%d", port);
+    LZ_CHECK(lz_prometheus_new(ctx, busy) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONNECTION);
+    snprintf(busy, sizeof busy, "127.0.0.1:%d", port);
+    LZ_CHECK(lz_prometheus_new(ctx, busy) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONNECTION);
+    lz_prometheus_destroy(&exporter);
+    lz_context_destroy(&ctx);
+}
+
+/* A host without IPv6: while ipv6_refused_at is SOCKET, making an IPv6
+ * socket fails with EAFNOSUPPORT (a kernel without IPv6); while it is BIND,
+ * binding one fails with EADDRNOTAVAIL. No setting of this host does that
+ * on cue, so these definitions stand in for the C library's (the
+ * program's own symbols come first) and pass every other call on. */
+enum { REFUSED_NOWHERE, REFUSED_AT_SOCKET, REFUSED_AT_BIND };
+static atomic_int ipv6_refused_at;
+static int (*real_socket)(int domain, int type, int protocol);
+static int (*real_bind)(int fd, __CONST_SOCKADDR_ARG address, socklen_t length);
+
+static void find_real_socket(void) { lz_test_next_function(&real_socket, "socket"); }
+static void find_real_bind(void) { lz_test_next_function(&real_bind, "bind"); }
+
+int socket(int domain, int type, int protocol) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, find_real_socket);
+    if (domain == AF_INET6 && atomic_load(&ipv6_refused_at) == REFUSED_AT_SOCKET) {
+        errno = EAFNOSUPPORT;
+        return -1;
+    }
+    return real_socket(domain, type, protocol);
+}
+
+// glibc declares the address a transparent union of pointers under
+// _GNU_SOURCE, a plain pointer otherwise: its bytes are the pointer either way.
+int bind(int fd, __CONST_SOCKADDR_ARG address, socklen_t length) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, find_real_bind);
+    const struct sockaddr *to;
+    memcpy(&to, &address, sizeof to);
+    if (to->sa_family == AF_INET6 && atomic_load(&ipv6_refused_at) == REFUSED_AT_BIND) {
+        errno = EADDRNOTAVAIL;
+        return -1;
+    }
+    return real_bind(fd, address, length);
+}
+
+// Without IPv6, '*' is IPv4's every address.
+LZ_TEST(every_address_is_ipv4_without_ipv6) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    for (int at = REFUSED_AT_SOCKET; at <= REFUSED_AT_BIND; at++) {
+        atomic_store(&ipv6_refused_at, at);
+        lz_prometheus_t *exporter = lz_prometheus_new(ctx, "*:0");
+        atomic_store(&ipv6_refused_at, REFUSED_NOWHERE);
+        LZ_CHECK(exporter != NULL);
+        if (!exporter)
+            fprintf(stderr, "  refused at %s: %s\n", at == REFUSED_AT_SOCKET ? "socket" : "bind", lz_last_error());
+        if (exporter) LZ_CHECK(scraped("127.0.0.1", lz_prometheus_port(exporter)));
+        lz_prometheus_destroy(&exporter);
+    }
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(text_format_has_every_family_and_series), LZ_CASE(label_values_are_utf8),
              LZ_CASE(http_serves_metrics), LZ_CASE(http_serves_past_descriptor_1024),
-             LZ_CASE(context_serves_from_configuration))
+             LZ_CASE(context_serves_from_configuration), LZ_CASE(every_address_is_ipv4_and_ipv6),
+             LZ_CASE(every_address_is_ipv4_without_ipv6))

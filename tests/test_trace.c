@@ -1,8 +1,8 @@
 /* Tracing (src/core/trace.c): traceparent checks, spans for request/reply
  * (a request made inside a handler is the handler's span's child), for
  * push/pull, incoming W3C traceparents from a plain ZeroMQ peer, error
- * statuses, names cut between characters, the log sink, and nothing at all
- * with tracing off. */
+ * statuses, names cut between characters, the log sink, nothing at all
+ * with tracing off, and replacing the span function while it runs. */
 #include <pthread.h>
 #include <time.h>
 #include <zmq.h>
@@ -312,6 +312,119 @@ LZ_TEST(incoming_traceparents_are_continued_and_logged) {
     lz_context_destroy(&ctx);
 }
 
+/* ---- replacing the span function ---- */
+
+static void *push_one(void *push) {
+    lz_value_t *data = lz_value_int(1);
+    LZ_CHECK_INT(lz_push_send(push, "job", data, 0), LZ_OK); // its span ends on this thread
+    lz_value_destroy(&data);
+    return NULL;
+}
+
+// The first call of held_span is held until released; a second one, on
+// another thread while the first is held, replaces the function from inside.
+typedef struct held {
+    lz_context_t *ctx;
+    atomic_bool inside, release, returned; // the held call's progress
+    atomic_bool swapped;                   // lz_context_on_span returned
+    bool returned_first;                   // ... after the held call had
+} held_t;
+
+static void swap_to_none(held_t *held) {
+    LZ_CHECK_INT(lz_context_on_span(held->ctx, NULL, NULL), LZ_OK);
+    held->returned_first = atomic_load(&held->returned);
+    atomic_store(&held->swapped, true);
+}
+
+static void *swap_to_none_thread(void *held) {
+    swap_to_none(held);
+    return NULL;
+}
+
+static void held_span(const lz_span_t *span, void *arg) {
+    (void)span;
+    held_t *held = arg;
+    if (atomic_exchange(&held->inside, true)) {
+        swap_to_none(held);
+        return;
+    }
+    LZ_TEST_WAIT_UNTIL(atomic_load(&held->release), 5000);
+    atomic_store(&held->returned, true);
+}
+
+// lz_context_on_span returns only once the function it replaces has
+// returned on every other thread (its caller may free the arg), made from
+// a plain thread or from inside the function on another one.
+LZ_TEST(replacing_the_span_function_waits_for_its_calls) {
+    for (int from_inside = 0; from_inside < 2; from_inside++) {
+        lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "tracing.enabled=true");
+        held_t held = {.ctx = ctx};
+        LZ_CHECK_INT(lz_context_on_span(ctx, held_span, &held), LZ_OK);
+        char endpoint[128];
+        lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+        lz_push_t *push = lz_push_new(ctx, endpoint), *other = lz_push_new(ctx, endpoint);
+        pthread_t sender, swapper;
+        pthread_create(&sender, NULL, push_one, push);
+        LZ_TEST_WAIT_UNTIL(atomic_load(&held.inside), 5000);
+        LZ_CHECK(atomic_load(&held.inside));
+        if (from_inside)
+            pthread_create(&swapper, NULL, push_one, other); // its span's call swaps
+        else
+            pthread_create(&swapper, NULL, swap_to_none_thread, &held);
+        // Nothing shows the swap waiting: it is given the time to return, which it must not take.
+        LZ_TEST_WAIT_UNTIL(atomic_load(&held.swapped), 200);
+        LZ_CHECK(!atomic_load(&held.swapped));
+        atomic_store(&held.release, true);
+        pthread_join(swapper, NULL);
+        pthread_join(sender, NULL);
+        LZ_CHECK(held.swapped && held.returned_first);
+        atomic_store(&held.inside, false);
+        push_one(push); // goes to no function now
+        LZ_CHECK(!atomic_load(&held.inside));
+        lz_push_destroy(&other);
+        lz_push_destroy(&push);
+        lz_pull_destroy(&pull);
+        lz_context_destroy(&ctx);
+    }
+}
+
+// Two threads inside the span function, each replacing it from there: a
+// swap waits neither for its own call nor for one that is itself swapping,
+// so both return.
+typedef struct self_replacing {
+    lz_context_t *ctx;
+    atomic_int inside, replaced;
+} self_replacing_t;
+
+static void replace_self(const lz_span_t *span, void *arg) {
+    (void)span;
+    self_replacing_t *r = arg;
+    atomic_fetch_add(&r->inside, 1);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&r->inside) == 2, 5000);
+    LZ_CHECK_INT(lz_context_on_span(r->ctx, NULL, NULL), LZ_OK);
+    atomic_fetch_add(&r->replaced, 1);
+}
+
+LZ_TEST(the_span_function_may_replace_itself) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "tracing.enabled=true");
+    self_replacing_t r = {.ctx = ctx};
+    LZ_CHECK_INT(lz_context_on_span(ctx, replace_self, &r), LZ_OK);
+    char endpoint[128];
+    lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    lz_push_t *pushes[2] = {lz_push_new(ctx, endpoint), lz_push_new(ctx, endpoint)};
+    pthread_t senders[2];
+    for (int i = 0; i < 2; i++) pthread_create(&senders[i], NULL, push_one, pushes[i]);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&r.replaced) == 2, 5000);
+    LZ_CHECK_INT(atomic_load(&r.replaced), 2);
+    if (atomic_load(&r.replaced) != 2) return; // the senders are stuck: nothing can be torn down
+    for (int i = 0; i < 2; i++) {
+        pthread_join(senders[i], NULL);
+        lz_push_destroy(&pushes[i]);
+    }
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&ctx);
+}
+
 /* ---- a wall clock that steps ---- */
 
 // The wall clock as this thread reads it is wall_step_ns behind the real
@@ -365,4 +478,5 @@ LZ_TEST(a_wall_clock_step_does_not_end_a_span_before_its_start) {
 LZ_TEST_MAIN(LZ_CASE(traceparents_are_checked), LZ_CASE(a_request_and_the_request_its_handler_makes_share_a_trace),
              LZ_CASE(failures_are_the_spans_status), LZ_CASE(tasks_carry_their_trace_to_the_worker),
              LZ_CASE(names_are_cut_between_characters), LZ_CASE(incoming_traceparents_are_continued_and_logged),
+             LZ_CASE(replacing_the_span_function_waits_for_its_calls), LZ_CASE(the_span_function_may_replace_itself),
              LZ_CASE(a_wall_clock_step_does_not_end_a_span_before_its_start))

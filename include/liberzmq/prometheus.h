@@ -32,11 +32,13 @@ char *lz_context_prometheus(lz_context_t *ctx);
 
 // lz_prometheus_new serves GET /metrics (lz_context_prometheus's text) over
 // HTTP on address "HOST:PORT": an IP address ("127.0.0.1", "[::1]") or "*"
-// for every interface, and a port, 0 for a free one (lz_prometheus_port
-// tells which). Other paths are 404 and other methods 405. The server runs
-// on its own thread (libmicrohttpd's, with asynchronous signals blocked like
-// every thread of ours, waiting with epoll or poll(), so descriptors past
-// 1024 are served) and holds a reference on ctx until destroyed.
+// for every address, IPv6's and IPv4's (one socket on [::] that takes
+// IPv4 too; IPv4's alone on a host without IPv6), and a port, 0 for a free
+// one (lz_prometheus_port tells which); "[::]" is IPv6's alone. Other
+// paths are 404 and other methods 405. The server runs on its own thread
+// (libmicrohttpd's, with asynchronous signals blocked like every thread of
+// ours, waiting with epoll or poll(), so descriptors past 1024 are served)
+// and holds a reference on ctx until destroyed.
 // Returns NULL with LZ_EINVAL (NULL context, malformed address),
 // LZ_ECONNECTION (the address cannot be bound, e.g. in use, or no
 // descriptor is left; lz_last_error says which) or LZ_ENOMEM.

@@ -50,7 +50,15 @@ typedef void (*lz_span_fn)(const lz_span_t *span, void *arg);
 // lz_context_on_span sets the function (NULL: none) that receives every span
 // the context's nodes finish; arg is passed along, not owned. Spans exist
 // only with tracing.enabled. LZ_EINVAL if ctx is NULL. Thread safe: a span
-// finishing meanwhile goes to the old function or the new one.
+// finishing meanwhile goes to the old function or the new one, and when it
+// returns, the old function is running on no other thread and will not be
+// called again, so its arg may be freed. For that it waits for the calls
+// in progress to return: the span function must not wait for a thread that
+// is calling lz_context_on_span. Called from inside the span function, it
+// does not wait for the call it is in (on the same thread, still running
+// the old function when it returns: the guarantee covers other threads
+// only), nor for other threads' calls that are themselves inside
+// lz_context_on_span.
 int lz_context_on_span(lz_context_t *ctx, lz_span_fn fn, void *arg);
 
 // Span fields. Strings are borrowed from the span. A NULL span reads as

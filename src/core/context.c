@@ -54,6 +54,32 @@ typedef struct monitor {
     size_t count, capacity;
 } monitor_t;
 
+// The span function and its calls in progress, so that lz_context_on_span
+// returns only once the function it replaced has returned everywhere (its
+// arg may be freed next). A call counts under the parity of the function
+// it began with; a swap flips the parity and waits for the old one to
+// drain, so calls of the new function, however many, never hold it up.
+// Swaps take turns: each waits for one parity only.
+typedef struct span_slot {
+    lz_span_fn fn; // under the context's lock, as are arg and parity
+    void *arg;
+    unsigned parity;
+    atomic_uint calls[2];  // raised under the lock, lowered after the call without it
+    atomic_bool swapping;  // a swap is under way: the call that drains a parity wakes it
+    pthread_cond_t turn;   // with the context's lock: a parity drained, a swap ended
+} span_slot_t;
+
+// A call of a span function on this thread. A swap made from inside one
+// would wait for itself: it stops counting this thread's calls instead.
+typedef struct span_call {
+    const lz_context_t *ctx;
+    unsigned parity;
+    bool counted; // in ctx's calls[parity]
+    struct span_call *outer;
+} span_call_t;
+
+static _Thread_local span_call_t *span_calls_here __attribute__((tls_model("initial-exec"))); // innermost first
+
 struct lz_context {
     void *zmq;
     // The configuration in force: a reload swaps it. The ones it replaced
@@ -81,9 +107,8 @@ struct lz_context {
     lz_metrics_t retired;
     lz_prometheus_t *exporter; // from metrics.prometheus_listen
     lz_otlp_slot_t otlp;       // from tracing.otlp_endpoint; a reload replaces the exporter
-    lz_span_fn span_fn;        // lz_context_on_span; under lock
     atomic_flag warned[LZ_WARNING_COUNT]; // lz__context_warn_once said each once
-    void *span_arg;
+    span_slot_t span; // lz_context_on_span's function
     monitor_t monitor;
     lz_plugins_t plugins; // plugins.load, lz_context_load_plugin
     lz__collectors_t collectors; // extra families of the Prometheus scrape (lock services)
@@ -496,6 +521,7 @@ static void context_free(lz_context_t *ctx) {
     pthread_mutex_destroy(&ctx->reload_lock);
     pthread_mutex_destroy(&ctx->watch_lock);
     pthread_mutex_destroy(&ctx->monitor.lock);
+    pthread_cond_destroy(&ctx->span.turn);
     lz__collectors_fini(&ctx->collectors);
     free(ctx);
 }
@@ -530,6 +556,7 @@ lz_context_t *lz_context_new(const lz_config_t *config) {
     pthread_mutex_init(&ctx->reload_lock, NULL);
     pthread_mutex_init(&ctx->watch_lock, NULL);
     pthread_mutex_init(&ctx->monitor.lock, NULL);
+    pthread_cond_init(&ctx->span.turn, NULL);
     lz__collectors_init(&ctx->collectors);
     lz__otlp_slot_init(&ctx->otlp);
     atomic_init(&ctx->refs, 1);
@@ -594,21 +621,64 @@ int lz__context_security_settle(lz_context_t *ctx, lz_node_security_t *node, cha
 
 lz_plugins_t *lz__context_plugins(lz_context_t *ctx) { return &ctx->plugins; }
 
+// span_call_uncount takes a call off its parity's count; true when that
+// drained it while a swap is under way, which must then be woken (seq_cst:
+// either the swap sees the count at zero or the call sees the swap).
+static bool span_call_uncount(span_slot_t *slot, unsigned parity) {
+    return atomic_fetch_sub(&slot->calls[parity], 1) == 1 && atomic_load(&slot->swapping);
+}
+
+// span_calls_give_up stops counting this thread's calls of ctx's span
+// functions, the swap it makes from inside one being unable to wait for
+// them. Under ctx->lock.
+static void span_calls_give_up(lz_context_t *ctx) {
+    for (span_call_t *call = span_calls_here; call; call = call->outer) {
+        if (call->ctx != ctx || !call->counted) continue;
+        call->counted = false;
+        if (span_call_uncount(&ctx->span, call->parity)) pthread_cond_broadcast(&ctx->span.turn);
+    }
+}
+
 int lz_context_on_span(lz_context_t *ctx, lz_span_fn fn, void *arg) {
     if (!ctx) return lz__fail(LZ_EINVAL, "lz_context_on_span: NULL context");
+    span_slot_t *slot = &ctx->span;
     pthread_mutex_lock(&ctx->lock);
-    ctx->span_fn = fn;
-    ctx->span_arg = arg;
+    span_calls_give_up(ctx);
+    while (atomic_load(&slot->swapping)) pthread_cond_wait(&slot->turn, &ctx->lock);
+    slot->fn = fn;
+    slot->arg = arg;
+    unsigned old = slot->parity;
+    slot->parity ^= 1;
+    atomic_store(&slot->swapping, true);
+    while (atomic_load(&slot->calls[old]) > 0) pthread_cond_wait(&slot->turn, &ctx->lock);
+    atomic_store(&slot->swapping, false);
+    pthread_cond_broadcast(&slot->turn); // the next swap's turn
     pthread_mutex_unlock(&ctx->lock);
     return LZ_OK;
 }
 
-void lz__context_report_span(lz_context_t *ctx, const lz_span_t *span) {
+// span_fn_call calls the span function, if any, counted as in progress.
+static void span_fn_call(lz_context_t *ctx, const lz_span_t *span) {
+    span_slot_t *slot = &ctx->span;
     pthread_mutex_lock(&ctx->lock);
-    lz_span_fn fn = ctx->span_fn;
-    void *arg = ctx->span_arg;
+    lz_span_fn fn = slot->fn;
+    void *arg = slot->arg;
+    span_call_t call = {ctx, slot->parity, fn != NULL, span_calls_here};
+    if (fn) atomic_fetch_add(&slot->calls[call.parity], 1);
     pthread_mutex_unlock(&ctx->lock);
-    if (fn) fn(span, arg);
+    if (!fn) return;
+    span_calls_here = &call;
+    fn(span, arg);
+    span_calls_here = call.outer;
+    if (call.counted && span_call_uncount(slot, call.parity)) {
+        pthread_mutex_lock(&ctx->lock);
+        pthread_cond_broadcast(&slot->turn);
+        pthread_mutex_unlock(&ctx->lock);
+    }
+}
+
+void lz__context_report_span(lz_context_t *ctx, const lz_span_t *span) {
+    span_fn_call(ctx, span);
     lz__plugins_report_span(&ctx->plugins, span);
     if (LZ_LIVE(&ctx->live, tracing_log)) lz__span_log(ctx->logger, span);
     lz__otlp_slot_enqueue(&ctx->otlp, span);

@@ -262,8 +262,9 @@ static enum MHD_Result on_request(void *self, struct MHD_Connection *connection,
 }
 
 // parse_address reads "HOST:PORT" (HOST an IP address, bracketed for IPv6,
-// or '*') into a socket address.
-static bool parse_address(const char *address, struct sockaddr_storage *out) {
+// or '*') into a socket address; '*' reads as IPv4's wildcard and sets
+// *every (serve_everywhere).
+static bool parse_address(const char *address, struct sockaddr_storage *out, bool *every) {
     const char *colon = address ? strrchr(address, ':') : NULL;
     if (!colon || !colon[1]) return false;
     char *end = NULL;
@@ -277,10 +278,11 @@ static bool parse_address(const char *address, struct sockaddr_storage *out) {
     memset(out, 0, sizeof *out);
     struct sockaddr_in *v4 = (struct sockaddr_in *)out;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
-    if (strcmp(host, "*") == 0 || inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+    *every = strcmp(host, "*") == 0;
+    if (*every || inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         v4->sin_port = htons((uint16_t)port);
-        if (host[0] == '*') v4->sin_addr.s_addr = htonl(INADDR_ANY);
+        if (*every) v4->sin_addr.s_addr = htonl(INADDR_ANY);
         return true;
     }
     if (host_len < 2 || host[0] != '[' || host[host_len - 1] != ']') return false;
@@ -292,30 +294,59 @@ static bool parse_address(const char *address, struct sockaddr_storage *out) {
 
 const char *lz__prometheus_check_address(const char *text) {
     struct sockaddr_storage address;
-    return !*text || parse_address(text, &address) ? NULL : "HOST:PORT, HOST an IP address ([::1] for IPv6) or *";
+    bool every;
+    return !*text || parse_address(text, &address, &every) ? NULL
+                                                           : "HOST:PORT, HOST an IP address ([::1] for IPv6) or *";
+}
+
+// daemon_start serves on bind_to, with flags for its family; NULL on
+// failure, *why the errno libmicrohttpd left (bind's, socket's,
+// epoll_create's...), or 0.
+static struct MHD_Daemon *daemon_start(lz_prometheus_t *exporter, const struct sockaddr_storage *bind_to,
+                                       unsigned flags, int *why) {
+    // AUTO: epoll or poll(), never select(), which cannot watch a descriptor
+    // past 1024 (a server with a thousand peers has them): the daemon would
+    // not start, or would accept scrapes and drop them.
+    flags |= MHD_USE_AUTO_INTERNAL_THREAD;
+    sigset_t caller;
+    lz__thread_signals_block(&caller); // its thread inherits our mask
+    errno = 0;
+    struct MHD_Daemon *daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, exporter, MHD_OPTION_SOCK_ADDR,
+                                                 (const struct sockaddr *)bind_to, MHD_OPTION_CONNECTION_TIMEOUT,
+                                                 10u, MHD_OPTION_END);
+    *why = errno;
+    lz__thread_signals_restore(&caller);
+    return daemon;
+}
+
+// serve_everywhere serves '*' on IPv6's wildcard, [::], with IPV6_V6ONLY
+// off (MHD_USE_DUAL_STACK), so that IPv4 peers reach it too; on a host
+// without IPv6, whose kernel refuses the socket (EAFNOSUPPORT) or the
+// address (EADDRNOTAVAIL), on IPv4's, any4.
+static struct MHD_Daemon *serve_everywhere(lz_prometheus_t *exporter, const struct sockaddr_storage *any4, int *why) {
+    struct sockaddr_storage any6 = {0};
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&any6;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = ((const struct sockaddr_in *)any4)->sin_port;
+    v6->sin6_addr = in6addr_any;
+    struct MHD_Daemon *daemon = daemon_start(exporter, &any6, MHD_USE_DUAL_STACK, why);
+    if (daemon || (*why != EAFNOSUPPORT && *why != EADDRNOTAVAIL)) return daemon;
+    return daemon_start(exporter, any4, 0, why);
 }
 
 lz_prometheus_t *lz__prometheus_start(lz_context_t *ctx, const char *address, bool hold_ref) {
     struct sockaddr_storage bind_to;
+    bool every;
     if (!ctx) return lz__fail_null(LZ_EINVAL, "prometheus: NULL context");
-    if (!parse_address(address, &bind_to))
+    if (!parse_address(address, &bind_to, &every))
         return lz__fail_null(LZ_EINVAL, "prometheus: '%s' is not HOST:PORT (an IP address or *, a port)",
                              address ? address : "(null)");
     lz_prometheus_t *exporter = calloc(1, sizeof *exporter);
     if (!exporter) return lz__fail_null(LZ_ENOMEM, "prometheus: out of memory");
     exporter->ctx = ctx;
-    // AUTO: epoll or poll(), never select(), which cannot watch a descriptor
-    // past 1024 (a server with a thousand peers has them): the daemon would
-    // not start, or would accept scrapes and drop them.
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | (bind_to.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
-    sigset_t caller;
-    lz__thread_signals_block(&caller); // its thread inherits our mask
-    errno = 0;
-    exporter->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, exporter, MHD_OPTION_SOCK_ADDR,
-                                        (struct sockaddr *)&bind_to, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                                        MHD_OPTION_END);
-    int why = errno; // what failed last (bind, socket, epoll_create...), when libmicrohttpd left it
-    lz__thread_signals_restore(&caller);
+    int why;
+    exporter->daemon = every ? serve_everywhere(exporter, &bind_to, &why)
+                             : daemon_start(exporter, &bind_to, bind_to.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0, &why);
     if (!exporter->daemon) {
         free(exporter);
         if (why == ENOMEM) return lz__fail_null(LZ_ENOMEM, "prometheus: out of memory to serve on %s", address);
