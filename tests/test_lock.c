@@ -733,29 +733,112 @@ LZ_TEST(shortened_lease_hands_over_at_its_new_end) {
     stop_service(&f);
 }
 
-// A waiter the server's stop answered is gone: after a restart its turn's
-// grant reaches nobody (LZ_ECLOSED) and is taken back, and the lock is
-// free, not held for a lease by a client that was told "server stopping".
-LZ_TEST(stopped_waiter_is_skipped_after_restart) {
+// start_held serves locks with name held by "holder", asked through
+// *client (made here), and at most waiters_max acquires parked.
+static fixture_t start_held(const char *name, size_t waiters_max, lz_client_t **client) {
     fixture_t f = start_service(0);
-    lz_client_t *client = lz_client_new(f.ctx, f.endpoint);
-    LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("boot", "holder", ), NULL), LZ_OK);
-    outcome_t stale;
-    ask_later(client, "acquire_lock", ACQUIRE_AS("boot", "stale", ",\"wait_ms\":9000"), &stale);
-    lz_test_sleep_ms(100 * LZ_TEST_SLOWDOWN);
-    LZ_CHECK_INT(lz_server_stop(f.server), LZ_OK);
-    LZ_TEST_WAIT_UNTIL(atomic_load(&stale.done), 2000 * LZ_TEST_SLOWDOWN);
-    LZ_CHECK_INT(stale.status, LZ_EREMOTE);
+    LZ_CHECK_INT(lz_lock_service_set_waiters_max(f.service, waiters_max), LZ_OK);
+    *client = lz_client_new(f.ctx, f.endpoint);
+    char json[128];
+    snprintf(json, sizeof json, ACQUIRE_AS("%s", "holder", ), name);
+    LZ_CHECK_INT(ask(*client, "acquire_lock", json, NULL), LZ_OK);
+    return f;
+}
+
+// park_and_stop parks an acquire (json) in f's service, seen in the
+// waiters count before the stop (nothing is stopped then, for reading the
+// numbers to drop), and stops the server, whose stop answers it. Returns
+// when it was seen parked: its wait ends at most its wait_ms after.
+static int64_t park_and_stop(fixture_t *f, lz_client_t *client, const char *json, outcome_t *o) {
+    ask_later(client, "acquire_lock", json, o);
+    lz_lock_stats_t stats = {0};
+    LZ_TEST_WAIT_UNTIL(lz_lock_service_stats(f->service, &stats) == LZ_OK && stats.waiters == 1,
+                       2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT((int)stats.waiters, 1);
+    int64_t parked = lz_test_now_ms();
+    LZ_CHECK_INT(lz_server_stop(f->server), LZ_OK);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&o->done), 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(o->status, LZ_EREMOTE); // the stop's LZ_ECLOSED error reply, not an answer of the service
+    lz_value_destroy(&o->reply);
+    return parked;
+}
+
+// service_stats reads service's numbers.
+static lz_lock_stats_t service_stats(lz_lock_service_t *service) {
+    lz_lock_stats_t stats = {0};
+    LZ_CHECK_INT(lz_lock_service_stats(service, &stats), LZ_OK);
+    return stats;
+}
+
+// A waiter the server's stop answered waits no more: after a restart its
+// turn passes it over, with no grant (none to take back), and the lock
+// goes straight to the next waiter. Nobody reads the numbers after the
+// stop, which once dropped such waiters and so changed what happened.
+LZ_TEST(stopped_waiter_is_skipped_after_restart) {
+    lz_client_t *client;
+    fixture_t f = start_held("boot", LZ_LOCK_WAITERS_DEFAULT, &client);
+    outcome_t stale, real;
+    park_and_stop(&f, client, ACQUIRE_AS("boot", "stale", ",\"wait_ms\":9000"), &stale);
     LZ_CHECK_INT(lz_server_start(f.server), LZ_OK);
-    LZ_CHECK_INT(ask(client, "release_lock", RELEASE_AS("boot", "holder"), NULL), LZ_OK); // to "stale": taken back
+    ask_later(client, "acquire_lock", ACQUIRE_AS("boot", "real", ",\"wait_ms\":9000"), &real);
+    lz_test_sleep_ms(100 * LZ_TEST_SLOWDOWN); // parked behind "stale" (reading the waiters count would drop "stale")
+    LZ_CHECK_INT(ask(client, "release_lock", RELEASE_AS("boot", "holder"), NULL), LZ_OK); // to "real" at once
+    LZ_TEST_WAIT_UNTIL(atomic_load(&real.done), 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(real.status == LZ_OK && flag(real.reply, "acquired"));
+    lz_lock_stats_t stats = service_stats(f.service);
+    LZ_CHECK_INT((int)stats.grants_total, 2); // "holder" and "real"
+    LZ_CHECK_INT((int)stats.handovers_total, 1);
+    LZ_CHECK_INT((int)stats.taken_back_total, 0);
+    LZ_CHECK_INT((int)stats.waiters, 0);
+    lz_value_destroy(&real.reply);
+    lz_client_destroy(&client);
+    stop_service(&f);
+}
+
+// Waiters a server's stop answered hold no room under the cap: after a
+// restart, nobody having read the numbers, a new acquire still parks (its
+// refusal comes when its wait ends, not at once for want of room).
+LZ_TEST(stopped_waiters_leave_room_after_restart) {
+    lz_client_t *client;
+    fixture_t f = start_held("room", 1, &client);
+    outcome_t stale;
+    park_and_stop(&f, client, ACQUIRE_AS("room", "stale", ",\"wait_ms\":9000"), &stale);
+    LZ_CHECK_INT(lz_server_start(f.server), LZ_OK);
+    int wait_ms = 300 * LZ_TEST_SLOWDOWN;
+    char fresh[128];
+    snprintf(fresh, sizeof fresh, ACQUIRE_AS("room", "fresh", ",\"wait_ms\":%d"), wait_ms);
+    int64_t t0 = lz_test_now_ms();
     lz_value_t *reply = NULL;
-    LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("boot", "next", ), &reply), LZ_OK);
-    LZ_CHECK(flag(reply, "acquired"));
+    LZ_CHECK_INT(ask(client, "acquire_lock", fresh, &reply), LZ_OK);
+    int64_t took = lz_test_now_ms() - t0;
+    LZ_CHECK(!flag(reply, "acquired"));
     lz_value_destroy(&reply);
-    lz_lock_stats_t stats;
-    LZ_CHECK_INT(lz_lock_service_stats(f.service, &stats), LZ_OK);
-    LZ_CHECK_INT((int)stats.taken_back_total, 1);
-    lz_value_destroy(&stale.reply);
+    if (took < wait_ms) fprintf(stderr, "refused after %lld ms: not parked\n", (long long)took);
+    LZ_CHECK(took >= wait_ms);
+    lz_lock_stats_t stats = service_stats(f.service);
+    LZ_CHECK_INT((int)stats.waiters, 0);
+    LZ_CHECK_INT((int)stats.refusals_total, 1); // "fresh"'s, at its wait's end
+    lz_client_destroy(&client);
+    stop_service(&f);
+}
+
+// A waiter the server's stop answered is no refusal when its wait ends:
+// its client was told LZ_ECLOSED, not lock_held.
+LZ_TEST(stopped_waiter_is_not_refused) {
+    lz_client_t *client;
+    fixture_t f = start_held("late", LZ_LOCK_WAITERS_DEFAULT, &client);
+    int wait_ms = 500 * LZ_TEST_SLOWDOWN;
+    char park[128];
+    snprintf(park, sizeof park, ACQUIRE_AS("late", "stale", ",\"wait_ms\":%d"), wait_ms);
+    outcome_t stale;
+    int64_t wait_end = park_and_stop(&f, client, park, &stale) + wait_ms;
+    LZ_CHECK_INT(lz_server_start(f.server), LZ_OK);
+    for (int64_t now; (now = lz_test_now_ms()) <= wait_end;) lz_test_sleep_ms((int)(wait_end + 1 - now));
+    // Its wait is over: this request's sweep ends it, if the timer has not.
+    LZ_CHECK_INT(ask(client, "lock_status", "{\"lock_name\":\"late\"}", NULL), LZ_OK);
+    lz_lock_stats_t stats = service_stats(f.service);
+    LZ_CHECK_INT((int)stats.refusals_total, 0);
+    LZ_CHECK_INT((int)stats.waiters, 0);
     lz_client_destroy(&client);
     stop_service(&f);
 }
@@ -764,26 +847,17 @@ LZ_TEST(stopped_waiter_is_skipped_after_restart) {
 // no longer counts them, and after a restart the lock, released, goes to
 // nobody (there is no grant to take back).
 LZ_TEST(stop_ends_the_waiters_count) {
-    fixture_t f = start_service(0);
-    lz_client_t *client = lz_client_new(f.ctx, f.endpoint);
-    LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("gauge", "holder", ), NULL), LZ_OK);
+    lz_client_t *client;
+    fixture_t f = start_held("gauge", LZ_LOCK_WAITERS_DEFAULT, &client);
     outcome_t parked;
-    ask_later(client, "acquire_lock", ACQUIRE_AS("gauge", "waiter", ",\"wait_ms\":9000"), &parked);
-    lz_lock_stats_t stats = {0};
-    LZ_TEST_WAIT_UNTIL(lz_lock_service_stats(f.service, &stats) == LZ_OK && stats.waiters == 1, 2000 * LZ_TEST_SLOWDOWN);
-    LZ_CHECK_INT((int)stats.waiters, 1);
-    LZ_CHECK_INT(lz_server_stop(f.server), LZ_OK);
-    LZ_CHECK_INT(lz_lock_service_stats(f.service, &stats), LZ_OK);
-    LZ_CHECK_INT((int)stats.waiters, 0);
-    LZ_TEST_WAIT_UNTIL(atomic_load(&parked.done), 2000 * LZ_TEST_SLOWDOWN);
-    LZ_CHECK_INT(parked.status, LZ_EREMOTE);
+    park_and_stop(&f, client, ACQUIRE_AS("gauge", "waiter", ",\"wait_ms\":9000"), &parked);
+    LZ_CHECK_INT((int)service_stats(f.service).waiters, 0);
     LZ_CHECK_INT(lz_server_start(f.server), LZ_OK);
     LZ_CHECK_INT(ask(client, "release_lock", RELEASE_AS("gauge", "holder"), NULL), LZ_OK);
-    LZ_CHECK_INT(lz_lock_service_stats(f.service, &stats), LZ_OK);
+    lz_lock_stats_t stats = service_stats(f.service);
     LZ_CHECK_INT((int)stats.locks_held, 0);
     LZ_CHECK_INT((int)stats.handovers_total, 0);
     LZ_CHECK_INT((int)stats.taken_back_total, 0);
-    lz_value_destroy(&parked.reply);
     lz_client_destroy(&client);
     stop_service(&f);
 }
@@ -1274,6 +1348,7 @@ LZ_TEST_MAIN(LZ_CASE(one_holder_at_a_time), LZ_CASE(threads_exclude_each_other),
              LZ_CASE(stop_answers_waiters), LZ_CASE(waiters_are_capped_and_joined),
              LZ_CASE(gone_waiter_is_skipped), LZ_CASE(retries_join_past_the_cap), LZ_CASE(retried_wait_keeps_its_end),
              LZ_CASE(shortened_lease_hands_over_at_its_new_end), LZ_CASE(stopped_waiter_is_skipped_after_restart),
+             LZ_CASE(stopped_waiters_leave_room_after_restart), LZ_CASE(stopped_waiter_is_not_refused),
              LZ_CASE(stop_ends_the_waiters_count),
              LZ_CASE(polls_a_service_that_does_not_park), LZ_CASE(unsettled_wait_is_released),
              LZ_CASE(cancel_ends_a_wait), LZ_CASE(cancel_ends_a_direct_wait),

@@ -74,11 +74,11 @@ lz_lock_service_t *lz_lock_service_attach(lz_server_t *server, size_t max_locks)
 // answer; a release_lock by a waiting owner ends its wait (the refusal).
 // A timer thread, started with the first waiter, wakes only when a lease
 // or a wait ends while someone waits. lz_server_stop answers parked
-// acquires with its LZ_ECLOSED error reply: they wait no more, and leave
-// the queues and the waiters count (lz_lock_service_stats) when the
-// numbers are next read; otherwise at their wait's end or their turn,
-// whose grant, undeliverable, is then taken back (as one to a client
-// gone), also after a restart.
+// acquires with its LZ_ECLOSED error reply: they wait no more and are
+// not counted in the waiters count (lz_lock_service_stats), also after a
+// restart; they leave the queues at their turn (passed over: no grant),
+// at their wait's end (no refusal counted), when a new acquire finds the
+// cap reached, or when the numbers are read.
 //
 // lz_lock_service_set_waiters_max caps the parked acquire requests
 // (default LZ_LOCK_WAITERS_DEFAULT; 0: none parks): past it an acquire

@@ -273,6 +273,41 @@ static void waiter_free(waiter_t *w) {
     free(w);
 }
 
+// forget_closed finishes the replies of w that the server's stop answered
+// (lz_server_reply_closed: their clients have their answer, LZ_ECLOSED,
+// and finishing sends nothing) and keeps the others; returns how many went.
+static size_t forget_closed(waiter_t *w) {
+    size_t kept = 0, held = w->reply_count;
+    for (size_t i = 0; i < held; i++) {
+        if (!lz_server_reply_closed(w->replies[i])) w->replies[kept++] = w->replies[i];
+        else lz_server_reply_error(&w->replies[i], LZ_ECLOSED, NULL); // sends nothing, frees the handle
+    }
+    w->reply_count = kept;
+    return held - kept;
+}
+
+// unpark_stopped: the waiter at *at waits no more if the server's stop
+// answered all its replies (a retry since, after a restart, keeps it
+// waiting): it leaves its queue, unanswered (true). Its closed replies
+// leave the waiters count either way.
+static bool unpark_stopped(lz_lock_service_t *svc, waiter_t **at) {
+    waiter_t *w = *at;
+    svc->parked -= forget_closed(w);
+    if (w->reply_count) return false;
+    *at = w->next;
+    waiter_free(w);
+    return true;
+}
+
+// drop_stopped_waiters unparks, in every queue, the waiters a server's
+// stop answered (unpark_stopped). Their turn or their wait's end drops
+// them too; this makes room at the cap and keeps the gauge true.
+static void drop_stopped_waiters(lz_lock_service_t *svc) {
+    for (size_t i = 0; i < svc->count; i++)
+        for (waiter_t **at = &svc->leases[i].waiters; *at;)
+            if (!unpark_stopped(svc, at)) at = &(*at)->next;
+}
+
 // answer_waiter: w, off its queue, is answered with lease's numbers now
 // (the grant when lease is now its, else the refusal); its replies go out
 // once the mutex is released (unlock_and_answer).
@@ -285,7 +320,8 @@ static void answer_waiter(lz_lock_service_t *svc, waiter_t *w, const lease_t *le
 }
 
 // refuse_waiters answers the waiters of lease whose wait has ended, and
-// owner's (not NULL: it gave up waiting), with the refusal.
+// owner's (not NULL: it gave up waiting), with the refusal; one the
+// server's stop answered just leaves (its client was told LZ_ECLOSED).
 static void refuse_waiters(lz_lock_service_t *svc, lease_t *lease, int64_t now, const char *owner) {
     for (waiter_t **at = &lease->waiters; *at;) {
         waiter_t *w = *at;
@@ -293,6 +329,7 @@ static void refuse_waiters(lz_lock_service_t *svc, lease_t *lease, int64_t now, 
             at = &w->next;
             continue;
         }
+        if (unpark_stopped(svc, at)) continue;
         *at = w->next;
         answer_waiter(svc, w, lease, now);
     }
@@ -300,10 +337,13 @@ static void refuse_waiters(lz_lock_service_t *svc, lease_t *lease, int64_t now, 
 
 // hand_over gives an ending lease to its first waiter still waiting: a new
 // hold (its lease, a new token) in the same slot, so a full table never
-// blocks it. false when nobody waits: the caller drops the lease.
+// blocks it. A waiter the server's stop answered is passed over, not
+// granted (the grant would only be taken back). false when nobody waits:
+// the caller drops the lease.
 static bool hand_over(lz_lock_service_t *svc, lease_t *lease, int64_t now) {
     refuse_waiters(svc, lease, now, NULL);
     while (lease->waiters) {
+        if (unpark_stopped(svc, &lease->waiters)) continue;
         waiter_t *w = lease->waiters;
         lease->waiters = w->next;
         char *owner = strdup(w->owner);
@@ -338,19 +378,33 @@ static int64_t next_due(const lz_lock_service_t *svc) {
 
 static void *timer_main(void *arg);
 
-// park_room: whether req may park, as a new waiter (parked_max replies are
-// not held yet) or joining its owner's waiter w. A join passes the cap:
-// refusing a client's retry would leave its first copy parked, to be
-// granted a lock its client no longer waits for. A waiter that has
+// queue_place: where owner's waiter is in lease's queue, else its end.
+static waiter_t **queue_place(lease_t *lease, const char *owner) {
+    waiter_t **at = &lease->waiters;
+    while (*at && strcmp((*at)->owner, owner) != 0) at = &(*at)->next;
+    return at;
+}
+
+// park_room: where owner may park in lease's queue, as a new waiter at its
+// end (parked_max replies are not held yet) or joining its waiter; NULL:
+// no room. At the cap, the waiters a server's stop answered leave first
+// (drop_stopped_waiters: only there, so parking stays cheap). A join passes
+// the cap: refusing a client's retry would leave its first copy parked, to
+// be granted a lock its client no longer waits for. A waiter that has
 // WAITER_COPIES_MAX copies already is a client repeating without end: it
 // stops waiting (refused, all copies), which also bounds what joins hold.
-static int park_room(lz_lock_service_t *svc, lease_t *lease, waiter_t **at, int64_t now) {
+static waiter_t **park_room(lz_lock_service_t *svc, lease_t *lease, const char *owner, int64_t now) {
+    waiter_t **at = queue_place(lease, owner);
+    if (!*at && svc->parked >= svc->parked_max) {
+        drop_stopped_waiters(svc);
+        at = queue_place(lease, owner); // the queue's last waiter, holding its end, may be gone
+    }
     waiter_t *w = *at;
-    if (!w) return svc->parked < svc->parked_max ? LZ_OK : LZ_EAGAIN;
-    if (w->reply_count < WAITER_COPIES_MAX) return LZ_OK;
+    if (!w) return svc->parked < svc->parked_max ? at : NULL;
+    if (w->reply_count < WAITER_COPIES_MAX) return at;
     *at = w->next;
     answer_waiter(svc, w, lease, now);
-    return LZ_EAGAIN;
+    return NULL;
 }
 
 // park queues req's acquire behind lease (another owner's) until its
@@ -361,10 +415,8 @@ static int park_room(lz_lock_service_t *svc, lease_t *lease, waiter_t **at, int6
 // caller refuses at once) with no room (park_room), out of memory, or with
 // no timer thread.
 static int park(lz_lock_service_t *svc, const lock_request_t *req, lease_t *lease, int64_t now) {
-    waiter_t **at = &lease->waiters;
-    while (*at && strcmp((*at)->owner, req->owner) != 0) at = &(*at)->next;
-    int rc = park_room(svc, lease, at, now);
-    if (rc != LZ_OK) return rc;
+    waiter_t **at = park_room(svc, lease, req->owner, now);
+    if (!at) return LZ_EAGAIN;
     int err = svc->timer_started ? 0 : lz__thread_start(&svc->timer, timer_main, svc);
     if (err) return lz__thread_fail(err, "lock service: timer");
     svc->timer_started = true;
@@ -511,10 +563,10 @@ static const struct action {
 // send_answer sends an answered waiter's grant or refusal to each of its
 // replies. Returns true for a grant that reached none of them: every
 // connection it came on has closed (the client gave up, or ended), or the
-// server's stop answered them (LZ_ECLOSED: a waiter of before a restart,
-// or a handover while stopped), or the grant could not be made for want
-// of memory (an error reply went instead), so nobody holds what it was
-// given.
+// server's stop answered them (LZ_ECLOSED: the stop came after the grant
+// was made; hand_over passes over a waiter it answered before), or the
+// grant could not be made for want of memory (an error reply went
+// instead), so nobody holds what it was given.
 static bool send_answer(waiter_t *w) {
     lock_request_t req = {.owner = w->owner};
     lz_value_t *reply = NULL;
@@ -628,39 +680,7 @@ static int on_detached(const lz_message_t *msg, lz_value_t **reply, void *arg) {
 
 /* ---- stats ---------------------------------------------------------------- */
 
-// forget_closed finishes the replies of w that the server's stop answered
-// (lz_server_reply_closed: their clients have their answer, LZ_ECLOSED,
-// and finishing sends nothing) and keeps the others; returns how many.
-static size_t forget_closed(waiter_t *w) {
-    size_t kept = 0, closed = 0;
-    for (size_t i = 0; i < w->reply_count; i++) {
-        if (!lz_server_reply_closed(w->replies[i])) w->replies[kept++] = w->replies[i];
-        else closed += lz_server_reply_error(&w->replies[i], LZ_ECLOSED, NULL) == LZ_ECLOSED;
-    }
-    w->reply_count = kept;
-    return closed;
-}
-
-// drop_stopped_waiters: acquires a server's stop answered wait no more, so
-// they leave the waiters gauge (and the cap) when the numbers are next
-// read, not at their wait's end; a waiter with no reply left leaves its
-// queue (its turn's grant would reach nobody).
-static void drop_stopped_waiters(lz_lock_service_t *svc) {
-    for (size_t i = 0; i < svc->count; i++) {
-        for (waiter_t **at = &svc->leases[i].waiters; *at;) {
-            waiter_t *w = *at;
-            svc->parked -= forget_closed(w);
-            if (w->reply_count) {
-                at = &w->next;
-                continue;
-            }
-            *at = w->next;
-            waiter_free(w);
-        }
-    }
-}
-
-// stats_take copies the numbers now, expired leases dropped first (mutex held).
+// stats_take copies the numbers now, the waiters a stop answered and expired leases dropped first (mutex held).
 static void stats_take(lz_lock_service_t *svc, lz_lock_stats_t *out) {
     drop_stopped_waiters(svc);
     sweep_find(svc, NULL, lz__now_ms());
