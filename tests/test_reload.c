@@ -2,8 +2,9 @@
  * set (log level, access rules, request timeout...), moves the log to
  * another file while threads log, refuses a bad configuration whole,
  * reports keys that need a restart without applying them;
- * lz_context_watch follows a file replaced by rename, ignores and counts a
- * bad one, and stops quickly with its context. */
+ * lz_context_watch follows a file replaced by rename, and its directory
+ * deleted or moved and made again, ignores and counts a bad one, and stops
+ * quickly with its context. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -209,20 +211,26 @@ static char *read_text(const char *path) {
     return text;
 }
 
-// open_here: whether this process has path open (its /proc/self/fd links).
-static bool open_here(const char *path) {
+// any_fd: whether match(fd, arg) holds for one of this process's
+// descriptors, fd its number as /proc/self/fd names it.
+static bool any_fd(bool (*match)(const char *fd, const char *arg), const char *arg) {
     DIR *dir = opendir("/proc/self/fd");
     bool found = false;
-    for (struct dirent *e; dir && !found && (e = readdir(dir));) {
-        char link[300], target[PATH_MAX];
-        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
-        ssize_t n = readlink(link, target, sizeof target - 1);
-        if (n > 0) target[n] = '\0';
-        found = n > 0 && strcmp(target, path) == 0;
-    }
+    for (struct dirent *e; dir && !found && (e = readdir(dir));) found = match(e->d_name, arg);
     if (dir) closedir(dir);
     return found;
 }
+
+static bool fd_opens(const char *fd, const char *path) {
+    char link[300], target[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%s", fd);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n > 0) target[n] = '\0';
+    return n > 0 && strcmp(target, path) == 0;
+}
+
+// open_here: whether this process has path open (its /proc/self/fd links).
+static bool open_here(const char *path) { return any_fd(fd_opens, path); }
 
 // file_setting writes "logging.file_path=<dir>/<name>" into out, the path into path.
 static const char *file_setting(char *out, size_t size, char *path, size_t path_size, const char *dir,
@@ -633,6 +641,41 @@ LZ_TEST(watcher_follows_a_replaced_file_and_ignores_a_bad_one) {
 
 static const char *watched_level(lz_context_t *ctx) { return config_string(ctx, "logging.level"); }
 
+// WAIT_LEVEL waits (5 s at most) for the watcher to have reloaded ctx at level.
+#define WAIT_LEVEL(ctx, level)                                                         \
+    do {                                                                               \
+        LZ_TEST_WAIT_UNTIL(strcmp(watched_level(ctx), (level)) == 0, 5000);            \
+        LZ_CHECK_STR(watched_level(ctx), (level));                                     \
+    } while (0)
+
+static void remove_tree(const char *dir) {
+    char command[600];
+    snprintf(command, sizeof command, "rm -rf '%s'", dir);
+    LZ_CHECK(system(command) == 0);
+}
+
+// fd_watches: whether fd is an inotify instance watching the inode its
+// fdinfo lines name as inode (" ino:HEX sdev:").
+static bool fd_watches(const char *fd, const char *inode) {
+    char name[300];
+    snprintf(name, sizeof name, "/proc/self/fdinfo/%s", fd);
+    char *text = read_text(name);
+    bool found = text && strstr(text, inode);
+    free(text);
+    return found;
+}
+
+// watched: whether an inotify instance of this process watches the
+// directory at path; how a test knows the watcher took in a change that
+// changes nothing else.
+static bool watched(const char *path) {
+    struct stat st;
+    char inode[64];
+    if (stat(path, &st) != 0) return false;
+    snprintf(inode, sizeof inode, " ino:%lx sdev:", (unsigned long)st.st_ino);
+    return any_fd(fd_watches, inode);
+}
+
 // A watched name that is a symbolic link into another directory: the
 // watcher used to watch only the link's directory, and a release switch
 // (current -> r2) went unseen, the old release's file read on.
@@ -656,8 +699,7 @@ LZ_TEST(watcher_follows_symbolic_links) {
     LZ_CHECK_INT(lz_context_watch(ctx, path), LZ_OK);
     LZ_CHECK_STR(watched_level(ctx), "WARNING");
     write_file(sub, "logging: {level: error}\n");
-    LZ_TEST_WAIT_UNTIL(strcmp(watched_level(ctx), "ERROR") == 0, 5000);
-    LZ_CHECK_STR(watched_level(ctx), "ERROR");
+    WAIT_LEVEL(ctx, "ERROR");
 
     // current/app.yaml, current -> r1 switched to r2 by rename; then r2's file edited.
     for (int r = 1; r <= 2; r++) {
@@ -674,15 +716,93 @@ LZ_TEST(watcher_follows_symbolic_links) {
     snprintf(current, sizeof current, "%s/current", dir);
     LZ_CHECK(symlink("r2", next) == 0);
     LZ_CHECK(rename(next, current) == 0);
-    LZ_TEST_WAIT_UNTIL(strcmp(watched_level(ctx), "CRITICAL") == 0, 5000);
-    LZ_CHECK_STR(watched_level(ctx), "CRITICAL");
+    WAIT_LEVEL(ctx, "CRITICAL");
     write_file(sub, "logging: {level: debug}\n"); // r2's, now the one current leads to
-    LZ_TEST_WAIT_UNTIL(strcmp(watched_level(ctx), "DEBUG") == 0, 5000);
-    LZ_CHECK_STR(watched_level(ctx), "DEBUG");
+    WAIT_LEVEL(ctx, "DEBUG");
     lz_context_destroy(&ctx);
-    char command[600];
-    snprintf(command, sizeof command, "rm -rf '%s'", dir);
+    remove_tree(dir);
+}
+
+// A temporary directory dir, its subdirectory sub (made with its
+// parents) and path, sub's app.yaml, which a context watches.
+typedef struct {
+    char dir[32], sub[64], path[96];
+} watched_tree_t;
+
+// watch_tree makes t with sub_name under a new dir, writes path at level
+// WARNING and returns a context watching it.
+static lz_context_t *watch_tree(watched_tree_t *t, const char *sub_name) {
+    char command[160];
+    snprintf(t->dir, sizeof t->dir, "/tmp/lz-reload-XXXXXX");
+    LZ_CHECK(mkdtemp(t->dir) != NULL);
+    snprintf(t->sub, sizeof t->sub, "%s/%s", t->dir, sub_name);
+    snprintf(t->path, sizeof t->path, "%s/app.yaml", t->sub);
+    snprintf(command, sizeof command, "mkdir -p '%s'", t->sub);
     LZ_CHECK(system(command) == 0);
+    write_file(t->path, "logging: {level: warning}\n");
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    LZ_CHECK_INT(lz_context_watch(ctx, t->path), LZ_OK);
+    LZ_CHECK_STR(watched_level(ctx), "WARNING");
+    return ctx;
+}
+
+// The file's directory replaced whole by a deployment (rm -rf conf, mkdir
+// conf, cp): the watch on the old directory went with it, nothing watched
+// the new one, and every later change went unseen.
+LZ_TEST(watcher_follows_its_directory_deleted_and_made_again) {
+    watched_tree_t t;
+    lz_context_t *ctx = watch_tree(&t, "sub");
+    // dir is watched until sub is back. Waited for, as a deployment's pause
+    // would be: a sub back before the watcher looked is no more than an edit.
+    LZ_CHECK(unlink(t.path) == 0 && rmdir(t.sub) == 0);
+    LZ_TEST_WAIT_UNTIL(watched(t.dir), 5000);
+    LZ_CHECK(watched(t.dir));
+    LZ_CHECK(mkdir(t.sub, 0700) == 0);
+    write_file(t.path, "logging: {level: error}\n");
+    WAIT_LEVEL(ctx, "ERROR");
+    write_file(t.path, "logging: {level: debug}\n"); // the new sub's own edits
+    WAIT_LEVEL(ctx, "DEBUG");
+    lz_context_destroy(&ctx);
+    remove_tree(t.dir);
+}
+
+// The file's directory renamed away and another made in its place: only
+// the old directory's own watch hears of it (IN_MOVE_SELF), and it asked
+// for no such event.
+LZ_TEST(watcher_follows_its_directory_moved_away_and_made_again) {
+    watched_tree_t t;
+    lz_context_t *ctx = watch_tree(&t, "sub");
+    char old[64];
+    snprintf(old, sizeof old, "%s/old", t.dir);
+    LZ_CHECK(rename(t.sub, old) == 0 && mkdir(t.sub, 0700) == 0);
+    write_file(t.path, "logging: {level: critical}\n");
+    WAIT_LEVEL(ctx, "CRITICAL");
+    write_file(t.path, "logging: {level: debug}\n");
+    WAIT_LEVEL(ctx, "DEBUG");
+    lz_context_destroy(&ctx);
+    remove_tree(t.dir);
+}
+
+// A parent of the file's directory renamed away, the file edited there,
+// and the parent renamed back: finding its path gone, the watcher dropped
+// every watch and never saw it back.
+LZ_TEST(watcher_follows_a_parent_renamed_away_and_back) {
+    watched_tree_t t;
+    lz_context_t *ctx = watch_tree(&t, "a/sub");
+    char parent[64], away[64], path_away[96];
+    snprintf(parent, sizeof parent, "%s/a", t.dir);
+    snprintf(away, sizeof away, "%s/b", t.dir);
+    snprintf(path_away, sizeof path_away, "%s/sub/app.yaml", away);
+    LZ_CHECK(rename(parent, away) == 0);
+    write_file(path_away, "logging: {level: error}\n");
+    LZ_TEST_WAIT_UNTIL(watched(t.dir), 5000); // the watcher found path gone
+    LZ_CHECK(watched(t.dir));
+    LZ_CHECK(rename(away, parent) == 0);
+    WAIT_LEVEL(ctx, "ERROR");
+    write_file(t.path, "logging: {level: critical}\n");
+    WAIT_LEVEL(ctx, "CRITICAL");
+    lz_context_destroy(&ctx);
+    remove_tree(t.dir);
 }
 
 // A stand-in for pthread_create, the library's calls included, that
@@ -748,5 +868,9 @@ LZ_TEST_MAIN(LZ_CASE(log_level_and_format_change_live), LZ_CASE(invalid_reload_c
              LZ_CASE(a_refused_reload_leaves_no_zap_handler_running),
              LZ_CASE(a_refused_reload_leaves_no_log_file_behind), LZ_CASE(reloads_race_nothing),
              LZ_CASE(watcher_follows_a_replaced_file_and_ignores_a_bad_one),
-             LZ_CASE(watcher_follows_symbolic_links), LZ_CASE(a_watcher_that_cannot_start_changes_nothing),
+             LZ_CASE(watcher_follows_symbolic_links),
+             LZ_CASE(watcher_follows_its_directory_deleted_and_made_again),
+             LZ_CASE(watcher_follows_its_directory_moved_away_and_made_again),
+             LZ_CASE(watcher_follows_a_parent_renamed_away_and_back),
+             LZ_CASE(a_watcher_that_cannot_start_changes_nothing),
              LZ_CASE(watch_refuses_what_it_cannot_watch))

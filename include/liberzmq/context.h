@@ -93,7 +93,12 @@ int lz_context_reload(lz_context_t *ctx, const lz_config_t *config);
 // security.authorized_keys_file again). Symbolic links on the way are
 // followed anew after each change: the directories of the links and of the
 // file they lead to are watched too, so a link switched to another
-// release is seen. A change that does not load (bad
+// release is seen. One of those directories deleted or renamed away (a
+// deployment replacing the whole directory) is followed: its nearest
+// existing ancestor is watched until it is back, and the file is then
+// read if it changed (directories above are not watched: a parent
+// replaced by another is seen at the next change in the old directory).
+// A change that does not load (bad
 // YAML, a bad value) is logged at ERROR, counted in config_reload_errors,
 // and the running configuration stays. path NULL stops watching.
 // Returns what lz_context_reload returns for the first reload (no watcher

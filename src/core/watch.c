@@ -2,10 +2,12 @@
  * file an editor or a deployment replaces by rename (a new inode) is seen
  * as well as one written in place; and on the directory of each symbolic
  * link on the way to it and of the file the links lead to, so a link
- * switched to another release, or a linked file edited, is seen too. Each
- * change reloads the context from the file layered as lz_context_new
- * layers it: defaults < file < environment < values the application set
- * through the API. */
+ * switched to another release, or a linked file edited, is seen too. A
+ * watched directory deleted or renamed away hands its watch to its nearest
+ * existing ancestor until it is back (a deployment replacing the whole
+ * directory). Each change reloads the context from the file layered as
+ * lz_context_new layers it: defaults < file < environment < values the
+ * application set through the API. */
 #include "core/watch.h"
 
 #include <errno.h>
@@ -29,7 +31,8 @@
 // a directory that never settles is still read after SETTLE_ROUNDS.
 #define SETTLE_MS 50
 #define SETTLE_ROUNDS 20
-#define WATCH_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB)
+// A watched directory deleted or moved must wake the thread: nothing else would tell.
+#define WATCH_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
 // Directories watched at most, and symbolic links followed on the way to the file.
 #define WATCH_DIRS_MAX 16
 #define WATCH_LINKS_MAX 16
@@ -87,17 +90,42 @@ static size_t dir_len(const char *p, size_t len) {
     return len > 1 ? len - 1 : 1;
 }
 
-// watch_dir watches the directory part of p's first len bytes, adding it
-// to wds (n of them) unless there it is already: inotify gives a
-// directory's watch again. Past WATCH_DIRS_MAX, nothing more is watched.
-static void watch_dir(int fd, const char *p, size_t len, int *wds, size_t *n) {
-    if (*n == WATCH_DIRS_MAX) return;
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%.*s", (int)dir_len(p, len), p);
-    int wd = inotify_add_watch(fd, dir, WATCH_EVENTS);
-    for (size_t i = 0; wd >= 0 && i < *n; i++)
+// keep_watch adds wd to wds (n of them) unless there it is already:
+// inotify gives a directory's watch again.
+static void keep_watch(int wd, int *wds, size_t *n) {
+    for (size_t i = 0; i < *n; i++)
         if (wds[i] == wd) return;
-    if (wd >= 0) wds[(*n)++] = wd;
+    wds[(*n)++] = wd;
+}
+
+// watch_nearest watches the directory named by dir's first len bytes or,
+// while it does not exist, its nearest existing ancestor: the directory
+// made again there is a change that walks again. Returns the length of the
+// one watched, 0 for none (past WATCH_DIRS_MAX, nothing more is watched).
+static size_t watch_nearest(int fd, char *dir, size_t len, int *wds, size_t *n) {
+    if (*n == WATCH_DIRS_MAX) return 0;
+    for (;; len = dir_len(dir, len)) {
+        char saved = dir[len];
+        dir[len] = '\0';
+        int wd = inotify_add_watch(fd, dir, WATCH_EVENTS);
+        dir[len] = saved;
+        if (wd >= 0) {
+            keep_watch(wd, wds, n);
+            return len;
+        }
+        if ((errno != ENOENT && errno != ENOTDIR) || len == 1) return 0;
+    }
+}
+
+// watch_dir watches the directory part of p's first len bytes, or its
+// nearest existing ancestor. A directory made below that ancestor before
+// its watch was made told nothing: while looking again finds more of the
+// path, it watches again.
+static void watch_dir(int fd, const char *p, size_t len, int *wds, size_t *n) {
+    char dir[PATH_MAX];
+    size_t full = dir_len(p, len), last = 0, at;
+    snprintf(dir, sizeof dir, "%.*s", (int)full, p);
+    while ((at = watch_nearest(fd, dir, full, wds, n)) > last && at < full) last = at;
 }
 
 // watch_walk watches each directory whose change may change the file

@@ -10,7 +10,9 @@ typedef struct lz_watch lz_watch_t;
 // lz__watch_start watches path's directory, those of the symbolic links on
 // the way to the file and that of the file they lead to (inotify), reloads
 // ctx from path once now, and when that works starts the thread that
-// reloads it again on each change (walking the links again first).
+// reloads it again on each change (walking the links again first). A
+// directory of those deleted or moved away is watched through its nearest
+// existing ancestor until it is back.
 // Returns that first reload's result (see lz_context_reload); *out stays
 // NULL on failure.
 int lz__watch_start(lz_context_t *ctx, const char *path, lz_watch_t **out);
