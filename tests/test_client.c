@@ -1,8 +1,8 @@
 /* Client: many threads with requests in flight at once, async callbacks,
  * timeouts, Lazy Pirate retries across a server restart, late replies,
  * failover between servers and the three strategies, probes of a down
- * endpoint, sockets that cannot be rebuilt, raw replies, and a server that
- * answers junk. */
+ * endpoint, sockets that cannot be rebuilt, raw replies, a server that
+ * answers junk, and a destroy from the client's own callback. */
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1030,6 +1030,40 @@ LZ_TEST(raw_reply_owns_its_bytes) {
     lz_value_destroy(&data);
 }
 
+// A client destroyed from its own completion callback: the test's slot.
+typedef struct {
+    lz_client_t *client;
+    atomic_bool called;
+    bool refused; // the destroy left the client, with LZ_ESTATE
+} self_destroy_t;
+
+static void destroy_own_client(int status, const lz_value_t *reply, void *arg) {
+    self_destroy_t *sd = arg;
+    lz_client_destroy(&sd->client);
+    sd->refused = sd->client && lz_last_error_code() == LZ_ESTATE && strstr(lz_last_error(), "lz_client_destroy");
+    atomic_store(&sd->called, true);
+}
+
+// A destroy from the client's own callback would join the thread it runs
+// on and free what the callback's caller still uses: it is refused,
+// logged, and the client keeps working.
+LZ_TEST(destroy_from_own_callback_is_refused) {
+    lz_context_t *ctx = new_context(1000);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), lz_test_log_capture, &log), LZ_OK);
+    lz_server_t *server = serve(ctx, "tcp://127.0.0.1:*", "a");
+    self_destroy_t sd = {.client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)))};
+    LZ_CHECK_INT(lz_client_request_async(sd.client, "echo", NULL, 3000, destroy_own_client, &sd), 0);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&sd.called), 3000);
+    LZ_CHECK(sd.refused);
+    LZ_CHECK_INT(lz_test_logged(&log, "ERROR client: lz_client_destroy: called from its own completion callback"), 1);
+    LZ_CHECK_INT(echo_once(sd.client, lz_value_int(5), 3000), ECHOED);
+    lz_client_destroy(&sd.client);
+    LZ_CHECK(sd.client == NULL);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
              LZ_CASE(slow_handler_times_out_alone), LZ_CASE(direct_caller_yields),
              LZ_CASE(cancel_ends_a_wait_and_the_request_goes_on), LZ_CASE(a_lone_slow_request_is_waited_for),
@@ -1043,4 +1077,4 @@ LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
              LZ_CASE(a_request_waits_while_its_endpoint_is_suspect), LZ_CASE(failed_rebuild_without_cooldown), LZ_CASE(failed_rebuild_with_cooldown),
              LZ_CASE(failed_rebuild_retried_while_idle), LZ_CASE(rebuild_that_cannot_bind_is_tried_again),
              LZ_CASE(endpoints_only_at_creation),
-             LZ_CASE(raw_reply_owns_its_bytes))
+             LZ_CASE(raw_reply_owns_its_bytes), LZ_CASE(destroy_from_own_callback_is_refused))

@@ -1,7 +1,8 @@
 /* Dealer/router: many async requests in flight, identities seen by the
  * router, replies by identity, LZ_EUNREACHABLE for an unknown identity,
- * the Python LiberZMQ's 3-frame dealer answered by our server, and traced
- * requests that outlive their router and context. */
+ * the Python LiberZMQ's 3-frame dealer answered by our server, traced
+ * requests that outlive their router and context, and a destroy from the
+ * dealer's own callback. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <zmq.h>
@@ -208,6 +209,51 @@ LZ_TEST(traced_requests_outlive_their_router_and_context) {
     LZ_CHECK_INT(atomic_load(&seen.count), 2);
 }
 
+// A dealer destroyed from its own completion callback: the test's slot.
+typedef struct {
+    lz_dealer_t *dealer;
+    atomic_bool called;
+    bool refused; // the destroy left the dealer, with LZ_ESTATE
+} self_destroy_t;
+
+static void destroy_own_dealer(int status, const lz_value_t *reply, void *arg) {
+    self_destroy_t *sd = arg;
+    lz_dealer_destroy(&sd->dealer);
+    sd->refused = sd->dealer && lz_last_error_code() == LZ_ESTATE && strstr(lz_last_error(), "lz_dealer_destroy");
+    atomic_store(&sd->called, true);
+}
+
+// A destroy from the dealer's own callback would join the thread it runs
+// on and free what the callback's caller still uses: it is refused and
+// the dealer keeps working.
+LZ_TEST(dealer_destroy_from_own_callback_is_refused) {
+    lz_context_t *ctx = new_context();
+    lz_router_t *router = lz_router_new(ctx, "tcp://127.0.0.1:*");
+    self_destroy_t sd = {.dealer = lz_dealer_new(ctx, lz_node_endpoint(lz_router_node(router)), NULL)};
+    lz_value_t *v = lz_value_int(1);
+    LZ_CHECK_INT(lz_dealer_send(sd.dealer, v, 3000, destroy_own_dealer, &sd, NULL), LZ_OK);
+    lz_router_request_t *request = lz_router_recv(router, 3000);
+    LZ_CHECK(request != NULL);
+    LZ_CHECK_INT(lz_router_reply(router, request, v), LZ_OK);
+    lz_router_request_destroy(&request);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&sd.called), 3000);
+    LZ_CHECK(sd.refused);
+    serve_t s = {router, 1, ""};
+    pthread_t thread;
+    pthread_create(&thread, NULL, router_serve, &s);
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(lz_dealer_request(sd.dealer, v, &reply, 3000), LZ_OK);
+    LZ_CHECK_INT(lz_value_get_int(reply), 2);
+    pthread_join(thread, NULL);
+    lz_value_destroy(&reply);
+    lz_value_destroy(&v);
+    lz_dealer_destroy(&sd.dealer);
+    LZ_CHECK(sd.dealer == NULL);
+    lz_router_destroy(&router);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(many_async_requests), LZ_CASE(unknown_identity_is_an_error),
              LZ_CASE(dealer_timeout_and_garbage), LZ_CASE(server_answers_three_frame_dealers),
-             LZ_CASE(traced_requests_outlive_their_router_and_context))
+             LZ_CASE(traced_requests_outlive_their_router_and_context),
+             LZ_CASE(dealer_destroy_from_own_callback_is_refused))

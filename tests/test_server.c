@@ -1,7 +1,8 @@
 /* Server: dispatch by action, the default handler, built-in ping, error
  * replies for unknown actions, failing handlers, replies that do not encode
  * and malformed requests, concurrency of handlers, requests still queued at
- * a stop, and a server that keeps serving after garbage. */
+ * a stop, a server that keeps serving after garbage, and a stop or destroy
+ * called from the server's own handler. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -620,10 +621,181 @@ LZ_TEST(stop_drops_replies_waiting_for_room) {
     unflood(&f);
 }
 
+// A handler that stops its own server, then waits at the gate and answers
+// "passed".
+typedef struct {
+    lz_server_t *server;
+    gate_t gate;
+    atomic_int stop_rc; // what its lz_server_stop returned; 1 until it did
+} self_stop_t;
+
+static int stop_then_wait(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    self_stop_t *st = arg;
+    atomic_store(&st->stop_rc, lz_server_stop(st->server));
+    return wait_at_gate(request, reply, &st->gate);
+}
+
+// self_stop_new makes a server with "quit" (stop_then_wait) and "echo", not started.
+static self_stop_t *self_stop_new(lz_context_t *ctx) {
+    self_stop_t *st = calloc(1, sizeof *st);
+    st->gate = (gate_t){PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false};
+    atomic_init(&st->stop_rc, 1);
+    st->server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(st->server, "quit", stop_then_wait, st), 0);
+    LZ_CHECK_INT(lz_server_on(st->server, "echo", echo, NULL), 0);
+    return st;
+}
+
+// A stop from another thread, and when it returned.
+typedef struct {
+    lz_server_t *server;
+    atomic_bool returned;
+} stopper_t;
+
+static void *stop_and_tell(void *p) {
+    stopper_t *stopper = p;
+    lz_server_stop(stopper->server);
+    atomic_store(&stopper->returned, true);
+    return NULL;
+}
+
+// check_stop_from_handler: a handler stops its own server (workers: the
+// concurrency; 1 runs it on the I/O thread). Joining there would wait for
+// the handler's own thread (with workers the I/O thread joins them: a
+// deadlock; without, an I/O thread nobody joined), so the stop is only
+// asked for: it returns LZ_OK at once, the handler's reply still goes
+// out, and a stop from another thread waits for the handler to return.
+// A start from another thread after such a stop finishes it first.
+static void check_stop_from_handler(int workers) {
+    lz_context_t *ctx = lz_test_pattern_context(workers);
+    self_stop_t *st = self_stop_new(ctx);
+    LZ_CHECK_INT(lz_server_start(st->server), 0);
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(st->server)));
+    lz_client_set_retries(client, 0);
+    outcomes_t outcomes = {0};
+    LZ_CHECK_INT(lz_client_request_async(client, "quit", NULL, 5000, count_outcome, &outcomes), 0);
+    LZ_TEST_WAIT_UNTIL(gate_waiting(&st->gate) == 1, 3000); // its stop has returned
+    LZ_CHECK_INT(atomic_load(&st->stop_rc), LZ_OK);
+    stopper_t stopper = {st->server, false};
+    pthread_t thread;
+    pthread_create(&thread, NULL, stop_and_tell, &stopper);
+    lz_test_sleep_ms(100);
+    LZ_CHECK(!atomic_load(&stopper.returned)); // it waits for the handler's thread to end
+    gate_open(&st->gate);
+    pthread_join(thread, NULL);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&outcomes.done) == 1, 3000);
+    LZ_CHECK_INT(atomic_load(&outcomes.passed), 1); // the handler's reply went out
+    LZ_CHECK_INT(lz_server_start(st->server), 0);
+    LZ_CHECK_INT(lz_client_request_async(client, "quit", NULL, 5000, count_outcome, &outcomes), 0);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&outcomes.done) == 2, 3000);
+    LZ_CHECK_INT(atomic_load(&outcomes.passed), 2);
+    LZ_CHECK_INT(lz_server_start(st->server), 0); // no stop from this thread in between
+    expect_echo(client, lz_value_int(7));
+    lz_client_destroy(&client);
+    lz_server_destroy(&st->server);
+    free(st);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(stop_from_an_inline_handler) { check_stop_from_handler(1); }
+LZ_TEST(stop_from_a_pooled_handler) { check_stop_from_handler(4); }
+
+// destroy_own_server tries to destroy the server at arg from its own
+// handler, and answers whether that was refused.
+static int destroy_own_server(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    lz_server_t **server_p = arg;
+    lz_server_destroy(server_p);
+    bool refused = *server_p && lz_last_error_code() == LZ_ESTATE && strstr(lz_last_error(), "lz_server_destroy");
+    *reply = lz_value_bool(refused);
+    return 0;
+}
+
+// check_destroy_from_handler: a destroy from the server's own handler
+// would free what the handler's thread still uses (or wait for it): it is
+// refused, logged, and the server keeps serving.
+static void check_destroy_from_handler(int workers) {
+    lz_context_t *ctx = lz_test_pattern_context(workers);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), lz_test_log_capture, &log), LZ_OK);
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(server, "quit", destroy_own_server, &server), 0);
+    LZ_CHECK_INT(lz_server_on(server, "echo", echo, NULL), 0);
+    LZ_CHECK_INT(lz_server_start(server), 0);
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(lz_client_request(client, "quit", NULL, &reply, 3000), 0);
+    LZ_CHECK(lz_value_get_bool(reply));
+    lz_value_destroy(&reply);
+    LZ_CHECK(server != NULL);
+    LZ_CHECK_INT(lz_test_logged(&log, "ERROR server: lz_server_destroy: called from its own handler"), 1);
+    expect_echo(client, lz_value_int(3));
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    LZ_CHECK(server == NULL);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST(destroy_from_an_inline_handler_is_refused) { check_destroy_from_handler(1); }
+LZ_TEST(destroy_from_a_pooled_handler_is_refused) { check_destroy_from_handler(4); }
+
+// park defers its request into the next of two slots.
+typedef struct {
+    _Atomic(lz_server_reply_t *) slot[2];
+    atomic_int parked;
+} parking_t;
+
+static int park(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    parking_t *p = arg;
+    lz_server_reply_t *handle = lz_server_defer(request);
+    if (!handle) return lz_last_error_code();
+    atomic_store(&p->slot[atomic_fetch_add(&p->parked, 1)], handle);
+    return LZ_SERVER_DEFERRED;
+}
+
+// A stop a handler asks for leaves deferred replies to their holders while
+// its handlers run: one answered meanwhile from another thread goes out.
+// Once they have returned, the stop answers the others "server stopping",
+// as any stop does, without waiting for another stop to join it.
+LZ_TEST(stop_from_a_handler_with_deferred_replies) {
+    lz_context_t *ctx = lz_test_pattern_context(2);
+    self_stop_t *st = self_stop_new(ctx);
+    parking_t parking = {0};
+    LZ_CHECK_INT(lz_server_on(st->server, "park", park, &parking), 0);
+    LZ_CHECK_INT(lz_server_start(st->server), 0);
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(st->server)));
+    lz_client_set_retries(client, 0);
+    outcomes_t outcomes = {0};
+    for (int i = 0; i < 2; i++)
+        LZ_CHECK_INT(lz_client_request_async(client, "park", NULL, 5000, count_outcome, &outcomes), 0);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&parking.slot[0]) && atomic_load(&parking.slot[1]), 3000);
+    LZ_CHECK_INT(lz_client_request_async(client, "quit", NULL, 5000, count_outcome, &outcomes), 0);
+    LZ_TEST_WAIT_UNTIL(gate_waiting(&st->gate) == 1, 3000);
+    LZ_CHECK_INT(atomic_load(&st->stop_rc), LZ_OK);
+    lz_server_reply_t *answered = atomic_load(&parking.slot[0]), *left = atomic_load(&parking.slot[1]);
+    lz_value_t *passed = lz_value_string("passed");
+    LZ_CHECK_INT(lz_server_reply_send(&answered, passed), LZ_OK);
+    lz_value_destroy(&passed);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&outcomes.done) == 1, 3000);
+    LZ_CHECK_INT(atomic_load(&outcomes.passed), 1);
+    LZ_CHECK(!lz_server_reply_closed(left));
+    gate_open(&st->gate);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&outcomes.done) == 3, 3000);
+    LZ_CHECK_INT(atomic_load(&outcomes.passed), 2); // the handler's reply too
+    LZ_CHECK_INT(atomic_load(&outcomes.stopping), 1);
+    LZ_CHECK(lz_server_reply_closed(left));
+    LZ_CHECK_INT(lz_server_reply_send(&left, NULL), LZ_ECLOSED);
+    lz_client_destroy(&client);
+    lz_server_destroy(&st->server);
+    free(st);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(dispatches_by_action), LZ_CASE(error_replies), LZ_CASE(refusal_quoting_long_non_ascii_text),
              LZ_CASE(default_handler_and_ping),
              LZ_CASE(answers_req_sockets), LZ_CASE(survives_garbage), LZ_CASE(handlers_run_concurrently),
              LZ_CASE(lifecycle_errors), LZ_CASE(inline_handlers), LZ_CASE(registering_again_replaces_the_handler),
              LZ_CASE(unencodable_reply_becomes_an_error_reply), LZ_CASE(request_with_too_many_frames_is_dropped),
              LZ_CASE(reply_to_a_client_gone_is_a_drop), LZ_CASE(queued_requests_answered_at_stop), LZ_CASE(a_client_reading_no_replies_does_not_block_ping),
-             LZ_CASE(stop_drops_replies_waiting_for_room))
+             LZ_CASE(stop_drops_replies_waiting_for_room), LZ_CASE(stop_from_an_inline_handler),
+             LZ_CASE(stop_from_a_pooled_handler), LZ_CASE(destroy_from_an_inline_handler_is_refused),
+             LZ_CASE(destroy_from_a_pooled_handler_is_refused), LZ_CASE(stop_from_a_handler_with_deferred_replies))

@@ -26,8 +26,9 @@ typedef struct lz_router_request lz_router_request_t;
 // (reply NULL), LZ_ESERIALIZATION (a reply that did not decode),
 // LZ_ENOMEM (no memory to send the request or to read its reply; reply
 // NULL) or LZ_ECLOSED (the dealer was destroyed first). reply is borrowed for the
-// call. It runs on the dealer's I/O thread: keep it short, and do not call
-// lz_dealer_request from it (LZ_ESTATE); lz_dealer_send is fine.
+// call. It runs on the dealer's I/O thread: keep it short. lz_dealer_send
+// is fine from it; lz_dealer_request (it would wait for itself) and
+// lz_dealer_destroy are refused, LZ_ESTATE (see lz_dealer_destroy).
 typedef void (*lz_dealer_callback_fn)(int status, const lz_value_t *reply, void *arg);
 
 // lz_dealer_new creates a dealer (DEALER; default side: connect) with its
@@ -39,7 +40,11 @@ lz_dealer_t *lz_dealer_new(lz_context_t *ctx, const char *endpoints, const char 
 // lz_dealer_destroy completes every request still in flight with
 // LZ_ECLOSED (callbacks run), stops the I/O thread, closes the socket,
 // frees *dealer_p and sets it to NULL. Not concurrent with other calls on
-// the same dealer. NULL is a no-op.
+// the same dealer. NULL is a no-op. From one of the dealer's own callbacks
+// it is refused (it would wait for the thread it runs on, then free what
+// that thread still uses): lz_last_error is LZ_ESTATE, the refusal is
+// logged at ERROR, *dealer_p is left as it was and the dealer keeps
+// working; destroy it from another thread.
 void lz_dealer_destroy(lz_dealer_t **dealer_p);
 
 lz_node_t *lz_dealer_node(lz_dealer_t *dealer);

@@ -39,6 +39,13 @@ typedef int (*lz_server_handler_fn)(const lz_message_t *request, lz_value_t **re
 // lz_server_new creates a server (ROUTER; default side: bind). It answers
 // REQ and DEALER peers alike, and the built-in action "ping" at once.
 lz_server_t *lz_server_new(lz_context_t *ctx, const char *endpoints);
+
+// lz_server_destroy stops the server (lz_server_stop), frees *server_p and
+// sets it to NULL. NULL is a no-op. From one of the server's own handlers
+// it is refused (it would free what that handler's thread still uses):
+// lz_last_error is LZ_ESTATE, the refusal is logged at ERROR, *server_p is
+// left as it was and the server keeps working; destroy it from another
+// thread (a handler may lz_server_stop it first).
 void lz_server_destroy(lz_server_t **server_p);
 lz_node_t *lz_server_node(lz_server_t *server);
 
@@ -52,6 +59,14 @@ int lz_server_on_default(lz_server_t *server, lz_server_handler_fn handler, void
 // running handlers, then stops; replies that find no room in their
 // client's queue are then dropped (counted in outbound_dropped), not
 // waited on. LZ_ESTATE if already started.
+//
+// From its own handler, lz_server_stop requests the stop, and returns
+// LZ_OK at once: no request is read after, requests still queued get their
+// LZ_ECLOSED error reply, the running handlers (the caller's included)
+// finish and their replies go out, deferred replies not answered by then
+// get theirs, and the server's threads end once the handlers have returned.
+// The next lz_server_stop, lz_server_start or lz_server_destroy from
+// another thread waits for those threads (a start then serves again).
 int lz_server_start(lz_server_t *server);
 int lz_server_stop(lz_server_t *server);
 
@@ -127,7 +142,11 @@ lz_client_t *lz_client_new(lz_context_t *ctx, const char *endpoints);
 // lz_client_request or lz_client_request_async have returned, then frees
 // *client_p and sets it to NULL. Requests that began before it on other
 // threads are thus safe; one that begins once it has (or is called on the
-// freed client) is not. Not from a completion callback. NULL is a no-op.
+// freed client) is not. NULL is a no-op. From one of the client's own
+// completion callbacks it is refused (it would wait for the thread it runs
+// on, then free what that thread still uses): lz_last_error is LZ_ESTATE,
+// the refusal is logged at ERROR, *client_p is left as it was and the
+// client keeps working; destroy it from another thread.
 void lz_client_destroy(lz_client_t **client_p);
 lz_node_t *lz_client_node(lz_client_t *client);
 
@@ -157,6 +176,9 @@ int lz_client_request(lz_client_t *client, const char *action, const lz_value_t 
 
 // A completion callback: status as lz_client_request returns it; reply is
 // borrowed for the call (NULL on timeout). Runs on the client's thread.
+// From it, lz_client_request (it would wait for itself) and
+// lz_client_destroy are refused, LZ_ESTATE; lz_client_request_async is
+// fine.
 typedef void (*lz_client_callback_fn)(int status, const lz_value_t *reply, void *arg);
 
 // lz_client_request_async sends the request and returns at once; callback

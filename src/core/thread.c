@@ -47,3 +47,19 @@ void lz__cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, int64_t d
     struct timespec at = {.tv_sec = (time_t)(due_ms / 1000), .tv_nsec = (long)(due_ms % 1000) * 1000000L};
     pthread_cond_timedwait(cond, mutex, &at);
 }
+
+static _Thread_local lz_thread_running_t *running_here __attribute__((tls_model("initial-exec")));
+
+void lz__thread_enter(lz_thread_running_t *here, const void *owner) {
+    here->owner = owner;
+    here->outer = running_here;
+    running_here = here;
+}
+
+void lz__thread_leave(lz_thread_running_t *here) { running_here = here->outer; }
+
+bool lz__thread_inside(const void *owner) {
+    for (const lz_thread_running_t *r = running_here; r; r = r->outer)
+        if (r->owner == owner) return true;
+    return false;
+}

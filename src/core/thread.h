@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 // lz__thread_start is pthread_create for every thread liberzmq starts
@@ -41,5 +42,25 @@ int lz__cond_init_monotonic(pthread_cond_t *cond);
 // lz__cond_wait_until waits on cond (mutex held) until it is signalled or
 // the lz__now_ms time due_ms comes, whichever is first.
 void lz__cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, int64_t due_ms);
+
+// Callbacks running on this thread, innermost first, each marked with the
+// object (a dispatcher, a server, a client, a watcher) whose callback it
+// is. A stop or destroy called from inside one of its object's callbacks
+// must not wait for the thread it runs on (pthread_join would fail with
+// EDEADLK, and what follows would free what the callback still uses):
+// lz__thread_inside tells it so. Enter and leave pair up on one thread;
+// here lives on the caller's stack meanwhile. A thread that runs only one
+// object's callbacks may enter once for its whole life.
+typedef struct lz_thread_running {
+    const void *owner;
+    struct lz_thread_running *outer;
+} lz_thread_running_t;
+
+void lz__thread_enter(lz_thread_running_t *here, const void *owner);
+void lz__thread_leave(lz_thread_running_t *here);
+
+// lz__thread_inside: whether the calling thread is inside a callback of
+// owner (at any depth).
+bool lz__thread_inside(const void *owner);
 
 #endif

@@ -547,6 +547,17 @@ static void deliver(waiter_t *w, int status, lz_value_t *reply) {
     pthread_mutex_unlock(&w->lock); // w may be gone from here on
 }
 
+// run_callback runs call's callback, if any, as the client's (see
+// lz__thread_inside): on the I/O thread, or on a direct caller's thread
+// that reads a reply to a request handed back before.
+static void run_callback(lz_client_t *c, const call_t *call, int status, const lz_value_t *reply) {
+    if (!call->callback) return;
+    lz_thread_running_t here;
+    lz__thread_enter(&here, c);
+    call->callback(status, reply, call->arg);
+    lz__thread_leave(&here);
+}
+
 // finish delivers the outcome exactly once and frees the call; reply is
 // handed over (to the waiter) or borrowed by the callback then freed.
 static void finish(lz_client_t *c, call_t *call, int status, lz_value_t *reply) {
@@ -562,7 +573,7 @@ static void finish(lz_client_t *c, call_t *call, int status, lz_value_t *reply) 
         if (call->waiter) {
             deliver(call->waiter, status, reply);
         } else {
-            if (call->callback) call->callback(status, reply, call->arg);
+            run_callback(c, call, status, reply);
             lz_value_destroy(&reply);
         }
     }
@@ -810,8 +821,12 @@ static void shut_down(lz_client_t *c) {
     while (c->pending.next != &c->pending) finish(c, c->pending.next, LZ_ECLOSED, NULL);
 }
 
+// The whole I/O thread is the client's (lz__thread_inside): what runs on
+// it may neither wait for a request nor destroy the client.
 static void *client_loop(void *arg) {
     lz_client_t *c = arg;
+    lz_thread_running_t here;
+    lz__thread_enter(&here, c);
     while (!atomic_load(&c->stopping)) {
         if (lend_socket(c)) { // its wakeup is consumed: take what was submitted meanwhile
             take_submissions(c);
@@ -837,6 +852,7 @@ static void *client_loop(void *arg) {
         if (now >= c->next_timer) run_timers(c, now);
     }
     shut_down(c);
+    lz__thread_leave(&here);
     return NULL;
 }
 
@@ -1036,7 +1052,7 @@ static int client_call(lz_client_t *c, const char *action, const lz_value_t *dat
                        const lz_cancel_t *cancel) {
     if (reply) *reply = NULL;
     if (!c->thread_started) return lz__fail(LZ_ECLOSED, "%s: closed", c->node.name);
-    if (!callback && pthread_equal(pthread_self(), c->thread))
+    if (!callback && lz__thread_inside(c))
         return lz__fail(LZ_ESTATE, "%s: a synchronous request from a completion callback would wait forever",
                         c->node.name);
     int rc = enter(c);
@@ -1085,9 +1101,14 @@ lz_client_t *lz_client_new(lz_context_t *ctx, const char *endpoints) {
     return lz__client_open(ctx, endpoints, &options);
 }
 
-void lz_client_destroy(lz_client_t **client_p) {
+void lz__client_destroy(lz_client_t **client_p, const char *fn) {
     if (!client_p || !*client_p) return;
     lz_client_t *c = *client_p;
+    if (lz__thread_inside(c)) { // it would join the thread it runs on, or wait for its own caller, then free
+        int rc = lz__fail(LZ_ESTATE, "%s: called from its own completion callback; destroy it from another thread", fn);
+        lz__node_error(&c->node, rc, "%s", lz_last_error());
+        return;
+    }
     atomic_store(&c->stopping, true);
     lz__wakeup_signal(c->wake_fd);
     pthread_join(c->thread, NULL); // its shut_down ended every call in flight: their callers are leaving
@@ -1097,6 +1118,8 @@ void lz_client_destroy(lz_client_t **client_p) {
     client_free(c);
     *client_p = NULL;
 }
+
+void lz_client_destroy(lz_client_t **client_p) { lz__client_destroy(client_p, "lz_client_destroy"); }
 
 lz_node_t *lz_client_node(lz_client_t *client) { return client ? &client->node : NULL; }
 

@@ -33,6 +33,10 @@ lz_client_t *lz__client_open(lz_context_t *ctx, const char *endpoints, const lz_
 int lz__client_call(lz_client_t *client, const char *action, const lz_value_t *data, int timeout_ms,
                     lz_client_callback_fn callback, void *arg, lz_value_t **reply, char *request_id_out);
 
+// lz__client_destroy is lz_client_destroy (see reqrep.h) for the public
+// function fn, which a refusal names: lz_dealer_destroy's engine.
+void lz__client_destroy(lz_client_t **client_p, const char *fn);
+
 // A cancel ends, from another thread and for good, the waits of the
 // requests made with it (lz__client_request_until): lz_lock_cancel's.
 typedef struct lz_cancel {

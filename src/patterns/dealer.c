@@ -29,7 +29,8 @@ lz_dealer_t *lz_dealer_new(lz_context_t *ctx, const char *endpoints, const char 
 
 void lz_dealer_destroy(lz_dealer_t **dealer_p) {
     if (!dealer_p || !*dealer_p) return;
-    lz_client_destroy(&(*dealer_p)->engine);
+    lz__client_destroy(&(*dealer_p)->engine, "lz_dealer_destroy");
+    if ((*dealer_p)->engine) return; // refused: called from its own callback
     free(*dealer_p);
     *dealer_p = NULL;
 }

@@ -262,8 +262,14 @@ static void answer_and_send(lz_server_t *s, job_t *job) {
     if (answer(s, job) != LZ_SERVER_DEFERRED) send_job(s, job);
 }
 
-// A worker's job: answer one request and send the reply.
-static void job_run(void *p, void *arg) { answer_and_send(arg, p); }
+// A worker's job: answer one request and send the reply, as the server's
+// callback (lz__thread_inside: a stop from its handler only asks).
+static void job_run(void *p, void *arg) {
+    lz_thread_running_t here;
+    lz__thread_enter(&here, arg);
+    answer_and_send(arg, p);
+    lz__thread_leave(&here);
+}
 
 // Jobs still queued when the server stops are answered, not dropped, so
 // their clients learn at once instead of timing out. The I/O thread drops
@@ -498,14 +504,21 @@ static void serve_inline(lz_server_t *s) {
 }
 
 // The I/O thread is the only one that submits to the pool, so it is also
-// the one that destroys it when stopping: no request can race the pool's end.
+// the one that destroys it when stopping: no request can race the pool's
+// end. The whole thread is the server's callback (lz__thread_inside): a
+// stop from a handler it runs only asks. The thread ends the stop itself,
+// so a stop a handler asked for is complete but for the join.
 static void *server_loop(void *arg) {
     lz_server_t *s = arg;
+    lz_thread_running_t here;
+    lz__thread_enter(&here, s);
     if (s->pool) serve_pooled(s);
     else serve_inline(s);
     // Running handlers finish and send their replies; queued requests are
     // answered LZ_ECLOSED.
     lz__pool_destroy(&s->pool, job_drop);
+    answer_deferred(s); // after the handlers, which may defer until they end
+    lz__thread_leave(&here);
     return NULL;
 }
 
@@ -524,7 +537,12 @@ lz_server_t *lz_server_new(lz_context_t *ctx, const char *endpoints) {
 void lz_server_destroy(lz_server_t **server_p) {
     if (!server_p || !*server_p) return;
     lz_server_t *s = *server_p;
-    lz_server_stop(s);
+    if (lz__thread_inside(s)) { // it would be freed under the handler, whose thread it cannot wait for
+        int rc = lz__fail(LZ_ESTATE, "lz_server_destroy: called from its own handler; destroy it from another thread");
+        lz__node_error(&s->node, rc, "%s", lz_last_error());
+        return;
+    }
+    if (lz_server_stop(s) != LZ_OK) return; // its I/O thread may still run: leaked rather than freed under it
     for (size_t i = 0; i < s->handler_count; i++) free(s->handlers[i].action);
     free(s->handlers);
     lz__node_close(&s->node);
@@ -582,6 +600,11 @@ static int make_out_of_memory(lz_server_t *s) {
 
 int lz_server_start(lz_server_t *server) {
     if (!server) return lz__fail(LZ_EINVAL, "lz_server_start: server is NULL");
+    // A stop a handler asked for is finished here, from another thread.
+    if (server->running && atomic_load(&server->stopping) && !lz__thread_inside(server)) {
+        int rc = lz_server_stop(server);
+        if (rc != LZ_OK) return rc;
+    }
     if (server->running) return lz__fail(LZ_ESTATE, "lz_server_start: already started");
     int rc = make_out_of_memory(server);
     if (rc != LZ_OK) return rc;
@@ -600,15 +623,18 @@ int lz_server_start(lz_server_t *server) {
     return LZ_OK;
 }
 
-// lz_server_stop: see server_loop for the order of the stop.
+// lz_server_stop: see server_loop for the order of the stop. From one of
+// the server's own handlers it only asks: the join would wait for the
+// thread it runs on (the I/O thread, or a worker the I/O thread joins).
 int lz_server_stop(lz_server_t *server) {
     if (!server) return lz__fail(LZ_EINVAL, "lz_server_stop: server is NULL");
     if (!server->running) return LZ_OK;
     atomic_store(&server->stopping, true);
     lz__node_wake(&server->node); // a pooled server's I/O thread may be waiting with no end
     lz__node_set_send_wait(&server->node, false); // replies nobody has room for are dropped, not waited on
-    pthread_join(server->thread, NULL);
-    answer_deferred(server); // after the handlers, which may defer until they end
+    if (lz__thread_inside(server)) return LZ_OK; // the next stop, start or destroy from another thread joins
+    int err = pthread_join(server->thread, NULL);
+    if (err) return lz__fail(LZ_ESTATE, "lz_server_stop: cannot join its I/O thread: %s", strerror(err));
     lz__node_set_send_wait(&server->node, true);
     server->running = false;
     return LZ_OK;
