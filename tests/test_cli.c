@@ -186,8 +186,34 @@ LZ_TEST(test_help_every_command) {
     }
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "--help"), 0);
     LZ_CHECK(strstr(r.out, "proxy") != NULL);
+    // The overview lists every exit code some command gives.
+    for (int code = 3; code <= 6; code++) LZ_CHECK(strstr(r.out, code_text[code - 3]) != NULL);
+    LZ_CHECK(strstr(r.out, "7 out of memory") != NULL);
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "help", "sub"), 0);
     LZ_CHECK(strstr(r.out, "usage: lz sub") != NULL);
+}
+
+// What lz --help and lz proxy --help promise holds: the commands it names
+// as taking no --config refuse it, SIGHUP stops a proxy with exit 0.
+LZ_TEST(test_help_tells_the_truth) {
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "--help"), 0);
+    LZ_CHECK(strstr(r.out, "Every command but\nbench, keygen and passwd takes --config FILE") != NULL);
+    static const char *const without_config[][3] = {{"bench", "pushpull"}, {"keygen"}, {"passwd"}};
+    for (size_t i = 0; i < sizeof without_config / sizeof without_config[0]; i++) {
+        char *argv[8] = {(char *)LZ_TOOL};
+        int n = 1;
+        for (int k = 0; k < 3 && without_config[i][k]; k++) argv[n++] = (char *)without_config[i][k];
+        argv[n++] = (char *)"--config";
+        argv[n] = (char *)"/dev/null";
+        LZ_CHECK_INT(run_lz(&r, NULL, proc_start(argv, NULL)), 2);
+        LZ_CHECK(strstr(r.err, "unknown option '--config'") != NULL);
+    }
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "proxy", "--help"), 0);
+    LZ_CHECK(strstr(r.out, "(SIGINT/SIGTERM/SIGHUP: exit 0)") != NULL);
+    char front[128], back[128];
+    proc_t proxy = start_proxy("forwarder", front, back, sizeof front);
+    if (proxy.pid > 0) kill(proxy.pid, SIGHUP); // never kill(-1, ...)
+    finish_ok(&proxy);
 }
 
 LZ_TEST(test_version) {
@@ -319,7 +345,11 @@ LZ_TEST(test_refusals_say_what_is_wrong) {
         {{"sub", "--connect", url, "--timeout", "-1"},
          "bad value '-1' for --timeout: seconds above 0 (fractions allowed, 0.5)"},
         {{"req", "--connect", url, "--timeout", "0", "a"}, "bad value '0' for --timeout: milliseconds above 0"},
-        {{"req", "--connect", url, "--retries", "1001", "a"}, "bad value '1001' for --retries: 0 to 1000"},
+        // The library's bound (LZ_CLIENT_RETRIES_MAX), refused by the parser, not by the client later.
+        {{"req", "--connect", url, "--retries", "101", "a"}, "bad value '101' for --retries: 0 to 100"},
+        {{"req", "--connect", url, "--retries", "500", "a"}, "bad value '500' for --retries: 0 to 100"},
+        // lz config makes no context: a plugin would load into nothing.
+        {{"config", "--plugin", "/nonexistent/x.so", "zmq.linger"}, "unknown option '--plugin'"},
         {{"pub", "--connect", url, "--settle", "x"}, "bad value 'x' for --settle: 0 to 600000 ms"},
         {{"pull", "--connect", url, "--config="}, "bad value '' for --config: a file name"},
         {{"sub", "--connect", url, "--raw", "--format", "json"}, "--raw is --format raw: not with --format json"},
@@ -1119,6 +1149,9 @@ LZ_TEST(test_req_timeout) {
     char expect[256];
     snprintf(expect, sizeof expect, "no reply from %s, tcp://127.0.0.1:1 (no peer is connected)\n", ep);
     LZ_CHECK(strstr(r.err, expect) != NULL);
+    // The most retries the client makes (LZ_CLIENT_RETRIES_MAX) is taken.
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "300", "--retries", "100", "ping"), 3);
+    LZ_CHECK(strstr(r.err, "no reply from") != NULL);
 }
 
 // A server that is there but silent is told from one never reached.
@@ -1482,6 +1515,11 @@ LZ_TEST(test_config_applies) {
 LZ_TEST(test_plugin_option) {
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "version", "--plugin", LZ_PLUGIN_ROT13), 0);
     LZ_CHECK(strstr(r.out, ")\nplugin rot13 1.0.0 (" LZ_PLUGIN_ROT13 ")\n") != NULL);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--help"), 0);
+    LZ_CHECK(strstr(r.out, "\n  --plugin PATH ") != NULL);
+    // lz config makes no context for a plugin to load into: it takes none (test_refusals_say_what_is_wrong).
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "config", "--help"), 0);
+    LZ_CHECK(strstr(r.out, "--plugin") == NULL);
     char ep[128];
     lz_test_ipc_endpoint(ep, sizeof ep);
     proc_t sub = LZ_START("sub", "--bind", ep, "--count", "1", "--timeout", "10", "--plugin", LZ_PLUGIN_ROT13,
@@ -1760,7 +1798,7 @@ LZ_TEST(test_lock_lost_ends_the_command) {
     unlink(started + strlen("ipc://"));
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_lock_runs_a_command), LZ_CASE(test_lock_leaves_the_command_its_arguments), LZ_CASE(test_lock_excludes_and_waits), LZ_CASE(test_lock_passes_signals_on), LZ_CASE(test_lock_interrupted_wait_frees_the_lock), LZ_CASE(test_lock_lost_ends_the_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_plugin_option), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_passwd_and_a_plain_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
+LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_help_tells_the_truth), LZ_CASE(test_lock_runs_a_command), LZ_CASE(test_lock_leaves_the_command_its_arguments), LZ_CASE(test_lock_excludes_and_waits), LZ_CASE(test_lock_passes_signals_on), LZ_CASE(test_lock_interrupted_wait_frees_the_lock), LZ_CASE(test_lock_lost_ends_the_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_plugin_option), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_passwd_and_a_plain_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes), LZ_CASE(test_sub_shows_plain_publishers_forms),

@@ -3,6 +3,7 @@
  * name the key and its source, and the settings a context reads. */
 #include "lz_test.h"
 
+#include <ctype.h>
 #include <ftw.h>
 
 #include "core/context.h"
@@ -800,6 +801,62 @@ LZ_TEST(test_secret_values_stay_out_of_errors) {
     lz_config_destroy(&c);
 }
 
+// A misspelt key may be any secret's (security.plain_passwrod: its value
+// is the password): an unknown key's value is never shown, wherever it
+// comes from; the key and its source are.
+LZ_TEST(test_unknown_keys_hide_their_values) {
+    char path[256];
+    lz_config_t *c = lz_config_new();
+    write_file(path, sizeof path, "typo.yaml", "security:\n  plain_passwrod: hunter2\n");
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("unknown key 'security.plain_passwrod'", path, ":2"));
+    LZ_CHECK(!strstr(lz_last_error(), "hunter2"));
+    write_file(path, sizeof path, "typo.yaml", "plain_password: hunter2\n");
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("unknown key 'plain_password'", path, ":1"));
+    LZ_CHECK(!strstr(lz_last_error(), "hunter2"));
+
+    setenv("LIBERZMQ_SECURITY__PLAIN_PASSWROD", "hunter2", 1);
+    LZ_CHECK_INT(lz_config_load_env(c), LZ_ECONFIG);
+    LZ_CHECK(error_mentions("unknown key 'security.plain_passwrod'", "env LIBERZMQ_SECURITY__PLAIN_PASSWROD", NULL));
+    LZ_CHECK(!strstr(lz_last_error(), "hunter2"));
+    unsetenv("LIBERZMQ_SECURITY__PLAIN_PASSWROD");
+
+    LZ_CHECK_INT(lz_config_set(c, "security.plain_passwrod", "hunter2"), LZ_ENOTFOUND);
+    LZ_CHECK(error_mentions("unknown key 'security.plain_passwrod'", "api", NULL));
+    LZ_CHECK(!strstr(lz_last_error(), "hunter2"));
+    LZ_CHECK_INT(lz_config_set_int(c, "security.pin", 4242), LZ_ENOTFOUND);
+    LZ_CHECK(!strstr(lz_last_error(), "4242"));
+    lz_config_destroy(&c);
+}
+
+// A credential key's bad value is never shown either, whatever is wrong
+// with it and wherever it comes from.
+LZ_TEST(test_bad_secret_values_are_hidden_from_every_source) {
+    char path[256], text[160], var[96];
+    lz_config_t *c = lz_config_new();
+    for (size_t k = 0; k < lz_config_key_count(); k++) {
+        const char *key = lz_config_key_at(k), *dot = strchr(key, '.');
+        if (!lz_config_key_is_secret(key)) continue;
+        snprintf(text, sizeof text, "%.*s:\n  %s: 4242424242\n", (int)(dot - key), key, dot + 1); // not text
+        write_file(path, sizeof path, "secret.yaml", text);
+        LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+        LZ_CHECK(error_mentions(key, path, "value not shown"));
+        LZ_CHECK(!strstr(lz_last_error(), "4242"));
+        snprintf(var, sizeof var, "LIBERZMQ_%s", key);
+        for (char *p = var; *p; p++) *p = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+        setenv(var, "=hunter2\n", 1); // no CURVE key, password or header list
+        LZ_CHECK_INT(lz_config_load_env(c), LZ_ECONFIG);
+        LZ_CHECK(error_mentions(key, var, "value not shown"));
+        LZ_CHECK(!strstr(lz_last_error(), "hunter2"));
+        unsetenv(var);
+        LZ_CHECK_INT(lz_config_set(c, key, "=hunter2\n"), LZ_ECONFIG);
+        LZ_CHECK(error_mentions(key, "api", "value not shown"));
+        LZ_CHECK(!strstr(lz_last_error(), "hunter2"));
+    }
+    lz_config_destroy(&c);
+}
+
 LZ_TEST(test_key_names_and_aliases) {
     LZ_CHECK_STR(lz_config_key_name("zmq.socket_timeout"), "zmq.receive_timeout");
     LZ_CHECK_STR(lz_config_key_name("zmq.linger"), "zmq.linger");
@@ -1115,7 +1172,7 @@ LZ_TEST(test_env_values_are_not_yaml) {
     lz_config_destroy(&c);
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_damaged_files_load_whole_or_not_at_all),
+LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_unknown_keys_hide_their_values), LZ_CASE(test_bad_secret_values_are_hidden_from_every_source), LZ_CASE(test_damaged_files_load_whole_or_not_at_all),
              LZ_CASE(test_yaml_file_python_layout),
              LZ_CASE(test_json_file_python_layout), LZ_CASE(test_precedence_every_order),
              LZ_CASE(test_env_both_forms), LZ_CASE(test_env_errors_name_the_variable),

@@ -1,6 +1,7 @@
 /* The lz tool: each subcommand is one function taking its own argv
- * (argv[0] is the subcommand name). They return the process exit code:
- * 0 success, 1 runtime failure (timeout, error reply...), 2 bad usage. */
+ * (argv[0] is the subcommand name). They return the process exit code,
+ * one of LZ_EXIT_* (options.h: 0 success, 1 runtime failure, 2 bad usage,
+ * 3 timeout, 4 error reply...) or, for lz lock, its command's own status. */
 #ifndef LZ_CLI_H
 #define LZ_CLI_H
 

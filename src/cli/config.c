@@ -28,6 +28,7 @@ static const lz_cli_command_t config_command = {
             "  LIBERZMQ_ZMQ__LINGER=0 lz config zmq.linger\n"
             "  lz config --format json > effective.json\n",
     .options = LZ_OPT_CONFIG | LZ_OPT_FORMAT,
+    .makes_no_context = true, // it shows values; a plugin registers codecs and hooks
     .max_args = INT_MAX,
 };
 

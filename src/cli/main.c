@@ -70,9 +70,12 @@ static void print_overview(FILE *out) {
     fprintf(out, "usage: lz <command> [options]   (lz <command> --help for details)\n\nCommands:\n");
     for (size_t i = 0; i < sizeof lz_cli_commands / sizeof lz_cli_commands[0]; i++)
         fprintf(out, "  %-9s %s\n", lz_cli_commands[i].name, lz_cli_commands[i].summary);
-    fprintf(out, "\nEndpoints are --bind URL or --connect URL (repeatable); every command takes\n"
-                 "--config FILE and reads LIBERZMQ_* variables like the library.\n");
-    lz_cli_print_exit_codes(out, LZ_CLI_EXITS_TIMEOUT | LZ_CLI_EXITS_REMOTE | LZ_CLI_EXITS_ENDPOINT);
+    fprintf(out, "\nEndpoints are --bind URL or --connect URL (repeatable). Every command but\n"
+                 "bench, keygen and passwd takes --config FILE and reads LIBERZMQ_* variables\n"
+                 "like the library.\n");
+    // Every code some command gives.
+    lz_cli_print_exit_codes(out, LZ_CLI_EXITS_TIMEOUT | LZ_CLI_EXITS_REMOTE | LZ_CLI_EXITS_ENDPOINT |
+                                     LZ_CLI_EXITS_LOCK);
 }
 
 static const lz_cli_entry_t *find_command(const char *name) {

@@ -83,16 +83,24 @@ int lz_cli_usage_error(const lz_cli_command_t *cmd, const char *format, ...) {
     return LZ_EXIT_USAGE;
 }
 
+// accepted_options: cmd's LZ_OPT_* bits, with --plugin wherever --config
+// shapes a context (lz config makes none: a plugin would load into nothing).
+static unsigned accepted_options(const lz_cli_command_t *cmd) {
+    bool plugins = (cmd->options & LZ_OPT_CONFIG) && !cmd->makes_no_context;
+    return cmd->options | (plugins ? LZ_OPT_PLUGIN : 0);
+}
+
 static void print_help(const lz_cli_command_t *cmd) {
     printf("usage: %s\n\n%s\nCommon options:\n", cmd->usage, cmd->help);
     if (cmd->options & LZ_OPT_CONFIG)
         printf("  --config FILE     configuration file (YAML or JSON, as the library's;\n"
-               "                    default $LIBERZMQ_CONFIG); LIBERZMQ_* variables override it\n"
-               "  --plugin PATH     load the plugin at PATH (docs/plugins.md), after those of\n"
-               "                    plugins.load; repeatable\n");
+               "                    default $LIBERZMQ_CONFIG); LIBERZMQ_* variables override it\n");
     if (cmd->watches_config)
         printf("                    followed while running: a change reloads its live keys\n"
                "                    (docs/configuration.md, Reloading)\n");
+    if (accepted_options(cmd) & LZ_OPT_PLUGIN)
+        printf("  --plugin PATH     load the plugin at PATH (docs/plugins.md), after those of\n"
+               "                    plugins.load; repeatable\n");
     if (cmd->options & LZ_OPT_SCHEMA)
         printf("  --schema FILE     a JSON Schema every message must match (docs/schema.md):\n"
                "                    %s\n", cmd->schema_help);
@@ -110,7 +118,7 @@ void lz_cli_print_exit_codes(FILE *out, unsigned exits) {
         {LZ_CLI_EXITS_ENDPOINT, "5 bind/connect failed"},
         {LZ_CLI_EXITS_LOCK, "6 lock lost"},
         {0, "7 out of memory"}, // any command
-        {LZ_CLI_EXITS_LOCK, "otherwise the command's own exit status"},
+        {LZ_CLI_EXITS_LOCK, "otherwise the exit status of lz lock's CMD"}, // lz --help lists it too
     };
     char text[256] = "Exit codes: 0 ok, 1 runtime failure, 2 bad usage";
     size_t len = strlen(text), column = len;
@@ -205,6 +213,20 @@ static int bad_value(const lz_cli_opts_t *opts, const lz_cli_option_t *opt, cons
     return lz_cli_usage_error(opts->cmd, "bad value '%s' for --%s: %s", value, opt->name, takes);
 }
 
+// store_range reads value, a whole number from min to max, into *out;
+// a refusal names the range and unit ("0 to 600000 ms").
+static int store_range(const lz_cli_opts_t *opts, const lz_cli_option_t *opt, const char *value, long min, long max,
+                       const char *unit, int *out) {
+    long n;
+    if (parse_long(value, min, max, &n)) {
+        *out = (int)n;
+        return LZ_CLI_CONTINUE;
+    }
+    char takes[64];
+    snprintf(takes, sizeof takes, "%ld to %ld%s", min, max, unit);
+    return bad_value(opts, opt, value, takes);
+}
+
 static int bad_text(const lz_cli_opts_t *opts, const lz_cli_option_t *opt) {
     return lz_cli_usage_error(opts->cmd, "--%s must be UTF-8 text", opt->name);
 }
@@ -252,24 +274,14 @@ static int store_option(lz_cli_opts_t *opts, const lz_cli_option_t *opt, const c
     case LZ_OPT_COUNT:
         if (!parse_long(value, 1, LONG_MAX, &opts->count)) return bad_value(opts, opt, value, "1 or more");
         break;
-    case LZ_OPT_RETRIES:
-        if (!parse_long(value, 0, 1000, &n)) return bad_value(opts, opt, value, "0 to 1000");
-        opts->retries = (int)n;
-        break;
+    case LZ_OPT_RETRIES: return store_range(opts, opt, value, 0, LZ_CLIENT_RETRIES_MAX, "", &opts->retries);
     case LZ_OPT_WAIT:
         if (!parse_long(value, 0, INT_MAX, &n)) return bad_value(opts, opt, value, "0 or more ms");
         opts->wait_ms = (int)n;
         break;
-    case LZ_OPT_TTL:
-        if (!parse_long(value, 1, (long)LZ_LOCK_TIMEOUT_MAX * 1000, &n))
-            return bad_value(opts, opt, value, "1 to 86400000 ms");
-        opts->ttl_ms = (int)n;
-        break;
+    case LZ_OPT_TTL: return store_range(opts, opt, value, 1, (long)LZ_LOCK_TIMEOUT_MAX * 1000, " ms", &opts->ttl_ms);
     case LZ_OPT_LOCKS: opts->locks = true; break;
-    case LZ_OPT_SETTLE:
-        if (!parse_long(value, 0, 600000, &n)) return bad_value(opts, opt, value, "0 to 600000 ms");
-        opts->settle_ms = (int)n;
-        break;
+    case LZ_OPT_SETTLE: return store_range(opts, opt, value, 0, 600000, " ms", &opts->settle_ms);
     case LZ_OPT_TIMEOUT:
         if (!parse_timeout(value, opts->cmd->timeout_unit_ms, &opts->timeout_ms))
             return bad_value(opts, opt, value,
@@ -288,9 +300,7 @@ static int parse_one(lz_cli_opts_t *opts, int argc, char **argv, int *i, unsigne
     const char *eq = strchr(name, '=');
     size_t len = eq ? (size_t)(eq - name) : strlen(name);
     const lz_cli_option_t *opt = arg[1] == '-' ? find_option(name, len) : NULL;
-    // --plugin shapes the context as --config does: one goes with the other.
-    unsigned accepted = opts->cmd->options | (opts->cmd->options & LZ_OPT_CONFIG ? LZ_OPT_PLUGIN : 0);
-    if (!opt || !(accepted & opt->bit))
+    if (!opt || !(accepted_options(opts->cmd) & opt->bit))
         return lz_cli_usage_error(opts->cmd, "unknown option '%.*s'", (int)(name - arg + len), arg);
     if ((*seen & opt->bit) && !(opt->bit & LZ_CLI_REPEATABLE))
         return lz_cli_usage_error(opts->cmd, "option --%s given twice", opt->name);

@@ -47,7 +47,7 @@ enum {
     LZ_OPT_CAPTURE = 1u << 15,
     LZ_OPT_CONFIG = 1u << 16,
     LZ_OPT_SCHEMA = 1u << 17,
-    LZ_OPT_PLUGIN = 1u << 18, // accepted wherever LZ_OPT_CONFIG is (lz_cli_parse)
+    LZ_OPT_PLUGIN = 1u << 18, // accepted wherever LZ_OPT_CONFIG is, unless makes_no_context (lz_cli_parse)
     LZ_OPT_WAIT = 1u << 19,
     LZ_OPT_TTL = 1u << 20,
     LZ_OPT_LOCKS = 1u << 21,
@@ -80,6 +80,8 @@ typedef struct lz_cli_command {
     bool needs_envelope;    // requests carry an action: no opaque format
     bool reports_drops;     // a receiver: the library's warnings (drops) become lz lines
     bool watches_config;    // long-running: follows its configuration file (lz_context_watch)
+    bool makes_no_context;  // reads the configuration only (lz config): --plugin, which loads into a
+                            // context, is an unknown option
     const char *schema_help; // what --schema does for this command (with LZ_OPT_SCHEMA)
     unsigned exits;         // LZ_CLI_EXITS_* bits
 } lz_cli_command_t;

@@ -11,7 +11,7 @@ static const lz_cli_command_t proxy_command = {
     .name = "proxy",
     .usage = "lz proxy forwarder|queue --frontend URL --backend URL [--capture URL]",
     .help =
-        "Run a proxy until interrupted (SIGINT/SIGTERM: exit 0).\n"
+        "Run a proxy until interrupted (SIGINT/SIGTERM/SIGHUP: exit 0).\n"
         "  forwarder  publishers connect to the frontend (XSUB), subscribers to\n"
         "             the backend (XPUB); subscriptions travel upstream\n"
         "  queue      clients connect to the frontend (ROUTER), servers to the\n"

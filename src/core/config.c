@@ -407,12 +407,12 @@ static int fail_value(const char *name, const origin_t *o, const char *why, cons
                     where(o, at, sizeof at), why, text);
 }
 
-// fail_unknown reports an unknown key; text is its value when there is one.
-static int fail_unknown(const char *name, const origin_t *o, const char *text) {
+// fail_unknown reports an unknown key without its value: a misspelt key
+// may be any secret's (security.plain_passwrod), whose value is the secret.
+static int fail_unknown(const char *name, const origin_t *o) {
     char at[PATH_MAX + 32];
-    return lz__fail(o->rank == RANK_API ? LZ_ENOTFOUND : LZ_ECONFIG,
-                    "config: unknown key '%.80s' from %s%s%.80s%s", name, where(o, at, sizeof at),
-                    text ? " (value '" : "", text ? text : "", text ? "')" : "");
+    return lz__fail(o->rank == RANK_API ? LZ_ENOTFOUND : LZ_ECONFIG, "config: unknown key '%.80s' from %s", name,
+                    where(o, at, sizeof at));
 }
 
 // fail_range reports text, a number, as outside key k's range.
@@ -463,7 +463,7 @@ static int set_value(lz_config_t *config, int k, const char *name, const value_t
 // scalars are YAML's, read by file_scalar).
 static int set_text(lz_config_t *config, const char *name, const char *text, const origin_t *o) {
     int k = key_find(name);
-    if (k < 0) return fail_unknown(name, o, text);
+    if (k < 0) return fail_unknown(name, o);
     value_t v = {0, text};
     bool b;
     if (keys[k].type == KEY_INT && !parse_int(text, &v.i))
@@ -478,7 +478,7 @@ static int set_text(lz_config_t *config, const char *name, const char *text, con
 // set_null gives a key back its default (YAML null), respecting precedence.
 static int set_null(lz_config_t *config, const char *name, const origin_t *o) {
     int k = key_find(name);
-    if (k < 0) return fail_unknown(name, o, "null");
+    if (k < 0) return fail_unknown(name, o);
     if (o->rank < config->slots[k].rank) return LZ_OK;
     return slot_reset(&config->slots[k], k);
 }
@@ -553,7 +553,7 @@ static int file_scalar(file_load_t *fl, const char *name, const yaml_node_t *key
                        const yaml_node_t *value) {
     origin_t o = file_origin(fl, key);
     int k = key_find(name);
-    if (k < 0) return fail_unknown(name, &o, node_text(value));
+    if (k < 0) return fail_unknown(name, &o);
     if (value->type != YAML_SCALAR_NODE)
         return fail_value(name, &o, "expected a single value", node_text(value));
     lz_yaml_scalar_t s;
@@ -572,7 +572,7 @@ static int file_scalar(file_load_t *fl, const char *name, const yaml_node_t *key
 static const char *key_name(const file_load_t *fl, const char *section, const yaml_node_t *key) {
     origin_t o = file_origin(fl, key);
     if (key->type != YAML_SCALAR_NODE) {
-        fail_unknown(node_text(key), &o, NULL);
+        fail_unknown(node_text(key), &o);
         return NULL;
     }
     lz_yaml_scalar_t s;
@@ -984,10 +984,10 @@ int lz_config_set(lz_config_t *config, const char *key, const char *value) {
 static int set_typed(lz_config_t *config, const char *key, key_type_t type, int64_t i) {
     if (!config || !key) return lz__fail(LZ_EINVAL, "config: config and key are required");
     int k = key_find(key);
+    if (k < 0) return fail_unknown(key, &api_origin);
     char text[32];
     if (type == KEY_BOOL) snprintf(text, sizeof text, "%s", i ? "true" : "false");
     else snprintf(text, sizeof text, "%" PRId64, i);
-    if (k < 0) return fail_unknown(key, &api_origin, text);
     char why[32];
     snprintf(why, sizeof why, "expected %s", key_type_name(keys[k].type));
     if (keys[k].type != type) return fail_value(key, &api_origin, why, text);
