@@ -18,16 +18,20 @@ typedef struct {
     const char *endpoint;
 } fixture_t;
 
-// start_service_in serves locks on ctx (taken).
-static fixture_t start_service_in(lz_context_t *ctx, size_t max_locks) {
+// start_service_at serves locks on ctx (taken) at endpoint.
+static fixture_t start_service_at(lz_context_t *ctx, const char *endpoint, size_t max_locks) {
     fixture_t f = {.ctx = ctx};
-    f.server = lz_server_new(f.ctx, "tcp://127.0.0.1:*");
+    f.server = lz_server_new(f.ctx, endpoint);
     LZ_CHECK(f.server != NULL);
     f.service = lz_lock_service_attach(f.server, max_locks);
     LZ_CHECK(f.service != NULL);
     LZ_CHECK_INT(lz_server_start(f.server), LZ_OK);
     f.endpoint = lz_node_endpoint(lz_server_node(f.server));
     return f;
+}
+
+static fixture_t start_service_in(lz_context_t *ctx, size_t max_locks) {
+    return start_service_at(ctx, "tcp://127.0.0.1:*", max_locks);
 }
 
 static fixture_t start_service(size_t max_locks) { return start_service_in(lz_test_pattern_context(4), max_locks); }
@@ -645,6 +649,49 @@ LZ_TEST(gone_waiter_is_skipped) {
     LZ_CHECK(took < 100 * LZ_TEST_SLOWDOWN); // not the 5 s lease "gone" would have had
     lz_value_destroy(&o.reply);
     lz_lock_destroy(&a);
+    stop_service(&f);
+}
+
+// send_raw sends the request {"type": action, "data": data_json} from the
+// plain socket s.
+static void send_raw(void *s, const char *action, const char *data_json) {
+    char request[256];
+    int len = snprintf(request, sizeof request, "{\"type\":\"%s\",\"data\":%s}", action, data_json);
+    LZ_CHECK_INT(zmq_send(s, request, (size_t)len, 0), len);
+}
+
+// A waiter whose client reads no replies (its queue is full) cannot receive
+// its grant either: the send waits zmq.send_timeout for room and gives up,
+// and the service takes the grant back instead of holding the lock for a
+// lease nobody knows of. inproc makes the queue exact: the server's high
+// water mark plus the client's, 2 replies, filled by lock_status replies.
+LZ_TEST(grant_to_a_full_queue_is_taken_back) {
+    char endpoint[128];
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.handler_max_concurrency=2", "zmq.high_water_mark=1",
+                                        "zmq.send_timeout=50");
+    fixture_t f = start_service_at(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint), 0);
+    lz_client_t *client = lz_client_new(f.ctx, f.endpoint);
+    LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("full", "holder", ), NULL), LZ_OK);
+    void *reader = lz_test_plain_socket(lz_context_zmq(f.ctx), ZMQ_DEALER, -1, NULL); // never reads
+    int one = 1;
+    zmq_setsockopt(reader, ZMQ_RCVHWM, &one, sizeof one);
+    LZ_CHECK_INT(zmq_connect(reader, f.endpoint), 0);
+    for (int i = 0; i < 3; i++) send_raw(reader, "lock_status", "{\"lock_name\":\"full\"}"); // the third finds no room
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_server_node(f.server)).outbound_dropped == 1, 2000 * LZ_TEST_SLOWDOWN);
+    send_raw(reader, "acquire_lock", ACQUIRE_AS("full", "reader", ",\"timeout\":10,\"wait_ms\":9000"));
+    lz_lock_stats_t stats = {0};
+    LZ_TEST_WAIT_UNTIL(lz_lock_service_stats(f.service, &stats) == LZ_OK && stats.waiters == 1,
+                       2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT((int)stats.waiters, 1);
+    LZ_CHECK_INT(ask(client, "release_lock", RELEASE_AS("full", "holder"), NULL), LZ_OK); // to "reader": no room
+    LZ_TEST_WAIT_UNTIL(lz_lock_service_stats(f.service, &stats) == LZ_OK && stats.taken_back_total == 1,
+                       2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT((int)stats.taken_back_total, 1);
+    LZ_CHECK_INT((int)stats.handovers_total, 1);
+    LZ_CHECK_INT((int)stats.locks_held, 0); // free at once, not held for "reader"'s 10 s
+    LZ_CHECK_INT((int)lz_test_metrics(lz_server_node(f.server)).outbound_dropped, 2);
+    zmq_close(reader);
+    lz_client_destroy(&client);
     stop_service(&f);
 }
 
@@ -1346,7 +1393,8 @@ LZ_TEST_MAIN(LZ_CASE(one_holder_at_a_time), LZ_CASE(threads_exclude_each_other),
              LZ_CASE(python_peer), LZ_CASE(waiter_gets_the_lock_at_release),
              LZ_CASE(waiters_are_served_in_order), LZ_CASE(lease_end_hands_over), LZ_CASE(waiter_times_out),
              LZ_CASE(stop_answers_waiters), LZ_CASE(waiters_are_capped_and_joined),
-             LZ_CASE(gone_waiter_is_skipped), LZ_CASE(retries_join_past_the_cap), LZ_CASE(retried_wait_keeps_its_end),
+             LZ_CASE(gone_waiter_is_skipped), LZ_CASE(grant_to_a_full_queue_is_taken_back),
+             LZ_CASE(retries_join_past_the_cap), LZ_CASE(retried_wait_keeps_its_end),
              LZ_CASE(shortened_lease_hands_over_at_its_new_end), LZ_CASE(stopped_waiter_is_skipped_after_restart),
              LZ_CASE(stopped_waiters_leave_room_after_restart), LZ_CASE(stopped_waiter_is_not_refused),
              LZ_CASE(stop_ends_the_waiters_count),

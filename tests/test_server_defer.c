@@ -2,7 +2,8 @@
  * and another thread answers later, with a value or an error; many parked
  * requests hold no worker; the inline server sends them at once too; a
  * stop answers the parked ones LZ_ECLOSED and their handles still finish;
- * a reply to a client gone is counted; misuse is refused. */
+ * a reply to a client gone, or to one whose queue is full, is counted and
+ * reported to its sender; misuse is refused. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -318,6 +319,49 @@ LZ_TEST(reply_after_the_client_left) {
     lz_context_destroy(&ctx);
 }
 
+// A reply to a client that reads none finds its queue full: it waits
+// zmq.send_timeout for room, is dropped and counted, and the caller learns
+// it (LZ_EAGAIN), as it learns of a client gone, so it can take back what
+// it gave. inproc makes the queue exact: the server's high water mark plus
+// the client's, 2 replies here.
+LZ_TEST(reply_to_a_full_queue_is_refused) {
+    enum { N = 5 };
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.handler_max_concurrency=2", "zmq.high_water_mark=1",
+                                        "zmq.send_timeout=50");
+    lot_t lot;
+    char endpoint[128];
+    lz_server_t *server = start_parking_at(ctx, &lot, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    void *reader = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_DEALER, -1, NULL); // never reads
+    int one = 1;
+    zmq_setsockopt(reader, ZMQ_RCVHWM, &one, sizeof one);
+    LZ_CHECK_INT(zmq_connect(reader, endpoint), 0);
+    for (int i = 0; i < N; i++) {
+        char request[64];
+        int len = snprintf(request, sizeof request, "{\"type\":\"park\",\"data\":%d}", i);
+        LZ_CHECK_INT(zmq_send(reader, request, (size_t)len, 0), len);
+    }
+    LZ_TEST_WAIT_UNTIL(parked(&lot) == N, 5000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(parked(&lot), N);
+    int sent = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        int rc = lz_server_reply_send(&lot.handle[i], NULL);
+        LZ_CHECK(lot.handle[i] == NULL);
+        if (rc == LZ_OK) LZ_CHECK_INT(refused, 0); // once full, the queue stays full
+        else LZ_CHECK_INT(rc, LZ_EAGAIN);
+        sent += rc == LZ_OK;
+        refused += rc == LZ_EAGAIN;
+    }
+    LZ_CHECK(sent >= 1);
+    LZ_CHECK(refused >= 1);
+    LZ_CHECK_INT(sent + refused, N);
+    lz_metrics_t m = lz_test_metrics(lz_server_node(server));
+    LZ_CHECK_INT(m.messages_sent, sent);
+    LZ_CHECK_INT(m.outbound_dropped, refused);
+    zmq_close(reader);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 /* Misuse: a deferral outside a handler or of another request, twice, or
  * LZ_SERVER_DEFERRED returned without one. */
 static int defer_twice(const lz_message_t *request, lz_value_t **reply, void *arg) {
@@ -413,5 +457,6 @@ LZ_TEST(answered_inside_its_handler) {
 
 LZ_TEST_MAIN(LZ_CASE(pooled_server_replies_later), LZ_CASE(inline_server_replies_later), LZ_CASE(error_reply_later),
              LZ_CASE(many_parked_answered_in_any_order), LZ_CASE(stop_answers_parked_requests),
-             LZ_CASE(answers_race_the_stop), LZ_CASE(reply_after_the_client_left), LZ_CASE(misuse_is_refused),
+             LZ_CASE(answers_race_the_stop), LZ_CASE(reply_after_the_client_left),
+             LZ_CASE(reply_to_a_full_queue_is_refused), LZ_CASE(misuse_is_refused),
              LZ_CASE(answered_inside_its_handler))

@@ -31,7 +31,9 @@ typedef struct lz_context lz_context_t;
 // lz_context_new creates a context from a copy of config. With config NULL
 // it reads the defaults, then the file named by LIBERZMQ_CONFIG if set, then
 // the LIBERZMQ_* environment. Returns NULL with LZ_ECONFIG (bad config),
-// LZ_EZMQ or LZ_ENOMEM, and the detail in lz_last_error(). The context
+// LZ_ECONNECTION (metrics.prometheus_listen cannot be served: its port is
+// in use, or the address is not this host's), LZ_EZMQ or LZ_ENOMEM, and
+// the detail in lz_last_error(). The context
 // opens two libzmq sockets of its own (its connection monitor's) and each
 // node three: with zmq.max_sockets below 2 it fails with LZ_EZMQ ("context:
 // cannot open the connection monitor's 2 sockets (zmq.max_sockets is 1):
@@ -45,6 +47,11 @@ lz_context_t *lz_context_new(const lz_config_t *config);
 // so destroying in any order is safe; the libzmq context terminates with
 // the last node, bounded by each socket's linger (zmq.linger), never
 // waiting forever on a dead peer.
+// From a log record the watcher's own thread writes (a log callback,
+// lz_logger_to_callback, reacting to a reload it logged), it returns at
+// once: the watcher stops after the record, and its thread releases the
+// reference as it ends (the reload writing the record still uses the
+// context), ending the context if that was the last.
 void lz_context_destroy(lz_context_t **ctx_p);
 
 // lz_context_config returns the context's configuration in force,
@@ -108,7 +115,16 @@ int lz_context_reload(lz_context_t *ctx, const lz_config_t *config);
 // (called from a plugin's init, as lz_context_reload). One file per
 // context: a new call replaces the last (stopped first, even if the new
 // one then fails).
-// Thread safe. The watcher runs on a thread of its own.
+// Thread safe. The watcher runs on a thread of its own. From a log record
+// that thread writes (a log callback, lz_logger_to_callback, reacting to a
+// reload it logged): path NULL asks the watcher to stop and returns LZ_OK
+// at once (its thread ends after the record; the next call or
+// lz_context_destroy frees it); another path is watched instead, by the
+// same thread, read at once, and that first reload's result returned as
+// above. LZ_ESTATE, nothing changed, from a log record written while a
+// reload of the context holds it (the judgement of new access rules, a
+// plugin's init: a reload must wait for it), or written by this call's own
+// first reload on the caller's thread: call it once that returns.
 int lz_context_watch(lz_context_t *ctx, const char *path);
 
 // lz_context_logger returns the context's logger (configured from

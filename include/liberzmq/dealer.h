@@ -34,7 +34,10 @@ typedef void (*lz_dealer_callback_fn)(int status, const lz_value_t *reply, void 
 // lz_dealer_new creates a dealer (DEALER; default side: connect) with its
 // own I/O thread. identity, if not NULL, is the routing id routers see
 // (copied; at most 255 bytes); NULL lets libzmq choose one. NULL on failure
-// with the detail set (LZ_EINVAL, LZ_ECONNECTION, LZ_ENOMEM).
+// with the detail set: LZ_EINVAL, LZ_ECONNECTION, LZ_ENOMEM, LZ_ECONFIG
+// (serialization.default names no registered serializer), LZ_EIO (the
+// eventfd that wakes its I/O thread could not be made: no file descriptor
+// left, say).
 lz_dealer_t *lz_dealer_new(lz_context_t *ctx, const char *endpoints, const char *identity);
 
 // lz_dealer_destroy completes every request still in flight with

@@ -55,7 +55,8 @@ typedef struct lz_lock lz_lock_t;
 // (sized for thousands, not millions).
 //
 // Returns the service (owned by the caller) or NULL: LZ_EINVAL (server
-// NULL), LZ_ESTATE (server started), LZ_ENOMEM. Handlers may run on
+// NULL), LZ_ESTATE (server started), LZ_ENOMEM, LZ_EIO (the system would
+// not make its timer's condition variable). Handlers may run on
 // several of the server's threads at once: the lock table has a mutex.
 // Until destroyed, the service is in its context's Prometheus scrape
 // (lz_context_prometheus), labelled with the server node's name as it is
@@ -110,7 +111,8 @@ typedef struct lz_lock_stats {
     uint64_t releases_total;   // leases ended by their owner's release_lock
     uint64_t expiries_total;   // leases that ran out unreleased (handed over or dropped)
     uint64_t refusals_total;   // acquires answered "lock_held": at once, or when a wait ended (one per waiter)
-    // handovers whose grant reached no reply (client gone, a server stop answered it, no memory)
+    // handovers whose grant reached no reply (client gone, no room in its queue, a server stop answered it,
+    // no memory)
     uint64_t taken_back_total;
     uint64_t table_full_total; // acquires refused with LZ_EAGAIN: max_locks were held
 } lz_lock_stats_t;

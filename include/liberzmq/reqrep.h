@@ -99,18 +99,31 @@ int lz_server_stop(lz_server_t *server);
 lz_server_reply_t *lz_server_defer(const lz_message_t *request);
 
 // lz_server_reply_send answers a deferred request with value (borrowed;
-// NULL: null), frees the handle and sets *reply_p to NULL. Returns 0 once
-// the reply was handed to the socket; LZ_EUNREACHABLE when the client's
-// connection has gone meanwhile (the reply is dropped and counted in
-// outbound_dropped, as for any reply), so a caller can take back what it
+// NULL: null), frees the handle and sets *reply_p to NULL. Returns 0 only
+// once the reply was handed to the socket. Every other return means the
+// client did not get this answer, so a caller can take back what it
 // answered: the lock service gives an undeliverable grant to the next
-// waiter (a client behind a proxy looks connected while the proxy is);
-// LZ_ECLOSED when the server's stop answered it first; LZ_EINVAL for NULL
-// or *NULL; LZ_ENOMEM when memory ran out: the reply could not be made
-// (an error reply went instead) or not copied for the socket (nothing
-// went: the client times out), the handle finished all the same. A value
-// that does not encode becomes an error reply (counted in errors) and 0
-// is returned.
+// waiter (a client behind a proxy looks connected while the proxy is).
+// The handle is finished all the same:
+//   LZ_EUNREACHABLE  the client's connection has gone meanwhile: the reply
+//                    is dropped (counted in outbound_dropped, as for any
+//                    reply);
+//   LZ_EAGAIN        the client's queue had no room (it reads no replies)
+//                    within zmq.send_timeout, or at once while the server
+//                    is stopping: the reply is dropped (counted in
+//                    outbound_dropped and backpressure_events);
+//   LZ_ECLOSED       the server's stop answered it first (its LZ_ECLOSED
+//                    error reply went), or the socket was closed under it
+//                    (the libzmq context shut down): nothing went;
+//   LZ_ENOMEM        memory ran out: the reply could not be made (an error
+//                    reply went instead) or not copied for the socket
+//                    (nothing went: the client times out);
+//   LZ_EINVAL        reply_p or *reply_p is NULL;
+//   LZ_EZMQ          (or the code of libzmq's errno) libzmq refused the
+//                    send otherwise (logged): nothing went.
+// A value that does not encode becomes an error reply (counted in errors)
+// and 0 is returned. Like a handler's reply, the send waits for room up
+// to zmq.send_timeout.
 // Thread safe: any thread, any number of handles at once.
 int lz_server_reply_send(lz_server_reply_t **reply_p, const lz_value_t *value);
 
@@ -123,7 +136,8 @@ bool lz_server_reply_closed(lz_server_reply_t *reply);
 // lz_server_reply_error answers a deferred request with the error reply a
 // handler returning code (a negative lz_error_t; others: LZ_EREMOTE)
 // gets, message (NULL: the code's own words) as its "message"; counted
-// in errors. Frees the handle as lz_server_reply_send, same returns.
+// in errors. Frees the handle as lz_server_reply_send, same returns (0
+// only once that error reply was handed to the socket).
 int lz_server_reply_error(lz_server_reply_t **reply_p, int code, const char *message);
 
 // How a client with several endpoints picks one per request.
@@ -157,8 +171,8 @@ int lz_client_set_strategy(lz_client_t *client, lz_strategy_t strategy);
 
 // lz_client_set_retries: how many times a request is sent again after a
 // timeout (0: never, up to LZ_CLIENT_RETRIES_MAX), with exponential
-// backoff and jitter; for requests made afterwards. LZ_EINVAL for a count
-// out of range, LZ_ESTATE for a client that never retries. Thread safe.
+// backoff and jitter; for requests made afterwards. LZ_EINVAL for a NULL
+// client or a count out of range. Thread safe.
 int lz_client_set_retries(lz_client_t *client, int retries);
 
 // lz_client_request sends action with data (NULL: null) and waits up to
@@ -167,7 +181,11 @@ int lz_client_set_retries(lz_client_t *client, int retries);
 // Returns LZ_ETIMEOUT, LZ_EREMOTE for an error reply (the reply object, with
 // "message", is still stored in *reply), LZ_ESERIALIZATION, LZ_ECLOSED,
 // LZ_ENOMEM: no memory to encode or send the request (at once: no retry,
-// nothing held against the endpoint, the client usable) or to read its reply.
+// nothing held against the endpoint, the client usable) or to read its reply;
+// LZ_EINVAL for a NULL client or action; LZ_ESTATE when called from one of
+// the client's completion callbacks (it would wait for itself); a send
+// hook's refusal (lz_node_on_send: its code, LZ_EVALIDATION for a positive
+// one), at once, nothing sent.
 // Thread safe: many threads may have requests in flight at once. While it
 // is the only request in flight on a single-endpoint client, the calling
 // thread sends and receives it itself (no hand-off to the client's thread).
@@ -175,7 +193,9 @@ int lz_client_request(lz_client_t *client, const char *action, const lz_value_t 
                       lz_value_t **reply, int timeout_ms);
 
 // A completion callback: status as lz_client_request returns it; reply is
-// borrowed for the call (NULL on timeout). Runs on the client's thread.
+// borrowed for the call (NULL on timeout). Runs on the client's thread, or
+// on the thread of a synchronous caller reading the client's socket for its
+// own request at that moment (see docs/reqrep.md, "Direct requests").
 // From it, lz_client_request (it would wait for itself) and
 // lz_client_destroy are refused, LZ_ESTATE; lz_client_request_async is
 // fine.

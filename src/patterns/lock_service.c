@@ -561,12 +561,13 @@ static const struct action {
 };
 
 // send_answer sends an answered waiter's grant or refusal to each of its
-// replies. Returns true for a grant that reached none of them: every
-// connection it came on has closed (the client gave up, or ended), or the
-// server's stop answered them (LZ_ECLOSED: the stop came after the grant
-// was made; hand_over passes over a waiter it answered before), or the
-// grant could not be made for want of memory (an error reply went
-// instead), so nobody holds what it was given.
+// replies. Returns true for a grant that reached none of them (none was
+// handed to the socket): every connection it came on has closed (the
+// client gave up, or ended), or its client's queue had no room (a client
+// that reads no replies), or the server's stop answered them (LZ_ECLOSED:
+// the stop came after the grant was made; hand_over passes over a waiter
+// it answered before), or the grant could not be made for want of memory
+// (an error reply went instead), so nobody holds what it was given.
 static bool send_answer(waiter_t *w) {
     lock_request_t req = {.owner = w->owner};
     lz_value_t *reply = NULL;

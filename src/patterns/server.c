@@ -146,10 +146,10 @@ static int send_reply(lz_server_t *s, zmq_msg_t *route, size_t count, const lz_b
 }
 
 // send_job sends the job's reply behind its routing frames and frees it;
-// any thread may call it. Returns LZ_EUNREACHABLE when the client has gone
-// and LZ_ENOMEM when the reply could not be copied for the socket (for a
-// deferred reply's caller, which may undo what it answered), else LZ_OK:
-// other failures are the socket's, logged. Each is counted in the metrics.
+// any thread may call it. Returns the send's outcome, LZ_OK or its failure
+// (LZ_EUNREACHABLE, LZ_EAGAIN, LZ_ENOMEM...), for a deferred reply's
+// caller, which may undo what it answered; the others need not look: a
+// failure is logged here, and counted in the metrics as every send's is.
 // A worker's send may take the signal of a request that came meanwhile
 // from the I/O thread waiting outside the lock: lz__node_unlock then wakes
 // it (see lz__node_wait).
@@ -162,7 +162,7 @@ static int send_job(lz_server_t *s, job_t *job) {
     if (rc == LZ_EUNREACHABLE) lz__node_log_drop(node, "reply dropped: its client has gone away");
     else if (rc < 0) LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "reply not sent: %s", lz_last_error());
     job_free(s, job);
-    return rc == LZ_EUNREACHABLE || rc == LZ_ENOMEM ? rc : LZ_OK;
+    return rc;
 }
 
 static const handler_t *find_exact(const lz_server_t *s, const char *action) {
@@ -342,11 +342,23 @@ static void let_go(lz_server_reply_t *reply, int holds) {
     free(reply);
 }
 
+// not_sent says why a deferred reply's send (rc, from send_job) failed,
+// and returns rc.
+static int not_sent(int rc, const char *fn) {
+    switch (rc) {
+    case LZ_EUNREACHABLE: return lz__fail(rc, "%s: the client has gone away: the reply was dropped", fn);
+    case LZ_EAGAIN: return lz__fail(rc, "%s: no room in the client's queue: the reply was dropped", fn);
+    case LZ_ENOMEM: return lz__fail(rc, "%s: out of memory: the reply was not sent", fn);
+    default: return lz__fail(rc, "%s: the reply was not sent: %s", fn, lz_strerror(rc));
+    }
+}
+
 // finish_reply answers a deferred reply with value, or with the error
 // code and message when code is not LZ_OK, and lets the holder's handle go.
-// A reply that could not be made for want of memory (an error reply, or
-// the server's out_of_memory one, went instead) or not sent for want of it
-// is LZ_ENOMEM: the caller learns its client did not get that answer.
+// Whatever kept the client from that answer is the caller's to know: a
+// send that failed (not_sent), or a reply that could not be made for want
+// of memory (an error reply, or the server's out_of_memory one, went
+// instead: LZ_ENOMEM).
 static int finish_reply(lz_server_reply_t **reply_p, int code, const lz_value_t *value, const char *message,
                         const char *fn) {
     if (!reply_p || !*reply_p) return lz__fail(LZ_EINVAL, "%s: reply is NULL", fn);
@@ -367,8 +379,7 @@ static int finish_reply(lz_server_reply_t **reply_p, int code, const lz_value_t 
     }
     let_go(reply, holds);
     if (!job) return lz__fail(LZ_ECLOSED, "%s: the server stopped first and answered it", fn);
-    if (rc == LZ_EUNREACHABLE) return lz__fail(rc, "%s: the client has gone away: the reply was dropped", fn);
-    if (rc == LZ_ENOMEM) return lz__fail(rc, "%s: out of memory: the reply was not sent", fn);
+    if (rc < 0) return not_sent(rc, fn);
     return unmade ? lz__fail(LZ_ENOMEM, "%s: out of memory: the client got an error reply instead", fn) : LZ_OK;
 }
 
