@@ -4,7 +4,9 @@
  * reports keys that need a restart without applying them;
  * lz_context_watch follows a file replaced by rename, and its directory
  * deleted or moved and made again, ignores and counts a bad one, and stops
- * quickly with its context. */
+ * quickly with its context; a log callback on the watcher's thread may stop
+ * it, point it elsewhere or destroy its context, and a reload or watch from
+ * a record that cannot wait is refused. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -856,6 +859,223 @@ LZ_TEST(watch_refuses_what_it_cannot_watch) {
     lz_context_destroy(&ctx);
 }
 
+/* ---- calls from the watcher's own log records ---- */
+
+#define REFUSED "refused, the running configuration stays"
+#define BAD_FILE "zmq: [not: a: mapping\n"
+
+// A log sink that, at the first record holding trigger, calls act on the
+// thread writing it, as an application reacting to what a reload logged
+// would, and keeps what it returned.
+typedef struct record_call {
+    lz_context_t *ctx;
+    const char *trigger, *path; // path: for act
+    int (*act)(struct record_call *call);
+    pthread_t test_thread;
+    pid_t tid; // the thread that called
+    int rc, rc_again;
+    char error[512];
+    atomic_bool started, done, elsewhere; // elsewhere: not on the test's thread
+} record_call_t;
+
+static void call_on_record(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    (void)level;
+    (void)component;
+    record_call_t *call = arg;
+    if (!strstr(message, call->trigger) || atomic_exchange(&call->started, true)) return;
+    call->tid = (pid_t)syscall(SYS_gettid);
+    atomic_store(&call->elsewhere, !pthread_equal(pthread_self(), call->test_thread));
+    call->rc = call->act(call);
+    snprintf(call->error, sizeof call->error, "%s", lz_last_error());
+    atomic_store(&call->done, true);
+}
+
+// thread_alive: whether the thread tid of this process has not ended yet.
+static bool thread_alive(pid_t tid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d", (int)tid);
+    return access(path, F_OK) == 0;
+}
+
+// Two files in a new dir: path, which the context watches, and other.
+typedef struct {
+    char dir[32], path[64], other[64];
+} watch_files_t;
+
+// watch_files makes f: path with text, other at request_timeout 2222.
+static void watch_files(watch_files_t *f, const char *text) {
+    snprintf(f->dir, sizeof f->dir, "/tmp/lz-reload-XXXXXX");
+    LZ_CHECK(mkdtemp(f->dir) != NULL);
+    snprintf(f->path, sizeof f->path, "%s/app.yaml", f->dir);
+    snprintf(f->other, sizeof f->other, "%s/other.yaml", f->dir);
+    write_file(f->path, text);
+    write_file(f->other, "zmq:\n  request_timeout: 2222\n");
+}
+
+// calling_at makes a context (log level INFO) whose log calls act at
+// trigger, with f's other file for act.
+static lz_context_t *calling_at(record_call_t *call, const watch_files_t *f, const char *trigger,
+                                int (*act)(record_call_t *)) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=info");
+    memset(call, 0, sizeof *call);
+    call->ctx = ctx;
+    call->trigger = trigger;
+    call->path = f->other;
+    call->act = act;
+    call->test_thread = pthread_self();
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), call_on_record, call), LZ_OK);
+    return ctx;
+}
+
+// watch_calling makes f (path at request_timeout 1111) and a context
+// calling_at makes, watching path.
+static lz_context_t *watch_calling(watch_files_t *f, record_call_t *call, const char *trigger,
+                                   int (*act)(record_call_t *)) {
+    watch_files(f, "zmq:\n  request_timeout: 1111\n");
+    lz_context_t *ctx = calling_at(call, f, trigger, act);
+    LZ_CHECK_INT(lz_context_watch(ctx, f->path), LZ_OK);
+    return ctx;
+}
+
+// called waits for the watcher's thread to have called act.
+static bool called(record_call_t *call) {
+    LZ_TEST_WAIT_UNTIL(atomic_load(&call->done), 5000);
+    LZ_CHECK(atomic_load(&call->done));
+    LZ_CHECK(atomic_load(&call->elsewhere));
+    return atomic_load(&call->done);
+}
+
+static int64_t request_timeout(lz_context_t *ctx) { return LZ_LIVE(lz__context_live(ctx), request_timeout); }
+
+static int stop_watching(record_call_t *call) { return lz_context_watch(call->ctx, NULL); }
+
+// The watcher joined itself (EDEADLK, ignored), freed itself, and read on
+// what it had freed.
+LZ_TEST(a_watcher_stopped_from_its_own_log_record_ends) {
+    watch_files_t f;
+    record_call_t call;
+    lz_context_t *ctx = watch_calling(&f, &call, REFUSED, stop_watching);
+    lz_test_replace_file(f.path, BAD_FILE);
+    if (!called(&call)) return; // the watcher is stuck: left as it is
+    LZ_CHECK_INT(call.rc, LZ_OK);
+    LZ_TEST_WAIT_UNTIL(!thread_alive(call.tid), 5000); // it ends after the record, on its own
+    LZ_CHECK(!thread_alive(call.tid));
+    lz_test_replace_file(f.path, "zmq:\n  request_timeout: 3333\n"); // read by nobody now
+    LZ_CHECK_INT(request_timeout(ctx), 1111);
+    LZ_CHECK_INT(lz_context_watch(ctx, f.path), LZ_OK); // joins the old one, starts again
+    LZ_CHECK_INT(request_timeout(ctx), 3333);
+    lz_context_destroy(&ctx);
+    remove_tree(f.dir);
+}
+
+static int watch_other(record_call_t *call) { return lz_context_watch(call->ctx, call->path); }
+
+// A new path from the watcher's record: the old watcher was stopped (the
+// same self-join) before the new one started.
+LZ_TEST(a_watcher_pointed_elsewhere_from_its_own_log_record_follows_the_new_file) {
+    watch_files_t f;
+    record_call_t call;
+    lz_context_t *ctx = watch_calling(&f, &call, REFUSED, watch_other);
+    lz_test_replace_file(f.path, BAD_FILE);
+    if (!called(&call)) return;
+    LZ_CHECK_INT(call.rc, LZ_OK);
+    LZ_CHECK_INT(request_timeout(ctx), 2222); // other read at once, as any lz_context_watch does
+    lz_test_replace_file(f.path, "zmq:\n  request_timeout: 3333\n");
+    lz_test_replace_file(f.other, "zmq:\n  request_timeout: 4444\n");
+    LZ_TEST_WAIT_UNTIL(request_timeout(ctx) == 4444, 5000);
+    LZ_CHECK_INT(request_timeout(ctx), 4444);
+    LZ_CHECK_INT(context_metrics(ctx).config_reloads, 3); // path's first, other's first, other's change
+    lz_context_destroy(&ctx);
+    remove_tree(f.dir);
+}
+
+static int destroy_context(record_call_t *call) {
+    lz_context_t *ctx = call->ctx;
+    lz_context_destroy(&ctx);
+    return ctx == NULL ? LZ_OK : LZ_EINVAL;
+}
+
+// The destroy freed the context under the reload writing the record
+// (counting it then), and the watcher under its own thread.
+LZ_TEST(a_context_destroyed_from_its_watchers_log_record_ends_with_the_watcher) {
+    watch_files_t f;
+    record_call_t call;
+    watch_calling(&f, &call, REFUSED, destroy_context);
+    lz_test_replace_file(f.path, BAD_FILE);
+    if (!called(&call)) return;
+    LZ_CHECK_INT(call.rc, LZ_OK);
+    // The watcher's thread ends the context (a leak checker sees the rest) before it ends itself.
+    LZ_TEST_WAIT_UNTIL(!thread_alive(call.tid), 5000);
+    LZ_CHECK(!thread_alive(call.tid));
+    remove_tree(f.dir);
+}
+
+// The same with a node keeping the context: the node's destroy, from this
+// thread, ends it, joining the watcher's thread.
+LZ_TEST(a_context_destroyed_from_its_watchers_log_record_lives_on_with_its_nodes) {
+    watch_files_t f;
+    record_call_t call;
+    lz_context_t *ctx = watch_calling(&f, &call, REFUSED, destroy_context);
+    char endpoint[64];
+    lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    LZ_CHECK(pull != NULL);
+    lz_test_replace_file(f.path, BAD_FILE);
+    if (!called(&call)) return;
+    LZ_CHECK_INT(call.rc, LZ_OK);
+    LZ_TEST_WAIT_UNTIL(!thread_alive(call.tid), 5000);
+    LZ_CHECK(!thread_alive(call.tid));
+    lz_pull_destroy(&pull);
+    remove_tree(f.dir);
+}
+
+static int reload_and_watch(record_call_t *call) {
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "logging.level=info");
+    int rc = lz_context_reload(call->ctx, cfg);
+    lz_config_destroy(&cfg);
+    call->rc_again = lz_context_watch(call->ctx, call->path);
+    return rc;
+}
+
+// The record of new access rules is written while the reload holds the
+// context's reload lock: a reload or watch called from it waited for that
+// lock for ever (the watcher's thread then, and the destroy joining it).
+LZ_TEST(a_reload_from_a_log_record_of_a_reload_in_progress_is_refused) {
+    watch_files_t f;
+    record_call_t call;
+    lz_context_t *ctx = watch_calling(&f, &call, "changed the access rules", reload_and_watch);
+    lz_test_replace_file(f.path, "security:\n  deny_addresses: 127.0.0.1\n");
+    if (!called(&call)) return;
+    LZ_CHECK_INT(call.rc, LZ_ESTATE);
+    LZ_CHECK_INT(call.rc_again, LZ_ESTATE);
+    LZ_CHECK(strstr(call.error, "lz_context_watch: called from a log record of a reload of the same context") !=
+             NULL);
+    lz_test_replace_file(f.path, "zmq:\n  request_timeout: 3333\n"); // the watcher goes on
+    LZ_TEST_WAIT_UNTIL(request_timeout(ctx) == 3333, 5000);
+    LZ_CHECK_INT(request_timeout(ctx), 3333);
+    LZ_CHECK_INT(context_metrics(ctx).config_reloads, 3); // path's first, the rules', this one: none refused
+    LZ_CHECK_INT(context_metrics(ctx).config_reload_errors, 0);
+    lz_context_destroy(&ctx);
+    remove_tree(f.dir);
+}
+
+// lz_context_watch's first reload runs on its caller's thread, under the
+// lock of the context's watcher: a watch called from one of its records
+// waited for that lock for ever (the test's alarm ends it).
+LZ_TEST(a_watch_from_a_log_record_of_its_own_first_reload_is_refused) {
+    watch_files_t f;
+    record_call_t call;
+    watch_files(&f, BAD_FILE);
+    lz_context_t *ctx = calling_at(&call, &f, REFUSED, watch_other);
+    LZ_CHECK_INT(lz_context_watch(ctx, f.path), LZ_ECONFIG);
+    LZ_CHECK(atomic_load(&call.done));
+    LZ_CHECK_INT(call.rc, LZ_ESTATE);
+    LZ_CHECK(strstr(call.error, "of the first reload of a lz_context_watch") != NULL);
+    LZ_CHECK_INT(lz_context_watch(ctx, f.other), LZ_OK); // once that call returned
+    LZ_CHECK_INT(request_timeout(ctx), 2222);
+    lz_context_destroy(&ctx);
+    remove_tree(f.dir);
+}
+
 LZ_TEST_MAIN(LZ_CASE(log_level_and_format_change_live), LZ_CASE(invalid_reload_changes_nothing),
              LZ_CASE(log_target_moves_to_another_file),
              LZ_CASE(a_target_set_through_the_api_stays_until_a_reload_moves_the_log),
@@ -873,4 +1093,9 @@ LZ_TEST_MAIN(LZ_CASE(log_level_and_format_change_live), LZ_CASE(invalid_reload_c
              LZ_CASE(watcher_follows_its_directory_moved_away_and_made_again),
              LZ_CASE(watcher_follows_a_parent_renamed_away_and_back),
              LZ_CASE(a_watcher_that_cannot_start_changes_nothing),
-             LZ_CASE(watch_refuses_what_it_cannot_watch))
+             LZ_CASE(watch_refuses_what_it_cannot_watch), LZ_CASE(a_watcher_stopped_from_its_own_log_record_ends),
+             LZ_CASE(a_watcher_pointed_elsewhere_from_its_own_log_record_follows_the_new_file),
+             LZ_CASE(a_context_destroyed_from_its_watchers_log_record_ends_with_the_watcher),
+             LZ_CASE(a_context_destroyed_from_its_watchers_log_record_lives_on_with_its_nodes),
+             LZ_CASE(a_reload_from_a_log_record_of_a_reload_in_progress_is_refused),
+             LZ_CASE(a_watch_from_a_log_record_of_its_own_first_reload_is_refused))

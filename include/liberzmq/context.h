@@ -82,7 +82,9 @@ const lz_config_t *lz_context_config(const lz_context_t *ctx);
 // be loaded, naming its path), LZ_ENOMEM, LZ_EZMQ (the ZAP handler could
 // not be bound), LZ_EINVAL (NULL argument), LZ_ESTATE (called from a
 // plugin's init, which runs under a lock a reload adding a plugin waits
-// for: docs/plugins.md); a plugin whose init fails returns init's code,
+// for: docs/plugins.md; or from a log record a reload of the same context
+// writes while it holds its reload lock: the judgement of new access
+// rules, a plugin's init); a plugin whose init fails returns init's code,
 // the plugins loaded before it in the same reload staying loaded. Each
 // call but LZ_EINVAL's and LZ_ESTATE's is counted in the context's
 // config_reloads or config_reload_errors and logged.

@@ -99,7 +99,7 @@ struct lz_context {
     pthread_mutex_t zap_lock; // starts it once
     pthread_mutex_t reload_lock; // one reload at a time (API calls, the watcher)
     pthread_mutex_t watch_lock;  // guards watch; never taken by the watcher's thread, so a stop can join it
-    lz_watch_t *watch;
+    lz_watch_t *watch;           // read by its own thread without the lock: changed only once that thread ends
     atomic_int refs;
     pthread_mutex_t lock; // guards nodes and retired
     lz_node_t *nodes;
@@ -597,11 +597,20 @@ void lz__context_unref(lz_context_t *ctx) {
 
 void lz_context_destroy(lz_context_t **ctx_p) {
     if (!ctx_p || !*ctx_p) return;
+    lz_context_t *ctx = *ctx_p;
+    *ctx_p = NULL;
+    // From a log record on the watcher's own thread, which cannot be joined
+    // from here, and whose reload still uses the context: the watcher ends
+    // after the record and drops the reference then. ctx->watch is that
+    // watcher until its thread ends.
+    if (lz__thread_inside(ctx)) {
+        lz__watch_release(ctx->watch);
+        return;
+    }
     // The application is done with the context: nobody wants its reloads,
     // even while nodes still open keep it alive.
-    context_unwatch(*ctx_p);
-    lz__context_unref(*ctx_p);
-    *ctx_p = NULL;
+    context_unwatch(ctx);
+    lz__context_unref(ctx);
 }
 
 const lz_config_t *lz_context_config(const lz_context_t *ctx) { return ctx ? ctx->config : NULL; }
@@ -980,13 +989,26 @@ static int reload_report(lz_context_t *ctx, const reload_t *r, const char *origi
     return (int)restarts;
 }
 
+// refuse_in_reload refuses a reload or a watch called from a log record a
+// reload of ctx writes while it holds reload_lock (the access rules'
+// judgement, a plugin's init): on that thread, it would wait for the lock
+// for ever, or join a watcher waiting for it.
+static int refuse_in_reload(const lz_context_t *ctx, const char *call) {
+    if (!lz__thread_inside(&ctx->reload_lock)) return LZ_OK;
+    return lz__fail(LZ_ESTATE, "%s: called from a log record of a reload of the same context in progress; call it "
+                    "once that reload is done", call);
+}
+
 int lz__context_reload_from(lz_context_t *ctx, const lz_config_t *config, const char *origin) {
     reload_t r = {0};
+    lz_thread_running_t here;
     pthread_mutex_lock(&ctx->reload_lock);
+    lz__thread_enter(&here, &ctx->reload_lock);
     int rc = reload_prepare(ctx, config, &r);
     if (rc == LZ_OK) reload_commit(ctx, &r);
     if (rc == LZ_OK) reload_judge(ctx, &r, origin);
     else reload_undo(ctx, &r);
+    lz__thread_leave(&here);
     pthread_mutex_unlock(&ctx->reload_lock);
     if (rc == LZ_OK) {
         rc = reload_report(ctx, &r, origin); // logged before it is counted, as a failure is
@@ -1001,6 +1023,7 @@ int lz__context_reload_from(lz_context_t *ctx, const lz_config_t *config, const 
 int lz_context_reload(lz_context_t *ctx, const lz_config_t *config) {
     if (!ctx || !config) return lz__fail(LZ_EINVAL, "lz_context_reload: NULL argument");
     int rc = lz__plugins_refuse_in_init("lz_context_reload", "reload a context");
+    if (rc == LZ_OK) rc = refuse_in_reload(ctx, "lz_context_reload");
     return rc == LZ_OK ? lz__context_reload_from(ctx, config, "lz_context_reload") : rc;
 }
 
@@ -1008,10 +1031,20 @@ int lz_context_watch(lz_context_t *ctx, const char *path) {
     if (!ctx) return lz__fail(LZ_EINVAL, "lz_context_watch: NULL context");
     // It reloads at once, and stopping a watcher joins its reload.
     int rc = lz__plugins_refuse_in_init("lz_context_watch", "watch a configuration file");
+    if (rc == LZ_OK) rc = refuse_in_reload(ctx, "lz_context_watch");
+    if (rc == LZ_OK && lz__thread_inside(&ctx->watch_lock)) // it would wait for the lock this thread holds
+        rc = lz__fail(LZ_ESTATE, "lz_context_watch: called from a log record of the first reload of a "
+                      "lz_context_watch of the same context; call it once that call returns");
     if (rc != LZ_OK) return rc;
+    // From a log record on the watcher's own thread, which cannot be joined
+    // from here: the watcher watches path instead, or ends after the record.
+    if (lz__thread_inside(ctx)) return lz__watch_retarget(ctx->watch, path);
+    lz_thread_running_t here;
     pthread_mutex_lock(&ctx->watch_lock);
+    lz__thread_enter(&here, &ctx->watch_lock); // the first reload's records run on this thread
     lz__watch_stop(&ctx->watch);
     rc = path ? lz__watch_start(ctx, path, &ctx->watch) : LZ_OK;
+    lz__thread_leave(&here);
     pthread_mutex_unlock(&ctx->watch_lock);
     return rc;
 }

@@ -52,6 +52,7 @@ struct lz_watch {
     int inotify_fd, wake_fd;
     sem_t start;            // posted once the first reload is done: stopping then says whether to watch
     bool stopping;          // the thread's own once start is posted
+    bool releases_ctx;      // the thread's own: it drops a reference to ctx as it ends (lz__watch_release)
     file_id_t seen;         // the version last reloaded; the thread's own once it runs
     int wds[WATCH_DIRS_MAX]; // the directories watched; the thread's own once it runs
     size_t wd_count;
@@ -170,14 +171,18 @@ static void watch_refresh(lz_watch_t *w) {
 }
 
 // reload_file builds the configuration again and hands it to the context;
-// a file that does not load is refused like a bad reload.
+// a file that does not load is refused like a bad reload. The origin is
+// copied: a log record of the reload may point the watcher elsewhere
+// (lz__watch_retarget), and the rest of its records name this file.
 static int reload_file(lz_watch_t *w) {
+    char origin[sizeof w->origin];
+    memcpy(origin, w->origin, sizeof origin);
     lz_config_t *next = lz_config_new();
     int rc = next ? lz_config_load_file(next, w->path) : LZ_ENOMEM;
     if (rc == LZ_OK) rc = lz_config_load_env(next);
     if (rc == LZ_OK) rc = lz__config_keep_api(next, lz_context_config(w->ctx));
-    if (rc == LZ_OK) rc = lz__context_reload_from(w->ctx, next, w->origin);
-    else lz__context_reload_failed(w->ctx, w->origin);
+    if (rc == LZ_OK) rc = lz__context_reload_from(w->ctx, next, origin);
+    else lz__context_reload_failed(w->ctx, origin);
     lz_config_destroy(&next);
     return rc;
 }
@@ -200,8 +205,12 @@ static bool wait_event(lz_watch_t *w, int timeout_ms) {
     return true;
 }
 
+// The whole thread is its context's watcher (lz__thread_inside(ctx)): the
+// log records of its reloads are the only callbacks it runs.
 static void *watch_main(void *self) {
     lz_watch_t *w = self;
+    lz_thread_running_t here;
+    lz__thread_enter(&here, w->ctx);
     while (sem_wait(&w->start) != 0) {
     }
     while (!w->stopping && wait_event(w, -1)) {
@@ -214,6 +223,9 @@ static void *watch_main(void *self) {
         w->seen = now;
         reload_file(w);
     }
+    lz__thread_leave(&here);
+    // Last: when this is the context's last reference, the context ends here, w with it.
+    if (w->releases_ctx) lz__context_unref(w->ctx);
     return NULL;
 }
 
@@ -236,6 +248,14 @@ static int watch_paths(lz_watch_t *w, const char *path) {
     return LZ_OK;
 }
 
+// watch_target watches path, and notes the version the first reload is
+// about to read: watched before that read, so no change slips in between.
+static int watch_target(lz_watch_t *w, const char *path) {
+    int rc = watch_paths(w, path);
+    w->seen = file_id(w->path);
+    return rc;
+}
+
 static void watch_free(lz_watch_t *w) {
     if (w->inotify_fd >= 0) close(w->inotify_fd);
     lz__wakeup_close(&w->wake_fd);
@@ -252,9 +272,7 @@ int lz__watch_start(lz_context_t *ctx, const char *path, lz_watch_t **out) {
     w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     w->wake_fd = lz__wakeup_open();
     int rc = w->inotify_fd < 0 || w->wake_fd < 0 ? lz__fail(LZ_EIO, "config: inotify: %s", strerror(errno))
-                                                 : watch_paths(w, path);
-    // Watched before the first read, so no change slips in between.
-    w->seen = file_id(w->path);
+                                                 : watch_target(w, path);
     // The thread before the first reload, so a watcher that cannot start
     // changes nothing; it waits for the reload, which may refuse it.
     int err = rc == LZ_OK ? lz__thread_start(&w->thread, watch_main, w) : 0;
@@ -262,21 +280,40 @@ int lz__watch_start(lz_context_t *ctx, const char *path, lz_watch_t **out) {
     bool started = rc == LZ_OK;
     if (started) rc = reload_file(w);
     w->stopping = rc < 0;
+    if (rc >= 0) *out = w; // before the thread goes on: its records may ask for it (lz__watch_retarget)
     if (started) sem_post(&w->start);
     if (rc < 0) {
         if (started) pthread_join(w->thread, NULL);
         watch_free(w);
-        return rc;
     }
-    *out = w;
     return rc;
+}
+
+// Stopping is settled before the reload: a stop or a destroy its own
+// records call comes after this call, and wins. A destroyed context is
+// watched no more.
+int lz__watch_retarget(lz_watch_t *w, const char *path) {
+    int rc = path ? watch_target(w, path) : LZ_OK;
+    w->stopping = !path || rc < 0 || w->releases_ctx;
+    if (w->stopping) return rc;
+    rc = reload_file(w);
+    if (rc < 0) w->stopping = true;
+    return rc;
+}
+
+void lz__watch_release(lz_watch_t *w) {
+    w->stopping = true;
+    w->releases_ctx = true;
 }
 
 void lz__watch_stop(lz_watch_t **watch_p) {
     if (!watch_p || !*watch_p) return;
     lz_watch_t *w = *watch_p;
     lz__wakeup_signal(w->wake_fd);
-    pthread_join(w->thread, NULL);
+    // On its own thread, which ends the context as it ends (lz__watch_release)
+    // and uses w no more: joining would wait for itself.
+    if (pthread_equal(w->thread, pthread_self())) pthread_detach(w->thread);
+    else pthread_join(w->thread, NULL);
     watch_free(w);
     *watch_p = NULL;
 }
