@@ -759,7 +759,7 @@ static int park(const lz_message_t *request, lz_value_t **reply, void *arg) {
 LZ_TEST(stop_from_a_handler_with_deferred_replies) {
     lz_context_t *ctx = lz_test_pattern_context(2);
     self_stop_t *st = self_stop_new(ctx);
-    parking_t parking = {0};
+    parking_t parking = {{NULL, NULL}, 0};
     LZ_CHECK_INT(lz_server_on(st->server, "park", park, &parking), 0);
     LZ_CHECK_INT(lz_server_start(st->server), 0);
     lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(st->server)));
