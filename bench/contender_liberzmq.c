@@ -127,9 +127,11 @@ static void *lzc_open_codec(const lzb_spec_t *spec, int json) {
     s->size = spec->size;
     s->buf = malloc(spec->size);
     s->rbuf = malloc(spec->size);
-    s->ctx = lzb_liberzmq_context();
+    // Why open failed is the thread's last error, as for liberzmq's own failures.
+    if (!s->buf || !s->rbuf) lz_set_error(LZ_ENOMEM, "out of memory");
+    else s->ctx = lzb_liberzmq_context();
     int rc = -1;
-    if (s->buf && s->rbuf && s->ctx) {
+    if (s->ctx) {
         memset(s->buf, 'x', spec->size);
         snprintf(bind, sizeof bind, "@%s", spec->endpoint);
         snprintf(connect, sizeof connect, ">%s", spec->endpoint);
@@ -209,10 +211,14 @@ static size_t lzc_frame_bytes(void *arg) {
     return s->json ? s->frame : 0;
 }
 
+// lzc_request: a round trip; LZ_ENOMEM too when the server (in this
+// process) answered that it ran out of memory.
 static int lzc_request(void *arg) {
     lzc_state_t *s = arg;
     lz_value_t *reply = NULL;
     int rc = lz_client_request(s->client, "echo", s->request, &reply, 5000);
+    if (rc == LZ_EREMOTE && strcmp(lz_value_find_string(reply, "code", ""), lz_error_name(LZ_ENOMEM)) == 0)
+        rc = lz_set_error(LZ_ENOMEM, "the server: %s", lz_value_find_string(reply, "message", "out of memory"));
     lz_value_destroy(&reply);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* The raw libzmq contender: the baseline every ratio is taken against.
  * It does what a careful libzmq user does: one frame per push (topic +
  * payload for pub/sub), zmq_msg_t reused on receive, REQ/REP echo. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,8 +89,9 @@ void *lzb_raw_open_via(const lzb_spec_t *spec, void *ctx, const char *rx_url) {
     zmq_msg_init(&s->rx_msg);
     zmq_msg_init(&s->tx_msg);
     s->own_ctx = !ctx;
+    if (!s->buf) goto fail; // before zmq_ctx_new, which would change errno
     s->ctx = ctx ? ctx : zmq_ctx_new();
-    if (!s->buf || !s->ctx) goto fail;
+    if (!s->ctx) goto fail;
     memset(s->buf, 'x', spec->size);
     // The receiving end first, so a sender in the same process finds it bound.
     if (lzb_makes(spec, LZB_RECEIVING_END) &&
@@ -97,9 +99,11 @@ void *lzb_raw_open_via(const lzb_spec_t *spec, void *ctx, const char *rx_url) {
         goto fail;
     if (lzb_makes(spec, LZB_SENDING_END) && !(s->tx = raw_open_end(s, spec, 1, spec->endpoint, 0))) goto fail;
     return s;
-fail:
-    fprintf(stderr, "raw: %s\n", zmq_strerror(zmq_errno()));
+fail:;
+    int err = zmq_errno(); // why open failed, for the caller too
+    fprintf(stderr, "raw: %s\n", zmq_strerror(err));
     raw_close(s);
+    errno = err;
     return NULL;
 }
 

@@ -7,11 +7,15 @@ processes without the shim. Whatever N, lz must (docs/lz.md, exit codes):
 end by itself, killed by no signal, within a bound; print only whole lines,
 each a line its output may hold; and either succeed with the whole,
 right result (no message lost), or exit 7 (out of memory) with one line on
-stderr saying so. LZ_OOM_ONLY="NAME..." runs only those cases,
+stderr saying so. Cases whose memory is mapped rather than allocated are
+also run under ceilings on their address space (Ceiling), which fail what
+the shim cannot. LZ_OOM_ONLY="NAME..." runs only those cases,
 LZ_OOM_SAMPLES=K samples K Ns (24), LZ_OOM_TRACE=1 prints the stack of
 each failing allocation in the command's stderr (shown with a failure).
 usage: test_oom_cli.py PATH/TO/lz PATH/TO/liblz_oom_preload.so"""
 import concurrent.futures
+import ctypes
+import ctypes.util
 import json
 import os
 import re
@@ -26,6 +30,7 @@ import time
 LZ, SHIM = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 EXIT_NOMEM = 7
 BOUND = 20            # seconds one command may take, at most
+CEILINGS_MIB = range(4, 65, 2)  # the address-space ceilings a Ceiling sweep tries; below 4 MiB exec dies
 SAMPLES = int(os.environ.get("LZ_OOM_SAMPLES", "24"))
 WORKERS = 8           # the commands mostly wait (settle, peers): more than the CPUs
 
@@ -38,21 +43,44 @@ class Result:
         self.rc, self.out, self.err, self.hung, self.counted, self.hit = rc, out, err, hung, counted, hit
 
 
+class Shim:
+    """lz under the shim, failing its Nth allocation (0: none), counted on
+    any thread when threads."""
+
+    def __init__(self, n, threads):
+        self.n, self.threads = n, threads
+
+    def command(self, argv, env, count_file):
+        env.update(LD_PRELOAD=SHIM, LZ_OOM_FAIL_AT=str(self.n), LZ_OOM_THREADS="1" if self.threads else "0",
+                   LZ_OOM_COUNT_FILE=count_file)
+        return [LZ] + argv
+
+
+class Ceiling:
+    """lz with its address space capped at kib KiB (ulimit -v): what it maps
+    fails too (libxcrypt's yescrypt maps its megabytes), as the shim cannot
+    make it."""
+
+    def __init__(self, kib):
+        self.kib = kib
+
+    def command(self, argv, env, count_file):
+        return ["sh", "-c", 'ulimit -v %d && exec "$0" "$@"' % self.kib, LZ] + argv
+
+
 class Proc:
     """lz started with argv; stdin is fed and closed (None: left open for
-    the caller); shim = (N, threads) runs it under the shim, failing its Nth
-    allocation (0: none), counted on any thread when threads."""
+    the caller); shim (a Shim or a Ceiling, None: neither) is how its memory
+    runs out."""
 
     def __init__(self, argv, stdin=b"", shim=None):
         self.tmp = tempfile.mkdtemp(prefix="proc-", dir=TMP)
         self.count_file = os.path.join(self.tmp, "count")
         env = dict(os.environ)
-        if shim:
-            env.update(LD_PRELOAD=SHIM, LZ_OOM_FAIL_AT=str(shim[0]), LZ_OOM_THREADS="1" if shim[1] else "0",
-                       LZ_OOM_COUNT_FILE=self.count_file)
+        command = shim.command(argv, env, self.count_file) if shim else [LZ] + argv
         self.out = open(os.path.join(self.tmp, "out"), "w+b")
         self.err = open(os.path.join(self.tmp, "err"), "w+b")
-        self.p = subprocess.Popen([LZ] + argv, stdin=subprocess.PIPE, stdout=self.out, stderr=self.err, env=env)
+        self.p = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=self.out, stderr=self.err, env=env)
         if stdin is None:
             return
         try:
@@ -227,12 +255,57 @@ def is_json(line):
         return False
 
 
-def key_pair(out):
-    lines = lines_of(out)
-    return None if len(lines) == 2 and all(KEY_LINE(line) for line in lines) else "wrong output %r" % out
+def lines_like(count, line_ok):
+    """A check: count lines, each one line_ok takes (fresh keys, a measurement)."""
+    def check(out):
+        lines = lines_of(out)
+        return None if len(lines) == count and all(line_ok(line) for line in lines) else "wrong output %r" % out
+    return check
 
 
 KEY_LINE = lambda line: line.startswith(("public_key: \"", "secret_key: \"")) and line.endswith('"')
+BENCH_PUSHPULL = re.compile(r"pushpull inproc 16 B, median of 1: liberzmq (\d+) msg/s \(\d+\.\d MB/s\); "
+                            r"raw libzmq (\d+) msg/s \(\d+\.\d MB/s\); ratio \d+\.\d\d")
+BENCH_REQREP = {"pattern": "reqrep", "transport": "inproc", "size": 16, "codec": "raw", "pinned": False,
+                "spread": False, "reps": 1}
+BENCH_LATENCIES = ("p50_us", "p99_us", "raw_p50_us", "raw_p99_us", "mean_us", "raw_mean_us", "ratio")
+
+
+def bench_pushpull_line(line):
+    """lz bench pushpull's line, with both contenders measured."""
+    match = BENCH_PUSHPULL.fullmatch(line)
+    return bool(match) and all(int(rate) > 0 for rate in match.groups())
+
+
+def bench_reqrep_line(line):
+    """lz bench reqrep --json's object, with both contenders measured."""
+    try:
+        got = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(got, dict) and set(got) == set(BENCH_REQREP) | set(BENCH_LATENCIES) and all(
+        got[key] == value for key, value in BENCH_REQREP.items()) and all(
+        isinstance(got[key], (int, float)) and got[key] > 0 for key in BENCH_LATENCIES)
+
+
+PASSWORD = "wonderland"
+LIBCRYPT = ctypes.CDLL(ctypes.util.find_library("crypt"))
+LIBCRYPT.crypt.restype = LIBCRYPT.crypt_gensalt.restype = ctypes.c_char_p
+LIBCRYPT.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+LIBCRYPT.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
+LIBCRYPT_LOCK = threading.Lock()  # crypt(3) hashes into static memory
+# The method lz passwd must hash with: yescrypt, bcrypt where it is missing (docs/lz.md).
+PASSWD_METHOD = "$y$" if LIBCRYPT.crypt_gensalt(b"$y$", 0, None, 0) else "$2b$"
+
+
+def passwd_line(line):
+    """USER:HASH, HASH the password's, by the system's best method."""
+    user, _, hashed = line.partition(":")
+    with LIBCRYPT_LOCK:
+        return user == "alice" and hashed.startswith(PASSWD_METHOD) and LIBCRYPT.crypt(
+            PASSWORD.encode(), hashed.encode()) == hashed.encode()
+
+
 NO_LINE = lambda line: False
 SECRET = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
 
@@ -240,10 +313,11 @@ SECRET = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
 class Case:
     """run as above; line_ok(line): a line its stdout may hold; threads: the
     sweep is also run failing any thread's allocations; check(achieved):
-    what is wrong with a success, when it cannot be the reference."""
+    what is wrong with a success, when it cannot be the reference;
+    ceilings: it is also run under address-space ceilings (CeilingSweep)."""
 
-    def __init__(self, run, line_ok, threads=False, check=None):
-        self.run, self.line_ok, self.threads, self.check = run, line_ok, threads, check
+    def __init__(self, run, line_ok, threads=False, check=None, ceilings=False):
+        self.run, self.line_ok, self.threads, self.check, self.ceilings = run, line_ok, threads, check, ceilings
 
 
 TMP = tempfile.mkdtemp(prefix="lz-oom-")
@@ -251,7 +325,7 @@ STREAM, ECHO, LOCKS = "ipc://%s/stream" % TMP, "ipc://%s/echo" % TMP, "ipc://%s/
 CONFIG, SCHEMA = os.path.join(TMP, "config.yaml"), os.path.join(TMP, "schema.json")
 CASES = {
     "version": Case(run_alone("version"), lambda line: line.startswith("lz ")),
-    "keygen": Case(run_alone("keygen"), KEY_LINE, check=key_pair),
+    "keygen": Case(run_alone("keygen"), KEY_LINE, check=lines_like(2, KEY_LINE)),
     "keygen_secret": Case(run_alone("keygen", SECRET), KEY_LINE),
     "config_yaml": Case(run_alone("config", "--config", CONFIG), lambda line: ": " in line and "  # " in line),
     "config_json": Case(run_alone("config", "--config", CONFIG, "--format", "json"), is_json),
@@ -271,7 +345,15 @@ CASES = {
     "req_stdin": Case(run_req("echo", "-", stdin=b'{"big":"' + b"y" * 100000 + b'"}\n'), is_json),
     "rep_exec": Case(run_rep_exec, NO_LINE, threads=True),
     "proxy": Case(run_proxy, NO_LINE, threads=True),
-    "lock": Case(run_lock, lambda line: line == "ran"),
+    "lock": Case(run_lock, lambda line: line == "ran", threads=True),
+    "passwd": Case(run_alone("passwd", "alice", stdin=PASSWORD.encode() + b"\n"), passwd_line,
+                   check=lines_like(1, passwd_line), ceilings=True),
+    "bench_pushpull": Case(run_alone("bench", "pushpull", "--transport", "inproc", "--size", "16", "--count", "200",
+                                     "--reps", "1"), bench_pushpull_line, threads=True,
+                           check=lines_like(1, bench_pushpull_line)),
+    "bench_reqrep": Case(run_alone("bench", "reqrep", "--transport", "inproc", "--size", "16", "--count", "2",
+                                   "--reps", "1", "--json"),
+                         bench_reqrep_line, threads=True, check=lines_like(1, bench_reqrep_line)),
 }
 
 
@@ -327,7 +409,7 @@ class Sweep:
     def count(self):
         """Runs the case with nothing failing: the reference and the Ns."""
         with tempfile.TemporaryDirectory(prefix="c-", dir=TMP) as d:
-            clean, self.reference = self.case.run(d, (0, self.threads))
+            clean, self.reference = self.case.run(d, Shim(0, self.threads))
         if clean.rc != 0 or clean.counted is None or (self.case.check and self.case.check(self.reference)):
             self.failures.append("%s: exit %d with nothing failing: %r %r" % (self.mode, clean.rc, clean.err[-500:],
                                                                             self.reference))
@@ -340,10 +422,45 @@ class Sweep:
 
     def fail_at(self, n):
         with tempfile.TemporaryDirectory(prefix="n-", dir=TMP) as d:
-            res, achieved = self.case.run(d, (n, self.threads))
+            res, achieved = self.case.run(d, Shim(n, self.threads))
         why = judge(self.case, self.reference, res, achieved, self.threads)
         if why:
             self.failures.append("%s: allocation %d of %d failing: %s" % (self.mode, n, self.total, why))
+
+    def verdict(self):
+        """What went wrong, once every run is done."""
+        return self.failures
+
+
+class CeilingSweep(Sweep):
+    """One case under each ceiling of CEILINGS_MIB, some of which must let
+    it succeed (else the range no longer spans what lz needs). Under a
+    ceiling too low for the loader to map lz's libraries (exit 127), lz
+    never ran."""
+
+    def __init__(self, name, case):
+        super().__init__(name, case, False)
+        self.mode, self.succeeded = name + " (address space)", False
+
+    def count(self):
+        super().count()
+        self.points = [] if self.failures else [mib << 10 for mib in CEILINGS_MIB]
+
+    def fail_at(self, kib):
+        with tempfile.TemporaryDirectory(prefix="n-", dir=TMP) as d:
+            res, achieved = self.case.run(d, Ceiling(kib))
+        if res.rc == 127 and b"error while loading shared libraries" in res.err:
+            return
+        res.hit = True  # memory may have run out: no count tells
+        self.succeeded |= res.rc == 0
+        why = judge(self.case, self.reference, res, achieved, False)
+        if why:
+            self.failures.append("%s: under %d KiB: %s" % (self.mode, kib, why))
+
+    def verdict(self):
+        if self.succeeded or not self.points:
+            return self.failures
+        return self.failures + ["%s: no ceiling up to %d MiB let it succeed" % (self.mode, CEILINGS_MIB[-1])]
 
 
 def start_stream():
@@ -370,20 +487,22 @@ def main():
         f.write('{"type": "object", "properties": {"a": {"type": "array", "items": {"type": "integer"}}}}\n')
     peers = [start_stream(), Proc(["rep", "--bind", ECHO, "--echo"]), Proc(["rep", "--bind", LOCKS, "--locks"])]
     only = os.environ.get("LZ_OOM_ONLY", "").split()
-    sweeps = [Sweep(name, case, threads) for name, case in CASES.items() if not only or name in only
+    chosen = [(name, case) for name, case in CASES.items() if not only or name in only]
+    sweeps = [Sweep(name, case, threads) for name, case in chosen
               for threads in ((False, True) if case.threads else (False,))]
+    sweeps += [CeilingSweep(name, case) for name, case in chosen if case.ceilings]
     try:
         # All at once: the commands mostly wait (settle times, peers).
         with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
-            list(pool.map(Sweep.count, sweeps))
+            list(pool.map(lambda sweep: sweep.count(), sweeps))
             list(pool.map(lambda job: job[0].fail_at(job[1]), [(s, n) for s in sweeps for n in s.points]))
     finally:
         for peer in peers:
             peer.finish(seconds=5, stop=True)
         shutil.rmtree(TMP, ignore_errors=True)
-    failures = [f for s in sweeps for f in s.failures]
+    failures = [f for s in sweeps for f in s.verdict()]
     for s in sweeps:
-        print("%s: %d runs, %d failed" % (s.mode, len(s.points), len(s.failures)))
+        print("%s: %d runs, %d failed" % (s.mode, len(s.points), len(s.verdict())))
     runs = sum(len(s.points) for s in sweeps)
     for failure in failures:
         print("FAIL " + failure)

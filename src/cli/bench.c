@@ -2,9 +2,13 @@
  * with the median of repetitions and the ratio. The measuring code is the
  * benchmark harness's (bench/, library lz_bench_core), so the numbers match
  * the bench programs and BENCHMARKS.md. */
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/options.h"
@@ -17,20 +21,94 @@ typedef struct series {
     size_t n;
 } series_t;
 
-static int measure(const lzb_ops_t *ops, lzb_spec_t *spec, series_t *s) {
+// The harness says only that a measurement failed, on lines of its own.
+// lz bench runs it on the contenders wrapped below, which note a failure
+// for want of memory (on any thread), so that it ends lz bench as it ends
+// every lz command: exit 7 and one line (docs/lz.md).
+static const lzb_ops_t *measured; // the contender being measured: one at a time
+static atomic_bool starved;       // an allocation failed while measuring
+
+// fresh clears the calling thread's errors, so that those an operation
+// leaves are its own.
+static void fresh(void) {
+    errno = 0;
+    lz_set_error(LZ_OK, NULL);
+}
+
+// note_failure: an operation failed; for want of memory when liberzmq or
+// the C library says so.
+static void note_failure(void) {
+    if (errno == ENOMEM || lz_last_error_code() == LZ_ENOMEM) atomic_store(&starved, true);
+}
+
+static void *watched_open(const lzb_spec_t *spec) {
+    fresh();
+    void *st = measured->open(spec);
+    if (!st) note_failure();
+    return st;
+}
+
+static long watched_send(void *st, long n) {
+    fresh();
+    long sent = measured->send(st, n);
+    if (sent < n) note_failure();
+    return sent;
+}
+
+static long watched_recv(void *st, long n) {
+    fresh();
+    long got = measured->recv(st, n);
+    if (got < n) note_failure(); // a timeout too: errno EAGAIN, LZ_ETIMEOUT
+    return got;
+}
+
+static int watched_request(void *st) {
+    fresh();
+    int rc = measured->request(st);
+    if (rc != 0) note_failure();
+    return rc;
+}
+
+// The harness's own allocations (a thread, the round trips' times) fail
+// with no word but errno ENOMEM, which closing keeps for measure to see.
+static void watched_close(void *st) {
+    int kept = errno;
+    measured->close(st);
+    errno = kept;
+}
+
+// watch: ops, each operation that can fail for want of memory watched.
+static lzb_ops_t watch(const lzb_ops_t *ops) {
+    measured = ops;
+    lzb_ops_t watched = *ops;
+    watched.open = watched_open;
+    watched.send = watched_send;
+    watched.recv = watched_recv;
+    watched.request = watched_request;
+    watched.close = watched_close;
+    return watched;
+}
+
+static int measure(const lzb_ops_t *contender, lzb_spec_t *spec, series_t *s) {
+    lzb_ops_t watched = watch(contender);
+    const lzb_ops_t *ops = &watched;
+    fresh();
     if (spec->pattern == LZB_REQREP) {
         lzb_latency_t l;
-        if (lzb_latency(ops, spec, &l) != 0) return -1;
+        if (lzb_latency(ops, spec, &l) != 0) goto failed;
         s->a[s->n] = l.p50_us;
         s->mean[s->n] = l.mean_us;
         s->b[s->n++] = l.p99_us;
     } else {
         lzb_tput_t t;
-        if (lzb_throughput(ops, spec, &t) != 0) return -1;
+        if (lzb_throughput(ops, spec, &t) != 0) goto failed;
         s->a[s->n] = t.msgs_per_sec;
         s->b[s->n++] = t.mb_per_sec;
     }
     return 0;
+failed:
+    note_failure();
+    return -1;
 }
 
 // run alternates which contender goes first, so a drift of the machine
@@ -132,10 +210,35 @@ static void help(void) {
     lz_cli_print_exit_codes(stdout, 0);
 }
 
+static const lz_cli_command_t bench_command = {.name = "bench", .usage = BENCH_USAGE};
+
 // usage_error: the tool's contract for bad arguments, one line and exit 2.
-static int usage_error(const char *why) {
-    fprintf(stderr, "lz bench: %s (usage: " BENCH_USAGE "; see 'lz bench --help')\n", why);
-    return 2;
+static int usage_error(const char *why) { return lz_cli_usage_error(&bench_command, "%s", why); }
+
+// The harness's lines go to stderr while it measures: held there, and
+// shown unless memory ran out, which lz bench then tells in its one line.
+typedef struct held_stderr {
+    int saved, held; // the real stderr, and the memory file holding its lines; -1: not held
+} held_stderr_t;
+
+static held_stderr_t hold_stderr(void) {
+    held_stderr_t h = {dup(STDERR_FILENO), memfd_create("lz-bench-stderr", MFD_CLOEXEC)};
+    if (h.saved >= 0 && h.held >= 0 && dup2(h.held, STDERR_FILENO) >= 0) return h;
+    if (h.saved >= 0) close(h.saved);
+    if (h.held >= 0) close(h.held);
+    return (held_stderr_t){-1, -1};
+}
+
+// release_stderr gives stderr back, with the lines held when show.
+static void release_stderr(held_stderr_t h, bool show) {
+    if (h.saved < 0) return;
+    dup2(h.saved, STDERR_FILENO);
+    char buf[4096];
+    ssize_t n;
+    for (off_t at = 0; show && (n = pread(h.held, buf, sizeof buf, at)) > 0; at += n)
+        if (write(STDERR_FILENO, buf, (size_t)n) != n) break;
+    close(h.saved);
+    close(h.held);
 }
 
 int lz_cmd_bench(int argc, char **argv) {
@@ -154,7 +257,13 @@ int lz_cmd_bench(int argc, char **argv) {
     if (!reps_given) spec.reps = 3;
     const lzb_ops_t *lz = strcmp(spec.codec, "json") == 0 ? &lzb_liberzmq_json_ops : &lzb_liberzmq_ops;
     series_t mine = {.n = 0}, raw = {.n = 0};
-    if (run(lz, &spec, &mine, &raw) != 0) return 1;
+    held_stderr_t held = hold_stderr();
+    int rc = run(lz, &spec, &mine, &raw);
+    // A measurement that went without an allocation (a message dropped) measured something else.
+    bool out_of_memory = atomic_load(&starved);
+    release_stderr(held, !out_of_memory);
+    if (out_of_memory) return lz_cli_fail(&(lz_cli_opts_t){.cmd = &bench_command}, LZ_ENOMEM, "measuring");
+    if (rc != 0) return LZ_EXIT_FAILURE;
     print_result(&spec, lz, &mine, &raw, json);
-    return 0;
+    return LZ_EXIT_OK;
 }

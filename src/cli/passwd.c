@@ -33,14 +33,20 @@ static bool read_password(char *buf, size_t size) {
     return whole;
 }
 
-// hash_password hashes password with a fresh salt: yescrypt, else bcrypt.
-static const char *hash_password(const char *password, struct crypt_data *data) {
+// hash_password hashes password with a fresh salt: yescrypt, else bcrypt
+// where this system's crypt(3) has no yescrypt. NULL when it has neither,
+// or with *out_of_memory when hashing failed: on a salt crypt(3) made
+// itself, that is for want of memory (yescrypt maps megabytes; libxcrypt
+// then says EINVAL), and no reason to print a weaker hash instead.
+static const char *hash_password(const char *password, struct crypt_data *data, bool *out_of_memory) {
     static const char *const methods[] = {"$y$", "$2b$"};
     char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+    *out_of_memory = false;
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-        if (!crypt_gensalt_rn(methods[i], 0, NULL, 0, salt, sizeof salt)) continue;
+        if (!crypt_gensalt_rn(methods[i], 0, NULL, 0, salt, sizeof salt)) continue; // not on this system
         const char *hash = crypt_r(password, salt, data);
-        if (hash && hash[0] == '$') return hash;
+        *out_of_memory = !hash || hash[0] != '$';
+        return *out_of_memory ? NULL : hash;
     }
     return NULL;
 }
@@ -60,15 +66,20 @@ static int passwd_run(const lz_cli_opts_t *opts) {
         fprintf(stderr, "lz passwd: expected a password (1 to 255 bytes) on one line of standard input\n");
         return LZ_EXIT_FAILURE;
     }
-    const char *hash = hash_password(password, &data);
+    bool out_of_memory;
+    const char *hash = hash_password(password, &data, &out_of_memory);
     explicit_bzero(password, sizeof password);
-    if (!hash) {
+    int rc = LZ_EXIT_OK;
+    if (hash) {
+        printf("%s:%s\n", user, hash);
+    } else if (out_of_memory) {
+        rc = lz_cli_fail(opts, LZ_ENOMEM, "hashing the password");
+    } else {
         fprintf(stderr, "lz passwd: this system's crypt(3) has neither yescrypt nor bcrypt\n");
-        return LZ_EXIT_FAILURE;
+        rc = LZ_EXIT_FAILURE;
     }
-    printf("%s:%s\n", user, hash);
     explicit_bzero(&data, sizeof data);
-    return LZ_EXIT_OK;
+    return rc;
 }
 
 int lz_cmd_passwd(int argc, char **argv) { return lz_cli_main(&passwd_command, argc, argv, passwd_run); }
