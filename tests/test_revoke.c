@@ -2,10 +2,12 @@
  * peer admitted before cuts that peer's connection now, not at its next
  * handshake. A revoked CURVE subscriber stops receiving while an admitted
  * one keeps on; pullers that never send are cut and the admitted one comes
- * back; a PLAIN user taken out of the users file is cut and what it had
- * queued is dropped; a newly denied address is cut, by lz_context_reload
- * or a watched file, unless security.cut_revoked is off. Each cut is
- * counted (connections_cut) and audited. */
+ * back; a proxy drops what a revoked publisher left queued in it; a PLAIN
+ * user taken out of the users file is cut and what it had queued is
+ * dropped, one given a new password or listed anew is cut; a newly denied
+ * address is cut and what it had queued dropped, by lz_context_reload or
+ * a watched file, unless security.cut_revoked is off. Each cut is counted
+ * (connections_cut) and audited. */
 #include <arpa/inet.h>
 #include <crypt.h>
 #include <fcntl.h>
@@ -118,6 +120,17 @@ static bool both_got(send_fn sender, void *to, read_fn reader, void *a, void *b)
         got_b |= got(reader, b, "hello", 50);
     }
     return got_a && got_b;
+}
+
+// delivers: text, sent by sender to `to` again and again (while a
+// subscription makes its way, or a peer reconnects), reaches from.
+static bool delivers(send_fn sender, void *to, read_fn reader, void *from, const char *text) {
+    bool seen = false;
+    for (int64_t end = lz_test_now_ms() + SLOW_MS; !seen && lz_test_now_ms() < end;) {
+        sender(to, text); // a send may wait for a connection and give up
+        seen = got(reader, from, text, 50);
+    }
+    return seen;
 }
 
 // keeps_getting: a receives each of five messages sent one after another
@@ -263,6 +276,16 @@ LZ_TEST(silent_pullers_are_cut_and_the_admitted_one_returns) {
 
 /* ---- a proxy -------------------------------------------------------------- */
 
+// forwarder_start starts a forwarder in c's server context, writing into
+// upstream (size 256) the endpoint its publishers connect to.
+static lz_proxy_t *forwarder_start(curve_case_t *c, char *upstream) {
+    lz_proxy_t *proxy = lz_proxy_new(c->ctx, LZ_PROXY_FORWARDER, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL);
+    LZ_CHECK(proxy != NULL);
+    LZ_CHECK_INT(lz_proxy_start(proxy), LZ_OK);
+    snprintf(upstream, 256, ">%s", lz_node_endpoint(lz_proxy_frontend(proxy)));
+    return proxy;
+}
+
 // A forwarder learns who is behind each of its connections from what
 // passes through it (its publisher's messages, each of its subscribers'
 // subscriptions, a topic's second too), so a revocation cuts the revoked
@@ -270,12 +293,9 @@ LZ_TEST(silent_pullers_are_cut_and_the_admitted_one_returns) {
 LZ_TEST(proxy_cuts_only_the_revoked_peer) {
     curve_case_t c;
     curve_case_open(&c);
-    lz_proxy_t *proxy = lz_proxy_new(c.ctx, LZ_PROXY_FORWARDER, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL);
-    LZ_CHECK(proxy != NULL);
-    LZ_CHECK_INT(lz_proxy_start(proxy), LZ_OK);
-    lz_node_t *front = lz_proxy_frontend(proxy), *back = lz_proxy_backend(proxy);
     char upstream[256];
-    snprintf(upstream, sizeof upstream, ">%s", lz_node_endpoint(front));
+    lz_proxy_t *proxy = forwarder_start(&c, upstream);
+    lz_node_t *front = lz_proxy_frontend(proxy), *back = lz_proxy_backend(proxy);
     lz_pub_t *pub = lz_pub_new(c.kept_ctx, upstream);
     lz_sub_t *a = lz_sub_new(c.kept_ctx, lz_node_endpoint(back)), *m = lz_sub_new(c.revoked_ctx, lz_node_endpoint(back));
     LZ_CHECK(pub && a && m);
@@ -302,6 +322,46 @@ LZ_TEST(proxy_cuts_only_the_revoked_peer) {
 
     lz_sub_destroy(&a);
     lz_pub_destroy(&pub);
+    lz_proxy_destroy(&proxy);
+    curve_case_close(&c);
+}
+
+// A revoked publisher's messages waiting in the proxy's queue (the proxy
+// paused) when the reload comes are dropped whole as the proxy takes them;
+// the kept publisher's go through.
+LZ_TEST(proxy_drops_what_a_revoked_sender_left_queued) {
+    curve_case_t c;
+    curve_case_open(&c);
+    char upstream[256];
+    lz_proxy_t *proxy = forwarder_start(&c, upstream);
+    lz_node_t *front = lz_proxy_frontend(proxy);
+    lz_pub_t *kept = lz_pub_new(c.kept_ctx, upstream), *revoked = lz_pub_new(c.revoked_ctx, upstream);
+    lz_sub_t *sub = lz_sub_new(c.kept_ctx, lz_node_endpoint(lz_proxy_backend(proxy)));
+    LZ_CHECK(kept && revoked && sub);
+    LZ_CHECK_INT(lz_sub_subscribe(sub, "t"), LZ_OK);
+    // Each publisher's first message passing through tells the proxy who it is.
+    LZ_CHECK(delivers(send_pub, kept, read_sub, sub, "kept"));
+    LZ_CHECK(delivers(send_pub, revoked, read_sub, sub, "revoked"));
+    quiet(read_sub, sub, 100);
+
+    LZ_CHECK_INT(lz_proxy_pause(proxy), LZ_OK);
+    LZ_CHECK_INT(send_pub(revoked, "revoked-queued"), LZ_OK); // two frames: topic and payload
+    LZ_CHECK_INT(send_pub(revoked, "revoked-queued"), LZ_OK);
+    LZ_CHECK_INT(send_pub(kept, "kept-queued"), LZ_OK);
+    lz_test_sleep_ms(300 * LZ_TEST_SLOWDOWN); // into the proxy's queue
+    revoke_key(&c);
+    LZ_CHECK_INT(cuts(front), 1);
+    LZ_CHECK_INT(lz_proxy_resume(proxy), LZ_OK);
+    bool seen[2] = {false, false};
+    collect(read_sub, sub, 1000 * LZ_TEST_SLOWDOWN, (const char *const[]){"kept-queued", "revoked-queued"}, seen, 2,
+            false);
+    LZ_CHECK(seen[0] && !seen[1]);
+    LZ_CHECK_INT(lz_test_metrics(front).inbound_dropped, 2);
+    LZ_CHECK(keeps_getting(send_pub, kept, read_sub, sub, 0)); // whole messages dropped: the next ones intact
+
+    lz_pub_destroy(&revoked);
+    lz_pub_destroy(&kept);
+    lz_sub_destroy(&sub);
     lz_proxy_destroy(&proxy);
     curve_case_close(&c);
 }
@@ -334,58 +394,135 @@ static lz_push_t *plain_pusher(lz_context_t **ctx, const char *user, const char 
     return push;
 }
 
-LZ_TEST(removed_plain_user_is_cut_and_its_queue_dropped) {
-    char users[256], ep[256];
+// A puller whose context admits PLAIN users from a users file, and two
+// pushers logged in as alice and bob, each known by its first message.
+typedef struct {
+    char users[256], alice[256], bob[256]; // the file's path, their lines
+    lz_config_t *cfg;
+    lz_test_log_t log;
+    lz_context_t *sctx, *actx, *bctx;
+    lz_pull_t *pull;
+    lz_push_t *a, *b;
+} plain_case_t;
+
+// plain_case_open lists alice (password a-pass), bob (b-pass) and extra
+// (a line, or NULL) in the users file.
+static void plain_case_open(plain_case_t *c, const char *extra) {
+    char ep[256];
     lz_test_ipc_endpoint(ep, sizeof ep);
-    snprintf(users, sizeof users, "%s.users", ep + strlen("ipc://"));
-    char alice[256], bob[256];
-    user_line(alice, sizeof alice, "alice", "a-pass");
-    user_line(bob, sizeof bob, "bob", "b-pass");
-    write_users(users, (const char *const[]){alice, bob, NULL});
-    lz_config_t *cfg = config_with("security.plain_users_file", users, NULL, NULL);
-    lz_test_log_t log = LZ_TEST_LOG_INIT;
-    lz_context_t *sctx = context_from(cfg, &log);
-    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
-    LZ_CHECK(pull != NULL);
-    const char *endpoint = lz_node_endpoint(lz_pull_node(pull));
-    lz_context_t *actx, *bctx;
-    lz_push_t *a = plain_pusher(&actx, "alice", "a-pass", endpoint);
-    lz_push_t *b = plain_pusher(&bctx, "bob", "b-pass", endpoint);
+    snprintf(c->users, sizeof c->users, "%s.users", ep + strlen("ipc://"));
+    user_line(c->alice, sizeof c->alice, "alice", "a-pass");
+    user_line(c->bob, sizeof c->bob, "bob", "b-pass");
+    write_users(c->users, (const char *const[]){c->alice, c->bob, extra, NULL});
+    c->cfg = config_with("security.plain_users_file", c->users, NULL, NULL);
+    c->log = (lz_test_log_t)LZ_TEST_LOG_INIT;
+    c->sctx = context_from(c->cfg, &c->log);
+    c->pull = lz_pull_new(c->sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(c->pull != NULL);
+    const char *endpoint = lz_node_endpoint(lz_pull_node(c->pull));
+    c->a = plain_pusher(&c->actx, "alice", "a-pass", endpoint);
+    c->b = plain_pusher(&c->bctx, "bob", "b-pass", endpoint);
     // Each one's first message says who it is.
-    LZ_CHECK_INT(lz_push_send_bytes(a, "a1", 2), LZ_OK);
-    LZ_CHECK_INT(lz_push_send_bytes(b, "b1", 2), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(c->a, "a1", 2), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(c->b, "b1", 2), LZ_OK);
     bool seen[2] = {false, false};
-    collect(read_pull, pull, 1500 * LZ_TEST_SLOWDOWN, (const char *const[]){"a1", "b1"}, seen, 2, true);
+    collect(read_pull, c->pull, 1500 * LZ_TEST_SLOWDOWN, (const char *const[]){"a1", "b1"}, seen, 2, true);
     LZ_CHECK(seen[0] && seen[1]);
+}
+
+// reload_users replaces the users file with lines and reloads the server's context.
+static void reload_users(plain_case_t *c, const char *const *lines) {
+    write_users(c->users, lines);
+    LZ_CHECK_INT(lz_context_reload(c->sctx, c->cfg), LZ_OK);
+}
+
+// bob_cut_alice_kept: the reload cut bob alone, for refusal, and alice's
+// message sent afterwards arrives.
+static void bob_cut_alice_kept(plain_case_t *c, const char *refusal) {
+    char line[256];
+    snprintf(line, sizeof line, "audit: cut peer 127.0.0.1 mechanism PLAIN user bob on pull: %s", refusal);
+    LZ_CHECK_INT(cuts(lz_pull_node(c->pull)), 1);
+    LZ_CHECK_INT(lz_test_logged(&c->log, line), 1);
+    LZ_CHECK_INT(lz_test_logged(&c->log, "mechanism PLAIN user alice on pull"), 0);
+    LZ_CHECK_INT(lz_push_send_bytes(c->a, "a2", 2), LZ_OK);
+    LZ_CHECK(got(read_pull, c->pull, "a2", SLOW_MS));
+}
+
+// bob_refused: bob's reconnect is refused at its handshake, and what he
+// sends after the cut never arrives.
+static void bob_refused(plain_case_t *c) {
+    lz_push_send_bytes(c->b, "b4", 2); // no connection: it may wait and give up
+    LZ_TEST_WAIT_UNTIL(lz_test_handshake_failures(lz_pull_node(c->pull)) > 0, SLOW_MS);
+    LZ_CHECK(lz_test_handshake_failures(lz_pull_node(c->pull)) > 0);
+    LZ_CHECK_INT(quiet(read_pull, c->pull, 300), 0);
+    LZ_CHECK_INT(cuts(lz_pull_node(c->pull)), 1);
+}
+
+static void plain_case_close(plain_case_t *c) {
+    lz_push_destroy(&c->b);
+    lz_context_destroy(&c->bctx);
+    LZ_CHECK(stops_looking(lz_pull_node(c->pull), poke_pull, c->pull));
+    lz_push_destroy(&c->a);
+    lz_pull_destroy(&c->pull);
+    lz_context_destroy(&c->actx);
+    lz_context_destroy(&c->sctx);
+    lz_config_destroy(&c->cfg);
+    unlink(c->users);
+}
+
+LZ_TEST(removed_plain_user_is_cut_and_its_queue_dropped) {
+    plain_case_t c;
+    plain_case_open(&c, NULL);
     // Queued at the server, not read yet, when bob is revoked.
-    LZ_CHECK_INT(lz_push_send_bytes(b, "b2", 2), LZ_OK);
-    LZ_CHECK_INT(lz_push_send_bytes(b, "b3", 2), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(c.b, "b2", 2), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(c.b, "b3", 2), LZ_OK);
     lz_test_sleep_ms(300 * LZ_TEST_SLOWDOWN);
-    uint64_t dropped = lz_test_metrics(lz_pull_node(pull)).inbound_dropped;
+    uint64_t dropped = lz_test_metrics(lz_pull_node(c.pull)).inbound_dropped;
 
-    write_users(users, (const char *const[]){alice, NULL}); // her line as it was: a new hash would cut her too
-    LZ_CHECK_INT(lz_context_reload(sctx, cfg), LZ_OK);
-    LZ_CHECK_INT(cuts(lz_pull_node(pull)), 1);
-    LZ_CHECK_INT(
-        lz_test_logged(&log, "audit: cut peer 127.0.0.1 mechanism PLAIN user bob on pull: user no longer listed"), 1);
-    LZ_CHECK_INT(lz_push_send_bytes(a, "a2", 2), LZ_OK);
-    lz_push_send_bytes(b, "b4", 2); // no connection: it may wait and give up
-    bool after[4] = {false, false, false, false};
-    collect(read_pull, pull, 1000 * LZ_TEST_SLOWDOWN, (const char *const[]){"a2", "b2", "b3", "b4"}, after, 4, false);
-    LZ_CHECK(after[0]);
-    LZ_CHECK(!after[1] && !after[2] && !after[3]);
-    LZ_CHECK_INT(lz_test_metrics(lz_pull_node(pull)).inbound_dropped - dropped, 2);
-    LZ_CHECK_INT(cuts(lz_pull_node(pull)), 1);
-    lz_push_destroy(&b);
-    lz_context_destroy(&bctx);
-    LZ_CHECK(stops_looking(lz_pull_node(pull), poke_pull, pull));
+    reload_users(&c, (const char *const[]){c.alice, NULL}); // her line as it was: a new hash would cut her too
+    bool queued[2] = {false, false};
+    collect(read_pull, c.pull, 300 * LZ_TEST_SLOWDOWN, (const char *const[]){"b2", "b3"}, queued, 2, false);
+    LZ_CHECK(!queued[0] && !queued[1]);
+    LZ_CHECK_INT(lz_test_metrics(lz_pull_node(c.pull)).inbound_dropped - dropped, 2);
+    bob_cut_alice_kept(&c, "user no longer listed");
+    bob_refused(&c);
+    plain_case_close(&c);
+}
 
-    lz_push_destroy(&a);
-    lz_pull_destroy(&pull);
-    lz_context_destroy(&actx);
-    lz_context_destroy(&sctx);
-    lz_config_destroy(&cfg);
-    unlink(users);
+// A new hash for bob (a new password) cuts him: the one he logged in with
+// may be the one it replaced. Alice, her line as it was, stays.
+LZ_TEST(plain_user_with_a_new_password_is_cut) {
+    plain_case_t c;
+    plain_case_open(&c, NULL);
+    char bob_new[256];
+    user_line(bob_new, sizeof bob_new, "bob", "b-new-pass");
+    reload_users(&c, (const char *const[]){c.alice, bob_new, NULL});
+    bob_cut_alice_kept(&c, "password changed");
+    bob_refused(&c);
+    plain_case_close(&c);
+}
+
+// A user taken out by a reload that cut nothing (security.cut_revoked
+// false) and listed again by one that cuts (carol leaves) is cut: which
+// password the connection logged in with no longer shows. Listed with
+// the password he has, he logs in again at his reconnect.
+LZ_TEST(plain_user_listed_anew_is_cut) {
+    char carol[256];
+    user_line(carol, sizeof carol, "carol", "c-pass");
+    plain_case_t c;
+    plain_case_open(&c, carol);
+    LZ_CHECK_INT(lz_config_set(c.cfg, "security.cut_revoked", "false"), LZ_OK);
+    reload_users(&c, (const char *const[]){c.alice, carol, NULL});
+    LZ_CHECK_INT(cuts(lz_pull_node(c.pull)), 0);
+    LZ_CHECK_INT(lz_push_send_bytes(c.b, "b2", 2), LZ_OK);
+    LZ_CHECK(got(read_pull, c.pull, "b2", SLOW_MS)); // still up
+
+    LZ_CHECK_INT(lz_config_set(c.cfg, "security.cut_revoked", "true"), LZ_OK);
+    reload_users(&c, (const char *const[]){c.alice, c.bob, NULL});
+    bob_cut_alice_kept(&c, "user listed anew since it logged in");
+    LZ_CHECK(delivers(send_push, c.b, read_pull, c.pull, "b3"));
+    LZ_CHECK_INT(cuts(lz_pull_node(c.pull)), 1);
+    plain_case_close(&c);
 }
 
 /* ---- addresses ---------------------------------------------------------- */
@@ -413,17 +550,25 @@ static void two_pushers_open(two_pushers_t *p, lz_pull_t *pull) {
     bool seen[2] = {false, false};
     collect(read_pull, pull, 1500 * LZ_TEST_SLOWDOWN, (const char *const[]){"one", "two"}, seen, 2, true);
     LZ_CHECK(seen[0] && seen[1]);
+    // Queued at the puller, not read yet, when the rules change.
+    LZ_CHECK_INT(lz_push_send_bytes(p->two, "two-queued", 10), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(p->two, "two-queued", 10), LZ_OK);
+    lz_test_sleep_ms(300 * LZ_TEST_SLOWDOWN);
 }
 
-// two_pushers_close checks that "one" still delivers and "two" only when
-// its connection was not cut, then closes them.
+// two_pushers_close checks that "one" still delivers and "two", what it
+// had queued too, only when its connection was not cut (what it queued
+// then dropped), then closes them.
 static void two_pushers_close(two_pushers_t *p, lz_pull_t *pull, bool two_cut) {
     LZ_CHECK_INT(lz_push_send_bytes(p->one, "one-after", 9), LZ_OK);
     lz_push_send_bytes(p->two, "two-after", 9); // when cut: no connection, it may wait and give up
-    bool after[2] = {false, false};
-    collect(read_pull, pull, 1000 * LZ_TEST_SLOWDOWN, (const char *const[]){"one-after", "two-after"}, after, 2, false);
+    bool after[3] = {false, false, false};
+    collect(read_pull, pull, 1000 * LZ_TEST_SLOWDOWN, (const char *const[]){"one-after", "two-after", "two-queued"},
+            after, 3, false);
     LZ_CHECK(after[0]);
     LZ_CHECK_INT(after[1], !two_cut);
+    LZ_CHECK_INT(after[2], !two_cut);
+    LZ_CHECK_INT(lz_test_metrics(lz_pull_node(pull)).inbound_dropped, two_cut ? 2 : 0);
     lz_push_destroy(&p->one);
     lz_push_destroy(&p->two);
     lz_context_destroy(&p->ctx);
@@ -432,7 +577,8 @@ static void two_pushers_close(two_pushers_t *p, lz_pull_t *pull, bool two_cut) {
 #define DENIED_TWO "audit: cut peer 127.0.0.2 mechanism NULL key - on pull: address denied"
 
 // denied_address_case: a reload denies 127.0.0.2. With cut on, that
-// connection is cut and its later messages never arrive; with cut off
+// connection is cut, and neither what it had queued nor its later
+// messages arrive; with cut off
 // (security.cut_revoked false) it stays up, as before this feature.
 static void denied_address_case(bool cut_on) {
     lz_config_t *cfg = config_with("security.deny_addresses", "10.9.9.9", "security.cut_revoked",
@@ -895,8 +1041,10 @@ LZ_TEST(a_reused_number_is_known_again_once_drained) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(revoked_curve_subscriber_is_cut), LZ_CASE(silent_pullers_are_cut_and_the_admitted_one_returns),
-             LZ_CASE(proxy_cuts_only_the_revoked_peer),
-             LZ_CASE(removed_plain_user_is_cut_and_its_queue_dropped), LZ_CASE(newly_denied_address_is_cut),
+             LZ_CASE(proxy_cuts_only_the_revoked_peer), LZ_CASE(proxy_drops_what_a_revoked_sender_left_queued),
+             LZ_CASE(removed_plain_user_is_cut_and_its_queue_dropped),
+             LZ_CASE(plain_user_with_a_new_password_is_cut), LZ_CASE(plain_user_listed_anew_is_cut),
+             LZ_CASE(newly_denied_address_is_cut),
              LZ_CASE(cut_revoked_off_leaves_connections_up), LZ_CASE(watched_file_denying_an_address_cuts_it),
              LZ_CASE(leftovers_of_a_cut_peer_stay_dropped_after_its_number_is_reused),
              LZ_CASE(only_rules_that_narrow_judge_again), LZ_CASE(leftovers_of_an_unknown_connection_teach_no_key),
