@@ -1126,6 +1126,36 @@ LZ_TEST(test_yaml_string_keys_take_strings) {
     CHECK_FORMS("security.plain_password", {"0123", 0, "reads an integer (quote it for the text) (value not shown)"});
 }
 
+// Timestamps with a time of day, a fraction or a zone are dates to
+// safe_load, as the date alone is: refused for every key
+// (docs/configuration.md). What the timestamp pattern does not match
+// whole (one-digit month without a time, no seconds, a zone of three
+// digits or half a minute part, a letter after it) is a string.
+LZ_TEST(test_yaml_timestamps_are_refused) {
+    CHECK_FORMS("zmq.linger", {"2024-01-01T12:00:00Z", 0, "reads a date"}, {"2024-1-1 1:00:00", 0, "reads a date"},
+                {"2024-01-01t12:00:00.125-05", 0, "reads a date"}, {"2024-01-01   12:00:00.5 Z", 0, "reads a date"},
+                {"2024-01-01 12:00:00 +01:30", 0, "reads a date"}, {"2024-01-01T12:00:00.+1", 0, "reads a date"});
+    CHECK_FORMS("logging.syslog_ident", {"2024-01-01T12:00:00-05:00", 0, "reads a date (quote it"});
+    CHECK_STRINGS("logging.syslog_ident", {"2024-1-1", "2024-1-1"}, {"2024-01-01T12:00", "2024-01-01T12:00"},
+                  {"2024-01-01 12:00:00 +123", "2024-01-01 12:00:00 +123"},
+                  {"2024-01-01T12:00:00+01:0", "2024-01-01T12:00:00+01:0"},
+                  {"2024-01-01T12:00:00 X", "2024-01-01T12:00:00 X"},
+                  {"2024-01-01T12:00:00Zulu", "2024-01-01T12:00:00Zulu"},
+                  {"2024-01-01T123:00:00", "2024-01-01T123:00:00"});
+}
+
+// An anchor named twice and an alias of no anchor fail the load as they
+// fail safe_load, naming the file and the line (the first anchor's too).
+LZ_TEST(test_yaml_duplicate_anchors_and_undefined_aliases_are_refused) {
+    static const refused_file_t refused[] = {
+        {"zmq:\n  linger: &t 5\n  send_timeout: &t 6\n", ".yaml:3:", "found duplicate anchor &t (first on line 2)"},
+        {"zmq: {linger: &t 5}\nlogging: &t {level: INFO}\n", ".yaml:2:", "found duplicate anchor &t (first on line 1)"},
+        {"zmq:\n  linger: 5\n  send_timeout: *nope\n", ".yaml:3:", "found undefined alias"},
+        {"zmq:\n  send_timeout: *t\n  linger: &t 5\n", ".yaml:2:", "found undefined alias"}, // an alias looks back
+    };
+    check_refused_files(refused, sizeof refused / sizeof refused[0]);
+}
+
 // Tags on keys, sections and the top level, and tagged values behind
 // anchors: what safe_load refuses (!foo, !!int linger, !!set) is refused,
 // naming the line, where before the tag was ignored.
@@ -1190,4 +1220,6 @@ LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_unknown_keys_hide_their_values
              LZ_CASE(test_yaml_booleans_as_pyyaml_reads_them), LZ_CASE(test_boolean_text_as_pydantic_reads_it),
              LZ_CASE(test_yaml_nulls_as_pyyaml_reads_them),
              LZ_CASE(test_yaml_string_keys_take_strings), LZ_CASE(test_yaml_tags_on_keys_sections_and_anchors),
+             LZ_CASE(test_yaml_timestamps_are_refused),
+             LZ_CASE(test_yaml_duplicate_anchors_and_undefined_aliases_are_refused),
              LZ_CASE(test_env_values_are_not_yaml))

@@ -87,6 +87,30 @@ LZ_TEST(bytes_timeouts_and_garbage) {
     lz_context_destroy(&ctx);
 }
 
+// A pair message is one frame: one of two frames from a raw libzmq PAIR
+// peer is malformed (LZ_EPROTOCOL inside the receive), counted in
+// inbound_dropped and skipped, never handed over as its first frame.
+LZ_TEST(multi_frame_message_is_dropped) {
+    lz_context_t *ctx = new_context();
+    char url[128];
+    lz_test_inproc_endpoint(url, sizeof url);
+    char bound[130];
+    snprintf(bound, sizeof bound, "@%s", url);
+    lz_pair_t *a = lz_pair_new(ctx, bound);
+    void *raw = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_PAIR, 1000, url);
+    LZ_CHECK(a && raw);
+    LZ_CHECK_INT(zmq_send(raw, "[1]", 3, ZMQ_SNDMORE), 3);
+    LZ_CHECK_INT(zmq_send(raw, "[2]", 3, 0), 3);
+    LZ_CHECK_INT(zmq_send(raw, "[1,2,3]", 7, 0), 7);
+    lz_message_t *msg = lz_pair_recv(a, 1000);
+    LZ_CHECK(msg && lz_value_size(lz_message_value(msg)) == 3);
+    lz_message_destroy(&msg);
+    LZ_CHECK_INT(lz_test_metrics(lz_pair_node(a)).inbound_dropped, 1);
+    zmq_close(raw);
+    lz_pair_destroy(&a);
+    lz_context_destroy(&ctx);
+}
+
 // A peer sending undecodable messages faster than the timeout: each is
 // dropped, and the receive still ends when its timeout is up.
 typedef struct garbage_flood {
@@ -251,5 +275,6 @@ LZ_TEST(a_message_reaches_a_receive_while_its_end_sends) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(pipe_between_threads), LZ_CASE(bytes_timeouts_and_garbage),
+             LZ_CASE(multi_frame_message_is_dropped),
              LZ_CASE(garbage_does_not_extend_the_timeout), LZ_CASE(send_while_this_end_waits_to_receive),
              LZ_CASE(a_message_reaches_a_receive_while_its_end_sends))

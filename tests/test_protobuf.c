@@ -11,6 +11,7 @@
 #include "liberzmq/protobuf.h"
 #include "lz_test.h"
 #include "sensor.pb-c.h"
+#include "series.pb-c.h"
 
 static lz_value_t *json(const char *text) {
     lz_value_t *value = lz_value_from_json(text, strlen(text));
@@ -233,6 +234,48 @@ LZ_TEST(misfits_are_refused_naming_the_field) {
     free(bytes);
 }
 
+// A double with no fraction fills an integer field (docs/protobuf.md):
+// negative ones too, and one past INT64_MAX for a uint64.
+LZ_TEST(whole_doubles_fill_integer_fields) {
+    check_round_trip(&demo__reading__descriptor,
+                     "{\"level\":-7.0,\"delta\":-0.0,\"count\":-9007199254740992.0,\"serial\":1.8e19,"
+                     "\"flags\":4294967295.0,\"channel\":3.0}",
+                     "{\"level\":-7,\"count\":-9007199254740992,\"serial\":\"18000000000000000000\","
+                     "\"flags\":4294967295,\"channel\":3}",
+                     0);
+    check_misfit(&demo__reading__descriptor, "{\"level\":-2147483649.0}", "demo.Reading.level is out of range");
+    check_misfit(&demo__reading__descriptor, "{\"flags\":-1.0}", "demo.Reading.flags is out of range");
+    check_misfit(&demo__reading__descriptor, "{\"count\":-9.3e18}", "demo.Reading.count is out of range");
+}
+
+// Repeated floats and bytes land in protobuf-c's arrays at their own
+// element sizes; a map keyed by bool takes "true" and "false" and sends
+// the bool, read back as that text (docs/protobuf.md).
+#define SERIES                                                                                                     \
+    "{\"ratios\":[0.1,-2.5,3.0],\"chunks\":[\"AAE=\",\"\",\"/w==\"],\"labels\":{\"true\":\"on\",\"false\":\"off\"}}"
+
+LZ_TEST(repeated_floats_bytes_and_bool_keys) {
+    size_t size = 0;
+    uint8_t *bytes = encode(&series__series__descriptor, SERIES, &size);
+    Series__Series *s = bytes ? series__series__unpack(NULL, size, bytes) : NULL;
+    LZ_CHECK(s != NULL);
+    if (s) {
+        LZ_CHECK(s->n_ratios == 3 && s->ratios[0] == 0.1f && s->ratios[1] == -2.5f && s->ratios[2] == 3.0f);
+        LZ_CHECK(s->n_chunks == 3 && s->chunks[0].len == 2 && memcmp(s->chunks[0].data, "\x00\x01", 2) == 0 &&
+                 s->chunks[1].len == 0 && s->chunks[2].len == 1 && s->chunks[2].data[0] == 0xff);
+        LZ_CHECK(s->n_labels == 2 && s->labels[0]->key && !strcmp(s->labels[0]->value, "on") &&
+                 !s->labels[1]->key && !strcmp(s->labels[1]->value, "off"));
+    }
+    series__series__free_unpacked(s, NULL);
+    free(bytes);
+    check_round_trip(&series__series__descriptor, SERIES, SERIES, 0);
+    check_misfit(&series__series__descriptor, "{\"labels\":{\"yes\":\"x\"}}",
+                 "series.Series.LabelsEntry.key needs a boolean (got string)");
+    check_misfit(&series__series__descriptor, "{\"ratios\":[1,1e300]}",
+                 "series.Series.ratios is too large for a float");
+    check_misfit(&series__series__descriptor, "{\"chunks\":[\"AA==\",5]}", "series.Series.chunks needs bytes");
+}
+
 LZ_TEST(nesting_is_bounded) {
     // A recursive type nests 99 levels below the top, not 100.
     char text[4096] = "";
@@ -248,6 +291,28 @@ LZ_TEST(nesting_is_bounded) {
         free(bytes);
     }
     LZ_CHECK(strstr(lz_last_error(), "nesting deeper than 100 levels") != NULL);
+}
+
+// A message built by hand nests as deep as its maker likes:
+// lz_protobuf_to_value reads 99 levels below the top, as a decode does,
+// and refuses the 100th (docs/protobuf.md).
+LZ_TEST(a_built_message_nested_too_deep_is_refused) {
+    Legacy__Node nodes[101];
+    for (int i = 0; i < 101; i++) {
+        legacy__node__init(&nodes[i]);
+        if (i) nodes[i - 1].child = &nodes[i];
+    }
+    for (int levels = 100; levels <= 101; levels++) {
+        nodes[99].child = levels == 101 ? &nodes[100] : NULL;
+        lz_value_t *value = NULL;
+        int rc = lz_protobuf_to_value(&nodes[0].base, 0, &value);
+        LZ_CHECK_INT(rc, levels == 100 ? LZ_OK : LZ_ESERIALIZATION);
+        if (rc) LZ_CHECK_STR(lz_last_error(), "protobuf: nesting deeper than 100 levels");
+        int depth = 0;
+        for (const lz_value_t *v = value; v; v = lz_value_get(v, "child")) depth++;
+        LZ_CHECK_INT(depth, rc ? 0 : 100);
+        lz_value_destroy(&value);
+    }
 }
 
 // nested_nodes writes a legacy.Node holding levels children nested one in
@@ -607,7 +672,9 @@ LZ_TEST(arguments_are_checked) {
 
 LZ_TEST_MAIN(LZ_CASE(every_field_kind_round_trips), LZ_CASE(bytes_match_protobuf_c_generated_code),
              LZ_CASE(defaults_appear_only_when_asked), LZ_CASE(misfits_are_refused_naming_the_field),
-             LZ_CASE(nesting_is_bounded), LZ_CASE(nesting_on_the_wire_is_refused_before_unpacking),
+             LZ_CASE(whole_doubles_fill_integer_fields), LZ_CASE(repeated_floats_bytes_and_bool_keys),
+             LZ_CASE(nesting_is_bounded), LZ_CASE(a_built_message_nested_too_deep_is_refused),
+             LZ_CASE(nesting_on_the_wire_is_refused_before_unpacking),
              LZ_CASE(negative_zero_is_read_but_not_sent),
              LZ_CASE(codec_registers_and_rejects_bad_input),
              LZ_CASE(codec_encodes_the_bytes_it_did_before_the_arena),

@@ -413,6 +413,66 @@ LZ_TEST(stop_gives_up_the_retries_waiting) {
     log_fini(&log);
 }
 
+// A flood of failing tasks, and the first dead letter it gave: atomics, as
+// the handler runs on a worker and the sink there or on the thread that
+// stops the puller (the first letter's fields are written before the count).
+typedef struct {
+    atomic_int runs, letters;
+    int first_task, first_retry_count;
+    char first_error[64];
+} flood_t;
+
+static int always_fail(const lz_message_t *msg, void *arg) {
+    (void)msg;
+    atomic_fetch_add(&((flood_t *)arg)->runs, 1);
+    return -1;
+}
+
+static void count_letter(const lz_value_t *letter, const lz_message_t *task, void *arg) {
+    (void)task;
+    flood_t *flood = arg;
+    if (atomic_load(&flood->letters) == 0) {
+        flood->first_task = (int)lz_value_get_int(lz_value_get(lz_value_get(letter, "original_task"), "data"));
+        flood->first_retry_count = (int)lz_value_get_int(lz_value_get(letter, "retry_count"));
+        snprintf(flood->first_error, sizeof flood->first_error, "%s",
+                 lz_value_find_string(letter, "final_error", ""));
+    }
+    atomic_fetch_add(&flood->letters, 1);
+}
+
+// At most 10000 failed tasks wait for a retry (pushpull.h, pushpull.md):
+// a failure past that is final, the task a dead letter at once, while the
+// 10000 keep waiting for theirs (given up only when the puller stops).
+LZ_TEST(a_failure_past_the_waiting_cap_is_a_dead_letter) {
+    enum { WAITING_MAX = 10000 };
+    pipe_t p;
+    flood_t flood = {0};
+    // One worker runs the handlers in arrival order: the last task is the one past the cap.
+    if (pipe_open(&p, LZ_TEST_CONTEXT("zmq.linger=200", "zmq.handler_max_concurrency=1", "logging.level=off"))) {
+        LZ_CHECK_INT(lz_pull_set_retry(p.pull, 1, 600000), LZ_OK); // no retry comes due in the test
+        LZ_CHECK_INT(lz_pull_on_default(p.pull, always_fail, &flood), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on_dead_letter(p.pull, count_letter, &flood), LZ_OK);
+        LZ_CHECK_INT(lz_pull_start(p.pull, 1), LZ_OK);
+        for (int i = 0; i <= WAITING_MAX; i++) {
+            char data[16];
+            snprintf(data, sizeof data, "%d", i);
+            send_task(&p, "flood", data);
+        }
+        LZ_TEST_WAIT_UNTIL(atomic_load(&flood.letters) == 1, 5000 * LZ_TEST_SLOWDOWN);
+        LZ_CHECK_INT(atomic_load(&flood.letters), 1);
+        LZ_CHECK_INT(atomic_load(&flood.runs), WAITING_MAX + 1);
+        LZ_CHECK_INT(flood.first_task, WAITING_MAX);
+        LZ_CHECK_INT(flood.first_retry_count, 1);
+        LZ_CHECK_STR(flood.first_error, "handler for 'flood' returned -1");
+        lz_metrics_t m = lz_test_metrics(lz_pull_node(p.pull));
+        LZ_CHECK_INT(m.task_retries, WAITING_MAX);
+        LZ_CHECK_INT(m.dead_letters, 1);
+        LZ_CHECK_INT(lz_pull_stop(p.pull), LZ_OK);
+        LZ_CHECK_INT(atomic_load(&flood.letters), WAITING_MAX + 1);
+    }
+    pipe_close(&p);
+}
+
 // A retry due at once (delay 0) may run on another worker, fail for the
 // last time and be freed before the worker whose run failed first has
 // counted and logged the retry: that one must not read the task after
@@ -565,7 +625,7 @@ LZ_TEST_MAIN(LZ_CASE(delay_queue_keeps_due_order), LZ_CASE(delay_queue_wakes_its
              LZ_CASE(retry_runs_a_failed_task_again_after_its_backoff), LZ_CASE(dead_letter_after_the_last_retry),
              LZ_CASE(dead_letters_are_published), LZ_CASE(raw_tasks_keep_their_bytes_in_the_letter),
              LZ_CASE(other_tasks_go_on_while_one_waits), LZ_CASE(caller_driven_dispatch_runs_due_retries),
-             LZ_CASE(stop_gives_up_the_retries_waiting),
+             LZ_CASE(stop_gives_up_the_retries_waiting), LZ_CASE(a_failure_past_the_waiting_cap_is_a_dead_letter),
              LZ_CASE(retries_due_at_once_on_many_workers), LZ_CASE(a_waiting_retry_runs_the_handler_registered_by_then),
              LZ_CASE(stop_gives_up_a_due_retry_still_queued), LZ_CASE(retry_defaults_come_from_the_configuration),
              LZ_CASE(retry_arguments_are_checked))

@@ -376,6 +376,89 @@ LZ_TEST(malformed_schemas) {
             "schema #/properties/a~1b/minimum: minimum must be a number, got null");
 }
 
+// Each malformed keyword is refused with LZ_EINVAL and a detail naming
+// its JSON pointer, the keyword and what it got (docs/schema.md).
+LZ_TEST(malformed_keywords_are_named) {
+    refused("{\"enum\":5}", LZ_EINVAL, "schema #/enum: enum must be an array, got number");
+    refused("{\"items\":{\"enum\":{}}}", LZ_EINVAL, "schema #/items/enum: enum must be an array, got object");
+    refused("{\"uniqueItems\":1}", LZ_EINVAL, "schema #/uniqueItems: uniqueItems must be a boolean, got number");
+    refused("{\"uniqueItems\":\"true\"}", LZ_EINVAL,
+            "schema #/uniqueItems: uniqueItems must be a boolean, got string");
+    refused("{\"properties\":[]}", LZ_EINVAL,
+            "schema #/properties: properties must be an object of schemas, got array");
+    refused("{\"dependentSchemas\":true}", LZ_EINVAL,
+            "schema #/dependentSchemas: dependentSchemas must be an object of schemas, got boolean");
+    refused("{\"patternProperties\":[]}", LZ_EINVAL,
+            "schema #/patternProperties: patternProperties must be an object, got array");
+    refused("{\"dependentRequired\":[\"a\"]}", LZ_EINVAL,
+            "schema #/dependentRequired: dependentRequired must be an object, got array");
+    refused("{\"dependentRequired\":{\"a\":\"b\"}}", LZ_EINVAL,
+            "schema #/dependentRequired/a: dependentRequired must be an array of strings, got string");
+    refused("{\"dependencies\":null}", LZ_EINVAL, "schema #/dependencies: dependencies must be an object, got null");
+    refused("{\"allOf\":[]}", LZ_EINVAL, "schema #/allOf: allOf must be a non-empty array of schemas");
+    refused("{\"anyOf\":{}}", LZ_EINVAL, "schema #/anyOf: anyOf must be a non-empty array of schemas");
+    refused("{\"oneOf\":[true,{\"not\":[]}]}", LZ_EINVAL,
+            "schema #/oneOf/1/not: a schema must be an object or a boolean, got array");
+    refused("{\"$ref\":5}", LZ_EINVAL, "schema #/$ref: $ref must be a string, got number");
+    refused("{\"minimum\":[1]}", LZ_EINVAL, "schema #/minimum: minimum must be a number, got array");
+    // In a $ref's pointer "~" must be "~0" or "~1": a "~2" or a "~" at the
+    // end resolves nothing, even where the name with the "~" exists.
+    refused("{\"$defs\":{\"a~2\":true,\"a~\":true},\"$ref\":\"#/$defs/a~2\"}", LZ_EINVAL,
+            "schema #/$ref: cannot resolve $ref \"#/$defs/a~2\"");
+    refused("{\"$defs\":{\"a~2\":true,\"a~\":true},\"properties\":{\"p\":{\"$ref\":\"#/$defs/a~\"}}}", LZ_EINVAL,
+            "schema #/properties/p/$ref: cannot resolve $ref \"#/$defs/a~\"");
+    // Bytes (a value, not JSON) are no schema.
+    lz_value_t *schema = lz_value_object();
+    lz_value_object_set(schema, "const", lz_value_int(1));
+    lz_value_object_set(schema, "maximum", lz_value_bytes("\x01", 1));
+    LZ_CHECK(lz_schema_new(schema) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
+    LZ_CHECK_STR(lz_last_error(), "schema #/maximum: maximum must be a number, got bytes");
+    lz_value_destroy(&schema);
+}
+
+// nots returns levels schemas, each the "not" of the next, the innermost {}.
+static lz_value_t *nots(int levels) {
+    lz_value_t *v = lz_value_object();
+    for (int i = 1; i < levels; i++) {
+        lz_value_t *outer = lz_value_object();
+        lz_value_object_set(outer, "not", v);
+        v = outer;
+    }
+    return v;
+}
+
+// A schema nests 128 levels of subschemas at most: past that (which only
+// a value built in code can reach, the JSON reader stopping at 127) it is
+// refused with LZ_EINVAL naming the limit, before the compiler recurses.
+LZ_TEST(schema_nesting_is_bounded) {
+    lz_value_t *deepest = nots(128), *deeper = nots(129);
+    lz_schema_t *s = lz_schema_new(deepest);
+    LZ_CHECK(s != NULL);
+    lz_value_t *one = lz_value_int(1);
+    if (s) LZ_CHECK_INT(lz_schema_validate(s, one), LZ_EVALIDATION); // 127 nots of {}: odd, so nothing is valid
+    lz_schema_destroy(&s);
+    LZ_CHECK(lz_schema_new(deeper) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
+    LZ_CHECK(strncmp(lz_last_error(), "schema #/not/not/", 17) == 0);
+    LZ_CHECK(strstr(lz_last_error(), "schema nested deeper than 128 levels") != NULL);
+    lz_value_destroy(&one);
+    lz_value_destroy(&deepest);
+    lz_value_destroy(&deeper);
+}
+
+// A compile error's pointer takes half the detail at most, cut between
+// characters, so a long key still leaves room for what is wrong (before,
+// the pointer filled the detail and the reason was cut off).
+LZ_TEST(long_pointers_leave_room_for_the_reason) {
+    char key[700] = "", schema[800];
+    for (int i = 0; i < 300; i++) strcat(key, "\xc3\xa9");
+    snprintf(schema, sizeof schema, "{\"properties\":{\"%s\":{\"minimum\":\"0\"}}}", key);
+    refused(schema, LZ_EINVAL, NULL);
+    LZ_CHECK(lz__utf8_valid(lz_last_error(), strlen(lz_last_error())));
+    LZ_CHECK(strstr(lz_last_error(), "\xc3\xa9: minimum must be a number, got string") != NULL);
+}
+
 LZ_TEST(refs_with_escapes) {
     const char *schema = "{\"$defs\":{\"a/b\":{\"type\":\"string\"},\"c%d\":{\"type\":\"integer\"},"
                          "\"t~\":{\"minimum\":3}},\"properties\":{\"x\":{\"$ref\":\"#/$defs/a~1b\"},"
@@ -640,7 +723,9 @@ LZ_TEST(four_threads_share_a_schema) {
 
 LZ_TEST_MAIN(LZ_CASE(suite_draft7), LZ_CASE(suite_draft6), LZ_CASE(suite_draft2020_12), LZ_CASE(error_messages),
              LZ_CASE(path_keys_are_escaped), LZ_CASE(long_details_cut_between_characters),
-             LZ_CASE(valid_data_leaves_the_error_alone), LZ_CASE(malformed_schemas), LZ_CASE(refs_with_escapes),
+             LZ_CASE(valid_data_leaves_the_error_alone), LZ_CASE(malformed_schemas),
+             LZ_CASE(malformed_keywords_are_named), LZ_CASE(schema_nesting_is_bounded),
+             LZ_CASE(long_pointers_leave_room_for_the_reason), LZ_CASE(refs_with_escapes),
              LZ_CASE(ref_siblings_by_draft), LZ_CASE(recursion_is_bounded), LZ_CASE(long_strings_match_patterns),
              LZ_CASE(backtracking_gives_up_early), LZ_CASE(unique_items_of_large_arrays), LZ_CASE(null_arguments),
              LZ_CASE(bytes_values), LZ_CASE(numbers_are_exact), LZ_CASE(schema_value_not_kept),

@@ -263,6 +263,7 @@ LZ_TEST(lifecycle_errors) {
     LZ_CHECK_INT(lz_server_start(server), 0);
     LZ_CHECK_INT(lz_server_start(server), LZ_ESTATE);
     LZ_CHECK_INT(lz_server_on(server, "late", echo, NULL), LZ_ESTATE);
+    LZ_CHECK_INT(lz_server_on_default(server, fallback, NULL), LZ_ESTATE);
     LZ_CHECK_INT(lz_server_stop(server), 0);
     LZ_CHECK_INT(lz_server_stop(server), 0);
     LZ_CHECK_INT(lz_server_start(server), 0); // again after a stop
@@ -790,6 +791,62 @@ LZ_TEST(stop_from_a_handler_with_deferred_replies) {
     lz_context_destroy(&ctx);
 }
 
+// answer_with_code defers its request and answers it at once with the
+// error code the request's data holds (reqrep.h: a code not negative
+// becomes LZ_EREMOTE).
+static int answer_with_code(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    lz_server_reply_t *handle = lz_server_defer(request);
+    if (!handle) return lz_last_error_code();
+    LZ_CHECK_INT(lz_server_reply_error(&handle, (int)lz_value_get_int(lz_message_value(request)), "by hand"), LZ_OK);
+    return LZ_SERVER_DEFERRED;
+}
+
+// defer_another tries to defer a request that is not its own (arg) before
+// deferring anything: refused, and it then replies as usual.
+static int defer_another(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    LZ_CHECK(lz_server_defer(arg) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ESTATE);
+    LZ_CHECK(strstr(lz_last_error(), "not inside the handler of this request") != NULL);
+    *reply = lz_value_string("replied");
+    return 0;
+}
+
+// expect_code_reply asks "code" with code and checks the error reply names want.
+static void expect_code_reply(lz_client_t *client, int code, const char *want) {
+    lz_value_t *data = lz_value_int(code), *reply = NULL;
+    LZ_CHECK_INT(lz_client_request(client, "code", data, &reply, 3000 * LZ_TEST_SLOWDOWN), LZ_EREMOTE);
+    LZ_CHECK_STR(lz_value_find_string(reply, "code", ""), want);
+    LZ_CHECK_STR(lz_value_find_string(reply, "message", ""), "by hand");
+    lz_value_destroy(&reply);
+    lz_value_destroy(&data);
+}
+
+// A deferred request answered with lz_server_reply_error and a code that
+// is no error (0, or positive) gets an LZ_EREMOTE error reply; one
+// answered with a negative code gets that code. A handler deferring a
+// request not its own is refused with LZ_ESTATE and may still reply.
+LZ_TEST(deferred_error_codes_and_a_deferral_of_another_request) {
+    lz_context_t *ctx = new_context();
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    // Only compared, never read: no message is made outside a receiver.
+    const lz_message_t *other = (const lz_message_t *)"not a message";
+    LZ_CHECK_INT(lz_server_on(server, "code", answer_with_code, NULL), 0);
+    LZ_CHECK_INT(lz_server_on(server, "other", defer_another, (void *)other), 0);
+    LZ_CHECK_INT(lz_server_start(server), 0);
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    lz_client_set_retries(client, 0);
+    expect_code_reply(client, 0, "LZ_EREMOTE");
+    expect_code_reply(client, 7, "LZ_EREMOTE");
+    expect_code_reply(client, LZ_EBUSY, "LZ_EBUSY");
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(lz_client_request(client, "other", NULL, &reply, 3000 * LZ_TEST_SLOWDOWN), LZ_OK);
+    LZ_CHECK_STR(lz_value_get_string(reply, NULL), "replied");
+    lz_value_destroy(&reply);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(dispatches_by_action), LZ_CASE(error_replies), LZ_CASE(refusal_quoting_long_non_ascii_text),
              LZ_CASE(default_handler_and_ping),
              LZ_CASE(answers_req_sockets), LZ_CASE(survives_garbage), LZ_CASE(handlers_run_concurrently),
@@ -798,4 +855,5 @@ LZ_TEST_MAIN(LZ_CASE(dispatches_by_action), LZ_CASE(error_replies), LZ_CASE(refu
              LZ_CASE(reply_to_a_client_gone_is_a_drop), LZ_CASE(queued_requests_answered_at_stop), LZ_CASE(a_client_reading_no_replies_does_not_block_ping),
              LZ_CASE(stop_drops_replies_waiting_for_room), LZ_CASE(stop_from_an_inline_handler),
              LZ_CASE(stop_from_a_pooled_handler), LZ_CASE(destroy_from_an_inline_handler_is_refused),
-             LZ_CASE(destroy_from_a_pooled_handler_is_refused), LZ_CASE(stop_from_a_handler_with_deferred_replies))
+             LZ_CASE(destroy_from_a_pooled_handler_is_refused), LZ_CASE(stop_from_a_handler_with_deferred_replies),
+             LZ_CASE(deferred_error_codes_and_a_deferral_of_another_request))

@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/hex.h"
 #include "serial/schema.h"
+#include "serial/utf8.h"
 
 // Deeper schema documents are refused: compiling recurses along them.
 #define LZ_SCHEMA_MAX_NESTING 128
@@ -67,7 +68,12 @@ static bool fail(compiler_t *c, const char *format, ...) {
     va_start(args, format);
     lz__vformat(detail, sizeof detail, format, args);
     va_end(args);
-    lz__fail(LZ_EINVAL, "schema #%s: %s", c->pointer.text ? c->pointer.text : "", detail);
+    // The pointer takes half the detail at most, as a validation's path
+    // does: one as deep as the nesting limit (or with long keys) filled it
+    // whole, and the detail never said what was wrong.
+    const char *at = c->pointer.text ? c->pointer.text : "";
+    int shown = (int)lz__utf8_prefix(at, strnlen(at, LZ_DETAIL_MAX / 2));
+    lz__fail(LZ_EINVAL, "schema #%.*s: %s", shown, at, detail);
     return false;
 }
 
