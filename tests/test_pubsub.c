@@ -1,12 +1,15 @@
 /* Publish/subscribe over inproc, ipc and tcp: values in every serializer,
  * bytes, prefix filtering, handler routing, threaded and caller-driven
- * dispatch, concurrent publishers and the metrics they leave. */
+ * dispatch, concurrent publishers and the metrics they leave; a stop or
+ * destroy from the subscriber's own handler, and a destroy while other
+ * threads wait on it. */
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <zmq.h>
 
+#include "core/node.h"
 #include "lz_seen.h"
 #include "lz_test.h"
 
@@ -1006,6 +1009,220 @@ LZ_TEST(pubsub_fan_out) {
     pair_close(&p);
 }
 
+/* ---- stop and destroy from the subscriber's own handler ---------------------- */
+
+// A handler that stops its own subscriber on its first message, then holds
+// that message until released.
+typedef struct {
+    lz_sub_t *sub;
+    atomic_int calls;
+    atomic_int stop_rc; // what the first call's lz_sub_stop returned; 1 until it did
+    atomic_bool release;
+} self_stop_t;
+
+static int stop_own_sub(const lz_message_t *msg, void *arg) {
+    (void)msg;
+    self_stop_t *st = arg;
+    if (atomic_fetch_add(&st->calls, 1) > 0) return 0;
+    atomic_store(&st->stop_rc, lz_sub_stop(st->sub));
+    LZ_TEST_WAIT_UNTIL(atomic_load(&st->release), 10000);
+    return 0;
+}
+
+// A start from another thread, and when it returned.
+typedef struct {
+    lz_sub_t *sub;
+    int rc;
+    atomic_bool returned;
+} starter_t;
+
+static void *start_and_tell(void *arg) {
+    starter_t *starter = arg;
+    starter->rc = lz_sub_start(starter->sub);
+    atomic_store(&starter->returned, true);
+    return NULL;
+}
+
+// stop_from_handler_case: a handler stops its own subscriber (concurrency
+// 1: on the receiver thread; 4: on a worker). Joining there would wait for
+// the handler's own thread, so the stop only asks: it returns LZ_OK at
+// once, nothing more is handled, and a start from another thread first
+// waits for the handler to return and joins the threads it leaves. Before,
+// the stop returned having stopped nothing (1), or freed the pool under
+// the worker it ran on (4).
+static void stop_from_handler_case(int concurrency) {
+    pair_t p;
+    self_stop_t st = {.stop_rc = 1};
+    if (pair_open(&p, concurrency, "inproc") && sync_pair(&p)) {
+        st.sub = p.sub;
+        LZ_CHECK_INT(lz_sub_on(p.sub, "sync.stop", stop_own_sub, &st), LZ_OK);
+        LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
+        publish_n(p.pub, "sync.stop", 0);
+        LZ_TEST_WAIT_UNTIL(atomic_load(&st.stop_rc) != 1, 5000);
+        LZ_CHECK_INT(atomic_load(&st.stop_rc), LZ_OK); // its handler still runs
+        for (int i = 1; i <= 3; i++) publish_n(p.pub, "sync.stop", i);
+        starter_t starter = {p.sub, 1, false};
+        pthread_t thread;
+        LZ_CHECK_INT(pthread_create(&thread, NULL, start_and_tell, &starter), 0);
+        lz_test_sleep_ms(100 * LZ_TEST_SLOWDOWN);
+        LZ_CHECK(!atomic_load(&starter.returned)); // waiting for the handler's thread
+        LZ_CHECK_INT(atomic_load(&st.calls), 1);   // stopped: the later messages were not handled
+        atomic_store(&st.release, true);
+        pthread_join(thread, NULL);
+        LZ_CHECK_INT(starter.rc, LZ_OK);
+        publish_n(p.pub, "sync.stop", 4);
+        LZ_TEST_WAIT_UNTIL(atomic_load(&st.calls) >= 2, 5000);
+        LZ_CHECK(atomic_load(&st.calls) >= 2); // running again
+    }
+    atomic_store(&st.release, true);
+    pair_close(&p); // destroyed while started
+}
+
+LZ_TEST(pubsub_stop_from_own_handler_on_the_receiver) { stop_from_handler_case(1); }
+LZ_TEST(pubsub_stop_from_own_handler_on_a_worker) { stop_from_handler_case(4); }
+
+// A handler that tries to destroy its own subscriber on its first
+// message, and records whether that was refused as it should be.
+typedef struct {
+    lz_sub_t **sub_p;
+    atomic_int calls;
+    atomic_bool refused;
+} self_destroy_t;
+
+static int destroy_own_sub(const lz_message_t *msg, void *arg) {
+    (void)msg;
+    self_destroy_t *sd = arg;
+    if (atomic_fetch_add(&sd->calls, 1) > 0) return 0;
+    lz_sub_destroy(sd->sub_p);
+    atomic_store(&sd->refused,
+                 *sd->sub_p && lz_last_error_code() == LZ_ESTATE && strstr(lz_last_error(), "lz_sub_destroy"));
+    return 0;
+}
+
+// destroy_from_handler_case: a destroy from the subscriber's own handler
+// would free what the handler's thread still uses: it is refused (logged,
+// the pointer kept) and the subscriber keeps working. Before, it freed the
+// subscriber under its running receiver or worker.
+static void destroy_from_handler_case(int concurrency) {
+    lz_context_t *ctx = lz_test_pattern_context(concurrency);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), lz_test_log_capture, &log), LZ_OK);
+    pair_t p;
+    self_destroy_t sd = {.sub_p = &p.sub};
+    if (pair_open_in(&p, ctx, "inproc") && sync_pair(&p)) {
+        LZ_CHECK_INT(lz_sub_on(p.sub, "sync.destroy", destroy_own_sub, &sd), LZ_OK);
+        LZ_CHECK_INT(lz_sub_start(p.sub), LZ_OK);
+        publish_n(p.pub, "sync.destroy", 0);
+        LZ_TEST_WAIT_UNTIL(atomic_load(&sd.calls) == 1, 5000);
+        publish_n(p.pub, "sync.destroy", 1);
+        LZ_TEST_WAIT_UNTIL(atomic_load(&sd.calls) == 2, 5000);
+        LZ_CHECK_INT(atomic_load(&sd.calls), 2); // still handling
+        LZ_CHECK(atomic_load(&sd.refused));
+        LZ_CHECK_INT(lz_test_logged(&log, "ERROR sub: lz_sub_destroy: called from its own handler"), 1);
+    }
+    pair_close(&p);
+    LZ_CHECK(p.sub == NULL);
+}
+
+LZ_TEST(pubsub_destroy_from_own_handler_on_the_receiver) { destroy_from_handler_case(1); }
+LZ_TEST(pubsub_destroy_from_own_handler_on_a_worker) { destroy_from_handler_case(4); }
+
+// What a handler run by lz_sub_dispatch got back from its own subscriber.
+typedef struct {
+    lz_sub_t *sub;
+    atomic_int calls;
+    int destroy_rc, start_rc, stop_rc;
+} in_loop_t;
+
+static int stop_own_loop(const lz_message_t *msg, void *arg) {
+    (void)msg;
+    in_loop_t *l = arg;
+    if (atomic_fetch_add(&l->calls, 1) > 0) return 0;
+    lz_sub_t *sub = l->sub;
+    lz_sub_destroy(&sub);
+    l->destroy_rc = sub ? lz_last_error_code() : LZ_OK;
+    l->start_rc = lz_sub_start(l->sub);
+    l->stop_rc = lz_sub_stop(l->sub);
+    return 0;
+}
+
+// In a handler lz_sub_dispatch runs on the caller's thread, a destroy is
+// refused as in a threaded one (before: a use-after-free in the loop), a
+// start too (its threads would dispatch beside the loop), and a stop ends
+// that lz_sub_dispatch after the handler, leaving the other messages
+// waiting for the next call (before: it did nothing).
+LZ_TEST(pubsub_stop_and_destroy_from_a_caller_loop_handler) {
+    pair_t p;
+    in_loop_t l = {0};
+    if (pair_open(&p, 1, "inproc") && sync_pair(&p)) {
+        l.sub = p.sub;
+        LZ_CHECK_INT(lz_sub_on(p.sub, "sync.loop", stop_own_loop, &l), LZ_OK);
+        for (int i = 0; i < 3; i++) publish_n(p.pub, "sync.loop", i); // inproc: all waiting now
+        LZ_CHECK_INT(lz_sub_dispatch(p.sub, 1000), 1);
+        LZ_CHECK_INT(l.destroy_rc, LZ_ESTATE);
+        LZ_CHECK_INT(l.start_rc, LZ_ESTATE);
+        LZ_CHECK_INT(l.stop_rc, LZ_OK);
+        LZ_CHECK_INT(lz_sub_dispatch(p.sub, 1000), 2);
+        LZ_CHECK_INT(atomic_load(&l.calls), 3);
+    }
+    pair_close(&p);
+}
+
+/* ---- destroy while other threads wait ------------------------------------------ */
+
+// recv_waiters: how many threads wait for the node's socket to receive.
+static int recv_waiters(lz_node_t *node) {
+    lz__node_lock(node);
+    int n = node->waiting[LZ_WAIT_RECV];
+    lz__node_unlock(node);
+    return n;
+}
+
+// A thread waiting with no time limit, in lz_sub_recv or lz_sub_dispatch.
+typedef struct {
+    lz_sub_t *sub;
+    bool dispatch;
+    int rc;
+    atomic_bool returned;
+} forever_t;
+
+static void *wait_forever(void *arg) {
+    forever_t *f = arg;
+    if (f->dispatch) {
+        f->rc = lz_sub_dispatch(f->sub, -1);
+    } else {
+        lz_message_t *msg = lz_sub_recv(f->sub, -1);
+        f->rc = msg ? LZ_OK : lz_last_error_code();
+        lz_message_destroy(&msg);
+    }
+    atomic_store(&f->returned, true);
+    return NULL;
+}
+
+// A subscriber destroyed while other threads wait in lz_sub_recv(-1) and
+// lz_sub_dispatch(-1) ends their waits (LZ_ECLOSED) and frees it once they
+// have left. Before, it freed the subscriber under them.
+LZ_TEST(pubsub_destroy_while_other_threads_wait) {
+    pair_t p;
+    if (pair_open(&p, 1, "inproc")) {
+        LZ_CHECK_INT(lz_sub_on(p.sub, "sync.none", on_a, &p.seen), LZ_OK);
+        forever_t f[2] = {{p.sub, false, 1, false}, {p.sub, true, 1, false}};
+        pthread_t thread[2];
+        for (int i = 0; i < 2; i++) LZ_CHECK_INT(pthread_create(&thread[i], NULL, wait_forever, &f[i]), 0);
+        LZ_TEST_WAIT_UNTIL(recv_waiters(lz_sub_node(p.sub)) == 2, 5000);
+        LZ_CHECK_INT(recv_waiters(lz_sub_node(p.sub)), 2);
+        lz_sub_destroy(&p.sub);
+        LZ_TEST_WAIT_UNTIL(atomic_load(&f[0].returned) && atomic_load(&f[1].returned), 5000);
+        for (int i = 0; i < 2; i++) {
+            LZ_CHECK(atomic_load(&f[i].returned));
+            if (!atomic_load(&f[i].returned)) continue; // left behind: the test failed
+            pthread_join(thread[i], NULL);
+            LZ_CHECK_INT(f[i].rc, LZ_ECLOSED);
+        }
+    }
+    pair_close(&p);
+}
+
 LZ_TEST_MAIN(LZ_CASE(pubsub_json_values), LZ_CASE(pubsub_msgpack_values), LZ_CASE(pubsub_bytes),
              LZ_CASE(pubsub_prefix_filtering), LZ_CASE(pubsub_handlers_longest_prefix_and_default),
              LZ_CASE(pubsub_unrouted_and_failing_handlers_are_counted), LZ_CASE(pubsub_start_concurrency_1),
@@ -1013,4 +1230,9 @@ LZ_TEST_MAIN(LZ_CASE(pubsub_json_values), LZ_CASE(pubsub_msgpack_values), LZ_CAS
              LZ_CASE(pubsub_stop_accounts_for_queued_messages), LZ_CASE(pubsub_backpressure_reported),
              LZ_CASE(pubsub_caller_loop_with_fd_and_poll), LZ_CASE(pubsub_recv_times_out), LZ_CASE(pubsub_recv_bytes), LZ_CASE(pubsub_plain_publishers_forms),
              LZ_CASE(pubsub_raw_recv_keeps_the_frame),
-             LZ_CASE(pubsub_publish_from_many_threads), LZ_CASE(pubsub_fan_out))
+             LZ_CASE(pubsub_publish_from_many_threads), LZ_CASE(pubsub_fan_out),
+             LZ_CASE(pubsub_stop_from_own_handler_on_the_receiver), LZ_CASE(pubsub_stop_from_own_handler_on_a_worker),
+             LZ_CASE(pubsub_destroy_from_own_handler_on_the_receiver),
+             LZ_CASE(pubsub_destroy_from_own_handler_on_a_worker),
+             LZ_CASE(pubsub_stop_and_destroy_from_a_caller_loop_handler),
+             LZ_CASE(pubsub_destroy_while_other_threads_wait))

@@ -1,6 +1,7 @@
 /* Push/pull: tasks routed by type, the "unknown" type, worker pools,
  * round robin, the ventilator/worker/sink shape, the raw serializer and
- * the task envelope on the wire. */
+ * the task envelope on the wire; a stop or destroy from the puller's own
+ * handler or dead-letter sink, and a destroy while readers wait. */
 #include <ctype.h>
 #include <poll.h>
 #include <pthread.h>
@@ -8,6 +9,7 @@
 #include <stdbool.h>
 #include <zmq.h>
 
+#include "core/node.h"
 #include "lz_seen.h"
 #include "lz_test.h"
 
@@ -775,6 +777,7 @@ typedef struct {
     int timeout_ms;
     int rc;
     int64_t took_ms;
+    atomic_bool returned;
 } waiting_reader_t;
 
 static void *waiting_reader(void *self) {
@@ -784,6 +787,7 @@ static void *waiting_reader(void *self) {
     int64_t start = lz_test_now_ms();
     r->rc = lz_pull_recv_bytes(r->pull, task, &size, r->timeout_ms);
     r->took_ms = lz_test_now_ms() - start;
+    atomic_store(&r->returned, true);
     return NULL;
 }
 
@@ -803,7 +807,7 @@ LZ_TEST(pushpull_waiting_readers_share_a_burst) {
             waiting_reader_t r[2];
             pthread_t thread[2];
             for (int i = 0; i < 2; i++) {
-                r[i] = (waiting_reader_t){p.pull, timeout_ms, 0, 0};
+                r[i] = (waiting_reader_t){p.pull, timeout_ms, 0, 0, false};
                 LZ_CHECK_INT(pthread_create(&thread[i], NULL, waiting_reader, &r[i]), 0);
             }
             lz_test_sleep_ms(50 * LZ_TEST_SLOWDOWN); // both waiting
@@ -955,6 +959,171 @@ LZ_TEST(pushpull_fd_dispatch) {
     pp_close(&p);
 }
 
+/* ---- stop and destroy from the puller's own handler ------------------------------ */
+
+// A handler that stops its own puller on its first task.
+typedef struct {
+    lz_pull_t *pull;
+    atomic_int calls;
+    atomic_int stop_rc; // what the first call's lz_pull_stop returned; 1 until it did
+} self_stop_t;
+
+static int stop_own_pull(const lz_message_t *msg, void *arg) {
+    (void)msg;
+    self_stop_t *st = arg;
+    if (atomic_fetch_add(&st->calls, 1) == 0) atomic_store(&st->stop_rc, lz_pull_stop(st->pull));
+    return 0;
+}
+
+// send_jobs pushes n tasks of type "job".
+static void send_jobs(lz_push_t *push, int n) {
+    for (int i = 0; i < n; i++) LZ_CHECK_INT(lz_push_send(push, "job", NULL, 0), LZ_OK);
+}
+
+// stop_from_handler_case: a handler stops its own puller (workers 1: on
+// the receiver thread; 3: on a worker). The stop only asks, returning
+// LZ_OK: no task is handled after it, and a stop from this thread joins
+// the threads it left; each task sent is then handled, dropped (counted)
+// or still there for lz_pull_recv. Before, the stop stopped nothing (1) or
+// freed the pool under the worker it ran on (3).
+static void stop_from_handler_case(int workers) {
+    pp_t p;
+    self_stop_t st = {.stop_rc = 1};
+    if (pp_open(&p, 0)) {
+        st.pull = p.pull;
+        LZ_CHECK_INT(lz_pull_on(p.pull, "job", stop_own_pull, &st), LZ_OK);
+        LZ_CHECK_INT(lz_pull_start(p.pull, workers), LZ_OK);
+        send_jobs(p.push, 1);
+        LZ_TEST_WAIT_UNTIL(atomic_load(&st.stop_rc) != 1, 5000);
+        LZ_CHECK_INT(atomic_load(&st.stop_rc), LZ_OK);
+        const int later = 10;
+        send_jobs(p.push, later);
+        lz_test_sleep_ms(150 * LZ_TEST_SLOWDOWN);
+        LZ_CHECK_INT(atomic_load(&st.calls), 1);
+        LZ_CHECK_INT(lz_pull_stop(p.pull), LZ_OK);
+        int left = 0;
+        for (lz_message_t *msg; (msg = lz_pull_recv(p.pull, 300)); left++) lz_message_destroy(&msg);
+        LZ_CHECK_INT(1 + lz_test_metrics(lz_pull_node(p.pull)).inbound_dropped + left, 1 + later);
+        LZ_CHECK_INT(atomic_load(&st.calls), 1);
+    }
+    pp_close(&p);
+}
+
+LZ_TEST(pushpull_stop_from_own_handler_on_the_receiver) { stop_from_handler_case(1); }
+LZ_TEST(pushpull_stop_from_own_handler_on_a_worker) { stop_from_handler_case(3); }
+
+// A handler that tries to destroy its own puller; refused counts the
+// times that was refused as it should be.
+typedef struct {
+    lz_pull_t **pull_p;
+    atomic_int calls, refused;
+} self_destroy_t;
+
+static int destroy_own_pull(const lz_message_t *msg, void *arg) {
+    (void)msg;
+    self_destroy_t *sd = arg;
+    atomic_fetch_add(&sd->calls, 1);
+    lz_pull_destroy(sd->pull_p);
+    if (*sd->pull_p && lz_last_error_code() == LZ_ESTATE && strstr(lz_last_error(), "lz_pull_destroy"))
+        atomic_fetch_add(&sd->refused, 1);
+    return 0;
+}
+
+// A destroy from the puller's own handler, on a worker or in the caller's
+// lz_pull_dispatch, would free what it still uses: refused, the pointer
+// kept, and the puller keeps working.
+LZ_TEST(pushpull_destroy_from_own_handler_is_refused) {
+    pp_t p;
+    self_destroy_t sd = {.pull_p = &p.pull};
+    if (pp_open(&p, 0)) {
+        LZ_CHECK_INT(lz_pull_on(p.pull, "job", destroy_own_pull, &sd), LZ_OK);
+        send_jobs(p.push, 1);
+        LZ_CHECK_INT(lz_pull_dispatch(p.pull, 5000), 1);
+        LZ_CHECK_INT(lz_pull_start(p.pull, 2), LZ_OK);
+        send_jobs(p.push, 2);
+        LZ_TEST_WAIT_UNTIL(atomic_load(&sd.calls) == 3, 5000);
+        LZ_CHECK_INT(atomic_load(&sd.refused), 3);
+    }
+    pp_close(&p);
+    LZ_CHECK(p.pull == NULL);
+}
+
+static int fail_job(const lz_message_t *msg, void *arg) {
+    (void)msg;
+    (void)arg;
+    return lz_set_error(LZ_EINVAL, "fails");
+}
+
+// What the dead-letter sink got back from its own puller.
+typedef struct {
+    lz_pull_t **pull_p;
+    int letters, destroy_rc, start_rc;
+} sink_calls_t;
+
+static void destroy_from_sink(const lz_value_t *letter, const lz_message_t *task, void *arg) {
+    (void)letter;
+    (void)task;
+    sink_calls_t *c = arg;
+    c->letters++;
+    lz_pull_destroy(c->pull_p);
+    c->destroy_rc = *c->pull_p ? lz_last_error_code() : LZ_OK;
+    c->start_rc = lz_pull_start(*c->pull_p, 1);
+}
+
+// A stop gives a task waiting for its retry to the dead-letter sink on the
+// stopping thread: a destroy from the sink there is refused too (before,
+// it stopped the puller a second time inside the first stop, then freed
+// it under it), and so is a start.
+LZ_TEST(pushpull_destroy_from_the_dead_letter_sink_is_refused) {
+    pp_t p;
+    sink_calls_t c = {.pull_p = &p.pull};
+    if (pp_open(&p, 0)) {
+        LZ_CHECK_INT(lz_pull_on(p.pull, "job", fail_job, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_pull_set_retry(p.pull, 1, 60000), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on_dead_letter(p.pull, destroy_from_sink, &c), LZ_OK);
+        LZ_CHECK_INT(lz_pull_start(p.pull, 1), LZ_OK);
+        send_jobs(p.push, 1);
+        LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_pull_node(p.pull)).task_retries == 1, 5000);
+        LZ_CHECK_INT(lz_pull_stop(p.pull), LZ_OK);
+        LZ_CHECK_INT(c.letters, 1);
+        LZ_CHECK_INT(c.destroy_rc, LZ_ESTATE);
+        LZ_CHECK_INT(c.start_rc, LZ_ESTATE);
+    }
+    pp_close(&p);
+}
+
+// A puller destroyed while readers wait in lz_pull_recv_bytes(-1) ends
+// their waits (LZ_ECLOSED) and frees it once they have left. Before, they
+// went on waiting for good, on a socket closed under them.
+LZ_TEST(pushpull_destroy_while_readers_wait) {
+    pp_t p;
+    if (pp_open(&p, 0)) {
+        waiting_reader_t r[2];
+        pthread_t thread[2];
+        for (int i = 0; i < 2; i++) {
+            r[i] = (waiting_reader_t){p.pull, -1, 1, 0, false};
+            LZ_CHECK_INT(pthread_create(&thread[i], NULL, waiting_reader, &r[i]), 0);
+        }
+        lz_node_t *node = lz_pull_node(p.pull);
+        int waiting = 0; // threads inside the socket's wait (core/node.h)
+        for (int64_t end = lz_test_now_ms() + 5000; waiting < 2 && lz_test_now_ms() < end; lz_test_sleep_ms(2)) {
+            lz__node_lock(node);
+            waiting = node->waiting[LZ_WAIT_RECV];
+            lz__node_unlock(node);
+        }
+        LZ_CHECK_INT(waiting, 2);
+        lz_pull_destroy(&p.pull);
+        for (int i = 0; i < 2; i++) {
+            LZ_TEST_WAIT_UNTIL(atomic_load(&r[i].returned), 5000);
+            LZ_CHECK(atomic_load(&r[i].returned));
+            if (!atomic_load(&r[i].returned)) continue; // left behind: the test failed
+            pthread_join(thread[i], NULL);
+            LZ_CHECK_INT(r[i].rc, LZ_ECLOSED);
+        }
+    }
+    pp_close(&p);
+}
+
 LZ_TEST_MAIN(LZ_CASE(pushpull_immediate_needs_a_live_puller), LZ_CASE(pushpull_tasks_reach_their_handler),
              LZ_CASE(pushpull_unknown_type_for_non_objects), LZ_CASE(pushpull_pool_of_4_runs_8_tasks_concurrently),
              LZ_CASE(pushpull_pool_size_from_config), LZ_CASE(pushpull_single_worker_is_sequential),
@@ -965,4 +1134,9 @@ LZ_TEST_MAIN(LZ_CASE(pushpull_immediate_needs_a_live_puller), LZ_CASE(pushpull_t
              LZ_CASE(pushpull_recv_and_envelope_msgpack), LZ_CASE(pushpull_fd_dispatch), LZ_CASE(pushpull_recv_bytes),
              LZ_CASE(pushpull_shared_readers), LZ_CASE(pushpull_waiting_readers_share_a_burst),
              LZ_CASE(pushpull_shared_readers_skip_malformed_tasks),
-             LZ_CASE(pushpull_second_registration_replaces_the_first))
+             LZ_CASE(pushpull_second_registration_replaces_the_first),
+             LZ_CASE(pushpull_stop_from_own_handler_on_the_receiver),
+             LZ_CASE(pushpull_stop_from_own_handler_on_a_worker),
+             LZ_CASE(pushpull_destroy_from_own_handler_is_refused),
+             LZ_CASE(pushpull_destroy_from_the_dead_letter_sink_is_refused),
+             LZ_CASE(pushpull_destroy_while_readers_wait))

@@ -57,6 +57,15 @@ int lz_pub_publish_bytes(lz_pub_t *pub, const char *topic, const void *data, siz
 lz_sub_t *lz_sub_new(lz_context_t *ctx, const char *endpoints);
 
 // lz_sub_destroy stops the subscriber if started, frees *sub_p, sets it NULL.
+// Other threads may be waiting in lz_sub_recv, lz_sub_recv_bytes or
+// lz_sub_dispatch meanwhile: their calls end with LZ_ECLOSED (a dispatch
+// after the handler it runs returns) and destroy returns once they have
+// left; they must not call it again. No other call may run concurrently.
+// From one of its own handlers (on its threads or in lz_sub_dispatch) it
+// is refused, as it would free what the handler's thread still uses: it
+// logs at ERROR, sets LZ_ESTATE ("lz_sub_destroy: called from its own
+// handler; destroy it from another thread") and leaves *sub_p as it was;
+// the subscriber keeps working.
 void lz_sub_destroy(lz_sub_t **sub_p);
 
 lz_node_t *lz_sub_node(lz_sub_t *sub);
@@ -99,12 +108,20 @@ int lz_sub_on_default(lz_sub_t *sub, lz_handler_fn handler, void *arg);
 
 // lz_sub_start runs the subscriber on its own threads: one receiver plus up
 // to zmq.handler_max_concurrency handler workers (with 1, handlers run on
-// the receiver thread in arrival order). LZ_ESTATE if already started.
+// the receiver thread in arrival order). After a stop asked from a handler
+// (lz_sub_stop) it first waits for that stop's threads to end. LZ_ESTATE
+// if already started, or from one of its own handlers.
 int lz_sub_start(lz_sub_t *sub);
 
 // lz_sub_stop stops receiving, waits for running handlers and joins the
 // threads. Messages still queued are dropped and counted. Idempotent: a
 // subscriber never started, or NULL, is LZ_OK.
+// From its own handler: requests the stop, and returns at once (LZ_OK):
+// no handler starts after the running ones return, its threads then end,
+// and the next lz_sub_stop, lz_sub_start or lz_sub_destroy from another
+// thread waits for them. In a handler lz_sub_dispatch runs, it ends that
+// lz_sub_dispatch once the handler returns; messages not yet dispatched
+// wait for the next call.
 int lz_sub_stop(lz_sub_t *sub);
 
 // Driving from the caller's loop instead of lz_sub_start:
@@ -118,12 +135,13 @@ int lz_sub_fd(lz_sub_t *sub, int *fd);
 int lz_sub_dispatch(lz_sub_t *sub, int timeout_ms);
 
 // lz_sub_recv returns the next good message, owned by the caller, waiting
-// up to timeout_ms (-1: forever). NULL with LZ_ETIMEOUT, LZ_ECLOSED or
-// LZ_ESTATE (started: handlers own the messages). Malformed messages are
-// counted and skipped, never returned. The message keeps the payload frame
-// as libzmq received it: lz_message_payload does not copy it, nor does the
-// "raw" codec's value, so for large payloads this beats lz_sub_recv_bytes,
-// which copies (from about 4 KiB on; bench/contender_liberzmq.c). A
+// up to timeout_ms (-1: forever). NULL with LZ_ETIMEOUT, LZ_ECLOSED (the
+// subscriber is being destroyed: lz_sub_destroy) or LZ_ESTATE (started:
+// handlers own the messages). Malformed messages are counted and skipped,
+// never returned. The message keeps the payload frame as libzmq received
+// it: lz_message_payload does not copy it, nor does the "raw" codec's
+// value, so for large payloads this beats lz_sub_recv_bytes, which copies
+// (from about 4 KiB on; bench/contender_liberzmq.c). A
 // traceparent extension frame the publisher sent is in the message's
 // lz_message_envelope, as a pulled task's is.
 lz_message_t *lz_sub_recv(lz_sub_t *sub, int timeout_ms);

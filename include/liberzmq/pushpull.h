@@ -39,6 +39,12 @@ int lz_push_send_bytes(lz_push_t *push, const void *data, size_t size);
 
 // lz_pull_new creates a puller (default side: bind).
 lz_pull_t *lz_pull_new(lz_context_t *ctx, const char *endpoints);
+// lz_pull_destroy stops the puller if started, frees *pull_p, sets it NULL.
+// As lz_sub_destroy (pubsub.h): threads waiting in lz_pull_recv,
+// lz_pull_recv_bytes or lz_pull_dispatch return LZ_ECLOSED and destroy
+// waits for them to leave; from one of its own handlers (or its
+// dead-letter function) it is refused: logged at ERROR, LZ_ESTATE, *pull_p
+// kept.
 void lz_pull_destroy(lz_pull_t **pull_p);
 lz_node_t *lz_pull_node(lz_pull_t *pull);
 
@@ -96,13 +102,19 @@ int lz_pull_on_dead_letter(lz_pull_t *pull, lz_dead_letter_fn fn, void *arg);
 int lz_pull_set_dead_letter(lz_pull_t *pull, lz_pub_t *pub, const char *topic);
 
 // lz_pull_start runs a pool of workers threads (0: zmq.handler_max_concurrency)
-// fed by one receiver. LZ_ESTATE if already started.
+// fed by one receiver. LZ_ESTATE if already started, or from one of its
+// own handlers; after a stop asked from a handler it first waits for that
+// stop's threads to end.
 int lz_pull_start(lz_pull_t *pull, int workers);
 // lz_pull_stop stops receiving, waits for running handlers and joins the
 // threads; queued tasks are dropped and counted, except retries: a task
 // waiting for its retry, or whose retry came due but had not run, goes to
 // the dead-letter sink (if any). Idempotent: a puller never started, or
 // NULL, is LZ_OK.
+// From its own handler (or dead-letter function): requests the stop, and
+// returns at once, as lz_sub_stop does (pubsub.h): no task starts after
+// the running handlers return, and the next stop, start or destroy from
+// another thread joins the threads; in lz_pull_dispatch, it ends that call.
 int lz_pull_stop(lz_pull_t *pull);
 
 // Caller-driven use, as for subscribers (see pubsub.h; lz_pull_recv, like

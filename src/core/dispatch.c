@@ -23,6 +23,8 @@
 
 static void drop_burst(lz_dispatcher_t *d);
 static void abandon(void *job, void *arg);
+static void drop_left(lz_dispatcher_t *d);
+static void wait_for_callers(lz_dispatcher_t *d);
 
 typedef struct job {
     lz_message_t *msg;
@@ -37,18 +39,31 @@ void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_take_fn decode,
     d->decode = decode;
     d->prefix_match = prefix_match;
     atomic_init(&d->stopping, false);
+    atomic_init(&d->stops_asked, 0);
+    atomic_init(&d->callers, 0);
+    pthread_mutex_init(&d->left_lock, NULL);
+    pthread_cond_init(&d->left, NULL);
     lz__bias_init(&d->reading);
 }
 
 void lz__dispatcher_fini(lz_dispatcher_t *d) {
     lz__dispatcher_stop(d);
-    drop_burst(d);
-    lz__delay_destroy(&d->retry.waiting, abandon, d);
+    wait_for_callers(d);
+    drop_left(d);
+    lz__delay_destroy(&d->retry.waiting, NULL, d); // drop_left gave every retry up
     for (size_t i = 0; i < d->route_count; i++) free(d->routes[i].key);
     free(d->routes);
     d->routes = NULL;
     d->route_count = 0;
     lz__bias_fini(&d->reading);
+    pthread_mutex_destroy(&d->left_lock);
+    pthread_cond_destroy(&d->left);
+}
+
+int lz__dispatcher_may_destroy(lz_dispatcher_t *d, const char *what) {
+    if (!lz__thread_inside(d)) return LZ_OK;
+    int rc = lz__fail(LZ_ESTATE, "%s: called from its own handler; destroy it from another thread", what);
+    return lz__node_error(d->node, rc, "%s", lz_last_error());
 }
 
 int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg) {
@@ -133,7 +148,18 @@ static void run_message(lz_dispatcher_t *d, lz_message_t *msg, const lz_route_t 
     run(d, &job);
 }
 
-static void run_job(void *self, void *arg) { run(arg, self); }
+static void drop_job(void *self, void *arg);
+
+// run_job runs a job on a pool worker, which runs d's handler meanwhile
+// (thread.h). Once a stop was asked, a job not begun is dropped instead.
+static void run_job(void *self, void *arg) {
+    lz_dispatcher_t *d = arg;
+    lz_thread_running_t here;
+    lz__thread_enter(&here, d);
+    if (atomic_load_explicit(&d->stopping, memory_order_relaxed)) drop_job(self, d);
+    else run(d, self);
+    lz__thread_leave(&here);
+}
 
 // drop_job disposes of a job a stop leaves queued: a retry that came due
 // but did not run is given up like one still waiting (abandon), anything
@@ -221,22 +247,35 @@ static void handler_failed(lz_dispatcher_t *d, job_t *job, int rc) {
     give_up(d, job, error, job->msg->retries + 1);
 }
 
-// retry_main hands each retry to the workers as it comes due.
+// retry_main hands each retry to the workers as it comes due. A retry the
+// pool refuses (stopping) is given up here: to the dead-letter sink, d's.
 static void *retry_main(void *self) {
     lz_dispatcher_t *d = self;
+    lz_thread_running_t here;
+    lz__thread_enter(&here, d);
     job_t *job;
     while ((job = lz__delay_wait(d->retry.waiting)))
         if (lz__pool_submit(d->pool, job) != LZ_OK) drop_job(job, d);
+    lz__thread_leave(&here);
     return NULL;
 }
 
-// run_due_retries runs the retries due now on the calling thread; *wait_ms
-// is then how long until the next (-1: none).
-static int run_due_retries(lz_dispatcher_t *d, int *wait_ms) {
+// loop_goes_on: whether a caller's loop that began when d->stops_asked was
+// asked runs another handler: not after a stop asked from one of its
+// handlers, nor once a destroy on another thread is stopping d.
+static bool loop_goes_on(const lz_dispatcher_t *d, unsigned asked) {
+    return atomic_load_explicit(&d->stops_asked, memory_order_relaxed) == asked &&
+           !atomic_load_explicit(&d->stopping, memory_order_relaxed);
+}
+
+// run_due_retries runs the retries due now on the calling thread, for the
+// caller's loop begun at asked (loop_goes_on); *wait_ms is then how long
+// until the next (-1: none).
+static int run_due_retries(lz_dispatcher_t *d, int *wait_ms, unsigned asked) {
     *wait_ms = -1;
     if (!d->retry.waiting) return 0;
     int count = 0;
-    for (job_t *job; (job = lz__delay_take(d->retry.waiting, wait_ms)); count++) run(d, job);
+    for (job_t *job; loop_goes_on(d, asked) && (job = lz__delay_take(d->retry.waiting, wait_ms)); count++) run(d, job);
     return count;
 }
 
@@ -272,6 +311,37 @@ int lz__dispatcher_set_give_up(lz_dispatcher_t *d, lz_give_up_fn fn, void *owner
 
 /* ---- receiving ---------------------------------------------------------- */
 
+// A destroy waits for the callers on other threads (wait_for_callers):
+// each is counted in while it may use d without holding d->reading, and
+// counted out holding it, so that once the count is 0, taking d->reading
+// waits for the last one to be done with d.
+static void caller_in(lz_dispatcher_t *d) { atomic_fetch_add(&d->callers, 1); }
+
+// caller_out counts a caller out, with d->reading held; the last one out
+// while d is stopping tells a destroy waiting for it.
+static void caller_out(lz_dispatcher_t *d) {
+    if (atomic_fetch_sub(&d->callers, 1) != 1 || !atomic_load(&d->stopping)) return;
+    pthread_mutex_lock(&d->left_lock);
+    pthread_cond_signal(&d->left);
+    pthread_mutex_unlock(&d->left_lock);
+}
+
+// wait_for_callers ends the waits of the callers on other threads (their
+// receives and loops return LZ_ECLOSED) and returns once none is left.
+static void wait_for_callers(lz_dispatcher_t *d) {
+    atomic_store(&d->stopping, true); // each waiter woken passes the wake-up on (read_burst)
+    lz__node_wake(d->node);
+    for (;;) {
+        pthread_mutex_lock(&d->left_lock);
+        while (atomic_load(&d->callers) > 0) pthread_cond_wait(&d->left, &d->left_lock);
+        pthread_mutex_unlock(&d->left_lock);
+        lz__bias_lock(&d->reading); // the last one out lets it go last
+        bool none = atomic_load(&d->callers) == 0;
+        lz__bias_unlock(&d->reading);
+        if (none) return;
+    }
+}
+
 // refill reads what is waiting now into the used-up read-ahead, for the
 // reader holding d->reading and the node lock: LZ_OK, LZ_ETIMEOUT (nothing
 // waiting, no last error) or an error. While other readers wait on the
@@ -292,10 +362,12 @@ static int refill(lz_dispatcher_t *d) {
 // found nothing. It gives d->reading up meanwhile, so another reader may
 // serve what a refill leaves read ahead, and holds both again on return.
 static void wait_for_news(lz_dispatcher_t *d, int timeout_ms) {
+    caller_in(d);
     lz__bias_unlock(&d->reading);
     lz__node_wait(d->node, timeout_ms, LZ_WAIT_RECV);
     lz__node_unlock(d->node); // d->reading is taken first, as by every reader
     lz__bias_lock(&d->reading);
+    caller_out(d);
     lz__node_lock(d->node);
 }
 
@@ -358,6 +430,19 @@ static bool make_burst(lz_dispatcher_t *d) {
     return true;
 }
 
+// take_unread is next_taken for a reader, holding d->reading, that has
+// no memory for the read-ahead: it lets d->reading go and takes one
+// message at a time.
+static __attribute__((cold, noinline)) int take_unread(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
+    caller_in(d);
+    lz__bias_unlock(&d->reading);
+    int rc = lz__node_take(d->node, timeout_ms, &d->stopping, take, out);
+    lz__bias_lock(&d->reading);
+    caller_out(d);
+    lz__bias_unlock(&d->reading);
+    return rc;
+}
+
 // next_taken receives until take accepts a message or timeout_ms passes,
 // counting and dropping what it refuses.
 static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
@@ -365,10 +450,7 @@ static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void 
     // between threads); d->reading is held only while reading and taking,
     // never while waiting (read_burst), so a turn is short.
     lz__bias_lock(&d->reading);
-    if (!d->burst && !make_burst(d)) {
-        lz__bias_unlock(&d->reading);
-        return lz__node_take(d->node, timeout_ms, &d->stopping, take, out); // one message at a time
-    }
+    if (!d->burst && !make_burst(d)) return take_unread(d, timeout_ms, take, out);
     int64_t start = 0; // when this call began waiting, read only if it must
     int rc;
     for (;;) {
@@ -436,8 +518,12 @@ static void deliver(lz_dispatcher_t *d, lz_message_t *msg, bool inline_only) {
     if (job && lz__pool_submit(d->pool, job) != LZ_OK) drop_job(job, d);
 }
 
+// receiver_main reads and delivers until stopped. It runs d's handlers
+// (and hooks, and the dead-letter sink) all its life: marked so (thread.h).
 static void *receiver_main(void *self) {
     lz_dispatcher_t *d = self;
+    lz_thread_running_t here;
+    lz__thread_enter(&here, d);
     while (!atomic_load(&d->stopping)) {
         lz_message_t *msg = NULL;
         int rc = next_message(d, -1, &msg);
@@ -445,6 +531,7 @@ static void *receiver_main(void *self) {
         else if (rc != LZ_ETIMEOUT && rc != LZ_ECLOSED)
             lz__node_error(d->node, rc, "receive failed: %s", lz_last_error());
     }
+    lz__thread_leave(&here);
     return NULL;
 }
 
@@ -467,7 +554,10 @@ static void stop_retry_timer(lz_dispatcher_t *d) {
 }
 
 int lz__dispatcher_start(lz_dispatcher_t *d, int workers) {
-    if (d->started) return lz__fail(LZ_ESTATE, "%s: already started", d->node->name);
+    if (lz__thread_inside(d))
+        return lz__fail(LZ_ESTATE, "%s: started from its own handler; start it from another thread", d->node->name);
+    if (d->started && !atomic_load(&d->stopping)) return lz__fail(LZ_ESTATE, "%s: already started", d->node->name);
+    lz__dispatcher_stop(d); // a stop asked from a handler left threads to join
     // Retries come due on the timer's thread: they need workers to run on
     // even when one handler thread was asked for.
     if (workers > 1 || d->retry.max_retries > 0) {
@@ -475,6 +565,7 @@ int lz__dispatcher_start(lz_dispatcher_t *d, int workers) {
                                run_job, d);
         if (!d->pool) return lz_last_error_code();
     }
+    d->started = true; // before the threads: a handler may ask to stop at once (ask_stop)
     atomic_store(&d->stopping, false);
     int rc = start_retry_timer(d), err = 0;
     if (rc == LZ_OK && (err = lz__thread_start(&d->receiver, receiver_main, d)) != 0)
@@ -482,37 +573,68 @@ int lz__dispatcher_start(lz_dispatcher_t *d, int workers) {
     if (rc != LZ_OK) {
         stop_retry_timer(d);
         lz__pool_destroy(&d->pool, NULL);
+        d->started = false;
         return rc;
     }
-    d->started = true;
     LZ_LOG(d->node->log, LZ_LOG_DEBUG, d->node->name, "started with %d handler thread(s)", workers > 1 ? workers : 1);
     return LZ_OK;
 }
 
+// drop_left drops what a stop leaves: the jobs queued for the workers
+// (running handlers finish first: a failure may still wait for a retry),
+// the read-ahead and the retries waiting. Giving retries up calls the
+// dead-letter sink on this thread, marked as d's meanwhile, so a destroy
+// from the sink is refused and a stop asks.
+static void drop_left(lz_dispatcher_t *d) {
+    lz_thread_running_t here;
+    lz__thread_enter(&here, d);
+    lz__pool_destroy(&d->pool, drop_job);
+    drop_burst(d); // the receiver is joined: its read-ahead is ours to drop
+    if (d->retry.waiting) lz__delay_drain(d->retry.waiting, abandon, d);
+    lz__thread_leave(&here);
+}
+
+// ask_stop is a stop from one of d's handlers, which may not wait for the
+// thread it runs on: the threads are told to end once their handlers
+// return, and the next stop, start or destroy from another thread joins
+// them. A caller's loop that runs the handler returns after it.
+static int ask_stop(lz_dispatcher_t *d) {
+    atomic_fetch_add(&d->stops_asked, 1);
+    if (!d->started || atomic_exchange(&d->stopping, true)) return LZ_OK; // no threads, or stopping already
+    lz__node_wake(d->node);
+    if (d->pool) lz__pool_close(d->pool);
+    if (d->retry.timer_started) lz__delay_close(d->retry.waiting);
+    LZ_LOG(d->node->log, LZ_LOG_DEBUG, d->node->name, "stop asked from a handler: its threads end after it");
+    return LZ_OK;
+}
+
 int lz__dispatcher_stop(lz_dispatcher_t *d) {
+    if (lz__thread_inside(d)) return ask_stop(d); // joining would wait for this very thread
     if (!d->started) return LZ_OK;
     atomic_store(&d->stopping, true);
     lz__node_wake(d->node); // the receiver may be waiting with no end
     pthread_join(d->receiver, NULL);
     stop_retry_timer(d);
-    lz__pool_destroy(&d->pool, drop_job); // running handlers finish: a failure may still wait for a retry
-    drop_burst(d); // the receiver is joined: its read-ahead is ours to drop
-    if (d->retry.waiting) lz__delay_drain(d->retry.waiting, abandon, d);
+    drop_left(d);
     d->started = false;
     atomic_store(&d->stopping, false); // a stopped dispatcher serves the caller's loop again
     return LZ_OK;
 }
 
-// lz__dispatcher_dispatch runs the retries due, then what has arrived; it
-// waits (up to timeout_ms) only when neither gave it anything to run, and
-// then no longer than until the next retry is due.
-int lz__dispatcher_dispatch(lz_dispatcher_t *d, int timeout_ms) {
-    if (d->started) return lz__fail(LZ_ESTATE, "%s: started: its own threads dispatch", d->node->name);
+// dispatch_loop runs the retries due, then what has arrived; it waits (up
+// to timeout_ms) only when neither gave it anything to run, and then no
+// longer than until the next retry is due. A stop asked from one of its
+// handlers ends it after that handler; a destroy on another thread too
+// (LZ_ECLOSED).
+static int dispatch_loop(lz_dispatcher_t *d, int timeout_ms) {
+    unsigned asked = atomic_load_explicit(&d->stops_asked, memory_order_relaxed);
     int64_t deadline = lz__deadline_ms(timeout_ms);
     int count = 0;
     for (;;) {
         int retry_wait;
-        count += run_due_retries(d, &retry_wait);
+        count += run_due_retries(d, &retry_wait, asked);
+        if (!loop_goes_on(d, asked))
+            return atomic_load(&d->stopping) ? lz__fail(LZ_ECLOSED, "%s: closed", d->node->name) : count;
         int wait = count ? 0 : lz__ms_left(deadline, timeout_ms);
         if (retry_wait >= 0 && (wait < 0 || retry_wait < wait)) wait = retry_wait;
         lz_message_t *msg = NULL;
@@ -526,6 +648,22 @@ int lz__dispatcher_dispatch(lz_dispatcher_t *d, int timeout_ms) {
             return count; // a wait cut short for a retry goes on
         }
     }
+}
+
+// lz__dispatcher_dispatch is the caller's loop: its handlers run on the
+// caller's thread as d's (thread.h), and a destroy on another thread waits
+// for it to return (caller_in).
+int lz__dispatcher_dispatch(lz_dispatcher_t *d, int timeout_ms) {
+    if (d->started) return lz__fail(LZ_ESTATE, "%s: started: its own threads dispatch", d->node->name);
+    lz_thread_running_t here;
+    lz__thread_enter(&here, d);
+    caller_in(d);
+    int rc = dispatch_loop(d, timeout_ms);
+    lz__bias_lock(&d->reading);
+    caller_out(d);
+    lz__bias_unlock(&d->reading);
+    lz__thread_leave(&here);
+    return rc;
 }
 
 lz_message_t *lz__dispatcher_recv(lz_dispatcher_t *d, int timeout_ms) {

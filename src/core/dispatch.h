@@ -45,9 +45,16 @@ typedef struct lz_dispatcher {
     size_t route_count;
     lz_route_t fallback;     // handler NULL when none
     pthread_t receiver;
-    bool started;
-    atomic_bool stopping;
+    bool started;            // its threads run, or were asked to stop from a handler and wait to be joined
+    atomic_bool stopping;    // threads, readers and the caller's loops end: a stop or a destroy
+    atomic_uint stops_asked; // stops asked from handlers: a caller's loop running one returns
     lz_pool_t *pool;         // NULL: handlers run on the receiver thread
+    // Callers a destroy must wait for: readers waiting for the socket (away
+    // from `reading`) and the caller's loops (lz__dispatcher_dispatch). The
+    // last one out while stopping signals `left` (under left_lock).
+    atomic_int callers;
+    pthread_mutex_t left_lock;
+    pthread_cond_t left;
     // Read-ahead: one lock round trip takes every message already waiting
     // (up to a burst), handed out one by one without the node lock. Readers
     // sharing the dispatcher take turns holding `reading`, which guards the
@@ -62,8 +69,16 @@ typedef struct lz_dispatcher {
 } lz_dispatcher_t;
 
 void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_take_fn decode, bool prefix_match);
-// lz__dispatcher_fini stops the dispatcher and frees its routes.
+// lz__dispatcher_fini stops the dispatcher, ends the waits of callers'
+// receives and loops on other threads (LZ_ECLOSED) and returns once they
+// have left, then frees its routes. Not from one of its handlers: see
+// lz__dispatcher_may_destroy.
 void lz__dispatcher_fini(lz_dispatcher_t *d);
+
+// lz__dispatcher_may_destroy: LZ_OK, or LZ_ESTATE (logged at ERROR, the
+// detail set, naming what, the caller's function) when the calling thread
+// runs one of d's handlers, which its destroy would free under it.
+int lz__dispatcher_may_destroy(lz_dispatcher_t *d, const char *what);
 
 // lz__dispatcher_on adds a route (key NULL: the fallback). LZ_ESTATE once
 // started; while not, the caller's loop must not be running. Routes are
@@ -82,8 +97,12 @@ int lz__dispatcher_set_give_up(lz_dispatcher_t *d, lz_give_up_fn fn, void *owner
 // lz__dispatcher_start: a receiver thread plus workers handler threads
 // (workers <= 1: handlers run on the receiver, in arrival order; with
 // retries, on one worker, still one at a time, while a timer thread hands
-// due retries to the workers).
+// due retries to the workers). A stop asked from a handler is finished
+// first (joined). LZ_ESTATE when started, or from one of d's handlers.
 int lz__dispatcher_start(lz_dispatcher_t *d, int workers);
+// lz__dispatcher_stop stops the threads and joins them. From one of d's
+// handlers (its threads' or the caller's loop's) it waits for nothing: it
+// asks, and the running handlers are the last (pubsub.h, lz_sub_stop).
 int lz__dispatcher_stop(lz_dispatcher_t *d);
 
 // Caller-driven use (see lz_sub_dispatch, lz_sub_recv, lz_sub_fd).

@@ -28,7 +28,7 @@ static void *worker_main(void *self) {
     for (;;) {
         while (pool->count == 0 && !pool->stopping)
             pthread_cond_wait(&pool->not_empty, &pool->lock);
-        if (pool->count == 0) break; // stopping and drained
+        if (pool->stopping) break; // what is queued is lz__pool_destroy's to drop
         void *job = pool->ring[pool->head];
         pool->head = (pool->head + 1) % pool->capacity;
         pool->count--;
@@ -86,17 +86,37 @@ int lz__pool_submit(lz_pool_t *pool, void *job) {
     return LZ_OK;
 }
 
-void lz__pool_destroy(lz_pool_t **pool_p, void (*drop)(void *job, void *arg)) {
-    lz_pool_t *pool = pool_p ? *pool_p : NULL;
-    if (!pool) return;
-    pthread_mutex_lock(&pool->lock);
+// stop_locked marks the pool stopping and wakes every thread waiting on
+// it; the caller holds the lock.
+static void stop_locked(lz_pool_t *pool) {
     pool->stopping = true;
+    pthread_cond_broadcast(&pool->not_empty);
+    pthread_cond_broadcast(&pool->not_full);
+}
+
+void lz__pool_close(lz_pool_t *pool) {
+    pthread_mutex_lock(&pool->lock);
+    stop_locked(pool);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+// is_worker: whether the calling thread is one of pool's workers.
+static bool is_worker(const lz_pool_t *pool) {
+    for (int i = 0; i < pool->thread_count; i++)
+        if (pthread_equal(pool->threads[i], pthread_self())) return true;
+    return false;
+}
+
+int lz__pool_destroy(lz_pool_t **pool_p, void (*drop)(void *job, void *arg)) {
+    lz_pool_t *pool = pool_p ? *pool_p : NULL;
+    if (!pool) return LZ_OK;
+    if (is_worker(pool)) return lz__fail(LZ_ESTATE, "pool: destroyed from one of its own workers");
+    pthread_mutex_lock(&pool->lock);
+    stop_locked(pool);
     // Queued jobs are handed back instead of run: stopping means no new work.
     // The workers see an empty ring; its jobs are ours to drop.
     size_t head = pool->head, queued = pool->count;
     pool->count = 0;
-    pthread_cond_broadcast(&pool->not_empty);
-    pthread_cond_broadcast(&pool->not_full);
     pthread_mutex_unlock(&pool->lock);
     // Outside the lock: drop may call out (a puller's dead-letter sink) and
     // the workers finishing meanwhile need the lock.
@@ -109,4 +129,5 @@ void lz__pool_destroy(lz_pool_t **pool_p, void (*drop)(void *job, void *arg)) {
     free(pool->threads);
     free(pool);
     *pool_p = NULL;
+    return LZ_OK;
 }

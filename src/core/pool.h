@@ -19,9 +19,17 @@ lz_pool_t *lz__pool_new(int threads, size_t queue_max, lz_job_fn fn, void *arg);
 // LZ_ECLOSED once the pool is stopping (the job is not taken).
 int lz__pool_submit(lz_pool_t *pool, void *job);
 
-// lz__pool_destroy lets running jobs finish, hands every job still queued to
-// drop (if not NULL; called without the pool's lock, on this thread, while
+// lz__pool_close stops the pool without waiting, so a job may call it: no
+// queued job starts any more, each worker ends once its running job
+// returns, submits fail LZ_ECLOSED. The jobs still queued wait for
+// lz__pool_destroy's drop.
+void lz__pool_close(lz_pool_t *pool);
+
+// lz__pool_destroy closes the pool, hands every job still queued to drop
+// (if not NULL; called without the pool's lock, on this thread, while
 // running jobs may still finish), joins the threads and frees the pool.
-void lz__pool_destroy(lz_pool_t **pool_p, void (*drop)(void *job, void *arg));
+// From one of the pool's own workers, which cannot wait for itself, it
+// does nothing and returns LZ_ESTATE; else LZ_OK.
+int lz__pool_destroy(lz_pool_t **pool_p, void (*drop)(void *job, void *arg));
 
 #endif

@@ -182,6 +182,7 @@ lz_sub_t *lz_sub_new(lz_context_t *ctx, const char *endpoints) {
 
 void lz_sub_destroy(lz_sub_t **sub_p) {
     if (!sub_p || !*sub_p) return;
+    if (lz__dispatcher_may_destroy(&(*sub_p)->dispatcher, "lz_sub_destroy") != LZ_OK) return;
     lz__dispatcher_fini(&(*sub_p)->dispatcher);
     lz__node_close(&(*sub_p)->node);
     free(*sub_p);

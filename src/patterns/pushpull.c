@@ -114,6 +114,7 @@ lz_pull_t *lz_pull_new(lz_context_t *ctx, const char *endpoints) {
 
 void lz_pull_destroy(lz_pull_t **pull_p) {
     if (!pull_p || !*pull_p) return;
+    if (lz__dispatcher_may_destroy(&(*pull_p)->dispatcher, "lz_pull_destroy") != LZ_OK) return;
     lz__dispatcher_fini(&(*pull_p)->dispatcher);
     lz__node_close(&(*pull_p)->node);
     free((*pull_p)->dead_letter_topic);
