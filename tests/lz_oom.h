@@ -22,7 +22,10 @@
  * themselves, and two definitions cannot both win (LZ_OOM_AVAILABLE is 0
  * there, and the sweeps run nothing). Under valgrind, memcheck replaces
  * these as well, so nothing fails there either: the sweeps run in the
- * normal and clang builds. Include it in one file of a program only. */
+ * normal and clang builds. Include it in one file of a program only.
+ *
+ * LZ_OOM_SITES=1 records where each live block was allocated (its stack),
+ * and a sweep that leaks then prints the stacks of the blocks it left. */
 #ifndef LZ_OOM_H
 #define LZ_OOM_H
 
@@ -151,6 +154,129 @@ static inline bool lz_oom_fails_now_for(const void *caller) {
 }
 
 #if LZ_OOM_AVAILABLE
+#include <execinfo.h>
+
+/* Where the live blocks were allocated (LZ_OOM_SITES=1): each block's
+ * stack, kept in a table of fixed size (allocating nothing), so that a
+ * sweep that leaks can say which blocks it left (lz_oom_say_sites). Off,
+ * it costs a test of a flag per call. */
+#define LZ_OOM_SITE_FRAMES 8
+#define LZ_OOM_SITE_SLOTS (1 << 17) // a power of two; 7/8 of it at most in use
+#define LZ_OOM_SITES_SAID 24        // blocks a report shows at most
+
+typedef struct lz_oom_site {
+    void *block; // NULL: a free slot
+    long stamp;  // the order of the allocation (lz_oom_sites_mark)
+    int depth;
+    void *frames[LZ_OOM_SITE_FRAMES];
+} lz_oom_site_t;
+
+static lz_oom_site_t lz_oom_sites[LZ_OOM_SITE_SLOTS];
+static long lz_oom_sites_used, lz_oom_sites_stamp, lz_oom_sites_dropped; // under lz_oom_sites_lock
+static pthread_mutex_t lz_oom_sites_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool lz_oom_sites_on;
+static _Thread_local bool lz_oom_in_backtrace; // backtrace's own allocations are not recorded
+
+static inline size_t lz_oom_site_slot(const void *block) {
+    return (size_t)(((uintptr_t)block >> 4) * 0x9E3779B97F4A7C15u >> 15) & (LZ_OOM_SITE_SLOTS - 1);
+}
+
+static inline void lz_oom_site_add(void *block) {
+    if (!lz_oom_sites_on || !block || lz_oom_in_backtrace) return;
+    lz_oom_site_t site = {.block = block};
+    lz_oom_in_backtrace = true;
+    site.depth = backtrace(site.frames, LZ_OOM_SITE_FRAMES); // outside the lock: it may allocate
+    lz_oom_in_backtrace = false;
+    pthread_mutex_lock(&lz_oom_sites_lock);
+    site.stamp = ++lz_oom_sites_stamp;
+    if (lz_oom_sites_used >= LZ_OOM_SITE_SLOTS / 8 * 7) {
+        lz_oom_sites_dropped++;
+    } else {
+        size_t i = lz_oom_site_slot(block);
+        while (lz_oom_sites[i].block) i = (i + 1) & (LZ_OOM_SITE_SLOTS - 1);
+        lz_oom_sites[i] = site;
+        lz_oom_sites_used++;
+    }
+    pthread_mutex_unlock(&lz_oom_sites_lock);
+}
+
+// lz_oom_site_remove frees the block's slot, moving back the ones after it
+// that could not take their own slot (linear probing without tombstones).
+static inline void lz_oom_site_remove(const void *block) {
+    if (!lz_oom_sites_on || !block) return;
+    const size_t mask = LZ_OOM_SITE_SLOTS - 1;
+    pthread_mutex_lock(&lz_oom_sites_lock);
+    size_t i = lz_oom_site_slot(block);
+    while (lz_oom_sites[i].block && lz_oom_sites[i].block != block) i = (i + 1) & mask;
+    if (lz_oom_sites[i].block) {
+        for (size_t j = (i + 1) & mask; lz_oom_sites[j].block; j = (j + 1) & mask) {
+            size_t home = lz_oom_site_slot(lz_oom_sites[j].block);
+            if (((j - home) & mask) < ((j - i) & mask)) continue; // its home lies between i and j
+            lz_oom_sites[i] = lz_oom_sites[j];
+            i = j;
+        }
+        lz_oom_sites[i].block = NULL;
+        lz_oom_sites_used--;
+    }
+    pthread_mutex_unlock(&lz_oom_sites_lock);
+}
+
+// lz_oom_sites_mark: the stamp of the latest allocation (0 when not recording).
+static inline long lz_oom_sites_mark(void) {
+    pthread_mutex_lock(&lz_oom_sites_lock);
+    long mark = lz_oom_sites_stamp;
+    pthread_mutex_unlock(&lz_oom_sites_lock);
+    return mark;
+}
+
+// lz_oom_say_frame prints a return address as object+offset (what
+// addr2line -fie <object> <offset> reads) and the symbol, if exported.
+static inline void lz_oom_say_frame(const void *address) {
+    Dl_info info;
+    if (!dladdr(address, &info) || !info.dli_fname) {
+        fprintf(stderr, "    %p\n", address);
+        return;
+    }
+    const char *object = strrchr(info.dli_fname, '/');
+    fprintf(stderr, "    %s +%#lx %s\n", object ? object + 1 : info.dli_fname,
+            (unsigned long)((uintptr_t)address - (uintptr_t)info.dli_fbase), info.dli_sname ? info.dli_sname : "");
+}
+
+// lz_oom_say_sites prints the stacks of the blocks allocated after mark and
+// still live (LZ_OOM_SITES=1), the oldest first.
+static inline void lz_oom_say_sites(const char *label, long mark) {
+    if (!lz_oom_sites_on) return;
+    static lz_oom_site_t said[LZ_OOM_SITES_SAID];
+    int count = 0;
+    long live = 0;
+    pthread_mutex_lock(&lz_oom_sites_lock);
+    for (size_t i = 0; i < LZ_OOM_SITE_SLOTS; i++) {
+        const lz_oom_site_t *site = &lz_oom_sites[i];
+        if (!site->block || site->stamp <= mark) continue;
+        if (live++ < LZ_OOM_SITES_SAID) {
+            said[count++] = *site;
+            continue;
+        }
+        int newest = 0; // said keeps the oldest
+        for (int k = 1; k < count; k++)
+            if (said[k].stamp > said[newest].stamp) newest = k;
+        if (site->stamp < said[newest].stamp) said[newest] = *site;
+    }
+    long dropped = lz_oom_sites_dropped;
+    pthread_mutex_unlock(&lz_oom_sites_lock);
+    fprintf(stderr, "  %s: %ld block(s) allocated since and live (%ld not recorded), of which:\n", label, live,
+            dropped);
+    for (int k = 1; k < count; k++) // oldest first
+        for (int j = k; j > 0 && said[j].stamp < said[j - 1].stamp; j--) {
+            lz_oom_site_t swap = said[j];
+            said[j] = said[j - 1], said[j - 1] = swap;
+        }
+    for (int k = 0; k < count; k++) {
+        fprintf(stderr, "   block %p, allocation %ld since:\n", said[k].block, said[k].stamp - mark);
+        for (int f = 1; f < said[k].depth; f++) lz_oom_say_frame(said[k].frames[f]); // 0: the allocator
+    }
+}
+
 extern void *__libc_malloc(size_t size);
 extern void *__libc_calloc(size_t count, size_t size);
 extern void *__libc_realloc(void *ptr, size_t size);
@@ -164,6 +290,7 @@ static atomic_long lz_oom_blocks;
 
 static inline void *lz_oom_counted_block(void *block) {
     if (block) atomic_fetch_add_explicit(&lz_oom_blocks, 1, memory_order_relaxed);
+    lz_oom_site_add(block);
     return block;
 }
 
@@ -182,6 +309,7 @@ void *calloc(size_t count, size_t size) {
 }
 void free(void *ptr) {
     if (ptr) atomic_fetch_sub_explicit(&lz_oom_blocks, 1, memory_order_relaxed);
+    lz_oom_site_remove(ptr);
     __libc_free(ptr);
 }
 // realloc(NULL, n) allocates and realloc(p, 0) frees, as glibc's do.
@@ -192,7 +320,10 @@ void *realloc(void *ptr, size_t size) {
         free(ptr);
         return NULL;
     }
-    return lz_oom_fails_now_for(caller) ? NULL : __libc_realloc(ptr, size);
+    if (lz_oom_fails_now_for(caller)) return NULL;
+    void *moved = __libc_realloc(ptr, size);
+    if (moved && moved != ptr) lz_oom_site_remove(ptr), lz_oom_site_add(moved);
+    return moved;
 }
 void *memalign(size_t alignment, size_t size) { return lz_oom_memalign(alignment, size, __builtin_return_address(0)); }
 void *aligned_alloc(size_t alignment, size_t size) {
@@ -205,6 +336,9 @@ int posix_memalign(void **out, size_t alignment, size_t size) {
     *out = block;
     return 0;
 }
+#else
+static inline long lz_oom_sites_mark(void) { return 0; }
+static inline void lz_oom_say_sites(const char *label, long mark) { (void)label, (void)mark; }
 #endif
 
 // Whether this program's allocators are the ones in use, found before
@@ -219,6 +353,10 @@ __attribute__((constructor)) static void lz_oom_probe(void) {
     void *block = allocate(1);
     lz_oom_is_active = lz_oom_stop();
     free(block);
+    if (!lz_oom_is_active || !getenv("LZ_OOM_SITES") || strcmp(getenv("LZ_OOM_SITES"), "1") != 0) return;
+    void *frames[1];
+    backtrace(frames, 1); // its first call loads the unwinder (allocating), before any is recorded
+    lz_oom_sites_on = true;
 }
 #endif
 
@@ -427,7 +565,7 @@ static inline void lz_oom_sweep_once(lz_oom_sweep_t *sw, long n, lz_oom_run_t *r
 // each run's are; returns whether its allocation failed.
 static inline bool lz_oom_sweep_armed(lz_oom_sweep_t *sw, long n, long *failures) {
     lz_oom_run_t run;
-    long live = lz_oom_sweep_blocks(sw);
+    long live = lz_oom_sweep_blocks(sw), mark = lz_oom_sites_mark();
     lz_oom_sweep_once(sw, n, &run);
     sw->runs++;
     *failures += run.failed;
@@ -435,7 +573,10 @@ static inline bool lz_oom_sweep_armed(lz_oom_sweep_t *sw, long n, long *failures
     long leaked = lz_oom_sweep_settled(sw, live + sw->kept) - live;
     char said[64];
     snprintf(said, sizeof said, ": %ld block(s) leaked", leaked);
-    if (leaked > sw->kept && sw->wrong++ < LZ_OOM_WRONG_MAX) lz_oom_say_run(sw, &run, said);
+    if (leaked > sw->kept && sw->wrong++ < LZ_OOM_WRONG_MAX) {
+        lz_oom_say_run(sw, &run, said);
+        lz_oom_say_sites(sw->label, mark);
+    }
     LZ_CHECK(leaked <= sw->kept);
     return run.failed;
 }
@@ -500,15 +641,20 @@ static inline void *lz_oom_sweep_passes(void *self) {
         steady = lz_oom_sweep_blocks(sw) == before ? steady + 1 : 0;
         before = lz_oom_sweep_blocks(sw);
     }
+    long mark = lz_oom_sites_mark();
     sw->failures = lz_oom_sweep_pass(sw);
     if (sw->own_thread || sw->leak_per_run || sw->leaks_elsewhere) return NULL;
     long after = lz_oom_sweep_settled(sw, before + sw->kept);
     for (int i = 0; i < sw->resweeps && after - before > sw->kept; i++) {
         before = after;
+        mark = lz_oom_sites_mark();
         lz_oom_sweep_pass(sw);
         after = lz_oom_sweep_settled(sw, before + sw->kept);
     }
-    if (after - before > sw->kept) fprintf(stderr, "  %s: %ld block(s) leaked\n", sw->label, after - before);
+    if (after - before > sw->kept) {
+        fprintf(stderr, "  %s: %ld block(s) leaked\n", sw->label, after - before);
+        lz_oom_say_sites(sw->label, mark);
+    }
     LZ_CHECK(after - before <= sw->kept);
     return NULL;
 }
@@ -545,10 +691,13 @@ static inline long lz_oom_sweep(lz_oom_sweep_t *sw) {
         lz_oom_sweep_once(sw, 0, &(lz_oom_run_t){0});
         printf("  %s: allocations cannot fail in this build or under valgrind: run once\n", sw->label);
     } else if (sw->own_thread) {
-        long before = lz_oom_sweep_blocks(sw);
+        long before = lz_oom_sweep_blocks(sw), mark = lz_oom_sites_mark();
         lz_oom_on_thread(lz_oom_sweep_passes, sw);
         long leaked = lz_oom_sweep_blocks(sw) - before;
-        if (leaked > sw->kept) fprintf(stderr, "  %s: %ld block(s) more than before the sweep\n", sw->label, leaked);
+        if (leaked > sw->kept) {
+            fprintf(stderr, "  %s: %ld block(s) more than before the sweep\n", sw->label, leaked);
+            lz_oom_say_sites(sw->label, mark);
+        }
         LZ_CHECK(leaked <= sw->kept);
     } else {
         lz_oom_sweep_passes(sw);

@@ -519,6 +519,12 @@ static void context_free(lz_context_t *ctx) {
     pthread_mutex_destroy(&ctx->policy_lock);
     pthread_mutex_destroy(&ctx->zap_lock);
     pthread_mutex_destroy(&ctx->reload_lock);
+    // A watcher's thread that ends the context (a destroy from its log
+    // record) never takes watch_lock, and learnt of what it logged through
+    // inotify: taking it once orders the last lz_context_watch's unlock
+    // before this destroy where ThreadSanitizer can see it.
+    pthread_mutex_lock(&ctx->watch_lock);
+    pthread_mutex_unlock(&ctx->watch_lock);
     pthread_mutex_destroy(&ctx->watch_lock);
     pthread_mutex_destroy(&ctx->monitor.lock);
     pthread_cond_destroy(&ctx->span.turn);

@@ -57,10 +57,18 @@ static shelf_t shelves[SHELF_COUNT];
 // count covers its buffers in hands too, until the hand has used them all:
 // the hand then settles what it took in one subtraction, instead of
 // walking each list it grabs (the count errs on the side of letting go).
+// Every hand is listed, so that lz__sendbuf_kept, for tests, can take
+// what each has used off the count, exactly, whichever thread asks.
 typedef struct hand {
     kept_t *top[SHELF_COUNT];
-    size_t taken[SHELF_COUNT]; // used since the shelf's count was settled
+    // Used since the shelf's count was settled: written by the hand's
+    // thread only (a plain load and store), read by lz__sendbuf_kept.
+    _Atomic size_t taken[SHELF_COUNT];
+    struct hand *next, **prev; // in hands, under hands_lock
 } hand_t;
+
+static pthread_mutex_t hands_lock = PTHREAD_MUTEX_INITIALIZER;
+static hand_t *hands;
 
 static pthread_key_t hand_key;
 static pthread_once_t hand_once = PTHREAD_ONCE_INIT;
@@ -100,17 +108,38 @@ static void give_back(void *data, void *hint) {
 
 // settle takes what hand used of shelf off the shelf's count.
 static void settle(hand_t *hand, unsigned shelf) {
-    if (hand->taken[shelf]) atomic_fetch_sub_explicit(&shelves[shelf].count, hand->taken[shelf], memory_order_relaxed);
-    hand->taken[shelf] = 0;
+    size_t taken = atomic_load_explicit(&hand->taken[shelf], memory_order_relaxed);
+    if (!taken) return;
+    atomic_fetch_sub_explicit(&shelves[shelf].count, taken, memory_order_relaxed);
+    atomic_store_explicit(&hand->taken[shelf], 0, memory_order_relaxed);
+}
+
+// hand_list adds hand to hands; hand_unlist, hands_lock held, takes it off.
+static void hand_list(hand_t *hand) {
+    pthread_mutex_lock(&hands_lock);
+    hand->next = hands;
+    hand->prev = &hands;
+    if (hands) hands->prev = &hand->next;
+    hands = hand;
+    pthread_mutex_unlock(&hands_lock);
+}
+
+static void hand_unlist(hand_t *hand) { // under hands_lock
+    *hand->prev = hand->next;
+    if (hand->next) hand->next->prev = hand->prev;
 }
 
 // drop_hand runs when a thread exits: what it still holds goes back on the
-// shelves for other threads (still counted).
+// shelves for other threads (still counted). It leaves hands settled, so
+// lz__sendbuf_kept never sees it half gone.
 static void drop_hand(void *arg) {
     hand_t *hand = arg;
     if (thread_hand == hand) thread_hand = NULL;
+    pthread_mutex_lock(&hands_lock);
+    for (unsigned i = 0; i < SHELF_COUNT; i++) settle(hand, i);
+    hand_unlist(hand);
+    pthread_mutex_unlock(&hands_lock);
     for (unsigned i = 0; i < SHELF_COUNT; i++) {
-        settle(hand, i);
         for (kept_t *k = hand->top[i], *next; k; k = next) {
             next = k->next;
             shelve(k, i);
@@ -124,7 +153,9 @@ static void hand_key_init(void) { (void)pthread_key_create(&hand_key, drop_hand)
 // make_hand makes the calling thread's hand on first use; NULL (every take
 // a malloc) when that fails.
 static hand_t *make_hand(void) {
-    return thread_hand = lz__thread_object_new(&hand_once, hand_key_init, &hand_key, sizeof(hand_t));
+    thread_hand = lz__thread_object_new(&hand_once, hand_key_init, &hand_key, sizeof(hand_t));
+    if (thread_hand) hand_list(thread_hand);
+    return thread_hand;
 }
 
 // take gives a buffer for shelf: from the hand, else from the shelf
@@ -141,7 +172,8 @@ static void *take(unsigned shelf) {
     }
     hand->top[shelf] = k->next;
     if (k->next) __builtin_prefetch(k->next, 1); // the next take reads its link: fetch it meanwhile
-    hand->taken[shelf]++;
+    atomic_store_explicit(&hand->taken[shelf], atomic_load_explicit(&hand->taken[shelf], memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     KEPT_UNPOISON(k, shelf_size(shelf));
     return k;
 }
@@ -184,7 +216,11 @@ int lz__sendbuf_send(void *socket, const void *data, size_t size, int flags) {
 size_t lz__sendbuf_kept(size_t frame_size) {
     if (frame_size < LZ_SENDBUF_MIN || frame_size > LZ_SENDBUF_MAX) return 0;
     unsigned shelf = shelf_of(frame_size);
-    return atomic_load(&shelves[shelf].count) - (thread_hand ? thread_hand->taken[shelf] : 0);
+    pthread_mutex_lock(&hands_lock);
+    size_t kept = atomic_load(&shelves[shelf].count);
+    for (const hand_t *hand = hands; hand; hand = hand->next) kept -= atomic_load(&hand->taken[shelf]);
+    pthread_mutex_unlock(&hands_lock);
+    return kept;
 }
 
 // At exit the kept buffers go back to malloc, so leak checkers see none

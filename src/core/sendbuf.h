@@ -47,8 +47,9 @@ int lz__sendbuf_send(void *socket, const void *data, size_t size, int flags);
 int lz__sendbuf_build(zmq_msg_t *msg, const void *data, size_t size);
 
 // lz__sendbuf_kept: how many buffers for frames of frame_size bytes are
-// kept now, on their shelf and in the calling thread's hand (0 outside
-// LZ_SENDBUF_MIN .. LZ_SENDBUF_MAX). For tests.
+// kept now, on their shelf and in every thread's hand (0 outside
+// LZ_SENDBUF_MIN .. LZ_SENDBUF_MAX); exact while no thread is taking one.
+// For tests.
 size_t lz__sendbuf_kept(size_t frame_size);
 
 #endif
