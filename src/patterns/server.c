@@ -622,16 +622,18 @@ int lz_server_start(lz_server_t *server) {
     // One handler at a time needs no pool: the I/O thread runs it, which
     // saves two thread hand-offs per request.
     int workers = server->node.settings->handler_max_concurrency;
-    server->pool = workers > 1 ? lz__pool_new(workers, SERVER_QUEUE_MAX, job_run, server) : NULL;
-    if (workers > 1 && !server->pool) return lz_last_error_code() < 0 ? lz_last_error_code() : LZ_ENOMEM;
     atomic_store(&server->stopping, false);
-    int err = lz__thread_start(&server->thread, server_loop, server);
-    if (err) {
+    server->running = true; // before its threads start: a handler may stop it at once
+    server->pool = workers > 1 ? lz__pool_new(workers, SERVER_QUEUE_MAX, job_run, server) : NULL;
+    int err;
+    if (workers > 1 && !server->pool) rc = lz_last_error_code() < 0 ? lz_last_error_code() : LZ_ENOMEM;
+    else if ((err = lz__thread_start(&server->thread, server_loop, server)) != 0)
+        rc = lz__thread_fail(err, "lz_server_start");
+    if (rc != LZ_OK) {
         lz__pool_destroy(&server->pool, NULL);
-        return lz__thread_fail(err, "lz_server_start");
+        server->running = false;
     }
-    server->running = true;
-    return LZ_OK;
+    return rc;
 }
 
 // lz_server_stop: see server_loop for the order of the stop. From one of
