@@ -70,24 +70,11 @@ static void pair_close(pair_t *p) {
     seen_fini(&p->seen);
 }
 
-// sync_pair beats the slow joiner: it subscribes to "sync", publishes on it
-// until one arrives, then drains the extra ones already on their way.
-// Call before the subscriber is started.
+// sync_pair beats the slow joiner on "sync" (lz_test_sub_joined). Call
+// before the subscriber is started.
 static bool sync_pair(pair_t *p) {
     LZ_CHECK_INT(lz_sub_subscribe(p->sub, "sync"), LZ_OK);
-    lz_value_t *v = lz_value_null();
-    bool ok = false;
-    for (int64_t deadline = lz_test_now_ms() + 5000; !ok && lz_test_now_ms() < deadline;) {
-        LZ_CHECK_INT(lz_pub_publish(p->pub, "sync", v), LZ_OK);
-        lz_message_t *msg = lz_sub_recv(p->sub, 20);
-        ok = msg != NULL;
-        if (msg) LZ_CHECK_STR(lz_message_topic(msg), "sync");
-        lz_message_destroy(&msg);
-    }
-    lz_value_destroy(&v);
-    LZ_CHECK(ok);
-    for (lz_message_t *msg; (msg = lz_sub_recv(p->sub, 50));) lz_message_destroy(&msg);
-    return ok;
+    return lz_test_sub_joined(p->pub, p->sub, "sync");
 }
 
 static lz_value_t *sample_value(int n) {
