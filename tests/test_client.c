@@ -292,9 +292,9 @@ static void late_outcome(int status, const lz_value_t *reply, void *arg) {
     cancelled_t *t = arg;
     const char *text = lz_value_get_string(reply, NULL);
     bool late = text && strcmp(text, "late") == 0;
-    if (!late) { // seen once in CI (ASan): say what came instead
-        char *json = reply ? lz_value_to_json(reply) : NULL;
-        fprintf(stderr, "late outcome: status %d, reply %s\n", status, json ? json : "NULL");
+    if (reply && !late) { // seen once in CI (ASan): say what came instead
+        char *json = lz_value_to_json(reply);
+        fprintf(stderr, "late outcome: status %d, reply %s\n", status, json ? json : "(no JSON form)");
         free(json);
     }
     atomic_store(&t->late_reply, late);
