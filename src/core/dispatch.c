@@ -61,9 +61,7 @@ void lz__dispatcher_fini(lz_dispatcher_t *d) {
 }
 
 int lz__dispatcher_may_destroy(lz_dispatcher_t *d, const char *what) {
-    if (!lz__thread_inside(d)) return LZ_OK;
-    int rc = lz__fail(LZ_ESTATE, "%s: called from its own handler; destroy it from another thread", what);
-    return lz__node_error(d->node, rc, "%s", lz_last_error());
+    return lz__node_refuse_destroy(d->node, d, what, "handler");
 }
 
 int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg) {

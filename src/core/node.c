@@ -20,6 +20,7 @@
 #include "core/plugin.h"
 #include "core/sendbuf.h"
 #include "core/sockopt.h"
+#include "core/thread.h"
 #include "core/trace.h"
 #include "core/wakeup.h"
 #include "serial/registry.h"
@@ -465,6 +466,12 @@ int lz__node_error(lz_node_t *node, int code, const char *format, ...) {
     log_counted(node, LZ_LOG_ERROR, format, args);
     va_end(args);
     return code;
+}
+
+int lz__node_refuse_destroy(lz_node_t *node, const void *owner, const char *fn, const char *callback) {
+    if (!lz__thread_inside(owner)) return LZ_OK;
+    int rc = lz__fail(LZ_ESTATE, "%s: called from its own %s; destroy it from another thread", fn, callback);
+    return lz__node_error(node, rc, "%s", lz_last_error());
 }
 
 /* ---- send and receive --------------------------------------------------- */

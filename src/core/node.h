@@ -402,6 +402,13 @@ int lz__node_error(lz_node_t *node, int code, const char *format, ...)
 #endif
     ;
 
+// lz__node_refuse_destroy refuses a destroy (fn) called on a thread that
+// runs one of owner's callbacks (lz__thread_inside, core/thread.h: callback
+// names them, "handler"): it would wait for that very thread, or free what
+// the callback's caller still uses. Refused: LZ_ESTATE, counted and logged
+// on node; else LZ_OK.
+int lz__node_refuse_destroy(lz_node_t *node, const void *owner, const char *fn, const char *callback);
+
 // lz__node_encode encodes value with node's serializer into out, NULL as
 // null: the null is a node of its own, not allocated, so a send of NULL
 // fails for want of memory only as any other value's does.

@@ -1104,11 +1104,7 @@ lz_client_t *lz_client_new(lz_context_t *ctx, const char *endpoints) {
 void lz__client_destroy(lz_client_t **client_p, const char *fn) {
     if (!client_p || !*client_p) return;
     lz_client_t *c = *client_p;
-    if (lz__thread_inside(c)) { // it would join the thread it runs on, or wait for its own caller, then free
-        int rc = lz__fail(LZ_ESTATE, "%s: called from its own completion callback; destroy it from another thread", fn);
-        lz__node_error(&c->node, rc, "%s", lz_last_error());
-        return;
-    }
+    if (lz__node_refuse_destroy(&c->node, c, fn, "completion callback") != LZ_OK) return;
     atomic_store(&c->stopping, true);
     lz__wakeup_signal(c->wake_fd);
     pthread_join(c->thread, NULL); // its shut_down ended every call in flight: their callers are leaving

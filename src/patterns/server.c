@@ -548,11 +548,7 @@ lz_server_t *lz_server_new(lz_context_t *ctx, const char *endpoints) {
 void lz_server_destroy(lz_server_t **server_p) {
     if (!server_p || !*server_p) return;
     lz_server_t *s = *server_p;
-    if (lz__thread_inside(s)) { // it would be freed under the handler, whose thread it cannot wait for
-        int rc = lz__fail(LZ_ESTATE, "lz_server_destroy: called from its own handler; destroy it from another thread");
-        lz__node_error(&s->node, rc, "%s", lz_last_error());
-        return;
-    }
+    if (lz__node_refuse_destroy(&s->node, s, "lz_server_destroy", "handler") != LZ_OK) return;
     if (lz_server_stop(s) != LZ_OK) return; // its I/O thread may still run: leaked rather than freed under it
     for (size_t i = 0; i < s->handler_count; i++) free(s->handlers[i].action);
     free(s->handlers);
