@@ -1052,6 +1052,7 @@ static int client_call(lz_client_t *c, const char *action, const lz_value_t *dat
                        const lz_cancel_t *cancel) {
     if (reply) *reply = NULL;
     if (!c->thread_started) return lz__fail(LZ_ECLOSED, "%s: closed", c->node.name);
+    if (lz__cancel_fired(cancel)) return lz__fail(LZ_ECLOSED, "%s: cancelled before it was sent", c->node.name);
     if (!callback && lz__thread_inside(c))
         return lz__fail(LZ_ESTATE, "%s: a synchronous request from a completion callback would wait forever",
                         c->node.name);

@@ -66,8 +66,9 @@ void lz__client_cancel(lz_client_t *client, lz_cancel_t *cancel);
 
 // lz__client_request_until is lz_client_request (which is it with cancel
 // NULL) whose wait also ends, LZ_ECLOSED, once cancel fires, also on the
-// direct path. A cancel that fires after the outcome came does not take
-// it back: the caller checks lz__cancel_fired if it must.
+// direct path; with cancel already fired nothing is sent (LZ_ECLOSED). A
+// cancel that fires after the outcome came does not take it back: the
+// caller checks lz__cancel_fired if it must.
 int lz__client_request_until(lz_client_t *client, const char *action, const lz_value_t *data, lz_value_t **reply,
                              int timeout_ms, const lz_cancel_t *cancel);
 
