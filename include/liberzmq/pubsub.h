@@ -102,7 +102,9 @@ int lz_sub_accept(lz_sub_t *sub, unsigned accepts);
 
 // lz_sub_on subscribes to prefix and routes its messages to handler; the
 // longest matching registered prefix wins. lz_sub_on_default takes the
-// messages no handler matches. Register before lz_sub_start.
+// messages no handler matches. Register before lz_sub_start (LZ_ESTATE
+// while started); after a stop asked from a handler, a registration from
+// another thread first waits for that stop's threads to end.
 int lz_sub_on(lz_sub_t *sub, const char *prefix, lz_handler_fn handler, void *arg);
 int lz_sub_on_default(lz_sub_t *sub, lz_handler_fn handler, void *arg);
 

@@ -50,8 +50,11 @@ lz_node_t *lz_pull_node(lz_pull_t *pull);
 
 // lz_pull_on routes tasks of the given type to handler; lz_pull_on_default
 // takes the rest (including "unknown", a task that was not an object).
-// Register before lz_pull_start (LZ_ESTATE after), or, for a puller the
-// caller drives, between lz_pull_dispatch calls, never during one. A second
+// Register before lz_pull_start (LZ_ESTATE while started), or, for a puller
+// the caller drives, between lz_pull_dispatch calls, never during one. After
+// a stop asked from a handler, this and the other calls set before the
+// start (retries, dead letters) first wait, from another thread, for that
+// stop's threads to end, as lz_pull_start does. A second
 // registration of a type replaces the first. A task waiting for a retry
 // runs the handler registered for its type when the retry comes due. A task
 // nobody handles is counted in inbound_dropped and logged.

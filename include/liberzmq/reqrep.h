@@ -51,7 +51,10 @@ lz_node_t *lz_server_node(lz_server_t *server);
 
 // lz_server_on routes requests of action to handler; lz_server_on_default
 // takes unknown actions (without one they get an LZ_ENOTFOUND error reply).
-// Register before lz_server_start.
+// Register before lz_server_start, or after lz_server_stop: after a stop
+// one of its handlers asked for, a registration from another thread first
+// waits for the server's threads, as lz_server_start does. LZ_ESTATE while
+// the server runs; LZ_EINVAL, LZ_ENOMEM. Not thread safe.
 int lz_server_on(lz_server_t *server, const char *action, lz_server_handler_fn handler, void *arg);
 int lz_server_on_default(lz_server_t *server, lz_server_handler_fn handler, void *arg);
 

@@ -562,8 +562,18 @@ void lz_server_destroy(lz_server_t **server_p) {
 
 lz_node_t *lz_server_node(lz_server_t *server) { return server ? &server->node : NULL; }
 
+// finish_requested_stop joins the threads of a stop one of server's
+// handlers asked for, unless called from one of them: what a start or a
+// registration from another thread does first.
+static int finish_requested_stop(lz_server_t *server) {
+    if (server->running && atomic_load(&server->stopping) && !lz__thread_inside(server)) return lz_server_stop(server);
+    return LZ_OK;
+}
+
 int lz_server_on(lz_server_t *server, const char *action, lz_server_handler_fn handler, void *arg) {
     if (!server || !action || !handler) return lz__fail(LZ_EINVAL, "lz_server_on: NULL argument");
+    int rc = finish_requested_stop(server);
+    if (rc != LZ_OK) return rc;
     if (server->running) return lz__fail(LZ_ESTATE, "lz_server_on: server already started");
     handler_t *h = (handler_t *)find_exact(server, action);
     if (h) { // registering again replaces
@@ -582,6 +592,8 @@ int lz_server_on(lz_server_t *server, const char *action, lz_server_handler_fn h
 
 int lz_server_on_default(lz_server_t *server, lz_server_handler_fn handler, void *arg) {
     if (!server || !handler) return lz__fail(LZ_EINVAL, "lz_server_on_default: NULL argument");
+    int rc = finish_requested_stop(server);
+    if (rc != LZ_OK) return rc;
     if (server->running) return lz__fail(LZ_ESTATE, "lz_server_on_default: server already started");
     server->fallback = (handler_t){NULL, handler, arg};
     return LZ_OK;
@@ -607,13 +619,10 @@ static int make_out_of_memory(lz_server_t *s) {
 
 int lz_server_start(lz_server_t *server) {
     if (!server) return lz__fail(LZ_EINVAL, "lz_server_start: server is NULL");
-    // A stop a handler asked for is finished here, from another thread.
-    if (server->running && atomic_load(&server->stopping) && !lz__thread_inside(server)) {
-        int rc = lz_server_stop(server);
-        if (rc != LZ_OK) return rc;
-    }
+    int rc = finish_requested_stop(server);
+    if (rc != LZ_OK) return rc;
     if (server->running) return lz__fail(LZ_ESTATE, "lz_server_start: already started");
-    int rc = make_out_of_memory(server);
+    rc = make_out_of_memory(server);
     if (rc != LZ_OK) return rc;
     // One handler at a time needs no pool: the I/O thread runs it, which
     // saves two thread hand-offs per request.
