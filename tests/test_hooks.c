@@ -132,6 +132,47 @@ LZ_TEST(pullers_drop_what_receive_hooks_refuse) {
     lz_context_destroy(&ctx);
 }
 
+// destroy_own_pull: a receive hook that tries to destroy its puller and
+// records whether that was refused.
+typedef struct {
+    lz_pull_t **pull_p;
+    bool refused;
+} hook_destroy_t;
+
+static int destroy_own_pull(lz_node_t *node, const lz_message_t *msg, void *arg) {
+    (void)node;
+    (void)msg;
+    hook_destroy_t *hd = arg;
+    lz_pull_destroy(hd->pull_p);
+    hd->refused = *hd->pull_p && lz_last_error_code() == LZ_ESTATE && strstr(lz_last_error(), "lz_pull_destroy");
+    return 0;
+}
+
+// In lz_pull_recv the receive hooks run on the caller's thread, as the
+// puller's: a destroy from one is refused as from a handler. Before, it
+// freed the puller under the receive that ran the hook.
+LZ_TEST(a_destroy_from_a_receive_hook_is_refused) {
+    lz_context_t *ctx = lz_test_pattern_context(0);
+    lz_pull_t *pull = lz_pull_new(ctx, "tcp://127.0.0.1:*");
+    lz_push_t *push = pull ? lz_push_new(ctx, lz_node_endpoint(lz_pull_node(pull))) : NULL;
+    LZ_CHECK(push != NULL);
+    hook_destroy_t hd = {.pull_p = &pull};
+    if (push) {
+        LZ_CHECK_INT(lz_node_on_receive(lz_pull_node(pull), destroy_own_pull, &hd), LZ_OK);
+        LZ_CHECK_INT(lz_push_send(push, "job", NULL, 0), LZ_OK);
+        lz_message_t *msg = lz_pull_recv(pull, 5000);
+        LZ_CHECK(msg != NULL);
+        LZ_CHECK_STR(lz_message_type(msg), "job");
+        lz_message_destroy(&msg);
+        LZ_CHECK(hd.refused);
+        LZ_CHECK(pull != NULL);
+    }
+    lz_push_destroy(&push);
+    lz_pull_destroy(&pull);
+    LZ_CHECK(pull == NULL);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST(handlers_see_only_what_hooks_take) {
     lz_context_t *ctx = lz_test_pattern_context(0);
     lz_pub_t *pub = lz_pub_new(ctx, "tcp://127.0.0.1:*");
@@ -373,6 +414,7 @@ LZ_TEST(hook_arguments_are_checked) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(send_hooks_refuse_in_order), LZ_CASE(pullers_drop_what_receive_hooks_refuse),
+             LZ_CASE(a_destroy_from_a_receive_hook_is_refused),
              LZ_CASE(handlers_see_only_what_hooks_take), LZ_CASE(servers_answer_a_refused_request),
              LZ_CASE(pairs_hook_both_ways), LZ_CASE(dealers_and_routers_hook_their_requests),
              LZ_CASE(schemas_check_what_is_sent_and_received),

@@ -74,7 +74,9 @@ int lz_node_metrics(const lz_node_t *node, lz_metrics_t *out);
 // logging). Add them before the node carries traffic (before start, or the
 // first send or receive): the lists are read without a lock. A hook runs
 // on the thread that sends or receives, must be thread safe when several
-// do, and must not block. It refuses by returning non-zero: a negative
+// do, and must not block. It must not destroy its node: a subscriber's or
+// puller's destroy from its receive hook is refused (logged, LZ_ESTATE),
+// as from its handlers. It refuses by returning non-zero: a negative
 // lz_error_t, or any positive number for LZ_EVALIDATION; lz_set_error
 // (error.h) in it says why. docs/hooks.md has examples.
 

@@ -61,7 +61,7 @@ void lz__dispatcher_fini(lz_dispatcher_t *d) {
 }
 
 int lz__dispatcher_may_destroy(lz_dispatcher_t *d, const char *what) {
-    return lz__node_refuse_destroy(d->node, d, what, "handler");
+    return lz__node_refuse_destroy(d->node, d, what, "handler or hook");
 }
 
 // configurable answers whether d may be configured (handlers, retries,
@@ -480,12 +480,24 @@ static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void 
     return rc;
 }
 
+// admitted runs the node's receive hooks on *msg (lz__hooks_admit) as d's
+// (thread.h): in lz_sub_recv and lz_pull_recv they run on the caller's
+// thread, where a destroy from a hook would free d under this very call.
+static bool admitted(lz_dispatcher_t *d, lz_message_t **msg) {
+    if (!d->node->hooks) return true;
+    lz_thread_running_t here;
+    lz__thread_enter(&here, d);
+    bool taken = lz__hooks_admit(d->node, msg);
+    lz__thread_leave(&here);
+    return taken;
+}
+
 // next_message receives the next message that decodes and that the
 // node's receive hooks take.
 static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) {
     int64_t deadline = d->node->hooks ? lz__deadline_ms(timeout_ms) : 0; // a clock read only if hooks may refuse
     int rc;
-    while ((rc = next_taken(d, timeout_ms, d->decode, out)) == LZ_OK && !lz__hooks_admit(d->node, out))
+    while ((rc = next_taken(d, timeout_ms, d->decode, out)) == LZ_OK && !admitted(d, out))
         timeout_ms = lz__ms_left(deadline, timeout_ms);
     return rc;
 }
