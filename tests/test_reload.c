@@ -5,8 +5,9 @@
  * lz_context_watch follows a file replaced by rename, and its directory
  * deleted or moved and made again, ignores and counts a bad one, and stops
  * quickly with its context; a log callback on the watcher's thread may stop
- * it, point it elsewhere or destroy its context, and a reload or watch from
- * a record that cannot wait is refused. */
+ * it, point it elsewhere or destroy its context, a reload or watch from
+ * a record that cannot wait is refused, and a destroy from a record of a
+ * reload or watch on the caller's thread is finished as that call returns. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -1076,6 +1077,49 @@ LZ_TEST(a_watch_from_a_log_record_of_its_own_first_reload_is_refused) {
     remove_tree(f.dir);
 }
 
+// A context destroyed from a log record of lz_context_reload on the
+// caller's thread: the destroy is finished as that call returns. Before,
+// it freed the context under the reload writing the record (the access
+// rules' record is written holding the reload's lock; the last, after it).
+static void check_destroy_from_a_reload_record(const char *trigger) {
+    watch_files_t f;
+    record_call_t call;
+    watch_files(&f, "zmq:\n  request_timeout: 1111\n");
+    calling_at(&call, &f, trigger, destroy_context);
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0", "logging.level=info", "security.deny_addresses=10.9.9.9");
+    LZ_CHECK_INT(lz_context_reload(call.ctx, cfg), LZ_OK); // ASan and valgrind see what it would have read freed
+    LZ_CHECK(atomic_load(&call.done));
+    LZ_CHECK_INT(call.rc, LZ_OK);
+    lz_config_destroy(&cfg);
+    remove_tree(f.dir);
+}
+
+LZ_TEST(a_context_destroyed_from_a_record_its_reload_writes_under_its_lock) {
+    check_destroy_from_a_reload_record("changed the access rules");
+}
+
+LZ_TEST(a_context_destroyed_from_the_last_record_of_its_reload) { check_destroy_from_a_reload_record("reloaded from"); }
+
+// The same from a record of lz_context_watch's first reload, which runs on
+// its caller's thread under the watcher's lock: the destroy took that lock
+// again and waited for ever (the test's alarm ended it). It is finished as
+// the watch returns; the node keeps the context, and it ends with the node.
+LZ_TEST(a_context_destroyed_from_a_record_of_its_first_watch_ends_after_the_watch) {
+    watch_files_t f;
+    record_call_t call;
+    watch_files(&f, "zmq:\n  request_timeout: 1111\n");
+    lz_context_t *ctx = calling_at(&call, &f, "reloaded from", destroy_context);
+    char endpoint[64];
+    lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    LZ_CHECK(pull != NULL);
+    LZ_CHECK_INT(lz_context_watch(ctx, f.path), LZ_OK);
+    LZ_CHECK(atomic_load(&call.done));
+    LZ_CHECK_INT(call.rc, LZ_OK);
+    LZ_CHECK_INT(request_timeout(ctx), 1111); // the node's reference keeps it
+    lz_pull_destroy(&pull);                   // the last reference: the context ends, its watcher stopped before
+    remove_tree(f.dir);
+}
+
 LZ_TEST_MAIN(LZ_CASE(log_level_and_format_change_live), LZ_CASE(invalid_reload_changes_nothing),
              LZ_CASE(log_target_moves_to_another_file),
              LZ_CASE(a_target_set_through_the_api_stays_until_a_reload_moves_the_log),
@@ -1098,4 +1142,7 @@ LZ_TEST_MAIN(LZ_CASE(log_level_and_format_change_live), LZ_CASE(invalid_reload_c
              LZ_CASE(a_context_destroyed_from_its_watchers_log_record_ends_with_the_watcher),
              LZ_CASE(a_context_destroyed_from_its_watchers_log_record_lives_on_with_its_nodes),
              LZ_CASE(a_reload_from_a_log_record_of_a_reload_in_progress_is_refused),
-             LZ_CASE(a_watch_from_a_log_record_of_its_own_first_reload_is_refused))
+             LZ_CASE(a_watch_from_a_log_record_of_its_own_first_reload_is_refused),
+             LZ_CASE(a_context_destroyed_from_a_record_its_reload_writes_under_its_lock),
+             LZ_CASE(a_context_destroyed_from_the_last_record_of_its_reload),
+             LZ_CASE(a_context_destroyed_from_a_record_of_its_first_watch_ends_after_the_watch))

@@ -51,7 +51,11 @@ lz_context_t *lz_context_new(const lz_config_t *config);
 // lz_logger_to_callback, reacting to a reload it logged), it returns at
 // once: the watcher stops after the record, and its thread releases the
 // reference as it ends (the reload writing the record still uses the
-// context), ending the context if that was the last.
+// context), ending the context if that was the last. From a log record of
+// an lz_context_reload or lz_context_watch of the same context on the
+// calling thread (where stopping the watcher would wait for a lock that
+// call holds, and the call still uses the context), it sets *ctx_p to
+// NULL and the destroy is finished as that call returns.
 void lz_context_destroy(lz_context_t **ctx_p);
 
 // lz_context_config returns the context's configuration in force,

@@ -101,6 +101,7 @@ struct lz_context {
     pthread_mutex_t watch_lock;  // guards watch; never taken by the watcher's thread, so a stop can join it
     lz_watch_t *watch;           // read by its own thread without the lock: changed only once that thread ends
     atomic_int refs;
+    lz_context_t *deferred_next; // in its thread's deferred_destroys (lz_context_destroy)
     pthread_mutex_t lock; // guards nodes and retired
     lz_node_t *nodes;
     uint64_t node_ids; // the last id given
@@ -601,10 +602,22 @@ void lz__context_unref(lz_context_t *ctx) {
     if (ctx && atomic_fetch_sub(&ctx->refs, 1) == 1) context_free(ctx);
 }
 
-void lz_context_destroy(lz_context_t **ctx_p) {
-    if (!ctx_p || !*ctx_p) return;
-    lz_context_t *ctx = *ctx_p;
-    *ctx_p = NULL;
+// The contexts whose destroy this thread deferred: it came from a log
+// record of an lz_context_reload or lz_context_watch of the same context
+// this thread runs. Stopping the watcher there waits for a lock the call
+// holds (or for a watcher waiting for it), and the call still uses the
+// context: the outermost such call finishes the destroy as it returns
+// (finish_deferred_destroy).
+static _Thread_local lz_context_t *deferred_destroys;
+
+// in_context_call marks the thread, for the length of an application call
+// on ctx that may write log records (lz_context_reload, lz_context_watch).
+static void in_context_call(lz_thread_running_t *here, const lz_context_t *ctx) {
+    lz__thread_enter(here, &ctx->refs);
+}
+
+// context_release is lz_context_destroy's work once it may be done here.
+static void context_release(lz_context_t *ctx) {
     // From a log record on the watcher's own thread, which cannot be joined
     // from here, and whose reload still uses the context: the watcher ends
     // after the record and drops the reference then. ctx->watch is that
@@ -617,6 +630,32 @@ void lz_context_destroy(lz_context_t **ctx_p) {
     // even while nodes still open keep it alive.
     context_unwatch(ctx);
     lz__context_unref(ctx);
+}
+
+// finish_deferred_destroy ends the call in_context_call marked, and
+// finishes a destroy of ctx one of its log records asked for, unless an
+// outer call on ctx will.
+static void finish_deferred_destroy(lz_thread_running_t *here, lz_context_t *ctx) {
+    lz__thread_leave(here);
+    if (lz__thread_inside(&ctx->refs)) return;
+    for (lz_context_t **at = &deferred_destroys; *at; at = &(*at)->deferred_next) {
+        if (*at != ctx) continue;
+        *at = ctx->deferred_next;
+        context_release(ctx);
+        return;
+    }
+}
+
+void lz_context_destroy(lz_context_t **ctx_p) {
+    if (!ctx_p || !*ctx_p) return;
+    lz_context_t *ctx = *ctx_p;
+    *ctx_p = NULL;
+    if (lz__thread_inside(&ctx->refs)) { // see deferred_destroys
+        ctx->deferred_next = deferred_destroys;
+        deferred_destroys = ctx;
+        return;
+    }
+    context_release(ctx);
 }
 
 const lz_config_t *lz_context_config(const lz_context_t *ctx) { return ctx ? ctx->config : NULL; }
@@ -1030,7 +1069,12 @@ int lz_context_reload(lz_context_t *ctx, const lz_config_t *config) {
     if (!ctx || !config) return lz__fail(LZ_EINVAL, "lz_context_reload: NULL argument");
     int rc = lz__plugins_refuse_in_init("lz_context_reload", "reload a context");
     if (rc == LZ_OK) rc = refuse_in_reload(ctx, "lz_context_reload");
-    return rc == LZ_OK ? lz__context_reload_from(ctx, config, "lz_context_reload") : rc;
+    if (rc != LZ_OK) return rc;
+    lz_thread_running_t here;
+    in_context_call(&here, ctx);
+    rc = lz__context_reload_from(ctx, config, "lz_context_reload");
+    finish_deferred_destroy(&here, ctx);
+    return rc;
 }
 
 int lz_context_watch(lz_context_t *ctx, const char *path) {
@@ -1045,12 +1089,14 @@ int lz_context_watch(lz_context_t *ctx, const char *path) {
     // From a log record on the watcher's own thread, which cannot be joined
     // from here: the watcher watches path instead, or ends after the record.
     if (lz__thread_inside(ctx)) return lz__watch_retarget(ctx->watch, path);
-    lz_thread_running_t here;
+    lz_thread_running_t call, here;
+    in_context_call(&call, ctx);
     pthread_mutex_lock(&ctx->watch_lock);
     lz__thread_enter(&here, &ctx->watch_lock); // the first reload's records run on this thread
     lz__watch_stop(&ctx->watch);
     rc = path ? lz__watch_start(ctx, path, &ctx->watch) : LZ_OK;
     lz__thread_leave(&here);
     pthread_mutex_unlock(&ctx->watch_lock);
+    finish_deferred_destroy(&call, ctx);
     return rc;
 }
