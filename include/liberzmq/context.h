@@ -130,7 +130,10 @@ int lz_context_reload(lz_context_t *ctx, const lz_config_t *config);
 // above. LZ_ESTATE, nothing changed, from a log record written while a
 // reload of the context holds it (the judgement of new access rules, a
 // plugin's init: a reload must wait for it), or written by this call's own
-// first reload on the caller's thread: call it once that returns.
+// first reload on the caller's thread: call it once that returns. A
+// record one watcher writes may stop or replace another context's watcher
+// (the call waits for that watcher's thread), but not while that watcher's
+// records do the same to this one's: each would wait for the other.
 int lz_context_watch(lz_context_t *ctx, const char *path);
 
 // lz_context_logger returns the context's logger (configured from
