@@ -539,6 +539,38 @@ static char *repeated(const char *prefix, const char *unit, size_t count, const 
     return text;
 }
 
+// Two branches that both recurse into the same value applied the last
+// subschema 2^40 times for 40 levels of data, which a peer chooses: a
+// validation gives up after LZ_SCHEMA_MAX_STEPS subschemas (some 50 ms),
+// quiet branch or not. A large value gets LZ_SCHEMA_STEPS_PER_VALUE per
+// value instead, so many subschemas on many values still pass.
+LZ_TEST(exponential_branches_give_up) {
+    lz_schema_t *twice = compile("{\"properties\":{\"child\":{\"allOf\":[{\"$ref\":\"#\"},{\"$ref\":\"#\"}]}}}");
+    lz_value_t *shallow = nested(10), *deep = nested(40);
+    LZ_CHECK_INT(lz_schema_validate(twice, shallow), LZ_OK);
+    LZ_CHECK_INT(lz_schema_validate(twice, deep), LZ_EVALIDATION);
+    LZ_CHECK(strstr(lz_last_error(), "validation gave up after 10000000 subschemas applied") != NULL);
+    lz_schema_destroy(&twice);
+    lz_schema_t *quiet = compile("{\"anyOf\":[{\"properties\":{\"child\":{\"allOf\":[{\"$ref\":\"#\"},"
+                                 "{\"$ref\":\"#\"}]}}},{\"type\":\"object\"}]}");
+    lz_set_error(LZ_OK, NULL);
+    LZ_CHECK_INT(lz_schema_validate(quiet, deep), LZ_EVALIDATION); // not the second branch's yes
+    LZ_CHECK(strstr(lz_last_error(), "validation gave up after") != NULL);
+    lz_schema_destroy(&quiet);
+    lz_value_destroy(&shallow);
+    lz_value_destroy(&deep);
+    // 50,000 integers each tried against 250 strings first: 12.6 million
+    // subschemas, under the 12.8 million 256 per value allow.
+    char *branches = repeated("{\"items\":{\"anyOf\":[", "{\"type\":\"string\"},", 250, "{\"type\":\"integer\"}]}}");
+    lz_schema_t *wide = compile(branches);
+    lz_value_t *many = lz_value_array();
+    for (int i = 0; i < 50000; i++) LZ_CHECK_INT(lz_value_array_append(many, lz_value_int(i)), LZ_OK);
+    LZ_CHECK_INT(lz_schema_validate(wide, many), LZ_OK);
+    lz_value_destroy(&many);
+    lz_schema_destroy(&wide);
+    free(branches);
+}
+
 // A repeated group over a long string outgrew the JIT's default stack (32
 // KiB: "^(?:\w|-)+$" could not match 2000 characters, and valid data was
 // refused); a validation now gives the JIT a larger stack when it needs one.
@@ -726,7 +758,7 @@ LZ_TEST_MAIN(LZ_CASE(suite_draft7), LZ_CASE(suite_draft6), LZ_CASE(suite_draft20
              LZ_CASE(valid_data_leaves_the_error_alone), LZ_CASE(malformed_schemas),
              LZ_CASE(malformed_keywords_are_named), LZ_CASE(schema_nesting_is_bounded),
              LZ_CASE(long_pointers_leave_room_for_the_reason), LZ_CASE(refs_with_escapes),
-             LZ_CASE(ref_siblings_by_draft), LZ_CASE(recursion_is_bounded), LZ_CASE(long_strings_match_patterns),
+             LZ_CASE(ref_siblings_by_draft), LZ_CASE(recursion_is_bounded), LZ_CASE(exponential_branches_give_up), LZ_CASE(long_strings_match_patterns),
              LZ_CASE(backtracking_gives_up_early), LZ_CASE(unique_items_of_large_arrays), LZ_CASE(null_arguments),
              LZ_CASE(bytes_values), LZ_CASE(numbers_are_exact), LZ_CASE(schema_value_not_kept),
              LZ_CASE(four_threads_share_a_schema))

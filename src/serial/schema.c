@@ -9,6 +9,7 @@
  * yes or no and report nothing. Running out of depth (a $ref cycle) or of
  * memory aborts the whole validation, quiet or not. */
 #include <float.h>
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -31,6 +32,9 @@ typedef struct path {
 
 typedef struct vctx {
     int depth;
+    uint64_t steps, max_steps; // subschemas applied, and how many may be (budget_spent)
+    bool budget_grown;
+    const lz_value_t *root;    // the value validated
     bool quiet;
     bool aborted;
     int error;                   // the abort's code
@@ -107,7 +111,8 @@ static LZ_COLD bool fail(vctx_t *ctx, const path_t *path, const char *format, ..
 }
 
 // abort_validation stops everything, quiet or not: what failed is no
-// answer about the value.
+// answer about the value. The budget of steps is spent, so each subschema
+// the callers would still apply fails at once (give_up).
 static LZ_COLD bool abort_validation(vctx_t *ctx, const path_t *path, int code, const char *reason) {
     bool quiet = ctx->quiet;
     ctx->quiet = false;
@@ -116,6 +121,8 @@ static LZ_COLD bool abort_validation(vctx_t *ctx, const path_t *path, int code, 
     ctx->quiet = quiet;
     ctx->aborted = true;
     ctx->error = code;
+    ctx->max_steps = 0;
+    ctx->budget_grown = true;
     return false;
 }
 
@@ -672,8 +679,43 @@ static bool check_keywords(const lz_snode_t *s, const lz_value_t *v, const path_
     return !(g & LZ_SG_LOGIC) || check_logic(s, v, path, ctx);
 }
 
+// count_values counts v and the values inside it.
+static uint64_t count_values(const lz_value_t *v, int depth) {
+    uint64_t n = 1;
+    if (depth >= LZ_VALUE_MAX_DEPTH) return n;
+    if (v->type == LZ_VALUE_ARRAY)
+        for (size_t i = 0; i < v->u.array.len; i++) n += count_values(v->u.array.items[i], depth + 1);
+    else if (v->type == LZ_VALUE_OBJECT)
+        for (size_t i = 0; i < v->u.object.len; i++) n += count_values(v->u.object.members[i].value, depth + 1);
+    return n;
+}
+
+// budget_spent answers, once LZ_SCHEMA_MAX_STEPS subschemas were applied,
+// whether the validation must give up: the first time, the budget grows
+// to LZ_SCHEMA_STEPS_PER_VALUE per value of the data if that is more.
+static LZ_COLD bool budget_spent(vctx_t *ctx) {
+    if (!ctx->budget_grown) {
+        ctx->budget_grown = true;
+        uint64_t scaled = LZ_SCHEMA_STEPS_PER_VALUE * count_values(ctx->root, 0);
+        if (scaled > ctx->max_steps) ctx->max_steps = scaled;
+    }
+    return ctx->steps > ctx->max_steps;
+}
+
+// give_up aborts a validation that spent its budget of steps, unless it
+// was aborted already (abort_validation spends the budget).
+static LZ_COLD bool give_up(vctx_t *ctx, const path_t *path) {
+    if (ctx->aborted) return false;
+    char reason[160];
+    snprintf(reason, sizeof reason,
+             "validation gave up after %" PRIu64 " subschemas applied (branches that recurse into the same value?)",
+             ctx->max_steps);
+    return abort_validation(ctx, path, LZ_EVALIDATION, reason);
+}
+
 static bool validate(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
     if (s->kind == LZ_SNODE_TRUE) return true;
+    if (++ctx->steps > ctx->max_steps && budget_spent(ctx)) return give_up(ctx, path);
     if (s->kind == LZ_SNODE_FALSE) return fail(ctx, path, "not allowed here (the schema is false)");
     if (ctx->depth >= LZ_SCHEMA_MAX_DEPTH)
         return abort_validation(ctx, path, LZ_EVALIDATION,
@@ -687,7 +729,7 @@ static bool validate(const lz_snode_t *s, const lz_value_t *v, const path_t *pat
 
 int lz_schema_validate(const lz_schema_t *schema, const lz_value_t *value) {
     if (!schema || !value) return lz__fail(LZ_EINVAL, "lz_schema_validate: NULL %s", !schema ? "schema" : "value");
-    vctx_t ctx = {.limits = schema->limits};
+    vctx_t ctx = {.limits = schema->limits, .max_steps = LZ_SCHEMA_MAX_STEPS, .root = value};
     path_t root = {NULL, NULL, 0};
     bool ok = validate(schema->root, value, &root, &ctx);
     pcre2_match_data_free(ctx.match);

@@ -21,6 +21,16 @@
 #define LZ_SCHEMA_MAX_DEPTH 256
 #define LZ_SCHEMA_MAX_DEPTH_TEXT "256" // for messages
 
+// A validation gives up (an LZ_EVALIDATION abort) past this many
+// subschema applications, or past LZ_SCHEMA_STEPS_PER_VALUE for each value
+// in the data when that is more (counted once the first budget is spent):
+// two branches of anyOf, oneOf or allOf that both recurse into the same
+// value take time exponential in the data's depth, which a peer chooses
+// (2^40 applications at 40 levels). Ten million take some 50 ms (5 ns
+// each on the benchmark's machine).
+#define LZ_SCHEMA_MAX_STEPS 10000000
+#define LZ_SCHEMA_STEPS_PER_VALUE 256
+
 // A pattern match gives up (an LZ_EVALIDATION abort, "match limit
 // exceeded") past this many of PCRE2's backtracking steps: a pattern that
 // backtracks without end ("^(a+)+$" on "aaa...ab") then costs about 2 ms
