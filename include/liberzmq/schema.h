@@ -65,9 +65,10 @@ void lz_schema_destroy(lz_schema_t **schema_p);
 // and so does a pattern match past PCRE2's match limit (a million
 // backtracking steps: "the pattern ... could not be matched: match limit
 // exceeded"), where the validation stops, and so does one past 10 million
-// subschemas applied, or 256 per value of value if that is more ("validation
-// gave up after N subschemas applied": branches that recurse into the same
-// value take time exponential in its depth; docs/schema.md).
+// steps, or 256 times one pass over value if that is more ("validation gave
+// up after N steps": a step is a subschema applied or 8 bytes of a string
+// checked; branches that recurse into the same value take time exponential
+// in its depth; docs/schema.md).
 // LZ_EINVAL for NULL arguments, LZ_ENOMEM when a pattern's match data
 // cannot be allocated or its match runs out of memory. Valid values cost no string formatting. Thread
 // safe: a compiled schema is read-only, so any number of threads may

@@ -32,7 +32,7 @@ typedef struct path {
 
 typedef struct vctx {
     int depth;
-    uint64_t steps, max_steps; // subschemas applied, and how many may be (budget_spent)
+    uint64_t steps, max_steps; // steps taken (subschemas applied, charge), and how many may be (budget_spent)
     bool budget_grown;
     const lz_value_t *root;    // the value validated
     bool quiet;
@@ -350,9 +350,17 @@ static LZ_COLD bool pattern_fails(const lz_value_t *v, const lz_snode_t *s, cons
     return fail(ctx, path, "%s does not match the pattern \"%s\"", render(v, a, sizeof a), s->pattern.source);
 }
 
+// charge counts work that reads a whole string or array into the budget
+// of steps (validate gives up past it), at LZ_SCHEMA_BYTES_PER_STEP bytes
+// or one item a step: a subschema applied over and over (two branches
+// that recurse into the same value) to a large string would otherwise take
+// 100 us per step, not 5 ns.
+static inline void charge(vctx_t *ctx, size_t steps) { ctx->steps += steps; }
+
 static bool check_string(const lz_snode_t *s, const lz_value_t *v, const path_t *path, vctx_t *ctx) {
     const char *text = v->u.blob.data;
     size_t len = v->u.blob.len;
+    if (s->min_length || s->max_length != SIZE_MAX || s->pattern.code) charge(ctx, len / LZ_SCHEMA_BYTES_PER_STEP);
     if (s->min_length || s->max_length != SIZE_MAX) {
         size_t n = code_points(text, len);
         if (n < s->min_length)
@@ -471,6 +479,7 @@ static bool first_equal(lz_value_t *const *items, const hashed_t *run, size_t n,
 static bool check_unique(const lz_value_t *v, const path_t *path, vctx_t *ctx) {
     lz_value_t *const *items = v->u.array.items;
     size_t n = v->u.array.len, first = SIZE_MAX, second = SIZE_MAX;
+    charge(ctx, n);
     hashed_t few[LZ_UNIQUE_SCAN_MAX];
     bool hashing = n > LZ_UNIQUE_SCAN_MAX;
     hashed_t *run = hashing ? malloc(n * sizeof *run) : few;
@@ -679,24 +688,27 @@ static bool check_keywords(const lz_snode_t *s, const lz_value_t *v, const path_
     return !(g & LZ_SG_LOGIC) || check_logic(s, v, path, ctx);
 }
 
-// count_values counts v and the values inside it.
-static uint64_t count_values(const lz_value_t *v, int depth) {
+// pass_steps counts the steps one pass over v takes: one per value, and
+// one per LZ_SCHEMA_BYTES_PER_STEP bytes of a string (as charge counts them).
+static uint64_t pass_steps(const lz_value_t *v, int depth) {
     uint64_t n = 1;
+    if (v->type == LZ_VALUE_STRING) return n + v->u.blob.len / LZ_SCHEMA_BYTES_PER_STEP;
     if (depth >= LZ_VALUE_MAX_DEPTH) return n;
     if (v->type == LZ_VALUE_ARRAY)
-        for (size_t i = 0; i < v->u.array.len; i++) n += count_values(v->u.array.items[i], depth + 1);
+        for (size_t i = 0; i < v->u.array.len; i++) n += pass_steps(v->u.array.items[i], depth + 1);
     else if (v->type == LZ_VALUE_OBJECT)
-        for (size_t i = 0; i < v->u.object.len; i++) n += count_values(v->u.object.members[i].value, depth + 1);
+        for (size_t i = 0; i < v->u.object.len; i++) n += pass_steps(v->u.object.members[i].value, depth + 1);
     return n;
 }
 
-// budget_spent answers, once LZ_SCHEMA_MAX_STEPS subschemas were applied,
-// whether the validation must give up: the first time, the budget grows
-// to LZ_SCHEMA_STEPS_PER_VALUE per value of the data if that is more.
+// budget_spent answers, once LZ_SCHEMA_MAX_STEPS steps were taken, whether
+// the validation must give up: the first time, the budget grows to
+// LZ_SCHEMA_STEPS_PER_VALUE times the steps of one pass over the data
+// (pass_steps) if that is more.
 static LZ_COLD bool budget_spent(vctx_t *ctx) {
     if (!ctx->budget_grown) {
         ctx->budget_grown = true;
-        uint64_t scaled = LZ_SCHEMA_STEPS_PER_VALUE * count_values(ctx->root, 0);
+        uint64_t scaled = LZ_SCHEMA_STEPS_PER_VALUE * pass_steps(ctx->root, 0);
         if (scaled > ctx->max_steps) ctx->max_steps = scaled;
     }
     return ctx->steps > ctx->max_steps;
@@ -708,7 +720,7 @@ static LZ_COLD bool give_up(vctx_t *ctx, const path_t *path) {
     if (ctx->aborted) return false;
     char reason[160];
     snprintf(reason, sizeof reason,
-             "validation gave up after %" PRIu64 " subschemas applied (branches that recurse into the same value?)",
+             "validation gave up after %" PRIu64 " steps (branches that recurse into the same value?)",
              ctx->max_steps);
     return abort_validation(ctx, path, LZ_EVALIDATION, reason);
 }

@@ -21,15 +21,18 @@
 #define LZ_SCHEMA_MAX_DEPTH 256
 #define LZ_SCHEMA_MAX_DEPTH_TEXT "256" // for messages
 
-// A validation gives up (an LZ_EVALIDATION abort) past this many
-// subschema applications, or past LZ_SCHEMA_STEPS_PER_VALUE for each value
-// in the data when that is more (counted once the first budget is spent):
-// two branches of anyOf, oneOf or allOf that both recurse into the same
-// value take time exponential in the data's depth, which a peer chooses
-// (2^40 applications at 40 levels). Ten million take some 50 ms (5 ns
-// each on the benchmark's machine).
+// A validation gives up (an LZ_EVALIDATION abort) past LZ_SCHEMA_MAX_STEPS
+// steps, or LZ_SCHEMA_STEPS_PER_VALUE times the steps of one pass over the
+// data if that is more (counted once the first budget is spent). A step is
+// a subschema applied, or LZ_SCHEMA_BYTES_PER_STEP bytes of a string whose
+// length or pattern is checked, or an item uniqueItems compares: two
+// branches of anyOf, oneOf or allOf that both recurse into the same value
+// take time exponential in the data's depth, which a peer chooses (2^40
+// subschemas at 40 levels). Ten million steps take some 50 ms (5 ns each
+// on the benchmark's machine).
 #define LZ_SCHEMA_MAX_STEPS 10000000
 #define LZ_SCHEMA_STEPS_PER_VALUE 256
+#define LZ_SCHEMA_BYTES_PER_STEP 8
 
 // A pattern match gives up (an LZ_EVALIDATION abort, "match limit
 // exceeded") past this many of PCRE2's backtracking steps: a pattern that
