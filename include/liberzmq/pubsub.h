@@ -61,11 +61,11 @@ lz_sub_t *lz_sub_new(lz_context_t *ctx, const char *endpoints);
 // lz_sub_dispatch meanwhile: their calls end with LZ_ECLOSED (a dispatch
 // after the handler it runs returns) and destroy returns once they have
 // left; they must not call it again. No other call may run concurrently.
-// From one of its own handlers (on its threads or in lz_sub_dispatch) it
-// is refused, as it would free what the handler's thread still uses: it
-// logs at ERROR, sets LZ_ESTATE ("lz_sub_destroy: called from its own
-// handler; destroy it from another thread") and leaves *sub_p as it was;
-// the subscriber keeps working.
+// From one of its own handlers (on its threads or in lz_sub_dispatch) or
+// receive hooks (node.h) it is refused, as it would free what the calling
+// thread still uses: it logs at ERROR, sets LZ_ESTATE ("lz_sub_destroy:
+// called from its own handler or hook; destroy it from another thread")
+// and leaves *sub_p as it was; the subscriber keeps working.
 void lz_sub_destroy(lz_sub_t **sub_p);
 
 lz_node_t *lz_sub_node(lz_sub_t *sub);
@@ -104,7 +104,9 @@ int lz_sub_accept(lz_sub_t *sub, unsigned accepts);
 // longest matching registered prefix wins. lz_sub_on_default takes the
 // messages no handler matches. Register before lz_sub_start (LZ_ESTATE
 // while started); after a stop asked from a handler, a registration from
-// another thread first waits for that stop's threads to end.
+// another thread first waits for that stop's threads to end. Not thread
+// safe with each other nor with lz_sub_start and lz_sub_stop: make those
+// calls from one thread at a time.
 int lz_sub_on(lz_sub_t *sub, const char *prefix, lz_handler_fn handler, void *arg);
 int lz_sub_on_default(lz_sub_t *sub, lz_handler_fn handler, void *arg);
 

@@ -42,8 +42,9 @@ lz_pull_t *lz_pull_new(lz_context_t *ctx, const char *endpoints);
 // lz_pull_destroy stops the puller if started, frees *pull_p, sets it NULL.
 // As lz_sub_destroy (pubsub.h): threads waiting in lz_pull_recv,
 // lz_pull_recv_bytes or lz_pull_dispatch return LZ_ECLOSED and destroy
-// waits for them to leave; from one of its own handlers (or its
-// dead-letter function) it is refused: logged at ERROR, LZ_ESTATE, *pull_p
+// waits for them to leave; from one of its own handlers, receive hooks
+// or dead-letter function it is refused: logged at ERROR, LZ_ESTATE
+// ("lz_pull_destroy: called from its own handler or hook; ..."), *pull_p
 // kept.
 void lz_pull_destroy(lz_pull_t **pull_p);
 lz_node_t *lz_pull_node(lz_pull_t *pull);
@@ -54,7 +55,9 @@ lz_node_t *lz_pull_node(lz_pull_t *pull);
 // the caller drives, between lz_pull_dispatch calls, never during one. After
 // a stop asked from a handler, this and the other calls set before the
 // start (retries, dead letters) first wait, from another thread, for that
-// stop's threads to end, as lz_pull_start does. A second
+// stop's threads to end, as lz_pull_start does. These calls, lz_pull_start
+// and lz_pull_stop are not thread safe with each other: make them from one
+// thread at a time. A second
 // registration of a type replaces the first. A task waiting for a retry
 // runs the handler registered for its type when the retry comes due. A task
 // nobody handles is counted in inbound_dropped and logged.

@@ -651,6 +651,8 @@ void lz_context_destroy(lz_context_t **ctx_p) {
     lz_context_t *ctx = *ctx_p;
     *ctx_p = NULL;
     if (lz__thread_inside(&ctx->refs)) { // see deferred_destroys
+        for (const lz_context_t *c = deferred_destroys; c; c = c->deferred_next)
+            if (c == ctx) return; // destroyed twice: the caller's error, but the list stays whole
         ctx->deferred_next = deferred_destroys;
         deferred_destroys = ctx;
         return;

@@ -484,7 +484,6 @@ static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void 
 // (thread.h): in lz_sub_recv and lz_pull_recv they run on the caller's
 // thread, where a destroy from a hook would free d under this very call.
 static bool admitted(lz_dispatcher_t *d, lz_message_t **msg) {
-    if (!d->node->hooks) return true;
     lz_thread_running_t here;
     lz__thread_enter(&here, d);
     bool taken = lz__hooks_admit(d->node, msg);
@@ -493,12 +492,19 @@ static bool admitted(lz_dispatcher_t *d, lz_message_t **msg) {
 }
 
 // next_message receives the next message that decodes and that the
-// node's receive hooks take.
+// node's receive hooks take. Without hooks d is not read once next_taken
+// has let d->reading go; with them it is, so the caller is counted in
+// meanwhile (caller_in), and a destroy on another thread waits for it.
 static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) {
-    int64_t deadline = d->node->hooks ? lz__deadline_ms(timeout_ms) : 0; // a clock read only if hooks may refuse
+    if (!d->node->hooks) return next_taken(d, timeout_ms, d->decode, out);
+    caller_in(d);
+    int64_t deadline = lz__deadline_ms(timeout_ms);
     int rc;
     while ((rc = next_taken(d, timeout_ms, d->decode, out)) == LZ_OK && !admitted(d, out))
         timeout_ms = lz__ms_left(deadline, timeout_ms);
+    lz__bias_lock(&d->reading);
+    caller_out(d);
+    lz__bias_unlock(&d->reading);
     return rc;
 }
 
