@@ -51,6 +51,15 @@ static lz_value_t *number(int64_t n) {
     return v;
 }
 
+// push_to_new_pull makes *pull, bound on a free port, and a pusher
+// connected to it (NULL, checked, when either cannot be made).
+static lz_push_t *push_to_new_pull(lz_context_t *ctx, lz_pull_t **pull) {
+    *pull = lz_pull_new(ctx, "tcp://127.0.0.1:*");
+    lz_push_t *push = *pull ? lz_push_new(ctx, lz_node_endpoint(lz_pull_node(*pull))) : NULL;
+    LZ_CHECK(push != NULL);
+    return push;
+}
+
 LZ_TEST(send_hooks_refuse_in_order) {
     lz_context_t *ctx = lz_test_pattern_context(0);
     lz_pub_t *pub = lz_pub_new(ctx, "tcp://127.0.0.1:*");
@@ -97,9 +106,8 @@ LZ_TEST(send_hooks_refuse_in_order) {
 
 LZ_TEST(pullers_drop_what_receive_hooks_refuse) {
     lz_context_t *ctx = lz_test_pattern_context(0);
-    lz_pull_t *pull = lz_pull_new(ctx, "tcp://127.0.0.1:*");
-    lz_push_t *push = pull ? lz_push_new(ctx, lz_node_endpoint(lz_pull_node(pull))) : NULL;
-    LZ_CHECK(push != NULL);
+    lz_pull_t *pull = NULL;
+    lz_push_t *push = push_to_new_pull(ctx, &pull);
     if (push) {
         hook_t typed = {.refuse = "default", .code = 1, .node = lz_push_node(push)};
         LZ_CHECK_INT(lz_node_on_send(lz_push_node(push), on_send, &typed), LZ_OK);
@@ -154,9 +162,8 @@ static int destroy_own_pull(lz_node_t *node, const lz_message_t *msg, void *arg)
 // freed the puller under the receive that ran the hook.
 LZ_TEST(a_destroy_from_a_receive_hook_is_refused) {
     lz_context_t *ctx = lz_test_pattern_context(0);
-    lz_pull_t *pull = lz_pull_new(ctx, "tcp://127.0.0.1:*");
-    lz_push_t *push = pull ? lz_push_new(ctx, lz_node_endpoint(lz_pull_node(pull))) : NULL;
-    LZ_CHECK(push != NULL);
+    lz_pull_t *pull = NULL;
+    lz_push_t *push = push_to_new_pull(ctx, &pull);
     hook_destroy_t hd = {.pull_p = &pull};
     if (push) {
         LZ_CHECK_INT(lz_node_on_receive(lz_pull_node(pull), destroy_own_pull, &hd), LZ_OK);
@@ -214,9 +221,8 @@ static void *destroy_pull(void *arg) {
 // (ASan: use-after-free when the hook returned).
 LZ_TEST(a_destroy_waits_for_a_receive_in_its_hook) {
     lz_context_t *ctx = lz_test_pattern_context(0);
-    lz_pull_t *pull = lz_pull_new(ctx, "tcp://127.0.0.1:*");
-    lz_push_t *push = pull ? lz_push_new(ctx, lz_node_endpoint(lz_pull_node(pull))) : NULL;
-    LZ_CHECK(push != NULL);
+    lz_pull_t *pull = NULL;
+    lz_push_t *push = push_to_new_pull(ctx, &pull);
     if (push) {
         hook_gate_t gate = {false, false};
         LZ_CHECK_INT(lz_node_on_receive(lz_pull_node(pull), wait_at_gate, &gate), LZ_OK);
