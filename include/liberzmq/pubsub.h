@@ -114,7 +114,7 @@ int lz_sub_on_default(lz_sub_t *sub, lz_handler_fn handler, void *arg);
 // to zmq.handler_max_concurrency handler workers (with 1, handlers run on
 // the receiver thread in arrival order). After a stop asked from a handler
 // (lz_sub_stop) it first waits for that stop's threads to end. LZ_ESTATE
-// if already started, or from one of its own handlers.
+// if already started, or from one of its own handlers or receive hooks.
 int lz_sub_start(lz_sub_t *sub);
 
 // lz_sub_stop stops receiving, waits for running handlers and joins the

@@ -109,7 +109,7 @@ int lz_pull_set_dead_letter(lz_pull_t *pull, lz_pub_t *pub, const char *topic);
 
 // lz_pull_start runs a pool of workers threads (0: zmq.handler_max_concurrency)
 // fed by one receiver. LZ_ESTATE if already started, or from one of its
-// own handlers; after a stop asked from a handler it first waits for that
+// own handlers or receive hooks; after a stop asked from a handler it first waits for that
 // stop's threads to end.
 int lz_pull_start(lz_pull_t *pull, int workers);
 // lz_pull_stop stops receiving, waits for running handlers and joins the
