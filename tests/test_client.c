@@ -640,7 +640,7 @@ static void destroy_under_waiters(lz_client_t *client, lz_value_t *data, int n) 
         waiting[t] = (waiting_t){.client = client, .data = data, .status = 1};
         pthread_create(&threads[t], NULL, request_until_destroyed, &waiting[t]);
     }
-    lz_test_sleep_ms(100);
+    lz_test_sleep_ms(100 * LZ_TEST_SLOWDOWN); // into their requests (nothing public tells)
     atomic_store(&slow_wakeups, true);
     lz_client_destroy(&client);
     int64_t destroyed_at = lz_test_now_ms(); // destroy's own wait for the last caller wakes 50 ms late too
