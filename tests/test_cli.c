@@ -942,6 +942,19 @@ LZ_TEST(test_schema_option) {
     finish_ok(&pull);
     LZ_CHECK_STR(r.out, "{\"type\":\"t\",\"data\":{\"id\":2}}\n");
     LZ_CHECK_STR(r.err, "lz pull: dropped a refused message: 't' refused: $.id: expected integer, got string\n");
+    // A subscriber too: it checks the decoded data (before, it checked the
+    // payload's bytes, and dropped every message).
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t sub = LZ_START("sub", "--bind", ep, "--count", "1", "--timeout", "10", "--schema", schema);
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, lines, "pub", "--connect", ep, "--topic", "t", "--settle", "300"), 0);
+    finish_ok(&sub);
+    LZ_CHECK_STR(r.out, "{\"topic\":\"t\",\"data\":{\"id\":2}}\n");
+    LZ_CHECK_STR(r.err, "lz sub: dropped a refused message: 't' refused: $.id: expected integer, got string\n");
+    // Undecoded data cannot be checked: --raw with --schema is a usage error.
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--connect", ep, "--raw", "--schema", schema), 2);
+    LZ_CHECK(strstr(r.err, "lz sub: --schema checks decoded data: not with format 'raw' (--raw) (usage") == r.err);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "pull", "--connect", ep, "--format", "raw", "--schema", schema), 2);
     // A server answers with an error reply; a client refuses before sending.
     lz_test_ipc_endpoint(ep, sizeof ep);
     proc_t rep = LZ_START("rep", "--bind", ep, "--echo", "--count", "1", "--schema", schema);

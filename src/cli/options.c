@@ -591,6 +591,34 @@ static int load_schema(const lz_cli_opts_t *opts) {
     return rc == LZ_EXIT_OK || err == LZ_ENOMEM ? rc : LZ_EXIT_FAILURE;
 }
 
+/* A tool for looking at traffic shows what it cannot read instead of
+ * dropping it. The tolerant codec wraps the --format codec; bytes that do
+ * not decode become a bytes value, which the record shows as base64 (and
+ * the library hands a puller as a task of type "unknown"). */
+static int tolerant_encode(void *inner, const lz_value_t *value, lz_buffer_t *out) {
+    return lz_serializer_encode(inner, value, out);
+}
+
+static int tolerant_decode(void *inner, const void *data, size_t size, lz_value_t **out) {
+    int err = lz_serializer_decode(inner, data, size, out);
+    if (err == 0 || err == LZ_ENOMEM) return err; // memory short: the frame is not therefore undecodable
+    *out = lz_value_bytes(data, size);
+    return *out ? 0 : LZ_ENOMEM;
+}
+
+int lz_cli_use_tolerant_codec(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,
+                              const lz_serializer_t *inner) {
+    const lz_serializer_ops_t ops = {
+        .name = "lz-tolerant",
+        .content_type = lz_serializer_content_type(inner),
+        .encode = tolerant_encode,
+        .decode = tolerant_decode,
+    };
+    int err = lz_serializer_register(ctx, &ops, (void *)inner);
+    if (!err) err = lz_node_set_serializer(node, ops.name);
+    return err ? lz_cli_fail(opts, err, "format") : 0;
+}
+
 int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,
                       const lz_serializer_t **serializer) {
     if (opts->format && !lz_serializer_find(ctx, opts->format))
@@ -603,6 +631,9 @@ int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *n
     if (opts->cmd->needs_envelope && (lz_serializer_flags(found) & LZ_SERIALIZER_OPAQUE))
         return lz_cli_usage_error(opts->cmd, "format '%s' carries no action: requests need json, msgpack or another "
                                              "codec with an envelope", lz_serializer_name(found));
+    if (opts->schema && opts->cmd->reports_drops && (lz_serializer_flags(found) & LZ_SERIALIZER_OPAQUE))
+        return lz_cli_usage_error(opts->cmd, "--schema checks decoded data: not with format '%s' (--raw)",
+                                  lz_serializer_name(found));
     if ((err = take_log_over(opts->cmd, ctx)) != 0) return lz_cli_fail(opts, err, "logging");
     if (opts->schema && !cli_schema && (err = load_schema(opts)) != 0) return err;
     if (cli_schema && (err = lz_node_set_schema(node, NULL, cli_schema)) != 0) return lz_cli_fail(opts, err, "schema");

@@ -195,6 +195,12 @@ lz_cli_flush_t lz_cli_flush_start(lz_node_t *node);
 // the linger ran out: then it says so on one line and returns rc, or
 // LZ_EXIT_TIMEOUT when rc is 0 (messages were dropped: not a success).
 int lz_cli_flush_check(const lz_cli_flush_t *flush, int rc);
+// lz_cli_use_tolerant_codec makes node decode with inner, a frame inner
+// cannot decode becoming a bytes value instead of a dropped message (a
+// tool looking at traffic shows what it cannot read). Returns 0 or an exit
+// code after printing why.
+int lz_cli_use_tolerant_codec(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,
+                              const lz_serializer_t *inner);
 // lz_cli_print_record prints {key: name, "data": ...} as one JSON line on
 // stdout and flushes it. name is name_size bytes: a string when UTF-8,
 // else base64 with "KEY_encoding": "base64"; NULL prints null. data NULL

@@ -54,34 +54,6 @@ static int pull_show(void *arg, const lz_message_t *msg) {
                                size, true);
 }
 
-/* A tool for looking at traffic shows what it cannot read instead of
- * dropping it. The tolerant codec wraps the --format codec; bytes that do
- * not decode become a bytes value, which the library hands over as a task
- * of type "unknown" (not an object) and the record shows as base64. */
-static int tolerant_encode(void *inner, const lz_value_t *value, lz_buffer_t *out) {
-    return lz_serializer_encode(inner, value, out);
-}
-
-static int tolerant_decode(void *inner, const void *data, size_t size, lz_value_t **out) {
-    int err = lz_serializer_decode(inner, data, size, out);
-    if (err == 0 || err == LZ_ENOMEM) return err; // memory short: the frame is not therefore undecodable
-    *out = lz_value_bytes(data, size);
-    return *out ? 0 : LZ_ENOMEM;
-}
-
-static int use_tolerant_codec(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,
-                              const lz_serializer_t *inner) {
-    const lz_serializer_ops_t ops = {
-        .name = "lz-pull-tolerant",
-        .content_type = lz_serializer_content_type(inner),
-        .encode = tolerant_encode,
-        .decode = tolerant_decode,
-    };
-    int err = lz_serializer_register(ctx, &ops, (void *)inner);
-    if (!err) err = lz_node_set_serializer(node, ops.name);
-    return err ? lz_cli_fail(opts, err, "format") : 0;
-}
-
 static int pull_run(const lz_cli_opts_t *opts) {
     sigset_t stop; // they end the receive loop: blocked before lz_cli_open makes threads
     lz_cli_block_stop_signals(&stop);
@@ -93,7 +65,7 @@ static int pull_run(const lz_cli_opts_t *opts) {
         rc = lz_cli_fail_node(opts);
     if (rc == 0) rc = lz_cli_node_setup(opts, ctx, lz_pull_node(state.pull), &serializer);
     if (rc == 0) state.opaque = lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE;
-    if (rc == 0 && !state.opaque) rc = use_tolerant_codec(opts, ctx, lz_pull_node(state.pull), serializer);
+    if (rc == 0 && !state.opaque) rc = lz_cli_use_tolerant_codec(opts, ctx, lz_pull_node(state.pull), serializer);
     if (rc == 0) rc = lz_cli_recv_loop(opts, lz_pull_node(state.pull), &stop, pull_recv, pull_show, &state);
     lz_pull_destroy(&state.pull);
     lz_context_destroy(&ctx);

@@ -40,29 +40,23 @@ static const lz_cli_command_t sub_command = {
 
 typedef struct sub_state {
     lz_sub_t *sub;
-    const lz_serializer_t *decoder; // the --format codec; the node itself reads raw
+    bool opaque; // --raw or --format raw: payloads shown undecoded
 } sub_state_t;
 
 static lz_message_t *sub_recv(void *arg, int timeout_ms) {
     return lz_sub_recv(((sub_state_t *)arg)->sub, timeout_ms);
 }
 
-// sub_show decodes the payload itself, so undecodable payloads are shown
-// (as base64) instead of being dropped by the library.
+// sub_show prints a message as the node decoded it: with the tolerant
+// codec, a payload that does not decode is a bytes value, shown as base64.
 static int sub_show(void *arg, const lz_message_t *msg) {
     const sub_state_t *state = arg;
-    bool opaque = lz_serializer_flags(state->decoder) & LZ_SERIALIZER_OPAQUE;
     size_t size = 0;
     const void *payload = lz_message_payload(msg, &size);
-    lz_value_t *value = NULL;
-    int err = opaque ? 0 : lz_serializer_decode(state->decoder, payload, size, &value);
-    if (err == LZ_ENOMEM) return err; // not shown as undecodable: it may well decode
-    if (err) value = NULL;
     size_t topic_size = 0;
     const char *topic = lz_message_has_topic(msg) ? lz_message_topic_bytes(msg, &topic_size) : NULL;
-    err = lz_cli_print_record("topic", topic, topic_size, value, payload, size, opaque);
-    lz_value_destroy(&value);
-    return err;
+    const lz_value_t *value = state->opaque ? NULL : lz_message_value(msg);
+    return lz_cli_print_record("topic", topic, topic_size, value, payload, size, state->opaque);
 }
 
 static int sub_subscribe(const lz_cli_opts_t *opts, lz_sub_t *sub) {
@@ -75,13 +69,14 @@ static int sub_run(const lz_cli_opts_t *opts) {
     sigset_t stop; // they end the receive loop: blocked before lz_cli_open makes threads
     lz_cli_block_stop_signals(&stop);
     lz_context_t *ctx = NULL;
-    sub_state_t state = {NULL, NULL};
+    sub_state_t state = {NULL, false};
+    const lz_serializer_t *serializer = NULL;
     int rc = lz_cli_open(opts, &ctx);
     if (rc == 0 && !(state.sub = lz_sub_new(ctx, opts->endpoints)))
         rc = lz_cli_fail_node(opts);
-    if (rc == 0) rc = lz_cli_node_setup(opts, ctx, lz_sub_node(state.sub), &state.decoder);
-    if (rc == 0 && lz_node_set_serializer(lz_sub_node(state.sub), "raw") != 0)
-        rc = lz_cli_fail(opts, lz_last_error_code(), "format");
+    if (rc == 0) rc = lz_cli_node_setup(opts, ctx, lz_sub_node(state.sub), &serializer);
+    if (rc == 0) state.opaque = lz_serializer_flags(serializer) & LZ_SERIALIZER_OPAQUE;
+    if (rc == 0 && !state.opaque) rc = lz_cli_use_tolerant_codec(opts, ctx, lz_sub_node(state.sub), serializer);
     if (rc == 0) lz_sub_accept(state.sub, LZ_SUB_SINGLE_FRAME | LZ_SUB_BINARY_TOPIC); // any publisher; cannot fail
     if (rc == 0) rc = sub_subscribe(opts, state.sub);
     if (rc == 0) rc = lz_cli_recv_loop(opts, lz_sub_node(state.sub), &stop, sub_recv, sub_show, &state);
