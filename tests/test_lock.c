@@ -726,6 +726,7 @@ LZ_TEST(retries_join_past_the_cap) {
     LZ_CHECK(lz_test_now_ms() - t0 < 1000 * LZ_TEST_SLOWDOWN); // at once, not at the wait's end
     LZ_CHECK_INT(lz_lock_service_stats(f.service, &stats), LZ_OK);
     LZ_CHECK_INT((int)stats.waiters, 0);
+    LZ_CHECK_INT((int)stats.refusals_total, 1); // one waiter refused: not once more for the 17th copy
     lz_value_destroy(&first.reply);
     lz_value_destroy(&retry.reply);
     lz_client_destroy(&client);
@@ -1204,6 +1205,103 @@ LZ_TEST(grant_after_cancel_is_given_back) {
     lz_context_destroy(&ctx);
 }
 
+// A service that holds every acquire back and counts the copies it got,
+// so that what a client sends after a cancel is seen.
+#define SILENT_HELD_MAX 8
+typedef struct {
+    lz_server_reply_t *held[SILENT_HELD_MAX]; // read once the server has stopped
+    atomic_int copies;
+} silent_service_t;
+
+static int silent_acquire(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    silent_service_t *silent = arg;
+    int copy = atomic_fetch_add(&silent->copies, 1);
+    if (copy < SILENT_HELD_MAX && (silent->held[copy] = lz_server_defer(request))) return LZ_SERVER_DEFERRED;
+    *reply = lz_value_string("not held back");
+    return LZ_EAGAIN;
+}
+
+// A cancelled acquire is not sent again: a retry (zmq.request_retries)
+// sent after the cancel's release of its owner id would park, or be
+// granted the lock, after that release, holding the lock for nobody.
+LZ_TEST(cancelled_acquire_is_not_resent) {
+    char timeout[64];
+    int request_ms = 600 * LZ_TEST_SLOWDOWN;
+    snprintf(timeout, sizeof timeout, "zmq.request_timeout=%d", request_ms);
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.request_retries=2", timeout); // a retry every 200 ms
+    silent_service_t silent = {.copies = 0};
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(server, "acquire_lock", silent_acquire, &silent), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    lz_lock_t *lock = lz_lock_new(ctx, lz_node_endpoint(lz_server_node(server)), "silent", 30000);
+    waiter_t w = {.given = lock, .wait_ms = 0, .rc = 1}; // one request: its retries within request_ms
+    LZ_CHECK_INT(pthread_create(&w.thread, NULL, wait_for_lock, &w), 0);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&silent.copies) == 1, 5000 * LZ_TEST_SLOWDOWN);
+    cancel_acquirer(&w, stop_server, server);
+    LZ_CHECK_INT(w.rc, LZ_ECLOSED);
+    lz_test_sleep_ms(request_ms + 100 * LZ_TEST_SLOWDOWN); // past the request's end: its retries would have gone
+    LZ_CHECK_INT(atomic_load(&silent.copies), 1);
+    lz_lock_destroy(&lock); // its release: an unknown action, an error reply
+    lz_server_stop(server); // answers the copies held back
+    for (int i = 0; i < SILENT_HELD_MAX; i++)
+        if (silent.held[i]) lz_server_reply_error(&silent.held[i], LZ_ECLOSED, NULL); // frees the handle
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+// A lock service's grant that comes only after delay_ms, saying "waited":
+// false as ours does for a free lock granted at once.
+static int slow_acquire(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    lz_test_sleep_ms(*(const int *)arg);
+    const char *owner = lz_value_find_string(lz_message_value(request), "lock_id", "");
+    *reply = lz_value_object();
+    int rc = lz_value_object_set_bool(*reply, "acquired", true);
+    if (rc == LZ_OK) rc = lz_value_object_set_string(*reply, "lock_id", owner);
+    return rc == LZ_OK ? lz_value_object_set_bool(*reply, "waited", false) : rc;
+}
+
+// A free lock granted at once to lz_lock_acquire (its request carries
+// wait_ms) is counted from the request, as lz_lock_try_acquire's is, not
+// from the grant's arrival: our service says "waited": false in such a
+// grant, never in one after a wait nor to a request that could not wait.
+LZ_TEST(grant_made_at_once_is_counted_from_the_request) {
+    fixture_t f = start_service(0);
+    lz_client_t *client = lz_client_new(f.ctx, f.endpoint);
+    lz_value_t *reply = NULL;
+    LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("w", "o1", ",\"wait_ms\":1000"), &reply), LZ_OK);
+    LZ_CHECK(flag(reply, "acquired") && lz_value_type(lz_value_get(reply, "waited")) == LZ_VALUE_BOOL &&
+             !flag(reply, "waited"));
+    lz_value_destroy(&reply);
+    LZ_CHECK_INT(ask(client, "acquire_lock", ACQUIRE_AS("w", "o1", ), &reply), LZ_OK); // its owner's, no wait_ms
+    LZ_CHECK(flag(reply, "acquired") && lz_value_get(reply, "waited") == NULL);
+    lz_value_destroy(&reply);
+    outcome_t parked;
+    ask_later(client, "acquire_lock", ACQUIRE_AS("w", "o2", ",\"wait_ms\":4000"), &parked);
+    LZ_TEST_WAIT_UNTIL(waiters(f.service) == 1, 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(ask(client, "release_lock", RELEASE_AS("w", "o1"), NULL), LZ_OK);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&parked.done), 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(flag(parked.reply, "acquired") && lz_value_get(parked.reply, "waited") == NULL); // the guide's grant
+    lz_value_destroy(&parked.reply);
+    lz_client_destroy(&client);
+    stop_service(&f);
+    // The client: a grant that took delay_ms to come is counted from the request.
+    lz_context_t *ctx = lz_test_pattern_context(2);
+    int delay_ms = 300 * LZ_TEST_SLOWDOWN, ttl_ms = 500 * LZ_TEST_SLOWDOWN;
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(server, "acquire_lock", slow_acquire, &delay_ms), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    lz_lock_t *lock = lz_lock_new(ctx, lz_node_endpoint(lz_server_node(server)), "slow", ttl_ms);
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_lock_acquire(lock, 5000 * LZ_TEST_SLOWDOWN), LZ_OK);
+    LZ_CHECK(lz_test_now_ms() - t0 >= delay_ms);
+    int64_t counted_end = t0 + ttl_ms + 50 * LZ_TEST_SLOWDOWN; // from the grant's arrival: delay_ms later
+    if (counted_end > lz_test_now_ms()) lz_test_sleep_ms((int)(counted_end - lz_test_now_ms()));
+    LZ_CHECK(!lz_lock_held(lock));
+    lz_lock_destroy(&lock); // its release: an unknown action, an error reply
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 /* ---- watching it ---------------------------------------------------------- */
 
 #define STAT_FIELDS(X)                                                                                               \
@@ -1402,4 +1500,5 @@ LZ_TEST_MAIN(LZ_CASE(one_holder_at_a_time), LZ_CASE(threads_exclude_each_other),
              LZ_CASE(cancel_ends_a_wait), LZ_CASE(cancel_ends_a_direct_wait),
              LZ_CASE(cancel_racing_a_grant_leaves_the_lock_free),
              LZ_CASE(cancel_before_acquire), LZ_CASE(grant_after_cancel_is_given_back),
+             LZ_CASE(cancelled_acquire_is_not_resent), LZ_CASE(grant_made_at_once_is_counted_from_the_request),
              LZ_CASE(stats_count_each_event), LZ_CASE(stats_in_the_prometheus_scrape))

@@ -92,8 +92,10 @@ int lz_lock_service_set_waiters_max(lz_lock_service_t *service, size_t max);
 // lz_lock_service_destroy takes the service out of its context's scrape
 // (waiting for a scrape reading it), frees it, its waiters included (the
 // server's stop answered them), and sets *service_p to NULL. Its handlers
-// stay registered on the server: stop or destroy the server first. NULL
-// and *NULL are no-ops.
+// stay registered on the server, bound to the freed service: stop or
+// destroy the server first, and do not start it again unless its four
+// actions were registered anew meanwhile (another lz_lock_service_attach,
+// or lz_server_on). NULL and *NULL are no-ops.
 void lz_lock_service_destroy(lz_lock_service_t **service_p);
 
 // lz_lock_service_count: how many locks are held now (expired ones are
@@ -110,7 +112,8 @@ typedef struct lz_lock_stats {
     uint64_t handovers_total;  // of those, locks given to a parked waiter when the lease before ended
     uint64_t releases_total;   // leases ended by their owner's release_lock
     uint64_t expiries_total;   // leases that ran out unreleased (handed over or dropped)
-    uint64_t refusals_total;   // acquires answered "lock_held": at once, or when a wait ended (one per waiter)
+    uint64_t refusals_total;   // acquires answered "lock_held": at once, or when a wait ended (one per waiter,
+                               // however many copies of its request, also those refused at once)
     // handovers whose grant reached no reply (client gone, no room in its queue, a server stop answered it,
     // no memory)
     uint64_t taken_back_total;
@@ -185,7 +188,8 @@ int lz_lock_acquire(lz_lock_t *lock, int wait_ms);
 // its next poll), and every later one returns LZ_ECLOSED at once, sending
 // nothing; make a new object to acquire again. So a cancel that comes just
 // before an acquire begins still stops it. The abandoned acquire holds
-// nothing: its owner id is released in the background (a parked request
+// nothing and its request is not sent again (no retry goes out after the
+// cancel): its owner id is released in the background (a parked request
 // then ends its wait; a grant already given, on its way, or come but not
 // yet taken is given back), and a grant that reaches the object later is
 // given back as it arrives. A cancel that comes once the acquire has taken
@@ -219,9 +223,11 @@ int lz_lock_release(lz_lock_t *lock);
 // lz_lock_held: whether this object holds the lock, as far as it can tell
 // without asking: acquired, not released, and its lease (counted from when
 // the last grant or renewal was requested, so it ends no later than the
-// server's; after lz_lock_acquire waited in the service's queue, from when
-// the grant arrived, so it may end later than the server's by that
-// reply's transit time) not over. false for NULL.
+// server's; after lz_lock_acquire waited in the service's queue, the lock
+// handed over when it came free, from when the grant arrived, so it may
+// end later than the server's by the time that reply took to go out and
+// arrive; a free lock granted at once to lz_lock_acquire is counted from
+// the request, as our service marks such grants) not over. false for NULL.
 bool lz_lock_held(const lz_lock_t *lock);
 
 // lz_lock_fencing_token: the token of the current hold, 0 when not held

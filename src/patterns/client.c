@@ -584,9 +584,18 @@ static bool cancelled(const call_t *call) { return call->waiter && lz__cancel_fi
 
 // abandon: call's cancel fired. Its caller returns LZ_ECLOSED now, and the
 // request goes on without it as an asynchronous one whose outcome goes to
-// the cancel's late callback (a lock's grant then goes back).
+// the cancel's late callback (a lock's grant then goes back). It is never
+// sent again: a copy resent after the caller reacted to the cancel (a
+// lock's release of the acquire) would be handled after that reaction. A
+// retry planned already does not go: a late reply to the copy sent may
+// still come, until the deadline.
 static void abandon(call_t *call) {
     waiter_t *w = call->waiter;
+    call->retries_left = 0;
+    if (call->attempts > 0 && call->sent_at < 0) {
+        call->sent_at = lz__now_ms();
+        call->attempt_deadline = call->deadline;
+    }
     call->callback = call->cancel->late;
     call->arg = call->cancel->late_arg;
     call->waiter = NULL;

@@ -60,8 +60,10 @@ void lz__cancel_pause(const lz_cancel_t *cancel, int64_t ms);
 // lz__client_cancel fires cancel: each request of client made with it
 // returns LZ_ECLOSED within a few milliseconds, wherever it waits (on the
 // lent socket or for the I/O thread), and goes on without its caller
-// (see lz_cancel_t's late). Any thread, while client is not being
-// destroyed; not from a signal handler.
+// (see lz_cancel_t's late), with no more retries: the copies already sent
+// may still be answered, none is sent after the cancel (one not sent yet
+// goes out once). Any thread, while client is not being destroyed; not
+// from a signal handler.
 void lz__client_cancel(lz_client_t *client, lz_cancel_t *cancel);
 
 // lz__client_request_until is lz_client_request (which is it with cancel

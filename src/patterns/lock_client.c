@@ -141,19 +141,28 @@ static int begin_hold(lz_lock_t *lock, const char *fn) {
     return lz__uuid4_secret(lock->owner);
 }
 
+// granted_at: when the lease of a grant asked at asked_ms began, at the
+// latest. A grant after a wait began its lease when the lock came free,
+// long after the request was sent: it is counted from when the grant
+// arrived (later than the server's start by the reply's way back). A
+// grant that says it did not wait ("waited": false), or to a request that
+// could not, began after the request was sent.
+static int64_t granted_at(const lz_value_t *reply, int wait_ms, int64_t asked_ms) {
+    const lz_value_t *waited = lz_value_get(reply, "waited");
+    bool at_once = wait_ms == 0 || (lz_value_type(waited) == LZ_VALUE_BOOL && !lz_value_get_bool(waited));
+    return at_once ? asked_ms : lz__now_ms();
+}
+
 // attempt asks once, willing to wait wait_ms (0: not) in the service's
 // queue. LZ_EBUSY when another owner holds the lock; its lease's time
-// left is then in *retry_ms (-1: not said). A grant after a wait began
-// its lease when the lock came free, long after the request was sent:
-// its lease is counted from when the grant arrived (later than the
-// server's start by the reply's way back).
+// left is then in *retry_ms (-1: not said).
 static int attempt(lz_lock_t *lock, int wait_ms, int timeout_ms, int64_t *retry_ms) {
     lz_value_t *reply = NULL;
     int64_t asked = lz__now_ms();
     bool acquired = false;
     int rc = lock_call(lock, "acquire_lock", true, wait_ms, timeout_ms, &lock->cancel, &reply);
     if (rc == LZ_OK) rc = reply_flag(lock, reply, "acquired", &acquired);
-    if (rc == LZ_OK && acquired) hold(lock, reply, wait_ms > 0 ? lz__now_ms() : asked);
+    if (rc == LZ_OK && acquired) hold(lock, reply, granted_at(reply, wait_ms, asked));
     if (rc == LZ_OK && !acquired) {
         double left = lz_value_find_double(reply, "expires_in", -1); // a hint: any server may send any number
         *retry_ms = left >= 0 && left <= LZ_LOCK_TIMEOUT_MAX ? (int64_t)(left * 1000) : -1;

@@ -26,9 +26,11 @@
 #include "liberzmq/lock.h"
 
 // A lease's numbers, copied out under the mutex so replies are built after
-// it; parked: the request waits in the lease's queue (no reply now).
+// it; parked: the request waits in the lease's queue (no reply now); fresh:
+// the request made the grant (not its owner's repeat: that one's client may
+// hold the lease from an earlier reply, so it is never taken back).
 typedef struct outcome {
-    bool found, owned, parked;
+    bool found, owned, parked, fresh;
     int64_t left_ms, token;
     unsigned asks; // the lease's, for taking back a grant that reached nobody (take_back)
 } outcome_t;
@@ -479,24 +481,34 @@ static void lease_restart(lz_lock_service_t *svc, lease_t *lease, int64_t ttl_ms
 // sender out), with the lease restarted and the same token.
 static int acquire_change(lz_lock_service_t *svc, const lock_request_t *req, lease_t *lease, int64_t now,
                           outcome_t *o) {
-    if (!lease) {
+    bool fresh = !lease;
+    if (fresh) {
         int rc = lease_add(svc, req, now);
         svc->stats.table_full_total += rc == LZ_EAGAIN;
         if (rc != LZ_OK) return rc;
         svc->stats.grants_total++;
         lease = &svc->leases[svc->count - 1];
     }
+    // An owner waiting already has its refusal counted when its waiter is
+    // answered (park_room may just have), whatever this copy gets.
+    bool waiting = !owns(lease, req->owner) && *queue_place(lease, req->owner);
     bool parked = !owns(lease, req->owner) && req->wait_ms > 0 && park(svc, req, lease, now) == LZ_OK;
     if (owns(lease, req->owner)) lease_restart(svc, lease, req->ttl_ms, now);
     *o = take_outcome(lease, req->owner, now);
     o->parked = parked;
-    svc->stats.refusals_total += !o->owned && !parked; // a parked one is counted when its wait is answered
+    o->fresh = fresh;
+    svc->stats.refusals_total += !o->owned && !parked && !waiting;
     return LZ_OK;
 }
 
+// A grant made at once to an acquire that could wait says "waited": false,
+// so its client counts the lease from when it asked, not from the reply's
+// arrival as after a wait (a handover has no "waited": the guide's grant,
+// key for key, which a client of older services also counts from there).
 static int acquire_reply(const lock_request_t *req, const outcome_t *o, lz_value_t **reply) {
     int rc = reply_start(reply, "acquired", o->owned);
     if (rc == LZ_OK && o->owned) rc = lz_value_object_set_string(*reply, "lock_id", req->owner);
+    if (rc == LZ_OK && o->owned && req->wait_ms > 0) rc = lz_value_object_set_bool(*reply, "waited", false);
     if (rc == LZ_OK && o->owned) return reply_lease(*reply, o);
     if (rc == LZ_OK) rc = lz_value_object_set_string(*reply, "reason", "lock_held");
     // When to ask again: a waiting client sleeps no longer than this.
@@ -665,7 +677,7 @@ static int serve(const lz_message_t *msg, lz_value_t **reply, void *arg) {
         return fail_reply(reply, rc, "%s: the lock table is full (%zu locks held); try again later", req.action, held);
     if (rc != LZ_OK) return fail_reply(reply, rc, "%s: out of memory", req.action);
     rc = b->action->reply(&req, &o, reply);
-    if (rc != LZ_OK && o.owned && b->action->change == acquire_change) { // told an error, the client holds nothing
+    if (rc != LZ_OK && o.fresh && b->action->change == acquire_change) { // told an error, the client holds nothing
         pthread_mutex_lock(&svc->mutex);
         take_back(svc, req.owner, &o);
         unlock_and_answer(svc);
