@@ -598,6 +598,9 @@ int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json, char *why, siz
             return refuse(why, why_size, "bad value '%s' for %s: %s", value, name, valued_option(name)->takes);
     }
     if (spec->count <= 0) spec->count = spec->pattern == LZB_REQREP ? 20000 : 10000000;
+    if (spec->pattern == LZB_REQREP && spec->count > LZB_ROUND_TRIPS_MAX)
+        return refuse(why, why_size, "bad value '%ld' for --count: reqrep keeps each round trip's time, at most %d",
+                      spec->count, LZB_ROUND_TRIPS_MAX);
     const char *clash = check_combination(spec);
     if (*clash) return refuse(why, why_size, "%s", clash);
     if (strcmp(spec->codec, "json") == 0) {

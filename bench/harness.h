@@ -85,13 +85,19 @@ typedef struct lzb_memory {
 
 #define LZB_SIZE_MAX (64L << 20) // --size limit: 64 MiB messages
 #define LZB_REPS_MAX 64          // --reps limit
+// reqrep --count limit: each round trip's time is kept for the percentiles
+// (8 bytes each, 80 MB at most); throughput keeps nothing per message.
+#define LZB_ROUND_TRIPS_MAX 10000000
 
 // Parsing: argv[0] is the pattern ("pushpull", "pubsub", "reqrep",
 // "memory"), then --transport, --size (1..LZB_SIZE_MAX), --count (at least
-// 2), --max-seconds, --pin, --reps (1..LZB_REPS_MAX), --codec, --processes
-// (1, or 2 for pushpull and pubsub over tcp or ipc), --spread (only with
-// --processes 2, not with --pin), --json, each at most once. Returns 0, or
-// 2 for bad arguments with one line in why saying which (the caller prints
+// 2, at most LZB_ROUND_TRIPS_MAX for reqrep), --max-seconds, --pin, --reps
+// (1..LZB_REPS_MAX), --codec, --processes (1, or 2 for pushpull and pubsub
+// over tcp or ipc), --spread (only with --processes 2, not with --pin),
+// --json, each at most once. With --codec
+// json, spec->size is the seeds' message's, whatever --size said (make
+// bench gives every contender of a row the same --size). Returns 0, or 2
+// for bad arguments with one line in why saying which (the caller prints
 // it and the usage).
 int lzb_parse(int argc, char **argv, lzb_spec_t *spec, int *json, char *why, size_t why_size);
 const char *lzb_pattern_name(lzb_pattern_t pattern);

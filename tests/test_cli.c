@@ -169,7 +169,7 @@ LZ_TEST(test_help_every_command) {
         const char *name, *codes;
     } commands[] = {{"pub", "35"},  {"sub", "35"}, {"push", "35"},  {"pull", "35"},   {"req", "345"},
                     {"rep", "5"},   {"proxy", "5"}, {"bench", ""}, {"keygen", ""}, {"passwd", ""},
-                    {"version", ""}, {"config", ""}, {"lock", "3456"}};
+                    {"version", "5"}, {"config", ""}, {"lock", "3456"}};
     static const char *const code_text[] = {"3 timeout", "4 error reply", "5 bind/connect failed", "6 lock lost"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         LZ_CHECK_INT(LZ_RUN(&r, NULL, commands[i].name, "--help"), 0);
@@ -220,6 +220,33 @@ LZ_TEST(test_version) {
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "version"), 0);
     LZ_CHECK(strncmp(r.out, "lz " LZ_VERSION_STRING " (liberzmq ", strlen("lz " LZ_VERSION_STRING)) == 0);
     LZ_CHECK_INT(count_lines(r.out), 1);
+    // lz --version is lz version, its arguments checked as that command's.
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "--version", "--bogus"), 2);
+    LZ_CHECK(strstr(r.err, "lz version: unknown option '--bogus' (usage: lz version") == r.err);
+    LZ_CHECK_STR(r.out, "");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "--version", "anything"), 2);
+    LZ_CHECK(strstr(r.err, "lz version: unexpected argument 'anything' (usage: ") == r.err);
+}
+
+// lz version makes a context, which binds metrics.prometheus_listen: a
+// port in use is a failed bind, exit 5, as its --help says.
+LZ_TEST(test_version_bind_fails) {
+    void *ctx = zmq_ctx_new();
+    void *holder = zmq_socket(ctx, ZMQ_PULL);
+    int linger = 0;
+    zmq_setsockopt(holder, ZMQ_LINGER, &linger, sizeof linger);
+    LZ_CHECK_INT(zmq_bind(holder, "tcp://127.0.0.1:*"), 0);
+    char bound[64], env[128];
+    size_t len = sizeof bound;
+    LZ_CHECK_INT(zmq_getsockopt(holder, ZMQ_LAST_ENDPOINT, bound, &len), 0);
+    snprintf(env, sizeof env, "LIBERZMQ_METRICS__PROMETHEUS_LISTEN=127.0.0.1:%s", strrchr(bound, ':') + 1);
+    LZ_CHECK_INT(run_lz(&r, NULL, lz_start(env, "version", (char *)NULL)), 5);
+    LZ_CHECK(strstr(r.err, "lz version: context: prometheus: cannot serve on 127.0.0.1:") == r.err);
+    LZ_CHECK_INT(count_lines(r.err), 1);
+    zmq_close(holder);
+    zmq_ctx_term(ctx);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "version", "--help"), 0);
+    LZ_CHECK(strstr(r.out, "5 bind/connect failed") != NULL);
 }
 
 // Output that cannot be written is a failure, even when it was buffered
@@ -299,6 +326,18 @@ LZ_TEST(test_bad_arguments) {
         // Spreading places two processes, and pinning is its opposite.
         {"bench", "pushpull", "--spread"},
         {"bench", "pushpull", "--processes", "2", "--spread", "--pin"},
+        // reqrep keeps each round trip's time: a count past its bound would not fit (or overflow the size).
+        {"bench", "reqrep", "--transport", "inproc", "--count", "2305843009213693952"},
+        {"bench", "reqrep", "--transport", "inproc", "--count", "1000000000000"},
+        // --codec json sends a message of its own size: --size would go unmeasured.
+        {"bench", "pushpull", "--transport", "inproc", "--codec", "json", "--size", "4096"},
+        {"bench", "pushpull", "--transport", "inproc", "--size=4096", "--codec=json"},
+        {"--version", "--bogus"},
+        {"--version", "anything"},
+        // Options of one way of serving that would do nothing in another.
+        {"rep", "--connect", "tcp://127.0.0.1:1", "--locks", "--count", "1"},
+        {"rep", "--connect", "tcp://127.0.0.1:1", "--echo", "--timeout", "100"},
+        {"rep", "--connect", "tcp://127.0.0.1:1", "--locks", "--timeout", "100"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *argv[10] = {(char *)LZ_TOOL};
@@ -361,6 +400,14 @@ LZ_TEST(test_refusals_say_what_is_wrong) {
         {{"bench", "pushpull", "--count=3", "--count", "4"}, "option --count given twice"},
         {{"bench", "pushpull", "--pin=yes"}, "option --pin takes no value"},
         {{"bench", "pushpull", "--max-seconds=0"}, "bad value '0' for --max-seconds: seconds above 0, at most 3600"},
+        {{"bench", "reqrep", "--count", "10000001"},
+         "bad value '10000001' for --count: reqrep keeps each round trip's time, at most 10000000"},
+        {{"bench", "pubsub", "--codec", "json", "--size", "16"},
+         "--size does not go with --codec json, which sends the seeds' 40-byte message"},
+        {{"rep", "--connect", url, "--locks", "--count", "1"},
+         "--count counts --echo or --exec requests, not lock actions"},
+        {{"rep", "--connect", url, "--echo", "--timeout", "100"},
+         "--timeout bounds --exec commands: not without --exec"},
     };
     memset(long_lock_name, 'n', sizeof long_lock_name - 1);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1392,11 +1439,12 @@ LZ_TEST(test_bench_json) {
         LZ_CHECK_INT(count_lines(r.out), 1);
         check_bench_line(r.out, patterns[i], "inproc", 16, bench_throughput, 5, "msgs_per_sec", "raw_msgs_per_sec");
     }
-    // --name=VALUE, as every lz command takes it.
-    LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "reqrep", "--transport=ipc", "--size", "16", "--count=200", "--reps", "1",
+    // --name=VALUE, as every lz command takes it (--reps=1 too, not the default 3).
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "reqrep", "--transport=ipc", "--size", "16", "--count=200", "--reps=1",
                         "--max-seconds=0.2", "--json"),
                  0);
     LZ_CHECK_INT(count_lines(r.out), 1);
+    LZ_CHECK(strstr(r.out, ",\"reps\":1,") != NULL);
     check_bench_line(r.out, "reqrep", "ipc", 16, bench_latency, 7, "raw_p50_us", "p50_us");
 }
 
@@ -1587,6 +1635,9 @@ LZ_TEST(test_config_command) {
     LZ_CHECK(strstr(r.out, "s3cret") == NULL);
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "config", "--config", path, "zmq.linger", "logging.level", "debug"), 0);
     LZ_CHECK_STR(r.out, "250\nINFO\nfalse\n");
+    // Values as JSON text when that is the form asked for.
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "config", "--config", path, "--format", "json", "zmq.linger", "logging.level"), 0);
+    LZ_CHECK_STR(r.out, "250\n\"INFO\"\n");
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "config", "--config", path, "--format", "json"), 0);
     lz_value_t *json = lz_value_from_json(r.out, strlen(r.out));
     LZ_CHECK_INT(lz_value_find_int(lz_value_get(json, "zmq"), "linger", 0), 250);
@@ -1811,7 +1862,7 @@ LZ_TEST(test_lock_lost_ends_the_command) {
     unlink(started + strlen("ipc://"));
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_help_tells_the_truth), LZ_CASE(test_lock_runs_a_command), LZ_CASE(test_lock_leaves_the_command_its_arguments), LZ_CASE(test_lock_excludes_and_waits), LZ_CASE(test_lock_passes_signals_on), LZ_CASE(test_lock_interrupted_wait_frees_the_lock), LZ_CASE(test_lock_lost_ends_the_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_plugin_option), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_passwd_and_a_plain_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
+LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_help_tells_the_truth), LZ_CASE(test_lock_runs_a_command), LZ_CASE(test_lock_leaves_the_command_its_arguments), LZ_CASE(test_lock_excludes_and_waits), LZ_CASE(test_lock_passes_signals_on), LZ_CASE(test_lock_interrupted_wait_frees_the_lock), LZ_CASE(test_lock_lost_ends_the_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_version_bind_fails), LZ_CASE(test_plugin_option), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_passwd_and_a_plain_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
              LZ_CASE(test_values_without_a_json_form_are_shown_as_bytes), LZ_CASE(test_sub_shows_plain_publishers_forms),

@@ -18,8 +18,9 @@ static const lz_cli_command_t config_command = {
             "variables. As YAML (the default), one 'key: value  # source' line per key,\n"
             "the source being default, file PATH or env NAME; as JSON, the sectioned\n"
             "object a config file holds. Given keys, print only their values, one per\n"
-            "line (strings bare). Secrets (security.curve_secret_key,\n"
-            "security.plain_password, tracing.otlp_headers) print as \"(hidden)\" when set.\n"
+            "line: strings bare, or as JSON text with --format json. Secrets\n"
+            "(security.curve_secret_key, security.plain_password, tracing.otlp_headers)\n"
+            "print as \"(hidden)\" when set.\n"
             "\nOptions:\n"
             "  --config FILE          the configuration file to read\n"
             "  --format yaml|json     the output form (default yaml)\n"
@@ -77,14 +78,17 @@ static int print_entry(const char *key, const lz_value_t *value, bool bare, cons
     return printed < 0 ? LZ_EIO : LZ_OK;
 }
 
+// print_keys prints the values of the keys given, strings bare (for shell
+// scripts) unless the form asked for is JSON.
 static int print_keys(const lz_cli_opts_t *opts, lz_value_t *root) {
     for (int i = 0; i < opts->arg_count; i++) {
         const lz_value_t *value = key_value(root, opts->args[i]);
         if (!value) return lz_cli_usage_error(opts->cmd, "no configuration key '%s'", opts->args[i]);
     }
+    bool bare = strcmp(opts->format, "json") != 0;
     int rc = LZ_OK;
     for (int i = 0; i < opts->arg_count && rc == LZ_OK; i++)
-        rc = print_entry(NULL, key_value(root, opts->args[i]), true, NULL);
+        rc = print_entry(NULL, key_value(root, opts->args[i]), bare, NULL);
     return rc == LZ_OK ? LZ_EXIT_OK : lz_cli_fail(opts, rc, "output");
 }
 

@@ -42,6 +42,7 @@ static const lz_cli_command_t version_command = {
             "line for each plugin loaded (plugins.load, --plugin): name, version and path.\n"
             "\nExample:\n  lz version --plugin build/examples/plugins/rot13.so\n",
     .options = LZ_OPT_CONFIG,
+    .exits = LZ_CLI_EXITS_ENDPOINT, // the context binds metrics.prometheus_listen
 };
 
 static int version_run(const lz_cli_opts_t *opts) {
@@ -111,7 +112,8 @@ static int run(int argc, char **argv) {
     const char *name = argc > 1 ? argv[1] : NULL;
     if (name && (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0))
         return help(argc, argv);
-    if (name && strcmp(name, "--version") == 0) return lz_cmd_version(1, argv + 1);
+    // lz --version is lz version, arguments and all.
+    if (name && strcmp(name, "--version") == 0) return lz_cmd_version(argc - 1, argv + 1);
     const lz_cli_entry_t *command = name ? find_command(name) : NULL;
     return command ? command->run(argc - 1, argv + 1) : unknown_command(name);
 }

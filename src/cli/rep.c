@@ -37,15 +37,17 @@ static const lz_cli_command_t rep_command = {
         "--count-th get the error reply \"server stopping\".\n"
         "--locks also serves distributed locks (the actions of lz lock and\n"
         "lz_lock_t: acquire_lock, release_lock, renew_lock, lock_status), not\n"
-        "counted by --count; alone, it serves locks only.\n"
+        "counted by --count; alone, it serves locks only (and takes no --count).\n"
         "\nOptions:\n"
         "  --bind URL        bind to URL (repeatable)\n"
         "  --connect URL     connect to URL (repeatable, e.g. to a queue proxy)\n"
         "  --echo            reply with the request's data\n"
         "  --exec CMD        reply with CMD's output\n"
         "  --locks           serve distributed locks too (see lz lock)\n"
-        "  --timeout MS      kill a command running longer (default 10000)\n"
-        "  --count N         exit 0 after answering N requests\n"
+        "  --timeout MS      kill a command running longer (default 10000;\n"
+        "                    only with --exec)\n"
+        "  --count N         exit 0 after answering N requests (with --echo or\n"
+        "                    --exec)\n"
         "  --format NAME     json or msgpack (default serialization.default)\n"
         "\nExamples:\n"
         "  lz rep --bind 'tcp://*:5555' --echo\n"
@@ -366,6 +368,12 @@ static int rep_run(const lz_cli_opts_t *opts) {
     if (!opts->echo && !opts->exec && !opts->locks)
         return lz_cli_usage_error(opts->cmd, "give --echo, --exec CMD or --locks");
     if (opts->exec && !*opts->exec) return lz_cli_usage_error(opts->cmd, "empty --exec command");
+    // The options are the command's, whatever it serves: those of one way of
+    // serving would do nothing in another.
+    if (opts->timeout_ms >= 0 && !opts->exec)
+        return lz_cli_usage_error(opts->cmd, "--timeout bounds --exec commands: not without --exec");
+    if (opts->count && !opts->echo && !opts->exec)
+        return lz_cli_usage_error(opts->cmd, "--count counts --echo or --exec requests, not lock actions");
     sigset_t stop;
     lz_cli_block_stop_signals(&stop);
     lz_context_t *ctx = NULL;
