@@ -64,17 +64,17 @@ int lz__dispatcher_may_destroy(lz_dispatcher_t *d, const char *what) {
     return lz__node_refuse_destroy(d->node, d, what, "handler or hook");
 }
 
-// configurable answers whether d may be configured (handlers, retries,
-// the dead-letter sink): not while started. A stop one of its handlers
-// asked for is finished first, from another thread, as a start does.
-static bool configurable(lz_dispatcher_t *d) {
+// stopped_now answers whether d is stopped, as a start or a setting
+// (handlers, retries, the dead-letter sink) needs it: a stop one of its
+// handlers asked for is finished first, from another thread.
+static bool stopped_now(lz_dispatcher_t *d) {
     if (d->started && atomic_load(&d->stopping) && !lz__thread_inside(d)) lz__dispatcher_stop(d);
     return !d->started;
 }
 
 int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg) {
     if (!handler) return lz__fail(LZ_EINVAL, "%s: NULL handler", d->node->name);
-    if (!configurable(d)) return lz__fail(LZ_ESTATE, "%s: register handlers before start", d->node->name);
+    if (!stopped_now(d)) return lz__fail(LZ_ESTATE, "%s: register handlers before start", d->node->name);
     if (!key) {
         d->fallback = (lz_route_t){NULL, 0, handler, arg};
         return LZ_OK;
@@ -301,7 +301,7 @@ static void abandon(void *self, void *arg) {
 }
 
 int lz__dispatcher_set_retry(lz_dispatcher_t *d, int max_retries, int delay_ms) {
-    if (!configurable(d)) return lz__fail(LZ_ESTATE, "%s: set retries before start", d->node->name);
+    if (!stopped_now(d)) return lz__fail(LZ_ESTATE, "%s: set retries before start", d->node->name);
     if (max_retries > 0 && !d->retry.waiting && !(d->retry.waiting = lz__delay_new())) return lz_last_error_code();
     d->retry.max_retries = max_retries;
     d->retry.delay_ms = delay_ms;
@@ -309,7 +309,7 @@ int lz__dispatcher_set_retry(lz_dispatcher_t *d, int max_retries, int delay_ms) 
 }
 
 int lz__dispatcher_set_give_up(lz_dispatcher_t *d, lz_give_up_fn fn, void *owner) {
-    if (!configurable(d)) return lz__fail(LZ_ESTATE, "%s: set the dead-letter sink before start", d->node->name);
+    if (!stopped_now(d)) return lz__fail(LZ_ESTATE, "%s: set the dead-letter sink before start", d->node->name);
     d->retry.give_up = fn;
     d->retry.owner = owner;
     return LZ_OK;
@@ -580,8 +580,7 @@ static void stop_retry_timer(lz_dispatcher_t *d) {
 int lz__dispatcher_start(lz_dispatcher_t *d, int workers) {
     if (lz__thread_inside(d))
         return lz__fail(LZ_ESTATE, "%s: started from its own handler; start it from another thread", d->node->name);
-    if (d->started && !atomic_load(&d->stopping)) return lz__fail(LZ_ESTATE, "%s: already started", d->node->name);
-    lz__dispatcher_stop(d); // a stop asked from a handler left threads to join
+    if (!stopped_now(d)) return lz__fail(LZ_ESTATE, "%s: already started", d->node->name);
     // Retries come due on the timer's thread: they need workers to run on
     // even when one handler thread was asked for.
     if (workers > 1 || d->retry.max_retries > 0) {
