@@ -1002,9 +1002,9 @@ LZ_TEST(test_yaml_non_integers_are_refused_for_integer_keys) {
                 {"1e3", 0, "not an integer: '1e3'"}, // YAML 1.1's floats need a dot
                 {"0o10", 0, "not an integer"}, {"08", 8, NULL}, {"0X1F", 0, "not an integer"},
                 {"1:70", 0, "not an integer"}, {"\"5\"", 5, NULL}, {"'5'", 5, NULL},
-                {"!!str 5", 5, NULL}, {"1.0e+3", 0, "reads a float"}, {"1.5", 0, "reads a float"},
+                {"!!str 5", 5, NULL}, {"1.5", 0, "reads a float"},
                 {".inf", 0, "reads a float"}, {"-.inf", 0, "reads a float"}, {".nan", 0, "reads a float"},
-                {"!!float 5", 0, "reads a float"}, {"yes", 0, "reads a boolean"}, {"off", 0, "reads a boolean"},
+                {"yes", 0, "reads a boolean"}, {"off", 0, "reads a boolean"},
                 {"2024-01-01", 0, "reads a date"}, {"0b_", 0, "no digits"},
                 {"!!int abc", 0, "not a YAML 1.1 integer"}, {"!!int '1:70'", 0, "not a YAML 1.1 integer"},
                 {"!foo 5", 0, "unsupported YAML tag !foo: '5'"}, {"!!binary NQ==", 0, "unsupported YAML tag !!binary"},
@@ -1019,6 +1019,28 @@ LZ_TEST(test_yaml_non_integers_are_refused_for_integer_keys) {
     lz_config_destroy(&c);
 }
 
+// A float without a fraction is the whole number, as pydantic takes a float
+// for an int field (and 0.0 and 1.0 for a bool one): the Python LiberZMQ
+// loads linger: 500.0. Before, every float was refused. One with a
+// fraction, an infinity or NaN is still refused, and so is a fraction a
+// double cannot hold (Python would round 1.00000000000000001 to 1).
+LZ_TEST(test_yaml_whole_floats_as_pydantic_takes_them) {
+    CHECK_FORMS("zmq.linger", {"500.0", 500, NULL}, {"5.", 5, NULL}, {"+1.0", 1, NULL}, {"-0.0", 0, NULL},
+                {"1.0e+3", 1000, NULL}, {"1.5e+3", 1500, NULL}, {"100.0e-2", 1, NULL}, {"1_0.0", 10, NULL},
+                {"1:30.0", 90, NULL}, {"0:30.00", 30, NULL}, {"!!float 5", 5, NULL}, {"!!float 2e3", 2000, NULL},
+                {"!!float '7.0'", 7, NULL}, {"0.0e+999", 0, NULL}, {"1.5", 0, "reads a float"},
+                {"1:30.5", 0, "reads a float"}, {".5", 0, "reads a float"}, {"1.0e-1", 0, "reads a float"},
+                {"1.00000000000000001", 0, "reads a float"}, {".inf", 0, "reads a float"},
+                {".nan", 0, "reads a float"}, {"!!float e5", 0, "reads a float"}, {"!!float abc", 0, "reads a float"},
+                {"!!float 1:x.0", 0, "reads a float"}, {"1.0e+30", 0, "out of range"},
+                {"-1.0", -1, NULL}, {"-2.0", 0, "out of range"}, {"1.0e+999999999999", 0, "out of range"});
+    CHECK_FORMS("zmq.max_message_size", {"9223372036854775807.0", INT64_MAX, NULL},
+                {"9223372036854775808.0", 0, "out of range"});
+    CHECK_FORMS("debug", {"1.0", 1, NULL}, {"0.0", 0, NULL}, {"-0.0", 0, NULL}, {"1.0e+0", 1, NULL},
+                {"!!float 1", 1, NULL}, {"2.0", 0, "reads a float"}, {"0.5", 0, "reads a float"},
+                {".inf", 0, "reads a float"});
+}
+
 // Booleans are YAML 1.1's words in three casings (and 0 and 1); y, n, t,
 // f and other casings are strings to safe_load, which pydantic then reads
 // as booleans (test_boolean_text_as_pydantic_reads_it). Before, yEs, tRUE,
@@ -1029,7 +1051,7 @@ LZ_TEST(test_yaml_booleans_as_pyyaml_reads_them) {
                 {"0b1", 1, NULL}, {"!!bool \"yes\"", 1, NULL}, {"!!bool yEs", 1, NULL},
                 {"y", 1, NULL}, {"Y", 1, NULL}, {"t", 1, NULL}, {"T", 1, NULL}, {"!!str y", 1, NULL}, // strings
                 {"yEs", 1, NULL}, {"tRUE", 1, NULL}, {"\"yes\"", 1, NULL}, {"2", 0, "reads an integer"},
-                {"1.0", 0, "reads a float"}, {"ye", 0, "not a boolean: 'ye'"},
+                {"ye", 0, "not a boolean: 'ye'"},
                 {"!!bool 1", 0, "not a boolean"}, {"!!bool y", 0, "not a boolean"}); // safe_load: KeyError
     CHECK_FORMS("validate_data", {"no", 0, NULL}, {"No", 0, NULL}, {"NO", 0, NULL}, {"off", 0, NULL},
                 {"Off", 0, NULL}, {"OFF", 0, NULL}, {"false", 0, NULL}, {"False", 0, NULL}, {"FALSE", 0, NULL},
@@ -1217,7 +1239,8 @@ LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_unknown_keys_hide_their_values
              LZ_CASE(test_secret_values_stay_out_of_errors), LZ_CASE(test_key_names_and_aliases),
              LZ_CASE(test_max_sockets_is_capped), LZ_CASE(test_yaml_integers_as_pyyaml_reads_them),
              LZ_CASE(test_yaml_non_integers_are_refused_for_integer_keys),
-             LZ_CASE(test_yaml_booleans_as_pyyaml_reads_them), LZ_CASE(test_boolean_text_as_pydantic_reads_it),
+             LZ_CASE(test_yaml_whole_floats_as_pydantic_takes_them), LZ_CASE(test_yaml_booleans_as_pyyaml_reads_them),
+             LZ_CASE(test_boolean_text_as_pydantic_reads_it),
              LZ_CASE(test_yaml_nulls_as_pyyaml_reads_them),
              LZ_CASE(test_yaml_string_keys_take_strings), LZ_CASE(test_yaml_tags_on_keys_sections_and_anchors),
              LZ_CASE(test_yaml_timestamps_are_refused),

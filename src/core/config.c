@@ -534,13 +534,16 @@ static bool mapping_tag_ok(const yaml_node_t *map) {
 }
 
 // yaml_type_check: a key takes a value of its type, as YAML 1.1 reads it
-// (docs/configuration.md); a boolean key takes the integers 0 and 1 too.
+// (docs/configuration.md); as the Python model (pydantic) converts them, an
+// integer key takes a float without a fraction (500.0) too, and a boolean
+// key the integers 0 and 1 and the floats 0.0 and 1.0.
 static int yaml_type_check(int k, const char *name, const lz_yaml_scalar_t *s, const char *text,
                            const origin_t *o) {
     key_type_t type = keys[k].type;
+    bool number = s->type == LZ_YAML_INT || (s->type == LZ_YAML_FLOAT && s->whole);
     if (s->type == LZ_YAML_REFUSED) return fail_value(name, o, s->what, text);
-    if (type == KEY_INT && s->type == LZ_YAML_INT) return s->too_big ? fail_range(k, name, o, text) : LZ_OK;
-    bool bit = s->type == LZ_YAML_INT && !s->too_big && (s->i == 0 || s->i == 1);
+    if (type == KEY_INT && number) return s->too_big ? fail_range(k, name, o, text) : LZ_OK;
+    bool bit = number && !s->too_big && (s->i == 0 || s->i == 1);
     if (type == KEY_BOOL && (s->type == LZ_YAML_BOOL || bit)) return LZ_OK;
     if (type == KEY_STRING && s->type == LZ_YAML_STRING) return LZ_OK;
     char why[160];

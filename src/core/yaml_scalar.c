@@ -195,6 +195,93 @@ static void int_build(const char *text, lz_yaml_scalar_t *out) {
     out->i = out->too_big ? 0 : negative ? (int64_t)(0 - total) : (int64_t)total;
 }
 
+// A float's digits read as a whole number: those left of its point, and
+// whether one right of it is not 0.
+typedef struct {
+    uint64_t value;  // the digits kept so far
+    bool overflow;   // value lost a digit it needed
+    bool fraction;   // a digit dropped (past the point) was not 0
+} whole_t;
+
+// whole_digit takes one more digit of the number, kept when it is left of
+// the point (keep > 0, counting down) and only checked for 0 past it.
+static void whole_digit(whole_t *w, char c, int64_t *keep) {
+    if (*keep > 0) {
+        if (!mul_add(&w->value, 10, digit_value(c))) w->overflow = true;
+        (*keep)--;
+    } else if (c != '0') {
+        w->fraction = true;
+    }
+}
+
+// exponent_value reads [eE][-+]?[0-9]+ at p (a float's exponent, as
+// Python's float() takes it), clamped far past any integer a key takes;
+// NULL when what is at p is not one.
+static const char *exponent_value(const char *p, int64_t *exp) {
+    *exp = 0;
+    if (*p != 'e' && *p != 'E') return p;
+    bool negative = p[1] == '-';
+    p += 1 + (p[1] == '-' || p[1] == '+');
+    if (!digit(*p)) return NULL;
+    for (; digit(*p); p++)
+        if (*exp < 1000) *exp = *exp * 10 + (*p - '0');
+    if (negative) *exp = -*exp;
+    return p;
+}
+
+// sexagesimal_whole reads a base-60 float (1:30.0): whole when the last
+// part's fraction is all zeros, the parts before its point then read as
+// construct_yaml_int reads a base-60 integer.
+static void sexagesimal_whole(const char *text, const char *point, lz_yaml_scalar_t *out) {
+    char head[64];
+    size_t n = (size_t)(point - text);
+    const char *digits_start = sign(text);
+    if (*point != '.' || n >= sizeof head || strspn(digits_start, DIGITS "_:") != (size_t)(point - digits_start))
+        return;
+    if (point[1 + strspn(point + 1, "0_")] != '\0') return;
+    memcpy(head, text, n);
+    head[n] = '\0';
+    lz_yaml_scalar_t whole;
+    int_build(head, &whole);
+    out->whole = whole.type == LZ_YAML_INT;
+    out->i = whole.i;
+    out->too_big = whole.too_big;
+}
+
+// float_build reads a float's text as construct_yaml_float does, far enough
+// to tell whether it is a whole number (5.0, 1.0e+3, 1_0.0, 1:30.0) and
+// which: pydantic takes such a float for an integer, and 0.0 and 1.0 for a
+// boolean. The decimal text is read exactly, so a fraction too small for a
+// double to keep (1.00000000000000001) is a fraction here, and refused
+// where Python would round it away. Infinities and NaN are not whole.
+static void float_build(const char *text, lz_yaml_scalar_t *out) {
+    out->type = LZ_YAML_FLOAT;
+    const char *p = sign(text);
+    const char *point = p + strcspn(p, ".eE");
+    if (strchr(text, ':')) {
+        sexagesimal_whole(text, point, out);
+        return;
+    }
+    const char *mantissa_end = p + strspn(p, DIGITS "_");
+    if (*mantissa_end == '.') mantissa_end += 1 + strspn(mantissa_end + 1, DIGITS "_");
+    int64_t exp;
+    const char *end = exponent_value(mantissa_end, &exp);
+    bool any_digit = strcspn(p, DIGITS) < (size_t)(mantissa_end - p);
+    if (!end || *end || !any_digit) return; // .inf, .nan, or not a number Python's float() reads
+    int64_t keep = exp;
+    for (const char *q = p; q < point; q++) keep += digit(*q);
+    whole_t w = {0};
+    for (const char *q = p; q < mantissa_end; q++)
+        if (digit(*q)) whole_digit(&w, *q, &keep);
+    if (w.fraction) return;
+    for (; keep > 0 && !w.overflow; keep--) // 1.5e+3: zeros past the last digit
+        if (!mul_add(&w.value, 10, 0)) w.overflow = true;
+    bool negative = *text == '-';
+    out->whole = true;
+    out->too_big = w.overflow || w.value > (uint64_t)INT64_MAX + negative;
+    out->i = out->too_big ? 0 : negative ? (int64_t)(0 - w.value) : (int64_t)w.value;
+}
+
 // bool_build reads text as construct_yaml_bool does (its words in any case);
 // false when it is none of them.
 static bool bool_build(const char *text, int64_t *out) {
@@ -215,6 +302,7 @@ static void resolve_plain(const char *text, lz_yaml_scalar_t *out) {
     if (out->type == LZ_YAML_REFUSED) snprintf(out->what, sizeof out->what, "%s", implicit[n].refusal);
     if (out->type == LZ_YAML_BOOL) bool_build(text, &out->i);
     if (out->type == LZ_YAML_INT) int_build(text, out);
+    if (out->type == LZ_YAML_FLOAT) float_build(text, out);
 }
 
 // resolve_tagged builds text as safe_load builds a scalar with tag, one of
@@ -229,7 +317,7 @@ static void resolve_tagged(const char *text, const char *tag, lz_yaml_scalar_t *
     } else if (strcmp(core, "null") == 0) {
         out->type = LZ_YAML_NULL; // whatever the text: "!!null x" is null too
     } else if (strcmp(core, "float") == 0) {
-        out->type = LZ_YAML_FLOAT;
+        float_build(text, out);
     } else if (strcmp(core, "bool") == 0) {
         out->type = bool_build(text, &out->i) ? LZ_YAML_BOOL : LZ_YAML_REFUSED;
         if (out->type == LZ_YAML_REFUSED)

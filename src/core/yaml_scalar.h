@@ -22,8 +22,9 @@ typedef enum {
 
 typedef struct {
     lz_yaml_type_t type;
-    int64_t i;     // BOOL (0 or 1) and INT
-    bool too_big;  // an INT past int64_t; i is then 0
+    int64_t i;     // BOOL (0 or 1), INT, and a whole FLOAT
+    bool whole;    // a FLOAT with no fraction (5.0, 1.0e+3): i holds it, as pydantic takes it for an integer
+    bool too_big;  // an INT or whole FLOAT past int64_t; i is then 0
     char what[96]; // for error details: "an integer", "a string"..., or why it is REFUSED
 } lz_yaml_scalar_t;
 
