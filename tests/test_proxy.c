@@ -664,10 +664,29 @@ LZ_TEST(proxy_moves_everything_under_a_profiler) {
     lz_context_destroy(&ctx);
 }
 
+// A proxy whose first node cannot start (no such serializer) leaves the
+// context as it was. The node had named its context before the lookup
+// failed, so the proxy's clean-up closed it and dropped a reference it never
+// took: the caller's context was freed (ASan: use after free below).
+LZ_TEST(a_proxy_that_cannot_start_leaves_its_context_whole) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=CRITICAL", "serialization.default=nosuch");
+    char front[64], back[64];
+    lz_test_inproc_endpoint(front, sizeof front);
+    lz_test_inproc_endpoint(back, sizeof back);
+    LZ_CHECK(lz_proxy_new(ctx, LZ_PROXY_QUEUE, front, back, NULL) == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONFIG);
+    LZ_CHECK(strstr(lz_last_error(), "serialization.default") != NULL);
+    LZ_CHECK(lz_router_new(ctx, front) == NULL); // the context is still there to refuse again
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECONFIG);
+    lz_context_destroy(&ctx);
+    LZ_CHECK(ctx == NULL);
+}
+
 LZ_TEST_MAIN(LZ_CASE(forwarder_passes_subscriptions_up), LZ_CASE(queue_is_a_broker), LZ_CASE(steer_while_stopping),
              LZ_CASE(a_command_to_an_ended_proxy_is_refused),
              LZ_CASE(an_answer_given_as_the_thread_ends_is_taken), LZ_CASE(a_proxy_starts_again_at_once),
              LZ_CASE(a_message_held_at_a_stop_goes_out_whole),
              LZ_CASE(two_stops_at_once), LZ_CASE(proxy_control_survives_signals),
              LZ_CASE(a_full_subscriber_holds_up_only_its_way), LZ_CASE(a_topic_goes_upstream_with_its_last_subscriber),
-             LZ_CASE(proxy_moves_everything_under_a_profiler))
+             LZ_CASE(proxy_moves_everything_under_a_profiler),
+             LZ_CASE(a_proxy_that_cannot_start_leaves_its_context_whole))

@@ -267,7 +267,13 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
                   const char *endpoints) {
     if (!ctx) return lz__fail(LZ_EINVAL, "%s: NULL context", name);
     memset(node, 0, sizeof *node);
+    // Found before the node names its context: a node left with ctx NULL
+    // is one lz__node_close skips, holding no reference to drop.
+    const lz_serializer_t *serializer =
+        lz__registry_find(lz__context_registry(ctx), lz__context_settings(ctx)->default_serializer);
+    if (!serializer) return lz__fail(LZ_ECONFIG, "%s: serialization.default: %s", name, lz_last_error());
     node->ctx = ctx;
+    node->serializer = serializer;
     node->settings = lz__context_settings(ctx);
     node->live = lz__context_live(ctx);
     node->log = lz_context_logger(ctx);
@@ -279,9 +285,6 @@ int lz__node_init(lz_node_t *node, lz_context_t *ctx, int zmq_type, const char *
     node->drop_log.noun = "drop(s)";
     node->handshake_log.noun = "failed handshake(s)";
     snprintf(node->name, sizeof node->name, "%s", name);
-    node->serializer = lz__registry_find(lz__context_registry(ctx), node->settings->default_serializer);
-    if (!node->serializer)
-        return lz__fail(LZ_ECONFIG, "%s: serialization.default: %s", name, lz_last_error());
     lz__bias_init(&node->lock);
     lz__conns_init(&node->conns);
     lz__context_ref(ctx);
