@@ -77,6 +77,39 @@ LZ_TEST(many_async_requests) {
     lz_context_destroy(&ctx);
 }
 
+// is_default_identity: "dealer-" and 16 lower-case hex digits.
+static bool is_default_identity(const char *id) {
+    return strncmp(id, "dealer-", 7) == 0 && strlen(id) == 23 && strspn(id + 7, "0123456789abcdef") == 16;
+}
+
+// A dealer given no identity gets a text one, as the Python LiberZMQ Dealer
+// does: its Router decodes the routing id as UTF-8 and answered nothing to
+// libzmq's own (0x00 and four binary bytes). Two such dealers differ.
+LZ_TEST(a_dealer_without_identity_gets_a_text_one) {
+    lz_context_t *ctx = new_context();
+    lz_router_t *router = lz_router_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(router != NULL);
+    char seen[2][64];
+    for (int i = 0; i < 2; i++) {
+        serve_t s = {router, 1, ""};
+        pthread_t thread;
+        pthread_create(&thread, NULL, router_serve, &s);
+        lz_dealer_t *dealer = lz_dealer_new(ctx, lz_node_endpoint(lz_router_node(router)), NULL);
+        LZ_CHECK(dealer != NULL);
+        lz_value_t *v = lz_value_int(1), *reply = NULL;
+        LZ_CHECK_INT(lz_dealer_request(dealer, v, &reply, 5000), 0);
+        lz_value_destroy(&reply);
+        lz_value_destroy(&v);
+        pthread_join(thread, NULL);
+        LZ_CHECK(is_default_identity(s.identity));
+        snprintf(seen[i], sizeof seen[i], "%s", s.identity);
+        lz_dealer_destroy(&dealer);
+    }
+    LZ_CHECK(strcmp(seen[0], seen[1]) != 0);
+    lz_router_destroy(&router);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST(unknown_identity_is_an_error) {
     lz_context_t *ctx = new_context();
     lz_router_t *router = lz_router_new(ctx, "tcp://127.0.0.1:*");
@@ -251,7 +284,8 @@ LZ_TEST(dealer_destroy_from_own_callback_is_refused) {
     lz_context_destroy(&ctx);
 }
 
-LZ_TEST_MAIN(LZ_CASE(many_async_requests), LZ_CASE(unknown_identity_is_an_error),
+LZ_TEST_MAIN(LZ_CASE(many_async_requests), LZ_CASE(a_dealer_without_identity_gets_a_text_one),
+             LZ_CASE(unknown_identity_is_an_error),
              LZ_CASE(dealer_timeout_and_garbage), LZ_CASE(server_answers_three_frame_dealers),
              LZ_CASE(traced_requests_outlive_their_router_and_context),
              LZ_CASE(dealer_destroy_from_own_callback_is_refused))

@@ -102,8 +102,10 @@ LZ_TEST(our_traced_client_to_python_server) {
     with_bound_python_peer(LZ_TEST_CONTEXT("zmq.linger=0", "tracing.enabled=true"), "traced-server", client_talk);
 }
 
+// The dealer keeps its default identity: the Python Router decodes it as
+// UTF-8, which libzmq's own binary choice failed.
 static void dealer_talk(lz_context_t *ctx, const char *endpoint) {
-    lz_dealer_t *dealer = lz_dealer_new(ctx, endpoint, "dealer-c");
+    lz_dealer_t *dealer = lz_dealer_new(ctx, endpoint, NULL);
     for (int i = 1; i <= 3; i++) {
         lz_value_t *v = lz_value_int(i), *reply = NULL;
         LZ_CHECK_INT(lz_dealer_request(dealer, v, &reply, 10000), 0);

@@ -33,7 +33,9 @@ typedef void (*lz_dealer_callback_fn)(int status, const lz_value_t *reply, void 
 
 // lz_dealer_new creates a dealer (DEALER; default side: connect) with its
 // own I/O thread. identity, if not NULL, is the routing id routers see
-// (copied; at most 255 bytes); NULL lets libzmq choose one. NULL on failure
+// (copied; at most 255 bytes); NULL gives "dealer-" and 16 random hex
+// digits, text as the Python LiberZMQ Dealer's default, which its Router
+// needs (it decodes the id as UTF-8). NULL on failure
 // with the detail set: LZ_EINVAL, LZ_ECONNECTION, LZ_ENOMEM, LZ_ECONFIG
 // (serialization.default names no registered serializer), LZ_EIO (the
 // eventfd that wakes its I/O thread could not be made: no file descriptor

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/envelope.h"
 #include "core/error.h"
 #include "liberzmq/dealer.h"
 #include "patterns/client.h"
@@ -13,9 +14,22 @@ struct lz_dealer {
     lz_client_t *engine;
 };
 
+// default_identity makes "dealer-" and 16 hex digits, text as the Python
+// LiberZMQ Dealer's own default ("dealer-" + 8): its Router decodes the
+// routing id as UTF-8, and libzmq's own choice (0x00 and four binary bytes)
+// fails that, so no request of a dealer left without one was answered.
+static const char *default_identity(char out[24]) {
+    memcpy(out, "dealer-", 7);
+    lz__hex64(lz__random64(), out + 7);
+    out[23] = '\0';
+    return out;
+}
+
 lz_dealer_t *lz_dealer_new(lz_context_t *ctx, const char *endpoints, const char *identity) {
     if (identity && (!*identity || strlen(identity) > 255))
         return lz__fail_null(LZ_EINVAL, "lz_dealer_new: identity must be 1 to 255 bytes");
+    char fallback[24];
+    if (!identity) identity = default_identity(fallback);
     lz_dealer_t *dealer = calloc(1, sizeof *dealer);
     if (!dealer) return lz__fail_null(LZ_ENOMEM, "lz_dealer_new: out of memory");
     const lz_engine_options_t options = {.envelope = false, .resilient = false, .name = "dealer", .identity = identity};

@@ -109,6 +109,9 @@ def run_router(endpoint):
         parts = s.recv_multipart()
         check(len(parts) == 3, "router got %d frames" % len(parts))
         client_id, request_id, payload = parts
+        # As liberzmq.patterns.Router.receive_request does: both ids are text.
+        client_id.decode("utf-8")
+        request_id.decode("utf-8")
         s.send_multipart([client_id, request_id, json.dumps(json.loads(payload) * 2).encode()])
 
 
