@@ -2,9 +2,12 @@
  * user name and the crypt(3) hash of a password read from standard input,
  * with a fresh salt, so the file never holds a password. */
 #include <crypt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/options.h"
@@ -12,21 +15,61 @@
 static const lz_cli_command_t passwd_command = {
     .name = "passwd",
     .usage = "lz passwd [USER]",
-    .help = "Read a password from standard input (one line) and print 'USER:HASH' for\n"
-            "security.plain_users_file, HASH being its yescrypt hash ($y$) with a fresh\n"
-            "salt (bcrypt, $2b$, where yescrypt is missing). The password itself is never\n"
-            "printed nor stored. USER defaults to $USER; it cannot hold ':' or blanks,\n"
-            "nor start with '#' (a comment in the users file).\n"
+    .help = "Read a password from standard input (one line, not shown when typed at a\n"
+            "terminal) and print 'USER:HASH' for security.plain_users_file, HASH being\n"
+            "its yescrypt hash ($y$) with a fresh salt (bcrypt, $2b$, where yescrypt is\n"
+            "missing). The password itself is never printed nor stored. USER defaults to\n"
+            "$USER; it cannot hold ':' or blanks, nor start with '#' (a comment in the\n"
+            "users file).\n"
             "\nExamples:\n"
-            "  lz passwd alice >> users.txt            # type the password, then Enter\n"
+            "  lz passwd alice >> users.txt            # type the password (not shown), then Enter\n"
             "  printf '%s\\n' \"$PASSWORD\" | lz passwd alice >> users.txt\n"
             "  LIBERZMQ_SECURITY__PLAIN_USERS_FILE=users.txt lz pull --bind ipc:///tmp/jobs\n",
     .max_args = 1,
 };
 
-// read_password takes one line of standard input without its line ending.
+// The terminal's settings while the password is typed without echo, kept
+// for the signal handler that puts them back.
+static struct termios saved_terminal;
+static volatile sig_atomic_t echo_off;
+
+static void restore_terminal(void) {
+    if (echo_off) tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_terminal);
+    echo_off = 0;
+}
+
+// A signal while echo is off (^C at the prompt) must not leave the shell
+// without echo: put the terminal back, then die of the signal as before.
+static void restore_and_reraise(int sig) {
+    restore_terminal();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+// hide_typing turns the terminal's echo off when standard input is one,
+// with a prompt on standard error (standard output is the users file's
+// line); false when it is not a terminal, or echo could not be turned off.
+static bool hide_typing(void) {
+    static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP};
+    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_terminal) != 0) return false;
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) signal(signals[i], restore_and_reraise);
+    struct termios quiet = saved_terminal;
+    quiet.c_lflag &= (tcflag_t)~(ECHO | ECHOE | ECHOK | ECHONL);
+    echo_off = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+    fputs("Password: ", stderr); // once nothing typed after it can show
+    return echo_off;
+}
+
+// read_password takes one line of standard input without its line ending;
+// typed at a terminal, it is not shown.
 static bool read_password(char *buf, size_t size) {
-    if (!fgets(buf, (int)size, stdin)) return false;
+    bool hidden = hide_typing();
+    char *line = fgets(buf, (int)size, stdin);
+    if (hidden) {
+        restore_terminal();
+        fputc('\n', stderr); // the Enter that was not echoed
+    }
+    if (!line) return false;
     size_t len = strcspn(buf, "\r\n");
     bool whole = buf[len] != '\0' || feof(stdin); // a line ending, or the input's last line
     buf[len] = '\0';
