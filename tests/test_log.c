@@ -1,12 +1,18 @@
-/* Logging: level filtering, the callback target, text and JSON-lines records,
- * the file target with rotation, lazy argument evaluation, whole lines from
- * concurrent writers, and configuration from logging.* keys. */
+/* Logging: level filtering, the callback target (and setters waiting for
+ * the callback they replace), text and JSON-lines records, the file target
+ * with rotation (and a rotation that cannot move the file), lazy argument
+ * evaluation, whole lines from concurrent writers, the syslog target (to a
+ * stand-in daemon's socket: each logger's ident) and configuration from
+ * logging.* keys. */
 #include "lz_test.h"
 
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 
 #include "core/log.h"
@@ -323,6 +329,111 @@ LZ_TEST(test_rotation_without_a_descriptor_keeps_records) {
     free(live);
 }
 
+// When the full file cannot be moved to path.1 (here a directory there),
+// rotation leaves it: every record stays in it (before, path.rotating
+// replaced it, and each try unlinked what it held), with one warning
+// saying why, however many tries fail.
+LZ_TEST(test_rotation_that_cannot_move_the_file_keeps_records) {
+    char path[256], name[300];
+    lz_config_t *config = LZ_TEST_CONFIG("logging.max_file_size=300", "logging.backup_count=1");
+    lz_logger_t *log = configured_file_logger(config, path, sizeof path, "stuck.log");
+    snprintf(name, sizeof name, "%s.1", path);
+    LZ_CHECK_INT(mkdir(name, 0700), 0);
+    for (int i = 0; i < 20; i++) // 70-byte lines: past the limit after 5
+        lz_logger_write(log, LZ_LOG_INFO, "rot", "stuck %02d padded to a fair length", i);
+    lz_logger_destroy(&log);
+    lz_config_destroy(&config);
+    char *live = read_all(path);
+    for (int i = 0; live && i < 20; i++) {
+        char record[32];
+        snprintf(record, sizeof record, "stuck %02d padded", i);
+        LZ_CHECK(strstr(live, record) != NULL);
+    }
+    const char *warning = live ? strstr(live, "WARNING log: cannot rotate ") : NULL;
+    LZ_CHECK(warning && strstr(warning, "Is a directory") && !strstr(warning + 1, "WARNING"));
+    snprintf(name, sizeof name, "%s.rotating", path);
+    LZ_CHECK_INT(file_size(name), -1);
+    free(live);
+}
+
+// A slow callback: its first call is held inside until the test lets it go.
+typedef struct {
+    lz_logger_t *log;
+    atomic_bool inside, released, returned;
+    atomic_bool replaced;          // the setter replacing it returned
+    atomic_bool returned_first;    // the callback had returned when it did
+    atomic_int new_records;        // records the callback that replaced it got
+} slow_t;
+
+static void slow_callback(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    (void)level, (void)component, (void)message;
+    slow_t *slow = arg;
+    if (atomic_exchange(&slow->inside, true)) return; // the test's probes: the first call alone is slow
+    LZ_TEST_WAIT_UNTIL(atomic_load(&slow->released), 10000);
+    atomic_store(&slow->returned, true);
+}
+
+static void count_new(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    (void)level, (void)component, (void)message;
+    atomic_fetch_add(&((slow_t *)arg)->new_records, 1);
+}
+
+static void *write_one(void *arg) {
+    lz_logger_write(((slow_t *)arg)->log, LZ_LOG_INFO, "slow", "held in the callback");
+    return NULL;
+}
+
+static void *replace_target(void *arg) {
+    slow_t *slow = arg;
+    LZ_CHECK_INT(lz_logger_to_callback(slow->log, count_new, slow), LZ_OK);
+    atomic_store(&slow->returned_first, atomic_load(&slow->returned));
+    atomic_store(&slow->replaced, true);
+    return NULL;
+}
+
+// A target setter returns only once the callback it replaced has returned
+// on every thread, so that its arg may be freed then (before, it returned
+// at once, the callback still running). Records written meanwhile go to
+// the new target: the setter waits for old calls only.
+LZ_TEST(test_replacing_a_callback_waits_for_its_calls) {
+    slow_t slow = {.log = lz_logger_new()};
+    LZ_CHECK_INT(lz_logger_to_callback(slow.log, slow_callback, &slow), LZ_OK);
+    pthread_t writer, replacer;
+    pthread_create(&writer, NULL, write_one, &slow);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&slow.inside), 5000);
+    LZ_CHECK(atomic_load(&slow.inside));
+    pthread_create(&replacer, NULL, replace_target, &slow);
+    // Once a record reaches the new callback, the setter has installed it.
+    LZ_TEST_WAIT_UNTIL((lz_logger_write(slow.log, LZ_LOG_INFO, "t", "probe"), atomic_load(&slow.new_records) > 0),
+                       5000);
+    LZ_CHECK(atomic_load(&slow.new_records) > 0);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&slow.replaced), 300); // bounded: it must not return now
+    LZ_CHECK(!atomic_load(&slow.replaced));
+    atomic_store(&slow.released, true);
+    pthread_join(replacer, NULL);
+    pthread_join(writer, NULL);
+    LZ_CHECK(atomic_load(&slow.returned_first));
+    lz_logger_destroy(&slow.log);
+}
+
+static void replace_own_target(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    (void)level, (void)component;
+    lz_logger_t *log = arg;
+    static slow_t counted;
+    if (strcmp(message, "nested") != 0) lz_logger_write(log, LZ_LOG_INFO, "t", "nested");
+    else LZ_CHECK_INT(lz_logger_to_callback(log, count_new, &counted), LZ_OK);
+}
+
+// A callback that replaces its own logger's target, even from a record it
+// logged itself, does not wait for itself.
+LZ_TEST(test_a_callback_may_replace_its_own_target) {
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK_INT(lz_logger_to_callback(log, replace_own_target, log), LZ_OK);
+    lz_logger_write(log, LZ_LOG_INFO, "t", "outer");
+    LZ_CHECK_INT(lz_logger_to_stderr(log), LZ_OK); // nothing is counted as running any more
+    lz_logger_destroy(&log);
+}
+
 LZ_TEST(test_disabled_level_skips_arguments) {
     captured_t cap = {.lock = PTHREAD_MUTEX_INITIALIZER};
     lz_logger_t *log = lz_logger_new();
@@ -427,14 +538,118 @@ LZ_TEST(test_configure_from_config) {
     lz_config_destroy(&config);
 }
 
+// syslog_listen stands in for the syslog daemon: a datagram socket (a
+// stream one with stream) in the scratch directory, where syslog targets
+// opened from now on send. syslog_unlisten closes it and points them back
+// at /dev/log.
+static int syslog_listen(int type) {
+    char path[256];
+    struct sockaddr_un at = {.sun_family = AF_UNIX};
+    snprintf(at.sun_path, sizeof at.sun_path, "%s", scratch_path(path, sizeof path, "syslog.sock"));
+    unlink(path);
+    int fd = socket(AF_UNIX, type, 0);
+    struct timeval two = {2, 0};
+    LZ_CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&at, sizeof at) == 0);
+    LZ_CHECK_INT(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &two, sizeof two), 0);
+    if (type == SOCK_STREAM) LZ_CHECK_INT(listen(fd, 4), 0);
+    lz__log_syslog_path(path);
+    return fd;
+}
+
+static void syslog_unlisten(int fd) {
+    close(fd);
+    lz__log_syslog_path("/dev/log");
+}
+
+// syslog_record receives one datagram from fd into buf ("" when none came
+// within fd's timeout) and returns it.
+static const char *syslog_record(int fd, char *buf, size_t size) {
+    ssize_t n = recv(fd, buf, size - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+// syslog_is: whether record is "<priority>Mmm dd hh:mm:ss " then tail.
+static bool syslog_is(const char *record, int priority, const char *tail) {
+    char want[32];
+    int n = snprintf(want, sizeof want, "<%d>", priority);
+    return strncmp(record, want, (size_t)n) == 0 && strlen(record) > (size_t)n + 16 && record[n + 3] == ' ' &&
+           record[n + 6] == ' ' && record[n + 9] == ':' && record[n + 15] == ' ' &&
+           strcmp(record + n + 16, tail) == 0;
+}
+
 LZ_TEST(test_syslog_and_stderr_targets) {
+    int daemon = syslog_listen(SOCK_DGRAM);
+    char buf[512], tail[128];
     lz_logger_t *log = lz_logger_new();
     LZ_CHECK_INT(lz_logger_to_syslog(log, "liberzmq-test"), LZ_OK);
-    lz_logger_set_level(log, LZ_LOG_CRITICAL); // a test need not fill the system log
+    lz_logger_set_level(log, LZ_LOG_CRITICAL);
     lz_logger_write(log, LZ_LOG_ERROR, "test", "filtered before syslog");
+    lz_logger_write(log, LZ_LOG_CRITICAL, "test", "sent");
+    snprintf(tail, sizeof tail, "liberzmq-test[%d]: test: sent", (int)getpid());
+    LZ_CHECK(syslog_is(syslog_record(daemon, buf, sizeof buf), LOG_USER | LOG_CRIT, tail));
     LZ_CHECK_INT(lz_logger_to_stderr(log), LZ_OK);
     LZ_CHECK_INT(lz_logger_to_syslog(log, NULL), LZ_OK);
+    lz_logger_write(log, LZ_LOG_CRITICAL, "test", "default ident");
+    snprintf(tail, sizeof tail, "liberzmq[%d]: test: default ident", (int)getpid());
+    LZ_CHECK(syslog_is(syslog_record(daemon, buf, sizeof buf), LOG_USER | LOG_CRIT, tail));
     lz_logger_destroy(&log);
+    syslog_unlisten(daemon);
+}
+
+// Each logger on syslog sends with its own ident, whatever the others do:
+// syslog(3)'s ident is the process's, so the last logger's was on every
+// record, and destroying a logger (closelog) took it from the others too.
+LZ_TEST(test_syslog_idents_are_per_logger) {
+    int daemon = syslog_listen(SOCK_DGRAM), pid = (int)getpid();
+    char buf[512], tail[128];
+    lz_logger_t *a = lz_logger_new(), *b = lz_logger_new();
+    LZ_CHECK_INT(lz_logger_to_syslog(a, "alpha"), LZ_OK);
+    LZ_CHECK_INT(lz_logger_to_syslog(b, "beta"), LZ_OK);
+    lz_logger_write(a, LZ_LOG_WARNING, "comp", "from A");
+    snprintf(tail, sizeof tail, "alpha[%d]: comp: from A", pid);
+    LZ_CHECK(syslog_is(syslog_record(daemon, buf, sizeof buf), LOG_USER | LOG_WARNING, tail));
+    lz_logger_write(b, LZ_LOG_ERROR, "comp", "from B");
+    snprintf(tail, sizeof tail, "beta[%d]: comp: from B", pid);
+    LZ_CHECK(syslog_is(syslog_record(daemon, buf, sizeof buf), LOG_USER | LOG_ERR, tail));
+    lz_logger_destroy(&b);
+    lz_logger_write(a, LZ_LOG_INFO, "comp", "A after B is gone");
+    snprintf(tail, sizeof tail, "alpha[%d]: comp: A after B is gone", pid);
+    LZ_CHECK(syslog_is(syslog_record(daemon, buf, sizeof buf), LOG_USER | LOG_INFO, tail));
+    // The daemon restarts: the next record connects again.
+    syslog_unlisten(daemon);
+    daemon = syslog_listen(SOCK_DGRAM);
+    lz_logger_write(a, LZ_LOG_INFO, "comp", "after a restart");
+    snprintf(tail, sizeof tail, "alpha[%d]: comp: after a restart", pid);
+    LZ_CHECK(syslog_is(syslog_record(daemon, buf, sizeof buf), LOG_USER | LOG_INFO, tail));
+    lz_logger_destroy(&a);
+    syslog_unlisten(daemon);
+}
+
+// A daemon listening on a stream socket gets records ended with a NUL, as
+// syslog(3) sends them there.
+LZ_TEST(test_syslog_over_a_stream_socket) {
+    int daemon = syslog_listen(SOCK_STREAM);
+    lz_logger_t *log = lz_logger_new();
+    LZ_CHECK_INT(lz_logger_to_syslog(log, "streamed"), LZ_OK);
+    int peer = accept(daemon, NULL, NULL);
+    lz_logger_write(log, LZ_LOG_INFO, "comp", "one");
+    lz_logger_write(log, LZ_LOG_INFO, "comp", "two");
+    lz_logger_destroy(&log);
+    char buf[512], tail[128];
+    size_t len = 0;
+    struct timeval two = {2, 0};
+    setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &two, sizeof two);
+    for (ssize_t got; len < sizeof buf - 1 && (got = read(peer, buf + len, sizeof buf - 1 - len)) > 0;)
+        len += (size_t)got;
+    buf[len] = '\0';
+    LZ_CHECK(len > strlen(buf) && buf[len - 1] == '\0');
+    snprintf(tail, sizeof tail, "streamed[%d]: comp: one", (int)getpid());
+    LZ_CHECK(syslog_is(buf, LOG_USER | LOG_INFO, tail));
+    snprintf(tail, sizeof tail, "streamed[%d]: comp: two", (int)getpid());
+    LZ_CHECK(len > strlen(buf) + 1 && syslog_is(buf + strlen(buf) + 1, LOG_USER | LOG_INFO, tail));
+    close(peer);
+    syslog_unlisten(daemon);
 }
 
 // stderr_to points standard error at path, or with path NULL puts it back.
@@ -454,13 +669,13 @@ static void stderr_to(const char *path) {
 }
 
 // logging.target syslog sends records, text or JSON, of every level to
-// syslog(3) in place of the logger's earlier target: the callback it had
+// syslog in place of the logger's earlier target: the callback it had
 // sees none, nor does standard error, which does see a record once the
-// logger goes back to it. What syslog does with the records is not checked;
-// a log mask of LOG_EMERG alone, a priority liberzmq never uses, keeps them
-// out of the system log.
+// logger goes back to it.
 LZ_TEST(test_syslog_target_from_config) {
-    int old_mask = setlogmask(LOG_MASK(LOG_EMERG));
+    int daemon = syslog_listen(SOCK_DGRAM);
+    char buf[512], tail[128];
+    static const int priorities[] = {LOG_DEBUG, LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR, LOG_CRIT};
     captured_t cap = {.lock = PTHREAD_MUTEX_INITIALIZER};
     lz_config_t *config = LZ_TEST_CONFIG("logging.target=syslog", "logging.syslog_ident=liberzmq-test",
                                          "logging.level=trace");
@@ -468,10 +683,16 @@ LZ_TEST(test_syslog_target_from_config) {
     LZ_CHECK_INT(lz_logger_to_callback(log, capture, &cap), LZ_OK);
     LZ_CHECK_INT(lz__logger_configure(log, config), LZ_OK);
     LZ_CHECK_INT(lz_logger_level(log), LZ_LOG_TRACE);
-    for (int level = LZ_LOG_TRACE; level < LZ_LOG_OFF; level++)
+    for (int level = LZ_LOG_TRACE; level < LZ_LOG_OFF; level++) {
         lz_logger_write(log, (lz_log_level_t)level, "sys", "text record at %s", lz_log_level_name(level));
+        snprintf(tail, sizeof tail, "liberzmq-test[%d]: sys: text record at %s", (int)getpid(),
+                 lz_log_level_name(level));
+        LZ_CHECK(syslog_is(syslog_record(daemon, buf, sizeof buf), LOG_USER | priorities[level], tail));
+    }
     lz_logger_set_format(log, LZ_LOG_JSON);
     lz_logger_write(log, LZ_LOG_CRITICAL, "sys", "JSON record");
+    syslog_record(daemon, buf, sizeof buf);
+    LZ_CHECK(strstr(buf, "]: {\"ts\":\"") && strstr(buf, "\"msg\":\"JSON record\"}"));
     LZ_CHECK_INT(cap.count, 0);
     // Standard error is caught only now, after every level went through
     // once, so that a sanitizer's report on one of them would not be.
@@ -486,7 +707,7 @@ LZ_TEST(test_syslog_target_from_config) {
     free(text);
     lz_logger_destroy(&log);
     lz_config_destroy(&config);
-    setlogmask(old_mask);
+    syslog_unlisten(daemon);
 }
 
 LZ_TEST_MAIN(LZ_CASE(test_callback_receives_enabled_levels_only),
@@ -495,7 +716,11 @@ LZ_TEST_MAIN(LZ_CASE(test_callback_receives_enabled_levels_only),
              LZ_CASE(test_json_lines_are_valid),
              LZ_CASE(test_json_lines_check_four_byte_utf8),
              LZ_CASE(test_file_rotation), LZ_CASE(test_rotation_without_a_descriptor_keeps_records),
+             LZ_CASE(test_rotation_that_cannot_move_the_file_keeps_records),
              LZ_CASE(test_disabled_level_skips_arguments),
+             LZ_CASE(test_replacing_a_callback_waits_for_its_calls),
+             LZ_CASE(test_a_callback_may_replace_its_own_target),
              LZ_CASE(test_concurrent_writers_produce_whole_lines),
              LZ_CASE(test_configure_from_config), LZ_CASE(test_syslog_and_stderr_targets),
+             LZ_CASE(test_syslog_idents_are_per_logger), LZ_CASE(test_syslog_over_a_stream_socket),
              LZ_CASE(test_syslog_target_from_config))

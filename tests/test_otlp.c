@@ -3,10 +3,11 @@
  * round trip sends (read back with liberzmq's own JSON decoder), a
  * collector that refuses connections, one that accepts and never answers
  * (a full queue drops, destroy still ends in bounded time), the flush at
- * destroy, endpoints refused by the configuration, and reloads that move
+ * destroy, destroy bounded while a DNS lookup hangs, endpoints refused by the configuration, and reloads that move
  * the spans to another collector while threads end spans. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -445,6 +446,46 @@ LZ_TEST(a_collector_that_never_answers_fills_the_queue_and_destroy_is_bounded) {
     close(fd);
 }
 
+// A name server that never answers: getaddrinfo, which libcurl's resolver
+// thread calls, waits for DEAF_NAME until released (or DEAF_FOR_MS pass);
+// any other name is looked up as usual.
+#define DEAF_NAME "collector.deaf-dns.test"
+#define DEAF_FOR_MS 15000
+static atomic_int deaf_lookups, deaf_answered;
+static atomic_bool deaf_released;
+
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res) {
+    if (!node || strcmp(node, DEAF_NAME) != 0) {
+        int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+        lz_test_next_function(&real, "getaddrinfo");
+        return real(node, service, hints, res);
+    }
+    atomic_fetch_add(&deaf_lookups, 1);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&deaf_released), DEAF_FOR_MS);
+    atomic_fetch_add(&deaf_answered, 1);
+    return EAI_AGAIN;
+}
+
+// With a lookup of the collector's name hanging, lz_context_destroy still
+// ends within its flush's 3 s: libcurl leaves the lookup to its thread
+// (CURLOPT_QUICK_EXIT) where it waited for it to finish (before: as long
+// as the name server took, DEAF_FOR_MS here).
+LZ_TEST(destroy_is_bounded_while_dns_does_not_answer) {
+    setenv("no_proxy", "*", 1); // so that the collector's name is the one looked up
+    lz_context_t *ctx = exporting_context("http://" DEAF_NAME ":4318/v1/traces", "1", "10");
+    push_tasks(ctx, 1);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&deaf_lookups) > 0, 3000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(atomic_load(&deaf_lookups) > 0);
+    int64_t t0 = lz_test_now_ms();
+    lz_context_destroy(&ctx);
+    int64_t took = lz_test_now_ms() - t0;
+    LZ_CHECK(took < 4500 * LZ_TEST_SLOWDOWN);
+    if (took >= 4500 * LZ_TEST_SLOWDOWN) fprintf(stderr, "  destroy took %lld ms\n", (long long)took);
+    atomic_store(&deaf_released, true); // the lookups left behind end before the program does
+    LZ_TEST_WAIT_UNTIL(atomic_load(&deaf_answered) == atomic_load(&deaf_lookups), 5000);
+    unsetenv("no_proxy");
+}
+
 LZ_TEST(destroy_flushes_the_queued_spans) {
     collector_t col;
     collector_start(&col);
@@ -703,7 +744,8 @@ LZ_TEST(reloads_flip_the_exporter_while_threads_end_spans) {
 LZ_TEST_MAIN(LZ_CASE(a_round_trip_reaches_the_collector_as_otlp_json),
              LZ_CASE(a_collector_that_refuses_costs_a_count_not_a_wait),
              LZ_CASE(a_collector_that_never_answers_fills_the_queue_and_destroy_is_bounded),
-             LZ_CASE(destroy_flushes_the_queued_spans), LZ_CASE(endpoints_that_are_not_http_urls_are_refused),
+             LZ_CASE(destroy_flushes_the_queued_spans), LZ_CASE(destroy_is_bounded_while_dns_does_not_answer),
+             LZ_CASE(endpoints_that_are_not_http_urls_are_refused),
              LZ_CASE(https_and_headers_reach_the_collector), LZ_CASE(headers_and_ca_files_are_checked),
              LZ_CASE(a_reload_moves_the_spans_to_another_collector),
              LZ_CASE(reloads_flip_the_exporter_while_threads_end_spans))

@@ -1,9 +1,12 @@
 /* Prometheus: the text format (families, HELP/TYPE, labels escaped and
  * UTF-8, the closed nodes' series keeping sums from going down), the HTTP
- * endpoint (200, 404, 405, bad and busy addresses, descriptors past 1024),
+ * endpoint (200, 404, 405, bad and busy addresses, descriptors past 1024,
+ * idle connections bounded),
  * the exporter outliving its context's handle, metrics.prometheus_listen,
  * and '*' serving IPv4 and IPv6 (IPv4 alone on a host without IPv6). */
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +235,63 @@ LZ_TEST(http_serves_past_descriptor_1024) {
     setrlimit(RLIMIT_NOFILE, &saved);
 }
 
+// open_descriptors counts the process's open descriptors.
+static int open_descriptors(void) {
+    DIR *dir = opendir("/proc/self/fd");
+    int count = -1; // the directory's own
+    if (!dir) return -1;
+    while (readdir(dir)) count++;
+    closedir(dir);
+    return count - 2; // "." and ".."
+}
+
+// idle_connection connects to port and starts a request it never ends.
+static int idle_connection(int port) {
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    static const char start[] = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n";
+    LZ_CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&to, sizeof to) == 0);
+    LZ_CHECK(write(fd, start, sizeof start - 1) == (ssize_t)(sizeof start - 1));
+    return fd;
+}
+
+// closed_by_peer counts the connections in fds the server has closed.
+static int closed_by_peer(const int *fds, int n) {
+    int closed = 0;
+    char byte;
+    for (int i = 0; i < n; i++) {
+        ssize_t got = recv(fds[i], &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) closed++;
+    }
+    return closed;
+}
+
+// Idle connections from one address cannot take the process's descriptors
+// (they left none for its messaging peers, and blocked scrapes): past the
+// limit per address (8) the exporter closes them at once, within the wait
+// here, which is shorter than its idle timeout; once they are gone, it
+// serves again.
+LZ_TEST(idle_connections_are_bounded_per_address) {
+    enum { FLOOD = 40, PER_ADDRESS = 8 };
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    lz_prometheus_t *exporter = lz_prometheus_new(ctx, "127.0.0.1:0");
+    LZ_CHECK(exporter != NULL);
+    int port = lz_prometheus_port(exporter), before = open_descriptors(), fds[FLOOD];
+    for (int i = 0; i < FLOOD; i++) fds[i] = idle_connection(port);
+    LZ_TEST_WAIT_UNTIL(closed_by_peer(fds, FLOOD) >= FLOOD - PER_ADDRESS, 3000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(closed_by_peer(fds, FLOOD) >= FLOOD - PER_ADDRESS);
+    int held = open_descriptors() - before - FLOOD; // the exporter's side of the connections
+    LZ_CHECK(held <= PER_ADDRESS);
+    if (held > PER_ADDRESS) fprintf(stderr, "  the exporter holds %d connections\n", held);
+    for (int i = 0; i < FLOOD; i++) close(fds[i]);
+    char buf[65536] = "";
+    LZ_TEST_WAIT_UNTIL(*http_get(port, "GET", "/metrics", buf, sizeof buf), 3000);
+    LZ_CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+    lz_prometheus_destroy(&exporter);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST(context_serves_from_configuration) {
     // A port that was free a moment ago (the exporter's own pick).
     lz_context_t *probe = LZ_TEST_CONTEXT("zmq.linger=0");
@@ -358,5 +418,6 @@ LZ_TEST(every_address_is_ipv4_without_ipv6) {
 
 LZ_TEST_MAIN(LZ_CASE(text_format_has_every_family_and_series), LZ_CASE(label_values_are_utf8),
              LZ_CASE(http_serves_metrics), LZ_CASE(http_serves_past_descriptor_1024),
+             LZ_CASE(idle_connections_are_bounded_per_address),
              LZ_CASE(context_serves_from_configuration), LZ_CASE(every_address_is_ipv4_and_ipv6),
              LZ_CASE(every_address_is_ipv4_without_ipv6))

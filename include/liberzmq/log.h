@@ -37,7 +37,8 @@ typedef void (*lz_log_fn)(lz_log_level_t level, const char *component,
 lz_logger_t *lz_logger_new(void);
 
 // lz_logger_destroy closes the logger's file or syslog connection, frees
-// *logger_p and sets it to NULL. NULL is a no-op.
+// *logger_p and sets it to NULL. NULL is a no-op. No other thread may be
+// writing to it (or inside its callback) meanwhile.
 void lz_logger_destroy(lz_logger_t **logger_p);
 
 // lz_logger_set_level sets the lowest level written. Thread safe.
@@ -55,8 +56,20 @@ void lz_logger_set_format(lz_logger_t *logger, lz_log_format_t format);
 // Target setters; each replaces the previous target. Thread safe.
 // lz_logger_to_stderr: standard error (the default).
 // lz_logger_to_file: append to path (created 0644); LZ_EIO if it cannot be opened.
-// lz_logger_to_syslog: syslog(3) with ident (NULL: "liberzmq"); levels mapped.
+// lz_logger_to_syslog: the local syslog daemon (/dev/log) with ident (NULL:
+//   "liberzmq"), facility LOG_USER, levels mapped; records formatted as
+//   syslog(3) formats them, but sent over the logger's own connection, so
+//   each logger keeps its own ident (openlog, closelog and setlogmask do not
+//   apply). No daemon listening is no error: records are dropped until one is.
 // lz_logger_to_callback: fn(arg) gets every record; fn NULL is LZ_EINVAL.
+// A setter returns only once every call of the callback it replaced has
+// returned, on every thread (calls begun later go to the new target), so
+// the old callback's arg may be freed then. Called from inside a callback
+// of the same logger, it does not wait for that call (nor the ones that
+// call is nested in) on its own thread, only for the others; a callback
+// must therefore not wait for a thread that is calling a setter of its
+// logger. A reload that replaces a callback (logging.target changed) does
+// not wait for it: the next setter call does.
 int lz_logger_to_stderr(lz_logger_t *logger);
 int lz_logger_to_file(lz_logger_t *logger, const char *path);
 int lz_logger_to_syslog(lz_logger_t *logger, const char *ident);
@@ -65,7 +78,7 @@ int lz_logger_to_callback(lz_logger_t *logger, lz_log_fn fn, void *arg);
 // lz_logger_write formats and writes one record if level is enabled. Records
 // from concurrent threads never interleave. Thread safe. A NULL logger is a no-op.
 // Out of memory, a record still goes to a callback, a file or stderr (not
-// to syslog, whose glibc drops it too), but one whose message is longer
+// to syslog, as glibc's syslog(3) drops it too), but one whose message is longer
 // than about 1000 bytes is cut, " [cut: out of memory]" at its end.
 void lz_logger_write(lz_logger_t *logger, lz_log_level_t level,
                      const char *component, const char *format, ...)

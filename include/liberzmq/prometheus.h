@@ -38,7 +38,10 @@ char *lz_context_prometheus(lz_context_t *ctx);
 // paths are 404 and other methods 405. The server runs on its own thread
 // (libmicrohttpd's, with asynchronous signals blocked like every thread of
 // ours, waiting with epoll or poll(), so descriptors past 1024 are served)
-// and holds a reference on ctx until destroyed.
+// and holds a reference on ctx until destroyed. It holds at most 64
+// connections, 8 from one IP address (more from it are closed at once; past
+// 64 they wait in the listen backlog), and closes a connection idle for 5 s,
+// so that idle clients cannot take the process's descriptors.
 // Returns NULL with LZ_EINVAL (NULL context, malformed address),
 // LZ_ECONNECTION (the address cannot be bound, e.g. in use, or no
 // descriptor is left; lz_last_error says which) or LZ_ENOMEM.

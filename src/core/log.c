@@ -1,7 +1,9 @@
 /* The logger: an atomic level checked before any formatting, one mutex so
  * records never interleave, text or JSON-lines records, and the stderr,
  * rotating file, syslog and callback targets. A target is opened before it
- * replaces the old one, so a switch (a reload) cannot fail halfway. */
+ * replaces the old one, so a switch (a reload) cannot fail halfway. Syslog
+ * records go to the local socket from each logger's own connection, with
+ * its own ident: syslog(3)'s ident is one for the whole process. */
 #include "core/log.h"
 
 #include <errno.h>
@@ -14,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,7 +38,9 @@ typedef struct target {
     lz_log_target_t kind;
     FILE *file;
     char *path;
-    char *ident; // syslog keeps the pointer, so it must outlive openlog
+    char *ident;      // syslog's
+    int syslog_fd;    // connected to the syslog socket, or -1 (connected again on the next record)
+    bool syslog_stream; // the socket is a stream one: records end with a NUL
     lz_log_fn fn;
     void *arg;
 } target_t;
@@ -45,7 +52,28 @@ struct lz_logger {
     target_t out;
     int64_t max_file_size;
     int backup_count;
+    bool rotation_stuck; // the last rotation could not move the file: warned once, in it
+    // Callback calls in progress, so that a target setter returns only once
+    // the callback it replaced has returned everywhere (its arg may be freed
+    // next). A call counts under the parity in force when it began; a setter
+    // flips the parity and waits for the old one to drain, so calls of a new
+    // callback never hold it up. Setters take turns. All under lock.
+    unsigned parity;
+    unsigned calls[2];
+    bool swapping;         // a setter waits for a parity to drain
+    pthread_cond_t turn;   // a parity drained, a setter's wait ended
 };
+
+// A callback call on this thread. A setter called from inside one would
+// wait for itself: it stops counting this thread's calls of its logger.
+typedef struct log_call {
+    const lz_logger_t *logger;
+    unsigned parity;
+    bool counted;
+    struct log_call *outer;
+} log_call_t;
+
+static _Thread_local log_call_t *log_calls_here __attribute__((tls_model("initial-exec"))); // innermost first
 
 // A target opened ahead of the switch a reload commits (core/log.h).
 struct lz_log_switch {
@@ -85,6 +113,11 @@ lz_logger_t *lz_logger_new(void) {
         free(logger);
         return lz__fail_null(LZ_EIO, "log: cannot create the logger's mutex");
     }
+    if (pthread_cond_init(&logger->turn, NULL) != 0) {
+        pthread_mutex_destroy(&logger->lock);
+        free(logger);
+        return lz__fail_null(LZ_EIO, "log: cannot create the logger's condition variable");
+    }
     atomic_init(&logger->level, LZ_LOG_INFO);
     atomic_init(&logger->format, LZ_LOG_TEXT);
     logger->out.kind = LZ_LOG_TARGET_STDERR;
@@ -95,23 +128,52 @@ lz_logger_t *lz_logger_new(void) {
 
 /* ---- targets: opened first, then installed under the lock ---- */
 
-// target_drop releases what t holds: fclose flushes what the last record
-// left. Only an installed syslog target had openlog, so only it closes.
-static void target_drop(target_t *t, bool installed) {
+// target_drop releases what t holds: fclose flushes what the last record left.
+static void target_drop(target_t *t) {
     if (t->file) fclose(t->file);
-    if (installed && t->kind == LZ_LOG_TARGET_SYSLOG) closelog();
+    if (t->kind == LZ_LOG_TARGET_SYSLOG && t->syslog_fd >= 0) close(t->syslog_fd);
     free(t->path);
     free(t->ident);
     *t = (target_t){.kind = LZ_LOG_TARGET_NONE};
 }
 
+// call_uncount_locked takes a callback call off its parity's count,
+// waking the setter waiting for that parity when it drained it.
+static void call_uncount_locked(lz_logger_t *logger, unsigned parity) {
+    if (--logger->calls[parity] == 0 && logger->swapping) pthread_cond_broadcast(&logger->turn);
+}
+
+// calls_here_give_up stops counting this thread's calls of logger's
+// callbacks, which a setter made from inside one cannot wait for.
+static void calls_here_give_up(lz_logger_t *logger) {
+    for (log_call_t *call = log_calls_here; call; call = call->outer) {
+        if (call->logger != logger || !call->counted) continue;
+        call->counted = false;
+        call_uncount_locked(logger, call->parity);
+    }
+}
+
 // install makes t (taken) the logger's target. Records are written under
-// the lock, so the old file is closed after the last record to it.
-static void install(lz_logger_t *logger, target_t *t) {
+// the lock, so the old file is closed after the last record to it. With
+// wait_calls, it returns once every callback call that began before it
+// (on other threads) has returned.
+static void install(lz_logger_t *logger, target_t *t, bool wait_calls) {
     pthread_mutex_lock(&logger->lock);
-    target_drop(&logger->out, true);
+    if (wait_calls) {
+        calls_here_give_up(logger);
+        while (logger->swapping) pthread_cond_wait(&logger->turn, &logger->lock);
+    }
+    target_drop(&logger->out);
     logger->out = *t;
-    if (t->kind == LZ_LOG_TARGET_SYSLOG) openlog(t->ident, LOG_PID | LOG_NDELAY, LOG_USER);
+    logger->rotation_stuck = false;
+    if (wait_calls) {
+        unsigned old = logger->parity;
+        logger->parity ^= 1;
+        logger->swapping = true;
+        while (logger->calls[old] > 0) pthread_cond_wait(&logger->turn, &logger->lock);
+        logger->swapping = false;
+        pthread_cond_broadcast(&logger->turn); // the next setter's turn
+    }
     pthread_mutex_unlock(&logger->lock);
     *t = (target_t){.kind = LZ_LOG_TARGET_NONE};
 }
@@ -119,7 +181,8 @@ static void install(lz_logger_t *logger, target_t *t) {
 void lz_logger_destroy(lz_logger_t **logger_p) {
     if (!logger_p || !*logger_p) return;
     lz_logger_t *logger = *logger_p;
-    target_drop(&logger->out, true);
+    target_drop(&logger->out);
+    pthread_cond_destroy(&logger->turn);
     pthread_mutex_destroy(&logger->lock);
     free(logger);
     *logger_p = NULL;
@@ -160,14 +223,78 @@ static int open_file(target_t *t, const char *path) {
     t->file = open_append(path);
     if (t->file) return LZ_OK;
     int err = errno;
-    target_drop(t, false);
+    target_drop(t);
     if (err == ENOMEM) return lz__fail(LZ_ENOMEM, "log: out of memory for log file %s", path);
     return lz__fail(LZ_EIO, "log: cannot open log file %s: %s", path, strerror(err));
 }
 
+/* ---- syslog: RFC 3164 records to the local socket, as syslog(3) sends them ---- */
+
+static char syslog_path[sizeof ((struct sockaddr_un *)0)->sun_path] = "/dev/log";
+
+void lz__log_syslog_path(const char *path) { snprintf(syslog_path, sizeof syslog_path, "%s", path); }
+
+static int syslog_socket(int type) {
+    struct sockaddr_un to = {.sun_family = AF_UNIX};
+    memcpy(to.sun_path, syslog_path, sizeof to.sun_path);
+    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&to, sizeof to) == 0) return fd;
+    int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+}
+
+// syslog_connect connects t to the syslog socket, a datagram one (a
+// stream one where the daemon has that, as syslog(3) also tries). No
+// daemon listening is no error: records are dropped until one does.
+static void syslog_connect(target_t *t) {
+    t->syslog_stream = false;
+    t->syslog_fd = syslog_socket(SOCK_DGRAM);
+    if (t->syslog_fd >= 0 || errno != EPROTOTYPE) return;
+    t->syslog_stream = true;
+    t->syslog_fd = syslog_socket(SOCK_STREAM);
+}
+
+// syslog_gone: whether a send failed because the daemon went away (a
+// restart): the record is worth one more try on a new connection.
+static bool syslog_gone(int err) {
+    return err == ECONNREFUSED || err == ENOTCONN || err == ECONNRESET || err == EPIPE;
+}
+
+static int syslog_priority(lz_log_level_t level) {
+    static const int priorities[] = {LOG_DEBUG, LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR, LOG_CRIT};
+    return priorities[level];
+}
+
+// syslog_send sends line as one record, "<PRI>Mmm dd hh:mm:ss ident[pid]:
+// line" (local time, facility LOG_USER), as syslog(3) writes them.
+static void syslog_send(target_t *t, lz_log_level_t level, const char *line, size_t len) {
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char head[48], pid[32];
+    snprintf(head, sizeof head, "<%d>%s %2d %02d:%02d:%02d ", LOG_USER | syslog_priority(level), months[tm.tm_mon],
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    snprintf(pid, sizeof pid, "[%d]: ", (int)getpid());
+    struct iovec parts[] = {{head, strlen(head)}, {t->ident, strlen(t->ident)}, {pid, strlen(pid)},
+                            {(char *)line, len}, {"", 1}};
+    struct msghdr msg = {.msg_iov = parts, .msg_iovlen = t->syslog_stream ? 5 : 4};
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (t->syslog_fd < 0) syslog_connect(t);
+        if (t->syslog_fd < 0 || sendmsg(t->syslog_fd, &msg, MSG_NOSIGNAL) >= 0 || !syslog_gone(errno)) return;
+        close(t->syslog_fd);
+        t->syslog_fd = -1;
+    }
+}
+
 static int open_syslog(target_t *t, const char *ident) {
-    *t = (target_t){.kind = LZ_LOG_TARGET_SYSLOG, .ident = strdup(ident ? ident : "liberzmq")};
-    return t->ident ? LZ_OK : lz__fail(LZ_ENOMEM, "log: out of memory");
+    *t = (target_t){.kind = LZ_LOG_TARGET_SYSLOG, .ident = strdup(ident ? ident : "liberzmq"), .syslog_fd = -1};
+    if (!t->ident) return lz__fail(LZ_ENOMEM, "log: out of memory");
+    syslog_connect(t);
+    return LZ_OK;
 }
 
 // open_target opens the target the settings name.
@@ -182,7 +309,7 @@ static int open_target(target_t *t, const lz_log_settings_t *s) {
 
 int lz_logger_to_stderr(lz_logger_t *logger) {
     if (!logger) return lz__fail(LZ_EINVAL, "log: logger is NULL");
-    install(logger, &(target_t){.kind = LZ_LOG_TARGET_STDERR});
+    install(logger, &(target_t){.kind = LZ_LOG_TARGET_STDERR}, true);
     return LZ_OK;
 }
 
@@ -190,7 +317,7 @@ int lz_logger_to_file(lz_logger_t *logger, const char *path) {
     if (!logger || !path || !*path) return lz__fail(LZ_EINVAL, "log: logger and path are required");
     target_t t;
     int rc = open_file(&t, path);
-    if (rc == LZ_OK) install(logger, &t);
+    if (rc == LZ_OK) install(logger, &t, true);
     return rc;
 }
 
@@ -198,13 +325,13 @@ int lz_logger_to_syslog(lz_logger_t *logger, const char *ident) {
     if (!logger) return lz__fail(LZ_EINVAL, "log: logger is NULL");
     target_t t;
     int rc = open_syslog(&t, ident);
-    if (rc == LZ_OK) install(logger, &t);
+    if (rc == LZ_OK) install(logger, &t, true);
     return rc;
 }
 
 int lz_logger_to_callback(lz_logger_t *logger, lz_log_fn fn, void *arg) {
     if (!logger || !fn) return lz__fail(LZ_EINVAL, "log: logger and callback are required");
-    install(logger, &(target_t){.kind = LZ_LOG_TARGET_CALLBACK, .fn = fn, .arg = arg});
+    install(logger, &(target_t){.kind = LZ_LOG_TARGET_CALLBACK, .fn = fn, .arg = arg}, true);
     return LZ_OK;
 }
 
@@ -230,14 +357,16 @@ lz_log_switch_t *lz__log_switch_open(const lz_log_settings_t *settings) {
 void lz__log_switch_commit(lz_logger_t *logger, lz_log_switch_t **sw_p) {
     // Limits first, so the new file never runs with stale ones.
     lz__logger_set_rotation(logger, (*sw_p)->max_file_size, (*sw_p)->backup_count);
-    install(logger, &(*sw_p)->target);
+    // No wait for a callback replaced: a reload holds the context's reload
+    // lock, which a callback on another thread may be waiting for.
+    install(logger, &(*sw_p)->target, false);
     free(*sw_p);
     *sw_p = NULL;
 }
 
 void lz__log_switch_discard(lz_log_switch_t **sw_p) {
     if (!sw_p || !*sw_p) return;
-    target_drop(&(*sw_p)->target, false);
+    target_drop(&(*sw_p)->target);
     free(*sw_p);
     *sw_p = NULL;
 }
@@ -338,14 +467,27 @@ static void format_record(FILE *out, lz_log_format_t format, bool for_syslog,
     if (!for_syslog) fputc('\n', out);
 }
 
-static int syslog_priority(lz_log_level_t level) {
-    static const int priorities[] = {LOG_DEBUG, LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR, LOG_CRIT};
-    return priorities[level];
-}
-
 // rotated_name writes "path.index" (path length is bounded in lz_logger_to_file).
 static void rotated_name(char *out, size_t size, const char *path, int index) {
     snprintf(out, size, "%s.%d", path, index);
+}
+
+// keep_full_file keeps writing to the full file when it cannot be moved
+// to backup (path.1 a directory, or another user's file in a sticky
+// directory): renaming path.rotating over it then would unlink every
+// record in it. The first such failure in a row is told in the file itself
+// (a record per try would flood it).
+static void keep_full_file(lz_logger_t *logger, FILE *fresh, const char *fresh_path, const char *backup, int err) {
+    fclose(fresh);
+    unlink(fresh_path);
+    if (logger->rotation_stuck) return;
+    logger->rotation_stuck = true;
+    char msg[PATH_MAX * 2 + 128];
+    snprintf(msg, sizeof msg, "cannot rotate %s: renaming it to %s failed (%s); records go on into it",
+             logger->out.path, backup, strerror(err));
+    format_record(logger->out.file, (lz_log_format_t)atomic_load(&logger->format), false, LZ_LOG_WARNING, "log",
+                  msg);
+    fflush(logger->out.file);
 }
 
 // rotate_locked shifts path.N-1 -> path.N ... path -> path.1 once the file
@@ -358,9 +500,9 @@ static void rotate_locked(lz_logger_t *logger) {
     struct stat st;
     if (logger->max_file_size <= 0 || logger->backup_count <= 0) return;
     if (fstat(fileno(logger->out.file), &st) != 0 || st.st_size < logger->max_file_size) return;
-    char from[PATH_MAX + 16], to[PATH_MAX + 16];
-    snprintf(from, sizeof from, "%s.rotating", logger->out.path);
-    FILE *fresh = open_append(from);
+    char fresh_path[PATH_MAX + 16], from[PATH_MAX + 16], to[PATH_MAX + 16];
+    snprintf(fresh_path, sizeof fresh_path, "%s.rotating", logger->out.path);
+    FILE *fresh = open_append(fresh_path);
     if (!fresh) return;
     for (int i = logger->backup_count - 1; i >= 1; i--) {
         rotated_name(from, sizeof from, logger->out.path, i);
@@ -368,9 +510,12 @@ static void rotate_locked(lz_logger_t *logger) {
         rename(from, to); // a missing backup is normal while the set fills up
     }
     rotated_name(to, sizeof to, logger->out.path, 1);
-    rename(logger->out.path, to);
-    snprintf(from, sizeof from, "%s.rotating", logger->out.path);
-    rename(from, logger->out.path);
+    if (rename(logger->out.path, to) != 0) {
+        keep_full_file(logger, fresh, fresh_path, to, errno);
+        return;
+    }
+    logger->rotation_stuck = false;
+    rename(fresh_path, logger->out.path);
     fclose(logger->out.file);
     logger->out.file = fresh;
 }
@@ -397,7 +542,7 @@ static void emit_locked(lz_logger_t *logger, lz_log_level_t level, const char *c
                    : logger->out.kind == LZ_LOG_TARGET_FILE ? logger->out.file
                                                             : NULL;
     if (for_syslog && line) {
-        syslog(syslog_priority(level), "%s", line);
+        syslog_send(&logger->out, level, line, len);
     } else if (stream) {
         if (line) fwrite(line, 1, len, stream);
         else format_record(stream, format, false, level, component, msg);
@@ -441,16 +586,28 @@ void lz_logger_vwrite(lz_logger_t *logger, lz_log_level_t level, const char *com
     if (!component) component = "liberzmq";
     lz_log_fn fn = NULL;
     void *arg = NULL;
+    log_call_t call = {logger, 0, false, log_calls_here};
     pthread_mutex_lock(&logger->lock);
     if (logger->out.kind == LZ_LOG_TARGET_CALLBACK) {
         fn = logger->out.fn;
         arg = logger->out.arg;
+        call.parity = logger->parity;
+        call.counted = true;
+        logger->calls[call.parity]++;
     } else {
         emit_locked(logger, level, component, msg);
     }
     pthread_mutex_unlock(&logger->lock);
-    // Outside the lock: a callback that logs again must not deadlock.
-    if (fn) fn(level, component, msg, arg);
+    if (fn) { // outside the lock: a callback that logs again must not deadlock
+        log_calls_here = &call;
+        fn(level, component, msg, arg);
+        log_calls_here = call.outer;
+        if (call.counted) {
+            pthread_mutex_lock(&logger->lock);
+            call_uncount_locked(logger, call.parity);
+            pthread_mutex_unlock(&logger->lock);
+        }
+    }
     free(heap);
 }
 

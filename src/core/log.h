@@ -53,7 +53,7 @@ bool lz__log_target_same(const lz_log_settings_t *a, const lz_log_settings_t *b)
 typedef struct lz_log_switch lz_log_switch_t;
 
 // lz__log_switch_open opens settings' target (the file appended to,
-// created 0644; syslog's ident copied) and keeps its rotation limits. NULL
+// created 0644; syslog's socket connected, its ident copied) and keeps its rotation limits. NULL
 // with the error set: LZ_EIO naming the file, LZ_EINVAL for a path too
 // long, LZ_ENOMEM. The caller owns it: commit it or discard it.
 lz_log_switch_t *lz__log_switch_open(const lz_log_settings_t *settings);
@@ -71,6 +71,11 @@ void lz__log_switch_discard(lz_log_switch_t **sw_p);
 // lz__logger_set_rotation sets the size at which the file target rotates
 // and how many backups it keeps (0: never rotates). Thread safe.
 void lz__logger_set_rotation(lz_logger_t *logger, int64_t max_file_size, int backup_count);
+
+// lz__log_syslog_path makes syslog targets opened (or connecting again)
+// from now on send to the socket at path, /dev/log until then: for tests,
+// which listen on a socket of their own. Not thread safe.
+void lz__log_syslog_path(const char *path);
 
 // lz__json_write_string writes text as a quoted, escaped JSON string.
 void lz__json_write_string(FILE *out, const char *text);

@@ -310,6 +310,12 @@ static bool curl_setup(lz_otlp_t *otlp) {
               curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress) == CURLE_OK &&
               curl_easy_setopt(c, CURLOPT_XFERINFODATA, otlp) == CURLE_OK;
     if (ok && *otlp->ca_file) ok = curl_easy_setopt(c, CURLOPT_CAINFO, otlp->ca_file) == CURLE_OK;
+#if LIBCURL_VERSION_NUM >= 0x075700
+    // A lookup that outlives the connect timeout (a DNS server that does not
+    // answer) is left to its thread, not joined: else libcurl waits for
+    // getaddrinfo (10 s and more) and the flush at destroy overruns its 3 s.
+    if (ok) ok = curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L) == CURLE_OK;
+#endif
     return ok;
 }
 

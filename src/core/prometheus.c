@@ -299,6 +299,20 @@ const char *lz__prometheus_check_address(const char *text) {
                                                            : "HOST:PORT, HOST an IP address ([::1] for IPv6) or *";
 }
 
+// Limits on the connections the exporter holds, so that idle or slow ones
+// (a scan, a slowloris) cannot take the process's descriptors, which its
+// messaging needs, nor every slot a scraper needs. A scraper keeps one
+// connection per target, so PER_IP leaves room for several on one host (a
+// Prometheus, an agent, a curl) while one address cannot hold more than
+// an eighth of CONNECTION_LIMIT; beyond the limit per address a connection
+// is closed at once, beyond the total it waits in the listen backlog.
+// IDLE_TIMEOUT closes a connection that sends nothing for that long,
+// shorter than any usual scrape interval, so between scrapes a kept-alive
+// connection is dropped and the next scrape reconnects.
+#define CONNECTION_LIMIT 64u
+#define PER_IP_CONNECTION_LIMIT 8u
+#define IDLE_TIMEOUT_S 5u
+
 // daemon_start serves on bind_to, with flags for its family; NULL on
 // failure, *why the errno libmicrohttpd left (bind's, socket's,
 // epoll_create's...), or 0.
@@ -311,9 +325,10 @@ static struct MHD_Daemon *daemon_start(lz_prometheus_t *exporter, const struct s
     sigset_t caller;
     lz__thread_signals_block(&caller); // its thread inherits our mask
     errno = 0;
-    struct MHD_Daemon *daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, exporter, MHD_OPTION_SOCK_ADDR,
-                                                 (const struct sockaddr *)bind_to, MHD_OPTION_CONNECTION_TIMEOUT,
-                                                 10u, MHD_OPTION_END);
+    struct MHD_Daemon *daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, exporter, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)bind_to,
+        MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_CONNECTION_LIMIT, MHD_OPTION_END);
     *why = errno;
     lz__thread_signals_restore(&caller);
     return daemon;
