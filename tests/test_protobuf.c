@@ -276,6 +276,89 @@ LZ_TEST(repeated_floats_bytes_and_bool_keys) {
     check_misfit(&series__series__descriptor, "{\"chunks\":[\"AA==\",5]}", "series.Series.chunks needs bytes");
 }
 
+// A bytes field's base64 may be URL-safe and unpadded, as protobuf's JSON
+// parsers (Python's ParseDict) take it: "+/8=" and its three other forms.
+LZ_TEST(bytes_take_url_safe_and_unpadded_base64) {
+    static const char *const forms[] = {"{\"blob\":\"+/8=\"}", "{\"blob\":\"-_8=\"}", "{\"blob\":\"+/8\"}",
+                                        "{\"blob\":\"-_8\"}"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        size_t size = 0;
+        uint8_t *bytes = encode(&demo__reading__descriptor, forms[i], &size);
+        Demo__Reading *r = bytes ? demo__reading__unpack(NULL, size, bytes) : NULL;
+        LZ_CHECK(r && r->blob.len == 2 && r->blob.data[0] == 0xfb && r->blob.data[1] == 0xff);
+        if (!r) fprintf(stderr, "  %s: %s\n", forms[i], lz_last_error());
+        demo__reading__free_unpacked(r, NULL);
+        free(bytes);
+    }
+    check_round_trip(&demo__reading__descriptor, "{\"blob\":\"Zg\"}", "{\"blob\":\"Zg==\"}", 0);
+    static const char *const bad[] = {"{\"blob\":\"A\"}", "{\"blob\":\"Zm9v!\"}", "{\"blob\":\"Zg=x\"}",
+                                      "{\"blob\":\"Z===\"}", "{\"blob\":\"Zg==Zg==\"}", "{\"blob\":\"+/8.\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        check_misfit(&demo__reading__descriptor, bad[i], "demo.Reading.blob needs bytes or a base64 string");
+}
+
+// reading_with_counts: a demo.Reading whose counts map has n entries, keys
+// "k<i>" and values i; the caller frees it with free_counts.
+static Demo__Reading *reading_with_counts(size_t n) {
+    Demo__Reading *r = malloc(sizeof *r);
+    demo__reading__init(r);
+    r->n_counts = n;
+    r->counts = calloc(n, sizeof *r->counts);
+    Demo__Reading__CountsEntry *entries = calloc(n, sizeof *entries);
+    char *keys = calloc(n, 24); // room for "k" and any size_t
+    for (size_t i = 0; i < n; i++) {
+        demo__reading__counts_entry__init(&entries[i]);
+        snprintf(keys + i * 24, 24, "k%zu", i);
+        entries[i].key = keys + i * 24, entries[i].value = (int32_t)i;
+        r->counts[i] = &entries[i];
+    }
+    return r;
+}
+
+// free_counts: the entries and their keys are one block each, from the first.
+static void free_counts(Demo__Reading *r) {
+    if (r->n_counts) free(r->counts[0]->key), free(r->counts[0]);
+    free(r->counts);
+    free(r);
+}
+
+// counts_value: r's counts as lz_protobuf_to_value reads them.
+static lz_value_t *counts_value(Demo__Reading *r, lz_value_t **whole) {
+    LZ_CHECK_INT(lz_protobuf_to_value(&r->base, 0, whole), LZ_OK);
+    return lz_value_get(*whole, "counts");
+}
+
+// A map field with many entries decodes in time linear in its size (each
+// key was looked for among all before it: 320,000 took over a minute), and
+// a key sent twice keeps its first place and takes the last value, the
+// last one winning as in protobuf, small map or large.
+LZ_TEST(map_fields_decode_in_linear_time_the_last_repeat_winning) {
+    Demo__Reading *small = reading_with_counts(3);
+    small->counts[2]->key = small->counts[0]->key; // k0, k1, k0 again
+    lz_value_t *whole = NULL;
+    char *text = lz_value_to_json(counts_value(small, &whole));
+    LZ_CHECK_STR(text, "{\"k0\":2,\"k1\":1}");
+    free(text);
+    lz_value_destroy(&whole);
+    free_counts(small);
+
+    size_t n = 320000;
+    Demo__Reading *large = reading_with_counts(n);
+    large->counts[n - 1]->key = large->counts[1]->key; // k1 again, last
+    int64_t start = lz_test_now_ms();
+    const lz_value_t *counts = counts_value(large, &whole);
+    int64_t took = lz_test_now_ms() - start;
+    LZ_CHECK(took < 20000);
+    if (took >= 20000) fprintf(stderr, "  %zu entries took %lld ms\n", n, (long long)took);
+    LZ_CHECK_INT(lz_value_size(counts), n - 1);
+    LZ_CHECK_STR(lz_value_key_at(counts, 1), "k1");
+    LZ_CHECK_INT(lz_value_get_int(lz_value_at(counts, 1)), n - 1);
+    LZ_CHECK_STR(lz_value_key_at(counts, n - 2), "k319998");
+    LZ_CHECK_INT(lz_value_find_int(counts, "k319998", -1), 319998);
+    lz_value_destroy(&whole);
+    free_counts(large);
+}
+
 LZ_TEST(nesting_is_bounded) {
     // A recursive type nests 99 levels below the top, not 100.
     char text[4096] = "";
@@ -673,6 +756,8 @@ LZ_TEST(arguments_are_checked) {
 LZ_TEST_MAIN(LZ_CASE(every_field_kind_round_trips), LZ_CASE(bytes_match_protobuf_c_generated_code),
              LZ_CASE(defaults_appear_only_when_asked), LZ_CASE(misfits_are_refused_naming_the_field),
              LZ_CASE(whole_doubles_fill_integer_fields), LZ_CASE(repeated_floats_bytes_and_bool_keys),
+             LZ_CASE(bytes_take_url_safe_and_unpadded_base64),
+             LZ_CASE(map_fields_decode_in_linear_time_the_last_repeat_winning),
              LZ_CASE(nesting_is_bounded), LZ_CASE(a_built_message_nested_too_deep_is_refused),
              LZ_CASE(nesting_on_the_wire_is_refused_before_unpacking),
              LZ_CASE(negative_zero_is_read_but_not_sent),

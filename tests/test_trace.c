@@ -7,6 +7,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "core/envelope.h"
 #include "core/error.h"
 #include "core/trace.h"
 #include "lz_spans.h"
@@ -203,6 +204,44 @@ LZ_TEST(tasks_carry_their_trace_to_the_worker) {
         lz_push_destroy(&push);
         lz_pull_destroy(&pull);
         lz_context_destroy(&ctx);
+    }
+}
+
+// envelope_keys: the keys of an envelope encode wrote with codec, decoded,
+// in their order and joined by commas.
+static void envelope_keys(const char *codec, bool task, lz_span_t *span, char *out, size_t size) {
+    const lz_serializer_t *serializer = lz_serializer_builtin(codec);
+    lz_buffer_t *buf = lz_buffer_new();
+    lz_value_t *data = lz_value_int(7), *envelope = NULL;
+    LZ_CHECK_INT(task ? lz__envelope_encode_task(serializer, "resize", data, 2, span, buf)
+                      : lz__envelope_encode_request(serializer, "add", data, "r-1", span, buf),
+                 LZ_OK);
+    LZ_CHECK_INT(lz_serializer_decode(serializer, lz_buffer_data(buf), lz_buffer_size(buf), &envelope), LZ_OK);
+    out[0] = '\0';
+    for (size_t i = 0; i < lz_value_size(envelope); i++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? "," : "", lz_value_key_at(envelope, i));
+    LZ_CHECK_STR(lz_value_find_string(envelope, "traceparent", ""), span ? span->traceparent : "");
+    lz_value_destroy(&envelope);
+    lz_value_destroy(&data);
+    lz_buffer_destroy(&buf);
+}
+
+// A traced envelope has its traceparent just before "data" whatever the
+// codec: json writes it as text, msgpack from a value tree (which put it
+// after "data").
+LZ_TEST(traced_envelopes_put_the_traceparent_just_before_data) {
+    lz_span_t span = {.active = true, .traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"};
+    static const char *const codecs[] = {"json", "msgpack"};
+    char keys[128];
+    for (size_t i = 0; i < 2; i++) {
+        envelope_keys(codecs[i], true, &span, keys, sizeof keys);
+        LZ_CHECK_STR(keys, "type,priority,timestamp,task_id,traceparent,data");
+        envelope_keys(codecs[i], false, &span, keys, sizeof keys);
+        LZ_CHECK_STR(keys, "type,timestamp,request_id,traceparent,data");
+        envelope_keys(codecs[i], true, NULL, keys, sizeof keys);
+        LZ_CHECK_STR(keys, "type,priority,timestamp,task_id,data");
+        envelope_keys(codecs[i], false, NULL, keys, sizeof keys);
+        LZ_CHECK_STR(keys, "type,timestamp,request_id,data");
     }
 }
 
@@ -477,6 +516,7 @@ LZ_TEST(a_wall_clock_step_does_not_end_a_span_before_its_start) {
 
 LZ_TEST_MAIN(LZ_CASE(traceparents_are_checked), LZ_CASE(a_request_and_the_request_its_handler_makes_share_a_trace),
              LZ_CASE(failures_are_the_spans_status), LZ_CASE(tasks_carry_their_trace_to_the_worker),
+             LZ_CASE(traced_envelopes_put_the_traceparent_just_before_data),
              LZ_CASE(names_are_cut_between_characters), LZ_CASE(incoming_traceparents_are_continued_and_logged),
              LZ_CASE(replacing_the_span_function_waits_for_its_calls), LZ_CASE(the_span_function_may_replace_itself),
              LZ_CASE(a_wall_clock_step_does_not_end_a_span_before_its_start))

@@ -249,18 +249,28 @@ static const envelope_kind_t task_kind = {
 static const envelope_kind_t request_kind = {
     {"type", "timestamp", REQUEST_ID_KEY, "data"}, 4, 0, 1, 2, 3, 4, sizeof REQUEST_ID_KEY - 1};
 
+// put adds member (NULL: its constructor failed) under key to *object, or
+// destroys the object.
+static void put(lz_value_t **object, const char *key, lz_value_t *member) {
+    if (!member || lz_value_object_set(*object, key, member) != LZ_OK) lz_value_destroy(object);
+}
+
 // envelope_new builds kind's object once: strings borrowed (rebound per
 // send), numbers set in place, "data" a null placeholder the caller's value
 // is swapped in for while encoding. Senders keep one per thread, so a send
-// allocates nothing for its envelope.
-static lz_value_t *envelope_new(const envelope_kind_t *kind) {
+// allocates nothing for its envelope. traceparent (NULL: none), borrowed,
+// goes just before "data", where the json codec's text puts it.
+static lz_value_t *envelope_new(const envelope_kind_t *kind, const char *traceparent) {
     lz_value_t *object = lz_value_object();
     for (size_t i = 0; object && i < kind->count; i++) {
-        lz_value_t *member = i == kind->type || i == kind->id ? lz__value_string_borrowed("", 0)
-                             : i == kind->timestamp            ? lz_value_double(0)
-                             : i == kind->priority             ? lz_value_int(0)
-                                                               : lz_value_null();
-        if (!member || lz_value_object_set(object, kind->keys[i], member) != LZ_OK) lz_value_destroy(&object);
+        if (i == kind->data && traceparent)
+            put(&object, "traceparent", lz__value_string_borrowed(traceparent, strlen(traceparent)));
+        if (object)
+            put(&object, kind->keys[i],
+                i == kind->type || i == kind->id ? lz__value_string_borrowed("", 0)
+                : i == kind->timestamp            ? lz_value_double(0)
+                : i == kind->priority             ? lz_value_int(0)
+                                                  : lz_value_null());
     }
     return object;
 }
@@ -300,7 +310,7 @@ static lz_value_t *cached_envelope(const envelope_kind_t *kind, envelope_cache_t
     }
     if (cache->busy) return NULL;
     lz_value_t **slot = kind == &task_kind ? &cache->task : &cache->request;
-    if (!*slot && !(*slot = envelope_new(kind))) return NULL;
+    if (!*slot && !(*slot = envelope_new(kind, NULL))) return NULL;
     cache->busy = true;
     *cache_out = cache;
     return *slot;
@@ -314,19 +324,17 @@ static int encode_tree(const lz_serializer_t *serializer, const envelope_kind_t 
     envelope_cache_t *cache = NULL;
     // A traced send adds a member the cached envelope lacks: it builds its own.
     lz_value_t *object = text->traceparent ? NULL : cached_envelope(kind, &cache);
-    lz_value_t *fresh = object ? NULL : envelope_new(kind);
-    if (fresh && text->traceparent &&
-        lz_value_object_set(fresh, "traceparent", lz__value_string_borrowed(text->traceparent, strlen(text->traceparent))))
-        lz_value_destroy(&fresh);
+    lz_value_t *fresh = object ? NULL : envelope_new(kind, text->traceparent);
     if (!object && !(object = fresh)) return lz__fail(LZ_ENOMEM, "envelope: out of memory");
+    size_t data_at = lz_value_size(object) - 1; // "data" is last, after any traceparent
     lz__value_rebind(lz_value_at(object, kind->type), text->type, strlen(text->type));
     lz__value_rebind(lz_value_at(object, kind->id), text->id, text->id_len);
     lz__value_set_double(lz_value_at(object, kind->timestamp), text->timestamp);
     lz__value_set_int(lz_value_at(object, kind->priority), text->priority);
     lz_value_t *placeholder =
-        text->data ? lz__value_member_swap(object, kind->data, (lz_value_t *)text->data) : NULL;
+        text->data ? lz__value_member_swap(object, data_at, (lz_value_t *)text->data) : NULL;
     int rc = lz_serializer_encode(serializer, object, out);
-    if (placeholder) lz__value_member_swap(object, kind->data, placeholder);
+    if (placeholder) lz__value_member_swap(object, data_at, placeholder);
     // The borrowed strings must not outlive this call.
     lz__value_rebind(lz_value_at(object, kind->type), "", 0);
     lz__value_rebind(lz_value_at(object, kind->id), "", 0);

@@ -12,5 +12,10 @@ void lz__base64_encode(const void *data, size_t size, char *out);
 // lz__base64_decode decodes len characters into out (room for len / 4 * 3
 // bytes) and returns the byte count, or -1 for text that is not base64.
 long lz__base64_decode(const char *text, size_t len, void *out);
+// lz__base64_decode_lenient is lz__base64_decode that also takes the
+// URL-safe alphabet ('-' and '_' for '+' and '/', mixed or not) and a last
+// group without its padding ("Zg" for "Zg=="), as proto3's JSON mapping
+// does; out has room for len / 4 * 3 + 2 bytes.
+long lz__base64_decode_lenient(const char *text, size_t len, void *out);
 
 #endif

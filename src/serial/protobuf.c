@@ -230,7 +230,8 @@ static int store_string(const ProtobufCMessage *message, field_t *field, const l
     return 0;
 }
 
-// store_bytes takes a bytes value, or a string as base64 (the JSON form).
+// store_bytes takes a bytes value, or a string as base64 (the JSON form:
+// standard or URL-safe, padded or not, as protobuf's JSON parsers take it).
 static int store_bytes(const ProtobufCMessage *message, field_t *field, const lz_value_t *value,
                        ProtobufCBinaryData *slot, ProtobufCAllocator *allocator) {
     size_t size;
@@ -239,7 +240,7 @@ static int store_bytes(const ProtobufCMessage *message, field_t *field, const lz
     if (!data) return misfit(message, field, "needs bytes or a base64 string", value);
     uint8_t *copy = allocator->alloc(allocator->allocator_data, size ? size : 1);
     if (!copy) return lz__fail(LZ_ENOMEM, "protobuf: out of memory");
-    long n = base64 ? lz__base64_decode(data, size, copy) : (long)size;
+    long n = base64 ? lz__base64_decode_lenient(data, size, copy) : (long)size;
     if (n < 0) {
         allocator->free(allocator->allocator_data, copy);
         return misfit(message, field, "needs bytes or a base64 string", value);
@@ -534,26 +535,41 @@ static lz_value_t *map_key(const ProtobufCMessage *entry) {
     return lz_value_string(text);
 }
 
-static int add_map_entry(lz_value_t *object, const ProtobufCMessage *entry, unsigned flags, int depth) {
+static int add_map_entry(lz_value_t *object, lz_key_index_t *index, const ProtobufCMessage *entry, unsigned flags,
+                         int depth) {
     field_t *value_field = &entry->descriptor->fields[1];
     lz_value_t *key = map_key(entry);
     lz_value_t *value = key ? element_value(value_field, (const char *)entry + value_field->offset, flags, depth) : NULL;
-    int rc = value ? lz_value_object_set(object, lz_value_get_string(key, NULL), value) : lz_last_error_code();
+    size_t len = 0;
+    const char *text = lz_value_get_string(key, &len);
+    int rc = value ? lz__value_object_add(object, index, text, len, value) : lz_last_error_code();
     lz_value_destroy(&key);
     return rc;
 }
 
+// map_value: a map field as an object. A key repeated on the wire keeps its
+// first place and takes the last value (protobuf's last one wins); a large
+// map finds repeats through a key index (see value.h).
+static lz_value_t *map_value(const ProtobufCMessage *message, field_t *field, unsigned flags, int depth) {
+    size_t n = MEMBER(size_t, message, field->quantifier_offset);
+    ProtobufCMessage *const *entries = MEMBER(ProtobufCMessage *const *, message, field->offset);
+    lz_value_t *object = lz_value_object();
+    lz_key_index_t index = {NULL, 0};
+    if (object && n > LZ_KEY_SCAN_MAX && lz__key_index_init(&index, n) != LZ_OK) lz_value_destroy(&object);
+    for (size_t i = 0; object && i < n; i++)
+        if (add_map_entry(object, &index, entries[i], flags, depth + 1)) lz_value_destroy(&object);
+    lz__key_index_fini(&index);
+    return object;
+}
+
 static lz_value_t *repeated_value(const ProtobufCMessage *message, field_t *field, unsigned flags, int depth) {
-    bool map = is_map(field);
+    if (is_map(field)) return map_value(message, field, flags, depth);
     size_t n = MEMBER(size_t, message, field->quantifier_offset), size = element_size(field);
     const char *array = MEMBER(const char *, message, field->offset);
-    lz_value_t *list = map ? lz_value_object() : lz_value_array();
+    lz_value_t *list = lz_value_array();
     for (size_t i = 0; list && i < n; i++) {
-        const void *slot = array + i * size;
-        lz_value_t *item = map ? NULL : element_value(field, slot, flags, depth);
-        int rc = map ? add_map_entry(list, *(ProtobufCMessage *const *)slot, flags, depth + 1)
-                     : item ? lz_value_array_append(list, item) : lz_last_error_code();
-        if (rc) lz_value_destroy(&list);
+        lz_value_t *item = element_value(field, array + i * size, flags, depth);
+        if (!item || lz_value_array_append(list, item)) lz_value_destroy(&list);
     }
     return list;
 }
