@@ -14,11 +14,10 @@ static volatile sig_atomic_t stop;
 
 static void on_signal(int sig) { stop = 1; }
 
-// operands reads {"a", "b"}, or the Python LiberZMQ's call("add", a, b)
-// whose args tuple arrives as {"__type__": "tuple", "value": [a, b]}.
+// operands reads {"a", "b"}, or the Python LiberZMQ's call("add", a, b),
+// whose args tuple the json codec reads back as the array [a, b].
 static int operands(const lz_message_t *request, double *a, double *b) {
     const lz_value_t *data = lz_message_value(request), *args = lz_value_get(data, "args");
-    if (lz_value_get(args, "value")) args = lz_value_get(args, "value");
     const lz_value_t *x = args ? lz_value_at(args, 0) : lz_value_get(data, "a");
     const lz_value_t *y = args ? lz_value_at(args, 1) : lz_value_get(data, "b");
     lz_value_type_t tx = lz_value_type(x), ty = lz_value_type(y);

@@ -14,11 +14,11 @@ static int echo(const lz_message_t *request, lz_value_t **reply, void *arg) {
     return 0;
 }
 
-// add takes {"a", "b"} or, from Python's call("add", a, b), {"args": [a, b]}
-// (a tuple arrives wrapped as {"__type__": "tuple", "value": [...]}).
+// add takes {"a", "b"} or, from Python's call("add", a, b), {"args": [a, b]}:
+// the tuple is sent as {"__type__": "tuple", "value": [...]}, which the json
+// codec reads back as the array.
 static int add(const lz_message_t *request, lz_value_t **reply, void *arg) {
     const lz_value_t *data = lz_message_value(request), *args = lz_value_get(data, "args");
-    if (lz_value_get(args, "value")) args = lz_value_get(args, "value");
     int64_t a = args ? lz_value_get_int(lz_value_at(args, 0)) : lz_value_find_int(data, "a", 0);
     int64_t b = args ? lz_value_get_int(lz_value_at(args, 1)) : lz_value_find_int(data, "b", 0);
     *reply = lz_value_int(a + b);

@@ -77,14 +77,17 @@ static lz_value_t *every_type(bool with_bytes) {
     return o;
 }
 
+// Bytes round trip through json too, as the Python LiberZMQ's tagged hex.
 LZ_TEST(every_type_round_trips_through_json_and_msgpack) {
-    lz_value_t *json_value = every_type(false), *msgpack_value = every_type(true);
-    LZ_CHECK(survives("json", json_value));
-    LZ_CHECK(survives("msgpack", msgpack_value));
-    lz_value_t *back = round_trip("msgpack", msgpack_value);
-    LZ_CHECK(signbit(lz_value_find_double(back, "negzero", 1)));
-    LZ_CHECK_INT(lz_value_type(lz_value_get(back, "bytes")), LZ_VALUE_BYTES); // bin stays bytes
-    lz_value_destroy(&back);
+    lz_value_t *value = every_type(true);
+    const char *names[] = {"json", "msgpack"};
+    for (size_t i = 0; i < 2; i++) {
+        LZ_CHECK(survives(names[i], value));
+        lz_value_t *back = round_trip(names[i], value);
+        LZ_CHECK(signbit(lz_value_find_double(back, "negzero", 1)));
+        LZ_CHECK_INT(lz_value_type(lz_value_get(back, "bytes")), LZ_VALUE_BYTES);
+        lz_value_destroy(&back);
+    }
     // Scalars at the top level are valid documents too.
     lz_value_t *scalars[] = {lz_value_null(), lz_value_int(-1), lz_value_string("x"), lz_value_double(0.1)};
     for (size_t i = 0; i < 4; i++) {
@@ -92,8 +95,7 @@ LZ_TEST(every_type_round_trips_through_json_and_msgpack) {
         LZ_CHECK(survives("msgpack", scalars[i]));
         lz_value_destroy(&scalars[i]);
     }
-    lz_value_destroy(&json_value);
-    lz_value_destroy(&msgpack_value);
+    lz_value_destroy(&value);
 }
 
 LZ_TEST(json_text_matches_what_python_peers_write_and_read) {
@@ -194,29 +196,144 @@ LZ_TEST(json_reads_integers_past_int64_as_doubles) {
 // Objects with many keys, some repeated: each key keeps its first place and
 // its last value, and a key holding "\u0000" is cut there (and can then
 // repeat another key).
+// On simdjson's path and on yajl's (an integer past 64 bits sends the
+// document there), inside an array and through a key index past
+// LZ_KEY_SCAN_MAX members.
 LZ_TEST(json_repeated_keys_keep_first_place_and_last_value) {
-    lz_buffer_t *buf = lz_buffer_new();
-    lz_buffer_append(buf, "{", 1);
-    char member[64];
-    for (int round = 0; round < 3; round++) {
-        for (int k = 0; k < 300; k++) {
-            int n = snprintf(member, sizeof member, "%s\"key%d\":%d", round || k ? "," : "", k, round * 1000 + k);
-            lz_buffer_append(buf, member, (size_t)n);
+    static const char *const ends[] = {"", ",\"big\":18446744073709551616"};
+    for (size_t path = 0; path < 2; path++) {
+        lz_buffer_t *buf = lz_buffer_new();
+        lz_buffer_append(buf, "[{", 2);
+        char member[64];
+        for (int round = 0; round < 3; round++) {
+            for (int k = 0; k < 300; k++) {
+                int n = snprintf(member, sizeof member, "%s\"key%d\":%d", round || k ? "," : "", k, round * 1000 + k);
+                lz_buffer_append(buf, member, (size_t)n);
+            }
         }
+        const char *tail = ",\"key7\\u0000tail\":-1,\"\":0,\"\":{\"a\":[1],\"a\":2}";
+        lz_buffer_append(buf, tail, strlen(tail));
+        lz_buffer_append(buf, ends[path], strlen(ends[path]));
+        lz_buffer_append(buf, "}]", 2);
+        lz_value_t *array = lz_value_from_json(lz_buffer_data(buf), lz_buffer_size(buf));
+        const lz_value_t *v = lz_value_at(array, 0);
+        LZ_CHECK_INT(lz_value_size(v), 301 + path);
+        for (int k = 0; k < 300; k++) {
+            snprintf(member, sizeof member, "key%d", k);
+            LZ_CHECK_STR(lz_value_key_at(v, (size_t)k), member);
+            LZ_CHECK_INT(lz_value_find_int(v, member, -2), k == 7 ? -1 : 2000 + k);
+        }
+        LZ_CHECK_STR(lz_value_key_at(v, 300), "");
+        LZ_CHECK_INT(lz_value_find_int(lz_value_get(v, ""), "a", -2), 2);
+        lz_value_destroy(&array);
+        lz_buffer_destroy(&buf);
     }
-    const char *tail = ",\"key7\\u0000tail\":-1,\"\":0,\"\":1}";
-    lz_buffer_append(buf, tail, strlen(tail));
-    lz_value_t *v = lz_value_from_json(lz_buffer_data(buf), lz_buffer_size(buf));
-    LZ_CHECK_INT(lz_value_size(v), 301);
-    for (int k = 0; k < 300; k++) {
-        snprintf(member, sizeof member, "key%d", k);
-        LZ_CHECK_STR(lz_value_key_at(v, (size_t)k), member);
-        LZ_CHECK_INT(lz_value_find_int(v, member, -2), k == 7 ? -1 : 2000 + k);
-    }
-    LZ_CHECK_STR(lz_value_key_at(v, 300), "");
-    LZ_CHECK_INT(lz_value_find_int(v, "", -2), 1);
+}
+
+// big_json_object is {"k0":0,...,"k<n-1>":<n-1>} with end before its "}".
+static char *big_json_object(int keys, const char *end, size_t *len) {
+    char *text = malloc((size_t)keys * 24 + strlen(end) + 3), *at = text;
+    *at++ = '{';
+    for (int i = 0; i < keys; i++) at += sprintf(at, "%s\"k%d\":%d", i ? "," : "", i, i);
+    at += sprintf(at, "%s}", end);
+    *len = (size_t)(at - text);
+    return text;
+}
+
+// yajl reads what simdjson declines (an integer past 64 bits) through a key
+// index past LZ_KEY_SCAN_MAX members, and rejected input again only for the
+// error's detail, building nothing: before, each new key was compared with
+// all earlier ones, and these 240 thousand keys took over a minute each way.
+LZ_TEST(json_large_objects_decode_in_linear_time_on_every_path) {
+    size_t len;
+    char *text = big_json_object(240000, ",\"big\":18446744073709551616", &len);
+    lz_value_t *v = NULL;
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_serializer_decode(codec("json"), text, len, &v), LZ_OK);
+    LZ_CHECK(lz_test_now_ms() - t0 < 20000);
+    LZ_CHECK_INT(lz_value_size(v), 240001);
+    LZ_CHECK_INT(lz_value_find_int(v, "k239999", 0), 239999);
+    LZ_CHECK(lz_value_find_double(v, "big", 0) == 18446744073709551616.0);
     lz_value_destroy(&v);
+    free(text);
+    text = big_json_object(240000, ",\"bad\":", &len);
+    t0 = lz_test_now_ms();
+    decode_fails("json", text, len, "byte");
+    LZ_CHECK(lz_test_now_ms() - t0 < 20000);
+    free(text);
+}
+
+// decode_json_every_way decodes text with simdjson to the heap and into an
+// arena, and with yajl (text with an integer past 64 bits after it, in an
+// array), and checks all three give want.
+static void decode_json_every_way(const char *text, const char *want) {
+    lz_value_t *v = NULL;
+    LZ_CHECK_INT(lz_serializer_decode(codec("json"), text, strlen(text), &v), LZ_OK);
+    char *got = lz_value_to_json(v);
+    LZ_CHECK_STR(got, want);
+    free(got);
+    lz_value_destroy(&v);
+    _Alignas(8) char block[512];
+    lz_arena_t arena;
+    lz__arena_init(&arena, block, sizeof block);
+    LZ_CHECK_INT(lz__json_decode_in(&arena, text, strlen(text), &v), LZ_OK);
+    got = lz_value_to_json(v);
+    LZ_CHECK_STR(got, want);
+    free(got);
+    lz__arena_release(&arena);
+    char declined[512];
+    snprintf(declined, sizeof declined, "[%s,18446744073709551616]", text);
+    v = lz_value_from_json(declined, strlen(declined));
+    LZ_CHECK_INT(lz_value_size(v), 2);
+    got = lz_value_to_json(lz_value_at(v, 0));
+    LZ_CHECK_STR(got, want);
+    free(got);
+    lz_value_destroy(&v);
+}
+
+// Bytes travel as the Python LiberZMQ (JSONSerializer, use_custom_encoder)
+// writes and reads them: {"__type__": "bytes", "value": HEX}. Its tuples
+// and sets read as arrays; its other tagged objects, and objects that only
+// look tagged, stay objects, so they relay to Python unchanged.
+LZ_TEST(json_bytes_travel_in_the_python_liberzmq_form) {
+    lz_value_t *o = lz_value_object();
+    lz_value_object_set(o, "blob", lz_value_bytes("\xff\x00\x01\xab", 4));
+    lz_value_object_set(o, "none", lz_value_bytes("", 0));
+    lz_buffer_t *buf = lz_buffer_new();
+    LZ_CHECK_INT(lz_serializer_encode(codec("json"), o, buf), 0);
+    const char *want = "{\"blob\":{\"__type__\":\"bytes\",\"value\":\"ff0001ab\"},"
+                       "\"none\":{\"__type__\":\"bytes\",\"value\":\"\"}}";
+    LZ_CHECK_INT(lz_buffer_size(buf), strlen(want));
+    LZ_CHECK(memcmp(lz_buffer_data(buf), want, strlen(want)) == 0);
+    lz_value_t *every = lz_value_array();
+    char all[256];
+    for (int i = 0; i < 256; i++) all[i] = (char)i;
+    lz_value_array_append(every, lz_value_bytes(all, sizeof all));
+    LZ_CHECK(survives("json", every));
+    lz_value_destroy(&every);
     lz_buffer_destroy(&buf);
+    lz_value_destroy(&o);
+
+    // Python's own text (json.dumps' default separators), bytes.hex()'s
+    // lower case and upper case too: bytes, shown by lz_value_to_json as base64.
+    decode_json_every_way("{\"blob\": {\"__type__\": \"bytes\", \"value\": \"ff0001\"}}", "{\"blob\":\"/wAB\"}");
+    decode_json_every_way("{\"value\":\"FFab\",\"__type__\":\"bytes\"}", "\"/6s=\"");
+    decode_json_every_way("{\"__type__\":\"tuple\",\"value\":[1,\"a\",{\"__type__\":\"set\",\"value\":[]}]}",
+                          "[1,\"a\",[]]");
+    static const char *const kept[] = {
+        "{\"__type__\":\"bytes\",\"value\":\"abc\"}", // odd length
+        "{\"__type__\":\"bytes\",\"value\":\"fg\"}",  // not hex
+        "{\"__type__\":\"bytes\",\"value\":\" ff\"}",
+        "{\"__type__\":\"bytes\",\"value\":[255]}",
+        "{\"__type__\":\"bytes\",\"value\":\"ff\",\"x\":1}", // an extra key
+        "{\"__type__\":\"bytes\"}",
+        "{\"__type__\":\"tuple\",\"value\":\"ab\"}",
+        "{\"__type__\":\"datetime\",\"value\":\"2024-01-02T03:04:05\"}",
+        "{\"__type__\":\"decimal\",\"value\":\"1.10\"}",
+        "{\"__type__\":[\"bytes\"],\"value\":\"ff\"}",
+        "{\"type\":\"bytes\",\"value\":\"ff\"}",
+    };
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) decode_json_every_way(kept[i], kept[i]);
 }
 
 // Documents past the size a thread's reader keeps are read by a reader of
@@ -1163,6 +1280,8 @@ LZ_TEST_MAIN(LZ_CASE(every_type_round_trips_through_json_and_msgpack),
              LZ_CASE(json_decodes_escapes_numbers_and_duplicate_keys),
              LZ_CASE(json_reads_integers_past_int64_as_doubles),
              LZ_CASE(json_repeated_keys_keep_first_place_and_last_value),
+             LZ_CASE(json_large_objects_decode_in_linear_time_on_every_path),
+             LZ_CASE(json_bytes_travel_in_the_python_liberzmq_form),
              LZ_CASE(json_reads_large_documents_and_small_ones_after),
              LZ_CASE(json_refuses_to_decode_what_it_could_not_encode),
              LZ_CASE(doubles_round_trip_bit_for_bit),

@@ -272,15 +272,86 @@ static void *arena_realloc(void *ctx, void *p, size_t size) {
     return grown;
 }
 
+/* ---- the Python LiberZMQ's tagged objects ---------------------------- */
+
+// The Python LiberZMQ's JSON serializer writes what JSON has no type for as
+// {"__type__": NAME, "value": V} and reads every such object back. The json
+// codec writes bytes so (write_bytes) and reads back the names it has a
+// type for: "bytes" from hex, "tuple" and "set" as the array they are
+// written as. Other names (datetime, decimal, object) stay objects, so they
+// relay unchanged to Python peers.
+
+static bool key_is(const lz_member_t *member, const char *key, size_t len) {
+    return member->key_len == len && memcmp(lz__member_key(member), key, len) == 0;
+}
+
+static bool text_is(const lz_value_t *value, const char *text, size_t len) {
+    return value->type == LZ_VALUE_STRING && value->u.blob.len == len && memcmp(value->u.blob.data, text, len) == 0;
+}
+
+#define KEY_IS(member, literal) key_is((member), (literal), sizeof(literal) - 1)
+#define TEXT_IS(value, literal) text_is((value), (literal), sizeof(literal) - 1)
+
+// even_hex: whether text is pairs of hex digits (either case), as Python's
+// bytes.fromhex reads them (it also skips whitespace, which it never writes).
+static bool even_hex(const lz_value_t *text) {
+    if (text->type != LZ_VALUE_STRING || text->u.blob.len % 2) return false;
+    for (size_t i = 0; i < text->u.blob.len; i++)
+        if (lz__hex_digit(text->u.blob.data[i]) < 0) return false;
+    return true;
+}
+
+// bytes_from_hex makes the bytes value of hex (even_hex), in arena unless
+// it is NULL; NULL when out of memory.
+static lz_value_t *bytes_from_hex(const lz_value_t *hex, lz_arena_t *arena) {
+    size_t len = hex->u.blob.len / 2;
+    lz_value_t *bytes = arena ? lz__arena_node(arena, LZ_VALUE_BYTES, len + 1) : lz__value_new(LZ_VALUE_BYTES, len + 1);
+    if (!bytes) return NULL;
+    char *payload = lz__value_payload(bytes);
+    const char *digits = hex->u.blob.data;
+    for (size_t i = 0; i < len; i++)
+        payload[i] = (char)(lz__hex_digit(digits[2 * i]) << 4 | lz__hex_digit(digits[2 * i + 1]));
+    payload[len] = '\0';
+    bytes->u.blob.data = payload;
+    bytes->u.blob.len = len;
+    return bytes;
+}
+
+lz_value_t *lz__json_untag(lz_value_t *object, lz_arena_t *arena) {
+    const lz_member_t *members = object->u.object.members;
+    size_t tag_at = KEY_IS(&members[0], "__type__") ? 0 : 1, value_at = 1 - tag_at;
+    if (!KEY_IS(&members[tag_at], "__type__") || !KEY_IS(&members[value_at], "value")) return object;
+    const lz_value_t *tag = members[tag_at].value, *value = members[value_at].value;
+    lz_value_t *untagged;
+    if (value->type == LZ_VALUE_ARRAY && (TEXT_IS(tag, "tuple") || TEXT_IS(tag, "set")))
+        untagged = lz__value_member_take(object, value_at);
+    else if (TEXT_IS(tag, "bytes") && even_hex(value))
+        untagged = bytes_from_hex(value, arena);
+    else
+        return object;
+    lz_value_destroy(&object); // an arena's stays there, unreachable, until the release
+    return untagged;
+}
+
 /* ---- decoding with yajl: rejected input and out-of-range numbers --- */
+
+// An open container is attached to its parent when it closes, whole: a
+// tagged object is then replaced by what it stands for (lz__json_untag).
+typedef struct json_level {
+    lz_value_t *container;
+    size_t key_at, key_len; // its key in the parent object, in json_parse_t's keys
+    lz_key_index_t index;   // an object's, once it holds LZ_KEY_SCAN_MAX members
+} json_level_t;
 
 typedef struct json_parse {
     lz_value_t *root;
-    lz_value_t *stack[LZ_JSON_MAX_DEPTH]; // the open containers, innermost last
+    json_level_t levels[LZ_JSON_MAX_DEPTH]; // the open containers, innermost last
     int depth;
-    char *key; // the pending object key, NUL-terminated
-    size_t key_len, key_cap;
-    char key_small[64];
+    // The keys of the open containers that are in objects, each
+    // NUL-terminated, and after them the pending key, at key_at.
+    char *keys;
+    size_t key_at, key_len, key_cap;
+    char keys_small[64];
     const char *reason; // why a callback stopped the parse
     bool out_of_memory; // the reason was a failed allocation
 } json_parse_t;
@@ -292,83 +363,128 @@ static int out_of_memory(json_parse_t *p) {
     return 0;
 }
 
-// attach hands a new value to the open container (or makes it the root).
+// attach hands a new value to the open container, under key when that is
+// an object (or makes it the root). Past LZ_KEY_SCAN_MAX members an object
+// finds repeated keys through its index (see value.h).
 // yajl callbacks return 0 to stop the parse, non-zero to go on.
-static int attach(json_parse_t *p, lz_value_t *item) {
+static int attach(json_parse_t *p, lz_value_t *item, const char *key, size_t key_len) {
     if (!item) return out_of_memory(p);
     if (p->depth == 0) {
         p->root = item;
         return 1;
     }
-    lz_value_t *parent = p->stack[p->depth - 1];
-    int rc = lz_value_type(parent) == LZ_VALUE_ARRAY ? lz_value_array_append(parent, item)
-                                                     : lz__value_object_setn(parent, p->key, p->key_len, item);
-    return rc == 0 ? 1 : out_of_memory(p);
+    json_level_t *parent = &p->levels[p->depth - 1];
+    lz_value_t *container = parent->container;
+    if (container->type == LZ_VALUE_ARRAY) return lz_value_array_append(container, item) == 0 ? 1 : out_of_memory(p);
+    size_t members = container->u.object.len;
+    if (members >= LZ_KEY_SCAN_MAX && lz__key_index_reserve(&parent->index, container, members + 1) != LZ_OK) {
+        lz_value_destroy(&item);
+        return out_of_memory(p);
+    }
+    return lz__value_object_add(container, &parent->index, key, key_len, item) == 0 ? 1 : out_of_memory(p);
 }
 
+// attach_scalar attaches item under the pending key.
+static int attach_scalar(json_parse_t *p, lz_value_t *item) {
+    return attach(p, item, p->keys + p->key_at, p->key_len);
+}
+
+// enter checks that one more container may open.
+static int enter(json_parse_t *p) {
+    if (p->depth < LZ_JSON_MAX_DEPTH) return 1;
+    p->reason = "nesting deeper than " LZ_JSON_DEPTH_TEXT " levels";
+    return 0;
+}
+
+// open_container keeps the pending key for the container, when it goes in
+// an object, until it closes; the container's own keys follow it.
 static int open_container(json_parse_t *p, lz_value_t *container) {
-    if (p->depth == LZ_JSON_MAX_DEPTH) {
+    if (!container) return out_of_memory(p);
+    if (!enter(p)) {
         lz_value_destroy(&container);
-        p->reason = "nesting deeper than " LZ_JSON_DEPTH_TEXT " levels";
         return 0;
     }
-    if (!attach(p, container)) return 0;
-    p->stack[p->depth++] = container;
+    bool keyed = p->depth > 0 && p->levels[p->depth - 1].container->type == LZ_VALUE_OBJECT;
+    json_level_t *level = &p->levels[p->depth++];
+    level->container = container;
+    level->index = (lz_key_index_t){NULL, 0};
+    level->key_at = p->key_at;
+    level->key_len = keyed ? p->key_len : 0;
+    if (keyed) p->key_at += p->key_len + 1;
+    p->key_len = 0;
     return 1;
 }
 
-static int on_null(void *ctx) { return attach(ctx, lz_value_null()); }
-static int on_bool(void *ctx, int b) { return attach(ctx, lz_value_bool(b)); }
+static int close_container(void *ctx) {
+    json_parse_t *p = ctx;
+    json_level_t *level = &p->levels[--p->depth];
+    lz_value_t *value = level->container;
+    lz__key_index_fini(&level->index);
+    if (value->type == LZ_VALUE_OBJECT && value->u.object.len == 2) value = lz__json_untag(value, NULL);
+    p->key_at = level->key_at;
+    p->key_len = level->key_len;
+    return attach(p, value, p->keys + p->key_at, p->key_len);
+}
 
-// A number past the double range would read as an infinity, which JSON
-// cannot write back: refused, as the writer refuses infinities.
-static int on_number(void *ctx, const char *text, size_t len) {
-    lz_value_t *value = number_value(text, len);
-    if (value && lz_value_type(value) == LZ_VALUE_DOUBLE && !isfinite(lz_value_get_double(value))) {
-        lz_value_destroy(&value);
-        ((json_parse_t *)ctx)->reason = "number out of the double range";
+static int on_null(void *ctx) { return attach_scalar(ctx, lz_value_null()); }
+static int on_bool(void *ctx, int b) { return attach_scalar(ctx, lz_value_bool(b)); }
+
+// read_number makes the value of a number's text into *value, or stops the
+// parse. A number past the double range would read as an infinity, which
+// JSON cannot write back: refused, as the writer refuses infinities.
+static int read_number(json_parse_t *p, const char *text, size_t len, lz_value_t **value) {
+    *value = number_value(text, len);
+    if (!*value) return out_of_memory(p);
+    if (lz_value_type(*value) == LZ_VALUE_DOUBLE && !isfinite(lz_value_get_double(*value))) {
+        lz_value_destroy(value);
+        p->reason = "number out of the double range";
         return 0;
     }
-    return attach(ctx, value);
+    return 1;
+}
+
+static int on_number(void *ctx, const char *text, size_t len) {
+    lz_value_t *value;
+    return read_number(ctx, text, len, &value) && attach_scalar(ctx, value);
 }
 
 // yajl turns a lone low surrogate escape ("\\udc00") into the bytes of a
-// surrogate, which are not UTF-8: such a string is refused, as simdjson
-// refuses it (lone high ones are caught before the parse: see
+// surrogate, which are not UTF-8: such a string or key is refused, as
+// simdjson refuses it (lone high ones are caught before the parse: see
 // lone_surrogate_escape).
+static int utf8_text(json_parse_t *p, const unsigned char *s, size_t len, const char *what) {
+    if (lz__utf8_valid(s, len)) return 1;
+    p->reason = what;
+    return 0;
+}
+#define STRING_NOT_UTF8 "a string is not valid UTF-8 (a lone surrogate escape)"
+#define KEY_NOT_UTF8 "a key is not valid UTF-8 (a lone surrogate escape)"
+
 static int on_string(void *ctx, const unsigned char *s, size_t len) {
-    if (!lz__utf8_valid(s, len)) {
-        ((json_parse_t *)ctx)->reason = "a string is not valid UTF-8 (a lone surrogate escape)";
-        return 0;
-    }
-    return attach(ctx, lz_value_stringn((const char *)s, len));
+    return utf8_text(ctx, s, len, STRING_NOT_UTF8) && attach_scalar(ctx, lz_value_stringn((const char *)s, len));
 }
 
 static int on_start_map(void *ctx) { return open_container(ctx, lz_value_object()); }
 static int on_start_array(void *ctx) { return open_container(ctx, lz_value_array()); }
 
-static int on_end(void *ctx) {
-    ((json_parse_t *)ctx)->depth--;
-    return 1;
-}
-
+// on_key writes the key at key_at, after the keys open containers keep.
 static int on_key(void *ctx, const unsigned char *key, size_t len) {
     json_parse_t *p = ctx;
-    if (!lz__utf8_valid(key, len)) { // as on_string
-        p->reason = "a key is not valid UTF-8 (a lone surrogate escape)";
-        return 0;
-    }
-    if (len >= p->key_cap) {
-        char *grown = realloc(p->key == p->key_small ? NULL : p->key, len + 1);
+    if (!utf8_text(p, key, len, KEY_NOT_UTF8)) return 0;
+    if (len >= p->key_cap - p->key_at) {
+        size_t cap = p->key_cap * 2 > p->key_at + len + 1 ? p->key_cap * 2 : p->key_at + len + 1;
+        char *grown = p->keys == p->keys_small ? malloc(cap) : realloc(p->keys, cap);
         if (!grown) return out_of_memory(p);
-        p->key = grown;
-        p->key_cap = len + 1;
+        if (p->keys == p->keys_small) memcpy(grown, p->keys_small, p->key_at);
+        p->keys = grown;
+        p->key_cap = cap;
     }
-    memcpy(p->key, key, len);
-    p->key[len] = '\0';
+    char *text = p->keys + p->key_at;
+    memcpy(text, key, len);
+    text[len] = '\0';
     // Keys are C strings in lz_value_t: one holding "\u0000" ends there.
-    const char *nul = memchr(p->key, '\0', len);
-    p->key_len = nul ? (size_t)(nul - p->key) : len;
+    const char *nul = memchr(text, '\0', len);
+    p->key_len = nul ? (size_t)(nul - text) : len;
     return 1;
 }
 
@@ -379,9 +495,59 @@ static const yajl_callbacks parse_callbacks = {
     .yajl_string = on_string,
     .yajl_start_map = on_start_map,
     .yajl_map_key = on_key,
-    .yajl_end_map = on_end,
+    .yajl_end_map = close_container,
     .yajl_start_array = on_start_array,
-    .yajl_end_array = on_end,
+    .yajl_end_array = close_container,
+};
+
+// The checks alone, building nothing: for rejected input, read again only
+// for the error's wording and offset.
+static int check_null(void *ctx) {
+    (void)ctx;
+    return 1;
+}
+
+static int check_bool(void *ctx, int b) {
+    (void)ctx;
+    (void)b;
+    return 1;
+}
+
+static int check_number(void *ctx, const char *text, size_t len) {
+    lz_value_t *value;
+    int go_on = read_number(ctx, text, len, &value);
+    lz_value_destroy(&value);
+    return go_on;
+}
+
+static int check_string(void *ctx, const unsigned char *s, size_t len) {
+    return utf8_text(ctx, s, len, STRING_NOT_UTF8);
+}
+
+static int check_key(void *ctx, const unsigned char *key, size_t len) { return utf8_text(ctx, key, len, KEY_NOT_UTF8); }
+
+static int check_open(void *ctx) {
+    json_parse_t *p = ctx;
+    if (!enter(p)) return 0;
+    p->depth++;
+    return 1;
+}
+
+static int check_close(void *ctx) {
+    ((json_parse_t *)ctx)->depth--;
+    return 1;
+}
+
+static const yajl_callbacks check_callbacks = {
+    .yajl_null = check_null,
+    .yajl_boolean = check_bool,
+    .yajl_number = check_number,
+    .yajl_string = check_string,
+    .yajl_start_map = check_open,
+    .yajl_map_key = check_key,
+    .yajl_end_map = check_close,
+    .yajl_start_array = check_open,
+    .yajl_end_array = check_close,
 };
 
 // parse_failure records why yajl stopped, with the byte offset.
@@ -447,29 +613,41 @@ static int yajl_run(yajl_handle h, arena_t *arena, json_parse_t *p, const void *
     return status == yajl_status_ok ? 0 : parse_failure(h, p, data, size, at);
 }
 
+// close_all frees the containers still open when a parse stops.
+static void close_all(json_parse_t *p) {
+    for (; p->depth > 0; p->depth--) {
+        json_level_t *level = &p->levels[p->depth - 1];
+        lz__key_index_fini(&level->index);
+        lz_value_destroy(&level->container);
+    }
+}
+
+// yajl_decode reads data with yajl into *out, or, when out is NULL, only
+// checks it (for the error of rejected input: building its tree could
+// take long, and the tree would go unused).
 static int yajl_decode(const void *data, size_t size, lz_value_t **out) {
-    // Field by field: zeroing the 1 KB container stack (only read below
+    // Field by field: zeroing the 5 KB container stack (only read below
     // depth) cost more than some whole parses.
     json_parse_t p;
     p.root = NULL;
     p.depth = 0;
-    p.key = p.key_small;
-    p.key[0] = '\0';
-    p.key_len = 0;
-    p.key_cap = sizeof p.key_small;
+    p.keys = p.keys_small;
+    p.key_at = p.key_len = 0;
+    p.key_cap = sizeof p.keys_small;
     p.reason = NULL;
     p.out_of_memory = false;
     arena_t arena;
     arena.used = 0;
     arena.out_of_memory = NULL;
     yajl_alloc_funcs funcs = {arena_malloc, arena_realloc, arena_free, &arena};
-    yajl_handle h = yajl_alloc(&parse_callbacks, &funcs, &p);
+    yajl_handle h = yajl_alloc(out ? &parse_callbacks : &check_callbacks, &funcs, &p);
     if (!h) return lz__fail(LZ_ENOMEM, "json: out of memory");
     int rc = yajl_run(h, &arena, &p, data, size);
     yajl_free(h);
-    if (p.key != p.key_small) free(p.key);
+    if (out) close_all(&p);
+    if (p.keys != p.keys_small) free(p.keys);
     if (rc < 0) lz_value_destroy(&p.root);
-    *out = p.root;
+    if (out) *out = p.root;
     return rc;
 }
 
@@ -493,12 +671,8 @@ static int json_read(lz_arena_t *arena, const void *data, size_t size, lz_value_
     // report where and why with the byte offset and wording callers see.
     // Should yajl accept what simdjson refused, simdjson's verdict stands:
     // one reader decides what is valid.
-    int rc = yajl_decode(data, size, out);
-    if (rc == 0) {
-        lz_value_destroy(out);
-        rc = lz__fail(LZ_ESERIALIZATION, "json: %s", reason);
-    }
-    return rc;
+    int rc = yajl_decode(data, size, NULL);
+    return rc == 0 ? lz__fail(LZ_ESERIALIZATION, "json: %s", reason) : rc;
 }
 
 static int json_decode(void *state, const void *data, size_t size, lz_value_t **out) {
@@ -523,6 +697,7 @@ typedef struct json_writer {
     char *start; // reserved, not yet committed
     char *at;    // next byte to write
     char *end;   // end of the reserved room
+    bool bytes_as_base64; // lz_value_to_json's form of bytes (write_bytes)
 } json_writer_t;
 
 #define LZ_WRITER_CHUNK 256
@@ -705,8 +880,8 @@ static int write_int(json_writer_t *w, int64_t i) {
     return rc;
 }
 
-// Bytes travel as a base64 string, which needs no escaping.
-static int write_bytes(json_writer_t *w, const lz_value_t *value) {
+// write_base64 writes bytes as a base64 string, which needs no escaping.
+static int write_base64(json_writer_t *w, const lz_value_t *value) {
     size_t len = lz__base64_encoded_size(value->u.blob.len);
     int rc = need(w, len + 2);
     if (rc < 0) return rc;
@@ -714,6 +889,28 @@ static int write_bytes(json_writer_t *w, const lz_value_t *value) {
     lz__base64_encode(value->u.blob.data, value->u.blob.len, w->at);
     w->at += len;
     *w->at++ = '"';
+    return 0;
+}
+
+// Bytes travel as the Python LiberZMQ writes them, a tagged object with
+// lower-case hex (see lz__json_untag). lz_value_to_json, which shows values
+// (lz sub's records show undecodable payloads as base64), writes base64.
+static int write_bytes(json_writer_t *w, const lz_value_t *value) {
+    static const char head[] = "{\"__type__\":\"bytes\",\"value\":\"", digits[] = "0123456789abcdef";
+    if (w->bytes_as_base64) return write_base64(w, value);
+    const unsigned char *p = (const unsigned char *)value->u.blob.data;
+    size_t len = value->u.blob.len;
+    if (len > (SIZE_MAX - sizeof head) / 2) return lz__fail(LZ_ENOMEM, "json: %zu bytes is too large", len);
+    int rc = need(w, sizeof head - 1 + 2 * len + 2);
+    if (rc < 0) return rc;
+    memcpy(w->at, head, sizeof head - 1);
+    w->at += sizeof head - 1;
+    for (size_t i = 0; i < len; i++) {
+        *w->at++ = digits[p[i] >> 4];
+        *w->at++ = digits[p[i] & 15];
+    }
+    memcpy(w->at, "\"}", 2);
+    w->at += 2;
     return 0;
 }
 
@@ -760,12 +957,17 @@ static int write_value(json_writer_t *w, const lz_value_t *value, int depth) {
     return lz__fail(LZ_ESERIALIZATION, "json: unknown value type");
 }
 
-static int json_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
-    json_writer_t w = {.out = out};
+static int encode_value(const lz_value_t *value, bool bytes_as_base64, lz_buffer_t *out) {
+    json_writer_t w = {.out = out, .bytes_as_base64 = bytes_as_base64};
     int rc = refill(&w, 0);
     if (rc == 0) rc = write_value(&w, value, 0);
     if (rc == 0) lz_buffer_commit(out, (size_t)(w.at - w.start));
     return rc;
+}
+
+static int json_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
+    (void)state;
+    return encode_value(value, false, out);
 }
 
 // put_key writes ,"key": for a key of plain text, len bytes (PUT_KEY
@@ -820,7 +1022,7 @@ const lz_serializer_ops_t lz__json_ops = {
 char *lz_value_to_json(const lz_value_t *value) {
     lz_buffer_t *buffer = lz_buffer_new();
     char *text = NULL;
-    if (buffer && json_encode(NULL, value, buffer) == 0) {
+    if (buffer && encode_value(value, true, buffer) == 0) {
         size_t len = lz_buffer_size(buffer);
         text = malloc(len + 1);
         if (text) {

@@ -108,6 +108,7 @@ struct heap_nodes {
         return lz__value_object_add(object, index, key, len, item) == 0;
     }
     void drop(lz_value_t *value) noexcept { lz_value_destroy(&value); }
+    lz_value_t *untag(lz_value_t *object) noexcept { return lz__json_untag(object, nullptr); }
 };
 
 struct arena_nodes {
@@ -137,6 +138,7 @@ struct arena_nodes {
         return true;
     }
     void drop(lz_value_t *) noexcept {}
+    lz_value_t *untag(lz_value_t *object) noexcept { return lz__json_untag(object, arena); }
 };
 
 using simdjson::dom::element;
@@ -280,7 +282,9 @@ __attribute__((noinline)) lz_value_t *build_object(walk<Nodes> &w, simdjson::dom
             return nullptr;
         }
     }
-    return value;
+    // Only an object of two members can be a tagged one (a repeated key
+    // counts once, as in the Python dict its object hook sees).
+    return value->u.object.len == 2 ? w.nodes.untag(value) : value;
 }
 
 // number makes a node of type (an int or a double) holding n. The number

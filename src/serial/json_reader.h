@@ -39,11 +39,23 @@ typedef enum lz_json_read_status {
 // nodes there). Integers that fit int64 become ints, every other
 // number a double; strings are checked to be UTF-8; a repeated key keeps
 // its first place and its last value; a key holding "\u0000" ends there
-// (keys are C strings). *out is NULL unless LZ_JSON_READ_OK. Sets no error
+// (keys are C strings); an object that is one of the Python LiberZMQ's
+// tagged forms becomes what it stands for (lz__json_untag). *out is NULL
+// unless LZ_JSON_READ_OK. Sets no error
 // detail: the caller words it. Each thread keeps one parser, reused, so a
 // small document costs no allocation in the parser after the first.
 lz_json_read_status_t lz__json_read(const void *data, size_t size, lz_arena_t *arena, lz_value_t **out,
                                     const char **reason) LZ_JSON_NOEXCEPT;
+
+// lz__json_untag takes object, a decoded object of exactly two members, and
+// returns what it stands for when it is one of the Python LiberZMQ's tagged
+// objects that liberzmq has a type for: {"__type__": "bytes", "value": HEX}
+// (an even number of hex digits, either case) a new bytes value, "tuple" or
+// "set" with an array value that array; object freed. Anything else is
+// returned as it is. The new bytes value is made in arena unless it is
+// NULL (then an arena's object stays there). NULL when out of memory
+// (object freed). Shared by the simdjson and the yajl reader (json.c).
+LZ_HIDDEN lz_value_t *lz__json_untag(lz_value_t *object, lz_arena_t *arena) LZ_JSON_NOEXCEPT;
 
 // lz__json_format_double writes finite d as the shortest text that reads
 // back as exactly d, in Python's repr form (what repr(d) prints), at most

@@ -472,6 +472,20 @@ void lz__key_index_fini(lz_key_index_t *index) {
     index->slots = NULL;
 }
 
+int lz__key_index_reserve(lz_key_index_t *index, const lz_value_t *object, size_t members) {
+    if (index->slots && members <= (index->mask + 1) / 2) return LZ_OK; // at most half full
+    lz_key_index_t grown;
+    int rc = lz__key_index_init(&grown, members * 2);
+    if (rc != LZ_OK) return rc;
+    for (size_t i = 0; i < object->u.object.len; i++) {
+        const lz_member_t *member = &object->u.object.members[i];
+        (void)lz__key_index_find_or_add(&grown, object, lz__member_key(member), member->key_len, i);
+    }
+    lz__key_index_fini(index);
+    *index = grown;
+    return LZ_OK;
+}
+
 int lz__value_object_add(lz_value_t *object, lz_key_index_t *index, const char *key, size_t len, lz_value_t *item) {
     if (!index || !index->slots) return lz__value_object_setn(object, key, len, item);
     size_t earlier = lz__key_index_find_or_add(index, object, key, len, object->u.object.len);

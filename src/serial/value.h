@@ -199,6 +199,11 @@ LZ_HIDDEN int lz__key_index_init(lz_key_index_t *index, size_t members);
 LZ_HIDDEN size_t lz__key_index_find_or_add(lz_key_index_t *index, const lz_value_t *object, const char *key,
                                            size_t len, size_t position);
 LZ_HIDDEN void lz__key_index_fini(lz_key_index_t *index);
+// lz__key_index_reserve makes index (inactive, or object's) hold object's
+// members and room for members keys in all, rebuilding it twice as large
+// when it has too little: for a decoder that does not know an object's
+// size before its end (yajl's). LZ_OK or LZ_ENOMEM (index unchanged).
+LZ_HIDDEN int lz__key_index_reserve(lz_key_index_t *index, const lz_value_t *object, size_t members);
 
 // lz__value_object_add adds item under key (len bytes) to object, a heap
 // object: a repeated key keeps its first place and takes item (the earlier
