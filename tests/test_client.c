@@ -53,9 +53,10 @@ int pthread_cond_wait(pthread_cond_t *cond, pthread_mutex_t *mutex) {
     return rc;
 }
 
-static lz_context_t *new_context(int cooldown_ms) {
+static lz_context_t *context_with(int cooldown_ms, bool immediate) {
     lz_config_t *config = lz_config_new();
     lz_config_set_int(config, "zmq.linger", 0);
+    lz_config_set_bool(config, "zmq.immediate", immediate);
     lz_config_set_int(config, "zmq.handler_max_concurrency", 4);
     lz_config_set_int(config, "zmq.failed_socket_cooldown", cooldown_ms);
     lz_config_set_int(config, "zmq.reconnect_interval", 20);
@@ -65,6 +66,8 @@ static lz_context_t *new_context(int cooldown_ms) {
     lz_config_destroy(&config);
     return ctx;
 }
+
+static lz_context_t *new_context(int cooldown_ms) { return context_with(cooldown_ms, false); }
 
 static int echo(const lz_message_t *request, lz_value_t **reply, void *arg) {
     *reply = lz_value_copy(lz_message_value(request));
@@ -493,6 +496,61 @@ LZ_TEST(failover_from_a_silent_server) {
         free(name);
     }
     rig_close(&r);
+}
+
+// With zmq.immediate an endpoint whose connection is not up has no room:
+// the attempt waits for room there for its time, as it would in libzmq's
+// queue without it, and the request fails over as it would then. Before,
+// it was tried again every millisecond on the dead first endpoint until it
+// timed out, each try a drop.
+LZ_TEST(failover_with_immediate) {
+    lz_context_t *ctx = context_with(1000, true);
+    lz_server_t *b = serve(ctx, "tcp://127.0.0.1:*", "b");
+    LZ_CHECK(b != NULL);
+    char endpoints[600];
+    snprintf(endpoints, sizeof endpoints, "tcp://127.0.0.1:1,%s", lz_node_endpoint(lz_server_node(b)));
+    lz_client_t *client = lz_client_new(ctx, endpoints);
+    LZ_CHECK_INT(lz_client_set_strategy(client, LZ_STRATEGY_FAILOVER), 0);
+    for (int i = 0; i < 3; i++) { // the first after an attempt of 500 ms on nobody, the others straight to b
+        char *name = who(client, 2000);
+        LZ_CHECK_STR(name, "b");
+        free(name);
+    }
+    lz_metrics_t m = lz_test_metrics(lz_client_node(client));
+    LZ_CHECK_INT(m.retries, 1);
+    LZ_CHECK(m.backpressure_events >= 1 && m.backpressure_events <= 3); // once per attempt held (probes too)
+    LZ_CHECK_INT(m.outbound_dropped, m.backpressure_events);
+    lz_client_destroy(&client);
+    lz_server_destroy(&b);
+    lz_context_destroy(&ctx);
+}
+
+// Alone with zmq.immediate and no server, a request waits out its time
+// (held, then its endpoint down until a probe answers), counting no room
+// once per attempt or probe held; and goes out once the server is there.
+LZ_TEST(immediate_without_server_waits) {
+    lz_context_t *ctx = context_with(100, true);
+    char endpoint[256];
+    lz_test_ipc_endpoint(endpoint, sizeof endpoint);
+    lz_client_t *client = lz_client_new(ctx, endpoint);
+    LZ_CHECK_INT(lz_client_set_retries(client, 2), 0);
+    lz_value_t *reply = NULL;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    LZ_CHECK_INT(lz_client_request(client, "echo", NULL, &reply, 600), LZ_ETIMEOUT);
+    int64_t took = elapsed_ms(&t0);
+    LZ_CHECK(took >= 590 && took < 1000 * LZ_TEST_SLOWDOWN);
+    lz_metrics_t m = lz_test_metrics(lz_client_node(client));
+    LZ_CHECK_INT(m.request_timeouts, 1);
+    LZ_CHECK(m.backpressure_events >= 1 && m.backpressure_events <= 10); // was one a millisecond
+    lz_server_t *a = serve(ctx, endpoint, "a");
+    LZ_CHECK(a != NULL);
+    char *name = who(client, 3000);
+    LZ_CHECK_STR(name, "a");
+    free(name);
+    lz_client_destroy(&client);
+    lz_server_destroy(&a);
+    lz_context_destroy(&ctx);
 }
 
 LZ_TEST(strategies_spread_requests) {
@@ -991,6 +1049,48 @@ LZ_TEST(rebuild_that_cannot_bind_is_tried_again) {
     rmdir(dir);
 }
 
+// Destroying a client ends the probe of its down endpoint without
+// rebuilding that socket on the way out (before: one more rebuild, counted
+// and logged, of a socket closed at once).
+LZ_TEST(destroy_rebuilds_nothing) {
+    lz_context_t *ctx = new_context(300);
+    lz_client_t *client = lz_client_new(ctx, "tcp://127.0.0.1:1"); // nobody there
+    LZ_CHECK_INT(lz_client_set_retries(client, 0), 0);
+    lz_value_t *reply = NULL;
+    // Unanswered: the endpoint is rebuilt, marked down, and probed at once (the probe waits 300 ms).
+    LZ_CHECK_INT(lz_client_request(client, "echo", NULL, &reply, 300), LZ_ETIMEOUT);
+    uint64_t rebuilds = lz_test_metrics(lz_client_node(client)).socket_rebuilds;
+    LZ_CHECK_INT(rebuilds, 1);
+    lz_client_destroy(&client);
+    lz_metrics_t m;
+    LZ_CHECK_INT(lz_context_metrics(ctx, &m), 0);
+    LZ_CHECK_INT(m.socket_rebuilds, rebuilds);
+    lz_context_destroy(&ctx);
+}
+
+// Empty items of an endpoint list are skipped, as every constructor does
+// (before, the client refused them: "empty endpoint").
+LZ_TEST(empty_endpoint_items_are_skipped) {
+    lz_context_t *ctx = new_context(1000);
+    lz_server_t *a = serve(ctx, "tcp://127.0.0.1:*", "a");
+    LZ_CHECK(a != NULL);
+    const char *url = lz_node_endpoint(lz_server_node(a));
+    char lists[2][600];
+    snprintf(lists[0], sizeof lists[0], "%s,", url);             // one socket
+    snprintf(lists[1], sizeof lists[1], ",%s,,%s,", url, url); // two
+    for (int i = 0; i < 2; i++) {
+        lz_client_t *client = lz_client_new(ctx, lists[i]);
+        LZ_CHECK(client != NULL);
+        if (!client) continue;
+        char *name = who(client, 2000);
+        LZ_CHECK_STR(name, "a");
+        free(name);
+        lz_client_destroy(&client);
+    }
+    lz_server_destroy(&a);
+    lz_context_destroy(&ctx);
+}
+
 // A client's sockets are run by its I/O thread without the node lock, so a
 // bind or connect afterwards is refused rather than racing it.
 LZ_TEST(endpoints_only_at_creation) {
@@ -1077,6 +1177,7 @@ LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
              LZ_CASE(cancel_ends_a_wait_and_the_request_goes_on), LZ_CASE(a_lone_slow_request_is_waited_for),
              LZ_CASE(timeout_without_server),
              LZ_CASE(server_restart_while_retrying), LZ_CASE(failover_when_one_dies), LZ_CASE(failover_from_a_silent_server),
+             LZ_CASE(failover_with_immediate), LZ_CASE(immediate_without_server_waits),
              LZ_CASE(strategies_spread_requests), LZ_CASE(down_server_comes_back),
              LZ_CASE(failover_without_cooldown), LZ_CASE(retries_count_only_what_is_sent),
              LZ_CASE(retries_are_bounded), LZ_CASE(destroy_completes_everything),
@@ -1084,5 +1185,6 @@ LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
              LZ_CASE(client_ends_every_request_with_a_damaged_reply), LZ_CASE(down_endpoint_probed_again_while_idle),
              LZ_CASE(a_request_waits_while_its_endpoint_is_suspect), LZ_CASE(failed_rebuild_without_cooldown), LZ_CASE(failed_rebuild_with_cooldown),
              LZ_CASE(failed_rebuild_retried_while_idle), LZ_CASE(rebuild_that_cannot_bind_is_tried_again),
+             LZ_CASE(destroy_rebuilds_nothing), LZ_CASE(empty_endpoint_items_are_skipped),
              LZ_CASE(endpoints_only_at_creation),
              LZ_CASE(raw_reply_owns_its_bytes), LZ_CASE(destroy_from_own_callback_is_refused))

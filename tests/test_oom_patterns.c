@@ -1105,6 +1105,71 @@ LZ_TEST(unsendable_request_fails_at_once) {
     services_close(&services);
 }
 
+/* ---- a pending table that cannot grow --------------------------------------- */
+
+#define TABLE_FIRST 64 // a client's table of pending requests starts with this many buckets
+
+// A bare ROUTER (libzmq's allocations are spared) holds each request,
+// [identity, request_id, "", payload], until answer_request echoes it.
+typedef struct held_request {
+    zmq_msg_t parts[4];
+} held_request_t;
+
+static void hold_request(void *router, held_request_t *r) {
+    for (int i = 0; i < 4; i++) {
+        zmq_msg_init(&r->parts[i]);
+        LZ_CHECK(zmq_msg_recv(&r->parts[i], router, 0) >= 0 && zmq_msg_more(&r->parts[i]) == (i < 3));
+    }
+}
+
+static void answer_request(void *router, held_request_t *r) {
+    for (int i = 0; i < 4; i++) LZ_CHECK(zmq_msg_send(&r->parts[i], router, i < 3 ? ZMQ_SNDMORE : 0) >= 0);
+}
+
+static atomic_int answered, unanswered;
+static void count_answer(int status, const lz_value_t *reply, void *arg) {
+    (void)reply, (void)arg;
+    atomic_fetch_add(status == LZ_OK ? &answered : &unanswered, 1);
+}
+
+// The request that fills a client's pending table past its buckets makes
+// it grow, on the client's thread, whose first allocation then is the new
+// buckets': out of memory, the table just gets denser and every reply still
+// finds its request. Before, that request was left out of the table: its
+// reply went unmatched, and ending it at its timeout crashed.
+LZ_TEST(pending_table_that_cannot_grow) {
+    if (!lz_oom_active()) {
+        printf("pending table: allocations cannot fail here (sanitizer or valgrind): skipped\n");
+        return;
+    }
+    lz_context_t *ctx = context(false);
+    void *zctx = zmq_ctx_new(), *router = zmq_socket(zctx, ZMQ_ROUTER);
+    char url[128];
+    lz_test_ipc_endpoint(url, sizeof url);
+    int wait_ms = WAIT_MS;
+    LZ_CHECK(zmq_setsockopt(router, ZMQ_RCVTIMEO, &wait_ms, sizeof wait_ms) == 0 && zmq_bind(router, url) == 0);
+    lz_client_t *client = lz_client_new(ctx, url);
+    LZ_CHECK(client != NULL);
+    static held_request_t held[TABLE_FIRST + 1];
+    for (int i = 0; i <= TABLE_FIRST; i++) {
+        if (i == TABLE_FIRST) lz_oom_arm_threads(1, spared); // the requests before are all pending
+        LZ_CHECK_INT(lz_client_request_async(client, "echo", NULL, WAIT_MS, count_answer, NULL), LZ_OK);
+        hold_request(router, &held[i]);
+    }
+    LZ_CHECK(lz_oom_stop_threads(NULL));
+    for (int i = 0; i <= TABLE_FIRST; i++) answer_request(router, &held[i]);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&answered) + atomic_load(&unanswered) == TABLE_FIRST + 1, 2 * WAIT_MS);
+    LZ_CHECK_INT(atomic_load(&answered), TABLE_FIRST + 1);
+    LZ_CHECK_INT(lz_test_metrics(lz_client_node(client)).late_replies, 0);
+    lz_client_destroy(&client);
+    for (int i = 0; i <= TABLE_FIRST; i++)
+        for (int k = 0; k < 4; k++) zmq_msg_close(&held[i].parts[k]);
+    zmq_close(router);
+    zmq_ctx_term(zctx);
+    lz_context_destroy(&ctx);
+    lz_oom_exempt_thread(false);
+}
+
 /* ---- what a dealer channel's sweeps count ---------------------------------- */
 
 // requests_done: every request the dealer sent has run out of time.
@@ -1157,4 +1222,5 @@ LZ_TEST(dealer_sweeps_count_what_is_live) {
 
 LZ_TEST_MAIN(LZ_CASE(failed_sends_send_nothing), LZ_CASE(failed_receives_keep_or_count_the_message),
              LZ_CASE(failed_setups_leave_objects_usable), LZ_CASE(unplanned_retry_is_logged),
-             LZ_CASE(unsendable_request_fails_at_once), LZ_CASE(dealer_sweeps_count_what_is_live))
+             LZ_CASE(unsendable_request_fails_at_once), LZ_CASE(pending_table_that_cannot_grow),
+             LZ_CASE(dealer_sweeps_count_what_is_live))

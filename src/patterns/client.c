@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "core/delay.h"
+#include "core/eintr.h"
 #include "core/envelope.h"
 #include "core/error.h"
 #include "core/extension.h"
@@ -77,7 +78,8 @@ typedef struct call {
     lz_buffer_t *payload;       // encoded once: a retry resends the same bytes and id
     int64_t deadline;           // the whole request, retries included
     int64_t attempt_deadline;   // the attempt in flight
-    int64_t sent_at;            // when the attempt in flight was sent; -1: not in flight
+    int64_t sent_at;            // when the attempt in flight was sent (or held); -1: not in flight
+    bool held;                  // libzmq has not taken the attempt in flight: it waits for room (send_held)
     uint64_t rx_at_send;        // the endpoint's rx_count and generation when it was sent
     uint64_t generation_at_send;
     int64_t send_at;            // when a waiting call is (re)sent; NEVER: no endpoint up
@@ -102,6 +104,7 @@ typedef struct endpoint {
     uint64_t rx_count;   // messages received on this endpoint, ever
     uint64_t generation; // socket rebuilds of this endpoint
     int rebuild_retry_ms; // wait before trying again after failed rebuilds (0: the last one worked)
+    bool wants_room;      // an attempt is held here: the loop polls the socket for room (run_timers clears it)
 } endpoint_t;
 
 struct lz_client {
@@ -198,14 +201,16 @@ static void table_link(lz_client_t *c, call_t *call) {
     c->buckets[b] = call;
 }
 
-// table_grow doubles the buckets; on ENOMEM the table just gets denser.
-static void table_grow(lz_client_t *c) {
+// table_grow doubles the buckets, linking every pending call anew: false
+// on ENOMEM, the table then just gets denser.
+static bool table_grow(lz_client_t *c) {
     call_t **grown = calloc(c->bucket_count * 2, sizeof *grown);
-    if (!grown) return;
+    if (!grown) return false;
     free(c->buckets);
     c->buckets = grown;
     c->bucket_count *= 2;
     for (call_t *call = c->pending.next; call != &c->pending; call = call->next) table_link(c, call);
+    return true;
 }
 
 static void table_insert(lz_client_t *c, call_t *call) {
@@ -213,8 +218,7 @@ static void table_insert(lz_client_t *c, call_t *call) {
     call->next = &c->pending;
     c->pending.prev->next = call;
     c->pending.prev = call;
-    if (++c->pending_count > c->bucket_count) table_grow(c);
-    else table_link(c, call);
+    if (++c->pending_count <= c->bucket_count || !table_grow(c)) table_link(c, call);
     call->in_table = true;
 }
 
@@ -359,19 +363,9 @@ static void judge_endpoint(lz_client_t *c, const call_t *call, int64_t now) {
 
 /* ---- sending ------------------------------------------------------------ */
 
-// dispatch sends call's next attempt, or plans it. false when it finished
-// the call (freed): our own send could not get memory, which says nothing
-// of the endpoint and would fail a retry as well, so the request ends
-// LZ_ENOMEM at once rather than wait out its time as a lost attempt.
-static bool dispatch(lz_client_t *c, call_t *call, int64_t now) {
-    // After an attempt, call->endpoint is the one that did not answer it.
-    int e = call->probe ? call->endpoint : pick_endpoint(c, call->attempts > 0 ? call->endpoint : -1);
-    if (e < 0) { // every endpoint is down or suspect: wait for a probe to bring one back
-        call->sent_at = -1;
-        call->send_at = NEVER;
-        return true;
-    }
-    lz_node_t *node = c->ep[e].node;
+// send_call sends call's frames on node without waiting: LZ_EAGAIN when
+// it has no room (no connection up under zmq.immediate, or a full queue).
+static int send_call(lz_client_t *c, call_t *call, lz_node_t *node) {
     lz_frame_t frames[3] = {{call->id, ID_LEN}, {"", 0}, {NULL, 0}};
     size_t n = c->envelope ? 3 : 2;
     frames[n - 1] = (lz_frame_t){lz_buffer_data(call->payload), lz_buffer_size(call->payload)};
@@ -384,26 +378,82 @@ static bool dispatch(lz_client_t *c, call_t *call, int64_t now) {
     lz__node_lock(node);
     int rc = lz__node_send_locked(node, frames, n, ZMQ_DONTWAIT); // LZ_ECLOSED after a failed rebuild
     lz__node_unlock(node);
+    return rc;
+}
+
+// after_send: call's attempt was handed to libzmq (rc LZ_OK), or failed (a lost
+// attempt, handled by the timers). LZ_ENOMEM finishes the call (false):
+// our own send could not get memory, which says nothing of the endpoint
+// and would fail a retry as well, so the request ends at once rather than
+// wait out its time as a lost attempt.
+static bool after_send(lz_client_t *c, call_t *call, int rc, int64_t now) {
     if (rc == LZ_ENOMEM) {
         finish(c, call, LZ_ENOMEM, NULL);
         return false;
     }
-    if (rc == LZ_EAGAIN) { // high water mark: try again shortly, within the deadline
-        call->sent_at = -1;
-        call->send_at = now + 1;
-        note_timer(c, call->send_at);
-        return true;
-    }
-    if (call->attempts++ > 0 && rc == LZ_OK) LZ_COUNT(&c->node, retries); // sent again, not merely planned
+    call->held = false;
+    if (call->attempts > 1 && rc == LZ_OK) LZ_COUNT(&c->node, retries); // sent again, not merely planned
+    if (rc < 0) call->attempt_deadline = now;
+    return true;
+}
+
+// start_attempt starts the clock of call's attempt on endpoint e: sent,
+// or held until it is (then it starts again, see send_held).
+static void start_attempt(lz_client_t *c, call_t *call, int e, int64_t now) {
     call->endpoint = e;
     call->sent_at = now;
     call->rx_at_send = c->ep[e].rx_count;
     call->generation_at_send = c->ep[e].generation;
     call->attempt_deadline = call->retries_left > 0 ? now + call->attempt_ms : call->deadline;
     if (call->attempt_deadline > call->deadline) call->attempt_deadline = call->deadline;
-    if (rc < 0) call->attempt_deadline = now; // a lost attempt, handled by the timers
+}
+
+// dispatch sends call's next attempt, or plans it; false when it finished
+// the call (see after_send). An attempt whose endpoint has no room is held:
+// it waits for room there (the loop polls for it, send_held sends it) up
+// to the attempt's time, as it would have waited in libzmq's queue.
+static bool dispatch(lz_client_t *c, call_t *call, int64_t now) {
+    // After an attempt, call->endpoint is the one that did not answer it.
+    int e = call->probe ? call->endpoint : pick_endpoint(c, call->attempts > 0 ? call->endpoint : -1);
+    if (e < 0) { // every endpoint is down or suspect: wait for a probe to bring one back
+        call->sent_at = -1;
+        call->send_at = NEVER;
+        return true;
+    }
+    call->attempts++;
+    start_attempt(c, call, e, now);
+    call->held = true; // until libzmq takes it (after_send)
+    int rc = send_call(c, call, c->ep[e].node); // no room: counted in backpressure_events, once per attempt
+    if (rc == LZ_EAGAIN) c->ep[e].wants_room = true;
+    else if (!after_send(c, call, rc, now)) return false;
     note_timer(c, call->attempt_deadline);
     return true;
+}
+
+// has_room: whether node's socket would take a message now, without
+// counting a drop as a failed send would (the timers run for other calls
+// too). A socket gone (a rebuild that failed): the send says so.
+static bool has_room(lz_node_t *node) {
+    int events = 0, rc;
+    size_t size = sizeof events;
+    if (!node->socket) return true;
+    lz__node_lock(node);
+    LZ_EINTR_RESTART(rc, zmq_getsockopt(node->socket, ZMQ_EVENTS, &events, &size));
+    lz__node_unlock(node);
+    return rc != 0 || (events & ZMQ_POLLOUT);
+}
+
+// send_held sends a held attempt if its endpoint has room now; false when
+// it finished the call (see after_send). Sent, it has the whole attempt's
+// time for its reply: counted from the hold, a backlog's requests would
+// be sent again soon after they went, to a server busy with them already.
+static bool send_held(lz_client_t *c, call_t *call, int64_t now) {
+    lz_node_t *node = c->ep[call->endpoint].node;
+    if (!has_room(node)) return true;
+    int rc = send_call(c, call, node);
+    if (rc == LZ_EAGAIN) return true;
+    if (rc == LZ_OK) start_attempt(c, call, call->endpoint, now);
+    return after_send(c, call, rc, now);
 }
 
 static int64_t backoff_ms(lz_client_t *c, int attempts) {
@@ -423,6 +473,7 @@ static void attempt_lost(lz_client_t *c, call_t *call, int64_t now) {
     if (call->retries_left > 0 && at < call->deadline) {
         call->retries_left--; // counted in retries when dispatch sends it
         call->sent_at = -1;
+        call->held = false; // held there, it goes elsewhere (dispatch) if it can
         call->send_at = at;
     } else {
         call->attempt_deadline = call->deadline;
@@ -506,7 +557,8 @@ static void probe_later(lz_client_t *c, size_t e, int64_t now) {
 static void probe_done(lz_client_t *c, call_t *call, int status) {
     endpoint_t *ep = &c->ep[call->endpoint];
     ep->probe = NULL;
-    if (status == LZ_ENOMEM && call->sent_at < 0) { // never sent (dispatch)
+    if (atomic_load(&c->stopping)) return; // ended by shut_down: no rebuild nor probe to plan
+    if (status == LZ_ENOMEM && call->held) { // never sent (after_send)
         probe_later(c, (size_t)call->endpoint, lz__now_ms());
         return;
     }
@@ -592,6 +644,7 @@ static bool cancelled(const call_t *call) { return call->waiter && lz__cancel_fi
 static void abandon(call_t *call) {
     waiter_t *w = call->waiter;
     call->retries_left = 0;
+    if (call->attempts > 1 && call->held) call->held = false; // a retry waiting for room: dropped, as one planned
     if (call->attempts > 0 && call->sent_at < 0) {
         call->sent_at = lz__now_ms();
         call->attempt_deadline = call->deadline;
@@ -663,6 +716,7 @@ static void read_replies(lz_client_t *c, size_t e) {
 
 static void run_timers(lz_client_t *c, int64_t now) {
     c->next_timer = NEVER;
+    for (size_t i = 0; i < c->ep_count; i++) c->ep[i].wants_room = false; // set again below while held
     bool any_up = any_usable(c);
     call_t *next;
     for (call_t *call = c->pending.next; call != &c->pending; call = next) {
@@ -675,11 +729,13 @@ static void run_timers(lz_client_t *c, int64_t now) {
         }
         if (call->sent_at >= 0 && now >= call->attempt_deadline) attempt_lost(c, call, now);
         next = call->next; // attempt_lost may finish a probe, never this call; dispatch may finish this one
-        if (call->sent_at < 0 && (now >= call->send_at || (call->send_at == NEVER && any_up)) &&
-            !dispatch(c, call, now))
+        if (call->held ? !send_held(c, call, now)
+                       : call->sent_at < 0 && (now >= call->send_at || (call->send_at == NEVER && any_up)) &&
+                             !dispatch(c, call, now))
             continue;
         note_timer(c, call->deadline);
         note_timer(c, call->sent_at >= 0 ? call->attempt_deadline : call->send_at);
+        if (call->held) c->ep[call->endpoint].wants_room = true;
     }
     for (size_t i = 0; i < c->ep_count; i++) {
         if (!c->ep[i].down || c->ep[i].probe) continue;
@@ -803,7 +859,7 @@ static bool direct_wait(lz_client_t *c, call_t *call) {
 static void run_direct(lz_client_t *c, call_t *call) {
     int64_t now = lz__now_ms();
     table_insert(c, call);
-    bool done = !dispatch(c, call, now) || direct_wait(c, call);
+    bool done = !dispatch(c, call, now) || (!call->held && direct_wait(c, call));
     if (!done && cancelled(call)) abandon(call); // handed back to go on without its caller
     if (!done) c->next_timer = 0; // the I/O thread looks at the handed-back request at once
     pthread_mutex_lock(&c->lock);
@@ -847,7 +903,8 @@ static void *client_loop(void *arg) {
         c->items[0] = (zmq_pollitem_t){NULL, c->wake_fd, ZMQ_POLLIN, 0};
         for (size_t i = 0; i < c->ep_count; i++) { // a socket whose rebuild failed is NULL: skipped
             void *socket = c->ep[i].node->socket;
-            c->items[i + 1] = (zmq_pollitem_t){socket, -1, socket ? ZMQ_POLLIN : 0, 0};
+            short events = socket ? ZMQ_POLLIN | (c->ep[i].wants_room ? ZMQ_POLLOUT : 0) : 0;
+            c->items[i + 1] = (zmq_pollitem_t){socket, -1, events, 0};
         }
         int n = zmq_poll(c->items, (int)c->ep_count + 1, (long)wait);
         if (n < 0 && zmq_errno() == ETERM) break;
@@ -855,8 +912,10 @@ static void *client_loop(void *arg) {
             lz__wakeup_drain(c->wake_fd);
             take_submissions(c);
         }
-        for (size_t i = 0; n > 0 && i < c->ep_count; i++)
+        for (size_t i = 0; n > 0 && i < c->ep_count; i++) {
             if (c->items[i + 1].revents & ZMQ_POLLIN) read_replies(c, i);
+            if (c->items[i + 1].revents & ZMQ_POLLOUT) c->next_timer = 0; // room for the attempts held there
+        }
         int64_t now = lz__now_ms();
         if (now >= c->next_timer) run_timers(c, now);
     }
@@ -867,13 +926,14 @@ static void *client_loop(void *arg) {
 
 /* ---- construction -------------------------------------------------------- */
 
-// count_entries: how many sockets the endpoint list needs (one per entry
-// when resilient, else one for all).
+// count_entries: how many sockets the endpoint list needs: one per entry
+// when resilient (empty ones skipped, as lz__node_attach's strtok_r does),
+// else one for all; at least one.
 static size_t count_entries(const char *endpoints, bool resilient) {
-    size_t n = 1;
+    size_t n = 0;
     if (resilient && endpoints)
-        for (const char *p = endpoints; *p; p++) n += *p == ',';
-    return n;
+        for (const char *p = endpoints; *p; p++) n += *p != ',' && (p == endpoints || p[-1] == ',');
+    return n ? n : 1;
 }
 
 // open_endpoint makes endpoint i's socket; the routing id must be set
@@ -904,7 +964,7 @@ static int open_endpoints(lz_client_t *c, lz_context_t *ctx, const char *endpoin
     char *save = NULL, *entry = strtok_r(copy, ",", &save);
     int rc = LZ_OK;
     for (size_t i = 0; rc == LZ_OK && i < c->ep_count; i++, entry = strtok_r(NULL, ",", &save))
-        rc = entry ? open_endpoint(c, ctx, i, entry, o) : lz__fail(LZ_EINVAL, "%s: empty endpoint", o->name);
+        rc = open_endpoint(c, ctx, i, entry, o); // count_entries counted the entries strtok_r returns
     free(copy);
     return rc;
 }
