@@ -202,14 +202,14 @@ static void write_keys_file(const char *path) {
     write_file(path, text);
 }
 
-// The users file: USERS users, with a sha512crypt-shaped hash each (none
-// is checked against a password here).
+// The users file: USERS users, with a sha512crypt-shaped hash each (its
+// 86-character digest; none is checked against a password here).
 static void write_users_file(const char *path) {
     char text[USERS * 128] = "# users\n";
     for (int i = 0; i < USERS; i++) {
         size_t len = strlen(text);
         snprintf(text + len, sizeof text - len, "user%d:$6$salt%04d$%s\n", i, i,
-                 "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./abcdefghijklmnopqrstuvwx");
+                 "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./abcdefghijklmnopqrstuv");
     }
     write_file(path, text);
 }

@@ -222,10 +222,11 @@ LZ_TEST(users_file_lines_and_names) {
 // raw_push: a libzmq PUSH, a PLAIN client named user whose password is
 // size bytes (ZMTP carries any byte, a NUL too), gets a frame to pull
 // within timeout_ms.
-static bool raw_push(const char *user, const char *password, size_t size, lz_pull_t *pull, int timeout_ms) {
+static bool raw_push(const char *user, size_t user_size, const char *password, size_t size, lz_pull_t *pull,
+                     int timeout_ms) {
     void *zctx = zmq_ctx_new();
     void *push = lz_test_plain_socket(zctx, ZMQ_PUSH, -1, NULL);
-    zmq_setsockopt(push, ZMQ_PLAIN_USERNAME, user, strlen(user));
+    zmq_setsockopt(push, ZMQ_PLAIN_USERNAME, user, user_size);
     zmq_setsockopt(push, ZMQ_PLAIN_PASSWORD, password, size);
     LZ_CHECK_INT(zmq_connect(push, lz_node_endpoint(lz_pull_node(pull))), 0);
     zmq_send(push, "hi", 2, ZMQ_DONTWAIT);
@@ -244,8 +245,8 @@ LZ_TEST(a_password_holding_a_nul_is_refused) {
     lz_context_t *sctx = server_context();
     lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
     LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(pull), "raw"), LZ_OK);
-    LZ_CHECK(raw_push("bob", "secret", 6, pull, 5000 * LZ_TEST_SLOWDOWN));
-    LZ_CHECK(!raw_push("bob", "secret\0xx", 9, pull, 600));
+    LZ_CHECK(raw_push("bob", 3, "secret", 6, pull, 5000 * LZ_TEST_SLOWDOWN));
+    LZ_CHECK(!raw_push("bob", 3, "secret\0xx", 9, pull, 600));
     LZ_TEST_WAIT_UNTIL(lz_test_handshake_failures(lz_pull_node(pull)) > 0, 2000);
     LZ_CHECK(lz_test_handshake_failures(lz_pull_node(pull)) > 0);
     lz_pull_destroy(&pull);
@@ -318,6 +319,11 @@ LZ_TEST(a_nodes_side_and_the_clear_text_warning) {
     LZ_CHECK_INT(lz_test_logged(&log, "in clear"), 0);
     LZ_CHECK_INT(lz_node_connect(lz_pull_node(pull), "tcp://127.0.0.1:1"), LZ_ESTATE);
     LZ_CHECK(strstr(lz_last_error(), "PLAIN server") != NULL);
+    // Plain by a first connect (no PLAIN client here), it would bind with no password asked.
+    lz_pull_t *connected = lz_pull_new(sctx, ">tcp://127.0.0.1:1");
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(connected), "tcp://127.0.0.1:*"), LZ_ESTATE);
+    LZ_CHECK(strstr(lz_last_error(), "use another node") != NULL);
+    lz_pull_destroy(&connected);
     LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "tcp://0.0.0.0:*"), LZ_OK);
     LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "tcp://0.0.0.0:*"), LZ_OK);
     const char *warning = "WARNING security: pull: PLAIN server bound on tcp://0.0.0.0:*: user names and "
@@ -455,9 +461,78 @@ LZ_TEST(pyzmq_plain_client_interop) {
     lz_context_destroy(&sctx);
 }
 
+// Hashes of a method crypt(3) knows, but with settings it cannot use (a
+// cost out of range, a salt too long, a round count too low or past any
+// integer), would match no password: refused when read.
+// Hashes made here by each method at its usual cost load.
+LZ_TEST(hashes_crypt_cannot_check_are_refused) {
+    static const char *const unusable[] = {
+        "$6$rounds=999999999999999999999$salt$x", "$2b$99$abcdefghijklmnopqrstuu$x", "$y$$$x", "$2b$04$$x",
+        "$6$rounds=1000$saltsaltsaltsaltsaltsalt$x", "$6$rounds=10$salt$x", "$2b$04$short$x",
+    };
+    for (size_t i = 0; i < sizeof unusable / sizeof unusable[0]; i++) {
+        char line[256];
+        snprintf(line, sizeof line, "bob:%s\n", unusable[i]);
+        refused_file(line, ":4: not a crypt(3) hash");
+    }
+    static const char *const methods[] = {"$y$", "$6$", "$2b$"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        write_hashed_users(users_file(), (const char *const[]){"alice", "wonderland", NULL}, NULL, methods[i], 0);
+        lz_context_t *ctx = server_context();
+        LZ_CHECK(ctx != NULL);
+        lz_context_destroy(&ctx);
+    }
+}
+
+// The audit names a PLAIN user as the peer sent it, whole (escaped): a
+// name holding a NUL is not shown as its head. A peer refused by its
+// address is named too.
+LZ_TEST(the_audit_names_the_user_whole) {
+    write_users(users_file(), (const char *const[]){"alice", "wonderland", NULL}, NULL);
+    lz_context_t *sctx = server_context();
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(sctx), lz_test_log_capture, &log), LZ_OK);
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(pull), "raw"), LZ_OK);
+    LZ_CHECK(!raw_push("alice\0-attacker", 15, "wonderland", 10, pull, 600));
+    const char *refused = "WARNING audit: refused peer 127.0.0.1 mechanism PLAIN user alice\\x00-attacker: invalid";
+    LZ_TEST_WAIT_UNTIL(lz_test_logged(&log, refused) > 0, 2000);
+    LZ_CHECK(lz_test_logged(&log, refused) > 0);
+    LZ_CHECK_INT(lz_test_logged(&log, "user alice:"), 0);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&sctx);
+
+    sctx = context_with("security.plain_users_file", users_file(), "security.allow_addresses", "10.0.0.0/8");
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(sctx), lz_test_log_capture, &log), LZ_OK);
+    pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(!delivered("alice", "wonderland", pull, 600));
+    refused = "refused peer 127.0.0.1 mechanism PLAIN user alice: address not allowed";
+    LZ_TEST_WAIT_UNTIL(lz_test_logged(&log, refused) > 0, 2000);
+    LZ_CHECK(lz_test_logged(&log, refused) > 0);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&sctx);
+}
+
+// A user name of a CURVE key's form is a name: lz_message_peer_key is for
+// CURVE server nodes only (whoami checks it gives NULL).
+LZ_TEST(a_user_named_like_a_key_has_no_key) {
+    const char *name = "0000000000000000000000000000000000000000"; // decodes as Z85
+    write_users(users_file(), (const char *const[]){name, "secret", NULL}, NULL);
+    lz_context_t *sctx = server_context();
+    lz_server_t *srv = lz_server_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(srv, "whoami", whoami, NULL), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(srv), LZ_OK);
+    char got[64];
+    LZ_CHECK_INT(request_as(name, "secret", lz_node_endpoint(lz_server_node(srv)), got, sizeof got, true), LZ_OK);
+    LZ_CHECK_STR(got, name);
+    lz_server_destroy(&srv);
+    lz_context_destroy(&sctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(right_password_gets_in_and_the_handler_sees_the_user), LZ_CASE(reload_drops_a_user),
              LZ_CASE(malformed_users_files_are_refused), LZ_CASE(users_file_lines_and_names),
              LZ_CASE(a_password_holding_a_nul_is_refused), LZ_CASE(curve_beside_plain_is_refused),
              LZ_CASE(a_nodes_side_and_the_clear_text_warning), LZ_CASE(slow_plain_logins_hold_up_no_other_handshake),
              LZ_CASE(destroying_a_context_mid_hash_ends_cleanly),
-             LZ_CASE(pyzmq_plain_client_interop))
+             LZ_CASE(pyzmq_plain_client_interop), LZ_CASE(hashes_crypt_cannot_check_are_refused),
+             LZ_CASE(the_audit_names_the_user_whole), LZ_CASE(a_user_named_like_a_key_has_no_key))

@@ -4,10 +4,15 @@
  * client. Every refusal is seen twice: nothing arrives, and the server's
  * handshake_failures counts it. Peer addresses no connection here can have
  * (link-local, malformed) are put to the ZAP handler directly. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "lz_test.h"
@@ -396,10 +401,141 @@ LZ_TEST(pyzmq_curve_client_interop) {
     lz_context_destroy(&sctx);
 }
 
+// A node's socket has one security for all its endpoints, settled by the
+// first: a later one that would need more is refused, not left without.
+static void second_endpoint_refused(lz_context_t *ctx, char first, char second) {
+    lz_pull_t *pull = lz_pull_new(ctx, NULL);
+    lz_node_t *node = lz_pull_node(pull);
+    LZ_CHECK_INT(first == '@' ? lz_node_bind(node, "tcp://127.0.0.1:*") : lz_node_connect(node, "tcp://127.0.0.1:1"),
+                 LZ_OK);
+    LZ_CHECK_INT(second == '@' ? lz_node_bind(node, "tcp://127.0.0.1:*") : lz_node_connect(node, "tcp://127.0.0.1:1"),
+                 LZ_ESTATE);
+    LZ_CHECK(strstr(lz_last_error(), "use another node") != NULL);
+    lz_pull_destroy(&pull);
+}
+
+LZ_TEST(a_later_endpoint_gets_its_nodes_security_or_is_refused) {
+    lz_test_keypair_t server = lz_test_new_keypair(), alice = lz_test_new_keypair();
+    lz_context_t *curve = context_with("security.curve_secret_key", server.secret_key, "security.authorized_keys",
+                                       alice.public_key);
+    second_endpoint_refused(curve, '>', '@'); // plain by its connect: its bind would take anyone, in clear
+    lz_context_t *allow = context_with("security.allow_addresses", "10.0.0.0/8", NULL, NULL);
+    second_endpoint_refused(allow, '>', '@'); // its bind would take any address
+    lz_context_t *client = client_context(server.public_key);
+    second_endpoint_refused(client, '@', '>'); // its connect would not check the server's key
+    lz_context_t *both = context_with("security.allow_addresses", "10.0.0.0/8", "security.curve_server_key",
+                                      server.public_key);
+    second_endpoint_refused(both, '@', '>'); // judged by the rules, yet its connect would check no key
+
+    // With no security, or access rules only, a node binds and connects as it likes.
+    lz_context_t *plain = context_with(NULL, NULL, NULL, NULL);
+    lz_context_t *audit = context_with("security.audit", "true", NULL, NULL);
+    lz_context_t *free_ones[] = {plain, audit};
+    for (size_t i = 0; i < 2; i++) {
+        lz_pull_t *pull = lz_pull_new(free_ones[i], "tcp://127.0.0.1:*");
+        LZ_CHECK_INT(lz_node_connect(lz_pull_node(pull), "tcp://127.0.0.1:1"), LZ_OK);
+        LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "tcp://127.0.0.1:*"), LZ_OK);
+        LZ_CHECK(lz_test_delivered(plain, pull, 5000));
+        lz_pull_destroy(&pull);
+    }
+    lz_pull_t *pull = lz_pull_new(plain, NULL);
+    LZ_CHECK_INT(lz_node_connect(lz_pull_node(pull), "tcp://127.0.0.1:1"), LZ_OK);
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "tcp://127.0.0.1:*"), LZ_OK);
+    LZ_CHECK(lz_test_delivered(plain, pull, 5000));
+    lz_pull_destroy(&pull);
+    lz_context_t *all[] = {curve, allow, client, both, plain, audit};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lz_context_destroy(&all[i]);
+}
+
+// forged_push connects to port as a ZMTP 3.0 peer of the NULL mechanism
+// whose READY names a "User-Id" of its own, and sends one task: what any
+// peer may do. Returns the socket, to close once the task is in.
+static int forged_push(int port, const char *user_id) {
+    static const char ready[] = "\x05READY\x0bSocket-Type\0\0\0\x04PUSH\x07User-Id\0\0\0";
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    LZ_CHECK_INT(connect(fd, (struct sockaddr *)&to, sizeof to), 0);
+    static const char task[] = "{\"type\":\"t\",\"data\":1}";
+    unsigned char out[256] = {0xff, [9] = 0x7f, 3, 0, 'N', 'U', 'L', 'L'}; // the greeting: 64 bytes
+    size_t n = 64, len = strlen(user_id);
+    out[n++] = 0x04; // a short command
+    size_t body = n++;
+    memcpy(out + n, ready, sizeof ready - 1);
+    n += sizeof ready - 1;
+    out[n++] = (unsigned char)len;
+    memcpy(out + n, user_id, len);
+    n += len;
+    out[body] = (unsigned char)(n - body - 1);
+    LZ_CHECK_INT(send(fd, out, n, MSG_NOSIGNAL), (long)n);
+    // libzmq drops what comes before it has read the greeting: the task
+    // waits for its own.
+    struct timeval wait = {.tv_sec = 5 * LZ_TEST_SLOWDOWN};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    unsigned char in[256];
+    for (ssize_t got = 0, more = 1; got < 64 && more > 0; got += more) more = recv(fd, in, sizeof in, 0);
+    n = 0;
+    out[n++] = 0; // a short message
+    out[n++] = sizeof task - 1;
+    memcpy(out + n, task, sizeof task - 1);
+    n += sizeof task - 1;
+    LZ_CHECK_INT(send(fd, out, n, MSG_NOSIGNAL), (long)n);
+    return fd;
+}
+
+// lz_message_peer_key and _user give what the context's ZAP handler
+// admitted, never what a peer says of itself: libzmq passes a peer's
+// "User-Id" on where no ZAP reply set one (under ZAP, it refuses it).
+LZ_TEST(a_peer_cannot_name_its_own_user_id) {
+    lz_test_keypair_t forged = lz_test_new_keypair();
+    lz_context_t *plain = context_with(NULL, NULL, NULL, NULL);
+    lz_pull_t *pull = lz_pull_new(plain, "tcp://127.0.0.1:*");
+    int fd = forged_push(atoi(strrchr(lz_node_endpoint(lz_pull_node(pull)), ':') + 1), forged.public_key);
+    lz_message_t *msg = lz_pull_recv(pull, 5000);
+    LZ_CHECK(msg != NULL);
+    LZ_CHECK(lz_message_peer_key(msg) == NULL);
+    LZ_CHECK(lz_message_peer_user(msg) == NULL);
+    lz_message_destroy(&msg);
+    close(fd);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&plain);
+}
+
+// A keys file must be a regular file: a FIFO would hold the context's
+// creation until some writer came, /dev/zero fill memory. A binary file's
+// bytes are shown escaped.
+LZ_TEST(a_keys_file_that_is_not_a_regular_file_is_refused) {
+    lz_test_keypair_t server = lz_test_new_keypair();
+    char ep[256], fifo[300], path[300];
+    lz_test_ipc_endpoint(ep, sizeof ep); // its private directory
+    snprintf(fifo, sizeof fifo, "%s.fifo", ep + strlen("ipc://"));
+    LZ_CHECK_INT(mkfifo(fifo, 0600), 0);
+    lz_config_t *cfg = LZ_TEST_CONFIG("zmq.linger=0");
+    LZ_CHECK_INT(lz_config_set(cfg, "security.curve_secret_key", server.secret_key), LZ_OK);
+    const char *paths[] = {fifo, "/dev/zero", "/tmp"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        int64_t start = lz_test_now_ms();
+        LZ_CHECK_INT(lz_config_set(cfg, "security.authorized_keys_file", paths[i]), LZ_OK);
+        LZ_CHECK(lz_context_new(cfg) == NULL);
+        LZ_CHECK_INT(lz_last_error_code(), LZ_ECONFIG);
+        LZ_CHECK(strstr(lz_last_error(), "not a regular file") != NULL);
+        LZ_CHECK(lz_test_now_ms() - start < 2000);
+    }
+    unlink(fifo);
+    snprintf(path, sizeof path, "%s.keys", ep + strlen("ipc://"));
+    lz_test_replace_file(path, "\x1b[31mred\\\x7f\n");
+    LZ_CHECK_INT(lz_config_set(cfg, "security.authorized_keys_file", path), LZ_OK);
+    LZ_CHECK(lz_context_new(cfg) == NULL);
+    LZ_CHECK(strstr(lz_last_error(), "'\\x1b[31mred\\x5c\\x7f'") != NULL);
+    unlink(path);
+    lz_config_destroy(&cfg);
+}
+
 LZ_TEST_MAIN(LZ_CASE(keys_are_z85_pairs), LZ_CASE(config_checks_security_keys),
              LZ_CASE(authorized_keys_file_is_read_and_checked), LZ_CASE(address_rules_judge_every_peer_address),
              LZ_CASE(long_lines_of_a_keys_file_are_read_whole),
              LZ_CASE(curve_traffic_flows_and_plain_peers_are_refused), LZ_CASE(wrong_server_key_is_refused),
              LZ_CASE(authorized_keys_admit_refuse_and_audit), LZ_CASE(address_rules_admit_and_refuse),
              LZ_CASE(first_endpoint_settles_a_nodes_side), LZ_CASE(node_keys_override_the_contexts),
-             LZ_CASE(pyzmq_curve_client_interop))
+             LZ_CASE(pyzmq_curve_client_interop), LZ_CASE(a_later_endpoint_gets_its_nodes_security_or_is_refused),
+             LZ_CASE(a_peer_cannot_name_its_own_user_id), LZ_CASE(a_keys_file_that_is_not_a_regular_file_is_refused))

@@ -59,8 +59,10 @@ const void *lz_message_payload(const lz_message_t *msg, size_t *size);
 // lz_message_peer_key: the Z85 CURVE public key of the client that sent
 // msg, as the context's ZAP handler admitted it (docs/security.md), so a
 // handler can decide per client. NULL when msg did not come through a CURVE
-// server node (PLAIN, plain or inproc peers, messages made locally).
-// Borrowed from the message.
+// server node (PLAIN, GSSAPI, plain or inproc peers, messages made
+// locally): a "User-Id" a peer names itself in its handshake, which libzmq
+// passes on where no ZAP reply set one, counts for nothing. Borrowed from
+// the message.
 const char *lz_message_peer_key(const lz_message_t *msg);
 
 // lz_message_peer_user: who the context's ZAP handler admitted as the
@@ -68,8 +70,8 @@ const char *lz_message_peer_key(const lz_message_t *msg);
 // logged in with on a PLAIN server node, the Kerberos principal
 // ("alice@EXAMPLE.COM") of a client of a GSSAPI server node, or the key
 // lz_message_peer_key gives on a CURVE server node. NULL for peers that
-// were not authenticated and for messages made locally. Borrowed from the
-// message.
+// were not authenticated (a "User-Id" of the peer's own naming is not
+// believed) and for messages made locally. Borrowed from the message.
 const char *lz_message_peer_user(const lz_message_t *msg);
 
 // lz_message_envelope: the decoded envelope object of a task or request

@@ -29,7 +29,10 @@
  * lz_message_peer_user its PLAIN user name or GSSAPI principal, so
  * handlers can decide per client.
  * A node's side is settled by its first bind or connect: a CURVE server
- * cannot then connect, nor a CURVE client bind (LZ_ESTATE). Security covers
+ * cannot then connect, nor a CURVE client bind (LZ_ESTATE). So is its
+ * security, for every endpoint: one that would need other security (a
+ * bind where a first connect left the node plain, a connect where a first
+ * bind did and curve_server_key is set) fails with LZ_ESTATE. Security covers
  * tcp and ipc; inproc stays inside the process and is never encrypted.
  * Refused and failed handshakes count in each node's handshake_failures.
  *

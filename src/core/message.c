@@ -14,6 +14,7 @@
 #include "core/envelope.h"
 #include "core/error.h"
 #include "core/node.h"
+#include "core/security.h"
 #include "core/thread_object.h"
 #include "serial/registry.h"
 
@@ -159,21 +160,25 @@ int lz_message_attempt(const lz_message_t *msg) { return msg ? msg->retries + 1 
 
 const lz_value_t *lz_message_value(const lz_message_t *msg) { return msg ? msg->value : NULL; }
 
-const char *lz_message_peer_user(const lz_message_t *msg) {
-    if (!msg || !msg->has_payload) return NULL;
-    // The ZAP handler's user id: the client's CURVE key or PLAIN user name.
+// vouched_user: the ZAP handler's user id for msg's sender (the client's
+// CURVE key, PLAIN user name or GSSAPI principal) and the mechanism it
+// admitted it by; NULL when it judged no such peer. A peer's own metadata
+// may name a "User-Id" too: without the handler's word it counts for nothing.
+static const char *vouched_user(const lz_message_t *msg, const char **mechanism) {
+    if (!msg || !msg->has_payload || !(*mechanism = lz__security_vouched(&msg->payload))) return NULL;
     // libzmq gives every frame of a connection that connection's properties.
     const char *user = zmq_msg_gets((zmq_msg_t *)&msg->payload, "User-Id");
     return user && *user ? user : NULL;
 }
 
+const char *lz_message_peer_user(const lz_message_t *msg) {
+    const char *mechanism;
+    return vouched_user(msg, &mechanism);
+}
+
 const char *lz_message_peer_key(const lz_message_t *msg) {
-    // A PLAIN user id is a name: a key is 40 Z85 characters that decode.
-    // (The users file's names are the administrator's, who would not give
-    // one a CURVE key's form.)
-    const char *user = lz_message_peer_user(msg);
-    uint8_t raw[32];
-    return user && strlen(user) == 40 && zmq_z85_decode(raw, user) ? user : NULL;
+    const char *mechanism, *user = vouched_user(msg, &mechanism);
+    return user && strcmp(mechanism, "CURVE") == 0 ? user : NULL;
 }
 
 const void *lz_message_payload(const lz_message_t *msg, size_t *size) {

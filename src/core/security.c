@@ -12,16 +12,21 @@
 #include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "core/eintr.h"
+#include "core/envelope.h"
 #include "core/error.h"
 #include "core/node.h"
 #include "core/sockopt.h"
@@ -234,10 +239,41 @@ static int add_authorized(const char *item, void *arg) {
 
 static int compare_keys(const void *a, const void *b) { return memcmp(a, b, KEY_BYTES); }
 
+size_t lz__security_escape(const void *data, size_t size, char *out, size_t out_size) {
+    static const char digits[] = "0123456789abcdef";
+    size_t used = 0;
+    for (const unsigned char *p = data, *end = p + size; p < end && used + 5 <= out_size; p++) {
+        if (*p >= 0x20 && *p < 0x7f && *p != '\\') { // ASCII, whatever the locale
+            out[used++] = (char)*p;
+            continue;
+        }
+        memcpy(out + used, "\\x", 2);
+        out[used + 2] = digits[*p >> 4];
+        out[used + 3] = digits[*p & 15];
+        used += 4;
+    }
+    if (out_size) out[used] = '\0';
+    return used;
+}
+
+// open_regular opens path for reading, a regular file only: a FIFO would
+// hold the caller until a writer came, a device (/dev/zero) never end.
+// O_NONBLOCK keeps the open itself from waiting for a FIFO's writer.
+static FILE *open_regular(const char *key, const char *path) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    int err = fd < 0 ? errno : fstat(fd, &st) != 0 ? errno : S_ISREG(st.st_mode) ? 0 : -1;
+    FILE *file = err == 0 && fcntl(fd, F_SETFL, 0) == 0 ? fdopen(fd, "r") : NULL;
+    if (file) return file;
+    if (err == 0) err = errno;
+    if (fd >= 0) close(fd);
+    if (err == ENOMEM) return lz__fail_null(LZ_ENOMEM, "security: out of memory");
+    return lz__fail_null(LZ_ECONFIG, "config: %s %s: %s", key, path, err < 0 ? "not a regular file" : strerror(err));
+}
+
 int lz__security_read_lines(const char *key, const char *path, lz_line_fn fn, void *arg) {
-    FILE *file = fopen(path, "r");
-    if (!file && errno == ENOMEM) return lz__fail(LZ_ENOMEM, "security: out of memory");
-    if (!file) return lz__fail(LZ_ECONFIG, "config: %s %s: %s", key, path, strerror(errno));
+    FILE *file = open_regular(key, path);
+    if (!file) return lz_last_error_code();
     // Whole lines, however long: a line read in pieces would make a long
     // comment's tail a line of its own (a key, commented out, taken in).
     char *line = NULL, why[256];
@@ -268,7 +304,9 @@ int lz__security_read_lines(const char *key, const char *path, lz_line_fn fn, vo
 static int authorized_line(void *sec, char *text, char *why, size_t why_size) {
     text[strcspn(text, " \t")] = '\0';
     int rc = add_authorized(text, sec);
-    if (rc == LZ_EINVAL) snprintf(why, why_size, "not a 40-character Z85 key: '%.60s'", text);
+    char shown[60 * 4 + 1]; // a binary file's bytes, escaped
+    lz__security_escape(text, strnlen(text, 60), shown, sizeof shown);
+    if (rc == LZ_EINVAL) snprintf(why, why_size, "not a 40-character Z85 key: '%s'", shown);
     return rc;
 }
 
@@ -283,20 +321,112 @@ static int compare_users(const void *a, const void *b) {
     return strcmp(((const plain_user_t *)a)->name, ((const plain_user_t *)b)->name);
 }
 
+// same_text compares in a time that depends on the lengths only, so a
+// hash's first bytes cannot be found by timing.
+static bool same_text(const char *a, const char *b) {
+    size_t len = strlen(a);
+    if (len != strlen(b)) return false;
+    volatile unsigned char diff = 0;
+    for (size_t i = 0; i < len; i++) diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+// same_form: computed, a hash made with hash as its setting, kept that
+// setting (all up to its last '$'), which crypt(3) rewrites when it cannot
+// use it as it is (a round count clamped, a salt cut).
+static bool same_form(const char *computed, const char *hash) {
+    size_t setting = (size_t)(strrchr(hash, '$') - hash) + 1;
+    return strncmp(computed, hash, setting) == 0;
+}
+
+// What crypt_compare finds.
+enum { CRYPT_FAILED = -2, CRYPT_NO_MEMORY = -1, CRYPT_DIFFERS = 0, CRYPT_MATCHES = 1 };
+
+// crypt_once hashes password with hash's method, parameters and salt,
+// and compares the result with hash. A result whose setting (all up to its
+// last '$') is not the stored one is a hash crypt(3) cannot use as it is
+// (a round count clamped, a salt cut): no password could match it.
+static int crypt_once(const char *password, const char *hash) {
+    struct crypt_data *data = calloc(1, sizeof *data); // 32 KiB: not for the stack
+    if (!data) return CRYPT_NO_MEMORY;
+    errno = 0;
+    const char *computed = crypt_r(password, hash, data); // its failure token starts with '*'
+    int found = !computed || computed[0] == '*' ? (errno == ENOMEM ? CRYPT_NO_MEMORY : CRYPT_FAILED)
+                : !same_form(computed, hash)    ? CRYPT_FAILED
+                : same_text(computed, hash)     ? CRYPT_MATCHES
+                                                : CRYPT_DIFFERS;
+    explicit_bzero(data, sizeof *data);
+    free(data);
+    return found;
+}
+
+// crypt_compare is crypt_once, tried again when crypt(3) failed: yescrypt
+// reports memory it could not get as EINVAL, as it does a hash it cannot
+// use. Only the hash's failure comes back every time.
+static int crypt_compare(const char *password, const char *hash) {
+    int found = crypt_once(password, hash);
+    return found == CRYPT_FAILED ? crypt_once(password, hash) : found;
+}
+
+#define CRYPT_ALPHABET "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// crypt_field passes [./0-9A-Za-z]{min,max} at p and then `then` ('\0': the
+// end); NULL when that is not what is there.
+static const char *crypt_field(const char *p, size_t min, size_t max, char then) {
+    size_t n = strspn(p, CRYPT_ALPHABET);
+    return n >= min && n <= max && p[n] == then ? p + n + (then != '\0') : NULL;
+}
+
+// decimal_in passes decimal digits at p (no leading 0) worth lo..hi, then '$'.
+static const char *decimal_in(const char *p, unsigned long lo, unsigned long hi) {
+    size_t n = strspn(p, "0123456789");
+    if (n == 0 || n > 10 || (p[0] == '0' && n > 1) || p[n] != '$') return NULL;
+    unsigned long v = strtoul(p, NULL, 10);
+    return v >= lo && v <= hi ? p + n + 1 : NULL;
+}
+
+// settings_usable: hash's method parameters are ones crypt(3) takes as
+// they are, for the methods whose parameters crypt_checksalt does not
+// read. Else no password would ever match: crypt fails on a bcrypt cost
+// out of 4..31, and clamps a sha-crypt round count out of 1000..999999999
+// or cuts its salt past 16 characters, hashing with other settings than
+// the stored ones. Checked by reading them, not by hashing (a bcrypt hash
+// of cost 12 takes a quarter of a second: a file of them would take
+// minutes to load). Other methods keep their shape checks; crypt failing on
+// one at a login refuses it with an ERROR naming the user.
+static bool settings_usable(const char *hash) {
+    const char *p;
+    if (hash[1] == '2' && strchr("abxy", hash[2]) && hash[3] == '$') { // bcrypt: $2b$NN$, salt and digest
+        bool two_digits = hash[4] >= '0' && hash[4] <= '9' && hash[5] >= '0' && hash[5] <= '9' && hash[6] == '$';
+        int cost = two_digits ? (hash[4] - '0') * 10 + (hash[5] - '0') : 0;
+        return cost >= 4 && cost <= 31 && crypt_field(hash + 7, 53, 53, '\0');
+    }
+    if ((hash[1] == '5' || hash[1] == '6') && hash[2] == '$') { // sha-crypt: $6$[rounds=N$]salt$digest
+        p = hash + 3;
+        if (strncmp(p, "rounds=", 7) == 0 && !(p = decimal_in(p + 7, 1000, 999999999))) return false;
+        p = crypt_field(p, 1, 16, '$');
+        return p && crypt_field(p, hash[1] == '6' ? 86 : 43, hash[1] == '6' ? 86 : 43, '\0');
+    }
+    if (strncmp(hash, "$y$", 3) == 0 || strncmp(hash, "$gy$", 4) == 0) { // yescrypt: $y$params$salt$digest
+        p = crypt_field(hash + (hash[1] == 'g' ? 4 : 3), 1, 64, '$');
+        p = p ? crypt_field(p, 1, 86, '$') : NULL;
+        return p && crypt_field(p, 43, 43, '\0');
+    }
+    return true;
+}
+
 // usable_hash: a crypt(3) hash libxcrypt can check and that is not weak.
 // A '$' first rules out a password stored as it is and the DES hashes
-// (crypt_checksalt calls those legacy; MD5's $1$ too). crypt_checksalt
-// reads the method and its parameters only: the hash must have its shape
-// too, $method$...$salt$digest (no digest, no match ever). Hashing each
-// line to check it would cost a yescrypt run per user at every load. '='
+// (crypt_checksalt calls those legacy; MD5's $1$ too). The hash must have
+// its shape too, $method$...$salt$digest (no digest, no match ever). '='
 // is for sha512crypt's cost, $6$rounds=N$salt$digest.
 static bool usable_hash(const char *hash) {
-    static const char alphabet[] = "$./=0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static const char alphabet[] = "$=" CRYPT_ALPHABET;
     size_t dollars = 0;
     for (const char *p = hash; *p; p++) dollars += *p == '$';
     const char *digest = strrchr(hash, '$');
     return hash[0] == '$' && strspn(hash, alphabet) == strlen(hash) && dollars >= 3 && digest && digest[1] &&
-           crypt_checksalt(hash) == CRYPT_SALT_OK;
+           crypt_checksalt(hash) == CRYPT_SALT_OK && settings_usable(hash);
 }
 
 static int add_user(lz_security_t *sec, const char *name, const char *hash) {
@@ -431,7 +561,9 @@ static const char *mode_name(lz_secure_mode_t mode) {
     case LZ_SECURE_PLAIN_SERVER: return "a PLAIN server (it binds)";
     case LZ_SECURE_GSSAPI_SERVER: return "a GSSAPI server (it binds)";
     case LZ_SECURE_GSSAPI_CLIENT: return "a GSSAPI client (it connects)";
-    default: return "a PLAIN client (it connects)";
+    case LZ_SECURE_PLAIN_CLIENT: return "a PLAIN client (it connects)";
+    case LZ_SECURE_ZAP: return "a node whose peers the access rules judge (no encryption)";
+    default: return "a plain node (no security)";
     }
 }
 
@@ -461,6 +593,15 @@ static int node_keys(lz_node_security_t *node) {
     return lz_curve_public_key(node->public_key, node->secret_key);
 }
 
+// mode_needed: the mode an endpoint on side would settle node in, were it
+// its first; node is left as it is.
+static lz_secure_mode_t mode_needed(const lz_security_t *policy, const lz_node_security_t *node, char side) {
+    lz_node_security_t scratch = *node;
+    lz_secure_mode_t mode = mode_for(policy, &scratch, side);
+    explicit_bzero(&scratch, sizeof scratch); // a PLAIN password's copy
+    return mode;
+}
+
 int lz__security_settle(const lz_security_t *policy, lz_node_security_t *node, char side, const char *name) {
     if (node->mode == LZ_SECURE_UNSET) {
         node->mode = mode_for(policy, node, side);
@@ -474,7 +615,15 @@ int lz__security_settle(const lz_security_t *policy, lz_node_security_t *node, c
     if (sided && lz__security_mode_server(node->mode) != (side == '@'))
         return lz__fail(LZ_ESTATE, "%s: it is %s, so it cannot %s: use another node for that endpoint", name,
                         mode_name(node->mode), side == '@' ? "bind" : "connect");
-    return LZ_OK;
+    if (sided) return LZ_OK;
+    // A plain or ZAP-judged socket stays so: an endpoint that needs more
+    // (encryption, access rules, a server key checked) would go without.
+    // A ZAP-judged one may take an endpoint that needs nothing: still judged.
+    lz_secure_mode_t needed = mode_needed(policy, node, side);
+    if (needed == node->mode || (needed == LZ_SECURE_NONE && node->mode == LZ_SECURE_ZAP)) return LZ_OK;
+    return lz__fail(LZ_ESTATE, "%s: its first endpoint made it %s; %s here would need %s: use another node for "
+                    "that endpoint", name, mode_name(node->mode), side == '@' ? "binding" : "connecting",
+                    mode_name(needed));
 }
 
 bool lz__security_gssapi_leaks(const lz_node_security_t *node) {
@@ -490,12 +639,26 @@ static int set_text(void *socket, int option, const char *text) {
     return zmq_setsockopt(socket, option, text, strlen(text));
 }
 
+// A libzmq built without its draft API still takes the option (4.3.4).
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
+
+// zap_domain has libzmq ask the ZAP handler about every peer of socket.
+// Enforced: were no handler bound, libzmq would admit them unasked (its
+// default, for compatibility), not refuse them. A libzmq without the
+// option keeps its default: the context binds the handler before any node.
+static int zap_domain(void *socket) {
+    (void)lz__sockopt_int(socket, ZMQ_ZAP_ENFORCE_DOMAIN, 1);
+    return set_text(socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN);
+}
+
 int lz__security_apply(const lz_node_security_t *node, void *socket) {
     int rc = 0;
     switch (node->mode) {
     case LZ_SECURE_CURVE_SERVER:
         rc = lz__sockopt_int(socket, ZMQ_CURVE_SERVER, 1) |
-             set_text(socket, ZMQ_CURVE_SECRETKEY, node->secret_key) | set_text(socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN);
+             set_text(socket, ZMQ_CURVE_SECRETKEY, node->secret_key) | zap_domain(socket);
         break;
     case LZ_SECURE_CURVE_CLIENT:
         rc = set_text(socket, ZMQ_CURVE_SERVERKEY, node->server_key) |
@@ -503,20 +666,20 @@ int lz__security_apply(const lz_node_security_t *node, void *socket) {
              set_text(socket, ZMQ_CURVE_SECRETKEY, node->secret_key);
         break;
     case LZ_SECURE_PLAIN_SERVER:
-        rc = lz__sockopt_int(socket, ZMQ_PLAIN_SERVER, 1) | set_text(socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN);
+        rc = lz__sockopt_int(socket, ZMQ_PLAIN_SERVER, 1) | zap_domain(socket);
         break;
     case LZ_SECURE_PLAIN_CLIENT:
         rc = set_text(socket, ZMQ_PLAIN_USERNAME, node->plain_username) |
              set_text(socket, ZMQ_PLAIN_PASSWORD, node->plain_password);
         break;
     case LZ_SECURE_GSSAPI_SERVER:
-        rc = lz__gssapi_apply(&node->gssapi, true, socket) | set_text(socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN);
+        rc = lz__gssapi_apply(&node->gssapi, true, socket) | zap_domain(socket);
         break;
     case LZ_SECURE_GSSAPI_CLIENT:
         rc = lz__gssapi_apply(&node->gssapi, false, socket);
         break;
     case LZ_SECURE_ZAP:
-        rc = set_text(socket, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN);
+        rc = zap_domain(socket);
         break;
     default:
         break;
@@ -609,8 +772,10 @@ typedef struct {
     char mechanism[16];
     char key[LZ_CURVE_KEY_SIZE];         // a CURVE client's, Z85
     char user[LZ_PLAIN_TEXT_MAX + 1];    // a PLAIN client's name, as it gave it, or a GSSAPI client's principal
+    bool named;                          // user is a PLAIN name or GSSAPI principal (its frame, whole, is audited)
     const char *refusal;                 // why it is refused, NULL to admit
     bool unjudged;                       // refused because judging it ran out of memory: status 500, not 400
+    const char *uncheckable;             // the user whose hash crypt(3) failed on, NULL when none did
 } zap_case_t;
 
 struct lz_zap_request {
@@ -620,7 +785,7 @@ struct lz_zap_request {
     size_t count;
     lz_security_t *policy; // the reference it is judged by
     zap_case_t c;
-    const char *hash; // a PLAIN password's to check against (the policy's), NULL when none is due
+    const plain_user_t *hashed; // whose hash a PLAIN password is to be checked against (the policy's), or NULL
     bool known;       // the PLAIN user is in the users file
 };
 
@@ -663,29 +828,6 @@ void lz__zap_request_free(lz_zap_request_t **req_p) {
     lz__security_destroy(&req->policy);
     free(req);
     *req_p = NULL;
-}
-
-// same_text compares in a time that depends on the lengths only, so a
-// hash's first bytes cannot be found by timing.
-static bool same_text(const char *a, const char *b) {
-    size_t len = strlen(a);
-    if (len != strlen(b)) return false;
-    volatile unsigned char diff = 0;
-    for (size_t i = 0; i < len; i++) diff |= (unsigned char)(a[i] ^ b[i]);
-    return diff == 0;
-}
-
-// password_check hashes password with the stored hash's method and salt:
-// 1 when it matches, 0 when not, -1 when memory for the hash ran out.
-static int password_check(const char *password, const char *hash) {
-    struct crypt_data *data = calloc(1, sizeof *data); // 32 KiB: not for the stack
-    if (!data) return -1;
-    errno = 0;
-    const char *computed = crypt_r(password, hash, data); // its failure token starts with '*'
-    int matches = computed && computed[0] != '*' ? same_text(computed, hash) : errno == ENOMEM ? -1 : 0;
-    explicit_bzero(data, sizeof *data);
-    free(data);
-    return matches;
 }
 
 // ipc_peer: an ipc peer's address as libzmq gives it, "localhost" (what
@@ -743,12 +885,11 @@ static const char *judge_plain(lz_zap_request_t *req) {
     if (req->count <= ZAP_PASSWORD || zmq_msg_size(&frames[ZAP_CREDENTIAL]) > LZ_PLAIN_TEXT_MAX ||
         zmq_msg_size(&frames[ZAP_PASSWORD]) > LZ_PLAIN_TEXT_MAX)
         return "malformed ZAP request";
-    lz__msg_text(&frames[ZAP_CREDENTIAL], req->c.user, sizeof req->c.user);
     if (!policy->users_set) return "mechanism not supported";
     const plain_user_t *user = find_user(policy, req->c.user);
     req->known = user && no_nul(&frames[ZAP_CREDENTIAL]) && no_nul(&frames[ZAP_PASSWORD]);
-    req->hash = req->known ? user->hash : policy->user_count ? policy->users[0].hash : NULL;
-    return req->hash ? NULL : PLAIN_REFUSAL;
+    req->hashed = req->known ? user : policy->user_count ? &policy->users[0] : NULL;
+    return req->hashed ? NULL : PLAIN_REFUSAL;
 }
 
 // judge_gssapi checks the principal the KDC vouched for (libzmq has
@@ -756,9 +897,21 @@ static const char *judge_plain(lz_zap_request_t *req) {
 static const char *judge_gssapi(lz_zap_request_t *req) {
     zmq_msg_t *principal = &req->frames[ZAP_CREDENTIAL];
     if (req->count <= ZAP_CREDENTIAL || zmq_msg_size(principal) > LZ_GSSAPI_NAME_MAX) return "malformed ZAP request";
-    lz__msg_text(principal, req->c.user, sizeof req->c.user);
     if (!lz__gssapi_server(req->policy->gssapi)) return "mechanism not supported";
     return no_nul(principal) && lz__gssapi_admits(req->policy->gssapi, req->c.user) ? NULL : "principal not allowed";
+}
+
+// note_credential reads who the peer says it is before any rule judges
+// it, for the audit: a CURVE key, a PLAIN user name or a GSSAPI principal.
+static void note_credential(lz_zap_request_t *req) {
+    zap_case_t *c = &req->c;
+    zmq_msg_t *frame = &req->frames[ZAP_CREDENTIAL];
+    if (req->count <= ZAP_CREDENTIAL) return;
+    if (strcmp(c->mechanism, "CURVE") == 0 && zmq_msg_size(frame) == KEY_BYTES)
+        zmq_z85_encode(c->key, zmq_msg_data(frame), KEY_BYTES);
+    bool named = strcmp(c->mechanism, "PLAIN") == 0 || strcmp(c->mechanism, "GSSAPI") == 0;
+    c->named = named && zmq_msg_size(frame) < sizeof c->user;
+    if (c->named) lz__msg_text(frame, c->user, sizeof c->user);
 }
 
 static const char *judge(lz_zap_request_t *req) {
@@ -772,14 +925,13 @@ static const char *judge(lz_zap_request_t *req) {
     lz__msg_text(&frames[ZAP_MECHANISM], c->mechanism, sizeof c->mechanism);
     if (zmq_msg_size(&frames[ZAP_ADDRESS]) >= sizeof c->address || !no_nul(&frames[ZAP_ADDRESS]))
         return "malformed ZAP request";
+    note_credential(req);
     const char *refusal = address_refusal(policy, c->address);
     if (refusal) return refusal;
     if (strcmp(c->mechanism, "CURVE") == 0) {
         if (req->count <= ZAP_CREDENTIAL || zmq_msg_size(&frames[ZAP_CREDENTIAL]) != KEY_BYTES)
             return "malformed ZAP request";
-        const uint8_t *key = zmq_msg_data(&frames[ZAP_CREDENTIAL]);
-        zmq_z85_encode(c->key, key, KEY_BYTES);
-        return key_refusal(policy, key);
+        return key_refusal(policy, zmq_msg_data(&frames[ZAP_CREDENTIAL]));
     }
     if (strcmp(c->mechanism, "PLAIN") == 0) return judge_plain(req);
     if (strcmp(c->mechanism, "GSSAPI") == 0) return judge_gssapi(req);
@@ -791,21 +943,22 @@ bool lz__zap_judge(lz_zap_request_t *req, lz_security_t *policy) {
     req->policy = policy;
     req->c.mechanism[0] = '?';
     req->c.refusal = judge(req);
-    if (req->c.refusal) req->hash = NULL;
-    return req->hash != NULL;
+    if (req->c.refusal) req->hashed = NULL;
+    return req->hashed != NULL;
 }
 
 void lz__zap_hash(lz_zap_request_t *req) {
     char password[LZ_PLAIN_TEXT_MAX + 1];
     lz__msg_text(&req->frames[ZAP_PASSWORD], password, sizeof password);
-    int matches = password_check(password, req->hash);
+    int found = crypt_compare(password, req->hashed->hash);
     explicit_bzero(password, sizeof password);
     // Out of memory, the password was not checked: not a wrong password.
-    req->c.unjudged = matches < 0;
+    req->c.unjudged = found == CRYPT_NO_MEMORY;
+    req->c.uncheckable = found == CRYPT_FAILED ? req->hashed->name : NULL;
     req->c.refusal = req->c.unjudged ? "out of memory to check the password"
-                     : req->known && matches ? NULL
-                                             : PLAIN_REFUSAL;
-    req->hash = NULL;
+                     : req->known && found == CRYPT_MATCHES ? NULL
+                                                            : PLAIN_REFUSAL;
+    req->hashed = NULL;
 }
 
 /* ---- live connections, judged again after a reload (revoke.c) ---------------------- */
@@ -886,6 +1039,45 @@ static void send_text(void *zap, const char *text, int flags) {
 
 static bool refused_gssapi(const zap_case_t *c) { return c->refusal && strcmp(c->mechanism, "GSSAPI") == 0; }
 
+/* ---- what the ZAP handler vouched for ---------------------------------------------- */
+
+// A peer's ZMTP metadata (its READY) may name any property, "User-Id"
+// too, and libzmq passes it on with each message where no ZAP reply set it
+// first: on a node with no ZAP domain, a client's. So each admission
+// carries, as ZAP metadata (which libzmq keeps before the peer's, and
+// never sends), this mark: a secret no peer can know, then the mechanism.
+#define ZAP_MARK "X-Liberzmq-ZAP"
+#define ZAP_SECRET_SIZE 37
+static char zap_secret[ZAP_SECRET_SIZE]; // "" when the kernel gave no randomness: nothing is vouched for
+static pthread_once_t zap_secret_once = PTHREAD_ONCE_INIT;
+
+static void zap_secret_make(void) {
+    if (lz__uuid4_secret(zap_secret) != LZ_OK) zap_secret[0] = '\0';
+}
+
+// zap_mark writes the metadata (ZMTP properties, RFC 27) of an admission
+// under mechanism into out: its size, 0 for none.
+static size_t zap_mark(const char *mechanism, char out[static 96]) {
+    pthread_once(&zap_secret_once, zap_secret_make);
+    if (!*zap_secret) return 0;
+    char value[ZAP_SECRET_SIZE + sizeof ((zap_case_t *)0)->mechanism];
+    int len = snprintf(value, sizeof value, "%s %s", zap_secret, mechanism);
+    size_t name = strlen(ZAP_MARK);
+    out[0] = (char)name;
+    memcpy(out + 1, ZAP_MARK, name);
+    uint32_t be = htonl((uint32_t)len);
+    memcpy(out + 1 + name, &be, 4);
+    memcpy(out + 5 + name, value, (size_t)len);
+    return 5 + name + (size_t)len;
+}
+
+const char *lz__security_vouched(const zmq_msg_t *frame) {
+    pthread_once(&zap_secret_once, zap_secret_make);
+    const char *mark = zmq_msg_gets((zmq_msg_t *)frame, ZAP_MARK);
+    size_t len = strlen(zap_secret);
+    return len && mark && strncmp(mark, zap_secret, len) == 0 && mark[len] == ' ' ? mark + len + 1 : NULL;
+}
+
 // reply answers through the request's route with the request's id; the
 // user id is the CURVE key or the PLAIN user name, so a message's "User-Id"
 // property (zmq_msg_gets) names the client that sent it. A route whose
@@ -903,7 +1095,10 @@ static void reply(void *zap, lz_zap_request_t *req) {
     send_text(zap, c->unjudged ? "500" : c->refusal ? "400" : "200", ZMQ_SNDMORE); // RFC 27's status codes
     send_text(zap, c->refusal ? c->refusal : "OK", ZMQ_SNDMORE);
     send_text(zap, c->refusal ? "" : *c->user ? c->user : c->key, ZMQ_SNDMORE);
-    send_text(zap, refused_gssapi(c) ? GSSAPI_REFUSAL_METADATA : "", 0);
+    char mark[96];
+    size_t mark_size = c->refusal ? 0 : zap_mark(c->mechanism, mark);
+    if (refused_gssapi(c)) send_text(zap, GSSAPI_REFUSAL_METADATA, 0);
+    else LZ_EINTR_RESTART(rc, zmq_send(zap, mark, mark_size, 0));
 }
 
 const char *lz__security_credential_label(const char *mechanism) {
@@ -911,15 +1106,19 @@ const char *lz__security_credential_label(const char *mechanism) {
     return strcmp(mechanism, "PLAIN") == 0 ? "user" : "key";
 }
 
-// audit logs the decision with the CURVE key or the PLAIN user name (as
-// the peer sent it: printable only, it may be anything), never a password.
-static void audit(lz_logger_t *logger, const lz_security_t *policy, zap_case_t *c) {
-    if (!policy->audit) return;
+// audit logs the decision with the CURVE key, the PLAIN user name or the
+// GSSAPI principal (as the peer sent it, whole, escaped: it may be
+// anything, a NUL within), never a password.
+static void audit(lz_logger_t *logger, const lz_zap_request_t *req) {
+    const zap_case_t *c = &req->c;
+    if (!req->policy->audit) return;
+    char name[LZ_PLAIN_TEXT_MAX * 4 + 1];
+    if (c->named) {
+        zmq_msg_t *frame = (zmq_msg_t *)&req->frames[ZAP_CREDENTIAL];
+        lz__security_escape(zmq_msg_data(frame), zmq_msg_size(frame), name, sizeof name);
+    }
     const char *what = lz__security_credential_label(c->mechanism);
-    if (*c->user && strcmp(what, "key") == 0) what = "user"; // a user id under another mechanism
-    for (char *p = c->user; *p; p++)
-        if (!isprint((unsigned char)*p)) *p = '?';
-    const char *who = *c->user ? c->user : *c->key ? c->key : "-";
+    const char *who = c->named && *name ? name : *c->key ? c->key : "-";
     const char *address = *c->address ? c->address : "(no address)";
     if (c->refusal)
         LZ_LOG(logger, LZ_LOG_WARNING, "audit", "refused peer %s mechanism %s %s %s: %s", address, c->mechanism, what,
@@ -928,10 +1127,22 @@ static void audit(lz_logger_t *logger, const lz_security_t *policy, zap_case_t *
         LZ_LOG(logger, LZ_LOG_INFO, "audit", "admitted peer %s mechanism %s %s %s", address, c->mechanism, what, who);
 }
 
+// uncheckable logs a PLAIN user whose hash crypt(3) failed on when a
+// password came: every login as that user fails (a hash the load took, a
+// crypt(3) that changed since).
+static void uncheckable(lz_logger_t *logger, const zap_case_t *c) {
+    if (!c->uncheckable) return;
+    char name[LZ_PLAIN_TEXT_MAX * 4 + 1];
+    lz__security_escape(c->uncheckable, strlen(c->uncheckable), name, sizeof name);
+    LZ_LOG(logger, LZ_LOG_ERROR, "security", "security.plain_users_file: crypt(3) cannot check the hash of user %s: "
+           "its logins fail (see lz passwd)", name);
+}
+
 void lz__zap_answer(lz_zap_request_t **req_p, void *router, lz_logger_t *logger) {
     lz_zap_request_t *req = *req_p;
     reply(router, req);
-    audit(logger, req->policy, &req->c); // after the reply: it may make the name printable
+    audit(logger, req);
+    uncheckable(logger, &req->c);
     lz__zap_request_free(req_p);
 }
 

@@ -6,6 +6,7 @@
 #define LZ_CORE_SECURITY_H
 
 #include <stdbool.h>
+#include <zmq.h>
 
 #include "core/gssapi.h"
 #include "liberzmq/config.h"
@@ -23,6 +24,12 @@ typedef struct lz_security lz_security_t;
 // and principals files.
 typedef int (*lz_line_fn)(void *arg, char *text, char *why, size_t why_size);
 int lz__security_read_lines(const char *key, const char *path, lz_line_fn fn, void *arg);
+
+// lz__security_escape writes size bytes at data into out (out_size bytes,
+// NUL-terminated) as text for a log or an error: printable bytes as they
+// are, others and backslashes as \xNN. It stops at a byte out has no room
+// for: 4 bytes a byte and the NUL show them all. Returns the length written.
+size_t lz__security_escape(const void *data, size_t size, char *out, size_t out_size);
 
 typedef struct lz_security_settings {
     const char *curve_secret_key, *curve_server_key;
@@ -110,8 +117,10 @@ bool lz__security_gssapi_leaks(const lz_node_security_t *node);
 
 // lz__security_settle picks the node's mode for an endpoint on side ('@'
 // bind, '>' connect) the first time, from the node's keys or the policy's.
-// Later endpoints must agree with a CURVE or PLAIN mode: LZ_ESTATE otherwise. name
-// is the node's, for the error detail.
+// A later endpoint must be on a CURVE, PLAIN or GSSAPI mode's side, and on
+// a plain or ZAP-judged node need no other mode than the node's (a ZAP-judged
+// node may take one that needs none): LZ_ESTATE otherwise. name is the
+// node's, for the error detail.
 int lz__security_settle(const lz_security_t *policy, lz_node_security_t *node, char side, const char *name);
 
 // lz__security_apply sets the socket options of the node's mode on socket
@@ -147,6 +156,12 @@ void lz__zap_hash(lz_zap_request_t *req);
 void lz__zap_answer(lz_zap_request_t **req_p, void *router, lz_logger_t *logger);
 // lz__zap_request_free frees req unanswered.
 void lz__zap_request_free(lz_zap_request_t **req_p);
+
+// lz__security_vouched: the mechanism ("CURVE", "PLAIN", "GSSAPI",
+// "NULL") under which the ZAP handler of a context of this process
+// admitted the connection frame came by, NULL when none did (its
+// "User-Id" then is the peer's own word, or unset). Thread safe.
+const char *lz__security_vouched(const zmq_msg_t *frame);
 
 // lz__security_judge_peer judges a connection already up (or one of its
 // messages) by the policy now in force: the refusal, NULL to admit. mode is
