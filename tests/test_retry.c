@@ -621,6 +621,43 @@ LZ_TEST(retry_arguments_are_checked) {
     LZ_CHECK_INT(lz_last_error_code(), LZ_ENOTFOUND);
 }
 
+static int fail_task(const lz_message_t *msg, void *arg) { return -1; }
+
+// A stop hands the retries still waiting to the dead-letter publisher,
+// which does not wait for room then: its subscriber reads nothing, its
+// queue holds one letter, and the rest are counted as dropped at once.
+// Each used to hold the stop for zmq.send_timeout (3 s here, 12 s for 5).
+LZ_TEST(a_stop_does_not_wait_for_a_full_dead_letter_subscriber) {
+    pipe_t p;
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.hwm_outbound=1", "zmq.hwm_inbound=1",
+                                        "zmq.send_timeout=3000", "logging.level=off");
+    char sink[64];
+    lz_test_inproc_endpoint(sink, sizeof sink);
+    lz_pub_t *pub = lz_pub_new(ctx, sink);
+    lz_sub_t *sub = lz_sub_new(ctx, sink); // joins, then reads nothing
+    LZ_CHECK(sub && lz_sub_subscribe(sub, "") == LZ_OK && lz_test_sub_joined(pub, sub, "dead_letter"));
+    if (pipe_open(&p, ctx)) {
+        enum { TASKS = 5 };
+        LZ_CHECK_INT(lz_pull_set_retry(p.pull, 3, 600000), LZ_OK); // no retry comes due in the test
+        LZ_CHECK_INT(lz_pull_on_default(p.pull, fail_task, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_pull_set_dead_letter(p.pull, pub, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_pull_start(p.pull, 1), LZ_OK);
+        for (int i = 0; i < TASKS; i++) send_task(&p, "t", "1");
+        LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_pull_node(p.pull)).task_retries == TASKS, 5000);
+        uint64_t dropped = lz_test_metrics(lz_pub_node(pub)).outbound_dropped;
+        int64_t start = lz_test_now_ms();
+        LZ_CHECK_INT(lz_pull_stop(p.pull), LZ_OK);
+        LZ_CHECK(lz_test_now_ms() - start < 2500); // not one send_timeout
+        LZ_CHECK_INT(lz_test_metrics(lz_pull_node(p.pull)).dead_letters, TASKS);
+        LZ_CHECK(lz_test_metrics(lz_pub_node(pub)).outbound_dropped > dropped); // counted, not lost silently
+    }
+    lz_push_destroy(&p.push);
+    lz_pull_destroy(&p.pull);
+    lz_sub_destroy(&sub);
+    lz_pub_destroy(&pub);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(delay_queue_keeps_due_order), LZ_CASE(delay_queue_wakes_its_waiter),
              LZ_CASE(retry_runs_a_failed_task_again_after_its_backoff), LZ_CASE(dead_letter_after_the_last_retry),
              LZ_CASE(dead_letters_are_published), LZ_CASE(raw_tasks_keep_their_bytes_in_the_letter),
@@ -628,4 +665,4 @@ LZ_TEST_MAIN(LZ_CASE(delay_queue_keeps_due_order), LZ_CASE(delay_queue_wakes_its
              LZ_CASE(stop_gives_up_the_retries_waiting), LZ_CASE(a_failure_past_the_waiting_cap_is_a_dead_letter),
              LZ_CASE(retries_due_at_once_on_many_workers), LZ_CASE(a_waiting_retry_runs_the_handler_registered_by_then),
              LZ_CASE(stop_gives_up_a_due_retry_still_queued), LZ_CASE(retry_defaults_come_from_the_configuration),
-             LZ_CASE(retry_arguments_are_checked))
+             LZ_CASE(retry_arguments_are_checked), LZ_CASE(a_stop_does_not_wait_for_a_full_dead_letter_subscriber))

@@ -28,7 +28,7 @@ typedef struct lz_metrics {
     uint64_t socket_rebuilds;      // sockets closed and opened again after a failure
     uint64_t late_replies;         // replies that came after their request was done
     uint64_t handshake_failures;   // peers refused or failing the security handshake (security.h)
-    uint64_t task_retries;         // tasks run again after their handler failed (pushpull.h)
+    uint64_t task_retries;         // retries planned for tasks whose handler failed (pushpull.h)
     uint64_t dead_letters;         // tasks handed to the dead-letter sink after their last failure
     uint64_t config_reloads;       // the context's configuration reloads applied (context.h); nodes count 0
     uint64_t config_reload_errors; // reloads refused: a bad file, a bad value, an unreadable keys file

@@ -21,9 +21,9 @@
 #define LZ_RECV_BURST 16
 #define LZ_QUEUE_PER_WORKER 64
 
-static void drop_burst(lz_dispatcher_t *d);
+static void drop_burst(lz_dispatcher_t *d, bool free_slots);
 static void abandon(void *job, void *arg);
-static void drop_left(lz_dispatcher_t *d);
+static void drop_left(lz_dispatcher_t *d, bool destroying);
 static void wait_for_callers(lz_dispatcher_t *d);
 
 typedef struct job {
@@ -49,7 +49,7 @@ void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_take_fn decode,
 void lz__dispatcher_fini(lz_dispatcher_t *d) {
     lz__dispatcher_stop(d);
     wait_for_callers(d);
-    drop_left(d);
+    drop_left(d, true);
     lz__delay_destroy(&d->retry.waiting, NULL, d); // drop_left gave every retry up
     for (size_t i = 0; i < d->route_count; i++) free(d->routes[i].key);
     free(d->routes);
@@ -510,19 +510,26 @@ static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) 
 
 // drop_burst closes read-ahead messages nobody will take (the dispatcher
 // is stopping or going away); like the pool's queue, they were counted
-// received, so they count as dropped.
-static void drop_burst(lz_dispatcher_t *d) {
+// received, so they count as dropped. A stop keeps the slots, emptied and
+// ready: a receive begun before the start may still be waiting to read
+// into them (the headers let receives and a stop meet). Only a destroy,
+// which waited for every caller, frees them.
+static void drop_burst(lz_dispatcher_t *d, bool free_slots) {
     if (!d->burst) return;
     size_t left = d->burst_count - d->burst_next;
     // Every slot is initialised whether or not it holds a message.
-    for (size_t i = 0; i < LZ_RECV_BURST; i++) lz__frames_fini(&d->burst[i]);
+    for (size_t i = 0; i < LZ_RECV_BURST; i++) {
+        lz__frames_fini(&d->burst[i]);
+        if (!free_slots) lz__frames_ready(&d->burst[i]);
+    }
     if (left) {
         LZ_COUNT_N(d->node, inbound_dropped, left);
         LZ_LOG(d->node->log, LZ_LOG_DEBUG, d->node->name, "stopping: %zu read-ahead message(s) dropped", left);
     }
+    d->burst_next = d->burst_count = 0;
+    if (!free_slots) return;
     free(d->burst);
     d->burst = NULL;
-    d->burst_next = d->burst_count = 0;
 }
 
 // deliver routes msg and runs or queues its handler; unrouted messages are
@@ -608,11 +615,15 @@ int lz__dispatcher_start(lz_dispatcher_t *d, int workers) {
 // the read-ahead and the retries waiting. Giving retries up calls the
 // dead-letter sink on this thread, marked as d's meanwhile, so a destroy
 // from the sink is refused and a stop asks.
-static void drop_left(lz_dispatcher_t *d) {
+static void drop_left(lz_dispatcher_t *d, bool destroying) {
     lz_thread_running_t here;
     lz__thread_enter(&here, d);
     lz__pool_destroy(&d->pool, drop_job);
-    drop_burst(d); // the receiver is joined: its read-ahead is ours to drop
+    // The receiver is joined, but a receive begun before the start may be
+    // reading ahead still: it holds d->reading while it does.
+    lz__bias_lock(&d->reading);
+    drop_burst(d, destroying);
+    lz__bias_unlock(&d->reading);
     if (d->retry.waiting) lz__delay_drain(d->retry.waiting, abandon, d);
     lz__thread_leave(&here);
 }
@@ -638,7 +649,7 @@ int lz__dispatcher_stop(lz_dispatcher_t *d) {
     lz__node_wake(d->node); // the receiver may be waiting with no end
     pthread_join(d->receiver, NULL);
     stop_retry_timer(d);
-    drop_left(d);
+    drop_left(d, false);
     d->started = false;
     atomic_store(&d->stopping, false); // a stopped dispatcher serves the caller's loop again
     return LZ_OK;

@@ -12,7 +12,7 @@
 #include "core/node.h"
 #include "core/scratch.h"
 #include "core/sockopt.h"
-#include "liberzmq/pubsub.h"
+#include "patterns/pubsub.h"
 
 // XPUB queues subscription notices for us to read; reading them now and
 // then keeps that queue short without a receive on every publish.
@@ -79,14 +79,16 @@ static __attribute__((noinline)) void drain_subscriptions(lz_pub_t *pub) {
 
 // publish_frames sends [topic, payload], and after them the traceparent
 // frame of span when span is given, active, and extension frames are on.
-static int publish_frames(lz_pub_t *pub, const char *topic, const void *data, size_t size, const lz_span_t *span) {
+// flags: 0, or ZMQ_DONTWAIT not to wait for room.
+static int publish_frames(lz_pub_t *pub, const char *topic, const void *data, size_t size, const lz_span_t *span,
+                          int flags) {
     lz_frame_t frames[3]; // the third written only for a traced send
     frames[0] = (lz_frame_t){topic, strlen(topic)};
     frames[1] = (lz_frame_t){data, size};
     char traceparent[LZ_EXT_TRACEPARENT_SIZE];
     size_t count = 2 + (span ? lz__ext_traceparent_frame(&pub->node, span, traceparent, &frames[2]) : 0);
     lz__node_lock(&pub->node);
-    int rc = lz__node_send_locked(&pub->node, frames, count, 0);
+    int rc = lz__node_send_locked(&pub->node, frames, count, flags);
     if (rc == LZ_EAGAIN || ++pub->sends_since_drain >= LZ_DRAIN_EVERY || lz__conns_looking(&pub->node.conns))
         drain_subscriptions(pub);
     lz__node_unlock(&pub->node);
@@ -94,14 +96,15 @@ static int publish_frames(lz_pub_t *pub, const char *topic, const void *data, si
 }
 
 // publish_value runs the send hooks, encodes value and publishes it.
-static int publish_value(lz_pub_t *pub, const char *topic, const lz_value_t *value, const lz_span_t *span) {
+static int publish_value(lz_pub_t *pub, const char *topic, const lz_value_t *value, const lz_span_t *span,
+                         int flags) {
     int rc = lz__hooks_send(&pub->node, topic, value);
     if (rc != LZ_OK) return rc;
     lz_buffer_t *buffer = lz__scratch_buffer();
     if (!buffer) return lz__fail(LZ_ENOMEM, "pub: out of memory");
     rc = lz_serializer_encode(pub->node.serializer, value, buffer);
     if (rc != LZ_OK) return lz__node_error(&pub->node, rc, "cannot encode for '%s': %s", topic, lz_last_error());
-    return publish_frames(pub, topic, lz_buffer_data(buffer), lz_buffer_size(buffer), span);
+    return publish_frames(pub, topic, lz_buffer_data(buffer), lz_buffer_size(buffer), span, flags);
 }
 
 // Each publish tests tracing.enabled once; untraced, it is the plain send
@@ -110,22 +113,30 @@ static int publish_value(lz_pub_t *pub, const char *topic, const lz_value_t *val
 // the thread's current (or adopted) span as lz_push_send's is.
 int lz_pub_publish_bytes(lz_pub_t *pub, const char *topic, const void *data, size_t size) {
     if (!pub || !topic || (!data && size)) return lz__fail(LZ_EINVAL, "pub: NULL argument");
-    if (__builtin_expect(!LZ_LIVE(pub->node.live, tracing), 1)) return publish_frames(pub, topic, data, size, NULL);
+    if (__builtin_expect(!LZ_LIVE(pub->node.live, tracing), 1)) return publish_frames(pub, topic, data, size, NULL, 0);
     lz_span_t span;
     lz__span_begin(&span, &pub->node, LZ_SPAN_PRODUCER, topic, NULL);
-    int rc = publish_frames(pub, topic, data, size, &span);
+    int rc = publish_frames(pub, topic, data, size, &span, 0);
     lz__span_end(&span, rc);
     return rc;
 }
 
-int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value) {
+// publish is lz_pub_publish with send flags (0, or ZMQ_DONTWAIT).
+static inline __attribute__((always_inline)) int publish(lz_pub_t *pub, const char *topic, const lz_value_t *value,
+                                                         int flags) {
     if (!pub || !topic) return lz__fail(LZ_EINVAL, "pub: NULL argument");
-    if (__builtin_expect(!LZ_LIVE(pub->node.live, tracing), 1)) return publish_value(pub, topic, value, NULL);
+    if (__builtin_expect(!LZ_LIVE(pub->node.live, tracing), 1)) return publish_value(pub, topic, value, NULL, flags);
     lz_span_t span;
     lz__span_begin(&span, &pub->node, LZ_SPAN_PRODUCER, topic, NULL);
-    int rc = publish_value(pub, topic, value, &span);
+    int rc = publish_value(pub, topic, value, &span, flags);
     lz__span_end(&span, rc);
     return rc;
+}
+
+int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value) { return publish(pub, topic, value, 0); }
+
+int lz__pub_publish_now(lz_pub_t *pub, const char *topic, const lz_value_t *value) {
+    return publish(pub, topic, value, ZMQ_DONTWAIT);
 }
 
 /* ---- subscriber --------------------------------------------------------- */

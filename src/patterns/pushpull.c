@@ -13,6 +13,7 @@
 #include "core/scratch.h"
 #include "core/trace.h"
 #include "liberzmq/pushpull.h"
+#include "patterns/pubsub.h"
 
 struct lz_push {
     lz_node_t node;
@@ -166,9 +167,13 @@ static lz_value_t *dead_letter_new(const lz_message_t *task, const char *error, 
     return NULL;
 }
 
-// give_up is the puller's dead-letter sink (lz_give_up_fn).
+// give_up is the puller's dead-letter sink (lz_give_up_fn). A stop hands
+// it every retry still waiting, in turn: there the publisher does not
+// wait for room (lz__pub_publish_now), a letter it has none for is logged
+// and counted, not left to hold the stop for a send_timeout each.
 static void give_up(void *owner, const lz_message_t *task, const char *error, int failures) {
     lz_pull_t *pull = owner;
+    bool stopping = atomic_load(&pull->dispatcher.stopping);
     lz_value_t *letter = dead_letter_new(task, error, failures);
     if (!letter) {
         lz__node_error(&pull->node, LZ_ENOMEM, "out of memory writing the dead letter of '%s'", lz_message_type(task));
@@ -176,7 +181,8 @@ static void give_up(void *owner, const lz_message_t *task, const char *error, in
     }
     if (pull->dead_letter_fn)
         pull->dead_letter_fn(letter, task, pull->dead_letter_arg);
-    else if (lz_pub_publish(pull->dead_letter_pub, pull->dead_letter_topic, letter) != LZ_OK)
+    else if ((stopping ? lz__pub_publish_now : lz_pub_publish)(pull->dead_letter_pub, pull->dead_letter_topic, letter) !=
+             LZ_OK)
         lz__node_error(&pull->node, lz_last_error_code(), "cannot publish the dead letter of '%s': %s",
                        lz_message_type(task), lz_last_error());
     lz_value_destroy(&letter);
