@@ -356,6 +356,45 @@ LZ_TEST(test_rotation_that_cannot_move_the_file_keeps_records) {
     free(live);
 }
 
+// A rename of the shift that fails (here path.2 onto path.3, a directory
+// that is not empty) ends the rotation before anything more moves, and no
+// later record tries again: every try used to go on past the failure,
+// putting path.1 over path.2, so one backup was lost a rotation.
+LZ_TEST(test_rotation_stops_at_a_backup_it_cannot_shift) {
+    char path[256], name[300], inner[320];
+    lz_config_t *config = LZ_TEST_CONFIG("logging.max_file_size=300", "logging.backup_count=3");
+    lz_logger_t *log = configured_file_logger(config, path, sizeof path, "shift.log");
+    for (int i = 1; i <= 2; i++) {
+        snprintf(name, sizeof name, "%s.%d", path, i);
+        FILE *backup = fopen(name, "w");
+        LZ_CHECK(backup != NULL);
+        if (backup) fprintf(backup, "backup %d\n", i), fclose(backup);
+    }
+    snprintf(name, sizeof name, "%s.3", path);
+    LZ_CHECK_INT(mkdir(name, 0700), 0);
+    snprintf(inner, sizeof inner, "%s/keep", name);
+    FILE *keep = fopen(inner, "w");
+    if (keep) fclose(keep);
+    for (int i = 0; i < 20; i++)
+        lz_logger_write(log, LZ_LOG_INFO, "rot", "shift %02d padded to a fair length", i);
+    lz_logger_destroy(&log);
+    lz_config_destroy(&config);
+    for (int i = 1; i <= 2; i++) {
+        char want[16];
+        snprintf(name, sizeof name, "%s.%d", path, i);
+        snprintf(want, sizeof want, "backup %d\n", i);
+        char *text = read_all(name);
+        LZ_CHECK(text && strcmp(text, want) == 0);
+        free(text);
+    }
+    char *live = read_all(path);
+    LZ_CHECK(live && strstr(live, "shift 00 padded") && strstr(live, "shift 19 padded"));
+    const char *warning = live ? strstr(live, "WARNING log: cannot rotate ") : NULL;
+    LZ_CHECK(warning && !strstr(warning + 1, "WARNING"));
+    free(live);
+    unlink(inner);
+}
+
 // A slow callback: its first call is held inside until the test lets it go.
 typedef struct {
     lz_logger_t *log;
@@ -432,6 +471,53 @@ LZ_TEST(test_a_callback_may_replace_its_own_target) {
     lz_logger_write(log, LZ_LOG_INFO, "t", "outer");
     LZ_CHECK_INT(lz_logger_to_stderr(log), LZ_OK); // nothing is counted as running any more
     lz_logger_destroy(&log);
+}
+
+typedef struct {
+    lz_logger_t *log;
+    atomic_bool inside;    // the first callback runs
+    atomic_bool replacing; // the other thread's setter has been called
+    atomic_bool replaced;  // and has returned
+    atomic_bool done;      // the first callback has returned
+} overlap_t;
+
+// first_callback replaces its logger's target itself while another
+// thread's setter waits for this very call; it checks that setter is
+// still waiting, then returns.
+static void first_callback(lz_log_level_t level, const char *component, const char *message, void *arg) {
+    (void)level, (void)component, (void)message;
+    overlap_t *o = arg;
+    atomic_store(&o->inside, true);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&o->replacing), 5000);
+    lz_test_sleep_ms(50); // for that setter to be waiting (nothing tells when it is)
+    LZ_CHECK_INT(lz_logger_to_stderr(o->log), LZ_OK); // nested: does not wait
+    lz_test_sleep_ms(50);
+    LZ_CHECK(!atomic_load(&o->replaced));
+    atomic_store(&o->done, true);
+}
+
+static void *log_once(void *arg) {
+    lz_logger_write(((overlap_t *)arg)->log, LZ_LOG_INFO, "t", "first");
+    return NULL;
+}
+
+// A setter that a callback calls on its own thread does not wait, and
+// does not let a setter on another thread, which waits for that callback,
+// return before it does. It used to take its own call off the count: the
+// other setter then returned while the callback still ran (its arg freed
+// under it, valgrind showed).
+LZ_TEST(test_a_nested_setter_leaves_other_setters_waiting) {
+    overlap_t o = {.log = lz_logger_new()};
+    LZ_CHECK_INT(lz_logger_to_callback(o.log, first_callback, &o), LZ_OK);
+    pthread_t writer;
+    pthread_create(&writer, NULL, log_once, &o);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&o.inside), 5000);
+    atomic_store(&o.replacing, true);
+    LZ_CHECK_INT(lz_logger_to_stderr(o.log), LZ_OK);
+    LZ_CHECK(atomic_load(&o.done)); // returned only once the callback had
+    atomic_store(&o.replaced, true);
+    pthread_join(writer, NULL);
+    lz_logger_destroy(&o.log);
 }
 
 LZ_TEST(test_disabled_level_skips_arguments) {
@@ -719,7 +805,8 @@ LZ_TEST_MAIN(LZ_CASE(test_callback_receives_enabled_levels_only),
              LZ_CASE(test_rotation_that_cannot_move_the_file_keeps_records),
              LZ_CASE(test_disabled_level_skips_arguments),
              LZ_CASE(test_replacing_a_callback_waits_for_its_calls),
-             LZ_CASE(test_a_callback_may_replace_its_own_target),
+             LZ_CASE(test_a_callback_may_replace_its_own_target), LZ_CASE(test_a_nested_setter_leaves_other_setters_waiting),
+             LZ_CASE(test_rotation_stops_at_a_backup_it_cannot_shift),
              LZ_CASE(test_concurrent_writers_produce_whole_lines),
              LZ_CASE(test_configure_from_config), LZ_CASE(test_syslog_and_stderr_targets),
              LZ_CASE(test_syslog_idents_are_per_logger), LZ_CASE(test_syslog_over_a_stream_socket),

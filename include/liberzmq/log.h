@@ -65,11 +65,12 @@ void lz_logger_set_format(lz_logger_t *logger, lz_log_format_t format);
 // A setter returns only once every call of the callback it replaced has
 // returned, on every thread (calls begun later go to the new target), so
 // the old callback's arg may be freed then. Called from inside a callback
-// of the same logger, it does not wait for that call (nor the ones that
-// call is nested in) on its own thread, only for the others; a callback
-// must therefore not wait for a thread that is calling a setter of its
-// logger. A reload that replaces a callback (logging.target changed) does
-// not wait for it: the next setter call does.
+// of the same logger, it does not wait at all (its own call could not end
+// first): calls on other threads may still run, so free nothing there;
+// the next setter from outside a callback waits for them. A callback must
+// not wait for a thread that is calling a setter of its logger. A reload
+// that replaces a callback (logging.target changed) does not wait for it
+// either: the next setter call does.
 int lz_logger_to_stderr(lz_logger_t *logger);
 int lz_logger_to_file(lz_logger_t *logger, const char *path);
 int lz_logger_to_syslog(lz_logger_t *logger, const char *ident);

@@ -50,7 +50,9 @@ static void restore_and_reraise(int sig) {
 // with a prompt on standard error (standard output is the users file's
 // line); false when it is not a terminal, or echo could not be turned off.
 static bool hide_typing(void) {
-    static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP};
+    // Not SIGTSTP: echo put back at a ^Z would stay on after fg, for the
+    // rest of the password. Stopped, the terminal keeps echo off until fg.
+    static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
     if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_terminal) != 0) return false;
     for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) signal(signals[i], restore_and_reraise);
     struct termios quiet = saved_terminal;

@@ -65,11 +65,10 @@ struct lz_logger {
 };
 
 // A callback call on this thread. A setter called from inside one would
-// wait for itself: it stops counting this thread's calls of its logger.
+// wait for itself: it does not wait at all (inside_callback).
 typedef struct log_call {
     const lz_logger_t *logger;
     unsigned parity;
-    bool counted;
     struct log_call *outer;
 } log_call_t;
 
@@ -143,14 +142,14 @@ static void call_uncount_locked(lz_logger_t *logger, unsigned parity) {
     if (--logger->calls[parity] == 0 && logger->swapping) pthread_cond_broadcast(&logger->turn);
 }
 
-// calls_here_give_up stops counting this thread's calls of logger's
-// callbacks, which a setter made from inside one cannot wait for.
-static void calls_here_give_up(lz_logger_t *logger) {
-    for (log_call_t *call = log_calls_here; call; call = call->outer) {
-        if (call->logger != logger || !call->counted) continue;
-        call->counted = false;
-        call_uncount_locked(logger, call->parity);
-    }
+// inside_callback: whether this thread is running a callback of logger.
+// Its setters do not wait for the calls the swap leaves: their own could
+// not end first, and taking their own call off the count would let a
+// setter on another thread return while that call still runs.
+static bool inside_callback(const lz_logger_t *logger) {
+    for (const log_call_t *call = log_calls_here; call; call = call->outer)
+        if (call->logger == logger) return true;
+    return false;
 }
 
 // install makes t (taken) the logger's target. Records are written under
@@ -158,11 +157,10 @@ static void calls_here_give_up(lz_logger_t *logger) {
 // wait_calls, it returns once every callback call that began before it
 // (on other threads) has returned.
 static void install(lz_logger_t *logger, target_t *t, bool wait_calls) {
+    if (wait_calls && inside_callback(logger)) wait_calls = false;
     pthread_mutex_lock(&logger->lock);
-    if (wait_calls) {
-        calls_here_give_up(logger);
+    if (wait_calls)
         while (logger->swapping) pthread_cond_wait(&logger->turn, &logger->lock);
-    }
     target_drop(&logger->out);
     logger->out = *t;
     logger->rotation_stuck = false;
@@ -472,19 +470,18 @@ static void rotated_name(char *out, size_t size, const char *path, int index) {
     snprintf(out, size, "%s.%d", path, index);
 }
 
-// keep_full_file keeps writing to the full file when it cannot be moved
-// to backup (path.1 a directory, or another user's file in a sticky
-// directory): renaming path.rotating over it then would unlink every
-// record in it. The first such failure in a row is told in the file itself
-// (a record per try would flood it).
-static void keep_full_file(lz_logger_t *logger, FILE *fresh, const char *fresh_path, const char *backup, int err) {
+// keep_full_file keeps writing to the full file when a rename of the
+// rotation fails (path.1 another user's file in a sticky directory, say):
+// renaming path.rotating over path then would unlink every record in it.
+// The record saying so goes into the file itself.
+static void keep_full_file(lz_logger_t *logger, FILE *fresh, const char *fresh_path, const char *from, const char *to,
+                           int err) {
     fclose(fresh);
     unlink(fresh_path);
-    if (logger->rotation_stuck) return;
     logger->rotation_stuck = true;
-    char msg[PATH_MAX * 2 + 128];
-    snprintf(msg, sizeof msg, "cannot rotate %s: renaming it to %s failed (%s); records go on into it",
-             logger->out.path, backup, strerror(err));
+    char msg[PATH_MAX * 3 + 160];
+    snprintf(msg, sizeof msg, "cannot rotate %s: renaming %s to %s failed (%s); records go on into it until its "
+             "target is set again", logger->out.path, from, to, strerror(err));
     format_record(logger->out.file, (lz_log_format_t)atomic_load(&logger->format), false, LZ_LOG_WARNING, "log",
                   msg);
     fflush(logger->out.file);
@@ -499,6 +496,9 @@ static void keep_full_file(lz_logger_t *logger, FILE *fresh, const char *fresh_p
 static void rotate_locked(lz_logger_t *logger) {
     struct stat st;
     if (logger->max_file_size <= 0 || logger->backup_count <= 0) return;
+    // Failed once, it is not tried again until the target is set again:
+    // each try would shift the backups it could move, one step a record.
+    if (logger->rotation_stuck) return;
     if (fstat(fileno(logger->out.file), &st) != 0 || st.st_size < logger->max_file_size) return;
     char fresh_path[PATH_MAX + 16], from[PATH_MAX + 16], to[PATH_MAX + 16];
     snprintf(fresh_path, sizeof fresh_path, "%s.rotating", logger->out.path);
@@ -507,14 +507,18 @@ static void rotate_locked(lz_logger_t *logger) {
     for (int i = logger->backup_count - 1; i >= 1; i--) {
         rotated_name(from, sizeof from, logger->out.path, i);
         rotated_name(to, sizeof to, logger->out.path, i + 1);
-        rename(from, to); // a missing backup is normal while the set fills up
+        // A missing backup is normal while the set fills up; another failure
+        // ends the rotation before it shifts anything more.
+        if (rename(from, to) != 0 && errno != ENOENT) {
+            keep_full_file(logger, fresh, fresh_path, from, to, errno);
+            return;
+        }
     }
     rotated_name(to, sizeof to, logger->out.path, 1);
     if (rename(logger->out.path, to) != 0) {
-        keep_full_file(logger, fresh, fresh_path, to, errno);
+        keep_full_file(logger, fresh, fresh_path, logger->out.path, to, errno);
         return;
     }
-    logger->rotation_stuck = false;
     rename(fresh_path, logger->out.path);
     fclose(logger->out.file);
     logger->out.file = fresh;
@@ -586,13 +590,12 @@ void lz_logger_vwrite(lz_logger_t *logger, lz_log_level_t level, const char *com
     if (!component) component = "liberzmq";
     lz_log_fn fn = NULL;
     void *arg = NULL;
-    log_call_t call = {logger, 0, false, log_calls_here};
+    log_call_t call = {logger, 0, log_calls_here};
     pthread_mutex_lock(&logger->lock);
     if (logger->out.kind == LZ_LOG_TARGET_CALLBACK) {
         fn = logger->out.fn;
         arg = logger->out.arg;
         call.parity = logger->parity;
-        call.counted = true;
         logger->calls[call.parity]++;
     } else {
         emit_locked(logger, level, component, msg);
@@ -602,11 +605,9 @@ void lz_logger_vwrite(lz_logger_t *logger, lz_log_level_t level, const char *com
         log_calls_here = &call;
         fn(level, component, msg, arg);
         log_calls_here = call.outer;
-        if (call.counted) {
-            pthread_mutex_lock(&logger->lock);
-            call_uncount_locked(logger, call.parity);
-            pthread_mutex_unlock(&logger->lock);
-        }
+        pthread_mutex_lock(&logger->lock);
+        call_uncount_locked(logger, call.parity);
+        pthread_mutex_unlock(&logger->lock);
     }
     free(heap);
 }
