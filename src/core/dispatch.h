@@ -45,7 +45,7 @@ typedef struct lz_dispatcher {
     size_t route_count;
     lz_route_t fallback;     // handler NULL when none
     pthread_t receiver;
-    bool started;            // its threads run, or were asked to stop from a handler and wait to be joined
+    atomic_bool started;     // its threads run, or were asked to stop from a handler and wait to be joined
     atomic_bool stopping;    // threads, readers and the caller's loops end: a stop or a destroy
     atomic_uint stops_asked; // stops asked from handlers: a caller's loop running one returns
     lz_pool_t *pool;         // NULL: handlers run on the receiver thread
