@@ -229,16 +229,17 @@ static const char *exponent_value(const char *p, int64_t *exp) {
     return p;
 }
 
-// sexagesimal_whole reads a base-60 float (1:30.0): whole when the last
-// part's fraction is all zeros, the parts before its point then read as
-// construct_yaml_int reads a base-60 integer.
+// sexagesimal_whole reads a base-60 float (1:30.0, or !!float 1:30): whole
+// when the last part's fraction is all zeros (or absent), the parts before
+// its point then read as construct_yaml_int reads a base-60 integer.
 static void sexagesimal_whole(const char *text, const char *point, lz_yaml_scalar_t *out) {
     char head[64];
     size_t n = (size_t)(point - text);
     const char *digits_start = sign(text);
-    if (*point != '.' || n >= sizeof head || strspn(digits_start, DIGITS "_:") != (size_t)(point - digits_start))
+    if ((*point != '.' && *point != '\0') || n >= sizeof head ||
+        strspn(digits_start, DIGITS "_:") != (size_t)(point - digits_start))
         return;
-    if (point[1 + strspn(point + 1, "0_")] != '\0') return;
+    if (*point == '.' && point[1 + strspn(point + 1, "0_")] != '\0') return;
     memcpy(head, text, n);
     head[n] = '\0';
     lz_yaml_scalar_t whole;
