@@ -77,6 +77,9 @@ static void client_talk(lz_context_t *ctx, const char *endpoint) {
     lz_value_t *data = lz_value_object(), *reply = NULL;
     lz_value_object_set_int(data, "a", 2);
     lz_value_object_set_int(data, "b", 40);
+    // Bytes travel in the Python serializer's tagged form both ways: the
+    // server checks it read bytes, and its echo must come back as bytes.
+    lz_value_object_set(data, "blob", lz_value_bytes("\xff\x00\x01", 3));
     LZ_CHECK_INT(lz_client_request(client, "add", data, &reply, 10000), 0); // Python may start slowly
     LZ_CHECK_INT(lz_value_get_int(reply), 42);
     lz_value_destroy(&reply);
