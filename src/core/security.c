@@ -28,6 +28,7 @@
 #include "core/eintr.h"
 #include "core/envelope.h"
 #include "core/error.h"
+#include "core/hex.h"
 #include "core/node.h"
 #include "core/sockopt.h"
 
@@ -240,7 +241,6 @@ static int add_authorized(const char *item, void *arg) {
 static int compare_keys(const void *a, const void *b) { return memcmp(a, b, KEY_BYTES); }
 
 size_t lz__security_escape(const void *data, size_t size, char *out, size_t out_size) {
-    static const char digits[] = "0123456789abcdef";
     size_t used = 0;
     for (const unsigned char *p = data, *end = p + size; p < end && used + 5 <= out_size; p++) {
         if (*p >= 0x20 && *p < 0x7f && *p != '\\') { // ASCII, whatever the locale
@@ -248,8 +248,7 @@ size_t lz__security_escape(const void *data, size_t size, char *out, size_t out_
             continue;
         }
         memcpy(out + used, "\\x", 2);
-        out[used + 2] = digits[*p >> 4];
-        out[used + 3] = digits[*p & 15];
+        lz__hex_byte(*p, out + used + 2);
         used += 4;
     }
     if (out_size) out[used] = '\0';

@@ -896,7 +896,7 @@ static int write_base64(json_writer_t *w, const lz_value_t *value) {
 // lower-case hex (see lz__json_untag). lz_value_to_json, which shows values
 // (lz sub's records show undecodable payloads as base64), writes base64.
 static int write_bytes(json_writer_t *w, const lz_value_t *value) {
-    static const char head[] = "{\"__type__\":\"bytes\",\"value\":\"", digits[] = "0123456789abcdef";
+    static const char head[] = "{\"__type__\":\"bytes\",\"value\":\"";
     if (w->bytes_as_base64) return write_base64(w, value);
     const unsigned char *p = (const unsigned char *)value->u.blob.data;
     size_t len = value->u.blob.len;
@@ -905,10 +905,7 @@ static int write_bytes(json_writer_t *w, const lz_value_t *value) {
     if (rc < 0) return rc;
     memcpy(w->at, head, sizeof head - 1);
     w->at += sizeof head - 1;
-    for (size_t i = 0; i < len; i++) {
-        *w->at++ = digits[p[i] >> 4];
-        *w->at++ = digits[p[i] & 15];
-    }
+    for (size_t i = 0; i < len; i++, w->at += 2) lz__hex_byte(p[i], w->at);
     memcpy(w->at, "\"}", 2);
     w->at += 2;
     return 0;
