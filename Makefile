@@ -7,6 +7,8 @@ TSAN_BUILD := build-tsan
 FUZZ_BUILD := build-fuzz
 CLANG_BUILD := build-clang
 CMAKE_FLAGS ?=
+# CMake's own makefiles say what they build; the directory lines between would only bury it.
+MAKEFLAGS += --no-print-directory
 
 .PHONY: all deps build build-asan build-tsan build-fuzz build-clang test test-asan test-tsan test-fuzz test-clang \
   test-valgrind demo bench install clean
