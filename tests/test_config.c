@@ -801,20 +801,37 @@ LZ_TEST(test_secret_values_stay_out_of_errors) {
     lz_config_destroy(&c);
 }
 
+// file_refused checks that a file holding text fails to load, its error
+// naming what (and, if not NULL, where: a line, say) but not secret.
+static void file_refused(lz_config_t *c, const char *text, const char *what, const char *where, const char *secret) {
+    char path[256];
+    write_file(path, sizeof path, "refused.yaml", text);
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions(what, path, where));
+    LZ_CHECK(!secret || !strstr(lz_last_error(), secret));
+}
+
+// A key's dotted name at the top level is refused, with the sectioned form
+// to write: the Python LiberZMQ ignores a top-level name it does not
+// declare, so the file would set the key for C services only.
+LZ_TEST(test_dotted_keys_at_the_top_level_are_refused) {
+    lz_config_t *c = lz_config_new();
+    file_refused(c, "debug: false\nzmq.linger: 7\n", "key 'zmq.linger'",
+                 ":2: write it in its section ('zmq:', then 'linger:')", NULL);
+    CHECK_INTS(c, {"zmq.linger", 1000});
+    file_refused(c, "security.plain_password: hunter2\n", "key 'security.plain_password'",
+                 "'security:', then 'plain_password:'", "hunter2");
+    file_refused(c, "zmq.lingr: 7\n", "unknown key 'zmq.lingr'", ":1", NULL);
+    lz_config_destroy(&c);
+}
+
 // A misspelt key may be any secret's (security.plain_passwrod: its value
 // is the password): an unknown key's value is never shown, wherever it
 // comes from; the key and its source are.
 LZ_TEST(test_unknown_keys_hide_their_values) {
-    char path[256];
     lz_config_t *c = lz_config_new();
-    write_file(path, sizeof path, "typo.yaml", "security:\n  plain_passwrod: hunter2\n");
-    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
-    LZ_CHECK(error_mentions("unknown key 'security.plain_passwrod'", path, ":2"));
-    LZ_CHECK(!strstr(lz_last_error(), "hunter2"));
-    write_file(path, sizeof path, "typo.yaml", "plain_password: hunter2\n");
-    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
-    LZ_CHECK(error_mentions("unknown key 'plain_password'", path, ":1"));
-    LZ_CHECK(!strstr(lz_last_error(), "hunter2"));
+    file_refused(c, "security:\n  plain_passwrod: hunter2\n", "unknown key 'security.plain_passwrod'", ":2", "hunter2");
+    file_refused(c, "plain_password: hunter2\n", "unknown key 'plain_password'", ":1", "hunter2");
 
     setenv("LIBERZMQ_SECURITY__PLAIN_PASSWROD", "hunter2", 1);
     LZ_CHECK_INT(lz_config_load_env(c), LZ_ECONFIG);
@@ -1225,7 +1242,64 @@ LZ_TEST(test_env_values_are_not_yaml) {
     lz_config_destroy(&c);
 }
 
-LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_unknown_keys_hide_their_values), LZ_CASE(test_bad_secret_values_are_hidden_from_every_source), LZ_CASE(test_damaged_files_load_whole_or_not_at_all),
+// run_probe runs command (a shell line) and returns its first output line
+// in out ("" if none).
+static void run_probe(const char *command, char *out, size_t size) {
+    FILE *pipe = popen(command, "r");
+    LZ_CHECK(pipe != NULL);
+    out[0] = '\0';
+    if (pipe && !fgets(out, (int)size, pipe)) out[0] = '\0';
+    if (pipe) pclose(pipe);
+}
+
+// copy_file copies from to a new file to, with mode.
+static bool copy_file(const char *from, const char *to, mode_t mode) {
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    char block[65536];
+    size_t n;
+    bool ok = in && out;
+    while (ok && (n = fread(block, 1, sizeof block, in)) > 0) ok = fwrite(block, 1, n, out) == n;
+    if (in) fclose(in);
+    if (out && fclose(out) != 0) ok = false;
+    return ok && chmod(to, mode) == 0;
+}
+
+#define PROBE_ENV "LIBERZMQ_ZMQ__IO_THREADS=3 LIBERZMQ_CONFIG=/nonexistent/lz.yaml "
+
+// A setuid program run by another user reads none of its environment,
+// which that user wrote: no LIBERZMQ_* key, no LIBERZMQ_CONFIG file (it
+// used to load plugins.load's plugins, or log to a file, of the user's
+// choosing, as root). The same program without the setuid bit reads
+// both. Needs root (to make the program setuid root) and a temporary
+// directory not mounted nosuid: skipped otherwise.
+LZ_TEST(test_setuid_programs_ignore_the_environment) {
+    if (geteuid() != 0) {
+        fprintf(stderr, "test_setuid_programs_ignore_the_environment: skipped, not root\n");
+        return;
+    }
+    char dir[] = "/tmp/lz-secure-XXXXXX", probe[64], command[256], line[512];
+    LZ_CHECK(mkdtemp(dir) != NULL);
+    snprintf(probe, sizeof probe, "%s/probe", dir);
+    LZ_CHECK_INT(chmod(dir, 0755), 0);
+    LZ_CHECK(copy_file(LZ_SECURE_ENV_PROBE, probe, 04755));
+    snprintf(command, sizeof command, PROBE_ENV "setpriv --reuid=65534 --regid=65534 --clear-groups %s", probe);
+    run_probe(command, line, sizeof line);
+    if (strncmp(line, "secure=0", 8) == 0)
+        fprintf(stderr, "test_setuid_programs_ignore_the_environment: skipped, %s is mounted nosuid\n", dir);
+    else LZ_CHECK_STR(line, "secure=1 env=0 io_threads=1 context=ok\n");
+    snprintf(command, sizeof command, PROBE_ENV "%s", probe);
+    LZ_CHECK_INT(chmod(probe, 0755), 0);
+    run_probe(command, line, sizeof line);
+    LZ_CHECK_STR(line, "secure=0 env=0 io_threads=3 context=config: cannot read file /nonexistent/lz.yaml: No such "
+                       "file or directory\n");
+    unlink(probe);
+    rmdir(dir);
+}
+
+LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_unknown_keys_hide_their_values),
+             LZ_CASE(test_dotted_keys_at_the_top_level_are_refused),
+             LZ_CASE(test_bad_secret_values_are_hidden_from_every_source),
+             LZ_CASE(test_damaged_files_load_whole_or_not_at_all),
              LZ_CASE(test_yaml_file_python_layout),
              LZ_CASE(test_json_file_python_layout), LZ_CASE(test_precedence_every_order),
              LZ_CASE(test_env_both_forms), LZ_CASE(test_env_errors_name_the_variable),
@@ -1246,4 +1320,4 @@ LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_unknown_keys_hide_their_values
              LZ_CASE(test_yaml_string_keys_take_strings), LZ_CASE(test_yaml_tags_on_keys_sections_and_anchors),
              LZ_CASE(test_yaml_timestamps_are_refused),
              LZ_CASE(test_yaml_duplicate_anchors_and_undefined_aliases_are_refused),
-             LZ_CASE(test_env_values_are_not_yaml))
+             LZ_CASE(test_env_values_are_not_yaml), LZ_CASE(test_setuid_programs_ignore_the_environment))

@@ -4,6 +4,7 @@
  * exact details (tests/plugins: broken plugins); reloads that add to
  * plugins.load, or take a path out of it; an init that calls back. This program links the
  * shared liberzmq, as the plugins do (tests/CMakeLists.txt). */
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #if defined(__SANITIZE_ADDRESS__)
@@ -244,7 +245,8 @@ LZ_TEST(a_node_callback_refuses_nodes_of_its_kind) {
     // Other kinds pass; registering after init is refused.
     lz_pub_t *pub = lz_pub_new(ctx, "tcp://127.0.0.1:*");
     LZ_CHECK(pub != NULL);
-    LZ_CHECK(strstr(log.text, "refuse_pair: lz_plugin_on_span: plugin 'refuse_pair': only during its init\n") != NULL);
+    LZ_CHECK(strstr(log.text, "refuse_pair: lz_plugin_on_span: plugin 'refuse_pair': only during its init, on the "
+                              "thread running it\n") != NULL);
     lz_pub_destroy(&pub);
     lz_context_destroy(&ctx);
 }
@@ -388,6 +390,94 @@ LZ_TEST(an_init_may_call_back_but_not_load_plugins) {
     lz_context_destroy(&ctx);
 }
 
+// A thread a plugin's init starts is refused every registration, even
+// while init runs: one that registered went on after init returned, while
+// nodes walked the plugin's callbacks unlocked (a crash).
+LZ_TEST(registrations_from_another_thread_are_refused) {
+    capture_t log = CAPTURE_INIT;
+    lz_context_t *ctx = capturing_context(&log);
+    LZ_CHECK_INT(lz_context_load_plugin(ctx, LZ_PLUGIN_REGISTERS_OFF_THREAD), LZ_OK);
+    LZ_CHECK(logged(&log, "off_thread: lz_plugin_register_serializer: plugin 'off_thread': only during its init, on "
+                          "the thread running it\n"));
+    LZ_CHECK(lz_serializer_find(ctx, "off_thread") == NULL);
+    lz_context_destroy(&ctx);
+}
+
+// Every fini runs before any plugin is unloaded: audit's fini logs through
+// the callback keeps_logger's failed init set, whose code was unmapped
+// first (it was loaded last), a crash.
+LZ_TEST(every_fini_runs_before_any_plugin_is_unloaded) {
+    char path[] = "/tmp/lz-kept-log-XXXXXX";
+    int fd = mkstemp(path);
+    LZ_CHECK(fd >= 0);
+    if (fd >= 0) close(fd);
+    setenv("LZ_TEST_KEPT_LOG", path, 1);
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=info");
+    LZ_CHECK_INT(lz_context_load_plugin(ctx, LZ_PLUGIN_AUDIT), LZ_OK);
+    LZ_CHECK_INT(lz_context_load_plugin(ctx, LZ_PLUGIN_KEEPS_LOGGER), LZ_ECONFIG);
+    lz_context_destroy(&ctx);
+    unsetenv("LZ_TEST_KEPT_LOG");
+    char text[512] = "";
+    FILE *file = fopen(path, "r");
+    LZ_CHECK(file != NULL);
+    if (file) {
+        text[fread(text, 1, sizeof text - 1, file)] = '\0';
+        fclose(file);
+    }
+    LZ_CHECK(strstr(text, "audit: 0 sent, 0 refused, 0 received, 0 spans\n") != NULL);
+    unlink(path);
+}
+
+typedef struct {
+    const char *path;
+    atomic_bool loaded;
+} fifo_writer_t;
+
+// open_fifo_for_writing lets a load blocked reading the FIFO go, should it
+// not have returned within 2 s: it reads end of file. The load used to
+// wait there for ever, holding the dynamic loader's lock.
+static void *open_fifo_for_writing(void *arg) {
+    fifo_writer_t *writer = arg;
+    LZ_TEST_WAIT_UNTIL(atomic_load(&writer->loaded), 2000 * LZ_TEST_SLOWDOWN);
+    while (!atomic_load(&writer->loaded)) {
+        int fd = open(writer->path, O_WRONLY | O_NONBLOCK); // fails until the loader opens it
+        if (fd >= 0) close(fd);
+        lz_test_sleep_ms(10);
+    }
+    return NULL;
+}
+
+// A path that names no regular file is refused before dlopen, which waits
+// on a FIFO for a writer: LZ_ECONFIG at once.
+LZ_TEST(a_path_that_is_no_regular_file_is_refused) {
+    char dir[] = "/tmp/lz-fifo-XXXXXX", fifo[64], detail[256];
+    LZ_CHECK(mkdtemp(dir) != NULL);
+    snprintf(fifo, sizeof fifo, "%s/plugin.so", dir);
+    LZ_CHECK_INT(mkfifo(fifo, 0600), 0);
+    fifo_writer_t writer = {.path = fifo};
+    pthread_t thread;
+    LZ_CHECK_INT(pthread_create(&thread, NULL, open_fifo_for_writing, &writer), 0);
+    snprintf(detail, sizeof detail, "plugin %s: cannot load it: not a regular file", fifo);
+    expect_load_error(fifo, LZ_ECONFIG, detail);
+    atomic_store(&writer.loaded, true);
+    pthread_join(thread, NULL);
+    snprintf(detail, sizeof detail, "plugin %s: cannot load it: not a regular file", dir);
+    expect_load_error(dir, LZ_ECONFIG, detail);
+    unlink(fifo);
+    rmdir(dir);
+}
+
+// A plugin written in C++ (LZ_PLUGIN_DEFINE compiles there without a
+// warning: tests/CMakeLists.txt builds it with -Werror) loads.
+LZ_TEST(a_cxx_plugin_loads) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    LZ_CHECK_INT(lz_context_load_plugin(ctx, LZ_PLUGIN_CXX), LZ_OK);
+    lz_plugin_info_t info;
+    LZ_CHECK_INT(lz_context_plugins(ctx, &info, 1), 1);
+    LZ_CHECK_STR(info.name, "cxx");
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(rot13_codec_end_to_end), LZ_CASE(node_callbacks_apply_to_nodes_made_after_the_load),
              LZ_CASE(spans_reach_plugins), LZ_CASE(plugins_load_from_config_and_environment),
              LZ_CASE(load_errors_name_the_path_and_the_reason), LZ_CASE(a_failed_init_leaves_nothing_registered),
@@ -395,4 +485,7 @@ LZ_TEST_MAIN(LZ_CASE(rot13_codec_end_to_end), LZ_CASE(node_callbacks_apply_to_no
              LZ_CASE(a_node_callback_refuses_nodes_of_its_kind), LZ_CASE(loads_race_with_node_creation),
              LZ_CASE(a_reload_loads_added_plugins_and_keeps_removed_ones),
              LZ_CASE(a_reload_whose_plugin_init_fails_keeps_the_plugins_loaded_before_it),
-             LZ_CASE(an_init_may_call_back_but_not_load_plugins))
+             LZ_CASE(an_init_may_call_back_but_not_load_plugins),
+             LZ_CASE(registrations_from_another_thread_are_refused),
+             LZ_CASE(every_fini_runs_before_any_plugin_is_unloaded),
+             LZ_CASE(a_path_that_is_no_regular_file_is_refused), LZ_CASE(a_cxx_plugin_loads))

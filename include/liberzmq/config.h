@@ -52,6 +52,11 @@ int lz_config_load_file(lz_config_t *config, const char *path);
 // top-level keys are LIBERZMQ_<KEY>. LIBERZMQ_CONFIG (a file path, see
 // lz_context_new) is not a key. An unknown LIBERZMQ_* name or a bad value
 // fails with LZ_ECONFIG naming the variable; config is then left unchanged.
+// In a program running with privileges its user lacks (setuid, setgid,
+// file capabilities: getauxval(AT_SECURE)), it reads nothing and returns
+// LZ_OK, as glibc ignores LD_* for such programs: the environment is that
+// user's (docs/configuration.md). lz_context_new then ignores
+// LIBERZMQ_CONFIG too.
 int lz_config_load_env(lz_config_t *config);
 
 // lz_config_set sets key (dotted, "zmq.linger") from its text form, with the

@@ -30,7 +30,8 @@ typedef struct lz_context lz_context_t;
 
 // lz_context_new creates a context from a copy of config. With config NULL
 // it reads the defaults, then the file named by LIBERZMQ_CONFIG if set, then
-// the LIBERZMQ_* environment. Returns NULL with LZ_ECONFIG (bad config),
+// the LIBERZMQ_* environment (neither in a setuid, setgid or capability
+// program: lz_config_load_env). Returns NULL with LZ_ECONFIG (bad config),
 // LZ_ECONNECTION (metrics.prometheus_listen cannot be served: its port is
 // in use, or the address is not this host's), LZ_EZMQ or LZ_ENOMEM, and
 // the detail in lz_last_error(). The context

@@ -49,11 +49,13 @@ typedef struct lz_plugin_descriptor {
     void (*fini)(lz_plugin_t *plugin);
 } lz_plugin_descriptor_t;
 
-// LZ_PLUGIN_DEFINE defines a plugin's descriptor, once in the plugin:
+// LZ_PLUGIN_DEFINE defines a plugin's descriptor, once in the plugin (C or
+// C++, at file scope):
 //   LZ_PLUGIN_DEFINE("rot13", "1.0.0", rot13_init, NULL);
+// The visibility is on the declaration only: the definition inherits it,
+// and g++ ignores it there, with a warning.
 #define LZ_PLUGIN_DEFINE(name, version, init, fini)                                                                    \
     __attribute__((visibility("default"))) extern const lz_plugin_descriptor_t lz_plugin_descriptor;                   \
-    __attribute__((visibility("default")))                                                                             \
     const lz_plugin_descriptor_t lz_plugin_descriptor = {LZ_PLUGIN_ABI_VERSION, name, version, init, fini}
 
 /* ---- the host's side --------------------------------------------------- */
@@ -64,7 +66,9 @@ typedef struct lz_plugin_descriptor {
 // before the call get no node callback. A plugin stays loaded until the
 // context is destroyed (nodes hold the context, so that is after the last
 // node is closed). Errors, each with a detail naming path: LZ_ECONFIG when
-// the file cannot be loaded (missing, unresolved symbols: dlerror's text),
+// the file cannot be loaded (missing, unresolved symbols: dlerror's text;
+// a path with '/' that names no regular file, a FIFO say, is refused
+// before dlopen, which would wait on it for ever: "not a regular file"),
 // has no LZ_PLUGIN_SYMBOL, was built for another LZ_PLUGIN_ABI_VERSION, or
 // links a second copy of liberzmq (a program linked with the static
 // library: docs/plugins.md); LZ_ESTATE when a plugin of that name is

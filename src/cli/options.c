@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
+#include "core/secure_env.h"
 #include "serial/utf8.h"
 
 // A stream sender keeps queued messages this long at exit unless the
@@ -494,7 +496,7 @@ static int tool_defaults(lz_config_t *config, const lz_cli_command_t *cmd) {
 }
 
 static const char *config_file(const lz_cli_opts_t *opts) {
-    const char *file = opts->config ? opts->config : getenv("LIBERZMQ_CONFIG");
+    const char *file = opts->config ? opts->config : lz__environment_config_file();
     return file && *file ? file : NULL;
 }
 

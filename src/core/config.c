@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/otlp.h"
 #include "core/prometheus.h"
+#include "core/secure_env.h"
 #include "core/security.h"
 #include "core/textstream.h"
 #include "core/yaml_scalar.h"
@@ -612,11 +613,20 @@ static int file_section_value(file_load_t *fl, const char *name, const origin_t 
     return fail_value(name, o, s.type == LZ_YAML_REFUSED ? s.what : "expected a mapping of keys", node_text(value));
 }
 
+// A dotted name at the top level ("zmq.linger: 7") is refused, though it
+// names a key: the Python LiberZMQ's model ignores a top-level name it does
+// not declare, so that file would set the key for a C service only.
 static int file_top_entry(file_load_t *fl, const yaml_node_t *key, const yaml_node_t *value) {
     const char *name = key_name(fl, NULL, key);
     if (!name) return LZ_ECONFIG;
     origin_t o = file_origin(fl, key);
-    return is_section(name) ? file_section_value(fl, name, &o, value) : file_scalar(fl, name, key, value);
+    if (is_section(name)) return file_section_value(fl, name, &o, value);
+    const char *dot = strchr(name, '.');
+    if (!dot || key_find(name) < 0) return file_scalar(fl, name, key, value);
+    char at[PATH_MAX + 32];
+    return lz__fail(LZ_ECONFIG, "config: key '%s' from %s: write it in its section ('%.*s:', then '%s:'), where "
+                    "the Python LiberZMQ reads it too", name, where(&o, at, sizeof at), (int)(dot - name), name,
+                    dot + 1);
 }
 
 static int file_document(file_load_t *fl) {
@@ -960,6 +970,7 @@ static int env_apply(lz_config_t *staging, const char *entry) {
 
 int lz_config_load_env(lz_config_t *config) {
     if (!config) return lz__fail(LZ_EINVAL, "config: NULL configuration");
+    if (lz__environment_untrusted()) return LZ_OK;
     lz_config_t *staging = lz_config_dup(config);
     if (!staging) return LZ_ENOMEM;
     for (char **e = environ; e && *e; e++) {

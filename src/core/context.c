@@ -28,6 +28,7 @@
 #include "core/otlp.h"
 #include "core/plugin.h"
 #include "core/prometheus.h"
+#include "core/secure_env.h"
 #include "core/security.h"
 #include "core/sockopt.h"
 #include "core/thread.h"
@@ -455,8 +456,8 @@ void lz__context_warn_once(lz_context_t *ctx, lz_context_warning_t which, const 
 static lz_config_t *config_from_environment(void) {
     lz_config_t *config = lz_config_new();
     if (!config) return lz__fail_null(LZ_ENOMEM, "context: out of memory");
-    const char *file = getenv("LIBERZMQ_CONFIG");
-    if ((file && *file && lz_config_load_file(config, file) != LZ_OK) || lz_config_load_env(config) != LZ_OK) {
+    const char *file = lz__environment_config_file();
+    if ((file && lz_config_load_file(config, file) != LZ_OK) || lz_config_load_env(config) != LZ_OK) {
         lz_config_destroy(&config);
         return NULL; // the loader's detail stands
     }

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -17,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "liberzmq.h"
@@ -45,9 +48,8 @@ struct lz_plugin {
     char *path;
     void *handle; // dlopen's
     const lz_plugin_descriptor_t *descriptor;
-    void *data;        // lz_plugin_set_data
-    bool initialising; // the registration calls are open
-    bool live;         // init succeeded: listed, called, fini'd
+    void *data; // lz_plugin_set_data
+    bool live;  // init succeeded: listed, called, fini'd
     watch_t *nodes, *spans;
     size_t node_count, span_count;
     codec_t *codecs; // during init only
@@ -60,7 +62,8 @@ static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
 // The plugin whose init this thread runs, under load_lock: a load it asks
 // for would wait for that lock, its own, for ever, so it is refused (as are
-// the calls lz__plugins_refuse_in_init guards).
+// the calls lz__plugins_refuse_in_init guards). Registrations are open to
+// that plugin on this thread only (registering).
 static _Thread_local const lz_plugin_t *init_running;
 
 static lz_plugin_t *first(lz_plugins_t *plugins) { return atomic_load_explicit(&plugins->head, memory_order_acquire); }
@@ -69,12 +72,15 @@ static lz_plugin_t *next(lz_plugin_t *plugin) { return atomic_load_explicit(&plu
 
 /* ---- registration, during init ------------------------------------------ */
 
-// registering: the registration calls are for init only, when the plugin
-// is not yet on the list, so its arrays need no lock.
+// registering: the registration calls are for init only, on its thread,
+// when the plugin is not yet on the list, so its arrays need no lock. A
+// thread init starts could register still after init returns, while nodes
+// walk the arrays: it is refused even while init runs.
 static int registering(const lz_plugin_t *plugin, bool given, const char *call) {
     if (!plugin || !given) return lz__fail(LZ_EINVAL, "%s: NULL plugin or function", call);
-    if (!plugin->initialising)
-        return lz__fail(LZ_ESTATE, "%s: plugin '%s': only during its init", call, plugin->descriptor->name);
+    if (init_running != plugin)
+        return lz__fail(LZ_ESTATE, "%s: plugin '%s': only during its init, on the thread running it", call,
+                        plugin->descriptor->name);
     return LZ_OK;
 }
 
@@ -237,10 +243,29 @@ static int check_unique(const lz_plugin_t *plugin, lz_plugin_t *const *batch, si
     return LZ_OK;
 }
 
+// check_regular_file refuses a path that names no regular file: dlopen
+// would open a FIFO and wait for a writer, for ever, holding load_lock and
+// the dynamic loader's own lock (no thread of the process could load a
+// library or start a thread meanwhile). Opened without waiting, to look.
+// A file swapped for a FIFO after the look still hangs dlopen: this
+// catches mistakes; who can swap the file can make us load any code. A
+// name without '/' is dlopen's to search for, in the library directories.
+static int check_regular_file(const lz_plugin_t *plugin) {
+    if (!strchr(plugin->path, '/')) return LZ_OK;
+    int fd = open(plugin->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return LZ_OK; // dlopen fails the same way, in its words
+    struct stat info;
+    bool regular = fstat(fd, &info) == 0 && S_ISREG(info.st_mode);
+    close(fd);
+    return regular ? LZ_OK : lz__fail(LZ_ECONFIG, "plugin %s: cannot load it: not a regular file", plugin->path);
+}
+
 // open_plugin maps the file and finds its descriptor. RTLD_NOW: a missing
 // symbol fails here, in words, not in a crash at its first call; and
 // RTLD_LOCAL: every plugin's descriptor has the same name.
 static int open_plugin(lz_plugin_t *plugin) {
+    int rc = check_regular_file(plugin);
+    if (rc != LZ_OK) return rc;
     errno = 0;
     plugin->handle = dlopen(plugin->path, RTLD_NOW | RTLD_LOCAL);
     if (!plugin->handle) return load_failed(plugin, "cannot load it");
@@ -248,7 +273,7 @@ static int open_plugin(lz_plugin_t *plugin) {
     errno = 0;
     plugin->descriptor = dlsym(plugin->handle, LZ_PLUGIN_SYMBOL);
     if (!plugin->descriptor) return load_failed(plugin, "no " LZ_PLUGIN_SYMBOL " symbol");
-    int rc = check_same_library(plugin);
+    rc = check_same_library(plugin);
     return rc == LZ_OK ? check_descriptor(plugin) : rc;
 }
 
@@ -260,11 +285,9 @@ static int open_plugin(lz_plugin_t *plugin) {
 static int init_plugin(lz_plugin_t *plugin) {
     const lz_plugin_descriptor_t *d = plugin->descriptor;
     lz__error_clear();
-    plugin->initialising = true;
     init_running = plugin;
     int rc = d->init(plugin);
     init_running = NULL;
-    plugin->initialising = false;
     if (rc != 0) codecs_drop(plugin, 0);
     int code = rc == 0 ? codecs_commit(plugin) : rc < 0 ? rc : LZ_ECONFIG;
     plugin->live = code == LZ_OK;
@@ -519,14 +542,18 @@ static lz_plugin_t *reversed(lz_plugin_t *plugin) {
     return head;
 }
 
-// The last loaded is unloaded first: a later plugin may use what an earlier
-// one made. A loop, not a recursion: the list may be long.
+// The last loaded is finished first: a later plugin may use what an earlier
+// one made. Every fini runs before any plugin is unmapped: a fini may call
+// into a later plugin's code (a log record reaching the logger callback a
+// plugin's init set, even a failed init's). Loops, not a recursion: the
+// list may be long.
 void lz__plugins_unload(lz_plugins_t *plugins) {
-    lz_plugin_t *plugin = reversed(atomic_exchange(&plugins->head, NULL));
-    while (plugin) {
-        lz_plugin_t *rest = atomic_load_explicit(&plugin->next, memory_order_relaxed);
-        if (plugin->live && plugin->descriptor->fini) plugin->descriptor->fini(plugin);
-        plugin_free(plugin);
-        plugin = rest;
+    lz_plugin_t *last = reversed(atomic_exchange(&plugins->head, NULL));
+    for (lz_plugin_t *p = last; p; p = atomic_load_explicit(&p->next, memory_order_relaxed))
+        if (p->live && p->descriptor->fini) p->descriptor->fini(p);
+    while (last) {
+        lz_plugin_t *rest = atomic_load_explicit(&last->next, memory_order_relaxed);
+        plugin_free(last);
+        last = rest;
     }
 }

@@ -48,9 +48,10 @@ int lz__plugins_node_created(lz_context_t *ctx, lz_node_t *node, const char *kin
 // lz__plugins_report_span hands span to the plugins' span callbacks.
 void lz__plugins_report_span(lz_plugins_t *plugins, const lz_span_t *span);
 
-// lz__plugins_unload calls each plugin's fini, last loaded first, and
-// unloads it. Only when no node is left and the context's registry (whose
-// codecs may be plugin code) is destroyed.
+// lz__plugins_unload calls each plugin's fini, last loaded first, then
+// unloads them all (a fini may call into any plugin's code). Only when no
+// node is left and the context's registry (whose codecs may be plugin
+// code) is destroyed.
 void lz__plugins_unload(lz_plugins_t *plugins);
 
 #endif
