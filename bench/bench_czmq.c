@@ -30,12 +30,14 @@ static void czmq_close(void *arg) {
     free(s);
 }
 
+// A REQ socket waits as long as every contender's request does.
 static zsock_t *czmq_socket(int type) {
     zsock_t *sock = zsock_new(type);
+    int timeout = type == ZMQ_REQ ? LZB_REQUEST_TIMEOUT_MS : LZB_IO_TIMEOUT_MS;
     if (sock) {
         zsock_set_linger(sock, 0);
-        zsock_set_sndtimeo(sock, LZB_IO_TIMEOUT_MS);
-        zsock_set_rcvtimeo(sock, LZB_IO_TIMEOUT_MS);
+        zsock_set_sndtimeo(sock, timeout);
+        zsock_set_rcvtimeo(sock, timeout);
     }
     return sock;
 }

@@ -48,9 +48,12 @@ static int open_socket(nng_socket *sock, lzb_pattern_t pattern, int sending) {
     }
 }
 
-static int set_options(nng_socket sock, lzb_pattern_t pattern) {
-    int rc = nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, LZB_IO_TIMEOUT_MS);
-    if (rc == 0) rc = nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, LZB_IO_TIMEOUT_MS);
+// set_options: timeouts (a requester, sending, waits as long as every
+// contender's request does) and queue depths.
+static int set_options(nng_socket sock, lzb_pattern_t pattern, int sending) {
+    nng_duration timeout = pattern == LZB_REQREP && sending ? LZB_REQUEST_TIMEOUT_MS : LZB_IO_TIMEOUT_MS;
+    int rc = nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, timeout);
+    if (rc == 0) rc = nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, timeout);
     if (rc == 0 && pattern != LZB_REQREP) {
         // Not every socket has both queues (pull cannot send): ignore ENOTSUP.
         nng_socket_set_int(sock, NNG_OPT_SENDBUF, NNG_BENCH_BUFFER);
@@ -64,7 +67,7 @@ static int open_receiver(nng_state_t *s, const lzb_spec_t *spec) {
     s->has_rx = rc == 0;
     if (rc == 0 && spec->pattern == LZB_PUBSUB)
         rc = nng_socket_set(s->rx, NNG_OPT_SUB_SUBSCRIBE, LZB_TOPIC, strlen(LZB_TOPIC));
-    if (rc == 0) rc = set_options(s->rx, spec->pattern);
+    if (rc == 0) rc = set_options(s->rx, spec->pattern, 0);
     return rc == 0 ? nng_listen(s->rx, spec->endpoint, NULL, 0) : rc;
 }
 
@@ -73,7 +76,7 @@ static int open_receiver(nng_state_t *s, const lzb_spec_t *spec) {
 static int open_sender(nng_state_t *s, const lzb_spec_t *spec) {
     int rc = open_socket(&s->tx, spec->pattern, 1);
     s->has_tx = rc == 0;
-    if (rc == 0) rc = set_options(s->tx, spec->pattern);
+    if (rc == 0) rc = set_options(s->tx, spec->pattern, 1);
     int flags = spec->ends == LZB_SENDING_END ? NNG_FLAG_NONBLOCK : 0;
     return rc == 0 ? nng_dial(s->tx, spec->endpoint, NULL, flags) : rc;
 }

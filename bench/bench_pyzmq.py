@@ -18,8 +18,14 @@ import python_liberzmq
 
 TOPIC = b"bench"          # LZB_TOPIC
 IO_TIMEOUT_MS = 200       # LZB_IO_TIMEOUT_MS
+REQUEST_TIMEOUT_MS = 5000 # LZB_REQUEST_TIMEOUT_MS: how long a request waits for its reply
+WARM_UP_ROUND_TRIPS = 100 # LZB_WARM_UP_ROUND_TRIPS
 BATCH = 256               # LZB_BATCH
 JOIN_SECONDS = 5.0
+
+
+class Failed(Exception):
+    """A measurement that failed: one line on stderr and exit 1, as the C harness."""
 
 
 def seed(seq):
@@ -72,11 +78,20 @@ def endpoint(transport):
     return "inproc://lzb-py-%d" % _serial
 
 
-def make_socket(ctx, kind):
+def forget(ep):
+    """Removes an ipc endpoint's socket file once its socket is closed, as harness.c's close_contender."""
+    if ep.startswith("ipc://"):
+        try:
+            os.unlink(ep[len("ipc://"):])
+        except FileNotFoundError:
+            pass
+
+
+def make_socket(ctx, kind, timeout_ms=IO_TIMEOUT_MS):
     s = ctx.socket(kind)
     s.linger = 0
-    s.sndtimeo = IO_TIMEOUT_MS
-    s.rcvtimeo = IO_TIMEOUT_MS
+    s.sndtimeo = timeout_ms
+    s.rcvtimeo = timeout_ms
     return s
 
 
@@ -187,7 +202,7 @@ def wait_first(ends, sock):
     t0 = time.monotonic()
     while ends.recv(sock, 1) < 1:
         if time.monotonic() - t0 > JOIN_SECONDS:
-            raise RuntimeError("no messages arrived")
+            raise Failed("no messages arrived")
 
 
 def receive(args, ends, sock, ready, done):
@@ -235,6 +250,7 @@ def throughput(args, ctx):
         drain(ends, sock, stop, done, peer)
         peer.join()
         sock.close()
+        forget(ep)
     return {"received": received, "msgs_per_sec": round(rate),
             "mb_per_sec": round(rate * args.size / 1e6, 2)}
 
@@ -261,6 +277,7 @@ def server_main(args, ep, ctx, stop, bound):
 
 
 def request(args, sock, buf):
+    """One round trip; zmq.Again when no reply came within REQUEST_TIMEOUT_MS."""
     if args.codec == "json":
         sock.send(json.dumps({"type": "echo", "data": seed(0), "timestamp": time.time(),
                               "request_id": str(uuid.uuid4())}).encode())
@@ -270,28 +287,47 @@ def request(args, sock, buf):
         sock.recv()
 
 
+def round_trips(args, sock, buf):
+    """harness.c's rr_measure: the warm-up (at most --max-seconds too), then the
+    timed round trips; one that fails fails the measurement."""
+    start = time.perf_counter()
+    for i in range(WARM_UP_ROUND_TRIPS):
+        if time.perf_counter() - start >= args.max_seconds:
+            break
+        try:
+            request(args, sock, buf)
+        except zmq.Again:
+            raise Failed("warm-up round trip %d failed" % (i + 1)) from None
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < args.count and time.perf_counter() - start < args.max_seconds:
+        t = time.perf_counter()
+        try:
+            request(args, sock, buf)
+        except zmq.Again:
+            raise Failed("round trip %d failed after %.0f ms" % (len(samples) + 1,
+                                                                  (time.perf_counter() - t) * 1e3)) from None
+        samples.append((time.perf_counter() - t) * 1e6)
+    if not samples:
+        raise Failed("no round trip completed within --max-seconds %g" % args.max_seconds)
+    return samples
+
+
 def latency(args, ctx):
     ep = endpoint(args.transport)
     ev = threading.Event if in_process(args) else mp.get_context("fork").Event
     stop, bound = ev(), ev()
     peer = runner(args, server_main, (args, ep, ctx if in_process(args) else None, stop, bound))
     bound.wait(JOIN_SECONDS)
-    sock = make_socket(ctx, zmq.REQ)
+    sock = make_socket(ctx, zmq.REQ, REQUEST_TIMEOUT_MS)
     sock.connect(ep)
-    buf = b"x" * args.size
-    samples = []
     try:
-        for _ in range(100):
-            request(args, sock, buf)
-        start = time.perf_counter()
-        while len(samples) < args.count and time.perf_counter() - start < args.max_seconds:
-            t = time.perf_counter()
-            request(args, sock, buf)
-            samples.append((time.perf_counter() - t) * 1e6)
+        samples = round_trips(args, sock, b"x" * args.size)
     finally:
         stop.set()
         peer.join()
         sock.close()
+        forget(ep)
     samples.sort()
     n = len(samples)
     pick = lambda p: samples[min(n - 1, int(p * (n - 1) + 0.5))]
@@ -333,7 +369,11 @@ def main():
     name = {"json": "pyzmq-json", "python-liberzmq": "python-liberzmq"}.get(args.codec, "pyzmq")
     for _ in range(args.reps):
         transport = args.transport
-        result = measure(args, ctx)
+        try:
+            result = measure(args, ctx)
+        except Failed as e:
+            print("%s: %s" % (name, e), file=sys.stderr)
+            return 1
         head = {"contender": name, "version": zmq.pyzmq_version(), "pattern": args.pattern,
                 "transport": transport, "size": args.size, "codec": args.codec}
         if args.pattern in ("pushpull", "pubsub"):

@@ -216,7 +216,7 @@ static size_t lzc_frame_bytes(void *arg) {
 static int lzc_request(void *arg) {
     lzc_state_t *s = arg;
     lz_value_t *reply = NULL;
-    int rc = lz_client_request(s->client, "echo", s->request, &reply, 5000);
+    int rc = lz_client_request(s->client, "echo", s->request, &reply, LZB_REQUEST_TIMEOUT_MS);
     if (rc == LZ_EREMOTE && strcmp(lz_value_find_string(reply, "code", ""), lz_error_name(LZ_ENOMEM)) == 0)
         rc = lz_set_error(LZ_ENOMEM, "the server: %s", lz_value_find_string(reply, "message", "out of memory"));
     lz_value_destroy(&reply);

@@ -42,10 +42,11 @@ static void raw_close(void *arg) {
 }
 
 // Options both ends share: no linger at close, and timeouts so no driver
-// waits forever on a peer that has stopped.
+// waits forever on a peer that has stopped; a REQ socket waits as long as
+// every contender's request does.
 static void *raw_socket(void *ctx, int type) {
     void *sock = zmq_socket(ctx, type);
-    int linger = 0, timeout = LZB_IO_TIMEOUT_MS;
+    int linger = 0, timeout = type == ZMQ_REQ ? LZB_REQUEST_TIMEOUT_MS : LZB_IO_TIMEOUT_MS;
     if (sock) {
         zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
         zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeout, sizeof timeout);

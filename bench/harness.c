@@ -25,6 +25,8 @@
 #define LZB_BATCH 256
 // How long the first message may take (connecting, pub/sub joining).
 #define LZB_JOIN_SECONDS 5.0
+// Round trips before the timed ones: connections made, caches warm.
+#define LZB_WARM_UP_ROUND_TRIPS 100
 
 uint64_t lzb_now_ns(void) {
     struct timespec ts;
@@ -133,6 +135,19 @@ static void close_contender(const lzb_ops_t *ops, void *st, const lzb_spec_t *sp
     if (spec->pinned) lzb_pin_self(-1);
 }
 
+// place pins the calling process before its library starts any thread, so
+// every thread it starts (libzmq I/O threads, server workers, the drivers')
+// stays with it: under --pin on CPU 0, as taskset -c 0 would, in both
+// processes when there are two; under --spread on spread_cpu, so each end has
+// a CPU of its own and no run finds both busy ends sharing one while the
+// other idles, which made single runs swing 2x. close_contender undoes --pin.
+static int place(const lzb_spec_t *spec, int spread_cpu) {
+    int cpu = spec->pinned ? 0 : spec->spread ? spread_cpu : -1;
+    if (cpu < 0 || lzb_pin_self(cpu) == 0) return 0;
+    fprintf(stderr, "%s: cannot run on CPU %d: %s\n", spec->pinned ? "--pin" : "--spread", cpu, strerror(errno));
+    return -1;
+}
+
 // open_ends opens the given ends at spec's endpoint.
 static void *open_ends(const lzb_ops_t *ops, const lzb_spec_t *spec, lzb_ends_t ends) {
     lzb_spec_t made = *spec;
@@ -143,11 +158,9 @@ static void *open_ends(const lzb_ops_t *ops, const lzb_spec_t *spec, lzb_ends_t 
     return st;
 }
 
-// Pinning before open makes every thread the contender starts (libzmq I/O
-// threads, server workers) and the drivers' threads inherit CPU 0, as
-// taskset -c 0 would; close_contender undoes it.
+// open_contender opens both ends in this process, placed (see place).
 static void *open_contender(const lzb_ops_t *ops, lzb_spec_t *spec) {
-    if (spec->pinned && lzb_pin_self(0) != 0) perror("sched_setaffinity");
+    if (place(spec, 0) != 0) return NULL;
     void *st = NULL;
     if (make_endpoint(spec) != 0)
         fprintf(stderr, "%s: no free endpoint\n", ops->name);
@@ -282,16 +295,6 @@ static int tp_sending_child(const lzb_ops_t *ops, const lzb_spec_t *spec, tp_fla
     return 0;
 }
 
-// spread_to pins the calling process to cpu under --spread, before its
-// library starts any thread, so its I/O threads stay on that CPU with it:
-// each end then has a CPU of its own, and no run finds both busy ends
-// sharing one while the other idles, which made single runs swing 2x.
-static int spread_to(const lzb_spec_t *spec, int cpu) {
-    if (!spec->spread || lzb_pin_self(cpu) == 0) return 0;
-    fprintf(stderr, "--spread: cannot run on CPU %d: %s\n", cpu, strerror(errno));
-    return -1;
-}
-
 // tp_two_processes measures with the sender in a child process, forked
 // before either end exists (libzmq, CZMQ and nng contexts do not survive a
 // fork), as two services on one machine would run.
@@ -301,9 +304,9 @@ static int tp_two_processes(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_tput_t *
     if (flags == MAP_FAILED) return -1; // anonymous memory starts zeroed: every flag clear
     fflush(NULL);
     pid_t child = fork();
-    if (child == 0) _exit(spread_to(spec, 1) == 0 ? tp_sending_child(ops, spec, flags) : 1);
+    if (child == 0) _exit(place(spec, 1) == 0 ? tp_sending_child(ops, spec, flags) : 1);
     int rc = -1;
-    void *st = child > 0 && spread_to(spec, 0) == 0 ? open_ends(ops, spec, LZB_RECEIVING_END) : NULL;
+    void *st = child > 0 && place(spec, 0) == 0 ? open_ends(ops, spec, LZB_RECEIVING_END) : NULL;
     if (st) {
         tp_run_t run = {.ops = ops, .st = st, .count = spec->count, .flags = flags};
         rc = tp_receive(&run, spec->max_seconds, out);
@@ -316,7 +319,7 @@ static int tp_two_processes(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_tput_t *
     int sender_ok = child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (child > 0 && !sender_ok) fprintf(stderr, "%s: the sending process failed\n", ops->name);
     munmap(flags, sizeof *flags);
-    if (spec->spread) lzb_pin_self(-1);
+    if (spec->spread || spec->pinned) lzb_pin_self(-1);
     return st && sender_ok ? tp_finish(ops, spec, rc, out) : -1;
 }
 
@@ -343,20 +346,43 @@ static void *rr_serve(void *arg) {
     return NULL;
 }
 
-// rr_measure: a few warm-up round trips, then count timed ones (or fewer
-// when max_seconds runs out).
+// rr_warm_up: LZB_WARM_UP_ROUND_TRIPS, or fewer when max_seconds runs out
+// (a large message's round trips can take a good part of a second each).
+static int rr_warm_up(const lzb_ops_t *ops, void *st, const lzb_spec_t *spec) {
+    uint64_t start = lzb_now_ns();
+    for (int i = 0; i < LZB_WARM_UP_ROUND_TRIPS && seconds_since(start) < spec->max_seconds; i++)
+        if (ops->request(st) != 0) {
+            fprintf(stderr, "%s: warm-up round trip %d failed\n", ops->name, i + 1);
+            return -1;
+        }
+    return 0;
+}
+
+// rr_measure: the warm-up, then count timed round trips (or fewer when
+// max_seconds runs out). A round trip that fails (no reply within
+// LZB_REQUEST_TIMEOUT_MS) fails the measurement: the run without it would
+// report fewer round trips than asked and hide the stall from p99 and mean.
 static int rr_measure(const lzb_ops_t *ops, void *st, const lzb_spec_t *spec, lzb_latency_t *out) {
-    for (int i = 0; i < 100; i++)
-        if (ops->request(st) != 0) return -1;
+    if (rr_warm_up(ops, st, spec) != 0) return -1;
     double *us = malloc((size_t)spec->count * sizeof *us);
-    if (!us) return -1;
+    if (!us) {
+        int err = errno; // ENOMEM, for lz bench to tell (src/cli/bench.c)
+        fprintf(stderr, "%s: no memory for %ld round trips' times\n", ops->name, spec->count);
+        errno = err;
+        return -1;
+    }
     long n = 0;
     uint64_t start = lzb_now_ns();
     while (n < spec->count && seconds_since(start) < spec->max_seconds) {
         uint64_t t = lzb_now_ns();
-        if (ops->request(st) != 0) break;
+        if (ops->request(st) != 0) {
+            fprintf(stderr, "%s: round trip %ld failed after %.0f ms\n", ops->name, n + 1, seconds_since(t) * 1e3);
+            free(us);
+            return -1;
+        }
         us[n++] = (double)(lzb_now_ns() - t) / 1e3;
     }
+    if (n == 0) fprintf(stderr, "%s: no round trip completed within --max-seconds %g\n", ops->name, spec->max_seconds);
     double sum = 0;
     for (long i = 0; i < n; i++) sum += us[i];
     qsort(us, (size_t)n, sizeof *us, cmp_double);
@@ -380,7 +406,6 @@ int lzb_latency(const lzb_ops_t *ops, lzb_spec_t *spec, lzb_latency_t *out) {
         atomic_store(&server.stop, 1);
         pthread_join(thread, NULL);
     }
-    if (rc != 0) fprintf(stderr, "%s: a round trip failed\n", ops->name);
 close:
     close_contender(ops, server.st, spec);
     return rc;

@@ -20,8 +20,8 @@ typedef struct lzb_spec {
     char transport[8];  // "tcp", "ipc" or "inproc"
     size_t size;        // payload bytes (json codecs send the seeds' message)
     long count;         // messages (throughput) or round trips (latency)
-    double max_seconds; // a measurement stops early after this long
-    int pinned;         // reqrep: every thread of both ends on CPU 0
+    double max_seconds; // a measurement (and its reqrep warm-up) stops early after this long
+    int pinned;         // every thread of both ends (both processes) on CPU 0
     int reps;           // repetitions in this process (lz bench; programs use 1)
     char codec[8];      // "raw" or "json" (liberzmq and pyzmq have both)
     int processes;      // throughput over tcp/ipc: 2 puts the sender in a child process
@@ -40,6 +40,11 @@ static inline int lzb_makes(const lzb_spec_t *spec, lzb_ends_t end) {
 // Socket receive/send timeouts: how long an idle wait lasts before the
 // driver looks at its stop conditions again.
 #define LZB_IO_TIMEOUT_MS 200
+// How long every contender's request waits for its reply (liberzmq's
+// lz_client_request, a REQ socket's send and receive): a slow round trip
+// (a large message, a stalled VM) is a sample, not an idle wait; one that
+// takes longer fails the measurement. bench_pyzmq.py's REQUEST_TIMEOUT_MS.
+#define LZB_REQUEST_TIMEOUT_MS 5000
 
 // A contender. open makes the ends of spec->pattern that spec->ends names
 // (bound and connected, reqrep server started if it runs its own threads;
@@ -56,7 +61,8 @@ typedef struct lzb_ops {
     long (*recv)(void *st, long n);
     // serve: answer requests until *stop (NULL when open started a server).
     void (*serve)(void *st, const atomic_int *stop);
-    // request: one round trip; 0 on success.
+    // request: one round trip, waiting up to LZB_REQUEST_TIMEOUT_MS for
+    // the reply; 0 on success.
     int (*request)(void *st);
     void (*close)(void *st);
     // frame_bytes (optional): the size of the last data frame recv took,

@@ -335,7 +335,8 @@ METHOD = """\
   library, so latency is measured twice: unpinned, and with every thread of both ends on CPU 0
   (`--pin`: `sched_setaffinity` before the sockets exist, as `taskset -c 0`). Judge on the pinned rows.
 - **Memory**: RSS of one process holding a connected push/pull pair over tcp (`/proc/self/status`):
-  at start, idle after one message, after a {seconds} s load of 256 B messages, and the peak (VmHWM).
+  at start, idle after one message, after a {seconds} s load of 256 B messages (liberzmq-json and
+  pyzmq-json: of the seeds' 40 B message), and the peak (VmHWM).
   Python's interpreter is most of its start figure. Most of the idle growth is pages of the shared
   libraries' code touched for the first time; the last column is its anonymous part (`RssAnon`: heap
   and thread stacks, not shared with other processes). liberzmq's includes the connection monitor behind
@@ -355,8 +356,9 @@ METHOD = """\
   like every row's pair; the ratio is lz_proxy's msg/s over zmq_proxy_steerable's, paired by
   repetition. liberzmq's loop also looks at each message's sender for a guarded socket (none is
   guarded here) and answers commands while a destination is full.
-- `lz bench pushpull|pubsub|reqrep` runs the liberzmq and raw libzmq parts of this harness in one
-  process and prints their ratio (`--json` for JSON lines).
+- `lz bench pushpull|pubsub|reqrep` runs the liberzmq and raw libzmq parts of this harness, both
+  ends in one process (with `--processes 2` the sender in a forked one, as above), and prints
+  their ratio (`--json` for JSON lines).
 - Why the figures are what they are (instructions and system calls per message, from callgrind and
   strace), what was done about them and what is left: [docs/performance.md](docs/performance.md).
 """

@@ -1512,21 +1512,71 @@ LZ_TEST(test_bench_two_processes) {
     }
 }
 
+// cpus_0_and_1: whether this test may use CPUs 0 and 1 (says so when not).
+static bool cpus_0_and_1(const char *test) {
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_ISSET(0, &allowed) && CPU_ISSET(1, &allowed))
+        return true;
+    fprintf(stderr, "%s: skipped, CPUs 0 and 1 are not both available\n", test);
+    return false;
+}
+
 // lz bench --spread: each process on its own CPU (0 and 1), where this
 // test may use both.
 LZ_TEST(test_bench_spread) {
-    if (!bench_measures_here(__func__)) return;
-    cpu_set_t allowed;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || !CPU_ISSET(0, &allowed) || !CPU_ISSET(1, &allowed)) {
-        fprintf(stderr, "test_bench_spread: skipped, CPUs 0 and 1 are not both available\n");
-        return;
-    }
+    if (!bench_measures_here(__func__) || !cpus_0_and_1(__func__)) return;
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "bench", "pushpull", "--transport", "ipc", "--size", "16", "--processes", "2",
                         "--spread", "--reps", "2", "--max-seconds", "0.1", "--json"),
                  0);
     LZ_CHECK_INT(count_lines(r.out), 1);
     LZ_CHECK(strstr(r.out, "\"spread\":true,") != NULL);
     check_bench_line(r.out, "pushpull", "ipc", 16, bench_throughput, 5, "msgs_per_sec", "raw_msgs_per_sec");
+}
+
+// a_child: a child process of pid, or 0 when it has none.
+static pid_t a_child(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    int child = 0;
+    if (f && fscanf(f, "%d", &child) != 1) child = 0;
+    if (f) fclose(f);
+    return child;
+}
+
+// runs_on_cpu_0_only: whether pid may run on CPU 0 and no other.
+static bool runs_on_cpu_0_only(pid_t pid) {
+    char path[64], line[256], cpus[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f) && sscanf(line, "Cpus_allowed_list: %63s", cpus) != 1) {
+    }
+    if (f) fclose(f);
+    return pid > 0 && strcmp(cpus, "0") == 0;
+}
+
+// lz bench --pin --processes 2: the forked sending process runs on CPU 0
+// too, with the receiving one, as its "pinned":true says.
+LZ_TEST(test_bench_pin_two_processes) {
+    if (!bench_measures_here(__func__) || !cpus_0_and_1(__func__)) return;
+    proc_t bench = LZ_START("bench", "pushpull", "--transport", "ipc", "--size", "16", "--processes", "2", "--pin",
+                            "--reps", "1", "--max-seconds", "0.5", "--json");
+    bool both = false; // at one moment while the sending process lives
+    LZ_TEST_WAIT_UNTIL((both = runs_on_cpu_0_only(bench.pid) && runs_on_cpu_0_only(a_child(bench.pid))), 5000);
+    LZ_CHECK(both);
+    finish_ok(&bench);
+    LZ_CHECK(strstr(r.out, "\"pinned\":true,") != NULL);
+}
+
+// lz bench reqrep with a --max-seconds too short for one round trip says
+// so (exit 1), not that a round trip failed.
+LZ_TEST(test_bench_reqrep_too_short_to_time) {
+    if (!bench_measures_here(__func__)) return;
+    LZ_CHECK_INT(
+        LZ_RUN(&r, NULL, "bench", "reqrep", "--transport", "inproc", "--max-seconds", "0.000000001", "--reps", "1"), 1);
+    LZ_CHECK_STR(r.out, "");
+    LZ_CHECK(strstr(r.err, ": no round trip completed within --max-seconds 1e-09\n") != NULL);
+    LZ_CHECK(strstr(r.err, "failed") == NULL);
 }
 
 // msgpack_published runs `lz pub` (with env, then the arguments after the
@@ -1874,4 +1924,5 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_help_tells_the_truth
              LZ_CASE(test_closed_stdin), LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue),
              LZ_CASE(test_config_errors), LZ_CASE(test_config_reloads_while_running), LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_data_from_standard_input), LZ_CASE(test_req_several_endpoints),
              LZ_CASE(test_proxy_capture), LZ_CASE(test_bench_json), LZ_CASE(test_bench_text), LZ_CASE(test_bench_stops_cleanly_with_a_backlog),
-             LZ_CASE(test_bench_two_processes), LZ_CASE(test_bench_spread), LZ_CASE(test_config_applies))
+             LZ_CASE(test_bench_two_processes), LZ_CASE(test_bench_spread), LZ_CASE(test_bench_pin_two_processes),
+             LZ_CASE(test_bench_reqrep_too_short_to_time), LZ_CASE(test_config_applies))
