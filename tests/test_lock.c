@@ -394,8 +394,31 @@ LZ_TEST(no_lock_service) {
     LZ_CHECK(strstr(lz_last_error(), "no answer from the lock service") != NULL);
     int64_t took = lz_test_now_ms() - t0;
     LZ_CHECK(took >= 500 && took < 1000 * LZ_TEST_SLOWDOWN);
-    lz_lock_destroy(&lock); // its unanswered acquire is released: one more request, 200 ms
+    lz_lock_destroy(&lock); // its unanswered acquire's release went in the background: nothing more
     lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+// An acquire nobody answers has its owner id released in the background
+// (a grant may yet come): lz_lock_destroy leaves that release to go on
+// rather than send another and wait a whole zmq.request_timeout for it,
+// and the acquire's error says how long it waited, its request's time
+// past the wait included.
+LZ_TEST(destroy_after_an_unanswered_acquire_is_prompt) {
+    char timeout[64];
+    int request_ms = 1000 * LZ_TEST_SLOWDOWN;
+    snprintf(timeout, sizeof timeout, "zmq.request_timeout=%d", request_ms);
+    // A linger of its own: with no connection up, destroy has nothing to wait for.
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=1000", "zmq.request_retries=0", timeout);
+    char endpoint[128];
+    lz_lock_t *lock = lz_lock_new(ctx, lz_test_ipc_endpoint(endpoint, sizeof endpoint), "x", 1000);
+    LZ_CHECK_INT(lz_lock_acquire(lock, 0), LZ_ETIMEOUT);
+    const char *said = strstr(lz_last_error(), "no answer from the lock service in ");
+    LZ_CHECK(said != NULL);
+    LZ_CHECK(said && atoi(said + strlen("no answer from the lock service in ")) >= request_ms);
+    int64_t t0 = lz_test_now_ms();
+    lz_lock_destroy(&lock);
+    LZ_CHECK(lz_test_now_ms() - t0 < request_ms / 2); // a whole request_ms before
     lz_context_destroy(&ctx);
 }
 
@@ -1172,15 +1195,21 @@ static bool is_free(const late_service_t *late) { return !late->holder[0]; }
 
 static void stop_server(void *server) { lz_server_stop(server); } // answers the held-back acquire
 
+// start_late serves late's two actions on ctx.
+static lz_server_t *start_late(lz_context_t *ctx, late_service_t *late) {
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(server, "acquire_lock", late_acquire, late), LZ_OK);
+    LZ_CHECK_INT(lz_server_on(server, "release_lock", late_release, late), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    return server;
+}
+
 // A grant that reaches the object after its cancel (after the release the
 // cancel sent) is given back as it arrives.
 LZ_TEST(grant_after_cancel_is_given_back) {
     lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.request_retries=0"); // one copy of each request
     late_service_t late = {.mutex = PTHREAD_MUTEX_INITIALIZER};
-    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
-    LZ_CHECK_INT(lz_server_on(server, "acquire_lock", late_acquire, &late), LZ_OK);
-    LZ_CHECK_INT(lz_server_on(server, "release_lock", late_release, &late), LZ_OK);
-    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    lz_server_t *server = start_late(ctx, &late);
     lz_lock_t *lock = lz_lock_new(ctx, lz_node_endpoint(lz_server_node(server)), "late", 30000);
     waiter_t w;
     start_acquirer(&w, lock);
@@ -1201,6 +1230,26 @@ LZ_TEST(grant_after_cancel_is_given_back) {
     LZ_TEST_WAIT_UNTIL(late_check(&late, is_free), 2000 * LZ_TEST_SLOWDOWN);
     LZ_CHECK(late_check(&late, is_free));
     lz_lock_destroy(&lock);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
+// An acquire a live service does not answer in time may still be granted:
+// its owner id's release reaches the service once, also when
+// lz_lock_destroy comes at once: destroy waits for that release's answer
+// rather than sending another, whatever the linger (lz lock's is 0).
+LZ_TEST(unanswered_acquire_is_released_after_destroy) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.request_retries=0", "zmq.request_timeout=300");
+    late_service_t late = {.mutex = PTHREAD_MUTEX_INITIALIZER};
+    lz_server_t *server = start_late(ctx, &late);
+    lz_lock_t *lock = lz_lock_new(ctx, lz_node_endpoint(lz_server_node(server)), "late", 30000);
+    LZ_CHECK_INT(lz_lock_acquire(lock, 0), LZ_ETIMEOUT);
+    LZ_CHECK(late_check(&late, is_parked));
+    lz_lock_destroy(&lock);
+    LZ_TEST_WAIT_UNTIL(late_check(&late, released_once), 2000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(late_check(&late, released_once));
+    lz_server_stop(server); // answers the acquire held back
+    lz_server_reply_error(&late.parked, LZ_ECLOSED, NULL); // frees its handle
     lz_server_destroy(&server);
     lz_context_destroy(&ctx);
 }
@@ -1487,7 +1536,8 @@ LZ_TEST_MAIN(LZ_CASE(one_holder_at_a_time), LZ_CASE(threads_exclude_each_other),
              LZ_CASE(expiry_lets_the_next_owner_in), LZ_CASE(renew_extends_the_lease),
              LZ_CASE(try_acquire_and_bounded_wait), LZ_CASE(acquire_waits_for_release_and_for_lease_end),
              LZ_CASE(malformed_requests_get_error_replies), LZ_CASE(table_is_bounded), LZ_CASE(destroy_releases),
-             LZ_CASE(no_lock_service), LZ_CASE(reloaded_request_timeout_holds_for_locks),
+             LZ_CASE(no_lock_service), LZ_CASE(destroy_after_an_unanswered_acquire_is_prompt),
+             LZ_CASE(reloaded_request_timeout_holds_for_locks),
              LZ_CASE(python_peer), LZ_CASE(waiter_gets_the_lock_at_release),
              LZ_CASE(waiters_are_served_in_order), LZ_CASE(lease_end_hands_over), LZ_CASE(waiter_times_out),
              LZ_CASE(stop_answers_waiters), LZ_CASE(waiters_are_capped_and_joined),
@@ -1500,5 +1550,6 @@ LZ_TEST_MAIN(LZ_CASE(one_holder_at_a_time), LZ_CASE(threads_exclude_each_other),
              LZ_CASE(cancel_ends_a_wait), LZ_CASE(cancel_ends_a_direct_wait),
              LZ_CASE(cancel_racing_a_grant_leaves_the_lock_free),
              LZ_CASE(cancel_before_acquire), LZ_CASE(grant_after_cancel_is_given_back),
+             LZ_CASE(unanswered_acquire_is_released_after_destroy),
              LZ_CASE(cancelled_acquire_is_not_resent), LZ_CASE(grant_made_at_once_is_counted_from_the_request),
              LZ_CASE(stats_count_each_event), LZ_CASE(stats_in_the_prometheus_scrape))

@@ -147,7 +147,11 @@ lz_lock_t *lz_lock_new(lz_context_t *ctx, const char *endpoints, const char *nam
 
 // lz_lock_destroy releases the lock if it is held (one request, waiting
 // up to zmq.request_timeout), then frees it and sets *lock_p to NULL. NULL
-// and *NULL are no-ops.
+// and *NULL are no-ops. The owner id of an acquire given up unanswered
+// (see lz_lock_acquire) is released the same way, unless its background
+// release is still on its way: then nothing more is sent, and destroy
+// waits for that release's answer, up to zmq.request_timeout (not at all
+// with no connection to the service).
 void lz_lock_destroy(lz_lock_t **lock_p);
 
 // lz_lock_try_acquire asks once. 0 when the lock is now held (by this

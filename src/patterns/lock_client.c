@@ -5,6 +5,7 @@
  * later hold. An acquire's request is one lz_lock_cancel can end
  * (lz__client_request_until), on the caller's thread as any request. */
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 #include "core/envelope.h"
 #include "core/error.h"
 #include "core/node.h"
+#include "core/thread.h"
 #include "liberzmq/lock.h"
 #include "patterns/client.h"
 
@@ -28,6 +30,9 @@ struct lz_lock {
     char owner[37];      // this hold's lock_id
     bool held;
     bool unsettled;       // an acquire under owner may have been granted unseen, or may still wait
+    pthread_mutex_t mutex;  // guards settling: the releases' callbacks run on the client's thread
+    pthread_cond_t settled; // signalled as settling falls
+    int settling;           // background releases not yet answered (settle_in_background)
     int64_t token;        // the hold's fencing token (held only)
     int64_t lease_end_ms; // lz__now_ms's clock; counted from when the grant was asked
     lz_cancel_t cancel;   // lz_lock_cancel fires it: no more acquiring
@@ -98,15 +103,41 @@ static void hold(lz_lock_t *lock, const lz_value_t *reply, int64_t asked_ms) {
     lock->token = lz_value_find_int(reply, "fencing_token", lock->token);
 }
 
-static void ignore_reply(int status, const lz_value_t *reply, void *arg) {}
+static void count_settling(lz_lock_t *lock, int change) {
+    pthread_mutex_lock(&lock->mutex);
+    lock->settling += change;
+    pthread_cond_broadcast(&lock->settled);
+    pthread_mutex_unlock(&lock->mutex);
+}
+
+static void settled(int status, const lz_value_t *reply, void *arg) { count_settling(arg, -1); }
 
 // settle_in_background: an acquire under the current owner id may have
 // been granted unseen; release it without waiting, so the lock is not
 // kept from others for a whole lease.
 static void settle_in_background(lz_lock_t *lock) {
     lz_value_t *data = request_data(lock, false, 0);
-    if (data) lz_client_request_async(lock->client, "release_lock", data, -1, ignore_reply, NULL);
+    count_settling(lock, 1);
+    if (!data || lz_client_request_async(lock->client, "release_lock", data, -1, settled, lock) != LZ_OK)
+        count_settling(lock, -1);
     lz_value_destroy(&data);
+}
+
+// let_settle: true when a background release is on its way, after waiting
+// for its answer, which its request's own timeout (zmq.request_timeout)
+// bounds: the release may not have gone out yet (the client holds a
+// request while it asks whether a silent endpoint lives), and the client's
+// end would drop it. No wait without a connection: nothing can go out.
+static bool let_settle(lz_lock_t *lock) {
+    lz_metrics_t metrics;
+    bool connected = lz_node_metrics(lz_client_node(lock->client), &metrics) == LZ_OK && metrics.active_connections > 0;
+    int64_t due = lz__now_ms() + LZ_LIVE(lock->live, request_timeout);
+    pthread_mutex_lock(&lock->mutex);
+    bool on_its_way = lock->settling > 0;
+    while (connected && lock->settling > 0 && lz__now_ms() < due)
+        lz__cond_wait_until(&lock->settled, &lock->mutex, due);
+    pthread_mutex_unlock(&lock->mutex);
+    return on_its_way;
 }
 
 /* ---- a cancel ------------------------------------------------------------- */
@@ -219,7 +250,7 @@ int lz_lock_try_acquire(lz_lock_t *lock) {
 int lz_lock_acquire(lz_lock_t *lock, int wait_ms) {
     int rc = begin_hold(lock, "lz_lock_acquire");
     if (rc != LZ_OK) return rc;
-    int64_t deadline = wait_ms < 0 ? INT64_MAX : lz__now_ms() + wait_ms;
+    int64_t started = lz__now_ms(), deadline = wait_ms < 0 ? INT64_MAX : started + wait_ms;
     for (int attempts = 1; rc == LZ_OK; attempts++) {
         int64_t retry_ms = -1, asked = lz__now_ms();
         int park = park_ms(wait_ms, deadline);
@@ -234,9 +265,12 @@ int lz_lock_acquire(lz_lock_t *lock, int wait_ms) {
         rc = LZ_OK;
     }
     if (lock->unsettled && rc != LZ_OK) settle_in_background(lock);
-    if (rc != LZ_EBUSY && rc != LZ_ETIMEOUT) return rc;
-    return lz__fail(LZ_ETIMEOUT, "lock '%s': %s after %d ms", lock->name,
-                    rc == LZ_EBUSY ? "still held by another owner" : "no answer from the lock service", wait_ms);
+    if (rc == LZ_EBUSY)
+        return lz__fail(LZ_ETIMEOUT, "lock '%s': still held by another owner after %d ms", lock->name, wait_ms);
+    if (rc != LZ_ETIMEOUT) return rc;
+    // The last request waited zmq.request_timeout past the wait: say how long it all took.
+    return lz__fail(LZ_ETIMEOUT, "lock '%s': no answer from the lock service in %lld ms", lock->name,
+                    (long long)(lz__now_ms() - started));
 }
 
 /* ---- holding -------------------------------------------------------------- */
@@ -290,11 +324,12 @@ lz_lock_t *lz_lock_new(lz_context_t *ctx, const char *endpoints, const char *nam
         return lz__fail_null(LZ_EINVAL, "lz_lock_new: ttl_ms must be 1 to %d, not %d", LZ_LOCK_TIMEOUT_MAX * 1000,
                              ttl_ms);
     lz_lock_t *lock = calloc(1, sizeof *lock);
-    if (!lock || !(lock->name = strdup(name))) {
+    if (!lock || !(lock->name = strdup(name)) || lz__cond_init_monotonic(&lock->settled) != 0) {
         if (lock) free(lock->name);
         free(lock);
         return lz__fail_null(LZ_ENOMEM, "lz_lock_new: out of memory");
     }
+    pthread_mutex_init(&lock->mutex, NULL);
     if (lz__cancel_init(&lock->cancel, give_back, lock) != LZ_OK) {
         lz_lock_destroy(&lock);
         return NULL; // lz__cancel_init's error
@@ -311,10 +346,16 @@ lz_lock_t *lz_lock_new(lz_context_t *ctx, const char *endpoints, const char *nam
 void lz_lock_destroy(lz_lock_t **lock_p) {
     if (!lock_p || !*lock_p) return;
     lz_lock_t *lock = *lock_p;
-    if (lock->unsettled && !lock->held) lock->held = true; // so that its possible grant is released too
+    // An owner id an acquire gave up on is released, so that its possible
+    // grant is too, unless its background release is on its way: sent
+    // after that one, another would do no more, and would add a whole
+    // zmq.request_timeout when the service is silent.
+    if (lock->unsettled && !lock->held && !let_settle(lock)) lock->held = true;
     if (lock->held) lz_lock_release(lock);
     lz_client_destroy(&lock->client); // runs the callback of an acquire request a cancel left: lock is still whole
     lz__cancel_close(&lock->cancel);
+    pthread_cond_destroy(&lock->settled);
+    pthread_mutex_destroy(&lock->mutex);
     free(lock->name);
     free(lock);
     *lock_p = NULL;
