@@ -11,7 +11,7 @@ static int ask(lz_client_t *client, const char *action, double a, double b) {
     lz_value_t *data = lz_value_object(), *reply = NULL;
     lz_value_object_set_double(data, "a", a);
     lz_value_object_set_double(data, "b", b);
-    int rc = lz_client_request(client, action, data, &reply, 2000);
+    int rc = lz_client_request(client, action, data, &reply, -1); // -1: zmq.request_timeout, retries included
     if (rc == LZ_OK) {
         char *json = lz_value_to_json(reply);
         printf("%s(%g, %g) = %s\n", action, a, b, json ? json : "?");

@@ -1,6 +1,8 @@
 /* A calculator service: actions add, subtract, multiply and divide on
  * {"a": x, "b": y}; dividing by zero is an error reply, not a crash.
- * Usage: calculator_server [endpoint, default tcp://0.0.0.0:5555] [seconds]. */
+ * Usage: calculator_server [endpoint, default tcp://0.0.0.0:5555] [seconds,
+ * default 0: until Ctrl-C]. */
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "liberzmq.h"
 
 static volatile sig_atomic_t stop;
@@ -47,7 +50,7 @@ static int calculate(const lz_message_t *request, lz_value_t **reply, void *arg)
 
 int main(int argc, char **argv) {
     const char *endpoint = argc > 1 && *argv[1] ? argv[1] : "tcp://0.0.0.0:5555";
-    int seconds = argc > 2 ? atoi(argv[2]) : 0;
+    long seconds = argc > 2 ? arg_integer("calculator_server", "seconds", argv[2], 0, INT_MAX) : 0;
     lz_context_t *ctx = lz_context_new(NULL);
     lz_server_t *server = ctx ? lz_server_new(ctx, endpoint) : NULL;
     if (!server) {
@@ -64,7 +67,7 @@ int main(int argc, char **argv) {
     signal(SIGTERM, on_signal);
     printf("calculator serving on %s (Ctrl-C to stop)\n", lz_node_endpoint(lz_server_node(server)));
     fflush(stdout);
-    for (int waited = 0; !stop && (seconds <= 0 || waited < seconds * 10); waited++) usleep(100000);
+    for (long tenths = 0; !stop && (seconds == 0 || tenths / 10 < seconds); tenths++) usleep(100000);
     lz_server_destroy(&server);
     lz_context_destroy(&ctx);
     return 0;

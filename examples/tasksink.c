@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "args.h"
+
 #define MAX_WORKERS 32
 
 typedef struct worker_count {
@@ -54,12 +56,7 @@ static void count_worker(worker_count_t *tally, int *used, const char *name) {
 
 int main(int argc, char **argv) {
     const char *endpoint = argc > 1 && *argv[1] ? argv[1] : "tcp://127.0.0.1:5558";
-    char *end = NULL;
-    long count = argc > 2 ? strtol(argv[2], &end, 10) : 100;
-    if (argc > 2 && (*argv[2] == '\0' || *end != '\0' || count <= 0)) {
-        fprintf(stderr, "tasksink: count must be a positive integer, not '%s'\n", argv[2]);
-        return 2;
-    }
+    long count = argc > 2 ? arg_integer("tasksink", "count", argv[2], 1, LONG_MAX) : 100;
 
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;

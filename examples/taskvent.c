@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
+
 // send_task pushes one task {key: n} of the given type.
 static int send_task(lz_push_t *push, const char *type, const char *key, int64_t n) {
     lz_value_t *data = lz_value_object();
@@ -34,12 +36,7 @@ static int send_task(lz_push_t *push, const char *type, const char *key, int64_t
 int main(int argc, char **argv) {
     const char *tasks_endpoint = argc > 1 && *argv[1] ? argv[1] : "tcp://127.0.0.1:5557";
     const char *sink_endpoint = argc > 2 && *argv[2] ? argv[2] : "tcp://127.0.0.1:5558";
-    char *end = NULL;
-    long count = argc > 3 ? strtol(argv[3], &end, 10) : 100;
-    if (argc > 3 && (*argv[3] == '\0' || *end != '\0' || count <= 0)) {
-        fprintf(stderr, "taskvent: count must be a positive integer, not '%s'\n", argv[3]);
-        return 2;
-    }
+    long count = argc > 3 ? arg_integer("taskvent", "count", argv[3], 1, LONG_MAX) : 100;
 
     int status = EXIT_FAILURE;
     lz_push_t *workers = NULL, *sink = NULL;

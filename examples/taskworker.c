@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
+
 typedef struct worker {
     lz_push_t *results; // lz_push_send is thread safe: all handlers share it
     char name[32];      // tells the sink who did the task
@@ -68,12 +70,7 @@ static int do_work(const lz_message_t *task, void *arg) {
 int main(int argc, char **argv) {
     const char *tasks_endpoint = argc > 1 && *argv[1] ? argv[1] : "tcp://127.0.0.1:5557";
     const char *sink_endpoint = argc > 2 && *argv[2] ? argv[2] : "tcp://127.0.0.1:5558";
-    char *end = NULL;
-    long threads = argc > 3 ? strtol(argv[3], &end, 10) : 0;
-    if (argc > 3 && (*argv[3] == '\0' || *end != '\0' || threads < 0 || threads > 1024)) {
-        fprintf(stderr, "taskworker: threads must be 0..1024, not '%s'\n", argv[3]);
-        return 2;
-    }
+    long threads = argc > 3 ? arg_integer("taskworker", "threads", argv[3], 0, 1024) : 0;
 
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;

@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
+
 typedef struct city {
     const char *name;
     const char *topic;
@@ -31,17 +33,6 @@ static volatile sig_atomic_t interrupted = 0;
 static void on_signal(int signo) {
     (void)signo;
     interrupted = 1;
-}
-
-// parse_count reads a non-negative integer argument, or exits with usage.
-static long parse_count(const char *text, const char *what) {
-    char *end;
-    long n = strtol(text, &end, 10);
-    if (*text == '\0' || *end != '\0' || n < 0) {
-        fprintf(stderr, "weather_publisher: %s must be a non-negative integer, not '%s'\n", what, text);
-        exit(2);
-    }
-    return n;
 }
 
 static void sleep_ms(long ms) {
@@ -63,8 +54,8 @@ static lz_value_t *reading(const city_t *city, int humidity, long seq) {
 
 int main(int argc, char **argv) {
     const char *endpoint = argc > 1 && *argv[1] ? argv[1] : "tcp://127.0.0.1:5556";
-    long rounds = argc > 2 ? parse_count(argv[2], "rounds") : 0;
-    long interval_ms = argc > 3 ? parse_count(argv[3], "interval_ms") : 100;
+    long rounds = argc > 2 ? arg_integer("weather_publisher", "rounds", argv[2], 0, LONG_MAX) : 0;
+    long interval_ms = argc > 3 ? arg_integer("weather_publisher", "interval_ms", argv[3], 0, LONG_MAX) : 100;
 
     // Ctrl-C ends the loop; we still close everything properly.
     struct sigaction sa = {0};

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "args.h"
+
 // What the handlers share with main. Handlers may run on several threads
 // at once (zmq.handler_max_concurrency), hence the lock.
 typedef struct tally {
@@ -79,12 +81,7 @@ static void wait_for_readings(tally_t *tally) {
 
 int main(int argc, char **argv) {
     const char *endpoint = argc > 1 && *argv[1] ? argv[1] : "tcp://127.0.0.1:5556";
-    char *end = NULL;
-    long count = argc > 2 ? strtol(argv[2], &end, 10) : 10;
-    if (argc > 2 && (*argv[2] == '\0' || *end != '\0' || count <= 0)) {
-        fprintf(stderr, "weather_subscriber: count must be a positive integer, not '%s'\n", argv[2]);
-        return 2;
-    }
+    long count = argc > 2 ? arg_integer("weather_subscriber", "count", argv[2], 1, LONG_MAX) : 10;
     static const char *default_topics[] = {"weather.beijing", "weather.shanghai"};
     const char **topics = argc > 3 ? (const char **)argv + 3 : default_topics;
     int topic_count = argc > 3 ? argc - 3 : 2;
