@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <zmq.h>
 
 // About sixty cases, each starting lz processes: under ASan on a loaded
@@ -191,6 +192,11 @@ LZ_TEST(test_help_every_command) {
     LZ_CHECK(strstr(r.out, "7 out of memory") != NULL);
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "help", "sub"), 0);
     LZ_CHECK(strstr(r.out, "usage: lz sub") != NULL);
+    // The help of help is the overview (it was "unknown command", exit 2).
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "help", "--help"), 0);
+    LZ_CHECK(strstr(r.out, "usage: lz <command>") == r.out);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "help", "-h"), 0);
+    LZ_CHECK(strstr(r.out, "usage: lz <command>") == r.out);
 }
 
 // What lz --help and lz proxy --help promise holds: the commands it names
@@ -896,6 +902,21 @@ LZ_TEST(test_senders_report_what_the_linger_dropped) {
     free(input);
 }
 
+// A short zmq.linger with nothing sent (empty input): nothing can have
+// been dropped, however long the teardown lasts. Before, a teardown of 1 ms
+// or more (most of them) made lz pub and lz push report drops and exit 3.
+LZ_TEST(test_senders_with_nothing_sent_report_no_drop) {
+    for (int i = 0; i < 6; i++) {
+        char ep[128];
+        lz_test_ipc_endpoint(ep, sizeof ep);
+        const char *command = i % 2 ? "push" : "pub";
+        LZ_CHECK_INT(run_lz(&r, "", lz_start("LIBERZMQ_ZMQ__LINGER=1", command, "--bind", ep, "--settle", "0",
+                                             (char *)NULL)),
+                     0);
+        LZ_CHECK_STR(r.err, "");
+    }
+}
+
 // wait_line reads p's standard output until a whole line has come (or
 // timeout_ms passed) and returns whether one did.
 static bool wait_line(proc_t *p, int timeout_ms) {
@@ -940,6 +961,65 @@ LZ_TEST(test_receivers_stop_on_a_signal) {
     kill(sub.pid, SIGHUP);
     finish_ok(&sub);
     LZ_CHECK_STR(r.err, "");
+}
+
+// A stop signal ends sub and pull even while their standard output is
+// blocked (a reader that stopped reading: a full pipe), at once, exit 0,
+// with whole lines only. Before, they sat in write() until killed.
+LZ_TEST(test_receivers_stop_while_stdout_is_blocked) {
+    static const struct {
+        const char *command;
+        int peer_type;
+    } receivers[] = {{"sub", ZMQ_XPUB}, {"pull", ZMQ_PUSH}};
+    char payload[200];
+    memset(payload, 'x', sizeof payload);
+    payload[0] = payload[sizeof payload - 1] = '"'; // a JSON string
+    for (size_t i = 0; i < sizeof receivers / sizeof receivers[0]; i++) {
+        char ep[128], notice[16];
+        lz_test_ipc_endpoint(ep, sizeof ep);
+        proc_t p = LZ_START(receivers[i].command, "--bind", ep);
+        wait_ipc(ep);
+        void *ctx = zmq_ctx_new();
+        void *peer = plain_peer(ctx, receivers[i].peer_type, ep, 10000);
+        bool sub = receivers[i].peer_type == ZMQ_XPUB;
+        if (sub) LZ_CHECK_INT(zmq_recv(peer, notice, sizeof notice, 0), 1); // subscribed
+        for (int k = 0; k < 1000; k++) { // several pipes' worth of lines; what does not fit waits in queues
+            if (sub) zmq_send(peer, "t", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+            zmq_send(peer, payload, sizeof payload, ZMQ_DONTWAIT);
+        }
+        int queued = 0; // the pipe full: lz waits to write
+        LZ_TEST_WAIT_UNTIL(ioctl(p.out, FIONREAD, &queued) == 0 && queued > 60000, 10000 * LZ_TEST_SLOWDOWN);
+        LZ_CHECK(queued > 60000);
+        int64_t start = lz_test_now_ms();
+        kill(p.pid, SIGTERM);
+        LZ_CHECK_INT(lz_test_wait(p.pid, 5000 * LZ_TEST_SLOWDOWN), 0);
+        printf("  lz %s: exit after %lld ms\n", receivers[i].command, (long long)(lz_test_now_ms() - start));
+        size_t len = 0;
+        while (p.out >= 0) take(&p.out, r.out, &len);
+        LZ_CHECK(len > 60000 && r.out[len - 1] == '\n');
+        close(p.in);
+        close(p.err);
+        zmq_close(peer);
+        zmq_ctx_term(ctx);
+    }
+}
+
+// A value 127 levels deep, as deep as the protocol allows (protocol.md,
+// 7), is shown as that value: lz sub writes the record around the data's
+// own JSON. Before, the record was a value one level deeper, past the
+// writer's limit, and the data was shown as base64.
+LZ_TEST(test_sub_shows_the_deepest_value) {
+    char line[256], expect[320], ep[128];
+    memset(line, '[', 127);
+    memset(line + 127, ']', 127);
+    strcpy(line + 254, "\n");
+    snprintf(expect, sizeof expect, "{\"topic\":\"t\",\"data\":%.254s}\n", line);
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t sub = LZ_START("sub", "--bind", ep, "--count", "1", "--timeout", "10");
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, line, "pub", "--connect", ep, "--topic", "t", "--settle", "300"), 0);
+    finish_ok(&sub);
+    LZ_CHECK_STR(r.out, expect);
 }
 
 LZ_TEST(test_req_rep_echo) {
@@ -1143,6 +1223,34 @@ LZ_TEST(test_req_rep_exec) {
     LZ_CHECK_INT(count_lines(r.err), 1);
     LZ_CHECK(strstr(r.err, "status 7") != NULL);
     stop_ok(&rep);
+}
+
+// Bytes keep their type in lz's JSON, written as the wire has them (the
+// Python LiberZMQ's {"__type__": "bytes", "value": HEX}): in the request
+// lz rep --exec hands its command (a command echoing the data replies
+// bytes), in lz req's reply, in what lz sub prints. Before, each was a
+// base64 string, a string to whoever read it back.
+LZ_TEST(test_bytes_keep_their_type) {
+    char ep[128];
+    proc_t rep = start_exec_rep(ep, sizeof ep, "cat", "5000");
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "x",
+                        "{\"__type__\": \"bytes\", \"value\": \"ff00\"}"),
+                 0);
+    LZ_CHECK(strstr(r.out, ",\"data\":{\"__type__\":\"bytes\",\"value\":\"ff00\"}}\n") != NULL);
+    stop_ok(&rep);
+    rep = start_exec_rep(ep, sizeof ep, "printf '\\377\\376'", "5000"); // output that is not UTF-8: bytes
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "x"), 0);
+    LZ_CHECK_STR(r.out, "{\"__type__\":\"bytes\",\"value\":\"fffe\"}\n");
+    stop_ok(&rep);
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t sub = LZ_START("sub", "--bind", ep, "--count", "2", "--timeout", "10");
+    wait_ipc(ep);
+    const char *input = "{\"b\": {\"__type__\": \"bytes\", \"value\": \"ff00\"}}\n"
+                        "{\"__type__\": \"bytes\", \"value\": \"6869\"}\n";
+    LZ_CHECK_INT(LZ_RUN(&r, input, "pub", "--connect", ep, "--topic", "t", "--settle", "300"), 0);
+    finish_ok(&sub);
+    LZ_CHECK_STR(r.out, "{\"topic\":\"t\",\"data\":{\"b\":{\"__type__\":\"bytes\",\"value\":\"ff00\"}}}\n"
+                        "{\"topic\":\"t\",\"data\":{\"__type__\":\"bytes\",\"value\":\"6869\"}}\n");
 }
 
 // lz rep --exec hands the command JSON: a msgpack request it cannot show as
@@ -1919,6 +2027,8 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_help_tells_the_truth
              LZ_CASE(test_req_keeps_its_exit_codes_on_damaged_replies), LZ_CASE(test_sub_from_plain_pub), LZ_CASE(test_receivers_raw),
              LZ_CASE(test_sub_timeout), LZ_CASE(test_push_pull), LZ_CASE(test_push_skips_an_endless_line), LZ_CASE(test_push_needs_a_puller),
              LZ_CASE(test_senders_report_what_the_linger_dropped), LZ_CASE(test_receivers_stop_on_a_signal),
+             LZ_CASE(test_senders_with_nothing_sent_report_no_drop), LZ_CASE(test_receivers_stop_while_stdout_is_blocked),
+             LZ_CASE(test_bytes_keep_their_type), LZ_CASE(test_sub_shows_the_deepest_value),
              LZ_CASE(test_req_rep_echo), LZ_CASE(test_req_rep_exec), LZ_CASE(test_rep_exec_limits), LZ_CASE(test_rep_exec_refuses_a_request_without_json_form), LZ_CASE(test_req_timeout), LZ_CASE(test_req_timeout_from_a_silent_server),
              LZ_CASE(test_rep_count_is_exact), LZ_CASE(test_rep_second_signal_ends_commands), LZ_CASE(test_stdout_full), LZ_CASE(test_pull_shows_an_undecodable_task), LZ_CASE(test_pull_reports_a_dropped_task),
              LZ_CASE(test_closed_stdin), LZ_CASE(test_proxy_forwarder), LZ_CASE(test_proxy_queue),

@@ -91,17 +91,23 @@ static int unknown_command(const char *name) {
     return LZ_EXIT_USAGE;
 }
 
-// help: `lz help`, `lz --help` and `lz help COMMAND`.
+static bool is_help_option(const char *arg) {
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+// help: `lz help`, `lz --help` and `lz help COMMAND`; the help of help
+// (`lz help --help`) is the overview too.
 static int help(int argc, char **argv) {
-    if (argc < 3) {
-        print_overview(stdout);
-        return LZ_EXIT_OK;
-    }
-    const lz_cli_entry_t *command = find_command(argv[2]);
-    if (!command) return unknown_command(argv[2]);
+    const char *name = argc > 2 && !is_help_option(argv[2]) ? argv[2] : NULL;
+    const lz_cli_entry_t *command = name ? find_command(name) : NULL;
+    if (name && !command) return unknown_command(name);
     if (argc > 3) {
         fprintf(stderr, "lz help: unexpected argument '%s' (usage: lz help [COMMAND])\n", argv[3]);
         return LZ_EXIT_USAGE;
+    }
+    if (!command) {
+        print_overview(stdout);
+        return LZ_EXIT_OK;
     }
     char help_flag[] = "--help";
     char *help_argv[] = {argv[2], help_flag, NULL};
@@ -110,7 +116,7 @@ static int help(int argc, char **argv) {
 
 static int run(int argc, char **argv) {
     const char *name = argc > 1 ? argv[1] : NULL;
-    if (name && (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0))
+    if (name && (is_help_option(name) || strcmp(name, "help") == 0))
         return help(argc, argv);
     // lz --version is lz version, arguments and all.
     if (name && strcmp(name, "--version") == 0) return lz_cmd_version(argc - 1, argv + 1);

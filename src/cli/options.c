@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -643,12 +644,26 @@ int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *n
     return 0;
 }
 
+// The stop signals this process blocked (one command per process), for
+// output to a blocked standard output, which must not outlast them.
+static sigset_t blocked_stops;
+static bool stops_blocked;
+
 void lz_cli_block_stop_signals(sigset_t *stop) {
     sigemptyset(stop);
     sigaddset(stop, SIGINT);
     sigaddset(stop, SIGTERM);
     sigaddset(stop, SIGHUP);
     pthread_sigmask(SIG_BLOCK, stop, NULL);
+    blocked_stops = *stop;
+    stops_blocked = true;
+}
+
+// stop_pending takes a pending stop signal (they are blocked in every
+// thread, lz_cli_block_stop_signals): whether there was one.
+static bool stop_pending(const sigset_t *stop) {
+    const struct timespec now = {0, 0};
+    return sigtimedwait(stop, NULL, &now) > 0;
 }
 
 int64_t lz_cli_now_ms(void) {
@@ -764,9 +779,12 @@ int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send
 
 lz_cli_flush_t lz_cli_flush_start(lz_node_t *node) {
     lz_cli_flush_t flush = {0, lz_cli_now_ms()};
+    lz_metrics_t metrics;
     size_t size = sizeof flush.linger_ms;
-    if (node && zmq_getsockopt(lz_node_zmq_socket(node), ZMQ_LINGER, &flush.linger_ms, &size) != 0)
-        flush.linger_ms = 0;
+    // Nothing handed to libzmq, nothing queued: however long the teardown
+    // lasts (longer than a linger of a few ms, often), nothing was dropped.
+    if (!node || lz_node_metrics(node, &metrics) != 0 || metrics.messages_sent == 0) return flush;
+    if (zmq_getsockopt(lz_node_zmq_socket(node), ZMQ_LINGER, &flush.linger_ms, &size) != 0) flush.linger_ms = 0;
     return flush;
 }
 
@@ -779,71 +797,108 @@ int lz_cli_flush_check(const lz_cli_flush_t *flush, int rc) {
     return rc ? rc : LZ_EXIT_TIMEOUT;
 }
 
-// output_line writes json and a newline to stdout, flushed, and frees json.
-static int output_line(char *json) {
-    bool ok = fputs(json, stdout) >= 0 && putchar('\n') != EOF && fflush(stdout) == 0;
-    free(json);
-    if (!ok) lz_cli_errorf("writing standard output: %s", strerror(errno));
-    return ok ? 0 : LZ_EIO;
+// A blocked standard output (a full pipe, a paused terminal) is waited for
+// in slices this long, a stop signal looked for between them: lz.md's 0.1 s.
+#define LZ_CLI_WRITE_CHECK_MS 50
+
+// write_out writes len bytes of text to standard output. It waits until
+// standard output can take some, then writes at most PIPE_BUF bytes: a
+// pipe poll calls writable takes that many at once, so no write blocks
+// and a stop signal (when this process blocked them) is seen while the
+// reader is stalled; a line that short also goes out whole, in one write.
+// Returns 0, LZ_EIO (reported) or LZ_ECLOSED: a stop signal came first.
+static int write_out(const char *text, size_t len) {
+    int64_t next_check = lz_cli_now_ms() + LZ_CLI_WRITE_CHECK_MS;
+    for (size_t done = 0; done < len;) {
+        if (stops_blocked && lz_cli_now_ms() >= next_check) {
+            if (stop_pending(&blocked_stops)) return LZ_ECLOSED;
+            next_check = lz_cli_now_ms() + LZ_CLI_WRITE_CHECK_MS;
+        }
+        struct pollfd out = {STDOUT_FILENO, POLLOUT, 0};
+        int ready = poll(&out, 1, stops_blocked ? LZ_CLI_WRITE_CHECK_MS : -1);
+        ssize_t n = ready > 0 ? write(STDOUT_FILENO, text + done, len - done < PIPE_BUF ? len - done : PIPE_BUF) : 0;
+        if ((ready < 0 || n < 0) && errno != EINTR && errno != EAGAIN) {
+            lz_cli_errorf("writing standard output: %s", strerror(errno));
+            return LZ_EIO;
+        }
+        if (n > 0) done += (size_t)n;
+    }
+    return 0;
+}
+
+// output ends line with a newline and writes it to standard output.
+static int output(lz_buffer_t *line) {
+    int err = lz_buffer_append(line, "\n", 1);
+    return err ? err : write_out(lz_buffer_data(line), lz_buffer_size(line));
+}
+
+int lz_cli_json(const lz_value_t *value, lz_buffer_t *out) {
+    if (!value) return lz_buffer_append(out, "null", 4); // as lz_value_type(NULL) says
+    return lz_serializer_encode(lz_serializer_builtin("json"), value, out);
 }
 
 int lz_cli_print_value(const lz_value_t *value) {
-    char *json = lz_value_to_json(value);
-    if (!json && lz_last_error_code() == LZ_ENOMEM) return LZ_ENOMEM;
-    if (!json) {
-        lz_cli_errorf("message skipped, not printable as JSON: %s", lz_last_error());
-        return LZ_ESERIALIZATION;
-    }
-    return output_line(json);
+    lz_buffer_t *line = lz_buffer_new();
+    int err = line ? lz_cli_json(value, line) : LZ_ENOMEM;
+    if (err == LZ_ESERIALIZATION) lz_cli_errorf("message skipped, not printable as JSON: %s", lz_last_error());
+    if (!err) err = output(line);
+    lz_buffer_destroy(&line);
+    return err;
 }
 
-// undecoded turns a payload into text when allowed and well-formed, else bytes.
-static lz_value_t *undecoded(const void *payload, size_t size, bool text_ok) {
-    if (text_ok && lz__utf8_valid(payload, size)) return lz_value_stringn(payload, size);
-    return lz_value_bytes(payload, size);
+static int put(lz_buffer_t *out, const char *text) {
+    return lz_buffer_append(out, text, strlen(text));
 }
 
-// set_shown sets record's key to value (taken, even on failure) and, when
-// value is bytes (shown as base64), encoding_key to "base64".
-static int set_shown(lz_value_t *record, const char *key, const char *encoding_key, lz_value_t *value) {
-    bool base64 = lz_value_type(value) == LZ_VALUE_BYTES;
-    int err = value ? lz_value_object_set(record, key, value) : LZ_ENOMEM; // a failed constructor set the error
-    return err || !base64 ? err : lz_value_object_set_string(record, encoding_key, "base64");
-}
-
-// record_json renders {key: name, "data": shown} and takes shown: a NULL
-// name is null, a name that is not UTF-8 is base64 with "KEY_encoding":
-// "base64", and so is shown when bytes, with "encoding": "base64". NULL
-// with the error set when shown has no JSON form (a NaN or an infinity) or
-// memory is short.
-static char *record_json(const char *key, const char *name, size_t name_size, lz_value_t *shown) {
-    lz_value_t *record = lz_value_object();
-    char name_encoding[32];
-    snprintf(name_encoding, sizeof name_encoding, "%s_encoding", key);
-    int err = record ? 0 : LZ_ENOMEM;
-    if (!err) err = set_shown(record, key, name_encoding, name ? undecoded(name, name_size, true) : lz_value_null());
-    if (!err) {
-        err = set_shown(record, "data", "encoding", shown);
-        shown = NULL; // owned by record now, even on failure
-    }
-    char *json = err ? NULL : lz_value_to_json(record);
+// put_undecoded appends size bytes shown undecoded: a JSON string when
+// text_ok and UTF-8, else their base64 followed by ,"ENCODING_KEY":"base64".
+static int put_undecoded(lz_buffer_t *out, const void *bytes, size_t size, bool text_ok, const char *encoding_key) {
+    bool text = text_ok && lz__utf8_valid(bytes, size);
+    lz_value_t *shown = text ? lz_value_stringn(bytes, size) : lz_value_bytes(bytes, size);
+    char *json = shown ? lz_value_to_json(shown) : NULL; // bytes: a base64 string
+    int err = json ? put(out, json) : LZ_ENOMEM;
+    char mark[64];
+    snprintf(mark, sizeof mark, ",\"%s\":\"base64\"", encoding_key);
+    if (!err && !text) err = put(out, mark);
+    free(json);
     lz_value_destroy(&shown);
-    lz_value_destroy(&record);
-    return json;
+    return err;
+}
+
+// stands_for_payload: whether data is what the tolerant codec makes of a
+// payload it cannot decode, the payload's very bytes (bytes a codec
+// decoded never are: their encoding wraps them).
+static bool stands_for_payload(const lz_value_t *data, const void *payload, size_t size) {
+    size_t len = 0;
+    const void *bytes = lz_value_type(data) == LZ_VALUE_BYTES ? lz_value_get_bytes(data, &len) : NULL;
+    return bytes && len == size && memcmp(bytes, payload, size) == 0;
+}
+
+// record_text appends {key: name, "data": ...} (lz_cli_print_record). The
+// data's JSON is written on its own, not in a record value one level
+// deeper, so data as deep as the protocol allows (127 levels) has one.
+static int record_text(lz_buffer_t *out, const char *key, const char *name, size_t name_size,
+                       const lz_value_t *data, const void *payload, size_t size, bool text_ok) {
+    char text[64];
+    snprintf(text, sizeof text, "{\"%s\":", key);
+    int err = put(out, text);
+    snprintf(text, sizeof text, "%s_encoding", key);
+    if (!err) err = name ? put_undecoded(out, name, name_size, true, text) : put(out, "null");
+    if (!err) err = put(out, ",\"data\":");
+    if (err) return err;
+    err = data && !stands_for_payload(data, payload, size) ? lz_cli_json(data, out) : LZ_ESERIALIZATION;
+    // Undecoded, or decoded yet without a JSON form (a msgpack NaN): the payload's bytes.
+    if (err == LZ_ESERIALIZATION) err = put_undecoded(out, payload, size, text_ok && !data, "encoding");
+    return err ? err : put(out, "}");
 }
 
 int lz_cli_print_record(const char *key, const char *name, size_t name_size, const lz_value_t *data,
                         const void *payload, size_t size, bool text_ok) {
-    char *json = record_json(key, name, name_size, data ? lz_value_copy(data) : undecoded(payload, size, text_ok));
-    // Decoded, yet without a JSON form (a msgpack NaN): show the bytes.
-    if (!json && data && lz_last_error_code() == LZ_ESERIALIZATION)
-        json = record_json(key, name, name_size, undecoded(payload, size, false));
-    if (!json && lz_last_error_code() == LZ_ENOMEM) return LZ_ENOMEM;
-    if (!json) {
-        lz_cli_errorf("message skipped: %s", lz_last_error());
-        return LZ_ESERIALIZATION;
-    }
-    return output_line(json);
+    lz_buffer_t *line = lz_buffer_new();
+    int err = line ? record_text(line, key, name, name_size, data, payload, size, text_ok) : LZ_ENOMEM;
+    if (!err) err = output(line);
+    lz_buffer_destroy(&line);
+    return err;
 }
 
 const char *lz_cli_unconnected_note(const lz_node_t *node) {
@@ -854,13 +909,6 @@ const char *lz_cli_unconnected_note(const lz_node_t *node) {
 
 // A receiver looks this often whether a stop signal came while it waits.
 #define LZ_CLI_STOP_CHECK_MS 100
-
-// stop_pending takes a pending stop signal (they are blocked in every
-// thread, lz_cli_block_stop_signals): whether there was one.
-static bool stop_pending(const sigset_t *stop) {
-    const struct timespec now = {0, 0};
-    return sigtimedwait(stop, NULL, &now) > 0;
-}
 
 // recv_or_stop is recv(arg, timeout_ms) waiting in slices, so that a stop
 // signal ends the wait: NULL with *stopped set then. The library restarts
@@ -897,6 +945,7 @@ int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_node_t *node, const sigset_t 
         if (!msg) return lz_cli_fail(opts, lz_last_error_code(), "receive");
         int err = show(arg, msg);
         lz_message_destroy(&msg);
+        if (err == LZ_ECLOSED) return LZ_EXIT_OK; // a stop signal while standard output was blocked
         if (err == LZ_EIO) return LZ_EXIT_FAILURE;
         if (err == LZ_ENOMEM) return lz_cli_fail(opts, err, "showing a message"); // not skipped: it would be lost
     }

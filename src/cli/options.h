@@ -189,7 +189,8 @@ typedef struct lz_cli_flush {
     int64_t start_ms; // lz_cli_now_ms when the node was about to be destroyed
 } lz_cli_flush_t;
 // lz_cli_flush_start notes node's linger and the time; call it right
-// before destroying the node (NULL: it was never made, nothing to tell).
+// before destroying the node (NULL: it was never made; or no message was
+// handed to libzmq: nothing to tell).
 lz_cli_flush_t lz_cli_flush_start(lz_node_t *node);
 // lz_cli_flush_check, once the context is destroyed, returns rc, unless
 // the linger ran out: then it says so on one line and returns rc, or
@@ -202,14 +203,16 @@ int lz_cli_flush_check(const lz_cli_flush_t *flush, int rc);
 int lz_cli_use_tolerant_codec(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,
                               const lz_serializer_t *inner);
 // lz_cli_print_record prints {key: name, "data": ...} as one JSON line on
-// stdout and flushes it. name is name_size bytes: a string when UTF-8,
-// else base64 with "KEY_encoding": "base64"; NULL prints null. data NULL
-// means "undecoded": payload is shown as text when text_ok and valid
-// UTF-8, else as base64 with "encoding": "base64" (so is a bytes value). A
-// decoded data without a JSON form (a msgpack NaN or infinity) is shown as
-// the payload's bytes in base64. Returns 0, LZ_ENOMEM (nothing printed,
-// not reported), LZ_ESERIALIZATION (reported, nothing printed) or LZ_EIO
-// (stdout is gone, reported).
+// stdout, as lz_cli_print_value writes. name is name_size bytes: a string
+// when UTF-8, else base64 with "KEY_encoding": "base64"; NULL prints null.
+// data is shown as lz_cli_json writes it (bytes in it tagged), at its full
+// depth. data NULL means "undecoded": payload is shown as text when
+// text_ok and valid UTF-8, else as base64 with "encoding": "base64"; so is
+// a bytes data that is the payload itself (what the tolerant codec makes
+// of a payload it cannot decode), and a decoded data without a JSON form
+// (a msgpack NaN or infinity). Returns 0, LZ_ENOMEM (nothing printed, not
+// reported), LZ_EIO (stdout is gone, reported) or LZ_ECLOSED (a stop
+// signal came while stdout was blocked: stop printing).
 int lz_cli_print_record(const char *key, const char *name, size_t name_size, const lz_value_t *data,
                         const void *payload, size_t size, bool text_ok);
 // The receive side of a subcommand: recv waits up to timeout_ms (-1:
@@ -221,8 +224,9 @@ typedef int (*lz_cli_show_fn)(void *arg, const lz_message_t *msg);
 // lz_cli_recv_loop shows messages until --count of them (0: no limit),
 // until nothing arrives for --timeout (exit 3; the message says so when no
 // peer of node was connected either), or until one of the stop signals
-// (lz_cli_block_stop_signals) comes (exit 0; seen within 100 ms). Returns
-// an exit code.
+// (lz_cli_block_stop_signals) comes (exit 0; seen within 100 ms, even
+// while standard output is blocked: show returned LZ_ECLOSED). Returns an
+// exit code.
 int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_node_t *node, const sigset_t *stop, lz_cli_recv_fn recv,
                      lz_cli_show_fn show, void *arg);
 // lz_cli_unconnected_note returns " (no peer is connected)" when node has
@@ -230,8 +234,21 @@ int lz_cli_recv_loop(const lz_cli_opts_t *opts, lz_node_t *node, const sigset_t 
 // silent peer from one never reached (nothing listens, a name that does
 // not resolve: libzmq retries both in silence).
 const char *lz_cli_unconnected_note(const lz_node_t *node);
-// lz_cli_print_value prints value as one JSON line on stdout. 0, LZ_EIO or
-// LZ_ESERIALIZATION (reported), or LZ_ENOMEM (not reported).
+// lz_cli_json appends value's JSON to out as the json codec writes it on
+// the wire: bytes as the Python LiberZMQ's {"__type__": "bytes", "value":
+// HEX}, so they read apart from a string (lz_value_to_json writes base64).
+// NULL is null. Returns 0, LZ_ESERIALIZATION (no JSON form: a NaN, deeper
+// than 127 levels; out unchanged) or LZ_ENOMEM.
+int lz_cli_json(const lz_value_t *value, lz_buffer_t *out);
+// lz_cli_print_value prints value as one JSON line on stdout (lz_cli_json).
+// 0, LZ_EIO or LZ_ESERIALIZATION (reported), LZ_ECLOSED (a stop signal
+// came while stdout was blocked) or LZ_ENOMEM (not reported).
+//
+// Every line goes to stdout with write(2), not stdio: lz waits until stdout
+// can take some, then writes at most PIPE_BUF bytes (whole lines that
+// short, and a write never blocks on a pipe), so a stop signal, when the
+// process blocked them (lz_cli_block_stop_signals), ends a wait on a
+// stalled reader (a full pipe, a paused terminal) within 50 ms.
 int lz_cli_print_value(const lz_value_t *value);
 
 // lz_cli_read_all appends the rest of in to out, at most max bytes. what

@@ -222,11 +222,12 @@ static int run_command(const char *cmd, const void *input, size_t size, int time
     return err;
 }
 
-// request_text renders the request as one JSON line into *line (owned by
-// the caller): the envelope with its "data" (a newline at the end so `read`
-// and line tools take it whole). Returns 0, LZ_ESERIALIZATION when the
-// request has no JSON form (a msgpack binary, a NaN), or LZ_ENOMEM.
-static int request_text(const lz_message_t *request, char **line, size_t *size) {
+// request_text appends the request to line as one JSON line: the wire
+// envelope with its "data", bytes in it tagged as the wire has them
+// (lz_cli_json), and a newline at the end so `read` and line tools take it
+// whole. Returns 0, LZ_ESERIALIZATION when the request has no JSON form
+// (a msgpack NaN), or LZ_ENOMEM.
+static int request_text(const lz_message_t *request, lz_buffer_t *line) {
     const lz_value_t *envelope = lz_message_envelope(request), *data = lz_message_value(request);
     if (!envelope) return LZ_ESERIALIZATION;
     lz_value_t *whole = lz_value_copy(envelope);
@@ -237,32 +238,22 @@ static int request_text(const lz_message_t *request, char **line, size_t *size) 
         lz_value_t *copy = lz_value_copy(data);
         err = copy ? lz_value_object_set(whole, "data", copy) : LZ_ENOMEM;
     }
-    char *json = err ? NULL : lz_value_to_json(whole);
-    if (!err && !json) err = lz_last_error_code();
+    if (!err) err = lz_cli_json(whole, line);
+    if (!err) err = lz_buffer_append(line, "\n", 1);
     lz_value_destroy(&whole);
-    *line = json ? realloc(json, strlen(json) + 2) : NULL;
-    if (json && !*line) {
-        free(json);
-        err = LZ_ENOMEM;
-    }
-    if (err) return err;
-    *size = strlen(*line);
-    memcpy(*line + *size, "\n", 2);
-    *size += 1;
-    return 0;
+    return err;
 }
 
 // rep_exec hands the command the request as one JSON line.
 static int rep_exec(rep_state_t *state, const lz_message_t *request, lz_value_t **reply) {
     const lz_cli_opts_t *opts = state->opts;
-    size_t size = 0;
-    char *text = NULL;
-    int err = request_text(request, &text, &size);
+    lz_buffer_t *text = lz_buffer_new();
+    int err = text ? request_text(request, text) : LZ_ENOMEM;
     if (err == LZ_ESERIALIZATION) *reply = lz_value_string("request has no JSON form for the command");
-    if (err) return err;
     int timeout_ms = opts->timeout_ms >= 0 ? opts->timeout_ms : REP_EXEC_TIMEOUT_MS;
-    err = run_command(opts->exec, text, size, timeout_ms, &state->hurry, reply);
-    free(text);
+    if (!err)
+        err = run_command(opts->exec, lz_buffer_data(text), lz_buffer_size(text), timeout_ms, &state->hurry, reply);
+    lz_buffer_destroy(&text);
     return err;
 }
 
