@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -801,6 +802,20 @@ int lz_cli_flush_check(const lz_cli_flush_t *flush, int rc) {
 // in slices this long, a stop signal looked for between them: lz.md's 0.1 s.
 #define LZ_CLI_WRITE_CHECK_MS 50
 
+// write_some writes up to len bytes to standard output. To a socket it
+// does not wait (EAGAIN: poll again): a socket that poll calls writable
+// may still lack room for len bytes (it tells when half its buffer is
+// free), where a pipe has room for PIPE_BUF.
+static ssize_t write_some(const char *text, size_t len) {
+    static bool not_a_socket;
+    if (!not_a_socket) {
+        ssize_t n = send(STDOUT_FILENO, text, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0 || errno != ENOTSOCK) return n;
+        not_a_socket = true;
+    }
+    return write(STDOUT_FILENO, text, len);
+}
+
 // write_out writes len bytes of text to standard output. It waits until
 // standard output can take some, then writes at most PIPE_BUF bytes: a
 // pipe poll calls writable takes that many at once, so no write blocks
@@ -816,7 +831,7 @@ static int write_out(const char *text, size_t len) {
         }
         struct pollfd out = {STDOUT_FILENO, POLLOUT, 0};
         int ready = poll(&out, 1, stops_blocked ? LZ_CLI_WRITE_CHECK_MS : -1);
-        ssize_t n = ready > 0 ? write(STDOUT_FILENO, text + done, len - done < PIPE_BUF ? len - done : PIPE_BUF) : 0;
+        ssize_t n = ready > 0 ? write_some(text + done, len - done < PIPE_BUF ? len - done : PIPE_BUF) : 0;
         if ((ready < 0 || n < 0) && errno != EINTR && errno != EAGAIN) {
             lz_cli_errorf("writing standard output: %s", strerror(errno));
             return LZ_EIO;
