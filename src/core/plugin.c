@@ -10,7 +10,6 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -18,10 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/regular_file.h"
 #include "liberzmq.h"
 
 // A codec a plugin registered in its init: handed to the registry once
@@ -252,12 +251,11 @@ static int check_unique(const lz_plugin_t *plugin, lz_plugin_t *const *batch, si
 // name without '/' is dlopen's to search for, in the library directories.
 static int check_regular_file(const lz_plugin_t *plugin) {
     if (!strchr(plugin->path, '/')) return LZ_OK;
-    int fd = open(plugin->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return LZ_OK; // dlopen fails the same way, in its words
-    struct stat info;
-    bool regular = fstat(fd, &info) == 0 && S_ISREG(info.st_mode);
-    close(fd);
-    return regular ? LZ_OK : lz__fail(LZ_ECONFIG, "plugin %s: cannot load it: not a regular file", plugin->path);
+    int fd = lz__open_regular(plugin->path);
+    if (fd >= 0) close(fd);
+    // Not to be opened at all: dlopen fails the same way, in its words.
+    if (fd != LZ_NOT_REGULAR) return LZ_OK;
+    return lz__fail(LZ_ECONFIG, "plugin %s: cannot load it: not a regular file", plugin->path);
 }
 
 // open_plugin maps the file and finds its descriptor. RTLD_NOW: a missing

@@ -12,7 +12,6 @@
 #include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <net/if.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -30,6 +28,7 @@
 #include "core/error.h"
 #include "core/hex.h"
 #include "core/node.h"
+#include "core/regular_file.h"
 #include "core/sockopt.h"
 
 #define KEY_TEXT 40  // Z85 characters of a 32-byte key
@@ -255,16 +254,13 @@ size_t lz__security_escape(const void *data, size_t size, char *out, size_t out_
     return used;
 }
 
-// open_regular opens path for reading, a regular file only: a FIFO would
-// hold the caller until a writer came, a device (/dev/zero) never end.
-// O_NONBLOCK keeps the open itself from waiting for a FIFO's writer.
+// open_regular opens key's file at path for reading, a regular file only
+// (lz__open_regular).
 static FILE *open_regular(const char *key, const char *path) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    struct stat st;
-    int err = fd < 0 ? errno : fstat(fd, &st) != 0 ? errno : S_ISREG(st.st_mode) ? 0 : -1;
-    FILE *file = err == 0 && fcntl(fd, F_SETFL, 0) == 0 ? fdopen(fd, "r") : NULL;
+    int fd = lz__open_regular(path);
+    FILE *file = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (file) return file;
-    if (err == 0) err = errno;
+    int err = fd == LZ_NOT_REGULAR ? -1 : errno;
     if (fd >= 0) close(fd);
     if (err == ENOMEM) return lz__fail_null(LZ_ENOMEM, "security: out of memory");
     return lz__fail_null(LZ_ECONFIG, "config: %s %s: %s", key, path, err < 0 ? "not a regular file" : strerror(err));
