@@ -555,7 +555,13 @@ static void verify_locks(run_t *r) {
         fprintf(stderr, "%s: the waiter's acquire: %s, %lld ms late\n", r->what, lz_error_name(rc),
                 (long long)r->waiter_late);
     LZ_CHECK(ok);
-    if (lz_lock_held(r->waiter)) LZ_CHECK_INT(lz_lock_release(r->waiter), LZ_OK);
+    // A lease handed over in the queue is counted from when its grant
+    // arrived (lock.h): one that took long to come (valgrind, a loaded
+    // machine) may be over at the service, whose release is LZ_ESTATE.
+    if (lz_lock_held(r->waiter)) {
+        int released = lz_lock_release(r->waiter);
+        LZ_CHECK(released == LZ_OK || released == LZ_ESTATE);
+    }
     lz_lock_t *newcomer = lz_lock_new(r->ctx, r->url, "file", LEASE_MS);
     LZ_CHECK(newcomer != NULL);
     LZ_CHECK_INT(lz_lock_acquire(newcomer, WAIT_MS), LZ_OK);

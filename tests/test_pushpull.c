@@ -1186,6 +1186,51 @@ LZ_TEST(pushpull_receives_across_starts_and_stops) {
     lz_context_destroy(&ctx);
 }
 
+// A codec that has no memory for the first task it decodes (as a failed
+// allocation in the JSON parser would), and is JSON otherwise.
+static atomic_int starved_decodes;
+
+static int starved_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
+    return lz_serializer_encode(lz_serializer_builtin("json"), value, out);
+}
+
+static int starved_decode(void *state, const void *data, size_t size, lz_value_t **out) {
+    if (atomic_fetch_add(&starved_decodes, 1) == 0) return lz_set_error(LZ_ENOMEM, "starved: out of memory");
+    return lz_serializer_decode(lz_serializer_builtin("json"), data, size, out);
+}
+
+static void send_job(lz_push_t *push, int n) {
+    lz_value_t *data = lz_value_int(n);
+    LZ_CHECK_INT(lz_push_send(push, "job", data, 0), LZ_OK);
+    lz_value_destroy(&data);
+}
+
+// A task the receiver thread has no memory to decode is one message lost:
+// counted once, in inbound_dropped. It was counted in errors as well.
+LZ_TEST(pushpull_task_without_memory_to_decode_is_counted_once) {
+    pp_t p;
+    atomic_store(&starved_decodes, 0);
+    if (pp_open(&p, 1)) {
+        static const lz_serializer_ops_t starved = {"starved", "application/json", 0, starved_encode, starved_decode,
+                                                    NULL};
+        LZ_CHECK_INT(lz_serializer_register(p.ctx, &starved, NULL), LZ_OK);
+        LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(p.pull), "starved"), LZ_OK);
+        LZ_CHECK_INT(lz_node_set_serializer(lz_push_node(p.push), "starved"), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on(p.pull, "job", on_default, &p.seen), LZ_OK);
+        LZ_CHECK_INT(lz_pull_start(p.pull, 1), LZ_OK);
+        send_job(p.push, 1);
+        send_job(p.push, 2);
+        LZ_TEST_WAIT_UNTIL(seen_count(&p.seen) == 1, 5000);
+        LZ_CHECK_INT(seen_count(&p.seen), 1);
+        lz_metrics_t m = lz_test_metrics(lz_pull_node(p.pull));
+        LZ_CHECK_INT(m.messages_received, 2);
+        LZ_CHECK_INT(m.inbound_dropped, 1);
+        LZ_CHECK_INT(m.errors, 0);
+        LZ_CHECK_INT(lz_pull_stop(p.pull), LZ_OK);
+    }
+    pp_close(&p);
+}
+
 LZ_TEST_MAIN(LZ_CASE(pushpull_immediate_needs_a_live_puller), LZ_CASE(pushpull_tasks_reach_their_handler),
              LZ_CASE(pushpull_unknown_type_for_non_objects), LZ_CASE(pushpull_pool_of_4_runs_8_tasks_concurrently),
              LZ_CASE(pushpull_pool_size_from_config), LZ_CASE(pushpull_single_worker_is_sequential),
@@ -1201,4 +1246,5 @@ LZ_TEST_MAIN(LZ_CASE(pushpull_immediate_needs_a_live_puller), LZ_CASE(pushpull_t
              LZ_CASE(pushpull_stop_from_own_handler_on_a_worker),
              LZ_CASE(pushpull_destroy_from_own_handler_is_refused),
              LZ_CASE(pushpull_destroy_from_the_dead_letter_sink_is_refused),
-             LZ_CASE(pushpull_destroy_while_readers_wait), LZ_CASE(pushpull_receives_across_starts_and_stops))
+             LZ_CASE(pushpull_destroy_while_readers_wait), LZ_CASE(pushpull_receives_across_starts_and_stops),
+             LZ_CASE(pushpull_task_without_memory_to_decode_is_counted_once))

@@ -297,6 +297,47 @@ LZ_TEST(dead_letters_are_published) {
     log_fini(&log);
 }
 
+// A codec that encodes nothing: a publisher using it cannot send a letter.
+static int refuse_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
+    return lz_set_error(LZ_ESERIALIZATION, "refuse: encodes nothing");
+}
+
+static int refuse_decode(void *state, const void *data, size_t size, lz_value_t **out) {
+    return lz_set_error(LZ_ESERIALIZATION, "refuse: decodes nothing");
+}
+
+// A dead letter its publisher cannot send is counted once on the puller,
+// in dead_letters (and the publisher counts its failed encode): it was
+// also counted in the puller's errors, a lost task counted twice.
+LZ_TEST(a_dead_letter_that_cannot_be_published_is_counted_once) {
+    pipe_t p;
+    log_t log;
+    log_init(&log, 0, false);
+    if (pipe_open(&p, lz_test_pattern_context(1))) {
+        static const lz_serializer_ops_t refuse = {"refuse", "application/x-refuse", 0, refuse_encode, refuse_decode,
+                                                   NULL};
+        LZ_CHECK_INT(lz_serializer_register(p.ctx, &refuse, NULL), LZ_OK);
+        lz_pub_t *pub = lz_pub_new(p.ctx, "@tcp://127.0.0.1:*");
+        LZ_CHECK(pub != NULL);
+        if (pub) {
+            LZ_CHECK_INT(lz_node_set_serializer(lz_pub_node(pub), "refuse"), LZ_OK);
+            LZ_CHECK_INT(lz_pull_set_dead_letter(p.pull, pub, NULL), LZ_OK); // the first failure is final
+            LZ_CHECK_INT(lz_pull_on_default(p.pull, flaky, &log), LZ_OK);
+            LZ_CHECK_INT(lz_pull_start(p.pull, 1), LZ_OK);
+            send_task(&p, "email", "1");
+            LZ_TEST_WAIT_UNTIL(lz_test_metrics(lz_pub_node(pub)).errors == 1, 5000);
+            LZ_CHECK_INT(lz_pull_stop(p.pull), LZ_OK);
+            lz_metrics_t m = lz_test_metrics(lz_pull_node(p.pull));
+            LZ_CHECK_INT(m.dead_letters, 1);
+            LZ_CHECK_INT(m.errors, 1); // the handler's failure
+            LZ_CHECK_INT(lz_test_metrics(lz_pub_node(pub)).errors, 1);
+        }
+        lz_pub_destroy(&pub);
+    }
+    pipe_close(&p);
+    log_fini(&log);
+}
+
 LZ_TEST(raw_tasks_keep_their_bytes_in_the_letter) {
     pipe_t p;
     log_t log;
@@ -660,7 +701,8 @@ LZ_TEST(a_stop_does_not_wait_for_a_full_dead_letter_subscriber) {
 
 LZ_TEST_MAIN(LZ_CASE(delay_queue_keeps_due_order), LZ_CASE(delay_queue_wakes_its_waiter),
              LZ_CASE(retry_runs_a_failed_task_again_after_its_backoff), LZ_CASE(dead_letter_after_the_last_retry),
-             LZ_CASE(dead_letters_are_published), LZ_CASE(raw_tasks_keep_their_bytes_in_the_letter),
+             LZ_CASE(dead_letters_are_published), LZ_CASE(a_dead_letter_that_cannot_be_published_is_counted_once),
+             LZ_CASE(raw_tasks_keep_their_bytes_in_the_letter),
              LZ_CASE(other_tasks_go_on_while_one_waits), LZ_CASE(caller_driven_dispatch_runs_due_retries),
              LZ_CASE(stop_gives_up_the_retries_waiting), LZ_CASE(a_failure_past_the_waiting_cap_is_a_dead_letter),
              LZ_CASE(retries_due_at_once_on_many_workers), LZ_CASE(a_waiting_retry_runs_the_handler_registered_by_then),

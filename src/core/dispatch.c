@@ -559,7 +559,9 @@ static void *receiver_main(void *self) {
         lz_message_t *msg = NULL;
         int rc = next_message(d, -1, &msg);
         if (rc == LZ_OK) deliver(d, msg, false);
-        else if (rc != LZ_ETIMEOUT && rc != LZ_ECLOSED)
+        // LZ_ENOMEM is a message refused for want of memory to decode it,
+        // already counted dropped and logged (lz__node_skip_refused).
+        else if (rc != LZ_ETIMEOUT && rc != LZ_ECLOSED && rc != LZ_ENOMEM)
             lz__node_error(d->node, rc, "receive failed: %s", lz_last_error());
     }
     lz__thread_leave(&here);

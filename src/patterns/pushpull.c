@@ -169,22 +169,25 @@ static lz_value_t *dead_letter_new(const lz_message_t *task, const char *error, 
 
 // give_up is the puller's dead-letter sink (lz_give_up_fn). A stop hands
 // it every retry still waiting, in turn: there the publisher does not
-// wait for room (lz__pub_publish_now), a letter it has none for is logged
-// and counted, not left to hold the stop for a send_timeout each.
+// wait for room (lz__pub_publish_now), a letter it has none for is logged,
+// not left to hold the stop for a send_timeout each. The task is counted
+// once, in dead_letters, before this runs: a letter that cannot be built
+// or sent is logged here, not counted again (its publisher counts a send
+// it could not make in its own metrics).
 static void give_up(void *owner, const lz_message_t *task, const char *error, int failures) {
     lz_pull_t *pull = owner;
     bool stopping = atomic_load(&pull->dispatcher.stopping);
     lz_value_t *letter = dead_letter_new(task, error, failures);
     if (!letter) {
-        lz__node_error(&pull->node, LZ_ENOMEM, "out of memory writing the dead letter of '%s'", lz_message_type(task));
+        lz__node_log_drop(&pull->node, "out of memory writing the dead letter of '%s'", lz_message_type(task));
         return;
     }
     if (pull->dead_letter_fn)
         pull->dead_letter_fn(letter, task, pull->dead_letter_arg);
     else if ((stopping ? lz__pub_publish_now : lz_pub_publish)(pull->dead_letter_pub, pull->dead_letter_topic, letter) !=
              LZ_OK)
-        lz__node_error(&pull->node, lz_last_error_code(), "cannot publish the dead letter of '%s': %s",
-                       lz_message_type(task), lz_last_error());
+        lz__node_log_drop(&pull->node, "cannot publish the dead letter of '%s': %s", lz_message_type(task),
+                          lz_last_error());
     lz_value_destroy(&letter);
 }
 
