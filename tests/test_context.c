@@ -849,6 +849,27 @@ LZ_TEST(context_ends_after_its_monitor_stopped) {
     LZ_CHECK(lz_test_now_ms() - start < 2000 * LZ_TEST_SLOWDOWN);
 }
 
+// The application's own zmq_ctx_shutdown, as context.h names it: libzmq
+// refuses new sockets, so a node made afterwards fails with LZ_ECLOSED
+// (the header said LZ_ESTATE, which only the monitor's own end gives), a
+// node open before it is destroyed promptly, and the context still ends.
+LZ_TEST(nodes_made_after_zmq_ctx_shutdown_fail_closed) {
+    lz_context_t *ctx = quick_context();
+    if (!ctx) return;
+    char ep[128];
+    lz_pub_t *pub = lz_pub_new(ctx, lz_test_inproc_endpoint(ep, sizeof ep));
+    LZ_CHECK(pub != NULL);
+    int64_t start = lz_test_now_ms();
+    LZ_CHECK_INT(zmq_ctx_shutdown(lz_context_zmq(ctx)), 0);
+    lz_sub_t *late = lz_sub_new(ctx, ep);
+    LZ_CHECK(late == NULL);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_ECLOSED);
+    LZ_CHECK(strstr(lz_last_error(), "Context was terminated") != NULL);
+    lz_pub_destroy(&pub);
+    lz_context_destroy(&ctx);
+    LZ_CHECK(lz_test_now_ms() - start < 2000 * LZ_TEST_SLOWDOWN);
+}
+
 /* ---- signals while the context ends ------------------------------------------ */
 
 static int thread_count(void) {
@@ -935,4 +956,5 @@ LZ_TEST_MAIN(LZ_CASE(context_defaults_without_environment), LZ_CASE(context_read
              LZ_CASE(context_active_connections_ipc), LZ_CASE(context_active_connections_peer_dies),
              LZ_CASE(context_failed_bind_counted), LZ_CASE(context_metrics_to_json_has_every_field),
              LZ_CASE(context_with_too_few_sockets_fails_or_ends), LZ_CASE(context_with_the_most_sockets_opens),
-             LZ_CASE(context_ends_after_its_monitor_stopped))
+             LZ_CASE(context_ends_after_its_monitor_stopped),
+             LZ_CASE(nodes_made_after_zmq_ctx_shutdown_fail_closed))

@@ -38,9 +38,10 @@ typedef struct lz_context lz_context_t;
 // opens two libzmq sockets of its own (its connection monitor's) and each
 // node three: with zmq.max_sockets below 2 it fails with LZ_EZMQ ("context:
 // cannot open the connection monitor's 2 sockets (zmq.max_sockets is 1):
-// Too many open files"). Should the monitor thread stop (the application
-// shut the libzmq context down, lz_context_zmq), nodes made afterwards fail
-// with LZ_ESTATE and the context still ends.
+// Too many open files"). Once the application shuts the libzmq context
+// down (zmq_ctx_shutdown on lz_context_zmq), nodes made afterwards fail with
+// LZ_ECLOSED ("Context was terminated"); should the monitor thread stop for
+// another reason, with LZ_ESTATE. Either way the context still ends.
 lz_context_t *lz_context_new(const lz_config_t *config);
 
 // lz_context_destroy stops its file watcher (lz_context_watch), releases
