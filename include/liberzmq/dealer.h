@@ -35,7 +35,10 @@ typedef void (*lz_dealer_callback_fn)(int status, const lz_value_t *reply, void 
 // own I/O thread. identity, if not NULL, is the routing id routers see
 // (copied; at most 255 bytes); NULL gives "dealer-" and 16 random hex
 // digits, text as the Python LiberZMQ Dealer's default, which its Router
-// needs (it decodes the id as UTF-8). NULL on failure
+// needs (it decodes the id as UTF-8). Identities must be unique among a
+// router's peers: libzmq's ROUTER refuses a second connection that brings
+// an id already connected, and that dealer's requests then go unanswered
+// (they time out; nothing on the router counts them). NULL on failure
 // with the detail set: LZ_EINVAL, LZ_ECONNECTION, LZ_ENOMEM, LZ_ECONFIG
 // (serialization.default names no registered serializer), LZ_EIO (the
 // eventfd that wakes its I/O thread could not be made: no file descriptor
