@@ -4,9 +4,11 @@
  * copies it into a bounded queue, or drops and counts it when the queue is
  * full: a slow or absent collector never holds up the messaging. One
  * thread of ours posts the queue in batches, when a batch is full or the
- * interval is up, and once more at destroy within a bounded time. A
- * reload swaps another exporter into the context's slot; the old one
- * flushes the same way on its own thread, freed once no span uses it. */
+ * interval is up, and once more at destroy within a bounded time: a POST
+ * runs on a curl multi handle, which destroy wakes to end it at the
+ * deadline. A reload swaps another exporter into the context's slot; the
+ * old one flushes the same way on its own thread, freed once no span uses
+ * it. */
 #include "core/otlp.h"
 
 #include <ctype.h>
@@ -29,13 +31,27 @@
 #include "core/trace.h"
 #include "liberzmq.h"
 
+#if LIBCURL_VERSION_NUM < 0x074400
+#error "liberzmq's OTLP exporter needs libcurl 7.68 or later (curl_multi_poll, curl_multi_wakeup)"
+#endif
+
 enum {
     QUEUE_BATCHES = 4,         // the queue holds this many batches
     CONNECT_TIMEOUT_MS = 2000, // a collector that does not answer the connection
     POST_TIMEOUT_MS = 5000,    // one POST, connection included
     FLUSH_MS = 3000,           // what destroy gives the spans still queued
-    FAILURE_LOG_MS = 60000,    // a collector that stays down is logged once a minute
+    WARN_EVERY_MS = 60000,     // a warning that keeps coming (a collector down) is logged once a minute
 };
+
+// A warning that may come again and again, hundreds of times a second (a
+// queue full while a collector refuses every POST at once): the first is
+// logged at once, the next at most once a minute, each saying how many
+// there were since the last one logged.
+typedef struct {
+    bool on;           // one was logged: the next waits for its minute
+    int64_t logged_ms; // when (monotonic)
+    uint64_t unlogged; // how many since
+} warn_limit_t;
 
 struct lz_otlp {
     lz_logger_t *logger; // the context's, which outlives us
@@ -50,20 +66,20 @@ struct lz_otlp {
     // Under lock:
     lz_span_t *queue; // a ring of capacity spans, count of them from head
     size_t capacity, head, count;
-    bool stopping, dropping; // dropping: in a burst of drops, logged once
-    bool finished;           // the thread has posted its last batch: a span now is dropped
+    bool stopping;
+    bool finished;      // the thread has posted its last batch: a span now is dropped
+    warn_limit_t drops; // the full queue's warnings
     lz_otlp_stats_t stats;
-    // Set by retire (at destroy, or a reload replacing us), read by curl's
-    // progress callback: when the last flush has run out of time
-    // (monotonic ms), 0 before.
+    // Set by retire (at destroy, or a reload replacing us), which then wakes
+    // multi; read by the POST's wait: when the last flush has run out of
+    // time (monotonic ms), 0 before.
     _Atomic int64_t give_up_ms;
+    CURLM *multi; // runs our POSTs; curl_multi_wakeup is for any thread
     // The exporter thread's own:
     CURL *curl;
     struct curl_slist *headers;
-    lz_span_t *sending; // the batch being posted
-    bool failing;       // the last POST failed
-    int64_t failure_logged_ms;
-    uint64_t failures_unlogged;
+    lz_span_t *sending;    // the batch being posted
+    warn_limit_t failures; // the failed POSTs' warnings; on: the last POST failed
     char curl_error[CURL_ERROR_SIZE];
     // The slot's (lz_otlp_slot_t): spans being handed to us, and the list of
     // exporters a reload replaced, under the slot's lock.
@@ -274,14 +290,6 @@ static size_t discard(char *data, size_t size, size_t count, void *self) {
     return size * count;
 }
 
-// on_progress aborts a POST that outlasts the flush at destroy.
-static int on_progress(void *self, curl_off_t down_total, curl_off_t down, curl_off_t up_total, curl_off_t up) {
-    (void)down_total, (void)down, (void)up_total, (void)up;
-    lz_otlp_t *otlp = self;
-    int64_t give_up = atomic_load(&otlp->give_up_ms);
-    return give_up && lz__now_ms() >= give_up;
-}
-
 // request_headers: ours ("Expect:", none: no wait for a 100 Continue that
 // a collector may never send), then tracing.otlp_headers.
 static struct curl_slist *request_headers(const char *extra) {
@@ -293,9 +301,10 @@ static struct curl_slist *request_headers(const char *extra) {
 }
 
 static bool curl_setup(lz_otlp_t *otlp) {
+    otlp->multi = curl_multi_init();
     otlp->curl = curl_easy_init();
     otlp->headers = request_headers(otlp->extra_headers);
-    if (!otlp->curl || !otlp->headers) return false;
+    if (!otlp->multi || !otlp->curl || !otlp->headers) return false;
     CURL *c = otlp->curl;
     bool ok = curl_easy_setopt(c, CURLOPT_URL, otlp->url) == CURLE_OK &&
               curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
@@ -306,9 +315,7 @@ static bool curl_setup(lz_otlp_t *otlp) {
               curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard) == CURLE_OK &&
               curl_easy_setopt(c, CURLOPT_ERRORBUFFER, otlp->curl_error) == CURLE_OK &&
               curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS) == CURLE_OK &&
-              curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L) == CURLE_OK &&
-              curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress) == CURLE_OK &&
-              curl_easy_setopt(c, CURLOPT_XFERINFODATA, otlp) == CURLE_OK;
+              curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)POST_TIMEOUT_MS) == CURLE_OK;
     if (ok && *otlp->ca_file) ok = curl_easy_setopt(c, CURLOPT_CAINFO, otlp->ca_file) == CURLE_OK;
 #if LIBCURL_VERSION_NUM >= 0x075700
     // A lookup that outlives the connect timeout (a DNS server that does not
@@ -319,23 +326,74 @@ static bool curl_setup(lz_otlp_t *otlp) {
     return ok;
 }
 
+static const char out_of_time[] = "the flush at destroy ran out of time";
+
+// wait_budget: how long the POST may wait for the collector before we look
+// again: until the flush's deadline once there is one (<= 0: it has
+// passed), else the POST's own timeout (curl_multi_poll wakes sooner for
+// libcurl's timers, which end the POST then).
+static int wait_budget(lz_otlp_t *otlp) {
+    int64_t give_up = atomic_load(&otlp->give_up_ms);
+    int64_t left = give_up ? give_up - lz__now_ms() : POST_TIMEOUT_MS;
+    return left < POST_TIMEOUT_MS ? (int)left : POST_TIMEOUT_MS;
+}
+
+// outcome reads the result of the transfer that multi has finished.
+static const char *outcome(CURLM *multi, CURLcode *result) {
+    int left;
+    for (CURLMsg *msg; (msg = curl_multi_info_read(multi, &left));) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        *result = msg->data.result;
+        return NULL;
+    }
+    return "libcurl reported no outcome";
+}
+
+// run drives the transfer added to multi until it ends (NULL, its result
+// in *result) or the flush's deadline passes (out_of_time); else why not.
+// retire's curl_multi_wakeup ends a wait at once for the deadline to count.
+static const char *run(lz_otlp_t *otlp, CURLcode *result) {
+    for (;;) {
+        int running = 0, wait_ms;
+        CURLMcode rc = curl_multi_perform(otlp->multi, &running);
+        if (rc != CURLM_OK) return curl_multi_strerror(rc);
+        if (!running) return outcome(otlp->multi, result);
+        if ((wait_ms = wait_budget(otlp)) <= 0) return out_of_time;
+        rc = curl_multi_poll(otlp->multi, NULL, 0, wait_ms, NULL);
+        if (rc != CURLM_OK) return curl_multi_strerror(rc);
+    }
+}
+
 // send_body POSTs body; NULL on a 2xx answer, else why not (in why).
 static const char *send_body(lz_otlp_t *otlp, const char *body, size_t len, char *why, size_t why_size) {
-    long timeout = POST_TIMEOUT_MS;
-    int64_t give_up = atomic_load(&otlp->give_up_ms);
-    if (give_up && give_up - lz__now_ms() < timeout) timeout = (long)(give_up - lz__now_ms());
-    if (timeout <= 0) return "the flush at destroy ran out of time";
+    if (wait_budget(otlp) <= 0) return out_of_time;
     otlp->curl_error[0] = '\0';
     curl_easy_setopt(otlp->curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(otlp->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(otlp->curl, CURLOPT_TIMEOUT_MS, timeout);
-    CURLcode rc = curl_easy_perform(otlp->curl);
+    CURLcode rc = CURLE_OK;
+    CURLMcode added = curl_multi_add_handle(otlp->multi, otlp->curl);
+    if (added != CURLM_OK) return curl_multi_strerror(added);
+    const char *left = run(otlp, &rc);
+    curl_multi_remove_handle(otlp->multi, otlp->curl); // this ends a POST left under way
+    if (left) return left;
     long status = 0;
     curl_easy_getinfo(otlp->curl, CURLINFO_RESPONSE_CODE, &status);
     if (rc == CURLE_OK && status >= 200 && status < 300) return NULL;
     if (rc == CURLE_OK) snprintf(why, why_size, "HTTP status %ld", status);
     else snprintf(why, why_size, "%s", otlp->curl_error[0] ? otlp->curl_error : curl_easy_strerror(rc));
     return why;
+}
+
+// warn_turn counts one more warning of limit's kind: whether to log it
+// now, *count then how many there were since the last one logged (this
+// one included).
+static bool warn_turn(warn_limit_t *limit, uint64_t *count) {
+    int64_t now = lz__now_ms();
+    limit->unlogged++;
+    if (limit->on && now - limit->logged_ms < WARN_EVERY_MS) return false;
+    *count = limit->unlogged;
+    *limit = (warn_limit_t){.on = true, .logged_ms = now};
+    return true;
 }
 
 // note_outcome counts a POST of count spans and logs failures: the first
@@ -346,19 +404,15 @@ static void note_outcome(lz_otlp_t *otlp, size_t count, const char *failure) {
     else otlp->stats.spans_exported += count;
     pthread_mutex_unlock(&otlp->lock);
     if (!failure) {
-        if (otlp->failing) LZ_LOG(otlp->logger, LZ_LOG_INFO, "otlp", "%s accepts spans again", otlp->url);
-        otlp->failing = false;
+        if (otlp->failures.on) LZ_LOG(otlp->logger, LZ_LOG_INFO, "otlp", "%s accepts spans again", otlp->url);
+        otlp->failures.on = false; // the next failure is news again
         return;
     }
-    int64_t now = lz__now_ms();
-    otlp->failures_unlogged++;
-    if (otlp->failing && now - otlp->failure_logged_ms < FAILURE_LOG_MS) return;
+    uint64_t failed;
+    if (!warn_turn(&otlp->failures, &failed)) return;
     LZ_LOG(otlp->logger, LZ_LOG_WARNING, "otlp",
            "cannot export %zu spans to %s: %s (%" PRIu64 " failed POSTs since the last such message; "
-           "spans are not sent again)", count, otlp->url, failure, otlp->failures_unlogged);
-    otlp->failing = true;
-    otlp->failure_logged_ms = now;
-    otlp->failures_unlogged = 0;
+           "spans are not sent again)", count, otlp->url, failure, failed);
 }
 
 static void post(lz_otlp_t *otlp, size_t count) {
@@ -409,21 +463,25 @@ static void *exporter_main(void *self) {
 }
 
 void lz__otlp_enqueue(lz_otlp_t *otlp, const lz_span_t *span) {
+    uint64_t dropped = 0;
     pthread_mutex_lock(&otlp->lock);
     bool queued = !otlp->finished && otlp->count < otlp->capacity;
-    bool burst = !queued && !otlp->dropping && !otlp->finished;
     if (queued) {
         otlp->queue[(otlp->head + otlp->count++) % otlp->capacity] = *span;
         if (otlp->count == otlp->batch) pthread_cond_signal(&otlp->wake);
     } else {
         otlp->stats.spans_dropped++;
     }
-    otlp->dropping = !queued;
+    // A full queue refills and overflows again as soon as a POST fails,
+    // at once with a collector that refuses: one warning a minute. A span
+    // after the last batch says nothing of the collector: not logged.
+    bool warn = !queued && !otlp->finished && warn_turn(&otlp->drops, &dropped);
     pthread_mutex_unlock(&otlp->lock);
-    if (burst)
+    if (warn)
         LZ_LOG(otlp->logger, LZ_LOG_WARNING, "otlp",
-               "the queue of %zu spans for %s is full (a slow or unreachable collector?): "
-               "spans are dropped until it drains", otlp->capacity, otlp->url);
+               "the queue of %zu spans for %s is full (a slow or unreachable collector?): spans are dropped "
+               "until it drains (%" PRIu64 " dropped since the last such message)", otlp->capacity, otlp->url,
+               dropped);
 }
 
 // stats_add adds otlp's counters to *sum.
@@ -437,7 +495,8 @@ static void stats_add(lz_otlp_stats_t *sum, lz_otlp_t *otlp) {
 }
 
 static void otlp_free(lz_otlp_t *otlp) {
-    if (otlp->curl) curl_easy_cleanup(otlp->curl);
+    if (otlp->curl) curl_easy_cleanup(otlp->curl); // out of multi: send_body always removes it
+    if (otlp->multi) curl_multi_cleanup(otlp->multi);
     curl_slist_free_all(otlp->headers);
     curl_free(otlp->url);
     free(otlp->service_name);
@@ -495,13 +554,17 @@ lz_otlp_t *lz__otlp_start(const lz_settings_t *settings, lz_logger_t *logger) {
     return otlp;
 }
 
-// retire asks the thread to post what is queued, FLUSH_MS at most, and end.
+// retire asks the thread to post what is queued, FLUSH_MS at most, and
+// end. A POST under way waits in curl_multi_poll: woken, it heeds the
+// deadline from now on (else it would see it at its next wait_budget,
+// after its own timeout).
 static void retire(lz_otlp_t *otlp) {
     pthread_mutex_lock(&otlp->lock);
     otlp->stopping = true;
     atomic_store(&otlp->give_up_ms, lz__now_ms() + FLUSH_MS);
     pthread_cond_signal(&otlp->wake);
     pthread_mutex_unlock(&otlp->lock);
+    curl_multi_wakeup(otlp->multi);
 }
 
 // release logs the final counters of an exporter whose thread was joined,
