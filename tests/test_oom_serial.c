@@ -462,7 +462,7 @@ static text_t long_number_text(void) {
     return t;
 }
 
-// Past the 64 KiB a thread's JSON reader keeps: read by a reader of its own.
+// Past the 64 KiB of a thread's small JSON parser: read by its large one.
 static text_t large_text(void) {
     text_t t = {0};
     add(&t, "[\"");

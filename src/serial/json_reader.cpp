@@ -22,12 +22,29 @@
 namespace {
 
 // A thread keeps its parser (tape, string buffer, structural index, padded
-// copy of the input) for documents up to this size: a bigger one gets a
-// parser of its own, freed right after, so one large message does not pin
-// about 15 times its size to the thread for good.
+// copy of the input) for documents up to this size.
 constexpr size_t keep_capacity = 64 * 1024;
 // The first allocation covers typical messages, so growth is rare.
 constexpr size_t first_capacity = 4096;
+
+// A larger document is read with a second parser, which the thread keeps
+// for the next large one: made afresh for each, its buffers were fresh pages
+// every time, and the page faults and copies into them cost more than the
+// parse (a 4 MiB request/reply round trip spent a quarter of its time
+// faulting; docs/performance.md, session 39). What it holds is what its
+// largest document touched: the padded copy (the document's size), the
+// string buffer (its strings' bytes), and 12 bytes per structural character
+// in the tape and index (about twice a string-heavy document's size; up to
+// about 7 times for one of nothing but small numbers); the rest is reserved,
+// never touched. simdjson sizes the tape, string buffer and padded copy to
+// each new largest document, so only a new largest one allocates. Bounded:
+// - a document over large_keep_max is read with a parser of its own,
+//   freed right after (the kept one stays as it was);
+// - a thread back to small documents lets it go after large_idle_documents
+//   of them in a row.
+// A thread that reads nothing more keeps it until it exits.
+constexpr size_t large_keep_max = 8 * 1024 * 1024;
+constexpr unsigned large_idle_documents = 256;
 
 // simdjson's limit is one level off ours, and not for every document: at
 // max_depth M it takes M nested containers only when the innermost is
@@ -41,7 +58,7 @@ constexpr size_t max_depth = LZ_JSON_MAX_DEPTH + 1;
 // the parser's own padded buffer (realloc_if_needed), which it keeps for
 // the next document. A padded buffer of our own measured the same,
 // instruction for instruction, on the task envelope.
-struct reader {
+struct parser_for {
     simdjson::dom::parser parser;
 
     // Sizes the parser for size bytes with our depth limit, doubling: its
@@ -55,21 +72,33 @@ struct reader {
     }
 };
 
+// A thread's parsers: the small one, and the large one while kept.
+struct reader {
+    parser_for small;
+    parser_for *large = nullptr;
+    unsigned small_run = 0; // small documents read since the last large one
+    ~reader() { delete large; }
+};
+
 // One per thread, freed when the thread exits by a pthread key's
 // destructor. Not a C++ thread_local with a destructor: glibc registers
 // that destructor on the thread's first use with an allocation, and
 // aborts the process when the allocation fails; a failed
 // pthread_setspecific only costs the thread its reader. It is reached
-// through an initial-exec pointer, which costs no __tls_get_addr call per
-// message in a shared library.
+// through initial-exec pointers, which cost no __tls_get_addr call per
+// message in a shared library: thread_reader only while the thread keeps
+// no large parser, so that a small document's one test is the one it
+// always had; held_reader always (read_other: the first document, a large
+// one, and small ones while a large parser is kept).
 thread_local reader *thread_reader __attribute__((tls_model("initial-exec"))) = nullptr;
+thread_local reader *held_reader __attribute__((tls_model("initial-exec"))) = nullptr;
 
 pthread_key_t reader_key;
 bool reader_key_made;
 pthread_once_t reader_key_once = PTHREAD_ONCE_INIT;
 
 void free_reader(void *r) {
-    thread_reader = nullptr;
+    thread_reader = held_reader = nullptr;
     delete static_cast<reader *>(r);
 }
 
@@ -77,14 +106,14 @@ void make_reader_key() { reader_key_made = pthread_key_create(&reader_key, free_
 
 // make_thread_reader makes the thread's reader on its first document;
 // nullptr when out of memory (the caller then reads with one of its own).
-__attribute__((noinline)) reader *make_thread_reader() noexcept {
+reader *make_thread_reader() noexcept {
     pthread_once(&reader_key_once, make_reader_key);
     reader *r = reader_key_made ? new (std::nothrow) reader : nullptr;
     if (r && pthread_setspecific(reader_key, r) != 0) {
         delete r;
         r = nullptr;
     }
-    return thread_reader = r;
+    return thread_reader = held_reader = r;
 }
 
 // Where a walk makes its nodes: heap_nodes for a value the caller owns
@@ -355,8 +384,8 @@ lz_json_read_status_t classify(simdjson::error_code error) noexcept {
     }
 }
 
-lz_json_read_status_t parse_and_build(reader &r, const void *data, size_t size, lz_arena_t *arena, lz_value_t **out,
-                                      const char **reason) noexcept {
+lz_json_read_status_t parse_and_build(parser_for &r, const void *data, size_t size, lz_arena_t *arena,
+                                      lz_value_t **out, const char **reason) noexcept {
     simdjson::error_code error = r.reserve(size);
     element root;
     if (!data) data = ""; // size is 0: simdjson then says EMPTY
@@ -370,6 +399,39 @@ lz_json_read_status_t parse_and_build(reader &r, const void *data, size_t size, 
                  : build_root(heap_nodes{}, root, escapes, out, reason);
 }
 
+// read_large reads a document over keep_capacity with r's large parser,
+// made on the first one; a document over large_keep_max, or one the thread
+// has no memory to keep a parser for, with a parser of its own.
+lz_json_read_status_t read_large(reader &r, const void *data, size_t size, lz_arena_t *arena, lz_value_t **out,
+                                 const char **reason) noexcept {
+    if (size <= large_keep_max && (r.large || (r.large = new (std::nothrow) parser_for))) {
+        thread_reader = nullptr; // small documents now count towards letting it go
+        r.small_run = 0;
+        return parse_and_build(*r.large, data, size, arena, out, reason);
+    }
+    parser_for once;
+    return parse_and_build(once, data, size, arena, out, reason);
+}
+
+// read_other reads what the small path does not: the thread's first
+// document, a large one, and small ones while a large parser is kept,
+// which it lets go after large_idle_documents of them in a row.
+__attribute__((noinline)) lz_json_read_status_t read_other(const void *data, size_t size, lz_arena_t *arena,
+                                                           lz_value_t **out, const char **reason) noexcept {
+    reader *r = held_reader ? held_reader : make_thread_reader();
+    if (!r) {
+        parser_for once; // no memory for the thread's reader
+        return parse_and_build(once, data, size, arena, out, reason);
+    }
+    if (size > keep_capacity) return read_large(*r, data, size, arena, out, reason);
+    if (r->large && ++r->small_run >= large_idle_documents) {
+        delete r->large;
+        r->large = nullptr;
+        thread_reader = r;
+    }
+    return parse_and_build(r->small, data, size, arena, out, reason);
+}
+
 } // namespace
 
 extern "C" lz_json_read_status_t lz__json_read(const void *data, size_t size, lz_arena_t *arena, lz_value_t **out,
@@ -377,10 +439,13 @@ extern "C" lz_json_read_status_t lz__json_read(const void *data, size_t size, lz
     *out = nullptr;
     *reason = nullptr;
     reader *kept = size <= keep_capacity ? thread_reader : nullptr;
-    if (!kept && size <= keep_capacity) kept = make_thread_reader();
-    if (kept) return parse_and_build(*kept, data, size, arena, out, reason);
-    reader once; // a large document, or no memory for the thread's reader
-    return parse_and_build(once, data, size, arena, out, reason);
+    if (kept) return parse_and_build(kept->small, data, size, arena, out, reason);
+    return read_other(data, size, arena, out, reason);
+}
+
+extern "C" size_t lz__json_reader_large_capacity(void) noexcept {
+    reader *r = held_reader;
+    return r && r->large ? r->large->parser.capacity() : 0;
 }
 
 // {fmt}'s shortest round-trip formatting (Dragonbox), through its public

@@ -43,9 +43,16 @@ typedef enum lz_json_read_status {
 // tagged forms becomes what it stands for (lz__json_untag). *out is NULL
 // unless LZ_JSON_READ_OK. Sets no error
 // detail: the caller words it. Each thread keeps one parser, reused, so a
-// small document costs no allocation in the parser after the first.
+// small document costs no allocation in the parser after the first. A
+// document over 64 KiB (and up to 8 MiB) is read with a second parser the
+// thread keeps for the next large one, until it has read 256 small
+// documents in a row or exits (json_reader.cpp says what that holds).
 lz_json_read_status_t lz__json_read(const void *data, size_t size, lz_arena_t *arena, lz_value_t **out,
                                     const char **reason) LZ_JSON_NOEXCEPT;
+
+// lz__json_reader_large_capacity: the capacity in bytes of the large parser
+// the calling thread keeps, 0 when it keeps none. For tests.
+LZ_HIDDEN size_t lz__json_reader_large_capacity(void) LZ_JSON_NOEXCEPT;
 
 // lz__json_untag takes object, a decoded object of exactly two members, and
 // returns what it stands for when it is one of the Python LiberZMQ's tagged
