@@ -4,6 +4,7 @@
 #include "lz_test.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <ftw.h>
 
 #include "core/context.h"
@@ -637,7 +638,8 @@ static char *nested_text(size_t lists) {
 // (64 thousand levels took 7.6 s, 200 thousand over a minute) and its
 // loader has no limit: a file nests 32 levels at most, refused in the time
 // a flat file of its size takes. The file is read whole first (it is parsed
-// twice), so a pipe still works, and /dev/zero stops at 16 MiB.
+// twice), so a pipe still works, and up to 16 MiB; a device (/dev/zero,
+// which never ends) is not read at all.
 LZ_TEST(test_deep_or_endless_files_are_refused_at_once) {
     char path[256];
     lz_config_t *c = lz_config_new();
@@ -658,8 +660,12 @@ LZ_TEST(test_deep_or_endless_files_are_refused_at_once) {
     LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
     LZ_CHECK(error_mentions(path, ":1", "nested deeper than 32 levels"));
     LZ_CHECK(lz_test_now_ms() - start < 5000 * lz_test_slowdown()); // a minute and more before
+    write_file(path, sizeof path, "huge.yaml", "");
+    LZ_CHECK_INT(truncate(path, 16 * 1024 * 1024 + 1), 0); // a hole: nothing written on the disk
+    LZ_CHECK_INT(lz_config_load_file(c, path), LZ_ECONFIG);
+    LZ_CHECK(error_mentions(path, "larger than 16 MiB", NULL));
     LZ_CHECK_INT(lz_config_load_file(c, "/dev/zero"), LZ_ECONFIG);
-    LZ_CHECK(error_mentions("/dev/zero", "larger than 16 MiB", NULL));
+    LZ_CHECK(error_mentions("/dev/zero", "a device, not a regular file", NULL));
 
     int pipe_fds[2];
     LZ_CHECK(pipe(pipe_fds) == 0);
@@ -675,6 +681,53 @@ LZ_TEST(test_deep_or_endless_files_are_refused_at_once) {
     free(before);
     free(after);
     lz_config_destroy(&c);
+}
+
+// A load on a thread of its own, so that one held by a FIFO fails the
+// test rather than hanging it.
+typedef struct {
+    lz_config_t *config;
+    const char *path;
+    int rc;
+    char error[512];
+    atomic_bool done;
+} fifo_load_t;
+
+static void *fifo_load_main(void *arg) {
+    fifo_load_t *load = arg;
+    load->rc = lz_config_load_file(load->config, load->path);
+    snprintf(load->error, sizeof load->error, "%s", lz_last_error());
+    atomic_store(&load->done, true);
+    return NULL;
+}
+
+// A configuration path that names a FIFO (mkfifo) is refused at once: the
+// open waited for a writer that might never come (a watched file replaced
+// by one held its watcher, and lz_context_destroy after it, for ever).
+LZ_TEST(test_a_named_fifo_is_refused_at_once) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/fifo.yaml", scratch_dir());
+    LZ_CHECK_INT(mkfifo(path, 0600), 0);
+    fifo_load_t load = {.config = lz_config_new(), .path = path};
+    char *before = lz_config_to_json(load.config);
+    pthread_t thread;
+    LZ_CHECK_INT(pthread_create(&thread, NULL, fifo_load_main, &load), 0);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&load.done), 2000 * lz_test_slowdown());
+    LZ_CHECK(atomic_load(&load.done));
+    while (!atomic_load(&load.done)) { // held: a writer that comes and goes lets it go
+        int fd = open(path, O_WRONLY | O_NONBLOCK);
+        if (fd >= 0) close(fd);
+        lz_test_sleep_ms(10);
+    }
+    pthread_join(thread, NULL);
+    LZ_CHECK_INT(load.rc, LZ_ECONFIG);
+    LZ_CHECK(strstr(load.error, path) && strstr(load.error, "a named FIFO, not a regular file"));
+    char *after = lz_config_to_json(load.config);
+    LZ_CHECK_STR(after, before);
+    free(before);
+    free(after);
+    lz_config_destroy(&load.config);
+    unlink(path);
 }
 
 // anchors_text: "retries: " and a flow list of n anchored scalars, then
@@ -1304,7 +1357,7 @@ LZ_TEST_MAIN(LZ_CASE(test_defaults), LZ_CASE(test_unknown_keys_hide_their_values
              LZ_CASE(test_json_file_python_layout), LZ_CASE(test_precedence_every_order),
              LZ_CASE(test_env_both_forms), LZ_CASE(test_env_errors_name_the_variable),
              LZ_CASE(test_file_errors_name_key_file_and_line),
-             LZ_CASE(test_deep_or_endless_files_are_refused_at_once),
+             LZ_CASE(test_deep_or_endless_files_are_refused_at_once), LZ_CASE(test_a_named_fifo_is_refused_at_once),
              LZ_CASE(test_null_values_reset_to_default), LZ_CASE(test_api_set_and_get),
              LZ_CASE(test_to_json_round_trips), LZ_CASE(test_settings_read),
              LZ_CASE(test_debug_lowers_level_by_precedence),

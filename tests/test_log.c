@@ -6,6 +6,7 @@
  * logging.* keys. */
 #include "lz_test.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -54,6 +55,27 @@ static char *read_all(const char *path) {
 static long file_size(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+// fresh_files_left counts the files a rotation starts (path.rotating...)
+// left beside path: each writer's own (pid, logger), none once it is done.
+static int fresh_files_left(const char *path) {
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "%s.rotating", strrchr(path, '/') + 1);
+    DIR *dir = opendir(scratch);
+    int n = 0;
+    for (struct dirent *e; dir && (e = readdir(dir));) n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    if (dir) closedir(dir);
+    return n;
+}
+
+// count_lines counts the lines of the file at path (0 when there is none).
+static int count_lines(const char *path) {
+    char *text = read_all(path);
+    int n = 0;
+    for (const char *p = text; p && (p = strchr(p, '\n')); p++) n++;
+    free(text);
+    return n;
 }
 
 // configured_file_logger points config's logging.file_path at the scratch
@@ -323,8 +345,7 @@ LZ_TEST(test_rotation_without_a_descriptor_keeps_records) {
     char *older = read_all(name), *live = read_all(path);
     LZ_CHECK(older && strstr(older, "starved 00") && strstr(older, "starved 11") && strstr(older, "fed again"));
     LZ_CHECK(live && strcmp(strchr(live, 'Z') + 1, " INFO  rot: and after the rotation\n") == 0);
-    snprintf(name, sizeof name, "%s.rotating", path);
-    LZ_CHECK_INT(file_size(name), -1);
+    LZ_CHECK_INT(fresh_files_left(path), 0);
     free(older);
     free(live);
 }
@@ -351,8 +372,7 @@ LZ_TEST(test_rotation_that_cannot_move_the_file_keeps_records) {
     }
     const char *warning = live ? strstr(live, "WARNING log: cannot rotate ") : NULL;
     LZ_CHECK(warning && strstr(warning, "Is a directory") && !strstr(warning + 1, "WARNING"));
-    snprintf(name, sizeof name, "%s.rotating", path);
-    LZ_CHECK_INT(file_size(name), -1);
+    LZ_CHECK_INT(fresh_files_left(path), 0);
     free(live);
 }
 
@@ -593,6 +613,92 @@ LZ_TEST(test_concurrent_writers_produce_whole_lines) {
     free(text);
 }
 
+// A log file removed (rm) or moved away (logrotate's mv) at its full size:
+// the next record opens path again and goes there, as Python's handler
+// reopens its base name. Before, renaming the missing path to path.1 failed
+// (ENOENT), rotation stopped for good, and every later record went into
+// the file that left: the removed one's were lost.
+LZ_TEST(test_a_file_removed_or_moved_away_is_made_again_at_its_path) {
+    char path[256], moved[300], name[300];
+    lz_config_t *config = LZ_TEST_CONFIG("logging.max_file_size=300", "logging.backup_count=2");
+    lz_logger_t *log = configured_file_logger(config, path, sizeof path, "gone.log");
+    for (int i = 0; i < 3; i++) lz_logger_write(log, LZ_LOG_INFO, "rot", "before %02d padded to a fair length", i);
+    LZ_CHECK_INT(unlink(path), 0);
+    // 71-byte lines: the removed file is full after 2 more, the 4 others go to path.
+    for (int i = 0; i < 6; i++) lz_logger_write(log, LZ_LOG_INFO, "rot", "removed %02d padded to a fair length", i);
+    char *live = read_all(path);
+    LZ_CHECK(live && strstr(live, "removed 02 padded") && strstr(live, "removed 05 padded") && !strstr(live, "before"));
+    free(live);
+
+    snprintf(moved, sizeof moved, "%s.moved", path);
+    LZ_CHECK_INT(rename(path, moved), 0);
+    for (int i = 0; i < 5; i++) lz_logger_write(log, LZ_LOG_INFO, "rot", "moved %02d padded to a fair length", i);
+    lz_logger_destroy(&log);
+    lz_config_destroy(&config);
+    // Every record is kept: in the moved file until it was full, at path after.
+    char *away = read_all(moved);
+    LZ_CHECK(away && strstr(away, "removed 05 padded") && strstr(away, "moved 00 padded") && !strstr(away, "moved 01"));
+    free(away);
+    live = read_all(path);
+    LZ_CHECK(live && strstr(live, "moved 01 padded") && strstr(live, "moved 04 padded") && !strstr(live, "moved 00"));
+    free(live);
+    LZ_CHECK_INT(count_lines(moved) + count_lines(path), 9);
+    LZ_CHECK(file_size(moved) >= 300 && file_size(moved) < 400);
+    snprintf(name, sizeof name, "%s.1", path);
+    LZ_CHECK_INT(file_size(name), -1); // nothing shifted: who took the file away rotated
+    LZ_CHECK_INT(fresh_files_left(path), 0);
+}
+
+#define PATH_WRITERS 4  // threads, half on each logger
+#define PATH_RECORDS 400
+
+static void *path_writer_main(void *arg) {
+    writer_t *w = arg;
+    for (int i = 0; i < PATH_RECORDS; i++)
+        lz_logger_write(w->log, LZ_LOG_INFO, "two", "writer %c record %03d padded", w->letter, i);
+    return NULL;
+}
+
+// Two loggers on one path (two contexts of a process, as two processes
+// would be), each past max_file_size many times: whichever rotates, the
+// other finds its file moved away and follows path. Before, the other
+// rotated again from the backup its file had become (path.1 renamed onto
+// path.2 and the first's fresh file onto path.1), their fresh files had
+// one name (one's unlink removed the other's, its records with it), and a
+// missing path stopped rotation for good.
+LZ_TEST(test_two_loggers_on_one_path_lose_no_record) {
+    char path[256], name[300];
+    lz_config_t *config = LZ_TEST_CONFIG("logging.max_file_size=2000", "logging.backup_count=200");
+    lz_logger_t *logs[2];
+    logs[0] = configured_file_logger(config, path, sizeof path, "shared.log");
+    logs[1] = configured_file_logger(config, path, sizeof path, "shared.log");
+    pthread_t threads[PATH_WRITERS];
+    writer_t writers[PATH_WRITERS];
+    for (int t = 0; t < PATH_WRITERS; t++) {
+        writers[t] = (writer_t){logs[t % 2], (char)('a' + t)};
+        pthread_create(&threads[t], NULL, path_writer_main, &writers[t]);
+    }
+    for (int t = 0; t < PATH_WRITERS; t++) pthread_join(threads[t], NULL);
+    lz_logger_destroy(&logs[0]);
+    lz_logger_destroy(&logs[1]);
+    lz_config_destroy(&config);
+
+    LZ_CHECK(file_size(path) >= 0);
+    int lines = count_lines(path), files = 1; // 1600 lines of 64 bytes: some 50 files of 2000
+    for (int i = 1; i <= 200; i++) {
+        snprintf(name, sizeof name, "%s.%d", path, i);
+        if (file_size(name) < 0) continue;
+        files++;
+        lines += count_lines(name);
+        LZ_CHECK(file_size(name) < 2000 + 64 * PATH_WRITERS); // rotated at once, by one or the other
+    }
+    LZ_CHECK_INT(lines, PATH_WRITERS * PATH_RECORDS);
+    LZ_CHECK(files > 20 && files < 200);
+    snprintf(name, sizeof name, "%s.201", path);
+    LZ_CHECK_INT(file_size(name), -1);
+    LZ_CHECK_INT(fresh_files_left(path), 0);
+}
+
 LZ_TEST(test_configure_from_config) {
     char path[256];
     lz_config_t *config = LZ_TEST_CONFIG("logging.format=json", "debug=true");
@@ -807,6 +913,8 @@ LZ_TEST_MAIN(LZ_CASE(test_callback_receives_enabled_levels_only),
              LZ_CASE(test_replacing_a_callback_waits_for_its_calls),
              LZ_CASE(test_a_callback_may_replace_its_own_target), LZ_CASE(test_a_nested_setter_leaves_other_setters_waiting),
              LZ_CASE(test_rotation_stops_at_a_backup_it_cannot_shift),
+             LZ_CASE(test_a_file_removed_or_moved_away_is_made_again_at_its_path),
+             LZ_CASE(test_two_loggers_on_one_path_lose_no_record),
              LZ_CASE(test_concurrent_writers_produce_whole_lines),
              LZ_CASE(test_configure_from_config), LZ_CASE(test_syslog_and_stderr_targets),
              LZ_CASE(test_syslog_idents_are_per_logger), LZ_CASE(test_syslog_over_a_stream_socket),

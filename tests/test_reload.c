@@ -10,6 +10,7 @@
  * reload or watch on the caller's thread is finished as that call returns. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -860,6 +861,77 @@ LZ_TEST(watch_refuses_what_it_cannot_watch) {
     lz_context_destroy(&ctx);
 }
 
+// A call that a FIFO no one writes may hold (the watcher's read of one
+// did, and lz_context_destroy waited for it), on a thread of its own: one
+// still running after a while fails the test, and a writer that comes and
+// goes lets it go, so the test ends.
+typedef struct {
+    lz_context_t *ctx;
+    const char *path, *fifo; // path: to watch (NULL: destroy ctx)
+    int rc;
+    char error[512];
+    atomic_bool done;
+} fifo_call_t;
+
+static void *fifo_call_main(void *arg) {
+    fifo_call_t *call = arg;
+    if (call->path) call->rc = lz_context_watch(call->ctx, call->path);
+    else lz_context_destroy(&call->ctx);
+    snprintf(call->error, sizeof call->error, "%s", lz_last_error());
+    atomic_store(&call->done, true);
+    return NULL;
+}
+
+static void call_bounded(fifo_call_t *call) {
+    pthread_t thread;
+    LZ_CHECK_INT(pthread_create(&thread, NULL, fifo_call_main, call), 0);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&call->done), 2000 * lz_test_slowdown());
+    LZ_CHECK(atomic_load(&call->done));
+    while (!atomic_load(&call->done)) {
+        int fd = open(call->fifo, O_WRONLY | O_NONBLOCK);
+        if (fd >= 0) close(fd);
+        lz_test_sleep_ms(10);
+    }
+    pthread_join(thread, NULL);
+}
+
+// The watched file replaced by a FIFO: the reload is refused, logged and
+// counted, the running configuration stays, and lz_context_destroy
+// returns at once. A path that is a FIFO already is refused by
+// lz_context_watch itself. Before, the watcher waited in open() for a
+// writer, for ever, and lz_context_destroy for the watcher.
+LZ_TEST(watcher_refuses_a_fifo_and_stops_at_once) {
+    char dir[] = "/tmp/lz-reload-XXXXXX", path[512], fifo[600];
+    LZ_CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/app.yaml", dir);
+    snprintf(fifo, sizeof fifo, "%s.fifo", path);
+    write_file(path, "logging:\n  level: warning\n");
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0");
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    LZ_CHECK_INT(lz_logger_to_callback(lz_context_logger(ctx), lz_test_log_capture, &log), LZ_OK);
+    LZ_CHECK_INT(lz_context_watch(ctx, path), LZ_OK);
+    LZ_CHECK_INT(mkfifo(fifo, 0600), 0);
+    LZ_CHECK_INT(rename(fifo, path), 0); // fifo_call_t's writer opens it at path from now on
+    LZ_TEST_WAIT_UNTIL(context_metrics(ctx).config_reload_errors == 1, 2000 * lz_test_slowdown());
+    LZ_CHECK_INT(context_metrics(ctx).config_reload_errors, 1);
+    LZ_CHECK_INT(context_metrics(ctx).config_reloads, 1);
+    LZ_CHECK(lz_test_logged(&log, "app.yaml refused, the running configuration stays: config: cannot read file "));
+    LZ_CHECK(lz_test_logged(&log, "app.yaml: a named FIFO, not a regular file"));
+    LZ_CHECK_STR(config_string(ctx, "logging.level"), "WARNING");
+    fifo_call_t destroy = {.ctx = ctx, .fifo = path};
+    call_bounded(&destroy);
+
+    fifo_call_t watch = {.ctx = LZ_TEST_CONTEXT("zmq.linger=0", "logging.level=off"), .path = path, .fifo = path};
+    call_bounded(&watch);
+    LZ_CHECK_INT(watch.rc, LZ_ECONFIG);
+    LZ_CHECK(strstr(watch.error, "a named FIFO, not a regular file") != NULL);
+    LZ_CHECK_INT(context_metrics(watch.ctx).config_reload_errors, 1);
+    watch.path = NULL;
+    call_bounded(&watch);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ---- calls from the watcher's own log records ---- */
 
 #define REFUSED "refused, the running configuration stays"
@@ -1138,7 +1210,8 @@ LZ_TEST_MAIN(LZ_CASE(log_level_and_format_change_live), LZ_CASE(invalid_reload_c
              LZ_CASE(watcher_follows_its_directory_moved_away_and_made_again),
              LZ_CASE(watcher_follows_a_parent_renamed_away_and_back),
              LZ_CASE(a_watcher_that_cannot_start_changes_nothing),
-             LZ_CASE(watch_refuses_what_it_cannot_watch), LZ_CASE(a_watcher_stopped_from_its_own_log_record_ends),
+             LZ_CASE(watch_refuses_what_it_cannot_watch), LZ_CASE(watcher_refuses_a_fifo_and_stops_at_once),
+             LZ_CASE(a_watcher_stopped_from_its_own_log_record_ends),
              LZ_CASE(a_watcher_pointed_elsewhere_from_its_own_log_record_follows_the_new_file),
              LZ_CASE(a_context_destroyed_from_its_watchers_log_record_ends_with_the_watcher),
              LZ_CASE(a_context_destroyed_from_its_watchers_log_record_lives_on_with_its_nodes),

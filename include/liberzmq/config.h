@@ -43,7 +43,10 @@ void lz_config_destroy(lz_config_t **config_p);
 // the file and the line. A file over 16 MiB, with lists and mappings nested
 // over 32 levels, with over 1000 YAML anchors and aliases, with a second
 // YAML document or with a NUL character in a key or value fails the same
-// way. On failure config is left unchanged.
+// way. path must name a regular file or a pipe (`<(...)`, a piped
+// /dev/stdin); anything else (a named FIFO, which would hold the call until
+// a writer came, a directory, a device) fails with LZ_ECONFIG at once, as
+// one that cannot be opened does. On failure config is left unchanged.
 int lz_config_load_file(lz_config_t *config, const char *path);
 
 // lz_config_load_env reads LIBERZMQ_* environment variables. A key maps to

@@ -114,7 +114,8 @@ int lz_context_reload(lz_context_t *ctx, const lz_config_t *config);
 // read if it changed (directories above are not watched: a parent
 // replaced by another is seen at the next change in the old directory).
 // A change that does not load (bad
-// YAML, a bad value) is logged at ERROR, counted in config_reload_errors,
+// YAML, a bad value, a path that is now a FIFO, a directory or a device:
+// lz_config_load_file) is logged at ERROR, counted in config_reload_errors,
 // and the running configuration stays. path NULL stops watching.
 // Returns what lz_context_reload returns for the first reload (no watcher
 // is left after an error), or, nothing reloaded, LZ_EIO (inotify) /

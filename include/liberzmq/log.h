@@ -55,7 +55,11 @@ void lz_logger_set_format(lz_logger_t *logger, lz_log_format_t format);
 
 // Target setters; each replaces the previous target. Thread safe.
 // lz_logger_to_stderr: standard error (the default).
-// lz_logger_to_file: append to path (created 0644); LZ_EIO if it cannot be opened.
+// lz_logger_to_file: append to path (created 0644); LZ_EIO if it cannot be
+//   opened, LZ_EINVAL for a path longer than PATH_MAX - 40 (room for the
+//   rotation's names). Rotated as logging.max_file_size and backup_count
+//   say (docs/configuration.md); a full file no longer at path (removed,
+//   moved away by logrotate or another writer) is left for the one at path.
 // lz_logger_to_syslog: the local syslog daemon (/dev/log) with ident (NULL:
 //   "liberzmq"), facility LOG_USER, levels mapped; records formatted as
 //   syslog(3) formats them, but sent over the logger's own connection, so

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/otlp.h"
 #include "core/prometheus.h"
+#include "core/regular_file.h"
 #include "core/secure_env.h"
 #include "core/security.h"
 #include "core/textstream.h"
@@ -902,17 +903,38 @@ static int file_parse(lz_config_t *staging, const char *path, const unsigned cha
     return rc;
 }
 
+// file_kind names a type of file that is not read, for the message.
+static const char *file_kind(mode_t type) {
+    switch (type) {
+    case S_IFDIR: return "a directory";
+    case S_IFIFO: return "a named FIFO";
+    case S_IFCHR:
+    case S_IFBLK: return "a device";
+    default: return "a special file";
+    }
+}
+
+// open_config opens path for reading: a regular file, or a pipe (`--config
+// <(...)`, whose writer is there already). Nothing that would hold the
+// reader for ever: a named FIFO no one writes held the open (a watcher
+// reading one held lz_context_destroy), a device may never end.
+static FILE *open_config(const char *path) {
+    mode_t type = 0;
+    int fd = lz__open_regular_or_pipe(path, true, &type);
+    FILE *file = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (file) return file;
+    int err = fd == LZ_NOT_REGULAR ? 0 : errno;
+    if (fd >= 0) close(fd);
+    if (err == ENOMEM) return lz__fail_null(LZ_ENOMEM, "config: out of memory opening file %s", path);
+    if (err) return lz__fail_null(LZ_ECONFIG, "config: cannot read file %s: %s", path, strerror(err));
+    return lz__fail_null(LZ_ECONFIG, "config: cannot read file %s: %s, not a regular file", path, file_kind(type));
+}
+
 int lz_config_load_file(lz_config_t *config, const char *path) {
     if (!config || !path) return lz__fail(LZ_EINVAL, "config: config and path are required");
     if (strlen(path) >= PATH_MAX) return lz__fail(LZ_ECONFIG, "config: file path too long");
-    FILE *file = fopen(path, "rb");
-    if (!file && errno == ENOMEM) return lz__fail(LZ_ENOMEM, "config: out of memory opening file %s", path);
-    if (!file) return lz__fail(LZ_ECONFIG, "config: cannot read file %s: %s", path, strerror(errno));
-    struct stat info;
-    if (fstat(fileno(file), &info) == 0 && S_ISDIR(info.st_mode)) { // fopen opens a directory; reads fail
-        fclose(file);
-        return lz__fail(LZ_ECONFIG, "config: cannot read file %s: %s", path, strerror(EISDIR));
-    }
+    FILE *file = open_config(path);
+    if (!file) return lz_last_error_code();
     size_t size = 0;
     unsigned char *text = read_text(file, path, &size);
     fclose(file);

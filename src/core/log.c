@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -53,6 +54,7 @@ struct lz_logger {
     int64_t max_file_size;
     int backup_count;
     bool rotation_stuck; // the last rotation could not move the file: warned once, in it
+    unsigned id;         // names its rotation's fresh file, apart from other writers' (fresh_name)
     // Callback calls in progress, so that a target setter returns only once
     // the callback it replaced has returned everywhere (its arg may be freed
     // next). A call counts under the parity in force when it began; a setter
@@ -80,6 +82,9 @@ struct lz_log_switch {
     int64_t max_file_size;
     int backup_count;
 };
+
+// Numbers the loggers of the process, for their rotation's fresh files.
+static atomic_uint logger_ids;
 
 static const char *const level_names[] = {"TRACE", "DEBUG", "INFO", "WARNING",
                                           "ERROR", "CRITICAL", "OFF"};
@@ -122,6 +127,7 @@ lz_logger_t *lz_logger_new(void) {
     logger->out.kind = LZ_LOG_TARGET_STDERR;
     logger->max_file_size = DEFAULT_MAX_FILE_SIZE;
     logger->backup_count = DEFAULT_BACKUP_COUNT;
+    logger->id = atomic_fetch_add(&logger_ids, 1);
     return logger;
 }
 
@@ -214,7 +220,7 @@ static FILE *open_append(const char *path) {
 }
 
 static int open_file(target_t *t, const char *path) {
-    if (strlen(path) > PATH_MAX - 16) // room for rotation's ".N" and ".rotating"
+    if (strlen(path) > PATH_MAX - 40) // room for rotation's ".N" and its fresh file's suffix (fresh_name)
         return lz__fail(LZ_EINVAL, "log: file path too long: '%.64s...'", path);
     *t = (target_t){.kind = LZ_LOG_TARGET_FILE, .path = strdup(path)};
     if (!t->path) return lz__fail(LZ_ENOMEM, "log: out of memory");
@@ -470,9 +476,63 @@ static void rotated_name(char *out, size_t size, const char *path, int index) {
     snprintf(out, size, "%s.%d", path, index);
 }
 
+// fresh_name names the file a rotation starts, before it takes path's
+// place: one per writer (process and logger), so that another writer
+// rotating the same path at the same time cannot remove or take it.
+static void fresh_name(char *out, size_t size, const lz_logger_t *logger) {
+    snprintf(out, size, "%s.rotating-%d-%u", logger->out.path, (int)getpid(), logger->id);
+}
+
+// ROTATION_BUSY: what rotation_lock returns while another process rotates.
+#define ROTATION_BUSY (-2)
+
+// The loggers of this process rotate one at a time: one that finds
+// another rotating its path waits the few renames it takes, then follows
+// it (follow_path), rather than write on past max_file_size.
+static pthread_mutex_t rotation_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+// rotation_lock takes the lock every process writing a log path rotates
+// under (with rotation_mutex held): flock on the file's directory, the one
+// thing a rotation does not move. Returns the descriptor to close to
+// unlock; ROTATION_BUSY while another process holds it (the record stays
+// in the full file and the next one tries again: a lock held by whatever
+// else flocks the directory never holds a logger); -1 where there is no
+// such lock (a directory that cannot be read, no descriptor left, no
+// flock): the rotation goes on unguarded.
+static int rotation_lock(const char *path) {
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+    bool busy = errno == EWOULDBLOCK;
+    close(fd);
+    return busy ? ROTATION_BUSY : -1;
+}
+
+// left_path: whether the file open (st, its fstat) is no longer the one at
+// path: removed, or moved away (by logrotate, by another writer's rotation).
+static bool left_path(const struct stat *st, const char *path) {
+    struct stat now;
+    if (stat(path, &now) != 0) return errno == ENOENT;
+    return now.st_dev != st->st_dev || now.st_ino != st->st_ino;
+}
+
+// follow_path makes the file at path (made when there is none) the one
+// records go to, shifting nothing: whoever removed or moved the full one
+// away did what the rotation would have. Python's handler opens its base
+// name again at each rollover. When it cannot be opened, records go on
+// into the old file and the next record tries again.
+static void follow_path(lz_logger_t *logger) {
+    FILE *now = open_append(logger->out.path);
+    if (!now) return;
+    fclose(logger->out.file);
+    logger->out.file = now;
+}
+
 // keep_full_file keeps writing to the full file when a rename of the
 // rotation fails (path.1 another user's file in a sticky directory, say):
-// renaming path.rotating over path then would unlink every record in it.
+// renaming the fresh file over path then would unlink every record in it.
 // The record saying so goes into the file itself.
 static void keep_full_file(lz_logger_t *logger, FILE *fresh, const char *fresh_path, const char *from, const char *to,
                            int err) {
@@ -487,21 +547,15 @@ static void keep_full_file(lz_logger_t *logger, FILE *fresh, const char *fresh_p
     fflush(logger->out.file);
 }
 
-// rotate_locked shifts path.N-1 -> path.N ... path -> path.1 once the file
-// reaches max_file_size, and starts an empty path, like Python's handler.
-// The new file is opened under a name of its own before anything moves:
-// when it cannot be (no descriptor left, a full disk), nothing is shifted
-// and records go on into the full file until a later record's try works,
-// where reopening after the shift would have dropped every record since.
-static void rotate_locked(lz_logger_t *logger) {
-    struct stat st;
-    if (logger->max_file_size <= 0 || logger->backup_count <= 0) return;
-    // Failed once, it is not tried again until the target is set again:
-    // each try would shift the backups it could move, one step a record.
-    if (logger->rotation_stuck) return;
-    if (fstat(fileno(logger->out.file), &st) != 0 || st.st_size < logger->max_file_size) return;
+// shift_files shifts path.N-1 -> path.N ... path -> path.1 and starts an
+// empty path, like Python's handler. The new file is opened under a name
+// of its own before anything moves: when it cannot be (no descriptor
+// left, a full disk), nothing is shifted and records go on into the full
+// file until a later record's try works, where reopening after the shift
+// would have dropped every record since.
+static void shift_files(lz_logger_t *logger) {
     char fresh_path[PATH_MAX + 16], from[PATH_MAX + 16], to[PATH_MAX + 16];
-    snprintf(fresh_path, sizeof fresh_path, "%s.rotating", logger->out.path);
+    fresh_name(fresh_path, sizeof fresh_path, logger);
     FILE *fresh = open_append(fresh_path);
     if (!fresh) return;
     for (int i = logger->backup_count - 1; i >= 1; i--) {
@@ -515,13 +569,46 @@ static void rotate_locked(lz_logger_t *logger) {
         }
     }
     rotated_name(to, sizeof to, logger->out.path, 1);
-    if (rename(logger->out.path, to) != 0) {
+    // Gone since the look (removed by someone who does not take the lock):
+    // there is nothing to move, and the fresh file takes its place.
+    if (rename(logger->out.path, to) != 0 && errno != ENOENT) {
         keep_full_file(logger, fresh, fresh_path, logger->out.path, to, errno);
         return;
     }
-    rename(fresh_path, logger->out.path);
+    if (rename(fresh_path, logger->out.path) != 0) {
+        // Records go on into the full file, path.1 now: the next record
+        // finds path free and follows it (follow_path).
+        fclose(fresh);
+        unlink(fresh_path);
+        return;
+    }
     fclose(logger->out.file);
     logger->out.file = fresh;
+}
+
+// rotate_full rotates the full file (st, its fstat): shifts the set
+// (shift_files) or, when the file is no longer at its path (removed, moved
+// away, another writer rotated it), goes on at path (follow_path), where
+// writing on into the file that left would lose every record (a removed
+// file) or fill another's backup past its size.
+static void rotate_full(lz_logger_t *logger, const struct stat *st) {
+    if (left_path(st, logger->out.path)) follow_path(logger);
+    // Failed once, shifting is not tried again until the target is set
+    // again: each try would shift the backups it could move, one step a record.
+    else if (!logger->rotation_stuck) shift_files(logger);
+}
+
+// rotate_locked rotates the file once it reaches max_file_size, under the
+// locks of the writers of its path.
+static void rotate_locked(lz_logger_t *logger) {
+    struct stat st;
+    if (logger->max_file_size <= 0 || logger->backup_count <= 0) return;
+    if (fstat(fileno(logger->out.file), &st) != 0 || st.st_size < logger->max_file_size) return;
+    pthread_mutex_lock(&rotation_mutex);
+    int lock = rotation_lock(logger->out.path);
+    if (lock != ROTATION_BUSY) rotate_full(logger, &st);
+    if (lock >= 0) close(lock); // unlocks
+    pthread_mutex_unlock(&rotation_mutex);
 }
 
 // emit_locked writes one formatted record to a stream-like target. The
