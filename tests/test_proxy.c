@@ -558,9 +558,9 @@ static bool got_one(void *pub, void *sub) {
     return false;
 }
 
-// The forwarder passes every subscribe and unsubscribe on (so it learns
-// every subscriber): a topic stays subscribed upstream while any of its
-// subscribers is left, and goes with the last one.
+// The forwarder reads every subscribe (so it learns every subscriber): a
+// topic stays subscribed upstream while any of its subscribers is left,
+// and goes with the last one.
 LZ_TEST(a_topic_goes_upstream_with_its_last_subscriber) {
     lz_context_t *ctx = new_context();
     lz_proxy_t *proxy = started_proxy(ctx);
@@ -582,6 +582,43 @@ LZ_TEST(a_topic_goes_upstream_with_its_last_subscriber) {
 
     zmq_close(subs[1]);
     LZ_CHECK_STR(notice_within(pub, 5000, notice, sizeof notice), "-t");
+    zmq_close(pub);
+    lz_proxy_destroy(&proxy);
+    lz_context_destroy(&ctx);
+}
+
+// A subscriber's repeated subscribes go up once: libzmq's XSUB counts the
+// subscribes it is sent, and the subscriber's one unsubscribe (when it
+// drops the topic as often as it subscribed, or leaves) must bring the
+// count back to 0. Forwarded each, the topic stayed upstream for good.
+// What went up outlives a restart of the proxy, as the XSUB's count does.
+LZ_TEST(a_topic_subscribed_twice_leaves_upstream_with_its_subscriber) {
+    lz_context_t *ctx = new_context();
+    lz_proxy_t *proxy = started_proxy(ctx);
+    void *pub = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_XPUB, -1, lz_node_endpoint(lz_proxy_frontend(proxy)));
+    void *sub = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_SUB, -1, lz_node_endpoint(lz_proxy_backend(proxy)));
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "t", 1);
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "t", 1);
+    char notice[64];
+    LZ_CHECK_STR(notice_within(pub, 5000, notice, sizeof notice), "+t");
+    LZ_CHECK(got_one(pub, sub));
+    LZ_CHECK_INT(lz_proxy_stop(proxy), LZ_OK);
+    LZ_CHECK_INT(lz_proxy_start(proxy), LZ_OK);
+
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "u", 1);
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "u", 1);
+    zmq_setsockopt(sub, ZMQ_UNSUBSCRIBE, "u", 1);
+    zmq_setsockopt(sub, ZMQ_UNSUBSCRIBE, "u", 1); // the subscriber's one unsubscribe goes now
+    LZ_CHECK_STR(notice_within(pub, 5000, notice, sizeof notice), "+u");
+    LZ_CHECK_STR(notice_within(pub, 5000, notice, sizeof notice), "-u");
+    zmq_close(sub);
+    LZ_CHECK_STR(notice_within(pub, 5000, notice, sizeof notice), "-t");
+
+    // Gone from the forwarder's count too: a new subscriber's goes up again.
+    sub = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_SUB, -1, lz_node_endpoint(lz_proxy_backend(proxy)));
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "t", 1);
+    LZ_CHECK_STR(notice_within(pub, 5000, notice, sizeof notice), "+t");
+    zmq_close(sub);
     zmq_close(pub);
     lz_proxy_destroy(&proxy);
     lz_context_destroy(&ctx);
@@ -697,5 +734,6 @@ LZ_TEST_MAIN(LZ_CASE(forwarder_passes_subscriptions_up), LZ_CASE(queue_is_a_brok
              LZ_CASE(a_message_held_at_a_stop_goes_out_whole),
              LZ_CASE(two_stops_at_once), LZ_CASE(proxy_control_survives_signals),
              LZ_CASE(a_full_subscriber_holds_up_only_its_way), LZ_CASE(a_topic_goes_upstream_with_its_last_subscriber),
+             LZ_CASE(a_topic_subscribed_twice_leaves_upstream_with_its_subscriber),
              LZ_CASE(proxy_moves_everything_under_a_profiler),
              LZ_CASE(a_proxy_that_cannot_start_leaves_its_context_whole))

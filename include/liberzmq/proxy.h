@@ -1,13 +1,14 @@
 /* liberzmq proxies: the two ZeroMQ devices as library calls.
  *
  * A forwarder (XSUB frontend, XPUB backend) joins many publishers to many
- * subscribers; subscriptions travel upstream to the publishers (each
- * subscriber's, so a guarded forwarder knows who is behind each connection;
- * a topic is unsubscribed upstream when its last subscriber goes). A queue
- * (ROUTER frontend, DEALER backend) joins many clients to many servers,
- * spreading requests over the servers and routing replies back. Either can
- * copy all traffic to a capture socket (PUB) and be paused, resumed and
- * stopped from any thread. */
+ * subscribers; subscriptions travel upstream to the publishers as libzmq's
+ * own proxy sends them: a topic's first subscribe, and its unsubscribe when
+ * its last subscriber drops it or goes (however often each subscribed it).
+ * The forwarder reads every subscriber's subscribes, so a guarded one knows
+ * who is behind each connection. A queue (ROUTER frontend, DEALER backend)
+ * joins many clients to many servers, spreading requests over the servers
+ * and routing replies back. Either can copy all traffic to a capture socket
+ * (PUB) and be paused, resumed and stopped from any thread. */
 #ifndef LIBERZMQ_PROXY_H
 #define LIBERZMQ_PROXY_H
 
@@ -75,8 +76,8 @@ int lz_proxy_stop(lz_proxy_t *proxy);
 // one message; bytes are all its frames'). frontend_* are the frontend
 // socket's: received from publishers or clients, sent back to them
 // (subscriptions' replies for a forwarder: none; replies for a queue);
-// backend_* the backend socket's (for a forwarder, received counts every
-// subscribe and unsubscribe going up).
+// backend_* the backend socket's (for a forwarder, received counts the
+// subscribes and unsubscribes that went up: a topic's first and last).
 typedef struct lz_proxy_stats {
     uint64_t frontend_messages_received, frontend_bytes_received;
     uint64_t frontend_messages_sent, frontend_bytes_sent;

@@ -102,13 +102,12 @@ lz_proxy_t *lz_proxy_new(lz_context_t *ctx, lz_proxy_kind_t kind, const char *fr
     if (rc == LZ_OK && k->frontend == ZMQ_ROUTER)
         rc = set_option(&p->frontend, ZMQ_ROUTER_MANDATORY, 0, "proxy: ROUTER_MANDATORY");
     if (rc == LZ_OK) rc = lz__node_init(&p->backend, ctx, k->backend, k->back_name, '@', backend);
-    // Every subscriber's subscribe and unsubscribe, not only a topic's
-    // first and last: each tells the loop who sent it (lz__conns_look), so
-    // a revocation cuts only whom it refuses. Unsubscribes too, or the
-    // XSUB, which counts a topic's subscriptions, would keep it upstream
-    // after its last subscriber left.
-    if (rc == LZ_OK && k->backend == ZMQ_XPUB)
-        rc = set_option(&p->backend, ZMQ_XPUB_VERBOSER, 1, "proxy: XPUB_VERBOSER");
+    // Every subscribe, a topic's second subscriber's too, not only its
+    // first: each tells the loop who sent it (lz__conns_look), so a
+    // revocation cuts only whom it refuses. The loop passes each topic up
+    // once (proxy_loop.c, passes_up): the XSUB counts what it is sent and
+    // unsubscribes upstream only when the count is back at 0.
+    if (rc == LZ_OK && k->backend == ZMQ_XPUB) rc = set_option(&p->backend, ZMQ_XPUB_VERBOSE, 1, "proxy: XPUB_VERBOSE");
     if (rc == LZ_OK && capture) {
         rc = lz__node_init(&p->capture, ctx, ZMQ_PUB, "proxy-capture", '@', capture);
         p->has_capture = rc == LZ_OK;

@@ -12,6 +12,7 @@
 #include "patterns/proxy_loop.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/eintr.h"
@@ -34,7 +35,8 @@ typedef struct side_stats {
 // One way through the proxy.
 typedef struct direction {
     void *from, *to;
-    lz_node_t *from_node; // for its revocation table
+    lz_node_t *from_node;        // for its revocation table
+    lz_proxy_topics_t *upstream; // a forwarder's way up: the topics subscribed there; else NULL
     side_stats_t *from_stats, *to_stats;
     zmq_msg_t first; // a message's first frame, taken from `from`, waiting for room in `to`
     bool holding;
@@ -48,6 +50,79 @@ typedef struct loop {
 } loop_t;
 
 _Static_assert(sizeof(side_stats_t[2]) == 8 * sizeof(uint64_t), "STATISTICS answers eight counters");
+
+/* ---- a forwarder's subscriptions upstream -------------------------------- */
+
+// topic_cmp orders topics as memcmp does, a prefix first.
+static int topic_cmp(const lz_proxy_topic_t *t, const unsigned char *bytes, size_t size) {
+    int c = memcmp(t->bytes, bytes, t->size < size ? t->size : size);
+    return c ? c : (t->size > size) - (t->size < size);
+}
+
+// topics_find: whether the topic is in set; *at is its index, or where it would go.
+static bool topics_find(const lz_proxy_topics_t *set, const unsigned char *bytes, size_t size, size_t *at) {
+    size_t low = 0, high = set->count;
+    while (low < high) {
+        size_t mid = low + (high - low) / 2;
+        int c = topic_cmp(&set->items[mid], bytes, size);
+        if (c == 0) {
+            *at = mid;
+            return true;
+        }
+        if (c < 0) low = mid + 1;
+        else high = mid;
+    }
+    *at = low;
+    return false;
+}
+
+// topics_insert puts the topic at index at (topics_find's). false when out of memory.
+static bool topics_insert(lz_proxy_topics_t *set, size_t at, const unsigned char *bytes, size_t size) {
+    if (set->count == set->capacity) {
+        size_t capacity = set->capacity ? 2 * set->capacity : 16;
+        lz_proxy_topic_t *grown = realloc(set->items, capacity * sizeof *grown);
+        if (!grown) return false;
+        set->items = grown;
+        set->capacity = capacity;
+    }
+    unsigned char *copy = malloc(size ? size : 1);
+    if (!copy) return false;
+    if (size) memcpy(copy, bytes, size);
+    memmove(&set->items[at + 1], &set->items[at], (set->count - at) * sizeof *set->items);
+    set->items[at] = (lz_proxy_topic_t){copy, size};
+    set->count++;
+    return true;
+}
+
+static void topics_remove(lz_proxy_topics_t *set, size_t at) {
+    free(set->items[at].bytes);
+    set->count--;
+    memmove(&set->items[at], &set->items[at + 1], (set->count - at) * sizeof *set->items);
+}
+
+// passes_up decides whether msg, a first frame a forwarder read from its
+// XPUB, goes up to its XSUB. The XPUB (XPUB_VERBOSE, proxy.c) hands on
+// every subscribe, a topic's second subscriber's and a subscriber's repeats
+// too, so that the revocation table sees each subscriber's; its unsubscribe
+// for a topic comes once, when the topic's last subscriber drops it or
+// leaves (libzmq 4.3.4). The XSUB counts the subscribes it is sent and
+// unsubscribes upstream only when the count is back at 0, so each topic
+// goes up once, at its first subscribe, and leaves at that unsubscribe, as
+// libzmq's proxy (a plain XPUB) sends them. A subscribe the set has no
+// memory for goes up all the same (the subscriber's messages come; the
+// topic may stay upstream when it leaves). Other messages pass.
+static bool passes_up(lz_proxy_topics_t *upstream, zmq_msg_t *msg) {
+    const unsigned char *data = zmq_msg_data(msg);
+    size_t size = zmq_msg_size(msg), at;
+    if (zmq_msg_more(msg) || size == 0 || data[0] > 1) return true; // not a subscription notice
+    bool known = topics_find(upstream, data + 1, size - 1, &at);
+    if (data[0] == 0) {
+        if (known) topics_remove(upstream, at);
+        return known;
+    }
+    if (!known) topics_insert(upstream, at, data + 1, size - 1);
+    return !known;
+}
 
 /* ---- moving messages ---------------------------------------------------- */
 
@@ -81,13 +156,15 @@ static __attribute__((noinline)) int none_taken(direction_t *d) {
 
 // take_first receives the next message's first frame into d->first: 1, or
 // 0 when none is queued. A message from a sender the policy now refuses
-// (revoke.h) is dropped whole on the way. -1 on a libzmq failure.
+// (revoke.h), and a forwarder's subscription notice that is not to go up
+// (passes_up), is dropped whole on the way. -1 on a libzmq failure.
 static int take_first(direction_t *d) {
     for (;;) {
         int rc;
         LZ_EINTR_RESTART(rc, zmq_msg_recv(&d->first, d->from, ZMQ_DONTWAIT));
         if (rc < 0) return none_taken(d);
-        if (!lz__conns_looking(&d->from_node->conns) || !lz__conns_look(d->from_node, &d->first)) return 1;
+        bool refused = lz__conns_looking(&d->from_node->conns) && lz__conns_look(d->from_node, &d->first);
+        if (!refused && (!d->upstream || passes_up(d->upstream, &d->first))) return 1;
         while (rc >= 0 && zmq_msg_more(&d->first)) LZ_EINTR_RESTART(rc, zmq_msg_recv(&d->first, d->from, 0));
         if (rc < 0) return -1;
     }
@@ -196,10 +273,14 @@ void lz__proxy_held_init(lz_proxy_held_t *held) {
         zmq_msg_init(&held->first[side]);
         held->holding[side] = false;
     }
+    held->upstream = (lz_proxy_topics_t){NULL, 0, 0};
 }
 
 void lz__proxy_held_close(lz_proxy_held_t *held) {
     for (int side = 0; side < 2; side++) zmq_msg_close(&held->first[side]);
+    for (size_t i = 0; i < held->upstream.count; i++) free(held->upstream.items[i].bytes);
+    free(held->upstream.items);
+    held->upstream = (lz_proxy_topics_t){NULL, 0, 0};
 }
 
 int lz__proxy_loop(lz_node_t *frontend, lz_node_t *backend, void *capture, void *control, lz_proxy_held_t *held) {
@@ -210,6 +291,7 @@ int lz__proxy_loop(lz_node_t *frontend, lz_node_t *backend, void *capture, void 
         *d = (direction_t){.from = nodes[side]->socket, .to = nodes[!side]->socket, .from_node = nodes[side],
                            .from_stats = &loop.stats[side], .to_stats = &loop.stats[!side],
                            .holding = held->holding[side]};
+        if (nodes[side]->zmq_type == ZMQ_XPUB) d->upstream = &held->upstream; // a forwarder's way up
         zmq_msg_init(&d->first);
         zmq_msg_move(&d->first, &held->first[side]);
         lz__sockopt_int(d->to, ZMQ_SNDTIMEO, LZ_PROXY_HOLD_MS);
