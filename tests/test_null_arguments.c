@@ -136,6 +136,7 @@ LZ_TEST(no_object_at_all) {
     LZ_CHECK_INT(lz_pull_stop(NULL), LZ_OK);
     fails(lz_pull_fd(NULL, &fd));
     fails(lz_pull_dispatch(NULL, 0));
+    fails(lz_pull_next_retry_ms(NULL, &fd));
     nothing(lz_pull_recv(NULL, 0));
     fails(lz_pull_recv_bytes(NULL, bytes, &room, 0));
     nothing(lz_server_node(NULL));
@@ -323,6 +324,7 @@ LZ_TEST(objects_with_null_arguments) {
     lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
     fails(lz_pull_on(pull, "t", NULL, NULL));
     fails(lz_pull_fd(pull, NULL));
+    fails(lz_pull_next_retry_ms(pull, NULL));
     fails(lz_pull_recv_bytes(pull, NULL, &size, 0)); // NULL with room claimed
     fails(lz_pull_recv_bytes(pull, bytes, NULL, 0));
     lz_pull_destroy(&pull);

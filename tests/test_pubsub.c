@@ -409,6 +409,61 @@ LZ_TEST(pubsub_unrouted_and_failing_handlers_are_counted) {
 }
 
 // start_case: a started subscriber with concurrency handler threads.
+// A second lz_sub_on for a prefix replaces its handler and does not
+// subscribe again, so one lz_sub_unsubscribe drops the prefix; a prefix
+// lz_sub_subscribe subscribed twice takes two (libzmq counts them).
+LZ_TEST(pubsub_on_twice_subscribes_once) {
+    pair_t p;
+    if (pair_open(&p, 1, "inproc")) {
+        LZ_CHECK_INT(lz_sub_on(p.sub, "t.a", on_a, &p.seen), LZ_OK);
+        LZ_CHECK_INT(lz_sub_on(p.sub, "t.a", on_ab, &p.seen), LZ_OK);
+        LZ_CHECK_INT(lz_sub_subscribe(p.sub, "t.b"), LZ_OK);
+        LZ_CHECK_INT(lz_sub_subscribe(p.sub, "t.b"), LZ_OK);
+        if (sync_pair(&p)) {
+            publish_n(p.pub, "t.a", 0); // the second handler has it
+            int64_t deadline = lz_test_now_ms() + 5000;
+            while (seen_count(&p.seen) < 1 && lz_test_now_ms() < deadline) lz_sub_dispatch(p.sub, 100);
+            LZ_CHECK_STR(who_for(&p.seen, "t.a"), "ab");
+            LZ_CHECK_INT(lz_sub_unsubscribe(p.sub, "t.a"), LZ_OK);
+            LZ_CHECK_INT(lz_sub_unsubscribe(p.sub, "t.b"), LZ_OK);
+            if (sync_on(&p, "sync.1")) { // in order: the unsubscribes got there first
+                publish_n(p.pub, "t.a", 1);
+                publish_n(p.pub, "t.b", 2);
+                const char *want[] = {"t.b"}; // still subscribed once
+                expect_topics(p.sub, want, 1);
+            }
+            LZ_CHECK_INT(lz_sub_unsubscribe(p.sub, "t.b"), LZ_OK);
+            if (sync_on(&p, "sync.2")) {
+                publish_n(p.pub, "t.b", 3);
+                expect_topics(p.sub, NULL, 0);
+            }
+        }
+    }
+    pair_close(&p);
+}
+
+// A topic that is not UTF-8 text, which every liberzmq subscriber would
+// drop (docs/protocol.md section 2), is refused at the publisher: nothing
+// goes out.
+LZ_TEST(pubsub_publish_refuses_a_topic_that_is_not_text) {
+    pair_t p;
+    if (pair_open(&p, 1, "inproc")) {
+        lz_value_t *v = lz_value_int(1);
+        lz_metrics_t before = lz_test_metrics(lz_pub_node(p.pub));
+        const char *bad[] = {"\xff", "caf\xc3", "ok.\xc0\xaf", "a long topic, past a word: \xed\xa0\x80"};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            LZ_CHECK_INT(lz_pub_publish_bytes(p.pub, bad[i], "x", 1), LZ_EINVAL);
+            LZ_CHECK(strstr(lz_last_error(), "topic is not UTF-8 text") != NULL);
+            LZ_CHECK_INT(lz_pub_publish(p.pub, bad[i], v), LZ_EINVAL);
+        }
+        LZ_CHECK_INT(lz_test_metrics(lz_pub_node(p.pub)).messages_sent, before.messages_sent);
+        LZ_CHECK_INT(lz_pub_publish_bytes(p.pub, "caf\xc3\xa9", "x", 1), LZ_OK);
+        LZ_CHECK_INT(lz_pub_publish(p.pub, "", v), LZ_OK);
+        lz_value_destroy(&v);
+    }
+    pair_close(&p);
+}
+
 static void start_case(const char *transport, int concurrency) {
     pair_t p;
     if (!pair_open(&p, concurrency, transport)) goto out;
@@ -1216,7 +1271,8 @@ LZ_TEST(pubsub_destroy_while_other_threads_wait) {
 
 LZ_TEST_MAIN(LZ_CASE(pubsub_json_values), LZ_CASE(pubsub_msgpack_values), LZ_CASE(pubsub_bytes),
              LZ_CASE(pubsub_prefix_filtering), LZ_CASE(pubsub_handlers_longest_prefix_and_default),
-             LZ_CASE(pubsub_unrouted_and_failing_handlers_are_counted), LZ_CASE(pubsub_start_concurrency_1),
+             LZ_CASE(pubsub_unrouted_and_failing_handlers_are_counted), LZ_CASE(pubsub_on_twice_subscribes_once),
+             LZ_CASE(pubsub_publish_refuses_a_topic_that_is_not_text), LZ_CASE(pubsub_start_concurrency_1),
              LZ_CASE(pubsub_start_concurrency_4), LZ_CASE(pubsub_stop_is_quick_and_clean),
              LZ_CASE(pubsub_stop_accounts_for_queued_messages), LZ_CASE(pubsub_backpressure_reported),
              LZ_CASE(pubsub_caller_loop_with_fd_and_poll), LZ_CASE(pubsub_recv_times_out), LZ_CASE(pubsub_recv_bytes), LZ_CASE(pubsub_plain_publishers_forms),

@@ -1095,6 +1095,19 @@ LZ_TEST(pushpull_destroy_from_the_dead_letter_sink_is_refused) {
     pp_close(&p);
 }
 
+// wait_for_waiters waits (up to 5 s) until want threads wait inside the
+// puller's socket wait (core/node.h) and says how many do.
+static int wait_for_waiters(lz_pull_t *pull, int want) {
+    lz_node_t *node = lz_pull_node(pull);
+    int waiting = 0;
+    for (int64_t end = lz_test_now_ms() + 5000; waiting < want && lz_test_now_ms() < end; lz_test_sleep_ms(2)) {
+        lz__node_lock(node);
+        waiting = node->waiting[LZ_WAIT_RECV];
+        lz__node_unlock(node);
+    }
+    return waiting;
+}
+
 // A puller destroyed while readers wait in lz_pull_recv_bytes(-1) ends
 // their waits (LZ_ECLOSED) and frees it once they have left. Before, they
 // went on waiting for good, on a socket closed under them.
@@ -1107,14 +1120,7 @@ LZ_TEST(pushpull_destroy_while_readers_wait) {
             r[i] = (waiting_reader_t){p.pull, -1, 1, 0, false};
             LZ_CHECK_INT(pthread_create(&thread[i], NULL, waiting_reader, &r[i]), 0);
         }
-        lz_node_t *node = lz_pull_node(p.pull);
-        int waiting = 0; // threads inside the socket's wait (core/node.h)
-        for (int64_t end = lz_test_now_ms() + 5000; waiting < 2 && lz_test_now_ms() < end; lz_test_sleep_ms(2)) {
-            lz__node_lock(node);
-            waiting = node->waiting[LZ_WAIT_RECV];
-            lz__node_unlock(node);
-        }
-        LZ_CHECK_INT(waiting, 2);
+        LZ_CHECK_INT(wait_for_waiters(p.pull, 2), 2);
         lz_pull_destroy(&p.pull);
         for (int i = 0; i < 2; i++) {
             LZ_TEST_WAIT_UNTIL(atomic_load(&r[i].returned), 5000);
@@ -1186,6 +1192,120 @@ LZ_TEST(pushpull_receives_across_starts_and_stops) {
     lz_context_destroy(&ctx);
 }
 
+// A caller's loop on its own thread: lz_pull_dispatch(timeout_ms) once.
+typedef struct {
+    lz_pull_t *pull;
+    int timeout_ms;
+    int rc;
+    atomic_bool returned;
+} waiting_loop_t;
+
+static void *waiting_loop(void *self) {
+    waiting_loop_t *l = self;
+    l->rc = lz_pull_dispatch(l->pull, l->timeout_ms);
+    atomic_store(&l->returned, true);
+    return NULL;
+}
+
+// A receive and a caller's loop waiting on other threads go on waiting
+// across starts and stops, as the header says; each then gets the task
+// sent after them. Before, the first stop ended both with LZ_ECLOSED, as
+// if the puller were being destroyed. Every stop still ends the receiver
+// thread, though the waiters may take the wake-up meant for it.
+LZ_TEST(pushpull_waits_go_on_across_starts_and_stops) {
+    pp_t p;
+    if (pp_open(&p, 0)) {
+        LZ_CHECK_INT(lz_pull_on_default(p.pull, on_default, &p.seen), LZ_OK);
+        waiting_reader_t r = {p.pull, 10000, 1, 0, false};
+        waiting_loop_t l = {p.pull, 10000, 1, false};
+        pthread_t reader, loop;
+        LZ_CHECK_INT(pthread_create(&reader, NULL, waiting_reader, &r), 0);
+        LZ_CHECK_INT(pthread_create(&loop, NULL, waiting_loop, &l), 0);
+        LZ_CHECK_INT(wait_for_waiters(p.pull, 2), 2);
+        for (int i = 0; i < 20; i++) {
+            LZ_CHECK_INT(lz_pull_start(p.pull, 1 + i % 3), LZ_OK);
+            lz_test_sleep_ms(i % 5);
+            LZ_CHECK_INT(lz_pull_stop(p.pull), LZ_OK);
+        }
+        lz_test_sleep_ms(20);
+        LZ_CHECK(!atomic_load(&r.returned));
+        LZ_CHECK(!atomic_load(&l.returned));
+        send_jobs(p.push, 1); // one at a time: one waiter could read both ahead
+        LZ_TEST_WAIT_UNTIL(atomic_load(&r.returned) || atomic_load(&l.returned), 5000);
+        send_jobs(p.push, 1);
+        LZ_TEST_WAIT_UNTIL(atomic_load(&r.returned) && atomic_load(&l.returned), 5000);
+        pthread_join(reader, NULL);
+        pthread_join(loop, NULL);
+        LZ_CHECK_INT(r.rc, LZ_OK);
+        LZ_CHECK_INT(l.rc, 1);
+        LZ_CHECK(r.took_ms < 9000);
+    }
+    pp_close(&p);
+}
+
+static int register_from_handler(const lz_message_t *msg, void *arg) {
+    pp_t *p = arg;
+    return lz_pull_on(p->pull, "late", on_default, &p->seen) == LZ_ESTATE ? 0 : -1;
+}
+
+static atomic_bool looping;
+
+static void *dispatch_while_looping(void *arg) {
+    while (atomic_load(&looping)) {
+        lz_pull_dispatch(arg, 1);
+        usleep(100); // room between the calls, where registrations go
+    }
+    return NULL;
+}
+
+// lz_pull_on during lz_pull_dispatch (another thread's, or from its
+// handler) is refused with LZ_ESTATE: the loop reads the route table
+// without a lock, and a new route moved it under the loop (a heap use
+// after free under ASan).
+LZ_TEST(pushpull_on_during_a_dispatch_is_refused) {
+    pp_t p;
+    if (pp_open(&p, 0)) {
+        LZ_CHECK_INT(lz_pull_on_default(p.pull, on_default, &p.seen), LZ_OK);
+        waiting_loop_t l = {p.pull, 10000, 1, false};
+        pthread_t loop;
+        LZ_CHECK_INT(pthread_create(&loop, NULL, waiting_loop, &l), 0);
+        LZ_CHECK_INT(wait_for_waiters(p.pull, 1), 1);
+        LZ_CHECK_INT(lz_pull_on(p.pull, "resize", on_resize, &p.seen), LZ_ESTATE);
+        LZ_CHECK(strstr(lz_last_error(), "while a dispatch runs") != NULL);
+        LZ_CHECK_INT(lz_pull_on_default(p.pull, on_email, &p.seen), LZ_ESTATE);
+        send_jobs(p.push, 1);
+        pthread_join(loop, NULL);
+        LZ_CHECK_INT(l.rc, 1);
+        LZ_CHECK_INT(seen_count(&p.seen), 1);
+        LZ_CHECK_STR(p.seen.who[0], "default"); // the default route was kept
+        // Between dispatch calls registration works; from a handler, not.
+        LZ_CHECK_INT(lz_pull_on(p.pull, "job", register_from_handler, &p), LZ_OK);
+        send_jobs(p.push, 1);
+        LZ_CHECK_INT(lz_pull_dispatch(p.pull, 5000), 1);
+        LZ_CHECK_INT(lz_test_metrics(lz_pull_node(p.pull)).errors, 0);
+        // Many registrations against a busy loop: each refused or made
+        // whole, never a table moved under it.
+        LZ_CHECK_INT(lz_pull_on(p.pull, "job", on_default, &p.seen), LZ_OK);
+        atomic_store(&looping, true);
+        LZ_CHECK_INT(pthread_create(&loop, NULL, dispatch_while_looping, p.pull), 0);
+        int made = 0, refused = 0;
+        int64_t end = lz_test_now_ms() + 3000;
+        for (int i = 0; (i < 500 || refused < 20 || made < 20) && lz_test_now_ms() < end; i++) {
+            char type[16];
+            snprintf(type, sizeof type, "t%d", i);
+            int rc = lz_pull_on(p.pull, type, on_resize, &p.seen);
+            LZ_CHECK(rc == LZ_OK || rc == LZ_ESTATE);
+            made += rc == LZ_OK;
+            refused += rc == LZ_ESTATE;
+            if (i % 10 == 0) send_jobs(p.push, 1);
+        }
+        atomic_store(&looping, false);
+        pthread_join(loop, NULL);
+        LZ_CHECK(refused >= 20 && made >= 20); // they met
+    }
+    pp_close(&p);
+}
+
 // A codec that has no memory for the first task it decodes (as a failed
 // allocation in the JSON parser would), and is JSON otherwise.
 static atomic_int starved_decodes;
@@ -1247,4 +1367,5 @@ LZ_TEST_MAIN(LZ_CASE(pushpull_immediate_needs_a_live_puller), LZ_CASE(pushpull_t
              LZ_CASE(pushpull_destroy_from_own_handler_is_refused),
              LZ_CASE(pushpull_destroy_from_the_dead_letter_sink_is_refused),
              LZ_CASE(pushpull_destroy_while_readers_wait), LZ_CASE(pushpull_receives_across_starts_and_stops),
+             LZ_CASE(pushpull_waits_go_on_across_starts_and_stops), LZ_CASE(pushpull_on_during_a_dispatch_is_refused),
              LZ_CASE(pushpull_task_without_memory_to_decode_is_counted_once))

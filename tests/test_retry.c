@@ -3,6 +3,7 @@
  * function and published to a subscriber), other tasks flowing while one
  * waits, the caller-driven loop, a stop with retries waiting, the
  * configuration keys and bad arguments. */
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -416,6 +417,45 @@ LZ_TEST(caller_driven_dispatch_runs_due_retries) {
     log_fini(&log);
 }
 
+// A loop on lz_pull_fd: a retry coming due does not make the socket's
+// descriptor readable, so a loop that polled it without end waited for the
+// next task, however late. Polling no longer than lz_pull_next_retry_ms
+// runs the retry when it is due.
+LZ_TEST(fd_loop_polls_no_longer_than_the_next_retry) {
+    pipe_t p;
+    log_t log;
+    log_init(&log, 2, false);
+    if (pipe_open(&p, lz_test_pattern_context(1))) {
+        int ms = 0, fd = -1;
+        LZ_CHECK_INT(lz_pull_next_retry_ms(NULL, &ms), LZ_EINVAL);
+        LZ_CHECK_INT(lz_pull_next_retry_ms(p.pull, NULL), LZ_EINVAL);
+        LZ_CHECK_INT(lz_pull_next_retry_ms(p.pull, &ms), LZ_OK);
+        LZ_CHECK_INT(ms, -1); // nothing waits
+        LZ_CHECK_INT(lz_pull_set_retry(p.pull, 1, 50), LZ_OK);
+        LZ_CHECK_INT(lz_pull_on_default(p.pull, flaky, &log), LZ_OK);
+        LZ_CHECK_INT(lz_pull_fd(p.pull, &fd), LZ_OK);
+        send_task(&p, "resize", "1");
+        LZ_CHECK_INT(lz_pull_dispatch(p.pull, 5000), 1); // the first run, which fails
+        int64_t failed = lz__now_ms();
+        LZ_CHECK_INT(lz_pull_next_retry_ms(p.pull, &ms), LZ_OK);
+        LZ_CHECK(ms >= 0 && ms <= 50);
+        // The loop, as pushpull.h shows it, bounded at 3 s (no task comes).
+        while (log_count(&log, &log.runs) < 2 && lz__now_ms() - failed < 3000) {
+            LZ_CHECK_INT(lz_pull_next_retry_ms(p.pull, &ms), LZ_OK);
+            int left = (int)(failed + 3000 - lz__now_ms());
+            poll(&(struct pollfd){fd, POLLIN, 0}, 1, ms >= 0 && ms < left ? ms : left > 0 ? left : 0);
+            while (lz_pull_dispatch(p.pull, 0) > 0) {
+            }
+        }
+        LZ_CHECK_INT(log_count(&log, &log.runs), 2);
+        LZ_CHECK(lz__now_ms() - failed < 1000); // due at 50 ms
+        LZ_CHECK_INT(lz_pull_next_retry_ms(p.pull, &ms), LZ_OK);
+        LZ_CHECK_INT(ms, -1); // it succeeded: nothing waits
+    }
+    pipe_close(&p);
+    log_fini(&log);
+}
+
 LZ_TEST(stop_gives_up_the_retries_waiting) {
     pipe_t p;
     log_t log;
@@ -704,6 +744,7 @@ LZ_TEST_MAIN(LZ_CASE(delay_queue_keeps_due_order), LZ_CASE(delay_queue_wakes_its
              LZ_CASE(dead_letters_are_published), LZ_CASE(a_dead_letter_that_cannot_be_published_is_counted_once),
              LZ_CASE(raw_tasks_keep_their_bytes_in_the_letter),
              LZ_CASE(other_tasks_go_on_while_one_waits), LZ_CASE(caller_driven_dispatch_runs_due_retries),
+             LZ_CASE(fd_loop_polls_no_longer_than_the_next_retry),
              LZ_CASE(stop_gives_up_the_retries_waiting), LZ_CASE(a_failure_past_the_waiting_cap_is_a_dead_letter),
              LZ_CASE(retries_due_at_once_on_many_workers), LZ_CASE(a_waiting_retry_runs_the_handler_registered_by_then),
              LZ_CASE(stop_gives_up_a_due_retry_still_queued), LZ_CASE(retry_defaults_come_from_the_configuration),

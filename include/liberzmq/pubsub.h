@@ -45,7 +45,10 @@ lz_node_t *lz_pub_node(lz_pub_t *pub);
 // [topic, payload, "traceparent=..."] (docs/protocol.md section 2). Thread
 // safe. Returns 0, LZ_ESERIALIZATION (nothing sent), LZ_EAGAIN when the
 // high water mark holds it past zmq.send_timeout (counted in
-// outbound_dropped and backpressure_events), LZ_EINVAL.
+// outbound_dropped and backpressure_events), LZ_EINVAL for a NULL argument
+// or a topic that is not UTF-8 text ("pub: topic is not UTF-8 text"),
+// which every liberzmq subscriber would drop (docs/protocol.md section 2):
+// nothing is sent, no send hook runs and no span is recorded.
 int lz_pub_publish(lz_pub_t *pub, const char *topic, const lz_value_t *value);
 
 // lz_pub_publish_bytes sends [topic, data] with data as it is, whatever the
@@ -71,7 +74,10 @@ void lz_sub_destroy(lz_sub_t **sub_p);
 lz_node_t *lz_sub_node(lz_sub_t *sub);
 
 // lz_sub_subscribe / lz_sub_unsubscribe add or drop a topic prefix filter
-// ("" is everything). Thread safe, and prompt while a receive waits on
+// ("" is everything). libzmq counts them per prefix: a prefix subscribed
+// twice (by lz_sub_subscribe, or by it and lz_sub_on) stays until it is
+// unsubscribed twice, and unsubscribing a prefix not subscribed does
+// nothing (LZ_OK). Thread safe, and prompt while a receive waits on
 // another thread (a waiting receive does not hold the socket).
 int lz_sub_subscribe(lz_sub_t *sub, const char *prefix);
 int lz_sub_unsubscribe(lz_sub_t *sub, const char *prefix);
@@ -100,13 +106,21 @@ typedef enum lz_sub_accepts {
 // three or more frames are [topic, payload, extension frames] either way.
 int lz_sub_accept(lz_sub_t *sub, unsigned accepts);
 
-// lz_sub_on subscribes to prefix and routes its messages to handler; the
-// longest matching registered prefix wins. lz_sub_on_default takes the
-// messages no handler matches. Register before lz_sub_start (LZ_ESTATE
-// while started); after a stop asked from a handler, a registration from
-// another thread first waits for that stop's threads to end. Not thread
-// safe with each other nor with lz_sub_start and lz_sub_stop: make those
-// calls from one thread at a time.
+// lz_sub_on subscribes to prefix (as one lz_sub_subscribe) and routes its
+// messages to handler; the longest matching registered prefix wins. A
+// second lz_sub_on for the same prefix replaces its handler and arg and
+// does not subscribe again: one lz_sub_unsubscribe drops the prefix.
+// lz_sub_on_default subscribes to nothing: it takes the messages that other
+// subscriptions bring in and no handler matches; a second one replaces the
+// first. Register before lz_sub_start (LZ_ESTATE while started), or, for a
+// subscriber the caller drives, between lz_sub_dispatch calls: during one
+// (on another thread, or from its handler) they change nothing and return
+// LZ_ESTATE ("called while a dispatch runs; register handlers between
+// dispatch calls"), and an lz_sub_dispatch begun while one of them runs on
+// another thread returns LZ_ESTATE. After a stop asked from a handler, a
+// registration from another thread first waits for that stop's threads to
+// end. Not thread safe with each other nor with lz_sub_start and
+// lz_sub_stop: make those calls from one thread at a time.
 int lz_sub_on(lz_sub_t *sub, const char *prefix, lz_handler_fn handler, void *arg);
 int lz_sub_on_default(lz_sub_t *sub, lz_handler_fn handler, void *arg);
 
@@ -134,7 +148,10 @@ int lz_sub_stop(lz_sub_t *sub);
 // lz_sub_dispatch until it returns 0). lz_sub_dispatch receives and
 // dispatches every waiting message on the calling thread, waiting up to
 // timeout_ms (0: do not wait, -1: forever) for the first; it returns how
-// many it dispatched, or a negative lz_error_t.
+// many it dispatched, or a negative lz_error_t. A receive or
+// lz_sub_dispatch waiting on another thread goes on across lz_sub_start and
+// lz_sub_stop, its timeout counting (while a stop is under way it waits for
+// it to finish); only lz_sub_destroy ends it, with LZ_ECLOSED.
 int lz_sub_fd(lz_sub_t *sub, int *fd);
 int lz_sub_dispatch(lz_sub_t *sub, int timeout_ms);
 

@@ -52,7 +52,9 @@ lz_node_t *lz_pull_node(lz_pull_t *pull);
 // lz_pull_on routes tasks of the given type to handler; lz_pull_on_default
 // takes the rest (including "unknown", a task that was not an object).
 // Register before lz_pull_start (LZ_ESTATE while started), or, for a puller
-// the caller drives, between lz_pull_dispatch calls, never during one. After
+// the caller drives, between lz_pull_dispatch calls, never during one:
+// during one (on another thread, or from its handler) LZ_ESTATE ("called
+// while a dispatch runs; register handlers between dispatch calls"). After
 // a stop asked from a handler, this and the other calls set before the
 // start (retries, dead letters) first wait, from another thread, for that
 // stop's threads to end, as lz_pull_start does. These calls, lz_pull_start
@@ -124,10 +126,30 @@ int lz_pull_start(lz_pull_t *pull, int workers);
 int lz_pull_stop(lz_pull_t *pull);
 
 // Caller-driven use, as for subscribers (see pubsub.h; lz_pull_recv, like
-// lz_sub_recv, keeps the received frame without copying it).
+// lz_sub_recv, keeps the received frame without copying it). A receive or
+// lz_pull_dispatch waiting on another thread goes on across lz_pull_start
+// and lz_pull_stop, its timeout counting (while a stop is under way it
+// waits for the stop to finish: a stop asked from a handler, until another
+// thread's stop, start or destroy joins its threads); only lz_pull_destroy
+// ends it, with LZ_ECLOSED. lz_pull_dispatch is LZ_ESTATE while started, or while
+// lz_pull_on runs on another thread.
+// lz_pull_fd's descriptor is the socket's (ZMQ_FD): a retry coming due
+// does not make it readable. A loop polling it with retries set must
+// poll no longer than lz_pull_next_retry_ms says, then call
+// lz_pull_dispatch, which runs the retries due:
+//   int ms; lz_pull_next_retry_ms(pull, &ms);
+//   poll(&(struct pollfd){fd, POLLIN, 0}, 1, ms);   // (or less)
+//   while (lz_pull_dispatch(pull, 0) > 0) {}
 int lz_pull_fd(lz_pull_t *pull, int *fd);
 int lz_pull_dispatch(lz_pull_t *pull, int timeout_ms);
 lz_message_t *lz_pull_recv(lz_pull_t *pull, int timeout_ms);
+
+// lz_pull_next_retry_ms sets *ms to how long until the earliest task
+// waiting for its retry is due: 0 if one is due now, -1 if none waits (nor
+// while started: the puller's own threads run retries). It may say a
+// millisecond early, never late. Thread safe. LZ_EINVAL for a NULL pull or
+// ms.
+int lz_pull_next_retry_ms(lz_pull_t *pull, int *ms);
 
 // lz_pull_recv_bytes is lz_pull_recv without a message: the counterpart of
 // lz_push_send_bytes, for callers that want the bytes in their own buffer

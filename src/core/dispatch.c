@@ -39,10 +39,17 @@ void lz__dispatcher_init(lz_dispatcher_t *d, lz_node_t *node, lz_take_fn decode,
     d->decode = decode;
     d->prefix_match = prefix_match;
     atomic_init(&d->stopping, false);
+    atomic_init(&d->closing, false);
+    atomic_init(&d->loops, 0);
     atomic_init(&d->stops_asked, 0);
     atomic_init(&d->callers, 0);
+    atomic_init(&d->stops_done, 0);
     pthread_mutex_init(&d->left_lock, NULL);
     pthread_cond_init(&d->left, NULL);
+    // Fails only without a monotonic clock; a waiter then looks again often.
+    if (lz__cond_init_monotonic(&d->resumed) != 0) pthread_cond_init(&d->resumed, NULL);
+    pthread_mutex_init(&d->retry.due_lock, NULL);
+    d->retry.first_due = INT64_MAX;
     lz__bias_init(&d->reading);
 }
 
@@ -58,6 +65,8 @@ void lz__dispatcher_fini(lz_dispatcher_t *d) {
     lz__bias_fini(&d->reading);
     pthread_mutex_destroy(&d->left_lock);
     pthread_cond_destroy(&d->left);
+    pthread_cond_destroy(&d->resumed);
+    pthread_mutex_destroy(&d->retry.due_lock);
 }
 
 int lz__dispatcher_may_destroy(lz_dispatcher_t *d, const char *what) {
@@ -72,10 +81,10 @@ static bool stopped_now(lz_dispatcher_t *d) {
     return !d->started;
 }
 
-int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg) {
-    if (!handler) return lz__fail(LZ_EINVAL, "%s: NULL handler", d->node->name);
-    if (!stopped_now(d)) return lz__fail(LZ_ESTATE, "%s: register handlers before start", d->node->name);
+// set_route is lz__dispatcher_on once no caller's loop reads the routes.
+static int set_route(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg, bool *replaced) {
     if (!key) {
+        *replaced = d->fallback.handler != NULL;
         d->fallback = (lz_route_t){NULL, 0, handler, arg};
         return LZ_OK;
     }
@@ -83,6 +92,7 @@ int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler
         if (strcmp(d->routes[i].key, key) == 0) { // a second registration replaces the first
             d->routes[i].handler = handler;
             d->routes[i].arg = arg;
+            *replaced = true;
             return LZ_OK;
         }
     }
@@ -95,7 +105,24 @@ int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler
     }
     d->routes = grown;
     d->routes[d->route_count++] = (lz_route_t){copy, strlen(key), handler, arg};
+    *replaced = false;
     return LZ_OK;
+}
+
+int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg, bool *replaced) {
+    if (!handler) return lz__fail(LZ_EINVAL, "%s: NULL handler", d->node->name);
+    if (!stopped_now(d)) return lz__fail(LZ_ESTATE, "%s: register handlers before start", d->node->name);
+    // A caller's loop reads the routes without a lock (route_for), and a
+    // new route may move the table: the loops are shut out meanwhile, and
+    // a registration during one is refused, not a use after free.
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&d->loops, &idle, -1))
+        return lz__fail(LZ_ESTATE, "%s: called while a dispatch runs; register handlers between dispatch calls",
+                        d->node->name);
+    bool ignored;
+    int rc = set_route(d, key, handler, arg, replaced ? replaced : &ignored);
+    atomic_store(&d->loops, 0);
+    return rc;
 }
 
 static const lz_route_t *route_for(const lz_dispatcher_t *d, const char *key) {
@@ -224,7 +251,12 @@ static int retry_later(lz_dispatcher_t *d, job_t *job) {
     char what[LZ_DETAIL_MAX]; // for the log line, which comes after the put
     snprintf(what, sizeof what, "'%s'%s%s", lz_message_topic(job->msg), *lz_message_id(job->msg) ? " " : "",
              lz_message_id(job->msg));
-    if (lz__delay_put(r->waiting, held, lz__now_ms() + wait) != LZ_OK) {
+    int64_t due = lz__now_ms() + wait;
+    pthread_mutex_lock(&r->due_lock);
+    int rc = lz__delay_put(r->waiting, held, due);
+    if (rc == LZ_OK && due < r->first_due) r->first_due = due;
+    pthread_mutex_unlock(&r->due_lock);
+    if (rc != LZ_OK) {
         job->msg->retries--;
         if (held != job) free(held);
         return not_retried(d, job, LZ_ENOMEM, "out of memory");
@@ -268,10 +300,23 @@ static void *retry_main(void *self) {
 
 // loop_goes_on: whether a caller's loop that began when d->stops_asked was
 // asked runs another handler: not after a stop asked from one of its
-// handlers, nor once a destroy on another thread is stopping d.
+// handlers, nor once a destroy on another thread is closing d.
 static bool loop_goes_on(const lz_dispatcher_t *d, unsigned asked) {
     return atomic_load_explicit(&d->stops_asked, memory_order_relaxed) == asked &&
-           !atomic_load_explicit(&d->stopping, memory_order_relaxed);
+           !atomic_load_explicit(&d->closing, memory_order_relaxed);
+}
+
+// take_due_retry takes the first retry due now, if any, and notes when the
+// next one is due (*wait_ms: how long until then, -1: none), for
+// lz__dispatcher_next_retry.
+static job_t *take_due_retry(lz_dispatcher_t *d, int *wait_ms) {
+    lz_retry_t *r = &d->retry;
+    pthread_mutex_lock(&r->due_lock);
+    int64_t now = lz__now_ms(); // before the take's own: the note errs early, never late
+    job_t *job = lz__delay_take(r->waiting, wait_ms);
+    r->first_due = *wait_ms < 0 ? INT64_MAX : now + *wait_ms;
+    pthread_mutex_unlock(&r->due_lock);
+    return job;
 }
 
 // run_due_retries runs the retries due now on the calling thread, for the
@@ -281,8 +326,19 @@ static int run_due_retries(lz_dispatcher_t *d, int *wait_ms, unsigned asked) {
     *wait_ms = -1;
     if (!d->retry.waiting) return 0;
     int count = 0;
-    for (job_t *job; loop_goes_on(d, asked) && (job = lz__delay_take(d->retry.waiting, wait_ms)); count++) run(d, job);
+    for (job_t *job; loop_goes_on(d, asked) && (job = take_due_retry(d, wait_ms)); count++) run(d, job);
     return count;
+}
+
+int lz__dispatcher_next_retry(lz_dispatcher_t *d) {
+    if (atomic_load(&d->started)) return -1; // its own threads run the retries
+    lz_retry_t *r = &d->retry;
+    pthread_mutex_lock(&r->due_lock);
+    int64_t due = r->first_due;
+    pthread_mutex_unlock(&r->due_lock);
+    if (due == INT64_MAX) return -1;
+    int64_t left = due - lz__now_ms();
+    return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
 }
 
 // abandon gives up a retry that a stop leaves waiting: to the dead-letter
@@ -324,18 +380,52 @@ int lz__dispatcher_set_give_up(lz_dispatcher_t *d, lz_give_up_fn fn, void *owner
 static void caller_in(lz_dispatcher_t *d) { atomic_fetch_add(&d->callers, 1); }
 
 // caller_out counts a caller out, with d->reading held; the last one out
-// while d is stopping tells a destroy waiting for it.
+// while d is closing tells a destroy waiting for it.
 static void caller_out(lz_dispatcher_t *d) {
-    if (atomic_fetch_sub(&d->callers, 1) != 1 || !atomic_load(&d->stopping)) return;
+    if (atomic_fetch_sub(&d->callers, 1) != 1 || !atomic_load(&d->closing)) return;
     pthread_mutex_lock(&d->left_lock);
     pthread_cond_signal(&d->left);
     pthread_mutex_unlock(&d->left_lock);
 }
 
+// resume_readers tells the readers sitting out a stop (await_stop_end)
+// that it has finished, or that a destroy began.
+static void resume_readers(lz_dispatcher_t *d) {
+    pthread_mutex_lock(&d->left_lock);
+    atomic_fetch_add(&d->stops_done, 1);
+    pthread_cond_broadcast(&d->resumed);
+    pthread_mutex_unlock(&d->left_lock);
+}
+
+// await_stop_end is how a reader other than the receiver thread sits out a
+// stop: it waits until the stop under way when stops_done was `seen` has
+// finished (LZ_OK: it reads on), a destroy begins or no stop was under way
+// (LZ_ECLOSED), or the deadline of its timeout_ms wait comes (LZ_ETIMEOUT).
+static int await_stop_end(lz_dispatcher_t *d, unsigned seen, int64_t deadline, int timeout_ms) {
+    int rc = LZ_OK;
+    pthread_mutex_lock(&d->left_lock);
+    while (atomic_load(&d->stops_done) == seen && atomic_load(&d->stopping) && !atomic_load(&d->closing)) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&d->resumed, &d->left_lock);
+        } else if (lz__ms_left(deadline, timeout_ms) == 0) {
+            rc = LZ_ETIMEOUT;
+            break;
+        } else {
+            lz__cond_wait_until(&d->resumed, &d->left_lock, deadline);
+        }
+    }
+    if (rc == LZ_OK && (atomic_load(&d->closing) || atomic_load(&d->stops_done) == seen)) rc = LZ_ECLOSED;
+    pthread_mutex_unlock(&d->left_lock);
+    return rc;
+}
+
 // wait_for_callers ends the waits of the callers on other threads (their
 // receives and loops return LZ_ECLOSED) and returns once none is left.
 static void wait_for_callers(lz_dispatcher_t *d) {
+    // Closing first: a reader woken by `stopping` returns only when closing.
+    atomic_store(&d->closing, true);
     atomic_store(&d->stopping, true); // each waiter woken passes the wake-up on (read_burst)
+    resume_readers(d);
     lz__node_wake(d->node);
     for (;;) {
         pthread_mutex_lock(&d->left_lock);
@@ -377,6 +467,26 @@ static void wait_for_news(lz_dispatcher_t *d, int timeout_ms) {
     lz__node_lock(d->node);
 }
 
+// sit_out_stop is wait_for_news for a reader other than the receiver
+// thread while d is stopping: the stop ends the receiver's wait, not the
+// reader's. Woken by it, the reader passes the wake-up on (the receiver
+// may still wait for it), then waits, away from the socket so as not to
+// take the next one, until the stop has finished or a destroy begins (at
+// most timeout_ms, -1: no limit).
+static void sit_out_stop(lz_dispatcher_t *d, int timeout_ms) {
+    lz_node_t *node = d->node;
+    bool others = node->waiting[LZ_WAIT_RECV] > 0;
+    unsigned seen = atomic_load(&d->stops_done);
+    caller_in(d);
+    lz__bias_unlock(&d->reading);
+    lz__node_unlock(node);
+    if (others) lz__node_wake(node);
+    await_stop_end(d, seen, lz__deadline_ms(timeout_ms), timeout_ms); // the caller looks at d again
+    lz__bias_lock(&d->reading);
+    caller_out(d);
+    lz__node_lock(node);
+}
+
 // read_burst refills the used-up read-ahead for the reader holding
 // d->reading: every message waiting now (up to a burst), else the first to
 // come within timeout_ms. Readers sharing the dispatcher take turns at
@@ -385,15 +495,17 @@ static void wait_for_news(lz_dispatcher_t *d, int timeout_ms) {
 // only once both were empty, and a refill meanwhile sees it waiting
 // (refill). On LZ_OK the read-ahead holds a message, maybe from another
 // reader's refill. Only a reader that must wait notes the time, in
-// *wait_start (when 0).
-static int read_burst(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start) {
+// *wait_start (when 0). A stop ends only the receiver's read (receiver),
+// a destroy every reader's.
+static int read_burst(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start, bool receiver) {
     lz_node_t *node = d->node;
     int64_t deadline = 0;
     int rc = LZ_OK;
     lz__node_lock(node);
     while (d->burst_next == d->burst_count) {
         if ((rc = refill(d)) != LZ_ETIMEOUT) break;
-        if (atomic_load(&d->stopping)) {
+        bool stopping = atomic_load(&d->stopping);
+        if (stopping && (receiver || atomic_load(&d->closing))) {
             rc = lz__fail(LZ_ECLOSED, "%s: stopping", node->name);
             break;
         }
@@ -407,7 +519,8 @@ static int read_burst(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start) {
             rc = lz__fail(LZ_ETIMEOUT, "%s: no message within %d ms", node->name, timeout_ms);
             break;
         }
-        wait_for_news(d, left);
+        if (stopping) sit_out_stop(d, left);
+        else wait_for_news(d, left);
         rc = LZ_OK;
     }
     // One wake-up ends one waiter's wait: a stop is passed on to the next.
@@ -419,9 +532,9 @@ static int read_burst(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start) {
 
 // next_frames hands out the next read-ahead message, reading a new burst
 // when the last one is used up. Only the reader holding d->reading calls it.
-static int next_frames(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start, lz_frames_t **frames) {
+static int next_frames(lz_dispatcher_t *d, int timeout_ms, int64_t *wait_start, bool receiver, lz_frames_t **frames) {
     if (d->burst_next == d->burst_count) {
-        int rc = read_burst(d, timeout_ms, wait_start);
+        int rc = read_burst(d, timeout_ms, wait_start, receiver);
         if (rc < 0) return rc;
     }
     *frames = &d->burst[d->burst_next++];
@@ -438,11 +551,23 @@ static bool make_burst(lz_dispatcher_t *d) {
 
 // take_unread is next_taken for a reader, holding d->reading, that has
 // no memory for the read-ahead: it lets d->reading go and takes one
-// message at a time.
-static __attribute__((cold, noinline)) int take_unread(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
+// message at a time. A stop ends the wait of any reader here (the socket
+// passes it on); one other than the receiver waits for the stop to finish
+// and takes on.
+static __attribute__((cold, noinline)) int take_unread(lz_dispatcher_t *d, int timeout_ms, bool receiver,
+                                                       lz_take_fn take, void *out) {
     caller_in(d);
     lz__bias_unlock(&d->reading);
-    int rc = lz__node_take(d->node, timeout_ms, &d->stopping, take, out);
+    int64_t deadline = lz__deadline_ms(timeout_ms);
+    unsigned seen = atomic_load(&d->stops_done);
+    int rc;
+    while ((rc = lz__node_take(d->node, timeout_ms, &d->stopping, take, out)) == LZ_ECLOSED && !receiver) {
+        int on = await_stop_end(d, seen, deadline, timeout_ms);
+        if (on == LZ_ETIMEOUT) rc = lz__fail(on, "%s: no message within %d ms", d->node->name, timeout_ms);
+        if (on != LZ_OK) break;
+        seen = atomic_load(&d->stops_done);
+        timeout_ms = lz__ms_left(deadline, timeout_ms);
+    }
     lz__bias_lock(&d->reading);
     caller_out(d);
     lz__bias_unlock(&d->reading);
@@ -450,18 +575,19 @@ static __attribute__((cold, noinline)) int take_unread(lz_dispatcher_t *d, int t
 }
 
 // next_taken receives until take accepts a message or timeout_ms passes,
-// counting and dropping what it refuses.
-static int next_taken(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
+// counting and dropping what it refuses; receiver: for the receiver
+// thread, whose receive a stop ends (read_burst).
+static int next_taken(lz_dispatcher_t *d, int timeout_ms, bool receiver, lz_take_fn take, void *out) {
     // One reader at a time uses the read-ahead (callers may share a puller
     // between threads); d->reading is held only while reading and taking,
     // never while waiting (read_burst), so a turn is short.
     lz__bias_lock(&d->reading);
-    if (!d->burst && !make_burst(d)) return take_unread(d, timeout_ms, take, out);
+    if (!d->burst && !make_burst(d)) return take_unread(d, timeout_ms, receiver, take, out);
     int64_t start = 0; // when this call began waiting, read only if it must
     int rc;
     for (;;) {
         lz_frames_t *frames;
-        rc = next_frames(d, timeout_ms, &start, &frames);
+        rc = next_frames(d, timeout_ms, &start, receiver, &frames);
         if (rc < 0) break;
         rc = take(d->node, frames, out);
         lz__frames_release(frames);
@@ -495,12 +621,12 @@ static bool admitted(lz_dispatcher_t *d, lz_message_t **msg) {
 // node's receive hooks take. Without hooks d is not read once next_taken
 // has let d->reading go; with them it is, so the caller is counted in
 // meanwhile (caller_in), and a destroy on another thread waits for it.
-static int next_message(lz_dispatcher_t *d, int timeout_ms, lz_message_t **out) {
-    if (!d->node->hooks) return next_taken(d, timeout_ms, d->decode, out);
+static int next_message(lz_dispatcher_t *d, int timeout_ms, bool receiver, lz_message_t **out) {
+    if (!d->node->hooks) return next_taken(d, timeout_ms, receiver, d->decode, out);
     caller_in(d);
     int64_t deadline = lz__deadline_ms(timeout_ms);
     int rc;
-    while ((rc = next_taken(d, timeout_ms, d->decode, out)) == LZ_OK && !admitted(d, out))
+    while ((rc = next_taken(d, timeout_ms, receiver, d->decode, out)) == LZ_OK && !admitted(d, out))
         timeout_ms = lz__ms_left(deadline, timeout_ms);
     lz__bias_lock(&d->reading);
     caller_out(d);
@@ -557,7 +683,7 @@ static void *receiver_main(void *self) {
     lz__thread_enter(&here, d);
     while (!atomic_load(&d->stopping)) {
         lz_message_t *msg = NULL;
-        int rc = next_message(d, -1, &msg);
+        int rc = next_message(d, -1, true, &msg);
         if (rc == LZ_OK) deliver(d, msg, false);
         // LZ_ENOMEM is a message refused for want of memory to decode it,
         // already counted dropped and logged (lz__node_skip_refused).
@@ -626,7 +752,14 @@ static void drop_left(lz_dispatcher_t *d, bool destroying) {
     lz__bias_lock(&d->reading);
     drop_burst(d, destroying);
     lz__bias_unlock(&d->reading);
-    if (d->retry.waiting) lz__delay_drain(d->retry.waiting, abandon, d);
+    if (d->retry.waiting) {
+        // Before the drain: a retry put after it (by a caller's loop on
+        // another thread) still lowers the note; one drained leaves it early.
+        pthread_mutex_lock(&d->retry.due_lock);
+        d->retry.first_due = INT64_MAX;
+        pthread_mutex_unlock(&d->retry.due_lock);
+        lz__delay_drain(d->retry.waiting, abandon, d);
+    }
     lz__thread_leave(&here);
 }
 
@@ -654,6 +787,7 @@ int lz__dispatcher_stop(lz_dispatcher_t *d) {
     drop_left(d, false);
     d->started = false;
     atomic_store(&d->stopping, false); // a stopped dispatcher serves the caller's loop again
+    resume_readers(d);
     return LZ_OK;
 }
 
@@ -661,7 +795,8 @@ int lz__dispatcher_stop(lz_dispatcher_t *d) {
 // to timeout_ms) only when neither gave it anything to run, and then no
 // longer than until the next retry is due. A stop asked from one of its
 // handlers ends it after that handler; a destroy on another thread too
-// (LZ_ECLOSED).
+// (LZ_ECLOSED). A start and stop on another thread (a loop begun before
+// the start) do not: it waits on (read_burst).
 static int dispatch_loop(lz_dispatcher_t *d, int timeout_ms) {
     unsigned asked = atomic_load_explicit(&d->stops_asked, memory_order_relaxed);
     int64_t deadline = lz__deadline_ms(timeout_ms);
@@ -670,11 +805,11 @@ static int dispatch_loop(lz_dispatcher_t *d, int timeout_ms) {
         int retry_wait;
         count += run_due_retries(d, &retry_wait, asked);
         if (!loop_goes_on(d, asked))
-            return atomic_load(&d->stopping) ? lz__fail(LZ_ECLOSED, "%s: closed", d->node->name) : count;
+            return atomic_load(&d->closing) ? lz__fail(LZ_ECLOSED, "%s: closed", d->node->name) : count;
         int wait = count ? 0 : lz__ms_left(deadline, timeout_ms);
         if (retry_wait >= 0 && (wait < 0 || retry_wait < wait)) wait = retry_wait;
         lz_message_t *msg = NULL;
-        int rc = next_message(d, wait, &msg);
+        int rc = next_message(d, wait, false, &msg);
         if (rc == LZ_OK) {
             deliver(d, msg, true);
             count++;
@@ -691,6 +826,11 @@ static int dispatch_loop(lz_dispatcher_t *d, int timeout_ms) {
 // for it to return (caller_in).
 int lz__dispatcher_dispatch(lz_dispatcher_t *d, int timeout_ms) {
     if (d->started) return lz__fail(LZ_ESTATE, "%s: started: its own threads dispatch", d->node->name);
+    int loops = atomic_load(&d->loops);
+    do {
+        if (loops < 0)
+            return lz__fail(LZ_ESTATE, "%s: handlers are being registered on another thread", d->node->name);
+    } while (!atomic_compare_exchange_weak(&d->loops, &loops, loops + 1));
     lz_thread_running_t here;
     lz__thread_enter(&here, d);
     caller_in(d);
@@ -699,18 +839,19 @@ int lz__dispatcher_dispatch(lz_dispatcher_t *d, int timeout_ms) {
     caller_out(d);
     lz__bias_unlock(&d->reading);
     lz__thread_leave(&here);
+    atomic_fetch_sub(&d->loops, 1);
     return rc;
 }
 
 lz_message_t *lz__dispatcher_recv(lz_dispatcher_t *d, int timeout_ms) {
     if (d->started) return lz__fail_null(LZ_ESTATE, "%s: started: handlers own the messages", d->node->name);
     lz_message_t *msg = NULL;
-    return next_message(d, timeout_ms, &msg) == LZ_OK ? msg : NULL;
+    return next_message(d, timeout_ms, false, &msg) == LZ_OK ? msg : NULL;
 }
 
 int lz__dispatcher_take(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
     if (d->started) return lz__fail(LZ_ESTATE, "%s: started: handlers own the messages", d->node->name);
-    return next_taken(d, timeout_ms, take, out);
+    return next_taken(d, timeout_ms, false, take, out);
 }
 
 int lz__dispatcher_fd(lz_dispatcher_t *d, int *fd) {

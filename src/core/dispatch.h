@@ -33,6 +33,12 @@ typedef struct lz_retry {
     lz_give_up_fn give_up; // the dead-letter sink; NULL: counted and logged only
     void *owner;
     lz_delay_t *waiting;   // failed messages until their retry; made by the first policy with retries
+    // When the earliest retry waiting is due (INT64_MAX: none), for an fd
+    // loop's poll (lz__dispatcher_next_retry); under due_lock. Exact after
+    // each put and each take of a caller's loop; the timer's takes and a
+    // stop's drain leave it early, which the next caller's loop corrects.
+    pthread_mutex_t due_lock;
+    int64_t first_due;
     pthread_t timer;       // hands due retries to the pool while started
     bool timer_started;
 } lz_retry_t;
@@ -46,7 +52,14 @@ typedef struct lz_dispatcher {
     lz_route_t fallback;     // handler NULL when none
     pthread_t receiver;
     atomic_bool started;     // its threads run, or were asked to stop from a handler and wait to be joined
-    atomic_bool stopping;    // threads, readers and the caller's loops end: a stop or a destroy
+    atomic_bool stopping;    // the threads end and every receive's wait ends: a stop or a destroy
+    // A destroy: receives and caller's loops on other threads return
+    // LZ_ECLOSED. A plain stop leaves them waiting: woken by the stop, they
+    // wait for it to finish (`resumed`) and go on, their timeouts counting.
+    atomic_bool closing;
+    // Caller's loops running (lz__dispatcher_dispatch), or -1 while a
+    // registration changes the routes they read (lz__dispatcher_on).
+    atomic_int loops;
     atomic_uint stops_asked; // stops asked from handlers: a caller's loop running one returns
     lz_pool_t *pool;         // NULL: handlers run on the receiver thread
     // Callers a destroy must wait for: readers waiting for the socket (away
@@ -55,6 +68,8 @@ typedef struct lz_dispatcher {
     atomic_int callers;
     pthread_mutex_t left_lock;
     pthread_cond_t left;
+    pthread_cond_t resumed;  // a stop finished or a destroy began: stops_done grew (under left_lock)
+    atomic_uint stops_done;  // changed under left_lock
     // Read-ahead: one lock round trip takes every message already waiting
     // (up to a burst), handed out one by one without the node lock. Readers
     // sharing the dispatcher take turns holding `reading`, which guards the
@@ -80,11 +95,14 @@ void lz__dispatcher_fini(lz_dispatcher_t *d);
 // runs one of d's handlers, which its destroy would free under it.
 int lz__dispatcher_may_destroy(lz_dispatcher_t *d, const char *what);
 
-// lz__dispatcher_on adds a route (key NULL: the fallback). LZ_ESTATE once
-// started; while not, the caller's loop must not be running. Routes are
-// only added or replaced, never removed, so a retry (which looks its route
-// up again when it runs) always finds one.
-int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg);
+// lz__dispatcher_on adds a route (key NULL: the fallback); *replaced (if
+// not NULL) tells whether key had one already, which this one replaced
+// (pub/sub subscribes only for a new prefix). LZ_ESTATE once started, and
+// while a caller's loop runs (lz__dispatcher_dispatch, on any thread), which
+// reads the routes without a lock: registrations go between its calls.
+// Routes are only added or replaced, never removed, so a retry (which looks
+// its route up again when it runs) always finds one.
+int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg, bool *replaced);
 
 // lz__dispatcher_set_retry sets how often a failed handler runs again and
 // how long each retry waits (both checked by the caller: lz_pull_set_retry,
@@ -105,7 +123,10 @@ int lz__dispatcher_start(lz_dispatcher_t *d, int workers);
 // asks, and the running handlers are the last (pubsub.h, lz_sub_stop).
 int lz__dispatcher_stop(lz_dispatcher_t *d);
 
-// Caller-driven use (see lz_sub_dispatch, lz_sub_recv, lz_sub_fd).
+// Caller-driven use (see lz_sub_dispatch, lz_sub_recv, lz_sub_fd). A
+// receive or a caller's loop waiting on another thread goes on across a
+// start and a stop; only a destroy ends it (LZ_ECLOSED). The dispatch is
+// LZ_ESTATE while started, or while lz__dispatcher_on runs on another thread.
 int lz__dispatcher_dispatch(lz_dispatcher_t *d, int timeout_ms);
 lz_message_t *lz__dispatcher_recv(lz_dispatcher_t *d, int timeout_ms);
 // lz__dispatcher_take is lz__dispatcher_recv with take in the decoder's
@@ -113,5 +134,9 @@ lz_message_t *lz__dispatcher_recv(lz_dispatcher_t *d, int timeout_ms);
 // LZ_ESTATE (started) or a receive error.
 int lz__dispatcher_take(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out);
 int lz__dispatcher_fd(lz_dispatcher_t *d, int *fd);
+// lz__dispatcher_next_retry: how long an fd loop may poll before the
+// earliest waiting retry is due: ms, 0 if due now, -1 if none waits (as
+// lz_pull_next_retry_ms gives it). Thread safe.
+int lz__dispatcher_next_retry(lz_dispatcher_t *d);
 
 #endif

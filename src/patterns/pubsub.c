@@ -77,13 +77,27 @@ static __attribute__((noinline)) void drain_subscriptions(lz_pub_t *pub) {
     pub->sends_since_drain = 0;
 }
 
-// publish_frames sends [topic, payload], and after them the traceparent
-// frame of span when span is given, active, and extension frames are on.
-// flags: 0, or ZMQ_DONTWAIT not to wait for room.
-static int publish_frames(lz_pub_t *pub, const char *topic, const void *data, size_t size, const lz_span_t *span,
-                          int flags) {
+// refuse_topic fails a publish whose topic is not UTF-8 text: every
+// liberzmq subscriber (docs/protocol.md section 2) would drop it, counted
+// on its side only, and the publisher's caller would never learn. Out of
+// line and cold, so that the check costs the publish only its test.
+static __attribute__((noinline, cold)) int refuse_topic(void) {
+    return lz__fail(LZ_EINVAL, "pub: topic is not UTF-8 text");
+}
+
+// topic_text: topic's size bytes are UTF-8 text (a C string holds no NUL).
+// Inline: a short ASCII topic is proved in a word or two (lz__text_span).
+static inline __attribute__((always_inline)) bool topic_text(const char *topic, size_t size) {
+    return __builtin_expect(lz__topic_text(topic, size), 1);
+}
+
+// publish_frames sends [topic, payload] (topic of topic_size bytes), and
+// after them the traceparent frame of span when span is given, active, and
+// extension frames are on. flags: 0, or ZMQ_DONTWAIT not to wait for room.
+static int publish_frames(lz_pub_t *pub, const char *topic, size_t topic_size, const void *data, size_t size,
+                          const lz_span_t *span, int flags) {
     lz_frame_t frames[3]; // the third written only for a traced send
-    frames[0] = (lz_frame_t){topic, strlen(topic)};
+    frames[0] = (lz_frame_t){topic, topic_size};
     frames[1] = (lz_frame_t){data, size};
     char traceparent[LZ_EXT_TRACEPARENT_SIZE];
     size_t count = 2 + (span ? lz__ext_traceparent_frame(&pub->node, span, traceparent, &frames[2]) : 0);
@@ -96,15 +110,15 @@ static int publish_frames(lz_pub_t *pub, const char *topic, const void *data, si
 }
 
 // publish_value runs the send hooks, encodes value and publishes it.
-static int publish_value(lz_pub_t *pub, const char *topic, const lz_value_t *value, const lz_span_t *span,
-                         int flags) {
+static int publish_value(lz_pub_t *pub, const char *topic, size_t topic_size, const lz_value_t *value,
+                         const lz_span_t *span, int flags) {
     int rc = lz__hooks_send(&pub->node, topic, value);
     if (rc != LZ_OK) return rc;
     lz_buffer_t *buffer = lz__scratch_buffer();
     if (!buffer) return lz__fail(LZ_ENOMEM, "pub: out of memory");
     rc = lz_serializer_encode(pub->node.serializer, value, buffer);
     if (rc != LZ_OK) return lz__node_error(&pub->node, rc, "cannot encode for '%s': %s", topic, lz_last_error());
-    return publish_frames(pub, topic, lz_buffer_data(buffer), lz_buffer_size(buffer), span, flags);
+    return publish_frames(pub, topic, topic_size, lz_buffer_data(buffer), lz_buffer_size(buffer), span, flags);
 }
 
 // Each publish tests tracing.enabled once; untraced, it is the plain send
@@ -113,10 +127,13 @@ static int publish_value(lz_pub_t *pub, const char *topic, const lz_value_t *val
 // the thread's current (or adopted) span as lz_push_send's is.
 int lz_pub_publish_bytes(lz_pub_t *pub, const char *topic, const void *data, size_t size) {
     if (!pub || !topic || (!data && size)) return lz__fail(LZ_EINVAL, "pub: NULL argument");
-    if (__builtin_expect(!LZ_LIVE(pub->node.live, tracing), 1)) return publish_frames(pub, topic, data, size, NULL, 0);
+    size_t topic_size = strlen(topic);
+    if (!topic_text(topic, topic_size)) return refuse_topic();
+    if (__builtin_expect(!LZ_LIVE(pub->node.live, tracing), 1))
+        return publish_frames(pub, topic, topic_size, data, size, NULL, 0);
     lz_span_t span;
     lz__span_begin(&span, &pub->node, LZ_SPAN_PRODUCER, topic, NULL);
-    int rc = publish_frames(pub, topic, data, size, &span, 0);
+    int rc = publish_frames(pub, topic, topic_size, data, size, &span, 0);
     lz__span_end(&span, rc);
     return rc;
 }
@@ -125,10 +142,13 @@ int lz_pub_publish_bytes(lz_pub_t *pub, const char *topic, const void *data, siz
 static inline __attribute__((always_inline)) int publish(lz_pub_t *pub, const char *topic, const lz_value_t *value,
                                                          int flags) {
     if (!pub || !topic) return lz__fail(LZ_EINVAL, "pub: NULL argument");
-    if (__builtin_expect(!LZ_LIVE(pub->node.live, tracing), 1)) return publish_value(pub, topic, value, NULL, flags);
+    size_t topic_size = strlen(topic);
+    if (!topic_text(topic, topic_size)) return refuse_topic(); // before the hooks see it
+    if (__builtin_expect(!LZ_LIVE(pub->node.live, tracing), 1))
+        return publish_value(pub, topic, topic_size, value, NULL, flags);
     lz_span_t span;
     lz__span_begin(&span, &pub->node, LZ_SPAN_PRODUCER, topic, NULL);
-    int rc = publish_value(pub, topic, value, &span, flags);
+    int rc = publish_value(pub, topic, topic_size, value, &span, flags);
     lz__span_end(&span, rc);
     return rc;
 }
@@ -223,15 +243,21 @@ int lz_sub_accept(lz_sub_t *sub, unsigned what) {
     return LZ_OK;
 }
 
+// A prefix registered again only gets its new handler: libzmq counts a
+// SUB's subscriptions, so subscribing it again would take two
+// lz_sub_unsubscribe calls to drop it.
 int lz_sub_on(lz_sub_t *sub, const char *prefix, lz_handler_fn handler, void *arg) {
     if (!sub || !prefix) return lz__fail(LZ_EINVAL, "sub: NULL argument");
-    int rc = lz__dispatcher_on(&sub->dispatcher, prefix, handler, arg);
-    return rc == LZ_OK ? lz_sub_subscribe(sub, prefix) : rc;
+    bool replaced = false;
+    int rc = lz__dispatcher_on(&sub->dispatcher, prefix, handler, arg, &replaced);
+    return rc == LZ_OK && !replaced ? lz_sub_subscribe(sub, prefix) : rc;
 }
 
+// The default handler subscribes to nothing: it takes what the prefixes
+// subscribed elsewhere bring in and no handler matches.
 int lz_sub_on_default(lz_sub_t *sub, lz_handler_fn handler, void *arg) {
     if (!sub) return lz__fail(LZ_EINVAL, "sub: NULL subscriber");
-    return lz__dispatcher_on(&sub->dispatcher, NULL, handler, arg);
+    return lz__dispatcher_on(&sub->dispatcher, NULL, handler, arg, NULL);
 }
 
 int lz_sub_start(lz_sub_t *sub) {

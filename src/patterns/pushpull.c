@@ -127,12 +127,12 @@ lz_node_t *lz_pull_node(lz_pull_t *pull) { return pull ? &pull->node : NULL; }
 
 int lz_pull_on(lz_pull_t *pull, const char *type, lz_handler_fn handler, void *arg) {
     if (!pull || !type) return lz__fail(LZ_EINVAL, "pull: NULL argument");
-    return lz__dispatcher_on(&pull->dispatcher, type, handler, arg);
+    return lz__dispatcher_on(&pull->dispatcher, type, handler, arg, NULL);
 }
 
 int lz_pull_on_default(lz_pull_t *pull, lz_handler_fn handler, void *arg) {
     if (!pull) return lz__fail(LZ_EINVAL, "pull: NULL puller");
-    return lz__dispatcher_on(&pull->dispatcher, NULL, handler, arg);
+    return lz__dispatcher_on(&pull->dispatcher, NULL, handler, arg, NULL);
 }
 
 /* ---- retries and dead letters ------------------------------------------ */
@@ -225,6 +225,12 @@ int lz_pull_stop(lz_pull_t *pull) { return pull ? lz__dispatcher_stop(&pull->dis
 
 int lz_pull_fd(lz_pull_t *pull, int *fd) {
     return pull ? lz__dispatcher_fd(&pull->dispatcher, fd) : lz__fail(LZ_EINVAL, "pull: NULL puller");
+}
+
+int lz_pull_next_retry_ms(lz_pull_t *pull, int *ms) {
+    if (!pull || !ms) return lz__fail(LZ_EINVAL, "pull: NULL puller or ms");
+    *ms = lz__dispatcher_next_retry(&pull->dispatcher);
+    return LZ_OK;
 }
 
 int lz_pull_dispatch(lz_pull_t *pull, int timeout_ms) {
