@@ -686,6 +686,14 @@ LZ_TEST(retry_arguments_are_checked) {
         LZ_CHECK_INT(lz_pull_set_retry(p.pull, 101, 1), LZ_EINVAL);
         LZ_CHECK_INT(lz_pull_set_retry(p.pull, 1, -1), LZ_EINVAL);
         LZ_CHECK_INT(lz_pull_set_retry(p.pull, 100, 21474836), LZ_OK);
+        // A letter's topic must be text, as every publish's (lz_pub_publish).
+        lz_pub_t *pub = lz_pub_new(p.ctx, NULL);
+        LZ_CHECK(pub != NULL);
+        LZ_CHECK_INT(lz_pull_set_dead_letter(p.pull, pub, "letters\xff"), LZ_EINVAL);
+        LZ_CHECK(strstr(lz_last_error(), "not UTF-8") != NULL);
+        LZ_CHECK_INT(lz_pull_set_dead_letter(p.pull, pub, "letters.\xc3\xa9"), LZ_OK);
+        LZ_CHECK_INT(lz_pull_set_dead_letter(p.pull, NULL, NULL), LZ_OK);
+        lz_pub_destroy(&pub);
         LZ_CHECK_INT(lz_pull_on_default(p.pull, flaky, &log), LZ_OK);
         LZ_CHECK_INT(lz_pull_start(p.pull, 1), LZ_OK);
         LZ_CHECK_INT(lz_pull_set_retry(p.pull, 1, 1), LZ_ESTATE);

@@ -107,6 +107,8 @@ int lz_pull_on_dead_letter(lz_pull_t *pull, lz_dead_letter_fn fn, void *arg);
 // borrowed: it must outlive the puller (or be unset with NULL first). A
 // publish that fails is logged and counted on pub. Replaces any function
 // set with lz_pull_on_dead_letter. Set before lz_pull_start (LZ_ESTATE).
+// LZ_EINVAL for a NULL pull, or a topic that is not UTF-8 text (which
+// lz_pub_publish refuses).
 int lz_pull_set_dead_letter(lz_pull_t *pull, lz_pub_t *pub, const char *topic);
 
 // lz_pull_start runs a pool of workers threads (0: zmq.handler_max_concurrency)

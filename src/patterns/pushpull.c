@@ -212,8 +212,13 @@ int lz_pull_on_dead_letter(lz_pull_t *pull, lz_dead_letter_fn fn, void *arg) {
     return pull ? set_dead_letter(pull, fn, arg, NULL, NULL) : lz__fail(LZ_EINVAL, "pull: NULL puller");
 }
 
+// A topic that is not text is refused here, once, rather than by every
+// letter's publish (lz_pub_publish), each of them logged and lost.
 int lz_pull_set_dead_letter(lz_pull_t *pull, lz_pub_t *pub, const char *topic) {
-    return pull ? set_dead_letter(pull, NULL, NULL, pub, topic) : lz__fail(LZ_EINVAL, "pull: NULL puller");
+    if (!pull) return lz__fail(LZ_EINVAL, "pull: NULL puller");
+    if (pub && topic && !lz__topic_text(topic, strlen(topic)))
+        return lz__fail(LZ_EINVAL, "pull: dead-letter topic is not UTF-8 text");
+    return set_dead_letter(pull, NULL, NULL, pub, topic);
 }
 
 int lz_pull_start(lz_pull_t *pull, int workers) {
