@@ -2,7 +2,8 @@
  * returns a status fails with a negative code and a detail, a constructor or
  * lookup returns NULL with a detail, a destroy is a no-op, and nothing
  * crashes (the sanitizer build runs this too). First with no object at all,
- * then with real objects and NULL for their other arguments. */
+ * then with real objects and NULL for their other arguments; last, every
+ * call that waits given a timeout below -1. */
 #include "core/error.h"
 #include "lz_test.h"
 
@@ -393,4 +394,87 @@ LZ_TEST(objects_with_null_arguments) {
     lz_context_destroy(&ctx);
 }
 
-LZ_TEST_MAIN(LZ_CASE(no_object_at_all), LZ_CASE(objects_with_null_arguments))
+// refused checks a call that waits, given a timeout of -2: LZ_EINVAL at
+// once, the detail naming the timeout.
+#define refused(call)                                                       \
+    do {                                                                    \
+        LZ_CHECK_INT((call), LZ_EINVAL);                                    \
+        LZ_CHECK(strstr(lz_last_error(), "timeout -2 ms") != NULL);         \
+    } while (0)
+#define refused_null(call)                                                  \
+    do {                                                                    \
+        LZ_CHECK((call) == NULL);                                           \
+        refused(lz_last_error_code());                                      \
+    } while (0)
+
+// Taken as -1, a timeout of -2 waited forever, or took the message already
+// waiting, or waited zmq.request_timeout: here each receive has a message
+// waiting, which a later receive still gets, and nothing is sent.
+LZ_TEST(timeouts_below_minus_one_are_refused) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.request_timeout=200");
+    char endpoint[128], bytes[8], topic[8];
+    size_t size = sizeof bytes, topic_size = sizeof topic;
+    lz_pull_t *pull = lz_pull_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    lz_push_t *push = lz_push_new(ctx, endpoint);
+    LZ_CHECK_INT(lz_pull_on_default(pull, handler, NULL), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(push, "1", 1), LZ_OK);
+    refused_null(lz_pull_recv(pull, -2));
+    refused(lz_pull_recv_bytes(pull, bytes, &size, -2));
+    refused(lz_pull_dispatch(pull, -2));
+    LZ_CHECK_INT(lz_pull_recv_bytes(pull, bytes, &size, 5000), LZ_OK);
+    lz_push_destroy(&push);
+    lz_pull_destroy(&pull);
+
+    lz_pub_t *pub = lz_pub_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    lz_sub_t *sub = lz_sub_new(ctx, endpoint);
+    LZ_CHECK_INT(lz_sub_on_default(sub, handler, NULL), LZ_OK);
+    LZ_CHECK_INT(lz_sub_subscribe(sub, "t"), LZ_OK);
+    if (lz_test_sub_joined(pub, sub, "t")) {
+        LZ_CHECK_INT(lz_pub_publish_bytes(pub, "t", "1", 1), LZ_OK);
+        refused_null(lz_sub_recv(sub, -2));
+        refused(lz_sub_recv_bytes(sub, topic, &topic_size, bytes, &size, -2));
+        refused(lz_sub_dispatch(sub, -2));
+        lz_message_t *msg = lz_sub_recv(sub, 5000);
+        LZ_CHECK(msg != NULL);
+        lz_message_destroy(&msg);
+    }
+    lz_sub_destroy(&sub);
+    lz_pub_destroy(&pub);
+
+    lz_pair_t *a = NULL, *b = NULL;
+    LZ_CHECK_INT(lz_pair_pipe(ctx, &a, &b), LZ_OK);
+    LZ_CHECK_INT(lz_pair_send_bytes(a, "1", 1), LZ_OK);
+    refused_null(lz_pair_recv(b, -2));
+    lz_message_t *msg = lz_pair_recv(b, 5000);
+    LZ_CHECK(msg != NULL);
+    lz_message_destroy(&msg);
+    lz_pair_destroy(&a);
+    lz_pair_destroy(&b);
+
+    lz_router_t *router = lz_router_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    lz_dealer_t *dealer = lz_dealer_new(ctx, endpoint, NULL);
+    lz_value_t *reply = NULL;
+    refused(lz_dealer_request(dealer, NULL, &reply, -2));
+    refused(lz_dealer_send(dealer, NULL, -2, NULL, NULL, NULL));
+    LZ_CHECK_INT(lz_dealer_send(dealer, NULL, 5000, NULL, NULL, NULL), LZ_OK);
+    refused_null(lz_router_recv(router, -2));
+    lz_router_request_t *request = lz_router_recv(router, 5000);
+    LZ_CHECK(request != NULL);
+    lz_router_request_destroy(&request);
+    LZ_CHECK(lz_router_recv(router, 100) == NULL); // the refused sends sent nothing
+    lz_dealer_destroy(&dealer);
+    lz_router_destroy(&router);
+
+    lz_client_t *client = lz_client_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    refused(lz_client_request(client, "a", NULL, &reply, -2));
+    refused(lz_client_request_async(client, "a", NULL, -2, client_callback, NULL));
+    lz_client_destroy(&client);
+    lz_lock_t *lock = lz_lock_new(ctx, endpoint, "name", 1000);
+    refused(lz_lock_acquire(lock, -2));
+    LZ_CHECK(!lz_lock_held(lock));
+    lz_lock_destroy(&lock);
+    lz_context_destroy(&ctx);
+}
+
+LZ_TEST_MAIN(LZ_CASE(no_object_at_all), LZ_CASE(objects_with_null_arguments),
+             LZ_CASE(timeouts_below_minus_one_are_refused))

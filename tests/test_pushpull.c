@@ -1245,7 +1245,11 @@ LZ_TEST(pushpull_waits_go_on_across_starts_and_stops) {
 
 static int register_from_handler(const lz_message_t *msg, void *arg) {
     pp_t *p = arg;
-    return lz_pull_on(p->pull, "late", on_default, &p->seen) == LZ_ESTATE ? 0 : -1;
+    return lz_pull_on(p->pull, "late", on_default, &p->seen) == LZ_ESTATE &&
+                   lz_pull_set_retry(p->pull, 1, 1) == LZ_ESTATE &&
+                   lz_pull_on_dead_letter(p->pull, NULL, NULL) == LZ_ESTATE
+               ? 0
+               : -1;
 }
 
 static atomic_bool looping;
@@ -1261,7 +1265,8 @@ static void *dispatch_while_looping(void *arg) {
 // lz_pull_on during lz_pull_dispatch (another thread's, or from its
 // handler) is refused with LZ_ESTATE: the loop reads the route table
 // without a lock, and a new route moved it under the loop (a heap use
-// after free under ASan).
+// after free under ASan). So are the retry and dead-letter setters: the
+// loop reads those too (a dead-letter topic freed under its publish).
 LZ_TEST(pushpull_on_during_a_dispatch_is_refused) {
     pp_t p;
     if (pp_open(&p, 0)) {
@@ -1273,6 +1278,10 @@ LZ_TEST(pushpull_on_during_a_dispatch_is_refused) {
         LZ_CHECK_INT(lz_pull_on(p.pull, "resize", on_resize, &p.seen), LZ_ESTATE);
         LZ_CHECK(strstr(lz_last_error(), "while a dispatch runs") != NULL);
         LZ_CHECK_INT(lz_pull_on_default(p.pull, on_email, &p.seen), LZ_ESTATE);
+        LZ_CHECK_INT(lz_pull_set_retry(p.pull, 1, 1), LZ_ESTATE);
+        LZ_CHECK(strstr(lz_last_error(), "set retries between dispatch calls") != NULL);
+        LZ_CHECK_INT(lz_pull_on_dead_letter(p.pull, NULL, NULL), LZ_ESTATE);
+        LZ_CHECK_INT(lz_pull_set_dead_letter(p.pull, NULL, NULL), LZ_ESTATE);
         send_jobs(p.push, 1);
         pthread_join(loop, NULL);
         LZ_CHECK_INT(l.rc, 1);

@@ -67,14 +67,14 @@ lz_node_t *lz_dealer_node(lz_dealer_t *dealer);
 // tracing.extension_frames is off or the payload is empty
 // (docs/protocol.md section 5). Thread safe. Returns 0,
 // LZ_ESERIALIZATION or LZ_ENOMEM (nothing sent, no callback), LZ_ECLOSED,
-// LZ_EINVAL.
+// LZ_EINVAL (NULL dealer, or timeout_ms below -1: error.h).
 int lz_dealer_send(lz_dealer_t *dealer, const lz_value_t *value, int timeout_ms,
                    lz_dealer_callback_fn callback, void *arg, char *request_id_out);
 
 // lz_dealer_request sends value and waits for its reply (owned by the
 // caller, stored in *reply) up to timeout_ms (-1: zmq.request_timeout).
-// Returns 0, LZ_ETIMEOUT, LZ_ESERIALIZATION, LZ_ENOMEM, LZ_ECLOSED. Thread
-// safe.
+// Returns 0, LZ_ETIMEOUT, LZ_ESERIALIZATION, LZ_ENOMEM, LZ_ECLOSED,
+// LZ_EINVAL (NULL dealer, or timeout_ms below -1). Thread safe.
 int lz_dealer_request(lz_dealer_t *dealer, const lz_value_t *value, lz_value_t **reply,
                       int timeout_ms);
 
@@ -93,7 +93,8 @@ lz_node_t *lz_router_node(lz_router_t *router);
 
 // lz_router_recv returns the next request, owned by the caller (free with
 // lz_router_request_destroy), waiting up to timeout_ms (-1: forever, 0: not
-// at all). NULL with LZ_ETIMEOUT, LZ_ECLOSED. It accepts [identity,
+// at all). NULL with LZ_ETIMEOUT, LZ_ECLOSED, LZ_EINVAL (NULL router, or
+// timeout_ms below -1: error.h). It accepts [identity,
 // request_id, payload] (Python LiberZMQ Dealer, lz_dealer) and [identity,
 // request_id, "", payload] (REQ-style framing, lz_client), each followed by
 // any extension frames (docs/protocol.md section 5); anything else, or a

@@ -10,7 +10,12 @@
  * receive (or dispatch) that cannot decode a message for want of memory
  * counts it in the node's inbound_dropped and returns LZ_ENOMEM at once; a
  * lock release that fails is finished in the background. The sweeps of
- * tests/test_oom_*.c fail each allocation of these calls in turn. */
+ * tests/test_oom_*.c fail each allocation of these calls in turn.
+ *
+ * Timeouts: a call that waits takes timeout_ms (lz_lock_acquire: wait_ms)
+ * as -1 (its default: no limit, or zmq.request_timeout where it says so),
+ * 0 (do not wait) or a count of milliseconds. Below -1 it fails LZ_EINVAL
+ * at once, nothing sent or received. */
 #ifndef LIBERZMQ_ERROR_H
 #define LIBERZMQ_ERROR_H
 

@@ -183,7 +183,8 @@ int lz_lock_try_acquire(lz_lock_t *lock);
 // unanswered or could wait in the queue, or whose reply could not be read
 // for want of memory (LZ_ENOMEM), the owner id is released in the
 // background: a grant never seen, or a copy of a request still parked,
-// then holds nothing. LZ_ECLOSED, at once, once lz_lock_cancel was called.
+// then holds nothing. LZ_ECLOSED, at once, once lz_lock_cancel was called;
+// LZ_EINVAL for a wait_ms below -1, nothing asked.
 int lz_lock_acquire(lz_lock_t *lock, int wait_ms);
 
 // lz_lock_cancel gives up acquiring, for good: an lz_lock_acquire or

@@ -45,7 +45,8 @@ int lz_pair_send_bytes(lz_pair_t *pair, const void *data, size_t size);
 // lz_pair_recv returns the next message, owned by the caller (free with
 // lz_message_destroy), waiting up to timeout_ms (-1: forever). Its value is
 // the decoded payload (bytes for the raw serializer) and its topic "".
-// NULL with LZ_ETIMEOUT or LZ_ECLOSED; a payload that does not decode, or
+// NULL with LZ_ETIMEOUT, LZ_ECLOSED or LZ_EINVAL (NULL pair, or timeout_ms
+// below -1: error.h); a payload that does not decode, or
 // a message of more than one frame, is counted in inbound_dropped and
 // skipped. One receiving thread at a time.
 lz_message_t *lz_pair_recv(lz_pair_t *pair, int timeout_ms);

@@ -147,8 +147,9 @@ int lz_sub_stop(lz_sub_t *sub);
 // may be waiting (libzmq's ZMQ_FD: edge-triggered, so after it fires call
 // lz_sub_dispatch until it returns 0). lz_sub_dispatch receives and
 // dispatches every waiting message on the calling thread, waiting up to
-// timeout_ms (0: do not wait, -1: forever) for the first; it returns how
-// many it dispatched, or a negative lz_error_t. A receive or
+// timeout_ms (0: do not wait, -1: forever; below -1: LZ_EINVAL, error.h)
+// for the first; it returns how many it dispatched, or a negative
+// lz_error_t. A receive or
 // lz_sub_dispatch waiting on another thread goes on across lz_sub_start and
 // lz_sub_stop, its timeout counting (while a stop is under way it waits for
 // it to finish); only lz_sub_destroy ends it, with LZ_ECLOSED.
@@ -158,7 +159,8 @@ int lz_sub_dispatch(lz_sub_t *sub, int timeout_ms);
 // lz_sub_recv returns the next good message, owned by the caller, waiting
 // up to timeout_ms (-1: forever). NULL with LZ_ETIMEOUT, LZ_ECLOSED (the
 // subscriber is being destroyed: lz_sub_destroy) or LZ_ESTATE (started:
-// handlers own the messages). Malformed messages are counted and skipped,
+// handlers own the messages) or LZ_EINVAL (NULL sub, timeout_ms below
+// -1). Malformed messages are counted and skipped,
 // never returned. The message keeps the payload frame as libzmq received
 // it: lz_message_payload does not copy it, nor does the "raw" codec's
 // value, so for large payloads this beats lz_sub_recv_bytes, which copies
@@ -179,7 +181,7 @@ lz_message_t *lz_sub_recv(lz_sub_t *sub, int timeout_ms);
 // messages are good as for lz_sub_recv: a topic must be UTF-8 with no NUL;
 // others are counted and skipped. Returns 0, LZ_ETIMEOUT, LZ_ECLOSED,
 // LZ_ESTATE (started), or LZ_EINVAL (NULL sub, topic, topic_size or size,
-// *topic_size 0, or data NULL with *size above 0). Thread safe like
+// *topic_size 0, data NULL with *size above 0, or timeout_ms below -1). Thread safe like
 // lz_sub_recv: concurrent callers each get whole messages.
 int lz_sub_recv_bytes(lz_sub_t *sub, char *topic, size_t *topic_size, void *data, size_t *size, int timeout_ms);
 

@@ -76,7 +76,8 @@ int lz_pull_on_default(lz_pull_t *pull, lz_handler_fn handler, void *arg);
 // handler sees which run it is with lz_message_attempt. Defaults:
 // tasks.max_retries (0: a failure is final) and tasks.retry_delay (1000).
 // At most 10000 tasks wait at once; a failure beyond that is final. Set
-// before lz_pull_start: LZ_ESTATE after, LZ_EINVAL for a NULL pull or a
+// before lz_pull_start and between lz_pull_dispatch calls: LZ_ESTATE once
+// started or while a dispatch runs (on any thread), LZ_EINVAL for a NULL pull or a
 // count or delay out of range. Retries run on the puller's workers (one,
 // when lz_pull_start asked for one), or in lz_pull_dispatch, which also
 // runs the retries that came due; tasks taken with lz_pull_recv are the
@@ -98,7 +99,8 @@ typedef void (*lz_dead_letter_fn)(const lz_value_t *letter, const lz_message_t *
 // lz_pull_on_dead_letter sets the function (NULL: none) that receives dead
 // letters; arg is passed along, not owned. Each one is counted in the
 // dead_letters metric. Without a function or publisher a final failure is
-// counted in errors and logged only. Set before lz_pull_start (LZ_ESTATE).
+// counted in errors and logged only. Set before lz_pull_start and between
+// lz_pull_dispatch calls, as lz_pull_set_retry (LZ_ESTATE).
 int lz_pull_on_dead_letter(lz_pull_t *pull, lz_dead_letter_fn fn, void *arg);
 
 // lz_pull_set_dead_letter publishes each dead letter on pub under topic
@@ -106,7 +108,7 @@ int lz_pull_on_dead_letter(lz_pull_t *pull, lz_dead_letter_fn fn, void *arg);
 // subscriber (lz sub, a Python Subscriber) can collect them. pub is
 // borrowed: it must outlive the puller (or be unset with NULL first). A
 // publish that fails is logged and counted on pub. Replaces any function
-// set with lz_pull_on_dead_letter. Set before lz_pull_start (LZ_ESTATE).
+// set with lz_pull_on_dead_letter. Set as lz_pull_on_dead_letter (LZ_ESTATE).
 // LZ_EINVAL for a NULL pull, or a topic that is not UTF-8 text (which
 // lz_pub_publish refuses).
 int lz_pull_set_dead_letter(lz_pull_t *pull, lz_pub_t *pub, const char *topic);
@@ -134,7 +136,7 @@ int lz_pull_stop(lz_pull_t *pull);
 // waits for the stop to finish: a stop asked from a handler, until another
 // thread's stop, start or destroy joins its threads); only lz_pull_destroy
 // ends it, with LZ_ECLOSED. lz_pull_dispatch is LZ_ESTATE while started, or while
-// lz_pull_on runs on another thread.
+// lz_pull_on or a retry or dead-letter setter runs on another thread.
 // lz_pull_fd's descriptor is the socket's (ZMQ_FD): a retry coming due
 // does not make it readable. A loop polling it with retries set must
 // poll no longer than lz_pull_next_retry_ms says, then call
@@ -161,8 +163,9 @@ int lz_pull_next_retry_ms(lz_pull_t *pull, int *ms);
 // *size is set to the frame's full length: more than was given says it was
 // cut short, as zmq_recv says it. data stays the caller's. A message of more
 // than one frame is not a task: counted and skipped. Returns 0, LZ_ETIMEOUT,
-// LZ_ECLOSED, LZ_ESTATE (started), or LZ_EINVAL (NULL pull or size, or data
-// NULL with *size above 0). Thread safe like lz_pull_recv.
+// LZ_ECLOSED, LZ_ESTATE (started), or LZ_EINVAL (NULL pull or size, data
+// NULL with *size above 0, or timeout_ms below -1). Thread safe like
+// lz_pull_recv.
 int lz_pull_recv_bytes(lz_pull_t *pull, void *data, size_t *size, int timeout_ms);
 
 #ifdef __cplusplus

@@ -185,7 +185,8 @@ int lz_client_set_retries(lz_client_t *client, int retries);
 // "message", is still stored in *reply), LZ_ESERIALIZATION, LZ_ECLOSED,
 // LZ_ENOMEM: no memory to encode or send the request (at once: no retry,
 // nothing held against the endpoint, the client usable) or to read its reply;
-// LZ_EINVAL for a NULL client or action; LZ_ESTATE when called from one of
+// LZ_EINVAL for a NULL client or action or a timeout_ms below -1 (error.h);
+// LZ_ESTATE when called from one of
 // the client's completion callbacks (it would wait for itself); a send
 // hook's refusal (lz_node_on_send: its code, LZ_EVALIDATION for a positive
 // one), at once, nothing sent.
@@ -205,7 +206,9 @@ int lz_client_request(lz_client_t *client, const char *action, const lz_value_t 
 typedef void (*lz_client_callback_fn)(int status, const lz_value_t *reply, void *arg);
 
 // lz_client_request_async sends the request and returns at once; callback
-// runs exactly once when it completes, fails or times out. Thread safe.
+// runs exactly once when it completes, fails or times out. A failure to
+// send it (the codes of lz_client_request) is returned instead, the
+// callback not run. Thread safe.
 int lz_client_request_async(lz_client_t *client, const char *action, const lz_value_t *data,
                             int timeout_ms, lz_client_callback_fn callback, void *arg);
 

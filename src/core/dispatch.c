@@ -109,19 +109,27 @@ static int set_route(lz_dispatcher_t *d, const char *key, lz_handler_fn handler,
     return LZ_OK;
 }
 
-int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg, bool *replaced) {
-    if (!handler) return lz__fail(LZ_EINVAL, "%s: NULL handler", d->node->name);
-    if (!stopped_now(d)) return lz__fail(LZ_ESTATE, "%s: register handlers before start", d->node->name);
-    // A caller's loop reads the routes without a lock (route_for), and a
-    // new route may move the table: the loops are shut out meanwhile, and
-    // a registration during one is refused, not a use after free.
+// A caller's loop reads the settings without a lock (route_for, the
+// retries, the dead-letter sink), and a new route may move the table: the
+// loops are shut out while a setting changes, and a change during one is
+// refused, not a use after free.
+int lz__dispatcher_settings_begin(lz_dispatcher_t *d, const char *what) {
+    if (!stopped_now(d)) return lz__fail(LZ_ESTATE, "%s: %s before start", d->node->name, what);
     int idle = 0;
     if (!atomic_compare_exchange_strong(&d->loops, &idle, -1))
-        return lz__fail(LZ_ESTATE, "%s: called while a dispatch runs; register handlers between dispatch calls",
-                        d->node->name);
+        return lz__fail(LZ_ESTATE, "%s: called while a dispatch runs; %s between dispatch calls", d->node->name, what);
+    return LZ_OK;
+}
+
+void lz__dispatcher_settings_end(lz_dispatcher_t *d) { atomic_store(&d->loops, 0); }
+
+int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler, void *arg, bool *replaced) {
+    if (!handler) return lz__fail(LZ_EINVAL, "%s: NULL handler", d->node->name);
+    int rc = lz__dispatcher_settings_begin(d, "register handlers");
+    if (rc != LZ_OK) return rc;
     bool ignored;
-    int rc = set_route(d, key, handler, arg, replaced ? replaced : &ignored);
-    atomic_store(&d->loops, 0);
+    rc = set_route(d, key, handler, arg, replaced ? replaced : &ignored);
+    lz__dispatcher_settings_end(d);
     return rc;
 }
 
@@ -357,18 +365,21 @@ static void abandon(void *self, void *arg) {
 }
 
 int lz__dispatcher_set_retry(lz_dispatcher_t *d, int max_retries, int delay_ms) {
-    if (!stopped_now(d)) return lz__fail(LZ_ESTATE, "%s: set retries before start", d->node->name);
-    if (max_retries > 0 && !d->retry.waiting && !(d->retry.waiting = lz__delay_new())) return lz_last_error_code();
-    d->retry.max_retries = max_retries;
-    d->retry.delay_ms = delay_ms;
-    return LZ_OK;
+    int rc = lz__dispatcher_settings_begin(d, "set retries");
+    if (rc != LZ_OK) return rc;
+    if (max_retries > 0 && !d->retry.waiting && !(d->retry.waiting = lz__delay_new())) {
+        rc = lz_last_error_code();
+    } else {
+        d->retry.max_retries = max_retries;
+        d->retry.delay_ms = delay_ms;
+    }
+    lz__dispatcher_settings_end(d);
+    return rc;
 }
 
-int lz__dispatcher_set_give_up(lz_dispatcher_t *d, lz_give_up_fn fn, void *owner) {
-    if (!stopped_now(d)) return lz__fail(LZ_ESTATE, "%s: set the dead-letter sink before start", d->node->name);
+void lz__dispatcher_set_give_up(lz_dispatcher_t *d, lz_give_up_fn fn, void *owner) {
     d->retry.give_up = fn;
     d->retry.owner = owner;
-    return LZ_OK;
 }
 
 /* ---- receiving ---------------------------------------------------------- */
@@ -825,6 +836,7 @@ static int dispatch_loop(lz_dispatcher_t *d, int timeout_ms) {
 // caller's thread as d's (thread.h), and a destroy on another thread waits
 // for it to return (caller_in).
 int lz__dispatcher_dispatch(lz_dispatcher_t *d, int timeout_ms) {
+    if (timeout_ms < -1) return lz__timeout_check(timeout_ms, d->node->name);
     if (d->started) return lz__fail(LZ_ESTATE, "%s: started: its own threads dispatch", d->node->name);
     int loops = atomic_load(&d->loops);
     do {
@@ -844,12 +856,14 @@ int lz__dispatcher_dispatch(lz_dispatcher_t *d, int timeout_ms) {
 }
 
 lz_message_t *lz__dispatcher_recv(lz_dispatcher_t *d, int timeout_ms) {
+    if (timeout_ms < -1) return lz__timeout_check(timeout_ms, d->node->name), NULL;
     if (d->started) return lz__fail_null(LZ_ESTATE, "%s: started: handlers own the messages", d->node->name);
     lz_message_t *msg = NULL;
     return next_message(d, timeout_ms, false, &msg) == LZ_OK ? msg : NULL;
 }
 
 int lz__dispatcher_take(lz_dispatcher_t *d, int timeout_ms, lz_take_fn take, void *out) {
+    if (timeout_ms < -1) return lz__timeout_check(timeout_ms, d->node->name);
     if (d->started) return lz__fail(LZ_ESTATE, "%s: started: handlers own the messages", d->node->name);
     return next_taken(d, timeout_ms, false, take, out);
 }

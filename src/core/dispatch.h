@@ -58,7 +58,7 @@ typedef struct lz_dispatcher {
     // wait for it to finish (`resumed`) and go on, their timeouts counting.
     atomic_bool closing;
     // Caller's loops running (lz__dispatcher_dispatch), or -1 while a
-    // registration changes the routes they read (lz__dispatcher_on).
+    // setting they read changes (lz__dispatcher_settings_begin).
     atomic_int loops;
     atomic_uint stops_asked; // stops asked from handlers: a caller's loop running one returns
     lz_pool_t *pool;         // NULL: handlers run on the receiver thread
@@ -95,6 +95,16 @@ void lz__dispatcher_fini(lz_dispatcher_t *d);
 // runs one of d's handlers, which its destroy would free under it.
 int lz__dispatcher_may_destroy(lz_dispatcher_t *d, const char *what);
 
+// lz__dispatcher_settings_begin lets the calling thread change d's
+// settings (routes, retries, the dead-letter sink and what it reads) until
+// lz__dispatcher_settings_end. LZ_ESTATE, the detail naming what ("set
+// retries"), once started, and while a caller's loop runs
+// (lz__dispatcher_dispatch, on any thread), which reads them without a
+// lock: settings change between its calls. A dispatch begun meanwhile is
+// refused, LZ_ESTATE.
+int lz__dispatcher_settings_begin(lz_dispatcher_t *d, const char *what);
+void lz__dispatcher_settings_end(lz_dispatcher_t *d);
+
 // lz__dispatcher_on adds a route (key NULL: the fallback); *replaced (if
 // not NULL) tells whether key had one already, which this one replaced
 // (pub/sub subscribes only for a new prefix). LZ_ESTATE once started, and
@@ -106,11 +116,11 @@ int lz__dispatcher_on(lz_dispatcher_t *d, const char *key, lz_handler_fn handler
 
 // lz__dispatcher_set_retry sets how often a failed handler runs again and
 // how long each retry waits (both checked by the caller: lz_pull_set_retry,
-// the tasks.* key ranges). LZ_ESTATE once started.
+// the tasks.* key ranges). LZ_ESTATE as lz__dispatcher_settings_begin.
 int lz__dispatcher_set_retry(lz_dispatcher_t *d, int max_retries, int delay_ms);
-// lz__dispatcher_set_give_up sets the dead-letter sink (fn NULL: none).
-// LZ_ESTATE once started.
-int lz__dispatcher_set_give_up(lz_dispatcher_t *d, lz_give_up_fn fn, void *owner);
+// lz__dispatcher_set_give_up sets the dead-letter sink (fn NULL: none),
+// between lz__dispatcher_settings_begin and _end.
+void lz__dispatcher_set_give_up(lz_dispatcher_t *d, lz_give_up_fn fn, void *owner);
 
 // lz__dispatcher_start: a receiver thread plus workers handler threads
 // (workers <= 1: handlers run on the receiver, in arrival order; with

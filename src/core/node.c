@@ -314,7 +314,7 @@ static void forget_endpoints(lz_node_t *node) {
 // report_unlogged: the warnings after the last logged one would otherwise
 // wait for a turn that never comes; say how many there were.
 static void report_unlogged(lz_node_t *node, lz_log_limit_t *limit) {
-    uint64_t skipped = atomic_exchange(&limit->skipped, 0);
+    uint64_t skipped = lz__rate_limit_take_skipped(&limit->rate);
     if (skipped && LZ_LOG_WARNING >= lz_logger_level(node->log))
         lz_logger_write(node->log, LZ_LOG_WARNING, node->name, "%llu more %s not logged", (unsigned long long)skipped,
                         limit->noun);
@@ -408,21 +408,9 @@ static void log_counted(lz_node_t *node, lz_log_level_t level, const char *forma
     if (level >= lz_logger_level(node->log)) lz_logger_vwrite(node->log, level, node->name, format, args);
 }
 
-// log_turn tells whether this warning may be logged: the first in each
-// second wins the turn and learns how many were skipped before it.
-static bool log_turn(lz_log_limit_t *limit, uint64_t *skipped) {
-    int64_t now = lz__now_ms() / 1000, last = atomic_load(&limit->second);
-    if (now == last || !atomic_compare_exchange_strong(&limit->second, &last, now)) {
-        atomic_fetch_add(&limit->skipped, 1);
-        return false;
-    }
-    *skipped = atomic_exchange(&limit->skipped, 0);
-    return true;
-}
-
 static void log_limited(lz_node_t *node, lz_log_limit_t *limit, const char *format, va_list args) {
     uint64_t skipped = 0;
-    if (LZ_LOG_WARNING < lz_logger_level(node->log) || !log_turn(limit, &skipped)) return;
+    if (LZ_LOG_WARNING < lz_logger_level(node->log) || !lz__rate_limit_turn(&limit->rate, 1000, &skipped)) return;
     char reason[512];
     vsnprintf(reason, sizeof reason, format, args);
     if (skipped)
@@ -919,7 +907,13 @@ bool lz__node_skip_refused(lz_node_t *node, int rc) {
     return malformed;
 }
 
+int lz__timeout_check(int timeout_ms, const char *who) {
+    if (timeout_ms >= -1) return LZ_OK;
+    return lz__fail(LZ_EINVAL, "%s: timeout %d ms: give -1 (the default), 0 or more", who, timeout_ms);
+}
+
 int lz__node_take(lz_node_t *node, int timeout_ms, const atomic_bool *stopping, lz_take_fn take, void *out) {
+    if (timeout_ms < -1) return lz__timeout_check(timeout_ms, node->name);
     int64_t deadline = lz__deadline_ms(timeout_ms);
     lz_frames_t frames;
     lz__frames_ready(&frames);

@@ -15,6 +15,7 @@
 #include "core/bias.h"
 #include "core/copy.h"
 #include "core/context.h"
+#include "core/ratelimit.h"
 #include "core/revoke.h"
 #include "core/security.h"
 #include "liberzmq/log.h"
@@ -53,11 +54,9 @@ typedef struct lz_counters {
     (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                   \
      ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
-// A warning logged at most once a second: when it was last logged
-// (monotonic s) and how many were left out since.
+// A warning logged at most once a second, and what it counts.
 typedef struct lz_log_limit {
-    atomic_int_fast64_t second;
-    atomic_uint_fast64_t skipped;
+    lz_rate_limit_t rate;
     const char *noun; // "drop(s)": what the summary counts
 } lz_log_limit_t;
 
@@ -142,6 +141,13 @@ int lz__node_attach(lz_node_t *node, const char *endpoints);
 
 // lz__now_ms: the monotonic clock in milliseconds, for deadlines.
 int64_t lz__now_ms(void);
+
+// lz__timeout_check: LZ_OK for a timeout a public call takes: -1 (its
+// default: no limit, or zmq.request_timeout), 0 or a count of
+// milliseconds. Below -1 it fails LZ_EINVAL naming who: taken as -1, a
+// slip such as a deadline already past computed as a negative wait would
+// wait forever.
+int lz__timeout_check(int timeout_ms, const char *who);
 
 // lz__deadline_ms: when a wait of timeout_ms that starts now ends (0 when
 // timeout_ms is not positive: no deadline). lz__ms_left: what is left of

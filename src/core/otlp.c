@@ -26,6 +26,7 @@
 #include "core/hex.h"
 #include "core/log.h"
 #include "core/node.h"
+#include "core/ratelimit.h"
 #include "core/textstream.h"
 #include "core/thread.h"
 #include "core/trace.h"
@@ -43,15 +44,6 @@ enum {
     WARN_EVERY_MS = 60000,     // a warning that keeps coming (a collector down) is logged once a minute
 };
 
-// A warning that may come again and again, hundreds of times a second (a
-// queue full while a collector refuses every POST at once): the first is
-// logged at once, the next at most once a minute, each saying how many
-// there were since the last one logged.
-typedef struct {
-    bool on;           // one was logged: the next waits for its minute
-    int64_t logged_ms; // when (monotonic)
-    uint64_t unlogged; // how many since
-} warn_limit_t;
 
 struct lz_otlp {
     lz_logger_t *logger; // the context's, which outlives us
@@ -68,7 +60,7 @@ struct lz_otlp {
     size_t capacity, head, count;
     bool stopping;
     bool finished;      // the thread has posted its last batch: a span now is dropped
-    warn_limit_t drops; // the full queue's warnings
+    lz_rate_limit_t drops; // the full queue's warnings, one a minute (WARN_EVERY_MS)
     lz_otlp_stats_t stats;
     // Set by retire (at destroy, or a reload replacing us), which then wakes
     // multi; read by the POST's wait: when the last flush has run out of
@@ -79,7 +71,8 @@ struct lz_otlp {
     CURL *curl;
     struct curl_slist *headers;
     lz_span_t *sending;    // the batch being posted
-    warn_limit_t failures; // the failed POSTs' warnings; on: the last POST failed
+    lz_rate_limit_t failures; // the failed POSTs' warnings, the same
+    bool failing;             // the last POST failed
     char curl_error[CURL_ERROR_SIZE];
     // The slot's (lz_otlp_slot_t): spans being handed to us, and the list of
     // exporters a reload replaced, under the slot's lock.
@@ -387,12 +380,10 @@ static const char *send_body(lz_otlp_t *otlp, const char *body, size_t len, char
 // warn_turn counts one more warning of limit's kind: whether to log it
 // now, *count then how many there were since the last one logged (this
 // one included).
-static bool warn_turn(warn_limit_t *limit, uint64_t *count) {
-    int64_t now = lz__now_ms();
-    limit->unlogged++;
-    if (limit->on && now - limit->logged_ms < WARN_EVERY_MS) return false;
-    *count = limit->unlogged;
-    *limit = (warn_limit_t){.on = true, .logged_ms = now};
+static bool warn_turn(lz_rate_limit_t *limit, uint64_t *count) {
+    uint64_t skipped;
+    if (!lz__rate_limit_turn(limit, WARN_EVERY_MS, &skipped)) return false;
+    *count = skipped + 1;
     return true;
 }
 
@@ -404,10 +395,12 @@ static void note_outcome(lz_otlp_t *otlp, size_t count, const char *failure) {
     else otlp->stats.spans_exported += count;
     pthread_mutex_unlock(&otlp->lock);
     if (!failure) {
-        if (otlp->failures.on) LZ_LOG(otlp->logger, LZ_LOG_INFO, "otlp", "%s accepts spans again", otlp->url);
-        otlp->failures.on = false; // the next failure is news again
+        if (otlp->failing) LZ_LOG(otlp->logger, LZ_LOG_INFO, "otlp", "%s accepts spans again", otlp->url);
+        otlp->failing = false;
+        lz__rate_limit_rearm(&otlp->failures); // the next failure is news again
         return;
     }
+    otlp->failing = true;
     uint64_t failed;
     if (!warn_turn(&otlp->failures, &failed)) return;
     LZ_LOG(otlp->logger, LZ_LOG_WARNING, "otlp",

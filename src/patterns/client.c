@@ -1120,6 +1120,7 @@ static int client_call(lz_client_t *c, const char *action, const lz_value_t *dat
                        lz_client_callback_fn callback, void *arg, lz_value_t **reply, char *request_id_out,
                        const lz_cancel_t *cancel) {
     if (reply) *reply = NULL;
+    if (timeout_ms < -1) return lz__timeout_check(timeout_ms, c->node.name);
     if (!c->thread_started) return lz__fail(LZ_ECLOSED, "%s: closed", c->node.name);
     if (lz__cancel_fired(cancel)) return lz__fail(LZ_ECLOSED, "%s: cancelled before it was sent", c->node.name);
     if (!callback && lz__thread_inside(c))

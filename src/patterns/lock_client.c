@@ -248,6 +248,7 @@ int lz_lock_try_acquire(lz_lock_t *lock) {
 }
 
 int lz_lock_acquire(lz_lock_t *lock, int wait_ms) {
+    if (wait_ms < -1) return lz__timeout_check(wait_ms, "lz_lock_acquire");
     int rc = begin_hold(lock, "lz_lock_acquire");
     if (rc != LZ_OK) return rc;
     int64_t started = lz__now_ms(), deadline = wait_ms < 0 ? INT64_MAX : started + wait_ms;

@@ -192,19 +192,22 @@ static void give_up(void *owner, const lz_message_t *task, const char *error, in
 }
 
 // set_dead_letter installs one sink: a function, or a publisher and topic.
+// give_up reads them on a dispatching thread: they change as its settings.
 static int set_dead_letter(lz_pull_t *pull, lz_dead_letter_fn fn, void *arg, lz_pub_t *pub, const char *topic) {
     char *copy = NULL;
     if (pub && !(copy = strdup(topic ? topic : "dead_letter"))) return lz__fail(LZ_ENOMEM, "pull: out of memory");
-    int rc = lz__dispatcher_set_give_up(&pull->dispatcher, fn || pub ? give_up : NULL, pull);
+    int rc = lz__dispatcher_settings_begin(&pull->dispatcher, "set the dead-letter sink");
     if (rc != LZ_OK) {
         free(copy);
         return rc;
     }
+    lz__dispatcher_set_give_up(&pull->dispatcher, fn || pub ? give_up : NULL, pull);
     free(pull->dead_letter_topic);
     pull->dead_letter_fn = fn;
     pull->dead_letter_arg = arg;
     pull->dead_letter_pub = pub;
     pull->dead_letter_topic = copy;
+    lz__dispatcher_settings_end(&pull->dispatcher);
     return LZ_OK;
 }
 
