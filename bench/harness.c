@@ -507,6 +507,19 @@ static int parse_long_in(const char *s, long min, long max, long *out) {
     return 0;
 }
 
+// is_decimal: digits with at most one '.', nothing else: the tool's rule
+// for a number with a fraction (src/cli/options.c, --timeout), where
+// strtod alone also takes hex, exponents, "inf" and leading blanks.
+static bool is_decimal(const char *text) {
+    bool digit = false, dot = false;
+    for (; *text; text++) {
+        if (*text >= '0' && *text <= '9') digit = true;
+        else if (*text == '.' && !dot) dot = true;
+        else return false;
+    }
+    return digit;
+}
+
 // parse_option reads one option with its value, within sane bounds (a
 // size past LZB_SIZE_MAX or a negative count is a usage error, not a
 // failed allocation later).
@@ -517,9 +530,9 @@ static int parse_option(lzb_spec_t *spec, const char *opt, const char *val) {
     if (strcmp(opt, "--transport") == 0) return copy_choice(spec->transport, sizeof spec->transport, val, transports);
     if (strcmp(opt, "--codec") == 0) return copy_choice(spec->codec, sizeof spec->codec, val, codecs);
     if (strcmp(opt, "--max-seconds") == 0) {
-        char *end;
-        spec->max_seconds = strtod(val, &end);
-        return end != val && *end == '\0' && spec->max_seconds > 0 && spec->max_seconds <= 3600 ? 0 : -1;
+        if (!is_decimal(val)) return -1;
+        spec->max_seconds = strtod(val, NULL);
+        return spec->max_seconds > 0 && spec->max_seconds <= 3600 ? 0 : -1;
     }
     int rc = -1;
     if (strcmp(opt, "--size") == 0 && (rc = parse_long_in(val, 1, LZB_SIZE_MAX, &n)) == 0)

@@ -34,10 +34,25 @@ typedef struct result {
     char out[OUT_MAX], err[OUT_MAX];
 } result_t;
 
-// proc_start_to spawns argv[0] with argv, its standard output stdout_fd
+// spawn_ignoring starts argv[0] with argv and envp, its standard streams
+// in, out and err, with signo ignored, as a parent ignoring it leaves it
+// across exec (nohup: SIGHUP). posix_spawn can only reset signals to their
+// default actions, so this forks. Returns the pid, or -1.
+static pid_t spawn_ignoring(char *const argv[], char **envp, const int fds[3], int signo) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    signal(signo, SIG_IGN); // async-signal-safe, as all the child does
+    for (int fd = 0; fd < 3; fd++)
+        if (dup2(fds[fd], fd) < 0) _exit(127);
+    execve(argv[0], argv, envp);
+    _exit(127);
+}
+
+// proc_start_ignoring spawns argv[0] with argv, its standard output stdout_fd
 // (p.out -1), or a pipe p.out reads when stdout_fd is -1; env (may be
-// NULL) is one extra NAME=VALUE for its environment.
-static proc_t proc_start_to(char *const argv[], const char *env, int stdout_fd) {
+// NULL) is one extra NAME=VALUE for its environment; ignored, unless 0, a
+// signal it starts with ignored (spawn_ignoring).
+static proc_t proc_start_ignoring(char *const argv[], const char *env, int stdout_fd, int ignored) {
     proc_t p = {-1, -1, -1, -1};
     int in[2], out[2] = {-1, stdout_fd}, err[2];
     if (pipe2(in, O_CLOEXEC) || (stdout_fd < 0 && pipe2(out, O_CLOEXEC)) || pipe2(err, O_CLOEXEC)) return p;
@@ -51,7 +66,9 @@ static proc_t proc_start_to(char *const argv[], const char *env, int stdout_fd) 
     char **envp = calloc(n + 2, sizeof *envp);
     memcpy(envp, environ, n * sizeof *envp);
     envp[n] = (char *)env;
-    if (posix_spawn(&p.pid, argv[0], &fa, NULL, argv, envp) != 0) p.pid = -1;
+    const int fds[3] = {in[0], out[1], err[1]};
+    if (ignored) p.pid = spawn_ignoring(argv, envp, fds, ignored);
+    else if (posix_spawn(&p.pid, argv[0], &fa, NULL, argv, envp) != 0) p.pid = -1;
     free(envp);
     posix_spawn_file_actions_destroy(&fa);
     close(in[0]);
@@ -61,6 +78,10 @@ static proc_t proc_start_to(char *const argv[], const char *env, int stdout_fd) 
     p.out = out[0];
     p.err = err[0];
     return p;
+}
+
+static proc_t proc_start_to(char *const argv[], const char *env, int stdout_fd) {
+    return proc_start_ignoring(argv, env, stdout_fd, 0);
 }
 
 static proc_t proc_start(char *const argv[], const char *env) { return proc_start_to(argv, env, -1); }
@@ -114,18 +135,18 @@ static void proc_finish(proc_t *p, int timeout_ms, result_t *r) {
 }
 
 // lz_vstart spawns the tool with the NULL-terminated arguments, as
-// proc_start_to does.
-static proc_t lz_vstart(int stdout_fd, const char *env, va_list args) {
+// proc_start_ignoring does.
+static proc_t lz_vstart(int stdout_fd, const char *env, int ignored, va_list args) {
     char *argv[32] = {(char *)LZ_TOOL};
     for (int i = 1; i < 31 && (argv[i] = va_arg(args, char *)) != NULL; i++) {
     }
-    return proc_start_to(argv, env, stdout_fd);
+    return proc_start_ignoring(argv, env, stdout_fd, ignored);
 }
 
 static proc_t lz_start(const char *env, ...) {
     va_list args;
     va_start(args, env);
-    proc_t p = lz_vstart(-1, env, args);
+    proc_t p = lz_vstart(-1, env, 0, args);
     va_end(args);
     return p;
 }
@@ -134,7 +155,16 @@ static proc_t lz_start(const char *env, ...) {
 static proc_t lz_start_to(int stdout_fd, ...) {
     va_list args;
     va_start(args, stdout_fd);
-    proc_t p = lz_vstart(stdout_fd, NULL, args);
+    proc_t p = lz_vstart(stdout_fd, NULL, 0, args);
+    va_end(args);
+    return p;
+}
+
+// lz_start_ignoring: lz_start with signo ignored from the start (nohup).
+static proc_t lz_start_ignoring(int signo, ...) {
+    va_list args;
+    va_start(args, signo);
+    proc_t p = lz_vstart(-1, NULL, signo, args);
     va_end(args);
     return p;
 }
@@ -249,7 +279,8 @@ LZ_TEST(test_version) {
     LZ_CHECK_INT(count_lines(r.out), 1);
     // lz --version is lz version, its arguments checked as that command's.
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "--version", "--bogus"), 2);
-    LZ_CHECK(strstr(r.err, "lz version: unknown option '--bogus' (usage: lz version") == r.err);
+    LZ_CHECK(strstr(r.err, "lz version: unknown option '--bogus' (usage: lz version [--config FILE] "
+                           "[--plugin PATH]...;") == r.err);
     LZ_CHECK_STR(r.out, "");
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "--version", "anything"), 2);
     LZ_CHECK(strstr(r.err, "lz version: unexpected argument 'anything' (usage: ") == r.err);
@@ -346,6 +377,8 @@ LZ_TEST(test_bad_arguments) {
         {"bench", "pushpull", "--count", "-5"},
         {"bench", "pushpull", "--json", "--json"},
         {"bench", "pushpull", "--reps", "65"},
+        {"bench", "pushpull", "--transport", "inproc", "--max-seconds", "0x1"}, // only decimal, as --timeout
+        {"bench", "pushpull", "--transport", "inproc", "--max-seconds", " 1"},
         // Two processes are for throughput between processes only.
         {"bench", "pushpull", "--transport", "inproc", "--processes", "2"},
         {"bench", "reqrep", "--processes", "2"},
@@ -938,20 +971,29 @@ LZ_TEST(test_senders_with_nothing_sent_report_no_drop) {
     }
 }
 
+// read_line_from reads fd into text (size bytes, NUL-terminated) until a
+// whole line has come (or timeout_ms passed) and returns whether one did;
+// text may hold more after it.
+static bool read_line_from(int fd, char *text, size_t size, int timeout_ms) {
+    size_t len = 0;
+    text[0] = '\0';
+    for (int64_t end = lz_test_now_ms() + timeout_ms; !strchr(text, '\n') && len < size - 1;) {
+        struct pollfd in = {fd, POLLIN, 0};
+        int64_t left = end - lz_test_now_ms();
+        if (left <= 0 || poll(&in, 1, (int)left) <= 0) return false;
+        ssize_t n = read(fd, text + len, size - 1 - len);
+        if (n <= 0) return false;
+        len += (size_t)n;
+        text[len] = '\0';
+    }
+    return strchr(text, '\n') != NULL;
+}
+
 // wait_line reads p's standard output until a whole line has come (or
 // timeout_ms passed) and returns whether one did.
 static bool wait_line(proc_t *p, int timeout_ms) {
     char text[4096];
-    size_t len = 0;
-    for (int64_t end = lz_test_now_ms() + timeout_ms; !memchr(text, '\n', len) && len < sizeof text;) {
-        struct pollfd fd = {p->out, POLLIN, 0};
-        int64_t left = end - lz_test_now_ms();
-        if (left <= 0 || poll(&fd, 1, (int)left) <= 0) return false;
-        ssize_t n = read(p->out, text + len, sizeof text - len);
-        if (n <= 0) return false;
-        len += (size_t)n;
-    }
-    return memchr(text, '\n', len) != NULL;
+    return read_line_from(p->out, text, sizeof text, timeout_ms);
 }
 
 // sub and pull run until a stop signal, then exit 0, and first say how
@@ -1860,6 +1902,12 @@ LZ_TEST(test_config_command) {
     LZ_CHECK_STR(lz_value_find_string(lz_value_get(json, "security"), "curve_secret_key", ""), "(hidden)");
     lz_value_destroy(&json);
 
+    // A string with a control character (a newline from the environment)
+    // prints as JSON text even bare: one key, one line.
+    LZ_CHECK_INT(run_lz(&r, NULL, lz_start("LIBERZMQ_TRACING__SERVICE_NAME=svc\nzmq.linger: 5", "config",
+                                           "tracing.service_name", "logging.level", (char *)NULL)),
+                 0);
+    LZ_CHECK_STR(r.out, "\"svc\\nzmq.linger: 5\"\nINFO\n");
     LZ_CHECK_INT(LZ_RUN(&r, NULL, "config", "zmq.linger", "zmq.nope"), 2);
     LZ_CHECK(strncmp(r.err, "lz config: no configuration key 'zmq.nope' (usage: ", 51) == 0);
     LZ_CHECK_STR(r.out, "");
@@ -2078,6 +2126,186 @@ LZ_TEST(test_lock_lost_ends_the_command) {
     unlink(started + strlen("ipc://"));
 }
 
+// still_running: whether pid has not ended (it is not reaped here).
+static bool still_running(pid_t pid) {
+    siginfo_t info = {0};
+    return waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
+}
+
+// lz started with SIGCHLD ignored (a parent ignoring it passes that on
+// across exec) still learns how its commands ended: lz rep --exec replies
+// with the output, lz lock exits with its command's status at once. Before,
+// the kernel reaped them for lz: every --exec request was "command timed
+// out", and lz lock waited a third of its lease (20 s here), then exited
+// with a status its command never had.
+LZ_TEST(test_ignored_sigchld_keeps_commands_statuses) {
+    char ep[128];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t rep = lz_start_ignoring(SIGCHLD, "rep", "--bind", ep, "--exec", "echo hi", (char *)NULL);
+    wait_ipc(ep);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "act"), 0);
+    LZ_CHECK_STR(r.out, "\"hi\"\n");
+    stop_ok(&rep);
+    proc_t service = start_lock_service(ep, sizeof ep);
+    proc_t lock = lz_start_ignoring(SIGCHLD, "lock", "--connect", ep, "--ttl", "60000", "job", "--", "sh", "-c",
+                                    "exit 7", (char *)NULL);
+    proc_finish(&lock, 15000, &r);
+    LZ_CHECK_INT(r.status, 7);
+    stop_ok(&service);
+}
+
+// Once lz lock's command has ended, a stop signal ends lz lock at once
+// (128 + N) while it releases the lock from a service that does not
+// answer, and goes to no process (the command's pid, reaped, may be
+// another's by then). Before, lz lock sent it to that pid and waited the
+// release out (zmq.request_timeout, 20 s here).
+LZ_TEST(test_lock_stop_signal_while_releasing) {
+    char ep[128], started[160], script[512];
+    proc_t service = start_lock_service(ep, sizeof ep);
+    snprintf(started, sizeof started, "%s.started", ep);
+    // The command freezes the service, then ends: the release waits for an answer.
+    snprintf(script, sizeof script, "kill -STOP %d; touch %s", (int)service.pid, started + strlen("ipc://"));
+    proc_t lock = lz_start("LIBERZMQ_ZMQ__REQUEST_TIMEOUT=20000", "lock", "--connect", ep, "job", "--", "sh", "-c",
+                           script, (char *)NULL);
+    wait_ipc(started);
+    LZ_TEST_WAIT_UNTIL(a_child(lock.pid) == 0, 5000 * LZ_TEST_SLOWDOWN); // reaped: lz lock is releasing
+    int64_t start = lz_test_now_ms();
+    kill(lock.pid, SIGTERM);
+    proc_finish(&lock, 3000 * LZ_TEST_SLOWDOWN, &r);
+    printf("  lz lock: exit after %lld ms\n", (long long)(lz_test_now_ms() - start));
+    LZ_CHECK_INT(r.status, 128 + SIGTERM);
+    LZ_CHECK(strstr(r.err, "lz lock: interrupted while releasing the lock: its lease runs out\n") != NULL);
+    kill(service.pid, SIGCONT);
+    unlink(started + strlen("ipc://"));
+    stop_ok(&service);
+}
+
+// Stop signals lz was started with ignored (nohup: SIGHUP) stay ignored:
+// they stop neither lz sub nor lz lock, whose command starts with it
+// ignored too, nor lz rep, which still stops itself after --count. Before,
+// lz took them as any stop signal, and reset them to their default for
+// the command.
+LZ_TEST(test_stop_signals_ignored_at_start_stay_ignored) {
+    char ep[128], started[160], script[512];
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t sub = lz_start_ignoring(SIGHUP, "sub", "--bind", ep, (char *)NULL);
+    wait_ipc(ep);
+    kill(sub.pid, SIGHUP);
+    lz_test_sleep_ms(300);
+    LZ_CHECK(still_running(sub.pid));
+    stop_ok(&sub);
+    LZ_CHECK_STR(r.err, "");
+
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t rep = lz_start_ignoring(SIGHUP, "rep", "--bind", ep, "--echo", "--count", "1", (char *)NULL);
+    wait_ipc(ep);
+    kill(rep.pid, SIGHUP);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "req", "--connect", ep, "--timeout", "8000", "echo", "7"), 0);
+    LZ_CHECK_STR(r.out, "7\n");
+    finish_ok(&rep); // the --count-th request stops it, as ever
+
+    proc_t service = start_lock_service(ep, sizeof ep);
+    snprintf(started, sizeof started, "%s.started", ep);
+    snprintf(script, sizeof script, "grep SigIgn /proc/$$/status; touch %s; sleep 0.5", started + strlen("ipc://"));
+    proc_t lock = lz_start_ignoring(SIGHUP, "lock", "--connect", ep, "job", "--", "sh", "-c", script, (char *)NULL);
+    wait_ipc(started);
+    kill(lock.pid, SIGHUP);
+    proc_finish(&lock, 10000, &r);
+    LZ_CHECK_INT(r.status, 0);
+    unsigned long long ignored = 0;
+    LZ_CHECK(sscanf(r.out, "SigIgn: %llx", &ignored) == 1 && (ignored & (1ull << (SIGHUP - 1))));
+    unlink(started + strlen("ipc://"));
+    stop_ok(&service);
+}
+
+// A context whose teardown is slow for another reason, a flush of spans
+// to an OTLP collector that never answers (3 s, past zmq.linger's 2000 ms):
+// lz push and lz pub, everything delivered, exit 0 without a word. Before,
+// the whole teardown was timed against the linger: "dropped", exit 3.
+LZ_TEST(test_senders_time_only_their_sockets_teardown) {
+    struct sockaddr_in at = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t at_len = sizeof at;
+    int collector = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); // takes connections, never answers
+    LZ_CHECK(bind(collector, (struct sockaddr *)&at, sizeof at) == 0 && listen(collector, 16) == 0);
+    LZ_CHECK(getsockname(collector, (struct sockaddr *)&at, &at_len) == 0);
+    char config[160], text[256], settle[16];
+    snprintf(text, sizeof text, "tracing:\n  enabled: true\n  otlp_endpoint: http://127.0.0.1:%d\n",
+             ntohs(at.sin_port));
+    write_temp_config(config, sizeof config, text);
+    snprintf(settle, sizeof settle, "%d", 300 * LZ_TEST_SLOWDOWN); // the peer connects first
+    static const struct {
+        const char *command;
+        int peer_type;
+    } senders[] = {{"push", ZMQ_PULL}, {"pub", ZMQ_SUB}};
+    for (size_t i = 0; i < sizeof senders / sizeof senders[0]; i++) {
+        char ep[128], frame[64];
+        lz_test_ipc_endpoint(ep, sizeof ep);
+        void *ctx = zmq_ctx_new();
+        void *peer = zmq_socket(ctx, senders[i].peer_type);
+        int zero = 0, wait_ms = 500, more = 0, messages = 0; // all came before lz exited
+        size_t size = sizeof more;
+        zmq_setsockopt(peer, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(peer, ZMQ_RCVTIMEO, &wait_ms, sizeof wait_ms);
+        if (senders[i].peer_type == ZMQ_SUB) zmq_setsockopt(peer, ZMQ_SUBSCRIBE, "", 0);
+        LZ_CHECK_INT(zmq_connect(peer, ep), 0);
+        int64_t start = lz_test_now_ms();
+        LZ_CHECK_INT(LZ_RUN(&r, "1\n2\n3\n", senders[i].command, "--bind", ep, "--config", config, "--settle", settle),
+                     0);
+        printf("  lz %s: exit after %lld ms\n", senders[i].command, (long long)(lz_test_now_ms() - start));
+        LZ_CHECK_STR(r.err, "");
+        while (zmq_recv(peer, frame, sizeof frame, 0) >= 0)
+            if (zmq_getsockopt(peer, ZMQ_RCVMORE, &more, &size) == 0 && !more) messages++;
+        LZ_CHECK_INT(messages, 3);
+        zmq_close(peer);
+        zmq_ctx_term(ctx);
+    }
+    unlink(config);
+    close(collector);
+}
+
+// A --bind whose address libzmq chooses (a tcp port *) is followed by one
+// line on stderr saying which it chose, so a peer can be pointed there;
+// stdout stays data. libzmq tells only the last bind's: an earlier one is
+// said to be unknown.
+LZ_TEST(test_bind_tells_the_address_chosen) {
+    char line[256], url[128] = "", ep[128];
+    proc_t pull = LZ_START("pull", "--bind", "tcp://127.0.0.1:*", "--count", "1", "--timeout", "10");
+    LZ_CHECK(read_line_from(pull.err, line, sizeof line, 10000 * LZ_TEST_SLOWDOWN));
+    LZ_CHECK(sscanf(line, "lz pull: bound %127s", url) == 1);
+    LZ_CHECK(strncmp(url, "tcp://127.0.0.1:", 16) == 0 && atoi(url + 16) > 0);
+    LZ_CHECK_INT(LZ_RUN(&r, "42\n", "push", "--connect", url), 0);
+    finish_ok(&pull);
+    LZ_CHECK_STR(r.out, "{\"type\":\"default\",\"data\":42}\n");
+    LZ_CHECK_STR(r.err, ""); // but the bound line, read above
+
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    LZ_CHECK_INT(LZ_RUN(&r, NULL, "sub", "--bind", "tcp://127.0.0.1:*", "--bind", ep, "--timeout", "0.1"), 3);
+    LZ_CHECK(strstr(r.err, "lz sub: the address libzmq chose for tcp://127.0.0.1:* cannot be told: give it as the "
+                           "last --bind\nlz sub: timeout: ") == r.err);
+    LZ_CHECK_INT(count_lines(r.err), 2);
+
+    lz_test_ipc_endpoint(ep, sizeof ep);
+    proc_t proxy = LZ_START("proxy", "forwarder", "--frontend", ep, "--backend", "tcp://127.0.0.1:*");
+    LZ_CHECK(read_line_from(proxy.err, line, sizeof line, 10000 * LZ_TEST_SLOWDOWN));
+    LZ_CHECK(sscanf(line, "lz proxy: bound %127s", url) == 1 && strstr(line, " (backend)\n") != NULL);
+    LZ_CHECK(strncmp(url, "tcp://127.0.0.1:", 16) == 0 && atoi(url + 16) > 0);
+    stop_ok(&proxy);
+}
+
+// The same with a terminal as standard output whose reader has stopped
+// (a pty nobody reads, in the modes a terminal starts with: output
+// processing on, each newline written as CR LF): poll calls a terminal
+// writable while any room is left, and a blocking write of a line waited
+// in the kernel until killed.
+LZ_TEST(test_receivers_stop_while_a_terminal_stdout_is_blocked) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    LZ_CHECK(master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0);
+    int terminal = master >= 0 ? open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
+    LZ_CHECK(terminal >= 0);
+    if (terminal >= 0) stops_while_blocked("sub", terminal, master, 3000);
+    else if (master >= 0) close(master);
+}
+
 LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_help_tells_the_truth), LZ_CASE(test_lock_runs_a_command), LZ_CASE(test_lock_leaves_the_command_its_arguments), LZ_CASE(test_lock_excludes_and_waits), LZ_CASE(test_lock_passes_signals_on), LZ_CASE(test_lock_interrupted_wait_frees_the_lock), LZ_CASE(test_lock_lost_ends_the_command), LZ_CASE(test_config_command), LZ_CASE(test_schema_option), LZ_CASE(test_version), LZ_CASE(test_version_bind_fails), LZ_CASE(test_plugin_option), LZ_CASE(test_keygen_and_a_curve_round_trip), LZ_CASE(test_passwd_and_a_plain_round_trip), LZ_CASE(test_bad_arguments), LZ_CASE(test_accepted_tcp_endpoints), LZ_CASE(test_refusals_say_what_is_wrong),
              LZ_CASE(test_pub_sub_lines), LZ_CASE(test_pub_raw), LZ_CASE(test_pub_sends_an_out_of_range_number_as_text),
              LZ_CASE(test_pub_to_plain_sub), LZ_CASE(test_sub_shows_every_damaged_payload_exactly),
@@ -2095,4 +2323,8 @@ LZ_TEST_MAIN(LZ_CASE(test_help_every_command), LZ_CASE(test_help_tells_the_truth
              LZ_CASE(test_config_errors), LZ_CASE(test_config_reloads_while_running), LZ_CASE(test_pub_sub_msgpack), LZ_CASE(test_req_data_from_standard_input), LZ_CASE(test_req_several_endpoints),
              LZ_CASE(test_proxy_capture), LZ_CASE(test_bench_json), LZ_CASE(test_bench_text), LZ_CASE(test_bench_stops_cleanly_with_a_backlog),
              LZ_CASE(test_bench_two_processes), LZ_CASE(test_bench_spread), LZ_CASE(test_bench_pin_two_processes),
-             LZ_CASE(test_bench_reqrep_too_short_to_time), LZ_CASE(test_config_applies))
+             LZ_CASE(test_bench_reqrep_too_short_to_time), LZ_CASE(test_config_applies),
+             LZ_CASE(test_ignored_sigchld_keeps_commands_statuses), LZ_CASE(test_lock_stop_signal_while_releasing),
+             LZ_CASE(test_stop_signals_ignored_at_start_stay_ignored),
+             LZ_CASE(test_senders_time_only_their_sockets_teardown), LZ_CASE(test_bind_tells_the_address_chosen),
+             LZ_CASE(test_receivers_stop_while_a_terminal_stdout_is_blocked))

@@ -5,14 +5,13 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include "cli/options.h"
+
 void lz_cli_spawn_attr(posix_spawnattr_t *attr, bool own_group) {
     sigset_t none, defaults;
     sigemptyset(&none);
-    sigemptyset(&defaults);
+    lz_cli_stop_signals(&defaults); // a stop signal lz was started with ignored stays so (nohup)
     sigaddset(&defaults, SIGPIPE);
-    sigaddset(&defaults, SIGINT);
-    sigaddset(&defaults, SIGTERM);
-    sigaddset(&defaults, SIGHUP);
     sigaddset(&defaults, SIGCHLD);
     posix_spawnattr_init(attr);
     posix_spawnattr_setsigmask(attr, &none);

@@ -7,11 +7,13 @@
 #include <stdbool.h>
 
 // lz_cli_spawn_attr prepares attr (initialised here; the caller destroys
-// it) so the command starts with no signal blocked and SIGPIPE, SIGINT,
-// SIGTERM, SIGHUP and SIGCHLD at their default actions, whatever lz blocks
-// or ignores. own_group puts the command in a process group of its own,
-// so killing the group kills all it started; without it the command stays
-// in lz's group, and so in the terminal's foreground with lz.
+// it) so the command starts with no signal blocked and SIGPIPE, SIGCHLD
+// and the stop signals SIGINT, SIGTERM and SIGHUP at their default
+// actions, whatever lz blocks or ignores; but a stop signal lz was started
+// with ignored (nohup: lz_cli_note_ignored_signals) stays ignored.
+// own_group puts the command in a process group of its own, so killing
+// the group kills all it started; without it the command stays in lz's
+// group, and so in the terminal's foreground with lz.
 void lz_cli_spawn_attr(posix_spawnattr_t *attr, bool own_group);
 
 // lz_cli_child_kill kills the command with SIGKILL (its whole process

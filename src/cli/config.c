@@ -18,7 +18,8 @@ static const lz_cli_command_t config_command = {
             "variables. As YAML (the default), one 'key: value  # source' line per key,\n"
             "the source being default, file PATH or env NAME; as JSON, the sectioned\n"
             "object a config file holds. Given keys, print only their values, one per\n"
-            "line: strings bare, or as JSON text with --format json. Secrets\n"
+            "line: strings bare (as JSON text when they hold a control character, such\n"
+            "as a newline), or as JSON text with --format json. Secrets\n"
             "(security.curve_secret_key, security.plain_password, tracing.otlp_headers)\n"
             "print as \"(hidden)\" when set.\n"
             "\nOptions:\n"
@@ -64,12 +65,25 @@ static int hide_secrets(lz_value_t *root) {
     return LZ_OK;
 }
 
+// bare_text: value's text to print bare, or NULL when it is not a string,
+// or holds a control character: a newline (a LIBERZMQ_* variable may
+// carry one) would split its line in two, an escape sequence act on the
+// terminal. Such a string prints as JSON text, "\n" and all.
+static const char *bare_text(const lz_value_t *value) {
+    size_t len = 0;
+    const char *text = lz_value_get_string(value, &len);
+    for (size_t i = 0; text && i < len; i++)
+        if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f) return NULL;
+    return text;
+}
+
 // print_entry prints one line: "KEY: " unless key is NULL, the value as
-// JSON text (a string bare when bare), "  # SOURCE" unless source is NULL.
-// One printf once the text is made: a value that cannot be rendered for
-// want of memory leaves no part of its line behind.
+// JSON text (a string bare when bare, unless bare_text refuses it),
+// "  # SOURCE" unless source is NULL. One printf once the text is made: a
+// value that cannot be rendered for want of memory leaves no part of its
+// line behind.
 static int print_entry(const char *key, const lz_value_t *value, bool bare, const char *source) {
-    const char *text = bare ? lz_value_get_string(value, NULL) : NULL;
+    const char *text = bare ? bare_text(value) : NULL;
     char *json = text ? NULL : lz_value_to_json(value);
     if (!text && !json) return lz_last_error_code();
     int printed = printf("%s%s%s%s%s\n", key ? key : "", key ? ": " : "", text ? text : json, source ? "  # " : "",

@@ -36,7 +36,9 @@ static const lz_cli_command_t lock_command = {
         "lease is lost meanwhile (the service no longer has it, or it ran out\n"
         "unrenewed), CMD gets SIGTERM (SIGKILL 5 s later) and lz lock exits 6. SIGINT, SIGTERM and SIGHUP sent to lz\n"
         "lock go on to CMD; while it waits for the lock they end it (128 + N),\n"
-        "leaving the lock free (a second one ends it at once).\n"
+        "leaving the lock free (a second one ends it at once); once CMD has\n"
+        "ended, while the lock is released, they end it at once (128 + N), but\n"
+        "for a terminal's (Ctrl-C), which reached CMD too: the second does.\n"
         "\nOptions:\n"
         "  --connect URL     the lock service (--bind: the service connects here)\n"
         "  --wait MS         give up after MS (exit 3; 0: ask once)\n"
@@ -58,8 +60,11 @@ static const lz_cli_command_t lock_command = {
 // cancels the wait for the lock (lz_lock_cancel), and the main thread
 // releases what the wait may have been granted, then exits 128 + N; a
 // second stop signal meanwhile (a release the service does not answer)
-// ends lz lock at once.
-enum { PHASE_WAITING, PHASE_STOPPING, PHASE_RUNNING };
+// ends lz lock at once. Once the command has ended (PHASE_RELEASING: its
+// pid is no longer ours to signal) a stop signal ends lz lock at once too,
+// leaving the release unanswered (the lease runs out on its own); but
+// for a terminal's (ends_release).
+enum { PHASE_WAITING, PHASE_STOPPING, PHASE_RUNNING, PHASE_RELEASING };
 
 typedef struct lock_signals {
     sigset_t stop;
@@ -67,8 +72,9 @@ typedef struct lock_signals {
     int phase;
     lz_lock_t *lock;       // while it is being acquired, else NULL
     int stopped;           // the stop signal that ended the wait (PHASE_STOPPING), else 0
-    pid_t child;           // the command's pid once it runs, else 0
+    pid_t child;           // the command's pid while it runs (not yet reaped), else 0
     int held;              // a signal that came before the command ran
+    int terminal_stops;    // stop signals from the terminal taken in PHASE_RELEASING
 } lock_signals_t;
 
 // pass_on sends signo to the command, or keeps it for the command about to
@@ -106,11 +112,28 @@ static int lock_signals_acquired(lock_signals_t *s, bool held) {
     return stopped;
 }
 
+// lock_signals_releasing: no command runs (its pid forgotten, about to be
+// reaped), and none will: a stop signal from now on ends lz lock.
+static void lock_signals_releasing(lock_signals_t *s) {
+    pthread_mutex_lock(&s->mutex);
+    s->child = 0;
+    s->phase = PHASE_RELEASING;
+    pthread_mutex_unlock(&s->mutex);
+}
+
 static void lock_signals_started(lock_signals_t *s, pid_t pid) {
     pthread_mutex_lock(&s->mutex);
     s->child = pid;
     if (s->held) kill(pid, s->held);
     pthread_mutex_unlock(&s->mutex);
+}
+
+// ends_release: whether a stop signal taken while the lock is released,
+// the command ended, ends lz lock. One sent to lz lock (kill) does. One
+// from the terminal (Ctrl-C) reached the command too, and may be what
+// ended it, taken only now: the second does.
+static bool ends_release(lock_signals_t *s, const siginfo_t *info) {
+    return info->si_code != SI_KERNEL || s->terminal_stops++ > 0;
 }
 
 // A stop signal from the terminal (SI_KERNEL) reached the command as well,
@@ -122,9 +145,13 @@ static void *forward_signals(void *arg) {
         siginfo_t info;
         if (sigwaitinfo(&s->stop, &info) < 0) continue;
         pthread_mutex_lock(&s->mutex);
+        if (s->phase == PHASE_RELEASING && ends_release(s, &info)) {
+            lz_cli_errorf("interrupted while releasing the lock: its lease runs out");
+            _exit(128 + info.si_signo);
+        }
         if (s->phase == PHASE_STOPPING) _exit(128 + info.si_signo);
         if (s->phase == PHASE_WAITING) stop_waiting(s, info.si_signo);
-        else if (info.si_code != SI_KERNEL) pass_on(s, info.si_signo);
+        else if (s->phase == PHASE_RUNNING && info.si_code != SI_KERNEL) pass_on(s, info.si_signo);
         pthread_mutex_unlock(&s->mutex);
     }
     return NULL;
@@ -166,15 +193,17 @@ static int start_command(const lz_cli_opts_t *opts, int64_t token, pid_t *pid) {
     return err == ENOENT ? 127 : 126;
 }
 
-// wait_child waits until deadline (lz_cli_now_ms) for the command; true
-// when it ended (*status).
-static bool wait_child(pid_t pid, int64_t deadline, int *status) {
+// wait_child waits until deadline (lz_cli_now_ms) for the command to end;
+// true when it has (or cannot be waited for). It does not reap it: until
+// reap_command, its pid stays ours, whatever the signal thread sends it.
+static bool wait_child(pid_t pid, int64_t deadline) {
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     for (;;) {
-        pid_t done = waitpid(pid, status, WNOHANG);
-        if (done == pid || (done < 0 && errno != EINTR)) return true;
+        siginfo_t info = {0};
+        int rc = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT);
+        if ((rc == 0 && info.si_pid == pid) || (rc < 0 && errno != EINTR)) return true;
         int64_t left = deadline - lz_cli_now_ms();
         if (left <= 0) return false;
         struct timespec ts = {left / 1000, (long)(left % 1000) * 1000000L};
@@ -182,21 +211,35 @@ static bool wait_child(pid_t pid, int64_t deadline, int *status) {
     }
 }
 
-// terminate ends the command: SIGTERM, then SIGKILL if it lingers.
+// terminate ends the command: SIGTERM, then SIGKILL if it lingers. The
+// caller reaps it (reap_command).
 static void terminate(pid_t pid) {
-    int status;
     kill(pid, SIGTERM);
-    if (!wait_child(pid, lz_cli_now_ms() + LOCK_KILL_AFTER_MS, &status)) lz_cli_child_kill(pid, false);
+    if (!wait_child(pid, lz_cli_now_ms() + LOCK_KILL_AFTER_MS)) kill(pid, SIGKILL);
 }
 
-// hold renews the lease while the command runs. Returns the command's exit
-// code, or LZ_EXIT_LOCK_LOST once the lease is lost (command terminated).
-static int hold(lz_lock_t *lock, const lz_cli_opts_t *opts, pid_t pid, int ttl_ms) {
+// reap_command reaps the command, which has ended or was killed, once the
+// signal thread has forgotten its pid (which the kernel may then give to
+// another process): a stop signal from now on ends lz lock. Returns the
+// command's exit code, or LZ_EXIT_FAILURE when its status cannot be had.
+static int reap_command(lock_signals_t *s, pid_t pid) {
+    lock_signals_releasing(s);
+    int status;
+    pid_t done;
+    while ((done = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+    }
+    if (done == pid) return lz_cli_child_exit_code(status);
+    lz_cli_errorf("cannot learn how the command ended: %s", strerror(errno));
+    return LZ_EXIT_FAILURE;
+}
+
+// hold renews the lease while the command runs, and reaps it. Returns the
+// command's exit code, or LZ_EXIT_LOCK_LOST once the lease is lost
+// (command terminated).
+static int hold(lz_lock_t *lock, const lz_cli_opts_t *opts, lock_signals_t *signals, pid_t pid, int ttl_ms) {
     int64_t next_renew = lz_cli_now_ms() + ttl_ms / 3;
     for (;;) {
-        int status;
-        if (wait_child(pid, next_renew, &status))
-            return lz_cli_child_exit_code(status);
+        if (wait_child(pid, next_renew)) return reap_command(signals, pid);
         int rc = lz_lock_renew(lock);
         if (rc == LZ_OK) {
             next_renew = lz_cli_now_ms() + ttl_ms / 3;
@@ -206,6 +249,7 @@ static int hold(lz_lock_t *lock, const lz_cli_opts_t *opts, pid_t pid, int ttl_m
             lz_cli_errorf("lost the lock '%s': %s; terminating the command", opts->args[0],
                           rc == LZ_ESTATE ? "the service no longer has its lease" : "its lease ran out unrenewed");
             terminate(pid);
+            reap_command(signals, pid);
             return LZ_EXIT_LOCK_LOST;
         }
         lz_cli_errorf("cannot renew the lock '%s': %s; trying again", opts->args[0], lz_last_error());
@@ -245,9 +289,10 @@ static int run_locked(const lz_cli_opts_t *opts, lz_context_t *ctx, lock_signals
         rc = start_command(opts, lz_lock_fencing_token(lock), &pid);
         if (rc == 0) {
             lock_signals_started(signals, pid);
-            rc = hold(lock, opts, pid, ttl_ms);
+            rc = hold(lock, opts, signals, pid, ttl_ms);
             if (rc != LZ_EXIT_LOCK_LOST) rc = release(lock, opts, rc);
         } else {
+            lock_signals_releasing(signals);
             lz_lock_release(lock);
         }
     }

@@ -37,7 +37,7 @@ static const lz_cli_entry_t lz_cli_commands[] = {
 
 static const lz_cli_command_t version_command = {
     .name = "version",
-    .usage = "lz version [--plugin PATH]...",
+    .usage = "lz version [--config FILE] [--plugin PATH]...",
     .help = "Print the versions of lz, the liberzmq library it runs on and libzmq, then one\n"
             "line for each plugin loaded (plugins.load, --plugin): name, version and path.\n"
             "\nExample:\n  lz version --plugin build/examples/plugins/rot13.so\n",
@@ -135,6 +135,11 @@ static void open_standard_streams(void) {
 
 int main(int argc, char **argv) {
     open_standard_streams();
+    lz_cli_note_ignored_signals(); // before any disposition changes
+    // Inherited ignored (exec keeps SIG_IGN), SIGCHLD would make the kernel
+    // reap lz's children itself: waitpid would fail, their status lost
+    // (lz lock, lz rep --exec).
+    signal(SIGCHLD, SIG_DFL);
     // A closed pipe (lz sub | head) becomes a write error we report, not a death.
     signal(SIGPIPE, SIG_IGN);
     int rc = run(argc, argv);

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
@@ -12,6 +13,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -642,7 +644,35 @@ int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *n
     if (opts->schema && !cli_schema && (err = load_schema(opts)) != 0) return err;
     if (cli_schema && (err = lz_node_set_schema(node, NULL, cli_schema)) != 0) return lz_cli_fail(opts, err, "schema");
     if (serializer) *serializer = found;
+    lz_cli_say_bound(node, opts->endpoints, "");
     return 0;
+}
+
+// chosen_by_libzmq: whether binding url (len bytes) leaves libzmq to
+// choose the address: a tcp port * or 0, or ipc://* (a fresh path).
+static bool chosen_by_libzmq(const char *url, size_t len) {
+    if (len == 7 && memcmp(url, "ipc://*", 7) == 0) return true;
+    if (len < 8 || memcmp(url, "tcp://", 6) != 0) return false;
+    size_t port = len; // where the port starts, after the last ':'
+    while (port > 6 && url[port - 1] != ':') port--;
+    return port > 6 && len - port == 1 && (url[port] == '*' || url[port] == '0');
+}
+
+void lz_cli_say_bound(lz_node_t *node, const char *endpoints, const char *role) {
+    const char *last = NULL; // the last URL bound
+    size_t last_len = 0;
+    for (const char *item = endpoints; item && *item;) {
+        size_t n = strcspn(item, ","), marked = item[0] == '@' || item[0] == '>';
+        if (item[0] != '>') {
+            if (last && chosen_by_libzmq(last, last_len))
+                lz_cli_errorf("the address libzmq chose for %.*s cannot be told: give it as the last --bind",
+                              (int)last_len, last);
+            last = item + marked;
+            last_len = n - marked;
+        }
+        item += n + (item[n] == ',');
+    }
+    if (last && chosen_by_libzmq(last, last_len)) lz_cli_errorf("bound %s%s", lz_node_endpoint(node), role);
 }
 
 // The stop signals this process blocked (one command per process), for
@@ -650,11 +680,29 @@ int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *n
 static sigset_t blocked_stops;
 static bool stops_blocked;
 
-void lz_cli_block_stop_signals(sigset_t *stop) {
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define STOP_SIGNAL_COUNT (sizeof stop_signals / sizeof stop_signals[0])
+
+// The stop signals lz was started with ignored (lz_cli_note_ignored_signals).
+static sigset_t ignored_stops;
+
+void lz_cli_note_ignored_signals(void) {
+    sigemptyset(&ignored_stops);
+    for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++) {
+        struct sigaction action;
+        if (sigaction(stop_signals[i], NULL, &action) == 0 && action.sa_handler == SIG_IGN)
+            sigaddset(&ignored_stops, stop_signals[i]);
+    }
+}
+
+void lz_cli_stop_signals(sigset_t *stop) {
     sigemptyset(stop);
-    sigaddset(stop, SIGINT);
-    sigaddset(stop, SIGTERM);
-    sigaddset(stop, SIGHUP);
+    for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++)
+        if (!sigismember(&ignored_stops, stop_signals[i])) sigaddset(stop, stop_signals[i]);
+}
+
+void lz_cli_block_stop_signals(sigset_t *stop) {
+    lz_cli_stop_signals(stop);
     pthread_sigmask(SIG_BLOCK, stop, NULL);
     blocked_stops = *stop;
     stops_blocked = true;
@@ -778,21 +826,51 @@ int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send
     return rc ? rc : skipped ? LZ_EXIT_FAILURE : LZ_EXIT_OK;
 }
 
+// watch_socket puts the descriptor of socket into a new epoll set, whose
+// descriptor it returns (-1 when it cannot).
+static int watch_socket(void *socket, int *socket_fd) {
+    size_t size = sizeof *socket_fd;
+    if (zmq_getsockopt(socket, ZMQ_FD, socket_fd, &size) != 0) return -1;
+    int watch = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event none = {0};
+    if (watch >= 0 && epoll_ctl(watch, EPOLL_CTL_ADD, *socket_fd, &none) != 0) {
+        close(watch);
+        watch = -1;
+    }
+    return watch;
+}
+
 lz_cli_flush_t lz_cli_flush_start(lz_node_t *node) {
-    lz_cli_flush_t flush = {0, lz_cli_now_ms()};
+    lz_cli_flush_t flush = {0, lz_cli_now_ms(), -1, -1};
     lz_metrics_t metrics;
     size_t size = sizeof flush.linger_ms;
     // Nothing handed to libzmq, nothing queued: however long the teardown
     // lasts (longer than a linger of a few ms, often), nothing was dropped.
     if (!node || lz_node_metrics(node, &metrics) != 0 || metrics.messages_sent == 0) return flush;
-    if (zmq_getsockopt(lz_node_zmq_socket(node), ZMQ_LINGER, &flush.linger_ms, &size) != 0) flush.linger_ms = 0;
+    void *socket = lz_node_zmq_socket(node);
+    if (zmq_getsockopt(socket, ZMQ_LINGER, &flush.linger_ms, &size) != 0 || flush.linger_ms <= 0) return flush;
+    flush.watch = watch_socket(socket, &flush.socket_fd);
     return flush;
 }
 
+// finished_in_time waits until libzmq has finished the socket (its
+// descriptor is out of the epoll set), at most until the linger has
+// passed since the node's destroy began, when libzmq's linger timer
+// starts: whether it finished sooner.
+static bool finished_in_time(const lz_cli_flush_t *flush) {
+    struct epoll_event none = {0};
+    while (epoll_ctl(flush->watch, EPOLL_CTL_MOD, flush->socket_fd, &none) == 0) {
+        if (lz_cli_now_ms() - flush->start_ms >= flush->linger_ms) return false;
+        lz_cli_sleep_ms(1);
+    }
+    return true;
+}
+
 int lz_cli_flush_check(const lz_cli_flush_t *flush, int rc) {
-    // libzmq's linger timer starts after the node's destroy began, so a
-    // destroy that ended sooner than the linger did not run out of it.
-    if (flush->linger_ms <= 0 || lz_cli_now_ms() - flush->start_ms < flush->linger_ms) return rc;
+    if (flush->watch < 0) return rc;
+    bool in_time = finished_in_time(flush);
+    close(flush->watch);
+    if (in_time) return rc;
     lz_cli_errorf("messages still queued for a slow peer when zmq.linger (%d ms) ran out were dropped; "
                   "raise zmq.linger (-1: wait as long as it takes)", flush->linger_ms);
     return rc ? rc : LZ_EXIT_TIMEOUT;
@@ -802,18 +880,34 @@ int lz_cli_flush_check(const lz_cli_flush_t *flush, int rc) {
 // in slices this long, a stop signal looked for between them: lz.md's 0.1 s.
 #define LZ_CLI_WRITE_CHECK_MS 50
 
-// write_some writes up to len bytes to standard output. To a socket it
+// output_fd: the descriptor standard output is written through. A
+// terminal is opened again, non-blocking: poll calls it writable while any
+// room is left, and a blocking write of more than that waits in the
+// kernel, where no stop signal ends it. A description of lz's own, since
+// O_NONBLOCK set on standard output's would reach the shell sharing it.
+// Where it cannot be opened (no /proc), standard output as it is. Only one
+// thread writes standard output.
+static int output_fd(void) {
+    static int fd = -1;
+    if (fd >= 0) return fd;
+    fd = STDOUT_FILENO;
+    int own = isatty(STDOUT_FILENO) ? open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) : -1;
+    if (own >= 0) fd = own;
+    return fd;
+}
+
+// write_some writes up to len bytes to fd. To a socket or a terminal it
 // does not wait (EAGAIN: poll again): a socket that poll calls writable
 // may still lack room for len bytes (it tells when half its buffer is
-// free), where a pipe has room for PIPE_BUF.
-static ssize_t write_some(const char *text, size_t len) {
+// free), and a terminal too, where a pipe has room for PIPE_BUF.
+static ssize_t write_some(int fd, const char *text, size_t len) {
     static bool not_a_socket;
     if (!not_a_socket) {
-        ssize_t n = send(STDOUT_FILENO, text, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n = send(fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n >= 0 || errno != ENOTSOCK) return n;
         not_a_socket = true;
     }
-    return write(STDOUT_FILENO, text, len);
+    return write(fd, text, len);
 }
 
 // write_out writes len bytes of text to standard output. It waits until
@@ -824,14 +918,15 @@ static ssize_t write_some(const char *text, size_t len) {
 // Returns 0, LZ_EIO (reported) or LZ_ECLOSED: a stop signal came first.
 static int write_out(const char *text, size_t len) {
     int64_t next_check = lz_cli_now_ms() + LZ_CLI_WRITE_CHECK_MS;
+    int fd = output_fd();
     for (size_t done = 0; done < len;) {
         if (stops_blocked && lz_cli_now_ms() >= next_check) {
             if (stop_pending(&blocked_stops)) return LZ_ECLOSED;
             next_check = lz_cli_now_ms() + LZ_CLI_WRITE_CHECK_MS;
         }
-        struct pollfd out = {STDOUT_FILENO, POLLOUT, 0};
+        struct pollfd out = {fd, POLLOUT, 0};
         int ready = poll(&out, 1, stops_blocked ? LZ_CLI_WRITE_CHECK_MS : -1);
-        ssize_t n = ready > 0 ? write_some(text + done, len - done < PIPE_BUF ? len - done : PIPE_BUF) : 0;
+        ssize_t n = ready > 0 ? write_some(fd, text + done, len - done < PIPE_BUF ? len - done : PIPE_BUF) : 0;
         if ((ready < 0 || n < 0) && errno != EINTR && errno != EAGAIN) {
             lz_cli_errorf("writing standard output: %s", strerror(errno));
             return LZ_EIO;

@@ -163,10 +163,20 @@ int lz_cli_load_config(const lz_cli_opts_t *opts, lz_config_t *config, bool as_t
 int lz_cli_open(const lz_cli_opts_t *opts, lz_context_t **ctx);
 
 // lz_cli_node_setup applies --format to node (validating the name) and
-// --schema (every message the node sends or receives must conform), and
-// stores the node's serializer in *serializer. Returns 0 or an exit code.
+// --schema (every message the node sends or receives must conform),
+// stores the node's serializer in *serializer, and says where node was
+// bound when libzmq chose the address (lz_cli_say_bound). Returns 0 or an
+// exit code.
 int lz_cli_node_setup(const lz_cli_opts_t *opts, lz_context_t *ctx, lz_node_t *node,
                       const lz_serializer_t **serializer);
+
+// lz_cli_say_bound prints "lz CMD: bound URL<role>" on stderr, URL the
+// address node bound, when endpoints (node's, "@url,>url"; an item
+// without '@' or '>' binds) bind one whose address libzmq chooses: a tcp
+// port * or 0, or ipc://*. role is appended ("" or " (frontend)"). libzmq
+// tells the last address bound only: an earlier such bind gets a line
+// saying so instead.
+void lz_cli_say_bound(lz_node_t *node, const char *endpoints, const char *role);
 
 // A sender for lz_cli_pump_lines: value, or when value is NULL the line's
 // bytes untouched. Returns 0 or a negative lz_error_t.
@@ -181,20 +191,29 @@ int lz_cli_pump_lines(const lz_cli_opts_t *opts, FILE *in, bool raw, lz_cli_send
 
 // A stream sender's way out (pub, push). Destroying the node leaves what
 // is still queued to libzmq, which keeps sending it for zmq.linger, then
-// drops the rest without a word; the context's destroy waits until then.
-// libzmq 4.3 cannot say whether a queue is empty, so the time that takes
-// tells: a destroy that lasts the whole linger ran out of it.
+// drops the rest without a word. libzmq 4.3 cannot say whether a queue is
+// empty, so the time it takes to finish the socket tells: one that lasts
+// the whole linger ran out of it. That time alone: the rest of the
+// context's teardown (a flush of spans to an OTLP collector, up to 3 s)
+// would tell nothing. libzmq closes a socket's ZMQ_FD (its mailbox) as it
+// finishes the socket, so lz watches that descriptor in an epoll set of
+// its own: closed (or its number reused), it is gone from the set.
 typedef struct lz_cli_flush {
     int linger_ms;    // the node's ZMQ_LINGER; 0 (drop at once) or -1 (wait for ever): nothing to tell
     int64_t start_ms; // lz_cli_now_ms when the node was about to be destroyed
+    int socket_fd;    // the socket's ZMQ_FD
+    int watch;        // an epoll descriptor holding socket_fd; -1: nothing to tell
 } lz_cli_flush_t;
-// lz_cli_flush_start notes node's linger and the time; call it right
-// before destroying the node (NULL: it was never made; or no message was
-// handed to libzmq: nothing to tell).
+// lz_cli_flush_start notes node's linger, its socket's descriptor and the
+// time; call it right before destroying the node (NULL: it was never made;
+// or no message was handed to libzmq: nothing to tell).
 lz_cli_flush_t lz_cli_flush_start(lz_node_t *node);
-// lz_cli_flush_check, once the context is destroyed, returns rc, unless
-// the linger ran out: then it says so on one line and returns rc, or
-// LZ_EXIT_TIMEOUT when rc is 0 (messages were dropped: not a success).
+// lz_cli_flush_check, once the node is destroyed and before its context
+// is, waits until libzmq has finished the node's socket, at most until the
+// linger has passed, and returns rc, unless the linger ran out: then it
+// says so on one line and returns rc, or LZ_EXIT_TIMEOUT when rc is 0
+// (messages were dropped: not a success). It closes flush's epoll
+// descriptor.
 int lz_cli_flush_check(const lz_cli_flush_t *flush, int rc);
 // lz_cli_use_tolerant_codec makes node decode with inner, a frame inner
 // cannot decode becoming a bytes value instead of a dropped message (a
@@ -266,10 +285,23 @@ lz_value_t *lz_cli_value_from_text(const char *text, size_t len);
 // is null. NULL only when out of memory.
 lz_value_t *lz_cli_value_from_output(const char *text, size_t len);
 
-// lz_cli_block_stop_signals blocks SIGINT, SIGTERM and SIGHUP in the
-// calling thread and stores them in *stop. Call it before any thread is
-// made (before lz_cli_open), so all inherit the mask and a server's main
-// loop takes the signals with sigtimedwait(stop) and stops cleanly.
+// lz_cli_note_ignored_signals records which of the stop signals (SIGINT,
+// SIGTERM, SIGHUP) lz was started with ignored: nohup ignores SIGHUP, a
+// shell without job control starts a background command with SIGINT
+// ignored. Those stay ignored, by lz and by the commands it starts (lz
+// lock's, lz rep --exec's). Call it first in main, before any disposition
+// changes; not thread safe.
+void lz_cli_note_ignored_signals(void);
+// lz_cli_stop_signals stores in *stop the stop signals lz honours: SIGINT,
+// SIGTERM and SIGHUP, but those it was started with ignored (possibly
+// none). Thread safe once lz_cli_note_ignored_signals has run.
+void lz_cli_stop_signals(sigset_t *stop);
+// lz_cli_block_stop_signals blocks the stop signals (lz_cli_stop_signals)
+// in the calling thread and stores them in *stop. Call it before any
+// thread is made (before lz_cli_open), so all inherit the mask and a
+// server's main loop takes the signals with sigtimedwait(stop) and stops
+// cleanly. An ignored one is left out: blocked, it would be queued for
+// sigtimedwait, ignored or not.
 void lz_cli_block_stop_signals(sigset_t *stop);
 // lz_cli_sleep_ms sleeps, restarting after signals.
 void lz_cli_sleep_ms(int ms);

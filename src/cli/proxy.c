@@ -58,6 +58,9 @@ static int proxy_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigse
     lz_proxy_t *proxy = lz_proxy_new(ctx, (lz_proxy_kind_t)proxy_kind(opts->args[0]), opts->frontend,
                                      opts->backend, opts->capture);
     if (!proxy) return lz_cli_fail_node(opts);
+    lz_cli_say_bound(lz_proxy_frontend(proxy), opts->frontend, " (frontend)");
+    lz_cli_say_bound(lz_proxy_backend(proxy), opts->backend, " (backend)");
+    if (opts->capture) lz_cli_say_bound(lz_proxy_capture(proxy), opts->capture, " (capture)");
     int err = lz_proxy_start(proxy);
     int rc = err ? lz_cli_fail(opts, err, "proxy") : 0;
     if (rc == 0) {

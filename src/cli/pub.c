@@ -61,8 +61,9 @@ static int pub_run(const lz_cli_opts_t *opts) {
     }
     lz_cli_flush_t flush = lz_cli_flush_start(state.pub ? lz_pub_node(state.pub) : NULL);
     lz_pub_destroy(&state.pub);
+    rc = lz_cli_flush_check(&flush, rc); // before the context's teardown, which has slow parts of its own
     lz_context_destroy(&ctx);
-    return lz_cli_flush_check(&flush, rc);
+    return rc;
 }
 
 int lz_cmd_pub(int argc, char **argv) {

@@ -63,8 +63,9 @@ static int push_run(const lz_cli_opts_t *opts) {
     }
     lz_cli_flush_t flush = lz_cli_flush_start(state.push ? lz_push_node(state.push) : NULL);
     lz_push_destroy(&state.push);
+    rc = lz_cli_flush_check(&flush, rc); // before the context's teardown, which has slow parts of its own
     lz_context_destroy(&ctx);
-    return lz_cli_flush_check(&flush, rc);
+    return rc;
 }
 
 int lz_cmd_push(int argc, char **argv) {

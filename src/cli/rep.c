@@ -165,18 +165,22 @@ static int exchange(rep_child_t *child, const void *input, size_t size, lz_buffe
     return 0;
 }
 
+// What reap returns besides a wait status (which is never negative).
+enum { REP_KILLED = -1, REP_STATUS_UNKNOWN = -2 };
+
 // reap waits for the command until deadline (or *hurry), then kills its
-// group. Returns the wait status, or -1 when it had to be killed.
+// group. Returns the wait status, REP_KILLED when it had to be killed, or
+// REP_STATUS_UNKNOWN when waitpid fails (nothing to say how it ended).
 static int reap(pid_t pid, int64_t deadline, const atomic_bool *hurry) {
     int status;
     while (lz_cli_now_ms() < deadline && !atomic_load(hurry)) {
         pid_t done = waitpid(pid, &status, WNOHANG);
         if (done == pid) return status;
-        if (done < 0 && errno != EINTR) return -1;
+        if (done < 0 && errno != EINTR) return REP_STATUS_UNKNOWN;
         lz_cli_sleep_ms(5);
     }
     lz_cli_child_kill(pid, true);
-    return -1;
+    return REP_KILLED;
 }
 
 // error_reply stores a message for the error reply and returns err.
@@ -210,10 +214,12 @@ static int run_command(const char *cmd, const void *input, size_t size, int time
     close_fd(&child.in_fd);
     close_fd(&child.out_fd);
     int status = reap(child.pid, err ? 0 : deadline, hurry);
-    if (err == LZ_ECLOSED || (!err && status < 0 && atomic_load(hurry)))
+    if (err == LZ_ECLOSED || (!err && status == REP_KILLED && atomic_load(hurry)))
         err = error_reply(reply, LZ_ECLOSED, "command killed: lz rep is stopping", 0);
-    else if (err == LZ_ETIMEOUT || (!err && status < 0))
+    else if (err == LZ_ETIMEOUT || (!err && status == REP_KILLED))
         err = error_reply(reply, LZ_ETIMEOUT, "command timed out after %ld ms", timeout_ms);
+    else if (!err && status == REP_STATUS_UNKNOWN)
+        err = error_reply(reply, LZ_EIO, "cannot learn how the command ended", 0);
     else if (err == LZ_EVALIDATION)
         err = error_reply(reply, err, "command output larger than %ld bytes", REP_OUTPUT_MAX);
     else if (!err)
@@ -257,11 +263,15 @@ static int rep_exec(rep_state_t *state, const lz_message_t *request, lz_value_t 
     return err;
 }
 
-// rep_stop_soon wakes rep_wait once (stop signals are blocked in every
-// thread, so this is only queued for its sigtimedwait): a second signal
-// would mean "hurry".
+// How rep_handle (after the --count-th request) and stop_server wake the
+// main thread in rep_wait: a signal of its own, blocked in every thread
+// (rep_run), so only queued for its sigwaitinfo. Not a stop signal: one lz
+// was started with ignored (nohup) is not in the set it waits for.
+#define REP_WAKE SIGRTMIN
+
+// rep_stop_soon wakes the first rep_wait, once.
 static void rep_stop_soon(rep_state_t *state) {
-    if (!atomic_exchange(&state->stopping, true)) kill(getpid(), SIGHUP);
+    if (!atomic_exchange(&state->stopping, true)) kill(getpid(), REP_WAKE);
 }
 
 // rep_handle answers one request. With --count, handlers on several
@@ -287,12 +297,15 @@ static int rep_handle(const lz_message_t *request, lz_value_t **reply, void *arg
     return err;
 }
 
-// rep_wait returns on a stop signal, which rep_handle also sends itself
-// after the --count-th request. lz_server_stop then lets running handlers
-// send their replies, and the context's linger lets them leave.
-static void rep_wait(const sigset_t *stop) {
-    while (sigwaitinfo(stop, NULL) < 0 && errno == EINTR) {
+// rep_wait returns on a stop signal or REP_WAKE (both in signals), which
+// rep_handle sends after the --count-th request: the signal taken (-1 on a
+// failure other than EINTR). lz_server_stop then lets running handlers send
+// their replies, and the context's linger lets them leave.
+static int rep_wait(const sigset_t *signals) {
+    int signo;
+    while ((signo = sigwaitinfo(signals, NULL)) < 0 && errno == EINTR) {
     }
+    return signo;
 }
 
 // A stop in progress: lz_server_stop runs on its own thread so the main one
@@ -307,7 +320,7 @@ static void *stop_server(void *arg) {
     rep_stop_t *stop = arg;
     lz_server_stop(stop->server);
     atomic_store(&stop->done, true);
-    pthread_kill(stop->waiter, SIGHUP); // blocked there: ends its rep_wait
+    pthread_kill(stop->waiter, REP_WAKE); // blocked there: ends its rep_wait
     return NULL;
 }
 
@@ -321,9 +334,10 @@ static void rep_stop(lz_server_t *server, rep_state_t *state, const sigset_t *si
         return;
     }
     for (;;) {
-        rep_wait(signals);
+        int signo = rep_wait(signals);
         if (atomic_load(&stop.done)) break;
-        atomic_store(&state->hurry, true);
+        // The --count-th request's wake, come after a stop signal, is no second one.
+        if (signo != REP_WAKE) atomic_store(&state->hurry, true);
     }
     pthread_join(thread, NULL);
 }
@@ -336,7 +350,7 @@ static int rep_handlers(lz_server_t *server, rep_state_t *state, lz_lock_service
     return opts->echo || opts->exec ? lz_server_on_default(server, rep_handle, state) : LZ_OK;
 }
 
-static int rep_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigset_t *stop) {
+static int rep_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigset_t *signals) {
     rep_state_t state = {opts, 0, 0, false, false, false};
     lz_lock_service_t *locks = NULL;
     lz_server_t *server = lz_server_new(ctx, opts->endpoints);
@@ -346,8 +360,10 @@ static int rep_serve(const lz_cli_opts_t *opts, lz_context_t *ctx, const sigset_
     if (!rc && !err) err = lz_server_start(server);
     if (!rc && err) rc = lz_cli_fail(opts, err, "server");
     if (rc == 0) {
-        rep_wait(stop);
-        rep_stop(server, &state, stop);
+        // A REP_WAKE another process sent is no stop.
+        while (rep_wait(signals) == REP_WAKE && !atomic_load(&state.stopping)) {
+        }
+        rep_stop(server, &state, signals);
     }
     lz_server_destroy(&server); // first: its handlers use the lock service
     lz_lock_service_destroy(&locks);
@@ -365,11 +381,16 @@ static int rep_run(const lz_cli_opts_t *opts) {
         return lz_cli_usage_error(opts->cmd, "--timeout bounds --exec commands: not without --exec");
     if (opts->count && !opts->echo && !opts->exec)
         return lz_cli_usage_error(opts->cmd, "--count counts --echo or --exec requests, not lock actions");
-    sigset_t stop;
-    lz_cli_block_stop_signals(&stop);
+    // rep_wait's signals, blocked before lz_cli_open makes threads.
+    sigset_t signals, wake;
+    lz_cli_block_stop_signals(&signals);
+    sigemptyset(&wake);
+    sigaddset(&wake, REP_WAKE);
+    pthread_sigmask(SIG_BLOCK, &wake, NULL);
+    sigaddset(&signals, REP_WAKE);
     lz_context_t *ctx = NULL;
     int rc = lz_cli_open(opts, &ctx);
-    if (rc == 0) rc = rep_serve(opts, ctx, &stop);
+    if (rc == 0) rc = rep_serve(opts, ctx, &signals);
     lz_context_destroy(&ctx);
     return rc;
 }
