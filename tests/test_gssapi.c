@@ -737,6 +737,22 @@ LZ_TEST(name_types_are_checked_and_need_a_restart) {
     LZ_CHECK(gssapi == NULL);
 }
 
+// A bad principals file line is shown escaped in the error, as a bad
+// keys file line is: it may hold a terminal's escape sequences.
+LZ_TEST(a_bad_principals_line_is_shown_escaped) {
+    char path[256], setting[300];
+    lz_test_ipc_endpoint(path, sizeof path); // its private directory
+    memmove(path, path + strlen("ipc://"), strlen(path + strlen("ipc://")) + 1);
+    strncat(path, ".principals", sizeof path - strlen(path) - 1);
+    lz_test_replace_file(path, "\x1b]0;owned\x07\\alice\n");
+    snprintf(setting, sizeof setting, "security.gssapi_principals_file=%s", path);
+    refused((const char *const[]){"zmq.linger=0", "security.gssapi_server=true", setting, NULL},
+            "principals:1: not a Kerberos principal with its realm (alice@EXAMPLE.COM): "
+            "'\\x1b]0;owned\\x07\\x5calice'");
+    LZ_CHECK(!strchr(lz_last_error(), '\x1b') && !strchr(lz_last_error(), '\x07'));
+    unlink(path);
+}
+
 LZ_TEST(a_gssapi_node_keeps_its_side) {
     lz_context_t *sctx = server_context("");
     lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
@@ -758,7 +774,8 @@ LZ_TEST_MAIN(LZ_CASE(encrypted_request_reply_carries_the_principal), LZ_CASE(pla
              LZ_CASE(a_principal_taken_off_the_list_loses_its_live_connection),
              LZ_CASE(a_principals_file_is_read_at_each_reload), LZ_CASE(an_emptied_principals_file_admits_no_one),
              LZ_CASE(a_service_the_server_has_no_key_for_gets_nothing_through),
-             LZ_CASE(bad_combinations_are_configuration_errors), LZ_CASE(a_gssapi_node_keeps_its_side),
+             LZ_CASE(bad_combinations_are_configuration_errors), LZ_CASE(a_bad_principals_line_is_shown_escaped),
+             LZ_CASE(a_gssapi_node_keeps_its_side),
              LZ_CASE(a_host_based_service_name_reaches_the_server),
              LZ_CASE(a_name_read_as_the_wrong_type_gets_nothing_through),
              LZ_CASE(the_user_id_is_the_kerberos_name_whatever_the_type),

@@ -1,7 +1,8 @@
 /* Security, PLAIN: user names and passwords checked by the ZAP handler
  * against a users file of crypt(3) hashes. A right password gets through
  * and the handler sees the name; a wrong one and an unknown user are
- * refused alike (nothing arrives, handshake_failures counts it); a reload
+ * refused alike (nothing arrives, handshake_failures counts it; an unknown
+ * name is checked against the costliest user's hash); a reload
  * drops a user; bad users files and CURVE beside PLAIN are refused; a
  * PLAIN server bound beyond loopback warns once; a pyzmq PLAIN client. */
 #include <crypt.h>
@@ -16,6 +17,38 @@
 #include "liberzmq/pushpull.h"
 #include "liberzmq/reqrep.h"
 #include "liberzmq/security.h"
+
+/* ---- which hash a check is made against ---------------------------------- */
+
+// crypt_r below stands in for libxcrypt's: liberzmq is linked in statically,
+// so its calls come here. While recording, it keeps the settings it is given
+// (the ZAP handler's pool threads hash: under a lock), then hashes as ever.
+static pthread_mutex_t crypt_seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool crypt_recording;
+static char crypt_seen[8][CRYPT_OUTPUT_SIZE];
+static size_t crypt_seen_count;
+
+typedef char *crypt_r_fn(const char *phrase, const char *setting, struct crypt_data *data);
+static crypt_r_fn *real_crypt_r;
+static pthread_once_t real_crypt_r_once = PTHREAD_ONCE_INIT;
+
+static void find_real_crypt_r(void) { lz_test_next_function(&real_crypt_r, "crypt_r"); }
+
+char *crypt_r(const char *phrase, const char *setting, struct crypt_data *data) {
+    pthread_once(&real_crypt_r_once, find_real_crypt_r);
+    pthread_mutex_lock(&crypt_seen_lock);
+    if (crypt_recording && crypt_seen_count < sizeof crypt_seen / sizeof crypt_seen[0])
+        snprintf(crypt_seen[crypt_seen_count++], sizeof crypt_seen[0], "%s", setting);
+    pthread_mutex_unlock(&crypt_seen_lock);
+    return real_crypt_r(phrase, setting, data);
+}
+
+static void crypt_record(bool on) {
+    pthread_mutex_lock(&crypt_seen_lock);
+    crypt_recording = on;
+    if (on) crypt_seen_count = 0;
+    pthread_mutex_unlock(&crypt_seen_lock);
+}
 
 // user_line writes "name:hash" of password with a fresh salt of method
 // ("$y$": yescrypt, as lz passwd) and cost count (0: the method's default).
@@ -529,10 +562,69 @@ LZ_TEST(a_user_named_like_a_key_has_no_key) {
     lz_context_destroy(&sctx);
 }
 
+// plain_status asks ctx's ZAP handler about a PLAIN login as libzmq asks
+// (RFC 27, after the empty frame a REQ would send), from a DEALER on its
+// inproc endpoint; the answer's status goes into status.
+static void plain_status(lz_context_t *ctx, const char *user, const char *password, char status[64]) {
+    void *dealer = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_DEALER, 10000 * LZ_TEST_SLOWDOWN,
+                                        "inproc://zeromq.zap.01");
+    const char *frames[] = {"", "1.0", "7", "liberzmq", "127.0.0.1", "", "PLAIN", user, password};
+    size_t count = sizeof frames / sizeof frames[0];
+    for (size_t i = 0; i < count; i++) zmq_send(dealer, frames[i], strlen(frames[i]), i + 1 < count ? ZMQ_SNDMORE : 0);
+    status[0] = '\0';
+    int more = 1;
+    for (size_t i = 0; more; i++) {
+        char frame[64] = "";
+        int got = zmq_recv(dealer, frame, sizeof frame - 1, 0);
+        size_t more_size = sizeof more;
+        more = got >= 0 && zmq_getsockopt(dealer, ZMQ_RCVMORE, &more, &more_size) == 0 && more;
+        if (got >= 0 && i == 3) memcpy(status, frame, sizeof frame); // "", "1.0", the request id, the status
+    }
+    zmq_close(dealer);
+}
+
+// checked_against: the setting of the one hash a PLAIN login of user with
+// a wrong password was checked against (refused, 400), into setting.
+static void checked_against(lz_context_t *ctx, const char *user, char *setting, size_t size) {
+    char status[64];
+    crypt_record(true);
+    plain_status(ctx, user, "guess", status);
+    crypt_record(false);
+    LZ_CHECK_STR(status, "400");
+    pthread_mutex_lock(&crypt_seen_lock);
+    LZ_CHECK_INT(crypt_seen_count, 1);
+    snprintf(setting, size, "%s", crypt_seen_count ? crypt_seen[0] : "");
+    pthread_mutex_unlock(&crypt_seen_lock);
+}
+
+// An unknown name is checked against the costliest user's hash, whichever
+// comes first by name: aaron's sha512crypt of 1000 rounds (about 1 ms)
+// beside zoe's yescrypt (tens of ms) would tell known names from unknown
+// ones by the answer's time. Users of different costs remain told apart
+// from each other (docs/security.md).
+LZ_TEST(an_unknown_name_costs_the_costliest_users_check) {
+    FILE *f = fopen(users_file(), "w");
+    LZ_CHECK(f != NULL);
+    if (!f) return;
+    user_line(f, "aaron", "a-pass", "$6$", 1000);
+    user_line(f, "zoe", "z-pass", "$y$", 0);
+    fclose(f);
+    lz_context_t *sctx = server_context();
+    LZ_CHECK(sctx != NULL);
+    char known[CRYPT_OUTPUT_SIZE], unknown[CRYPT_OUTPUT_SIZE], cheap[CRYPT_OUTPUT_SIZE];
+    checked_against(sctx, "zoe", known, sizeof known);
+    checked_against(sctx, "aaron", cheap, sizeof cheap);
+    checked_against(sctx, "nosuchuser", unknown, sizeof unknown);
+    LZ_CHECK(strncmp(known, "$y$", 3) == 0 && strncmp(cheap, "$6$rounds=1000$", 15) == 0);
+    LZ_CHECK_STR(unknown, known);
+    lz_context_destroy(&sctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(right_password_gets_in_and_the_handler_sees_the_user), LZ_CASE(reload_drops_a_user),
              LZ_CASE(malformed_users_files_are_refused), LZ_CASE(users_file_lines_and_names),
              LZ_CASE(a_password_holding_a_nul_is_refused), LZ_CASE(curve_beside_plain_is_refused),
              LZ_CASE(a_nodes_side_and_the_clear_text_warning), LZ_CASE(slow_plain_logins_hold_up_no_other_handshake),
              LZ_CASE(destroying_a_context_mid_hash_ends_cleanly),
              LZ_CASE(pyzmq_plain_client_interop), LZ_CASE(hashes_crypt_cannot_check_are_refused),
-             LZ_CASE(the_audit_names_the_user_whole), LZ_CASE(a_user_named_like_a_key_has_no_key))
+             LZ_CASE(the_audit_names_the_user_whole), LZ_CASE(a_user_named_like_a_key_has_no_key),
+             LZ_CASE(an_unknown_name_costs_the_costliest_users_check))

@@ -6,8 +6,9 @@
  * user taken out of the users file is cut and what it had queued is
  * dropped, one given a new password or listed anew is cut; a newly denied
  * address is cut and what it had queued dropped, by lz_context_reload or
- * a watched file, unless security.cut_revoked is off. Each cut is counted
- * (connections_cut) and audited. */
+ * a watched file, unless security.cut_revoked is off, and so is a
+ * connection a node under address rules made itself. Each cut is counted
+ * (connections_cut) and audited, a user name escaped. */
 #include <arpa/inet.h>
 #include <crypt.h>
 #include <fcntl.h>
@@ -525,6 +526,39 @@ LZ_TEST(plain_user_listed_anew_is_cut) {
     plain_case_close(&c);
 }
 
+// The cut's audit line shows the user name escaped, as the handler's
+// lines do: a name the peer chose may hold a terminal's escape sequences.
+LZ_TEST(a_cut_users_name_is_escaped) {
+    static const char name[] = "ev\\il\x1b[31m";
+    char path[256], line[256], other[256];
+    lz_test_ipc_endpoint(path, sizeof path);
+    memmove(path, path + strlen("ipc://"), strlen(path + strlen("ipc://")) + 1);
+    strncat(path, ".users", sizeof path - strlen(path) - 1);
+    user_line(line, sizeof line, name, "pw");
+    user_line(other, sizeof other, "other", "x");
+    write_users(path, (const char *const[]){other, line, NULL});
+    lz_config_t *cfg = config_with("security.plain_users_file", path, NULL, NULL);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    lz_context_t *sctx = context_from(cfg, &log);
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*");
+    LZ_CHECK(pull != NULL);
+    lz_context_t *pctx = NULL;
+    lz_push_t *push = plain_pusher(&pctx, name, "pw", lz_node_endpoint(lz_pull_node(pull)));
+    LZ_CHECK(delivers(send_push, push, read_pull, pull, "hi")); // known by it
+    write_users(path, (const char *const[]){other, NULL});
+    LZ_CHECK_INT(lz_context_reload(sctx, cfg), LZ_OK);
+    LZ_CHECK_INT(cuts(lz_pull_node(pull)), 1);
+    LZ_CHECK_INT(lz_test_logged(&log, "cut peer 127.0.0.1 mechanism PLAIN user ev\\x5cil\\x1b[31m on pull: user no "
+                                      "longer listed"), 1);
+    LZ_CHECK_INT(lz_test_logged(&log, "\x1b"), 0);
+    lz_push_destroy(&push);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&pctx);
+    lz_context_destroy(&sctx);
+    lz_config_destroy(&cfg);
+    unlink(path);
+}
+
 /* ---- addresses ---------------------------------------------------------- */
 
 // Two plain pushers to one puller, "one" from 127.0.0.1 and "two" from
@@ -629,6 +663,44 @@ LZ_TEST(watched_file_denying_an_address_cuts_it) {
     rmdir(dir);
 }
 
+
+// A node bound under access rules that also connects: the handler judges
+// that outgoing connection's handshake, and a reload that now refuses the
+// peer cuts it as it cuts an incoming one. Nothing the pusher sends after
+// arrives (its reconnects are refused), while a pusher on the node's bound
+// endpoint keeps delivering.
+LZ_TEST(a_judged_nodes_own_connection_is_cut) {
+    lz_config_t *cfg = config_with("security.deny_addresses", "10.9.9.9", NULL, NULL);
+    lz_test_log_t log = LZ_TEST_LOG_INIT;
+    lz_context_t *sctx = context_from(cfg, &log);
+    lz_config_t *pcfg = config_with("zmq.send_timeout", "200", NULL, NULL);
+    lz_context_t *pctx = context_from(pcfg, NULL);
+    lz_config_destroy(&pcfg);
+    lz_push_t *far = lz_push_new(pctx, "@tcp://127.0.0.2:*");
+    lz_pull_t *pull = lz_pull_new(sctx, "tcp://127.0.0.1:*"); // its first endpoint a bind: judged by the rules
+    LZ_CHECK(far != NULL && pull != NULL);
+    lz_push_t *near = lz_push_new(pctx, lz_node_endpoint(lz_pull_node(pull)));
+    LZ_CHECK_INT(lz_node_connect(lz_pull_node(pull), lz_node_endpoint(lz_push_node(far))), LZ_OK);
+    LZ_CHECK(delivers(send_push, far, read_pull, pull, "far"));
+    LZ_CHECK(delivers(send_push, near, read_pull, pull, "near"));
+
+    LZ_CHECK_INT(lz_config_set(cfg, "security.deny_addresses", "127.0.0.2"), LZ_OK);
+    LZ_CHECK_INT(lz_context_reload(sctx, cfg), LZ_OK);
+    LZ_CHECK_INT(cuts(lz_pull_node(pull)), 1);
+    LZ_CHECK_INT(lz_test_logged(&log, DENIED_TWO), 1);
+    quiet(read_pull, pull, 300); // what both sent before the cut
+    for (int i = 0; i < 5; i++) lz_push_send_bytes(far, "far-after", 9); // no connection: each may give up
+    LZ_CHECK(!got(read_pull, pull, "far-after", 300 * LZ_TEST_SLOWDOWN));
+    LZ_TEST_WAIT_UNTIL(lz_test_handshake_failures(lz_pull_node(pull)) > 0, SLOW_MS); // its reconnect, refused
+    LZ_CHECK(lz_test_handshake_failures(lz_pull_node(pull)) > 0);
+    LZ_CHECK(delivers(send_push, near, read_pull, pull, "near-after"));
+    lz_push_destroy(&near);
+    lz_pull_destroy(&pull);
+    lz_push_destroy(&far);
+    lz_context_destroy(&pctx);
+    lz_context_destroy(&sctx);
+    lz_config_destroy(&cfg);
+}
 
 /* ---- a cut peer's leftovers ---------------------------------------------- */
 
@@ -827,7 +899,7 @@ static void reload_cutting_last(table_case_t *t) {
 static void run_steps(table_case_t *t, const char *steps, char *seen) {
     for (const char *step = steps; *step; step++) {
         if (*step == '+' || *step == 'n') next_socket(t);
-        if (*step == '+' || *step == 'A') lz__conns_accepted(&t->node->conns, t->fd);
+        if (*step == '+' || *step == 'A') lz__conns_opened(&t->node->conns, t->fd);
         if (*step == '-') lz__conns_disconnected(&t->node->conns, t->fd);
         if (*step == 'd') lz__conns_drained(&t->node->conns);
         if (*step == 'X') reload_cutting_last(t);
@@ -1045,8 +1117,10 @@ LZ_TEST_MAIN(LZ_CASE(revoked_curve_subscriber_is_cut), LZ_CASE(silent_pullers_ar
              LZ_CASE(proxy_cuts_only_the_revoked_peer), LZ_CASE(proxy_drops_what_a_revoked_sender_left_queued),
              LZ_CASE(removed_plain_user_is_cut_and_its_queue_dropped),
              LZ_CASE(plain_user_with_a_new_password_is_cut), LZ_CASE(plain_user_listed_anew_is_cut),
+             LZ_CASE(a_cut_users_name_is_escaped),
              LZ_CASE(newly_denied_address_is_cut),
              LZ_CASE(cut_revoked_off_leaves_connections_up), LZ_CASE(watched_file_denying_an_address_cuts_it),
+             LZ_CASE(a_judged_nodes_own_connection_is_cut),
              LZ_CASE(leftovers_of_a_cut_peer_stay_dropped_after_its_number_is_reused),
              LZ_CASE(only_rules_that_narrow_judge_again), LZ_CASE(leftovers_of_an_unknown_connection_teach_no_key),
              LZ_CASE(as_many_leftovers_as_a_connection_can_leave_teach_no_key),

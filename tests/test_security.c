@@ -1,7 +1,7 @@
 /* Security: CURVE keys, encrypted push/pull and request/reply, refusal of
  * plain and wrongly keyed peers, authorized keys and address rules through
- * the ZAP handler, the audit log, a node's side and keys, and a pyzmq CURVE
- * client. Every refusal is seen twice: nothing arrives, and the server's
+ * the ZAP handler, the audit log, a node's side and keys (a failed first
+ * endpoint settles neither), and a pyzmq CURVE client. Every refusal is seen twice: nothing arrives, and the server's
  * handshake_failures counts it. Peer addresses no connection here can have
  * (link-local, malformed) are put to the ZAP handler directly. */
 #include <arpa/inet.h>
@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lz_test.h"
+#include "core/node.h"
 #include "liberzmq/pushpull.h"
 #include "liberzmq/reqrep.h"
 #include "liberzmq/security.h"
@@ -339,6 +340,80 @@ LZ_TEST(first_endpoint_settles_a_nodes_side) {
     lz_context_destroy(&sctx);
 }
 
+// taken_endpoint binds a plain socket of zmq_ctx on a free loopback port
+// and writes where into endpoint: a bind there fails (address in use).
+static void *taken_endpoint(void *zmq_ctx, char *endpoint, size_t size) {
+    void *s = lz_test_plain_socket(zmq_ctx, ZMQ_PULL, 0, "@tcp://127.0.0.1:*");
+    lz_test_bound_endpoint(s, endpoint, size);
+    return s;
+}
+
+// A first endpoint that fails leaves the node with none, so unsettled: its
+// keys may still be set, it may take either side, and its socket is plain
+// again (a CURVE server's options taken back).
+LZ_TEST(a_failed_first_endpoint_settles_nothing) {
+    lz_test_keypair_t server = lz_test_new_keypair();
+    lz_context_t *sctx = context_with("security.curve_secret_key", server.secret_key, "security.curve_server_key",
+                                      server.public_key);
+    lz_context_t *plain = context_with(NULL, NULL, NULL, NULL);
+    char taken[256];
+    void *holder = taken_endpoint(lz_context_zmq(plain), taken, sizeof taken);
+    lz_pull_t *pull = lz_pull_new(sctx, NULL);
+    lz_node_t *node = lz_pull_node(pull);
+    LZ_CHECK_INT(lz_node_bind(node, taken), LZ_ECONNECTION);
+    LZ_CHECK_STR(lz_node_endpoint(node), "");
+    char shown[LZ_CURVE_KEY_SIZE];
+    LZ_CHECK_INT(lz_node_curve_public_key(node, shown), LZ_OK);
+    LZ_CHECK_STR(shown, "");
+    int mechanism = -1;
+    size_t size = sizeof mechanism;
+    LZ_CHECK_INT(zmq_getsockopt(node->socket, ZMQ_MECHANISM, &mechanism, &size), 0);
+    LZ_CHECK_INT(mechanism, ZMQ_NULL);
+    // Left plain in its secure context: a plain pusher gets through.
+    LZ_CHECK_INT(lz_node_set_curve_keys(node, "", ""), LZ_OK);
+    LZ_CHECK_INT(lz_node_bind(node, "tcp://127.0.0.1:*"), LZ_OK);
+    LZ_CHECK(lz_test_delivered(plain, pull, 5000 * LZ_TEST_SLOWDOWN));
+    lz_pull_destroy(&pull);
+    // A node whose bind failed may connect instead: a CURVE client then.
+    pull = lz_pull_new(sctx, NULL);
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), taken), LZ_ECONNECTION);
+    LZ_CHECK_INT(lz_node_connect(lz_pull_node(pull), "tcp://127.0.0.1:1"), LZ_OK);
+    lz_pull_destroy(&pull);
+    zmq_close(holder);
+    lz_context_destroy(&plain);
+    lz_context_destroy(&sctx);
+}
+
+// A first bind refused because the ZAP handler could not start (the
+// application's own handler held its endpoint) settles nothing either: the
+// bind tried again once the endpoint is free starts the handler, which
+// admits a CURVE client and names its key.
+LZ_TEST(a_bind_retried_after_the_zap_handler_failed_starts_it) {
+    lz_test_keypair_t server = lz_test_new_keypair();
+    lz_context_t *sctx = server_context(&server), *cctx = client_context(server.public_key);
+    void *own = lz_test_plain_socket(lz_context_zmq(sctx), ZMQ_ROUTER, 0, "@inproc://zeromq.zap.01");
+    lz_pull_t *pull = lz_pull_new(sctx, NULL);
+    LZ_CHECK(lz_node_bind(lz_pull_node(pull), "tcp://127.0.0.1:*") != LZ_OK);
+    LZ_CHECK(strstr(lz_last_error(), "ZAP handler") != NULL);
+    zmq_unbind(own, "inproc://zeromq.zap.01"); // free at once, as a close alone would not leave it
+    zmq_close(own);
+    LZ_CHECK_INT(lz_node_bind(lz_pull_node(pull), "tcp://127.0.0.1:*"), LZ_OK);
+    LZ_CHECK_INT(lz_node_set_serializer(lz_pull_node(pull), "raw"), LZ_OK);
+    lz_push_t *push = lz_push_new(cctx, lz_node_endpoint(lz_pull_node(pull)));
+    char key[LZ_CURVE_KEY_SIZE];
+    LZ_CHECK_INT(lz_node_curve_public_key(lz_push_node(push), key), LZ_OK);
+    LZ_CHECK_INT(lz_push_send_bytes(push, "x", 1), LZ_OK);
+    lz_message_t *msg = lz_pull_recv(pull, 5000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK(msg != NULL);
+    const char *sender = msg ? lz_message_peer_key(msg) : NULL;
+    LZ_CHECK(sender != NULL && strcmp(sender, key) == 0);
+    lz_message_destroy(&msg);
+    lz_push_destroy(&push);
+    lz_pull_destroy(&pull);
+    lz_context_destroy(&cctx);
+    lz_context_destroy(&sctx);
+}
+
 LZ_TEST(node_keys_override_the_contexts) {
     lz_test_keypair_t server = lz_test_new_keypair();
     lz_context_t *plain = context_with(NULL, NULL, NULL, NULL);
@@ -536,6 +611,7 @@ LZ_TEST_MAIN(LZ_CASE(keys_are_z85_pairs), LZ_CASE(config_checks_security_keys),
              LZ_CASE(long_lines_of_a_keys_file_are_read_whole),
              LZ_CASE(curve_traffic_flows_and_plain_peers_are_refused), LZ_CASE(wrong_server_key_is_refused),
              LZ_CASE(authorized_keys_admit_refuse_and_audit), LZ_CASE(address_rules_admit_and_refuse),
-             LZ_CASE(first_endpoint_settles_a_nodes_side), LZ_CASE(node_keys_override_the_contexts),
+             LZ_CASE(first_endpoint_settles_a_nodes_side), LZ_CASE(a_failed_first_endpoint_settles_nothing),
+             LZ_CASE(a_bind_retried_after_the_zap_handler_failed_starts_it), LZ_CASE(node_keys_override_the_contexts),
              LZ_CASE(pyzmq_curve_client_interop), LZ_CASE(a_later_endpoint_gets_its_nodes_security_or_is_refused),
              LZ_CASE(a_peer_cannot_name_its_own_user_id), LZ_CASE(a_keys_file_that_is_not_a_regular_file_is_refused))

@@ -74,14 +74,15 @@ int lz_curve_public_key(char *public_key, const char *secret_key);
 // peer: bind it in a context without authorized keys.
 // The keys are copied. Call it before the node's first bind or connect:
 // create the node without endpoints, set its keys, then bind or connect.
-// LZ_ESTATE once the node has an endpoint, LZ_EINVAL for a key that is not
-// 40-character Z85. Not synchronised with other calls on the node.
+// LZ_ESTATE once the node has an endpoint (a first bind or connect that
+// failed gave it none: the keys may still be set), LZ_EINVAL for a key that
+// is not 40-character Z85. Not synchronised with other calls on the node.
 int lz_node_set_curve_keys(lz_node_t *node, const char *secret_key, const char *server_key);
 
 // lz_node_curve_public_key writes into public_key (LZ_CURVE_KEY_SIZE
 // bytes) the public key the node shows its peers (a server's, or a
 // client's own), or "" when the node does not use CURVE (yet: before its
-// first bind or connect). Safe from any thread once that first endpoint is
+// first bind or connect that succeeds). Safe from any thread once that first endpoint is
 // in place; not while another thread makes it.
 int lz_node_curve_public_key(const lz_node_t *node, char *public_key);
 

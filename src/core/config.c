@@ -251,7 +251,10 @@ static bool is_section(const char *name) {
 
 /* ---- slots: construction, copy, assignment ---- */
 
+// slot_clear wipes a value before freeing it: secrets (security.*) among
+// them must not linger in freed memory.
 static void slot_clear(slot_t *slot) {
+    if (slot->s) explicit_bzero(slot->s, strlen(slot->s));
     free(slot->s);
     free(slot->source);
     slot->s = NULL;

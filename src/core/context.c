@@ -190,8 +190,11 @@ static bool monitor_read_event(monitor_entry_t *entry) {
             lz__msg_text(&addr, endpoint, sizeof endpoint);
             lz__node_handshake_failed(entry->node, event, value, endpoint);
         }
-        // Both events' value is the connection's descriptor.
-        if (event == ZMQ_EVENT_ACCEPTED) lz__conns_accepted(&entry->node->conns, (int)value);
+        // These events' value is the connection's descriptor. A connection
+        // the socket made is judged at a reload as an accepted one is: the
+        // ZAP handler judged its handshake too (revoke.h).
+        if (event == ZMQ_EVENT_ACCEPTED || event == ZMQ_EVENT_CONNECTED)
+            lz__conns_opened(&entry->node->conns, (int)value);
         if (event == ZMQ_EVENT_DISCONNECTED) lz__conns_disconnected(&entry->node->conns, (int)value);
         // Under the lock lz__context_share_counters takes: a multi-endpoint
         // client points a node at its owner's counters before connecting,

@@ -117,11 +117,14 @@ static int add_admitted(const char *item, void *arg) {
 }
 
 // principals_line reads one principal of a principals file: anything after
-// it and a blank is a comment, as in an authorized_keys file.
+// it and a blank is a comment, as in an authorized_keys file. A bad line is
+// shown escaped, as a bad keys file line is: it may be any bytes.
 static int principals_line(void *gssapi, char *text, char *why, size_t why_size) {
     text[strcspn(text, " \t")] = '\0';
     if (check_listed(text, NULL) != LZ_OK) {
-        snprintf(why, why_size, "not a Kerberos principal with its realm (alice@EXAMPLE.COM): '%.60s'", text);
+        char shown[60 * 4 + 1];
+        lz__security_escape(text, strnlen(text, 60), shown, sizeof shown);
+        snprintf(why, why_size, "not a Kerberos principal with its realm (alice@EXAMPLE.COM): '%s'", shown);
         return LZ_EINVAL;
     }
     return add_admitted(text, gssapi);

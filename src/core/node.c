@@ -120,7 +120,8 @@ void lz__node_connection_event(lz_node_t *node, int delta) {
 }
 
 // secure_for settles the node's security with its first endpoint's side and
-// sets the socket up for it (lock held).
+// sets the socket up for it (lock held). A first endpoint that fails takes
+// it back (unsettle).
 static int secure_for(lz_node_t *node, char side) {
     bool first = node->security.mode == LZ_SECURE_UNSET;
     int rc = lz__context_security_settle(node->ctx, &node->security, side, node->name);
@@ -130,6 +131,17 @@ static int secure_for(lz_node_t *node, char side) {
     // principal (lz_message_peer_key, lz_message_peer_user), and checks passwords.
     if (rc == LZ_OK && first && lz__security_mode_server(node->security.mode)) rc = lz__context_zap(node->ctx);
     return rc;
+}
+
+// unsettle takes back what secure_for did for a first endpoint that failed,
+// before being the node's security as it was then (its own keys): with no
+// endpoint, the node may still take keys and either side, and its next
+// endpoint settles it anew, starting the ZAP handler if this one could not.
+// A handler this one started stays, the context's. Lock held.
+static void unsettle(lz_node_t *node, const lz_node_security_t *before) {
+    node->security = *before;
+    lz__security_unapply(node->socket);
+    lz__conns_disarm(&node->conns);
 }
 
 /* ---- endpoints ---------------------------------------------------------- */
@@ -217,11 +229,16 @@ static int attach_one(lz_node_t *node, char side, const char *url) {
         return lz__fail(LZ_ESTATE, "%s: its socket is run by its own thread: give every endpoint when creating it",
                         node->name);
     lz__node_lock(node); // rebuilds read node->attached under it
+    bool first = node->security.mode == LZ_SECURE_UNSET;
+    lz_node_security_t before;
+    if (first) before = node->security;
     char *entry = entry_for(node, side, url);
     int rc = entry ? secure_for(node, side) : LZ_ENOMEM;
     if (rc == LZ_OK) rc = apply_endpoint(node, side, url);
     if (rc == LZ_OK) node->attached[node->attached_count++] = entry;
     else free(entry);
+    if (rc != LZ_OK && first) unsettle(node, &before);
+    if (first) explicit_bzero(&before, sizeof before); // its own secret key's copy
     lz_context_warning_t warning = rc != LZ_OK                           ? LZ_WARNING_COUNT
                                    : plain_exposed(&node->security, side, url) ? LZ_WARNING_PLAIN_EXPOSED
                                    : lz__security_gssapi_leaks(&node->security) ? LZ_WARNING_GSSAPI_LEAK
@@ -334,6 +351,9 @@ void lz__node_close(lz_node_t *node) {
     lz__bias_fini(&node->lock);
     lz__conns_fini(&node->conns);
     lz__hooks_free(node);
+    // Not to linger in freed memory (libzmq keeps its own copies).
+    explicit_bzero(node->security.secret_key, sizeof node->security.secret_key);
+    explicit_bzero(node->security.plain_password, sizeof node->security.plain_password);
     node->ctx = NULL;
     lz__context_unref(ctx);
 }

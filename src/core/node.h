@@ -92,7 +92,7 @@ struct lz_node {
     size_t attached_count;
     char monitor_endpoint[64];      // inproc address of this socket's monitor
     lz_node_security_t security;    // CURVE or ZAP, settled by the first endpoint
-    lz_conns_t conns;               // incoming connections, when the ZAP handler guards the socket (revoke.h)
+    lz_conns_t conns;               // connections, when the ZAP handler guards the socket (revoke.h)
     lz_node_t *next, *prev;         // the context's list of nodes
     uint64_t id;                    // unique in the context (exporters' label)
     struct lz_hooks *hooks;         // lz_node_on_send / lz_node_on_receive (core/hooks.h); NULL: none

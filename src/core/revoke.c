@@ -1,8 +1,12 @@
 /* Cutting live connections a reload's access rules refuse. A guarded
- * socket's incoming connections are kept by descriptor: the monitor's
- * ACCEPTED opens an entry, DISCONNECTED closes it, and the first message a
- * connection sends shows who it is (its ZAP user id: a CURVE key, a PLAIN
- * user name). A reload that may refuse someone admitted before judges every
+ * socket's connections are kept by descriptor: the monitor's ACCEPTED
+ * opens an entry (and CONNECTED, for a socket the access rules judge with
+ * no mechanism of its own, the one guarded socket that may connect: the
+ * ZAP handler judges its own connections too), DISCONNECTED closes it,
+ * and the first message a connection sends shows who it is (its ZAP user
+ * id: a CURVE key, a PLAIN user name). ACCEPTED below stands for both: the
+ * reasoning about descriptor numbers holds for a connection made as for
+ * one accepted. A reload that may refuse someone admitted before judges every
  * open entry again; one now refused, or one whose identity no message has
  * shown, is shut down (shutdown(2): libzmq owns the descriptor, sees the
  * connection end and tears it down as any other), and its peer's reconnect
@@ -112,6 +116,11 @@ void lz__conns_guard(lz_conns_t *conns, lz_secure_mode_t mode, int inbound_hwm) 
     atomic_store(&conns->mode, mode);
 }
 
+void lz__conns_disarm(lz_conns_t *conns) {
+    atomic_store(&conns->mode, LZ_SECURE_UNSET);
+    lz__conns_forget(conns);
+}
+
 static lz_secure_mode_t guarded_mode(lz_conns_t *conns) { return atomic_load(&conns->mode); }
 
 static void set_looked(lz_conns_t *conns, lz_conn_t *conn, bool looked) {
@@ -179,7 +188,7 @@ static bool may_learn(const lz_conns_t *conns, const lz_conn_t *conn) {
     return conn->queued_by || (conn->queued <= conns->doubt && conn->queued < UINT_MAX);
 }
 
-void lz__conns_accepted(lz_conns_t *conns, int fd) {
+void lz__conns_opened(lz_conns_t *conns, int fd) {
     lz_secure_mode_t mode = guarded_mode(conns);
     if (fd < 0 || mode == LZ_SECURE_UNSET) return;
     pthread_mutex_lock(&conns->lock);
@@ -353,7 +362,8 @@ static const char *mechanism_name(lz_secure_mode_t mode) {
                                              : "NULL";
 }
 
-// cut shuts the connection down and says so in the audit log.
+// cut shuts the connection down and says so in the audit log, the user id
+// escaped as the handler's own audit lines show it: a peer chose it.
 static void cut(lz_node_t *node, lz_conn_t *conn, int fd, const char *address, const char *refusal) {
     lz_conns_t *conns = &node->conns;
     lz_secure_mode_t mode = guarded_mode(conns);
@@ -364,9 +374,11 @@ static void cut(lz_node_t *node, lz_conn_t *conn, int fd, const char *address, c
     conn->cut_gone = 0; // to be seen gone anew: this socket, closed, has left all the number's earlier ones did
     update_looked(conns, conn);
     const char *mechanism = mechanism_name(mode);
+    char user[LZ_PLAIN_TEXT_MAX * 4 + 1]; // a ZAP user id: at most a PLAIN name's length (security.c's reply)
+    if (conn->user) lz__security_escape(conn->user, strlen(conn->user), user, sizeof user);
     LZ_LOG(node->log, LZ_LOG_WARNING, "audit", "cut peer %s mechanism %s %s %s on %s: %s",
            *address ? address : "(no address)", mechanism, lz__security_credential_label(mechanism),
-           conn->user ? conn->user : "-", node->name, refusal);
+           conn->user ? user : "-", node->name, refusal);
     // Counted after the audit line, so whoever sees the count (a watched
     // file's reload runs on another thread) also finds the line written.
     LZ_COUNT(node, connections_cut);

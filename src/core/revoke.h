@@ -1,7 +1,7 @@
 /* Internal: cutting live connections that a reload's access rules refuse.
  * ZMTP authenticates a peer once, at its handshake; a socket the ZAP
- * handler guards keeps a table of its incoming connections (by descriptor,
- * from the monitor's ACCEPTED and DISCONNECTED events) with the identity
+ * handler guards keeps a table of its connections (by descriptor, from the
+ * monitor's ACCEPTED, CONNECTED and DISCONNECTED events) with the identity
  * each one's first message shows (ZMQ_SRCFD, "User-Id"), so that a reload
  * can judge them all again and shut down the ones now refused. */
 #ifndef LZ_CORE_REVOKE_H
@@ -19,7 +19,7 @@
 typedef struct lz_node lz_node_t;
 typedef struct lz_conn lz_conn_t;
 
-// A node's table of incoming connections. Embedded in the node; inert
+// A node's table of connections. Embedded in the node; inert
 // (every call returns at once) until lz__conns_guard arms it.
 typedef struct lz_conns {
     // Entries whose messages must be looked at: connections up whose
@@ -35,7 +35,7 @@ typedef struct lz_conns {
     lz_conn_t *slots;     // indexed by descriptor
     size_t capacity;
     unsigned doubt;      // messages a connection that ended can have left queued (revoke.c's top)
-    uint64_t accepts;    // ACCEPTED events recorded (each entry keeps the count at its own)
+    uint64_t accepts;    // ACCEPTED (and CONNECTED) events recorded (each entry keeps the count at its own)
     uint64_t drain_from; // accepts as the receive path last found nothing queued (lz__conns_drained)
     uint64_t drained;    // the largest drain_from used: what entries up to it left is forgotten
     bool drains;         // the receive path has called lz__conns_drained (revoke.c's update_looked)
@@ -53,9 +53,18 @@ void lz__conns_fini(lz_conns_t *conns);
 // see lz__conns_look. Other modes leave it inert. Any thread.
 void lz__conns_guard(lz_conns_t *conns, lz_secure_mode_t mode, int inbound_hwm);
 
-// lz__conns_accepted and lz__conns_disconnected record a monitor event
-// (its value is the descriptor), on the context's monitor thread.
-void lz__conns_accepted(lz_conns_t *conns, int fd);
+// lz__conns_disarm makes the table inert and empty again, for a node whose
+// first endpoint failed: its mode is unsettled (node.c), so the next one
+// guards it anew. Any thread.
+void lz__conns_disarm(lz_conns_t *conns);
+
+// lz__conns_opened records a connection the socket accepted (ACCEPTED) or
+// made (CONNECTED: only a socket the access rules judge with no mechanism
+// of its own, LZ_SECURE_ZAP, is guarded and connects; the ZAP handler
+// judged that connection's handshake as it judges an accepted one's),
+// lz__conns_disconnected one that ended (DISCONNECTED). On the context's
+// monitor thread; the event's value is the descriptor.
+void lz__conns_opened(lz_conns_t *conns, int fd);
 void lz__conns_disconnected(lz_conns_t *conns, int fd);
 
 // lz__conns_forget empties the table when the node's socket closes.

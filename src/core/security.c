@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -70,6 +71,7 @@ struct lz_security {
     char *plain_username, *plain_password; // a PLAIN client's, "" when none
     plain_user_t *users;                   // a PLAIN server's, sorted by name for bsearch
     size_t user_count;
+    const plain_user_t *decoy;             // whose hash an unknown name is checked against: the costliest
     bool users_set; // security.plain_users_file was given: the binding nodes are PLAIN servers
     lz_gssapi_t *gssapi; // NULL when no security.gssapi_* key is set
 };
@@ -459,11 +461,76 @@ static int users_line(void *arg, char *text, char *why, size_t why_size) {
     return LZ_EINVAL;
 }
 
+// hash_params: how much of hash is its method and parameters, its setting
+// without the salt: what a check's cost depends on. A bcrypt or scrypt salt
+// follows its parameters with no '$' between; elsewhere the salt is the
+// field before the digest.
+static size_t hash_params(const char *hash) {
+    if (hash[1] == '2') return (size_t)(strrchr(hash, '$') - hash) + 1; // $2b$NN$
+    if (strncmp(hash, "$7$", 3) == 0) return strlen(hash) < 14 ? strlen(hash) : 14; // $7$, N, r, p
+    const char *digest = strrchr(hash, '$'), *salt = digest;
+    while (salt > hash && salt[-1] != '$') salt--;
+    return (size_t)(salt - hash);
+}
+
+// check_cost: the processor time (ns) one check against hash takes on this
+// thread, 0 when it could not be measured.
+static int64_t check_cost(const char *hash) {
+    struct crypt_data *data = calloc(1, sizeof *data); // 32 KiB: not for the stack
+    if (!data) return 0;
+    struct timespec start, end;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start);
+    crypt_r("", hash, data);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &end);
+    explicit_bzero(data, sizeof *data);
+    free(data);
+    return (int64_t)(end.tv_sec - start.tv_sec) * 1000000000 + (end.tv_nsec - start.tv_nsec);
+}
+
+// same_params: checks against hashes a and b cost the same.
+static bool same_params(const char *a, const char *b) {
+    size_t params = hash_params(a);
+    return hash_params(b) == params && strncmp(a, b, params) == 0;
+}
+
+// pick_decoy picks the user whose hash an unknown name is checked against,
+// so that it takes as long as the slowest known name's check: a cheaper
+// one would tell the names apart (an old sha512crypt line of 1000 rounds
+// beside yescrypt ones: 1 ms against 85). Users whose hashes share their
+// method and parameters cost the same, whatever their salts: only a file
+// of several such settings costs a check of each, measured here.
+static int pick_decoy(lz_security_t *sec) {
+    sec->decoy = sec->user_count ? &sec->users[0] : NULL;
+    bool one_setting = true;
+    for (size_t i = 1; i < sec->user_count && one_setting; i++)
+        one_setting = same_params(sec->users[0].hash, sec->users[i].hash);
+    if (one_setting) return LZ_OK;
+    const plain_user_t **settings = malloc(sec->user_count * sizeof *settings); // one user of each
+    if (!settings) return LZ_ENOMEM;
+    size_t count = 0;
+    int64_t cost = -1;
+    for (size_t i = 0; i < sec->user_count; i++) {
+        const plain_user_t *user = &sec->users[i];
+        bool measured = false;
+        for (size_t j = 0; j < count && !measured; j++) measured = same_params(settings[j]->hash, user->hash);
+        if (measured) continue;
+        settings[count++] = user;
+        int64_t user_cost = check_cost(user->hash);
+        if (user_cost > cost) {
+            cost = user_cost;
+            sec->decoy = user;
+        }
+    }
+    free(settings);
+    return LZ_OK;
+}
+
 // read_users_file reads security.plain_users_file: "user:hash" lines.
 static int read_users_file(lz_security_t *sec, const char *path) {
     sec->users_set = true;
     int rc = lz__security_read_lines("security.plain_users_file", path, users_line, sec);
     if (rc == LZ_OK && sec->user_count) qsort(sec->users, sec->user_count, sizeof *sec->users, compare_users);
+    if (rc == LZ_OK && pick_decoy(sec) != LZ_OK) rc = lz__fail(LZ_ENOMEM, "security: out of memory");
     return rc;
 }
 
@@ -539,6 +606,7 @@ void lz__security_destroy(lz_security_t **security_p) {
     if (sec->plain_password) explicit_bzero(sec->plain_password, strlen(sec->plain_password));
     free(sec->plain_password);
     lz__gssapi_destroy(&sec->gssapi);
+    explicit_bzero(sec->secret_key, sizeof sec->secret_key); // not to linger in freed memory
     free(sec);
 }
 
@@ -680,6 +748,14 @@ int lz__security_apply(const lz_node_security_t *node, void *socket) {
         break;
     }
     return rc == 0 ? LZ_OK : lz__fail_zmq("security: setting CURVE, PLAIN or GSSAPI options");
+}
+
+void lz__security_unapply(void *socket) {
+    // libzmq has no option that forgets a mechanism: ZMQ_PLAIN_SERVER 0
+    // makes any the NULL one, and the socket no server's, as it was made.
+    (void)lz__sockopt_int(socket, ZMQ_PLAIN_SERVER, 0);
+    (void)lz__sockopt_int(socket, ZMQ_ZAP_ENFORCE_DOMAIN, 0);
+    (void)set_text(socket, ZMQ_ZAP_DOMAIN, "");
 }
 
 // loopback_name: the loopback interface, or a name the usual hosts files
@@ -872,8 +948,8 @@ static bool no_nul(zmq_msg_t *frame) {
 
 // judge_plain finds the hash a PLAIN client's password is to be checked
 // against (lz__zap_hash checks it). An unknown user, or a name or password
-// holding a NUL, costs a hash too and gets the same answer: a peer cannot
-// tell which names exist.
+// holding a NUL, costs a hash too, the costliest user's (pick_decoy), and
+// gets the same answer: a peer cannot tell which names exist.
 static const char *judge_plain(lz_zap_request_t *req) {
     const lz_security_t *policy = req->policy;
     zmq_msg_t *frames = req->frames;
@@ -883,7 +959,7 @@ static const char *judge_plain(lz_zap_request_t *req) {
     if (!policy->users_set) return "mechanism not supported";
     const plain_user_t *user = find_user(policy, req->c.user);
     req->known = user && no_nul(&frames[ZAP_CREDENTIAL]) && no_nul(&frames[ZAP_PASSWORD]);
-    req->hashed = req->known ? user : policy->user_count ? &policy->users[0] : NULL;
+    req->hashed = req->known ? user : policy->decoy;
     return req->hashed ? NULL : PLAIN_REFUSAL;
 }
 

@@ -127,6 +127,14 @@ int lz__security_settle(const lz_security_t *policy, lz_node_security_t *node, c
 // (before its endpoints: libzmq reads them at each handshake).
 int lz__security_apply(const lz_node_security_t *node, void *socket);
 
+// lz__security_unapply takes a socket with no endpoint back to plain ZMTP
+// with no ZAP domain, as it was before lz__security_apply, for a node whose
+// first endpoint failed (node.c). The values of options a mode sets stay
+// (keys, names), unread by the NULL mechanism: the next mode sets its own,
+// but for a GSSAPI principal, which libzmq cannot unset, so one set before
+// stays for a GSSAPI side that names none. Sets no error.
+void lz__security_unapply(void *socket);
+
 // lz__security_plain_exposed: a PLAIN server binding url would send
 // passwords in clear over a network (tcp, not on a loopback address).
 bool lz__security_plain_exposed(const char *url);
