@@ -4,6 +4,7 @@
  * required fields, each kind of misfit named, malformed input, the JSON
  * fallback, the codec in pub/sub and push/pull, and a pyzmq peer using
  * protoc's Python classes (tests/interop/protobuf_pubsub.py). */
+#include <float.h>
 #include <math.h>
 #include <protobuf-c/protobuf-c.h>
 
@@ -537,6 +538,87 @@ LZ_TEST(codec_registers_and_rejects_bad_input) {
     lz_context_destroy(&ctx);
 }
 
+// A float field reads as the shortest double that reads back as the same
+// float, as Python's MessageToDict shows it: 9 digits where 8 do not do
+// (shortest_float stopped at 8, giving the full double expansion), and for
+// ±FLT_MAX 3.4028235e+38, a double just above FLT_MAX that rounds to it:
+// encoding it again was refused as too large for a float. Only a number
+// that rounds to an infinity is (3.4028236e+38 does).
+LZ_TEST(float_fields_read_shortest_and_encode_again) {
+    static const struct {
+        float f;
+        const char *text;
+    } cases[] = {{FLT_MAX, "{\"ratio\":3.4028235e+38}"},         {-FLT_MAX, "{\"ratio\":-3.4028235e+38}"},
+                 {1.06994845e+23f, "{\"ratio\":1.06994845e+23}"}, {1042678656.0f, "{\"ratio\":1042678660.0}"},
+                 {0.1f, "{\"ratio\":0.1}"},                       {FLT_MIN, "{\"ratio\":1.1754944e-38}"}};
+    lz_context_t *ctx = context_with(0);
+    const lz_serializer_t *codec = lz_serializer_find(ctx, "reading");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Demo__Reading r = DEMO__READING__INIT;
+        r.ratio = cases[i].f;
+        uint8_t wire[16];
+        size_t size = protobuf_c_message_pack(&r.base, wire);
+        lz_value_t *value = NULL;
+        LZ_CHECK_INT(lz_serializer_decode(codec, wire, size, &value), LZ_OK);
+        char *text = lz_value_to_json(value);
+        LZ_CHECK_STR(text, cases[i].text);
+        lz_buffer_t *buf = lz_buffer_new();
+        LZ_CHECK_INT(lz_serializer_encode(codec, value, buf), LZ_OK);
+        LZ_CHECK(lz_buffer_size(buf) == size && memcmp(lz_buffer_data(buf), wire, size) == 0);
+        lz_buffer_destroy(&buf);
+        lz_value_destroy(&value);
+        free(text);
+    }
+    check_misfit(&demo__reading__descriptor, "{\"ratio\":3.4028236e+38}", "ratio is too large for a float");
+    check_misfit(&demo__reading__descriptor, "{\"ratio\":-3.5e+38}", "ratio is too large for a float");
+    lz_context_destroy(&ctx);
+}
+
+// not_utf8_fails: value (taken) refused by lz_protobuf_from_value, the
+// detail naming what is not UTF-8.
+static void not_utf8_fails(lz_value_t *value, const char *detail) {
+    ProtobufCMessage *message = (ProtobufCMessage *)1;
+    LZ_CHECK_INT(lz_protobuf_from_value(&demo__reading__descriptor, value, &message), LZ_ESERIALIZATION);
+    LZ_CHECK(message == NULL);
+    if (!strstr(lz_last_error(), detail)) LZ_CHECK_STR(lz_last_error(), detail);
+    lz_value_destroy(&value);
+}
+
+// with_member: a new object holding item under key.
+static lz_value_t *with_member(const char *key, lz_value_t *item) {
+    lz_value_t *object = lz_value_object();
+    lz_value_object_set(object, key, item);
+    return object;
+}
+
+// protobuf's string fields are UTF-8, and its parsers (this codec's decode,
+// Python's ParseFromString) refuse a message with one that is not: such a
+// string, or string map key, is refused when encoding, as JSON and
+// msgpack refuse it, rather than sent to be dropped by every receiver.
+LZ_TEST(strings_that_are_not_utf8_are_refused_when_encoding) {
+    not_utf8_fails(with_member("sensor_id", lz_value_stringn("t-\xff\xfe", 4)),
+                   "demo.Reading.sensor_id is not valid UTF-8");
+    not_utf8_fails(with_member("device", lz_value_string("\xed\xa0\x80")), "demo.Reading.device is not valid UTF-8");
+    lz_value_t *tags = lz_value_array();
+    lz_value_array_append(tags, lz_value_string("ok"));
+    lz_value_array_append(tags, lz_value_string("cut \xe2\x82"));
+    not_utf8_fails(with_member("tags", tags), "demo.Reading.tags is not valid UTF-8");
+    not_utf8_fails(with_member("counts", with_member("k\xc3", lz_value_int(1))),
+                   "demo.Reading.CountsEntry.key is not valid UTF-8");
+    // Through the codec: nothing is written.
+    lz_context_t *ctx = context_with(0);
+    const lz_serializer_t *codec = lz_serializer_find(ctx, "reading");
+    lz_value_t *value = with_member("sensor_id", lz_value_string("\xc3\xa9t\xc3"));
+    lz_buffer_t *buf = lz_buffer_new();
+    LZ_CHECK_INT(lz_serializer_encode(codec, value, buf), LZ_ESERIALIZATION);
+    LZ_CHECK_INT(lz_buffer_size(buf), 0);
+    lz_value_destroy(&value);
+    lz_buffer_destroy(&buf);
+    lz_context_destroy(&ctx);
+    check_round_trip(&demo__reading__descriptor, "{\"sensor_id\":\"h\\u00e9\\u2713\\ud83d\\ude00\"}",
+                     "{\"sensor_id\":\"h\xc3\xa9\xe2\x9c\x93\xf0\x9f\x98\x80\"}", 0);
+}
+
 // codec_encode: text through codec into a new buffer (caller destroys), and
 // the code the encode returned at *rc.
 static lz_buffer_t *codec_encode(const lz_serializer_t *codec, const char *text, int *rc) {
@@ -764,4 +846,6 @@ LZ_TEST_MAIN(LZ_CASE(every_field_kind_round_trips), LZ_CASE(bytes_match_protobuf
              LZ_CASE(codec_registers_and_rejects_bad_input),
              LZ_CASE(codec_encodes_the_bytes_it_did_before_the_arena),
              LZ_CASE(json_fallback_carries_other_values), LZ_CASE(patterns_carry_messages),
-             LZ_CASE(pyzmq_protobuf_interop), LZ_CASE(arguments_are_checked))
+             LZ_CASE(pyzmq_protobuf_interop), LZ_CASE(arguments_are_checked),
+             LZ_CASE(float_fields_read_shortest_and_encode_again),
+             LZ_CASE(strings_that_are_not_utf8_are_refused_when_encoding))

@@ -429,6 +429,35 @@ LZ_TEST(json_rejects_malformed_input_with_the_offset) {
     decode_fails("json", "// c\n1", 6, "byte 0");                    // no comments
 }
 
+// json_text_fails is decode_fails for NUL-terminated JSON text.
+static void json_text_fails(const char *text, const char *want) { decode_fails("json", text, strlen(text), want); }
+
+// JSON's whitespace is space, tab, LF and CR (RFC 8259); yajl also skips a
+// vertical tab and a form feed, and took documents simdjson declines (an
+// integer past 64 bits, a number simdjson calls malformed) with them. Where
+// simdjson refuses and yajl (asked for the wording) accepts, the detail
+// still names the offset: a form feed, or a string opened after the value
+// and never closed, which yajl also lets through.
+LZ_TEST(json_refuses_form_feeds_vertical_tabs_and_unclosed_strings_with_the_offset) {
+    json_text_fails("1\f", "not JSON whitespace) at byte 1");
+    json_text_fails("{\"a\":2\v,\"b\":3}", "at byte 6");
+    json_text_fails("[18446744073709551616,\f2]", "at byte 22");
+    json_text_fails("[1,\f2]", "not JSON whitespace) at byte 3");
+    json_text_fails("\v[1]", "at byte 0");
+    json_text_fails("\"a\fb\"", "byte"); // not even inside a string, unescaped
+    json_text_fails("2\"", "a string is never closed at byte 1");
+    json_text_fails("[1] \"a\\\"", "never closed at byte 4");
+    json_text_fails("18446744073709551616 \"abc", "never closed at byte 21");
+    // Escaped, they are characters like any other, on both readers' paths.
+    const char *escaped[] = {"\"a\\fb\\u000b\"", "[18446744073709551616,\"a\\fb\\u000b\"]"};
+    for (int i = 0; i < 2; i++) {
+        lz_value_t *v = lz_value_from_json(escaped[i], strlen(escaped[i]));
+        const lz_value_t *text = i ? lz_value_at(v, 1) : v;
+        LZ_CHECK_STR(lz_value_get_string(text, NULL), "a\fb\v");
+        lz_value_destroy(&v);
+    }
+}
+
 static char *nested(int depth, char open, char close) {
     char *text = malloc((size_t)depth * 2 + 1);
     memset(text, open, (size_t)depth);
@@ -437,15 +466,17 @@ static char *nested(int depth, char open, char close) {
     return text;
 }
 
-static lz_value_t *nested_value(int depth) {
-    lz_value_t *v = lz_value_array();
-    for (int i = 1; i < depth; i++) {
+// in_arrays wraps v in levels arrays, one in the other.
+static lz_value_t *in_arrays(lz_value_t *v, int levels) {
+    for (int i = 0; i < levels; i++) {
         lz_value_t *outer = lz_value_array();
         lz_value_array_append(outer, v);
         v = outer;
     }
     return v;
 }
+
+static lz_value_t *nested_value(int depth) { return in_arrays(lz_value_array(), depth - 1); }
 
 LZ_TEST(nesting_is_bounded_so_hostile_input_cannot_exhaust_the_stack) {
     char *ok = nested(127, '[', ']'), *deep = nested(128, '[', ']'), *hostile = nested(100000, '[', ']');
@@ -492,6 +523,37 @@ LZ_TEST(nesting_is_bounded_so_hostile_input_cannot_exhaust_the_stack) {
     memset(deep_mp, 0x91, 33); // 33 arrays of one element, then nil
     deep_mp[33] = 0xc0;
     decode_fails("msgpack", deep_mp, sizeof deep_mp, "nesting");
+    lz_buffer_destroy(&buf);
+}
+
+// bytes_in_arrays: levels arrays around a one-byte bytes value.
+static lz_value_t *bytes_in_arrays(int levels) { return in_arrays(lz_value_bytes("\x01", 1), levels); }
+
+// json writes bytes as the object {"__type__":"bytes","value":HEX}, one
+// level more, which its readers count: 127 arrays around bytes made 128
+// levels, written (a send succeeded) and then refused by every receiver.
+// The writer refuses them too, in an envelope as well, where the data
+// sits one level down; lz_value_to_json's bytes are a base64 string.
+LZ_TEST(json_bytes_count_as_a_level_of_nesting) {
+    lz_buffer_t *buf = lz_buffer_new();
+    lz_value_t *max = bytes_in_arrays(126), *over = bytes_in_arrays(127);
+    LZ_CHECK(survives("json", max));
+    LZ_CHECK_INT(lz_serializer_encode(codec("json"), over, buf), LZ_ESERIALIZATION);
+    LZ_CHECK(strstr(lz_last_error(), "nesting deeper than 127 levels") != NULL);
+    LZ_CHECK_INT(lz_buffer_size(buf), 0);
+    char *shown = lz_value_to_json(over);
+    LZ_CHECK(shown && strstr(shown, "[\"AQ==\"]") != NULL);
+    free(shown);
+    lz_value_t *in_envelope = bytes_in_arrays(125);
+    LZ_CHECK_INT(lz__envelope_encode_task(codec("json"), "t", in_envelope, 0, NULL, buf), LZ_OK);
+    lz_value_t *back = NULL;
+    LZ_CHECK_INT(lz_serializer_decode(codec("json"), lz_buffer_data(buf), lz_buffer_size(buf), &back), LZ_OK);
+    LZ_CHECK(lz_value_equal(lz_value_get(back, "data"), in_envelope));
+    lz_value_destroy(&back);
+    lz_buffer_reset(buf);
+    LZ_CHECK_INT(lz__envelope_encode_task(codec("json"), "t", max, 0, NULL, buf), LZ_ESERIALIZATION);
+    LZ_CHECK_INT(lz_buffer_size(buf), 0);
+    lz_value_destroy(&in_envelope), lz_value_destroy(&max), lz_value_destroy(&over);
     lz_buffer_destroy(&buf);
 }
 
@@ -803,6 +865,34 @@ LZ_TEST(an_encode_returning_neither_zero_nor_an_error_fails) {
     LZ_CHECK_INT(lz_buffer_size(buf), 0);
     lz_value_destroy(&v);
     lz_buffer_destroy(&buf);
+    lz__registry_destroy(&reg);
+}
+
+// half_decode starts building its value, then finds the bytes bad and
+// returns 1, as a codec whose failures are positive would.
+static int half_decode(void *state, const void *data, size_t size, lz_value_t **out) {
+    *out = lz_value_array();
+    lz_value_array_append(*out, lz_value_int(1));
+    return size == 3 && memcmp(data, "abc", 3) == 0 ? 0 : 1;
+}
+
+// A codec's decode returning anything but 0 failed, as its encode: the
+// value it half built was passed off as the bytes' (and is freed now).
+LZ_TEST(a_decode_returning_neither_zero_nor_an_error_fails) {
+    lz_registry_t *reg = lz__registry_new();
+    lz_serializer_ops_t ops = null_ops;
+    ops.name = "one";
+    ops.decode = half_decode;
+    ops.destroy = NULL;
+    LZ_CHECK_INT(lz__registry_add(reg, &ops, NULL), 0);
+    const lz_serializer_t *one = lz__registry_find(reg, "one");
+    lz_value_t *v = NULL;
+    LZ_CHECK_INT(lz_serializer_decode(one, "garbage", 7, &v), LZ_ESERIALIZATION);
+    LZ_CHECK(strstr(lz_last_error(), "'one' decode returned 1") != NULL);
+    LZ_CHECK(v == NULL);
+    LZ_CHECK_INT(lz_serializer_decode(one, "abc", 3, &v), LZ_OK);
+    LZ_CHECK_INT(lz_value_size(v), 1);
+    lz_value_destroy(&v);
     lz__registry_destroy(&reg);
 }
 
@@ -1287,7 +1377,9 @@ LZ_TEST_MAIN(LZ_CASE(every_type_round_trips_through_json_and_msgpack),
              LZ_CASE(doubles_round_trip_bit_for_bit),
              LZ_CASE(json_refuses_values_it_cannot_write),
              LZ_CASE(json_rejects_malformed_input_with_the_offset),
+             LZ_CASE(json_refuses_form_feeds_vertical_tabs_and_unclosed_strings_with_the_offset),
              LZ_CASE(nesting_is_bounded_so_hostile_input_cannot_exhaust_the_stack),
+             LZ_CASE(json_bytes_count_as_a_level_of_nesting),
              LZ_CASE(msgpack_uses_str_bin_and_compact_ints),
              LZ_CASE(msgpack_rejects_malformed_input), LZ_CASE(empty_keys_decode_in_msgpack_and_json),
              LZ_CASE(raw_decode_copies_a_received_payload_borrows_and_only_bytes_or_strings_encode),
@@ -1295,6 +1387,7 @@ LZ_TEST_MAIN(LZ_CASE(every_type_round_trips_through_json_and_msgpack),
              LZ_CASE(msgpack_refuses_lengths_its_headers_cannot_say),
              LZ_CASE(msgpack_encode_fails_when_the_buffer_cannot_grow),
              LZ_CASE(an_encode_returning_neither_zero_nor_an_error_fails),
+             LZ_CASE(a_decode_returning_neither_zero_nor_an_error_fails),
              LZ_CASE(base64_matches_rfc4648_vectors),
              LZ_CASE(builtins_are_found_by_name_and_unknown_names_list_the_known),
              LZ_CASE(registry_adds_custom_codecs_and_owns_their_state),

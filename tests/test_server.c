@@ -851,6 +851,40 @@ LZ_TEST(deferred_error_codes_and_a_deferral_of_another_request) {
     lz_context_destroy(&ctx);
 }
 
+// not_utf8 fails with a reason holding bytes that are not UTF-8 (stray
+// bytes, a sequence cut short); with arg, it answers through
+// lz_server_reply_error with such a message instead.
+static int not_utf8(const lz_message_t *request, lz_value_t **reply, void *arg) {
+    static const char reason[] = "name \"\xff\xfe\" cut \xe2\x82 short: \xc3\xa9";
+    if (!arg) {
+        *reply = lz_value_stringn(reason, sizeof reason - 1);
+        return LZ_EVALIDATION;
+    }
+    lz_server_reply_t *handle = lz_server_defer(request);
+    if (!handle) return lz_last_error_code();
+    LZ_CHECK_INT(lz_server_reply_error(&handle, LZ_EBUSY, reason), LZ_OK);
+    return LZ_SERVER_DEFERRED;
+}
+
+// An error reply whose message is not UTF-8 reaches the client as the error,
+// LZ_EREMOTE with its code, each byte that starts no UTF-8 sequence as
+// U+FFFD: the JSON writer refused the text, and the server sent an empty
+// frame (LZ_ESERIALIZATION at the client, code and message lost).
+LZ_TEST(error_reply_with_a_message_that_is_not_utf8) {
+    lz_context_t *ctx = new_context();
+    lz_server_t *server = lz_server_new(ctx, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(server, "bad", not_utf8, NULL), 0);
+    LZ_CHECK_INT(lz_server_on(server, "bad_later", not_utf8, server), 0);
+    LZ_CHECK_INT(lz_server_start(server), 0);
+    lz_client_t *client = lz_client_new(ctx, lz_node_endpoint(lz_server_node(server)));
+    const char *fixed = "name \"\xef\xbf\xbd\xef\xbf\xbd\" cut \xef\xbf\xbd\xef\xbf\xbd short: \xc3\xa9";
+    expect_error_reply(client, "bad", "LZ_EVALIDATION", fixed);
+    expect_error_reply(client, "bad_later", "LZ_EBUSY", fixed);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 LZ_TEST_MAIN(LZ_CASE(dispatches_by_action), LZ_CASE(error_replies), LZ_CASE(refusal_quoting_long_non_ascii_text),
              LZ_CASE(default_handler_and_ping),
              LZ_CASE(answers_req_sockets), LZ_CASE(survives_garbage), LZ_CASE(handlers_run_concurrently),
@@ -860,4 +894,5 @@ LZ_TEST_MAIN(LZ_CASE(dispatches_by_action), LZ_CASE(error_replies), LZ_CASE(refu
              LZ_CASE(stop_drops_replies_waiting_for_room), LZ_CASE(stop_from_an_inline_handler),
              LZ_CASE(stop_from_a_pooled_handler), LZ_CASE(destroy_from_an_inline_handler_is_refused),
              LZ_CASE(destroy_from_a_pooled_handler_is_refused), LZ_CASE(stop_from_a_handler_with_deferred_replies),
-             LZ_CASE(deferred_error_codes_and_a_deferral_of_another_request))
+             LZ_CASE(deferred_error_codes_and_a_deferral_of_another_request),
+             LZ_CASE(error_reply_with_a_message_that_is_not_utf8))

@@ -64,7 +64,12 @@ typedef struct relay {
 static int on_news(const lz_message_t *msg, void *arg) {
     relay_t *r = arg;
     if (atomic_fetch_add(&r->news, 1) > 0) return 0;
-    snprintf(r->carried, sizeof r->carried, "%s", lz_value_find_string(lz_message_envelope(msg), "traceparent", ""));
+    lz_value_t *envelope = (lz_value_t *)lz_message_envelope(msg);
+    snprintf(r->carried, sizeof r->carried, "%s", lz_value_find_string(envelope, "traceparent", ""));
+    // Read-only, as every received value: a setter fails, a destroy does nothing.
+    LZ_CHECK_INT(lz_value_object_set_string(envelope, "traceparent", "changed"), LZ_EINVAL);
+    lz_value_destroy(&envelope);
+    LZ_CHECK_STR(lz_value_find_string(lz_message_envelope(msg), "traceparent", ""), r->carried);
     lz_value_t *v = lz_value_int(2);
     LZ_CHECK_INT(lz_pub_publish(r->pub, "relay", v), LZ_OK);
     lz_value_destroy(&v);

@@ -488,6 +488,44 @@ LZ_TEST(buffer_appends_its_own_bytes_while_it_grows) {
     lz_buffer_destroy(&buf);
 }
 
+// A frozen tree (a received message's, built on the heap) is read-only
+// to callers at every depth, past the freeze's first stack of 32 levels
+// too; lz_value_destroy leaves it and any node in it alone, and so does a
+// caller's container that was handed one. lz__value_release, the
+// message's, frees it whole (ASan's leak check) but not a held node in it.
+LZ_TEST(a_frozen_tree_is_read_only_and_only_its_release_frees_it) {
+    lz_value_t *root = lz_value_object(), *chain = lz_value_array(), *inner = chain;
+    for (int i = 0; i < 100; i++) {
+        lz_value_t *next = lz_value_array();
+        lz_value_array_append(inner, next);
+        inner = next;
+    }
+    lz_value_object_set(root, "chain", chain);
+    lz_value_object_set_string(root, "a_key_longer_than_sixteen_bytes", "x");
+    lz_value_slot_t slot;
+    lz_value_t *held = lz__value_bytes_borrowed_in(&slot, "abc", 3);
+    lz_value_object_set(root, "held", held);
+    LZ_CHECK_INT(lz__value_freeze(&root), LZ_OK);
+    LZ_CHECK_INT(lz_value_object_set_int(root, "x", 1), LZ_EINVAL);
+    LZ_CHECK_INT(lz_value_array_append(chain, lz_value_null()), LZ_EINVAL);
+    LZ_CHECK_INT(lz_value_array_append(inner, lz_value_null()), LZ_EINVAL);
+    LZ_CHECK(held->unowned == LZ_NODE_HELD); // still its owner's
+    lz_value_t *alias = root, *middle = lz_value_at(chain, 0);
+    lz_value_destroy(&alias);
+    lz_value_destroy(&middle);
+    lz_value_destroy(&inner);
+    LZ_CHECK(!alias && !middle && !inner);
+    lz_value_t *mine = lz_value_array();
+    LZ_CHECK_INT(lz_value_array_append(mine, lz_value_get(root, "chain")), LZ_OK); // a careless caller
+    lz_value_destroy(&mine);
+    LZ_CHECK_INT(lz_value_size(lz_value_get(root, "chain")), 1);
+    LZ_CHECK_STR(lz_value_find_string(root, "a_key_longer_than_sixteen_bytes", ""), "x");
+    lz__value_release(&root);
+    LZ_CHECK(root == NULL);
+    size_t size = 0;
+    LZ_CHECK(lz_value_get_bytes(held, &size) && size == 3);
+}
+
 LZ_TEST_MAIN(LZ_CASE(scalars_read_back_and_mismatched_reads_give_zero),
              LZ_CASE(strings_keep_embedded_nul_and_null_is_rejected),
              LZ_CASE(objects_keep_order_replace_and_look_up),
@@ -502,4 +540,5 @@ LZ_TEST_MAIN(LZ_CASE(scalars_read_back_and_mismatched_reads_give_zero),
              LZ_CASE(json_helpers_render_and_parse),
              LZ_CASE(many_long_keys_decode_with_repeats_merged), LZ_CASE(long_keys_spread_over_the_key_index),
              LZ_CASE(buffer_grows_keeps_content_and_reuses_memory),
-             LZ_CASE(buffer_appends_its_own_bytes_while_it_grows))
+             LZ_CASE(buffer_appends_its_own_bytes_while_it_grows),
+             LZ_CASE(a_frozen_tree_is_read_only_and_only_its_release_frees_it))

@@ -48,9 +48,11 @@ bool lz_message_has_topic(const lz_message_t *msg);
 
 // lz_message_value: the decoded data (for tasks and requests the envelope's
 // "data" member; for pub/sub the whole payload). Never NULL (a null value
-// when the data is absent). Borrowed from the message and read-only: it
-// lives in the message's own memory until lz_message_destroy (setters on
-// it fail with LZ_EINVAL; lz_value_copy makes a tree of your own).
+// when the data is absent). Borrowed from the message and read-only,
+// whatever the codec: it lives in the message's own memory until
+// lz_message_destroy (setters on it or on any value in it fail with
+// LZ_EINVAL, lz_value_destroy on them does nothing; lz_value_copy makes a
+// tree of your own).
 const lz_value_t *lz_message_value(const lz_message_t *msg);
 
 // lz_message_payload: the payload frame exactly as received.
@@ -80,7 +82,7 @@ const char *lz_message_peer_user(const lz_message_t *msg);
 // is lz_message_value. For a pub/sub message (or a router's request) that
 // came with a well-formed traceparent extension frame, {"traceparent":
 // ...} (docs/protocol.md section 2). NULL for other pub/sub messages, raw
-// payloads and plain-peer tasks.
+// payloads and plain-peer tasks. Read-only, as lz_message_value.
 const lz_value_t *lz_message_envelope(const lz_message_t *msg);
 
 // Envelope fields, when present: task or request id ("" if absent),

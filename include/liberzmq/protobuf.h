@@ -64,7 +64,8 @@ int lz_protobuf_register(lz_context_t *ctx, const char *name,
 // protobuf_c_message_free_unpacked(*out, NULL). Errors (*out NULL):
 // LZ_EINVAL (NULL argument), LZ_ESERIALIZATION (a value that does not fit,
 // with a detail naming the field: unknown field, wrong type, out of range,
-// missing required field, two members of one oneof), LZ_ENOMEM. Thread safe.
+// a string that is not UTF-8, missing required field, two members of one
+// oneof), LZ_ENOMEM. Thread safe.
 int lz_protobuf_from_value(const struct ProtobufCMessageDescriptor *descriptor, const lz_value_t *value,
                            struct ProtobufCMessage **out);
 

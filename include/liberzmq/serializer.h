@@ -1,5 +1,7 @@
 /* liberzmq serializers: a registry of named codecs between lz_value_t and
- * bytes. Built in: "raw" (bytes as they are), "json" (yajl) and "msgpack"
+ * bytes. Built in: "raw" (bytes as they are), "json" (read by simdjson,
+ * with yajl for the integers past 64 bits simdjson will not read and for
+ * the wording of errors; written by liberzmq's own writer) and "msgpack"
  * (msgpack-c). Custom codecs register through the same interface and are
  * then usable by name everywhere a serializer is named (config key
  * serialization.default, lz_node_set_serializer, the lz tool). */
@@ -50,7 +52,9 @@ typedef struct lz_serializer_ops {
     // lz_error_t (LZ_ESERIALIZATION for a value it cannot encode).
     int (*encode)(void *state, const lz_value_t *value, lz_buffer_t *out);
     // decode parses size bytes and stores a new value (owned by the caller)
-    // in *out. Returns 0, or LZ_ESERIALIZATION for bytes it cannot decode.
+    // in *out. Returns 0, or LZ_ESERIALIZATION for bytes it cannot decode
+    // (what it left in *out is then freed). For a received message the
+    // value is then made read-only (see lz_message_value).
     int (*decode)(void *state, const void *data, size_t size, lz_value_t **out);
     // destroy (may be NULL) frees state when the context is destroyed.
     void (*destroy)(void *state);
@@ -81,12 +85,16 @@ unsigned lz_serializer_flags(const lz_serializer_t *serializer);
 // Encode value, appending to out / decode bytes into a new value owned by
 // the caller (data is not referred to once the call returns). The raw
 // codec encodes bytes and strings only, and decodes into a bytes value (a
-// copy). A codec whose encode returns anything but 0 failed: negative
-// values pass through, positive ones become LZ_ESERIALIZATION. msgpack
+// copy). A codec whose encode or decode returns anything but 0 failed:
+// negative values pass through, positive ones become LZ_ESERIALIZATION
+// (a failed decode's partial value is freed and *out is NULL). msgpack
 // refuses (LZ_ESERIALIZATION) strings and keys that are not UTF-8, and
 // strings, bytes, arrays and objects with more than 2^32 - 1 bytes or
-// entries, which its headers cannot say. A failed encode leaves out as it
-// was: nothing half-written is appended.
+// entries, which its headers cannot say. json refuses strings and keys
+// that are not UTF-8, NaN, infinities and nesting past 127 levels (a bytes
+// value, written as the object {"__type__":"bytes","value":HEX}, counts
+// as a level), so that whatever it writes it reads back.
+// A failed encode leaves out as it was: nothing half-written is appended.
 int lz_serializer_encode(const lz_serializer_t *serializer, const lz_value_t *value, lz_buffer_t *out);
 int lz_serializer_decode(const lz_serializer_t *serializer, const void *data, size_t size, lz_value_t **out);
 

@@ -46,7 +46,9 @@ lz_value_t *lz_value_object(void);
 #define LZ_VALUE_MAX_DEPTH 1000
 
 // lz_value_destroy frees *value_p with all its children and sets it to NULL,
-// however deeply they nest (it does not recurse).
+// however deeply they nest (it does not recurse). A received message's
+// value (lz_message_value) and every value in it belong to the message:
+// destroying one only sets *value_p to NULL.
 void lz_value_destroy(lz_value_t **value_p);
 
 // lz_value_copy returns a deep copy, or NULL: LZ_ENOMEM, or LZ_EINVAL when

@@ -135,14 +135,16 @@ static int set_topic(lz_message_t *msg, const void *data, size_t size) {
     return lz__topic_check(data, size) == LZ_OK ? copy_topic(msg, data, size) : LZ_EPROTOCOL;
 }
 
-// take_payload moves frame, of size bytes, into a new message and decodes it.
+// take_payload moves frame, of size bytes, into a new message and decodes it
+// into *decoded: held by the message (slot, arena) or frozen, which the
+// message's owner frees with lz__value_release until the message holds it.
 static int take_payload(const lz_serializer_t *serializer, zmq_msg_t *frame, size_t size, lz_message_t **out,
                         lz_value_t **decoded) {
     lz_message_t *msg = lz__message_new();
     if (!msg) return LZ_ENOMEM;
     lz__message_take_payload(msg, frame);
-    int rc = lz__serializer_decode_in(serializer, zmq_msg_data(&msg->payload), size, &msg->value_slot, &msg->arena,
-                                      decoded);
+    int rc = lz__serializer_decode_held(serializer, zmq_msg_data(&msg->payload), size, &msg->value_slot,
+                                        &msg->arena, decoded);
     if (rc != LZ_OK) {
         lz_message_destroy(&msg);
         return rc;
@@ -384,7 +386,7 @@ int lz__envelope_decode_task(const lz_serializer_t *serializer, zmq_msg_t *frame
     } else {
         rc = set_type(msg, f.type);
         if (rc == LZ_OK) rc = lift_envelope(msg, value, &f);
-        else lz_value_destroy(&value);
+        else lz__value_release(&value);
     }
     return rc == LZ_OK ? LZ_OK : fail_message(out, rc);
 }
@@ -406,27 +408,66 @@ int lz__envelope_decode_request(const lz_serializer_t *serializer, zmq_msg_t *fr
     envelope_fields_t f = scan_envelope(value, false);
     const lz_value_t *action = lz_value_type(f.type) == LZ_VALUE_STRING ? f.type : f.action;
     if (lz_value_type(action) != LZ_VALUE_STRING) {
-        lz_value_destroy(&value);
+        lz__value_release(&value);
         return fail_message(out, lz__fail(LZ_EPROTOCOL, "request has no \"type\" (action) string"));
     }
     rc = set_type(*out, action);
     if (rc == LZ_OK) rc = lift_envelope(*out, value, &f);
-    else lz_value_destroy(&value);
+    else lz__value_release(&value);
     return rc == LZ_OK ? LZ_OK : fail_message(out, rc);
+}
+
+// The replacement character, which stands for each byte of an error text
+// that is not part of a well-formed UTF-8 sequence.
+#define REPLACEMENT "\xEF\xBF\xBD"
+#define REPLACEMENT_LEN (sizeof REPLACEMENT - 1)
+
+// text_value makes the string value of an error text (a handler's reason,
+// a hook's detail, an action) that may not be UTF-8, which the codecs
+// refuse to write: the reply would not encode, and the client would get an
+// empty frame instead of the error. Such a text is copied with every byte
+// that starts no well-formed sequence replaced by U+FFFD.
+static lz_value_t *text_value(const char *text) {
+    size_t len = strlen(text);
+    if (lz__utf8_valid(text, len)) return lz_value_stringn(text, len);
+    char *fixed = len <= (SIZE_MAX - 1) / REPLACEMENT_LEN ? malloc(len * REPLACEMENT_LEN + 1) : NULL;
+    if (!fixed) return NULL;
+    const unsigned char *p = (const unsigned char *)text;
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        size_t run = p[i] < 0x80 ? 1 : lz__utf8_sequence(p + i, len - i);
+        if (run == 0) {
+            memcpy(fixed + n, REPLACEMENT, REPLACEMENT_LEN);
+            n += REPLACEMENT_LEN;
+            i++;
+            continue;
+        }
+        memcpy(fixed + n, p + i, run);
+        n += run;
+        i += run;
+    }
+    lz_value_t *value = lz_value_stringn(fixed, n);
+    free(fixed);
+    return value;
+}
+
+// put_text adds text under key to *object (see text_value), or destroys it.
+static void put_text(lz_value_t **object, const char *key, const char *text) {
+    if (*object) put(object, key, text_value(text));
 }
 
 int lz__envelope_encode_error(const lz_serializer_t *serializer, int code, const char *message,
                               const char *request_type, lz_buffer_t *out) {
     lz_value_t *reply = lz_value_object();
-    int rc = reply ? LZ_OK : LZ_ENOMEM;
-    if (rc == LZ_OK) rc = lz_value_object_set_string(reply, "status", "error");
-    if (rc == LZ_OK) rc = lz_value_object_set_string(reply, "message", message ? message : lz_strerror(code));
-    if (rc == LZ_OK) rc = lz_value_object_set_string(reply, "request_type", request_type ? request_type : "");
-    if (rc == LZ_OK) rc = lz_value_object_set_string(reply, "code", lz_error_name(code));
-    if (rc == LZ_OK) rc = lz_value_object_set_string(reply, "error", lz_strerror(code));
-    if (rc == LZ_OK) rc = lz_serializer_encode(serializer, reply, out);
+    put_text(&reply, "status", "error");
+    put_text(&reply, "message", message ? message : lz_strerror(code));
+    put_text(&reply, "request_type", request_type ? request_type : "");
+    put_text(&reply, "code", lz_error_name(code));
+    put_text(&reply, "error", lz_strerror(code));
+    if (!reply) return lz__fail(LZ_ENOMEM, "envelope: out of memory");
+    int rc = lz_serializer_encode(serializer, reply, out);
     lz_value_destroy(&reply);
-    return rc == LZ_ENOMEM ? lz__fail(rc, "envelope: out of memory") : rc;
+    return rc;
 }
 
 bool lz__envelope_is_error(const lz_value_t *reply) {

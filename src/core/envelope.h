@@ -22,9 +22,12 @@
 #define LZ_MESSAGE_ARENA 1024
 
 // What a message holds. payload is the frame kept alive, so raw payloads
-// are read without a copy. value and envelope are each either the
-// message's own tree (lz_value_destroy frees it) or unowned: in value_slot
-// (raw) or in arena (json, "data" lifted out of the envelope).
+// are read without a copy. value and envelope are each read-only to
+// callers, whose lz_value_destroy leaves them alone: held, in value_slot
+// (raw) or in arena (json, "data" lifted out of the envelope), or a tree a
+// decoder built on the heap, frozen (msgpack, custom codecs, JSON the yajl
+// fallback reads), which lz_message_destroy frees (lz__value_release).
+// (An envelope extension.c builds is the message's own, not frozen.)
 struct lz_message {
     char *topic;              // topic, task type or action; never NULL
     size_t topic_size;        // strlen(topic), unless a binary topic holds NUL
@@ -140,6 +143,9 @@ int lz__envelope_decode_request(const lz_serializer_t *serializer, zmq_msg_t *fr
                                 lz_message_t **out);
 // lz__envelope_encode_error appends the error reply
 // {"status": "error", "message", "request_type", "code", "error"}.
+// message (NULL: lz_strerror(code)) and request_type (NULL: "") need not
+// be UTF-8, which no codec writes: each byte of them that starts no
+// well-formed sequence is sent as U+FFFD, so the reply still encodes.
 int lz__envelope_encode_error(const lz_serializer_t *serializer, int code, const char *message,
                               const char *request_type, lz_buffer_t *out);
 // lz__envelope_is_error tells whether a decoded reply is an error reply

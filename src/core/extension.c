@@ -5,6 +5,7 @@
 #include "core/envelope.h"
 #include "core/error.h"
 #include "core/extension.h"
+#include "serial/value.h"
 
 size_t lz__ext_traceparent_frame(const lz_node_t *node, const lz_span_t *span, char buf[LZ_EXT_TRACEPARENT_SIZE],
                                  lz_frame_t *frame) {
@@ -33,8 +34,10 @@ int lz__ext_read_slow(lz_message_t *msg, const lz_frames_t *f, size_t first) {
     char traceparent[256];
     for (size_t i = first; i < f->count; i++) {
         if (!traceparent_value(f, i, traceparent, sizeof traceparent)) continue;
+        // Read-only to callers, as every received value (message.h).
         lz_value_t *envelope = lz_value_object();
-        if (!envelope || lz_value_object_set_string(envelope, "traceparent", traceparent) != LZ_OK) {
+        if (!envelope || lz_value_object_set_string(envelope, "traceparent", traceparent) != LZ_OK ||
+            lz__value_freeze(&envelope) != LZ_OK) {
             lz_value_destroy(&envelope);
             return lz__fail(LZ_ENOMEM, "extension frames: out of memory");
         }

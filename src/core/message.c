@@ -112,17 +112,18 @@ lz_message_t *lz__message_decode(const lz_serializer_t *serializer, zmq_msg_t *f
     if (!msg) return NULL;
     lz__message_take_payload(msg, frame);
     // As subscribers and pullers decode: raw borrows the frame the message
-    // keeps, JSON builds in the message's arena (values are read-only to callers).
-    if (lz__serializer_decode_in(serializer, zmq_msg_data(&msg->payload), size, &msg->value_slot, &msg->arena,
-                                 &msg->value) < 0)
+    // keeps, JSON builds in the message's arena, other trees are frozen
+    // (values are read-only to callers).
+    if (lz__serializer_decode_held(serializer, zmq_msg_data(&msg->payload), size, &msg->value_slot, &msg->arena,
+                                   &msg->value) < 0)
         lz_message_destroy(&msg);
     return msg;
 }
 
-// free_owned frees a value the message owns; an unowned one (in
+// free_owned frees a value the message owns, frozen or not; a held one (in
 // value_slot or the arena) goes with them, so the call is skipped.
 static inline void free_owned(lz_value_t *value) {
-    if (value && !value->unowned) lz_value_destroy(&value);
+    if (value && !(value->unowned & LZ_NODE_HELD)) lz__value_release(&value);
 }
 
 void lz_message_destroy(lz_message_t **msg_p) {

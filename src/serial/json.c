@@ -575,22 +575,62 @@ static long hex4(const unsigned char *p) {
     return v;
 }
 
-// lone_surrogate_escape tells whether the JSON text holds a "\\ud800" to
-// "\\udbff" escape that no low surrogate escape follows. yajl writes such
-// a lone high surrogate as "?", which on_string cannot tell from a real
-// one; simdjson refuses it. Only escapes are looked at: a backslash is
-// followed by one escaped character or by u and four hex digits.
-static bool lone_surrogate_escape(const unsigned char *p, size_t size) {
+// lone_surrogate_escape returns the offset of the first "\\ud800" to
+// "\\udbff" escape in the JSON text that no low surrogate escape follows,
+// or SIZE_MAX. yajl writes such a lone high surrogate as "?", which
+// on_string cannot tell from a real one; simdjson refuses it. Only escapes
+// are looked at: a backslash is followed by one escaped character or by u
+// and four hex digits.
+static size_t lone_surrogate_escape(const unsigned char *p, size_t size) {
     for (size_t i = 0; i + 1 < size; i++) {
         if (p[i] != '\\') continue;
         long high = p[i + 1] == 'u' && i + 6 <= size ? hex4(p + i + 2) : -1;
         if (high >= 0xD800 && high <= 0xDBFF) {
             long low = i + 12 <= size && p[i + 6] == '\\' && p[i + 7] == 'u' ? hex4(p + i + 8) : -1;
-            if (low < 0xDC00 || low > 0xDFFF) return true;
+            if (low < 0xDC00 || low > 0xDFFF) return i;
         }
         i++; // past the escaped character ("\\\\" included)
     }
-    return false;
+    return SIZE_MAX;
+}
+
+// yajl_only_space returns the offset of the first vertical tab or form
+// feed in the text, or SIZE_MAX. yajl skips them as whitespace; JSON's
+// whitespace is space, tab, LF and CR only (RFC 8259), and no string may
+// hold a control character unescaped, so a document holding either byte
+// anywhere is not JSON.
+static size_t yajl_only_space(const void *data, size_t size) {
+    const char *tab = memchr(data, '\v', size), *feed = memchr(data, '\f', size);
+    const char *first = !tab ? feed : !feed ? tab : tab < feed ? tab : feed;
+    return first ? (size_t)(first - (const char *)data) : SIZE_MAX;
+}
+
+// unclosed_string returns the offset of the quote that opens a string the
+// text never closes, or SIZE_MAX. yajl lets one through after the
+// document's value ("1 \"a"): it takes it for trailing text cut short.
+static size_t unclosed_string(const unsigned char *p, size_t size) {
+    size_t open = SIZE_MAX;
+    for (size_t i = 0; i < size; i++) {
+        if (open == SIZE_MAX) open = p[i] == '"' ? i : open;
+        else if (p[i] == '\\') i++; // past the escaped character
+        else if (p[i] == '"') open = SIZE_MAX;
+    }
+    return open;
+}
+
+// lax_spot finds what yajl reads but strict JSON (and simdjson) refuses:
+// LZ_ESERIALIZATION with its offset, or 0 when there is none. yajl's
+// other checks (UTF-8, depth, numbers past the double range) are strict.
+static int lax_spot(const void *data, size_t size) {
+    size_t at = yajl_only_space(data, size);
+    if (at != SIZE_MAX)
+        return lz__fail(LZ_ESERIALIZATION, "json: a vertical tab or form feed (not JSON whitespace) at byte %zu", at);
+    at = lone_surrogate_escape(data, size);
+    if (at != SIZE_MAX)
+        return lz__fail(LZ_ESERIALIZATION, "json: a string holds a lone surrogate escape (not UTF-8) at byte %zu", at);
+    at = unclosed_string(data, size);
+    if (at != SIZE_MAX) return lz__fail(LZ_ESERIALIZATION, "json: a string is never closed at byte %zu", at);
+    return 0;
 }
 
 // yajl_run parses data with h, whose allocations come from arena: 0, or
@@ -653,35 +693,55 @@ static int yajl_decode(const void *data, size_t size, lz_value_t **out) {
 
 /* ---- decoding ---------------------------------------------------------- */
 
-// json_read is json_decode with the nodes made in arena when it is not
-// NULL (what yajl reads is the caller's all the same: lz_value_destroy
-// frees either).
-static int json_read(lz_arena_t *arena, const void *data, size_t size, lz_value_t **out) {
-    const char *reason = NULL;
-    switch (lz__json_read(data, size, arena, out, &reason)) {
-    case LZ_JSON_READ_OK: return 0;
-    case LZ_JSON_READ_NOMEM: return lz__fail(LZ_ENOMEM, "json: out of memory");
-    case LZ_JSON_READ_DECLINED: // numbers simdjson does not take: yajl reads it
-        if (lone_surrogate_escape(data, size))
-            return lz__fail(LZ_ESERIALIZATION, "json: a string holds a lone surrogate escape (not UTF-8)");
-        return yajl_decode(data, size, out);
-    case LZ_JSON_READ_INVALID: break;
-    }
-    // Rejected input is rare, so it is read a second time, by yajl, only to
-    // report where and why with the byte offset and wording callers see.
-    // Should yajl accept what simdjson refused, simdjson's verdict stands:
-    // one reader decides what is valid.
+// read_declined reads with yajl what simdjson declined (numbers it does
+// not take), once lax_spot finds nothing yajl alone would let through. The
+// tree is on the heap; freeze: frozen for the message that holds it
+// (lz__json_decode_held).
+static int read_declined(const void *data, size_t size, bool freeze, lz_value_t **out) {
+    int rc = lax_spot(data, size);
+    if (rc == 0) rc = yajl_decode(data, size, out);
+    return rc == 0 && freeze ? lz__value_freeze(out) : rc;
+}
+
+// refused words the error for what simdjson refused. Rejected input is
+// rare, so it is read a second time, by yajl, only to report where and why
+// with the byte offset and wording callers see. Should yajl accept it,
+// lax_spot finds why with the offset; simdjson's verdict stands anyway
+// (one reader decides what is valid), then in its words alone.
+static int refused(const void *data, size_t size, const char *reason) {
     int rc = yajl_decode(data, size, NULL);
+    if (rc == 0) rc = lax_spot(data, size);
     return rc == 0 ? lz__fail(LZ_ESERIALIZATION, "json: %s", reason) : rc;
+}
+
+// not_read handles what simdjson did not read (status not OK). Out of
+// line: the read path keeps no registers for it.
+static __attribute__((noinline)) int not_read(lz_json_read_status_t status, const char *reason, const void *data,
+                                              size_t size, bool freeze, lz_value_t **out) {
+    if (status == LZ_JSON_READ_NOMEM) return lz__fail(LZ_ENOMEM, "json: out of memory");
+    return status == LZ_JSON_READ_DECLINED ? read_declined(data, size, freeze, out) : refused(data, size, reason);
+}
+
+// json_read is json_decode with the nodes made in arena when it is not
+// NULL (what yajl reads is on the heap all the same, frozen when freeze is
+// set). Inlined with freeze a constant: simdjson's path is the same either way.
+static inline int json_read(lz_arena_t *arena, const void *data, size_t size, bool freeze, lz_value_t **out) {
+    const char *reason = NULL;
+    lz_json_read_status_t status = lz__json_read(data, size, arena, out, &reason);
+    return status == LZ_JSON_READ_OK ? 0 : not_read(status, reason, data, size, freeze, out);
 }
 
 static int json_decode(void *state, const void *data, size_t size, lz_value_t **out) {
     (void)state;
-    return json_read(NULL, data, size, out);
+    return json_read(NULL, data, size, false, out);
 }
 
 int lz__json_decode_in(lz_arena_t *arena, const void *data, size_t size, lz_value_t **out) {
-    return json_read(arena, data, size, out);
+    return json_read(arena, data, size, false, out);
+}
+
+int lz__json_decode_held(lz_arena_t *arena, const void *data, size_t size, lz_value_t **out) {
+    return json_read(arena, data, size, true, out);
 }
 
 /* ---- encoding -------------------------------------------------------- */
@@ -929,12 +989,20 @@ static int write_base64(json_writer_t *w, const lz_value_t *value) {
     return 0;
 }
 
+static int too_deep(void) {
+    return lz__fail(LZ_ESERIALIZATION, "json: nesting deeper than %d levels", LZ_JSON_MAX_DEPTH);
+}
+
 // Bytes travel as the Python LiberZMQ writes them, a tagged object with
 // lower-case hex (see lz__json_untag). lz_value_to_json, which shows values
 // (lz sub's records show undecodable payloads as base64), writes base64.
-static int write_bytes(json_writer_t *w, const lz_value_t *value) {
+// The object is one more level of nesting, which the readers count: at
+// depth (the containers around value) LZ_JSON_MAX_DEPTH it is refused, as
+// a container there is, so that what is written always reads back.
+static int write_bytes(json_writer_t *w, const lz_value_t *value, int depth) {
     static const char head[] = "{\"__type__\":\"bytes\",\"value\":\"";
     if (w->bytes_as_base64) return write_base64(w, value);
+    if (depth >= LZ_JSON_MAX_DEPTH) return too_deep();
     const unsigned char *p = (const unsigned char *)value->u.blob.data;
     size_t len = value->u.blob.len;
     if (len > (SIZE_MAX - sizeof head) / 2) return lz__fail(LZ_ENOMEM, "json: %zu bytes is too large", len);
@@ -981,11 +1049,10 @@ static int write_value(json_writer_t *w, const lz_value_t *value, int depth) {
     case LZ_VALUE_INT: return write_int(w, value->u.i);
     case LZ_VALUE_DOUBLE: return write_double(w, value->u.d);
     case LZ_VALUE_STRING: return write_string(w, value->u.blob.data, value->u.blob.len, "a string");
-    case LZ_VALUE_BYTES: return write_bytes(w, value);
+    case LZ_VALUE_BYTES: return write_bytes(w, value, depth);
     case LZ_VALUE_ARRAY:
     case LZ_VALUE_OBJECT:
-        if (depth >= LZ_JSON_MAX_DEPTH)
-            return lz__fail(LZ_ESERIALIZATION, "json: nesting deeper than %d levels", LZ_JSON_MAX_DEPTH);
+        if (depth >= LZ_JSON_MAX_DEPTH) return too_deep();
         return value->type == LZ_VALUE_ARRAY ? write_array(w, value, depth) : write_object(w, value, depth);
     }
     return lz__fail(LZ_ESERIALIZATION, "json: unknown value type");

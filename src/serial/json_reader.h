@@ -17,9 +17,10 @@ extern "C" {
 #endif
 
 // Deepest nesting decode accepts: the writer refuses to open container
-// number 128 (yajl_gen's YAJL_MAX_DEPTH), so decode accepts exactly what
-// encode can write, and the recursive walks over a decoded value (destroy,
-// copy, encode) stay within a small stack.
+// number 128 (yajl_gen's YAJL_MAX_DEPTH; the object a bytes value is
+// written as counts), so decode accepts exactly what encode can write,
+// and the recursive walks over a decoded value (destroy, copy, encode)
+// stay within a small stack.
 #define LZ_JSON_MAX_DEPTH 127
 
 typedef enum lz_json_read_status {

@@ -6,7 +6,6 @@
  * whole, half-built ones too; a stack arena for the codec, dropped whole. */
 #include <protobuf-c/protobuf-c.h>
 #include <errno.h>
-#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -213,7 +212,10 @@ static int read_number(const ProtobufCMessage *message, field_t *field, const lz
     lz_value_type_t type = lz_value_type(value);
     if (type != LZ_VALUE_INT && type != LZ_VALUE_DOUBLE) return misfit(message, field, "needs a number", value);
     *out = lz_value_get_double(value);
-    if (field->type == PROTOBUF_C_TYPE_FLOAT && isfinite(*out) && fabs(*out) > FLT_MAX)
+    // Only a number that rounds to an infinity is too large: the shortest
+    // text of FLT_MAX (3.4028235e+38, as a float field decodes) is a
+    // double just above it, which rounds to it.
+    if (field->type == PROTOBUF_C_TYPE_FLOAT && isfinite(*out) && isinf((float)*out))
         return misfit(message, field, "is too large for a float", value);
     return 0;
 }
@@ -224,6 +226,9 @@ static int store_string(const ProtobufCMessage *message, field_t *field, const l
     const char *text = lz_value_get_string(value, &len);
     if (!text) return misfit(message, field, "needs a string", value);
     if (memchr(text, '\0', len)) return misfit(message, field, "cannot hold a NUL character", value);
+    // protobuf's string fields are UTF-8: its parsers (this codec's decode,
+    // Python's ParseFromString) refuse the message otherwise.
+    if (!lz__utf8_valid(text, len)) return misfit(message, field, "is not valid UTF-8", value);
     if (!(*slot = allocator->alloc(allocator->allocator_data, len + 1)))
         return lz__fail(LZ_ENOMEM, "protobuf: out of memory");
     memcpy(*slot, text, len + 1);
@@ -453,10 +458,11 @@ int lz_protobuf_from_value(const ProtobufCMessageDescriptor *descriptor, const l
 static lz_value_t *message_value(const ProtobufCMessage *message, unsigned flags, int depth);
 
 // shortest_float: the double with the fewest digits that reads back as f,
-// so a float 0.1 reads 0.1 and not 0.10000000149011612.
+// so a float 0.1 reads 0.1 and not 0.10000000149011612, as Python's
+// MessageToDict shows it. Every float reads back from 9 digits.
 static double shortest_float(float f) {
     char text[32];
-    for (int digits = 6; isfinite(f) && digits < 9; digits++) {
+    for (int digits = 6; isfinite(f) && digits <= 9; digits++) {
         snprintf(text, sizeof text, "%.*g", digits, (double)f);
         if (strtof(text, NULL) == f) return strtod(text, NULL);
     }

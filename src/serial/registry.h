@@ -28,8 +28,20 @@ const lz_serializer_t *lz__registry_find(lz_registry_t *registry, const char *na
 int lz__serializer_decode_in(const lz_serializer_t *serializer, const void *data, size_t size,
                              lz_value_slot_t *slot, lz_arena_t *arena, lz_value_t **out);
 
-// lz__json_decode_in is the json codec's decode with its nodes in arena.
+// lz__serializer_decode_held is lz__serializer_decode_in for a message that
+// holds the value from now on: a tree a decoder built on the heap (msgpack,
+// a custom codec, JSON the yajl fallback reads) is frozen
+// (lz__value_freeze), read-only to callers as an arena's is and not theirs
+// to free. *out is then held (slot, arena) or frozen: the message frees it
+// with lz__value_release, which leaves a held one alone.
+int lz__serializer_decode_held(const lz_serializer_t *serializer, const void *data, size_t size,
+                               lz_value_slot_t *slot, lz_arena_t *arena, lz_value_t **out);
+
+// lz__json_decode_in is the json codec's decode with its nodes in arena
+// (what the yajl fallback reads is built on the heap all the same);
+// lz__json_decode_held freezes such a heap tree, for a message.
 LZ_HIDDEN int lz__json_decode_in(lz_arena_t *arena, const void *data, size_t size, lz_value_t **out);
+LZ_HIDDEN int lz__json_decode_held(lz_arena_t *arena, const void *data, size_t size, lz_value_t **out);
 
 // The fixed fields of a task or request envelope (core/envelope.c), for a
 // codec that writes them as text around the data instead of walking an

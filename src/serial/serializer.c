@@ -195,6 +195,11 @@ int lz_serializer_decode(const lz_serializer_t *serializer, const void *data, si
         return lz__fail(LZ_EINVAL, "serializer: decode needs a serializer, data and an output");
     *out = NULL;
     int rc = serializer->ops->decode(serializer->state, data ? data : "", size, out);
+    // As in encode: a codec that returns 1 for bad bytes must not pass off
+    // what it built until then as the value.
+    if (rc > 0)
+        rc = lz__fail(LZ_ESERIALIZATION, "serializer: '%s' decode returned %d, neither 0 nor an error",
+                      serializer->ops->name, rc);
     if (rc < 0) {
         lz_value_destroy(out); // a custom codec may leave a partial value
         return rc;
@@ -204,8 +209,17 @@ int lz_serializer_decode(const lz_serializer_t *serializer, const void *data, si
     return 0;
 }
 
-int lz__serializer_decode_in(const lz_serializer_t *serializer, const void *data, size_t size,
-                             lz_value_slot_t *slot, lz_arena_t *arena, lz_value_t **out) {
+// decode_frozen is lz_serializer_decode with the tree frozen, for a
+// message that holds it (registry.h).
+static int decode_frozen(const lz_serializer_t *serializer, const void *data, size_t size, lz_value_t **out) {
+    int rc = lz_serializer_decode(serializer, data, size, out);
+    return rc == LZ_OK ? lz__value_freeze(out) : rc;
+}
+
+// decode_in is lz__serializer_decode_in, or with held lz__serializer_decode_held.
+// Inlined with held a constant: each is one tail call on the json path.
+static inline int decode_in(const lz_serializer_t *serializer, const void *data, size_t size, lz_value_slot_t *slot,
+                            lz_arena_t *arena, bool held, lz_value_t **out) {
     bool usable = serializer && out && (data || !size);
     if (usable && serializer->ops == &lz__raw_ops) {
         *out = lz__value_bytes_borrowed_in(slot, data, size);
@@ -213,7 +227,18 @@ int lz__serializer_decode_in(const lz_serializer_t *serializer, const void *data
     }
     if (usable && serializer->ops == &lz__json_ops) {
         *out = NULL;
-        return lz__json_decode_in(arena, data ? data : "", size, out);
+        return held ? lz__json_decode_held(arena, data ? data : "", size, out)
+                    : lz__json_decode_in(arena, data ? data : "", size, out);
     }
-    return lz_serializer_decode(serializer, data, size, out);
+    return held ? decode_frozen(serializer, data, size, out) : lz_serializer_decode(serializer, data, size, out);
+}
+
+int lz__serializer_decode_in(const lz_serializer_t *serializer, const void *data, size_t size,
+                             lz_value_slot_t *slot, lz_arena_t *arena, lz_value_t **out) {
+    return decode_in(serializer, data, size, slot, arena, false, out);
+}
+
+int lz__serializer_decode_held(const lz_serializer_t *serializer, const void *data, size_t size,
+                               lz_value_slot_t *slot, lz_arena_t *arena, lz_value_t **out) {
+    return decode_in(serializer, data, size, slot, arena, true, out);
 }

@@ -3,7 +3,8 @@
  * child pointers (so borrowed children stay put while siblings are added),
  * and short object keys are stored inside the member array itself. A
  * received message's tree lives in an arena instead (value.h), freed with
- * the message as a whole. */
+ * the message as a whole, or, when a decoder built it on the heap, is
+ * frozen: read-only to callers, freed by the message. */
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -209,7 +210,7 @@ lz_value_t *lz__value_blob(lz_value_type_t type, const void *data, size_t len) {
     return value;
 }
 
-const lz_value_t lz__value_null_constant = {.type = LZ_VALUE_NULL, .unowned = 1};
+const lz_value_t lz__value_null_constant = {.type = LZ_VALUE_NULL, .unowned = LZ_NODE_HELD};
 
 lz_value_t *lz_value_null(void) { return lz__value_new(LZ_VALUE_NULL, 0); }
 
@@ -269,7 +270,7 @@ lz_value_t *lz__value_bytes_borrowed_in(lz_value_slot_t *slot, const void *data,
     if (!data && size) return lz__fail_null(LZ_EINVAL, "value: NULL data of %zu bytes", size);
     lz_value_t *value = (lz_value_t *)slot->bytes;
     memset(value, 0, sizeof *value);
-    value->unowned = 1;
+    value->unowned = LZ_NODE_HELD;
     return borrow(value, LZ_VALUE_BYTES, data, size);
 }
 
@@ -303,34 +304,39 @@ static void node_free(lz_value_t *value) {
     node_release(value);
 }
 
+// The frees below take spared: the unowned kinds (value.h) they leave
+// alone, children and all. A caller's destroy spares both; the message
+// holding a frozen tree frees it sparing only held nodes.
+#define SPARE_ALL (LZ_NODE_HELD | LZ_NODE_FROZEN)
+
 // has_children: value is ours to free and has children to free first.
-static bool has_children(const lz_value_t *value) {
-    return value && !value->unowned &&
+static bool has_children(const lz_value_t *value, unsigned spared) {
+    return value && !(value->unowned & spared) &&
            ((value->type == LZ_VALUE_ARRAY && value->u.array.len) ||
             (value->type == LZ_VALUE_OBJECT && value->u.object.len));
 }
 
-// leaf_free frees a child without children of its own (NULL, or an
-// unowned one, whose owner frees it, is left alone).
-static void leaf_free(lz_value_t *value) {
-    if (value && !value->unowned) node_free(value);
+// leaf_free frees a child without children of its own (NULL, or a spared
+// one, is left alone).
+static void leaf_free(lz_value_t *value, unsigned spared) {
+    if (value && !(value->unowned & spared)) node_free(value);
 }
 
 // pop_leaves frees container's children from the last one back until one
 // has children of its own, and returns where that one is (NULL: none left).
-static lz_value_t **pop_leaves(lz_value_t *container) {
+static lz_value_t **pop_leaves(lz_value_t *container, unsigned spared) {
     if (container->type == LZ_VALUE_ARRAY) {
         for (; container->u.array.len; container->u.array.len--) {
             lz_value_t **slot = &container->u.array.items[container->u.array.len - 1];
-            if (has_children(*slot)) return slot;
-            leaf_free(*slot);
+            if (has_children(*slot, spared)) return slot;
+            leaf_free(*slot, spared);
         }
     } else if (container->type == LZ_VALUE_OBJECT) {
         for (; container->u.object.len; container->u.object.len--) {
             lz_member_t *member = &container->u.object.members[container->u.object.len - 1];
-            if (has_children(member->value)) return &member->value;
+            if (has_children(member->value, spared)) return &member->value;
             member_free_key(member);
-            leaf_free(member->value);
+            leaf_free(member->value, spared);
         }
     }
     return NULL;
@@ -345,16 +351,16 @@ static lz_value_t *up_from(lz_value_t *container) {
     return member->value;
 }
 
-// value_free frees value and its children without recursion, since a
-// chain built through the API may be deeper than any stack, and without
-// allocating: going down into a container's last child it stores the way
-// back up in that child's slot (pointer reversal), and going up it takes
-// it from there again.
-static void value_free(lz_value_t *value) {
-    if (!value || value->unowned) return; // its owner frees it, children and all
+// value_free_sparing frees value and its children without recursion,
+// since a chain built through the API may be deeper than any stack, and
+// without allocating: going down into a container's last child it stores
+// the way back up in that child's slot (pointer reversal), and going up it
+// takes it from there again.
+static void value_free_sparing(lz_value_t *value, unsigned spared) {
+    if (!value || (value->unowned & spared)) return; // its owner frees it, children and all
     lz_value_t *up = NULL; // the container value is the last child of
     for (;;) {
-        lz_value_t **slot = pop_leaves(value);
+        lz_value_t **slot = pop_leaves(value, spared);
         if (slot) {
             lz_value_t *child = *slot;
             *slot = up;
@@ -369,15 +375,94 @@ static void value_free(lz_value_t *value) {
     }
 }
 
+// value_free is the caller's free: every unowned node is spared.
+static void value_free(lz_value_t *value) { value_free_sparing(value, SPARE_ALL); }
+
 void lz_value_destroy(lz_value_t **value_p) {
     if (!value_p) return;
     value_free(*value_p);
     *value_p = NULL;
 }
 
+void lz__value_release(lz_value_t **value_p) {
+    value_free_sparing(*value_p, LZ_NODE_HELD);
+    *value_p = NULL;
+}
+
+/* ---- freezing a received tree ------------------------------------------- */
+
+// Where the freeze walk goes back up to: a container and its next child.
+typedef struct freeze_frame {
+    lz_value_t *container;
+    size_t next;
+} freeze_frame_t;
+
+#define LZ_FREEZE_STACK 32 // frames on the C stack: msgpack nests at most this deep
+
+// freeze_node marks value frozen, unless it is NULL or held (then its
+// owner's, children and all), and tells whether the walk goes into it.
+static inline bool freeze_node(lz_value_t *value) {
+    if (!value || value->unowned) return false;
+    value->unowned = LZ_NODE_FROZEN;
+    return (value->type == LZ_VALUE_ARRAY && value->u.array.len) ||
+           (value->type == LZ_VALUE_OBJECT && value->u.object.len);
+}
+
+// freeze_children marks container's children from *at on, up to the first
+// that has children of its own: that one is returned (*at its index) for
+// the walk to go into; NULL once all are marked.
+static lz_value_t *freeze_children(lz_value_t *container, size_t *at) {
+    if (container->type == LZ_VALUE_ARRAY) {
+        for (size_t i = *at; i < container->u.array.len; i++)
+            if (freeze_node(container->u.array.items[i])) return *at = i, container->u.array.items[i];
+    } else {
+        for (size_t i = *at; i < container->u.object.len; i++)
+            if (freeze_node(container->u.object.members[i].value))
+                return *at = i, container->u.object.members[i].value;
+    }
+    return NULL;
+}
+
+// grow_frames doubles the walk's stack, onto the heap past LZ_FREEZE_STACK
+// levels (a custom codec's tree may nest deeper than any codec's limit).
+static __attribute__((noinline)) int grow_frames(freeze_frame_t **stack, size_t *cap, const freeze_frame_t *small) {
+    freeze_frame_t *grown = *cap <= SIZE_MAX / 2 / sizeof **stack ? malloc(*cap * 2 * sizeof **stack) : NULL;
+    if (!grown) return lz__fail(LZ_ENOMEM, "value: out of memory marking a received value read-only");
+    memcpy(grown, *stack, *cap * sizeof **stack);
+    if (*stack != small) free(*stack);
+    *stack = grown;
+    *cap *= 2;
+    return LZ_OK;
+}
+
+int lz__value_freeze(lz_value_t **value_p) {
+    freeze_frame_t small[LZ_FREEZE_STACK], *stack = small;
+    size_t depth = 0, cap = LZ_FREEZE_STACK, at = 0;
+    lz_value_t *container = *value_p; // frozen, with children from at on to mark
+    int rc = LZ_OK;
+    if (!freeze_node(container)) return LZ_OK;
+    for (;;) {
+        lz_value_t *child = freeze_children(container, &at);
+        if (child) { // go into child, and on from the next one after it
+            if (depth == cap && (rc = grow_frames(&stack, &cap, small)) != LZ_OK) break;
+            stack[depth++] = (freeze_frame_t){container, at + 1};
+            container = child;
+            at = 0;
+        } else if (depth) {
+            container = stack[--depth].container;
+            at = stack[depth].next;
+        } else {
+            break;
+        }
+    }
+    if (stack != small) free(stack);
+    if (rc != LZ_OK) lz__value_release(value_p); // frozen or not, its nodes are the message's
+    return rc;
+}
+
 // read_only refuses a change to an unowned container: a received
 // message's value, which users may only read (its arrays are exactly sized
-// in the message's arena and cannot grow).
+// in the message's arena and cannot grow; a frozen tree's the message frees).
 static int read_only(void) { return lz__fail(LZ_EINVAL, "value: a received message's value is read-only"); }
 
 // grow makes room for one more element in a container's array.
@@ -621,7 +706,7 @@ lz_value_t *lz__value_member_take(lz_value_t *object, size_t index) {
     if (lz_value_type(object) != LZ_VALUE_OBJECT || index >= object->u.object.len) return NULL;
     lz_member_t *member = &object->u.object.members[index];
     lz_value_t *taken = member->value;
-    if (!object->unowned) member_free_key(member); // an arena's key goes with the arena
+    if (!(object->unowned & LZ_NODE_HELD)) member_free_key(member); // an arena's key goes with the arena
     lz_member_t *end = object->u.object.members + object->u.object.len;
     memmove(member, member + 1, (size_t)(end - member - 1) * sizeof *member); // keep order
     object->u.object.len--;

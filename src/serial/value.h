@@ -40,9 +40,9 @@ struct lz_value {
     // (a received raw payload, the envelope cache): the node must
     // never free or copy into it.
     unsigned char borrowed;
-    // The node lives in memory something else owns and frees (an
-    // lz_value_slot_t, a message's arena), and so do its children:
-    // lz_value_destroy leaves it alone, and the public setters refuse it.
+    // Not the caller's to change or free (0: it is), and so are its
+    // children: lz_value_destroy leaves it alone, and the public setters
+    // refuse it. LZ_NODE_HELD or LZ_NODE_FROZEN, which say who frees it.
     unsigned char unowned;
     union {
         bool b;
@@ -55,6 +55,15 @@ struct lz_value {
     // An owned string's or bytes' content follows the node in its block,
     // NUL-terminated (lz__value_payload).
 };
+
+// The node lives in memory something else owns and frees (an
+// lz_value_slot_t, a message's arena, a constant).
+#define LZ_NODE_HELD 1
+// The node is part of a received message's tree that a decoder built on
+// the heap (msgpack, a custom codec, the JSON reader's yajl fallback),
+// marked by lz__value_freeze: read-only to callers as a held one is, and
+// freed by the message (lz__value_release).
+#define LZ_NODE_FROZEN 2
 
 static inline char *lz__value_payload(lz_value_t *value) { return (char *)(value + 1); }
 
@@ -119,7 +128,7 @@ static inline lz_value_t *lz__arena_node(lz_arena_t *arena, lz_value_type_t type
     if (!value) return NULL;
     memset(value, 0, sizeof *value);
     value->type = (unsigned char)type;
-    value->unowned = 1;
+    value->unowned = LZ_NODE_HELD;
     return value;
 }
 
@@ -225,6 +234,18 @@ LZ_HIDDEN lz_value_t *lz__value_new(lz_value_type_t type, size_t payload);
 
 // lz__value_blob makes an owned string or bytes value holding a copy of data.
 LZ_HIDDEN lz_value_t *lz__value_blob(lz_value_type_t type, const void *data, size_t len);
+
+// lz__value_freeze makes *value_p, a tree a decoder just built on the heap
+// for a received message, read-only to callers: every node of it not held
+// (LZ_NODE_HELD) becomes LZ_NODE_FROZEN. It walks the tree once, without
+// recursion. LZ_OK, or LZ_ENOMEM (for the walk's stack, past 32 levels):
+// then the tree is freed and *value_p is NULL.
+LZ_HIDDEN int lz__value_freeze(lz_value_t **value_p);
+
+// lz__value_release is lz_value_destroy for the message that holds a
+// frozen tree (or one it owns outright): it frees the frozen nodes too,
+// and still leaves held ones alone. Sets *value_p to NULL.
+LZ_HIDDEN void lz__value_release(lz_value_t **value_p);
 
 // Room for one value node inside another structure, so a message's raw
 // payload value needs no allocation of its own (value.c checks the size).
