@@ -4,11 +4,13 @@
  * endpoint, sockets that cannot be rebuilt, raw replies, a server that
  * answers junk, and a destroy from the client's own callback. */
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <zmq.h>
 
 #include "lz_mutate.h"
+#include "core/thread.h" // lz__thread_inside
 #include "lz_test.h"
 #include "patterns/client.h" // lz__client_request_until, lz__client_cancel
 #include "serial/value.h"    // whether a value borrows its bytes
@@ -50,6 +52,32 @@ int pthread_cond_wait(pthread_cond_t *cond, pthread_mutex_t *mutex) {
     pthread_once(&once, find_real_cond_wait);
     int rc = real_cond_wait(cond, mutex);
     if (atomic_load(&slow_wakeups)) lz_test_sleep_ms(50);
+    return rc;
+}
+
+/* A late wakeup of a lending I/O thread: while held_client is set, that
+ * client's I/O thread, woken in the poll(2) of its loan (lend_socket, one
+ * descriptor), says so (lend_woken) and returns from it only lend_hold_ms
+ * after the test set lend_go (waiting at most 5 s for that): what a
+ * scheduling delay does, on cue. One wakeup only; every other call passes
+ * through. */
+static _Atomic(lz_client_t *) held_client;
+static atomic_bool lend_woken, lend_go;
+static atomic_int lend_hold_ms;
+static int (*real_poll)(struct pollfd *fds, nfds_t count, int timeout);
+
+static void find_real_poll(void) { lz_test_next_function(&real_poll, "poll"); }
+
+int poll(struct pollfd *fds, nfds_t count, int timeout) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, find_real_poll);
+    int rc = real_poll(fds, count, timeout);
+    lz_client_t *held = atomic_load(&held_client);
+    if (rc <= 0 || count != 1 || !held || !lz__thread_inside(held) || !atomic_exchange(&held_client, NULL)) return rc;
+    atomic_store(&lend_woken, true);
+    int64_t end = lz_test_now_ms() + 5000;
+    while (!atomic_load(&lend_go) && lz_test_now_ms() < end) lz_test_sleep_ms(1);
+    lz_test_sleep_ms(atomic_load(&lend_hold_ms));
     return rc;
 }
 
@@ -277,6 +305,61 @@ LZ_TEST(direct_caller_yields) {
     LZ_CHECK_INT(quick.good, 1);
     lz_metrics_t m = lz_test_metrics(lz_client_node(client));
     LZ_CHECK_INT(m.late_replies + m.request_timeouts, 0);
+    lz_value_destroy(&reply);
+    lz_value_destroy(&ms);
+    rig_close(&r);
+}
+
+// A second caller, "slow" request of slow_ms, once the lending I/O thread
+// is held (see poll above).
+typedef struct {
+    lz_client_t *client;
+    int slow_ms;
+    int rc;
+} second_caller_t;
+
+static void *ask_while_held(void *p) {
+    second_caller_t *b = p;
+    LZ_TEST_WAIT_UNTIL(atomic_load(&lend_woken), 5000 * LZ_TEST_SLOWDOWN);
+    atomic_store(&lend_go, true);
+    lz_value_t *ms = lz_value_int(b->slow_ms), *reply = NULL;
+    b->rc = lz_client_request(b->client, "slow", ms, &reply, 5000 * LZ_TEST_SLOWDOWN);
+    lz_value_destroy(&reply);
+    lz_value_destroy(&ms);
+    return NULL;
+}
+
+// A direct request whose attempt times out is handed back with the socket
+// still lent; another caller coming before the I/O thread wakes does not
+// borrow it (before, it did, and the I/O thread, which never asks a caller
+// on the loan to yield for a pending request, left the first one waiting
+// past its timeout until the second's attempt ended: 100 ms became 1 s
+// here, 2 s in the review's run).
+LZ_TEST(handed_back_request_ends_in_time) {
+    rig_t r = rig_open(1000, 1);
+    lz_client_t *client = r.client;
+    lz_client_set_retries(client, 0);
+    int slowdown = LZ_TEST_SLOWDOWN;
+    atomic_store(&lend_hold_ms, 100 * slowdown); // the second caller's borrow, or submit, happens meanwhile
+    atomic_store(&lend_woken, false);
+    atomic_store(&lend_go, false);
+    second_caller_t b = {client, 1000 * slowdown, 1};
+    pthread_t thread;
+    pthread_create(&thread, NULL, ask_while_held, &b);
+    lz_value_t *reply = NULL, *ms = lz_value_int(800 * slowdown);
+    for (int i = 0; i < 20; i++) { // requests flowing: the socket is lent
+        LZ_CHECK_INT(lz_client_request(client, "echo", NULL, &reply, 2000), 0);
+        lz_value_destroy(&reply);
+    }
+    atomic_store(&held_client, client); // its next wakeup: this request handed back
+    int64_t t0 = lz_test_now_ms();
+    LZ_CHECK_INT(lz_client_request(client, "slow", ms, &reply, 100 * slowdown), LZ_ETIMEOUT);
+    int64_t took = lz_test_now_ms() - t0;
+    LZ_CHECK(took < 500 * slowdown); // 100 ms, the held wakeup, and what a busy machine adds
+    pthread_join(thread, NULL);
+    LZ_CHECK(atomic_load(&lend_woken));
+    LZ_CHECK_INT(b.rc, 0);
+    atomic_store(&held_client, NULL);
     lz_value_destroy(&reply);
     lz_value_destroy(&ms);
     rig_close(&r);
@@ -1174,6 +1257,7 @@ LZ_TEST(destroy_from_own_callback_is_refused) {
 
 LZ_TEST_MAIN(LZ_CASE(sixteen_threads_one_client), LZ_CASE(async_many_in_flight),
              LZ_CASE(slow_handler_times_out_alone), LZ_CASE(direct_caller_yields),
+             LZ_CASE(handed_back_request_ends_in_time),
              LZ_CASE(cancel_ends_a_wait_and_the_request_goes_on), LZ_CASE(a_lone_slow_request_is_waited_for),
              LZ_CASE(timeout_without_server),
              LZ_CASE(server_restart_while_retrying), LZ_CASE(failover_when_one_dies), LZ_CASE(failover_from_a_silent_server),

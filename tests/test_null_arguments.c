@@ -25,6 +25,13 @@
         LZ_CHECK((call) == NULL);                                                                             \
     } while (0)
 
+// refused_for_no_endpoint checks a constructor given no endpoint refused it.
+static void refused_for_no_endpoint(bool made) {
+    LZ_CHECK(!made);
+    LZ_CHECK_INT(lz_last_error_code(), LZ_EINVAL);
+    LZ_CHECK(strstr(lz_last_error(), "no endpoint") != NULL);
+}
+
 static int handler(const lz_message_t *msg, void *arg) {
     (void)msg, (void)arg;
     return 0;
@@ -331,9 +338,20 @@ LZ_TEST(objects_with_null_arguments) {
     lz_pull_destroy(&pull);
 
     nothing(lz_lock_new(ctx, "inproc://x", NULL, 1000));
-    lz_lock_t *lock = lz_lock_new(ctx, NULL, "name", 1000); // NULL endpoints: none yet
-    LZ_CHECK(lock != NULL);
-    lz_lock_destroy(&lock);
+    // No endpoint: a lock's, a client's or a dealer's cannot be added later,
+    // so it would only time out (before, lz_lock_new(ctx, NULL, ...) made one).
+    const char *none[] = {NULL, "", ",,"};
+    for (size_t k = 0; k < sizeof none / sizeof *none; k++) {
+        lz_lock_t *lock = lz_lock_new(ctx, none[k], "name", 1000);
+        refused_for_no_endpoint(lock != NULL);
+        lz_lock_destroy(&lock);
+        lz_client_t *client = lz_client_new(ctx, none[k]);
+        refused_for_no_endpoint(client != NULL);
+        lz_client_destroy(&client);
+        lz_dealer_t *dealer = lz_dealer_new(ctx, none[k], NULL);
+        refused_for_no_endpoint(dealer != NULL);
+        lz_dealer_destroy(&dealer);
+    }
 
     lz_push_t *push = lz_push_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
     fails(lz_push_send_bytes(push, NULL, 1));

@@ -581,6 +581,47 @@ LZ_TEST(a_client_reading_no_replies_does_not_block_ping) {
     unflood(&f);
 }
 
+// A peer that sends pings and garbage and reads no replies: the pongs and
+// error replies, which the I/O thread sends itself, soon find its queue
+// full (2 + 1 here) and are dropped at once, counted, so another client is
+// still answered at once. (Before, each waited for room, zmq.send_timeout,
+// 20 s here, reading no request meanwhile: the echo timed out.)
+LZ_TEST(a_peer_reading_no_pongs_stalls_no_one) {
+    lz_context_t *ctx = LZ_TEST_CONTEXT("zmq.linger=0", "zmq.handler_max_concurrency=4", "zmq.high_water_mark=2",
+                                        "zmq.send_timeout=20000");
+    char endpoint[128];
+    lz_server_t *server = lz_server_new(ctx, lz_test_inproc_endpoint(endpoint, sizeof endpoint));
+    LZ_CHECK_INT(lz_server_on(server, "echo", echo, NULL), 0);
+    LZ_CHECK_INT(lz_server_start(server), 0);
+    void *greedy = lz_test_plain_socket(lz_context_zmq(ctx), ZMQ_DEALER, -1, NULL);
+    int one = 1;
+    zmq_setsockopt(greedy, ZMQ_RCVHWM, &one, sizeof one);
+    LZ_CHECK_INT(zmq_connect(greedy, endpoint), 0);
+    enum { GREEDY = 40 };
+    for (int i = 0; i < GREEDY; i++) { // each behind an empty delimiter, as a REQ socket sends
+        const char *request = i % 2 ? "not json" : "{\"type\": \"ping\", \"data\": null}";
+        LZ_CHECK_INT(zmq_send(greedy, "", 0, ZMQ_SNDMORE), 0);
+        LZ_CHECK_INT(zmq_send(greedy, request, strlen(request), 0), (int)strlen(request));
+    }
+    lz_client_t *client = lz_client_new(ctx, endpoint);
+    lz_value_t *reply = NULL;
+    int64_t start = lz_test_now_ms();
+    LZ_CHECK_INT(lz_client_request(client, "echo", NULL, &reply, 3000 * LZ_TEST_SLOWDOWN), 0);
+    LZ_CHECK(lz_test_now_ms() - start < 1000 * LZ_TEST_SLOWDOWN);
+    lz_value_destroy(&reply);
+    lz_node_t *node = lz_server_node(server);
+    LZ_TEST_WAIT_UNTIL(lz_test_metrics(node).messages_received == GREEDY + 1, 3000 * LZ_TEST_SLOWDOWN);
+    lz_metrics_t m = lz_test_metrics(node);
+    LZ_CHECK_INT(m.messages_received, GREEDY + 1);
+    LZ_CHECK_INT(m.messages_sent + m.outbound_dropped, GREEDY + 1); // each answered, or its reply counted dropped
+    LZ_CHECK(m.outbound_dropped >= GREEDY - 4);
+    LZ_CHECK_INT(m.backpressure_events, m.outbound_dropped);
+    lz_client_destroy(&client);
+    zmq_close(greedy);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 // A stop does not wait for replies that wait for room: a client that reads
 // none would otherwise hold each worker for up to zmq.send_timeout per
 // reply, the queued requests' error replies included, and the stop for
@@ -891,6 +932,7 @@ LZ_TEST_MAIN(LZ_CASE(dispatches_by_action), LZ_CASE(error_replies), LZ_CASE(refu
              LZ_CASE(lifecycle_errors), LZ_CASE(inline_handlers), LZ_CASE(registering_again_replaces_the_handler),
              LZ_CASE(unencodable_reply_becomes_an_error_reply), LZ_CASE(request_with_too_many_frames_is_dropped),
              LZ_CASE(reply_to_a_client_gone_is_a_drop), LZ_CASE(queued_requests_answered_at_stop), LZ_CASE(a_client_reading_no_replies_does_not_block_ping),
+             LZ_CASE(a_peer_reading_no_pongs_stalls_no_one),
              LZ_CASE(stop_drops_replies_waiting_for_room), LZ_CASE(stop_from_an_inline_handler),
              LZ_CASE(stop_from_a_pooled_handler), LZ_CASE(destroy_from_an_inline_handler_is_refused),
              LZ_CASE(destroy_from_a_pooled_handler_is_refused), LZ_CASE(stop_from_a_handler_with_deferred_replies),

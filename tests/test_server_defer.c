@@ -164,6 +164,66 @@ LZ_TEST(error_reply_later) {
     lz_context_destroy(&ctx);
 }
 
+/* A codec that refuses some error replies: json, but for an object whose
+ * "message" is "unsayable", or whose "request_type" is "unanswerable"
+ * (whatever its message). As a custom codec may refuse any text, or as
+ * msgpack and json refused a message that is not UTF-8. */
+static bool unsayable(const lz_value_t *value) {
+    const char *message = lz_value_find_string(value, "message", "");
+    const char *action = lz_value_find_string(value, "request_type", "");
+    return strcmp(message, "unsayable") == 0 || strcmp(action, "unanswerable") == 0;
+}
+
+static int picky_encode(void *state, const lz_value_t *value, lz_buffer_t *out) {
+    if (unsayable(value)) return LZ_ESERIALIZATION;
+    return lz_serializer_encode(state, value, out);
+}
+
+static int picky_decode(void *state, const void *data, size_t size, lz_value_t **out) {
+    return lz_serializer_decode(state, data, size, out);
+}
+
+static const lz_serializer_ops_t picky_ops = {"picky", "application/json", 0, picky_encode, picky_decode, NULL};
+
+// An error reply whose message the serializer refuses goes with the code's
+// own words, and lz_server_reply_error says 0; one that does not encode at
+// all goes as an empty frame, and lz_server_reply_error says so. (Before,
+// the first went empty too, the client read LZ_ESERIALIZATION instead of
+// the code, and both returned 0.)
+LZ_TEST(error_reply_the_serializer_refuses) {
+    lz_context_t *ctx = lz_test_pattern_context(2);
+    LZ_CHECK_INT(lz_serializer_register(ctx, &picky_ops, (void *)lz_serializer_builtin("json")), LZ_OK);
+    lot_t lot;
+    lz_server_t *server = new_parking(ctx, &lot, "tcp://127.0.0.1:*");
+    LZ_CHECK_INT(lz_server_on(server, "unanswerable", park, &lot), LZ_OK);
+    LZ_CHECK_INT(lz_node_set_serializer(lz_server_node(server), "picky"), LZ_OK);
+    LZ_CHECK_INT(lz_server_start(server), LZ_OK);
+    lz_client_t *client = new_client(ctx, server);
+    LZ_CHECK_INT(lz_node_set_serializer(lz_client_node(client), "picky"), LZ_OK);
+    outcome_t o;
+    ask_parked(client, &o, 1, 5000 * LZ_TEST_SLOWDOWN);
+    LZ_TEST_WAIT_UNTIL(parked(&lot) == 1, 5000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(lz_server_reply_error(&lot.handle[0], LZ_EVALIDATION, "unsayable"), LZ_OK);
+    LZ_TEST_WAIT_UNTIL(atomic_load(&o.done), 5000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(o.status, LZ_EREMOTE);
+    LZ_CHECK_STR(lz_value_find_string(o.reply, "message", NULL), lz_strerror(LZ_EVALIDATION));
+    LZ_CHECK_STR(lz_value_find_string(o.reply, "code", NULL), "LZ_EVALIDATION");
+    outcome_free(&o);
+
+    o = (outcome_t){.status = 1};
+    LZ_CHECK_INT(lz_client_request_async(client, "unanswerable", NULL, 5000 * LZ_TEST_SLOWDOWN, lz_test_on_reply, &o),
+                 LZ_OK);
+    LZ_TEST_WAIT_UNTIL(parked(&lot) == 2, 5000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(lz_server_reply_error(&lot.handle[1], LZ_EVALIDATION, "why"), LZ_ESERIALIZATION);
+    LZ_CHECK(lot.handle[1] == NULL); // finished all the same
+    LZ_TEST_WAIT_UNTIL(atomic_load(&o.done), 5000 * LZ_TEST_SLOWDOWN);
+    LZ_CHECK_INT(o.status, LZ_ESERIALIZATION); // the empty frame: an answer, not a timeout
+    outcome_free(&o);
+    lz_client_destroy(&client);
+    lz_server_destroy(&server);
+    lz_context_destroy(&ctx);
+}
+
 static int echo(const lz_message_t *request, lz_value_t **reply, void *arg) {
     *reply = lz_value_copy(lz_message_value(request));
     return 0;
@@ -456,6 +516,7 @@ LZ_TEST(answered_inside_its_handler) {
 }
 
 LZ_TEST_MAIN(LZ_CASE(pooled_server_replies_later), LZ_CASE(inline_server_replies_later), LZ_CASE(error_reply_later),
+             LZ_CASE(error_reply_the_serializer_refuses),
              LZ_CASE(many_parked_answered_in_any_order), LZ_CASE(stop_answers_parked_requests),
              LZ_CASE(answers_race_the_stop), LZ_CASE(reply_after_the_client_left),
              LZ_CASE(reply_to_a_full_queue_is_refused), LZ_CASE(misuse_is_refused),

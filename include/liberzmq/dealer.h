@@ -39,10 +39,11 @@ typedef void (*lz_dealer_callback_fn)(int status, const lz_value_t *reply, void 
 // router's peers: libzmq's ROUTER refuses a second connection that brings
 // an id already connected, and that dealer's requests then go unanswered
 // (they time out; nothing on the router counts them). NULL on failure
-// with the detail set: LZ_EINVAL, LZ_ECONNECTION, LZ_ENOMEM, LZ_ECONFIG
-// (serialization.default names no registered serializer), LZ_EIO (the
-// eventfd that wakes its I/O thread could not be made: no file descriptor
-// left, say).
+// with the detail set: LZ_EINVAL (also for NULL, "" or only commas as
+// endpoints: a dealer's are all given here, as a client's), LZ_ECONNECTION,
+// LZ_ENOMEM, LZ_ECONFIG (serialization.default names no registered
+// serializer), LZ_EIO (the eventfd that wakes its I/O thread could not be
+// made: no file descriptor left, say).
 lz_dealer_t *lz_dealer_new(lz_context_t *ctx, const char *endpoints, const char *identity);
 
 // lz_dealer_destroy completes every request still in flight with

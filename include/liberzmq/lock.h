@@ -138,11 +138,12 @@ int lz_lock_service_stats(lz_lock_service_t *service, lz_lock_stats_t *out);
 // and zmq.request_retries.
 //
 // Returns the lock (owned by the caller; lz_lock_destroy) or NULL:
-// LZ_EINVAL, LZ_ENOMEM, LZ_EIO (no file descriptor left for the eventfd
-// lz_lock_cancel signals), or the client's errors. Not thread safe (but for
-// lz_lock_cancel): a lock object is one owner, so give each thread its
-// own (a thread sharing one would share its hold); different lock objects
-// may be used at once.
+// LZ_EINVAL (also for NULL, "" or only commas as endpoints: as a client's,
+// they cannot be added later), LZ_ENOMEM, LZ_EIO (no file descriptor left
+// for the eventfd lz_lock_cancel signals), or the client's errors. Not
+// thread safe (but for lz_lock_cancel): a lock object is one owner, so
+// give each thread its own (a thread sharing one would share its hold);
+// different lock objects may be used at once.
 lz_lock_t *lz_lock_new(lz_context_t *ctx, const char *endpoints, const char *name, int ttl_ms);
 
 // lz_lock_destroy releases the lock if it is held (one request, waiting

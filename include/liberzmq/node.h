@@ -5,7 +5,10 @@
  * Endpoint lists, accepted by every constructor: comma-separated URLs, each
  * prefixed '@' to bind or '>' to connect ("@tcp://0.0.0.0:5556,>ipc:///tmp/a").
  * Without a prefix the pattern's natural side is used (publisher, puller and
- * server bind; subscriber, pusher and client connect). NULL means none yet.
+ * server bind; subscriber, pusher and client connect). NULL means none yet
+ * (lz_node_bind, lz_node_connect add them later), except for a client, a
+ * dealer or a lock, whose endpoints are all given when they are made: an
+ * empty list is LZ_EINVAL there.
  * A tcp URL must end in ":PORT" (0 to 65535, or '*' to bind a free one)
  * after a host that is not empty, an IPv6 one in brackets
  * ("tcp://[::1]:5556"); anything else is LZ_EINVAL, also for a connect,

@@ -24,7 +24,8 @@ typedef struct lz_server_reply lz_server_reply_t;
 // A request handler. On success return 0 and store the reply in *reply
 // (ownership passes to the server; leaving it NULL replies null). To fail,
 // return a negative lz_error_t and optionally store a string value in
-// *reply: it becomes the error reply's message. To answer later, call
+// *reply: it becomes the error reply's message (each byte of it that
+// starts no UTF-8 sequence sent as U+FFFD). To answer later, call
 // lz_server_defer and return LZ_SERVER_DEFERRED. Handlers run on up to
 // zmq.handler_max_concurrency threads at once; with 1 they run on the
 // server's I/O thread (the fastest round trip, but a running handler then
@@ -121,12 +122,15 @@ lz_server_reply_t *lz_server_defer(const lz_message_t *request);
 //   LZ_ENOMEM        memory ran out: the reply could not be made (an error
 //                    reply went instead) or not copied for the socket
 //                    (nothing went: the client times out);
+//   LZ_ESERIALIZATION neither the reply nor an error reply encodes with
+//                    the server's serializer (raw, or a custom codec that
+//                    refuses them): the client got an empty reply;
 //   LZ_EINVAL        reply_p or *reply_p is NULL;
 //   LZ_EZMQ          (or the code of libzmq's errno) libzmq refused the
 //                    send otherwise (logged): nothing went.
 // A value that does not encode becomes an error reply (counted in errors)
-// and 0 is returned. Like a handler's reply, the send waits for room up
-// to zmq.send_timeout.
+// and 0 is returned (when that error reply encodes). Like a handler's
+// reply, the send waits for room up to zmq.send_timeout.
 // Thread safe: any thread, any number of handles at once.
 int lz_server_reply_send(lz_server_reply_t **reply_p, const lz_value_t *value);
 
@@ -138,9 +142,11 @@ bool lz_server_reply_closed(lz_server_reply_t *reply);
 
 // lz_server_reply_error answers a deferred request with the error reply a
 // handler returning code (a negative lz_error_t; others: LZ_EREMOTE)
-// gets, message (NULL: the code's own words) as its "message"; counted
-// in errors. Frees the handle as lz_server_reply_send, same returns (0
-// only once that error reply was handed to the socket).
+// gets, message (NULL: the code's own words; bytes that are not UTF-8 sent
+// as U+FFFD) as its "message"; counted
+// in errors. A message the serializer refuses (a custom codec may) gives
+// way to the code's own words. Frees the handle as lz_server_reply_send,
+// same returns (0 only once that error reply was handed to the socket).
 int lz_server_reply_error(lz_server_reply_t **reply_p, int code, const char *message);
 
 // How a client with several endpoints picks one per request.
@@ -152,6 +158,9 @@ typedef enum lz_strategy {
 
 // lz_client_new creates a client (default side: connect) on one or more
 // endpoints. Requests use zmq.request_timeout and zmq.request_retries.
+// The endpoints are all given here: none can be added later (lz_node_connect
+// and lz_node_bind are LZ_ESTATE on its node), so NULL, "" or a list of
+// only commas is LZ_EINVAL ("no endpoint"), as is a NULL ctx.
 lz_client_t *lz_client_new(lz_context_t *ctx, const char *endpoints);
 
 // lz_client_destroy ends every request still in flight with LZ_ECLOSED

@@ -795,7 +795,7 @@ static bool lend_socket(lz_client_t *c) {
         struct pollfd wake = {c->wake_fd, POLLIN, 0}; // a plain descriptor: poll(2), no zmq_poll passes
         if (poll(&wake, 1, LEND_IDLE_MS) > 0) lz__wakeup_drain(c->wake_fd);
         pthread_mutex_lock(&c->lock);
-        // pending_count is read only when no caller holds the loan.
+        // pending_count is read only when no caller holds the loan (borrow too).
         bool wanted = atomic_load(&c->stopping) || c->queue_head || (!c->direct && c->pending_count > 0);
         bool unused = !c->direct && lz__now_ms() - c->last_direct >= LEND_IDLE_MS;
         if (!c->direct && (wanted || unused)) {
@@ -809,10 +809,17 @@ static bool lend_socket(lz_client_t *c) {
     }
 }
 
-// borrow takes the lent socket for the caller's request, if it is lent and free.
+// borrow takes the lent socket for the caller's request, if it is lent and
+// free: nothing queued, and nothing pending either. A request the last
+// direct caller handed back (its attempt timed out) is pending until the
+// I/O thread takes the socket back, which it does not ask of a caller
+// holding the loan: borrowed meanwhile, the socket would keep that request
+// waiting past its timeout for as long as the new caller's attempt lasts.
+// pending_count is not the I/O thread's to change while the socket is lent,
+// and the last direct caller's changes came before its unlock of c->lock.
 static bool borrow(lz_client_t *c) {
     pthread_mutex_lock(&c->lock);
-    bool ok = c->lent && !c->direct && !c->closed && !c->queue_head;
+    bool ok = c->lent && !c->direct && !c->closed && !c->queue_head && c->pending_count == 0;
     if (ok) c->direct = true;
     pthread_mutex_unlock(&c->lock);
     return ok;
@@ -926,15 +933,15 @@ static void *client_loop(void *arg) {
 
 /* ---- construction -------------------------------------------------------- */
 
-// count_entries: how many sockets the endpoint list needs: one per entry
-// when resilient (empty ones skipped, as lz__node_attach's strtok_r does),
-// else one for all; at least one.
-static size_t count_entries(const char *endpoints, bool resilient) {
+// count_entries: the entries of an endpoint list (not NULL), empty ones
+// skipped, as lz__node_attach's strtok_r does.
+static size_t count_entries(const char *endpoints) {
     size_t n = 0;
-    if (resilient && endpoints)
-        for (const char *p = endpoints; *p; p++) n += *p != ',' && (p == endpoints || p[-1] == ',');
-    return n ? n : 1;
+    for (const char *p = endpoints; *p; p++) n += *p != ',' && (p == endpoints || p[-1] == ',');
+    return n;
 }
+
+bool lz__client_endpoints_given(const char *endpoints) { return endpoints && count_entries(endpoints) > 0; }
 
 // open_endpoint makes endpoint i's socket; the routing id must be set
 // before the socket connects, so endpoints are attached after it.
@@ -991,6 +998,8 @@ static void client_free(lz_client_t *c) {
 
 lz_client_t *lz__client_open(lz_context_t *ctx, const char *endpoints, const lz_engine_options_t *o) {
     if (!ctx) return lz__fail_null(LZ_EINVAL, "%s: ctx is NULL", o->name);
+    if (!lz__client_endpoints_given(endpoints)) // its sockets are its I/O thread's: none can be added later
+        return lz__fail_null(LZ_EINVAL, "%s: no endpoint: give at least one when creating it", o->name);
     lz_client_t *c = calloc(1, sizeof *c);
     if (!c) return lz__fail_null(LZ_ENOMEM, "%s: out of memory", o->name);
     pthread_mutex_init(&c->lock, NULL);
@@ -1001,7 +1010,7 @@ lz_client_t *lz__client_open(lz_context_t *ctx, const char *endpoints, const lz_
     c->pending.next = c->pending.prev = &c->pending;
     c->next_timer = NEVER;
     c->seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)c;
-    c->ep_count = count_entries(endpoints, o->resilient);
+    c->ep_count = o->resilient ? count_entries(endpoints) : 1; // one socket per entry, else one for all
     c->bucket_count = 64;
     c->ep = calloc(c->ep_count, sizeof *c->ep);
     c->items = calloc(c->ep_count + 1, sizeof *c->items);

@@ -24,7 +24,15 @@ typedef struct lz_engine_options {
 
 // lz__client_open makes a client with the given behaviour (lz_client_new
 // is lz__client_open with the client's options).
+// NULL, "", or a list of only commas is LZ_EINVAL: a client's sockets are
+// its I/O thread's, so none can be added later (lz_node_connect and
+// lz_node_bind are LZ_ESTATE on its node), and with none every request
+// would only time out.
 lz_client_t *lz__client_open(lz_context_t *ctx, const char *endpoints, const lz_engine_options_t *options);
+
+// lz__client_endpoints_given: whether the endpoint list has an entry
+// (empty entries skipped), as lz__client_open requires.
+bool lz__client_endpoints_given(const char *endpoints);
 
 // lz__client_call submits one request. data is the envelope's "data" (or,
 // without envelope, the whole payload; NULL: null). With callback it

@@ -318,6 +318,8 @@ int64_t lz_lock_fencing_token(const lz_lock_t *lock) { return lock && lock->held
 
 lz_lock_t *lz_lock_new(lz_context_t *ctx, const char *endpoints, const char *name, int ttl_ms) {
     if (!ctx || !name) return lz__fail_null(LZ_EINVAL, "lz_lock_new: NULL ctx or name");
+    if (!lz__client_endpoints_given(endpoints)) // as its client's: none can be added later
+        return lz__fail_null(LZ_EINVAL, "lz_lock_new: no endpoint: give the lock service's when creating it");
     size_t len = strlen(name);
     if (len == 0 || len > LZ_LOCK_NAME_MAX)
         return lz__fail_null(LZ_EINVAL, "lz_lock_new: the name must be 1 to %d bytes, not %zu", LZ_LOCK_NAME_MAX, len);

@@ -51,6 +51,7 @@ typedef struct job {
     lz_span_t span; // the request's SERVER span, ended with status once the reply is sent
     int status;
     bool no_memory; // its error reply could not be made: the server's out_of_memory goes instead
+    bool unencoded; // its error reply does not encode with the serializer at all: an empty frame goes instead
 } job_t;
 
 struct lz_server {
@@ -95,6 +96,12 @@ typedef struct running {
 
 static _Thread_local running_t *running_now;
 
+// Set on a pooled server's I/O thread: the replies it sends itself (a
+// pong, a malformed request's error) do not wait for room. Waiting, it
+// would read no request meanwhile, so one peer that reads no replies would
+// stall everyone for zmq.send_timeout per reply; such a reply is dropped.
+static _Thread_local bool sends_without_waiting;
+
 static void job_destroy(job_t *job) {
     if (!job) return;
     lz_buffer_destroy(&job->reply);
@@ -106,7 +113,7 @@ static job_t *job_new(lz_server_t *s) {
     job_t *job = lz__spare_take(&s->spare_job);
     if (job) {
         lz_buffer_reset(job->reply);
-        job->no_memory = false;
+        job->no_memory = job->unencoded = false;
         return job;
     }
     if (!(job = calloc(1, sizeof *job))) return NULL;
@@ -126,21 +133,43 @@ static void job_free(lz_server_t *s, job_t *job) {
 }
 
 // encode_error replaces the job's reply with an error reply, or, without
-// the memory to make it, with the server's out_of_memory reply.
+// the memory to make it, with the server's out_of_memory reply. A message
+// the serializer refuses gives way to the code's own words: the client
+// still learns the code. A serializer that encodes no error reply at all
+// (raw) leaves an empty frame: the client still gets an answer.
 static void encode_error(lz_server_t *s, job_t *job, int code, const char *message) {
     const char *action = job->msg ? lz_message_type(job->msg) : "unknown";
     lz_buffer_reset(job->reply);
     int rc = lz__envelope_encode_error(s->node.serializer, code, message, action, job->reply);
+    if (rc < 0 && rc != LZ_ENOMEM && message) {
+        lz_buffer_reset(job->reply);
+        rc = lz__envelope_encode_error(s->node.serializer, code, NULL, action, job->reply);
+    }
     job->no_memory = rc == LZ_ENOMEM;
-    if (rc < 0) lz_buffer_reset(job->reply); // else sent as an empty frame: the client still gets an answer
+    job->unencoded = rc < 0 && rc != LZ_ENOMEM;
+    if (rc < 0) lz_buffer_reset(job->reply);
+}
+
+// send_now sends reply behind the request's routing parts (copied; count
+// below LZ_MAX_FRAMES) without waiting for room: LZ_EAGAIN at once, the
+// reply dropped and counted as any send's (outbound_dropped and
+// backpressure_events). For a caller holding the node's lock.
+static int send_now(lz_node_t *node, const zmq_msg_t *route, size_t count, const lz_buffer_t *reply) {
+    lz_frame_t frames[LZ_MAX_FRAMES];
+    for (size_t i = 0; i < count; i++)
+        frames[i] = (lz_frame_t){zmq_msg_data((zmq_msg_t *)&route[i]), zmq_msg_size(&route[i])};
+    frames[count] = (lz_frame_t){lz_buffer_data(reply), lz_buffer_size(reply)};
+    return lz__node_send_locked(node, frames, count + 1, ZMQ_DONTWAIT);
 }
 
 // send_reply sends reply behind the request's routing parts (moved into
-// libzmq when sent), under the node's lock.
+// libzmq when sent, unless sends_without_waiting), under the node's lock.
 static int send_reply(lz_server_t *s, zmq_msg_t *route, size_t count, const lz_buffer_t *reply) {
     lz_node_t *node = &s->node;
     lz__node_lock(node); // the socket lives until the server is destroyed, after its threads
-    int rc = lz__node_send_parts_locked(node, route, count, lz_buffer_data(reply), lz_buffer_size(reply));
+    int rc = sends_without_waiting
+                 ? send_now(node, route, count, reply)
+                 : lz__node_send_parts_locked(node, route, count, lz_buffer_data(reply), lz_buffer_size(reply));
     lz__node_unlock(node);
     return rc;
 }
@@ -160,6 +189,8 @@ static int send_job(lz_server_t *s, job_t *job) {
     // A client gone is routine (it timed out, or retried on a new socket):
     // counted in outbound_dropped, and said at most once a second.
     if (rc == LZ_EUNREACHABLE) lz__node_log_drop(node, "reply dropped: its client has gone away");
+    else if (rc == LZ_EAGAIN && sends_without_waiting)
+        lz__node_log_drop(node, "reply dropped: no room in its client's queue (it reads no replies)");
     else if (rc < 0) LZ_LOG(node->log, LZ_LOG_DEBUG, node->name, "reply not sent: %s", lz_last_error());
     job_free(s, job);
     return rc;
@@ -370,16 +401,20 @@ static int finish_reply(lz_server_reply_t **reply_p, int code, const lz_value_t 
     reply->job = NULL;
     reply->server = NULL;
     int holds = 1, rc = LZ_OK;
-    bool unmade = false;
+    bool unmade = false, unencoded = false;
     if (job) {
         job->status = code == LZ_OK ? encode_value(s, job, value) : encode_failure(s, job, code, message);
         unmade = code == LZ_OK ? job->status == LZ_ENOMEM : job->no_memory;
+        unencoded = job->unencoded;
         rc = send_job(s, job); // under the mutex: a stop waits for it before the server may go
         if (unlist(s, reply)) holds = 2;
     }
     let_go(reply, holds);
     if (!job) return lz__fail(LZ_ECLOSED, "%s: the server stopped first and answered it", fn);
     if (rc < 0) return not_sent(rc, fn);
+    if (unencoded)
+        return lz__fail(LZ_ESERIALIZATION, "%s: no error reply encodes with the server's serializer: the client "
+                        "got an empty reply", fn);
     return unmade ? lz__fail(LZ_ENOMEM, "%s: out of memory: the client got an error reply instead", fn) : LZ_OK;
 }
 
@@ -523,6 +558,9 @@ static void *server_loop(void *arg) {
     lz_server_t *s = arg;
     lz_thread_running_t here;
     lz__thread_enter(&here, s);
+    // Not without a pool: that I/O thread runs the handlers and sends their
+    // replies, which wait for room as every handler's reply does.
+    sends_without_waiting = s->pool != NULL;
     if (s->pool) serve_pooled(s);
     else serve_inline(s);
     // Running handlers finish and send their replies; queued requests are
