@@ -3,6 +3,8 @@
  * contenders differ only in the library calls they make. */
 #include "harness.h"
 
+#include "cli/number.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -497,27 +499,9 @@ static int copy_choice(char *dst, size_t len, const char *s, const char *const *
     return -1;
 }
 
-// parse_long_in reads a decimal integer within [min, max].
+// parse_long_in reads a decimal integer within [min, max] (the tool's rule).
 static int parse_long_in(const char *s, long min, long max, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max) return -1;
-    *out = v;
-    return 0;
-}
-
-// is_decimal: digits with at most one '.', nothing else: the tool's rule
-// for a number with a fraction (src/cli/options.c, --timeout), where
-// strtod alone also takes hex, exponents, "inf" and leading blanks.
-static bool is_decimal(const char *text) {
-    bool digit = false, dot = false;
-    for (; *text; text++) {
-        if (*text >= '0' && *text <= '9') digit = true;
-        else if (*text == '.' && !dot) dot = true;
-        else return false;
-    }
-    return digit;
+    return lz_cli_parse_long(s, min, max, out) ? 0 : -1;
 }
 
 // parse_option reads one option with its value, within sane bounds (a
@@ -530,7 +514,7 @@ static int parse_option(lzb_spec_t *spec, const char *opt, const char *val) {
     if (strcmp(opt, "--transport") == 0) return copy_choice(spec->transport, sizeof spec->transport, val, transports);
     if (strcmp(opt, "--codec") == 0) return copy_choice(spec->codec, sizeof spec->codec, val, codecs);
     if (strcmp(opt, "--max-seconds") == 0) {
-        if (!is_decimal(val)) return -1;
+        if (!lz_cli_is_decimal(val)) return -1;
         spec->max_seconds = strtod(val, NULL);
         return spec->max_seconds > 0 && spec->max_seconds <= 3600 ? 0 : -1;
     }

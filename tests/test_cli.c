@@ -330,6 +330,8 @@ LZ_TEST(test_bad_arguments) {
         {"sub", "--bind", "nope"},
         {"sub", "--connect", "tcp://127.0.0.1:1", "--count", "x"},
         {"sub", "--connect", "tcp://127.0.0.1:1", "--count", "0"},
+        {"sub", "--connect", "tcp://127.0.0.1:1", "--count", " 5"}, // digits only, as --timeout
+        {"sub", "--connect", "tcp://127.0.0.1:1", "--count", "+5"},
         {"sub", "--connect", "tcp://127.0.0.1:1", "--timeout", "-1"},
         {"sub", "--connect", "tcp://127.0.0.1:1", "--format", "nope"},
         {"sub", "--connect", "tcp://127.0.0.1:1", "--count=3", "--count=4"},
@@ -379,6 +381,7 @@ LZ_TEST(test_bad_arguments) {
         {"bench", "pushpull", "--reps", "65"},
         {"bench", "pushpull", "--transport", "inproc", "--max-seconds", "0x1"}, // only decimal, as --timeout
         {"bench", "pushpull", "--transport", "inproc", "--max-seconds", " 1"},
+        {"bench", "pushpull", "--transport", "inproc", "--count", "+5"},
         // Two processes are for throughput between processes only.
         {"bench", "pushpull", "--transport", "inproc", "--processes", "2"},
         {"bench", "reqrep", "--processes", "2"},

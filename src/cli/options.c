@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "cli/number.h"
 #include "core/secure_env.h"
 #include "serial/utf8.h"
 
@@ -150,31 +151,10 @@ static bool is_option(const char *arg) {
     return arg[0] == '-' && arg[1] != '\0' && !isdigit((unsigned char)arg[1]);
 }
 
-static bool parse_long(const char *text, long min, long max, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < min || v > max) return false;
-    *out = v;
-    return true;
-}
-
-// is_decimal: digits with at most one '.', nothing else (strtod would
-// also take hex, exponents, "inf" and leading blanks).
-static bool is_decimal(const char *text) {
-    bool digit = false, dot = false;
-    for (; *text; text++) {
-        if (isdigit((unsigned char)*text)) digit = true;
-        else if (*text == '.' && !dot) dot = true;
-        else return false;
-    }
-    return digit;
-}
-
 // parse_timeout reads a positive decimal number of unit_ms milliseconds
 // (fractions allowed) into whole milliseconds.
 static bool parse_timeout(const char *text, int unit_ms, int *out) {
-    if (!is_decimal(text)) return false;
+    if (!lz_cli_is_decimal(text)) return false;
     errno = 0;
     double v = strtod(text, NULL);
     if (errno || v <= 0 || v * unit_ms > INT_MAX) return false;
@@ -224,7 +204,7 @@ static int bad_value(const lz_cli_opts_t *opts, const lz_cli_option_t *opt, cons
 static int store_range(const lz_cli_opts_t *opts, const lz_cli_option_t *opt, const char *value, long min, long max,
                        const char *unit, int *out) {
     long n;
-    if (parse_long(value, min, max, &n)) {
+    if (lz_cli_parse_long(value, min, max, &n)) {
         *out = (int)n;
         return LZ_CLI_CONTINUE;
     }
@@ -278,11 +258,11 @@ static int store_option(lz_cli_opts_t *opts, const lz_cli_option_t *opt, const c
     case LZ_OPT_BACKEND: return store_spec(opts, opt, value, &opts->backend);
     case LZ_OPT_CAPTURE: return store_spec(opts, opt, value, &opts->capture);
     case LZ_OPT_COUNT:
-        if (!parse_long(value, 1, LONG_MAX, &opts->count)) return bad_value(opts, opt, value, "1 or more");
+        if (!lz_cli_parse_long(value, 1, LONG_MAX, &opts->count)) return bad_value(opts, opt, value, "1 or more");
         break;
     case LZ_OPT_RETRIES: return store_range(opts, opt, value, 0, LZ_CLIENT_RETRIES_MAX, "", &opts->retries);
     case LZ_OPT_WAIT:
-        if (!parse_long(value, 0, INT_MAX, &n)) return bad_value(opts, opt, value, "0 or more ms");
+        if (!lz_cli_parse_long(value, 0, INT_MAX, &n)) return bad_value(opts, opt, value, "0 or more ms");
         opts->wait_ms = (int)n;
         break;
     case LZ_OPT_TTL: return store_range(opts, opt, value, 1, (long)LZ_LOCK_TIMEOUT_MAX * 1000, " ms", &opts->ttl_ms);

@@ -54,7 +54,12 @@ static bool hide_typing(void) {
     // rest of the password. Stopped, the terminal keeps echo off until fg.
     static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
     if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_terminal) != 0) return false;
-    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) signal(signals[i], restore_and_reraise);
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+        struct sigaction was;
+        // One lz was started with ignored (nohup) stays so: it would end lz passwd.
+        if (sigaction(signals[i], NULL, &was) == 0 && was.sa_handler == SIG_IGN) continue;
+        signal(signals[i], restore_and_reraise);
+    }
     struct termios quiet = saved_terminal;
     quiet.c_lflag &= (tcflag_t)~(ECHO | ECHOE | ECHOK | ECHONL);
     echo_off = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
